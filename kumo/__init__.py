@@ -1,0 +1,3 @@
+"""kumo: a private cloud that speaks the OpenStack API."""
+
+__version__ = "0.1.0"

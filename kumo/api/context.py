@@ -1,0 +1,39 @@
+"""Who is calling: the request context every domain function receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kumo.errors import Forbidden
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    user_id: str
+    project_id: str | None
+    roles: tuple[str, ...]
+    request_id: str = "-"
+    user_name: str = ""
+    project_name: str = ""
+    audit_id: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_admin(self) -> bool:
+        # Legacy Keystone/Nova semantics: admin on any project is cloud admin.
+        return "admin" in self.roles
+
+    @property
+    def can_write(self) -> bool:
+        return self.is_admin or "member" in self.roles
+
+    def require_admin(self) -> None:
+        if not self.is_admin:
+            raise Forbidden("Policy doesn't allow this operation to be performed.")
+
+    def require_writer(self) -> None:
+        if not self.can_write:
+            raise Forbidden("Policy doesn't allow this operation to be performed.")
+
+    def owns(self, project_id: str | None) -> bool:
+        return self.is_admin or (project_id is not None and project_id == self.project_id)

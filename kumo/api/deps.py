@@ -1,0 +1,40 @@
+"""FastAPI dependencies shared by every service's routes."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from kumo.api.context import RequestContext
+from kumo.compute import microversion as mv
+from kumo.errors import Unauthorized
+from kumo.logs import request_id_var
+from kumo.runtime import Runtime
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def context(request: Request) -> RequestContext:
+    token = request.headers.get("x-auth-token")
+    if not token:
+        raise Unauthorized("The request you have made requires authentication.")
+    data = runtime(request).tokens.verify(token)
+    ctx = RequestContext(
+        user_id=data.user_id,
+        project_id=data.project_id,
+        roles=data.roles,
+        request_id=request_id_var.get(),
+        user_name=data.user_name,
+        project_name=data.project_name or "",
+        audit_id=data.audit_id,
+    )
+    request.state.context = ctx
+    return ctx
+
+
+def microversion(request: Request) -> mv.Microversion:
+    version = mv.parse({k.lower(): v for k, v in request.headers.items()})
+    request.state.microversion = version
+    return version

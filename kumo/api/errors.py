@@ -1,0 +1,85 @@
+"""The one place where exceptions become OpenStack error bodies, per service."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from kumo.errors import KumoError
+
+log = logging.getLogger(__name__)
+
+_KIND_BY_STATUS = {
+    400: "badRequest",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "itemNotFound",
+    405: "methodNotAllowed",
+    406: "notAcceptable",
+    409: "conflict",
+    413: "overLimit",
+    415: "unsupportedMediaType",
+}
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    409: "Conflict",
+    413: "Request Entity Too Large",
+    415: "Unsupported Media Type",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+}
+
+
+def error_response(path: str, status: int, message: str, kind: str | None = None) -> Response:
+    title = _TITLES.get(status, "Error")
+    headers = {}
+    if path.startswith("/identity"):
+        body: dict[str, object] = {"error": {"code": status, "message": message, "title": title}}
+        if status == 401:
+            headers["WWW-Authenticate"] = 'Keystone uri="/identity"'
+    elif path.startswith("/image"):
+        body = {"code": status, "title": title, "message": message, "error": {"message": message}}
+    else:
+        key = kind or _KIND_BY_STATUS.get(status, "computeFault")
+        body = {key: {"code": status, "message": message}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(KumoError)
+    async def _kumo(request: Request, exc: KumoError) -> Response:
+        if exc.status >= 500:
+            log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
+        return error_response(request.url.path, exc.status, exc.message, exc.kind)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        parts = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+        return error_response(request.url.path, 400, "Invalid input for field/attribute: " + "; ".join(parts))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = "The resource could not be found."
+        return error_response(request.url.path, exc.status_code, message)
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(
+            request.url.path, 500, "An unexpected error prevented the server from fulfilling your request."
+        )

@@ -1,0 +1,66 @@
+"""Request id, microversion echo and latency metrics for every request (pure ASGI)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kumo.compute import microversion as mv
+from kumo.errors import KumoError
+from kumo.logs import request_id_var
+from kumo.metrics import REQUEST_LATENCY
+
+log = logging.getLogger("kumo.api")
+
+
+class RequestMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        request_id = headers.get("x-openstack-request-id") or f"req-{uuid.uuid4()}"
+        if not request_id.startswith("req-"):
+            request_id = f"req-{uuid.uuid4()}"
+        token = request_id_var.set(request_id)
+        path: str = scope["path"]
+        extra: list[tuple[bytes, bytes]] = [(b"x-openstack-request-id", request_id.encode())]
+        if path.startswith("/compute"):
+            extra.append((b"x-compute-request-id", request_id.encode()))
+            try:
+                version = mv.parse(headers)
+            except KumoError:
+                version = mv.min_version()
+            extra += [
+                (b"openstack-api-version", f"compute {version}".encode()),
+                (b"x-openstack-nova-api-version", str(version).encode()),
+                (b"vary", b"OpenStack-API-Version, X-OpenStack-Nova-API-Version"),
+            ]
+        status_holder: dict[str, Any] = {"status": 500}
+        started = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                message["headers"] = list(message.get("headers", [])) + extra
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            route_path = getattr(route, "path", None) or "unmatched"
+            if scope.get("root_path") and route_path != "unmatched":
+                route_path = scope["root_path"] + route_path
+            REQUEST_LATENCY.labels(scope["method"], route_path, str(status_holder["status"])).observe(elapsed)
+            if not path.startswith("/internal"):
+                log.info("%s %s -> %s in %.1f ms", scope["method"], path, status_holder["status"], elapsed * 1000)
+            request_id_var.reset(token)

@@ -1,0 +1,63 @@
+"""Nova microversions: parse the request's version, compare, and answer with it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from kumo.errors import BadRequest, NotAcceptable
+
+MIN_VERSION = (2, 1)
+# Advertise only versions whose request and response shapes kumo implements.
+MAX_VERSION = (2, 64)
+
+_VERSION_RE = re.compile(r"^([1-9]\d*)\.([1-9]\d*|0)$")
+
+
+@dataclass(frozen=True, order=True)
+class Microversion:
+    major: int
+    minor: int
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+    def at_least(self, version: str) -> bool:
+        major, minor = (int(p) for p in version.split("."))
+        return (self.major, self.minor) >= (major, minor)
+
+    def before(self, version: str) -> bool:
+        return not self.at_least(version)
+
+
+def max_version() -> Microversion:
+    return Microversion(*MAX_VERSION)
+
+
+def min_version() -> Microversion:
+    return Microversion(*MIN_VERSION)
+
+
+def parse(headers: dict[str, str]) -> Microversion:
+    """From `OpenStack-API-Version: compute X` or `X-OpenStack-Nova-API-Version: X`."""
+    raw = None
+    new = headers.get("openstack-api-version")
+    if new:
+        for item in new.split(","):
+            parts = item.strip().split()
+            if len(parts) == 2 and parts[0].lower() == "compute":
+                raw = parts[1]
+    if raw is None:
+        raw = headers.get("x-openstack-nova-api-version")
+    if raw is None:
+        return min_version()
+    raw = raw.strip()
+    if raw.lower() == "latest":
+        return max_version()
+    match = _VERSION_RE.match(raw)
+    if not match:
+        raise BadRequest(f"API Version String {raw} is of invalid format. Must be of format MajorNum.MinorNum.")
+    version = Microversion(int(match.group(1)), int(match.group(2)))
+    if not (min_version() <= version <= max_version()):
+        raise NotAcceptable(f"Version {raw} is not supported by the API. Minimum is {min_version()} and maximum is {max_version()}.")
+    return version

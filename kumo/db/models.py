@@ -1,0 +1,10 @@
+"""Import every table so Base.metadata is complete (Alembic and tests use this)."""
+
+from kumo.agent import models as agent_models  # noqa: F401
+from kumo.compute import models as compute_models  # noqa: F401
+from kumo.db.base import Base
+from kumo.identity import models as identity_models  # noqa: F401
+from kumo.image import models as image_models  # noqa: F401
+from kumo.placement import models as placement_models  # noqa: F401
+
+metadata = Base.metadata

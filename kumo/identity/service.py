@@ -1,0 +1,193 @@
+"""Identity domain: authenticate, issue/validate/revoke tokens, build the catalog."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kumo.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from kumo.identity.models import Project, RevokedToken, Role, RoleAssignment, User
+from kumo.identity.passwords import verify_password
+from kumo.identity.tokens import TokenData, TokenProvider
+
+DEFAULT_DOMAIN = {"id": "default", "name": "Default"}
+SERVICES = (
+    # (type, name, path under the API root)
+    ("identity", "keystone", "/identity"),
+    ("compute", "nova", "/compute/v2.1"),
+    ("image", "glance", "/image"),
+)
+
+
+def _check_domain(ref: dict[str, Any] | None) -> None:
+    if not ref:
+        return
+    if ref.get("id") not in (None, "default") or ref.get("name") not in (None, "Default"):
+        raise Unauthorized("The request you have made requires authentication.")
+
+
+def _find_user(session: Session, ref: dict[str, Any]) -> User | None:
+    if "id" in ref:
+        return session.get(User, ref["id"])
+    if "name" in ref:
+        _check_domain(ref.get("domain"))
+        return session.scalar(select(User).where(User.name == ref["name"], User.domain_id == "default"))
+    raise BadRequest("Expecting to find id or name in user.")
+
+
+def _find_project(session: Session, ref: dict[str, Any]) -> Project:
+    project = None
+    if "id" in ref:
+        project = session.get(Project, ref["id"])
+    elif "name" in ref:
+        _check_domain(ref.get("domain"))
+        project = session.scalar(select(Project).where(Project.name == ref["name"]))
+    else:
+        raise BadRequest("Expecting to find id or name in project.")
+    if project is None or not project.enabled:
+        raise Unauthorized(f"The request you have made requires authentication. (project {ref})")
+    return project
+
+
+def roles_on_project(session: Session, user_id: str, project_id: str) -> list[tuple[str, str]]:
+    rows = session.execute(
+        select(Role.id, Role.name)
+        .join(RoleAssignment, RoleAssignment.role_id == Role.id)
+        .where(RoleAssignment.user_id == user_id, RoleAssignment.project_id == project_id)
+        .order_by(Role.name)
+    )
+    return [(r.id, r.name) for r in rows]
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    data: TokenData
+
+
+def authenticate(session: Session, tokens: TokenProvider, auth: dict[str, Any]) -> IssuedToken:
+    """Keystone's POST /v3/auth/tokens: password or token method, optionally project-scoped."""
+    if not isinstance(auth, dict):
+        raise BadRequest("Expecting to find auth in request body.")
+    identity = auth.get("identity")
+    if not isinstance(identity, dict) or not isinstance(identity.get("methods"), list):
+        raise BadRequest("Expecting to find identity in auth.")
+    methods = identity["methods"]
+    expires_at: dt.datetime | None = None
+    audit_id = None
+    if "password" in methods:
+        user_ref = (identity.get("password") or {}).get("user")
+        if not isinstance(user_ref, dict) or "password" not in user_ref:
+            raise BadRequest("Expecting to find user and password in password.")
+        user = _find_user(session, user_ref)
+        if user is None or not user.enabled or not verify_password(str(user_ref["password"]), user.password_hash):
+            raise Unauthorized("The request you have made requires authentication.")
+    elif "token" in methods:
+        old = tokens.verify(str((identity.get("token") or {}).get("id", "")))
+        user = session.get(User, old.user_id)
+        if user is None or not user.enabled:
+            raise Unauthorized("The request you have made requires authentication.")
+        expires_at = old.expires_at  # a rescoped token never outlives its parent
+    else:
+        raise Unauthorized(f"Unsupported authentication methods {methods}.")
+
+    scope = auth.get("scope")
+    project: Project | None = None
+    roles: list[tuple[str, str]] = []
+    if isinstance(scope, dict) and "project" in scope:
+        project = _find_project(session, scope["project"])
+        roles = roles_on_project(session, user.id, project.id)
+        if not roles:
+            raise Unauthorized(f"User {user.id} has no access to project {project.id}")
+    elif scope is None and user.default_project_id:
+        project = session.get(Project, user.default_project_id)
+        roles = roles_on_project(session, user.id, project.id) if project else []
+        if not roles:
+            project = None
+    elif scope not in (None, "unscoped") and not (isinstance(scope, dict) and "project" in scope):
+        raise Forbidden("Only project scope is supported.")
+    token, data = tokens.issue(
+        user_id=user.id,
+        user_name=user.name,
+        project_id=project.id if project else None,
+        project_name=project.name if project else None,
+        roles=roles,
+        expires_at=expires_at,
+        audit_id=audit_id,
+    )
+    return IssuedToken(token, data)
+
+
+def revoke(session: Session, tokens: TokenProvider, data: TokenData) -> None:
+    if session.get(RevokedToken, data.audit_id) is None:
+        session.add(RevokedToken(audit_id=data.audit_id, expires_at=data.expires_at))
+    tokens.mark_revoked(data.audit_id)
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+
+
+def catalog(base_url: str, region: str) -> list[dict[str, Any]]:
+    base = base_url.rstrip("/")
+    entries = []
+    for stype, name, path in SERVICES:
+        service_id = uuid.uuid5(uuid.NAMESPACE_URL, f"kumo:{stype}").hex
+        endpoints = [
+            {
+                "id": uuid.uuid5(uuid.NAMESPACE_URL, f"kumo:{stype}:{iface}").hex,
+                "interface": iface,
+                "region": region,
+                "region_id": region,
+                "url": base + path,
+            }
+            for iface in ("public", "internal", "admin")
+        ]
+        entries.append({"id": service_id, "type": stype, "name": name, "endpoints": endpoints})
+    return entries
+
+
+def token_body(data: TokenData, base_url: str, region: str, with_catalog: bool = True) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "methods": list(data.methods),
+        "user": {
+            "id": data.user_id,
+            "name": data.user_name,
+            "domain": DEFAULT_DOMAIN,
+            "password_expires_at": None,
+        },
+        "audit_ids": [data.audit_id],
+        "expires_at": _iso(data.expires_at),
+        "issued_at": _iso(data.issued_at),
+    }
+    if data.project_id:
+        body["project"] = {"id": data.project_id, "name": data.project_name, "domain": DEFAULT_DOMAIN}
+        body["is_domain"] = False
+        body["roles"] = [{"id": rid, "name": name} for rid, name in zip(data.role_ids, data.roles, strict=True)]
+        if with_catalog:
+            body["catalog"] = catalog(base_url, region)
+    return {"token": body}
+
+
+def projects_of_user(session: Session, user_id: str) -> list[Project]:
+    return list(
+        session.scalars(
+            select(Project)
+            .join(RoleAssignment, RoleAssignment.project_id == Project.id)
+            .where(RoleAssignment.user_id == user_id)
+            .distinct()
+            .order_by(Project.name)
+        )
+    )
+
+
+def require_user(session: Session, user_id: str) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"Could not find user: {user_id}.")
+    return user

@@ -1,0 +1,64 @@
+"""What a process shares between requests: settings, database, token provider, wake-ups."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from kumo.config import Settings
+from kumo.db import Database, utcnow
+from kumo.identity.tokens import TokenProvider
+
+
+class Waker:
+    """Wakes threads waiting for new work for a key (a host name, "scheduler").
+
+    Inside one process this is a condition variable. Across API workers on PostgreSQL the
+    notifier (kumo/db/notify.py) forwards LISTEN/NOTIFY into `wake`; waiters also re-check the
+    database on a short timeout, so a lost wake-up costs latency, never work.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._seq: dict[str, int] = {}
+        self.publish = self.wake  # replaced by the PostgreSQL notifier when enabled
+
+    def seq(self, key: str) -> int:
+        with self._cond:
+            return self._seq.get(key, 0)
+
+    def wake(self, key: str) -> None:
+        with self._cond:
+            self._seq[key] = self._seq.get(key, 0) + 1
+            self._cond.notify_all()
+
+    def wait(self, key: str, seen: int, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self._seq.get(key, 0) != seen, timeout=timeout)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    tokens: TokenProvider
+    waker: Waker = field(default_factory=Waker)
+    agent_token: str = ""
+
+
+def build_runtime(settings: Settings, db: Database | None = None) -> Runtime:
+    from kumo.identity.models import RevokedToken
+
+    database = db or Database(settings.resolved_database_url)
+
+    def load_revoked() -> set[str]:
+        with database.transaction() as session:
+            rows = session.scalars(select(RevokedToken.audit_id).where(RevokedToken.expires_at > utcnow()))
+            return set(rows)
+
+    tokens = TokenProvider(
+        settings.secret("token_key", generate="fernet"), settings.token_ttl_seconds, load_revoked
+    )
+    return Runtime(settings=settings, db=database, tokens=tokens, agent_token=settings.secret("agent_token"))

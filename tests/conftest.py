@@ -1,0 +1,97 @@
+"""Shared fixtures: a real kumo API on a free port over SQLite (and PostgreSQL when asked)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kumo.config import Settings
+from kumo.deploy import init_cloud
+from kumo.runtime import build_runtime
+from kumo.server import ThreadedServer
+
+ADMIN_PASSWORD = "admin-secret"
+DEMO_PASSWORD = "demo-secret"
+PG_URL = os.environ.get("KUMO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def postgres_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_URL.replace("postgresql+psycopg", "postgresql"), connect_timeout=2):
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def pg_database_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards; skips when PG is absent."""
+    if not postgres_available():
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    import psycopg
+
+    name = f"kumo_test_{uuid.uuid4().hex[:10]}"
+    admin_dsn = PG_URL.replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield PG_URL.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class Cloud:
+    url: str
+    settings: Settings
+    server: ThreadedServer
+
+    def token(self, user: str = "admin", password: str = ADMIN_PASSWORD, project: str = "admin") -> str:
+        body = {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {"user": {"name": user, "domain": {"id": "default"}, "password": password}},
+                },
+                "scope": {"project": {"name": project, "domain": {"id": "default"}}},
+            }
+        }
+        resp = httpx.post(f"{self.url}/identity/v3/auth/tokens", json=body)
+        assert resp.status_code == 201, resp.text
+        return resp.headers["X-Subject-Token"]
+
+    def client(self, token: str | None = None, microversion: str | None = None) -> httpx.Client:
+        headers = {"X-Auth-Token": token or self.token()}
+        if microversion:
+            headers["OpenStack-API-Version"] = f"compute {microversion}"
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+def start_cloud(tmp_path: Path, database_url: str = "") -> Cloud:
+    settings = Settings(state_dir=tmp_path / "state", database_url=database_url)
+    db = init_cloud(settings, ADMIN_PASSWORD, DEMO_PASSWORD)
+    rt = build_runtime(settings, db)
+    server = ThreadedServer(rt).start()
+    return Cloud(url=server.url, settings=settings, server=server)
+
+
+@pytest.fixture
+def cloud(tmp_path: Path) -> Iterator[Cloud]:
+    """A kumo API over a fresh SQLite database, with admin and demo bootstrapped."""
+    c = start_cloud(tmp_path)
+    yield c
+    c.server.stop()
+
+
+@pytest.fixture
+def pg_cloud(tmp_path: Path, pg_database_url: str) -> Iterator[Cloud]:
+    c = start_cloud(tmp_path, pg_database_url)
+    yield c
+    c.server.stop()

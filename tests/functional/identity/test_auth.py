@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import httpx
+
+from tests.conftest import Cloud
+
+
+def test_version_discovery(cloud: Cloud) -> None:
+    resp = httpx.get(f"{cloud.url}/identity")
+    assert resp.status_code == 300
+    value = resp.json()["versions"]["values"][0]
+    assert value["id"].startswith("v3")
+    assert value["links"][0]["href"] == f"{cloud.url}/identity/v3/"
+
+
+def test_password_token_scoped_with_catalog(cloud: Cloud) -> None:
+    token = cloud.token()
+    with cloud.client(token) as c:
+        resp = c.get("/identity/v3/auth/tokens", headers={"X-Subject-Token": token})
+    assert resp.status_code == 200
+    body = resp.json()["token"]
+    assert body["project"]["name"] == "admin"
+    assert [r["name"] for r in body["roles"]] == ["admin"]
+    assert body["expires_at"].endswith("Z")
+    types = {s["type"] for s in body["catalog"]}
+    assert {"identity", "compute", "image"} <= types
+
+
+def test_bad_password_is_401_in_keystone_format(cloud: Cloud) -> None:
+    resp = httpx.post(
+        f"{cloud.url}/identity/v3/auth/tokens",
+        json={"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"id": "default"}, "password": "nope"}}}}},
+    )
+    assert resp.status_code == 401
+    assert resp.json()["error"]["code"] == 401
+
+
+def test_malformed_json_is_400(cloud: Cloud) -> None:
+    resp = httpx.post(f"{cloud.url}/identity/v3/auth/tokens", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400
+    assert resp.json()["error"]["code"] == 400
+
+
+def test_revoked_token_stops_working(cloud: Cloud) -> None:
+    token = cloud.token()
+    other = cloud.token()
+    with cloud.client(other) as c:
+        assert c.delete("/identity/v3/auth/tokens", headers={"X-Subject-Token": token}).status_code == 204
+        assert c.get("/identity/v3/auth/tokens", headers={"X-Subject-Token": token}).status_code == 404
+    with cloud.client(token) as c:
+        assert c.get("/identity/v3/auth/catalog").status_code == 401
+
+
+def test_missing_token_is_401(cloud: Cloud) -> None:
+    resp = httpx.get(f"{cloud.url}/identity/v3/auth/catalog")
+    assert resp.status_code == 401
