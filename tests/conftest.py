@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import httpx
@@ -95,3 +96,53 @@ def pg_cloud(tmp_path: Path, pg_database_url: str) -> Iterator[Cloud]:
     c = start_cloud(tmp_path, pg_database_url)
     yield c
     c.server.stop()
+
+
+class Fleet:
+    """In-process agents (fake driver) talking to a cloud over the real agent protocol."""
+
+    def __init__(self, cloud: Cloud) -> None:
+        self.cloud = cloud
+        self.agents: list[Any] = []
+
+    def add(self, name: str, vcpus: int = 8, memory_mb: int = 16384, disk_gb: int = 200, **kw: Any) -> Any:
+        from kumo.agent.agent import Agent
+        from kumo.agent.drivers.fake import FakeDriver
+
+        driver = FakeDriver(name, vcpus=vcpus, memory_mb=memory_mb, disk_gb=disk_gb)
+        agent = Agent(self.cloud.url, name, driver, self.cloud.settings.secret("agent_token"),
+                      heartbeat_interval=kw.get("heartbeat_interval", 2.0), poll_wait=2.0)
+        self.agents.append(agent.start())
+        return agent
+
+    def stop(self) -> None:
+        for agent in self.agents:
+            agent.stop()
+
+
+@pytest.fixture
+def fleet(cloud: Cloud) -> Iterator[Fleet]:
+    f = Fleet(cloud)
+    yield f
+    f.stop()
+
+
+@pytest.fixture
+def pg_fleet(pg_cloud: Cloud) -> Iterator[Fleet]:
+    f = Fleet(pg_cloud)
+    yield f
+    f.stop()
+
+
+def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.05) -> Any:
+    """Poll until predicate() is truthy; returns its value or fails the test."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)

@@ -7,6 +7,7 @@ import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -31,6 +32,8 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Sync routes and agents' long polls run in worker threads: allow plenty of them.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 256
         workers = None
         if background:
             from kumo.compute.workers import start_workers

@@ -135,8 +135,8 @@ class Instance(Base):
     scheduler_hints: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     server_group: Mapped[str | None] = mapped_column(String(36), nullable=True)
     fault: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    # Where a migration is taking the instance (cleared when it settles).
-    migration_dest: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # The host a cold migration came from, while it awaits confirm or revert.
+    migration_source: Mapped[str | None] = mapped_column(String(255), nullable=True)
     launch_index: Mapped[int] = mapped_column(Integer, default=0)
     reservation_id: Mapped[str] = mapped_column(String(32), default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

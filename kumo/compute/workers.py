@@ -1,11 +1,18 @@
-"""Background loops of an API worker (scheduler, housekeeping). Filled in by the compute core."""
+"""Background loops of an API worker: the scheduler and housekeeping (heartbeat-age gauge)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
 import threading
+from dataclasses import dataclass, field
 
+from kumo.agent.tasks import host_key
+from kumo.compute.scheduling import schedule_pending
+from kumo.db.notify import PgNotifier
 from kumo.runtime import Runtime
+
+log = logging.getLogger(__name__)
+SCHEDULER_KEY = "scheduler"
 
 
 @dataclass
@@ -13,11 +20,40 @@ class Workers:
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
 
+    notifier: PgNotifier | None = None
+
     def stop(self) -> None:
         self.stop_event.set()
+        if self.notifier is not None:
+            self.notifier.stop()
         for thread in self.threads:
             thread.join(timeout=5)
 
 
+def scheduler_loop(rt: Runtime, stop: threading.Event, idle_poll: float = 1.0) -> None:
+    """Schedule whenever woken (a create committed) and, as a safety net, every `idle_poll`
+    seconds: a wake-up lost to a crash or another worker costs latency, never an instance."""
+    while not stop.is_set():
+        seen = rt.waker.seq(SCHEDULER_KEY)
+        try:
+            handled, hosts = schedule_pending(rt)
+        except Exception:
+            log.exception("scheduling pass failed; retrying")
+            handled, hosts = 0, set()
+            stop.wait(0.5)
+        for host in hosts:
+            rt.waker.publish(host_key(host))
+        if handled == 0:
+            rt.waker.wait(SCHEDULER_KEY, seen, idle_poll)
+
+
 def start_workers(rt: Runtime) -> Workers:
-    return Workers()
+    workers = Workers()
+    if not rt.db.is_sqlite:
+        workers.notifier = PgNotifier(rt).start()
+    thread = threading.Thread(
+        target=scheduler_loop, args=(rt, workers.stop_event), name="kumo-scheduler", daemon=True
+    )
+    thread.start()
+    workers.threads.append(thread)
+    return workers

@@ -1,0 +1,193 @@
+"""`kumo agent`: one per hypervisor. Registers its host, heartbeats, long-polls the API for
+work, runs it through its driver and reports back — all over the internal HTTP API.
+
+Nothing is lost when the API or the agent dies: tasks stay `pending` in the database until a
+result is accepted, a restarted agent receives them again, and every driver operation is
+idempotent. Tasks of one instance run in order; different instances run in parallel.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import traceback
+import zlib
+from collections import deque
+from typing import Any
+
+import httpx
+
+from kumo.agent.drivers.base import ComputeDriver, DriverError
+from kumo.agent.protocol import AGENT_TOKEN_HEADER, HostReport, TaskOut, TaskResult
+from kumo.compute.states import PowerState
+from kumo.logs import request_id_var
+
+log = logging.getLogger("kumo.agent")
+
+
+def run_task(driver: ComputeDriver, task: TaskOut) -> TaskResult:
+    """Map a task kind onto the driver; errors become a failed result with the message."""
+    instance: dict[str, Any] = task.payload.get("instance", {})
+    try:
+        if task.kind == "spawn":
+            power = driver.spawn(instance)
+        elif task.kind == "delete":
+            driver.destroy(instance)
+            power = int(PowerState.NOSTATE)
+        elif task.kind == "start":
+            power = driver.power_on(instance)
+        elif task.kind == "stop":
+            power = driver.power_off(instance)
+        elif task.kind in ("reboot", "reboot_hard"):
+            power = driver.reboot(instance, hard=task.kind == "reboot_hard")
+        elif task.kind == "rebuild":
+            power = driver.rebuild(instance, task.payload["image_ref"])
+        elif task.kind in ("live_migrate", "migrate", "revert_resize"):
+            power = driver.migrate(instance, task.payload["dest"], live=task.kind == "live_migrate")
+        else:
+            return TaskResult(ok=False, error=f"unknown task kind {task.kind}")
+    except DriverError as exc:
+        return TaskResult(ok=False, error=str(exc))
+    except Exception as exc:  # a driver bug must not kill the agent: report it
+        log.exception("task %s (%s) crashed", task.id, task.kind)
+        return TaskResult(ok=False, error=f"{type(exc).__name__}: {exc}", details={"traceback": traceback.format_exc()})
+    return TaskResult(ok=True, power_state=power)
+
+
+class Agent:
+    def __init__(
+        self,
+        api_url: str,
+        host: str,
+        driver: ComputeDriver,
+        token: str,
+        heartbeat_interval: float = 10.0,
+        power_sync_interval: float = 60.0,
+        workers: int = 4,
+        poll_wait: float = 20.0,
+    ) -> None:
+        self.host = host
+        self.driver = driver
+        self.heartbeat_interval = heartbeat_interval
+        self.power_sync_interval = power_sync_interval
+        self.poll_wait = poll_wait
+        self.client = httpx.Client(
+            base_url=api_url.rstrip("/") + "/internal/v1",
+            headers={AGENT_TOKEN_HEADER: token},
+            timeout=httpx.Timeout(poll_wait + 15, connect=5),
+        )
+        self.stop_event = threading.Event()
+        self._queues: list[queue.Queue[TaskOut]] = [queue.Queue() for _ in range(workers)]
+        self._in_flight: set[str] = set()
+        # Results just reported: a long poll answered before the API committed one of them may
+        # still list it; skip it rather than run it twice.
+        self._recent: deque[str] = deque(maxlen=4096)
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    # -- HTTP with retries: the API may be restarting --------------------------------------
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        delay = 0.2
+        while True:
+            try:
+                resp = self.client.request(method, path, **kwargs)
+                if resp.status_code < 500:
+                    resp.raise_for_status()
+                    return resp
+                log.warning("%s %s answered %s; retrying", method, path, resp.status_code)
+            except httpx.TransportError as exc:
+                log.warning("%s %s failed (%s); retrying", method, path, exc)
+            if self.stop_event.wait(delay):
+                raise RuntimeError("agent stopping")
+            delay = min(delay * 2, 5.0)
+
+    def register(self) -> None:
+        res = self.driver.resources()
+        report = HostReport(
+            name=self.host, vcpus=res.vcpus, memory_mb=res.memory_mb, disk_gb=res.disk_gb,
+            hypervisor_type=res.hypervisor_type, host_ip=res.host_ip,
+        )
+        self._call("POST", "/hosts", json=report.model_dump())
+        log.info("registered host %s (%s vCPU, %s MB, %s GB)", self.host, res.vcpus, res.memory_mb, res.disk_gb)
+
+    # -- loops ------------------------------------------------------------------------------
+    def start(self) -> Agent:
+        self.register()
+        targets = [self._heartbeat_loop, self._poll_loop, self._power_sync_loop]
+        targets += [lambda q=q: self._worker(q) for q in self._queues]  # type: ignore[misc]
+        for target in targets:
+            thread = threading.Thread(target=target, name=f"agent-{self.host}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for thread in self._threads:
+            thread.join(timeout=2)
+        self.client.close()
+
+    def _heartbeat_loop(self) -> None:
+        while not self.stop_event.wait(self.heartbeat_interval):
+            try:
+                self._call("PUT", f"/hosts/{self.host}/heartbeat")
+            except RuntimeError:
+                return
+
+    def _power_sync_loop(self) -> None:
+        while not self.stop_event.wait(self.power_sync_interval):
+            try:
+                self._call("PUT", f"/hosts/{self.host}/power-states", json={"states": self.driver.power_states()})
+            except RuntimeError:
+                return
+
+    def _poll_loop(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                resp = self._call("GET", f"/hosts/{self.host}/tasks", params={"wait": self.poll_wait})
+            except RuntimeError:
+                return
+            for raw in resp.json()["tasks"]:
+                task = TaskOut.model_validate(raw)
+                with self._lock:
+                    if task.id in self._in_flight or task.id in self._recent:
+                        continue
+                    self._in_flight.add(task.id)
+                key = task.instance_uuid or task.id
+                self._queues[zlib.crc32(key.encode()) % len(self._queues)].put(task)
+
+    def _worker(self, tasks: queue.Queue[TaskOut]) -> None:
+        while not self.stop_event.is_set():
+            try:
+                task = tasks.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            token = request_id_var.set(task.request_id or "-")
+            try:
+                log.info("running %s %s for %s", task.kind, task.id, task.instance_uuid)
+                result = run_task(self.driver, task)
+                log.info("%s %s for %s: %s", task.kind, task.id, task.instance_uuid,
+                         "ok" if result.ok else result.error)
+                headers = {"X-OpenStack-Request-ID": task.request_id} if task.request_id else {}
+                self._call("POST", f"/tasks/{task.id}/result", json=result.model_dump(), headers=headers)
+            except RuntimeError:
+                return
+            finally:
+                request_id_var.reset(token)
+                with self._lock:
+                    self._in_flight.discard(task.id)
+                    self._recent.append(task.id)
+
+
+def wait_for_api(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(url.rstrip("/") + "/compute/", timeout=2)
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

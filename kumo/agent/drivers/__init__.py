@@ -1,0 +1,18 @@
+"""Hypervisor drivers. A driver is a handful of typed methods (kumo.agent.drivers.base);
+a new one is a new module registered in DRIVERS."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kumo.agent.drivers.base import ComputeDriver
+
+
+def load_driver(name: str, host: str, **options: object) -> ComputeDriver:
+    factories: dict[str, Callable[..., ComputeDriver]] = {}
+    from kumo.agent.drivers.fake import FakeDriver
+
+    factories["fake"] = FakeDriver
+    if name not in factories:
+        raise ValueError(f"unknown driver {name!r}; known: {', '.join(sorted(factories))}")
+    return factories[name](host, **options)

@@ -1,0 +1,47 @@
+"""The compute driver interface: inventory in, guest lifecycle out. Drivers never choose hosts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class DriverError(Exception):
+    """A hypervisor failure, translated at the driver boundary; the message reaches the user."""
+
+
+@dataclass(frozen=True)
+class HostResources:
+    vcpus: int
+    memory_mb: int
+    disk_gb: int
+    hypervisor_type: str
+    host_ip: str = "127.0.0.1"
+
+
+class ComputeDriver(Protocol):
+    """Every method is idempotent: an agent restarted mid-task runs the task again."""
+
+    def resources(self) -> HostResources: ...
+
+    def spawn(self, instance: dict[str, Any]) -> int:
+        """Create and boot the guest; returns its power state."""
+        ...
+
+    def destroy(self, instance: dict[str, Any]) -> None: ...
+
+    def power_on(self, instance: dict[str, Any]) -> int: ...
+
+    def power_off(self, instance: dict[str, Any]) -> int: ...
+
+    def reboot(self, instance: dict[str, Any], hard: bool) -> int: ...
+
+    def rebuild(self, instance: dict[str, Any], image_ref: str) -> int: ...
+
+    def migrate(self, instance: dict[str, Any], dest: str, live: bool) -> int:
+        """Move the guest to `dest` (another host's agent); returns its power state there."""
+        ...
+
+    def power_states(self) -> dict[str, int]:
+        """uuid → power state of every guest this host runs (one cheap call)."""
+        ...

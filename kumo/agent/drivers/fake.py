@@ -1,0 +1,86 @@
+"""The fake driver: guests are entries in a dict. For density tests and fast functional tests;
+a peer of the real drivers, not a special case."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from kumo.agent.drivers.base import DriverError, HostResources
+from kumo.compute.states import PowerState
+
+# Fake guests of every fake host in this process, so a migration can hand a guest over.
+_GUESTS: dict[str, dict[str, int]] = {}
+_LOCK = threading.Lock()
+
+
+class FakeDriver:
+    def __init__(
+        self, host: str, vcpus: int = 32, memory_mb: int = 131072, disk_gb: int = 2000, delay: float = 0.0,
+        **_: object,
+    ) -> None:
+        self.host = host
+        self._resources = HostResources(int(vcpus), int(memory_mb), int(disk_gb), "fake")
+        self.delay = float(delay)
+        with _LOCK:
+            self._guests = _GUESTS.setdefault(host, {})
+
+    def _work(self) -> None:
+        if self.delay:
+            time.sleep(self.delay)
+
+    def resources(self) -> HostResources:
+        return self._resources
+
+    def _set(self, uuid: str, state: PowerState) -> int:
+        with _LOCK:
+            self._guests[uuid] = int(state)
+        return int(state)
+
+    def _require(self, uuid: str) -> None:
+        if uuid not in self._guests:
+            raise DriverError(f"Instance {uuid} could not be found on host {self.host}.")
+
+    def spawn(self, instance: dict[str, Any]) -> int:
+        self._work()
+        if instance.get("metadata", {}).get("fake_spawn_error"):
+            raise DriverError(instance["metadata"]["fake_spawn_error"])
+        return self._set(instance["uuid"], PowerState.RUNNING)
+
+    def destroy(self, instance: dict[str, Any]) -> None:
+        self._work()
+        with _LOCK:
+            self._guests.pop(instance["uuid"], None)
+
+    def power_on(self, instance: dict[str, Any]) -> int:
+        self._require(instance["uuid"])
+        return self._set(instance["uuid"], PowerState.RUNNING)
+
+    def power_off(self, instance: dict[str, Any]) -> int:
+        self._require(instance["uuid"])
+        return self._set(instance["uuid"], PowerState.SHUTDOWN)
+
+    def reboot(self, instance: dict[str, Any], hard: bool) -> int:
+        self._require(instance["uuid"])
+        self._work()
+        return self._set(instance["uuid"], PowerState.RUNNING)
+
+    def rebuild(self, instance: dict[str, Any], image_ref: str) -> int:
+        self._work()
+        return self._set(instance["uuid"], PowerState.RUNNING)
+
+    def migrate(self, instance: dict[str, Any], dest: str, live: bool) -> int:
+        uuid = instance["uuid"]
+        with _LOCK:
+            if dest == self.host:
+                raise DriverError(f"Cannot migrate instance {uuid} to its own host.")
+            state = self._guests.pop(uuid, int(PowerState.RUNNING))
+            # A destination agent in another process learns of the guest from its own spawn
+            # state; in-process agents (kumo up, tests) see it at once.
+            _GUESTS.setdefault(dest, {})[uuid] = state
+        return state
+
+    def power_states(self) -> dict[str, int]:
+        with _LOCK:
+            return dict(self._guests)

@@ -1,0 +1,47 @@
+"""The internal agent ↔ API protocol (JSON over HTTP), shared by both sides."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+AGENT_TOKEN_HEADER = "X-Kumo-Agent-Token"
+
+
+class HostReport(BaseModel):
+    name: str = Field(min_length=1, max_length=255)
+    vcpus: int = Field(ge=0)
+    memory_mb: int = Field(ge=0)
+    disk_gb: int = Field(ge=0)
+    hypervisor_type: str = "fake"
+    host_ip: str = "127.0.0.1"
+    cpu_allocation_ratio: float = 16.0
+    ram_allocation_ratio: float = 1.5
+    disk_allocation_ratio: float = 1.0
+    reserved_memory_mb: int = 512
+
+
+class TaskOut(BaseModel):
+    id: str
+    kind: str
+    instance_uuid: str | None
+    payload: dict[str, Any]
+    request_id: str | None
+
+
+class TaskList(BaseModel):
+    tasks: list[TaskOut]
+
+
+class TaskResult(BaseModel):
+    ok: bool
+    power_state: int | None = None
+    error: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class PowerStates(BaseModel):
+    """instance uuid → power state, as the hypervisor sees it."""
+
+    states: dict[str, int]

@@ -1,0 +1,52 @@
+"""Handing work to agents: a task row is written in the same transaction as the state change
+that needs it, and the host's agent is woken after commit."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from kumo.agent.models import Task
+
+
+def enqueue(
+    session: Session,
+    host: str,
+    kind: str,
+    instance_uuid: str | None,
+    payload: dict[str, Any],
+    request_id: str | None,
+) -> Task:
+    task = Task(
+        id=str(uuid.uuid4()),
+        host=host,
+        kind=kind,
+        instance_uuid=instance_uuid,
+        payload=payload,
+        request_id=request_id,
+    )
+    session.add(task)
+    return task
+
+
+def pending_for_host(session: Session, host: str, limit: int = 100) -> list[Task]:
+    rows = session.scalars(
+        select(Task).where(Task.host == host, Task.state == "pending").order_by(Task.created_at).limit(limit)
+    )
+    return list(rows)
+
+
+def cancel_for_instance(session: Session, instance_uuid: str) -> None:
+    """A deleted instance's unfinished work is moot (the delete task is enqueued after this)."""
+    session.execute(
+        update(Task)
+        .where(Task.instance_uuid == instance_uuid, Task.state == "pending")
+        .values(state="cancelled")
+    )
+
+
+def host_key(host: str) -> str:
+    return f"host:{host}"

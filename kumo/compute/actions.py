@@ -1,0 +1,102 @@
+"""Instance actions and their events: every change to an instance is recorded here."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kumo.compute.models import InstanceAction, InstanceActionEvent
+from kumo.db import utcnow
+from kumo.errors import NotFound
+
+
+def start_action(
+    session: Session,
+    instance_uuid: str,
+    action: str,
+    request_id: str,
+    user_id: str | None,
+    project_id: str | None,
+    message: str | None = None,
+) -> InstanceAction:
+    row = InstanceAction(
+        instance_uuid=instance_uuid,
+        action=action,
+        request_id=request_id,
+        user_id=user_id,
+        project_id=project_id,
+        message=message,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def start_event(session: Session, action_id: int, event: str, host: str | None = None) -> InstanceActionEvent:
+    row = InstanceActionEvent(action_id=action_id, event=event, host=host)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def finish_event(
+    session: Session, event_id: int, ok: bool, details: str | None = None, traceback: str | None = None
+) -> None:
+    event = session.get(InstanceActionEvent, event_id)
+    if event is None or event.finish_time is not None:
+        return  # already settled: finishing twice is a no-op (agents may retry)
+    event.finish_time = utcnow()
+    event.result = "Success" if ok else "Error"
+    event.details = details
+    event.traceback = traceback
+    action = session.get(InstanceAction, event.action_id)
+    if action is not None:
+        action.updated_at = utcnow()
+        if not ok and details:
+            action.message = details
+
+
+def record(
+    session: Session,
+    instance_uuid: str,
+    action: str,
+    event: str,
+    request_id: str,
+    user_id: str | None,
+    project_id: str | None,
+    ok: bool = True,
+    details: str | None = None,
+    host: str | None = None,
+) -> None:
+    """An action whose only event happened at once (API-side actions such as confirmResize)."""
+    row = start_action(session, instance_uuid, action, request_id, user_id, project_id)
+    ev = start_event(session, row.id, event, host)
+    finish_event(session, ev.id, ok, details)
+
+
+def list_actions(session: Session, instance_uuid: str) -> list[InstanceAction]:
+    return list(
+        session.scalars(
+            select(InstanceAction)
+            .where(InstanceAction.instance_uuid == instance_uuid)
+            .order_by(InstanceAction.start_time.desc(), InstanceAction.id.desc())
+        )
+    )
+
+
+def get_action(session: Session, instance_uuid: str, request_id: str) -> tuple[InstanceAction, list[InstanceActionEvent]]:
+    action = session.scalar(
+        select(InstanceAction).where(
+            InstanceAction.instance_uuid == instance_uuid, InstanceAction.request_id == request_id
+        ).order_by(InstanceAction.id.desc()).limit(1)
+    )
+    if action is None:
+        raise NotFound(f"Action for request_id {request_id} on instance {instance_uuid} not found")
+    events = list(
+        session.scalars(
+            select(InstanceActionEvent)
+            .where(InstanceActionEvent.action_id == action.id)
+            .order_by(InstanceActionEvent.id)
+        )
+    )
+    return action, events

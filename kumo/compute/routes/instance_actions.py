@@ -1,0 +1,40 @@
+"""/v2.1/servers/{id}/os-instance-actions: what happened to a server, with events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from kumo.api.context import RequestContext
+from kumo.api.deps import context, microversion, runtime
+from kumo.compute import actions, servers
+from kumo.compute.microversion import Microversion
+from kumo.compute.views.servers import action_body
+from kumo.runtime import Runtime
+
+router = APIRouter(prefix="/compute")
+
+
+@router.get("/v2.1/servers/{server_id}/os-instance-actions")
+def list_actions(
+    server_id: str, ctx: RequestContext = Depends(context), version: Microversion = Depends(microversion),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    with rt.db.transaction() as session:
+        servers.get(session, ctx, server_id, include_deleted=version.at_least("2.21"))
+        rows = actions.list_actions(session, server_id)
+    return {"instanceActions": [action_body(a, version, None, ctx) for a in rows]}
+
+
+@router.get("/v2.1/servers/{server_id}/os-instance-actions/{request_id}")
+def show_action(
+    server_id: str, request_id: str, ctx: RequestContext = Depends(context),
+    version: Microversion = Depends(microversion), rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    with rt.db.transaction() as session:
+        servers.get(session, ctx, server_id, include_deleted=version.at_least("2.21"))
+        action, events = actions.get_action(session, server_id, request_id)
+    # Events are shown to admins, and to their owners from 2.51 on (without tracebacks).
+    show_events = ctx.is_admin or version.at_least("2.51")
+    return {"instanceAction": action_body(action, version, events if show_events else None, ctx)}

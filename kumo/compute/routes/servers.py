@@ -1,0 +1,305 @@
+"""/v2.1/servers: create, list, show, update, delete, and server metadata."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from kumo.api.context import RequestContext
+from kumo.api.deps import context, microversion, runtime
+from kumo.agent.tasks import host_key
+from kumo.compute import servers
+from kumo.compute.microversion import Microversion
+from kumo.compute.views import servers as view
+from kumo.compute.workers import SCHEDULER_KEY
+from kumo.errors import BadRequest, NotFound
+from kumo.runtime import Runtime
+
+router = APIRouter(prefix="/compute")
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _obj(body: dict[str, Any], key: str) -> dict[str, Any]:
+    value = body.get(key)
+    if not isinstance(value, dict):
+        raise BadRequest(f"Invalid input for field/attribute {key}. Value: {value}. {key!r} is a required property")
+    return value
+
+
+def _name(value: Any, required: bool = True) -> str:
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise BadRequest("Invalid input for field/attribute name. Value must be a non-empty string.")
+    if len(value) > 255:
+        raise BadRequest("Invalid input for field/attribute name. Value is too long (max 255 characters).")
+    if value != value.strip():
+        raise BadRequest("Invalid input for field/attribute name. Leading/trailing whitespace is not allowed.")
+    return value
+
+
+def _count(value: Any, key: str) -> int:
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"Invalid input for field/attribute {key}. Value must be an integer.") from None
+    if count < 1:
+        raise BadRequest(f"Invalid input for field/attribute {key}. Value must be >= 1.")
+    return count
+
+
+def _networks(value: Any) -> None:
+    if value is None or value in ("auto", "none") or value == []:
+        return
+    if not isinstance(value, list):
+        raise BadRequest("Invalid input for field/attribute networks.")
+    for net in value:
+        if not isinstance(net, dict):
+            raise BadRequest("Invalid input for field/attribute networks.")
+        if "port" in net:
+            raise BadRequest(f"Port {net['port']} could not be found.")
+        raise BadRequest(f"Network {net.get('uuid')} could not be found.")
+
+
+def parse_create(body: dict[str, Any]) -> servers.CreateRequest:
+    server = _obj(body, "server")
+    for required in ("flavorRef", "name"):
+        if required not in server:
+            raise BadRequest(f"Invalid input for field/attribute server. '{required}' is a required property")
+    if not server.get("imageRef") and not server.get("block_device_mapping_v2"):
+        raise BadRequest("Block Device Mapping is Invalid: imageRef is required (kumo has no volume service).")
+    _networks(server.get("networks"))
+    hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
+    if not isinstance(hints, dict):
+        raise BadRequest("Invalid input for field/attribute os:scheduler_hints.")
+    min_count = _count(server.get("min_count", 1), "min_count")
+    max_count = _count(server.get("max_count", min_count), "max_count")
+    description = server.get("description")
+    if description is not None and (not isinstance(description, str) or len(description) > 255):
+        raise BadRequest("Invalid input for field/attribute description.")
+    return servers.CreateRequest(
+        name=_name(server["name"]),
+        flavor_ref=str(server["flavorRef"]).rsplit("/", 1)[-1],
+        image_ref=str(server.get("imageRef", "")).rsplit("/", 1)[-1],
+        availability_zone=server.get("availability_zone") or None,
+        metadata=servers.validate_metadata(server.get("metadata", {})),
+        key_name=server.get("key_name"),
+        user_data=server.get("user_data"),
+        description=description,
+        scheduler_hints=hints,
+        min_count=min_count,
+        max_count=max_count,
+        access_ip_v4=server.get("accessIPv4") or "",
+        access_ip_v6=server.get("accessIPv6") or "",
+        config_drive=bool(server.get("config_drive")),
+        tags=list(server.get("tags") or []),
+        return_reservation_id=bool(server.get("return_reservation_id")),
+    )
+
+
+@router.post("/v2.1/servers", status_code=202)
+def create_server(
+    request: Request,
+    body: dict[str, Any] = Body(...),
+    ctx: RequestContext = Depends(context),
+    version: Microversion = Depends(microversion),
+    rt: Runtime = Depends(runtime),
+) -> JSONResponse:
+    req = parse_create(body)
+    with rt.db.transaction() as session:
+        created = servers.create(session, ctx, req)
+    rt.waker.publish(SCHEDULER_KEY)
+    if req.return_reservation_id:
+        return JSONResponse({"reservation_id": created[0].reservation_id}, status_code=202)
+    admin_pass = secrets.token_urlsafe(9) if rt.settings.enable_admin_password else None
+    first = created[0]
+    return JSONResponse(
+        {"server": view.created(first, base_url(request), admin_pass)},
+        status_code=202,
+        headers={"Location": f"{base_url(request)}/compute/v2.1/servers/{first.uuid}"},
+    )
+
+
+def _list_query(request: Request, ctx: RequestContext) -> servers.ListQuery:
+    params = request.query_params
+    q = servers.ListQuery()
+    if "limit" in params:
+        try:
+            q.limit = int(params["limit"])
+        except ValueError:
+            raise BadRequest("limit param must be an integer") from None
+        if q.limit < 0:
+            raise BadRequest("limit param must be positive")
+    q.marker = params.get("marker")
+    q.name = params.get("name")
+    q.status = params.get("status")
+    q.host = params.get("host")
+    q.flavor = params.get("flavor")
+    q.image = params.get("image")
+    q.availability_zone = params.get("availability_zone")
+    q.user_id = params.get("user_id")
+    q.all_tenants = params.get("all_tenants", "false").lower() not in ("0", "false", "off", "no") \
+        if "all_tenants" in params else False
+    if params.get("all_tenants") == "":
+        q.all_tenants = True
+    q.project_id = params.get("project_id") or params.get("tenant_id")
+    if q.project_id and ctx.is_admin:
+        q.all_tenants = True
+    q.deleted = params.get("deleted", "false").lower() in ("1", "true", "yes")
+    if "changes-since" in params:
+        try:
+            q.changes_since = dt.datetime.fromisoformat(params["changes-since"].replace("Z", "+00:00")).astimezone(
+                dt.UTC).replace(tzinfo=None)
+        except ValueError:
+            raise BadRequest("Invalid changes-since value") from None
+    q.sort_key = params.get("sort_key", "created_at")
+    q.sort_dir = params.get("sort_dir", "desc")
+    if params.get("tags"):
+        q.tags = params["tags"].split(",")
+    return q
+
+
+def _page_links(request: Request, rows: list[Any], limit: int | None, kind: str) -> list[dict[str, str]]:
+    if limit is None or len(rows) < limit or not rows:
+        return []
+    params = dict(request.query_params)
+    params["marker"] = rows[-1].uuid
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    return [{"rel": "next", "href": f"{base_url(request)}/compute/v2.1/{kind}?{query}"}]
+
+
+def _list(request: Request, ctx: RequestContext, rt: Runtime, detailed: bool, version: Microversion) -> dict[str, Any]:
+    q = _list_query(request, ctx)
+    with rt.db.transaction() as session:
+        rows = servers.list_servers(session, ctx, q)
+        up = servers.hosts_up(session, {r.host for r in rows if r.host}) if detailed and ctx.is_admin else {}
+    base = base_url(request)
+    if detailed:
+        items = [view.detail(r, base, version, ctx, up.get(r.host or "")) for r in rows]
+    else:
+        items = [view.brief(r, base) for r in rows]
+    body: dict[str, Any] = {"servers": items}
+    next_links = _page_links(request, rows, q.limit, "servers/detail" if detailed else "servers")
+    if next_links:
+        body["servers_links"] = next_links
+    return body
+
+
+@router.get("/v2.1/servers")
+def list_servers(
+    request: Request, ctx: RequestContext = Depends(context), version: Microversion = Depends(microversion),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    return _list(request, ctx, rt, False, version)
+
+
+@router.get("/v2.1/servers/detail")
+def list_servers_detail(
+    request: Request, ctx: RequestContext = Depends(context), version: Microversion = Depends(microversion),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    return _list(request, ctx, rt, True, version)
+
+
+@router.get("/v2.1/servers/{server_id}")
+def show_server(
+    server_id: str, request: Request, ctx: RequestContext = Depends(context),
+    version: Microversion = Depends(microversion), rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    with rt.db.transaction() as session:
+        instance = servers.get(session, ctx, server_id)
+        up = servers.hosts_up(session, {instance.host}) if instance.host and ctx.is_admin else {}
+    return {"server": view.detail(instance, base_url(request), version, ctx, up.get(instance.host or ""))}
+
+
+@router.put("/v2.1/servers/{server_id}")
+def update_server(
+    server_id: str, request: Request, body: dict[str, Any] = Body(...), ctx: RequestContext = Depends(context),
+    version: Microversion = Depends(microversion), rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    changes = _obj(body, "server")
+    allowed = {"name", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig"}
+    if version.at_least("2.19"):
+        allowed.add("description")
+    unknown = set(changes) - allowed
+    if unknown:
+        raise BadRequest(f"Additional properties are not allowed ({', '.join(sorted(unknown))} were unexpected)")
+    if "name" in changes:
+        _name(changes["name"])
+    with rt.db.transaction() as session:
+        instance = servers.update(session, ctx, server_id, changes)
+    return {"server": view.detail(instance, base_url(request), version, ctx)}
+
+
+@router.delete("/v2.1/servers/{server_id}", status_code=204)
+def delete_server(server_id: str, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)) -> Response:
+    with rt.db.transaction() as session:
+        _, host = servers.delete(session, ctx, server_id)
+    if host:
+        rt.waker.publish(host_key(host))
+    return Response(status_code=204)
+
+
+# -- metadata ---------------------------------------------------------------------------------
+@router.get("/v2.1/servers/{server_id}/metadata")
+def get_metadata(server_id: str, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+    with rt.db.transaction() as session:
+        return {"metadata": dict(servers.get(session, ctx, server_id).metadata_ or {})}
+
+
+def _write_metadata(rt: Runtime, ctx: RequestContext, server_id: str, new: dict[str, str], replace: bool) -> dict[str, str]:
+    with rt.db.transaction() as session:
+        return servers.set_metadata(session, ctx, server_id, new, replace)
+
+
+@router.post("/v2.1/servers/{server_id}/metadata")
+def merge_metadata(
+    server_id: str, body: dict[str, Any] = Body(...), ctx: RequestContext = Depends(context),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    return {"metadata": _write_metadata(rt, ctx, server_id, servers.validate_metadata(body.get("metadata")), False)}
+
+
+@router.put("/v2.1/servers/{server_id}/metadata")
+def replace_metadata(
+    server_id: str, body: dict[str, Any] = Body(...), ctx: RequestContext = Depends(context),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    return {"metadata": _write_metadata(rt, ctx, server_id, servers.validate_metadata(body.get("metadata")), True)}
+
+
+@router.get("/v2.1/servers/{server_id}/metadata/{key}")
+def get_metadata_item(
+    server_id: str, key: str, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
+    with rt.db.transaction() as session:
+        metadata = servers.get(session, ctx, server_id).metadata_ or {}
+    if key not in metadata:
+        raise NotFound("Metadata item was not found")
+    return {"meta": {key: metadata[key]}}
+
+
+@router.put("/v2.1/servers/{server_id}/metadata/{key}")
+def set_metadata_item(
+    server_id: str, key: str, body: dict[str, Any] = Body(...), ctx: RequestContext = Depends(context),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    meta = servers.validate_metadata(body.get("meta"))
+    if list(meta) != [key]:
+        raise BadRequest("Request body and URI mismatch")
+    _write_metadata(rt, ctx, server_id, meta, False)
+    return {"meta": meta}
+
+
+@router.delete("/v2.1/servers/{server_id}/metadata/{key}", status_code=204)
+def delete_metadata_item(
+    server_id: str, key: str, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
+) -> Response:
+    with rt.db.transaction() as session:
+        servers.delete_metadata_key(session, ctx, server_id, key)
+    return Response(status_code=204)

@@ -1,0 +1,258 @@
+"""The scheduling loop of an API worker: take BUILD/scheduling instances in batches, read the
+fleet once per batch, run the pure core (kumo.scheduler), claim with a generation
+compare-and-swap, and hand a spawn task to the chosen host's agent.
+
+Crash safety: an instance leaves `scheduling` only in the same transaction that claims its
+resources and writes its spawn task. A worker that dies mid-batch leaves the rest in
+`scheduling` for the next pass; on PostgreSQL several workers share pending instances through
+SELECT … FOR UPDATE SKIP LOCKED, and lose nothing but a pass to a claim conflict.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kumo.agent import tasks
+from kumo.compute import actions, servers
+from kumo.compute.models import Instance, InstanceAction, InstanceActionEvent, ServerGroup
+from kumo.compute.server_ops import mark_error, migration_consumer
+from kumo.compute.states import TaskState, VmState
+from kumo.config import Settings
+from kumo.errors import BadRequest, ClaimConflict, Conflict, NotFound
+from kumo.logs import request_id_var
+from kumo.metrics import SCHEDULE_FAILURES, SCHEDULE_SECONDS
+from kumo.placement import claims
+from kumo.placement.snapshot import load_snapshot
+from kumo.runtime import Runtime
+from kumo.scheduler.core import Decision, schedule
+from kumo.scheduler.request import GroupSpec, ScheduleRequest
+from kumo.scheduler.snapshot import Snapshot
+from kumo.scheduler.weighers import SchedulerConfig
+
+log = logging.getLogger(__name__)
+SCHEDULE_EVENT = "conductor_schedule_and_build_instances"
+
+
+def _as_tuple(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, list | tuple):
+        return tuple(str(v) for v in value)
+    return (str(value),)
+
+
+def resources_of(flavor: dict[str, object]) -> dict[str, int]:
+    """Flavor → resource amounts; `resources:<CLASS>=N` extra specs override, as in Nova."""
+    resources = {
+        "VCPU": int(flavor["vcpus"]),  # type: ignore[call-overload]
+        "MEMORY_MB": int(flavor["ram"]),  # type: ignore[call-overload]
+        "DISK_GB": int(flavor.get("disk", 0)) + int(flavor.get("ephemeral", 0)),  # type: ignore[call-overload]
+    }
+    for key, value in dict(flavor.get("extra_specs") or {}).items():  # type: ignore[call-overload]
+        if key.startswith("resources:"):
+            resources[key.split(":", 1)[1]] = int(value)
+    return {rc: amount for rc, amount in resources.items() if amount > 0}
+
+
+def request_for(instance: Instance, group: ServerGroup | None) -> ScheduleRequest:
+    hints = instance.scheduler_hints or {}
+    return ScheduleRequest(
+        instance_uuid=instance.uuid,
+        project_id=instance.project_id,
+        resources=resources_of(instance.flavor),
+        flavor_extra_specs=dict(instance.flavor.get("extra_specs") or {}),
+        availability_zone=instance.requested_az,
+        group=GroupSpec(group.uuid, group.policy, group.rules or {}) if group else None,
+        same_host=_as_tuple(hints.get("same_host")),
+        different_host=_as_tuple(hints.get("different_host")),
+        force_host=hints.get("force_host"),
+    )
+
+
+def scheduler_config(settings: Settings) -> SchedulerConfig:
+    return SchedulerConfig(strategy=settings.scheduler_weigher)
+
+
+def _pending(session: Session, limit: int) -> list[Instance]:
+    stmt = (
+        select(Instance)
+        .where(
+            Instance.vm_state == VmState.BUILDING,
+            Instance.task_state == TaskState.SCHEDULING,
+            Instance.deleted.is_(False),
+        )
+        .order_by(Instance.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def _open_event(session: Session, instance_uuid: str, event: str) -> InstanceActionEvent | None:
+    return session.scalar(
+        select(InstanceActionEvent)
+        .join(InstanceAction, InstanceAction.id == InstanceActionEvent.action_id)
+        .where(
+            InstanceAction.instance_uuid == instance_uuid,
+            InstanceActionEvent.event == event,
+            InstanceActionEvent.finish_time.is_(None),
+        )
+        .order_by(InstanceActionEvent.id.desc())
+        .limit(1)
+    )
+
+
+def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
+    """One pass: read the pending instances and the fleet once, then place each instance in a
+    transaction of its own (its row locked with SKIP LOCKED on PostgreSQL, so workers never
+    place one instance twice and never hold more than one provider lock: no deadlocks).
+    Returns how many instances were handled and which hosts got work."""
+    woken: set[str] = set()
+    with rt.db.transaction() as session:
+        pending = _pending(session, batch)
+        if not pending:
+            return 0, woken
+        group_ids = {i.server_group for i in pending if i.server_group}
+        groups = {
+            g.uuid: g for g in session.scalars(select(ServerGroup).where(ServerGroup.uuid.in_(group_ids)))
+        } if group_ids else {}
+        requests = [request_for(i, groups.get(i.server_group or "")) for i in pending]
+        hinted = set().union(*(r.hinted_instances for r in requests))
+        snapshot = load_snapshot(session, rt.settings.heartbeat_timeout_seconds, instance_uuids=hinted)
+    config = scheduler_config(rt.settings)
+    for request in requests:
+        with rt.db.transaction() as session:
+            instance = _lock_pending(session, request.instance_uuid, skip_locked=not rt.db.is_sqlite)
+            if instance is None:
+                continue  # deleted meanwhile, or another worker has it
+            snapshot = _place(session, instance, request, snapshot, config, woken)
+    return len(pending), woken
+
+
+def _lock_pending(session: Session, instance_uuid: str, skip_locked: bool) -> Instance | None:
+    stmt = select(Instance).where(
+        Instance.uuid == instance_uuid,
+        Instance.vm_state == VmState.BUILDING,
+        Instance.task_state == TaskState.SCHEDULING,
+        Instance.deleted.is_(False),
+    )
+    if skip_locked:
+        stmt = stmt.with_for_update(skip_locked=True)
+    return session.scalar(stmt)
+
+
+def _place(
+    session: Session,
+    instance: Instance,
+    request: ScheduleRequest,
+    snapshot: Snapshot,
+    config: SchedulerConfig,
+    woken: set[str],
+) -> Snapshot:
+    token = request_id_var.set(_request_id_of(session, instance.uuid))
+    try:
+        started = time.perf_counter()
+        decision = schedule(request, snapshot, config)
+        SCHEDULE_SECONDS.observe(time.perf_counter() - started)
+        event = _open_event(session, instance.uuid, SCHEDULE_EVENT)
+        if not decision.ok:
+            return _no_valid_host(session, instance, decision, event, snapshot)
+        try:
+            chosen = claims.claim_first(session, decision.candidates, instance.uuid, request.resources)
+        except ClaimConflict:
+            # Another worker changed those hosts: leave the instance pending for the next pass,
+            # which reads a fresh snapshot. No retry storm within this pass.
+            log.info("claim conflict for %s; rescheduling next pass", instance.uuid)
+            return snapshot
+        host = snapshot.hosts[chosen.host]
+        details = None
+        if chosen.soft_policy_honoured is False and request.group is not None:
+            details = f"{request.group.policy} could not be honoured: no capacity left on other hosts"
+        instance.host = chosen.host
+        instance.availability_zone = host.availability_zone
+        instance.task_state = TaskState.SPAWNING
+        spawn_event_id = None
+        if event is not None:
+            actions.finish_event(session, event.id, True, details)
+            spawn_event_id = actions.start_event(
+                session, event.action_id, "compute__do_build_and_run_instance", chosen.host
+            ).id
+        tasks.enqueue(
+            session, chosen.host, "spawn", instance.uuid,
+            {"event_id": spawn_event_id, "instance": servers.spec(instance)}, request_id_var.get(),
+        )
+        woken.add(chosen.host)
+        log.info("scheduled %s on %s", instance.uuid, chosen.host)
+        return snapshot.after_claim(chosen.host, request)
+    finally:
+        request_id_var.reset(token)
+
+
+def _no_valid_host(
+    session: Session, instance: Instance, decision: Decision, event: InstanceActionEvent | None,
+    snapshot: Snapshot,
+) -> Snapshot:
+    SCHEDULE_FAILURES.inc()
+    log.warning("no valid host for %s: %s", instance.uuid, decision.message)
+    mark_error(instance, decision.message, 500)
+    if event is not None:
+        actions.finish_event(session, event.id, False, decision.message)
+    return snapshot
+
+
+def _request_id_of(session: Session, instance_uuid: str) -> str:
+    rid = session.scalar(
+        select(InstanceAction.request_id)
+        .where(InstanceAction.instance_uuid == instance_uuid, InstanceAction.action == "create")
+        .limit(1)
+    )
+    return rid or "-"
+
+
+def claim_destination(session: Session, instance: Instance, dest_host: str | None) -> str:
+    """For a move: pick (or check) a destination with the same core and claim it for the
+    instance, handing the source's allocations to the migration consumer meanwhile."""
+    from kumo.config import get_settings
+
+    if instance.host is None:
+        raise Conflict(f"Instance {instance.uuid} has no host to move from")
+    group = session.scalar(select(ServerGroup).where(ServerGroup.uuid == instance.server_group)) \
+        if instance.server_group else None
+    base = request_for(instance, group)
+    request = ScheduleRequest(
+        instance_uuid=base.instance_uuid,
+        project_id=base.project_id,
+        resources=base.resources,
+        flavor_extra_specs=base.flavor_extra_specs,
+        availability_zone=None,
+        group=base.group,
+        ignore_hosts=(instance.host,),
+        force_host=dest_host,
+    )
+    settings = get_settings()
+    snapshot = load_snapshot(session, settings.heartbeat_timeout_seconds)
+    # The instance's own membership must not count against its destination.
+    decision = schedule(request, _without_instance(snapshot, instance), scheduler_config(settings))
+    if not decision.ok:
+        if dest_host is not None and dest_host not in snapshot.hosts:
+            raise NotFound(f"Compute host {dest_host} could not be found.")
+        raise BadRequest(f"No valid host found for cold/live migration. {decision.message}")
+    claims.rename_consumer(session, instance.uuid, migration_consumer(instance.uuid))
+    try:
+        chosen = claims.claim_first(session, decision.candidates, instance.uuid, request.resources)
+    except ClaimConflict:
+        raise Conflict("The destination changed while claiming it; retry the migration.") from None
+    return chosen.host
+
+
+def _without_instance(snapshot: Snapshot, instance: Instance) -> Snapshot:
+    if instance.server_group is None or instance.host is None:
+        return snapshot
+    group_hosts = {k: dict(v) for k, v in snapshot.group_hosts.items()}
+    members = group_hosts.get(instance.server_group, {})
+    if members.get(instance.host):
+        members[instance.host] -= 1
+    return Snapshot(snapshot.hosts, group_hosts, snapshot.instance_hosts)

@@ -1,0 +1,234 @@
+"""Server actions (start, stop, reboot, rebuild, migrate…) and settling agents' results.
+
+Each action: check the state machine, record the action and its event, set task_state, enqueue a
+task for the host's agent — all in the caller's transaction. The caller wakes the agent after
+commit with the host name returned.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from kumo.agent import tasks
+from kumo.agent.models import Task
+from kumo.api.context import RequestContext
+from kumo.compute import actions, servers, states
+from kumo.compute.models import Instance
+from kumo.compute.states import PowerState, VmState
+from kumo.db import utcnow
+from kumo.errors import BadRequest, Conflict
+from kumo.image.service import get_image_for_boot
+
+
+def _begin(
+    session: Session, ctx: RequestContext, instance: Instance, kind: str, extra: dict[str, Any] | None = None,
+    host: str | None = None,
+) -> str:
+    if instance.locked and not ctx.is_admin:
+        raise Conflict(f"Instance {instance.uuid} is locked")
+    action = states.check(kind, instance.vm_state, instance.task_state, instance.uuid)
+    target = host or instance.host
+    if target is None:
+        raise Conflict(f"Instance {instance.uuid} has no host yet")
+    row = actions.start_action(session, instance.uuid, action.name, ctx.request_id, ctx.user_id, ctx.project_id)
+    ev = actions.start_event(session, row.id, action.event, target)
+    instance.task_state = action.task_state
+    payload = {"action_id": row.id, "event_id": ev.id, "instance": servers.spec(instance)}
+    payload.update(extra or {})
+    tasks.enqueue(session, target, kind, instance.uuid, payload, ctx.request_id)
+    return target
+
+
+def start(session: Session, ctx: RequestContext, server_id: str) -> str:
+    ctx.require_writer()
+    return _begin(session, ctx, servers.get(session, ctx, server_id), "start")
+
+
+def stop(session: Session, ctx: RequestContext, server_id: str) -> str:
+    ctx.require_writer()
+    return _begin(session, ctx, servers.get(session, ctx, server_id), "stop")
+
+
+def reboot(session: Session, ctx: RequestContext, server_id: str, reboot_type: str) -> str:
+    ctx.require_writer()
+    if reboot_type not in ("SOFT", "HARD"):
+        raise BadRequest("Invalid input for field/attribute type. Value must be SOFT or HARD.")
+    kind = "reboot_hard" if reboot_type == "HARD" else "reboot"
+    return _begin(session, ctx, servers.get(session, ctx, server_id), kind, {"hard": reboot_type == "HARD"})
+
+
+def rebuild(session: Session, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> tuple[Instance, str]:
+    ctx.require_writer()
+    instance = servers.get(session, ctx, server_id)
+    image_ref = body.get("imageRef")
+    if not isinstance(image_ref, str):
+        raise BadRequest("Invalid input for field/attribute imageRef.")
+    image = get_image_for_boot(session, ctx, image_ref)
+    host = _begin(session, ctx, instance, "rebuild", {"image_ref": image.id})
+    instance.image_ref = image.id
+    if "name" in body:
+        instance.name = str(body["name"])
+    if "metadata" in body:
+        instance.metadata_ = servers.validate_metadata(body["metadata"])
+    if "description" in body:
+        instance.description = body["description"]
+    return instance, host
+
+
+def migrate(
+    session: Session, ctx: RequestContext, server_id: str, live: bool, dest_host: str | None
+) -> str:
+    """Admin: move to another host. The destination is claimed now (by the scheduler core when
+    no host is named) so capacity can never be double-booked during the move."""
+    ctx.require_admin()
+    instance = servers.get(session, ctx, server_id)
+    from kumo.compute.scheduling import claim_destination
+
+    dest = claim_destination(session, instance, dest_host)
+    kind = "live_migrate" if live else "migrate"
+    return _begin(session, ctx, instance, kind, {"dest": dest, "source": instance.host})
+
+
+def confirm_resize(session: Session, ctx: RequestContext, server_id: str) -> None:
+    from kumo.placement.claims import release
+
+    ctx.require_writer()
+    instance = servers.get(session, ctx, server_id)
+    if instance.vm_state != VmState.RESIZED:
+        raise Conflict(f"Cannot 'confirmResize' instance {server_id} while it is in vm_state {instance.vm_state}")
+    release(session, migration_consumer(instance.uuid))
+    instance.migration_source = None
+    instance.vm_state = VmState.ACTIVE if instance.power_state == PowerState.RUNNING else VmState.STOPPED
+    actions.record(session, instance.uuid, "confirmResize", "compute_confirm_resize", ctx.request_id,
+                   ctx.user_id, ctx.project_id, host=instance.host)
+
+
+def revert_resize(session: Session, ctx: RequestContext, server_id: str) -> str:
+    ctx.require_writer()
+    instance = servers.get(session, ctx, server_id)
+    source = instance.migration_source
+    if instance.vm_state != VmState.RESIZED or not source:
+        raise Conflict(f"Cannot 'revertResize' instance {server_id} while it is in vm_state {instance.vm_state}")
+    return _begin(session, ctx, instance, "revert_resize", {"dest": source, "source": instance.host})
+
+
+def migration_consumer(instance_uuid: str) -> str:
+    """Allocations held on the source host during a move are owned by this consumer id."""
+    import uuid
+
+    return str(uuid.uuid5(uuid.NAMESPACE_OID, f"migration:{instance_uuid}"))
+
+
+def settle(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> None:
+    """Apply an agent's report. Idempotent: a task that is no longer pending is left alone."""
+    if task.state != "pending":
+        return
+    task.state = "done" if ok else "failed"
+    task.result = result
+    task.error = None if ok else str(result.get("error", "unknown error"))
+    instance = session.query(Instance).filter(Instance.uuid == task.instance_uuid).one_or_none()
+    event_id = task.payload.get("event_id")
+    if event_id is not None:
+        actions.finish_event(session, int(event_id), ok, None if ok else task.error, result.get("traceback"))
+    if instance is None or instance.deleted:
+        return
+    _apply(session, task, instance, ok, result)
+
+
+def _apply(session: Session, task: Task, instance: Instance, ok: bool, result: dict[str, Any]) -> None:
+    from kumo.placement.claims import release
+
+    action = states.ACTIONS[task.kind]
+    power = result.get("power_state")
+    if task.kind == "delete":
+        if ok:
+            servers.finalize_delete(session, instance)
+        else:
+            instance.task_state = None
+            instance.vm_state = VmState.ERROR
+            instance.fault = _fault(task.error or "delete failed", 500)
+        return
+    if task.kind in ("live_migrate", "migrate", "revert_resize"):
+        _settle_move(session, task, instance, ok, power)
+        return
+    instance.task_state = None
+    if ok:
+        if action.done_vm_state is not None:
+            instance.vm_state = action.done_vm_state
+        instance.power_state = int(power if power is not None else (action.done_power or instance.power_state))
+        if task.kind == "spawn":
+            instance.launched_at = utcnow()
+            instance.progress = 100
+    elif task.kind == "spawn":
+        instance.vm_state = VmState.ERROR
+        instance.fault = _fault(task.error or "Build of instance failed", 500)
+    else:
+        # Nova leaves the instance in its previous state with the event recording the error.
+        if power is not None:
+            instance.power_state = int(power)
+
+
+def _settle_move(session: Session, task: Task, instance: Instance, ok: bool, power: int | None) -> None:
+    from kumo.compute.aggregates import availability_zone_of
+    from kumo.placement.claims import release
+
+    instance.task_state = None
+    if power is not None:
+        instance.power_state = int(power)
+    if not ok:
+        # A failed move leaves the guest where it was: give back the destination's claim.
+        if task.kind != "revert_resize":
+            _undo_destination_claim(session, instance)
+        return
+    dest, source = task.payload["dest"], task.payload["source"]
+    instance.host = dest
+    instance.availability_zone = availability_zone_of(session, dest)
+    if task.kind == "live_migrate":
+        release(session, migration_consumer(instance.uuid))
+    elif task.kind == "migrate":
+        instance.vm_state = VmState.RESIZED
+        instance.migration_source = source
+    else:  # revert_resize: back on the source, holding the source's original claim again
+        _undo_destination_claim(session, instance)
+        instance.vm_state = VmState.STOPPED if instance.power_state == PowerState.SHUTDOWN else VmState.ACTIVE
+        instance.migration_source = None
+
+
+def _undo_destination_claim(session: Session, instance: Instance) -> None:
+    from kumo.placement.claims import release, rename_consumer
+
+    release(session, instance.uuid)
+    rename_consumer(session, migration_consumer(instance.uuid), instance.uuid)
+
+
+def _fault(message: str, code: int) -> dict[str, Any]:
+    return {"code": code, "message": message[:255], "details": message, "created": utcnow().isoformat()}
+
+
+def mark_error(instance: Instance, message: str, code: int = 500) -> None:
+    instance.vm_state = VmState.ERROR
+    instance.task_state = None
+    instance.fault = _fault(message, code)
+
+
+def sync_power_state(instance: Instance, power: int) -> None:
+    """The agent saw the guest in `power`; reconcile when no task is in flight (Nova's
+    _sync_power_states: a guest that stopped by itself becomes SHUTOFF)."""
+    if instance.task_state is not None or instance.deleted:
+        return
+    instance.power_state = power
+    if instance.vm_state == VmState.ACTIVE and power in (PowerState.SHUTDOWN, PowerState.CRASHED):
+        instance.vm_state = VmState.STOPPED
+    elif instance.vm_state == VmState.STOPPED and power == PowerState.RUNNING:
+        instance.vm_state = VmState.ACTIVE
+
+
+
+def set_locked(session: Session, ctx: RequestContext, server_id: str, locked: bool) -> None:
+    ctx.require_writer()
+    instance = servers.get(session, ctx, server_id)
+    instance.locked = locked
+    actions.record(session, instance.uuid, "lock" if locked else "unlock",
+                   "api_lock" if locked else "api_unlock", ctx.request_id, ctx.user_id, ctx.project_id)

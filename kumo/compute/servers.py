@@ -1,0 +1,377 @@
+"""Servers: create, list, show, update, delete. Actions on servers live in server_ops.py."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import re
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Select, and_, or_, select
+from sqlalchemy.orm import Session
+
+from kumo.agent import tasks
+from kumo.api.context import RequestContext
+from kumo.compute import actions, flavors, keypairs, quotas, states
+from kumo.compute.models import Flavor, Instance, ServerGroup, ServerGroupMember
+from kumo.compute.states import TaskState, VmState
+from kumo.db import utcnow
+from kumo.errors import BadRequest, Conflict, Forbidden, NotFound
+from kumo.image.service import get_image_for_boot
+
+_HOSTNAME_BAD = re.compile(r"[^a-z0-9-]+")
+MAX_USER_DATA = 65535
+
+
+@dataclass
+class CreateRequest:
+    name: str
+    flavor_ref: str
+    image_ref: str
+    availability_zone: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    key_name: str | None = None
+    user_data: str | None = None
+    description: str | None = None
+    scheduler_hints: dict[str, Any] = field(default_factory=dict)
+    min_count: int = 1
+    max_count: int = 1
+    access_ip_v4: str = ""
+    access_ip_v6: str = ""
+    config_drive: bool = False
+    tags: list[str] = field(default_factory=list)
+    return_reservation_id: bool = False
+
+
+def _hostname(name: str) -> str:
+    host = _HOSTNAME_BAD.sub("-", name.lower()).strip("-.")[:63]
+    return host or "server"
+
+
+def validate_metadata(metadata: Any) -> dict[str, str]:
+    if not isinstance(metadata, dict):
+        raise BadRequest("Invalid input for field/attribute metadata. Value must be an object.")
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not 1 <= len(key) <= 255:
+            raise BadRequest("Invalid input for field/attribute metadata. Keys must be 1-255 characters.")
+        if not isinstance(value, str) or len(value) > 255:
+            raise BadRequest(f"Invalid input for field/attribute metadata. Value of {key} must be a string of at most 255 characters.")
+    return dict(metadata)
+
+
+def _user_data(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if len(value) > MAX_USER_DATA:
+        raise BadRequest("User data too large. User data must be no larger than 65535 bytes once base64 encoded.")
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest("Invalid input for field/attribute user_data. Value must be base64 encoded.") from None
+    return value
+
+
+def _group_from_hints(session: Session, ctx: RequestContext, hints: dict[str, Any]) -> ServerGroup | None:
+    group_id = hints.get("group")
+    if group_id is None:
+        return None
+    if isinstance(group_id, list):
+        group_id = group_id[0] if group_id else None
+    group = session.scalar(select(ServerGroup).where(ServerGroup.uuid == str(group_id)))
+    if group is None or not ctx.owns(group.project_id):
+        raise BadRequest(f"Invalid input for field/attribute group. Server group {group_id} not found.")
+    return group
+
+
+def create(session: Session, ctx: RequestContext, req: CreateRequest) -> list[Instance]:
+    """Validate, check quota, write BUILD/scheduling instances and their create actions.
+
+    The scheduler loop picks them up after commit; nothing here chooses a host.
+    """
+    ctx.require_writer()
+    flavor: Flavor = flavors.get_flavor_for_boot(session, ctx, req.flavor_ref)
+    image = get_image_for_boot(session, ctx, req.image_ref)
+    if image.min_ram and flavor.ram < image.min_ram:
+        raise BadRequest("Flavor's memory is too small for requested image.")
+    if image.min_disk and flavor.disk and flavor.disk < image.min_disk:
+        raise BadRequest("Flavor's disk is too small for requested image.")
+    forced_host = None
+    zone = req.availability_zone
+    if zone and ":" in zone:
+        if not ctx.is_admin:
+            raise Forbidden("Policy doesn't allow os_compute_api:servers:create:forced_host to be performed.")
+        zone, _, forced_host = zone.partition(":")
+        zone = zone or None
+    if zone:
+        from kumo.compute.aggregates import zone_exists
+
+        if not zone_exists(session, zone):
+            raise BadRequest("The requested availability zone is not available")
+    key_data = None
+    if req.key_name:
+        key = keypairs.get_keypair_for_boot(session, ctx, req.key_name)
+        key_data = key.public_key
+    if req.min_count < 1 or req.max_count < req.min_count:
+        raise BadRequest("min_count must be <= max_count and both at least 1")
+    count = req.max_count
+    quotas.check_instance_quota(session, ctx.project_id or "", count, flavor.vcpus * count, flavor.ram * count)
+    group = _group_from_hints(session, ctx, req.scheduler_hints)
+    hints = dict(req.scheduler_hints)
+    if forced_host:
+        hints["force_host"] = forced_host
+    reservation_id = "r-" + secrets.token_hex(4)
+    flavor_snapshot = {
+        "id": flavor.id,
+        "name": flavor.name,
+        "vcpus": flavor.vcpus,
+        "ram": flavor.ram,
+        "disk": flavor.disk,
+        "ephemeral": flavor.ephemeral,
+        "swap": flavor.swap,
+        "extra_specs": dict(flavor.extra_specs or {}),
+    }
+    created = []
+    for index in range(count):
+        name = req.name if count == 1 else f"{req.name}-{index + 1}"
+        instance = Instance(
+            uuid=str(uuid.uuid4()),
+            project_id=ctx.project_id or "",
+            user_id=ctx.user_id,
+            name=name,
+            description=req.description,
+            hostname=_hostname(name),
+            image_ref=image.id,
+            flavor=flavor_snapshot,
+            vm_state=VmState.BUILDING,
+            task_state=TaskState.SCHEDULING,
+            requested_az=zone,
+            availability_zone=zone,
+            key_name=req.key_name,
+            key_data=key_data,
+            user_data=_user_data(req.user_data),
+            access_ip_v4=req.access_ip_v4,
+            access_ip_v6=req.access_ip_v6,
+            config_drive="True" if req.config_drive else "",
+            metadata_=validate_metadata(req.metadata),
+            tags=list(req.tags),
+            scheduler_hints=hints,
+            server_group=group.uuid if group else None,
+            launch_index=index,
+            reservation_id=reservation_id,
+        )
+        session.add(instance)
+        if group is not None:
+            session.add(ServerGroupMember(group_uuid=group.uuid, instance_uuid=instance.uuid))
+        action = actions.start_action(session, instance.uuid, "create", ctx.request_id, ctx.user_id, ctx.project_id)
+        actions.start_event(session, action.id, "conductor_schedule_and_build_instances")
+        created.append(instance)
+    return created
+
+
+def get(session: Session, ctx: RequestContext, server_id: str, include_deleted: bool = False) -> Instance:
+    instance = session.scalar(select(Instance).where(Instance.uuid == server_id))
+    if (
+        instance is None
+        or not ctx.owns(instance.project_id)
+        or (instance.deleted and not include_deleted)
+    ):
+        raise NotFound(f"Instance {server_id} could not be found.")
+    return instance
+
+
+@dataclass
+class ListQuery:
+    limit: int | None = None
+    marker: str | None = None
+    name: str | None = None
+    status: str | None = None
+    host: str | None = None
+    flavor: str | None = None
+    image: str | None = None
+    availability_zone: str | None = None
+    changes_since: dt.datetime | None = None
+    all_tenants: bool = False
+    project_id: str | None = None
+    user_id: str | None = None
+    deleted: bool = False
+    sort_key: str = "created_at"
+    sort_dir: str = "desc"
+    tags: list[str] = field(default_factory=list)
+
+
+_SORT_KEYS = {
+    "created_at": Instance.created_at,
+    "updated_at": Instance.updated_at,
+    "display_name": Instance.name,
+    "name": Instance.name,
+    "uuid": Instance.uuid,
+    "vm_state": Instance.vm_state,
+    "host": Instance.host,
+    "launched_at": Instance.launched_at,
+}
+
+
+def _apply_filters(stmt: Select[tuple[Instance]], ctx: RequestContext, q: ListQuery) -> Select[tuple[Instance]]:
+    if q.all_tenants and ctx.is_admin:
+        if q.project_id:
+            stmt = stmt.where(Instance.project_id == q.project_id)
+    else:
+        stmt = stmt.where(Instance.project_id == (ctx.project_id or ""))
+    if q.deleted and ctx.is_admin:
+        stmt = stmt.where(Instance.deleted.is_(True))
+    elif q.changes_since is None:
+        stmt = stmt.where(Instance.deleted.is_(False))
+    if q.changes_since is not None:
+        stmt = stmt.where(Instance.updated_at >= q.changes_since)
+    if q.status:
+        status = q.status.upper()
+        vm_states = states.VM_STATES_BY_STATUS.get(status)
+        if vm_states is None:
+            vm_states = ("__none__",)
+        stmt = stmt.where(Instance.vm_state.in_(vm_states))
+    if q.host and ctx.is_admin:
+        stmt = stmt.where(Instance.host == q.host)
+    if q.flavor:
+        stmt = stmt.where(Instance.flavor["id"].as_string() == q.flavor)
+    if q.image:
+        stmt = stmt.where(Instance.image_ref == q.image)
+    if q.availability_zone:
+        stmt = stmt.where(Instance.availability_zone == q.availability_zone)
+    if q.user_id:
+        stmt = stmt.where(Instance.user_id == q.user_id)
+    return stmt
+
+
+def list_servers(session: Session, ctx: RequestContext, q: ListQuery) -> list[Instance]:
+    if q.sort_key not in _SORT_KEYS:
+        raise BadRequest(f"Invalid sort_key {q.sort_key}")
+    if q.sort_dir not in ("asc", "desc"):
+        raise BadRequest(f"Invalid sort_dir {q.sort_dir}")
+    column = _SORT_KEYS[q.sort_key]
+    desc = q.sort_dir == "desc"
+    stmt = _apply_filters(select(Instance), ctx, q)
+    if q.marker:
+        marker = session.scalar(select(Instance).where(Instance.uuid == q.marker))
+        if marker is None:
+            raise BadRequest(f"marker [{q.marker}] not found")
+        value = getattr(marker, column.key)
+        if desc:
+            stmt = stmt.where(or_(column < value, and_(column == value, Instance.id < marker.id)))
+        else:
+            stmt = stmt.where(or_(column > value, and_(column == value, Instance.id > marker.id)))
+    stmt = stmt.order_by(column.desc() if desc else column.asc(), Instance.id.desc() if desc else Instance.id.asc())
+    if q.limit is not None:
+        stmt = stmt.limit(q.limit)
+    rows = list(session.scalars(stmt))
+    if q.name:
+        try:
+            pattern = re.compile(q.name)
+        except re.error:
+            raise BadRequest(f"Invalid name filter {q.name}") from None
+        rows = [r for r in rows if pattern.search(r.name)]
+    if q.tags:
+        rows = [r for r in rows if set(q.tags) <= set(r.tags or [])]
+    return rows
+
+
+def update(session: Session, ctx: RequestContext, server_id: str, changes: dict[str, Any]) -> Instance:
+    ctx.require_writer()
+    instance = get(session, ctx, server_id)
+    if "name" in changes:
+        instance.name = changes["name"]
+        instance.hostname = _hostname(changes["name"])
+    if "description" in changes:
+        instance.description = changes["description"]
+    if "accessIPv4" in changes:
+        instance.access_ip_v4 = changes["accessIPv4"] or ""
+    if "accessIPv6" in changes:
+        instance.access_ip_v6 = changes["accessIPv6"] or ""
+    return instance
+
+
+def delete(session: Session, ctx: RequestContext, server_id: str) -> tuple[Instance, str | None]:
+    """Start deleting. Returns the instance and the host whose agent must be woken (if any)."""
+    ctx.require_writer()
+    instance = get(session, ctx, server_id)
+    if instance.locked and not ctx.is_admin:
+        raise Conflict(f"Instance {server_id} is locked")
+    action = states.check("delete", instance.vm_state, instance.task_state, instance.uuid)
+    row = actions.start_action(session, instance.uuid, action.name, ctx.request_id, ctx.user_id, ctx.project_id)
+    tasks.cancel_for_instance(session, instance.uuid)
+    if instance.host is None:
+        # Never reached a host: nothing to tear down on any agent.
+        ev = actions.start_event(session, row.id, action.event)
+        finalize_delete(session, instance)
+        actions.finish_event(session, ev.id, True)
+        return instance, None
+    ev = actions.start_event(session, row.id, action.event, instance.host)
+    instance.task_state = TaskState.DELETING
+    tasks.enqueue(
+        session, instance.host, "delete", instance.uuid,
+        {"action_id": row.id, "event_id": ev.id, "instance": spec(instance)}, ctx.request_id,
+    )
+    return instance, instance.host
+
+
+def finalize_delete(session: Session, instance: Instance) -> None:
+    from kumo.placement.claims import release
+
+    release(session, instance.uuid)
+    session.query(ServerGroupMember).filter(ServerGroupMember.instance_uuid == instance.uuid).delete()
+    instance.vm_state = VmState.DELETED
+    instance.task_state = None
+    instance.power_state = int(states.PowerState.NOSTATE)
+    instance.deleted = True
+    instance.terminated_at = utcnow()
+
+
+def spec(instance: Instance) -> dict[str, Any]:
+    """What an agent needs to build or act on the instance (no DB access on the agent side)."""
+    return {
+        "uuid": instance.uuid,
+        "name": instance.name,
+        "hostname": instance.hostname,
+        "project_id": instance.project_id,
+        "image_ref": instance.image_ref,
+        "flavor": instance.flavor,
+        "user_data": instance.user_data,
+        "key_data": instance.key_data,
+        "metadata": instance.metadata_,
+    }
+
+
+def set_metadata(
+    session: Session, ctx: RequestContext, server_id: str, new: dict[str, str], replace: bool
+) -> dict[str, str]:
+    ctx.require_writer()
+    instance = get(session, ctx, server_id)
+    merged = dict(new) if replace else {**(instance.metadata_ or {}), **new}
+    instance.metadata_ = merged
+    return merged
+
+
+def delete_metadata_key(session: Session, ctx: RequestContext, server_id: str, key: str) -> None:
+    ctx.require_writer()
+    instance = get(session, ctx, server_id)
+    metadata = dict(instance.metadata_ or {})
+    if key not in metadata:
+        raise NotFound("Metadata item was not found")
+    del metadata[key]
+    instance.metadata_ = metadata
+
+
+def hosts_up(session: Session, names: set[str]) -> dict[str, bool]:
+    from kumo.compute.hosts import is_up
+    from kumo.compute.models import ComputeHost
+    from kumo.config import get_settings
+
+    if not names:
+        return {}
+    now = utcnow()
+    timeout = get_settings().heartbeat_timeout_seconds
+    rows = session.scalars(select(ComputeHost).where(ComputeHost.name.in_(names)))
+    return {h.name: is_up(h, now, timeout) for h in rows}

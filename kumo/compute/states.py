@@ -1,0 +1,143 @@
+"""The instance state machine, in one place.
+
+An action is allowed from a set of vm_states when no task is in flight; it sets a task_state and
+hands a task of some kind to the host's agent. When the agent reports, `settle` decides the new
+vm_state/power_state. Everything else (routes, scheduler, agent API) asks this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from kumo.errors import InvalidState
+
+
+class VmState:
+    BUILDING = "building"
+    ACTIVE = "active"
+    STOPPED = "stopped"
+    RESIZED = "resized"
+    ERROR = "error"
+    DELETED = "deleted"
+
+
+class TaskState:
+    SCHEDULING = "scheduling"
+    SPAWNING = "spawning"
+    POWERING_OFF = "powering-off"
+    POWERING_ON = "powering-on"
+    REBOOTING = "rebooting"
+    REBOOTING_HARD = "rebooting_hard"
+    REBUILDING = "rebuilding"
+    MIGRATING = "migrating"
+    RESIZE_MIGRATING = "resize_migrating"
+    RESIZE_REVERTING = "resize_reverting"
+    DELETING = "deleting"
+
+
+class PowerState(IntEnum):
+    NOSTATE = 0
+    RUNNING = 1
+    PAUSED = 3
+    SHUTDOWN = 4
+    CRASHED = 6
+    SUSPENDED = 7
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str  # the instance-action name Nova records
+    event: str  # the event name of the agent's part
+    from_vm_states: frozenset[str]
+    task_state: str
+    # vm_state and power state once the agent succeeds (None: keep the current one)
+    done_vm_state: str | None
+    done_power: PowerState | None
+
+
+def _states(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+ACTIONS: dict[str, Action] = {
+    "spawn": Action("create", "compute__do_build_and_run_instance", _states(VmState.BUILDING),
+                    TaskState.SPAWNING, VmState.ACTIVE, PowerState.RUNNING),
+    "stop": Action("stop", "compute_stop_instance", _states(VmState.ACTIVE, VmState.ERROR),
+                   TaskState.POWERING_OFF, VmState.STOPPED, PowerState.SHUTDOWN),
+    "start": Action("start", "compute_start_instance", _states(VmState.STOPPED),
+                    TaskState.POWERING_ON, VmState.ACTIVE, PowerState.RUNNING),
+    "reboot": Action("reboot", "compute_reboot_instance", _states(VmState.ACTIVE),
+                     TaskState.REBOOTING, VmState.ACTIVE, PowerState.RUNNING),
+    "reboot_hard": Action("reboot", "compute_reboot_instance",
+                          _states(VmState.ACTIVE, VmState.STOPPED, VmState.ERROR),
+                          TaskState.REBOOTING_HARD, VmState.ACTIVE, PowerState.RUNNING),
+    "rebuild": Action("rebuild", "compute_rebuild_instance",
+                      _states(VmState.ACTIVE, VmState.STOPPED, VmState.ERROR),
+                      TaskState.REBUILDING, VmState.ACTIVE, PowerState.RUNNING),
+    "live_migrate": Action("live-migration", "compute_live_migration", _states(VmState.ACTIVE),
+                           TaskState.MIGRATING, None, None),
+    "migrate": Action("migrate", "compute_resize_instance", _states(VmState.ACTIVE, VmState.STOPPED),
+                      TaskState.RESIZE_MIGRATING, VmState.RESIZED, None),
+    "revert_resize": Action("revertResize", "compute_revert_resize", _states(VmState.RESIZED),
+                            TaskState.RESIZE_REVERTING, None, None),
+    "delete": Action("delete", "compute_terminate_instance",
+                     _states(VmState.BUILDING, VmState.ACTIVE, VmState.STOPPED, VmState.RESIZED,
+                             VmState.ERROR),
+                     TaskState.DELETING, VmState.DELETED, PowerState.NOSTATE),
+}
+
+
+def check(kind: str, vm_state: str, task_state: str | None, instance_id: str) -> Action:
+    """The action for `kind` if the instance may take it now, else 409 like Nova."""
+    action = ACTIONS[kind]
+    if kind == "delete":
+        # Deleting is allowed while anything but another delete is in flight.
+        if task_state == TaskState.DELETING:
+            raise InvalidState(f"Cannot 'delete' instance {instance_id} while it is in task_state deleting")
+        return action
+    if vm_state not in action.from_vm_states:
+        raise InvalidState(
+            f"Cannot '{action.name}' instance {instance_id} while it is in vm_state {vm_state}"
+        )
+    if task_state is not None:
+        raise InvalidState(
+            f"Cannot '{action.name}' instance {instance_id} while it is in task_state {task_state}"
+        )
+    return action
+
+
+_STATUS_BY_TASK = {
+    TaskState.REBOOTING: "REBOOT",
+    TaskState.REBOOTING_HARD: "HARD_REBOOT",
+    TaskState.REBUILDING: "REBUILD",
+    TaskState.MIGRATING: "MIGRATING",
+    TaskState.RESIZE_MIGRATING: "RESIZE",
+    TaskState.RESIZE_REVERTING: "REVERT_RESIZE",
+}
+_STATUS_BY_VM = {
+    VmState.BUILDING: "BUILD",
+    VmState.ACTIVE: "ACTIVE",
+    VmState.STOPPED: "SHUTOFF",
+    VmState.RESIZED: "VERIFY_RESIZE",
+    VmState.ERROR: "ERROR",
+    VmState.DELETED: "DELETED",
+}
+
+
+def status(vm_state: str, task_state: str | None) -> str:
+    """Nova's API status derived from vm_state and task_state."""
+    if vm_state in (VmState.ACTIVE, VmState.STOPPED, VmState.RESIZED) and task_state in _STATUS_BY_TASK:
+        return _STATUS_BY_TASK[task_state]
+    return _STATUS_BY_VM.get(vm_state, "UNKNOWN")
+
+
+# status filter values → (vm_state, task_state predicate) used by list filters
+VM_STATES_BY_STATUS: dict[str, tuple[str, ...]] = {
+    "BUILD": (VmState.BUILDING,),
+    "ACTIVE": (VmState.ACTIVE,),
+    "SHUTOFF": (VmState.STOPPED,),
+    "VERIFY_RESIZE": (VmState.RESIZED,),
+    "ERROR": (VmState.ERROR,),
+    "DELETED": (VmState.DELETED,),
+}

@@ -1,0 +1,123 @@
+"""Read the whole fleet into a scheduler Snapshot in five queries, none per host (six when
+the request names instances for same_host/different_host).
+
+Order matters for the claim protocol (see kumo.placement.claims): provider generations are read
+by the first query, usage and inventory after it. Under READ COMMITTED a claim committed between
+the queries shows up in usage with its generation bump unseen, so the snapshot is conservative
+and the later compare-and-swap fails; it can never show an old usage with a new generation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Iterable
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from kumo.compute.models import Aggregate, AggregateHost, ComputeHost, Instance
+from kumo.db import utcnow
+from kumo.placement.models import Allocation, Inventory, ResourceProvider
+from kumo.scheduler.snapshot import HostState, Snapshot
+
+DEFAULT_AVAILABILITY_ZONE = "nova"
+
+
+def load_snapshot(
+    session: Session,
+    heartbeat_timeout: float = 30.0,
+    *,
+    now: dt.datetime | None = None,
+    instance_uuids: Iterable[str] = (),
+    default_availability_zone: str = DEFAULT_AVAILABILITY_ZONE,
+) -> Snapshot:
+    """The fleet as the scheduler sees it. `instance_uuids`: the same_host/different_host
+    instances of the request(s) about to be scheduled (see hosts_of_instances)."""
+    now = now or utcnow()
+    rows = session.execute(
+        select(
+            ComputeHost.name,
+            ComputeHost.provider_id,
+            ComputeHost.disabled,
+            ComputeHost.forced_down,
+            ComputeHost.last_heartbeat,
+            ResourceProvider.generation,
+        )
+        .join(ResourceProvider, ResourceProvider.id == ComputeHost.provider_id)
+        .order_by(ComputeHost.name)
+    ).all()
+
+    capacity: dict[int, dict[str, int]] = {}
+    max_unit: dict[int, dict[str, int]] = {}
+    for inv in session.scalars(select(Inventory)):
+        capacity.setdefault(inv.provider_id, {})[inv.resource_class] = int(
+            (inv.total - inv.reserved) * inv.allocation_ratio
+        )
+        max_unit.setdefault(inv.provider_id, {})[inv.resource_class] = inv.max_unit
+
+    used: dict[int, dict[str, int]] = {}
+    usage = select(Allocation.provider_id, Allocation.resource_class, func.sum(Allocation.used)).group_by(
+        Allocation.provider_id, Allocation.resource_class
+    )
+    for provider_id, resource_class, total in session.execute(usage):
+        used.setdefault(provider_id, {})[resource_class] = int(total or 0)
+
+    aggregates: dict[str, list[dict[str, str]]] = {}
+    memberships = select(AggregateHost.host, Aggregate.metadata_).join(
+        Aggregate, Aggregate.id == AggregateHost.aggregate_id
+    )
+    for host_name, metadata in session.execute(memberships.order_by(Aggregate.id)):
+        aggregates.setdefault(host_name, []).append(dict(metadata or {}))
+
+    hosts = []
+    for name, provider_id, disabled, forced_down, heartbeat, generation in rows:
+        host_aggregates = aggregates.get(name, [])
+        zones = [m["availability_zone"] for m in host_aggregates if m.get("availability_zone")]
+        hosts.append(
+            HostState(
+                name=name,
+                provider_id=provider_id,
+                generation=generation,
+                availability_zone=zones[0] if zones else default_availability_zone,
+                up=_is_up(heartbeat, forced_down, now, heartbeat_timeout),
+                enabled=not disabled,
+                capacity=capacity.get(provider_id, {}),
+                used=used.get(provider_id, {}),
+                max_unit=max_unit.get(provider_id, {}),
+                aggregates=tuple(host_aggregates),
+            )
+        )
+    return Snapshot.of(hosts, _group_hosts(session), hosts_of_instances(session, instance_uuids))
+
+
+def hosts_of_instances(session: Session, uuids: Iterable[str]) -> dict[str, str]:
+    """instance uuid -> host for the live, placed instances among `uuids` (one query)."""
+    wanted: Collection[str] = set(uuids)
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(Instance.uuid, Instance.host).where(
+            Instance.uuid.in_(wanted), Instance.deleted.is_(False), Instance.host.is_not(None)
+        )
+    )
+    return {uuid: host for uuid, host in rows if host is not None}
+
+
+def _group_hosts(session: Session) -> dict[str, dict[str, int]]:
+    """server group uuid -> host -> number of the group's live instances there."""
+    rows = session.execute(
+        select(Instance.server_group, Instance.host, func.count())
+        .where(Instance.deleted.is_(False), Instance.host.is_not(None), Instance.server_group.is_not(None))
+        .group_by(Instance.server_group, Instance.host)
+    )
+    groups: dict[str, dict[str, int]] = {}
+    for group_uuid, host, count in rows:
+        if group_uuid is not None and host is not None:
+            groups.setdefault(group_uuid, {})[host] = int(count)
+    return groups
+
+
+def _is_up(heartbeat: dt.datetime | None, forced_down: bool, now: dt.datetime, timeout: float) -> bool:
+    if forced_down or heartbeat is None:
+        return False
+    return (now - heartbeat).total_seconds() <= timeout

@@ -1,0 +1,137 @@
+"""schedule(request, snapshot) -> Decision: filter, weigh, rank. Pure: no I/O, no clock, no
+randomness; the same inputs give the same ranking (the rebalancer relies on that when it
+replays the core on a hypothetical snapshot)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from kumo.scheduler.filters import DEFAULT_FILTERS, FORCED_HOST_FILTERS, Filter
+from kumo.scheduler.request import SOFT_AFFINITY, SOFT_ANTI_AFFINITY, ScheduleRequest
+from kumo.scheduler.snapshot import HostState, Snapshot
+from kumo.scheduler.weighers import SchedulerConfig, weigh_hosts
+
+
+@dataclass(frozen=True)
+class Candidate:
+    host: str
+    provider_id: int
+    generation: int  # pass to claims.claim() as seen_generation
+    weight: float
+    # For a soft-(anti-)affinity group: whether landing here honours the policy; else None.
+    soft_policy_honoured: bool | None = None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    filter: str
+    reason: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    candidates: tuple[Candidate, ...]  # best first; claim the first, fall back to the next
+    total_hosts: int
+    rejections: tuple[Rejection, ...]  # pipeline order; each host charged to one filter
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.candidates)
+
+    @property
+    def hosts(self) -> list[str]:
+        return [c.host for c in self.candidates]
+
+    def removed_by(self, filter_name: str) -> int:
+        return sum(r.count for r in self.rejections if r.filter == filter_name)
+
+    @property
+    def message(self) -> str:
+        """E.g. 'No valid host was found. There are 5 hosts: 2 removed by ComputeFilter (service
+        down), 3 removed by ResourcesFilter (insufficient MEMORY_MB)'; a summary when ok."""
+        noun = "host" if self.total_hosts == 1 else "hosts"
+        verb = "is" if self.total_hosts == 1 else "are"
+        parts = [_describe(name, self._reasons_of(name)) for name in self._filters()]
+        head = "" if self.ok else "No valid host was found. "
+        tail = f": {', '.join(parts)}" if parts else ""
+        return f"{head}There {verb} {self.total_hosts} {noun}{tail}"
+
+    def _filters(self) -> list[str]:
+        return list(dict.fromkeys(r.filter for r in self.rejections))
+
+    def _reasons_of(self, filter_name: str) -> list[Rejection]:
+        return [r for r in self.rejections if r.filter == filter_name]
+
+
+def _describe(filter_name: str, rejections: list[Rejection]) -> str:
+    total = sum(r.count for r in rejections)
+    if len(rejections) == 1:
+        why = rejections[0].reason
+    else:
+        why = ", ".join(f"{r.count} {r.reason}" for r in rejections)
+    return f"{total} removed by {filter_name} ({why})"
+
+
+def schedule(
+    request: ScheduleRequest,
+    snapshot: Snapshot,
+    config: SchedulerConfig | None = None,
+    filters: Sequence[Filter] | None = None,
+) -> Decision:
+    config = config or SchedulerConfig()
+    if filters is None:
+        filters = FORCED_HOST_FILTERS if request.force_host is not None else DEFAULT_FILTERS
+    survivors, rejections = _filter(request, snapshot, filters)
+    ranked = weigh_hosts(survivors, request, snapshot, config)[: config.max_candidates]
+    candidates = tuple(
+        Candidate(h.name, h.provider_id, h.generation, weight, _soft_policy_honoured(h, request, snapshot))
+        for h, weight in ranked
+    )
+    return Decision(candidates, len(snapshot.hosts), rejections)
+
+
+def schedule_batch(
+    requests: Sequence[ScheduleRequest], snapshot: Snapshot, config: SchedulerConfig | None = None
+) -> tuple[list[Decision], Snapshot]:
+    """Schedule instances one after another on one read, each seeing the previous ones placed
+    on their best candidate. Claim them in order; after any claim conflict, reload and
+    reschedule the rest (the later decisions assumed the earlier best candidates)."""
+    decisions = []
+    for request in requests:
+        decision = schedule(request, snapshot, config)
+        decisions.append(decision)
+        if decision.ok:
+            snapshot = snapshot.after_claim(decision.candidates[0].host, request)
+    return decisions, snapshot
+
+
+def _filter(
+    request: ScheduleRequest, snapshot: Snapshot, filters: Sequence[Filter]
+) -> tuple[list[HostState], tuple[Rejection, ...]]:
+    survivors: list[HostState] = []
+    counts: dict[str, Counter[str]] = {f.name: Counter() for f in filters}
+    for host in snapshot.hosts.values():
+        for host_filter in filters:
+            result = host_filter(host, request, snapshot)
+            if not result.ok:
+                counts[host_filter.name][result.reason] += 1
+                break
+        else:
+            survivors.append(host)
+    rejections = tuple(
+        Rejection(name, reason, n) for name, reasons in counts.items() for reason, n in reasons.items()
+    )
+    return survivors, rejections
+
+
+def _soft_policy_honoured(host: HostState, request: ScheduleRequest, snapshot: Snapshot) -> bool | None:
+    group = request.group
+    if group is None or group.policy not in (SOFT_AFFINITY, SOFT_ANTI_AFFINITY):
+        return None
+    here = snapshot.group_members_on(group.uuid, host.name)
+    if group.policy == SOFT_ANTI_AFFINITY:
+        return here == 0
+    return here > 0 or not any(snapshot.group_hosts.get(group.uuid, {}).values())

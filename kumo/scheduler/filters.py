@@ -1,0 +1,228 @@
+"""Host filters: each answers "may this instance land on this host?" with a reason when not.
+
+A filter is a plain function wrapped with a stable name (the one operators see in "no valid
+host" messages). Filters never raise for a rejection and never do I/O: everything they need is
+in the request and the snapshot. Reasons are the module-level constants below (ResourcesFilter
+appends the resource class).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kumo.scheduler.request import AFFINITY, ANTI_AFFINITY, ScheduleRequest
+from kumo.scheduler.snapshot import HostState, Snapshot
+
+IGNORED = "listed in ignore_hosts"
+NOT_FORCED = "not the forced host"
+SERVICE_DOWN = "service down"
+SERVICE_DISABLED = "service disabled"
+OTHER_AZ = "not in the requested availability zone"
+TENANT_ISOLATED = "aggregate reserved for other projects"
+EXTRA_SPECS_MISMATCH = "aggregate metadata does not match flavor extra specs"
+INSUFFICIENT = "insufficient"  # + resource class: "insufficient MEMORY_MB"
+ABOVE_MAX_UNIT = "above max_unit of"  # + resource class
+NOT_GROUP_HOST = "not the host of the affinity group"
+GROUP_HOST_FULL = "max_server_per_host members of the anti-affinity group already there"
+NOT_SAME_HOST = "holds none of the same_host instances"
+HOLDS_DIFFERENT_HOST = "holds a different_host instance"
+
+EXTRA_SPECS_SCOPE = "aggregate_instance_extra_specs"
+TENANT_KEY_PREFIX = "filter_tenant_id"
+
+
+@dataclass(frozen=True)
+class FilterResult:
+    ok: bool
+    reason: str = ""
+
+
+PASS = FilterResult(True)
+Check = Callable[[HostState, ScheduleRequest, Snapshot], FilterResult]
+
+
+@dataclass(frozen=True)
+class Filter:
+    name: str
+    check: Check
+
+    def __call__(self, host: HostState, request: ScheduleRequest, snapshot: Snapshot) -> FilterResult:
+        return self.check(host, request, snapshot)
+
+
+def host_filter(name: str) -> Callable[[Check], Filter]:
+    def wrap(check: Check) -> Filter:
+        return Filter(name, check)
+
+    return wrap
+
+
+def _fail(reason: str) -> FilterResult:
+    return FilterResult(False, reason)
+
+
+@host_filter("IgnoreHostsFilter")
+def ignore_hosts_filter(host: HostState, request: ScheduleRequest, snapshot: Snapshot) -> FilterResult:
+    return _fail(IGNORED) if host.name in request.ignore_hosts else PASS
+
+
+@host_filter("ForceHostFilter")
+def force_host_filter(host: HostState, request: ScheduleRequest, snapshot: Snapshot) -> FilterResult:
+    if request.force_host is None or host.name == request.force_host:
+        return PASS
+    return _fail(NOT_FORCED)
+
+
+@host_filter("ComputeFilter")
+def compute_filter(host: HostState, request: ScheduleRequest, snapshot: Snapshot) -> FilterResult:
+    if not host.up:
+        return _fail(SERVICE_DOWN)
+    return PASS if host.enabled else _fail(SERVICE_DISABLED)
+
+
+@host_filter("AvailabilityZoneFilter")
+def availability_zone_filter(host: HostState, request: ScheduleRequest, snapshot: Snapshot) -> FilterResult:
+    if request.availability_zone is None or host.availability_zone == request.availability_zone:
+        return PASS
+    return _fail(OTHER_AZ)
+
+
+@host_filter("AggregateMultiTenancyIsolation")
+def tenant_isolation_filter(host: HostState, request: ScheduleRequest, snapshot: Snapshot) -> FilterResult:
+    """A host in aggregates carrying filter_tenant_id* keys takes only the projects listed there."""
+    allowed: set[str] = set()
+    for key, values in host.aggregate_metadata().items():
+        if key.startswith(TENANT_KEY_PREFIX):
+            allowed |= values
+    allowed.discard("")
+    return PASS if not allowed or request.project_id in allowed else _fail(TENANT_ISOLATED)
+
+
+@host_filter("AggregateInstanceExtraSpecsFilter")
+def aggregate_extra_specs_filter(
+    host: HostState, request: ScheduleRequest, snapshot: Snapshot
+) -> FilterResult:
+    """Nova semantics: every extra spec that is unscoped (no ':') or scoped
+    `aggregate_instance_extra_specs:` must match some value of that key in the host's
+    aggregates; specs in any other scope (hw:, quota:, ...) are ignored."""
+    if not request.flavor_extra_specs:
+        return PASS
+    metadata = host.aggregate_metadata()
+    for spec_key, requirement in request.flavor_extra_specs.items():
+        scope, sep, key = spec_key.partition(":")
+        if not sep:
+            key = scope
+        elif scope != EXTRA_SPECS_SCOPE:
+            continue
+        if not any(match_extra_spec(value, requirement) for value in metadata.get(key, ())):
+            return _fail(EXTRA_SPECS_MISMATCH)
+    return PASS
+
+
+_NUMERIC_OPS: dict[str, Callable[[float, float], bool]] = {
+    "=": lambda v, r: v >= r,  # Nova: "=" means "at least"
+    "==": lambda v, r: v == r,
+    "!=": lambda v, r: v != r,
+    ">=": lambda v, r: v >= r,
+    "<=": lambda v, r: v <= r,
+}
+_STRING_OPS: dict[str, Callable[[str, str], bool]] = {
+    "s==": lambda v, r: v == r,
+    "s!=": lambda v, r: v != r,
+    "s<": lambda v, r: v < r,
+    "s<=": lambda v, r: v <= r,
+    "s>": lambda v, r: v > r,
+    "s>=": lambda v, r: v >= r,
+    "<in>": lambda v, r: r in v,
+}
+
+
+def match_extra_spec(value: str, requirement: str) -> bool:
+    """nova.scheduler.filters.extra_specs_ops.match: a leading operator word selects the
+    comparison ("<or> a <or> b", "<in> sub", "<all-in> a b", "s== x", ">= 4", ...);
+    anything else is plain string equality."""
+    words = requirement.split()
+    op, args = (words[0], words[1:]) if words else ("", [])
+    if op == "<or>":
+        return value in args[::2]  # "<or> a <or> b": the operands sit at even positions
+    if op == "<all-in>":
+        return bool(args) and all(arg in value for arg in args)
+    if op in _STRING_OPS:
+        return bool(args) and _STRING_OPS[op](value, args[0])
+    if op in _NUMERIC_OPS:
+        try:
+            return bool(args) and _NUMERIC_OPS[op](float(value), float(args[0]))
+        except ValueError:
+            return False
+    return value == requirement
+
+
+@host_filter("ResourcesFilter")
+def resources_filter(host: HostState, request: ScheduleRequest, snapshot: Snapshot) -> FilterResult:
+    """Placement's rule per class: used + requested <= (total - reserved) * allocation_ratio,
+    and requested <= max_unit."""
+    for resource_class, amount in request.resources.items():
+        if amount <= 0:
+            continue
+        if amount > host.free(resource_class):
+            return _fail(f"{INSUFFICIENT} {resource_class}")
+        if amount > host.max_unit.get(resource_class, amount):
+            return _fail(f"{ABOVE_MAX_UNIT} {resource_class}")
+    return PASS
+
+
+@host_filter("ServerGroupAffinityFilter")
+def group_affinity_filter(host: HostState, request: ScheduleRequest, snapshot: Snapshot) -> FilterResult:
+    """Hard affinity: once the group has a member somewhere, only those hosts qualify."""
+    group = request.group
+    if group is None or group.policy != AFFINITY:
+        return PASS
+    members = snapshot.group_hosts.get(group.uuid, {})
+    if not any(members.values()) or members.get(host.name, 0) > 0:
+        return PASS
+    return _fail(NOT_GROUP_HOST)
+
+
+@host_filter("ServerGroupAntiAffinityFilter")
+def group_anti_affinity_filter(host: HostState, request: ScheduleRequest, snapshot: Snapshot) -> FilterResult:
+    """Hard anti-affinity: fewer than rules["max_server_per_host"] (default 1) members there."""
+    group = request.group
+    if group is None or group.policy != ANTI_AFFINITY:
+        return PASS
+    if snapshot.group_members_on(group.uuid, host.name) < group.max_server_per_host:
+        return PASS
+    return _fail(GROUP_HOST_FULL)
+
+
+@host_filter("SameHostFilter")
+def same_host_filter(host: HostState, request: ScheduleRequest, snapshot: Snapshot) -> FilterResult:
+    if not request.same_host:
+        return PASS
+    if any(snapshot.instance_hosts.get(uuid) == host.name for uuid in request.same_host):
+        return PASS
+    return _fail(NOT_SAME_HOST)
+
+
+@host_filter("DifferentHostFilter")
+def different_host_filter(host: HostState, request: ScheduleRequest, snapshot: Snapshot) -> FilterResult:
+    if any(snapshot.instance_hosts.get(uuid) == host.name for uuid in request.different_host):
+        return _fail(HOLDS_DIFFERENT_HOST)
+    return PASS
+
+
+# Cheapest and most decisive first; each host is charged to the first filter that rejects it.
+DEFAULT_FILTERS: tuple[Filter, ...] = (
+    ignore_hosts_filter,
+    compute_filter,
+    availability_zone_filter,
+    tenant_isolation_filter,
+    aggregate_extra_specs_filter,
+    resources_filter,
+    group_affinity_filter,
+    group_anti_affinity_filter,
+    same_host_filter,
+    different_host_filter,
+)
+# An admin's forced host bypasses placement policy, never liveness or capacity.
+FORCED_HOST_FILTERS: tuple[Filter, ...] = (force_host_filter, compute_filter, resources_filter)

@@ -1,0 +1,81 @@
+"""An immutable picture of the fleet that one scheduling cycle reads.
+
+Loaded once (kumo.placement.snapshot.load_snapshot) and never mutated: `Snapshot.after_claim`
+returns a new snapshot that mirrors exactly what `kumo.placement.claims.claim` writes (usage up by
+the request, provider generation up by one), so a batch of instances can be scheduled, and claimed
+in order in one transaction, against a single read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from kumo.scheduler.request import ScheduleRequest
+
+
+@dataclass(frozen=True)
+class HostState:
+    name: str
+    provider_id: int
+    generation: int  # the resource provider's, as read; the claim's compare-and-swap token
+    availability_zone: str | None = None
+    up: bool = True
+    enabled: bool = True
+    capacity: Mapping[str, int] = field(default_factory=dict)  # int((total - reserved) * ratio)
+    used: Mapping[str, int] = field(default_factory=dict)
+    max_unit: Mapping[str, int] = field(default_factory=dict)  # largest single allocation
+    aggregates: tuple[Mapping[str, str], ...] = ()  # metadata of each aggregate holding the host
+
+    def free(self, resource_class: str) -> int:
+        return self.capacity.get(resource_class, 0) - self.used.get(resource_class, 0)
+
+    def aggregate_metadata(self) -> dict[str, set[str]]:
+        """Nova's merged view: key -> every value of that key across the host's aggregates,
+        comma-separated values split (nova.scheduler.filters.utils.aggregate_metadata_get_by_host)."""
+        merged: dict[str, set[str]] = {}
+        for metadata in self.aggregates:
+            for key, value in metadata.items():
+                merged.setdefault(key, set()).update(v.strip() for v in str(value).split(","))
+        return merged
+
+    def with_claim(self, resources: Mapping[str, int]) -> HostState:
+        used = dict(self.used)
+        for resource_class, amount in resources.items():
+            used[resource_class] = used.get(resource_class, 0) + amount
+        return replace(self, used=used, generation=self.generation + 1)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    hosts: Mapping[str, HostState]  # by host name
+    # server group uuid -> host name -> number of the group's instances on that host
+    group_hosts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    # instance uuid -> host, only for the instances a request's same_host/different_host names
+    instance_hosts: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        hosts: Iterable[HostState],
+        group_hosts: Mapping[str, Mapping[str, int]] | None = None,
+        instance_hosts: Mapping[str, str] | None = None,
+    ) -> Snapshot:
+        return cls({h.name: h for h in hosts}, dict(group_hosts or {}), dict(instance_hosts or {}))
+
+    def group_members_on(self, group_uuid: str, host: str) -> int:
+        return self.group_hosts.get(group_uuid, {}).get(host, 0)
+
+    def with_instance_hosts(self, instance_hosts: Mapping[str, str]) -> Snapshot:
+        return replace(self, instance_hosts={**self.instance_hosts, **instance_hosts})
+
+    def after_claim(self, host: str, request: ScheduleRequest) -> Snapshot:
+        """The snapshot as it will be once `request` is claimed on `host`."""
+        hosts = {**self.hosts, host: self.hosts[host].with_claim(request.resources)}
+        group_hosts = dict(self.group_hosts)
+        if request.group is not None:
+            members = dict(group_hosts.get(request.group.uuid, {}))
+            members[host] = members.get(host, 0) + 1
+            group_hosts[request.group.uuid] = members
+        instance_hosts = {**self.instance_hosts, request.instance_uuid: host}
+        return Snapshot(hosts, group_hosts, instance_hosts)

@@ -1,0 +1,96 @@
+"""Host weighers: each scores a host with a raw number; scores are min-max normalized across
+the hosts that passed the filters and summed with per-weigher multipliers (Nova's scheme)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from kumo.scheduler.request import SOFT_AFFINITY, SOFT_ANTI_AFFINITY, ScheduleRequest
+from kumo.scheduler.snapshot import HostState, Snapshot
+
+SPREAD = "spread"
+PACK = "pack"
+
+Weigh = Callable[[HostState, ScheduleRequest, Snapshot], float]
+
+
+@dataclass(frozen=True)
+class Weigher:
+    name: str
+    weigh: Weigh
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    strategy: str = SPREAD  # "spread": most free capacity first; "pack": least free first
+    ram_weight: float = 1.0
+    cpu_weight: float = 1.0
+    disk_weight: float = 0.0
+    # Large enough to outvote the resource weighers (each contributes at most its weight).
+    soft_affinity_weight: float = 10.0
+    soft_anti_affinity_weight: float = 10.0
+    max_candidates: int = 10  # length of the ranked list handed to the claimer
+
+    def __post_init__(self) -> None:
+        if self.strategy not in (SPREAD, PACK):
+            raise ValueError(f"unknown scheduler strategy {self.strategy!r}")
+
+
+def _free(resource_class: str) -> Weigh:
+    return lambda host, request, snapshot: float(host.free(resource_class))
+
+
+def _group_members(policy: str, sign: float) -> Weigh:
+    def weigh(host: HostState, request: ScheduleRequest, snapshot: Snapshot) -> float:
+        group = request.group
+        if group is None or group.policy != policy:
+            return 0.0
+        return sign * snapshot.group_members_on(group.uuid, host.name)
+
+    return weigh
+
+
+RAM = Weigher("RAMWeigher", _free("MEMORY_MB"))
+CPU = Weigher("CPUWeigher", _free("VCPU"))
+DISK = Weigher("DiskWeigher", _free("DISK_GB"))
+SOFT_AFFINITY_WEIGHER = Weigher("ServerGroupSoftAffinityWeigher", _group_members(SOFT_AFFINITY, 1.0))
+SOFT_ANTI_AFFINITY_WEIGHER = Weigher(
+    "ServerGroupSoftAntiAffinityWeigher", _group_members(SOFT_ANTI_AFFINITY, -1.0)
+)
+
+
+def weighers(config: SchedulerConfig) -> list[tuple[Weigher, float]]:
+    """The weighers with their multipliers; "pack" turns the free-capacity ones around."""
+    sign = 1.0 if config.strategy == SPREAD else -1.0
+    pairs = [
+        (RAM, sign * config.ram_weight),
+        (CPU, sign * config.cpu_weight),
+        (DISK, sign * config.disk_weight),
+        (SOFT_AFFINITY_WEIGHER, config.soft_affinity_weight),
+        (SOFT_ANTI_AFFINITY_WEIGHER, config.soft_anti_affinity_weight),
+    ]
+    return [(w, m) for w, m in pairs if m != 0.0]
+
+
+def normalize(values: Sequence[float]) -> list[float]:
+    """Min-max to [0, 1]; all-equal values carry no preference and become 0."""
+    if not values:
+        return []
+    low, high = min(values), max(values)
+    if high == low:
+        return [0.0] * len(values)
+    return [(v - low) / (high - low) for v in values]
+
+
+def weigh_hosts(
+    hosts: Sequence[HostState], request: ScheduleRequest, snapshot: Snapshot, config: SchedulerConfig
+) -> list[tuple[HostState, float]]:
+    """Hosts with their combined weight, best first (ties broken by name, for determinism)."""
+    totals = [0.0] * len(hosts)
+    for weigher, multiplier in weighers(config):
+        raw = [weigher.weigh(h, request, snapshot) for h in hosts]
+        for i, value in enumerate(normalize(raw)):
+            totals[i] += multiplier * value
+    ranked = sorted(zip(hosts, totals, strict=True), key=lambda pair: (-pair[1], pair[0].name))
+    return ranked
