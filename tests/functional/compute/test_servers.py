@@ -90,7 +90,7 @@ def test_no_valid_host_fault_names_filters(cloud: Cloud, fleet: Fleet) -> None:
     fleet.add("small", vcpus=1, memory_mb=1024)
     with cloud.client(microversion=MV) as c:
         flavor, image = _setup(c)
-        big = c.post("/compute/v2.1/flavors", json={"flavor": {"name": "big", "vcpus": 64, "ram": 512, "disk": 1}})
+        big = c.post("/compute/v2.1/flavors", json={"flavor": {"name": "big", "vcpus": 1, "ram": 8192, "disk": 1}})
         sid = _create(c, big.json()["flavor"]["id"], image)
         server = _wait_status(c, sid, "ERROR")
         assert "No valid host was found" in server["fault"]["message"]

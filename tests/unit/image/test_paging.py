@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import given, settings
@@ -44,10 +45,13 @@ def _reference(images: list[Image], sort: list[tuple[str, str]]) -> list[str]:
         raw = getattr(img, key)
         return {"name": "", "size": -1}.get(key, raw) if raw is None else raw
 
+    def by(key: str) -> Callable[[Image], Any]:
+        return lambda img: value(img, key)
+
     ordered = list(images)
     full = [*sort, ("id", sort[-1][1])]
     for key, direction in reversed(full):  # stable sorts, least significant key first
-        ordered.sort(key=lambda img, k=key: value(img, k), reverse=direction == "desc")
+        ordered.sort(key=by(key), reverse=direction == "desc")
     return [img.id for img in ordered]
 
 

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 86ec7c7bfdbb
+Revision ID: a96f6376df37
 Revises:
-Create Date: 2026-11-22 00:55:12.425612
+Create Date: 2026-11-22 01:07:02.186411
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = "86ec7c7bfdbb"
+revision = "a96f6376df37"
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -123,7 +123,7 @@ def upgrade() -> None:
         sa.Column("scheduler_hints", sa.JSON(), nullable=False),
         sa.Column("server_group", sa.String(length=36), nullable=True),
         sa.Column("fault", sa.JSON(), nullable=True),
-        sa.Column("migration_dest", sa.String(length=255), nullable=True),
+        sa.Column("migration_source", sa.String(length=255), nullable=True),
         sa.Column("launch_index", sa.Integer(), nullable=False),
         sa.Column("reservation_id", sa.String(length=32), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),

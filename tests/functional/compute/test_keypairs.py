@@ -1,0 +1,122 @@
+"""Key pairs over HTTP: generate vs import, shapes and status codes per microversion, users."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from tests.conftest import Cloud
+from tests.functional.compute.helpers import API, demo_token, reader_token, user_id
+
+
+def _public_key() -> str:
+    key = ed25519.Ed25519PrivateKey.generate().public_key()
+    return key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+
+
+def test_generate_returns_the_private_key_once(cloud: Cloud) -> None:
+    with cloud.client(microversion="2.10") as c:
+        resp = c.post(f"{API}/os-keypairs", json={"keypair": {"name": "gen"}})
+        assert resp.status_code == 201
+        created = resp.json()["keypair"]
+        assert set(created) == {"name", "public_key", "fingerprint", "user_id", "type", "private_key"}
+        private = serialization.load_pem_private_key(created["private_key"].encode(), password=None)
+        derived = private.public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+        ).decode()
+        assert created["public_key"].startswith(derived)
+        shown = c.get(f"{API}/os-keypairs/gen").json()["keypair"]
+    assert "private_key" not in shown
+    assert set(shown) == {"name", "public_key", "fingerprint", "type", "id", "user_id", "created_at",
+                          "updated_at", "deleted", "deleted_at"}
+    assert shown["deleted"] is False and shown["type"] == "ssh"
+
+
+def test_import_fingerprint_is_md5_of_the_blob(cloud: Cloud) -> None:
+    public = _public_key()
+    expected = hashlib.md5(base64.b64decode(public.split()[1])).digest().hex(":")  # noqa: S324
+    with cloud.client(microversion="2.2") as c:
+        resp = c.post(f"{API}/os-keypairs", json={"keypair": {"name": "imp", "public_key": public}})
+        assert resp.status_code == 201
+        body = resp.json()["keypair"]
+        assert body["fingerprint"] == expected and "private_key" not in body
+        listed = c.get(f"{API}/os-keypairs").json()
+    assert listed == {"keypairs": [{"keypair": {"name": "imp", "public_key": public, "fingerprint": expected,
+                                                "type": "ssh"}}]}
+
+
+def test_microversion_21_shapes_and_codes(cloud: Cloud) -> None:
+    with cloud.client(microversion="2.1") as c:
+        resp = c.post(f"{API}/os-keypairs", json={"keypair": {"name": "old", "public_key": _public_key()}})
+        assert resp.status_code == 200
+        assert "type" not in resp.json()["keypair"]
+        assert "type" not in c.get(f"{API}/os-keypairs/old").json()["keypair"]
+        assert "type" not in c.get(f"{API}/os-keypairs").json()["keypairs"][0]["keypair"]
+        typed = c.post(f"{API}/os-keypairs", json={"keypair": {"name": "t", "type": "ssh"}})
+        assert typed.status_code == 400  # `type` arrives with 2.2
+        assert c.delete(f"{API}/os-keypairs/old").status_code == 202
+    with cloud.client(microversion="2.2") as c:
+        c.post(f"{API}/os-keypairs", json={"keypair": {"name": "new", "public_key": _public_key()}})
+        assert c.delete(f"{API}/os-keypairs/new").status_code == 204
+        assert c.delete(f"{API}/os-keypairs/new").status_code == 404
+
+
+def test_errors(cloud: Cloud) -> None:
+    with cloud.client(microversion="2.10") as c:
+        assert c.post(f"{API}/os-keypairs", json={"keypair": {"name": "k"}}).status_code == 201
+        dup = c.post(f"{API}/os-keypairs", json={"keypair": {"name": "k"}})
+        assert dup.status_code == 409
+        assert dup.json()["conflict"]["message"] == "Key pair 'k' already exists."
+        bad = c.post(f"{API}/os-keypairs", json={"keypair": {"name": "bad", "public_key": "ssh-rsa notakey"}})
+        assert bad.status_code == 400
+        assert bad.json()["badRequest"]["message"] == "Keypair data is invalid: failed to generate fingerprint"
+        unsafe = c.post(f"{API}/os-keypairs", json={"keypair": {"name": "a/b"}})
+        assert unsafe.status_code == 400
+        assert c.post(f"{API}/os-keypairs", json={"keypair": {"name": "k", "type": "gpg"}}).status_code == 400
+        missing = c.get(f"{API}/os-keypairs/nope")
+        assert missing.status_code == 404 and "nope" in missing.json()["itemNotFound"]["message"]
+
+
+def test_x509_generation(cloud: Cloud) -> None:
+    with cloud.client(microversion="2.2") as c:
+        resp = c.post(f"{API}/os-keypairs", json={"keypair": {"name": "cert", "type": "x509"}})
+    assert resp.status_code == 201
+    body = resp.json()["keypair"]
+    assert body["type"] == "x509" and body["public_key"].startswith("-----BEGIN CERTIFICATE-----")
+    assert len(body["fingerprint"].split(":")) == 20  # SHA-1
+
+
+def test_keypairs_are_per_user_and_admin_can_name_the_user(cloud: Cloud) -> None:
+    with cloud.client(demo_token(cloud), microversion="2.10") as demo:
+        assert demo.post(f"{API}/os-keypairs", json={"keypair": {"name": "mine"}}).status_code == 201
+    with cloud.client(microversion="2.10") as admin:
+        demo_id = user_id(admin, "demo")
+        assert admin.get(f"{API}/os-keypairs").json()["keypairs"] == []
+        theirs = admin.get(f"{API}/os-keypairs", params={"user_id": demo_id}).json()["keypairs"]
+        assert [k["keypair"]["name"] for k in theirs] == ["mine"]
+        assert admin.get(f"{API}/os-keypairs/mine", params={"user_id": demo_id}).json()["keypair"]["user_id"] == demo_id
+        made = admin.post(f"{API}/os-keypairs", json={"keypair": {"name": "given", "user_id": demo_id}})
+        assert made.status_code == 201 and made.json()["keypair"]["user_id"] == demo_id
+        assert admin.delete(f"{API}/os-keypairs/given", params={"user_id": demo_id}).status_code == 204
+        admin_id = user_id(admin, "admin")
+    with cloud.client(demo_token(cloud), microversion="2.10") as demo:
+        assert demo.get(f"{API}/os-keypairs", params={"user_id": admin_id}).status_code == 403
+        assert demo.post(f"{API}/os-keypairs", json={"keypair": {"name": "x", "user_id": admin_id}}).status_code == 403
+    with cloud.client(reader_token(cloud), microversion="2.10") as reader:
+        assert reader.get(f"{API}/os-keypairs").status_code == 200
+        assert reader.post(f"{API}/os-keypairs", json={"keypair": {"name": "r"}}).status_code == 403
+
+
+def test_paging_from_235(cloud: Cloud) -> None:
+    with cloud.client(microversion="2.35") as c:
+        for name in ("a", "b", "c"):
+            c.post(f"{API}/os-keypairs", json={"keypair": {"name": name, "public_key": _public_key()}})
+        page = c.get(f"{API}/os-keypairs", params={"limit": 2}).json()
+        assert [k["keypair"]["name"] for k in page["keypairs"]] == ["a", "b"]
+        assert "marker=b" in page["keypairs_links"][0]["href"]
+        rest = c.get(f"{API}/os-keypairs", params={"limit": 2, "marker": "b"}).json()
+        assert [k["keypair"]["name"] for k in rest["keypairs"]] == ["c"] and "keypairs_links" not in rest
+        assert c.get(f"{API}/os-keypairs", params={"marker": "zzz"}).status_code == 400
