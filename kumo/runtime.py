@@ -5,10 +5,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-
 from kumo.config import Settings
-from kumo.db import Database, utcnow
+from kumo.db import Database
 from kumo.identity.tokens import TokenProvider
 
 
@@ -49,14 +47,13 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, db: Database | None = None) -> Runtime:
-    from kumo.identity.models import RevokedToken
+    from kumo.identity import revocation
 
     database = db or Database(settings.resolved_database_url)
 
-    def load_revoked() -> set[str]:
-        with database.transaction() as session:
-            rows = session.scalars(select(RevokedToken.audit_id).where(RevokedToken.expires_at > utcnow()))
-            return set(rows)
+    def load_revoked() -> revocation.Revocations:
+        with database.read() as session:
+            return revocation.load(session, settings.token_ttl_seconds)
 
     tokens = TokenProvider(
         settings.secret("token_key", generate="fernet"), settings.token_ttl_seconds, load_revoked

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from kumo.config import Settings
+from kumo.db import Database
 from kumo.deploy import init_cloud
 from kumo.runtime import build_runtime
 from kumo.server import ThreadedServer
@@ -75,18 +77,32 @@ class Cloud:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
 
-def start_cloud(tmp_path: Path, database_url: str = "") -> Cloud:
+def start_cloud(tmp_path: Path, database_url: str = "", template: Path | None = None) -> Cloud:
+    """`template`: an already migrated and bootstrapped SQLite file to start from (fast)."""
     settings = Settings(state_dir=tmp_path / "state", database_url=database_url)
-    db = init_cloud(settings, ADMIN_PASSWORD, DEMO_PASSWORD)
+    if template is not None:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(template, settings.state_dir / "kumo.db")
+        db = Database(settings.resolved_database_url)
+    else:
+        db = init_cloud(settings, ADMIN_PASSWORD, DEMO_PASSWORD)
     rt = build_runtime(settings, db)
     server = ThreadedServer(rt).start()
     return Cloud(url=server.url, settings=settings, server=server)
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Migrate and bootstrap once per session; each test starts from a copy."""
+    settings = Settings(state_dir=tmp_path_factory.mktemp("template"))
+    init_cloud(settings, ADMIN_PASSWORD, DEMO_PASSWORD).dispose()
+    return settings.state_dir / "kumo.db"
+
+
 @pytest.fixture
-def cloud(tmp_path: Path) -> Iterator[Cloud]:
+def cloud(tmp_path: Path, sqlite_template: Path) -> Iterator[Cloud]:
     """A kumo API over a fresh SQLite database, with admin and demo bootstrapped."""
-    c = start_cloud(tmp_path)
+    c = start_cloud(tmp_path, template=sqlite_template)
     yield c
     c.server.stop()
 

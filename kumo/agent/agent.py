@@ -145,8 +145,10 @@ class Agent:
 
     def _poll_loop(self) -> None:
         while not self.stop_event.is_set():
+            with self._lock:
+                busy = sorted(self._in_flight)
             try:
-                resp = self._call("GET", f"/hosts/{self.host}/tasks", params={"wait": self.poll_wait})
+                resp = self._call("POST", f"/hosts/{self.host}/tasks/poll", json={"wait": self.poll_wait, "busy": busy})
             except RuntimeError:
                 return
             for raw in resp.json()["tasks"]:

@@ -30,6 +30,15 @@ class TaskOut(BaseModel):
     request_id: str | None
 
 
+class Poll(BaseModel):
+    """A long poll for work: `busy` lists tasks the agent already runs (they stay pending in
+    the database until reported, so a restarted agent, which is busy with nothing, gets them
+    all again)."""
+
+    wait: float = Field(default=0.0, ge=0.0)
+    busy: list[str] = Field(default_factory=list)
+
+
 class TaskList(BaseModel):
     tasks: list[TaskOut]
 

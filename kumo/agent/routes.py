@@ -8,7 +8,7 @@ import anyio
 from fastapi import APIRouter, Depends, Request, Response
 
 from kumo.agent import service
-from kumo.agent.protocol import AGENT_TOKEN_HEADER, HostReport, PowerStates, TaskList, TaskResult
+from kumo.agent.protocol import AGENT_TOKEN_HEADER, HostReport, Poll, PowerStates, TaskList, TaskResult
 from kumo.agent.tasks import host_key
 from kumo.api.deps import runtime
 from kumo.compute import hosts
@@ -40,14 +40,15 @@ def heartbeat(host: str, rt: Runtime = Depends(agent)) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/hosts/{host}/tasks")
-async def work(host: str, wait: float = 0.0, rt: Runtime = Depends(agent)) -> TaskList:
-    """Long poll: answer at once when work is pending, else when woken or after `wait` s."""
-    wait = max(0.0, min(wait, MAX_WAIT_SECONDS))
+@router.post("/hosts/{host}/tasks/poll")
+async def work(host: str, poll: Poll, rt: Runtime = Depends(agent)) -> TaskList:
+    """Long poll: answer at once when work other than `busy` is pending, else when woken or
+    after `wait` seconds."""
+    wait = min(poll.wait, MAX_WAIT_SECONDS)
     key = host_key(host)
     while True:
         seen = rt.waker.seq(key)
-        found = await anyio.to_thread.run_sync(_pending, rt, host)
+        found = await anyio.to_thread.run_sync(_pending, rt, host, poll.busy)
         if found.tasks or wait <= 0:
             return found
         step = min(wait, 2.0)  # re-read the database now and then: wake-ups are a hint
@@ -55,9 +56,9 @@ async def work(host: str, wait: float = 0.0, rt: Runtime = Depends(agent)) -> Ta
         await anyio.to_thread.run_sync(rt.waker.wait, key, seen, step, abandon_on_cancel=True)
 
 
-def _pending(rt: Runtime, host: str) -> TaskList:
-    with rt.db.transaction() as session:
-        return TaskList(tasks=service.pending_work(session, host))
+def _pending(rt: Runtime, host: str, busy: list[str]) -> TaskList:
+    with rt.db.read() as session:
+        return TaskList(tasks=service.pending_work(session, host, busy))
 
 
 @router.post("/tasks/{task_id}/result", status_code=204)

@@ -4,6 +4,7 @@ that needs it, and the host's agent is woken after commit."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import select, update
@@ -32,11 +33,11 @@ def enqueue(
     return task
 
 
-def pending_for_host(session: Session, host: str, limit: int = 100) -> list[Task]:
-    rows = session.scalars(
-        select(Task).where(Task.host == host, Task.state == "pending").order_by(Task.created_at).limit(limit)
-    )
-    return list(rows)
+def pending_for_host(session: Session, host: str, exclude: Collection[str] = (), limit: int = 100) -> list[Task]:
+    stmt = select(Task).where(Task.host == host, Task.state == "pending")
+    if exclude:
+        stmt = stmt.where(Task.id.not_in(list(exclude)))
+    return list(session.scalars(stmt.order_by(Task.created_at, Task.id).limit(limit)))
 
 
 def cancel_for_instance(session: Session, instance_uuid: str) -> None:

@@ -43,7 +43,7 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
             yield
         finally:
             if workers is not None:
-                workers.stop()
+                workers.stop(rt)
 
     app = FastAPI(title="kumo", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.runtime = rt

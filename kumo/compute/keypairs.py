@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
@@ -89,7 +90,7 @@ def fingerprint(public_key: str, key_type: str = "ssh") -> str:
             return cert.fingerprint(hashes.SHA1()).hex(":")  # noqa: S303 - Nova's format
         serialization.load_ssh_public_key(public_key.strip().encode())
         blob = base64.b64decode(public_key.split()[1])
-    except (ValueError, IndexError, TypeError, binascii.Error, UnicodeError) as exc:
+    except (ValueError, IndexError, TypeError, binascii.Error, UnicodeError, UnsupportedAlgorithm) as exc:
         raise BadRequest("Keypair data is invalid: failed to generate fingerprint") from exc
     return hashlib.md5(blob).digest().hex(":")  # noqa: S324 - Nova's format
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass
 
 from kumo.errors import BadRequest, NotAcceptable
@@ -23,11 +24,16 @@ class Microversion:
         return f"{self.major}.{self.minor}"
 
     def at_least(self, version: str) -> bool:
-        major, minor = (int(p) for p in version.split("."))
-        return (self.major, self.minor) >= (major, minor)
+        return (self.major, self.minor) >= _split(version)
 
     def before(self, version: str) -> bool:
         return not self.at_least(version)
+
+
+@lru_cache(maxsize=256)
+def _split(version: str) -> tuple[int, int]:
+    major, minor = version.split(".")
+    return int(major), int(minor)
 
 
 def max_version() -> Microversion:

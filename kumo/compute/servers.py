@@ -215,7 +215,7 @@ _SORT_KEYS = {
 }
 
 
-def _apply_filters(stmt: Select[tuple[Instance]], ctx: RequestContext, q: ListQuery) -> Select[tuple[Instance]]:
+def _apply_filters(stmt: Select[Instance], ctx: RequestContext, q: ListQuery) -> Select[Instance]:
     if q.all_tenants and ctx.is_admin:
         if q.project_id:
             stmt = stmt.where(Instance.project_id == q.project_id)

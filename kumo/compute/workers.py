@@ -22,8 +22,10 @@ class Workers:
 
     notifier: PgNotifier | None = None
 
-    def stop(self) -> None:
+    def stop(self, rt: Runtime | None = None) -> None:
         self.stop_event.set()
+        if rt is not None:
+            rt.waker.wake(SCHEDULER_KEY)
         if self.notifier is not None:
             self.notifier.stop()
         for thread in self.threads:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,8 +43,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+_local = threading.local()
+
+
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Readers take no lock (WAL lets them run beside the writer); writers take the write lock
+    # up front so a transaction never fails half-way on a lock upgrade.
+    conn.exec_driver_sql("BEGIN" if getattr(_local, "readonly", False) else "BEGIN IMMEDIATE")
 
 
 class Database:
@@ -69,12 +75,33 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time. Queueing writers on a Python lock hands the database
+        # over at once; SQLite's own busy handler sleeps in growing steps under contention.
+        self._write_lock: threading.Lock | None = threading.Lock() if self.is_sqlite else None
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One unit of work: commits on success, rolls back on any exception."""
-        with self._sessions() as session, session.begin():
+        if self._write_lock is None:
+            with self._sessions() as session, session.begin():
+                yield session
+            return
+        with self._write_lock, self._sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only unit of work: on SQLite it runs beside the writer, without its lock."""
+        if self._write_lock is None:
+            with self._sessions() as session, session.begin():
+                yield session
+            return
+        _local.readonly = True
+        try:
+            with self._sessions() as session, session.begin():
+                yield session
+        finally:
+            _local.readonly = False
 
     def dispose(self) -> None:
         self.engine.dispose()

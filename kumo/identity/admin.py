@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from kumo.api.context import RequestContext
 from kumo.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from kumo.identity.bootstrap import ROLE_NAMES
+from kumo.identity import revocation
 from kumo.identity.models import Project, Role, RoleAssignment, User
 from kumo.identity.passwords import hash_password, verify_password
 
@@ -287,6 +288,8 @@ def update_project(session: Session, ctx: RequestContext, project_id: str, updat
         project.description = update.description or ""
     if update.enabled is not None:
         project.enabled = update.enabled
+        if not update.enabled:
+            revocation.revoke(session, project_id=project.id)
     _flush(session, "project", project.name)
     return project
 
@@ -295,6 +298,7 @@ def delete_project(session: Session, ctx: RequestContext, project_id: str) -> No
     ctx.require_admin()
     project = require_project(session, project_id)
     session.execute(delete(RoleAssignment).where(RoleAssignment.project_id == project.id))
+    revocation.revoke(session, project_id=project.id)
     session.delete(project)
     session.flush()
 
@@ -398,6 +402,8 @@ def update_user(session: Session, ctx: RequestContext, user_id: str, update: Use
         user.password_hash = hash_password(update.password) if update.password is not None else None
     if update.enabled is not None:
         user.enabled = update.enabled
+        if not update.enabled:
+            revocation.revoke(session, user_id=user.id)
     if "description" in fields:
         user.description = update.description or ""
     if "email" in fields:
@@ -410,6 +416,7 @@ def delete_user(session: Session, ctx: RequestContext, user_id: str) -> None:
     ctx.require_admin()
     user = require_user(session, user_id)
     session.execute(delete(RoleAssignment).where(RoleAssignment.user_id == user.id))
+    revocation.revoke(session, user_id=user.id)
     session.delete(user)
     session.flush()
 
@@ -533,6 +540,7 @@ def revoke_role(session: Session, ctx: RequestContext, project_id: str, user_id:
     assignment = session.get(RoleAssignment, (user_id, project_id, role_id))
     if assignment is None:
         raise _assignment_not_found(project_id, user_id, role_id)
+    revocation.revoke(session, user_id=user_id, project_id=project_id)
     session.delete(assignment)
     session.flush()
 

@@ -142,6 +142,7 @@ def show_project(request: Request, project_id: str, ctx: Ctx, rt: Rt) -> Body:
 def update_project(request: Request, project_id: str, body: ProjectUpdateBody, ctx: Ctx, rt: Rt) -> Body:
     with rt.db.transaction() as session:
         project = admin.update_project(session, ctx, project_id, body.project)
+    rt.tokens.refresh_soon()  # this worker sees the revocation at once
     return {"project": views.project(project, _base(request))}
 
 
@@ -149,6 +150,7 @@ def update_project(request: Request, project_id: str, body: ProjectUpdateBody, c
 def delete_project(project_id: str, ctx: Ctx, rt: Rt) -> Response:
     with rt.db.transaction() as session:
         admin.delete_project(session, ctx, project_id)
+    rt.tokens.refresh_soon()  # this worker sees the revocation at once
     return _no_content()
 
 
@@ -187,6 +189,7 @@ def show_user(request: Request, user_id: str, ctx: Ctx, rt: Rt) -> Body:
 def update_user(request: Request, user_id: str, body: UserUpdateBody, ctx: Ctx, rt: Rt) -> Body:
     with rt.db.transaction() as session:
         user = admin.update_user(session, ctx, user_id, body.user)
+    rt.tokens.refresh_soon()  # this worker sees the revocation at once
     return {"user": views.user(user, _base(request))}
 
 
@@ -194,6 +197,7 @@ def update_user(request: Request, user_id: str, body: UserUpdateBody, ctx: Ctx, 
 def delete_user(user_id: str, ctx: Ctx, rt: Rt) -> Response:
     with rt.db.transaction() as session:
         admin.delete_user(session, ctx, user_id)
+    rt.tokens.refresh_soon()  # this worker sees the revocation at once
     return _no_content()
 
 
@@ -283,6 +287,7 @@ def check_role(project_id: str, user_id: str, role_id: str, ctx: Ctx, rt: Rt) ->
 def revoke_role(project_id: str, user_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
     with rt.db.transaction() as session:
         admin.revoke_role(session, ctx, project_id, user_id, role_id)
+    rt.tokens.refresh_soon()  # this worker sees the revocation at once
     return _no_content()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kumo.db import Base, utcnow
@@ -56,3 +56,14 @@ class RevokedToken(Base):
     audit_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
     revoked_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class RevocationEvent(Base):
+    """Tokens of a user, a project, or a user on a project issued at or before a moment are
+    no longer valid (a user or project deleted or disabled, a role revoked)."""
+
+    __tablename__ = "revocation_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    project_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    issued_before: Mapped[dt.datetime] = mapped_column(DateTime, index=True)

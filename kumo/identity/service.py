@@ -130,7 +130,7 @@ def revoke(session: Session, tokens: TokenProvider, data: TokenData) -> None:
 
 
 def _iso(value: dt.datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def catalog(base_url: str, region: str) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from cryptography.fernet import Fernet, InvalidToken
 
 from kumo.errors import NotFound, Unauthorized
+from kumo.identity.revocation import Revocations
 
 
 @dataclass(frozen=True)
@@ -43,14 +44,15 @@ class TokenProvider:
         self,
         key: str,
         ttl_seconds: int,
-        load_revoked: Callable[[], set[str]] | None = None,
+        load_revoked: Callable[[], Revocations] | None = None,
         refresh_seconds: float = 2.0,
     ) -> None:
         self._fernet = Fernet(key.encode())
         self.ttl_seconds = ttl_seconds
         self._load_revoked = load_revoked
         self._refresh_seconds = refresh_seconds
-        self._revoked: set[str] = set()
+        self._revoked = Revocations()
+        self._local_audit_ids: set[str] = set()
         self._loaded_at = 0.0
         self._lock = threading.Lock()
 
@@ -65,7 +67,7 @@ class TokenProvider:
         expires_at: dt.datetime | None = None,
         audit_id: str | None = None,
     ) -> tuple[str, TokenData]:
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         expires = expires_at or now + dt.timedelta(seconds=self.ttl_seconds)
         data = TokenData(
             user_id=user_id,
@@ -102,7 +104,8 @@ class TokenProvider:
             raise error("The request you have made requires authentication.") from None
         if raw["e"] < time.time():
             raise error("The token has expired.")
-        if raw["a"] in self._revoked_ids():
+        issued_at = _from_ts(raw["i"])
+        if raw["a"] in self._local_audit_ids or self._revocations().revokes(raw["a"], raw["u"], raw["p"], issued_at):
             raise error("The token has been revoked.")
         return TokenData(
             user_id=raw["u"],
@@ -111,22 +114,26 @@ class TokenProvider:
             project_name=raw["pn"],
             roles=tuple(raw["r"]),
             role_ids=tuple(raw["ri"]),
-            issued_at=_from_ts(raw["i"]),
+            issued_at=issued_at,
             expires_at=_from_ts(raw["e"]),
             audit_id=raw["a"],
         )
 
     def mark_revoked(self, audit_id: str) -> None:
         with self._lock:
-            self._revoked.add(audit_id)
+            self._local_audit_ids.add(audit_id)
 
-    def _revoked_ids(self) -> set[str]:
+    def refresh_soon(self) -> None:
+        """This worker just wrote a revocation: read them again on the next verification."""
+        self._loaded_at = 0.0
+
+    def _revocations(self) -> Revocations:
         if self._load_revoked is None:
             return self._revoked
         now = time.monotonic()
         if now - self._loaded_at > self._refresh_seconds:
             with self._lock:
                 if now - self._loaded_at > self._refresh_seconds:
-                    self._revoked = self._load_revoked() | self._revoked
-                    self._loaded_at = now
+                    self._revoked = self._load_revoked()
+                    self._loaded_at = time.monotonic()
         return self._revoked

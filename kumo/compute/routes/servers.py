@@ -175,7 +175,7 @@ def _page_links(request: Request, rows: list[Any], limit: int | None, kind: str)
 
 def _list(request: Request, ctx: RequestContext, rt: Runtime, detailed: bool, version: Microversion) -> dict[str, Any]:
     q = _list_query(request, ctx)
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         rows = servers.list_servers(session, ctx, q)
         up = servers.hosts_up(session, {r.host for r in rows if r.host}) if detailed and ctx.is_admin else {}
     base = base_url(request)
@@ -211,7 +211,7 @@ def show_server(
     server_id: str, request: Request, ctx: RequestContext = Depends(context),
     version: Microversion = Depends(microversion), rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         instance = servers.get(session, ctx, server_id)
         up = servers.hosts_up(session, {instance.host}) if instance.host and ctx.is_admin else {}
     return {"server": view.detail(instance, base_url(request), version, ctx, up.get(instance.host or ""))}

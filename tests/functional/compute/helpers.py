@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from kumo.compute import hosts
@@ -42,8 +43,15 @@ def register_hosts(cloud: Cloud, *names: str, heartbeat: bool = True, **kw: Any)
 
 
 def add_instance(
-    cloud: Cloud, host: str | None, project_id: str, *, vcpus: int = 1, ram: int = 512, disk: int = 1,
-    name: str = "vm", deleted: bool = False,
+    cloud: Cloud,
+    host: str | None,
+    project_id: str,
+    *,
+    vcpus: int = 1,
+    ram: int = 512,
+    disk: int = 1,
+    name: str = "vm",
+    deleted: bool = False,
 ) -> str:
     """A live instance row (and its allocations on `host`), as the scheduler would leave it."""
     instance_uuid = str(uuid.uuid4())
@@ -52,16 +60,25 @@ def add_instance(
         with db.transaction() as s:
             s.add(
                 Instance(
-                    uuid=instance_uuid, project_id=project_id, user_id="u", name=name, host=host,
+                    uuid=instance_uuid,
+                    project_id=project_id,
+                    user_id="u",
+                    name=name,
+                    host=host,
                     flavor={"id": "f", "name": "f", "vcpus": vcpus, "ram": ram, "disk": disk},
-                    vm_state="active", task_state=None, deleted=deleted,
+                    vm_state="active",
+                    task_state=None,
+                    deleted=deleted,
                 )
             )
             if host is not None and not deleted:
                 provider_id = s.scalar(select(ComputeHost.provider_id).where(ComputeHost.name == host))
                 for rc, amount in (("VCPU", vcpus), ("MEMORY_MB", ram), ("DISK_GB", disk)):
-                    s.add(Allocation(provider_id=provider_id, consumer_id=instance_uuid, resource_class=rc,
-                                     used=amount))
+                    s.add(
+                        Allocation(
+                            provider_id=provider_id, consumer_id=instance_uuid, resource_class=rc, used=amount
+                        )
+                    )
     finally:
         db.dispose()
     return instance_uuid
@@ -93,3 +110,12 @@ def demo_token(cloud: Cloud) -> str:
     from tests.conftest import DEMO_PASSWORD
 
     return cloud.token("demo", DEMO_PASSWORD, "demo")
+
+
+def either_cloud(request: pytest.FixtureRequest) -> Cloud:
+    """For a fixture parametrized over backends: the SQLite `cloud` or the PostgreSQL `pg_cloud`."""
+    cloud: Cloud = request.getfixturevalue("pg_cloud" if request.param == "postgresql" else "cloud")
+    return cloud
+
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]

@@ -11,8 +11,17 @@ from tests.conftest import Cloud
 from tests.functional.compute.helpers import API, demo_token, project_id, reader_token
 
 DETAIL_KEYS_21 = {
-    "id", "name", "ram", "disk", "swap", "OS-FLV-EXT-DATA:ephemeral", "OS-FLV-DISABLED:disabled", "vcpus",
-    "os-flavor-access:is_public", "rxtx_factor", "links",
+    "id",
+    "name",
+    "ram",
+    "disk",
+    "swap",
+    "OS-FLV-EXT-DATA:ephemeral",
+    "OS-FLV-DISABLED:disabled",
+    "vcpus",
+    "os-flavor-access:is_public",
+    "rxtx_factor",
+    "links",
 }
 
 
@@ -48,11 +57,15 @@ def test_create_generates_uuid_and_rejects_duplicates(cloud: Cloud) -> None:
         flavor = _create(c, "small", swap=256, **{"OS-FLV-EXT-DATA:ephemeral": 5, "description": "d"})
         assert len(flavor["id"]) == 36 and flavor["swap"] == 256 and flavor["OS-FLV-EXT-DATA:ephemeral"] == 5
         assert flavor["description"] == "d" and flavor["extra_specs"] == {}
-        same_name = c.post(f"{API}/flavors", json={"flavor": {"name": "small", "vcpus": 1, "ram": 1, "disk": 0}})
+        same_name = c.post(
+            f"{API}/flavors", json={"flavor": {"name": "small", "vcpus": 1, "ram": 1, "disk": 0}}
+        )
         assert same_name.status_code == 409
         assert same_name.json()["conflict"]["message"] == "Flavor with name small already exists."
-        same_id = c.post(f"{API}/flavors",
-                         json={"flavor": {"name": "other", "vcpus": 1, "ram": 1, "disk": 0, "id": flavor["id"]}})
+        same_id = c.post(
+            f"{API}/flavors",
+            json={"flavor": {"name": "other", "vcpus": 1, "ram": 1, "disk": 0, "id": flavor["id"]}},
+        )
         assert same_id.status_code == 409
 
 
@@ -83,7 +96,11 @@ def test_list_filters_sorting_and_paging(cloud: Cloud) -> None:
         ids = lambda resp: [f["id"] for f in resp.json()["flavors"]]  # noqa: E731
         assert ids(c.get(f"{API}/flavors", params={"minRam": 1024})) == ["2", "3"]
         assert ids(c.get(f"{API}/flavors", params={"minDisk": 40})) == ["3"]
-        assert ids(c.get(f"{API}/flavors", params={"sort_key": "memory_mb", "sort_dir": "desc"})) == ["3", "2", "1"]
+        assert ids(c.get(f"{API}/flavors", params={"sort_key": "memory_mb", "sort_dir": "desc"})) == [
+            "3",
+            "2",
+            "1",
+        ]
         page = c.get(f"{API}/flavors", params={"limit": 2})
         assert ids(page) == ["1", "2"]
         assert "marker=2" in page.json()["flavors_links"][0]["href"]
@@ -116,17 +133,26 @@ def test_private_flavors_are_visible_to_admin_and_listed_projects(cloud: Cloud) 
         assert added.json() == {"flavor_access": [{"flavor_id": "priv", "tenant_id": demo_project}]}
         again = admin.post(f"{API}/flavors/priv/action", json={"addTenantAccess": {"tenant": demo_project}})
         assert again.status_code == 409
-        assert admin.get(f"{API}/flavors/priv/os-flavor-access").json()["flavor_access"][0]["tenant_id"] == demo_project
+        assert (
+            admin.get(f"{API}/flavors/priv/os-flavor-access").json()["flavor_access"][0]["tenant_id"]
+            == demo_project
+        )
         assert admin.get(f"{API}/flavors/pub/os-flavor-access").status_code == 404
-        public_add = admin.post(f"{API}/flavors/pub/action", json={"addTenantAccess": {"tenant": demo_project}})
+        public_add = admin.post(
+            f"{API}/flavors/pub/action", json={"addTenantAccess": {"tenant": demo_project}}
+        )
         assert public_add.status_code == 409
-        unknown = admin.post(f"{API}/flavors/priv/action", json={"addTenantAccess": {"tenant": "no-such-project"}})
+        unknown = admin.post(
+            f"{API}/flavors/priv/action", json={"addTenantAccess": {"tenant": "no-such-project"}}
+        )
         assert unknown.status_code == 400
     with cloud.client(demo_token(cloud)) as demo:
         assert names(demo.get(f"{API}/flavors")) == ["private", "public"]
         assert demo.get(f"{API}/flavors/priv").status_code == 200
     with cloud.client() as admin:
-        removed = admin.post(f"{API}/flavors/priv/action", json={"removeTenantAccess": {"tenant": demo_project}})
+        removed = admin.post(
+            f"{API}/flavors/priv/action", json={"removeTenantAccess": {"tenant": demo_project}}
+        )
         assert removed.json() == {"flavor_access": []}
         gone = admin.post(f"{API}/flavors/priv/action", json={"removeTenantAccess": {"tenant": demo_project}})
         assert gone.status_code == 404
@@ -137,17 +163,24 @@ def test_private_flavors_are_visible_to_admin_and_listed_projects(cloud: Cloud) 
 def test_extra_specs_crud_and_embedding_at_261(cloud: Cloud) -> None:
     with cloud.client(microversion="2.61") as c:
         _create(c, "spec", id="s1")
-        resp = c.post(f"{API}/flavors/s1/os-extra_specs", json={"extra_specs": {"hw:cpu_policy": "dedicated", "k": 1}})
+        resp = c.post(
+            f"{API}/flavors/s1/os-extra_specs", json={"extra_specs": {"hw:cpu_policy": "dedicated", "k": 1}}
+        )
         assert resp.status_code == 200
         assert resp.json() == {"extra_specs": {"hw:cpu_policy": "dedicated", "k": "1"}}
         assert c.get(f"{API}/flavors/s1/os-extra_specs/k").json() == {"k": "1"}
         assert c.put(f"{API}/flavors/s1/os-extra_specs/k", json={"k": "2"}).json() == {"k": "2"}
         assert c.put(f"{API}/flavors/s1/os-extra_specs/k", json={"other": "2"}).status_code == 400
-        assert c.get(f"{API}/flavors/s1").json()["flavor"]["extra_specs"] == {"hw:cpu_policy": "dedicated", "k": "2"}
+        assert c.get(f"{API}/flavors/s1").json()["flavor"]["extra_specs"] == {
+            "hw:cpu_policy": "dedicated",
+            "k": "2",
+        }
         assert c.delete(f"{API}/flavors/s1/os-extra_specs/k").status_code == 200
         assert c.get(f"{API}/flavors/s1/os-extra_specs/k").status_code == 404
         assert c.delete(f"{API}/flavors/s1/os-extra_specs/k").status_code == 404
-        assert c.get(f"{API}/flavors/s1/os-extra_specs").json() == {"extra_specs": {"hw:cpu_policy": "dedicated"}}
+        assert c.get(f"{API}/flavors/s1/os-extra_specs").json() == {
+            "extra_specs": {"hw:cpu_policy": "dedicated"}
+        }
         bad_key = c.post(f"{API}/flavors/s1/os-extra_specs", json={"extra_specs": {"bad/key": "v"}})
         assert bad_key.status_code == 400
         assert c.get(f"{API}/flavors/missing/os-extra_specs").status_code == 404
@@ -184,4 +217,7 @@ def test_writes_need_admin(cloud: Cloud) -> None:
             body = {"flavor": {"name": "mine", "vcpus": 1, "ram": 1, "disk": 0}}
             assert c.post(f"{API}/flavors", json=body).status_code == 403
             assert c.delete(f"{API}/flavors/b1").status_code == 403
-            assert c.post(f"{API}/flavors/b1/os-extra_specs", json={"extra_specs": {"a": "b"}}).status_code == 403
+            assert (
+                c.post(f"{API}/flavors/b1/os-extra_specs", json={"extra_specs": {"a": "b"}}).status_code
+                == 403
+            )

@@ -24,14 +24,26 @@ def test_generate_returns_the_private_key_once(cloud: Cloud) -> None:
         created = resp.json()["keypair"]
         assert set(created) == {"name", "public_key", "fingerprint", "user_id", "type", "private_key"}
         private = serialization.load_pem_private_key(created["private_key"].encode(), password=None)
-        derived = private.public_key().public_bytes(
-            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-        ).decode()
+        derived = (
+            private.public_key()
+            .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+            .decode()
+        )
         assert created["public_key"].startswith(derived)
         shown = c.get(f"{API}/os-keypairs/gen").json()["keypair"]
     assert "private_key" not in shown
-    assert set(shown) == {"name", "public_key", "fingerprint", "type", "id", "user_id", "created_at",
-                          "updated_at", "deleted", "deleted_at"}
+    assert set(shown) == {
+        "name",
+        "public_key",
+        "fingerprint",
+        "type",
+        "id",
+        "user_id",
+        "created_at",
+        "updated_at",
+        "deleted",
+        "deleted_at",
+    }
     assert shown["deleted"] is False and shown["type"] == "ssh"
 
 
@@ -44,8 +56,11 @@ def test_import_fingerprint_is_md5_of_the_blob(cloud: Cloud) -> None:
         body = resp.json()["keypair"]
         assert body["fingerprint"] == expected and "private_key" not in body
         listed = c.get(f"{API}/os-keypairs").json()
-    assert listed == {"keypairs": [{"keypair": {"name": "imp", "public_key": public, "fingerprint": expected,
-                                                "type": "ssh"}}]}
+    assert listed == {
+        "keypairs": [
+            {"keypair": {"name": "imp", "public_key": public, "fingerprint": expected, "type": "ssh"}}
+        ]
+    }
 
 
 def test_microversion_21_shapes_and_codes(cloud: Cloud) -> None:
@@ -72,7 +87,9 @@ def test_errors(cloud: Cloud) -> None:
         assert dup.json()["conflict"]["message"] == "Key pair 'k' already exists."
         bad = c.post(f"{API}/os-keypairs", json={"keypair": {"name": "bad", "public_key": "ssh-rsa notakey"}})
         assert bad.status_code == 400
-        assert bad.json()["badRequest"]["message"] == "Keypair data is invalid: failed to generate fingerprint"
+        assert (
+            bad.json()["badRequest"]["message"] == "Keypair data is invalid: failed to generate fingerprint"
+        )
         unsafe = c.post(f"{API}/os-keypairs", json={"keypair": {"name": "a/b"}})
         assert unsafe.status_code == 400
         assert c.post(f"{API}/os-keypairs", json={"keypair": {"name": "k", "type": "gpg"}}).status_code == 400
@@ -97,14 +114,20 @@ def test_keypairs_are_per_user_and_admin_can_name_the_user(cloud: Cloud) -> None
         assert admin.get(f"{API}/os-keypairs").json()["keypairs"] == []
         theirs = admin.get(f"{API}/os-keypairs", params={"user_id": demo_id}).json()["keypairs"]
         assert [k["keypair"]["name"] for k in theirs] == ["mine"]
-        assert admin.get(f"{API}/os-keypairs/mine", params={"user_id": demo_id}).json()["keypair"]["user_id"] == demo_id
+        assert (
+            admin.get(f"{API}/os-keypairs/mine", params={"user_id": demo_id}).json()["keypair"]["user_id"]
+            == demo_id
+        )
         made = admin.post(f"{API}/os-keypairs", json={"keypair": {"name": "given", "user_id": demo_id}})
         assert made.status_code == 201 and made.json()["keypair"]["user_id"] == demo_id
         assert admin.delete(f"{API}/os-keypairs/given", params={"user_id": demo_id}).status_code == 204
         admin_id = user_id(admin, "admin")
     with cloud.client(demo_token(cloud), microversion="2.10") as demo:
         assert demo.get(f"{API}/os-keypairs", params={"user_id": admin_id}).status_code == 403
-        assert demo.post(f"{API}/os-keypairs", json={"keypair": {"name": "x", "user_id": admin_id}}).status_code == 403
+        assert (
+            demo.post(f"{API}/os-keypairs", json={"keypair": {"name": "x", "user_id": admin_id}}).status_code
+            == 403
+        )
     with cloud.client(reader_token(cloud), microversion="2.10") as reader:
         assert reader.get(f"{API}/os-keypairs").status_code == 200
         assert reader.post(f"{API}/os-keypairs", json={"keypair": {"name": "r"}}).status_code == 403

@@ -54,3 +54,26 @@ def test_revoked_token_stops_working(cloud: Cloud) -> None:
 def test_missing_token_is_401(cloud: Cloud) -> None:
     resp = httpx.get(f"{cloud.url}/identity/v3/auth/catalog")
     assert resp.status_code == 401
+
+
+def test_revoking_a_role_or_deleting_a_user_invalidates_their_tokens(cloud: Cloud) -> None:
+    with cloud.client() as admin:
+        project = admin.post("/identity/v3/projects", json={"project": {"name": "p-revoke"}}).json()["project"]
+        user = admin.post("/identity/v3/users", json={"user": {"name": "u-revoke", "password": "pw-123456"}}).json()["user"]
+        role = admin.get("/identity/v3/roles", params={"name": "member"}).json()["roles"][0]
+        grant = f"/identity/v3/projects/{project['id']}/users/{user['id']}/roles/{role['id']}"
+        assert admin.put(grant).status_code == 204
+        token = cloud.token("u-revoke", "pw-123456", "p-revoke")
+        with cloud.client(token) as c:
+            assert c.get("/compute/v2.1/servers").status_code == 200
+        assert admin.delete(grant).status_code == 204
+        with cloud.client(token) as c:
+            assert c.get("/compute/v2.1/servers").status_code == 401
+        # granted again: a new token works, the old one stays revoked
+        assert admin.put(grant).status_code == 204
+        fresh = cloud.token("u-revoke", "pw-123456", "p-revoke")
+        with cloud.client(fresh) as c:
+            assert c.get("/compute/v2.1/servers").status_code == 200
+        assert admin.delete(f"/identity/v3/users/{user['id']}").status_code == 204
+        with cloud.client(fresh) as c:
+            assert c.get("/compute/v2.1/servers").status_code == 401

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: a96f6376df37
+Revision ID: 58d191391c22
 Revises:
-Create Date: 2026-11-22 01:07:02.186411
+Create Date: 2026-11-22 01:13:47.027217
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = "a96f6376df37"
+revision = "58d191391c22"
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -183,6 +183,19 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", name=op.f("uq_resource_providers_name")),
         sa.UniqueConstraint("uuid", name=op.f("uq_resource_providers_uuid")),
     )
+    op.create_table(
+        "revocation_events",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("user_id", sa.String(length=64), nullable=True),
+        sa.Column("project_id", sa.String(length=64), nullable=True),
+        sa.Column("issued_before", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_revocation_events")),
+    )
+    with op.batch_alter_table("revocation_events", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_revocation_events_issued_before"), ["issued_before"], unique=False
+        )
+
     op.create_table(
         "revoked_tokens",
         sa.Column("audit_id", sa.String(length=64), nullable=False),
@@ -432,6 +445,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_revoked_tokens_expires_at"))
 
     op.drop_table("revoked_tokens")
+    with op.batch_alter_table("revocation_events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_revocation_events_issued_before"))
+
+    op.drop_table("revocation_events")
     op.drop_table("resource_providers")
     op.drop_table("quotas")
     op.drop_table("projects")

@@ -1,0 +1,51 @@
+"""What makes a signed token invalid before it expires, and the in-memory view of it that
+token verification reads (refreshed every few seconds, so verifying reads no database)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kumo.db import utcnow
+from kumo.identity.models import RevocationEvent, RevokedToken
+
+
+@dataclass(frozen=True)
+class Revocations:
+    audit_ids: frozenset[str] = frozenset()
+    users: dict[str, dt.datetime] = field(default_factory=dict)
+    projects: dict[str, dt.datetime] = field(default_factory=dict)
+    user_projects: dict[tuple[str, str], dt.datetime] = field(default_factory=dict)
+
+    def revokes(self, audit_id: str, user_id: str, project_id: str | None, issued_at: dt.datetime) -> bool:
+        if audit_id in self.audit_ids:
+            return True
+        cutoffs = [self.users.get(user_id)]
+        if project_id is not None:
+            cutoffs += [self.projects.get(project_id), self.user_projects.get((user_id, project_id))]
+        return any(cut is not None and issued_at <= cut for cut in cutoffs)
+
+
+def load(session: Session, token_ttl_seconds: int) -> Revocations:
+    now = utcnow()
+    audit_ids = frozenset(session.scalars(select(RevokedToken.audit_id).where(RevokedToken.expires_at > now)))
+    users: dict[str, dt.datetime] = {}
+    projects: dict[str, dt.datetime] = {}
+    pairs: dict[tuple[str, str], dt.datetime] = {}
+    horizon = now - dt.timedelta(seconds=token_ttl_seconds)
+    for ev in session.scalars(select(RevocationEvent).where(RevocationEvent.issued_before > horizon)):
+        if ev.user_id and ev.project_id:
+            pairs[(ev.user_id, ev.project_id)] = max(ev.issued_before, pairs.get((ev.user_id, ev.project_id), ev.issued_before))
+        elif ev.user_id:
+            users[ev.user_id] = max(ev.issued_before, users.get(ev.user_id, ev.issued_before))
+        elif ev.project_id:
+            projects[ev.project_id] = max(ev.issued_before, projects.get(ev.project_id, ev.issued_before))
+    return Revocations(audit_ids, users, projects, pairs)
+
+
+def revoke(session: Session, *, user_id: str | None = None, project_id: str | None = None) -> None:
+    """Invalidate every token issued so far for the user, the project, or the user on it."""
+    session.add(RevocationEvent(user_id=user_id, project_id=project_id, issued_before=utcnow()))
