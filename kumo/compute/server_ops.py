@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from kumo.agent import tasks
 from kumo.agent.models import Task
 from kumo.api.context import RequestContext
-from kumo.compute import actions, servers, states
+from kumo.compute import actions, keypairs, servers, states
 from kumo.compute.models import Instance
 from kumo.compute.states import PowerState, VmState
 from kumo.db import utcnow
@@ -74,6 +74,12 @@ def rebuild(session: Session, ctx: RequestContext, server_id: str, body: dict[st
         instance.metadata_ = servers.validate_metadata(body["metadata"])
     if "description" in body:
         instance.description = body["description"]
+    if "key_name" in body:  # 2.54
+        key = keypairs.get_keypair_for_boot(session, ctx, body["key_name"]) if body["key_name"] else None
+        instance.key_name = key.name if key else None
+        instance.key_data = key.public_key if key else None
+    if "user_data" in body:  # 2.57
+        instance.user_data = servers.user_data_of(body["user_data"])
     return instance, host
 
 

@@ -63,7 +63,7 @@ def validate_metadata(metadata: Any) -> dict[str, str]:
     return dict(metadata)
 
 
-def _user_data(value: str | None) -> str | None:
+def user_data_of(value: str | None) -> str | None:
     if value is None:
         return None
     if len(value) > MAX_USER_DATA:
@@ -152,7 +152,7 @@ def create(session: Session, ctx: RequestContext, req: CreateRequest) -> list[In
             availability_zone=zone,
             key_name=req.key_name,
             key_data=key_data,
-            user_data=_user_data(req.user_data),
+            user_data=user_data_of(req.user_data),
             access_ip_v4=req.access_ip_v4,
             access_ip_v6=req.access_ip_v6,
             config_drive="True" if req.config_drive else "",

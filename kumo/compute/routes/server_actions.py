@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -116,9 +117,5 @@ def _rebuild(
     with rt.db.transaction() as session:
         instance, host = server_ops.rebuild(session, ctx, server_id, args)
     rt.waker.publish(host_key(host))
-    body = view.detail(instance, base_url(request), version, ctx)
-    if rt.settings.enable_admin_password:
-        import secrets
-
-        body["adminPass"] = args.get("adminPass") or secrets.token_urlsafe(9)
-    return JSONResponse({"server": body}, status_code=202)
+    admin_pass = (args.get("adminPass") or secrets.token_urlsafe(9)) if rt.settings.enable_admin_password else None
+    return JSONResponse({"server": view.rebuilt(instance, base_url(request), version, ctx, admin_pass)}, status_code=202)

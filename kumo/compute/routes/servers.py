@@ -233,7 +233,7 @@ def update_server(
         _name(changes["name"])
     with rt.db.transaction() as session:
         instance = servers.update(session, ctx, server_id, changes)
-    return {"server": view.detail(instance, base_url(request), version, ctx)}
+    return {"server": view.updated(instance, base_url(request), version, ctx)}
 
 
 @router.delete("/v2.1/servers/{server_id}", status_code=204)
