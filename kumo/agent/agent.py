@@ -86,6 +86,7 @@ class Agent:
         self._recent: deque[str] = deque(maxlen=4096)
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._results: queue.Queue[tuple[TaskOut, TaskResult]] = queue.Queue()
 
     # -- HTTP with retries: the API may be restarting --------------------------------------
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -115,7 +116,7 @@ class Agent:
     # -- loops ------------------------------------------------------------------------------
     def start(self) -> Agent:
         self.register()
-        targets = [self._heartbeat_loop, self._poll_loop, self._power_sync_loop]
+        targets = [self._heartbeat_loop, self._poll_loop, self._power_sync_loop, self._report_loop]
         targets += [lambda q=q: self._worker(q) for q in self._queues]  # type: ignore[misc]
         for target in targets:
             thread = threading.Thread(target=target, name=f"agent-{self.host}", daemon=True)
@@ -172,13 +173,31 @@ class Agent:
                 result = run_task(self.driver, task)
                 log.info("%s %s for %s: %s", task.kind, task.id, task.instance_uuid,
                          "ok" if result.ok else result.error)
-                headers = {"X-OpenStack-Request-ID": task.request_id} if task.request_id else {}
-                self._call("POST", f"/tasks/{task.id}/result", json=result.model_dump(), headers=headers)
-            except RuntimeError:
-                return
             finally:
                 request_id_var.reset(token)
-                with self._lock:
+            self._results.put((task, result))
+
+    def _report_loop(self) -> None:
+        """Report results in batches: one call and one transaction for all that finished."""
+        while not self.stop_event.is_set():
+            try:
+                batch = [self._results.get(timeout=0.5)]
+            except queue.Empty:
+                continue
+            while len(batch) < 500:
+                try:
+                    batch.append(self._results.get_nowait())
+                except queue.Empty:
+                    break
+            body = {"results": [{"task_id": t.id, **r.model_dump()} for t, r in batch]}
+            request_id = next((t.request_id for t, _ in batch if t.request_id), None)
+            headers = {"X-OpenStack-Request-ID": request_id} if request_id and len(batch) == 1 else {}
+            try:
+                self._call("POST", "/tasks/results", json=body, headers=headers)
+            except RuntimeError:
+                return
+            with self._lock:
+                for task, _ in batch:
                     self._in_flight.discard(task.id)
                     self._recent.append(task.id)
 

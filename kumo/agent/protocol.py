@@ -50,6 +50,16 @@ class TaskResult(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+class TaskReport(TaskResult):
+    task_id: str
+
+
+class TaskReports(BaseModel):
+    """Results of several tasks in one call, settled in order in one transaction."""
+
+    results: list[TaskReport] = Field(max_length=1000)
+
+
 class PowerStates(BaseModel):
     """instance uuid → power state, as the hypervisor sees it."""
 

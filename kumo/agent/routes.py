@@ -8,7 +8,14 @@ import anyio
 from fastapi import APIRouter, Depends, Request, Response
 
 from kumo.agent import service
-from kumo.agent.protocol import AGENT_TOKEN_HEADER, HostReport, Poll, PowerStates, TaskList, TaskResult
+from kumo.agent.protocol import (
+    AGENT_TOKEN_HEADER,
+    HostReport,
+    Poll,
+    PowerStates,
+    TaskList,
+    TaskReports,
+)
 from kumo.agent.tasks import host_key
 from kumo.api.deps import runtime
 from kumo.compute import hosts
@@ -61,10 +68,11 @@ def _pending(rt: Runtime, host: str, busy: list[str]) -> TaskList:
         return TaskList(tasks=service.pending_work(session, host, busy))
 
 
-@router.post("/tasks/{task_id}/result", status_code=204)
-def result(task_id: str, body: TaskResult, rt: Runtime = Depends(agent)) -> Response:
+@router.post("/tasks/results", status_code=204)
+def results(body: TaskReports, rt: Runtime = Depends(agent)) -> Response:
     with rt.db.transaction() as session:
-        service.complete(session, task_id, body)
+        for report in body.results:
+            service.complete(session, report.task_id, report)
     return Response(status_code=204)
 
 

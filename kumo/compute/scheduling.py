@@ -91,9 +91,10 @@ def _pending(session: Session, limit: int) -> list[Instance]:
     return list(session.scalars(stmt))
 
 
-def _open_event(session: Session, instance_uuid: str, event: str) -> InstanceActionEvent | None:
-    return session.scalar(
-        select(InstanceActionEvent)
+def _open_event(session: Session, instance_uuid: str, event: str) -> tuple[InstanceActionEvent | None, str]:
+    """The unfinished scheduling event of the instance's create action, and its request id."""
+    row = session.execute(
+        select(InstanceActionEvent, InstanceAction.request_id)
         .join(InstanceAction, InstanceAction.id == InstanceActionEvent.action_id)
         .where(
             InstanceAction.instance_uuid == instance_uuid,
@@ -102,7 +103,8 @@ def _open_event(session: Session, instance_uuid: str, event: str) -> InstanceAct
         )
         .order_by(InstanceActionEvent.id.desc())
         .limit(1)
-    )
+    ).first()
+    return (row[0], row[1]) if row else (None, "-")
 
 
 def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
@@ -152,12 +154,12 @@ def _place(
     config: SchedulerConfig,
     woken: set[str],
 ) -> Snapshot:
-    token = request_id_var.set(_request_id_of(session, instance.uuid))
+    event, request_id = _open_event(session, instance.uuid, SCHEDULE_EVENT)
+    token = request_id_var.set(request_id)
     try:
         started = time.perf_counter()
         decision = schedule(request, snapshot, config)
         SCHEDULE_SECONDS.observe(time.perf_counter() - started)
-        event = _open_event(session, instance.uuid, SCHEDULE_EVENT)
         if not decision.ok:
             return _no_valid_host(session, instance, decision, event, snapshot)
         try:
@@ -201,15 +203,6 @@ def _no_valid_host(
     if event is not None:
         actions.finish_event(session, event.id, False, decision.message)
     return snapshot
-
-
-def _request_id_of(session: Session, instance_uuid: str) -> str:
-    rid = session.scalar(
-        select(InstanceAction.request_id)
-        .where(InstanceAction.instance_uuid == instance_uuid, InstanceAction.action == "create")
-        .limit(1)
-    )
-    return rid or "-"
 
 
 def claim_destination(session: Session, instance: Instance, dest_host: str | None) -> str:

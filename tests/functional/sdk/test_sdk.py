@@ -1,0 +1,132 @@
+"""openstacksdk, unmodified, against a real kumo: flavors, images and the server lifecycle with
+in-process fake-driver agents, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+import openstack
+import pytest
+from openstack import exceptions
+from openstack.connection import Connection
+
+from tests.conftest import ADMIN_PASSWORD, DEMO_PASSWORD, Cloud, Fleet
+
+pytestmark = pytest.mark.filterwarnings("ignore::openstack.warnings.RemovedFieldWarning")
+
+WAIT = {"interval": 0.1, "wait": 30}
+IMAGE_DATA = b"\x00" * 8192 + b"kumo-sdk"
+
+
+def connect(cloud: Cloud, user: str = "admin", password: str = ADMIN_PASSWORD, project: str = "admin") -> Connection:
+    return openstack.connect(
+        auth_url=f"{cloud.url}/identity",
+        username=user,
+        password=password,
+        project_name=project,
+        user_domain_name="Default",
+        project_domain_name="Default",
+        region_name=cloud.settings.region,
+        identity_api_version="3",
+    )
+
+
+@pytest.fixture
+def conn(cloud: Cloud) -> Iterator[Connection]:
+    c = connect(cloud)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def pg_conn(pg_cloud: Cloud) -> Iterator[Connection]:
+    c = connect(pg_cloud)
+    yield c
+    c.close()
+
+
+def _lifecycle(cloud: Cloud, conn: Connection, fleet: Fleet) -> None:
+    fleet.add("sdk-host1", vcpus=4, memory_mb=8192)
+    fleet.add("sdk-host2", vcpus=4, memory_mb=8192)
+
+    flavor = conn.compute.create_flavor(name="sdk.small", vcpus=1, ram=512, disk=1)
+    assert (flavor.vcpus, flavor.ram, flavor.disk) == (1, 512, 1)
+    assert conn.compute.find_flavor("sdk.small").id == flavor.id
+
+    image = conn.image.create_image(
+        "sdk-image", data=IMAGE_DATA, disk_format="raw", container_format="bare", visibility="public",
+    )
+    image = conn.image.get_image(image.id)
+    assert image.status == "active"
+    assert image.size == len(IMAGE_DATA) and image.checksum == hashlib.md5(IMAGE_DATA).hexdigest()
+
+    server = conn.compute.create_server(
+        name="sdk-vm", flavor_id=flavor.id, image_id=image.id, networks="none", metadata={"owner": "sdk"},
+    )
+    assert server.id and server.admin_password
+    server = conn.compute.wait_for_server(server, status="ACTIVE", **WAIT)
+    assert server.status == "ACTIVE" and server.power_state == 1
+    assert server.compute_host in ("sdk-host1", "sdk-host2")
+    assert server.flavor.original_name == "sdk.small" and server.flavor.vcpus == 1
+    assert server.image.id == image.id
+    assert server.metadata == {"owner": "sdk"}
+
+    listed = list(conn.compute.servers())
+    assert [(s.id, s.name, s.status) for s in listed] == [(server.id, "sdk-vm", "ACTIVE")]
+    assert [s.id for s in conn.compute.servers(details=False)] == [server.id]
+    assert [s.id for s in conn.compute.servers(status="SHUTOFF")] == []
+
+    conn.compute.stop_server(server)
+    stopped = conn.compute.wait_for_server(server, status="SHUTOFF", **WAIT)
+    assert stopped.power_state == 4 and stopped.vm_state == "stopped"
+    conn.compute.start_server(server)
+    started = conn.compute.wait_for_server(server, status="ACTIVE", **WAIT)
+    assert started.power_state == 1 and started.task_state is None
+
+    # The owner's usage shows up in the project's absolute limits.
+    limits = conn.compute.get_limits().absolute
+    assert limits.instances_used == 1 and limits.total_cores_used == 1 and limits.total_ram_used == 512
+
+    conn.compute.delete_server(server)
+    conn.compute.wait_for_delete(server, **WAIT)
+    with pytest.raises(exceptions.NotFoundException):
+        conn.compute.get_server(server.id)
+    assert list(conn.compute.servers()) == []
+    hypervisors = list(conn.compute.hypervisors(details=True))
+    assert sorted(h.name for h in hypervisors) == ["sdk-host1", "sdk-host2"]
+    assert all(h.vcpus_used == 0 for h in hypervisors)
+
+
+def test_server_lifecycle_sqlite(cloud: Cloud, conn: Connection, fleet: Fleet) -> None:
+    _lifecycle(cloud, conn, fleet)
+
+
+@pytest.mark.postgres
+def test_server_lifecycle_postgres(pg_cloud: Cloud, pg_conn: Connection, pg_fleet: Fleet) -> None:
+    _lifecycle(pg_cloud, pg_conn, pg_fleet)
+
+
+def test_member_sees_only_own_servers(cloud: Cloud, conn: Connection, fleet: Fleet) -> None:
+    fleet.add("sdk-host1", vcpus=4, memory_mb=8192)
+    flavor = conn.compute.create_flavor(name="sdk.tiny", vcpus=1, ram=256, disk=1)
+    image = conn.image.create_image(
+        "shared", data=IMAGE_DATA, disk_format="raw", container_format="bare", visibility="public",
+    )
+    demo = connect(cloud, "demo", DEMO_PASSWORD, "demo")
+    try:
+        mine = demo.compute.create_server(name="demo-vm", flavor_id=flavor.id, image_id=image.id)
+        demo.compute.wait_for_server(mine, status="ACTIVE", **WAIT)
+        theirs = conn.compute.create_server(name="admin-vm", flavor_id=flavor.id, image_id=image.id)
+        conn.compute.wait_for_server(theirs, status="ACTIVE", **WAIT)
+
+        assert [s.name for s in demo.compute.servers()] == ["demo-vm"]
+        with pytest.raises(exceptions.NotFoundException):
+            demo.compute.get_server(theirs.id)
+        everyone = {s.name for s in conn.compute.servers(all_projects=True)}
+        assert everyone == {"demo-vm", "admin-vm"}
+        # Members may not move servers around.
+        with pytest.raises(exceptions.ForbiddenException):
+            demo.compute.live_migrate_server(mine, host="sdk-host1", block_migration="auto")
+    finally:
+        demo.close()
