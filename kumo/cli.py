@@ -42,6 +42,7 @@ def agent(
     vcpus: int = typer.Option(32, help="fake driver: vCPUs to report"),
     memory_mb: int = typer.Option(131072, help="fake driver: RAM to report"),
     disk_gb: int = typer.Option(2000, help="fake driver: disk to report"),
+    fake_delay: float = typer.Option(0.0, help="fake driver: seconds each guest operation takes"),
 ) -> None:
     """Run one hypervisor's agent."""
     from kumo.agent.agent import Agent, wait_for_api
@@ -51,7 +52,9 @@ def agent(
     setup_logging()
     settings = get_settings()
     wait_for_api(api_url, timeout=60)
-    options = {"vcpus": vcpus, "memory_mb": memory_mb, "disk_gb": disk_gb} if driver == "fake" else {}
+    options: dict[str, object] = {}
+    if driver == "fake":
+        options = {"vcpus": vcpus, "memory_mb": memory_mb, "disk_gb": disk_gb, "delay": fake_delay}
     runner = Agent(api_url, host, load_driver(driver, host, **options), settings.secret("agent_token")).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

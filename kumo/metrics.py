@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from kumo.db import utcnow
 
 REQUEST_LATENCY = Histogram(
     "kumo_http_request_seconds",
@@ -23,3 +27,16 @@ CLAIM_CONFLICTS = Counter("kumo_claim_conflicts_total", "Claims lost to a concur
 SCHEDULE_FAILURES = Counter("kumo_no_valid_host_total", "Instances that found no valid host")
 HEARTBEAT_AGE = Gauge("kumo_agent_heartbeat_age_seconds", "Seconds since each agent's heartbeat", ["host"])
 TASKS_PENDING = Gauge("kumo_tasks_pending", "Work rows not yet finished by agents")
+
+
+def fleet_gauges(session: Session) -> None:
+    """Refresh the gauges read from the database, at scrape time (two small queries)."""
+    from kumo.agent.models import Task
+    from kumo.compute.models import ComputeHost
+
+    now = utcnow()
+    HEARTBEAT_AGE.clear()
+    for name, beat in session.execute(select(ComputeHost.name, ComputeHost.last_heartbeat)):
+        if beat is not None:
+            HEARTBEAT_AGE.labels(name).set((now - beat).total_seconds())
+    TASKS_PENDING.set(session.scalar(select(func.count()).select_from(Task).where(Task.state == "pending")) or 0)

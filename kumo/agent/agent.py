@@ -125,9 +125,12 @@ class Agent:
         return self
 
     def stop(self) -> None:
+        """Stop taking work. Threads are daemons: a long poll in flight is simply abandoned
+        (its tasks stay pending in the database for the next start)."""
         self.stop_event.set()
+        deadline = time.monotonic() + 2.0
         for thread in self._threads:
-            thread.join(timeout=2)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self.client.close()
 
     def _heartbeat_loop(self) -> None:

@@ -26,7 +26,7 @@ router = APIRouter(prefix="/internal/v1")
 MAX_WAIT_SECONDS = 30.0
 
 
-def agent(request: Request, rt: Runtime = Depends(runtime)) -> Runtime:
+async def agent(request: Request, rt: Runtime = Depends(runtime)) -> Runtime:
     presented = request.headers.get(AGENT_TOKEN_HEADER, "")
     if not hmac.compare_digest(presented.encode(), rt.agent_token.encode()):
         raise Unauthorized("Invalid agent token.")

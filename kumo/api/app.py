@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from kumo.api import errors
 from kumo.api.middleware import RequestMiddleware
 from kumo.compute.routes import build_router as compute_router
+from kumo.metrics import fleet_gauges
 from kumo.runtime import Runtime
 
 
@@ -62,6 +63,8 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
+        with rt.db.read() as session:
+            fleet_gauges(session)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app

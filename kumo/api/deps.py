@@ -11,16 +11,17 @@ from kumo.logs import request_id_var
 from kumo.runtime import Runtime
 
 
-def runtime(request: Request) -> Runtime:
+async def runtime(request: Request) -> Runtime:
     rt: Runtime = request.app.state.runtime
     return rt
 
 
-def context(request: Request) -> RequestContext:
+async def context(request: Request) -> RequestContext:
     token = request.headers.get("x-auth-token")
     if not token:
         raise Unauthorized("The request you have made requires authentication.")
-    data = runtime(request).tokens.verify(token)
+    rt: Runtime = request.app.state.runtime
+    data = rt.tokens.verify(token)
     ctx = RequestContext(
         user_id=data.user_id,
         project_id=data.project_id,
@@ -34,7 +35,7 @@ def context(request: Request) -> RequestContext:
     return ctx
 
 
-def microversion(request: Request) -> mv.Microversion:
+async def microversion(request: Request) -> mv.Microversion:
     version = mv.parse({k.lower(): v for k, v in request.headers.items()})
     request.state.microversion = version
     return version
