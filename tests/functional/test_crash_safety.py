@@ -30,12 +30,16 @@ def _agent(url: str, state: Path, host: str, delay: float) -> subprocess.Popen[b
     return subprocess.Popen(
         [KUMO, "agent", "--host", host, "--driver", "fake", "--api-url", url, "--fake-delay", str(delay)],
         env={**os.environ, "KUMO_STATE_DIR": str(state)},
-        stdout=subprocess.DEVNULL, stderr=open(state / f"agent-{host}.log", "ab"),
+        stdout=subprocess.DEVNULL, stderr=open(state / f"agent-{host}.log", "ab"), start_new_session=True,
     )
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGKILL)
+    """SIGKILL the process and everything it started (uvicorn's worker processes)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
     proc.wait(timeout=10)
 
 
@@ -99,7 +103,7 @@ def test_api_killed_mid_storm_loses_nothing(tmp_path: Path) -> None:
 
     def api() -> subprocess.Popen[bytes]:
         proc = subprocess.Popen([KUMO, "api", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                                stderr=open(tmp_path / "api.log", "ab"))
+                                stderr=open(tmp_path / "api.log", "ab"), start_new_session=True)
         wait_for(lambda: _up(url), timeout=30)
         return proc
 
