@@ -100,7 +100,7 @@ async def storm(client: httpx.AsyncClient, servers: int, concurrency: int) -> di
         error = sum(s["status"] == "ERROR" for s in body)
         if active + error >= servers - len(errors) or time.perf_counter() - started > 600:
             break
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(1.0)
     elapsed = time.perf_counter() - started
     return {
         "servers": servers, "concurrency": concurrency, "api_errors": len(errors), "error_samples": errors[:3],

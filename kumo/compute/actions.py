@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from kumo.compute.models import InstanceAction, InstanceActionEvent
@@ -42,18 +42,25 @@ def start_event(session: Session, action_id: int, event: str, host: str | None =
 def finish_event(
     session: Session, event_id: int, ok: bool, details: str | None = None, traceback: str | None = None
 ) -> None:
-    event = session.get(InstanceActionEvent, event_id)
-    if event is None or event.finish_time is not None:
-        return  # already settled: finishing twice is a no-op (agents may retry)
-    event.finish_time = utcnow()
-    event.result = "Success" if ok else "Error"
-    event.details = details
-    event.traceback = traceback
-    action = session.get(InstanceAction, event.action_id)
-    if action is not None:
-        action.updated_at = utcnow()
-        if not ok and details:
-            action.message = details
+    """Settle an event once (agents may report twice: the second is a no-op) and touch its
+    action's updated_at; an error's details become the action's message. Two UPDATEs."""
+    now = utcnow()
+    action_id = session.scalar(
+        update(InstanceActionEvent)
+        .where(InstanceActionEvent.id == event_id, InstanceActionEvent.finish_time.is_(None))
+        .values(finish_time=now, result="Success" if ok else "Error", details=details, traceback=traceback)
+        .returning(InstanceActionEvent.action_id)
+        .execution_options(synchronize_session=False)
+    )
+    if action_id is None:
+        return
+    values: dict[str, object] = {"updated_at": now}
+    if not ok and details:
+        values["message"] = details
+    session.execute(
+        update(InstanceAction).where(InstanceAction.id == action_id).values(**values)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def record(

@@ -104,6 +104,7 @@ class Instance(Base):
     __tablename__ = "instances"
     __table_args__ = (
         Index("ix_instances_project_created", "project_id", "created_at"),
+        Index("ix_instances_project_deleted", "project_id", "deleted"),
         Index("ix_instances_host", "host"),
     )
     # Monotonic id for stable marker pagination (created_at ties are common in storms).
@@ -116,6 +117,9 @@ class Instance(Base):
     hostname: Mapped[str] = mapped_column(String(255), default="")
     image_ref: Mapped[str] = mapped_column(String(36), default="")
     flavor: Mapped[dict[str, Any]] = mapped_column(JSON)  # snapshot of the flavor at boot
+    # The flavor's cores and RAM as columns, as in Nova: quota usage is a SUM over them.
+    vcpus: Mapped[int] = mapped_column(Integer, default=0)
+    memory_mb: Mapped[int] = mapped_column(Integer, default=0)
     vm_state: Mapped[str] = mapped_column(String(32), default="building")
     task_state: Mapped[str | None] = mapped_column(String(32), nullable=True, default="scheduling")
     power_state: Mapped[int] = mapped_column(Integer, default=0)

@@ -96,8 +96,8 @@ def usage(session: Session, project_id: str) -> dict[str, int]:
     count, cores, ram = session.execute(
         select(
             func.count(Instance.id),
-            func.coalesce(func.sum(Instance.flavor["vcpus"].as_integer()), 0),
-            func.coalesce(func.sum(Instance.flavor["ram"].as_integer()), 0),
+            func.coalesce(func.sum(Instance.vcpus), 0),
+            func.coalesce(func.sum(Instance.memory_mb), 0),
         ).where(Instance.project_id == project_id, Instance.deleted.is_(False))
     ).one()
     groups = session.scalar(select(func.count(ServerGroup.id)).where(ServerGroup.project_id == project_id))

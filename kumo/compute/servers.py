@@ -146,6 +146,8 @@ def create(session: Session, ctx: RequestContext, req: CreateRequest) -> list[In
             hostname=_hostname(name),
             image_ref=image.id,
             flavor=flavor_snapshot,
+            vcpus=flavor.vcpus,
+            memory_mb=flavor.ram,
             vm_state=VmState.BUILDING,
             task_state=TaskState.SCHEDULING,
             requested_az=zone,

@@ -66,6 +66,8 @@ def add_instance(
                     name=name,
                     host=host,
                     flavor={"id": "f", "name": "f", "vcpus": vcpus, "ram": ram, "disk": disk},
+                    vcpus=vcpus,
+                    memory_mb=ram,
                     vm_state="active",
                     task_state=None,
                     deleted=deleted,

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 58d191391c22
+Revision ID: 071fa65a13c3
 Revises:
-Create Date: 2026-11-22 01:13:47.027217
+Create Date: 2026-11-22 01:26:59.638849
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = "58d191391c22"
+revision = "071fa65a13c3"
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -104,6 +104,8 @@ def upgrade() -> None:
         sa.Column("hostname", sa.String(length=255), nullable=False),
         sa.Column("image_ref", sa.String(length=36), nullable=False),
         sa.Column("flavor", sa.JSON(), nullable=False),
+        sa.Column("vcpus", sa.Integer(), nullable=False),
+        sa.Column("memory_mb", sa.Integer(), nullable=False),
         sa.Column("vm_state", sa.String(length=32), nullable=False),
         sa.Column("task_state", sa.String(length=32), nullable=True),
         sa.Column("power_state", sa.Integer(), nullable=False),
@@ -138,6 +140,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_instances_deleted"), ["deleted"], unique=False)
         batch_op.create_index("ix_instances_host", ["host"], unique=False)
         batch_op.create_index("ix_instances_project_created", ["project_id", "created_at"], unique=False)
+        batch_op.create_index("ix_instances_project_deleted", ["project_id", "deleted"], unique=False)
 
     op.create_table(
         "keypairs",
@@ -454,6 +457,7 @@ def downgrade() -> None:
     op.drop_table("projects")
     op.drop_table("keypairs")
     with op.batch_alter_table("instances", schema=None) as batch_op:
+        batch_op.drop_index("ix_instances_project_deleted")
         batch_op.drop_index("ix_instances_project_created")
         batch_op.drop_index("ix_instances_host")
         batch_op.drop_index(batch_op.f("ix_instances_deleted"))
