@@ -32,9 +32,20 @@ ROOT = Path(__file__).resolve().parent.parent
 def start_cloud(state: Path, port: int, hosts: int, database_url: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "KUMO_STATE_DIR": str(state), "KUMO_DATABASE_URL": database_url}
     proc = subprocess.Popen(
-        [str(ROOT / ".venv/bin/kumo"), "up", "--state-dir", str(state), "--port", str(port),
-         "--hosts", str(hosts), "--no-demo"],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(state / "up.log", "wb"),
+        [
+            str(ROOT / ".venv/bin/kumo"),
+            "up",
+            "--state-dir",
+            str(state),
+            "--port",
+            str(port),
+            "--hosts",
+            str(hosts),
+            "--no-demo",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(state / "up.log", "wb"),
     )
     deadline = time.monotonic() + 120
     while not (state / "clouds.yaml").exists():
@@ -46,14 +57,30 @@ def start_cloud(state: Path, port: int, hosts: int, database_url: str) -> subpro
 
 def admin_client(state: Path) -> httpx.AsyncClient:
     auth = yaml.safe_load((state / "clouds.yaml").read_text())["clouds"]["kumo"]["auth"]
-    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": auth["username"], "domain": {"id": "default"}, "password": auth["password"]}}},
-        "scope": {"project": {"name": auth["project_name"], "domain": {"id": "default"}}}}}
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {
+                        "name": auth["username"],
+                        "domain": {"id": "default"},
+                        "password": auth["password"],
+                    }
+                },
+            },
+            "scope": {"project": {"name": auth["project_name"], "domain": {"id": "default"}}},
+        }
+    }
     base = auth["auth_url"].rsplit("/identity", 1)[0]
     token = httpx.post(f"{base}/identity/v3/auth/tokens", json=body).headers["X-Subject-Token"]
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    return httpx.AsyncClient(base_url=base, headers={"X-Auth-Token": token, "OpenStack-API-Version": "compute 2.64"},
-                             timeout=120, limits=limits)
+    return httpx.AsyncClient(
+        base_url=base,
+        headers={"X-Auth-Token": token, "OpenStack-API-Version": "compute 2.64"},
+        timeout=120,
+        limits=limits,
+    )
 
 
 async def baseline(client: httpx.AsyncClient, requests: int, concurrency: int) -> float:
@@ -69,11 +96,20 @@ async def baseline(client: httpx.AsyncClient, requests: int, concurrency: int) -
 
 
 async def storm(client: httpx.AsyncClient, servers: int, concurrency: int) -> dict[str, Any]:
-    project = (await client.get("/identity/v3/auth/tokens",
-                                headers={"X-Subject-Token": client.headers["X-Auth-Token"]})).json()["token"]["project"]["id"]
-    (await client.put(f"/compute/v2.1/os-quota-sets/{project}",
-                      json={"quota_set": {"instances": -1, "cores": -1, "ram": -1}})).raise_for_status()
-    flavor = next(f for f in (await client.get("/compute/v2.1/flavors")).json()["flavors"] if f["name"] == "m1.tiny")
+    project = (
+        await client.get(
+            "/identity/v3/auth/tokens", headers={"X-Subject-Token": client.headers["X-Auth-Token"]}
+        )
+    ).json()["token"]["project"]["id"]
+    (
+        await client.put(
+            f"/compute/v2.1/os-quota-sets/{project}",
+            json={"quota_set": {"instances": -1, "cores": -1, "ram": -1}},
+        )
+    ).raise_for_status()
+    flavor = next(
+        f for f in (await client.get("/compute/v2.1/flavors")).json()["flavors"] if f["name"] == "m1.tiny"
+    )
     image = (await client.get("/image/v2/images", params={"name": "demo-image"})).json()["images"][0]["id"]
     tag = uuid.uuid4().hex[:6]
     sem = asyncio.Semaphore(concurrency)
@@ -83,8 +119,17 @@ async def storm(client: httpx.AsyncClient, servers: int, concurrency: int) -> di
     async def create(i: int) -> None:
         async with sem:
             t0 = time.perf_counter()
-            resp = await client.post("/compute/v2.1/servers", json={"server": {
-                "name": f"storm-{tag}-{i}", "flavorRef": flavor["id"], "imageRef": image, "networks": "none"}})
+            resp = await client.post(
+                "/compute/v2.1/servers",
+                json={
+                    "server": {
+                        "name": f"storm-{tag}-{i}",
+                        "flavorRef": flavor["id"],
+                        "imageRef": image,
+                        "networks": "none",
+                    }
+                },
+            )
             latencies.append(time.perf_counter() - t0)
             if resp.status_code != 202:
                 errors.append(f"{resp.status_code} {resp.text[:200]}")
@@ -94,8 +139,11 @@ async def storm(client: httpx.AsyncClient, servers: int, concurrency: int) -> di
     accepted = time.perf_counter() - started
     active = error = 0
     while True:
-        body = (await client.get("/compute/v2.1/servers/detail",
-                                 params={"name": f"^storm-{tag}-", "limit": servers + 10})).json()["servers"]
+        body = (
+            await client.get(
+                "/compute/v2.1/servers/detail", params={"name": f"^storm-{tag}-", "limit": servers + 10}
+            )
+        ).json()["servers"]
         active = sum(s["status"] == "ACTIVE" for s in body)
         error = sum(s["status"] == "ERROR" for s in body)
         if active + error >= servers - len(errors) or time.perf_counter() - started > 600:
@@ -103,9 +151,15 @@ async def storm(client: httpx.AsyncClient, servers: int, concurrency: int) -> di
         await asyncio.sleep(1.0)
     elapsed = time.perf_counter() - started
     return {
-        "servers": servers, "concurrency": concurrency, "api_errors": len(errors), "error_samples": errors[:3],
-        "active": active, "error_state": error, "seconds_to_all_active": round(elapsed, 2),
-        "servers_per_second": round(active / elapsed, 1), "seconds_to_accept_all": round(accepted, 2),
+        "servers": servers,
+        "concurrency": concurrency,
+        "api_errors": len(errors),
+        "error_samples": errors[:3],
+        "active": active,
+        "error_state": error,
+        "seconds_to_all_active": round(elapsed, 2),
+        "servers_per_second": round(active / elapsed, 1),
+        "seconds_to_accept_all": round(accepted, 2),
         "create_p50_ms": round(statistics.median(latencies) * 1000, 1),
         "create_p99_ms": round(sorted(latencies)[int(len(latencies) * 0.99) - 1] * 1000, 1),
     }
@@ -116,7 +170,9 @@ def create_pg_database() -> str | None:
         import psycopg
 
         name = f"kumo_bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True, connect_timeout=3) as c:
+        with psycopg.connect(
+            "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True, connect_timeout=3
+        ) as c:
             c.execute(f'CREATE DATABASE "{name}"')
         return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     except Exception as exc:  # PostgreSQL absent: report SQLite only
@@ -130,6 +186,7 @@ def run(backend: str, database_url: str, args: argparse.Namespace) -> dict[str, 
         port = 18780 + (hash(backend) % 100)
         proc = start_cloud(state, port, args.hosts, database_url)
         try:
+
             async def go() -> dict[str, Any]:
                 async with admin_client(state) as client:
                     base = await baseline(client, args.servers, args.concurrency)
@@ -137,6 +194,7 @@ def run(backend: str, database_url: str, args: argparse.Namespace) -> dict[str, 
                     result["baseline_get_flavors_per_second"] = round(base, 1)
                     result["ratio_creates_to_baseline"] = round(result["servers_per_second"] / base, 3)
                     return result
+
             result = asyncio.run(go())
         finally:
             proc.terminate()
@@ -146,7 +204,9 @@ def run(backend: str, database_url: str, args: argparse.Namespace) -> dict[str, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--servers", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--hosts", type=int, default=10)

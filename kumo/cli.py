@@ -29,8 +29,14 @@ def api(
 
     setup_logging()
     uvicorn.run(
-        "kumo.api.asgi:app", factory=True, host=host, port=port, workers=workers,
-        log_level="warning", access_log=False, backlog=4096,
+        "kumo.api.asgi:app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+        backlog=4096,
     )
 
 
@@ -55,7 +61,9 @@ def agent(
     options: dict[str, object] = {}
     if driver == "fake":
         options = {"vcpus": vcpus, "memory_mb": memory_mb, "disk_gb": disk_gb, "delay": fake_delay}
-    runner = Agent(api_url, host, load_driver(driver, host, **options), settings.secret("agent_token")).start()
+    runner = Agent(
+        api_url, host, load_driver(driver, host, **options), settings.secret("agent_token")
+    ).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

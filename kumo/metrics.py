@@ -20,7 +20,8 @@ SCHEDULE_SECONDS = Histogram(
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
 )
 CLAIM_SECONDS = Histogram(
-    "kumo_claim_seconds", "Time to commit one claim (generation compare-and-swap)",
+    "kumo_claim_seconds",
+    "Time to commit one claim (generation compare-and-swap)",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
 CLAIM_CONFLICTS = Counter("kumo_claim_conflicts_total", "Claims lost to a concurrent generation change")
@@ -39,4 +40,6 @@ def fleet_gauges(session: Session) -> None:
     for name, beat in session.execute(select(ComputeHost.name, ComputeHost.last_heartbeat)):
         if beat is not None:
             HEARTBEAT_AGE.labels(name).set((now - beat).total_seconds())
-    TASKS_PENDING.set(session.scalar(select(func.count()).select_from(Task).where(Task.state == "pending")) or 0)
+    TASKS_PENDING.set(
+        session.scalar(select(func.count()).select_from(Task).where(Task.state == "pending")) or 0
+    )

@@ -25,8 +25,13 @@ class ThreadedServer:
         self.host = host
         self.port = port or free_port(host)
         config = uvicorn.Config(
-            create_app(rt), host=host, port=self.port, log_level="warning", access_log=False,
-            backlog=4096, timeout_keep_alive=30,
+            create_app(rt),
+            host=host,
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            backlog=4096,
+            timeout_keep_alive=30,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="kumo-api", daemon=True)

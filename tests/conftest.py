@@ -7,8 +7,8 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -126,8 +126,14 @@ class Fleet:
         from kumo.agent.drivers.fake import FakeDriver
 
         driver = FakeDriver(name, vcpus=vcpus, memory_mb=memory_mb, disk_gb=disk_gb)
-        agent = Agent(self.cloud.url, name, driver, self.cloud.settings.secret("agent_token"),
-                      heartbeat_interval=kw.get("heartbeat_interval", 2.0), poll_wait=2.0)
+        agent = Agent(
+            self.cloud.url,
+            name,
+            driver,
+            self.cloud.settings.secret("agent_token"),
+            heartbeat_interval=kw.get("heartbeat_interval", 2.0),
+            poll_wait=2.0,
+        )
         self.agents.append(agent.start())
         return agent
 

@@ -52,7 +52,9 @@ def run_task(driver: ComputeDriver, task: TaskOut) -> TaskResult:
         return TaskResult(ok=False, error=str(exc))
     except Exception as exc:  # a driver bug must not kill the agent: report it
         log.exception("task %s (%s) crashed", task.id, task.kind)
-        return TaskResult(ok=False, error=f"{type(exc).__name__}: {exc}", details={"traceback": traceback.format_exc()})
+        return TaskResult(
+            ok=False, error=f"{type(exc).__name__}: {exc}", details={"traceback": traceback.format_exc()}
+        )
     return TaskResult(ok=True, power_state=power)
 
 
@@ -107,11 +109,17 @@ class Agent:
     def register(self) -> None:
         res = self.driver.resources()
         report = HostReport(
-            name=self.host, vcpus=res.vcpus, memory_mb=res.memory_mb, disk_gb=res.disk_gb,
-            hypervisor_type=res.hypervisor_type, host_ip=res.host_ip,
+            name=self.host,
+            vcpus=res.vcpus,
+            memory_mb=res.memory_mb,
+            disk_gb=res.disk_gb,
+            hypervisor_type=res.hypervisor_type,
+            host_ip=res.host_ip,
         )
         self._call("POST", "/hosts", json=report.model_dump())
-        log.info("registered host %s (%s vCPU, %s MB, %s GB)", self.host, res.vcpus, res.memory_mb, res.disk_gb)
+        log.info(
+            "registered host %s (%s vCPU, %s MB, %s GB)", self.host, res.vcpus, res.memory_mb, res.disk_gb
+        )
 
     # -- loops ------------------------------------------------------------------------------
     def start(self) -> Agent:
@@ -143,7 +151,9 @@ class Agent:
     def _power_sync_loop(self) -> None:
         while not self.stop_event.wait(self.power_sync_interval):
             try:
-                self._call("PUT", f"/hosts/{self.host}/power-states", json={"states": self.driver.power_states()})
+                self._call(
+                    "PUT", f"/hosts/{self.host}/power-states", json={"states": self.driver.power_states()}
+                )
             except RuntimeError:
                 return
 
@@ -152,7 +162,9 @@ class Agent:
             with self._lock:
                 busy = sorted(self._in_flight)
             try:
-                resp = self._call("POST", f"/hosts/{self.host}/tasks/poll", json={"wait": self.poll_wait, "busy": busy})
+                resp = self._call(
+                    "POST", f"/hosts/{self.host}/tasks/poll", json={"wait": self.poll_wait, "busy": busy}
+                )
             except RuntimeError:
                 return
             for raw in resp.json()["tasks"]:
@@ -174,8 +186,13 @@ class Agent:
             try:
                 log.info("running %s %s for %s", task.kind, task.id, task.instance_uuid)
                 result = run_task(self.driver, task)
-                log.info("%s %s for %s: %s", task.kind, task.id, task.instance_uuid,
-                         "ok" if result.ok else result.error)
+                log.info(
+                    "%s %s for %s: %s",
+                    task.kind,
+                    task.id,
+                    task.instance_uuid,
+                    "ok" if result.ok else result.error,
+                )
             finally:
                 request_id_var.reset(token)
             self._results.put((task, result))

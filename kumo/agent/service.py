@@ -32,7 +32,9 @@ def register(session: Session, report: HostReport) -> None:
 
 def pending_work(session: Session, host: str, busy: list[str]) -> list[TaskOut]:
     return [
-        TaskOut(id=t.id, kind=t.kind, instance_uuid=t.instance_uuid, payload=t.payload, request_id=t.request_id)
+        TaskOut(
+            id=t.id, kind=t.kind, instance_uuid=t.instance_uuid, payload=t.payload, request_id=t.request_id
+        )
         for t in tasks.pending_for_host(session, host, exclude=busy)
     ]
 

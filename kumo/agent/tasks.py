@@ -33,7 +33,9 @@ def enqueue(
     return task
 
 
-def pending_for_host(session: Session, host: str, exclude: Collection[str] = (), limit: int = 100) -> list[Task]:
+def pending_for_host(
+    session: Session, host: str, exclude: Collection[str] = (), limit: int = 100
+) -> list[Task]:
     stmt = select(Task).where(Task.host == host, Task.state == "pending")
     if exclude:
         stmt = stmt.where(Task.id.not_in(list(exclude)))

@@ -62,5 +62,7 @@ class RequestMiddleware:
                 route_path = scope["root_path"] + route_path
             REQUEST_LATENCY.labels(scope["method"], route_path, str(status_holder["status"])).observe(elapsed)
             if not path.startswith("/internal"):
-                log.info("%s %s -> %s in %.1f ms", scope["method"], path, status_holder["status"], elapsed * 1000)
+                log.info(
+                    "%s %s -> %s in %.1f ms", scope["method"], path, status_holder["status"], elapsed * 1000
+                )
             request_id_var.reset(token)

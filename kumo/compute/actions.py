@@ -58,7 +58,9 @@ def finish_event(
     if not ok and details:
         values["message"] = details
     session.execute(
-        update(InstanceAction).where(InstanceAction.id == action_id).values(**values)
+        update(InstanceAction)
+        .where(InstanceAction.id == action_id)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
 
@@ -91,11 +93,14 @@ def list_actions(session: Session, instance_uuid: str) -> list[InstanceAction]:
     )
 
 
-def get_action(session: Session, instance_uuid: str, request_id: str) -> tuple[InstanceAction, list[InstanceActionEvent]]:
+def get_action(
+    session: Session, instance_uuid: str, request_id: str
+) -> tuple[InstanceAction, list[InstanceActionEvent]]:
     action = session.scalar(
-        select(InstanceAction).where(
-            InstanceAction.instance_uuid == instance_uuid, InstanceAction.request_id == request_id
-        ).order_by(InstanceAction.id.desc()).limit(1)
+        select(InstanceAction)
+        .where(InstanceAction.instance_uuid == instance_uuid, InstanceAction.request_id == request_id)
+        .order_by(InstanceAction.id.desc())
+        .limit(1)
     )
     if action is None:
         raise NotFound(f"Action for request_id {request_id} on instance {instance_uuid} not found")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 
 from kumo.errors import BadRequest, NotAcceptable
 
@@ -62,8 +62,13 @@ def parse(headers: dict[str, str]) -> Microversion:
         return max_version()
     match = _VERSION_RE.match(raw)
     if not match:
-        raise BadRequest(f"API Version String {raw} is of invalid format. Must be of format MajorNum.MinorNum.")
+        raise BadRequest(
+            f"API Version String {raw} is of invalid format. Must be of format MajorNum.MinorNum."
+        )
     version = Microversion(int(match.group(1)), int(match.group(2)))
     if not (min_version() <= version <= max_version()):
-        raise NotAcceptable(f"Version {raw} is not supported by the API. Minimum is {min_version()} and maximum is {max_version()}.")
+        raise NotAcceptable(
+            f"Version {raw} is not supported by the API. "
+            f"Minimum is {min_version()} and maximum is {max_version()}."
+        )
     return version

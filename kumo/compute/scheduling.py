@@ -118,9 +118,11 @@ def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
         if not pending:
             return 0, woken
         group_ids = {i.server_group for i in pending if i.server_group}
-        groups = {
-            g.uuid: g for g in session.scalars(select(ServerGroup).where(ServerGroup.uuid.in_(group_ids)))
-        } if group_ids else {}
+        groups = (
+            {g.uuid: g for g in session.scalars(select(ServerGroup).where(ServerGroup.uuid.in_(group_ids)))}
+            if group_ids
+            else {}
+        )
         requests = [request_for(i, groups.get(i.server_group or "")) for i in pending]
         hinted = set().union(*(r.hinted_instances for r in requests))
         snapshot = load_snapshot(session, rt.settings.heartbeat_timeout_seconds, instance_uuids=hinted)
@@ -183,8 +185,12 @@ def _place(
                 session, event.action_id, "compute__do_build_and_run_instance", chosen.host
             ).id
         tasks.enqueue(
-            session, chosen.host, "spawn", instance.uuid,
-            {"event_id": spawn_event_id, "instance": servers.spec(instance)}, request_id_var.get(),
+            session,
+            chosen.host,
+            "spawn",
+            instance.uuid,
+            {"event_id": spawn_event_id, "instance": servers.spec(instance)},
+            request_id_var.get(),
         )
         woken.add(chosen.host)
         log.info("scheduled %s on %s", instance.uuid, chosen.host)
@@ -194,7 +200,10 @@ def _place(
 
 
 def _no_valid_host(
-    session: Session, instance: Instance, decision: Decision, event: InstanceActionEvent | None,
+    session: Session,
+    instance: Instance,
+    decision: Decision,
+    event: InstanceActionEvent | None,
     snapshot: Snapshot,
 ) -> Snapshot:
     SCHEDULE_FAILURES.inc()
@@ -212,8 +221,11 @@ def claim_destination(session: Session, instance: Instance, dest_host: str | Non
 
     if instance.host is None:
         raise Conflict(f"Instance {instance.uuid} has no host to move from")
-    group = session.scalar(select(ServerGroup).where(ServerGroup.uuid == instance.server_group)) \
-        if instance.server_group else None
+    group = (
+        session.scalar(select(ServerGroup).where(ServerGroup.uuid == instance.server_group))
+        if instance.server_group
+        else None
+    )
     base = request_for(instance, group)
     request = ScheduleRequest(
         instance_uuid=base.instance_uuid,

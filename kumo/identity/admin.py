@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
 from kumo.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
-from kumo.identity.bootstrap import ROLE_NAMES
 from kumo.identity import revocation
+from kumo.identity.bootstrap import ROLE_NAMES
 from kumo.identity.models import Project, Role, RoleAssignment, User
 from kumo.identity.passwords import hash_password, verify_password
 

@@ -38,7 +38,9 @@ def load(session: Session, token_ttl_seconds: int) -> Revocations:
     horizon = now - dt.timedelta(seconds=token_ttl_seconds)
     for ev in session.scalars(select(RevocationEvent).where(RevocationEvent.issued_before > horizon)):
         if ev.user_id and ev.project_id:
-            pairs[(ev.user_id, ev.project_id)] = max(ev.issued_before, pairs.get((ev.user_id, ev.project_id), ev.issued_before))
+            pairs[(ev.user_id, ev.project_id)] = max(
+                ev.issued_before, pairs.get((ev.user_id, ev.project_id), ev.issued_before)
+            )
         elif ev.user_id:
             users[ev.user_id] = max(ev.issued_before, users.get(ev.user_id, ev.issued_before))
         elif ev.project_id:

@@ -78,13 +78,17 @@ def validate_token(
 
 
 @router.head("/v3/auth/tokens")
-def check_token(request: Request, _ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)) -> Response:
+def check_token(
+    request: Request, _ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
+) -> Response:
     subject, _ = _subject(request, rt)
     return Response(status_code=200, headers={"X-Subject-Token": subject})
 
 
 @router.delete("/v3/auth/tokens", status_code=204)
-def revoke_token(request: Request, _ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)) -> Response:
+def revoke_token(
+    request: Request, _ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
+) -> Response:
     _, data = _subject(request, rt)
     with rt.db.transaction() as session:
         service.revoke(session, rt.tokens, data)
@@ -92,19 +96,33 @@ def revoke_token(request: Request, _ctx: RequestContext = Depends(context), rt: 
 
 
 @router.get("/v3/auth/catalog")
-def auth_catalog(request: Request, _ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
-    return {"catalog": service.catalog(_base(request), rt.settings.region), "links": {"self": str(request.url)}}
+def auth_catalog(
+    request: Request, _ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
+    return {
+        "catalog": service.catalog(_base(request), rt.settings.region),
+        "links": {"self": str(request.url)},
+    }
 
 
 @router.get("/v3/auth/projects")
-def auth_projects(request: Request, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+def auth_projects(
+    request: Request, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
     with rt.db.transaction() as session:
         projects = service.projects_of_user(session, ctx.user_id)
     return {
         "projects": [
-            {"id": p.id, "name": p.name, "domain_id": p.domain_id, "enabled": p.enabled,
-             "description": p.description, "is_domain": False, "parent_id": p.domain_id,
-             "links": {"self": _base(request) + f"/identity/v3/projects/{p.id}"}}
+            {
+                "id": p.id,
+                "name": p.name,
+                "domain_id": p.domain_id,
+                "enabled": p.enabled,
+                "description": p.description,
+                "is_domain": False,
+                "parent_id": p.domain_id,
+                "links": {"self": _base(request) + f"/identity/v3/projects/{p.id}"},
+            }
             for p in projects
         ],
         "links": {"self": str(request.url), "next": None, "previous": None},

@@ -105,7 +105,9 @@ class TokenProvider:
         if raw["e"] < time.time():
             raise error("The token has expired.")
         issued_at = _from_ts(raw["i"])
-        if raw["a"] in self._local_audit_ids or self._revocations().revokes(raw["a"], raw["u"], raw["p"], issued_at):
+        if raw["a"] in self._local_audit_ids or self._revocations().revokes(
+            raw["a"], raw["u"], raw["p"], issued_at
+        ):
             raise error("The token has been revoked.")
         return TokenData(
             user_id=raw["u"],

@@ -28,22 +28,53 @@ DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi
 CONTAINER_FORMATS = ("ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed")
 VISIBILITIES = ("public", "private", "shared", "community")
 STATUSES = (
-    "queued", "saving", "active", "killed", "deleted", "pending_delete", "deactivated",
-    "uploading", "importing",
+    "queued",
+    "saving",
+    "active",
+    "killed",
+    "deleted",
+    "pending_delete",
+    "deactivated",
+    "uploading",
+    "importing",
 )
 HASH_ALGO = "sha512"
 
 # Attributes the server owns: writing them is refused with 403, as Glance does.
-READ_ONLY = frozenset({
-    "status", "checksum", "os_hash_algo", "os_hash_value", "size", "virtual_size", "created_at",
-    "updated_at", "self", "file", "schema", "direct_url", "locations", "stores",
-})
+READ_ONLY = frozenset(
+    {
+        "status",
+        "checksum",
+        "os_hash_algo",
+        "os_hash_value",
+        "size",
+        "virtual_size",
+        "created_at",
+        "updated_at",
+        "self",
+        "file",
+        "schema",
+        "direct_url",
+        "locations",
+        "stores",
+    }
+)
 RESERVED = frozenset({"location", "deleted", "deleted_at"})
 # Core attributes a client may set; everything else is an extra (string) property.
-WRITABLE = frozenset({
-    "name", "visibility", "protected", "os_hidden", "min_disk", "min_ram", "container_format",
-    "disk_format", "tags", "owner",
-})
+WRITABLE = frozenset(
+    {
+        "name",
+        "visibility",
+        "protected",
+        "os_hidden",
+        "min_disk",
+        "min_ram",
+        "container_format",
+        "disk_format",
+        "tags",
+        "owner",
+    }
+)
 MAX_STRING = 255
 MAX_PROPERTY_VALUE = 65535
 MAX_PROPERTIES = 128
@@ -241,10 +272,26 @@ def create_image(session: Session, ctx: RequestContext, body: dict[str, Any]) ->
             raise Conflict(f"An image with identifier {image_id} already exists.")
     now = utcnow()
     image = Image(
-        id=image_id, name=None, status="queued", visibility="shared", owner=ctx.project_id,
-        container_format=None, disk_format=None, size=None, virtual_size=None, checksum=None,
-        os_hash_algo=None, os_hash_value=None, min_disk=0, min_ram=0, protected=False, os_hidden=False,
-        properties={}, tags=[], created_at=now, updated_at=now,
+        id=image_id,
+        name=None,
+        status="queued",
+        visibility="shared",
+        owner=ctx.project_id,
+        container_format=None,
+        disk_format=None,
+        size=None,
+        virtual_size=None,
+        checksum=None,
+        os_hash_algo=None,
+        os_hash_value=None,
+        min_disk=0,
+        min_ram=0,
+        protected=False,
+        os_hidden=False,
+        properties={},
+        tags=[],
+        created_at=now,
+        updated_at=now,
     )
     for key, value in body.items():
         if key != "id":
@@ -353,8 +400,20 @@ def set_active(session: Session, ctx: RequestContext, image_id: str, active: boo
 
 # --- list -------------------------------------------------------------------------------------
 
-SORT_KEYS = ("name", "status", "container_format", "disk_format", "size", "id", "created_at", "updated_at",
-             "min_disk", "min_ram", "owner", "visibility")
+SORT_KEYS = (
+    "name",
+    "status",
+    "container_format",
+    "disk_format",
+    "size",
+    "id",
+    "created_at",
+    "updated_at",
+    "min_disk",
+    "min_ram",
+    "owner",
+    "visibility",
+)
 _NULLABLE_SORT = {"name": "", "container_format": "", "disk_format": "", "owner": "", "size": -1}
 _IN_FILTERS = ("id", "name", "status", "disk_format", "container_format", "owner")
 _TIME_OPS = ("gt", "gte", "lt", "lte", "eq", "neq")
@@ -517,8 +576,12 @@ def _after(marker: Image, sort: list[tuple[str, str]]) -> ColumnElement[bool]:
 def _time_clause(column: str, op: str, moment: dt.datetime) -> ColumnElement[bool]:
     col = getattr(Image, column)
     comparisons: dict[str, Callable[[], ColumnElement[bool]]] = {
-        "gt": lambda: col > moment, "gte": lambda: col >= moment, "lt": lambda: col < moment,
-        "lte": lambda: col <= moment, "eq": lambda: col == moment, "neq": lambda: col != moment,
+        "gt": lambda: col > moment,
+        "gte": lambda: col >= moment,
+        "lt": lambda: col < moment,
+        "lte": lambda: col <= moment,
+        "eq": lambda: col == moment,
+        "neq": lambda: col != moment,
     }
     return comparisons[op]()
 
@@ -582,8 +645,9 @@ class ImageData:
     chunks: Iterator[bytes] | None  # None: the image has no data yet
 
 
-def upload_data(db: Database, store: ImageStore, ctx: RequestContext, image_id: str,
-                chunks: Iterable[bytes]) -> None:
+def upload_data(
+    db: Database, store: ImageStore, ctx: RequestContext, image_id: str, chunks: Iterable[bytes]
+) -> None:
     """Stream data into an image: queued → saving → active; back to queued if anything fails."""
     with db.transaction() as session:
         image = _find_own(session, ctx, image_id)
@@ -593,7 +657,8 @@ def upload_data(db: Database, store: ImageStore, ctx: RequestContext, image_id: 
             raise BadRequest("Properties disk_format, container_format must be set prior to saving data.")
         # Compare-and-set: of two concurrent uploads only one moves the image to saving.
         claimed = session.execute(
-            update(Image).where(Image.id == image_id, Image.status == "queued")
+            update(Image)
+            .where(Image.id == image_id, Image.status == "queued")
             .values(status="saving", updated_at=utcnow())
         )
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
@@ -603,15 +668,22 @@ def upload_data(db: Database, store: ImageStore, ctx: RequestContext, image_id: 
     except BaseException:
         with db.transaction() as session:
             session.execute(
-                update(Image).where(Image.id == image_id, Image.status == "saving")
+                update(Image)
+                .where(Image.id == image_id, Image.status == "saving")
                 .values(status="queued", updated_at=utcnow())
             )
         raise
     with db.transaction() as session:
         done = session.execute(
-            update(Image).where(Image.id == image_id, Image.status == "saving").values(
-                status="active", size=stored.size, checksum=stored.md5, os_hash_algo=HASH_ALGO,
-                os_hash_value=stored.sha512, updated_at=utcnow(),
+            update(Image)
+            .where(Image.id == image_id, Image.status == "saving")
+            .values(
+                status="active",
+                size=stored.size,
+                checksum=stored.md5,
+                os_hash_algo=HASH_ALGO,
+                os_hash_value=stored.sha512,
+                updated_at=utcnow(),
             )
         )
         finished = done.rowcount == 1  # type: ignore[attr-defined]

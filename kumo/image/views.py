@@ -20,30 +20,32 @@ def _time(value: dt.datetime | None) -> str | None:
 
 def image(img: Image) -> dict[str, Any]:
     body: dict[str, Any] = dict(img.properties or {})
-    body.update({
-        "id": img.id,
-        "name": img.name,
-        "status": img.status,
-        "visibility": img.visibility,
-        "owner": img.owner,
-        "protected": img.protected,
-        "os_hidden": img.os_hidden,
-        "container_format": img.container_format,
-        "disk_format": img.disk_format,
-        "size": img.size,
-        "virtual_size": img.virtual_size,
-        "checksum": img.checksum,
-        "os_hash_algo": img.os_hash_algo,
-        "os_hash_value": img.os_hash_value,
-        "min_disk": img.min_disk,
-        "min_ram": img.min_ram,
-        "tags": list(img.tags or []),
-        "created_at": _time(img.created_at),
-        "updated_at": _time(img.updated_at),
-        "self": f"/v2/images/{img.id}",
-        "file": f"/v2/images/{img.id}/file",
-        "schema": "/v2/schemas/image",
-    })
+    body.update(
+        {
+            "id": img.id,
+            "name": img.name,
+            "status": img.status,
+            "visibility": img.visibility,
+            "owner": img.owner,
+            "protected": img.protected,
+            "os_hidden": img.os_hidden,
+            "container_format": img.container_format,
+            "disk_format": img.disk_format,
+            "size": img.size,
+            "virtual_size": img.virtual_size,
+            "checksum": img.checksum,
+            "os_hash_algo": img.os_hash_algo,
+            "os_hash_value": img.os_hash_value,
+            "min_disk": img.min_disk,
+            "min_ram": img.min_ram,
+            "tags": list(img.tags or []),
+            "created_at": _time(img.created_at),
+            "updated_at": _time(img.updated_at),
+            "self": f"/v2/images/{img.id}",
+            "file": f"/v2/images/{img.id}/file",
+            "schema": "/v2/schemas/image",
+        }
+    )
     return body
 
 

@@ -30,7 +30,9 @@ def _agent(url: str, state: Path, host: str, delay: float) -> subprocess.Popen[b
     return subprocess.Popen(
         [KUMO, "agent", "--host", host, "--driver", "fake", "--api-url", url, "--fake-delay", str(delay)],
         env={**os.environ, "KUMO_STATE_DIR": str(state)},
-        stdout=subprocess.DEVNULL, stderr=open(state / f"agent-{host}.log", "ab"), start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=open(state / f"agent-{host}.log", "ab"),
+        start_new_session=True,
     )
 
 
@@ -48,13 +50,27 @@ def _boot(c: httpx.Client, count: int) -> list[str]:
     pid = project["token"]["project"]["id"]
     c.put(f"/compute/v2.1/os-quota-sets/{pid}", json={"quota_set": {"instances": -1, "cores": -1, "ram": -1}})
     flavor = c.post("/compute/v2.1/flavors", json={"flavor": {"name": "f", "vcpus": 1, "ram": 64, "disk": 1}})
-    image = c.post("/image/v2/images", json={"name": "i", "disk_format": "raw", "container_format": "bare"}).json()
-    c.put(f"/image/v2/images/{image['id']}/file", content=b"i" * 100,
-          headers={"Content-Type": "application/octet-stream"})
+    image = c.post(
+        "/image/v2/images", json={"name": "i", "disk_format": "raw", "container_format": "bare"}
+    ).json()
+    c.put(
+        f"/image/v2/images/{image['id']}/file",
+        content=b"i" * 100,
+        headers={"Content-Type": "application/octet-stream"},
+    )
     ids = []
     for n in range(count):
-        resp = c.post("/compute/v2.1/servers", json={"server": {
-            "name": f"s{n}", "flavorRef": flavor.json()["flavor"]["id"], "imageRef": image["id"], "networks": "none"}})
+        resp = c.post(
+            "/compute/v2.1/servers",
+            json={
+                "server": {
+                    "name": f"s{n}",
+                    "flavorRef": flavor.json()["flavor"]["id"],
+                    "imageRef": image["id"],
+                    "networks": "none",
+                }
+            },
+        )
         assert resp.status_code == 202, resp.text
         ids.append(resp.json()["server"]["id"])
     return ids
@@ -102,17 +118,30 @@ def test_api_killed_mid_storm_loses_nothing(tmp_path: Path) -> None:
     env = {**os.environ, "KUMO_STATE_DIR": str(settings.state_dir)}
 
     def api() -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen([KUMO, "api", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                                stderr=open(tmp_path / "api.log", "ab"), start_new_session=True)
+        proc = subprocess.Popen(
+            [KUMO, "api", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(tmp_path / "api.log", "ab"),
+            start_new_session=True,
+        )
         wait_for(lambda: _up(url), timeout=30)
         return proc
 
     server = api()
     agent = _agent(url, settings.state_dir, "steady", delay=0.2)
     try:
-        body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-            "name": "admin", "domain": {"id": "default"}, "password": ADMIN_PASSWORD}}},
-            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}
+        body = {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {"name": "admin", "domain": {"id": "default"}, "password": ADMIN_PASSWORD}
+                    },
+                },
+                "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
+            }
+        }
         token = httpx.post(f"{url}/identity/v3/auth/tokens", json=body).headers["X-Subject-Token"]
         with httpx.Client(base_url=url, headers={"X-Auth-Token": token}, timeout=30) as c:
             wait_for(lambda: c.get("/compute/v2.1/os-hypervisors").json()["hypervisors"], timeout=30)

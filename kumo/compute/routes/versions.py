@@ -13,7 +13,9 @@ router = APIRouter(prefix="/compute")
 _UPDATED = "2013-07-23T11:33:21Z"
 
 
-def _entry(request: Request, vid: str, version: str, min_version: str, status: str, path: str) -> dict[str, Any]:
+def _entry(
+    request: Request, vid: str, version: str, min_version: str, status: str, path: str
+) -> dict[str, Any]:
     return {
         "id": vid,
         "status": status,
@@ -21,7 +23,9 @@ def _entry(request: Request, vid: str, version: str, min_version: str, status: s
         "min_version": min_version,
         "updated": _UPDATED if vid == "v2.1" else "2011-01-21T11:33:21Z",
         "links": [{"rel": "self", "href": str(request.base_url).rstrip("/") + path}],
-        "media-types": [{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}],
+        "media-types": [
+            {"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}
+        ],
     }
 
 
@@ -32,7 +36,9 @@ def versions(request: Request) -> JSONResponse:
         {
             "versions": [
                 _entry(request, "v2.0", "", "", "SUPPORTED", "/compute/v2/"),
-                _entry(request, "v2.1", str(mv.max_version()), str(mv.min_version()), "CURRENT", "/compute/v2.1/"),
+                _entry(
+                    request, "v2.1", str(mv.max_version()), str(mv.min_version()), "CURRENT", "/compute/v2.1/"
+                ),
             ]
         }
     )
@@ -41,4 +47,8 @@ def versions(request: Request) -> JSONResponse:
 @router.get("/v2.1")
 @router.get("/v2.1/")
 def version(request: Request) -> dict[str, Any]:
-    return {"version": _entry(request, "v2.1", str(mv.max_version()), str(mv.min_version()), "CURRENT", "/compute/v2.1/")}
+    return {
+        "version": _entry(
+            request, "v2.1", str(mv.max_version()), str(mv.min_version()), "CURRENT", "/compute/v2.1/"
+        )
+    }

@@ -143,33 +143,37 @@ def detail(
 ) -> dict[str, Any]:
     """GET /servers/{id} and each item of GET /servers/detail."""
     body = _core(instance, base, version, ctx)
-    body.update({
-        "key_name": instance.key_name,
-        "config_drive": instance.config_drive or "",
-        "OS-EXT-AZ:availability_zone": instance.availability_zone or "",
-        "OS-EXT-STS:task_state": instance.task_state,
-        "OS-EXT-STS:vm_state": instance.vm_state,
-        "OS-EXT-STS:power_state": int(instance.power_state or 0),
-        "OS-SRV-USG:launched_at": usec(instance.launched_at),
-        "OS-SRV-USG:terminated_at": usec(instance.terminated_at),
-        "os-extended-volumes:volumes_attached": [],
-        "security_groups": [{"name": "default"}],
-    })
+    body.update(
+        {
+            "key_name": instance.key_name,
+            "config_drive": instance.config_drive or "",
+            "OS-EXT-AZ:availability_zone": instance.availability_zone or "",
+            "OS-EXT-STS:task_state": instance.task_state,
+            "OS-EXT-STS:vm_state": instance.vm_state,
+            "OS-EXT-STS:power_state": int(instance.power_state or 0),
+            "OS-SRV-USG:launched_at": usec(instance.launched_at),
+            "OS-SRV-USG:terminated_at": usec(instance.terminated_at),
+            "os-extended-volumes:volumes_attached": [],
+            "security_groups": [{"name": "default"}],
+        }
+    )
     if ctx.is_admin:  # extended server attributes: admin-only by Nova's default policy
         body["OS-EXT-SRV-ATTR:host"] = instance.host
         body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = instance.host
         body["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{instance.id or 0:08x}"
         if version.at_least("2.3"):
-            body.update({
-                "OS-EXT-SRV-ATTR:reservation_id": instance.reservation_id,
-                "OS-EXT-SRV-ATTR:launch_index": instance.launch_index or 0,
-                "OS-EXT-SRV-ATTR:hostname": instance.hostname or "",
-                "OS-EXT-SRV-ATTR:kernel_id": "",
-                "OS-EXT-SRV-ATTR:ramdisk_id": "",
-                # Set when the host builds the instance; unknown while it is being scheduled.
-                "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda" if instance.host else None,
-                "OS-EXT-SRV-ATTR:user_data": instance.user_data,
-            })
+            body.update(
+                {
+                    "OS-EXT-SRV-ATTR:reservation_id": instance.reservation_id,
+                    "OS-EXT-SRV-ATTR:launch_index": instance.launch_index or 0,
+                    "OS-EXT-SRV-ATTR:hostname": instance.hostname or "",
+                    "OS-EXT-SRV-ATTR:kernel_id": "",
+                    "OS-EXT-SRV-ATTR:ramdisk_id": "",
+                    # Set when the host builds the instance; unknown while it is being scheduled.
+                    "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda" if instance.host else None,
+                    "OS-EXT-SRV-ATTR:user_data": instance.user_data,
+                }
+            )
         if version.at_least("2.16"):
             body["host_status"] = _host_status(instance, host_up)
     return body

@@ -13,12 +13,22 @@ MV = "2.64"
 
 
 def _setup(c: httpx.Client) -> tuple[str, str]:
-    flavor = c.post("/compute/v2.1/flavors", json={"flavor": {"name": "t1", "vcpus": 2, "ram": 1024, "disk": 10}})
+    flavor = c.post(
+        "/compute/v2.1/flavors", json={"flavor": {"name": "t1", "vcpus": 2, "ram": 1024, "disk": 10}}
+    )
     assert flavor.status_code == 200, flavor.text
-    image = c.post("/image/v2/images", json={"name": "img", "disk_format": "raw", "container_format": "bare",
-                                             "visibility": "public"}).json()
-    assert c.put(f"/image/v2/images/{image['id']}/file", content=b"x" * 4096,
-                 headers={"Content-Type": "application/octet-stream"}).status_code == 204
+    image = c.post(
+        "/image/v2/images",
+        json={"name": "img", "disk_format": "raw", "container_format": "bare", "visibility": "public"},
+    ).json()
+    assert (
+        c.put(
+            f"/image/v2/images/{image['id']}/file",
+            content=b"x" * 4096,
+            headers={"Content-Type": "application/octet-stream"},
+        ).status_code
+        == 204
+    )
     return flavor.json()["flavor"]["id"], image["id"]
 
 
@@ -34,7 +44,9 @@ def _wait_status(c: httpx.Client, sid: str, status: str) -> dict[str, Any]:
 
 def _create(c: httpx.Client, flavor: str, image: str, **extra: Any) -> str:
     hints = extra.pop("hints", None)
-    body: dict[str, Any] = {"server": {"name": "vm", "flavorRef": flavor, "imageRef": image, "networks": "none", **extra}}
+    body: dict[str, Any] = {
+        "server": {"name": "vm", "flavorRef": flavor, "imageRef": image, "networks": "none", **extra}
+    }
     if hints:
         body["os:scheduler_hints"] = hints
     resp = c.post("/compute/v2.1/servers", json=body)
@@ -56,7 +68,10 @@ def _lifecycle(cloud: Cloud, fleet: Fleet) -> None:
         for action, status, power in (("os-stop", "SHUTOFF", 4), ("os-start", "ACTIVE", 1)):
             assert c.post(f"/compute/v2.1/servers/{sid}/action", json={action: None}).status_code == 202
             assert _wait_status(c, sid, status)["OS-EXT-STS:power_state"] == power
-        assert c.post(f"/compute/v2.1/servers/{sid}/action", json={"reboot": {"type": "SOFT"}}).status_code == 202
+        assert (
+            c.post(f"/compute/v2.1/servers/{sid}/action", json={"reboot": {"type": "SOFT"}}).status_code
+            == 202
+        )
         wait_for(lambda: _server(c, sid)["OS-EXT-STS:task_state"] is None)
         # Stopping twice in a row: the second is a 409 while the first is in flight or done.
         c.post(f"/compute/v2.1/servers/{sid}/action", json={"os-stop": None})
@@ -69,8 +84,10 @@ def _lifecycle(cloud: Cloud, fleet: Fleet) -> None:
         assert {"stop", "start", "reboot"} <= {a["action"] for a in actions}
         create = c.get(f"/compute/v2.1/servers/{sid}/os-instance-actions/{actions[-1]['request_id']}").json()
         events = {e["event"]: e["result"] for e in create["instanceAction"]["events"]}
-        assert events == {"conductor_schedule_and_build_instances": "Success",
-                          "compute__do_build_and_run_instance": "Success"}
+        assert events == {
+            "conductor_schedule_and_build_instances": "Success",
+            "compute__do_build_and_run_instance": "Success",
+        }
         assert c.delete(f"/compute/v2.1/servers/{sid}").status_code == 204
         wait_for(lambda: c.get(f"/compute/v2.1/servers/{sid}").status_code == 404)
         usages = c.get("/compute/v2.1/os-hypervisors/detail").json()["hypervisors"]
@@ -90,7 +107,9 @@ def test_no_valid_host_fault_names_filters(cloud: Cloud, fleet: Fleet) -> None:
     fleet.add("small", vcpus=1, memory_mb=1024)
     with cloud.client(microversion=MV) as c:
         flavor, image = _setup(c)
-        big = c.post("/compute/v2.1/flavors", json={"flavor": {"name": "big", "vcpus": 1, "ram": 8192, "disk": 1}})
+        big = c.post(
+            "/compute/v2.1/flavors", json={"flavor": {"name": "big", "vcpus": 1, "ram": 8192, "disk": 1}}
+        )
         sid = _create(c, big.json()["flavor"]["id"], image)
         server = _wait_status(c, sid, "ERROR")
         assert "No valid host was found" in server["fault"]["message"]
@@ -102,11 +121,15 @@ def test_anti_affinity_group_spreads(cloud: Cloud, fleet: Fleet) -> None:
         fleet.add(name)
     with cloud.client(microversion=MV) as c:
         flavor, image = _setup(c)
-        group = c.post("/compute/v2.1/os-server-groups", json={"server_group": {"name": "g", "policy": "anti-affinity"}})
+        group = c.post(
+            "/compute/v2.1/os-server-groups", json={"server_group": {"name": "g", "policy": "anti-affinity"}}
+        )
         assert group.status_code == 200, group.text
         gid = group.json()["server_group"]["id"]
         ids = [_create(c, flavor, image, hints={"group": gid}) for _ in range(4)]
-        finals = [wait_for(lambda i=i: (s := _server(c, i))["status"] in ("ACTIVE", "ERROR") and s) for i in ids]
+        finals = [
+            wait_for(lambda i=i: (s := _server(c, i))["status"] in ("ACTIVE", "ERROR") and s) for i in ids
+        ]
         active_hosts = [s["OS-EXT-SRV-ATTR:host"] for s in finals if s["status"] == "ACTIVE"]
         assert sorted(active_hosts) == ["a", "b", "c"]
         assert sum(s["status"] == "ERROR" for s in finals) == 1

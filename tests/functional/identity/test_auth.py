@@ -29,14 +29,25 @@ def test_password_token_scoped_with_catalog(cloud: Cloud) -> None:
 def test_bad_password_is_401_in_keystone_format(cloud: Cloud) -> None:
     resp = httpx.post(
         f"{cloud.url}/identity/v3/auth/tokens",
-        json={"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"id": "default"}, "password": "nope"}}}}},
+        json={
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {"user": {"name": "admin", "domain": {"id": "default"}, "password": "nope"}},
+                }
+            }
+        },
     )
     assert resp.status_code == 401
     assert resp.json()["error"]["code"] == 401
 
 
 def test_malformed_json_is_400(cloud: Cloud) -> None:
-    resp = httpx.post(f"{cloud.url}/identity/v3/auth/tokens", content=b"{not json", headers={"Content-Type": "application/json"})
+    resp = httpx.post(
+        f"{cloud.url}/identity/v3/auth/tokens",
+        content=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
     assert resp.status_code == 400
     assert resp.json()["error"]["code"] == 400
 
@@ -58,8 +69,12 @@ def test_missing_token_is_401(cloud: Cloud) -> None:
 
 def test_revoking_a_role_or_deleting_a_user_invalidates_their_tokens(cloud: Cloud) -> None:
     with cloud.client() as admin:
-        project = admin.post("/identity/v3/projects", json={"project": {"name": "p-revoke"}}).json()["project"]
-        user = admin.post("/identity/v3/users", json={"user": {"name": "u-revoke", "password": "pw-123456"}}).json()["user"]
+        project = admin.post("/identity/v3/projects", json={"project": {"name": "p-revoke"}}).json()[
+            "project"
+        ]
+        user = admin.post(
+            "/identity/v3/users", json={"user": {"name": "u-revoke", "password": "pw-123456"}}
+        ).json()["user"]
         role = admin.get("/identity/v3/roles", params={"name": "member"}).json()["roles"][0]
         grant = f"/identity/v3/projects/{project['id']}/users/{user['id']}/roles/{role['id']}"
         assert admin.put(grant).status_code == 204

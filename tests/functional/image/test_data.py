@@ -144,9 +144,7 @@ def test_delete_removes_the_data(admin: httpx.Client, cloud: Cloud) -> None:
     assert admin.get(f"/image/v2/images/{image['id']}/file").status_code == 404
 
 
-def test_deactivated_image_data_is_forbidden_to_non_admins(
-    admin: httpx.Client, demo: httpx.Client
-) -> None:
+def test_deactivated_image_data_is_forbidden_to_non_admins(admin: httpx.Client, demo: httpx.Client) -> None:
     image = create(demo)
     assert upload(demo, image["id"], b"payload").status_code == 204
     assert demo.post(f"/image/v2/images/{image['id']}/actions/deactivate").status_code == 204

@@ -31,20 +31,41 @@ def test_create_and_show(admin: httpx.Client) -> None:
     resp = admin.post(
         "/image/v2/images",
         json={
-            "name": "cirros", "disk_format": "qcow2", "container_format": "bare", "min_disk": 1,
-            "min_ram": 64, "protected": False, "tags": ["a", "b", "a"], "visibility": "private",
-            "owner_specified.openstack.md5": "abc", "os_distro": "cirros",
+            "name": "cirros",
+            "disk_format": "qcow2",
+            "container_format": "bare",
+            "min_disk": 1,
+            "min_ram": 64,
+            "protected": False,
+            "tags": ["a", "b", "a"],
+            "visibility": "private",
+            "owner_specified.openstack.md5": "abc",
+            "os_distro": "cirros",
         },
     )
     assert resp.status_code == 201, resp.text
     image = resp.json()
     assert uuid.UUID(image["id"])
     expected = {
-        "name": "cirros", "status": "queued", "disk_format": "qcow2", "container_format": "bare",
-        "min_disk": 1, "min_ram": 64, "protected": False, "os_hidden": False, "tags": ["a", "b"],
-        "visibility": "private", "size": None, "virtual_size": None, "checksum": None,
-        "os_hash_algo": None, "os_hash_value": None, "owner_specified.openstack.md5": "abc",
-        "os_distro": "cirros", "self": f"/v2/images/{image['id']}", "file": f"/v2/images/{image['id']}/file",
+        "name": "cirros",
+        "status": "queued",
+        "disk_format": "qcow2",
+        "container_format": "bare",
+        "min_disk": 1,
+        "min_ram": 64,
+        "protected": False,
+        "os_hidden": False,
+        "tags": ["a", "b"],
+        "visibility": "private",
+        "size": None,
+        "virtual_size": None,
+        "checksum": None,
+        "os_hash_algo": None,
+        "os_hash_value": None,
+        "owner_specified.openstack.md5": "abc",
+        "os_distro": "cirros",
+        "self": f"/v2/images/{image['id']}",
+        "file": f"/v2/images/{image['id']}/file",
         "schema": "/v2/schemas/image",
     }
     assert {k: image[k] for k in expected} == expected

@@ -13,16 +13,20 @@ V20 = "application/openstack-images-v2.0-json-patch"
 
 def test_replace_add_remove(admin: httpx.Client) -> None:
     image = create(admin, name="old", os_distro="cirros", tags=["a"])
-    resp = patch(admin, image["id"], [
-        {"op": "replace", "path": "/name", "value": "new"},
-        {"op": "add", "path": "/hw_disk_bus", "value": "scsi"},
-        {"op": "add", "path": "/owner_specified.openstack~1object", "value": "images/new"},
-        {"op": "remove", "path": "/os_distro"},
-        {"op": "replace", "path": "/tags", "value": ["b", "c"]},
-        {"op": "replace", "path": "/min_ram", "value": 256},
-        {"op": "replace", "path": "/protected", "value": True},
-        {"op": "replace", "path": "/visibility", "value": "community"},
-    ])
+    resp = patch(
+        admin,
+        image["id"],
+        [
+            {"op": "replace", "path": "/name", "value": "new"},
+            {"op": "add", "path": "/hw_disk_bus", "value": "scsi"},
+            {"op": "add", "path": "/owner_specified.openstack~1object", "value": "images/new"},
+            {"op": "remove", "path": "/os_distro"},
+            {"op": "replace", "path": "/tags", "value": ["b", "c"]},
+            {"op": "replace", "path": "/min_ram", "value": 256},
+            {"op": "replace", "path": "/protected", "value": True},
+            {"op": "replace", "path": "/visibility", "value": "community"},
+        ],
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["name"] == "new"
@@ -53,10 +57,14 @@ def test_v20_media_type(admin: httpx.Client) -> None:
 
 def test_patch_is_all_or_nothing(admin: httpx.Client) -> None:
     image = create(admin, name="keep")
-    resp = patch(admin, image["id"], [
-        {"op": "replace", "path": "/name", "value": "changed"},
-        {"op": "replace", "path": "/disk_format", "value": "floppy"},
-    ])
+    resp = patch(
+        admin,
+        image["id"],
+        [
+            {"op": "replace", "path": "/name", "value": "changed"},
+            {"op": "replace", "path": "/disk_format", "value": "floppy"},
+        ],
+    )
     assert resp.status_code == 400
     assert admin.get(f"/image/v2/images/{image['id']}").json()["name"] == "keep"
 
@@ -92,7 +100,8 @@ def test_bad_patches(admin: httpx.Client) -> None:
     image = create(admin, name="untouched")
     for doc, status in BAD_PATCHES:
         resp = admin.patch(
-            f"/image/v2/images/{image['id']}", json=doc,
+            f"/image/v2/images/{image['id']}",
+            json=doc,
             headers={"Content-Type": "application/openstack-images-v2.1-json-patch"},
         )
         assert resp.status_code == status, (doc, resp.text)
@@ -105,7 +114,8 @@ def test_patch_media_type_and_body(admin: httpx.Client) -> None:
     assert patch(admin, image["id"], ops, "application/json").status_code == 415
     assert patch(admin, image["id"], ops, "application/json-patch+json").status_code == 415
     resp = admin.patch(
-        f"/image/v2/images/{image['id']}", content=b"[{not json",
+        f"/image/v2/images/{image['id']}",
+        content=b"[{not json",
         headers={"Content-Type": "application/openstack-images-v2.1-json-patch"},
     )
     assert resp.status_code == 400

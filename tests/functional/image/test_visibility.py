@@ -58,9 +58,7 @@ def test_only_admin_publicizes(admin: httpx.Client, demo: httpx.Client) -> None:
     assert resp.status_code == 200 and resp.json()["visibility"] == "public"
 
 
-def test_owner_is_the_project_and_only_admin_reassigns_it(
-    admin: httpx.Client, demo: httpx.Client
-) -> None:
+def test_owner_is_the_project_and_only_admin_reassigns_it(admin: httpx.Client, demo: httpx.Client) -> None:
     token = demo.headers["X-Auth-Token"]
     validated = demo.get("/identity/v3/auth/tokens", headers={"X-Subject-Token": token}).json()
     project_id = validated["token"]["project"]["id"]

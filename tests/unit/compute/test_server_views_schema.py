@@ -131,16 +131,35 @@ IMAGE_REF = {"oneOf": [strict(["id", "links"], id=STR, links=LINKS), STR_OR_NULL
 OLD_FLAVOR = strict(["id", "links"], id=STR, links=LINKS)
 EMBEDDED_FLAVOR = strict(
     ["original_name", "disk", "ephemeral", "ram", "swap", "vcpus"],
-    original_name=STR, disk=INT, ephemeral=INT, ram=INT, swap=INT, vcpus=INT,
-    extra_specs={"type": "object", "patternProperties": {r"^[a-zA-Z0-9_\-\. :]+$": STR},
-                 "additionalProperties": False},
+    original_name=STR,
+    disk=INT,
+    ephemeral=INT,
+    ram=INT,
+    swap=INT,
+    vcpus=INT,
+    extra_specs={
+        "type": "object",
+        "patternProperties": {r"^[a-zA-Z0-9_\-\. :]+$": STR},
+        "additionalProperties": False,
+    },
 )
 FAULT = strict(["code", "created", "message"], code=INT, created=ISOTIME, message=STR, details=STR)
-ADDRESSES = {"type": "object", "patternProperties": {r"^[a-zA-Z0-9-_.]+$": {
-    "type": "array", "items": strict(["version", "addr"], version={"enum": [4, 6]}, addr=STR)}}}
+ADDRESSES = {
+    "type": "object",
+    "patternProperties": {
+        r"^[a-zA-Z0-9-_.]+$": {
+            "type": "array",
+            "items": strict(["version", "addr"], version={"enum": [4, 6]}, addr=STR),
+        }
+    },
+}
 TAGS = {"type": "array", "maxItems": 50, "items": {"type": "string", "pattern": "^[^,/]*$", "maxLength": 60}}
-TRUSTED_CERTS = {"type": ["array", "null"], "minItems": 1, "maxItems": 50,
-                 "items": {"type": "string", "minLength": 1}}
+TRUSTED_CERTS = {
+    "type": ["array", "null"],
+    "minItems": 1,
+    "maxItems": 50,
+    "items": {"type": "string", "minLength": 1},
+}
 POWER_STATE = {"type": "integer", "enum": [0, 1, 3, 4, 6, 7]}
 
 Shape = Literal["show", "update", "rebuild"]
@@ -159,12 +178,23 @@ class Field:
 
 
 SERVER_FIELDS = [
-    Field("id", STR), Field("name", STR), Field("status", STR), Field("image", IMAGE_REF),
-    Field("flavor", OLD_FLAVOR, until="2.47"), Field("flavor", EMBEDDED_FLAVOR, since="2.47"),
-    Field("user_id", STR), Field("tenant_id", STR), Field("created", ISOTIME), Field("updated", ISOTIME),
-    Field("metadata", OBJ), Field("links", LINKS), Field("addresses", ADDRESSES), Field("hostId", STR),
+    Field("id", STR),
+    Field("name", STR),
+    Field("status", STR),
+    Field("image", IMAGE_REF),
+    Field("flavor", OLD_FLAVOR, until="2.47"),
+    Field("flavor", EMBEDDED_FLAVOR, since="2.47"),
+    Field("user_id", STR),
+    Field("tenant_id", STR),
+    Field("created", ISOTIME),
+    Field("updated", ISOTIME),
+    Field("metadata", OBJ),
+    Field("links", LINKS),
+    Field("addresses", ADDRESSES),
+    Field("hostId", STR),
     # Present only in some statuses; checked by dedicated tests below.
-    Field("fault", FAULT, required=False), Field("progress", INT, required=False),
+    Field("fault", FAULT, required=False),
+    Field("progress", INT, required=False),
     Field("OS-DCF:diskConfig", STR),
     Field("accessIPv4", {"type": "string", "format": "ipv4-or-empty"}),
     Field("accessIPv6", {"type": "string", "format": "ipv6-or-empty"}),
@@ -178,26 +208,49 @@ SERVER_FIELDS = [
     Field("OS-EXT-STS:task_state", STR_OR_NULL, shapes=("show",)),
     Field("OS-EXT-STS:vm_state", STR, shapes=("show",)),
     Field("OS-EXT-STS:power_state", POWER_STATE, shapes=("show",)),
-    Field("os-extended-volumes:volumes_attached", {"type": "array", "items": strict([], id=STR)},
-          shapes=("show",), until="2.3"),
-    Field("os-extended-volumes:volumes_attached",
-          {"type": "array", "items": strict([], id=STR, delete_on_termination=BOOL)}, shapes=("show",),
-          since="2.3"),
+    Field(
+        "os-extended-volumes:volumes_attached",
+        {"type": "array", "items": strict([], id=STR)},
+        shapes=("show",),
+        until="2.3",
+    ),
+    Field(
+        "os-extended-volumes:volumes_attached",
+        {"type": "array", "items": strict([], id=STR, delete_on_termination=BOOL)},
+        shapes=("show",),
+        since="2.3",
+    ),
     Field("OS-EXT-SRV-ATTR:host", STR_OR_NULL, shapes=("show",), admin_only=True),
     Field("OS-EXT-SRV-ATTR:hypervisor_hostname", STR_OR_NULL, shapes=("show",), admin_only=True),
     Field("OS-EXT-SRV-ATTR:instance_name", STR, shapes=("show",), admin_only=True),
-    *(Field(f"OS-EXT-SRV-ATTR:{key}", schema, since="2.3", shapes=("show",), admin_only=True)
-      for key, schema in [("reservation_id", STR_OR_NULL), ("launch_index", INT), ("hostname", STR),
-                          ("kernel_id", STR_OR_NULL), ("ramdisk_id", STR_OR_NULL),
-                          ("root_device_name", STR_OR_NULL), ("user_data", STR_OR_NULL)]),
+    *(
+        Field(f"OS-EXT-SRV-ATTR:{key}", schema, since="2.3", shapes=("show",), admin_only=True)
+        for key, schema in [
+            ("reservation_id", STR_OR_NULL),
+            ("launch_index", INT),
+            ("hostname", STR),
+            ("kernel_id", STR_OR_NULL),
+            ("ramdisk_id", STR_OR_NULL),
+            ("root_device_name", STR_OR_NULL),
+            ("user_data", STR_OR_NULL),
+        ]
+    ),
     Field("host_status", STR, since="2.16", shapes=("show",), admin_only=True),
     Field("locked", BOOL, since="2.9"),
     Field("description", STR_OR_NULL, since="2.19"),
     Field("tags", TAGS, since="2.26"),
-    Field("key_name", {"oneOf": [{"type": "string", "minLength": 1, "maxLength": 255}, {"type": "null"}]},
-          since="2.54", shapes=("rebuild",)),
-    Field("user_data", {"oneOf": [{"type": "string", "maxLength": 65535}, {"type": "null"}]},
-          since="2.57", shapes=("rebuild",)),
+    Field(
+        "key_name",
+        {"oneOf": [{"type": "string", "minLength": 1, "maxLength": 255}, {"type": "null"}]},
+        since="2.54",
+        shapes=("rebuild",),
+    ),
+    Field(
+        "user_data",
+        {"oneOf": [{"type": "string", "maxLength": 65535}, {"type": "null"}]},
+        since="2.57",
+        shapes=("rebuild",),
+    ),
     Field("trusted_image_certificates", TRUSTED_CERTS, since="2.63"),
 ]
 
@@ -234,8 +287,13 @@ CREATED = strict(["id", "links"], id=STR, links=LINKS, security_groups=ARRAY, **
 
 def action_schema(version: str, admin: bool, with_events: bool) -> dict[str, Any]:
     props: dict[str, Any] = {
-        "action": STR, "request_id": STR, "user_id": STR, "project_id": STR,
-        "start_time": USEC, "message": STR_OR_NULL, "instance_uuid": STR,
+        "action": STR,
+        "request_id": STR,
+        "user_id": STR,
+        "project_id": STR,
+        "start_time": USEC,
+        "message": STR_OR_NULL,
+        "instance_uuid": STR,
     }
     required = list(props)
     if mv(version) >= mv("2.58"):
@@ -265,45 +323,128 @@ def ctx(admin: bool) -> RequestContext:
     return RequestContext(user_id="u-demo", project_id="p-demo", roles=("member", "reader"))
 
 
-FLAVOR = {"id": "42", "name": "m1.small", "vcpus": 1, "ram": 512, "disk": 1, "ephemeral": 0, "swap": 0,
-          "extra_specs": {"hw:cpu_policy": "shared"}}
+FLAVOR = {
+    "id": "42",
+    "name": "m1.small",
+    "vcpus": 1,
+    "ram": 512,
+    "disk": 1,
+    "ephemeral": 0,
+    "swap": 0,
+    "extra_specs": {"hw:cpu_policy": "shared"},
+}
 
 
 def server(state: str = "ACTIVE", **overrides: Any) -> Instance:
     """An instance as the database would hold it, in one of BUILD / ACTIVE / ERROR."""
     fields: dict[str, Any] = dict(
-        id=7, uuid=UUID, project_id="p-demo", user_id="u-demo", name="web-1", description=None,
-        hostname="web-1", image_ref=IMAGE, flavor=dict(FLAVOR), vm_state="active", task_state=None,
-        power_state=1, host="compute-1", availability_zone="nova", requested_az=None, key_name="k1",
-        key_data=None, user_data=None, access_ip_v4="", access_ip_v6="", config_drive="", locked=False,
-        progress=0, metadata_={"role": "web"}, tags=["blue"], scheduler_hints={}, server_group=None,
-        fault=None, migration_source=None, launch_index=0, reservation_id="r-abc123",
-        created_at=NOW, updated_at=NOW, launched_at=NOW, terminated_at=None, deleted=False,
+        id=7,
+        uuid=UUID,
+        project_id="p-demo",
+        user_id="u-demo",
+        name="web-1",
+        description=None,
+        hostname="web-1",
+        image_ref=IMAGE,
+        flavor=dict(FLAVOR),
+        vm_state="active",
+        task_state=None,
+        power_state=1,
+        host="compute-1",
+        availability_zone="nova",
+        requested_az=None,
+        key_name="k1",
+        key_data=None,
+        user_data=None,
+        access_ip_v4="",
+        access_ip_v6="",
+        config_drive="",
+        locked=False,
+        progress=0,
+        metadata_={"role": "web"},
+        tags=["blue"],
+        scheduler_hints={},
+        server_group=None,
+        fault=None,
+        migration_source=None,
+        launch_index=0,
+        reservation_id="r-abc123",
+        created_at=NOW,
+        updated_at=NOW,
+        launched_at=NOW,
+        terminated_at=None,
+        deleted=False,
     )
     if state == "BUILD":
-        fields.update(vm_state="building", task_state="scheduling", power_state=0, host=None,
-                      availability_zone=None, launched_at=None)
+        fields.update(
+            vm_state="building",
+            task_state="scheduling",
+            power_state=0,
+            host=None,
+            availability_zone=None,
+            launched_at=None,
+        )
     elif state == "ERROR":
-        fields.update(vm_state="error", power_state=0, launched_at=None, fault={
-            "code": 500, "message": "No valid host was found.", "details": "Traceback (most recent call)...",
-            "created": NOW.isoformat()})
+        fields.update(
+            vm_state="error",
+            power_state=0,
+            launched_at=None,
+            fault={
+                "code": 500,
+                "message": "No valid host was found.",
+                "details": "Traceback (most recent call)...",
+                "created": NOW.isoformat(),
+            },
+        )
     fields.update(overrides)
     return Instance(**fields)
 
 
 def action(with_events: bool = True) -> tuple[InstanceAction, list[InstanceActionEvent]]:
-    row = InstanceAction(id=1, instance_uuid=UUID, action="create", request_id="req-1", user_id="u-demo",
-                         project_id="p-demo", message=None, start_time=NOW, updated_at=NOW)
-    events = [InstanceActionEvent(id=1, action_id=1, event="compute__do_build_and_run_instance",
-                                  host="compute-1", result="Success", traceback=None, details=None,
-                                  start_time=NOW, finish_time=NOW)]
+    row = InstanceAction(
+        id=1,
+        instance_uuid=UUID,
+        action="create",
+        request_id="req-1",
+        user_id="u-demo",
+        project_id="p-demo",
+        message=None,
+        start_time=NOW,
+        updated_at=NOW,
+    )
+    events = [
+        InstanceActionEvent(
+            id=1,
+            action_id=1,
+            event="compute__do_build_and_run_instance",
+            host="compute-1",
+            result="Success",
+            traceback=None,
+            details=None,
+            start_time=NOW,
+            finish_time=NOW,
+        )
+    ]
     return row, events
 
 
 # -- the matrix ---------------------------------------------------------------------------------
 
-VERSIONS = ["2.1", "2.3", "2.9", "2.16", "2.19", "2.26", "2.47", "2.54", "2.57", "2.58", "2.62", "2.63",
-            "2.64"]
+VERSIONS = [
+    "2.1",
+    "2.3",
+    "2.9",
+    "2.16",
+    "2.19",
+    "2.26",
+    "2.47",
+    "2.54",
+    "2.57",
+    "2.58",
+    "2.62",
+    "2.63",
+    "2.64",
+]
 STATES = ["BUILD", "ACTIVE", "ERROR"]
 WHO = {"admin": True, "member": False}
 
@@ -345,8 +486,11 @@ def test_list_and_create_conform(state: str) -> None:
     instance = server(state)
     assert_conforms({"servers": [view.brief(instance, BASE)]}, list_schema(BRIEF))
     assert_conforms({"server": view.created(instance, BASE, None)}, strict(["server"], server=CREATED))
-    with_pass = dict(CREATED, properties={**CREATED["properties"], "adminPass": STR},
-                     required=[*CREATED["required"], "adminPass"])
+    with_pass = dict(
+        CREATED,
+        properties={**CREATED["properties"], "adminPass": STR},
+        required=[*CREATED["required"], "adminPass"],
+    )
     assert_conforms({"server": view.created(instance, BASE, "pw")}, strict(["server"], server=with_pass))
 
 
@@ -356,13 +500,20 @@ def test_instance_actions_conform(version: str, who: str) -> None:
     admin = WHO[who]
     row, events = action()
     listed = {"instanceActions": [view.action_body(row, mv(version), None, ctx(admin))]}
-    assert_conforms(listed, strict(["instanceActions"], instanceActions={
-        "type": "array", "items": action_schema(version, admin, with_events=False)}))
+    assert_conforms(
+        listed,
+        strict(
+            ["instanceActions"],
+            instanceActions={"type": "array", "items": action_schema(version, admin, with_events=False)},
+        ),
+    )
     # The route shows events to admins always and to owners from 2.51 (see routes/instance_actions).
     show_events = admin or mv(version) >= mv("2.51")
     shown = view.action_body(row, mv(version), events if show_events else None, ctx(admin))
-    assert_conforms({"instanceAction": shown}, strict(["instanceAction"], instanceAction=action_schema(
-        version, admin, with_events=show_events)))
+    assert_conforms(
+        {"instanceAction": shown},
+        strict(["instanceAction"], instanceAction=action_schema(version, admin, with_events=show_events)),
+    )
 
 
 # -- the checker itself must catch what tempest catches -----------------------------------------
@@ -389,11 +540,14 @@ def test_the_detail_view_is_not_an_update_or_rebuild_response() -> None:
 # -- behaviours the schemas leave optional -------------------------------------------------------
 
 
-@pytest.mark.parametrize(("state", "progress", "fault"), [("BUILD", True, False), ("ACTIVE", True, False),
-                                                          ("ERROR", False, True)])
+@pytest.mark.parametrize(
+    ("state", "progress", "fault"), [("BUILD", True, False), ("ACTIVE", True, False), ("ERROR", False, True)]
+)
 def test_progress_and_fault_follow_the_status(state: str, progress: bool, fault: bool) -> None:
-    for body in (view.detail(server(state), BASE, mv("2.1"), ctx(True)),
-                 view.updated(server(state), BASE, mv("2.1"), ctx(True))):
+    for body in (
+        view.detail(server(state), BASE, mv("2.1"), ctx(True)),
+        view.updated(server(state), BASE, mv("2.1"), ctx(True)),
+    ):
         assert ("progress" in body) is progress
         assert ("fault" in body) is fault
 
@@ -401,16 +555,21 @@ def test_progress_and_fault_follow_the_status(state: str, progress: bool, fault:
 def test_fault_details_of_a_500_are_for_admins_only() -> None:
     admin_fault = view.detail(server("ERROR"), BASE, mv("2.1"), ctx(True))["fault"]
     member_fault = view.detail(server("ERROR"), BASE, mv("2.1"), ctx(False))["fault"]
-    assert admin_fault == {"code": 500, "created": "2026-11-03T09:15:42Z",
-                           "message": "No valid host was found.",
-                           "details": "Traceback (most recent call)..."}
+    assert admin_fault == {
+        "code": 500,
+        "created": "2026-11-03T09:15:42Z",
+        "message": "No valid host was found.",
+        "details": "Traceback (most recent call)...",
+    }
     assert "details" not in member_fault
 
 
 def test_fault_details_of_other_codes_are_shown_and_empty_ones_omitted() -> None:
     fault = {"code": 400, "message": "Bad image", "details": "size mismatch", "created": NOW.isoformat()}
-    assert view.detail(server("ERROR", fault=fault), BASE, mv("2.1"), ctx(False))["fault"]["details"] == \
-        "size mismatch"
+    assert (
+        view.detail(server("ERROR", fault=fault), BASE, mv("2.1"), ctx(False))["fault"]["details"]
+        == "size mismatch"
+    )
     bare = dict(fault, details=None)
     assert "details" not in view.detail(server("ERROR", fault=bare), BASE, mv("2.1"), ctx(True))["fault"]
 
@@ -432,13 +591,26 @@ def test_flavor_shape_changes_at_2_47() -> None:
     old = view.detail(server(), BASE, mv("2.46"), ctx(False))["flavor"]
     new = view.detail(server(), BASE, mv("2.47"), ctx(False))["flavor"]
     assert old == {"id": "42", "links": [{"rel": "bookmark", "href": f"{BASE}/compute/flavors/42"}]}
-    assert new == {"vcpus": 1, "ram": 512, "disk": 1, "ephemeral": 0, "swap": 0, "original_name": "m1.small",
-                   "extra_specs": {"hw:cpu_policy": "shared"}}
+    assert new == {
+        "vcpus": 1,
+        "ram": 512,
+        "disk": 1,
+        "ephemeral": 0,
+        "swap": 0,
+        "original_name": "m1.small",
+        "extra_specs": {"hw:cpu_policy": "shared"},
+    }
 
 
-@pytest.mark.parametrize(("host", "up", "expected"), [(None, None, ""), ("compute-1", True, "UP"),
-                                                      ("compute-1", False, "DOWN"),
-                                                      ("compute-1", None, "UNKNOWN")])
+@pytest.mark.parametrize(
+    ("host", "up", "expected"),
+    [
+        (None, None, ""),
+        ("compute-1", True, "UP"),
+        ("compute-1", False, "DOWN"),
+        ("compute-1", None, "UNKNOWN"),
+    ],
+)
 def test_host_status_for_admins(host: str | None, up: bool | None, expected: str) -> None:
     body = view.detail(server(host=host), BASE, mv("2.16"), ctx(True), host_up=up)
     assert body["host_status"] == expected

@@ -30,7 +30,9 @@ image_rows = st.lists(
 )
 sort_specs = st.lists(
     st.tuples(st.sampled_from(["name", "size", "created_at", "status"]), st.sampled_from(["asc", "desc"])),
-    min_size=1, max_size=2, unique_by=lambda pair: pair[0],
+    min_size=1,
+    max_size=2,
+    unique_by=lambda pair: pair[0],
 )
 
 
@@ -62,9 +64,22 @@ def test_paging_visits_every_image_once_in_order(
 ) -> None:
     with _session() as session:
         images = [
-            Image(id=str(uuid.uuid4()), name=name, size=size, status="active" if size else "queued",
-                  visibility="public", owner="p", min_disk=0, min_ram=0, protected=False, os_hidden=False,
-                  properties={}, tags=[], created_at=T0 + dt.timedelta(seconds=offset), updated_at=T0)
+            Image(
+                id=str(uuid.uuid4()),
+                name=name,
+                size=size,
+                status="active" if size else "queued",
+                visibility="public",
+                owner="p",
+                min_disk=0,
+                min_ram=0,
+                protected=False,
+                os_hidden=False,
+                properties={},
+                tags=[],
+                created_at=T0 + dt.timedelta(seconds=offset),
+                updated_at=T0,
+            )
             for name, size, offset in rows
         ]
         session.add_all(images)

@@ -76,8 +76,10 @@ def test_list_query_defaults() -> None:
     ("params", "sort"),
     [
         ([("sort_key", "name")], [("name", "desc")]),
-        ([("sort_key", "name"), ("sort_key", "size"), ("sort_dir", "asc")],
-         [("name", "asc"), ("size", "asc")]),
+        (
+            [("sort_key", "name"), ("sort_key", "size"), ("sort_dir", "asc")],
+            [("name", "asc"), ("size", "asc")],
+        ),
         ([("sort_key", "name,size"), ("sort_dir", "asc,desc")], [("name", "asc"), ("size", "desc")]),
         ([("sort", "name:asc,status")], [("name", "asc"), ("status", "desc")]),
         ([("sort_dir", "asc")], [("created_at", "asc")]),
@@ -88,11 +90,22 @@ def test_list_query_sort(params: list[tuple[str, str]], sort: list[tuple[str, st
 
 
 def test_list_query_filters() -> None:
-    query = parse_list_query([
-        ("limit", "5000"), ("marker", "m"), ("name", 'in:"a","b"'), ("status", "active"), ("tag", "t1"),
-        ("tag", "t2"), ("os_distro", "ubuntu"), ("protected", "False"), ("size_min", "10"),
-        ("created_at", "gte:2024-01-02T03:04:05Z"), ("member_status", "accepted"), ("visibility", "all"),
-    ])
+    query = parse_list_query(
+        [
+            ("limit", "5000"),
+            ("marker", "m"),
+            ("name", 'in:"a","b"'),
+            ("status", "active"),
+            ("tag", "t1"),
+            ("tag", "t2"),
+            ("os_distro", "ubuntu"),
+            ("protected", "False"),
+            ("size_min", "10"),
+            ("created_at", "gte:2024-01-02T03:04:05Z"),
+            ("member_status", "accepted"),
+            ("visibility", "all"),
+        ]
+    )
     assert query.limit == 1000 and query.marker == "m"
     assert query.equal == {"name": ["a", "b"], "status": ["active"]}
     assert query.tags == ["t1", "t2"] and query.properties == {"os_distro": "ubuntu"}
@@ -104,10 +117,17 @@ def test_list_query_filters() -> None:
 @pytest.mark.parametrize(
     "params",
     [
-        [("limit", "ten")], [("limit", "-1")], [("sort_key", "colour")], [("sort_dir", "up")],
-        [("sort", "name"), ("sort_key", "name")], [("sort_key", "a,b"), ("sort_dir", "asc,desc,asc")],
-        [("visibility", "everyone")], [("status", "sleeping")], [("protected", "maybe")],
-        [("size_max", "1.5")], [("updated_at", "lt:soon")],
+        [("limit", "ten")],
+        [("limit", "-1")],
+        [("sort_key", "colour")],
+        [("sort_dir", "up")],
+        [("sort", "name"), ("sort_key", "name")],
+        [("sort_key", "a,b"), ("sort_dir", "asc,desc,asc")],
+        [("visibility", "everyone")],
+        [("status", "sleeping")],
+        [("protected", "maybe")],
+        [("size_max", "1.5")],
+        [("updated_at", "lt:soon")],
     ],
 )
 def test_list_query_rejects(params: list[tuple[str, str]]) -> None:

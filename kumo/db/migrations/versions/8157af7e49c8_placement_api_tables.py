@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "8157af7e49c8"
 down_revision = "071fa65a13c3"
 branch_labels = None
