@@ -3,29 +3,24 @@ the agents' internal API under /internal, Prometheus metrics at /metrics."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from kumo.agent import routes as agent_routes
 from kumo.api import errors
 from kumo.api.middleware import RequestMiddleware
 from kumo.compute.routes import build_router as compute_router
+from kumo.identity import admin_routes as identity_admin_routes
+from kumo.identity import routes as identity_routes
+from kumo.image import routes as image_routes
 from kumo.metrics import fleet_gauges
+from kumo.placement.api import routes as placement_routes
 from kumo.runtime import Runtime
-
-
-def _optional_router(module: str) -> APIRouter | None:
-    try:
-        return importlib.import_module(module).router  # type: ignore[no-any-return]
-    except ModuleNotFoundError as exc:
-        if exc.name == module:
-            return None
-        raise
 
 
 def create_app(rt: Runtime, background: bool = True) -> FastAPI:
@@ -51,15 +46,16 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
     errors.install(app)
     app.add_middleware(RequestMiddleware)
 
-    from kumo.identity.routes import router as identity_router
-
-    app.include_router(identity_router)
-    app.include_router(compute_router())
-    # Each router carries its own prefix (/identity, /image, /internal).
-    for module in ("kumo.identity.admin_routes", "kumo.image.routes", "kumo.agent.routes"):
-        router = _optional_router(module)
-        if router is not None:
-            app.include_router(router)
+    # The route table: each router carries its own prefix.
+    for router in (
+        identity_routes.router,  # /identity: versions, /v3/auth
+        identity_admin_routes.router,  # /identity: projects, users, roles, catalog
+        compute_router(),  # /compute
+        image_routes.router,  # /image
+        placement_routes.router,  # /placement
+        agent_routes.router,  # /internal (agents)
+    ):
+        app.include_router(router)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

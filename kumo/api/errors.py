@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from kumo.errors import KumoError
+from kumo.logs import request_id_var
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,23 @@ _TITLES = {
 }
 
 
-def error_response(path: str, status: int, message: str, kind: str | None = None) -> Response:
+def error_response(
+    path: str,
+    status: int,
+    message: str,
+    kind: str | None = None,
+    code: str | None = None,
+    extra: dict[str, str] | None = None,
+) -> Response:
+    """`code` and `extra` (more fields of the error) are Placement's."""
     title = _TITLES.get(status, "Error")
     headers = {}
-    if path.startswith("/identity"):
-        body: dict[str, object] = {"error": {"code": status, "message": message, "title": title}}
+    body: dict[str, object]
+    if path.startswith("/placement"):
+        error = {"status": status, "title": title, "detail": message, "request_id": request_id_var.get()}
+        body = {"errors": [{**error, "code": code or "placement.undefined_code", **(extra or {})}]}
+    elif path.startswith("/identity"):
+        body = {"error": {"code": status, "message": message, "title": title}}
         if status == 401:
             headers["WWW-Authenticate"] = 'Keystone uri="/identity"'
     elif path.startswith("/image"):
@@ -60,7 +73,8 @@ def install(app: FastAPI) -> None:
     async def _kumo(request: Request, exc: KumoError) -> Response:
         if exc.status >= 500:
             log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
-        return error_response(request.url.path, exc.status, exc.message, exc.kind)
+        code, extra = getattr(exc, "code", None), getattr(exc, "extra", None)
+        return error_response(request.url.path, exc.status, exc.message, exc.kind, code, extra)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

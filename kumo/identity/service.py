@@ -21,6 +21,7 @@ SERVICES = (
     ("identity", "keystone", "/identity"),
     ("compute", "nova", "/compute/v2.1"),
     ("image", "glance", "/image"),
+    ("placement", "placement", "/placement"),
 )
 
 

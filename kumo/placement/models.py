@@ -37,7 +37,8 @@ class Inventory(Base):
 
 class Allocation(Base):
     __tablename__ = "allocations"
-    __table_args__ = (Index("ix_allocations_provider_class", "provider_id", "resource_class"),)
+    # Covering index: usage sums per provider and class read the index alone.
+    __table_args__ = (Index("ix_allocations_provider_class", "provider_id", "resource_class", "used"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     provider_id: Mapped[int] = mapped_column(ForeignKey("resource_providers.id", ondelete="CASCADE"))
     consumer_id: Mapped[str] = mapped_column(String(36), index=True)

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 071fa65a13c3
+Revision ID: e128595ef2aa
 Revises:
-Create Date: 2026-11-22 01:26:59.638849
+Create Date: 2026-11-22 01:58:19.992191
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "071fa65a13c3"
+
+revision = "e128595ef2aa"
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -152,6 +153,31 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_keypairs")),
         sa.UniqueConstraint("user_id", "name", name=op.f("uq_keypairs_user_id")),
+    )
+    op.create_table(
+        "placement_consumers",
+        sa.Column("uuid", sa.String(length=36), nullable=False),
+        sa.Column("project_id", sa.String(length=255), nullable=False),
+        sa.Column("user_id", sa.String(length=255), nullable=False),
+        sa.Column("generation", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("uuid", name=op.f("pk_placement_consumers")),
+    )
+    with op.batch_alter_table("placement_consumers", schema=None) as batch_op:
+        batch_op.create_index("ix_placement_consumers_project_user", ["project_id", "user_id"], unique=False)
+
+    op.create_table(
+        "placement_custom_resource_classes",
+        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_placement_custom_resource_classes")),
+    )
+    op.create_table(
+        "placement_custom_traits",
+        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_placement_custom_traits")),
     )
     op.create_table(
         "projects",
@@ -298,7 +324,7 @@ def upgrade() -> None:
     with op.batch_alter_table("allocations", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_allocations_consumer_id"), ["consumer_id"], unique=False)
         batch_op.create_index(
-            "ix_allocations_provider_class", ["provider_id", "resource_class"], unique=False
+            "ix_allocations_provider_class", ["provider_id", "resource_class", "used"], unique=False
         )
 
     op.create_table(
@@ -381,6 +407,67 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("provider_id", "resource_class", name=op.f("pk_inventories")),
     )
     op.create_table(
+        "placement_provider_aggregates",
+        sa.Column("provider_id", sa.Integer(), nullable=False),
+        sa.Column("aggregate_uuid", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["provider_id"],
+            ["resource_providers.id"],
+            name=op.f("fk_placement_provider_aggregates_provider_id_resource_providers"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint(
+            "provider_id", "aggregate_uuid", name=op.f("pk_placement_provider_aggregates")
+        ),
+    )
+    with op.batch_alter_table("placement_provider_aggregates", schema=None) as batch_op:
+        batch_op.create_index("ix_placement_provider_aggregates_aggregate", ["aggregate_uuid"], unique=False)
+
+    op.create_table(
+        "placement_provider_parents",
+        sa.Column("provider_id", sa.Integer(), nullable=False),
+        sa.Column("parent_id", sa.Integer(), nullable=False),
+        sa.Column("root_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["parent_id"],
+            ["resource_providers.id"],
+            name=op.f("fk_placement_provider_parents_parent_id_resource_providers"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["provider_id"],
+            ["resource_providers.id"],
+            name=op.f("fk_placement_provider_parents_provider_id_resource_providers"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["root_id"],
+            ["resource_providers.id"],
+            name=op.f("fk_placement_provider_parents_root_id_resource_providers"),
+        ),
+        sa.PrimaryKeyConstraint("provider_id", name=op.f("pk_placement_provider_parents")),
+    )
+    with op.batch_alter_table("placement_provider_parents", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_placement_provider_parents_parent_id"), ["parent_id"], unique=False
+        )
+        batch_op.create_index("ix_placement_provider_parents_root", ["root_id"], unique=False)
+
+    op.create_table(
+        "placement_provider_traits",
+        sa.Column("provider_id", sa.Integer(), nullable=False),
+        sa.Column("trait", sa.String(length=255), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["provider_id"],
+            ["resource_providers.id"],
+            name=op.f("fk_placement_provider_traits_provider_id_resource_providers"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("provider_id", "trait", name=op.f("pk_placement_provider_traits")),
+    )
+    with op.batch_alter_table("placement_provider_traits", schema=None) as batch_op:
+        batch_op.create_index("ix_placement_provider_traits_trait", ["trait"], unique=False)
+
+    op.create_table(
         "role_assignments",
         sa.Column("user_id", sa.String(length=64), nullable=False),
         sa.Column("project_id", sa.String(length=64), nullable=False),
@@ -418,6 +505,19 @@ def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
     op.drop_table("server_group_members")
     op.drop_table("role_assignments")
+    with op.batch_alter_table("placement_provider_traits", schema=None) as batch_op:
+        batch_op.drop_index("ix_placement_provider_traits_trait")
+
+    op.drop_table("placement_provider_traits")
+    with op.batch_alter_table("placement_provider_parents", schema=None) as batch_op:
+        batch_op.drop_index("ix_placement_provider_parents_root")
+        batch_op.drop_index(batch_op.f("ix_placement_provider_parents_parent_id"))
+
+    op.drop_table("placement_provider_parents")
+    with op.batch_alter_table("placement_provider_aggregates", schema=None) as batch_op:
+        batch_op.drop_index("ix_placement_provider_aggregates_aggregate")
+
+    op.drop_table("placement_provider_aggregates")
     op.drop_table("inventories")
     with op.batch_alter_table("instance_action_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_instance_action_events_action_id"))
@@ -454,6 +554,12 @@ def downgrade() -> None:
     op.drop_table("resource_providers")
     op.drop_table("quotas")
     op.drop_table("projects")
+    op.drop_table("placement_custom_traits")
+    op.drop_table("placement_custom_resource_classes")
+    with op.batch_alter_table("placement_consumers", schema=None) as batch_op:
+        batch_op.drop_index("ix_placement_consumers_project_user")
+
+    op.drop_table("placement_consumers")
     op.drop_table("keypairs")
     with op.batch_alter_table("instances", schema=None) as batch_op:
         batch_op.drop_index("ix_instances_project_deleted")

@@ -1,0 +1,1 @@
+"""The Placement API (osc-placement compatible) over kumo's placement tables."""

@@ -1,0 +1,285 @@
+"""Allocation candidates (Placement's GET /allocation_candidates) in one SQL query.
+
+Every candidate is one provider that satisfies every request group on its own: Placement's
+semantics for single-provider trees. (Nested trees and sharing providers are not combined: a
+provider in a tree is offered on its own, with its tree's root for in_tree, root_required and
+aggregates.) For such fleets Placement's rules come down to, per provider:
+
+* for each requested resource class, with `total` the sum over the groups asking for it:
+  an inventory with used + total <= (total_inv - reserved) * allocation_ratio,
+  total <= max_unit, and every group's amount >= min_unit and a multiple of step_size;
+* every group's required traits (each an any-of set), none of its forbidden traits;
+* every group's member_of (each an any-of set of aggregates) on the provider or its root,
+  none of its forbidden aggregates;
+* every group's in_tree: the provider's root is the root of that provider;
+* root_required / root_forbidden traits on its root;
+* group_policy=isolate with two or more suffixed groups can never be met by one provider.
+
+The query walks providers in id order and stops at `limit`, so a page of 1,000 out of 10,000
+providers reads about 1,000 providers' inventories and usages, by index.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select
+from sqlalchemy.orm import Session
+
+from kumo.placement.api_models import ProviderAggregate, ProviderParent, ProviderTrait
+from kumo.placement.models import Allocation, Inventory, ResourceProvider
+
+_RP = ResourceProvider.__table__
+_INV = Inventory.__table__
+_ALLOC = Allocation.__table__
+_TRAITS = ProviderTrait.__table__
+_AGGS = ProviderAggregate.__table__
+_PARENTS = ProviderParent.__table__
+
+
+@dataclass(frozen=True)
+class RequestGroup:
+    """One request group: '' is the unsuffixed group, anything else a granular one."""
+
+    suffix: str = ""
+    resources: Mapping[str, int] = field(default_factory=dict)
+    required: tuple[frozenset[str], ...] = ()  # all of these sets, any trait of each
+    forbidden: frozenset[str] = frozenset()
+    member_of: tuple[frozenset[str], ...] = ()  # all of these sets, any aggregate of each
+    forbidden_aggregates: frozenset[str] = frozenset()
+    in_tree: str | None = None
+
+
+@dataclass(frozen=True)
+class CandidateRequest:
+    groups: tuple[RequestGroup, ...]
+    limit: int | None = None
+    group_policy: str | None = None
+    root_required: frozenset[str] = frozenset()
+    root_forbidden: frozenset[str] = frozenset()
+
+    def totals(self) -> dict[str, int]:
+        totals: dict[str, int] = defaultdict(int)
+        for group in self.groups:
+            for rc, amount in group.resources.items():
+                totals[rc] += amount
+        return dict(totals)
+
+
+@dataclass(frozen=True)
+class ResourceSummary:
+    capacity: int
+    used: int
+
+
+@dataclass
+class Candidate:
+    provider_id: int
+    uuid: str
+    generation: int
+    root_uuid: str
+    parent_uuid: str | None
+    allocations: dict[str, int]  # resource class -> amount to claim on this provider
+    mappings: dict[str, list[str]]  # group suffix -> [provider uuid]
+    resources: dict[str, ResourceSummary] = field(default_factory=dict)  # every inventory
+    traits: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- SQL building blocks
+
+
+def usage_of(provider_id: ColumnElement[int], resource_class: ColumnElement[str] | str) -> ColumnElement[int]:
+    """Sum of allocations of one class on one provider (0 when none), as a correlated subquery."""
+    return (
+        select(func.coalesce(func.sum(_ALLOC.c.used), 0))
+        .where(_ALLOC.c.provider_id == provider_id, _ALLOC.c.resource_class == resource_class)
+        .correlate_except(_ALLOC)
+        .scalar_subquery()
+    )
+
+
+def fits(
+    provider_id: ColumnElement[int], wanted: Mapping[str, tuple[int, Iterable[int]]]
+) -> ColumnElement[bool]:
+    """The capacity rule, for every class of `wanted` (class -> (total, the groups' amounts)):
+    the provider has an inventory of it with room for `total` more, total <= max_unit, each
+    amount >= min_unit and a multiple of step_size.
+
+    One correlated count over the provider's inventory rows (by primary key), each row
+    summing its usage by index: a subplan PostgreSQL cannot turn into a join, so it walks
+    providers in id order and stops at LIMIT."""
+    inv = _INV.alias()
+    capacity = (inv.c.total - inv.c.reserved) * inv.c.allocation_ratio
+    per_class = []
+    for rc, (total, amounts) in sorted(wanted.items()):
+        conditions = [inv.c.resource_class == rc, inv.c.max_unit >= total]
+        for amount in sorted(set(amounts) or {total}):
+            conditions += [inv.c.min_unit <= amount, literal(amount) % inv.c.step_size == 0]
+        per_class.append(and_(*conditions, usage_of(inv.c.provider_id, rc) + total <= capacity))
+    matching = (
+        select(func.count())
+        .select_from(inv)
+        .where(inv.c.provider_id == provider_id, or_(*per_class))
+        .correlate_except(inv)
+        .scalar_subquery()
+    )
+    return matching == len(per_class)
+
+
+def _any(query: Select[Any]) -> ColumnElement[bool]:
+    """EXISTS as a scalar subplan (`(SELECT 1 ... LIMIT 1) IS NOT NULL`): PostgreSQL keeps it a
+    per-row filter instead of pulling it up into a semi-join that loses the id order."""
+    return query.limit(1).scalar_subquery().is_not(None)
+
+
+def has_any_trait(provider_id: ColumnElement[int], traits: Iterable[str]) -> ColumnElement[bool]:
+    t = _TRAITS.alias()
+    return _any(
+        select(literal(1))
+        .where(t.c.provider_id == provider_id, t.c.trait.in_(sorted(traits)))
+        .correlate_except(t)
+    )
+
+
+def in_any_aggregate(
+    provider_ids: list[ColumnElement[int]], aggregates: Iterable[str]
+) -> ColumnElement[bool]:
+    a = _AGGS.alias()
+    owner = (
+        a.c.provider_id == provider_ids[0] if len(provider_ids) == 1 else a.c.provider_id.in_(provider_ids)
+    )
+    return _any(
+        select(literal(1)).where(owner, a.c.aggregate_uuid.in_(sorted(aggregates))).correlate_except(a)
+    )
+
+
+def root_of_uuid(uuid: str) -> ColumnElement[int]:
+    """Internal id of the root of the provider with this uuid (NULL when there is none)."""
+    rp, pp = _RP.alias(), _PARENTS.alias()
+    return (
+        select(func.coalesce(pp.c.root_id, rp.c.id))
+        .select_from(rp.outerjoin(pp, pp.c.provider_id == rp.c.id))
+        .where(rp.c.uuid == uuid)
+        .scalar_subquery()
+    )
+
+
+# ---------------------------------------------------------------------------- the query
+
+
+def find_candidates(
+    session: Session, request: CandidateRequest, *, all_resources: bool = True
+) -> list[Candidate]:
+    """Candidates in provider id order, at most `request.limit`. `all_resources=False` keeps
+    only the requested classes in each candidate's resources (Placement before 1.27)."""
+    suffixed = [g for g in request.groups if g.suffix]
+    if request.group_policy == "isolate" and len(suffixed) > 1:
+        return []
+    totals = request.totals()
+    if not totals:
+        return []
+
+    rp, pp = _RP.alias("rp"), _PARENTS.alias("pp")
+    root_id = func.coalesce(pp.c.root_id, rp.c.id)
+    where: list[ColumnElement[bool]] = []
+    wanted = {
+        rc: (total, [g.resources[rc] for g in request.groups if rc in g.resources])
+        for rc, total in totals.items()
+    }
+    where.append(fits(rp.c.id, wanted))
+    for group in request.groups:
+        where += [has_any_trait(rp.c.id, any_of) for any_of in group.required]
+        if group.forbidden:
+            where.append(~has_any_trait(rp.c.id, group.forbidden))
+        where += [in_any_aggregate([rp.c.id, root_id], any_of) for any_of in group.member_of]
+        if group.forbidden_aggregates:
+            where.append(~in_any_aggregate([rp.c.id, root_id], group.forbidden_aggregates))
+        if group.in_tree:
+            where.append(root_id == root_of_uuid(group.in_tree))
+    where += [has_any_trait(root_id, [trait]) for trait in sorted(request.root_required)]
+    if request.root_forbidden:
+        where.append(~has_any_trait(root_id, request.root_forbidden))
+
+    matching = (
+        select(rp.c.id, rp.c.uuid, rp.c.generation, root_id.label("root_id"), pp.c.parent_id)
+        .select_from(rp.outerjoin(pp, pp.c.provider_id == rp.c.id))
+        .where(*where)
+        .order_by(rp.c.id)
+    )
+    if request.limit:
+        matching = matching.limit(request.limit)
+    cand = matching.cte("candidates")
+
+    # One row per candidate and inventory, with usage and traits, for the provider summaries.
+    inv, root, parent, t = _INV.alias("inv"), _RP.alias("root"), _RP.alias("parent"), _TRAITS.alias("t")
+    traits = (
+        select(func.aggregate_strings(t.c.trait, ",")).where(t.c.provider_id == cand.c.id).scalar_subquery()
+    )
+    inventory_join = inv.c.provider_id == cand.c.id
+    if not all_resources:
+        inventory_join = and_(inventory_join, inv.c.resource_class.in_(sorted(totals)))
+    rows = session.execute(
+        select(
+            cand.c.id,
+            cand.c.uuid,
+            cand.c.generation,
+            root.c.uuid.label("root_uuid"),
+            parent.c.uuid.label("parent_uuid"),
+            inv.c.resource_class,
+            inv.c.total,
+            inv.c.reserved,
+            inv.c.allocation_ratio,
+            usage_of(cand.c.id, inv.c.resource_class).label("used"),
+            traits.label("traits"),
+        )
+        .select_from(
+            cand.join(root, root.c.id == cand.c.root_id)
+            .outerjoin(parent, parent.c.id == cand.c.parent_id)
+            .outerjoin(inv, inventory_join)
+        )
+        .order_by(cand.c.id, inv.c.resource_class)
+    )
+
+    suffixes = [g.suffix for g in request.groups]
+    candidates: dict[int, Candidate] = {}
+    for pid, uuid, generation, root, parent, rc, total, reserved, ratio, used, trait_csv in rows.all():
+        candidate = candidates.get(pid)
+        if candidate is None:
+            candidate = candidates[pid] = Candidate(
+                provider_id=pid,
+                uuid=uuid,
+                generation=generation,
+                root_uuid=root,
+                parent_uuid=parent,
+                allocations=dict(totals),
+                mappings={suffix: [uuid] for suffix in suffixes},
+                traits=sorted(trait_csv.split(",")) if trait_csv else [],
+            )
+        if rc is not None:
+            candidate.resources[rc] = ResourceSummary(int((total - reserved) * ratio), int(used or 0))
+    return list(candidates.values())
+
+
+def provider_matches(
+    provider_id: ColumnElement[int],
+    *,
+    resources: Mapping[str, int] | None = None,
+    required: Iterable[frozenset[str]] = (),
+    forbidden: Iterable[str] = (),
+    member_of: Iterable[frozenset[str]] = (),
+    forbidden_aggregates: Iterable[str] = (),
+) -> list[ColumnElement[bool]]:
+    """Filters of GET /resource_providers (on the provider itself), for reuse in its query."""
+    where = [fits(provider_id, {rc: (n, [n]) for rc, n in resources.items()})] if resources else []
+    where += [has_any_trait(provider_id, any_of) for any_of in required]
+    forbidden = list(forbidden)
+    if forbidden:
+        where.append(~has_any_trait(provider_id, forbidden))
+    where += [in_any_aggregate([provider_id], any_of) for any_of in member_of]
+    forbidden_aggregates = list(forbidden_aggregates)
+    if forbidden_aggregates:
+        where.append(~in_any_aggregate([provider_id], forbidden_aggregates))
+    return where
