@@ -23,7 +23,11 @@ from kumo.image.service import get_image_for_boot
 
 
 def _begin(
-    session: Session, ctx: RequestContext, instance: Instance, kind: str, extra: dict[str, Any] | None = None,
+    session: Session,
+    ctx: RequestContext,
+    instance: Instance,
+    kind: str,
+    extra: dict[str, Any] | None = None,
     host: str | None = None,
 ) -> str:
     if instance.locked and not ctx.is_admin:
@@ -32,7 +36,9 @@ def _begin(
     target = host or instance.host
     if target is None:
         raise Conflict(f"Instance {instance.uuid} has no host yet")
-    row = actions.start_action(session, instance.uuid, action.name, ctx.request_id, ctx.user_id, ctx.project_id)
+    row = actions.start_action(
+        session, instance.uuid, action.name, ctx.request_id, ctx.user_id, ctx.project_id
+    )
     ev = actions.start_event(session, row.id, action.event, target)
     instance.task_state = action.task_state
     payload = {"action_id": row.id, "event_id": ev.id, "instance": servers.spec(instance)}
@@ -59,14 +65,18 @@ def reboot(session: Session, ctx: RequestContext, server_id: str, reboot_type: s
     return _begin(session, ctx, servers.get(session, ctx, server_id), kind, {"hard": reboot_type == "HARD"})
 
 
-def rebuild(session: Session, ctx: RequestContext, server_id: str, body: dict[str, Any]) -> tuple[Instance, str]:
+def rebuild(
+    session: Session, ctx: RequestContext, server_id: str, body: dict[str, Any]
+) -> tuple[Instance, str]:
     ctx.require_writer()
     instance = servers.get(session, ctx, server_id)
     image_ref = body.get("imageRef")
     if not isinstance(image_ref, str):
         raise BadRequest("Invalid input for field/attribute imageRef.")
     image = get_image_for_boot(session, ctx, image_ref)
-    host = _begin(session, ctx, instance, "rebuild", {"image_ref": image.id})
+    # Like Nova, a server rebuilt while stopped is stopped again afterwards (see _apply).
+    stop_after = instance.vm_state == VmState.STOPPED
+    host = _begin(session, ctx, instance, "rebuild", {"image_ref": image.id, "stop_after": stop_after})
     instance.image_ref = image.id
     if "name" in body:
         instance.name = str(body["name"])
@@ -83,9 +93,7 @@ def rebuild(session: Session, ctx: RequestContext, server_id: str, body: dict[st
     return instance, host
 
 
-def migrate(
-    session: Session, ctx: RequestContext, server_id: str, live: bool, dest_host: str | None
-) -> str:
+def migrate(session: Session, ctx: RequestContext, server_id: str, live: bool, dest_host: str | None) -> str:
     """Admin: move to another host. The destination is claimed now (by the scheduler core when
     no host is named) so capacity can never be double-booked during the move."""
     ctx.require_admin()
@@ -103,12 +111,22 @@ def confirm_resize(session: Session, ctx: RequestContext, server_id: str) -> Non
     ctx.require_writer()
     instance = servers.get(session, ctx, server_id)
     if instance.vm_state != VmState.RESIZED:
-        raise Conflict(f"Cannot 'confirmResize' instance {server_id} while it is in vm_state {instance.vm_state}")
+        raise Conflict(
+            f"Cannot 'confirmResize' instance {server_id} while it is in vm_state {instance.vm_state}"
+        )
     release(session, migration_consumer(instance.uuid))
     instance.migration_source = None
     instance.vm_state = VmState.ACTIVE if instance.power_state == PowerState.RUNNING else VmState.STOPPED
-    actions.record(session, instance.uuid, "confirmResize", "compute_confirm_resize", ctx.request_id,
-                   ctx.user_id, ctx.project_id, host=instance.host)
+    actions.record(
+        session,
+        instance.uuid,
+        "confirmResize",
+        "compute_confirm_resize",
+        ctx.request_id,
+        ctx.user_id,
+        ctx.project_id,
+        host=instance.host,
+    )
 
 
 def revert_resize(session: Session, ctx: RequestContext, server_id: str) -> str:
@@ -116,7 +134,9 @@ def revert_resize(session: Session, ctx: RequestContext, server_id: str) -> str:
     instance = servers.get(session, ctx, server_id)
     source = instance.migration_source
     if instance.vm_state != VmState.RESIZED or not source:
-        raise Conflict(f"Cannot 'revertResize' instance {server_id} while it is in vm_state {instance.vm_state}")
+        raise Conflict(
+            f"Cannot 'revertResize' instance {server_id} while it is in vm_state {instance.vm_state}"
+        )
     return _begin(session, ctx, instance, "revert_resize", {"dest": source, "source": instance.host})
 
 
@@ -144,7 +164,6 @@ def settle(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> No
 
 
 def _apply(session: Session, task: Task, instance: Instance, ok: bool, result: dict[str, Any]) -> None:
-    from kumo.placement.claims import release
 
     action = states.ACTIONS[task.kind]
     power = result.get("power_state")
@@ -163,10 +182,14 @@ def _apply(session: Session, task: Task, instance: Instance, ok: bool, result: d
     if ok:
         if action.done_vm_state is not None:
             instance.vm_state = action.done_vm_state
-        instance.power_state = int(power if power is not None else (action.done_power or instance.power_state))
+        instance.power_state = int(
+            power if power is not None else (action.done_power or instance.power_state)
+        )
         if task.kind == "spawn":
             instance.launched_at = utcnow()
             instance.progress = 100
+        if task.kind == "rebuild" and task.payload.get("stop_after"):
+            _power_off_after_rebuild(session, task, instance)
     elif task.kind == "spawn":
         instance.vm_state = VmState.ERROR
         instance.fault = _fault(task.error or "Build of instance failed", 500)
@@ -174,6 +197,18 @@ def _apply(session: Session, task: Task, instance: Instance, ok: bool, result: d
         # Nova leaves the instance in its previous state with the event recording the error.
         if power is not None:
             instance.power_state = int(power)
+
+
+def _power_off_after_rebuild(session: Session, task: Task, instance: Instance) -> None:
+    """The guest comes back running; stop it, within the rebuild action (the status stays ACTIVE
+    with task_state powering-off until the agent reports, as in Nova)."""
+    instance.task_state = states.TaskState.POWERING_OFF
+    payload = {
+        "action_id": task.payload.get("action_id"),
+        "event_id": None,
+        "instance": servers.spec(instance),
+    }
+    tasks.enqueue(session, task.host, "stop", instance.uuid, payload, task.request_id)
 
 
 def _settle_move(session: Session, task: Task, instance: Instance, ok: bool, power: int | None) -> None:
@@ -231,10 +266,16 @@ def sync_power_state(instance: Instance, power: int) -> None:
         instance.vm_state = VmState.ACTIVE
 
 
-
 def set_locked(session: Session, ctx: RequestContext, server_id: str, locked: bool) -> None:
     ctx.require_writer()
     instance = servers.get(session, ctx, server_id)
     instance.locked = locked
-    actions.record(session, instance.uuid, "lock" if locked else "unlock",
-                   "api_lock" if locked else "api_unlock", ctx.request_id, ctx.user_id, ctx.project_id)
+    actions.record(
+        session,
+        instance.uuid,
+        "lock" if locked else "unlock",
+        "api_lock" if locked else "api_unlock",
+        ctx.request_id,
+        ctx.user_id,
+        ctx.project_id,
+    )

@@ -9,17 +9,19 @@ from collections.abc import Iterator
 import openstack
 import pytest
 from openstack import exceptions
+from openstack.compute.v2.server import Server
 from openstack.connection import Connection
 
 from tests.conftest import ADMIN_PASSWORD, DEMO_PASSWORD, Cloud, Fleet
 
 pytestmark = pytest.mark.filterwarnings("ignore::openstack.warnings.RemovedFieldWarning")
 
-WAIT = {"interval": 0.1, "wait": 30}
 IMAGE_DATA = b"\x00" * 8192 + b"kumo-sdk"
 
 
-def connect(cloud: Cloud, user: str = "admin", password: str = ADMIN_PASSWORD, project: str = "admin") -> Connection:
+def connect(
+    cloud: Cloud, user: str = "admin", password: str = ADMIN_PASSWORD, project: str = "admin"
+) -> Connection:
     return openstack.connect(
         auth_url=f"{cloud.url}/identity",
         username=user,
@@ -30,6 +32,13 @@ def connect(cloud: Cloud, user: str = "admin", password: str = ADMIN_PASSWORD, p
         region_name=cloud.settings.region,
         identity_api_version="3",
     )
+
+
+def wait_status(conn: Connection, server: Server, status: str) -> Server:
+    """Wait from a fresh read: wait_for_server returns at once if the object it is given is
+    already (stale) in `status`."""
+    fresh = conn.compute.get_server(server.id)
+    return conn.compute.wait_for_server(fresh, status=status, interval=0.1, wait=30)
 
 
 @pytest.fixture
@@ -46,26 +55,35 @@ def pg_conn(pg_cloud: Cloud) -> Iterator[Connection]:
     c.close()
 
 
-def _lifecycle(cloud: Cloud, conn: Connection, fleet: Fleet) -> None:
+def _lifecycle(conn: Connection, fleet: Fleet) -> None:
     fleet.add("sdk-host1", vcpus=4, memory_mb=8192)
     fleet.add("sdk-host2", vcpus=4, memory_mb=8192)
 
     flavor = conn.compute.create_flavor(name="sdk.small", vcpus=1, ram=512, disk=1)
     assert (flavor.vcpus, flavor.ram, flavor.disk) == (1, 512, 1)
-    assert conn.compute.find_flavor("sdk.small").id == flavor.id
+    found = conn.compute.find_flavor("sdk.small")
+    assert found is not None and found.id == flavor.id
 
     image = conn.image.create_image(
-        "sdk-image", data=IMAGE_DATA, disk_format="raw", container_format="bare", visibility="public",
+        "sdk-image",
+        data=IMAGE_DATA,
+        disk_format="raw",
+        container_format="bare",
+        visibility="public",
     )
     image = conn.image.get_image(image.id)
     assert image.status == "active"
     assert image.size == len(IMAGE_DATA) and image.checksum == hashlib.md5(IMAGE_DATA).hexdigest()
 
     server = conn.compute.create_server(
-        name="sdk-vm", flavor_id=flavor.id, image_id=image.id, networks="none", metadata={"owner": "sdk"},
+        name="sdk-vm",
+        flavor_id=flavor.id,
+        image_id=image.id,
+        networks="none",
+        metadata={"owner": "sdk"},
     )
     assert server.id and server.admin_password
-    server = conn.compute.wait_for_server(server, status="ACTIVE", **WAIT)
+    server = wait_status(conn, server, "ACTIVE")
     assert server.status == "ACTIVE" and server.power_state == 1
     assert server.compute_host in ("sdk-host1", "sdk-host2")
     assert server.flavor.original_name == "sdk.small" and server.flavor.vcpus == 1
@@ -78,10 +96,16 @@ def _lifecycle(cloud: Cloud, conn: Connection, fleet: Fleet) -> None:
     assert [s.id for s in conn.compute.servers(status="SHUTOFF")] == []
 
     conn.compute.stop_server(server)
-    stopped = conn.compute.wait_for_server(server, status="SHUTOFF", **WAIT)
+    stopped = wait_status(conn, server, "SHUTOFF")
     assert stopped.power_state == 4 and stopped.vm_state == "stopped"
+    # Rebuilding a stopped server leaves it stopped (the CLI's `rebuild --wait` waits for SHUTOFF).
+    conn.compute.rebuild_server(server, image=image.id, name="sdk-vm2")
+    rebuilt = wait_status(conn, server, "SHUTOFF")
+    assert rebuilt.name == "sdk-vm2" and rebuilt.power_state == 4 and rebuilt.task_state is None
+    history = [a.action for a in conn.compute.server_actions(server)]
+    assert history[:2] == ["rebuild", "stop"]
     conn.compute.start_server(server)
-    started = conn.compute.wait_for_server(server, status="ACTIVE", **WAIT)
+    started = wait_status(conn, server, "ACTIVE")
     assert started.power_state == 1 and started.task_state is None
 
     # The owner's usage shows up in the project's absolute limits.
@@ -89,7 +113,7 @@ def _lifecycle(cloud: Cloud, conn: Connection, fleet: Fleet) -> None:
     assert limits.instances_used == 1 and limits.total_cores_used == 1 and limits.total_ram_used == 512
 
     conn.compute.delete_server(server)
-    conn.compute.wait_for_delete(server, **WAIT)
+    conn.compute.wait_for_delete(server, interval=0.1, wait=30)
     with pytest.raises(exceptions.NotFoundException):
         conn.compute.get_server(server.id)
     assert list(conn.compute.servers()) == []
@@ -98,27 +122,31 @@ def _lifecycle(cloud: Cloud, conn: Connection, fleet: Fleet) -> None:
     assert all(h.vcpus_used == 0 for h in hypervisors)
 
 
-def test_server_lifecycle_sqlite(cloud: Cloud, conn: Connection, fleet: Fleet) -> None:
-    _lifecycle(cloud, conn, fleet)
+def test_server_lifecycle_sqlite(conn: Connection, fleet: Fleet) -> None:
+    _lifecycle(conn, fleet)
 
 
 @pytest.mark.postgres
-def test_server_lifecycle_postgres(pg_cloud: Cloud, pg_conn: Connection, pg_fleet: Fleet) -> None:
-    _lifecycle(pg_cloud, pg_conn, pg_fleet)
+def test_server_lifecycle_postgres(pg_conn: Connection, pg_fleet: Fleet) -> None:
+    _lifecycle(pg_conn, pg_fleet)
 
 
 def test_member_sees_only_own_servers(cloud: Cloud, conn: Connection, fleet: Fleet) -> None:
     fleet.add("sdk-host1", vcpus=4, memory_mb=8192)
     flavor = conn.compute.create_flavor(name="sdk.tiny", vcpus=1, ram=256, disk=1)
     image = conn.image.create_image(
-        "shared", data=IMAGE_DATA, disk_format="raw", container_format="bare", visibility="public",
+        "shared",
+        data=IMAGE_DATA,
+        disk_format="raw",
+        container_format="bare",
+        visibility="public",
     )
     demo = connect(cloud, "demo", DEMO_PASSWORD, "demo")
     try:
         mine = demo.compute.create_server(name="demo-vm", flavor_id=flavor.id, image_id=image.id)
-        demo.compute.wait_for_server(mine, status="ACTIVE", **WAIT)
+        wait_status(demo, mine, "ACTIVE")
         theirs = conn.compute.create_server(name="admin-vm", flavor_id=flavor.id, image_id=image.id)
-        conn.compute.wait_for_server(theirs, status="ACTIVE", **WAIT)
+        wait_status(conn, theirs, "ACTIVE")
 
         assert [s.name for s in demo.compute.servers()] == ["demo-vm"]
         with pytest.raises(exceptions.NotFoundException):
