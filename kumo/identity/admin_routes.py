@@ -111,7 +111,7 @@ def list_projects(
     parent_id: str | None = None,
     is_domain: str | None = None,
 ) -> Body:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         projects = admin.list_projects(
             session,
             ctx,
@@ -133,7 +133,7 @@ def create_project(request: Request, body: ProjectCreateBody, ctx: Ctx, rt: Rt) 
 
 @router.get("/v3/projects/{project_id}")
 def show_project(request: Request, project_id: str, ctx: Ctx, rt: Rt) -> Body:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         project = admin.get_project(session, ctx, project_id)
     return {"project": views.project(project, _base(request))}
 
@@ -166,7 +166,7 @@ def list_users(
     domain_id: str | None = None,
     enabled: str | None = None,
 ) -> Body:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         users = admin.list_users(session, ctx, name=name, domain_id=_ref(domain_id), enabled=_flag(enabled))
     return views.collection("users", (views.user(u, _base(request)) for u in users), _url(request))
 
@@ -180,7 +180,7 @@ def create_user(request: Request, body: UserCreateBody, ctx: Ctx, rt: Rt) -> Bod
 
 @router.get("/v3/users/{user_id}")
 def show_user(request: Request, user_id: str, ctx: Ctx, rt: Rt) -> Body:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         user = admin.get_user(session, ctx, user_id)
     return {"user": views.user(user, _base(request))}
 
@@ -218,7 +218,7 @@ def list_user_projects(
     name: str | None = None,
     enabled: str | None = None,
 ) -> Body:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         projects = admin.list_user_projects(session, ctx, user_id, name=name, enabled=_flag(enabled))
     return views.collection("projects", (views.project(p, _base(request)) for p in projects), _url(request))
 
@@ -230,7 +230,7 @@ def list_user_projects(
 def list_roles(
     request: Request, ctx: Ctx, rt: Rt, name: str | None = None, domain_id: str | None = None
 ) -> Body:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         roles = admin.list_roles(session, ctx, name=name, domain_id=_ref(domain_id))
     return views.collection("roles", (views.role(r, _base(request)) for r in roles), _url(request))
 
@@ -244,7 +244,7 @@ def create_role(request: Request, body: RoleCreateBody, ctx: Ctx, rt: Rt) -> Bod
 
 @router.get("/v3/roles/{role_id}")
 def show_role(request: Request, role_id: str, ctx: Ctx, rt: Rt) -> Body:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         role = admin.get_role(session, ctx, role_id)
     return {"role": views.role(role, _base(request))}
 
@@ -278,7 +278,7 @@ def grant_role(project_id: str, user_id: str, role_id: str, ctx: Ctx, rt: Rt) ->
 @router.head(_GRANT, status_code=204)
 @router.get(_GRANT, status_code=204)
 def check_role(project_id: str, user_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         admin.check_role(session, ctx, project_id, user_id, role_id)
     return _no_content()
 
@@ -293,7 +293,7 @@ def revoke_role(project_id: str, user_id: str, role_id: str, ctx: Ctx, rt: Rt) -
 
 @router.get("/v3/projects/{project_id}/users/{user_id}/roles")
 def list_project_user_roles(request: Request, project_id: str, user_id: str, ctx: Ctx, rt: Rt) -> Body:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         roles = admin.roles_of_user_on_project(session, ctx, project_id, user_id)
     return views.collection("roles", (views.role(r, _base(request)) for r in roles), _url(request))
 
@@ -317,7 +317,7 @@ def list_role_assignments(
         role_id=_ref(role_id),
         other_scope=any(_ref(v) is not None for v in (group_id, domain_id, system)),
     )
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         rows = admin.list_assignments(session, ctx, flt)
     names = bool(_flag(include_names))
     return views.collection(

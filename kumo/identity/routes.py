@@ -109,7 +109,7 @@ def auth_catalog(
 def auth_projects(
     request: Request, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         projects = service.projects_of_user(session, ctx.user_id)
     return {
         "projects": [

@@ -100,7 +100,7 @@ def list_images(
 ) -> dict[str, Any]:
     params = request.query_params.multi_items()
     query = service.parse_list_query(params)
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         page = service.list_images(session, ctx, query)
         return views.image_list(page, params)
 
@@ -109,7 +109,7 @@ def list_images(
 def show_image(
     image_id: str, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         return views.image(service.get_image(session, ctx, image_id))
 
 

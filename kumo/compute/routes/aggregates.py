@@ -22,7 +22,7 @@ def list_aggregates(
     rt: Runtime = Depends(runtime),
     mv: Microversion = Depends(microversion),
 ) -> dict[str, Any]:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         return views.index(aggregates.list_aggregates(session, ctx), mv)
 
 
@@ -46,7 +46,7 @@ def show_aggregate(
     rt: Runtime = Depends(runtime),
     mv: Microversion = Depends(microversion),
 ) -> dict[str, Any]:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         return views.show(aggregates.get_aggregate(session, ctx, aggregate_id), mv)
 
 

@@ -17,7 +17,7 @@ router = APIRouter(prefix="/compute")
 
 @router.get("/v2.1/os-availability-zone")
 def list_zones(_ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         return views.index(aggregates.list_zones(session))
 
 
@@ -26,5 +26,5 @@ def list_zones_detail(
     ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
     ctx.require_admin()
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         return views.detail(aggregates.list_zones(session), hosts.list_services(session, ctx))

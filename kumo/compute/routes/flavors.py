@@ -66,7 +66,7 @@ def show_flavor(
     rt: Runtime = Depends(runtime),
     mv: Microversion = Depends(microversion),
 ) -> dict[str, Any]:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         return views.show(flavors.get_flavor(session, ctx, flavor_id), mv, str(request.base_url))
 
 
@@ -118,7 +118,7 @@ def delete_flavor(
 def list_extra_specs(
     flavor_id: str, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         return views.extra_specs(flavors.extra_specs(session, ctx, flavor_id))
 
 
@@ -139,7 +139,7 @@ def create_extra_specs(
 def show_extra_spec(
     flavor_id: str, key: str, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         return {key: flavors.extra_spec(session, ctx, flavor_id, key)}
 
 
@@ -173,7 +173,7 @@ def delete_extra_spec(
 def list_access(
     flavor_id: str, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         return views.access(flavors.access_list(session, ctx, flavor_id))
 
 

@@ -78,7 +78,7 @@ def list_hypervisors_detail(
 def hypervisor_statistics(
     ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         return views.statistics(hosts.statistics(session, ctx))
 
 
@@ -94,7 +94,7 @@ def show_hypervisor(
     with_servers = uuid_ids and params.strict_bool(
         request.query_params.get("with_servers", False), "with_servers"
     )
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         found = hosts.get_hypervisor(
             session, ctx, hypervisor_id, uuid_ids=uuid_ids, with_servers=with_servers
         )
@@ -108,7 +108,7 @@ def hypervisor_uptime(
     rt: Runtime = Depends(runtime),
     mv: Microversion = Depends(microversion),
 ) -> dict[str, Any]:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         found, text = hosts.uptime(session, ctx, hypervisor_id, uuid_ids=mv.at_least(views.UUID_VERSION))
         return views.uptime(found, text, mv)
 
@@ -118,7 +118,7 @@ def _search(
 ) -> dict[str, Any]:
     if mv.at_least(views.UUID_VERSION):
         raise NotFound("The resource could not be found.")
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         found = hosts.search_hypervisors(session, ctx, pattern, servers)
         return {"hypervisors": [views.summary(h, mv) for h in found]}
 

@@ -21,7 +21,7 @@ def list_actions(
     server_id: str, ctx: RequestContext = Depends(context), version: Microversion = Depends(microversion),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         servers.get(session, ctx, server_id, include_deleted=version.at_least("2.21"))
         rows = actions.list_actions(session, server_id)
     return {"instanceActions": [action_body(a, version, None, ctx) for a in rows]}
@@ -32,7 +32,7 @@ def show_action(
     server_id: str, request_id: str, ctx: RequestContext = Depends(context),
     version: Microversion = Depends(microversion), rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         servers.get(session, ctx, server_id, include_deleted=version.at_least("2.21"))
         action, events = actions.get_action(session, server_id, request_id)
     # Events are shown to admins, and to their owners from 2.51 on (without tracebacks).

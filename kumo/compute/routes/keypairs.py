@@ -31,7 +31,7 @@ def list_keypairs(
 ) -> dict[str, Any]:
     q = request.query_params
     page = params.page(q.get("limit"), q.get("marker")) if mv.at_least(keypairs.PAGING_VERSION) else None
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         found = keypairs.list_keypairs(session, ctx, _user_id(request, mv), page)
     limit = page.limit if page is not None else None
     return views.index(found, mv, str(request.base_url), limit, dict(q))
@@ -60,7 +60,7 @@ def show_keypair(
     rt: Runtime = Depends(runtime),
     mv: Microversion = Depends(microversion),
 ) -> dict[str, Any]:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         return views.show(keypairs.get_keypair(session, ctx, name, _user_id(request, mv)), mv)
 
 

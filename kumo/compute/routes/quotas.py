@@ -23,7 +23,7 @@ def show_quotas(
     rt: Runtime = Depends(runtime),
     mv: Microversion = Depends(microversion),
 ) -> dict[str, Any]:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         return views.quota_set(quotas.show(session, ctx, project_id), mv, project_id)
 
 
@@ -34,7 +34,7 @@ def show_quota_detail(
     rt: Runtime = Depends(runtime),
     mv: Microversion = Depends(microversion),
 ) -> dict[str, Any]:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         return views.quota_set_detail(quotas.detail(session, ctx, project_id), mv, project_id)
 
 
@@ -45,7 +45,7 @@ def show_quota_defaults(
     rt: Runtime = Depends(runtime),
     mv: Microversion = Depends(microversion),
 ) -> dict[str, Any]:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         return views.quota_set(quotas.show_defaults(session, ctx, project_id), mv, project_id)
 
 
@@ -79,7 +79,7 @@ def show_quota_class(
     rt: Runtime = Depends(runtime),
     mv: Microversion = Depends(microversion),
 ) -> dict[str, Any]:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         return views.quota_class_set(quotas.show_class(session, ctx, class_name), mv, class_name)
 
 
@@ -104,6 +104,6 @@ def show_limits(
     rt: Runtime = Depends(runtime),
     mv: Microversion = Depends(microversion),
 ) -> dict[str, Any]:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         values, used = quotas.limits_for(session, ctx, tenant_id)
     return views.limits(values, used, mv)

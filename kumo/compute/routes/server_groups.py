@@ -26,7 +26,7 @@ def list_server_groups(
     mv: Microversion = Depends(microversion),
 ) -> dict[str, Any]:
     query = server_groups.parse_list_query(all_projects, limit, offset)
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         return views.index(server_groups.list_groups(session, ctx, query), mv)
 
 
@@ -50,7 +50,7 @@ def show_server_group(
     rt: Runtime = Depends(runtime),
     mv: Microversion = Depends(microversion),
 ) -> dict[str, Any]:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         return views.show(server_groups.get_group(session, ctx, group_id), mv)
 
 

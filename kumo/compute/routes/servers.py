@@ -248,12 +248,12 @@ def delete_server(server_id: str, ctx: RequestContext = Depends(context), rt: Ru
 # -- metadata ---------------------------------------------------------------------------------
 @router.get("/v2.1/servers/{server_id}/metadata")
 def get_metadata(server_id: str, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         return {"metadata": dict(servers.get(session, ctx, server_id).metadata_ or {})}
 
 
 def _write_metadata(rt: Runtime, ctx: RequestContext, server_id: str, new: dict[str, str], replace: bool) -> dict[str, str]:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         return servers.set_metadata(session, ctx, server_id, new, replace)
 
 
@@ -277,7 +277,7 @@ def replace_metadata(
 def get_metadata_item(
     server_id: str, key: str, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         metadata = servers.get(session, ctx, server_id).metadata_ or {}
     if key not in metadata:
         raise NotFound("Metadata item was not found")

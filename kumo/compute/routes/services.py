@@ -24,7 +24,7 @@ def list_services(
     rt: Runtime = Depends(runtime),
     mv: Microversion = Depends(microversion),
 ) -> dict[str, Any]:
-    with rt.db.transaction() as session:
+    with rt.db.read() as session:
         return views.index(hosts.list_services(session, ctx, host=host, binary=binary), mv)
 
 
