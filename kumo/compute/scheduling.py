@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -45,14 +46,14 @@ def _as_tuple(value: object) -> tuple[str, ...]:
     return (str(value),)
 
 
-def resources_of(flavor: dict[str, object]) -> dict[str, int]:
+def resources_of(flavor: dict[str, Any]) -> dict[str, int]:
     """Flavor → resource amounts; `resources:<CLASS>=N` extra specs override, as in Nova."""
     resources = {
-        "VCPU": int(flavor["vcpus"]),  # type: ignore[call-overload]
-        "MEMORY_MB": int(flavor["ram"]),  # type: ignore[call-overload]
-        "DISK_GB": int(flavor.get("disk", 0)) + int(flavor.get("ephemeral", 0)),  # type: ignore[call-overload]
+        "VCPU": int(flavor["vcpus"]),
+        "MEMORY_MB": int(flavor["ram"]),
+        "DISK_GB": int(flavor.get("disk", 0)) + int(flavor.get("ephemeral", 0)),
     }
-    for key, value in dict(flavor.get("extra_specs") or {}).items():  # type: ignore[call-overload]
+    for key, value in dict(flavor.get("extra_specs") or {}).items():
         if key.startswith("resources:"):
             resources[key.split(":", 1)[1]] = int(value)
     return {rc: amount for rc, amount in resources.items() if amount > 0}

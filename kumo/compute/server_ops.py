@@ -7,6 +7,7 @@ commit with the host name returned.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -15,11 +16,13 @@ from kumo.agent import tasks
 from kumo.agent.models import Task
 from kumo.api.context import RequestContext
 from kumo.compute import actions, keypairs, servers, states
+from kumo.compute.aggregates import availability_zone_of
 from kumo.compute.models import Instance
 from kumo.compute.states import PowerState, VmState
 from kumo.db import utcnow
 from kumo.errors import BadRequest, Conflict
 from kumo.image.service import get_image_for_boot
+from kumo.placement.claims import release, rename_consumer
 
 
 def _begin(
@@ -106,8 +109,6 @@ def migrate(session: Session, ctx: RequestContext, server_id: str, live: bool, d
 
 
 def confirm_resize(session: Session, ctx: RequestContext, server_id: str) -> None:
-    from kumo.placement.claims import release
-
     ctx.require_writer()
     instance = servers.get(session, ctx, server_id)
     if instance.vm_state != VmState.RESIZED:
@@ -142,8 +143,6 @@ def revert_resize(session: Session, ctx: RequestContext, server_id: str) -> str:
 
 def migration_consumer(instance_uuid: str) -> str:
     """Allocations held on the source host during a move are owned by this consumer id."""
-    import uuid
-
     return str(uuid.uuid5(uuid.NAMESPACE_OID, f"migration:{instance_uuid}"))
 
 
@@ -212,9 +211,6 @@ def _power_off_after_rebuild(session: Session, task: Task, instance: Instance) -
 
 
 def _settle_move(session: Session, task: Task, instance: Instance, ok: bool, power: int | None) -> None:
-    from kumo.compute.aggregates import availability_zone_of
-    from kumo.placement.claims import release
-
     instance.task_state = None
     if power is not None:
         instance.power_state = int(power)
@@ -238,8 +234,6 @@ def _settle_move(session: Session, task: Task, instance: Instance, ok: bool, pow
 
 
 def _undo_destination_claim(session: Session, instance: Instance) -> None:
-    from kumo.placement.claims import release, rename_consumer
-
     release(session, instance.uuid)
     rename_consumer(session, migration_consumer(instance.uuid), instance.uuid)
 

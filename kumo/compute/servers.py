@@ -17,11 +17,15 @@ from sqlalchemy.orm import Session
 from kumo.agent import tasks
 from kumo.api.context import RequestContext
 from kumo.compute import actions, flavors, keypairs, quotas, states
-from kumo.compute.models import Flavor, Instance, ServerGroup, ServerGroupMember
+from kumo.compute.aggregates import zone_exists
+from kumo.compute.hosts import is_up
+from kumo.compute.models import ComputeHost, Flavor, Instance, ServerGroup, ServerGroupMember
 from kumo.compute.states import TaskState, VmState
+from kumo.config import get_settings
 from kumo.db import utcnow
 from kumo.errors import BadRequest, Conflict, Forbidden, NotFound
 from kumo.image.service import get_image_for_boot
+from kumo.placement.claims import release
 
 _HOSTNAME_BAD = re.compile(r"[^a-z0-9-]+")
 MAX_USER_DATA = 65535
@@ -59,7 +63,10 @@ def validate_metadata(metadata: Any) -> dict[str, str]:
         if not isinstance(key, str) or not 1 <= len(key) <= 255:
             raise BadRequest("Invalid input for field/attribute metadata. Keys must be 1-255 characters.")
         if not isinstance(value, str) or len(value) > 255:
-            raise BadRequest(f"Invalid input for field/attribute metadata. Value of {key} must be a string of at most 255 characters.")
+            raise BadRequest(
+                f"Invalid input for field/attribute metadata. Value of {key} must be a string "
+                "of at most 255 characters."
+            )
     return dict(metadata)
 
 
@@ -67,11 +74,15 @@ def user_data_of(value: str | None) -> str | None:
     if value is None:
         return None
     if len(value) > MAX_USER_DATA:
-        raise BadRequest("User data too large. User data must be no larger than 65535 bytes once base64 encoded.")
+        raise BadRequest(
+            "User data too large. User data must be no larger than 65535 bytes once base64 encoded."
+        )
     try:
         base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise BadRequest("Invalid input for field/attribute user_data. Value must be base64 encoded.") from None
+        raise BadRequest(
+            "Invalid input for field/attribute user_data. Value must be base64 encoded."
+        ) from None
     return value
 
 
@@ -107,8 +118,6 @@ def create(session: Session, ctx: RequestContext, req: CreateRequest) -> list[In
         zone, _, forced_host = zone.partition(":")
         zone = zone or None
     if zone:
-        from kumo.compute.aggregates import zone_exists
-
         if not zone_exists(session, zone):
             raise BadRequest("The requested availability zone is not available")
     key_data = None
@@ -118,7 +127,9 @@ def create(session: Session, ctx: RequestContext, req: CreateRequest) -> list[In
     if req.min_count < 1 or req.max_count < req.min_count:
         raise BadRequest("min_count must be <= max_count and both at least 1")
     count = req.max_count
-    quotas.check_instance_quota(session, ctx.project_id or "", count, flavor.vcpus * count, flavor.ram * count)
+    quotas.check_instance_quota(
+        session, ctx.project_id or "", count, flavor.vcpus * count, flavor.ram * count
+    )
     group = _group_from_hints(session, ctx, req.scheduler_hints)
     hints = dict(req.scheduler_hints)
     if forced_host:
@@ -168,7 +179,9 @@ def create(session: Session, ctx: RequestContext, req: CreateRequest) -> list[In
         session.add(instance)
         if group is not None:
             session.add(ServerGroupMember(group_uuid=group.uuid, instance_uuid=instance.uuid))
-        action = actions.start_action(session, instance.uuid, "create", ctx.request_id, ctx.user_id, ctx.project_id)
+        action = actions.start_action(
+            session, instance.uuid, "create", ctx.request_id, ctx.user_id, ctx.project_id
+        )
         actions.start_event(session, action.id, "conductor_schedule_and_build_instances")
         created.append(instance)
     return created
@@ -176,11 +189,7 @@ def create(session: Session, ctx: RequestContext, req: CreateRequest) -> list[In
 
 def get(session: Session, ctx: RequestContext, server_id: str, include_deleted: bool = False) -> Instance:
     instance = session.scalar(select(Instance).where(Instance.uuid == server_id))
-    if (
-        instance is None
-        or not ctx.owns(instance.project_id)
-        or (instance.deleted and not include_deleted)
-    ):
+    if instance is None or not ctx.owns(instance.project_id) or (instance.deleted and not include_deleted):
         raise NotFound(f"Instance {server_id} could not be found.")
     return instance
 
@@ -265,7 +274,9 @@ def list_servers(session: Session, ctx: RequestContext, q: ListQuery) -> list[In
             stmt = stmt.where(or_(column < value, and_(column == value, Instance.id < marker.id)))
         else:
             stmt = stmt.where(or_(column > value, and_(column == value, Instance.id > marker.id)))
-    stmt = stmt.order_by(column.desc() if desc else column.asc(), Instance.id.desc() if desc else Instance.id.asc())
+    stmt = stmt.order_by(
+        column.desc() if desc else column.asc(), Instance.id.desc() if desc else Instance.id.asc()
+    )
     if q.limit is not None:
         stmt = stmt.limit(q.limit)
     rows = list(session.scalars(stmt))
@@ -302,7 +313,9 @@ def delete(session: Session, ctx: RequestContext, server_id: str) -> tuple[Insta
     if instance.locked and not ctx.is_admin:
         raise Conflict(f"Instance {server_id} is locked")
     action = states.check("delete", instance.vm_state, instance.task_state, instance.uuid)
-    row = actions.start_action(session, instance.uuid, action.name, ctx.request_id, ctx.user_id, ctx.project_id)
+    row = actions.start_action(
+        session, instance.uuid, action.name, ctx.request_id, ctx.user_id, ctx.project_id
+    )
     tasks.cancel_for_instance(session, instance.uuid)
     if instance.host is None:
         # Never reached a host: nothing to tear down on any agent.
@@ -313,15 +326,17 @@ def delete(session: Session, ctx: RequestContext, server_id: str) -> tuple[Insta
     ev = actions.start_event(session, row.id, action.event, instance.host)
     instance.task_state = TaskState.DELETING
     tasks.enqueue(
-        session, instance.host, "delete", instance.uuid,
-        {"action_id": row.id, "event_id": ev.id, "instance": spec(instance)}, ctx.request_id,
+        session,
+        instance.host,
+        "delete",
+        instance.uuid,
+        {"action_id": row.id, "event_id": ev.id, "instance": spec(instance)},
+        ctx.request_id,
     )
     return instance, instance.host
 
 
 def finalize_delete(session: Session, instance: Instance) -> None:
-    from kumo.placement.claims import release
-
     release(session, instance.uuid)
     session.query(ServerGroupMember).filter(ServerGroupMember.instance_uuid == instance.uuid).delete()
     instance.vm_state = VmState.DELETED
@@ -367,10 +382,6 @@ def delete_metadata_key(session: Session, ctx: RequestContext, server_id: str, k
 
 
 def hosts_up(session: Session, names: set[str]) -> dict[str, bool]:
-    from kumo.compute.hosts import is_up
-    from kumo.compute.models import ComputeHost
-    from kumo.config import get_settings
-
     if not names:
         return {}
     now = utcnow()
