@@ -91,7 +91,8 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A read-only unit of work: on SQLite it runs beside the writer, without its lock."""
+        """A read-only unit of work: on SQLite it runs beside the writer, without its lock, and
+        a write attempted in it fails loudly (query_only)."""
         if self._write_lock is None:
             with self._sessions() as session, session.begin():
                 yield session
@@ -99,7 +100,12 @@ class Database:
         _local.readonly = True
         try:
             with self._sessions() as session, session.begin():
-                yield session
+                conn = session.connection()
+                conn.exec_driver_sql("PRAGMA query_only=1")
+                try:
+                    yield session
+                finally:
+                    conn.exec_driver_sql("PRAGMA query_only=0")
         finally:
             _local.readonly = False
 

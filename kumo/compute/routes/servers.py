@@ -9,9 +9,9 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
+from kumo.agent.tasks import host_key
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, microversion, runtime
-from kumo.agent.tasks import host_key
 from kumo.compute import servers
 from kumo.compute.microversion import Microversion
 from kumo.compute.views import servers as view
@@ -29,7 +29,9 @@ def base_url(request: Request) -> str:
 def _obj(body: dict[str, Any], key: str) -> dict[str, Any]:
     value = body.get(key)
     if not isinstance(value, dict):
-        raise BadRequest(f"Invalid input for field/attribute {key}. Value: {value}. {key!r} is a required property")
+        raise BadRequest(
+            f"Invalid input for field/attribute {key}. Value: {value}. {key!r} is a required property"
+        )
     return value
 
 
@@ -39,7 +41,9 @@ def _name(value: Any, required: bool = True) -> str:
     if len(value) > 255:
         raise BadRequest("Invalid input for field/attribute name. Value is too long (max 255 characters).")
     if value != value.strip():
-        raise BadRequest("Invalid input for field/attribute name. Leading/trailing whitespace is not allowed.")
+        raise BadRequest(
+            "Invalid input for field/attribute name. Leading/trailing whitespace is not allowed."
+        )
     return value
 
 
@@ -72,7 +76,7 @@ def parse_create(body: dict[str, Any]) -> servers.CreateRequest:
         if required not in server:
             raise BadRequest(f"Invalid input for field/attribute server. '{required}' is a required property")
     if not server.get("imageRef") and not server.get("block_device_mapping_v2"):
-        raise BadRequest("Block Device Mapping is Invalid: imageRef is required (kumo has no volume service).")
+        raise BadRequest("Block Device Mapping is Invalid: imageRef is required (no volume service).")
     _networks(server.get("networks"))
     hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
     if not isinstance(hints, dict):
@@ -143,8 +147,11 @@ def _list_query(request: Request, ctx: RequestContext) -> servers.ListQuery:
     q.image = params.get("image")
     q.availability_zone = params.get("availability_zone")
     q.user_id = params.get("user_id")
-    q.all_tenants = params.get("all_tenants", "false").lower() not in ("0", "false", "off", "no") \
-        if "all_tenants" in params else False
+    q.all_tenants = (
+        params.get("all_tenants", "false").lower() not in ("0", "false", "off", "no")
+        if "all_tenants" in params
+        else False
+    )
     if params.get("all_tenants") == "":
         q.all_tenants = True
     q.project_id = params.get("project_id") or params.get("tenant_id")
@@ -153,8 +160,11 @@ def _list_query(request: Request, ctx: RequestContext) -> servers.ListQuery:
     q.deleted = params.get("deleted", "false").lower() in ("1", "true", "yes")
     if "changes-since" in params:
         try:
-            q.changes_since = dt.datetime.fromisoformat(params["changes-since"].replace("Z", "+00:00")).astimezone(
-                dt.UTC).replace(tzinfo=None)
+            q.changes_since = (
+                dt.datetime.fromisoformat(params["changes-since"].replace("Z", "+00:00"))
+                .astimezone(dt.UTC)
+                .replace(tzinfo=None)
+            )
         except ValueError:
             raise BadRequest("Invalid changes-since value") from None
     q.sort_key = params.get("sort_key", "created_at")
@@ -173,7 +183,9 @@ def _page_links(request: Request, rows: list[Any], limit: int | None, kind: str)
     return [{"rel": "next", "href": f"{base_url(request)}/compute/v2.1/{kind}?{query}"}]
 
 
-def _list(request: Request, ctx: RequestContext, rt: Runtime, detailed: bool, version: Microversion) -> dict[str, Any]:
+def _list(
+    request: Request, ctx: RequestContext, rt: Runtime, detailed: bool, version: Microversion
+) -> dict[str, Any]:
     q = _list_query(request, ctx)
     with rt.db.read() as session:
         rows = servers.list_servers(session, ctx, q)
@@ -192,7 +204,9 @@ def _list(request: Request, ctx: RequestContext, rt: Runtime, detailed: bool, ve
 
 @router.get("/v2.1/servers")
 def list_servers(
-    request: Request, ctx: RequestContext = Depends(context), version: Microversion = Depends(microversion),
+    request: Request,
+    ctx: RequestContext = Depends(context),
+    version: Microversion = Depends(microversion),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
     return _list(request, ctx, rt, False, version)
@@ -200,7 +214,9 @@ def list_servers(
 
 @router.get("/v2.1/servers/detail")
 def list_servers_detail(
-    request: Request, ctx: RequestContext = Depends(context), version: Microversion = Depends(microversion),
+    request: Request,
+    ctx: RequestContext = Depends(context),
+    version: Microversion = Depends(microversion),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
     return _list(request, ctx, rt, True, version)
@@ -208,8 +224,11 @@ def list_servers_detail(
 
 @router.get("/v2.1/servers/{server_id}")
 def show_server(
-    server_id: str, request: Request, ctx: RequestContext = Depends(context),
-    version: Microversion = Depends(microversion), rt: Runtime = Depends(runtime),
+    server_id: str,
+    request: Request,
+    ctx: RequestContext = Depends(context),
+    version: Microversion = Depends(microversion),
+    rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
     with rt.db.read() as session:
         instance = servers.get(session, ctx, server_id)
@@ -219,8 +238,12 @@ def show_server(
 
 @router.put("/v2.1/servers/{server_id}")
 def update_server(
-    server_id: str, request: Request, body: dict[str, Any] = Body(...), ctx: RequestContext = Depends(context),
-    version: Microversion = Depends(microversion), rt: Runtime = Depends(runtime),
+    server_id: str,
+    request: Request,
+    body: dict[str, Any] = Body(...),
+    ctx: RequestContext = Depends(context),
+    version: Microversion = Depends(microversion),
+    rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
     changes = _obj(body, "server")
     allowed = {"name", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig"}
@@ -228,7 +251,9 @@ def update_server(
         allowed.add("description")
     unknown = set(changes) - allowed
     if unknown:
-        raise BadRequest(f"Additional properties are not allowed ({', '.join(sorted(unknown))} were unexpected)")
+        raise BadRequest(
+            f"Additional properties are not allowed ({', '.join(sorted(unknown))} were unexpected)"
+        )
     if "name" in changes:
         _name(changes["name"])
     with rt.db.transaction() as session:
@@ -237,7 +262,9 @@ def update_server(
 
 
 @router.delete("/v2.1/servers/{server_id}", status_code=204)
-def delete_server(server_id: str, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)) -> Response:
+def delete_server(
+    server_id: str, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
+) -> Response:
     with rt.db.transaction() as session:
         _, host = servers.delete(session, ctx, server_id)
     if host:
@@ -247,30 +274,44 @@ def delete_server(server_id: str, ctx: RequestContext = Depends(context), rt: Ru
 
 # -- metadata ---------------------------------------------------------------------------------
 @router.get("/v2.1/servers/{server_id}/metadata")
-def get_metadata(server_id: str, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)) -> dict[str, Any]:
+def get_metadata(
+    server_id: str, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
     with rt.db.read() as session:
         return {"metadata": dict(servers.get(session, ctx, server_id).metadata_ or {})}
 
 
-def _write_metadata(rt: Runtime, ctx: RequestContext, server_id: str, new: dict[str, str], replace: bool) -> dict[str, str]:
-    with rt.db.read() as session:
+def _write_metadata(
+    rt: Runtime, ctx: RequestContext, server_id: str, new: dict[str, str], replace: bool
+) -> dict[str, str]:
+    with rt.db.transaction() as session:
         return servers.set_metadata(session, ctx, server_id, new, replace)
 
 
 @router.post("/v2.1/servers/{server_id}/metadata")
 def merge_metadata(
-    server_id: str, body: dict[str, Any] = Body(...), ctx: RequestContext = Depends(context),
+    server_id: str,
+    body: dict[str, Any] = Body(...),
+    ctx: RequestContext = Depends(context),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
-    return {"metadata": _write_metadata(rt, ctx, server_id, servers.validate_metadata(body.get("metadata")), False)}
+    return {
+        "metadata": _write_metadata(
+            rt, ctx, server_id, servers.validate_metadata(body.get("metadata")), False
+        )
+    }
 
 
 @router.put("/v2.1/servers/{server_id}/metadata")
 def replace_metadata(
-    server_id: str, body: dict[str, Any] = Body(...), ctx: RequestContext = Depends(context),
+    server_id: str,
+    body: dict[str, Any] = Body(...),
+    ctx: RequestContext = Depends(context),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
-    return {"metadata": _write_metadata(rt, ctx, server_id, servers.validate_metadata(body.get("metadata")), True)}
+    return {
+        "metadata": _write_metadata(rt, ctx, server_id, servers.validate_metadata(body.get("metadata")), True)
+    }
 
 
 @router.get("/v2.1/servers/{server_id}/metadata/{key}")
@@ -286,7 +327,10 @@ def get_metadata_item(
 
 @router.put("/v2.1/servers/{server_id}/metadata/{key}")
 def set_metadata_item(
-    server_id: str, key: str, body: dict[str, Any] = Body(...), ctx: RequestContext = Depends(context),
+    server_id: str,
+    key: str,
+    body: dict[str, Any] = Body(...),
+    ctx: RequestContext = Depends(context),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
     meta = servers.validate_metadata(body.get("meta"))
