@@ -45,7 +45,16 @@ def run_task(driver: ComputeDriver, task: TaskOut) -> TaskResult:
         elif task.kind == "rebuild":
             power = driver.rebuild(instance, task.payload["image_ref"])
         elif task.kind in ("live_migrate", "migrate", "revert_resize"):
-            power = driver.migrate(instance, task.payload["dest"], live=task.kind == "live_migrate")
+            power = driver.migrate(instance, task.payload["dest"], live=task.kind == "live_migrate",
+                                   target=task.payload.get("target"))
+        elif task.kind == "prepare_migration":  # on the destination, before the source moves
+            return TaskResult(ok=True, details={"target": driver.prepare_migration(instance)})
+        elif task.kind == "abort_migration":  # on the destination, after a failed move
+            driver.abort_migration(instance)
+            return TaskResult(ok=True)
+        elif task.kind == "console":
+            output = driver.console_output(instance, task.payload.get("length"))
+            return TaskResult(ok=True, details={"output": output})
         else:
             return TaskResult(ok=False, error=f"unknown task kind {task.kind}")
     except DriverError as exc:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import hmac
+import logging
+from typing import Any
 
 import anyio
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import StreamingResponse
 
 from kumo.agent import service
 from kumo.agent.protocol import (
     AGENT_TOKEN_HEADER,
+    FleetPoll,
+    FleetTaskList,
     HostReport,
     Poll,
     PowerStates,
@@ -17,13 +22,24 @@ from kumo.agent.protocol import (
     TaskReports,
 )
 from kumo.agent.tasks import host_key
+from kumo.api.context import RequestContext
 from kumo.api.deps import runtime
 from kumo.compute import hosts
 from kumo.errors import Unauthorized
+from kumo.image import service as images
+from kumo.image import views as image_views
+from kumo.image.routes import image_store
+from kumo.image.store import ImageStore
 from kumo.runtime import Runtime
 
 router = APIRouter(prefix="/internal/v1")
 MAX_WAIT_SECONDS = 30.0
+# A fleet poll has no single wake-up key to wait on (the scheduler wakes one key per host): it
+# re-reads the database this often instead. Costs that much latency before a spawn starts.
+FLEET_POLL_STEP_SECONDS = 0.25
+log = logging.getLogger("kumo.api")
+# Agents read any image a server on their host boots from.
+AGENT_CONTEXT = RequestContext(user_id="kumo-agent", project_id=None, roles=("admin",))
 
 
 async def agent(request: Request, rt: Runtime = Depends(runtime)) -> Runtime:
@@ -68,6 +84,26 @@ def _pending(rt: Runtime, host: str, busy: list[str]) -> TaskList:
         return TaskList(tasks=service.pending_work(session, host, busy))
 
 
+@router.post("/tasks/poll")
+async def fleet_work(poll: FleetPoll, rt: Runtime = Depends(agent)) -> FleetTaskList:
+    """Long poll for one process serving many hosts: answer once any of `hosts` has work other
+    than `busy`, else after `wait` seconds. Tasks carry their host."""
+    wait = min(poll.wait, MAX_WAIT_SECONDS)
+    hosts = frozenset(poll.hosts)
+    while True:
+        found = await anyio.to_thread.run_sync(_fleet_pending, rt, hosts, poll.busy)
+        if found.tasks or wait <= 0:
+            return found
+        step = min(wait, FLEET_POLL_STEP_SECONDS)
+        wait -= step
+        await anyio.sleep(step)
+
+
+def _fleet_pending(rt: Runtime, hosts: frozenset[str], busy: list[str]) -> FleetTaskList:
+    with rt.db.read() as session:
+        return FleetTaskList(tasks=service.pending_fleet_work(session, hosts, busy))
+
+
 @router.post("/tasks/results", status_code=204)
 def results(body: TaskReports, rt: Runtime = Depends(agent)) -> Response:
     with rt.db.transaction() as session:
@@ -81,3 +117,22 @@ def power_states(host: str, body: PowerStates, rt: Runtime = Depends(agent)) -> 
     with rt.db.transaction() as session:
         service.sync_power_states(session, host, body)
     return Response(status_code=204)
+
+
+@router.get("/images/{image_id}")
+def image_metadata(image_id: str, rt: Runtime = Depends(agent)) -> dict[str, Any]:
+    """The image as Glance shows it (os_hash_value, disk_format, kernel_id…) for a host's cache."""
+    with rt.db.read() as session:
+        return image_views.image(images.get_image(session, AGENT_CONTEXT, image_id))
+
+
+@router.get("/images/{image_id}/file")
+def image_file(
+    image_id: str, rt: Runtime = Depends(agent), store: ImageStore = Depends(image_store)
+) -> Response:
+    data = images.open_data(rt.db, store, AGENT_CONTEXT, image_id)
+    if data.chunks is None:
+        return Response(status_code=204)
+    log.info("image %s (%s bytes) downloaded by an agent", image_id, data.size)
+    return StreamingResponse(data.chunks, media_type="application/octet-stream",
+                             headers={"Content-Length": str(data.size)})

@@ -13,6 +13,10 @@ def load_driver(name: str, host: str, **options: object) -> ComputeDriver:
     from kumo.agent.drivers.fake import FakeDriver
 
     factories["fake"] = FakeDriver
+    if name == "libvirt":  # imports libvirt-python: only when asked for
+        from kumo.agent.drivers.libvirt import LibvirtDriver
+
+        factories["libvirt"] = LibvirtDriver
     if name not in factories:
         raise ValueError(f"unknown driver {name!r}; known: {', '.join(sorted(factories))}")
     return factories[name](host, **options)

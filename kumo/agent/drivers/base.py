@@ -38,8 +38,23 @@ class ComputeDriver(Protocol):
 
     def rebuild(self, instance: dict[str, Any], image_ref: str) -> int: ...
 
-    def migrate(self, instance: dict[str, Any], dest: str, live: bool) -> int:
+    def prepare_migration(self, instance: dict[str, Any]) -> dict[str, Any]:
+        """On the destination, before a move: make ready to receive the guest; returns what
+        the source's migrate() needs as `target`."""
+        ...
+
+    def abort_migration(self, instance: dict[str, Any]) -> None:
+        """On the destination, after a failed move: undo prepare_migration."""
+        ...
+
+    def migrate(
+        self, instance: dict[str, Any], dest: str, live: bool, target: dict[str, Any] | None = None
+    ) -> int:
         """Move the guest to `dest` (another host's agent); returns its power state there."""
+        ...
+
+    def console_output(self, instance: dict[str, Any], lines: int | None) -> str:
+        """The tail of the guest's serial console log: its last `lines` lines (None: all)."""
         ...
 
     def power_states(self) -> dict[str, int]:

@@ -70,7 +70,15 @@ class FakeDriver:
         self._work()
         return self._set(instance["uuid"], PowerState.RUNNING)
 
-    def migrate(self, instance: dict[str, Any], dest: str, live: bool) -> int:
+    def prepare_migration(self, instance: dict[str, Any]) -> dict[str, Any]:
+        return {"host": self.host}
+
+    def abort_migration(self, instance: dict[str, Any]) -> None:
+        return None
+
+    def migrate(
+        self, instance: dict[str, Any], dest: str, live: bool, target: dict[str, Any] | None = None
+    ) -> int:
         uuid = instance["uuid"]
         with _LOCK:
             if dest == self.host:
@@ -80,6 +88,10 @@ class FakeDriver:
             # state; in-process agents (kumo up, tests) see it at once.
             _GUESTS.setdefault(dest, {})[uuid] = state
         return state
+
+    def console_output(self, instance: dict[str, Any], lines: int | None = None) -> str:
+        self._require(instance["uuid"])
+        return ""  # fake guests print nothing
 
     def power_states(self) -> dict[str, int]:
         with _LOCK:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from kumo.agent.tasks import host_key
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, microversion, runtime
-from kumo.compute import server_ops
+from kumo.compute import console, server_ops
 from kumo.compute.microversion import Microversion
 from kumo.compute.routes.servers import base_url
 from kumo.compute.views import servers as view
@@ -98,7 +98,7 @@ def server_action(
     if name == "rebuild":
         return _rebuild(server_id, request, args, ctx, version, rt)
     if name == "os-getConsoleOutput":
-        raise BadRequest("The fake driver keeps no console; see the libvirt driver.")
+        return _console_output(server_id, args, ctx, rt)
     handler = HANDLERS.get(name)
     if handler is None:
         raise BadRequest(f"Unsupported server action {name!r}.")
@@ -107,6 +107,14 @@ def server_action(
     if host:
         rt.waker.publish(host_key(host))
     return Response(status_code=202)
+
+
+def _console_output(server_id: str, args: Any, ctx: RequestContext, rt: Runtime) -> JSONResponse:
+    length = console.parse_length(args)
+    with rt.db.transaction() as session:
+        task_id, host = console.request_output(session, ctx, server_id, length)
+    rt.waker.publish(host_key(host))
+    return JSONResponse({"output": console.collect_output(rt.db, task_id)})
 
 
 def _rebuild(

@@ -1,0 +1,456 @@
+"""The libvirt/QEMU driver: real guests.
+
+A guest is a persistent libvirt domain named `kumo-<uuid>` whose UUID is the instance's, with
+kumo's instance data in its metadata (kumo.agent.libvirt.domain). Its root disk is a qcow2
+overlay in the instance's directory over a base image from the host image cache
+(kumo.agent.imagecache); images with `kernel_id`/`ramdisk_id` properties boot their kernel
+directly (also from the cache). The serial console is appended to `console.log` in the
+instance's directory by virtlogd.
+
+Power state reaches the API two ways, neither spawning anything per instance: libvirt's
+lifecycle events (a guest that powers itself off is reported within a fraction of a second)
+and the agent's periodic `power_states()`, one libvirt call for all domains. Guests with an
+operation in flight are left out of both: the operation's own result is the truth for them.
+
+Every operation is idempotent (an agent restarted mid-task runs it again), and libvirt's
+errors are translated into DriverError here, at the boundary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from kumo.agent.drivers.base import DriverError, HostResources
+from kumo.agent.imagecache import HttpImageSource, ImageCache
+from kumo.agent.libvirt import console, disks
+from kumo.agent.libvirt.connection import Connection, require_libvirt
+from kumo.agent.libvirt.domain import NAME_PREFIX, VIRT_TYPES, GuestConfig, domain_xml, power_state
+from kumo.agent.protocol import AGENT_TOKEN_HEADER
+from kumo.compute.states import PowerState
+
+log = logging.getLogger("kumo.agent.libvirt")
+GiB = 1024**3
+
+
+def unusable_reason(uri: str = "qemu:///system", virt_type: str = "qemu") -> str | None:
+    """Why this machine cannot run guests through libvirt, or None when it can (for `kumo up`
+    to choose between this driver and the fake one, and say why)."""
+    if shutil.which("qemu-img") is None:
+        return "qemu-img is not installed (scripts/install-libvirt)"
+    try:
+        lv = require_libvirt()
+    except DriverError as exc:
+        return str(exc)
+    try:
+        conn = lv.open(uri)
+    except lv.libvirtError as exc:
+        return f"cannot connect to libvirt at {uri}: {exc.get_error_message()}"
+    try:
+        conn.getDomainCapabilities(None, "x86_64", None, virt_type, 0)
+    except lv.libvirtError as exc:
+        return f"libvirt at {uri} cannot run {virt_type} guests: {exc.get_error_message()}"
+    finally:
+        conn.close()
+    return None
+
+
+class LibvirtDriver:
+    def __init__(
+        self,
+        host: str,
+        api_url: str = "http://127.0.0.1:8780",
+        token: str = "",
+        uri: str = "qemu:///system",
+        virt_type: str = "qemu",
+        state_dir: Path | str | None = None,
+        shutdown_timeout: float = 60.0,
+        image_cache_max_age: float = 24 * 3600.0,
+        cache_sweep_interval: float = 600.0,
+        host_ip: str = "127.0.0.1",
+        machine: str | None = None,
+        kernel_cmdline: str = "console=ttyS0",
+        migration_uri: str | None = None,
+        migration_address: str | None = None,
+        migration_bandwidth: int = 0,
+        migration_max_downtime_ms: int = 500,
+        **_: object,
+    ) -> None:
+        self.lv = require_libvirt()
+        if virt_type not in VIRT_TYPES:
+            raise DriverError(f"virt_type must be one of {', '.join(VIRT_TYPES)}, not {virt_type!r}")
+        if state_dir is None:
+            from kumo.config import get_settings
+
+            state_dir = get_settings().state_dir / "libvirt" / host
+        self.host = host
+        self.virt_type = virt_type
+        self.shutdown_timeout = float(shutdown_timeout)
+        self.host_ip = host_ip
+        self.machine = machine
+        self.kernel_cmdline = kernel_cmdline
+        # How other hosts' libvirtd reach this one (peer to peer), and where QEMU streams go.
+        self.migration_uri = migration_uri or (uri if "+tcp" in uri else f"qemu+tcp://{host_ip}/system")
+        self.migration_address = migration_address or host_ip
+        self.migration_bandwidth = int(migration_bandwidth)  # MiB/s, 0: unlimited
+        self.migration_max_downtime_ms = int(migration_max_downtime_ms)
+        self.root = Path(state_dir)
+        self.instances_dir = self.root / "instances"
+        self.instances_dir.mkdir(parents=True, exist_ok=True)
+        self.client = httpx.Client(
+            base_url=api_url.rstrip("/") + "/internal/v1", headers={AGENT_TOKEN_HEADER: token},
+            timeout=httpx.Timeout(60, connect=5),
+        )
+        source = HttpImageSource(self.client)
+        self.cache = ImageCache(self.root / "images", source, float(image_cache_max_age))
+        self._busy: dict[str, int] = {}
+        self._busy_lock = threading.Lock()
+        self._events: queue.Queue[str] = queue.Queue()
+        self._stop = threading.Event()
+        self.conn = Connection(uri, self._events.put)
+        self.conn.get()  # fail now, not on the first boot, when libvirtd is unusable
+        self.cache.evict(max_age=float("inf"))  # only sweeps partial downloads a crash left
+        self._threads = [
+            threading.Thread(target=self._report_events, name=f"libvirt-events-{host}", daemon=True),
+            threading.Thread(target=self._sweep_cache, args=(float(cache_sweep_interval),),
+                             name=f"image-cache-{host}", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._events.put("")
+        for thread in self._threads:
+            thread.join(timeout=2)
+        self.conn.close()
+        self.client.close()
+
+    # -- plumbing ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _operation(self, uuid: str) -> Iterator[None]:
+        """Mark the guest busy (left out of power reports) and translate libvirt's errors."""
+        with self._busy_lock:
+            self._busy[uuid] = self._busy.get(uuid, 0) + 1
+        try:
+            yield
+        except self.lv.libvirtError as exc:
+            raise DriverError(f"libvirt: {exc.get_error_message()}") from None
+        finally:
+            with self._busy_lock:
+                self._busy[uuid] -= 1
+                if not self._busy[uuid]:
+                    del self._busy[uuid]
+
+    def _is_busy(self, uuid: str) -> bool:
+        with self._busy_lock:
+            return uuid in self._busy
+
+    def _lookup(self, uuid: str) -> Any:
+        try:
+            return self.conn.get().lookupByUUIDString(uuid)
+        except self.lv.libvirtError as exc:
+            if exc.get_error_code() == self.lv.VIR_ERR_NO_DOMAIN:
+                return None
+            raise
+
+    def _require(self, uuid: str) -> Any:
+        dom = self._lookup(uuid)
+        if dom is None:
+            raise DriverError(f"Instance {uuid} could not be found on host {self.host}.")
+        return dom
+
+    def _power(self, dom: Any) -> int:
+        state, _reason = dom.state()
+        return int(power_state(state))
+
+    def instance_dir(self, uuid: str) -> Path:
+        return self.instances_dir / uuid
+
+    def console_log(self, uuid: str) -> Path:
+        return self.instance_dir(uuid) / "console.log"
+
+    # -- inventory -------------------------------------------------------------------------
+    def resources(self) -> HostResources:
+        try:
+            _model, memory_mb, cpus, *_rest = self.conn.get().getInfo()
+        except self.lv.libvirtError as exc:
+            raise DriverError(f"libvirt: {exc.get_error_message()}") from None
+        disk_gb = shutil.disk_usage(self.instances_dir).total // GiB
+        return HostResources(int(cpus), int(memory_mb), int(disk_gb), "QEMU", self.host_ip)
+
+    # -- building a guest ------------------------------------------------------------------
+    def _guest_config(self, instance: dict[str, Any], image_ref: str) -> GuestConfig:
+        uuid = instance["uuid"]
+        flavor = instance.get("flavor") or {}
+        directory = self.instance_dir(uuid)
+        directory.mkdir(parents=True, exist_ok=True)
+        root = self.cache.acquire(image_ref, uuid)
+        props = root.meta.properties
+        kernel = self.cache.acquire(str(props["kernel_id"]), uuid).path if props.get("kernel_id") else None
+        initrd = self.cache.acquire(str(props["ramdisk_id"]), uuid).path if props.get("ramdisk_id") else None
+        disk = directory / "disk"
+        disks.create_overlay(root.path, root.meta.disk_format or "raw", disk, int(flavor.get("disk") or 0))
+        return GuestConfig(
+            uuid=uuid,
+            title=str(instance.get("name") or uuid),
+            hostname=str(instance.get("hostname") or "server"),
+            vcpus=int(flavor.get("vcpus") or 1),
+            memory_mib=int(flavor.get("ram") or 512),
+            disk=disk,
+            console_log=self.console_log(uuid),
+            virt_type=self.virt_type,
+            kernel=kernel,
+            initrd=initrd,
+            cmdline=str(props.get("os_command_line") or self.kernel_cmdline) if kernel else None,
+            machine=self.machine,
+            metadata={
+                "name": str(instance.get("name") or ""),
+                "hostname": str(instance.get("hostname") or ""),
+                "project": str(instance.get("project_id") or ""),
+                "image": image_ref,
+                "host": self.host,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+            flavor={k: str(flavor[k]) for k in ("name", "vcpus", "ram", "disk") if k in flavor},
+        )
+
+    def _define(self, instance: dict[str, Any], image_ref: str) -> Any:
+        xml = domain_xml(self._guest_config(instance, image_ref))
+        return self.conn.get().defineXML(xml)
+
+    def _remove_domain(self, dom: Any) -> None:
+        if dom.isActive():
+            dom.destroy()
+        flags = self.lv.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | self.lv.VIR_DOMAIN_UNDEFINE_NVRAM
+        dom.undefineFlags(flags)
+
+    def _shutdown(self, dom: Any, timeout: float) -> bool:
+        """Ask the guest to power off (ACPI); True when it did within `timeout`."""
+        if not dom.isActive():
+            return True
+        try:
+            dom.shutdown()
+        except self.lv.libvirtError:
+            return not dom.isActive()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not dom.isActive():
+                return True
+            time.sleep(0.1)
+        return not dom.isActive()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def spawn(self, instance: dict[str, Any]) -> int:
+        uuid = instance["uuid"]
+        with self._operation(uuid):
+            dom = self._lookup(uuid) or self._define(instance, instance["image_ref"])
+            if not dom.isActive():
+                dom.create()
+            return self._power(dom)
+
+    def destroy(self, instance: dict[str, Any]) -> None:
+        uuid = instance["uuid"]
+        with self._operation(uuid):
+            dom = self._lookup(uuid)
+            if dom is not None:
+                self._remove_domain(dom)
+            shutil.rmtree(self.instance_dir(uuid), ignore_errors=True)
+            self.cache.release_owner(uuid)
+
+    def power_on(self, instance: dict[str, Any]) -> int:
+        with self._operation(instance["uuid"]):
+            dom = self._require(instance["uuid"])
+            if not dom.isActive():
+                dom.create()
+            return self._power(dom)
+
+    def power_off(self, instance: dict[str, Any]) -> int:
+        """A clean shutdown, then a hard one when the guest ignores it for `shutdown_timeout`."""
+        with self._operation(instance["uuid"]):
+            dom = self._require(instance["uuid"])
+            if not self._shutdown(dom, self.shutdown_timeout):
+                log.info("instance %s ignored the shutdown request; destroying it", instance["uuid"])
+                dom.destroy()
+            return self._power(dom)
+
+    def reboot(self, instance: dict[str, Any], hard: bool) -> int:
+        """Soft: a clean shutdown and boot, falling back to hard when the guest does not stop.
+        Hard: power cycle."""
+        with self._operation(instance["uuid"]):
+            dom = self._require(instance["uuid"])
+            if not hard and not self._shutdown(dom, self.shutdown_timeout):
+                log.info("instance %s ignored the soft reboot; rebooting it hard", instance["uuid"])
+            if dom.isActive():
+                dom.destroy()
+            dom.create()
+            return self._power(dom)
+
+    def rebuild(self, instance: dict[str, Any], image_ref: str) -> int:
+        """The same guest (uuid, console log) on a fresh root disk from `image_ref`."""
+        uuid = instance["uuid"]
+        with self._operation(uuid):
+            dom = self._lookup(uuid)
+            if dom is not None:
+                self._remove_domain(dom)
+            (self.instance_dir(uuid) / "disk").unlink(missing_ok=True)
+            self.cache.release_owner(uuid)
+            dom = self._define(instance, image_ref)
+            dom.create()
+            return self._power(dom)
+
+    # -- migration -------------------------------------------------------------------------
+    def prepare_migration(self, instance: dict[str, Any]) -> dict[str, Any]:
+        """Destination side, before a move: the guest's images cached here, its overlay created
+        over them, and the domain XML it must have here. The source passes this to migrate()."""
+        uuid = instance["uuid"]
+        with self._operation(uuid):
+            if self._lookup(uuid) is not None:
+                raise DriverError(f"Instance {uuid} already exists on host {self.host}.")
+            xml = domain_xml(self._guest_config(instance, instance["image_ref"]))
+        return {"host": self.host, "uri": self.migration_uri, "address": self.migration_address, "xml": xml}
+
+    def abort_migration(self, instance: dict[str, Any]) -> None:
+        """Destination side, after a failed move: drop what prepare_migration made. A guest that
+        did arrive is left alone."""
+        uuid = instance["uuid"]
+        with self._operation(uuid):
+            if self._lookup(uuid) is None:
+                shutil.rmtree(self.instance_dir(uuid), ignore_errors=True)
+                self.cache.release_owner(uuid)
+
+    def migrate(
+        self, instance: dict[str, Any], dest: str, live: bool, target: dict[str, Any] | None = None
+    ) -> int:
+        """Source side: move the guest with its disk to the prepared destination `target`.
+
+        Live: libvirt peer-to-peer live migration; the top of the disk (the overlay) is mirrored
+        over the QEMU stream, the base already waits in the destination's cache; bandwidth and
+        maximum downtime as configured. Cold: the guest is shut down, moved without ever
+        running (started paused for the disk copy), and booted there if it was running.
+        On failure the guest stays here as it was and DriverError says why."""
+        uuid = instance["uuid"]
+        if not target:
+            raise DriverError(f"Cannot migrate instance {uuid} to {dest}: the destination was not prepared.")
+        lv = self.lv
+        with self._operation(uuid):
+            dom = self._require(uuid)
+            was_running = bool(dom.isActive())
+            if live and not was_running:
+                raise DriverError(f"Cannot live-migrate instance {uuid}: it is not running.")
+            if not live:
+                if was_running and not self._shutdown(dom, self.shutdown_timeout):
+                    dom.destroy()
+                dom.createWithFlags(lv.VIR_DOMAIN_START_PAUSED)
+            flags = (lv.VIR_MIGRATE_LIVE | lv.VIR_MIGRATE_PEER2PEER | lv.VIR_MIGRATE_PERSIST_DEST
+                     | lv.VIR_MIGRATE_UNDEFINE_SOURCE | lv.VIR_MIGRATE_NON_SHARED_INC)
+            if not live:
+                flags |= lv.VIR_MIGRATE_PAUSED
+            params: dict[str, Any] = {
+                lv.VIR_MIGRATE_PARAM_DEST_XML: target["xml"],
+                lv.VIR_MIGRATE_PARAM_PERSIST_XML: target["xml"],  # not the source's paths
+                lv.VIR_MIGRATE_PARAM_URI: f"tcp://{target['address']}",
+                lv.VIR_MIGRATE_PARAM_DISKS_URI: f"tcp://{target['address']}",
+            }
+            if self.migration_bandwidth:
+                params[lv.VIR_MIGRATE_PARAM_BANDWIDTH] = self.migration_bandwidth
+            try:
+                if live:
+                    dom.migrateSetMaxDowntime(self.migration_max_downtime_ms, 0)
+                dom.migrateToURI3(target["uri"], params, flags)
+            except lv.libvirtError as exc:
+                if not live:  # back as it was: stopped, or booted again here
+                    if dom.isActive():
+                        dom.destroy()
+                    if was_running:
+                        dom.create()
+                why = exc.get_error_message()
+                raise DriverError(f"Migration of instance {uuid} to {dest} failed: {why}") from None
+            # The guest is the destination's now: nothing of it stays here.
+            shutil.rmtree(self.instance_dir(uuid), ignore_errors=True)
+            self.cache.release_owner(uuid)
+        return self._settle_arrival(uuid, target["uri"], boot=not live and was_running, paused=not live)
+
+    def _settle_arrival(self, uuid: str, uri: str, boot: bool, paused: bool) -> int:
+        """After a cold move the guest waits paused at the destination: stop it there, and boot
+        it when it was running before. Returns its power state there."""
+        conn = self.lv.open(uri)
+        try:
+            dom = conn.lookupByUUIDString(uuid)
+            if paused and dom.isActive():
+                dom.destroy()
+            if boot:
+                dom.create()
+            return self._power(dom)
+        except self.lv.libvirtError as exc:
+            raise DriverError(f"Instance {uuid} moved but could not be started there: "
+                              f"{exc.get_error_message()}") from None
+        finally:
+            conn.close()
+
+    def console_output(self, instance: dict[str, Any], lines: int | None = None) -> str:
+        if not self.instance_dir(instance["uuid"]).is_dir():
+            raise DriverError(f"Instance {instance['uuid']} could not be found on host {self.host}.")
+        return console.tail(self.console_log(instance["uuid"]), lines)
+
+    # -- power state ---------------------------------------------------------------------
+    def power_states(self) -> dict[str, int]:
+        """Every kumo guest on this host, in one libvirt call (no process, no per-guest call)."""
+        try:
+            stats = self.conn.get().getAllDomainStats(self.lv.VIR_DOMAIN_STATS_STATE)
+        except self.lv.libvirtError as exc:
+            raise DriverError(f"libvirt: {exc.get_error_message()}") from None
+        states = {}
+        for dom, values in stats:
+            if dom.name().startswith(NAME_PREFIX):
+                uuid = dom.UUIDString()
+                if not self._is_busy(uuid):
+                    states[uuid] = int(power_state(int(values.get("state.state", 0))))
+        return states
+
+    def _report_events(self) -> None:
+        """Push the current power state of guests libvirt told us about (batched over 0.2 s)."""
+        while not self._stop.is_set():
+            uuids = {self._events.get()}
+            time.sleep(0.2)
+            while True:
+                try:
+                    uuids.add(self._events.get_nowait())
+                except queue.Empty:
+                    break
+            states: dict[str, int] = {}
+            for uuid in uuids - {""}:
+                if self._is_busy(uuid):
+                    continue
+                try:
+                    dom = self._lookup(uuid)
+                    states[uuid] = self._power(dom) if dom is not None else int(PowerState.NOSTATE)
+                except (self.lv.libvirtError, DriverError):
+                    continue
+            states = {u: s for u, s in states.items() if s != PowerState.NOSTATE}
+            if not states or self._stop.is_set():
+                continue
+            try:
+                resp = self.client.put(f"/hosts/{self.host}/power-states", json={"states": states})
+                resp.raise_for_status()
+            except httpx.HTTPError as exc:  # the periodic sync will catch up
+                log.warning("could not report power states %s: %s", states, exc)
+
+    def _sweep_cache(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                evicted = self.cache.evict()
+            except OSError:
+                log.exception("image cache sweep failed")
+                continue
+            if evicted:
+                log.info("evicted unused images %s", ", ".join(evicted))

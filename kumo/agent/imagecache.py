@@ -1,0 +1,268 @@
+"""The host image cache: each image is downloaded from kumo's image API at most once per host,
+verified, and shared read-only by every instance on the host that boots from it.
+
+On disk, under one directory:
+
+    <image_id>              the verified image data (mode 0444); present only once verified
+    <image_id>.json         what it is: size, disk format, hash, when it was fetched
+    .<image_id>.<rnd>.part  a download in progress (never used; swept when found orphaned)
+    .locks/<image_id>       flock() per image: single flight across threads and processes
+    refs/<image_id>/<owner> one empty file per instance using the image
+
+Rules:
+- A download streams into a `.part` file while hashing; it becomes `<image_id>` by rename only
+  once its size and `os_hash_value` match the image service's. A partial, corrupt or
+  interrupted download is deleted, never used.
+- Concurrent boots of one image serialize on its lock: the first downloads, the others find it
+  cached (single flight). Different images download in parallel.
+- An image with no references whose last use is older than `max_age` is evicted; an image in
+  use never is. Last use is the modification time of its refs directory (it changes whenever a
+  reference is added or removed), so using the cache costs no extra writes.
+- Instances' own data (overlays) never lives here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from kumo.agent.drivers.base import DriverError
+
+
+class ImageCacheError(DriverError):
+    """The image cannot be cached: missing, not active, unverifiable or corrupt."""
+
+
+@dataclass(frozen=True)
+class ImageMeta:
+    id: str
+    status: str
+    disk_format: str | None
+    size: int | None
+    hash_algo: str | None
+    hash_value: str | None
+    # Every attribute the image service shows, core and extra (kernel_id, os_command_line…).
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+class ImageSource(Protocol):
+    def metadata(self, image_id: str) -> ImageMeta: ...
+
+    def chunks(self, image_id: str) -> Iterator[bytes]:
+        """The image data, streamed."""
+        ...
+
+
+@dataclass(frozen=True)
+class CachedImage:
+    path: Path
+    meta: ImageMeta
+
+
+class ImageCache:
+    def __init__(self, root: Path, source: ImageSource, max_age: float = 24 * 3600.0) -> None:
+        self.root = root
+        self.source = source
+        self.max_age = max_age
+        for directory in (root, root / ".locks", root / "refs"):
+            directory.mkdir(parents=True, exist_ok=True)
+
+    # -- paths -----------------------------------------------------------------------------
+    def _data(self, image_id: str) -> Path:
+        return self.root / image_id
+
+    def _sidecar(self, image_id: str) -> Path:
+        return self.root / f"{image_id}.json"
+
+    def _refs(self, image_id: str) -> Path:
+        return self.root / "refs" / image_id
+
+    @staticmethod
+    def _check_id(image_id: str) -> str:
+        try:
+            return str(uuid.UUID(image_id))
+        except (ValueError, TypeError):
+            raise ImageCacheError(f"Image {image_id} could not be found.") from None
+
+    @contextlib.contextmanager
+    def _locked(self, image_id: str, blocking: bool = True) -> Iterator[bool]:
+        """Hold the image's lock; yields False (without waiting) when not blocking and busy."""
+        with open(self.root / ".locks" / image_id, "a+b") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # -- use -------------------------------------------------------------------------------
+    def acquire(self, image_id: str, owner: str) -> CachedImage:
+        """The image's verified local copy, downloaded now if needed; `owner` (an instance
+        uuid) holds a reference until `release_owner`."""
+        image_id = self._check_id(image_id)
+        meta = self.source.metadata(image_id)
+        if meta.status != "active":
+            raise ImageCacheError(f"Image {image_id} is not active (status {meta.status}).")
+        if not meta.hash_algo or not meta.hash_value:
+            raise ImageCacheError(f"Image {image_id} has no os_hash_value: refusing unverifiable data.")
+        with self._locked(image_id):
+            if not self._is_cached(meta):
+                self._fetch(meta)
+            refs = self._refs(image_id)
+            refs.mkdir(exist_ok=True)
+            (refs / owner).touch()
+        return CachedImage(self._data(image_id), meta)
+
+    def release_owner(self, owner: str) -> None:
+        """Drop every reference `owner` holds (its images become evictable once unused)."""
+        for ref in (self.root / "refs").glob(f"*/{owner}"):
+            ref.unlink(missing_ok=True)
+
+    def _read_sidecar(self, image_id: str) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self._sidecar(image_id).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _is_cached(self, meta: ImageMeta) -> bool:
+        recorded = self._read_sidecar(meta.id)
+        if recorded is None or not self._data(meta.id).is_file():
+            return False
+        if recorded.get("hash_value") == meta.hash_value and recorded.get("hash_algo") == meta.hash_algo:
+            return True
+        if self._owners(meta.id):
+            # Images are immutable once active; a different hash means the service's record
+            # changed under running guests. Never swap a base out from under an overlay.
+            raise ImageCacheError(f"Cached image {meta.id} differs from the image service's and is in use.")
+        return False
+
+    def _fetch(self, meta: ImageMeta) -> None:
+        """Download, verify, then publish by rename. Caller holds the image's lock."""
+        try:
+            digest = hashlib.new(str(meta.hash_algo))
+        except ValueError:
+            raise ImageCacheError(f"Image {meta.id}: unknown hash algorithm {meta.hash_algo!r}.") from None
+        partial = self.root / f".{meta.id}.{uuid.uuid4().hex}.part"
+        started = time.monotonic()
+        size = 0
+        try:
+            with open(partial, "wb") as out:
+                for chunk in self.source.chunks(meta.id):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            if meta.size is not None and size != meta.size:
+                raise ImageCacheError(f"Image {meta.id}: downloaded {size} bytes, expected {meta.size}.")
+            if digest.hexdigest() != meta.hash_value:
+                raise ImageCacheError(f"Image {meta.id} failed verification: {meta.hash_algo} mismatch.")
+            os.chmod(partial, 0o444)
+            os.replace(partial, self._data(meta.id))
+        except httpx.HTTPError as exc:
+            raise ImageCacheError(f"Image {meta.id}: download failed ({exc}).") from None
+        finally:
+            partial.unlink(missing_ok=True)
+        previous = self._read_sidecar(meta.id) or {}
+        record = {
+            "id": meta.id, "size": size, "disk_format": meta.disk_format, "hash_algo": meta.hash_algo,
+            "hash_value": meta.hash_value, "fetched_at": time.time(),
+            "fetch_seconds": round(time.monotonic() - started, 3),
+            "downloads": int(previous.get("downloads", 0)) + 1,
+        }
+        tmp = self.root / f".{meta.id}.json.tmp"
+        tmp.write_text(json.dumps(record))
+        os.replace(tmp, self._sidecar(meta.id))
+
+    # -- housekeeping ----------------------------------------------------------------------
+    def _owners(self, image_id: str) -> list[str]:
+        refs = self._refs(image_id)
+        return sorted(p.name for p in refs.iterdir()) if refs.is_dir() else []
+
+    def _last_used(self, image_id: str) -> float:
+        stamps = [p.stat().st_mtime for p in (self._refs(image_id), self._data(image_id)) if p.exists()]
+        return max(stamps, default=0.0)
+
+    def _cached_ids(self) -> list[str]:
+        return sorted(p.stem for p in self.root.glob("*.json") if not p.name.startswith("."))
+
+    def evict(self, max_age: float | None = None, now: float | None = None) -> list[str]:
+        """Delete images unused for longer than `max_age` (default: the cache's), and orphaned
+        partial downloads. Images being downloaded or used are skipped. Returns evicted ids."""
+        limit = self.max_age if max_age is None else max_age
+        now = time.time() if now is None else now
+        evicted: list[str] = []
+        candidates = set(self._cached_ids())
+        candidates |= {p.name.split(".")[1] for p in self.root.glob(".*.part")}
+        for image_id in sorted(candidates):
+            with self._locked(image_id, blocking=False) as held:
+                if not held:
+                    continue  # a download is in progress
+                for orphan in self.root.glob(f".{image_id}.*.part"):
+                    orphan.unlink(missing_ok=True)
+                if self._owners(image_id) or not self._sidecar(image_id).exists():
+                    continue
+                if now - self._last_used(image_id) < limit:
+                    continue
+                self._data(image_id).unlink(missing_ok=True)
+                self._sidecar(image_id).unlink(missing_ok=True)
+                shutil.rmtree(self._refs(image_id), ignore_errors=True)
+                evicted.append(image_id)
+        return evicted
+
+    def report(self) -> list[dict[str, Any]]:
+        """What is cached: one entry per image, with its users and last use."""
+        entries = []
+        for image_id in self._cached_ids():
+            record = self._read_sidecar(image_id)
+            if record is None or not self._data(image_id).is_file():
+                continue
+            owners = self._owners(image_id)
+            entries.append({**record, "instances": owners, "in_use": bool(owners),
+                            "last_used": self._last_used(image_id)})
+        return entries
+
+
+class HttpImageSource:
+    """Images from kumo's internal API (/internal/v1/images), with the agent token."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+
+    def metadata(self, image_id: str) -> ImageMeta:
+        try:
+            resp = self.client.get(f"/images/{image_id}")
+        except httpx.HTTPError as exc:
+            raise ImageCacheError(f"Image {image_id}: image service unreachable ({exc}).") from None
+        if resp.status_code == 404:
+            raise ImageCacheError(f"Image {image_id} could not be found.")
+        if resp.status_code != 200:
+            raise ImageCacheError(f"Image {image_id}: image service answered {resp.status_code}.")
+        body = resp.json()
+        return ImageMeta(
+            id=body["id"], status=body["status"], disk_format=body.get("disk_format"), size=body.get("size"),
+            hash_algo=body.get("os_hash_algo"), hash_value=body.get("os_hash_value"),
+            properties=body,  # Glance shows extra properties (kernel_id…) beside the core ones
+        )
+
+    def chunks(self, image_id: str) -> Iterator[bytes]:
+        with self.client.stream("GET", f"/images/{image_id}/file") as resp:
+            if resp.status_code != 200:
+                raise ImageCacheError(f"Image {image_id}: download answered {resp.status_code}.")
+            yield from resp.iter_bytes(1024 * 1024)
