@@ -43,6 +43,22 @@ class TaskList(BaseModel):
     tasks: list[TaskOut]
 
 
+class FleetPoll(Poll):
+    """A long poll for work on any of several hosts, from one process that serves them all (a
+    baremetal conductor; the density benchmark's simulated fleet). Thousands of hosts then cost
+    one connection instead of one long poll each."""
+
+    hosts: list[str] = Field(min_length=1, max_length=100_000)
+
+
+class HostTask(TaskOut):
+    host: str
+
+
+class FleetTaskList(BaseModel):
+    tasks: list[HostTask]
+
+
 class TaskResult(BaseModel):
     ok: bool
     power_state: int | None = None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from collections.abc import Set as AbstractSet
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kumo.agent import tasks
 from kumo.agent.models import Task
-from kumo.agent.protocol import HostReport, PowerStates, TaskOut, TaskResult
+from kumo.agent.protocol import HostReport, HostTask, PowerStates, TaskOut, TaskResult
 from kumo.compute import hosts, server_ops
 from kumo.compute.models import Instance
 from kumo.errors import NotFound
@@ -36,6 +39,36 @@ def pending_work(session: Session, host: str, busy: list[str]) -> list[TaskOut]:
             id=t.id, kind=t.kind, instance_uuid=t.instance_uuid, payload=t.payload, request_id=t.request_id
         )
         for t in tasks.pending_for_host(session, host, exclude=busy)
+    ]
+
+
+def pending_fleet_work(
+    session: Session, hosts: AbstractSet[str], busy: Collection[str], limit: int = 1000
+) -> list[HostTask]:
+    """Pending work of any of `hosts` except `busy`, oldest first. Two reads that the
+    (host, state) index answers: which hosts have pending work at all (few), then their tasks.
+    The host list is filtered here rather than sent to the database: it may hold tens of
+    thousands of names, more than one statement may bind."""
+    with_work = sorted(
+        h for h in session.scalars(select(Task.host).where(Task.state == "pending").distinct()) if h in hosts
+    )
+    skip = set(busy)
+    found: list[Task] = []
+    for start in range(0, len(with_work), 500):
+        chunk = with_work[start : start + 500]
+        rows = session.scalars(select(Task).where(Task.host.in_(chunk), Task.state == "pending"))
+        found.extend(t for t in rows if t.id not in skip)
+    found.sort(key=lambda t: (t.created_at, t.id))
+    return [
+        HostTask(
+            id=t.id,
+            host=t.host,
+            kind=t.kind,
+            instance_uuid=t.instance_uuid,
+            payload=t.payload,
+            request_id=t.request_id,
+        )
+        for t in found[:limit]
     ]
 
 
