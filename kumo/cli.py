@@ -14,6 +14,8 @@ from kumo.config import Settings, get_settings
 app = typer.Typer(add_completion=False, help="kumo: a private cloud with the OpenStack API")
 db_app = typer.Typer(help="Database schema")
 app.add_typer(db_app, name="db")
+bench_app = typer.Typer(help="Benchmarks against a kumo API")
+app.add_typer(bench_app, name="bench")
 
 
 @app.command()
@@ -43,12 +45,15 @@ def api(
 @app.command()
 def agent(
     host: str = typer.Option(..., "--host", help="This hypervisor's host name"),
-    driver: str = typer.Option("fake", help="Driver: fake"),
+    driver: str = typer.Option("fake", help="Driver: fake or libvirt"),
     api_url: str = typer.Option("http://127.0.0.1:8780", help="kumo API URL"),
     vcpus: int = typer.Option(32, help="fake driver: vCPUs to report"),
     memory_mb: int = typer.Option(131072, help="fake driver: RAM to report"),
     disk_gb: int = typer.Option(2000, help="fake driver: disk to report"),
     fake_delay: float = typer.Option(0.0, help="fake driver: seconds each guest operation takes"),
+    libvirt_uri: str = typer.Option("qemu:///system", help="libvirt driver: connection URI"),
+    virt_type: str = typer.Option("qemu", help="libvirt driver: qemu (TCG) or kvm"),
+    host_ip: str = typer.Option("127.0.0.1", help="libvirt driver: this host's address"),
 ) -> None:
     """Run one hypervisor's agent."""
     from kumo.agent.agent import Agent, wait_for_api
@@ -61,6 +66,9 @@ def agent(
     options: dict[str, object] = {}
     if driver == "fake":
         options = {"vcpus": vcpus, "memory_mb": memory_mb, "disk_gb": disk_gb, "delay": fake_delay}
+    elif driver == "libvirt":
+        options = {"api_url": api_url, "token": settings.secret("agent_token"), "uri": libvirt_uri,
+                   "virt_type": virt_type, "host_ip": host_ip}
     runner = Agent(
         api_url, host, load_driver(driver, host, **options), settings.secret("agent_token")
     ).start()
@@ -96,6 +104,60 @@ def up(
     settings = Settings(state_dir=state_dir) if state_dir else get_settings()
     os.environ.setdefault("KUMO_STATE_DIR", str(settings.state_dir))
     run_all_in_one(settings, port=port, host_count=hosts, demo=demo, exit_after_demo=exit_after_demo)
+
+
+@bench_app.command("density")
+def bench_density(
+    hypervisors: int = typer.Option(1000, help="Simulated hypervisors"),
+    baremetal: int = typer.Option(0, help="Simulated baremetal nodes (hypervisor_type ironic)"),
+    instances: int = typer.Option(5000, help="Servers to boot through the compute API"),
+    database: str = typer.Option("sqlite", help="sqlite or postgresql (for the API started here)"),
+    workers: int = typer.Option(1, help="API worker processes (for the API started here)"),
+    api_url: str = typer.Option(None, help="Use this running API instead of starting one"),
+    admin_password: str = typer.Option(None, envvar="KUMO_ADMIN_PASSWORD", help="With --api-url"),
+    api_pid: int = typer.Option(None, help="With --api-url: the API's pid, for CPU and memory"),
+    database_url: str = typer.Option(None, help="With --api-url: its database, for size and fleet read"),
+    concurrency: int = typer.Option(16, help="Concurrent server creates"),
+    agent_concurrency: int = typer.Option(32, help="Concurrent registrations and heartbeats"),
+    checkpoints: int = typer.Option(10, help="Report every instances/checkpoints servers"),
+    list_calls: int = typer.Option(20, help="GET /servers/detail?limit=1000 calls with the full fleet"),
+    heartbeat_interval: float = typer.Option(10.0, help="Each host's heartbeat interval (agent default)"),
+    heartbeat_window: float = typer.Option(15.0, help="Seconds of heartbeat-only load to measure"),
+    state_dir: Path = typer.Option(None, help="State directory for the API started here"),
+    keep: bool = typer.Option(False, help="Keep the state directory and database"),
+    report: Path = typer.Option(None, help="Write the JSON report here"),
+    progress: bool = typer.Option(True, help="Progress bars and a summary on stderr"),
+) -> None:
+    """Simulated fleet over the agent protocol, then servers: scheduling latency as the fleet
+    grows, server list latency, heartbeat cost, memory, database size."""
+    import json
+
+    from kumo.bench.density import DensityOptions, run_density
+
+    options = DensityOptions(
+        hypervisors=hypervisors,
+        baremetal=baremetal,
+        instances=instances,
+        database=database,
+        workers=workers,
+        api_url=api_url,
+        admin_password=admin_password,
+        api_pid=api_pid,
+        database_url=database_url,
+        concurrency=concurrency,
+        agent_concurrency=agent_concurrency,
+        checkpoints=checkpoints,
+        list_calls=list_calls,
+        heartbeat_interval=heartbeat_interval,
+        heartbeat_window=heartbeat_window,
+        state_dir=state_dir,
+        keep=keep,
+        report=report,
+        progress=progress,
+    )
+    result = run_density(options)
+    if report is None:
+        typer.echo(json.dumps(result, indent=2))
 
 
 def main() -> None:

@@ -1,0 +1,884 @@
+"""`kumo bench density`: a simulated fleet through the real agent protocol, then instances
+through the compute API, and what it costs the control plane.
+
+1. Start `kumo api` on a fresh database (or use `--api-url`).
+2. Start the simulated agents (kumo.bench.simagents, a process of its own): every host
+   registers through `POST /internal/v1/hosts`.
+3. Heartbeat cost: API CPU over an idle window, then over a window of heartbeats at the fleet's
+   rate (hosts / interval); the difference per heartbeat, projected onto the whole fleet.
+4. Boot the instances through `POST /compute/v2.1/servers` (admin, unlimited quota) in
+   checkpoints; after each, the scheduler's own histograms (`kumo_schedule_seconds`,
+   `kumo_claim_seconds`) over that checkpoint, the fleet read of one scheduling pass
+   (`load_snapshot`), create latency, throughput, memory, database size.
+5. `GET /compute/v2.1/servers/detail?limit=1000` latency at the first checkpoint and with the
+   full fleet (the ratio is the baseline).
+
+The API started here runs with KUMO_HEARTBEAT_TIMEOUT_SECONDS raised to a day: hosts heartbeat
+at registration and in the heartbeat window only, so that the boot phase measures scheduling,
+not a heartbeat load this machine could not carry alongside (the heartbeat figures say what
+that load would cost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kumo.bench import measure
+from kumo.bench.simagents import HYPERVISOR, SimAgents, SimConfig
+
+T = TypeVar("T")
+PG_ADMIN_URL = os.environ.get("KUMO_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+MICROVERSION = "compute 2.64"
+FLAVOR = {"vcpus": 2, "ram": 4096, "disk": 20}
+HISTOGRAMS = ("kumo_schedule_seconds", "kumo_claim_seconds")
+COUNTERS = ("kumo_claim_conflicts_total", "kumo_no_valid_host_total")
+TARGETS = {
+    "schedule_plus_claim_p99_ms": 10.0,
+    "list_1000_p95_ms": 200.0,
+    "api_worker_rss_mb": 300.0,
+    "heartbeat_pct_of_core": 10.0,
+}
+
+
+@dataclass
+class DensityOptions:
+    hypervisors: int = 1000
+    baremetal: int = 0
+    instances: int = 5000
+    database: str = "sqlite"  # or "postgresql"
+    workers: int = 1
+    api_url: str | None = None
+    # With --api-url: how to log in and reach the agents' API; optionally what to measure.
+    admin_password: str | None = None
+    agent_token: str | None = None
+    api_pid: int | None = None
+    database_url: str | None = None
+    concurrency: int = 16  # concurrent server creates
+    agent_concurrency: int = 32  # concurrent registrations / heartbeats
+    checkpoints: int = 10
+    list_calls: int = 20
+    heartbeat_interval: float = 10.0  # kumo agent's default
+    heartbeat_window: float = 15.0
+    long_polls: int = 300  # real per-host long polls held in the idle-fleet window (0: skip)
+    boot_timeout: float = 1800.0  # per checkpoint
+    state_dir: Path | None = None
+    keep: bool = False
+    report: Path | None = None
+    progress: bool = True
+
+
+@dataclass
+class Target:
+    """The cloud under test and how to measure it."""
+
+    url: str
+    admin_password: str
+    agent_token: str
+    database_url: str | None
+    api_pid: int | None
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for cleanup in reversed(self.cleanups):
+            try:
+                cleanup()
+            except Exception as exc:  # best effort: report, keep cleaning
+                print(f"cleanup failed: {exc}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------- the cloud
+
+
+def _create_pg_database() -> tuple[str, Callable[[], None]]:
+    import psycopg
+
+    name = f"kumo_density_{uuid.uuid4().hex[:10]}"
+    admin = PG_ADMIN_URL.replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name, drop
+
+
+def start_target(opts: DensityOptions) -> Target:
+    """`kumo api` as a subprocess on a fresh database (migrated and bootstrapped here)."""
+    from kumo.config import Settings
+    from kumo.deploy import init_cloud
+    from kumo.server import free_port
+
+    cleanups: list[Callable[[], None]] = []
+    if opts.state_dir is not None:
+        state_dir = opts.state_dir
+        state_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        state_dir = Path(tempfile.mkdtemp(prefix="kumo-density-"))
+        if not opts.keep:
+            import shutil
+
+            cleanups.append(lambda: shutil.rmtree(state_dir, ignore_errors=True))
+    database_url = ""
+    if opts.database == "postgresql":
+        database_url, drop = _create_pg_database()
+        if not opts.keep:
+            cleanups.append(drop)
+    elif opts.database != "sqlite":
+        raise ValueError(f"unknown database {opts.database!r}: sqlite or postgresql")
+    settings = Settings(state_dir=state_dir, database_url=database_url)
+    password = secrets.token_urlsafe(12)
+    init_cloud(settings, password).dispose()
+    port = free_port()
+    env = {
+        **os.environ,
+        "KUMO_STATE_DIR": str(state_dir),
+        "KUMO_DATABASE_URL": settings.resolved_database_url,
+        "KUMO_HEARTBEAT_TIMEOUT_SECONDS": "86400",
+    }
+    log = open(state_dir / "api.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kumo.cli", "api", "--port", str(port), "--workers", str(opts.workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        start_new_session=True,
+    )
+
+    def stop_api() -> None:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        log.close()
+
+    cleanups.append(stop_api)
+    target = Target(
+        url=f"http://127.0.0.1:{port}",
+        admin_password=password,
+        agent_token=settings.secret("agent_token"),
+        database_url=settings.resolved_database_url,
+        api_pid=proc.pid,
+        cleanups=cleanups,
+    )
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(f"{target.url}/compute/", timeout=2).status_code == 200:
+                return target
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            target.close()
+            raise RuntimeError("kumo api did not start: " + (state_dir / "api.log").read_text()[-2000:])
+        time.sleep(0.2)
+
+
+def existing_target(opts: DensityOptions) -> Target:
+    from kumo.config import get_settings
+
+    assert opts.api_url is not None
+    password = opts.admin_password or os.environ.get("KUMO_ADMIN_PASSWORD")
+    if not password:
+        raise ValueError("--api-url needs --admin-password (or KUMO_ADMIN_PASSWORD)")
+    return Target(
+        url=opts.api_url.rstrip("/"),
+        admin_password=password,
+        agent_token=opts.agent_token or get_settings().secret("agent_token"),
+        database_url=opts.database_url,
+        api_pid=opts.api_pid,
+    )
+
+
+# ---------------------------------------------------------------------------- readings
+
+
+def database_size(url: str | None) -> int | None:
+    if not url:
+        return None
+    if url.startswith("sqlite"):
+        path = Path(url.split("///", 1)[-1])
+        return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), connect_timeout=5) as conn:
+        row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    return int(row[0]) if row else None
+
+
+class SnapshotTimer:
+    """Times, in this process and read-only on its own connection, the fleet read every
+    scheduling pass starts with (kumo.placement.snapshot.load_snapshot) and the pure scheduler
+    core (kumo.scheduler.core.schedule) on that read for the benchmark's flavor: the API's
+    histogram of the same call also holds the time its thread waited for the GIL."""
+
+    def __init__(self, url: str | None) -> None:
+        self.db = None
+        if url:
+            from kumo.db import Database
+
+            self.db = Database(url, pool_size=1)
+
+    def __call__(self) -> dict[str, Any] | None:
+        if self.db is None:
+            return None
+        from kumo.placement.snapshot import load_snapshot
+        from kumo.scheduler.core import schedule
+        from kumo.scheduler.request import ScheduleRequest
+
+        reads, runs = [], []
+        request = ScheduleRequest(
+            instance_uuid=str(uuid.uuid4()),
+            project_id="density",
+            resources={"VCPU": FLAVOR["vcpus"], "MEMORY_MB": FLAVOR["ram"], "DISK_GB": FLAVOR["disk"]},
+        )
+        for _ in range(2):
+            with self.db.read() as session:
+                started = time.perf_counter()
+                snapshot = load_snapshot(session, 86400)
+                reads.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            schedule(request, snapshot)
+            runs.append(time.perf_counter() - started)
+        return {"load_ms": _ms(min(reads)), "schedule_ms": _ms(min(runs)), "hosts": len(snapshot.hosts)}
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.dispose()
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
+
+
+def _mb(size: float | None) -> float | None:
+    return None if size is None else round(size / 1024 / 1024, 1)
+
+
+def _latency(samples: list[float], *qs: float) -> dict[str, Any]:
+    return {"calls": len(samples), **{f"p{q:g}": _ms(measure.percentile(samples, q)) for q in qs}}
+
+
+def _histogram_summary(h: measure.Histogram) -> dict[str, Any]:
+    """Quantiles read off the buckets; one that falls above the top bucket is only known to be
+    at least that bound (`share_above_top_bucket` says how many observations are up there)."""
+    top = h.top_bound
+    return {
+        "count": int(h.count),
+        "p50_ms": _ms(h.quantile(0.5)),
+        "p99_ms": _ms(h.quantile(0.99)),
+        "p99_5_ms": _ms(h.quantile(0.995)),
+        "share_within_10ms": None if h.count == 0 else round(h.share_at_most(0.01) or 0.0, 4),
+        "top_bucket_ms": _ms(top),
+        "share_above_top_bucket": (
+            None if h.count == 0 or top is None else round(1 - (h.share_at_most(top) or 0.0), 4)
+        ),
+    }
+
+
+# ---------------------------------------------------------------------------- the run
+
+
+class DensityRun:
+    def __init__(self, opts: DensityOptions, console: Console) -> None:
+        self.opts = opts
+        self.console = console
+        self.target: Target | None = None
+        self.sim: SimAgents | None = None
+        self.report: dict[str, Any] = {}
+        self._scrape = (0.0, 0)
+        self._answered = 0
+        self._pages: dict[float, tuple[dict[str, measure.Histogram], dict[str, float]]] = {}
+
+    # -- helpers ---------------------------------------------------------------------------
+    def api_pids(self) -> list[int]:
+        return measure.process_tree(self.target.api_pid) if self.target and self.target.api_pid else []
+
+    def api_rss(self) -> dict[str, Any]:
+        pids = self.api_pids()
+        sizes = {pid: measure.rss_bytes(pid) for pid in pids}
+        master = self.target.api_pid if self.target else None
+        # With --workers N uvicorn's master only supervises: the workers are what serves.
+        workers = [s for pid, s in sizes.items() if pid != master or len(pids) == 1]
+        return {
+            "processes": len(pids),
+            "worker_max_mb": _mb(max(workers)) if workers else None,
+            "total_mb": _mb(sum(sizes.values())) if sizes else None,
+        }
+
+    async def _metrics(
+        self, client: httpx.AsyncClient
+    ) -> tuple[dict[str, measure.Histogram], dict[str, float]]:
+        """The scheduler's histograms and counters summed over the API's workers. Each worker
+        keeps its own registry and the kernel picks who answers: with several workers, scrape on
+        fresh connections until each (told apart by its start time) has answered, and keep each
+        worker's latest page, so one that does not answer this time adds its figures late
+        rather than never."""
+        answered: set[float] = set()
+        deadline = time.monotonic() + 30
+        while True:
+            async with httpx.AsyncClient(base_url=str(client.base_url), timeout=120) as fresh:
+                t0 = time.perf_counter()
+                text = (await fresh.get("/metrics")).text
+                self._scrape = (time.perf_counter() - t0, len(text))
+            started = measure.gauge_value(text, "process_start_time_seconds") or 0.0
+            self._pages[started] = (
+                measure.parse_histograms(text, HISTOGRAMS),
+                {name: measure.gauge_value(text, name) or 0.0 for name in COUNTERS},
+            )
+            answered.add(started)
+            if len(answered) >= max(1, self.opts.workers) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        self._answered = len(answered)
+        total = {name: measure.Histogram(()) for name in HISTOGRAMS}
+        for histograms, _ in self._pages.values():
+            for name in HISTOGRAMS:
+                total[name] = total[name] + histograms[name]
+        return total, {name: sum(c[name] for _, c in self._pages.values()) for name in COUNTERS}
+
+    def _in_thread(self, fn: Callable[[], T], progress: Progress, label: str, seconds: float) -> T:
+        """Run a blocking call while a bar counts its expected seconds."""
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["value"] = fn()
+            except BaseException as exc:
+                box["error"] = exc
+
+        bar = progress.add_task(label, total=seconds)
+        thread = threading.Thread(target=run, daemon=True)
+        started = time.monotonic()
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.2)
+            progress.update(bar, completed=min(seconds, time.monotonic() - started))
+        progress.update(bar, completed=seconds)
+        if "error" in box:
+            raise box["error"]
+        return box["value"]  # type: ignore[no-any-return]
+
+    # -- phases ----------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        opts = self.opts
+        started = time.monotonic()
+        self.report = {
+            "command": " ".join(["kumo", *sys.argv[1:]]) if sys.argv[1:3] == ["bench", "density"] else None,
+            "machine": measure.machine(),
+            "options": {
+                k: (str(v) if isinstance(v, Path) else v)
+                for k, v in vars(opts).items()
+                if k not in ("admin_password", "agent_token")
+            },
+        }
+        progress = Progress(
+            TextColumn("{task.description:<34}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            disable=not opts.progress,
+        )
+        snapshot_timer: SnapshotTimer | None = None
+        try:
+            with progress:
+                bar = progress.add_task("start kumo api", total=1)
+                self.target = existing_target(opts) if opts.api_url else start_target(opts)
+                progress.update(bar, completed=1)
+                snapshot_timer = SnapshotTimer(self.target.database_url)
+                self.sim = SimAgents(
+                    SimConfig(
+                        self.target.url,
+                        self.target.agent_token,
+                        opts.hypervisors,
+                        opts.baremetal,
+                        opts.agent_concurrency,
+                    )
+                ).start()
+                self._register(progress)
+                self._heartbeats(progress)
+                self._long_polls(progress)
+                asyncio.run(self._boot(progress, snapshot_timer))
+            self.report["database"] = {
+                "kind": "sqlite" if (self.target.database_url or "").startswith("sqlite") else opts.database,
+                "size_mb": _mb(database_size(self.target.database_url)),
+            }
+            self.report["memory"] = {
+                "api": self.api_rss(),
+                "agents_process_mb": _mb(measure.rss_bytes(self.sim.pid)),
+                "hosts_per_agents_process": opts.hypervisors + opts.baremetal,
+            }
+            self.report["targets"] = self._targets()
+            self.report["total_seconds"] = round(time.monotonic() - started, 1)
+        finally:
+            if snapshot_timer is not None:
+                snapshot_timer.close()
+            if self.sim is not None:
+                self.sim.stop()
+            if self.target is not None:
+                self.target.close()
+        if opts.report is not None:
+            opts.report.write_text(json.dumps(self.report, indent=2) + "\n")
+        return self.report
+
+    def _register(self, progress: Progress) -> None:
+        assert self.sim is not None
+        hosts = self.opts.hypervisors + self.opts.baremetal
+        bar = progress.add_task("register hosts (agent protocol)", total=hosts)
+        meter = measure.CpuMeter(self.api_pids()).start()
+        started = time.monotonic()
+        registered = self.sim.call("register", progress=lambda n: progress.update(bar, completed=n))
+        wall = time.monotonic() - started
+        self.report["register"] = {
+            "hosts": registered,
+            "hypervisors": self.opts.hypervisors,
+            "baremetal": self.opts.baremetal,
+            "seconds": round(wall, 2),
+            "per_second": round(registered / wall, 1) if wall else None,
+            "api_cpu_ms_per_host": _ms(meter.stop() / registered) if registered and meter.pids else None,
+        }
+
+    def _heartbeats(self, progress: Progress) -> None:
+        """API CPU with the fleet quiet, then with it heartbeating at hosts/interval per second."""
+        assert self.sim is not None
+        sim = self.sim
+        opts = self.opts
+        window = opts.heartbeat_window
+        hosts = opts.hypervisors + opts.baremetal
+        rate = hosts / opts.heartbeat_interval
+        pg = (self.target.database_url or "").startswith("postgresql") if self.target else False
+        api = measure.CpuMeter(self.api_pids())
+        database = (self.target.database_url or "").rsplit("/", 1)[-1] if self.target else ""
+        db = measure.CpuMeter(measure.postgres_pids(database) if pg else [])
+        api.start(), db.start()
+        idle_started = time.monotonic()
+        self._in_thread(lambda: time.sleep(window), progress, "idle window (baseline CPU)", window)
+        idle_wall = time.monotonic() - idle_started
+        idle_api, idle_db = api.stop() / idle_wall, db.stop() / idle_wall
+        self._idle_api_rate = idle_api
+        api.start(), db.start()
+        result = self._in_thread(
+            lambda: sim.call("heartbeat", window, rate), progress, "heartbeat window", window
+        )
+        wall = result["wall_seconds"]
+        api_cpu, db_cpu = api.stop(), db.stop()
+        sent = int(result["sent"])
+        extra_api = max(0.0, api_cpu - idle_api * wall)
+        extra_db = max(0.0, db_cpu - idle_db * wall)
+        per_beat = (extra_api / sent) if sent else None
+        per_beat_db = (extra_db / sent) if sent and db.pids else None
+        projected = rate * per_beat * 100 if per_beat is not None else None
+        self.report["heartbeats"] = {
+            "hosts": hosts,
+            "interval_seconds": opts.heartbeat_interval,
+            "fleet_rate_per_second": round(rate, 1),
+            "window_seconds": round(wall, 2),
+            "sent": sent,
+            "errors": int(result["errors"]),
+            "achieved_rate_per_second": round(result["achieved_rate"], 1),
+            "saturated": result["achieved_rate"] < 0.95 * rate,
+            "api_idle_pct_of_core": round(idle_api * 100, 2) if api.pids else None,
+            "api_pct_of_core_measured": round(extra_api / wall * 100, 2) if api.pids else None,
+            "api_cpu_ms_per_heartbeat": _ms(per_beat) if api.pids else None,
+            "database_cpu_ms_per_heartbeat": _ms(per_beat_db),
+            "api_pct_of_core_projected_fleet": round(projected, 1) if projected is not None else None,
+            "hosts_within_10pct_of_core": (
+                int(0.10 / per_beat * opts.heartbeat_interval) if per_beat else None
+            ),
+        }
+
+    def _long_polls(self, progress: Progress) -> None:
+        """Real agents each hold a long poll. `long_polls` hypervisors hold theirs for a window
+        with nothing to do: API CPU per waiting agent, projected onto every hypervisor, and the
+        latency of an ordinary compute request meanwhile (against the same request before)."""
+        assert self.sim is not None and self.target is not None
+        sim = self.sim
+        pollers = min(self.opts.long_polls, self.opts.hypervisors)
+        if pollers <= 0:
+            return
+        window = self.opts.heartbeat_window
+        token = self._sync_token()
+        url = self.target.url
+        during: list[float] = []
+        stop = threading.Event()
+
+        def probe(samples: list[float], calls: int | None) -> None:
+            with httpx.Client(base_url=url, headers={"X-Auth-Token": token}, timeout=120) as c:
+                while not stop.is_set() and (calls is None or len(samples) < calls):
+                    t0 = time.perf_counter()
+                    c.get("/compute/v2.1/flavors").raise_for_status()
+                    samples.append(time.perf_counter() - t0)
+                    stop.wait(0.25)
+
+        quiet: list[float] = []
+        probe([], 2)  # warm-up: connection, token cache
+        probe(quiet, 10)
+        api = measure.CpuMeter(self.api_pids()).start()
+
+        def probe_during() -> None:
+            time.sleep(1.0)  # once the polls are all waiting
+            probe(during, None)
+
+        prober = threading.Thread(target=probe_during, daemon=True)
+        prober.start()
+        result = self._in_thread(
+            lambda: sim.call("long_polls", window, pollers), progress, f"{pollers} idle long polls", window
+        )
+        stop.set()
+        prober.join(timeout=130)
+        wall = result["wall_seconds"]
+        extra = max(0.0, api.stop() - getattr(self, "_idle_api_rate", 0.0) * wall)
+        per_agent = extra / wall / pollers if api.pids else None
+        self.report["long_polls"] = {
+            "pollers": pollers,
+            "window_seconds": round(wall, 2),
+            "answered": int(result["answered"]),
+            "failed": int(result["failed"]),
+            "api_pct_of_core_measured": round(extra / wall * 100, 2) if api.pids else None,
+            "api_pct_of_core_per_agent": round(per_agent * 100, 4) if per_agent is not None else None,
+            "api_pct_of_core_projected_hypervisors": (
+                round(per_agent * 100 * self.opts.hypervisors, 1) if per_agent is not None else None
+            ),
+            "get_flavors_quiet_ms": _latency(quiet, 50, 95),
+            "get_flavors_during_ms": {
+                **_latency(during, 50, 95),
+                "max": _ms(max(during) if during else None),
+            },
+        }
+
+    def _sync_token(self) -> str:
+        assert self.target is not None
+        resp = httpx.post(f"{self.target.url}/identity/v3/auth/tokens", json=self._auth_body(), timeout=60)
+        resp.raise_for_status()
+        return resp.headers["X-Subject-Token"]
+
+    def _auth_body(self) -> dict[str, Any]:
+        assert self.target is not None
+        return {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {
+                            "name": "admin",
+                            "domain": {"id": "default"},
+                            "password": self.target.admin_password,
+                        }
+                    },
+                },
+                "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
+            }
+        }
+
+    async def _login(self, client: httpx.AsyncClient) -> str:
+        resp = await client.post("/identity/v3/auth/tokens", json=self._auth_body())
+        resp.raise_for_status()
+        client.headers["X-Auth-Token"] = resp.headers["X-Subject-Token"]
+        return str(resp.json()["token"]["project"]["id"])
+
+    async def _prepare(self, client: httpx.AsyncClient) -> tuple[str, str]:
+        project = await self._login(client)
+        quota = {"quota_set": {"instances": -1, "cores": -1, "ram": -1}}
+        (await client.put(f"/compute/v2.1/os-quota-sets/{project}", json=quota)).raise_for_status()
+        tag = uuid.uuid4().hex[:6]
+        flavor = await client.post(
+            "/compute/v2.1/flavors", json={"flavor": {"name": f"density-{tag}", **FLAVOR}}
+        )
+        flavor.raise_for_status()
+        image = await client.post(
+            "/image/v2/images",
+            json={"name": f"density-{tag}", "disk_format": "raw", "container_format": "bare"},
+        )
+        image.raise_for_status()
+        image_id = image.json()["id"]
+        upload = await client.put(
+            f"/image/v2/images/{image_id}/file",
+            content=b"density",
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        upload.raise_for_status()
+        return str(flavor.json()["flavor"]["id"]), str(image_id)
+
+    async def _list_latency(self, client: httpx.AsyncClient, calls: int) -> dict[str, Any]:
+        samples, returned = [], 0
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            resp = await client.get("/compute/v2.1/servers/detail", params={"limit": 1000})
+            samples.append(time.perf_counter() - t0)
+            resp.raise_for_status()
+            returned = len(resp.json()["servers"])
+        return {**_latency(samples, 50, 95), "servers_per_page": returned}
+
+    async def _errors(self, client: httpx.AsyncClient) -> int:
+        resp = await client.get("/compute/v2.1/servers", params={"status": "ERROR", "limit": 1000})
+        resp.raise_for_status()
+        return len(resp.json()["servers"])
+
+    async def _boot(self, progress: Progress, snapshot_timer: SnapshotTimer) -> None:
+        assert self.sim is not None and self.target is not None
+        sim = self.sim
+        opts = self.opts
+        limits = httpx.Limits(
+            max_connections=opts.concurrency + 4, max_keepalive_connections=opts.concurrency + 4
+        )
+        async with httpx.AsyncClient(
+            base_url=self.target.url,
+            headers={"OpenStack-API-Version": MICROVERSION},
+            timeout=300,
+            limits=limits,
+        ) as client:
+            flavor, image = await self._prepare(client)
+            sim.call("work")
+            created_bar = progress.add_task("create servers (compute API)", total=opts.instances)
+            active_bar = progress.add_task("servers ACTIVE", total=opts.instances)
+            steps = max(1, min(opts.checkpoints, opts.instances))
+            bounds = [round(opts.instances * (i + 1) / steps) for i in range(steps)]
+            checkpoints: list[dict[str, Any]] = []
+            self.report["checkpoints"] = checkpoints
+            before, counted = await self._metrics(client)
+            created = 0
+            api_meter = measure.CpuMeter(self.api_pids())
+            for index, bound in enumerate(bounds):
+                api_meter.start()
+                t0 = time.monotonic()
+                latencies, failures = await self._create(
+                    client, flavor, image, created, bound, lambda: progress.advance(created_bar)
+                )
+                created = bound
+                accepted = time.monotonic() - t0
+                errors = await self._wait_active(client, created - len(failures), progress, active_bar)
+                wall = time.monotonic() - t0
+                api_cpu = api_meter.stop() if api_meter.pids else None
+                after, counts = await self._metrics(client)
+                schedule = after["kumo_schedule_seconds"] - before["kumo_schedule_seconds"]
+                claim = after["kumo_claim_seconds"] - before["kumo_claim_seconds"]
+                conflicts = counts["kumo_claim_conflicts_total"] - counted["kumo_claim_conflicts_total"]
+                no_valid_host = counts["kumo_no_valid_host_total"] - counted["kumo_no_valid_host_total"]
+                before, counted = after, counts
+                stats = sim.stats()
+                segment = bound - (bounds[index - 1] if index else 0)
+                point: dict[str, Any] = {
+                    "instances": created,
+                    "active": stats.spawned,
+                    "error": errors,
+                    "create_failures": len(failures),
+                    "create_failure_samples": failures[:3],
+                    "segment": segment,
+                    "seconds_to_accept": round(accepted, 2),
+                    "seconds_to_active": round(wall, 2),
+                    "active_per_second": round(segment / wall, 1) if wall else None,
+                    "create_ms": _latency(latencies, 50, 99),
+                    "schedule": _histogram_summary(schedule),
+                    "claim": _histogram_summary(claim),
+                    "schedule_plus_claim": _sum_bound(schedule, claim),
+                    "claim_conflicts": int(conflicts),
+                    "metrics_scrape": {
+                        "ms": _ms(self._scrape[0]),
+                        "kb": self._scrape[1] // 1024,
+                        "workers_answered": self._answered,
+                    },
+                    "no_valid_host": int(no_valid_host),
+                    "outside_api": snapshot_timer(),
+                    "api_cpu_seconds_per_instance": round(api_cpu / segment, 4) if api_cpu else None,
+                    "api_rss": self.api_rss(),
+                    "agents_rss_mb": _mb(measure.rss_bytes(sim.pid)),
+                    "database_mb": _mb(database_size(self.target.database_url)),
+                }
+                if index == 0 or index == len(bounds) - 1:
+                    calls = opts.list_calls if index == len(bounds) - 1 else max(5, opts.list_calls // 2)
+                    point["list_detail_limit_1000_ms"] = await self._list_latency(client, calls)
+                checkpoints.append(point)
+                if opts.progress:
+                    self.console.log(_checkpoint_line(point))
+            self.report["agents"] = vars(sim.stats())
+
+    async def _create(
+        self,
+        client: httpx.AsyncClient,
+        flavor: str,
+        image: str,
+        start: int,
+        stop: int,
+        advance: Callable[[], None],
+    ) -> tuple[list[float], list[str]]:
+        latencies: list[float] = []
+        failures: list[str] = []
+        numbers = iter(range(start, stop))
+
+        async def worker() -> None:
+            for number in numbers:
+                body = {
+                    "server": {
+                        "name": f"density-{number:06d}",
+                        "flavorRef": flavor,
+                        "imageRef": image,
+                        "networks": "none",
+                    }
+                }
+                t0 = time.perf_counter()
+                resp = await client.post("/compute/v2.1/servers", json=body)
+                latencies.append(time.perf_counter() - t0)
+                if resp.status_code != 202:
+                    failures.append(f"{resp.status_code} {resp.text[:200]}")
+                advance()
+
+        await asyncio.gather(*(worker() for _ in range(self.opts.concurrency)))
+        return latencies, failures
+
+    async def _wait_active(
+        self, client: httpx.AsyncClient, expected: int, progress: Progress, bar: Any
+    ) -> int:
+        """Until every accepted server is ACTIVE (spawned by the simulated agents) or ERROR."""
+        assert self.sim is not None
+        deadline = time.monotonic() + self.opts.boot_timeout
+        errors, last_error_check = 0, 0.0
+        while True:
+            spawned = self.sim.stats().spawned
+            progress.update(bar, completed=spawned)
+            if time.monotonic() - last_error_check > 2.0 or spawned + errors >= expected:
+                errors = await self._errors(client)
+                last_error_check = time.monotonic()
+            if spawned + errors >= expected:
+                return errors
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {spawned} of {expected} servers ACTIVE ({errors} ERROR) in time")
+            await asyncio.sleep(0.25)
+
+    # -- verdict -----------------------------------------------------------------------------
+    def _targets(self) -> dict[str, Any]:
+        checkpoints = self.report.get("checkpoints") or [{}]
+        last = checkpoints[-1]
+        heartbeat = self.report.get("heartbeats", {})
+        measured = {
+            "schedule_plus_claim_p99_ms": _p99_verdict(last.get("schedule_plus_claim") or {}),
+            "list_1000_p95_ms": (last.get("list_detail_limit_1000_ms") or {}).get("p95"),
+            "api_worker_rss_mb": (self.report.get("memory", {}).get("api") or {}).get("worker_max_mb"),
+            "heartbeat_pct_of_core": heartbeat.get("api_pct_of_core_projected_fleet"),
+        }
+        verdict: dict[str, Any] = {
+            name: {"target": target, "measured": measured[name], "met": _met(measured[name], target)}
+            for name, target in TARGETS.items()
+        }
+        verdict["scale"] = {
+            "target": {
+                "hypervisors": 10_000,
+                "baremetal": 50_000,
+                "instances": 100_000,
+                "database": "postgresql",
+            },
+            "run": {
+                "hypervisors": self.opts.hypervisors,
+                "baremetal": self.opts.baremetal,
+                "instances": self.opts.instances,
+                "database": self.report.get("database", {}).get("kind"),
+            },
+        }
+        return verdict
+
+
+def _met(measured: float | str | None, target: float) -> bool | None:
+    if isinstance(measured, str):  # ">= x": a lower bound
+        return False if float(measured.lstrip(">= ")) >= target else None
+    return None if measured is None else measured < target
+
+
+def _p99_verdict(both: dict[str, float | None]) -> float | str | None:
+    if both.get("p99_upper_bound_ms") is not None:
+        return both["p99_upper_bound_ms"]
+    at_least = both.get("p99_at_least_ms")
+    return None if at_least is None else f">= {at_least}"
+
+
+def _sum_bound(schedule: measure.Histogram, claim: measure.Histogram) -> dict[str, float | None]:
+    """The two histograms are separate, so the percentile of their sum is bounded, not read:
+    P(s + c > a + b) <= P(s > a) + P(c > b), hence p99(s + c) <= p99.5(s) + p99.5(c). When a
+    p99.5 lies above its top bucket there is no upper bound, only p99(s + c) >= p99(s), p99(c)."""
+    parts = [schedule.quantile(0.5), claim.quantile(0.5), schedule.quantile(0.995), claim.quantile(0.995)]
+    if any(p is None for p in parts):
+        return {"p50_approx_ms": None, "p99_upper_bound_ms": None, "p99_at_least_ms": None}
+    s50, c50, s995, c995 = (p or 0.0 for p in parts)
+    beyond = any((h.share_at_most(h.top_bound or math.inf) or 0.0) < 0.995 for h in (schedule, claim))
+    return {
+        "p50_approx_ms": _ms(s50 + c50),
+        "p99_upper_bound_ms": None if beyond else _ms(s995 + c995),
+        "p99_at_least_ms": _ms(max(schedule.quantile(0.99) or 0.0, claim.quantile(0.99) or 0.0)),
+    }
+
+
+def _checkpoint_line(point: dict[str, Any]) -> str:
+    both = point["schedule_plus_claim"]
+    outside = point.get("outside_api") or {}
+    return (
+        f"{point['instances']} instances: {point['active_per_second']}/s ACTIVE, schedule+claim "
+        f"p50≈{both['p50_approx_ms']} ms p99 {_p99_verdict(both)} ms, fleet read "
+        f"{outside.get('load_ms')} ms, pure schedule {outside.get('schedule_ms')} ms, create p50 "
+        f"{point['create_ms']['p50']} ms, API RSS "
+        f"{point['api_rss']['worker_max_mb']} MB"
+    )
+
+
+def summary_table(report: dict[str, Any]) -> Table:
+    table = Table(title="kumo bench density")
+    table.add_column("metric")
+    table.add_column("measured", justify="right")
+    table.add_column("target", justify="right")
+    table.add_column("met")
+    for name, verdict in report.get("targets", {}).items():
+        if name == "scale":
+            continue
+        met = verdict["met"]
+        table.add_row(
+            name, str(verdict["measured"]), str(verdict["target"]), {True: "yes", False: "NO", None: "?"}[met]
+        )
+    scale = report.get("targets", {}).get("scale", {})
+    if scale:
+        run, want = scale["run"], scale["target"]
+        table.add_row(
+            "fleet (hv / bm / instances)",
+            f"{run['hypervisors']} / {run['baremetal']} / {run['instances']} ({run['database']})",
+            f"{want['hypervisors']} / {want['baremetal']} / {want['instances']} ({want['database']})",
+            "",
+        )
+    return table
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the cleanups: API, agents, database
+
+
+def run_density(opts: DensityOptions, console: Console | None = None) -> dict[str, Any]:
+    console = console or Console(stderr=True)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
+    report = DensityRun(opts, console).run()
+    if opts.progress:
+        console.print(summary_table(report))
+    return report
+
+
+__all__ = ["HYPERVISOR", "DensityOptions", "run_density"]
