@@ -86,7 +86,11 @@ def authenticate(session: Session, tokens: TokenProvider, auth: dict[str, Any]) 
         if not isinstance(user_ref, dict) or "password" not in user_ref:
             raise BadRequest("Expecting to find user and password in password.")
         user = _find_user(session, user_ref)
-        if user is None or not user.enabled or not verify_password(str(user_ref["password"]), user.password_hash):
+        if (
+            user is None
+            or not user.enabled
+            or not verify_password(str(user_ref["password"]), user.password_hash)
+        ):
             raise Unauthorized("The request you have made requires authentication.")
     elif "token" in methods:
         old = tokens.verify(str((identity.get("token") or {}).get("id", "")))
@@ -169,7 +173,9 @@ def token_body(data: TokenData, base_url: str, region: str, with_catalog: bool =
     if data.project_id:
         body["project"] = {"id": data.project_id, "name": data.project_name, "domain": DEFAULT_DOMAIN}
         body["is_domain"] = False
-        body["roles"] = [{"id": rid, "name": name} for rid, name in zip(data.role_ids, data.roles, strict=True)]
+        body["roles"] = [
+            {"id": rid, "name": name} for rid, name in zip(data.role_ids, data.roles, strict=True)
+        ]
         if with_catalog:
             body["catalog"] = catalog(base_url, region)
     return {"token": body}

@@ -125,5 +125,9 @@ def _rebuild(
     with rt.db.transaction() as session:
         instance, host = server_ops.rebuild(session, ctx, server_id, args)
     rt.waker.publish(host_key(host))
-    admin_pass = (args.get("adminPass") or secrets.token_urlsafe(9)) if rt.settings.enable_admin_password else None
-    return JSONResponse({"server": view.rebuilt(instance, base_url(request), version, ctx, admin_pass)}, status_code=202)
+    admin_pass = (
+        (args.get("adminPass") or secrets.token_urlsafe(9)) if rt.settings.enable_admin_password else None
+    )
+    return JSONResponse(
+        {"server": view.rebuilt(instance, base_url(request), version, ctx, admin_pass)}, status_code=202
+    )
