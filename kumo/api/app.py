@@ -48,12 +48,12 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
 
     # The route table: each router carries its own prefix.
     for router in (
+        agent_routes.router,  # /internal (agents): first, it is the hottest path (heartbeats, polls)
         identity_routes.router,  # /identity: versions, /v3/auth
         identity_admin_routes.router,  # /identity: projects, users, roles, catalog
         compute_router(),  # /compute
         image_routes.router,  # /image
         placement_routes.router,  # /placement
-        agent_routes.router,  # /internal (agents)
     ):
         app.include_router(router)
 
