@@ -77,6 +77,9 @@ class ComputeHost(Base):
     disabled_reason: Mapped[str | None] = mapped_column(String(255), nullable=True)
     forced_down: Mapped[bool] = mapped_column(Boolean, default=False)
     last_heartbeat: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # Failure-domain labels (the availability zone is aggregate metadata, as in Nova).
+    rack: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    region: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
@@ -185,6 +188,9 @@ class ServerGroup(Base):
     user_id: Mapped[str] = mapped_column(String(64))
     policy: Mapped[str] = mapped_column(String(32))
     rules: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Bumped by every claim into the group, in the claim's transaction: two claims into one
+    # group serialize on this row, so the group's spread is re-checked against committed members.
+    generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 

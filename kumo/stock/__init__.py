@@ -1,0 +1,1 @@
+"""Baremetal stock: public and private stock aggregates and the stock-request workflow."""
