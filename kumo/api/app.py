@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from kumo.agent import routes as agent_routes
 from kumo.api import errors
 from kumo.api.middleware import RequestMiddleware
+from kumo.baremetal import conductor_routes as baremetal_conductor_routes
 from kumo.compute.routes import build_router as compute_router
 from kumo.identity import admin_routes as identity_admin_routes
 from kumo.identity import routes as identity_routes
@@ -49,6 +50,7 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
     # The route table: each router carries its own prefix.
     for router in (
         agent_routes.router,  # /internal (agents): first, it is the hottest path (heartbeats, polls)
+        baremetal_conductor_routes.router,  # /internal/v1/conductors (baremetal conductors)
         identity_routes.router,  # /identity: versions, /v3/auth
         identity_admin_routes.router,  # /identity: projects, users, roles, catalog
         compute_router(),  # /compute

@@ -1,6 +1,7 @@
 """Import every table so Base.metadata is complete (Alembic and tests use this)."""
 
 from kumo.agent import models as agent_models  # noqa: F401
+from kumo.baremetal import models as baremetal_models  # noqa: F401
 from kumo.compute import models as compute_models  # noqa: F401
 from kumo.db.base import Base
 from kumo.identity import models as identity_models  # noqa: F401

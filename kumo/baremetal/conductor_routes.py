@@ -1,0 +1,30 @@
+"""Internal HTTP API for baremetal conductors (/internal/v1/conductors), behind the agents'
+shared token. Work and results go through the agents' fleet poll (kumo/agent/routes.py)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Path, Response
+
+from kumo.agent.routes import agent
+from kumo.baremetal import conductors
+from kumo.baremetal.protocol import ConductorAssignment, ConductorHeartbeat, PowerStateReport
+from kumo.runtime import Runtime
+
+router = APIRouter(prefix="/internal/v1/conductors")
+Name = Path(min_length=1, max_length=255)
+
+
+@router.put("/{name}")
+def heartbeat(
+    body: ConductorHeartbeat, name: str = Name, rt: Runtime = Depends(agent)
+) -> ConductorAssignment:
+    """Register or heartbeat; answers with the live conductors and the nodes `name` owns."""
+    with rt.db.transaction() as session:
+        return conductors.heartbeat(session, name, rt.settings.heartbeat_timeout_seconds)
+
+
+@router.put("/{name}/power-states", status_code=204)
+def power_states(body: PowerStateReport, name: str = Name, rt: Runtime = Depends(agent)) -> Response:
+    with rt.db.transaction() as session:
+        conductors.report_power_states(session, name, body)
+    return Response(status_code=204)
