@@ -125,7 +125,7 @@ class Fleet:
         from kumo.agent.agent import Agent
         from kumo.agent.drivers.fake import FakeDriver
 
-        driver = FakeDriver(name, vcpus=vcpus, memory_mb=memory_mb, disk_gb=disk_gb)
+        driver = kw.get("driver") or FakeDriver(name, vcpus=vcpus, memory_mb=memory_mb, disk_gb=disk_gb)
         agent = Agent(
             self.cloud.url,
             name,

@@ -32,7 +32,10 @@ def _begin(
     kind: str,
     extra: dict[str, Any] | None = None,
     host: str | None = None,
+    task_kind: str | None = None,
 ) -> str:
+    """Start action `kind` on `instance`: its task goes to `host` (default: the instance's) as
+    `task_kind` (default: `kind`)."""
     if instance.locked and not ctx.is_admin:
         raise Conflict(f"Instance {instance.uuid} is locked")
     action = states.check(kind, instance.vm_state, instance.task_state, instance.uuid)
@@ -46,7 +49,7 @@ def _begin(
     instance.task_state = action.task_state
     payload = {"action_id": row.id, "event_id": ev.id, "instance": servers.spec(instance)}
     payload.update(extra or {})
-    tasks.enqueue(session, target, kind, instance.uuid, payload, ctx.request_id)
+    tasks.enqueue(session, target, task_kind or kind, instance.uuid, payload, ctx.request_id)
     return target
 
 
@@ -105,7 +108,16 @@ def migrate(session: Session, ctx: RequestContext, server_id: str, live: bool, d
 
     dest = claim_destination(session, instance, dest_host)
     kind = "live_migrate" if live else "migrate"
-    return _begin(session, ctx, instance, kind, {"dest": dest, "source": instance.host})
+    return _begin_move(session, ctx, instance, kind, dest)
+
+
+def _begin_move(session: Session, ctx: RequestContext, instance: Instance, kind: str, dest: str) -> str:
+    """A move is two tasks: the destination prepares (`prepare_migration`: disks, the domain
+    definition, where to send the guest), then, when it reports, the source moves the guest
+    there (`kind`, with the destination's answer as `target`; see _settle_prepare). The action's
+    event stays open across both and closes with the move's outcome."""
+    move = {"dest": dest, "source": instance.host, "move": kind}
+    return _begin(session, ctx, instance, kind, move, host=dest, task_kind="prepare_migration")
 
 
 def confirm_resize(session: Session, ctx: RequestContext, server_id: str) -> None:
@@ -138,7 +150,7 @@ def revert_resize(session: Session, ctx: RequestContext, server_id: str) -> str:
         raise Conflict(
             f"Cannot 'revertResize' instance {server_id} while it is in vm_state {instance.vm_state}"
         )
-    return _begin(session, ctx, instance, "revert_resize", {"dest": source, "source": instance.host})
+    return _begin_move(session, ctx, instance, "revert_resize", source)
 
 
 def migration_consumer(instance_uuid: str) -> str:
@@ -154,6 +166,11 @@ def settle(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> No
     task.result = result
     task.error = None if ok else str(result.get("error", "unknown error"))
     instance = session.query(Instance).filter(Instance.uuid == task.instance_uuid).one_or_none()
+    if task.kind == "abort_migration":  # clean-up on a destination: nothing to change
+        return
+    if task.kind == "prepare_migration":
+        _settle_prepare(session, task, instance, ok, result)
+        return
     event_id = task.payload.get("event_id")
     if event_id is not None:
         actions.finish_event(session, int(event_id), ok, None if ok else task.error, result.get("traceback"))
@@ -210,14 +227,42 @@ def _power_off_after_rebuild(session: Session, task: Task, instance: Instance) -
     tasks.enqueue(session, task.host, "stop", instance.uuid, payload, task.request_id)
 
 
+def _settle_prepare(
+    session: Session, task: Task, instance: Instance | None, ok: bool, result: dict[str, Any]
+) -> None:
+    """The destination is ready (or not): hand the move to the source, or end the action."""
+    payload = task.payload
+    kind, dest, source = payload["move"], payload["dest"], payload["source"]
+    if instance is None or instance.deleted:
+        return
+    if ok and instance.host == source:
+        move = {**payload, "instance": servers.spec(instance), "target": result.get("target")}
+        tasks.enqueue(session, source, kind, instance.uuid, move, task.request_id)
+        return
+    error = task.error if not ok else f"Instance {instance.uuid} left {source} before the move began"
+    actions.finish_event(session, int(payload["event_id"]), False, f"Preparing {dest} failed: {error}", None)
+    instance.task_state = None
+    if kind != "revert_resize":
+        _undo_destination_claim(session, instance)
+    _abort_on(session, task.request_id, instance, dest)
+
+
+def _abort_on(session: Session, request_id: str | None, instance: Instance, dest: str) -> None:
+    """Have the destination drop whatever it prepared for a move that did not happen."""
+    payload = {"instance": servers.spec(instance), "dest": dest}
+    tasks.enqueue(session, dest, "abort_migration", instance.uuid, payload, request_id)
+
+
 def _settle_move(session: Session, task: Task, instance: Instance, ok: bool, power: int | None) -> None:
     instance.task_state = None
     if power is not None:
         instance.power_state = int(power)
     if not ok:
-        # A failed move leaves the guest where it was: give back the destination's claim.
+        # A failed move leaves the guest where it was: give back the destination's claim, and
+        # have the destination clean up what it prepared.
         if task.kind != "revert_resize":
             _undo_destination_claim(session, instance)
+        _abort_on(session, task.request_id, instance, task.payload["dest"])
         return
     dest, source = task.payload["dest"], task.payload["source"]
     instance.host = dest
