@@ -1,0 +1,462 @@
+"""`kumo conductor --name C`: the agent role for BMCs. Heartbeats its registration (the answer
+names the nodes it owns now), long-polls the fleet endpoint for those nodes' tasks, runs them
+through the nodes' drivers and reports results in batches; every so often it reads all its
+nodes' power states in one bounded concurrent pass and reports them in one call.
+
+Ownership is the API's (rendezvous hashing over live conductors, kumo/baremetal/ownership.py):
+a conductor learns its nodes from each heartbeat, never runs a task for a node it no longer
+owns, and abandons (without reporting) a deploy in flight on a node that moved away, which the
+new owner then runs from the start. Tasks stay pending in the database until a result is
+accepted, so a conductor that dies loses nothing: its nodes' tasks go to their next owner.
+
+Concurrency: tasks of one node run in order; different nodes' tasks run on a bounded thread
+pool; every BMC request (Redfish or fake) runs under one semaphore, so a conductor never has
+more than `bmc_concurrency` requests in flight at its BMCs, whatever the number of nodes.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from kumo.agent.protocol import AGENT_TOKEN_HEADER, HostTask, TaskResult
+from kumo.baremetal.drivers import load_hardware
+from kumo.baremetal.drivers.base import (
+    POWER_OFF,
+    POWER_ON,
+    REBOOTING,
+    SOFT_POWER_OFF,
+    BMCError,
+    DeployAborted,
+    DeployRequest,
+    Hardware,
+    Limiter,
+    Node,
+    PowerTimeout,
+)
+from kumo.compute.states import PowerState
+from kumo.logs import request_id_var
+
+log = logging.getLogger("kumo.conductor")
+
+DEFAULT_DEPLOY_TIMEOUT = 1800.0
+DEFAULT_SHUTDOWN_TIMEOUT = 30.0
+SOFT_REBOOTING = "soft rebooting"
+REPORT_BATCH = 500
+
+HardwareLoader = Callable[[Node, Limiter], Hardware]
+
+
+# ----------------------------------------------------------------------------- one task
+
+
+def _instance_power(state: str) -> int:
+    return int(PowerState.RUNNING if state == POWER_ON else PowerState.SHUTDOWN)
+
+
+def run_task(hw: Hardware, task: HostTask, stop: threading.Event) -> TaskResult | None:
+    """Run one task on a node's hardware. Returns the result to report, or None when the task
+    was abandoned (the conductor is stopping or lost the node) and must stay pending."""
+    payload = task.payload
+    try:
+        state = _run(hw, task.kind, payload, stop)
+    except DeployAborted as exc:
+        log.info("task %s (%s) abandoned: %s", task.id, task.kind, exc)
+        return None
+    except BMCError as exc:
+        return TaskResult(ok=False, error=str(exc))
+    except Exception as exc:  # a driver bug must not kill the conductor: report it
+        log.exception("task %s (%s) crashed", task.id, task.kind)
+        return TaskResult(
+            ok=False, error=f"{type(exc).__name__}: {exc}", details={"traceback": traceback.format_exc()}
+        )
+    if state is None:
+        return TaskResult(ok=False, error=f"unknown task kind {task.kind}")
+    power: int | None = None
+    if task.instance_uuid is not None and not task.kind.startswith("node_"):
+        power = int(PowerState.NOSTATE) if task.kind == "delete" else _instance_power(state)
+    return TaskResult(ok=True, power_state=power, details={"power_state": state})
+
+
+def _run(hw: Hardware, kind: str, payload: Mapping[str, Any], stop: threading.Event) -> str | None:
+    """The kinds of docs/baremetal.md's table; returns the node's power state afterwards."""
+    if kind in ("spawn", "rebuild"):  # deploy powers off first: a rebuild is a redeploy
+        request = DeployRequest(
+            timeout=float(payload.get("deploy_timeout") or DEFAULT_DEPLOY_TIMEOUT),
+            instance=payload.get("instance") or {},
+            image_ref=payload.get("image_ref"),
+        )
+        hw.deploy.deploy(request, stop)
+        return POWER_ON
+    if kind in ("delete", "node_clean"):
+        hw.deploy.tear_down()
+        return POWER_OFF
+    if kind == "start":
+        hw.power.set_power_state(POWER_ON)
+        return POWER_ON
+    if kind == "stop":
+        _soft_power_off(hw, float(payload.get("shutdown_timeout") or DEFAULT_SHUTDOWN_TIMEOUT))
+        return POWER_OFF
+    if kind in ("reboot", "reboot_hard"):
+        hw.power.reboot(soft=kind == "reboot")
+        return POWER_ON
+    if kind == "node_power":
+        return _node_power(hw, str(payload.get("target")))
+    if kind in ("node_verify", "node_adopt"):  # adoption reads, never power-cycles
+        return hw.power.get_power_state()
+    return None
+
+
+def _soft_power_off(hw: Hardware, timeout: float) -> None:
+    """As Nova's ironic driver: a soft power off, hard once the timeout has passed."""
+    try:
+        hw.power.set_power_state(SOFT_POWER_OFF, timeout=timeout)
+    except PowerTimeout:
+        log.info("soft power off timed out after %s s: powering off", timeout)
+        hw.power.set_power_state(POWER_OFF)
+
+
+def _node_power(hw: Hardware, target: str) -> str:
+    if target == POWER_ON:
+        hw.power.set_power_state(POWER_ON)
+        return POWER_ON
+    if target == POWER_OFF:
+        hw.power.set_power_state(POWER_OFF)
+        return POWER_OFF
+    if target == SOFT_POWER_OFF:
+        _soft_power_off(hw, DEFAULT_SHUTDOWN_TIMEOUT)
+        return POWER_OFF
+    if target in (REBOOTING, SOFT_REBOOTING):
+        hw.power.reboot(soft=target == SOFT_REBOOTING)
+        return POWER_ON
+    raise BMCError(f"unsupported power target {target!r}")
+
+
+# ----------------------------------------------------------------------------- power sync
+
+
+@dataclass(frozen=True)
+class SyncPass:
+    states: dict[str, str | None]  # node uuid → power state, None: the BMC did not answer
+    seconds: float
+    cpu_seconds: float  # this process's CPU time during the pass (all threads)
+
+
+def power_sync_pass(
+    nodes: Iterable[Node], hardware: Callable[[Node], Hardware], pool: ThreadPoolExecutor
+) -> SyncPass:
+    """Read every node's power state, concurrently on `pool` (whose size and the hardware's
+    limiter bound the BMC requests in flight). An unreachable BMC reads as None."""
+
+    def read(node: Node) -> tuple[str, str | None]:
+        try:
+            return node.uuid, hardware(node).power.get_power_state()
+        except BMCError as exc:
+            log.warning("power sync: %s", exc)
+            return node.uuid, None
+        except Exception:  # noqa: BLE001 — one node's bug must not stop the pass
+            log.exception("power sync of node %s crashed", node.uuid)
+            return node.uuid, None
+
+    started, cpu = time.perf_counter(), time.process_time()
+    states = dict(pool.map(read, list(nodes)))
+    return SyncPass(states, time.perf_counter() - started, time.process_time() - cpu)
+
+
+# ----------------------------------------------------------------------------- the process
+
+
+class Conductor:
+    def __init__(
+        self,
+        api_url: str,
+        name: str,
+        token: str,
+        *,
+        heartbeat_interval: float = 5.0,
+        power_sync_interval: float = 60.0,
+        poll_wait: float = 5.0,
+        workers: int = 32,
+        bmc_concurrency: int = 16,
+        hardware_loader: HardwareLoader = load_hardware,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.name = name
+        self.heartbeat_interval = heartbeat_interval
+        self.power_sync_interval = power_sync_interval
+        self.poll_wait = poll_wait
+        self.client = httpx.Client(
+            base_url=api_url.rstrip("/") + "/internal/v1",
+            headers={AGENT_TOKEN_HEADER: token},
+            timeout=httpx.Timeout(poll_wait + 15, connect=5),
+            transport=transport,
+        )
+        self.limiter = threading.BoundedSemaphore(bmc_concurrency)
+        self._load_hardware = hardware_loader
+        self.stop_event = threading.Event()
+        self._lock = threading.Lock()
+        self._nodes: dict[str, Node] = {}
+        self.conductors: list[str] = []
+        self._nodes_changed = threading.Event()
+        self._hardware: dict[str, tuple[Node, Hardware]] = {}
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"conductor-{name}")
+        self._sync_pool = ThreadPoolExecutor(bmc_concurrency, thread_name_prefix=f"sync-{name}")
+        self._queues: dict[str, deque[HostTask]] = {}  # node uuid → its tasks not started yet
+        self._running: set[str] = set()  # nodes with a drain on the pool
+        self._aborts: dict[str, threading.Event] = {}  # node uuid → set when the node moves away
+        self._in_flight: set[str] = set()
+        # Results just reported: a poll answered before the API committed one of them may still
+        # list it; skip it rather than run it twice.
+        self._recent: deque[str] = deque(maxlen=4096)
+        self._results: queue.Queue[tuple[HostTask, TaskResult]] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self.last_sync: SyncPass | None = None
+
+    # -- HTTP with retries: the API may be restarting ----------------------------------------
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        delay = 0.2
+        while True:
+            try:
+                resp = self.client.request(method, path, **kwargs)
+                if resp.status_code < 500:
+                    resp.raise_for_status()
+                    return resp
+                log.warning("%s %s answered %s; retrying", method, path, resp.status_code)
+            except httpx.TransportError as exc:
+                log.warning("%s %s failed (%s); retrying", method, path, exc)
+            if self.stop_event.wait(delay):
+                raise RuntimeError("conductor stopping")
+            delay = min(delay * 2, 5.0)
+
+    # -- ownership ----------------------------------------------------------------------------
+    @property
+    def nodes(self) -> dict[str, Node]:
+        with self._lock:
+            return dict(self._nodes)
+
+    def heartbeat(self) -> None:
+        """Register / heartbeat; the answer is the set of nodes this conductor owns now."""
+        body = self._call("PUT", f"/conductors/{self.name}", json={}).json()
+        self._own([Node.from_wire(raw) for raw in body.get("nodes", [])], body.get("conductors", []))
+
+    def _own(self, nodes: list[Node], conductors: list[str]) -> None:
+        fresh = {n.uuid: n for n in nodes}
+        with self._lock:
+            gained = fresh.keys() - self._nodes.keys()
+            lost = self._nodes.keys() - fresh.keys()
+            self._nodes = fresh
+            self.conductors = sorted(conductors)
+            for uuid in lost:
+                for task in self._queues.pop(uuid, deque()):
+                    self._in_flight.discard(task.id)
+                abort = self._aborts.pop(uuid, None)  # the task running holds it; a new one gets a fresh one
+                if abort is not None:
+                    abort.set()
+                self._hardware.pop(uuid, None)
+        if gained or lost:
+            log.info(
+                "conductor %s owns %d nodes (+%d -%d) among %d live conductors",
+                self.name,
+                len(fresh),
+                len(gained),
+                len(lost),
+                len(conductors),
+            )
+            self._nodes_changed.set()
+
+    def owns(self, uuid: str) -> bool:
+        with self._lock:
+            return uuid in self._nodes
+
+    def hardware(self, node: Node) -> Hardware:
+        """The node's interfaces, kept while its driver and driver_info stay the same (so a
+        Redfish session outlives one call)."""
+        with self._lock:
+            cached = self._hardware.get(node.uuid)
+        if (
+            cached is not None
+            and cached[0].driver == node.driver
+            and cached[0].driver_info == node.driver_info
+        ):
+            return cached[1]
+        hw = self._load_hardware(node, self.limiter)
+        with self._lock:
+            self._hardware[node.uuid] = (node, hw)
+        return hw
+
+    # -- loops -------------------------------------------------------------------------------
+    def start(self) -> Conductor:
+        self.heartbeat()
+        for target in (self._heartbeat_loop, self._poll_loop, self._report_loop, self._power_sync_loop):
+            thread = threading.Thread(target=target, name=f"conductor-{self.name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info("conductor %s started with %d nodes", self.name, len(self._nodes))
+        return self
+
+    def stop(self) -> None:
+        """Stop taking work and abandon what runs (deploys stop waiting; nothing more is
+        reported, so unfinished tasks stay pending for the nodes' next owner)."""
+        self.stop_event.set()
+        with self._lock:
+            for abort in self._aborts.values():
+                abort.set()
+        deadline = time.monotonic() + 2.0
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._sync_pool.shutdown(wait=False, cancel_futures=True)
+        self.client.close()
+
+    def _heartbeat_loop(self) -> None:
+        while not self.stop_event.wait(self.heartbeat_interval):
+            try:
+                self.heartbeat()
+            except RuntimeError:
+                return
+            except httpx.HTTPStatusError as exc:
+                log.error("heartbeat refused: %s", exc)
+
+    def _poll_loop(self) -> None:
+        while not self.stop_event.is_set():
+            with self._lock:
+                hosts = sorted(self._nodes)
+                busy = sorted(self._in_flight)
+                self._nodes_changed.clear()
+            if not hosts:  # nothing to poll for until a heartbeat brings nodes
+                self._nodes_changed.wait(self.poll_wait)
+                continue
+            try:
+                resp = self._call(
+                    "POST", "/tasks/poll", json={"hosts": hosts, "wait": self.poll_wait, "busy": busy}
+                )
+            except RuntimeError:
+                return
+            for raw in resp.json()["tasks"]:
+                self.dispatch(HostTask.model_validate(raw))
+
+    def dispatch(self, task: HostTask) -> bool:
+        """Queue a task behind its node's earlier ones; False when skipped (already running or
+        reported, or the node is not this conductor's)."""
+        with self._lock:
+            if task.id in self._in_flight or task.id in self._recent or self.stop_event.is_set():
+                return False
+            if task.host not in self._nodes:
+                log.info("task %s for node %s skipped: not owned by %s", task.id, task.host, self.name)
+                return False
+            self._in_flight.add(task.id)
+            self._queues.setdefault(task.host, deque()).append(task)
+            if task.host in self._running:
+                return True
+            self._running.add(task.host)
+        self._pool.submit(self._drain, task.host)
+        return True
+
+    def _drain(self, uuid: str) -> None:
+        """Run the node's queued tasks in order, then give the pool thread back."""
+        while True:
+            with self._lock:
+                pending = self._queues.get(uuid)
+                if not pending or self.stop_event.is_set():
+                    self._queues.pop(uuid, None)
+                    self._running.discard(uuid)
+                    if uuid not in self._nodes:
+                        self._aborts.pop(uuid, None)
+                    return
+                task = pending.popleft()
+                node = self._nodes.get(uuid)
+                abort = self._aborts.setdefault(uuid, threading.Event())
+            if node is None:  # moved away between dispatch and now
+                with self._lock:
+                    self._in_flight.discard(task.id)
+                continue
+            self._run_one(node, task, abort)
+
+    def _run_one(self, owned: Node, task: HostTask, abort: threading.Event) -> None:
+        raw = task.payload.get("node")
+        node = Node.from_wire(raw) if isinstance(raw, dict) else owned  # the task's view is newer
+        token = request_id_var.set(task.request_id or "-")
+        try:
+            log.info("running %s %s on node %s", task.kind, task.id, node.label)
+            try:
+                hw = self.hardware(node)
+            except BMCError as exc:
+                result: TaskResult | None = TaskResult(ok=False, error=str(exc))
+            else:
+                result = run_task(hw, task, abort)
+            if result is None or self.stop_event.is_set() or not self.owns(node.uuid):
+                with self._lock:  # abandoned: stays pending for whoever owns the node
+                    self._in_flight.discard(task.id)
+                return
+            log.info(
+                "%s %s on node %s: %s", task.kind, task.id, node.label, "ok" if result.ok else result.error
+            )
+        finally:
+            request_id_var.reset(token)
+        self._results.put((task, result))
+
+    def _report_loop(self) -> None:
+        """Report results in batches: one call and one transaction for all that finished."""
+        while not self.stop_event.is_set():
+            try:
+                batch = [self._results.get(timeout=0.5)]
+            except queue.Empty:
+                continue
+            while len(batch) < REPORT_BATCH:
+                try:
+                    batch.append(self._results.get_nowait())
+                except queue.Empty:
+                    break
+            body = {"results": [{"task_id": t.id, **r.model_dump()} for t, r in batch]}
+            request_id = next((t.request_id for t, _ in batch if t.request_id), None)
+            headers = {"X-OpenStack-Request-ID": request_id} if request_id and len(batch) == 1 else {}
+            try:
+                self._call("POST", "/tasks/results", json=body, headers=headers)
+            except RuntimeError:
+                return
+            with self._lock:
+                for task, _ in batch:
+                    self._in_flight.discard(task.id)
+                    self._recent.append(task.id)
+
+    # -- power sync ---------------------------------------------------------------------------
+    def sync_power_states(self) -> SyncPass | None:
+        """One pass over the owned nodes that no task is working on; reported in one call."""
+        with self._lock:
+            busy = self._running | self._queues.keys()
+            nodes = [n for u, n in self._nodes.items() if u not in busy]
+        if not nodes:
+            return None
+        result = power_sync_pass(nodes, self.hardware, self._sync_pool)
+        with self._lock:  # a node that moved away during the pass is its new owner's to report
+            states = {u: s for u, s in result.states.items() if u in self._nodes}
+        self._call("PUT", f"/conductors/{self.name}/power-states", json={"nodes": states})
+        self.last_sync = result
+        log.info(
+            "power sync of %d nodes took %.2f s (%.3f CPU s)", len(states), result.seconds, result.cpu_seconds
+        )
+        return result
+
+    def _power_sync_loop(self) -> None:
+        while not self.stop_event.wait(self.power_sync_interval):
+            try:
+                self.sync_power_states()
+            except RuntimeError:
+                return
+            except httpx.HTTPStatusError as exc:
+                log.error("power states refused: %s", exc)
+
+
+def start_conductors(api_url: str, token: str, names: Iterable[str], **options: Any) -> list[Conductor]:
+    """Conductors in this process (tests, `kumo up`), each with its own threads and session."""
+    return [Conductor(api_url, name, token, **options).start() for name in names]
