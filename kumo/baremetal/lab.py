@@ -1,0 +1,258 @@
+"""A baremetal lab on one machine: libvirt domains play the physical servers and sushy-tools'
+emulator (PyPI `sushy-tools`) is their Redfish BMC, on loopback. For tests and for trying
+kumo's baremetal path without hardware (`scripts/sushy-emulator`).
+
+Each machine is a persistent libvirt domain `bmlab-<name>` with kumo's test image
+(scripts/build-test-image) installed: its firmware boots the image's kernel and initramfs
+directly, it has a small disk (the boot device Redfish switches to), and its serial console is
+captured to `<state>/<name>.console.log`, which the deploy interface watches for the image's
+`KUMO-BOOT-OK` marker (driver_info `kumo_console_log`). The emulator serves only the lab's
+machines (SUSHY_EMULATOR_ALLOWED_INSTANCES), whatever else libvirt runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid as uuidlib
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+PREFIX = "bmlab-"
+LIBVIRT_URI = "qemu:///system"
+DEFAULT_IMAGE_DIR = Path(os.environ.get("KUMO_TEST_IMAGE_DIR", "/var/tmp/kumo-test-image"))
+DEFAULT_STATE_DIR = Path("/var/tmp/kumo-bmlab")
+
+
+@dataclass(frozen=True)
+class Machine:
+    name: str
+    uuid: str
+    console_log: str
+    disk: str
+
+    @property
+    def domain(self) -> str:
+        return PREFIX + self.name
+
+    def driver_info(self, emulator_url: str) -> dict[str, str]:
+        return {
+            "redfish_address": emulator_url,
+            "redfish_system_id": f"/redfish/v1/Systems/{self.uuid}",
+            "redfish_username": "admin",
+            "redfish_password": "password",
+            "redfish_verify_ca": "false",
+            "kumo_console_log": self.console_log,
+        }
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    element = ET.SubElement(parent, tag, attrs)
+    element.text = text
+    return element
+
+
+def machine_xml(machine: Machine, image_dir: Path, memory_mib: int = 128) -> str:
+    manifest = dict(
+        line.split("=", 1) for line in (image_dir / "manifest").read_text().splitlines() if "=" in line
+    )
+    dom = ET.Element("domain", type="qemu")
+    _sub(dom, "name", machine.domain)
+    _sub(dom, "uuid", machine.uuid)
+    _sub(dom, "title", f"kumo baremetal lab machine {machine.name}")
+    _sub(dom, "memory", str(memory_mib), unit="MiB")
+    _sub(dom, "vcpu", "1")
+    sysinfo = _sub(dom, "sysinfo", type="smbios")
+    _sub(_sub(sysinfo, "oemStrings"), "entry", f"kumo:hostname={machine.name}")
+    os_el = _sub(dom, "os")
+    _sub(os_el, "type", "hvm", arch="x86_64")
+    _sub(os_el, "kernel", str(image_dir / "vmlinux"))
+    _sub(os_el, "initrd", str(image_dir / "initrd.img"))
+    _sub(os_el, "cmdline", manifest.get("os_command_line", "console=ttyS0"))
+    _sub(os_el, "smbios", mode="sysinfo")
+    features = _sub(dom, "features")
+    _sub(features, "acpi")
+    _sub(features, "apic")
+    _sub(dom, "on_poweroff", "destroy")
+    _sub(dom, "on_reboot", "restart")
+    _sub(dom, "on_crash", "destroy")
+    devices = _sub(dom, "devices")
+    disk = _sub(devices, "disk", type="file", device="disk")
+    _sub(disk, "driver", name="qemu", type="raw")
+    _sub(disk, "source", file=machine.disk)
+    _sub(disk, "target", dev="vda", bus="virtio")
+    _sub(disk, "boot", order="1")
+    cdrom = _sub(devices, "disk", type="file", device="cdrom")  # empty: a boot device to switch to
+    _sub(cdrom, "target", dev="hdc", bus="ide")
+    _sub(cdrom, "readonly")
+    serial = _sub(devices, "serial", type="pty")
+    _sub(serial, "log", file=machine.console_log, append="on")
+    _sub(serial, "target", port="0")
+    console = _sub(devices, "console", type="pty")
+    _sub(console, "target", type="serial", port="0")
+    _sub(devices, "controller", type="usb", model="none")
+    _sub(devices, "memballoon", model="none")
+    ET.indent(dom)
+    return ET.tostring(dom, encoding="unicode")
+
+
+def _virsh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(["virsh", "-c", LIBVIRT_URI, *args], capture_output=True, text=True, timeout=120)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"virsh {' '.join(args)}: {done.stderr.strip()}")
+    return done
+
+
+def remove_machine(name: str) -> None:
+    _virsh("destroy", PREFIX + name, check=False)
+    _virsh("undefine", PREFIX + name, check=False)
+
+
+def define_machines(names: list[str], state_dir: Path, image_dir: Path = DEFAULT_IMAGE_DIR) -> list[Machine]:
+    """(Re)define the machines, powered off, with fresh disks and empty consoles."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    machines = []
+    for name in names:
+        remove_machine(name)
+        machine = Machine(
+            name=name,
+            uuid=str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"kumo-bmlab:{state_dir}:{name}")),
+            console_log=str(state_dir / f"{name}.console.log"),
+            disk=str(state_dir / f"{name}.disk.raw"),
+        )
+        shutil.copyfile(image_dir / "disk.raw", machine.disk)
+        Path(machine.console_log).unlink(missing_ok=True)
+        xml_path = state_dir / f"{name}.xml"
+        xml_path.write_text(machine_xml(machine, image_dir))
+        _virsh("define", str(xml_path))
+        machines.append(machine)
+    (state_dir / "machines.json").write_text(json.dumps([asdict(m) for m in machines], indent=2))
+    return machines
+
+
+def load_machines(state_dir: Path) -> list[Machine]:
+    path = state_dir / "machines.json"
+    return [Machine(**raw) for raw in json.loads(path.read_text())] if path.exists() else []
+
+
+class Emulator:
+    """sushy-emulator with its libvirt driver on 127.0.0.1:`port`, limited to `machines`."""
+
+    def __init__(self, machines: list[Machine], port: int, state_dir: Path) -> None:
+        self.machines = machines
+        self.port = port
+        self.state_dir = state_dir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def config(self) -> Path:
+        path = self.state_dir / f"emulator-{self.port}.conf"
+        allowed = [m.uuid for m in self.machines] + [m.domain for m in self.machines]
+        path.write_text(
+            f"SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'\n"
+            f"SUSHY_EMULATOR_LISTEN_PORT = {self.port}\n"
+            f"SUSHY_EMULATOR_LIBVIRT_URI = '{LIBVIRT_URI}'\n"
+            f"SUSHY_EMULATOR_ALLOWED_INSTANCES = {allowed!r}\n"
+        )
+        return path
+
+    def start(self, timeout: float = 30.0) -> Emulator:
+        binary = Path(sys.executable).with_name("sushy-emulator")
+        if not binary.exists():
+            found = shutil.which("sushy-emulator")
+            if found is None:
+                raise RuntimeError("sushy-emulator is not installed (scripts/sushy-emulator setup)")
+            binary = Path(found)
+        log = open(self.state_dir / f"emulator-{self.port}.log", "ab")  # noqa: SIM115 — the child keeps it
+        self.process = subprocess.Popen(
+            [str(binary), "--config", str(self.config())],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{self.url}/redfish/v1/Systems", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"sushy-emulator did not start; see {log.name}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        self.process = None
+
+
+def _main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/sushy-emulator", description=__doc__.split("\n\n")[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--state", type=Path, default=DEFAULT_STATE_DIR, help="lab directory")
+    sub = parser.add_subparsers(dest="command", required=True)
+    start = sub.add_parser(
+        "start", parents=[common], help="define the machines and serve them over Redfish (foreground)"
+    )
+    start.add_argument("--machines", type=int, default=2)
+    start.add_argument("--port", type=int, default=8000)
+    start.add_argument(
+        "--image", type=Path, default=DEFAULT_IMAGE_DIR, help="scripts/build-test-image output"
+    )
+    sub.add_parser("list", parents=[common], help="the machines and the driver_info to enroll them with")
+    sub.add_parser("clean", parents=[common], help="power off and undefine the machines")
+    args = parser.parse_args(argv)
+    state: Path = args.state
+    if args.command == "start":
+        machines = define_machines([f"node-{i + 1}" for i in range(args.machines)], state, args.image)
+        emulator = Emulator(machines, args.port, state).start()
+        (state / "emulator.json").write_text(json.dumps({"url": emulator.url}))
+        for m in machines:
+            print(json.dumps({"name": m.name, "driver_info": m.driver_info(emulator.url)}))
+        print(f"serving {len(machines)} machines on {emulator.url}; Ctrl-C stops", file=sys.stderr)
+        stop = threading.Event()
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            stop.wait()
+        finally:
+            emulator.stop()
+        return 0
+    machines = load_machines(state)
+    if args.command == "list":
+        url = (
+            json.loads((state / "emulator.json").read_text())["url"]
+            if (state / "emulator.json").exists()
+            else ""
+        )
+        for m in machines:
+            print(json.dumps({"name": m.name, "driver_info": m.driver_info(url)}))
+    elif args.command == "clean":
+        for m in machines:
+            remove_machine(m.name)
+        print(f"removed {len(machines)} machines", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
