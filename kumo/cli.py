@@ -54,6 +54,8 @@ def agent(
     libvirt_uri: str = typer.Option("qemu:///system", help="libvirt driver: connection URI"),
     virt_type: str = typer.Option("qemu", help="libvirt driver: qemu (TCG) or kvm"),
     host_ip: str = typer.Option("127.0.0.1", help="libvirt driver: this host's address"),
+    rack: str = typer.Option(None, help="Failure-domain label: this host's rack"),
+    region: str = typer.Option(None, help="Failure-domain label: this host's region"),
 ) -> None:
     """Run one hypervisor's agent."""
     from kumo.agent.agent import Agent, wait_for_api
@@ -70,7 +72,8 @@ def agent(
         options = {"api_url": api_url, "token": settings.secret("agent_token"), "uri": libvirt_uri,
                    "virt_type": virt_type, "host_ip": host_ip}
     runner = Agent(
-        api_url, host, load_driver(driver, host, **options), settings.secret("agent_token")
+        api_url, host, load_driver(driver, host, **options), settings.secret("agent_token"),
+        rack=rack, region=region,
     ).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

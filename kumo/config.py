@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     default_quota_cores: int = 20
     default_quota_ram: int = 51200
     # Set the tenant-isolation rule: a project with a filter_tenant_id aggregate lands only there.
+    # Baremetal stock (kumo.stock): a project with private stock lands on no public stock.
+    stock_private_exclusive: bool = True
     image_dir: Path | None = None
 
     @property

@@ -133,6 +133,8 @@ class Fleet:
             self.cloud.settings.secret("agent_token"),
             heartbeat_interval=kw.get("heartbeat_interval", 2.0),
             poll_wait=2.0,
+            rack=kw.get("rack"),
+            region=kw.get("region"),
         )
         self.agents.append(agent.start())
         return agent

@@ -45,8 +45,12 @@ def run_task(driver: ComputeDriver, task: TaskOut) -> TaskResult:
         elif task.kind == "rebuild":
             power = driver.rebuild(instance, task.payload["image_ref"])
         elif task.kind in ("live_migrate", "migrate", "revert_resize"):
-            power = driver.migrate(instance, task.payload["dest"], live=task.kind == "live_migrate",
-                                   target=task.payload.get("target"))
+            power = driver.migrate(
+                instance,
+                task.payload["dest"],
+                live=task.kind == "live_migrate",
+                target=task.payload.get("target"),
+            )
         elif task.kind == "prepare_migration":  # on the destination, before the source moves
             return TaskResult(ok=True, details={"target": driver.prepare_migration(instance)})
         elif task.kind == "abort_migration":  # on the destination, after a failed move
@@ -78,8 +82,11 @@ class Agent:
         power_sync_interval: float = 60.0,
         workers: int = 4,
         poll_wait: float = 20.0,
+        rack: str | None = None,
+        region: str | None = None,
     ) -> None:
         self.host = host
+        self.rack, self.region = rack, region  # failure-domain labels reported on registration
         self.driver = driver
         self.heartbeat_interval = heartbeat_interval
         self.power_sync_interval = power_sync_interval
@@ -124,6 +131,8 @@ class Agent:
             disk_gb=res.disk_gb,
             hypervisor_type=res.hypervisor_type,
             host_ip=res.host_ip,
+            rack=self.rack,
+            region=self.region,
         )
         self._call("POST", "/hosts", json=report.model_dump())
         log.info(
@@ -160,9 +169,12 @@ class Agent:
     def _power_sync_loop(self) -> None:
         while not self.stop_event.wait(self.power_sync_interval):
             try:
-                self._call(
-                    "PUT", f"/hosts/{self.host}/power-states", json={"states": self.driver.power_states()}
-                )
+                states = self.driver.power_states()
+            except DriverError as exc:  # the hypervisor is down: try again next round
+                log.warning("power sync on %s skipped: %s", self.host, exc)
+                continue
+            try:
+                self._call("PUT", f"/hosts/{self.host}/power-states", json={"states": states})
             except RuntimeError:
                 return
 

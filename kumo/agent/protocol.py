@@ -20,6 +20,9 @@ class HostReport(BaseModel):
     ram_allocation_ratio: float = 1.5
     disk_allocation_ratio: float = 1.0
     reserved_memory_mb: int = 512
+    # Failure-domain labels (`kumo agent --rack R --region G`); None keeps what the host has.
+    rack: str | None = Field(default=None, max_length=255)
+    region: str | None = Field(default=None, max_length=255)
 
 
 class TaskOut(BaseModel):

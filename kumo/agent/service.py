@@ -30,6 +30,8 @@ def register(session: Session, report: HostReport) -> None:
         disk_allocation_ratio=report.disk_allocation_ratio,
         reserved_memory_mb=report.reserved_memory_mb,
     )
+    if report.rack is not None or report.region is not None:
+        hosts.set_labels(session, report.name, rack=report.rack, region=report.region)
     hosts.heartbeat(session, report.name)
 
 

@@ -557,3 +557,66 @@ def delete_service(session: Session, ctx: RequestContext, service_id: str, *, uu
     session.query(Inventory).filter(Inventory.provider_id == provider_id).delete()
     session.query(ResourceProvider).filter(ResourceProvider.id == provider_id).delete()
     session.flush()
+
+
+# ---------------------------------------------------------------------------- failure-domain labels
+# A kumo extension (os-kumo-host-labels): rack and region per host; the availability zone stays
+# aggregate metadata, as in Nova. Agents report labels at registration (`kumo agent --rack R`),
+# baremetal nodes copy theirs from node properties, operators set them (`kumo hosts apply`).
+
+LABELS = ("rack", "region")
+
+
+@dataclass(frozen=True)
+class HostLabels:
+    host: str
+    rack: str | None
+    region: str | None
+    availability_zone: str
+
+
+def set_labels(session: Session, name: str, *, rack: str | None = None, region: str | None = None) -> None:
+    """Set the labels given (None leaves one as it is)."""
+    values = {k: v for k, v in (("rack", rack), ("region", region)) if v is not None}
+    if values:
+        session.execute(
+            update(ComputeHost)
+            .where(ComputeHost.name == name)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def parse_labels(body: object) -> dict[str, str | None]:
+    """{"labels": {"rack": "r1", "region": null}}: a null clears a label; others are kept."""
+    data = params.body_object(body, "labels")
+    params.reject_unknown(data, set(LABELS), "labels")
+    out: dict[str, str | None] = {}
+    for key, value in data.items():
+        if value is not None and (not isinstance(value, str) or not value.strip() or len(value) > 255):
+            raise BadRequest(f"Invalid input for field/attribute {key}. Value: {value!r}.")
+        out[key] = value.strip() if isinstance(value, str) else None
+    return out
+
+
+def _labels_of(host: ComputeHost, zones: dict[str, str]) -> HostLabels:
+    return HostLabels(host.name, host.rack, host.region, zones.get(host.name, aggregates.DEFAULT_ZONE))
+
+
+def list_labels(session: Session, ctx: RequestContext) -> list[HostLabels]:
+    ctx.require_admin()
+    zones = aggregates.host_zones(session)
+    return [_labels_of(h, zones) for h in session.scalars(select(ComputeHost).order_by(ComputeHost.name))]
+
+
+def update_labels(
+    session: Session, ctx: RequestContext, host_name: str, labels: dict[str, str | None]
+) -> HostLabels:
+    ctx.require_admin()
+    host = session.scalar(select(ComputeHost).where(ComputeHost.name == host_name))
+    if host is None:
+        raise NotFound(f"Compute host {host_name} could not be found.")
+    for key, value in labels.items():
+        setattr(host, key, value)
+    session.flush()
+    return _labels_of(host, aggregates.host_zones(session))

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kumo.agent import tasks
-from kumo.compute import actions, servers
+from kumo.compute import actions, server_groups, servers
 from kumo.compute.models import Instance, InstanceAction, InstanceActionEvent, ServerGroup
 from kumo.compute.server_ops import mark_error, migration_consumer
 from kumo.compute.states import TaskState, VmState
@@ -65,6 +66,7 @@ def request_for(instance: Instance, group: ServerGroup | None) -> ScheduleReques
         instance_uuid=instance.uuid,
         project_id=instance.project_id,
         resources=resources_of(instance.flavor),
+        flavor_id=instance.flavor.get("id"),
         flavor_extra_specs=dict(instance.flavor.get("extra_specs") or {}),
         availability_zone=instance.requested_az,
         group=GroupSpec(group.uuid, group.policy, group.rules or {}) if group else None,
@@ -126,7 +128,12 @@ def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
         )
         requests = [request_for(i, groups.get(i.server_group or "")) for i in pending]
         hinted = set().union(*(r.hinted_instances for r in requests))
-        snapshot = load_snapshot(session, rt.settings.heartbeat_timeout_seconds, instance_uuids=hinted)
+        snapshot = load_snapshot(
+            session,
+            rt.settings.heartbeat_timeout_seconds,
+            instance_uuids=hinted,
+            stock_exclusive=rt.settings.stock_private_exclusive,
+        )
     config = scheduler_config(rt.settings)
     for request in requests:
         with rt.db.transaction() as session:
@@ -160,6 +167,9 @@ def _place(
     event, request_id = _open_event(session, instance.uuid, SCHEDULE_EVENT)
     token = request_id_var.set(request_id)
     try:
+        if request.group is not None:
+            # Claim-time check: serialize claims into this group and see its committed members.
+            snapshot = server_groups.lock_for_claim(session, snapshot, request.group.uuid)
         started = time.perf_counter()
         decision = schedule(request, snapshot, config)
         SCHEDULE_SECONDS.observe(time.perf_counter() - started)
@@ -175,13 +185,15 @@ def _place(
         host = snapshot.hosts[chosen.host]
         details = None
         if chosen.soft_policy_honoured is False and request.group is not None:
-            details = f"{request.group.policy} could not be honoured: no capacity left on other hosts"
+            details = server_groups.spread_not_honoured_message(request.group)
         instance.host = chosen.host
         instance.availability_zone = host.availability_zone
         instance.task_state = TaskState.SPAWNING
         spawn_event_id = None
         if event is not None:
             actions.finish_event(session, event.id, True, details)
+            if details is not None and request.group is not None:
+                server_groups.record_spread_not_honoured(session, event.action_id, request.group, chosen.host)
             spawn_event_id = actions.start_event(
                 session, event.action_id, "compute__do_build_and_run_instance", chosen.host
             ).id
@@ -239,9 +251,18 @@ def claim_destination(session: Session, instance: Instance, dest_host: str | Non
         force_host=dest_host,
     )
     settings = get_settings()
-    snapshot = load_snapshot(session, settings.heartbeat_timeout_seconds)
+    snapshot = load_snapshot(
+        session, settings.heartbeat_timeout_seconds, stock_exclusive=settings.stock_private_exclusive
+    )
+    if base.group is not None:
+        snapshot = server_groups.lock_for_claim(session, snapshot, base.group.uuid)
     # The instance's own membership must not count against its destination.
-    decision = schedule(request, _without_instance(snapshot, instance), scheduler_config(settings))
+    decision = schedule(
+        request,
+        _without_instance(snapshot, instance),
+        scheduler_config(settings),
+        filters=server_groups.move_filters(base.group, forced=dest_host is not None),
+    )
     if not decision.ok:
         if dest_host is not None and dest_host not in snapshot.hosts:
             raise NotFound(f"Compute host {dest_host} could not be found.")
@@ -261,4 +282,4 @@ def _without_instance(snapshot: Snapshot, instance: Instance) -> Snapshot:
     members = group_hosts.get(instance.server_group, {})
     if members.get(instance.host):
         members[instance.host] -= 1
-    return Snapshot(snapshot.hosts, group_hosts, snapshot.instance_hosts)
+    return replace(snapshot, group_hosts=group_hosts)

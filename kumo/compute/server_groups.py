@@ -6,19 +6,28 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
-from kumo.compute import params, quotas
+from kumo.compute import actions, params, quotas
 from kumo.compute.microversion import Microversion
-from kumo.compute.models import Instance, ServerGroup, ServerGroupMember
+from kumo.compute.models import ComputeHost, Instance, ServerGroup, ServerGroupMember
 from kumo.errors import BadRequest, Forbidden, NotFound
+from kumo.placement.models import Allocation
+from kumo.scheduler import filters
+from kumo.scheduler.filters import FORCED_HOST_FILTERS, Filter
+from kumo.scheduler.request import FAILURE_DOMAINS, GroupSpec
+from kumo.scheduler.snapshot import Snapshot
 
 SOFT_POLICY_VERSION = "2.15"
 OWNER_VERSION = "2.13"
 POLICY_VERSION = "2.64"
 POLICIES = ("affinity", "anti-affinity")
+# kumo's extension: rules["failure_domain"] in host | rack | az | region, for every policy
+# (max_server_per_host then counts per domain). "No policy" is a server outside any group.
+FAILURE_DOMAIN_RULE = "failure_domain"
+SPREAD_NOT_HONOURED_EVENT = "server_group_spread_not_honoured"
 SOFT_POLICIES = ("soft-affinity", "soft-anti-affinity")
 
 
@@ -51,7 +60,7 @@ def parse_create(body: Any, mv: Microversion) -> CreateRequest:
                 f"{policy!r} is not one of {list(allowed)}"
             )
         rules = _rules(data.get("rules", {}))
-        if rules and policy != "anti-affinity":
+        if "max_server_per_host" in rules and policy not in ("anti-affinity", "soft-anti-affinity"):
             raise BadRequest("Only anti-affinity policy supports rules.")
         return CreateRequest(params.name_value(data["name"]), policy, rules)
     params.reject_unknown(data, {"name", "policies"}, "server_group")
@@ -74,12 +83,86 @@ def _rules(value: Any) -> dict[str, Any]:
         raise BadRequest(
             f"Invalid input for field/attribute rules. Value: {value!r}. is not of type 'object'"
         )
-    params.reject_unknown(value, {"max_server_per_host"}, "rules")
+    params.reject_unknown(value, {"max_server_per_host", FAILURE_DOMAIN_RULE}, "rules")
+    rules: dict[str, Any] = {}
     if "max_server_per_host" in value:
-        return {
-            "max_server_per_host": params.int_value(value["max_server_per_host"], "max_server_per_host", 1)
-        }
-    return {}
+        rules["max_server_per_host"] = params.int_value(
+            value["max_server_per_host"], "max_server_per_host", 1
+        )
+    if FAILURE_DOMAIN_RULE in value:
+        domain = value[FAILURE_DOMAIN_RULE]
+        if domain not in FAILURE_DOMAINS:
+            raise BadRequest(
+                f"Invalid input for field/attribute {FAILURE_DOMAIN_RULE}. Value: {domain}. "
+                f"{domain!r} is not one of {list(FAILURE_DOMAINS)}"
+            )
+        rules[FAILURE_DOMAIN_RULE] = domain
+    return rules
+
+
+# ---------------------------------------------------------------- HA groups at claim time
+
+
+def lock_for_claim(session: Session, snapshot: Snapshot, group_uuid: str) -> Snapshot:
+    """Serialize claims into one group and return the snapshot with the group's committed
+    members. Bumping the group's generation row-locks it on PostgreSQL until this transaction
+    ends (SQLite's writer lock already serializes); the members are read after the lock, so a
+    claim committed by another worker meanwhile is seen. A member occupies every host it holds
+    allocations on (both ends of a move in flight) and the host it is recorded on."""
+    session.execute(
+        update(ServerGroup)
+        .where(ServerGroup.uuid == group_uuid)
+        .values(generation=ServerGroup.generation + 1)
+        .execution_options(synchronize_session=False)
+    )
+    from kumo.compute.server_ops import migration_consumer  # server_ops -> servers -> here
+
+    members = list(
+        session.execute(
+            select(Instance.uuid, Instance.host).where(
+                Instance.server_group == group_uuid, Instance.deleted.is_(False)
+            )
+        )
+    )
+    occupied: dict[str, set[str]] = {uuid_: {host} if host else set() for uuid_, host in members}
+    if occupied:
+        consumers = {uuid_: uuid_ for uuid_ in occupied}
+        consumers.update({migration_consumer(uuid_): uuid_ for uuid_ in occupied})
+        rows = session.execute(
+            select(Allocation.consumer_id, ComputeHost.name)
+            .join(ComputeHost, ComputeHost.provider_id == Allocation.provider_id)
+            .where(Allocation.consumer_id.in_(list(consumers)))
+            .distinct()
+        )
+        for consumer_id, host_name in rows:
+            occupied[consumers[consumer_id]].add(host_name)
+    counts: dict[str, int] = {}
+    for hosts in occupied.values():
+        for host_name in hosts:
+            counts[host_name] = counts.get(host_name, 0) + 1
+    return snapshot.with_group_hosts(group_uuid, counts)
+
+
+def move_filters(group: GroupSpec | None, forced: bool) -> tuple[Filter, ...] | None:
+    """The filters for a move: a move to a named host skips placement policy (as a forced
+    boot does) but never the server group's, so a migration cannot break a hard group."""
+    if not forced:
+        return None
+    if group is None:
+        return FORCED_HOST_FILTERS
+    return (*FORCED_HOST_FILTERS, filters.group_affinity_filter, filters.group_anti_affinity_filter)
+
+
+def spread_not_honoured_message(group: GroupSpec) -> str:
+    domain = group.failure_domain
+    return f"{group.policy} over {domain} could not be honoured: no capacity left in another {domain}"
+
+
+def record_spread_not_honoured(session: Session, action_id: int, group: GroupSpec, host: str) -> None:
+    """A soft policy placed the server against its spread: say so in the server's events
+    (`openstack server event show`), as an event of its create action."""
+    event = actions.start_event(session, action_id, SPREAD_NOT_HONOURED_EVENT, host)
+    actions.finish_event(session, event.id, True, spread_not_honoured_message(group))
 
 
 @dataclass(frozen=True)

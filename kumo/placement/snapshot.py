@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Iterable
+from dataclasses import replace
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -30,9 +31,11 @@ def load_snapshot(
     now: dt.datetime | None = None,
     instance_uuids: Iterable[str] = (),
     default_availability_zone: str = DEFAULT_AVAILABILITY_ZONE,
+    stock_exclusive: bool = False,
 ) -> Snapshot:
     """The fleet as the scheduler sees it. `instance_uuids`: the same_host/different_host
-    instances of the request(s) about to be scheduled (see hosts_of_instances)."""
+    instances of the request(s) about to be scheduled (see hosts_of_instances). `stock_exclusive`:
+    projects with private stock may land on no public stock (the stock_private_exclusive setting)."""
     now = now or utcnow()
     rows = session.execute(
         select(
@@ -42,6 +45,8 @@ def load_snapshot(
             ComputeHost.forced_down,
             ComputeHost.last_heartbeat,
             ResourceProvider.generation,
+            ComputeHost.rack,
+            ComputeHost.region,
         )
         .join(ResourceProvider, ResourceProvider.id == ComputeHost.provider_id)
         .order_by(ComputeHost.name)
@@ -70,7 +75,7 @@ def load_snapshot(
         aggregates.setdefault(host_name, []).append(dict(metadata or {}))
 
     hosts = []
-    for name, provider_id, disabled, forced_down, heartbeat, generation in rows:
+    for name, provider_id, disabled, forced_down, heartbeat, generation, rack, region in rows:
         host_aggregates = aggregates.get(name, [])
         zones = [m["availability_zone"] for m in host_aggregates if m.get("availability_zone")]
         hosts.append(
@@ -85,9 +90,27 @@ def load_snapshot(
                 used=used.get(provider_id, {}),
                 max_unit=max_unit.get(provider_id, {}),
                 aggregates=tuple(host_aggregates),
+                rack=rack,
+                region=region,
             )
         )
-    return Snapshot.of(hosts, _group_hosts(session), hosts_of_instances(session, instance_uuids))
+    snapshot = Snapshot.of(hosts, _group_hosts(session), hosts_of_instances(session, instance_uuids))
+    if stock_exclusive:
+        snapshot = replace(snapshot, stock_exclusive_projects=_private_stock_projects(aggregates))
+    return snapshot
+
+
+def _private_stock_projects(aggregates: dict[str, list[dict[str, str]]]) -> frozenset[str]:
+    """Projects named by filter_tenant_id* of a baremetal='true' aggregate (private stock)."""
+    projects: set[str] = set()
+    for host_aggregates in aggregates.values():
+        for metadata in host_aggregates:
+            if str(metadata.get("baremetal", "")).lower() != "true":
+                continue
+            for key, value in metadata.items():
+                if key.startswith("filter_tenant_id"):
+                    projects.update(v.strip() for v in str(value).split(",") if v.strip())
+    return frozenset(projects)
 
 
 def hosts_of_instances(session: Session, uuids: Iterable[str]) -> dict[str, str]:

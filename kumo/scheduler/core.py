@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kumo.scheduler.filters import DEFAULT_FILTERS, FORCED_HOST_FILTERS, Filter
-from kumo.scheduler.request import SOFT_AFFINITY, SOFT_ANTI_AFFINITY, ScheduleRequest
+from kumo.scheduler.request import ScheduleRequest
 from kumo.scheduler.snapshot import HostState, Snapshot
-from kumo.scheduler.weighers import SchedulerConfig, weigh_hosts
+from kumo.scheduler.weighers import SchedulerConfig, soft_policy_honoured, weigh_hosts
 
 
 @dataclass(frozen=True)
@@ -128,10 +128,4 @@ def _filter(
 
 
 def _soft_policy_honoured(host: HostState, request: ScheduleRequest, snapshot: Snapshot) -> bool | None:
-    group = request.group
-    if group is None or group.policy not in (SOFT_AFFINITY, SOFT_ANTI_AFFINITY):
-        return None
-    here = snapshot.group_members_on(group.uuid, host.name)
-    if group.policy == SOFT_ANTI_AFFINITY:
-        return here == 0
-    return here > 0 or not any(snapshot.group_hosts.get(group.uuid, {}).values())
+    return soft_policy_honoured(host, request, snapshot)  # per failure domain (kumo.scheduler.weighers)

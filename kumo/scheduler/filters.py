@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kumo.scheduler.request import AFFINITY, ANTI_AFFINITY, ScheduleRequest
+from kumo.scheduler.request import AFFINITY, ANTI_AFFINITY, HOST, ScheduleRequest
 from kumo.scheduler.snapshot import HostState, Snapshot
 
 IGNORED = "listed in ignore_hosts"
@@ -25,11 +25,18 @@ INSUFFICIENT = "insufficient"  # + resource class: "insufficient MEMORY_MB"
 ABOVE_MAX_UNIT = "above max_unit of"  # + resource class
 NOT_GROUP_HOST = "not the host of the affinity group"
 GROUP_HOST_FULL = "max_server_per_host members of the anti-affinity group already there"
+GROUP_DOMAIN_FULL = "max_server_per_host members of the anti-affinity group already in that"  # + domain
+NOT_GROUP_DOMAIN = "not in the affinity group's"  # + domain
+NO_DOMAIN_LABEL = "host has no failure-domain label"  # + domain
+FLAVOR_NOT_ALLOWED = "aggregate reserved for other flavors"
+PUBLIC_STOCK_CLOSED = "public stock closed to projects with private stock"
 NOT_SAME_HOST = "holds none of the same_host instances"
 HOLDS_DIFFERENT_HOST = "holds a different_host instance"
 
 EXTRA_SPECS_SCOPE = "aggregate_instance_extra_specs"
 TENANT_KEY_PREFIX = "filter_tenant_id"
+FLAVOR_KEY = "filter_flavor_id"
+BAREMETAL_KEY = "baremetal"
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,32 @@ def aggregate_extra_specs_filter(
     return PASS
 
 
+@host_filter("AggregateFlavorFilter")
+def aggregate_flavor_filter(host: HostState, request: ScheduleRequest, snapshot: Snapshot) -> FilterResult:
+    """A host in aggregates carrying filter_flavor_id takes only the flavors listed there (by id;
+    comma-separated or in several aggregates): how a stock aggregate holds one flavor's machines."""
+    if not host.aggregates:
+        return PASS
+    allowed = host.aggregate_metadata().get(FLAVOR_KEY, set()) - {""}
+    return PASS if not allowed or request.flavor_id in allowed else _fail(FLAVOR_NOT_ALLOWED)
+
+
+@host_filter("StockFilter")
+def stock_filter(host: HostState, request: ScheduleRequest, snapshot: Snapshot) -> FilterResult:
+    """A project with private stock lands only there (when the stock_private_exclusive setting
+    put it in snapshot.stock_exclusive_projects): public stock, baremetal='true' aggregates
+    without filter_tenant_id, is closed to it. Private stock is guarded by tenant isolation."""
+    if request.project_id not in snapshot.stock_exclusive_projects or not host.aggregates:
+        return PASS
+    metadata = host.aggregate_metadata()
+    if "true" not in {v.lower() for v in metadata.get(BAREMETAL_KEY, ())}:
+        return PASS
+    own = any(
+        request.project_id in values for key, values in metadata.items() if key.startswith(TENANT_KEY_PREFIX)
+    )
+    return PASS if own else _fail(PUBLIC_STOCK_CLOSED)
+
+
 _NUMERIC_OPS: dict[str, Callable[[float, float], bool]] = {
     "=": lambda v, r: v >= r,  # Nova: "=" means "at least"
     "==": lambda v, r: v == r,
@@ -174,25 +207,39 @@ def resources_filter(host: HostState, request: ScheduleRequest, snapshot: Snapsh
 
 @host_filter("ServerGroupAffinityFilter")
 def group_affinity_filter(host: HostState, request: ScheduleRequest, snapshot: Snapshot) -> FilterResult:
-    """Hard affinity: once the group has a member somewhere, only those hosts qualify."""
+    """Hard affinity: once the group has a member somewhere, only hosts in that failure domain
+    (rules["failure_domain"]: host by default, or rack, az, region) qualify."""
     group = request.group
     if group is None or group.policy != AFFINITY:
         return PASS
-    members = snapshot.group_hosts.get(group.uuid, {})
-    if not any(members.values()) or members.get(host.name, 0) > 0:
-        return PASS
-    return _fail(NOT_GROUP_HOST)
+    domain = group.failure_domain
+    if domain == HOST:
+        members = snapshot.group_hosts.get(group.uuid, {})
+        if not any(members.values()) or members.get(host.name, 0) > 0:
+            return PASS
+        return _fail(NOT_GROUP_HOST)
+    value = host.failure_domain(domain)
+    if value is None:
+        return _fail(f"{NO_DOMAIN_LABEL} {domain}")
+    occupied = snapshot.group_domains(group.uuid, domain)
+    return PASS if not occupied or value in occupied else _fail(f"{NOT_GROUP_DOMAIN} {domain}")
 
 
 @host_filter("ServerGroupAntiAffinityFilter")
 def group_anti_affinity_filter(host: HostState, request: ScheduleRequest, snapshot: Snapshot) -> FilterResult:
-    """Hard anti-affinity: fewer than rules["max_server_per_host"] (default 1) members there."""
+    """Hard anti-affinity: fewer than rules["max_server_per_host"] (default 1) members in the
+    host's failure domain (rules["failure_domain"]: host by default, or rack, az, region). A
+    host without that label cannot prove the spread and is refused."""
     group = request.group
     if group is None or group.policy != ANTI_AFFINITY:
         return PASS
-    if snapshot.group_members_on(group.uuid, host.name) < group.max_server_per_host:
+    domain = group.failure_domain
+    value = host.failure_domain(domain)
+    if value is None:
+        return _fail(f"{NO_DOMAIN_LABEL} {domain}")
+    if snapshot.group_members_in(group.uuid, domain, value) < group.max_server_per_host:
         return PASS
-    return _fail(GROUP_HOST_FULL)
+    return _fail(GROUP_HOST_FULL if domain == HOST else f"{GROUP_DOMAIN_FULL} {domain}")
 
 
 @host_filter("SameHostFilter")
@@ -217,6 +264,8 @@ DEFAULT_FILTERS: tuple[Filter, ...] = (
     compute_filter,
     availability_zone_filter,
     tenant_isolation_filter,
+    aggregate_flavor_filter,
+    stock_filter,
     aggregate_extra_specs_filter,
     resources_filter,
     group_affinity_filter,

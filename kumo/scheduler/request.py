@@ -13,6 +13,13 @@ SOFT_ANTI_AFFINITY = "soft-anti-affinity"
 POLICIES = frozenset({AFFINITY, ANTI_AFFINITY, SOFT_AFFINITY, SOFT_ANTI_AFFINITY})
 SOFT_POLICIES = frozenset({SOFT_AFFINITY, SOFT_ANTI_AFFINITY})
 
+# Failure domains a group's policy applies over (rules["failure_domain"], a kumo extension).
+HOST = "host"
+RACK = "rack"
+AZ = "az"
+REGION = "region"
+FAILURE_DOMAINS = (HOST, RACK, AZ, REGION)
+
 
 @dataclass(frozen=True)
 class GroupSpec:
@@ -31,12 +38,19 @@ class GroupSpec:
         """Anti-affinity rule: members allowed on one host (Nova's default is 1)."""
         return int(self.rules.get("max_server_per_host", 1))
 
+    @property
+    def failure_domain(self) -> str:
+        """What the policy spreads over (or packs into): host (Nova's), rack, az or region."""
+        domain = str(self.rules.get("failure_domain", HOST))
+        return domain if domain in FAILURE_DOMAINS else HOST
+
 
 @dataclass(frozen=True)
 class ScheduleRequest:
     instance_uuid: str
     project_id: str
     resources: Mapping[str, int]  # e.g. {"VCPU": 2, "MEMORY_MB": 512, "DISK_GB": 1}
+    flavor_id: str | None = None  # for aggregates with filter_flavor_id (stock)
     flavor_extra_specs: Mapping[str, str] = field(default_factory=dict)
     availability_zone: str | None = None
     group: GroupSpec | None = None

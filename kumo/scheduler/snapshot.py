@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from kumo.scheduler.request import ScheduleRequest
+from kumo.scheduler.request import AZ, HOST, RACK, REGION, ScheduleRequest
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,20 @@ class HostState:
     used: Mapping[str, int] = field(default_factory=dict)
     max_unit: Mapping[str, int] = field(default_factory=dict)  # largest single allocation
     aggregates: tuple[Mapping[str, str], ...] = ()  # metadata of each aggregate holding the host
+    rack: str | None = None  # failure-domain labels (ComputeHost.rack / .region)
+    region: str | None = None
+
+    def failure_domain(self, domain: str) -> str | None:
+        """This host's value of a failure domain (host, rack, az, region); None when unlabelled."""
+        if domain == HOST:
+            return self.name
+        if domain == RACK:
+            return self.rack
+        if domain == AZ:
+            return self.availability_zone
+        if domain == REGION:
+            return self.region
+        raise ValueError(f"unknown failure domain {domain!r}")
 
     def free(self, resource_class: str) -> int:
         return self.capacity.get(resource_class, 0) - self.used.get(resource_class, 0)
@@ -53,6 +67,13 @@ class Snapshot:
     group_hosts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     # instance uuid -> host, only for the instances a request's same_host/different_host names
     instance_hosts: Mapping[str, str] = field(default_factory=dict)
+    # Projects whose baremetal must land in their private stock only (kumo.stock; a setting).
+    stock_exclusive_projects: frozenset[str] = frozenset()
+    # Derived counts only (never passed on by replace(): init=False starts each snapshot empty).
+    _cache: dict[tuple[str, str], dict[str | None, int]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
 
     @classmethod
     def of(
@@ -66,6 +87,35 @@ class Snapshot:
     def group_members_on(self, group_uuid: str, host: str) -> int:
         return self.group_hosts.get(group_uuid, {}).get(host, 0)
 
+    def group_members_in(self, group_uuid: str, domain: str, value: str | None) -> int:
+        """Members of the group on hosts whose `domain` is `value` (hosts gone from the snapshot
+        count nowhere). Unlabelled hosts (value None) share one domain."""
+        if domain == HOST:
+            return self.group_members_on(group_uuid, value or "")
+        return self._domain_counts(group_uuid, domain).get(value, 0)
+
+    def group_domains(self, group_uuid: str, domain: str) -> set[str | None]:
+        """The `domain` values holding at least one member of the group."""
+        return {value for value, count in self._domain_counts(group_uuid, domain).items() if count > 0}
+
+    def _domain_counts(self, group_uuid: str, domain: str) -> dict[str | None, int]:
+        # Filters ask once per host; count the group's members per domain once per snapshot.
+        key = (group_uuid, domain)
+        counts = self._cache.get(key)
+        if counts is None:
+            counts = {}
+            for host_name, count in self.group_hosts.get(group_uuid, {}).items():
+                host = self.hosts.get(host_name)
+                if host is not None:
+                    value = host.failure_domain(domain)
+                    counts[value] = counts.get(value, 0) + count
+            self._cache[key] = counts
+        return counts
+
+    def with_group_hosts(self, group_uuid: str, hosts: Mapping[str, int]) -> Snapshot:
+        """The snapshot with one group's member counts replaced (re-read at claim time)."""
+        return replace(self, group_hosts={**self.group_hosts, group_uuid: dict(hosts)})
+
     def with_instance_hosts(self, instance_hosts: Mapping[str, str]) -> Snapshot:
         return replace(self, instance_hosts={**self.instance_hosts, **instance_hosts})
 
@@ -78,4 +128,4 @@ class Snapshot:
             members[host] = members.get(host, 0) + 1
             group_hosts[request.group.uuid] = members
         instance_hosts = {**self.instance_hosts, request.instance_uuid: host}
-        return Snapshot(hosts, group_hosts, instance_hosts)
+        return replace(self, hosts=hosts, group_hosts=group_hosts, instance_hosts=instance_hosts)

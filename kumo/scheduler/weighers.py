@@ -46,9 +46,30 @@ def _group_members(policy: str, sign: float) -> Weigh:
         group = request.group
         if group is None or group.policy != policy:
             return 0.0
-        return sign * snapshot.group_members_on(group.uuid, host.name)
+        domain = group.failure_domain
+        value = host.failure_domain(domain)
+        if value is None:  # unlabelled: cannot prove a spread or a pack, so rank it last
+            return -1.0 if sign > 0 else sign * (sum(snapshot.group_hosts.get(group.uuid, {}).values()) + 1)
+        return sign * snapshot.group_members_in(group.uuid, domain, value)
 
     return weigh
+
+
+def soft_policy_honoured(host: HostState, request: ScheduleRequest, snapshot: Snapshot) -> bool | None:
+    """For a soft-(anti-)affinity group: whether landing on `host` honours the policy over the
+    group's failure domain (host, rack, az, region); None for any other request. A host
+    without the domain's label never honours it (the spread cannot be proven)."""
+    group = request.group
+    if group is None or group.policy not in (SOFT_AFFINITY, SOFT_ANTI_AFFINITY):
+        return None
+    domain = group.failure_domain
+    value = host.failure_domain(domain)
+    if value is None:
+        return False
+    here = snapshot.group_members_in(group.uuid, domain, value)
+    if group.policy == SOFT_ANTI_AFFINITY:
+        return here < group.max_server_per_host
+    return here > 0 or not snapshot.group_domains(group.uuid, domain)
 
 
 RAM = Weigher("RAMWeigher", _free("MEMORY_MB"))

@@ -9,6 +9,7 @@ from kumo.compute.routes import (
     aggregates,
     availability_zones,
     flavors,
+    host_labels,
     hypervisors,
     instance_actions,
     keypairs,
@@ -19,6 +20,7 @@ from kumo.compute.routes import (
     services,
     versions,
 )
+from kumo.stock import routes as stock_routes  # os-kumo-stock-requests: a compute API extension
 
 _MODULES = (
     versions,
@@ -33,6 +35,8 @@ _MODULES = (
     services,
     server_groups,
     quotas,
+    host_labels,
+    stock_routes,
 )
 
 

@@ -185,3 +185,119 @@ def test_failed_live_migration_leaves_the_guest_running_on_the_source(pair: Pair
     b_host.up()  # back again: what was prepared there is cleaned up
     b.abort_migration(pair.spec)
     assert not b.instance_dir(sid).exists()
+
+
+# -- the same moves through the API: an agent per namespaced host, the `openstack` CLI ----------
+
+
+@dataclass
+class Cloud2:
+    pair: Pair
+    agents: list[Any]
+    flavor: str = ""
+
+    def agent(self, host: NamespacedHost, tmp: Path, **options: Any) -> Any:
+        from kumo.agent.agent import Agent
+
+        driver = self.pair.driver(host, tmp, **options)
+        cloud = self.pair.cloud
+        agent = Agent(cloud.url, host.name, driver, cloud.settings.secret("agent_token"),
+                      heartbeat_interval=2.0, poll_wait=2.0, power_sync_interval=3.0).start()
+        self.agents.append(agent)
+        return driver
+
+    def boot_on(self, host: NamespacedHost) -> str:
+        with self.pair.cloud.client() as admin:
+            if not self.flavor:
+                resp = admin.post("/compute/v2.1/flavors",
+                                  json={"flavor": {"name": "mig-tiny", "vcpus": 1, "ram": 128, "disk": 1}})
+                self.flavor = str(resp.json()["flavor"]["id"])
+            resp = admin.post("/compute/v2.1/servers", json={"server": {
+                "name": "mover", "imageRef": self.pair.spec["image_ref"], "flavorRef": self.flavor,
+                "networks": "none", "availability_zone": f"nova:{host.name}"}},
+                headers={"OpenStack-API-Version": "compute 2.37"})
+            assert resp.status_code == 202, resp.text
+            return str(resp.json()["server"]["id"])
+
+    def server(self, sid: str) -> dict[str, Any]:
+        with self.pair.cloud.client() as admin:
+            return dict(admin.get(f"/compute/v2.1/servers/{sid}").json()["server"])
+
+    def console(self, sid: str) -> str:
+        with self.pair.cloud.client() as admin:
+            resp = admin.post(f"/compute/v2.1/servers/{sid}/action", json={"os-getConsoleOutput": {}})
+            return str(resp.json()["output"]) if resp.status_code == 200 else ""
+
+    def settled(self, sid: str, timeout: float = 120) -> dict[str, Any]:
+        def done() -> dict[str, Any] | None:
+            server = self.server(sid)
+            return server if server["OS-EXT-STS:task_state"] is None and server["status"] != "BUILD" else None
+
+        return dict(wait_for(done, timeout=timeout, interval=0.5))
+
+
+@pytest.fixture
+def api_pair(pair: Pair) -> Iterator[Cloud2]:
+    c = Cloud2(pair, [])
+    try:
+        yield c
+    finally:
+        for agent in c.agents:
+            agent.stop()
+
+
+def test_live_migration_through_the_cli_keeps_the_guest_running(api_pair: Cloud2, tmp_path: Path) -> None:
+    from tests.cli.conftest import OpenStackCLI, openstack_binary, write_clouds_yaml
+
+    binary = openstack_binary()
+    if binary is None:
+        pytest.skip("the openstack CLI is not installed")
+    osc = OpenStackCLI(binary, write_clouds_yaml(api_pair.pair.cloud, tmp_path / "clouds.yaml"))
+    a_host, b_host = api_pair.pair.hosts
+    api_pair.agent(a_host, tmp_path, migration_bandwidth=200, migration_max_downtime_ms=300)
+    api_pair.agent(b_host, tmp_path)
+    sid = api_pair.boot_on(a_host)
+    assert api_pair.settled(sid)["status"] == "ACTIVE"
+    wait_for(lambda: "KUMO-TICK" in api_pair.console(sid), timeout=90, interval=0.5)
+    uptime_before = max(float(x) for x in TICK.findall(api_pair.console(sid)))
+
+    osc.run("server", "migrate", "--live-migration", "--host", b_host.name, "--wait", sid, json=False)
+
+    server = api_pair.settled(sid)
+    assert (server["status"], server["OS-EXT-SRV-ATTR:host"]) == ("ACTIVE", b_host.name)
+    # The console now comes from the destination: the same guest, still counting, never rebooted.
+    wait_for(lambda: any(float(x) > uptime_before for x in TICK.findall(api_pair.console(sid))),
+             timeout=30, interval=0.5)
+    assert MARKER not in api_pair.console(sid)
+    events = osc.run("server", "event", "list", sid)
+    assert any(e["Action"] == "live-migration" for e in events)
+
+
+def test_failed_live_migration_through_the_api_leaves_it_active_on_the_source(
+    api_pair: Cloud2, tmp_path: Path
+) -> None:
+    a_host, b_host = api_pair.pair.hosts
+    api_pair.agent(a_host, tmp_path, migration_bandwidth=1)  # minutes for 128 MiB: time to kill b
+    api_pair.agent(b_host, tmp_path)
+    sid = api_pair.boot_on(a_host)
+    api_pair.settled(sid)
+    wait_for(lambda: MARKER in api_pair.console(sid), timeout=90, interval=0.5)
+    with api_pair.pair.cloud.client() as admin:
+        resp = admin.post(f"/compute/v2.1/servers/{sid}/action",
+                          json={"os-migrateLive": {"host": b_host.name, "block_migration": "auto"}},
+                          headers={"OpenStack-API-Version": "compute 2.30"})
+        assert resp.status_code == 202, resp.text
+    wait_for(lambda: api_pair.server(sid)["OS-EXT-STS:task_state"] == "migrating", timeout=30)
+    time.sleep(4)  # the destination prepared and the copy is under way
+    b_host.kill()
+    try:
+        server = api_pair.settled(sid, timeout=180)
+        assert (server["status"], server["OS-EXT-SRV-ATTR:host"]) == ("ACTIVE", a_host.name)
+        with api_pair.pair.cloud.client() as admin:
+            listed = admin.get(f"/compute/v2.1/servers/{sid}/os-instance-actions").json()["instanceActions"]
+        live = next(a for a in listed if a["action"] == "live-migration")
+        assert b_host.name in (live["message"] or ""), live
+        seen = len(TICK.findall(api_pair.console(sid)))  # still alive on the source
+        wait_for(lambda: len(TICK.findall(api_pair.console(sid))) > seen, timeout=30, interval=0.5)
+    finally:
+        b_host.up()

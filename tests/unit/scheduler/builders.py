@@ -40,6 +40,14 @@ class HostBuilder:
         self._host = replace(self._host, availability_zone=zone)
         return self
 
+    def rack(self, rack: str | None) -> HostBuilder:
+        self._host = replace(self._host, rack=rack)
+        return self
+
+    def region(self, region: str | None) -> HostBuilder:
+        self._host = replace(self._host, region=region)
+        return self
+
     def aggregate(self, metadata: Mapping[str, str]) -> HostBuilder:
         self._host = replace(self._host, aggregates=(*self._host.aggregates, dict(metadata)))
         return self
@@ -65,9 +73,10 @@ def make_snapshot(
     *hosts: HostBuilder | HostState,
     groups: Mapping[str, Mapping[str, int]] | None = None,
     instances: Mapping[str, str] | None = None,
+    stock_exclusive: frozenset[str] = frozenset(),
 ) -> Snapshot:
     states = [h.build() if isinstance(h, HostBuilder) else h for h in hosts]
-    return Snapshot.of(states, groups, instances)
+    return replace(Snapshot.of(states, groups, instances), stock_exclusive_projects=stock_exclusive)
 
 
 def make_request(**overrides: Any) -> ScheduleRequest:

@@ -283,6 +283,18 @@ CASES = [
         instances={"i1": "h2"},
     ),
     Case("different/unknown", f.different_host_filter, make_host(), {"different_host": ("i1",)}),
+    # AggregateFlavorFilter (stock aggregates hold one flavor's machines)
+    Case("flavor/no-aggregate", f.aggregate_flavor_filter, make_host(), {"flavor_id": "bm1"}),
+    Case("flavor/listed", f.aggregate_flavor_filter, agg(filter_flavor_id="bm0,bm1"), {"flavor_id": "bm1"}),
+    Case(
+        "flavor/other",
+        f.aggregate_flavor_filter,
+        agg(filter_flavor_id="bm0"),
+        {"flavor_id": "bm1"},
+        rejects=f.FLAVOR_NOT_ALLOWED,
+    ),
+    # StockFilter (only with the setting; see test_stock_filters.py for the exclusive cases)
+    Case("stock/not-exclusive", f.stock_filter, agg(baremetal="true", filter_flavor_id="bm1")),
 ]
 
 
