@@ -30,6 +30,11 @@ def enqueue(
         request_id=request_id,
     )
     session.add(task)
+    # A baremetal node is a host too: its node moves with the work (deploying, deleting…) and
+    # the task carries the node for its conductor.
+    from kumo.baremetal.service import on_task_enqueued
+
+    on_task_enqueued(session, task)
     return task
 
 

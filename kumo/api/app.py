@@ -15,6 +15,7 @@ from kumo.agent import routes as agent_routes
 from kumo.api import errors
 from kumo.api.middleware import RequestMiddleware
 from kumo.baremetal import conductor_routes as baremetal_conductor_routes
+from kumo.baremetal import routes as baremetal_routes
 from kumo.compute.routes import build_router as compute_router
 from kumo.identity import admin_routes as identity_admin_routes
 from kumo.identity import routes as identity_routes
@@ -56,6 +57,7 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
         compute_router(),  # /compute
         image_routes.router,  # /image
         placement_routes.router,  # /placement
+        baremetal_routes.router,  # /baremetal (Ironic's API subset)
     ):
         app.include_router(router)
 

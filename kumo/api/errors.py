@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
+from kumo.baremetal.microversion import headers as baremetal_version_headers
 from kumo.errors import KumoError
 from kumo.logs import request_id_var
 
@@ -62,6 +63,12 @@ def error_response(
             headers["WWW-Authenticate"] = 'Keystone uri="/identity"'
     elif path.startswith("/image"):
         body = {"code": status, "title": title, "message": message, "error": {"message": message}}
+    elif path.startswith("/baremetal"):
+        # Ironic: the fault is a JSON document inside a string; the version range on every answer.
+        faultcode = "Client" if status < 500 else "Server"
+        fault = {"faultstring": message, "faultcode": faultcode, "debuginfo": None}
+        body = {"error_message": json.dumps(fault)}
+        headers.update(baremetal_version_headers(None))
     else:
         key = kind or _KIND_BY_STATUS.get(status, "computeFault")
         body = {key: {"code": status, "message": message}}

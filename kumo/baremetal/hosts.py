@@ -23,6 +23,24 @@ from kumo.placement.models import Allocation, Inventory, ResourceProvider
 
 HYPERVISOR_TYPE = "ironic"
 AZ_KEY = "availability_zone"
+# Failure-domain labels a node's properties carry.
+LABELS = ("rack", "availability_zone", "region")
+# Ironic's hardware interfaces (shown on nodes; kumo picks them from the driver).
+INTERFACES = (
+    "bios",
+    "boot",
+    "console",
+    "deploy",
+    "firmware",
+    "inspect",
+    "management",
+    "network",
+    "power",
+    "raid",
+    "rescue",
+    "storage",
+    "vendor",
+)
 
 
 def resource_class_name(node: Node) -> str | None:

@@ -2,7 +2,8 @@
 between them, and power states.
 
 `advance(state, event)` is the only way a node's provision state changes. A transition that the
-table does not list is a 409 with Ironic's wording. The table is Ironic's (ironic/common/states.py)
+table does not list is a 400 with Ironic's wording (its InvalidStateRequested; a 409 would make
+python-ironicclient retry for ten seconds). The table is Ironic's (ironic/common/states.py)
 cut down to what kumo does: no inspection, rescue or servicing.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kumo.errors import Conflict
+from kumo.errors import BadRequest
 
 # Stable states: a node rests here until someone acts.
 ENROLL = "enroll"
@@ -120,10 +121,10 @@ def can(state: str, event: str) -> bool:
 
 
 def advance(state: str, event: str, node: str = "") -> str:
-    """The state after `event`, or Conflict (409) in Ironic's words."""
+    """The state after `event`, or BadRequest (400) in Ironic's words."""
     target = _TABLE.get((state, event))
     if target is None:
-        raise Conflict(
+        raise BadRequest(
             f'The requested action "{event}" can not be performed on node "{node}" '
             f'while it is in state "{state}".'
         )

@@ -165,6 +165,10 @@ def settle(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> No
     task.state = "done" if ok else "failed"
     task.result = result
     task.error = None if ok else str(result.get("error", "unknown error"))
+    # A baremetal node moves with its conductor's report (deploying → active…), before the instance.
+    from kumo.baremetal.service import settle as settle_node
+
+    settle_node(session, task, ok, result)
     instance = session.query(Instance).filter(Instance.uuid == task.instance_uuid).one_or_none()
     if task.kind == "abort_migration":  # clean-up on a destination: nothing to change
         return

@@ -22,6 +22,7 @@ SERVICES = (
     ("compute", "nova", "/compute/v2.1"),
     ("image", "glance", "/image"),
     ("placement", "placement", "/placement"),
+    ("baremetal", "ironic", "/baremetal"),
 )
 
 

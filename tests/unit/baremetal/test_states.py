@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kumo.baremetal import states as s
-from kumo.errors import Conflict
+from kumo.errors import BadRequest
 
 
 def walk(start: str, *events: str) -> str:
@@ -54,9 +54,9 @@ def test_paths(start: str, events: tuple[str, ...], end: str) -> None:
         (s.CLEANING, s.DEPLOY),
     ],
 )
-def test_refusals_are_conflicts_in_ironic_words(state: str, event: str) -> None:
+def test_refusals_are_400s_in_ironic_words(state: str, event: str) -> None:
     assert not s.can(state, event)
-    with pytest.raises(Conflict) as err:
+    with pytest.raises(BadRequest) as err:
         s.advance(state, event, "node-1")
     assert f'The requested action "{event}" can not be performed on node "node-1"' in err.value.message
     assert f'while it is in state "{state}"' in err.value.message

@@ -1,0 +1,262 @@
+"""Ironic's API subset under /baremetal (version discovery, nodes, provision/power/maintenance
+states). Admin only. Each route: version → context → one domain call in a transaction → view."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
+
+from kumo.agent.tasks import host_key
+from kumo.api.context import RequestContext
+from kumo.api.deps import context, runtime
+from kumo.baremetal import conductors, microversion, ownership, service, views
+from kumo.baremetal.microversion import Version
+from kumo.errors import BadRequest
+from kumo.runtime import Runtime
+
+router = APIRouter(prefix="/baremetal")
+
+
+async def version(request: Request, response: Response) -> Version:
+    """The request's microversion; every answer carries the supported range."""
+    found = microversion.parse({k.lower(): v for k, v in request.headers.items()})
+    response.headers.update(microversion.headers(found))
+    return found
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/baremetal"
+
+
+def _fields(raw: str | None) -> list[str] | None:
+    return [f.strip() for f in raw.split(",") if f.strip()] if raw else None
+
+
+@router.get("")
+@router.get("/")
+def root(request: Request, response: Response) -> dict[str, Any]:
+    response.headers.update(microversion.headers(None))
+    return views.root(_base(request))
+
+
+@router.get("/v1")
+@router.get("/v1/")
+def v1(request: Request, v: Version = Depends(version)) -> dict[str, Any]:
+    return views.v1(_base(request))
+
+
+def _owners(rt: Runtime, session: Any, uuids: list[str]) -> dict[str, str | None]:
+    live = conductors.live_conductors(session, rt.settings.heartbeat_timeout_seconds)
+    return {u: ownership.owner(u, live) for u in uuids}
+
+
+def _list(
+    request: Request, rt: Runtime, ctx: RequestContext, v: Version, detail: bool, fields: list[str] | None
+) -> dict[str, Any]:
+    p = request.query_params
+    limit = p.get("limit")
+    try:
+        limit_value = int(limit) if limit not in (None, "") else None
+    except ValueError:
+        raise BadRequest(f"Invalid limit: {limit}") from None
+    query = service.NodeQuery(
+        limit=limit_value,
+        marker=p.get("marker"),
+        associated=p.get("associated"),
+        maintenance=p.get("maintenance"),
+        provision_state=p.get("provision_state"),
+        driver=p.get("driver"),
+        resource_class=p.get("resource_class"),
+        fault=p.get("fault"),
+        owner=p.get("owner"),
+        lessee=p.get("lessee"),
+        instance_uuid=p.get("instance_uuid"),
+        sort_key=p.get("sort_key", "id"),
+        sort_dir=p.get("sort_dir", "asc"),
+    )
+    with rt.db.read() as session:
+        nodes = service.list_nodes(session, ctx, query)
+        owners = _owners(rt, session, [n.uuid for n in nodes]) if detail or fields else {}
+    next_url = None
+    if nodes and limit_value:
+        args = {k: v for k, v in p.items() if k != "marker"}
+        args["marker"] = nodes[-1].uuid
+        path = "nodes/detail" if detail else "nodes"
+        next_url = f"{_base(request)}/v1/{path}?{urlencode(args)}"
+    return views.node_list(
+        nodes,
+        v,
+        _base(request),
+        owners=owners,
+        detail=detail,
+        fields=fields,
+        limit=limit_value,
+        next_url=next_url,
+    )
+
+
+@router.get("/v1/nodes")
+def list_nodes(
+    request: Request,
+    fields: str | None = Query(default=None),
+    detail: str | None = Query(default=None),
+    rt: Runtime = Depends(runtime),
+    ctx: RequestContext = Depends(context),
+    v: Version = Depends(version),
+) -> dict[str, Any]:
+    is_detail = service.parse_bool(detail, "detail") or False
+    return _list(request, rt, ctx, v, is_detail, _fields(fields))
+
+
+@router.get("/v1/nodes/detail")
+def list_nodes_detail(
+    request: Request,
+    rt: Runtime = Depends(runtime),
+    ctx: RequestContext = Depends(context),
+    v: Version = Depends(version),
+) -> dict[str, Any]:
+    return _list(request, rt, ctx, v, True, None)
+
+
+@router.post("/v1/nodes", status_code=201)
+def create_node(
+    request: Request,
+    response: Response,
+    body: Any = Body(default=None),
+    rt: Runtime = Depends(runtime),
+    ctx: RequestContext = Depends(context),
+    v: Version = Depends(version),
+) -> dict[str, Any]:
+    with rt.db.transaction() as session:
+        node = service.create_node(session, ctx, body, v)
+        shown = views.node(node, v, _base(request), conductor=_owners(rt, session, [node.uuid])[node.uuid])
+    response.headers["Location"] = f"{_base(request)}/v1/nodes/{node.uuid}"
+    return shown
+
+
+@router.get("/v1/nodes/{ident}")
+def show_node(
+    ident: str,
+    request: Request,
+    fields: str | None = Query(default=None),
+    rt: Runtime = Depends(runtime),
+    ctx: RequestContext = Depends(context),
+    v: Version = Depends(version),
+) -> dict[str, Any]:
+    with rt.db.read() as session:
+        node = service.get_node(session, ctx, ident)
+        owner = _owners(rt, session, [node.uuid])[node.uuid]
+        return views.node(node, v, _base(request), conductor=owner, fields=_fields(fields))
+
+
+@router.patch("/v1/nodes/{ident}")
+def update_node(
+    ident: str,
+    request: Request,
+    body: Any = Body(default=None),
+    rt: Runtime = Depends(runtime),
+    ctx: RequestContext = Depends(context),
+    v: Version = Depends(version),
+) -> dict[str, Any]:
+    with rt.db.transaction() as session:
+        node = service.update_node(session, ctx, ident, body)
+        return views.node(node, v, _base(request), conductor=_owners(rt, session, [node.uuid])[node.uuid])
+
+
+@router.delete("/v1/nodes/{ident}", status_code=204)
+def delete_node(
+    ident: str,
+    rt: Runtime = Depends(runtime),
+    ctx: RequestContext = Depends(context),
+    v: Version = Depends(version),
+) -> Response:
+    with rt.db.transaction() as session:
+        service.delete_node(session, ctx, ident)
+    return Response(status_code=204, headers=microversion.headers(v))
+
+
+def _accepted(request: Request, rt: Runtime, v: Version, node_uuid: str, what: str) -> Response:
+    rt.waker.publish(host_key(node_uuid))
+    headers = {**microversion.headers(v), "Location": f"{_base(request)}/v1/nodes/{node_uuid}/{what}"}
+    return Response(status_code=202, headers=headers)
+
+
+@router.put("/v1/nodes/{ident}/states/provision", status_code=202)
+def set_provision_state(
+    ident: str,
+    request: Request,
+    body: Any = Body(default=None),
+    rt: Runtime = Depends(runtime),
+    ctx: RequestContext = Depends(context),
+    v: Version = Depends(version),
+) -> Response:
+    with rt.db.transaction() as session:
+        node_uuid = service.set_provision_state(session, ctx, ident, body, v)
+    return _accepted(request, rt, v, node_uuid, "states")
+
+
+@router.put("/v1/nodes/{ident}/states/power", status_code=202)
+def set_power_state(
+    ident: str,
+    request: Request,
+    body: Any = Body(default=None),
+    rt: Runtime = Depends(runtime),
+    ctx: RequestContext = Depends(context),
+    v: Version = Depends(version),
+) -> Response:
+    with rt.db.transaction() as session:
+        node_uuid = service.set_power_state(session, ctx, ident, body)
+    return _accepted(request, rt, v, node_uuid, "states")
+
+
+@router.get("/v1/nodes/{ident}/states")
+def node_states(
+    ident: str,
+    rt: Runtime = Depends(runtime),
+    ctx: RequestContext = Depends(context),
+    v: Version = Depends(version),
+) -> dict[str, Any]:
+    with rt.db.read() as session:
+        node = service.get_node(session, ctx, ident)
+        shown = views.node(node, v, "", detail=True)
+    keys = (
+        "power_state",
+        "target_power_state",
+        "provision_state",
+        "target_provision_state",
+        "last_error",
+        "provision_updated_at",
+        "console_enabled",
+        "raid_config",
+        "target_raid_config",
+    )
+    return {k: shown.get(k) for k in keys if k in shown}
+
+
+@router.put("/v1/nodes/{ident}/maintenance", status_code=202)
+def maintenance_on(
+    ident: str,
+    request: Request,
+    body: Any = Body(default=None),
+    rt: Runtime = Depends(runtime),
+    ctx: RequestContext = Depends(context),
+    v: Version = Depends(version),
+) -> Response:
+    reason = body.get("reason") if isinstance(body, dict) else None
+    with rt.db.transaction() as session:
+        service.set_maintenance(session, ctx, ident, True, reason if isinstance(reason, str) else None)
+    return Response(status_code=202, headers=microversion.headers(v))
+
+
+@router.delete("/v1/nodes/{ident}/maintenance", status_code=202)
+def maintenance_off(
+    ident: str,
+    rt: Runtime = Depends(runtime),
+    ctx: RequestContext = Depends(context),
+    v: Version = Depends(version),
+) -> Response:
+    with rt.db.transaction() as session:
+        service.set_maintenance(session, ctx, ident, False, None)
+    return Response(status_code=202, headers=microversion.headers(v))

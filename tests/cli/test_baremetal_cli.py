@@ -1,0 +1,93 @@
+"""`openstack baremetal …` (python-ironicclient, unmodified) and `openstack server …` with a
+baremetal flavor, against kumo with a conductor stand-in that obeys at once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.cli.conftest import CLIError, OpenStackCLI
+from tests.conftest import Cloud
+from tests.functional.baremetal.standin import StandInConductor
+
+pytestmark = pytest.mark.cli
+
+
+@pytest.fixture
+def conductor(cloud: Cloud) -> Iterator[StandInConductor]:
+    c = StandInConductor(cloud.url, cloud.settings.secret("agent_token")).start()
+    yield c
+    c.stop()
+
+
+def wait_for(osc: OpenStackCLI, node: str, field: str, value: Any, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        shown = osc.run("baremetal", "node", "show", node)
+        if shown[field] == value or time.monotonic() > deadline:
+            assert shown[field] == value, shown
+            return shown  # type: ignore[no-any-return]
+        time.sleep(0.5)
+
+
+def create(osc: OpenStackCLI, name: str, *extra: str) -> dict[str, Any]:
+    return osc.run(  # type: ignore[no-any-return]
+        "baremetal", "node", "create", "--name", name, "--driver", "redfish",
+        "--driver-info", "redfish_address=http://127.0.0.1:8000",
+        "--driver-info", f"redfish_system_id=/redfish/v1/Systems/{name}",
+        "--driver-info", "redfish_password=secret",
+        "--resource-class", "bm.small",
+        "--property", "cpus=4", "--property", "memory_mb=8192", "--property", "local_gb=100",
+        "--property", "rack=r1", "--property", "availability_zone=az1", "--property", "region=RegionOne",
+        *extra,
+    )  # fmt: skip
+
+
+def test_enroll_inspect_update_and_delete(osc: OpenStackCLI) -> None:
+    node = create(osc, "bm-0")
+    assert node["provision_state"] == "enroll"
+    assert node["resource_class"] == "bm.small"
+    assert node["driver_info"]["redfish_password"] == "******"
+    assert node["properties"]["cpus"] == 4 and node["properties"]["rack"] == "r1"
+    listed = osc.run("baremetal", "node", "list")
+    assert [n["name"] for n in listed] == ["bm-0"]
+    assert listed[0]["provision_state"] == "enroll"
+    osc.run("baremetal", "node", "set", "bm-0", "--property", "rack=r2", "--description", "left", json=False)
+    osc.run("baremetal", "node", "unset", "bm-0", "--property", "region", json=False)
+    shown = osc.run("baremetal", "node", "show", "bm-0")
+    assert shown["properties"]["rack"] == "r2" and "region" not in shown["properties"]
+    assert shown["description"] == "left"
+    osc.run("baremetal", "node", "delete", "bm-0", json=False)
+    assert osc.run("baremetal", "node", "list") == []
+
+
+def test_manage_provide_power_and_maintenance(osc: OpenStackCLI, conductor: StandInConductor) -> None:
+    create(osc, "bm-1")
+    osc.run("baremetal", "node", "manage", "bm-1", json=False)
+    wait_for(osc, "bm-1", "provision_state", "manageable")
+    osc.run("baremetal", "node", "provide", "bm-1", json=False)
+    shown = wait_for(osc, "bm-1", "provision_state", "available")
+    assert shown["power_state"] == "power off"
+    osc.run("baremetal", "node", "power", "on", "bm-1", json=False)
+    wait_for(osc, "bm-1", "power_state", "power on")
+    osc.run("baremetal", "node", "power", "off", "bm-1", json=False)
+    wait_for(osc, "bm-1", "power_state", "power off")
+    osc.run("baremetal", "node", "maintenance", "set", "bm-1", "--reason", "disk swap", json=False)
+    shown = osc.run("baremetal", "node", "show", "bm-1")
+    assert shown["maintenance"] is True and shown["maintenance_reason"] == "disk swap"
+    osc.run("baremetal", "node", "maintenance", "unset", "bm-1", json=False)
+    assert osc.run("baremetal", "node", "show", "bm-1")["maintenance"] is False
+
+
+def test_errors_are_clear_4xx(osc: OpenStackCLI) -> None:
+    create(osc, "bm-2")
+    with pytest.raises(CLIError) as err:
+        osc.run("baremetal", "node", "provide", "bm-2", json=False)
+    assert 'can not be performed on node "bm-2" while it is in state "enroll"' in err.value.stderr
+    assert "HTTP 400" in err.value.stderr
+    with pytest.raises(CLIError) as err:
+        osc.run("baremetal", "node", "show", "nope")
+    assert "Node nope could not be found" in err.value.stderr and "HTTP 404" in err.value.stderr
