@@ -74,7 +74,6 @@ class Snapshot:
         default_factory=dict, init=False, repr=False, compare=False
     )
 
-
     @classmethod
     def of(
         cls,
