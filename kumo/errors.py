@@ -31,7 +31,7 @@ class NotFound(KumoError):
 
 
 class Conflict(KumoError):
-    status, kind, title = 409, "conflict", "Conflict"
+    status, kind, title = 409, "conflictingRequest", "Conflict"
 
 
 class OverLimit(KumoError):
@@ -47,7 +47,7 @@ class RequestEntityTooLarge(KumoError):
 
 
 class UnsupportedMediaType(KumoError):
-    status, kind, title = 415, "unsupportedMediaType", "Unsupported Media Type"
+    status, kind, title = 415, "badMediaType", "Unsupported Media Type"
 
 
 class NotImplementedYet(KumoError):

@@ -56,6 +56,8 @@ def run_task(driver: ComputeDriver, task: TaskOut) -> TaskResult:
         elif task.kind == "abort_migration":  # on the destination, after a failed move
             driver.abort_migration(instance)
             return TaskResult(ok=True)
+        elif task.kind == "image_cache":
+            return TaskResult(ok=True, details={"images": driver.image_cache_report()})
         elif task.kind == "console":
             output = driver.console_output(instance, task.payload.get("length"))
             return TaskResult(ok=True, details={"output": output})

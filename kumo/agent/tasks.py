@@ -3,14 +3,17 @@ that needs it, and the host's agent is woken after commit."""
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from kumo.agent.models import Task
+from kumo.db import Database
+from kumo.errors import Conflict, NotFound
 
 
 def enqueue(
@@ -58,3 +61,41 @@ def cancel_for_instance(session: Session, instance_uuid: str) -> None:
 
 def host_key(host: str) -> str:
     return f"host:{host}"
+
+
+def await_answer(
+    db: Database,
+    task_id: str,
+    timeout: float,
+    what: str,
+    summary: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Wait for an agent's answer to a question task (console tail, image cache report…): tasks
+    not tied to an instance, whose settling changes no state. Returns the result; raises
+    NotFound when the agent could not answer and Conflict when it did not answer in time (the
+    task is then cancelled, a late answer ignored). `summary` replaces the stored result once
+    read, so rows need not keep large answers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with db.read() as session:
+            task = session.get(Task, task_id)
+            if task is None or task.state != "pending":
+                break
+        time.sleep(0.05)
+    with db.transaction() as session:
+        task = session.get(Task, task_id, with_for_update=True)
+        if task is None:
+            raise NotFound(f"{what} is not available.")
+        if task.state == "pending":
+            task.state = "cancelled"
+            raise_after: Exception = Conflict(
+                f"{what} is not available: host {task.host} did not answer within {timeout:.0f} s."
+            )
+        elif task.state == "done":
+            result = dict(task.result or {})
+            if summary is not None:
+                task.result = summary(result)
+            return result
+        else:
+            raise_after = NotFound(f"{what} is not available: {task.error}")
+    raise raise_after

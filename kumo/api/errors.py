@@ -16,16 +16,19 @@ from kumo.logs import request_id_var
 
 log = logging.getLogger(__name__)
 
-_KIND_BY_STATUS = {
+_KIND_BY_STATUS = {  # Nova's fault names (nova/api/openstack/wsgi.py Fault)
     400: "badRequest",
     401: "unauthorized",
     403: "forbidden",
     404: "itemNotFound",
-    405: "methodNotAllowed",
+    405: "badMethod",
     406: "notAcceptable",
-    409: "conflict",
+    409: "conflictingRequest",
     413: "overLimit",
-    415: "unsupportedMediaType",
+    415: "badMediaType",
+    429: "overLimit",
+    501: "notImplemented",
+    503: "serviceUnavailable",
 }
 _TITLES = {
     400: "Bad Request",

@@ -11,18 +11,16 @@ of the answer; unanswered in time, it is cancelled (a late answer is then ignore
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from kumo.agent import tasks
-from kumo.agent.models import Task
 from kumo.api.context import RequestContext
 from kumo.compute import servers
 from kumo.compute.states import TaskState
 from kumo.db import Database
-from kumo.errors import BadRequest, Conflict, NotFound
+from kumo.errors import BadRequest, Conflict
 
 TASK_KIND = "console"
 WAIT_SECONDS = 15.0
@@ -63,27 +61,11 @@ def request_output(
 def collect_output(db: Database, task_id: str, timeout: float | None = None) -> str:
     """Wait for the agent's answer; NotFound when it has no console for the instance, Conflict
     when the host does not answer within `timeout` (default WAIT_SECONDS)."""
-    timeout = WAIT_SECONDS if timeout is None else timeout
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with db.read() as session:
-            task = session.get(Task, task_id)
-            if task is None or task.state != "pending":
-                break
-        time.sleep(0.05)
-    with db.transaction() as session:
-        task = session.get(Task, task_id, with_for_update=True)
-        if task is None:
-            raise NotFound("Console log is not available.")
-        if task.state == "pending":
-            task.state = "cancelled"
-            raise_after: Exception = Conflict(
-                f"Console log is not available: host {task.host} did not answer within {timeout:.0f} s."
-            )
-        elif task.state == "done":
-            output = str((task.result or {}).get("output") or "")
-            task.result = {"output_chars": len(output)}  # the row need not keep the log
-            return _CONTROL.sub("", output)
-        else:
-            raise_after = NotFound(f"Console log is not available: {task.error}")
-    raise raise_after
+    result = tasks.await_answer(
+        db,
+        task_id,
+        WAIT_SECONDS if timeout is None else timeout,
+        "Console log",
+        summary=lambda r: {"output_chars": len(str(r.get("output") or ""))},  # the row need not keep the log
+    )
+    return _CONTROL.sub("", str(result.get("output") or ""))

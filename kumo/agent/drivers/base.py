@@ -60,3 +60,8 @@ class ComputeDriver(Protocol):
     def power_states(self) -> dict[str, int]:
         """uuid → power state of every guest this host runs (one cheap call)."""
         ...
+
+    def image_cache_report(self) -> list[dict[str, Any]]:
+        """The host's image cache: one entry per cached image (id, size, os_hash_value,
+        the instances using it, last use). Empty for drivers without a cache."""
+        ...

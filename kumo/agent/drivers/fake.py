@@ -89,6 +89,9 @@ class FakeDriver:
             _GUESTS.setdefault(dest, {})[uuid] = state
         return state
 
+    def image_cache_report(self) -> list[dict[str, Any]]:
+        return []  # fake guests need no image
+
     def console_output(self, instance: dict[str, Any], lines: int | None = None) -> str:
         self._require(instance["uuid"])
         return ""  # fake guests print nothing

@@ -402,6 +402,9 @@ class LibvirtDriver:
             raise DriverError(f"Instance {instance['uuid']} could not be found on host {self.host}.")
         return console.tail(self.console_log(instance["uuid"]), lines)
 
+    def image_cache_report(self) -> list[dict[str, Any]]:
+        return self.cache.report()
+
     # -- power state ---------------------------------------------------------------------
     def power_states(self) -> dict[str, int]:
         """Every kumo guest on this host, in one libvirt call (no process, no per-guest call)."""

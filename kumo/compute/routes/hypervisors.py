@@ -6,9 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
+from kumo.agent.tasks import host_key
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, microversion, runtime
-from kumo.compute import hosts, params
+from kumo.compute import hosts, image_cache, params
 from kumo.compute.microversion import Microversion
 from kumo.compute.views import hypervisors as views
 from kumo.errors import NotFound
@@ -141,3 +142,14 @@ def hypervisor_servers(
     mv: Microversion = Depends(microversion),
 ) -> dict[str, Any]:
     return _search(pattern, ctx, rt, mv, servers=True)
+
+
+@router.get("/v2.1/os-kumo-image-cache/{host}")
+def show_image_cache(
+    host: str, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
+    """kumo extension: what `host` has in its image cache now (see kumo/compute/image_cache.py)."""
+    with rt.db.transaction() as session:
+        task_id = image_cache.request_report(session, ctx, host)
+    rt.waker.publish(host_key(host))
+    return {"host": host, "images": image_cache.collect_report(rt.db, task_id)}

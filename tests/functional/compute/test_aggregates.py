@@ -136,7 +136,7 @@ def test_a_host_lives_in_one_zone(any_cloud: Cloud) -> None:
         assert _action(c, az1["id"], {"add_host": {"host": "h1"}}).status_code == 200
         conflict = _action(c, az2["id"], {"add_host": {"host": "h1"}})
         assert conflict.status_code == 409
-        assert "az1" in conflict.json()["conflict"]["message"]
+        assert "az1" in conflict.json()["conflictingRequest"]["message"]
         assert _action(c, plain["id"], {"add_host": {"host": "h1"}}).status_code == 200
         assert _action(c, also_az1["id"], {"add_host": {"host": "h1"}}).status_code == 200
         # Giving the zone-less aggregate (holding h1, in az1) another zone is refused too.

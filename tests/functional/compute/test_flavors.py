@@ -61,7 +61,7 @@ def test_create_generates_uuid_and_rejects_duplicates(cloud: Cloud) -> None:
             f"{API}/flavors", json={"flavor": {"name": "small", "vcpus": 1, "ram": 1, "disk": 0}}
         )
         assert same_name.status_code == 409
-        assert same_name.json()["conflict"]["message"] == "Flavor with name small already exists."
+        assert same_name.json()["conflictingRequest"]["message"] == "Flavor with name small already exists."
         same_id = c.post(
             f"{API}/flavors",
             json={"flavor": {"name": "other", "vcpus": 1, "ram": 1, "disk": 0, "id": flavor["id"]}},

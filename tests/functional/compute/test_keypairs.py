@@ -84,7 +84,7 @@ def test_errors(cloud: Cloud) -> None:
         assert c.post(f"{API}/os-keypairs", json={"keypair": {"name": "k"}}).status_code == 201
         dup = c.post(f"{API}/os-keypairs", json={"keypair": {"name": "k"}})
         assert dup.status_code == 409
-        assert dup.json()["conflict"]["message"] == "Key pair 'k' already exists."
+        assert dup.json()["conflictingRequest"]["message"] == "Key pair 'k' already exists."
         bad = c.post(f"{API}/os-keypairs", json={"keypair": {"name": "bad", "public_key": "ssh-rsa notakey"}})
         assert bad.status_code == 400
         assert (

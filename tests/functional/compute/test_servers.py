@@ -78,7 +78,7 @@ def _lifecycle(cloud: Cloud, fleet: Fleet) -> None:
         _wait_status(c, sid, "SHUTOFF")
         conflict = c.post(f"/compute/v2.1/servers/{sid}/action", json={"os-stop": None})
         assert conflict.status_code == 409
-        assert conflict.json()["conflict"]["code"] == 409
+        assert conflict.json()["conflictingRequest"]["code"] == 409
         actions = c.get(f"/compute/v2.1/servers/{sid}/os-instance-actions").json()["instanceActions"]
         assert [a["action"] for a in actions][-1] == "create"
         assert {"stop", "start", "reboot"} <= {a["action"] for a in actions}

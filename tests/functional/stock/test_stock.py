@@ -101,7 +101,8 @@ def test_request_approve_reject_and_private_stock_isolation(cloud: Cloud, fleet:
         # Asking for more than the public stock holds moves nothing and stays pending.
         short = _request(demo, 2)
         refused = _act(admin, short["id"], {"approve": None})
-        assert refused.status_code == 409 and "Only 1 of 2" in refused.json()["conflict"]["message"]
+        assert refused.status_code == 409
+        assert "Only 1 of 2" in refused.json()["conflictingRequest"]["message"]
         assert demo.get(f"{STOCK}/{short['id']}").json()["stock_request"]["status"] == "pending"
         assert _aggregate(admin, "bm.small")["hosts"] == ["m3"]
         rejected = _act(admin, short["id"], {"reject": {"reason": "no budget"}}).json()["stock_request"]
