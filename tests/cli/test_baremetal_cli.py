@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -87,7 +88,64 @@ def test_errors_are_clear_4xx(osc: OpenStackCLI) -> None:
     with pytest.raises(CLIError) as err:
         osc.run("baremetal", "node", "provide", "bm-2", json=False)
     assert 'can not be performed on node "bm-2" while it is in state "enroll"' in err.value.stderr
-    assert "HTTP 400" in err.value.stderr
+    assert "HTTP 400" in err.value.stderr and "Error contacting" not in err.value.stderr  # no retries
     with pytest.raises(CLIError) as err:
         osc.run("baremetal", "node", "show", "nope")
     assert "Node nope could not be found" in err.value.stderr and "HTTP 404" in err.value.stderr
+
+
+def _flavor_and_image(osc: OpenStackCLI, tmp_path: Path) -> None:
+    osc.run(
+        "flavor", "create", "--vcpus", "4", "--ram", "8192", "--disk", "100",
+        "--property", "resources:CUSTOM_BM_SMALL=1", "--property", "resources:VCPU=0",
+        "--property", "resources:MEMORY_MB=0", "--property", "resources:DISK_GB=0",
+        "bm.small",
+    )  # fmt: skip
+    disk = tmp_path / "os.raw"
+    disk.write_bytes(b"\0" * 65536)
+    osc.run(
+        "image", "create", "--file", str(disk), "--disk-format", "raw", "--container-format", "bare",
+        "--public", "os-image",
+    )  # fmt: skip
+
+
+def test_server_create_lands_on_a_node_and_delete_returns_it(
+    osc: OpenStackCLI, conductor: StandInConductor, tmp_path: Path
+) -> None:
+    catalog = {entry["Type"]: entry for entry in osc.run("catalog", "list")}
+    assert catalog["baremetal"]["Name"] == "ironic"
+    node = create(osc, "bm-3")
+    osc.run("baremetal", "node", "manage", "--wait", "30", "bm-3", json=False)
+    osc.run("baremetal", "node", "provide", "--wait", "30", "bm-3", json=False)
+    _flavor_and_image(osc, tmp_path)
+    create_args = ("--flavor", "bm.small", "--image", "os-image", "--nic", "none", "--wait", "bm-server")
+    server = osc.run("server", "create", *create_args)
+    assert server["status"] == "ACTIVE"
+    assert server["OS-EXT-SRV-ATTR:hypervisor_hostname"] == node["uuid"]
+    assert server["OS-EXT-AZ:availability_zone"] == "az1"
+    shown = osc.run("baremetal", "node", "show", "bm-3")
+    assert (shown["provision_state"], shown["instance_uuid"]) == ("active", server["id"])
+    osc.run("server", "delete", "--wait", "bm-server", json=False)
+    shown = wait_for(osc, "bm-3", "provision_state", "available")
+    assert shown["instance_uuid"] is None
+
+
+def test_adopt_a_running_machine(osc: OpenStackCLI, conductor: StandInConductor, tmp_path: Path) -> None:
+    _flavor_and_image(osc, tmp_path)
+    demo = osc.run("project", "show", "demo")["id"]
+    node = create(osc, "legacy-7")
+    osc.run(
+        "baremetal", "node", "set", "legacy-7",
+        "--instance-info", f"project_id={demo}", "--instance-info", "display_name=legacy-db",
+        json=False,
+    )  # fmt: skip
+    osc.run("baremetal", "node", "manage", "--wait", "30", "legacy-7", json=False)
+    conductor.power[node["uuid"]] = "power on"  # it runs already
+    osc.run("baremetal", "node", "adopt", "--wait", "30", "legacy-7", json=False)
+    shown = osc.run("baremetal", "node", "show", "legacy-7")
+    assert (shown["provision_state"], shown["power_state"]) == ("active", "power on")
+    mine = osc.run("server", "list", cloud="kumo-demo")
+    assert [(s["ID"], s["Name"], s["Status"]) for s in mine] == [
+        (shown["instance_uuid"], "legacy-db", "ACTIVE")
+    ]
+    assert [t["kind"] for t in conductor.seen] == ["node_verify", "node_adopt"]  # no power action
