@@ -11,11 +11,13 @@ SELECT … FOR UPDATE SKIP LOCKED, and lose nothing but a pass to a claim confli
 from __future__ import annotations
 
 import logging
+import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kumo.agent import tasks
@@ -28,6 +30,8 @@ from kumo.errors import BadRequest, ClaimConflict, Conflict, NotFound
 from kumo.logs import request_id_var
 from kumo.metrics import SCHEDULE_FAILURES, SCHEDULE_SECONDS
 from kumo.placement import claims
+from kumo.placement.candidates import CandidateRequest, RequestGroup, candidate_provider_ids
+from kumo.placement.models import ResourceProvider
 from kumo.placement.snapshot import load_snapshot
 from kumo.runtime import Runtime
 from kumo.scheduler.core import Decision, schedule
@@ -127,21 +131,85 @@ def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
             else {}
         )
         requests = [request_for(i, groups.get(i.server_group or "")) for i in pending]
-        hinted = set().union(*(r.hinted_instances for r in requests))
-        snapshot = load_snapshot(
-            session,
-            rt.settings.heartbeat_timeout_seconds,
-            instance_uuids=hinted,
-            stock_exclusive=rt.settings.stock_private_exclusive,
-        )
+        snapshot, partial = pass_snapshot(session, rt.settings, requests)
     config = scheduler_config(rt.settings)
     for request in requests:
         with rt.db.transaction() as session:
             instance = _lock_pending(session, request.instance_uuid, skip_locked=not rt.db.is_sqlite)
             if instance is None:
                 continue  # deleted meanwhile, or another worker has it
-            snapshot = _place(session, instance, request, snapshot, config, woken)
+            whole_fleet = _WholeFleet(rt.settings, requests) if partial else None
+            snapshot = _place(session, instance, request, snapshot, config, woken, whole_fleet)
+            if whole_fleet is not None and whole_fleet.loaded:
+                partial = False  # the rest of the pass reads the whole-fleet snapshot
     return len(pending), woken
+
+
+# Nova's max_placement_results: the scheduler weighs at most this many candidates per request shape.
+PREFILTER_LIMIT = 1000
+
+
+def pass_snapshot(
+    session: Session, settings: Settings, requests: Sequence[ScheduleRequest], limit: int | None = None
+) -> tuple[Snapshot, bool]:
+    """The snapshot one pass schedules `requests` on, and whether it is a part of the fleet.
+
+    The resource prefilter is GET /allocation_candidates' own query
+    (kumo.placement.candidates.candidate_provider_ids): for each distinct resource request of
+    the pass, up to `limit` (PREFILTER_LIMIT) providers that fit it, walked from a random provider id so that
+    concurrent workers weigh different hosts of a large fleet. Only those hosts are read; the
+    policy filters and weighers then run on that snapshot. A request the part cannot place is
+    rescheduled on the whole fleet (see _place), so a prefilter never turns into a wrong "no
+    valid host". Requests whose constraints name hosts (server groups, same_host, a forced
+    host) or ask for no resources read the whole fleet."""
+    limit = limit or PREFILTER_LIMIT
+    hinted = set().union(*(r.hinted_instances for r in requests))
+    stock_exclusive = settings.stock_private_exclusive
+    whole = any(
+        r.group is not None or r.same_host or r.force_host is not None or not r.resources for r in requests
+    )
+    if whole:
+        snapshot = load_snapshot(
+            session,
+            settings.heartbeat_timeout_seconds,
+            instance_uuids=hinted,
+            stock_exclusive=stock_exclusive,
+        )
+        return snapshot, False
+    top = session.scalar(select(func.max(ResourceProvider.id))) or 0
+    provider_ids: set[int] = set()
+    shapes = {tuple(sorted(r.resources.items())) for r in requests}
+    for shape in sorted(shapes):
+        wanted = CandidateRequest(groups=(RequestGroup(resources=dict(shape)),), limit=limit)
+        start = random.randint(0, top) if top > limit else 0
+        provider_ids.update(candidate_provider_ids(session, wanted, start_after=start))
+    snapshot = load_snapshot(
+        session,
+        settings.heartbeat_timeout_seconds,
+        instance_uuids=hinted,
+        stock_exclusive=stock_exclusive,
+        provider_ids=provider_ids,
+        group_uuids=(),
+    )
+    return snapshot, True
+
+
+class _WholeFleet:
+    """Reads the whole-fleet snapshot on demand, in the caller's transaction."""
+
+    def __init__(self, settings: Settings, requests: Sequence[ScheduleRequest]) -> None:
+        self.settings = settings
+        self.hinted = set().union(*(r.hinted_instances for r in requests))
+        self.loaded = False
+
+    def __call__(self, session: Session) -> Snapshot:
+        self.loaded = True
+        return load_snapshot(
+            session,
+            self.settings.heartbeat_timeout_seconds,
+            instance_uuids=self.hinted,
+            stock_exclusive=self.settings.stock_private_exclusive,
+        )
 
 
 def _lock_pending(session: Session, instance_uuid: str, skip_locked: bool) -> Instance | None:
@@ -163,7 +231,10 @@ def _place(
     snapshot: Snapshot,
     config: SchedulerConfig,
     woken: set[str],
+    whole_fleet: Callable[[Session], Snapshot] | None = None,
 ) -> Snapshot:
+    """Place one instance; `whole_fleet`, when `snapshot` is a part of the fleet, reads all of
+    it for a request the part cannot place (the snapshot returned is then the whole fleet's)."""
     event, request_id = _open_event(session, instance.uuid, SCHEDULE_EVENT)
     token = request_id_var.set(request_id)
     try:
@@ -173,6 +244,9 @@ def _place(
         started = time.perf_counter()
         decision = schedule(request, snapshot, config)
         SCHEDULE_SECONDS.observe(time.perf_counter() - started)
+        if not decision.ok and whole_fleet is not None:
+            snapshot = whole_fleet(session)
+            decision = schedule(request, snapshot, config)
         if not decision.ok:
             return _no_valid_host(session, instance, decision, event, snapshot)
         try:

@@ -170,17 +170,16 @@ def root_of_uuid(uuid: str) -> ColumnElement[int]:
 # ---------------------------------------------------------------------------- the query
 
 
-def find_candidates(
-    session: Session, request: CandidateRequest, *, all_resources: bool = True
-) -> list[Candidate]:
-    """Candidates in provider id order, at most `request.limit`. `all_resources=False` keeps
-    only the requested classes in each candidate's resources (Placement before 1.27)."""
+def _matching(request: CandidateRequest, id_above: int | None = None) -> Select[Any] | None:
+    """The providers that satisfy `request`, in id order, at most `request.limit` (None when
+    nothing can): columns id, uuid, generation, root_id, parent_id. `id_above` starts the walk
+    after that provider id."""
     suffixed = [g for g in request.groups if g.suffix]
     if request.group_policy == "isolate" and len(suffixed) > 1:
-        return []
+        return None
     totals = request.totals()
     if not totals:
-        return []
+        return None
 
     rp, pp = _RP.alias("rp"), _PARENTS.alias("pp")
     # Tree columns as correlated lookups, not a join: every filter then sits on the scan of
@@ -208,6 +207,8 @@ def find_candidates(
     if request.root_forbidden:
         where.append(~has_any_trait(root_id, request.root_forbidden))
 
+    if id_above is not None:
+        where.append(rp.c.id > id_above)
     matching = (
         select(rp.c.id, rp.c.uuid, rp.c.generation, root_id.label("root_id"), parent_id.label("parent_id"))
         .where(*where)
@@ -215,10 +216,47 @@ def find_candidates(
     )
     if request.limit:
         matching = matching.limit(request.limit)
+    return matching
+
+
+def _no_jit(session: Session) -> None:
     if session.get_bind().dialect.name == "postgresql":
         # The planner prices the correlated subplans high enough to JIT-compile the query,
         # which costs more than running it (50-500 ms at 1,000-10,000 providers).
         session.execute(text("SET LOCAL jit = off"))
+
+
+def candidate_provider_ids(session: Session, request: CandidateRequest, *, start_after: int = 0) -> list[int]:
+    """The ids of the providers GET /allocation_candidates would offer for `request` (the same
+    query), at most `request.limit`, walking ids from `start_after` and wrapping around: the
+    scheduler's resource prefilter. A random start spreads concurrent schedulers over
+    different pages of a large fleet."""
+    first = _matching(request, start_after if start_after > 0 else None)
+    if first is None:
+        return []
+    _no_jit(session)
+    ids = list(session.scalars(select(first.subquery().c.id)))
+    if start_after > 0 and (not request.limit or len(ids) < request.limit):
+        rest = _matching(request)
+        assert rest is not None
+        rp_id = rest.selected_columns[0]
+        rest = rest.where(rp_id <= start_after)
+        if request.limit:
+            rest = rest.limit(request.limit - len(ids))
+        ids += session.scalars(select(rest.subquery().c.id))
+    return ids
+
+
+def find_candidates(
+    session: Session, request: CandidateRequest, *, all_resources: bool = True
+) -> list[Candidate]:
+    """Candidates in provider id order, at most `request.limit`. `all_resources=False` keeps
+    only the requested classes in each candidate's resources (Placement before 1.27)."""
+    matching = _matching(request)
+    if matching is None:
+        return []
+    totals = request.totals()
+    _no_jit(session)
     root, parent, t = _RP.alias("root"), _RP.alias("parent"), _TRAITS.alias("t")
     cand = matching.subquery("candidates")
     found = session.execute(

@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Collection, Iterable
 from dataclasses import replace
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, false, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from kumo.compute.models import Aggregate, AggregateHost, ComputeHost, Instance
@@ -32,11 +32,25 @@ def load_snapshot(
     instance_uuids: Iterable[str] = (),
     default_availability_zone: str = DEFAULT_AVAILABILITY_ZONE,
     stock_exclusive: bool = False,
+    provider_ids: Collection[int] | None = None,
+    host_names: Collection[str] = (),
+    group_uuids: Collection[str] | None = None,
 ) -> Snapshot:
     """The fleet as the scheduler sees it. `instance_uuids`: the same_host/different_host
     instances of the request(s) about to be scheduled (see hosts_of_instances). `stock_exclusive`:
-    projects with private stock may land on no public stock (the stock_private_exclusive setting)."""
+    projects with private stock may land on no public stock (the stock_private_exclusive setting).
+
+    A part of the fleet when `provider_ids` is given: the hosts of those providers (the
+    scheduler's resource prefilter, kumo.placement.candidates) plus the hosts named in
+    `host_names`; `group_uuids` limits the server-group counts to those groups."""
     now = now or utcnow()
+    partial = provider_ids is not None
+    chosen: ColumnElement[bool] = true()
+    if partial:
+        chosen = or_(
+            ComputeHost.provider_id.in_(sorted(provider_ids or ())) if provider_ids else false(),
+            ComputeHost.name.in_(sorted(host_names)) if host_names else false(),
+        )
     rows = session.execute(
         select(
             ComputeHost.name,
@@ -49,21 +63,30 @@ def load_snapshot(
             ComputeHost.region,
         )
         .join(ResourceProvider, ResourceProvider.id == ComputeHost.provider_id)
+        .where(chosen)
         .order_by(ComputeHost.name)
     ).all()
+    ids = sorted({row[1] for row in rows})
+    names = [row[0] for row in rows]
 
     capacity: dict[int, dict[str, int]] = {}
     max_unit: dict[int, dict[str, int]] = {}
-    for inv in session.scalars(select(Inventory)):
-        capacity.setdefault(inv.provider_id, {})[inv.resource_class] = int(
-            (inv.total - inv.reserved) * inv.allocation_ratio
-        )
-        max_unit.setdefault(inv.provider_id, {})[inv.resource_class] = inv.max_unit
+    inventories = select(
+        Inventory.provider_id, Inventory.resource_class, Inventory.total, Inventory.reserved,
+        Inventory.allocation_ratio, Inventory.max_unit,
+    )  # fmt: skip
+    if partial:
+        inventories = inventories.where(Inventory.provider_id.in_(ids))
+    for provider_id, resource_class, total, reserved, ratio, unit in session.execute(inventories):
+        capacity.setdefault(provider_id, {})[resource_class] = int((total - reserved) * ratio)
+        max_unit.setdefault(provider_id, {})[resource_class] = unit
 
     used: dict[int, dict[str, int]] = {}
     usage = select(Allocation.provider_id, Allocation.resource_class, func.sum(Allocation.used)).group_by(
         Allocation.provider_id, Allocation.resource_class
     )
+    if partial:
+        usage = usage.where(Allocation.provider_id.in_(ids))
     for provider_id, resource_class, total in session.execute(usage):
         used.setdefault(provider_id, {})[resource_class] = int(total or 0)
 
@@ -71,6 +94,9 @@ def load_snapshot(
     memberships = select(AggregateHost.host, Aggregate.metadata_).join(
         Aggregate, Aggregate.id == AggregateHost.aggregate_id
     )
+    every_host_aggregates = memberships
+    if partial:
+        memberships = memberships.where(AggregateHost.host.in_(names))
     for host_name, metadata in session.execute(memberships.order_by(Aggregate.id)):
         aggregates.setdefault(host_name, []).append(dict(metadata or {}))
 
@@ -94,8 +120,14 @@ def load_snapshot(
                 region=region,
             )
         )
-    snapshot = Snapshot.of(hosts, _group_hosts(session), hosts_of_instances(session, instance_uuids))
+    snapshot = Snapshot.of(
+        hosts, _group_hosts(session, group_uuids), hosts_of_instances(session, instance_uuids)
+    )
     if stock_exclusive:
+        if partial:  # private stock is a property of the whole fleet, not of the hosts read
+            aggregates = {}
+            for host_name, metadata in session.execute(every_host_aggregates):
+                aggregates.setdefault(host_name, []).append(dict(metadata or {}))
         snapshot = replace(snapshot, stock_exclusive_projects=_private_stock_projects(aggregates))
     return snapshot
 
@@ -126,11 +158,19 @@ def hosts_of_instances(session: Session, uuids: Iterable[str]) -> dict[str, str]
     return {uuid: host for uuid, host in rows if host is not None}
 
 
-def _group_hosts(session: Session) -> dict[str, dict[str, int]]:
-    """server group uuid -> host -> number of the group's live instances there."""
+def _group_hosts(session: Session, group_uuids: Collection[str] | None = None) -> dict[str, dict[str, int]]:
+    """server group uuid -> host -> number of the group's live instances there (every group's,
+    or only those of `group_uuids`)."""
+    if group_uuids is not None and not group_uuids:
+        return {}
+    in_group = (
+        Instance.server_group.is_not(None)
+        if group_uuids is None
+        else Instance.server_group.in_(sorted(group_uuids))
+    )
     rows = session.execute(
         select(Instance.server_group, Instance.host, func.count())
-        .where(Instance.deleted.is_(False), Instance.host.is_not(None), Instance.server_group.is_not(None))
+        .where(Instance.deleted.is_(False), Instance.host.is_not(None), in_group)
         .group_by(Instance.server_group, Instance.host)
     )
     groups: dict[str, dict[str, int]] = {}

@@ -85,7 +85,7 @@ def schedule(
     if filters is None:
         filters = FORCED_HOST_FILTERS if request.force_host is not None else DEFAULT_FILTERS
     survivors, rejections = _filter(request, snapshot, filters)
-    ranked = weigh_hosts(survivors, request, snapshot, config)[: config.max_candidates]
+    ranked = weigh_hosts(survivors, request, snapshot, config, limit=config.max_candidates)
     candidates = tuple(
         Candidate(h.name, h.provider_id, h.generation, weight, _soft_policy_honoured(h, request, snapshot))
         for h, weight in ranked
@@ -113,8 +113,9 @@ def _filter(
 ) -> tuple[list[HostState], tuple[Rejection, ...]]:
     survivors: list[HostState] = []
     counts: dict[str, Counter[str]] = {f.name: Counter() for f in filters}
+    active = [f for f in filters if f.applies_to(request)]  # the others pass every host
     for host in snapshot.hosts.values():
-        for host_filter in filters:
+        for host_filter in active:
             result = host_filter(host, request, snapshot)
             if not result.ok:
                 counts[host_filter.name][result.reason] += 1

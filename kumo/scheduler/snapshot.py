@@ -8,8 +8,9 @@ in order in one transaction, against a single read.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from kumo.scheduler.request import AZ, HOST, RACK, REGION, ScheduleRequest
 
@@ -46,7 +47,12 @@ class HostState:
 
     def aggregate_metadata(self) -> dict[str, set[str]]:
         """Nova's merged view: key -> every value of that key across the host's aggregates,
-        comma-separated values split (nova.scheduler.filters.utils.aggregate_metadata_get_by_host)."""
+        comma-separated values split (nova.scheduler.filters.utils.aggregate_metadata_get_by_host).
+        Computed once per host state (filters ask for it for every request); do not mutate."""
+        return self._merged_metadata
+
+    @cached_property
+    def _merged_metadata(self) -> dict[str, set[str]]:
         merged: dict[str, set[str]] = {}
         for metadata in self.aggregates:
             for key, value in metadata.items():
@@ -58,6 +64,41 @@ class HostState:
         for resource_class, amount in resources.items():
             used[resource_class] = used.get(resource_class, 0) + amount
         return replace(self, used=used, generation=self.generation + 1)
+
+
+class HostMap(Mapping[str, HostState]):
+    """Host name -> state: a base mapping read once, plus the states changed since by claims.
+    `with_host` shares the base, so a claim costs O(changed hosts), not O(fleet)."""
+
+    __slots__ = ("_base", "_changed")
+
+    def __init__(self, base: Mapping[str, HostState], changed: Mapping[str, HostState] | None = None) -> None:
+        self._base = base
+        self._changed: Mapping[str, HostState] = changed or {}
+
+    def __getitem__(self, name: str) -> HostState:
+        changed = self._changed.get(name)
+        return changed if changed is not None else self._base[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._base
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._base)
+
+    def __len__(self) -> int:
+        return len(self._base)
+
+    def values(self) -> Iterator[HostState]:  # type: ignore[override]
+        if not self._changed:
+            return iter(self._base.values())
+        changed = self._changed
+        return (changed.get(name, state) for name, state in self._base.items())
+
+    def with_host(self, state: HostState) -> HostMap:
+        if state.name not in self._base:
+            raise KeyError(state.name)
+        return HostMap(self._base, {**self._changed, state.name: state})
 
 
 @dataclass(frozen=True)
@@ -81,7 +122,7 @@ class Snapshot:
         group_hosts: Mapping[str, Mapping[str, int]] | None = None,
         instance_hosts: Mapping[str, str] | None = None,
     ) -> Snapshot:
-        return cls({h.name: h for h in hosts}, dict(group_hosts or {}), dict(instance_hosts or {}))
+        return cls(HostMap({h.name: h for h in hosts}), dict(group_hosts or {}), dict(instance_hosts or {}))
 
     def group_members_on(self, group_uuid: str, host: str) -> int:
         return self.group_hosts.get(group_uuid, {}).get(host, 0)
@@ -120,7 +161,9 @@ class Snapshot:
 
     def after_claim(self, host: str, request: ScheduleRequest) -> Snapshot:
         """The snapshot as it will be once `request` is claimed on `host`."""
-        hosts = {**self.hosts, host: self.hosts[host].with_claim(request.resources)}
+        claimed = self.hosts[host].with_claim(request.resources)
+        base = self.hosts if isinstance(self.hosts, HostMap) else HostMap(self.hosts)
+        hosts = base.with_host(claimed)
         group_hosts = dict(self.group_hosts)
         if request.group is not None:
             members = dict(group_hosts.get(request.group.uuid, {}))

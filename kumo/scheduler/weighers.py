@@ -3,6 +3,7 @@ the hosts that passed the filters and summed with per-weigher multipliers (Nova'
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -19,6 +20,9 @@ Weigh = Callable[[HostState, ScheduleRequest, Snapshot], float]
 class Weigher:
     name: str
     weigh: Weigh
+    # When given and false, the weigher scores every host alike for this request: all-equal
+    # values normalize to 0, so skipping it changes no total.
+    applies: Callable[[ScheduleRequest], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -75,9 +79,19 @@ def soft_policy_honoured(host: HostState, request: ScheduleRequest, snapshot: Sn
 RAM = Weigher("RAMWeigher", _free("MEMORY_MB"))
 CPU = Weigher("CPUWeigher", _free("VCPU"))
 DISK = Weigher("DiskWeigher", _free("DISK_GB"))
-SOFT_AFFINITY_WEIGHER = Weigher("ServerGroupSoftAffinityWeigher", _group_members(SOFT_AFFINITY, 1.0))
+
+
+def _group_policy(policy: str) -> Callable[[ScheduleRequest], bool]:
+    return lambda request: request.group is not None and request.group.policy == policy
+
+
+SOFT_AFFINITY_WEIGHER = Weigher(
+    "ServerGroupSoftAffinityWeigher", _group_members(SOFT_AFFINITY, 1.0), _group_policy(SOFT_AFFINITY)
+)
 SOFT_ANTI_AFFINITY_WEIGHER = Weigher(
-    "ServerGroupSoftAntiAffinityWeigher", _group_members(SOFT_ANTI_AFFINITY, -1.0)
+    "ServerGroupSoftAntiAffinityWeigher",
+    _group_members(SOFT_ANTI_AFFINITY, -1.0),
+    _group_policy(SOFT_ANTI_AFFINITY),
 )
 
 
@@ -105,13 +119,26 @@ def normalize(values: Sequence[float]) -> list[float]:
 
 
 def weigh_hosts(
-    hosts: Sequence[HostState], request: ScheduleRequest, snapshot: Snapshot, config: SchedulerConfig
+    hosts: Sequence[HostState],
+    request: ScheduleRequest,
+    snapshot: Snapshot,
+    config: SchedulerConfig,
+    limit: int | None = None,
 ) -> list[tuple[HostState, float]]:
-    """Hosts with their combined weight, best first (ties broken by name, for determinism)."""
+    """Hosts with their combined weight, best first (ties broken by name, for determinism);
+    only the best `limit` when given (a partial sort: the same first `limit` as the full one)."""
     totals = [0.0] * len(hosts)
     for weigher, multiplier in weighers(config):
+        if weigher.applies is not None and not weigher.applies(request):
+            continue
         raw = [weigher.weigh(h, request, snapshot) for h in hosts]
         for i, value in enumerate(normalize(raw)):
             totals[i] += multiplier * value
-    ranked = sorted(zip(hosts, totals, strict=True), key=lambda pair: (-pair[1], pair[0].name))
-    return ranked
+    pairs = zip(hosts, totals, strict=True)
+    if limit is not None and limit < len(hosts):
+        return heapq.nsmallest(limit, pairs, key=_rank_key)
+    return sorted(pairs, key=_rank_key)
+
+
+def _rank_key(pair: tuple[HostState, float]) -> tuple[float, str]:
+    return (-pair[1], pair[0].name)

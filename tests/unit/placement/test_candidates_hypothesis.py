@@ -4,7 +4,7 @@ on random fleets of single-provider trees and random requests, on SQLite and Pos
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,7 +13,7 @@ from sqlalchemy import delete, insert
 import kumo.placement.api_models  # noqa: F401  (create_all needs the Placement API tables)
 from kumo.db import Database
 from kumo.placement.api_models import ProviderAggregate, ProviderParent, ProviderTrait
-from kumo.placement.candidates import CandidateRequest, RequestGroup, find_candidates
+from kumo.placement.candidates import CandidateRequest, RequestGroup, candidate_provider_ids, find_candidates
 from kumo.placement.models import Allocation, Inventory, ResourceProvider
 
 CLASSES = ["VCPU", "MEMORY_MB", "DISK_GB", "CUSTOM_GPU"]
@@ -215,6 +215,23 @@ def test_candidates_match_placement_reference(
         assert {rc: (r.capacity, r.used) for rc, r in c.resources.items()} == {
             rc: (int((inv.total - inv.reserved) * inv.ratio), inv.used) for rc, inv in p.inventories.items()
         }
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(scenario=scenarios(), start=st.integers(0, 12))
+def test_scheduler_prefilter_is_the_same_query_from_any_start(
+    db: Database, scenario: tuple[list[Provider], CandidateRequest], start: int
+) -> None:
+    """The scheduler's prefilter (candidate_provider_ids) offers the providers of the same
+    query, walked from `start` and wrapping around, at most `limit`."""
+    fleet, request = scenario
+    _load(db, fleet)
+    index = {p.uuid: n + 1 for n, p in enumerate(fleet)}
+    every = [index[u] for u, _ in reference(fleet, replace(request, limit=None))]
+    rotated = [i for i in every if i > start] + [i for i in every if i <= start]
+    with db.read() as session:
+        found = candidate_provider_ids(session, request, start_after=start)
+    assert found == (rotated[: request.limit] if request.limit else rotated)
 
 
 def test_reference_is_not_trivial(db: Database) -> None:

@@ -110,3 +110,19 @@ def test_query_count_does_not_grow_with_the_fleet(db: Database) -> None:
         return len(statements)
 
     assert statements_to_load(2) == statements_to_load(20) <= 7  # BEGIN on SQLite + 6 queries
+
+
+def test_a_part_of_the_fleet_reads_those_hosts_alike(db: Database) -> None:
+    with db.transaction() as s:
+        providers = {name: add_host(s, name) for name in ("h1", "h2", "h3")}
+        allocate(s, providers["h1"], "c1", {"VCPU": 2})
+        allocate(s, providers["h2"], "c2", {"VCPU": 3})
+        add_aggregate(s, "a", ["h1", "h2", "h3"], {"availability_zone": "az1"})
+        add_instance(s, "i1", "h1", server_group="g1")
+    with db.transaction() as s:
+        whole = load_snapshot(s)
+        part = load_snapshot(s, provider_ids=[providers["h1"].id], host_names=["h3"], group_uuids=())
+        none = load_snapshot(s, provider_ids=[])
+    assert list(part.hosts) == ["h1", "h3"] and list(none.hosts) == []
+    assert all(part.hosts[name] == whole.hosts[name] for name in part.hosts)
+    assert part.group_hosts == {} and whole.group_hosts == {"g1": {"h1": 1}}
