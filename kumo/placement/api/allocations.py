@@ -51,18 +51,28 @@ class AllocationWrite:
 
 
 def consumer_state(session: Session, consumer: str) -> ConsumerState:
-    has_allocations = bool(
-        session.execute(select(exists().where(Allocation.consumer_id == consumer))).scalar()
-    )
-    row = session.get(Consumer, consumer)
-    if row is not None:
-        return ConsumerState(consumer, has_allocations, row.generation, row.project_id, row.user_id, True)
-    # kumo's scheduler claims for instances without a consumer row.
-    owner = session.execute(
-        select(Instance.project_id, Instance.user_id).where(Instance.uuid == consumer)
-    ).first()
-    project, user = (owner.project_id, owner.user_id) if owner else (INCOMPLETE, INCOMPLETE)
-    return ConsumerState(consumer, has_allocations, 0, project, user, False)
+    """Whether the consumer has allocations, its row, and its instance's owner: one query."""
+
+    def of(column: Any, where: Any) -> Any:
+        return select(column).where(where).limit(1).scalar_subquery()
+
+    row = session.execute(
+        select(
+            exists().where(Allocation.consumer_id == consumer),
+            of(Consumer.generation, Consumer.uuid == consumer),
+            of(Consumer.project_id, Consumer.uuid == consumer),
+            of(Consumer.user_id, Consumer.uuid == consumer),
+            # kumo's scheduler claims for instances without a consumer row.
+            of(Instance.project_id, Instance.uuid == consumer),
+            of(Instance.user_id, Instance.uuid == consumer),
+        )
+    ).one()
+    has_allocations, generation, project, user, instance_project, instance_user = row
+    if generation is not None:
+        return ConsumerState(consumer, bool(has_allocations), generation, project, user, True)
+    if instance_project is None:
+        instance_project, instance_user = INCOMPLETE, INCOMPLETE
+    return ConsumerState(consumer, bool(has_allocations), 0, instance_project, instance_user, False)
 
 
 @dataclass(frozen=True)
@@ -177,12 +187,22 @@ def _save_consumer(session: Session, write: AllocationWrite, state: ConsumerStat
         if cast(CursorResult[Any], result).rowcount != 1:
             raise ConcurrentUpdate(f"consumer generation conflict for {write.consumer}")
         return
+    if state.has_row:  # a row without allocations: the consumer starts over at generation 1
+        result = session.execute(
+            update(Consumer)
+            .where(Consumer.uuid == write.consumer, Consumer.generation == state.generation)
+            .values(generation=1, project_id=project, user_id=user)
+            .execution_options(synchronize_session=False)
+        )
+        if cast(CursorResult[Any], result).rowcount != 1:
+            raise ConcurrentUpdate(f"consumer generation conflict for {write.consumer}")
+        return
     try:
-        with session.begin_nested():
-            session.execute(delete(Consumer).where(Consumer.uuid == write.consumer))
-            session.execute(
-                insert(Consumer).values(uuid=write.consumer, project_id=project, user_id=user, generation=1)
-            )
+        # No savepoint: a concurrent creator's row fails this INSERT, and the whole
+        # transaction rolls back with the ConcurrentUpdate anyway.
+        session.execute(
+            insert(Consumer).values(uuid=write.consumer, project_id=project, user_id=user, generation=1)
+        )
     except IntegrityError as exc:
         raise ConcurrentUpdate(f"consumer generation conflict for {write.consumer}") from exc
 
@@ -199,12 +219,18 @@ def replace_allocations(session: Session, writes: list[AllocationWrite]) -> None
         _check_generation(write, states[write.consumer])
 
     consumers = [w.consumer for w in writes]
-    old = session.scalars(
-        select(Allocation.provider_id).where(Allocation.consumer_id.in_(consumers)).distinct()
-    )
-    for provider_id in sorted(set(old) | {p.id for p in providers.values()}):
+    replacing = [c for c in consumers if states[c].exists]  # new consumers have nothing to drop
+    old: set[int] = set()
+    if replacing:
+        old = set(
+            session.scalars(
+                select(Allocation.provider_id).where(Allocation.consumer_id.in_(replacing)).distinct()
+            )
+        )
+    for provider_id in sorted(old | {p.id for p in providers.values()}):
         bump_generation(session, provider_id)
-    session.execute(delete(Allocation).where(Allocation.consumer_id.in_(consumers)))
+    if replacing:
+        session.execute(delete(Allocation).where(Allocation.consumer_id.in_(replacing)))
     rows = [
         {"provider_id": providers[uuid].id, "consumer_id": w.consumer, "resource_class": rc, "used": amount}
         for w in writes
