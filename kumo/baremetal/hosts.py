@@ -96,28 +96,31 @@ def _copy_labels(node: Node, host: ComputeHost) -> None:
 
 
 def _sync_zone(session: Session, node: Node) -> None:
-    """Membership of the aggregate that carries the node's availability zone (created when
-    missing, named after the zone). Leaves other aggregates (stock, …) alone."""
+    """When the node names an availability zone: membership of the first aggregate carrying that
+    zone (created, named after the zone, when missing), and of no other zoned aggregate. Without
+    the property, memberships are left as operators made them; other aggregates (stock, …) are
+    never touched."""
     zone = (node.properties or {}).get(AZ_KEY)
-    zoned = {
-        agg.id: agg
+    if not zone:
+        return
+    zone = str(zone)
+    zoned = [
+        agg
         for agg in session.scalars(
             select(Aggregate)
             .join(AggregateHost, AggregateHost.aggregate_id == Aggregate.id)
             .where(AggregateHost.host == node.uuid)
         )
         if (agg.metadata_ or {}).get(AZ_KEY)
-    }
-    if any((a.metadata_ or {}).get(AZ_KEY) == zone for a in zoned.values()) and len(zoned) == 1:
+    ]
+    if len(zoned) == 1 and (zoned[0].metadata_ or {}).get(AZ_KEY) == zone:
         return
-    for aggregate_id in zoned:
+    for aggregate in zoned:
         session.execute(
             delete(AggregateHost).where(
-                AggregateHost.aggregate_id == aggregate_id, AggregateHost.host == node.uuid
+                AggregateHost.aggregate_id == aggregate.id, AggregateHost.host == node.uuid
             )
         )
-    if not zone:
-        return
     target = next(
         (
             a
@@ -127,10 +130,10 @@ def _sync_zone(session: Session, node: Node) -> None:
         None,
     )
     if target is None:
-        name = str(zone)
+        name = zone
         if session.scalar(select(Aggregate.id).where(Aggregate.name == name)) is not None:
             name = f"az-{zone}"
-        target = Aggregate(uuid=str(uuid.uuid4()), name=name, metadata_={AZ_KEY: str(zone)})
+        target = Aggregate(uuid=str(uuid.uuid4()), name=name, metadata_={AZ_KEY: zone})
         session.add(target)
         session.flush()
     session.add(AggregateHost(aggregate_id=target.id, host=node.uuid))

@@ -130,6 +130,12 @@ def test_rebuild_redeploys_and_moves_are_refused(cloud: Cloud, conductor: StandI
         wait_for(lambda: [t for t in conductor.seen if t["kind"] == "rebuild"])
         wait_server(c, sid, "ACTIVE")
         assert node(c, uuid)["provision_state"] == "active"
+        assert c.post(f"/compute/v2.1/servers/{sid}/action", json={"os-stop": None}).status_code == 202
+        wait_server(c, sid, "SHUTOFF")
+        assert node(c, uuid)["power_state"] == "power off"
+        assert c.post(f"/compute/v2.1/servers/{sid}/action", json={"os-start": None}).status_code == 202
+        wait_server(c, sid, "ACTIVE")
+        assert node(c, uuid)["power_state"] == "power on"
         moved = c.post(f"/compute/v2.1/servers/{sid}/action", json={"migrate": None})
         assert moved.status_code == 409, moved.text
         assert "physical machine" in moved.text
@@ -170,3 +176,17 @@ def test_adoption_makes_a_server_without_any_power_action(cloud: Cloud, conducto
     with ironic(cloud) as c:
         assert c.delete(f"/compute/v2.1/servers/{n['instance_uuid']}").status_code == 204
         wait_node(c, uuid, provision_state="available")
+
+
+def test_spawn_and_delete_on_postgresql(pg_cloud: Cloud) -> None:
+    conductor = StandInConductor(pg_cloud.url, pg_cloud.settings.secret("agent_token")).start()
+    try:
+        with ironic(pg_cloud) as c:
+            uuid = enroll(c, "n1")["uuid"]
+            make_available(c, uuid)
+            sid = create_server(c, bm_flavor(c), image(c))
+            assert wait_server(c, sid, "ACTIVE")["OS-EXT-SRV-ATTR:hypervisor_hostname"] == uuid
+            assert c.delete(f"/compute/v2.1/servers/{sid}").status_code == 204
+            wait_node(c, uuid, provision_state="available", instance_uuid=None)
+    finally:
+        conductor.stop()
