@@ -10,12 +10,16 @@ from pathlib import Path
 import typer
 
 from kumo.config import Settings, get_settings
+from kumo.inventory.cli import app as hosts_app
+from kumo.stock.cli import app as stock_app
 
 app = typer.Typer(add_completion=False, help="kumo: a private cloud with the OpenStack API")
 db_app = typer.Typer(help="Database schema")
 app.add_typer(db_app, name="db")
 bench_app = typer.Typer(help="Benchmarks against a kumo API")
 app.add_typer(bench_app, name="bench")
+app.add_typer(stock_app, name="stock")
+app.add_typer(hosts_app, name="hosts")
 
 
 @app.command()

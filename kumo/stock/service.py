@@ -292,4 +292,3 @@ def parse_action(body: Any) -> Action:
             raise BadRequest("Invalid input for field/attribute reject. 'reason' is a required property")
         return Action("reject", reason.strip())
     raise BadRequest(f"There is no such action: {name}")
-
