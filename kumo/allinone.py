@@ -21,6 +21,38 @@ from kumo.server import ThreadedServer
 
 console = Console()
 ZONES = ("az1", "az2")
+REAL_FLAVOR = "r1.tiny"  # lands on the libvirt hypervisor only (aggregate_instance_extra_specs)
+REAL_IMAGE = "kumo-test-image"
+
+
+def choose_driver(requested: str) -> tuple[str, str]:
+    """The driver of the all-in-one's first hypervisor and a line saying why: `auto` takes
+    libvirt when this machine can run QEMU guests through it, else the fake driver."""
+    if requested == "fake":
+        return "fake", "fake driver (asked for)"
+    from kumo.agent.drivers.libvirt import unusable_reason
+
+    reason = unusable_reason()
+    if reason is None:
+        return "libvirt", "libvirt/QEMU: real guests"
+    if requested == "libvirt":
+        raise SystemExit(f"libvirt was asked for but is not usable here: {reason}")
+    return "fake", f"libvirt is not usable here ({reason}); falling back to the fake driver"
+
+
+def test_image_files(image_dir: Path | None) -> dict[str, Path | str] | None:
+    """kumo's bootable test guest (scripts/build-test-image), when it has been built."""
+    if image_dir is None or not (image_dir / "manifest").is_file():
+        return None
+    manifest = dict(
+        line.split("=", 1) for line in (image_dir / "manifest").read_text().splitlines() if "=" in line
+    )
+    return {
+        "kernel": image_dir / "vmlinux",
+        "ramdisk": image_dir / "initrd.img",
+        "disk": image_dir / "disk.raw",
+        "cmdline": manifest.get("os_command_line", "console=ttyS0"),
+    }
 
 
 def write_clouds_yaml(path: Path, url: str, region: str, admin_password: str, demo_password: str) -> None:
@@ -95,6 +127,63 @@ def ensure_flavors(admin: httpx.Client) -> None:
             ).raise_for_status()
 
 
+def _upload(admin: httpx.Client, name: str, data: bytes, disk_format: str, **properties: str) -> str:
+    container = disk_format if disk_format in ("aki", "ari") else "bare"
+    body = {"name": name, "disk_format": disk_format, "container_format": container, "visibility": "public"}
+    image = admin.post("/image/v2/images", json={**body, **properties})
+    image.raise_for_status()
+    image_id = str(image.json()["id"])
+    admin.put(
+        f"/image/v2/images/{image_id}/file",
+        content=data,
+        headers={"Content-Type": "application/octet-stream"},
+    ).raise_for_status()
+    return image_id
+
+
+def ensure_real_guest(admin: httpx.Client, files: dict[str, Path | str], libvirt_host: str) -> str:
+    """The test guest's images, and a flavor that only the libvirt hypervisor takes."""
+    found = admin.get("/image/v2/images", params={"name": REAL_IMAGE}).json()["images"]
+    if found and found[0]["status"] == "active":
+        image_id = str(found[0]["id"])
+    else:
+        kernel = _upload(admin, f"{REAL_IMAGE}-kernel", Path(files["kernel"]).read_bytes(), "aki")
+        ramdisk = _upload(admin, f"{REAL_IMAGE}-ramdisk", Path(files["ramdisk"]).read_bytes(), "ari")
+        image_id = _upload(
+            admin,
+            REAL_IMAGE,
+            Path(files["disk"]).read_bytes(),
+            "raw",
+            kernel_id=kernel,
+            ramdisk_id=ramdisk,
+            os_command_line=str(files["cmdline"]),
+        )
+    aggs = {a["name"]: a for a in admin.get("/compute/v2.1/os-aggregates").json()["aggregates"]}
+    agg = aggs.get("libvirt")
+    if agg is None:
+        agg = admin.post("/compute/v2.1/os-aggregates", json={"aggregate": {"name": "libvirt"}}).json()[
+            "aggregate"
+        ]
+        admin.post(
+            f"/compute/v2.1/os-aggregates/{agg['id']}/action",
+            json={"set_metadata": {"metadata": {"kumo_driver": "libvirt"}}},
+        ).raise_for_status()
+    if libvirt_host not in agg.get("hosts", []):
+        admin.post(
+            f"/compute/v2.1/os-aggregates/{agg['id']}/action", json={"add_host": {"host": libvirt_host}}
+        ).raise_for_status()
+    if REAL_FLAVOR not in {f["name"] for f in admin.get("/compute/v2.1/flavors").json()["flavors"]}:
+        flavor = admin.post(
+            "/compute/v2.1/flavors", json={"flavor": {"name": REAL_FLAVOR, "vcpus": 1, "ram": 128, "disk": 1}}
+        )
+        flavor.raise_for_status()
+        admin.post(
+            f"/compute/v2.1/flavors/{flavor.json()['flavor']['id']}/os-extra_specs",
+            json={"extra_specs": {"aggregate_instance_extra_specs:kumo_driver": "libvirt"}},
+        ).raise_for_status()
+    return image_id
+
+
 def ensure_image(admin: httpx.Client) -> str:
     found = admin.get("/image/v2/images", params={"name": "demo-image"}).json()["images"]
     if found and found[0]["status"] == "active":
@@ -111,10 +200,10 @@ def ensure_image(admin: httpx.Client) -> str:
     return str(image["id"])
 
 
-def boot_demo(url: str, demo_token: str, image_id: str) -> dict[str, Any]:
+def boot_demo(url: str, demo_token: str, image_id: str, flavor_name: str = "m1.tiny") -> dict[str, Any]:
     with httpx.Client(base_url=url, headers={"X-Auth-Token": demo_token}, timeout=30) as demo:
         flavor = next(
-            f for f in demo.get("/compute/v2.1/flavors").json()["flavors"] if f["name"] == "m1.tiny"
+            f for f in demo.get("/compute/v2.1/flavors").json()["flavors"] if f["name"] == flavor_name
         )
         resp = demo.post(
             "/compute/v2.1/servers",
@@ -140,7 +229,32 @@ def boot_demo(url: str, demo_token: str, image_id: str) -> dict[str, Any]:
     raise RuntimeError("demo server did not become ACTIVE in 120 s")
 
 
-def run_all_in_one(settings: Settings, port: int, host_count: int, demo: bool, exit_after_demo: bool) -> None:
+def wait_console(url: str, demo_token: str, server_id: str, marker: str, timeout: float = 120) -> str | None:
+    """The demo guest's console line with `marker`, read through the API, once it boots."""
+    with httpx.Client(base_url=url, headers={"X-Auth-Token": demo_token}, timeout=30) as demo:
+        deadline = time.monotonic() + timeout
+        with console.status("waiting for the guest's console …"):
+            while time.monotonic() < deadline:
+                resp = demo.post(
+                    f"/compute/v2.1/servers/{server_id}/action", json={"os-getConsoleOutput": {}}
+                )
+                if resp.status_code == 200:
+                    lines = [line for line in resp.json()["output"].splitlines() if marker in line]
+                    if lines:
+                        return str(lines[-1])
+                time.sleep(1)
+    return None
+
+
+def run_all_in_one(
+    settings: Settings,
+    port: int,
+    host_count: int,
+    demo: bool,
+    exit_after_demo: bool,
+    driver: str = "auto",
+    image_dir: Path | None = None,
+) -> None:
     admin_password = settings.secret("admin_password")
     demo_password = settings.secret("demo_password")
     with console.status("migrating and bootstrapping the database …"):
@@ -150,27 +264,52 @@ def run_all_in_one(settings: Settings, port: int, host_count: int, demo: bool, e
     url = server.url
     console.print(f"[green]API[/] listening on {url} (database {settings.resolved_database_url})")
     host_names = [f"compute-{i + 1}" for i in range(host_count)]
-    agents = [
-        Agent(url, name, load_driver("fake", name), rt.agent_token, heartbeat_interval=5).start()
-        for name in host_names
-    ]
-    console.print(f"[green]agents[/] {', '.join(host_names)} (fake driver) registered")
+    first_driver, why = choose_driver(driver)
+    files = test_image_files(image_dir) if first_driver == "libvirt" else None
+    if first_driver == "libvirt" and files is None:
+        first_driver, why = (
+            "fake",
+            (
+                f"libvirt is usable but kumo's test guest is not built in {image_dir} "
+                "(scripts/build-test-image); falling back to the fake driver"
+            ),
+        )
+    console.print(f"[{'green' if first_driver == 'libvirt' else 'yellow'}]{host_names[0]}[/]: {why}")
+    agents = []
+    for index, name in enumerate(host_names):
+        kind = first_driver if index == 0 else "fake"
+        options: dict[str, Any] = {}
+        if kind == "libvirt":
+            options = {"api_url": url, "token": rt.agent_token, "state_dir": settings.state_dir / "libvirt"}
+        agents.append(
+            Agent(url, name, load_driver(kind, name, **options), rt.agent_token, heartbeat_interval=5).start()
+        )
+    console.print(f"[green]agents[/] {', '.join(host_names)} registered")
     admin_token = token(url, "admin", admin_password, "admin")
     with httpx.Client(base_url=url, headers={"X-Auth-Token": admin_token}, timeout=30) as admin:
         ensure_zones(admin, host_names)
         ensure_flavors(admin)
         image_id = ensure_image(admin)
+        if files is not None:
+            image_id = ensure_real_guest(admin, files, host_names[0])
+    flavor = REAL_FLAVOR if files is not None else "m1.tiny"
+    image_name = REAL_IMAGE if files is not None else "demo-image"
     clouds = settings.state_dir / "clouds.yaml"
     write_clouds_yaml(clouds, url, settings.region, admin_password, demo_password)
     if demo:
-        result = boot_demo(url, token(url, "demo", demo_password, "demo"), image_id)
+        demo_token = token(url, "demo", demo_password, "demo")
+        result = boot_demo(url, demo_token, image_id, flavor)
         zone = result["OS-EXT-AZ:availability_zone"]
         console.print(f"[green]demo-server[/] {result['id']} is {result['status']} in {zone}")
+        if files is not None and result["status"] == "ACTIVE":
+            line = wait_console(url, demo_token, result["id"], "KUMO-BOOT-OK")
+            console.print(f"[green]console[/] {line}" if line else "[yellow]console[/] no boot marker yet")
     console.print(f"""
 Next:
   export OS_CLIENT_CONFIG_FILE={clouds}
   openstack --os-cloud kumo server list --all-projects
-  openstack --os-cloud kumo-demo server create --flavor m1.tiny --image demo-image --wait my-server
+  openstack --os-cloud kumo-demo server create --flavor {flavor} --image {image_name} --wait my-server
+  openstack --os-cloud kumo-demo console log show my-server
   openstack --os-cloud kumo hypervisor list
 Press Ctrl-C to stop.""")
     stop = threading.Event()

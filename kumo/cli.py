@@ -102,6 +102,13 @@ def up(
     hosts: int = typer.Option(4, help="In-process fake hypervisors (spread over az1/az2)"),
     demo: bool = typer.Option(True, help="Boot a demo server once up"),
     exit_after_demo: bool = typer.Option(False, "--exit", help="Stop once the demo server is ACTIVE"),
+    driver: str = typer.Option(
+        "auto", help="First hypervisor's driver: auto (libvirt when usable, else fake), libvirt or fake"
+    ),
+    image_dir: Path = typer.Option(
+        Path("/var/tmp/kumo-test-image"), envvar="KUMO_TEST_IMAGE_DIR",
+        help="kumo's bootable test guest (scripts/build-test-image), for the libvirt hypervisor",
+    ),
 ) -> None:
     """All-in-one: migrate, bootstrap, serve the API with in-process agents, boot a demo server."""
     from kumo.allinone import run_all_in_one
@@ -110,7 +117,10 @@ def up(
     setup_logging("WARNING")
     settings = Settings(state_dir=state_dir) if state_dir else get_settings()
     os.environ.setdefault("KUMO_STATE_DIR", str(settings.state_dir))
-    run_all_in_one(settings, port=port, host_count=hosts, demo=demo, exit_after_demo=exit_after_demo)
+    if driver not in ("auto", "libvirt", "fake"):
+        raise typer.BadParameter("--driver must be auto, libvirt or fake")
+    run_all_in_one(settings, port=port, host_count=hosts, demo=demo, exit_after_demo=exit_after_demo,
+                   driver=driver, image_dir=image_dir)
 
 
 @bench_app.command("density")
