@@ -111,7 +111,9 @@ def _run(hw: Hardware, kind: str, payload: Mapping[str, Any], stop: threading.Ev
         hw.power.reboot(soft=kind == "reboot")
         return POWER_ON
     if kind == "node_power":
-        return _node_power(hw, str(payload.get("target")))
+        return _node_power(
+            hw, str(payload.get("target")), float(payload.get("timeout") or DEFAULT_SHUTDOWN_TIMEOUT)
+        )
     if kind in ("node_verify", "node_adopt"):  # adoption reads, never power-cycles
         return hw.power.get_power_state()
     return None
@@ -126,7 +128,7 @@ def _soft_power_off(hw: Hardware, timeout: float) -> None:
         hw.power.set_power_state(POWER_OFF)
 
 
-def _node_power(hw: Hardware, target: str) -> str:
+def _node_power(hw: Hardware, target: str, timeout: float) -> str:
     if target == POWER_ON:
         hw.power.set_power_state(POWER_ON)
         return POWER_ON
@@ -134,7 +136,7 @@ def _node_power(hw: Hardware, target: str) -> str:
         hw.power.set_power_state(POWER_OFF)
         return POWER_OFF
     if target == SOFT_POWER_OFF:
-        _soft_power_off(hw, DEFAULT_SHUTDOWN_TIMEOUT)
+        _soft_power_off(hw, timeout)
         return POWER_OFF
     if target in (REBOOTING, SOFT_REBOOTING):
         hw.power.reboot(soft=target == SOFT_REBOOTING)

@@ -1,7 +1,7 @@
 """The baremetal lab for tests: libvirt domains booting kumo's test image play the physical
 servers and sushy-tools' emulator is their Redfish BMC on loopback (kumo/baremetal/lab.py).
 
-Marked `libvirt` and skipped, saying why, where QEMU guests cannot run (same rules as
+Tests using the lab are marked `libvirt` and skipped, saying why, where QEMU guests cannot run (same rules as
 tests/integration/libvirt: root, libvirt-python, scripts/install-libvirt; KUMO_TEST_LIBVIRT=0)
 or sushy-tools is not installed (scripts/sushy-emulator setup).
 """
@@ -29,8 +29,10 @@ MACHINES = ("node-1", "node-2", "node-3")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the lab's machines are `libvirt`; the fake-driver ones run everywhere."""
     for item in items:
-        if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
+        here = Path(str(item.fspath)).is_relative_to(Path(__file__).parent)
+        if here and {"lab", "bm"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.libvirt)
 
 
