@@ -86,6 +86,34 @@ def agent(
     runner.stop()
 
 
+@app.command()
+def conductor(
+    name: str = typer.Option(..., "--name", help="This conductor's name, unique among conductors"),
+    api_url: str = typer.Option("http://127.0.0.1:8780", "--api", "--api-url", help="kumo API URL"),
+    workers: int = typer.Option(32, help="tasks running at once (deploys wait on their machines)"),
+    bmc_concurrency: int = typer.Option(16, help="BMC requests in flight at once"),
+    heartbeat_interval: float = typer.Option(5.0, help="seconds between heartbeats"),
+    power_sync_interval: float = typer.Option(60.0, help="seconds between power-state sync passes"),
+) -> None:
+    """Run a baremetal conductor: drives the BMCs of the nodes it owns (kumo/baremetal/conductor.py)."""
+    from kumo.agent.agent import wait_for_api
+    from kumo.baremetal.conductor import Conductor
+    from kumo.logs import setup_logging
+
+    setup_logging()
+    settings = get_settings()
+    wait_for_api(api_url, timeout=60)
+    runner = Conductor(
+        api_url, name, settings.secret("agent_token"), heartbeat_interval=heartbeat_interval,
+        power_sync_interval=power_sync_interval, workers=workers, bmc_concurrency=bmc_concurrency,
+    ).start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    runner.stop()
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every Alembic migration to KUMO_DATABASE_URL."""

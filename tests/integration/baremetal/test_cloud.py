@@ -10,9 +10,14 @@ libvirt machines booting kumo's test image (the `lab` fixture; marked libvirt)."
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -263,3 +268,39 @@ def test_redfish_bmc_unreachable_at_enrollment(redfish_bmc: BareMetalCloud) -> N
     shown = wait_for(lambda: (n := bmc.node(node))["last_error"] and n, timeout=30, interval=0.3)
     assert shown["provision_state"] == "enroll"
     assert "is unreachable" in shown["last_error"]
+
+
+def test_kumo_conductor_process(cloud: Cloud) -> None:
+    """`kumo conductor --name C --api URL` as its own process: it registers, owns the node,
+    runs its verification."""
+    api = cloud.client()
+    body = {"name": "proc-node", "driver": "fake-hardware", "resource_class": RESOURCE_CLASS}
+    resp = api.post("/baremetal/v1/nodes", json=body, headers=IRONIC_VERSION)
+    assert resp.status_code == 201, resp.text
+    node = resp.json()["uuid"]
+    env = {**os.environ, "KUMO_STATE_DIR": str(cloud.settings.state_dir)}
+    kumo = Path(sys.executable).with_name("kumo")
+    proc = subprocess.Popen(
+        [str(kumo), "conductor", "--name", "proc-1", "--api", cloud.url, "--heartbeat-interval", "0.5"],
+        env=env,
+        stderr=(cloud.settings.state_dir / "conductor.log").open("wb"),
+    )
+    try:
+        resp = api.put(
+            f"/baremetal/v1/nodes/{node}/states/provision", json={"target": "manage"}, headers=IRONIC_VERSION
+        )
+        assert resp.status_code == 202, resp.text
+
+        def state() -> str:
+            return str(
+                api.get(f"/baremetal/v1/nodes/{node}", headers=IRONIC_VERSION).json()["provision_state"]
+            )
+
+        wait_for(lambda: state() == "manageable", timeout=30, interval=0.1)
+        shown = api.get(f"/baremetal/v1/nodes/{node}", headers=IRONIC_VERSION).json()
+        assert shown["conductor"] == "proc-1"
+        assert shown["power_state"] == "power off"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+        api.close()
