@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kumo.agent import tasks
@@ -30,8 +30,12 @@ from kumo.errors import BadRequest, ClaimConflict, Conflict, NotFound
 from kumo.logs import request_id_var
 from kumo.metrics import SCHEDULE_FAILURES, SCHEDULE_SECONDS
 from kumo.placement import claims
-from kumo.placement.candidates import CandidateRequest, RequestGroup, candidate_provider_ids
-from kumo.placement.models import ResourceProvider
+from kumo.placement.candidates import (
+    CandidateRequest,
+    RequestGroup,
+    candidate_provider_ids,
+    provider_id_range,
+)
 from kumo.placement.snapshot import load_snapshot
 from kumo.runtime import Runtime
 from kumo.scheduler.core import Decision, schedule
@@ -176,13 +180,16 @@ def pass_snapshot(
             stock_exclusive=stock_exclusive,
         )
         return snapshot, False
-    top = session.scalar(select(func.max(ResourceProvider.id))) or 0
     provider_ids: set[int] = set()
     shapes = {tuple(sorted(r.resources.items())) for r in requests}
     for shape in sorted(shapes):
         wanted = CandidateRequest(groups=(RequestGroup(resources=dict(shape)),), limit=limit)
-        start = random.randint(0, top) if top > limit else 0
-        provider_ids.update(candidate_provider_ids(session, wanted, start_after=start))
+        id_range = provider_id_range(session, wanted)
+        if id_range is None:
+            continue  # no provider has every class asked for: the whole fleet will say why
+        low, high = id_range
+        start = random.randint(low - 1, high) if high - low >= limit else 0
+        provider_ids.update(candidate_provider_ids(session, wanted, start_after=start, id_range=id_range))
     snapshot = load_snapshot(
         session,
         settings.heartbeat_timeout_seconds,

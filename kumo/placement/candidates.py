@@ -170,10 +170,12 @@ def root_of_uuid(uuid: str) -> ColumnElement[int]:
 # ---------------------------------------------------------------------------- the query
 
 
-def _matching(request: CandidateRequest, id_above: int | None = None) -> Select[Any] | None:
+def _matching(
+    request: CandidateRequest, id_above: int | None = None, id_at_most: int | None = None
+) -> Select[Any] | None:
     """The providers that satisfy `request`, in id order, at most `request.limit` (None when
-    nothing can): columns id, uuid, generation, root_id, parent_id. `id_above` starts the walk
-    after that provider id."""
+    nothing can): columns id, uuid, generation, root_id, parent_id. `id_above` and
+    `id_at_most` bound the walk."""
     suffixed = [g for g in request.groups if g.suffix]
     if request.group_policy == "isolate" and len(suffixed) > 1:
         return None
@@ -209,6 +211,8 @@ def _matching(request: CandidateRequest, id_above: int | None = None) -> Select[
 
     if id_above is not None:
         where.append(rp.c.id > id_above)
+    if id_at_most is not None:
+        where.append(rp.c.id <= id_at_most)
     matching = (
         select(rp.c.id, rp.c.uuid, rp.c.generation, root_id.label("root_id"), parent_id.label("parent_id"))
         .where(*where)
@@ -226,21 +230,45 @@ def _no_jit(session: Session) -> None:
         session.execute(text("SET LOCAL jit = off"))
 
 
-def candidate_provider_ids(session: Session, request: CandidateRequest, *, start_after: int = 0) -> list[int]:
+def provider_id_range(session: Session, request: CandidateRequest) -> tuple[int, int] | None:
+    """The lowest and highest id a candidate for `request` can have: every candidate has an
+    inventory of each requested class (None when no provider has them all in one range).
+    One pass over the inventories: it keeps a walk off a fleet of other kinds (baremetal
+    nodes, when VMs are asked for)."""
+    totals = request.totals()
+    if not totals:
+        return None
+    rows = session.execute(
+        select(func.min(_INV.c.provider_id), func.max(_INV.c.provider_id))
+        .where(_INV.c.resource_class.in_(sorted(totals)))
+        .group_by(_INV.c.resource_class)
+    ).all()
+    if len(rows) < len(totals):
+        return None
+    low, high = max(r[0] for r in rows), min(r[1] for r in rows)
+    return (low, high) if low <= high else None
+
+
+def candidate_provider_ids(
+    session: Session,
+    request: CandidateRequest,
+    *,
+    start_after: int = 0,
+    id_range: tuple[int, int] | None = None,
+) -> list[int]:
     """The ids of the providers GET /allocation_candidates would offer for `request` (the same
     query), at most `request.limit`, walking ids from `start_after` and wrapping around: the
     scheduler's resource prefilter. A random start spreads concurrent schedulers over
-    different pages of a large fleet."""
-    first = _matching(request, start_after if start_after > 0 else None)
+    different pages of a large fleet. `id_range` (provider_id_range) bounds both legs."""
+    low, high = id_range if id_range is not None else (None, None)
+    first = _matching(request, max(start_after, (low or 1) - 1) or None, high)
     if first is None:
         return []
     _no_jit(session)
     ids = list(session.scalars(select(first.subquery().c.id)))
     if start_after > 0 and (not request.limit or len(ids) < request.limit):
-        rest = _matching(request)
+        rest = _matching(request, (low - 1) if low else None, start_after)
         assert rest is not None
-        rp_id = rest.selected_columns[0]
-        rest = rest.where(rp_id <= start_after)
         if request.limit:
             rest = rest.limit(request.limit - len(ids))
         ids += session.scalars(select(rest.subquery().c.id))

@@ -113,12 +113,13 @@ def _filter(
 ) -> tuple[list[HostState], tuple[Rejection, ...]]:
     survivors: list[HostState] = []
     counts: dict[str, Counter[str]] = {f.name: Counter() for f in filters}
-    active = [f for f in filters if f.applies_to(request)]  # the others pass every host
+    # The filters that can reject a host for this request (the others pass every host).
+    active = [(f.name, f.check) for f in filters if f.applies_to(request)]
     for host in snapshot.hosts.values():
-        for host_filter in active:
-            result = host_filter(host, request, snapshot)
+        for name, check in active:
+            result = check(host, request, snapshot)
             if not result.ok:
-                counts[host_filter.name][result.reason] += 1
+                counts[name][result.reason] += 1
                 break
         else:
             survivors.append(host)

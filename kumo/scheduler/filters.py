@@ -211,10 +211,11 @@ def match_extra_spec(value: str, requirement: str) -> bool:
 def resources_filter(host: HostState, request: ScheduleRequest, snapshot: Snapshot) -> FilterResult:
     """Placement's rule per class: used + requested <= (total - reserved) * allocation_ratio,
     and requested <= max_unit."""
+    capacity, used = host.capacity, host.used
     for resource_class, amount in request.resources.items():
         if amount <= 0:
             continue
-        if amount > host.free(resource_class):
+        if amount > capacity.get(resource_class, 0) - used.get(resource_class, 0):  # host.free()
             return _fail(f"{INSUFFICIENT} {resource_class}")
         if amount > host.max_unit.get(resource_class, amount):
             return _fail(f"{ABOVE_MAX_UNIT} {resource_class}")

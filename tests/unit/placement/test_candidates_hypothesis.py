@@ -13,7 +13,13 @@ from sqlalchemy import delete, insert
 import kumo.placement.api_models  # noqa: F401  (create_all needs the Placement API tables)
 from kumo.db import Database
 from kumo.placement.api_models import ProviderAggregate, ProviderParent, ProviderTrait
-from kumo.placement.candidates import CandidateRequest, RequestGroup, candidate_provider_ids, find_candidates
+from kumo.placement.candidates import (
+    CandidateRequest,
+    RequestGroup,
+    candidate_provider_ids,
+    find_candidates,
+    provider_id_range,
+)
 from kumo.placement.models import Allocation, Inventory, ResourceProvider
 
 CLASSES = ["VCPU", "MEMORY_MB", "DISK_GB", "CUSTOM_GPU"]
@@ -231,7 +237,13 @@ def test_scheduler_prefilter_is_the_same_query_from_any_start(
     rotated = [i for i in every if i > start] + [i for i in every if i <= start]
     with db.read() as session:
         found = candidate_provider_ids(session, request, start_after=start)
-    assert found == (rotated[: request.limit] if request.limit else rotated)
+        bounds = provider_id_range(session, request)
+        bounded = (
+            candidate_provider_ids(session, request, start_after=start, id_range=bounds) if bounds else []
+        )
+    expected = rotated[: request.limit] if request.limit else rotated
+    assert found == expected
+    assert bounded == expected  # the id range of the requested classes excludes no candidate
 
 
 def test_reference_is_not_trivial(db: Database) -> None:

@@ -1,0 +1,224 @@
+"""One scheduling pass at fleet scale, outside the API: the fleet read and the pure core.
+
+Builds a fleet by bulk SQL in a fresh database (hypervisors with VCPU/MEMORY_MB/DISK_GB,
+baremetal nodes with one unit of CUSTOM_BAREMETAL, instances' allocations spread over the
+hypervisors), then times, for a batch of identical requests:
+
+* the whole-fleet read (`load_snapshot`, every host) and the pure core over it;
+* the pass the scheduler runs (`kumo.compute.scheduling.pass_snapshot`): the resource
+  prefilter of GET /allocation_candidates (`kumo.placement.candidates`), a snapshot of those
+  candidates only, and the same core over it.
+
+    .venv/bin/python bench/scheduler_pass.py --hypervisors 10000 --baremetal 50000 --instances 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import insert
+
+PG_ADMIN_URL = os.environ.get("KUMO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+FLAVOR = {"VCPU": 2, "MEMORY_MB": 4096, "DISK_GB": 20}
+
+
+def create_database(backend: str) -> tuple[str, Callable[[], None]]:
+    if backend == "sqlite":
+        path = f"/tmp/kumo-sched-{uuid.uuid4().hex[:8]}.db"
+        return f"sqlite:///{path}", lambda: os.path.exists(path) and os.unlink(path) or None
+    import psycopg
+
+    name = f"kumo_sched_{uuid.uuid4().hex[:10]}"
+    admin = PG_ADMIN_URL.replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name, drop
+
+
+def load_fleet(url: str, hypervisors: int, baremetal: int, instances: int) -> None:
+    from kumo.compute.models import ComputeHost
+    from kumo.db import Database, utcnow
+    from kumo.db.migrate import upgrade
+    from kumo.placement.models import Allocation, Inventory, ResourceProvider
+
+    upgrade(url)
+    db = Database(url)
+    now = utcnow()
+    total = hypervisors + baremetal
+    with db.transaction() as s:
+        s.execute(
+            insert(ResourceProvider),
+            [
+                {"id": i + 1, "uuid": str(uuid.uuid4()), "name": f"host-{i:06d}", "generation": 0}
+                for i in range(total)
+            ],
+        )
+        inventories = []
+        for i in range(total):
+            if i < hypervisors:
+                vcpus, ram = (32, 131072) if i % 2 else (64, 262144)
+                for rc, amount, ratio in (
+                    ("VCPU", vcpus, 4.0),
+                    ("MEMORY_MB", ram, 1.0),
+                    ("DISK_GB", 4000, 1.0),
+                ):
+                    inventories.append(
+                        {
+                            "provider_id": i + 1,
+                            "resource_class": rc,
+                            "total": amount,
+                            "reserved": 0,
+                            "min_unit": 1,
+                            "max_unit": amount,
+                            "step_size": 1,
+                            "allocation_ratio": ratio,
+                        }
+                    )
+            else:
+                inventories.append(
+                    {
+                        "provider_id": i + 1,
+                        "resource_class": "CUSTOM_BAREMETAL",
+                        "total": 1,
+                        "reserved": 0,
+                        "min_unit": 1,
+                        "max_unit": 1,
+                        "step_size": 1,
+                        "allocation_ratio": 1.0,
+                    }
+                )
+        s.execute(insert(Inventory), inventories)
+        s.execute(
+            insert(ComputeHost),
+            [
+                {
+                    "name": f"host-{i:06d}",
+                    "uuid": str(uuid.uuid4()),
+                    "service_uuid": str(uuid.uuid4()),
+                    "provider_id": i + 1,
+                    "hypervisor_type": "fake" if i < hypervisors else "ironic",
+                    "last_heartbeat": now,
+                    "cpu_info": {},
+                }
+                for i in range(total)
+            ],
+        )
+        rows = []
+        for n in range(instances):
+            provider = (n * 7919) % hypervisors + 1
+            consumer = str(uuid.UUID(int=n))
+            rows += [
+                {
+                    "provider_id": provider,
+                    "consumer_id": consumer,
+                    "resource_class": rc,
+                    "used": amount,
+                    "created_at": now,
+                }
+                for rc, amount in FLAVOR.items()
+            ]
+            if len(rows) >= 30000:
+                s.execute(insert(Allocation), rows)
+                rows = []
+        if rows:
+            s.execute(insert(Allocation), rows)
+    if url.startswith("postgresql"):
+        with db.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
+    db.dispose()
+
+
+def _ms(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return {"p50": round(statistics.median(ordered) * 1000, 3), "p99": round(p99 * 1000, 3)}
+
+
+def time_pass(url: str, batch: int, repeats: int, whole_batch: int) -> dict[str, Any]:
+    from kumo.compute import scheduling
+    from kumo.config import Settings
+    from kumo.db import Database
+    from kumo.placement.snapshot import load_snapshot
+    from kumo.scheduler.core import schedule
+    from kumo.scheduler.request import ScheduleRequest
+    from kumo.scheduler.weighers import SchedulerConfig
+
+    db = Database(url)
+    config = SchedulerConfig()
+    settings = Settings(database_url=url, heartbeat_timeout_seconds=86400)
+    requests = [ScheduleRequest(f"new-{n}", "p", FLAVOR) for n in range(batch)]
+    result: dict[str, Any] = {}
+    labels = ["whole_fleet"] + (["candidates"] if hasattr(scheduling, "pass_snapshot") else [])
+    for label in labels:
+        reads, cores, claims_ = [], [], []
+        hosts = 0
+        for _ in range(repeats):
+            with db.transaction() as s:
+                t0 = time.perf_counter()
+                if label == "whole_fleet":
+                    snapshot = load_snapshot(s, 86400)
+                else:
+                    snapshot, _partial = scheduling.pass_snapshot(s, settings, requests)
+                reads.append(time.perf_counter() - t0)
+            hosts = len(snapshot.hosts)
+            for request in requests[: whole_batch if label == "whole_fleet" else batch]:
+                t0 = time.perf_counter()
+                decision = schedule(request, snapshot, config)
+                t1 = time.perf_counter()
+                assert decision.ok, decision.message
+                snapshot = snapshot.after_claim(decision.candidates[0].host, request)
+                cores.append(t1 - t0)
+                claims_.append(time.perf_counter() - t1)
+        result[label] = {
+            "hosts_in_snapshot": hosts,
+            "read_ms": _ms(reads),
+            "schedule_ms": _ms(cores),
+            "after_claim_ms": _ms(claims_),
+            "read_ms_per_server_of_a_full_batch": round(statistics.median(reads) * 1000 / batch, 3),
+        }
+    db.dispose()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--hypervisors", type=int, default=1000)
+    parser.add_argument("--baremetal", type=int, default=0)
+    parser.add_argument("--instances", type=int, default=0)
+    parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--whole-batch", type=int, default=40, help="requests timed on the whole-fleet core")
+    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
+    args = parser.parse_args()
+    url, drop = create_database(args.database)
+    try:
+        t0 = time.monotonic()
+        load_fleet(url, args.hypervisors, args.baremetal, args.instances)
+        report: dict[str, Any] = {
+            "fleet": vars(args),
+            "load_average_start": os.getloadavg(),
+            "fleet_load_seconds": round(time.monotonic() - t0, 1),
+        }
+        report.update(time_pass(url, args.batch, args.repeats, args.whole_batch))
+        report["load_average_end"] = os.getloadavg()
+        print(json.dumps(report, indent=2))
+    finally:
+        drop()
+
+
+if __name__ == "__main__":
+    main()
