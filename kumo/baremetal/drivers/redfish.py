@@ -60,7 +60,7 @@ _POWER = {
     sushy.PowerState.POWERING_OFF: POWER_OFF,
 }
 
-_clients: dict[tuple[str, str, str, str], sushy.Sushy] = {}
+_clients: dict[tuple[str, str, str, str], tuple[sushy.Sushy, Connector]] = {}
 _clients_lock = threading.Lock()
 
 
@@ -126,12 +126,12 @@ class RedfishSystem:
     def _key(self) -> tuple[str, str, str, str]:
         return (self.address, self.username, self.password, str(self.verify))
 
-    def _client(self) -> sushy.Sushy:
+    def _client(self) -> tuple[sushy.Sushy, Connector]:
         key = self._key()
         with _clients_lock:
-            client = _clients.get(key)
-        if client is not None:
-            return client
+            found = _clients.get(key)
+        if found is not None:
+            return found
         connector = Connector(
             self.address,
             verify=self.verify,
@@ -146,19 +146,29 @@ class RedfishSystem:
             connector=connector,
         )
         with _clients_lock:
-            return _clients.setdefault(key, client)
+            return _clients.setdefault(key, (client, connector))
 
     def _forget_client(self) -> None:
         with _clients_lock:
             _clients.pop(self._key(), None)
 
     def _system(self) -> Any:
-        return self._client().get_system(self.system_id)
+        return self._client()[0].get_system(self.system_id)
 
     # -- power --------------------------------------------------------------------------------
     def get_power_state(self) -> str:
+        """The power sync's call, so the cheap way: the same GET of the ComputerSystem through
+        sushy's connector (auth, retries, errors), without building sushy's System object
+        (a third less CPU per read; docs/benchmarks.md)."""
         with self._bmc("get power state"):
-            raw = self._system().power_state
+            if self.system_id is None:
+                raw = self._system().power_state
+            else:
+                body = self._client()[1].get(self.system_id).json()
+                try:
+                    raw = sushy.PowerState(body.get("PowerState"))
+                except ValueError:
+                    raw = body.get("PowerState")
         state = _POWER.get(raw)
         if state is None:
             raise BMCError(f"node {self.node.label}: the BMC reports power state {raw!r}")
