@@ -62,6 +62,7 @@ _POWER = {
 
 _clients: dict[tuple[str, str, str, str], tuple[sushy.Sushy, Connector]] = {}
 _clients_lock = threading.Lock()
+_creating: dict[tuple[str, str, str, str], threading.Lock] = {}
 
 
 def _verify(value: Any) -> bool | str:
@@ -127,11 +128,22 @@ class RedfishSystem:
         return (self.address, self.username, self.password, str(self.verify))
 
     def _client(self) -> tuple[sushy.Sushy, Connector]:
+        """The BMC's client, created once even when many threads ask at the same time (a BMC
+        allows few sessions); clients of different BMCs are created in parallel."""
         key = self._key()
         with _clients_lock:
             found = _clients.get(key)
+            creating = _creating.setdefault(key, threading.Lock())
         if found is not None:
             return found
+        with creating:
+            with _clients_lock:
+                found = _clients.get(key)
+            if found is not None:
+                return found
+            return self._connect(key)
+
+    def _connect(self, key: tuple[str, str, str, str]) -> tuple[sushy.Sushy, Connector]:
         connector = Connector(
             self.address,
             verify=self.verify,
@@ -146,7 +158,8 @@ class RedfishSystem:
             connector=connector,
         )
         with _clients_lock:
-            return _clients.setdefault(key, (client, connector))
+            _clients[key] = (client, connector)
+        return client, connector
 
     def _forget_client(self) -> None:
         with _clients_lock:
