@@ -34,9 +34,10 @@ from kumo.baremetal.microversion import ADOPT, ENROLL_STATE, Version
 from kumo.baremetal.models import Node
 from kumo.compute import actions
 from kumo.compute.models import ComputeHost, Flavor, Instance
+from kumo.compute.server_ops import sync_power_state
 from kumo.compute.states import PowerState, VmState
 from kumo.db import utcnow
-from kumo.errors import BadRequest, Conflict, NotFound
+from kumo.errors import BadRequest, Conflict, NotAcceptable, NotFound
 from kumo.placement import claims
 from kumo.placement.models import ResourceProvider
 
@@ -404,7 +405,7 @@ def set_provision_state(
             "(openstack server create/rebuild/delete)."
         )
     if verb == states.ADOPT and not version.at_least(ADOPT):
-        raise NotFound("The resource could not be found.")
+        raise NotAcceptable(f'The "adopt" action needs API version 1.17 or later (asked: {version}).')
     if verb in (states.PROVIDE, states.ADOPT) and node.maintenance:
         raise BadRequest(f'Node "{label}" is in maintenance mode: "{verb}" is not allowed.')
     if verb == states.ADOPT:
@@ -638,6 +639,11 @@ def settle(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> No
         node.target_power_state = None
         if not ok:
             node.last_error = f"Failed to change power state to {task.payload.get('target')}: {error}"
+        elif node.instance_uuid and power in _INSTANCE_POWER:
+            # The server on the node follows at once (its next power sync would say the same).
+            instance = session.scalar(select(Instance).where(Instance.uuid == node.instance_uuid))
+            if instance is not None:
+                sync_power_state(instance, int(_INSTANCE_POWER[power]))
     elif kind in ("node_verify", "node_clean", "node_adopt", "spawn", "rebuild"):
         expected = {
             "node_verify": states.VERIFYING,

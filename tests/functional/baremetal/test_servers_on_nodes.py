@@ -136,6 +136,13 @@ def test_rebuild_redeploys_and_moves_are_refused(cloud: Cloud, conductor: StandI
         assert c.post(f"/compute/v2.1/servers/{sid}/action", json={"os-start": None}).status_code == 202
         wait_server(c, sid, "ACTIVE")
         assert node(c, uuid)["power_state"] == "power on"
+        # Power off through the baremetal API: the server follows.
+        power = c.put(f"/baremetal/v1/nodes/{uuid}/states/power", json={"target": "power off"})
+        assert power.status_code == 202, power.text
+        wait_server(c, sid, "SHUTOFF")
+        assert node(c, uuid)["target_power_state"] is None
+        assert c.post(f"/compute/v2.1/servers/{sid}/action", json={"os-start": None}).status_code == 202
+        wait_server(c, sid, "ACTIVE")
         moved = c.post(f"/compute/v2.1/servers/{sid}/action", json={"migrate": None})
         assert moved.status_code == 409, moved.text
         assert "physical machine" in moved.text
