@@ -1,8 +1,10 @@
-"""Read the cloud's current state and apply a plan, through the public APIs only (compute:
-os-aggregates and os-kumo-host-labels; baremetal: /v1/nodes, paths relative to the discovered endpoint), as an operator's CD job would."""
+"""Read the cloud's current state and apply a plan, through the public APIs only, as an
+operator's CD job would: compute (os-aggregates, os-kumo-host-labels) and baremetal (/v1/nodes;
+paths are relative to the endpoint openstacksdk discovers)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -11,6 +13,7 @@ from kumo.inventory.diff import (
     ADD_HOST,
     CREATE,
     DELETE,
+    PROVISION,
     REMOVE_HOST,
     SET_LABELS,
     SET_METADATA,
@@ -21,6 +24,8 @@ from kumo.inventory.diff import (
 from kumo.inventory.model import NODE_FIELDS, Current, CurrentAggregate, CurrentNode
 
 IRONIC = {"X-OpenStack-Ironic-API-Version": "1.65"}
+STEP_RESULT = {"manage": "manageable", "provide": "available"}
+TRANSIENT = {"enroll", "verifying", "manageable", "cleaning"}  # on the way, as seen from a step
 
 
 def read_current(client: Client, with_nodes: bool) -> Current:
@@ -29,7 +34,8 @@ def read_current(client: Client, with_nodes: bool) -> Current:
         body = client.call("baremetal", "GET", "/nodes/detail", headers=IRONIC)
         for node in body["nodes"]:
             fields = {k: node.get(k) for k in NODE_FIELDS}
-            nodes.append(CurrentNode(node["uuid"], node.get("name") or node["uuid"], fields))
+            name = node.get("name") or node["uuid"]
+            nodes.append(CurrentNode(node["uuid"], name, fields, node.get("provision_state") or "enroll"))
     labels = {
         row["host"]: (row["rack"], row["region"])
         for row in client.call("compute", "GET", "/os-kumo-host-labels")["host_labels"]
@@ -53,8 +59,30 @@ def _patch(details: dict[str, Any]) -> list[dict[str, Any]]:
     return ops
 
 
+def _provision(client: Client, uuid: str, steps: list[str], wait: float) -> None:
+    """Run Ironic verbs one after the other, each awaited until the node leaves the transient
+    state its conductor works in (verifying, cleaning)."""
+    for step in steps:
+        client.call("baremetal", "PUT", f"/nodes/{uuid}/states/provision", {"target": step}, headers=IRONIC)
+        expected = STEP_RESULT[step]
+        deadline = time.monotonic() + wait
+        while True:
+            node = client.call("baremetal", "GET", f"/nodes/{uuid}", headers=IRONIC)
+            state = node.get("provision_state")
+            if state == expected:
+                break
+            if state not in TRANSIENT or time.monotonic() > deadline:
+                error = node.get("last_error") or f"still {state} after {wait:.0f}s"
+                raise APIError(409, f"node {uuid}: {step} ended in {state}: {error}")
+            time.sleep(0.2)
+
+
 def apply(
-    client: Client, changes: Sequence[Change], current: Current, echo: Callable[[str], None] = print
+    client: Client,
+    changes: Sequence[Change],
+    current: Current,
+    echo: Callable[[str], None] = print,
+    wait: float = 300.0,
 ) -> int:
     """Run the changes in order; returns how many were applied (skips are not)."""
     node_uuid = {n.name: n.uuid for n in current.nodes}
@@ -75,6 +103,8 @@ def apply(
                 )
             elif change.op == DELETE:
                 client.call("baremetal", "DELETE", f"/nodes/{details['uuid']}", headers=IRONIC)
+            elif change.op == PROVISION:
+                _provision(client, node_uuid[change.name], str(details["steps"]).split("+"), wait)
         elif change.kind == "host" and change.op == SET_LABELS:
             host = node_uuid.get(change.name, details.pop("host"))
             details.pop("host", None)

@@ -23,6 +23,7 @@ def apply_inventory(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the changes, apply nothing"),
     prune: bool = typer.Option(False, "--prune", help="Also delete what the inventory does not list"),
     os_cloud: str = typer.Option(None, "--os-cloud", envvar="OS_CLOUD", help="Cloud in clouds.yaml"),
+    wait: float = typer.Option(300.0, help="Seconds to wait for each node provision step"),
 ) -> None:
     """Make nodes, host labels and aggregates match FILE: shows the diff, then applies it."""
     out, err = Console(), Console(stderr=True)
@@ -46,7 +47,7 @@ def apply_inventory(
         if dry_run:
             out.print(f"{len(changes)} change(s); dry run, nothing applied.")
             return
-        count = applier.apply(client, changes, current, echo=lambda _line: None)
+        count = applier.apply(client, changes, current, echo=lambda _line: None, wait=wait)
         out.print(f"Applied {count} change(s).")
     except APIError as exc:
         err.print(f"[red]Error {exc.status}:[/red] {exc.message}")

@@ -18,13 +18,22 @@ from kumo.inventory.model import Current, CurrentAggregate, Inventory
 
 CREATE, UPDATE, DELETE = "create", "update", "delete"
 MASKED = "******"
-ADD_HOST, REMOVE_HOST, SET_METADATA, SET_LABELS, SKIP = (
+ADD_HOST, REMOVE_HOST, SET_METADATA, SET_LABELS, SKIP, PROVISION = (
     "add_host",
     "remove_host",
     "set_metadata",
     "set_labels",
     "skip",
+    "provision",
 )
+# Ironic's verbs from a stable state towards a target state (kumo.baremetal.states).
+STEPS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("enroll", "manageable"): ("manage",),
+    ("enroll", "available"): ("manage", "provide"),
+    ("manageable", "available"): ("provide",),
+    ("available", "manageable"): ("manage",),
+}
+SETTLED = {("active", "available")}  # in use: counts as available
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,16 @@ def plan(inventory: Inventory, current: Current, prune: bool = False) -> list[Ch
         diff = _changed_fields(node.fields(), have.fields)
         if diff:
             changes.append(Change("node", node.name, UPDATE, {"uuid": have.uuid, **diff}))
+    for node in inventory.nodes:
+        state = nodes_by_name[node.name].provision_state if node.name in nodes_by_name else "enroll"
+        target = node.provision_state
+        if target is None or state == target or (state, target) in SETTLED:
+            continue
+        steps = STEPS.get((state, target))
+        if steps is None:
+            changes.append(Change("node", node.name, SKIP, {"reason": f"{state}, not moved to {target}"}))
+        else:
+            changes.append(Change("node", node.name, PROVISION, {"target": target, "steps": "+".join(steps)}))
     # A node is a host named by its uuid; the inventory may name it by node name.
     host_of = {n.name: n.uuid for n in current.nodes}
 

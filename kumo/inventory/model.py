@@ -5,6 +5,7 @@ nodes:                      # baremetal nodes, enrolled through /baremetal
     driver: redfish
     resource_class: baremetal.small
     driver_info: {redfish_address: "http://10.0.0.1:8000", redfish_system_id: /redfish/v1/Systems/1}
+    provision_state: available  # optional: enroll -> manage -> provide, waiting for each step
     properties: {cpus: 8, memory_mb: 16384, rack: r1, availability_zone: az1, region: RegionOne}
 hosts:                      # failure-domain labels of hosts agents registered
   - {name: compute-1, rack: r1, region: RegionOne}
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 NODE_FIELDS = ("driver", "resource_class", "driver_info", "properties")
+TARGET_STATES = ("manageable", "available")
 
 
 class InventoryError(ValueError):
@@ -34,6 +36,7 @@ class Node:
     resource_class: str | None = None
     driver_info: Mapping[str, Any] = field(default_factory=dict)
     properties: Mapping[str, Any] = field(default_factory=dict)
+    provision_state: str | None = None  # a target in TARGET_STATES, or None: leave it be
 
     def fields(self) -> dict[str, Any]:
         return {
@@ -70,6 +73,7 @@ class CurrentNode:
     uuid: str
     name: str
     fields: Mapping[str, Any]
+    provision_state: str = "enroll"
 
 
 @dataclass(frozen=True)
@@ -128,11 +132,14 @@ def parse(data: Any) -> Inventory:
     for raw in _list(top.get("nodes"), "nodes"):
         item = _mapping(raw, "nodes[]")
         name = _name(item, "nodes")
-        extra = set(item) - {"name", *NODE_FIELDS}
+        extra = set(item) - {"name", "provision_state", *NODE_FIELDS}
         if extra:
             raise InventoryError(f"node {name}: unknown keys {sorted(extra)}")
         if not isinstance(item.get("driver"), str):
             raise InventoryError(f"node {name}: driver is required")
+        target = item.get("provision_state")
+        if target is not None and target not in TARGET_STATES:
+            raise InventoryError(f"node {name}: provision_state must be one of {list(TARGET_STATES)}")
         nodes.append(
             Node(
                 name,
@@ -140,6 +147,7 @@ def parse(data: Any) -> Inventory:
                 item.get("resource_class"),
                 _mapping(item.get("driver_info"), f"node {name} driver_info"),
                 _mapping(item.get("properties"), f"node {name} properties"),
+                target,
             )
         )
     hosts = []

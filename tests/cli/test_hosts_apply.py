@@ -13,6 +13,7 @@ import yaml
 from tests.cli.conftest import OpenStackCLI
 from tests.cli.kumo_cli import kumo
 from tests.conftest import Cloud, Fleet, wait_for
+from tests.functional.baremetal.standin import StandInConductor
 
 
 def _node(name: str, rack: str) -> dict[str, Any]:
@@ -21,6 +22,7 @@ def _node(name: str, rack: str) -> dict[str, Any]:
         "driver": "fake-hardware",
         "resource_class": "baremetal.small",
         "properties": {"cpus": 8, "memory_mb": 16384, "local_gb": 100, "rack": rack, "region": "RegionOne"},
+        "provision_state": "available",
     }
 
 
@@ -54,18 +56,31 @@ def test_apply_dry_run_idempotence_and_prune(
     cloud: Cloud, fleet: Fleet, osc: OpenStackCLI, tmp_path: Path
 ) -> None:
     fleet.add("h1")
+    conductor = StandInConductor(cloud.url, cloud.settings.secret("agent_token")).start()
+    try:
+        _apply_dry_run_idempotence_and_prune(cloud, osc, tmp_path)
+    finally:
+        conductor.stop()
+    kinds = sorted({t["kind"] for t in conductor.seen})
+    assert kinds == ["node_clean", "node_verify"]  # manage, then provide, for each node
+
+
+def _apply_dry_run_idempotence_and_prune(cloud: Cloud, osc: OpenStackCLI, tmp_path: Path) -> None:
     wait_for(lambda: "h1" in _labels(cloud))
     inventory = _write(tmp_path, INVENTORY)
 
     dry = kumo(osc, "hosts", "apply", inventory, "--dry-run").stdout
     assert "+ node bm-r1-01: create" in dry and "+ aggregate vm-az1: create" in dry
+    assert "~ node bm-r1-01: provision (target=available, steps=manage+provide)" in dry
     assert "~ host h1: set_labels (host=h1, rack=r1, region=RegionOne)" in dry
     assert "dry run, nothing applied" in dry
     assert osc.run("aggregate", "list") == [] and osc.run("baremetal", "node", "list") == []
 
     applied = kumo(osc, "hosts", "apply", inventory).stdout
     assert "Applied" in applied
-    nodes = {n["name"]: n["uuid"] for n in osc.run("baremetal", "node", "list")}
+    listed = osc.run("baremetal", "node", "list")
+    assert {n["provision_state"] for n in listed} == {"available"}
+    nodes = {n["name"]: n["uuid"] for n in listed}
     assert set(nodes) == {"bm-r1-01", "bm-r2-01"}
     assert sorted(osc.run("aggregate", "show", "bm.small")["hosts"]) == sorted(nodes.values())
     vm = osc.run("aggregate", "show", "vm-az1")

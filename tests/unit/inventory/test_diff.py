@@ -22,6 +22,8 @@ from kumo.inventory.model import (
 
 NODE = Node("bm1", "redfish", "baremetal.small", {"redfish_address": "http://b:8000"}, {"rack": "r1"})
 HAVE_NODE = CurrentNode("u-bm1", "bm1", NODE.fields())
+AVAILABLE = Node(NODE.name, NODE.driver, NODE.resource_class, NODE.driver_info, NODE.properties, "available")
+IN_USE = CurrentNode("u-bm1", "bm1", NODE.fields(), "active")
 STOCK = {"baremetal": "true", "filter_flavor_id": "f1"}
 PRIVATE = {**STOCK, "filter_tenant_id": "p1"}
 
@@ -64,6 +66,28 @@ CASES = [
         ),
     ),
     Case("node/absent-kept", Inventory(), Current(nodes=(HAVE_NODE,))),
+    Case(
+        "node/new-to-available",
+        Inventory(nodes=(AVAILABLE,)),
+        Current(),
+        [
+            ("node", "bm1", "create", NODE.fields()),
+            ("node", "bm1", "provision", {"target": "available", "steps": "manage+provide"}),
+        ],
+    ),
+    Case(
+        "node/manageable-to-available",
+        Inventory(nodes=(AVAILABLE,)),
+        Current(nodes=(CurrentNode("u-bm1", "bm1", NODE.fields(), "manageable"),)),
+        [("node", "bm1", "provision", {"target": "available", "steps": "provide"})],
+    ),
+    Case("node/active-counts-as-available", Inventory(nodes=(AVAILABLE,)), Current(nodes=(IN_USE,))),
+    Case(
+        "node/failed-is-left-to-the-operator",
+        Inventory(nodes=(AVAILABLE,)),
+        Current(nodes=(CurrentNode("u-bm1", "bm1", NODE.fields(), "clean failed"),)),
+        [("node", "bm1", "skip", {"reason": "clean failed, not moved to available"})],
+    ),
     Case(
         "node/absent-pruned",
         Inventory(),
@@ -160,7 +184,10 @@ def _applied(inventory: Inventory, current: Current, prune: bool) -> Current:
         det = dict(c.details)
         if c.kind == "node" and c.op in (d.CREATE, d.UPDATE):
             spec = next(n for n in inventory.nodes if n.name == c.name)
-            nodes[c.name] = CurrentNode(f"u-{c.name}", c.name, spec.fields())
+            state = nodes[c.name].provision_state if c.name in nodes else "enroll"
+            nodes[c.name] = CurrentNode(f"u-{c.name}", c.name, spec.fields(), state)
+        elif c.op == d.PROVISION:
+            nodes[c.name] = CurrentNode(nodes[c.name].uuid, c.name, nodes[c.name].fields, det["target"])
         elif c.kind == "node" and c.op == d.DELETE:
             del nodes[c.name]
         elif c.op == d.SET_LABELS:
@@ -215,6 +242,10 @@ def test_parse_reads_the_documented_shape() -> None:
         ({"servers": []}, "unknown sections"),
         ({"nodes": [{"name": "n"}]}, "driver is required"),
         ({"nodes": [{"driver": "fake"}]}, "needs a name"),
+        (
+            {"nodes": [{"name": "n", "driver": "fake", "provision_state": "active"}]},
+            "provision_state must be",
+        ),
         ({"hosts": [{"name": "c1", "row": "x"}]}, "unknown keys"),
         ({"aggregates": [{"name": "a"}, {"name": "a"}]}, "a appears twice"),
         ({"aggregates": [{"name": "a", "hosts": "c1"}]}, "expected a list"),
