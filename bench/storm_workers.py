@@ -30,7 +30,9 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -50,6 +52,7 @@ class StormOptions:
     hosts: int = 20
     concurrency: int = 32
     timeout: float = 900.0
+    state_dir: Path | None = None  # keep the API's state and log here
 
 
 def _auth(password: str) -> dict[str, Any]:
@@ -89,14 +92,19 @@ async def _prepare(client: httpx.AsyncClient, password: str) -> tuple[str, str]:
 
 
 async def _storm(target: Target, sim: SimAgents, opts: StormOptions) -> dict[str, Any]:
+    # Idle connections are dropped here before uvicorn's 5 s keep-alive closes them: a request
+    # sent on a connection the server is closing gets no answer (httpx.ReadError).
     limits = httpx.Limits(
-        max_connections=opts.concurrency + 4, max_keepalive_connections=opts.concurrency + 4
+        max_connections=opts.concurrency + 4,
+        max_keepalive_connections=opts.concurrency + 4,
+        keepalive_expiry=2.0,
     )
     async with httpx.AsyncClient(base_url=target.url, timeout=300, limits=limits) as client:
         flavor, image = await _prepare(client, target.admin_password)
         sim.call("work")
         accepted: list[str] = []
         failures: list[str] = []
+        uncertain: list[str] = []
         latencies: list[float] = []
         numbers = iter(range(opts.servers))
 
@@ -111,7 +119,14 @@ async def _storm(target: Target, sim: SimAgents, opts: StormOptions) -> dict[str
                     }
                 }
                 t0 = time.perf_counter()
-                resp = await client.post("/compute/v2.1/servers", json=body)
+                try:
+                    resp = await client.post("/compute/v2.1/servers", json=body)
+                except httpx.TransportError as exc:
+                    # No answer: the create may or may not have happened. Not retried (that
+                    # could double it); the audit looks the name up instead.
+                    uncertain.append(str(body["server"]["name"]))
+                    failures.append(f"{type(exc).__name__} (no response)")
+                    continue
                 latencies.append(time.perf_counter() - t0)
                 if resp.status_code == 202:
                     accepted.append(resp.json()["server"]["id"])
@@ -136,6 +151,7 @@ async def _storm(target: Target, sim: SimAgents, opts: StormOptions) -> dict[str
     ordered = sorted(latencies)
     return {
         "accepted": accepted,
+        "uncertain": uncertain,
         "api_failures": failures[:5],
         "api_failure_count": len(failures),
         "statuses": statuses,
@@ -155,9 +171,12 @@ async def _statuses(client: httpx.AsyncClient, ids: list[str]) -> list[str]:
     return [s["status"] for s in resp.json()["servers"]]
 
 
-def audit(database_url: str, accepted: list[str], flavor: dict[str, int]) -> dict[str, Any]:
+def audit(
+    database_url: str, accepted: list[str], flavor: dict[str, int], uncertain: Sequence[str] = ()
+) -> dict[str, Any]:
     """What the database says after the storm (see the module docstring); `problems` lists
-    every violation found, empty when the run is clean."""
+    every violation found, empty when the run is clean. `uncertain`: names of creates that got
+    no response; each may exist at most once."""
     engine = create_engine(database_url)
     problems: list[str] = []
     want = {"VCPU": flavor["vcpus"], "MEMORY_MB": flavor["ram"], "DISK_GB": flavor["disk"]}
@@ -165,6 +184,9 @@ def audit(database_url: str, accepted: list[str], flavor: dict[str, int]) -> dic
         rows = conn.execute(
             text("SELECT uuid, name, vm_state, task_state, host, fault FROM instances WHERE deleted = false")
         ).all()
+        doubt = set(uncertain)
+        created_anyway = [r.uuid for r in rows if r.name in doubt]
+        accepted = [*accepted, *created_anyway]
         by_uuid = {r.uuid: r for r in rows}
         names = [r.name for r in rows]
         if len(rows) != len(accepted) or set(by_uuid) != set(accepted):
@@ -236,6 +258,7 @@ def audit(database_url: str, accepted: list[str], flavor: dict[str, int]) -> dic
     engine.dispose()
     return {
         "instances": len(rows),
+        "created_without_response": len(created_anyway),
         "active": counts["active"],
         "error": counts["error"],
         "not_settled": counts["other"],
@@ -249,7 +272,9 @@ def audit(database_url: str, accepted: list[str], flavor: dict[str, int]) -> dic
 
 
 def run_storm(opts: StormOptions) -> dict[str, Any]:
-    density = DensityOptions(hypervisors=opts.hosts, database="postgresql", workers=opts.workers)
+    density = DensityOptions(
+        hypervisors=opts.hosts, database="postgresql", workers=opts.workers, state_dir=opts.state_dir
+    )
     report: dict[str, Any] = {
         "options": vars(opts),
         "machine": measure.machine(),
@@ -262,10 +287,11 @@ def run_storm(opts: StormOptions) -> dict[str, Any]:
         report["registered"] = sim.call("register")
         result = asyncio.run(_storm(target, sim, opts))
         accepted = result.pop("accepted")
-        report["storm"] = result
+        uncertain = result.pop("uncertain")
+        report["storm"] = {**result, "creates_without_response": len(uncertain)}
         report["agents"] = vars(sim.stats())
         assert target.database_url is not None
-        report["audit"] = audit(target.database_url, accepted, FLAVOR)
+        report["audit"] = audit(target.database_url, accepted, FLAVOR, uncertain)
         if target.api_pid:
             report["api_rss_mb"] = sorted(
                 round(measure.rss_bytes(pid) / 2**20, 1) for pid in measure.process_tree(target.api_pid)
@@ -287,8 +313,11 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--report", help="write the JSON report here too")
+    parser.add_argument("--state-dir", type=Path, help="keep the API's state directory (api.log) here")
     args = parser.parse_args()
-    report = run_storm(StormOptions(args.servers, args.workers, args.hosts, args.concurrency))
+    report = run_storm(
+        StormOptions(args.servers, args.workers, args.hosts, args.concurrency, state_dir=args.state_dir)
+    )
     out = json.dumps(report, indent=2)
     print(out)
     if args.report:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kumo.config import Settings
@@ -21,7 +22,13 @@ class Waker:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._seq: dict[str, int] = {}
+        self._listeners: list[Callable[[str], None]] = []
         self.publish = self.wake  # replaced by the PostgreSQL notifier when enabled
+
+    def listen(self, callback: Callable[[str], None]) -> None:
+        """Also call `callback(key)` on every wake (from the waking thread): how async
+        waiters (kumo.agent.routes) hear of work without holding a thread each."""
+        self._listeners.append(callback)
 
     def seq(self, key: str) -> int:
         with self._cond:
@@ -31,6 +38,8 @@ class Waker:
         with self._cond:
             self._seq[key] = self._seq.get(key, 0) + 1
             self._cond.notify_all()
+        for callback in self._listeners:
+            callback(key)
 
     def wait(self, key: str, seen: int, timeout: float) -> bool:
         with self._cond:

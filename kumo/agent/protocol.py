@@ -54,6 +54,17 @@ class FleetPoll(Poll):
     hosts: list[str] = Field(min_length=1, max_length=100_000)
 
 
+class FleetHeartbeat(BaseModel):
+    """Heartbeats of many hosts in one call, from one process that serves them all (a
+    simulated fleet; any agent process hosting several hosts)."""
+
+    hosts: list[str] = Field(min_length=1, max_length=100_000)
+
+
+class FleetHeartbeatResult(BaseModel):
+    unknown: list[str]  # hosts the API does not know (deleted): their agents re-register
+
+
 class HostTask(TaskOut):
     host: str
 

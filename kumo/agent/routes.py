@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
+import threading
 from typing import Any
 
 import anyio
@@ -13,6 +15,8 @@ from fastapi.responses import StreamingResponse
 from kumo.agent import service
 from kumo.agent.protocol import (
     AGENT_TOKEN_HEADER,
+    FleetHeartbeat,
+    FleetHeartbeatResult,
     FleetPoll,
     FleetTaskList,
     HostReport,
@@ -30,7 +34,7 @@ from kumo.image import service as images
 from kumo.image import views as image_views
 from kumo.image.routes import image_store
 from kumo.image.store import ImageStore
-from kumo.runtime import Runtime
+from kumo.runtime import Runtime, Waker
 
 router = APIRouter(prefix="/internal/v1")
 MAX_WAIT_SECONDS = 30.0
@@ -63,6 +67,14 @@ def heartbeat(host: str, rt: Runtime = Depends(agent)) -> Response:
     return Response(status_code=204)
 
 
+@router.put("/heartbeats")
+def fleet_heartbeat(body: FleetHeartbeat, rt: Runtime = Depends(agent)) -> FleetHeartbeatResult:
+    """Heartbeats of many hosts: one UPDATE per thousand names instead of a request each."""
+    with rt.db.transaction() as session:
+        unknown = service.heartbeat_many(session, body.hosts)
+    return FleetHeartbeatResult(unknown=unknown)
+
+
 @router.post("/hosts/{host}/tasks/poll")
 async def work(host: str, poll: Poll, rt: Runtime = Depends(agent)) -> TaskList:
     """Long poll: answer at once when work other than `busy` is pending, else when woken or
@@ -76,7 +88,59 @@ async def work(host: str, poll: Poll, rt: Runtime = Depends(agent)) -> TaskList:
             return found
         step = min(wait, 2.0)  # re-read the database now and then: wake-ups are a hint
         wait -= step
-        await anyio.to_thread.run_sync(rt.waker.wait, key, seen, step, abandon_on_cancel=True)
+        await _async_waits(rt.waker).wait(key, seen, step)
+
+
+class AsyncWaits:
+    """Waits for a Waker key on the event loop: an idle agent's long poll holds an
+    asyncio.Event, not one of the worker's threads (each wake of the key, from any thread,
+    sets the events of its waiters)."""
+
+    def __init__(self, waker: Waker) -> None:
+        self._waker = waker
+        self._lock = threading.Lock()
+        self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+        waker.listen(self._wake)
+
+    def _wake(self, key: str) -> None:
+        with self._lock:
+            waiters = list(self._waiters.get(key, ()))
+        for loop, event in waiters:
+            loop.call_soon_threadsafe(event.set)
+
+    async def wait(self, key: str, seen: int, timeout: float) -> bool:
+        """True once the key's sequence differs from `seen`, False after `timeout` seconds."""
+        entry = (asyncio.get_running_loop(), asyncio.Event())
+        with self._lock:
+            self._waiters.setdefault(key, set()).add(entry)
+        try:
+            if self._waker.seq(key) != seen:
+                return True
+            try:
+                await asyncio.wait_for(entry[1].wait(), timeout)
+            except TimeoutError:
+                return False
+            return True
+        finally:
+            with self._lock:
+                waiters = self._waiters.get(key)
+                if waiters is not None:
+                    waiters.discard(entry)
+                    if not waiters:
+                        del self._waiters[key]
+
+
+_WAITS: dict[int, tuple[Waker, AsyncWaits]] = {}
+_WAITS_LOCK = threading.Lock()
+
+
+def _async_waits(waker: Waker) -> AsyncWaits:
+    with _WAITS_LOCK:
+        found = _WAITS.get(id(waker))
+        if found is None or found[0] is not waker:
+            found = (waker, AsyncWaits(waker))
+            _WAITS[id(waker)] = found
+        return found[1]
 
 
 def _pending(rt: Runtime, host: str, busy: list[str]) -> TaskList:
@@ -134,5 +198,6 @@ def image_file(
     if data.chunks is None:
         return Response(status_code=204)
     log.info("image %s (%s bytes) downloaded by an agent", image_id, data.size)
-    return StreamingResponse(data.chunks, media_type="application/octet-stream",
-                             headers={"Content-Length": str(data.size)})
+    return StreamingResponse(
+        data.chunks, media_type="application/octet-stream", headers={"Content-Length": str(data.size)}
+    )

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from collections.abc import Set as AbstractSet
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from kumo.agent import tasks
 from kumo.agent.models import Task
 from kumo.agent.protocol import HostReport, HostTask, PowerStates, TaskOut, TaskResult
 from kumo.compute import hosts, server_ops
-from kumo.compute.models import Instance
+from kumo.compute.models import ComputeHost, Instance
+from kumo.db import utcnow
 from kumo.errors import NotFound
 
 
@@ -33,6 +35,29 @@ def register(session: Session, report: HostReport) -> None:
     if report.rack is not None or report.region is not None:
         hosts.set_labels(session, report.name, rack=report.rack, region=report.region)
     hosts.heartbeat(session, report.name)
+
+
+def heartbeat_many(session: Session, names: Collection[str], chunk: int = 1000) -> list[str]:
+    """Heartbeat every host in `names` with one UPDATE per `chunk` names (hosts.heartbeat for
+    many); returns the names no host has (their agents must register again)."""
+    now = utcnow()
+    wanted = sorted(set(names))
+    unknown: list[str] = []
+    for start in range(0, len(wanted), chunk):
+        part = wanted[start : start + chunk]
+        result = cast(
+            CursorResult[Any],
+            session.execute(
+                update(ComputeHost)
+                .where(ComputeHost.name.in_(part))
+                .values(last_heartbeat=now)
+                .execution_options(synchronize_session=False)
+            ),
+        )
+        if result.rowcount != len(part):
+            known = set(session.scalars(select(ComputeHost.name).where(ComputeHost.name.in_(part))))
+            unknown += [name for name in part if name not in known]
+    return unknown
 
 
 def pending_work(session: Session, host: str, busy: list[str]) -> list[TaskOut]:

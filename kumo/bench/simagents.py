@@ -199,6 +199,43 @@ class SimFleet:
             "achieved_rate": sent / wall if wall else 0.0,
         }
 
+    async def fleet_heartbeat_window(self, seconds: float, interval: float, batch: int) -> dict[str, float]:
+        """Heartbeat every host once per `interval` seconds for `seconds`, as this one process
+        serving them all would: `PUT /internal/v1/heartbeats` with `batch` names per call,
+        the calls spread evenly over the interval."""
+        sent_before, errors_before = self.stats.heartbeats, self.stats.heartbeat_errors
+        chunks = [self.names[i : i + batch] for i in range(0, len(self.names), batch)]
+        step = interval / len(chunks)
+        started = time.monotonic()
+        due = started
+        calls = 0
+        while due < started + seconds:
+            now = time.monotonic()
+            if due > now:
+                await asyncio.sleep(due - now)
+            names = chunks[calls % len(chunks)]
+            try:
+                resp = await self.client.put("/heartbeats", json={"hosts": names})
+                if resp.status_code == 200:
+                    self.stats.heartbeats += len(names) - len(resp.json()["unknown"])
+                    self.stats.heartbeat_errors += len(resp.json()["unknown"])
+                else:
+                    self.stats.heartbeat_errors += len(names)
+            except httpx.TransportError:
+                self.stats.heartbeat_errors += len(names)
+            calls += 1
+            due += step
+        wall = time.monotonic() - started
+        sent = self.stats.heartbeats - sent_before
+        return {
+            "sent": sent,
+            "calls": calls,
+            "errors": self.stats.heartbeat_errors - errors_before,
+            "wall_seconds": wall,
+            "target_rate": len(self.names) / interval,
+            "achieved_rate": sent / wall if wall else 0.0,
+        }
+
     async def long_poll_window(self, seconds: float, pollers: int) -> dict[str, float]:
         """`pollers` hypervisors each hold the real per-host long poll
         (`POST /hosts/{h}/tasks/poll`, as Agent._poll_loop) for `seconds`, with no work
@@ -317,6 +354,8 @@ async def _serve_async(conn: Connection, config: SimConfig) -> None:
                     conn.send(("done", fleet.stats.registered))
                 elif command == "heartbeat":
                     conn.send(("done", await fleet.heartbeat_window(*args)))
+                elif command == "fleet_heartbeat":
+                    conn.send(("done", await fleet.fleet_heartbeat_window(*args)))
                 elif command == "long_polls":
                     conn.send(("done", await fleet.long_poll_window(*args)))
                 elif command == "work":

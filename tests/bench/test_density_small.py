@@ -10,10 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select, update
 
 from kumo.agent.protocol import AGENT_TOKEN_HEADER
 from kumo.bench.density import DensityOptions, run_density
 from kumo.bench.measure import Histogram, parse_histograms, percentile
+from kumo.compute.models import ComputeHost
+from kumo.db import Database
 from tests.conftest import Cloud, wait_for
 
 INSTANCES = 200
@@ -91,8 +94,12 @@ def test_costs_are_measured(report: dict[str, Any]) -> None:
         "list_1000_p95_ms",
         "api_worker_rss_mb",
         "heartbeat_pct_of_core",
+        "heartbeat_batched_pct_of_core",
         "scale",
     }
+    batched = report["heartbeats_batched"]
+    assert batched["sent"] >= HYPERVISORS + BAREMETAL and batched["errors"] == 0
+    assert batched["calls"] < batched["sent"]  # a thousand hosts per call here: one call each round
 
 
 # ---------------------------------------------------------------------------- the fleet poll
@@ -142,6 +149,28 @@ def test_fleet_poll_hands_out_work_of_the_listed_hosts_only(cloud: Cloud) -> Non
         assert internal.post("/tasks/results", json=result).status_code == 204
         wait_for(lambda: c.get(f"/compute/v2.1/servers/{server}").json()["server"]["status"] == "ACTIVE")
         assert internal.post("/tasks/poll", json={"hosts": ["fp-1", "fp-2"]}).json() == {"tasks": []}
+
+
+def test_fleet_heartbeat_updates_every_listed_host_and_names_the_unknown(cloud: Cloud) -> None:
+    token = {AGENT_TOKEN_HEADER: cloud.settings.secret("agent_token")}
+    internal = httpx.Client(base_url=f"{cloud.url}/internal/v1", headers=token, timeout=30)
+    for name in ("hb-1", "hb-2"):
+        report = {"name": name, "vcpus": 8, "memory_mb": 16384, "disk_gb": 100}
+        assert internal.post("/hosts", json=report).status_code == 204
+    db = Database(cloud.settings.resolved_database_url)
+    try:
+        with db.transaction() as s:
+            s.execute(update(ComputeHost).values(last_heartbeat=None))
+        resp = internal.put("/heartbeats", json={"hosts": ["hb-1", "gone", "hb-2"]})
+        assert resp.status_code == 200 and resp.json() == {"unknown": ["gone"]}
+        with db.read() as s:
+            beats = dict(s.execute(select(ComputeHost.name, ComputeHost.last_heartbeat)).all())
+        assert beats["hb-1"] is not None and beats["hb-2"] is not None
+    finally:
+        db.dispose()
+    assert internal.put("/heartbeats", json={"hosts": []}).status_code == 400
+    bad = httpx.put(f"{cloud.url}/internal/v1/heartbeats", json={"hosts": ["hb-1"]})
+    assert bad.status_code == 401
 
 
 def test_fleet_poll_needs_the_agent_token_and_hosts(cloud: Cloud) -> None:
