@@ -383,7 +383,8 @@ def _move(node: Node, event: str) -> None:
 
 
 def _enqueue(session: Session, ctx: RequestContext, node: Node, kind: str, **payload: Any) -> None:
-    tasks.enqueue(session, node.uuid, kind, node.instance_uuid, payload, ctx.request_id)
+    # Node work is not a server's: no instance, so the compute side never settles it.
+    tasks.enqueue(session, node.uuid, kind, None, payload, ctx.request_id)
 
 
 def set_provision_state(
