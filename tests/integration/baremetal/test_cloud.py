@@ -151,7 +151,7 @@ def bmc(cloud: Cloud, osc: OpenStackCLI) -> Iterator[BareMetalCloud]:
     image = upload(api, "bm-image", b"\0" * 4096, "raw")
     token = cloud.settings.secret("agent_token")
     conductors = start_conductors(
-        cloud.url, token, ["cond-a", "cond-b"], heartbeat_interval=0.5, poll_wait=1.0, power_sync_interval=2.0
+        cloud.url, token, ["cond-a", "cond-b"], heartbeat_interval=0.5, poll_wait=1.0, power_sync_interval=1.0
     )
     yield BareMetalCloud(cloud, osc, conductors, image, flavor, api)
     api.close()
@@ -219,6 +219,20 @@ def test_a_conductor_killed_mid_deploy_is_replaced(bmc: BareMetalCloud) -> None:
     bmc.wait_server(server["id"], "ACTIVE", timeout=60)
     assert machine.power_ons == 2  # the new owner deployed again from the start
     assert bmc.node(node)["provision_state"] == "active"
+
+
+def test_a_bmc_that_stops_answering_puts_the_node_in_maintenance(bmc: BareMetalCloud) -> None:
+    """The conductors' power sync reports null for it; after 3 passes the API puts the node in
+    maintenance with fault "power failure", and takes it out when the BMC answers again."""
+    node = bmc.enroll_http("flaky", "fake-hardware")
+    bmc.make_available(node, cli=False)
+    machine = fake_driver.machine(node)
+    machine.unreachable = True
+    down = wait_for(lambda: (n := bmc.node(node))["maintenance"] and n, timeout=30, interval=0.2)
+    assert down["fault"] == "power failure"
+    machine.unreachable = False
+    up = wait_for(lambda: not (n := bmc.node(node))["maintenance"] and n, timeout=30, interval=0.2)
+    assert up["fault"] is None and up["provision_state"] == "available"
 
 
 # ------------------------------------------------------------------------- Redfish, real machines
