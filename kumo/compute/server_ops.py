@@ -177,7 +177,10 @@ def settle(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> No
         return
     event_id = task.payload.get("event_id")
     if event_id is not None:
-        actions.finish_event(session, int(event_id), ok, None if ok else task.error, result.get("traceback"))
+        # As in Nova, an admin reads why an event failed in its traceback (the driver's message
+        # when there is no Python traceback: a DriverError is an expected failure).
+        trace = None if ok else (result.get("traceback") or task.error)
+        actions.finish_event(session, int(event_id), ok, None if ok else task.error, trace)
     if instance is None or instance.deleted:
         return
     _apply(session, task, instance, ok, result)
@@ -244,7 +247,8 @@ def _settle_prepare(
         tasks.enqueue(session, source, kind, instance.uuid, move, task.request_id)
         return
     error = task.error if not ok else f"Instance {instance.uuid} left {source} before the move began"
-    actions.finish_event(session, int(payload["event_id"]), False, f"Preparing {dest} failed: {error}", None)
+    why = f"Preparing {dest} failed: {error}"
+    actions.finish_event(session, int(payload["event_id"]), False, why, why)
     instance.task_state = None
     if kind != "revert_resize":
         _undo_destination_claim(session, instance)

@@ -135,6 +135,7 @@ def test_failed_cold_move_aborts_on_the_destination(cloud: Cloud, fleet: Fleet) 
         assert server["OS-EXT-SRV-ATTR:host"] == "mig-src" and server["status"] == "ACTIVE"
         (event,) = _events(c, sid, "migrate")
         assert event["result"] == "Error"
+        assert "connection to mig-dst lost mid-way" in event["traceback"]  # admins see why
         assert "lost mid-way" in _action(c, sid, "migrate")["message"]
         wait_for(lambda: [k for k, _ in dst.calls] == ["prepare", "abort"], timeout=15)
         assert _dest_usage(c).get("VCPU", 0) == 0

@@ -301,3 +301,26 @@ def test_failed_live_migration_through_the_api_leaves_it_active_on_the_source(
         wait_for(lambda: len(TICK.findall(api_pair.console(sid))) > seen, timeout=30, interval=0.5)
     finally:
         b_host.up()
+
+
+def test_cold_migration_through_the_cli_then_resize_confirm(api_pair: Cloud2, tmp_path: Path) -> None:
+    from tests.cli.conftest import OpenStackCLI, openstack_binary, write_clouds_yaml
+
+    binary = openstack_binary()
+    if binary is None:
+        pytest.skip("the openstack CLI is not installed")
+    osc = OpenStackCLI(binary, write_clouds_yaml(api_pair.pair.cloud, tmp_path / "clouds.yaml"))
+    a_host, b_host = api_pair.pair.hosts
+    api_pair.agent(a_host, tmp_path)
+    api_pair.agent(b_host, tmp_path)
+    sid = api_pair.boot_on(a_host)
+    api_pair.settled(sid)
+    wait_for(lambda: "boots=1" in api_pair.console(sid), timeout=90, interval=0.5)
+
+    osc.run("server", "migrate", "--host", b_host.name, "--wait", sid, json=False)
+    assert api_pair.settled(sid)["status"] == "VERIFY_RESIZE"
+    osc.run("server", "resize", "confirm", sid, json=False)
+    server = api_pair.settled(sid)
+    assert (server["status"], server["OS-EXT-SRV-ATTR:host"]) == ("ACTIVE", b_host.name)
+    # Booted on the destination from the disk it had there: the guest counts its second boot.
+    wait_for(lambda: "boots=2" in api_pair.console(sid), timeout=90, interval=0.5)
