@@ -58,6 +58,11 @@ def agent(
     libvirt_uri: str = typer.Option("qemu:///system", help="libvirt driver: connection URI"),
     virt_type: str = typer.Option("qemu", help="libvirt driver: qemu (TCG) or kvm"),
     host_ip: str = typer.Option("127.0.0.1", help="libvirt driver: this host's address"),
+    migration_bandwidth: int = typer.Option(0, help="libvirt driver: migration bandwidth cap, MiB/s (0: none)"),
+    migration_max_downtime_ms: int = typer.Option(500, help="libvirt driver: live migration max downtime"),
+    image_cache_max_age: float = typer.Option(
+        86400.0, help="libvirt driver: evict cached images unused for this many seconds"
+    ),
     rack: str = typer.Option(None, help="Failure-domain label: this host's rack"),
     region: str = typer.Option(None, help="Failure-domain label: this host's region"),
 ) -> None:
@@ -74,7 +79,9 @@ def agent(
         options = {"vcpus": vcpus, "memory_mb": memory_mb, "disk_gb": disk_gb, "delay": fake_delay}
     elif driver == "libvirt":
         options = {"api_url": api_url, "token": settings.secret("agent_token"), "uri": libvirt_uri,
-                   "virt_type": virt_type, "host_ip": host_ip}
+                   "virt_type": virt_type, "host_ip": host_ip, "migration_bandwidth": migration_bandwidth,
+                   "migration_max_downtime_ms": migration_max_downtime_ms,
+                   "image_cache_max_age": image_cache_max_age}
     runner = Agent(
         api_url, host, load_driver(driver, host, **options), settings.secret("agent_token"),
         rack=rack, region=region,
