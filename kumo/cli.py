@@ -58,7 +58,7 @@ def agent(
     libvirt_uri: str = typer.Option("qemu:///system", help="libvirt driver: connection URI"),
     virt_type: str = typer.Option("qemu", help="libvirt driver: qemu (TCG) or kvm"),
     host_ip: str = typer.Option("127.0.0.1", help="libvirt driver: this host's address"),
-    migration_bandwidth: int = typer.Option(0, help="libvirt driver: migration bandwidth cap, MiB/s (0: none)"),
+    migration_bandwidth: int = typer.Option(0, help="libvirt driver: migration cap, MiB/s (0: none)"),
     migration_max_downtime_ms: int = typer.Option(500, help="libvirt driver: live migration max downtime"),
     image_cache_max_age: float = typer.Option(
         86400.0, help="libvirt driver: evict cached images unused for this many seconds"
