@@ -270,6 +270,25 @@ def test_redfish_node_deploys_when_the_machine_prints_its_marker(
     assert bm.domstate("node-1") == "shut off"
 
 
+def test_redfish_adopt_a_running_machine_without_a_power_cycle(redfish_bmc: BareMetalCloud, bm: Lab) -> None:
+    bmc = redfish_bmc
+    bm.hardware("node-2").power.set_power_state("power on")  # already running its OS
+    wait_for(lambda: bm.console("node-2").count(MARKER) >= 1, timeout=60, interval=0.2)
+    boots = bm.console("node-2").count(MARKER)
+    node = bmc.enroll_http("legacy-2", "redfish", **bm.machine("node-2").driver_info(bm.url))
+    project = bmc.api.get("/identity/v3/auth/projects").json()["projects"][0]["id"]
+    bmc.osc.run("baremetal", "node", "set", node, "--owner", project, json=False)
+    bmc.osc.run("baremetal", "node", "manage", node, json=False)
+    bmc.wait_node(node, "manageable")
+    bmc.osc.run("baremetal", "node", "adopt", node, json=False)
+    adopted = bmc.wait_node(node, "active")
+    assert adopted["power_state"] == "power on" and adopted["instance_uuid"]
+    server = bmc.server(adopted["instance_uuid"])
+    assert server["status"] == "ACTIVE"
+    assert bm.domstate("node-2") == "running"
+    assert bm.console("node-2").count(MARKER) == boots  # never rebooted
+
+
 def test_redfish_bmc_unreachable_at_enrollment(redfish_bmc: BareMetalCloud) -> None:
     bmc = redfish_bmc
     node = bmc.enroll(
