@@ -42,6 +42,8 @@ def start_cloud(state: Path, port: int, hosts: int, database_url: str) -> subpro
             "--hosts",
             str(hosts),
             "--no-demo",
+            "--driver",
+            "fake",  # the storm measures the control plane: no real guests
         ],
         env=env,
         stdout=subprocess.DEVNULL,

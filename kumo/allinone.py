@@ -141,8 +141,31 @@ def _upload(admin: httpx.Client, name: str, data: bytes, disk_format: str, **pro
     return image_id
 
 
-def ensure_real_guest(admin: httpx.Client, files: dict[str, Path | str], libvirt_host: str) -> str:
-    """The test guest's images, and a flavor that only the libvirt hypervisor takes."""
+def ensure_driver_aggregate(admin: httpx.Client, driver: str, hosts: list[str]) -> None:
+    """An aggregate `driver` (metadata kumo_driver=<driver>) holding `hosts`, so flavors can
+    say which kind of hypervisor they want (aggregate_instance_extra_specs)."""
+    aggs = {a["name"]: a for a in admin.get("/compute/v2.1/os-aggregates").json()["aggregates"]}
+    agg = aggs.get(driver)
+    if agg is None:
+        created = admin.post("/compute/v2.1/os-aggregates", json={"aggregate": {"name": driver}})
+        created.raise_for_status()
+        agg = created.json()["aggregate"]
+        admin.post(
+            f"/compute/v2.1/os-aggregates/{agg['id']}/action",
+            json={"set_metadata": {"metadata": {"kumo_driver": driver}}},
+        ).raise_for_status()
+    for host in hosts:
+        if host not in agg.get("hosts", []):
+            admin.post(
+                f"/compute/v2.1/os-aggregates/{agg['id']}/action", json={"add_host": {"host": host}}
+            ).raise_for_status()
+
+
+def ensure_real_guest(
+    admin: httpx.Client, files: dict[str, Path | str], libvirt_host: str, fake_hosts: list[str]
+) -> str:
+    """The test guest's images, a flavor that only the libvirt hypervisor takes, and the fake
+    demo flavors kept on the fake hypervisors."""
     found = admin.get("/image/v2/images", params={"name": REAL_IMAGE}).json()["images"]
     if found and found[0]["status"] == "active":
         image_id = str(found[0]["id"])
@@ -158,29 +181,23 @@ def ensure_real_guest(admin: httpx.Client, files: dict[str, Path | str], libvirt
             ramdisk_id=ramdisk,
             os_command_line=str(files["cmdline"]),
         )
-    aggs = {a["name"]: a for a in admin.get("/compute/v2.1/os-aggregates").json()["aggregates"]}
-    agg = aggs.get("libvirt")
-    if agg is None:
-        agg = admin.post("/compute/v2.1/os-aggregates", json={"aggregate": {"name": "libvirt"}}).json()[
-            "aggregate"
-        ]
-        admin.post(
-            f"/compute/v2.1/os-aggregates/{agg['id']}/action",
-            json={"set_metadata": {"metadata": {"kumo_driver": "libvirt"}}},
-        ).raise_for_status()
-    if libvirt_host not in agg.get("hosts", []):
-        admin.post(
-            f"/compute/v2.1/os-aggregates/{agg['id']}/action", json={"add_host": {"host": libvirt_host}}
-        ).raise_for_status()
-    if REAL_FLAVOR not in {f["name"] for f in admin.get("/compute/v2.1/flavors").json()["flavors"]}:
+    ensure_driver_aggregate(admin, "libvirt", [libvirt_host])
+    ensure_driver_aggregate(admin, "fake", fake_hosts)
+    flavors = {f["name"]: f["id"] for f in admin.get("/compute/v2.1/flavors").json()["flavors"]}
+    if REAL_FLAVOR not in flavors:
         flavor = admin.post(
             "/compute/v2.1/flavors", json={"flavor": {"name": REAL_FLAVOR, "vcpus": 1, "ram": 128, "disk": 1}}
         )
         flavor.raise_for_status()
-        admin.post(
-            f"/compute/v2.1/flavors/{flavor.json()['flavor']['id']}/os-extra_specs",
-            json={"extra_specs": {"aggregate_instance_extra_specs:kumo_driver": "libvirt"}},
-        ).raise_for_status()
+        flavors[REAL_FLAVOR] = flavor.json()["flavor"]["id"]
+    # r1.* boot real guests on the libvirt host; m1.* (the fake demo image) stay on fake hosts.
+    for name, flavor_id in flavors.items():
+        driver = "libvirt" if name == REAL_FLAVOR else "fake" if name.startswith("m1.") else None
+        if driver:
+            admin.post(
+                f"/compute/v2.1/flavors/{flavor_id}/os-extra_specs",
+                json={"extra_specs": {"aggregate_instance_extra_specs:kumo_driver": driver}},
+            ).raise_for_status()
     return image_id
 
 
@@ -291,7 +308,7 @@ def run_all_in_one(
         ensure_flavors(admin)
         image_id = ensure_image(admin)
         if files is not None:
-            image_id = ensure_real_guest(admin, files, host_names[0])
+            image_id = ensure_real_guest(admin, files, host_names[0], host_names[1:])
     flavor = REAL_FLAVOR if files is not None else "m1.tiny"
     image_name = REAL_IMAGE if files is not None else "demo-image"
     clouds = settings.state_dir / "clouds.yaml"
