@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -67,27 +68,71 @@ def owner_of(session: Session, node_uuid: str, timeout: float) -> str | None:
     return ownership.owner(node_uuid, live_conductors(session, timeout))
 
 
-def heartbeat(session: Session, name: str, timeout: float) -> ConductorAssignment:
-    """Register or refresh conductor `name`; return the live conductors and the nodes it owns.
-    The owned nodes' hosts get their heartbeat in one UPDATE (per 10,000 nodes): a node is up
-    while its conductor is."""
+def register(session: Session, name: str, timeout: float) -> list[str]:
+    """Register or refresh conductor `name`; the live conductors (itself included)."""
     now = utcnow()
     _touch(session, name, now)
     live = live_conductors(session, timeout, now)
-    if name not in live:
-        live = sorted({*live, name})
-    uuids = ownership.owned_by(name, session.scalars(select(Node.uuid).order_by(Node.id)), live)
-    mine: list[NodeForConductor] = []
-    for start in range(0, len(uuids), _CHUNK):
-        chunk = uuids[start : start + _CHUNK]
+    return live if name in live else sorted({*live, name})
+
+
+_WIRE_COLUMNS = (
+    Node.uuid,
+    Node.name,
+    Node.driver,
+    Node.driver_info,
+    Node.power_state,
+    Node.provision_state,
+    Node.maintenance,
+    Node.instance_uuid,
+)
+
+
+def owned_nodes(session: Session, name: str, live: list[str]) -> list[NodeForConductor]:
+    """The nodes `name` owns among the `live` conductors, as it needs them. One read of a few
+    columns of every node, ownership computed on the rows (no ORM objects, no bound lists)."""
+    live = sorted({*live, name})
+    return [
+        NodeForConductor.model_construct(
+            uuid=u,
+            name=n,
+            driver=d,
+            driver_info=dict(info or {}),
+            power_state=p,
+            provision_state=ps,
+            maintenance=bool(m),
+            instance_uuid=i,
+        )
+        for u, n, d, info, p, ps, m, i in session.execute(select(*_WIRE_COLUMNS).order_by(Node.id))
+        if ownership.owner(u, live) == name
+    ]
+
+
+def keep_up(session: Session, node_uuids: list[str], timeout: float) -> None:
+    """Heartbeat the hosts of a live conductor's nodes: one UPDATE per 10,000 nodes, writing only
+    the rows whose heartbeat is older than a quarter of the timeout (a conductor beating every
+    few seconds rewrites each row every few beats, not every beat)."""
+    now = utcnow()
+    stale = now - dt.timedelta(seconds=timeout / 4)
+    for start in range(0, len(node_uuids), _CHUNK):
         session.execute(
             update(ComputeHost)
-            .where(ComputeHost.name.in_(chunk))
+            .where(
+                ComputeHost.name.in_(node_uuids[start : start + _CHUNK]),
+                or_(ComputeHost.last_heartbeat.is_(None), ComputeHost.last_heartbeat < stale),
+            )
             .values(last_heartbeat=now)
             .execution_options(synchronize_session=False)
         )
-        mine.extend(node_for_conductor(n) for n in session.scalars(select(Node).where(Node.uuid.in_(chunk))))
-    return ConductorAssignment(conductors=live, nodes=mine)
+
+
+def heartbeat(session: Session, name: str, timeout: float) -> ConductorAssignment:
+    """register, owned_nodes and keep_up in one session (tests, tools). The route runs them in
+    three short transactions so the writer is held only for the writes."""
+    live = register(session, name, timeout)
+    nodes = owned_nodes(session, name, live)
+    keep_up(session, [n.uuid for n in nodes], timeout)
+    return ConductorAssignment(conductors=live, nodes=nodes)
 
 
 _INSTANCE_POWER = {states.POWER_ON: PowerState.RUNNING, states.POWER_OFF: PowerState.SHUTDOWN}
@@ -97,25 +142,68 @@ def report_power_states(session: Session, name: str, report: PowerStateReport) -
     """Apply one batched power sync pass of conductor `name`. Nodes busy with a transition
     (a provision task, a power change in flight) are skipped: the task's result wins. A BMC that
     stops answering (null) counts a failure; after a few the node goes into maintenance with
-    fault "power failure", and leaves it again when the BMC answers (Ironic's behaviour).
-    Returns how many nodes changed."""
+    fault "power failure", and leaves it again when the BMC answers (Ironic's behaviour). The
+    servers on active nodes follow their machine's power.
+
+    Built for a conductor's whole fleet in one call: columns are read, not rows; plain power
+    changes are one bulk UPDATE by primary key; only the rare nodes with failures go through
+    ORM objects. A pass where nothing changed writes nothing. Returns how many nodes changed."""
     if not report.nodes:
         return 0
     changed = 0
     wanted = list(report.nodes)
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start : start + _CHUNK]
+        simple: list[dict[str, Any]] = []
+        special: list[int] = []
         servers: dict[str, str] = {}  # instance uuid -> power state seen
-        for node in session.scalars(select(Node).where(Node.uuid.in_(chunk))):
-            seen = report.nodes[node.uuid]
-            if _apply_power(session, node, seen):
-                changed += 1
-            if seen is not None and node.instance_uuid and node.provision_state == states.ACTIVE:
-                servers[node.instance_uuid] = seen
-        if servers:
-            for instance in session.scalars(select(Instance).where(Instance.uuid.in_(list(servers)))):
-                server_ops.sync_power_state(instance, int(_INSTANCE_POWER[servers[instance.uuid]]))
+        rows = session.execute(
+            select(
+                Node.id,
+                Node.uuid,
+                Node.power_state,
+                Node.provision_state,
+                Node.target_power_state,
+                Node.fault,
+                Node.power_sync_failures,
+                Node.instance_uuid,
+            ).where(Node.uuid.in_(chunk))
+        )
+        for node_id, node_uuid, power, provision, target, fault, failures, instance_uuid in rows:
+            seen = report.nodes[node_uuid]
+            if provision in states.TRANSIENT or target is not None:
+                continue
+            if seen is None or failures or fault == POWER_FAILURE:
+                special.append(node_id)
+            elif power != seen:
+                simple.append({"id": node_id, "power_state": seen})
+            if seen is not None and instance_uuid and provision == states.ACTIVE:
+                servers[instance_uuid] = seen
+        if simple:
+            session.execute(update(Node), simple)
+            changed += len(simple)
+        if special:
+            for node in session.scalars(select(Node).where(Node.id.in_(special))):
+                if _apply_power(session, node, report.nodes[node.uuid]):
+                    changed += 1
+        _sync_servers(session, servers)
     return changed
+
+
+def _sync_servers(session: Session, seen: dict[str, str]) -> None:
+    """Servers whose recorded power differs from their machine's (a column read first; only
+    those are loaded and reconciled by the compute state machine)."""
+    if not seen:
+        return
+    rows = session.execute(
+        select(Instance.id, Instance.uuid, Instance.power_state).where(
+            Instance.uuid.in_(list(seen)), Instance.deleted.is_(False), Instance.task_state.is_(None)
+        )
+    )
+    differ = [i for i, u, p in rows if p != int(_INSTANCE_POWER[seen[u]])]
+    if differ:
+        for instance in session.scalars(select(Instance).where(Instance.id.in_(differ))):
+            server_ops.sync_power_state(instance, int(_INSTANCE_POWER[seen[instance.uuid]]))
 
 
 def _apply_power(session: Session, node: Node, seen: str | None) -> bool:

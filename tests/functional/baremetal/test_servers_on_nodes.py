@@ -62,6 +62,11 @@ def test_server_lands_on_an_available_node_and_delete_returns_it(
         spawn = next(t for t in conductor.seen if t["kind"] == "spawn")
         assert spawn["host"] == uuid and spawn["payload"]["node"]["uuid"] == uuid
         assert spawn["payload"]["image_ref"] == img
+        # The machine is switched off behind kumo's back: the power sync pass says so.
+        report = {"nodes": {uuid: "power off"}}
+        conductor.http.put("/internal/v1/conductors/standin/power-states", json=report).raise_for_status()
+        wait_server(c, sid, "SHUTOFF")
+        assert node(c, uuid)["power_state"] == "power off"
         # A second server finds no other node.
         other = create_server(c, flavor, img, name="bm2")
         failed = wait_server(c, other, "ERROR")
