@@ -4,13 +4,15 @@ private nodes, and a hard rack group spreads nodes over racks taken from node pr
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import Cloud
+from tests.conftest import Cloud, wait_for
 from tests.functional.baremetal.helpers import (
     bm_flavor,
     create_server,
@@ -114,3 +116,56 @@ def test_hard_rack_group_spreads_baremetal_servers(cloud: Cloud, conductor: Stan
             rack_of[wait_server(c, sid, "ACTIVE")["OS-EXT-SRV-ATTR:hypervisor_hostname"]] for sid in ids[:2]
         ]
         assert sorted(racks) == ["r1", "r2"]
+
+
+ZONES = {"n1": "az1", "n2": "az2", "n3": "az1", "n4": "az2"}
+
+
+@pytest.mark.parametrize(
+    ("policy", "domain", "active", "domains"),
+    [
+        ("anti-affinity", "rack", 2, 2),
+        ("anti-affinity", "az", 2, 2),
+        ("soft-anti-affinity", "rack", 4, 2),  # every node used, two per rack
+    ],
+)
+def test_twenty_concurrent_creates_into_a_group_of_nodes(
+    cloud: Cloud, conductor: StandInConductor, policy: str, domain: str, active: int, domains: int
+) -> None:
+    with ironic(cloud) as c:
+        uuids = {}
+        for name, rack in RACKS.items():
+            uuids[name] = enroll(c, name, rack=rack, availability_zone=ZONES[name])["uuid"]
+            make_available(c, uuids[name])
+        label = {uuids[n]: (RACKS[n] if domain == "rack" else ZONES[n]) for n in RACKS}
+        admin_project = project_id(c, "admin")
+        unlimited = {"quota_set": {"instances": -1, "cores": -1, "ram": -1}}
+        assert c.put(f"{API}/os-quota-sets/{admin_project}", json=unlimited).status_code == 200
+        flavor, img = bm_flavor(c), image(c)
+        group = c.post(
+            f"{API}/os-server-groups",
+            json={"server_group": {"name": "ha", "policy": policy, "rules": {"failure_domain": domain}}},
+            headers={"OpenStack-API-Version": "compute 2.64"},
+        ).json()["server_group"]["id"]
+
+        def create(n: int) -> str:
+            body = {
+                "server": {"name": f"s{n}", "flavorRef": flavor, "imageRef": img, "networks": "none"},
+                "os:scheduler_hints": {"group": group},
+            }
+            resp = c.post(f"{API}/servers", json=body)
+            assert resp.status_code == 202, resp.text
+            return str(resp.json()["server"]["id"])
+
+        with ThreadPoolExecutor(20) as pool:
+            ids = list(pool.map(create, range(20)))
+
+        def settled() -> list[dict[str, Any]] | None:
+            rows = [c.get(f"{API}/servers/{sid}").json()["server"] for sid in ids]
+            return rows if all(s["status"] in ("ACTIVE", "ERROR") for s in rows) else None
+
+        servers = wait_for(settled, timeout=60, interval=0.3)
+        placed = [label[s["OS-EXT-SRV-ATTR:hypervisor_hostname"]] for s in servers if s["status"] == "ACTIVE"]
+        assert len(placed) == active
+        assert len(set(placed)) == domains
+        assert max(Counter(placed).values()) == active // domains  # as even as the nodes allow
