@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
-from kumo.compute import params
+from kumo.compute import flavors, params
 from kumo.compute.models import Aggregate, AggregateHost, ComputeHost, Flavor, Instance
 from kumo.db import utcnow
 from kumo.errors import BadRequest, Conflict, NotFound
@@ -149,16 +149,19 @@ def parse_create(body: Any) -> CreateRequest:
     return CreateRequest(flavor, count, reason.strip())
 
 
-def _flavor(session: Session, ref: str) -> Flavor:
-    flavor = session.get(Flavor, ref) or session.scalar(select(Flavor).where(Flavor.name == ref))
-    if flavor is None:
-        raise BadRequest(f"Flavor {ref} could not be found.")
-    return flavor
+def _flavor(session: Session, ctx: RequestContext, ref: str) -> Flavor:
+    """A flavor the caller may boot, by id or name (a private flavor not shared with the
+    project is as unknown as a missing one)."""
+    found = session.get(Flavor, ref) or session.scalar(select(Flavor).where(Flavor.name == ref))
+    try:
+        return flavors.get_flavor(session, ctx, found.id if found is not None else ref)
+    except NotFound:
+        raise BadRequest(f"Flavor {ref} could not be found.") from None
 
 
 def create_request(session: Session, ctx: RequestContext, req: CreateRequest) -> StockRequest:
     ctx.require_writer()
-    flavor = _flavor(session, req.flavor)
+    flavor = _flavor(session, ctx, req.flavor)
     row = StockRequest(
         uuid=str(uuid.uuid4()),
         project_id=ctx.project_id or "",

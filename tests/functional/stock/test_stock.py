@@ -191,3 +191,26 @@ def test_racing_approvals_never_move_a_host_twice(pg_cloud: Cloud, pg_fleet: Fle
         private = _aggregate(c, approved[0]["aggregate"])
         assert sorted(private["hosts"]) == sorted(moved)
         assert _aggregate(c, "bm.small")["hosts"] == sorted(set(f"m{n}" for n in range(1, 6)) - set(moved))
+
+
+def test_a_private_flavor_not_shared_with_the_project_cannot_be_requested(cloud: Cloud) -> None:
+    with cloud.client() as admin, cloud.client(token=demo_token(cloud)) as demo:
+        body = {
+            "flavor": {
+                "name": "bm.secret",
+                "vcpus": 1,
+                "ram": 512,
+                "disk": 1,
+                "os-flavor-access:is_public": False,
+            }
+        }
+        secret = admin.post(f"{API}/flavors", json=body).json()["flavor"]["id"]
+        ask = {"stock_request": {"flavor": "bm.secret", "count": 1, "reason": "x"}}
+        refused = demo.post(STOCK, json=ask)
+        assert (
+            refused.status_code == 400
+            and "bm.secret could not be found" in refused.json()["badRequest"]["message"]
+        )
+        share = {"addTenantAccess": {"tenant": project_id(admin, "demo")}}
+        assert admin.post(f"{API}/flavors/{secret}/action", json=share).status_code == 200
+        assert demo.post(STOCK, json=ask).status_code == 200
