@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -136,16 +136,14 @@ def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
         )
         requests = [request_for(i, groups.get(i.server_group or "")) for i in pending]
         snapshot, partial = pass_snapshot(session, rt.settings, requests)
+    reads = _PassReads(rt.settings, requests, partial)
     config = scheduler_config(rt.settings)
     for request in requests:
         with rt.db.transaction() as session:
             instance = _lock_pending(session, request.instance_uuid, skip_locked=not rt.db.is_sqlite)
             if instance is None:
                 continue  # deleted meanwhile, or another worker has it
-            whole_fleet = _WholeFleet(rt.settings, requests) if partial else None
-            snapshot = _place(session, instance, request, snapshot, config, woken, whole_fleet)
-            if whole_fleet is not None and whole_fleet.loaded:
-                partial = False  # the rest of the pass reads the whole-fleet snapshot
+            snapshot = _place(session, instance, request, snapshot, config, woken, reads)
     return len(pending), woken
 
 
@@ -201,16 +199,26 @@ def pass_snapshot(
     return snapshot, True
 
 
-class _WholeFleet:
-    """Reads the whole-fleet snapshot on demand, in the caller's transaction."""
+class _PassReads:
+    """The reads of one pass after its first, in the caller's transaction: the whole fleet
+    when the part cannot place a request (the rest of the pass then uses it), and a fresh
+    read after a claim conflict (another worker claimed meanwhile: the pass's snapshot is
+    stale for the hosts it would pick next)."""
 
-    def __init__(self, settings: Settings, requests: Sequence[ScheduleRequest]) -> None:
+    def __init__(self, settings: Settings, requests: Sequence[ScheduleRequest], partial: bool) -> None:
         self.settings = settings
+        self.requests = requests
         self.hinted = set().union(*(r.hinted_instances for r in requests))
-        self.loaded = False
+        self.partial = partial
 
-    def __call__(self, session: Session) -> Snapshot:
-        self.loaded = True
+    def fresh(self, session: Session) -> Snapshot:
+        if not self.partial:
+            return self.whole_fleet(session)
+        snapshot, self.partial = pass_snapshot(session, self.settings, self.requests)
+        return snapshot
+
+    def whole_fleet(self, session: Session) -> Snapshot:
+        self.partial = False
         return load_snapshot(
             session,
             self.settings.heartbeat_timeout_seconds,
@@ -238,10 +246,11 @@ def _place(
     snapshot: Snapshot,
     config: SchedulerConfig,
     woken: set[str],
-    whole_fleet: Callable[[Session], Snapshot] | None = None,
+    reads: _PassReads | None = None,
 ) -> Snapshot:
-    """Place one instance; `whole_fleet`, when `snapshot` is a part of the fleet, reads all of
-    it for a request the part cannot place (the snapshot returned is then the whole fleet's)."""
+    """Place one instance on `snapshot`; returns the snapshot for the next instance of the pass
+    (after this claim; re-read through `reads` when the part of the fleet could not place it
+    or the claim conflicted)."""
     event, request_id = _open_event(session, instance.uuid, SCHEDULE_EVENT)
     token = request_id_var.set(request_id)
     try:
@@ -251,18 +260,18 @@ def _place(
         started = time.perf_counter()
         decision = schedule(request, snapshot, config)
         SCHEDULE_SECONDS.observe(time.perf_counter() - started)
-        if not decision.ok and whole_fleet is not None:
-            snapshot = whole_fleet(session)
+        if not decision.ok and reads is not None and reads.partial:
+            snapshot = reads.whole_fleet(session)
             decision = schedule(request, snapshot, config)
         if not decision.ok:
             return _no_valid_host(session, instance, decision, event, snapshot)
         try:
             chosen = claims.claim_first(session, decision.candidates, instance.uuid, request.resources)
         except ClaimConflict:
-            # Another worker changed those hosts: leave the instance pending for the next pass,
-            # which reads a fresh snapshot. No retry storm within this pass.
+            # Another worker changed those hosts: leave the instance pending for the next pass
+            # (no retry storm), and go on with a fresh read, not the stale snapshot.
             log.info("claim conflict for %s; rescheduling next pass", instance.uuid)
-            return snapshot
+            return snapshot if reads is None else reads.fresh(session)
         host = snapshot.hosts[chosen.host]
         details = None
         if chosen.soft_policy_honoured is False and request.group is not None:
