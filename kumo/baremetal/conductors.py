@@ -23,6 +23,7 @@ from kumo.compute import server_ops
 from kumo.compute.models import ComputeHost, Instance
 from kumo.compute.states import PowerState
 from kumo.db import utcnow
+from kumo.errors import NotFound
 
 log = logging.getLogger(__name__)
 # Consecutive failed power syncs before a node goes into maintenance (Ironic's
@@ -61,6 +62,17 @@ def _touch(session: Session, name: str, now: dt.datetime) -> None:
 def live_conductors(session: Session, timeout: float, now: dt.datetime | None = None) -> list[str]:
     since = (now or utcnow()) - dt.timedelta(seconds=timeout)
     return sorted(session.scalars(select(Conductor.name).where(Conductor.last_heartbeat >= since)))
+
+
+def all_conductors(session: Session) -> list[Conductor]:
+    return list(session.scalars(select(Conductor).order_by(Conductor.name)))
+
+
+def get_conductor(session: Session, name: str) -> Conductor:
+    found = session.get(Conductor, name)
+    if found is None:
+        raise NotFound(f"Conductor {name} could not be found.")
+    return found
 
 
 def owner_of(session: Session, node_uuid: str, timeout: float) -> str | None:

@@ -12,6 +12,7 @@ from kumo.agent.tasks import host_key
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
 from kumo.baremetal import conductors, microversion, ownership, service, views
+from kumo.baremetal.drivers import DRIVERS
 from kumo.baremetal.microversion import Version
 from kumo.errors import BadRequest
 from kumo.runtime import Runtime
@@ -260,3 +261,50 @@ def maintenance_off(
     with rt.db.transaction() as session:
         service.set_maintenance(session, ctx, ident, False, None)
     return Response(status_code=202, headers=microversion.headers(v))
+
+
+@router.get("/v1/conductors")
+def list_conductors(
+    request: Request,
+    detail: str | None = Query(default=None),
+    rt: Runtime = Depends(runtime),
+    ctx: RequestContext = Depends(context),
+    v: Version = Depends(version),
+) -> dict[str, Any]:
+    ctx.require_admin()
+    is_detail = service.parse_bool(detail, "detail") or False
+    with rt.db.read() as session:
+        live = set(conductors.live_conductors(session, rt.settings.heartbeat_timeout_seconds))
+        found = conductors.all_conductors(session)
+    return {"conductors": [views.conductor(c, c.name in live, _base(request), is_detail) for c in found]}
+
+
+@router.get("/v1/conductors/{name}")
+def show_conductor(
+    name: str,
+    request: Request,
+    rt: Runtime = Depends(runtime),
+    ctx: RequestContext = Depends(context),
+    v: Version = Depends(version),
+) -> dict[str, Any]:
+    ctx.require_admin()
+    with rt.db.read() as session:
+        live = set(conductors.live_conductors(session, rt.settings.heartbeat_timeout_seconds))
+        found = conductors.get_conductor(session, name)
+    return views.conductor(found, found.name in live, _base(request), True)
+
+
+@router.get("/v1/drivers")
+def list_drivers(
+    request: Request,
+    detail: str | None = Query(default=None),
+    rt: Runtime = Depends(runtime),
+    ctx: RequestContext = Depends(context),
+    v: Version = Depends(version),
+) -> dict[str, Any]:
+    """Every driver is served by every live conductor."""
+    ctx.require_admin()
+    is_detail = service.parse_bool(detail, "detail") or False
+    with rt.db.read() as session:
+        live = conductors.live_conductors(session, rt.settings.heartbeat_timeout_seconds)
+    return {"drivers": [views.driver(d, live, _base(request), is_detail) for d in DRIVERS]}

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from kumo.baremetal import hosts
+from kumo.baremetal.drivers import DRIVERS
 from kumo.baremetal.microversion import MAX_VERSION, MIN_VERSION, NODE_FIELDS_SINCE, Version, text
-from kumo.baremetal.models import Node
+from kumo.baremetal.models import Conductor, Node
 
 LIST_FIELDS = ("uuid", "name", "instance_uuid", "power_state", "provision_state", "maintenance")
 _SECRET = "******"
@@ -174,5 +175,34 @@ def v1(base: str) -> dict[str, Any]:
         ],
         "media_types": [{"base": "application/json", "type": "application/vnd.openstack.ironic.v1+json"}],
         "nodes": link("nodes"),
+        "conductors": link("conductors"),
+        "drivers": link("drivers"),
         "version": _version_doc(base),
     }
+
+
+def conductor(c: Conductor, alive: bool, base: str, detail: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "hostname": c.name,
+        "conductor_group": "",
+        "alive": alive,
+        "links": _links(base, "conductors", c.name),
+    }
+    if detail:
+        body.update(
+            {"drivers": list(DRIVERS), "created_at": _iso(c.created_at), "updated_at": _iso(c.last_heartbeat)}
+        )
+    return body
+
+
+def driver(name: str, live: list[str], base: str, detail: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": name,
+        "hosts": live,
+        "type": "dynamic",
+        "links": _links(base, "drivers", name),
+    }
+    if detail:
+        body.update({f"default_{k}": v for k, v in _interfaces(name).items()})
+        body.update({f"enabled_{k}s": [v] for k, v in _interfaces(name).items()})
+    return body

@@ -81,6 +81,10 @@ def test_manage_provide_power_and_maintenance(osc: OpenStackCLI, conductor: Stan
     assert shown["maintenance"] is True and shown["maintenance_reason"] == "disk swap"
     osc.run("baremetal", "node", "maintenance", "unset", "bm-1", json=False)
     assert osc.run("baremetal", "node", "show", "bm-1")["maintenance"] is False
+    conductors = osc.run("baremetal", "conductor", "list")
+    assert [(c["hostname"], c["alive"]) for c in conductors] == [("standin", True)]
+    drivers = {d["name"]: d["hosts"] for d in osc.run("baremetal", "driver", "list")}
+    assert drivers["redfish"] == "standin"  # the CLI joins the hosts
 
 
 def test_errors_are_clear_4xx(osc: OpenStackCLI) -> None:
