@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -59,7 +59,7 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
         placement_routes.router,  # /placement
         baremetal_routes.router,  # /baremetal (Ironic's API subset)
     ):
-        app.include_router(router)
+        _add_routes(app, router)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
@@ -68,3 +68,17 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _add_routes(app: FastAPI, router: APIRouter) -> None:
+    """Put `router`'s routes, and those of the routers it includes, straight into the app's
+    route table. FastAPI (0.16x) keeps included routers as lazy branches whose effective routes
+    it rebuilds (dependency analysis, pydantic adapters) when it thinks the table changed; under
+    load py-spy showed that rebuild taking 20-30 % of the API's CPU. Our routers carry their
+    full prefix and include one another without options, so the flat table is the same table."""
+    for route in router.routes:
+        nested = getattr(route, "original_router", None)  # FastAPI's _IncludedRouter
+        if isinstance(nested, APIRouter):
+            _add_routes(app, nested)
+        else:
+            app.router.routes.append(route)
