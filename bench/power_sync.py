@@ -316,8 +316,8 @@ def run_emulator(n: int, concurrency: int, repeat: int) -> dict[str, Any]:
         sequential = timed_passes(nodes, 1, repeat)
     finally:
         emulator.stop()
-        for name in names:
-            remove_machine(name)
+        for m in machines:
+            remove_machine(m.domain)
     seq = statistics.median(p.seconds for p in sequential)
     return summary(
         "emulator",

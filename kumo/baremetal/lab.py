@@ -2,7 +2,8 @@
 emulator (PyPI `sushy-tools`) is their Redfish BMC, on loopback. For tests and for trying
 kumo's baremetal path without hardware (`scripts/sushy-emulator`).
 
-Each machine is a persistent libvirt domain `bmlab-<name>` with kumo's test image
+Each machine is a persistent libvirt domain `bmlab-<lab>-<name>` (`<lab>` from the lab's
+directory, so two labs on one libvirtd never touch each other's machines) with kumo's test image
 (scripts/build-test-image) installed: its firmware boots the image's kernel and initramfs
 directly, it has a small disk (the boot device Redfish switches to), and its serial console is
 captured to `<state>/<name>.console.log`, which the deploy interface watches for the image's
@@ -13,6 +14,7 @@ machines (SUSHY_EMULATOR_ALLOWED_INSTANCES), whatever else libvirt runs.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -38,12 +40,9 @@ DEFAULT_STATE_DIR = Path("/var/tmp/kumo-bmlab")
 class Machine:
     name: str
     uuid: str
+    domain: str
     console_log: str
     disk: str
-
-    @property
-    def domain(self) -> str:
-        return PREFIX + self.name
 
     def driver_info(self, emulator_url: str) -> dict[str, str]:
         return {
@@ -113,20 +112,27 @@ def _virsh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def remove_machine(name: str) -> None:
-    _virsh("destroy", PREFIX + name, check=False)
-    _virsh("undefine", PREFIX + name, check=False)
+def remove_machine(domain: str) -> None:
+    _virsh("destroy", domain, check=False)
+    _virsh("undefine", domain, check=False)
+
+
+def lab_id(state_dir: Path) -> str:
+    return hashlib.blake2b(str(state_dir.resolve()).encode(), digest_size=3).hexdigest()
 
 
 def define_machines(names: list[str], state_dir: Path, image_dir: Path = DEFAULT_IMAGE_DIR) -> list[Machine]:
     """(Re)define the machines, powered off, with fresh disks and empty consoles."""
     state_dir.mkdir(parents=True, exist_ok=True)
     machines = []
+    lab = lab_id(state_dir)
     for name in names:
-        remove_machine(name)
+        domain = f"{PREFIX}{lab}-{name}"
+        remove_machine(domain)
         machine = Machine(
             name=name,
-            uuid=str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"kumo-bmlab:{state_dir}:{name}")),
+            uuid=str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"kumo-bmlab:{state_dir.resolve()}:{name}")),
+            domain=domain,
             console_log=str(state_dir / f"{name}.console.log"),
             disk=str(state_dir / f"{name}.disk.raw"),
         )
@@ -249,7 +255,7 @@ def _main(argv: list[str] | None = None) -> int:
             print(json.dumps({"name": m.name, "driver_info": m.driver_info(url)}))
     elif args.command == "clean":
         for m in machines:
-            remove_machine(m.name)
+            remove_machine(m.domain)
         print(f"removed {len(machines)} machines", file=sys.stderr)
     return 0
 

@@ -67,7 +67,7 @@ class Lab:
 
     def domstate(self, name: str) -> str:
         done = subprocess.run(
-            ["virsh", "-c", "qemu:///system", "domstate", "bmlab-" + name],
+            ["virsh", "-c", "qemu:///system", "domstate", self.machine(name).domain],
             capture_output=True,
             text=True,
             timeout=30,
@@ -94,7 +94,7 @@ def lab(test_image: GuestImage, tmp_path_factory: pytest.TempPathFactory) -> Ite
     yield Lab(machines, emulator)
     emulator.stop()
     for m in machines:
-        remove_machine(m.name)
+        remove_machine(m.domain)
 
 
 @pytest.fixture

@@ -199,7 +199,9 @@ def test_deploy_timeout_puts_the_server_in_error_and_the_node_in_deploy_failed(b
 def test_an_unreachable_bmc_keeps_the_node_in_enroll_with_the_reason(bmc: BareMetalCloud) -> None:
     node = bmc.enroll_http("dark", "fake-hardware", fake_unreachable="true")
     bmc.osc.run("baremetal", "node", "manage", node, json=False)
-    shown = wait_for(lambda: (n := bmc.node(node))["last_error"] and n, timeout=30, interval=0.3)
+    shown = wait_for(
+        lambda: "Verifying" in str((n := bmc.node(node))["last_error"]) and n, timeout=30, interval=0.2
+    )
     assert shown["provision_state"] == "enroll"
     assert "unreachable" in shown["last_error"]
 
@@ -256,7 +258,7 @@ def test_redfish_node_deploys_when_the_machine_prints_its_marker(
     machine = bm.machine("node-1")
     info = machine.driver_info(bm.url)
     node = bmc.enroll("rack1-node-1", "redfish", **info)
-    bmc.make_available(node)
+    bmc.make_available(node, cli=False)  # manage/provide through the CLI: the fake-driver test
     before = bm.console("node-1").count(MARKER)
     server = bmc.osc.run(
         "server", "create", "--flavor", FLAVOR, "--image", bmc.image, "--nic", "none", "metal-1"
@@ -277,8 +279,12 @@ def test_redfish_adopt_a_running_machine_without_a_power_cycle(redfish_bmc: Bare
     boots = bm.console("node-2").count(MARKER)
     node = bmc.enroll_http("legacy-2", "redfish", **bm.machine("node-2").driver_info(bm.url))
     project = bmc.api.get("/identity/v3/auth/projects").json()["projects"][0]["id"]
-    bmc.osc.run("baremetal", "node", "set", node, "--owner", project, json=False)
-    bmc.osc.run("baremetal", "node", "manage", node, json=False)
+    patch = [{"op": "add", "path": "/owner", "value": project}]
+    assert bmc.api.patch(f"/baremetal/v1/nodes/{node}", json=patch, headers=IRONIC_VERSION).status_code == 200
+    resp = bmc.api.put(
+        f"/baremetal/v1/nodes/{node}/states/provision", json={"target": "manage"}, headers=IRONIC_VERSION
+    )
+    assert resp.status_code == 202, resp.text
     bmc.wait_node(node, "manageable")
     bmc.osc.run("baremetal", "node", "adopt", node, json=False)
     adopted = bmc.wait_node(node, "active")
@@ -298,7 +304,9 @@ def test_redfish_bmc_unreachable_at_enrollment(redfish_bmc: BareMetalCloud) -> N
         redfish_system_id="/redfish/v1/Systems/none",
     )
     bmc.osc.run("baremetal", "node", "manage", node, json=False)
-    shown = wait_for(lambda: (n := bmc.node(node))["last_error"] and n, timeout=30, interval=0.3)
+    shown = wait_for(
+        lambda: "Verifying" in str((n := bmc.node(node))["last_error"]) and n, timeout=30, interval=0.2
+    )
     assert shown["provision_state"] == "enroll"
     assert "is unreachable" in shown["last_error"]
 
