@@ -182,6 +182,37 @@ def test_fake_node_from_enrollment_to_a_server_and_back(bmc: BareMetalCloud) -> 
     assert back["power_state"] == "power off" and back["instance_uuid"] is None
 
 
+def test_server_actions_drive_the_machine(bmc: BareMetalCloud) -> None:
+    """stop (soft power off), start, reboot (one more boot), rebuild (a redeploy: off, boot
+    again, the marker again) on a server that is a machine."""
+    node = bmc.enroll_http("acts", "fake-hardware", fake_boot_seconds="0.2")
+    bmc.make_available(node, cli=False)
+    server = bmc.create_server("acts")
+    bmc.wait_server(server, "ACTIVE")
+    machine = fake_driver.machine(node)
+
+    def act(body: dict[str, Any], status: str) -> None:
+        resp = bmc.api.post(f"/compute/v2.1/servers/{server}/action", json=body)
+        assert resp.status_code == 202, resp.text
+        wait_for(
+            lambda: (s := bmc.server(server))["status"] == status and s["OS-EXT-STS:task_state"] is None,
+            timeout=30,
+            interval=0.1,
+        )
+
+    act({"os-stop": None}, "SHUTOFF")
+    assert machine.power == "power off"
+    act({"os-start": None}, "ACTIVE")
+    assert machine.power == "power on"
+    boots = machine.power_ons
+    act({"reboot": {"type": "HARD"}}, "ACTIVE")
+    assert machine.power_ons == boots + 1
+    markers = machine.console_text().count(MARKER)
+    act({"rebuild": {"imageRef": bmc.image}}, "ACTIVE")
+    assert machine.console_text().count(MARKER) == markers + 1  # deployed again
+    assert bmc.node(node)["provision_state"] == "active"
+
+
 def test_deploy_timeout_puts_the_server_in_error_and_the_node_in_deploy_failed(bmc: BareMetalCloud) -> None:
     node = bmc.enroll("silent", "fake-hardware", fake_boots="false", deploy_timeout="2")
     bmc.make_available(node)

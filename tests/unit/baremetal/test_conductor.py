@@ -233,3 +233,13 @@ def test_power_sync_is_one_bounded_concurrent_pass(api: FakeAPI, conductors: Any
     assert name == "c1" and len(states) == 40
     assert states[nodes[0]] == POWER_ON and states[nodes[1]] is None
     assert {states[n] for n in nodes[2:]} == {POWER_OFF}
+
+
+def test_power_sync_leaves_out_nodes_a_task_is_working_on(api: FakeAPI, conductors: Any) -> None:
+    busy = api.add_node("c1", fake_boots=False)
+    idle = api.add_node("c1")
+    api.add_task(busy, "spawn", instance_uuid="i-1", deploy_timeout=30)
+    c1 = conductors("c1")
+    wait_for(lambda: fake_driver.machine(busy).power == POWER_ON)  # deploying, waiting for the marker
+    c1.sync_power_states()
+    assert [states for _, states in api.power_reports] == [{idle: POWER_OFF}]
