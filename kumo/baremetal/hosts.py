@@ -87,12 +87,11 @@ def ensure_host(session: Session, node: Node) -> ComputeHost:
 
 
 def _copy_labels(node: Node, host: ComputeHost) -> None:
-    """rack and region onto the host, where the failure-domain columns exist (migration a1)."""
+    """rack and region onto the host (the scheduler's failure domains read them there)."""
     props = node.properties or {}
-    for label in ("rack", "region"):
-        if hasattr(ComputeHost, label):
-            value = props.get(label)
-            setattr(host, label, str(value) if value not in (None, "") else None)
+    rack, region = props.get("rack"), props.get("region")
+    host.rack = str(rack) if rack not in (None, "") else None
+    host.region = str(region) if region not in (None, "") else None
 
 
 def _sync_zone(session: Session, node: Node) -> None:

@@ -159,23 +159,20 @@ def test_a_node_is_a_host_offered_only_when_available(cloud: Cloud, conductor: S
         assert {a["availability_zone"]: a["hosts"] for a in zones} == {"az1": [], "az2": [uuid]}
         assert c.delete(f"/baremetal/v1/nodes/{uuid}").status_code == 204
         assert c.get(f"/placement/resource_providers/{uuid}").status_code == 404
-    if hasattr(ComputeHost, "rack"):
-        db = Database(cloud.settings.resolved_database_url)
-        with db.read() as session:
-            assert session.scalar(select(ComputeHost).where(ComputeHost.name == uuid)) is None
-        db.dispose()
+    db = Database(cloud.settings.resolved_database_url)
+    with db.read() as session:
+        assert session.scalar(select(ComputeHost).where(ComputeHost.name == uuid)) is None
+    db.dispose()
 
 
 def test_rack_and_region_are_copied_onto_the_host(cloud: Cloud) -> None:
-    if not hasattr(ComputeHost, "rack"):
-        pytest.skip("failure-domain columns (migration a1) not present")
     with ironic(cloud) as c:
         uuid = enroll(c, "n1", rack="r7", region="west")["uuid"]
     db = Database(cloud.settings.resolved_database_url)
     with db.read() as session:
         host = session.scalar(select(ComputeHost).where(ComputeHost.name == uuid))
         assert host is not None
-        assert (host.rack, host.region, host.hypervisor_type, host.vcpus) == ("r7", "west", "ironic", 4)  # type: ignore[attr-defined]
+        assert (host.rack, host.region, host.hypervisor_type, host.vcpus) == ("r7", "west", "ironic", 4)
     db.dispose()
 
 
