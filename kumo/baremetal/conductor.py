@@ -394,6 +394,11 @@ class Conductor:
                 hw = self.hardware(node)
             except BMCError as exc:
                 result: TaskResult | None = TaskResult(ok=False, error=str(exc))
+            except Exception as exc:  # a driver that cannot even load: the task fails, the node goes on
+                log.exception("loading driver %s for node %s failed", node.driver, node.label)
+                result = TaskResult(
+                    ok=False, error=f"driver {node.driver} failed to load: {type(exc).__name__}: {exc}"
+                )
             else:
                 result = run_task(hw, task, abort)
             if result is None or self.stop_event.is_set() or not self.owns(node.uuid):

@@ -18,7 +18,8 @@ import pytest
 
 from kumo.baremetal.conductor import Conductor
 from kumo.baremetal.drivers import fake as fake_driver
-from kumo.baremetal.drivers.base import POWER_OFF, POWER_ON
+from kumo.baremetal.drivers import load_hardware
+from kumo.baremetal.drivers.base import POWER_OFF, POWER_ON, Hardware, Limiter, Node
 from kumo.compute.states import PowerState
 
 
@@ -243,3 +244,21 @@ def test_power_sync_leaves_out_nodes_a_task_is_working_on(api: FakeAPI, conducto
     wait_for(lambda: fake_driver.machine(busy).power == POWER_ON)  # deploying, waiting for the marker
     c1.sync_power_states()
     assert [states for _, states in api.power_reports] == [{idle: POWER_OFF}]
+
+
+def test_a_driver_that_fails_to_load_fails_the_task_not_the_node(api: FakeAPI, conductors: Any) -> None:
+    calls = {"n": 0}
+
+    def flaky(node: Node, limiter: Limiter) -> Hardware:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ImportError("no module named sushy")
+        return load_hardware(node, limiter)
+
+    node = api.add_node("c1")
+    first = api.add_task(node, "node_verify")
+    second = api.add_task(node, "node_power", target=POWER_ON)
+    conductors("c1", hardware_loader=flaky)
+    r1, r2 = wait_for(lambda: api.result(first)), wait_for(lambda: api.result(second))
+    assert r1["ok"] is False and "failed to load: ImportError: no module named sushy" in r1["error"]
+    assert r2["ok"] is True and r2["details"] == {"power_state": POWER_ON}
