@@ -462,9 +462,11 @@ def set_maintenance(session: Session, ctx: RequestContext, ident: str, on: bool,
 
 def adoption_project(node: Node) -> str | None:
     """Who owns the adopted server: `instance_info/project_id` (what Nova writes there), else
-    the node's lessee, else its owner."""
-    info = node.instance_info or {}
-    return str(info.get("project_id") or node.lessee or node.owner or "") or None
+    `extra/kumo:project_id`, else the node's lessee, else its owner."""
+    info, extra = node.instance_info or {}, node.extra or {}
+    return (
+        str(info.get("project_id") or extra.get("kumo:project_id") or node.lessee or node.owner or "") or None
+    )
 
 
 def adoption_flavor(session: Session, node: Node) -> Flavor:

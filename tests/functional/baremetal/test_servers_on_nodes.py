@@ -167,7 +167,7 @@ def test_adoption_makes_a_server_without_any_power_action(cloud: Cloud, conducto
         no_project = provision(c, uuid, "adopt", expect=400)
         assert "instance_info/project_id" in no_project.text
         patch = [
-            {"op": "add", "path": "/instance_info/project_id", "value": demo},
+            {"op": "add", "path": "/extra/kumo:project_id", "value": demo},
             {"op": "add", "path": "/instance_info/display_name", "value": "legacy-db"},
         ]
         assert c.patch(f"/baremetal/v1/nodes/{uuid}", json=patch).status_code == 200
