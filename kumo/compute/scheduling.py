@@ -266,7 +266,8 @@ def _place(
         if not decision.ok:
             return _no_valid_host(session, instance, decision, event, snapshot)
         try:
-            chosen = claims.claim_first(session, decision.candidates, instance.uuid, request.resources)
+            candidates = server_groups.claim_candidates(decision.candidates, request, snapshot)
+            chosen = claims.claim_first(session, candidates, instance.uuid, request.resources)
         except ClaimConflict:
             # Another worker changed those hosts: leave the instance pending for the next pass
             # (no retry storm), and go on with a fresh read, not the stale snapshot.

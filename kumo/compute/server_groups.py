@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +17,9 @@ from kumo.compute.models import ComputeHost, Instance, ServerGroup, ServerGroupM
 from kumo.errors import BadRequest, Forbidden, NotFound
 from kumo.placement.models import Allocation
 from kumo.scheduler import filters
+from kumo.scheduler.core import Candidate
 from kumo.scheduler.filters import FORCED_HOST_FILTERS, Filter
-from kumo.scheduler.request import FAILURE_DOMAINS, GroupSpec
+from kumo.scheduler.request import FAILURE_DOMAINS, GroupSpec, ScheduleRequest
 from kumo.scheduler.snapshot import Snapshot
 
 SOFT_POLICY_VERSION = "2.15"
@@ -141,6 +143,26 @@ def lock_for_claim(session: Session, snapshot: Snapshot, group_uuid: str) -> Sna
         for host_name in hosts:
             counts[host_name] = counts.get(host_name, 0) + 1
     return snapshot.with_group_hosts(group_uuid, counts)
+
+
+def claim_candidates(
+    candidates: Sequence[Candidate], request: ScheduleRequest, snapshot: Snapshot
+) -> tuple[Candidate, ...]:
+    """For a soft group, only the candidates as good for the group as the best one: when their
+    claims conflict the instance waits for the next pass rather than fall back to a rack with
+    more members (the snapshot's provider generations may be older than the group's members)."""
+    group = request.group
+    if group is None or group.policy not in SOFT_POLICIES or not candidates:
+        return tuple(candidates)
+    domain = group.failure_domain
+
+    def members(candidate: Candidate) -> int:
+        host = snapshot.hosts.get(candidate.host)
+        value = host.failure_domain(domain) if host is not None else None
+        return snapshot.group_members_in(group.uuid, domain, value)
+
+    best = members(candidates[0])
+    return tuple(c for c in candidates if members(c) == best)
 
 
 def move_filters(group: GroupSpec | None, forced: bool) -> tuple[Filter, ...] | None:

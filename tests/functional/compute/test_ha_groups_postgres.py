@@ -86,14 +86,16 @@ def _prepare(c: httpx.Client, token: str) -> tuple[str, str]:
     return str(flavor.json()["flavor"]["id"]), str(image["id"])
 
 
-def _storm(c: httpx.Client, flavor: str, image: str, policy: str, domain: str) -> list[dict[str, Any]]:
+def _storm(
+    c: httpx.Client, flavor: str, image: str, policy: str, domain: str, **rules: Any
+) -> list[dict[str, Any]]:
     group = c.post(
         "/compute/v2.1/os-server-groups",
         json={
             "server_group": {
                 "name": f"{policy}-{domain}",
                 "policy": policy,
-                "rules": {"failure_domain": domain},
+                "rules": {"failure_domain": domain, **rules},
             }
         },
         headers={"OpenStack-API-Version": "compute 2.64"},
@@ -155,6 +157,10 @@ def test_concurrent_creates_over_two_workers_keep_the_spread(tmp_path: Path, pg_
                 active = [s for s in servers if s["status"] == "ACTIVE"]
                 assert len(active) == spread, Counter(s["status"] for s in servers)
                 assert len({_domain(s, domain) for s in active}) == spread  # never two in one domain
+            # max_server_per_host counts per rack: exactly five in each of the four racks.
+            five = _storm(c, flavor, image, "anti-affinity", "rack", max_server_per_host=5)
+            assert all(s["status"] == "ACTIVE" for s in five)
+            assert sorted(Counter(_domain(s, "rack") for s in five).values()) == [5, 5, 5, 5]
             soft = _storm(c, flavor, image, "soft-anti-affinity", "rack")
             assert all(s["status"] == "ACTIVE" for s in soft)
             per_rack = Counter(_domain(s, "rack") for s in soft)
