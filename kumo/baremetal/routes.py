@@ -220,20 +220,7 @@ def node_states(
     v: Version = Depends(version),
 ) -> dict[str, Any]:
     with rt.db.read() as session:
-        node = service.get_node(session, ctx, ident)
-        shown = views.node(node, v, "", detail=True)
-    keys = (
-        "power_state",
-        "target_power_state",
-        "provision_state",
-        "target_provision_state",
-        "last_error",
-        "provision_updated_at",
-        "console_enabled",
-        "raid_config",
-        "target_raid_config",
-    )
-    return {k: shown.get(k) for k in keys if k in shown}
+        return views.node_states(service.get_node(session, ctx, ident), v)
 
 
 @router.put("/v1/nodes/{ident}/maintenance", status_code=202)

@@ -117,6 +117,25 @@ def node(
     return body
 
 
+_STATE_FIELDS = (
+    "power_state",
+    "target_power_state",
+    "provision_state",
+    "target_provision_state",
+    "last_error",
+    "provision_updated_at",
+    "console_enabled",
+    "raid_config",
+    "target_raid_config",
+)
+
+
+def node_states(n: Node, version: Version) -> dict[str, Any]:
+    """GET /v1/nodes/{n}/states."""
+    shown = node(n, version, "", detail=True)
+    return {k: shown[k] for k in _STATE_FIELDS if k in shown}
+
+
 def node_list(
     nodes: list[Node],
     version: Version,

@@ -185,6 +185,12 @@ def test_provision_and_power_through_the_conductor(cloud: Cloud, conductor: Stan
         power = c.put(f"/baremetal/v1/nodes/{uuid}/states/power", json={"target": "power on"})
         assert power.status_code == 202
         wait_node(c, uuid, power_state="power on", target_power_state=None)
+        states = c.get(f"/baremetal/v1/nodes/{uuid}/states").json()
+        assert (states["provision_state"], states["power_state"], states["target_power_state"]) == (
+            "available",
+            "power on",
+            None,
+        )
     kinds = [t["kind"] for t in conductor.seen]
     assert kinds == ["node_verify", "node_clean", "node_power"]
     assert all(t["payload"]["node"]["uuid"] == uuid for t in conductor.seen)
