@@ -147,6 +147,9 @@ def heartbeat(session: Session, name: str, timeout: float) -> ConductorAssignmen
     return ConductorAssignment(conductors=live, nodes=nodes)
 
 
+# Not synced: nodes whose task is in flight (its result wins), and nodes not yet verified (their
+# BMC may not be configured yet; Ironic skips enroll too).
+_NO_SYNC = states.TRANSIENT | {states.ENROLL}
 _INSTANCE_POWER = {states.POWER_ON: PowerState.RUNNING, states.POWER_OFF: PowerState.SHUTDOWN}
 
 
@@ -183,7 +186,7 @@ def report_power_states(session: Session, name: str, report: PowerStateReport) -
         )
         for node_id, node_uuid, power, provision, target, fault, failures, instance_uuid in rows:
             seen = report.nodes[node_uuid]
-            if provision in states.TRANSIENT or target is not None:
+            if provision in _NO_SYNC or target is not None:
                 continue
             if seen is None or failures or fault == POWER_FAILURE:
                 special.append(node_id)
@@ -219,7 +222,7 @@ def _sync_servers(session: Session, seen: dict[str, str]) -> None:
 
 
 def _apply_power(session: Session, node: Node, seen: str | None) -> bool:
-    if node.provision_state in states.TRANSIENT or node.target_power_state is not None:
+    if node.provision_state in _NO_SYNC or node.target_power_state is not None:
         return False
     if seen is None:
         node.power_sync_failures = (node.power_sync_failures or 0) + 1

@@ -140,3 +140,16 @@ def test_heartbeat_on_postgresql(pg_cloud: Cloud) -> None:
         two = c.put("/internal/v1/conductors/c2", json={}).json()
     assert two["conductors"] == ["c1", "c2"]
     assert {n["uuid"] for n in two["nodes"]} == set(ownership.owned_by("c2", nodes, ["c1", "c2"]))
+
+
+def test_unverified_nodes_are_not_synced(cloud: Cloud) -> None:
+    (fresh,) = enroll(cloud, 1, state="enroll")
+    with agent_client(cloud) as c:
+        c.put("/internal/v1/conductors/c1", json={}).raise_for_status()
+        for _ in range(3):
+            c.put("/internal/v1/conductors/c1/power-states", json={"nodes": {fresh: None}}).raise_for_status()
+    db = Database(cloud.settings.resolved_database_url)
+    with db.read() as session:
+        node = session.scalar(select(Node).where(Node.uuid == fresh))
+    db.dispose()
+    assert node is not None and not node.maintenance and node.power_sync_failures == 0
