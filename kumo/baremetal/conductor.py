@@ -309,16 +309,20 @@ class Conductor:
     def stop(self) -> None:
         """Stop taking work and abandon what runs (deploys stop waiting; nothing more is
         reported, so unfinished tasks stay pending for the nodes' next owner)."""
-        self.stop_event.set()
-        with self._lock:
-            for abort in self._aborts.values():
-                abort.set()
+        self.signal_stop()
         deadline = time.monotonic() + 2.0
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._sync_pool.shutdown(wait=False, cancel_futures=True)
         self.client.close()
+
+    def signal_stop(self) -> None:
+        """The first half of stop(), which returns at once (stop several conductors together)."""
+        self.stop_event.set()
+        with self._lock:
+            for abort in self._aborts.values():
+                abort.set()
 
     def _heartbeat_loop(self) -> None:
         while not self.stop_event.wait(self.heartbeat_interval):
@@ -467,3 +471,12 @@ class Conductor:
 def start_conductors(api_url: str, token: str, names: Iterable[str], **options: Any) -> list[Conductor]:
     """Conductors in this process (tests, `kumo up`), each with its own threads and session."""
     return [Conductor(api_url, name, token, **options).start() for name in names]
+
+
+def stop_conductors(conductors: Iterable[Conductor]) -> None:
+    """Stop them all, in parallel (each waits up to its long poll)."""
+    running = list(conductors)
+    for c in running:
+        c.signal_stop()
+    for c in running:
+        c.stop()

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from kumo.baremetal.conductor import Conductor, start_conductors
+from kumo.baremetal.conductor import Conductor, start_conductors, stop_conductors
 from kumo.baremetal.drivers import fake as fake_driver
 from tests.cli.conftest import OpenStackCLI
 from tests.cli.conftest import osc as osc  # the fixture
@@ -155,8 +155,7 @@ def bmc(cloud: Cloud, osc: OpenStackCLI) -> Iterator[BareMetalCloud]:
     )
     yield BareMetalCloud(cloud, osc, conductors, image, flavor, api)
     api.close()
-    for c in conductors:
-        c.stop()
+    stop_conductors(conductors)
     fake_driver.forget_all()
 
 
