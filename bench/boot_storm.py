@@ -167,6 +167,12 @@ async def storm(client: httpx.AsyncClient, servers: int, concurrency: int) -> di
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far, threads included (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def create_pg_database() -> str | None:
     try:
         import psycopg
@@ -191,10 +197,17 @@ def run(backend: str, database_url: str, args: argparse.Namespace) -> dict[str, 
 
             async def go() -> dict[str, Any]:
                 async with admin_client(state) as client:
+                    cpu0 = cpu_seconds(proc.pid)
                     base = await baseline(client, args.servers, args.concurrency)
+                    cpu1 = cpu_seconds(proc.pid)
                     result = await storm(client, args.servers, args.concurrency)
+                    cpu2 = cpu_seconds(proc.pid)
                     result["baseline_get_flavors_per_second"] = round(base, 1)
                     result["ratio_creates_to_baseline"] = round(result["servers_per_second"] / base, 3)
+                    # CPU of the cloud's process (API, scheduler, agents): steadier than rates on
+                    # a shared machine. The baseline makes `servers` GETs.
+                    result["cloud_cpu_ms_per_server"] = round((cpu2 - cpu1) * 1000 / args.servers, 2)
+                    result["cloud_cpu_ms_per_baseline_get"] = round((cpu1 - cpu0) * 1000 / args.servers, 2)
                     return result
 
             result = asyncio.run(go())

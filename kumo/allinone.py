@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -334,6 +335,7 @@ Press Ctrl-C to stop.""")
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         stop.wait()
-    for a in agents:
-        a.stop()
+    # Side by side: each agent gives its threads (a long poll may be in flight) up to 2 s.
+    with ThreadPoolExecutor(max(1, len(agents))) as pool:
+        list(pool.map(Agent.stop, agents))
     server.stop()

@@ -32,6 +32,9 @@ class ThreadedServer:
             access_log=False,
             backlog=4096,
             timeout_keep_alive=30,
+            # Agents' long polls may be in flight at shutdown: cancel them after 2 s (their
+            # tasks stay pending in the database) rather than wait up to a poll's 20 s.
+            timeout_graceful_shutdown=2,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="kumo-api", daemon=True)
