@@ -128,21 +128,27 @@ def load_snapshot(
             aggregates = {}
             for host_name, metadata in session.execute(every_host_aggregates):
                 aggregates.setdefault(host_name, []).append(dict(metadata or {}))
-        snapshot = replace(snapshot, stock_exclusive_projects=_private_stock_projects(aggregates))
+        snapshot = replace(snapshot, private_stock=_private_stock(aggregates))
     return snapshot
 
 
-def _private_stock_projects(aggregates: dict[str, list[dict[str, str]]]) -> frozenset[str]:
-    """Projects named by filter_tenant_id* of a baremetal='true' aggregate (private stock)."""
-    projects: set[str] = set()
+def _private_stock(aggregates: dict[str, list[dict[str, str]]]) -> frozenset[tuple[str, str]]:
+    """(project, flavor id) for each filter_tenant_id* project and filter_flavor_id flavor of a
+    baremetal='true' aggregate holding hosts (private stock); flavor "*" when it names none."""
+    found: set[tuple[str, str]] = set()
     for host_aggregates in aggregates.values():
         for metadata in host_aggregates:
             if str(metadata.get("baremetal", "")).lower() != "true":
                 continue
+            flavors = _split(metadata.get("filter_flavor_id", "")) or {"*"}
             for key, value in metadata.items():
                 if key.startswith("filter_tenant_id"):
-                    projects.update(v.strip() for v in str(value).split(",") if v.strip())
-    return frozenset(projects)
+                    found.update((project, flavor) for project in _split(value) for flavor in flavors)
+    return frozenset(found)
+
+
+def _split(value: object) -> set[str]:
+    return {v.strip() for v in str(value).split(",") if v.strip()}
 
 
 def hosts_of_instances(session: Session, uuids: Iterable[str]) -> dict[str, str]:

@@ -155,10 +155,14 @@ def aggregate_flavor_filter(host: HostState, request: ScheduleRequest, snapshot:
 
 @host_filter("StockFilter")
 def stock_filter(host: HostState, request: ScheduleRequest, snapshot: Snapshot) -> FilterResult:
-    """A project with private stock lands only there (when the stock_private_exclusive setting
-    put it in snapshot.stock_exclusive_projects): public stock, baremetal='true' aggregates
-    without filter_tenant_id, is closed to it. Private stock is guarded by tenant isolation."""
-    if request.project_id not in snapshot.stock_exclusive_projects or not host.aggregates:
+    """A project with private stock of a flavor lands only there with that flavor (when the
+    stock_private_exclusive setting filled snapshot.private_stock): public stock, baremetal='true'
+    aggregates without filter_tenant_id, is closed to it for that flavor. Private stock is
+    guarded by tenant isolation."""
+    if not snapshot.private_stock or not host.aggregates:
+        return PASS
+    mine = {(request.project_id, request.flavor_id or ""), (request.project_id, "*")}
+    if not mine & snapshot.private_stock:
         return PASS
     metadata = host.aggregate_metadata()
     if "true" not in {v.lower() for v in metadata.get(BAREMETAL_KEY, ())}:

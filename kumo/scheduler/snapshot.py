@@ -108,8 +108,9 @@ class Snapshot:
     group_hosts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     # instance uuid -> host, only for the instances a request's same_host/different_host names
     instance_hosts: Mapping[str, str] = field(default_factory=dict)
-    # Projects whose baremetal must land in their private stock only (kumo.stock; a setting).
-    stock_exclusive_projects: frozenset[str] = frozenset()
+    # (project, flavor id or "*") with private stock: with the stock_private_exclusive setting,
+    # that project's servers of that flavor land there only (kumo.stock, StockFilter).
+    private_stock: frozenset[tuple[str, str]] = frozenset()
     # Derived counts only (never passed on by replace(): init=False starts each snapshot empty).
     _cache: dict[tuple[str, str], dict[str | None, int]] = field(
         default_factory=dict, init=False, repr=False, compare=False

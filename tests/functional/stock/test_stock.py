@@ -214,3 +214,30 @@ def test_a_private_flavor_not_shared_with_the_project_cannot_be_requested(cloud:
         share = {"addTenantAccess": {"tenant": project_id(admin, "demo")}}
         assert admin.post(f"{API}/flavors/{secret}/action", json=share).status_code == 200
         assert demo.post(STOCK, json=ask).status_code == 200
+
+
+def test_private_stock_of_one_flavor_leaves_public_stock_of_others_open(cloud: Cloud, fleet: Fleet) -> None:
+    stock_cloud(cloud, fleet, machines=1)
+    fleet.add("x1", vcpus=4, memory_mb=8192)
+    with cloud.client(microversion="2.64") as admin, cloud.client(token=demo_token(cloud)) as demo:
+        wait_for(lambda: len(admin.get(f"{API}/os-hypervisors").json()["hypervisors"]) == 3)
+        other = admin.post(
+            f"{API}/flavors", json={"flavor": {"name": "bm.other", "vcpus": 4, "ram": 7000, "disk": 10}}
+        )
+        oid = other.json()["flavor"]["id"]
+        specs = {"extra_specs": {"aggregate_instance_extra_specs:baremetal": "true"}}
+        admin.post(f"{API}/flavors/{oid}/os-extra_specs", json=specs)
+        agg = admin.post(f"{API}/os-aggregates", json={"aggregate": {"name": "bm.other"}}).json()["aggregate"]
+        action = f"{API}/os-aggregates/{agg['id']}/action"
+        admin.post(
+            action, json={"set_metadata": {"metadata": {"baremetal": "true", "filter_flavor_id": oid}}}
+        )
+        admin.post(action, json={"add_host": {"host": "x1"}})
+        rid = _request(demo, 1)["id"]
+        assert _act(admin, rid, {"approve": None}).json()["stock_request"]["hosts"] == ["m1"]
+        _, image = _setup(admin)
+        sid = _create(demo, oid, image)  # demo's private stock is bm.small only
+        assert (
+            wait_for(lambda: (s := _server(admin, sid))["status"] == "ACTIVE" and s)["OS-EXT-SRV-ATTR:host"]
+            == "x1"
+        )

@@ -73,10 +73,10 @@ def make_snapshot(
     *hosts: HostBuilder | HostState,
     groups: Mapping[str, Mapping[str, int]] | None = None,
     instances: Mapping[str, str] | None = None,
-    stock_exclusive: frozenset[str] = frozenset(),
+    private_stock: frozenset[tuple[str, str]] = frozenset(),
 ) -> Snapshot:
     states = [h.build() if isinstance(h, HostBuilder) else h for h in hosts]
-    return replace(Snapshot.of(states, groups, instances), stock_exclusive_projects=stock_exclusive)
+    return replace(Snapshot.of(states, groups, instances), private_stock=private_stock)
 
 
 def make_request(**overrides: Any) -> ScheduleRequest:
