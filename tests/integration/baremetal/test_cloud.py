@@ -213,12 +213,9 @@ def test_server_actions_drive_the_machine(bmc: BareMetalCloud) -> None:
 
 
 def test_deploy_timeout_puts_the_server_in_error_and_the_node_in_deploy_failed(bmc: BareMetalCloud) -> None:
-    node = bmc.enroll("silent", "fake-hardware", fake_boots="false", deploy_timeout="2")
-    bmc.make_available(node)
-    server = bmc.osc.run(
-        "server", "create", "--flavor", FLAVOR, "--image", bmc.image, "--nic", "none", "never-boots"
-    )
-    errored = bmc.wait_server(server["id"], "ERROR", timeout=60)
+    node = bmc.enroll_http("silent", "fake-hardware", fake_boots="false", deploy_timeout="2")
+    bmc.make_available(node, cli=False)
+    errored = bmc.wait_server(bmc.create_server("never-boots"), "ERROR", timeout=60)
     assert "Timeout reached while waiting for the deploy" in str(errored.get("fault"))
     shown = bmc.node(node)
     assert shown["provision_state"] == "deploy failed"
@@ -237,11 +234,9 @@ def test_an_unreachable_bmc_keeps_the_node_in_enroll_with_the_reason(bmc: BareMe
 
 
 def test_a_conductor_killed_mid_deploy_is_replaced(bmc: BareMetalCloud) -> None:
-    node = bmc.enroll("slow", "fake-hardware", fake_boot_seconds="4")
-    bmc.make_available(node)
-    server = bmc.osc.run(
-        "server", "create", "--flavor", FLAVOR, "--image", bmc.image, "--nic", "none", "survivor"
-    )
+    node = bmc.enroll_http("slow", "fake-hardware", fake_boot_seconds="4")
+    bmc.make_available(node, cli=False)
+    server = {"id": bmc.create_server("survivor")}
     machine = fake_driver.machine(node)
     wait_for(lambda: machine.power == "power on", timeout=30, interval=0.1)  # its owner is deploying
     owner = next(c for c in bmc.conductors if node in c.nodes)
@@ -327,7 +322,7 @@ def test_redfish_adopt_a_running_machine_without_a_power_cycle(redfish_bmc: Bare
 
 def test_redfish_bmc_unreachable_at_enrollment(redfish_bmc: BareMetalCloud) -> None:
     bmc = redfish_bmc
-    node = bmc.enroll(
+    node = bmc.enroll_http(
         "nowhere",
         "redfish",
         redfish_address=f"http://127.0.0.1:{_closed_port()}",
