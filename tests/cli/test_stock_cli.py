@@ -4,10 +4,13 @@ clouds.yaml like the openstack CLI; the result seen with `openstack aggregate sh
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 from tests.cli.conftest import DEMO_CLOUD, OpenStackCLI
 from tests.cli.kumo_cli import kumo
-from tests.conftest import Cloud, Fleet
+from tests.conftest import DEMO_PASSWORD, Cloud, Fleet
 from tests.functional.stock.test_stock import stock_cloud
 
 
@@ -77,3 +80,26 @@ def test_stock_workflow_from_the_command_line(cloud: Cloud, fleet: Fleet, osc: O
     assert (rejected["status"], rejected["decision_reason"]) == ("rejected", "no budget")
     again = kumo(osc, "stock", "approve", other["id"], check=False)
     assert again.returncode == 1 and "already rejected" in again.stderr
+
+
+def test_stock_cli_authenticates_from_os_environment(cloud: Cloud, osc: OpenStackCLI) -> None:
+    """No clouds.yaml: the OS_* variables, as `openstack` reads them."""
+    env = {k: v for k, v in osc.env.items() if k != "OS_CLIENT_CONFIG_FILE"}
+    env.update(
+        {
+            "OS_AUTH_URL": f"{cloud.url}/identity",
+            "OS_USERNAME": "demo",
+            "OS_PASSWORD": DEMO_PASSWORD,
+            "OS_PROJECT_NAME": "demo",
+            "OS_USER_DOMAIN_NAME": "Default",
+            "OS_PROJECT_DOMAIN_NAME": "Default",
+            "OS_IDENTITY_API_VERSION": "3",
+            "OS_REGION_NAME": cloud.settings.region,
+        }
+    )
+    binary = str(Path(sys.executable).parent / "kumo")
+    done = subprocess.run(
+        [binary, "stock", "list", "-f", "json"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []
