@@ -151,6 +151,17 @@ def load_machines(state_dir: Path) -> list[Machine]:
     return [Machine(**raw) for raw in json.loads(path.read_text())] if path.exists() else []
 
 
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the process that started it dies (a test run killed before
+    its teardown leaves no emulator behind). Linux only; elsewhere a no-op."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class Emulator:
     """sushy-emulator with its libvirt driver on 127.0.0.1:`port`, limited to `machines`."""
 
@@ -188,6 +199,7 @@ class Emulator:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while True:
