@@ -119,11 +119,11 @@ def lock_for_claim(session: Session, snapshot: Snapshot, group_uuid: str) -> Sna
     )
     from kumo.compute.server_ops import migration_consumer  # server_ops -> servers -> here
 
-    members = list(
+    members = list(  # by the membership table's primary key, not a scan of instances
         session.execute(
-            select(Instance.uuid, Instance.host).where(
-                Instance.server_group == group_uuid, Instance.deleted.is_(False)
-            )
+            select(Instance.uuid, Instance.host)
+            .join(ServerGroupMember, ServerGroupMember.instance_uuid == Instance.uuid)
+            .where(ServerGroupMember.group_uuid == group_uuid, Instance.deleted.is_(False))
         )
     )
     occupied: dict[str, set[str]] = {uuid_: {host} if host else set() for uuid_, host in members}
