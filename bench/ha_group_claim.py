@@ -55,7 +55,8 @@ def build(url: str, n_hosts: int, n_instances: int, members: int) -> None:
             rows.append(
                 {
                     "uuid": instance_uuid, "project_id": "p", "user_id": "u", "name": f"i{i}",
-                    "flavor": flavor, "host": host_name, "vm_state": "active", "task_state": None, "vcpus": 1, "memory_mb": 64,
+                    "flavor": flavor, "host": host_name, "vm_state": "active", "task_state": None,
+                    "vcpus": 1, "memory_mb": 64,
                     "server_group": group.uuid if in_group else None,
                 }
             )  # fmt: skip
