@@ -177,7 +177,8 @@ def move_filters(group: GroupSpec | None, forced: bool) -> tuple[Filter, ...] | 
 
 def spread_not_honoured_message(group: GroupSpec) -> str:
     domain = group.failure_domain
-    return f"{group.policy} over {domain} could not be honoured: no capacity left in another {domain}"
+    where = f"the group's {domain}" if group.policy == "soft-affinity" else f"another {domain}"
+    return f"{group.policy} over {domain} could not be honoured: no capacity left in {where}"
 
 
 def record_spread_not_honoured(session: Session, action_id: int, group: GroupSpec, host: str) -> None:
