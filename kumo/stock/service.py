@@ -11,9 +11,10 @@
 A stock request moves through pending -> approved | rejected. Approval moves `count` available
 hosts (enabled, nothing allocated on them, unreserved inventory) from the flavor's public stock
 to the project's private stock in one transaction: the request row changes state only from
-`pending` (a racing second approval finds it approved and returns it unchanged), and each host
-is taken by deleting its public membership row (rowcount 1, or another approval took it first),
-so no host moves twice and a short stock moves nothing.
+`pending` (a racing second approval finds it approved and returns it unchanged), each host's
+resource provider is locked and re-checked for allocations (a server being claimed there at that
+moment keeps its host), and each host is taken by deleting its public membership row (rowcount
+1, or another approval took it first), so no host moves twice and a short stock moves nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from kumo.compute import flavors, params
 from kumo.compute.models import Aggregate, AggregateHost, ComputeHost, Flavor, Instance
 from kumo.db import utcnow
 from kumo.errors import BadRequest, Conflict, NotFound
-from kumo.placement.models import Allocation, Inventory
+from kumo.placement.models import Allocation, Inventory, ResourceProvider
 from kumo.stock.models import StockRequest
 
 PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
@@ -118,6 +119,24 @@ def available_hosts(session: Session, aggregate_id: int) -> list[str]:
         .order_by(ComputeHost.name)
     )
     return list(rows)
+
+
+def _still_free(session: Session, host: str) -> bool:
+    """Lock the host's resource provider (bumping its generation, as a claim does) and check
+    that nothing is allocated there now. A claim in flight holds that row until it commits, so
+    this waits for it and then sees its allocation; a claim after this fails its generation
+    compare-and-swap and is rescheduled on a snapshot where the host is private stock."""
+    provider_id = session.scalar(select(ComputeHost.provider_id).where(ComputeHost.name == host))
+    if provider_id is None:
+        return False
+    session.execute(
+        update(ResourceProvider)
+        .where(ResourceProvider.id == provider_id)
+        .values(generation=ResourceProvider.generation + 1)
+        .execution_options(synchronize_session=False)
+    )
+    used = session.scalar(select(Allocation.id).where(Allocation.provider_id == provider_id).limit(1))
+    return used is None
 
 
 # ---------------------------------------------------------------------------- requests
@@ -245,6 +264,8 @@ def approve(session: Session, ctx: RequestContext, request_id: str) -> StockRequ
         for host in available_hosts(session, source.id):
             if len(moved) == row.count:
                 break
+            if not _still_free(session, host):
+                continue  # a server was just claimed there
             taken = session.execute(
                 delete(AggregateHost)
                 .where(AggregateHost.aggregate_id == source.id, AggregateHost.host == host)

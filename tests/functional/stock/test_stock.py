@@ -241,3 +241,45 @@ def test_private_stock_of_one_flavor_leaves_public_stock_of_others_open(cloud: C
             wait_for(lambda: (s := _server(admin, sid))["status"] == "ACTIVE" and s)["OS-EXT-SRV-ATTR:host"]
             == "x1"
         )
+
+
+@pytest.mark.postgres
+def test_approval_racing_server_creates_never_hands_over_a_busy_host(
+    pg_cloud: Cloud, pg_fleet: Fleet
+) -> None:
+    """Admin boots three bm.small servers on public stock while an approval moves three of
+    the six machines to demo's private stock: no moved machine may hold one of those servers."""
+    ids = stock_cloud(pg_cloud, pg_fleet, machines=6)
+    with pg_cloud.client(token=demo_token(pg_cloud)) as demo:
+        rid = _request(demo, 3)["id"]
+    with pg_cloud.client() as admin:
+        _, image = _setup(admin)
+    barrier = threading.Barrier(4)
+    servers: list[str] = []
+    outcome: list[int] = []
+
+    def boot() -> None:
+        with pg_cloud.client() as c:
+            barrier.wait()
+            servers.append(_create(c, ids["flavor"], image))
+
+    def approve() -> None:
+        with pg_cloud.client() as c:
+            barrier.wait()
+            outcome.append(_act(c, rid, {"approve": None}).status_code)
+
+    threads = [threading.Thread(target=boot) for _ in range(3)] + [threading.Thread(target=approve)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with pg_cloud.client() as admin:
+        finals = [
+            wait_for(lambda sid=sid: (s := _server(admin, sid))["status"] in ("ACTIVE", "ERROR") and s)
+            for sid in servers
+        ]
+        private = _aggregate(admin, f"bm.small.{ids['demo']}")["hosts"] if outcome == [200] else []
+        busy = {s["OS-EXT-SRV-ATTR:host"] for s in finals if s["status"] == "ACTIVE"}
+        assert not busy & set(private), (busy, private)
+        assert outcome in ([200], [409])
+        assert len(private) in (0, 3)
