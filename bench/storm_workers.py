@@ -318,7 +318,7 @@ def main() -> None:
     report = run_storm(
         StormOptions(args.servers, args.workers, args.hosts, args.concurrency, state_dir=args.state_dir)
     )
-    out = json.dumps(report, indent=2)
+    out = json.dumps(report, indent=2, default=str)
     print(out)
     if args.report:
         with open(args.report, "w") as f:
