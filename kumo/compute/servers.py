@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Select, and_, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from kumo.agent import tasks
 from kumo.api.context import RequestContext
@@ -264,7 +264,9 @@ def list_servers(session: Session, ctx: RequestContext, q: ListQuery) -> list[In
         raise BadRequest(f"Invalid sort_dir {q.sort_dir}")
     column = _SORT_KEYS[q.sort_key]
     desc = q.sort_dir == "desc"
-    stmt = _apply_filters(select(Instance), ctx, q)
+    # Columns no server view shows stay unread (a page may hold 1,000 rows).
+    unshown = defer(Instance.scheduler_hints), defer(Instance.key_data)
+    stmt = _apply_filters(select(Instance).options(*unshown), ctx, q)
     if q.marker:
         marker = session.scalar(select(Instance).where(Instance.uuid == q.marker))
         if marker is None:

@@ -6,6 +6,7 @@ import datetime as dt
 import secrets
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -183,6 +184,11 @@ def _page_links(request: Request, rows: list[Any], limit: int | None, kind: str)
     return [{"rel": "next", "href": f"{base_url(request)}/compute/v2.1/{kind}?{query}"}]
 
 
+def _json(body: dict[str, Any]) -> Response:
+    """A page of up to 1,000 servers, encoded by orjson (the views hold only JSON types)."""
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
 def _list(
     request: Request, ctx: RequestContext, rt: Runtime, detailed: bool, version: Microversion
 ) -> dict[str, Any]:
@@ -208,8 +214,8 @@ def list_servers(
     ctx: RequestContext = Depends(context),
     version: Microversion = Depends(microversion),
     rt: Runtime = Depends(runtime),
-) -> dict[str, Any]:
-    return _list(request, ctx, rt, False, version)
+) -> Response:
+    return _json(_list(request, ctx, rt, False, version))
 
 
 @router.get("/v2.1/servers/detail")
@@ -218,8 +224,8 @@ def list_servers_detail(
     ctx: RequestContext = Depends(context),
     version: Microversion = Depends(microversion),
     rt: Runtime = Depends(runtime),
-) -> dict[str, Any]:
-    return _list(request, ctx, rt, True, version)
+) -> Response:
+    return _json(_list(request, ctx, rt, True, version))
 
 
 @router.get("/v2.1/servers/{server_id}")
