@@ -3,6 +3,7 @@ the agents' internal API under /internal, Prometheus metrics at /metrics."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -33,6 +34,7 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Sync routes and agents' long polls run in worker threads: allow plenty of them.
         anyio.to_thread.current_default_thread_limiter().total_tokens = 256
+        tune_gc()
         workers = None
         if background:
             from kumo.compute.workers import start_workers
@@ -93,3 +95,17 @@ def _add_routes(app: FastAPI, router: APIRouter) -> None:
             _add_routes(app, nested)
         else:
             app.router.routes.append(route)
+
+
+# A page of 1,000 servers builds tens of thousands of objects: with CPython's default collector
+# thresholds (700, 10, 10) that triggers full collections inside requests (bench/server_list.py
+# on a quiet machine: p95 211 ms with them, 94 ms with these).
+GC_THRESHOLDS = (50_000, 20, 20)
+
+
+def tune_gc() -> None:
+    """Collect the young generation less often, and keep what startup made (modules, routes)
+    out of every future collection."""
+    gc.collect()  # nothing collectable gets frozen
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
