@@ -14,17 +14,18 @@ import threading
 import time
 import traceback
 import zlib
-from collections import deque
 from typing import Any
 
 import httpx
 
 from kumo.agent.drivers.base import ComputeDriver, DriverError
-from kumo.agent.protocol import AGENT_TOKEN_HEADER, HostReport, TaskOut, TaskResult
+from kumo.agent.link import ApiLink
+from kumo.agent.protocol import HostReport, TaskOut, TaskResult
 from kumo.compute.states import PowerState
 from kumo.logs import request_id_var
 
 log = logging.getLogger("kumo.agent")
+REPORT_BATCH = 500  # results per report call
 
 
 def run_task(driver: ComputeDriver, task: TaskOut) -> TaskResult:
@@ -73,7 +74,7 @@ def run_task(driver: ComputeDriver, task: TaskOut) -> TaskResult:
     return TaskResult(ok=True, power_state=power)
 
 
-class Agent:
+class Agent(ApiLink):
     def __init__(
         self,
         api_url: str,
@@ -93,36 +94,9 @@ class Agent:
         self.heartbeat_interval = heartbeat_interval
         self.power_sync_interval = power_sync_interval
         self.poll_wait = poll_wait
-        self.client = httpx.Client(
-            base_url=api_url.rstrip("/") + "/internal/v1",
-            headers={AGENT_TOKEN_HEADER: token},
-            timeout=httpx.Timeout(poll_wait + 15, connect=5),
-        )
-        self.stop_event = threading.Event()
+        super().__init__(api_url, token, poll_wait, REPORT_BATCH)
         self._queues: list[queue.Queue[TaskOut]] = [queue.Queue() for _ in range(workers)]
-        self._in_flight: set[str] = set()
-        # Results just reported: a long poll answered before the API committed one of them may
-        # still list it; skip it rather than run it twice.
-        self._recent: deque[str] = deque(maxlen=4096)
-        self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
-        self._results: queue.Queue[tuple[TaskOut, TaskResult]] = queue.Queue()
-
-    # -- HTTP with retries: the API may be restarting --------------------------------------
-    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        delay = 0.2
-        while True:
-            try:
-                resp = self.client.request(method, path, **kwargs)
-                if resp.status_code < 500:
-                    resp.raise_for_status()
-                    return resp
-                log.warning("%s %s answered %s; retrying", method, path, resp.status_code)
-            except httpx.TransportError as exc:
-                log.warning("%s %s failed (%s); retrying", method, path, exc)
-            if self.stop_event.wait(delay):
-                raise RuntimeError("agent stopping")
-            delay = min(delay * 2, 5.0)
 
     def register(self) -> None:
         res = self.driver.resources()
@@ -219,30 +193,6 @@ class Agent:
             finally:
                 request_id_var.reset(token)
             self._results.put((task, result))
-
-    def _report_loop(self) -> None:
-        """Report results in batches: one call and one transaction for all that finished."""
-        while not self.stop_event.is_set():
-            try:
-                batch = [self._results.get(timeout=0.5)]
-            except queue.Empty:
-                continue
-            while len(batch) < 500:
-                try:
-                    batch.append(self._results.get_nowait())
-                except queue.Empty:
-                    break
-            body = {"results": [{"task_id": t.id, **r.model_dump()} for t, r in batch]}
-            request_id = next((t.request_id for t, _ in batch if t.request_id), None)
-            headers = {"X-OpenStack-Request-ID": request_id} if request_id and len(batch) == 1 else {}
-            try:
-                self._call("POST", "/tasks/results", json=body, headers=headers)
-            except RuntimeError:
-                return
-            with self._lock:
-                for task, _ in batch:
-                    self._in_flight.discard(task.id)
-                    self._recent.append(task.id)
 
 
 def wait_for_api(url: str, timeout: float = 30.0) -> None:

@@ -17,7 +17,6 @@ more than `bmc_concurrency` requests in flight at its BMCs, whatever the number 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 import traceback
@@ -29,7 +28,8 @@ from typing import Any
 
 import httpx
 
-from kumo.agent.protocol import AGENT_TOKEN_HEADER, HostTask, TaskResult
+from kumo.agent.link import ApiLink
+from kumo.agent.protocol import HostTask, TaskResult
 from kumo.baremetal.drivers import load_hardware
 from kumo.baremetal.drivers.base import (
     POWER_OFF,
@@ -178,7 +178,7 @@ def power_sync_pass(
 # ----------------------------------------------------------------------------- the process
 
 
-class Conductor:
+class Conductor(ApiLink):
     def __init__(
         self,
         api_url: str,
@@ -197,16 +197,9 @@ class Conductor:
         self.heartbeat_interval = heartbeat_interval
         self.power_sync_interval = power_sync_interval
         self.poll_wait = poll_wait
-        self.client = httpx.Client(
-            base_url=api_url.rstrip("/") + "/internal/v1",
-            headers={AGENT_TOKEN_HEADER: token},
-            timeout=httpx.Timeout(poll_wait + 15, connect=5),
-            transport=transport,
-        )
+        super().__init__(api_url, token, poll_wait, REPORT_BATCH, transport)
         self.limiter = threading.BoundedSemaphore(bmc_concurrency)
         self._load_hardware = hardware_loader
-        self.stop_event = threading.Event()
-        self._lock = threading.Lock()
         self._nodes: dict[str, Node] = {}
         self.conductors: list[str] = []
         self._nodes_changed = threading.Event()
@@ -216,29 +209,8 @@ class Conductor:
         self._queues: dict[str, deque[HostTask]] = {}  # node uuid → its tasks not started yet
         self._running: set[str] = set()  # nodes with a drain on the pool
         self._aborts: dict[str, threading.Event] = {}  # node uuid → set when the node moves away
-        self._in_flight: set[str] = set()
-        # Results just reported: a poll answered before the API committed one of them may still
-        # list it; skip it rather than run it twice.
-        self._recent: deque[str] = deque(maxlen=4096)
-        self._results: queue.Queue[tuple[HostTask, TaskResult]] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self.last_sync: SyncPass | None = None
-
-    # -- HTTP with retries: the API may be restarting ----------------------------------------
-    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        delay = 0.2
-        while True:
-            try:
-                resp = self.client.request(method, path, **kwargs)
-                if resp.status_code < 500:
-                    resp.raise_for_status()
-                    return resp
-                log.warning("%s %s answered %s; retrying", method, path, resp.status_code)
-            except httpx.TransportError as exc:
-                log.warning("%s %s failed (%s); retrying", method, path, exc)
-            if self.stop_event.wait(delay):
-                raise RuntimeError("conductor stopping")
-            delay = min(delay * 2, 5.0)
 
     # -- ownership ----------------------------------------------------------------------------
     @property
@@ -415,30 +387,6 @@ class Conductor:
         finally:
             request_id_var.reset(token)
         self._results.put((task, result))
-
-    def _report_loop(self) -> None:
-        """Report results in batches: one call and one transaction for all that finished."""
-        while not self.stop_event.is_set():
-            try:
-                batch = [self._results.get(timeout=0.5)]
-            except queue.Empty:
-                continue
-            while len(batch) < REPORT_BATCH:
-                try:
-                    batch.append(self._results.get_nowait())
-                except queue.Empty:
-                    break
-            body = {"results": [{"task_id": t.id, **r.model_dump()} for t, r in batch]}
-            request_id = next((t.request_id for t, _ in batch if t.request_id), None)
-            headers = {"X-OpenStack-Request-ID": request_id} if request_id and len(batch) == 1 else {}
-            try:
-                self._call("POST", "/tasks/results", json=body, headers=headers)
-            except RuntimeError:
-                return
-            with self._lock:
-                for task, _ in batch:
-                    self._in_flight.discard(task.id)
-                    self._recent.append(task.id)
 
     # -- power sync ---------------------------------------------------------------------------
     def sync_power_states(self) -> SyncPass | None:
