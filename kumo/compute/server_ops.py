@@ -7,7 +7,6 @@ commit with the host name returned.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -18,6 +17,7 @@ from kumo.api.context import RequestContext
 from kumo.compute import actions, keypairs, servers, states
 from kumo.compute.aggregates import availability_zone_of
 from kumo.compute.models import Instance
+from kumo.compute.servers import migration_consumer
 from kumo.compute.states import PowerState, VmState
 from kumo.db import utcnow
 from kumo.errors import BadRequest, Conflict
@@ -151,11 +151,6 @@ def revert_resize(session: Session, ctx: RequestContext, server_id: str) -> str:
             f"Cannot 'revertResize' instance {server_id} while it is in vm_state {instance.vm_state}"
         )
     return _begin_move(session, ctx, instance, "revert_resize", source)
-
-
-def migration_consumer(instance_uuid: str) -> str:
-    """Allocations held on the source host during a move are owned by this consumer id."""
-    return str(uuid.uuid5(uuid.NAMESPACE_OID, f"migration:{instance_uuid}"))
 
 
 def settle(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> None:

@@ -338,8 +338,15 @@ def delete(session: Session, ctx: RequestContext, server_id: str) -> tuple[Insta
     return instance, instance.host
 
 
+def migration_consumer(instance_uuid: str) -> str:
+    """Allocations held on the source host during a move are owned by this consumer id."""
+    return str(uuid.uuid5(uuid.NAMESPACE_OID, f"migration:{instance_uuid}"))
+
+
 def finalize_delete(session: Session, instance: Instance) -> None:
     release(session, instance.uuid)
+    # Deleted during a move or while waiting for resize confirm: the source's share goes too.
+    release(session, migration_consumer(instance.uuid))
     session.query(ServerGroupMember).filter(ServerGroupMember.instance_uuid == instance.uuid).delete()
     instance.vm_state = VmState.DELETED
     instance.task_state = None

@@ -139,3 +139,19 @@ def test_failed_cold_move_aborts_on_the_destination(cloud: Cloud, fleet: Fleet) 
         assert "lost mid-way" in _action(c, sid, "migrate")["message"]
         wait_for(lambda: [k for k, _ in dst.calls] == ["prepare", "abort"], timeout=15)
         assert _dest_usage(c).get("VCPU", 0) == 0
+
+
+def test_delete_while_resized_leaves_no_allocation(cloud: Cloud, fleet: Fleet) -> None:
+    from kumo.compute.servers import migration_consumer
+
+    _, dst = _two_hosts(fleet)
+    with cloud.client() as c:
+        sid = _boot_on_source(c)
+        fleet.add("mig-dst", driver=dst)
+        _migrate(c, sid, live=False)
+        assert _settled(c, sid)["status"] == "VERIFY_RESIZE"  # holding both hosts
+        assert c.get(f"/placement/allocations/{migration_consumer(sid)}").json()["allocations"]
+        assert c.delete(f"{API}/servers/{sid}").status_code == 204
+        wait_for(lambda: c.get(f"{API}/servers/{sid}").status_code == 404, timeout=15)
+        for consumer in (sid, migration_consumer(sid)):
+            assert c.get(f"/placement/allocations/{consumer}").json()["allocations"] == {}
