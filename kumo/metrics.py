@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import func, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from kumo.db import utcnow
@@ -26,20 +28,57 @@ CLAIM_SECONDS = Histogram(
 )
 CLAIM_CONFLICTS = Counter("kumo_claim_conflicts_total", "Claims lost to a concurrent generation change")
 SCHEDULE_FAILURES = Counter("kumo_no_valid_host_total", "Instances that found no valid host")
-HEARTBEAT_AGE = Gauge("kumo_agent_heartbeat_age_seconds", "Seconds since each agent's heartbeat", ["host"])
+# The fleet's liveness as aggregates: a series per host made every scrape of a 20,000-host fleet
+# 1.2 MB and 1.4 s. Only the hosts that are down get a series of their own (the ones to act on).
+HOSTS = Gauge(
+    "kumo_hosts",
+    "Compute hosts (hypervisors and baremetal nodes) by type and liveness",
+    ["hypervisor_type", "state"],
+)
+HEARTBEAT_AGE_MAX = Gauge(
+    "kumo_agent_heartbeat_age_max_seconds", "Seconds since the oldest heartbeat of a host that is up"
+)
+DOWN_HOST_AGE = Gauge(
+    "kumo_agent_down_heartbeat_age_seconds",
+    "Seconds since the last heartbeat of each host that is down (the 1,000 oldest)",
+    ["host"],
+)
 TASKS_PENDING = Gauge("kumo_tasks_pending", "Work rows not yet finished by agents")
+DOWN_HOST_SERIES = 1000
 
 
-def fleet_gauges(session: Session) -> None:
-    """Refresh the gauges read from the database, at scrape time (two small queries)."""
+def fleet_gauges(session: Session, heartbeat_timeout: float) -> None:
+    """Refresh the gauges read from the database, at scrape time: hosts counted by type and
+    liveness in SQL (one row per type and state, whatever the fleet's size), the oldest live
+    heartbeat, and a series per down host, at most DOWN_HOST_SERIES of them."""
     from kumo.agent.models import Task
     from kumo.compute.models import ComputeHost
 
     now = utcnow()
-    HEARTBEAT_AGE.clear()
-    for name, beat in session.execute(select(ComputeHost.name, ComputeHost.last_heartbeat)):
+    horizon = now - dt.timedelta(seconds=heartbeat_timeout)
+    down = or_(
+        ComputeHost.forced_down.is_(True),
+        ComputeHost.last_heartbeat.is_(None),
+        ComputeHost.last_heartbeat < horizon,
+    )
+    state = case((down, "down"), else_="up")
+    HOSTS.clear()
+    for hypervisor_type, host_state, count in session.execute(
+        select(ComputeHost.hypervisor_type, state, func.count()).group_by(ComputeHost.hypervisor_type, state)
+    ):
+        HOSTS.labels(hypervisor_type or "", host_state).set(count)
+    oldest = session.scalar(select(func.min(ComputeHost.last_heartbeat)).where(~down))
+    HEARTBEAT_AGE_MAX.set((now - oldest).total_seconds() if oldest is not None else 0.0)
+    DOWN_HOST_AGE.clear()
+    rows = session.execute(
+        select(ComputeHost.name, ComputeHost.last_heartbeat)
+        .where(down, ComputeHost.last_heartbeat.is_not(None))
+        .order_by(ComputeHost.last_heartbeat)
+        .limit(DOWN_HOST_SERIES)
+    )
+    for name, beat in rows:
         if beat is not None:
-            HEARTBEAT_AGE.labels(name).set((now - beat).total_seconds())
+            DOWN_HOST_AGE.labels(name).set((now - beat).total_seconds())
     TASKS_PENDING.set(
         session.scalar(select(func.count()).select_from(Task).where(Task.state == "pending")) or 0
     )

@@ -77,7 +77,7 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
         with rt.db.read() as session:
-            fleet_gauges(session)
+            fleet_gauges(session, rt.settings.heartbeat_timeout_seconds)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app

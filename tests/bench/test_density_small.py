@@ -189,7 +189,7 @@ kumo_schedule_seconds_bucket{le="0.01"} 90.0
 kumo_schedule_seconds_bucket{le="0.1"} 99.0
 kumo_schedule_seconds_bucket{le="+Inf"} 100.0
 kumo_schedule_seconds_count 100.0
-kumo_agent_heartbeat_age_seconds{host="hv-1"} 3.0
+kumo_hosts{hypervisor_type="fake",state="up"} 3.0
 """
 
 

@@ -63,4 +63,23 @@ def test_metrics_expose_latency_scheduling_claims_and_heartbeats(cloud: Cloud, f
     )
     assert "kumo_schedule_seconds_bucket" in text
     assert "kumo_claim_conflicts_total" in text
-    assert 'kumo_agent_heartbeat_age_seconds{host="h1"}' in text
+    assert 'kumo_hosts{hypervisor_type="fake",state="up"} 1.0' in text
+    assert "kumo_agent_heartbeat_age_max_seconds" in text
+    assert "kumo_agent_down_heartbeat_age_seconds{" not in text  # no host is down
+
+
+def test_metrics_count_hosts_and_name_only_the_down_ones(cloud: Cloud, fleet: Fleet) -> None:
+    for name in ("h1", "h2", "h3"):
+        fleet.add(name)
+    with cloud.client(microversion="2.53") as c:
+        wait_for(lambda: len(c.get("/compute/v2.1/os-hypervisors").json()["hypervisors"]) == 3)
+        services = {s["host"]: s["id"] for s in c.get("/compute/v2.1/os-services").json()["services"]}
+        resp = c.put(f"/compute/v2.1/os-services/{services['h2']}", json={"forced_down": True})
+        assert resp.status_code == 200
+        text = c.get("/metrics").text
+    assert 'kumo_hosts{hypervisor_type="fake",state="up"} 2.0' in text
+    assert 'kumo_hosts{hypervisor_type="fake",state="down"} 1.0' in text
+    down = [line for line in text.splitlines() if line.startswith("kumo_agent_down_heartbeat_age_seconds{")]
+    assert len(down) == 1 and 'host="h2"' in down[0]
+    # one series per host is gone: the page does not grow with the fleet
+    assert "kumo_agent_heartbeat_age_seconds{" not in text
