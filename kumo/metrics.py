@@ -26,6 +26,12 @@ CLAIM_SECONDS = Histogram(
     "Time to commit one claim (generation compare-and-swap)",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
+SCHEDULE_CLAIM_SECONDS = Histogram(
+    "kumo_schedule_claim_seconds",
+    "Scheduler time for one instance, committed: its share of its pass's fleet read, the filters "
+    "and weighers, and its claim (for a pass of one instance, the latency it saw)",
+    buckets=(0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 CLAIM_CONFLICTS = Counter("kumo_claim_conflicts_total", "Claims lost to a concurrent generation change")
 SCHEDULE_FAILURES = Counter("kumo_no_valid_host_total", "Instances that found no valid host")
 # The fleet's liveness as aggregates: a series per host made every scrape of a 20,000-host fleet

@@ -61,6 +61,7 @@ class ComputeHost(Base):
     """A hypervisor host: the nova-compute service row and the hypervisor in one."""
 
     __tablename__ = "compute_hosts"
+    __table_args__ = (Index("ix_compute_hosts_provider", "provider_id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True)  # hypervisor id (2.53+)

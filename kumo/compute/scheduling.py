@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -28,7 +29,7 @@ from kumo.compute.states import TaskState, VmState
 from kumo.config import Settings
 from kumo.errors import BadRequest, ClaimConflict, Conflict, NotFound
 from kumo.logs import request_id_var
-from kumo.metrics import SCHEDULE_FAILURES, SCHEDULE_SECONDS
+from kumo.metrics import SCHEDULE_CLAIM_SECONDS, SCHEDULE_FAILURES, SCHEDULE_SECONDS
 from kumo.placement import claims
 from kumo.placement.candidates import (
     CandidateRequest,
@@ -124,6 +125,7 @@ def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
     place one instance twice and never hold more than one provider lock: no deadlocks).
     Returns how many instances were handled and which hosts got work."""
     woken: set[str] = set()
+    read_started = time.perf_counter()
     with rt.db.transaction() as session:
         pending = _pending(session, batch)
         if not pending:
@@ -136,19 +138,34 @@ def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
         )
         requests = [request_for(i, groups.get(i.server_group or "")) for i in pending]
         snapshot, partial = pass_snapshot(session, rt.settings, requests)
+    read_share = (time.perf_counter() - read_started) / len(requests)
     reads = _PassReads(rt.settings, requests, partial)
     config = scheduler_config(rt.settings)
     for request in requests:
+        started = time.perf_counter()
         with rt.db.transaction() as session:
             instance = _lock_pending(session, request.instance_uuid, skip_locked=not rt.db.is_sqlite)
             if instance is None:
                 continue  # deleted meanwhile, or another worker has it
             snapshot = _place(session, instance, request, snapshot, config, woken, reads)
+        # Committed: its share of the pass's read, the core, the claim and the commit.
+        SCHEDULE_CLAIM_SECONDS.observe(read_share + time.perf_counter() - started)
     return len(pending), woken
 
 
 # Nova's max_placement_results: the scheduler weighs at most this many candidates per request shape.
 PREFILTER_LIMIT = 1000
+# And at least this many, or PREFILTER_PER_REQUEST per request of the shape in the pass: the best
+# of a random sample of fitting hosts spreads load nearly as well as the best of all of them (the
+# "power of d choices"; the Kubernetes scheduler's percentageOfNodesToScore samples likewise),
+# and reading 64 hosts costs a small part of reading 1,000. A request the sample cannot place
+# widens the read to PREFILTER_LIMIT, then to the whole fleet (_PassReads.wider).
+PREFILTER_SAMPLE = 64
+PREFILTER_PER_REQUEST = 8
+
+
+def prefilter_limit(requests_of_shape: int) -> int:
+    return min(PREFILTER_LIMIT, max(PREFILTER_SAMPLE, PREFILTER_PER_REQUEST * requests_of_shape))
 
 
 def pass_snapshot(
@@ -158,13 +175,13 @@ def pass_snapshot(
 
     The resource prefilter is GET /allocation_candidates' own query
     (kumo.placement.candidates.candidate_provider_ids): for each distinct resource request of
-    the pass, up to `limit` (PREFILTER_LIMIT) providers that fit it, walked from a random provider id so that
+    the pass, up to `limit` (by default prefilter_limit of the requests of that shape) providers
+    that fit it, walked from a random provider id so that
     concurrent workers weigh different hosts of a large fleet. Only those hosts are read; the
     policy filters and weighers then run on that snapshot. A request the part cannot place is
     rescheduled on the whole fleet (see _place), so a prefilter never turns into a wrong "no
     valid host". Requests whose constraints name hosts (server groups, same_host, a forced
     host) or ask for no resources read the whole fleet."""
-    limit = limit or PREFILTER_LIMIT
     hinted = set().union(*(r.hinted_instances for r in requests))
     stock_exclusive = settings.stock_private_exclusive
     whole = any(
@@ -179,14 +196,15 @@ def pass_snapshot(
         )
         return snapshot, False
     provider_ids: set[int] = set()
-    shapes = {tuple(sorted(r.resources.items())) for r in requests}
-    for shape in sorted(shapes):
-        wanted = CandidateRequest(groups=(RequestGroup(resources=dict(shape)),), limit=limit)
+    shapes = Counter(tuple(sorted(r.resources.items())) for r in requests)
+    for shape, count in sorted(shapes.items()):
+        page = limit or prefilter_limit(count)
+        wanted = CandidateRequest(groups=(RequestGroup(resources=dict(shape)),), limit=page)
         id_range = provider_id_range(session, wanted)
         if id_range is None:
             continue  # no provider has every class asked for: the whole fleet will say why
         low, high = id_range
-        start = random.randint(low - 1, high) if high - low >= limit else 0
+        start = random.randint(low - 1, high) if high - low >= page else 0
         provider_ids.update(candidate_provider_ids(session, wanted, start_after=start, id_range=id_range))
     snapshot = load_snapshot(
         session,
@@ -200,22 +218,29 @@ def pass_snapshot(
 
 
 class _PassReads:
-    """The reads of one pass after its first, in the caller's transaction: the whole fleet
-    when the part cannot place a request (the rest of the pass then uses it), and a fresh
-    read after a claim conflict (another worker claimed meanwhile: the pass's snapshot is
-    stale for the hosts it would pick next)."""
+    """The reads of one pass after its first, in the caller's transaction: a wider one when
+    the part cannot place a request (PREFILTER_LIMIT candidates, then the whole fleet; the rest
+    of the pass uses it), and a fresh read after a claim conflict (another worker claimed
+    meanwhile: the pass's snapshot is stale for the hosts it would pick next)."""
 
     def __init__(self, settings: Settings, requests: Sequence[ScheduleRequest], partial: bool) -> None:
         self.settings = settings
         self.requests = requests
         self.hinted = set().union(*(r.hinted_instances for r in requests))
         self.partial = partial
+        self.limit: int | None = None  # the pass's own page size (prefilter_limit)
 
     def fresh(self, session: Session) -> Snapshot:
         if not self.partial:
             return self.whole_fleet(session)
-        snapshot, self.partial = pass_snapshot(session, self.settings, self.requests)
+        snapshot, self.partial = pass_snapshot(session, self.settings, self.requests, self.limit)
         return snapshot
+
+    def wider(self, session: Session) -> Snapshot:
+        if self.limit is None and prefilter_limit(len(self.requests)) < PREFILTER_LIMIT:
+            self.limit = PREFILTER_LIMIT
+            return self.fresh(session)
+        return self.whole_fleet(session)
 
     def whole_fleet(self, session: Session) -> Snapshot:
         self.partial = False
@@ -260,8 +285,8 @@ def _place(
         started = time.perf_counter()
         decision = schedule(request, snapshot, config)
         SCHEDULE_SECONDS.observe(time.perf_counter() - started)
-        if not decision.ok and reads is not None and reads.partial:
-            snapshot = reads.whole_fleet(session)
+        while not decision.ok and reads is not None and reads.partial:
+            snapshot = reads.wider(session)  # at most twice: PREFILTER_LIMIT, then every host
             decision = schedule(request, snapshot, config)
         if not decision.ok:
             return _no_valid_host(session, instance, decision, event, snapshot)

@@ -23,6 +23,7 @@ class ResourceProvider(Base):
 
 class Inventory(Base):
     __tablename__ = "inventories"
+    __table_args__ = (Index("ix_inventories_class_provider", "resource_class", "provider_id"),)
     provider_id: Mapped[int] = mapped_column(
         ForeignKey("resource_providers.id", ondelete="CASCADE"), primary_key=True
     )

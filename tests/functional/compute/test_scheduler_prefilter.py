@@ -68,3 +68,33 @@ def test_a_request_the_page_cannot_place_reads_the_whole_fleet(cloud: Cloud, one
         flavor, image = _prepare(c)
         # The page holds h1 only; the AvailabilityZoneFilter rejects it; the whole fleet has h3.
         assert _host_of(c, flavor, image, availability_zone="az1") == "h3"
+
+
+def test_a_request_the_sample_cannot_place_widens_to_the_full_page_first(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass of one request reads a sample (PREFILTER_SAMPLE); when the policy filters reject
+    all of it, the pass reads a page of PREFILTER_LIMIT before it would read the whole fleet."""
+    monkeypatch.setattr(scheduling, "PREFILTER_SAMPLE", 1)
+    monkeypatch.setattr(scheduling, "PREFILTER_PER_REQUEST", 1)
+    monkeypatch.setattr(scheduling, "PREFILTER_LIMIT", 2)
+    monkeypatch.setattr(scheduling.random, "randint", lambda low, high: low)
+    reads: list[int | None] = []
+    real_load = scheduling.load_snapshot
+
+    def counting_load(*args: object, **kwargs: object) -> object:
+        ids = kwargs.get("provider_ids")
+        reads.append(None if ids is None else len(ids))  # type: ignore[arg-type]
+        return real_load(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scheduling, "load_snapshot", counting_load)
+    register_hosts(cloud, "h1", "h2", "h3")
+    with cloud.client(microversion="2.64") as c:
+        agg = c.post(f"{API}/os-aggregates", json={"aggregate": {"name": "a", "availability_zone": "az1"}})
+        c.post(
+            f"{API}/os-aggregates/{agg.json()['aggregate']['id']}/action", json={"add_host": {"host": "h2"}}
+        )
+        flavor, image = _prepare(c)
+        reads.clear()
+        assert _host_of(c, flavor, image, availability_zone="az1") == "h2"
+    assert reads == [1, 2]  # the sample (h1), then the page (h1, h2): never the whole fleet

@@ -1,0 +1,27 @@
+"""indexes the scheduler's pass reads by: hosts by provider, inventories by class
+
+Revision ID: a3_scheduler_indexes
+Revises: a2_baremetal
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "a3_scheduler_indexes"
+down_revision = "a2_baremetal"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # The pass reads the hosts of its candidate providers (was a scan of every host).
+    op.create_index("ix_compute_hosts_provider", "compute_hosts", ["provider_id"])
+    # The id range of providers holding a class: one index probe per class (was a scan of
+    # every inventory row of the classes asked for).
+    op.create_index("ix_inventories_class_provider", "inventories", ["resource_class", "provider_id"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_inventories_class_provider", table_name="inventories")
+    op.drop_index("ix_compute_hosts_provider", table_name="compute_hosts")
