@@ -283,7 +283,7 @@ def run_storm(opts: StormOptions) -> dict[str, Any]:
     target = start_target(density)
     sim: SimAgents | None = None
     try:
-        sim = SimAgents(SimConfig(target.url, target.agent_token, opts.hosts, 0)).start()
+        sim = SimAgents(SimConfig(target.url, target.agent_token, opts.hosts)).start()
         report["registered"] = sim.call("register")
         result = asyncio.run(_storm(target, sim, opts))
         accepted = result.pop("accepted")

@@ -161,7 +161,7 @@ def up(
 @bench_app.command("density")
 def bench_density(
     hypervisors: int = typer.Option(1000, help="Simulated hypervisors"),
-    baremetal: int = typer.Option(0, help="Simulated baremetal nodes (hypervisor_type ironic)"),
+    baremetal: int = typer.Option(0, help="Baremetal nodes to enrol through the Ironic API (fake driver)"),
     instances: int = typer.Option(5000, help="Servers to boot through the compute API"),
     database: str = typer.Option("sqlite", help="sqlite or postgresql (for the API started here)"),
     workers: int = typer.Option(1, help="API worker processes (for the API started here)"),
@@ -170,6 +170,8 @@ def bench_density(
     api_pid: int = typer.Option(None, help="With --api-url: the API's pid, for CPU and memory"),
     database_url: str = typer.Option(None, help="With --api-url: its database, for size and fleet read"),
     concurrency: int = typer.Option(16, help="Concurrent server creates"),
+    per_request: int = typer.Option(1, help="Servers per create (multi-create: min_count = max_count)"),
+    probe: int = typer.Option(20, help="Lone servers created one at a time after each checkpoint"),
     agent_concurrency: int = typer.Option(32, help="Concurrent registrations and heartbeats"),
     checkpoints: int = typer.Option(10, help="Report every instances/checkpoints servers"),
     list_calls: int = typer.Option(20, help="GET /servers/detail?limit=1000 calls with the full fleet"),
@@ -198,6 +200,8 @@ def bench_density(
         api_pid=api_pid,
         database_url=database_url,
         concurrency=concurrency,
+        per_request=per_request,
+        probe=probe,
         agent_concurrency=agent_concurrency,
         checkpoints=checkpoints,
         list_calls=list_calls,

@@ -2,14 +2,23 @@
 through the compute API, and what it costs the control plane.
 
 1. Start `kumo api` on a fresh database (or use `--api-url`).
-2. Start the simulated agents (kumo.bench.simagents, a process of its own): every host
-   registers through `POST /internal/v1/hosts`.
+2. Start the simulated agents (kumo.bench.simagents, a process of its own): every hypervisor
+   registers through `POST /internal/v1/hosts`. Baremetal nodes are enrolled the way an
+   operator does it, through the Ironic API (`POST /baremetal/v1/nodes`, driver fake-hardware,
+   left in enroll: each a host and a resource provider with one reserved unit of
+   CUSTOM_BAREMETAL_DENSITY), and kept up by one conductor heartbeat
+   (`PUT /internal/v1/conductors/{name}`), which is how kumo's conductors report their nodes.
 3. Heartbeat cost: API CPU over an idle window, then over a window of heartbeats at the fleet's
    rate (hosts / interval); the difference per heartbeat, projected onto the whole fleet.
-4. Boot the instances through `POST /compute/v2.1/servers` (admin, unlimited quota) in
-   checkpoints; after each, the scheduler's own histograms (`kumo_schedule_seconds`,
-   `kumo_claim_seconds`) over that checkpoint, the fleet read of one scheduling pass
-   (`load_snapshot`), create latency, throughput, memory, database size.
+4. Boot the instances through `POST /compute/v2.1/servers` (admin, unlimited quota; with
+   --per-request N, Nova's multi-create: min_count = max_count = N) in checkpoints; after
+   each, the scheduler's own histograms (`kumo_schedule_seconds`, `kumo_claim_seconds`, and
+   `kumo_schedule_claim_seconds`: per instance, its share of its pass's read plus its committed
+   claim) over that checkpoint, the fleet read of one scheduling pass (`load_snapshot`),
+   create latency, throughput, memory, database size. Then the probe: --probe servers created
+   one at a time, each waited for, so that each is a scheduling pass of its own: their
+   `kumo_schedule_claim_seconds` is the schedule + claim latency a lone request sees with the
+   fleet at that size.
 5. `GET /compute/v2.1/servers/detail?limit=1000` latency at the first checkpoint and with the
    full fleet (the ratio is the baseline).
 
@@ -43,6 +52,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from kumo.agent.protocol import AGENT_TOKEN_HEADER
 from kumo.bench import measure
 from kumo.bench.simagents import HYPERVISOR, SimAgents, SimConfig
 
@@ -50,7 +60,10 @@ T = TypeVar("T")
 PG_ADMIN_URL = os.environ.get("KUMO_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 MICROVERSION = "compute 2.64"
 FLAVOR = {"vcpus": 2, "ram": 4096, "disk": 20}
-HISTOGRAMS = ("kumo_schedule_seconds", "kumo_claim_seconds")
+HISTOGRAMS = ("kumo_schedule_seconds", "kumo_claim_seconds", "kumo_schedule_claim_seconds")
+IRONIC_VERSION = "1.65"
+BAREMETAL_CLASS = "baremetal-density"
+CONDUCTOR = "density-conductor"
 COUNTERS = ("kumo_claim_conflicts_total", "kumo_no_valid_host_total")
 TARGETS = {
     "schedule_plus_claim_p99_ms": 10.0,
@@ -75,6 +88,8 @@ class DensityOptions:
     api_pid: int | None = None
     database_url: str | None = None
     concurrency: int = 16  # concurrent server creates
+    per_request: int = 1  # servers per create (Nova multi-create: min_count = max_count)
+    probe: int = 20  # lone servers created one at a time after each checkpoint (0: none)
     agent_concurrency: int = 32  # concurrent registrations / heartbeats
     checkpoints: int = 10
     list_calls: int = 20
@@ -338,6 +353,8 @@ class DensityRun:
         self._scrape = (0.0, 0)
         self._answered = 0
         self._pages: dict[float, tuple[dict[str, measure.Histogram], dict[str, float]]] = {}
+        self._probed = 0  # probe servers so far (ACTIVE on top of the checkpoints' servers)
+        self._refused = 0  # servers whose create was refused, every checkpoint so far
 
     # -- helpers ---------------------------------------------------------------------------
     def api_pids(self) -> list[int]:
@@ -438,11 +455,7 @@ class DensityRun:
                 snapshot_timer = SnapshotTimer(self.target.database_url)
                 self.sim = SimAgents(
                     SimConfig(
-                        self.target.url,
-                        self.target.agent_token,
-                        opts.hypervisors,
-                        opts.baremetal,
-                        opts.agent_concurrency,
+                        self.target.url, self.target.agent_token, opts.hypervisors, opts.agent_concurrency
                     )
                 ).start()
                 self._register(progress)
@@ -456,7 +469,7 @@ class DensityRun:
             self.report["memory"] = {
                 "api": self.api_rss(),
                 "agents_process_mb": _mb(measure.rss_bytes(self.sim.pid)),
-                "hosts_per_agents_process": opts.hypervisors + opts.baremetal,
+                "hosts_per_agents_process": opts.hypervisors,
             }
             self.report["targets"] = self._targets()
             self.report["total_seconds"] = round(time.monotonic() - started, 1)
@@ -473,8 +486,7 @@ class DensityRun:
 
     def _register(self, progress: Progress) -> None:
         assert self.sim is not None
-        hosts = self.opts.hypervisors + self.opts.baremetal
-        bar = progress.add_task("register hosts (agent protocol)", total=hosts)
+        bar = progress.add_task("register hypervisors (agent protocol)", total=self.opts.hypervisors)
         meter = measure.CpuMeter(self.api_pids()).start()
         started = time.monotonic()
         registered = self.sim.call("register", progress=lambda n: progress.update(bar, completed=n))
@@ -487,6 +499,70 @@ class DensityRun:
             "per_second": round(registered / wall, 1) if wall else None,
             "api_cpu_ms_per_host": _ms(meter.stop() / registered) if registered and meter.pids else None,
         }
+        if self.opts.baremetal:
+            asyncio.run(self._enrol_baremetal(progress))
+
+    async def _enrol_baremetal(self, progress: Progress) -> None:
+        """Every node through the Ironic API, then one conductor heartbeat that keeps them up."""
+        assert self.target is not None
+        count = self.opts.baremetal
+        bar = progress.add_task("enrol baremetal (Ironic API)", total=count)
+        headers = {"X-OpenStack-Ironic-API-Version": IRONIC_VERSION}
+        limits = httpx.Limits(max_connections=self.opts.agent_concurrency + 2)
+        async with httpx.AsyncClient(
+            base_url=self.target.url, headers=headers, timeout=300, limits=limits
+        ) as client:
+            await self._login(client)
+            numbers = iter(range(count))
+            errors: list[str] = []
+            meter = measure.CpuMeter(self.api_pids()).start()
+            started = time.monotonic()
+
+            async def worker() -> None:
+                for number in numbers:
+                    body = {
+                        "name": f"bm-{number:06d}",
+                        "driver": "fake-hardware",
+                        "resource_class": BAREMETAL_CLASS,
+                        "properties": {"cpus": 64, "memory_mb": 262_144, "local_gb": 1_000},
+                    }
+                    resp = await client.post("/baremetal/v1/nodes", json=body)
+                    if resp.status_code != 201:
+                        errors.append(f"{resp.status_code} {resp.text[:200]}")
+                    progress.advance(bar)
+
+            await asyncio.gather(*(worker() for _ in range(self.opts.agent_concurrency)))
+            wall = time.monotonic() - started
+            cpu = meter.stop()
+            beats = []
+            meter.start()
+            for _ in range(3):
+                t0 = time.perf_counter()
+                resp = await client.put(
+                    f"/internal/v1/conductors/{CONDUCTOR}",
+                    json={},
+                    headers={AGENT_TOKEN_HEADER: self.target.agent_token},
+                )
+                resp.raise_for_status()
+                beats.append(time.perf_counter() - t0)
+                owned = len(resp.json()["nodes"])
+            beat_cpu = meter.stop() / len(beats)
+        self.report["baremetal"] = {
+            "enrolled": count - len(errors),
+            "errors": len(errors),
+            "error_samples": errors[:3],
+            "seconds": round(wall, 2),
+            "per_second": round(count / wall, 1) if wall else None,
+            "api_cpu_ms_per_node": _ms(cpu / count) if meter.pids else None,
+            "conductor_heartbeat": {
+                "nodes_owned": owned,
+                "ms": _latency(beats, 50),
+                "api_cpu_ms_per_call": _ms(beat_cpu) if meter.pids else None,
+                "api_pct_of_core_at_interval": (
+                    round(beat_cpu / self.opts.heartbeat_interval * 100, 2) if meter.pids else None
+                ),
+            },
+        }
 
     def _heartbeats(self, progress: Progress) -> None:
         """API CPU with the fleet quiet, then with it heartbeating at hosts/interval per second."""
@@ -494,8 +570,7 @@ class DensityRun:
         sim = self.sim
         opts = self.opts
         window = opts.heartbeat_window
-        hosts = opts.hypervisors + opts.baremetal
-        rate = hosts / opts.heartbeat_interval
+        rate = opts.hypervisors / opts.heartbeat_interval
         pg = (self.target.database_url or "").startswith("postgresql") if self.target else False
         api = measure.CpuMeter(self.api_pids())
         database = (self.target.database_url or "").rsplit("/", 1)[-1] if self.target else ""
@@ -537,7 +612,7 @@ class DensityRun:
         """API (and PostgreSQL) CPU above the idle rate while `send` heartbeats the fleet."""
         opts = self.opts
         window = opts.heartbeat_window
-        hosts = opts.hypervisors + opts.baremetal
+        hosts = opts.hypervisors  # baremetal nodes: their conductor's heartbeat (_enrol_baremetal)
         rate = hosts / opts.heartbeat_interval
         idle_api, idle_db = idle
         api.start(), db.start()
@@ -732,13 +807,17 @@ class DensityRun:
                     client, flavor, image, created, bound, lambda: progress.advance(created_bar)
                 )
                 created = bound
+                self._refused += len(failures)
                 accepted = time.monotonic() - t0
-                errors = await self._wait_active(client, created - len(failures), progress, active_bar)
+                errors = await self._wait_active(
+                    client, created - self._refused + self._probed, progress, active_bar
+                )
                 wall = time.monotonic() - t0
                 api_cpu = api_meter.stop() if api_meter.pids else None
                 after, counts = await self._metrics(client)
                 schedule = after["kumo_schedule_seconds"] - before["kumo_schedule_seconds"]
                 claim = after["kumo_claim_seconds"] - before["kumo_claim_seconds"]
+                share = after["kumo_schedule_claim_seconds"] - before["kumo_schedule_claim_seconds"]
                 conflicts = counts["kumo_claim_conflicts_total"] - counted["kumo_claim_conflicts_total"]
                 no_valid_host = counts["kumo_no_valid_host_total"] - counted["kumo_no_valid_host_total"]
                 before, counted = after, counts
@@ -746,7 +825,7 @@ class DensityRun:
                 segment = bound - (bounds[index - 1] if index else 0)
                 point: dict[str, Any] = {
                     "instances": created,
-                    "active": stats.spawned,
+                    "active": stats.spawned - self._probed,
                     "error": errors,
                     "create_failures": len(failures),
                     "create_failure_samples": failures[:3],
@@ -758,6 +837,8 @@ class DensityRun:
                     "schedule": _histogram_summary(schedule),
                     "claim": _histogram_summary(claim),
                     "schedule_plus_claim": _sum_bound(schedule, claim),
+                    # Per instance of the storm's passes: its share of the read + its claim.
+                    "schedule_claim_per_instance": _histogram_summary(share),
                     "claim_conflicts": int(conflicts),
                     "metrics_scrape": {
                         "ms": _ms(self._scrape[0]),
@@ -774,6 +855,9 @@ class DensityRun:
                 if index == 0 or index == len(bounds) - 1:
                     calls = opts.list_calls if index == len(bounds) - 1 else max(5, opts.list_calls // 2)
                     point["list_detail_limit_1000_ms"] = await self._list_latency(client, calls)
+                if opts.probe:
+                    point["probe"] = await self._probe(client, flavor, image)
+                    before, counted = await self._metrics(client)  # the next storm starts here
                 checkpoints.append(point)
                 if opts.progress:
                     self.console.log(_checkpoint_line(point))
@@ -788,29 +872,73 @@ class DensityRun:
         stop: int,
         advance: Callable[[], None],
     ) -> tuple[list[float], list[str]]:
+        """Servers start..stop, `per_request` to a create (the last one may hold fewer); a
+        refused create counts one failure per server it asked for."""
         latencies: list[float] = []
         failures: list[str] = []
-        numbers = iter(range(start, stop))
+        step = max(1, self.opts.per_request)
+        firsts = iter(range(start, stop, step))
 
         async def worker() -> None:
-            for number in numbers:
-                body = {
-                    "server": {
-                        "name": f"density-{number:06d}",
-                        "flavorRef": flavor,
-                        "imageRef": image,
-                        "networks": "none",
-                    }
+            for first in firsts:
+                count = min(step, stop - first)
+                server: dict[str, Any] = {
+                    "name": f"density-{first:06d}",
+                    "flavorRef": flavor,
+                    "imageRef": image,
+                    "networks": "none",
                 }
+                if count > 1:
+                    server.update(min_count=count, max_count=count)
                 t0 = time.perf_counter()
-                resp = await client.post("/compute/v2.1/servers", json=body)
+                resp = await client.post("/compute/v2.1/servers", json={"server": server})
                 latencies.append(time.perf_counter() - t0)
                 if resp.status_code != 202:
-                    failures.append(f"{resp.status_code} {resp.text[:200]}")
-                advance()
+                    failures.extend([f"{resp.status_code} {resp.text[:200]}"] * count)
+                for _ in range(count):
+                    advance()
 
         await asyncio.gather(*(worker() for _ in range(self.opts.concurrency)))
         return latencies, failures
+
+    async def _probe(self, client: httpx.AsyncClient, flavor: str, image: str) -> dict[str, Any]:
+        """Lone requests: `probe` servers created one at a time, each waited for until ACTIVE, so
+        each is a scheduling pass of one; `kumo_schedule_claim_seconds` over them is the
+        schedule + claim latency a request sees with the fleet at this size."""
+        assert self.sim is not None
+        before, _ = await self._metrics(client)
+        latencies: list[float] = []
+        failures: list[str] = []
+        for _ in range(self.opts.probe):
+            expected = self.sim.stats().spawned + 1
+            body = {
+                "server": {
+                    "name": f"probe-{self._probed:06d}",
+                    "flavorRef": flavor,
+                    "imageRef": image,
+                    "networks": "none",
+                }
+            }
+            t0 = time.perf_counter()
+            resp = await client.post("/compute/v2.1/servers", json=body)
+            if resp.status_code != 202:
+                failures.append(f"{resp.status_code} {resp.text[:200]}")
+                continue
+            self._probed += 1
+            deadline = time.monotonic() + 60
+            while self.sim.stats().spawned < expected:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("a probe server did not become ACTIVE within 60 s")
+                await asyncio.sleep(0.005)
+            latencies.append(time.perf_counter() - t0)
+        after, _ = await self._metrics(client)
+        lone = after["kumo_schedule_claim_seconds"] - before["kumo_schedule_claim_seconds"]
+        return {
+            "servers": len(latencies),
+            "create_failures": failures[:3],
+            "create_to_active_ms": _latency(latencies, 50, 99),
+            "schedule_claim": _histogram_summary(lone),
+        }
 
     async def _wait_active(
         self, client: httpx.AsyncClient, expected: int, progress: Progress, bar: Any
@@ -838,7 +966,11 @@ class DensityRun:
         heartbeat = self.report.get("heartbeats", {})
         batched = self.report.get("heartbeats_batched", {})
         measured = {
-            "schedule_plus_claim_p99_ms": _p99_verdict(last.get("schedule_plus_claim") or {}),
+            "schedule_plus_claim_p99_ms": (
+                (last.get("probe") or {}).get("schedule_claim", {}).get("p99_ms")
+                if last.get("probe")
+                else _p99_verdict(last.get("schedule_plus_claim") or {})
+            ),
             "list_1000_p95_ms": (last.get("list_detail_limit_1000_ms") or {}).get("p95"),
             "api_worker_rss_mb": (self.report.get("memory", {}).get("api") or {}).get("worker_max_mb"),
             "heartbeat_pct_of_core": heartbeat.get("api_pct_of_core_projected_fleet"),
@@ -906,9 +1038,11 @@ def _sum_bound(schedule: measure.Histogram, claim: measure.Histogram) -> dict[st
 def _checkpoint_line(point: dict[str, Any]) -> str:
     both = point["schedule_plus_claim"]
     outside = point.get("outside_api") or {}
+    lone = (point.get("probe") or {}).get("schedule_claim") or {}
     return (
         f"{point['instances']} instances: {point['active_per_second']}/s ACTIVE, schedule+claim "
-        f"p50≈{both['p50_approx_ms']} ms p99 {_p99_verdict(both)} ms, fleet read "
+        f"p50≈{both['p50_approx_ms']} ms p99 {_p99_verdict(both)} ms, lone request "
+        f"p50 {lone.get('p50_ms')} / p99 {lone.get('p99_ms')} ms, fleet read "
         f"{outside.get('load_ms')} ms, pure schedule {outside.get('schedule_ms')} ms, create p50 "
         f"{point['create_ms']['p50']} ms, API RSS "
         f"{point['api_rss']['worker_max_mb']} MB"

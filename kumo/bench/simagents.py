@@ -40,36 +40,13 @@ def hypervisor_name(index: int) -> str:
     return f"hv-{index:06d}"
 
 
-def baremetal_name(index: int) -> str:
-    return f"bm-{index:06d}"
-
-
-def fleet_reports(hypervisors: int, baremetal: int) -> list[HostReport]:
-    """What each simulated host registers with.
-
-    Baremetal nodes: the agent protocol's HostReport carries VCPU / MEMORY_MB / DISK_GB only, no
-    custom resource class, so a node cannot offer CUSTOM_BAREMETAL=1. They register the way
-    Ironic nodes look to Nova since Pike (standard classes at zero, hypervisor_type "ironic"):
-    every scheduling pass reads and filters them, no VM can land on them, none can be claimed
-    whole by a baremetal flavor.
-    """
-    reports = [
+def fleet_reports(hypervisors: int) -> list[HostReport]:
+    """What each simulated hypervisor registers with. (Baremetal nodes are enrolled through the
+    Ironic API by kumo.bench.density, as an operator would: a node is not an agent.)"""
+    return [
         HostReport(name=hypervisor_name(i), host_ip=_ip(i), **HYPERVISOR)  # type: ignore[arg-type]
         for i in range(hypervisors)
     ]
-    reports += [
-        HostReport(
-            name=baremetal_name(i),
-            vcpus=0,
-            memory_mb=0,
-            disk_gb=0,
-            hypervisor_type="ironic",
-            host_ip=_ip(hypervisors + i),
-            reserved_memory_mb=0,
-        )
-        for i in range(baremetal)
-    ]
-    return reports
 
 
 def _ip(index: int) -> str:
@@ -86,7 +63,6 @@ class FleetStats:
     tasks_ok: int = 0
     tasks_failed: int = 0
     spawned: int = 0
-    baremetal_tasks: int = 0  # work handed to a baremetal node: must stay 0 (no VM fits one)
     result_calls: int = 0
     retries: int = 0
 
@@ -288,7 +264,6 @@ class SimFleet:
                     continue
                 self._in_flight.add(task.id)
                 self.stats.tasks_received += 1
-                self.stats.baremetal_tasks += task.host.startswith("bm-")
                 driver = self.drivers.get(task.host)
                 if driver is None:
                     driver = self.drivers[task.host] = FakeDriver(task.host, **HYPERVISOR)
@@ -324,7 +299,6 @@ class SimConfig:
     api_url: str
     token: str
     hypervisors: int
-    baremetal: int
     concurrency: int = 32
 
 
@@ -333,9 +307,7 @@ def _serve(conn: Connection, config: SimConfig) -> None:
 
 
 async def _serve_async(conn: Connection, config: SimConfig) -> None:
-    fleet = SimFleet(
-        config.api_url, config.token, fleet_reports(config.hypervisors, config.baremetal), config.concurrency
-    )
+    fleet = SimFleet(config.api_url, config.token, fleet_reports(config.hypervisors), config.concurrency)
     last_progress = 0.0
 
     def progress(done: int) -> None:

@@ -80,12 +80,21 @@ def register_host(
 
 
 def _sync_inventory(session: Session, provider_id: int, wanted: dict[str, tuple[int, int, float]]) -> bool:
+    """A class the host has none of gets no inventory (Placement refuses a total of 0), so a
+    provider offers only what it has: a host reporting no VCPU is never in a VM's candidates."""
     current = {
         inv.resource_class: inv
         for inv in session.scalars(select(Inventory).where(Inventory.provider_id == provider_id))
     }
     changed = False
     for resource_class, (total, reserved, ratio) in wanted.items():
+        if total <= 0:
+            gone = current.pop(resource_class, None)
+            # One still in use stays until its consumers go (Placement's InventoryInUse).
+            if gone is not None and not _in_use(session, provider_id, resource_class):
+                session.delete(gone)
+                changed = True
+            continue
         inv = current.get(resource_class)
         if inv is None:
             inv = Inventory(provider_id=provider_id, resource_class=resource_class)
@@ -620,3 +629,14 @@ def update_labels(
         setattr(host, key, value)
     session.flush()
     return _labels_of(host, aggregates.host_zones(session))
+
+
+def _in_use(session: Session, provider_id: int, resource_class: str) -> bool:
+    return (
+        session.scalar(
+            select(Allocation.id)
+            .where(Allocation.provider_id == provider_id, Allocation.resource_class == resource_class)
+            .limit(1)
+        )
+        is not None
+    )

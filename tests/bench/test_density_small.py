@@ -1,4 +1,5 @@
-"""`kumo bench density` at CI size (60 simulated hosts, 200 servers, SQLite, about 40 s), the
+"""`kumo bench density` at CI size (40 simulated hypervisors, 20 baremetal nodes enrolled through
+the Ironic API, 200 servers in creates of 3, SQLite, about 40 s), the
 fleet poll it relies on, and the histogram arithmetic its figures come from. Checks that every
 phase runs and its figures are consistent, not speed: on a shared CI machine they mean nothing."""
 
@@ -32,6 +33,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         baremetal=BAREMETAL,
         instances=INSTANCES,
         checkpoints=2,
+        per_request=3,
+        probe=4,
         list_calls=5,
         heartbeat_window=2.0,
         long_polls=10,
@@ -54,10 +57,25 @@ def test_every_server_boots_through_the_agent_protocol(report: dict[str, Any]) -
         0,
     )
     agents = report["agents"]
-    assert agents["spawned"] == agents["tasks_ok"] == INSTANCES
+    assert agents["spawned"] == agents["tasks_ok"] == INSTANCES + 4 * len(report["checkpoints"])
     assert agents["tasks_failed"] == 0
-    assert agents["baremetal_tasks"] == 0  # no VM fits a baremetal node
-    assert report["register"]["hosts"] == HYPERVISORS + BAREMETAL
+    assert report["register"]["hosts"] == HYPERVISORS
+    baremetal = report["baremetal"]
+    assert (baremetal["enrolled"], baremetal["errors"]) == (BAREMETAL, 0)
+    assert baremetal["conductor_heartbeat"]["nodes_owned"] == BAREMETAL  # one conductor keeps them up
+
+
+@pytest.mark.bench
+def test_lone_requests_are_probed_at_every_checkpoint(report: dict[str, Any]) -> None:
+    for point in report["checkpoints"]:
+        probe = point["probe"]
+        assert probe["servers"] == 4 and probe["create_failures"] == []
+        assert probe["schedule_claim"]["count"] == 4  # each a pass of its own, each claimed once
+        assert 0 < probe["schedule_claim"]["p50_ms"] <= probe["schedule_claim"]["p99_ms"]
+        assert probe["create_to_active_ms"]["calls"] == 4
+    assert report["agents"]["spawned"] == INSTANCES + 4 * len(report["checkpoints"])
+    lone = report["checkpoints"][-1]["probe"]["schedule_claim"]["p99_ms"]
+    assert report["targets"]["schedule_plus_claim_p99_ms"]["measured"] == lone
 
 
 @pytest.mark.bench
@@ -65,6 +83,7 @@ def test_scheduler_histograms_cover_every_instance(report: dict[str, Any]) -> No
     points = report["checkpoints"]
     assert [p["instances"] for p in points] == [INSTANCES // 2, INSTANCES]
     assert sum(p["claim"]["count"] for p in points) == INSTANCES  # one successful claim each
+    assert sum(p["schedule_claim_per_instance"]["count"] for p in points) == INSTANCES
     assert sum(p["schedule"]["count"] for p in points) >= INSTANCES
     for point in points:
         both = point["schedule_plus_claim"]
@@ -82,7 +101,8 @@ def test_costs_are_measured(report: dict[str, Any]) -> None:
     polls = report["long_polls"]
     assert polls["pollers"] == 10 and polls["failed"] == 0 and polls["answered"] >= 10
     listing = report["checkpoints"][-1]["list_detail_limit_1000_ms"]
-    assert listing["calls"] == 5 and listing["servers_per_page"] == INSTANCES
+    earlier_probes = 4 * (len(report["checkpoints"]) - 1)  # the list runs before its checkpoint's probe
+    assert listing["calls"] == 5 and listing["servers_per_page"] == INSTANCES + earlier_probes
     assert 0 < listing["p50"] <= listing["p95"]
     assert report["checkpoints"][0]["list_detail_limit_1000_ms"]["servers_per_page"] == INSTANCES // 2
     assert report["memory"]["api"]["worker_max_mb"] > 20
@@ -98,7 +118,7 @@ def test_costs_are_measured(report: dict[str, Any]) -> None:
         "scale",
     }
     batched = report["heartbeats_batched"]
-    assert batched["sent"] >= HYPERVISORS + BAREMETAL and batched["errors"] == 0
+    assert batched["sent"] >= HYPERVISORS and batched["errors"] == 0
     assert batched["calls"] < batched["sent"]  # a thousand hosts per call here: one call each round
 
 

@@ -12,7 +12,7 @@ from kumo.compute import hosts
 from kumo.compute.models import ComputeHost
 from kumo.db import Database, utcnow
 from kumo.errors import NotFound
-from kumo.placement.models import Inventory, ResourceProvider
+from kumo.placement.models import Allocation, Inventory, ResourceProvider
 
 
 def _inventory(db: Database, name: str) -> tuple[int, dict[str, tuple[int, int, float, int]]]:
@@ -100,3 +100,25 @@ def test_is_up(age: int | None, forced_down: bool, expected: bool) -> None:
     beat = None if age is None else now - dt.timedelta(seconds=age)
     host = ComputeHost(name="h", last_heartbeat=beat, forced_down=forced_down)
     assert hosts.is_up(host, now, 30) is expected
+
+
+def test_a_class_the_host_has_none_of_gets_no_inventory(db: Database) -> None:
+    """Placement refuses a total of 0: a host with no disk offers no DISK_GB, and so never
+    enters the candidates (or the provider id range) of a request for it."""
+    with db.transaction() as s:
+        hosts.register_host(s, "h0", vcpus=0, memory_mb=0, disk_gb=0, reserved_memory_mb=0)
+    generation, inventory = _inventory(db, "h0")
+    assert inventory == {}
+    with db.transaction() as s:
+        hosts.register_host(s, "h0", vcpus=4, memory_mb=4096, disk_gb=10, reserved_memory_mb=0)
+    grown, inventory = _inventory(db, "h0")
+    assert set(inventory) == {"VCPU", "MEMORY_MB", "DISK_GB"} and grown == generation + 1
+    with db.transaction() as s:
+        host = s.scalar(select(ComputeHost).where(ComputeHost.name == "h0"))
+        assert host is not None
+        s.add(Allocation(provider_id=host.provider_id, consumer_id="vm", resource_class="VCPU", used=1))
+    with db.transaction() as s:
+        hosts.register_host(s, "h0", vcpus=0, memory_mb=4096, disk_gb=0, reserved_memory_mb=0)
+    shrunk, inventory = _inventory(db, "h0")
+    # DISK_GB goes; VCPU, still allocated to "vm", stays until its consumer goes.
+    assert set(inventory) == {"VCPU", "MEMORY_MB"} and shrunk == grown + 1
