@@ -16,7 +16,11 @@ aggregates.) For such fleets Placement's rules come down to, per provider:
 * group_policy=isolate with two or more suffixed groups can never be met by one provider.
 
 The query walks providers in id order and stops at `limit`, so a page of 1,000 out of 10,000
-providers reads about 1,000 providers' inventories and usages, by index.
+providers reads about 1,000 providers' inventories and usages, by index. Trait and aggregate
+filters are uncorrelated IN subqueries the database computes once per query and probes per
+provider. On PostgreSQL one statement also returns each candidate's inventories and usages
+(a LATERAL subquery per provider decides capacity and makes the summary from the same rows);
+SQLite, which has no LATERAL, reads them in a second statement.
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, text
+from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, text, true
 from sqlalchemy.orm import Session
+from sqlalchemy.types import NullType
 
 from kumo.placement.api_models import ProviderAggregate, ProviderParent, ProviderTrait
 from kumo.placement.models import Allocation, Inventory, ResourceProvider
@@ -69,8 +74,7 @@ class CandidateRequest:
         return dict(totals)
 
 
-@dataclass(frozen=True)
-class ResourceSummary:
+class ResourceSummary(NamedTuple):
     capacity: int
     used: int
 
@@ -112,13 +116,10 @@ def fits(
     summing its usage by index: a subplan PostgreSQL cannot turn into a join, so it walks
     providers in id order and stops at LIMIT."""
     inv = _INV.alias()
-    capacity = (inv.c.total - inv.c.reserved) * inv.c.allocation_ratio
-    per_class = []
-    for rc, (total, amounts) in sorted(wanted.items()):
-        conditions = [inv.c.resource_class == rc, inv.c.max_unit >= total]
-        for amount in sorted(set(amounts) or {total}):
-            conditions += [inv.c.min_unit <= amount, literal(amount) % inv.c.step_size == 0]
-        per_class.append(and_(*conditions, usage_of(inv.c.provider_id, rc) + total <= capacity))
+    per_class = [
+        _class_fits(inv, rc, total, amounts, usage_of(inv.c.provider_id, rc))
+        for rc, (total, amounts) in sorted(wanted.items())
+    ]
     matching = (
         select(func.count())
         .select_from(inv)
@@ -129,30 +130,64 @@ def fits(
     return matching == len(per_class)
 
 
-def _any(query: Select[Any]) -> ColumnElement[bool]:
-    """EXISTS as a scalar subplan (`(SELECT 1 ... LIMIT 1) IS NOT NULL`): PostgreSQL keeps it a
-    per-row filter instead of pulling it up into a semi-join that loses the id order."""
-    return query.limit(1).scalar_subquery().is_not(None)
+def _member(provider_id: ColumnElement[int], holders: Select[Any]) -> ColumnElement[bool]:
+    """`provider_id IN (holders)` with `holders` uncorrelated: the database computes the set once
+    (PostgreSQL: a hashed subplan; SQLite: an ephemeral index) and probes it per provider,
+    instead of running a subquery per provider. `IS TRUE` (a no-op: ids are never NULL) keeps
+    PostgreSQL from pulling the IN up into a semi-join, which would lose the id-order walk
+    that stops at LIMIT."""
+    return provider_id.in_(holders).is_(True)
+
+
+def _trait_holders(traits: Iterable[str]) -> Select[Any]:
+    t = _TRAITS.alias()
+    return select(t.c.provider_id).where(t.c.trait.in_(sorted(traits)))
+
+
+def _aggregate_members(aggregates: Iterable[str]) -> Select[Any]:
+    a = _AGGS.alias()
+    return select(a.c.provider_id).where(a.c.aggregate_uuid.in_(sorted(aggregates)))
+
+
+def _under(roots: Select[Any]) -> Select[Any]:
+    """The non-root providers whose root is in `roots`."""
+    pp = _PARENTS.alias()
+    return select(pp.c.provider_id).where(pp.c.root_id.in_(roots))
 
 
 def has_any_trait(provider_id: ColumnElement[int], traits: Iterable[str]) -> ColumnElement[bool]:
-    t = _TRAITS.alias()
-    return _any(
-        select(literal(1))
-        .where(t.c.provider_id == provider_id, t.c.trait.in_(sorted(traits)))
-        .correlate_except(t)
-    )
+    return _member(provider_id, _trait_holders(traits))
 
 
 def in_any_aggregate(
     provider_ids: list[ColumnElement[int]], aggregates: Iterable[str]
 ) -> ColumnElement[bool]:
-    a = _AGGS.alias()
-    owner = (
-        a.c.provider_id == provider_ids[0] if len(provider_ids) == 1 else a.c.provider_id.in_(provider_ids)
+    members = _aggregate_members(aggregates)
+    return or_(*(_member(provider_id, members) for provider_id in provider_ids))
+
+
+def _self_or_root_in_aggregate(
+    provider_id: ColumnElement[int], aggregates: Iterable[str]
+) -> ColumnElement[bool]:
+    """The provider or the root of its tree is in one of `aggregates`."""
+    members = _aggregate_members(aggregates)
+    return or_(_member(provider_id, members), _member(provider_id, _under(members)))
+
+
+def _root_has_any_trait(provider_id: ColumnElement[int], traits: Iterable[str]) -> ColumnElement[bool]:
+    """The root of the provider's tree (the provider itself when it is a root) has a trait."""
+    holders, pp = _trait_holders(traits), _PARENTS.alias()
+    return or_(
+        and_(_member(provider_id, holders), ~_member(provider_id, select(pp.c.provider_id))),
+        _member(provider_id, _under(holders)),
     )
-    return _any(
-        select(literal(1)).where(owner, a.c.aggregate_uuid.in_(sorted(aggregates))).correlate_except(a)
+
+
+def _in_tree(provider_id: ColumnElement[int], uuid: str) -> ColumnElement[bool]:
+    """The provider is in the tree of the provider with this uuid."""
+    root, pp = root_of_uuid(uuid), _PARENTS.alias()
+    return or_(
+        provider_id == root, _member(provider_id, select(pp.c.provider_id).where(pp.c.root_id == root))
     )
 
 
@@ -170,52 +205,123 @@ def root_of_uuid(uuid: str) -> ColumnElement[int]:
 # ---------------------------------------------------------------------------- the query
 
 
+def _wanted(request: CandidateRequest) -> dict[str, tuple[int, list[int]]]:
+    """Class -> (total over the groups, each group's amount)."""
+    return {
+        rc: (total, [g.resources[rc] for g in request.groups if rc in g.resources])
+        for rc, total in request.totals().items()
+    }
+
+
+def _class_fits(inv: Any, rc: str, total: int, amounts: Iterable[int], used: ColumnElement[Any]) -> Any:
+    """One inventory row of `inv` is of class `rc` and takes `total` more on top of `used`."""
+    conditions = [inv.c.resource_class == rc, inv.c.max_unit >= total]
+    for amount in sorted(set(amounts) or {total}):
+        conditions += [inv.c.min_unit <= amount, literal(amount) % inv.c.step_size == 0]
+    capacity = (inv.c.total - inv.c.reserved) * inv.c.allocation_ratio
+    return and_(*conditions, used + total <= capacity)
+
+
+def _placeable(request: CandidateRequest) -> bool:
+    suffixed = [g for g in request.groups if g.suffix]
+    if request.group_policy == "isolate" and len(suffixed) > 1:
+        return False
+    return bool(request.totals())
+
+
+def _filters(
+    request: CandidateRequest,
+    provider_id: ColumnElement[int],
+    id_above: int | None = None,
+    id_at_most: int | None = None,
+) -> list[ColumnElement[bool]]:
+    """Every rule but capacity: traits, aggregates, trees, root traits, and the id bounds."""
+    where: list[ColumnElement[bool]] = []
+    for group in request.groups:
+        where += [has_any_trait(provider_id, any_of) for any_of in group.required]
+        if group.forbidden:
+            where.append(~has_any_trait(provider_id, group.forbidden))
+        where += [_self_or_root_in_aggregate(provider_id, any_of) for any_of in group.member_of]
+        if group.forbidden_aggregates:
+            where.append(~_self_or_root_in_aggregate(provider_id, group.forbidden_aggregates))
+        if group.in_tree:
+            where.append(_in_tree(provider_id, group.in_tree))
+    where += [_root_has_any_trait(provider_id, [trait]) for trait in sorted(request.root_required)]
+    if request.root_forbidden:
+        where.append(~_root_has_any_trait(provider_id, request.root_forbidden))
+    if id_above is not None:
+        where.append(provider_id > id_above)
+    if id_at_most is not None:
+        where.append(provider_id <= id_at_most)
+    return where
+
+
 def _matching(
     request: CandidateRequest, id_above: int | None = None, id_at_most: int | None = None
 ) -> Select[Any] | None:
     """The providers that satisfy `request`, in id order, at most `request.limit` (None when
-    nothing can): columns id, uuid, generation, root_id, parent_id. `id_above` and
-    `id_at_most` bound the walk."""
-    suffixed = [g for g in request.groups if g.suffix]
-    if request.group_policy == "isolate" and len(suffixed) > 1:
+    nothing can): columns id, uuid, generation. `id_above` and
+    `id_at_most` bound the walk. Portable SQL (SQLite and PostgreSQL)."""
+    if not _placeable(request):
         return None
-    totals = request.totals()
-    if not totals:
-        return None
+    rp = _RP.alias("rp")
+    where = [*_filters(request, rp.c.id, id_above, id_at_most), fits(rp.c.id, _wanted(request))]
+    matching = select(rp.c.id, rp.c.uuid, rp.c.generation).where(*where).order_by(rp.c.id)
+    if request.limit:
+        matching = matching.limit(request.limit)
+    return matching
 
-    rp, pp = _RP.alias("rp"), _PARENTS.alias("pp")
-    # Tree columns as correlated lookups, not a join: every filter then sits on the scan of
-    # providers, where PostgreSQL runs the cheap ones (aggregates, traits) before `fits`.
-    root_id = func.coalesce(
-        select(pp.c.root_id).where(pp.c.provider_id == rp.c.id).scalar_subquery(), rp.c.id
+
+def _matching_with_inventories(request: CandidateRequest) -> Select[Any] | None:
+    """PostgreSQL: `_matching` plus every inventory of each provider and its usage, in one
+    walk. A LATERAL subquery per provider reads its inventory rows (primary key) joined to
+    its allocations summed by class (covering index), once: the same rows decide the
+    capacity rule (a count of fitting classes) and make the provider summary (arrays of class,
+    total, reserved, ratio, used). Cheap filters on the provider scan run before it, and the
+    walk stops at LIMIT in id order."""
+    if not _placeable(request):
+        return None
+    wanted = _wanted(request)
+    rp, inv, a = _RP.alias("rp"), _INV.alias("inv"), _ALLOC.alias("a")
+    usage = (
+        select(a.c.resource_class, func.sum(a.c.used).label("used"))
+        .where(a.c.provider_id == rp.c.id)
+        .group_by(a.c.resource_class)
+        .correlate(rp)
+        .lateral("usage")
     )
-    parent_id = select(pp.c.parent_id).where(pp.c.provider_id == rp.c.id).scalar_subquery()
-    where: list[ColumnElement[bool]] = []
-    wanted = {
-        rc: (total, [g.resources[rc] for g in request.groups if rc in g.resources])
-        for rc, total in totals.items()
-    }
-    where.append(fits(rp.c.id, wanted))
-    for group in request.groups:
-        where += [has_any_trait(rp.c.id, any_of) for any_of in group.required]
-        if group.forbidden:
-            where.append(~has_any_trait(rp.c.id, group.forbidden))
-        where += [in_any_aggregate([rp.c.id, root_id], any_of) for any_of in group.member_of]
-        if group.forbidden_aggregates:
-            where.append(~in_any_aggregate([rp.c.id, root_id], group.forbidden_aggregates))
-        if group.in_tree:
-            where.append(root_id == root_of_uuid(group.in_tree))
-    where += [has_any_trait(root_id, [trait]) for trait in sorted(request.root_required)]
-    if request.root_forbidden:
-        where.append(~has_any_trait(root_id, request.root_forbidden))
-
-    if id_above is not None:
-        where.append(rp.c.id > id_above)
-    if id_at_most is not None:
-        where.append(rp.c.id <= id_at_most)
+    used = func.coalesce(usage.c.used, 0)
+    fitting = or_(
+        *(_class_fits(inv, rc, total, amounts, used) for rc, (total, amounts) in sorted(wanted.items()))
+    )
+    summary = (
+        select(
+            func.count().filter(fitting).label("fitting"),
+            # Untyped for SQLAlchemy: psycopg's own array loaders are enough, SQLAlchemy's
+            # per-item result processors cost more than the query at 1,000 candidates.
+            func.array_agg(inv.c.resource_class, type_=NullType()).label("classes"),
+            func.array_agg(inv.c.total, type_=NullType()).label("totals"),
+            func.array_agg(inv.c.reserved, type_=NullType()).label("reserved"),
+            func.array_agg(inv.c.allocation_ratio, type_=NullType()).label("ratios"),
+            func.array_agg(used, type_=NullType()).label("used"),
+        )
+        .select_from(inv.outerjoin(usage, usage.c.resource_class == inv.c.resource_class))
+        .where(inv.c.provider_id == rp.c.id)
+        .lateral("summary")
+    )
     matching = (
-        select(rp.c.id, rp.c.uuid, rp.c.generation, root_id.label("root_id"), parent_id.label("parent_id"))
-        .where(*where)
+        select(
+            rp.c.id,
+            rp.c.uuid,
+            rp.c.generation,
+            summary.c.classes,
+            summary.c.totals,
+            summary.c.reserved,
+            summary.c.ratios,
+            summary.c.used,
+        )
+        .select_from(rp.join(summary, true()))
+        .where(summary.c.fitting == len(wanted), *_filters(request, rp.c.id))
         .order_by(rp.c.id)
     )
     if request.limit:
@@ -280,28 +386,38 @@ def find_candidates(
 ) -> list[Candidate]:
     """Candidates in provider id order, at most `request.limit`. `all_resources=False` keeps
     only the requested classes in each candidate's resources (Placement before 1.27)."""
-    matching = _matching(request)
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    matching = _matching_with_inventories(request) if postgresql else _matching(request)
     if matching is None:
         return []
     totals = request.totals()
     _no_jit(session)
-    root, parent, t = _RP.alias("root"), _RP.alias("parent"), _TRAITS.alias("t")
     cand = matching.subquery("candidates")
-    found = session.execute(
-        select(
-            cand.c.id,
-            cand.c.uuid,
-            cand.c.generation,
-            select(root.c.uuid).where(root.c.id == cand.c.root_id).scalar_subquery(),
-            select(parent.c.uuid).where(parent.c.id == cand.c.parent_id).scalar_subquery(),
-            select(func.aggregate_strings(t.c.trait, ","))
-            .where(t.c.provider_id == cand.c.id)
+    root, parent, pp, t = _RP.alias("root"), _RP.alias("parent"), _PARENTS.alias("pp"), _TRAITS.alias("t")
+    columns = [
+        cand.c.id,
+        cand.c.uuid,
+        cand.c.generation,
+        func.coalesce(
+            select(root.c.uuid)
+            .join(pp, pp.c.root_id == root.c.id)
+            .where(pp.c.provider_id == cand.c.id)
             .scalar_subquery(),
-        ).order_by(cand.c.id)
-    ).all()
+            cand.c.uuid,
+        ),
+        select(parent.c.uuid)
+        .join(pp, pp.c.parent_id == parent.c.id)
+        .where(pp.c.provider_id == cand.c.id)
+        .scalar_subquery(),
+        select(func.aggregate_strings(t.c.trait, ",")).where(t.c.provider_id == cand.c.id).scalar_subquery(),
+    ]
+    if postgresql:
+        columns += [cand.c.classes, cand.c.totals, cand.c.reserved, cand.c.ratios, cand.c.used]
     suffixes = [g.suffix for g in request.groups]
-    candidates = {
-        pid: Candidate(
+    candidates: dict[int, Candidate] = {}
+    for row in session.execute(select(*columns).order_by(cand.c.id)):
+        pid, uuid, generation, root_uuid, parent_uuid, trait_csv = row[:6]
+        candidate = candidates[pid] = Candidate(
             provider_id=pid,
             uuid=uuid,
             generation=generation,
@@ -311,12 +427,22 @@ def find_candidates(
             mappings={suffix: [uuid] for suffix in suffixes},
             traits=sorted(trait_csv.split(",")) if trait_csv else [],
         )
-        for pid, uuid, generation, root_uuid, parent_uuid, trait_csv in found
-    }
+        if postgresql:
+            candidate.resources = {
+                rc: ResourceSummary(int((total - reserved) * ratio), used)
+                for rc, total, reserved, ratio, used in zip(*row[6:], strict=True)
+                if all_resources or rc in totals
+            }
+    if not postgresql:
+        _add_inventories(session, candidates, None if all_resources else totals)
+    return list(candidates.values())
 
-    # Then their inventories and usages, by id: a second statement, so the planner sizes it
-    # by the real number of candidates (its guess for the filter above is a handful of rows,
-    # which made it join by full scans).
+
+def _add_inventories(
+    session: Session, candidates: dict[int, Candidate], only: Mapping[str, int] | None
+) -> None:
+    """The candidates' inventories and usages, by id (SQLite): a second statement, so the
+    planner sizes it by the real number of candidates."""
     inv = _INV.alias("inv")
     ids = list(candidates)
     for chunk in (ids[i : i + 5000] for i in range(0, len(ids), 5000)):
@@ -328,11 +454,10 @@ def find_candidates(
             inv.c.allocation_ratio,
             usage_of(inv.c.provider_id, inv.c.resource_class),
         ).where(inv.c.provider_id.in_(chunk))
-        if not all_resources:
-            query = query.where(inv.c.resource_class.in_(sorted(totals)))
+        if only is not None:
+            query = query.where(inv.c.resource_class.in_(sorted(only)))
         for pid, rc, total, reserved, ratio, used in session.execute(query.order_by(inv.c.resource_class)):
             candidates[pid].resources[rc] = ResourceSummary(int((total - reserved) * ratio), int(used or 0))
-    return list(candidates.values())
 
 
 def provider_matches(

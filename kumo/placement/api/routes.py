@@ -7,6 +7,7 @@ from collections.abc import Callable, Coroutine
 from email.utils import formatdate
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -68,8 +69,17 @@ V = Depends(placement_version)
 RT = Depends(runtime)
 
 
+class _Json(JSONResponse):
+    """JSON encoded by orjson: the same compact UTF-8 bytes as Starlette's json.dumps for the
+    JSON types views build, several times faster (a page of 1,000 allocation candidates with
+    their provider summaries is about 450 kB)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(body, status_code=status, headers=headers)
+    return _Json(body, status_code=status, headers=headers)
 
 
 def _no_content(status: int = 204, location: str | None = None) -> Response:
