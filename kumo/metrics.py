@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import case, func, or_, select
@@ -50,6 +51,10 @@ DOWN_HOST_AGE = Gauge(
     ["host"],
 )
 TASKS_PENDING = Gauge("kumo_tasks_pending", "Work rows not yet finished by agents")
+# Each API worker keeps its own registry: its pid tells the pages apart (workers spawned together
+# can share a process_start_time_seconds).
+WORKER_PID = Gauge("kumo_api_worker_pid", "Process id of the API worker that answered this scrape")
+WORKER_PID.set_function(os.getpid)
 DOWN_HOST_SERIES = 1000
 
 

@@ -377,7 +377,7 @@ class DensityRun:
     ) -> tuple[dict[str, measure.Histogram], dict[str, float]]:
         """The scheduler's histograms and counters summed over the API's workers. Each worker
         keeps its own registry and the kernel picks who answers: with several workers, scrape on
-        fresh connections until each (told apart by its start time) has answered, and keep each
+        fresh connections until each (told apart by its pid) has answered, and keep each
         worker's latest page, so one that does not answer this time adds its figures late
         rather than never."""
         answered: set[float] = set()
@@ -387,7 +387,11 @@ class DensityRun:
                 t0 = time.perf_counter()
                 text = (await fresh.get("/metrics")).text
                 self._scrape = (time.perf_counter() - t0, len(text))
-            started = measure.gauge_value(text, "process_start_time_seconds") or 0.0
+            started = (
+                measure.gauge_value(text, "kumo_api_worker_pid")
+                or measure.gauge_value(text, "process_start_time_seconds")
+                or 0.0
+            )
             self._pages[started] = (
                 measure.parse_histograms(text, HISTOGRAMS),
                 {name: measure.gauge_value(text, name) or 0.0 for name in COUNTERS},

@@ -94,7 +94,6 @@ def load_snapshot(
     memberships = select(AggregateHost.host, Aggregate.metadata_).join(
         Aggregate, Aggregate.id == AggregateHost.aggregate_id
     )
-    every_host_aggregates = memberships
     if partial:
         memberships = memberships.where(AggregateHost.host.in_(names))
     for host_name, metadata in session.execute(memberships.order_by(Aggregate.id)):
@@ -124,26 +123,27 @@ def load_snapshot(
         hosts, _group_hosts(session, group_uuids), hosts_of_instances(session, instance_uuids)
     )
     if stock_exclusive:
-        if partial:  # private stock is a property of the whole fleet, not of the hosts read
-            aggregates = {}
-            for host_name, metadata in session.execute(every_host_aggregates):
-                aggregates.setdefault(host_name, []).append(dict(metadata or {}))
-        snapshot = replace(snapshot, private_stock=_private_stock(aggregates))
+        # Private stock is a property of the whole fleet, not of the hosts read: the metadata of
+        # every aggregate that holds a host (one row per aggregate, not per membership).
+        holding = select(Aggregate.metadata_).where(
+            select(AggregateHost.host).where(AggregateHost.aggregate_id == Aggregate.id).exists()
+        )
+        metadata_rows = [dict(m or {}) for m in session.scalars(holding)]
+        snapshot = replace(snapshot, private_stock=_private_stock(metadata_rows))
     return snapshot
 
 
-def _private_stock(aggregates: dict[str, list[dict[str, str]]]) -> frozenset[tuple[str, str]]:
+def _private_stock(aggregates: Iterable[dict[str, str]]) -> frozenset[tuple[str, str]]:
     """(project, flavor id) for each filter_tenant_id* project and filter_flavor_id flavor of a
     baremetal='true' aggregate holding hosts (private stock); flavor "*" when it names none."""
     found: set[tuple[str, str]] = set()
-    for host_aggregates in aggregates.values():
-        for metadata in host_aggregates:
-            if str(metadata.get("baremetal", "")).lower() != "true":
-                continue
-            flavors = _split(metadata.get("filter_flavor_id", "")) or {"*"}
-            for key, value in metadata.items():
-                if key.startswith("filter_tenant_id"):
-                    found.update((project, flavor) for project in _split(value) for flavor in flavors)
+    for metadata in aggregates:
+        if str(metadata.get("baremetal", "")).lower() != "true":
+            continue
+        flavors = _split(metadata.get("filter_flavor_id", "")) or {"*"}
+        for key, value in metadata.items():
+            if key.startswith("filter_tenant_id"):
+                found.update((project, flavor) for project in _split(value) for flavor in flavors)
     return frozenset(found)
 
 
