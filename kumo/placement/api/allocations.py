@@ -8,19 +8,34 @@ new rows in one query. Any violation raises, and the transaction rolls back whol
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    CursorResult,
+    Table,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kumo.compute.models import Instance
+from kumo.db import utcnow
 from kumo.errors import BadRequest, Conflict, NotFound
 from kumo.placement.api.exceptions import ConcurrentUpdate, InventoryInUse
 from kumo.placement.api.inventories import set_inventories
-from kumo.placement.api.providers import Provider, bump_generation, providers_by_uuid
+from kumo.placement.api.providers import Provider, providers_by_uuid
 from kumo.placement.api_models import Consumer
 from kumo.placement.candidates import usage_of
 from kumo.placement.claims import release
@@ -50,29 +65,59 @@ class AllocationWrite:
     check_generation: bool = False  # microversion >= 1.28
 
 
-def consumer_state(session: Session, consumer: str) -> ConsumerState:
-    """Whether the consumer has allocations, its row, and its instance's owner: one query."""
+_CONSUMERS = cast(Table, Consumer.__table__)
+_INSTANCES = cast(Table, Instance.__table__)
+_ALLOCS = cast(Table, Allocation.__table__)
+_PROVIDERS = cast(Table, ResourceProvider.__table__)
+_INVENTORIES = cast(Table, Inventory.__table__)
 
-    def of(column: Any, where: Any) -> Any:
-        return select(column).where(where).limit(1).scalar_subquery()
 
-    row = session.execute(
+def _states_query() -> Any:
+    """Every source of a consumer's state, for many consumers in one round trip: its row, the
+    instance with its uuid (kumo's scheduler claims without a consumer row), and whether it has
+    allocations. Built once: per request only the parameters change."""
+    uuids: Any = bindparam("uuids", expanding=True)
+    return union_all(
         select(
-            exists().where(Allocation.consumer_id == consumer),
-            of(Consumer.generation, Consumer.uuid == consumer),
-            of(Consumer.project_id, Consumer.uuid == consumer),
-            of(Consumer.user_id, Consumer.uuid == consumer),
-            # kumo's scheduler claims for instances without a consumer row.
-            of(Instance.project_id, Instance.uuid == consumer),
-            of(Instance.user_id, Instance.uuid == consumer),
-        )
-    ).one()
-    has_allocations, generation, project, user, instance_project, instance_user = row
-    if generation is not None:
-        return ConsumerState(consumer, bool(has_allocations), generation, project, user, True)
-    if instance_project is None:
-        instance_project, instance_user = INCOMPLETE, INCOMPLETE
-    return ConsumerState(consumer, bool(has_allocations), 0, instance_project, instance_user, False)
+            _CONSUMERS.c.uuid,
+            literal("row"),
+            _CONSUMERS.c.generation,
+            _CONSUMERS.c.project_id,
+            _CONSUMERS.c.user_id,
+        ).where(_CONSUMERS.c.uuid.in_(uuids)),
+        select(
+            _INSTANCES.c.uuid, literal("instance"), literal(0), _INSTANCES.c.project_id, _INSTANCES.c.user_id
+        ).where(_INSTANCES.c.uuid.in_(uuids)),
+        select(_ALLOCS.c.consumer_id, literal("allocations"), literal(0), null(), null())
+        .where(_ALLOCS.c.consumer_id.in_(uuids))
+        .distinct(),
+    )
+
+
+_STATES = _states_query()
+
+
+def consumer_states(session: Session, consumers: Iterable[str]) -> dict[str, ConsumerState]:
+    """Whether each consumer has allocations, its row, and its instance's owner: one query."""
+    wanted = sorted(set(consumers))
+    found: dict[str, dict[str, tuple[int, str, str]]] = {c: {} for c in wanted}
+    if wanted:
+        for uuid, source, generation, project, user in session.execute(_STATES, {"uuids": wanted}):
+            found[uuid][source] = (generation, project, user)
+    states = {}
+    for consumer, sources in found.items():
+        has_allocations = "allocations" in sources
+        if "row" in sources:
+            generation, project, user = sources["row"]
+            states[consumer] = ConsumerState(consumer, has_allocations, generation, project, user, True)
+        else:
+            _, project, user = sources.get("instance", (0, INCOMPLETE, INCOMPLETE))
+            states[consumer] = ConsumerState(consumer, has_allocations, 0, project, user, False)
+    return states
+
+
+def consumer_state(session: Session, consumer: str) -> ConsumerState:
+    return consumer_states(session, [consumer])[consumer]
 
 
 @dataclass(frozen=True)
@@ -118,16 +163,12 @@ def _check_generation(write: AllocationWrite, state: ConsumerState) -> None:
         raise ConcurrentUpdate(f"consumer generation conflict - expected {shown} but got {got}")
 
 
-def _check_capacity(session: Session, consumers: list[str]) -> None:
-    """The capacity rule over the consumers' new rows, in one query: an inventory of the
-    class exists, the amount respects min_unit/max_unit/step_size, and the provider's total
-    usage fits (total - reserved) * allocation_ratio."""
-    inv = Inventory.__table__.alias("inv")
-    a = Allocation.__table__.alias("a")
+def _capacity_query() -> Any:
+    inv, a = _INVENTORIES.alias("inv"), _ALLOCS.alias("a")
     capacity = (inv.c.total - inv.c.reserved) * inv.c.allocation_ratio
-    row = session.execute(
+    return (
         select(
-            ResourceProvider.uuid,
+            _PROVIDERS.c.uuid,
             a.c.resource_class,
             a.c.used,
             inv.c.provider_id.label("has_inventory"),
@@ -136,12 +177,12 @@ def _check_capacity(session: Session, consumers: list[str]) -> None:
             inv.c.step_size,
         )
         .select_from(
-            a.join(ResourceProvider, ResourceProvider.id == a.c.provider_id).outerjoin(
+            a.join(_PROVIDERS, _PROVIDERS.c.id == a.c.provider_id).outerjoin(
                 inv, (inv.c.provider_id == a.c.provider_id) & (inv.c.resource_class == a.c.resource_class)
             )
         )
         .where(
-            a.c.consumer_id.in_(consumers),
+            a.c.consumer_id.in_(bindparam("consumers", expanding=True)),
             or_(
                 inv.c.provider_id.is_(None),
                 a.c.used < inv.c.min_unit,
@@ -151,7 +192,17 @@ def _check_capacity(session: Session, consumers: list[str]) -> None:
             ),
         )
         .limit(1)
-    ).first()
+    )
+
+
+_CAPACITY = _capacity_query()
+
+
+def _check_capacity(session: Session, consumers: list[str]) -> None:
+    """The capacity rule over the consumers' new rows, in one query: an inventory of the
+    class exists, the amount respects min_unit/max_unit/step_size, and the provider's total
+    usage fits (total - reserved) * allocation_ratio."""
+    row = session.execute(_CAPACITY, {"consumers": consumers}).first()
     if row is None:
         return
     uuid, rc = row.uuid, row.resource_class
@@ -171,77 +222,110 @@ def _check_capacity(session: Session, consumers: list[str]) -> None:
     )
 
 
-def _save_consumer(session: Session, write: AllocationWrite, state: ConsumerState) -> None:
-    if not any(write.allocations.values()):
-        session.execute(delete(Consumer).where(Consumer.uuid == write.consumer))
-        return
-    project = write.project_id or state.project_id
-    user = write.user_id or state.user_id
-    if state.has_row and state.exists:
+def _bump_query() -> Any:
+    """generation += 1 on the providers named (by uuid) and on those the replaced consumers
+    had allocations on, locked in id order (concurrent writers of overlapping providers queue
+    instead of deadlocking): (id, uuid) of each. One statement where a lookup and an UPDATE per
+    provider were."""
+    rp = _PROVIDERS.alias("locked")
+    locked = (
+        select(rp.c.id)
+        .where(
+            or_(
+                rp.c.uuid.in_(bindparam("uuids", expanding=True)),
+                rp.c.id.in_(
+                    select(_ALLOCS.c.provider_id).where(
+                        _ALLOCS.c.consumer_id.in_(bindparam("replacing", expanding=True))
+                    )
+                ),
+            )
+        )
+        .order_by(rp.c.id)
+        .with_for_update()
+    )
+    return (
+        update(_PROVIDERS)
+        .where(_PROVIDERS.c.id.in_(locked))
+        .values(generation=_PROVIDERS.c.generation + 1)
+        .returning(_PROVIDERS.c.id, _PROVIDERS.c.uuid)
+    )
+
+
+_BUMP = _bump_query()
+
+
+def _save_consumers(
+    session: Session, writes: list[AllocationWrite], states: dict[str, ConsumerState]
+) -> None:
+    """Consumer rows after the write: gone when it has no allocations left, generation + 1
+    (compare-and-swap) when it had a row, created at generation 1 otherwise (one INSERT for all)."""
+    created = []
+    now = utcnow()
+    for write in writes:
+        state = states[write.consumer]
+        if not any(write.allocations.values()):
+            session.execute(delete(_CONSUMERS).where(_CONSUMERS.c.uuid == write.consumer))
+            continue
+        project = write.project_id or state.project_id
+        user = write.user_id or state.user_id
+        if not state.has_row:
+            created.append(
+                {"uuid": write.consumer, "project_id": project, "user_id": user, "generation": 1,
+                 "created_at": now, "updated_at": now}
+            )  # fmt: skip
+            continue
+        # A row without allocations: the consumer starts over at generation 1.
+        generation = _CONSUMERS.c.generation + 1 if state.exists else 1
         result = session.execute(
-            update(Consumer)
-            .where(Consumer.uuid == write.consumer, Consumer.generation == state.generation)
-            .values(generation=Consumer.generation + 1, project_id=project, user_id=user)
-            .execution_options(synchronize_session=False)
+            update(_CONSUMERS)
+            .where(_CONSUMERS.c.uuid == write.consumer, _CONSUMERS.c.generation == state.generation)
+            .values(generation=generation, project_id=project, user_id=user, updated_at=now)
         )
         if cast(CursorResult[Any], result).rowcount != 1:
             raise ConcurrentUpdate(f"consumer generation conflict for {write.consumer}")
-        return
-    if state.has_row:  # a row without allocations: the consumer starts over at generation 1
-        result = session.execute(
-            update(Consumer)
-            .where(Consumer.uuid == write.consumer, Consumer.generation == state.generation)
-            .values(generation=1, project_id=project, user_id=user)
-            .execution_options(synchronize_session=False)
-        )
-        if cast(CursorResult[Any], result).rowcount != 1:
-            raise ConcurrentUpdate(f"consumer generation conflict for {write.consumer}")
-        return
-    try:
-        # No savepoint: a concurrent creator's row fails this INSERT, and the whole
-        # transaction rolls back with the ConcurrentUpdate anyway.
-        session.execute(
-            insert(Consumer).values(uuid=write.consumer, project_id=project, user_id=user, generation=1)
-        )
-    except IntegrityError as exc:
-        raise ConcurrentUpdate(f"consumer generation conflict for {write.consumer}") from exc
+    if created:
+        try:
+            # No savepoint: a concurrent creator's row fails this INSERT, and the whole
+            # transaction rolls back with the ConcurrentUpdate anyway.
+            session.execute(insert(_CONSUMERS).values(created))
+        except IntegrityError as exc:
+            raise ConcurrentUpdate(f"consumer generation conflict for {created[0]['uuid']}") from exc
 
 
 def replace_allocations(session: Session, writes: list[AllocationWrite]) -> None:
-    """Set the allocations of every consumer in `writes` (an empty mapping removes them)."""
-    providers = providers_by_uuid(session, {u for w in writes for u in w.allocations})
+    """Set the allocations of every consumer in `writes` (an empty mapping removes them).
+
+    A new consumer costs five statements, whatever the number of consumers and providers:
+    consumer states, generation bump (which also resolves provider uuids), insert, capacity
+    check, consumer rows; replacing adds the delete of the old rows."""
+    consumers = [w.consumer for w in writes]
+    states = consumer_states(session, consumers)
+    replacing = [c for c in consumers if states[c].exists]  # new consumers have nothing to drop
+    wanted = sorted({u for w in writes for u in w.allocations})
+    ids: dict[str, int] = {}
+    if wanted or replacing:
+        ids = {uuid: pid for pid, uuid in session.execute(_BUMP, {"uuids": wanted, "replacing": replacing})}
     for write in writes:
         for uuid in write.allocations:
-            if uuid not in providers:
+            if uuid not in ids:
                 raise BadRequest(f"Allocation for resource provider '{uuid}' that does not exist.")
-    states = {w.consumer: consumer_state(session, w.consumer) for w in writes}
     for write in writes:
         _check_generation(write, states[write.consumer])
 
-    consumers = [w.consumer for w in writes]
-    replacing = [c for c in consumers if states[c].exists]  # new consumers have nothing to drop
-    old: set[int] = set()
     if replacing:
-        old = set(
-            session.scalars(
-                select(Allocation.provider_id).where(Allocation.consumer_id.in_(replacing)).distinct()
-            )
-        )
-    for provider_id in sorted(old | {p.id for p in providers.values()}):
-        bump_generation(session, provider_id)
-    if replacing:
-        session.execute(delete(Allocation).where(Allocation.consumer_id.in_(replacing)))
+        session.execute(delete(_ALLOCS).where(_ALLOCS.c.consumer_id.in_(replacing)))
+    now = utcnow()
     rows = [
-        {"provider_id": providers[uuid].id, "consumer_id": w.consumer, "resource_class": rc, "used": amount}
+        {"provider_id": ids[uuid], "consumer_id": w.consumer, "resource_class": rc, "used": amount,
+         "created_at": now}
         for w in writes
         for uuid, resources in w.allocations.items()
         for rc, amount in resources.items()
-    ]
+    ]  # fmt: skip
     if rows:
-        session.execute(insert(Allocation), rows)
+        session.execute(insert(_ALLOCS).values(rows))
     _check_capacity(session, consumers)
-    for write in writes:
-        _save_consumer(session, write, states[write.consumer])
+    _save_consumers(session, writes, states)
 
 
 def delete_allocations(session: Session, consumer: str) -> None:
