@@ -23,7 +23,7 @@ def report() -> dict[str, Any]:
         env = pc.ensure_upstream()
     except Exception as exc:  # no PyPI, or a broken wheel: say so rather than fail kumo's suite
         pytest.skip(f"upstream openstack-placement could not be installed from PyPI: {exc}")
-    return pc.run_size(50, env, repeat=3, limit=20, claims=60, concurrency=4, kumo_workers=1)
+    return pc.run_size(50, env, repeat=3, limit=20, claims=60, concurrency=4, batch=25, kumo_workers=1)
 
 
 def test_both_systems_see_the_same_fleet(report: dict[str, Any]) -> None:
@@ -53,8 +53,18 @@ def test_claims_all_succeed_and_agree(report: dict[str, Any]) -> None:
     claims = report["claims"]
     for system in ("kumo", "upstream"):
         assert claims[system]["statuses"] == {"204": 60}, claims[system]
-        assert claims[system]["per_second"] > 0
+        assert claims[system]["per_second"] > 0 and claims[system]["floor_per_second"] > 0
     assert claims["usages_identical_after"]
+
+
+def test_batched_claims_all_succeed_and_agree(report: dict[str, Any]) -> None:
+    """The extra row: POST /allocations with 25 consumers per request (60 claims: 3 requests)."""
+    batched = report["claims"]["batched"]
+    for system in ("kumo", "upstream"):
+        assert batched[system]["requests"] == 3
+        assert batched[system]["statuses"] == {"204": 3}, batched[system]
+        assert batched[system]["per_second"] > 0
+    assert batched["usages_identical_after"]
 
 
 def test_docs_section_is_replaced_not_appended(tmp_path: Path, report: dict[str, Any]) -> None:
