@@ -42,7 +42,7 @@ from kumo.runtime import Runtime
 from kumo.scheduler.core import Decision, schedule
 from kumo.scheduler.request import GroupSpec, ScheduleRequest
 from kumo.scheduler.snapshot import Snapshot
-from kumo.scheduler.weighers import SchedulerConfig
+from kumo.scheduler.weighers import SPREAD, SchedulerConfig
 
 log = logging.getLogger(__name__)
 SCHEDULE_EVENT = "conductor_schedule_and_build_instances"
@@ -86,7 +86,10 @@ def request_for(instance: Instance, group: ServerGroup | None) -> ScheduleReques
 
 
 def scheduler_config(settings: Settings) -> SchedulerConfig:
-    return SchedulerConfig(strategy=settings.scheduler_weigher)
+    """Spreading weighs a sample of PREFILTER_SAMPLE feasible hosts per instance (each instance
+    of a pass walks from its own start); packing wants the fullest host of all it read."""
+    sample = PREFILTER_SAMPLE if settings.scheduler_weigher == SPREAD else None
+    return SchedulerConfig(strategy=settings.scheduler_weigher, feasible_limit=sample)
 
 
 def _pending(session: Session, limit: int) -> list[Instance]:

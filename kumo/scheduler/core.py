@@ -4,8 +4,10 @@ replays the core on a hypothetical snapshot)."""
 
 from __future__ import annotations
 
+import itertools
+import zlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from kumo.scheduler.filters import DEFAULT_FILTERS, FORCED_HOST_FILTERS, Filter
@@ -84,7 +86,8 @@ def schedule(
     config = config or SchedulerConfig()
     if filters is None:
         filters = FORCED_HOST_FILTERS if request.force_host is not None else DEFAULT_FILTERS
-    survivors, rejections = _filter(request, snapshot, filters)
+    sample = config.feasible_limit if _samplable(request) else None
+    survivors, rejections = _filter(request, snapshot, filters, sample)
     ranked = weigh_hosts(survivors, request, snapshot, config, limit=config.max_candidates)
     candidates = tuple(
         Candidate(h.name, h.provider_id, h.generation, weight, _soft_policy_honoured(h, request, snapshot))
@@ -108,14 +111,32 @@ def schedule_batch(
     return decisions, snapshot
 
 
+def _samplable(request: ScheduleRequest) -> bool:
+    """A request whose verdict depends on no other instance's host: any feasible host will do."""
+    return (
+        request.group is None
+        and not request.same_host
+        and not request.different_host
+        and request.force_host is None
+    )
+
+
 def _filter(
-    request: ScheduleRequest, snapshot: Snapshot, filters: Sequence[Filter]
+    request: ScheduleRequest, snapshot: Snapshot, filters: Sequence[Filter], sample: int | None = None
 ) -> tuple[list[HostState], tuple[Rejection, ...]]:
+    """The hosts every filter passes, and why the others failed. With `sample`, the walk starts
+    at a host picked by the instance's uuid (instances of one pass start apart) and stops once
+    `sample` hosts passed; the rejections then count the hosts walked."""
     survivors: list[HostState] = []
     counts: dict[str, Counter[str]] = {f.name: Counter() for f in filters}
     # The filters that can reject a host for this request (the others pass every host).
     active = [(f.name, f.check) for f in filters if f.applies_to(request)]
-    for host in snapshot.hosts.values():
+    hosts: Iterable[HostState] = snapshot.hosts.values()
+    if sample is not None and len(snapshot.hosts) > sample:
+        ordered = list(hosts)
+        start = zlib.crc32(request.instance_uuid.encode()) % len(ordered)
+        hosts = itertools.chain(ordered[start:], ordered[:start])
+    for host in hosts:
         for name, check in active:
             result = check(host, request, snapshot)
             if not result.ok:
@@ -123,6 +144,8 @@ def _filter(
                 break
         else:
             survivors.append(host)
+            if sample is not None and len(survivors) >= sample:
+                break
     rejections = tuple(
         Rejection(name, reason, n) for name, reasons in counts.items() for reason, n in reasons.items()
     )

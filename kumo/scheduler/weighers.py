@@ -35,6 +35,10 @@ class SchedulerConfig:
     soft_affinity_weight: float = 10.0
     soft_anti_affinity_weight: float = 10.0
     max_candidates: int = 10  # length of the ranked list handed to the claimer
+    # Stop filtering once this many hosts passed (None: filter them all), as the Kubernetes
+    # scheduler's numFeasibleNodesToFind does: the best of a sample spreads nearly as well. For
+    # requests with no server group and no host hints only (see kumo.scheduler.core.schedule).
+    feasible_limit: int | None = None
 
     def __post_init__(self) -> None:
         if self.strategy not in (SPREAD, PACK):

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import zlib
+
 import pytest
 
 from kumo.scheduler import SchedulerConfig, schedule, schedule_batch
@@ -144,3 +146,43 @@ def test_same_host_hint_can_name_an_earlier_instance_of_the_batch() -> None:
     second = make_request(instance_uuid="i1", different_host=("i0",))
     decisions, _ = schedule_batch([first, second], snapshot)
     assert decisions[1].hosts == [h for h in ("a", "b") if h != decisions[0].hosts[0]]
+
+
+# ---------------------------------------------------------------------------- feasible sample
+
+
+def _fleet(count: int, full: int = 0) -> list:  # type: ignore[type-arg]
+    """`count` hosts, the first `full` of them without room for the request."""
+    return [
+        make_host(f"h{i:03d}").ram(4096, used=4096 if i < full else 0).build() for i in range(count)
+    ]
+
+
+def test_a_sample_stops_the_walk_once_enough_hosts_passed() -> None:
+    hosts = _fleet(100)
+    snapshot = make_snapshot(*hosts)
+    names = [h.name for h in hosts]
+    config = SchedulerConfig(feasible_limit=5, max_candidates=10)
+    decision = schedule(make_request(instance_uuid="sampled-1"), snapshot, config)
+    # five hosts walked in a row from the instance's own start, wrapping at the end
+    start = zlib.crc32(b"sampled-1") % 100
+    assert set(decision.hosts) == {names[(start + k) % 100] for k in range(5)}
+    another = schedule(make_request(instance_uuid="sampled-2"), snapshot, config)
+    assert set(another.hosts) != set(decision.hosts)  # another instance starts elsewhere
+
+
+def test_a_sample_larger_than_what_fits_walks_every_host() -> None:
+    snapshot = make_snapshot(*_fleet(100, full=97))
+    decision = schedule(make_request(), snapshot, SchedulerConfig(feasible_limit=5))
+    assert sorted(decision.hosts) == ["h097", "h098", "h099"]
+    assert decision.removed_by("ResourcesFilter") == 97
+
+
+def test_requests_with_a_group_or_host_hints_are_never_sampled() -> None:
+    snapshot = make_snapshot(*_fleet(30))
+    config = SchedulerConfig(feasible_limit=2, max_candidates=50)
+    assert len(schedule(make_request(), snapshot, config).candidates) == 2
+    grouped = schedule(make_request(group="soft-anti-affinity"), snapshot, config)
+    assert len(grouped.candidates) == 30
+    hinted = schedule(make_request(different_host=("nobody",)), snapshot, config)
+    assert len(hinted.candidates) == 30
