@@ -17,6 +17,7 @@ from kumo.baremetal import states
 from kumo.baremetal.models import Node
 from kumo.compute.models import Aggregate, AggregateHost, ComputeHost
 from kumo.db import utcnow
+from kumo.db.upsert import insert_if_absent
 from kumo.errors import BadRequest
 from kumo.placement.api_models import CustomResourceClass
 from kumo.placement.models import Allocation, Inventory, ResourceProvider
@@ -158,8 +159,8 @@ def sync_inventory(session: Session, node: Node, host: ComputeHost | None = None
             session.delete(stale)
             changed = True
     if rc is not None:
-        if session.get(CustomResourceClass, rc) is None:
-            session.add(CustomResourceClass(name=rc))
+        # Nodes of a new class enrolled at once all create it: one must not fail the others.
+        insert_if_absent(session, CustomResourceClass, {"name": rc}, ["name"])
         inv = current.get(rc)
         if inv is None:
             session.add(
