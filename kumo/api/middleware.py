@@ -9,6 +9,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kumo.api.errors import error_response
 from kumo.compute import microversion as mv
 from kumo.errors import KumoError
 from kumo.logs import request_id_var
@@ -49,11 +50,22 @@ class RequestMiddleware:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
+                status_holder["started"] = True
                 message["headers"] = list(message.get("headers", [])) + extra
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception:
+            if status_holder.get("started"):
+                raise
+            # Answered here, not by Starlette's ServerErrorMiddleware: that one re-raises after its
+            # 500, and uvicorn then drops the connection, so clients saw a reset, not the fault.
+            log.exception("unexpected error on %s %s", scope["method"], path)
+            response = error_response(
+                path, 500, "An unexpected error prevented the server from fulfilling your request."
+            )
+            await response(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")

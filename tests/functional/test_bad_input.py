@@ -103,3 +103,23 @@ def test_reader_cannot_create(cloud: Cloud) -> None:
         assert resp.status_code == 403
         assert resp.json()["forbidden"]["code"] == 403
         assert reader.post("/compute/v2.1/os-keypairs", json={"keypair": {"name": "k"}}).status_code == 403
+
+
+def test_an_unexpected_error_is_a_500_in_the_api_format_on_a_live_connection(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug answers 500 with the service's error body, and the keep-alive connection survives
+    (Starlette's last-resort handler re-raised, and uvicorn then dropped the connection)."""
+    from kumo.baremetal import service
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(service, "create_node", broken)
+    with cloud.client() as c:
+        c.headers["X-OpenStack-Ironic-API-Version"] = "1.65"
+        resp = c.post("/baremetal/v1/nodes", json={"driver": "fake-hardware"})
+        assert resp.status_code == 500
+        assert "unexpected error" in resp.json()["error_message"]
+        assert resp.headers["x-openstack-request-id"].startswith("req-")
+        assert c.get("/baremetal/v1/nodes").status_code == 200  # same client, same connection
