@@ -109,9 +109,7 @@ def candidates(found: list[Candidate], version: Version) -> dict[str, Any]:
         if with_mappings:
             request["mappings"] = c.mappings
         requests.append(request)
-        summary: dict[str, Any] = {
-            "resources": {rc: {"capacity": r.capacity, "used": r.used} for rc, r in c.resources.items()}
-        }
+        summary: dict[str, Any] = {"resources": c.resources}
         if with_traits:
             summary["traits"] = c.traits
         if with_tree:

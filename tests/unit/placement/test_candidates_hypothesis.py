@@ -218,7 +218,7 @@ def test_candidates_match_placement_reference(
         assert c.traits == sorted(p.traits)
         assert c.root_uuid == c.uuid and c.parent_uuid is None
         assert c.mappings == {g.suffix: [c.uuid] for g in request.groups}
-        assert {rc: (r.capacity, r.used) for rc, r in c.resources.items()} == {
+        assert {rc: (r["capacity"], r["used"]) for rc, r in c.resources.items()} == {
             rc: (int((inv.total - inv.reserved) * inv.ratio), inv.used) for rc, inv in p.inventories.items()
         }
 

@@ -71,7 +71,7 @@ def test_children_carry_their_root_and_parent(db: Database) -> None:
     assert (found[CHILD].root_uuid, found[CHILD].parent_uuid) == (ROOT, ROOT)
     assert (found[GRANDCHILD].root_uuid, found[GRANDCHILD].parent_uuid) == (ROOT, CHILD)
     assert (found[LONE].root_uuid, found[LONE].parent_uuid) == (LONE, None)
-    assert {rc: tuple(r) for rc, r in found[CHILD].resources.items()} == {"CUSTOM_VGPU": (4, 1)}
+    assert found[CHILD].resources == {"CUSTOM_VGPU": {"capacity": 4, "used": 1}}
     assert found[GRANDCHILD].traits == ["CUSTOM_LEAF"] and found[CHILD].traits == []
 
 
