@@ -252,6 +252,8 @@ def _bump_query() -> Any:
 
 
 _BUMP = _bump_query()
+_INSERT_ALLOCATIONS = insert(_ALLOCS)
+_INSERT_CONSUMERS = insert(_CONSUMERS)
 
 
 def _save_consumers(
@@ -287,7 +289,7 @@ def _save_consumers(
         try:
             # No savepoint: a concurrent creator's row fails this INSERT, and the whole
             # transaction rolls back with the ConcurrentUpdate anyway.
-            session.execute(insert(_CONSUMERS).values(created))
+            session.execute(_INSERT_CONSUMERS, created)
         except IntegrityError as exc:
             raise ConcurrentUpdate(f"consumer generation conflict for {created[0]['uuid']}") from exc
 
@@ -323,7 +325,7 @@ def replace_allocations(session: Session, writes: list[AllocationWrite]) -> None
         for rc, amount in resources.items()
     ]  # fmt: skip
     if rows:
-        session.execute(insert(_ALLOCS).values(rows))
+        session.execute(_INSERT_ALLOCATIONS, rows)  # executemany: compiled once
     _check_capacity(session, consumers)
     _save_consumers(session, writes, states)
 
