@@ -505,6 +505,21 @@ class DensityRun:
         }
         if self.opts.baremetal:
             asyncio.run(self._enrol_baremetal(progress))
+        self._analyze()
+
+    def _analyze(self) -> None:
+        """ANALYZE a database this run created, once the fleet is in: the statistics a DBA's
+        autovacuum would gather in its own time (the planner otherwise plans the candidates
+        query on an empty-table guess, 10-17x slower here). Not done on --api-url's database."""
+        url = self.target.database_url if self.target is not None else None
+        if self.opts.api_url or not url or not url.startswith("postgresql"):
+            return
+        import psycopg
+
+        started = time.monotonic()
+        with psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
+            conn.execute("ANALYZE")
+        self.report["analyze_seconds"] = round(time.monotonic() - started, 2)
 
     async def _enrol_baremetal(self, progress: Progress) -> None:
         """Every node through the Ironic API, then one conductor heartbeat that keeps them up."""

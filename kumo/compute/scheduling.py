@@ -15,7 +15,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -106,20 +106,36 @@ def _pending(session: Session, limit: int) -> list[Instance]:
     return list(session.scalars(stmt))
 
 
-def _open_event(session: Session, instance_uuid: str, event: str) -> tuple[InstanceActionEvent | None, str]:
-    """The unfinished scheduling event of the instance's create action, and its request id."""
-    row = session.execute(
-        select(InstanceActionEvent, InstanceAction.request_id)
+@dataclass(frozen=True)
+class OpenEvent:
+    """The unfinished scheduling event of an instance's create action."""
+
+    id: int
+    action_id: int
+    request_id: str
+
+
+def _open_events(session: Session, instance_uuids: Sequence[str], event: str) -> dict[str, OpenEvent]:
+    """Instance uuid -> its unfinished `event` (the newest), for a whole pass in one query."""
+    rows = session.execute(
+        select(
+            InstanceAction.instance_uuid,
+            InstanceActionEvent.id,
+            InstanceActionEvent.action_id,
+            InstanceAction.request_id,
+        )
         .join(InstanceAction, InstanceAction.id == InstanceActionEvent.action_id)
         .where(
-            InstanceAction.instance_uuid == instance_uuid,
+            InstanceAction.instance_uuid.in_(sorted(set(instance_uuids))),
             InstanceActionEvent.event == event,
             InstanceActionEvent.finish_time.is_(None),
         )
-        .order_by(InstanceActionEvent.id.desc())
-        .limit(1)
-    ).first()
-    return (row[0], row[1]) if row else (None, "-")
+        .order_by(InstanceActionEvent.id)
+    )
+    return {
+        uuid: OpenEvent(event_id, action_id, request_id or "-")
+        for uuid, event_id, action_id, request_id in rows
+    }
 
 
 def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
@@ -140,6 +156,7 @@ def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
             else {}
         )
         requests = [request_for(i, groups.get(i.server_group or "")) for i in pending]
+        events = _open_events(session, [i.uuid for i in pending], SCHEDULE_EVENT)
         snapshot, partial = pass_snapshot(session, rt.settings, requests)
     read_share = (time.perf_counter() - read_started) / len(requests)
     reads = _PassReads(rt.settings, requests, partial)
@@ -150,7 +167,8 @@ def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
             instance = _lock_pending(session, request.instance_uuid, skip_locked=not rt.db.is_sqlite)
             if instance is None:
                 continue  # deleted meanwhile, or another worker has it
-            snapshot = _place(session, instance, request, snapshot, config, woken, reads)
+            event = events.get(request.instance_uuid)
+            snapshot = _place(session, instance, request, snapshot, config, woken, event, reads)
         # Committed: its share of the pass's read, the core, the claim and the commit.
         SCHEDULE_CLAIM_SECONDS.observe(read_share + time.perf_counter() - started)
     return len(pending), woken
@@ -274,13 +292,13 @@ def _place(
     snapshot: Snapshot,
     config: SchedulerConfig,
     woken: set[str],
+    event: OpenEvent | None,
     reads: _PassReads | None = None,
 ) -> Snapshot:
     """Place one instance on `snapshot`; returns the snapshot for the next instance of the pass
     (after this claim; re-read through `reads` when the part of the fleet could not place it
     or the claim conflicted)."""
-    event, request_id = _open_event(session, instance.uuid, SCHEDULE_EVENT)
-    token = request_id_var.set(request_id)
+    token = request_id_var.set(event.request_id if event is not None else "-")
     try:
         if request.group is not None:
             # Claim-time check: serialize claims into this group and see its committed members.
@@ -335,7 +353,7 @@ def _no_valid_host(
     session: Session,
     instance: Instance,
     decision: Decision,
-    event: InstanceActionEvent | None,
+    event: OpenEvent | None,
     snapshot: Snapshot,
 ) -> Snapshot:
     SCHEDULE_FAILURES.inc()
