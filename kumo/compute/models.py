@@ -110,6 +110,7 @@ class Instance(Base):
         Index("ix_instances_project_created", "project_id", "created_at"),
         Index("ix_instances_project_deleted", "project_id", "deleted"),
         Index("ix_instances_host", "host"),
+        Index("ix_instances_task_state", "task_state"),
     )
     # Monotonic id for stable marker pagination (created_at ties are common in storms).
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -1,4 +1,5 @@
-"""indexes the scheduler's pass reads by: hosts by provider, inventories by class
+"""indexes the scheduler's pass reads by: hosts by provider, inventories by class, pending
+instances by task state
 
 Revision ID: a3_scheduler_indexes
 Revises: a2_baremetal
@@ -20,8 +21,11 @@ def upgrade() -> None:
     # The id range of providers holding a class: one index probe per class (was a scan of
     # every inventory row of the classes asked for).
     op.create_index("ix_inventories_class_provider", "inventories", ["resource_class", "provider_id"])
+    # Each pass looks for the instances waiting to be scheduled (was a scan of every instance).
+    op.create_index("ix_instances_task_state", "instances", ["task_state"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_instances_task_state", table_name="instances")
     op.drop_index("ix_inventories_class_provider", table_name="inventories")
     op.drop_index("ix_compute_hosts_provider", table_name="compute_hosts")
