@@ -24,6 +24,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    union,
     union_all,
     update,
 )
@@ -227,22 +228,15 @@ def _bump_query() -> Any:
     had allocations on, locked in id order (concurrent writers of overlapping providers queue
     instead of deadlocking): (id, uuid) of each. One statement where a lookup and an UPDATE per
     provider were."""
-    rp = _PROVIDERS.alias("locked")
-    locked = (
-        select(rp.c.id)
-        .where(
-            or_(
-                rp.c.uuid.in_(bindparam("uuids", expanding=True)),
-                rp.c.id.in_(
-                    select(_ALLOCS.c.provider_id).where(
-                        _ALLOCS.c.consumer_id.in_(bindparam("replacing", expanding=True))
-                    )
-                ),
-            )
-        )
-        .order_by(rp.c.id)
-        .with_for_update()
+    rp, named = _PROVIDERS.alias("locked"), _PROVIDERS.alias("named")
+    # A UNION, not an OR: each side reads its own index (an OR read all providers).
+    wanted = union(
+        select(named.c.id).where(named.c.uuid.in_(bindparam("uuids", expanding=True))),
+        select(_ALLOCS.c.provider_id).where(
+            _ALLOCS.c.consumer_id.in_(bindparam("replacing", expanding=True))
+        ),
     )
+    locked = select(rp.c.id).where(rp.c.id.in_(wanted)).order_by(rp.c.id).with_for_update()
     return (
         update(_PROVIDERS)
         .where(_PROVIDERS.c.id.in_(locked))
