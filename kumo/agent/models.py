@@ -19,7 +19,10 @@ class Task(Base):
     """
 
     __tablename__ = "tasks"
-    __table_args__ = (Index("ix_tasks_host_state", "host", "state"),)
+    __table_args__ = (
+        Index("ix_tasks_host_state", "host", "state"),
+        Index("ix_tasks_state_host", "state", "host"),  # which hosts have pending work (fleet poll)
+    )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     host: Mapped[str] = mapped_column(String(255))
     instance_uuid: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)

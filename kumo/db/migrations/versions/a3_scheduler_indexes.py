@@ -1,5 +1,5 @@
-"""indexes the scheduler's pass reads by: hosts by provider, inventories by class, pending
-instances by task state
+"""indexes the scheduler's pass and the fleet poll read by: hosts by provider, inventories by
+class, pending instances by task state, pending tasks by state
 
 Revision ID: a3_scheduler_indexes
 Revises: a2_baremetal
@@ -23,9 +23,12 @@ def upgrade() -> None:
     op.create_index("ix_inventories_class_provider", "inventories", ["resource_class", "provider_id"])
     # Each pass looks for the instances waiting to be scheduled (was a scan of every instance).
     op.create_index("ix_instances_task_state", "instances", ["task_state"])
+    # The fleet poll (simulated fleets, conductors) asks which hosts have pending work at all.
+    op.create_index("ix_tasks_state_host", "tasks", ["state", "host"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_tasks_state_host", table_name="tasks")
     op.drop_index("ix_instances_task_state", table_name="instances")
     op.drop_index("ix_inventories_class_provider", table_name="inventories")
     op.drop_index("ix_compute_hosts_provider", table_name="compute_hosts")
