@@ -1072,7 +1072,8 @@ def write_docs(path: Path, section: str) -> None:
         end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
         new = "\n".join(lines[:start] + section.rstrip("\n").splitlines() + [""] + lines[end:]) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new.rstrip("\n") + "\n")
+    ending = text[len(text.rstrip("\n")) :] or "\n"  # the file's own trailing newlines, kept
+    path.write_text(new.rstrip("\n") + ending)
 
 
 def run(
