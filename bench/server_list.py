@@ -10,6 +10,7 @@ all_tenants for --seconds and reports p50/p95. Baseline, same run: GET /flavors.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import statistics
 import sys
@@ -24,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kumo.compute.models import Instance  # noqa: E402
 from kumo.compute.states import VmState  # noqa: E402
+from kumo.db import utcnow  # noqa: E402
 from tests.conftest import start_cloud  # noqa: E402
 from tests.functional.compute.helpers import database, register_hosts  # noqa: E402
 
@@ -61,6 +63,14 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=1500)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--postgres", action="store_true")
+    parser.add_argument(
+        "--scope",
+        choices=["all", "project"],
+        default="all",
+        help="all: admin lists every project's servers (all_tenants); project: the servers are the "
+        "admin project's own and it lists them without all_tenants (as kumo bench density does)",
+    )
+    parser.add_argument("--per-create", type=int, default=1, help="servers sharing one created_at")
     args = parser.parse_args()
     url = ""
     if args.postgres:
@@ -71,12 +81,22 @@ def main() -> None:
     cloud = start_cloud(Path(tempfile.mkdtemp()), url)
     register_hosts(cloud, *[f"h{i}" for i in range(20)])
     db = database(cloud)
+    owner = "p1"
+    if args.scope == "project":
+        with httpx.Client(base_url=cloud.url, headers={"X-Auth-Token": cloud.token()}) as c:
+            owner = c.get("/identity/v3/auth/tokens", headers={"X-Subject-Token": cloud.token()}).json()[
+                "token"
+            ]["project"]["id"]
+    created = utcnow()
     with db.transaction() as s:
         for i in range(args.servers):
+            if i % max(1, args.per_create) == 0:
+                created += dt.timedelta(milliseconds=1)
             s.add(
                 Instance(
                     uuid=str(uuid.uuid4()),
-                    project_id="p1",
+                    created_at=created,
+                    project_id=owner,
                     user_id="u1",
                     name=f"vm-{i}",
                     hostname=f"vm-{i}",
@@ -100,13 +120,18 @@ def main() -> None:
     db.dispose()
     headers = {"X-Auth-Token": cloud.token(), "OpenStack-API-Version": "compute 2.64"}
     with httpx.Client(base_url=cloud.url, headers=headers, timeout=60) as client:
-        page = timed(client, "/compute/v2.1/servers/detail", {"all_tenants": 1, "limit": 1000}, args.seconds)
+        params: dict[str, object] = {"limit": 1000}
+        if args.scope == "all":
+            params["all_tenants"] = 1
+        page = timed(client, "/compute/v2.1/servers/detail", params, args.seconds)
         base = timed(client, "/compute/v2.1/flavors", {}, min(args.seconds, 10.0))
     print(
         json.dumps(
             {
                 "backend": "postgresql" if url else "sqlite",
                 "servers": args.servers,
+                "scope": args.scope,
+                "per_create": args.per_create,
                 "page_of_1000": page,
                 "baseline_get_flavors": base,
             },

@@ -92,7 +92,10 @@ def scheduler_config(settings: Settings) -> SchedulerConfig:
     return SchedulerConfig(strategy=settings.scheduler_weigher, feasible_limit=sample)
 
 
-def _pending(session: Session, limit: int) -> list[Instance]:
+def _pending(session: Session, limit: int, skip_locked: bool) -> list[Instance]:
+    """The instances waiting to be scheduled, oldest first. With `skip_locked` (PostgreSQL)
+    they stay locked while this pass reads the fleet, so another worker's pass started
+    meanwhile takes other instances (or none) instead of reading the fleet for the same ones."""
     stmt = (
         select(Instance)
         .where(
@@ -103,6 +106,8 @@ def _pending(session: Session, limit: int) -> list[Instance]:
         .order_by(Instance.id)
         .limit(limit)
     )
+    if skip_locked:
+        stmt = stmt.with_for_update(skip_locked=True)
     return list(session.scalars(stmt))
 
 
@@ -146,7 +151,7 @@ def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
     woken: set[str] = set()
     read_started = time.perf_counter()
     with rt.db.transaction() as session:
-        pending = _pending(session, batch)
+        pending = _pending(session, batch, skip_locked=not rt.db.is_sqlite)
         if not pending:
             return 0, woken
         group_ids = {i.server_group for i in pending if i.server_group}
