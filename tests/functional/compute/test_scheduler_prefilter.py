@@ -40,6 +40,12 @@ def _host_of(c: httpx.Client, flavor: str, image: str, **extra: str) -> str:
     return str(wait_for(placed))
 
 
+def _az_on(c: httpx.Client, host: str) -> None:
+    """Put `host` alone in availability zone az1."""
+    agg = c.post(f"{API}/os-aggregates", json={"aggregate": {"name": "a", "availability_zone": "az1"}})
+    c.post(f"{API}/os-aggregates/{agg.json()['aggregate']['id']}/action", json={"add_host": {"host": host}})
+
+
 @pytest.fixture
 def one_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
     """A page of one candidate, walked from the first provider id."""
@@ -61,10 +67,7 @@ def test_a_pass_weighs_only_the_candidates_page(cloud: Cloud, one_candidate: Non
 def test_a_request_the_page_cannot_place_reads_the_whole_fleet(cloud: Cloud, one_candidate: None) -> None:
     register_hosts(cloud, "h1", "h2", "h3")
     with cloud.client(microversion="2.64") as c:
-        agg = c.post(f"{API}/os-aggregates", json={"aggregate": {"name": "a", "availability_zone": "az1"}})
-        c.post(
-            f"{API}/os-aggregates/{agg.json()['aggregate']['id']}/action", json={"add_host": {"host": "h3"}}
-        )
+        _az_on(c, "h3")
         flavor, image = _prepare(c)
         # The page holds h1 only; the AvailabilityZoneFilter rejects it; the whole fleet has h3.
         assert _host_of(c, flavor, image, availability_zone="az1") == "h3"
@@ -90,10 +93,7 @@ def test_a_request_the_sample_cannot_place_widens_to_the_full_page_first(
     monkeypatch.setattr(scheduling, "load_snapshot", counting_load)
     register_hosts(cloud, "h1", "h2", "h3")
     with cloud.client(microversion="2.64") as c:
-        agg = c.post(f"{API}/os-aggregates", json={"aggregate": {"name": "a", "availability_zone": "az1"}})
-        c.post(
-            f"{API}/os-aggregates/{agg.json()['aggregate']['id']}/action", json={"add_host": {"host": "h2"}}
-        )
+        _az_on(c, "h2")
         flavor, image = _prepare(c)
         reads.clear()
         assert _host_of(c, flavor, image, availability_zone="az1") == "h2"
