@@ -141,7 +141,9 @@ def run_load(
     wires = [r.encode(f"{host}:{port}") for r in requests]
     shares = [wires[i::processes] for i in range(processes)]
     per = [concurrency // processes + (1 if i < concurrency % processes else 0) for i in range(processes)]
-    ctx = multiprocessing.get_context("fork")
+    # spawn, not fork: a forked client inherits the caller's threads' locks and signal handlers
+    # (under pytest, after other tests, a forked pool worker could not be stopped).
+    ctx = multiprocessing.get_context("spawn")
     with ctx.Manager() as manager:
         ready, go = manager.Barrier(processes + 1), manager.Event()
         with ctx.Pool(processes) as pool:

@@ -1099,9 +1099,14 @@ def _terminated(signum: int, _frame: object) -> None:
 
 def run_density(opts: DensityOptions, console: Console | None = None) -> dict[str, Any]:
     console = console or Console(stderr=True)
+    previous = None
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminated)
-    report = DensityRun(opts, console).run()
+        previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        report = DensityRun(opts, console).run()
+    finally:
+        if previous is not None:  # a caller's process (pytest, say) gets its own handler back
+            signal.signal(signal.SIGTERM, previous)
     if opts.progress:
         console.print(summary_table(report))
     return report

@@ -147,7 +147,9 @@ def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
     """One pass: read the pending instances and the fleet once, then place each instance in a
     transaction of its own (its row locked with SKIP LOCKED on PostgreSQL, so workers never
     place one instance twice and never hold more than one provider lock: no deadlocks).
-    Returns how many instances were handled and which hosts got work."""
+    The read itself holds the pending rows (SKIP LOCKED too) and takes no other lock, so a
+    delete of one of them waits for the read at most. Returns how many instances were handled
+    and which hosts got work."""
     woken: set[str] = set()
     read_started = time.perf_counter()
     with rt.db.transaction() as session:
