@@ -93,13 +93,18 @@ def _settled(c: httpx.Client, sid: str) -> dict[str, Any]:
     return dict(wait_for(done, timeout=30))
 
 
+def _boot_and_move(c: httpx.Client, fleet: Fleet, dst: Any, live: bool) -> tuple[str, dict[str, Any]]:
+    """Boot on mig-src, bring mig-dst up with driver `dst`, move there; the settled server."""
+    sid = _boot_on_source(c)
+    fleet.add("mig-dst", driver=dst)
+    _migrate(c, sid, live=live)
+    return sid, _settled(c, sid)
+
+
 def test_live_migration_prepares_the_destination_then_moves(cloud: Cloud, fleet: Fleet) -> None:
     src, dst = _two_hosts(fleet)
     with cloud.client() as c:
-        sid = _boot_on_source(c)
-        fleet.add("mig-dst", driver=dst)
-        _migrate(c, sid, live=True)
-        server = _settled(c, sid)
+        sid, server = _boot_and_move(c, fleet, dst, live=True)
         assert server["OS-EXT-SRV-ATTR:host"] == "mig-dst" and server["status"] == "ACTIVE"
         assert [k for k, _ in dst.calls] == ["prepare"]
         # The source moved the guest with what the destination prepared.
@@ -111,10 +116,7 @@ def test_live_migration_prepares_the_destination_then_moves(cloud: Cloud, fleet:
 def test_failed_prepare_leaves_the_server_on_the_source(cloud: Cloud, fleet: Fleet) -> None:
     src, dst = _two_hosts(fleet, dst_fail="prepare")
     with cloud.client() as c:
-        sid = _boot_on_source(c)
-        fleet.add("mig-dst", driver=dst)
-        _migrate(c, sid, live=True)
-        server = _settled(c, sid)
+        sid, server = _boot_and_move(c, fleet, dst, live=True)
         assert server["OS-EXT-SRV-ATTR:host"] == "mig-src" and server["status"] == "ACTIVE"
         assert src.calls == []  # the source never started moving
         (event,) = _events(c, sid, "live-migration")
@@ -128,10 +130,7 @@ def test_failed_prepare_leaves_the_server_on_the_source(cloud: Cloud, fleet: Fle
 def test_failed_cold_move_aborts_on_the_destination(cloud: Cloud, fleet: Fleet) -> None:
     src, dst = _two_hosts(fleet, src_fail="migrate")
     with cloud.client() as c:
-        sid = _boot_on_source(c)
-        fleet.add("mig-dst", driver=dst)
-        _migrate(c, sid, live=False)
-        server = _settled(c, sid)
+        sid, server = _boot_and_move(c, fleet, dst, live=False)
         assert server["OS-EXT-SRV-ATTR:host"] == "mig-src" and server["status"] == "ACTIVE"
         (event,) = _events(c, sid, "migrate")
         assert event["result"] == "Error"
@@ -146,10 +145,8 @@ def test_delete_while_resized_leaves_no_allocation(cloud: Cloud, fleet: Fleet) -
 
     _, dst = _two_hosts(fleet)
     with cloud.client() as c:
-        sid = _boot_on_source(c)
-        fleet.add("mig-dst", driver=dst)
-        _migrate(c, sid, live=False)
-        assert _settled(c, sid)["status"] == "VERIFY_RESIZE"  # holding both hosts
+        sid, server = _boot_and_move(c, fleet, dst, live=False)
+        assert server["status"] == "VERIFY_RESIZE"  # holding both hosts
         assert c.get(f"/placement/allocations/{migration_consumer(sid)}").json()["allocations"]
         assert c.delete(f"{API}/servers/{sid}").status_code == 204
         wait_for(lambda: c.get(f"{API}/servers/{sid}").status_code == 404, timeout=15)
