@@ -801,6 +801,13 @@ def inventories(server: Server, providers: list[str]) -> dict[str, Any]:
         return out
 
 
+def _same_usages(servers: list[Server], targets: list[str]) -> bool:
+    """Both systems show the same usages on (the first 50 of) the providers claimed on."""
+    sample = sorted(set(targets))[:50]
+    views = [usages(s, sample) for s in servers]
+    return all(v == views[0] for v in views)
+
+
 def compare_claims(
     servers: list[Server],
     targets: list[str],
@@ -818,9 +825,7 @@ def compare_claims(
             f"statuses {c['statuses']}; GET / at the same concurrency: {c['floor_per_second']}/s)",
             file=sys.stderr,
         )
-    sample = sorted(set(targets))[:50]
-    views = [usages(s, sample) for s in servers]
-    out["usages_identical_after"] = all(v == views[0] for v in views)
+    out["usages_identical_after"] = _same_usages(servers, targets)
     out["ratio"] = round(out["kumo"]["per_second"] / max(out["upstream"]["per_second"], 0.01), 1)
     if batch_targets:
         batched = {
@@ -833,9 +838,7 @@ def compare_claims(
                 f"(POST /allocations, {batch} consumers per request, statuses {batched[s.name]['statuses']})",
                 file=sys.stderr,
             )
-        sample = sorted(set(batch_targets))[:50]
-        views = [usages(s, sample) for s in servers]
-        batched["usages_identical_after"] = all(v == views[0] for v in views)
+        batched["usages_identical_after"] = _same_usages(servers, batch_targets)
         out["batched"] = batched
     return out
 
