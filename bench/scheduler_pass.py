@@ -5,9 +5,13 @@ baremetal nodes with one unit of CUSTOM_BAREMETAL, instances' allocations spread
 hypervisors), then times, for a batch of identical requests:
 
 * the whole-fleet read (`load_snapshot`, every host) and the pure core over it;
-* the pass the scheduler runs (`kumo.compute.scheduling.pass_snapshot`): the resource
-  prefilter of GET /allocation_candidates (`kumo.placement.candidates`), a snapshot of those
-  candidates only, and the same core over it.
+* the baseline prefilter (session 3's pass): GET /allocation_candidates' own query
+  (`kumo.placement.candidates`) picks the sample, then a snapshot of those hosts only;
+* the pass the scheduler runs now (`kumo.compute.scheduling.pass_snapshot`): the worker's
+  in-memory fleet index (`kumo.placement.fleet_index`, synced first, as a pass does) picks
+  the sample, then the same snapshot of those hosts only;
+
+and the same core over each.
 
     .venv/bin/python bench/scheduler_pass.py --hypervisors 10000 --baremetal 50000 --instances 100000
 """
@@ -146,10 +150,36 @@ def _ms(values: list[float]) -> dict[str, float]:
     return {"p50": round(statistics.median(ordered) * 1000, 3), "p99": round(p99 * 1000, 3)}
 
 
+def sql_prefilter_read(session: Any, requests: list[Any]) -> Any:
+    """The pass's read before the fleet index (session 3's scheduler, kept as this bench's
+    baseline): GET /allocation_candidates' own query picks the sample (the id range of the
+    requested classes, then a walk from a random provider id), then that part of the fleet."""
+    import random
+
+    from kumo.compute.scheduling import prefilter_limit
+    from kumo.placement.candidates import (
+        CandidateRequest,
+        RequestGroup,
+        candidate_provider_ids,
+        provider_id_range,
+    )
+    from kumo.placement.snapshot import load_snapshot
+
+    page = prefilter_limit(len(requests))
+    wanted = CandidateRequest(groups=(RequestGroup(resources=dict(FLAVOR)),), limit=page)
+    id_range = provider_id_range(session, wanted)
+    assert id_range is not None
+    low, high = id_range
+    start = random.randint(low - 1, high) if high - low >= page else 0
+    ids = candidate_provider_ids(session, wanted, start_after=start, id_range=id_range)
+    return load_snapshot(session, 86400, provider_ids=ids, group_uuids=())
+
+
 def time_pass(url: str, batch: int, repeats: int, whole_batch: int) -> dict[str, Any]:
     from kumo.compute import scheduling
     from kumo.config import Settings
     from kumo.db import Database
+    from kumo.placement.fleet_index import FleetIndex
     from kumo.placement.snapshot import load_snapshot
     from kumo.scheduler.core import schedule
     from kumo.scheduler.request import ScheduleRequest
@@ -160,8 +190,12 @@ def time_pass(url: str, batch: int, repeats: int, whole_batch: int) -> dict[str,
     settings = Settings(database_url=url, heartbeat_timeout_seconds=86400)
     requests = [ScheduleRequest(f"new-{n}", "p", FLAVOR) for n in range(batch)]
     result: dict[str, Any] = {}
-    labels = ["whole_fleet"] + (["candidates"] if hasattr(scheduling, "pass_snapshot") else [])
-    for label in labels:
+    fleet = FleetIndex()
+    with db.transaction() as s:
+        t0 = time.perf_counter()
+        fleet.sync(s)
+        result["fleet_index_first_load_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+    for label in ["whole_fleet", "candidates_sql", "fleet_index"]:
         reads, cores, claims_ = [], [], []
         hosts = 0
         for _ in range(repeats):
@@ -169,8 +203,11 @@ def time_pass(url: str, batch: int, repeats: int, whole_batch: int) -> dict[str,
                 t0 = time.perf_counter()
                 if label == "whole_fleet":
                     snapshot = load_snapshot(s, 86400)
+                elif label == "candidates_sql":
+                    snapshot = sql_prefilter_read(s, requests)
                 else:
-                    snapshot, _partial = scheduling.pass_snapshot(s, settings, requests)
+                    fleet.sync(s)
+                    snapshot, _partial = scheduling.pass_snapshot(s, settings, requests, fleet)
                 reads.append(time.perf_counter() - t0)
             hosts = len(snapshot.hosts)
             for request in requests[: whole_batch if label == "whole_fleet" else batch]:
@@ -203,11 +240,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--whole-batch", type=int, default=40, help="requests timed on the whole-fleet core")
     parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
+    parser.add_argument("--url", help="time an existing fleet database (built by this bench) instead")
     args = parser.parse_args()
-    url, drop = create_database(args.database)
+    if args.url:
+        url, drop = args.url, (lambda: None)
+    else:
+        url, drop = create_database(args.database)
     try:
         t0 = time.monotonic()
-        load_fleet(url, args.hypervisors, args.baremetal, args.instances)
+        if not args.url:
+            load_fleet(url, args.hypervisors, args.baremetal, args.instances)
         report: dict[str, Any] = {
             "fleet": vars(args),
             "load_average_start": os.getloadavg(),

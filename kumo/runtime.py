@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from kumo.config import Settings
 from kumo.db import Database
 from kumo.identity.tokens import TokenProvider
+from kumo.placement.fleet_index import FleetIndex
 
 
 class Waker:
@@ -53,6 +54,7 @@ class Runtime:
     tokens: TokenProvider
     waker: Waker = field(default_factory=Waker)
     agent_token: str = ""
+    fleet: FleetIndex = field(default_factory=FleetIndex)  # the scheduler's prefilter (per worker)
 
 
 def build_runtime(settings: Settings, db: Database | None = None) -> Runtime:

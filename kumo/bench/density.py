@@ -285,16 +285,22 @@ class SnapshotTimer:
             "schedule_ms": _ms(min(runs)),
             "hosts": len(snapshot.hosts),
         }
-        # The pass the scheduler runs: the allocation-candidates prefilter and that part only.
+        # The pass the scheduler runs: the worker's fleet index (loaded once, synced per pass)
+        # as the prefilter, and that part of the fleet only.
         from kumo.compute.scheduling import pass_snapshot
         from kumo.config import Settings
+        from kumo.placement.fleet_index import FleetIndex
 
         settings = Settings(heartbeat_timeout_seconds=86400)
+        fleet = FleetIndex()
+        with self.db.read() as session:
+            fleet.sync(session)
         reads, runs = [], []
         for _ in range(2):
             with self.db.read() as session:
                 started = time.perf_counter()
-                snapshot, _partial = pass_snapshot(session, settings, [request])
+                fleet.sync(session)
+                snapshot, _partial = pass_snapshot(session, settings, [request], fleet)
                 reads.append(time.perf_counter() - started)
             started = time.perf_counter()
             schedule(request, snapshot)

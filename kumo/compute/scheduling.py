@@ -11,7 +11,6 @@ SELECT … FOR UPDATE SKIP LOCKED, and lose nothing but a pass to a claim confli
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -31,12 +30,7 @@ from kumo.errors import BadRequest, ClaimConflict, Conflict, NotFound
 from kumo.logs import request_id_var
 from kumo.metrics import SCHEDULE_CLAIM_SECONDS, SCHEDULE_FAILURES, SCHEDULE_SECONDS
 from kumo.placement import claims
-from kumo.placement.candidates import (
-    CandidateRequest,
-    RequestGroup,
-    candidate_provider_ids,
-    provider_id_range,
-)
+from kumo.placement.fleet_index import FleetIndex
 from kumo.placement.snapshot import load_snapshot
 from kumo.runtime import Runtime
 from kumo.scheduler.core import Decision, schedule
@@ -147,11 +141,13 @@ def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
     """One pass: read the pending instances and the fleet once, then place each instance in a
     transaction of its own (its row locked with SKIP LOCKED on PostgreSQL, so workers never
     place one instance twice and never hold more than one provider lock: no deadlocks).
-    The read itself holds the pending rows (SKIP LOCKED too) and takes no other lock, so a
-    delete of one of them waits for the read at most. Returns how many instances were handled
-    and which hosts got work."""
+    The read holds the pending rows (SKIP LOCKED too) and places the first of them in its own
+    transaction (a pass of one is one transaction); it takes no other lock before that, so a
+    delete of a pending instance waits for the read at most. Returns how many instances were
+    handled and which hosts got work."""
     woken: set[str] = set()
     read_started = time.perf_counter()
+    config = scheduler_config(rt.settings)
     with rt.db.transaction() as session:
         pending = _pending(session, batch, skip_locked=not rt.db.is_sqlite)
         if not pending:
@@ -164,11 +160,18 @@ def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
         )
         requests = [request_for(i, groups.get(i.server_group or "")) for i in pending]
         events = _open_events(session, [i.uuid for i in pending], SCHEDULE_EVENT)
-        snapshot, partial = pass_snapshot(session, rt.settings, requests)
-    read_share = (time.perf_counter() - read_started) / len(requests)
-    reads = _PassReads(rt.settings, requests, partial)
-    config = scheduler_config(rt.settings)
-    for request in requests:
+        rt.fleet.sync(session)
+        snapshot, partial = pass_snapshot(session, rt.settings, requests, rt.fleet)
+        read_share = (time.perf_counter() - read_started) / len(requests)
+        reads = _PassReads(rt.settings, requests, partial, rt.fleet)
+        first = requests[0]
+        started = time.perf_counter()
+        snapshot = _place(
+            session, pending[0], first, snapshot, config, woken, events.get(first.instance_uuid), reads
+        )
+    # Committed: its share of the pass's read, the core, the claim and the commit.
+    SCHEDULE_CLAIM_SECONDS.observe(read_share + time.perf_counter() - started)
+    for request in requests[1:]:
         started = time.perf_counter()
         with rt.db.transaction() as session:
             instance = _lock_pending(session, request.instance_uuid, skip_locked=not rt.db.is_sqlite)
@@ -176,7 +179,6 @@ def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
                 continue  # deleted meanwhile, or another worker has it
             event = events.get(request.instance_uuid)
             snapshot = _place(session, instance, request, snapshot, config, woken, event, reads)
-        # Committed: its share of the pass's read, the core, the claim and the commit.
         SCHEDULE_CLAIM_SECONDS.observe(read_share + time.perf_counter() - started)
     return len(pending), woken
 
@@ -197,43 +199,34 @@ def prefilter_limit(requests_of_shape: int) -> int:
 
 
 def pass_snapshot(
-    session: Session, settings: Settings, requests: Sequence[ScheduleRequest], limit: int | None = None
+    session: Session,
+    settings: Settings,
+    requests: Sequence[ScheduleRequest],
+    fleet: FleetIndex,
+    limit: int | None = None,
 ) -> tuple[Snapshot, bool]:
     """The snapshot one pass schedules `requests` on, and whether it is a part of the fleet.
 
-    The resource prefilter is GET /allocation_candidates' own query
-    (kumo.placement.candidates.candidate_provider_ids): for each distinct resource request of
-    the pass, up to `limit` (by default prefilter_limit of the requests of that shape) providers
-    that fit it, walked from a random provider id so that
-    concurrent workers weigh different hosts of a large fleet. Only those hosts are read; the
-    policy filters and weighers then run on that snapshot. A request the part cannot place is
-    rescheduled on the whole fleet (see _place), so a prefilter never turns into a wrong "no
-    valid host". Requests whose constraints name hosts (server groups, same_host, a forced
-    host) or ask for no resources read the whole fleet."""
+    The resource prefilter is the worker's in-memory index of the fleet (kumo.placement.
+    fleet_index, kept in sync by the caller): for each distinct resource request of the pass,
+    up to `limit` (by default prefilter_limit of the requests of that shape) hosts that hold
+    room for it, walked from a random start so that concurrent workers weigh different hosts of
+    a large fleet. Only those hosts are read from the database, and the policy filters and
+    weighers run on that exact read (which is written back to the index). A request the part
+    cannot place is rescheduled on the whole fleet (see _place), so a prefilter never turns
+    into a wrong "no valid host". Requests whose constraints name hosts (server groups,
+    same_host, a forced host) or ask for no resources read the whole fleet."""
     hinted = set().union(*(r.hinted_instances for r in requests))
     stock_exclusive = settings.stock_private_exclusive
     whole = any(
         r.group is not None or r.same_host or r.force_host is not None or not r.resources for r in requests
     )
     if whole:
-        snapshot = load_snapshot(
-            session,
-            settings.heartbeat_timeout_seconds,
-            instance_uuids=hinted,
-            stock_exclusive=stock_exclusive,
-        )
-        return snapshot, False
+        return _whole_fleet(session, settings, hinted, fleet), False
     provider_ids: set[int] = set()
     shapes = Counter(tuple(sorted(r.resources.items())) for r in requests)
     for shape, count in sorted(shapes.items()):
-        page = limit or prefilter_limit(count)
-        wanted = CandidateRequest(groups=(RequestGroup(resources=dict(shape)),), limit=page)
-        id_range = provider_id_range(session, wanted)
-        if id_range is None:
-            continue  # no provider has every class asked for: the whole fleet will say why
-        low, high = id_range
-        start = random.randint(low - 1, high) if high - low >= page else 0
-        provider_ids.update(candidate_provider_ids(session, wanted, start_after=start, id_range=id_range))
+        provider_ids.update(fleet.sample(dict(shape), limit or prefilter_limit(count)))
     snapshot = load_snapshot(
         session,
         settings.heartbeat_timeout_seconds,
@@ -242,7 +235,19 @@ def pass_snapshot(
         provider_ids=provider_ids,
         group_uuids=(),
     )
+    fleet.observe(snapshot, provider_ids)
     return snapshot, True
+
+
+def _whole_fleet(session: Session, settings: Settings, hinted: set[str], fleet: FleetIndex) -> Snapshot:
+    snapshot = load_snapshot(
+        session,
+        settings.heartbeat_timeout_seconds,
+        instance_uuids=hinted,
+        stock_exclusive=settings.stock_private_exclusive,
+    )
+    fleet.observe(snapshot)
+    return snapshot
 
 
 class _PassReads:
@@ -251,17 +256,21 @@ class _PassReads:
     of the pass uses it), and a fresh read after a claim conflict (another worker claimed
     meanwhile: the pass's snapshot is stale for the hosts it would pick next)."""
 
-    def __init__(self, settings: Settings, requests: Sequence[ScheduleRequest], partial: bool) -> None:
+    def __init__(
+        self, settings: Settings, requests: Sequence[ScheduleRequest], partial: bool, fleet: FleetIndex
+    ) -> None:
         self.settings = settings
         self.requests = requests
         self.hinted = set().union(*(r.hinted_instances for r in requests))
         self.partial = partial
+        self.fleet = fleet
         self.limit: int | None = None  # the pass's own page size (prefilter_limit)
 
     def fresh(self, session: Session) -> Snapshot:
         if not self.partial:
             return self.whole_fleet(session)
-        snapshot, self.partial = pass_snapshot(session, self.settings, self.requests, self.limit)
+        self.fleet.sync(session)
+        snapshot, self.partial = pass_snapshot(session, self.settings, self.requests, self.fleet, self.limit)
         return snapshot
 
     def wider(self, session: Session) -> Snapshot:
@@ -272,12 +281,7 @@ class _PassReads:
 
     def whole_fleet(self, session: Session) -> Snapshot:
         self.partial = False
-        return load_snapshot(
-            session,
-            self.settings.heartbeat_timeout_seconds,
-            instance_uuids=self.hinted,
-            stock_exclusive=self.settings.stock_private_exclusive,
-        )
+        return _whole_fleet(session, self.settings, self.hinted, self.fleet)
 
 
 def _lock_pending(session: Session, instance_uuid: str, skip_locked: bool) -> Instance | None:

@@ -1,10 +1,14 @@
-"""Read the whole fleet into a scheduler Snapshot in five queries, none per host (six when
-the request names instances for same_host/different_host).
+"""Read the fleet, or a part of it, into a scheduler Snapshot, in a few queries, none per host.
+
+The whole fleet: hosts, inventories, usage, aggregates, server groups (and the hosts of the
+instances a request names for same_host/different_host). A part (the scheduler's sample): the
+hosts with their inventories and usage in one statement, then their aggregates.
 
 Order matters for the claim protocol (see kumo.placement.claims): provider generations are read
-by the first query, usage and inventory after it. Under READ COMMITTED a claim committed between
-the queries shows up in usage with its generation bump unseen, so the snapshot is conservative
-and the later compare-and-swap fails; it can never show an old usage with a new generation.
+by the first query, usage and inventory after it (or in the same statement). Under READ
+COMMITTED a claim committed between the queries shows up in usage with its generation bump
+unseen, so the snapshot is conservative and the later compare-and-swap fails; it can never
+show an old usage with a new generation.
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Iterable
 from dataclasses import replace
+from typing import Any
 
-from sqlalchemy import ColumnElement, false, func, or_, select, true
+from sqlalchemy import String, false, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from kumo.compute.models import Aggregate, AggregateHost, ComputeHost, Instance
 from kumo.db import utcnow
+from kumo.db.arrays import one_of
 from kumo.placement.models import Allocation, Inventory, ResourceProvider
 from kumo.scheduler.snapshot import HostState, Snapshot
 
@@ -44,60 +50,12 @@ def load_snapshot(
     scheduler's resource prefilter, kumo.placement.candidates) plus the hosts named in
     `host_names`; `group_uuids` limits the server-group counts to those groups."""
     now = now or utcnow()
-    partial = provider_ids is not None
-    chosen: ColumnElement[bool] = true()
-    if partial:
-        chosen = or_(
-            ComputeHost.provider_id.in_(sorted(provider_ids or ())) if provider_ids else false(),
-            ComputeHost.name.in_(sorted(host_names)) if host_names else false(),
-        )
-    rows = session.execute(
-        select(
-            ComputeHost.name,
-            ComputeHost.provider_id,
-            ComputeHost.disabled,
-            ComputeHost.forced_down,
-            ComputeHost.last_heartbeat,
-            ResourceProvider.generation,
-            ComputeHost.rack,
-            ComputeHost.region,
-        )
-        .join(ResourceProvider, ResourceProvider.id == ComputeHost.provider_id)
-        .where(chosen)
-        .order_by(ComputeHost.name)
-    ).all()
-    ids = sorted({row[1] for row in rows})
-    names = [row[0] for row in rows]
-
-    capacity: dict[int, dict[str, int]] = {}
-    max_unit: dict[int, dict[str, int]] = {}
-    inventories = select(
-        Inventory.provider_id, Inventory.resource_class, Inventory.total, Inventory.reserved,
-        Inventory.allocation_ratio, Inventory.max_unit,
-    )  # fmt: skip
-    if partial:
-        inventories = inventories.where(Inventory.provider_id.in_(ids))
-    for provider_id, resource_class, total, reserved, ratio, unit in session.execute(inventories):
-        capacity.setdefault(provider_id, {})[resource_class] = int((total - reserved) * ratio)
-        max_unit.setdefault(provider_id, {})[resource_class] = unit
-
-    used: dict[int, dict[str, int]] = {}
-    usage = select(Allocation.provider_id, Allocation.resource_class, func.sum(Allocation.used)).group_by(
-        Allocation.provider_id, Allocation.resource_class
-    )
-    if partial:
-        usage = usage.where(Allocation.provider_id.in_(ids))
-    for provider_id, resource_class, total in session.execute(usage):
-        used.setdefault(provider_id, {})[resource_class] = int(total or 0)
-
-    aggregates: dict[str, list[dict[str, str]]] = {}
-    memberships = select(AggregateHost.host, Aggregate.metadata_).join(
-        Aggregate, Aggregate.id == AggregateHost.aggregate_id
-    )
-    if partial:
-        memberships = memberships.where(AggregateHost.host.in_(names))
-    for host_name, metadata in session.execute(memberships.order_by(Aggregate.id)):
-        aggregates.setdefault(host_name, []).append(dict(metadata or {}))
+    if provider_ids is not None:
+        rows, capacity, max_unit, used = _read_part(session, provider_ids, host_names)
+    else:
+        rows, capacity, max_unit, used = _read_whole(session)
+    names = [row[0] for row in rows] if provider_ids is not None else None
+    aggregates, stock_metadata = _read_aggregates(session, names, stock_exclusive)
 
     hosts = []
     for name, provider_id, disabled, forced_down, heartbeat, generation, rack, region in rows:
@@ -122,15 +80,136 @@ def load_snapshot(
     snapshot = Snapshot.of(
         hosts, _group_hosts(session, group_uuids), hosts_of_instances(session, instance_uuids)
     )
+    if stock_metadata is not None:
+        snapshot = replace(snapshot, private_stock=_private_stock(stock_metadata))
+    return snapshot
+
+
+_HOST_COLUMNS = (
+    ComputeHost.name,
+    ComputeHost.provider_id,
+    ComputeHost.disabled,
+    ComputeHost.forced_down,
+    ComputeHost.last_heartbeat,
+    ResourceProvider.generation,
+    ComputeHost.rack,
+    ComputeHost.region,
+)
+_HostRow = tuple[str, int, bool, bool, "dt.datetime | None", int, "str | None", "str | None"]
+_PerProvider = dict[int, dict[str, int]]
+
+
+def _read_whole(session: Session) -> tuple[list[_HostRow], _PerProvider, _PerProvider, _PerProvider]:
+    """Every host: hosts with their generations first, then inventories, then usage summed
+    per provider and class (see the module's docstring for why in that order)."""
+    rows = session.execute(
+        select(*_HOST_COLUMNS)
+        .join(ResourceProvider, ResourceProvider.id == ComputeHost.provider_id)
+        .order_by(ComputeHost.name)
+    ).all()
+    capacity: _PerProvider = {}
+    max_unit: _PerProvider = {}
+    inventories = select(
+        Inventory.provider_id, Inventory.resource_class, Inventory.total, Inventory.reserved,
+        Inventory.allocation_ratio, Inventory.max_unit,
+    )  # fmt: skip
+    for provider_id, resource_class, total, reserved, ratio, unit in session.execute(inventories):
+        capacity.setdefault(provider_id, {})[resource_class] = int((total - reserved) * ratio)
+        max_unit.setdefault(provider_id, {})[resource_class] = unit
+    used: _PerProvider = {}
+    usage = select(Allocation.provider_id, Allocation.resource_class, func.sum(Allocation.used)).group_by(
+        Allocation.provider_id, Allocation.resource_class
+    )
+    for provider_id, resource_class, total in session.execute(usage):
+        used.setdefault(provider_id, {})[resource_class] = int(total or 0)
+    return [tuple(row) for row in rows], capacity, max_unit, used  # type: ignore[misc]
+
+
+def _read_part(
+    session: Session, provider_ids: Collection[int], host_names: Collection[str]
+) -> tuple[list[_HostRow], _PerProvider, _PerProvider, _PerProvider]:
+    """The hosts of `provider_ids` and those named, in one statement: a row per host and
+    inventory, with the usage of that class summed beside it (the covering index of
+    allocations by provider and class answers it). One statement reads generations, inventory
+    and usage in one database snapshot. Usage of a class the host has no inventory of is not
+    read: no request can land there for that class anyway."""
+    chosen = or_(
+        one_of(session, ComputeHost.provider_id, provider_ids) if provider_ids else false(),
+        one_of(session, ComputeHost.name, host_names) if host_names else false(),
+    )
+    usage = (
+        select(func.sum(Allocation.used))
+        .where(
+            Allocation.provider_id == Inventory.provider_id,
+            Allocation.resource_class == Inventory.resource_class,
+        )
+        .scalar_subquery()
+    )
+    found = session.execute(
+        select(
+            *_HOST_COLUMNS,
+            Inventory.resource_class,
+            Inventory.total,
+            Inventory.reserved,
+            Inventory.allocation_ratio,
+            Inventory.max_unit,
+            usage,
+        )  # fmt: skip
+        .join(ResourceProvider, ResourceProvider.id == ComputeHost.provider_id)
+        .outerjoin(Inventory, Inventory.provider_id == ComputeHost.provider_id)
+        .where(chosen)
+        .order_by(ComputeHost.name)
+    )
+    rows: list[_HostRow] = []
+    capacity: _PerProvider = {}
+    max_unit: _PerProvider = {}
+    used: _PerProvider = {}
+    for row in found:
+        host: _HostRow = tuple(row[:8])  # type: ignore[assignment]
+        if not rows or rows[-1][0] != host[0]:
+            rows.append(host)
+        resource_class, total, reserved, ratio, unit, amount = row[8:]
+        if resource_class is None:
+            continue  # a host with no inventory yet
+        provider_id = host[1]
+        capacity.setdefault(provider_id, {})[resource_class] = int((total - reserved) * ratio)
+        max_unit.setdefault(provider_id, {})[resource_class] = unit
+        if amount:
+            used.setdefault(provider_id, {})[resource_class] = int(amount)
+    return rows, capacity, max_unit, used
+
+
+def _read_aggregates(
+    session: Session, host_names: Collection[str] | None, stock_exclusive: bool
+) -> tuple[dict[str, list[dict[str, str]]], list[dict[str, str]] | None]:
+    """In one statement: the metadata of each aggregate holding each host (of `host_names`,
+    or every host), in aggregate order; and with `stock_exclusive`, the metadata of every
+    aggregate that holds a host, for the private stock (a property of the whole fleet, not of
+    the hosts read: one row per aggregate, not per membership)."""
+    memberships = select(AggregateHost.host, Aggregate.metadata_, Aggregate.id).join(
+        Aggregate, Aggregate.id == AggregateHost.aggregate_id
+    )
+    if host_names is not None:
+        if not host_names and not stock_exclusive:
+            return {}, None
+        memberships = memberships.where(
+            one_of(session, AggregateHost.host, host_names) if host_names else false()
+        )
+    statement: Any = memberships
     if stock_exclusive:
-        # Private stock is a property of the whole fleet, not of the hosts read: the metadata of
-        # every aggregate that holds a host (one row per aggregate, not per membership).
-        holding = select(Aggregate.metadata_).where(
+        holding = select(literal(None, String).label("host"), Aggregate.metadata_, Aggregate.id).where(
             select(AggregateHost.host).where(AggregateHost.aggregate_id == Aggregate.id).exists()
         )
-        metadata_rows = [dict(m or {}) for m in session.scalars(holding)]
-        snapshot = replace(snapshot, private_stock=_private_stock(metadata_rows))
-    return snapshot
+        statement = union_all(memberships, holding)
+    aggregates: dict[str, list[dict[str, str]]] = {}
+    stock: list[dict[str, str]] | None = [] if stock_exclusive else None
+    for host_name, metadata, _ in session.execute(statement.order_by(statement.selected_columns[2])):
+        if host_name is None:
+            assert stock is not None
+            stock.append(dict(metadata or {}))
+        else:
+            aggregates.setdefault(host_name, []).append(dict(metadata or {}))
+    return aggregates, stock
 
 
 def _private_stock(aggregates: Iterable[dict[str, str]]) -> frozenset[tuple[str, str]]:

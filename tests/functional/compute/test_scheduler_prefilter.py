@@ -1,6 +1,7 @@
-"""The scheduler's resource prefilter is GET /allocation_candidates' query: a pass weighs only
-the hosts that query offers (at most PREFILTER_LIMIT, from a random provider id), and a
-request that page cannot place is rescheduled on the whole fleet, never failed."""
+"""The scheduler's resource prefilter is the worker's fleet index (kumo.placement.fleet_index):
+a pass weighs only the hosts it offers (at most PREFILTER_LIMIT that fit, walked from a random
+provider), and a request that page cannot place is rescheduled on the whole fleet, never
+failed."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import httpx
 import pytest
 
 from kumo.compute import scheduling
+from kumo.placement import fleet_index
 from tests.conftest import Cloud, wait_for
 from tests.functional.compute.helpers import API, add_instance, project_id, register_hosts
 
@@ -50,7 +52,7 @@ def _az_on(c: httpx.Client, host: str) -> None:
 def one_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
     """A page of one candidate, walked from the first provider id."""
     monkeypatch.setattr(scheduling, "PREFILTER_LIMIT", 1)
-    monkeypatch.setattr(scheduling.random, "randint", lambda low, high: low)
+    monkeypatch.setattr(fleet_index.random, "randrange", lambda count: 0)
 
 
 def test_a_pass_weighs_only_the_candidates_page(cloud: Cloud, one_candidate: None) -> None:
@@ -81,7 +83,7 @@ def test_a_request_the_sample_cannot_place_widens_to_the_full_page_first(
     monkeypatch.setattr(scheduling, "PREFILTER_SAMPLE", 1)
     monkeypatch.setattr(scheduling, "PREFILTER_PER_REQUEST", 1)
     monkeypatch.setattr(scheduling, "PREFILTER_LIMIT", 2)
-    monkeypatch.setattr(scheduling.random, "randint", lambda low, high: low)
+    monkeypatch.setattr(fleet_index.random, "randrange", lambda count: 0)
     reads: list[int | None] = []
     real_load = scheduling.load_snapshot
 

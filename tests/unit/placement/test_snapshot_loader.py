@@ -3,9 +3,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import delete, event
 
 from kumo.db import Database, utcnow
+from kumo.placement.models import Inventory
 from kumo.placement.snapshot import hosts_of_instances, load_snapshot
 
 from .fleet import add_aggregate, add_host, add_instance, allocate
@@ -126,3 +127,37 @@ def test_a_part_of_the_fleet_reads_those_hosts_alike(db: Database) -> None:
     assert list(part.hosts) == ["h1", "h3"] and list(none.hosts) == []
     assert all(part.hosts[name] == whole.hosts[name] for name in part.hosts)
     assert part.group_hosts == {} and whole.group_hosts == {"g1": {"h1": 1}}
+
+
+def test_a_part_of_the_fleet_is_two_statements_with_the_whole_fleets_private_stock(db: Database) -> None:
+    """The scheduler's sample: hosts, inventories and usage in one statement, aggregates and
+    the private stock (which is the whole fleet's, not the part's) in another."""
+    with db.transaction() as s:
+        providers = {name: add_host(s, name) for name in ("h1", "h2")}
+        empty = add_host(s, "empty")
+        s.execute(delete(Inventory).where(Inventory.provider_id == empty.id))  # no inventory yet
+        allocate(s, providers["h1"], "c1", {"VCPU": 2, "MEMORY_MB": 512})
+        add_aggregate(s, "zone", ["h1"], {"availability_zone": "az1"})
+        add_aggregate(s, "stock", ["h2"], {"baremetal": "true", "filter_tenant_id": "p9"})
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    with db.transaction() as s:
+        whole = load_snapshot(s, stock_exclusive=True)
+        ids = [providers["h1"].id, whole.hosts["empty"].provider_id]
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            part = load_snapshot(s, provider_ids=ids, stock_exclusive=True, group_uuids=())
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+    assert len(statements) == 2
+    assert list(part.hosts) == ["empty", "h1"]
+    assert all(part.hosts[name] == whole.hosts[name] for name in part.hosts)
+    assert part.hosts["h1"].availability_zone == "az1" and part.hosts["h1"].used == {
+        "VCPU": 2,
+        "MEMORY_MB": 512,
+    }
+    assert part.hosts["empty"].capacity == {} and part.hosts["empty"].used == {}
+    assert part.private_stock == whole.private_stock == frozenset({("p9", "*")})

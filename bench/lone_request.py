@@ -1,0 +1,163 @@
+"""A lone request's schedule + claim at fleet scale: the scheduling pass of one server, whole.
+
+Builds the fleet by bulk SQL in a fresh database (bench/scheduler_pass.py's: hypervisors with
+VCPU/MEMORY_MB/DISK_GB, baremetal nodes with one CUSTOM_BAREMETAL each, instances' allocations
+spread over the hypervisors), then, one at a time, writes a pending server as
+`POST /servers` does (instance row in building/scheduling, its create action and open
+scheduling event) and times `kumo.compute.scheduling.schedule_pending` on it: the pass's read
+(pending row, open event, prefilter, the sampled hosts), the pure core, the claim's
+compare-and-swap and allocation rows, the spawn task and events, the commit. That is what
+`kumo_schedule_claim_seconds` measures inside the API for a pass of one.
+
+Two ways in the same run, interleaved: the scheduler as it is (the worker's in-memory fleet
+index picks the sample) and the baseline (session 3's pass: GET /allocation_candidates' own
+query picks the sample), with wall time and the process's CPU per pass.
+
+    .venv/bin/python bench/lone_request.py --hypervisors 10000 --baremetal 50000 \
+        --instances 100000 --requests 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.scheduler_pass import create_database, load_fleet, sql_prefilter_read  # noqa: E402
+
+FLAVOR = {"id": "b1", "name": "b1.medium", "vcpus": 2, "ram": 4096, "disk": 20}
+
+
+def add_pending(db: Any) -> str:
+    """One server waiting to be scheduled, written as servers.create writes it."""
+    from kumo.compute import actions
+    from kumo.compute.models import Instance
+    from kumo.compute.scheduling import SCHEDULE_EVENT
+
+    instance_uuid = str(uuid.uuid4())
+    with db.transaction() as s:
+        s.add(
+            Instance(
+                uuid=instance_uuid,
+                project_id="bench",
+                user_id="bench",
+                name="lone",
+                flavor=FLAVOR,
+                vcpus=FLAVOR["vcpus"],
+                memory_mb=FLAVOR["ram"],
+                vm_state="building",
+                task_state="scheduling",
+            )
+        )
+        action = actions.start_action(s, instance_uuid, "create", f"req-{uuid.uuid4()}", "bench", "bench")
+        actions.start_event(s, action.id, SCHEDULE_EVENT)
+    return instance_uuid
+
+
+def _ms(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return {
+        "p50": round(statistics.median(ordered) * 1000, 3),
+        "p99": round(p99 * 1000, 3),
+        "max": round(ordered[-1] * 1000, 3),
+    }
+
+
+def time_lone_requests(url: str, requests: int) -> dict[str, Any]:
+    from kumo.compute import scheduling
+    from kumo.compute.models import Instance
+    from kumo.config import Settings
+    from kumo.db import Database
+    from kumo.runtime import build_runtime
+
+    settings = Settings(
+        database_url=url, heartbeat_timeout_seconds=86400, state_dir=Path("/tmp/kumo-lone-bench")
+    )
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(url)
+    rt = build_runtime(settings, db)
+    real_pass = scheduling.pass_snapshot
+
+    def baseline_pass(session: Any, settings: Any, requests: Any, fleet: Any, limit: Any = None) -> Any:
+        return sql_prefilter_read(session, list(requests)), True
+
+    ways: dict[str, Callable[..., Any]] = {"fleet_index": real_pass, "baseline_sql_prefilter": baseline_pass}
+    started = time.perf_counter()
+    with db.transaction() as s:
+        rt.fleet.sync(s)  # a worker's first pass loads the index once
+    first_load = time.perf_counter() - started
+    walls: dict[str, list[float]] = {name: [] for name in ways}
+    cpus: dict[str, list[float]] = {name: [] for name in ways}
+    for _ in range(2):  # warm-up: connections, statement caches
+        for way in ways.values():
+            scheduling.pass_snapshot = way  # type: ignore[assignment]
+            add_pending(db)
+            scheduling.schedule_pending(rt)
+    try:
+        for _ in range(requests):
+            for name, way in ways.items():
+                scheduling.pass_snapshot = way  # type: ignore[assignment]
+                add_pending(db)
+                wall, cpu = time.perf_counter(), time.process_time()
+                handled, woken = scheduling.schedule_pending(rt)
+                walls[name].append(time.perf_counter() - wall)
+                cpus[name].append(time.process_time() - cpu)
+                assert handled == 1 and len(woken) == 1, (handled, woken)
+    finally:
+        scheduling.pass_snapshot = real_pass  # type: ignore[assignment]
+    with db.read() as s:
+        left = s.query(Instance).filter(Instance.task_state == "scheduling").count()
+    db.dispose()
+    assert left == 0, f"{left} servers left pending"
+    result: dict[str, Any] = {"fleet_index_first_load_ms": round(first_load * 1000, 1)}
+    for name in ways:
+        result[name] = {"wall_ms": _ms(walls[name]), "cpu_ms": _ms(cpus[name])}
+    result["ratio_p50"] = round(
+        statistics.median(walls["baseline_sql_prefilter"]) / statistics.median(walls["fleet_index"]), 2
+    )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--hypervisors", type=int, default=1000)
+    parser.add_argument("--baremetal", type=int, default=0)
+    parser.add_argument("--instances", type=int, default=0)
+    parser.add_argument("--requests", type=int, default=100, help="lone requests timed each way")
+    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
+    parser.add_argument("--url", help="an existing fleet database (built by bench/scheduler_pass.py) instead")
+    args = parser.parse_args()
+    if args.url:
+        url, drop = args.url, (lambda: None)
+    else:
+        url, drop = create_database(args.database)
+    try:
+        t0 = time.monotonic()
+        if not args.url:
+            load_fleet(url, args.hypervisors, args.baremetal, args.instances)
+        report: dict[str, Any] = {
+            "fleet": vars(args),
+            "load_average_start": os.getloadavg(),
+            "fleet_load_seconds": round(time.monotonic() - t0, 1),
+        }
+        report.update(time_lone_requests(url, args.requests))
+        report["load_average_end"] = os.getloadavg()
+        print(json.dumps(report, indent=2))
+    finally:
+        drop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""The scheduler's in-memory index of every host provider's capacity and usage, one per worker.
+
+A scheduling pass used to find its sample of fitting hosts with GET /allocation_candidates' own
+query (two statements that visit inventories and usage in the database on every pass). The
+index answers the same question from memory: which hosts have every requested class with room
+for the amounts asked, walked from a random start. It is only a prefilter: the pass then reads
+the sampled hosts from the database (kumo.placement.snapshot.load_snapshot), filters and weighs
+that exact read, and claims with the provider-generation compare-and-swap. A stale index can
+therefore cost a worse sample or a wider read, never a wrong placement or a wrong "no valid
+host" (the whole fleet is read from the database before that answer).
+
+How it stays current, cheaply:
+
+* a full load the first time (hosts, their inventories and usage summed by provider);
+* before each pass, `sync`: the allocations written since the last one (allocation ids only
+  grow) are added to usage, and hosts registered since are loaded — two indexed range reads;
+* every exact read of the database a pass makes is written back (`observe`): usage that went
+  down (a server deleted), inventory changes and hosts that are gone are corrected for the
+  hosts read. A pass that falls back to the whole fleet corrects them all.
+
+An allocation committed out of id order (a lower id after a higher one was seen) is missed by
+`sync` until an exact read of its host: the host looks emptier than it is, gets sampled, and
+the exact read corrects it.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import func, literal, null, select, union_all
+from sqlalchemy.orm import Session
+
+from kumo.compute.models import ComputeHost
+from kumo.placement.models import Allocation, Inventory
+from kumo.scheduler.snapshot import Snapshot
+
+
+class _Provider:
+    """One host's provider: capacity ((total - reserved) * ratio, as the snapshot computes it),
+    largest single allocation, and usage, per resource class."""
+
+    __slots__ = ("capacity", "max_unit", "used")
+
+    def __init__(self, capacity: dict[str, int], max_unit: dict[str, int], used: dict[str, int]) -> None:
+        self.capacity = capacity
+        self.max_unit = max_unit
+        self.used = used
+
+    def fits(self, resources: Iterable[tuple[str, int]]) -> bool:
+        capacity, used, max_unit = self.capacity, self.used, self.max_unit
+        for resource_class, amount in resources:
+            room = capacity.get(resource_class)
+            if room is None or amount > room - used.get(resource_class, 0):
+                return False
+            if amount > max_unit.get(resource_class, amount):
+                return False
+        return True
+
+
+class FleetIndex:
+    """Host providers by id, and by the set of classes they hold (the walk of a request visits
+    only providers holding every class it asks for). Thread-safe; meant to live as long as its
+    worker (kumo.runtime.Runtime.fleet)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._providers: dict[int, _Provider] = {}
+        self._by_classes: dict[frozenset[str], list[int]] = {}
+        self._walks: dict[frozenset[str], list[int]] = {}  # request classes -> providers to walk
+        self._allocation_mark = -1  # -1: never loaded
+        self._host_mark = 0
+
+    @property
+    def loaded(self) -> bool:
+        return self._allocation_mark >= 0
+
+    def __len__(self) -> int:
+        return len(self._providers)
+
+    # -- keeping current -------------------------------------------------------------------
+
+    def sync(self, session: Session) -> None:
+        """Bring the index up to date with what was written since the last sync (a full load
+        the first time)."""
+        with self._lock:
+            if not self.loaded:
+                self._load(session, None)
+                return
+            # One round trip: hosts registered and allocations written since the last sync.
+            hosts = select(literal(True), ComputeHost.id, ComputeHost.provider_id, null(), null()).where(
+                ComputeHost.id > self._host_mark
+            )
+            allocations = select(
+                literal(False),
+                Allocation.id,
+                Allocation.provider_id,
+                Allocation.resource_class,
+                Allocation.used,
+            ).where(Allocation.id > self._allocation_mark)
+            changes: list[Any] = list(session.execute(union_all(hosts, allocations)).all())
+            new_hosts = sorted((row[1], row[2]) for row in changes if row[0])
+            rows = sorted((row[1], row[2], row[3], row[4]) for row in changes if not row[0])
+            if new_hosts:
+                self._host_mark = new_hosts[-1][0]
+                # Their usage up to the current mark; the allocations below come on top.
+                self._load(session, [provider_id for _, provider_id in new_hosts])
+            if rows:
+                self._allocation_mark = rows[-1][0]
+            providers = self._providers
+            for _, provider_id, resource_class, amount in rows:
+                provider = providers.get(provider_id)
+                if provider is not None:
+                    provider.used[resource_class] = provider.used.get(resource_class, 0) + amount
+
+    def _load(self, session: Session, provider_ids: list[int] | None) -> None:
+        """Load every host provider (None) or these: inventories, then usage up to the
+        allocation mark taken first (later allocations come with the next sync)."""
+        if provider_ids is None:
+            self._allocation_mark = session.scalar(select(func.coalesce(func.max(Allocation.id), 0))) or 0
+            self._host_mark = session.scalar(select(func.coalesce(func.max(ComputeHost.id), 0))) or 0
+        hosts = select(ComputeHost.provider_id)
+        if provider_ids is not None:
+            hosts = hosts.where(ComputeHost.provider_id.in_(provider_ids))
+        inventories = select(
+            Inventory.provider_id, Inventory.resource_class, Inventory.total, Inventory.reserved,
+            Inventory.allocation_ratio, Inventory.max_unit,
+        ).where(Inventory.provider_id.in_(hosts))  # fmt: skip
+        usage = (
+            select(Allocation.provider_id, Allocation.resource_class, func.sum(Allocation.used))
+            .where(Allocation.provider_id.in_(hosts), Allocation.id <= self._allocation_mark)
+            .group_by(Allocation.provider_id, Allocation.resource_class)
+        )
+        loaded: dict[int, _Provider] = {}
+        for provider_id, resource_class, total, reserved, ratio, unit in session.execute(inventories):
+            provider = loaded.get(provider_id)
+            if provider is None:
+                provider = loaded[provider_id] = _Provider({}, {}, {})
+            provider.capacity[resource_class] = int((total - reserved) * ratio)
+            provider.max_unit[resource_class] = unit
+        for provider_id, resource_class, used in session.execute(usage):
+            provider = loaded.get(provider_id)
+            if provider is not None:
+                provider.used[resource_class] = int(used or 0)
+        if provider_ids is None:
+            self._providers = loaded
+            self._regroup()
+        else:
+            for provider_id, provider in loaded.items():
+                self._put(provider_id, provider)
+
+    def observe(self, snapshot: Snapshot, provider_ids: Iterable[int] | None = None) -> None:
+        """Write back an exact read: every host in `snapshot` as read, and the providers of
+        `provider_ids` that the read did not return are gone (None: the snapshot is the whole
+        fleet, so every provider it lacks is gone)."""
+        with self._lock:
+            if not self.loaded:
+                return
+            seen: set[int] = set()
+            for host in snapshot.hosts.values():
+                seen.add(host.provider_id)
+                self._put(
+                    host.provider_id, _Provider(dict(host.capacity), dict(host.max_unit), dict(host.used))
+                )
+            gone = (set(self._providers) if provider_ids is None else set(provider_ids)) - seen
+            for provider_id in gone:
+                self._drop(provider_id)
+
+    def _put(self, provider_id: int, provider: _Provider) -> None:
+        old = self._providers.get(provider_id)
+        self._providers[provider_id] = provider
+        if old is None or old.capacity.keys() != provider.capacity.keys():
+            if old is not None:
+                self._by_classes[frozenset(old.capacity)].remove(provider_id)
+            self._by_classes.setdefault(frozenset(provider.capacity), []).append(provider_id)
+            self._walks.clear()
+
+    def _drop(self, provider_id: int) -> None:
+        old = self._providers.pop(provider_id, None)
+        if old is not None:
+            self._by_classes[frozenset(old.capacity)].remove(provider_id)
+            self._walks.clear()
+
+    def _regroup(self) -> None:
+        self._by_classes = {}
+        for provider_id in sorted(self._providers):
+            classes = frozenset(self._providers[provider_id].capacity)
+            self._by_classes.setdefault(classes, []).append(provider_id)
+        self._walks.clear()
+
+    # -- the prefilter ---------------------------------------------------------------------
+
+    def sample(
+        self, resources: Mapping[str, int], limit: int, rng: random.Random | Any = random
+    ) -> list[int]:
+        """Up to `limit` providers that hold every class of `resources` with room for it (and
+        within max_unit), walked in id order from a random start and wrapping around, so that
+        concurrent workers weigh different hosts of a large fleet."""
+        wanted = tuple((rc, amount) for rc, amount in sorted(resources.items()) if amount > 0)
+        classes = frozenset(rc for rc, _ in wanted)
+        with self._lock:
+            walk = self._walks.get(classes)
+            if walk is None:
+                walk = sorted(
+                    pid for held, pids in self._by_classes.items() if classes <= held for pid in pids
+                )
+                self._walks[classes] = walk
+            providers = self._providers
+            found: list[int] = []
+            count = len(walk)
+            start = rng.randrange(count) if count > limit else 0
+            for step in range(count):
+                provider_id = walk[(start + step) % count]
+                if providers[provider_id].fits(wanted):
+                    found.append(provider_id)
+                    if len(found) >= limit:
+                        break
+            return found

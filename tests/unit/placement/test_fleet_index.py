@@ -1,0 +1,119 @@
+"""The scheduler's in-memory fleet index: which hosts it samples for a request, and how it
+stays current (sync of what was written since, write-back of exact reads). On SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+
+from sqlalchemy import text
+
+from kumo.db import Database
+from kumo.placement.fleet_index import FleetIndex
+from kumo.placement.snapshot import load_snapshot
+
+from .fleet import add_host, allocate
+
+VM = {"VCPU": 2, "MEMORY_MB": 1024}
+
+
+def _loaded(db: Database) -> FleetIndex:
+    index = FleetIndex()
+    with db.transaction() as s:
+        index.sync(s)
+    return index
+
+
+def _ids(db: Database) -> dict[str, int]:
+    with db.transaction() as s:
+        return {name: host.provider_id for name, host in load_snapshot(s).hosts.items()}
+
+
+class _First:
+    """A walk from the first provider in id order."""
+
+    @staticmethod
+    def randrange(count: int) -> int:
+        return 0
+
+
+def test_samples_only_hosts_with_every_class_room_and_max_unit(db: Database) -> None:
+    with db.transaction() as s:
+        full = add_host(s, "full", {"VCPU": 4, "MEMORY_MB": 4096})
+        allocate(s, full, "c1", {"VCPU": 3})
+        add_host(s, "fits", {"VCPU": 4, "MEMORY_MB": 4096})
+        add_host(s, "no-memory", {"VCPU": 64})
+        add_host(s, "small-unit", {"VCPU": 64, "MEMORY_MB": 4096}, max_unit=1)
+        add_host(s, "node", {"CUSTOM_BAREMETAL": 1})
+        add_host(s, "roomy", {"VCPU": 16, "MEMORY_MB": 4096, "DISK_GB": 100})
+    ids = _ids(db)
+    index = _loaded(db)
+    assert len(index) == 6
+    assert index.sample(VM, 10) == [ids["fits"], ids["roomy"]]
+    assert index.sample({"CUSTOM_BAREMETAL": 1}, 10) == [ids["node"]]
+    assert index.sample({"VCPU": 1, "DISK_GB": 101}, 10) == []
+
+
+def test_a_sample_is_limited_and_walks_from_a_random_start_wrapping_around(db: Database) -> None:
+    with db.transaction() as s:
+        for n in range(6):
+            add_host(s, f"h{n}")
+    ids = sorted(_ids(db).values())
+    index = _loaded(db)
+    assert index.sample(VM, 2, rng=_First()) == ids[:2]
+    seen = {tuple(index.sample(VM, 2, rng=random.Random(seed))) for seed in range(40)}
+    assert len(seen) > 1  # different workers weigh different hosts
+    assert all(len(sample) == 2 for sample in seen)
+    assert (ids[5], ids[0]) in seen  # the walk wraps around the end
+    assert sorted(index.sample(VM, 100)) == ids  # a limit above the fleet: every host, once
+
+
+def test_sync_adds_new_allocations_and_new_hosts(db: Database) -> None:
+    with db.transaction() as s:
+        first = add_host(s, "h1", {"VCPU": 4, "MEMORY_MB": 4096})
+    index = _loaded(db)
+    with db.transaction() as s:
+        allocate(s, first, "c1", {"VCPU": 3})  # h1 can no longer take 2 VCPU
+        second = add_host(s, "h2", {"VCPU": 4, "MEMORY_MB": 4096})
+        allocate(s, second, "c2", {"MEMORY_MB": 1024})
+    assert index.sample(VM, 10) == [first.id]  # not synced yet
+    with db.transaction() as s:
+        index.sync(s)
+    assert index.sample(VM, 10) == [second.id]
+    with db.transaction() as s:
+        allocate(s, second, "c3", {"MEMORY_MB": 3000})  # counted once, not with the host's load
+        index.sync(s)
+    assert index.sample(VM, 10) == []
+
+
+def test_an_exact_read_corrects_usage_inventory_and_gone_hosts(db: Database) -> None:
+    with db.transaction() as s:
+        h1 = add_host(s, "h1", {"VCPU": 4, "MEMORY_MB": 4096})
+        allocate(s, h1, "c1", {"VCPU": 4})
+        h2 = add_host(s, "h2", {"VCPU": 4, "MEMORY_MB": 4096})
+    index = _loaded(db)
+    assert index.sample(VM, 10) == [h2.id]
+    with db.transaction() as s:
+        s.execute(text("DELETE FROM allocations WHERE consumer_id = 'c1'"))
+        s.execute(text(f"DELETE FROM inventories WHERE provider_id = {h2.id}"))
+        s.execute(text("DELETE FROM compute_hosts WHERE name = 'h2'"))
+    with db.transaction() as s:
+        index.sync(s)  # a delete is no new row: the index cannot know yet
+        assert index.sample(VM, 10) == [h2.id]
+        asked = [h1.id, h2.id]
+        index.observe(load_snapshot(s, provider_ids=asked), asked)
+    assert index.sample(VM, 10) == [h1.id]  # h1 emptied, h2 gone
+    assert len(index) == 1
+
+
+def test_a_whole_fleet_read_corrects_every_host(db: Database) -> None:
+    with db.transaction() as s:
+        h1 = add_host(s, "h1", {"VCPU": 4, "MEMORY_MB": 4096})
+        allocate(s, h1, "c1", {"VCPU": 4})
+    index = _loaded(db)
+    assert index.sample(VM, 10) == []
+    with db.transaction() as s:
+        s.execute(text("DELETE FROM allocations"))
+    with db.transaction() as s:
+        index.observe(load_snapshot(s))
+    assert index.sample(VM, 10) == [h1.id]
