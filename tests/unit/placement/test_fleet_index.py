@@ -5,12 +5,17 @@ PostgreSQL."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from kumo.db import Database
 from kumo.placement.fleet_index import FleetIndex
 from kumo.placement.snapshot import load_snapshot
+from kumo.scheduler.filters import resources_filter
+from kumo.scheduler.request import ScheduleRequest
 
 from .fleet import add_host, allocate
 
@@ -117,3 +122,44 @@ def test_a_whole_fleet_read_corrects_every_host(db: Database) -> None:
     with db.transaction() as s:
         index.observe(load_snapshot(s))
     assert index.sample(VM, 10) == [h1.id]
+
+
+# -- against the exact read, on random fleets ----------------------------------------------
+
+CLASSES = ["VCPU", "MEMORY_MB", "DISK_GB", "CUSTOM_GPU"]
+inventory = st.dictionaries(st.sampled_from(CLASSES), st.integers(1, 12), min_size=1)
+usage = st.dictionaries(st.sampled_from(CLASSES), st.integers(0, 14))  # may exceed capacity
+host = st.tuples(inventory, st.sampled_from([1.0, 1.5, 0.7]), st.integers(0, 2), usage)
+request = st.dictionaries(st.sampled_from(CLASSES), st.integers(1, 6), min_size=1)
+
+
+def _fitting(db: Database, wanted: dict[str, int]) -> set[int]:
+    """The brute-force answer: the hosts the scheduler's ResourcesFilter passes on an exact read."""
+    probe = ScheduleRequest("probe", "p", wanted)
+    with db.transaction() as s:
+        snapshot = load_snapshot(s)
+    return {h.provider_id for h in snapshot.hosts.values() if resources_filter(h, probe, snapshot).ok}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fleet=st.lists(host, max_size=8), later=st.lists(usage, max_size=8), wanted=request)
+def test_the_sample_is_the_hosts_an_exact_read_fits(
+    db: Database, fleet: list[Any], later: list[dict[str, int]], wanted: dict[str, int]
+) -> None:
+    with db.transaction() as s:
+        for table in ("allocations", "inventories", "compute_hosts", "resource_providers"):
+            s.execute(text(f"DELETE FROM {table}"))
+        providers = []
+        for n, (inventory_, ratio, reserved, used) in enumerate(fleet):
+            provider = add_host(
+                s, f"h{n}", inventory_, ratio=ratio, reserved=min(reserved, min(inventory_.values()))
+            )
+            allocate(s, provider, f"c{n}", {rc: amount for rc, amount in used.items() if amount})
+            providers.append(provider)
+    index = _loaded(db)
+    assert set(index.sample(wanted, 1000)) == _fitting(db, wanted)
+    with db.transaction() as s:  # claims made elsewhere since: the next sync sees them
+        for n, (provider, used) in enumerate(zip(providers, later, strict=False)):
+            allocate(s, provider, f"later{n}", {rc: amount for rc, amount in used.items() if amount})
+        index.sync(s)
+    assert set(index.sample(wanted, 1000)) == _fitting(db, wanted)
