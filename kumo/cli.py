@@ -43,6 +43,10 @@ def api(
         log_level="warning",
         access_log=False,
         backlog=4096,
+        # Longer than clients keep idle connections (httpx 5 s, requests' pools): the client
+        # closes first, so it never sends a request on a connection the server is closing (a
+        # density run lost one that way under load).
+        timeout_keep_alive=30,
     )
 
 
