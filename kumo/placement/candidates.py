@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
@@ -48,6 +49,7 @@ from sqlalchemy import (
     text,
     true,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from kumo.placement.api_models import ProviderAggregate, ProviderParent, ProviderTrait
@@ -290,14 +292,20 @@ def _matching(
     return matching
 
 
-def _matching_with_inventories(request: CandidateRequest) -> Select[Any] | None:
+def _matching_with_inventories(
+    request: CandidateRequest, json_resources: bool | None = None
+) -> Select[Any] | None:
     """PostgreSQL: `_matching` plus every inventory of each provider and its usage, in one
     walk. A LATERAL subquery per provider reads its inventory rows (primary key) joined to
     its allocations summed by class (covering index), once: the same rows decide the
     capacity rule (a count of fitting classes) and make the provider summary (one string
     `CLASS:capacity:used,...`, cheaper to aggregate and to read than arrays; class names are
     [A-Z0-9_]). Cheap filters on the provider scan run before it, and the walk stops at LIMIT
-    in id order."""
+    in id order.
+
+    `json_resources` makes the summary the JSON object of the response body instead
+    (`{"CLASS": {"capacity": c, "used": u}, ...}`): every inventory when True, only the
+    requested classes when False (Placement before 1.27)."""
     if not _placeable(request):
         return None
     wanted = _wanted(request)
@@ -315,11 +323,27 @@ def _matching_with_inventories(request: CandidateRequest) -> Select[Any] | None:
     )
     # int((total - reserved) * ratio) as Python computes it: the same IEEE double product, truncated.
     capacity = cast(func.trunc((inv.c.total - inv.c.reserved) * inv.c.allocation_ratio), BigInteger)
-    entry = inv.c.resource_class + ":" + cast(capacity, String) + ":" + cast(used, String)
+    if json_resources is None:
+        entry = inv.c.resource_class + ":" + cast(capacity, String) + ":" + cast(used, String)
+        inventories: ColumnElement[Any] = func.string_agg(entry, literal_column("','"))
+    else:
+        entry = func.concat(
+            literal_column("'\"'"),
+            inv.c.resource_class,
+            literal_column('\'":{"capacity":\''),
+            capacity,
+            literal_column("',\"used\":'"),
+            used,
+            literal_column("'}'"),
+        )
+        agg: ColumnElement[Any] = func.string_agg(entry, literal_column("','"))
+        if not json_resources:
+            agg = agg.filter(inv.c.resource_class.in_(sorted(wanted)))
+        inventories = func.concat(literal_column("'{'"), agg, literal_column("'}'"))
     summary = (
         select(
             func.count().filter(fitting).label("fitting"),
-            func.string_agg(entry, literal_column("','")).label("inventories"),
+            inventories.label("inventories"),
         )
         .select_from(inv.outerjoin(usage, usage.c.resource_class == inv.c.resource_class))
         .where(inv.c.provider_id == rp.c.id)
@@ -419,6 +443,39 @@ _STATEMENTS: dict[tuple[Any, ...], Select[Any] | None] = {}
 _STATEMENTS_MAX = 512
 
 
+def _tree_columns(cand: Any) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    """(root uuid, parent uuid) of each candidate of the subquery `cand`."""
+    root, parent = _RP.alias("root"), _RP.alias("parent")
+    pp = _PARENTS.alias("pp")
+    # Most fleets have no nested providers: one look at the (empty) parents table, computed
+    # once per query, spares two lookups per candidate.
+    trees = exists(select(_PARENTS.c.provider_id))
+    root_uuid = case(
+        (
+            trees,
+            func.coalesce(
+                select(root.c.uuid)
+                .join(pp, pp.c.root_id == root.c.id)
+                .where(pp.c.provider_id == cand.c.id)
+                .scalar_subquery(),
+                cand.c.uuid,
+            ),
+        ),
+        else_=cand.c.uuid,
+    )
+    parent_uuid = case(
+        (
+            trees,
+            select(parent.c.uuid)
+            .join(pp, pp.c.parent_id == parent.c.id)
+            .where(pp.c.provider_id == cand.c.id)
+            .scalar_subquery(),
+        ),
+        else_=null(),
+    )
+    return root_uuid, parent_uuid
+
+
 def _candidates_statement(request: CandidateRequest, postgresql: bool) -> Select[Any] | None:
     """The statement of find_candidates, built once per distinct request (building it costs
     more than 1 ms; schedulers and clients repeat the same few request shapes)."""
@@ -429,38 +486,12 @@ def _candidates_statement(request: CandidateRequest, postgresql: bool) -> Select
     statement = None
     if matching is not None:
         cand = matching.subquery("candidates")
-        root, parent = _RP.alias("root"), _RP.alias("parent")
-        pp, t = _PARENTS.alias("pp"), _TRAITS.alias("t")
-        # Most fleets have no nested providers: one look at the (empty) parents table, computed
-        # once per query, spares two lookups per candidate.
-        trees = exists(select(_PARENTS.c.provider_id))
+        t = _TRAITS.alias("t")
         columns = [
             cand.c.id,
             cand.c.uuid,
             cand.c.generation,
-            case(
-                (
-                    trees,
-                    func.coalesce(
-                        select(root.c.uuid)
-                        .join(pp, pp.c.root_id == root.c.id)
-                        .where(pp.c.provider_id == cand.c.id)
-                        .scalar_subquery(),
-                        cand.c.uuid,
-                    ),
-                ),
-                else_=cand.c.uuid,
-            ),
-            case(
-                (
-                    trees,
-                    select(parent.c.uuid)
-                    .join(pp, pp.c.parent_id == parent.c.id)
-                    .where(pp.c.provider_id == cand.c.id)
-                    .scalar_subquery(),
-                ),
-                else_=null(),
-            ),
+            *_tree_columns(cand),
             select(func.aggregate_strings(t.c.trait, ","))
             .where(t.c.provider_id == cand.c.id)
             .scalar_subquery(),
@@ -468,10 +499,111 @@ def _candidates_statement(request: CandidateRequest, postgresql: bool) -> Select
         if postgresql:
             columns.append(cand.c.inventories)
         statement = select(*columns).order_by(cand.c.id)
+    _remember(key, statement)
+    return statement
+
+
+def _remember(key: tuple[Any, ...], statement: Select[Any] | None) -> None:
     if len(_STATEMENTS) >= _STATEMENTS_MAX:
         _STATEMENTS.clear()
     _STATEMENTS[key] = statement
-    return statement
+
+
+@dataclass(frozen=True)
+class BodyShape:
+    """What GET /allocation_candidates' body holds at a microversion (kumo.placement.api.views)."""
+
+    all_resources: bool = True  # 1.27: every inventory in the summaries, not the requested only
+    as_object: bool = True  # 1.12: allocations keyed by provider uuid
+    with_mappings: bool = True  # 1.34
+    with_traits: bool = True  # 1.17
+    with_tree: bool = True  # 1.29: parent and root provider uuids in the summaries
+
+
+def _text(value: str) -> ColumnElement[str]:
+    """A constant piece of JSON, inlined in the statement (constant JSON from orjson or fixed
+    text: no quote or percent characters)."""
+    assert "'" not in value and "%" not in value
+    return literal_column(f"'{value}'", String)
+
+
+def _concat(*parts: str | ColumnElement[Any]) -> ColumnElement[str]:
+    """One concat() call (a chain of || makes a new string per operator)."""
+    return func.concat(*(_text(p) if isinstance(p, str) else p for p in parts))
+
+
+def _body_statement(request: CandidateRequest, shape: BodyShape) -> Select[Any] | None:
+    """PostgreSQL: the whole response body of GET /allocation_candidates as one string, made
+    by the database from the same walk as find_candidates (`_matching_with_inventories`):
+    per candidate its allocation request and its provider summary as JSON text, joined in
+    provider id order. Python then has nothing to do per candidate: building 1,000 candidates
+    and their summaries as objects and encoding them cost as much CPU as the query itself.
+    Class and trait names go into the JSON unescaped: both are [A-Z0-9_] (checked on the way
+    in: params.resource_class, traits.CUSTOM_TRAIT, os-traits and os-resource-classes)."""
+    matching = _matching_with_inventories(request, shape.all_resources)
+    if matching is None:
+        return None
+    cand = matching.subquery("candidates")
+    uuid = cand.c.uuid
+    totals = orjson.dumps(request.totals()).decode()
+    allocation: list[str | ColumnElement[Any]] = (
+        ['{"allocations":{"', uuid, f'":{{"resources":{totals}}}}}']
+        if shape.as_object
+        else ['{"allocations":[{"resource_provider":{"uuid":"', uuid, f'"}},"resources":{totals}}}]']
+    )
+    if shape.with_mappings:
+        allocation.append(',"mappings":{')
+        for n, group in enumerate(request.groups):
+            allocation += [("," if n else "") + orjson.dumps(group.suffix).decode() + ':["', uuid, '"]']
+        allocation.append("}")
+    allocation.append("}")
+    summary: list[str | ColumnElement[Any]] = ['"', uuid, '":{"resources":', cand.c.inventories]
+    if shape.with_traits:
+        t = _TRAITS.alias("t")
+        traits = (
+            select(
+                func.string_agg(
+                    t.c.trait, aggregate_order_by(literal_column("'\",\"'"), t.c.trait.collate("C"))
+                )
+            )
+            .where(t.c.provider_id == cand.c.id)
+            .scalar_subquery()
+        )
+        summary += [',"traits":[', func.coalesce(_text('"') + traits + _text('"'), ""), "]"]
+    if shape.with_tree:
+        root_uuid, parent_uuid = _tree_columns(cand)
+        parent = func.coalesce(_text('"') + parent_uuid + _text('"'), _text("null"))
+        summary += [',"parent_provider_uuid":', parent, ',"root_provider_uuid":"', root_uuid, '"']
+    summary.append("}")
+    per = select(
+        cand.c.id, _concat(*allocation).label("allocation"), _concat(*summary).label("summary")
+    ).subquery("per")
+    in_order: Any = aggregate_order_by(literal_column("','"), per.c.id)
+    return select(
+        _concat(
+            '{"allocation_requests":[',
+            func.string_agg(per.c.allocation, in_order),
+            '],"provider_summaries":{',
+            func.string_agg(per.c.summary, in_order),
+            "}}",
+        )
+    )
+
+
+def candidates_body(session: Session, request: CandidateRequest, shape: BodyShape) -> bytes | None:
+    """The JSON body of GET /allocation_candidates for `request`, made by PostgreSQL (see
+    _body_statement); None on other databases (build it from find_candidates there)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    key = ("body", shape, _request_key(request))
+    if key not in _STATEMENTS:
+        _remember(key, _body_statement(request, shape))
+    statement = _STATEMENTS[key]
+    if statement is None:
+        return b'{"allocation_requests":[],"provider_summaries":{}}'
+    _no_jit(session)
+    body = session.execute(statement).scalar_one()
+    return str(body).encode()
 
 
 def find_candidates(

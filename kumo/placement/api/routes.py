@@ -24,7 +24,7 @@ from kumo.placement.api import microversion as mv
 from kumo.placement.api import params, providers, resource_classes, views
 from kumo.placement.api.allocations import AllocationWrite
 from kumo.placement.api.microversion import Version
-from kumo.placement.candidates import find_candidates
+from kumo.placement.candidates import candidates_body, find_candidates
 from kumo.runtime import Runtime
 
 
@@ -38,18 +38,26 @@ class PlacementRoute(APIRoute):
             try:
                 response = await handle(request)
             except KumoError as exc:
-                code, extra = getattr(exc, "code", None), getattr(exc, "extra", None)
-                response = error_response(request.url.path, exc.status, exc.message, exc.kind, code, extra)
-            version: Version | None = getattr(request.state, "placement_version", None)
-            if version is not None:
-                response.headers["openstack-api-version"] = f"placement {version}"
-                response.headers["vary"] = "openstack-api-version"
-                if version.at_least(15) and request.method == "GET" and response.status_code == 200:
-                    response.headers["cache-control"] = "no-cache"
-                    response.headers["last-modified"] = formatdate(usegmt=True)
-            return response
+                response = placement_error(request.url.path, exc)
+            return finish(response, getattr(request.state, "placement_version", None), request.method)
 
         return route
+
+
+def placement_error(path: str, exc: KumoError) -> Response:
+    code, extra = getattr(exc, "code", None), getattr(exc, "extra", None)
+    return error_response(path, exc.status, exc.message, exc.kind, code, extra)
+
+
+def finish(response: Response, version: Version | None, method: str) -> Response:
+    """The microversion headers of every Placement answer (and 1.15's cache headers)."""
+    if version is not None:
+        response.headers["openstack-api-version"] = f"placement {version}"
+        response.headers["vary"] = "openstack-api-version"
+        if version.at_least(15) and method == "GET" and response.status_code == 200:
+            response.headers["cache-control"] = "no-cache"
+            response.headers["last-modified"] = formatdate(usegmt=True)
+    return response
 
 
 async def placement_version(request: Request) -> Version:
@@ -82,7 +90,7 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return _Json(body, status_code=status, headers=headers)
 
 
-def _no_content(status: int = 204, location: str | None = None) -> Response:
+def no_content(status: int = 204, location: str | None = None) -> Response:
     return Response(status_code=status, headers={"location": location} if location else None)
 
 
@@ -147,7 +155,7 @@ def create_resource_provider(
     location = views.provider_url(created.uuid)
     if v.at_least(20):
         return _json(views.provider(created, v), headers={"location": location})
-    return _no_content(201, location)
+    return no_content(201, location)
 
 
 @router.get("/resource_providers/{uuid}")
@@ -177,7 +185,7 @@ def update_resource_provider(
 def delete_resource_provider(uuid: str, _c: Any = Admin, rt: Runtime = RT) -> Response:
     with rt.db.transaction() as session:
         providers.delete_provider(session, uuid)
-    return _no_content()
+    return no_content()
 
 
 # ---------------------------------------------------------------------------- inventories
@@ -225,7 +233,7 @@ def delete_inventories(uuid: str, v: Version = V, _c: Any = Admin, rt: Runtime =
     v.require(5)
     with rt.db.transaction() as session:
         inventories_domain.delete_all_inventories(session, providers.get_provider(session, uuid))
-    return _no_content()
+    return no_content()
 
 
 @router.get("/resource_providers/{uuid}/inventories/{resource_class}")
@@ -257,7 +265,7 @@ def update_inventory(
 def delete_inventory(uuid: str, resource_class: str, _c: Any = Admin, rt: Runtime = RT) -> Response:
     with rt.db.transaction() as session:
         inventories_domain.delete_inventory(session, providers.get_provider(session, uuid), resource_class)
-    return _no_content()
+    return no_content()
 
 
 # ---------------------------------------------------------------------------- usages
@@ -361,7 +369,7 @@ def show_trait(name: str, v: Version = V, _c: Any = Admin, rt: Runtime = RT) -> 
     with rt.db.read() as session:
         if not traits_domain.trait_exists(session, name):
             raise NotFound(f"No such trait(s): {name}")
-    return _no_content()
+    return no_content()
 
 
 @router.put("/traits/{name}")
@@ -369,7 +377,7 @@ def put_trait(name: str, v: Version = V, _c: Any = Admin, rt: Runtime = RT) -> R
     v.require(6)
     with rt.db.transaction() as session:
         created = traits_domain.create_custom_trait(session, name)
-    return _no_content(201 if created else 204, f"{views.PREFIX}/traits/{name}")
+    return no_content(201 if created else 204, f"{views.PREFIX}/traits/{name}")
 
 
 @router.delete("/traits/{name}")
@@ -377,7 +385,7 @@ def delete_trait(name: str, v: Version = V, _c: Any = Admin, rt: Runtime = RT) -
     v.require(6)
     with rt.db.transaction() as session:
         traits_domain.delete_custom_trait(session, name)
-    return _no_content()
+    return no_content()
 
 
 @router.get("/resource_providers/{uuid}/traits")
@@ -409,7 +417,7 @@ def delete_provider_traits(uuid: str, v: Version = V, _c: Any = Admin, rt: Runti
     v.require(6)
     with rt.db.transaction() as session:
         traits_domain.set_provider_traits(session, providers.get_provider(session, uuid), [], None)
-    return _no_content()
+    return no_content()
 
 
 # ---------------------------------------------------------------------------- resource classes
@@ -431,7 +439,7 @@ def create_resource_class(
     name = params.string(params.obj(body, ["name"])["name"], "name")
     with rt.db.transaction() as session:
         resource_classes.create_class(session, name)
-    return _no_content(201, f"{views.PREFIX}/resource_classes/{name}")
+    return no_content(201, f"{views.PREFIX}/resource_classes/{name}")
 
 
 @router.get("/resource_classes/{name}")
@@ -448,7 +456,7 @@ def put_resource_class(name: str, v: Version = V, _c: Any = Admin, rt: Runtime =
     v.require(7)  # 1.2-1.6 renamed a class with a body; kumo serves the 1.7 bodiless create
     with rt.db.transaction() as session:
         created = resource_classes.ensure_class(session, name)
-    return _no_content(201 if created else 204, f"{views.PREFIX}/resource_classes/{name}")
+    return no_content(201 if created else 204, f"{views.PREFIX}/resource_classes/{name}")
 
 
 @router.delete("/resource_classes/{name}")
@@ -456,7 +464,7 @@ def delete_resource_class(name: str, v: Version = V, _c: Any = Admin, rt: Runtim
     v.require(2)
     with rt.db.transaction() as session:
         resource_classes.delete_class(session, name)
-    return _no_content()
+    return no_content()
 
 
 # ---------------------------------------------------------------------------- allocations
@@ -526,7 +534,7 @@ def put_allocations(
     write = _allocation_write(_consumer_uuid(consumer), body, v, "body")
     with rt.db.transaction() as session:
         allocations_domain.replace_allocations(session, [write])
-    return _no_content()
+    return no_content()
 
 
 @router.post("/allocations")
@@ -537,14 +545,14 @@ def post_allocations(body: Any = Body(None), v: Version = V, _c: Any = Admin, rt
     writes = [_allocation_write(_consumer_uuid(c), data, v, c, in_post=True) for c, data in body.items()]
     with rt.db.transaction() as session:
         allocations_domain.replace_allocations(session, writes)
-    return _no_content()
+    return no_content()
 
 
 @router.delete("/allocations/{consumer}")
 def delete_allocations(consumer: str, _c: Any = Admin, rt: Runtime = RT) -> Response:
     with rt.db.transaction() as session:
         allocations_domain.delete_allocations(session, consumer)
-    return _no_content()
+    return no_content()
 
 
 @router.get("/resource_providers/{uuid}/allocations")
@@ -576,16 +584,14 @@ def reshape(body: Any = Body(None), v: Version = V, _c: Any = Admin, rt: Runtime
     ]
     with rt.db.transaction() as session:
         allocations_domain.reshape(session, inventories, writes)
-    return _no_content()
+    return no_content()
 
 
 # ---------------------------------------------------------------------------- allocation candidates
 
 
 @router.get("/allocation_candidates")
-def allocation_candidates(
-    request: Request, v: Version = V, _c: Any = Admin, rt: Runtime = RT
-) -> JSONResponse:
+def allocation_candidates(request: Request, v: Version = V, _c: Any = Admin, rt: Runtime = RT) -> Response:
     v.require(10)
     wanted = params.candidate_request(_query(request), v)
     with rt.db.read() as session:
@@ -593,5 +599,8 @@ def allocation_candidates(
             session, {rc for g in wanted.groups for rc in g.resources}, " in resources parameter"
         )
         traits_domain.require_traits(session, params.traits_in(wanted))
+        body = candidates_body(session, wanted, views.candidates_shape(v))
+        if body is not None:
+            return Response(body, media_type="application/json")
         found = find_candidates(session, wanted, all_resources=v.at_least(27))
     return _json(views.candidates(found, v))

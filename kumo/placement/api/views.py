@@ -7,7 +7,7 @@ from typing import Any
 from kumo.placement.api.allocations import ConsumerAllocations
 from kumo.placement.api.microversion import Version, max_version, min_version
 from kumo.placement.api.providers import Provider
-from kumo.placement.candidates import Candidate
+from kumo.placement.candidates import BodyShape, Candidate
 
 # Links and Location headers are relative to the service root, as Placement mounted at the root
 # of its endpoint answers them: osc-placement follows Location by appending it to the endpoint.
@@ -93,9 +93,21 @@ def resource_class(name: str) -> dict[str, Any]:
     return {"name": name, "links": [{"rel": "self", "href": f"{PREFIX}/resource_classes/{name}"}]}
 
 
+def candidates_shape(version: Version) -> BodyShape:
+    """What GET /allocation_candidates' body holds at `version` (candidates_body builds it)."""
+    return BodyShape(
+        all_resources=version.at_least(27),
+        as_object=version.at_least(12),
+        with_mappings=version.at_least(34),
+        with_traits=version.at_least(17),
+        with_tree=version.at_least(29),
+    )
+
+
 def candidates(found: list[Candidate], version: Version) -> dict[str, Any]:
     """The body of GET /allocation_candidates. One pass, the microversion decided once: a page
-    holds 1,000 candidates."""
+    holds 1,000 candidates. (On PostgreSQL the route has the database build the same body:
+    kumo.placement.candidates.candidates_body.)"""
     as_object, with_mappings = version.at_least(12), version.at_least(34)
     with_traits, with_tree = version.at_least(17), version.at_least(29)
     requests: list[dict[str, Any]] = []

@@ -6,17 +6,21 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field, replace
 
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, insert
 
 import kumo.placement.api_models  # noqa: F401  (create_all needs the Placement API tables)
 from kumo.db import Database
+from kumo.placement.api import views
+from kumo.placement.api.microversion import Version
 from kumo.placement.api_models import ProviderAggregate, ProviderParent, ProviderTrait
 from kumo.placement.candidates import (
     CandidateRequest,
     RequestGroup,
     candidate_provider_ids,
+    candidates_body,
     find_candidates,
     provider_id_range,
 )
@@ -221,6 +225,32 @@ def test_candidates_match_placement_reference(
         assert {rc: (r["capacity"], r["used"]) for rc, r in c.resources.items()} == {
             rc: (int((inv.total - inv.reserved) * inv.ratio), inv.used) for rc, inv in p.inventories.items()
         }
+
+
+# Microversions where the candidates body changes shape: 1.12 (allocations keyed by provider),
+# 1.17 (traits), 1.27 (every inventory in the summaries), 1.29 (tree), 1.34 (mappings).
+SHAPES = [10, 11, 12, 16, 17, 26, 27, 28, 29, 33, 34, 35]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(scenario=scenarios(), minor=st.sampled_from(SHAPES))
+def test_database_built_body_is_the_view_of_find_candidates(
+    db: Database, scenario: tuple[list[Provider], CandidateRequest], minor: int
+) -> None:
+    """On PostgreSQL the route answers with the body the database builds (candidates_body):
+    the same JSON, at every microversion's shape, as the view of find_candidates, which the
+    test above checks against the reference."""
+    fleet, request = scenario
+    _load(db, fleet)
+    version = Version(1, minor)
+    with db.read() as session:
+        body = candidates_body(session, request, views.candidates_shape(version))
+        found = find_candidates(session, request, all_resources=version.at_least(27))
+    if db.is_sqlite:
+        assert body is None  # the route builds it from find_candidates there
+        return
+    assert body is not None
+    assert orjson.loads(body) == views.candidates(found, version)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -4,12 +4,21 @@ aggregates (member_of), its root's traits (root_required / root_forbidden) and i
 
 from __future__ import annotations
 
+import orjson
 from sqlalchemy import insert
 
 import kumo.placement.api_models  # noqa: F401  (create_all needs the Placement API tables)
 from kumo.db import Database
+from kumo.placement.api import views
+from kumo.placement.api.microversion import Version
 from kumo.placement.api_models import ProviderAggregate, ProviderParent, ProviderTrait
-from kumo.placement.candidates import CandidateRequest, RequestGroup, candidate_provider_ids, find_candidates
+from kumo.placement.candidates import (
+    CandidateRequest,
+    RequestGroup,
+    candidate_provider_ids,
+    candidates_body,
+    find_candidates,
+)
 from kumo.placement.models import Allocation, Inventory, ResourceProvider
 
 ROOT, CHILD, GRANDCHILD, LONE = (f"00000000-0000-0000-0000-00000000000{n}" for n in (1, 2, 3, 4))
@@ -73,6 +82,18 @@ def test_children_carry_their_root_and_parent(db: Database) -> None:
     assert (found[LONE].root_uuid, found[LONE].parent_uuid) == (LONE, None)
     assert found[CHILD].resources == {"CUSTOM_VGPU": {"capacity": 4, "used": 1}}
     assert found[GRANDCHILD].traits == ["CUSTOM_LEAF"] and found[CHILD].traits == []
+    with db.read() as session:
+        body = candidates_body(session, request, views.candidates_shape(Version(1, 35)))
+    if body is not None:  # PostgreSQL builds the body itself: roots and parents too
+        summaries = orjson.loads(body)["provider_summaries"]
+        assert (
+            summaries[GRANDCHILD]["root_provider_uuid"],
+            summaries[GRANDCHILD]["parent_provider_uuid"],
+        ) == (
+            ROOT,
+            CHILD,
+        )
+        assert summaries == views.candidates(list(found.values()), Version(1, 35))["provider_summaries"]
 
 
 def test_member_of_counts_the_roots_aggregates(db: Database) -> None:
