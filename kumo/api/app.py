@@ -24,6 +24,7 @@ from kumo.identity import routes as identity_routes
 from kumo.image import routes as image_routes
 from kumo.metrics import fleet_gauges
 from kumo.placement.api import routes as placement_routes
+from kumo.placement.api.fast import ClaimFastLane
 from kumo.runtime import Runtime
 
 
@@ -59,6 +60,7 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
     )
     app.state.runtime = rt
     errors.install(app)
+    app.add_middleware(ClaimFastLane)  # inside RequestMiddleware: request ids, metrics and logs stay
     app.add_middleware(RequestMiddleware)
 
     # The route table: each router carries its own prefix.

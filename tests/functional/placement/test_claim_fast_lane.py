@@ -1,0 +1,126 @@
+"""PUT /placement/allocations/{consumer} through the claim fast lane (kumo.placement.api.fast):
+it carries out well-formed, authorized claims itself and hands everything else to the full
+route, so every answer, errors included, is the one the full route gives."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from kumo.placement.api import fast
+from tests.conftest import DEMO_PASSWORD, Cloud
+from tests.functional.placement.test_placement_api import make_provider
+
+V = {"OpenStack-API-Version": "placement 1.35"}
+
+
+@pytest.fixture
+def taken(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Consumers whose claim the fast lane carried out."""
+    seen: list[str] = []
+    real = fast._replace
+
+    def spy(rt: Any, write: Any) -> None:
+        seen.append(write.consumer)
+        real(rt, write)
+
+    monkeypatch.setattr(fast, "_replace", spy)
+    yield seen
+
+
+def _claim(rp: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "allocations": {rp: {"resources": {"VCPU": 1}}},
+        "project_id": "p",
+        "user_id": "u",
+        "consumer_generation": None,
+        **extra,
+    }
+
+
+def _without_request_id(resp: httpx.Response) -> Any:
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.content
+    for error in body.get("errors", []) if isinstance(body, dict) else []:
+        error.pop("request_id", None)
+    return body
+
+
+def test_well_formed_claims_take_the_fast_lane(
+    cloud: Cloud, placement: httpx.Client, taken: list[str]
+) -> None:
+    rp = make_provider(placement, "cn1", {"VCPU": {"total": 2}})
+    consumer = str(uuid.uuid4())
+    resp = placement.put(f"/allocations/{consumer}", json=_claim(rp))
+    assert resp.status_code == 204, resp.text
+    assert resp.headers["openstack-api-version"] == "placement 1.35"
+    assert resp.headers["x-openstack-request-id"].startswith("req-")
+    assert taken == [consumer]
+    got = placement.get(f"/allocations/{consumer}").json()
+    assert got["allocations"][rp]["resources"] == {"VCPU": 1} and got["consumer_generation"] == 1
+
+    # Domain errors are answered by the fast lane in Placement's error format.
+    stale = placement.put(f"/allocations/{consumer}", json=_claim(rp))  # null generation is stale now
+    assert stale.status_code == 409
+    assert stale.json()["errors"][0]["code"] == "placement.concurrent_update"
+    assert stale.headers["openstack-api-version"] == "placement 1.35"
+    over = placement.put(
+        f"/allocations/{uuid.uuid4()}", json=_claim(rp, allocations={rp: {"resources": {"VCPU": 2}}})
+    )
+    assert over.status_code == 409 and "capacity" in over.json()["errors"][0]["detail"]
+    assert len(taken) == 3
+
+    # An older microversion's body shape goes through the lane too (1.0: a list, no owner).
+    old = str(uuid.uuid4())
+    body = {"allocations": [{"resource_provider": {"uuid": rp}, "resources": {"VCPU": 1}}]}
+    resp = httpx.put(
+        f"{cloud.url}/placement/allocations/{old}", json=body, headers={"X-Auth-Token": cloud.token()}
+    )
+    assert resp.status_code == 204 and "openstack-api-version" in resp.headers
+    assert taken[-1] == old
+
+
+def _requests(cloud: Cloud, rp: str) -> list[tuple[str, dict[str, str], bytes]]:
+    """(consumer, headers, body) the fast lane leaves to the full route."""
+    admin, demo = cloud.token(), cloud.token("demo", DEMO_PASSWORD, "demo")
+    good = httpx.Request("PUT", "http://x", json=_claim(rp)).content
+    json_type = {"Content-Type": "application/json"}
+    return [
+        ("no token", {**V, **json_type}, good),
+        ("bad token", {**V, **json_type, "X-Auth-Token": "nope"}, good),
+        ("not admin", {**V, **json_type, "X-Auth-Token": demo}, good),
+        ("bad version", {"OpenStack-API-Version": "placement 1.x", **json_type, "X-Auth-Token": admin}, good),
+        ("too new", {"OpenStack-API-Version": "placement 1.99", **json_type, "X-Auth-Token": admin}, good),
+        ("not json", {**V, **json_type, "X-Auth-Token": admin}, b"{nope"),
+        ("a list", {**V, **json_type, "X-Auth-Token": admin}, b"[1]"),
+        ("empty", {**V, **json_type, "X-Auth-Token": admin}, b""),
+        ("text", {**V, "Content-Type": "text/plain", "X-Auth-Token": admin}, good),
+        ("invalid", {**V, **json_type, "X-Auth-Token": admin}, b'{"allocations": {}}'),
+        ("bad consumer", {**V, **json_type, "X-Auth-Token": admin}, good),
+    ]
+
+
+def test_everything_else_gets_the_full_routes_answer(
+    cloud: Cloud, placement: httpx.Client, taken: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rp = make_provider(placement, "cn1", {"VCPU": {"total": 8}})
+
+    def send(label: str, headers: dict[str, str], body: bytes) -> httpx.Response:
+        consumer = "not-a-uuid" if label == "bad consumer" else str(uuid.UUID(int=len(label)))
+        return httpx.put(f"{cloud.url}/placement/allocations/{consumer}", headers=headers, content=body)
+
+    requests = _requests(cloud, rp)
+    through_lane = [send(*r) for r in requests]
+    assert taken == []  # none of them was carried out by the lane
+    monkeypatch.setattr(fast, "_take", lambda *_: None)  # the lane off: the full route alone
+    full_route = [send(*r) for r in requests]
+    for (label, _, _), lane, full in zip(requests, through_lane, full_route, strict=True):
+        assert lane.status_code == full.status_code and lane.status_code >= 400, label
+        assert _without_request_id(lane) == _without_request_id(full), label
+        assert lane.headers.get("openstack-api-version") == full.headers.get("openstack-api-version"), label
