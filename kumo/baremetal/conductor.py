@@ -202,6 +202,7 @@ class Conductor(ApiLink):
         self._load_hardware = hardware_loader
         self._nodes: dict[str, Node] = {}
         self.conductors: list[str] = []
+        self.assignment: str | None = None  # version of the nodes held (the API's), None: none yet
         self._nodes_changed = threading.Event()
         self._hardware: dict[str, tuple[Node, Hardware]] = {}
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"conductor-{name}")
@@ -219,9 +220,22 @@ class Conductor(ApiLink):
             return dict(self._nodes)
 
     def heartbeat(self) -> None:
-        """Register / heartbeat; the answer is the set of nodes this conductor owns now."""
-        body = self._call("PUT", f"/conductors/{self.name}", json={}).json()
-        self._own([Node.from_wire(raw) for raw in body.get("nodes", [])], body.get("conductors", []))
+        """Register / heartbeat; the answer is the set of nodes this conductor owns now, or
+        "unchanged" when the assignment it holds (the version it sends) is still current. A
+        conductor that starts holds none, so it always learns its whole assignment."""
+        with self._lock:
+            held = self.assignment
+        body = self._call("PUT", f"/conductors/{self.name}", json={"assignment": held}).json()
+        conductors, raw_nodes = body.get("conductors", []), body.get("nodes")
+        if raw_nodes is None:  # no list: keep the nodes held
+            with self._lock:
+                self.conductors = sorted(conductors)
+                if not (body.get("unchanged") and held is not None and body.get("assignment") == held):
+                    self.assignment = None  # not the answer to what was sent: ask for the list
+            return
+        self._own([Node.from_wire(raw) for raw in raw_nodes], conductors)
+        with self._lock:
+            self.assignment = body.get("assignment")
 
     def _own(self, nodes: list[Node], conductors: list[str]) -> None:
         fresh = {n.uuid: n for n in nodes}

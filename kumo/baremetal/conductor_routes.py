@@ -16,17 +16,19 @@ Name = Path(min_length=1, max_length=255)
 
 @router.put("/{name}", response_model=ConductorAssignment)
 def heartbeat(body: ConductorHeartbeat, name: str = Name, rt: Runtime = Depends(agent)) -> Response:
-    """Register or heartbeat; answers with the live conductors and the nodes `name` owns. Three
-    short transactions (register, read, keep the owned hosts up) and the body serialized once:
-    10,000 nodes cost a fraction of a second."""
+    """Register or heartbeat; answers with the live conductors and the nodes `name` owns, or
+    "unchanged" when the version it holds is current. Short transactions (register; read the
+    nodes written since the last heartbeat, and every node only when the answer carries them;
+    keep the nodes' hosts up, when a quarter of the timeout old), the body serialized once."""
     timeout = rt.settings.heartbeat_timeout_seconds
     with rt.db.transaction() as session:
         live = conductors.register(session, name, timeout)
     with rt.db.read() as session:
-        nodes = conductors.owned_nodes(session, name, live)
-    with rt.db.transaction() as session:
-        conductors.keep_up(session, [n.uuid for n in nodes], timeout)
-    answer = ConductorAssignment.model_construct(conductors=live, nodes=nodes)
+        answer = conductors.assignment(session, name, live, body.assignment)
+        due = conductors.keep_up_due(session, timeout)
+    if due:
+        with rt.db.transaction() as session:
+            conductors.keep_up(session, timeout)
     return Response(content=answer.model_dump_json(), media_type="application/json")
 
 

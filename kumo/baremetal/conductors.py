@@ -1,22 +1,24 @@
 """The API side of conductors: register + heartbeat (which also hands out node ownership and keeps
-the owned nodes' hosts up) and power-state sync reports.
+the nodes' hosts up) and power-state sync reports.
 
 A conductor is alive while its heartbeat is younger than `heartbeat_timeout_seconds`. Ownership
 is computed, never stored (kumo/baremetal/ownership.py), so a dead conductor's nodes move to the
-others at their next heartbeat without any hand-over.
+others at their next heartbeat without any hand-over. A heartbeat where nothing changed reads no
+node and writes no host (kumo/baremetal/assignments.py, keep_up).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from kumo.baremetal import hosts, ownership, states
+from kumo.baremetal import assignments, hosts, ownership, states
 from kumo.baremetal.models import Conductor, Node
 from kumo.baremetal.protocol import ConductorAssignment, NodeForConductor, PowerStateReport
 from kumo.compute import server_ops
@@ -100,10 +102,9 @@ _WIRE_COLUMNS = (
 )
 
 
-def owned_nodes(session: Session, name: str, live: list[str]) -> list[NodeForConductor]:
-    """The nodes `name` owns among the `live` conductors, as it needs them. One read of a few
-    columns of every node, ownership computed on the rows (no ORM objects, no bound lists)."""
-    live = sorted({*live, name})
+def _wire_nodes(session: Session, wanted: Callable[[str], bool]) -> list[NodeForConductor]:
+    """The nodes `wanted` keeps, as a conductor needs them: one read of a few columns of every
+    node (no ORM objects, no bound lists)."""
     return [
         NodeForConductor.model_construct(
             uuid=u,
@@ -116,35 +117,89 @@ def owned_nodes(session: Session, name: str, live: list[str]) -> list[NodeForCon
             instance_uuid=i,
         )
         for u, n, d, info, p, ps, m, i in session.execute(select(*_WIRE_COLUMNS).order_by(Node.id))
-        if ownership.owner(u, live) == name
+        if wanted(u)
     ]
 
 
-def keep_up(session: Session, node_uuids: list[str], timeout: float) -> None:
-    """Heartbeat the hosts of a live conductor's nodes: one UPDATE per 10,000 nodes, writing only
-    the rows whose heartbeat is older than a quarter of the timeout (a conductor beating every
-    few seconds rewrites each row every few beats, not every beat)."""
-    now = utcnow()
-    stale = now - dt.timedelta(seconds=timeout / 4)
-    for start in range(0, len(node_uuids), _CHUNK):
-        session.execute(
-            update(ComputeHost)
-            .where(
-                ComputeHost.name.in_(node_uuids[start : start + _CHUNK]),
-                or_(ComputeHost.last_heartbeat.is_(None), ComputeHost.last_heartbeat < stale),
-            )
-            .values(last_heartbeat=now)
-            .execution_options(synchronize_session=False)
+def owned_nodes(session: Session, name: str, live: list[str]) -> list[NodeForConductor]:
+    """The nodes `name` owns among the `live` conductors, ownership computed on the rows."""
+    live = sorted({*live, name})
+    return _wire_nodes(session, lambda u: ownership.owner(u, live) == name)
+
+
+def assignment(session: Session, name: str, live: list[str], held: str | None = None) -> ConductorAssignment:
+    """What `name` owns among the `live` conductors, and its version. When `held` (the version
+    the conductor holds) is still current the answer is "unchanged" and carries no node: no node
+    is read, only the ones written since the last heartbeat (kumo/baremetal/assignments.py)."""
+    view = assignments.view_for(session)
+    with view.lock:
+        view.refresh(session)
+        owned = view.owned(name, live)
+    if held is not None and held == owned.version:
+        return ConductorAssignment.model_construct(
+            conductors=live, assignment=owned.version, unchanged=True, nodes=None
         )
+    # The rows read now are at least as new as the view: at worst the conductor holds a newer
+    # node than its version says, and gets the list again at its next heartbeat.
+    nodes = _wire_nodes(session, owned.nodes.__contains__)
+    return ConductorAssignment.model_construct(
+        conductors=live, assignment=owned.version, unchanged=False, nodes=nodes
+    )
 
 
-def heartbeat(session: Session, name: str, timeout: float) -> ConductorAssignment:
-    """register, owned_nodes and keep_up in one session (tests, tools). The route runs them in
-    three short transactions so the writer is held only for the writes."""
+def keep_up_due(session: Session, timeout: float) -> bool:
+    """Whether a heartbeat should run keep_up: when nodes appeared since it last ran in this
+    process (their hosts are up from the next heartbeat on, as before), or when the host of one
+    node (every node's host is written in the same statement, so they move together) has a
+    heartbeat a quarter of the timeout old. Every API process reads the same row, so they do
+    not each keep the fleet up on their own clock. One row read by its key."""
+    view = assignments.view_for(session)
+    with view.lock:
+        if view.new_nodes:
+            return True
+        sample = view.sample
+    if sample is None:  # no node
+        return False
+    beat = session.scalar(select(ComputeHost.last_heartbeat).where(ComputeHost.name == sample))
+    return beat is None or utcnow() - beat >= dt.timedelta(seconds=timeout / 4)
+
+
+def keep_up(session: Session, timeout: float) -> int:
+    """Keep the hosts of every node up while a conductor lives: one UPDATE, no bound list,
+    writing the rows whose heartbeat is older than an eighth of the timeout (so two API processes
+    that find it due together write the fleet once). Every node has a live owner while any
+    conductor is alive (ownership is rendezvous hashing over the live ones), so "the hosts of the
+    nodes the live conductors own" is "the hosts of every node", whichever conductor beats.
+
+    Run when due (keep_up_due), a host's heartbeat is at most 3/8 of the timeout plus one
+    heartbeat interval old while a conductor lives (before: a quarter plus one interval), goes
+    stale within the timeout once the last conductor is gone, and is rewritten about once per
+    quarter of the timeout plus half an interval, as before. Returns the rows written."""
+    view = assignments.view_for(session)
+    with view.lock:
+        view.new_nodes = False
+    now = utcnow()
+    stale = now - dt.timedelta(seconds=timeout / 8)
+    result = session.execute(
+        update(ComputeHost)
+        .where(
+            ComputeHost.name.in_(select(Node.uuid).scalar_subquery()),
+            or_(ComputeHost.last_heartbeat.is_(None), ComputeHost.last_heartbeat < stale),
+        )
+        .values(last_heartbeat=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def heartbeat(session: Session, name: str, timeout: float, held: str | None = None) -> ConductorAssignment:
+    """register, assignment and keep_up in one session (tests, tools). The route runs them in
+    short transactions so the writer is held only for the writes."""
     live = register(session, name, timeout)
-    nodes = owned_nodes(session, name, live)
-    keep_up(session, [n.uuid for n in nodes], timeout)
-    return ConductorAssignment(conductors=live, nodes=nodes)
+    answer = assignment(session, name, live, held)
+    if keep_up_due(session, timeout):
+        keep_up(session, timeout)
+    return answer
 
 
 # Not synced: nodes whose task is in flight (its result wins), and nodes not yet verified (their

@@ -24,14 +24,26 @@ class NodeForConductor(BaseModel):
 
 
 class ConductorHeartbeat(BaseModel):
-    """Body of `PUT /internal/v1/conductors/{name}`: nothing yet (room for capabilities)."""
+    """Body of `PUT /internal/v1/conductors/{name}`. `assignment`: the version of the assignment
+    the conductor holds (the `assignment` of the last answer that carried `nodes`); absent or
+    null after a (re)start, which always gets the whole list."""
+
+    assignment: str | None = Field(default=None, max_length=64)
 
 
 class ConductorAssignment(BaseModel):
-    """The live conductors and the nodes this conductor owns now."""
+    """The live conductors and the nodes this conductor owns now, with the assignment's version.
+
+    `unchanged`: the version the conductor sent is still current; `nodes` is null and the
+    conductor keeps the nodes it holds. Otherwise `nodes` is the whole assignment. The version
+    covers what a conductor acts on (each node's uuid, name, driver, driver_info); the other
+    fields are the node's state when the list was sent (a task's payload carries the current
+    one)."""
 
     conductors: list[str]
-    nodes: list[NodeForConductor]
+    assignment: str | None = None
+    unchanged: bool = False
+    nodes: list[NodeForConductor] | None = None
 
 
 class PowerStateReport(BaseModel):

@@ -5,6 +5,7 @@ new owner finishes it), errors as failed results, and the batched power sync."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -33,7 +34,16 @@ class FakeAPI:
     results: list[dict[str, Any]] = field(default_factory=list)
     power_reports: list[tuple[str, dict[str, str | None]]] = field(default_factory=list)
     heartbeats: dict[str, int] = field(default_factory=dict)
+    held: list[tuple[str, str | None]] = field(default_factory=list)  # (conductor, version it sent)
+    unchanged: int = 0  # answers without a node list
+    answer_override: dict[str, Any] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @staticmethod
+    def version(nodes: list[dict[str, Any]]) -> str:
+        """What the conductor acts on (uuid, name, driver, driver_info), hashed."""
+        acted_on = sorted((n["uuid"], n["name"], n["driver"], n["driver_info"]) for n in nodes)
+        return hashlib.sha256(json.dumps(acted_on, sort_keys=True).encode()).hexdigest()[:32]
 
     def add_node(self, owner: str, **driver_info: Any) -> str:
         node_uuid = str(uuid.uuid4())
@@ -78,7 +88,17 @@ class FakeAPI:
             with self.lock:
                 self.heartbeats[name] = self.heartbeats.get(name, 0) + 1
                 mine = [n for u, n in self.nodes.items() if self.owner.get(u) == name]
-            return httpx.Response(200, json={"conductors": sorted(set(self.owner.values())), "nodes": mine})
+                held = body.get("assignment")
+                self.held.append((name, held))
+                version = self.version(mine)
+                live = sorted(set(self.owner.values()))
+                if self.answer_override is not None:
+                    return httpx.Response(200, json=self.answer_override)
+                if held == version:
+                    self.unchanged += 1
+                    same = {"conductors": live, "assignment": version, "unchanged": True, "nodes": None}
+                    return httpx.Response(200, json=same)
+            return httpx.Response(200, json={"conductors": live, "assignment": version, "nodes": mine})
         if request.method == "PUT" and parts[-1] == "power-states":
             with self.lock:
                 self.power_reports.append((parts[1], body["nodes"]))
@@ -262,3 +282,58 @@ def test_a_driver_that_fails_to_load_fails_the_task_not_the_node(api: FakeAPI, c
     r1, r2 = wait_for(lambda: api.result(first)), wait_for(lambda: api.result(second))
     assert r1["ok"] is False and "failed to load: ImportError: no module named sushy" in r1["error"]
     assert r2["ok"] is True and r2["details"] == {"power_state": POWER_ON}
+
+
+def test_heartbeat_sends_the_version_held_and_keeps_its_nodes_while_unchanged(api: FakeAPI) -> None:
+    a, b = api.add_node("c1"), api.add_node("c1")
+    api.add_node("c2")
+    transport = httpx.MockTransport(api.handle)
+    conductor = Conductor("http://api", "c1", "token", transport=transport)
+    try:
+        conductor.heartbeat()
+        assert api.held[-1] == ("c1", None) and set(conductor.nodes) == {a, b}
+        assert conductor.assignment is not None and conductor.conductors == ["c1", "c2"]
+        for _ in range(3):
+            conductor.heartbeat()
+        assert api.held[-1] == ("c1", conductor.assignment) and api.unchanged == 3
+        assert set(conductor.nodes) == {a, b}
+        # A node moves away (its owner died elsewhere, or one joined): the whole list again.
+        api.owner[b] = "c2"
+        conductor.heartbeat()
+        assert set(conductor.nodes) == {a} and api.unchanged == 3
+        # What the conductor drives a BMC with changes: the new driver_info arrives.
+        api.nodes[a]["driver_info"] = {"fake_latency": 0.01}
+        conductor.heartbeat()
+        assert conductor.nodes[a].driver_info == {"fake_latency": 0.01}
+        # An answer without a list that is not "unchanged" for what was sent: the nodes are kept
+        # and the next heartbeat asks for the whole list.
+        api.answer_override = {"conductors": ["c1"], "assignment": "other", "unchanged": True, "nodes": None}
+        conductor.heartbeat()
+        assert set(conductor.nodes) == {a} and conductor.assignment is None
+        api.answer_override = None
+        conductor.heartbeat()
+        assert api.held[-1] == ("c1", None) and set(conductor.nodes) == {a}
+    finally:
+        conductor.stop()
+    # A restarted conductor holds nothing: it sends no version and learns its whole assignment.
+    again = Conductor("http://api", "c1", "token", transport=transport)
+    try:
+        again.heartbeat()
+        assert api.held[-1] == ("c1", None) and set(again.nodes) == {a}
+    finally:
+        again.stop()
+
+
+def test_an_api_without_versions_is_followed_at_every_heartbeat(api: FakeAPI) -> None:
+    """Answers without `assignment` (an API before versions): the list is taken every time."""
+    a = api.add_node("c1")
+    conductor = Conductor("http://api", "c1", "token", transport=httpx.MockTransport(api.handle))
+    try:
+        api.answer_override = {"conductors": ["c1"], "nodes": [api.nodes[a]]}
+        conductor.heartbeat()
+        assert set(conductor.nodes) == {a} and conductor.assignment is None
+        api.answer_override = {"conductors": ["c1"], "nodes": []}
+        conductor.heartbeat()
+        assert conductor.nodes == {} and api.held[-1] == ("c1", None)
+    finally:
+        conductor.stop()
