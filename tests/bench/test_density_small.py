@@ -63,6 +63,8 @@ def test_every_server_boots_through_the_agent_protocol(report: dict[str, Any]) -
     baremetal = report["baremetal"]
     assert (baremetal["enrolled"], baremetal["errors"]) == (BAREMETAL, 0)
     assert baremetal["conductor_heartbeat"]["nodes_owned"] == BAREMETAL  # one conductor keeps them up
+    # Later heartbeats hold the assignment's version: answered "unchanged", without nodes.
+    assert baremetal["conductor_heartbeat"]["unchanged_answers"] == 3
 
 
 @pytest.mark.bench
