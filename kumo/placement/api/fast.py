@@ -15,10 +15,14 @@ error answer stays the one the full route gives.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import anyio
 import orjson
+import psycopg
+import psycopg.conninfo
+from sqlalchemy.engine import URL
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kumo.errors import KumoError
@@ -33,6 +37,7 @@ class ClaimFastLane:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self._route: Any = None
+        self._pool: AsyncConnections | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
@@ -56,11 +61,19 @@ class ClaimFastLane:
         from kumo.placement.api.routes import finish, no_content, placement_error
 
         try:
-            await anyio.to_thread.run_sync(_replace, rt, write)
+            if rt.db.is_sqlite:
+                await anyio.to_thread.run_sync(_replace, rt, write)
+            else:
+                await self._connections(rt).run(allocations_domain.postgresql_steps([write]))
             response = no_content()
         except KumoError as exc:
             response = placement_error(path, exc)
         await finish(response, version, "PUT")(scope, receive, send)
+
+    def _connections(self, rt: Runtime) -> AsyncConnections:
+        if self._pool is None:
+            self._pool = AsyncConnections(rt.db.engine.url)
+        return self._pool
 
     def _claim_route(self) -> Any:
         if self._route is None:
@@ -73,6 +86,72 @@ class ClaimFastLane:
                 and "PUT" in getattr(r, "methods", ())
             )
         return self._route
+
+
+class AsyncConnections:
+    """A few PostgreSQL connections of this worker's event loop for claims (psycopg's asyncio
+    API): the claim's two statements run on the loop, without the hand-over to a worker thread
+    and SQLAlchemy's per-statement machinery (together about a third of what was left of the
+    API's CPU per claim), and without a ping per checkout. Idle connections are kept, at most
+    `size` are open; one that broke is dropped, and a claim whose first statement finds its
+    connection dead is retried once on a new one (nothing was done yet)."""
+
+    def __init__(self, url: URL, size: int = 8) -> None:
+        args = url.translate_connect_args(username="user", database="dbname")
+        self._conninfo = psycopg.conninfo.make_conninfo(
+            **{k: str(v) for k, v in args.items()}, **{k: str(v) for k, v in url.query.items()}
+        )
+        self._idle: list[psycopg.AsyncConnection[Any]] = []
+        self._slots = asyncio.Semaphore(size)
+
+    async def run(self, steps: allocations_domain.PgSteps) -> None:
+        """Run `steps` (statements, see allocations.postgresql_steps) in one transaction: the
+        first one (parameterless) goes with BEGIN in one round trip, COMMIT (ROLLBACK on any
+        error) closes it."""
+        sql, params = next(steps)
+        assert params is None
+        async with self._slots:
+            conn = self._idle.pop() if self._idle else await self._connect()
+            try:
+                try:
+                    cur = await conn.execute(f"BEGIN; {sql}")
+                except psycopg.OperationalError:
+                    await _discard(conn)  # it died idle (a server restart): nothing was done yet
+                    conn = await self._connect()
+                    cur = await conn.execute(f"BEGIN; {sql}")
+                while True:
+                    rows = await cur.fetchall() if cur.description else []
+                    try:
+                        sql, params = steps.send(rows)
+                    except StopIteration:
+                        break
+                    cur = await conn.execute(sql, params)
+                await conn.execute("COMMIT")
+            except BaseException:
+                if conn.closed or conn.broken or not await _rolled_back(conn):
+                    await _discard(conn)
+                else:
+                    self._idle.append(conn)
+                raise
+            self._idle.append(conn)
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        return await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+
+
+async def _rolled_back(conn: psycopg.AsyncConnection[Any]) -> bool:
+    try:
+        await conn.execute("ROLLBACK")
+        return True
+    except psycopg.Error:
+        return False
+
+
+async def _discard(conn: psycopg.AsyncConnection[Any]) -> None:
+    try:
+        await conn.close()
+    except psycopg.Error:
+        pass
 
 
 def _replace(rt: Runtime, write: allocations_domain.AllocationWrite) -> None:
