@@ -82,19 +82,56 @@ def agent(
     if driver == "fake":
         options = {"vcpus": vcpus, "memory_mb": memory_mb, "disk_gb": disk_gb, "delay": fake_delay}
     elif driver == "libvirt":
-        options = {"api_url": api_url, "token": settings.secret("agent_token"), "uri": libvirt_uri,
-                   "virt_type": virt_type, "host_ip": host_ip, "migration_bandwidth": migration_bandwidth,
-                   "migration_max_downtime_ms": migration_max_downtime_ms,
-                   "image_cache_max_age": image_cache_max_age}
+        options = {
+            "api_url": api_url,
+            "token": settings.secret("agent_token"),
+            "uri": libvirt_uri,
+            "virt_type": virt_type,
+            "host_ip": host_ip,
+            "migration_bandwidth": migration_bandwidth,
+            "migration_max_downtime_ms": migration_max_downtime_ms,
+            "image_cache_max_age": image_cache_max_age,
+        }
     runner = Agent(
-        api_url, host, load_driver(driver, host, **options), settings.secret("agent_token"),
-        rack=rack, region=region,
+        api_url,
+        host,
+        load_driver(driver, host, **options),
+        settings.secret("agent_token"),
+        rack=rack,
+        region=region,
     ).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
     runner.stop()
+
+
+@app.command()
+def scheduler(
+    metrics_port: int = typer.Option(0, help="Serve Prometheus metrics on 127.0.0.1 at this port (0: none)"),
+) -> None:
+    """Schedule pending servers in a process of its own (PostgreSQL; run `kumo api` with
+    KUMO_SCHEDULER_IN_API=0). Several may run; each is woken by LISTEN/NOTIFY."""
+    from prometheus_client import start_http_server
+
+    from kumo.compute.workers import run_scheduler
+    from kumo.logs import setup_logging
+    from kumo.runtime import build_runtime
+
+    setup_logging()
+    rt = build_runtime(get_settings())
+    if rt.db.is_sqlite:
+        typer.echo(
+            "kumo scheduler needs PostgreSQL (KUMO_DATABASE_URL); on SQLite `kumo api` schedules", err=True
+        )
+        raise typer.Exit(2)
+    if metrics_port:
+        start_http_server(metrics_port, addr="127.0.0.1")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    run_scheduler(rt, stop)
 
 
 @app.command()
@@ -115,8 +152,13 @@ def conductor(
     settings = get_settings()
     wait_for_api(api_url, timeout=60)
     runner = Conductor(
-        api_url, name, settings.secret("agent_token"), heartbeat_interval=heartbeat_interval,
-        power_sync_interval=power_sync_interval, workers=workers, bmc_concurrency=bmc_concurrency,
+        api_url,
+        name,
+        settings.secret("agent_token"),
+        heartbeat_interval=heartbeat_interval,
+        power_sync_interval=power_sync_interval,
+        workers=workers,
+        bmc_concurrency=bmc_concurrency,
     ).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -145,7 +187,8 @@ def up(
         "auto", help="First hypervisor's driver: auto (libvirt when usable, else fake), libvirt or fake"
     ),
     image_dir: Path = typer.Option(
-        Path("/var/tmp/kumo-test-image"), envvar="KUMO_TEST_IMAGE_DIR",
+        Path("/var/tmp/kumo-test-image"),
+        envvar="KUMO_TEST_IMAGE_DIR",
         help="kumo's bootable test guest (scripts/build-test-image), for the libvirt hypervisor",
     ),
 ) -> None:
@@ -158,8 +201,15 @@ def up(
     os.environ.setdefault("KUMO_STATE_DIR", str(settings.state_dir))
     if driver not in ("auto", "libvirt", "fake"):
         raise typer.BadParameter("--driver must be auto, libvirt or fake")
-    run_all_in_one(settings, port=port, host_count=hosts, demo=demo, exit_after_demo=exit_after_demo,
-                   driver=driver, image_dir=image_dir)
+    run_all_in_one(
+        settings,
+        port=port,
+        host_count=hosts,
+        demo=demo,
+        exit_after_demo=exit_after_demo,
+        driver=driver,
+        image_dir=image_dir,
+    )
 
 
 @bench_app.command("density")
@@ -169,6 +219,9 @@ def bench_density(
     instances: int = typer.Option(5000, help="Servers to boot through the compute API"),
     database: str = typer.Option("sqlite", help="sqlite or postgresql (for the API started here)"),
     workers: int = typer.Option(1, help="API worker processes (for the API started here)"),
+    scheduler_processes: int = typer.Option(
+        0, help="PostgreSQL: schedule in this many `kumo scheduler` processes, not in the API workers"
+    ),
     api_url: str = typer.Option(None, help="Use this running API instead of starting one"),
     admin_password: str = typer.Option(None, envvar="KUMO_ADMIN_PASSWORD", help="With --api-url"),
     api_pid: int = typer.Option(None, help="With --api-url: the API's pid, for CPU and memory"),
@@ -199,6 +252,7 @@ def bench_density(
         instances=instances,
         database=database,
         workers=workers,
+        scheduler_processes=scheduler_processes,
         api_url=api_url,
         admin_password=admin_password,
         api_pid=api_pid,

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     # Fernet key for tokens (urlsafe base64, 32 bytes); written to state_dir on first use.
     token_key: str = ""
     scheduler_weigher: str = "spread"  # or "pack"
+    # Each API worker runs a scheduler loop (the all-in-one default). False: API workers only
+    # serve HTTP and `kumo scheduler` processes (PostgreSQL) schedule, out of the workers' GIL.
+    scheduler_in_api: bool = True
     heartbeat_timeout_seconds: float = 30.0
     enable_admin_password: bool = True
     default_quota_instances: int = 10

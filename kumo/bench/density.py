@@ -81,6 +81,8 @@ class DensityOptions:
     instances: int = 5000
     database: str = "sqlite"  # or "postgresql"
     workers: int = 1
+    # PostgreSQL: schedule in this many `kumo scheduler` processes, not in the API workers.
+    scheduler_processes: int = 0
     api_url: str | None = None
     # With --api-url: how to log in and reach the agents' API; optionally what to measure.
     admin_password: str | None = None
@@ -113,6 +115,9 @@ class Target:
     database_url: str | None
     api_pid: int | None
     cleanups: list[Callable[[], None]] = field(default_factory=list)
+    # `kumo scheduler` processes started beside the API: their pids and metrics pages.
+    scheduler_pids: list[int] = field(default_factory=list)
+    scheduler_metrics: list[str] = field(default_factory=list)
 
     def close(self) -> None:
         for cleanup in reversed(self.cleanups):
@@ -173,6 +178,10 @@ def start_target(opts: DensityOptions) -> Target:
         "KUMO_DATABASE_URL": settings.resolved_database_url,
         "KUMO_HEARTBEAT_TIMEOUT_SECONDS": "86400",
     }
+    if opts.scheduler_processes:
+        if opts.database != "postgresql":
+            raise ValueError("scheduler processes need --database postgresql")
+        env["KUMO_SCHEDULER_IN_API"] = "0"
     log = open(state_dir / "api.log", "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "kumo.cli", "api", "--port", str(port), "--workers", str(opts.workers)],
@@ -181,15 +190,27 @@ def start_target(opts: DensityOptions) -> Target:
         stderr=log,
         start_new_session=True,
     )
+    schedulers: list[tuple[subprocess.Popen[bytes], str]] = []
+    for _ in range(opts.scheduler_processes):
+        metrics_port = free_port()
+        scheduler = subprocess.Popen(
+            [sys.executable, "-m", "kumo.cli", "scheduler", "--metrics-port", str(metrics_port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+        )
+        schedulers.append((scheduler, f"http://127.0.0.1:{metrics_port}/metrics"))
 
     def stop_api() -> None:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
+        for child in [proc, *(scheduler for scheduler, _ in schedulers)]:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+                try:
+                    child.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(child.pid, signal.SIGKILL)
+                    child.wait(timeout=5)
         log.close()
 
     cleanups.append(stop_api)
@@ -200,6 +221,8 @@ def start_target(opts: DensityOptions) -> Target:
         database_url=settings.resolved_database_url,
         api_pid=proc.pid,
         cleanups=cleanups,
+        scheduler_pids=[scheduler.pid for scheduler, _ in schedulers],
+        scheduler_metrics=[url for _, url in schedulers],
     )
     deadline = time.monotonic() + 90
     while True:
@@ -364,10 +387,16 @@ class DensityRun:
 
     # -- helpers ---------------------------------------------------------------------------
     def api_pids(self) -> list[int]:
-        return measure.process_tree(self.target.api_pid) if self.target and self.target.api_pid else []
+        """The control plane's processes: the API's, and the scheduler processes if any."""
+        if not self.target or not self.target.api_pid:
+            return []
+        pids = measure.process_tree(self.target.api_pid)
+        for scheduler in self.target.scheduler_pids:
+            pids += measure.process_tree(scheduler)
+        return pids
 
     def api_rss(self) -> dict[str, Any]:
-        pids = self.api_pids()
+        pids = measure.process_tree(self.target.api_pid) if self.target and self.target.api_pid else []
         sizes = {pid: measure.rss_bytes(pid) for pid in pids}
         master = self.target.api_pid if self.target else None
         # With --workers N uvicorn's master only supervises: the workers are what serves.
@@ -406,6 +435,13 @@ class DensityRun:
             if len(answered) >= max(1, self.opts.workers) or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.05)
+        for url in self.target.scheduler_metrics if self.target else []:
+            async with httpx.AsyncClient(timeout=60) as fresh:
+                text = (await fresh.get(url)).text
+            self._pages[measure.gauge_value(text, "kumo_api_worker_pid") or 0.0] = (
+                measure.parse_histograms(text, HISTOGRAMS),
+                {name: measure.gauge_value(text, name) or 0.0 for name in COUNTERS},
+            )
         self._answered = len(answered)
         total = {name: measure.Histogram(()) for name in HISTOGRAMS}
         for histograms, _ in self._pages.values():
@@ -894,6 +930,7 @@ class DensityRun:
                     "outside_api": snapshot_timer(),
                     "api_cpu_seconds_per_instance": round(api_cpu / segment, 4) if api_cpu else None,
                     "api_rss": self.api_rss(),
+                    "scheduler_rss_mb": [_mb(measure.rss_bytes(pid)) for pid in self.target.scheduler_pids],
                     "agents_rss_mb": _mb(measure.rss_bytes(sim.pid)),
                     "database_mb": _mb(database_size(self.target.database_url)),
                 }

@@ -1,4 +1,5 @@
-"""Background loops of an API worker: the scheduler and housekeeping (heartbeat-age gauge)."""
+"""Background loops: an API worker's (the cross-worker wake-ups, and the scheduler unless it runs
+in processes of its own), and a `kumo scheduler` process's."""
 
 from __future__ import annotations
 
@@ -50,12 +51,28 @@ def scheduler_loop(rt: Runtime, stop: threading.Event, idle_poll: float = 1.0) -
 
 
 def start_workers(rt: Runtime) -> Workers:
+    """An API worker's loops: the PostgreSQL wake-ups, and the scheduler when
+    `scheduler_in_api` (else `kumo scheduler` processes schedule: run_scheduler)."""
     workers = Workers()
     if not rt.db.is_sqlite:
         workers.notifier = PgNotifier(rt).start()
-    thread = threading.Thread(
-        target=scheduler_loop, args=(rt, workers.stop_event), name="kumo-scheduler", daemon=True
-    )
-    thread.start()
-    workers.threads.append(thread)
+    if rt.settings.scheduler_in_api:
+        thread = threading.Thread(
+            target=scheduler_loop, args=(rt, workers.stop_event), name="kumo-scheduler", daemon=True
+        )
+        thread.start()
+        workers.threads.append(thread)
     return workers
+
+
+def run_scheduler(rt: Runtime, stop: threading.Event) -> None:
+    """A scheduler process: the scheduling loop in this thread until `stop`, woken over
+    PostgreSQL LISTEN/NOTIFY by the API workers' creates. Several may run (they share pending
+    instances through SKIP LOCKED); one that dies loses nothing (see kumo.compute.scheduling)."""
+    if rt.db.is_sqlite:
+        raise RuntimeError("a scheduler process needs PostgreSQL; on SQLite the API schedules itself")
+    notifier = PgNotifier(rt).start()
+    try:
+        scheduler_loop(rt, stop)
+    finally:
+        notifier.stop()
