@@ -10,6 +10,10 @@ its last answer (`assignment`) when the answer carried one.
 Scenarios, in order:
 
   first     conductor c1's first beat: it owns every node (full answer, every host row written)
+  keeping_up  its next beat, `--settle` s later (past kumo/baremetal/assignments.py's WINDOW,
+            so the nodes are no longer "recently written"): every host's heartbeat is due
+  burst     `--burst` beats back to back right after it (no host is due: a beat's own cost;
+            with the version held, each is answered "unchanged")
   steady    c1 beating every `--interval` s for `--window` s with nothing changing; the API's
             and PostgreSQL's CPU over the window minus the same window idle just before, per
             beat and as a share of one core at that interval
@@ -244,6 +248,16 @@ class PgMeter:
         return sum(cpu - self._start.get(pid, 0.0) for pid, cpu in self._now().items())
 
 
+def burst(beater: Beater, count: int) -> dict[str, Any]:
+    """`count` beats back to back (right after the first, which wrote every host: none is due)."""
+    beats = [beater.beat() for _ in range(count)]
+    return {
+        "beats": count,
+        "unchanged_answers": sum(b["unchanged"] for b in beats),
+        "wall_ms_p50": statistics.median(b["wall_ms"] for b in beats),
+    }
+
+
 def metered(api: Api, pg: PgMeter, action: Any) -> dict[str, Any]:
     meter = measure.CpuMeter(api.pids()).start()
     pg.start()
@@ -261,6 +275,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--interval", type=float, default=5.0, help="steady beats every this many s")
     parser.add_argument("--window", type=float, default=60.0)
+    parser.add_argument("--burst", type=int, default=10, help="back-to-back beats after keeping_up")
+    parser.add_argument(
+        "--settle", type=float, default=35.0, help="seconds between the first beat and keeping_up"
+    )
     args = parser.parse_args()
 
     database_url, drop = _create_pg_database()
@@ -280,6 +298,11 @@ def main() -> None:
         with httpx.Client(base_url=api.url, headers={AGENT_TOKEN_HEADER: api.token}, timeout=300) as client:
             c1, c2 = Beater(client, "c1"), Beater(client, "c2")
             report["first"] = metered(api, pg, c1.beat)
+            time.sleep(args.settle)
+            # Every host's heartbeat is now old: this beat keeps them all up; the next ones, back
+            # to back, have nothing to write.
+            report["keeping_up"] = metered(api, pg, c1.beat)
+            report["burst"] = metered(api, pg, lambda: burst(c1, args.burst))
             # Idle baseline (the workers' own loops), then the same window with beats.
             meter = measure.CpuMeter(api.pids())
             meter.start(), pg.start()
