@@ -240,3 +240,33 @@ def test_nearest_rank_percentile() -> None:
     assert percentile([5.0, 1.0, 3.0, 2.0, 4.0], 50) == 3.0
     assert percentile([float(i) for i in range(1, 101)], 95) == 95.0
     assert percentile([], 50) is None
+
+
+@pytest.mark.bench
+@pytest.mark.postgres
+def test_density_with_a_scheduler_process_counts_its_histograms(
+    tmp_path_factory: pytest.TempPathFactory, pg_database_url: str
+) -> None:
+    """--scheduler-processes on PostgreSQL: the API workers schedule nothing, the `kumo scheduler`
+    process does, and its metrics page is what the figures are read from."""
+    result = run_density(
+        DensityOptions(
+            hypervisors=10,
+            instances=30,
+            database="postgresql",
+            workers=2,
+            scheduler_processes=1,
+            checkpoints=1,
+            per_request=3,
+            probe=3,
+            list_calls=2,
+            heartbeat_window=1.0,
+            long_polls=0,
+            boot_timeout=120,
+            progress=False,
+        )
+    )
+    point = result["checkpoints"][-1]
+    assert (point["active"], point["error"], point["create_failures"]) == (30, 0, 0)
+    assert point["claim"]["count"] == 30 and point["probe"]["schedule_claim"]["count"] == 3
+    assert len(point["scheduler_rss_mb"]) == 1 and point["scheduler_rss_mb"][0] > 20
