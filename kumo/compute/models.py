@@ -107,7 +107,10 @@ class AggregateHost(Base):
 class Instance(Base):
     __tablename__ = "instances"
     __table_args__ = (
-        Index("ix_instances_project_created", "project_id", "created_at"),
+        # Server list pages in their default order (created_at desc, id desc), a project's own
+        # or every project's, and keyset pages after a marker: one index range each.
+        Index("ix_instances_project_created_id", "project_id", "created_at", "id"),
+        Index("ix_instances_created_id", "created_at", "id"),
         Index("ix_instances_project_deleted", "project_id", "deleted"),
         Index("ix_instances_host", "host"),
         Index("ix_instances_task_state", "task_state"),

@@ -11,8 +11,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
-from sqlalchemy.orm import Session, defer
+import orjson
+from sqlalchemy import Row, Select, Text, and_, cast, null, or_, select, tuple_
+from sqlalchemy.orm import Session
 
 from kumo.agent import tasks
 from kumo.api.context import RequestContext
@@ -226,7 +227,7 @@ _SORT_KEYS = {
 }
 
 
-def _apply_filters(stmt: Select[Instance], ctx: RequestContext, q: ListQuery) -> Select[Instance]:
+def _apply_filters(stmt: Select[Any], ctx: RequestContext, q: ListQuery) -> Select[Any]:
     if q.all_tenants and ctx.is_admin:
         if q.project_id:
             stmt = stmt.where(Instance.project_id == q.project_id)
@@ -257,31 +258,71 @@ def _apply_filters(stmt: Select[Instance], ctx: RequestContext, q: ListQuery) ->
     return stmt
 
 
-def list_servers(session: Session, ctx: RequestContext, q: ListQuery) -> list[Instance]:
+# A page of servers reads the columns its view shows, not whole instances (loading 1,000 ORM
+# instances was a third of the page's CPU). JSON columns come as their stored text: a page
+# repeats the same few flavors and metadata, and the view decodes each distinct text once.
+_JSON_COLUMNS = frozenset({"flavor", "metadata_", "tags", "fault"})
+BRIEF_FIELDS = ("id", "uuid", "name", "tags")
+
+
+def _list_columns(fields: tuple[str, ...], user_data: bool) -> list[Any]:
+    columns: list[Any] = []
+    for name in fields:
+        if name in _JSON_COLUMNS:
+            columns.append(cast(getattr(Instance, name), Text).label(name))
+        elif name == "user_data" and not user_data:
+            columns.append(null().label(name))
+        else:
+            columns.append(getattr(Instance, name).label(name))
+    return columns
+
+
+def _decoded(raw: str | None) -> Any:
+    return orjson.loads(raw) if raw else None
+
+
+def list_servers(
+    session: Session,
+    ctx: RequestContext,
+    q: ListQuery,
+    fields: tuple[str, ...] = BRIEF_FIELDS,
+    user_data: bool = False,
+) -> list[Row[Any]]:
+    """One page of servers: rows of Instance's `fields`, in that order and by those names (the
+    filters here read uuid, name and tags). JSON columns come as their stored text; user_data is
+    None unless `user_data` (up to 64 KB a server, shown to admins only)."""
+    if not {"uuid", "name", "tags"} <= set(fields):
+        raise ValueError("a server list reads uuid, name and tags")
     if q.sort_key not in _SORT_KEYS:
         raise BadRequest(f"Invalid sort_key {q.sort_key}")
     if q.sort_dir not in ("asc", "desc"):
         raise BadRequest(f"Invalid sort_dir {q.sort_dir}")
     column = _SORT_KEYS[q.sort_key]
     desc = q.sort_dir == "desc"
-    # Columns no server view shows stay unread (a page may hold 1,000 rows).
-    unshown = defer(Instance.scheduler_hints), defer(Instance.key_data)
-    stmt = _apply_filters(select(Instance).options(*unshown), ctx, q)
+    stmt = _apply_filters(select(*_list_columns(fields, user_data)), ctx, q)
     if q.marker:
-        marker = session.scalar(select(Instance).where(Instance.uuid == q.marker))
+        marker = session.execute(select(column, Instance.id).where(Instance.uuid == q.marker)).first()
         if marker is None:
             raise BadRequest(f"marker [{q.marker}] not found")
-        value = getattr(marker, column.key)
-        if desc:
-            stmt = stmt.where(or_(column < value, and_(column == value, Instance.id < marker.id)))
+        value, marker_id = marker
+        if value is not None:
+            # A row comparison: the (project_id, created_at, id) and (created_at, id) indexes
+            # start the scan at the marker (the OR form below filtered every row before it).
+            key = tuple_(column, Instance.id)
+            after = tuple_(value, marker_id, types=(column.type, Instance.id.type))
+            stmt = stmt.where(key < after if desc else key > after)
+        elif desc:
+            stmt = stmt.where(or_(column < value, and_(column == value, Instance.id < marker_id)))
         else:
-            stmt = stmt.where(or_(column > value, and_(column == value, Instance.id > marker.id)))
+            stmt = stmt.where(or_(column > value, and_(column == value, Instance.id > marker_id)))
     stmt = stmt.order_by(
         column.desc() if desc else column.asc(), Instance.id.desc() if desc else Instance.id.asc()
     )
     if q.limit is not None:
         stmt = stmt.limit(q.limit)
-    rows = list(session.scalars(stmt))
+    # Core rows, fetched at once: the ORM's result would call a getter per column per row, and
+    # iterating a result fetches row by row.
+    rows = list(session.connection().execute(stmt).all())
     if q.name:
         try:
             pattern = re.compile(q.name)
@@ -289,7 +330,8 @@ def list_servers(session: Session, ctx: RequestContext, q: ListQuery) -> list[In
             raise BadRequest(f"Invalid name filter {q.name}") from None
         rows = [r for r in rows if pattern.search(r.name)]
     if q.tags:
-        rows = [r for r in rows if set(q.tags) <= set(r.tags or [])]
+        wanted = set(q.tags)
+        rows = [r for r in rows if wanted <= set(_decoded(r.tags) or [])]
     return rows
 
 

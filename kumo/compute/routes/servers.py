@@ -193,12 +193,14 @@ def _list(
     request: Request, ctx: RequestContext, rt: Runtime, detailed: bool, version: Microversion
 ) -> dict[str, Any]:
     q = _list_query(request, ctx)
+    user_data = detailed and ctx.is_admin and version.at_least("2.3")
     with rt.db.read() as session:
-        rows = servers.list_servers(session, ctx, q)
+        fields = view.DETAIL_FIELDS if detailed else servers.BRIEF_FIELDS
+        rows = servers.list_servers(session, ctx, q, fields, user_data)
         up = servers.hosts_up(session, {r.host for r in rows if r.host}) if detailed and ctx.is_admin else {}
     base = base_url(request)
     if detailed:
-        items = [view.detail(r, base, version, ctx, up.get(r.host or "")) for r in rows]
+        items = view.detail_page(rows, base, version, ctx, up)
     else:
         items = [view.brief(r, base) for r in rows]
     body: dict[str, Any] = {"servers": items}

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Iterable, Sequence
 from typing import Any
+
+import orjson
+from sqlalchemy import Row
 
 from kumo.api.context import RequestContext
 from kumo.compute import states
@@ -25,12 +29,13 @@ _FAULT_STATUSES = {"ERROR", "DELETED"}
 
 def iso(value: dt.datetime | None) -> str | None:
     """Nova's utils.isotime: second precision and a Z (`created`, `updated`, fault `created`)."""
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+    # isoformat writes the same text as strftime("%Y-%m-%dT%H:%M:%SZ"), in half the time.
+    return value.isoformat(timespec="seconds") + "Z" if value else None
 
 
 def usec(value: dt.datetime | None) -> str | None:
     """A naive datetime as Nova's JSON encoder writes it: microseconds, no zone (launched_at…)."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%f") if value else None
+    return value.isoformat(timespec="microseconds") if value else None
 
 
 def _hash_host(project_id: str, host: str | None) -> str:
@@ -49,20 +54,21 @@ def links(base: str, kind: str, ident: str) -> list[dict[str, str]]:
     ]
 
 
-def brief(instance: Instance, base: str) -> dict[str, Any]:
+def brief(instance: Instance | Row[Any], base: str) -> dict[str, Any]:
     return {"id": instance.uuid, "name": instance.name, "links": links(base, "servers", instance.uuid)}
 
 
-def _image(instance: Instance, base: str) -> dict[str, Any] | str:
+def _image(image_ref: str | None, base: str) -> dict[str, Any] | str:
     # Booted from volume: Nova answers an empty string, not null and not an empty object.
-    if not instance.image_ref:
+    if not image_ref:
         return ""
-    bookmark = {"rel": "bookmark", "href": f"{base}/compute/images/{instance.image_ref}"}
-    return {"id": instance.image_ref, "links": [bookmark]}
+    bookmark = {"rel": "bookmark", "href": f"{base}/compute/images/{image_ref}"}
+    return {"id": image_ref, "links": [bookmark]}
 
 
-def _flavor(instance: Instance, base: str, version: Microversion) -> dict[str, Any]:
-    flavor = instance.flavor or {}
+def _flavor(flavor: dict[str, Any] | None, base: str, version: Microversion) -> dict[str, Any]:
+    """The server's `flavor` from its boot-time snapshot."""
+    flavor = flavor or {}
     if version.before("2.47"):
         if "id" not in flavor:
             return {}  # flavor record lost: Nova shows an empty object
@@ -82,12 +88,13 @@ def _flavor(instance: Instance, base: str, version: Microversion) -> dict[str, A
     }
 
 
-def _fault(instance: Instance, ctx: RequestContext) -> dict[str, Any] | None:
-    raw = instance.fault
+def _fault(
+    raw: dict[str, Any] | None, updated_at: dt.datetime | None, ctx: RequestContext
+) -> dict[str, Any] | None:
     if not raw:
         return None
     created = raw.get("created")
-    when = dt.datetime.fromisoformat(created) if isinstance(created, str) else instance.updated_at
+    when = dt.datetime.fromisoformat(created) if isinstance(created, str) else updated_at
     fault: dict[str, Any] = {
         "code": int(raw.get("code", 500)),
         "created": iso(when),
@@ -111,8 +118,8 @@ def _core(instance: Instance, base: str, version: Microversion, ctx: RequestCont
         "user_id": instance.user_id or "",
         "metadata": dict(instance.metadata_ or {}),
         "hostId": host_id(instance),
-        "image": _image(instance, base),
-        "flavor": _flavor(instance, base, version),
+        "image": _image(instance.image_ref, base),
+        "flavor": _flavor(instance.flavor, base, version),
         "created": iso(instance.created_at),
         "updated": iso(instance.updated_at or instance.created_at),
         "addresses": {},
@@ -122,7 +129,7 @@ def _core(instance: Instance, base: str, version: Microversion, ctx: RequestCont
         "OS-DCF:diskConfig": "MANUAL",
     }
     if status in _FAULT_STATUSES:
-        fault = _fault(instance, ctx)
+        fault = _fault(instance.fault, instance.updated_at, ctx)
         if fault is not None:
             body["fault"] = fault
     if status in _PROGRESS_STATUSES:
@@ -177,6 +184,198 @@ def detail(
         if version.at_least("2.16"):
             body["host_status"] = _host_status(instance, host_up)
     return body
+
+
+# The row `detail_page` reads, in this order (`servers.list_servers(..., fields=DETAIL_FIELDS)`):
+# unpacking a row is faster than reading 30 attributes by name (0.3 µs each).
+DETAIL_FIELDS = (
+    "id",
+    "uuid",
+    "name",
+    "project_id",
+    "user_id",
+    "description",
+    "hostname",
+    "image_ref",
+    "flavor",
+    "vm_state",
+    "task_state",
+    "power_state",
+    "host",
+    "availability_zone",
+    "key_name",
+    "access_ip_v4",
+    "access_ip_v6",
+    "config_drive",
+    "locked",
+    "progress",
+    "metadata_",
+    "tags",
+    "fault",
+    "launch_index",
+    "reservation_id",
+    "user_data",
+    "created_at",
+    "updated_at",
+    "launched_at",
+    "terminated_at",
+)
+
+
+def detail_page(
+    rows: Iterable[Sequence[Any]],
+    base: str,
+    version: Microversion,
+    ctx: RequestContext,
+    up: dict[str, bool],
+) -> list[dict[str, Any]]:
+    """GET /servers/detail: `detail` of each row of DETAIL_FIELDS (JSON columns as their stored
+    text), the same bodies key for key (tests/unit/compute/test_server_list_page.py).
+
+    A page of 1,000 repeats a few flavors, images, hosts, metadata and states: each distinct one
+    is decoded and shaped once per page, and the microversion is compared once, not per row."""
+    admin = ctx.is_admin
+    locked_field = version.at_least("2.9")
+    description_field = version.at_least("2.19")
+    tags_field = version.at_least("2.26")
+    certs_field = version.at_least("2.63")
+    extended = admin and version.at_least("2.3")
+    host_status_field = admin and version.at_least("2.16")
+    self_href = f"{base}/compute/v2.1/servers/"
+    bookmark_href = f"{base}/compute/servers/"
+    flavors: dict[str | None, dict[str, Any]] = {}
+    metadata: dict[str | None, dict[str, Any]] = {}
+    tag_lists: dict[str | None, list[str]] = {}
+    images: dict[str | None, dict[str, Any] | str] = {}
+    host_ids: dict[tuple[str, str | None], str] = {}
+    statuses: dict[tuple[str, str | None], str] = {}
+    # What every server of the page shows alike is one object in the page (it is only encoded).
+    no_addresses: dict[str, Any] = {}
+    no_volumes: list[Any] = []
+    default_group = [{"name": "default"}]
+    items = []
+    for (
+        ident,
+        uuid,
+        name,
+        project_id,
+        user_id,
+        description,
+        hostname,
+        image_ref,
+        flavor_text,
+        vm_state,
+        task_state,
+        power_state,
+        host,
+        availability_zone,
+        key_name,
+        access_ip_v4,
+        access_ip_v6,
+        config_drive,
+        locked,
+        progress,
+        metadata_text,
+        tags_text,
+        fault_text,
+        launch_index,
+        reservation_id,
+        user_data,
+        created_at,
+        updated_at,
+        launched_at,
+        terminated_at,
+    ) in rows:
+        state = (vm_state, task_state)
+        status = statuses.get(state)
+        if status is None:
+            status = statuses[state] = states.status(vm_state, task_state)
+        flavor = flavors.get(flavor_text)
+        if flavor is None:
+            flavor = flavors[flavor_text] = _flavor(_decoded(flavor_text), base, version)
+        meta = metadata.get(metadata_text)
+        if meta is None:
+            meta = metadata[metadata_text] = dict(_decoded(metadata_text) or {})
+        image = images.get(image_ref)
+        if image is None:
+            image = images[image_ref] = _image(image_ref, base)
+        owner = (project_id, host)
+        host_hash = host_ids.get(owner)
+        if host_hash is None:
+            host_hash = host_ids[owner] = _hash_host(project_id, host)
+        body: dict[str, Any] = {
+            "id": uuid,
+            "name": name,
+            "status": status,
+            "tenant_id": project_id or "",
+            "user_id": user_id or "",
+            "metadata": meta,
+            "hostId": host_hash,
+            "image": image,
+            "flavor": flavor,
+            # iso() inlined (created_at is never null): 4,000 calls a page.
+            "created": created_at.isoformat(timespec="seconds") + "Z",
+            "updated": (updated_at or created_at).isoformat(timespec="seconds") + "Z",
+            "addresses": no_addresses,
+            "accessIPv4": access_ip_v4 or "",
+            "accessIPv6": access_ip_v6 or "",
+            "links": [
+                {"rel": "self", "href": self_href + uuid},
+                {"rel": "bookmark", "href": bookmark_href + uuid},
+            ],
+            "OS-DCF:diskConfig": "MANUAL",
+        }
+        if status in _FAULT_STATUSES:
+            fault = _fault(_decoded(fault_text), updated_at, ctx)
+            if fault is not None:
+                body["fault"] = fault
+        if status in _PROGRESS_STATUSES:
+            body["progress"] = progress or 0
+        if locked_field:
+            body["locked"] = bool(locked)
+        if description_field:
+            body["description"] = description
+        if tags_field:
+            tags = tag_lists.get(tags_text)
+            if tags is None:
+                tags = tag_lists[tags_text] = list(_decoded(tags_text) or [])
+            body["tags"] = tags
+        if certs_field:
+            body["trusted_image_certificates"] = None
+        body["key_name"] = key_name
+        body["config_drive"] = config_drive or ""
+        body["OS-EXT-AZ:availability_zone"] = availability_zone or ""
+        body["OS-EXT-STS:task_state"] = task_state
+        body["OS-EXT-STS:vm_state"] = vm_state
+        body["OS-EXT-STS:power_state"] = int(power_state or 0)
+        body["OS-SRV-USG:launched_at"] = launched_at and launched_at.isoformat(timespec="microseconds")
+        body["OS-SRV-USG:terminated_at"] = terminated_at and terminated_at.isoformat(timespec="microseconds")
+        body["os-extended-volumes:volumes_attached"] = no_volumes
+        body["security_groups"] = default_group
+        if admin:
+            body["OS-EXT-SRV-ATTR:host"] = host
+            body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = host
+            body["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{ident or 0:08x}"
+            if extended:
+                body["OS-EXT-SRV-ATTR:reservation_id"] = reservation_id
+                body["OS-EXT-SRV-ATTR:launch_index"] = launch_index or 0
+                body["OS-EXT-SRV-ATTR:hostname"] = hostname or ""
+                body["OS-EXT-SRV-ATTR:kernel_id"] = ""
+                body["OS-EXT-SRV-ATTR:ramdisk_id"] = ""
+                body["OS-EXT-SRV-ATTR:root_device_name"] = "/dev/vda" if host else None
+                body["OS-EXT-SRV-ATTR:user_data"] = user_data
+            if host_status_field:
+                if not host:
+                    body["host_status"] = ""
+                else:
+                    host_up = up.get(host)
+                    body["host_status"] = "UNKNOWN" if host_up is None else "UP" if host_up else "DOWN"
+        items.append(body)
+    return items
+
+
+def _decoded(raw: str | None) -> Any:
+    return orjson.loads(raw) if raw else None
 
 
 def updated(instance: Instance, base: str, version: Microversion, ctx: RequestContext) -> dict[str, Any]:
