@@ -419,7 +419,7 @@ FROM (SELECT 1) AS one LEFT JOIN bad ON true
 # Both statements are prepared (psycopg, from their fifth run on a connection), but PostgreSQL
 # kept planning them anew for every claim (custom plans: ~0.7 ms of its CPU per claim, more than
 # running them); their generic plans are the same index walks.
-_PG_GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
+PG_GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
 
 # One step of a PostgreSQL write: a statement and its parameters; the driver sends back its rows.
 PgStatement = tuple[str, dict[str, Any] | None]
@@ -437,7 +437,7 @@ def postgresql_steps(writes: list[AllocationWrite]) -> PgSteps:
     whole transaction back."""
     consumers = sorted({w.consumer for w in writes})
     wanted = sorted({u for w in writes for u in w.allocations})
-    yield _PG_GENERIC_PLANS, None
+    yield PG_GENERIC_PLANS, None
     ids: dict[str, int] = {}
     found: dict[str, dict[str, tuple[int, str, str]]] = {c: {} for c in consumers}
     for source, key, number, project, user in (

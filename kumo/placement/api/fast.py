@@ -105,20 +105,22 @@ class AsyncConnections:
         self._slots = asyncio.Semaphore(size)
 
     async def run(self, steps: allocations_domain.PgSteps) -> None:
-        """Run `steps` (statements, see allocations.postgresql_steps) in one transaction: the
-        first one (parameterless) goes with BEGIN in one round trip, COMMIT (ROLLBACK on any
-        error) closes it."""
-        sql, params = next(steps)
-        assert params is None
+        """Run `steps` (statements, see allocations.postgresql_steps) in one transaction: BEGIN
+        and the first statement in one round trip (pipeline), COMMIT (ROLLBACK on any error)
+        closing it. These connections plan with generic plans for the whole session (they run
+        nothing but claims), so the steps' SET LOCAL is not sent."""
+        first = next(steps)
+        assert first == (allocations_domain.PG_GENERIC_PLANS, None)
+        sql, params = steps.send([])
         async with self._slots:
             conn = self._idle.pop() if self._idle else await self._connect()
             try:
                 try:
-                    cur = await conn.execute(f"BEGIN; {sql}")
+                    cur = await self._begin(conn, sql, params)
                 except psycopg.OperationalError:
                     await _discard(conn)  # it died idle (a server restart): nothing was done yet
                     conn = await self._connect()
-                    cur = await conn.execute(f"BEGIN; {sql}")
+                    cur = await self._begin(conn, sql, params)
                 while True:
                     rows = await cur.fetchall() if cur.description else []
                     try:
@@ -135,8 +137,19 @@ class AsyncConnections:
                 raise
             self._idle.append(conn)
 
+    @staticmethod
+    async def _begin(
+        conn: psycopg.AsyncConnection[Any], sql: str, params: dict[str, Any] | None
+    ) -> psycopg.AsyncCursor[Any]:
+        async with conn.pipeline():
+            await conn.execute("BEGIN")
+            cur = await conn.execute(sql, params)
+        return cur
+
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
-        return await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+        conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+        await conn.execute(f"SET {allocations_domain.PG_GENERIC_PLANS.removeprefix('SET LOCAL ')}")
+        return conn
 
 
 async def _rolled_back(conn: psycopg.AsyncConnection[Any]) -> bool:
