@@ -28,7 +28,6 @@ import random
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -262,6 +261,9 @@ def main() -> None:
     parser.add_argument(
         "--background", type=int, default=0, help="client processes keeping the API busy meanwhile"
     )
+    parser.add_argument(
+        "--keep-database", action="store_true", help="keep the PostgreSQL database (for EXPLAIN)"
+    )
     args = parser.parse_args()
     url = ""
     if args.postgres:
@@ -339,7 +341,14 @@ def main() -> None:
     report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(report, indent=2))
     cloud.server.stop()
-    threading.Event().wait(0.1)
+    if url and not args.keep_database:
+        import psycopg
+
+        name = url.rsplit("/", 1)[-1]
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    else:
+        print(f"database kept: {url or cloud.settings.resolved_database_url}", file=sys.stderr)
 
 
 if __name__ == "__main__":
