@@ -20,7 +20,8 @@ Scenarios, in order:
   join      c2's first beat (the assignment changes: it takes about half of the nodes)
   changed   c1's next beat after c2 joined (its assignment changed: about half of the nodes)
 
-    .venv/bin/python bench/conductor_heartbeat.py --nodes 50000 --workers 2
+    .venv/bin/python bench/conductor_heartbeat.py --nodes 50000 --workers 2 --interval 5
+    .venv/bin/python bench/conductor_heartbeat.py --nodes 50000 --interval 10 --fillfactor 50
 
 Prints one JSON document.
 """
@@ -51,6 +52,17 @@ from kumo.bench import measure  # noqa: E402
 from kumo.bench.density import _create_pg_database  # noqa: E402
 
 TIMEOUT = 30.0
+
+
+def set_fillfactor(database_url: str, percent: int) -> None:
+    """What a migration could do (not done by kumo's): leave room in compute_hosts' pages, so a
+    heartbeat's UPDATE finds space for the row's new version on its page (a HOT update: no
+    index is touched). Here on the bench's own scratch database only."""
+    import psycopg
+
+    with psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
+        conn.execute(f"ALTER TABLE compute_hosts SET (fillfactor = {int(percent)})")
+        conn.execute("VACUUM FULL ANALYZE compute_hosts")
 
 
 def load_fleet(database_url: str, count: int) -> float:
@@ -275,6 +287,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--interval", type=float, default=5.0, help="steady beats every this many s")
     parser.add_argument("--window", type=float, default=60.0)
+    parser.add_argument(
+        "--fillfactor", type=int, default=0, help="compute_hosts fillfactor, scratch db (0: as migrated)"
+    )
     parser.add_argument("--burst", type=int, default=10, help="back-to-back beats after keeping_up")
     parser.add_argument(
         "--settle", type=float, default=35.0, help="seconds between the first beat and keeping_up"
@@ -293,6 +308,9 @@ def main() -> None:
     }
     try:
         report["load_seconds"] = round(load_fleet(api.database_url, args.nodes), 1)
+        if args.fillfactor:
+            set_fillfactor(api.database_url, args.fillfactor)
+            report["compute_hosts_fillfactor"] = args.fillfactor
         api.start()
         pg = PgMeter(database_url.rsplit("/", 1)[-1])
         with httpx.Client(base_url=api.url, headers={AGENT_TOKEN_HEADER: api.token}, timeout=300) as client:
