@@ -14,6 +14,7 @@ import pytest
 
 from kumo.placement.api import fast
 from tests.conftest import DEMO_PASSWORD, Cloud
+from tests.functional.placement import test_placement_api
 from tests.functional.placement.test_placement_api import make_provider
 
 V = {"OpenStack-API-Version": "placement 1.35"}
@@ -187,3 +188,21 @@ def test_postgresql_claims_run_on_the_event_loop_and_never_overcommit(
     assert pg_placement.get(f"/allocations/{first}").json() == {"allocations": {}}
     missing = pg_placement.put(f"/allocations/{uuid.uuid4()}", json=_claim(str(uuid.uuid4())))
     assert missing.status_code == 400 and "does not exist" in missing.json()["errors"][0]["detail"]
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        test_placement_api.test_allocations_consumer_generation_and_capacity,
+        test_placement_api.test_post_allocations_is_atomic,
+        test_placement_api.test_reshaper_moves_allocations_atomically,
+        test_placement_api.test_old_microversion_shapes,
+        test_placement_api.test_inventories_and_generation_conflicts,
+        test_placement_api.test_allocation_candidates,
+    ],
+)
+def test_allocation_scenarios_on_postgresql(pg_placement: httpx.Client, scenario: Any) -> None:
+    """Scenarios of test_placement_api (run there on SQLite) on PostgreSQL, where writes take
+    the two-statement path (PUT through the lane's own connections, POST and the reshaper
+    through the session) and the database builds the allocation candidates' body."""
+    scenario(pg_placement)
