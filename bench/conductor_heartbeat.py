@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import signal
 import statistics
 import subprocess
@@ -214,6 +215,7 @@ class Api:
                 self.proc.wait(timeout=5)
         if self.log is not None:
             self.log.close()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
 class Beater:
