@@ -1,7 +1,7 @@
 """`GET /compute/v2.1/servers/detail?limit=1000` latency: the page issue 5 asks for in under
 200 ms p95. Starts an API in this process over a fresh database (SQLite, or PostgreSQL with
---postgres), writes N ACTIVE instances spread over 20 hosts straight into the database (the
-listing, not the boot path, is measured here), then lists the first page of 1,000 as admin with
+--postgres), writes N ACTIVE instances spread over --hosts hosts (20) straight into the database
+(the listing, not the boot path, is measured here), then lists the first page of 1,000 as admin with
 all_tenants (or, with --scope project, the admin project's own servers) for --seconds from a
 client process and reports p50/p95, the CPU per page of the API (this process) and, on
 PostgreSQL, of the database's backends, and the API's garbage collections meanwhile (count,
@@ -195,7 +195,7 @@ def _background(url: str, token: str, ids: list[str], stop: Any, measuring: Any,
         counter.value += done
 
 
-def write_instances(db: Any, owner: str, servers: int, per_create: int) -> list[str]:
+def write_instances(db: Any, owner: str, servers: int, per_create: int, hosts: int) -> list[str]:
     """Bulk INSERTs (Core executemany), 5,000 rows per statement batch."""
     created = utcnow()
     ids = []
@@ -222,7 +222,7 @@ def write_instances(db: Any, owner: str, servers: int, per_create: int) -> list[
                 "vm_state": str(VmState.ACTIVE),
                 "task_state": None,
                 "power_state": 1,
-                "host": f"h{i % 20}",
+                "host": f"h{i % hosts}",
                 "availability_zone": "nova",
                 "metadata_": {"k": "v"},
                 "tags": [],
@@ -257,6 +257,12 @@ def main() -> None:
         "admin project's own and it lists them without all_tenants (as kumo bench density does)",
     )
     parser.add_argument("--per-create", type=int, default=1, help="servers sharing one created_at")
+    parser.add_argument(
+        "--hosts",
+        type=int,
+        default=20,
+        help="hosts the servers are spread over (a page shows each one's state)",
+    )
     parser.add_argument("--deep", action="store_true", help="also time a page 90 %% of the way down")
     parser.add_argument(
         "--background", type=int, default=0, help="client processes keeping the API busy meanwhile"
@@ -272,7 +278,7 @@ def main() -> None:
 
         url = create_pg_database() or ""
     cloud = start_cloud(Path(tempfile.mkdtemp()), url)
-    register_hosts(cloud, *[f"h{i}" for i in range(20)])
+    register_hosts(cloud, *[f"h{i}" for i in range(args.hosts)])
     db = database(cloud)
     owner = "p1"
     token = cloud.token()
@@ -282,7 +288,7 @@ def main() -> None:
                 "project"
             ]["id"]
     t0 = time.monotonic()
-    ids = write_instances(db, owner, args.servers, args.per_create)
+    ids = write_instances(db, owner, args.servers, args.per_create, args.hosts)
     written_s = time.monotonic() - t0
     db.dispose()
     meter = CpuMeter(url)
@@ -292,6 +298,7 @@ def main() -> None:
         "servers": args.servers,
         "scope": args.scope,
         "per_create": args.per_create,
+        "hosts": args.hosts,
         "written_in_s": round(written_s, 1),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }

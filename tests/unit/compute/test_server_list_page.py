@@ -235,3 +235,32 @@ def test_the_list_indexes_match_the_migration(tmp_path: Any) -> None:
         names = {ix["name"] for ix in engine.dialect.get_indexes(conn, "instances")}
     engine.dispose()
     assert "ix_instances_project_created" in names and "ix_instances_created_id" not in names
+
+
+def test_hosts_up_agrees_with_is_up(db: Database) -> None:
+    """The list reads two columns per host; hosts.is_up decides on whole hosts."""
+    from kumo.compute import hosts
+    from kumo.compute.hosts import is_up
+    from kumo.compute.models import ComputeHost
+    from kumo.config import get_settings
+    from kumo.db import utcnow
+
+    now = utcnow()
+    timeout = get_settings().heartbeat_timeout_seconds
+    beats = {
+        "fresh": now,
+        "stale": now - dt.timedelta(seconds=timeout + 5),
+        "never": None,
+        "forced": now,
+    }
+    with db.transaction() as s:
+        for name in beats:
+            hosts.register_host(s, name, vcpus=8, memory_mb=16384, disk_gb=100)
+    with db.transaction() as s:
+        for host in s.scalars(select(ComputeHost)):
+            host.last_heartbeat = beats[host.name]
+            host.forced_down = host.name == "forced"
+    with db.read() as s:
+        up = servers.hosts_up(s, {*beats, "unknown"})
+        expected = {h.name: is_up(h, None, timeout) for h in s.scalars(select(ComputeHost))}
+    assert up == expected == {"fresh": True, "stale": False, "never": False, "forced": False}
