@@ -23,6 +23,7 @@ from kumo.compute.models import ComputeHost, Flavor, Instance, ServerGroup, Serv
 from kumo.compute.states import TaskState, VmState
 from kumo.config import get_settings
 from kumo.db import utcnow
+from kumo.db.arrays import one_of
 from kumo.errors import BadRequest, Conflict, Forbidden, NotFound
 from kumo.image.service import get_image_for_boot
 from kumo.placement.claims import release
@@ -444,7 +445,7 @@ def hosts_up(session: Session, names: set[str]) -> dict[str, bool]:
     timeout = get_settings().heartbeat_timeout_seconds
     rows = session.execute(
         select(ComputeHost.name, ComputeHost.forced_down, ComputeHost.last_heartbeat).where(
-            ComputeHost.name.in_(names)
+            one_of(session, ComputeHost.name, names)
         )
     )
     return {
