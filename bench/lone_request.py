@@ -20,8 +20,6 @@ query picks the sample), with wall time and the process's CPU per pass.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import sys
 import time
@@ -32,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.scheduler_pass import create_database, load_fleet, sql_prefilter_read  # noqa: E402
+from bench.scheduler_pass import add_fleet_arguments, run_on_fleet, sql_prefilter_read  # noqa: E402
 
 FLAVOR = {"id": "b1", "name": "b1.medium", "vcpus": 2, "ram": 4096, "disk": 20}
 
@@ -132,31 +130,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--hypervisors", type=int, default=1000)
-    parser.add_argument("--baremetal", type=int, default=0)
-    parser.add_argument("--instances", type=int, default=0)
+    add_fleet_arguments(parser)
     parser.add_argument("--requests", type=int, default=100, help="lone requests timed each way")
-    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
-    parser.add_argument("--url", help="an existing fleet database (built by bench/scheduler_pass.py) instead")
     args = parser.parse_args()
-    if args.url:
-        url, drop = args.url, (lambda: None)
-    else:
-        url, drop = create_database(args.database)
-    try:
-        t0 = time.monotonic()
-        if not args.url:
-            load_fleet(url, args.hypervisors, args.baremetal, args.instances)
-        report: dict[str, Any] = {
-            "fleet": vars(args),
-            "load_average_start": os.getloadavg(),
-            "fleet_load_seconds": round(time.monotonic() - t0, 1),
-        }
-        report.update(time_lone_requests(url, args.requests))
-        report["load_average_end"] = os.getloadavg()
-        print(json.dumps(report, indent=2))
-    finally:
-        drop()
+    run_on_fleet(args, lambda url: time_lone_requests(url, args.requests))
 
 
 if __name__ == "__main__":

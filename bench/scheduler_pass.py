@@ -229,19 +229,18 @@ def time_pass(url: str, batch: int, repeats: int, whole_batch: int) -> dict[str,
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
+    """The fleet a bench builds (or the database of one built before, --url)."""
     parser.add_argument("--hypervisors", type=int, default=1000)
     parser.add_argument("--baremetal", type=int, default=0)
     parser.add_argument("--instances", type=int, default=0)
-    parser.add_argument("--batch", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--whole-batch", type=int, default=40, help="requests timed on the whole-fleet core")
     parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
-    parser.add_argument("--url", help="time an existing fleet database (built by this bench) instead")
-    args = parser.parse_args()
+    parser.add_argument("--url", help="an existing fleet database (built by one of these benches) instead")
+
+
+def run_on_fleet(args: argparse.Namespace, measure: Callable[[str], dict[str, Any]]) -> None:
+    """Build the fleet of `args` in a fresh database (unless --url), run `measure` on its URL,
+    print the JSON report with the machine's load before and after, and drop the database."""
     if args.url:
         url, drop = args.url, (lambda: None)
     else:
@@ -255,11 +254,23 @@ def main() -> None:
             "load_average_start": os.getloadavg(),
             "fleet_load_seconds": round(time.monotonic() - t0, 1),
         }
-        report.update(time_pass(url, args.batch, args.repeats, args.whole_batch))
+        report.update(measure(url))
         report["load_average_end"] = os.getloadavg()
         print(json.dumps(report, indent=2))
     finally:
         drop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_fleet_arguments(parser)
+    parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--whole-batch", type=int, default=40, help="requests timed on the whole-fleet core")
+    args = parser.parse_args()
+    run_on_fleet(args, lambda url: time_pass(url, args.batch, args.repeats, args.whole_batch))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ new rows in one query. Any violation raises, and the transaction rolls back whol
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -143,6 +143,19 @@ def allocations_on_provider(session: Session, provider: Provider) -> dict[str, t
     for consumer, rc, used, generation in rows:
         result.setdefault(consumer, (generation or 0, {}))[1][rc] = used
     return result
+
+
+def _check_writes(
+    writes: Sequence[AllocationWrite], ids: Mapping[str, int], states: Mapping[str, ConsumerState]
+) -> None:
+    """Every provider named exists (`ids`: uuid -> id), then every consumer generation matches:
+    Placement's order of checks, and its messages."""
+    for write in writes:
+        for uuid in write.allocations:
+            if uuid not in ids:
+                raise BadRequest(f"Allocation for resource provider '{uuid}' that does not exist.")
+    for write in writes:
+        _check_generation(write, states[write.consumer])
 
 
 def _check_generation(write: AllocationWrite, state: ConsumerState) -> None:
@@ -315,12 +328,7 @@ def replace_allocations(session: Session, writes: list[AllocationWrite]) -> None
     ids: dict[str, int] = {}
     if wanted or replacing:
         ids = {uuid: pid for pid, uuid in session.execute(_BUMP, {"uuids": wanted, "replacing": replacing})}
-    for write in writes:
-        for uuid in write.allocations:
-            if uuid not in ids:
-                raise BadRequest(f"Allocation for resource provider '{uuid}' that does not exist.")
-    for write in writes:
-        _check_generation(write, states[write.consumer])
+    _check_writes(writes, ids, states)
 
     if replacing:
         session.execute(delete(_ALLOCS).where(_ALLOCS.c.consumer_id.in_(replacing)))
@@ -448,12 +456,7 @@ def postgresql_steps(writes: list[AllocationWrite]) -> PgSteps:
         else:
             found[key][source] = (number, project, user)
     states = {c: _state(c, sources) for c, sources in found.items()}
-    for write in writes:
-        for uuid in write.allocations:
-            if uuid not in ids:
-                raise BadRequest(f"Allocation for resource provider '{uuid}' that does not exist.")
-    for write in writes:
-        _check_generation(write, states[write.consumer])
+    _check_writes(writes, ids, states)
 
     rows = [
         (ids[uuid], w.consumer, rc, amount)
