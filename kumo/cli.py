@@ -229,6 +229,10 @@ def bench_density(
     concurrency: int = typer.Option(16, help="Concurrent server creates"),
     per_request: int = typer.Option(1, help="Servers per create (multi-create: min_count = max_count)"),
     probe: int = typer.Option(20, help="Lone servers created one at a time after each checkpoint"),
+    vacuum: bool = typer.Option(
+        True,
+        help="PostgreSQL: VACUUM ANALYZE at each checkpoint, as autovacuum would (this server has it off)",
+    ),
     agent_concurrency: int = typer.Option(32, help="Concurrent registrations and heartbeats"),
     checkpoints: int = typer.Option(10, help="Report every instances/checkpoints servers"),
     list_calls: int = typer.Option(20, help="GET /servers/detail?limit=1000 calls with the full fleet"),
@@ -260,6 +264,7 @@ def bench_density(
         concurrency=concurrency,
         per_request=per_request,
         probe=probe,
+        vacuum=vacuum,
         agent_concurrency=agent_concurrency,
         checkpoints=checkpoints,
         list_calls=list_calls,

@@ -92,6 +92,9 @@ class DensityOptions:
     concurrency: int = 16  # concurrent server creates
     per_request: int = 1  # servers per create (Nova multi-create: min_count = max_count)
     probe: int = 20  # lone servers created one at a time after each checkpoint (0: none)
+    # VACUUM ANALYZE at each checkpoint, before its list and probe (PostgreSQL, a database this
+    # run created): what autovacuum does as tables grow; this machine's server runs without it.
+    vacuum: bool = True
     agent_concurrency: int = 32  # concurrent registrations / heartbeats
     checkpoints: int = 10
     list_calls: int = 20
@@ -547,21 +550,23 @@ class DensityRun:
         }
         if self.opts.baremetal:
             asyncio.run(self._enrol_baremetal(progress))
-        self._analyze()
+        self.report["analyze_seconds"] = self._analyze()
 
-    def _analyze(self) -> None:
+    def _analyze(self, statement: str = "ANALYZE") -> float | None:
         """ANALYZE a database this run created, once the fleet is in: the statistics a DBA's
         autovacuum would gather in its own time (the planner otherwise plans the candidates
-        query on an empty-table guess, 10-17x slower here). Not done on --api-url's database."""
+        query on an empty-table guess, 10-17x slower here); with "VACUUM ANALYZE" at each
+        checkpoint, also the visibility map that index-only scans need. Not done on
+        --api-url's database. Returns the seconds it took (None: not done)."""
         url = self.target.database_url if self.target is not None else None
         if self.opts.api_url or not url or not url.startswith("postgresql"):
-            return
+            return None
         import psycopg
 
         started = time.monotonic()
         with psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
-            conn.execute("ANALYZE")
-        self.report["analyze_seconds"] = round(time.monotonic() - started, 2)
+            conn.execute(statement)
+        return round(time.monotonic() - started, 2)
 
     async def _enrol_baremetal(self, progress: Progress) -> None:
         """Every node through the Ironic API, then one conductor heartbeat that keeps them up."""
@@ -934,6 +939,8 @@ class DensityRun:
                     "agents_rss_mb": _mb(measure.rss_bytes(sim.pid)),
                     "database_mb": _mb(database_size(self.target.database_url)),
                 }
+                if opts.vacuum:
+                    point["vacuum_seconds"] = await asyncio.to_thread(self._analyze, "VACUUM ANALYZE")
                 if index == 0 or index == len(bounds) - 1:
                     calls = opts.list_calls if index == len(bounds) - 1 else max(5, opts.list_calls // 2)
                     point["list_detail_limit_1000_ms"] = await self._list_latency(client, calls)

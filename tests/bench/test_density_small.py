@@ -270,3 +270,4 @@ def test_density_with_a_scheduler_process_counts_its_histograms(
     assert (point["active"], point["error"], point["create_failures"]) == (30, 0, 0)
     assert point["claim"]["count"] == 30 and point["probe"]["schedule_claim"]["count"] == 3
     assert len(point["scheduler_rss_mb"]) == 1 and point["scheduler_rss_mb"][0] > 20
+    assert point["vacuum_seconds"] is not None  # autovacuum's stand-in ran before the list and probe
