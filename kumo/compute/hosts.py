@@ -121,11 +121,16 @@ def heartbeat(session: Session, name: str) -> None:
 
 def is_up(host: ComputeHost, now: dt.datetime | None = None, timeout: float | None = None) -> bool:
     """Heartbeat within `timeout` seconds (default: settings) and not forced down."""
-    if host.forced_down or host.last_heartbeat is None:
-        return False
-    now = now or utcnow()
     limit = get_settings().heartbeat_timeout_seconds if timeout is None else timeout
-    return (now - host.last_heartbeat).total_seconds() <= limit
+    return beating(host.last_heartbeat, host.forced_down, now or utcnow(), limit)
+
+
+def beating(last_heartbeat: dt.datetime | None, forced_down: bool, now: dt.datetime, timeout: float) -> bool:
+    """The liveness rule, from a host's two columns (readers that do not load whole hosts: the
+    scheduler's snapshot, the server list page)."""
+    if forced_down or last_heartbeat is None:
+        return False
+    return (now - last_heartbeat).total_seconds() <= timeout
 
 
 # ---------------------------------------------------------------------------- hypervisors

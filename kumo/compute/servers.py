@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from kumo.agent import tasks
 from kumo.api.context import RequestContext
-from kumo.compute import actions, flavors, keypairs, quotas, states
+from kumo.compute import actions, flavors, hosts, keypairs, quotas, states
 from kumo.compute.aggregates import zone_exists
 from kumo.compute.models import ComputeHost, Flavor, Instance, ServerGroup, ServerGroupMember
 from kumo.compute.states import TaskState, VmState
@@ -448,7 +448,4 @@ def hosts_up(session: Session, names: set[str]) -> dict[str, bool]:
             one_of(session, ComputeHost.name, names)
         )
     )
-    return {
-        name: not forced_down and beat is not None and (now - beat).total_seconds() <= timeout
-        for name, forced_down, beat in rows
-    }
+    return {name: hosts.beating(beat, forced_down, now, timeout) for name, forced_down, beat in rows}

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import String, false, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
+from kumo.compute.hosts import beating
 from kumo.compute.models import Aggregate, AggregateHost, ComputeHost, Instance
 from kumo.db import utcnow
 from kumo.db.arrays import one_of
@@ -67,7 +68,7 @@ def load_snapshot(
                 provider_id=provider_id,
                 generation=generation,
                 availability_zone=zones[0] if zones else default_availability_zone,
-                up=_is_up(heartbeat, forced_down, now, heartbeat_timeout),
+                up=beating(heartbeat, forced_down, now, heartbeat_timeout),
                 enabled=not disabled,
                 capacity=capacity.get(provider_id, {}),
                 used=used.get(provider_id, {}),
@@ -263,9 +264,3 @@ def _group_hosts(session: Session, group_uuids: Collection[str] | None = None) -
         if group_uuid is not None and host is not None:
             groups.setdefault(group_uuid, {})[host] = int(count)
     return groups
-
-
-def _is_up(heartbeat: dt.datetime | None, forced_down: bool, now: dt.datetime, timeout: float) -> bool:
-    if forced_down or heartbeat is None:
-        return False
-    return (now - heartbeat).total_seconds() <= timeout
