@@ -181,8 +181,12 @@ class ImageCache:
             partial.unlink(missing_ok=True)
         previous = self._read_sidecar(meta.id) or {}
         record = {
-            "id": meta.id, "size": size, "disk_format": meta.disk_format, "hash_algo": meta.hash_algo,
-            "hash_value": meta.hash_value, "fetched_at": time.time(),
+            "id": meta.id,
+            "size": size,
+            "disk_format": meta.disk_format,
+            "hash_algo": meta.hash_algo,
+            "hash_value": meta.hash_value,
+            "fetched_at": time.time(),
             "fetch_seconds": round(time.monotonic() - started, 3),
             "downloads": int(previous.get("downloads", 0)) + 1,
         }
@@ -234,8 +238,14 @@ class ImageCache:
             if record is None or not self._data(image_id).is_file():
                 continue
             owners = self._owners(image_id)
-            entries.append({**record, "instances": owners, "in_use": bool(owners),
-                            "last_used": self._last_used(image_id)})
+            entries.append(
+                {
+                    **record,
+                    "instances": owners,
+                    "in_use": bool(owners),
+                    "last_used": self._last_used(image_id),
+                }
+            )
         return entries
 
 
@@ -256,8 +266,12 @@ class HttpImageSource:
             raise ImageCacheError(f"Image {image_id}: image service answered {resp.status_code}.")
         body = resp.json()
         return ImageMeta(
-            id=body["id"], status=body["status"], disk_format=body.get("disk_format"), size=body.get("size"),
-            hash_algo=body.get("os_hash_algo"), hash_value=body.get("os_hash_value"),
+            id=body["id"],
+            status=body["status"],
+            disk_format=body.get("disk_format"),
+            size=body.get("size"),
+            hash_algo=body.get("os_hash_algo"),
+            hash_value=body.get("os_hash_value"),
             properties=body,  # Glance shows extra properties (kernel_id…) beside the core ones
         )
 

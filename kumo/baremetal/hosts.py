@@ -8,6 +8,7 @@ claim made against an older picture of the node fails its compare-and-swap (kumo
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from sqlalchemy import delete, select, update
@@ -42,6 +43,18 @@ INTERFACES = (
     "storage",
     "vendor",
 )
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+
+
+def is_uuid(value: str) -> bool:
+    return bool(_UUID.match(value))
+
+
+def may_be_node(host: str) -> bool:
+    """Whether a compute host name can be a baremetal node's: a node's host is its uuid, and a
+    task for it moves the node (kumo.baremetal.service.on_task_enqueued)."""
+    return is_uuid(host)
 
 
 def resource_class_name(node: Node) -> str | None:

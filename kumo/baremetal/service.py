@@ -30,6 +30,7 @@ from kumo.api.context import RequestContext
 from kumo.baremetal import hosts, states
 from kumo.baremetal.conductors import node_for_conductor
 from kumo.baremetal.drivers import DRIVERS
+from kumo.baremetal.hosts import is_uuid, may_be_node
 from kumo.baremetal.microversion import ADOPT, ENROLL_STATE, Version
 from kumo.baremetal.models import Node
 from kumo.compute import actions
@@ -52,7 +53,6 @@ DELETABLE = frozenset(
 )
 INT_PROPERTIES = ("cpus", "memory_mb", "local_gb")
 _NAME = re.compile(r"^[A-Za-z0-9\-._~]+$")
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 # Fields a client may set at creation (interfaces and other Ironic fields are accepted and
 # ignored: kumo picks a node's interfaces from its driver).
 CREATE_FIELDS = frozenset(
@@ -81,10 +81,6 @@ CREATE_FIELDS = frozenset(
 )
 DICT_FIELDS = ("driver_info", "properties", "extra", "instance_info")
 TEXT_FIELDS = ("name", "driver", "resource_class", "description", "owner", "lessee")
-
-
-def is_uuid(value: str) -> bool:
-    return bool(_UUID.match(value))
 
 
 # ---------------------------------------------------------------------------- reading
@@ -574,7 +570,7 @@ def _zone_of(session: Session, node: Node) -> str:
 
 
 def _node_of_task(session: Session, task: Task) -> Node | None:
-    if not is_uuid(task.host):
+    if not may_be_node(task.host):
         return None
     return session.scalar(select(Node).where(Node.uuid == task.host))
 

@@ -53,8 +53,14 @@ def request_output(
     instance = servers.get(session, ctx, server_id)
     if instance.host is None or instance.task_state == TaskState.DELETING:
         raise Conflict(f"Instance {instance.uuid} has no console yet or is being deleted.")
-    task = tasks.enqueue(session, instance.host, TASK_KIND, None,
-                         {"instance": servers.spec(instance), "length": length}, ctx.request_id)
+    task = tasks.enqueue(
+        session,
+        instance.host,
+        TASK_KIND,
+        None,
+        {"instance": servers.spec(instance), "length": length},
+        ctx.request_id,
+    )
     return task.id, instance.host
 
 

@@ -21,7 +21,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kumo.agent import tasks
-from kumo.compute import actions, server_groups, servers
+from kumo.baremetal.hosts import may_be_node
+from kumo.compute import actions, placement_commit, server_groups, servers
 from kumo.compute.models import Instance, InstanceAction, InstanceActionEvent, ServerGroup
 from kumo.compute.server_ops import mark_error, migration_consumer
 from kumo.compute.states import TaskState, VmState
@@ -33,7 +34,7 @@ from kumo.placement import claims
 from kumo.placement.fleet_index import FleetIndex
 from kumo.placement.snapshot import load_snapshot
 from kumo.runtime import Runtime
-from kumo.scheduler.core import Decision, schedule
+from kumo.scheduler.core import Candidate, Decision, schedule
 from kumo.scheduler.request import GroupSpec, ScheduleRequest
 from kumo.scheduler.snapshot import Snapshot
 from kumo.scheduler.weighers import SPREAD, SchedulerConfig
@@ -322,14 +323,18 @@ def _place(
             decision = schedule(request, snapshot, config)
         if not decision.ok:
             return _no_valid_host(session, instance, decision, event, snapshot)
+        candidates = server_groups.claim_candidates(decision.candidates, request, snapshot)[:CLAIM_TRIES]
+        if event is not None and _one_statement(session, request, candidates):
+            placed = _place_in_one_statement(session, instance, request, candidates, snapshot, event)
+            if placed is not None:
+                woken.add(placed.host)
+                log.info("scheduled %s on %s", instance.uuid, placed.host)
+                return snapshot.after_claim(placed.host, request)
+            return _conflict(session, instance, snapshot, reads)
         try:
-            candidates = server_groups.claim_candidates(decision.candidates, request, snapshot)
             chosen = claims.claim_first(session, candidates, instance.uuid, request.resources)
         except ClaimConflict:
-            # Another worker changed those hosts: leave the instance pending for the next pass
-            # (no retry storm), and go on with a fresh read, not the stale snapshot.
-            log.info("claim conflict for %s; rescheduling next pass", instance.uuid)
-            return snapshot if reads is None else reads.fresh(session)
+            return _conflict(session, instance, snapshot, reads)
         host = snapshot.hosts[chosen.host]
         details = None
         if chosen.soft_policy_honoured is False and request.group is not None:
@@ -343,7 +348,7 @@ def _place(
             if details is not None and request.group is not None:
                 server_groups.record_spread_not_honoured(session, event.action_id, request.group, chosen.host)
             spawn_event_id = actions.start_event(
-                session, event.action_id, "compute__do_build_and_run_instance", chosen.host
+                session, event.action_id, placement_commit.SPAWN_EVENT, chosen.host
             ).id
         tasks.enqueue(
             session,
@@ -358,6 +363,57 @@ def _place(
         return snapshot.after_claim(chosen.host, request)
     finally:
         request_id_var.reset(token)
+
+
+# A claim tries the best few candidates in turn; when all of them moved the instance waits for
+# the next pass (as claims.claim_first).
+CLAIM_TRIES = 3
+
+
+def _conflict(session: Session, instance: Instance, snapshot: Snapshot, reads: _PassReads | None) -> Snapshot:
+    """Another worker changed those hosts: leave the instance pending for the next pass (no
+    retry storm), and go on with a fresh read, not the stale snapshot."""
+    log.info("claim conflict for %s; rescheduling next pass", instance.uuid)
+    return snapshot if reads is None else reads.fresh(session)
+
+
+def _one_statement(session: Session, request: ScheduleRequest, candidates: Sequence[Candidate]) -> bool:
+    """Whether kumo.compute.placement_commit can write this placement: on PostgreSQL, for
+    hypervisors (a baremetal node's state moves with its task) and placements that record no
+    more than the scheduling and spawn events (a soft group's unhonoured spread adds one)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    return not any(
+        may_be_node(c.host) or (request.group is not None and c.soft_policy_honoured is False)
+        for c in candidates
+    )
+
+
+def _place_in_one_statement(
+    session: Session,
+    instance: Instance,
+    request: ScheduleRequest,
+    candidates: Sequence[Candidate],
+    snapshot: Snapshot,
+    event: OpenEvent,
+) -> Candidate | None:
+    """The ORM path of _place as one statement per candidate tried; the chosen candidate, or
+    None when every one of them moved."""
+    spec = servers.spec(instance)
+    for candidate in candidates:
+        placement = placement_commit.Placement(
+            host=candidate.host,
+            availability_zone=snapshot.hosts[candidate.host].availability_zone,
+            provider_id=candidate.provider_id,
+            generation=candidate.generation,
+            resources=request.resources,
+            schedule_event_id=event.id,
+            action_id=event.action_id,
+            request_id=request_id_var.get(),
+        )
+        if placement_commit.write(session, instance, placement, spec):
+            return candidate
+    return None
 
 
 def _no_valid_host(

@@ -30,7 +30,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import func, literal, null, select, union_all
+from sqlalchemy import CompoundSelect, bindparam, func, literal, null, select, union_all
 from sqlalchemy.orm import Session
 
 from kumo.compute.models import ComputeHost
@@ -58,6 +58,17 @@ class _Provider:
             if amount > max_unit.get(resource_class, amount):
                 return False
         return True
+
+
+# One round trip per sync: hosts registered and allocations written since the marks.
+_CHANGES: CompoundSelect[Any] = union_all(
+    select(literal(True), ComputeHost.id, ComputeHost.provider_id, null(), null()).where(
+        ComputeHost.id > bindparam("host_mark")
+    ),
+    select(
+        literal(False), Allocation.id, Allocation.provider_id, Allocation.resource_class, Allocation.used
+    ).where(Allocation.id > bindparam("allocation_mark")),
+)
 
 
 class FleetIndex:
@@ -89,18 +100,8 @@ class FleetIndex:
             if not self.loaded:
                 self._load(session, None)
                 return
-            # One round trip: hosts registered and allocations written since the last sync.
-            hosts = select(literal(True), ComputeHost.id, ComputeHost.provider_id, null(), null()).where(
-                ComputeHost.id > self._host_mark
-            )
-            allocations = select(
-                literal(False),
-                Allocation.id,
-                Allocation.provider_id,
-                Allocation.resource_class,
-                Allocation.used,
-            ).where(Allocation.id > self._allocation_mark)
-            changes: list[Any] = list(session.execute(union_all(hosts, allocations)).all())
+            marks = {"host_mark": self._host_mark, "allocation_mark": self._allocation_mark}
+            changes: list[Any] = list(session.connection().execute(_CHANGES, marks).all())
             new_hosts = sorted((row[1], row[2]) for row in changes if row[0])
             rows = sorted((row[1], row[2], row[3], row[4]) for row in changes if not row[0])
             if new_hosts:

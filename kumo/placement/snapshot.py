@@ -16,15 +16,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Iterable
 from dataclasses import replace
+from functools import cache
 from typing import Any
 
-from sqlalchemy import String, false, func, literal, or_, select, union_all
+from sqlalchemy import Select, String, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from kumo.compute.hosts import beating
 from kumo.compute.models import Aggregate, AggregateHost, ComputeHost, Instance
 from kumo.db import utcnow
-from kumo.db.arrays import one_of
+from kumo.db.arrays import one_of_param
 from kumo.placement.models import Allocation, Inventory, ResourceProvider
 from kumo.scheduler.snapshot import HostState, Snapshot
 
@@ -134,32 +135,9 @@ def _read_part(
     allocations by provider and class answers it). One statement reads generations, inventory
     and usage in one database snapshot. Usage of a class the host has no inventory of is not
     read: no request can land there for that class anyway."""
-    chosen = or_(
-        one_of(session, ComputeHost.provider_id, provider_ids) if provider_ids else false(),
-        one_of(session, ComputeHost.name, host_names) if host_names else false(),
-    )
-    usage = (
-        select(func.sum(Allocation.used))
-        .where(
-            Allocation.provider_id == Inventory.provider_id,
-            Allocation.resource_class == Inventory.resource_class,
-        )
-        .scalar_subquery()
-    )
-    found = session.execute(
-        select(
-            *_HOST_COLUMNS,
-            Inventory.resource_class,
-            Inventory.total,
-            Inventory.reserved,
-            Inventory.allocation_ratio,
-            Inventory.max_unit,
-            usage,
-        )  # fmt: skip
-        .join(ResourceProvider, ResourceProvider.id == ComputeHost.provider_id)
-        .outerjoin(Inventory, Inventory.provider_id == ComputeHost.provider_id)
-        .where(chosen)
-        .order_by(ComputeHost.name)
+    found = session.connection().execute(
+        _part_statement(session.get_bind().dialect.name),
+        {"provider_ids": sorted(provider_ids), "host_names": sorted(host_names)},
     )
     rows: list[_HostRow] = []
     capacity: _PerProvider = {}
@@ -180,6 +158,39 @@ def _read_part(
     return rows, capacity, max_unit, used
 
 
+@cache
+def _part_statement(dialect: str) -> Select[*tuple[Any, ...]]:
+    """_read_part's statement, built once per dialect (every pass of a scheduler runs it)."""
+    usage = (
+        select(func.sum(Allocation.used))
+        .where(
+            Allocation.provider_id == Inventory.provider_id,
+            Allocation.resource_class == Inventory.resource_class,
+        )
+        .scalar_subquery()
+    )
+    return (
+        select(
+            *_HOST_COLUMNS,
+            Inventory.resource_class,
+            Inventory.total,
+            Inventory.reserved,
+            Inventory.allocation_ratio,
+            Inventory.max_unit,
+            usage,
+        )  # fmt: skip
+        .join(ResourceProvider, ResourceProvider.id == ComputeHost.provider_id)
+        .outerjoin(Inventory, Inventory.provider_id == ComputeHost.provider_id)
+        .where(
+            or_(
+                one_of_param(dialect, ComputeHost.provider_id, "provider_ids"),
+                one_of_param(dialect, ComputeHost.name, "host_names"),
+            )
+        )
+        .order_by(ComputeHost.name)
+    )
+
+
 def _read_aggregates(
     session: Session, host_names: Collection[str] | None, stock_exclusive: bool
 ) -> tuple[dict[str, list[dict[str, str]]], list[dict[str, str]] | None]:
@@ -187,30 +198,38 @@ def _read_aggregates(
     or every host), in aggregate order; and with `stock_exclusive`, the metadata of every
     aggregate that holds a host, for the private stock (a property of the whole fleet, not of
     the hosts read: one row per aggregate, not per membership)."""
-    memberships = select(AggregateHost.host, Aggregate.metadata_, Aggregate.id).join(
-        Aggregate, Aggregate.id == AggregateHost.aggregate_id
+    if host_names is not None and not host_names and not stock_exclusive:
+        return {}, None
+    statement = _aggregates_statement(
+        session.get_bind().dialect.name, host_names is not None, stock_exclusive
     )
-    if host_names is not None:
-        if not host_names and not stock_exclusive:
-            return {}, None
-        memberships = memberships.where(
-            one_of(session, AggregateHost.host, host_names) if host_names else false()
-        )
-    statement: Any = memberships
-    if stock_exclusive:
-        holding = select(literal(None, String).label("host"), Aggregate.metadata_, Aggregate.id).where(
-            select(AggregateHost.host).where(AggregateHost.aggregate_id == Aggregate.id).exists()
-        )
-        statement = union_all(memberships, holding)
     aggregates: dict[str, list[dict[str, str]]] = {}
     stock: list[dict[str, str]] | None = [] if stock_exclusive else None
-    for host_name, metadata, _ in session.execute(statement.order_by(statement.selected_columns[2])):
+    params = {"host_names": sorted(host_names or ())}
+    for host_name, metadata, _ in session.connection().execute(statement, params):
         if host_name is None:
             assert stock is not None
             stock.append(dict(metadata or {}))
         else:
             aggregates.setdefault(host_name, []).append(dict(metadata or {}))
     return aggregates, stock
+
+
+@cache
+def _aggregates_statement(dialect: str, by_name: bool, stock_exclusive: bool) -> Any:
+    """_read_aggregates' statement, built once per dialect and shape."""
+    memberships = select(AggregateHost.host, Aggregate.metadata_, Aggregate.id).join(
+        Aggregate, Aggregate.id == AggregateHost.aggregate_id
+    )
+    if by_name:
+        memberships = memberships.where(one_of_param(dialect, AggregateHost.host, "host_names"))
+    statement: Any = memberships
+    if stock_exclusive:
+        holding = select(literal(None, String).label("host"), Aggregate.metadata_, Aggregate.id).where(
+            select(AggregateHost.host).where(AggregateHost.aggregate_id == Aggregate.id).exists()
+        )
+        statement = union_all(memberships, holding)
+    return statement.order_by(statement.selected_columns[2])
 
 
 def _private_stock(aggregates: Iterable[dict[str, str]]) -> frozenset[tuple[str, str]]:

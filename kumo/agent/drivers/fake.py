@@ -17,7 +17,12 @@ _LOCK = threading.Lock()
 
 class FakeDriver:
     def __init__(
-        self, host: str, vcpus: int = 32, memory_mb: int = 131072, disk_gb: int = 2000, delay: float = 0.0,
+        self,
+        host: str,
+        vcpus: int = 32,
+        memory_mb: int = 131072,
+        disk_gb: int = 2000,
+        delay: float = 0.0,
         **_: object,
     ) -> None:
         self.host = host

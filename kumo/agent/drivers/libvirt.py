@@ -107,7 +107,8 @@ class LibvirtDriver:
         self.instances_dir = self.root / "instances"
         self.instances_dir.mkdir(parents=True, exist_ok=True)
         self.client = httpx.Client(
-            base_url=api_url.rstrip("/") + "/internal/v1", headers={AGENT_TOKEN_HEADER: token},
+            base_url=api_url.rstrip("/") + "/internal/v1",
+            headers={AGENT_TOKEN_HEADER: token},
             timeout=httpx.Timeout(60, connect=5),
         )
         source = HttpImageSource(self.client)
@@ -121,8 +122,12 @@ class LibvirtDriver:
         self.cache.evict(max_age=float("inf"))  # only sweeps partial downloads a crash left
         self._threads = [
             threading.Thread(target=self._report_events, name=f"libvirt-events-{host}", daemon=True),
-            threading.Thread(target=self._sweep_cache, args=(float(cache_sweep_interval),),
-                             name=f"image-cache-{host}", daemon=True),
+            threading.Thread(
+                target=self._sweep_cache,
+                args=(float(cache_sweep_interval),),
+                name=f"image-cache-{host}",
+                daemon=True,
+            ),
         ]
         for thread in self._threads:
             thread.start()
@@ -351,8 +356,13 @@ class LibvirtDriver:
                 if was_running and not self._shutdown(dom, self.shutdown_timeout):
                     dom.destroy()
                 dom.createWithFlags(lv.VIR_DOMAIN_START_PAUSED)
-            flags = (lv.VIR_MIGRATE_LIVE | lv.VIR_MIGRATE_PEER2PEER | lv.VIR_MIGRATE_PERSIST_DEST
-                     | lv.VIR_MIGRATE_UNDEFINE_SOURCE | lv.VIR_MIGRATE_NON_SHARED_INC)
+            flags = (
+                lv.VIR_MIGRATE_LIVE
+                | lv.VIR_MIGRATE_PEER2PEER
+                | lv.VIR_MIGRATE_PERSIST_DEST
+                | lv.VIR_MIGRATE_UNDEFINE_SOURCE
+                | lv.VIR_MIGRATE_NON_SHARED_INC
+            )
             if not live:
                 flags |= lv.VIR_MIGRATE_PAUSED
             params: dict[str, Any] = {
@@ -392,8 +402,9 @@ class LibvirtDriver:
                 dom.create()
             return self._power(dom)
         except self.lv.libvirtError as exc:
-            raise DriverError(f"Instance {uuid} moved but could not be started there: "
-                              f"{exc.get_error_message()}") from None
+            raise DriverError(
+                f"Instance {uuid} moved but could not be started there: {exc.get_error_message()}"
+            ) from None
         finally:
             conn.close()
 

@@ -83,8 +83,13 @@ def domain_xml(cfg: GuestConfig) -> str:
     # its hostname from the OEM string).
     sysinfo = _sub(dom, "sysinfo", type="smbios")
     system = _sub(sysinfo, "system")
-    for name, value in (("manufacturer", "kumo"), ("product", "kumo Compute"), ("serial", cfg.uuid),
-                        ("uuid", cfg.uuid), ("family", "Virtual Machine")):
+    for name, value in (
+        ("manufacturer", "kumo"),
+        ("product", "kumo Compute"),
+        ("serial", cfg.uuid),
+        ("uuid", cfg.uuid),
+        ("family", "Virtual Machine"),
+    ):
         _sub(system, "entry", value, name=name)
     _sub(_sub(sysinfo, "oemStrings"), "entry", f"kumo:hostname={cfg.hostname}")
 

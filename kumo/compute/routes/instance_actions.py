@@ -18,7 +18,9 @@ router = APIRouter(prefix="/compute")
 
 @router.get("/v2.1/servers/{server_id}/os-instance-actions")
 def list_actions(
-    server_id: str, ctx: RequestContext = Depends(context), version: Microversion = Depends(microversion),
+    server_id: str,
+    ctx: RequestContext = Depends(context),
+    version: Microversion = Depends(microversion),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
     with rt.db.read() as session:
@@ -29,8 +31,11 @@ def list_actions(
 
 @router.get("/v2.1/servers/{server_id}/os-instance-actions/{request_id}")
 def show_action(
-    server_id: str, request_id: str, ctx: RequestContext = Depends(context),
-    version: Microversion = Depends(microversion), rt: Runtime = Depends(runtime),
+    server_id: str,
+    request_id: str,
+    ctx: RequestContext = Depends(context),
+    version: Microversion = Depends(microversion),
+    rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
     with rt.db.read() as session:
         servers.get(session, ctx, server_id, include_deleted=version.at_least("2.21"))

@@ -1,0 +1,173 @@
+"""On PostgreSQL a placement's writes are one statement (kumo.compute.placement_commit); the ORM
+path of scheduling._place writes the same rows on SQLite, for baremetal nodes and for soft
+groups. These tests place one server each way on the same database and compare every row
+written, and check that a lost compare-and-swap writes nothing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from kumo.agent.models import Task
+from kumo.compute import actions, hosts, placement_commit, scheduling
+from kumo.compute.models import Instance, InstanceAction, InstanceActionEvent
+from kumo.config import Settings
+from kumo.db import Database
+from kumo.db.migrate import upgrade
+from kumo.placement.models import Allocation, ResourceProvider
+from kumo.runtime import Runtime, build_runtime
+
+FLAVOR = {"id": "f1", "name": "m1.small", "vcpus": 2, "ram": 2048, "disk": 10}
+
+
+@pytest.fixture
+def rt(tmp_path: Path, pg_database_url: str) -> Iterator[Runtime]:
+    upgrade(pg_database_url)
+    settings = Settings(database_url=pg_database_url, state_dir=tmp_path / "state")
+    settings.state_dir.mkdir(parents=True)
+    db = Database(pg_database_url)
+    runtime = build_runtime(settings, db)
+    with db.transaction() as s:
+        hosts.register_host(s, "hv1", vcpus=16, memory_mb=32768, disk_gb=500, reserved_memory_mb=0)
+        hosts.heartbeat(s, "hv1")
+    yield runtime
+    db.dispose()
+
+
+def _pending(db: Database, name: str) -> str:
+    instance_uuid = str(uuid.uuid4())
+    with db.transaction() as s:
+        s.add(
+            Instance(
+                uuid=instance_uuid,
+                project_id="p1",
+                user_id="u1",
+                name=name,
+                flavor=FLAVOR,
+                vcpus=2,
+                memory_mb=2048,
+                image_ref="img-1",
+                metadata_={"role": "web"},
+                vm_state="building",
+                task_state="scheduling",
+            )
+        )
+        action = actions.start_action(s, instance_uuid, "create", f"req-{name}", "u1", "p1")
+        actions.start_event(s, action.id, scheduling.SCHEDULE_EVENT)
+    return instance_uuid
+
+
+def _written(db: Database, instance_uuid: str) -> dict[str, Any]:
+    """Every row the placement of `instance_uuid` wrote or changed, ids and clocks replaced by
+    what they must be."""
+    with db.read() as s:
+        instance = s.scalar(select(Instance).where(Instance.uuid == instance_uuid))
+        assert instance is not None
+        action = s.scalar(select(InstanceAction).where(InstanceAction.instance_uuid == instance_uuid))
+        assert action is not None
+        events = list(
+            s.scalars(
+                select(InstanceActionEvent)
+                .where(InstanceActionEvent.action_id == action.id)
+                .order_by(InstanceActionEvent.id)
+            )
+        )
+        (task,) = s.scalars(select(Task).where(Task.instance_uuid == instance_uuid))
+        allocations = s.execute(
+            select(Allocation.provider_id, Allocation.resource_class, Allocation.used)
+            .where(Allocation.consumer_id == instance_uuid)
+            .order_by(Allocation.resource_class)
+        ).all()
+        spawn = events[-1]
+        payload = dict(task.payload)
+        assert payload.pop("event_id") == spawn.id  # the task settles the spawn event
+        return {
+            "instance": (instance.host, instance.availability_zone, instance.vm_state, instance.task_state),
+            "instance_touched": instance.updated_at > instance.created_at,
+            "action_touched": action.updated_at >= events[0].finish_time,  # type: ignore[operator]
+            "action_message": action.message,
+            "events": [
+                (e.event, e.host, e.result, e.details, e.traceback, e.finish_time is not None) for e in events
+            ],
+            "task": (task.host, task.kind, task.state, task.request_id, task.attempts),
+            "payload": payload,
+            "allocations": [tuple(a) for a in allocations],
+        }
+
+
+def test_one_statement_writes_what_the_orm_path_writes(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    with rt.db.read() as s:
+        generation = s.scalar(select(ResourceProvider.generation).where(ResourceProvider.name == "hv1"))
+    assert generation is not None
+
+    by_orm = _pending(rt.db, "same")
+    with monkeypatch.context() as m:
+        m.setattr(scheduling, "_one_statement", lambda *args: False)
+        assert scheduling.schedule_pending(rt) == (1, {"hv1"})
+    by_statement = _pending(rt.db, "same")
+    calls: list[str] = []
+    real_write = placement_commit.write
+    monkeypatch.setattr(
+        placement_commit, "write", lambda s, i, *a: calls.append(i.uuid) or real_write(s, i, *a)
+    )
+    assert scheduling.schedule_pending(rt) == (1, {"hv1"})
+    assert calls == [by_statement]  # the one-statement path placed the second server
+
+    orm_rows, statement_rows = _written(rt.db, by_orm), _written(rt.db, by_statement)
+    assert statement_rows["payload"]["instance"]["uuid"] == by_statement
+    statement_rows["payload"]["instance"]["uuid"] = by_orm
+    assert orm_rows["task"][3] == "req-same" and statement_rows["task"][3] == "req-same"
+    assert statement_rows == orm_rows
+    assert orm_rows["instance"] == ("hv1", "nova", "building", "spawning")
+    assert orm_rows["events"] == [
+        (scheduling.SCHEDULE_EVENT, None, "Success", None, None, True),
+        (placement_commit.SPAWN_EVENT, "hv1", None, None, None, False),
+    ]
+    with rt.db.read() as s:
+        after = s.scalar(select(ResourceProvider.generation).where(ResourceProvider.name == "hv1"))
+    assert after == generation + 2  # one compare-and-swap each
+
+
+def test_a_lost_compare_and_swap_writes_nothing(rt: Runtime) -> None:
+    instance_uuid = _pending(rt.db, "late")
+    with rt.db.read() as s:
+        provider = s.scalar(select(ResourceProvider).where(ResourceProvider.name == "hv1"))
+        event = s.scalar(select(InstanceActionEvent))
+        assert provider is not None and event is not None
+        provider_id, generation, event_id, action_id = (
+            provider.id,
+            provider.generation,
+            event.id,
+            event.action_id,
+        )
+    with rt.db.transaction() as s:
+        instance = s.scalar(select(Instance).where(Instance.uuid == instance_uuid))
+        assert instance is not None
+        placement = placement_commit.Placement(
+            host="hv1",
+            availability_zone="nova",
+            provider_id=provider_id,
+            generation=generation - 1,  # what a scheduler saw before another claim there
+            resources={"VCPU": 2, "MEMORY_MB": 2048, "DISK_GB": 10},
+            schedule_event_id=event_id,
+            action_id=action_id,
+            request_id="req-late",
+        )
+        assert placement_commit.write(s, instance, placement, {"uuid": instance_uuid}) is False
+    with rt.db.read() as s:
+        instance = s.scalar(select(Instance).where(Instance.uuid == instance_uuid))
+        assert instance is not None and (instance.host, instance.task_state) == (None, "scheduling")
+        assert s.scalars(select(Allocation)).all() == []
+        assert s.scalars(select(Task)).all() == []
+        assert [(e.event, e.finish_time) for e in s.scalars(select(InstanceActionEvent))] == [
+            (scheduling.SCHEDULE_EVENT, None)
+        ]
+        assert (
+            s.scalar(select(ResourceProvider.generation).where(ResourceProvider.id == provider_id))
+            == generation
+        )
