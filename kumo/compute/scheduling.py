@@ -15,9 +15,10 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Integer, Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from kumo.agent import tasks
@@ -27,6 +28,7 @@ from kumo.compute.models import Instance, InstanceAction, InstanceActionEvent, S
 from kumo.compute.server_ops import mark_error, migration_consumer
 from kumo.compute.states import TaskState, VmState
 from kumo.config import Settings
+from kumo.db.arrays import one_of_param
 from kumo.errors import BadRequest, ClaimConflict, Conflict, NotFound
 from kumo.logs import request_id_var
 from kumo.metrics import SCHEDULE_CLAIM_SECONDS, SCHEDULE_FAILURES, SCHEDULE_SECONDS
@@ -91,19 +93,21 @@ def _pending(session: Session, limit: int, skip_locked: bool) -> list[Instance]:
     """The instances waiting to be scheduled, oldest first. With `skip_locked` (PostgreSQL)
     they stay locked while this pass reads the fleet, so another worker's pass started
     meanwhile takes other instances (or none) instead of reading the fleet for the same ones."""
-    stmt = (
-        select(Instance)
-        .where(
-            Instance.vm_state == VmState.BUILDING,
-            Instance.task_state == TaskState.SCHEDULING,
-            Instance.deleted.is_(False),
-        )
-        .order_by(Instance.id)
-        .limit(limit)
+    return list(session.scalars(_PENDING_LOCKED if skip_locked else _PENDING, {"limit": limit}))
+
+
+# Built once: every pass of every scheduler runs them.
+_PENDING = (
+    select(Instance)
+    .where(
+        Instance.vm_state == VmState.BUILDING,
+        Instance.task_state == TaskState.SCHEDULING,
+        Instance.deleted.is_(False),
     )
-    if skip_locked:
-        stmt = stmt.with_for_update(skip_locked=True)
-    return list(session.scalars(stmt))
+    .order_by(Instance.id)
+    .limit(bindparam("limit", type_=Integer))
+)
+_PENDING_LOCKED = _PENDING.with_for_update(skip_locked=True)
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,17 @@ class OpenEvent:
 
 def _open_events(session: Session, instance_uuids: Sequence[str], event: str) -> dict[str, OpenEvent]:
     """Instance uuid -> its unfinished `event` (the newest), for a whole pass in one query."""
-    rows = session.execute(
+    statement = _open_events_statement(session.get_bind().dialect.name)
+    rows = session.connection().execute(statement, {"uuids": sorted(set(instance_uuids)), "event": event})
+    return {
+        uuid: OpenEvent(event_id, action_id, request_id or "-")
+        for uuid, event_id, action_id, request_id in rows
+    }
+
+
+@cache
+def _open_events_statement(dialect: str) -> Select[str, int, int, str]:
+    return (
         select(
             InstanceAction.instance_uuid,
             InstanceActionEvent.id,
@@ -126,16 +140,12 @@ def _open_events(session: Session, instance_uuids: Sequence[str], event: str) ->
         )
         .join(InstanceAction, InstanceAction.id == InstanceActionEvent.action_id)
         .where(
-            InstanceAction.instance_uuid.in_(sorted(set(instance_uuids))),
-            InstanceActionEvent.event == event,
+            one_of_param(dialect, InstanceAction.instance_uuid, "uuids"),
+            InstanceActionEvent.event == bindparam("event"),
             InstanceActionEvent.finish_time.is_(None),
         )
         .order_by(InstanceActionEvent.id)
     )
-    return {
-        uuid: OpenEvent(event_id, action_id, request_id or "-")
-        for uuid, event_id, action_id, request_id in rows
-    }
 
 
 def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
