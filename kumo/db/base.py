@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import select
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy import MetaData, create_engine, event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -44,6 +45,26 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _drop_if_server_hung_up(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    """Pessimistic disconnect handling without a round trip per checkout (SQLAlchemy's
+    pool_pre_ping costs three: its SELECT 1 and the transaction around it, paid by every
+    transaction, a lone scheduling pass included). A pooled connection sits idle, so the server
+    has nothing to say to it unless it is going away: a backend terminated by a restart or an
+    administrator sends an error and closes the socket. Only when the socket has something to
+    read is the connection pinged; a dead one raises DisconnectionError, on which the pool
+    replaces it with a fresh connection (and tries again, up to three times)."""
+    if dbapi_conn.closed or dbapi_conn.broken:
+        raise exc.DisconnectionError("the connection is closed")
+    readable, _, _ = select.select([dbapi_conn.fileno()], [], [], 0)
+    if not readable:
+        return
+    try:
+        dbapi_conn.execute("SELECT 1")
+        dbapi_conn.rollback()
+    except Exception as error:  # the driver's error for a connection the server closed
+        raise exc.DisconnectionError(str(error)) from error
+
+
 _local = threading.local()
 
 
@@ -72,12 +93,13 @@ class Database:
         else:
             kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = 20
-            kwargs["pool_pre_ping"] = True
         self.engine: Engine = create_engine(url, **kwargs)
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
+        else:
+            event.listen(self.engine, "checkout", _drop_if_server_hung_up)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time. Queueing writers on a Python lock hands the database
         # over at once; SQLite's own busy handler sleeps in growing steps under contention.
