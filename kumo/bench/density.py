@@ -1014,11 +1014,10 @@ class DensityRun:
                 failures.append(f"{resp.status_code} {resp.text[:200]}")
                 continue
             self._probed += 1
-            deadline = time.monotonic() + 60
-            while self.sim.stats().spawned < expected:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("a probe server did not become ACTIVE within 60 s")
-                await asyncio.sleep(0.005)
+            # Blocks in the simulated agents' process until they report the spawn: polling its
+            # counts every few ms would load the cores the lone request is measured on.
+            if await asyncio.to_thread(self.sim.call, "wait_spawned", expected, 60.0) < expected:
+                raise RuntimeError("a probe server did not become ACTIVE within 60 s")
             latencies.append(time.perf_counter() - t0)
         after, _ = await self._metrics(client)
         lone = after["kumo_schedule_claim_seconds"] - before["kumo_schedule_claim_seconds"]

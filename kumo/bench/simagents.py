@@ -87,6 +87,7 @@ class SimFleet:
         self._recent_set: set[str] = set()
         self._results: asyncio.Queue[tuple[HostTask, TaskResult]] = asyncio.Queue()
         self._stop = asyncio.Event()
+        self._reported = asyncio.Event()  # set after each batch of results is reported
         self._loops: list[asyncio.Task[None]] = []
 
     async def close(self) -> None:
@@ -289,6 +290,23 @@ class SimFleet:
                     self.stats.spawned += task.kind == "spawn"
                 else:
                     self.stats.tasks_failed += 1
+            self._reported.set()
+
+    async def wait_spawned(self, expected: int, timeout: float) -> int:
+        """Until `expected` spawns are reported (or `timeout` seconds): how many there are. The
+        benchmark waits on this instead of polling the counts, which would load the machine
+        it measures."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.stats.spawned < expected:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            self._reported.clear()
+            try:
+                await asyncio.wait_for(self._reported.wait(), remaining)
+            except TimeoutError:
+                break
+        return self.stats.spawned
 
 
 # ---------------------------------------------------------------------------- child process
@@ -333,6 +351,8 @@ async def _serve_async(conn: Connection, config: SimConfig) -> None:
                 elif command == "work":
                     fleet.start_work()
                     conn.send(("done", None))
+                elif command == "wait_spawned":
+                    conn.send(("done", await fleet.wait_spawned(*args)))
                 elif command == "stats":
                     conn.send(("done", asdict(fleet.stats)))
                 elif command == "stop":

@@ -19,7 +19,7 @@ from dataclasses import replace
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, String, func, literal, or_, select, union_all
+from sqlalchemy import JSON, String, func, literal, literal_column, null, or_, select, type_coerce, union_all
 from sqlalchemy.orm import Session
 
 from kumo.compute.hosts import beating
@@ -53,11 +53,11 @@ def load_snapshot(
     `host_names`; `group_uuids` limits the server-group counts to those groups."""
     now = now or utcnow()
     if provider_ids is not None:
-        rows, capacity, max_unit, used = _read_part(session, provider_ids, host_names)
+        part = _read_part(session, provider_ids, host_names, stock_exclusive)
+        rows, capacity, max_unit, used, aggregates, stock_metadata = part
     else:
         rows, capacity, max_unit, used = _read_whole(session)
-    names = [row[0] for row in rows] if provider_ids is not None else None
-    aggregates, stock_metadata = _read_aggregates(session, names, stock_exclusive)
+        aggregates, stock_metadata = _read_aggregates(session, stock_exclusive)
 
     hosts = []
     for name, provider_id, disabled, forced_down, heartbeat, generation, rack, region in rows:
@@ -127,27 +127,46 @@ def _read_whole(session: Session) -> tuple[list[_HostRow], _PerProvider, _PerPro
     return [tuple(row) for row in rows], capacity, max_unit, used  # type: ignore[misc]
 
 
+_Aggregates = dict[str, list[dict[str, str]]]
+_Stock = list[dict[str, str]] | None  # the private stock's aggregates, when it is exclusive
+# The kinds of row of a part's read, in this order: a host and one of its inventories (or
+# none), an aggregate holding one of the hosts, an aggregate of the private stock.
+_INVENTORY, _MEMBERSHIP, _STOCK = 0, 1, 2
+
+
 def _read_part(
-    session: Session, provider_ids: Collection[int], host_names: Collection[str]
-) -> tuple[list[_HostRow], _PerProvider, _PerProvider, _PerProvider]:
-    """The hosts of `provider_ids` and those named, in one statement: a row per host and
-    inventory, with the usage of that class summed beside it (the covering index of
-    allocations by provider and class answers it). One statement reads generations, inventory
-    and usage in one database snapshot. Usage of a class the host has no inventory of is not
-    read: no request can land there for that class anyway."""
+    session: Session, provider_ids: Collection[int], host_names: Collection[str], stock_exclusive: bool
+) -> tuple[list[_HostRow], _PerProvider, _PerProvider, _PerProvider, _Aggregates, _Stock]:
+    """The hosts of `provider_ids` and those named, in one statement (one round trip, one
+    database snapshot): a row per host and inventory, with the usage of that class summed
+    beside it (the covering index of allocations by provider and class answers it); then a row
+    per aggregate holding one of those hosts, in aggregate order; then, with `stock_exclusive`,
+    a row per aggregate holding any host (the private stock is a property of the whole fleet,
+    not of the hosts read). Usage of a class the host has no inventory of is not read: no
+    request can land there for that class anyway."""
     found = session.connection().execute(
-        _part_statement(session.get_bind().dialect.name),
+        _part_statement(session.get_bind().dialect.name, stock_exclusive),
         {"provider_ids": sorted(provider_ids), "host_names": sorted(host_names)},
     )
     rows: list[_HostRow] = []
     capacity: _PerProvider = {}
     max_unit: _PerProvider = {}
     used: _PerProvider = {}
+    aggregates: _Aggregates = {}
+    stock: _Stock = [] if stock_exclusive else None
     for row in found:
-        host: _HostRow = tuple(row[:8])  # type: ignore[assignment]
-        if not rows or rows[-1][0] != host[0]:
+        kind, name = row[0], row[1]
+        if kind == _MEMBERSHIP:
+            aggregates.setdefault(name, []).append(dict(row[15] or {}))
+            continue
+        if kind == _STOCK:
+            assert stock is not None
+            stock.append(dict(row[15] or {}))
+            continue
+        host: _HostRow = tuple(row[1:9])  # type: ignore[assignment]
+        if not rows or rows[-1][0] != name:
             rows.append(host)
-        resource_class, total, reserved, ratio, unit, amount = row[8:]
+        resource_class, total, reserved, ratio, unit, amount = row[9:15]
         if resource_class is None:
             continue  # a host with no inventory yet
         provider_id = host[1]
@@ -155,12 +174,17 @@ def _read_part(
         max_unit.setdefault(provider_id, {})[resource_class] = unit
         if amount:
             used.setdefault(provider_id, {})[resource_class] = int(amount)
-    return rows, capacity, max_unit, used
+    return rows, capacity, max_unit, used, aggregates, stock
 
 
 @cache
-def _part_statement(dialect: str) -> Select[*tuple[Any, ...]]:
-    """_read_part's statement, built once per dialect (every pass of a scheduler runs it)."""
+def _part_statement(dialect: str, stock_exclusive: bool) -> Any:
+    """_read_part's statement, built once per dialect and shape (every pass of a scheduler runs
+    it): three kinds of row in one UNION ALL, the columns a kind does not use NULL."""
+    chosen = or_(
+        one_of_param(dialect, ComputeHost.provider_id, "provider_ids"),
+        one_of_param(dialect, ComputeHost.name, "host_names"),
+    )
     usage = (
         select(func.sum(Allocation.used))
         .where(
@@ -169,8 +193,12 @@ def _part_statement(dialect: str) -> Select[*tuple[Any, ...]]:
         )
         .scalar_subquery()
     )
-    return (
+    # Typed, so that the column decodes as JSON on every backend (its type is the first part's).
+    no_aggregate = (type_coerce(null(), JSON).label("metadata"), null().label("aggregate_id"))
+    no_host = (null(),) * 13
+    inventories = (
         select(
+            literal(_INVENTORY).label("kind"),
             *_HOST_COLUMNS,
             Inventory.resource_class,
             Inventory.total,
@@ -178,58 +206,53 @@ def _part_statement(dialect: str) -> Select[*tuple[Any, ...]]:
             Inventory.allocation_ratio,
             Inventory.max_unit,
             usage,
+            *no_aggregate,
         )  # fmt: skip
         .join(ResourceProvider, ResourceProvider.id == ComputeHost.provider_id)
         .outerjoin(Inventory, Inventory.provider_id == ComputeHost.provider_id)
-        .where(
-            or_(
-                one_of_param(dialect, ComputeHost.provider_id, "provider_ids"),
-                one_of_param(dialect, ComputeHost.name, "host_names"),
+        .where(chosen)
+    )
+    memberships = (
+        select(literal(_MEMBERSHIP), AggregateHost.host, *no_host, Aggregate.metadata_, Aggregate.id)
+        .join(Aggregate, Aggregate.id == AggregateHost.aggregate_id)
+        .where(AggregateHost.host.in_(select(ComputeHost.name).where(chosen)))
+    )
+    parts: list[Any] = [inventories, memberships]
+    if stock_exclusive:
+        parts.append(
+            select(literal(_STOCK), null(), *no_host, Aggregate.metadata_, Aggregate.id).where(
+                select(AggregateHost.host).where(AggregateHost.aggregate_id == Aggregate.id).exists()
             )
         )
-        .order_by(ComputeHost.name)
-    )
+    # By position (kind, host name, aggregate id): SQLite orders a compound select only by its
+    # result columns.
+    return union_all(*parts).order_by(*(literal_column(str(position)) for position in (1, 2, 17)))
 
 
 def _read_aggregates(
-    session: Session, host_names: Collection[str] | None, stock_exclusive: bool
-) -> tuple[dict[str, list[dict[str, str]]], list[dict[str, str]] | None]:
-    """In one statement: the metadata of each aggregate holding each host (of `host_names`,
-    or every host), in aggregate order; and with `stock_exclusive`, the metadata of every
-    aggregate that holds a host, for the private stock (a property of the whole fleet, not of
-    the hosts read: one row per aggregate, not per membership)."""
-    if host_names is not None and not host_names and not stock_exclusive:
-        return {}, None
-    statement = _aggregates_statement(
-        session.get_bind().dialect.name, host_names is not None, stock_exclusive
-    )
-    aggregates: dict[str, list[dict[str, str]]] = {}
-    stock: list[dict[str, str]] | None = [] if stock_exclusive else None
-    params = {"host_names": sorted(host_names or ())}
-    for host_name, metadata, _ in session.connection().execute(statement, params):
-        if host_name is None:
-            assert stock is not None
-            stock.append(dict(metadata or {}))
-        else:
-            aggregates.setdefault(host_name, []).append(dict(metadata or {}))
-    return aggregates, stock
-
-
-@cache
-def _aggregates_statement(dialect: str, by_name: bool, stock_exclusive: bool) -> Any:
-    """_read_aggregates' statement, built once per dialect and shape."""
+    session: Session, stock_exclusive: bool
+) -> tuple[_Aggregates, list[dict[str, str]] | None]:
+    """In one statement: the metadata of each aggregate holding each host, in aggregate order;
+    and with `stock_exclusive`, the metadata of every aggregate that holds a host, for the
+    private stock (one row per aggregate, not per membership)."""
     memberships = select(AggregateHost.host, Aggregate.metadata_, Aggregate.id).join(
         Aggregate, Aggregate.id == AggregateHost.aggregate_id
     )
-    if by_name:
-        memberships = memberships.where(one_of_param(dialect, AggregateHost.host, "host_names"))
     statement: Any = memberships
     if stock_exclusive:
         holding = select(literal(None, String).label("host"), Aggregate.metadata_, Aggregate.id).where(
             select(AggregateHost.host).where(AggregateHost.aggregate_id == Aggregate.id).exists()
         )
         statement = union_all(memberships, holding)
-    return statement.order_by(statement.selected_columns[2])
+    aggregates: _Aggregates = {}
+    stock: list[dict[str, str]] | None = [] if stock_exclusive else None
+    for host_name, metadata, _ in session.execute(statement.order_by(statement.selected_columns[2])):
+        if host_name is None:
+            assert stock is not None
+            stock.append(dict(metadata or {}))
+        else:
+            aggregates.setdefault(host_name, []).append(dict(metadata or {}))
+    return aggregates, stock
 
 
 def _private_stock(aggregates: Iterable[dict[str, str]]) -> frozenset[tuple[str, str]]:

@@ -129,9 +129,9 @@ def test_a_part_of_the_fleet_reads_those_hosts_alike(db: Database) -> None:
     assert part.group_hosts == {} and whole.group_hosts == {"g1": {"h1": 1}}
 
 
-def test_a_part_of_the_fleet_is_two_statements_with_the_whole_fleets_private_stock(db: Database) -> None:
-    """The scheduler's sample: hosts, inventories and usage in one statement, aggregates and
-    the private stock (which is the whole fleet's, not the part's) in another."""
+def test_a_part_of_the_fleet_is_one_statement_with_the_whole_fleets_private_stock(db: Database) -> None:
+    """The scheduler's sample in one statement: hosts, inventories and usage, their aggregates
+    (in aggregate order), and the private stock (which is the whole fleet's, not the part's)."""
     with db.transaction() as s:
         providers = {name: add_host(s, name) for name in ("h1", "h2")}
         empty = add_host(s, "empty")
@@ -139,6 +139,7 @@ def test_a_part_of_the_fleet_is_two_statements_with_the_whole_fleets_private_sto
         allocate(s, providers["h1"], "c1", {"VCPU": 2, "MEMORY_MB": 512})
         add_aggregate(s, "zone", ["h1"], {"availability_zone": "az1"})
         add_aggregate(s, "stock", ["h2"], {"baremetal": "true", "filter_tenant_id": "p9"})
+        add_aggregate(s, "rack", ["h1"], {"rack": "r1"})
     statements: list[str] = []
 
     def count(*args: Any) -> None:
@@ -152,8 +153,9 @@ def test_a_part_of_the_fleet_is_two_statements_with_the_whole_fleets_private_sto
             part = load_snapshot(s, provider_ids=ids, stock_exclusive=True, group_uuids=())
         finally:
             event.remove(db.engine, "before_cursor_execute", count)
-    assert len(statements) == 2
+    assert len(statements) == 1
     assert list(part.hosts) == ["empty", "h1"]
+    assert [dict(m) for m in part.hosts["h1"].aggregates] == [{"availability_zone": "az1"}, {"rack": "r1"}]
     assert all(part.hosts[name] == whole.hosts[name] for name in part.hosts)
     assert part.hosts["h1"].availability_zone == "az1" and part.hosts["h1"].used == {
         "VCPU": 2,
