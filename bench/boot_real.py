@@ -43,9 +43,17 @@ def prepare() -> Path:
 
 
 def token(url: str) -> str:
-    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": "admin", "domain": {"id": "default"}, "password": ADMIN_PASSWORD}}},
-        "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {"name": "admin", "domain": {"id": "default"}, "password": ADMIN_PASSWORD}
+                },
+            },
+            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
+        }
+    }
     resp = httpx.post(f"{url}/identity/v3/auth/tokens", json=body, timeout=30)
     resp.raise_for_status()
     return resp.headers["X-Subject-Token"]
@@ -53,12 +61,23 @@ def token(url: str) -> str:
 
 def upload(c: httpx.Client, name: str, path: Path, disk_format: str, **props: str) -> str:
     container = disk_format if disk_format in ("aki", "ari") else "bare"
-    image = c.post("/image/v2/images", json={"name": name, "disk_format": disk_format,
-                                             "container_format": container, "visibility": "public", **props})
+    image = c.post(
+        "/image/v2/images",
+        json={
+            "name": name,
+            "disk_format": disk_format,
+            "container_format": container,
+            "visibility": "public",
+            **props,
+        },
+    )
     image.raise_for_status()
     image_id = str(image.json()["id"])
-    c.put(f"/image/v2/images/{image_id}/file", content=path.read_bytes(),
-          headers={"Content-Type": "application/octet-stream"}).raise_for_status()
+    c.put(
+        f"/image/v2/images/{image_id}/file",
+        content=path.read_bytes(),
+        headers={"Content-Type": "application/octet-stream"},
+    ).raise_for_status()
     return image_id
 
 
@@ -70,8 +89,9 @@ class Host:
         from kumo.agent.drivers import load_driver
 
         self.name = name
-        self.driver: Any = load_driver("libvirt", name, api_url=url, token=agent_token,
-                                       state_dir=state / name, shutdown_timeout=5.0)
+        self.driver: Any = load_driver(
+            "libvirt", name, api_url=url, token=agent_token, state_dir=state / name, shutdown_timeout=5.0
+        )
         self.agent = Agent(url, name, self.driver, agent_token, heartbeat_interval=5, poll_wait=5).start()
 
     def stop(self) -> None:
@@ -86,9 +106,19 @@ def boot_round(c: httpx.Client, host: Host, image_id: str, flavor_id: str, count
 
     def create(i: int) -> None:
         t0 = time.monotonic()
-        resp = c.post(f"{COMPUTE}/servers", json={"server": {
-            "name": f"bench-{i}", "imageRef": image_id, "flavorRef": flavor_id, "networks": "none",
-            "availability_zone": f":{host.name}"}}, headers={"OpenStack-API-Version": "compute 2.37"})
+        resp = c.post(
+            f"{COMPUTE}/servers",
+            json={
+                "server": {
+                    "name": f"bench-{i}",
+                    "imageRef": image_id,
+                    "flavorRef": flavor_id,
+                    "networks": "none",
+                    "availability_zone": f":{host.name}",
+                }
+            },
+            headers={"OpenStack-API-Version": "compute 2.37"},
+        )
         resp.raise_for_status()
         with lock:
             times[resp.json()["server"]["id"]] = {"create": t0}
@@ -171,8 +201,15 @@ def main() -> None:
         flavor_id = flavor.json()["flavor"]["id"]
         kernel = upload(c, "bench-kernel", images / "vmlinux", "aki")
         ramdisk = upload(c, "bench-ramdisk", images / "initrd.img", "ari")
-        image_id = upload(c, "bench-disk", images / "disk.raw", "raw", kernel_id=kernel, ramdisk_id=ramdisk,
-                          os_command_line="console=ttyS0 quiet panic=-1")
+        image_id = upload(
+            c,
+            "bench-disk",
+            images / "disk.raw",
+            "raw",
+            kernel_id=kernel,
+            ramdisk_id=ramdisk,
+            os_command_line="console=ttyS0 quiet panic=-1",
+        )
         for count in (1, args.concurrent):
             host = Host(server.url, rt.agent_token, state, f"bench-{count}")  # a new host: a cold cache
             try:
@@ -184,13 +221,17 @@ def main() -> None:
                 host.stop()
     server.stop()
 
-    print("\n| guests | cache | wall (s) | mean create→marker (s) | max (s) | control plane (s) | QEMU (s) "
-          "| control share | image fetch (s) |")
+    print(
+        "\n| guests | cache | wall (s) | mean create→marker (s) | max (s) | control plane (s) | QEMU (s) "
+        "| control share | image fetch (s) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['guests']} | {r['cache']} | {r['wall_s']} | {r['mean_s']} | {r['max_s']} | "
-              f"{r['control_mean_s']} | {r['qemu_mean_s']} | {r['control_share']:.0%} | "
-              f"{r['cache_fetch_s']} |")
+        print(
+            f"| {r['guests']} | {r['cache']} | {r['wall_s']} | {r['mean_s']} | {r['max_s']} | "
+            f"{r['control_mean_s']} | {r['qemu_mean_s']} | {r['control_share']:.0%} | "
+            f"{r['cache_fetch_s']} |"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

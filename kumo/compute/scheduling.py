@@ -171,7 +171,7 @@ def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
         )
         requests = [request_for(i, groups.get(i.server_group or "")) for i in pending]
         events = _open_events(session, [i.uuid for i in pending], SCHEDULE_EVENT)
-        rt.fleet.sync(session)
+        rt.fleet.sync(session, FLEET_SYNC_MAX_AGE)
         snapshot, partial = pass_snapshot(session, rt.settings, requests, rt.fleet)
         read_share = (time.perf_counter() - read_started) / len(requests)
         reads = _PassReads(rt.settings, requests, partial, rt.fleet)
@@ -192,6 +192,19 @@ def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
             snapshot = _place(session, instance, request, snapshot, config, woken, event, reads)
         SCHEDULE_CLAIM_SECONDS.observe(read_share + time.perf_counter() - started)
     return len(pending), woken
+
+
+# The scheduler loop keeps the fleet index current between passes (sync_fleet); a pass brings it
+# up to date itself only when that was longer ago than this. It is a prefilter: an older index
+# costs a worse sample at most (see kumo.placement.fleet_index).
+FLEET_SYNC_MAX_AGE = 2.0
+
+
+def sync_fleet(rt: Runtime) -> None:
+    """Bring the worker's fleet index up to date, off any request's path (the loop calls it
+    when a pass found nothing to do)."""
+    with rt.db.read() as session:
+        rt.fleet.sync(session)
 
 
 # Nova's max_placement_results: the scheduler weighs at most this many candidates per request shape.

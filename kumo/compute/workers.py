@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass, field
 
 from kumo.agent.tasks import host_key
-from kumo.compute.scheduling import schedule_pending
+from kumo.compute.scheduling import schedule_pending, sync_fleet
 from kumo.db.notify import PgNotifier
 from kumo.runtime import Runtime
 
@@ -40,6 +40,8 @@ def scheduler_loop(rt: Runtime, stop: threading.Event, idle_poll: float = 1.0) -
         seen = rt.waker.seq(SCHEDULER_KEY)
         try:
             handled, hosts = schedule_pending(rt)
+            if handled == 0:
+                sync_fleet(rt)  # between passes: the next one finds the fleet index current
         except Exception:
             log.exception("scheduling pass failed; retrying")
             handled, hosts = 0, set()

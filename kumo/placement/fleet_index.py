@@ -12,8 +12,11 @@ host" (the whole fleet is read from the database before that answer).
 How it stays current, cheaply:
 
 * a full load the first time (hosts, their inventories and usage summed by provider);
-* before each pass, `sync`: the allocations written since the last one (allocation ids only
-  grow) are added to usage, and hosts registered since are loaded — two indexed range reads;
+* `sync`: the allocations written since the last one (allocation ids only grow) are added to
+  usage, and hosts registered since are loaded — two indexed range reads in one statement. The
+  scheduler loop syncs between passes, off a request's path (as the Kubernetes scheduler's
+  cache is kept current by watches, not by its scheduling cycle); a pass syncs first only when
+  that sync is older than kumo.compute.scheduling.FLEET_SYNC_MAX_AGE;
 * every exact read of the database a pass makes is written back (`observe`): usage that went
   down (a server deleted), inventory changes and hosts that are gone are corrected for the
   hosts read. A pass that falls back to the whole fleet corrects them all.
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -83,6 +87,7 @@ class FleetIndex:
         self._walks: dict[frozenset[str], list[int]] = {}  # request classes -> providers to walk
         self._allocation_mark = -1  # -1: never loaded
         self._host_mark = 0
+        self._synced_at = 0.0  # time.monotonic() when the last sync started
 
     @property
     def loaded(self) -> bool:
@@ -93,10 +98,14 @@ class FleetIndex:
 
     # -- keeping current -------------------------------------------------------------------
 
-    def sync(self, session: Session) -> None:
+    def sync(self, session: Session, max_age: float = 0.0) -> None:
         """Bring the index up to date with what was written since the last sync (a full load
-        the first time)."""
+        the first time); nothing when the last sync started less than `max_age` seconds ago."""
         with self._lock:
+            now = time.monotonic()
+            if self.loaded and now - self._synced_at < max_age:
+                return
+            self._synced_at = now
             if not self.loaded:
                 self._load(session, None)
                 return

@@ -15,16 +15,27 @@ from tests.functional.compute.helpers import add_instance, register_hosts
 
 
 def _boot(c: httpx.Client) -> str:
-    flavor = c.post("/compute/v2.1/flavors",
-                    json={"flavor": {"name": "t1", "vcpus": 1, "ram": 256, "disk": 1}})
-    image = c.post("/image/v2/images", json={"name": "img", "disk_format": "raw", "container_format": "bare",
-                                             "visibility": "public"}).json()
-    c.put(f"/image/v2/images/{image['id']}/file", content=b"x" * 4096,
-          headers={"Content-Type": "application/octet-stream"})
-    body = {"name": "vm", "flavorRef": flavor.json()["flavor"]["id"], "imageRef": image["id"],
-            "networks": "none"}
-    resp = c.post("/compute/v2.1/servers", json={"server": body},
-                  headers={"OpenStack-API-Version": "compute 2.37"})
+    flavor = c.post(
+        "/compute/v2.1/flavors", json={"flavor": {"name": "t1", "vcpus": 1, "ram": 256, "disk": 1}}
+    )
+    image = c.post(
+        "/image/v2/images",
+        json={"name": "img", "disk_format": "raw", "container_format": "bare", "visibility": "public"},
+    ).json()
+    c.put(
+        f"/image/v2/images/{image['id']}/file",
+        content=b"x" * 4096,
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    body = {
+        "name": "vm",
+        "flavorRef": flavor.json()["flavor"]["id"],
+        "imageRef": image["id"],
+        "networks": "none",
+    }
+    resp = c.post(
+        "/compute/v2.1/servers", json={"server": body}, headers={"OpenStack-API-Version": "compute 2.37"}
+    )
     sid = str(resp.json()["server"]["id"])
     wait_for(lambda: c.get(f"/compute/v2.1/servers/{sid}").json()["server"]["status"] == "ACTIVE")
     return sid
@@ -44,8 +55,9 @@ def test_console_output_comes_from_the_agent(cloud: Cloud, fleet: Fleet) -> None
             assert resp.json() == {"output": ""}  # fake guests print nothing
 
 
-@pytest.mark.parametrize("args", [{"length": -2}, {"length": "ten"}, {"length": 1.5}, {"length": True},
-                                  {"lines": 3}, "all"])
+@pytest.mark.parametrize(
+    "args", [{"length": -2}, {"length": "ten"}, {"length": 1.5}, {"length": True}, {"lines": 3}, "all"]
+)
 def test_bad_length_is_400(cloud: Cloud, args: Any) -> None:
     register_hosts(cloud, "h1")
     with cloud.client() as c:

@@ -50,8 +50,10 @@ def _az_on(c: httpx.Client, host: str) -> None:
 
 @pytest.fixture
 def one_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A page of one candidate, walked from the first provider id."""
+    """A page of one candidate, walked from the first provider id, from an index synced at the
+    start of each pass (not only between passes: these tests write allocations directly)."""
     monkeypatch.setattr(scheduling, "PREFILTER_LIMIT", 1)
+    monkeypatch.setattr(scheduling, "FLEET_SYNC_MAX_AGE", 0.0)
     monkeypatch.setattr(fleet_index.random, "randrange", lambda count: 0)
 
 
@@ -83,6 +85,7 @@ def test_a_request_the_sample_cannot_place_widens_to_the_full_page_first(
     monkeypatch.setattr(scheduling, "PREFILTER_SAMPLE", 1)
     monkeypatch.setattr(scheduling, "PREFILTER_PER_REQUEST", 1)
     monkeypatch.setattr(scheduling, "PREFILTER_LIMIT", 2)
+    monkeypatch.setattr(scheduling, "FLEET_SYNC_MAX_AGE", 0.0)  # the hosts were just registered
     monkeypatch.setattr(fleet_index.random, "randrange", lambda count: 0)
     reads: list[int | None] = []
     real_load = scheduling.load_snapshot

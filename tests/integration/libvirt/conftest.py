@@ -50,8 +50,12 @@ def _skip_reason() -> str | None:
     done = subprocess.run([install], capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
         return f"scripts/install-libvirt failed: {(done.stderr or done.stdout).strip()[-400:]}"
-    probe = subprocess.run(["virsh", "-c", "qemu:///system", "domcapabilities", "--virttype", "qemu"],
-                           capture_output=True, text=True, timeout=60)
+    probe = subprocess.run(
+        ["virsh", "-c", "qemu:///system", "domcapabilities", "--virttype", "qemu"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if probe.returncode != 0:
         return f"libvirt cannot run QEMU (TCG) guests here: {probe.stderr.strip()[-400:]}"
     return None
@@ -72,25 +76,41 @@ def test_image() -> GuestImage:
     if reason:
         pytest.skip(reason)
     out = Path(os.environ.get("KUMO_TEST_IMAGE_DIR", "/var/tmp/kumo-test-image"))
-    done = subprocess.run([str(ROOT / "scripts" / "build-test-image"), str(out)],
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "build-test-image"), str(out)], capture_output=True, text=True, timeout=900
+    )
     if done.returncode != 0:
         pytest.skip(f"scripts/build-test-image failed: {done.stderr.strip()[-400:]}")
     manifest = dict(line.split("=", 1) for line in (out / "manifest").read_text().splitlines() if "=" in line)
-    return GuestImage(out / "vmlinux", out / "initrd.img", out / "disk.raw", out / "disk.qcow2",
-                     manifest["os_command_line"])
+    return GuestImage(
+        out / "vmlinux", out / "initrd.img", out / "disk.raw", out / "disk.qcow2", manifest["os_command_line"]
+    )
 
 
-def upload(c: httpx.Client, name: str, path: Path | bytes, disk_format: str, container_format: str = "bare",
-           **properties: str) -> str:
-    body = {"name": name, "disk_format": disk_format, "container_format": container_format,
-            "visibility": "public", **properties}
+def upload(
+    c: httpx.Client,
+    name: str,
+    path: Path | bytes,
+    disk_format: str,
+    container_format: str = "bare",
+    **properties: str,
+) -> str:
+    body = {
+        "name": name,
+        "disk_format": disk_format,
+        "container_format": container_format,
+        "visibility": "public",
+        **properties,
+    }
     resp = c.post("/image/v2/images", json=body)
     assert resp.status_code == 201, resp.text
     image_id = str(resp.json()["id"])
     data = path if isinstance(path, bytes) else path.read_bytes()
-    resp = c.put(f"/image/v2/images/{image_id}/file", content=data,
-                 headers={"Content-Type": "application/octet-stream"})
+    resp = c.put(
+        f"/image/v2/images/{image_id}/file",
+        content=data,
+        headers={"Content-Type": "application/octet-stream"},
+    )
     assert resp.status_code == 204, resp.text
     return image_id
 
@@ -115,13 +135,29 @@ class Hypervisor:
             self.kernel_id = upload(self.admin, "kumo-test-kernel", image.kernel, "aki", "aki")
             self.ramdisk_id = upload(self.admin, "kumo-test-ramdisk", image.initrd, "ari", "ari")
         disk = image.disk_raw if disk_format == "raw" else image.disk_qcow2
-        return upload(self.admin, name, disk, disk_format, kernel_id=self.kernel_id,
-                      ramdisk_id=self.ramdisk_id, os_command_line=image.cmdline)
+        return upload(
+            self.admin,
+            name,
+            disk,
+            disk_format,
+            kernel_id=self.kernel_id,
+            ramdisk_id=self.ramdisk_id,
+            os_command_line=image.cmdline,
+        )
 
     def create(self, name: str, image_id: str | None = None, flavor_id: str | None = None) -> str:
-        resp = self.admin.post(f"{COMPUTE}/servers", json={"server": {
-            "name": name, "imageRef": image_id or self.image_id, "flavorRef": flavor_id or self.flavor_id,
-            "networks": "none"}}, headers={"OpenStack-API-Version": "compute 2.37"})
+        resp = self.admin.post(
+            f"{COMPUTE}/servers",
+            json={
+                "server": {
+                    "name": name,
+                    "imageRef": image_id or self.image_id,
+                    "flavorRef": flavor_id or self.flavor_id,
+                    "networks": "none",
+                }
+            },
+            headers={"OpenStack-API-Version": "compute 2.37"},
+        )
         assert resp.status_code == 202, resp.text
         server_id = str(resp.json()["server"]["id"])
         self.servers.append(server_id)
@@ -150,8 +186,13 @@ class Hypervisor:
 
     def wait_console(self, server_id: str, text: str, count: int = 1, timeout: float = 60) -> str:
         """The console once `text` appears in it `count` times."""
-        return str(wait_for(lambda: (out := self.console(server_id)).count(text) >= count and out,
-                            timeout=timeout, interval=0.25))
+        return str(
+            wait_for(
+                lambda: (out := self.console(server_id)).count(text) >= count and out,
+                timeout=timeout,
+                interval=0.25,
+            )
+        )
 
     def action(self, server_id: str, body: dict[str, Any]) -> httpx.Response:
         resp = self.admin.post(f"{COMPUTE}/servers/{server_id}/action", json=body)
@@ -167,14 +208,27 @@ def start_hypervisor(
 
     host = f"lv-{uuid.uuid4().hex[:6]}"
     token = cloud.settings.secret("agent_token")
-    options = {"api_url": cloud.url, "token": token, "state_dir": state, "shutdown_timeout": 15.0,
-               **driver_options}
+    options = {
+        "api_url": cloud.url,
+        "token": token,
+        "state_dir": state,
+        "shutdown_timeout": 15.0,
+        **driver_options,
+    }
     driver = load_driver("libvirt", host, **options)
-    agent = Agent(cloud.url, host, driver, token, heartbeat_interval=2.0, poll_wait=2.0,
-                  power_sync_interval=sync_interval).start()
+    agent = Agent(
+        cloud.url,
+        host,
+        driver,
+        token,
+        heartbeat_interval=2.0,
+        poll_wait=2.0,
+        power_sync_interval=sync_interval,
+    ).start()
     admin = cloud.client()
-    resp = admin.post(f"{COMPUTE}/flavors", json={"flavor": {"name": f"tiny-{host}", "vcpus": 1, "ram": 128,
-                                                             "disk": 1}})
+    resp = admin.post(
+        f"{COMPUTE}/flavors", json={"flavor": {"name": f"tiny-{host}", "vcpus": 1, "ram": 128, "disk": 1}}
+    )
     assert resp.status_code == 200, resp.text
     return Hypervisor(cloud, admin, host, driver, agent, flavor_id=str(resp.json()["flavor"]["id"]))
 

@@ -21,8 +21,9 @@ def osc(hv: Hypervisor, tmp_path: Path) -> OpenStackCLI:
 
 def test_server_create_and_console_log_show(hv: Hypervisor, osc: OpenStackCLI) -> None:
     flavor = f"tiny-{hv.host}"
-    server = osc.run("server", "create", "--flavor", flavor, "--image", hv.image_id, "--no-network",
-                     "--wait", "cli-guest")
+    server = osc.run(
+        "server", "create", "--flavor", flavor, "--image", hv.image_id, "--no-network", "--wait", "cli-guest"
+    )
     assert server["status"] == "ACTIVE"
 
     def console() -> str | None:

@@ -33,14 +33,16 @@ class NamespacedHost:
     uri: str = ""
 
     def up(self) -> str:
-        done = subprocess.run([HOSTS, "up", self.name, str(self.index)], capture_output=True, text=True,
-                              timeout=90)
+        done = subprocess.run(
+            [HOSTS, "up", self.name, str(self.index)], capture_output=True, text=True, timeout=90
+        )
         if done.returncode != 0:
             # Once seen only under the full suite, reason unknown: start from a clean host once
             # more before giving up (the skip's reason is in the run's summary: pytest -rs).
             self.down()
-            done = subprocess.run([HOSTS, "up", self.name, str(self.index)], capture_output=True, text=True,
-                                  timeout=90)
+            done = subprocess.run(
+                [HOSTS, "up", self.name, str(self.index)], capture_output=True, text=True, timeout=90
+            )
         if done.returncode != 0:
             pytest.skip(f"cannot start a namespaced libvirtd: {done.stderr.strip()[-300:]}")
         self.uri = done.stdout.strip().splitlines()[-1]
@@ -67,10 +69,17 @@ class Pair:
     def driver(self, host: NamespacedHost, tmp: Path, **options: Any) -> Any:
         from kumo.agent.drivers import load_driver
 
-        driver = load_driver("libvirt", host.name, api_url=self.cloud.url,
-                             token=self.cloud.settings.secret("agent_token"), uri=host.uri,
-                             state_dir=tmp / host.name, host_ip=host.address, shutdown_timeout=15.0,
-                             **options)
+        driver = load_driver(
+            "libvirt",
+            host.name,
+            api_url=self.cloud.url,
+            token=self.cloud.settings.secret("agent_token"),
+            uri=host.uri,
+            state_dir=tmp / host.name,
+            host_ip=host.address,
+            shutdown_timeout=15.0,
+            **options,
+        )
         self.drivers.append(driver)
         return driver
 
@@ -90,18 +99,32 @@ def namespaced_hosts(test_image: GuestImage) -> Iterator[tuple[NamespacedHost, N
 
 
 @pytest.fixture
-def pair(cloud: Cloud, test_image: GuestImage, namespaced_hosts: tuple[NamespacedHost, NamespacedHost]
-         ) -> Iterator[Pair]:
+def pair(
+    cloud: Cloud, test_image: GuestImage, namespaced_hosts: tuple[NamespacedHost, NamespacedHost]
+) -> Iterator[Pair]:
     p = Pair(cloud, namespaced_hosts, [], {})
     try:
         with cloud.client() as admin:
             kernel = upload(admin, "k", test_image.kernel, "aki", "aki")
             ramdisk = upload(admin, "r", test_image.initrd, "ari", "ari")
-            image = upload(admin, "disk", test_image.disk_raw, "raw", kernel_id=kernel, ramdisk_id=ramdisk,
-                           os_command_line=test_image.cmdline)
-        p.spec = {"uuid": str(uuid.uuid4()), "name": "mover", "hostname": "mover", "project_id": "p",
-                  "image_ref": image, "flavor": {"name": "tiny", "vcpus": 1, "ram": 128, "disk": 1},
-                  "metadata": {}}
+            image = upload(
+                admin,
+                "disk",
+                test_image.disk_raw,
+                "raw",
+                kernel_id=kernel,
+                ramdisk_id=ramdisk,
+                os_command_line=test_image.cmdline,
+            )
+        p.spec = {
+            "uuid": str(uuid.uuid4()),
+            "name": "mover",
+            "hostname": "mover",
+            "project_id": "p",
+            "image_ref": image,
+            "flavor": {"name": "tiny", "vcpus": 1, "ram": 128, "disk": 1},
+            "metadata": {},
+        }
         yield p
     finally:
         for driver in p.drivers:
@@ -117,8 +140,13 @@ def ticks(log: Path) -> list[float]:
 
 
 def wait_log(log: Path, text: str, timeout: float = 60) -> str:
-    return str(wait_for(lambda: log.exists() and text in (out := log.read_text(errors="replace")) and out,
-                        timeout=timeout, interval=0.1))
+    return str(
+        wait_for(
+            lambda: log.exists() and text in (out := log.read_text(errors="replace")) and out,
+            timeout=timeout,
+            interval=0.1,
+        )
+    )
 
 
 def test_live_migration_keeps_the_guest_running(pair: Pair, tmp_path: Path) -> None:
@@ -207,21 +235,39 @@ class Cloud2:
 
         driver = self.pair.driver(host, tmp, **options)
         cloud = self.pair.cloud
-        agent = Agent(cloud.url, host.name, driver, cloud.settings.secret("agent_token"),
-                      heartbeat_interval=2.0, poll_wait=2.0, power_sync_interval=3.0).start()
+        agent = Agent(
+            cloud.url,
+            host.name,
+            driver,
+            cloud.settings.secret("agent_token"),
+            heartbeat_interval=2.0,
+            poll_wait=2.0,
+            power_sync_interval=3.0,
+        ).start()
         self.agents.append(agent)
         return driver
 
     def boot_on(self, host: NamespacedHost) -> str:
         with self.pair.cloud.client() as admin:
             if not self.flavor:
-                resp = admin.post("/compute/v2.1/flavors",
-                                  json={"flavor": {"name": "mig-tiny", "vcpus": 1, "ram": 128, "disk": 1}})
+                resp = admin.post(
+                    "/compute/v2.1/flavors",
+                    json={"flavor": {"name": "mig-tiny", "vcpus": 1, "ram": 128, "disk": 1}},
+                )
                 self.flavor = str(resp.json()["flavor"]["id"])
-            resp = admin.post("/compute/v2.1/servers", json={"server": {
-                "name": "mover", "imageRef": self.pair.spec["image_ref"], "flavorRef": self.flavor,
-                "networks": "none", "availability_zone": f"nova:{host.name}"}},
-                headers={"OpenStack-API-Version": "compute 2.37"})
+            resp = admin.post(
+                "/compute/v2.1/servers",
+                json={
+                    "server": {
+                        "name": "mover",
+                        "imageRef": self.pair.spec["image_ref"],
+                        "flavorRef": self.flavor,
+                        "networks": "none",
+                        "availability_zone": f"nova:{host.name}",
+                    }
+                },
+                headers={"OpenStack-API-Version": "compute 2.37"},
+            )
             assert resp.status_code == 202, resp.text
             return str(resp.json()["server"]["id"])
 
@@ -272,8 +318,11 @@ def test_live_migration_through_the_cli_keeps_the_guest_running(api_pair: Cloud2
     server = api_pair.settled(sid)
     assert (server["status"], server["OS-EXT-SRV-ATTR:host"]) == ("ACTIVE", b_host.name)
     # The console now comes from the destination: the same guest, still counting, never rebooted.
-    wait_for(lambda: any(float(x) > uptime_before for x in TICK.findall(api_pair.console(sid))),
-             timeout=30, interval=0.5)
+    wait_for(
+        lambda: any(float(x) > uptime_before for x in TICK.findall(api_pair.console(sid))),
+        timeout=30,
+        interval=0.5,
+    )
     assert MARKER not in api_pair.console(sid)
     events = osc.run("server", "event", "list", sid)
     assert any(e["Action"] == "live-migration" for e in events)
@@ -289,9 +338,11 @@ def test_failed_live_migration_through_the_api_leaves_it_active_on_the_source(
     api_pair.settled(sid)
     wait_for(lambda: MARKER in api_pair.console(sid), timeout=90, interval=0.5)
     with api_pair.pair.cloud.client() as admin:
-        resp = admin.post(f"/compute/v2.1/servers/{sid}/action",
-                          json={"os-migrateLive": {"host": b_host.name, "block_migration": "auto"}},
-                          headers={"OpenStack-API-Version": "compute 2.30"})
+        resp = admin.post(
+            f"/compute/v2.1/servers/{sid}/action",
+            json={"os-migrateLive": {"host": b_host.name, "block_migration": "auto"}},
+            headers={"OpenStack-API-Version": "compute 2.30"},
+        )
         assert resp.status_code == 202, resp.text
     wait_for(lambda: api_pair.server(sid)["OS-EXT-STS:task_state"] == "migrating", timeout=30)
     time.sleep(4)  # the destination prepared and the copy is under way

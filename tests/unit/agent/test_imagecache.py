@@ -89,8 +89,9 @@ def test_concurrent_first_uses_wait_for_one_download(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("served", [b"z" * 4999 + b"!", b"z" * 2500, b"z" * 6000])
-def test_corrupt_short_or_long_data_is_rejected_and_not_kept(cache: ImageCache, source: FakeSource,
-                                                             served: bytes) -> None:
+def test_corrupt_short_or_long_data_is_rejected_and_not_kept(
+    cache: ImageCache, source: FakeSource, served: bytes
+) -> None:
     image_id = source.add(b"z" * 5000)
     source.served[image_id] = served
     with pytest.raises(ImageCacheError, match=image_id):

@@ -9,7 +9,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from kumo.db import Database
 from kumo.placement.fleet_index import FleetIndex
@@ -89,6 +89,31 @@ def test_sync_adds_new_allocations_and_new_hosts(db: Database) -> None:
         allocate(s, second, "c3", {"MEMORY_MB": 3000})  # counted once, not with the host's load
         index.sync(s)
     assert index.sample(VM, 10) == []
+
+
+def test_a_sync_younger_than_max_age_reads_nothing(db: Database) -> None:
+    """The scheduler loop syncs between passes; a pass then skips its own sync (max_age)."""
+    with db.transaction() as s:
+        first = add_host(s, "h1", {"VCPU": 4, "MEMORY_MB": 4096})
+    index = _loaded(db)
+    with db.transaction() as s:
+        allocate(s, first, "c1", {"VCPU": 3})
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        with db.transaction() as s:
+            index.sync(s, max_age=60.0)
+            assert index.sample(VM, 10) == [first.id]  # as of the last sync
+            assert not [sql for sql in statements if "allocations" in sql]
+            index.sync(s)
+            assert index.sample(VM, 10) == []
+            assert len([sql for sql in statements if "allocations" in sql]) == 1
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
 
 
 def test_an_exact_read_corrects_usage_inventory_and_gone_hosts(db: Database) -> None:

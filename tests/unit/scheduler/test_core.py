@@ -153,9 +153,7 @@ def test_same_host_hint_can_name_an_earlier_instance_of_the_batch() -> None:
 
 def _fleet(count: int, full: int = 0) -> list:  # type: ignore[type-arg]
     """`count` hosts, the first `full` of them without room for the request."""
-    return [
-        make_host(f"h{i:03d}").ram(4096, used=4096 if i < full else 0).build() for i in range(count)
-    ]
+    return [make_host(f"h{i:03d}").ram(4096, used=4096 if i < full else 0).build() for i in range(count)]
 
 
 def test_a_sample_stops_the_walk_once_enough_hosts_passed() -> None:

@@ -16,14 +16,17 @@ def log(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("lines, expected", [
-    (None, "[0mbooting\nline 2\n\ufffd bad byte\nKUMO-BOOT-OK web\n"),
-    (-1, "[0mbooting\nline 2\n\ufffd bad byte\nKUMO-BOOT-OK web\n"),
-    (1, "KUMO-BOOT-OK web\n"),
-    (2, "\ufffd bad byte\nKUMO-BOOT-OK web\n"),
-    (0, ""),
-    (100, "[0mbooting\nline 2\n\ufffd bad byte\nKUMO-BOOT-OK web\n"),
-])
+@pytest.mark.parametrize(
+    "lines, expected",
+    [
+        (None, "[0mbooting\nline 2\n\ufffd bad byte\nKUMO-BOOT-OK web\n"),
+        (-1, "[0mbooting\nline 2\n\ufffd bad byte\nKUMO-BOOT-OK web\n"),
+        (1, "KUMO-BOOT-OK web\n"),
+        (2, "\ufffd bad byte\nKUMO-BOOT-OK web\n"),
+        (0, ""),
+        (100, "[0mbooting\nline 2\n\ufffd bad byte\nKUMO-BOOT-OK web\n"),
+    ],
+)
 def test_tail_lines(log: Path, lines: int | None, expected: str) -> None:
     assert tail(log, lines) == expected
 

@@ -15,7 +15,11 @@ UUID = "5f0d6f2c-7a55-4f0e-9a59-6a9d3f0b2d11"
 
 def guest(**overrides: object) -> GuestConfig:
     base: dict[str, object] = {
-        "uuid": UUID, "title": "web <1> & co", "hostname": "web-1", "vcpus": 2, "memory_mib": 256,
+        "uuid": UUID,
+        "title": "web <1> & co",
+        "hostname": "web-1",
+        "vcpus": 2,
+        "memory_mib": 256,
         "disk": Path("/var/lib/kumo/instances/x/disk"),
         "console_log": Path("/var/lib/kumo/instances/x/console.log"),
         "metadata": {"name": "web <1> & co", "project": "p1", "image": "img-1", "host": "compute-1"},
@@ -49,11 +53,15 @@ def test_metadata_round_trips_with_escaping() -> None:
 
 
 def test_direct_kernel_boot_and_kvm() -> None:
-    root = ET.fromstring(domain_xml(guest(kernel=Path("/c/k"), initrd=Path("/c/i"), cmdline="console=ttyS0",
-                                          virt_type="kvm")))
+    root = ET.fromstring(
+        domain_xml(guest(kernel=Path("/c/k"), initrd=Path("/c/i"), cmdline="console=ttyS0", virt_type="kvm"))
+    )
     assert root.get("type") == "kvm" and root.find("cpu") is not None
     assert (root.findtext("os/kernel"), root.findtext("os/initrd"), root.findtext("os/cmdline")) == (
-        "/c/k", "/c/i", "console=ttyS0")
+        "/c/k",
+        "/c/i",
+        "console=ttyS0",
+    )
     assert root.find("os/boot") is None
 
 
@@ -62,9 +70,18 @@ def test_unknown_virt_type_is_refused() -> None:
         domain_xml(guest(virt_type="xen"))
 
 
-@pytest.mark.parametrize("libvirt_state, expected", [
-    (1, PowerState.RUNNING), (2, PowerState.RUNNING), (3, PowerState.PAUSED), (5, PowerState.SHUTDOWN),
-    (6, PowerState.CRASHED), (7, PowerState.SUSPENDED), (0, PowerState.NOSTATE), (99, PowerState.NOSTATE),
-])
+@pytest.mark.parametrize(
+    "libvirt_state, expected",
+    [
+        (1, PowerState.RUNNING),
+        (2, PowerState.RUNNING),
+        (3, PowerState.PAUSED),
+        (5, PowerState.SHUTDOWN),
+        (6, PowerState.CRASHED),
+        (7, PowerState.SUSPENDED),
+        (0, PowerState.NOSTATE),
+        (99, PowerState.NOSTATE),
+    ],
+)
 def test_power_states(libvirt_state: int, expected: PowerState) -> None:
     assert power_state(libvirt_state) == expected
