@@ -71,7 +71,7 @@ def _ms(values: list[float]) -> dict[str, float]:
     }
 
 
-def time_lone_requests(url: str, requests: int) -> dict[str, Any]:
+def time_lone_requests(url: str, requests: int, gap: float = 0.0) -> dict[str, Any]:
     from kumo.compute import scheduling
     from kumo.compute.models import Instance
     from kumo.config import Settings
@@ -106,6 +106,7 @@ def time_lone_requests(url: str, requests: int) -> dict[str, Any]:
             for name, way in ways.items():
                 scheduling.pass_snapshot = way  # type: ignore[assignment]
                 add_pending(db)
+                time.sleep(gap)  # a lone request finds the scheduler (and PostgreSQL) idle
                 wall, cpu = time.perf_counter(), time.process_time()
                 handled, woken = scheduling.schedule_pending(rt)
                 walls[name].append(time.perf_counter() - wall)
@@ -133,8 +134,15 @@ def main() -> None:
     )
     add_fleet_arguments(parser)
     parser.add_argument("--requests", type=int, default=100, help="lone requests timed each way")
+    parser.add_argument(
+        "--gap-ms",
+        type=float,
+        default=0.0,
+        help="idle time before each timed pass (in the density run a lone request comes after "
+        "about 270 ms of quiet: the previous one's spawn)",
+    )
     args = parser.parse_args()
-    run_on_fleet(args, lambda url: time_lone_requests(url, args.requests))
+    run_on_fleet(args, lambda url: time_lone_requests(url, args.requests, args.gap_ms / 1000))
 
 
 if __name__ == "__main__":
