@@ -2,7 +2,7 @@
 
 The whole fleet: hosts, inventories, usage, aggregates, server groups (and the hosts of the
 instances a request names for same_host/different_host). A part (the scheduler's sample): the
-hosts with their inventories and usage in one statement, then their aggregates.
+hosts with their inventories, usage and aggregates (and the private stock) in one statement.
 
 Order matters for the claim protocol (see kumo.placement.claims): provider generations are read
 by the first query, usage and inventory after it (or in the same statement). Under READ
