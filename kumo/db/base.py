@@ -55,8 +55,10 @@ def _drop_if_server_hung_up(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
     replaces it with a fresh connection (and tries again, up to three times)."""
     if dbapi_conn.closed or dbapi_conn.broken:
         raise exc.DisconnectionError("the connection is closed")
-    readable, _, _ = select.select([dbapi_conn.fileno()], [], [], 0)
-    if not readable:
+    # poll, not select: a busy process's descriptors pass select's limit of 1,024.
+    readable = select.poll()
+    readable.register(dbapi_conn.fileno(), select.POLLIN)
+    if not readable.poll(0):
         return
     try:
         dbapi_conn.execute("SELECT 1")

@@ -4,9 +4,12 @@ terminated (a restart, an administrator) is replaced before any statement fails 
 
 from __future__ import annotations
 
+import os
+import resource
 import time
 
 import psycopg
+import pytest
 from sqlalchemy import text
 
 from kumo.db import Database
@@ -44,3 +47,25 @@ def test_a_connection_whose_backend_was_terminated_is_replaced(pg_database_url: 
         assert _backend_pid(db) == replacement
     finally:
         db.dispose()
+
+
+def test_a_connection_past_descriptor_1024_is_checked(pg_database_url: str) -> None:
+    """A long-lived process holds many descriptors: select() refuses any past 1,024, so a
+    check built on it failed every checkout once the pool's sockets got there."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 1500
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        pytest.skip(f"the hard limit of open files is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), hard))
+    filler = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    db = Database(pg_database_url, pool_size=1)
+    try:
+        first = _backend_pid(db)
+        with db.engine.connect() as conn:
+            assert conn.connection.dbapi_connection.fileno() > 1024  # type: ignore[union-attr]
+        assert _backend_pid(db) == first
+    finally:
+        db.dispose()
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
