@@ -4,7 +4,7 @@ Placing an instance writes, in one transaction: the chosen provider's generation
 compare-and-swap and the allocation rows (kumo.placement.claims), the instance's host,
 availability zone and task_state, the end of its scheduling event and the start of its spawn
 event (kumo.compute.actions), and the spawn task for the host's agent (kumo.agent.tasks).
-Through the ORM that is eight statements, each a round trip and a few hundred microseconds of
+Through the ORM that is seven statements, each a round trip and a few hundred microseconds of
 SQLAlchemy; a lone request's schedule + claim spent most of its time there.
 
 On PostgreSQL `write` sends them as one statement: data-modifying CTEs, each conditional on the
