@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from kumo.compute.models import Aggregate, AggregateHost, ComputeHost, Instance
-from kumo.db import utcnow
+from kumo.db import Database, utcnow
 from kumo.placement.models import Allocation, Inventory, ResourceProvider
 
 
@@ -89,3 +93,18 @@ def allocate(
         for rc, n in resources.items()
     )
     session.flush()
+
+
+@contextmanager
+def recorded_statements(db: Database) -> Iterator[list[str]]:
+    """The SQL of every statement `db` sends meanwhile, in order."""
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)

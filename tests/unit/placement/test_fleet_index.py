@@ -9,7 +9,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from kumo.db import Database
 from kumo.placement.fleet_index import FleetIndex
@@ -17,7 +17,7 @@ from kumo.placement.snapshot import load_snapshot
 from kumo.scheduler.filters import resources_filter
 from kumo.scheduler.request import ScheduleRequest
 
-from .fleet import add_host, allocate
+from .fleet import add_host, allocate, recorded_statements
 
 VM = {"VCPU": 2, "MEMORY_MB": 1024}
 
@@ -98,22 +98,13 @@ def test_a_sync_younger_than_max_age_reads_nothing(db: Database) -> None:
     index = _loaded(db)
     with db.transaction() as s:
         allocate(s, first, "c1", {"VCPU": 3})
-    statements: list[str] = []
-
-    def count(*args: Any) -> None:
-        statements.append(args[2])
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        with db.transaction() as s:
-            index.sync(s, max_age=60.0)
-            assert index.sample(VM, 10) == [first.id]  # as of the last sync
-            assert not [sql for sql in statements if "allocations" in sql]
-            index.sync(s)
-            assert index.sample(VM, 10) == []
-            assert len([sql for sql in statements if "allocations" in sql]) == 1
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
+    with recorded_statements(db) as statements, db.transaction() as s:
+        index.sync(s, max_age=60.0)
+        assert index.sample(VM, 10) == [first.id]  # as of the last sync
+        assert not [sql for sql in statements if "allocations" in sql]
+        index.sync(s)
+        assert index.sample(VM, 10) == []
+        assert len([sql for sql in statements if "allocations" in sql]) == 1
 
 
 def test_an_exact_read_corrects_usage_inventory_and_gone_hosts(db: Database) -> None:

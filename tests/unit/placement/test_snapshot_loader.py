@@ -1,15 +1,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
-from sqlalchemy import delete, event
+from sqlalchemy import delete
 
 from kumo.db import Database, utcnow
 from kumo.placement.models import Inventory
 from kumo.placement.snapshot import hosts_of_instances, load_snapshot
 
-from .fleet import add_aggregate, add_host, add_instance, allocate
+from .fleet import add_aggregate, add_host, add_instance, allocate, recorded_statements
 
 
 def test_capacity_usage_and_generation(db: Database) -> None:
@@ -97,17 +96,8 @@ def test_query_count_does_not_grow_with_the_fleet(db: Database) -> None:
                 allocate(s, provider, f"c-{name}", {"VCPU": 1})
                 add_aggregate(s, f"agg-{name}", [name], {"k": "v"})
                 add_instance(s, f"i-{name}", name, server_group="g1")
-        statements: list[str] = []
-
-        def count(*args: Any) -> None:
-            statements.append(args[2])
-
-        event.listen(db.engine, "before_cursor_execute", count)
-        try:
-            with db.transaction() as s:
-                load_snapshot(s, instance_uuids=["i-x"])
-        finally:
-            event.remove(db.engine, "before_cursor_execute", count)
+        with recorded_statements(db) as statements, db.transaction() as s:
+            load_snapshot(s, instance_uuids=["i-x"])
         return len(statements)
 
     assert statements_to_load(2) == statements_to_load(20) <= 7  # BEGIN on SQLite + 6 queries
@@ -140,19 +130,11 @@ def test_a_part_of_the_fleet_is_one_statement_with_the_whole_fleets_private_stoc
         add_aggregate(s, "zone", ["h1"], {"availability_zone": "az1"})
         add_aggregate(s, "stock", ["h2"], {"baremetal": "true", "filter_tenant_id": "p9"})
         add_aggregate(s, "rack", ["h1"], {"rack": "r1"})
-    statements: list[str] = []
-
-    def count(*args: Any) -> None:
-        statements.append(args[2])
-
     with db.transaction() as s:
         whole = load_snapshot(s, stock_exclusive=True)
         ids = [providers["h1"].id, whole.hosts["empty"].provider_id]
-        event.listen(db.engine, "before_cursor_execute", count)
-        try:
+        with recorded_statements(db) as statements:
             part = load_snapshot(s, provider_ids=ids, stock_exclusive=True, group_uuids=())
-        finally:
-            event.remove(db.engine, "before_cursor_execute", count)
     assert len(statements) == 1
     assert list(part.hosts) == ["empty", "h1"]
     assert [dict(m) for m in part.hosts["h1"].aggregates] == [{"availability_zone": "az1"}, {"rack": "r1"}]
