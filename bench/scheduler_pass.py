@@ -156,7 +156,7 @@ def sql_prefilter_read(session: Any, requests: list[Any]) -> Any:
     requested classes, then a walk from a random provider id), then that part of the fleet."""
     import random
 
-    from kumo.compute.scheduling import prefilter_limit
+    from kumo.compute.scheduling import PREFILTER_LIMIT
     from kumo.placement.candidates import (
         CandidateRequest,
         RequestGroup,
@@ -165,7 +165,7 @@ def sql_prefilter_read(session: Any, requests: list[Any]) -> Any:
     )
     from kumo.placement.snapshot import load_snapshot
 
-    page = prefilter_limit(len(requests))
+    page = min(PREFILTER_LIMIT, max(64, 8 * len(requests)))  # session 3's sample: at least 64 hosts
     wanted = CandidateRequest(groups=(RequestGroup(resources=dict(FLAVOR)),), limit=page)
     id_range = provider_id_range(session, wanted)
     assert id_range is not None

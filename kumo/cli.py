@@ -116,11 +116,13 @@ def scheduler(
     from prometheus_client import start_http_server
 
     from kumo.compute.workers import run_scheduler
+    from kumo.gc_tuning import tune_gc
     from kumo.logs import setup_logging
     from kumo.runtime import build_runtime
 
     setup_logging()
     rt = build_runtime(get_settings())
+    tune_gc()
     if rt.db.is_sqlite:
         typer.echo(
             "kumo scheduler needs PostgreSQL (KUMO_DATABASE_URL); on SQLite `kumo api` schedules", err=True

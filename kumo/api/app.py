@@ -3,7 +3,6 @@ the agents' internal API under /internal, Prometheus metrics at /metrics."""
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,6 +18,7 @@ from kumo.api.middleware import RequestMiddleware
 from kumo.baremetal import conductor_routes as baremetal_conductor_routes
 from kumo.baremetal import routes as baremetal_routes
 from kumo.compute.routes import build_router as compute_router
+from kumo.gc_tuning import tune_gc
 from kumo.identity import admin_routes as identity_admin_routes
 from kumo.identity import routes as identity_routes
 from kumo.image import routes as image_routes
@@ -97,17 +97,3 @@ def _add_routes(app: FastAPI, router: APIRouter) -> None:
             _add_routes(app, nested)
         else:
             app.router.routes.append(route)
-
-
-# A page of 1,000 servers builds tens of thousands of objects: with CPython's default collector
-# thresholds (700, 10, 10) that triggers full collections inside requests (bench/server_list.py
-# on a quiet machine: p95 211 ms with them, 94 ms with these).
-GC_THRESHOLDS = (50_000, 20, 20)
-
-
-def tune_gc() -> None:
-    """Collect the young generation less often, and keep what startup made (modules, routes)
-    out of every future collection."""
-    gc.collect()  # nothing collectable gets frozen
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)

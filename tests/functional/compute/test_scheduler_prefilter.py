@@ -77,14 +77,16 @@ def test_a_request_the_page_cannot_place_reads_the_whole_fleet(cloud: Cloud, one
         assert _host_of(c, flavor, image, availability_zone="az1") == "h3"
 
 
-def test_a_request_the_sample_cannot_place_widens_to_the_full_page_first(
+def test_a_request_the_sample_cannot_place_widens_step_by_step(
     cloud: Cloud, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A pass of one request reads a sample (PREFILTER_SAMPLE); when the policy filters reject
-    all of it, the pass reads a page of PREFILTER_LIMIT before it would read the whole fleet."""
-    monkeypatch.setattr(scheduling, "PREFILTER_SAMPLE", 1)
+    """A pass of one request reads a small sample (PREFILTER_FIRST); when the policy filters
+    reject all of it, the pass reads PREFILTER_SAMPLE hosts, then a page of PREFILTER_LIMIT,
+    before it would read the whole fleet."""
+    monkeypatch.setattr(scheduling, "PREFILTER_FIRST", 1)
     monkeypatch.setattr(scheduling, "PREFILTER_PER_REQUEST", 1)
-    monkeypatch.setattr(scheduling, "PREFILTER_LIMIT", 2)
+    monkeypatch.setattr(scheduling, "PREFILTER_SAMPLE", 2)
+    monkeypatch.setattr(scheduling, "PREFILTER_LIMIT", 3)
     monkeypatch.setattr(scheduling, "FLEET_SYNC_MAX_AGE", 0.0)  # the hosts were just registered
     monkeypatch.setattr(fleet_index.random, "randrange", lambda count: 0)
     reads: list[int | None] = []
@@ -96,10 +98,11 @@ def test_a_request_the_sample_cannot_place_widens_to_the_full_page_first(
         return real_load(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(scheduling, "load_snapshot", counting_load)
-    register_hosts(cloud, "h1", "h2", "h3")
+    register_hosts(cloud, "h1", "h2", "h3", "h4")
     with cloud.client(microversion="2.64") as c:
-        _az_on(c, "h2")
+        _az_on(c, "h3")
         flavor, image = _prepare(c)
         reads.clear()
-        assert _host_of(c, flavor, image, availability_zone="az1") == "h2"
-    assert reads == [1, 2]  # the sample (h1), then the page (h1, h2): never the whole fleet
+        assert _host_of(c, flavor, image, availability_zone="az1") == "h3"
+    # The sample (h1), the wider sample (h1, h2), the page (h1-h3): never the whole fleet.
+    assert reads == [1, 2, 3]
