@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import contextvars
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+
+@contextmanager
+def logged_as(request_id: str) -> Iterator[None]:
+    """Log the lines within under `request_id` (work done for a request, outside it)."""
+    token = request_id_var.set(request_id)
+    try:
+        yield
+    finally:
+        request_id_var.reset(token)
+
 
 _base_factory = logging.getLogRecordFactory()
 

@@ -26,11 +26,11 @@ from kumo.baremetal.hosts import may_be_node
 from kumo.compute import actions, placement_commit, server_groups, servers
 from kumo.compute.models import Instance, InstanceAction, InstanceActionEvent, ServerGroup
 from kumo.compute.server_ops import mark_error, migration_consumer
-from kumo.compute.states import TaskState, VmState
+from kumo.compute.states import SCHEDULE_EVENT, TaskState, VmState
 from kumo.config import Settings
 from kumo.db.arrays import one_of_param
 from kumo.errors import BadRequest, ClaimConflict, Conflict, NotFound
-from kumo.logs import request_id_var
+from kumo.logs import logged_as, request_id_var
 from kumo.metrics import SCHEDULE_CLAIM_SECONDS, SCHEDULE_FAILURES, SCHEDULE_SECONDS
 from kumo.placement import claims
 from kumo.placement.fleet_index import FleetIndex
@@ -42,7 +42,6 @@ from kumo.scheduler.snapshot import Snapshot
 from kumo.scheduler.weighers import SPREAD, SchedulerConfig
 
 log = logging.getLogger(__name__)
-SCHEDULE_EVENT = "conductor_schedule_and_build_instances"
 
 
 def _as_tuple(value: object) -> tuple[str, ...]:
@@ -148,6 +147,22 @@ def _open_events_statement(dialect: str) -> Select[str, int, int, str]:
     )
 
 
+class _PassEvents:
+    """The open scheduling event of each instance of a pass. Where every placement goes through
+    the ORM (SQLite) they are read for the whole pass in one query. On PostgreSQL a hypervisor's
+    placement is one statement that finds its instance's event itself (placement_commit), so
+    the others (baremetal nodes, soft groups, no valid host) read theirs when they need it."""
+
+    def __init__(self, session: Session, instance_uuids: Sequence[str], read_all: bool) -> None:
+        self._read_all = read_all
+        self._events = _open_events(session, instance_uuids, SCHEDULE_EVENT) if read_all else {}
+
+    def of(self, session: Session, instance_uuid: str) -> OpenEvent | None:
+        if not self._read_all and instance_uuid not in self._events:
+            self._events.update(_open_events(session, [instance_uuid], SCHEDULE_EVENT))
+        return self._events.get(instance_uuid)
+
+
 def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
     """One pass: read the pending instances and the fleet once, then place each instance in a
     transaction of its own (its row locked with SKIP LOCKED on PostgreSQL, so workers never
@@ -170,16 +185,14 @@ def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
             else {}
         )
         requests = [request_for(i, groups.get(i.server_group or "")) for i in pending]
-        events = _open_events(session, [i.uuid for i in pending], SCHEDULE_EVENT)
+        events = _PassEvents(session, [i.uuid for i in pending], read_all=rt.db.is_sqlite)
         rt.fleet.sync(session, FLEET_SYNC_MAX_AGE)
         snapshot, partial = pass_snapshot(session, rt.settings, requests, rt.fleet)
         read_share = (time.perf_counter() - read_started) / len(requests)
         reads = _PassReads(rt.settings, requests, partial, rt.fleet)
         first = requests[0]
         started = time.perf_counter()
-        snapshot = _place(
-            session, pending[0], first, snapshot, config, woken, events.get(first.instance_uuid), reads
-        )
+        snapshot = _place(session, pending[0], first, snapshot, config, woken, events, reads)
     # Committed: its share of the pass's read, the core, the claim and the commit.
     SCHEDULE_CLAIM_SECONDS.observe(read_share + time.perf_counter() - started)
     for request in requests[1:]:
@@ -188,8 +201,7 @@ def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
             instance = _lock_pending(session, request.instance_uuid, skip_locked=not rt.db.is_sqlite)
             if instance is None:
                 continue  # deleted meanwhile, or another worker has it
-            event = events.get(request.instance_uuid)
-            snapshot = _place(session, instance, request, snapshot, config, woken, event, reads)
+            snapshot = _place(session, instance, request, snapshot, config, woken, events, reads)
         SCHEDULE_CLAIM_SECONDS.observe(read_share + time.perf_counter() - started)
     return len(pending), woken
 
@@ -332,33 +344,37 @@ def _place(
     snapshot: Snapshot,
     config: SchedulerConfig,
     woken: set[str],
-    event: OpenEvent | None,
+    events: _PassEvents,
     reads: _PassReads | None = None,
 ) -> Snapshot:
     """Place one instance on `snapshot`; returns the snapshot for the next instance of the pass
     (after this claim; re-read through `reads` when the part of the fleet could not place it
     or the claim conflicted)."""
-    token = request_id_var.set(event.request_id if event is not None else "-")
-    try:
-        if request.group is not None:
-            # Claim-time check: serialize claims into this group and see its committed members.
-            snapshot = server_groups.lock_for_claim(session, snapshot, request.group.uuid)
-        started = time.perf_counter()
+    if request.group is not None:
+        # Claim-time check: serialize claims into this group and see its committed members.
+        snapshot = server_groups.lock_for_claim(session, snapshot, request.group.uuid)
+    started = time.perf_counter()
+    decision = schedule(request, snapshot, config)
+    SCHEDULE_SECONDS.observe(time.perf_counter() - started)
+    while not decision.ok and reads is not None and reads.partial:
+        snapshot = reads.wider(session)  # at most three times: 64, 1,000, every host
         decision = schedule(request, snapshot, config)
-        SCHEDULE_SECONDS.observe(time.perf_counter() - started)
-        while not decision.ok and reads is not None and reads.partial:
-            snapshot = reads.wider(session)  # at most three times: 64, 1,000, every host
-            decision = schedule(request, snapshot, config)
-        if not decision.ok:
+    if not decision.ok:
+        event = events.of(session, instance.uuid)
+        with logged_as(event.request_id if event is not None else "-"):
             return _no_valid_host(session, instance, decision, event, snapshot)
-        candidates = server_groups.claim_candidates(decision.candidates, request, snapshot)[:CLAIM_TRIES]
-        if event is not None and _one_statement(session, request, candidates):
-            placed = _place_in_one_statement(session, instance, request, candidates, snapshot, event)
-            if placed is not None:
-                woken.add(placed.host)
-                log.info("scheduled %s on %s", instance.uuid, placed.host)
-                return snapshot.after_claim(placed.host, request)
+    candidates = server_groups.claim_candidates(decision.candidates, request, snapshot)[:CLAIM_TRIES]
+    if _one_statement(session, request, candidates):
+        placed = _place_in_one_statement(session, instance, request, candidates, snapshot)
+        if placed is None:
             return _conflict(session, instance, snapshot, reads)
+        chosen, request_id = placed
+        with logged_as(request_id):
+            log.info("scheduled %s on %s", instance.uuid, chosen.host)
+        woken.add(chosen.host)
+        return snapshot.after_claim(chosen.host, request)
+    event = events.of(session, instance.uuid)
+    with logged_as(event.request_id if event is not None else "-"):
         try:
             chosen = claims.claim_first(session, candidates, instance.uuid, request.resources)
         except ClaimConflict:
@@ -389,8 +405,6 @@ def _place(
         woken.add(chosen.host)
         log.info("scheduled %s on %s", instance.uuid, chosen.host)
         return snapshot.after_claim(chosen.host, request)
-    finally:
-        request_id_var.reset(token)
 
 
 # A claim tries the best few candidates in turn; when all of them moved the instance waits for
@@ -423,10 +437,9 @@ def _place_in_one_statement(
     request: ScheduleRequest,
     candidates: Sequence[Candidate],
     snapshot: Snapshot,
-    event: OpenEvent,
-) -> Candidate | None:
-    """The ORM path of _place as one statement per candidate tried; the chosen candidate, or
-    None when every one of them moved."""
+) -> tuple[Candidate, str] | None:
+    """The ORM path of _place as one statement per candidate tried; the chosen candidate and
+    the request id of the instance's create action, or None when every one of them moved."""
     spec = servers.spec(instance)
     for candidate in candidates:
         placement = placement_commit.Placement(
@@ -435,12 +448,10 @@ def _place_in_one_statement(
             provider_id=candidate.provider_id,
             generation=candidate.generation,
             resources=request.resources,
-            schedule_event_id=event.id,
-            action_id=event.action_id,
-            request_id=request_id_var.get(),
         )
-        if placement_commit.write(session, instance, placement, spec):
-            return candidate
+        request_id = placement_commit.write(session, instance, placement, spec)
+        if request_id is not None:
+            return candidate, request_id
     return None
 
 

@@ -20,7 +20,7 @@ from kumo.api.context import RequestContext
 from kumo.compute import actions, flavors, hosts, keypairs, quotas, states
 from kumo.compute.aggregates import zone_exists
 from kumo.compute.models import ComputeHost, Flavor, Instance, ServerGroup, ServerGroupMember
-from kumo.compute.states import TaskState, VmState
+from kumo.compute.states import SCHEDULE_EVENT, TaskState, VmState
 from kumo.config import get_settings
 from kumo.db import utcnow
 from kumo.db.arrays import one_of
@@ -183,7 +183,7 @@ def create(session: Session, ctx: RequestContext, req: CreateRequest) -> list[In
         action = actions.start_action(
             session, instance.uuid, "create", ctx.request_id, ctx.user_id, ctx.project_id
         )
-        actions.start_event(session, action.id, "conductor_schedule_and_build_instances")
+        actions.start_event(session, action.id, SCHEDULE_EVENT)
         created.append(instance)
     return created
 

@@ -60,6 +60,9 @@ def _states(*names: str) -> frozenset[str]:
     return frozenset(names)
 
 
+# The scheduler's part of a create action (Nova's event name); the agent's is ACTIONS["spawn"].
+SCHEDULE_EVENT = "conductor_schedule_and_build_instances"
+
 ACTIONS: dict[str, Action] = {
     "spawn": Action(
         "create",

@@ -137,14 +137,8 @@ def test_a_lost_compare_and_swap_writes_nothing(rt: Runtime) -> None:
     instance_uuid = _pending(rt.db, "late")
     with rt.db.read() as s:
         provider = s.scalar(select(ResourceProvider).where(ResourceProvider.name == "hv1"))
-        event = s.scalar(select(InstanceActionEvent))
-        assert provider is not None and event is not None
-        provider_id, generation, event_id, action_id = (
-            provider.id,
-            provider.generation,
-            event.id,
-            event.action_id,
-        )
+        assert provider is not None
+        provider_id, generation = provider.id, provider.generation
     with rt.db.transaction() as s:
         instance = s.scalar(select(Instance).where(Instance.uuid == instance_uuid))
         assert instance is not None
@@ -154,11 +148,8 @@ def test_a_lost_compare_and_swap_writes_nothing(rt: Runtime) -> None:
             provider_id=provider_id,
             generation=generation - 1,  # what a scheduler saw before another claim there
             resources={"VCPU": 2, "MEMORY_MB": 2048, "DISK_GB": 10},
-            schedule_event_id=event_id,
-            action_id=action_id,
-            request_id="req-late",
         )
-        assert placement_commit.write(s, instance, placement, {"uuid": instance_uuid}) is False
+        assert placement_commit.write(s, instance, placement, {"uuid": instance_uuid}) is None
     with rt.db.read() as s:
         instance = s.scalar(select(Instance).where(Instance.uuid == instance_uuid))
         assert instance is not None and (instance.host, instance.task_state) == (None, "scheduling")
@@ -171,3 +162,50 @@ def test_a_lost_compare_and_swap_writes_nothing(rt: Runtime) -> None:
             s.scalar(select(ResourceProvider.generation).where(ResourceProvider.id == provider_id))
             == generation
         )
+
+
+def test_without_an_open_scheduling_event_both_paths_write_the_same(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An instance whose scheduling event is already closed (or that has none): no event is
+    finished or started, and the spawn task carries no event and no request id, either way."""
+
+    def pending_without_event(name: str) -> str:
+        instance_uuid = _pending(rt.db, name)
+        with rt.db.transaction() as s:
+            for event in s.scalars(
+                select(InstanceActionEvent).where(InstanceActionEvent.finish_time.is_(None))
+            ):
+                event.finish_time = event.start_time
+                event.result = "Error"
+        return instance_uuid
+
+    def written(instance_uuid: str) -> tuple[Any, ...]:
+        with rt.db.read() as s:
+            (task,) = s.scalars(select(Task).where(Task.instance_uuid == instance_uuid))
+            action_id = s.scalar(
+                select(InstanceAction.id).where(InstanceAction.instance_uuid == instance_uuid)
+            )
+            events = s.execute(
+                select(InstanceActionEvent.event, InstanceActionEvent.result)
+                .where(InstanceActionEvent.action_id == action_id)
+                .order_by(InstanceActionEvent.id)
+            ).all()
+            instance = s.scalar(select(Instance).where(Instance.uuid == instance_uuid))
+            assert instance is not None
+            return (
+                (instance.host, instance.task_state),
+                task.request_id,
+                task.payload["event_id"],
+                [tuple(e) for e in events],
+            )
+
+    by_orm = pending_without_event("orm")
+    with monkeypatch.context() as m:
+        m.setattr(scheduling, "_one_statement", lambda *args: False)
+        assert scheduling.schedule_pending(rt) == (1, {"hv1"})
+    by_statement = pending_without_event("statement")
+    assert scheduling.schedule_pending(rt) == (1, {"hv1"})
+    expected = (("hv1", "spawning"), "-", None, [(scheduling.SCHEDULE_EVENT, "Error")])
+    assert written(by_orm) == expected
+    assert written(by_statement) == expected
