@@ -9,13 +9,14 @@ before them, each a round trip and a few hundred microseconds of SQLAlchemy; a l
 schedule + claim spent most of its time there.
 
 On PostgreSQL `write` sends them as one statement, which finds the open event itself (as
-scheduling._open_events does): data-modifying CTEs, each conditional on the compare-and-swap, so when the swap matches no row nothing at all is written, exactly as
-claims.claim raises before writing anything (the caller may try its next candidate in the same
-transaction). The rules are those of the modules named above; tests/functional/compute/
-test_placement_commit.py checks, on PostgreSQL, that this statement and the ORM path write the
-same rows. The ORM path (scheduling._place) stays for SQLite, for baremetal nodes (whose
-provision state moves with the task, kumo.baremetal.service.on_task_enqueued) and for placements
-that record more than the usual events.
+scheduling._open_events does): data-modifying CTEs, each conditional on the compare-and-swap, so
+when the swap matches no row nothing at all is written, exactly as claims.claim raises before
+writing anything (the caller may try its next candidate in the same transaction). The rules are
+those of the modules named above; tests/functional/compute/test_placement_commit.py checks, on
+PostgreSQL, that this statement and the ORM path write the same rows. The ORM path
+(scheduling._place) stays for SQLite, for baremetal nodes (whose provision state moves with the
+task, kumo.baremetal.service.on_task_enqueued) and for placements that record more than the
+usual events.
 """
 
 from __future__ import annotations
