@@ -149,17 +149,20 @@ def _open_events_statement(dialect: str) -> Select[str, int, int, str]:
 
 class _PassEvents:
     """The open scheduling event of each instance of a pass. Where every placement goes through
-    the ORM (SQLite) they are read for the whole pass in one query. On PostgreSQL a hypervisor's
-    placement is one statement that finds its instance's event itself (placement_commit), so
-    the others (baremetal nodes, soft groups, no valid host) read theirs when they need it."""
+    the ORM (SQLite) they are read for the whole pass in one query up front. On PostgreSQL a
+    hypervisor's placement is one statement that finds its instance's event itself
+    (placement_commit), so they are read, for the whole pass in one query, only when a
+    placement first needs one (a baremetal node, a soft group, no valid host)."""
 
-    def __init__(self, session: Session, instance_uuids: Sequence[str], read_all: bool) -> None:
-        self._read_all = read_all
-        self._events = _open_events(session, instance_uuids, SCHEDULE_EVENT) if read_all else {}
+    def __init__(self, session: Session, instance_uuids: Sequence[str], read_now: bool) -> None:
+        self._instance_uuids = instance_uuids
+        self._events: dict[str, OpenEvent] | None = None
+        if read_now:
+            self._events = _open_events(session, instance_uuids, SCHEDULE_EVENT)
 
     def of(self, session: Session, instance_uuid: str) -> OpenEvent | None:
-        if not self._read_all and instance_uuid not in self._events:
-            self._events.update(_open_events(session, [instance_uuid], SCHEDULE_EVENT))
+        if self._events is None:
+            self._events = _open_events(session, self._instance_uuids, SCHEDULE_EVENT)
         return self._events.get(instance_uuid)
 
 
@@ -185,7 +188,7 @@ def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
             else {}
         )
         requests = [request_for(i, groups.get(i.server_group or "")) for i in pending]
-        events = _PassEvents(session, [i.uuid for i in pending], read_all=rt.db.is_sqlite)
+        events = _PassEvents(session, [i.uuid for i in pending], read_now=rt.db.is_sqlite)
         rt.fleet.sync(session, FLEET_SYNC_MAX_AGE)
         snapshot, partial = pass_snapshot(session, rt.settings, requests, rt.fleet)
         read_share = (time.perf_counter() - read_started) / len(requests)
