@@ -9,9 +9,11 @@ scheduling event) and times `kumo.compute.scheduling.schedule_pending` on it: th
 compare-and-swap and allocation rows, the spawn task and events, the commit. That is what
 `kumo_schedule_claim_seconds` measures inside the API for a pass of one.
 
-Two ways in the same run, interleaved: the scheduler as it is (the worker's in-memory fleet
-index picks the sample) and the baseline (session 3's pass: GET /allocation_candidates' own
-query picks the sample), with wall time and the process's CPU per pass.
+Three ways in the same run, interleaved, with wall time and the process's CPU per pass: the
+scheduler as it is (the worker's in-memory fleet index picks the sample; the placement commits
+asynchronously), the same pass with a commit that waits for its WAL flush (session 6's), and
+the baseline (session 3's pass: GET /allocation_candidates' own query picks the sample, the
+commit waits for its flush).
 
     .venv/bin/python bench/lone_request.py --hypervisors 10000 --baremetal 50000 \
         --instances 100000 --requests 200
@@ -76,6 +78,7 @@ def time_lone_requests(url: str, requests: int, gap: float = 0.0) -> dict[str, A
     from kumo.compute.models import Instance
     from kumo.config import Settings
     from kumo.db import Database
+    from kumo.gc_tuning import tune_gc
     from kumo.runtime import build_runtime
 
     settings = Settings(
@@ -89,22 +92,38 @@ def time_lone_requests(url: str, requests: int, gap: float = 0.0) -> dict[str, A
     def baseline_pass(session: Any, settings: Any, requests: Any, fleet: Any, limit: Any = None) -> Any:
         return sql_prefilter_read(session, list(requests)), True
 
-    ways: dict[str, Callable[..., Any]] = {"fleet_index": real_pass, "baseline_sql_prefilter": baseline_pass}
+    real_transaction = db.transaction
+
+    def durable_transaction(durable: bool = True) -> Any:
+        return real_transaction()  # every commit waits for its WAL flush, as before session 7
+
+    # name → (how the pass picks its sample, whether its placements commit asynchronously)
+    ways: dict[str, tuple[Callable[..., Any], bool]] = {
+        "fleet_index": (real_pass, True),
+        "fleet_index_durable_commit": (real_pass, False),
+        "baseline_sql_prefilter": (baseline_pass, False),
+    }
+
+    def use(way: tuple[Callable[..., Any], bool]) -> None:
+        scheduling.pass_snapshot = way[0]  # type: ignore[assignment]
+        db.transaction = real_transaction if way[1] else durable_transaction  # type: ignore[method-assign]
+
     started = time.perf_counter()
     with db.transaction() as s:
         rt.fleet.sync(s)  # a worker's first pass loads the index once
     first_load = time.perf_counter() - started
+    tune_gc()  # as `kumo scheduler` does at start
     walls: dict[str, list[float]] = {name: [] for name in ways}
     cpus: dict[str, list[float]] = {name: [] for name in ways}
     for _ in range(2):  # warm-up: connections, statement caches
         for way in ways.values():
-            scheduling.pass_snapshot = way  # type: ignore[assignment]
+            use(way)
             add_pending(db)
             scheduling.schedule_pending(rt)
     try:
         for _ in range(requests):
             for name, way in ways.items():
-                scheduling.pass_snapshot = way  # type: ignore[assignment]
+                use(way)
                 add_pending(db)
                 time.sleep(gap)  # a lone request finds the scheduler (and PostgreSQL) idle
                 wall, cpu = time.perf_counter(), time.process_time()
@@ -114,7 +133,7 @@ def time_lone_requests(url: str, requests: int, gap: float = 0.0) -> dict[str, A
                 scheduling.sync_fleet(rt)  # as the scheduler loop does between passes, untimed
                 assert handled == 1 and len(woken) == 1, (handled, woken)
     finally:
-        scheduling.pass_snapshot = real_pass  # type: ignore[assignment]
+        use((real_pass, True))
     with db.read() as s:
         left = s.query(Instance).filter(Instance.task_state == "scheduling").count()
     db.dispose()
@@ -122,9 +141,13 @@ def time_lone_requests(url: str, requests: int, gap: float = 0.0) -> dict[str, A
     result: dict[str, Any] = {"fleet_index_first_load_ms": round(first_load * 1000, 1)}
     for name in ways:
         result[name] = {"wall_ms": _ms(walls[name]), "cpu_ms": _ms(cpus[name])}
-    result["ratio_p50"] = round(
-        statistics.median(walls["baseline_sql_prefilter"]) / statistics.median(walls["fleet_index"]), 2
-    )
+    for name in ("baseline_sql_prefilter", "fleet_index_durable_commit"):
+        result[f"ratio_p50_{name}"] = round(
+            statistics.median(walls[name]) / statistics.median(walls["fleet_index"]), 2
+        )
+        ordered = sorted(walls[name]), sorted(walls["fleet_index"])
+        p99 = min(len(ordered[1]) - 1, int(len(ordered[1]) * 0.99))
+        result[f"ratio_p99_{name}"] = round(ordered[0][p99] / ordered[1][p99], 2)
     return result
 
 

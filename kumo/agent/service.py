@@ -14,7 +14,7 @@ from kumo.agent.models import Task
 from kumo.agent.protocol import HostReport, HostTask, PowerStates, TaskOut, TaskResult
 from kumo.compute import hosts, server_ops
 from kumo.compute.models import ComputeHost, Instance
-from kumo.db import utcnow
+from kumo.db import durable_before_it_leaves, utcnow
 from kumo.errors import NotFound
 
 
@@ -61,12 +61,15 @@ def heartbeat_many(session: Session, names: Collection[str], chunk: int = 1000) 
 
 
 def pending_work(session: Session, host: str, busy: list[str]) -> list[TaskOut]:
-    return [
+    found = [
         TaskOut(
             id=t.id, kind=t.kind, instance_uuid=t.instance_uuid, payload=t.payload, request_id=t.request_id
         )
         for t in tasks.pending_for_host(session, host, exclude=busy)
     ]
+    if found:
+        durable_before_it_leaves(session)  # a scheduling pass commits asynchronously
+    return found
 
 
 def pending_fleet_work(
@@ -86,6 +89,8 @@ def pending_fleet_work(
         rows = session.scalars(select(Task).where(Task.host.in_(chunk), Task.state == "pending"))
         found.extend(t for t in rows if t.id not in skip)
     found.sort(key=lambda t: (t.created_at, t.id))
+    if found:
+        durable_before_it_leaves(session)  # a scheduling pass commits asynchronously
     return [
         HostTask(
             id=t.id,

@@ -173,11 +173,16 @@ def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
     The read holds the pending rows (SKIP LOCKED too) and places the first of them in its own
     transaction (a pass of one is one transaction); it takes no other lock before that, so a
     delete of a pending instance waits for the read at most. Returns how many instances were
-    handled and which hosts got work."""
+    handled and which hosts got work.
+
+    The placements commit asynchronously (`durable=False`): a commit waits for no WAL flush,
+    and a database crash that loses one leaves its server pending, to be placed again. The
+    spawn task it wrote reaches an agent only through the task polls, which make it durable
+    first (kumo.agent.service)."""
     woken: set[str] = set()
     read_started = time.perf_counter()
     config = scheduler_config(rt.settings)
-    with rt.db.transaction() as session:
+    with rt.db.transaction(durable=False) as session:
         pending = _pending(session, batch, skip_locked=not rt.db.is_sqlite)
         if not pending:
             return 0, woken
@@ -200,7 +205,7 @@ def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
     SCHEDULE_CLAIM_SECONDS.observe(read_share + time.perf_counter() - started)
     for request in requests[1:]:
         started = time.perf_counter()
-        with rt.db.transaction() as session:
+        with rt.db.transaction(durable=False) as session:
             instance = _lock_pending(session, request.instance_uuid, skip_locked=not rt.db.is_sqlite)
             if instance is None:
                 continue  # deleted meanwhile, or another worker has it

@@ -1,5 +1,5 @@
 """Database access: one engine per process, explicit transactions."""
 
-from kumo.db.base import Base, Database, utcnow
+from kumo.db.base import Base, Database, durable_before_it_leaves, utcnow
 
-__all__ = ["Base", "Database", "utcnow"]
+__all__ = ["Base", "Database", "durable_before_it_leaves", "utcnow"]

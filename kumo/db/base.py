@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import MetaData, create_engine, event, exc
+from sqlalchemy import MetaData, create_engine, event, exc, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -106,16 +106,45 @@ class Database:
         # SQLite has one writer at a time. Queueing writers on a Python lock hands the database
         # over at once; SQLite's own busy handler sleeps in growing steps under contention.
         self._write_lock: threading.Lock | None = threading.Lock() if self.is_sqlite else None
+        # PostgreSQL: a small second pool whose connections commit asynchronously (their
+        # session's synchronous_commit is off from the start), for transaction(durable=False):
+        # no SET per transaction, so such a transaction costs no extra round trip. Opened on
+        # first use (only schedulers use it).
+        self._async_kwargs = {**kwargs, "pool_size": 2, "max_overflow": 8}
+        self._async_engine: Engine | None = None
+        self._async_sessions: sessionmaker[Session] | None = None
+        self._async_lock = threading.Lock()
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One unit of work: commits on success, rolls back on any exception."""
+    def transaction(self, durable: bool = True) -> Iterator[Session]:
+        """One unit of work: commits on success, rolls back on any exception.
+
+        `durable=False` (PostgreSQL's asynchronous commit): the commit returns once it is
+        visible to every other transaction, without waiting for its WAL to reach the disk; a
+        crash of the database within a fraction of a second may lose it, whole and alone (never
+        corrupt it, never keep a later commit that saw it). For work the system can redo, such
+        as a scheduling pass: lost, the server is pending again and is placed anew. Nothing of
+        such a commit may leave the database before it is durable: whatever hands out what
+        such a commit wrote (the agents' task polls) calls `durable_before_it_leaves` first.
+        SQLite commits are always durable."""
         if self._write_lock is None:
-            with self._sessions() as session, session.begin():
+            sessions = self._sessions if durable else self._asynchronous_sessions()
+            with sessions() as session, session.begin():
                 yield session
             return
         with self._write_lock, self._sessions() as session, session.begin():
             yield session
+
+    def _asynchronous_sessions(self) -> sessionmaker[Session]:
+        with self._async_lock:
+            if self._async_sessions is None:
+                connect_args = {**self._async_kwargs.get("connect_args", {})}
+                connect_args["options"] = "-c synchronous_commit=off"
+                engine = create_engine(self.url, **{**self._async_kwargs, "connect_args": connect_args})
+                event.listen(engine, "checkout", _drop_if_server_hung_up)
+                self._async_engine = engine
+                self._async_sessions = sessionmaker(engine, expire_on_commit=False)
+            return self._async_sessions
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -139,3 +168,21 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._async_engine is not None:
+            self._async_engine.dispose()
+
+
+def durable_before_it_leaves(session: Session) -> None:
+    """Make every commit this session's transaction can see durable by the time it commits,
+    those of `Database.transaction(durable=False)` included: call it before anything read
+    here leaves the database (a task handed to an agent starts a VM or deploys a machine).
+
+    On PostgreSQL the transaction writes a transactional logical message (a WAL record of a
+    few bytes that touches no table, allowed to any role), so its commit is synchronous and
+    waits for the WAL to be flushed up to its commit record: past the commit record of every
+    transaction it can see, which was written before that transaction became visible. (Taking
+    a transaction id alone is not enough: PostgreSQL commits a transaction that wrote no WAL
+    without a flush.) One WAL flush, only for a read that found something to hand out.
+    SQLite: nothing to do, its commits are all durable."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_logical_emit_message(true, 'kumo', 'durable')"))

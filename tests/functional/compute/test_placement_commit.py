@@ -209,3 +209,36 @@ def test_without_an_open_scheduling_event_both_paths_write_the_same(
     expected = (("hv1", "spawning"), "-", None, [(scheduling.SCHEDULE_EVENT, "Error")])
     assert written(by_orm) == expected
     assert written(by_statement) == expected
+
+
+def test_a_pass_commits_asynchronously_and_its_spawn_leaves_durable(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scheduling pass needs no WAL flush to commit (lost in a database crash, its server is
+    simply pending again); the spawn task it wrote reaches the agent through a poll that makes
+    it durable first (tests/functional/db/test_asynchronous_commit.py)."""
+    from contextlib import contextmanager
+
+    from sqlalchemy import text
+
+    from kumo.agent import service
+
+    settings_seen: list[str] = []
+    real_transaction = rt.db.transaction
+
+    @contextmanager
+    def watched(durable: bool = True) -> Iterator[Any]:
+        with real_transaction(durable) as s:
+            settings_seen.append(str(s.execute(text("SHOW synchronous_commit")).scalar_one()))
+            yield s
+
+    for name in ("one", "two"):
+        _pending(rt.db, name)
+    with monkeypatch.context() as m:
+        m.setattr(rt.db, "transaction", watched)
+        assert scheduling.schedule_pending(rt) == (2, {"hv1"})
+    assert settings_seen == ["off", "off"]  # the pass's read and first placement, the second
+    with rt.db.read() as s:
+        handed = service.pending_work(s, "hv1", busy=[])
+        assert sorted(t.kind for t in handed) == ["spawn", "spawn"]
+        assert s.execute(text("SELECT pg_current_xact_id_if_assigned()")).scalar_one() is not None
