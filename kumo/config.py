@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     # Each API worker runs a scheduler loop (the all-in-one default). False: API workers only
     # serve HTTP and `kumo scheduler` processes (PostgreSQL) schedule, out of the workers' GIL.
     scheduler_in_api: bool = True
+    # PostgreSQL: a scheduling pass commits without waiting for its WAL flush (a database crash
+    # may lose the last placements, whose servers are then placed again; the agents' task polls
+    # make a placement durable before its spawn leaves: kumo.db.base.durable_before_it_leaves).
+    scheduler_asynchronous_commit: bool = True
     heartbeat_timeout_seconds: float = 30.0
     enable_admin_password: bool = True
     default_quota_instances: int = 10

@@ -175,14 +175,16 @@ def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
     delete of a pending instance waits for the read at most. Returns how many instances were
     handled and which hosts got work.
 
-    The placements commit asynchronously (`durable=False`): a commit waits for no WAL flush,
-    and a database crash that loses one leaves its server pending, to be placed again. The
-    spawn task it wrote reaches an agent only through the task polls, which make it durable
-    first (kumo.agent.service)."""
+    The placements commit asynchronously (`durable=False`, unless the settings'
+    scheduler_asynchronous_commit is off): a commit waits for no WAL flush, and a database
+    crash that loses one leaves its server pending, to be placed again. The spawn task it wrote
+    reaches an agent only through the task polls, which make it durable first
+    (kumo.agent.service)."""
     woken: set[str] = set()
+    durable = not rt.settings.scheduler_asynchronous_commit
     read_started = time.perf_counter()
     config = scheduler_config(rt.settings)
-    with rt.db.transaction(durable=False) as session:
+    with rt.db.transaction(durable) as session:
         pending = _pending(session, batch, skip_locked=not rt.db.is_sqlite)
         if not pending:
             return 0, woken
@@ -205,7 +207,7 @@ def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
     SCHEDULE_CLAIM_SECONDS.observe(read_share + time.perf_counter() - started)
     for request in requests[1:]:
         started = time.perf_counter()
-        with rt.db.transaction(durable=False) as session:
+        with rt.db.transaction(durable) as session:
             instance = _lock_pending(session, request.instance_uuid, skip_locked=not rt.db.is_sqlite)
             if instance is None:
                 continue  # deleted meanwhile, or another worker has it

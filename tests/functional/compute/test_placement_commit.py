@@ -238,7 +238,13 @@ def test_a_pass_commits_asynchronously_and_its_spawn_leaves_durable(
         m.setattr(rt.db, "transaction", watched)
         assert scheduling.schedule_pending(rt) == (2, {"hv1"})
     assert settings_seen == ["off", "off"]  # the pass's read and first placement, the second
+    rt.settings.scheduler_asynchronous_commit = False
+    _pending(rt.db, "three")
+    with monkeypatch.context() as m:
+        m.setattr(rt.db, "transaction", watched)
+        assert scheduling.schedule_pending(rt) == (1, {"hv1"})
+    assert settings_seen[2:] == ["on"]
     with rt.db.read() as s:
         handed = service.pending_work(s, "hv1", busy=[])
-        assert sorted(t.kind for t in handed) == ["spawn", "spawn"]
+        assert sorted(t.kind for t in handed) == ["spawn", "spawn", "spawn"]
         assert s.execute(text("SELECT pg_current_xact_id_if_assigned()")).scalar_one() is not None
