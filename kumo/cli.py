@@ -116,10 +116,11 @@ def scheduler(
     from prometheus_client import start_http_server
 
     from kumo.compute.workers import run_scheduler
-    from kumo.gc_tuning import tune_gc
+    from kumo.gc_tuning import limit_malloc_arenas, tune_gc
     from kumo.logs import setup_logging
     from kumo.runtime import build_runtime
 
+    limit_malloc_arenas()
     setup_logging()
     rt = build_runtime(get_settings())
     tune_gc()

@@ -18,7 +18,7 @@ from kumo.api.middleware import RequestMiddleware
 from kumo.baremetal import conductor_routes as baremetal_conductor_routes
 from kumo.baremetal import routes as baremetal_routes
 from kumo.compute.routes import build_router as compute_router
-from kumo.gc_tuning import tune_gc
+from kumo.gc_tuning import limit_malloc_arenas, tune_gc
 from kumo.identity import admin_routes as identity_admin_routes
 from kumo.identity import routes as identity_routes
 from kumo.image import routes as image_routes
@@ -35,6 +35,7 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Sync routes and agents' long polls run in worker threads: allow plenty of them.
         anyio.to_thread.current_default_thread_limiter().total_tokens = 256
+        limit_malloc_arenas()
         tune_gc()
         workers = None
         if background:
