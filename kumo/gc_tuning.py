@@ -25,8 +25,8 @@ def tune_gc() -> None:
 
 # glibc's mallopt parameter for the most allocation arenas a process keeps.
 _M_ARENA_MAX = -8
-# glibc gives each thread that allocates under contention an arena of its own, up to eight per
-# core, and memory freed in one arena serves only that arena. An API worker runs its routes on up
+# glibc gives each new thread that allocates an arena of its own while there are fewer than eight
+# per core, and memory freed in one arena serves only that arena. An API worker runs its routes on up
 # to 256 threads: in a density run (10,000 hypervisors, 20,000 servers) a worker grew 35-40 MB
 # from the 10,000th server to the 20,000th with glibc's default, 13.5 MB with two arenas.
 MALLOC_ARENAS = 2
