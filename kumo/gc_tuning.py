@@ -27,8 +27,9 @@ def tune_gc() -> None:
 _M_ARENA_MAX = -8
 # glibc gives each new thread that allocates an arena of its own while there are fewer than eight
 # per core, and memory freed in one arena serves only that arena. An API worker runs its routes on up
-# to 256 threads: in a density run (10,000 hypervisors, 20,000 servers) a worker grew 35-40 MB
-# from the 10,000th server to the 20,000th with glibc's default, 13.5 MB with two arenas.
+# to 256 threads: in short density runs (10,000 hypervisors, 20,000 servers) a worker grew 35-40 MB
+# from the 10,000th server to the 20,000th with glibc's default, 13.5 and 25.8 MB with two arenas
+# (docs/benchmarks.md, "LINE size through the API, session 7").
 MALLOC_ARENAS = 2
 
 

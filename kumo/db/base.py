@@ -67,6 +67,12 @@ def _drop_if_server_hung_up(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
         raise exc.DisconnectionError(str(error)) from error
 
 
+def _check_on_checkout(engine: Engine) -> Engine:
+    """A PostgreSQL engine's pool checks each connection it hands out (_drop_if_server_hung_up)."""
+    event.listen(engine, "checkout", _drop_if_server_hung_up)
+    return engine
+
+
 _local = threading.local()
 
 
@@ -101,7 +107,7 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
         else:
-            event.listen(self.engine, "checkout", _drop_if_server_hung_up)
+            _check_on_checkout(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time. Queueing writers on a Python lock hands the database
         # over at once; SQLite's own busy handler sleeps in growing steps under contention.
@@ -110,7 +116,12 @@ class Database:
         # session's synchronous_commit is off from the start), for transaction(durable=False):
         # no SET per transaction, so such a transaction costs no extra round trip. Opened on
         # first use (only schedulers use it).
-        self._async_kwargs = {**kwargs, "pool_size": 2, "max_overflow": 8}
+        self._async_kwargs = {
+            **kwargs,
+            "pool_size": 2,
+            "max_overflow": 8,
+            "connect_args": {"options": "-c synchronous_commit=off"},
+        }
         self._async_engine: Engine | None = None
         self._async_sessions: sessionmaker[Session] | None = None
         self._async_lock = threading.Lock()
@@ -138,12 +149,8 @@ class Database:
     def _asynchronous_sessions(self) -> sessionmaker[Session]:
         with self._async_lock:
             if self._async_sessions is None:
-                connect_args = {**self._async_kwargs.get("connect_args", {})}
-                connect_args["options"] = "-c synchronous_commit=off"
-                engine = create_engine(self.url, **{**self._async_kwargs, "connect_args": connect_args})
-                event.listen(engine, "checkout", _drop_if_server_hung_up)
-                self._async_engine = engine
-                self._async_sessions = sessionmaker(engine, expire_on_commit=False)
+                self._async_engine = _check_on_checkout(create_engine(self.url, **self._async_kwargs))
+                self._async_sessions = sessionmaker(self._async_engine, expire_on_commit=False)
             return self._async_sessions
 
     @contextmanager
