@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from kumo.agent.tasks import host_key
 from kumo.compute.scheduling import schedule_pending, sync_fleet
 from kumo.db.notify import PgNotifier
+from kumo.gc_tuning import collect_periodically
 from kumo.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -53,9 +54,11 @@ def scheduler_loop(rt: Runtime, stop: threading.Event, idle_poll: float = 1.0) -
 
 
 def start_workers(rt: Runtime) -> Workers:
-    """An API worker's loops: the PostgreSQL wake-ups, and the scheduler when
-    `scheduler_in_api` (else `kumo scheduler` processes schedule: run_scheduler)."""
+    """An API worker's loops: the PostgreSQL wake-ups, the timed full garbage collection
+    (kumo.gc_tuning), and the scheduler when `scheduler_in_api` (else `kumo scheduler` processes
+    schedule: run_scheduler)."""
     workers = Workers()
+    workers.threads.append(collect_periodically(workers.stop_event))
     if not rt.db.is_sqlite:
         workers.notifier = PgNotifier(rt).start()
     if rt.settings.scheduler_in_api:

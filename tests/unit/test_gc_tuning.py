@@ -1,14 +1,20 @@
-"""kumo.gc_tuning.limit_malloc_arenas: the cap on glibc's allocation arenas that API workers and
-schedulers set at start. Each case runs in a fresh interpreter (an arena, once made, stays)."""
+"""kumo.gc_tuning: the cap on glibc's allocation arenas that API workers and schedulers set at
+start (each case in a fresh interpreter: an arena, once made, stays), and an API worker's timed
+full collection."""
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
 import textwrap
+import threading
+import weakref
 
 import pytest
+
+from kumo.gc_tuning import collect_periodically
 
 # Eight threads, alive together, each allocating outside Python's small-object allocator; then
 # glibc's own account of its heaps (malloc_info writes one <heap nr=...> per arena).
@@ -63,3 +69,35 @@ def test_an_operators_own_setting_wins() -> None:
     said, heaps = _heaps("limit", env)
     assert said == "False"
     assert 2 < heaps <= 4
+
+
+class _Cycle:
+    """An object in a reference cycle: only the collector frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_the_timed_collection_frees_cyclic_garbage_that_the_thresholds_leave() -> None:
+    was_enabled = gc.isenabled()
+    gc.disable()  # no collection by allocation counts: only the timer's
+    try:
+        garbage = _Cycle()
+        gone = weakref.ref(garbage)
+        del garbage
+        assert gone() is not None  # a cycle: dropping the last name frees nothing
+        stop = threading.Event()
+        thread = collect_periodically(stop, every=0.02)
+        try:
+            for _ in range(250):
+                if gone() is None:
+                    break
+                threading.Event().wait(0.02)
+            assert gone() is None
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+        assert not thread.is_alive()
+    finally:
+        if was_enabled:
+            gc.enable()
