@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from collections.abc import Set as AbstractSet
+from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, Select, Update, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from kumo.agent import tasks
@@ -15,6 +16,7 @@ from kumo.agent.protocol import HostReport, HostTask, PowerStates, TaskOut, Task
 from kumo.compute import hosts, server_ops
 from kumo.compute.models import ComputeHost, Instance
 from kumo.db import durable_before_it_leaves, utcnow
+from kumo.db.arrays import one_of_param
 from kumo.errors import NotFound
 
 
@@ -43,21 +45,34 @@ def heartbeat_many(session: Session, names: Collection[str], chunk: int = 1000) 
     now = utcnow()
     wanted = sorted(set(names))
     unknown: list[str] = []
+    statement = _heartbeat_statement(session.get_bind().dialect.name)
     for start in range(0, len(wanted), chunk):
         part = wanted[start : start + chunk]
-        result = cast(
-            CursorResult[Any],
-            session.execute(
-                update(ComputeHost)
-                .where(ComputeHost.name.in_(part))
-                .values(last_heartbeat=now)
-                .execution_options(synchronize_session=False)
-            ),
-        )
+        result = cast(CursorResult[Any], session.connection().execute(statement, {"names": part, "now": now}))
         if result.rowcount != len(part):
             known = set(session.scalars(select(ComputeHost.name).where(ComputeHost.name.in_(part))))
             unknown += [name for name in part if name not in known]
     return unknown
+
+
+# The fleet's heartbeats and task polls run these many times a second: built once (per dialect),
+# they cost no statement construction per request, and leave no statement behind as garbage
+# (a statement is a reference cycle: see kumo.gc_tuning).
+@cache
+def _heartbeat_statement(dialect: str) -> Update:
+    return (
+        update(ComputeHost)
+        .where(one_of_param(dialect, ComputeHost.name, "names"))
+        .values(last_heartbeat=bindparam("now", type_=ComputeHost.last_heartbeat.type))
+    )
+
+
+_HOSTS_WITH_WORK = select(Task.host).where(Task.state == "pending").distinct()
+
+
+@cache
+def _pending_of_hosts_statement(dialect: str) -> Select[Task]:
+    return select(Task).where(one_of_param(dialect, Task.host, "hosts"), Task.state == "pending")
 
 
 def pending_work(session: Session, host: str, busy: list[str]) -> list[TaskOut]:
@@ -79,14 +94,12 @@ def pending_fleet_work(
     (host, state) index answers: which hosts have pending work at all (few), then their tasks.
     The host list is filtered here rather than sent to the database: it may hold tens of
     thousands of names, more than one statement may bind."""
-    with_work = sorted(
-        h for h in session.scalars(select(Task.host).where(Task.state == "pending").distinct()) if h in hosts
-    )
+    with_work = sorted(h for h in session.scalars(_HOSTS_WITH_WORK) if h in hosts)
     skip = set(busy)
     found: list[Task] = []
+    statement = _pending_of_hosts_statement(session.get_bind().dialect.name)
     for start in range(0, len(with_work), 500):
-        chunk = with_work[start : start + 500]
-        rows = session.scalars(select(Task).where(Task.host.in_(chunk), Task.state == "pending"))
+        rows = session.scalars(statement, {"hosts": with_work[start : start + 500]})
         found.extend(t for t in rows if t.id not in skip)
     found.sort(key=lambda t: (t.created_at, t.id))
     if found:

@@ -1,0 +1,80 @@
+"""The fleet side of the agent protocol (kumo.agent.service): heartbeats of many hosts at once and
+the fleet task poll, on SQLite and on PostgreSQL, whose statements are built once with the names
+as one array parameter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from kumo.agent import service, tasks
+from kumo.compute import hosts
+from kumo.compute.models import ComputeHost
+from kumo.db import Database
+from kumo.db.migrate import upgrade
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'kumo.db'}"
+    else:
+        url = request.getfixturevalue("pg_database_url")
+    upgrade(url)
+    database = Database(url)
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+def _register(db: Database, names: list[str]) -> None:
+    with db.transaction() as s:
+        for name in names:
+            hosts.register_host(s, name, vcpus=8, memory_mb=16384, disk_gb=100)
+        s.execute(update(ComputeHost).values(last_heartbeat=None))
+
+
+def test_heartbeats_of_many_hosts_in_chunks_name_the_unknown(db: Database) -> None:
+    names = [f"hv-{i:03d}" for i in range(7)]
+    _register(db, names)
+    with db.transaction() as s:
+        # chunks of three: full ones, a short last one, and unknown names in two of them
+        unknown = service.heartbeat_many(s, [*names, "gone-1", names[0], "gone-2"], chunk=3)
+    assert unknown == ["gone-1", "gone-2"]
+    with db.read() as s:
+        beats = dict(s.execute(select(ComputeHost.name, ComputeHost.last_heartbeat)).all())
+    assert sorted(beats) == names and all(beat is not None for beat in beats.values())
+    with db.transaction() as s:
+        assert service.heartbeat_many(s, ["hv-001"]) == []
+        assert service.heartbeat_many(s, []) == []
+
+
+def test_the_fleet_poll_hands_out_the_listed_hosts_work_oldest_first_except_the_busy(db: Database) -> None:
+    with db.transaction() as s:
+        first = tasks.enqueue(s, "hv-2", "spawn", None, {"n": 1}, "req-1")
+    with db.transaction() as s:
+        second = tasks.enqueue(s, "hv-1", "spawn", None, {"n": 2}, "req-2")
+    with db.transaction() as s:
+        busy = tasks.enqueue(s, "hv-1", "reboot", None, {}, "req-3")
+    with db.transaction() as s:
+        elsewhere = tasks.enqueue(s, "hv-9", "spawn", None, {}, "req-4")
+    fleet = {f"hv-{i}" for i in range(1, 1200)}
+    with db.read() as s:
+        handed = service.pending_fleet_work(s, fleet - {"hv-9"}, busy=[busy.id])
+    assert [(t.id, t.host, t.payload) for t in handed] == [
+        (first.id, "hv-2", {"n": 1}),
+        (second.id, "hv-1", {"n": 2}),
+    ]
+    # More hosts with work than one statement is given (500), and more tasks than one answer holds.
+    with db.transaction() as s:
+        many = {tasks.enqueue(s, f"hv-{i}", "spawn", None, {}, f"req-{i}").id for i in range(100, 1100)}
+    with db.read() as s:
+        handed = service.pending_fleet_work(s, fleet, busy=[busy.id])
+        fewer = service.pending_fleet_work(s, fleet, busy=[busy.id], limit=10)
+    assert [t.id for t in handed[:3]] == [first.id, second.id, elsewhere.id]
+    assert len(handed) == 1000 and {t.id for t in handed[3:]} <= many
+    assert [t.id for t in fewer] == [t.id for t in handed[:10]]
