@@ -22,7 +22,7 @@ GC_THRESHOLDS = (50_000, 20, 20)
 # collections, as everything a request holds may be, gets old. In a LINE-size density run an API
 # worker piled up 1.3 million such blocks between full collections and its RSS kept that
 # high-water mark: 245 MB, against 188 MB collecting on this timer (collect_periodically), whose
-# collections took 10-21 ms (median; at most 99 ms), 0.3 % of a core (docs/benchmarks.md, "API
+# collections took 10-21 ms (median; at most 99 ms), 0.2 % of a core (docs/benchmarks.md, "API
 # worker memory, session 8").
 FULL_COLLECTION_SECONDS = 10.0
 
