@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import weakref
 
 import pytest
@@ -92,7 +93,7 @@ def test_the_timed_collection_frees_cyclic_garbage_that_the_thresholds_leave() -
             for _ in range(250):
                 if gone() is None:
                     break
-                threading.Event().wait(0.02)
+                time.sleep(0.02)
             assert gone() is None
         finally:
             stop.set()
