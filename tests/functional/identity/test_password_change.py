@@ -11,9 +11,10 @@ import httpx
 import pytest
 
 from kumo.db import Database
+from kumo.deploy import init_cloud
 from kumo.runtime import build_runtime
 from kumo.server import ThreadedServer
-from tests.conftest import Cloud, wait_for
+from tests.conftest import ADMIN_PASSWORD, DEMO_PASSWORD, Cloud, wait_for
 from tests.functional.compute.helpers import BACKENDS, either_cloud
 
 V3 = "/identity/v3"
@@ -119,3 +120,24 @@ def test_other_api_workers_refuse_the_old_token_too(pg_cloud: Cloud, second_work
 
     assert _reads_self(pg_cloud.url, user["id"], old) == 401  # the worker that wrote it: at once
     wait_for(lambda: _reads_self(second_worker, user["id"], old) == 401, timeout=10)
+
+
+def test_bootstrap_with_a_new_admin_password_revokes_and_unlocks(cloud: Cloud) -> None:
+    """keystone-manage bootstrap resets the admin: a new password ends the old tokens and lifts
+    a lockout; bootstrapping again with the same password changes nothing."""
+    cloud.settings.lockout_failure_attempts = 2
+    before = cloud.token()
+    init_cloud(cloud.settings, ADMIN_PASSWORD, DEMO_PASSWORD).dispose()  # the same password
+    admin_id = httpx.get(
+        f"{cloud.url}{V3}/auth/tokens", headers={"X-Auth-Token": before, "X-Subject-Token": before}
+    ).json()["token"]["user"]["id"]
+    assert _reads_self(cloud.url, admin_id, before) == 200
+    for _ in range(2):
+        assert _login(cloud, "admin", "wrong").status_code == 401
+    assert "locked" in _login(cloud, "admin", ADMIN_PASSWORD).json()["error"]["message"]
+
+    init_cloud(cloud.settings, "new-admin-secret", DEMO_PASSWORD).dispose()
+
+    # Written by another process's runtime: this worker sees it at its next refresh.
+    wait_for(lambda: _reads_self(cloud.url, admin_id, before) == 401, timeout=10)
+    assert _reads_self(cloud.url, admin_id, _token(cloud, "admin", "new-admin-secret")) == 200
