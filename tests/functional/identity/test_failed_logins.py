@@ -203,6 +203,13 @@ def test_an_unknown_user_is_locked_alike(any_cloud: Cloud, hashes: list[bytes]) 
         assert admin.get(f"{V3}/users/{stand_in}").status_code == 404
 
 
+@pytest.mark.parametrize("user_id", ["x" * 300, "\x07bell"])
+def test_an_id_that_cannot_exist_is_counted_too(any_cloud: Cloud, user_id: str) -> None:
+    _lock_after(any_cloud, 1)
+    assert _message(_login(any_cloud, {"id": user_id}, "wrong")) == AUTH_REQUIRED
+    assert _locked_id(_login(any_cloud, {"id": user_id}, "wrong")) == user_id
+
+
 def test_success_resets_the_count(cloud: Cloud) -> None:
     _lock_after(cloud, 3)
     user = _by_name(_new_user(cloud, password="right-secret")["name"])
