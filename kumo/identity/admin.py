@@ -407,7 +407,7 @@ def update_user(session: Session, ctx: RequestContext, user_id: str, update: Use
         if not update.enabled:
             revocation.revoke(session, user_id=user.id)
     if update.enabled or "password" in fields:
-        lockout.reset(session, user.id)  # Keystone: enabling a user unlocks it
+        lockout.reset(session, user.id)  # Keystone: enabling a user (or a new password) unlocks it
     if "description" in fields:
         user.description = update.description or ""
     if "email" in fields:

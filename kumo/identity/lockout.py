@@ -79,7 +79,7 @@ class Lockout:
         return int(row.failed_auth_count)
 
     def locks(self, failures: int) -> bool:
-        return bool(self.failure_attempts) and failures >= (self.failure_attempts or 0)
+        return self.failure_attempts is not None and 0 < self.failure_attempts <= failures
 
     def count_failure(self, session: Session, subject: str, now: dt.datetime) -> None:
         """One more failure, in one statement (a forgotten count starts again at 1)."""

@@ -99,7 +99,11 @@ def _refusals(cloud: Cloud) -> dict[str, dict[str, Any]]:
     }
 
 
-def test_every_refused_login_checks_one_password(cloud: Cloud, hashes: list[bytes]) -> None:
+@pytest.mark.parametrize("lockout", [None, 5], ids=["no lockout", "lockout"])
+def test_every_refused_login_checks_one_password(
+    cloud: Cloud, hashes: list[bytes], lockout: int | None
+) -> None:
+    cloud.settings.lockout_failure_attempts = lockout
     for reason, user in _refusals(cloud).items():
         hashes.clear()
         password = "right-secret" if reason == "disabled user" else "wrong-secret"
