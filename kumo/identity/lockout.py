@@ -82,13 +82,15 @@ class Lockout:
         return self.failure_attempts is not None and 0 < self.failure_attempts <= failures
 
     def count_failure(self, session: Session, subject: str, now: dt.datetime) -> None:
-        """One more failure, in one statement (a forgotten count starts again at 1)."""
+        """One more failure, in one statement (a forgotten count starts again at 1). Also
+        drops a few forgotten rows: names that were tried once do not pile up."""
         if not self.failure_attempts:
             return
         count: Any = AuthFailure.failed_auth_count + 1
         forgotten_before = self._forgotten_before(now)
         if forgotten_before is not None:
             count = case((AuthFailure.failed_auth_at <= forgotten_before, 1), else_=count)
+            _drop_forgotten(session, forgotten_before)
         insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         statement = insert(AuthFailure).values(subject=_key(subject), failed_auth_count=1, failed_auth_at=now)
         session.execute(
@@ -101,6 +103,18 @@ class Lockout:
 def reset(session: Session, subject: str) -> None:
     """Forget the subject's failures (a successful login, an admin's unlock, a deleted user)."""
     session.execute(delete(AuthFailure).where(AuthFailure.subject == _key(subject)))
+
+
+def _drop_forgotten(session: Session, forgotten_before: dt.datetime, batch: int = 100) -> None:
+    # SKIP LOCKED (PostgreSQL): concurrent failures never wait on, or deadlock over, each
+    # other's rows; what one skips the next one drops.
+    stale = (
+        select(AuthFailure.subject)
+        .where(AuthFailure.failed_auth_at <= forgotten_before)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
+    session.execute(delete(AuthFailure).where(AuthFailure.subject.in_(stale)))
 
 
 def _key(subject: str) -> str:

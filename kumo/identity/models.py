@@ -76,4 +76,4 @@ class AuthFailure(Base):
     __tablename__ = "auth_failures"
     subject: Mapped[str] = mapped_column(String(64), primary_key=True)
     failed_auth_count: Mapped[int] = mapped_column(Integer, default=0)
-    failed_auth_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    failed_auth_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)

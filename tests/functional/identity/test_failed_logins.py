@@ -165,15 +165,21 @@ def _locked_id(resp: httpx.Response) -> str:
     return match["id"]
 
 
+def _failure_rows(cloud: Cloud) -> int:
+    database = Database(cloud.settings.resolved_database_url)
+    try:
+        with database.read() as session:
+            return int(session.scalar(select(func.count()).select_from(AuthFailure)) or 0)
+    finally:
+        database.dispose()
+
+
 def test_no_lockout_by_default(cloud: Cloud) -> None:
     user = _new_user(cloud, password="right-secret")
     _failures(cloud, _by_name(user["name"]), 10)
     _failures(cloud, _by_name(_unique("nobody")), 3)
     assert _login(cloud, _by_name(user["name"]), "right-secret").status_code == 201
-    database = Database(cloud.settings.resolved_database_url)
-    with database.read() as session:
-        assert session.scalar(select(func.count()).select_from(AuthFailure)) == 0  # nothing written
-    database.dispose()
+    assert _failure_rows(cloud) == 0  # nothing written
 
 
 def test_consecutive_failures_lock_the_account(any_cloud: Cloud, hashes: list[bytes]) -> None:
@@ -233,6 +239,16 @@ def test_the_lock_ends_after_the_duration(any_cloud: Cloud) -> None:
     # The old failures are forgotten: it takes two new ones to lock again.
     _failures(any_cloud, _by_name(user["name"]), 1)
     assert _login(any_cloud, _by_name(user["name"]), "right-secret").status_code == 201
+
+
+def test_forgotten_failures_do_not_pile_up(any_cloud: Cloud) -> None:
+    _lock_after(any_cloud, 3, duration=1)
+    for _ in range(3):
+        _failures(any_cloud, _by_name(_unique("nobody")), 1)
+    assert _failure_rows(any_cloud) == 3
+    time.sleep(1.2)
+    _failures(any_cloud, _by_name(_unique("nobody")), 1)
+    assert _failure_rows(any_cloud) == 1
 
 
 @pytest.mark.parametrize("unlock", [{"enabled": True}, {"password": "new-secret"}])
