@@ -90,7 +90,6 @@ class Lockout:
         forgotten_before = self._forgotten_before(now)
         if forgotten_before is not None:
             count = case((AuthFailure.failed_auth_at <= forgotten_before, 1), else_=count)
-            _drop_forgotten(session, forgotten_before)
         insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         statement = insert(AuthFailure).values(subject=_key(subject), failed_auth_count=1, failed_auth_at=now)
         session.execute(
@@ -98,6 +97,8 @@ class Lockout:
                 index_elements=["subject"], set_={"failed_auth_count": count, "failed_auth_at": now}
             )
         )
+        if forgotten_before is not None:
+            _drop_forgotten(session, forgotten_before)
 
 
 def reset(session: Session, subject: str) -> None:
@@ -106,8 +107,8 @@ def reset(session: Session, subject: str) -> None:
 
 
 def _drop_forgotten(session: Session, forgotten_before: dt.datetime, batch: int = 100) -> None:
-    # SKIP LOCKED (PostgreSQL): concurrent failures never wait on, or deadlock over, each
-    # other's rows; what one skips the next one drops.
+    # Last in its transaction, and SKIP LOCKED (PostgreSQL): it waits for no row, so
+    # concurrent failures cannot deadlock over each other's rows; what one skips, the next drops.
     stale = (
         select(AuthFailure.subject)
         .where(AuthFailure.failed_auth_at <= forgotten_before)

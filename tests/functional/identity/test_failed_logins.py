@@ -5,6 +5,7 @@ user, and an unknown user is counted and locked alike."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import statistics
 import time
@@ -229,26 +230,39 @@ def test_success_resets_the_count(cloud: Cloud) -> None:
     assert _login(cloud, user, "right-secret").status_code == 201
 
 
+def _age_failures(cloud: Cloud, by: dt.timedelta) -> None:
+    """Move every recorded failure `by` into the past (instead of sleeping through a duration)."""
+    database = Database(cloud.settings.resolved_database_url)
+    with database.transaction() as session:
+        for failure in session.scalars(select(AuthFailure)):
+            failure.failed_auth_at -= by
+    database.dispose()
+
+
 def test_the_lock_ends_after_the_duration(any_cloud: Cloud) -> None:
-    _lock_after(any_cloud, 2, duration=1)
+    _lock_after(any_cloud, 2, duration=60)
     user = _new_user(any_cloud, password="right-secret")
     _failures(any_cloud, _by_name(user["name"]), 2)
     assert _locked_id(_login(any_cloud, _by_name(user["name"]), "right-secret")) == user["id"]
-    time.sleep(1.2)
+    _age_failures(any_cloud, dt.timedelta(seconds=61))
     assert _login(any_cloud, _by_name(user["name"]), "right-secret").status_code == 201
-    # The old failures are forgotten: it takes two new ones to lock again.
+    # Failures older than the duration are forgotten: the count starts again.
+    _failures(any_cloud, _by_name(user["name"]), 1)
+    _age_failures(any_cloud, dt.timedelta(seconds=61))
     _failures(any_cloud, _by_name(user["name"]), 1)
     assert _login(any_cloud, _by_name(user["name"]), "right-secret").status_code == 201
 
 
 def test_forgotten_failures_do_not_pile_up(any_cloud: Cloud) -> None:
-    _lock_after(any_cloud, 3, duration=1)
-    for _ in range(3):
-        _failures(any_cloud, _by_name(_unique("nobody")), 1)
-    assert _failure_rows(any_cloud) == 3
-    time.sleep(1.2)
+    _lock_after(any_cloud, 3, duration=1800)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    database = Database(any_cloud.settings.resolved_database_url)
+    with database.transaction() as session:
+        for age in (dt.timedelta(hours=1), dt.timedelta(days=3), dt.timedelta(seconds=10)):
+            session.add(AuthFailure(subject=uuid.uuid4().hex, failed_auth_count=2, failed_auth_at=now - age))
+    database.dispose()
     _failures(any_cloud, _by_name(_unique("nobody")), 1)
-    assert _failure_rows(any_cloud) == 1
+    assert _failure_rows(any_cloud) == 2  # the recent one and the new one
 
 
 @pytest.mark.parametrize("unlock", [{"enabled": True}, {"password": "new-secret"}])
@@ -277,3 +291,16 @@ def test_concurrent_failures_are_all_counted(any_cloud: Cloud, parallel: ThreadP
     wrong = list(parallel.map(lambda _: _login(any_cloud, _by_name(user["name"]), "wrong"), range(12)))
     assert [r.status_code for r in wrong] == [401] * 12
     assert _locked_id(_login(any_cloud, _by_name(user["name"]), "right-secret")) == user["id"]
+
+
+def test_concurrent_failures_beside_forgotten_ones_all_answer(
+    any_cloud: Cloud, parallel: ThreadPoolExecutor
+) -> None:
+    """Failures that also drop forgotten rows, at once: none waits on another (no deadlock)."""
+    _lock_after(any_cloud, 3, duration=1)
+    names = [_unique("nobody") for _ in range(12)]
+    for name in names:
+        _failures(any_cloud, _by_name(name), 1)
+    time.sleep(1.2)
+    again = list(parallel.map(lambda name: _login(any_cloud, _by_name(name), "wrong"), names))
+    assert [_message(r) for r in again] == [AUTH_REQUIRED] * 12
