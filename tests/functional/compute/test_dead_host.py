@@ -167,30 +167,25 @@ def test_reset_state_is_admin_only_and_recorded(cloud: Cloud, fleet: Fleet) -> N
         assert _action(demo, sid, {"os-resetState": {"state": "error"}}).status_code in (403, 404)
 
 
-def test_force_delete_on_a_forced_down_host(cloud: Cloud, fleet: Fleet) -> None:
+def test_a_forced_down_host_takes_no_servers_and_force_deletes_locally(cloud: Cloud, fleet: Fleet) -> None:
+    """forced_down (the legacy 2.11 action) is down at once, for the scheduler as for delete."""
     fleet.add("fd-1")
+    fleet.add("fd-2")
     with cloud.client(microversion=MV) as c:
         flavor, image = _setup(c)
         sid = _boot_on(c, flavor, image, "fd-1")
         _kill(fleet, "fd-1")
-        _force_down(c, "fd-1")
-        assert _action(c, sid, {"forceDelete": None}).status_code == 202
-        assert _gone(c, sid)
-        assert _usage(c, "fd-1")["VCPU"] == 0 and _instances_in_use(c) == 0
-
-
-def test_forced_down_host_is_down_for_the_scheduler(cloud: Cloud, fleet: Fleet) -> None:
-    fleet.add("fs-1")
-    fleet.add("fs-2")
-    with cloud.client(microversion="2.11") as c:
         forced = c.put(
             f"{API}/os-services/force-down",
-            json={"host": "fs-1", "binary": "nova-compute", "forced_down": True},
+            json={"host": "fd-1", "binary": "nova-compute", "forced_down": True},
+            headers=_mv("2.11"),
         )
         assert forced.status_code == 200, forced.text
-        flavor, image = _setup(c)
-        sids = [_create(c, flavor, image, name=f"vm{i}") for i in range(3)]
-        assert {_host_of(_wait_status(c, sid, "ACTIVE")) for sid in sids} == {"fs-2"}
+        others = [_create(c, flavor, image, name=f"vm{i}") for i in range(3)]
+        assert {_host_of(_wait_status(c, other, "ACTIVE")) for other in others} == {"fd-2"}
+        assert _action(c, sid, {"forceDelete": None}).status_code == 202
+        assert _gone(c, sid)
+        assert _usage(c, "fd-1")["VCPU"] == 0 and _instances_in_use(c) == 3
 
 
 def test_evacuate_moves_the_server_and_its_allocations(any_cloud: Cloud, any_fleet: Fleet) -> None:
