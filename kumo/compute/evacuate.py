@@ -111,11 +111,14 @@ def _rebuild_on(
     servers.leave_cleanup(session, instance, source, f"evacuated to {dest}", ctx.request_id)
     instance.host = dest
     instance.availability_zone = availability_zone_of(session, dest)
+    # Like Nova (and a rebuild), a server evacuated while stopped is stopped again afterwards.
+    stop_after = instance.vm_state == states.VmState.STOPPED
     instance.task_state = action.task_state
     payload = {
         "action_id": row.id,
         "event_id": event.id,
         "source": source,
+        "stop_after": stop_after,
         "instance": servers.spec(instance),
     }
     tasks.enqueue(session, dest, "evacuate", instance.uuid, payload, ctx.request_id)

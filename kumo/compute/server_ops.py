@@ -206,7 +206,7 @@ def _apply(session: Session, task: Task, instance: Instance, ok: bool, result: d
         if task.kind == "spawn":
             instance.launched_at = utcnow()
             instance.progress = 100
-        if task.kind == "rebuild" and task.payload.get("stop_after"):
+        if task.kind in ("rebuild", "evacuate") and task.payload.get("stop_after"):
             _power_off_after_rebuild(session, task, instance)
     elif task.kind in ("spawn", "evacuate"):
         instance.vm_state = VmState.ERROR

@@ -27,7 +27,7 @@ from tests.functional.compute.helpers import (
     either_cloud,
     project_id,
 )
-from tests.functional.compute.test_servers import _create, _setup, _wait_status
+from tests.functional.compute.test_servers import _create, _server, _setup, _wait_status
 
 MV = "2.64"
 
@@ -207,6 +207,16 @@ def test_evacuate_moves_the_server_and_its_allocations(any_cloud: Cloud, any_fle
         assert _usage(c, "ev-src")["VCPU"] == 0 and _usage(c, "ev-dst")["VCPU"] == 2
         assert _instances_in_use(c) == 1
         assert _actions(c, sid)[0] == "evacuate"
+        # A stopped server comes back stopped (and its action ends with the stop).
+        stopped = _boot_on(c, flavor, image, "ev-dst", "stopped")
+        assert _action(c, stopped, {"os-stop": None}).status_code == 202
+        _wait_status(c, stopped, "SHUTOFF")
+        any_fleet.add("ev-third")
+        _kill(any_fleet, "ev-dst")
+        _force_down(c, "ev-dst")
+        assert _action(c, stopped, {"evacuate": {"host": "ev-third"}}).status_code == 200
+        server = wait_for(lambda: (s := _server(c, stopped))["OS-EXT-STS:task_state"] is None and s)
+        assert (server["status"], _host_of(server)) == ("SHUTOFF", "ev-third")
 
 
 def test_evacuate_requests_nova_refuses(cloud: Cloud, fleet: Fleet) -> None:
