@@ -272,15 +272,19 @@ def test_a_returning_host_destroys_only_what_left_it(cloud: Cloud, fleet: Fleet)
     with cloud.client(microversion=MV) as c:
         flavor, image = _setup(c)
         moved = _boot_on(c, flavor, image, "rh-old", "moved")
+        gone_later = _boot_on(c, flavor, image, "rh-old", "moved-then-deleted")
         deleted = _boot_on(c, flavor, image, "rh-old", "deleted")
         stays = _boot_on(c, flavor, image, "rh-old", "stays")
         fleet.add("rh-new")
         _kill(fleet, "rh-old")
         _force_down(c, "rh-old")
-        assert _action(c, moved, {"evacuate": {"host": "rh-new"}}).status_code == 200
-        assert _host_of(_wait_status(c, moved, "ACTIVE")) == "rh-new"
-        assert c.delete(f"{API}/servers/{deleted}").status_code == 204
-        assert {moved, deleted, stays} <= set(_GUESTS["rh-old"])
+        for sid in (moved, gone_later):
+            assert _action(c, sid, {"evacuate": {"host": "rh-new"}}).status_code == 200
+            assert _host_of(_wait_status(c, sid, "ACTIVE")) == "rh-new"
+        assert c.delete(f"{API}/servers/{gone_later}").status_code == 204  # by rh-new's agent
+        wait_for(lambda: gone_later not in _GUESTS["rh-new"] and _gone(c, gone_later))
+        assert c.delete(f"{API}/servers/{deleted}").status_code == 204  # locally
+        assert {moved, gone_later, deleted, stays} <= set(_GUESTS["rh-old"])
         fleet.add("rh-old")
         _force_down(c, "rh-old", down=False)
         wait_for(lambda: set(_GUESTS["rh-old"]) == {stays})
