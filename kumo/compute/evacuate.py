@@ -35,6 +35,9 @@ FORCE_VERSION = "2.29"
 
 @dataclass(frozen=True)
 class EvacuateRequest:
+    """`force` (2.29) is accepted as Nova's; a named host is checked and claimed through the
+    scheduler core either way, so capacity is never over-committed by a forced evacuation."""
+
     host: str | None = None
     admin_pass: str | None = None
     on_shared_storage: bool = False
