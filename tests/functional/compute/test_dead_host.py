@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from kumo.agent.drivers.fake import _GUESTS
+from kumo.agent.drivers.fake import _GUESTS, FakeDriver
 from kumo.compute import hosts
 from kumo.compute.models import ComputeHost
 from kumo.db import utcnow
@@ -186,6 +186,20 @@ def test_a_forced_down_host_takes_no_servers_and_force_deletes_locally(cloud: Cl
         assert _action(c, sid, {"forceDelete": None}).status_code == 202
         assert _gone(c, sid)
         assert _usage(c, "fd-1")["VCPU"] == 0 and _instances_in_use(c) == 3
+
+
+def test_force_delete_overrides_a_delete_in_flight_on_a_live_host(cloud: Cloud, fleet: Fleet) -> None:
+    slow = FakeDriver("fl-1")
+    fleet.add("fl-1", driver=slow)
+    with cloud.client(microversion=MV) as c:
+        flavor, image = _setup(c)
+        sid = _boot_on(c, flavor, image, "fl-1")
+        slow.delay = 3.0
+        assert c.delete(f"{API}/servers/{sid}").status_code == 204
+        assert c.delete(f"{API}/servers/{sid}").status_code == 409  # a delete is in flight
+        assert _action(c, sid, {"forceDelete": None}).status_code == 202
+        wait_for(lambda: _gone(c, sid), timeout=30)
+        assert sid not in _GUESTS["fl-1"] and _usage(c, "fl-1")["VCPU"] == 0
 
 
 def test_evacuate_moves_the_server_and_its_allocations(any_cloud: Cloud, any_fleet: Fleet) -> None:
