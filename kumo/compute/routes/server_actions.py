@@ -157,6 +157,8 @@ def _evacuate(server_id: str, args: Any, ctx: RequestContext, version: Microvers
     rt.waker.publish(host_key(host))
     if version.at_least(evacuate.NO_SHARED_STORAGE_VERSION):
         return Response(status_code=200)
-    if not rt.settings.enable_admin_password or req.on_shared_storage:
+    if not rt.settings.enable_admin_password:
         return JSONResponse({})
-    return JSONResponse({"adminPass": req.admin_pass or secrets.token_urlsafe(9)})
+    # On shared storage the disk is kept, and with it its password: none to tell (Nova's null).
+    password = None if req.on_shared_storage else req.admin_pass or secrets.token_urlsafe(9)
+    return JSONResponse({"adminPass": password})
