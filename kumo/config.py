@@ -7,6 +7,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,6 +32,14 @@ class Settings(BaseSettings):
     scheduler_asynchronous_commit: bool = True
     heartbeat_timeout_seconds: float = 30.0
     enable_admin_password: bool = True
+    # Keystone's [security_compliance] lockout: after this many consecutive failed logins of a
+    # user (anyone may try a name, so off by default as in Keystone: an operator who turns it on
+    # accepts that strangers can lock a known name out), further logins are refused with
+    # "The account is locked for user: <id>." for lockout_duration seconds (0: until an admin
+    # updates the user with enabled=true or a new password). Failures older than the duration
+    # are forgotten.
+    lockout_failure_attempts: int | None = Field(default=None, ge=1)
+    lockout_duration: int = Field(default=1800, ge=0)
     default_quota_instances: int = 10
     default_quota_cores: int = 20
     default_quota_ram: int = 51200

@@ -32,11 +32,14 @@ def run_task(driver: ComputeDriver, task: TaskOut) -> TaskResult:
     """Map a task kind onto the driver; errors become a failed result with the message."""
     instance: dict[str, Any] = task.payload.get("instance", {})
     try:
-        if task.kind == "spawn":
+        if task.kind in ("spawn", "evacuate"):  # an evacuated guest is built again from its image
             power = driver.spawn(instance)
         elif task.kind == "delete":
             driver.destroy(instance)
             power = int(PowerState.NOSTATE)
+        elif task.kind == "cleanup":  # back after being down: a guest deleted or moved meanwhile
+            driver.destroy(instance)
+            return TaskResult(ok=True)
         elif task.kind == "start":
             power = driver.power_on(instance)
         elif task.kind == "stop":

@@ -51,10 +51,12 @@ def pending_for_host(
 
 
 def cancel_for_instance(session: Session, instance_uuid: str) -> None:
-    """A deleted instance's unfinished work is moot (the delete task is enqueued after this)."""
+    """A deleted instance's unfinished work is moot (the delete task is enqueued after this).
+    Not a `cleanup` left on a dead host: whatever becomes of the instance, that host must still
+    destroy its old guest when it returns."""
     session.execute(
         update(Task)
-        .where(Task.instance_uuid == instance_uuid, Task.state == "pending")
+        .where(Task.instance_uuid == instance_uuid, Task.state == "pending", Task.kind != "cleanup")
         .values(state="cancelled")
     )
 

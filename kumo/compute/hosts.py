@@ -125,6 +125,12 @@ def is_up(host: ComputeHost, now: dt.datetime | None = None, timeout: float | No
     return beating(host.last_heartbeat, host.forced_down, now or utcnow(), limit)
 
 
+def host_is_up(session: Session, name: str) -> bool:
+    """Whether host `name`'s compute service is up; an unknown host (its service deleted) is not."""
+    host = session.scalar(select(ComputeHost).where(ComputeHost.name == name))
+    return host is not None and is_up(host)
+
+
 def beating(last_heartbeat: dt.datetime | None, forced_down: bool, now: dt.datetime, timeout: float) -> bool:
     """The liveness rule, from a host's two columns (readers that do not load whole hosts: the
     scheduler's snapshot, the server list page)."""

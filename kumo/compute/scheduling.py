@@ -480,9 +480,12 @@ def _no_valid_host(
     return snapshot
 
 
-def claim_destination(session: Session, instance: Instance, dest_host: str | None) -> str:
-    """For a move: pick (or check) a destination with the same core and claim it for the
-    instance, handing the source's allocations to the migration consumer meanwhile."""
+def claim_destination(
+    session: Session, instance: Instance, dest_host: str | None, move: str = "cold/live migration"
+) -> str:
+    """For a move (`move` names it in errors): pick (or check) a destination with the same core
+    and claim it for the instance, handing the source's allocations to the migration consumer
+    meanwhile."""
     from kumo.config import get_settings
 
     if instance.host is None:
@@ -519,7 +522,7 @@ def claim_destination(session: Session, instance: Instance, dest_host: str | Non
     if not decision.ok:
         if dest_host is not None and dest_host not in snapshot.hosts:
             raise NotFound(f"Compute host {dest_host} could not be found.")
-        raise BadRequest(f"No valid host found for cold/live migration. {decision.message}")
+        raise BadRequest(f"No valid host found for {move}. {decision.message}")
     claims.rename_consumer(session, instance.uuid, migration_consumer(instance.uuid))
     try:
         chosen = claims.claim_first(session, decision.candidates, instance.uuid, request.resources)

@@ -165,7 +165,7 @@ def settle(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> No
 
     settle_node(session, task, ok, result)
     instance = session.query(Instance).filter(Instance.uuid == task.instance_uuid).one_or_none()
-    if task.kind == "abort_migration":  # clean-up on a destination: nothing to change
+    if task.kind in ("abort_migration", "cleanup"):  # clean-up on a host: nothing to change
         return
     if task.kind == "prepare_migration":
         _settle_prepare(session, task, instance, ok, result)
@@ -206,11 +206,12 @@ def _apply(session: Session, task: Task, instance: Instance, ok: bool, result: d
         if task.kind == "spawn":
             instance.launched_at = utcnow()
             instance.progress = 100
-        if task.kind == "rebuild" and task.payload.get("stop_after"):
+        if task.kind in ("rebuild", "evacuate") and task.payload.get("stop_after"):
             _power_off_after_rebuild(session, task, instance)
-    elif task.kind == "spawn":
+    elif task.kind in ("spawn", "evacuate"):
         instance.vm_state = VmState.ERROR
-        instance.fault = _fault(task.error or "Build of instance failed", 500)
+        failed = "Build of instance failed" if task.kind == "spawn" else "Evacuation of instance failed"
+        instance.fault = _fault(task.error or failed, 500)
     else:
         # Nova leaves the instance in its previous state with the event recording the error.
         if power is not None:
@@ -306,6 +307,35 @@ def sync_power_state(instance: Instance, power: int) -> None:
         instance.vm_state = VmState.STOPPED
     elif instance.vm_state == VmState.STOPPED and power == PowerState.RUNNING:
         instance.vm_state = VmState.ACTIVE
+
+
+RESET_STATES = {"active": VmState.ACTIVE, "error": VmState.ERROR}
+
+
+def reset_state(session: Session, ctx: RequestContext, server_id: str, state: object) -> None:
+    """Admin: os-resetState. Sets vm_state (active or error) and clears task_state; a task still
+    pending for the instance stays, and settles as any late report does."""
+    ctx.require_admin()
+    if not isinstance(state, str) or state not in RESET_STATES:
+        raise BadRequest(
+            f"Invalid input for field/attribute state. Value: {state}. "
+            f"{state!r} is not one of {sorted(RESET_STATES)}"
+        )
+    instance = servers.get(session, ctx, server_id)
+    action = states.check("reset_state", instance.vm_state, instance.task_state, instance.uuid)
+    instance.vm_state = RESET_STATES[state]
+    instance.task_state = None
+    actions.record(
+        session,
+        instance.uuid,
+        action.name,
+        action.event,
+        ctx.request_id,
+        ctx.user_id,
+        ctx.project_id,
+        details=f"state reset to {state}",
+        host=instance.host,
+    )
 
 
 def set_locked(session: Session, ctx: RequestContext, server_id: str, locked: bool) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from kumo.agent import tasks
 from kumo.api.context import RequestContext
+from kumo.baremetal.hosts import may_be_node
 from kumo.compute import actions, flavors, hosts, keypairs, quotas, states
 from kumo.compute.aggregates import zone_exists
 from kumo.compute.models import ComputeHost, Flavor, Instance, ServerGroup, ServerGroupMember
@@ -353,22 +354,25 @@ def update(session: Session, ctx: RequestContext, server_id: str, changes: dict[
     return instance
 
 
-def delete(session: Session, ctx: RequestContext, server_id: str) -> tuple[Instance, str | None]:
-    """Start deleting. Returns the instance and the host whose agent must be woken (if any)."""
+def delete(
+    session: Session, ctx: RequestContext, server_id: str, force: bool = False
+) -> tuple[Instance, str | None]:
+    """Start deleting (`force`: forceDelete, even while a delete is in flight). Returns the
+    instance and the host whose agent must be woken (if any). When the instance's host is down
+    the API deletes it itself (local_delete) and leaves the host a clean-up task."""
     ctx.require_writer()
     instance = get(session, ctx, server_id)
     if instance.locked and not ctx.is_admin:
         raise Conflict(f"Instance {server_id} is locked")
-    action = states.check("delete", instance.vm_state, instance.task_state, instance.uuid)
+    local = _deleted_locally(session, instance)
+    kind = "local_delete" if local else "force_delete" if force else "delete"
+    action = states.check(kind, instance.vm_state, instance.task_state, instance.uuid)
     row = actions.start_action(
         session, instance.uuid, action.name, ctx.request_id, ctx.user_id, ctx.project_id
     )
     tasks.cancel_for_instance(session, instance.uuid)
-    if instance.host is None:
-        # Never reached a host: nothing to tear down on any agent.
-        ev = actions.start_event(session, row.id, action.event)
-        finalize_delete(session, instance)
-        actions.finish_event(session, ev.id, True)
+    if local or instance.host is None:
+        _local_delete(session, instance, row.id, action.event, ctx.request_id)
         return instance, None
     ev = actions.start_event(session, row.id, action.event, instance.host)
     instance.task_state = TaskState.DELETING
@@ -381,6 +385,34 @@ def delete(session: Session, ctx: RequestContext, server_id: str) -> tuple[Insta
         ctx.request_id,
     )
     return instance, instance.host
+
+
+def _deleted_locally(session: Session, instance: Instance) -> bool:
+    """Nova's rule: no host, or a hypervisor whose service is down (heartbeat too old, or forced
+    down). A baremetal node's delete always goes through its conductor (the node must be torn
+    down and cleaned before it takes another server)."""
+    if instance.host is None:
+        return True
+    return not may_be_node(instance.host) and not hosts.host_is_up(session, instance.host)
+
+
+def _local_delete(session: Session, instance: Instance, action_id: int, event: str, request_id: str) -> None:
+    """Delete in the API: free allocations and quota now. A host that is merely down keeps a
+    `cleanup` task: when its agent comes back it destroys the guest (kumo.agent.agent)."""
+    host = instance.host
+    ev = actions.start_event(session, action_id, event, host)
+    if host is not None:
+        leave_cleanup(session, instance, host, "deleted while its host was down", request_id)
+    finalize_delete(session, instance)
+    details = None if host is None else f"Host {host} is down: deleted locally"
+    actions.finish_event(session, ev.id, True, details)
+
+
+def leave_cleanup(session: Session, instance: Instance, host: str, why: str, request_id: str | None) -> None:
+    """A task for `host`'s agent, whenever it runs again: destroy this instance's guest there
+    (the instance was deleted or rebuilt elsewhere). Settling it changes no instance."""
+    payload = {"instance": spec(instance), "why": why}
+    tasks.enqueue(session, host, "cleanup", instance.uuid, payload, request_id)
 
 
 def migration_consumer(instance_uuid: str) -> str:

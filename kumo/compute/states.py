@@ -36,6 +36,10 @@ class TaskState:
     DELETING = "deleting"
 
 
+# Every task_state an instance can be in (an action's `interrupts` default: none of them).
+ALL_TASKS: frozenset[str] = frozenset(v for k, v in vars(TaskState).items() if k.isupper())
+
+
 class PowerState(IntEnum):
     NOSTATE = 0
     RUNNING = 1
@@ -50,15 +54,20 @@ class Action:
     name: str  # the instance-action name Nova records
     event: str  # the event name of the agent's part
     from_vm_states: frozenset[str]
-    task_state: str
+    task_state: str | None  # None: the action finishes in the API, no task is handed out
     # vm_state and power state once the agent succeeds (None: keep the current one)
     done_vm_state: str | None
     done_power: PowerState | None
+    # task_states the action may start in (a task in flight it overrides); others are a 409
+    interrupts: frozenset[str] = frozenset()
 
 
 def _states(*names: str) -> frozenset[str]:
     return frozenset(names)
 
+
+# Every vm_state of an instance not deleted yet.
+_LIVE = _states(VmState.BUILDING, VmState.ACTIVE, VmState.STOPPED, VmState.RESIZED, VmState.ERROR)
 
 # The scheduler's part of a create action (Nova's event name); the agent's is ACTIONS["spawn"].
 SCHEDULE_EVENT = "conductor_schedule_and_build_instances"
@@ -134,10 +143,43 @@ ACTIONS: dict[str, Action] = {
     "delete": Action(
         "delete",
         "compute_terminate_instance",
-        _states(VmState.BUILDING, VmState.ACTIVE, VmState.STOPPED, VmState.RESIZED, VmState.ERROR),
+        _LIVE,
         TaskState.DELETING,
         VmState.DELETED,
         PowerState.NOSTATE,
+        interrupts=ALL_TASKS - {TaskState.DELETING},
+    ),
+    # forceDelete on a host that is up: a new delete task even while one is in flight.
+    "force_delete": Action(
+        "delete",
+        "compute_terminate_instance",
+        _LIVE,
+        TaskState.DELETING,
+        VmState.DELETED,
+        PowerState.NOSTATE,
+        interrupts=ALL_TASKS,
+    ),
+    # Nova's _local_delete: the host is down (or there never was one), so the API deletes the
+    # instance itself, whatever was in flight there (a spawn never taken, a delete never done).
+    "local_delete": Action(
+        "delete",
+        "api_local_delete",
+        _LIVE,
+        None,
+        VmState.DELETED,
+        PowerState.NOSTATE,
+        interrupts=ALL_TASKS,
+    ),
+    # Admin only (os-resetState): the vm_state comes with the request; clears any task.
+    "reset_state": Action("resetState", "api_reset_state", _LIVE, None, None, None, interrupts=ALL_TASKS),
+    # Rebuild on another host from the image after the instance's host died (its service down).
+    "evacuate": Action(
+        "evacuate",
+        "compute_rebuild_instance",
+        _states(VmState.ACTIVE, VmState.STOPPED, VmState.ERROR),
+        TaskState.REBUILDING,
+        VmState.ACTIVE,
+        PowerState.RUNNING,
     ),
 }
 
@@ -145,16 +187,11 @@ ACTIONS: dict[str, Action] = {
 def check(kind: str, vm_state: str, task_state: str | None, instance_id: str) -> Action:
     """The action for `kind` if the instance may take it now, else 409 like Nova."""
     action = ACTIONS[kind]
-    if kind == "delete":
-        # Deleting is allowed while anything but another delete is in flight.
-        if task_state == TaskState.DELETING:
-            raise InvalidState(f"Cannot 'delete' instance {instance_id} while it is in task_state deleting")
-        return action
     if vm_state not in action.from_vm_states:
         raise InvalidState(
             f"Cannot '{action.name}' instance {instance_id} while it is in vm_state {vm_state}"
         )
-    if task_state is not None:
+    if task_state is not None and task_state not in action.interrupts:
         raise InvalidState(
             f"Cannot '{action.name}' instance {instance_id} while it is in task_state {task_state}"
         )

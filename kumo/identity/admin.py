@@ -18,11 +18,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
-from kumo.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
-from kumo.identity import revocation
+from kumo.db import Database
+from kumo.errors import BadRequest, Conflict, Forbidden, NotFound
+from kumo.identity import lockout, revocation
 from kumo.identity.bootstrap import ROLE_NAMES
 from kumo.identity.models import Project, Role, RoleAssignment, User
-from kumo.identity.passwords import hash_password, verify_password
+from kumo.identity.passwords import hash_password
 
 DEFAULT_DOMAIN_ID = "default"
 DEFAULT_DOMAIN_NAME = "Default"
@@ -400,10 +401,13 @@ def update_user(session: Session, ctx: RequestContext, user_id: str, update: Use
         user.default_project_id = update.default_project_id
     if "password" in fields:
         user.password_hash = hash_password(update.password) if update.password is not None else None
+        revocation.revoke(session, user_id=user.id)  # as Keystone: a new password ends old tokens
     if update.enabled is not None:
         user.enabled = update.enabled
         if not update.enabled:
             revocation.revoke(session, user_id=user.id)
+    if update.enabled or "password" in fields:
+        lockout.reset(session, user.id)  # Keystone: enabling a user (or a new password) unlocks it
     if "description" in fields:
         user.description = update.description or ""
     if "email" in fields:
@@ -417,18 +421,23 @@ def delete_user(session: Session, ctx: RequestContext, user_id: str) -> None:
     user = require_user(session, user_id)
     session.execute(delete(RoleAssignment).where(RoleAssignment.user_id == user.id))
     revocation.revoke(session, user_id=user.id)
+    lockout.reset(session, user.id)
     session.delete(user)
     session.flush()
 
 
-def change_password(session: Session, user_id: str, change: PasswordChange) -> None:
+def change_password(db: Database, policy: lockout.Lockout, user_id: str, change: PasswordChange) -> None:
     """POST /v3/users/{id}/password: a user proves the old password to set a new one. Like
-    Keystone this needs no token (a user whose password expired can still change it)."""
-    user = session.get(User, user_id)
-    if user is None or not user.enabled or not verify_password(change.original_password, user.password_hash):
-        raise Unauthorized("The request you have made requires authentication.")
-    user.password_hash = hash_password(change.password)
-    session.flush()
+    Keystone this needs no token (a user whose password expired can still change it); the
+    old password is checked as a login's is (lockout, failures counted, the same cost for a
+    user that does not exist), and every token of the user issued before is revoked."""
+    with lockout.counting_failures(db, policy), db.transaction() as session:
+        user = lockout.check_password(
+            session, policy, user_id, session.get(User, user_id), change.original_password
+        )
+        user.password_hash = hash_password(change.password)
+        revocation.revoke(session, user_id=user.id)
+        session.flush()
 
 
 # --- roles ----------------------------------------------------------------------------------

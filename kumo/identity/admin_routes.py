@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
 from kumo.identity import admin, service, views
+from kumo.identity.lockout import Lockout
 from kumo.runtime import Runtime
 
 router = APIRouter(prefix="/identity")
@@ -204,8 +205,8 @@ def delete_user(user_id: str, ctx: Ctx, rt: Rt) -> Response:
 @router.post("/v3/users/{user_id}/password", status_code=204)
 def change_password(user_id: str, body: PasswordChangeBody, rt: Rt) -> Response:
     # No token needed: the original password is the credential (as in Keystone).
-    with rt.db.transaction() as session:
-        admin.change_password(session, user_id, body.user)
+    admin.change_password(rt.db, Lockout.of(rt.settings), user_id, body.user)
+    rt.tokens.refresh_soon()  # this worker sees the revocation at once
     return _no_content()
 
 

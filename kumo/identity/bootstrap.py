@@ -7,8 +7,9 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kumo.identity import lockout, revocation
 from kumo.identity.models import Project, Role, RoleAssignment, User
-from kumo.identity.passwords import hash_password
+from kumo.identity.passwords import hash_password, verify_password
 
 ROLE_NAMES = ("admin", "member", "reader")
 
@@ -32,12 +33,18 @@ def ensure_project(session: Session, name: str, description: str = "") -> Projec
 
 
 def ensure_user(session: Session, name: str, password: str, project: Project) -> User:
+    """The user with this password, unlocked. As keystone-manage bootstrap, a new password for
+    an existing user revokes the tokens it held; running again with the same one changes none."""
     user = session.scalar(select(User).where(User.name == name))
     if user is None:
         user = User(id=uuid.uuid4().hex, name=name, default_project_id=project.id)
         session.add(user)
-    user.password_hash = hash_password(password)
+        user.password_hash = hash_password(password)
+    elif not verify_password(password, user.password_hash):
+        user.password_hash = hash_password(password)
+        revocation.revoke(session, user_id=user.id)
     session.flush()
+    lockout.reset(session, user.id)
     return user
 
 

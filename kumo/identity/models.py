@@ -1,4 +1,4 @@
-"""Identity tables: projects, users, roles, assignments, revoked tokens."""
+"""Identity tables: projects, users, roles, assignments, revoked tokens, failed logins."""
 
 from __future__ import annotations
 
@@ -65,3 +65,15 @@ class RevocationEvent(Base):
     user_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     project_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     issued_before: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+
+
+class AuthFailure(Base):
+    """Consecutive failed logins of one login subject (Keystone's failed_auth_count and
+    failed_auth_at): a user's id, or the id a login gave or was shown for a user that does not
+    exist, so that unknown users are counted and locked exactly like real ones. Written only
+    while a lockout is configured (kumo.identity.lockout)."""
+
+    __tablename__ = "auth_failures"
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failed_auth_count: Mapped[int] = mapped_column(Integer, default=0)
+    failed_auth_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)

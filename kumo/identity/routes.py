@@ -11,6 +11,7 @@ from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
 from kumo.errors import BadRequest, NotFound
 from kumo.identity import service
+from kumo.identity.lockout import Lockout
 from kumo.runtime import Runtime
 
 router = APIRouter(prefix="/identity")
@@ -52,8 +53,7 @@ def issue_token(
 ) -> Response:
     if not isinstance(body.get("auth"), dict):
         raise BadRequest("Expecting to find auth in request body.")
-    with rt.db.transaction() as session:
-        issued = service.authenticate(session, rt.tokens, body["auth"])
+    issued = service.login(rt.db, rt.tokens, body["auth"], Lockout.of(rt.settings))
     payload = service.token_body(issued.data, _base(request), rt.settings.region, nocatalog is None)
     return JSONResponse(payload, status_code=201, headers={"X-Subject-Token": issued.token})
 

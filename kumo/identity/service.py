@@ -10,9 +10,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kumo.db import Database
 from kumo.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from kumo.identity.lockout import Lockout, check_password, counting_failures
 from kumo.identity.models import Project, RevokedToken, Role, RoleAssignment, User
-from kumo.identity.passwords import verify_password
 from kumo.identity.tokens import TokenData, TokenProvider
 
 DEFAULT_DOMAIN = {"id": "default", "name": "Default"}
@@ -26,20 +27,36 @@ SERVICES = (
 )
 
 
+def _is_default_domain(ref: dict[str, Any] | None) -> bool:
+    return not ref or (ref.get("id") in (None, "default") and ref.get("name") in (None, "Default"))
+
+
 def _check_domain(ref: dict[str, Any] | None) -> None:
-    if not ref:
-        return
-    if ref.get("id") not in (None, "default") or ref.get("name") not in (None, "Default"):
+    if not _is_default_domain(ref):
         raise Unauthorized("The request you have made requires authentication.")
 
 
 def _find_user(session: Session, ref: dict[str, Any]) -> User | None:
+    """The user a login names; None when there is none (a name in another domain included)."""
     if "id" in ref:
         return session.get(User, ref["id"])
     if "name" in ref:
-        _check_domain(ref.get("domain"))
+        if not _is_default_domain(ref.get("domain")):
+            return None
         return session.scalar(select(User).where(User.name == ref["name"], User.domain_id == "default"))
     raise BadRequest("Expecting to find id or name in user.")
+
+
+def _login_subject(tokens: TokenProvider, user: User | None, ref: dict[str, Any]) -> str:
+    """Whose failed logins a password login counts: the user's id. For a user that does not
+    exist, what a real one would show: the id the login gave, or for a name an id-shaped
+    stand-in that only this cloud can compute."""
+    if user is not None:
+        return user.id
+    if "id" in ref:
+        return str(ref["id"])
+    domain = "default" if _is_default_domain(ref.get("domain")) else repr(ref.get("domain"))
+    return tokens.pseudonym(f"{domain}\0{ref['name']}")
 
 
 def _find_project(session: Session, ref: dict[str, Any]) -> Project:
@@ -72,8 +89,17 @@ class IssuedToken:
     data: TokenData
 
 
-def authenticate(session: Session, tokens: TokenProvider, auth: dict[str, Any]) -> IssuedToken:
-    """Keystone's POST /v3/auth/tokens: password or token method, optionally project-scoped."""
+def login(db: Database, tokens: TokenProvider, auth: dict[str, Any], lockout: Lockout) -> IssuedToken:
+    """Keystone's POST /v3/auth/tokens, counting a wrong password towards the lockout."""
+    with counting_failures(db, lockout), db.transaction() as session:
+        return authenticate(session, tokens, auth, lockout)
+
+
+def authenticate(
+    session: Session, tokens: TokenProvider, auth: dict[str, Any], lockout: Lockout
+) -> IssuedToken:
+    """Keystone's POST /v3/auth/tokens: password or token method, optionally project-scoped.
+    A refused password costs one password check whether or not the user exists."""
     if not isinstance(auth, dict):
         raise BadRequest("Expecting to find auth in request body.")
     identity = auth.get("identity")
@@ -82,17 +108,14 @@ def authenticate(session: Session, tokens: TokenProvider, auth: dict[str, Any]) 
     methods = identity["methods"]
     expires_at: dt.datetime | None = None
     audit_id = None
+    user: User | None
     if "password" in methods:
         user_ref = (identity.get("password") or {}).get("user")
         if not isinstance(user_ref, dict) or "password" not in user_ref:
             raise BadRequest("Expecting to find user and password in password.")
-        user = _find_user(session, user_ref)
-        if (
-            user is None
-            or not user.enabled
-            or not verify_password(str(user_ref["password"]), user.password_hash)
-        ):
-            raise Unauthorized("The request you have made requires authentication.")
+        found = _find_user(session, user_ref)
+        subject = _login_subject(tokens, found, user_ref)
+        user = check_password(session, lockout, subject, found, str(user_ref["password"]))
     elif "token" in methods:
         old = tokens.verify(str((identity.get("token") or {}).get("id", "")))
         user = session.get(User, old.user_id)

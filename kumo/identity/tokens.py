@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
+import hmac
 import json
 import secrets
 import threading
@@ -50,6 +52,7 @@ class TokenProvider:
         refresh_seconds: float = 2.0,
     ) -> None:
         self._fernet = Fernet(key.encode())
+        self._pseudonym_key = hashlib.sha256(b"kumo pseudonym\0" + key.encode()).digest()
         self.ttl_seconds = ttl_seconds
         self._load_revoked = load_revoked
         self._refresh_seconds = refresh_seconds
@@ -125,6 +128,12 @@ class TokenProvider:
             expires_at=_from_ts(raw["e"]),
             audit_id=raw["a"],
         )
+
+    def pseudonym(self, value: str) -> str:
+        """An id-shaped stand-in for `value` (32 hex digits, like a user id): the same in every
+        worker and after restarts, and not computable without the token key."""
+        data = value.encode("utf-8", "surrogatepass")
+        return hmac.new(self._pseudonym_key, data, hashlib.sha256).hexdigest()[:32]
 
     def _decrypt(self, token: str) -> dict[str, Any]:
         return dict(json.loads(self._fernet.decrypt(token.encode())))

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from tests.cli.conftest import CLIError, OpenStackCLI
-from tests.conftest import Cloud
+from tests.conftest import DEMO_PASSWORD, Cloud
 
 pytestmark = pytest.mark.cli
 
@@ -65,3 +65,38 @@ def test_provision_tenant_then_tear_down(cloud: Cloud, osc: OpenStackCLI) -> Non
     with pytest.raises(CLIError) as exc:
         osc.run("user", "delete", "cli-user", json=False)
     assert "cli-user" in exc.value.stderr
+
+
+def _can_read_self(cloud: Cloud, token: str) -> bool:
+    """Whether `token` (demo's) still works: demo reads their own user record with it."""
+    headers = {"X-Auth-Token": token}
+    me = httpx.get(f"{cloud.url}/identity/v3/auth/tokens", headers={**headers, "X-Subject-Token": token})
+    if me.status_code != 200:
+        return False
+    user_id = me.json()["token"]["user"]["id"]
+    return httpx.get(f"{cloud.url}/identity/v3/users/{user_id}", headers=headers).status_code == 200
+
+
+def test_user_password_set_revokes_the_old_tokens(cloud: Cloud, osc: OpenStackCLI) -> None:
+    old = cloud.token("demo", DEMO_PASSWORD, "demo")
+    assert _can_read_self(cloud, old)
+    osc.run(
+        "user",
+        "password",
+        "set",
+        "--original-password",
+        DEMO_PASSWORD,
+        "--password",
+        "demo-new",
+        json=False,
+        cloud="kumo-demo",
+    )
+    assert not _can_read_self(cloud, old)
+    assert _can_read_self(cloud, cloud.token("demo", "demo-new", "demo"))
+
+
+def test_admin_user_set_password_revokes_the_users_tokens(cloud: Cloud, osc: OpenStackCLI) -> None:
+    old = cloud.token("demo", DEMO_PASSWORD, "demo")
+    osc.run("user", "set", "--password", "set-by-admin", "demo", json=False)
+    assert not _can_read_self(cloud, old)
+    assert _can_read_self(cloud, cloud.token("demo", "set-by-admin", "demo"))

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from kumo.agent.tasks import host_key
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, microversion, runtime
-from kumo.compute import console, server_ops
+from kumo.compute import console, evacuate, server_ops, servers
 from kumo.compute.microversion import Microversion
 from kumo.compute.routes.servers import base_url
 from kumo.compute.views import servers as view
@@ -70,6 +70,17 @@ def _unlock(s: Session, ctx: RequestContext, sid: str, _: Any, __: Microversion)
     return None
 
 
+def _reset_state(s: Session, ctx: RequestContext, sid: str, body: Any, _: Microversion) -> str | None:
+    if not isinstance(body, dict) or "state" not in body:
+        raise BadRequest("Invalid input for field/attribute os-resetState. 'state' is a required property")
+    server_ops.reset_state(s, ctx, sid, body["state"])
+    return None
+
+
+def _force_delete(s: Session, ctx: RequestContext, sid: str, _: Any, __: Microversion) -> str | None:
+    return servers.delete(s, ctx, sid, force=True)[1]
+
+
 HANDLERS: dict[str, Handler] = {
     "os-start": _start,
     "os-stop": _stop,
@@ -80,6 +91,8 @@ HANDLERS: dict[str, Handler] = {
     "revertResize": _revert,
     "lock": _lock,
     "unlock": _unlock,
+    "os-resetState": _reset_state,
+    "forceDelete": _force_delete,
 }
 
 
@@ -99,6 +112,8 @@ def server_action(
         return _rebuild(server_id, request, args, ctx, version, rt)
     if name == "os-getConsoleOutput":
         return _console_output(server_id, args, ctx, rt)
+    if name == "evacuate":
+        return _evacuate(server_id, args, ctx, version, rt)
     handler = HANDLERS.get(name)
     if handler is None:
         raise BadRequest(f"Unsupported server action {name!r}.")
@@ -131,3 +146,19 @@ def _rebuild(
     return JSONResponse(
         {"server": view.rebuilt(instance, base_url(request), version, ctx, admin_pass)}, status_code=202
     )
+
+
+def _evacuate(server_id: str, args: Any, ctx: RequestContext, version: Microversion, rt: Runtime) -> Response:
+    """200, as Nova; before 2.14 the answer carries the admin password (when enabled)."""
+    ctx.require_admin()
+    req = evacuate.parse(args, version)
+    with rt.db.transaction() as session:
+        host = evacuate.evacuate(session, ctx, server_id, req)
+    rt.waker.publish(host_key(host))
+    if version.at_least(evacuate.NO_SHARED_STORAGE_VERSION):
+        return Response(status_code=200)
+    if not rt.settings.enable_admin_password:
+        return JSONResponse({})
+    # On shared storage the disk is kept, and with it its password: none to tell (Nova's null).
+    password = None if req.on_shared_storage else req.admin_pass or secrets.token_urlsafe(9)
+    return JSONResponse({"adminPass": password})

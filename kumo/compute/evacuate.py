@@ -1,0 +1,127 @@
+"""Evacuate (Nova's os-evacuate): rebuild a server on another host, from its image, after its
+own host died.
+
+Only when the source's compute service is down (heartbeat too old, or forced down): a host
+that is up still runs the guest. The destination goes through the scheduler core with the
+source excluded (a named host is checked by it, and claimed), the source's allocations are
+released (nothing runs there any more), and the source keeps a `cleanup` task so that, if it
+ever comes back, it destroys the guest that moved away (kumo.compute.servers.leave_cleanup).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kumo.agent import tasks
+from kumo.api.context import RequestContext
+from kumo.baremetal.hosts import HYPERVISOR_TYPE as BAREMETAL_HYPERVISOR
+from kumo.baremetal.hosts import may_be_node
+from kumo.compute import actions, hosts, params, servers, states
+from kumo.compute.aggregates import availability_zone_of
+from kumo.compute.microversion import Microversion
+from kumo.compute.models import ComputeHost, Instance
+from kumo.compute.scheduling import claim_destination
+from kumo.compute.servers import migration_consumer
+from kumo.errors import BadRequest, Conflict, NotFound
+from kumo.placement.claims import release
+
+# 2.14 drops onSharedStorage (and the adminPass in the answer); 2.29 adds force.
+NO_SHARED_STORAGE_VERSION = "2.14"
+FORCE_VERSION = "2.29"
+
+
+@dataclass(frozen=True)
+class EvacuateRequest:
+    """`force` (2.29) is accepted as Nova's; a named host is checked and claimed through the
+    scheduler core either way, so capacity is never over-committed by a forced evacuation."""
+
+    host: str | None = None
+    admin_pass: str | None = None
+    on_shared_storage: bool = False
+    force: bool = False
+
+
+def parse(body: object, version: Microversion) -> EvacuateRequest:
+    """The `evacuate` body of `version` (Nova's schemas: onSharedStorage required before 2.14)."""
+    if not isinstance(body, dict):
+        raise BadRequest("Invalid input for field/attribute evacuate. Value must be an object.")
+    allowed = {"host", "adminPass"}
+    if version.before(NO_SHARED_STORAGE_VERSION):
+        allowed.add("onSharedStorage")
+        if "onSharedStorage" not in body:
+            raise BadRequest(
+                "Invalid input for field/attribute evacuate. 'onSharedStorage' is a required property"
+            )
+    if version.at_least(FORCE_VERSION):
+        allowed.add("force")
+    params.reject_unknown(body, allowed, "evacuate")
+    host = body.get("host")
+    if host is not None and (not isinstance(host, str) or not 1 <= len(host) <= 255):
+        raise BadRequest(f"Invalid input for field/attribute host. Value: {host!r}.")
+    admin_pass = body.get("adminPass")
+    if admin_pass is not None and not isinstance(admin_pass, str):
+        raise BadRequest(f"Invalid input for field/attribute adminPass. Value: {admin_pass!r}.")
+    shared = params.lenient_bool(body.get("onSharedStorage", False))
+    if shared and admin_pass is not None:
+        raise BadRequest("admin password can't be changed on existing disk")
+    force = params.strict_bool(body["force"], "force") if "force" in body else False
+    if force and host is None:
+        raise BadRequest("Can't force to a non-provided destination")
+    return EvacuateRequest(host=host, admin_pass=admin_pass, on_shared_storage=shared, force=force)
+
+
+def evacuate(session: Session, ctx: RequestContext, server_id: str, req: EvacuateRequest) -> str:
+    """Start rebuilding the server on another host; returns that host (its agent to wake)."""
+    ctx.require_admin()
+    instance = servers.get(session, ctx, server_id)
+    source = instance.host
+    if source is None:
+        raise Conflict(f"Cannot 'evacuate' instance {server_id}: it has no host")
+    _refuse_baremetal(session, source)
+    if req.host is not None:
+        if req.host == source:
+            raise BadRequest("The target host can't be the same one.")
+        if session.scalar(select(ComputeHost.id).where(ComputeHost.name == req.host)) is None:
+            raise NotFound(f"Compute host {req.host} not found.")
+    action = states.check("evacuate", instance.vm_state, instance.task_state, instance.uuid)
+    if hosts.host_is_up(session, source):
+        raise BadRequest(f"Compute service of {source} is still in use.")
+    dest = claim_destination(session, instance, req.host, move="evacuation")
+    release(session, migration_consumer(instance.uuid))  # the dead source's share
+    tasks.cancel_for_instance(session, instance.uuid)  # nothing left for it on the source
+    _rebuild_on(session, ctx, instance, action, source, dest)
+    return dest
+
+
+def _refuse_baremetal(session: Session, host: str) -> None:
+    kind = session.scalar(select(ComputeHost.hypervisor_type).where(ComputeHost.name == host))
+    if may_be_node(host) or kind == BAREMETAL_HYPERVISOR:
+        raise BadRequest("Baremetal servers cannot be evacuated: a physical machine cannot move.")
+
+
+def _rebuild_on(
+    session: Session, ctx: RequestContext, instance: Instance, action: states.Action, source: str, dest: str
+) -> None:
+    """Record the action, move the instance to `dest` with its rebuild task, and leave the
+    source a cleanup task for when it returns."""
+    row = actions.start_action(
+        session, instance.uuid, action.name, ctx.request_id, ctx.user_id, ctx.project_id
+    )
+    event = actions.start_event(session, row.id, action.event, dest)
+    servers.leave_cleanup(session, instance, source, f"evacuated to {dest}", ctx.request_id)
+    instance.host = dest
+    instance.availability_zone = availability_zone_of(session, dest)
+    # Like Nova (and a rebuild), a server evacuated while stopped is stopped again afterwards.
+    stop_after = instance.vm_state == states.VmState.STOPPED
+    instance.task_state = action.task_state
+    payload = {
+        "action_id": row.id,
+        "event_id": event.id,
+        "source": source,
+        "stop_after": stop_after,
+        "instance": servers.spec(instance),
+    }
+    tasks.enqueue(session, dest, "evacuate", instance.uuid, payload, ctx.request_id)
