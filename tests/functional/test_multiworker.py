@@ -45,7 +45,7 @@ class _Cloud:
         self.processes.append(process)
         return process
 
-    def client(self) -> tuple[httpx.Client, str, str]:
+    def client(self, hypervisors: int = 2) -> tuple[httpx.Client, str, str]:
         body = {
             "auth": {
                 "identity": {
@@ -59,7 +59,8 @@ class _Cloud:
         }
         token = httpx.post(f"{self.url}/identity/v3/auth/tokens", json=body).headers["X-Subject-Token"]
         c = httpx.Client(base_url=self.url, headers={"X-Auth-Token": token}, timeout=60)
-        wait_for(lambda: len(c.get("/compute/v2.1/os-hypervisors").json()["hypervisors"]) == 2, timeout=30)
+        listed = lambda: c.get("/compute/v2.1/os-hypervisors").json()["hypervisors"]  # noqa: E731
+        wait_for(lambda: len(listed()) == hypervisors, timeout=30)
         pid = c.get("/identity/v3/auth/tokens", headers={"X-Subject-Token": token}).json()["token"][
             "project"
         ]["id"]
