@@ -63,14 +63,13 @@ def _servers(c: httpx.Client) -> list[dict]:
 
 def _settled(c: httpx.Client, dead_host: str) -> bool:
     """No server building, but those the dead host will never build."""
-    return all(
-        s["status"] != "BUILD" or s.get("OS-EXT-SRV-ATTR:host") == dead_host for s in _servers(c)
-    )
+    return all(s["status"] != "BUILD" or s.get("OS-EXT-SRV-ATTR:host") == dead_host for s in _servers(c))
 
 
 def _service_id(c: httpx.Client, host: str) -> str:
-    services = c.get("/compute/v2.1/os-services", params={"host": host}, headers={
-        "OpenStack-API-Version": "compute 2.53"}).json()["services"]
+    services = c.get(
+        "/compute/v2.1/os-services", params={"host": host}, headers={"OpenStack-API-Version": "compute 2.53"}
+    ).json()["services"]
     return str(next(s["id"] for s in services if s["binary"] == "nova-compute"))
 
 
@@ -186,9 +185,9 @@ def _assert_within_capacity(c: httpx.Client) -> None:
         inventories = c.get(
             f"/placement/resource_providers/{provider['uuid']}/inventories", headers=placement
         ).json()["inventories"]
-        usages = c.get(
-            f"/placement/resource_providers/{provider['uuid']}/usages", headers=placement
-        ).json()["usages"]
+        usages = c.get(f"/placement/resource_providers/{provider['uuid']}/usages", headers=placement).json()[
+            "usages"
+        ]
         for rc, used in usages.items():
             inv = inventories[rc]
             assert used <= (inv["total"] - inv["reserved"]) * inv["allocation_ratio"], (provider["name"], rc)
