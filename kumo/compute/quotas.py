@@ -137,12 +137,15 @@ def check_instance_quota(session: Session, project_id: str, count: int, vcpus: i
     """Raise OverLimit unless `count` more instances using `vcpus` cores and `ram` MB in total
     fit the project's quota. The message is Nova's TooManyInstances.
 
-    Locks the project's quota first (lock_project): call it in the transaction that writes the
-    instances, so concurrent creates of one project count one another's."""
-    lock_project(session, project_id)
+    Unless instances, cores and RAM are all unlimited (then nothing is counted or locked),
+    locks the project's quota before counting (lock_project): call it in the transaction that
+    writes the instances, so concurrent creates of one project count one another's."""
     limits = project_limits(session, project_id)
-    used = usage(session, project_id)
     requested = {"instances": count, "cores": vcpus, "ram": ram}
+    if all(limits[r] < 0 for r in requested):
+        return
+    lock_project(session, project_id)
+    used = usage(session, project_id)
     overs = sorted(r for r, want in requested.items() if limits[r] >= 0 and used[r] + want > limits[r])
     if overs:
 

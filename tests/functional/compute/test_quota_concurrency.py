@@ -8,7 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
+from kumo.compute import quotas
+from kumo.db import Database
 from tests.conftest import Cloud
 from tests.functional.compute.helpers import API, BACKENDS, demo_token, either_cloud, project_id
 
@@ -104,3 +108,23 @@ def test_parallel_multi_creates_stop_at_the_quota(any_cloud: Cloud) -> None:
     assert len(accepted) == 2, [r.status_code for r in responses]
     _assert_refused_by_quota([r for r in responses if r.status_code != 202], "instances")
     assert len(_servers_of_demo(any_cloud, token)) == 4
+
+
+@pytest.mark.postgres
+def test_the_quota_lock_holds_one_project_only(pg_database_url: str) -> None:
+    """While a create of project A holds its lock, B's creates go on and A's next one waits."""
+    db = Database(pg_database_url)
+    try:
+        with db.transaction() as holder:
+            quotas.lock_project(holder, "project-a")
+            with db.transaction() as other:
+                other.execute(text("SET LOCAL lock_timeout = '200ms'"))
+                quotas.lock_project(other, "project-b")
+            with pytest.raises(OperationalError, match="lock timeout"), db.transaction() as same:
+                same.execute(text("SET LOCAL lock_timeout = '200ms'"))
+                quotas.lock_project(same, "project-a")
+        with db.transaction() as after:  # released with the holder's commit
+            after.execute(text("SET LOCAL lock_timeout = '200ms'"))
+            quotas.lock_project(after, "project-a")
+    finally:
+        db.dispose()
