@@ -15,7 +15,7 @@ from rich.console import Console
 
 from kumo.agent.agent import Agent
 from kumo.agent.drivers import load_driver
-from kumo.config import Settings
+from kumo.config import Settings, write_private
 from kumo.deploy import init_cloud
 from kumo.runtime import build_runtime
 from kumo.server import ThreadedServer
@@ -77,8 +77,7 @@ def write_clouds_yaml(path: Path, url: str, region: str, admin_password: str, de
             "kumo-demo": cloud("demo", demo_password, "demo"),
         }
     }
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    path.chmod(0o600)
+    write_private(path, yaml.safe_dump(doc, sort_keys=False))  # it holds the passwords
 
 
 def token(url: str, user: str, password: str, project: str) -> str:
