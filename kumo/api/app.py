@@ -3,6 +3,7 @@ the agents' internal API under /internal, Prometheus metrics at /metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import threading
@@ -102,15 +103,24 @@ def _stop_waits_on_signals(rt: Runtime) -> None:
     signals are delivered (a ThreadedServer's stop() wakes the polls itself)."""
     if threading.current_thread() is not threading.main_thread():
         return
+    loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _stopping_then(rt, signal.getsignal(signum)))
+        signal.signal(signum, _stopping_then(rt, loop, signal.getsignal(signum)))
 
 
-def _stopping_then(rt: Runtime, previous: Any) -> Callable[[int, FrameType | None], None]:
-    def handler(signum: int, frame: FrameType | None) -> None:
+def _stopping_then(
+    rt: Runtime, loop: asyncio.AbstractEventLoop, previous: Any
+) -> Callable[[int, FrameType | None], None]:
+    def stop(name: str) -> None:
         if not rt.waker.stopping.is_set():
-            log.warning("%s: stopping", signal.Signals(signum).name)
+            log.warning("%s: stopping", name)
         rt.waker.stop()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        # The handler may interrupt the loop's thread inside a lock that stop() takes: the loop
+        # runs stop() as a callback of its own instead.
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(stop, signal.Signals(signum).name)
         if callable(previous):
             previous(signum, frame)
         elif previous == signal.SIG_DFL:  # no server's handler: the signal's default action
