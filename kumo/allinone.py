@@ -15,7 +15,7 @@ from rich.console import Console
 
 from kumo.agent.agent import Agent
 from kumo.agent.drivers import load_driver
-from kumo.config import Settings
+from kumo.config import Settings, write_private
 from kumo.deploy import init_cloud
 from kumo.runtime import build_runtime
 from kumo.server import ThreadedServer
@@ -77,8 +77,7 @@ def write_clouds_yaml(path: Path, url: str, region: str, admin_password: str, de
             "kumo-demo": cloud("demo", demo_password, "demo"),
         }
     }
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    path.chmod(0o600)
+    write_private(path, yaml.safe_dump(doc, sort_keys=False))  # it holds the passwords
 
 
 def token(url: str, user: str, password: str, project: str) -> str:
@@ -335,7 +334,17 @@ Press Ctrl-C to stop.""")
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         stop.wait()
-    # Side by side: each agent gives its threads (a long poll may be in flight) up to 2 s.
+        console.print("stopping …")
+    stop_all(server, agents)
+
+
+def stop_all(server: ThreadedServer, agents: list[Agent]) -> None:
+    """Stop the agents, then the API, in about a second: the agents take no more work, the API
+    answers their long polls at once (empty; tasks stay pending in the database), each agent's
+    threads end (side by side), and the API stops with no request left in flight."""
+    for agent in agents:
+        agent.stop_event.set()
+    server.rt.waker.stop()
     with ThreadPoolExecutor(max(1, len(agents))) as pool:
         list(pool.map(Agent.stop, agents))
     server.stop()

@@ -204,15 +204,19 @@ def up(
     os.environ.setdefault("KUMO_STATE_DIR", str(settings.state_dir))
     if driver not in ("auto", "libvirt", "fake"):
         raise typer.BadParameter("--driver must be auto, libvirt or fake")
-    run_all_in_one(
-        settings,
-        port=port,
-        host_count=hosts,
-        demo=demo,
-        exit_after_demo=exit_after_demo,
-        driver=driver,
-        image_dir=image_dir,
-    )
+    try:
+        run_all_in_one(
+            settings,
+            port=port,
+            host_count=hosts,
+            demo=demo,
+            exit_after_demo=exit_after_demo,
+            driver=driver,
+            image_dir=image_dir,
+        )
+    except KeyboardInterrupt:  # Ctrl-C before it was up (then it stops by its own handler)
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130) from None
 
 
 @bench_app.command("density")

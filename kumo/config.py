@@ -61,10 +61,9 @@ class Settings(BaseSettings):
         value = getattr(self, name, "")
         if value:
             return str(value)
-        path = self.state_dir / f"{name}.secret"
+        path = private_dir(self.state_dir) / f"{name}.secret"
         if path.exists():
-            return path.read_text().strip()
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+            return private_file(path).read_text().strip()
         if generate == "fernet":
             from cryptography.fernet import Fernet
 
@@ -72,14 +71,38 @@ class Settings(BaseSettings):
         else:
             value = secrets.token_urlsafe(32)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(value)
-        os.chmod(tmp, 0o600)
+        write_private(tmp, value)
         try:
             os.link(tmp, path)  # first writer wins across processes
         except FileExistsError:
             pass
         tmp.unlink(missing_ok=True)
         return path.read_text().strip()
+
+
+def private_dir(path: Path) -> Path:
+    """`path`, a directory of kumo's own, as one only its owner may enter (0700): created so
+    (the umask can only narrow it), or tightened if it was left wider."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """`path`, an existing file of kumo's own, readable by its owner only (0600)."""
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+    return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path`, a file only its owner may read (0600) from its creation on: never
+    readable by others, not even for the moment before a chmod."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file left there before, wider
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
 
 
 @lru_cache(maxsize=1)

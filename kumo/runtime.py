@@ -24,12 +24,27 @@ class Waker:
         self._cond = threading.Condition()
         self._seq: dict[str, int] = {}
         self._listeners: list[Callable[[str], None]] = []
+        self._stop_listeners: list[Callable[[], None]] = []
+        # Set once the process is stopping: long waits (agents' polls) end and answer at once.
+        self.stopping = threading.Event()
         self.publish = self.wake  # replaced by the PostgreSQL notifier when enabled
 
     def listen(self, callback: Callable[[str], None]) -> None:
         """Also call `callback(key)` on every wake (from the waking thread): how async
         waiters (kumo.agent.routes) hear of work without holding a thread each."""
         self._listeners.append(callback)
+
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        """Also call `callback()` once stop() is called: how async waiters of any key hear of it."""
+        self._stop_listeners.append(callback)
+
+    def stop(self) -> None:
+        """The process is stopping (SIGTERM, Ctrl-C): every long wait for work ends now, and the
+        ones that start from now on do not wait. Work is never lost by it: tasks stay pending in
+        the database until their results are reported."""
+        self.stopping.set()
+        for callback in list(self._stop_listeners):
+            callback()
 
     def seq(self, key: str) -> int:
         with self._cond:

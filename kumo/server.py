@@ -22,6 +22,7 @@ class ThreadedServer:
     """uvicorn in a background thread; `url` is ready once start() returns."""
 
     def __init__(self, rt: Runtime, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.rt = rt
         self.host = host
         self.port = port or free_port(host)
         config = uvicorn.Config(
@@ -53,5 +54,6 @@ class ThreadedServer:
         return self
 
     def stop(self) -> None:
+        self.rt.waker.stop()  # agents' long polls answer now: nothing holds the shutdown
         self.server.should_exit = True
         self.thread.join(timeout=10)

@@ -78,13 +78,13 @@ def fleet_heartbeat(body: FleetHeartbeat, rt: Runtime = Depends(agent)) -> Fleet
 @router.post("/hosts/{host}/tasks/poll")
 async def work(host: str, poll: Poll, rt: Runtime = Depends(agent)) -> TaskList:
     """Long poll: answer at once when work other than `busy` is pending, else when woken or
-    after `wait` seconds."""
+    after `wait` seconds, or once the API is stopping (then with what it found)."""
     wait = min(poll.wait, MAX_WAIT_SECONDS)
     key = host_key(host)
     while True:
         seen = rt.waker.seq(key)
         found = await anyio.to_thread.run_sync(_pending, rt, host, poll.busy)
-        if found.tasks or wait <= 0:
+        if found.tasks or wait <= 0 or rt.waker.stopping.is_set():
             return found
         step = min(wait, 2.0)  # re-read the database now and then: wake-ups are a hint
         wait -= step
@@ -101,20 +101,32 @@ class AsyncWaits:
         self._lock = threading.Lock()
         self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
         waker.listen(self._wake)
+        waker.on_stop(self._wake_all)
 
     def _wake(self, key: str) -> None:
         with self._lock:
             waiters = list(self._waiters.get(key, ()))
+        self._set(waiters)
+
+    def _wake_all(self) -> None:
+        with self._lock:
+            waiters = [entry for entries in self._waiters.values() for entry in entries]
+        self._set(waiters)
+
+    @staticmethod
+    def _set(waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]) -> None:
         for loop, event in waiters:
-            loop.call_soon_threadsafe(event.set)
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(event.set)
 
     async def wait(self, key: str, seen: int, timeout: float) -> bool:
-        """True once the key's sequence differs from `seen`, False after `timeout` seconds."""
+        """True once the key's sequence differs from `seen` or the waker stops, False after
+        `timeout` seconds."""
         entry = (asyncio.get_running_loop(), asyncio.Event())
         with self._lock:
             self._waiters.setdefault(key, set()).add(entry)
         try:
-            if self._waker.seq(key) != seen:
+            if self._waker.seq(key) != seen or self._waker.stopping.is_set():
                 return True
             try:
                 await asyncio.wait_for(entry[1].wait(), timeout)
@@ -151,12 +163,12 @@ def _pending(rt: Runtime, host: str, busy: list[str]) -> TaskList:
 @router.post("/tasks/poll")
 async def fleet_work(poll: FleetPoll, rt: Runtime = Depends(agent)) -> FleetTaskList:
     """Long poll for one process serving many hosts: answer once any of `hosts` has work other
-    than `busy`, else after `wait` seconds. Tasks carry their host."""
+    than `busy`, else after `wait` seconds or once the API is stopping. Tasks carry their host."""
     wait = min(poll.wait, MAX_WAIT_SECONDS)
     hosts = frozenset(poll.hosts)
     while True:
         found = await anyio.to_thread.run_sync(_fleet_pending, rt, hosts, poll.busy)
-        if found.tasks or wait <= 0:
+        if found.tasks or wait <= 0 or rt.waker.stopping.is_set():
             return found
         step = min(wait, FLEET_POLL_STEP_SECONDS)
         wait -= step

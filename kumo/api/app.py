@@ -3,8 +3,14 @@ the agents' internal API under /internal, Prometheus metrics at /metrics."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from types import FrameType
+from typing import Any
 
 import anyio
 from fastapi import APIRouter, FastAPI
@@ -27,6 +33,8 @@ from kumo.placement.api import routes as placement_routes
 from kumo.placement.api.fast import ClaimFastLane
 from kumo.runtime import Runtime
 
+log = logging.getLogger("kumo.api")
+
 
 def create_app(rt: Runtime, background: bool = True) -> FastAPI:
     """`background` starts this worker's scheduler loop and housekeeping threads."""
@@ -37,6 +45,7 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
         anyio.to_thread.current_default_thread_limiter().total_tokens = 256
         limit_malloc_arenas()
         tune_gc()
+        _stop_waits_on_signals(rt)
         workers = None
         if background:
             from kumo.compute.workers import start_workers
@@ -84,6 +93,41 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _stop_waits_on_signals(rt: Runtime) -> None:
+    """On SIGTERM or SIGINT, end the agents' long polls (rt.waker.stop()), then let uvicorn's
+    handler stop the server: uvicorn stops only once every request has answered, and a poll
+    would otherwise hold it for up to 30 s. Chained in front of the handlers uvicorn installs
+    before the lifespan starts (and puts back after it ends); only in the main thread, where
+    signals are delivered (a ThreadedServer's stop() wakes the polls itself)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stopping_then(rt, loop, signal.getsignal(signum)))
+
+
+def _stopping_then(
+    rt: Runtime, loop: asyncio.AbstractEventLoop, previous: Any
+) -> Callable[[int, FrameType | None], None]:
+    def stop(name: str) -> None:
+        if not rt.waker.stopping.is_set():
+            log.warning("%s: stopping", name)
+        rt.waker.stop()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        # The handler may interrupt the loop's thread inside a lock that stop() takes: the loop
+        # runs stop() as a callback of its own instead.
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(stop, signal.Signals(signum).name)
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_DFL:  # no server's handler: the signal's default action
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+
+    return handler
 
 
 def _add_routes(app: FastAPI, router: APIRouter) -> None:

@@ -3,10 +3,11 @@ instance check server create runs (Nova's os-quota-sets, os-quota-class-sets and
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
@@ -108,12 +109,43 @@ def usage(session: Session, project_id: str) -> dict[str, int]:
     return used
 
 
+# The first key of the project quota locks (pg_advisory_xact_lock(int, int)): "kumo" in ASCII,
+# so no other advisory lock of kumo's (or of anyone sharing the database) takes the same pair.
+_QUOTA_LOCK_CLASS = 0x6B756D6F
+_LOCK_PROJECT = text("SELECT pg_advisory_xact_lock(:lock_class, :project_key)")
+
+
+def _project_key(project_id: str) -> int:
+    """A stable signed 32-bit key for the project (two projects sharing one only wait on each other)."""
+    return int.from_bytes(hashlib.blake2b(project_id.encode(), digest_size=4).digest(), "big", signed=True)
+
+
+def lock_project(session: Session, project_id: str) -> None:
+    """Serialise, until this transaction ends, the quota checks of `project_id`: count after
+    this, and what is counted cannot change under the check until its writes commit.
+
+    PostgreSQL: a transaction-level advisory lock keyed by the project (released at commit or
+    rollback, after the commit is visible; the next holder's count, a statement of its own
+    under READ COMMITTED, sees it). Other projects never wait on it. SQLite: nothing to do,
+    a writing transaction already holds the database's single write lock."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = _project_key(project_id)
+        session.execute(_LOCK_PROJECT, {"lock_class": _QUOTA_LOCK_CLASS, "project_key": key})
+
+
 def check_instance_quota(session: Session, project_id: str, count: int, vcpus: int, ram: int) -> None:
     """Raise OverLimit unless `count` more instances using `vcpus` cores and `ram` MB in total
-    fit the project's quota. The message is Nova's TooManyInstances."""
+    fit the project's quota. The message is Nova's TooManyInstances.
+
+    Unless instances, cores and RAM are all unlimited (then nothing is counted or locked),
+    locks the project's quota before counting (lock_project): call it in the transaction that
+    writes the instances, so concurrent creates of one project count one another's."""
     limits = project_limits(session, project_id)
-    used = usage(session, project_id)
     requested = {"instances": count, "cores": vcpus, "ram": ram}
+    if all(limits[r] < 0 for r in requested):
+        return
+    lock_project(session, project_id)
+    used = usage(session, project_id)
     overs = sorted(r for r, want in requested.items() if limits[r] >= 0 and used[r] + want > limits[r])
     if overs:
 
@@ -128,6 +160,8 @@ def check_instance_quota(session: Session, project_id: str, count: int, vcpus: i
 
 
 def check_server_group_quota(session: Session, project_id: str) -> None:
+    """Call it in the transaction that writes the group (see check_instance_quota)."""
+    lock_project(session, project_id)
     limit = project_limits(session, project_id)["server_groups"]
     if limit >= 0 and usage(session, project_id)["server_groups"] + 1 > limit:
         raise OverLimit("Quota exceeded, too many server groups.")
@@ -187,6 +221,7 @@ def update(session: Session, ctx: RequestContext, project_id: str, change: Updat
     ctx.require_admin()
     _check_project(session, ctx, project_id, "update")
     if not change.force:
+        lock_project(session, project_id)
         used = usage(session, project_id)
         for resource, limit in change.values.items():
             if limit != -1 and limit < used[resource]:

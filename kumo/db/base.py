@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import select
 import threading
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import MetaData, create_engine, event, exc, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING = {
@@ -31,6 +32,27 @@ class Base(DeclarativeBase):
 def utcnow() -> dt.datetime:
     """Naive UTC (stored as such in every backend)."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def private_sqlite_file(url: str) -> None:
+    """A SQLite database file only its owner may read: its directory, if new, created 0700;
+    the file created 0600 before SQLite opens it (SQLite gives the -wal and -shm files it
+    creates the database file's mode), and it, -wal and -shm tightened to 0600 if they were
+    left wider. In-memory databases: nothing to do."""
+    if not url.startswith("sqlite") or "///" not in url:
+        return
+    name = url.split("///", 1)[1].split("?", 1)[0]
+    if not name or name == ":memory:":
+        return
+    path = Path(name)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))  # an empty file is a new database
+    for file in (path, Path(f"{name}-wal"), Path(f"{name}-shm")):
+        try:
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)
+        except FileNotFoundError:
+            continue
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -73,6 +95,29 @@ def _check_on_checkout(engine: Engine) -> Engine:
     return engine
 
 
+def _without_values(context: ExceptionContext) -> None:
+    """A failed statement's exceptions keep the driver's first line and the statement, never a
+    value: bound parameters are hidden (hide_parameters on every engine), and the lines the
+    driver adds after the first are dropped from its exception and from SQLAlchemy's, before
+    either is raised, logged or shown: PostgreSQL's DETAIL repeats the failing row whole (NOT
+    NULL and CHECK violations) or the duplicate key, and its CONTEXT may quote a parameter."""
+    driver_error = context.original_exception
+    message = str(driver_error)
+    first_line = message.split("\n", 1)[0]
+    if first_line == message:
+        return
+    driver_error.args = (first_line,)
+    wrapped = context.sqlalchemy_exception
+    if wrapped is not None:
+        kind = type(driver_error)
+        wrapped.args = (f"({kind.__module__}.{kind.__name__}) {first_line}",)
+
+
+def _hiding_values(engine: Engine) -> Engine:
+    event.listen(engine, "handle_error", _without_values)
+    return engine
+
+
 _local = threading.local()
 
 
@@ -90,18 +135,17 @@ class Database:
         # JSON columns (flavor, metadata, tags…) are decoded for every row a list returns:
         # orjson does it several times faster than the standard library (listing 1,000 servers
         # spent 15 % of its CPU in json.loads). Writing keeps the standard library's encoder.
-        kwargs: dict[str, Any] = {"future": True, "json_deserializer": orjson.loads}
+        # hide_parameters: no bound value (user_data, a password hash) in any exception or log.
+        kwargs: dict[str, Any] = {"future": True, "json_deserializer": orjson.loads, "hide_parameters": True}
         if url.startswith("sqlite"):
-            path = url.split("///", 1)[-1]
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(url)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 60}
             kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = 20
         else:
             kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = 20
-        self.engine: Engine = create_engine(url, **kwargs)
+        self.engine: Engine = _hiding_values(create_engine(url, **kwargs))
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -149,7 +193,8 @@ class Database:
     def _asynchronous_sessions(self) -> sessionmaker[Session]:
         with self._async_lock:
             if self._async_sessions is None:
-                self._async_engine = _check_on_checkout(create_engine(self.url, **self._async_kwargs))
+                engine = _hiding_values(create_engine(self.url, **self._async_kwargs))
+                self._async_engine = _check_on_checkout(engine)
                 self._async_sessions = sessionmaker(self._async_engine, expire_on_commit=False)
             return self._async_sessions
 

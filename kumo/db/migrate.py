@@ -8,6 +8,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, pool
 
+from kumo.db.base import private_sqlite_file
+
 _HERE = Path(__file__).parent / "migrations"
 
 
@@ -19,9 +21,8 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    if url.startswith("sqlite:///"):
-        Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, poolclass=pool.NullPool)
+    private_sqlite_file(url)
+    engine = create_engine(url, poolclass=pool.NullPool, hide_parameters=True)
     with engine.begin() as conn:
         cfg = alembic_config(url)
         cfg.attributes["connection"] = conn

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, NamedTuple, Protocol
 
+from kumo.config import private_dir
 from kumo.errors import NotFound
 
 CHUNK_SIZE = 64 * 1024
@@ -37,7 +38,8 @@ class ImageStore(Protocol):
 
 
 class FileStore:
-    """One file per image, named by the image id, in one directory."""
+    """One file per image, named by the image id, in one directory only its owner may enter
+    (0700); each file 0600."""
 
     def __init__(self, root: Path, chunk_size: int = CHUNK_SIZE) -> None:
         self.root = root
@@ -53,13 +55,14 @@ class FileStore:
 
     def put(self, image_id: str, chunks: Iterable[bytes]) -> StoredData:
         final = self._path(image_id)
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
         partial = self.root / f".{final.name}.{uuid.uuid4().hex}.part"
         md5 = hashlib.md5(usedforsecurity=False)
         sha512 = hashlib.sha512()
         size = 0
         try:
-            with open(partial, "wb") as out:
+            # Readable by the API's user only (0600) from its creation: images may hold secrets.
+            with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
                 for chunk in chunks:
                     if not chunk:
                         continue

@@ -45,3 +45,19 @@ def test_a_wake_before_the_wait_is_not_lost() -> None:
     seen = waker.seq("h1")
     waker.wake("h1")
     assert asyncio.run(waits.wait("h1", seen, 5.0)) is True
+
+
+def test_stop_ends_the_waits_of_every_key_and_those_to_come() -> None:
+    waker = Waker()
+    waits = AsyncWaits(waker)
+
+    async def scenario() -> tuple[list[bool], float, bool]:
+        threading.Timer(0.1, waker.stop).start()
+        started = time.monotonic()
+        woken = await asyncio.gather(*(waits.wait(key, waker.seq(key), 5.0) for key in ("h1", "h2", "h3")))
+        waited = time.monotonic() - started
+        return list(woken), waited, await waits.wait("h4", waker.seq("h4"), 5.0)
+
+    woken, waited, later = asyncio.run(scenario())
+    assert woken == [True, True, True] and waited < 2.0 and later is True
+    assert waker.stopping.is_set() and waits._waiters == {}
