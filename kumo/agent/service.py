@@ -18,7 +18,7 @@ from kumo.compute import hosts, server_ops
 from kumo.compute.models import ComputeHost, Instance
 from kumo.db import Database, durable_before_it_leaves, utcnow
 from kumo.db.arrays import one_of_param
-from kumo.db.transient import is_transient
+from kumo.db.transient import describe, is_transient, without_parameters
 from kumo.errors import NotFound
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ def complete_all(db: Database, reports: Sequence[TaskReport]) -> None:
     except Exception as error:
         if is_transient(error):
             raise
-        log.warning("a batch of %d results failed (%s); settling each alone", len(reports), error)
+        log.warning("a batch of %d results failed (%s); settling each alone", len(reports), describe(error))
     with db.transaction() as session:
         for report in reports:
             _complete_alone(session, report)
@@ -152,8 +152,9 @@ def _complete_alone(session: Session, report: TaskReport) -> None:
     except Exception as error:
         if is_transient(error):
             raise
+        without_parameters(error)  # neither the log nor the fault may show the row's values
         log.exception("applying the result of task %s failed", report.task_id)
-        why = f"Applying the task's result failed: {type(error).__name__}: {error}"
+        why = f"Applying the task's result failed: {describe(error)}"
     with session.begin_nested():
         server_ops.fail_unsettled(session, report.task_id, why[:1000])
 

@@ -31,7 +31,7 @@ from kumo.compute.server_ops import mark_error, migration_consumer
 from kumo.compute.states import SCHEDULE_EVENT, TaskState, VmState
 from kumo.config import Settings
 from kumo.db.arrays import one_of_param
-from kumo.db.transient import is_transient
+from kumo.db.transient import describe, is_transient, without_parameters
 from kumo.errors import BadRequest, ClaimConflict, Conflict, KumoError, NotFound
 from kumo.logs import logged_as, request_id_var
 from kumo.metrics import SCHEDULE_CLAIM_SECONDS, SCHEDULE_FAILURES, SCHEDULE_SECONDS
@@ -312,11 +312,12 @@ class _PassWork:
 def _read_pass(
     session: Session, rt: Runtime, requests: Sequence[ScheduleRequest], read_started: float
 ) -> _PassWork:
-    """The pass's shared read. An error that is not the database's raises _ReadFailed (the
-    caller retries each request in a pass of its own, where such an error is its own)."""
+    """The pass's shared read. An error of the snapshot's read that is not the database's
+    raises _ReadFailed (the caller retries each request in a pass of its own, where such an
+    error is its own); the events and the fleet index's sync read nothing of the requests'."""
+    events = _PassEvents(session, [r.instance_uuid for r in requests], read_now=rt.db.is_sqlite)
+    rt.fleet.sync(session, FLEET_SYNC_MAX_AGE)
     try:
-        events = _PassEvents(session, [r.instance_uuid for r in requests], read_now=rt.db.is_sqlite)
-        rt.fleet.sync(session, FLEET_SYNC_MAX_AGE)
         snapshot, partial = pass_snapshot(session, rt.settings, requests, rt.fleet)
     except Exception as error:
         if is_transient(error):
@@ -341,16 +342,17 @@ class _RequestFailed(Exception):
     def __init__(self, instance_uuid: str, error: Exception) -> None:
         self.instance_uuid = instance_uuid
         self.message = fault_message(error)
-        self.trace = "".join(format_exception(error))
+        self.trace = "".join(format_exception(without_parameters(error)))
         super().__init__(f"{instance_uuid}: {self.message}")
 
 
 def fault_message(error: Exception) -> str:
     """What an instance's fault says of the error that stopped its scheduling: a kumo error's
-    own message (it names the bad field), else the exception's type and message."""
+    own message (it names the bad field), else the exception's type and message (a database
+    error's without its statement and parameters)."""
     if isinstance(error, KumoError):
         return error.message
-    return f"{type(error).__name__}: {error}"
+    return describe(error)
 
 
 @contextmanager

@@ -28,3 +28,23 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
         return True
     return isinstance(error, _TRANSIENT)
+
+
+def without_parameters(error: BaseException) -> BaseException:
+    """`error`, with every SQLAlchemy statement error of its chain set to show its statement
+    but not its bound parameters (which may hold secrets: user_data, passwords), in its message
+    and in any traceback formatted or logged from now on."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, exc.StatementError):
+            seen.hide_parameters = True
+        seen = seen.__cause__ or seen.__context__
+    return error
+
+
+def describe(error: BaseException) -> str:
+    """`Type: message` of an error for a user to read: for a SQLAlchemy statement error, the
+    driver's error behind it (no statement, no parameters)."""
+    if isinstance(error, exc.StatementError) and error.orig is not None:
+        error = error.orig
+    return f"{type(error).__name__}: {error}"

@@ -79,7 +79,9 @@ def _a_result_that_cannot_be_applied_fails_alone(cloud: Cloud) -> None:
         servers = {s["name"]: s for s in c.get(f"{API}/servers/detail").json()["servers"]}
         assert servers["first"]["status"] == servers["last"]["status"] == "ACTIVE"
         assert servers["poisoned"]["status"] == "ERROR"
-        assert "Applying the task's result failed" in servers["poisoned"]["fault"]["message"]
+        fault = servers["poisoned"]["fault"]["message"]
+        assert fault.startswith("Applying the task's result failed: ")
+        assert "[SQL" not in fault and str(UNSTORABLE) not in fault  # no statement, no values
         assert servers["poisoned"]["OS-EXT-STS:task_state"] is None
         # Nothing is left pending for the agent to run or report again.
         assert agent.post(f"/hosts/{HOST}/tasks/poll", json={"wait": 0}).json()["tasks"] == []

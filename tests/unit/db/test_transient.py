@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import exc
 
-from kumo.db.transient import is_transient
+from kumo.db.transient import describe, is_transient, without_parameters
 
 
 def _wrapped(kind: type[exc.DBAPIError], invalidated: bool = False) -> exc.DBAPIError:
@@ -32,3 +32,26 @@ def _wrapped(kind: type[exc.DBAPIError], invalidated: bool = False) -> exc.DBAPI
 )
 def test_is_transient(error: BaseException, transient: bool) -> None:
     assert is_transient(error) is transient
+
+
+def _out_of_range() -> exc.DataError:
+    return exc.DataError(
+        "UPDATE instances SET user_data=%(user_data)s",
+        {"user_data": "password=hunter2"},
+        ValueError("integer out of range"),
+    )
+
+
+def test_describe_names_the_drivers_error_without_statement_or_parameters() -> None:
+    assert describe(_out_of_range()) == "ValueError: integer out of range"
+    assert describe(KeyError("vcpus")) == "KeyError: 'vcpus'"
+
+
+def test_without_parameters_hides_them_along_the_chain() -> None:
+    inner = _out_of_range()
+    assert "hunter2" in str(inner)
+    outer = RuntimeError("placing failed")
+    outer.__cause__ = inner
+    assert without_parameters(outer) is outer
+    assert "hunter2" not in str(inner)
+    assert "UPDATE instances" in str(inner)  # the statement stays: it says where
