@@ -211,3 +211,30 @@ def test_a_database_error_marks_no_one_error(
         for sid in sids:
             assert "fault" not in _settled(c, sid, "ACTIVE")
         assert next(failures, None) is None  # the passes that raised did happen
+
+
+def test_a_placement_statement_the_database_refuses_fails_alone_postgres(
+    pg_cloud: Cloud, pg_fleet: Fleet, db_of: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL refuses one placement's statement itself (here: a spec that is no valid JSON
+    for it): that transaction is rolled back, the server fails alone, the others are placed."""
+    real_spec = servers.spec
+
+    def spec(instance: Instance) -> dict[str, Any]:
+        described = real_spec(instance)
+        return {**described, "progress": float("nan")} if instance.name == "poisoned" else described
+
+    monkeypatch.setattr(servers, "spec", spec)
+    db = db_of(pg_cloud)
+    pg_fleet.add("h1")
+    with pg_cloud.client(microversion=MV) as c:
+        image, flavor = _image(c), _flavor(c, "f")
+        poisoned = _create(c, flavor, image, "poisoned")
+        clean = [_create(c, flavor, image, f"clean-{i}") for i in range(3)]
+        for sid in clean:
+            _settled(c, sid, "ACTIVE")
+        server = _settled(c, poisoned, "ERROR")
+        assert server["fault"]["message"].startswith("InvalidTextRepresentation: ")
+        assert "[SQL" not in server["fault"]["message"]
+        assert _schedule_event(c, poisoned)["result"] == "Error"
+        assert _allocations(db, poisoned) == 0
