@@ -155,8 +155,15 @@ def _complete_alone(session: Session, report: TaskReport) -> None:
         without_parameters(error)  # neither the log nor the fault may show the row's values
         log.exception("applying the result of task %s failed", report.task_id)
         why = f"Applying the task's result failed: {describe(error)}"
-    with session.begin_nested():
-        server_ops.fail_unsettled(session, report.task_id, why[:1000])
+    try:
+        with session.begin_nested():
+            server_ops.fail_unsettled(session, report.task_id, why[:1000])
+    except Exception as error:  # its server cannot even be marked: fail the task row alone
+        if is_transient(error):
+            raise
+        log.error("task %s: marking its server failed raised %s", report.task_id, describe(error))
+        with session.begin_nested():
+            tasks.fail_pending(session, report.task_id, why[:1000])
 
 
 def complete(session: Session, task_id: str, result: TaskResult) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import exc
 
 from kumo.agent import service
 from kumo.agent.protocol import AGENT_TOKEN_HEADER
+from kumo.compute import server_ops
 from tests.conftest import Cloud, wait_for
 
 API = "/compute/v2.1"
@@ -118,3 +119,29 @@ def test_a_database_error_refuses_the_batch(
         monkeypatch.undo()
         assert len(agent.post(f"/hosts/{HOST}/tasks/poll", json={"wait": 0}).json()["tasks"]) == batch
         assert {s["status"] for s in c.get(f"{API}/servers/detail").json()["servers"]} == {"BUILD"}
+
+
+def test_a_result_whose_server_cannot_even_be_marked_still_leaves_nothing_to_resend(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unmarkable(*args: Any, **kw: Any) -> None:
+        raise ValueError("cannot mark this one either")
+
+    monkeypatch.setattr(server_ops, "fail_unsettled", unmarkable)
+    with _agent(cloud) as agent, cloud.client() as c:
+        report = {"name": HOST, "vcpus": 8, "memory_mb": 16384, "disk_gb": 100}
+        assert agent.post("/hosts", json=report).status_code == 204
+        names = _boot(c, ["first", "poisoned"])
+        tasks = _spawn_tasks(agent, 2)
+        results = [
+            {
+                "task_id": t["id"],
+                "ok": True,
+                "power_state": UNSTORABLE if names[t["instance_uuid"]] == "poisoned" else 1,
+            }
+            for t in tasks
+        ]
+        assert agent.post("/tasks/results", json={"results": results}).status_code == 204
+        servers = {s["name"]: s for s in c.get(f"{API}/servers/detail").json()["servers"]}
+        assert servers["first"]["status"] == "ACTIVE"
+        assert agent.post(f"/hosts/{HOST}/tasks/poll", json={"wait": 0}).json()["tasks"] == []
