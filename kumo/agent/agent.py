@@ -12,14 +12,13 @@ import logging
 import queue
 import threading
 import time
-import traceback
 import zlib
 from typing import Any
 
 import httpx
 
 from kumo.agent.drivers.base import ComputeDriver, DriverError
-from kumo.agent.link import ApiLink
+from kumo.agent.link import ApiLink, crashed
 from kumo.agent.protocol import HostReport, TaskOut, TaskResult
 from kumo.compute.states import PowerState
 from kumo.logs import request_id_var
@@ -29,7 +28,8 @@ REPORT_BATCH = 500  # results per report call
 
 
 def run_task(driver: ComputeDriver, task: TaskOut) -> TaskResult:
-    """Map a task kind onto the driver; errors become a failed result with the message."""
+    """Map a task kind onto the driver; errors become a failed result with the message (a
+    driver's unexpected exception, or an answer that is no power state, with its traceback)."""
     instance: dict[str, Any] = task.payload.get("instance", {})
     try:
         if task.kind in ("spawn", "evacuate"):  # an evacuated guest is built again from its image
@@ -67,14 +67,11 @@ def run_task(driver: ComputeDriver, task: TaskOut) -> TaskResult:
             return TaskResult(ok=True, details={"output": output})
         else:
             return TaskResult(ok=False, error=f"unknown task kind {task.kind}")
+        return TaskResult(ok=True, power_state=power)
     except DriverError as exc:
         return TaskResult(ok=False, error=str(exc))
     except Exception as exc:  # a driver bug must not kill the agent: report it
-        log.exception("task %s (%s) crashed", task.id, task.kind)
-        return TaskResult(
-            ok=False, error=f"{type(exc).__name__}: {exc}", details={"traceback": traceback.format_exc()}
-        )
-    return TaskResult(ok=True, power_state=power)
+        return crashed(task, exc)
 
 
 class Agent(ApiLink):
@@ -144,6 +141,8 @@ class Agent(ApiLink):
                 self._call("PUT", f"/hosts/{self.host}/heartbeat")
             except RuntimeError:
                 return
+            except httpx.HTTPStatusError as exc:  # refused this once: the next one may not be
+                log.error("heartbeat of %s refused: %s", self.host, exc)
 
     def _power_sync_loop(self) -> None:
         while not self.stop_event.wait(self.power_sync_interval):
@@ -152,10 +151,15 @@ class Agent(ApiLink):
             except DriverError as exc:  # the hypervisor is down: try again next round
                 log.warning("power sync on %s skipped: %s", self.host, exc)
                 continue
+            except Exception:  # a driver bug: this round is lost, not the loop
+                log.exception("power sync on %s crashed", self.host)
+                continue
             try:
                 self._call("PUT", f"/hosts/{self.host}/power-states", json={"states": states})
             except RuntimeError:
                 return
+            except httpx.HTTPStatusError as exc:
+                log.error("power states of %s refused: %s", self.host, exc)
 
     def _poll_loop(self) -> None:
         while not self.stop_event.is_set():
@@ -167,8 +171,16 @@ class Agent(ApiLink):
                 )
             except RuntimeError:
                 return
+            except httpx.HTTPStatusError as exc:
+                log.error("poll of %s refused: %s", self.host, exc)
+                self.stop_event.wait(self.poll_wait)
+                continue
             for raw in resp.json()["tasks"]:
-                task = TaskOut.model_validate(raw)
+                try:
+                    task = TaskOut.model_validate(raw)
+                except ValueError as exc:  # one malformed task must not stop the others
+                    log.error("skipped a malformed task: %s", exc)
+                    continue
                 with self._lock:
                     if task.id in self._in_flight or task.id in self._recent:
                         continue
@@ -185,7 +197,10 @@ class Agent(ApiLink):
             token = request_id_var.set(task.request_id or "-")
             try:
                 log.info("running %s %s for %s", task.kind, task.id, task.instance_uuid)
-                result = run_task(self.driver, task)
+                try:
+                    result = run_task(self.driver, task)
+                except Exception as exc:  # whatever raises, the task fails and the worker goes on
+                    result = crashed(task, exc)
                 log.info(
                     "%s %s for %s: %s",
                     task.kind,

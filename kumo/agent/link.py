@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import traceback
 from collections import deque
 from typing import Any
 
@@ -15,6 +16,7 @@ import httpx
 from kumo.agent.protocol import AGENT_TOKEN_HEADER, TaskOut, TaskResult
 
 log = logging.getLogger("kumo.agent")
+REFUSED = "The API refused the task's result"
 
 
 class ApiLink:
@@ -70,14 +72,53 @@ class ApiLink:
                     batch.append(self._results.get_nowait())
                 except queue.Empty:
                     break
-            body = {"results": [{"task_id": t.id, **r.model_dump()} for t, r in batch]}
-            request_id = next((t.request_id for t, _ in batch if t.request_id), None)
-            headers = {"X-OpenStack-Request-ID": request_id} if request_id and len(batch) == 1 else {}
             try:
-                self._call("POST", "/tasks/results", json=body, headers=headers)
+                self._report(batch)
             except RuntimeError:
                 return
             with self._lock:
                 for task, _ in batch:
                     self._in_flight.discard(task.id)
                     self._recent.append(task.id)
+
+    def _report(self, batch: list[tuple[TaskOut, TaskResult]]) -> None:
+        """Report a batch. The API settles each result alone (one that cannot be applied fails
+        its own task), so a batch is refused (4xx) only as a whole (too large, say), or cannot
+        be sent (a driver's answer that is no JSON): then each result is reported on its own,
+        and one refused alone is replaced by a failure that says so, never resent forever nor
+        allowed to stop the reports."""
+        try:
+            self._post_results(batch)
+            return
+        except httpx.HTTPStatusError as exc:
+            status = str(exc.response.status_code)
+        except (TypeError, ValueError) as exc:  # a driver's answer that is no JSON
+            status = f"{type(exc).__name__}: {exc}"
+        log.error("%d results refused (%s)", len(batch), status)
+        if len(batch) > 1:
+            for one in batch:
+                self._report([one])
+            return
+        task, result = batch[0]
+        if (result.error or "").startswith(REFUSED):
+            log.error("task %s: even its failure was refused; it stays pending", task.id)
+            return
+        refused = f"{REFUSED} ({status}): {result.error or ''}"
+        self._report([(task, TaskResult(ok=False, error=refused[:1000]))])
+
+    def _post_results(self, batch: list[tuple[TaskOut, TaskResult]]) -> None:
+        body = {"results": [{"task_id": t.id, **r.model_dump()} for t, r in batch]}
+        request_id = next((t.request_id for t, _ in batch if t.request_id), None)
+        headers = {"X-OpenStack-Request-ID": request_id} if request_id and len(batch) == 1 else {}
+        self._call("POST", "/tasks/results", json=body, headers=headers)
+
+
+def crashed(task: TaskOut, error: Exception) -> TaskResult:
+    """The result of a task whose running raised something unexpected (a bug of the driver's or
+    of ours): failed, with the error and its traceback, for the task's own server alone."""
+    log.error("task %s (%s) crashed", task.id, task.kind, exc_info=error)
+    return TaskResult(
+        ok=False,
+        error=f"{type(error).__name__}: {error}",
+        details={"traceback": "".join(traceback.format_exception(error))},
+    )

@@ -182,9 +182,7 @@ def _fleet_pending(rt: Runtime, hosts: frozenset[str], busy: list[str]) -> Fleet
 
 @router.post("/tasks/results", status_code=204)
 def results(body: TaskReports, rt: Runtime = Depends(agent)) -> Response:
-    with rt.db.transaction() as session:
-        for report in body.results:
-            service.complete(session, report.task_id, report)
+    service.complete_all(rt.db, body.results)  # each result alone if one cannot be applied
     return Response(status_code=204)
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import logging
+from collections.abc import Collection, Sequence
 from collections.abc import Set as AbstractSet
 from functools import cache
 from typing import Any, cast
@@ -12,12 +13,15 @@ from sqlalchemy.orm import Session
 
 from kumo.agent import tasks
 from kumo.agent.models import Task
-from kumo.agent.protocol import HostReport, HostTask, PowerStates, TaskOut, TaskResult
+from kumo.agent.protocol import HostReport, HostTask, PowerStates, TaskOut, TaskReport, TaskResult
 from kumo.compute import hosts, server_ops
 from kumo.compute.models import ComputeHost, Instance
-from kumo.db import durable_before_it_leaves, utcnow
+from kumo.db import Database, durable_before_it_leaves, utcnow
 from kumo.db.arrays import one_of_param
+from kumo.db.transient import describe, is_transient, without_parameters
 from kumo.errors import NotFound
+
+log = logging.getLogger(__name__)
 
 
 def register(session: Session, report: HostReport) -> None:
@@ -115,6 +119,51 @@ def pending_fleet_work(
         )
         for t in found[:limit]
     ]
+
+
+def complete_all(db: Database, reports: Sequence[TaskReport]) -> None:
+    """Settle a batch of agents' results: in one transaction while every one of them applies;
+    when one raises (not for the database's sake), again each in a savepoint of its own, so that
+    the one that cannot be applied fails its own task (server_ops.fail_unsettled) and the
+    others are applied: the batch is accepted, and the agent has nothing to resend forever. An
+    error of the database's own (kumo.db.transient) refuses the batch; the agent resends it."""
+    try:
+        with db.transaction() as session:
+            for report in reports:
+                complete(session, report.task_id, report)
+        return
+    except Exception as error:
+        if is_transient(error):
+            raise
+        log.warning("a batch of %d results failed (%s); settling each alone", len(reports), describe(error))
+    with db.transaction() as session:
+        for report in reports:
+            _complete_alone(session, report)
+
+
+def _complete_alone(session: Session, report: TaskReport) -> None:
+    try:
+        with session.begin_nested():
+            complete(session, report.task_id, report)
+        return
+    except NotFound:
+        log.warning("result for unknown task %s ignored", report.task_id)
+        return
+    except Exception as error:
+        if is_transient(error):
+            raise
+        without_parameters(error)  # neither the log nor the fault may show the row's values
+        log.exception("applying the result of task %s failed", report.task_id)
+        why = f"Applying the task's result failed: {describe(error)}"
+    try:
+        with session.begin_nested():
+            server_ops.fail_unsettled(session, report.task_id, why[:1000])
+    except Exception as error:  # its server cannot even be marked: fail the task row alone
+        if is_transient(error):
+            raise
+        log.error("task %s: marking its server failed raised %s", report.task_id, describe(error))
+        with session.begin_nested():
+            tasks.fail_pending(session, report.task_id, why[:1000])
 
 
 def complete(session: Session, task_id: str, result: TaskResult) -> None:

@@ -61,6 +61,16 @@ def cancel_for_instance(session: Session, instance_uuid: str) -> None:
     )
 
 
+def fail_pending(session: Session, task_id: str, error: str) -> None:
+    """The task failed with `error`, if it is still pending; nothing else changes."""
+    session.execute(
+        update(Task)
+        .where(Task.id == task_id, Task.state == "pending")
+        .values(state="failed", error=error)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def host_key(host: str) -> str:
     return f"host:{host}"
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from kumo.agent.link import ApiLink
+from kumo.agent.link import ApiLink, crashed
 from kumo.agent.protocol import HostTask, TaskResult
 from kumo.baremetal.drivers import load_hardware
 from kumo.baremetal.drivers.base import (
@@ -76,10 +75,7 @@ def run_task(hw: Hardware, task: HostTask, stop: threading.Event) -> TaskResult 
     except BMCError as exc:
         return TaskResult(ok=False, error=str(exc))
     except Exception as exc:  # a driver bug must not kill the conductor: report it
-        log.exception("task %s (%s) crashed", task.id, task.kind)
-        return TaskResult(
-            ok=False, error=f"{type(exc).__name__}: {exc}", details={"traceback": traceback.format_exc()}
-        )
+        return crashed(task, exc)
     if state is None:
         return TaskResult(ok=False, error=f"unknown task kind {task.kind}")
     power: int | None = None
@@ -175,6 +171,19 @@ def power_sync_pass(
     return SyncPass(states, time.perf_counter() - started, time.process_time() - cpu)
 
 
+def _readable_nodes(raw_nodes: Iterable[Any]) -> list[Node]:
+    """The nodes of a heartbeat's answer; one this conductor cannot read (a row written by
+    another version) is left out, alone, and its tasks wait for a conductor that can."""
+    nodes = []
+    for raw in raw_nodes:
+        try:
+            nodes.append(Node.from_wire(raw))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            named = raw.get("uuid") if isinstance(raw, Mapping) else None  # never driver_info: secrets
+            log.error("node %s left out: %s", named, type(exc).__name__)
+    return nodes
+
+
 # ----------------------------------------------------------------------------- the process
 
 
@@ -233,7 +242,7 @@ class Conductor(ApiLink):
                 if not (body.get("unchanged") and held is not None and body.get("assignment") == held):
                     self.assignment = None  # not the answer to what was sent: ask for the list
             return
-        self._own([Node.from_wire(raw) for raw in raw_nodes], conductors)
+        self._own(_readable_nodes(raw_nodes), conductors)
         with self._lock:
             self.assignment = body.get("assignment")
 
@@ -318,6 +327,8 @@ class Conductor(ApiLink):
                 return
             except httpx.HTTPStatusError as exc:
                 log.error("heartbeat refused: %s", exc)
+            except Exception:  # an answer it cannot read: keep the nodes held, heartbeat again
+                log.exception("heartbeat of %s failed", self.name)
 
     def _poll_loop(self) -> None:
         while not self.stop_event.is_set():
@@ -334,8 +345,17 @@ class Conductor(ApiLink):
                 )
             except RuntimeError:
                 return
+            except httpx.HTTPStatusError as exc:
+                log.error("poll refused: %s", exc)
+                self.stop_event.wait(self.poll_wait)
+                continue
             for raw in resp.json()["tasks"]:
-                self.dispatch(HostTask.model_validate(raw))
+                try:
+                    task = HostTask.model_validate(raw)
+                except ValueError as exc:  # one malformed task must not stop the others
+                    log.error("skipped a malformed task: %s", exc)
+                    continue
+                self.dispatch(task)
 
     def dispatch(self, task: HostTask) -> bool:
         """Queue a task behind its node's earlier ones; False when skipped (already running or
@@ -372,7 +392,10 @@ class Conductor(ApiLink):
                 with self._lock:
                     self._in_flight.discard(task.id)
                 continue
-            self._run_one(node, task, abort)
+            try:
+                self._run_one(node, task, abort)
+            except Exception as exc:  # the task fails; the node's next tasks still run
+                self._results.put((task, crashed(task, exc)))
 
     def _run_one(self, owned: Node, task: HostTask, abort: threading.Event) -> None:
         raw = task.payload.get("node")

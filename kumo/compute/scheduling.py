@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cache
+from traceback import format_exception
 from typing import Any
 
 from sqlalchemy import Integer, Select, bindparam, select
@@ -29,7 +31,8 @@ from kumo.compute.server_ops import mark_error, migration_consumer
 from kumo.compute.states import SCHEDULE_EVENT, TaskState, VmState
 from kumo.config import Settings
 from kumo.db.arrays import one_of_param
-from kumo.errors import BadRequest, ClaimConflict, Conflict, NotFound
+from kumo.db.transient import describe, is_transient, without_parameters
+from kumo.errors import BadRequest, ClaimConflict, Conflict, KumoError, NotFound
 from kumo.logs import logged_as, request_id_var
 from kumo.metrics import SCHEDULE_CLAIM_SECONDS, SCHEDULE_FAILURES, SCHEDULE_SECONDS
 from kumo.placement import claims
@@ -52,17 +55,36 @@ def _as_tuple(value: object) -> tuple[str, ...]:
     return (str(value),)
 
 
+# Placement's largest amount (its columns are 32-bit integers, as in OpenStack Placement).
+MAX_AMOUNT = 2**31 - 1
+
+
 def resources_of(flavor: dict[str, Any]) -> dict[str, int]:
-    """Flavor → resource amounts; `resources:<CLASS>=N` extra specs override, as in Nova."""
+    """Flavor → resource amounts; `resources:<CLASS>=N` extra specs override, as in Nova.
+    Every amount is an integer from 0 to MAX_AMOUNT, or BadRequest names the field or spec that
+    is not (a flavor stored before its extra specs were validated on write)."""
     resources = {
-        "VCPU": int(flavor["vcpus"]),
-        "MEMORY_MB": int(flavor["ram"]),
-        "DISK_GB": int(flavor.get("disk", 0)) + int(flavor.get("ephemeral", 0)),
+        "VCPU": _amount("vcpus", flavor.get("vcpus")),
+        "MEMORY_MB": _amount("ram", flavor.get("ram")),
+        "DISK_GB": _amount("disk", flavor.get("disk", 0)) + _amount("ephemeral", flavor.get("ephemeral", 0)),
     }
     for key, value in dict(flavor.get("extra_specs") or {}).items():
         if key.startswith("resources:"):
-            resources[key.split(":", 1)[1]] = int(value)
+            resources[key.split(":", 1)[1]] = _amount(f"extra spec {key}", value)
     return {rc: amount for rc, amount in resources.items() if amount > 0}
+
+
+def _amount(field: str, value: object) -> int:
+    """A flavor's amount as an integer in placement's range; BadRequest naming `field` if not."""
+    try:
+        amount = int(value) if isinstance(value, int | str) and not isinstance(value, bool) else None
+    except ValueError:
+        amount = None
+    if amount is None or not 0 <= amount <= MAX_AMOUNT:
+        raise BadRequest(
+            f"Invalid flavor {field}={value!r}: the amount must be an integer from 0 to {MAX_AMOUNT}."
+        )
+    return amount
 
 
 def request_for(instance: Instance, group: ServerGroup | None) -> ScheduleRequest:
@@ -166,14 +188,20 @@ class _PassEvents:
         return self._events.get(instance_uuid)
 
 
-def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
+def schedule_pending(rt: Runtime, batch: int = 200, only: str | None = None) -> tuple[int, set[str]]:
     """One pass: read the pending instances and the fleet once, then place each instance in a
     transaction of its own (its row locked with SKIP LOCKED on PostgreSQL, so workers never
     place one instance twice and never hold more than one provider lock: no deadlocks).
     The read holds the pending rows (SKIP LOCKED too) and places the first of them in its own
     transaction (a pass of one is one transaction); it takes no other lock before that, so a
     delete of a pending instance waits for the read at most. Returns how many instances were
-    handled and which hosts got work.
+    handled and which hosts got work. `only`: a pass of that one instance.
+
+    One request never stops the others: a request whose own data makes building, reading for,
+    scheduling or placing it raise fails alone (ERROR with a fault that says why, see _fail),
+    and the pass goes on; a pass whose shared read raises is run again as passes of one, so the
+    read is blamed on the one request that breaks it. An error of the database's own
+    (kumo.db.transient) ends the pass instead, leaving its instances pending for the next.
 
     The placements commit asynchronously (`durable=False`, unless the settings'
     scheduler_asynchronous_commit is off): a commit waits for no WAL flush, and a database
@@ -184,36 +212,180 @@ def schedule_pending(rt: Runtime, batch: int = 200) -> tuple[int, set[str]]:
     durable = not rt.settings.scheduler_asynchronous_commit
     read_started = time.perf_counter()
     config = scheduler_config(rt.settings)
-    with rt.db.transaction(durable) as session:
-        pending = _pending(session, batch, skip_locked=not rt.db.is_sqlite)
-        if not pending:
-            return 0, woken
-        group_ids = {i.server_group for i in pending if i.server_group}
-        groups = (
-            {g.uuid: g for g in session.scalars(select(ServerGroup).where(ServerGroup.uuid.in_(group_ids)))}
-            if group_ids
-            else {}
-        )
-        requests = [request_for(i, groups.get(i.server_group or "")) for i in pending]
-        events = _PassEvents(session, [i.uuid for i in pending], read_now=rt.db.is_sqlite)
-        rt.fleet.sync(session, FLEET_SYNC_MAX_AGE)
-        snapshot, partial = pass_snapshot(session, rt.settings, requests, rt.fleet)
-        read_share = (time.perf_counter() - read_started) / len(requests)
-        reads = _PassReads(rt.settings, requests, partial, rt.fleet)
-        first = requests[0]
-        started = time.perf_counter()
-        snapshot = _place(session, pending[0], first, snapshot, config, woken, events, reads)
-    # Committed: its share of the pass's read, the core, the claim and the commit.
-    SCHEDULE_CLAIM_SECONDS.observe(read_share + time.perf_counter() - started)
-    for request in requests[1:]:
-        started = time.perf_counter()
+    skip_locked = not rt.db.is_sqlite
+    try:
         with rt.db.transaction(durable) as session:
-            instance = _lock_pending(session, request.instance_uuid, skip_locked=not rt.db.is_sqlite)
-            if instance is None:
-                continue  # deleted meanwhile, or another worker has it
-            snapshot = _place(session, instance, request, snapshot, config, woken, events, reads)
-        SCHEDULE_CLAIM_SECONDS.observe(read_share + time.perf_counter() - started)
+            pending = (
+                _pending(session, batch, skip_locked)
+                if only is None
+                else _pending_one(session, only, skip_locked)
+            )
+            if not pending:
+                return 0, woken
+            requests = _requests(session, pending)
+            if not requests:
+                return len(pending), woken
+            work = _read_pass(session, rt, requests, read_started)
+            # The first is placed in the read's transaction, unless that also holds failures.
+            first = requests[0] if len(requests) == len(pending) else None
+            if first is not None:
+                started = time.perf_counter()
+                with _alone(first.instance_uuid):
+                    work.snapshot = _place(
+                        session, pending[0], first, work.snapshot, config, woken, work.events, work.reads
+                    )
+    except _ReadFailed as failed:
+        if only is None:
+            return _one_by_one(rt, failed.instance_uuids)
+        _fail_alone(rt, durable, _RequestFailed(only, failed.error))  # its read alone raised
+        return 1, woken
+    except _RequestFailed as failed:  # the first one's: rolled back with the read
+        _fail_alone(rt, durable, failed)
+    else:
+        if first is not None:  # committed: its share of the pass's read, the core, the claim and the commit
+            SCHEDULE_CLAIM_SECONDS.observe(work.read_share + time.perf_counter() - started)
+    for request in requests if first is None else requests[1:]:
+        started = time.perf_counter()
+        try:
+            with rt.db.transaction(durable) as session:
+                instance = _lock_pending(session, request.instance_uuid, skip_locked)
+                if instance is None:
+                    continue  # deleted meanwhile, or another worker has it
+                with _alone(request.instance_uuid):
+                    work.snapshot = _place(
+                        session, instance, request, work.snapshot, config, woken, work.events, work.reads
+                    )
+        except _RequestFailed as failed:
+            _fail_alone(rt, durable, failed)
+            continue
+        SCHEDULE_CLAIM_SECONDS.observe(work.read_share + time.perf_counter() - started)
     return len(pending), woken
+
+
+def _pending_one(session: Session, instance_uuid: str, skip_locked: bool) -> list[Instance]:
+    found = _lock_pending(session, instance_uuid, skip_locked)
+    return [] if found is None else [found]
+
+
+def _one_by_one(rt: Runtime, instance_uuids: Sequence[str]) -> tuple[int, set[str]]:
+    """The pass's shared read raised for a reason of no one request's that the database is not
+    to blame for: the instances, each in a pass of its own (one that raises again fails alone)."""
+    log.warning("a pass of %d instances failed to read; scheduling them one by one", len(instance_uuids))
+    handled, woken = 0, set()
+    for instance_uuid in instance_uuids:
+        count, hosts = schedule_pending(rt, only=instance_uuid)
+        handled += count
+        woken |= hosts
+    return handled, woken
+
+
+def _requests(session: Session, pending: Sequence[Instance]) -> list[ScheduleRequest]:
+    """The pending instances' requests, in order; an instance whose request cannot be built
+    from its own data (a flavor's bad extra spec, a malformed hint) fails here, alone."""
+    group_ids = {i.server_group for i in pending if i.server_group}
+    groups = (
+        {g.uuid: g for g in session.scalars(select(ServerGroup).where(ServerGroup.uuid.in_(group_ids)))}
+        if group_ids
+        else {}
+    )
+    requests = []
+    for instance in pending:
+        try:
+            with _alone(instance.uuid):
+                requests.append(request_for(instance, groups.get(instance.server_group or "")))
+        except _RequestFailed as failed:
+            _fail(session, instance, failed)
+    return requests
+
+
+@dataclass
+class _PassWork:
+    """What the read of a pass gives its placements: the snapshot they place on (replaced
+    after each claim), the open events, the wider reads, each placement's share of the read."""
+
+    snapshot: Snapshot
+    events: _PassEvents
+    reads: _PassReads
+    read_share: float
+
+
+def _read_pass(
+    session: Session, rt: Runtime, requests: Sequence[ScheduleRequest], read_started: float
+) -> _PassWork:
+    """The pass's shared read. An error of the snapshot's read that is not the database's
+    raises _ReadFailed (the caller retries each request in a pass of its own, where such an
+    error is its own); the events and the fleet index's sync read nothing of the requests'."""
+    events = _PassEvents(session, [r.instance_uuid for r in requests], read_now=rt.db.is_sqlite)
+    rt.fleet.sync(session, FLEET_SYNC_MAX_AGE)
+    try:
+        snapshot, partial = pass_snapshot(session, rt.settings, requests, rt.fleet)
+    except Exception as error:
+        if is_transient(error):
+            raise
+        raise _ReadFailed([r.instance_uuid for r in requests], error) from error
+    read_share = (time.perf_counter() - read_started) / len(requests)
+    return _PassWork(snapshot, events, _PassReads(rt.settings, requests, partial, rt.fleet), read_share)
+
+
+class _ReadFailed(Exception):
+    """A pass's shared read raised, not for the database's sake: retry its instances alone."""
+
+    def __init__(self, instance_uuids: Sequence[str], error: Exception) -> None:
+        super().__init__(f"the read for {len(instance_uuids)} instances failed: {error}")
+        self.instance_uuids = list(instance_uuids)
+        self.error = error
+
+
+class _RequestFailed(Exception):
+    """An instance's own data made its scheduling raise: it fails alone (_fail)."""
+
+    def __init__(self, instance_uuid: str, error: Exception) -> None:
+        self.instance_uuid = instance_uuid
+        self.message = fault_message(error)
+        self.trace = "".join(format_exception(without_parameters(error)))
+        super().__init__(f"{instance_uuid}: {self.message}")
+
+
+def fault_message(error: Exception) -> str:
+    """What an instance's fault says of the error that stopped its scheduling: a kumo error's
+    own message (it names the bad field), else the exception's type and message (a database
+    error's without its statement and parameters)."""
+    if isinstance(error, KumoError):
+        return error.message
+    return describe(error)
+
+
+@contextmanager
+def _alone(instance_uuid: str) -> Iterator[None]:
+    """Blame what raises inside on the instance's own data (_RequestFailed), unless the
+    database is to blame (kumo.db.transient): that ends the pass, the instance stays pending."""
+    try:
+        yield
+    except Exception as error:
+        if is_transient(error):
+            raise
+        raise _RequestFailed(instance_uuid, error) from error
+
+
+def _fail(session: Session, instance: Instance, failed: _RequestFailed) -> None:
+    """As _no_valid_host, for a request its own data made raise: ERROR with a fault that says
+    why, its scheduling event finished with the error and the traceback, and no allocation
+    left for it (any it had was written in the transaction that raised, or never)."""
+    event = _open_events(session, [instance.uuid], SCHEDULE_EVENT).get(instance.uuid)
+    with logged_as(event.request_id if event is not None else "-"):
+        log.error("cannot schedule %s: %s", instance.uuid, failed.message)
+    claims.release(session, instance.uuid)
+    mark_error(instance, failed.message, 500)
+    if event is not None:
+        actions.finish_event(session, event.id, False, failed.message, failed.trace)
+
+
+def _fail_alone(rt: Runtime, durable: bool, failed: _RequestFailed) -> None:
+    """_fail in a transaction of its own, after the one that raised rolled back."""
+    with rt.db.transaction(durable) as session:
+        instance = _lock_pending(session, failed.instance_uuid, skip_locked=not rt.db.is_sqlite)
+        if instance is not None:
+            _fail(session, instance, failed)
 
 
 # The scheduler loop keeps the fleet index current between passes (sync_fleet); a pass brings it

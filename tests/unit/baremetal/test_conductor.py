@@ -337,3 +337,32 @@ def test_an_api_without_versions_is_followed_at_every_heartbeat(api: FakeAPI) ->
         assert conductor.nodes == {} and api.held[-1] == ("c1", None)
     finally:
         conductor.stop()
+
+
+def test_a_task_that_raises_outside_the_driver_fails_alone(api: FakeAPI, conductors: Any) -> None:
+    """A task whose node cannot even be read (a row of another version) fails; the node's next
+    task and the other nodes' tasks still run."""
+    node, other = api.add_node("c1"), api.add_node("c1")
+    broken = api.add_task(node, "node_power", target=POWER_ON)
+    api.pending[-1]["payload"]["node"] = {**api.nodes[node], "driver_info": "not a mapping"}
+    after = api.add_task(node, "node_power", target=POWER_ON)
+    beside = api.add_task(other, "node_verify")
+    conductors("c1")
+    r1, r2, r3 = (wait_for(lambda t=t: api.result(t)) for t in (broken, after, beside))
+    assert r1["ok"] is False and r1["error"].startswith("ValueError: ")
+    assert "traceback" in r1["details"]
+    assert r2["ok"] is True and r2["details"] == {"power_state": POWER_ON}
+    assert r3["ok"] is True
+
+
+def test_a_node_it_cannot_read_is_left_out_alone(api: FakeAPI, conductors: Any) -> None:
+    """A heartbeat's answer with one node the conductor cannot read: it owns the others and
+    keeps heartbeating."""
+    good, bad = api.add_node("c1"), api.add_node("c1")
+    api.nodes[bad]["driver_info"] = "not a mapping"
+    c1 = conductors("c1")
+    assert set(c1.nodes) == {good}
+    beats = api.heartbeats["c1"]
+    wait_for(lambda: api.heartbeats["c1"] > beats + 2)
+    task = api.add_task(good, "node_power", target=POWER_ON)
+    assert wait_for(lambda: api.result(task))["ok"] is True
