@@ -88,7 +88,7 @@ class EdgeGuard:
         body = None if declared is not None and declared > limit else await _read_body(receive, limit)
         if body is None:
             await _too_large(scope, receive, send, limit)
-        elif isinstance(body, dict):  # the client went away mid-body: the app hears it
+        elif not isinstance(body, bytes):  # the client went away mid-body: the app hears it
             await self.app(scope, _replay(body, receive), send)
         elif holds_nul(body):
             await error_response(path, 400, "NUL characters are not allowed in the request body.")(

@@ -25,7 +25,10 @@ from uvicorn.server import ServerState
 from kumo.api.errors import error_response
 
 DEFAULT_MAX_HEAD_BYTES = 64 * 1024
-_STATUS_LINES = {400: b"HTTP/1.1 400 Bad Request\r\n", 431: b"HTTP/1.1 431 Request Header Fields Too Large\r\n"}
+_STATUS_LINES = {
+    400: b"HTTP/1.1 400 Bad Request\r\n",
+    431: b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
+}
 
 
 class _HeadTooLarge(Exception):
@@ -75,7 +78,8 @@ class HeadBoundedHttpToolsProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a request it cannot parse; ours to a head too large, too."""
         if self._head_too_large:
-            status, message = 431, f"The request line and headers are larger than {self.max_head_bytes} bytes."
+            status = 431
+            message = f"The request line and headers are larger than {self.max_head_bytes} bytes."
         else:
             status, message = 400, msg
         path = self.url.split(b"?", 1)[0].decode("latin-1")

@@ -9,8 +9,8 @@ from fastapi.responses import JSONResponse
 
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
-from kumo.errors import BadRequest, NotFound
-from kumo.identity import service
+from kumo.errors import NotFound
+from kumo.identity import auth_request, service
 from kumo.runtime import Runtime
 
 router = APIRouter(prefix="/identity")
@@ -50,10 +50,9 @@ def issue_token(
     nocatalog: str | None = None,
     rt: Runtime = Depends(runtime),
 ) -> Response:
-    if not isinstance(body.get("auth"), dict):
-        raise BadRequest("Expecting to find auth in request body.")
+    auth = auth_request.validated(body)
     with rt.db.transaction() as session:
-        issued = service.authenticate(session, rt.tokens, body["auth"])
+        issued = service.authenticate(session, rt.tokens, auth)
     payload = service.token_body(issued.data, _base(request), rt.settings.region, nocatalog is None)
     return JSONResponse(payload, status_code=201, headers={"X-Subject-Token": issued.token})
 
