@@ -1,8 +1,9 @@
 """Checks on every request before any route sees it (pure ASGI): control characters in the path
-and query string, the body's size and NUL characters inside it.
+and query string, the body's size, and characters inside it that no database column can hold.
 
 Invariants: a route (and the Placement claim fast lane) never receives more body bytes than the
-limit of its prefix, nor a body holding a NUL character, raw or as the JSON escape; a refused
+limit of its prefix, nor a body holding a NUL character (raw or as the JSON escape) or a JSON
+string with an unpaired UTF-16 surrogate escape (not UTF-8, so no database takes it); a refused
 request gets a 4xx in its service's OpenStack error format (kumo.api.errors.error_response), a
 413 also closes the connection instead of reading the rest. Image data uploads stream to the
 store and are exempt from both body checks.
@@ -10,7 +11,9 @@ store and are exempt from both body checks.
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,6 +23,7 @@ from kumo.api.errors import error_response
 _CONTROL_TEXT = re.compile("[\x00-\x1f\x7f]")
 _CONTROL_BYTES = re.compile(b"[\x00-\x1f\x7f]")
 _NUL_ESCAPE = b"\\u0000"
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _STREAMED_UPLOAD = re.compile(r"/image/v2/images/[^/]+/(file|stage)")
 
 
@@ -48,6 +52,39 @@ def holds_nul(body: bytes) -> bool:
             return True
         start = body.find(_NUL_ESCAPE, start + 1)
     return False
+
+
+def holds_lone_surrogate(body: bytes) -> bool:
+    """Whether `body` is JSON with a string that holds an unpaired surrogate (`"\\ud800"`).
+    Parsed only when a surrogate escape is there at all (emoji escaped by the client's JSON
+    encoder are pairs: `"\\ud83d\\ude00"`); a body that is not JSON is the route's to refuse."""
+    if _SURROGATE_ESCAPE.search(body) is None:
+        return False
+    try:
+        pending: list[Any] = [json.loads(body)]
+    except (ValueError, RecursionError):
+        return False
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending += [*value.keys(), *value.values()]
+        elif isinstance(value, list):
+            pending += value
+        elif isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+    return False
+
+
+def body_refusal(body: bytes) -> str | None:
+    """Why a (non-streamed) body is refused before any route reads it, or None."""
+    if holds_nul(body):
+        return "NUL characters are not allowed in the request body."
+    if holds_lone_surrogate(body):
+        return "Invalid Unicode in the request body: an unpaired surrogate escape."
+    return None
 
 
 def streams_body(scope: Scope) -> bool:
@@ -90,10 +127,8 @@ class EdgeGuard:
             await _too_large(scope, receive, send, limit)
         elif not isinstance(body, bytes):  # the client went away mid-body: the app hears it
             await self.app(scope, _replay(body, receive), send)
-        elif holds_nul(body):
-            await error_response(path, 400, "NUL characters are not allowed in the request body.")(
-                scope, receive, send
-            )
+        elif (refusal := body_refusal(body)) is not None:
+            await error_response(path, 400, refusal)(scope, receive, send)
         else:
             await self.app(scope, _replay({"type": "http.request", "body": body}, receive), send)
 

@@ -305,11 +305,18 @@ def _nul_requests_are_400s(cloud: Cloud) -> None:
             status, _, raw_body = exchange(cloud, raw_head)
             assert status == 400, f"NUL header on {prefix}"
             assert_error(prefix, 400, raw_body)
-        # Newlines and tabs inside JSON strings, and an escaped backslash before "u0000", stay legal.
-        description = "line one\nline two\tC:\\u0000"
-        resp = c.post(
-            "/identity/v3/projects", json={"project": {"name": "legal", "description": description}}
-        )
+        # An unpaired surrogate escape is no UTF-8 string, for no database.
+        login = b'{"auth": {"identity": {"methods": ["password"], "password": {"user": '
+        login += b'{"name": "admin\\ud800", "password": "x"}}}}}'
+        resp = c.post("/identity/v3/auth/tokens", content=login, headers={"Content-Type": "application/json"})
+        assert resp.status_code == 400, resp.text
+        assert_error("/identity", 400, resp.json())
+        # Newlines and tabs inside JSON strings, an escaped backslash before "u0000" and an emoji
+        # escaped as a surrogate pair stay legal.
+        description = "line one\nline two\tC:\\u0000 \U0001f600"
+        project = json.dumps({"project": {"name": "legal", "description": description}}, ensure_ascii=True)
+        assert "\\ud83d\\ude00" in project
+        resp = c.post("/identity/v3/projects", content=project, headers={"Content-Type": "application/json"})
         assert resp.status_code == 201, resp.text
         assert resp.json()["project"]["description"] == description
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kumo.api.edge import holds_nul, request_line_refusal, streams_body
+from kumo.api.edge import holds_lone_surrogate, holds_nul, request_line_refusal, streams_body
 
 
 def _strings(value: Any) -> list[str]:
@@ -49,6 +49,25 @@ def test_holds_nul_agrees_with_a_json_parser(text: str) -> None:
     for body in (json.dumps({"k": text}), json.dumps({"k": [text, {text: text}]}, ensure_ascii=False)):
         parsed_nul = any("\x00" in s for s in _strings(json.loads(body)))
         assert holds_nul(body.encode()) is parsed_nul, body
+
+
+@pytest.mark.parametrize(
+    "body, lone",
+    [
+        (rb'{"name": "a\ud800"}', True),
+        (rb'{"name": "a\udfffb"}', True),  # a low surrogate alone
+        (rb'{"name": "\ude00\ud83d"}', True),  # low then high: not a pair
+        (rb'{"\uDBFF": ["x"]}', True),  # in a key, upper-case hex
+        (rb'{"a": [{"b": "\ud800"}]}', True),
+        (rb'{"name": "\ud83d\ude00"}', False),  # an emoji, escaped as a pair
+        ('{"name": "😀"}'.encode(), False),  # the same emoji as UTF-8
+        (rb'{"name": "C:\\ud800"}', False),  # an escaped backslash, then "ud800"
+        (rb'{"name": "\ud800', False),  # not JSON: the route refuses it
+        (rb'{"name": "\u0041"}', False),
+    ],
+)
+def test_holds_lone_surrogate(body: bytes, lone: bool) -> None:
+    assert holds_lone_surrogate(body) is lone
 
 
 @pytest.mark.parametrize(
