@@ -79,6 +79,10 @@ class RequestMiddleware:
             REQUEST_LATENCY.labels(scope["method"], route_path, str(status_holder["status"])).observe(elapsed)
             if not path.startswith("/internal"):
                 log.info(
-                    "%s %s -> %s in %.1f ms", scope["method"], path, status_holder["status"], elapsed * 1000
+                    "%s %s -> %s in %.1f ms",
+                    scope["method"],
+                    path if path.isprintable() else ascii(path),  # a refused "\n" forges no log line
+                    status_holder["status"],
+                    elapsed * 1000,
                 )
             request_id_var.reset(token)

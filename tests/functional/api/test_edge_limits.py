@@ -7,6 +7,7 @@ over the limit is refused without being read (the answer arrives while it is sti
 from __future__ import annotations
 
 import json
+import logging
 import re
 import select
 import socket
@@ -323,6 +324,14 @@ def _nul_requests_are_400s(cloud: Cloud) -> None:
 
 def test_nul_and_control_characters_are_400s_on_every_service(cloud: Cloud) -> None:
     _nul_requests_are_400s(cloud)
+
+
+def test_a_newline_in_the_path_forges_no_log_line(cloud: Cloud, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="kumo.api")
+    resp = httpx.get(f"{cloud.url}/compute/v2.1/servers/x%0A2026-12-06 ERROR forged")
+    assert resp.status_code == 400 and resp.json()["badRequest"]["code"] == 400
+    lines = [r.getMessage() for r in caplog.records if r.name == "kumo.api" and "forged" in r.getMessage()]
+    assert lines and all("\n" not in line for line in lines), lines
 
 
 def test_nul_and_control_characters_are_400s_on_postgresql(pg_cloud: Cloud) -> None:
