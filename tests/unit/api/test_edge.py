@@ -93,7 +93,7 @@ def test_request_line_refusal(path: str, query: bytes, refused: bool) -> None:
     "method, path, streams",
     [
         ("PUT", "/image/v2/images/abc/file", True),
-        ("PUT", "/image/v2/images/abc/stage", True),
+        ("PUT", "/image/v2/images/abc/stage", False),  # not served: bounded like any body
         ("GET", "/image/v2/images/abc/file", False),
         ("PATCH", "/image/v2/images/abc", False),
         ("PUT", "/image/v2/images/abc/tags/file", False),
