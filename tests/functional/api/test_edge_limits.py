@@ -195,6 +195,27 @@ def test_internal_api_has_its_own_limit(small_limit_cloud: Cloud) -> None:
     assert resp.json() == {"tasks": []}
 
 
+def test_json_nested_too_deep_is_a_400_on_every_service(cloud: Cloud) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    image = httpx.post(
+        f"{cloud.url}/image/v2/images", json={"name": "deep"}, headers={"X-Auth-Token": cloud.token()}
+    )
+    writes = [
+        ("POST", "/identity/v3/auth/tokens", "application/json"),
+        ("POST", "/compute/v2.1/servers", "application/json"),
+        ("PATCH", f"/image/v2/images/{image.json()['id']}", "application/openstack-images-v2.1-json-patch"),
+        ("PUT", f"/placement/allocations/{uuid.uuid4()}", "application/json"),
+        ("POST", "/baremetal/v1/nodes", "application/json"),
+        ("POST", "/internal/v1/hosts", "application/json"),
+    ]
+    headers = {"X-Auth-Token": cloud.token(), "X-Kumo-Agent-Token": cloud.settings.secret("agent_token")}
+    with httpx.Client(base_url=cloud.url, headers=headers, timeout=30) as c:
+        for method, path, content_type in writes:
+            resp = c.request(method, path, content=deep, headers={"Content-Type": content_type})
+            assert resp.status_code == 400, f"{method} {path}: {resp.text}"
+            assert_error(path, 400, resp.json())
+
+
 # -- header size ----------------------------------------------------------------------------
 
 
