@@ -193,6 +193,11 @@ def test_internal_api_has_its_own_limit(small_limit_cloud: Cloud) -> None:
     )
     assert resp.status_code == 200, resp.text
     assert resp.json() == {"tasks": []}
+    too_large = f"Content-Length: {small_limit_cloud.settings.max_internal_body_bytes + 1}"
+    head = request_head("POST", "/internal/v1/tasks/poll", "Content-Type: application/json", too_large)
+    status, _, body = exchange(small_limit_cloud, head)
+    assert status == 413
+    assert_error("/internal", 413, body)
 
 
 def test_json_nested_too_deep_is_a_400_on_every_service(cloud: Cloud) -> None:
