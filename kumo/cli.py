@@ -40,6 +40,8 @@ def api(
         host=host,
         port=port,
         workers=workers,
+        http="kumo.api.transport:HeadBoundedHttpToolsProtocol",
+        h11_max_incomplete_event_size=get_settings().max_request_header_bytes,
         log_level="warning",
         access_log=False,
         backlog=4096,

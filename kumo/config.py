@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     # Baremetal stock (kumo.stock): a project with private stock lands on no public stock.
     stock_private_exclusive: bool = True
     image_dir: Path | None = None
+    # The edge (kumo/api/edge.py): a request body larger than this is refused with 413 before it
+    # is read (on its Content-Length, else as it streams). Image data uploads stream to the store
+    # and are exempt. The agents' internal API has its own limit: a fleet poll names up to 100,000
+    # hosts and a result report carries up to 500 results (console output up to 100 KiB each).
+    max_request_body_bytes: int = 4 * 1024 * 1024
+    max_internal_body_bytes: int = 64 * 1024 * 1024
+    # A request line and headers larger than this are refused with 431 as they arrive
+    # (kumo/api/transport.py).
+    max_request_header_bytes: int = 64 * 1024
 
     @property
     def resolved_database_url(self) -> str:

@@ -9,6 +9,7 @@ import time
 import uvicorn
 
 from kumo.api.app import create_app
+from kumo.api.transport import HeadBoundedHttpToolsProtocol
 from kumo.runtime import Runtime
 
 
@@ -29,6 +30,8 @@ class ThreadedServer:
             create_app(rt),
             host=host,
             port=self.port,
+            http=HeadBoundedHttpToolsProtocol,
+            h11_max_incomplete_event_size=rt.settings.max_request_header_bytes,
             log_level="warning",
             access_log=False,
             backlog=4096,

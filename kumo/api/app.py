@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kumo.agent import routes as agent_routes
 from kumo.api import errors
+from kumo.api.edge import EdgeGuard
 from kumo.api.middleware import RequestMiddleware
 from kumo.baremetal import conductor_routes as baremetal_conductor_routes
 from kumo.baremetal import routes as baremetal_routes
@@ -71,6 +72,11 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
     app.state.runtime = rt
     errors.install(app)
     app.add_middleware(ClaimFastLane)  # inside RequestMiddleware: request ids, metrics and logs stay
+    app.add_middleware(  # before the fast lane: it reads bodies too
+        EdgeGuard,
+        max_body_bytes=rt.settings.max_request_body_bytes,
+        max_internal_body_bytes=rt.settings.max_internal_body_bytes,
+    )
     app.add_middleware(RequestMiddleware)
 
     # The route table: each router carries its own prefix.

@@ -40,6 +40,7 @@ _TITLES = {
     409: "Conflict",
     413: "Request Entity Too Large",
     415: "Unsupported Media Type",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     501: "Not Implemented",
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from typing import Any
@@ -16,6 +17,9 @@ from kumo.logs import request_id_var
 from kumo.metrics import REQUEST_LATENCY
 
 log = logging.getLogger("kumo.api")
+# An incoming request id is kept only when it is one of ours (oslo.context's global request id
+# rule): anything else, too long for the columns that keep it or not an id at all, is replaced.
+_REQUEST_ID = re.compile(r"req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class RequestMiddleware:
@@ -27,8 +31,8 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        request_id = headers.get("x-openstack-request-id") or f"req-{uuid.uuid4()}"
-        if not request_id.startswith("req-"):
+        request_id = headers.get("x-openstack-request-id", "")
+        if not _REQUEST_ID.fullmatch(request_id):
             request_id = f"req-{uuid.uuid4()}"
         token = request_id_var.set(request_id)
         path: str = scope["path"]
@@ -75,6 +79,10 @@ class RequestMiddleware:
             REQUEST_LATENCY.labels(scope["method"], route_path, str(status_holder["status"])).observe(elapsed)
             if not path.startswith("/internal"):
                 log.info(
-                    "%s %s -> %s in %.1f ms", scope["method"], path, status_holder["status"], elapsed * 1000
+                    "%s %s -> %s in %.1f ms",
+                    scope["method"],
+                    path if path.isprintable() else ascii(path),  # a refused "\n" forges no log line
+                    status_holder["status"],
+                    elapsed * 1000,
                 )
             request_id_var.reset(token)

@@ -9,8 +9,8 @@ from fastapi.responses import JSONResponse
 
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
-from kumo.errors import BadRequest, NotFound
-from kumo.identity import service
+from kumo.errors import NotFound
+from kumo.identity import auth_request, service
 from kumo.identity.lockout import Lockout
 from kumo.runtime import Runtime
 
@@ -51,9 +51,8 @@ def issue_token(
     nocatalog: str | None = None,
     rt: Runtime = Depends(runtime),
 ) -> Response:
-    if not isinstance(body.get("auth"), dict):
-        raise BadRequest("Expecting to find auth in request body.")
-    issued = service.login(rt.db, rt.tokens, body["auth"], Lockout.of(rt.settings))
+    auth = auth_request.validated(body)
+    issued = service.login(rt.db, rt.tokens, auth, Lockout.of(rt.settings))
     payload = service.token_body(issued.data, _base(request), rt.settings.region, nocatalog is None)
     return JSONResponse(payload, status_code=201, headers={"X-Subject-Token": issued.token})
 

@@ -332,7 +332,7 @@ def parse_patch(content_type: str, raw: bytes) -> list[PatchOp]:
         )
     try:
         doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
         raise BadRequest("Malformed JSON in request body.") from None
     if not isinstance(doc, list):
         raise BadRequest("Request body must be a JSON array of operation objects.")

@@ -1,0 +1,172 @@
+"""Checks on every request before any route sees it (pure ASGI): control characters in the path
+and query string, the body's size, and characters inside it that no database column can hold.
+
+Invariants: a route (and the Placement claim fast lane) never receives more body bytes than the
+limit of its prefix, nor a body holding a NUL character (raw or as the JSON escape) or a JSON
+string with an unpaired UTF-16 surrogate escape (not UTF-8, so no database takes it); a refused
+request gets a 4xx in its service's OpenStack error format (kumo.api.errors.error_response), a
+413 also closes the connection instead of reading the rest. Image data uploads stream to the
+store and are exempt from both body checks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kumo.api.errors import error_response
+
+_CONTROL_TEXT = re.compile("[\x00-\x1f\x7f]")
+_CONTROL_BYTES = re.compile(b"[\x00-\x1f\x7f]")
+_NUL_ESCAPE = b"\\u0000"
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_STREAMED_UPLOAD = re.compile(r"/image/v2/images/[^/]+/file")  # (kumo serves no /stage)
+
+
+def request_line_refusal(path: str, query_string: bytes) -> str | None:
+    """Why the path or query string is refused (a C0 control character or DEL, once
+    percent-decoded), or None."""
+    if _CONTROL_TEXT.search(path):
+        return "Control characters are not allowed in the request path."
+    if b"%" in query_string and _CONTROL_BYTES.search(unquote_to_bytes(query_string)):
+        return "Control characters are not allowed in the query string."
+    return None
+
+
+def holds_nul(body: bytes) -> bool:
+    """Whether `body` holds a NUL character: a raw one, or a JSON `\\u0000` escape. The escape
+    counts only when the backslash that starts it is not itself escaped, i.e. when an even
+    number of backslashes precedes it (`\\\\u0000` is a backslash followed by `u0000`)."""
+    if b"\x00" in body:
+        return True
+    start = body.find(_NUL_ESCAPE)
+    while start != -1:
+        before = start
+        while before > 0 and body[before - 1] == 0x5C:  # a backslash
+            before -= 1
+        if (start - before) % 2 == 0:
+            return True
+        start = body.find(_NUL_ESCAPE, start + 1)
+    return False
+
+
+def holds_lone_surrogate(body: bytes) -> bool:
+    """Whether `body` is JSON with a string that holds an unpaired surrogate (`"\\ud800"`).
+    Parsed only when a surrogate escape is there at all (emoji escaped by the client's JSON
+    encoder are pairs: `"\\ud83d\\ude00"`); a body that is not JSON is the route's to refuse."""
+    if _SURROGATE_ESCAPE.search(body) is None:
+        return False
+    try:
+        pending: list[Any] = [json.loads(body)]
+    except (ValueError, RecursionError):
+        return False
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending += [*value.keys(), *value.values()]
+        elif isinstance(value, list):
+            pending += value
+        elif isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+    return False
+
+
+def body_refusal(body: bytes) -> str | None:
+    """Why a (non-streamed) body is refused before any route reads it, or None."""
+    if holds_nul(body):
+        return "NUL characters are not allowed in the request body."
+    if holds_lone_surrogate(body):
+        return "Invalid Unicode in the request body: an unpaired surrogate escape."
+    return None
+
+
+def streams_body(scope: Scope) -> bool:
+    """Whether the route reads its body as a stream of any length (image data upload)."""
+    return scope["method"] == "PUT" and _STREAMED_UPLOAD.fullmatch(scope["path"]) is not None
+
+
+def _has_body(headers: dict[bytes, bytes]) -> bool:
+    return b"transfer-encoding" in headers or headers.get(b"content-length", b"0") != b"0"
+
+
+def _declared_length(headers: dict[bytes, bytes]) -> int | None:
+    raw = headers.get(b"content-length")
+    return int(raw) if raw is not None and raw.isdigit() else None
+
+
+class EdgeGuard:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_internal_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.max_internal_body_bytes = max_internal_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        refusal = request_line_refusal(path, scope["query_string"])
+        if refusal is not None:
+            await error_response(path, 400, refusal)(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        if not _has_body(headers) or streams_body(scope):
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_internal_body_bytes if path.startswith("/internal") else self.max_body_bytes
+        declared = _declared_length(headers)
+        body = None if declared is not None and declared > limit else await _read_body(receive, limit)
+        if body is None:
+            await _too_large(scope, receive, send, limit)
+        elif not isinstance(body, bytes):  # the client went away mid-body: the app hears it
+            await self.app(scope, _replay(body, receive), send)
+        elif (refusal := body_refusal(body)) is not None:
+            await error_response(path, 400, refusal)(scope, receive, send)
+        else:
+            await self.app(scope, _replay({"type": "http.request", "body": body}, receive), send)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | Message | None:
+    """The whole body; None as soon as it exceeds `limit` bytes (the rest is left unread); the
+    disconnect message when the client goes away first."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return message
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    message = f"The request body is larger than the limit of {limit} bytes."
+    response = error_response(scope["path"], 413, message)
+    response.headers["Connection"] = "close"  # the server does not read the rest
+    await response(scope, receive, send)
+
+
+def _replay(first: Message, receive: Receive) -> Receive:
+    """`first` (the whole body, or the disconnect), then whatever the connection says next."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return first
+        return await receive()
+
+    return replay
