@@ -265,10 +265,8 @@ def list_hypervisors(
 def _find_host(session: Session, hypervisor_id: str, uuid_ids: bool) -> ComputeHost | None:
     if uuid_ids:
         return session.scalar(select(ComputeHost).where(ComputeHost.uuid == hypervisor_id))
-    try:
-        return session.get(ComputeHost, int(hypervisor_id))
-    except ValueError:
-        return None
+    number = params.db_int(hypervisor_id)
+    return None if number is None else session.get(ComputeHost, number)
 
 
 def get_hypervisor(
