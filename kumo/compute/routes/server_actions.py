@@ -47,7 +47,9 @@ def _reboot(s: Session, ctx: RequestContext, sid: str, body: Any, _: Microversio
 
 
 def _migrate(s: Session, ctx: RequestContext, sid: str, body: Any, version: Microversion) -> str | None:
-    host = params.host_value(body.get("host")) if isinstance(body, dict) and version.at_least("2.56") else None
+    host = (
+        params.host_value(body.get("host")) if isinstance(body, dict) and version.at_least("2.56") else None
+    )
     return server_ops.migrate(s, ctx, sid, live=False, dest_host=host)
 
 

@@ -50,7 +50,9 @@ def _tags(value: Any) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list) or len(value) > 50:
-        raise BadRequest(f"Invalid input for field/attribute tags. Value: {value!r}. must be a list of 0-50 tags")
+        raise BadRequest(
+            f"Invalid input for field/attribute tags. Value: {value!r}. must be a list of 0-50 tags"
+        )
     for tag in value:
         if not isinstance(tag, str) or not 1 <= len(tag) <= 60 or "," in tag or "/" in tag:
             raise BadRequest(f"Invalid input for field/attribute tags. Value: {tag!r}.")
