@@ -60,6 +60,26 @@ def _tags(value: Any) -> list[str]:
     return list(value)
 
 
+# Hints the scheduler reads: each a string or a list of strings (Nova: uuids).
+_HOST_HINTS = ("group", "same_host", "different_host")
+# Set by kumo itself (an admin's `zone:host`), never taken from a request.
+_INTERNAL_HINTS = ("force_host",)
+
+
+def _hints(value: Any) -> dict[str, Any]:
+    """os:scheduler_hints: the hints kumo interprets typed; other hints are kept as Nova keeps
+    them, except the internal `force_host`, which only the forced-host policy may set."""
+    if not isinstance(value, dict):
+        raise BadRequest("Invalid input for field/attribute os:scheduler_hints.")
+    for key in _HOST_HINTS:
+        hint = value.get(key)
+        if hint is None:
+            continue
+        for item in hint if isinstance(hint, list) else [hint]:
+            params.string_value(item, key)
+    return {k: v for k, v in value.items() if k not in _INTERNAL_HINTS}
+
+
 def _optional_string(server: dict[str, Any], key: str, max_length: int = 255) -> str | None:
     value = server.get(key)
     return None if value is None else params.string_value(value, key, max_length)
@@ -87,9 +107,7 @@ def parse_create(body: dict[str, Any], max_count_cap: int) -> servers.CreateRequ
     if not server.get("imageRef") and not server.get("block_device_mapping_v2"):
         raise BadRequest("Block Device Mapping is Invalid: imageRef is required (no volume service).")
     _networks(server.get("networks"))
-    hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
-    if not isinstance(hints, dict):
-        raise BadRequest("Invalid input for field/attribute os:scheduler_hints.")
+    hints = _hints(body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {})
     min_count = params.count_value(server.get("min_count", 1), "min_count", max_count_cap)
     max_count = params.count_value(server.get("max_count", min_count), "max_count", max_count_cap)
     if min_count > max_count:

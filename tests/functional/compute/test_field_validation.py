@@ -11,7 +11,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from kumo.compute.models import Instance
+from kumo.db import Database
 from tests.functional.field_validation import (
     BACKENDS,
     Case,
@@ -163,6 +166,10 @@ CASES = [
         {"stock_request": {"flavor": "f", "count": 1, "reason": 5}},
         400,
     ),
+    Case("POST", API + "/servers", {**_boot(), "os:scheduler_hints": {"same_host": 5}}, 400),
+    Case("POST", API + "/servers", {**_boot(), "os:scheduler_hints": {"different_host": [["x"]]}}, 400),
+    Case("POST", API + "/servers", {**_boot(), "os:scheduler_hints": {"group": {"a": 1}}}, 400),
+    Case("POST", API + "/servers", {**_boot(), "os:scheduler_hints": ["group"]}, 400),
     # 5. control characters in names
     Case("POST", API + "/servers", _boot(name="vm\x07"), 400),
     Case("POST", API + "/servers", _boot(name="vm\nx"), 400),
@@ -206,3 +213,23 @@ def test_count_as_digit_string_is_accepted(field_cloud: FieldCloud) -> None:
         assert len(listed) == 2
         for server in listed:
             c.delete(f"{API}/servers/{server['id']}")
+
+
+def test_a_requested_force_host_hint_is_not_kept(field_cloud: FieldCloud) -> None:
+    """`force_host` is kumo's own hint (an admin's `zone:host`); a request cannot set it."""
+    body = setup_boot(_boot(name="hinted"), field_cloud.ids)
+    body["os:scheduler_hints"] = {"force_host": "chosen-host", "same_host": []}
+    with field_cloud.cloud.client(token=field_cloud.ids["token"]) as c:
+        resp = c.post(f"{API}/servers", json=body)
+        assert resp.status_code == 202, resp.text
+        server_id = resp.json()["server"]["id"]
+        try:
+            db = Database(field_cloud.cloud.settings.resolved_database_url)
+            try:
+                with db.read() as session:
+                    hints = session.scalar(select(Instance.scheduler_hints).where(Instance.uuid == server_id))
+            finally:
+                db.dispose()
+            assert hints == {"same_host": []}
+        finally:
+            c.delete(f"{API}/servers/{server_id}")
