@@ -20,9 +20,9 @@ from typing import Any
 import os_resource_classes
 import os_traits
 
+from kumo.compute.params import MAX_INT
 from kumo.errors import BadRequest
 
-MAX_INT = 2147483647
 MAX_LENGTH = 255
 KEY_PATTERN = re.compile(r"^[a-zA-Z0-9-_:. ]{1,255}$")
 _GROUP = r"([a-zA-Z0-9_-]{0,64})"
@@ -40,7 +40,7 @@ def _failed(message: str) -> BadRequest:
 
 def spec_key(key: Any) -> str:
     """A key Nova's schema accepts: 1-255 of `a-zA-Z0-9-_:. `."""
-    if not isinstance(key, str) or not KEY_PATTERN.match(key):
+    if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
         raise BadRequest(
             f"Invalid input for field/attribute extra_specs. Value: {key!r}. Does not match pattern"
         )
@@ -73,13 +73,13 @@ def resource_amount(key: str, value: str) -> int:
 
 
 def resource_class_name(key: str, name: str) -> str:
-    if name not in _STANDARD_CLASSES and not _CUSTOM.match(name):
+    if name not in _STANDARD_CLASSES and not _CUSTOM.fullmatch(name):
         raise _failed(f"extra spec '{key}': '{name}' is not a standard or CUSTOM_* resource class.")
     return name
 
 
 def trait_name(key: str, name: str) -> str:
-    if name not in _STANDARD_TRAITS and not _CUSTOM.match(name):
+    if name not in _STANDARD_TRAITS and not _CUSTOM.fullmatch(name):
         raise _failed(f"extra spec '{key}': '{name}' is not a standard or CUSTOM_* trait.")
     return name
 

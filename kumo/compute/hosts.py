@@ -605,7 +605,9 @@ def parse_labels(body: object) -> dict[str, str | None]:
     params.reject_unknown(data, set(LABELS), "labels")
     out: dict[str, str | None] = {}
     for key, value in data.items():
-        if value is not None and (not isinstance(value, str) or not value.strip() or len(value) > 255):
+        if value is not None and (
+            not isinstance(value, str) or not value.strip() or len(value) > 255 or not value.isprintable()
+        ):
             raise BadRequest(f"Invalid input for field/attribute {key}. Value: {value!r}.")
         out[key] = value.strip() if isinstance(value, str) else None
     return out

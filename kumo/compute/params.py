@@ -179,7 +179,7 @@ def host_value(value: Any, field: str = "host") -> str | None:
     """A host name a move or a filter names (Nova's hostname pattern), or None."""
     if value is None:
         return None
-    if not isinstance(value, str) or not _HOST.match(value):
+    if not isinstance(value, str) or not _HOST.fullmatch(value):
         raise BadRequest(
             f"Invalid input for field/attribute {field}. Value: {value!r}. "
             "Does not match pattern '^[a-zA-Z0-9-._]*$' or is not of type 'string', 'null'"

@@ -291,6 +291,8 @@ def update_server(
     for key in ("accessIPv4", "accessIPv6"):
         if key in changes:
             _optional_string(changes, key)
+    if changes.get("description") is not None:
+        params.string_value(changes["description"], "description", printable=False)
     with rt.db.transaction() as session:
         instance = servers.update(session, ctx, server_id, changes)
     return {"server": view.updated(instance, base_url(request), version, ctx)}

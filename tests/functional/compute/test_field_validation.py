@@ -170,7 +170,12 @@ CASES = [
     Case("POST", API + "/servers", {**_boot(), "os:scheduler_hints": {"different_host": [["x"]]}}, 400),
     Case("POST", API + "/servers", {**_boot(), "os:scheduler_hints": {"group": {"a": 1}}}, 400),
     Case("POST", API + "/servers", {**_boot(), "os:scheduler_hints": ["group"]}, 400),
-    # 5. control characters in names
+    Case("PUT", API + f"/servers/{NOWHERE}", {"server": {"description": 5}}, 400, microversion="2.19"),
+    # 5. control characters in names and keys
+    Case("POST", API + "/servers", _boot(metadata={"k\x01": "v"}), 400),
+    Case("POST", API + "/servers", _boot(metadata={"a/b": "v"}), 400),
+    Case("POST", API + f"/servers/{NOWHERE}/metadata", {"metadata": {"k\n": "v"}}, 400),
+    Case("PUT", API + "/os-kumo-host-labels/nowhere", {"labels": {"rack": "r\x01"}}, 400),
     Case("POST", API + "/servers", _boot(name="vm\x07"), 400),
     Case("POST", API + "/servers", _boot(name="vm\nx"), 400),
     Case("PUT", API + f"/servers/{NOWHERE}", {"server": {"name": "a\x1bb"}}, 400),

@@ -57,6 +57,7 @@ def test_accepted(key: str, value: object, stored: str) -> None:
         ("quota:x", "v" * 256, "too long"),
         ("k" * 256, "v", "Does not match pattern"),
         ("bad/key", "v", "Does not match pattern"),
+        ("hw:key\n", "v", "Does not match pattern"),
         ("", "v", "Does not match pattern"),
     ],
 )

@@ -98,7 +98,7 @@ def test_db_int(value: str, expected: int | None) -> None:
     assert params.db_int(value) == expected
 
 
-@pytest.mark.parametrize("value", [["a"], 5, {"h": 1}, "", "bad host", "h\x01", "h" * 256])
+@pytest.mark.parametrize("value", [["a"], 5, {"h": 1}, "", "bad host", "h\x01", "h\n", "h" * 256])
 def test_host_value_refusals(value: object) -> None:
     with pytest.raises(BadRequest, match="field/attribute host"):
         params.host_value(value)
