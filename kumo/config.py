@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     default_quota_instances: int = 10
     default_quota_cores: int = 20
     default_quota_ram: int = 51200
+    # The most servers one POST /servers may ask for (max_count), whatever the quota: above
+    # it the request is a 400 before anything is counted or written.
+    max_servers_per_request: int = 1000
     # Set the tenant-isolation rule: a project with a filter_tenant_id aggregate lands only there.
     # Baremetal stock (kumo.stock): a project with private stock lands on no public stock.
     stock_private_exclusive: bool = True

@@ -14,6 +14,7 @@ from kumo.api.deps import context, runtime
 from kumo.baremetal import conductors, microversion, ownership, service, views
 from kumo.baremetal.drivers import DRIVERS
 from kumo.baremetal.microversion import Version
+from kumo.compute.params import MAX_INT
 from kumo.errors import BadRequest
 from kumo.runtime import Runtime
 
@@ -53,15 +54,23 @@ def _owners(rt: Runtime, session: Any, uuids: list[str]) -> dict[str, str | None
     return {u: ownership.owner(u, live) for u in uuids}
 
 
+def _limit(limit: str | None) -> int | None:
+    """`limit`: an integer (negative ones the domain refuses), at most a 32-bit int so that it
+    never overflows the database's LIMIT."""
+    if limit in (None, ""):
+        return None
+    try:
+        return min(int(limit), MAX_INT)
+    except ValueError:
+        raise BadRequest(f"Invalid limit: {limit}") from None
+
+
 def _list(
     request: Request, rt: Runtime, ctx: RequestContext, v: Version, detail: bool, fields: list[str] | None
 ) -> dict[str, Any]:
     p = request.query_params
     limit = p.get("limit")
-    try:
-        limit_value = int(limit) if limit not in (None, "") else None
-    except ValueError:
-        raise BadRequest(f"Invalid limit: {limit}") from None
+    limit_value = _limit(limit)
     query = service.NodeQuery(
         limit=limit_value,
         marker=p.get("marker"),

@@ -35,6 +35,7 @@ from kumo.baremetal.microversion import ADOPT, ENROLL_STATE, Version
 from kumo.baremetal.models import Node
 from kumo.compute import actions
 from kumo.compute.models import ComputeHost, Flavor, Instance
+from kumo.compute.params import MAX_INT
 from kumo.compute.server_ops import sync_power_state
 from kumo.compute.states import PowerState, VmState
 from kumo.db import utcnow
@@ -205,10 +206,12 @@ def _check_properties(props: dict[str, Any]) -> dict[str, Any]:
         if key in out and out[key] is not None:
             try:
                 number = int(out[key])
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise BadRequest(f"Invalid property {key}: {out[key]!r} is not an integer.") from None
             if number < 0:
                 raise BadRequest(f"Invalid property {key}: {number} is negative.")
+            if number > MAX_INT:  # the node's placement inventory is a 32-bit INTEGER
+                raise BadRequest(f"Invalid property {key}: {number} is greater than {MAX_INT}.")
             out[key] = number
     for key in hosts.LABELS:
         if key in out and out[key] is not None and not isinstance(out[key], str):

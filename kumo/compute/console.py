@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from kumo.agent import tasks
 from kumo.api.context import RequestContext
 from kumo.compute import servers
+from kumo.compute.params import MAX_INT
 from kumo.compute.states import TaskState
 from kumo.db import Database
 from kumo.errors import BadRequest, Conflict
@@ -43,6 +44,8 @@ def parse_length(args: Any) -> int | None:
     value = int(length)
     if value < -1:
         raise BadRequest("Invalid input for field/attribute length. Value must be -1 or more.")
+    if value > MAX_INT:
+        raise BadRequest(f"Invalid input for field/attribute length. Value must be at most {MAX_INT}.")
     return None if value == -1 else value
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
+from kumo.compute import extra_specs as extra_specs_rules
 from kumo.compute import params
 from kumo.compute.microversion import Microversion
 from kumo.compute.models import Flavor, FlavorAccess
@@ -22,7 +23,6 @@ DESCRIPTION_VERSION = "2.55"
 EXTRA_SPECS_VERSION = "2.61"
 
 _FLAVOR_ID_RE = re.compile(r"^(?! )[a-zA-Z0-9. _-]+(?<! )$")
-_SPEC_KEY_RE = re.compile(r"^[a-zA-Z0-9-_:. ]{1,255}$")
 _RXTX_RE = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 MAX_DESCRIPTION = 65535
 
@@ -101,7 +101,7 @@ def _min_filter(value: str | None, name: str) -> int | None:
         number = int(value)
     except ValueError:
         raise BadRequest(f"Invalid {name} filter [{value}]") from None
-    if number < 0:
+    if not 0 <= number <= params.MAX_INT:
         raise BadRequest(f"Invalid {name} filter [{value}]")
     return number
 
@@ -292,12 +292,7 @@ def delete_flavor(session: Session, ctx: RequestContext, flavor_id: str) -> None
 
 
 def parse_extra_specs(body: Any) -> dict[str, str]:
-    specs = params.body_object(body, "extra_specs")
-    parsed = {}
-    for key, value in specs.items():
-        _spec_key(key)
-        parsed[key] = _spec_value(key, value)
-    return parsed
+    return extra_specs_rules.validate_specs(params.body_object(body, "extra_specs"))
 
 
 def parse_extra_spec_item(body: Any, key: str) -> str:
@@ -305,25 +300,7 @@ def parse_extra_spec_item(body: Any, key: str) -> str:
         raise BadRequest("Request body contains too many items")
     if key not in body:
         raise BadRequest("Request body and URI mismatch")
-    _spec_key(key)
-    return _spec_value(key, body[key])
-
-
-def _spec_key(key: str) -> None:
-    if not _SPEC_KEY_RE.match(key):
-        raise BadRequest(
-            f"Invalid input for field/attribute extra_specs. Value: {key}. Does not match pattern"
-        )
-
-
-def _spec_value(key: str, value: Any) -> str:
-    if isinstance(value, bool):
-        value = str(value)
-    if isinstance(value, (int, float)):
-        value = str(value)
-    if not isinstance(value, str) or len(value) > 255:
-        raise BadRequest(f"Invalid input for field/attribute {key}. Value: {value!r}.")
-    return value
+    return extra_specs_rules.validate_spec(key, body[key])
 
 
 def extra_specs(session: Session, ctx: RequestContext, flavor_id: str) -> dict[str, str]:

@@ -271,10 +271,8 @@ def list_hypervisors(
 def _find_host(session: Session, hypervisor_id: str, uuid_ids: bool) -> ComputeHost | None:
     if uuid_ids:
         return session.scalar(select(ComputeHost).where(ComputeHost.uuid == hypervisor_id))
-    try:
-        return session.get(ComputeHost, int(hypervisor_id))
-    except ValueError:
-        return None
+    number = params.db_int(hypervisor_id)
+    return None if number is None else session.get(ComputeHost, number)
 
 
 def get_hypervisor(
@@ -613,7 +611,9 @@ def parse_labels(body: object) -> dict[str, str | None]:
     params.reject_unknown(data, set(LABELS), "labels")
     out: dict[str, str | None] = {}
     for key, value in data.items():
-        if value is not None and (not isinstance(value, str) or not value.strip() or len(value) > 255):
+        if value is not None and (
+            not isinstance(value, str) or not value.strip() or len(value) > 255 or not value.isprintable()
+        ):
             raise BadRequest(f"Invalid input for field/attribute {key}. Value: {value!r}.")
         out[key] = value.strip() if isinstance(value, str) else None
     return out

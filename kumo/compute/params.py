@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,7 @@ from kumo.errors import BadRequest
 MAX_LIMIT = 1000
 MAX_INT = 2147483647
 
+_HOST = re.compile(r"^[a-zA-Z0-9-._]{1,255}$")
 _TRUE = {"1", "t", "true", "on", "y", "yes"}
 _FALSE = {"0", "f", "false", "off", "n", "no"}
 
@@ -21,8 +23,9 @@ class Page:
     marker: str | None
 
 
-def page(limit: str | None, marker: str | None) -> Page:
-    """`limit`/`marker` as Nova's common.get_limit_and_marker reads them."""
+def page(limit: str | None, marker: str | None, maximum: int = MAX_LIMIT) -> Page:
+    """`limit`/`marker` as Nova's common.get_limit_and_marker reads them; a limit above
+    `maximum` is `maximum` (so it never reaches the database beyond its integer range)."""
     value = None
     if limit is not None:
         try:
@@ -31,7 +34,7 @@ def page(limit: str | None, marker: str | None) -> Page:
             raise BadRequest("limit param must be an integer") from None
         if value < 0:
             raise BadRequest("limit param must be positive")
-        value = min(value, MAX_LIMIT)
+        value = min(value, maximum)
     return Page(limit=value, marker=marker or None)
 
 
@@ -117,6 +120,10 @@ def name_value(value: Any, field: str = "name", max_length: int = 255) -> str:
     return value
 
 
+def _is_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
 def int_value(value: Any, field: str, minimum: int, maximum: int = MAX_INT) -> int:
     """An integer (or a string of one) within [minimum, maximum], like Nova's flavor params."""
     if isinstance(value, bool):
@@ -125,7 +132,7 @@ def int_value(value: Any, field: str, minimum: int, maximum: int = MAX_INT) -> i
         )
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    elif isinstance(value, str) and _is_digits(value.strip().lstrip("-")):
         number = int(value.strip())
     else:
         raise BadRequest(
@@ -143,3 +150,54 @@ def int_value(value: Any, field: str, minimum: int, maximum: int = MAX_INT) -> i
             f"{number} is greater than the maximum of {maximum}"
         )
     return number
+
+
+def optional_name(value: Any, field: str) -> str | None:
+    """A name-like field that may be absent (None) or empty (taken as absent)."""
+    if value is None or value == "":
+        return None
+    return name_value(value, field)
+
+
+def string_value(value: Any, field: str, max_length: int = 255, printable: bool = True) -> str:
+    """A string of at most `max_length` characters (empty allowed), printable ones unless
+    `printable` is False (free text such as descriptions and passwords)."""
+    if not isinstance(value, str):
+        raise BadRequest(
+            f"Invalid input for field/attribute {field}. Value: {value!r}. {value!r} is not of type 'string'"
+        )
+    if len(value) > max_length:
+        raise BadRequest(
+            f"Invalid input for field/attribute {field}. Value: {value[:40]}... is longer than {max_length}"
+        )
+    if printable and not value.isprintable():
+        raise BadRequest(f"Invalid input for field/attribute {field}. Value: {value!r}. must be printable")
+    return value
+
+
+def host_value(value: Any, field: str = "host") -> str | None:
+    """A host name a move or a filter names (Nova's hostname pattern), or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _HOST.fullmatch(value):
+        raise BadRequest(
+            f"Invalid input for field/attribute {field}. Value: {value!r}. "
+            "Does not match pattern '^[a-zA-Z0-9-._]*$' or is not of type 'string', 'null'"
+        )
+    return value
+
+
+def count_value(value: Any, field: str, cap: int) -> int:
+    """`min_count`/`max_count`: a positive integer or a string of digits (never a float), at
+    most `cap` (setting max_servers_per_request), so nothing loops over an unbounded count."""
+    return int_value(value, field, 1, cap)
+
+
+def db_int(value: str) -> int | None:
+    """A path or query id that names an INTEGER primary key: its value, or None when it is no
+    integer or beyond the column (so the lookup finds nothing instead of overflowing)."""
+    text = value.strip()
+    if not _is_digits(text):
+        return None
+    number = int(text)
+    return number if number <= MAX_INT else None

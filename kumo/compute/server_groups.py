@@ -262,6 +262,7 @@ def parse_list_query(all_projects: str | None, limit: str | None, offset: str | 
             raise BadRequest("offset param must be an integer") from None
         if start < 0:
             raise BadRequest("offset param must be positive")
+        start = min(start, params.MAX_INT)  # past every row; never beyond the database's range
     return ListQuery(all_projects=all_projects is not None, limit=page.limit or None, offset=start)
 
 

@@ -31,6 +31,7 @@ from kumo.placement.claims import release
 
 _HOSTNAME_BAD = re.compile(r"[^a-z0-9-]+")
 MAX_USER_DATA = 65535
+_METADATA_KEY = re.compile(r"^[a-zA-Z0-9-_:. ]{1,255}$")  # Nova's metadata key pattern
 
 
 @dataclass
@@ -62,8 +63,11 @@ def validate_metadata(metadata: Any) -> dict[str, str]:
     if not isinstance(metadata, dict):
         raise BadRequest("Invalid input for field/attribute metadata. Value must be an object.")
     for key, value in metadata.items():
-        if not isinstance(key, str) or not 1 <= len(key) <= 255:
-            raise BadRequest("Invalid input for field/attribute metadata. Keys must be 1-255 characters.")
+        if not isinstance(key, str) or not _METADATA_KEY.fullmatch(key):
+            raise BadRequest(
+                "Invalid input for field/attribute metadata. Keys must be 1-255 characters of "
+                "'a-zA-Z0-9-_:. '."
+            )
         if not isinstance(value, str) or len(value) > 255:
             raise BadRequest(
                 f"Invalid input for field/attribute metadata. Value of {key} must be a string "

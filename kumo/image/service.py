@@ -80,6 +80,7 @@ MAX_PROPERTY_VALUE = 65535
 MAX_PROPERTIES = 128
 MAX_TAGS = 128
 MAX_INT = 2**31 - 1
+MAX_BIGINT = 2**63 - 1  # image size columns
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 1000
 PATCH_MEDIA_TYPES = {
@@ -441,13 +442,17 @@ class Page:
     next_marker: str | None
 
 
-def _int_param(name: str, raw: str, minimum: int = 0) -> int:
+def _int_param(name: str, raw: str, minimum: int = 0, maximum: int | None = MAX_BIGINT) -> int:
+    """A query integer within [minimum, maximum] (None: unbounded, for values only compared in
+    Python); the default bound is the BIGINT size columns' range."""
     try:
         value = int(raw)
     except ValueError:
         raise BadRequest(f"Invalid value for '{name}': '{raw}' is not an integer.") from None
     if value < minimum:
         raise BadRequest(f"Invalid value for '{name}': must be at least {minimum}.")
+    if maximum is not None and value > maximum:
+        raise BadRequest(f"Invalid value for '{name}': must be at most {maximum}.")
     return value
 
 
@@ -511,7 +516,7 @@ def parse_list_query(params: list[tuple[str, str]]) -> ListQuery:
     query = ListQuery(sort=_sort_param(params))
     for key, raw in params:
         if key == "limit":
-            query.limit = min(_int_param(key, raw), MAX_LIMIT)
+            query.limit = min(_int_param(key, raw, maximum=None), MAX_LIMIT)
         elif key == "marker":
             query.marker = raw
         elif key in _PAGING:

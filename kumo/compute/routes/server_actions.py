@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from kumo.agent.tasks import host_key
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, microversion, runtime
-from kumo.compute import console, evacuate, server_ops, servers
+from kumo.compute import console, evacuate, params, server_ops, servers
 from kumo.compute.microversion import Microversion
 from kumo.compute.routes.servers import base_url
 from kumo.compute.views import servers as view
@@ -37,18 +37,26 @@ def _stop(s: Session, ctx: RequestContext, sid: str, _: Any, __: Microversion) -
 def _reboot(s: Session, ctx: RequestContext, sid: str, body: Any, _: Microversion) -> str | None:
     if not isinstance(body, dict) or "type" not in body:
         raise BadRequest("Invalid input for field/attribute reboot. 'type' is a required property")
-    return server_ops.reboot(s, ctx, sid, str(body["type"]).upper())
+    reboot_type = body["type"]
+    if not isinstance(reboot_type, str) or reboot_type.upper() not in ("SOFT", "HARD"):
+        raise BadRequest(
+            f"Invalid input for field/attribute type. Value: {reboot_type!r}. "
+            "is not one of ['HARD', 'Hard', 'hard', 'SOFT', 'Soft', 'soft']"
+        )
+    return server_ops.reboot(s, ctx, sid, reboot_type.upper())
 
 
 def _migrate(s: Session, ctx: RequestContext, sid: str, body: Any, version: Microversion) -> str | None:
-    host = body.get("host") if isinstance(body, dict) and version.at_least("2.56") else None
+    host = (
+        params.host_value(body.get("host")) if isinstance(body, dict) and version.at_least("2.56") else None
+    )
     return server_ops.migrate(s, ctx, sid, live=False, dest_host=host)
 
 
 def _live_migrate(s: Session, ctx: RequestContext, sid: str, body: Any, _: Microversion) -> str | None:
     if not isinstance(body, dict) or "host" not in body:
         raise BadRequest("Invalid input for field/attribute os-migrateLive. 'host' is a required property")
-    return server_ops.migrate(s, ctx, sid, live=True, dest_host=body.get("host"))
+    return server_ops.migrate(s, ctx, sid, live=True, dest_host=params.host_value(body["host"]))
 
 
 def _confirm(s: Session, ctx: RequestContext, sid: str, _: Any, __: Microversion) -> str | None:
@@ -132,11 +140,27 @@ def _console_output(server_id: str, args: Any, ctx: RequestContext, rt: Runtime)
     return JSONResponse({"output": console.collect_output(rt.db, task_id)})
 
 
+def _check_rebuild(args: Any) -> None:
+    """The rebuild body's fields typed as Nova's schema types them (the domain reads them)."""
+    if not isinstance(args, dict):
+        raise BadRequest("Invalid input for field/attribute rebuild.")
+    params.string_value(args.get("imageRef"), "imageRef")
+    if "name" in args:
+        params.name_value(args["name"])
+    for key in ("key_name", "accessIPv4", "accessIPv6"):
+        if args.get(key) is not None:
+            params.string_value(args[key], key)
+    for key in ("description", "adminPass"):
+        if args.get(key) is not None:
+            params.string_value(args[key], key, printable=False)
+    if args.get("user_data") is not None:
+        params.string_value(args["user_data"], "user_data", max_length=65535)
+
+
 def _rebuild(
     server_id: str, request: Request, args: Any, ctx: RequestContext, version: Microversion, rt: Runtime
 ) -> JSONResponse:
-    if not isinstance(args, dict):
-        raise BadRequest("Invalid input for field/attribute rebuild.")
+    _check_rebuild(args)
     with rt.db.transaction() as session:
         instance, host = server_ops.rebuild(session, ctx, server_id, args)
     rt.waker.publish(host_key(host))

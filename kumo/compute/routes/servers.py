@@ -13,8 +13,10 @@ from fastapi.responses import JSONResponse
 from kumo.agent.tasks import host_key
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, microversion, runtime
-from kumo.compute import servers
+from kumo.compute import params, servers
 from kumo.compute.microversion import Microversion
+from kumo.compute.params import MAX_INT
+from kumo.compute.params import page as page_params
 from kumo.compute.views import servers as view
 from kumo.compute.workers import SCHEDULER_KEY
 from kumo.errors import BadRequest, NotFound
@@ -36,26 +38,51 @@ def _obj(body: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
-def _name(value: Any, required: bool = True) -> str:
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise BadRequest("Invalid input for field/attribute name. Value must be a non-empty string.")
-    if len(value) > 255:
-        raise BadRequest("Invalid input for field/attribute name. Value is too long (max 255 characters).")
-    if value != value.strip():
+def _ref(value: Any, field: str) -> str:
+    """flavorRef/imageRef: a string (an id or a link to one); flavorRef may be an integer."""
+    if isinstance(value, int) and not isinstance(value, bool) and field == "flavorRef":
+        value = str(value)
+    return params.string_value(value, field).rsplit("/", 1)[-1]
+
+
+def _tags(value: Any) -> list[str]:
+    """Nova's server tags: up to 50 strings of 1-60 characters, without ',' or '/'."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > 50:
         raise BadRequest(
-            "Invalid input for field/attribute name. Leading/trailing whitespace is not allowed."
+            f"Invalid input for field/attribute tags. Value: {value!r}. must be a list of 0-50 tags"
         )
-    return value
+    for tag in value:
+        if not isinstance(tag, str) or not 1 <= len(tag) <= 60 or "," in tag or "/" in tag:
+            raise BadRequest(f"Invalid input for field/attribute tags. Value: {tag!r}.")
+        params.string_value(tag, "tags")
+    return list(value)
 
 
-def _count(value: Any, key: str) -> int:
-    try:
-        count = int(value)
-    except (TypeError, ValueError):
-        raise BadRequest(f"Invalid input for field/attribute {key}. Value must be an integer.") from None
-    if count < 1:
-        raise BadRequest(f"Invalid input for field/attribute {key}. Value must be >= 1.")
-    return count
+# Hints the scheduler reads: each a string or a list of strings (Nova: uuids).
+_HOST_HINTS = ("group", "same_host", "different_host")
+# Set by kumo itself (an admin's `zone:host`), never taken from a request.
+_INTERNAL_HINTS = ("force_host",)
+
+
+def _hints(value: Any) -> dict[str, Any]:
+    """os:scheduler_hints: the hints kumo interprets typed; other hints are kept as Nova keeps
+    them, except the internal `force_host`, which only the forced-host policy may set."""
+    if not isinstance(value, dict):
+        raise BadRequest("Invalid input for field/attribute os:scheduler_hints.")
+    for key in _HOST_HINTS:
+        hint = value.get(key)
+        if hint is None:
+            continue
+        for item in hint if isinstance(hint, list) else [hint]:
+            params.string_value(item, key)
+    return {k: v for k, v in value.items() if k not in _INTERNAL_HINTS}
+
+
+def _optional_string(server: dict[str, Any], key: str, max_length: int = 255) -> str | None:
+    value = server.get(key)
+    return None if value is None else params.string_value(value, key, max_length)
 
 
 def _networks(value: Any) -> None:
@@ -71,7 +98,8 @@ def _networks(value: Any) -> None:
         raise BadRequest(f"Network {net.get('uuid')} could not be found.")
 
 
-def parse_create(body: dict[str, Any]) -> servers.CreateRequest:
+def parse_create(body: dict[str, Any], max_count_cap: int) -> servers.CreateRequest:
+    """The create body, every field typed and bounded; `max_count_cap` bounds the count."""
     server = _obj(body, "server")
     for required in ("flavorRef", "name"):
         if required not in server:
@@ -79,31 +107,33 @@ def parse_create(body: dict[str, Any]) -> servers.CreateRequest:
     if not server.get("imageRef") and not server.get("block_device_mapping_v2"):
         raise BadRequest("Block Device Mapping is Invalid: imageRef is required (no volume service).")
     _networks(server.get("networks"))
-    hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
-    if not isinstance(hints, dict):
-        raise BadRequest("Invalid input for field/attribute os:scheduler_hints.")
-    min_count = _count(server.get("min_count", 1), "min_count")
-    max_count = _count(server.get("max_count", min_count), "max_count")
+    hints = _hints(body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {})
+    min_count = params.count_value(server.get("min_count", 1), "min_count", max_count_cap)
+    max_count = params.count_value(server.get("max_count", min_count), "max_count", max_count_cap)
+    if min_count > max_count:
+        raise BadRequest("min_count must be <= max_count")
     description = server.get("description")
     if description is not None and (not isinstance(description, str) or len(description) > 255):
         raise BadRequest("Invalid input for field/attribute description.")
     return servers.CreateRequest(
-        name=_name(server["name"]),
-        flavor_ref=str(server["flavorRef"]).rsplit("/", 1)[-1],
-        image_ref=str(server.get("imageRef", "")).rsplit("/", 1)[-1],
-        availability_zone=server.get("availability_zone") or None,
+        name=params.name_value(server["name"]),
+        flavor_ref=_ref(server["flavorRef"], "flavorRef"),
+        image_ref=_ref(server.get("imageRef", ""), "imageRef"),
+        availability_zone=params.optional_name(server.get("availability_zone"), "availability_zone"),
         metadata=servers.validate_metadata(server.get("metadata", {})),
-        key_name=server.get("key_name"),
-        user_data=server.get("user_data"),
+        key_name=params.optional_name(server.get("key_name"), "key_name"),
+        user_data=_optional_string(server, "user_data", servers.MAX_USER_DATA),
         description=description,
         scheduler_hints=hints,
         min_count=min_count,
         max_count=max_count,
-        access_ip_v4=server.get("accessIPv4") or "",
-        access_ip_v6=server.get("accessIPv6") or "",
-        config_drive=bool(server.get("config_drive")),
-        tags=list(server.get("tags") or []),
-        return_reservation_id=bool(server.get("return_reservation_id")),
+        access_ip_v4=_optional_string(server, "accessIPv4") or "",
+        access_ip_v6=_optional_string(server, "accessIPv6") or "",
+        config_drive=params.strict_bool(server.get("config_drive") or False, "config_drive"),
+        tags=_tags(server.get("tags")),
+        return_reservation_id=params.strict_bool(
+            server.get("return_reservation_id") or False, "return_reservation_id"
+        ),
     )
 
 
@@ -115,7 +145,7 @@ def create_server(
     version: Microversion = Depends(microversion),
     rt: Runtime = Depends(runtime),
 ) -> JSONResponse:
-    req = parse_create(body)
+    req = parse_create(body, rt.settings.max_servers_per_request)
     with rt.db.transaction() as session:
         created = servers.create(session, ctx, req)
     rt.waker.publish(SCHEDULER_KEY)
@@ -133,14 +163,8 @@ def create_server(
 def _list_query(request: Request, ctx: RequestContext) -> servers.ListQuery:
     params = request.query_params
     q = servers.ListQuery()
-    if "limit" in params:
-        try:
-            q.limit = int(params["limit"])
-        except ValueError:
-            raise BadRequest("limit param must be an integer") from None
-        if q.limit < 0:
-            raise BadRequest("limit param must be positive")
-    q.marker = params.get("marker")
+    page = page_params(params.get("limit"), params.get("marker"), maximum=MAX_INT)
+    q.limit, q.marker = page.limit, params.get("marker")
     q.name = params.get("name")
     q.status = params.get("status")
     q.host = params.get("host")
@@ -263,7 +287,12 @@ def update_server(
             f"Additional properties are not allowed ({', '.join(sorted(unknown))} were unexpected)"
         )
     if "name" in changes:
-        _name(changes["name"])
+        params.name_value(changes["name"])
+    for key in ("accessIPv4", "accessIPv6"):
+        if key in changes:
+            _optional_string(changes, key)
+    if changes.get("description") is not None:
+        params.string_value(changes["description"], "description", printable=False)
     with rt.db.transaction() as session:
         instance = servers.update(session, ctx, server_id, changes)
     return {"server": view.updated(instance, base_url(request), version, ctx)}

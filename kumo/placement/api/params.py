@@ -54,6 +54,8 @@ def integer(value: Any, name: str, minimum: int | None = None, maximum: int | No
         raise invalid(f"{value} is less than the minimum of {minimum} in {name}")
     if maximum is not None and value > maximum:
         raise invalid(f"{value} is greater than the maximum of {maximum} in {name}")
+    if not -MAX_INT - 1 <= value <= MAX_INT:  # every integer kumo stores is a 32-bit INTEGER
+        raise invalid(f"{value} is out of range for a 32-bit integer in {name}")
     return value
 
 
@@ -151,11 +153,20 @@ def last(query: Query, key: str) -> str | None:
     return values[-1] if values else None
 
 
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def _amount_ok(amount: str) -> bool:
+    """A resource amount: ASCII digits, 1..MAX_INT (Placement's bound for amounts)."""
+    return _digits(amount) and 1 <= int(amount) <= MAX_INT
+
+
 def parse_resources(value: str) -> dict[str, int]:
     result: dict[str, int] = {}
     for item in value.split(","):
         rc, sep, amount = item.strip().partition(":")
-        if not sep or not _RC.match(rc) or not amount.isdigit() or int(amount) < 1 or rc in result:
+        if not sep or not _RC.match(rc) or not _amount_ok(amount) or rc in result:
             raise BadQueryValue(
                 "Badly formed resources parameter. Expected resources query string parameter in form: "
                 f"?resources=VCPU:2,MEMORY_MB:1024. Got: {value}."
@@ -229,11 +240,11 @@ def parse_uuid_param(value: str, name: str) -> str:
 
 
 def parse_limit(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
+    if not _digits(value) or int(value) < 1:
         raise BadRequest(
             f"Invalid query string parameters: '{value}' is not a valid limit (a positive integer)"
         )
-    return int(value)
+    return min(int(value), MAX_INT)  # beyond every row; never beyond the database's LIMIT range
 
 
 _GROUP_KEY = re.compile(r"^(resources|required|member_of|in_tree)(.*)$")
