@@ -13,7 +13,8 @@ from fastapi.responses import JSONResponse
 from kumo.agent.tasks import host_key
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, microversion, runtime
-from kumo.compute import servers
+from kumo.api.openapi import json_body
+from kumo.compute import schemas, servers
 from kumo.compute.microversion import Microversion
 from kumo.compute.views import servers as view
 from kumo.compute.workers import SCHEDULER_KEY
@@ -107,7 +108,7 @@ def parse_create(body: dict[str, Any]) -> servers.CreateRequest:
     )
 
 
-@router.post("/v2.1/servers", status_code=202)
+@router.post("/v2.1/servers", status_code=202, openapi_extra=json_body(schemas.SERVER_CREATE))
 def create_server(
     request: Request,
     body: dict[str, Any] = Body(...),
@@ -244,7 +245,7 @@ def show_server(
     return {"server": view.detail(instance, base_url(request), version, ctx, up.get(instance.host or ""))}
 
 
-@router.put("/v2.1/servers/{server_id}")
+@router.put("/v2.1/servers/{server_id}", openapi_extra=json_body(schemas.SERVER_UPDATE))
 def update_server(
     server_id: str,
     request: Request,
@@ -296,7 +297,7 @@ def _write_metadata(
         return servers.set_metadata(session, ctx, server_id, new, replace)
 
 
-@router.post("/v2.1/servers/{server_id}/metadata")
+@router.post("/v2.1/servers/{server_id}/metadata", openapi_extra=json_body(schemas.METADATA_SET))
 def merge_metadata(
     server_id: str,
     body: dict[str, Any] = Body(...),
@@ -310,7 +311,7 @@ def merge_metadata(
     }
 
 
-@router.put("/v2.1/servers/{server_id}/metadata")
+@router.put("/v2.1/servers/{server_id}/metadata", openapi_extra=json_body(schemas.METADATA_SET))
 def replace_metadata(
     server_id: str,
     body: dict[str, Any] = Body(...),
@@ -333,7 +334,7 @@ def get_metadata_item(
     return {"meta": {key: metadata[key]}}
 
 
-@router.put("/v2.1/servers/{server_id}/metadata/{key}")
+@router.put("/v2.1/servers/{server_id}/metadata/{key}", openapi_extra=json_body(schemas.METADATA_ITEM))
 def set_metadata_item(
     server_id: str,
     key: str,

@@ -57,6 +57,13 @@ def integer(value: Any, name: str, minimum: int | None = None, maximum: int | No
     return value
 
 
+def generation(value: Any, name: str = "resource_provider_generation") -> int:
+    """A provider generation the client saw. It is compared in SQL with the generation column
+    (a 32-bit integer), so one outside that range is refused here: it could never match, and
+    as a bound parameter it overflowed the column (a 500)."""
+    return integer(value, name, -MAX_INT - 1, MAX_INT)
+
+
 def nullable_integer(value: Any, name: str) -> int | None:
     return None if value is None else integer(value, name)
 

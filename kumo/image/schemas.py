@@ -1,0 +1,43 @@
+"""JSON Schema of the Glance v2 request bodies (`routes.py`), for the OpenAPI document: image
+create (core attributes plus string extra properties), the JSON-patch of an image update, and
+the raw bytes of an upload."""
+
+from __future__ import annotations
+
+from kumo.api.openapi import BOOLEAN, UUID, Schema, json_body, nullable
+from kumo.image import service
+
+_TEXT: Schema = {"type": "string", "maxLength": service.MAX_STRING}
+
+IMAGE_CREATE: Schema = {
+    "type": "object",
+    "properties": {
+        "id": UUID,
+        "name": nullable(_TEXT),
+        "visibility": {"type": "string", "enum": list(service.VISIBILITIES)},
+        "protected": BOOLEAN,
+        "os_hidden": BOOLEAN,
+        "owner": nullable(_TEXT),
+        "container_format": nullable({"type": "string", "enum": list(service.CONTAINER_FORMATS)}),
+        "disk_format": nullable({"type": "string", "enum": list(service.DISK_FORMATS)}),
+        "tags": {"type": "array", "items": _TEXT, "maxItems": service.MAX_TAGS},
+        "min_ram": {"type": "integer", "minimum": 0, "maximum": service.MAX_INT},
+        "min_disk": {"type": "integer", "minimum": 0, "maximum": service.MAX_INT},
+    },
+    "additionalProperties": {"type": "string", "maxLength": service.MAX_PROPERTY_VALUE},
+}
+
+_PATCH_OP: Schema = {
+    "type": "object",
+    "properties": {
+        "op": {"type": "string", "enum": ["add", "replace", "remove"]},
+        "path": {"type": "string", "pattern": "^/"},
+        "value": {},
+    },
+    "required": ["op", "path"],
+    "additionalProperties": False,
+}
+IMAGE_PATCH_BODY = json_body(
+    {"type": "array", "items": _PATCH_OP}, media_type="application/openstack-images-v2.1-json-patch"
+)
+IMAGE_DATA_BODY = json_body({"type": "string", "format": "binary"}, media_type="application/octet-stream")
