@@ -99,7 +99,7 @@ def _list(
     )
 
 
-@router.get("/v1/nodes")
+@router.get("/v1/nodes", openapi_extra=schemas.NODE_LIST_QUERY)
 def list_nodes(
     request: Request,
     fields: str | None = Query(default=None),
@@ -112,7 +112,7 @@ def list_nodes(
     return _list(request, rt, ctx, v, is_detail, _fields(fields))
 
 
-@router.get("/v1/nodes/detail")
+@router.get("/v1/nodes/detail", openapi_extra=schemas.NODE_LIST_QUERY)
 def list_nodes_detail(
     request: Request,
     rt: Runtime = Depends(runtime),

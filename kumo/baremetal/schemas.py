@@ -4,7 +4,7 @@ maintenance. Field names follow the Ironic API reference."""
 
 from __future__ import annotations
 
-from kumo.api.openapi import STRING, UUID, Schema, nullable, obj
+from kumo.api.openapi import STRING, UUID, Schema, nullable, obj, query
 from kumo.baremetal import hosts, states
 from kumo.baremetal.drivers import DRIVERS
 
@@ -62,3 +62,20 @@ POWER: Schema = obj(
     ["target"],
 )
 MAINTENANCE: Schema = obj({"reason": STRING})
+
+# GET /v1/nodes[/detail] filters, read from the query string by hand (`routes._list`).
+NODE_LIST_QUERY: Schema = query(
+    ("limit", {"type": "integer", "minimum": 0}),
+    ("marker", STRING),
+    ("associated", {"type": "boolean"}),
+    ("maintenance", {"type": "boolean"}),
+    ("provision_state", STRING),
+    ("driver", STRING),
+    ("resource_class", STRING),
+    ("fault", STRING),
+    ("owner", STRING),
+    ("lessee", STRING),
+    ("instance_uuid", STRING),
+    ("sort_key", STRING),
+    ("sort_dir", {"type": "string", "enum": ["asc", "desc"]}),
+)

@@ -5,7 +5,7 @@ described at the newest microversion kumo serves (`MAX_VERSION`)."""
 
 from __future__ import annotations
 
-from kumo.api.openapi import BOOLEAN, NAME, STRING, UUID, Schema, nullable, obj, one_action, string_map
+from kumo.api.openapi import BOOLEAN, NAME, STRING, UUID, Schema, nullable, obj, one_action, query, string_map
 from kumo.compute import aggregates, hosts, quotas, server_groups
 from kumo.compute.microversion import max_version
 
@@ -246,4 +246,42 @@ SERVICE_UPDATE: Schema = obj(
 HOST_LABELS: Schema = obj(
     {"labels": obj({label: nullable(NAME) for label in hosts.LABELS})},
     ["labels"],
+)
+
+# Query strings the list routes read from `request.query_params` (their `openapi_extra`).
+LIMIT: Schema = {"type": "integer", "minimum": 0}
+_SORT_DIR: Schema = {"type": "string", "enum": ["asc", "desc"]}
+SERVER_LIST_QUERY: Schema = query(
+    ("limit", LIMIT),
+    ("marker", STRING),
+    ("name", STRING),
+    ("status", STRING),
+    ("host", STRING),
+    ("flavor", STRING),
+    ("image", STRING),
+    ("availability_zone", STRING),
+    ("user_id", STRING),
+    ("project_id", STRING),
+    ("all_tenants", STRING),
+    ("deleted", BOOLEAN),
+    ("changes-since", {"type": "string", "format": "date-time"}),
+    ("sort_key", STRING),
+    ("sort_dir", _SORT_DIR),
+    ("tags", STRING),
+)
+FLAVOR_LIST_QUERY: Schema = query(
+    ("limit", LIMIT),
+    ("marker", STRING),
+    ("is_public", STRING),
+    ("minRam", NON_NEGATIVE),
+    ("minDisk", NON_NEGATIVE),
+    ("sort_key", STRING),
+    ("sort_dir", _SORT_DIR),
+)
+KEYPAIR_LIST_QUERY: Schema = query(("limit", LIMIT), ("marker", STRING), ("user_id", STRING))
+HYPERVISOR_LIST_QUERY: Schema = query(
+    ("limit", LIMIT),
+    ("marker", STRING),
+    ("hypervisor_hostname_pattern", STRING),
+    ("with_servers", BOOLEAN),
 )

@@ -95,7 +95,7 @@ def create_image(
     return JSONResponse(payload, status_code=201, headers={"Location": f"/v2/images/{image.id}"})
 
 
-@router.get("/v2/images")
+@router.get("/v2/images", openapi_extra=schemas.IMAGE_LIST_QUERY)
 def list_images(
     request: Request, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:

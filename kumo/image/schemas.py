@@ -4,7 +4,7 @@ the raw bytes of an upload."""
 
 from __future__ import annotations
 
-from kumo.api.openapi import BOOLEAN, UUID, Schema, json_body, nullable
+from kumo.api.openapi import BOOLEAN, STRING, UUID, Schema, json_body, nullable, query
 from kumo.image import service
 
 _TEXT: Schema = {"type": "string", "maxLength": service.MAX_STRING}
@@ -41,3 +41,25 @@ IMAGE_PATCH_BODY = json_body(
     {"type": "array", "items": _PATCH_OP}, media_type="application/openstack-images-v2.1-json-patch"
 )
 IMAGE_DATA_BODY = json_body({"type": "string", "format": "binary"}, media_type="application/octet-stream")
+
+# GET /v2/images reads its query string by hand (unknown keys filter on extra properties).
+IMAGE_LIST_QUERY: Schema = query(
+    ("limit", {"type": "integer", "minimum": 0}),
+    ("marker", STRING),
+    ("name", STRING),
+    ("visibility", {"type": "string", "enum": [*service.VISIBILITIES, "all"]}),
+    ("status", STRING),
+    ("owner", STRING),
+    ("container_format", STRING),
+    ("disk_format", STRING),
+    ("size_min", {"type": "integer", "minimum": 0}),
+    ("size_max", {"type": "integer", "minimum": 0}),
+    ("protected", BOOLEAN),
+    ("os_hidden", BOOLEAN),
+    ("created_at", STRING),
+    ("updated_at", STRING),
+    ("tag", STRING),
+    ("sort_key", STRING),
+    ("sort_dir", {"type": "string", "enum": ["asc", "desc"]}),
+    ("sort", STRING),
+)

@@ -39,7 +39,7 @@ def _list(
         )
 
 
-@router.get("/v2.1/flavors")
+@router.get("/v2.1/flavors", openapi_extra=schemas.FLAVOR_LIST_QUERY)
 def list_flavors(
     request: Request,
     ctx: RequestContext = Depends(context),
@@ -49,7 +49,7 @@ def list_flavors(
     return _list(request, ctx, rt, mv, detailed=False)
 
 
-@router.get("/v2.1/flavors/detail")
+@router.get("/v2.1/flavors/detail", openapi_extra=schemas.FLAVOR_LIST_QUERY)
 def list_flavors_detail(
     request: Request,
     ctx: RequestContext = Depends(context),

@@ -23,7 +23,7 @@ def _user_id(request: Request, mv: Microversion) -> str | None:
     return request.query_params.get("user_id") if mv.at_least(keypairs.USER_ID_VERSION) else None
 
 
-@router.get("/v2.1/os-keypairs")
+@router.get("/v2.1/os-keypairs", openapi_extra=schemas.KEYPAIR_LIST_QUERY)
 def list_keypairs(
     request: Request,
     ctx: RequestContext = Depends(context),

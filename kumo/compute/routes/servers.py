@@ -211,7 +211,7 @@ def _list(
     return body
 
 
-@router.get("/v2.1/servers")
+@router.get("/v2.1/servers", openapi_extra=schemas.SERVER_LIST_QUERY)
 def list_servers(
     request: Request,
     ctx: RequestContext = Depends(context),
@@ -221,7 +221,7 @@ def list_servers(
     return _json(_list(request, ctx, rt, False, version))
 
 
-@router.get("/v2.1/servers/detail")
+@router.get("/v2.1/servers/detail", openapi_extra=schemas.SERVER_LIST_QUERY)
 def list_servers_detail(
     request: Request,
     ctx: RequestContext = Depends(context),

@@ -108,7 +108,7 @@ def root() -> JSONResponse:
 # ---------------------------------------------------------------------------- resource providers
 
 
-@router.get("/resource_providers")
+@router.get("/resource_providers", openapi_extra=schemas.PROVIDER_LIST_QUERY)
 def list_resource_providers(
     request: Request, v: Version = V, _c: Any = Admin, rt: Runtime = RT
 ) -> JSONResponse:
@@ -283,7 +283,7 @@ def provider_usages(uuid: str, _c: Any = Admin, rt: Runtime = RT) -> JSONRespons
     return _json({"resource_provider_generation": provider.generation, "usages": usages})
 
 
-@router.get("/usages")
+@router.get("/usages", openapi_extra=schemas.USAGES_QUERY)
 def total_usages(request: Request, v: Version = V, _c: Any = Admin, rt: Runtime = RT) -> JSONResponse:
     v.require(9)
     query = _query(request)
@@ -340,7 +340,7 @@ def set_aggregates(
 # ---------------------------------------------------------------------------- traits
 
 
-@router.get("/traits")
+@router.get("/traits", openapi_extra=schemas.TRAIT_LIST_QUERY)
 def list_traits(request: Request, v: Version = V, _c: Any = Admin, rt: Runtime = RT) -> JSONResponse:
     v.require(6)
     query = _query(request)
@@ -594,7 +594,7 @@ def reshape(body: Any = Body(None), v: Version = V, _c: Any = Admin, rt: Runtime
 # ---------------------------------------------------------------------------- allocation candidates
 
 
-@router.get("/allocation_candidates")
+@router.get("/allocation_candidates", openapi_extra=schemas.CANDIDATES_QUERY)
 def allocation_candidates(request: Request, v: Version = V, _c: Any = Admin, rt: Runtime = RT) -> Response:
     v.require(10)
     wanted = params.candidate_request(_query(request), v)

@@ -4,7 +4,7 @@ names follow the Placement API reference; bodies are described at the newest mic
 
 from __future__ import annotations
 
-from kumo.api.openapi import UUID, Schema, nullable, obj
+from kumo.api.openapi import STRING, UUID, Schema, nullable, obj, query
 from kumo.placement.api.inventories import MAX_INT
 
 RESOURCE_CLASS: Schema = {"type": "string", "pattern": "^[A-Z0-9_]+$", "maxLength": 255}
@@ -108,4 +108,28 @@ RESHAPE: Schema = obj(
         "allocations": ALLOCATIONS_POST,
     },
     ["inventories", "allocations"],
+)
+
+# Query strings read by hand (`params.check_keys` refuses unknown keys); values in Placement's syntax.
+_RESOURCES_QUERY: Schema = {"type": "string", "pattern": "^[A-Z0-9_]+:[0-9]+(,[A-Z0-9_]+:[0-9]+)*$"}
+_TRAITS_QUERY: Schema = {"type": "string", "pattern": "^!?[A-Z0-9_]+(,!?[A-Z0-9_]+)*$"}
+_MEMBER_OF: Schema = {"type": "string"}
+PROVIDER_LIST_QUERY: Schema = query(
+    ("name", STRING),
+    ("uuid", UUID),
+    ("member_of", _MEMBER_OF),
+    ("resources", _RESOURCES_QUERY),
+    ("in_tree", UUID),
+    ("required", _TRAITS_QUERY),
+)
+USAGES_QUERY: Schema = query(("project_id", STRING), ("user_id", STRING))
+TRAIT_LIST_QUERY: Schema = query(("name", STRING), ("associated", STRING))
+CANDIDATES_QUERY: Schema = query(
+    ("resources", _RESOURCES_QUERY),
+    ("required", _TRAITS_QUERY),
+    ("member_of", _MEMBER_OF),
+    ("in_tree", UUID),
+    ("limit", {"type": "integer", "minimum": 1}),
+    ("group_policy", {"type": "string", "enum": ["none", "isolate"]}),
+    ("root_required", _TRAITS_QUERY),
 )
