@@ -472,10 +472,10 @@ def _time_param(name: str, raw: str) -> tuple[str, dt.datetime]:
         op, value = "eq", raw
     try:
         moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is not None:  # OverflowError: a time that leaves years 1-9999 in UTC
+            moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):
         raise BadRequest(f"Invalid value for '{name}': '{value}' is not an ISO 8601 time.") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
     return op, moment
 
 

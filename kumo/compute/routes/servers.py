@@ -167,7 +167,7 @@ def _list_query(request: Request, ctx: RequestContext) -> servers.ListQuery:
                 .astimezone(dt.UTC)
                 .replace(tzinfo=None)
             )
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: a time that leaves years 1-9999 in UTC
             raise BadRequest("Invalid changes-since value") from None
     q.sort_key = params.get("sort_key", "created_at")
     q.sort_dir = params.get("sort_dir", "desc")

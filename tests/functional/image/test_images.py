@@ -220,6 +220,9 @@ BAD_LIST_PARAMS: list[dict[str, str]] = [
     {"marker": str(uuid.uuid4())},
     {"size_min": "big"},
     {"created_at": "gt:yesterday"},
+    # Valid ISO 8601, but outside years 1-9999 once in UTC: an OverflowError, a 500 before.
+    {"created_at": "gte:0001-01-01T00:00:00+01:00"},
+    {"updated_at": "lt:9999-12-31T23:59:59-01:00"},
 ]
 
 
