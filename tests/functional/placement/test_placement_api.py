@@ -558,3 +558,25 @@ def test_generation_out_of_range_is_a_400_postgresql(pg_cloud: Cloud) -> None:
     headers = {"X-Auth-Token": pg_cloud.token(), "OpenStack-API-Version": "placement 1.35"}
     with httpx.Client(base_url=f"{pg_cloud.url}/placement", headers=headers, timeout=30) as placement:
         check_generation_out_of_range(placement)
+
+
+def check_long_custom_names(placement: httpx.Client) -> None:
+    longest = "CUSTOM_" + "X" * 248  # Placement's maxLength: 255
+    for path in ("/traits/", "/resource_classes/"):
+        assert placement.put(path + longest).status_code == 201
+        too_long = placement.put(path + longest + "X")  # past the column: a 500 on PostgreSQL
+        assert too_long.status_code == 400, too_long.text
+        assert "longer than 255" in error(too_long)["detail"]
+    posted = placement.post("/resource_classes", json={"name": longest + "X"})
+    assert posted.status_code == 400
+
+
+def test_custom_names_longer_than_255_are_a_400(placement: httpx.Client) -> None:
+    check_long_custom_names(placement)
+
+
+@pytest.mark.postgres
+def test_custom_names_longer_than_255_are_a_400_postgresql(pg_cloud: Cloud) -> None:
+    headers = {"X-Auth-Token": pg_cloud.token(), "OpenStack-API-Version": "placement 1.35"}
+    with httpx.Client(base_url=f"{pg_cloud.url}/placement", headers=headers, timeout=30) as placement:
+        check_long_custom_names(placement)
