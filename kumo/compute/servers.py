@@ -89,6 +89,14 @@ def access_ip(value: Any, field: str, version: int) -> str:
     return value
 
 
+def description_of(value: Any) -> str | None:
+    """Nova's server description (2.19): a string of at most 255 characters, or null. (On
+    update, a list or an object went on to the database: a 500 on PostgreSQL.)"""
+    if value is not None and (not isinstance(value, str) or len(value) > 255):
+        raise BadRequest(f"Invalid input for field/attribute description. Value: {value!r}.")
+    return value
+
+
 def user_data_of(value: str | None) -> str | None:
     if value is None:
         return None
@@ -364,7 +372,7 @@ def update(session: Session, ctx: RequestContext, server_id: str, changes: dict[
         instance.name = changes["name"]
         instance.hostname = _hostname(changes["name"])
     if "description" in changes:
-        instance.description = changes["description"]
+        instance.description = description_of(changes["description"])
     if "accessIPv4" in changes:
         instance.access_ip_v4 = access_ip(changes["accessIPv4"], "accessIPv4", 4)
     if "accessIPv6" in changes:

@@ -217,3 +217,19 @@ def test_access_ips_are_addresses_sqlite(cloud: Cloud) -> None:
 @pytest.mark.postgres
 def test_access_ips_are_addresses_postgres(pg_cloud: Cloud) -> None:
     _check_access_ips(pg_cloud)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_update_description_must_be_a_short_string(request: pytest.FixtureRequest, backend: str) -> None:
+    """A list or an object as the description reached the database (a 500 on PostgreSQL)."""
+    cloud: Cloud = request.getfixturevalue("pg_cloud" if backend == "postgresql" else "cloud")
+    with cloud.client(microversion=MV) as c:
+        flavor, image = _setup(c)
+        sid = _create(c, flavor, image)
+        for bad in ([{"a": 1}], {"a": 1}, 5, "d" * 256):
+            resp = c.put(f"/compute/v2.1/servers/{sid}", json={"server": {"description": bad}})
+            assert resp.status_code == 400, (bad, resp.text)
+            assert "description" in resp.json()["badRequest"]["message"]
+        for good in ("fine", None):
+            resp = c.put(f"/compute/v2.1/servers/{sid}", json={"server": {"description": good}})
+            assert resp.status_code == 200 and resp.json()["server"]["description"] == good
