@@ -17,7 +17,7 @@ IMAGE_CREATE: Schema = {
         "visibility": {"type": "string", "enum": list(service.VISIBILITIES)},
         "protected": BOOLEAN,
         "os_hidden": BOOLEAN,
-        "owner": nullable(_TEXT),
+        "owner": nullable({"type": "string", "maxLength": service.MAX_OWNER}),
         "container_format": nullable({"type": "string", "enum": list(service.CONTAINER_FORMATS)}),
         "disk_format": nullable({"type": "string", "enum": list(service.DISK_FORMATS)}),
         "tags": {"type": "array", "items": _TEXT, "maxItems": service.MAX_TAGS},

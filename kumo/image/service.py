@@ -76,6 +76,7 @@ WRITABLE = frozenset(
     }
 )
 MAX_STRING = 255
+MAX_OWNER = 64  # a project id: the width of Image.owner (a longer one was a 500 on PostgreSQL)
 MAX_PROPERTY_VALUE = 65535
 MAX_PROPERTIES = 128
 MAX_TAGS = 128
@@ -224,7 +225,7 @@ def _set(ctx: RequestContext, image: Image, key: str, value: Any) -> None:
     elif key == "tags":
         image.tags = _tags(value)
     elif key == "owner":
-        owner = _string(key, value)
+        owner = _string(key, value, max_len=MAX_OWNER)
         if owner != image.owner and not ctx.is_admin and owner != ctx.project_id:
             raise Forbidden("Only an admin may give an image to another project.")
         image.owner = owner

@@ -98,6 +98,7 @@ BAD_CREATES: list[tuple[dict[str, Any], int]] = [
     ({"name": "x" * 256}, 400),
     ({"id": "not-a-uuid"}, 400),
     ({"custom": 5}, 400),
+    ({"owner": "o" * 65}, 400),  # past the owner column (a project id): a 500 on PostgreSQL
     ({"status": "active"}, 403),
     ({"checksum": "0" * 32}, 403),
     ({"size": 10}, 403),
