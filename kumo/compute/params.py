@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,8 @@ MAX_INT = 2147483647
 
 _TRUE = {"1", "t", "true", "on", "y", "yes"}
 _FALSE = {"0", "f", "false", "off", "n", "no"}
+# Nova's integer pattern, ASCII digits: str.isdigit() also takes "¹", which int() refuses (a 500).
+_INTEGER = re.compile(r"^-?[0-9]+$")
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,7 @@ def int_value(value: Any, field: str, minimum: int, maximum: int = MAX_INT) -> i
         )
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    elif isinstance(value, str) and _INTEGER.match(value.strip()):
         number = int(value.strip())
     else:
         raise BadRequest(

@@ -19,6 +19,8 @@ from kumo.placement.candidates import CandidateRequest, RequestGroup
 Query = Sequence[tuple[str, str]]
 
 _RC = re.compile(r"^[A-Z0-9_]+$")
+# ASCII digits: str.isdigit() also takes "¹", which int() refuses (a 500), and int() takes "٣".
+_DIGITS = re.compile(r"^[0-9]+$")
 _SUFFIX = re.compile(r"^[1-9][0-9]*$")
 _SUFFIX_1_33 = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
@@ -162,7 +164,7 @@ def parse_resources(value: str) -> dict[str, int]:
     result: dict[str, int] = {}
     for item in value.split(","):
         rc, sep, amount = item.strip().partition(":")
-        if not sep or not _RC.match(rc) or not amount.isdigit() or int(amount) < 1 or rc in result:
+        if not sep or not _RC.match(rc) or not _DIGITS.match(amount) or int(amount) < 1 or rc in result:
             raise BadQueryValue(
                 "Badly formed resources parameter. Expected resources query string parameter in form: "
                 f"?resources=VCPU:2,MEMORY_MB:1024. Got: {value}."
@@ -236,7 +238,7 @@ def parse_uuid_param(value: str, name: str) -> str:
 
 
 def parse_limit(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
+    if not _DIGITS.match(value) or int(value) < 1:
         raise BadRequest(
             f"Invalid query string parameters: '{value}' is not a valid limit (a positive integer)"
         )

@@ -580,3 +580,18 @@ def test_custom_names_longer_than_255_are_a_400_postgresql(pg_cloud: Cloud) -> N
     headers = {"X-Auth-Token": pg_cloud.token(), "OpenStack-API-Version": "placement 1.35"}
     with httpx.Client(base_url=f"{pg_cloud.url}/placement", headers=headers, timeout=30) as placement:
         check_long_custom_names(placement)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "/resource_providers?resources=VCPU:\u00b9",  # a digit to str.isdigit(), not to int(): a 500
+        "/allocation_candidates?resources=VCPU:\u00b9",
+        "/allocation_candidates?resources=VCPU:1&limit=\u00b9",
+        "/allocation_candidates?resources=VCPU:\u0665",  # not an ASCII digit
+    ],
+)
+def test_amounts_and_limits_are_ascii_digits(placement: httpx.Client, query: str) -> None:
+    resp = placement.get(query)
+    assert resp.status_code == 400, resp.text
+    assert error(resp)["status"] == 400
