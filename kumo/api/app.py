@@ -1,5 +1,6 @@
 """The one ASGI app: identity under /identity, compute under /compute, image under /image,
-the agents' internal API under /internal, Prometheus metrics at /metrics."""
+the agents' internal API under /internal, Prometheus metrics at /metrics, the OpenAPI document
+of the routes at /openapi.json (`kumo/api/openapi.py`)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kumo.agent import routes as agent_routes
-from kumo.api import errors
+from kumo.api import errors, openapi
 from kumo.api.edge import EdgeGuard
 from kumo.api.middleware import RequestMiddleware
 from kumo.baremetal import conductor_routes as baremetal_conductor_routes
@@ -98,6 +99,7 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
             fleet_gauges(session, rt.settings.heartbeat_timeout_seconds)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    openapi.install(app)
     return app
 
 

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from kumo.agent.tasks import host_key
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
-from kumo.baremetal import conductors, microversion, ownership, service, views
+from kumo.api.openapi import json_body
+from kumo.baremetal import conductors, microversion, ownership, schemas, service, views
 from kumo.baremetal.drivers import DRIVERS
 from kumo.baremetal.microversion import Version
 from kumo.compute.params import MAX_INT
@@ -107,7 +108,7 @@ def _list(
     )
 
 
-@router.get("/v1/nodes")
+@router.get("/v1/nodes", openapi_extra=schemas.NODE_LIST_QUERY)
 def list_nodes(
     request: Request,
     fields: str | None = Query(default=None),
@@ -120,7 +121,7 @@ def list_nodes(
     return _list(request, rt, ctx, v, is_detail, _fields(fields))
 
 
-@router.get("/v1/nodes/detail")
+@router.get("/v1/nodes/detail", openapi_extra=schemas.NODE_LIST_QUERY)
 def list_nodes_detail(
     request: Request,
     rt: Runtime = Depends(runtime),
@@ -130,7 +131,7 @@ def list_nodes_detail(
     return _list(request, rt, ctx, v, True, None)
 
 
-@router.post("/v1/nodes", status_code=201)
+@router.post("/v1/nodes", status_code=201, openapi_extra=json_body(schemas.NODE_CREATE))
 def create_node(
     request: Request,
     response: Response,
@@ -161,7 +162,7 @@ def show_node(
         return views.node(node, v, _base(request), conductor=owner, fields=_fields(fields))
 
 
-@router.patch("/v1/nodes/{ident}")
+@router.patch("/v1/nodes/{ident}", openapi_extra=json_body(schemas.NODE_PATCH))
 def update_node(
     ident: str,
     request: Request,
@@ -193,7 +194,7 @@ def _accepted(request: Request, rt: Runtime, v: Version, node_uuid: str, what: s
     return Response(status_code=202, headers=headers)
 
 
-@router.put("/v1/nodes/{ident}/states/provision", status_code=202)
+@router.put("/v1/nodes/{ident}/states/provision", status_code=202, openapi_extra=json_body(schemas.PROVISION))
 def set_provision_state(
     ident: str,
     request: Request,
@@ -207,7 +208,7 @@ def set_provision_state(
     return _accepted(request, rt, v, node_uuid, "states")
 
 
-@router.put("/v1/nodes/{ident}/states/power", status_code=202)
+@router.put("/v1/nodes/{ident}/states/power", status_code=202, openapi_extra=json_body(schemas.POWER))
 def set_power_state(
     ident: str,
     request: Request,
@@ -232,7 +233,11 @@ def node_states(
         return views.node_states(service.get_node(session, ctx, ident), v)
 
 
-@router.put("/v1/nodes/{ident}/maintenance", status_code=202)
+@router.put(
+    "/v1/nodes/{ident}/maintenance",
+    status_code=202,
+    openapi_extra=json_body(schemas.MAINTENANCE, required=False),
+)
 def maintenance_on(
     ident: str,
     request: Request,

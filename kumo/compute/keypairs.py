@@ -59,7 +59,8 @@ def parse_create(body: Any, mv: Microversion) -> CreateRequest:
             "['ssh', 'x509']"
         )
     user_id = data.get("user_id")
-    if user_id is not None and not isinstance(user_id, str):
+    # 64: the width of user ids (and of the owner column); a longer one overflowed it on PostgreSQL.
+    if user_id is not None and (not isinstance(user_id, str) or not 1 <= len(user_id) <= 64):
         raise BadRequest(f"Invalid input for field/attribute user_id. Value: {user_id!r}.")
     return CreateRequest(params.name_value(data["name"]), public_key, key_type, user_id)
 

@@ -41,6 +41,7 @@ _PERSONALITY = ("injected_files", "injected_file_content_bytes", "injected_file_
 _GROUPS = ("server_groups", "server_group_members")
 
 _CLASS_PREFIX = "quota-class:"
+MAX_OWNER = 64  # the width of Quota.project_id: a project id, or _CLASS_PREFIX + a class name
 
 
 def visible_resources(mv: Microversion) -> tuple[str, ...]:
@@ -265,6 +266,10 @@ def show_class(session: Session, ctx: RequestContext, class_name: str) -> dict[s
 
 def update_class(session: Session, ctx: RequestContext, class_name: str, change: Update) -> dict[str, int]:
     ctx.require_admin()
+    if len(_CLASS_PREFIX + class_name) > MAX_OWNER:  # it would overflow the owner column (PostgreSQL)
+        raise BadRequest(
+            f"Quota class name {class_name} is longer than {MAX_OWNER - len(_CLASS_PREFIX)} characters."
+        )
     _write(session, _CLASS_PREFIX + class_name, change.values)
     return show_class(session, ctx, class_name)
 

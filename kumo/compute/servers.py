@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import ipaddress
 import re
 import secrets
 import uuid
@@ -76,6 +77,31 @@ def validate_metadata(metadata: Any) -> dict[str, str]:
     return dict(metadata)
 
 
+def access_ip(value: Any, field: str, version: int) -> str:
+    """Nova's accessIPv4/accessIPv6: an address of that IP version, or empty. (Unchecked, any
+    value reached the 64-character column: a 500 on PostgreSQL, and a body that broke the
+    response schema everywhere.)"""
+    if value is None or value == "":
+        return ""
+    try:
+        address = ipaddress.ip_address(value) if isinstance(value, str) else None
+    except ValueError:
+        address = None
+    if address is None or address.version != version or "%" in value:  # no IPv6 scope ids
+        raise BadRequest(
+            f"Invalid input for field/attribute {field}. Value: {value}. '{value}' is not a 'ipv{version}'"
+        )
+    return value
+
+
+def description_of(value: Any) -> str | None:
+    """Nova's server description (2.19): a string of at most 255 characters, or null. (On
+    update, a list or an object went on to the database: a 500 on PostgreSQL.)"""
+    if value is not None and (not isinstance(value, str) or len(value) > 255):
+        raise BadRequest(f"Invalid input for field/attribute description. Value: {value!r}.")
+    return value
+
+
 def user_data_of(value: str | None) -> str | None:
     if value is None:
         return None
@@ -110,6 +136,7 @@ def create(session: Session, ctx: RequestContext, req: CreateRequest) -> list[In
     The scheduler loop picks them up after commit; nothing here chooses a host.
     """
     ctx.require_writer()
+    access_ips = access_ip(req.access_ip_v4, "accessIPv4", 4), access_ip(req.access_ip_v6, "accessIPv6", 6)
     flavor: Flavor = flavors.get_flavor_for_boot(session, ctx, req.flavor_ref)
     image = get_image_for_boot(session, ctx, req.image_ref)
     if image.min_ram and flavor.ram < image.min_ram:
@@ -172,8 +199,8 @@ def create(session: Session, ctx: RequestContext, req: CreateRequest) -> list[In
             key_name=req.key_name,
             key_data=key_data,
             user_data=user_data_of(req.user_data),
-            access_ip_v4=req.access_ip_v4,
-            access_ip_v6=req.access_ip_v6,
+            access_ip_v4=access_ips[0],
+            access_ip_v6=access_ips[1],
             config_drive="True" if req.config_drive else "",
             metadata_=validate_metadata(req.metadata),
             tags=list(req.tags),
@@ -350,11 +377,11 @@ def update(session: Session, ctx: RequestContext, server_id: str, changes: dict[
         instance.name = changes["name"]
         instance.hostname = _hostname(changes["name"])
     if "description" in changes:
-        instance.description = changes["description"]
+        instance.description = description_of(changes["description"])
     if "accessIPv4" in changes:
-        instance.access_ip_v4 = changes["accessIPv4"] or ""
+        instance.access_ip_v4 = access_ip(changes["accessIPv4"], "accessIPv4", 4)
     if "accessIPv6" in changes:
-        instance.access_ip_v6 = changes["accessIPv6"] or ""
+        instance.access_ip_v6 = access_ip(changes["accessIPv6"], "accessIPv6", 6)
     return instance
 
 

@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse
 
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
+from kumo.api.openapi import json_body
 from kumo.errors import NotFound
-from kumo.identity import auth_request, service
+from kumo.identity import auth_request, schemas, service
 from kumo.identity.lockout import Lockout
 from kumo.runtime import Runtime
 
@@ -44,7 +45,7 @@ def version(request: Request) -> dict[str, Any]:
     return {"version": _v3(request)}
 
 
-@router.post("/v3/auth/tokens", status_code=201)
+@router.post("/v3/auth/tokens", status_code=201, openapi_extra=json_body(schemas.AUTH_TOKENS))
 def issue_token(
     request: Request,
     body: dict[str, Any] = Body(...),

@@ -12,8 +12,9 @@ from starlette.requests import ClientDisconnect
 
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
+from kumo.api.openapi import json_body
 from kumo.errors import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
-from kumo.image import service, views
+from kumo.image import schemas, service, views
 from kumo.image.store import FileStore, ImageStore
 from kumo.runtime import Runtime
 
@@ -84,7 +85,7 @@ def images_schema(_ctx: RequestContext = Depends(context)) -> dict[str, Any]:
 # --- images -----------------------------------------------------------------------------------
 
 
-@router.post("/v2/images", status_code=201)
+@router.post("/v2/images", status_code=201, openapi_extra=json_body(schemas.IMAGE_CREATE))
 def create_image(
     body: dict[str, Any] = Body(...), ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
 ) -> Response:
@@ -94,7 +95,7 @@ def create_image(
     return JSONResponse(payload, status_code=201, headers={"Location": f"/v2/images/{image.id}"})
 
 
-@router.get("/v2/images")
+@router.get("/v2/images", openapi_extra=schemas.IMAGE_LIST_QUERY)
 def list_images(
     request: Request, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
@@ -113,7 +114,7 @@ def show_image(
         return views.image(service.get_image(session, ctx, image_id))
 
 
-@router.patch("/v2/images/{image_id}")
+@router.patch("/v2/images/{image_id}", openapi_extra=schemas.IMAGE_PATCH_BODY)
 def update_image(
     request: Request,
     image_id: str,
@@ -140,7 +141,7 @@ def delete_image(
 # --- data -------------------------------------------------------------------------------------
 
 
-@router.put("/v2/images/{image_id}/file", status_code=204)
+@router.put("/v2/images/{image_id}/file", status_code=204, openapi_extra=schemas.IMAGE_DATA_BODY)
 def upload_file(
     request: Request,
     image_id: str,

@@ -76,6 +76,7 @@ WRITABLE = frozenset(
     }
 )
 MAX_STRING = 255
+MAX_OWNER = 64  # a project id: the width of Image.owner (a longer one was a 500 on PostgreSQL)
 MAX_PROPERTY_VALUE = 65535
 MAX_PROPERTIES = 128
 MAX_TAGS = 128
@@ -225,7 +226,7 @@ def _set(ctx: RequestContext, image: Image, key: str, value: Any) -> None:
     elif key == "tags":
         image.tags = _tags(value)
     elif key == "owner":
-        owner = _string(key, value)
+        owner = _string(key, value, max_len=MAX_OWNER)
         if owner != image.owner and not ctx.is_admin and owner != ctx.project_id:
             raise Forbidden("Only an admin may give an image to another project.")
         image.owner = owner
@@ -477,10 +478,10 @@ def _time_param(name: str, raw: str) -> tuple[str, dt.datetime]:
         op, value = "eq", raw
     try:
         moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is not None:  # OverflowError: a time that leaves years 1-9999 in UTC
+            moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):
         raise BadRequest(f"Invalid value for '{name}': '{value}' is not an ISO 8601 time.") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
     return op, moment
 
 

@@ -86,7 +86,7 @@ def image_schema() -> dict[str, Any]:
         "visibility": {"type": "string", "enum": list(service.VISIBILITIES)},
         "protected": {"type": "boolean"},
         "os_hidden": {"type": "boolean"},
-        "owner": _nullable("string", maxLength=service.MAX_STRING),
+        "owner": _nullable("string", maxLength=service.MAX_OWNER),
         "checksum": _nullable("string", maxLength=32, **read_only),
         "os_hash_algo": _nullable("string", maxLength=64, **read_only),
         "os_hash_value": _nullable("string", maxLength=128, **read_only),

@@ -14,6 +14,7 @@ from kumo.placement.api.providers import Provider, bump_generation
 from kumo.placement.api_models import CustomTrait, ProviderTrait
 
 CUSTOM_TRAIT = re.compile(r"^CUSTOM_[A-Z0-9_]+$")
+MAX_NAME = 255  # Placement's maxLength, and the name column's
 
 
 @cache
@@ -67,6 +68,8 @@ def create_custom_trait(session: Session, name: str) -> bool:
     """True when created, False when it already existed."""
     if not CUSTOM_TRAIT.match(name):
         raise BadRequest(f"The trait {name} is invalid: custom traits must match {CUSTOM_TRAIT.pattern}.")
+    if len(name) > MAX_NAME:
+        raise BadRequest(f"The trait {name} is invalid: it is longer than {MAX_NAME} characters.")
     if trait_exists(session, name):
         return False
     session.execute(insert(CustomTrait).values(name=name))

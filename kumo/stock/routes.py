@@ -15,8 +15,9 @@ from fastapi import APIRouter, Body, Depends
 
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
+from kumo.api.openapi import json_body
 from kumo.runtime import Runtime
-from kumo.stock import service, views
+from kumo.stock import schemas, service, views
 
 router = APIRouter(prefix="/compute")
 PATH = "/v2.1/os-kumo-stock-requests"
@@ -34,7 +35,7 @@ def list_stock_requests(
         return views.index(service.list_requests(session, ctx, query))
 
 
-@router.post(PATH)
+@router.post(PATH, openapi_extra=json_body(schemas.STOCK_REQUEST_CREATE))
 def create_stock_request(
     body: Any = Body(None), ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
@@ -52,7 +53,7 @@ def show_stock_request(
         return views.show(service.get_request(session, ctx, request_id))
 
 
-@router.post(PATH + "/{request_id}/action")
+@router.post(PATH + "/{request_id}/action", openapi_extra=json_body(schemas.STOCK_REQUEST_ACTION))
 def stock_request_action(
     request_id: str,
     body: Any = Body(None),

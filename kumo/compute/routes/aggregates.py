@@ -8,7 +8,8 @@ from fastapi import APIRouter, Body, Depends, Response
 
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, microversion, runtime
-from kumo.compute import aggregates
+from kumo.api.openapi import json_body
+from kumo.compute import aggregates, schemas
 from kumo.compute.microversion import Microversion
 from kumo.compute.views import aggregates as views
 from kumo.runtime import Runtime
@@ -26,7 +27,7 @@ def list_aggregates(
         return views.index(aggregates.list_aggregates(session, ctx), mv)
 
 
-@router.post("/v2.1/os-aggregates")
+@router.post("/v2.1/os-aggregates", openapi_extra=json_body(schemas.AGGREGATE_CREATE))
 def create_aggregate(
     body: Any = Body(None),
     ctx: RequestContext = Depends(context),
@@ -50,7 +51,7 @@ def show_aggregate(
         return views.show(aggregates.get_aggregate(session, ctx, aggregate_id), mv)
 
 
-@router.put("/v2.1/os-aggregates/{aggregate_id}")
+@router.put("/v2.1/os-aggregates/{aggregate_id}", openapi_extra=json_body(schemas.AGGREGATE_UPDATE))
 def update_aggregate(
     aggregate_id: str,
     body: Any = Body(None),
@@ -73,7 +74,7 @@ def delete_aggregate(
     return Response(status_code=200)
 
 
-@router.post("/v2.1/os-aggregates/{aggregate_id}/action")
+@router.post("/v2.1/os-aggregates/{aggregate_id}/action", openapi_extra=json_body(schemas.AGGREGATE_ACTION))
 def aggregate_action(
     aggregate_id: str,
     body: Any = Body(None),

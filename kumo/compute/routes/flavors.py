@@ -8,7 +8,8 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, microversion, runtime
-from kumo.compute import flavors
+from kumo.api.openapi import json_body
+from kumo.compute import flavors, schemas
 from kumo.compute.microversion import Microversion
 from kumo.compute.views import flavors as views
 from kumo.errors import NotFound
@@ -38,7 +39,7 @@ def _list(
         )
 
 
-@router.get("/v2.1/flavors")
+@router.get("/v2.1/flavors", openapi_extra=schemas.FLAVOR_LIST_QUERY)
 def list_flavors(
     request: Request,
     ctx: RequestContext = Depends(context),
@@ -48,7 +49,7 @@ def list_flavors(
     return _list(request, ctx, rt, mv, detailed=False)
 
 
-@router.get("/v2.1/flavors/detail")
+@router.get("/v2.1/flavors/detail", openapi_extra=schemas.FLAVOR_LIST_QUERY)
 def list_flavors_detail(
     request: Request,
     ctx: RequestContext = Depends(context),
@@ -70,7 +71,7 @@ def show_flavor(
         return views.show(flavors.get_flavor(session, ctx, flavor_id), mv, str(request.base_url))
 
 
-@router.post("/v2.1/flavors")
+@router.post("/v2.1/flavors", openapi_extra=json_body(schemas.FLAVOR_CREATE))
 def create_flavor(
     request: Request,
     body: Any = Body(None),
@@ -84,7 +85,7 @@ def create_flavor(
         return views.show(flavors.create_flavor(session, ctx, spec), mv, str(request.base_url))
 
 
-@router.put("/v2.1/flavors/{flavor_id}")
+@router.put("/v2.1/flavors/{flavor_id}", openapi_extra=json_body(schemas.FLAVOR_UPDATE))
 def update_flavor(
     flavor_id: str,
     request: Request,
@@ -122,7 +123,7 @@ def list_extra_specs(
         return views.extra_specs(flavors.extra_specs(session, ctx, flavor_id))
 
 
-@router.post("/v2.1/flavors/{flavor_id}/os-extra_specs")
+@router.post("/v2.1/flavors/{flavor_id}/os-extra_specs", openapi_extra=json_body(schemas.EXTRA_SPECS))
 def create_extra_specs(
     flavor_id: str,
     body: Any = Body(None),
@@ -143,7 +144,9 @@ def show_extra_spec(
         return {key: flavors.extra_spec(session, ctx, flavor_id, key)}
 
 
-@router.put("/v2.1/flavors/{flavor_id}/os-extra_specs/{key}")
+@router.put(
+    "/v2.1/flavors/{flavor_id}/os-extra_specs/{key}", openapi_extra=json_body(schemas.EXTRA_SPEC_ITEM)
+)
 def update_extra_spec(
     flavor_id: str,
     key: str,
@@ -177,7 +180,7 @@ def list_access(
         return views.access(flavors.access_list(session, ctx, flavor_id))
 
 
-@router.post("/v2.1/flavors/{flavor_id}/action")
+@router.post("/v2.1/flavors/{flavor_id}/action", openapi_extra=json_body(schemas.FLAVOR_ACTION))
 def flavor_action(
     flavor_id: str,
     body: Any = Body(None),

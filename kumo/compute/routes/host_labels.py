@@ -9,7 +9,8 @@ from fastapi import APIRouter, Body, Depends
 
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
-from kumo.compute import hosts
+from kumo.api.openapi import json_body
+from kumo.compute import hosts, schemas
 from kumo.runtime import Runtime
 
 router = APIRouter(prefix="/compute")
@@ -32,7 +33,7 @@ def list_host_labels(
         return {"host_labels": [_view(h) for h in hosts.list_labels(session, ctx)]}
 
 
-@router.put("/v2.1/os-kumo-host-labels/{host_name}")
+@router.put("/v2.1/os-kumo-host-labels/{host_name}", openapi_extra=json_body(schemas.HOST_LABELS))
 def update_host_labels(
     host_name: str,
     body: Any = Body(None),

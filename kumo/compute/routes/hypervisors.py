@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from kumo.agent.tasks import host_key
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, microversion, runtime
-from kumo.compute import hosts, image_cache, params
+from kumo.compute import hosts, image_cache, params, schemas
 from kumo.compute.microversion import Microversion
 from kumo.compute.views import hypervisors as views
 from kumo.errors import NotFound
@@ -55,7 +55,7 @@ def _list(
         )
 
 
-@router.get("/v2.1/os-hypervisors")
+@router.get("/v2.1/os-hypervisors", openapi_extra=schemas.HYPERVISOR_LIST_QUERY)
 def list_hypervisors(
     request: Request,
     ctx: RequestContext = Depends(context),
@@ -65,7 +65,7 @@ def list_hypervisors(
     return _list(request, ctx, rt, mv, detailed=False)
 
 
-@router.get("/v2.1/os-hypervisors/detail")
+@router.get("/v2.1/os-hypervisors/detail", openapi_extra=schemas.HYPERVISOR_LIST_QUERY)
 def list_hypervisors_detail(
     request: Request,
     ctx: RequestContext = Depends(context),

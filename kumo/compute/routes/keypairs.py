@@ -9,7 +9,8 @@ from fastapi.responses import JSONResponse
 
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, microversion, runtime
-from kumo.compute import keypairs, params
+from kumo.api.openapi import json_body
+from kumo.compute import keypairs, params, schemas
 from kumo.compute.microversion import Microversion
 from kumo.compute.views import keypairs as views
 from kumo.runtime import Runtime
@@ -22,7 +23,7 @@ def _user_id(request: Request, mv: Microversion) -> str | None:
     return request.query_params.get("user_id") if mv.at_least(keypairs.USER_ID_VERSION) else None
 
 
-@router.get("/v2.1/os-keypairs")
+@router.get("/v2.1/os-keypairs", openapi_extra=schemas.KEYPAIR_LIST_QUERY)
 def list_keypairs(
     request: Request,
     ctx: RequestContext = Depends(context),
@@ -37,7 +38,7 @@ def list_keypairs(
     return views.index(found, mv, str(request.base_url), limit, dict(q))
 
 
-@router.post("/v2.1/os-keypairs")
+@router.post("/v2.1/os-keypairs", openapi_extra=json_body(schemas.KEYPAIR_CREATE))
 def create_keypair(
     body: Any = Body(None),
     ctx: RequestContext = Depends(context),

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Body, Depends, Response
 
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, microversion, runtime
-from kumo.compute import quotas
+from kumo.api.openapi import json_body
+from kumo.compute import quotas, schemas
 from kumo.compute.microversion import Microversion
 from kumo.compute.views import quotas as views
 from kumo.runtime import Runtime
@@ -49,7 +50,7 @@ def show_quota_defaults(
         return views.quota_set(quotas.show_defaults(session, ctx, project_id), mv, project_id)
 
 
-@router.put("/v2.1/os-quota-sets/{project_id}")
+@router.put("/v2.1/os-quota-sets/{project_id}", openapi_extra=json_body(schemas.QUOTA_SET_UPDATE))
 def update_quotas(
     project_id: str,
     body: Any = Body(None),
@@ -83,7 +84,7 @@ def show_quota_class(
         return views.quota_class_set(quotas.show_class(session, ctx, class_name), mv, class_name)
 
 
-@router.put("/v2.1/os-quota-class-sets/{class_name}")
+@router.put("/v2.1/os-quota-class-sets/{class_name}", openapi_extra=json_body(schemas.QUOTA_CLASS_SET_UPDATE))
 def update_quota_class(
     class_name: str,
     body: Any = Body(None),

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from kumo.agent.tasks import host_key
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, microversion, runtime
-from kumo.compute import console, evacuate, params, server_ops, servers
+from kumo.api.openapi import json_body
+from kumo.compute import console, evacuate, params, schemas, server_ops, servers
 from kumo.compute.microversion import Microversion
 from kumo.compute.routes.servers import base_url
 from kumo.compute.views import servers as view
@@ -104,7 +105,7 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-@router.post("/v2.1/servers/{server_id}/action")
+@router.post("/v2.1/servers/{server_id}/action", openapi_extra=json_body(schemas.SERVER_ACTION))
 def server_action(
     server_id: str,
     request: Request,

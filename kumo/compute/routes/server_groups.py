@@ -8,7 +8,8 @@ from fastapi import APIRouter, Body, Depends, Response
 
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, microversion, runtime
-from kumo.compute import server_groups
+from kumo.api.openapi import json_body
+from kumo.compute import schemas, server_groups
 from kumo.compute.microversion import Microversion
 from kumo.compute.views import server_groups as views
 from kumo.runtime import Runtime
@@ -30,7 +31,7 @@ def list_server_groups(
         return views.index(server_groups.list_groups(session, ctx, query), mv)
 
 
-@router.post("/v2.1/os-server-groups")
+@router.post("/v2.1/os-server-groups", openapi_extra=json_body(schemas.SERVER_GROUP_CREATE))
 def create_server_group(
     body: Any = Body(None),
     ctx: RequestContext = Depends(context),

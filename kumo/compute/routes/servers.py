@@ -13,7 +13,8 @@ from fastapi.responses import JSONResponse
 from kumo.agent.tasks import host_key
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, microversion, runtime
-from kumo.compute import params, servers
+from kumo.api.openapi import json_body
+from kumo.compute import params, schemas, servers
 from kumo.compute.microversion import Microversion
 from kumo.compute.params import MAX_INT
 from kumo.compute.params import page as page_params
@@ -137,7 +138,7 @@ def parse_create(body: dict[str, Any], max_count_cap: int) -> servers.CreateRequ
     )
 
 
-@router.post("/v2.1/servers", status_code=202)
+@router.post("/v2.1/servers", status_code=202, openapi_extra=json_body(schemas.SERVER_CREATE))
 def create_server(
     request: Request,
     body: dict[str, Any] = Body(...),
@@ -190,7 +191,7 @@ def _list_query(request: Request, ctx: RequestContext) -> servers.ListQuery:
                 .astimezone(dt.UTC)
                 .replace(tzinfo=None)
             )
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: a time that leaves years 1-9999 in UTC
             raise BadRequest("Invalid changes-since value") from None
     q.sort_key = params.get("sort_key", "created_at")
     q.sort_dir = params.get("sort_dir", "desc")
@@ -234,7 +235,7 @@ def _list(
     return body
 
 
-@router.get("/v2.1/servers")
+@router.get("/v2.1/servers", openapi_extra=schemas.SERVER_LIST_QUERY)
 def list_servers(
     request: Request,
     ctx: RequestContext = Depends(context),
@@ -244,7 +245,7 @@ def list_servers(
     return _json(_list(request, ctx, rt, False, version))
 
 
-@router.get("/v2.1/servers/detail")
+@router.get("/v2.1/servers/detail", openapi_extra=schemas.SERVER_LIST_QUERY)
 def list_servers_detail(
     request: Request,
     ctx: RequestContext = Depends(context),
@@ -268,7 +269,7 @@ def show_server(
     return {"server": view.detail(instance, base_url(request), version, ctx, up.get(instance.host or ""))}
 
 
-@router.put("/v2.1/servers/{server_id}")
+@router.put("/v2.1/servers/{server_id}", openapi_extra=json_body(schemas.SERVER_UPDATE))
 def update_server(
     server_id: str,
     request: Request,
@@ -325,7 +326,7 @@ def _write_metadata(
         return servers.set_metadata(session, ctx, server_id, new, replace)
 
 
-@router.post("/v2.1/servers/{server_id}/metadata")
+@router.post("/v2.1/servers/{server_id}/metadata", openapi_extra=json_body(schemas.METADATA_SET))
 def merge_metadata(
     server_id: str,
     body: dict[str, Any] = Body(...),
@@ -339,7 +340,7 @@ def merge_metadata(
     }
 
 
-@router.put("/v2.1/servers/{server_id}/metadata")
+@router.put("/v2.1/servers/{server_id}/metadata", openapi_extra=json_body(schemas.METADATA_SET))
 def replace_metadata(
     server_id: str,
     body: dict[str, Any] = Body(...),
@@ -362,7 +363,7 @@ def get_metadata_item(
     return {"meta": {key: metadata[key]}}
 
 
-@router.put("/v2.1/servers/{server_id}/metadata/{key}")
+@router.put("/v2.1/servers/{server_id}/metadata/{key}", openapi_extra=json_body(schemas.METADATA_ITEM))
 def set_metadata_item(
     server_id: str,
     key: str,

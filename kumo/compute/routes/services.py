@@ -8,7 +8,8 @@ from fastapi import APIRouter, Body, Depends, Response
 
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, microversion, runtime
-from kumo.compute import hosts
+from kumo.api.openapi import json_body
+from kumo.compute import hosts, schemas
 from kumo.compute.microversion import Microversion
 from kumo.compute.views import services as views
 from kumo.runtime import Runtime
@@ -28,7 +29,7 @@ def list_services(
         return views.index(hosts.list_services(session, ctx, host=host, binary=binary), mv)
 
 
-@router.put("/v2.1/os-services/{service_id}")
+@router.put("/v2.1/os-services/{service_id}", openapi_extra=json_body(schemas.SERVICE_UPDATE))
 def update_service(
     service_id: str,
     body: Any = Body(None),

@@ -19,6 +19,7 @@ from kumo.placement.candidates import CandidateRequest, RequestGroup
 Query = Sequence[tuple[str, str]]
 
 _RC = re.compile(r"^[A-Z0-9_]+$")
+# ASCII digits: str.isdigit() also takes "¹", which int() refuses (a 500), and int() takes "٣".
 _SUFFIX = re.compile(r"^[1-9][0-9]*$")
 _SUFFIX_1_33 = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
@@ -57,6 +58,13 @@ def integer(value: Any, name: str, minimum: int | None = None, maximum: int | No
     if not -MAX_INT - 1 <= value <= MAX_INT:  # every integer kumo stores is a 32-bit INTEGER
         raise invalid(f"{value} is out of range for a 32-bit integer in {name}")
     return value
+
+
+def generation(value: Any, name: str = "resource_provider_generation") -> int:
+    """A provider generation the client saw. It is compared in SQL with the generation column
+    (a 32-bit integer), so one outside that range is refused here: it could never match, and
+    as a bound parameter it overflowed the column (a 500)."""
+    return integer(value, name, -MAX_INT - 1, MAX_INT)
 
 
 def nullable_integer(value: Any, name: str) -> int | None:

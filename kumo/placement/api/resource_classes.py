@@ -14,6 +14,7 @@ from kumo.placement.api_models import CustomResourceClass
 from kumo.placement.models import Inventory
 
 CUSTOM_CLASS = re.compile(r"^CUSTOM_[A-Z0-9_]+$")
+MAX_NAME = 255  # Placement's maxLength, and the name column's
 
 
 @cache
@@ -55,6 +56,8 @@ def _check_custom(name: str) -> None:
         raise BadRequest(f"Cannot update standard resource class {name}")
     if not CUSTOM_CLASS.match(name):
         raise BadRequest(f"Invalid resource class name {name}: it must match {CUSTOM_CLASS.pattern}")
+    if len(name) > MAX_NAME:
+        raise BadRequest(f"Invalid resource class name {name}: it is longer than {MAX_NAME} characters")
 
 
 def create_class(session: Session, name: str) -> None:

@@ -15,13 +15,14 @@ from fastapi.routing import APIRoute
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
 from kumo.api.errors import error_response
+from kumo.api.openapi import json_body
 from kumo.errors import BadRequest, KumoError, NotFound
 from kumo.placement import aggregates as aggregates_domain
 from kumo.placement import traits as traits_domain
 from kumo.placement.api import allocations as allocations_domain
 from kumo.placement.api import inventories as inventories_domain
 from kumo.placement.api import microversion as mv
-from kumo.placement.api import params, providers, resource_classes, views
+from kumo.placement.api import params, providers, resource_classes, schemas, views
 from kumo.placement.api.allocations import AllocationWrite
 from kumo.placement.api.microversion import Version
 from kumo.placement.candidates import candidates_body, find_candidates
@@ -107,7 +108,7 @@ def root() -> JSONResponse:
 # ---------------------------------------------------------------------------- resource providers
 
 
-@router.get("/resource_providers")
+@router.get("/resource_providers", openapi_extra=schemas.PROVIDER_LIST_QUERY)
 def list_resource_providers(
     request: Request, v: Version = V, _c: Any = Admin, rt: Runtime = RT
 ) -> JSONResponse:
@@ -141,7 +142,7 @@ def list_resource_providers(
     return _json(views.providers(found, v))
 
 
-@router.post("/resource_providers")
+@router.post("/resource_providers", openapi_extra=json_body(schemas.PROVIDER_CREATE))
 def create_resource_provider(
     body: Any = Body(None), v: Version = V, _c: Any = Admin, rt: Runtime = RT
 ) -> Response:
@@ -164,7 +165,7 @@ def show_resource_provider(uuid: str, v: Version = V, _c: Any = Admin, rt: Runti
         return _json(views.provider(providers.get_provider(session, uuid), v))
 
 
-@router.put("/resource_providers/{uuid}")
+@router.put("/resource_providers/{uuid}", openapi_extra=json_body(schemas.PROVIDER_UPDATE))
 def update_resource_provider(
     uuid: str, body: Any = Body(None), v: Version = V, _c: Any = Admin, rt: Runtime = RT
 ) -> JSONResponse:
@@ -199,12 +200,12 @@ def get_inventories(uuid: str, _c: Any = Admin, rt: Runtime = RT) -> JSONRespons
     return _json(views.inventories(provider.generation, records))
 
 
-@router.put("/resource_providers/{uuid}/inventories")
+@router.put("/resource_providers/{uuid}/inventories", openapi_extra=json_body(schemas.INVENTORIES_SET))
 def set_inventories(
     uuid: str, body: Any = Body(None), v: Version = V, _c: Any = Admin, rt: Runtime = RT
 ) -> JSONResponse:
     data = params.obj(body, ["inventories", "resource_provider_generation"])
-    seen = params.integer(data["resource_provider_generation"], "resource_provider_generation")
+    seen = params.generation(data["resource_provider_generation"])
     records = params.inventories(data["inventories"])
     with rt.db.transaction() as session:
         provider = providers.get_provider(session, uuid)
@@ -215,11 +216,11 @@ def set_inventories(
     return _json(views.inventories(generation, current))
 
 
-@router.post("/resource_providers/{uuid}/inventories")
+@router.post("/resource_providers/{uuid}/inventories", openapi_extra=json_body(schemas.INVENTORY_CREATE))
 def create_inventory(uuid: str, body: Any = Body(None), _c: Any = Admin, rt: Runtime = RT) -> Response:
     record = params.inventory(body, "body", with_class=True, with_generation=True)
     rc = params.resource_class(body["resource_class"])
-    seen = params.integer(body["resource_provider_generation"], "resource_provider_generation")
+    seen = params.generation(body["resource_provider_generation"])
     with rt.db.transaction() as session:
         provider = providers.get_provider(session, uuid)
         generation = inventories_domain.create_inventory(session, provider, rc, record, seen)
@@ -246,12 +247,15 @@ def get_inventory(uuid: str, resource_class: str, _c: Any = Admin, rt: Runtime =
     return _json(views.inventory(provider.generation, record))
 
 
-@router.put("/resource_providers/{uuid}/inventories/{resource_class}")
+@router.put(
+    "/resource_providers/{uuid}/inventories/{resource_class}",
+    openapi_extra=json_body(schemas.INVENTORY_UPDATE),
+)
 def update_inventory(
     uuid: str, resource_class: str, body: Any = Body(None), v: Version = V, _c: Any = Admin, rt: Runtime = RT
 ) -> JSONResponse:
     record = params.inventory(body, "body", with_generation=True)
-    seen = params.integer(body["resource_provider_generation"], "resource_provider_generation")
+    seen = params.generation(body["resource_provider_generation"])
     with rt.db.transaction() as session:
         provider = providers.get_provider(session, uuid)
         generation = inventories_domain.update_inventory(
@@ -279,7 +283,7 @@ def provider_usages(uuid: str, _c: Any = Admin, rt: Runtime = RT) -> JSONRespons
     return _json({"resource_provider_generation": provider.generation, "usages": usages})
 
 
-@router.get("/usages")
+@router.get("/usages", openapi_extra=schemas.USAGES_QUERY)
 def total_usages(request: Request, v: Version = V, _c: Any = Admin, rt: Runtime = RT) -> JSONResponse:
     v.require(9)
     query = _query(request)
@@ -312,7 +316,7 @@ def _aggregates_body(uuids: list[str], generation: int, v: Version) -> dict[str,
     )
 
 
-@router.put("/resource_providers/{uuid}/aggregates")
+@router.put("/resource_providers/{uuid}/aggregates", openapi_extra=json_body(schemas.AGGREGATES_SET))
 def set_aggregates(
     uuid: str, body: Any = Body(None), v: Version = V, _c: Any = Admin, rt: Runtime = RT
 ) -> JSONResponse:
@@ -321,7 +325,7 @@ def set_aggregates(
     if v.at_least(19):
         data = params.obj(body, ["aggregates", "resource_provider_generation"])
         uuids = params.uuid_list(data["aggregates"], "aggregates")
-        seen = params.integer(data["resource_provider_generation"], "resource_provider_generation")
+        seen = params.generation(data["resource_provider_generation"])
     else:
         uuids = params.uuid_list(body, "aggregates")
     with rt.db.transaction() as session:
@@ -336,7 +340,7 @@ def set_aggregates(
 # ---------------------------------------------------------------------------- traits
 
 
-@router.get("/traits")
+@router.get("/traits", openapi_extra=schemas.TRAIT_LIST_QUERY)
 def list_traits(request: Request, v: Version = V, _c: Any = Admin, rt: Runtime = RT) -> JSONResponse:
     v.require(6)
     query = _query(request)
@@ -397,14 +401,14 @@ def get_provider_traits(uuid: str, v: Version = V, _c: Any = Admin, rt: Runtime 
     return _json({"traits": found, "resource_provider_generation": provider.generation})
 
 
-@router.put("/resource_providers/{uuid}/traits")
+@router.put("/resource_providers/{uuid}/traits", openapi_extra=json_body(schemas.TRAITS_SET))
 def set_provider_traits(
     uuid: str, body: Any = Body(None), v: Version = V, _c: Any = Admin, rt: Runtime = RT
 ) -> JSONResponse:
     v.require(6)
     data = params.obj(body, ["traits", "resource_provider_generation"])
     names = params.trait_list(data["traits"])
-    seen = params.integer(data["resource_provider_generation"], "resource_provider_generation")
+    seen = params.generation(data["resource_provider_generation"])
     with rt.db.transaction() as session:
         provider = providers.get_provider(session, uuid)
         generation = traits_domain.set_provider_traits(session, provider, names, seen)
@@ -431,7 +435,7 @@ def list_resource_classes(v: Version = V, _c: Any = Admin, rt: Runtime = RT) -> 
     return _json({"resource_classes": [views.resource_class(n) for n in names]})
 
 
-@router.post("/resource_classes")
+@router.post("/resource_classes", openapi_extra=json_body(schemas.RESOURCE_CLASS_CREATE))
 def create_resource_class(
     body: Any = Body(None), v: Version = V, _c: Any = Admin, rt: Runtime = RT
 ) -> Response:
@@ -527,7 +531,7 @@ def get_allocations(consumer: str, v: Version = V, _c: Any = Admin, rt: Runtime 
     return _json(views.consumer_allocations(found, v))
 
 
-@router.put("/allocations/{consumer}")
+@router.put("/allocations/{consumer}", openapi_extra=json_body(schemas.ALLOCATIONS_PUT))
 def put_allocations(
     consumer: str, body: Any = Body(None), v: Version = V, _c: Any = Admin, rt: Runtime = RT
 ) -> Response:
@@ -537,7 +541,7 @@ def put_allocations(
     return no_content()
 
 
-@router.post("/allocations")
+@router.post("/allocations", openapi_extra=json_body(schemas.ALLOCATIONS_POST))
 def post_allocations(body: Any = Body(None), v: Version = V, _c: Any = Admin, rt: Runtime = RT) -> Response:
     v.require(13)
     if not isinstance(body, dict) or not body:
@@ -563,7 +567,7 @@ def provider_allocations(uuid: str, v: Version = V, _c: Any = Admin, rt: Runtime
     return _json(views.provider_allocations(provider.generation, found, v))
 
 
-@router.post("/reshaper")
+@router.post("/reshaper", openapi_extra=json_body(schemas.RESHAPE))
 def reshape(body: Any = Body(None), v: Version = V, _c: Any = Admin, rt: Runtime = RT) -> Response:
     v.require(30)
     data = params.obj(body, ["inventories", "allocations"])
@@ -574,7 +578,7 @@ def reshape(body: Any = Body(None), v: Version = V, _c: Any = Admin, rt: Runtime
         entry = params.obj(
             entry, ["inventories", "resource_provider_generation"], where=f"inventories.{rp_uuid}"
         )
-        seen = params.integer(entry["resource_provider_generation"], "resource_provider_generation")
+        seen = params.generation(entry["resource_provider_generation"])
         inventories[params.uuid_string(rp_uuid, "inventories")] = (
             params.inventories(entry["inventories"]),
             seen,
@@ -590,7 +594,7 @@ def reshape(body: Any = Body(None), v: Version = V, _c: Any = Admin, rt: Runtime
 # ---------------------------------------------------------------------------- allocation candidates
 
 
-@router.get("/allocation_candidates")
+@router.get("/allocation_candidates", openapi_extra=schemas.CANDIDATES_QUERY)
 def allocation_candidates(request: Request, v: Version = V, _c: Any = Admin, rt: Runtime = RT) -> Response:
     v.require(10)
     wanted = params.candidate_request(_query(request), v)

@@ -74,6 +74,10 @@ def test_create_generates_uuid_and_rejects_duplicates(cloud: Cloud) -> None:
     [
         {"flavor": {"name": "x", "vcpus": 0, "ram": 512, "disk": 1}},
         {"flavor": {"name": "x", "vcpus": 1, "ram": "lots", "disk": 1}},
+        # Digits to str.isdigit(), not to int() (a 500), or not ASCII (Nova's pattern is [0-9]).
+        {"flavor": {"name": "x", "vcpus": 1, "ram": "\u00b9", "disk": 1}},
+        {"flavor": {"name": "x", "vcpus": 1, "ram": "--512", "disk": 1}},
+        {"flavor": {"name": "x", "vcpus": 1, "ram": "\u0665\u0661\u0662", "disk": 1}},
         {"flavor": {"name": "x", "vcpus": 1, "ram": 512}},
         {"flavor": {"name": " x", "vcpus": 1, "ram": 512, "disk": 1}},
         {"flavor": {"name": "x", "vcpus": 1, "ram": 512, "disk": 1, "bogus": 1}},

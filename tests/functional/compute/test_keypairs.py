@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from tests.conftest import Cloud
-from tests.functional.compute.helpers import API, demo_token, reader_token, user_id
+from tests.functional.compute.helpers import API, BACKENDS, demo_token, reader_token, user_id
 
 
 def _public_key() -> str:
@@ -143,3 +144,17 @@ def test_paging_from_235(cloud: Cloud) -> None:
         rest = c.get(f"{API}/os-keypairs", params={"limit": 2, "marker": "b"}).json()
         assert [k["keypair"]["name"] for k in rest["keypairs"]] == ["c"] and "keypairs_links" not in rest
         assert c.get(f"{API}/os-keypairs", params={"marker": "zzz"}).status_code == 400
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_user_id_longer_than_a_user_id_is_a_400(request: pytest.FixtureRequest, backend: str) -> None:
+    """An admin's keypair for another user: a user_id past the 64-character owner column was a
+    500 on PostgreSQL."""
+    cloud: Cloud = request.getfixturevalue("pg_cloud" if backend == "postgresql" else "cloud")
+    with cloud.client(microversion="2.10") as c:
+        for user in ("u" * 65, ""):
+            resp = c.post(f"{API}/os-keypairs", json={"keypair": {"name": "k", "user_id": user}})
+            assert resp.status_code == 400, resp.text
+            assert "user_id" in resp.json()["badRequest"]["message"]
+        ok = c.post(f"{API}/os-keypairs", json={"keypair": {"name": "k", "user_id": "u" * 64}})
+        assert ok.status_code == 201, ok.text

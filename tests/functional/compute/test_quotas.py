@@ -206,3 +206,25 @@ def test_check_instance_quota_message(any_cloud: Cloud) -> None:
             quotas.check_instance_quota(s, "other-project", 1, 1, 512)
     finally:
         db.dispose()
+
+
+def test_class_name_longer_than_its_column_is_a_400(any_cloud: Cloud) -> None:
+    """The class is stored as "quota-class:<name>" in a 64-character column: a longer name was a
+    500 on PostgreSQL."""
+    longest = "c" * (quotas.MAX_OWNER - len("quota-class:"))
+    with any_cloud.client(microversion="2.64") as c:
+        body = {"quota_class_set": {"instances": 7}}
+        assert c.put(f"{API}/os-quota-class-sets/{longest}", json=body).status_code == 200
+        too_long = c.put(f"{API}/os-quota-class-sets/{longest}c", json=body)
+        assert too_long.status_code == 400, too_long.text
+        assert "longer than 52 characters" in too_long.json()["badRequest"]["message"]
+
+
+def test_limits_are_ascii_integers(cloud: Cloud) -> None:
+    """Superscript one passed str.isdigit() and failed int(): a 500."""
+    with cloud.client(microversion="2.64") as c:
+        admin = project_id(c, "admin")
+        for value in ("\u00b9", "--1", "\u0665"):
+            resp = c.put(f"{API}/os-quota-sets/{admin}", json={"quota_set": {"cores": value}})
+            assert resp.status_code == 400, (value, resp.text)
+        assert c.put(f"{API}/os-quota-sets/{admin}", json={"quota_set": {"cores": "40"}}).status_code == 200

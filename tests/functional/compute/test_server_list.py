@@ -146,3 +146,13 @@ def test_filters_sorts_deleted_and_changes_since(listed: Cloud) -> None:
             for s in c.get(f"{API}/servers/detail", params=every).json()["servers"]
         }
         assert user_data["vm-00"] == "dXNlcg==" and user_data["vm-01"] is None
+
+
+@pytest.mark.parametrize("since", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_changes_since_outside_the_calendar_is_a_400(cloud: Cloud, since: str) -> None:
+    """Valid ISO 8601 that leaves years 1-9999 once in UTC (an OverflowError, a 500 before)."""
+    with cloud.client() as c:
+        for path in (f"{API}/servers", f"{API}/servers/detail"):
+            resp = c.get(path, params={"changes-since": since})
+            assert resp.status_code == 400, resp.text
+            assert resp.json()["badRequest"]["message"] == "Invalid changes-since value"

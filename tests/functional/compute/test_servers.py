@@ -187,3 +187,49 @@ def test_pagination_with_marker(cloud: Cloud, fleet: Fleet) -> None:
             marker = page["servers"][-1]["id"]
         assert sorted(seen) == sorted(ids) and len(seen) == 5
         assert c.get("/compute/v2.1/servers", params={"marker": "nope"}).status_code == 400
+
+
+def _check_access_ips(cloud: Cloud) -> None:
+    """accessIPv4/v6 are addresses of their version (Nova's formats). Anything else reached the
+    64-character column unchecked: a 500 on PostgreSQL for a long one."""
+    with cloud.client(microversion=MV) as c:
+        flavor, image = _setup(c)
+        sid = _create(c, flavor, image, accessIPv4="192.0.2.7", accessIPv6="2001:db8::7")
+        shown = _server(c, sid)
+        assert (shown["accessIPv4"], shown["accessIPv6"]) == ("192.0.2.7", "2001:db8::7")
+        bad = [("accessIPv4", "1" * 300), ("accessIPv4", "2001:db8::1"), ("accessIPv6", "192.0.2.1")]
+        bad += [("accessIPv6", "fe80::1%" + "e" * 80), ("accessIPv4", "not-an-ip")]
+        for field, value in bad:
+            body = {"server": {"name": "vm", "flavorRef": flavor, "imageRef": image, field: value}}
+            created = c.post("/compute/v2.1/servers", json=body)
+            assert created.status_code == 400, (field, value, created.text)
+            assert field in created.json()["badRequest"]["message"]
+            updated = c.put(f"/compute/v2.1/servers/{sid}", json={"server": {field: value}})
+            assert updated.status_code == 400, (field, value, updated.text)
+        cleared = c.put(f"/compute/v2.1/servers/{sid}", json={"server": {"accessIPv4": ""}})
+        assert cleared.status_code == 200 and cleared.json()["server"]["accessIPv4"] == ""
+
+
+def test_access_ips_are_addresses_sqlite(cloud: Cloud) -> None:
+    _check_access_ips(cloud)
+
+
+@pytest.mark.postgres
+def test_access_ips_are_addresses_postgres(pg_cloud: Cloud) -> None:
+    _check_access_ips(pg_cloud)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_update_description_must_be_a_short_string(request: pytest.FixtureRequest, backend: str) -> None:
+    """A list or an object as the description reached the database (a 500 on PostgreSQL)."""
+    cloud: Cloud = request.getfixturevalue("pg_cloud" if backend == "postgresql" else "cloud")
+    with cloud.client(microversion=MV) as c:
+        flavor, image = _setup(c)
+        sid = _create(c, flavor, image)
+        for bad in ([{"a": 1}], {"a": 1}, 5, "d" * 256):
+            resp = c.put(f"/compute/v2.1/servers/{sid}", json={"server": {"description": bad}})
+            assert resp.status_code == 400, (bad, resp.text)
+            assert "description" in resp.json()["badRequest"]["message"]
+        for good in ("fine", None):
+            resp = c.put(f"/compute/v2.1/servers/{sid}", json={"server": {"description": good}})
+            assert resp.status_code == 200 and resp.json()["server"]["description"] == good

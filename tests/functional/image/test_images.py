@@ -98,6 +98,7 @@ BAD_CREATES: list[tuple[dict[str, Any], int]] = [
     ({"name": "x" * 256}, 400),
     ({"id": "not-a-uuid"}, 400),
     ({"custom": 5}, 400),
+    ({"owner": "o" * 65}, 400),  # past the owner column (a project id): a 500 on PostgreSQL
     ({"status": "active"}, 403),
     ({"checksum": "0" * 32}, 403),
     ({"size": 10}, 403),
@@ -220,6 +221,9 @@ BAD_LIST_PARAMS: list[dict[str, str]] = [
     {"marker": str(uuid.uuid4())},
     {"size_min": "big"},
     {"created_at": "gt:yesterday"},
+    # Valid ISO 8601, but outside years 1-9999 once in UTC: an OverflowError, a 500 before.
+    {"created_at": "gte:0001-01-01T00:00:00+01:00"},
+    {"updated_at": "lt:9999-12-31T23:59:59-01:00"},
 ]
 
 

@@ -38,3 +38,14 @@ def test_image_lifecycle_on_postgres(pg_cloud: Cloud) -> None:
             assert [i["id"] for i in listed] == [image["id"]], params
         assert demo.delete(f"/image/v2/images/{image['id']}").status_code == 204
         assert demo.get(f"/image/v2/images/{image['id']}").status_code == 404
+
+
+@pytest.mark.postgres
+def test_owner_longer_than_a_project_id_is_a_400_on_postgres(pg_cloud: Cloud) -> None:
+    """The owner column holds a project id (64 characters): a longer owner was a 500 here."""
+    with pg_cloud.client() as admin:
+        assert admin.post("/image/v2/images", json={"owner": "o" * 65}).status_code == 400
+        image = create(admin, owner="o" * 64)
+        resp = patch(admin, image["id"], [{"op": "replace", "path": "/owner", "value": "o" * 65}])
+        assert resp.status_code == 400, resp.text
+        assert admin.get("/image/v2/schemas/image").json()["properties"]["owner"]["maxLength"] == 64

@@ -518,3 +518,80 @@ def test_inventory_conflict_on_postgresql(pg_cloud: Cloud) -> None:
         assert first.status_code == 204
         assert placement.get("/allocation_candidates?resources=VCPU:1").json()["allocation_requests"] == []
         assert placement.get("/usages?project_id=p").json()["usages"] == {"VCPU": 2}
+
+
+def _generation_writes(rp: str, seen: int) -> list[tuple[str, dict[str, Any]]]:
+    """Every write that carries the provider generation the client saw."""
+    return [
+        (f"/resource_providers/{rp}/inventories", {"resource_provider_generation": seen, "inventories": {}}),
+        (f"/resource_providers/{rp}/inventories/VCPU", {"resource_provider_generation": seen, "total": 4}),
+        (f"/resource_providers/{rp}/aggregates", {"resource_provider_generation": seen, "aggregates": []}),
+        (f"/resource_providers/{rp}/traits", {"resource_provider_generation": seen, "traits": []}),
+    ]
+
+
+def check_generation_out_of_range(placement: httpx.Client) -> None:
+    rp = make_provider(placement, "cn-range", COMPUTE)
+    # 2**31 overflowed PostgreSQL's integer column, 2**64 SQLite's: a 500 from the bound parameter.
+    for seen in (2**31, -(2**31) - 1, 2**64):
+        for path, body in _generation_writes(rp, seen):
+            resp = placement.put(path, json=body)
+            assert resp.status_code == 400, (path, seen, resp.text)
+            assert error(resp)["code"] == "placement.undefined_code"
+        created = placement.post(
+            f"/resource_providers/{rp}/inventories",
+            json={"resource_class": "DISK_GB", "total": 1, "resource_provider_generation": seen},
+        )
+        assert created.status_code == 400, created.text
+    path, body = _generation_writes(rp, 2**31 - 1)[2]
+    stale = placement.put(path, json=body)  # in range: the usual conflict
+    assert stale.status_code == 409 and error(stale)["code"] == "placement.concurrent_update"
+    assert generation(placement, rp) == 1
+
+
+def test_generation_out_of_range_is_a_400(placement: httpx.Client) -> None:
+    check_generation_out_of_range(placement)
+
+
+@pytest.mark.postgres
+def test_generation_out_of_range_is_a_400_postgresql(pg_cloud: Cloud) -> None:
+    headers = {"X-Auth-Token": pg_cloud.token(), "OpenStack-API-Version": "placement 1.35"}
+    with httpx.Client(base_url=f"{pg_cloud.url}/placement", headers=headers, timeout=30) as placement:
+        check_generation_out_of_range(placement)
+
+
+def check_long_custom_names(placement: httpx.Client) -> None:
+    longest = "CUSTOM_" + "X" * 248  # Placement's maxLength: 255
+    for path in ("/traits/", "/resource_classes/"):
+        assert placement.put(path + longest).status_code == 201
+        too_long = placement.put(path + longest + "X")  # past the column: a 500 on PostgreSQL
+        assert too_long.status_code == 400, too_long.text
+        assert "longer than 255" in error(too_long)["detail"]
+    posted = placement.post("/resource_classes", json={"name": longest + "X"})
+    assert posted.status_code == 400
+
+
+def test_custom_names_longer_than_255_are_a_400(placement: httpx.Client) -> None:
+    check_long_custom_names(placement)
+
+
+@pytest.mark.postgres
+def test_custom_names_longer_than_255_are_a_400_postgresql(pg_cloud: Cloud) -> None:
+    headers = {"X-Auth-Token": pg_cloud.token(), "OpenStack-API-Version": "placement 1.35"}
+    with httpx.Client(base_url=f"{pg_cloud.url}/placement", headers=headers, timeout=30) as placement:
+        check_long_custom_names(placement)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "/resource_providers?resources=VCPU:\u00b9",  # a digit to str.isdigit(), not to int(): a 500
+        "/allocation_candidates?resources=VCPU:\u00b9",
+        "/allocation_candidates?resources=VCPU:1&limit=\u00b9",
+        "/allocation_candidates?resources=VCPU:\u0665",  # not an ASCII digit
+    ],
+)
+def test_amounts_and_limits_are_ascii_digits(placement: httpx.Client, query: str) -> None:
+    resp = placement.get(query)
+    assert resp.status_code == 400, resp.text
+    assert error(resp)["status"] == 400

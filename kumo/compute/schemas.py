@@ -1,0 +1,287 @@
+"""JSON Schema of the Nova v2.1 request bodies kumo accepts, for the OpenAPI document
+(`kumo/api/openapi.py`). Field names follow the Nova API reference; the parsing code beside
+each (`routes/servers.py`, `flavors.py`, `keypairs.py`, ...) stays the authority. Bodies are
+described at the newest microversion kumo serves (`MAX_VERSION`)."""
+
+from __future__ import annotations
+
+from kumo.api.openapi import BOOLEAN, NAME, STRING, UUID, Schema, nullable, obj, one_action, query, string_map
+from kumo.compute import aggregates, hosts, quotas, server_groups
+from kumo.compute.microversion import max_version
+
+# Nova's parameter_types.positive_integer / non_negative_integer: an integer or its digits.
+POSITIVE: Schema = {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": "^[0-9]+$"}]}
+NON_NEGATIVE: Schema = {
+    "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^[0-9]+$"}]
+}
+QUOTA_LIMIT: Schema = {
+    "anyOf": [{"type": "integer", "minimum": -1}, {"type": "string", "pattern": "^-?[0-9]+$"}]
+}
+METADATA: Schema = string_map({"type": "string", "maxLength": 255})
+DESCRIPTION: Schema = nullable({"type": "string", "maxLength": 255})
+
+SERVER_CREATE: Schema = {
+    "type": "object",
+    "properties": {
+        "server": obj(
+            {
+                "name": NAME,
+                "imageRef": STRING,
+                "flavorRef": STRING,
+                "availability_zone": STRING,
+                "metadata": METADATA,
+                "key_name": STRING,
+                "user_data": STRING,
+                "description": DESCRIPTION,
+                "min_count": POSITIVE,
+                "max_count": POSITIVE,
+                "accessIPv4": {"type": "string", "format": "ipv4"},
+                "accessIPv6": {"type": "string", "format": "ipv6"},
+                "config_drive": BOOLEAN,
+                "tags": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 60}},
+                "return_reservation_id": BOOLEAN,
+                "networks": {"anyOf": [{"type": "string", "enum": ["auto", "none"]}, {"type": "array"}]},
+                "block_device_mapping_v2": {"type": "array", "items": {"type": "object"}},
+                "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
+            },
+            ["name", "flavorRef"],
+        ),
+        "os:scheduler_hints": obj(
+            {
+                "group": UUID,
+                "same_host": {"type": "array", "items": UUID},
+                "different_host": {"type": "array", "items": UUID},
+            },
+            additional=True,
+        ),
+    },
+    "required": ["server"],
+    "additionalProperties": False,
+}
+
+SERVER_UPDATE: Schema = obj(
+    {
+        "server": obj(
+            {
+                "name": NAME,
+                "description": DESCRIPTION,
+                "accessIPv4": {"type": "string", "format": "ipv4"},
+                "accessIPv6": {"type": "string", "format": "ipv6"},
+                "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
+            }
+        )
+    },
+    ["server"],
+)
+
+METADATA_SET: Schema = obj({"metadata": METADATA}, ["metadata"])
+METADATA_ITEM: Schema = obj(
+    {"meta": {**METADATA, "minProperties": 1, "maxProperties": 1}},
+    ["meta"],
+)
+
+NO_ARGS: Schema = {"type": "null"}
+SERVER_ACTION: Schema = one_action(
+    {
+        "os-start": NO_ARGS,
+        "os-stop": NO_ARGS,
+        "reboot": obj({"type": {"type": "string", "enum": ["SOFT", "HARD"]}}, ["type"]),
+        "migrate": nullable(obj({"host": nullable(STRING)})),
+        "os-migrateLive": obj(
+            {
+                "host": nullable(STRING),
+                "block_migration": {"anyOf": [BOOLEAN, {"type": "string", "enum": ["auto"]}]},
+                "force": BOOLEAN,
+            },
+            ["host"],
+        ),
+        "confirmResize": NO_ARGS,
+        "revertResize": NO_ARGS,
+        "lock": nullable(obj({"locked_reason": {"type": "string", "maxLength": 255}})),
+        "unlock": NO_ARGS,
+        "rebuild": obj(
+            {
+                "imageRef": STRING,
+                "name": NAME,
+                "adminPass": STRING,
+                "metadata": METADATA,
+                "description": DESCRIPTION,
+                "preserve_ephemeral": BOOLEAN,
+                "key_name": nullable(STRING),
+                "user_data": nullable(STRING),
+            },
+            ["imageRef"],
+        ),
+        "os-getConsoleOutput": obj(
+            {"length": nullable({"anyOf": [{"type": "integer", "minimum": -1}, {"type": "string"}]})}
+        ),
+    }
+)
+
+FLAVOR_CREATE: Schema = obj(
+    {
+        "flavor": obj(
+            {
+                "name": NAME,
+                "id": nullable(
+                    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[a-zA-Z0-9._-]+$"}
+                ),
+                "ram": POSITIVE,
+                "vcpus": POSITIVE,
+                "disk": NON_NEGATIVE,
+                "OS-FLV-EXT-DATA:ephemeral": NON_NEGATIVE,
+                "swap": NON_NEGATIVE,
+                "rxtx_factor": {"type": "number", "exclusiveMinimum": 0, "maximum": 3.40282e38},
+                "os-flavor-access:is_public": BOOLEAN,
+                "description": nullable({"type": "string", "maxLength": 65535}),
+            },
+            ["name", "ram", "vcpus", "disk"],
+        )
+    },
+    ["flavor"],
+)
+FLAVOR_UPDATE: Schema = obj(
+    {"flavor": obj({"description": nullable({"type": "string", "maxLength": 65535})}, ["description"])},
+    ["flavor"],
+)
+_SPEC_KEY: Schema = {"type": "string", "pattern": "^[a-zA-Z0-9-_:. ]{1,255}$"}
+EXTRA_SPECS: Schema = obj(
+    {
+        "extra_specs": {
+            "type": "object",
+            "propertyNames": _SPEC_KEY,
+            "additionalProperties": {"type": "string", "maxLength": 255},
+        }
+    },
+    ["extra_specs"],
+)
+EXTRA_SPEC_ITEM: Schema = {
+    "type": "object",
+    "minProperties": 1,
+    "maxProperties": 1,
+    "propertyNames": _SPEC_KEY,
+    "additionalProperties": {"type": "string", "maxLength": 255},
+}
+FLAVOR_ACTION: Schema = one_action(
+    {
+        "addTenantAccess": obj({"tenant": NAME}, ["tenant"]),
+        "removeTenantAccess": obj({"tenant": NAME}, ["tenant"]),
+    }
+)
+
+KEYPAIR_CREATE: Schema = obj(
+    {
+        "keypair": obj(
+            {
+                "name": NAME,
+                "public_key": STRING,
+                "type": {"type": "string", "enum": ["ssh", "x509"]},
+                "user_id": STRING,
+            },
+            ["name"],
+        )
+    },
+    ["keypair"],
+)
+
+_AGGREGATE_FIELDS: Schema = {"name": NAME, aggregates.AZ_KEY: nullable(NAME)}
+AGGREGATE_CREATE: Schema = obj({"aggregate": obj(_AGGREGATE_FIELDS, ["name"])}, ["aggregate"])
+AGGREGATE_UPDATE: Schema = obj({"aggregate": {**obj(_AGGREGATE_FIELDS), "minProperties": 1}}, ["aggregate"])
+AGGREGATE_ACTION: Schema = one_action(
+    {
+        "add_host": obj({"host": NAME}, ["host"]),
+        "remove_host": obj({"host": NAME}, ["host"]),
+        "set_metadata": obj(
+            {"metadata": string_map(nullable({"type": "string", "maxLength": 255}))}, ["metadata"]
+        ),
+    }
+)
+
+SERVER_GROUP_CREATE: Schema = obj(
+    {
+        "server_group": obj(
+            {
+                "name": NAME,
+                "policy": {
+                    "type": "string",
+                    "enum": list(server_groups.POLICIES + server_groups.SOFT_POLICIES),
+                },
+                "rules": obj(
+                    {
+                        "max_server_per_host": {"type": "integer", "minimum": 1},
+                        server_groups.FAILURE_DOMAIN_RULE: STRING,
+                    }
+                ),
+            },
+            ["name", "policy"],
+        )
+    },
+    ["server_group"],
+)
+
+QUOTA_SET_UPDATE: Schema = obj(
+    {
+        "quota_set": obj(
+            {
+                **{name: QUOTA_LIMIT for name in quotas.visible_resources(max_version())},
+                "force": {"anyOf": [BOOLEAN, STRING]},
+            }
+        )
+    },
+    ["quota_set"],
+)
+QUOTA_CLASS_SET_UPDATE: Schema = obj(
+    {"quota_class_set": obj({name: QUOTA_LIMIT for name in quotas.class_resources(max_version())})},
+    ["quota_class_set"],
+)
+
+SERVICE_UPDATE: Schema = obj(
+    {
+        "status": {"type": "string", "enum": ["enabled", "disabled"]},
+        "disabled_reason": NAME,
+        "forced_down": {"anyOf": [BOOLEAN, STRING]},
+    }
+)
+
+HOST_LABELS: Schema = obj(
+    {"labels": obj({label: nullable(NAME) for label in hosts.LABELS})},
+    ["labels"],
+)
+
+# Query strings the list routes read from `request.query_params` (their `openapi_extra`).
+LIMIT: Schema = {"type": "integer", "minimum": 0}
+_SORT_DIR: Schema = {"type": "string", "enum": ["asc", "desc"]}
+SERVER_LIST_QUERY: Schema = query(
+    ("limit", LIMIT),
+    ("marker", STRING),
+    ("name", STRING),
+    ("status", STRING),
+    ("host", STRING),
+    ("flavor", STRING),
+    ("image", STRING),
+    ("availability_zone", STRING),
+    ("user_id", STRING),
+    ("project_id", STRING),
+    ("all_tenants", STRING),
+    ("deleted", BOOLEAN),
+    ("changes-since", {"type": "string", "format": "date-time"}),
+    ("sort_key", STRING),
+    ("sort_dir", _SORT_DIR),
+    ("tags", STRING),
+)
+FLAVOR_LIST_QUERY: Schema = query(
+    ("limit", LIMIT),
+    ("marker", STRING),
+    ("is_public", STRING),
+    ("minRam", NON_NEGATIVE),
+    ("minDisk", NON_NEGATIVE),
+    ("sort_key", STRING),
+    ("sort_dir", _SORT_DIR),
+)
+KEYPAIR_LIST_QUERY: Schema = query(("limit", LIMIT), ("marker", STRING), ("user_id", STRING))
+HYPERVISOR_LIST_QUERY: Schema = query(
+    ("limit", LIMIT),
+    ("marker", STRING),
+    ("hypervisor_hostname_pattern", STRING),
+    ("with_servers", BOOLEAN),
+)
