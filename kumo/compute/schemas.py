@@ -115,6 +115,10 @@ SERVER_ACTION: Schema = one_action(
         "os-getConsoleOutput": obj(
             {"length": nullable({"anyOf": [{"type": "integer", "minimum": -1}, {"type": "string"}]})}
         ),
+        # Operating a dead host (kumo/compute/evacuate.py, server_ops): bodies at 2.29+.
+        "os-resetState": obj({"state": {"type": "string", "enum": ["active", "error"]}}, ["state"]),
+        "forceDelete": NO_ARGS,
+        "evacuate": obj({"host": STRING, "adminPass": STRING, "force": BOOLEAN}),
     }
 )
 
