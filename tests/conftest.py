@@ -34,9 +34,8 @@ def postgres_available() -> bool:
         return False
 
 
-@pytest.fixture
-def pg_database_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test, dropped afterwards; skips when PG is absent."""
+def fresh_pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database's URL, dropped when resumed; skips when PG is absent."""
     if not postgres_available():
         pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
     import psycopg
@@ -48,6 +47,12 @@ def pg_database_url() -> Iterator[str]:
     yield PG_URL.rsplit("/", 1)[0] + "/" + name
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_database_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards; skips when PG is absent."""
+    yield from fresh_pg_database()
 
 
 @dataclass

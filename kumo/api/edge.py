@@ -126,11 +126,11 @@ class EdgeGuard:
         if body is None:
             await _too_large(scope, receive, send, limit)
         elif not isinstance(body, bytes):  # the client went away mid-body: the app hears it
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replay(body, receive), send)
         elif (refusal := body_refusal(body)) is not None:
             await error_response(path, 400, refusal)(scope, receive, send)
         else:
-            await self.app(scope, _replay({"type": "http.request", "body": body}, receive), send)
+            await self.app(scope, replay({"type": "http.request", "body": body}, receive), send)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | Message | None:
@@ -158,15 +158,15 @@ async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> 
     await response(scope, receive, send)
 
 
-def _replay(first: Message, receive: Receive) -> Receive:
+def replay(first: Message, receive: Receive) -> Receive:
     """`first` (the whole body, or the disconnect), then whatever the connection says next."""
     sent = False
 
-    async def replay() -> Message:
+    async def replayed() -> Message:
         nonlocal sent
         if not sent:
             sent = True
             return first
         return await receive()
 
-    return replay
+    return replayed

@@ -6,17 +6,16 @@ or body are replaced by a flavor, an image and the admin project made once per c
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
-from tests.conftest import PG_URL, Cloud, postgres_available, start_cloud
+from tests.conftest import Cloud, fresh_pg_database, start_cloud
+from tests.functional.helpers import make_flavor, upload_image
 
 
 @dataclass(frozen=True)
@@ -53,39 +52,15 @@ def setup_boot(value: Any, ids: dict[str, str]) -> Any:
 
 def _make_ids(cloud: Cloud) -> dict[str, str]:
     with cloud.client() as c:
-        flavor = c.post(
-            "/compute/v2.1/flavors", json={"flavor": {"name": "fv", "vcpus": 1, "ram": 64, "disk": 1}}
-        )
-        assert flavor.status_code == 200, flavor.text
-        image = c.post(
-            "/image/v2/images",
-            json={"name": "img", "disk_format": "raw", "container_format": "bare", "visibility": "public"},
-        ).json()
-        upload = c.put(
-            f"/image/v2/images/{image['id']}/file",
-            content=b"x" * 512,
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        assert upload.status_code == 204, upload.text
+        flavor = make_flavor(c, "fv", ram=64)
+        image = upload_image(c, content=b"x" * 512)
         project = c.get("/identity/v3/projects", params={"name": "admin"}).json()["projects"][0]["id"]
     return {
-        "flavor": flavor.json()["flavor"]["id"],
-        "image": image["id"],
+        "flavor": flavor,
+        "image": image,
         "project": project,
         "token": cloud.token(),
     }
-
-
-def _pg_database() -> Iterator[str]:
-    if not postgres_available():
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    name = f"kumo_test_{uuid.uuid4().hex[:10]}"
-    admin_dsn = PG_URL.replace("postgresql+psycopg", "postgresql")
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield PG_URL.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -97,7 +72,7 @@ def serve_field_cloud(
     """For a module-scoped fixture parametrized over BACKENDS: a cloud (SQLite or PostgreSQL)
     with a flavor and an image, shared by the module's cases."""
     tmp: Path = tmp_path_factory.mktemp(f"fields-{request.param}")
-    databases = _pg_database() if request.param == "postgresql" else iter([""])
+    databases = fresh_pg_database() if request.param == "postgresql" else iter([""])
     url = next(databases)
     template = request.getfixturevalue("sqlite_template") if not url else None
     cloud = start_cloud(tmp, url, template=template)

@@ -13,6 +13,7 @@ import pytest
 
 from kumo.config import write_private
 from tests.conftest import Cloud, start_cloud
+from tests.functional.helpers import upload_image
 
 
 @pytest.fixture
@@ -29,17 +30,7 @@ def mode(path: Path) -> int:
 
 def _upload_image(cloud: Cloud) -> str:
     with cloud.client() as c:
-        image = c.post(
-            "/image/v2/images",
-            json={"name": "img", "disk_format": "raw", "container_format": "bare", "visibility": "public"},
-        ).json()
-        upload = c.put(
-            f"/image/v2/images/{image['id']}/file",
-            content=b"secret image bytes",
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        assert upload.status_code == 204, upload.text
-    return str(image["id"])
+        return upload_image(c, content=b"secret image bytes")
 
 
 def _assert_private(cloud: Cloud, image_id: str) -> None:

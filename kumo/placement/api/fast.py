@@ -25,6 +25,7 @@ import psycopg.conninfo
 from sqlalchemy.engine import URL
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kumo.api.edge import replay
 from kumo.errors import KumoError
 from kumo.placement.api import allocations as allocations_domain
 from kumo.placement.api import microversion as mv
@@ -52,7 +53,8 @@ class ClaimFastLane:
         body = await _read_body(receive)
         taken = _take(scope, path[len(PREFIX) :], body)
         if taken is None:
-            await self.app(scope, _replay(body, receive), send)
+            request: Message = {"type": "http.request", "body": body, "more_body": False}
+            await self.app(scope, replay(request, receive), send)
             return
         version, write = taken
         # The full route's label in the request metrics (RequestMiddleware reads scope["route"]).
@@ -208,17 +210,3 @@ async def _read_body(receive: Receive) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """The request's body again, then whatever the connection says next."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay

@@ -14,6 +14,7 @@ from kumo.agent import service
 from kumo.agent.protocol import AGENT_TOKEN_HEADER
 from kumo.compute import server_ops
 from tests.conftest import Cloud, wait_for
+from tests.functional.helpers import make_flavor, upload_image
 
 API = "/compute/v2.1"
 HOST = "h1"
@@ -26,24 +27,21 @@ def _agent(cloud: Cloud) -> httpx.Client:
     return httpx.Client(base_url=f"{cloud.url}/internal/v1", headers={AGENT_TOKEN_HEADER: token}, timeout=30)
 
 
+def _register(agent: httpx.Client) -> None:
+    """HOST reports itself, as its agent does on start."""
+    report = {"name": HOST, "vcpus": 8, "memory_mb": 16384, "disk_gb": 100}
+    assert agent.post("/hosts", json=report).status_code == 204
+
+
 def _boot(c: httpx.Client, names: list[str]) -> dict[str, str]:
-    flavor = c.post(f"{API}/flavors", json={"flavor": {"name": "f", "vcpus": 1, "ram": 512, "disk": 1}})
-    image = c.post(
-        "/image/v2/images",
-        json={"name": "i", "disk_format": "raw", "container_format": "bare", "visibility": "public"},
-    ).json()
-    c.put(
-        f"/image/v2/images/{image['id']}/file",
-        content=b"x" * 64,
-        headers={"Content-Type": "application/octet-stream"},
-    )
+    flavor, image = make_flavor(c, "f"), upload_image(c, name="i", content=b"x" * 64)
     created = {}
     for name in names:
         body = {
             "server": {
                 "name": name,
-                "flavorRef": flavor.json()["flavor"]["id"],
-                "imageRef": image["id"],
+                "flavorRef": flavor,
+                "imageRef": image,
                 "networks": "none",
             }
         }
@@ -61,20 +59,24 @@ def _spawn_tasks(agent: httpx.Client, count: int) -> list[dict[str, Any]]:
     return list(wait_for(poll))
 
 
+def _results_poisoning(tasks: list[dict[str, Any]], names: dict[str, str]) -> list[dict[str, Any]]:
+    """Every spawn done; the server named "poisoned" with a power state no column holds."""
+    return [
+        {
+            "task_id": t["id"],
+            "ok": True,
+            "power_state": UNSTORABLE if names[t["instance_uuid"]] == "poisoned" else 1,
+        }
+        for t in tasks
+    ]
+
+
 def _a_result_that_cannot_be_applied_fails_alone(cloud: Cloud) -> None:
     with _agent(cloud) as agent, cloud.client() as c:
-        report = {"name": HOST, "vcpus": 8, "memory_mb": 16384, "disk_gb": 100}
-        assert agent.post("/hosts", json=report).status_code == 204
+        _register(agent)
         names = _boot(c, ["first", "poisoned", "last"])
         tasks = _spawn_tasks(agent, 3)
-        results = [
-            {
-                "task_id": t["id"],
-                "ok": True,
-                "power_state": UNSTORABLE if names[t["instance_uuid"]] == "poisoned" else 1,
-            }
-            for t in tasks
-        ]
+        results = _results_poisoning(tasks, names)
         resp = agent.post("/tasks/results", json={"results": results})
         assert resp.status_code == 204, resp.text
         servers = {s["name"]: s for s in c.get(f"{API}/servers/detail").json()["servers"]}
@@ -109,8 +111,7 @@ def test_a_database_error_refuses_the_batch(
         raise exc.OperationalError("UPDATE", {}, ConnectionError("server closed the connection"))
 
     with _agent(cloud) as agent, cloud.client() as c:
-        report = {"name": HOST, "vcpus": 8, "memory_mb": 16384, "disk_gb": 100}
-        assert agent.post("/hosts", json=report).status_code == 204
+        _register(agent)
         _boot(c, [f"vm-{i}" for i in range(batch)])
         tasks = _spawn_tasks(agent, batch)
         monkeypatch.setattr(service, "complete", unavailable)
@@ -129,18 +130,10 @@ def test_a_result_whose_server_cannot_even_be_marked_still_leaves_nothing_to_res
 
     monkeypatch.setattr(server_ops, "fail_unsettled", unmarkable)
     with _agent(cloud) as agent, cloud.client() as c:
-        report = {"name": HOST, "vcpus": 8, "memory_mb": 16384, "disk_gb": 100}
-        assert agent.post("/hosts", json=report).status_code == 204
+        _register(agent)
         names = _boot(c, ["first", "poisoned"])
         tasks = _spawn_tasks(agent, 2)
-        results = [
-            {
-                "task_id": t["id"],
-                "ok": True,
-                "power_state": UNSTORABLE if names[t["instance_uuid"]] == "poisoned" else 1,
-            }
-            for t in tasks
-        ]
+        results = _results_poisoning(tasks, names)
         assert agent.post("/tasks/results", json={"results": results}).status_code == 204
         servers = {s["name"]: s for s in c.get(f"{API}/servers/detail").json()["servers"]}
         assert servers["first"]["status"] == "ACTIVE"

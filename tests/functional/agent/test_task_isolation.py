@@ -13,6 +13,7 @@ import pytest
 from kumo.agent.agent import Agent
 from kumo.agent.drivers.fake import FakeDriver
 from tests.conftest import Cloud, Fleet, wait_for
+from tests.functional.helpers import make_flavor, upload_image
 
 API = "/compute/v2.1"
 
@@ -62,20 +63,10 @@ def test_a_spawn_that_misbehaves_fails_alone(
     )
     fleet.agents.append(agent.start())
     with cloud.client() as c:
-        flavor = c.post(f"{API}/flavors", json={"flavor": {"name": "f", "vcpus": 1, "ram": 512, "disk": 1}})
-        image = c.post(
-            "/image/v2/images",
-            json={"name": "i", "disk_format": "raw", "container_format": "bare", "visibility": "public"},
-        ).json()
-        c.put(
-            f"/image/v2/images/{image['id']}/file",
-            content=b"x" * 64,
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        flavor_id = flavor.json()["flavor"]["id"]
-        poisoned = _boot(c, "poisoned", flavor_id, image["id"])
+        flavor_id, image_id = make_flavor(c, "f"), upload_image(c, name="i", content=b"x" * 64)
+        poisoned = _boot(c, "poisoned", flavor_id, image_id)
         wait_for(lambda: _server(c, poisoned)["OS-EXT-STS:task_state"] != "scheduling", timeout=10)
-        others = [_boot(c, f"vm-{i}", flavor_id, image["id"]) for i in range(3)]
+        others = [_boot(c, f"vm-{i}", flavor_id, image_id) for i in range(3)]
         for sid in others:
             wait_for(lambda s=sid: _server(c, s)["status"] == "ACTIVE", timeout=10)
         server = wait_for(lambda: (s := _server(c, poisoned))["status"] == "ERROR" and s, timeout=10)

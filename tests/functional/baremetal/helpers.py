@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import Cloud, wait_for
+from tests.functional.helpers import make_flavor, upload_image
 
 IRONIC = {"X-OpenStack-Ironic-API-Version": "1.65"}
 BM_SPECS = {
@@ -68,28 +69,14 @@ def make_available(c: httpx.Client, ident: str) -> dict[str, Any]:
 
 
 def bm_flavor(c: httpx.Client, name: str = "bm.small") -> str:
-    resp = c.post(
-        "/compute/v2.1/flavors", json={"flavor": {"name": name, "vcpus": 4, "ram": 8192, "disk": 100}}
-    )
-    assert resp.status_code == 200, resp.text
-    flavor_id = str(resp.json()["flavor"]["id"])
+    flavor_id = make_flavor(c, name, vcpus=4, ram=8192, disk=100)
     specs = c.post(f"/compute/v2.1/flavors/{flavor_id}/os-extra_specs", json={"extra_specs": BM_SPECS})
     assert specs.status_code == 200, specs.text
     return flavor_id
 
 
 def image(c: httpx.Client) -> str:
-    created = c.post(
-        "/image/v2/images",
-        json={"name": "bm-img", "disk_format": "raw", "container_format": "bare", "visibility": "public"},
-    ).json()
-    put = c.put(
-        f"/image/v2/images/{created['id']}/file",
-        content=b"x" * 4096,
-        headers={"Content-Type": "application/octet-stream"},
-    )
-    assert put.status_code == 204, put.text
-    return str(created["id"])
+    return upload_image(c, name="bm-img", content=b"x" * 4096)
 
 
 def server(c: httpx.Client, sid: str) -> dict[str, Any]:

@@ -73,6 +73,12 @@ def _force_down(c: httpx.Client, name: str, down: bool = True) -> None:
     assert resp.json()["service"]["state"] == ("down" if down else "up")
 
 
+def _dead(fleet: Fleet, c: httpx.Client, name: str) -> None:
+    """The host's agent stops for good and the host is forced down: down at once."""
+    _kill(fleet, name)
+    _force_down(c, name)
+
+
 def _mv(version: str) -> dict[str, str]:
     return {"OpenStack-API-Version": f"compute {version}"}
 
@@ -226,8 +232,7 @@ def test_evacuate_moves_the_server_and_its_allocations(any_cloud: Cloud, any_fle
         assert _action(c, stopped, {"os-stop": None}).status_code == 202
         _wait_status(c, stopped, "SHUTOFF")
         any_fleet.add("ev-third")
-        _kill(any_fleet, "ev-dst")
-        _force_down(c, "ev-dst")
+        _dead(any_fleet, c, "ev-dst")
         assert _action(c, stopped, {"evacuate": {"host": "ev-third"}}).status_code == 200
         server = wait_for(lambda: (s := _server(c, stopped))["OS-EXT-STS:task_state"] is None and s)
         assert (server["status"], _host_of(server)) == ("SHUTOFF", "ev-third")
@@ -238,8 +243,7 @@ def test_evacuate_requests_nova_refuses(cloud: Cloud, fleet: Fleet) -> None:
     with cloud.client(microversion=MV) as c:
         flavor, image = _setup(c)
         sid = _boot_on(c, flavor, image, "er-src")
-        _kill(fleet, "er-src")
-        _force_down(c, "er-src")
+        _dead(fleet, c, "er-src")
         cases: list[tuple[dict[str, Any], str, int]] = [
             ({"host": "er-src"}, MV, 400),  # the same host
             ({"host": "nowhere"}, MV, 404),
@@ -290,8 +294,7 @@ def test_a_returning_host_destroys_only_what_left_it(cloud: Cloud, fleet: Fleet)
         deleted = _boot_on(c, flavor, image, "rh-old", "deleted")
         stays = _boot_on(c, flavor, image, "rh-old", "stays")
         fleet.add("rh-new")
-        _kill(fleet, "rh-old")
-        _force_down(c, "rh-old")
+        _dead(fleet, c, "rh-old")
         for sid in (moved, gone_later):
             assert _action(c, sid, {"evacuate": {"host": "rh-new"}}).status_code == 200
             assert _host_of(_wait_status(c, sid, "ACTIVE")) == "rh-new"
@@ -313,8 +316,7 @@ def test_service_delete_once_its_servers_are_gone(cloud: Cloud, fleet: Fleet) ->
     with cloud.client(microversion="2.53") as c:
         flavor, image = _setup(c)
         sid = _boot_on(c, flavor, image, "sd-1")
-        _kill(fleet, "sd-1")
-        _force_down(c, "sd-1")
+        _dead(fleet, c, "sd-1")
         service = _service_id(c, "sd-1")
         busy = c.delete(f"{API}/os-services/{service}")
         assert busy.status_code == 409 and "hosting instances" in busy.json()["conflictingRequest"]["message"]

@@ -15,6 +15,7 @@ from kumo.compute import quotas
 from kumo.db import Database
 from tests.conftest import Cloud
 from tests.functional.compute.helpers import API, BACKENDS, demo_token, either_cloud, project_id
+from tests.functional.helpers import make_flavor, upload_image
 
 
 @pytest.fixture(params=BACKENDS)
@@ -22,26 +23,10 @@ def any_cloud(request: pytest.FixtureRequest) -> Cloud:
     return either_cloud(request)
 
 
-def _flavor_and_image(c: httpx.Client) -> tuple[str, str]:
-    flavor = c.post(f"{API}/flavors", json={"flavor": {"name": "q1", "vcpus": 1, "ram": 512, "disk": 1}})
-    assert flavor.status_code == 200, flavor.text
-    image = c.post(
-        "/image/v2/images",
-        json={"name": "img", "disk_format": "raw", "container_format": "bare", "visibility": "public"},
-    ).json()
-    upload = c.put(
-        f"/image/v2/images/{image['id']}/file",
-        content=b"x" * 1024,
-        headers={"Content-Type": "application/octet-stream"},
-    )
-    assert upload.status_code == 204, upload.text
-    return flavor.json()["flavor"]["id"], image["id"]
-
-
 def _prepare(cloud: Cloud, limits: dict[str, int]) -> tuple[str, str, str]:
     """The demo project's quota set to `limits`; returns (flavor, image, demo token)."""
     with cloud.client() as admin:
-        flavor, image = _flavor_and_image(admin)
+        flavor, image = make_flavor(admin, "q1"), upload_image(admin)
         project = project_id(admin, "demo")
         resp = admin.put(f"{API}/os-quota-sets/{project}", json={"quota_set": limits})
         assert resp.status_code == 200, resp.text

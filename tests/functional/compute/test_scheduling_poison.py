@@ -17,28 +17,11 @@ from kumo.compute.models import Flavor, Instance
 from kumo.db import Database
 from kumo.placement.models import Allocation
 from tests.conftest import DEMO_PASSWORD, Cloud, Fleet, wait_for
+from tests.functional.helpers import make_flavor, upload_image
 
 API = "/compute/v2.1"
 MV = "2.64"
 POISON = {"resources:VCPU": "abc"}
-
-
-def _flavor(c: httpx.Client, name: str) -> str:
-    resp = c.post(f"{API}/flavors", json={"flavor": {"name": name, "vcpus": 1, "ram": 512, "disk": 1}})
-    assert resp.status_code == 200, resp.text
-    return str(resp.json()["flavor"]["id"])
-
-
-def _image(c: httpx.Client) -> str:
-    body = {"name": "img", "disk_format": "raw", "container_format": "bare", "visibility": "public"}
-    image = c.post("/image/v2/images", json=body).json()
-    put = c.put(
-        f"/image/v2/images/{image['id']}/file",
-        content=b"x" * 1024,
-        headers={"Content-Type": "application/octet-stream"},
-    )
-    assert put.status_code == 204, put.text
-    return str(image["id"])
 
 
 def _create(c: httpx.Client, flavor: str, image: str, name: str) -> str:
@@ -56,6 +39,16 @@ def _server(c: httpx.Client, sid: str) -> dict[str, Any]:
 
 def _settled(c: httpx.Client, sid: str, status: str) -> dict[str, Any]:
     return dict(wait_for(lambda: (s := _server(c, sid))["status"] == status and s, timeout=15))
+
+
+def _poisoned_among_clean(c: httpx.Client, image: str, bad: str, good: str) -> tuple[str, dict[str, Any]]:
+    """A server "poisoned" of flavor `bad`, then three of flavor `good` that become ACTIVE; returns
+    the poisoned one's id and itself once in ERROR."""
+    poisoned = _create(c, bad, image, "poisoned")
+    clean = [_create(c, good, image, f"clean-{i}") for i in range(3)]
+    for sid in clean:
+        _settled(c, sid, "ACTIVE")
+    return poisoned, _settled(c, poisoned, "ERROR")
 
 
 def _schedule_event(c: httpx.Client, sid: str) -> dict[str, Any]:
@@ -97,8 +90,8 @@ def _poisoned_flavor_fails_alone(cloud: Cloud, fleet: Fleet, db: Database) -> No
     fleet.add("h2")
     demo = cloud.token("demo", DEMO_PASSWORD, "demo")
     with cloud.client(microversion=MV) as admin, cloud.client(demo, microversion=MV) as other:
-        image = _image(admin)
-        bad, good = _flavor(admin, "poisoned"), _flavor(admin, "clean")
+        image = upload_image(admin)
+        bad, good = make_flavor(admin, "poisoned"), make_flavor(admin, "clean")
         _poison_flavor(db, bad)
         poisoned = _create(admin, bad, image, "poisoned")  # the oldest: first in every pass
         clean = [_create(other, good, image, f"clean-{i}") for i in range(3)]
@@ -138,12 +131,8 @@ def _placement_that_raises_fails_alone(
     mp.setattr(servers, "spec", spec)
     fleet.add("h1")
     with cloud.client(microversion=MV) as c:
-        image, flavor = _image(c), _flavor(c, "f")
-        poisoned = _create(c, flavor, image, "poisoned")
-        clean = [_create(c, flavor, image, f"clean-{i}") for i in range(3)]
-        for sid in clean:
-            _settled(c, sid, "ACTIVE")
-        server = _settled(c, poisoned, "ERROR")
+        image, flavor = upload_image(c), make_flavor(c, "f")
+        poisoned, server = _poisoned_among_clean(c, image, flavor, flavor)
         assert server["fault"]["message"] == "RuntimeError: cannot describe this one"
         event = _schedule_event(c, poisoned)
         assert event["result"] == "Error"
@@ -180,13 +169,9 @@ def test_a_read_that_raises_for_one_request_fails_it_alone(
     monkeypatch.setattr(scheduling, "pass_snapshot", pass_snapshot)
     fleet.add("h1")
     with cloud.client(microversion=MV) as c:
-        image, flavor, bad = _image(c), _flavor(c, "f"), _flavor(c, "bad")
+        image, flavor, bad = upload_image(c), make_flavor(c, "f"), make_flavor(c, "bad")
         broken.add(bad)
-        poisoned = _create(c, bad, image, "poisoned")
-        clean = [_create(c, flavor, image, f"clean-{i}") for i in range(3)]
-        for sid in clean:
-            _settled(c, sid, "ACTIVE")
-        server = _settled(c, poisoned, "ERROR")
+        poisoned, server = _poisoned_among_clean(c, image, bad, flavor)
         assert server["fault"]["message"] == "ValueError: this request breaks the read"
 
 
@@ -205,7 +190,7 @@ def test_a_database_error_marks_no_one_error(
 
     fleet.add("h1")
     with cloud.client(microversion=MV) as c:
-        image, flavor = _image(c), _flavor(c, "f")
+        image, flavor = upload_image(c), make_flavor(c, "f")
         monkeypatch.setattr(scheduling, "pass_snapshot", pass_snapshot)
         sids = [_create(c, flavor, image, f"vm-{i}") for i in range(3)]
         for sid in sids:
@@ -228,12 +213,8 @@ def test_a_placement_statement_the_database_refuses_fails_alone_postgres(
     db = db_of(pg_cloud)
     pg_fleet.add("h1")
     with pg_cloud.client(microversion=MV) as c:
-        image, flavor = _image(c), _flavor(c, "f")
-        poisoned = _create(c, flavor, image, "poisoned")
-        clean = [_create(c, flavor, image, f"clean-{i}") for i in range(3)]
-        for sid in clean:
-            _settled(c, sid, "ACTIVE")
-        server = _settled(c, poisoned, "ERROR")
+        image, flavor = upload_image(c), make_flavor(c, "f")
+        poisoned, server = _poisoned_among_clean(c, image, flavor, flavor)
         assert server["fault"]["message"].startswith("InvalidTextRepresentation: ")
         assert "[SQL" not in server["fault"]["message"]
         assert _schedule_event(c, poisoned)["result"] == "Error"

@@ -11,7 +11,6 @@ import traceback
 import uuid
 from types import SimpleNamespace
 
-import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
@@ -20,27 +19,12 @@ from kumo.compute import servers
 from kumo.db import Database
 from tests.conftest import Cloud
 from tests.functional.compute.helpers import API, BACKENDS, either_cloud
+from tests.functional.helpers import make_flavor, upload_image
 
 
 @pytest.fixture(params=BACKENDS)
 def any_cloud(request: pytest.FixtureRequest) -> Cloud:
     return either_cloud(request)
-
-
-def _flavor_and_image(c: httpx.Client) -> tuple[str, str]:
-    flavor = c.post(f"{API}/flavors", json={"flavor": {"name": "s1", "vcpus": 1, "ram": 512, "disk": 1}})
-    assert flavor.status_code == 200, flavor.text
-    image = c.post(
-        "/image/v2/images",
-        json={"name": "img", "disk_format": "raw", "container_format": "bare", "visibility": "public"},
-    ).json()
-    upload = c.put(
-        f"/image/v2/images/{image['id']}/file",
-        content=b"x" * 1024,
-        headers={"Content-Type": "application/octet-stream"},
-    )
-    assert upload.status_code == 204, upload.text
-    return flavor.json()["flavor"]["id"], image["id"]
 
 
 def _uuids_repeating(first: str) -> SimpleNamespace:
@@ -59,7 +43,7 @@ def test_failed_insert_logs_no_bound_values(
     """The second create's insert repeats the first server's uuid: a unique violation."""
     secret = base64.b64encode(f"#cloud-config\npassword: s3cr3t-{uuid.uuid4().hex}\n".encode()).decode()
     with any_cloud.client(microversion="2.37") as c:
-        flavor, image = _flavor_and_image(c)
+        flavor, image = make_flavor(c, "s1"), upload_image(c)
         body = {"name": "vm", "flavorRef": flavor, "imageRef": image, "networks": "none"}
         first = c.post(f"{API}/servers", json={"server": body})
         assert first.status_code == 202, first.text

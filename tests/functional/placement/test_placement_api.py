@@ -530,6 +530,12 @@ def _generation_writes(rp: str, seen: int) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
+def _pg_placement(pg_cloud: Cloud) -> httpx.Client:
+    """An admin client on the PostgreSQL cloud's /placement at microversion 1.35."""
+    headers = {"X-Auth-Token": pg_cloud.token(), "OpenStack-API-Version": "placement 1.35"}
+    return httpx.Client(base_url=f"{pg_cloud.url}/placement", headers=headers, timeout=30)
+
+
 def check_generation_out_of_range(placement: httpx.Client) -> None:
     rp = make_provider(placement, "cn-range", COMPUTE)
     # 2**31 overflowed PostgreSQL's integer column, 2**64 SQLite's: a 500 from the bound parameter.
@@ -555,8 +561,7 @@ def test_generation_out_of_range_is_a_400(placement: httpx.Client) -> None:
 
 @pytest.mark.postgres
 def test_generation_out_of_range_is_a_400_postgresql(pg_cloud: Cloud) -> None:
-    headers = {"X-Auth-Token": pg_cloud.token(), "OpenStack-API-Version": "placement 1.35"}
-    with httpx.Client(base_url=f"{pg_cloud.url}/placement", headers=headers, timeout=30) as placement:
+    with _pg_placement(pg_cloud) as placement:
         check_generation_out_of_range(placement)
 
 
@@ -577,8 +582,7 @@ def test_custom_names_longer_than_255_are_a_400(placement: httpx.Client) -> None
 
 @pytest.mark.postgres
 def test_custom_names_longer_than_255_are_a_400_postgresql(pg_cloud: Cloud) -> None:
-    headers = {"X-Auth-Token": pg_cloud.token(), "OpenStack-API-Version": "placement 1.35"}
-    with httpx.Client(base_url=f"{pg_cloud.url}/placement", headers=headers, timeout=30) as placement:
+    with _pg_placement(pg_cloud) as placement:
         check_long_custom_names(placement)
 
 
