@@ -52,10 +52,14 @@ class Settings(BaseSettings):
     image_dir: Path | None = None
     # The edge (kumo/api/edge.py): a request body larger than this is refused with 413 before it
     # is read (on its Content-Length, else as it streams). Image data uploads stream to the store
-    # and are exempt. The agents' internal API has its own limit: a fleet poll names up to 100,000
-    # hosts and a result report carries up to 500 results (console output up to 100 KiB each).
+    # and are exempt. The agents' internal API has its own limit, for requests that carry the
+    # agent token: a fleet poll names up to 100,000 hosts and a result report carries up to 500
+    # results (console output up to 100 KiB each).
     max_request_body_bytes: int = 4 * 1024 * 1024
     max_internal_body_bytes: int = 64 * 1024 * 1024
+    # A (non-streamed) request body not complete this many seconds after its head is refused
+    # with 408: a slow client holds its partial body in memory no longer than this.
+    request_body_timeout_seconds: float = Field(default=60.0, gt=0)
     # A request line and headers larger than this are refused with 431 as they arrive
     # (kumo/api/transport.py).
     max_request_header_bytes: int = 64 * 1024

@@ -77,6 +77,8 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
         EdgeGuard,
         max_body_bytes=rt.settings.max_request_body_bytes,
         max_internal_body_bytes=rt.settings.max_internal_body_bytes,
+        agent_token=rt.agent_token,
+        body_timeout_seconds=rt.settings.request_body_timeout_seconds,
     )
     app.add_middleware(RequestMiddleware)
 

@@ -1,23 +1,29 @@
 """Checks on every request before any route sees it (pure ASGI): control characters in the path
 and query string, the body's size, and characters inside it that no database column can hold.
 
-Invariants: a route (and the Placement claim fast lane) never receives more body bytes than the
-limit of its prefix, nor a body holding a NUL character (raw or as the JSON escape) or a JSON
+Invariants: a route (and the Placement claim fast lane) never receives more body bytes than its
+limit, nor a body holding a NUL character (raw or as the JSON escape) or a JSON
 string with an unpaired UTF-16 surrogate escape (not UTF-8, so no database takes it); a refused
 request gets a 4xx in its service's OpenStack error format (kumo.api.errors.error_response), a
-413 also closes the connection instead of reading the rest. Image data uploads stream to the
-store and are exempt from both body checks.
+413 or 408 also closes the connection instead of reading the rest. The larger limit of `/internal` is
+for requests that carry the agent token (checked here in constant time, before a byte of the
+body is read); any other request has the default limit. A body still arriving when its read's
+deadline passes is a 408 (uvicorn times out no body), so a slow client holds no buffer for long.
+Image data uploads stream to the store and are exempt from the body checks.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kumo.agent.protocol import AGENT_TOKEN_HEADER
 from kumo.api.errors import error_response
 
 _CONTROL_TEXT = re.compile("[\x00-\x1f\x7f]")
@@ -25,6 +31,7 @@ _CONTROL_BYTES = re.compile(b"[\x00-\x1f\x7f]")
 _NUL_ESCAPE = b"\\u0000"
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _STREAMED_UPLOAD = re.compile(r"/image/v2/images/[^/]+/file")  # (kumo serves no /stage)
+_AGENT_TOKEN = AGENT_TOKEN_HEADER.lower().encode("latin-1")
 
 
 def request_line_refusal(path: str, query_string: bytes) -> str | None:
@@ -101,11 +108,33 @@ def _declared_length(headers: dict[bytes, bytes]) -> int | None:
     return int(raw) if raw is not None and raw.isdigit() else None
 
 
+def carries_agent_token(scope: Scope, agent_token: str) -> bool:
+    """Whether the request's (first) agent token header is `agent_token` (constant time, as
+    kumo.agent.routes.agent compares it); never when no agent token is configured."""
+    presented = next((value for name, value in scope["headers"] if name == _AGENT_TOKEN), b"")
+    return bool(agent_token) and hmac.compare_digest(presented, agent_token.encode())
+
+
 class EdgeGuard:
-    def __init__(self, app: ASGIApp, max_body_bytes: int, max_internal_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        max_internal_body_bytes: int,
+        agent_token: str,
+        body_timeout_seconds: float,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_internal_body_bytes = max_internal_body_bytes
+        self.agent_token = agent_token
+        self.body_timeout_seconds = body_timeout_seconds
+
+    def body_limit(self, scope: Scope) -> int:
+        """`/internal`'s limit for an agent (its token presented), the default for anyone else."""
+        if scope["path"].startswith("/internal") and carries_agent_token(scope, self.agent_token):
+            return self.max_internal_body_bytes
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -120,11 +149,18 @@ class EdgeGuard:
         if not _has_body(headers) or streams_body(scope):
             await self.app(scope, receive, send)
             return
-        limit = self.max_internal_body_bytes if path.startswith("/internal") else self.max_body_bytes
+        limit = self.body_limit(scope)
         declared = _declared_length(headers)
-        body = None if declared is not None and declared > limit else await _read_body(receive, limit)
+        body: bytes | Message | None = None
+        if declared is None or declared <= limit:
+            try:
+                with anyio.fail_after(self.body_timeout_seconds):
+                    body = await _read_body(receive, limit)
+            except TimeoutError:
+                await _refuse(scope, receive, send, 408, _TOO_SLOW.format(self.body_timeout_seconds))
+                return
         if body is None:
-            await _too_large(scope, receive, send, limit)
+            await _refuse(scope, receive, send, 413, _TOO_LARGE.format(limit))
         elif not isinstance(body, bytes):  # the client went away mid-body: the app hears it
             await self.app(scope, replay(body, receive), send)
         elif (refusal := body_refusal(body)) is not None:
@@ -151,9 +187,12 @@ async def _read_body(receive: Receive, limit: int) -> bytes | Message | None:
             return b"".join(chunks)
 
 
-async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-    message = f"The request body is larger than the limit of {limit} bytes."
-    response = error_response(scope["path"], 413, message)
+_TOO_LARGE = "The request body is larger than the limit of {} bytes."
+_TOO_SLOW = "The request body did not arrive within {:g} seconds."
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
+    response = error_response(scope["path"], status, message)
     response.headers["Connection"] = "close"  # the server does not read the rest
     await response(scope, receive, send)
 

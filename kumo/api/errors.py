@@ -37,6 +37,7 @@ _TITLES = {
     404: "Not Found",
     405: "Method Not Allowed",
     406: "Not Acceptable",
+    408: "Request Timeout",
     409: "Conflict",
     413: "Request Entity Too Large",
     415: "Unsupported Media Type",

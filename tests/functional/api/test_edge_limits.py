@@ -11,6 +11,7 @@ import logging
 import re
 import select
 import socket
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -198,6 +199,98 @@ def test_internal_api_has_its_own_limit(small_limit_cloud: Cloud) -> None:
     status, _, body = exchange(small_limit_cloud, head)
     assert status == 413
     assert_error("/internal", 413, body)
+
+
+def test_only_an_agent_gets_the_internal_limit(cloud: Cloud) -> None:
+    """Without the agent token an /internal body has the default limit (4 MiB), refused before
+    it is read: a stranger cannot make the API buffer 64 MiB per request."""
+    body = json.dumps({"hosts": ["host-1"], "wait": 0, "busy": []}).encode() + b" " * (10 * MiB)
+    length = f"Content-Length: {len(body)}"
+    agent_token = cloud.settings.secret("agent_token")
+    for token in ([], ["X-Kumo-Agent-Token: wrong"], [f"X-Kumo-Agent-Token: {agent_token}x"]):
+        head = request_head(
+            "POST", "/internal/v1/tasks/poll", "Content-Type: application/json", length, *token
+        )
+        status, sent, answer = exchange(
+            cloud, head, [body[i : i + len(BLOCK)] for i in range(0, len(body), len(BLOCK))]
+        )
+        assert status == 413, (token, answer)
+        assert_error("/internal", 413, answer)
+        assert "4194304" in next(iter(answer.values()))["message"]
+        assert sent < 8 * MiB
+    resp = httpx.post(
+        f"{cloud.url}/internal/v1/tasks/poll",
+        content=body,
+        headers={"Content-Type": "application/json", "X-Kumo-Agent-Token": agent_token},
+        timeout=30,
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"tasks": []}
+
+
+@pytest.fixture
+def impatient_cloud(
+    tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Cloud]:
+    """A cloud that waits 1 s for a request body."""
+    monkeypatch.setenv("KUMO_REQUEST_BODY_TIMEOUT_SECONDS", "1")
+    c = start_cloud(tmp_path, template=sqlite_template)
+    yield c
+    c.server.stop()
+
+
+def trickle(total: int, every: float) -> Iterator[bytes]:
+    for _ in range(total):
+        time.sleep(every)
+        yield b" "
+
+
+@pytest.mark.parametrize(
+    ("path", "framing"),
+    [
+        ("/identity/v3/auth/tokens", "Content-Length: 100"),
+        ("/compute/v2.1/servers", "Transfer-Encoding: chunked"),
+        ("/internal/v1/hosts", "Content-Length: 100"),
+    ],
+)
+def test_a_body_slower_than_the_deadline_is_a_408(impatient_cloud: Cloud, path: str, framing: str) -> None:
+    cloud = impatient_cloud
+    headers = [
+        "Content-Type: application/json",
+        framing,
+        f"X-Auth-Token: {cloud.token()}",
+        f"X-Kumo-Agent-Token: {cloud.settings.secret('agent_token')}",
+    ]
+    body = trickle(100, 0.1)
+    if framing.startswith("Transfer-Encoding"):
+        body = (b"1\r\n%s\r\n" % byte for byte in body)
+    started = time.monotonic()
+    status, _, answer = exchange(cloud, request_head("POST", path, *headers), body)
+    assert status == 408, answer
+    assert_error(path, 408, answer)
+    assert 0.9 < time.monotonic() - started < 5  # the deadline, not the end of the body (10 s)
+    assert httpx.get(f"{cloud.url}/identity/v3", timeout=5).status_code == 200
+
+
+def test_the_server_answers_others_while_a_body_trickles(impatient_cloud: Cloud) -> None:
+    """Slow bodies hold no worker: requests beside them are answered at once."""
+    cloud = impatient_cloud
+    head = request_head(
+        "POST", "/compute/v2.1/servers", "Content-Type: application/json", "Content-Length: 100"
+    )
+    socks = [socket.create_connection((cloud.server.host, cloud.server.port), timeout=10) for _ in range(20)]
+    try:
+        for sock in socks:
+            sock.sendall(head + b" ")
+        started = time.monotonic()
+        assert httpx.get(f"{cloud.url}/identity/v3", timeout=5).status_code == 200
+        assert time.monotonic() - started < 0.9
+        for sock in socks:
+            raw = _read_all(sock)
+            assert raw.startswith(b"HTTP/1.1 408 "), raw[:100]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def test_json_nested_too_deep_is_a_400_on_every_service(cloud: Cloud) -> None:
