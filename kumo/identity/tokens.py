@@ -11,6 +11,7 @@ import json
 import secrets
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -130,10 +131,12 @@ class TokenProvider:
         )
 
     def pseudonym(self, value: str) -> str:
-        """An id-shaped stand-in for `value` (32 hex digits, like a user id): the same in every
-        worker and after restarts, and not computable without the token key."""
+        """An id-shaped stand-in for `value`: the hex of a version-4 UUID, as a user id is (its
+        version and variant digits included, so that its shape does not tell it from one), the
+        same in every worker and after restarts, and not computable without the token key."""
         data = value.encode("utf-8", "surrogatepass")
-        return hmac.new(self._pseudonym_key, data, hashlib.sha256).hexdigest()[:32]
+        digest = hmac.new(self._pseudonym_key, data, hashlib.sha256).digest()
+        return uuid.UUID(bytes=digest[:16], version=4).hex
 
     def _decrypt(self, token: str) -> dict[str, Any]:
         return dict(json.loads(self._fernet.decrypt(token.encode())))

@@ -206,7 +206,7 @@ def test_an_unknown_user_is_locked_alike(any_cloud: Cloud, hashes: list[bytes]) 
     _failures(any_cloud, {"id": user_id}, 3)
     hashes.clear()
     stand_in = _locked_id(_login(any_cloud, _by_name(name), "any"))
-    assert re.fullmatch(r"[0-9a-f]{32}", stand_in)  # the shape of a user id
+    assert re.fullmatch(r"[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}", stand_in)  # a uuid4().hex
     assert _locked_id(_login(any_cloud, _by_name(name), "other")) == stand_in  # and a stable one
     assert _locked_id(_login(any_cloud, {"id": user_id}, "any")) == user_id
     assert hashes == []
