@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from kumo.db import Database
 from kumo.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from kumo.identity import revocation
 from kumo.identity.lockout import Lockout, check_password, counting_failures
 from kumo.identity.models import Project, RevokedToken, Role, RoleAssignment, User
 from kumo.identity.tokens import TokenData, TokenProvider
@@ -107,6 +108,7 @@ def authenticate(
         raise BadRequest("Expecting to find identity in auth.")
     methods = identity["methods"]
     expires_at: dt.datetime | None = None
+    issued_at: dt.datetime | None = None
     audit_id = None
     user: User | None
     if "password" in methods:
@@ -118,10 +120,15 @@ def authenticate(
         user = check_password(session, lockout, subject, found, str(user_ref["password"]))
     elif "token" in methods:
         old = tokens.verify(str((identity.get("token") or {}).get("id", "")))
+        # This worker's revocations may be a refresh interval old: ask the database itself.
+        if revocation.revoked_now(session, old.audit_id, old.user_id, old.project_id, old.issued_at):
+            raise Unauthorized("The token has been revoked.")
         user = session.get(User, old.user_id)
         if user is None or not user.enabled:
             raise Unauthorized("The request you have made requires authentication.")
-        expires_at = old.expires_at  # a rescoped token never outlives its parent
+        # As Keystone: a rescoped token never outlives its parent, and keeps its issue time, so
+        # that a revocation of the parent's (by user, by project) revokes it too.
+        expires_at, issued_at = old.expires_at, old.issued_at
     else:
         raise Unauthorized(f"Unsupported authentication methods {methods}.")
 
@@ -148,6 +155,7 @@ def authenticate(
         roles=roles,
         expires_at=expires_at,
         audit_id=audit_id,
+        issued_at=issued_at,
     )
     return IssuedToken(token, data)
 

@@ -75,7 +75,10 @@ class TokenProvider:
         roles: list[tuple[str, str]],
         expires_at: dt.datetime | None = None,
         audit_id: str | None = None,
+        issued_at: dt.datetime | None = None,
     ) -> tuple[str, TokenData]:
+        """A new token; a rescoped one passes its parent's `expires_at` and `issued_at`, so that
+        whatever revokes the parent (a revocation event by issue time) revokes it too."""
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         expires = expires_at or now + dt.timedelta(seconds=self.ttl_seconds)
         data = TokenData(
@@ -85,7 +88,7 @@ class TokenProvider:
             project_name=project_name,
             roles=tuple(name for _, name in roles),
             role_ids=tuple(rid for rid, _ in roles),
-            issued_at=now,
+            issued_at=issued_at or now,
             expires_at=expires,
             audit_id=audit_id or secrets.token_urlsafe(16),
         )
