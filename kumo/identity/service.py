@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from kumo.db import Database
 from kumo.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from kumo.identity import revocation
-from kumo.identity.lockout import Lockout, check_password, counting_failures
+from kumo.identity.lockout import Lockout, check_password
 from kumo.identity.models import Project, RevokedToken, Role, RoleAssignment, User
 from kumo.identity.tokens import TokenData, TokenProvider
 
@@ -90,9 +90,24 @@ class IssuedToken:
     data: TokenData
 
 
+def _password_user(auth: Any) -> dict[str, Any] | None:
+    """The user reference of a well-formed password login (`authenticate` refuses the others)."""
+    identity = auth.get("identity") if isinstance(auth, dict) else None
+    if not isinstance(identity, dict) or not isinstance(identity.get("methods"), list):
+        return None
+    if "password" not in identity["methods"] or not isinstance(identity.get("password"), dict):
+        return None
+    ref = identity["password"].get("user")
+    return ref if isinstance(ref, dict) and "password" in ref else None
+
+
 def login(db: Database, tokens: TokenProvider, auth: dict[str, Any], lockout: Lockout) -> IssuedToken:
-    """Keystone's POST /v3/auth/tokens, counting a wrong password towards the lockout."""
-    with counting_failures(db, lockout), db.transaction() as session:
+    """Keystone's POST /v3/auth/tokens. A password login is first counted towards the lockout
+    (refused there while locked), whether or not the user exists."""
+    ref = _password_user(auth)
+    if ref is not None:
+        lockout.admit(db, lambda session: _login_subject(tokens, _find_user(session, ref), ref))
+    with db.transaction() as session:
         return authenticate(session, tokens, auth, lockout)
 
 
@@ -100,7 +115,8 @@ def authenticate(
     session: Session, tokens: TokenProvider, auth: dict[str, Any], lockout: Lockout
 ) -> IssuedToken:
     """Keystone's POST /v3/auth/tokens: password or token method, optionally project-scoped.
-    A refused password costs one password check whether or not the user exists."""
+    A refused password costs one password check whether or not the user exists. A password
+    login was admitted by the lockout before (`login`)."""
     if not isinstance(auth, dict):
         raise BadRequest("Expecting to find auth in request body.")
     identity = auth.get("identity")

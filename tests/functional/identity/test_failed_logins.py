@@ -265,6 +265,38 @@ def test_forgotten_failures_do_not_pile_up(any_cloud: Cloud) -> None:
     assert _failure_rows(any_cloud) == 2  # the recent one and the new one
 
 
+def test_unknown_names_do_not_pile_up_when_locks_last(any_cloud: Cloud) -> None:
+    """With lockout_duration 0 a user stays locked until an admin steps in, but the failures of
+    names and ids that are no user's are forgotten after a day: made-up names cannot grow the
+    table without bound."""
+    _lock_after(any_cloud, 3, duration=0)
+    user = _new_user(any_cloud, password="right-secret")
+    _failures(any_cloud, _by_name(user["name"]), 3)
+    _failures(any_cloud, _by_name(_unique("nobody")), 3)
+    _failures(any_cloud, {"id": uuid.uuid4().hex}, 1)
+    _age_failures(any_cloud, dt.timedelta(days=1, seconds=1))
+    _failures(any_cloud, _by_name(_unique("nobody")), 1)  # a recent one, kept
+    assert _failure_rows(any_cloud) == 2  # the user's and the recent one
+    assert _locked_id(_login(any_cloud, _by_name(user["name"]), "right-secret")) == user["id"]
+
+
+@pytest.mark.postgres
+def test_parallel_wrong_passwords_check_no_more_than_the_limit(
+    pg_cloud: Cloud, parallel: ThreadPoolExecutor, hashes: list[bytes]
+) -> None:
+    """Each attempt is counted before its password is checked: twelve at once against a lockout
+    of three check three passwords, and the other nine are refused as locked."""
+    _lock_after(pg_cloud, 3)
+    known = _by_name(_new_user(pg_cloud, password="right-secret")["name"])
+    for user in (known, _by_name(_unique("nobody"))):
+        hashes.clear()
+        logins = [parallel.submit(_login, pg_cloud, user, "wrong") for _ in range(12)]
+        answers = [_message(login.result()) for login in logins]
+        assert len(hashes) == 3, (user, answers)
+        assert answers.count(AUTH_REQUIRED) == 3, answers
+        assert len({a for a in answers if LOCKED.match(a)}) == 1, answers
+
+
 @pytest.mark.parametrize("unlock", [{"enabled": True}, {"password": "new-secret"}])
 def test_an_admin_unlocks_by_updating_the_user(any_cloud: Cloud, unlock: dict[str, Any]) -> None:
     _lock_after(any_cloud, 2, duration=0)  # locked until an admin steps in
