@@ -6,17 +6,18 @@ not exist the id the login gave or an id-shaped stand-in for the name it gave. U
 are counted, locked and answered like real ones, through the same statements and the same one
 password check, so neither the lockout nor the time of an answer tells who exists.
 
-An attempt is counted before its password is checked (`Lockout.admit`), in a transaction of its
+An attempt is counted before its password is checked (`Lockout.attempt`), in a transaction of its
 own: one INSERT … ON CONFLICT DO UPDATE … RETURNING the count, so that concurrent attempts, in
 any number of API workers, each see the ones before them, and no more than
-lockout_failure_attempts passwords are ever checked between two successes. A success forgets
-the count (`check_password`)."""
+lockout_failure_attempts passwords are ever checked between two successes. An accepted
+password forgets the count, also in a transaction of its own."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,15 @@ class AccountLocked(Unauthorized):
         super().__init__(f"The account is locked for user: {subject}.")
 
 
+@dataclass
+class Attempt:
+    """A password login under way: whose it is (None: not counted) and whether its password was
+    accepted (`check_password`)."""
+
+    subject: str | None = None
+    accepted: bool = False
+
+
 @dataclass(frozen=True)
 class Lockout:
     """`failure_attempts` consecutive failures lock a subject until `duration_seconds` after the
@@ -65,14 +75,18 @@ class Lockout:
     def _forgotten_before(self, now: dt.datetime) -> dt.datetime | None:
         return now - dt.timedelta(seconds=self.duration_seconds) if self.duration_seconds else None
 
-    def admit(self, db: Database, subject_of: Callable[[Session], str]) -> None:
-        """Count a login attempt of the subject `subject_of` finds as a failure before its
-        password is checked (a success then forgets it), in a transaction of its own; refuse it
-        with AccountLocked, checking no password, when the subject's failures already reach
-        the limit. Also drops a few forgotten rows: names that were tried once do not pile up.
-        Nothing is read or written with the lockout off."""
+    @contextmanager
+    def attempt(self, db: Database, subject_of: Callable[[Session], str] | None) -> Iterator[Attempt]:
+        """Around the transaction that checks a password: first count the attempt of the
+        subject `subject_of` finds as a failure, in a transaction of its own, and refuse it with
+        AccountLocked, checking no password, when the subject's failures already reach the
+        limit; afterwards, if the password was accepted, forget the failures (in a transaction
+        of its own too: a login refused later, for its scope, is no failure). Also drops a few
+        forgotten rows, so that names tried once do not pile up. With the lockout off or no
+        `subject_of`, nothing is read or written."""
         limit = self.failure_attempts
-        if not limit:
+        if not limit or subject_of is None:
+            yield Attempt()
             return
         now = utcnow()
         with db.transaction() as session:
@@ -81,6 +95,13 @@ class Lockout:
             _drop_forgotten(session, self._forgotten_before(now), now - UNKNOWN_SUBJECTS_FORGOTTEN_AFTER)
         if attempts > limit:
             raise AccountLocked(subject)
+        attempt = Attempt(subject)
+        try:
+            yield attempt
+        finally:
+            if attempt.accepted:
+                with db.transaction() as session:
+                    reset(session, subject)
 
     def _count_attempt(self, session: Session, limit: int, subject: str, now: dt.datetime) -> int:
         """One statement: a forgotten count starts again at 1; a locked subject's stays past
@@ -131,17 +152,14 @@ def _key(subject: str) -> str:
     return hashlib.sha256(subject.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def check_password(
-    session: Session, lockout: Lockout, subject: str, user: User | None, password: str
-) -> User:
+def check_password(attempt: Attempt, user: User | None, password: str) -> User:
     """The user, if `password` is theirs and they may log in; else WrongPassword, or the
     generic 401 for a disabled user. `user` is None for a user that does not exist: one password
     check against a dummy hash, as for a wrong password. The attempt was counted before
-    (`Lockout.admit`): a success forgets the subject's failures, a refusal leaves it counted."""
+    (`Lockout.attempt`): an accepted one is forgotten, a refused one stays counted."""
     if not verify_password(password, user.password_hash if user else None) or user is None:
         raise WrongPassword()
     if not user.enabled:
         raise Unauthorized(AUTH_REQUIRED)
-    if lockout.failure_attempts:
-        reset(session, subject)
+    attempt.accepted = True
     return user

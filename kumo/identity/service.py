@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from kumo.db import Database
 from kumo.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from kumo.identity import revocation
-from kumo.identity.lockout import Lockout, check_password
+from kumo.identity.lockout import Attempt, Lockout, check_password
 from kumo.identity.models import Project, RevokedToken, Role, RoleAssignment, User
 from kumo.identity.tokens import TokenData, TokenProvider
 
@@ -105,18 +105,17 @@ def login(db: Database, tokens: TokenProvider, auth: dict[str, Any], lockout: Lo
     """Keystone's POST /v3/auth/tokens. A password login is first counted towards the lockout
     (refused there while locked), whether or not the user exists."""
     ref = _password_user(auth)
-    if ref is not None:
-        lockout.admit(db, lambda session: _login_subject(tokens, _find_user(session, ref), ref))
-    with db.transaction() as session:
-        return authenticate(session, tokens, auth, lockout)
+    subject_of = None if ref is None else lambda s: _login_subject(tokens, _find_user(s, ref), ref)
+    with lockout.attempt(db, subject_of) as attempt, db.transaction() as session:
+        return authenticate(session, tokens, auth, attempt)
 
 
 def authenticate(
-    session: Session, tokens: TokenProvider, auth: dict[str, Any], lockout: Lockout
+    session: Session, tokens: TokenProvider, auth: dict[str, Any], attempt: Attempt
 ) -> IssuedToken:
     """Keystone's POST /v3/auth/tokens: password or token method, optionally project-scoped.
     A refused password costs one password check whether or not the user exists. A password
-    login was admitted by the lockout before (`login`)."""
+    login was counted by the lockout before (`login`)."""
     if not isinstance(auth, dict):
         raise BadRequest("Expecting to find auth in request body.")
     identity = auth.get("identity")
@@ -132,8 +131,7 @@ def authenticate(
         if not isinstance(user_ref, dict) or "password" not in user_ref:
             raise BadRequest("Expecting to find user and password in password.")
         found = _find_user(session, user_ref)
-        subject = _login_subject(tokens, found, user_ref)
-        user = check_password(session, lockout, subject, found, str(user_ref["password"]))
+        user = check_password(attempt, found, str(user_ref["password"]))
     elif "token" in methods:
         old = tokens.verify(str((identity.get("token") or {}).get("id", "")))
         # This worker's revocations may be a refresh interval old: ask the database itself.

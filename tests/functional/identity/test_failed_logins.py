@@ -230,6 +230,21 @@ def test_success_resets_the_count(cloud: Cloud) -> None:
     assert _login(cloud, user, "right-secret").status_code == 201
 
 
+def test_a_right_password_refused_for_its_scope_is_no_failure(cloud: Cloud) -> None:
+    """The password is right, the scope is not the user's: refused, but not counted (as in
+    Keystone, where the password check forgets the failures before the scope is looked at)."""
+    _lock_after(cloud, 2)
+    user = _by_name(_new_user(cloud, password="right-secret")["name"])
+    scoped = _auth(user, "right-secret")
+    scoped["auth"]["scope"] = {"project": {"name": "admin", "domain": {"id": "default"}}}
+    _failures(cloud, user, 1)
+    for _ in range(3):
+        resp = httpx.post(f"{cloud.url}{V3}/auth/tokens", json=scoped)
+        assert resp.status_code == 401 and not LOCKED.match(_message(resp)), resp.text
+    _failures(cloud, user, 1)  # one failure since the last right password: not locked
+    assert _login(cloud, user, "right-secret").status_code == 201
+
+
 def _age_failures(cloud: Cloud, by: dt.timedelta) -> None:
     """Move every recorded failure `by` into the past (instead of sleeping through a duration)."""
     database = Database(cloud.settings.resolved_database_url)
