@@ -37,7 +37,8 @@ class Settings(BaseSettings):
     # accepts that strangers can lock a known name out), further logins are refused with
     # "The account is locked for user: <id>." for lockout_duration seconds (0: until an admin
     # updates the user with enabled=true or a new password). Failures older than the duration
-    # are forgotten.
+    # are forgotten; with 0, those of names and ids that are no user's after a day (so that
+    # made-up names cannot grow the table without bound: a name still locked after a day exists).
     lockout_failure_attempts: int | None = Field(default=None, ge=1)
     lockout_duration: int = Field(default=1800, ge=0)
     default_quota_instances: int = 10

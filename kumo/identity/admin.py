@@ -431,10 +431,8 @@ def change_password(db: Database, policy: lockout.Lockout, user_id: str, change:
     Keystone this needs no token (a user whose password expired can still change it); the
     old password is checked as a login's is (lockout, failures counted, the same cost for a
     user that does not exist), and every token of the user issued before is revoked."""
-    with lockout.counting_failures(db, policy), db.transaction() as session:
-        user = lockout.check_password(
-            session, policy, user_id, session.get(User, user_id), change.original_password
-        )
+    with policy.attempt(db, lambda _: user_id) as attempt, db.transaction() as session:
+        user = lockout.check_password(attempt, session.get(User, user_id), change.original_password)
         user.password_hash = hash_password(change.password)
         revocation.revoke(session, user_id=user.id)
         session.flush()

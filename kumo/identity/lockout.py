@@ -6,20 +6,22 @@ not exist the id the login gave or an id-shaped stand-in for the name it gave. U
 are counted, locked and answered like real ones, through the same statements and the same one
 password check, so neither the lockout nor the time of an answer tells who exists.
 
-Counting is one INSERT … ON CONFLICT DO UPDATE SET count = count + 1: concurrent failures, in
-any number of API workers, are all counted. A refused password rolls back the transaction that
-found it, so it is counted in a transaction of its own (`counting_failures`)."""
+An attempt is counted before its password is checked (`Lockout.attempt`), in a transaction of its
+own: one INSERT … ON CONFLICT DO UPDATE … RETURNING the count, so that concurrent attempts, in
+any number of API workers, each see the ones before them, and no more than
+lockout_failure_attempts passwords are ever checked between two successes. An accepted
+password forgets the count, also in a transaction of its own."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, delete, select
+from sqlalchemy import and_, case, delete, exists, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -30,20 +32,31 @@ from kumo.identity.models import AuthFailure, User
 from kumo.identity.passwords import verify_password
 
 AUTH_REQUIRED = "The request you have made requires authentication."
+# With lockout_duration 0 (locked until an admin steps in) the failures of users that do not
+# exist are still forgotten after this long: anyone may make up names, and their rows must not
+# pile up without bound.
+UNKNOWN_SUBJECTS_FORGOTTEN_AFTER = dt.timedelta(days=1)
 
 
 class WrongPassword(Unauthorized):
     """A password that did not match: Keystone's generic 401, whether or not the user exists."""
 
-    def __init__(self, subject: str, at: dt.datetime) -> None:
+    def __init__(self) -> None:
         super().__init__(AUTH_REQUIRED)
-        self.subject = subject
-        self.at = at
 
 
 class AccountLocked(Unauthorized):
     def __init__(self, subject: str) -> None:
         super().__init__(f"The account is locked for user: {subject}.")
+
+
+@dataclass
+class Attempt:
+    """A password login under way: whose it is (None: not counted) and whether its password was
+    accepted (`check_password`)."""
+
+    subject: str | None = None
+    accepted: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,43 +75,50 @@ class Lockout:
     def _forgotten_before(self, now: dt.datetime) -> dt.datetime | None:
         return now - dt.timedelta(seconds=self.duration_seconds) if self.duration_seconds else None
 
-    def failures(self, session: Session, subject: str, now: dt.datetime) -> int:
-        """The subject's consecutive failures that still count (0 with the lockout off)."""
-        if not self.failure_attempts:
-            return 0
-        row = session.execute(
-            select(AuthFailure.failed_auth_count, AuthFailure.failed_auth_at).where(
-                AuthFailure.subject == _key(subject)
-            )
-        ).first()
-        if row is None:
-            return 0
-        forgotten_before = self._forgotten_before(now)
-        if forgotten_before is not None and row.failed_auth_at <= forgotten_before:
-            return 0
-        return int(row.failed_auth_count)
-
-    def locks(self, failures: int) -> bool:
-        return self.failure_attempts is not None and 0 < self.failure_attempts <= failures
-
-    def count_failure(self, session: Session, subject: str, now: dt.datetime) -> None:
-        """One more failure, in one statement (a forgotten count starts again at 1). Also
-        drops a few forgotten rows: names that were tried once do not pile up."""
-        if not self.failure_attempts:
+    @contextmanager
+    def attempt(self, db: Database, subject_of: Callable[[Session], str] | None) -> Iterator[Attempt]:
+        """Around the transaction that checks a password: first count the attempt of the
+        subject `subject_of` finds as a failure, in a transaction of its own, and refuse it with
+        AccountLocked, checking no password, when the subject's failures already reach the
+        limit; afterwards, if the password was accepted, forget the failures (in a transaction
+        of its own too: a login refused later, for its scope, is no failure). Also drops a few
+        forgotten rows, so that names tried once do not pile up. With the lockout off or no
+        `subject_of`, nothing is read or written."""
+        limit = self.failure_attempts
+        if not limit or subject_of is None:
+            yield Attempt()
             return
-        count: Any = AuthFailure.failed_auth_count + 1
+        now = utcnow()
+        with db.transaction() as session:
+            subject = subject_of(session)
+            attempts = self._count_attempt(session, limit, subject, now)
+            _drop_forgotten(session, self._forgotten_before(now), now - UNKNOWN_SUBJECTS_FORGOTTEN_AFTER)
+        if attempts > limit:
+            raise AccountLocked(subject)
+        attempt = Attempt(subject)
+        try:
+            yield attempt
+        finally:
+            if attempt.accepted:
+                with db.transaction() as session:
+                    reset(session, subject)
+
+    def _count_attempt(self, session: Session, limit: int, subject: str, now: dt.datetime) -> int:
+        """One statement: a forgotten count starts again at 1; a locked subject's stays past
+        the limit (limit + 1, its last failure's time kept: a refused attempt does not extend
+        the lock); any other grows by one. Returns the new count."""
+        count: Any = AuthFailure.failed_auth_count
+        last: Any = AuthFailure.failed_auth_at
         forgotten_before = self._forgotten_before(now)
-        if forgotten_before is not None:
-            count = case((AuthFailure.failed_auth_at <= forgotten_before, 1), else_=count)
+        fresh = [] if forgotten_before is None else [last <= forgotten_before]
+        new_count = case(*[(c, 1) for c in fresh], (count >= limit, limit + 1), else_=count + 1)
+        new_at = case(*[(c, now) for c in fresh], (count >= limit, last), else_=now)
         insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         statement = insert(AuthFailure).values(subject=_key(subject), failed_auth_count=1, failed_auth_at=now)
-        session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["subject"], set_={"failed_auth_count": count, "failed_auth_at": now}
-            )
+        upsert = statement.on_conflict_do_update(
+            index_elements=["subject"], set_={"failed_auth_count": new_count, "failed_auth_at": new_at}
         )
-        if forgotten_before is not None:
-            _drop_forgotten(session, forgotten_before)
+        return int(session.execute(upsert.returning(AuthFailure.failed_auth_count)).scalar_one())
 
 
 def reset(session: Session, subject: str) -> None:
@@ -106,15 +126,21 @@ def reset(session: Session, subject: str) -> None:
     session.execute(delete(AuthFailure).where(AuthFailure.subject == _key(subject)))
 
 
-def _drop_forgotten(session: Session, forgotten_before: dt.datetime, batch: int = 100) -> None:
+def _drop_forgotten(
+    session: Session, forgotten_before: dt.datetime | None, unknown_before: dt.datetime, batch: int = 100
+) -> None:
+    """Drop a few rows whose failures no longer count, and (even when a lock lasts until an
+    admin steps in) those of subjects that are no user's id, once older than `unknown_before`."""
     # Last in its transaction, and SKIP LOCKED (PostgreSQL): it waits for no row, so
     # concurrent failures cannot deadlock over each other's rows; what one skips, the next drops.
-    stale = (
-        select(AuthFailure.subject)
-        .where(AuthFailure.failed_auth_at <= forgotten_before)
-        .limit(batch)
-        .with_for_update(skip_locked=True)
+    unknown = and_(
+        AuthFailure.failed_auth_at <= unknown_before,
+        ~exists().where(User.id == AuthFailure.subject),
     )
+    droppable: Any = unknown
+    if forgotten_before is not None:
+        droppable = or_(unknown, AuthFailure.failed_auth_at <= forgotten_before)
+    stale = select(AuthFailure.subject).where(droppable).limit(batch).with_for_update(skip_locked=True)
     session.execute(delete(AuthFailure).where(AuthFailure.subject.in_(stale)))
 
 
@@ -126,34 +152,14 @@ def _key(subject: str) -> str:
     return hashlib.sha256(subject.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def check_password(
-    session: Session, lockout: Lockout, subject: str, user: User | None, password: str
-) -> User:
-    """The user, if `password` is theirs and they may log in; else AccountLocked while the
-    subject is locked (no password check, for anyone), WrongPassword, or the generic 401 for a
-    disabled user. `user` is None for a user that does not exist: one password check against a
-    dummy hash, as for a wrong password. Success forgets the subject's failures."""
-    now = utcnow()
-    failures = lockout.failures(session, subject, now)
-    if lockout.locks(failures):
-        raise AccountLocked(subject)
+def check_password(attempt: Attempt, user: User | None, password: str) -> User:
+    """The user, if `password` is theirs and they may log in; else WrongPassword, or the
+    generic 401 for a disabled user. `user` is None for a user that does not exist: one password
+    check against a dummy hash, as for a wrong password. The attempt was counted before
+    (`Lockout.attempt`): an accepted one is forgotten, a refused one stays counted."""
     if not verify_password(password, user.password_hash if user else None) or user is None:
-        raise WrongPassword(subject, now)
+        raise WrongPassword()
     if not user.enabled:
         raise Unauthorized(AUTH_REQUIRED)
-    if failures:
-        reset(session, subject)
+    attempt.accepted = True
     return user
-
-
-@contextmanager
-def counting_failures(db: Database, lockout: Lockout) -> Iterator[None]:
-    """Around a transaction that checks a password: a WrongPassword leaving it (and rolling it
-    back) is counted in a transaction of its own, then goes on."""
-    try:
-        yield
-    except WrongPassword as refused:
-        if lockout.failure_attempts:
-            with db.transaction() as session:
-                lockout.count_failure(session, refused.subject, refused.at)
-        raise

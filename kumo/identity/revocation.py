@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from kumo.db import utcnow
@@ -46,6 +46,24 @@ def load(session: Session, token_ttl_seconds: int) -> Revocations:
         elif ev.project_id:
             projects[ev.project_id] = max(ev.issued_before, projects.get(ev.project_id, ev.issued_before))
     return Revocations(audit_ids, users, projects, pairs)
+
+
+def revoked_now(
+    session: Session, audit_id: str, user_id: str, project_id: str | None, issued_at: dt.datetime
+) -> bool:
+    """What `Revocations.revokes` answers, read from the database itself rather than from a
+    worker's cache (which may be up to its refresh interval old): for a token about to be
+    exchanged for another."""
+    if session.get(RevokedToken, audit_id) is not None:
+        return True
+    events = [and_(RevocationEvent.user_id == user_id, RevocationEvent.project_id.is_(None))]
+    if project_id is not None:
+        events += [
+            and_(RevocationEvent.user_id.is_(None), RevocationEvent.project_id == project_id),
+            and_(RevocationEvent.user_id == user_id, RevocationEvent.project_id == project_id),
+        ]
+    revoked = exists().where(or_(*events), RevocationEvent.issued_before >= issued_at)
+    return bool(session.scalar(select(revoked)))
 
 
 def revoke(session: Session, *, user_id: str | None = None, project_id: str | None = None) -> None:

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from kumo.db import Database
 from kumo.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from kumo.identity.lockout import Lockout, check_password, counting_failures
+from kumo.identity import revocation
+from kumo.identity.lockout import Attempt, Lockout, check_password
 from kumo.identity.models import Project, RevokedToken, Role, RoleAssignment, User
 from kumo.identity.tokens import TokenData, TokenProvider
 
@@ -89,17 +90,32 @@ class IssuedToken:
     data: TokenData
 
 
+def _password_user(auth: Any) -> dict[str, Any] | None:
+    """The user reference of a well-formed password login (`authenticate` refuses the others)."""
+    identity = auth.get("identity") if isinstance(auth, dict) else None
+    if not isinstance(identity, dict) or not isinstance(identity.get("methods"), list):
+        return None
+    if "password" not in identity["methods"] or not isinstance(identity.get("password"), dict):
+        return None
+    ref = identity["password"].get("user")
+    return ref if isinstance(ref, dict) and "password" in ref else None
+
+
 def login(db: Database, tokens: TokenProvider, auth: dict[str, Any], lockout: Lockout) -> IssuedToken:
-    """Keystone's POST /v3/auth/tokens, counting a wrong password towards the lockout."""
-    with counting_failures(db, lockout), db.transaction() as session:
-        return authenticate(session, tokens, auth, lockout)
+    """Keystone's POST /v3/auth/tokens. A password login is first counted towards the lockout
+    (refused there while locked), whether or not the user exists."""
+    ref = _password_user(auth)
+    subject_of = None if ref is None else lambda s: _login_subject(tokens, _find_user(s, ref), ref)
+    with lockout.attempt(db, subject_of) as attempt, db.transaction() as session:
+        return authenticate(session, tokens, auth, attempt)
 
 
 def authenticate(
-    session: Session, tokens: TokenProvider, auth: dict[str, Any], lockout: Lockout
+    session: Session, tokens: TokenProvider, auth: dict[str, Any], attempt: Attempt
 ) -> IssuedToken:
     """Keystone's POST /v3/auth/tokens: password or token method, optionally project-scoped.
-    A refused password costs one password check whether or not the user exists."""
+    A refused password costs one password check whether or not the user exists. A password
+    login was counted by the lockout before (`login`)."""
     if not isinstance(auth, dict):
         raise BadRequest("Expecting to find auth in request body.")
     identity = auth.get("identity")
@@ -107,6 +123,7 @@ def authenticate(
         raise BadRequest("Expecting to find identity in auth.")
     methods = identity["methods"]
     expires_at: dt.datetime | None = None
+    issued_at: dt.datetime | None = None
     audit_id = None
     user: User | None
     if "password" in methods:
@@ -114,14 +131,18 @@ def authenticate(
         if not isinstance(user_ref, dict) or "password" not in user_ref:
             raise BadRequest("Expecting to find user and password in password.")
         found = _find_user(session, user_ref)
-        subject = _login_subject(tokens, found, user_ref)
-        user = check_password(session, lockout, subject, found, str(user_ref["password"]))
+        user = check_password(attempt, found, str(user_ref["password"]))
     elif "token" in methods:
         old = tokens.verify(str((identity.get("token") or {}).get("id", "")))
+        # This worker's revocations may be a refresh interval old: ask the database itself.
+        if revocation.revoked_now(session, old.audit_id, old.user_id, old.project_id, old.issued_at):
+            raise Unauthorized("The token has been revoked.")
         user = session.get(User, old.user_id)
         if user is None or not user.enabled:
             raise Unauthorized("The request you have made requires authentication.")
-        expires_at = old.expires_at  # a rescoped token never outlives its parent
+        # As Keystone: a rescoped token never outlives its parent, and keeps its issue time, so
+        # that a revocation of the parent's (by user, by project) revokes it too.
+        expires_at, issued_at = old.expires_at, old.issued_at
     else:
         raise Unauthorized(f"Unsupported authentication methods {methods}.")
 
@@ -148,6 +169,7 @@ def authenticate(
         roles=roles,
         expires_at=expires_at,
         audit_id=audit_id,
+        issued_at=issued_at,
     )
     return IssuedToken(token, data)
 

@@ -11,6 +11,7 @@ import json
 import secrets
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -74,7 +75,10 @@ class TokenProvider:
         roles: list[tuple[str, str]],
         expires_at: dt.datetime | None = None,
         audit_id: str | None = None,
+        issued_at: dt.datetime | None = None,
     ) -> tuple[str, TokenData]:
+        """A new token; a rescoped one passes its parent's `expires_at` and `issued_at`, so that
+        whatever revokes the parent (a revocation event by issue time) revokes it too."""
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         expires = expires_at or now + dt.timedelta(seconds=self.ttl_seconds)
         data = TokenData(
@@ -84,7 +88,7 @@ class TokenProvider:
             project_name=project_name,
             roles=tuple(name for _, name in roles),
             role_ids=tuple(rid for rid, _ in roles),
-            issued_at=now,
+            issued_at=issued_at or now,
             expires_at=expires,
             audit_id=audit_id or secrets.token_urlsafe(16),
         )
@@ -130,10 +134,12 @@ class TokenProvider:
         )
 
     def pseudonym(self, value: str) -> str:
-        """An id-shaped stand-in for `value` (32 hex digits, like a user id): the same in every
-        worker and after restarts, and not computable without the token key."""
+        """An id-shaped stand-in for `value`: the hex of a version-4 UUID, as a user id is (its
+        version and variant digits included, so that its shape does not tell it from one), the
+        same in every worker and after restarts, and not computable without the token key."""
         data = value.encode("utf-8", "surrogatepass")
-        return hmac.new(self._pseudonym_key, data, hashlib.sha256).hexdigest()[:32]
+        digest = hmac.new(self._pseudonym_key, data, hashlib.sha256).digest()
+        return uuid.UUID(bytes=digest[:16], version=4).hex
 
     def _decrypt(self, token: str) -> dict[str, Any]:
         return dict(json.loads(self._fernet.decrypt(token.encode())))

@@ -206,7 +206,7 @@ def test_an_unknown_user_is_locked_alike(any_cloud: Cloud, hashes: list[bytes]) 
     _failures(any_cloud, {"id": user_id}, 3)
     hashes.clear()
     stand_in = _locked_id(_login(any_cloud, _by_name(name), "any"))
-    assert re.fullmatch(r"[0-9a-f]{32}", stand_in)  # the shape of a user id
+    assert re.fullmatch(r"[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}", stand_in)  # a uuid4().hex
     assert _locked_id(_login(any_cloud, _by_name(name), "other")) == stand_in  # and a stable one
     assert _locked_id(_login(any_cloud, {"id": user_id}, "any")) == user_id
     assert hashes == []
@@ -227,6 +227,21 @@ def test_success_resets_the_count(cloud: Cloud) -> None:
     _failures(cloud, user, 2)
     assert _login(cloud, user, "right-secret").status_code == 201
     _failures(cloud, user, 2)
+    assert _login(cloud, user, "right-secret").status_code == 201
+
+
+def test_a_right_password_refused_for_its_scope_is_no_failure(cloud: Cloud) -> None:
+    """The password is right, the scope is not the user's: refused, but not counted (as in
+    Keystone, where the password check forgets the failures before the scope is looked at)."""
+    _lock_after(cloud, 2)
+    user = _by_name(_new_user(cloud, password="right-secret")["name"])
+    scoped = _auth(user, "right-secret")
+    scoped["auth"]["scope"] = {"project": {"name": "admin", "domain": {"id": "default"}}}
+    _failures(cloud, user, 1)
+    for _ in range(3):
+        resp = httpx.post(f"{cloud.url}{V3}/auth/tokens", json=scoped)
+        assert resp.status_code == 401 and not LOCKED.match(_message(resp)), resp.text
+    _failures(cloud, user, 1)  # one failure since the last right password: not locked
     assert _login(cloud, user, "right-secret").status_code == 201
 
 
@@ -263,6 +278,38 @@ def test_forgotten_failures_do_not_pile_up(any_cloud: Cloud) -> None:
     database.dispose()
     _failures(any_cloud, _by_name(_unique("nobody")), 1)
     assert _failure_rows(any_cloud) == 2  # the recent one and the new one
+
+
+def test_unknown_names_do_not_pile_up_when_locks_last(any_cloud: Cloud) -> None:
+    """With lockout_duration 0 a user stays locked until an admin steps in, but the failures of
+    names and ids that are no user's are forgotten after a day: made-up names cannot grow the
+    table without bound."""
+    _lock_after(any_cloud, 3, duration=0)
+    user = _new_user(any_cloud, password="right-secret")
+    _failures(any_cloud, _by_name(user["name"]), 3)
+    _failures(any_cloud, _by_name(_unique("nobody")), 3)
+    _failures(any_cloud, {"id": uuid.uuid4().hex}, 1)
+    _age_failures(any_cloud, dt.timedelta(days=1, seconds=1))
+    _failures(any_cloud, _by_name(_unique("nobody")), 1)  # a recent one, kept
+    assert _failure_rows(any_cloud) == 2  # the user's and the recent one
+    assert _locked_id(_login(any_cloud, _by_name(user["name"]), "right-secret")) == user["id"]
+
+
+@pytest.mark.postgres
+def test_parallel_wrong_passwords_check_no_more_than_the_limit(
+    pg_cloud: Cloud, parallel: ThreadPoolExecutor, hashes: list[bytes]
+) -> None:
+    """Each attempt is counted before its password is checked: twelve at once against a lockout
+    of three check three passwords, and the other nine are refused as locked."""
+    _lock_after(pg_cloud, 3)
+    known = _by_name(_new_user(pg_cloud, password="right-secret")["name"])
+    for user in (known, _by_name(_unique("nobody"))):
+        hashes.clear()
+        logins = [parallel.submit(_login, pg_cloud, user, "wrong") for _ in range(12)]
+        answers = [_message(login.result()) for login in logins]
+        assert len(hashes) == 3, (user, answers)
+        assert answers.count(AUTH_REQUIRED) == 3, answers
+        assert len({a for a in answers if LOCKED.match(a)}) == 1, answers
 
 
 @pytest.mark.parametrize("unlock", [{"enabled": True}, {"password": "new-secret"}])

@@ -12,6 +12,10 @@ import pytest
 
 from kumo.db import Database
 from kumo.deploy import init_cloud
+from kumo.errors import Unauthorized
+from kumo.identity import revocation, service
+from kumo.identity.lockout import Lockout
+from kumo.identity.tokens import TokenProvider
 from kumo.runtime import build_runtime
 from kumo.server import ThreadedServer
 from tests.conftest import ADMIN_PASSWORD, DEMO_PASSWORD, Cloud, wait_for
@@ -120,6 +124,62 @@ def test_other_api_workers_refuse_the_old_token_too(pg_cloud: Cloud, second_work
 
     assert _reads_self(pg_cloud.url, user["id"], old) == 401  # the worker that wrote it: at once
     wait_for(lambda: _reads_self(second_worker, user["id"], old) == 401, timeout=10)
+
+
+@pytest.fixture
+def stale_worker(any_cloud: Cloud) -> Iterator[tuple[Database, TokenProvider]]:
+    """Another API worker's identity pieces over any_cloud's database, whose revocation cache
+    is refreshed only when told to (as one is, for up to 2 s, after another worker wrote)."""
+    database = Database(any_cloud.settings.resolved_database_url)
+
+    def load_revoked() -> revocation.Revocations:
+        with database.read() as session:
+            return revocation.load(session, any_cloud.settings.token_ttl_seconds)
+
+    key = any_cloud.settings.secret("token_key", generate="fernet")
+    yield database, TokenProvider(key, any_cloud.settings.token_ttl_seconds, load_revoked, 3600)
+    database.dispose()
+
+
+def _rescope(database: Database, tokens: TokenProvider, token: str) -> service.IssuedToken:
+    auth = {"identity": {"methods": ["token"], "token": {"id": token}}, "scope": "unscoped"}
+    return service.login(database, tokens, auth, Lockout())
+
+
+def _revoked_by_password_change(cloud: Cloud, tokens: TokenProvider) -> tuple[dict[str, Any], str]:
+    """A user's token, seen valid by the stale worker, then revoked by a password change."""
+    user = _new_user(cloud, "old-secret")
+    old = _token(cloud, user["name"], "old-secret")
+    tokens.verify(old)  # the stale worker's revocations are loaded now, before the change
+    change = {"user": {"password": "new-secret", "original_password": "old-secret"}}
+    assert httpx.post(f"{cloud.url}{V3}/users/{user['id']}/password", json=change).status_code == 204
+    tokens.verify(old)  # the stale worker still accepts it
+    return user, old
+
+
+def test_a_revoked_token_cannot_be_rescoped_on_a_stale_worker(
+    any_cloud: Cloud, stale_worker: tuple[Database, TokenProvider]
+) -> None:
+    database, tokens = stale_worker
+    _, old = _revoked_by_password_change(any_cloud, tokens)
+    with pytest.raises(Unauthorized):
+        _rescope(database, tokens, old)
+
+
+def test_a_token_rescoped_on_a_stale_worker_falls_with_its_parent(
+    any_cloud: Cloud, stale_worker: tuple[Database, TokenProvider], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The revocation commits between the rescope's check of it and the new token: the new
+    token keeps its parent's issue time, so the revocation covers it once the cache refreshes."""
+    database, tokens = stale_worker
+    user, old = _revoked_by_password_change(any_cloud, tokens)
+    monkeypatch.setattr(revocation, "revoked_now", lambda *args: False)
+    rescoped = _rescope(database, tokens, old)
+    assert rescoped.data.expires_at == tokens.verify(old).expires_at
+    tokens.refresh_soon()
+    with pytest.raises(Unauthorized):
+        tokens.verify(rescoped.token)
+    assert _reads_self(any_cloud.url, user["id"], rescoped.token) == 401
 
 
 def test_bootstrap_with_a_new_admin_password_revokes_and_unlocks(cloud: Cloud) -> None:
