@@ -342,7 +342,7 @@ def reset_state(session: Session, ctx: RequestContext, server_id: str, state: ob
             f"Invalid input for field/attribute state. Value: {state}. "
             f"{state!r} is not one of {sorted(RESET_STATES)}"
         )
-    instance = servers.get(session, ctx, server_id)
+    instance = servers.get(session, ctx, server_id, for_update=True)
     action = states.check("reset_state", instance.vm_state, instance.task_state, instance.uuid)
     instance.vm_state = RESET_STATES[state]
     instance.task_state = None

@@ -221,8 +221,21 @@ def create(session: Session, ctx: RequestContext, req: CreateRequest) -> list[In
     return created
 
 
-def get(session: Session, ctx: RequestContext, server_id: str, include_deleted: bool = False) -> Instance:
-    instance = session.scalar(select(Instance).where(Instance.uuid == server_id))
+def get(
+    session: Session,
+    ctx: RequestContext,
+    server_id: str,
+    include_deleted: bool = False,
+    for_update: bool = False,
+) -> Instance:
+    """`for_update`: lock the row until the transaction ends (PostgreSQL; SQLite's writing
+    transaction already holds the whole database), and read it as it is once the lock is had.
+    For changes made from what is read (delete, evacuate, reset-state): a scheduler placing the
+    instance holds that lock, so the change waits for the placement and sees its host."""
+    stmt = select(Instance).where(Instance.uuid == server_id)
+    if for_update:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    instance = session.scalar(stmt)
     if instance is None or not ctx.owns(instance.project_id) or (instance.deleted and not include_deleted):
         raise NotFound(f"Instance {server_id} could not be found.")
     return instance
@@ -393,7 +406,7 @@ def delete(
     instance and the host whose agent must be woken (if any). When the instance's host is down
     the API deletes it itself (local_delete) and leaves the host a clean-up task."""
     ctx.require_writer()
-    instance = get(session, ctx, server_id)
+    instance = get(session, ctx, server_id, for_update=True)
     if instance.locked and not ctx.is_admin:
         raise Conflict(f"Instance {server_id} is locked")
     local = _deleted_locally(session, instance)
