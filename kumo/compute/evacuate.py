@@ -76,7 +76,7 @@ def parse(body: object, version: Microversion) -> EvacuateRequest:
 def evacuate(session: Session, ctx: RequestContext, server_id: str, req: EvacuateRequest) -> str:
     """Start rebuilding the server on another host; returns that host (its agent to wake)."""
     ctx.require_admin()
-    instance = servers.get(session, ctx, server_id)
+    instance = servers.get(session, ctx, server_id, for_update=True)
     source = instance.host
     if source is None:
         raise Conflict(f"Cannot 'evacuate' instance {server_id}: it has no host")

@@ -133,6 +133,7 @@ def create_keypair(session: Session, ctx: RequestContext, req: CreateRequest) ->
     else:
         private_key, public_key = generate(req.type, user_id)
     key_fingerprint = fingerprint(public_key, req.type)
+    quotas.lock_key_pairs(session, user_id)
     count = session.scalar(select(func.count()).select_from(KeyPair).where(KeyPair.user_id == user_id)) or 0
     key_limit = quotas.project_limits(session, ctx.project_id or "")["key_pairs"]
     if key_limit >= 0 and count + 1 > key_limit:

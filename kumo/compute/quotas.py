@@ -134,18 +134,27 @@ def lock_project(session: Session, project_id: str) -> None:
         session.execute(_LOCK_PROJECT, {"lock_class": _QUOTA_LOCK_CLASS, "project_key": key})
 
 
+def lock_key_pairs(session: Session, user_id: str) -> None:
+    """Serialise, until this transaction ends, the key-pair creates of `user_id` (key pairs are
+    counted per user): as lock_project, on a key of the user's own."""
+    lock_project(session, f"key-pairs:{user_id}")
+
+
 def check_instance_quota(session: Session, project_id: str, count: int, vcpus: int, ram: int) -> None:
     """Raise OverLimit unless `count` more instances using `vcpus` cores and `ram` MB in total
     fit the project's quota. The message is Nova's TooManyInstances.
 
-    Unless instances, cores and RAM are all unlimited (then nothing is counted or locked),
-    locks the project's quota before counting (lock_project): call it in the transaction that
-    writes the instances, so concurrent creates of one project count one another's."""
+    Locks the project's quota (lock_project) before reading its limits and counting: call it in
+    the transaction that writes the instances, so concurrent creates of one project count one
+    another's, and a quota update that lowers a limit (it takes the same lock) is seen by every
+    create that counts after it. Always, even when instances, cores and RAM are unlimited: the
+    limits read before the lock could be about to change (one lock per project is cheap; only
+    the count is skipped then)."""
+    lock_project(session, project_id)
     limits = project_limits(session, project_id)
     requested = {"instances": count, "cores": vcpus, "ram": ram}
     if all(limits[r] < 0 for r in requested):
         return
-    lock_project(session, project_id)
     used = usage(session, project_id)
     overs = sorted(r for r, want in requested.items() if limits[r] >= 0 and used[r] + want > limits[r])
     if overs:

@@ -185,8 +185,9 @@ def fail_unsettled(session: Session, task_id: str, error: str) -> None:
     """An agent's result for the task raised while being applied (settle), for a reason of its
     own: the task fails with `error` instead, its event finishes with it, and its server (if it
     has one) goes to ERROR with a fault naming it, rather than waiting in a task state that no
-    result will end (a destination's clean-up after a failed move ends nothing: its server is
-    left alone). Idempotent as settle: a task no longer pending is left alone."""
+    result will end (a clean-up ends nothing, as in settle: a destination's after a failed move,
+    a dead host's after a local delete or an evacuation, whose server may now live elsewhere;
+    its server is left alone). Idempotent as settle: a task no longer pending is left alone."""
     task = session.get(Task, task_id, with_for_update=True)
     if task is None or task.state != "pending":
         return
@@ -194,7 +195,7 @@ def fail_unsettled(session: Session, task_id: str, error: str) -> None:
     event_id = task.payload.get("event_id") if isinstance(task.payload, dict) else None
     if isinstance(event_id, int):
         actions.finish_event(session, event_id, False, error, error)
-    if task.kind == "abort_migration":
+    if task.kind in ("abort_migration", "cleanup"):
         return
     instance = session.query(Instance).filter(Instance.uuid == task.instance_uuid).one_or_none()
     if instance is not None and not instance.deleted:
@@ -341,7 +342,7 @@ def reset_state(session: Session, ctx: RequestContext, server_id: str, state: ob
             f"Invalid input for field/attribute state. Value: {state}. "
             f"{state!r} is not one of {sorted(RESET_STATES)}"
         )
-    instance = servers.get(session, ctx, server_id)
+    instance = servers.get(session, ctx, server_id, for_update=True)
     action = states.check("reset_state", instance.vm_state, instance.task_state, instance.uuid)
     instance.vm_state = RESET_STATES[state]
     instance.task_state = None

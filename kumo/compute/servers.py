@@ -17,6 +17,7 @@ from sqlalchemy import Row, Select, Text, and_, cast, null, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from kumo.agent import tasks
+from kumo.agent.models import Task
 from kumo.api.context import RequestContext
 from kumo.baremetal.hosts import may_be_node
 from kumo.compute import actions, flavors, hosts, keypairs, quotas, states
@@ -220,8 +221,21 @@ def create(session: Session, ctx: RequestContext, req: CreateRequest) -> list[In
     return created
 
 
-def get(session: Session, ctx: RequestContext, server_id: str, include_deleted: bool = False) -> Instance:
-    instance = session.scalar(select(Instance).where(Instance.uuid == server_id))
+def get(
+    session: Session,
+    ctx: RequestContext,
+    server_id: str,
+    include_deleted: bool = False,
+    for_update: bool = False,
+) -> Instance:
+    """`for_update`: lock the row until the transaction ends (PostgreSQL; SQLite's writing
+    transaction already holds the whole database), and read it as it is once the lock is had.
+    For changes made from what is read (delete, evacuate, reset-state): a scheduler placing the
+    instance holds that lock, so the change waits for the placement and sees its host."""
+    stmt = select(Instance).where(Instance.uuid == server_id)
+    if for_update:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    instance = session.scalar(stmt)
     if instance is None or not ctx.owns(instance.project_id) or (instance.deleted and not include_deleted):
         raise NotFound(f"Instance {server_id} could not be found.")
     return instance
@@ -392,7 +406,7 @@ def delete(
     instance and the host whose agent must be woken (if any). When the instance's host is down
     the API deletes it itself (local_delete) and leaves the host a clean-up task."""
     ctx.require_writer()
-    instance = get(session, ctx, server_id)
+    instance = get(session, ctx, server_id, for_update=True)
     if instance.locked and not ctx.is_admin:
         raise Conflict(f"Instance {server_id} is locked")
     local = _deleted_locally(session, instance)
@@ -434,9 +448,31 @@ def _local_delete(session: Session, instance: Instance, action_id: int, event: s
     ev = actions.start_event(session, action_id, event, host)
     if host is not None:
         leave_cleanup(session, instance, host, "deleted while its host was down", request_id)
+    dest = _move_destination(session, instance)
+    if dest is not None:  # as after a failed move (server_ops._abort_on)
+        payload = {"instance": spec(instance), "dest": dest}
+        tasks.enqueue(session, dest, "abort_migration", instance.uuid, payload, request_id)
     finalize_delete(session, instance)
     details = None if host is None else f"Host {host} is down: deleted locally"
     actions.finish_event(session, ev.id, True, details)
+
+
+_MOVING = (TaskState.MIGRATING, TaskState.RESIZE_MIGRATING, TaskState.RESIZE_REVERTING)
+
+
+def _move_destination(session: Session, instance: Instance) -> str | None:
+    """The destination of the move in flight, if any: its prepare_migration may have left a
+    disk or an instance directory there, which only an `abort_migration` removes."""
+    if instance.task_state not in _MOVING:
+        return None
+    payload = session.scalar(
+        select(Task.payload)
+        .where(Task.instance_uuid == instance.uuid, Task.kind == "prepare_migration")
+        .order_by(Task.created_at.desc())
+        .limit(1)
+    )
+    dest = payload.get("dest") if isinstance(payload, dict) else None
+    return dest if isinstance(dest, str) and dest != instance.host else None
 
 
 def leave_cleanup(session: Session, instance: Instance, host: str, why: str, request_id: str | None) -> None:

@@ -8,12 +8,16 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import exc
+from sqlalchemy import exc, select
 
-from kumo.agent import service
+from kumo.agent import service, tasks
+from kumo.agent.models import Task
 from kumo.agent.protocol import AGENT_TOKEN_HEADER
 from kumo.compute import server_ops
+from kumo.compute.models import Instance
+from kumo.compute.servers import spec
 from tests.conftest import Cloud, wait_for
+from tests.functional.compute.helpers import add_instance, database, project_id, register_hosts
 from tests.functional.helpers import make_flavor, upload_image
 
 API = "/compute/v2.1"
@@ -138,3 +142,31 @@ def test_a_result_whose_server_cannot_even_be_marked_still_leaves_nothing_to_res
         servers = {s["name"]: s for s in c.get(f"{API}/servers/detail").json()["servers"]}
         assert servers["first"]["status"] == "ACTIVE"
         assert agent.post(f"/hosts/{HOST}/tasks/poll", json={"wait": 0}).json()["tasks"] == []
+
+
+@pytest.mark.parametrize("kind", ["cleanup", "abort_migration"])
+def test_a_clean_up_that_cannot_be_applied_leaves_its_server_alone(cloud: Cloud, kind: str) -> None:
+    """A dead host's `cleanup` (its server was evacuated and lives elsewhere now) or a
+    destination's `abort_migration` whose result cannot be applied fails alone: as settle, it
+    changes no server, and the server stays ACTIVE where it is."""
+    register_hosts(cloud, "old-host", "new-host")
+    with cloud.client() as c:
+        project = project_id(c, "admin")
+    instance_uuid = add_instance(cloud, "new-host", project)
+    db = database(cloud)
+    try:
+        with db.transaction() as s:
+            instance = s.scalar(select(Instance).where(Instance.uuid == instance_uuid))
+            assert instance is not None
+            payload = {"instance": spec(instance), "why": "evacuated to new-host", "dest": "old-host"}
+            task_id = tasks.enqueue(s, "old-host", kind, instance_uuid, payload, None).id
+        with db.transaction() as s:
+            server_ops.fail_unsettled(s, task_id, "Applying the task's result failed: boom")
+        with db.read() as s:
+            task = s.get(Task, task_id)
+            assert task is not None and task.state == "failed"
+            instance = s.scalar(select(Instance).where(Instance.uuid == instance_uuid))
+            assert instance is not None
+            assert (instance.vm_state, instance.fault, instance.host) == ("active", None, "new-host")
+    finally:
+        db.dispose()

@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from kumo.api.context import RequestContext
+from kumo.compute import keypairs
+from kumo.errors import OverLimit
 from tests.conftest import Cloud
-from tests.functional.compute.helpers import API, BACKENDS, demo_token, reader_token, user_id
+from tests.functional.compute.helpers import (
+    API,
+    BACKENDS,
+    database,
+    demo_token,
+    project_id,
+    reader_token,
+    user_id,
+)
 
 
 def _public_key() -> str:
@@ -158,3 +171,67 @@ def test_user_id_longer_than_a_user_id_is_a_400(request: pytest.FixtureRequest, 
             assert "user_id" in resp.json()["badRequest"]["message"]
         ok = c.post(f"{API}/os-keypairs", json={"keypair": {"name": "k", "user_id": "u" * 64}})
         assert ok.status_code == 201, ok.text
+
+
+@pytest.mark.postgres
+def test_parallel_creates_stop_at_the_key_pairs_quota(pg_cloud: Cloud) -> None:
+    """20 users' requests at once, one user, a quota of 3 key pairs: 3 created, the rest 403."""
+    with pg_cloud.client() as admin:
+        project = project_id(admin, "demo")
+        resp = admin.put(f"{API}/os-quota-sets/{project}", json={"quota_set": {"key_pairs": 3}})
+        assert resp.status_code == 200, resp.text
+    token = demo_token(pg_cloud)
+    public = [_public_key() for _ in range(20)]
+    start = threading.Barrier(len(public))
+    codes: list[int] = []
+
+    def create(index: int) -> None:
+        with httpx.Client(base_url=pg_cloud.url, headers={"X-Auth-Token": token}, timeout=60) as c:
+            start.wait()
+            body = {"keypair": {"name": f"k{index}", "public_key": public[index]}}
+            codes.append(c.post(f"{API}/os-keypairs", json=body).status_code)
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(len(public))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(codes) == [200] * 3 + [403] * 17, codes
+    with pg_cloud.client(token=token) as c:
+        assert len(c.get(f"{API}/os-keypairs").json()["keypairs"]) == 3
+
+
+@pytest.mark.postgres
+def test_a_key_pair_create_waits_for_the_one_in_flight(pg_cloud: Cloud) -> None:
+    """Deterministic: while one create of the user's holds the lock with the quota's last key
+    pair written but not committed, another waits, then counts it and is refused."""
+    with pg_cloud.client() as admin:
+        project = project_id(admin, "demo")
+        resp = admin.put(f"{API}/os-quota-sets/{project}", json={"quota_set": {"key_pairs": 1}})
+        assert resp.status_code == 200, resp.text
+        demo = user_id(admin, "demo")
+    ctx = RequestContext(user_id=demo, project_id=project, roles=("member",))
+    db = database(pg_cloud)
+    try:
+        outcome: list[BaseException | None] = []
+
+        def second() -> None:
+            try:
+                with db.transaction() as s:
+                    keypairs.create_keypair(
+                        s, ctx, keypairs.CreateRequest("second", _public_key(), "ssh", None)
+                    )
+                outcome.append(None)
+            except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+                outcome.append(exc)
+
+        with db.transaction() as holder:
+            keypairs.create_keypair(holder, ctx, keypairs.CreateRequest("first", _public_key(), "ssh", None))
+            waiting = threading.Thread(target=second)
+            waiting.start()
+            waiting.join(0.5)
+            assert waiting.is_alive(), outcome
+        waiting.join(10)
+        assert len(outcome) == 1 and isinstance(outcome[0], OverLimit), outcome
+    finally:
+        db.dispose()

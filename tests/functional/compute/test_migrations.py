@@ -7,10 +7,15 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
+from sqlalchemy import select
 
 from kumo.agent.drivers.base import DriverError
 from kumo.agent.drivers.fake import FakeDriver
+from kumo.agent.models import Task
 from tests.conftest import Cloud, Fleet, wait_for
+from tests.functional.compute.helpers import database
+from tests.functional.compute.test_dead_host import _force_down, _kill
 from tests.functional.compute.test_servers import _create, _setup, _wait_status
 
 API = "/compute/v2.1"
@@ -152,3 +157,36 @@ def test_delete_while_resized_leaves_no_allocation(cloud: Cloud, fleet: Fleet) -
         wait_for(lambda: c.get(f"{API}/servers/{sid}").status_code == 404, timeout=15)
         for consumer in (sid, migration_consumer(sid)):
             assert c.get(f"/placement/allocations/{consumer}").json()["allocations"] == {}
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_a_local_delete_mid_move_aborts_on_the_destination(cloud: Cloud, fleet: Fleet, live: bool) -> None:
+    """The source dies once the destination has prepared: the move waits for it, the server is
+    deleted locally (its host is down), and the destination drops what it prepared."""
+    src, dst = _two_hosts(fleet)
+    with cloud.client() as c:
+        sid = _boot_on_source(c)
+        fleet.add("mig-dst", driver=dst)
+        _kill(fleet, "mig-src")
+        _migrate(c, sid, live=live)
+        db = database(cloud)
+        try:
+
+            def prepared() -> bool:
+                with db.read() as s:
+                    done = s.scalar(
+                        select(Task.state).where(Task.instance_uuid == sid, Task.kind == "prepare_migration")
+                    )
+                return done == "done"
+
+            wait_for(prepared, timeout=15)
+        finally:
+            db.dispose()
+        moving = c.get(f"{API}/servers/{sid}").json()["server"]["OS-EXT-STS:task_state"]
+        assert moving == ("migrating" if live else "resize_migrating")
+        _force_down(c, "mig-src")
+        assert c.delete(f"{API}/servers/{sid}").status_code == 204
+        assert c.get(f"{API}/servers/{sid}").status_code == 404
+        wait_for(lambda: ("abort", None) in dst.calls, timeout=15)
+        assert _dest_usage(c).get("VCPU", 0) == 0
+        assert src.calls == []

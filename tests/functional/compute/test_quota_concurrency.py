@@ -8,13 +8,15 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlalchemy.exc import OperationalError
 
 from kumo.compute import quotas
+from kumo.compute.models import Quota
 from kumo.db import Database
+from kumo.errors import OverLimit
 from tests.conftest import Cloud
-from tests.functional.compute.helpers import API, BACKENDS, demo_token, either_cloud, project_id
+from tests.functional.compute.helpers import API, BACKENDS, database, demo_token, either_cloud, project_id
 from tests.functional.helpers import make_flavor, upload_image
 
 
@@ -111,5 +113,50 @@ def test_the_quota_lock_holds_one_project_only(pg_database_url: str) -> None:
         with db.transaction() as after:  # released with the holder's commit
             after.execute(text("SET LOCAL lock_timeout = '200ms'"))
             quotas.lock_project(after, "project-a")
+    finally:
+        db.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "before",
+    [
+        {"instances": -1, "cores": -1, "ram": -1},  # all unlimited: no count, but still the lock
+        {"instances": -1, "cores": 100, "ram": -1},
+    ],
+)
+def test_a_create_sees_a_limit_lowered_while_it_waits(pg_cloud: Cloud, before: dict[str, int]) -> None:
+    """A quota update (not forced) holds the project's lock while it lowers `instances` to 0;
+    a create checked meanwhile waits for it and reads the limits after it: refused. (The check
+    once read the limits before the lock, and took none when all three were unlimited.)"""
+    project = "quota-race-project"
+    db = database(pg_cloud)
+    try:
+        with db.transaction() as s:
+            s.add_all(Quota(project_id=project, resource=r, hard_limit=v) for r, v in before.items())
+        outcome: list[BaseException | None] = []
+
+        def create() -> None:
+            try:
+                with db.transaction() as s:
+                    quotas.check_instance_quota(s, project, 1, 1, 512)
+                outcome.append(None)
+            except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+                outcome.append(exc)
+
+        with db.transaction() as holder:
+            quotas.lock_project(holder, project)
+            holder.execute(
+                update(Quota)
+                .where(Quota.project_id == project, Quota.resource == "instances")
+                .values(hard_limit=0)
+            )
+            waiting = threading.Thread(target=create)
+            waiting.start()
+            waiting.join(0.5)
+            assert waiting.is_alive(), outcome  # it waits for the update's lock
+        waiting.join(10)
+        assert len(outcome) == 1 and isinstance(outcome[0], OverLimit), outcome
+        assert "Quota exceeded for instances" in str(outcome[0])
     finally:
         db.dispose()
