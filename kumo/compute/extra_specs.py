@@ -20,8 +20,8 @@ from typing import Any
 import os_resource_classes
 import os_traits
 
-from kumo.compute.params import MAX_INT
 from kumo.errors import BadRequest
+from kumo.validation import MAX_INT, int_text
 
 MAX_LENGTH = 255
 KEY_PATTERN = re.compile(r"^[a-zA-Z0-9-_:. ]{1,255}$")
@@ -63,10 +63,11 @@ def spec_value(key: str, value: Any) -> str:
 
 
 def resource_amount(key: str, value: str) -> int:
-    """`resources:<CLASS>=N`: N a non-negative integer within a 32-bit int."""
-    if not value.isascii() or not value.isdigit():
+    """`resources:<CLASS>=N`: N a non-negative integer within a 32-bit int (the scheduler reads
+    stored flavors by the same rule, `scheduling.resources_of`)."""
+    amount = int_text(value, 0)
+    if amount is None:
         raise _failed(f"extra spec '{key}': value '{value}' is not a valid integer value.")
-    amount = int(value)
     if amount > MAX_INT:
         raise _failed(f"extra spec '{key}': value '{value}' must be less than or equal to {MAX_INT}.")
     return amount
