@@ -1,13 +1,20 @@
 """Flavor extra specs validated on write, as Nova's extra-specs validators do.
 
-Every key and value is a string of 1-255 (values 0-255) printable characters. The specs
-kumo's scheduler interprets are checked further, so that a flavor can never carry a spec a
-scheduling pass cannot read:
+Every key and value is a string of 1-255 (values 0-255) printable characters. Validated
+further, as Nova's validators do:
 
 - `resources{group}:<CLASS>`: a non-negative integer within a 32-bit int, and a standard
   (os-resource-classes) or CUSTOM_* resource class;
-- `trait{group}:<TRAIT>`: `required` or `forbidden`, and a standard (os-traits) or CUSTOM_* trait;
-- `aggregate_instance_extra_specs:<key>`: any string (matched against aggregate metadata).
+- `trait{group}:<TRAIT>`: `required` or `forbidden`, and a standard (os-traits) or CUSTOM_* trait.
+
+What kumo's scheduler interprets of them (the rest is stored and shown, not acted on):
+
+- `resources:<CLASS>` (no group): the amount requested of that class, overriding the flavor's
+  sizes (`scheduling.resources_of`, by the same integer rule as the check here), so a
+  scheduling pass can always read it; grouped `resources<group>:` and every `trait:` spec are
+  validated only;
+- `aggregate_instance_extra_specs:<key>` and keys without a namespace: any string, matched
+  against aggregate metadata (`kumo/scheduler/filters.py`, AggregateInstanceExtraSpecsFilter).
 
 kumo interprets no `hw:` spec (its drivers read only the flavor's sizes), so those, like every
 other namespace, get only the string rules above."""
