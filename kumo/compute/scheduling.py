@@ -56,7 +56,6 @@ def _as_tuple(value: object) -> tuple[str, ...]:
     return (str(value),)
 
 
-
 def resources_of(flavor: dict[str, Any]) -> dict[str, int]:
     """Flavor → resource amounts; `resources:<CLASS>=N` extra specs override, as in Nova.
     Every amount is an integer from 0 to MAX_INT (placement's 32-bit columns), or BadRequest

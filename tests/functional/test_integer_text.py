@@ -52,6 +52,13 @@ def _cases(text: str) -> list[Case]:
     ]
 
 
+# A microversion of thousands of digits is well formed and beyond every version: a 406.
+_VERSIONS = [
+    (f"{API}/servers", {"OpenStack-API-Version": f"compute 2.{LONG}"}, 406),
+    (f"{API}/servers", {"X-OpenStack-Nova-API-Version": f"2.{LONG}"}, 406),
+    (f"{P}/resource_providers", {"OpenStack-API-Version": f"placement 1.{LONG}"}, 406),
+    ("/baremetal/v1/nodes", {"X-OpenStack-Ironic-API-Version": f"1.{LONG}"}, 406),
+]
 CASES = [case for text in BAD for case in _cases(text)]
 
 
@@ -65,6 +72,12 @@ def field_cloud(
 @pytest.mark.parametrize("case", CASES, ids=[f"{i}-{c.id[:80]}" for i, c in enumerate(CASES)])
 def test_bad_integer_text(field_cloud: FieldCloud, case: Case) -> None:
     run_case(field_cloud, case)
+
+
+@pytest.mark.parametrize(("path", "headers", "status"), _VERSIONS)
+def test_huge_microversion(field_cloud: FieldCloud, path: str, headers: dict[str, str], status: int) -> None:
+    with field_cloud.cloud.client(token=field_cloud.ids["token"]) as c:
+        assert c.get(path, headers=headers).status_code == status
 
 
 @pytest.mark.parametrize(
