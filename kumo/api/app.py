@@ -30,6 +30,7 @@ from kumo.gc_tuning import limit_malloc_arenas, tune_gc
 from kumo.identity import admin_routes as identity_admin_routes
 from kumo.identity import routes as identity_routes
 from kumo.image import routes as image_routes
+from kumo.image.store import file_store
 from kumo.metrics import fleet_gauges
 from kumo.placement.api import routes as placement_routes
 from kumo.placement.api.fast import ClaimFastLane
@@ -48,6 +49,7 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
         limit_malloc_arenas()
         tune_gc()
         _stop_waits_on_signals(rt)
+        file_store(rt.settings.resolved_image_dir)  # images an older kumo left readable: 0600 now
         workers = None
         if background:
             from kumo.compute.workers import start_workers

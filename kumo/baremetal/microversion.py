@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kumo.errors import NotAcceptable
+from kumo.validation import int_text
 
 MIN_VERSION = (1, 1)
 # 1.65: node lessee. Fields and behaviours of later versions are not implemented, so not advertised.
@@ -21,7 +22,7 @@ MAX_VERSION = (1, 65)
 HEADER = "X-OpenStack-Ironic-API-Version"
 MIN_HEADER = "X-OpenStack-Ironic-API-Minimum-Version"
 MAX_HEADER = "X-OpenStack-Ironic-API-Maximum-Version"
-_VERSION = re.compile(r"^1\.(\d+)$")
+_VERSION = re.compile(r"1\.([0-9]+)")  # ASCII digits, any number of them
 
 # Versions at which behaviours and node fields appear (Ironic's API history).
 ENROLL_STATE = (1, 11)  # new nodes start in enroll (before: available)
@@ -88,10 +89,12 @@ def parse(headers: Mapping[str, str]) -> Version:
     raw = raw.strip()
     if raw.lower() == "latest":
         return Version(MAX_VERSION)
-    match = _VERSION.match(raw)
-    if match is None:
+    match = _VERSION.fullmatch(raw)
+    # int_text: thousands of digits read as a version beyond every one, not a ValueError (a 500)
+    minor = int_text(match.group(1)) if match else None
+    if minor is None:
         raise NotAcceptable(f"Invalid value for {HEADER} header: {raw}")
-    asked = (1, int(match.group(1)))
+    asked = (1, minor)
     if not MIN_VERSION <= asked <= MAX_VERSION:
         raise NotAcceptable(
             f"Version {raw} was requested but the minor version is not supported by this service. "

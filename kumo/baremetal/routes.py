@@ -15,9 +15,9 @@ from kumo.api.openapi import json_body
 from kumo.baremetal import conductors, microversion, ownership, schemas, service, views
 from kumo.baremetal.drivers import DRIVERS
 from kumo.baremetal.microversion import Version
-from kumo.compute.params import MAX_INT
 from kumo.errors import BadRequest
 from kumo.runtime import Runtime
+from kumo.validation import MAX_INT, int_text
 
 router = APIRouter(prefix="/baremetal")
 
@@ -60,10 +60,10 @@ def _limit(limit: str | None) -> int | None:
     never overflows the database's LIMIT."""
     if limit in (None, ""):
         return None
-    try:
-        return min(int(limit), MAX_INT)
-    except ValueError:
-        raise BadRequest(f"Invalid limit: {limit}") from None
+    number = int_text(limit)
+    if number is None:
+        raise BadRequest(f"Invalid limit: {limit}")
+    return min(number, MAX_INT)
 
 
 def _list(

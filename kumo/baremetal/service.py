@@ -35,13 +35,13 @@ from kumo.baremetal.microversion import ADOPT, ENROLL_STATE, Version
 from kumo.baremetal.models import Node
 from kumo.compute import actions
 from kumo.compute.models import ComputeHost, Flavor, Instance
-from kumo.compute.params import MAX_INT
 from kumo.compute.server_ops import sync_power_state
 from kumo.compute.states import PowerState, VmState
 from kumo.db import utcnow
 from kumo.errors import BadRequest, Conflict, NotAcceptable, NotFound
 from kumo.placement import claims
 from kumo.placement.models import ResourceProvider
+from kumo.validation import MAX_INT
 
 log = logging.getLogger(__name__)
 

@@ -18,14 +18,13 @@ from sqlalchemy.orm import Session
 from kumo.agent import tasks
 from kumo.api.context import RequestContext
 from kumo.compute import servers
-from kumo.compute.params import MAX_INT
 from kumo.compute.states import TaskState
 from kumo.db import Database
 from kumo.errors import BadRequest, Conflict
+from kumo.validation import MAX_INT, int_text
 
 TASK_KIND = "console"
 WAIT_SECONDS = 15.0
-_LENGTH = re.compile(r"^-?[0-9]+$")
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f]")
 
 
@@ -39,9 +38,9 @@ def parse_length(args: Any) -> int | None:
     length = args.get("length")
     if length is None:
         return None
-    if isinstance(length, bool) or not isinstance(length, int | str) or not _LENGTH.match(str(length)):
+    value = length if isinstance(length, int) and not isinstance(length, bool) else int_text(length)
+    if value is None:
         raise BadRequest("Invalid input for field/attribute length. Value must be an integer.")
-    value = int(length)
     if value < -1:
         raise BadRequest("Invalid input for field/attribute length. Value must be -1 or more.")
     if value > MAX_INT:

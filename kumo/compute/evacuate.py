@@ -58,9 +58,7 @@ def parse(body: object, version: Microversion) -> EvacuateRequest:
     if version.at_least(FORCE_VERSION):
         allowed.add("force")
     params.reject_unknown(body, allowed, "evacuate")
-    host = body.get("host")
-    if host is not None and (not isinstance(host, str) or not 1 <= len(host) <= 255):
-        raise BadRequest(f"Invalid input for field/attribute host. Value: {host!r}.")
+    host = params.host_value(body.get("host"))  # Nova's hostname pattern, as migrate's
     admin_pass = body.get("adminPass")
     if admin_pass is not None and not isinstance(admin_pass, str):
         raise BadRequest(f"Invalid input for field/attribute adminPass. Value: {admin_pass!r}.")

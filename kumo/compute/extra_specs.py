@@ -1,13 +1,20 @@
 """Flavor extra specs validated on write, as Nova's extra-specs validators do.
 
-Every key and value is a string of 1-255 (values 0-255) printable characters. The specs
-kumo's scheduler interprets are checked further, so that a flavor can never carry a spec a
-scheduling pass cannot read:
+Every key and value is a string of 1-255 (values 0-255) printable characters. Validated
+further, as Nova's validators do:
 
 - `resources{group}:<CLASS>`: a non-negative integer within a 32-bit int, and a standard
   (os-resource-classes) or CUSTOM_* resource class;
-- `trait{group}:<TRAIT>`: `required` or `forbidden`, and a standard (os-traits) or CUSTOM_* trait;
-- `aggregate_instance_extra_specs:<key>`: any string (matched against aggregate metadata).
+- `trait{group}:<TRAIT>`: `required` or `forbidden`, and a standard (os-traits) or CUSTOM_* trait.
+
+What kumo's scheduler interprets of them (the rest is stored and shown, not acted on):
+
+- `resources:<CLASS>` (no group): the amount requested of that class, overriding the flavor's
+  sizes (`scheduling.resources_of`, by the same integer rule as the check here), so a
+  scheduling pass can always read it; grouped `resources<group>:` and every `trait:` spec are
+  validated only;
+- `aggregate_instance_extra_specs:<key>` and keys without a namespace: any string, matched
+  against aggregate metadata (`kumo/scheduler/filters.py`, AggregateInstanceExtraSpecsFilter).
 
 kumo interprets no `hw:` spec (its drivers read only the flavor's sizes), so those, like every
 other namespace, get only the string rules above."""
@@ -20,8 +27,8 @@ from typing import Any
 import os_resource_classes
 import os_traits
 
-from kumo.compute.params import MAX_INT
 from kumo.errors import BadRequest
+from kumo.validation import MAX_INT, int_text
 
 MAX_LENGTH = 255
 KEY_PATTERN = re.compile(r"^[a-zA-Z0-9-_:. ]{1,255}$")
@@ -63,10 +70,11 @@ def spec_value(key: str, value: Any) -> str:
 
 
 def resource_amount(key: str, value: str) -> int:
-    """`resources:<CLASS>=N`: N a non-negative integer within a 32-bit int."""
-    if not value.isascii() or not value.isdigit():
+    """`resources:<CLASS>=N`: N a non-negative integer within a 32-bit int (the scheduler reads
+    stored flavors by the same rule, `scheduling.resources_of`)."""
+    amount = int_text(value, 0)
+    if amount is None:
         raise _failed(f"extra spec '{key}': value '{value}' is not a valid integer value.")
-    amount = int(value)
     if amount > MAX_INT:
         raise _failed(f"extra spec '{key}': value '{value}' must be less than or equal to {MAX_INT}.")
     return amount

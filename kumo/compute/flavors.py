@@ -97,11 +97,8 @@ def parse_list_query(
 def _min_filter(value: str | None, name: str) -> int | None:
     if value is None:
         return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise BadRequest(f"Invalid {name} filter [{value}]") from None
-    if not 0 <= number <= params.MAX_INT:
+    number = params.int_text(value)
+    if number is None or not 0 <= number <= params.MAX_INT:
         raise BadRequest(f"Invalid {name} filter [{value}]")
     return number
 

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from kumo.errors import BadRequest, NotAcceptable
+from kumo.validation import int_text
 
 MIN_VERSION = (2, 1)
 # Advertise only versions whose request and response shapes kumo implements.
 MAX_VERSION = (2, 64)
 
-_VERSION_RE = re.compile(r"^([1-9]\d*)\.([1-9]\d*|0)$")
+_VERSION_RE = re.compile(r"([1-9][0-9]*)\.([1-9][0-9]*|0)")  # ASCII digits, any number of them
 
 
 @dataclass(frozen=True, order=True)
@@ -60,12 +61,15 @@ def parse(headers: dict[str, str]) -> Microversion:
     raw = raw.strip()
     if raw.lower() == "latest":
         return max_version()
-    match = _VERSION_RE.match(raw)
-    if not match:
+    match = _VERSION_RE.fullmatch(raw)
+    # int_text: a number of thousands of digits reads as one beyond every version (a 406), where
+    # int() raised ValueError (a 500)
+    major, minor = (int_text(match.group(1)), int_text(match.group(2))) if match else (None, None)
+    if major is None or minor is None:
         raise BadRequest(
             f"API Version String {raw} is of invalid format. Must be of format MajorNum.MinorNum."
         )
-    version = Microversion(int(match.group(1)), int(match.group(2)))
+    version = Microversion(major, minor)
     if not (min_version() <= version <= max_version()):
         raise NotAcceptable(
             f"Version {raw} is not supported by the API. "

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from kumo.errors import BadRequest
+from kumo.validation import MAX_INT, int_text
 
 MAX_LIMIT = 1000
-MAX_INT = 2147483647
 
 _HOST = re.compile(r"^[a-zA-Z0-9-._]{1,255}$")
 _TRUE = {"1", "t", "true", "on", "y", "yes"}
@@ -28,10 +28,9 @@ def page(limit: str | None, marker: str | None, maximum: int = MAX_LIMIT) -> Pag
     `maximum` is `maximum` (so it never reaches the database beyond its integer range)."""
     value = None
     if limit is not None:
-        try:
-            value = int(limit)
-        except ValueError:
-            raise BadRequest("limit param must be an integer") from None
+        value = int_text(limit)
+        if value is None:
+            raise BadRequest("limit param must be an integer")
         if value < 0:
             raise BadRequest("limit param must be positive")
         value = min(value, maximum)
@@ -69,11 +68,8 @@ def is_uuid_like(value: str) -> bool:
 
 def integer_id(value: str, name: str = "id") -> int:
     """A path id that must be an integer (aggregates, pre-2.53 services)."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise BadRequest(f"Invalid input received: {name} must be an integer.") from None
-    if not 0 <= number <= MAX_INT:
+    number = int_text(value, 0, MAX_INT)
+    if number is None:
         raise BadRequest(f"Invalid input received: {name} must be an integer.")
     return number
 
@@ -120,34 +116,29 @@ def name_value(value: Any, field: str = "name", max_length: int = 255) -> str:
     return value
 
 
-def _is_digits(text: str) -> bool:
-    return text.isascii() and text.isdigit()
-
-
 def int_value(value: Any, field: str, minimum: int, maximum: int = MAX_INT) -> int:
-    """An integer (or a string of one) within [minimum, maximum], like Nova's flavor params."""
+    """An integer (or a string of one, `kumo.validation.int_text`: no spaces, signs but one
+    "-", or non-ASCII digits) within [minimum, maximum], like Nova's flavor params."""
     if isinstance(value, bool):
         raise BadRequest(
             f"Invalid input for field/attribute {field}. Value: {value}. {value} is not of type 'integer'"
         )
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, str) and _is_digits(value.strip().lstrip("-")):
-        number = int(value.strip())
-    else:
+    number = value if isinstance(value, int) else int_text(value)
+    shown = f"{value[:40]}..." if isinstance(value, str) and len(value) > 40 else value
+    if number is None:
         raise BadRequest(
-            f"Invalid input for field/attribute {field}. Value: {value}. "
-            f"{value!r} is not of type 'integer', 'string'"
+            f"Invalid input for field/attribute {field}. Value: {shown}. "
+            f"{shown!r} is not of type 'integer', 'string'"
         )
     if number < minimum:
         raise BadRequest(
-            f"Invalid input for field/attribute {field}. Value: {value}. "
-            f"{number} is less than the minimum of {minimum}"
+            f"Invalid input for field/attribute {field}. Value: {shown}. "
+            f"{shown} is less than the minimum of {minimum}"
         )
     if number > maximum:
         raise BadRequest(
-            f"Invalid input for field/attribute {field}. Value: {value}. "
-            f"{number} is greater than the maximum of {maximum}"
+            f"Invalid input for field/attribute {field}. Value: {shown}. "
+            f"{shown} is greater than the maximum of {maximum}"
         )
     return number
 
@@ -196,8 +187,4 @@ def count_value(value: Any, field: str, cap: int) -> int:
 def db_int(value: str) -> int | None:
     """A path or query id that names an INTEGER primary key: its value, or None when it is no
     integer or beyond the column (so the lookup finds nothing instead of overflowing)."""
-    text = value.strip()
-    if not _is_digits(text):
-        return None
-    number = int(text)
-    return number if number <= MAX_INT else None
+    return int_text(value, 0, MAX_INT)

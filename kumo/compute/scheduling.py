@@ -43,6 +43,7 @@ from kumo.scheduler.core import Candidate, Decision, schedule
 from kumo.scheduler.request import GroupSpec, ScheduleRequest
 from kumo.scheduler.snapshot import Snapshot
 from kumo.scheduler.weighers import SPREAD, SchedulerConfig
+from kumo.validation import MAX_INT, int_text
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +56,11 @@ def _as_tuple(value: object) -> tuple[str, ...]:
     return (str(value),)
 
 
-# Placement's largest amount (its columns are 32-bit integers, as in OpenStack Placement).
-MAX_AMOUNT = 2**31 - 1
-
-
 def resources_of(flavor: dict[str, Any]) -> dict[str, int]:
     """Flavor → resource amounts; `resources:<CLASS>=N` extra specs override, as in Nova.
-    Every amount is an integer from 0 to MAX_AMOUNT, or BadRequest names the field or spec that
-    is not (a flavor stored before its extra specs were validated on write)."""
+    Every amount is an integer from 0 to MAX_INT (placement's 32-bit columns), or BadRequest
+    names the field or spec that is not (a flavor stored before its extra specs were validated
+    on write)."""
     resources = {
         "VCPU": _amount("vcpus", flavor.get("vcpus")),
         "MEMORY_MB": _amount("ram", flavor.get("ram")),
@@ -75,14 +73,18 @@ def resources_of(flavor: dict[str, Any]) -> dict[str, int]:
 
 
 def _amount(field: str, value: object) -> int:
-    """A flavor's amount as an integer in placement's range; BadRequest naming `field` if not."""
-    try:
-        amount = int(value) if isinstance(value, int | str) and not isinstance(value, bool) else None
-    except ValueError:
+    """A flavor's amount as an integer in placement's range; BadRequest naming `field` if not.
+    A string (an extra spec) is read by the rule `extra_specs.resource_amount` checks on write
+    (`kumo.validation.int_text`), so " 7", "1_0" or "٣" stored before that check are refused here too."""
+    if isinstance(value, bool):
         amount = None
-    if amount is None or not 0 <= amount <= MAX_AMOUNT:
+    elif isinstance(value, int):
+        amount = value
+    else:
+        amount = int_text(value)
+    if amount is None or not 0 <= amount <= MAX_INT:
         raise BadRequest(
-            f"Invalid flavor {field}={value!r}: the amount must be an integer from 0 to {MAX_AMOUNT}."
+            f"Invalid flavor {field}={value!r}: the amount must be an integer from 0 to {MAX_INT}."
         )
     return amount
 

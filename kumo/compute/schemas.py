@@ -8,6 +8,7 @@ from __future__ import annotations
 from kumo.api.openapi import BOOLEAN, NAME, STRING, UUID, Schema, nullable, obj, one_action, query, string_map
 from kumo.compute import aggregates, hosts, quotas, server_groups
 from kumo.compute.microversion import max_version
+from kumo.config import Settings
 
 # Nova's parameter_types.positive_integer / non_negative_integer: an integer or its digits.
 POSITIVE: Schema = {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": "^[0-9]+$"}]}
@@ -17,6 +18,23 @@ NON_NEGATIVE: Schema = {
 QUOTA_LIMIT: Schema = {
     "anyOf": [{"type": "integer", "minimum": -1}, {"type": "string", "pattern": "^-?[0-9]+$"}]
 }
+# min_count/max_count: at most setting max_servers_per_request; the document states its default
+# (an operator who raises it accepts more than the document says).
+MAX_COUNT = int(Settings.model_fields["max_servers_per_request"].default)
+COUNT: Schema = {
+    "anyOf": [
+        {"type": "integer", "minimum": 1, "maximum": MAX_COUNT},
+        {"type": "string", "pattern": "^[0-9]+$"},
+    ],
+    "description": f"1 to max_servers_per_request (default {MAX_COUNT})",
+}
+# Nova's hostname pattern (params.host_value): a host a move names.
+HOST: Schema = {"type": "string", "pattern": "^[a-zA-Z0-9._-]{1,255}$"}
+# A scheduler hint naming servers: one uuid or a list of them (routes/servers.py `_hints`).
+SERVERS_HINT: Schema = {"anyOf": [UUID, {"type": "array", "items": UUID}]}
+SCHEDULER_HINTS: Schema = obj(
+    {"group": UUID, "same_host": SERVERS_HINT, "different_host": SERVERS_HINT}, additional=True
+)
 METADATA: Schema = string_map({"type": "string", "maxLength": 255})
 DESCRIPTION: Schema = nullable({"type": "string", "maxLength": 255})
 
@@ -33,12 +51,16 @@ SERVER_CREATE: Schema = {
                 "key_name": STRING,
                 "user_data": STRING,
                 "description": DESCRIPTION,
-                "min_count": POSITIVE,
-                "max_count": POSITIVE,
+                "min_count": COUNT,
+                "max_count": COUNT,
                 "accessIPv4": {"type": "string", "format": "ipv4"},
                 "accessIPv6": {"type": "string", "format": "ipv6"},
                 "config_drive": BOOLEAN,
-                "tags": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 60}},
+                "tags": {
+                    "type": "array",
+                    "maxItems": 50,
+                    "items": {"type": "string", "minLength": 1, "maxLength": 60, "pattern": "^[^,/]*$"},
+                },
                 "return_reservation_id": BOOLEAN,
                 "networks": {"anyOf": [{"type": "string", "enum": ["auto", "none"]}, {"type": "array"}]},
                 "block_device_mapping_v2": {"type": "array", "items": {"type": "object"}},
@@ -46,14 +68,8 @@ SERVER_CREATE: Schema = {
             },
             ["name", "flavorRef"],
         ),
-        "os:scheduler_hints": obj(
-            {
-                "group": UUID,
-                "same_host": {"type": "array", "items": UUID},
-                "different_host": {"type": "array", "items": UUID},
-            },
-            additional=True,
-        ),
+        "os:scheduler_hints": SCHEDULER_HINTS,
+        "OS-SCH-HNT:scheduler_hints": SCHEDULER_HINTS,  # the older spelling, read when the first is absent
     },
     "required": ["server"],
     "additionalProperties": False,
@@ -86,10 +102,10 @@ SERVER_ACTION: Schema = one_action(
         "os-start": NO_ARGS,
         "os-stop": NO_ARGS,
         "reboot": obj({"type": {"type": "string", "enum": ["SOFT", "HARD"]}}, ["type"]),
-        "migrate": nullable(obj({"host": nullable(STRING)})),
+        "migrate": nullable(obj({"host": nullable(HOST)})),
         "os-migrateLive": obj(
             {
-                "host": nullable(STRING),
+                "host": nullable(HOST),
                 "block_migration": {"anyOf": [BOOLEAN, {"type": "string", "enum": ["auto"]}]},
                 "force": BOOLEAN,
             },
@@ -118,7 +134,7 @@ SERVER_ACTION: Schema = one_action(
         # Operating a dead host (kumo/compute/evacuate.py, server_ops): bodies at 2.29+.
         "os-resetState": obj({"state": {"type": "string", "enum": ["active", "error"]}}, ["state"]),
         "forceDelete": NO_ARGS,
-        "evacuate": obj({"host": STRING, "adminPass": STRING, "force": BOOLEAN}),
+        "evacuate": obj({"host": HOST, "adminPass": STRING, "force": BOOLEAN}),
     }
 )
 

@@ -256,10 +256,10 @@ def parse_list_query(all_projects: str | None, limit: str | None, offset: str | 
     page = params.page(limit, None)
     start = 0
     if offset is not None:
-        try:
-            start = int(offset)
-        except ValueError:
-            raise BadRequest("offset param must be an integer") from None
+        number = params.int_text(offset)
+        if number is None:
+            raise BadRequest("offset param must be an integer")
+        start = number
         if start < 0:
             raise BadRequest("offset param must be positive")
         start = min(start, params.MAX_INT)  # past every row; never beyond the database's range

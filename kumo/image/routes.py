@@ -15,7 +15,7 @@ from kumo.api.deps import context, runtime
 from kumo.api.openapi import json_body
 from kumo.errors import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 from kumo.image import schemas, service, views
-from kumo.image.store import FileStore, ImageStore
+from kumo.image.store import ImageStore, file_store
 from kumo.runtime import Runtime
 
 router = APIRouter(prefix="/image")
@@ -23,7 +23,7 @@ MAX_PATCH_BYTES = 1024 * 1024
 
 
 def image_store(rt: Runtime = Depends(runtime)) -> ImageStore:
-    return FileStore(rt.settings.resolved_image_dir)
+    return file_store(rt.settings.resolved_image_dir)
 
 
 async def patch_body(request: Request) -> bytes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from kumo.api.openapi import BOOLEAN, STRING, UUID, Schema, json_body, nullable, query
 from kumo.image import service
+from kumo.validation import MAX_INT
 
 _TEXT: Schema = {"type": "string", "maxLength": service.MAX_STRING}
 
@@ -21,8 +22,8 @@ IMAGE_CREATE: Schema = {
         "container_format": nullable({"type": "string", "enum": list(service.CONTAINER_FORMATS)}),
         "disk_format": nullable({"type": "string", "enum": list(service.DISK_FORMATS)}),
         "tags": {"type": "array", "items": _TEXT, "maxItems": service.MAX_TAGS},
-        "min_ram": {"type": "integer", "minimum": 0, "maximum": service.MAX_INT},
-        "min_disk": {"type": "integer", "minimum": 0, "maximum": service.MAX_INT},
+        "min_ram": {"type": "integer", "minimum": 0, "maximum": MAX_INT},
+        "min_disk": {"type": "integer", "minimum": 0, "maximum": MAX_INT},
     },
     "additionalProperties": {"type": "string", "maxLength": service.MAX_PROPERTY_VALUE},
 }

@@ -23,6 +23,7 @@ from kumo.db import Database, utcnow
 from kumo.errors import BadRequest, Conflict, Forbidden, NotFound, RequestEntityTooLarge, UnsupportedMediaType
 from kumo.image.models import Image
 from kumo.image.store import ImageStore
+from kumo.validation import MAX_INT, int_text
 
 DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop")
 CONTAINER_FORMATS = ("ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed")
@@ -80,7 +81,6 @@ MAX_OWNER = 64  # a project id: the width of Image.owner (a longer one was a 500
 MAX_PROPERTY_VALUE = 65535
 MAX_PROPERTIES = 128
 MAX_TAGS = 128
-MAX_INT = 2**31 - 1
 MAX_BIGINT = 2**63 - 1  # image size columns
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 1000
@@ -446,10 +446,9 @@ class Page:
 def _int_param(name: str, raw: str, minimum: int = 0, maximum: int | None = MAX_BIGINT) -> int:
     """A query integer within [minimum, maximum] (None: unbounded, for values only compared in
     Python); the default bound is the BIGINT size columns' range."""
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"Invalid value for '{name}': '{raw}' is not an integer.") from None
+    value = int_text(raw)
+    if value is None:
+        raise BadRequest(f"Invalid value for '{name}': '{raw}' is not an integer.")
     if value < minimum:
         raise BadRequest(f"Invalid value for '{name}': must be at least {minimum}.")
     if maximum is not None and value > maximum:

@@ -11,10 +11,11 @@ import hashlib
 import os
 import uuid
 from collections.abc import Iterable, Iterator
+from functools import cache
 from pathlib import Path
 from typing import BinaryIO, NamedTuple, Protocol
 
-from kumo.config import private_dir
+from kumo.config import private_dir, private_file
 from kumo.errors import NotFound
 
 CHUNK_SIZE = 64 * 1024
@@ -39,11 +40,18 @@ class ImageStore(Protocol):
 
 class FileStore:
     """One file per image, named by the image id, in one directory only its owner may enter
-    (0700); each file 0600."""
+    (0700); each file 0600. Both are made so when the store is created: images an older kumo
+    stored 0644 in a 0755 directory are tightened then, not at the next upload."""
 
     def __init__(self, root: Path, chunk_size: int = CHUNK_SIZE) -> None:
-        self.root = root
+        self.root = private_dir(root)
         self.chunk_size = chunk_size
+        for entry in os.scandir(root):
+            if entry.is_file(follow_symlinks=False):
+                try:
+                    private_file(Path(entry.path))
+                except FileNotFoundError:  # deleted meanwhile (another API worker)
+                    continue
 
     def _path(self, image_id: str) -> Path:
         # Ids come from the database as UUIDs; refuse anything else rather than trust a path.
@@ -55,7 +63,7 @@ class FileStore:
 
     def put(self, image_id: str, chunks: Iterable[bytes]) -> StoredData:
         final = self._path(image_id)
-        private_dir(self.root)
+        private_dir(self.root)  # made again if it was removed since the store was created
         partial = self.root / f".{final.name}.{uuid.uuid4().hex}.part"
         md5 = hashlib.md5(usedforsecurity=False)
         sha512 = hashlib.sha512()
@@ -94,3 +102,10 @@ class FileStore:
 
     def delete(self, image_id: str) -> None:
         self._path(image_id).unlink(missing_ok=True)
+
+
+@cache
+def file_store(root: Path) -> FileStore:
+    """The process's one store of `root`: created (and its modes tightened) once, when the API
+    starts (`kumo.api.app`), not per request."""
+    return FileStore(root)

@@ -68,6 +68,24 @@ def test_files_an_older_kumo_left_readable_are_tightened(
         cloud.server.stop()
 
 
+def test_images_an_older_kumo_left_readable_are_tightened_at_startup(
+    tmp_path: Path, sqlite_template: Path, open_umask: None
+) -> None:
+    """Before any upload: the store is made private when the API starts, not by the next put."""
+    images = tmp_path / "state" / "images"
+    images.mkdir(mode=0o755, parents=True)
+    old = images / "6f1ab1d4-4c59-4f3c-9b0c-2f0b6ad0a001"
+    old.write_bytes(b"an image stored by an older kumo")
+    assert mode(images) == 0o755 and mode(old) == 0o644
+    cloud = start_cloud(tmp_path, template=sqlite_template)
+    try:
+        assert cloud.settings.resolved_image_dir == images
+        assert mode(images) == 0o700
+        assert mode(old) == 0o600
+    finally:
+        cloud.server.stop()
+
+
 def test_write_private_is_never_readable_by_others(tmp_path: Path) -> None:
     previous = os.umask(0)
     try:

@@ -16,12 +16,12 @@ from kumo.api.deps import context, microversion, runtime
 from kumo.api.openapi import json_body
 from kumo.compute import params, schemas, servers
 from kumo.compute.microversion import Microversion
-from kumo.compute.params import MAX_INT
 from kumo.compute.params import page as page_params
 from kumo.compute.views import servers as view
 from kumo.compute.workers import SCHEDULER_KEY
 from kumo.errors import BadRequest, NotFound
 from kumo.runtime import Runtime
+from kumo.validation import MAX_INT
 
 router = APIRouter(prefix="/compute")
 

@@ -14,8 +14,8 @@ from kumo.placement.api.exceptions import InventoryInUse
 from kumo.placement.api.providers import Provider, bump_generation
 from kumo.placement.api.resource_classes import require_classes
 from kumo.placement.models import Allocation, Inventory
+from kumo.validation import MAX_INT
 
-MAX_INT = 2147483647
 FIELDS = ("total", "reserved", "min_unit", "max_unit", "step_size", "allocation_ratio")
 DEFAULTS: dict[str, Any] = {
     "reserved": 0,

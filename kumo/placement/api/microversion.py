@@ -7,13 +7,14 @@ from dataclasses import dataclass
 
 from kumo.errors import BadRequest, NotFound
 from kumo.placement.api.exceptions import VersionNotAcceptable
+from kumo.validation import int_text
 
 MIN_VERSION = (1, 0)
 # 1.30 reshaper, 1.31 in_tree on candidates, 1.32 forbidden aggregates, 1.33 named group
 # suffixes, 1.34 mappings, 1.35 root_required. Not 1.36 (same_subtree, resourceless groups).
 MAX_VERSION = (1, 35)
 
-_VERSION_RE = re.compile(r"^([1-9]\d*)\.(0|[1-9]\d*)$")
+_VERSION_RE = re.compile(r"([1-9][0-9]*)\.(0|[1-9][0-9]*)")  # ASCII digits, any number of them
 
 
 @dataclass(frozen=True, order=True)
@@ -51,10 +52,12 @@ def parse(header: str | None) -> Version:
         return min_version()
     if raw.lower() == "latest":
         return max_version()
-    match = _VERSION_RE.match(raw)
-    if not match:
+    match = _VERSION_RE.fullmatch(raw)
+    # int_text: thousands of digits read as a version beyond every one (a 406), not a ValueError
+    major, minor = (int_text(match.group(1)), int_text(match.group(2))) if match else (None, None)
+    if major is None or minor is None:
         raise BadRequest(f"invalid version string: {raw}")
-    version = Version(int(match.group(1)), int(match.group(2)))
+    version = Version(major, minor)
     if not min_version() <= version <= max_version():
         raise VersionNotAcceptable(
             f"Unacceptable version header: {raw}", str(min_version()), str(max_version())

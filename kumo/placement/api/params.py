@@ -12,9 +12,9 @@ from typing import Any
 
 from kumo.errors import BadRequest
 from kumo.placement.api.exceptions import BadQueryValue, DuplicateQueryKey, MissingQueryValue
-from kumo.placement.api.inventories import MAX_INT
 from kumo.placement.api.microversion import Version
 from kumo.placement.candidates import CandidateRequest, RequestGroup
+from kumo.validation import MAX_INT, int_text
 
 Query = Sequence[tuple[str, str]]
 
@@ -161,25 +161,18 @@ def last(query: Query, key: str) -> str | None:
     return values[-1] if values else None
 
 
-def _digits(text: str) -> bool:
-    return text.isascii() and text.isdigit()
-
-
-def _amount_ok(amount: str) -> bool:
-    """A resource amount: ASCII digits, 1..MAX_INT (Placement's bound for amounts)."""
-    return _digits(amount) and 1 <= int(amount) <= MAX_INT
-
-
 def parse_resources(value: str) -> dict[str, int]:
+    """`VCPU:2,MEMORY_MB:1024`: each amount 1..MAX_INT (Placement's bound for amounts)."""
     result: dict[str, int] = {}
     for item in value.split(","):
-        rc, sep, amount = item.strip().partition(":")
-        if not sep or not _RC.match(rc) or not _amount_ok(amount) or rc in result:
+        rc, sep, text = item.strip().partition(":")
+        amount = int_text(text, 1, MAX_INT)
+        if not sep or not _RC.match(rc) or amount is None or rc in result:
             raise BadQueryValue(
                 "Badly formed resources parameter. Expected resources query string parameter in form: "
                 f"?resources=VCPU:2,MEMORY_MB:1024. Got: {value}."
             )
-        result[rc] = int(amount)
+        result[rc] = amount
     return result
 
 
@@ -248,11 +241,12 @@ def parse_uuid_param(value: str, name: str) -> str:
 
 
 def parse_limit(value: str) -> int:
-    if not _digits(value) or int(value) < 1:
+    number = int_text(value, 1)
+    if number is None:
         raise BadRequest(
             f"Invalid query string parameters: '{value}' is not a valid limit (a positive integer)"
         )
-    return min(int(value), MAX_INT)  # beyond every row; never beyond the database's LIMIT range
+    return min(number, MAX_INT)  # beyond every row; never beyond the database's LIMIT range
 
 
 _GROUP_KEY = re.compile(r"^(resources|required|member_of|in_tree)(.*)$")

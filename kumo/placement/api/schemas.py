@@ -5,7 +5,7 @@ names follow the Placement API reference; bodies are described at the newest mic
 from __future__ import annotations
 
 from kumo.api.openapi import STRING, UUID, Schema, nullable, obj, query
-from kumo.placement.api.inventories import MAX_INT
+from kumo.validation import MAX_INT
 
 RESOURCE_CLASS: Schema = {"type": "string", "pattern": "^[A-Z0-9_]+$", "maxLength": 255}
 GENERATION: Schema = {"type": "integer", "minimum": 0}

@@ -252,6 +252,7 @@ def test_evacuate_requests_nova_refuses(cloud: Cloud, fleet: Fleet) -> None:
             ({"onSharedStorage": False}, MV, 400),  # gone in 2.14
             ({}, "2.13", 400),  # required before 2.14
             ({"host": 5}, MV, 400),
+            ({"host": "no such/host"}, MV, 400),  # Nova's hostname pattern, as for migrate
         ]
         for body, version, status in cases:
             resp = _action(c, sid, {"evacuate": body}, version)

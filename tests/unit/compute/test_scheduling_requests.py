@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from kumo.compute.scheduling import MAX_AMOUNT, fault_message, resources_of
+from kumo.compute.scheduling import fault_message, resources_of
 from kumo.errors import BadRequest
+from kumo.validation import MAX_INT
 
 
 def flavor(**fields: Any) -> dict[str, Any]:
@@ -23,7 +24,13 @@ def flavor(**fields: Any) -> dict[str, Any]:
         (flavor(extra_specs={"resources:VCPU": "abc"}), "extra spec resources:VCPU='abc'"),
         (flavor(extra_specs={"resources:VCPU": "-1"}), "extra spec resources:VCPU='-1'"),
         (flavor(extra_specs={"resources:VCPU": "1.5"}), "extra spec resources:VCPU='1.5'"),
-        (flavor(extra_specs={"resources:VCPU": str(MAX_AMOUNT + 1)}), "resources:VCPU"),
+        (flavor(extra_specs={"resources:VCPU": str(MAX_INT + 1)}), "resources:VCPU"),
+        # the rule extra_specs.resource_amount checks on write, not int()'s
+        (flavor(extra_specs={"resources:VCPU": " 7"}), "extra spec resources:VCPU=' 7'"),
+        (flavor(extra_specs={"resources:VCPU": "1_0"}), "extra spec resources:VCPU='1_0'"),
+        (flavor(extra_specs={"resources:VCPU": "\u0663"}), "extra spec resources:VCPU="),
+        (flavor(extra_specs={"resources:VCPU": "--5"}), "extra spec resources:VCPU='--5'"),
+        (flavor(extra_specs={"resources:VCPU": "1" * 5000}), "extra spec resources:VCPU="),
         (flavor(extra_specs={"resources:CUSTOM_GPU": None}), "extra spec resources:CUSTOM_GPU=None"),
         (flavor(extra_specs={"resources:CUSTOM_GPU": True}), "resources:CUSTOM_GPU=True"),
         (flavor(ram=2**40), f"ram={2**40}"),
@@ -36,14 +43,14 @@ def test_an_amount_out_of_placements_range_names_its_field(stored: dict[str, Any
     with pytest.raises(BadRequest) as refused:
         resources_of(stored)
     assert named in refused.value.message
-    assert str(MAX_AMOUNT) in refused.value.message
+    assert str(MAX_INT) in refused.value.message
 
 
 @pytest.mark.parametrize(
     ("specs", "resources"),
     [
         ({"resources:VCPU": "0"}, {"MEMORY_MB": 1024, "DISK_GB": 10}),
-        ({"resources:VCPU": str(MAX_AMOUNT)}, {"VCPU": MAX_AMOUNT, "MEMORY_MB": 1024, "DISK_GB": 10}),
+        ({"resources:VCPU": str(MAX_INT)}, {"VCPU": MAX_INT, "MEMORY_MB": 1024, "DISK_GB": 10}),
         ({"resources:CUSTOM_GPU": 1}, {"VCPU": 2, "MEMORY_MB": 1024, "DISK_GB": 10, "CUSTOM_GPU": 1}),
     ],
 )
