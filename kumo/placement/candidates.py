@@ -32,7 +32,6 @@ from typing import Any, TypedDict
 
 import orjson
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     Select,
     String,
@@ -41,7 +40,6 @@ from sqlalchemy import (
     cast,
     exists,
     func,
-    literal,
     literal_column,
     null,
     or_,
@@ -52,8 +50,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
+from kumo.placement import capacity as capacity_sql
 from kumo.placement.api_models import ProviderAggregate, ProviderParent, ProviderTrait
 from kumo.placement.models import Allocation, Inventory, ResourceProvider
+from kumo.scheduler import capacity as capacity_rule
 
 _RP = ResourceProvider.__table__
 _INV = Inventory.__table__
@@ -235,11 +235,7 @@ def _wanted(request: CandidateRequest) -> dict[str, tuple[int, list[int]]]:
 
 def _class_fits(inv: Any, rc: str, total: int, amounts: Iterable[int], used: ColumnElement[Any]) -> Any:
     """One inventory row of `inv` is of class `rc` and takes `total` more on top of `used`."""
-    conditions = [inv.c.resource_class == rc, inv.c.max_unit >= total]
-    for amount in sorted(set(amounts) or {total}):
-        conditions += [inv.c.min_unit <= amount, literal(amount) % inv.c.step_size == 0]
-    capacity = (inv.c.total - inv.c.reserved) * inv.c.allocation_ratio
-    return and_(*conditions, used + total <= capacity)
+    return and_(inv.c.resource_class == rc, capacity_sql.fits(inv, used, total, amounts))
 
 
 def _placeable(request: CandidateRequest) -> bool:
@@ -321,8 +317,7 @@ def _matching_with_inventories(
     fitting = or_(
         *(_class_fits(inv, rc, total, amounts, used) for rc, (total, amounts) in sorted(wanted.items()))
     )
-    # int((total - reserved) * ratio) as Python computes it: the same IEEE double product, truncated.
-    capacity = cast(func.trunc((inv.c.total - inv.c.reserved) * inv.c.allocation_ratio), BigInteger)
+    capacity = capacity_sql.capacity_held(inv)
     if json_resources is None:
         entry = inv.c.resource_class + ":" + cast(capacity, String) + ":" + cast(used, String)
         inventories: ColumnElement[Any] = func.string_agg(entry, literal_column("','"))
@@ -662,7 +657,7 @@ def _add_inventories(
             query = query.where(inv.c.resource_class.in_(sorted(only)))
         for pid, rc, total, reserved, ratio, used in session.execute(query.order_by(inv.c.resource_class)):
             candidates[pid].resources[rc] = {
-                "capacity": int((total - reserved) * ratio),
+                "capacity": capacity_rule.capacity(total, reserved, ratio),
                 "used": int(used or 0),
             }
 

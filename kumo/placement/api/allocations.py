@@ -14,8 +14,10 @@ from typing import Any, cast
 
 from sqlalchemy import (
     CursorResult,
+    Integer,
     Table,
     bindparam,
+    column,
     delete,
     exists,
     func,
@@ -24,6 +26,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    table,
     union,
     union_all,
     update,
@@ -34,6 +37,7 @@ from sqlalchemy.orm import Session
 from kumo.compute.models import Instance
 from kumo.db import utcnow
 from kumo.errors import BadRequest, Conflict, NotFound
+from kumo.placement import capacity as capacity_sql
 from kumo.placement.api.exceptions import ConcurrentUpdate, InventoryInUse
 from kumo.placement.api.inventories import set_inventories
 from kumo.placement.api.providers import Provider, providers_by_uuid
@@ -41,6 +45,7 @@ from kumo.placement.api_models import Consumer
 from kumo.placement.candidates import usage_of
 from kumo.placement.claims import release
 from kumo.placement.models import Allocation, Inventory, ResourceProvider
+from kumo.scheduler import capacity as capacity_rule
 
 # Placement's project and user for consumers it knows nothing about.
 INCOMPLETE = "00000000-0000-0000-0000-000000000000"
@@ -170,7 +175,6 @@ def _check_generation(write: AllocationWrite, state: ConsumerState) -> None:
 
 def _capacity_query() -> Any:
     inv, a = _INVENTORIES.alias("inv"), _ALLOCS.alias("a")
-    capacity = (inv.c.total - inv.c.reserved) * inv.c.allocation_ratio
     return (
         select(
             _PROVIDERS.c.uuid,
@@ -190,10 +194,8 @@ def _capacity_query() -> Any:
             a.c.consumer_id.in_(bindparam("consumers", expanding=True)),
             or_(
                 inv.c.provider_id.is_(None),
-                a.c.used < inv.c.min_unit,
-                a.c.used > inv.c.max_unit,
-                a.c.used % inv.c.step_size != 0,
-                usage_of(a.c.provider_id, a.c.resource_class) > capacity,
+                ~capacity_sql.within_units(inv, a.c.used),
+                ~capacity_sql.has_room(inv, usage_of(a.c.provider_id, a.c.resource_class)),
             ),
         )
         .limit(1)
@@ -234,7 +236,7 @@ def _capacity_conflict(
         raise Conflict(
             f"Unable to allocate inventory: Inventory for '{rc}' on resource provider '{uuid}' invalid."
         )
-    if used < min_unit or used > max_unit or used % step_size:
+    if not capacity_rule.within_units(used, max_unit, min_unit, step_size):
         raise Conflict(
             f"Unable to allocate inventory: Allocation for {rc} on resource provider {uuid} violates "
             f"min_unit, max_unit, or step_size. Requested: {used}, min_unit: {min_unit}, "
@@ -373,6 +375,12 @@ SELECT DISTINCT 'allocations', consumer_id, 0, NULL, NULL
 FROM {_ALLOCS.name} WHERE consumer_id = ANY(%(consumers)s::text[])
 """
 
+# The capacity rule (kumo.placement.capacity) over a new row `n` of an inventory `inv`, as text.
+_PG_BREAKS_UNITS = capacity_sql.postgresql_text(
+    ~capacity_sql.within_units(_INVENTORIES.alias("inv"), table("n", column("used", Integer)).c.used)
+)
+_PG_CAPACITY = capacity_sql.postgresql_text(capacity_sql.capacity(_INVENTORIES.alias("inv")))
+
 _PG_WRITE_AND_CHECK = f"""
 WITH new AS (
     SELECT * FROM unnest(%(providers)s::integer[], %(owners)s::text[], %(classes)s::text[],
@@ -407,14 +415,13 @@ WITH new AS (
            inv.min_unit, inv.max_unit, inv.step_size
     FROM new n LEFT JOIN {_INVENTORIES.name} inv
         ON inv.provider_id = n.provider_id AND inv.resource_class = n.resource_class
-    WHERE inv.provider_id IS NULL OR n.used < inv.min_unit OR n.used > inv.max_unit
-        OR n.used %% inv.step_size <> 0
+    WHERE inv.provider_id IS NULL OR {_PG_BREAKS_UNITS}
         OR (SELECT coalesce(sum(a.used), 0) FROM {_ALLOCS.name} a
             WHERE a.provider_id = n.provider_id AND a.resource_class = n.resource_class
               AND a.consumer_id <> ALL(%(consumers)s::text[]))
            + (SELECT sum(m.used) FROM new m
               WHERE m.provider_id = n.provider_id AND m.resource_class = n.resource_class)
-           > (inv.total - inv.reserved) * inv.allocation_ratio
+           > {_PG_CAPACITY}
     LIMIT 1
 )
 SELECT (SELECT array_agg(uuid) FROM updated), (SELECT count(*) FROM created),
