@@ -289,6 +289,7 @@ def render(
         host_hash = host_ids.get(owner)
         if host_hash is None:
             host_hash = host_ids[owner] = _hash_host(project_id, host)
+        changed_at = updated_at or created_at
         body: dict[str, Any] = {
             "id": uuid,
             "name": name,
@@ -301,7 +302,7 @@ def render(
             "flavor": flavor,
             # iso() inlined: 4,000 calls a page.
             "created": created_at and created_at.isoformat(timespec="seconds") + "Z",
-            "updated": iso(updated_at or created_at),
+            "updated": changed_at and changed_at.isoformat(timespec="seconds") + "Z",
             "addresses": no_addresses,
             "accessIPv4": access_ip_v4 or "",
             "accessIPv6": access_ip_v6 or "",
