@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import select, update
 
 from kumo.agent.protocol import AGENT_TOKEN_HEADER
-from kumo.bench.density import DensityOptions, run_density
-from kumo.bench.measure import Histogram, parse_histograms, percentile
+from kumo.density.run import DensityOptions, run_density
+from kumo.density.measure import Histogram, parse_histograms, percentile
 from kumo.compute.models import ComputeHost
 from kumo.db import Database
 from tests.conftest import Cloud, wait_for
