@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -175,8 +176,6 @@ def cpu_seconds(pid: int) -> float:
 
 def create_pg_database() -> str | None:
     try:
-        import psycopg
-
         name = f"kumo_bench_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(
             "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True, connect_timeout=3

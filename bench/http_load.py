@@ -20,6 +20,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+try:
+    import uvloop
+except ImportError:  # optional: the stock event loop then
+    uvloop = None
+
 
 @dataclass(frozen=True)
 class Request:
@@ -118,12 +123,8 @@ def _process(
     args: tuple[str, int, list[bytes], int, Any, Any],
 ) -> tuple[float, float, dict[int, int], list[float]]:
     host, port, wires, connections, ready, go = args
-    try:
-        import uvloop
-
+    if uvloop is not None:
         uvloop.install()
-    except ImportError:
-        pass
     ready.wait()  # every process has started and imported
     go.wait()
     started = time.time()

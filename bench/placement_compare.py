@@ -52,6 +52,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,8 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: `bench` importable
 from bench.http_load import LoadResult, Request, run_load  # noqa: E402
+from kumo.config import Settings  # noqa: E402
+from kumo.deploy import init_cloud  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent / "placement_upstream"
@@ -513,9 +516,6 @@ def start_upstream(env: UpstreamEnv, dsn: str, work: Path) -> Server:
 
 
 def start_kumo(dsn: str, work: Path, workers: int, extra_env: dict[str, str] | None = None) -> Server:
-    from kumo.config import Settings
-    from kumo.deploy import init_cloud
-
     state = work / "kumo"
     url = dsn.replace("postgresql://", "postgresql+psycopg://", 1)
     init_cloud(Settings(state_dir=state, database_url=url), ADMIN_PASSWORD).dispose()
@@ -558,11 +558,9 @@ def start_kumo(dsn: str, work: Path, workers: int, extra_env: dict[str, str] | N
 
 
 def _kumo_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
-        return version("kumo")
-    except PackageNotFoundError:
+        return metadata.version("kumo")
+    except metadata.PackageNotFoundError:
         return "?"
 
 
