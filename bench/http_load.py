@@ -4,8 +4,8 @@ hand-written requests, responses read by Content-Length, spread over several cli
 
 Why not httpx: at a few hundred requests per second httpx's pure-Python HTTP machinery costs
 more CPU per request than the servers measured, and on a 2-core machine the client then takes
-the cores the servers need. This client spends a few tens of microseconds per request, so the
-figure is the server's.
+the cores the servers need. This client's cost per request is small against the servers', so
+the figure is the server's.
 
     from bench.http_load import Request, run_load
     result = run_load("127.0.0.1", 8780, requests, concurrency=16, processes=2)

@@ -161,8 +161,8 @@ def main() -> None:
         "--gap-ms",
         type=float,
         default=0.0,
-        help="idle time before each timed pass (in the density run a lone request comes after "
-        "about 270 ms of quiet: the previous one's spawn)",
+        help="idle time before each timed pass (in the density run a lone request finds the "
+        "scheduler idle since the previous one's spawn)",
     )
     args = parser.parse_args()
     run_on_fleet(args, lambda url: time_lone_requests(url, args.requests, args.gap_ms / 1000))
