@@ -105,6 +105,9 @@ class DensityOptions:
 
 
 class DensityRun:
+    """One density run: start (or reach) the cloud and the simulated fleet, run the phases in
+    order, each adding its section to `report`, and stop whatever it started."""
+
     def __init__(self, opts: DensityOptions, console: Console) -> None:
         self.opts = opts
         self.console = console
