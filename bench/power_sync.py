@@ -192,12 +192,14 @@ class SystemObjectPower:
     _clients: dict[str, sushy.Sushy] = {}
     _lock = threading.Lock()
 
-    def __init__(self, node: Node, gate: threading.BoundedSemaphore) -> None:
-        info = node.driver_info
-        self.address = str(info["redfish_address"])
-        self.system_id = str(info["redfish_system_id"])
-        self.username = str(info.get("redfish_username") or "")
-        self.password = str(info.get("redfish_password") or "")
+    def __init__(self, system: Any, gate: threading.BoundedSemaphore) -> None:
+        """`system`: the driver's power interface of the node (kumo's RedfishSystem), whose
+        public address, credentials and system path are read; its reads are not used."""
+        self.address = str(system.address)
+        self.system_id = system.system_id
+        self.username = str(system.username)
+        self.password = str(system.password)
+        self.verify = system.verify
         self.gate = gate
 
     @classmethod
@@ -213,7 +215,7 @@ class SystemObjectPower:
                     self.address + "/redfish/v1/",
                     username=self.username or None,
                     password=self.password or None,
-                    verify=False,
+                    verify=self.verify,
                 )
         return client
 
@@ -233,7 +235,7 @@ def timed_passes(
         if hw is None:
             hw = cache[node.uuid] = load_hardware(node, gate)
             if system_object:
-                power = SystemObjectPower(node, gate)
+                power = SystemObjectPower(hw.power, gate)
                 hw = cache[node.uuid] = Hardware(power, hw.management, hw.deploy)  # type: ignore[arg-type]
         return hw
 
