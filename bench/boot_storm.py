@@ -27,14 +27,14 @@ import httpx
 import psycopg
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def start_cloud(state: Path, port: int, hosts: int, database_url: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "KUMO_STATE_DIR": str(state), "KUMO_DATABASE_URL": database_url}
     proc = subprocess.Popen(
         [
-            str(ROOT / ".venv/bin/kumo"),
+            sys.executable,
+            "-m",
+            "kumo.cli",
             "up",
             "--state-dir",
             str(state),

@@ -522,7 +522,7 @@ def start_kumo(dsn: str, work: Path, workers: int, extra_env: dict[str, str] | N
     port = free_port()
     log = work / "kumo-api.log"
     proc = subprocess.Popen(
-        [str(ROOT / ".venv/bin/kumo"), "api", "--port", str(port), "--workers", str(workers)],
+        [sys.executable, "-m", "kumo.cli", "api", "--port", str(port), "--workers", str(workers)],
         env={**os.environ, "KUMO_STATE_DIR": str(state), "KUMO_DATABASE_URL": url, **(extra_env or {})},
         stdout=subprocess.DEVNULL,
         stderr=open(log, "wb"),  # noqa: SIM115 - the child owns it
