@@ -234,13 +234,13 @@ def bench_density(
     api_url: str = typer.Option(None, help="Use this running API instead of starting one"),
     admin_password: str = typer.Option(None, envvar="KUMO_ADMIN_PASSWORD", help="With --api-url"),
     api_pid: int = typer.Option(None, help="With --api-url: the API's pid, for CPU and memory"),
-    database_url: str = typer.Option(None, help="With --api-url: its database, for size and fleet read"),
+    database_url: str = typer.Option(None, help="With --api-url: its database, for its size"),
     concurrency: int = typer.Option(16, help="Concurrent server creates"),
     per_request: int = typer.Option(1, help="Servers per create (multi-create: min_count = max_count)"),
     probe: int = typer.Option(20, help="Lone servers created one at a time after each checkpoint"),
     vacuum: bool = typer.Option(
         True,
-        help="PostgreSQL: VACUUM ANALYZE at each checkpoint, as autovacuum would (this server has it off)",
+        help="PostgreSQL: VACUUM ANALYZE at each checkpoint, as autovacuum would",
     ),
     agent_concurrency: int = typer.Option(32, help="Concurrent registrations and heartbeats"),
     checkpoints: int = typer.Option(10, help="Report every instances/checkpoints servers"),
@@ -257,7 +257,7 @@ def bench_density(
     grows, server list latency, heartbeat cost, memory, database size."""
     import json
 
-    from kumo.bench.density import DensityOptions, run_density
+    from kumo.density.run import DensityOptions, run_density
 
     options = DensityOptions(
         hypervisors=hypervisors,
