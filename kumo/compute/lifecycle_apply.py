@@ -61,7 +61,9 @@ Phase 2 (wiring) replaces each place that applies a transition today by these li
 - placement_commit.write keeps its SQL; its task_state parameter and the values it marks
   committed are those of lc.placed(...) (task_state, host, availability_zone), so both paths
   write the same row.
-- baremetal service._adopt_server: the Instance without lifecycle fields, then
+- baremetal service._adopt_server: the Instance without lifecycle fields, then, after its
+  session.flush() (a task_state None given at INSERT takes the column's default, "scheduling":
+  today's adopted servers are written so),
     change = lc.adopted(power != states.POWER_OFF, node.uuid)
     apply(db, i, change, Requester(request_id or "-", None, project_id), **q)
 - server_groups and servers: migration_consumer is lc.migration_consumer.

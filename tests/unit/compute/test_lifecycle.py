@@ -4,12 +4,17 @@ allowed or refused (with Nova's message), and the exact Change of every transiti
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.orm import Session
 
+import kumo.db.models  # noqa: F401  (every table, for create_all)
 from kumo.compute import lifecycle as lc
+from kumo.compute import lifecycle_apply as apply_
 from kumo.compute import servers, states
 from kumo.compute.lifecycle import (
     NOTHING,
@@ -29,7 +34,9 @@ from kumo.compute.lifecycle import (
     StartEvent,
     TaskOutcome,
 )
+from kumo.compute.models import Instance, InstanceAction, InstanceActionEvent
 from kumo.compute.states import PowerState, TaskState, VmState
+from kumo.db import Base, Database
 from kumo.errors import BadRequest, Conflict, InvalidState
 
 UUID = "i-1"
@@ -855,3 +862,107 @@ def test_adopted(on: bool, vm_state: str, power: int) -> None:
 
 def test_migration_consumer_is_the_servers_one() -> None:
     assert lc.migration_consumer("abc") == servers.migration_consumer("abc")
+
+
+# ------------------------------------------------------------------------------ the applier
+
+
+@pytest.fixture
+def sqlite(tmp_path: Path) -> Iterator[Database]:
+    database = Database(f"sqlite:///{tmp_path / 'kumo.db'}")
+    Base.metadata.create_all(database.engine)
+    yield database
+    database.dispose()
+
+
+def _row(session: Session, task_state: str | None, **fields: Any) -> Instance:
+    instance = Instance(uuid=UUID, project_id="p1", user_id="u1", name="vm", flavor={}, **fields)
+    session.add(instance)
+    session.flush()
+    instance.task_state = task_state  # a None at INSERT takes the column's default
+    session.flush()
+    return instance
+
+
+def test_apply_a_request_fills_in_the_action_event_and_spec(sqlite: Database) -> None:
+    queued: list[tuple[Any, ...]] = []
+    with sqlite.transaction() as session:
+        instance = _row(session, vm_state=VmState.ACTIVE, task_state=None, host="h1")
+        change = lc.request(apply_.state_of(instance), "stop", is_admin=False)
+        actor = apply_.Requester("req-1", "u1", "p1")
+        applied = apply_.apply(session, instance, change, actor, enqueue=lambda *a: queued.append(a[1:]))
+        assert instance.task_state == TaskState.POWERING_OFF
+        assert applied.wake == "h1" and applied.action_id is not None and applied.event_id is not None
+        payload = {
+            "action_id": applied.action_id,
+            "event_id": applied.event_id,
+            "instance": apply_.spec(instance),
+        }
+        assert queued == [("h1", "stop", UUID, payload, "req-1")]
+        action = session.get(InstanceAction, applied.action_id)
+        event = session.get(InstanceActionEvent, applied.event_id)
+        assert action is not None and (action.action, action.request_id, action.user_id) == (
+            "stop",
+            "req-1",
+            "u1",
+        )
+        assert event is not None and (event.event, event.host) == ("compute_stop_instance", "h1")
+
+
+def test_apply_a_failed_spawn_writes_the_fault(sqlite: Database) -> None:
+    with sqlite.transaction() as session:
+        instance = _row(session, vm_state=VmState.BUILDING, task_state=TaskState.SPAWNING, host="h1")
+        result = TaskOutcome.of("spawn", "h1", False, {}, {"error": "x" * 300})
+        change = lc.settled(apply_.state_of(instance), result)
+        apply_.apply(session, instance, change, apply_.Requester(None), enqueue=lambda *a: None)
+        assert (instance.vm_state, instance.task_state) == (VmState.ERROR, None)
+        assert instance.fault is not None
+        assert (instance.fault["code"], instance.fault["message"], instance.fault["details"]) == (
+            500,
+            "x" * 255,
+            "x" * 300,
+        )
+
+
+def test_apply_a_local_delete(sqlite: Database) -> None:
+    queued: list[tuple[Any, ...]] = []
+    cancelled: list[str] = []
+    with sqlite.transaction() as session:
+        instance = _row(session, vm_state=VmState.ACTIVE, task_state=None, host="h1", power_state=RUNNING)
+        change = lc.delete(apply_.state_of(instance), is_admin=False, host_down=True)
+        applied = apply_.apply(
+            session,
+            instance,
+            change,
+            apply_.Requester("req-2"),
+            enqueue=lambda *a: queued.append(a[1:3]),
+            cancel=lambda _s, uuid: cancelled.append(uuid),
+        )
+        assert (instance.vm_state, instance.task_state, instance.power_state) == (
+            VmState.DELETED,
+            None,
+            NOSTATE,
+        )
+        assert instance.deleted and instance.terminated_at is not None
+        assert cancelled == [UUID] and queued == [("h1", "cleanup")] and applied.wake is None
+        event = session.get(InstanceActionEvent, applied.event_id)
+        assert event is not None and (event.result, event.details) == (
+            "Success",
+            "Host h1 is down: deleted locally",
+        )
+
+
+def test_write_refuses_a_change_with_effects() -> None:
+    with pytest.raises(ValueError):
+        apply_.write(Instance(), lc.confirm_resize(server(VmState.RESIZED)))
+
+
+def test_apply_if_a_server_is_gone_finishes_named_events_only(sqlite: Database) -> None:
+    with sqlite.transaction() as session:
+        result = outcome("stop", True)
+        applied = apply_.apply_if(
+            session, None, lc.settled(None, result), apply_.Requester(None), enqueue=lambda *a: None
+        )
+        assert applied.action_id is None
+        with pytest.raises(ValueError):
+            apply_.apply_if(session, None, lc.created(), apply_.Requester(None), enqueue=lambda *a: None)
