@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from kumo import wiring
 from kumo.config import Settings, get_settings
 from kumo.inventory.cli import app as hosts_app
 from kumo.stock.cli import app as stock_app
@@ -125,6 +126,7 @@ def scheduler(
     limit_malloc_arenas()
     setup_logging()
     rt = build_runtime(get_settings())
+    wiring.install()
     tune_gc()
     if rt.db.is_sqlite:
         typer.echo(

@@ -62,8 +62,8 @@ def fleet_gauges(session: Session, heartbeat_timeout: float) -> None:
     """Refresh the gauges read from the database, at scrape time: hosts counted by type and
     liveness in SQL (one row per type and state, whatever the fleet's size), the oldest live
     heartbeat, and a series per down host, at most DOWN_HOST_SERIES of them."""
-    from kumo.agent.models import Task
     from kumo.compute.models import ComputeHost
+    from kumo.work.models import Task
 
     now = utcnow()
     horizon = now - dt.timedelta(seconds=heartbeat_timeout)

@@ -25,7 +25,6 @@ from kumo.agent.protocol import (
     TaskList,
     TaskReports,
 )
-from kumo.agent.tasks import host_key
 from kumo.api.context import RequestContext
 from kumo.api.deps import runtime
 from kumo.compute import hosts
@@ -35,6 +34,7 @@ from kumo.image import views as image_views
 from kumo.image.routes import image_store
 from kumo.image.store import ImageStore
 from kumo.runtime import Runtime, Waker
+from kumo.work.queue import host_key
 
 router = APIRouter(prefix="/internal/v1")
 MAX_WAIT_SECONDS = 30.0

@@ -11,8 +11,6 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Select, Update, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from kumo.agent import tasks
-from kumo.agent.models import Task
 from kumo.agent.protocol import HostReport, HostTask, PowerStates, TaskOut, TaskReport, TaskResult
 from kumo.compute import hosts, server_ops
 from kumo.compute.models import ComputeHost, Instance
@@ -20,6 +18,8 @@ from kumo.db import Database, durable_before_it_leaves, utcnow
 from kumo.db.arrays import one_of_param
 from kumo.db.transient import describe, is_transient, without_parameters
 from kumo.errors import NotFound
+from kumo.work import queue
+from kumo.work.models import Task
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def pending_work(session: Session, host: str, busy: list[str]) -> list[TaskOut]:
         TaskOut(
             id=t.id, kind=t.kind, instance_uuid=t.instance_uuid, payload=t.payload, request_id=t.request_id
         )
-        for t in tasks.pending_for_host(session, host, exclude=busy)
+        for t in queue.pending_for_host(session, host, exclude=busy)
     ]
     if found:
         durable_before_it_leaves(session)  # a scheduling pass commits asynchronously
@@ -163,7 +163,7 @@ def _complete_alone(session: Session, report: TaskReport) -> None:
             raise
         log.error("task %s: marking its server failed raised %s", report.task_id, describe(error))
         with session.begin_nested():
-            tasks.fail_pending(session, report.task_id, why[:1000])
+            queue.fail_pending(session, report.task_id, why[:1000])
 
 
 def complete(session: Session, task_id: str, result: TaskResult) -> None:

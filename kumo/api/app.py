@@ -19,6 +19,7 @@ from fastapi.responses import Response
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from kumo import wiring
 from kumo.agent import routes as agent_routes
 from kumo.api import errors, openapi
 from kumo.api.edge import EdgeGuard
@@ -41,6 +42,7 @@ log = logging.getLogger("kumo.api")
 
 def create_app(rt: Runtime, background: bool = True) -> FastAPI:
     """`background` starts this worker's scheduler loop and housekeeping threads."""
+    wiring.install()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

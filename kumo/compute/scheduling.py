@@ -23,13 +23,13 @@ from typing import Any
 from sqlalchemy import Integer, Select, bindparam, select
 from sqlalchemy.orm import Session
 
-from kumo.agent import tasks
-from kumo.baremetal.hosts import may_be_node
 from kumo.compute import actions, placement_commit, server_groups, servers
 from kumo.compute.models import Instance, InstanceAction, InstanceActionEvent, ServerGroup
-from kumo.compute.server_ops import mark_error, migration_consumer
+from kumo.compute.node_hosts import may_be_node
+from kumo.compute.server_ops import mark_error
+from kumo.compute.servers import migration_consumer
 from kumo.compute.states import SCHEDULE_EVENT, TaskState, VmState
-from kumo.config import Settings
+from kumo.config import Settings, get_settings
 from kumo.db.arrays import one_of_param
 from kumo.db.transient import describe, is_transient, without_parameters
 from kumo.errors import BadRequest, ClaimConflict, Conflict, KumoError, NotFound
@@ -44,6 +44,8 @@ from kumo.scheduler.request import GroupSpec, ScheduleRequest
 from kumo.scheduler.snapshot import Snapshot
 from kumo.scheduler.weighers import SPREAD, SchedulerConfig
 from kumo.validation import MAX_INT, int_text
+from kumo.work import queue
+from kumo.work.kinds import SpawnPayload, TaskKind
 
 log = logging.getLogger(__name__)
 
@@ -578,12 +580,12 @@ def _place(
             spawn_event_id = actions.start_event(
                 session, event.action_id, placement_commit.SPAWN_EVENT, chosen.host
             ).id
-        tasks.enqueue(
+        queue.enqueue(
             session,
             chosen.host,
-            "spawn",
+            TaskKind.SPAWN,
             instance.uuid,
-            {"event_id": spawn_event_id, "instance": servers.spec(instance)},
+            SpawnPayload(spawn_event_id, servers.spec(instance)),
             request_id_var.get(),
         )
         woken.add(chosen.host)
@@ -660,8 +662,6 @@ def claim_destination(
     """For a move (`move` names it in errors): pick (or check) a destination with the same core
     and claim it for the instance, handing the source's allocations to the migration consumer
     meanwhile."""
-    from kumo.config import get_settings
-
     if instance.host is None:
         raise Conflict(f"Instance {instance.uuid} has no host to move from")
     group = (

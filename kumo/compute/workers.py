@@ -7,11 +7,11 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from kumo.agent.tasks import host_key
 from kumo.compute.scheduling import schedule_pending, sync_fleet
 from kumo.db.notify import PgNotifier
 from kumo.gc_tuning import collect_periodically
 from kumo.runtime import Runtime
+from kumo.work.queue import host_key
 
 log = logging.getLogger(__name__)
 SCHEDULER_KEY = "scheduler"

@@ -6,13 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from kumo.agent.drivers.base import ComputeDriver
+from kumo.agent.drivers.fake import FakeDriver
 
 
 def load_driver(name: str, host: str, **options: object) -> ComputeDriver:
-    factories: dict[str, Callable[..., ComputeDriver]] = {}
-    from kumo.agent.drivers.fake import FakeDriver
-
-    factories["fake"] = FakeDriver
+    factories: dict[str, Callable[..., ComputeDriver]] = {"fake": FakeDriver}
     if name == "libvirt":  # imports libvirt-python: only when asked for
         from kumo.agent.drivers.libvirt import LibvirtDriver
 

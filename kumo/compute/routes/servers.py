@@ -10,7 +10,6 @@ import orjson
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from kumo.agent.tasks import host_key
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, microversion, runtime
 from kumo.api.openapi import json_body
@@ -22,6 +21,7 @@ from kumo.compute.workers import SCHEDULER_KEY
 from kumo.errors import BadRequest, NotFound
 from kumo.runtime import Runtime
 from kumo.validation import MAX_INT
+from kumo.work.queue import host_key
 
 router = APIRouter(prefix="/compute")
 

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
-from kumo.agent.models import Task
 from kumo.api.context import RequestContext
 from kumo.compute import actions, evacuate, hosts, server_ops, servers
 from kumo.compute.models import Instance
@@ -27,6 +26,7 @@ from kumo.db import Database
 from kumo.deploy import init_cloud
 from kumo.errors import KumoError
 from kumo.placement.models import Allocation, ResourceProvider
+from kumo.work.models import Task
 from tests.conftest import ADMIN_PASSWORD
 
 pytestmark = pytest.mark.postgres

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from kumo.agent.models import Task
 from kumo.compute import actions, hosts, placement_commit, scheduling
 from kumo.compute.models import Instance, InstanceAction, InstanceActionEvent
 from kumo.config import Settings
@@ -21,6 +20,7 @@ from kumo.db import Database
 from kumo.db.migrate import upgrade
 from kumo.placement.models import Allocation, ResourceProvider
 from kumo.runtime import Runtime, build_runtime
+from kumo.work.models import Task
 
 FLAVOR = {"id": "f1", "name": "m1.small", "vcpus": 2, "ram": 2048, "disk": 10}
 
