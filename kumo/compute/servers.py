@@ -26,10 +26,10 @@ from kumo.compute.models import ComputeHost, Flavor, Instance, ServerGroup, Serv
 from kumo.compute.states import SCHEDULE_EVENT, TaskState, VmState
 from kumo.config import get_settings
 from kumo.db import utcnow
-from kumo.db.arrays import one_of
 from kumo.errors import BadRequest, Conflict, Forbidden, NotFound
 from kumo.image.service import get_image_for_boot
 from kumo.placement.claims import release
+from kumo.store.protocol import store_of
 
 _HOSTNAME_BAD = re.compile(r"[^a-z0-9-]+")
 MAX_USER_DATA = 65535
@@ -544,7 +544,7 @@ def hosts_up(session: Session, names: set[str]) -> dict[str, bool]:
     timeout = get_settings().heartbeat_timeout_seconds
     rows = session.execute(
         select(ComputeHost.name, ComputeHost.forced_down, ComputeHost.last_heartbeat).where(
-            one_of(session, ComputeHost.name, names)
+            store_of(session).one_of(ComputeHost.name, names)
         )
     )
     return {name: hosts.beating(beat, forced_down, now, timeout) for name, forced_down, beat in rows}

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from kumo.compute.models import Instance
 from kumo.errors import BadRequest, Conflict
+from kumo.placement.allocation_write import AllocationWrite
 from kumo.placement.api.exceptions import ConcurrentUpdate
 from kumo.placement.api_models import Consumer
 from kumo.placement.candidates import usage_of
@@ -36,16 +37,6 @@ class ConsumerState:
     project_id: str
     user_id: str
     has_row: bool
-
-
-@dataclass
-class AllocationWrite:
-    consumer: str
-    allocations: Mapping[str, Mapping[str, int]]  # provider uuid -> resource class -> amount
-    project_id: str | None = None
-    user_id: str | None = None
-    generation: int | None = None
-    check_generation: bool = False  # microversion >= 1.28
 
 
 CONSUMERS = cast(Table, Consumer.__table__)

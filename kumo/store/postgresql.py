@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from kumo.db import utcnow
 from kumo.placement import allocation_rules as rules
+from kumo.placement.allocation_write import AllocationWrite
 from kumo.placement.api.exceptions import ConcurrentUpdate
 from kumo.store.protocol import Column, PlacementPlan
 
@@ -69,7 +70,6 @@ SELECT %(task_id)s, %(host)s, %(instance_uuid)s, %(task_kind)s,
 FROM swap
 RETURNING request_id
 """
-
 
 
 _PG_LOCK_AND_READ = f"""
@@ -147,7 +147,6 @@ FROM (SELECT 1) AS one LEFT JOIN bad ON true
 """
 
 
-
 # Both statements are prepared (psycopg, from their fifth run on a connection), but PostgreSQL
 # kept planning them anew for every claim (custom plans: ~0.7 ms of its CPU per claim, more than
 # running them); their generic plans are the same index walks.
@@ -218,7 +217,7 @@ class PostgresStore:
         )
         return None if row is None else str(row[0])
 
-    def replace_allocations(self, session: Session, writes: Sequence[rules.AllocationWrite]) -> None:
+    def replace_allocations(self, session: Session, writes: Sequence[AllocationWrite]) -> None:
         conn = session.connection()
         conn.exec_driver_sql(_GENERIC_PLANS)
         consumers = sorted({w.consumer for w in writes})

@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Insert
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from kumo.db import Database
-from kumo.placement.allocation_rules import AllocationWrite
+from kumo.placement.allocation_write import AllocationWrite
 
 Column = ColumnElement[Any] | InstrumentedAttribute[Any]
 
@@ -48,6 +48,10 @@ class PlacementPlan:
 
 class Store(Protocol):
     """What differs between databases, each with one observable result on all of them."""
+
+    def __hash__(self) -> int:
+        """Stores are hashable: statements built once are cached per store."""
+        ...
 
     @property
     def name(self) -> str:

@@ -16,6 +16,7 @@ from kumo.agent.models import Task
 from kumo.compute.models import Instance, InstanceAction, InstanceActionEvent
 from kumo.db import utcnow
 from kumo.placement import allocation_rules as rules
+from kumo.placement.allocation_write import AllocationWrite
 from kumo.placement.api.exceptions import ConcurrentUpdate
 from kumo.placement.models import Allocation, ResourceProvider
 from kumo.store.protocol import Column, PlacementPlan
@@ -154,7 +155,7 @@ class SqliteStore:
         )
         return request_id
 
-    def replace_allocations(self, session: Session, writes: Sequence[rules.AllocationWrite]) -> None:
+    def replace_allocations(self, session: Session, writes: Sequence[AllocationWrite]) -> None:
         """A new consumer costs five statements, whatever the number of consumers and
         providers: consumer states, generation bump (which also resolves provider uuids),
         insert, capacity check, consumer rows; replacing adds the delete of the old rows."""
@@ -164,14 +165,22 @@ class SqliteStore:
         wanted = sorted({u for w in writes for u in w.allocations})
         ids: dict[str, int] = {}
         if wanted or replacing:
-            ids = {uuid: pid for pid, uuid in session.execute(_BUMP, {"uuids": wanted, "replacing": replacing})}
+            ids = {
+                uuid: pid for pid, uuid in session.execute(_BUMP, {"uuids": wanted, "replacing": replacing})
+            }
         rules.check_writes(writes, ids, states)
 
         if replacing:
             session.execute(delete(rules.ALLOCATIONS).where(rules.ALLOCATIONS.c.consumer_id.in_(replacing)))
         now = utcnow()
         rows = [
-            {"provider_id": pid, "consumer_id": consumer, "resource_class": rc, "used": amount, "created_at": now}
+            {
+                "provider_id": pid,
+                "consumer_id": consumer,
+                "resource_class": rc,
+                "used": amount,
+                "created_at": now,
+            }
             for pid, consumer, rc, amount in rules.new_allocation_rows(writes, ids)
         ]
         if rows:
