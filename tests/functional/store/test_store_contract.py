@@ -339,7 +339,9 @@ def test_replace_allocations_writes_checks_and_bumps(rt: Runtime) -> None:
             s.scalar(select(ResourceProvider.generation).where(ResourceProvider.uuid == rp)) == generation + 1
         )
     with pytest.raises(Conflict, match="would exceed the capacity"), rt.db.transaction() as s:
-        store_of(s).replace_allocations(s, [AllocationWrite(consumer, {rp: {"VCPU": 10_000}}, "p", "u")])
+        # 3 + 16 x 16 is over any VCPU capacity of 16 cores (allocation ratio up to 16).
+        others = [AllocationWrite(str(uuid.uuid4()), {rp: {"VCPU": 16}}, "p", "u") for _ in range(16)]
+        store_of(s).replace_allocations(s, others)
     with pytest.raises(BadRequest, match="does not exist"), rt.db.transaction() as s:
         store_of(s).replace_allocations(s, [AllocationWrite(consumer, {str(uuid.uuid4()): {"VCPU": 1}})])
     with pytest.raises(ConcurrentUpdate, match="expected 1 but got None"), rt.db.transaction() as s:
