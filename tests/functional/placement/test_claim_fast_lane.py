@@ -142,8 +142,9 @@ def pg_placement(pg_cloud: Cloud) -> Iterator[httpx.Client]:
 def test_postgresql_claims_run_on_the_event_loop_and_never_overcommit(
     pg_placement: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On PostgreSQL the lane carries out the claims through the database's store: concurrent claims on one provider take exactly its capacity, the rest
-    get 409s, and every answer keeps Placement's error format."""
+    """On PostgreSQL the lane carries out the claims through the database's store: concurrent
+    claims on one provider take exactly its capacity, the rest get 409s, and every answer keeps
+    Placement's error format."""
     runs: list[int] = []
     real = fast._replace
 
