@@ -13,6 +13,7 @@ from kumo import wiring
 from kumo.config import Settings, get_settings
 from kumo.inventory.cli import app as hosts_app
 from kumo.stock.cli import app as stock_app
+from kumo.store.protocol import database_store
 
 app = typer.Typer(add_completion=False, help="kumo: a private cloud with the OpenStack API")
 db_app = typer.Typer(help="Database schema")
@@ -128,7 +129,7 @@ def scheduler(
     rt = build_runtime(get_settings())
     wiring.install()
     tune_gc()
-    if rt.db.is_sqlite:
+    if not database_store(rt.db).shared_by_processes:
         typer.echo(
             "kumo scheduler needs PostgreSQL (KUMO_DATABASE_URL); on SQLite `kumo api` schedules", err=True
         )

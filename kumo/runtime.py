@@ -10,6 +10,7 @@ from kumo.config import Settings
 from kumo.db import Database
 from kumo.identity.tokens import TokenProvider
 from kumo.placement.fleet_index import FleetIndex
+from kumo.store import choice  # noqa: F401  (registers the chooser of every Database's store)
 
 
 class Waker:

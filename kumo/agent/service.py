@@ -15,9 +15,9 @@ from kumo.agent.protocol import HostReport, HostTask, PowerStates, TaskOut, Task
 from kumo.compute import hosts, server_ops
 from kumo.compute.models import ComputeHost, Instance
 from kumo.db import Database, durable_before_it_leaves, utcnow
-from kumo.db.arrays import one_of_param
 from kumo.db.transient import describe, is_transient, without_parameters
 from kumo.errors import NotFound
+from kumo.store.protocol import Store, store_of
 from kumo.work import queue
 from kumo.work.models import Task
 
@@ -49,7 +49,7 @@ def heartbeat_many(session: Session, names: Collection[str], chunk: int = 1000) 
     now = utcnow()
     wanted = sorted(set(names))
     unknown: list[str] = []
-    statement = _heartbeat_statement(session.get_bind().dialect.name)
+    statement = _heartbeat_statement(store_of(session))
     for start in range(0, len(wanted), chunk):
         part = wanted[start : start + chunk]
         result = cast(CursorResult[Any], session.connection().execute(statement, {"names": part, "now": now}))
@@ -59,14 +59,14 @@ def heartbeat_many(session: Session, names: Collection[str], chunk: int = 1000) 
     return unknown
 
 
-# The fleet's heartbeats and task polls run these many times a second: built once (per dialect),
+# The fleet's heartbeats and task polls run these many times a second: built once (per store),
 # they cost no statement construction per request, and leave no statement behind as garbage
 # (a statement is a reference cycle: see kumo.gc_tuning).
 @cache
-def _heartbeat_statement(dialect: str) -> Update:
+def _heartbeat_statement(store: Store) -> Update:
     return (
         update(ComputeHost)
-        .where(one_of_param(dialect, ComputeHost.name, "names"))
+        .where(store.one_of_param(ComputeHost.name, "names"))
         .values(last_heartbeat=bindparam("now", type_=ComputeHost.last_heartbeat.type))
     )
 
@@ -75,8 +75,8 @@ _HOSTS_WITH_WORK = select(Task.host).where(Task.state == "pending").distinct()
 
 
 @cache
-def _pending_of_hosts_statement(dialect: str) -> Select[Task]:
-    return select(Task).where(one_of_param(dialect, Task.host, "hosts"), Task.state == "pending")
+def _pending_of_hosts_statement(store: Store) -> Select[Task]:
+    return select(Task).where(store.one_of_param(Task.host, "hosts"), Task.state == "pending")
 
 
 def pending_work(session: Session, host: str, busy: list[str]) -> list[TaskOut]:
@@ -101,7 +101,7 @@ def pending_fleet_work(
     with_work = sorted(h for h in session.scalars(_HOSTS_WITH_WORK) if h in hosts)
     skip = set(busy)
     found: list[Task] = []
-    statement = _pending_of_hosts_statement(session.get_bind().dialect.name)
+    statement = _pending_of_hosts_statement(store_of(session))
     for start in range(0, len(with_work), 500):
         rows = session.scalars(statement, {"hosts": with_work[start : start + 500]})
         found.extend(t for t in rows if t.id not in skip)

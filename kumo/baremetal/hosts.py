@@ -18,10 +18,10 @@ from kumo.baremetal.models import Node
 from kumo.compute.models import Aggregate, AggregateHost, ComputeHost
 from kumo.compute.node_hosts import BAREMETAL_HYPERVISOR_TYPE
 from kumo.db import utcnow
-from kumo.db.upsert import insert_if_absent
 from kumo.errors import BadRequest
 from kumo.placement.api_models import CustomResourceClass
 from kumo.placement.models import Allocation, Inventory, ResourceProvider
+from kumo.store.protocol import store_of
 
 AZ_KEY = "availability_zone"
 # Failure-domain labels a node's properties carry.
@@ -160,7 +160,7 @@ def sync_inventory(session: Session, node: Node, host: ComputeHost | None = None
             changed = True
     if rc is not None:
         # Nodes of a new class enrolled at once all create it: one must not fail the others.
-        insert_if_absent(session, CustomResourceClass, {"name": rc}, ["name"])
+        store_of(session).insert_if_absent(session, CustomResourceClass, {"name": rc}, ["name"])
         inv = current.get(rc)
         if inv is None:
             session.add(

@@ -24,10 +24,10 @@ from kumo.compute.node_hosts import may_be_node
 from kumo.compute.states import SCHEDULE_EVENT, TaskState, VmState
 from kumo.config import get_settings
 from kumo.db import utcnow
-from kumo.db.arrays import one_of
 from kumo.errors import BadRequest, Conflict, Forbidden, NotFound
 from kumo.image.service import get_image_for_boot
 from kumo.placement.claims import release
+from kumo.store.protocol import store_of
 from kumo.work import queue
 from kumo.work.kinds import AbortMigrationPayload, ActionPayload, CleanupPayload, TaskKind
 from kumo.work.models import Task
@@ -545,7 +545,7 @@ def hosts_up(session: Session, names: set[str]) -> dict[str, bool]:
     timeout = get_settings().heartbeat_timeout_seconds
     rows = session.execute(
         select(ComputeHost.name, ComputeHost.forced_down, ComputeHost.last_heartbeat).where(
-            one_of(session, ComputeHost.name, names)
+            store_of(session).one_of(ComputeHost.name, names)
         )
     )
     return {name: hosts.beating(beat, forced_down, now, timeout) for name, forced_down, beat in rows}

@@ -46,14 +46,13 @@ from sqlalchemy import (
     null,
     or_,
     select,
-    text,
     true,
 )
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from kumo.placement.api_models import ProviderAggregate, ProviderParent, ProviderTrait
 from kumo.placement.models import Allocation, Inventory, ResourceProvider
+from kumo.store.protocol import Store, store_of
 
 _RP = ResourceProvider.__table__
 _INV = Inventory.__table__
@@ -366,10 +365,9 @@ def _matching_with_inventories(
 
 
 def _no_jit(session: Session) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        # The planner prices the correlated subplans high enough to JIT-compile the query,
-        # which costs more than running it (50-500 ms at 1,000-10,000 providers).
-        session.execute(text("SET LOCAL jit = off"))
+    # The planner may price the correlated subplans high enough to JIT-compile the query,
+    # which costs more than running it.
+    store_of(session).without_jit(session)
 
 
 def provider_id_range(session: Session, request: CandidateRequest) -> tuple[int, int] | None:
@@ -476,13 +474,14 @@ def _tree_columns(cand: Any) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
     return root_uuid, parent_uuid
 
 
-def _candidates_statement(request: CandidateRequest, postgresql: bool) -> Select[Any] | None:
+def _candidates_statement(request: CandidateRequest, in_sql: bool) -> Select[Any] | None:
     """The statement of find_candidates, built once per distinct request (building it costs
-    more than 1 ms; schedulers and clients repeat the same few request shapes)."""
-    key = (postgresql, _request_key(request))
+    more than 1 ms; schedulers and clients repeat the same few request shapes). `in_sql`: the
+    store assembles each candidate's inventories (Store.candidates_in_sql)."""
+    key = (in_sql, _request_key(request))
     if key in _STATEMENTS:
         return _STATEMENTS[key]
-    matching = _matching_with_inventories(request) if postgresql else _matching(request)
+    matching = _matching_with_inventories(request) if in_sql else _matching(request)
     statement = None
     if matching is not None:
         cand = matching.subquery("candidates")
@@ -496,7 +495,7 @@ def _candidates_statement(request: CandidateRequest, postgresql: bool) -> Select
             .where(t.c.provider_id == cand.c.id)
             .scalar_subquery(),
         ]
-        if postgresql:
+        if in_sql:
             columns.append(cand.c.inventories)
         statement = select(*columns).order_by(cand.c.id)
     _remember(key, statement)
@@ -532,8 +531,9 @@ def _concat(*parts: str | ColumnElement[Any]) -> ColumnElement[str]:
     return func.concat(*(_text(p) if isinstance(p, str) else p for p in parts))
 
 
-def _body_statement(request: CandidateRequest, shape: BodyShape) -> Select[Any] | None:
-    """PostgreSQL: the whole response body of GET /allocation_candidates as one string, made
+def _body_statement(store: Store, request: CandidateRequest, shape: BodyShape) -> Select[Any] | None:
+    """Where the store assembles candidates in SQL (`candidates_in_sql`): the whole response
+    body of GET /allocation_candidates as one string, made
     by the database from the same walk as find_candidates (`_matching_with_inventories`):
     per candidate its allocation request and its provider summary as JSON text, joined in
     provider id order. Python then has nothing to do per candidate: building 1,000 candidates
@@ -561,11 +561,7 @@ def _body_statement(request: CandidateRequest, shape: BodyShape) -> Select[Any] 
     if shape.with_traits:
         t = _TRAITS.alias("t")
         traits = (
-            select(
-                func.string_agg(
-                    t.c.trait, aggregate_order_by(literal_column("'\",\"'"), t.c.trait.collate("C"))
-                )
-            )
+            select(store.joined_in_order(t.c.trait, "'\",\"'", t.c.trait.collate("C")))
             .where(t.c.provider_id == cand.c.id)
             .scalar_subquery()
         )
@@ -578,13 +574,12 @@ def _body_statement(request: CandidateRequest, shape: BodyShape) -> Select[Any] 
     per = select(
         cand.c.id, _concat(*allocation).label("allocation"), _concat(*summary).label("summary")
     ).subquery("per")
-    in_order: Any = aggregate_order_by(literal_column("','"), per.c.id)
     return select(
         _concat(
             '{"allocation_requests":[',
-            func.string_agg(per.c.allocation, in_order),
+            store.joined_in_order(per.c.allocation, "','", per.c.id),
             '],"provider_summaries":{',
-            func.string_agg(per.c.summary, in_order),
+            store.joined_in_order(per.c.summary, "','", per.c.id),
             "}}",
         )
     )
@@ -592,12 +587,13 @@ def _body_statement(request: CandidateRequest, shape: BodyShape) -> Select[Any] 
 
 def candidates_body(session: Session, request: CandidateRequest, shape: BodyShape) -> bytes | None:
     """The JSON body of GET /allocation_candidates for `request`, made by PostgreSQL (see
-    _body_statement); None on other databases (build it from find_candidates there)."""
-    if session.get_bind().dialect.name != "postgresql":
+    _body_statement); None where the store does not (build it from find_candidates there)."""
+    store = store_of(session)
+    if not store.candidates_in_sql:
         return None
     key = ("body", shape, _request_key(request))
     if key not in _STATEMENTS:
-        _remember(key, _body_statement(request, shape))
+        _remember(key, _body_statement(store, request, shape))
     statement = _STATEMENTS[key]
     if statement is None:
         return b'{"allocation_requests":[],"provider_summaries":{}}'
@@ -611,8 +607,8 @@ def find_candidates(
 ) -> list[Candidate]:
     """Candidates in provider id order, at most `request.limit`. `all_resources=False` keeps
     only the requested classes in each candidate's resources (Placement before 1.27)."""
-    postgresql = session.get_bind().dialect.name == "postgresql"
-    statement = _candidates_statement(request, postgresql)
+    in_sql = store_of(session).candidates_in_sql
+    statement = _candidates_statement(request, in_sql)
     if statement is None:
         return []
     totals = request.totals()
@@ -631,13 +627,13 @@ def find_candidates(
             {suffix: [uuid] for suffix in suffixes},
             traits=sorted(trait_csv.split(",")) if trait_csv else [],
         )
-        if postgresql and row[6]:
+        if in_sql and row[6]:
             resources = candidate.resources
             for item in row[6].split(","):
                 rc, capacity, used = item.split(":")
                 if all_resources or rc in totals:
                     resources[rc] = {"capacity": int(capacity), "used": int(used)}
-    if not postgresql:
+    if not in_sql:
         _add_inventories(session, candidates, None if all_resources else totals)
     return list(candidates.values())
 
