@@ -35,7 +35,7 @@ def api(
 
     setup_logging()
     uvicorn.run(
-        "kumo.api.asgi:app",
+        "kumo.asgi:app",
         factory=True,
         host=host,
         port=port,

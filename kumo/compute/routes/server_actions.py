@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 
 from kumo.agent.tasks import host_key
 from kumo.api.context import RequestContext
-from kumo.api.deps import context, microversion, runtime
+from kumo.api.deps import context, runtime
 from kumo.api.openapi import json_body
 from kumo.compute import console, evacuate, params, schemas, server_ops, servers
+from kumo.compute.deps import microversion
 from kumo.compute.microversion import Microversion
 from kumo.compute.routes.servers import base_url
 from kumo.compute.views import servers as view
