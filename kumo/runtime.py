@@ -27,7 +27,7 @@ class Waker:
         self._stop_listeners: list[Callable[[], None]] = []
         # Set once the process is stopping: long waits (agents' polls) end and answer at once.
         self.stopping = threading.Event()
-        self.publish = self.wake  # replaced by the PostgreSQL notifier when enabled
+        self.publish: Callable[[str], None] = self.wake  # replaced by the PostgreSQL notifier when enabled
 
     def listen(self, callback: Callable[[str], None]) -> None:
         """Also call `callback(key)` on every wake (from the waking thread): how async

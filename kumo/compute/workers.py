@@ -60,7 +60,7 @@ def start_workers(rt: Runtime) -> Workers:
     workers = Workers()
     workers.threads.append(collect_periodically(workers.stop_event))
     if not rt.db.is_sqlite:
-        workers.notifier = PgNotifier(rt).start()
+        workers.notifier = PgNotifier(rt.db, rt.waker).start()
     if rt.settings.scheduler_in_api:
         thread = threading.Thread(
             target=scheduler_loop, args=(rt, workers.stop_event), name="kumo-scheduler", daemon=True
@@ -76,7 +76,7 @@ def run_scheduler(rt: Runtime, stop: threading.Event) -> None:
     instances through SKIP LOCKED); one that dies loses nothing (see kumo.compute.scheduling)."""
     if rt.db.is_sqlite:
         raise RuntimeError("a scheduler process needs PostgreSQL; on SQLite the API schedules itself")
-    notifier = PgNotifier(rt).start()
+    notifier = PgNotifier(rt.db, rt.waker).start()
     try:
         scheduler_loop(rt, stop)
     finally:
