@@ -32,6 +32,7 @@ from kumo.api.middleware import RequestMiddleware
 from kumo.baremetal import conductor_routes as baremetal_conductor_routes
 from kumo.baremetal import microversion as baremetal_microversion
 from kumo.baremetal import routes as baremetal_routes
+from kumo.compute import provider_rules
 from kumo.compute.fleet_metrics import fleet_gauges
 from kumo.compute.response_headers import compute_response_headers
 from kumo.compute.routes import build_router as compute_router
@@ -81,6 +82,7 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
     )
     app.state.runtime = rt
     errors.install(app)
+    provider_rules.register()  # placement keeps a compute host's provider
     errors.add_error_headers("/baremetal", baremetal_microversion.headers(None))  # Ironic: on every answer
     app.add_middleware(ClaimFastLane)  # inside RequestMiddleware: request ids, metrics and logs stay
     app.add_middleware(  # before the fast lane: it reads bodies too
