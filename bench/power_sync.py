@@ -39,8 +39,8 @@ sys.path.insert(0, str(ROOT))
 
 from kumo.baremetal.conductor import SyncPass, power_sync_pass  # noqa: E402
 from kumo.baremetal.drivers import fake as fake_driver  # noqa: E402
-from kumo.baremetal.drivers import load_hardware  # noqa: E402
 from kumo.baremetal.drivers.base import Hardware, Node  # noqa: E402
+from kumo.baremetal.drivers.load import load_hardware  # noqa: E402
 
 # ----------------------------------------------------------------------- simulated Redfish BMCs
 

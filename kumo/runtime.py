@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from kumo.config import Settings
 from kumo.db import Database
+from kumo.identity import revocation
 from kumo.identity.tokens import TokenProvider
 from kumo.placement.fleet_index import FleetIndex
 
@@ -73,8 +74,6 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, db: Database | None = None) -> Runtime:
-    from kumo.identity import revocation
-
     database = db or Database(settings.resolved_database_url)
 
     def load_revoked() -> revocation.Revocations:

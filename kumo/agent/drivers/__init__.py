@@ -1,22 +1,20 @@
 """Hypervisor drivers. A driver is a handful of typed methods (kumo.agent.drivers.base);
-a new one is a new module registered in DRIVERS."""
+a new one is a new module registered in DRIVERS. The libvirt driver's module loads without
+libvirt-python (an optional dependency: kumo.agent.libvirt.connection); it is needed only
+once that driver connects."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from kumo.agent.drivers.base import ComputeDriver
+from kumo.agent.drivers.fake import FakeDriver
+from kumo.agent.drivers.libvirt import LibvirtDriver
+
+DRIVERS: dict[str, Callable[..., ComputeDriver]] = {"fake": FakeDriver, "libvirt": LibvirtDriver}
 
 
 def load_driver(name: str, host: str, **options: object) -> ComputeDriver:
-    factories: dict[str, Callable[..., ComputeDriver]] = {}
-    from kumo.agent.drivers.fake import FakeDriver
-
-    factories["fake"] = FakeDriver
-    if name == "libvirt":  # imports libvirt-python: only when asked for
-        from kumo.agent.drivers.libvirt import LibvirtDriver
-
-        factories["libvirt"] = LibvirtDriver
-    if name not in factories:
-        raise ValueError(f"unknown driver {name!r}; known: {', '.join(sorted(factories))}")
-    return factories[name](host, **options)
+    if name not in DRIVERS:
+        raise ValueError(f"unknown driver {name!r}; known: {', '.join(sorted(DRIVERS))}")
+    return DRIVERS[name](host, **options)
