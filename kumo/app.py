@@ -45,6 +45,7 @@ from kumo.image.store import file_store
 from kumo.placement.api import routes as placement_routes
 from kumo.placement.api.fast import ClaimFastLane
 from kumo.runtime import Runtime
+from kumo.stock import routes as stock_routes
 
 log = logging.getLogger("kumo.api")
 
@@ -102,6 +103,7 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
         identity_routes.router,  # /identity: versions, /v3/auth
         identity_admin_routes.router,  # /identity: projects, users, roles, catalog
         compute_router(),  # /compute
+        stock_routes.router,  # /compute/v2.1/os-kumo-stock-requests: a compute API extension
         image_routes.router,  # /image
         placement_routes.router,  # /placement
         baremetal_routes.router,  # /baremetal (Ironic's API subset)
