@@ -86,7 +86,7 @@ class Host:
 
     def __init__(self, url: str, agent_token: str, state: Path, name: str) -> None:
         from kumo.agent.agent import Agent
-        from kumo.agent.drivers import load_driver
+        from kumo.agent.drivers.load import load_driver
 
         self.name = name
         self.driver: Any = load_driver(

@@ -14,8 +14,8 @@ import yaml
 from rich.console import Console
 
 from kumo.agent.agent import Agent
-from kumo.agent.drivers import load_driver
 from kumo.agent.drivers.libvirt import unusable_reason
+from kumo.agent.drivers.load import load_driver
 from kumo.config import Settings, write_private
 from kumo.deploy import init_cloud
 from kumo.runtime import build_runtime

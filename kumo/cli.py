@@ -83,7 +83,7 @@ def agent(
 ) -> None:
     """Run one hypervisor's agent."""
     from kumo.agent.agent import Agent, wait_for_api  # the agent role (module docstring)
-    from kumo.agent.drivers import load_driver
+    from kumo.agent.drivers.load import load_driver
 
     setup_logging()
     settings = get_settings()

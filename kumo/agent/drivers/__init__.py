@@ -1,20 +1,2 @@
 """Hypervisor drivers. A driver is a handful of typed methods (kumo.agent.drivers.base);
-a new one is a new module registered in DRIVERS. The libvirt driver's module loads without
-libvirt-python (an optional dependency: kumo.agent.libvirt.connection); it is needed only
-once that driver connects."""
-
-from __future__ import annotations
-
-from collections.abc import Callable
-
-from kumo.agent.drivers.base import ComputeDriver
-from kumo.agent.drivers.fake import FakeDriver
-from kumo.agent.drivers.libvirt import LibvirtDriver
-
-DRIVERS: dict[str, Callable[..., ComputeDriver]] = {"fake": FakeDriver, "libvirt": LibvirtDriver}
-
-
-def load_driver(name: str, host: str, **options: object) -> ComputeDriver:
-    if name not in DRIVERS:
-        raise ValueError(f"unknown driver {name!r}; known: {', '.join(sorted(DRIVERS))}")
-    return DRIVERS[name](host, **options)
+a new one is a new module registered in the loader's DRIVERS (kumo.agent.drivers.load)."""
