@@ -31,6 +31,15 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from kumo.agent.agent import Agent  # noqa: E402
+from kumo.agent.drivers.load import load_driver  # noqa: E402
+from kumo.config import Settings  # noqa: E402
+from kumo.deploy import init_cloud  # noqa: E402
+from kumo.runtime import build_runtime  # noqa: E402
+from kumo.server import ThreadedServer  # noqa: E402
+
 MARKER = "KUMO-BOOT-OK"
 COMPUTE = "/compute/v2.1"
 ADMIN_PASSWORD = "bench-admin"
@@ -85,9 +94,6 @@ class Host:
     """An in-process agent with the libvirt driver, with its own (initially cold) image cache."""
 
     def __init__(self, url: str, agent_token: str, state: Path, name: str) -> None:
-        from kumo.agent.agent import Agent
-        from kumo.agent.drivers import load_driver
-
         self.name = name
         self.driver: Any = load_driver(
             "libvirt", name, api_url=url, token=agent_token, state_dir=state / name, shutdown_timeout=5.0
@@ -179,12 +185,6 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=10, help="guests booted at once in the big rounds")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-
-    sys.path.insert(0, str(ROOT))
-    from kumo.config import Settings
-    from kumo.deploy import init_cloud
-    from kumo.runtime import build_runtime
-    from kumo.server import ThreadedServer
 
     images = prepare()
     state = Path(tempfile.mkdtemp(prefix="kumo-boot-real-"))

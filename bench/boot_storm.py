@@ -24,16 +24,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import yaml
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_cloud(state: Path, port: int, hosts: int, database_url: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "KUMO_STATE_DIR": str(state), "KUMO_DATABASE_URL": database_url}
     proc = subprocess.Popen(
         [
-            str(ROOT / ".venv/bin/kumo"),
+            sys.executable,
+            "-m",
+            "kumo.cli",
             "up",
             "--state-dir",
             str(state),
@@ -175,8 +176,6 @@ def cpu_seconds(pid: int) -> float:
 
 def create_pg_database() -> str | None:
     try:
-        import psycopg
-
         name = f"kumo_bench_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(
             "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True, connect_timeout=3

@@ -44,13 +44,22 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
+from sqlalchemy import insert, select
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from kumo.agent.protocol import AGENT_TOKEN_HEADER  # noqa: E402
-from kumo.bench import measure  # noqa: E402
-from kumo.bench.density import _create_pg_database  # noqa: E402
+from kumo.baremetal.models import Node  # noqa: E402
+from kumo.compute.models import ComputeHost  # noqa: E402
+from kumo.config import Settings  # noqa: E402
+from kumo.db import Database, utcnow  # noqa: E402
+from kumo.density import measure  # noqa: E402
+from kumo.density.cloud import create_pg_database  # noqa: E402
+from kumo.deploy import init_cloud  # noqa: E402
+from kumo.placement.models import ResourceProvider  # noqa: E402
+from kumo.server import free_port  # noqa: E402
 
 TIMEOUT = 30.0
 
@@ -59,8 +68,6 @@ def set_fillfactor(database_url: str, percent: int) -> None:
     """What a migration could do (not done by kumo's): leave room in compute_hosts' pages, so a
     heartbeat's UPDATE finds space for the row's new version on its page (a HOT update: no
     index is touched). Here on the bench's own scratch database only."""
-    import psycopg
-
     with psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
         conn.execute(f"ALTER TABLE compute_hosts SET (fillfactor = {int(percent)})")
         conn.execute("VACUUM FULL ANALYZE compute_hosts")
@@ -68,13 +75,6 @@ def set_fillfactor(database_url: str, percent: int) -> None:
 
 def load_fleet(database_url: str, count: int) -> float:
     """`count` nodes with their providers and hosts, in bulk (seconds taken)."""
-    from sqlalchemy import insert, select
-
-    from kumo.baremetal.models import Node
-    from kumo.compute.models import ComputeHost
-    from kumo.db import Database, utcnow
-    from kumo.placement.models import ResourceProvider
-
     started = time.monotonic()
     db = Database(database_url)
     now = utcnow()
@@ -137,8 +137,6 @@ def load_fleet(database_url: str, count: int) -> float:
                 ],
             )
     db.dispose()
-    import psycopg
-
     with psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
         conn.execute("ANALYZE")
     return time.monotonic() - started
@@ -146,10 +144,6 @@ def load_fleet(database_url: str, count: int) -> float:
 
 class Api:
     def __init__(self, database_url: str, workers: int) -> None:
-        from kumo.config import Settings
-        from kumo.deploy import init_cloud
-        from kumo.server import free_port
-
         self.state_dir = Path(tempfile.mkdtemp(prefix="kumo-conductor-beat-"))
         settings = Settings(state_dir=self.state_dir, database_url=database_url)
         init_cloud(settings, secrets.token_urlsafe(12)).dispose()
@@ -298,7 +292,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    database_url, drop = _create_pg_database()
+    database_url, drop = create_pg_database()
     api = Api(database_url, args.workers)
     report: dict[str, Any] = {
         "nodes": args.nodes,

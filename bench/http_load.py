@@ -4,8 +4,8 @@ hand-written requests, responses read by Content-Length, spread over several cli
 
 Why not httpx: at a few hundred requests per second httpx's pure-Python HTTP machinery costs
 more CPU per request than the servers measured, and on a 2-core machine the client then takes
-the cores the servers need. This client spends a few tens of microseconds per request, so the
-figure is the server's.
+the cores the servers need. This client's cost per request is small against the servers', so
+the figure is the server's.
 
     from bench.http_load import Request, run_load
     result = run_load("127.0.0.1", 8780, requests, concurrency=16, processes=2)
@@ -19,6 +19,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
+
+try:
+    import uvloop
+except ImportError:  # optional: the stock event loop then
+    uvloop = None
 
 
 @dataclass(frozen=True)
@@ -118,12 +123,8 @@ def _process(
     args: tuple[str, int, list[bytes], int, Any, Any],
 ) -> tuple[float, float, dict[int, int], list[float]]:
     host, port, wires, connections, ready, go = args
-    try:
-        import uvloop
-
+    if uvloop is not None:
         uvloop.install()
-    except ImportError:
-        pass
     ready.wait()  # every process has started and imported
     go.wait()
     started = time.time()

@@ -11,9 +11,10 @@ compare-and-swap and allocation rows, the spawn task and events, the commit. Tha
 
 Three ways in the same run, interleaved, with wall time and the process's CPU per pass: the
 scheduler as it is (the worker's in-memory fleet index picks the sample; the placement commits
-asynchronously), the same pass with a commit that waits for its WAL flush (session 6's), and
-the baseline (session 3's pass: GET /allocation_candidates' own query picks the sample, the
-commit waits for its flush).
+asynchronously), the same pass with a commit that waits for its WAL flush, and the baseline
+(GET /allocation_candidates' own query picks the sample, the commit waits for its flush). A
+developer benchmark: it swaps the scheduler's read and commit in this process, so it follows
+kumo.compute.scheduling when that moves.
 
     .venv/bin/python bench/lone_request.py --hypervisors 10000 --baremetal 50000 \
         --instances 100000 --requests 200
@@ -33,15 +34,18 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.scheduler_pass import add_fleet_arguments, run_on_fleet, sql_prefilter_read  # noqa: E402
+from kumo.compute import actions, scheduling  # noqa: E402
+from kumo.compute.models import Instance  # noqa: E402
+from kumo.config import Settings  # noqa: E402
+from kumo.db import Database  # noqa: E402
+from kumo.gc_tuning import tune_gc  # noqa: E402
+from kumo.runtime import build_runtime  # noqa: E402
 
 FLAVOR = {"id": "b1", "name": "b1.medium", "vcpus": 2, "ram": 4096, "disk": 20}
 
 
 def add_pending(db: Any) -> str:
     """One server waiting to be scheduled, written as servers.create writes it."""
-    from kumo.compute import actions
-    from kumo.compute.models import Instance
-    from kumo.compute.scheduling import SCHEDULE_EVENT
 
     instance_uuid = str(uuid.uuid4())
     with db.transaction() as s:
@@ -59,7 +63,7 @@ def add_pending(db: Any) -> str:
             )
         )
         action = actions.start_action(s, instance_uuid, "create", f"req-{uuid.uuid4()}", "bench", "bench")
-        actions.start_event(s, action.id, SCHEDULE_EVENT)
+        actions.start_event(s, action.id, scheduling.SCHEDULE_EVENT)
     return instance_uuid
 
 
@@ -74,12 +78,8 @@ def _ms(values: list[float]) -> dict[str, float]:
 
 
 def time_lone_requests(url: str, requests: int, gap: float = 0.0) -> dict[str, Any]:
-    from kumo.compute import scheduling
-    from kumo.compute.models import Instance
-    from kumo.config import Settings
-    from kumo.db import Database
-    from kumo.gc_tuning import tune_gc
-    from kumo.runtime import build_runtime
+    """`requests` lone passes each way, interleaved, `gap` seconds of idle before each: wall
+    and CPU per pass. Every pending server must be placed by its own pass."""
 
     settings = Settings(
         database_url=url, heartbeat_timeout_seconds=86400, state_dir=Path("/tmp/kumo-lone-bench")
@@ -95,7 +95,7 @@ def time_lone_requests(url: str, requests: int, gap: float = 0.0) -> dict[str, A
     real_transaction = db.transaction
 
     def durable_transaction(durable: bool = True) -> Any:
-        return real_transaction()  # every commit waits for its WAL flush, as before session 7
+        return real_transaction()  # every commit waits for its WAL flush
 
     # name → (how the pass picks its sample, whether its placements commit asynchronously)
     ways: dict[str, tuple[Callable[..., Any], bool]] = {
@@ -161,8 +161,8 @@ def main() -> None:
         "--gap-ms",
         type=float,
         default=0.0,
-        help="idle time before each timed pass (in the density run a lone request comes after "
-        "about 270 ms of quiet: the previous one's spawn)",
+        help="idle time before each timed pass (in the density run a lone request finds the "
+        "scheduler idle since the previous one's spawn)",
     )
     args = parser.parse_args()
     run_on_fleet(args, lambda url: time_lone_requests(url, args.requests, args.gap_ms / 1000))

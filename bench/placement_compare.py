@@ -25,8 +25,10 @@ For each fleet size N it:
    bench/http_load.py (raw HTTP/1.1 keep-alive, --client-processes processes), light enough
    not to take the cores the servers need.
 
-Output: a JSON report (stdout, or --json FILE), a markdown table, and the section
-"Placement side by side" of docs/benchmarks.md (other sections are kept).
+Output: a JSON report (stdout, or --json FILE) and a markdown table (stderr); with --docs FILE,
+that table also replaces the section "Placement side by side" of FILE (other sections are
+kept). docs/benchmarks.md is curated by hand from these figures; the runs go in its log,
+docs/benchmarks-history.md.
 
     .venv/bin/python bench/placement_compare.py --providers 1000 10000
 """
@@ -52,6 +54,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -60,18 +63,18 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: `bench` importable
 from bench.http_load import LoadResult, Request, run_load  # noqa: E402
+from kumo.config import Settings  # noqa: E402
+from kumo.deploy import init_cloud  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent / "placement_upstream"
 DEFAULT_VENV = ROOT / ".bench-venvs" / "placement"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432"
-DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Placement side by side"
 ADMIN_PASSWORD = "bench-admin-secret"
 # Upstream's gunicorn: 2 worker processes like kumo's, each with threads (gthread) as kumo's
-# workers have a thread pool. Measured on this 2-core machine at 10,000 providers: claims/s
-# 43 with 2 sync workers, 51 with 2 x 8 threads, 54 with 4 x 4; every one CPU-bound (~25 ms of
-# CPU per claim in the API), so the choice moves upstream's figure by ~20 %, not more.
+# workers have a thread pool. Every layout tried is CPU-bound per claim, so the choice moves
+# upstream's claims/s by about a fifth, not more (docs/benchmarks-history.md).
 UPSTREAM_THREADS = 8
 MICROVERSION = "1.35"  # kumo's maximum; upstream serves it too
 NS = uuid.UUID("8f0c3a52-5e51-4a43-9d0e-6a4c3f0b7a11")  # fleet uuids are uuid5(NS, ...)
@@ -513,16 +516,13 @@ def start_upstream(env: UpstreamEnv, dsn: str, work: Path) -> Server:
 
 
 def start_kumo(dsn: str, work: Path, workers: int, extra_env: dict[str, str] | None = None) -> Server:
-    from kumo.config import Settings
-    from kumo.deploy import init_cloud
-
     state = work / "kumo"
     url = dsn.replace("postgresql://", "postgresql+psycopg://", 1)
     init_cloud(Settings(state_dir=state, database_url=url), ADMIN_PASSWORD).dispose()
     port = free_port()
     log = work / "kumo-api.log"
     proc = subprocess.Popen(
-        [str(ROOT / ".venv/bin/kumo"), "api", "--port", str(port), "--workers", str(workers)],
+        [sys.executable, "-m", "kumo.cli", "api", "--port", str(port), "--workers", str(workers)],
         env={**os.environ, "KUMO_STATE_DIR": str(state), "KUMO_DATABASE_URL": url, **(extra_env or {})},
         stdout=subprocess.DEVNULL,
         stderr=open(log, "wb"),  # noqa: SIM115 - the child owns it
@@ -558,11 +558,9 @@ def start_kumo(dsn: str, work: Path, workers: int, extra_env: dict[str, str] | N
 
 
 def _kumo_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
-        return version("kumo")
-    except PackageNotFoundError:
+        return metadata.version("kumo")
+    except metadata.PackageNotFoundError:
         return "?"
 
 
@@ -613,9 +611,10 @@ def ms(seconds: float) -> float:
 
 class Plain:
     """One keep-alive HTTP/1.1 connection (the standard library's client) to a server's
-    Placement endpoint: the timed requests. httpx parses a 450 kB body in pure Python, which
-    cost 15-20 ms per request on these machines: more than kumo's whole answer. http.client
-    reconnects by itself when a server closes the connection after each response."""
+    Placement endpoint: the timed requests. The client's own parsing is not part of the
+    figure: httpx parses a large body in pure Python, costing more than kumo's whole answer,
+    where http.client does not. It reconnects by itself when a server closes the connection
+    after each response."""
 
     def __init__(self, server: Server) -> None:
         parsed = urllib.parse.urlsplit(server.url)
@@ -942,7 +941,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"Command: `{report['command']}`  ",
         f"Run: {report['date']} on {m['cores']} cores ({m['cpu']}), PostgreSQL {report['postgresql']}; "
         f"load average (1/5/15 min) {'/'.join(map(str, m['load_average_start']))} at start, "
-        f"{'/'.join(map(str, m['load_average_end']))} at end (other work was running on the machine).  ",
+        f"{'/'.join(map(str, m['load_average_end']))} at end.  ",
         f"Upstream: {report['upstream']}. kumo: {report['kumo']}. Microversion {MICROVERSION} on both.",
         "",
         "Fleet, loaded identically into both databases by bulk SQL: N providers with VCPU (ratio 4), "
@@ -1171,8 +1170,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="upstream's virtualenv")
     parser.add_argument("--pg", default=DEFAULT_PG, help="PostgreSQL server (databases are created)")
     parser.add_argument("--json", type=Path, help="write the JSON report here (else stdout)")
-    parser.add_argument("--docs", type=Path, default=DOCS, help="markdown file to update")
-    parser.add_argument("--no-docs", action="store_true", help="do not touch the markdown file")
+    parser.add_argument("--docs", type=Path, help="also write the markdown section into this file")
+    parser.add_argument("--no-docs", action="store_true", help="do not write the markdown section")
     parser.add_argument("--keep-databases", action="store_true")
     parser.add_argument(
         "--from-json", type=Path, help="re-render the table (and docs) from a saved report; run nothing"
@@ -1181,7 +1180,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json:
         table = markdown(json.loads(args.from_json.read_text()))
         print(table)
-        if not args.no_docs:
+        if args.docs and not args.no_docs:
             write_docs(args.docs, table)
         return 0
     given = list(argv if argv is not None else sys.argv[1:])
@@ -1209,7 +1208,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(json.dumps(report, indent=2))
     print(table, file=sys.stderr)
-    if not args.no_docs:
+    if args.docs and not args.no_docs:
         write_docs(args.docs, table)
     return 0
 

@@ -24,9 +24,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import multiprocessing
+import socket
 import statistics
 import sys
+import tempfile
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -34,13 +37,25 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import sushy
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from kumo.baremetal.conductor import SyncPass, power_sync_pass  # noqa: E402
 from kumo.baremetal.drivers import fake as fake_driver  # noqa: E402
-from kumo.baremetal.drivers import load_hardware  # noqa: E402
-from kumo.baremetal.drivers.base import Hardware, Node  # noqa: E402
+from kumo.baremetal.drivers.base import POWER_OFF, POWER_ON, Hardware, Node  # noqa: E402
+from kumo.baremetal.drivers.load import load_hardware  # noqa: E402
+from kumo.baremetal.drivers.redfish import forget_clients  # noqa: E402
+from kumo.baremetal.lab import DEFAULT_IMAGE_DIR, Emulator, define_machines, remove_machine  # noqa: E402
+
+# Ironic's mapping of sushy's power states: a transition in progress counts as where it goes.
+POWER_STATES = {
+    sushy.PowerState.ON: POWER_ON,
+    sushy.PowerState.POWERING_ON: POWER_ON,
+    sushy.PowerState.OFF: POWER_OFF,
+    sushy.PowerState.POWERING_OFF: POWER_OFF,
+}
 
 # ----------------------------------------------------------------------- simulated Redfish BMCs
 
@@ -156,8 +171,6 @@ class SimulatedBMCs:
 
 
 def _free_ports(count: int) -> list[int]:
-    import socket
-
     sockets = [socket.socket() for _ in range(count)]
     try:
         for s in sockets:
@@ -171,18 +184,44 @@ def _free_ports(count: int) -> list[int]:
 # ----------------------------------------------------------------------------------- passes
 
 
-class _SystemObjectPower:
-    """The baseline read: sushy's System resource built for each read (what Ironic's redfish
-    power interface does), instead of the driver's GET through the connector."""
+class SystemObjectPower:
+    """The baseline read, what Ironic's redfish power interface does: sushy's System resource
+    built for each read (`get_system(id).power_state`), one sushy client kept per BMC address,
+    every read under the conductor's semaphore as the driver's are. Only sushy's public API."""
 
-    def __init__(self, system: Any) -> None:
-        self.system = system
+    _clients: dict[str, sushy.Sushy] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, system: Any, gate: threading.BoundedSemaphore) -> None:
+        """`system`: the driver's power interface of the node (kumo's RedfishSystem), whose
+        public address, credentials and system path are read; its reads are not used."""
+        self.address = str(system.address)
+        self.system_id = system.system_id
+        self.username = str(system.username)
+        self.password = str(system.password)
+        self.verify = system.verify
+        self.gate = gate
+
+    @classmethod
+    def forget_clients(cls) -> None:
+        with cls._lock:
+            cls._clients.clear()
+
+    def _client(self) -> sushy.Sushy:
+        with self._lock:
+            client = self._clients.get(self.address)
+            if client is None:
+                client = self._clients[self.address] = sushy.Sushy(
+                    self.address + "/redfish/v1/",
+                    username=self.username or None,
+                    password=self.password or None,
+                    verify=self.verify,
+                )
+        return client
 
     def get_power_state(self) -> str:
-        from kumo.baremetal.drivers.redfish import _POWER
-
-        with self.system._bmc("get power state"):
-            return _POWER[self.system._system().power_state]
+        with self.gate:
+            return POWER_STATES[self._client().get_system(self.system_id).power_state]
 
 
 def timed_passes(
@@ -196,7 +235,8 @@ def timed_passes(
         if hw is None:
             hw = cache[node.uuid] = load_hardware(node, gate)
             if system_object:
-                hw = cache[node.uuid] = Hardware(_SystemObjectPower(hw.power), hw.management, hw.deploy)  # type: ignore[arg-type]
+                power = SystemObjectPower(hw.power, gate)
+                hw = cache[node.uuid] = Hardware(power, hw.management, hw.deploy)  # type: ignore[arg-type]
         return hw
 
     passes = []
@@ -252,9 +292,8 @@ def run_fake(n: int, latency: float, concurrency: int, repeat: int, sequential_s
 def run_redfish(
     n: int, latency: float, concurrency: int, repeat: int, ports: int, system_object: bool
 ) -> dict[str, Any]:
-    from kumo.baremetal.drivers.redfish import forget_clients
-
     forget_clients()
+    SystemObjectPower.forget_clients()
     bmc_ports = _free_ports(ports)
     nodes = [
         Node(
@@ -296,11 +335,6 @@ def run_redfish(
 
 
 def run_emulator(n: int, concurrency: int, repeat: int) -> dict[str, Any]:
-    import socket
-    import tempfile
-
-    from kumo.baremetal.lab import DEFAULT_IMAGE_DIR, Emulator, define_machines, remove_machine
-
     names = [f"bench-{i + 1}" for i in range(n)]
     state = Path(tempfile.mkdtemp(prefix="kumo-bench-bmlab-"))
     machines = define_machines(names, state, DEFAULT_IMAGE_DIR)
@@ -369,8 +403,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def logging_quiet() -> None:
-    import logging
-
     logging.getLogger("sushy").setLevel(logging.ERROR)
     logging.getLogger("kumo.conductor").setLevel(logging.ERROR)
     logging.getLogger("urllib3").setLevel(logging.ERROR)

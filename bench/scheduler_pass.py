@@ -2,16 +2,18 @@
 
 Builds a fleet by bulk SQL in a fresh database (hypervisors with VCPU/MEMORY_MB/DISK_GB,
 baremetal nodes with one unit of CUSTOM_BAREMETAL, instances' allocations spread over the
-hypervisors), then times, for a batch of identical requests:
+hypervisors), or takes any kumo database with `--url` (one kept by
+`kumo bench density --keep --state-dir D`, say), then times, for a batch of identical requests:
 
 * the whole-fleet read (`load_snapshot`, every host) and the pure core over it;
-* the baseline prefilter (session 3's pass): GET /allocation_candidates' own query
-  (`kumo.placement.candidates`) picks the sample, then a snapshot of those hosts only;
-* the pass the scheduler runs now (`kumo.compute.scheduling.pass_snapshot`): the worker's
+* the baseline prefilter: GET /allocation_candidates' capacity condition
+  (`kumo.placement.candidates.fits`) picks the sample, then a snapshot of those hosts only;
+* the pass the scheduler runs (`kumo.compute.scheduling.pass_snapshot`): the worker's
   in-memory fleet index (`kumo.placement.fleet_index`, synced first, as a pass does) picks
   the sample, then the same snapshot of those hosts only;
 
-and the same core over each.
+and the same core over each. A developer benchmark: it calls the scheduler's internals in
+this process, so it follows them when they move.
 
     .venv/bin/python bench/scheduler_pass.py --hypervisors 10000 --baremetal 50000 --instances 100000
 """
@@ -21,13 +23,35 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert
+import psycopg
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kumo.compute import scheduling  # noqa: E402
+from kumo.compute.models import ComputeHost  # noqa: E402
+from kumo.config import Settings  # noqa: E402
+from kumo.db import Database, utcnow  # noqa: E402
+from kumo.db.migrate import upgrade  # noqa: E402
+from kumo.placement.candidates import fits  # noqa: E402
+from kumo.placement.fleet_index import FleetIndex  # noqa: E402
+from kumo.placement.models import Allocation, Inventory, ResourceProvider  # noqa: E402
+from kumo.placement.snapshot import load_snapshot  # noqa: E402
+from kumo.scheduler.core import schedule  # noqa: E402
+from kumo.scheduler.request import ScheduleRequest  # noqa: E402
+from kumo.scheduler.snapshot import Snapshot  # noqa: E402
+from kumo.scheduler.weighers import SchedulerConfig  # noqa: E402
+from kumo.store.protocol import store_of  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("KUMO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 FLAVOR = {"VCPU": 2, "MEMORY_MB": 4096, "DISK_GB": 20}
@@ -37,8 +61,6 @@ def create_database(backend: str) -> tuple[str, Callable[[], None]]:
     if backend == "sqlite":
         path = f"/tmp/kumo-sched-{uuid.uuid4().hex[:8]}.db"
         return f"sqlite:///{path}", lambda: os.path.exists(path) and os.unlink(path) or None
-    import psycopg
-
     name = f"kumo_sched_{uuid.uuid4().hex[:10]}"
     admin = PG_ADMIN_URL.replace("postgresql+psycopg", "postgresql")
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -52,11 +74,8 @@ def create_database(backend: str) -> tuple[str, Callable[[], None]]:
 
 
 def load_fleet(url: str, hypervisors: int, baremetal: int, instances: int) -> None:
-    from kumo.compute.models import ComputeHost
-    from kumo.db import Database, utcnow
-    from kumo.db.migrate import upgrade
-    from kumo.placement.models import Allocation, Inventory, ResourceProvider
-
+    """The fleet, migrated and written by bulk SQL: every host up, provider ids from 1 (the
+    hypervisors first), instance n's allocations on hypervisor (n * 7919) mod hypervisors."""
     upgrade(url)
     db = Database(url)
     now = utcnow()
@@ -150,13 +169,9 @@ def _ms(values: list[float]) -> dict[str, float]:
     return {"p50": round(statistics.median(ordered) * 1000, 3), "p99": round(p99 * 1000, 3)}
 
 
-def _id_range(session: Any, classes: list[str]) -> tuple[int, int] | None:
+def _id_range(session: Session, classes: list[str]) -> tuple[int, int] | None:
     """The lowest and highest id a provider holding every one of `classes` can have (None when
     no provider holds them all in one range): keeps the walk off the baremetal nodes."""
-    from sqlalchemy import func, select
-
-    from kumo.placement.models import Inventory
-
     rows = session.execute(
         select(func.min(Inventory.provider_id), func.max(Inventory.provider_id))
         .where(Inventory.resource_class.in_(classes))
@@ -168,17 +183,11 @@ def _id_range(session: Any, classes: list[str]) -> tuple[int, int] | None:
     return (low, high) if low <= high else None
 
 
-def _fitting_ids(session: Any, page: int, start_after: int, id_range: tuple[int, int]) -> list[int]:
+def _fitting_ids(session: Session, page: int, start_after: int, id_range: tuple[int, int]) -> list[int]:
     """Up to `page` ids of providers with room for FLAVOR, by GET /allocation_candidates'
     capacity condition (`kumo.placement.candidates.fits`), walked in id order from
     `start_after` within `id_range` and wrapping around."""
-    from sqlalchemy import select, text
-
-    from kumo.placement.candidates import fits
-    from kumo.placement.models import ResourceProvider
-
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL jit = off"))  # as GET /allocation_candidates' query does
+    store_of(session).without_jit(session)  # as GET /allocation_candidates' query does
     low, high = id_range
     rp = ResourceProvider.__table__.alias("rp")
     room = fits(rp.c.id, {rc: (amount, [amount]) for rc, amount in FLAVOR.items()})
@@ -193,16 +202,11 @@ def _fitting_ids(session: Any, page: int, start_after: int, id_range: tuple[int,
     return ids
 
 
-def sql_prefilter_read(session: Any, requests: list[Any]) -> Any:
-    """The pass's read before the fleet index (session 3's scheduler, kept as this bench's
-    baseline): GET /allocation_candidates' capacity condition picks the sample (the id range of
-    the requested classes, then a walk from a random provider id), then that part of the fleet."""
-    import random
-
-    from kumo.compute.scheduling import PREFILTER_LIMIT
-    from kumo.placement.snapshot import load_snapshot
-
-    page = min(PREFILTER_LIMIT, max(64, 8 * len(requests)))  # session 3's sample: at least 64 hosts
+def sql_prefilter_read(session: Session, requests: list[Any]) -> Snapshot:
+    """The baseline read: GET /allocation_candidates' capacity condition picks the sample (the
+    id range of the requested classes, then a walk from a random provider id), then that part
+    of the fleet is read exactly; at least 64 hosts, 8 per request."""
+    page = min(scheduling.PREFILTER_LIMIT, max(64, 8 * len(requests)))
     id_range = _id_range(session, sorted(FLAVOR))
     assert id_range is not None
     low, high = id_range
@@ -212,15 +216,9 @@ def sql_prefilter_read(session: Any, requests: list[Any]) -> Any:
 
 
 def time_pass(url: str, batch: int, repeats: int, whole_batch: int) -> dict[str, Any]:
-    from kumo.compute import scheduling
-    from kumo.config import Settings
-    from kumo.db import Database
-    from kumo.placement.fleet_index import FleetIndex
-    from kumo.placement.snapshot import load_snapshot
-    from kumo.scheduler.core import schedule
-    from kumo.scheduler.request import ScheduleRequest
-    from kumo.scheduler.weighers import SchedulerConfig
-
+    """Per way of reading (whole fleet, the SQL prefilter, the fleet index): the read's wall
+    time, the hosts it returned, and per request the pure core and the snapshot's claim.
+    Every request of the batch must be placed; the database is only read."""
     db = Database(url)
     config = SchedulerConfig()
     settings = Settings(database_url=url, heartbeat_timeout_seconds=86400)

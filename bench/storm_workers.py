@@ -1,7 +1,7 @@
 """Create storm over `kumo api --workers N` on PostgreSQL, then an audit of the database.
 
-Starts `kumo api --workers N` on a fresh PostgreSQL database (kumo.bench.density.start_target),
-registers a simulated fleet over the real agent protocol (kumo.bench.simagents: one process,
+Starts `kumo api --workers N` on a fresh PostgreSQL database (kumo.density.cloud.start_target),
+registers a simulated fleet over the real agent protocol (kumo.density.simagents: one process,
 every host registering and answering its spawn tasks), fires `--servers` POST /servers with
 `--concurrency` in flight (the kernel spreads the connections over the workers; each worker's
 scheduler takes pending servers with SELECT ... FOR UPDATE SKIP LOCKED and wakes the others
@@ -38,9 +38,9 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, text
 
-from kumo.bench import measure
-from kumo.bench.density import DensityOptions, Target, start_target
-from kumo.bench.simagents import SimAgents, SimConfig
+from kumo.density import measure
+from kumo.density.cloud import Target, start_target
+from kumo.density.simagents import SimAgents, SimConfig
 
 FLAVOR = {"vcpus": 2, "ram": 4096, "disk": 20}
 
@@ -272,15 +272,12 @@ def audit(
 
 
 def run_storm(opts: StormOptions) -> dict[str, Any]:
-    density = DensityOptions(
-        hypervisors=opts.hosts, database="postgresql", workers=opts.workers, state_dir=opts.state_dir
-    )
     report: dict[str, Any] = {
         "options": vars(opts),
         "machine": measure.machine(),
         "load_average_start": [round(x, 2) for x in os.getloadavg()],
     }
-    target = start_target(density)
+    target = start_target("postgresql", workers=opts.workers, state_dir=opts.state_dir)
     sim: SimAgents | None = None
     try:
         sim = SimAgents(SimConfig(target.url, target.agent_token, opts.hosts)).start()

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from kumo import wiring
 from kumo.config import Settings
 from kumo.db import Database
 from kumo.deploy import init_cloud
@@ -47,6 +48,12 @@ def fresh_pg_database() -> Iterator[str]:
     yield PG_URL.rsplit("/", 1)[0] + "/" + name
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session", autouse=True)
+def work_hooks() -> None:
+    """Domain-level tests enqueue and settle as the API does: with the start-up hooks."""
+    wiring.install()
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import queue
 import threading
 import time
 import zlib
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -22,52 +23,112 @@ from kumo.agent.link import ApiLink, crashed
 from kumo.agent.protocol import HostReport, TaskOut, TaskResult
 from kumo.compute.states import PowerState
 from kumo.logs import request_id_var
+from kumo.work.kinds import (
+    AbortMigrationPayload,
+    ActionPayload,
+    CleanupPayload,
+    ConsolePayload,
+    EvacuatePayload,
+    MovePayload,
+    PayloadError,
+    PrepareMigrationPayload,
+    RebootPayload,
+    SpawnPayload,
+    TaskKind,
+    kind_of,
+    parse,
+)
 
 log = logging.getLogger("kumo.agent")
 REPORT_BATCH = 500  # results per report call
 
 
+# What a task of each kind does on the driver. A handler returns the result to report: the
+# server's power state afterwards, or the answer of a question (console, image cache).
+Handler = Callable[[ComputeDriver, Any], TaskResult]
+
+
+def _powered(power: int) -> TaskResult:
+    return TaskResult(ok=True, power_state=power)
+
+
+def _spawn(driver: ComputeDriver, p: SpawnPayload | EvacuatePayload) -> TaskResult:
+    return _powered(driver.spawn(p.instance))  # an evacuated guest is built again from its image
+
+
+def _delete(driver: ComputeDriver, p: ActionPayload) -> TaskResult:
+    driver.destroy(p.instance)
+    return _powered(int(PowerState.NOSTATE))
+
+
+def _cleanup(driver: ComputeDriver, p: CleanupPayload) -> TaskResult:
+    driver.destroy(p.instance)  # back after being down: a guest deleted or moved meanwhile
+    return TaskResult(ok=True)
+
+
+def _reboot(hard: bool) -> Handler:
+    def reboot(driver: ComputeDriver, p: RebootPayload) -> TaskResult:
+        return _powered(driver.reboot(p.instance, hard=hard))
+
+    return reboot
+
+
+def _move(live: bool) -> Handler:
+    def move(driver: ComputeDriver, p: MovePayload) -> TaskResult:
+        return _powered(driver.migrate(p.instance, p.dest, live=live, target=p.target))
+
+    return move
+
+
+def _prepare_migration(driver: ComputeDriver, p: PrepareMigrationPayload) -> TaskResult:
+    # on the destination, before the source moves
+    return TaskResult(ok=True, details={"target": driver.prepare_migration(p.instance)})
+
+
+def _abort_migration(driver: ComputeDriver, p: AbortMigrationPayload) -> TaskResult:
+    driver.abort_migration(p.instance)  # on the destination, after a failed move
+    return TaskResult(ok=True)
+
+
+def _console(driver: ComputeDriver, p: ConsolePayload) -> TaskResult:
+    return TaskResult(ok=True, details={"output": driver.console_output(p.instance, p.length)})
+
+
+HANDLERS: Mapping[TaskKind, Handler] = {
+    TaskKind.SPAWN: _spawn,
+    TaskKind.EVACUATE: _spawn,
+    TaskKind.DELETE: _delete,
+    TaskKind.CLEANUP: _cleanup,
+    TaskKind.START: lambda driver, p: _powered(driver.power_on(p.instance)),
+    TaskKind.STOP: lambda driver, p: _powered(driver.power_off(p.instance)),
+    TaskKind.REBOOT: _reboot(hard=False),
+    TaskKind.REBOOT_HARD: _reboot(hard=True),
+    TaskKind.REBUILD: lambda driver, p: _powered(driver.rebuild(p.instance, p.image_ref)),
+    TaskKind.LIVE_MIGRATE: _move(live=True),
+    TaskKind.MIGRATE: _move(live=False),
+    TaskKind.REVERT_RESIZE: _move(live=False),
+    TaskKind.PREPARE_MIGRATION: _prepare_migration,
+    TaskKind.ABORT_MIGRATION: _abort_migration,
+    TaskKind.IMAGE_CACHE: lambda driver, p: TaskResult(
+        ok=True, details={"images": driver.image_cache_report()}
+    ),
+    TaskKind.CONSOLE: _console,
+}
+
+
 def run_task(driver: ComputeDriver, task: TaskOut) -> TaskResult:
-    """Map a task kind onto the driver; errors become a failed result with the message (a
-    driver's unexpected exception, or an answer that is no power state, with its traceback)."""
-    instance: dict[str, Any] = task.payload.get("instance", {})
+    """Run a task through the handler of its kind, its payload parsed once; errors become a
+    failed result with the message (an unknown kind; a driver's unexpected exception, a
+    malformed payload, or an answer that is no power state, with its traceback)."""
     try:
-        if task.kind in ("spawn", "evacuate"):  # an evacuated guest is built again from its image
-            power = driver.spawn(instance)
-        elif task.kind == "delete":
-            driver.destroy(instance)
-            power = int(PowerState.NOSTATE)
-        elif task.kind == "cleanup":  # back after being down: a guest deleted or moved meanwhile
-            driver.destroy(instance)
-            return TaskResult(ok=True)
-        elif task.kind == "start":
-            power = driver.power_on(instance)
-        elif task.kind == "stop":
-            power = driver.power_off(instance)
-        elif task.kind in ("reboot", "reboot_hard"):
-            power = driver.reboot(instance, hard=task.kind == "reboot_hard")
-        elif task.kind == "rebuild":
-            power = driver.rebuild(instance, task.payload["image_ref"])
-        elif task.kind in ("live_migrate", "migrate", "revert_resize"):
-            power = driver.migrate(
-                instance,
-                task.payload["dest"],
-                live=task.kind == "live_migrate",
-                target=task.payload.get("target"),
-            )
-        elif task.kind == "prepare_migration":  # on the destination, before the source moves
-            return TaskResult(ok=True, details={"target": driver.prepare_migration(instance)})
-        elif task.kind == "abort_migration":  # on the destination, after a failed move
-            driver.abort_migration(instance)
-            return TaskResult(ok=True)
-        elif task.kind == "image_cache":
-            return TaskResult(ok=True, details={"images": driver.image_cache_report()})
-        elif task.kind == "console":
-            output = driver.console_output(instance, task.payload.get("length"))
-            return TaskResult(ok=True, details={"output": output})
-        else:
-            return TaskResult(ok=False, error=f"unknown task kind {task.kind}")
-        return TaskResult(ok=True, power_state=power)
+        kind = kind_of(task.kind)
+    except PayloadError as exc:
+        return TaskResult(ok=False, error=str(exc))
+    handler = HANDLERS.get(kind)
+    if handler is None:
+        return TaskResult(ok=False, error=f"unknown task kind {task.kind}")
+    try:
+        return handler(driver, parse(kind, task.payload))
     except DriverError as exc:
         return TaskResult(ok=False, error=str(exc))
     except Exception as exc:  # a driver bug must not kill the agent: report it

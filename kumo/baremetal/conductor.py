@@ -29,7 +29,6 @@ import httpx
 
 from kumo.agent.link import ApiLink, crashed
 from kumo.agent.protocol import HostTask, TaskResult
-from kumo.baremetal.drivers import load_hardware
 from kumo.baremetal.drivers.base import (
     POWER_OFF,
     POWER_ON,
@@ -43,8 +42,18 @@ from kumo.baremetal.drivers.base import (
     Node,
     PowerTimeout,
 )
+from kumo.baremetal.drivers.load import load_hardware
 from kumo.compute.states import PowerState
 from kumo.logs import request_id_var
+from kumo.work.kinds import (
+    NodePowerPayload,
+    PayloadError,
+    RebuildPayload,
+    SpawnPayload,
+    TaskKind,
+    kind_of,
+    parse,
+)
 
 log = logging.getLogger("kumo.conductor")
 
@@ -63,12 +72,98 @@ def _instance_power(state: str) -> int:
     return int(PowerState.RUNNING if state == POWER_ON else PowerState.SHUTDOWN)
 
 
+@dataclass(frozen=True)
+class NodeExtras:
+    """What the baremetal on-enqueued hook adds to a node's task payload for its conductor
+    (kumo.baremetal.service.on_task_enqueued), beside the kind's own payload."""
+
+    image_ref: str | None
+    deploy_timeout: float
+    shutdown_timeout: float
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> NodeExtras:
+        image_ref = raw.get("image_ref")
+        return cls(
+            image_ref=image_ref if isinstance(image_ref, str) else None,
+            deploy_timeout=float(raw.get("deploy_timeout") or DEFAULT_DEPLOY_TIMEOUT),
+            shutdown_timeout=float(raw.get("shutdown_timeout") or DEFAULT_SHUTDOWN_TIMEOUT),
+        )
+
+
+# What a task of each kind does on a node's hardware (docs/baremetal.md's table); a handler
+# returns the node's power state afterwards.
+NodeHandler = Callable[[Hardware, Any, NodeExtras, threading.Event], str]
+
+
+def _deploy(hw: Hardware, p: SpawnPayload | RebuildPayload, extras: NodeExtras, stop: threading.Event) -> str:
+    # deploy powers off first: a rebuild is a redeploy
+    hw.deploy.deploy(
+        DeployRequest(timeout=extras.deploy_timeout, instance=p.instance, image_ref=extras.image_ref), stop
+    )
+    return POWER_ON
+
+
+def _tear_down(hw: Hardware, _: Any, __: NodeExtras, ___: threading.Event) -> str:
+    hw.deploy.tear_down()
+    return POWER_OFF
+
+
+def _start(hw: Hardware, _: Any, __: NodeExtras, ___: threading.Event) -> str:
+    hw.power.set_power_state(POWER_ON)
+    return POWER_ON
+
+
+def _stop(hw: Hardware, _: Any, extras: NodeExtras, __: threading.Event) -> str:
+    _soft_power_off(hw, extras.shutdown_timeout)
+    return POWER_OFF
+
+
+def _reboot(soft: bool) -> NodeHandler:
+    def reboot(hw: Hardware, _: Any, __: NodeExtras, ___: threading.Event) -> str:
+        hw.power.reboot(soft=soft)
+        return POWER_ON
+
+    return reboot
+
+
+def _set_power(hw: Hardware, p: NodePowerPayload, _: NodeExtras, __: threading.Event) -> str:
+    return _node_power(hw, p.target, float(p.timeout or DEFAULT_SHUTDOWN_TIMEOUT))
+
+
+def _read_power(hw: Hardware, _: Any, __: NodeExtras, ___: threading.Event) -> str:
+    return hw.power.get_power_state()  # adoption reads, never power-cycles
+
+
+HANDLERS: Mapping[TaskKind, NodeHandler] = {
+    TaskKind.SPAWN: _deploy,
+    TaskKind.REBUILD: _deploy,
+    TaskKind.DELETE: _tear_down,
+    TaskKind.NODE_CLEAN: _tear_down,
+    TaskKind.START: _start,
+    TaskKind.STOP: _stop,
+    TaskKind.REBOOT: _reboot(soft=True),
+    TaskKind.REBOOT_HARD: _reboot(soft=False),
+    TaskKind.NODE_POWER: _set_power,
+    TaskKind.NODE_VERIFY: _read_power,
+    TaskKind.NODE_ADOPT: _read_power,
+}
+NODE_KINDS = frozenset({TaskKind.NODE_VERIFY, TaskKind.NODE_CLEAN, TaskKind.NODE_ADOPT, TaskKind.NODE_POWER})
+
+
 def run_task(hw: Hardware, task: HostTask, stop: threading.Event) -> TaskResult | None:
-    """Run one task on a node's hardware. Returns the result to report, or None when the task
-    was abandoned (the conductor is stopping or lost the node) and must stay pending."""
-    payload = task.payload
+    """Run one task on a node's hardware through the handler of its kind, its payload parsed
+    once. Returns the result to report, or None when the task was abandoned (the conductor is
+    stopping or lost the node) and must stay pending."""
     try:
-        state = _run(hw, task.kind, payload, stop)
+        kind = kind_of(task.kind)
+    except PayloadError:
+        kind = None
+    handler = HANDLERS.get(kind) if kind is not None else None
+    if kind is None or handler is None:
+        return TaskResult(ok=False, error=f"unknown task kind {task.kind}")
+    try:
+        state = handler(hw, parse(kind, task.payload), NodeExtras.from_json(task.payload), stop)
     except DeployAborted as exc:
         log.info("task %s (%s) abandoned: %s", task.id, task.kind, exc)
         return None
@@ -76,43 +171,10 @@ def run_task(hw: Hardware, task: HostTask, stop: threading.Event) -> TaskResult 
         return TaskResult(ok=False, error=str(exc))
     except Exception as exc:  # a driver bug must not kill the conductor: report it
         return crashed(task, exc)
-    if state is None:
-        return TaskResult(ok=False, error=f"unknown task kind {task.kind}")
     power: int | None = None
-    if task.instance_uuid is not None and not task.kind.startswith("node_"):
-        power = int(PowerState.NOSTATE) if task.kind == "delete" else _instance_power(state)
+    if task.instance_uuid is not None and kind not in NODE_KINDS:
+        power = int(PowerState.NOSTATE) if kind == TaskKind.DELETE else _instance_power(state)
     return TaskResult(ok=True, power_state=power, details={"power_state": state})
-
-
-def _run(hw: Hardware, kind: str, payload: Mapping[str, Any], stop: threading.Event) -> str | None:
-    """The kinds of docs/baremetal.md's table; returns the node's power state afterwards."""
-    if kind in ("spawn", "rebuild"):  # deploy powers off first: a rebuild is a redeploy
-        request = DeployRequest(
-            timeout=float(payload.get("deploy_timeout") or DEFAULT_DEPLOY_TIMEOUT),
-            instance=payload.get("instance") or {},
-            image_ref=payload.get("image_ref"),
-        )
-        hw.deploy.deploy(request, stop)
-        return POWER_ON
-    if kind in ("delete", "node_clean"):
-        hw.deploy.tear_down()
-        return POWER_OFF
-    if kind == "start":
-        hw.power.set_power_state(POWER_ON)
-        return POWER_ON
-    if kind == "stop":
-        _soft_power_off(hw, float(payload.get("shutdown_timeout") or DEFAULT_SHUTDOWN_TIMEOUT))
-        return POWER_OFF
-    if kind in ("reboot", "reboot_hard"):
-        hw.power.reboot(soft=kind == "reboot")
-        return POWER_ON
-    if kind == "node_power":
-        return _node_power(
-            hw, str(payload.get("target")), float(payload.get("timeout") or DEFAULT_SHUTDOWN_TIMEOUT)
-        )
-    if kind in ("node_verify", "node_adopt"):  # adoption reads, never power-cycles
-        return hw.power.get_power_state()
-    return None
 
 
 def _soft_power_off(hw: Hardware, timeout: float) -> None:

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from kumo.baremetal import assignments, hosts, ownership, states
@@ -26,6 +25,7 @@ from kumo.compute.models import ComputeHost, Instance
 from kumo.compute.states import PowerState
 from kumo.db import utcnow
 from kumo.errors import NotFound
+from kumo.store.protocol import store_of
 
 log = logging.getLogger(__name__)
 # Consecutive failed power syncs before a node goes into maintenance (Ironic's
@@ -52,13 +52,8 @@ def node_for_conductor(node: Node) -> NodeForConductor:
 def _touch(session: Session, name: str, now: dt.datetime) -> None:
     """Insert or refresh the conductor's row in one statement (no race between two new ones)."""
     values = {"name": name, "last_heartbeat": now, "created_at": now}
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        pg = postgresql.insert(Conductor).values(values)
-        session.execute(pg.on_conflict_do_update(index_elements=["name"], set_={"last_heartbeat": now}))
-    else:
-        lite = sqlite.insert(Conductor).values(values)
-        session.execute(lite.on_conflict_do_update(index_elements=["name"], set_={"last_heartbeat": now}))
+    insert: Any = store_of(session).insert(Conductor).values(values)
+    session.execute(insert.on_conflict_do_update(index_elements=["name"], set_={"last_heartbeat": now}))
 
 
 def live_conductors(session: Session, timeout: float, now: dt.datetime | None = None) -> list[str]:

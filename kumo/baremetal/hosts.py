@@ -8,7 +8,6 @@ claim made against an older picture of the node fails its compare-and-swap (kumo
 
 from __future__ import annotations
 
-import re
 import uuid
 
 from sqlalchemy import delete, select, update
@@ -17,13 +16,13 @@ from sqlalchemy.orm import Session
 from kumo.baremetal import states
 from kumo.baremetal.models import Node
 from kumo.compute.models import Aggregate, AggregateHost, ComputeHost
+from kumo.compute.node_hosts import BAREMETAL_HYPERVISOR_TYPE
 from kumo.db import utcnow
-from kumo.db.upsert import insert_if_absent
 from kumo.errors import BadRequest
 from kumo.placement.api_models import CustomResourceClass
 from kumo.placement.models import Allocation, Inventory, ResourceProvider
+from kumo.store.protocol import store_of
 
-HYPERVISOR_TYPE = "ironic"
 AZ_KEY = "availability_zone"
 # Failure-domain labels a node's properties carry.
 LABELS = ("rack", "availability_zone", "region")
@@ -43,18 +42,6 @@ INTERFACES = (
     "storage",
     "vendor",
 )
-
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
-
-
-def is_uuid(value: str) -> bool:
-    return bool(_UUID.match(value))
-
-
-def may_be_node(host: str) -> bool:
-    """Whether a compute host name can be a baremetal node's: a node's host is its uuid, and a
-    task for it moves the node (kumo.baremetal.service.on_task_enqueued)."""
-    return is_uuid(host)
 
 
 def resource_class_name(node: Node) -> str | None:
@@ -87,7 +74,7 @@ def ensure_host(session: Session, node: Node) -> ComputeHost:
             uuid=provider.uuid,
             service_uuid=str(uuid.uuid5(uuid.NAMESPACE_URL, f"kumo:baremetal:{node.uuid}")),
             provider_id=provider.id,
-            hypervisor_type=HYPERVISOR_TYPE,
+            hypervisor_type=BAREMETAL_HYPERVISOR_TYPE,
         )
         session.add(host)
     host.vcpus = _int_property(node, "cpus")
@@ -173,7 +160,7 @@ def sync_inventory(session: Session, node: Node, host: ComputeHost | None = None
             changed = True
     if rc is not None:
         # Nodes of a new class enrolled at once all create it: one must not fail the others.
-        insert_if_absent(session, CustomResourceClass, {"name": rc}, ["name"])
+        store_of(session).insert_if_absent(session, CustomResourceClass, {"name": rc}, ["name"])
         inv = current.get(rc)
         if inv is None:
             session.add(

@@ -8,7 +8,6 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
-from kumo.agent.tasks import host_key
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
 from kumo.api.openapi import json_body
@@ -18,6 +17,7 @@ from kumo.baremetal.microversion import Version
 from kumo.errors import BadRequest
 from kumo.runtime import Runtime
 from kumo.validation import MAX_INT, int_text
+from kumo.work.queue import host_key
 
 router = APIRouter(prefix="/baremetal")
 

@@ -1,16 +1,17 @@
 """Baremetal nodes: enrolment, updates, provision and power actions, and settling what their
 conductors report. Every provision state change goes through kumo.baremetal.states.
 
-Work for a node is a task row targeting `Task.host = node uuid` (kumo.agent.tasks.enqueue),
-picked up by the node's conductor through the agents' fleet poll. Two hooks tie nodes into the
-compute path without the compute code knowing about baremetal:
+Work for a node is a task row targeting `Task.host = node uuid` (kumo.work.queue.enqueue),
+picked up by the node's conductor through the agents' fleet poll. Two hooks (`HOOKS`, a
+kumo.work.hooks.WorkHooks registered at start-up by kumo.wiring) tie nodes into the compute
+path without the compute code knowing about baremetal:
 
 - `on_task_enqueued` runs for every task enqueued: for a node it adds the node to the payload
   and moves the node (a server spawned on it → deploying, deleted → deleting, rebuilt → deploying;
   moves are refused: a physical machine cannot migrate).
-- `settle` runs for every task result (kumo.compute.server_ops.settle): for a node it moves the
-  node on (deploying → active / deploy failed, deleting → cleaning → available, …), next to the
-  instance's own settling.
+- `settle` runs for every task result, before the server's own settling
+  (kumo.compute.server_ops.settle): for a node it moves the node on (deploying → active / deploy
+  failed, deleting → cleaning → available, …).
 """
 
 from __future__ import annotations
@@ -24,17 +25,17 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from kumo.agent import tasks
-from kumo.agent.models import Task
 from kumo.api.context import RequestContext
 from kumo.baremetal import hosts, states
 from kumo.baremetal.conductors import node_for_conductor
 from kumo.baremetal.drivers import DRIVERS
-from kumo.baremetal.hosts import is_uuid, may_be_node
 from kumo.baremetal.microversion import ADOPT, ENROLL_STATE, Version
 from kumo.baremetal.models import Node
 from kumo.compute import actions
+from kumo.compute.aggregates import availability_zone_of
 from kumo.compute.models import ComputeHost, Flavor, Instance
+from kumo.compute.node_hosts import is_uuid, may_be_node
+from kumo.compute.scheduling import resources_of
 from kumo.compute.server_ops import sync_power_state
 from kumo.compute.states import PowerState, VmState
 from kumo.db import utcnow
@@ -42,12 +43,25 @@ from kumo.errors import BadRequest, Conflict, NotAcceptable, NotFound
 from kumo.placement import claims
 from kumo.placement.models import ResourceProvider
 from kumo.validation import MAX_INT
+from kumo.work import queue
+from kumo.work.kinds import AnyPayload, EmptyPayload, NodePowerPayload, TaskKind
+from kumo.work.models import Task
 
 log = logging.getLogger(__name__)
 
-NODE_TASKS = frozenset({"node_verify", "node_clean", "node_adopt", "node_power"})
+NODE_TASKS = frozenset({TaskKind.NODE_VERIFY, TaskKind.NODE_CLEAN, TaskKind.NODE_ADOPT, TaskKind.NODE_POWER})
 # Server work a conductor can do on a node; anything else (moves) is refused at enqueue time.
-SERVER_TASKS = frozenset({"spawn", "delete", "rebuild", "start", "stop", "reboot", "reboot_hard"})
+SERVER_TASKS = frozenset(
+    {
+        TaskKind.SPAWN,
+        TaskKind.DELETE,
+        TaskKind.REBUILD,
+        TaskKind.START,
+        TaskKind.STOP,
+        TaskKind.REBOOT,
+        TaskKind.REBOOT_HARD,
+    }
+)
 # Nodes may be deleted only when they hold nothing and nothing runs on them (Ironic's list).
 DELETABLE = frozenset(
     {states.ENROLL, states.MANAGEABLE, states.AVAILABLE, states.ADOPT_FAILED, states.CLEAN_FAILED}
@@ -381,9 +395,9 @@ def _move(node: Node, event: str) -> None:
     node.provision_updated_at = utcnow()
 
 
-def _enqueue(session: Session, ctx: RequestContext, node: Node, kind: str, **payload: Any) -> None:
+def _enqueue(session: Session, ctx: RequestContext, node: Node, kind: TaskKind, payload: AnyPayload) -> None:
     # Node work is not a server's: no instance, so the compute side never settles it.
-    tasks.enqueue(session, node.uuid, kind, None, payload, ctx.request_id)
+    queue.enqueue(session, node.uuid, kind, None, payload, ctx.request_id)
 
 
 def set_provision_state(
@@ -412,11 +426,15 @@ def set_provision_state(
         _check_adoptable(session, node)
     _move(node, verb)
     node.last_error = None
-    kind = {states.MANAGE: "node_verify", states.PROVIDE: "node_clean", states.ADOPT: "node_adopt"}[verb]
+    kind = {
+        states.MANAGE: TaskKind.NODE_VERIFY,
+        states.PROVIDE: TaskKind.NODE_CLEAN,
+        states.ADOPT: TaskKind.NODE_ADOPT,
+    }[verb]
     if node.provision_state == states.MANAGEABLE:  # available → manageable needs no conductor
         node.target_provision_state = None
     else:
-        _enqueue(session, ctx, node, kind)
+        _enqueue(session, ctx, node, kind, EmptyPayload())
     hosts.sync_inventory(session, node)
     return node.uuid
 
@@ -438,10 +456,7 @@ def set_power_state(session: Session, ctx: RequestContext, ident: str, body: Any
     target = body["target"]
     node.target_power_state = states.POWER_OFF if target == states.SOFT_POWER_OFF else target
     node.last_error = None
-    extra: dict[str, Any] = {"target": target}
-    if timeout is not None:
-        extra["timeout"] = timeout
-    _enqueue(session, ctx, node, "node_power", **extra)
+    _enqueue(session, ctx, node, TaskKind.NODE_POWER, NodePowerPayload(target, timeout))
     return node.uuid
 
 
@@ -547,8 +562,6 @@ def _adopt_server(session: Session, node: Node, power: str | None, request_id: s
         .where(ComputeHost.name == node.uuid)
     )
     if provider is not None:
-        from kumo.compute.scheduling import resources_of
-
         claims.claim(session, provider.id, provider.generation, instance.uuid, resources_of(instance.flavor))
     actions.record(
         session,
@@ -564,8 +577,6 @@ def _adopt_server(session: Session, node: Node, power: str | None, request_id: s
 
 
 def _zone_of(session: Session, node: Node) -> str:
-    from kumo.compute.aggregates import availability_zone_of
-
     return availability_zone_of(session, node.uuid)
 
 
@@ -579,7 +590,7 @@ def _node_of_task(session: Session, task: Task) -> Node | None:
 
 
 def on_task_enqueued(session: Session, task: Task) -> None:
-    """Called by kumo.agent.tasks.enqueue for every new task (see the module docstring)."""
+    """Runs for every task enqueued (see the module docstring)."""
     node = _node_of_task(session, task)
     if node is None:
         return
@@ -622,7 +633,7 @@ def on_task_enqueued(session: Session, task: Task) -> None:
 
 
 def settle(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> None:
-    """Called by kumo.compute.server_ops.settle for every result; moves the node of a node's task."""
+    """Runs for every result, before the server's settling; moves the node of a node's task."""
     node = _node_of_task(session, task)
     if node is None:
         return
@@ -706,3 +717,17 @@ def _power_name(power: Any) -> str | None:
     if value == PowerState.SHUTDOWN:
         return states.POWER_OFF
     return None
+
+
+class NodeWorkHooks:
+    """Baremetal's kumo.work.hooks.WorkHooks: nodes move with the work enqueued for them and
+    with their conductors' reports."""
+
+    def on_enqueued(self, session: Session, task: Task) -> None:
+        on_task_enqueued(session, task)
+
+    def settle(self, session: Session, task: Task, ok: bool, result: dict[str, Any]) -> None:
+        settle(session, task, ok, result)
+
+
+HOOKS = NodeWorkHooks()

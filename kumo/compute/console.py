@@ -15,15 +15,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from kumo.agent import tasks
 from kumo.api.context import RequestContext
 from kumo.compute import servers
 from kumo.compute.states import TaskState
 from kumo.db import Database
 from kumo.errors import BadRequest, Conflict
 from kumo.validation import MAX_INT, int_text
+from kumo.work import queue
+from kumo.work.kinds import ConsolePayload, TaskKind
 
-TASK_KIND = "console"
+TASK_KIND = TaskKind.CONSOLE
 WAIT_SECONDS = 15.0
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f]")
 
@@ -55,12 +56,12 @@ def request_output(
     instance = servers.get(session, ctx, server_id)
     if instance.host is None or instance.task_state == TaskState.DELETING:
         raise Conflict(f"Instance {instance.uuid} has no console yet or is being deleted.")
-    task = tasks.enqueue(
+    task = queue.enqueue(
         session,
         instance.host,
         TASK_KIND,
         None,
-        {"instance": servers.spec(instance), "length": length},
+        ConsolePayload(servers.spec(instance), length),
         ctx.request_id,
     )
     return task.id, instance.host
@@ -69,7 +70,7 @@ def request_output(
 def collect_output(db: Database, task_id: str, timeout: float | None = None) -> str:
     """Wait for the agent's answer; NotFound when it has no console for the instance, Conflict
     when the host does not answer within `timeout` (default WAIT_SECONDS)."""
-    result = tasks.await_answer(
+    result = queue.await_answer(
         db,
         task_id,
         WAIT_SECONDS if timeout is None else timeout,

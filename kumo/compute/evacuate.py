@@ -15,18 +15,18 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kumo.agent import tasks
 from kumo.api.context import RequestContext
-from kumo.baremetal.hosts import HYPERVISOR_TYPE as BAREMETAL_HYPERVISOR
-from kumo.baremetal.hosts import may_be_node
 from kumo.compute import actions, hosts, params, servers, states
 from kumo.compute.aggregates import availability_zone_of
 from kumo.compute.microversion import Microversion
 from kumo.compute.models import ComputeHost, Instance
+from kumo.compute.node_hosts import BAREMETAL_HYPERVISOR_TYPE, may_be_node
 from kumo.compute.scheduling import claim_destination
 from kumo.compute.servers import migration_consumer
 from kumo.errors import BadRequest, Conflict, NotFound
 from kumo.placement.claims import release
+from kumo.work import queue
+from kumo.work.kinds import EvacuatePayload, TaskKind
 
 # 2.14 drops onSharedStorage (and the adminPass in the answer); 2.29 adds force.
 NO_SHARED_STORAGE_VERSION = "2.14"
@@ -89,14 +89,14 @@ def evacuate(session: Session, ctx: RequestContext, server_id: str, req: Evacuat
         raise BadRequest(f"Compute service of {source} is still in use.")
     dest = claim_destination(session, instance, req.host, move="evacuation")
     release(session, migration_consumer(instance.uuid))  # the dead source's share
-    tasks.cancel_for_instance(session, instance.uuid)  # nothing left for it on the source
+    queue.cancel_for_instance(session, instance.uuid)  # nothing left for it on the source
     _rebuild_on(session, ctx, instance, action, source, dest)
     return dest
 
 
 def _refuse_baremetal(session: Session, host: str) -> None:
     kind = session.scalar(select(ComputeHost.hypervisor_type).where(ComputeHost.name == host))
-    if may_be_node(host) or kind == BAREMETAL_HYPERVISOR:
+    if may_be_node(host) or kind == BAREMETAL_HYPERVISOR_TYPE:
         raise BadRequest("Baremetal servers cannot be evacuated: a physical machine cannot move.")
 
 
@@ -115,11 +115,5 @@ def _rebuild_on(
     # Like Nova (and a rebuild), a server evacuated while stopped is stopped again afterwards.
     stop_after = instance.vm_state == states.VmState.STOPPED
     instance.task_state = action.task_state
-    payload = {
-        "action_id": row.id,
-        "event_id": event.id,
-        "source": source,
-        "stop_after": stop_after,
-        "instance": servers.spec(instance),
-    }
-    tasks.enqueue(session, dest, "evacuate", instance.uuid, payload, ctx.request_id)
+    payload = EvacuatePayload(row.id, event.id, servers.spec(instance), source, stop_after)
+    queue.enqueue(session, dest, TaskKind.EVACUATE, instance.uuid, payload, ctx.request_id)

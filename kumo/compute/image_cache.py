@@ -9,13 +9,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kumo.agent import tasks
 from kumo.api.context import RequestContext
 from kumo.compute.models import ComputeHost
 from kumo.db import Database
 from kumo.errors import NotFound
+from kumo.work import queue
+from kumo.work.kinds import EmptyPayload, TaskKind
 
-TASK_KIND = "image_cache"
+TASK_KIND = TaskKind.IMAGE_CACHE
 WAIT_SECONDS = 15.0
 
 
@@ -24,11 +25,11 @@ def request_report(session: Session, ctx: RequestContext, host: str) -> str:
     ctx.require_admin()
     if session.scalar(select(ComputeHost.id).where(ComputeHost.name == host)) is None:
         raise NotFound(f"Compute host {host} could not be found.")
-    return tasks.enqueue(session, host, TASK_KIND, None, {}, ctx.request_id).id
+    return queue.enqueue(session, host, TASK_KIND, None, EmptyPayload(), ctx.request_id).id
 
 
 def collect_report(db: Database, task_id: str, timeout: float | None = None) -> list[dict[str, Any]]:
-    result = tasks.await_answer(
+    result = queue.await_answer(
         db,
         task_id,
         WAIT_SECONDS if timeout is None else timeout,

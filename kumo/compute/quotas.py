@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
@@ -17,6 +17,7 @@ from kumo.compute.models import Instance, Quota, ServerGroup
 from kumo.config import get_settings
 from kumo.errors import BadRequest, Forbidden, OverLimit
 from kumo.identity.models import Project
+from kumo.store.protocol import store_of
 
 # Every resource Nova's quota engine knows, with its built-in default. instances/cores/ram
 # come from settings (see defaults()).
@@ -113,7 +114,6 @@ def usage(session: Session, project_id: str) -> dict[str, int]:
 # The first key of the project quota locks (pg_advisory_xact_lock(int, int)): "kumo" in ASCII,
 # so no other advisory lock of kumo's (or of anyone sharing the database) takes the same pair.
 _QUOTA_LOCK_CLASS = 0x6B756D6F
-_LOCK_PROJECT = text("SELECT pg_advisory_xact_lock(:lock_class, :project_key)")
 
 
 def _project_key(project_id: str) -> int:
@@ -125,13 +125,10 @@ def lock_project(session: Session, project_id: str) -> None:
     """Serialise, until this transaction ends, the quota checks of `project_id`: count after
     this, and what is counted cannot change under the check until its writes commit.
 
-    PostgreSQL: a transaction-level advisory lock keyed by the project (released at commit or
-    rollback, after the commit is visible; the next holder's count, a statement of its own
-    under READ COMMITTED, sees it). Other projects never wait on it. SQLite: nothing to do,
-    a writing transaction already holds the database's single write lock."""
-    if session.get_bind().dialect.name == "postgresql":
-        key = _project_key(project_id)
-        session.execute(_LOCK_PROJECT, {"lock_class": _QUOTA_LOCK_CLASS, "project_key": key})
+    The store's transaction lock keyed by the project (Store.lock_for_transaction: released at
+    commit or rollback, after the commit is visible; the next holder's count, a statement of
+    its own, sees it). Other projects never wait on it."""
+    store_of(session).lock_for_transaction(session, _QUOTA_LOCK_CLASS, _project_key(project_id))
 
 
 def lock_key_pairs(session: Session, user_id: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,19 +23,26 @@ from typing import Any
 
 from sqlalchemy import Integer, Select, bindparam, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
-from kumo.agent import tasks
-from kumo.baremetal.hosts import may_be_node
-from kumo.compute import actions, placement_commit, server_groups, servers
+from kumo.compute import actions, server_groups, servers
 from kumo.compute.models import Instance, InstanceAction, InstanceActionEvent, ServerGroup
-from kumo.compute.server_ops import mark_error, migration_consumer
-from kumo.compute.states import SCHEDULE_EVENT, TaskState, VmState
-from kumo.config import Settings
-from kumo.db.arrays import one_of_param
+from kumo.compute.node_hosts import may_be_node
+from kumo.compute.server_ops import mark_error
+from kumo.compute.servers import migration_consumer
+from kumo.compute.states import ACTIONS, SCHEDULE_EVENT, TaskState, VmState
+from kumo.config import Settings, get_settings
+from kumo.db import utcnow
 from kumo.db.transient import describe, is_transient, without_parameters
 from kumo.errors import BadRequest, ClaimConflict, Conflict, KumoError, NotFound
 from kumo.logs import logged_as, request_id_var
-from kumo.metrics import SCHEDULE_CLAIM_SECONDS, SCHEDULE_FAILURES, SCHEDULE_SECONDS
+from kumo.metrics import (
+    CLAIM_CONFLICTS,
+    CLAIM_SECONDS,
+    SCHEDULE_CLAIM_SECONDS,
+    SCHEDULE_FAILURES,
+    SCHEDULE_SECONDS,
+)
 from kumo.placement import claims
 from kumo.placement.fleet_index import FleetIndex
 from kumo.placement.snapshot import load_snapshot
@@ -43,7 +51,10 @@ from kumo.scheduler.core import Candidate, Decision, schedule
 from kumo.scheduler.request import GroupSpec, ScheduleRequest
 from kumo.scheduler.snapshot import Snapshot
 from kumo.scheduler.weighers import SPREAD, SchedulerConfig
+from kumo.store.protocol import PlacementPlan, Store, database_store, store_of
 from kumo.validation import MAX_INT, int_text
+from kumo.work import queue
+from kumo.work.kinds import SpawnPayload, TaskKind
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +155,7 @@ class OpenEvent:
 
 def _open_events(session: Session, instance_uuids: Sequence[str], event: str) -> dict[str, OpenEvent]:
     """Instance uuid -> its unfinished `event` (the newest), for a whole pass in one query."""
-    statement = _open_events_statement(session.get_bind().dialect.name)
+    statement = _open_events_statement(store_of(session))
     rows = session.connection().execute(statement, {"uuids": sorted(set(instance_uuids)), "event": event})
     return {
         uuid: OpenEvent(event_id, action_id, request_id or "-")
@@ -153,7 +164,7 @@ def _open_events(session: Session, instance_uuids: Sequence[str], event: str) ->
 
 
 @cache
-def _open_events_statement(dialect: str) -> Select[str, int, int, str]:
+def _open_events_statement(store: Store) -> Select[str, int, int, str]:
     return (
         select(
             InstanceAction.instance_uuid,
@@ -163,7 +174,7 @@ def _open_events_statement(dialect: str) -> Select[str, int, int, str]:
         )
         .join(InstanceAction, InstanceAction.id == InstanceActionEvent.action_id)
         .where(
-            one_of_param(dialect, InstanceAction.instance_uuid, "uuids"),
+            store.one_of_param(InstanceAction.instance_uuid, "uuids"),
             InstanceActionEvent.event == bindparam("event"),
             InstanceActionEvent.finish_time.is_(None),
         )
@@ -172,17 +183,14 @@ def _open_events_statement(dialect: str) -> Select[str, int, int, str]:
 
 
 class _PassEvents:
-    """The open scheduling event of each instance of a pass. Where every placement goes through
-    the ORM (SQLite) they are read for the whole pass in one query up front. On PostgreSQL a
-    hypervisor's placement is one statement that finds its instance's event itself
-    (placement_commit), so they are read, for the whole pass in one query, only when a
-    placement first needs one (a baremetal node, a soft group, no valid host)."""
+    """The open scheduling event of each instance of a pass. A hypervisor's placement is a plan
+    whose commit finds its instance's event itself (Store.commit_placement), so they are read,
+    for the whole pass in one query, only when a placement first needs one (a baremetal node,
+    a soft group, no valid host)."""
 
-    def __init__(self, session: Session, instance_uuids: Sequence[str], read_now: bool) -> None:
+    def __init__(self, instance_uuids: Sequence[str]) -> None:
         self._instance_uuids = instance_uuids
         self._events: dict[str, OpenEvent] | None = None
-        if read_now:
-            self._events = _open_events(session, instance_uuids, SCHEDULE_EVENT)
 
     def of(self, session: Session, instance_uuid: str) -> OpenEvent | None:
         if self._events is None:
@@ -214,7 +222,7 @@ def schedule_pending(rt: Runtime, batch: int = 200, only: str | None = None) -> 
     durable = not rt.settings.scheduler_asynchronous_commit
     read_started = time.perf_counter()
     config = scheduler_config(rt.settings)
-    skip_locked = not rt.db.is_sqlite
+    skip_locked = database_store(rt.db).skip_locked
     try:
         with rt.db.transaction(durable) as session:
             pending = (
@@ -317,7 +325,7 @@ def _read_pass(
     """The pass's shared read. An error of the snapshot's read that is not the database's
     raises _ReadFailed (the caller retries each request in a pass of its own, where such an
     error is its own); the events and the fleet index's sync read nothing of the requests'."""
-    events = _PassEvents(session, [r.instance_uuid for r in requests], read_now=rt.db.is_sqlite)
+    events = _PassEvents([r.instance_uuid for r in requests])
     rt.fleet.sync(session, FLEET_SYNC_MAX_AGE)
     try:
         snapshot, partial = pass_snapshot(session, rt.settings, requests, rt.fleet)
@@ -385,7 +393,7 @@ def _fail(session: Session, instance: Instance, failed: _RequestFailed) -> None:
 def _fail_alone(rt: Runtime, durable: bool, failed: _RequestFailed) -> None:
     """_fail in a transaction of its own, after the one that raised rolled back."""
     with rt.db.transaction(durable) as session:
-        instance = _lock_pending(session, failed.instance_uuid, skip_locked=not rt.db.is_sqlite)
+        instance = _lock_pending(session, failed.instance_uuid, skip_locked=database_store(rt.db).skip_locked)
         if instance is not None:
             _fail(session, instance, failed)
 
@@ -548,8 +556,8 @@ def _place(
         with logged_as(event.request_id if event is not None else "-"):
             return _no_valid_host(session, instance, decision, event, snapshot)
     candidates = server_groups.claim_candidates(decision.candidates, request, snapshot)[:CLAIM_TRIES]
-    if _one_statement(session, request, candidates):
-        placed = _place_in_one_statement(session, instance, request, candidates, snapshot)
+    if _plannable(request, candidates):
+        placed = _commit_first(session, instance, request, candidates, snapshot)
         if placed is None:
             return _conflict(session, instance, snapshot, reads)
         chosen, request_id = placed
@@ -567,23 +575,20 @@ def _place(
         details = None
         if chosen.soft_policy_honoured is False and request.group is not None:
             details = server_groups.spread_not_honoured_message(request.group)
-        instance.host = chosen.host
-        instance.availability_zone = host.availability_zone
-        instance.task_state = TaskState.SPAWNING
+        for name, value in _placed(chosen.host, host.availability_zone).items():
+            setattr(instance, name, value)
         spawn_event_id = None
         if event is not None:
             actions.finish_event(session, event.id, True, details)
             if details is not None and request.group is not None:
                 server_groups.record_spread_not_honoured(session, event.action_id, request.group, chosen.host)
-            spawn_event_id = actions.start_event(
-                session, event.action_id, placement_commit.SPAWN_EVENT, chosen.host
-            ).id
-        tasks.enqueue(
+            spawn_event_id = actions.start_event(session, event.action_id, SPAWN_EVENT, chosen.host).id
+        queue.enqueue(
             session,
             chosen.host,
-            "spawn",
+            SPAWN_TASK,
             instance.uuid,
-            {"event_id": spawn_event_id, "instance": servers.spec(instance)},
+            SpawnPayload(spawn_event_id, servers.spec(instance)),
             request_id_var.get(),
         )
         woken.add(chosen.host)
@@ -603,37 +608,86 @@ def _conflict(session: Session, instance: Instance, snapshot: Snapshot, reads: _
     return snapshot if reads is None else reads.fresh(session)
 
 
-def _one_statement(session: Session, request: ScheduleRequest, candidates: Sequence[Candidate]) -> bool:
-    """Whether kumo.compute.placement_commit can write this placement: on PostgreSQL, for
-    hypervisors (a baremetal node's state moves with its task) and placements that record no
-    more than the scheduling and spawn events (a soft group's unhonoured spread adds one)."""
-    if session.get_bind().dialect.name != "postgresql":
-        return False
+# The agent's part of the create action: its event, and the task that carries it out.
+SPAWN_EVENT = ACTIONS["spawn"].event
+SPAWN_TASK = TaskKind.SPAWN
+
+
+def _placed(host: str, availability_zone: str | None) -> dict[str, str | None]:
+    """The instance's new values once placed on `host`, whichever way the placement is written."""
+    return {"host": host, "availability_zone": availability_zone, "task_state": TaskState.SPAWNING}
+
+
+def _spawn_payload(instance: Instance) -> dict[str, Any]:
+    """The spawn task's payload, but for the "event_id" of the spawn event started with it."""
+    payload = SpawnPayload(None, servers.spec(instance)).to_json()
+    payload.pop("event_id", None)
+    return payload
+
+
+def _plannable(request: ScheduleRequest, candidates: Sequence[Candidate]) -> bool:
+    """Whether this placement is a plan the store commits (Store.commit_placement): for
+    hypervisors (a baremetal node's state moves with its task, kumo.baremetal.service.
+    on_task_enqueued) and placements that record no more than the scheduling and spawn events
+    (a soft group's unhonoured spread adds one). The others go through the ORM path of _place."""
     return not any(
         may_be_node(c.host) or (request.group is not None and c.soft_policy_honoured is False)
         for c in candidates
     )
 
 
-def _place_in_one_statement(
+def placement_plan(
+    instance: Instance, request: ScheduleRequest, candidate: Candidate, availability_zone: str | None
+) -> PlacementPlan:
+    """The writes that place `instance` on `candidate` (see PlacementPlan): the same rows the
+    ORM path of _place writes."""
+    placed = _placed(candidate.host, availability_zone)
+    return PlacementPlan(
+        provider_id=candidate.provider_id,
+        generation=candidate.generation,
+        allocations={rc: amount for rc, amount in request.resources.items() if amount > 0},
+        instance_id=instance.id,
+        instance_uuid=instance.uuid,
+        host=candidate.host,
+        availability_zone=availability_zone,
+        task_state=str(placed["task_state"]),
+        end_event=SCHEDULE_EVENT,
+        start_event=SPAWN_EVENT,
+        task_id=str(uuid.uuid4()),
+        task_kind=SPAWN_TASK,
+        task_payload=_spawn_payload(instance),
+    )
+
+
+def commit_plan(session: Session, instance: Instance, plan: PlacementPlan) -> str | None:
+    """Commit `plan` through the session's store; the request id of the instance's create
+    action ("-" without an open scheduling event), or None (nothing written) when the provider's
+    generation moved. The session's copy of the instance is updated as committed, so no ORM
+    flush writes it again."""
+    started = time.perf_counter()
+    request_id = store_of(session).commit_placement(session, plan)
+    if request_id is None:
+        CLAIM_CONFLICTS.inc()
+        return None
+    for name, value in (*_placed(plan.host, plan.availability_zone).items(), ("updated_at", utcnow())):
+        set_committed_value(instance, name, value)
+    CLAIM_SECONDS.observe(time.perf_counter() - started)
+    return request_id
+
+
+def _commit_first(
     session: Session,
     instance: Instance,
     request: ScheduleRequest,
     candidates: Sequence[Candidate],
     snapshot: Snapshot,
 ) -> tuple[Candidate, str] | None:
-    """The ORM path of _place as one statement per candidate tried; the chosen candidate and
-    the request id of the instance's create action, or None when every one of them moved."""
-    spec = servers.spec(instance)
+    """A plan per candidate, committed in turn until one's compare-and-swap holds: the chosen
+    candidate and the request id of the instance's create action, or None when every one of
+    them moved."""
     for candidate in candidates:
-        placement = placement_commit.Placement(
-            host=candidate.host,
-            availability_zone=snapshot.hosts[candidate.host].availability_zone,
-            provider_id=candidate.provider_id,
-            generation=candidate.generation,
-            resources=request.resources,
-        )
-        request_id = placement_commit.write(session, instance, placement, spec)
+        plan = placement_plan(instance, request, candidate, snapshot.hosts[candidate.host].availability_zone)
+        request_id = commit_plan(session, instance, plan)
         if request_id is not None:
             return candidate, request_id
     return None
@@ -660,8 +714,6 @@ def claim_destination(
     """For a move (`move` names it in errors): pick (or check) a destination with the same core
     and claim it for the instance, handing the source's allocations to the migration consumer
     meanwhile."""
-    from kumo.config import get_settings
-
     if instance.host is None:
         raise Conflict(f"Instance {instance.uuid} has no host to move from")
     group = (

@@ -14,6 +14,7 @@ from kumo.api.context import RequestContext
 from kumo.compute import actions, params, quotas
 from kumo.compute.microversion import Microversion
 from kumo.compute.models import ComputeHost, Instance, ServerGroup, ServerGroupMember
+from kumo.compute.servers import migration_consumer
 from kumo.errors import BadRequest, Forbidden, NotFound
 from kumo.placement.models import Allocation
 from kumo.scheduler import filters
@@ -117,8 +118,6 @@ def lock_for_claim(session: Session, snapshot: Snapshot, group_uuid: str) -> Sna
         .values(generation=ServerGroup.generation + 1)
         .execution_options(synchronize_session=False)
     )
-    from kumo.compute.server_ops import migration_consumer  # server_ops -> servers -> here
-
     members = list(  # by the membership table's primary key, not a scan of instances
         session.execute(
             select(Instance.uuid, Instance.host)

@@ -1,4 +1,5 @@
-"""Server actions (start, stop, reboot, rebuild, migrate…) and settling agents' results.
+"""Server actions (start, stop, reboot, rebuild, reset, lock) and settling agents' results;
+the moves (migrate, resize confirm / revert) start in kumo.compute.moves.
 
 Each action: check the state machine, record the action and its event, set task_state, enqueue a
 task for the host's agent — all in the caller's transaction. The caller wakes the agent after
@@ -7,12 +8,12 @@ commit with the host name returned.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from kumo.agent import tasks
-from kumo.agent.models import Task
 from kumo.api.context import RequestContext
 from kumo.compute import actions, keypairs, servers, states
 from kumo.compute.aggregates import availability_zone_of
@@ -23,19 +24,35 @@ from kumo.db import utcnow
 from kumo.errors import BadRequest, Conflict
 from kumo.image.service import get_image_for_boot
 from kumo.placement.claims import release, rename_consumer
+from kumo.work import hooks, queue
+from kumo.work.kinds import (
+    AbortMigrationPayload,
+    ActionPayload,
+    AnyPayload,
+    MovePayload,
+    PrepareMigrationPayload,
+    RebootPayload,
+    RebuildPayload,
+    ServerSpec,
+    TaskKind,
+)
+from kumo.work.models import Task
+
+# Builds an action's task payload from its action id, event id and server spec.
+PayloadOf = Callable[[int, int, ServerSpec], AnyPayload]
 
 
-def _begin(
+def begin(
     session: Session,
     ctx: RequestContext,
     instance: Instance,
     kind: str,
-    extra: dict[str, Any] | None = None,
+    payload_of: PayloadOf = ActionPayload,
     host: str | None = None,
-    task_kind: str | None = None,
+    task_kind: TaskKind | None = None,
 ) -> str:
     """Start action `kind` on `instance`: its task goes to `host` (default: the instance's) as
-    `task_kind` (default: `kind`)."""
+    `task_kind` (default: the kind named `kind`), with the payload `payload_of` builds."""
     if instance.locked and not ctx.is_admin:
         raise Conflict(f"Instance {instance.uuid} is locked")
     action = states.check(kind, instance.vm_state, instance.task_state, instance.uuid)
@@ -47,20 +64,19 @@ def _begin(
     )
     ev = actions.start_event(session, row.id, action.event, target)
     instance.task_state = action.task_state
-    payload = {"action_id": row.id, "event_id": ev.id, "instance": servers.spec(instance)}
-    payload.update(extra or {})
-    tasks.enqueue(session, target, task_kind or kind, instance.uuid, payload, ctx.request_id)
+    payload = payload_of(row.id, ev.id, servers.spec(instance))
+    queue.enqueue(session, target, task_kind or TaskKind(kind), instance.uuid, payload, ctx.request_id)
     return target
 
 
 def start(session: Session, ctx: RequestContext, server_id: str) -> str:
     ctx.require_writer()
-    return _begin(session, ctx, servers.get(session, ctx, server_id), "start")
+    return begin(session, ctx, servers.get(session, ctx, server_id), "start")
 
 
 def stop(session: Session, ctx: RequestContext, server_id: str) -> str:
     ctx.require_writer()
-    return _begin(session, ctx, servers.get(session, ctx, server_id), "stop")
+    return begin(session, ctx, servers.get(session, ctx, server_id), "stop")
 
 
 def reboot(session: Session, ctx: RequestContext, server_id: str, reboot_type: str) -> str:
@@ -68,7 +84,8 @@ def reboot(session: Session, ctx: RequestContext, server_id: str, reboot_type: s
     if reboot_type not in ("SOFT", "HARD"):
         raise BadRequest("Invalid input for field/attribute type. Value must be SOFT or HARD.")
     kind = "reboot_hard" if reboot_type == "HARD" else "reboot"
-    return _begin(session, ctx, servers.get(session, ctx, server_id), kind, {"hard": reboot_type == "HARD"})
+    payload_of = partial(RebootPayload, hard=reboot_type == "HARD")
+    return begin(session, ctx, servers.get(session, ctx, server_id), kind, payload_of)
 
 
 def rebuild(
@@ -82,7 +99,8 @@ def rebuild(
     image = get_image_for_boot(session, ctx, image_ref)
     # Like Nova, a server rebuilt while stopped is stopped again afterwards (see _apply).
     stop_after = instance.vm_state == VmState.STOPPED
-    host = _begin(session, ctx, instance, "rebuild", {"image_ref": image.id, "stop_after": stop_after})
+    payload_of = partial(RebuildPayload, image_ref=image.id, stop_after=stop_after)
+    host = begin(session, ctx, instance, "rebuild", payload_of)
     instance.image_ref = image.id
     if "name" in body:
         instance.name = str(body["name"])
@@ -99,60 +117,6 @@ def rebuild(
     return instance, host
 
 
-def migrate(session: Session, ctx: RequestContext, server_id: str, live: bool, dest_host: str | None) -> str:
-    """Admin: move to another host. The destination is claimed now (by the scheduler core when
-    no host is named) so capacity can never be double-booked during the move."""
-    ctx.require_admin()
-    instance = servers.get(session, ctx, server_id)
-    from kumo.compute.scheduling import claim_destination
-
-    dest = claim_destination(session, instance, dest_host)
-    kind = "live_migrate" if live else "migrate"
-    return _begin_move(session, ctx, instance, kind, dest)
-
-
-def _begin_move(session: Session, ctx: RequestContext, instance: Instance, kind: str, dest: str) -> str:
-    """A move is two tasks: the destination prepares (`prepare_migration`: disks, the domain
-    definition, where to send the guest), then, when it reports, the source moves the guest
-    there (`kind`, with the destination's answer as `target`; see _settle_prepare). The action's
-    event stays open across both and closes with the move's outcome."""
-    move = {"dest": dest, "source": instance.host, "move": kind}
-    return _begin(session, ctx, instance, kind, move, host=dest, task_kind="prepare_migration")
-
-
-def confirm_resize(session: Session, ctx: RequestContext, server_id: str) -> None:
-    ctx.require_writer()
-    instance = servers.get(session, ctx, server_id)
-    if instance.vm_state != VmState.RESIZED:
-        raise Conflict(
-            f"Cannot 'confirmResize' instance {server_id} while it is in vm_state {instance.vm_state}"
-        )
-    release(session, migration_consumer(instance.uuid))
-    instance.migration_source = None
-    instance.vm_state = VmState.ACTIVE if instance.power_state == PowerState.RUNNING else VmState.STOPPED
-    actions.record(
-        session,
-        instance.uuid,
-        "confirmResize",
-        "compute_confirm_resize",
-        ctx.request_id,
-        ctx.user_id,
-        ctx.project_id,
-        host=instance.host,
-    )
-
-
-def revert_resize(session: Session, ctx: RequestContext, server_id: str) -> str:
-    ctx.require_writer()
-    instance = servers.get(session, ctx, server_id)
-    source = instance.migration_source
-    if instance.vm_state != VmState.RESIZED or not source:
-        raise Conflict(
-            f"Cannot 'revertResize' instance {server_id} while it is in vm_state {instance.vm_state}"
-        )
-    return _begin_move(session, ctx, instance, "revert_resize", source)
-
-
 def settle(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> None:
     """Apply an agent's report. Idempotent: a task that is no longer pending is left alone."""
     if task.state != "pending":
@@ -160,10 +124,9 @@ def settle(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> No
     task.state = "done" if ok else "failed"
     task.result = result
     task.error = None if ok else str(result.get("error", "unknown error"))
-    # A baremetal node moves with its conductor's report (deploying → active…), before the instance.
-    from kumo.baremetal.service import settle as settle_node
-
-    settle_node(session, task, ok, result)
+    # A baremetal node moves with its conductor's report (deploying → active…), before the
+    # instance: the registered hooks run first (kumo.work.hooks).
+    hooks.settled(session, task, ok, result)
     instance = session.query(Instance).filter(Instance.uuid == task.instance_uuid).one_or_none()
     if task.kind in ("abort_migration", "cleanup"):  # clean-up on a host: nothing to change
         return
@@ -243,12 +206,8 @@ def _power_off_after_rebuild(session: Session, task: Task, instance: Instance) -
     """The guest comes back running; stop it, within the rebuild action (the status stays ACTIVE
     with task_state powering-off until the agent reports, as in Nova)."""
     instance.task_state = states.TaskState.POWERING_OFF
-    payload = {
-        "action_id": task.payload.get("action_id"),
-        "event_id": None,
-        "instance": servers.spec(instance),
-    }
-    tasks.enqueue(session, task.host, "stop", instance.uuid, payload, task.request_id)
+    payload = ActionPayload(task.payload.get("action_id"), None, servers.spec(instance))
+    queue.enqueue(session, task.host, TaskKind.STOP, instance.uuid, payload, task.request_id)
 
 
 def _settle_prepare(
@@ -260,8 +219,9 @@ def _settle_prepare(
     if instance is None or instance.deleted:
         return
     if ok and instance.host == source:
-        move = {**payload, "instance": servers.spec(instance), "target": result.get("target")}
-        tasks.enqueue(session, source, kind, instance.uuid, move, task.request_id)
+        prepared = PrepareMigrationPayload.from_json(payload)
+        move = MovePayload.after(prepared, servers.spec(instance), result.get("target"))
+        queue.enqueue(session, source, prepared.move, instance.uuid, move, task.request_id)
         return
     error = task.error if not ok else f"Instance {instance.uuid} left {source} before the move began"
     why = f"Preparing {dest} failed: {error}"
@@ -274,8 +234,8 @@ def _settle_prepare(
 
 def _abort_on(session: Session, request_id: str | None, instance: Instance, dest: str) -> None:
     """Have the destination drop whatever it prepared for a move that did not happen."""
-    payload = {"instance": servers.spec(instance), "dest": dest}
-    tasks.enqueue(session, dest, "abort_migration", instance.uuid, payload, request_id)
+    payload = AbortMigrationPayload(servers.spec(instance), dest)
+    queue.enqueue(session, dest, TaskKind.ABORT_MIGRATION, instance.uuid, payload, request_id)
 
 
 def _settle_move(session: Session, task: Task, instance: Instance, ok: bool, power: int | None) -> None:

@@ -16,20 +16,21 @@ import orjson
 from sqlalchemy import Row, Select, Text, and_, cast, null, or_, select, tuple_
 from sqlalchemy.orm import Session
 
-from kumo.agent import tasks
-from kumo.agent.models import Task
 from kumo.api.context import RequestContext
-from kumo.baremetal.hosts import may_be_node
 from kumo.compute import actions, flavors, hosts, keypairs, quotas, states
 from kumo.compute.aggregates import zone_exists
 from kumo.compute.models import ComputeHost, Flavor, Instance, ServerGroup, ServerGroupMember
+from kumo.compute.node_hosts import may_be_node
 from kumo.compute.states import SCHEDULE_EVENT, TaskState, VmState
 from kumo.config import get_settings
 from kumo.db import utcnow
-from kumo.db.arrays import one_of
 from kumo.errors import BadRequest, Conflict, Forbidden, NotFound
 from kumo.image.service import get_image_for_boot
 from kumo.placement.claims import release
+from kumo.store.protocol import store_of
+from kumo.work import queue
+from kumo.work.kinds import AbortMigrationPayload, ActionPayload, CleanupPayload, TaskKind
+from kumo.work.models import Task
 
 _HOSTNAME_BAD = re.compile(r"[^a-z0-9-]+")
 MAX_USER_DATA = 65535
@@ -415,18 +416,18 @@ def delete(
     row = actions.start_action(
         session, instance.uuid, action.name, ctx.request_id, ctx.user_id, ctx.project_id
     )
-    tasks.cancel_for_instance(session, instance.uuid)
+    queue.cancel_for_instance(session, instance.uuid)
     if local or instance.host is None:
         _local_delete(session, instance, row.id, action.event, ctx.request_id)
         return instance, None
     ev = actions.start_event(session, row.id, action.event, instance.host)
     instance.task_state = TaskState.DELETING
-    tasks.enqueue(
+    queue.enqueue(
         session,
         instance.host,
-        "delete",
+        TaskKind.DELETE,
         instance.uuid,
-        {"action_id": row.id, "event_id": ev.id, "instance": spec(instance)},
+        ActionPayload(row.id, ev.id, spec(instance)),
         ctx.request_id,
     )
     return instance, instance.host
@@ -450,8 +451,8 @@ def _local_delete(session: Session, instance: Instance, action_id: int, event: s
         leave_cleanup(session, instance, host, "deleted while its host was down", request_id)
     dest = _move_destination(session, instance)
     if dest is not None:  # as after a failed move (server_ops._abort_on)
-        payload = {"instance": spec(instance), "dest": dest}
-        tasks.enqueue(session, dest, "abort_migration", instance.uuid, payload, request_id)
+        payload = AbortMigrationPayload(spec(instance), dest)
+        queue.enqueue(session, dest, TaskKind.ABORT_MIGRATION, instance.uuid, payload, request_id)
     finalize_delete(session, instance)
     details = None if host is None else f"Host {host} is down: deleted locally"
     actions.finish_event(session, ev.id, True, details)
@@ -467,7 +468,7 @@ def _move_destination(session: Session, instance: Instance) -> str | None:
         return None
     payload = session.scalar(
         select(Task.payload)
-        .where(Task.instance_uuid == instance.uuid, Task.kind == "prepare_migration")
+        .where(Task.instance_uuid == instance.uuid, Task.kind == str(TaskKind.PREPARE_MIGRATION))
         .order_by(Task.created_at.desc())
         .limit(1)
     )
@@ -478,8 +479,8 @@ def _move_destination(session: Session, instance: Instance) -> str | None:
 def leave_cleanup(session: Session, instance: Instance, host: str, why: str, request_id: str | None) -> None:
     """A task for `host`'s agent, whenever it runs again: destroy this instance's guest there
     (the instance was deleted or rebuilt elsewhere). Settling it changes no instance."""
-    payload = {"instance": spec(instance), "why": why}
-    tasks.enqueue(session, host, "cleanup", instance.uuid, payload, request_id)
+    payload = CleanupPayload(spec(instance), why)
+    queue.enqueue(session, host, TaskKind.CLEANUP, instance.uuid, payload, request_id)
 
 
 def migration_consumer(instance_uuid: str) -> str:
@@ -544,7 +545,7 @@ def hosts_up(session: Session, names: set[str]) -> dict[str, bool]:
     timeout = get_settings().heartbeat_timeout_seconds
     rows = session.execute(
         select(ComputeHost.name, ComputeHost.forced_down, ComputeHost.last_heartbeat).where(
-            one_of(session, ComputeHost.name, names)
+            store_of(session).one_of(ComputeHost.name, names)
         )
     )
     return {name: hosts.beating(beat, forced_down, now, timeout) for name, forced_down, beat in rows}

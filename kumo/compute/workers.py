@@ -7,11 +7,12 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from kumo.agent.tasks import host_key
 from kumo.compute.scheduling import schedule_pending, sync_fleet
 from kumo.db.notify import PgNotifier
 from kumo.gc_tuning import collect_periodically
 from kumo.runtime import Runtime
+from kumo.store.protocol import database_store
+from kumo.work.queue import host_key
 
 log = logging.getLogger(__name__)
 SCHEDULER_KEY = "scheduler"
@@ -59,8 +60,8 @@ def start_workers(rt: Runtime) -> Workers:
     schedule: run_scheduler)."""
     workers = Workers()
     workers.threads.append(collect_periodically(workers.stop_event))
-    if not rt.db.is_sqlite:
-        workers.notifier = PgNotifier(rt).start()
+    if database_store(rt.db).shared_by_processes:
+        workers.notifier = PgNotifier(rt.db, rt.waker).start()
     if rt.settings.scheduler_in_api:
         thread = threading.Thread(
             target=scheduler_loop, args=(rt, workers.stop_event), name="kumo-scheduler", daemon=True
@@ -74,9 +75,9 @@ def run_scheduler(rt: Runtime, stop: threading.Event) -> None:
     """A scheduler process: the scheduling loop in this thread until `stop`, woken over
     PostgreSQL LISTEN/NOTIFY by the API workers' creates. Several may run (they share pending
     instances through SKIP LOCKED); one that dies loses nothing (see kumo.compute.scheduling)."""
-    if rt.db.is_sqlite:
+    if not database_store(rt.db).shared_by_processes:
         raise RuntimeError("a scheduler process needs PostgreSQL; on SQLite the API schedules itself")
-    notifier = PgNotifier(rt).start()
+    notifier = PgNotifier(rt.db, rt.waker).start()
     try:
         scheduler_loop(rt, stop)
     finally:

@@ -6,7 +6,7 @@ import datetime as dt
 import os
 import select
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -127,11 +127,27 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN" if getattr(_local, "readonly", False) else "BEGIN IMMEDIATE")
 
 
-class Database:
-    """Owns the engine; `transaction()` is the only way domain code touches the database."""
+# The chooser of a database's store (kumo.store.choice registers it; kumo.db knows no store):
+# called once per Database, with its engine's dialect name, the first time its store is asked for.
+StoreChooser = Callable[[str], object]
+_store_chooser: list[StoreChooser] = []
 
-    def __init__(self, url: str, pool_size: int = 10) -> None:
+
+def choose_stores_with(chooser: StoreChooser) -> None:
+    """Register the chooser of every Database's store (see kumo.store)."""
+    _store_chooser[:] = [chooser]
+
+
+class Database:
+    """Owns the engine; `transaction()` is the only way domain code touches the database.
+
+    Its store (kumo.store: what differs between databases) is `store` if given, else the one
+    the registered chooser picks for its engine, once; each of its sessions carries the
+    database in `session.info["database"]` (kumo.store.protocol.store_of)."""
+
+    def __init__(self, url: str, pool_size: int = 10, store: object | None = None) -> None:
         self.url = url
+        self._store = store
         # JSON columns (flavor, metadata, tags…) are decoded for every row a list returns:
         # orjson does it several times faster than the standard library (listing 1,000 servers
         # spent 15 % of its CPU in json.loads). Writing keeps the standard library's encoder.
@@ -152,7 +168,7 @@ class Database:
             event.listen(self.engine, "begin", _sqlite_begin)
         else:
             _check_on_checkout(self.engine)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False, info={"database": self})
         # SQLite has one writer at a time. Queueing writers on a Python lock hands the database
         # over at once; SQLite's own busy handler sleeps in growing steps under contention.
         self._write_lock: threading.Lock | None = threading.Lock() if self.is_sqlite else None
@@ -169,6 +185,15 @@ class Database:
         self._async_engine: Engine | None = None
         self._async_sessions: sessionmaker[Session] | None = None
         self._async_lock = threading.Lock()
+
+    @property
+    def store(self) -> object:
+        """This database's store (typed: kumo.store.protocol.database_store)."""
+        if self._store is None:
+            if not _store_chooser:
+                raise RuntimeError("no store chooser registered: import kumo.store.choice at start-up")
+            self._store = _store_chooser[0](self.engine.dialect.name)
+        return self._store
 
     @contextmanager
     def transaction(self, durable: bool = True) -> Iterator[Session]:
@@ -195,7 +220,9 @@ class Database:
             if self._async_sessions is None:
                 engine = _hiding_values(create_engine(self.url, **self._async_kwargs))
                 self._async_engine = _check_on_checkout(engine)
-                self._async_sessions = sessionmaker(self._async_engine, expire_on_commit=False)
+                self._async_sessions = sessionmaker(
+                    self._async_engine, expire_on_commit=False, info={"database": self}
+                )
             return self._async_sessions
 
     @contextmanager

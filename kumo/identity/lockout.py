@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, case, delete, exists, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from kumo.config import Settings
@@ -30,6 +29,7 @@ from kumo.db import Database, utcnow
 from kumo.errors import Unauthorized
 from kumo.identity.models import AuthFailure, User
 from kumo.identity.passwords import verify_password
+from kumo.store.protocol import store_of
 
 AUTH_REQUIRED = "The request you have made requires authentication."
 # With lockout_duration 0 (locked until an admin steps in) the failures of users that do not
@@ -113,8 +113,11 @@ class Lockout:
         fresh = [] if forgotten_before is None else [last <= forgotten_before]
         new_count = case(*[(c, 1) for c in fresh], (count >= limit, limit + 1), else_=count + 1)
         new_at = case(*[(c, now) for c in fresh], (count >= limit, last), else_=now)
-        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-        statement = insert(AuthFailure).values(subject=_key(subject), failed_auth_count=1, failed_auth_at=now)
+        statement: Any = (
+            store_of(session)
+            .insert(AuthFailure)
+            .values(subject=_key(subject), failed_auth_count=1, failed_auth_at=now)
+        )
         upsert = statement.on_conflict_do_update(
             index_elements=["subject"], set_={"failed_auth_count": new_count, "failed_auth_at": new_at}
         )

@@ -6,8 +6,8 @@ provider in a tree is offered on its own, with its tree's root for in_tree, root
 aggregates.) For such fleets Placement's rules come down to, per provider:
 
 * for each requested resource class, with `total` the sum over the groups asking for it:
-  an inventory with used + total <= (total_inv - reserved) * allocation_ratio,
-  total <= max_unit, and every group's amount >= min_unit and a multiple of step_size;
+  an inventory that takes `total` more, each group's amount a unit of it (the capacity
+  rule, kumo.placement.capacity);
 * every group's required traits (each an any-of set), none of its forbidden traits;
 * every group's member_of (each an any-of set of aggregates) on the provider or its root,
   none of its forbidden aggregates;
@@ -44,16 +44,15 @@ from sqlalchemy import (
     null,
     or_,
     select,
-    text,
     true,
 )
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from kumo.placement import capacity as capacity_sql
 from kumo.placement.api_models import ProviderAggregate, ProviderParent, ProviderTrait
 from kumo.placement.models import Allocation, Inventory, ResourceProvider
 from kumo.scheduler import capacity as capacity_rule
+from kumo.store.protocol import Store, store_of
 
 _RP = ResourceProvider.__table__
 _INV = Inventory.__table__
@@ -248,10 +247,8 @@ def _placeable(request: CandidateRequest) -> bool:
 def _filters(
     request: CandidateRequest,
     provider_id: ColumnElement[int],
-    id_above: int | None = None,
-    id_at_most: int | None = None,
 ) -> list[ColumnElement[bool]]:
-    """Every rule but capacity: traits, aggregates, trees, root traits, and the id bounds."""
+    """Every rule but capacity: traits, aggregates, trees, root traits."""
     where: list[ColumnElement[bool]] = []
     for group in request.groups:
         where += [has_any_trait(provider_id, any_of) for any_of in group.required]
@@ -265,23 +262,16 @@ def _filters(
     where += [_root_has_any_trait(provider_id, [trait]) for trait in sorted(request.root_required)]
     if request.root_forbidden:
         where.append(~_root_has_any_trait(provider_id, request.root_forbidden))
-    if id_above is not None:
-        where.append(provider_id > id_above)
-    if id_at_most is not None:
-        where.append(provider_id <= id_at_most)
     return where
 
 
-def _matching(
-    request: CandidateRequest, id_above: int | None = None, id_at_most: int | None = None
-) -> Select[Any] | None:
+def _matching(request: CandidateRequest) -> Select[Any] | None:
     """The providers that satisfy `request`, in id order, at most `request.limit` (None when
-    nothing can): columns id, uuid, generation. `id_above` and
-    `id_at_most` bound the walk. Portable SQL (SQLite and PostgreSQL)."""
+    nothing can): columns id, uuid, generation. Portable SQL (SQLite and PostgreSQL)."""
     if not _placeable(request):
         return None
     rp = _RP.alias("rp")
-    where = [*_filters(request, rp.c.id, id_above, id_at_most), fits(rp.c.id, _wanted(request))]
+    where = [*_filters(request, rp.c.id), fits(rp.c.id, _wanted(request))]
     matching = select(rp.c.id, rp.c.uuid, rp.c.generation).where(*where).order_by(rp.c.id)
     if request.limit:
         matching = matching.limit(request.limit)
@@ -361,55 +351,9 @@ def _matching_with_inventories(
 
 
 def _no_jit(session: Session) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        # The planner prices the correlated subplans high enough to JIT-compile the query,
-        # which costs more than running it (50-500 ms at 1,000-10,000 providers).
-        session.execute(text("SET LOCAL jit = off"))
-
-
-def provider_id_range(session: Session, request: CandidateRequest) -> tuple[int, int] | None:
-    """The lowest and highest id a candidate for `request` can have: every candidate has an
-    inventory of each requested class (None when no provider has them all in one range).
-    One pass over the inventories: it keeps a walk off a fleet of other kinds (baremetal
-    nodes, when VMs are asked for)."""
-    totals = request.totals()
-    if not totals:
-        return None
-    rows = session.execute(
-        select(func.min(_INV.c.provider_id), func.max(_INV.c.provider_id))
-        .where(_INV.c.resource_class.in_(sorted(totals)))
-        .group_by(_INV.c.resource_class)
-    ).all()
-    if len(rows) < len(totals):
-        return None
-    low, high = max(r[0] for r in rows), min(r[1] for r in rows)
-    return (low, high) if low <= high else None
-
-
-def candidate_provider_ids(
-    session: Session,
-    request: CandidateRequest,
-    *,
-    start_after: int = 0,
-    id_range: tuple[int, int] | None = None,
-) -> list[int]:
-    """The ids of the providers GET /allocation_candidates would offer for `request` (the same
-    query), at most `request.limit`, walking ids from `start_after` and wrapping around: the
-    scheduler's resource prefilter. A random start spreads concurrent schedulers over
-    different pages of a large fleet. `id_range` (provider_id_range) bounds both legs."""
-    low, high = id_range if id_range is not None else (None, None)
-    first = _matching(request, max(start_after, (low or 1) - 1) or None, high)
-    if first is None:
-        return []
-    _no_jit(session)
-    ids = list(session.scalars(select(first.subquery().c.id)))
-    if start_after > 0 and (not request.limit or len(ids) < request.limit):
-        rest = _matching(request, (low - 1) if low else None, start_after)
-        assert rest is not None
-        if request.limit:
-            rest = rest.limit(request.limit - len(ids))
-        ids += session.scalars(select(rest.subquery().c.id))
-    return ids
+    # The planner may price the correlated subplans high enough to JIT-compile the query,
+    # which costs more than running it.
+    store_of(session).without_jit(session)
 
 
 def _request_key(request: CandidateRequest) -> tuple[Any, ...]:
@@ -471,13 +415,14 @@ def _tree_columns(cand: Any) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
     return root_uuid, parent_uuid
 
 
-def _candidates_statement(request: CandidateRequest, postgresql: bool) -> Select[Any] | None:
+def _candidates_statement(request: CandidateRequest, in_sql: bool) -> Select[Any] | None:
     """The statement of find_candidates, built once per distinct request (building it costs
-    more than 1 ms; schedulers and clients repeat the same few request shapes)."""
-    key = (postgresql, _request_key(request))
+    more than 1 ms; schedulers and clients repeat the same few request shapes). `in_sql`: the
+    store assembles each candidate's inventories (Store.candidates_in_sql)."""
+    key = (in_sql, _request_key(request))
     if key in _STATEMENTS:
         return _STATEMENTS[key]
-    matching = _matching_with_inventories(request) if postgresql else _matching(request)
+    matching = _matching_with_inventories(request) if in_sql else _matching(request)
     statement = None
     if matching is not None:
         cand = matching.subquery("candidates")
@@ -491,7 +436,7 @@ def _candidates_statement(request: CandidateRequest, postgresql: bool) -> Select
             .where(t.c.provider_id == cand.c.id)
             .scalar_subquery(),
         ]
-        if postgresql:
+        if in_sql:
             columns.append(cand.c.inventories)
         statement = select(*columns).order_by(cand.c.id)
     _remember(key, statement)
@@ -527,8 +472,9 @@ def _concat(*parts: str | ColumnElement[Any]) -> ColumnElement[str]:
     return func.concat(*(_text(p) if isinstance(p, str) else p for p in parts))
 
 
-def _body_statement(request: CandidateRequest, shape: BodyShape) -> Select[Any] | None:
-    """PostgreSQL: the whole response body of GET /allocation_candidates as one string, made
+def _body_statement(store: Store, request: CandidateRequest, shape: BodyShape) -> Select[Any] | None:
+    """Where the store assembles candidates in SQL (`candidates_in_sql`): the whole response
+    body of GET /allocation_candidates as one string, made
     by the database from the same walk as find_candidates (`_matching_with_inventories`):
     per candidate its allocation request and its provider summary as JSON text, joined in
     provider id order. Python then has nothing to do per candidate: building 1,000 candidates
@@ -556,11 +502,7 @@ def _body_statement(request: CandidateRequest, shape: BodyShape) -> Select[Any] 
     if shape.with_traits:
         t = _TRAITS.alias("t")
         traits = (
-            select(
-                func.string_agg(
-                    t.c.trait, aggregate_order_by(literal_column("'\",\"'"), t.c.trait.collate("C"))
-                )
-            )
+            select(store.joined_in_order(t.c.trait, "'\",\"'", t.c.trait.collate("C")))
             .where(t.c.provider_id == cand.c.id)
             .scalar_subquery()
         )
@@ -573,13 +515,12 @@ def _body_statement(request: CandidateRequest, shape: BodyShape) -> Select[Any] 
     per = select(
         cand.c.id, _concat(*allocation).label("allocation"), _concat(*summary).label("summary")
     ).subquery("per")
-    in_order: Any = aggregate_order_by(literal_column("','"), per.c.id)
     return select(
         _concat(
             '{"allocation_requests":[',
-            func.string_agg(per.c.allocation, in_order),
+            store.joined_in_order(per.c.allocation, "','", per.c.id),
             '],"provider_summaries":{',
-            func.string_agg(per.c.summary, in_order),
+            store.joined_in_order(per.c.summary, "','", per.c.id),
             "}}",
         )
     )
@@ -587,12 +528,13 @@ def _body_statement(request: CandidateRequest, shape: BodyShape) -> Select[Any] 
 
 def candidates_body(session: Session, request: CandidateRequest, shape: BodyShape) -> bytes | None:
     """The JSON body of GET /allocation_candidates for `request`, made by PostgreSQL (see
-    _body_statement); None on other databases (build it from find_candidates there)."""
-    if session.get_bind().dialect.name != "postgresql":
+    _body_statement); None where the store does not (build it from find_candidates there)."""
+    store = store_of(session)
+    if not store.candidates_in_sql:
         return None
     key = ("body", shape, _request_key(request))
     if key not in _STATEMENTS:
-        _remember(key, _body_statement(request, shape))
+        _remember(key, _body_statement(store, request, shape))
     statement = _STATEMENTS[key]
     if statement is None:
         return b'{"allocation_requests":[],"provider_summaries":{}}'
@@ -606,8 +548,8 @@ def find_candidates(
 ) -> list[Candidate]:
     """Candidates in provider id order, at most `request.limit`. `all_resources=False` keeps
     only the requested classes in each candidate's resources (Placement before 1.27)."""
-    postgresql = session.get_bind().dialect.name == "postgresql"
-    statement = _candidates_statement(request, postgresql)
+    in_sql = store_of(session).candidates_in_sql
+    statement = _candidates_statement(request, in_sql)
     if statement is None:
         return []
     totals = request.totals()
@@ -626,13 +568,13 @@ def find_candidates(
             {suffix: [uuid] for suffix in suffixes},
             traits=sorted(trait_csv.split(",")) if trait_csv else [],
         )
-        if postgresql and row[6]:
+        if in_sql and row[6]:
             resources = candidate.resources
             for item in row[6].split(","):
                 rc, capacity, used = item.split(":")
                 if all_resources or rc in totals:
                     resources[rc] = {"capacity": int(capacity), "used": int(used)}
-    if not postgresql:
+    if not in_sql:
         _add_inventories(session, candidates, None if all_resources else totals)
     return list(candidates.values())
 

@@ -23,7 +23,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, Integer, and_, literal
-from sqlalchemy.dialects.postgresql import psycopg
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -84,12 +83,3 @@ def fits(inv: Any, used: Amount, total_asked: int, amounts: Iterable[int] = ()) 
 
 def _sql(amount: Amount) -> ColumnElement[Any]:
     return literal(amount, Integer) if isinstance(amount, int) else amount
-
-
-def postgresql_text(expression: ColumnElement[Any]) -> str:
-    """An expression of this module as text for a statement written by hand for PostgreSQL
-    (psycopg's paramstyle: "%" doubled), integers inlined."""
-    return str(expression.compile(dialect=_PSYCOPG, compile_kwargs={"literal_binds": True}))
-
-
-_PSYCOPG = psycopg.dialect()

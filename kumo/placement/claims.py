@@ -16,8 +16,8 @@ generation came from, and (2) every inventory/allocation writer bumping the gene
 On ClaimConflict nothing has been written (the swap comes first), so the caller may try the
 next candidate in the same transaction, or roll back, reload the snapshot and reschedule.
 
-The scheduler's hot path on PostgreSQL makes the same claim, with the rest of a placement's
-writes, in one statement: kumo.compute.placement_commit.
+The scheduler's hot path makes the same claim, with the rest of a placement's writes, as one
+plan its store commits (kumo.compute.scheduling.placement_plan, Store.commit_placement).
 """
 
 from __future__ import annotations

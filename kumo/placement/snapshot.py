@@ -25,10 +25,10 @@ from sqlalchemy.orm import Session
 from kumo.compute.hosts import beating
 from kumo.compute.models import Aggregate, AggregateHost, ComputeHost, Instance
 from kumo.db import utcnow
-from kumo.db.arrays import one_of_param
 from kumo.placement.models import Allocation, Inventory, ResourceProvider
 from kumo.scheduler import capacity as capacity_rule
 from kumo.scheduler.snapshot import HostState, Snapshot
+from kumo.store.protocol import Store, store_of
 
 DEFAULT_AVAILABILITY_ZONE = "nova"
 
@@ -146,7 +146,7 @@ def _read_part(
     not of the hosts read). Usage of a class the host has no inventory of is not read: no
     request can land there for that class anyway."""
     found = session.connection().execute(
-        _part_statement(session.get_bind().dialect.name, stock_exclusive),
+        _part_statement(store_of(session), stock_exclusive),
         {"provider_ids": sorted(provider_ids), "host_names": sorted(host_names)},
     )
     rows: list[_HostRow] = []
@@ -179,12 +179,12 @@ def _read_part(
 
 
 @cache
-def _part_statement(dialect: str, stock_exclusive: bool) -> Any:
-    """_read_part's statement, built once per dialect and shape (every pass of a scheduler runs
+def _part_statement(store: Store, stock_exclusive: bool) -> Any:
+    """_read_part's statement, built once per store and shape (every pass of a scheduler runs
     it): three kinds of row in one UNION ALL, the columns a kind does not use NULL."""
     chosen = or_(
-        one_of_param(dialect, ComputeHost.provider_id, "provider_ids"),
-        one_of_param(dialect, ComputeHost.name, "host_names"),
+        store.one_of_param(ComputeHost.provider_id, "provider_ids"),
+        store.one_of_param(ComputeHost.name, "host_names"),
     )
     usage = (
         select(func.sum(Allocation.used))

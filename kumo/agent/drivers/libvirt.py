@@ -37,6 +37,7 @@ from kumo.agent.libvirt.connection import Connection, require_libvirt
 from kumo.agent.libvirt.domain import NAME_PREFIX, VIRT_TYPES, GuestConfig, domain_xml, power_state
 from kumo.agent.protocol import AGENT_TOKEN_HEADER
 from kumo.compute.states import PowerState
+from kumo.config import get_settings
 
 log = logging.getLogger("kumo.agent.libvirt")
 GiB = 1024**3
@@ -89,8 +90,6 @@ class LibvirtDriver:
         if virt_type not in VIRT_TYPES:
             raise DriverError(f"virt_type must be one of {', '.join(VIRT_TYPES)}, not {virt_type!r}")
         if state_dir is None:
-            from kumo.config import get_settings
-
             state_dir = get_settings().state_dir / "libvirt" / host
         self.host = host
         self.virt_type = virt_type

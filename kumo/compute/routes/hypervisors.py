@@ -6,14 +6,15 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from kumo.agent.tasks import host_key
 from kumo.api.context import RequestContext
-from kumo.api.deps import context, microversion, runtime
+from kumo.api.deps import context, runtime
 from kumo.compute import hosts, image_cache, params, schemas
+from kumo.compute.deps import microversion
 from kumo.compute.microversion import Microversion
 from kumo.compute.views import hypervisors as views
 from kumo.errors import NotFound
 from kumo.runtime import Runtime
+from kumo.work.queue import host_key
 
 router = APIRouter(prefix="/compute")
 

@@ -10,16 +10,17 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from kumo.agent.tasks import host_key
 from kumo.api.context import RequestContext
-from kumo.api.deps import context, microversion, runtime
+from kumo.api.deps import context, runtime
 from kumo.api.openapi import json_body
-from kumo.compute import console, evacuate, params, schemas, server_ops, servers
+from kumo.compute import console, evacuate, moves, params, schemas, server_ops, servers
+from kumo.compute.deps import microversion
 from kumo.compute.microversion import Microversion
 from kumo.compute.routes.servers import base_url
 from kumo.compute.views import servers as view
 from kumo.errors import BadRequest
 from kumo.runtime import Runtime
+from kumo.work.queue import host_key
 
 router = APIRouter(prefix="/compute")
 
@@ -51,22 +52,22 @@ def _migrate(s: Session, ctx: RequestContext, sid: str, body: Any, version: Micr
     host = (
         params.host_value(body.get("host")) if isinstance(body, dict) and version.at_least("2.56") else None
     )
-    return server_ops.migrate(s, ctx, sid, live=False, dest_host=host)
+    return moves.migrate(s, ctx, sid, live=False, dest_host=host)
 
 
 def _live_migrate(s: Session, ctx: RequestContext, sid: str, body: Any, _: Microversion) -> str | None:
     if not isinstance(body, dict) or "host" not in body:
         raise BadRequest("Invalid input for field/attribute os-migrateLive. 'host' is a required property")
-    return server_ops.migrate(s, ctx, sid, live=True, dest_host=params.host_value(body["host"]))
+    return moves.migrate(s, ctx, sid, live=True, dest_host=params.host_value(body["host"]))
 
 
 def _confirm(s: Session, ctx: RequestContext, sid: str, _: Any, __: Microversion) -> str | None:
-    server_ops.confirm_resize(s, ctx, sid)
+    moves.confirm_resize(s, ctx, sid)
     return None
 
 
 def _revert(s: Session, ctx: RequestContext, sid: str, _: Any, __: Microversion) -> str | None:
-    return server_ops.revert_resize(s, ctx, sid)
+    return moves.revert_resize(s, ctx, sid)
 
 
 def _lock(s: Session, ctx: RequestContext, sid: str, _: Any, __: Microversion) -> str | None:

@@ -10,11 +10,11 @@ import orjson
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from kumo.agent.tasks import host_key
 from kumo.api.context import RequestContext
-from kumo.api.deps import context, microversion, runtime
+from kumo.api.deps import context, runtime
 from kumo.api.openapi import json_body
 from kumo.compute import params, schemas, servers
+from kumo.compute.deps import microversion
 from kumo.compute.microversion import Microversion
 from kumo.compute.params import page as page_params
 from kumo.compute.views import servers as view
@@ -22,6 +22,7 @@ from kumo.compute.workers import SCHEDULER_KEY
 from kumo.errors import BadRequest, NotFound
 from kumo.runtime import Runtime
 from kumo.validation import MAX_INT
+from kumo.work.queue import host_key
 
 router = APIRouter(prefix="/compute")
 

@@ -6,7 +6,7 @@ route table it paid, besides its own work, a scan of ~170 routes before its own,
 dependency resolution and request wrapping: py-spy showed that framework share at about two
 thirds of the API's CPU per claim. This ASGI middleware answers the well-formed, authorized
 request itself with the very same code (microversion parse, token check, body validation of
-routes._allocation_write, allocations.replace_allocations in one transaction, the same error
+allocation_body.allocation_write, allocations.replace_allocations in one transaction, the same error
 body and headers as PlacementRoute). Anything it does not take on as is (a bad or missing
 token, a non-admin, a bad microversion, a body that is not a JSON object with a JSON content
 type, or one that fails validation) is handed to the app unchanged, body replayed, so every
@@ -15,20 +15,19 @@ error answer stays the one the full route gives.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import anyio
 import orjson
-import psycopg
-import psycopg.conninfo
-from sqlalchemy.engine import URL
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kumo.api.edge import replay
 from kumo.errors import KumoError
 from kumo.placement.api import allocations as allocations_domain
 from kumo.placement.api import microversion as mv
+from kumo.placement.api.allocation_body import allocation_write, consumer_uuid
+from kumo.placement.api.responses import finish, no_content, placement_error
+from kumo.placement.api.routes import router
 from kumo.runtime import Runtime
 
 PREFIX = "/placement/allocations/"
@@ -38,7 +37,6 @@ class ClaimFastLane:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self._route: Any = None
-        self._pool: AsyncConnections | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
@@ -60,27 +58,15 @@ class ClaimFastLane:
         # The full route's label in the request metrics (RequestMiddleware reads scope["route"]).
         scope["route"] = self._claim_route()
         rt: Runtime = scope["app"].state.runtime
-        from kumo.placement.api.routes import finish, no_content, placement_error
-
         try:
-            if rt.db.is_sqlite:
-                await anyio.to_thread.run_sync(_replace, rt, write)
-            else:
-                await self._connections(rt).run(allocations_domain.postgresql_steps([write]))
+            await anyio.to_thread.run_sync(_replace, rt, write)
             response = no_content()
         except KumoError as exc:
             response = placement_error(path, exc)
         await finish(response, version, "PUT")(scope, receive, send)
 
-    def _connections(self, rt: Runtime) -> AsyncConnections:
-        if self._pool is None:
-            self._pool = AsyncConnections(rt.db.engine.url)
-        return self._pool
-
     def _claim_route(self) -> Any:
         if self._route is None:
-            from kumo.placement.api.routes import router
-
             self._route = next(
                 r
                 for r in router.routes
@@ -90,86 +76,8 @@ class ClaimFastLane:
         return self._route
 
 
-class AsyncConnections:
-    """A few PostgreSQL connections of this worker's event loop for claims (psycopg's asyncio
-    API): the claim's two statements run on the loop, without the hand-over to a worker thread
-    and SQLAlchemy's per-statement machinery (together about a third of what was left of the
-    API's CPU per claim), and without a ping per checkout. Idle connections are kept, at most
-    `size` are open; one that broke is dropped, and a claim whose first statement finds its
-    connection dead is retried once on a new one (nothing was done yet)."""
-
-    def __init__(self, url: URL, size: int = 8) -> None:
-        args = url.translate_connect_args(username="user", database="dbname")
-        self._conninfo = psycopg.conninfo.make_conninfo(
-            **{k: str(v) for k, v in args.items()}, **{k: str(v) for k, v in url.query.items()}
-        )
-        self._idle: list[psycopg.AsyncConnection[Any]] = []
-        self._slots = asyncio.Semaphore(size)
-
-    async def run(self, steps: allocations_domain.PgSteps) -> None:
-        """Run `steps` (statements, see allocations.postgresql_steps) in one transaction: BEGIN
-        and the first statement in one round trip (pipeline), COMMIT (ROLLBACK on any error)
-        closing it. These connections plan with generic plans for the whole session (they run
-        nothing but claims), so the steps' SET LOCAL is not sent."""
-        first = next(steps)
-        assert first == (allocations_domain.PG_GENERIC_PLANS, None)
-        sql, params = steps.send([])
-        async with self._slots:
-            conn = self._idle.pop() if self._idle else await self._connect()
-            try:
-                try:
-                    cur = await self._begin(conn, sql, params)
-                except psycopg.OperationalError:
-                    await _discard(conn)  # it died idle (a server restart): nothing was done yet
-                    conn = await self._connect()
-                    cur = await self._begin(conn, sql, params)
-                while True:
-                    rows = await cur.fetchall() if cur.description else []
-                    try:
-                        sql, params = steps.send(rows)
-                    except StopIteration:
-                        break
-                    cur = await conn.execute(sql, params)
-                await conn.execute("COMMIT")
-            except BaseException:
-                if conn.closed or conn.broken or not await _rolled_back(conn):
-                    await _discard(conn)
-                else:
-                    self._idle.append(conn)
-                raise
-            self._idle.append(conn)
-
-    @staticmethod
-    async def _begin(
-        conn: psycopg.AsyncConnection[Any], sql: str, params: dict[str, Any] | None
-    ) -> psycopg.AsyncCursor[Any]:
-        async with conn.pipeline():
-            await conn.execute("BEGIN")
-            cur = await conn.execute(sql, params)
-        return cur
-
-    async def _connect(self) -> psycopg.AsyncConnection[Any]:
-        conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
-        await conn.execute(f"SET {allocations_domain.PG_GENERIC_PLANS.removeprefix('SET LOCAL ')}")
-        return conn
-
-
-async def _rolled_back(conn: psycopg.AsyncConnection[Any]) -> bool:
-    try:
-        await conn.execute("ROLLBACK")
-        return True
-    except psycopg.Error:
-        return False
-
-
-async def _discard(conn: psycopg.AsyncConnection[Any]) -> None:
-    try:
-        await conn.close()
-    except psycopg.Error:
-        pass
-
-
 def _replace(rt: Runtime, write: allocations_domain.AllocationWrite) -> None:
+    """The claim in a transaction of its own, through the database's store (as the full route)."""
     with rt.db.transaction() as session:
         allocations_domain.replace_allocations(session, [write])
 
@@ -184,8 +92,6 @@ def _take(
     token = headers.get(b"x-auth-token")
     if content_type != b"application/json" or not body or not token:
         return None
-    from kumo.placement.api.routes import _allocation_write, _consumer_uuid
-
     try:
         raw_version = headers.get(b"openstack-api-version")
         version = mv.parse(raw_version.decode("latin-1") if raw_version is not None else None)
@@ -195,7 +101,7 @@ def _take(
         rt: Runtime = scope["app"].state.runtime
         if "admin" not in rt.tokens.verify(token.decode("latin-1")).roles:
             return None
-        return version, _allocation_write(_consumer_uuid(consumer), data, version, "body")
+        return version, allocation_write(consumer_uuid(consumer), data, version, "body")
     except (KumoError, orjson.JSONDecodeError, UnicodeDecodeError, ValueError):
         return None
 

@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from kumo.agent import service, tasks
+from kumo.agent import service
 from kumo.compute import hosts
 from kumo.compute.models import ComputeHost
 from kumo.db import Database
 from kumo.db.migrate import upgrade
+from kumo.work import queue
+from kumo.work.kinds import RebootPayload, SpawnPayload, TaskKind
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -55,23 +57,26 @@ def test_heartbeats_of_many_hosts_in_chunks_name_the_unknown(db: Database) -> No
 
 def test_the_fleet_poll_hands_out_the_listed_hosts_work_oldest_first_except_the_busy(db: Database) -> None:
     with db.transaction() as s:
-        first = tasks.enqueue(s, "hv-2", "spawn", None, {"n": 1}, "req-1")
+        first = queue.enqueue(s, "hv-2", TaskKind.SPAWN, None, SpawnPayload(None, {"n": 1}), "req-1")
     with db.transaction() as s:
-        second = tasks.enqueue(s, "hv-1", "spawn", None, {"n": 2}, "req-2")
+        second = queue.enqueue(s, "hv-1", TaskKind.SPAWN, None, SpawnPayload(None, {"n": 2}), "req-2")
     with db.transaction() as s:
-        busy = tasks.enqueue(s, "hv-1", "reboot", None, {}, "req-3")
+        busy = queue.enqueue(s, "hv-1", TaskKind.REBOOT, None, RebootPayload(None, None, {}, False), "req-3")
     with db.transaction() as s:
-        elsewhere = tasks.enqueue(s, "hv-9", "spawn", None, {}, "req-4")
+        elsewhere = queue.enqueue(s, "hv-9", TaskKind.SPAWN, None, SpawnPayload(None, {}), "req-4")
     fleet = {f"hv-{i}" for i in range(1, 1200)}
     with db.read() as s:
         handed = service.pending_fleet_work(s, fleet - {"hv-9"}, busy=[busy.id])
     assert [(t.id, t.host, t.payload) for t in handed] == [
-        (first.id, "hv-2", {"n": 1}),
-        (second.id, "hv-1", {"n": 2}),
+        (first.id, "hv-2", SpawnPayload(None, {"n": 1}).to_json()),
+        (second.id, "hv-1", SpawnPayload(None, {"n": 2}).to_json()),
     ]
     # More hosts with work than one statement is given (500), and more tasks than one answer holds.
     with db.transaction() as s:
-        many = {tasks.enqueue(s, f"hv-{i}", "spawn", None, {}, f"req-{i}").id for i in range(100, 1100)}
+        many = {
+            queue.enqueue(s, f"hv-{i}", TaskKind.SPAWN, None, SpawnPayload(None, {}), f"req-{i}").id
+            for i in range(100, 1100)
+        }
     with db.read() as s:
         handed = service.pending_fleet_work(s, fleet, busy=[busy.id])
         fewer = service.pending_fleet_work(s, fleet, busy=[busy.id], limit=10)

@@ -10,12 +10,14 @@ import httpx
 import pytest
 from sqlalchemy import exc, select
 
-from kumo.agent import service, tasks
-from kumo.agent.models import Task
+from kumo.agent import service
 from kumo.agent.protocol import AGENT_TOKEN_HEADER
 from kumo.compute import server_ops
 from kumo.compute.models import Instance
 from kumo.compute.servers import spec
+from kumo.work import queue
+from kumo.work.kinds import AbortMigrationPayload, AnyPayload, CleanupPayload, TaskKind
+from kumo.work.models import Task
 from tests.conftest import Cloud, wait_for
 from tests.functional.compute.helpers import add_instance, database, project_id, register_hosts
 from tests.functional.helpers import make_flavor, upload_image
@@ -158,8 +160,12 @@ def test_a_clean_up_that_cannot_be_applied_leaves_its_server_alone(cloud: Cloud,
         with db.transaction() as s:
             instance = s.scalar(select(Instance).where(Instance.uuid == instance_uuid))
             assert instance is not None
-            payload = {"instance": spec(instance), "why": "evacuated to new-host", "dest": "old-host"}
-            task_id = tasks.enqueue(s, "old-host", kind, instance_uuid, payload, None).id
+            payload: AnyPayload = (
+                CleanupPayload(spec(instance), "evacuated to new-host")
+                if kind == TaskKind.CLEANUP
+                else AbortMigrationPayload(spec(instance), "old-host")
+            )
+            task_id = queue.enqueue(s, "old-host", TaskKind(kind), instance_uuid, payload, None).id
         with db.transaction() as s:
             server_ops.fail_unsettled(s, task_id, "Applying the task's result failed: boom")
         with db.read() as s:

@@ -15,18 +15,19 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
-from kumo.agent.models import Task
 from kumo.api.context import RequestContext
 from kumo.compute import actions, evacuate, hosts, server_ops, servers
 from kumo.compute.models import Instance
-from kumo.compute.placement_commit import Placement, write
-from kumo.compute.scheduling import _lock_pending
+from kumo.compute.scheduling import _lock_pending, commit_plan, placement_plan
 from kumo.compute.states import SCHEDULE_EVENT, TaskState, VmState
 from kumo.config import Settings
 from kumo.db import Database
 from kumo.deploy import init_cloud
 from kumo.errors import KumoError
 from kumo.placement.models import Allocation, ResourceProvider
+from kumo.scheduler.core import Candidate
+from kumo.scheduler.request import ScheduleRequest
+from kumo.work.models import Task
 from tests.conftest import ADMIN_PASSWORD
 
 pytestmark = pytest.mark.postgres
@@ -97,8 +98,10 @@ def test_a_delete_waits_for_the_placement_it_races(db: Database) -> None:
         deleting.start()
         deleting.join(0.5)
         resources = {"VCPU": 1, "MEMORY_MB": 512, "DISK_GB": 1}
-        placement = Placement(HOST, "nova", provider.id, provider.generation, resources)
-        assert write(scheduler, instance, placement, servers.spec(instance)) is not None
+        plan = placement_plan(
+            instance, _request(instance.uuid, resources), _candidate(HOST, provider), "nova"
+        )
+        assert commit_plan(scheduler, instance, plan) is not None
         assert deleting.is_alive(), outcome  # it waits for the placement's lock
     deleting.join(10)
     assert outcome == [None]
@@ -150,3 +153,11 @@ def test_changes_from_a_read_lock_the_instance_row(db: Database, change: Callabl
         stop()
     first = next(sql for sql in seen if "FROM instances" in sql)
     assert first.startswith("SELECT instances.") and first.endswith("FOR UPDATE"), first
+
+
+def _request(instance_uuid: str, resources: dict[str, int]) -> ScheduleRequest:
+    return ScheduleRequest(instance_uuid=instance_uuid, project_id="p", resources=resources)
+
+
+def _candidate(host: str, provider: ResourceProvider) -> Candidate:
+    return Candidate(host=host, provider_id=provider.id, generation=provider.generation, weight=0.0)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from kumo.agent.drivers.base import DriverError
 from kumo.agent.drivers.fake import FakeDriver
-from kumo.agent.models import Task
+from kumo.work.models import Task
 from tests.conftest import Cloud, Fleet, wait_for
 from tests.functional.compute.helpers import database
 from tests.functional.compute.test_dead_host import _force_down, _kill

@@ -14,7 +14,6 @@ from kumo.compute import hosts, scheduling
 from kumo.compute.models import Instance
 from kumo.config import Settings
 from kumo.db import Database
-from kumo.errors import ClaimConflict
 from kumo.runtime import build_runtime
 
 
@@ -59,17 +58,17 @@ def test_a_lost_claim_leaves_the_server_pending_and_the_pass_reads_again(
         reads.append(1)
         return real_read(*args, **kwargs)
 
-    real_claim = scheduling.claims.claim_first
+    real_claim = scheduling._commit_first
     calls: list[str] = []
 
-    def lose_the_first(session: Any, candidates: Any, consumer_id: str, resources: Any) -> Any:
-        calls.append(consumer_id)
+    def lose_the_first(session: Any, instance: Any, request: Any, candidates: Any, snapshot: Any) -> Any:
+        calls.append(instance.uuid)
         if len(calls) == 1:
-            raise ClaimConflict("another worker claimed there")
-        return real_claim(session, candidates, consumer_id, resources)
+            return None  # another worker claimed there: every candidate moved
+        return real_claim(session, instance, request, candidates, snapshot)
 
     monkeypatch.setattr(scheduling, "pass_snapshot", counting_read)
-    monkeypatch.setattr(scheduling.claims, "claim_first", lose_the_first)
+    monkeypatch.setattr(scheduling, "_commit_first", lose_the_first)
     try:
         handled, woken = scheduling.schedule_pending(rt)
         assert handled == 2 and len(woken) == 1
@@ -78,7 +77,7 @@ def test_a_lost_claim_leaves_the_server_pending_and_the_pass_reads_again(
             states = {i.uuid: (i.task_state, i.host) for i in s.query(Instance)}
         assert states[first] == ("scheduling", None)  # left for the next pass
         assert states[second][0] == "spawning" and states[second][1] in ("h1", "h2")
-        monkeypatch.setattr(scheduling.claims, "claim_first", real_claim)
+        monkeypatch.setattr(scheduling, "_commit_first", real_claim)
         assert scheduling.schedule_pending(rt)[0] == 1  # the next pass places it
         with db.read() as s:
             placed = {i.uuid: i.task_state for i in s.query(Instance)}

@@ -11,10 +11,12 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from kumo.agent import service, tasks
-from kumo.agent.models import Task
+from kumo.agent import service
 from kumo.db import Database
 from kumo.db.migrate import upgrade
+from kumo.work import queue
+from kumo.work.kinds import SpawnPayload, TaskKind
+from kumo.work.models import Task
 
 
 @pytest.fixture
@@ -47,14 +49,14 @@ def test_only_a_transaction_that_need_not_be_durable_commits_asynchronously(pg_d
 
 def test_an_asynchronous_commit_is_visible_at_once(pg_db: Database) -> None:
     with pg_db.transaction(durable=False) as s:
-        task = tasks.enqueue(s, "hv-1", "spawn", None, {}, "req-1")
+        task = queue.enqueue(s, "hv-1", TaskKind.SPAWN, None, SpawnPayload(None, {}), "req-1")
     with pg_db.read() as s:
         assert s.scalar(select(Task.state).where(Task.id == task.id)) == "pending"
 
 
 def test_a_task_poll_that_hands_out_work_makes_it_durable_first(pg_db: Database) -> None:
     with pg_db.transaction(durable=False) as s:
-        task = tasks.enqueue(s, "hv-1", "spawn", None, {}, "req-1")
+        task = queue.enqueue(s, "hv-1", TaskKind.SPAWN, None, SpawnPayload(None, {}), "req-1")
     with pg_db.read() as s:
         written_up_to = s.execute(text("SELECT pg_current_wal_insert_lsn()")).scalar_one()
     with pg_db.read() as s:
@@ -72,7 +74,7 @@ def test_a_task_poll_that_hands_out_work_makes_it_durable_first(pg_db: Database)
 
 def test_a_fleet_poll_that_hands_out_work_makes_it_durable_first(pg_db: Database) -> None:
     with pg_db.transaction(durable=False) as s:
-        task = tasks.enqueue(s, "bm-1", "spawn", None, {}, "req-1")
+        task = queue.enqueue(s, "bm-1", TaskKind.SPAWN, None, SpawnPayload(None, {}), "req-1")
     with pg_db.read() as s:
         handed = service.pending_fleet_work(s, {"bm-1", "bm-2"}, busy=[])
         assert [t.id for t in handed] == [task.id]
@@ -81,7 +83,7 @@ def test_a_fleet_poll_that_hands_out_work_makes_it_durable_first(pg_db: Database
 
 def test_a_poll_that_finds_nothing_costs_no_flush(pg_db: Database) -> None:
     with pg_db.transaction(durable=False) as s:
-        task = tasks.enqueue(s, "hv-1", "spawn", None, {}, "req-1")
+        task = queue.enqueue(s, "hv-1", TaskKind.SPAWN, None, SpawnPayload(None, {}), "req-1")
     with pg_db.read() as s:
         assert service.pending_work(s, "hv-2", busy=[]) == []
         assert service.pending_work(s, "hv-1", busy=[task.id]) == []
@@ -95,7 +97,7 @@ def test_on_sqlite_every_commit_is_durable_and_a_poll_stays_read_only(tmp_path: 
     db = Database(url)
     try:
         with db.transaction(durable=False) as s:
-            task = tasks.enqueue(s, "hv-1", "spawn", None, {}, "req-1")
+            task = queue.enqueue(s, "hv-1", TaskKind.SPAWN, None, SpawnPayload(None, {}), "req-1")
             assert s.execute(text("PRAGMA synchronous")).scalar_one() == 1  # NORMAL, as always
         with db.read() as s:  # query_only: a write here would fail
             assert [t.id for t in service.pending_work(s, "hv-1", busy=[])] == [task.id]

@@ -142,17 +142,17 @@ def pg_placement(pg_cloud: Cloud) -> Iterator[httpx.Client]:
 def test_postgresql_claims_run_on_the_event_loop_and_never_overcommit(
     pg_placement: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On PostgreSQL the lane runs the claim's statements on the worker's event loop (its own
-    few connections): concurrent claims on one provider take exactly its capacity, the rest
-    get 409s, and every answer keeps Placement's error format."""
+    """On PostgreSQL the lane carries out the claims through the database's store: concurrent
+    claims on one provider take exactly its capacity, the rest get 409s, and every answer keeps
+    Placement's error format."""
     runs: list[int] = []
-    real = fast.AsyncConnections.run
+    real = fast._replace
 
-    async def spy(self: fast.AsyncConnections, steps: Any) -> None:
+    def spy(rt: Any, write: Any) -> None:
         runs.append(1)
-        await real(self, steps)
+        real(rt, write)
 
-    monkeypatch.setattr(fast.AsyncConnections, "run", spy)
+    monkeypatch.setattr(fast, "_replace", spy)
     rp = make_provider(pg_placement, "cn1", {"VCPU": {"total": 10}, "MEMORY_MB": {"total": 1024}})
     consumers = [str(uuid.uuid4()) for _ in range(40)]
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-import kumo.agent.models  # noqa: F401  (every model module: create_all needs all tables)
 import kumo.compute.models  # noqa: F401
 import kumo.identity.models  # noqa: F401
 import kumo.image.models  # noqa: F401
 import kumo.placement.models  # noqa: F401
+import kumo.work.models  # noqa: F401  (every model module: create_all needs all tables)
 from kumo.db import Base, Database
 
 

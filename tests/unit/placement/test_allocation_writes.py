@@ -15,6 +15,7 @@ from sqlalchemy import event, func, select, update
 import kumo.placement.api_models  # noqa: F401  (create_all needs the Placement API tables)
 from kumo.db import Database
 from kumo.errors import BadRequest, Conflict
+from kumo.placement import allocation_rules
 from kumo.placement.api import allocations
 from kumo.placement.api.allocations import AllocationWrite, consumer_state, replace_allocations
 from kumo.placement.api.exceptions import ConcurrentUpdate
@@ -212,14 +213,14 @@ def test_a_consumer_row_changed_since_it_was_read_is_a_concurrent_update(
         s.execute(update(Consumer).where(Consumer.uuid == NEW).values(generation=Consumer.generation + 5))
         states = allocations.consumer_states(s, [NEW])
 
-    real = allocations._state
+    real = allocation_rules.state_of
 
     def stale(consumer: str, sources: Any) -> Any:
         # What a writer that read before the other one's commit saw (both backends read
-        # consumer states through _state).
+        # consumer states through allocation_rules.state_of).
         return replace(real(consumer, sources), generation=states[NEW].generation - 5)
 
-    monkeypatch.setattr(allocations, "_state", stale)
+    monkeypatch.setattr(allocation_rules, "state_of", stale)
     with (
         pytest.raises(ConcurrentUpdate, match=f"consumer generation conflict for {NEW}"),
         db.transaction() as s,

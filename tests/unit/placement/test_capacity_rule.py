@@ -12,6 +12,7 @@ from kumo.db import Database
 from kumo.placement import capacity as capacity_sql
 from kumo.placement.models import Inventory, ResourceProvider
 from kumo.scheduler import capacity as capacity_rule
+from kumo.store.postgresql import sql_text
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def test_capacity_truncates_the_product(total: int, reserved: int, ratio: float,
     assert capacity_rule.capacity(total, reserved, ratio) == held
 
 
-def test_postgresql_text_doubles_the_modulo_for_psycopg() -> None:
+def test_postgresql_sql_text_doubles_the_modulo_for_psycopg() -> None:
     inv = Inventory.__table__.alias("inv")
-    text = capacity_sql.postgresql_text(~capacity_sql.within_units(inv, 3))
+    text = sql_text(~capacity_sql.within_units(inv, 3))
     assert "%%" in text and "3" in text

@@ -1,8 +1,11 @@
-"""`kumo bench density`: a simulated fleet through the real agent protocol, then instances
-through the compute API, and what it costs the control plane.
+"""`kumo bench density`: Yahoo's density test before production. A simulated fleet joins the
+cloud the way real hosts do, servers are booted through the compute API, and the report says
+what the fleet costs the control plane and whether the LINE-size targets are met
+(kumo.density.figures). The cloud is reached only through its HTTP APIs and its /metrics
+pages; its processes are started as an operator starts them (kumo.density.cloud).
 
 1. Start `kumo api` on a fresh database (or use `--api-url`).
-2. Start the simulated agents (kumo.bench.simagents, a process of its own): every hypervisor
+2. Start the simulated agents (kumo.density.simagents, a process of its own): every hypervisor
    registers through `POST /internal/v1/hosts`. Baremetal nodes are enrolled the way an
    operator does it, through the Ironic API (`POST /baremetal/v1/nodes`, driver fake-hardware,
    left in enroll: each a host and a resource provider with one reserved unit of
@@ -12,52 +15,46 @@ through the compute API, and what it costs the control plane.
    rate (hosts / interval); the difference per heartbeat, projected onto the whole fleet.
 4. Boot the instances through `POST /compute/v2.1/servers` (admin, unlimited quota; with
    --per-request N, Nova's multi-create: min_count = max_count = N) in checkpoints; after
-   each, the scheduler's own histograms (`kumo_schedule_seconds`, `kumo_claim_seconds`, and
-   `kumo_schedule_claim_seconds`: per instance, its share of its pass's read plus its committed
-   claim) over that checkpoint, the fleet read of one scheduling pass (`load_snapshot`),
-   create latency, throughput, memory, database size. Then the probe: --probe servers created
-   one at a time, each waited for, so that each is a scheduling pass of its own: their
-   `kumo_schedule_claim_seconds` is the schedule + claim latency a lone request sees with the
-   fleet at that size.
+   each, the scheduler's own histograms over that checkpoint (`kumo_schedule_seconds`: the
+   filters and weighers; `kumo_claim_seconds`: the claim; `kumo_schedule_claim_seconds`: per
+   instance, its share of its pass's read plus its committed claim), the hosts the cloud
+   counts up (`kumo_hosts`), create latency, throughput, memory, database size. Then the
+   probe: --probe servers created one at a time, each waited for, so that each is a scheduling
+   pass of its own: their `kumo_schedule_claim_seconds` is the schedule + claim latency a lone
+   request sees with the fleet at that size.
 5. `GET /compute/v2.1/servers/detail?limit=1000` latency at the first checkpoint and with the
    full fleet (the ratio is the baseline).
 
-The API started here runs with KUMO_HEARTBEAT_TIMEOUT_SECONDS raised to a day: hosts heartbeat
-at registration and in the heartbeat window only, so that the boot phase measures scheduling,
-not a heartbeat load this machine could not carry alongside (the heartbeat figures say what
-that load would cost).
+Invariants: every figure of a checkpoint covers that checkpoint only (histograms and counters
+are differences of scrapes, summed over every API worker and scheduler process); nothing is
+written to the cloud except through its APIs; every process and database the run started is
+gone when it returns, unless `keep`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
-import os
-import secrets
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from kumo.agent.protocol import AGENT_TOKEN_HEADER
-from kumo.bench import measure
-from kumo.bench.simagents import HYPERVISOR, SimAgents, SimConfig
+from kumo.density import cloud, figures, measure
+from kumo.density.cloud import Target
+from kumo.density.simagents import HYPERVISOR, SimAgents, SimConfig
 
 T = TypeVar("T")
-PG_ADMIN_URL = os.environ.get("KUMO_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 MICROVERSION = "compute 2.64"
 FLAVOR = {"vcpus": 2, "ram": 4096, "disk": 20}
 HISTOGRAMS = ("kumo_schedule_seconds", "kumo_claim_seconds", "kumo_schedule_claim_seconds")
@@ -68,13 +65,6 @@ COUNTERS = ("kumo_claim_conflicts_total", "kumo_no_valid_host_total")
 # A probe asks the simulated agents to wait for its spawn this long before it creates the server,
 # time enough for their process to take the request (a pipe and a thread hop away).
 PROBE_ARM_SECONDS = 0.05
-TARGETS = {
-    "schedule_plus_claim_p99_ms": 10.0,
-    "list_1000_p95_ms": 200.0,
-    "api_worker_rss_mb": 300.0,
-    "heartbeat_pct_of_core": 10.0,
-    "heartbeat_batched_pct_of_core": 10.0,
-}
 
 
 @dataclass
@@ -96,7 +86,7 @@ class DensityOptions:
     per_request: int = 1  # servers per create (Nova multi-create: min_count = max_count)
     probe: int = 20  # lone servers created one at a time after each checkpoint (0: none)
     # VACUUM ANALYZE at each checkpoint, before its list and probe (PostgreSQL, a database this
-    # run created): what autovacuum does as tables grow; this machine's server runs without it.
+    # run created): what autovacuum does as tables grow, at a known point of the run.
     vacuum: bool = True
     agent_concurrency: int = 32  # concurrent registrations / heartbeats
     checkpoints: int = 10
@@ -111,274 +101,13 @@ class DensityOptions:
     progress: bool = True
 
 
-@dataclass
-class Target:
-    """The cloud under test and how to measure it."""
-
-    url: str
-    admin_password: str
-    agent_token: str
-    database_url: str | None
-    api_pid: int | None
-    cleanups: list[Callable[[], None]] = field(default_factory=list)
-    # `kumo scheduler` processes started beside the API: their pids and metrics pages.
-    scheduler_pids: list[int] = field(default_factory=list)
-    scheduler_metrics: list[str] = field(default_factory=list)
-
-    def close(self) -> None:
-        for cleanup in reversed(self.cleanups):
-            try:
-                cleanup()
-            except Exception as exc:  # best effort: report, keep cleaning
-                print(f"cleanup failed: {exc}", file=sys.stderr)
-
-
-# ---------------------------------------------------------------------------- the cloud
-
-
-def _create_pg_database() -> tuple[str, Callable[[], None]]:
-    import psycopg
-
-    name = f"kumo_density_{uuid.uuid4().hex[:10]}"
-    admin = PG_ADMIN_URL.replace("postgresql+psycopg", "postgresql")
-    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-    def drop() -> None:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name, drop
-
-
-def start_target(opts: DensityOptions) -> Target:
-    """`kumo api` as a subprocess on a fresh database (migrated and bootstrapped here)."""
-    from kumo.config import Settings
-    from kumo.deploy import init_cloud
-    from kumo.server import free_port
-
-    cleanups: list[Callable[[], None]] = []
-    if opts.state_dir is not None:
-        state_dir = opts.state_dir
-        state_dir.mkdir(parents=True, exist_ok=True)
-    else:
-        state_dir = Path(tempfile.mkdtemp(prefix="kumo-density-"))
-        if not opts.keep:
-            import shutil
-
-            cleanups.append(lambda: shutil.rmtree(state_dir, ignore_errors=True))
-    database_url = ""
-    if opts.database == "postgresql":
-        database_url, drop = _create_pg_database()
-        if not opts.keep:
-            cleanups.append(drop)
-    elif opts.database != "sqlite":
-        raise ValueError(f"unknown database {opts.database!r}: sqlite or postgresql")
-    settings = Settings(state_dir=state_dir, database_url=database_url)
-    password = secrets.token_urlsafe(12)
-    init_cloud(settings, password).dispose()
-    port = free_port()
-    env = {
-        **os.environ,
-        "KUMO_STATE_DIR": str(state_dir),
-        "KUMO_DATABASE_URL": settings.resolved_database_url,
-        "KUMO_HEARTBEAT_TIMEOUT_SECONDS": "86400",
-    }
-    if opts.scheduler_processes:
-        if opts.database != "postgresql":
-            raise ValueError("scheduler processes need --database postgresql")
-        env["KUMO_SCHEDULER_IN_API"] = "0"
-    log = open(state_dir / "api.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kumo.cli", "api", "--port", str(port), "--workers", str(opts.workers)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-        start_new_session=True,
-    )
-    schedulers: list[tuple[subprocess.Popen[bytes], str]] = []
-    for _ in range(opts.scheduler_processes):
-        metrics_port = free_port()
-        scheduler = subprocess.Popen(
-            [sys.executable, "-m", "kumo.cli", "scheduler", "--metrics-port", str(metrics_port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            start_new_session=True,
-        )
-        schedulers.append((scheduler, f"http://127.0.0.1:{metrics_port}/metrics"))
-
-    def stop_api() -> None:
-        for child in [proc, *(scheduler for scheduler, _ in schedulers)]:
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
-                try:
-                    child.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(child.pid, signal.SIGKILL)
-                    child.wait(timeout=5)
-        log.close()
-
-    cleanups.append(stop_api)
-    target = Target(
-        url=f"http://127.0.0.1:{port}",
-        admin_password=password,
-        agent_token=settings.secret("agent_token"),
-        database_url=settings.resolved_database_url,
-        api_pid=proc.pid,
-        cleanups=cleanups,
-        scheduler_pids=[scheduler.pid for scheduler, _ in schedulers],
-        scheduler_metrics=[url for _, url in schedulers],
-    )
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(f"{target.url}/compute/", timeout=2).status_code == 200:
-                return target
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            target.close()
-            raise RuntimeError("kumo api did not start: " + (state_dir / "api.log").read_text()[-2000:])
-        time.sleep(0.2)
-
-
-def existing_target(opts: DensityOptions) -> Target:
-    from kumo.config import get_settings
-
-    assert opts.api_url is not None
-    password = opts.admin_password or os.environ.get("KUMO_ADMIN_PASSWORD")
-    if not password:
-        raise ValueError("--api-url needs --admin-password (or KUMO_ADMIN_PASSWORD)")
-    return Target(
-        url=opts.api_url.rstrip("/"),
-        admin_password=password,
-        agent_token=opts.agent_token or get_settings().secret("agent_token"),
-        database_url=opts.database_url,
-        api_pid=opts.api_pid,
-    )
-
-
-# ---------------------------------------------------------------------------- readings
-
-
-def database_size(url: str | None) -> int | None:
-    if not url:
-        return None
-    if url.startswith("sqlite"):
-        path = Path(url.split("///", 1)[-1])
-        return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
-    import psycopg
-
-    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), connect_timeout=5) as conn:
-        row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
-    return int(row[0]) if row else None
-
-
-class SnapshotTimer:
-    """Times, in this process and read-only on its own connection, the fleet read every
-    scheduling pass starts with (kumo.placement.snapshot.load_snapshot) and the pure scheduler
-    core (kumo.scheduler.core.schedule) on that read for the benchmark's flavor: the API's
-    histogram of the same call also holds the time its thread waited for the GIL."""
-
-    def __init__(self, url: str | None) -> None:
-        self.db = None
-        if url:
-            from kumo.db import Database
-
-            self.db = Database(url, pool_size=1)
-
-    def __call__(self) -> dict[str, Any] | None:
-        if self.db is None:
-            return None
-        from kumo.placement.snapshot import load_snapshot
-        from kumo.scheduler.core import schedule
-        from kumo.scheduler.request import ScheduleRequest
-
-        reads, runs = [], []
-        request = ScheduleRequest(
-            instance_uuid=str(uuid.uuid4()),
-            project_id="density",
-            resources={"VCPU": FLAVOR["vcpus"], "MEMORY_MB": FLAVOR["ram"], "DISK_GB": FLAVOR["disk"]},
-        )
-        for _ in range(2):
-            with self.db.read() as session:
-                started = time.perf_counter()
-                snapshot = load_snapshot(session, 86400)
-                reads.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            schedule(request, snapshot)
-            runs.append(time.perf_counter() - started)
-        result: dict[str, Any] = {
-            "load_ms": _ms(min(reads)),
-            "schedule_ms": _ms(min(runs)),
-            "hosts": len(snapshot.hosts),
-        }
-        # The pass the scheduler runs: the worker's fleet index (loaded once, synced per pass)
-        # as the prefilter, and that part of the fleet only.
-        from kumo.compute.scheduling import pass_snapshot
-        from kumo.config import Settings
-        from kumo.placement.fleet_index import FleetIndex
-
-        settings = Settings(heartbeat_timeout_seconds=86400)
-        fleet = FleetIndex()
-        with self.db.read() as session:
-            fleet.sync(session)
-        reads, runs = [], []
-        for _ in range(2):
-            with self.db.read() as session:
-                started = time.perf_counter()
-                fleet.sync(session)
-                snapshot, _partial = pass_snapshot(session, settings, [request], fleet)
-                reads.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            schedule(request, snapshot)
-            runs.append(time.perf_counter() - started)
-        result["pass"] = {
-            "load_ms": _ms(min(reads)),
-            "schedule_ms": _ms(min(runs)),
-            "hosts": len(snapshot.hosts),
-        }
-        return result
-
-    def close(self) -> None:
-        if self.db is not None:
-            self.db.dispose()
-
-
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 3)
-
-
-def _mb(size: float | None) -> float | None:
-    return None if size is None else round(size / 1024 / 1024, 1)
-
-
-def _latency(samples: list[float], *qs: float) -> dict[str, Any]:
-    return {"calls": len(samples), **{f"p{q:g}": _ms(measure.percentile(samples, q)) for q in qs}}
-
-
-def _histogram_summary(h: measure.Histogram) -> dict[str, Any]:
-    """Quantiles read off the buckets; one that falls above the top bucket is only known to be
-    at least that bound (`share_above_top_bucket` says how many observations are up there)."""
-    top = h.top_bound
-    return {
-        "count": int(h.count),
-        "p50_ms": _ms(h.quantile(0.5)),
-        "p99_ms": _ms(h.quantile(0.99)),
-        "p99_5_ms": _ms(h.quantile(0.995)),
-        "share_within_10ms": None if h.count == 0 else round(h.share_at_most(0.01) or 0.0, 4),
-        "top_bucket_ms": _ms(top),
-        "share_above_top_bucket": (
-            None if h.count == 0 or top is None else round(1 - (h.share_at_most(top) or 0.0), 4)
-        ),
-    }
-
-
 # ---------------------------------------------------------------------------- the run
 
 
 class DensityRun:
+    """One density run: start (or reach) the cloud and the simulated fleet, run the phases in
+    order, each adding its section to `report`, and stop whatever it started."""
+
     def __init__(self, opts: DensityOptions, console: Console) -> None:
         self.opts = opts
         self.console = console
@@ -388,6 +117,7 @@ class DensityRun:
         self._scrape = (0.0, 0)
         self._answered = 0
         self._pages: dict[float, tuple[dict[str, measure.Histogram], dict[str, float]]] = {}
+        self._hosts = {"up": 0, "down": 0}  # hosts the cloud counts, as of the latest scrape
         self._probed = 0  # probe servers so far (ACTIVE on top of the checkpoints' servers)
         self._refused = 0  # servers whose create was refused, every checkpoint so far
 
@@ -409,8 +139,8 @@ class DensityRun:
         workers = [s for pid, s in sizes.items() if pid != master or len(pids) == 1]
         return {
             "processes": len(pids),
-            "worker_max_mb": _mb(max(workers)) if workers else None,
-            "total_mb": _mb(sum(sizes.values())) if sizes else None,
+            "worker_max_mb": figures.mb(max(workers)) if workers else None,
+            "total_mb": figures.mb(sum(sizes.values())) if sizes else None,
         }
 
     async def _metrics(
@@ -428,6 +158,9 @@ class DensityRun:
                 t0 = time.perf_counter()
                 text = (await fresh.get("/metrics")).text
                 self._scrape = (time.perf_counter() - t0, len(text))
+            self._hosts = {
+                state: int(measure.gauge_sum(text, "kumo_hosts", state=state)) for state in ("up", "down")
+            }
             started = (
                 measure.gauge_value(text, "kumo_api_worker_pid")
                 or measure.gauge_value(text, "process_start_time_seconds")
@@ -498,13 +231,11 @@ class DensityRun:
             console=self.console,
             disable=not opts.progress,
         )
-        snapshot_timer: SnapshotTimer | None = None
         try:
             with progress:
                 bar = progress.add_task("start kumo api", total=1)
-                self.target = existing_target(opts) if opts.api_url else start_target(opts)
+                self.target = self._target()
                 progress.update(bar, completed=1)
-                snapshot_timer = SnapshotTimer(self.target.database_url)
                 self.sim = SimAgents(
                     SimConfig(
                         self.target.url, self.target.agent_token, opts.hypervisors, opts.agent_concurrency
@@ -513,21 +244,24 @@ class DensityRun:
                 self._register(progress)
                 self._heartbeats(progress)
                 self._long_polls(progress)
-                asyncio.run(self._boot(progress, snapshot_timer))
+                asyncio.run(self._boot(progress))
             self.report["database"] = {
                 "kind": "sqlite" if (self.target.database_url or "").startswith("sqlite") else opts.database,
-                "size_mb": _mb(database_size(self.target.database_url)),
+                "size_mb": figures.mb(cloud.database_size(self.target.database_url)),
             }
             self.report["memory"] = {
                 "api": self.api_rss(),
-                "agents_process_mb": _mb(measure.rss_bytes(self.sim.pid)),
+                "agents_process_mb": figures.mb(measure.rss_bytes(self.sim.pid)),
                 "hosts_per_agents_process": opts.hypervisors,
             }
-            self.report["targets"] = self._targets()
+            fleet = {
+                "hypervisors": opts.hypervisors,
+                "baremetal": opts.baremetal,
+                "instances": opts.instances,
+            }
+            self.report["targets"] = figures.verdict(self.report, fleet)
             self.report["total_seconds"] = round(time.monotonic() - started, 1)
         finally:
-            if snapshot_timer is not None:
-                snapshot_timer.close()
             if self.sim is not None:
                 self.sim.stop()
             if self.target is not None:
@@ -549,7 +283,9 @@ class DensityRun:
             "baremetal": self.opts.baremetal,
             "seconds": round(wall, 2),
             "per_second": round(registered / wall, 1) if wall else None,
-            "api_cpu_ms_per_host": _ms(meter.stop() / registered) if registered and meter.pids else None,
+            "api_cpu_ms_per_host": figures.ms(meter.stop() / registered)
+            if registered and meter.pids
+            else None,
         }
         if self.opts.baremetal:
             asyncio.run(self._enrol_baremetal(progress))
@@ -557,19 +293,23 @@ class DensityRun:
 
     def _analyze(self, statement: str = "ANALYZE") -> float | None:
         """ANALYZE a database this run created, once the fleet is in: the statistics a DBA's
-        autovacuum would gather in its own time (the planner otherwise plans the candidates
-        query on an empty-table guess, 10-17x slower here); with "VACUUM ANALYZE" at each
-        checkpoint, also the visibility map that index-only scans need. Not done on
-        --api-url's database. Returns the seconds it took (None: not done)."""
-        url = self.target.database_url if self.target is not None else None
-        if self.opts.api_url or not url or not url.startswith("postgresql"):
+        autovacuum would gather in its own time, without which the planner plans the
+        candidates query on an empty-table guess; with "VACUUM ANALYZE" at each checkpoint,
+        also the visibility map that index-only scans need. Never done on --api-url's
+        database. Returns the seconds it took (None: not done)."""
+        if self.opts.api_url or self.target is None:
             return None
-        import psycopg
+        return cloud.analyze(self.target.database_url, statement)
 
-        started = time.monotonic()
-        with psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
-            conn.execute(statement)
-        return round(time.monotonic() - started, 2)
+    def _target(self) -> Target:
+        opts = self.opts
+        if opts.api_url:
+            return cloud.existing_target(
+                opts.api_url, opts.admin_password, opts.agent_token, opts.database_url, opts.api_pid
+            )
+        return cloud.start_target(
+            opts.database, opts.workers, opts.scheduler_processes, opts.state_dir, opts.keep
+        )
 
     async def _enrol_baremetal(self, progress: Progress) -> None:
         """Every node through the Ironic API, then one conductor heartbeat that keeps them up."""
@@ -639,14 +379,14 @@ class DensityRun:
             "error_samples": errors[:3],
             "seconds": round(wall, 2),
             "per_second": round(count / wall, 1) if wall else None,
-            "api_cpu_ms_per_node": _ms(cpu / count) if meter.pids else None,
+            "api_cpu_ms_per_node": figures.ms(cpu / count) if meter.pids else None,
             "conductor_heartbeat": {
                 "nodes_owned": owned,
                 "first_ms": round(first_ms * 1000, 1),
-                "first_api_cpu_ms": _ms(first_cpu) if meter.pids else None,
+                "first_api_cpu_ms": figures.ms(first_cpu) if meter.pids else None,
                 "unchanged_answers": unchanged,
-                "ms": _latency(beats, 50),
-                "api_cpu_ms_per_call": _ms(beat_cpu) if meter.pids else None,
+                "ms": figures.latency(beats, 50),
+                "api_cpu_ms_per_call": figures.ms(beat_cpu) if meter.pids else None,
                 "api_pct_of_core_at_interval": (
                     round(beat_cpu / self.opts.heartbeat_interval * 100, 2) if meter.pids else None
                 ),
@@ -726,8 +466,8 @@ class DensityRun:
             "saturated": result["achieved_rate"] < 0.95 * rate,
             "api_idle_pct_of_core": round(idle_api * 100, 2) if api.pids else None,
             "api_pct_of_core_measured": round(extra_api / wall * 100, 2) if api.pids else None,
-            "api_cpu_ms_per_heartbeat": _ms(per_beat) if api.pids else None,
-            "database_cpu_ms_per_heartbeat": _ms(per_beat_db),
+            "api_cpu_ms_per_heartbeat": figures.ms(per_beat) if api.pids else None,
+            "database_cpu_ms_per_heartbeat": figures.ms(per_beat_db),
             "api_pct_of_core_projected_fleet": round(projected, 1) if projected is not None else None,
             "database_pct_of_core_projected_fleet": (
                 round(projected_db, 1) if projected_db is not None else None
@@ -790,10 +530,10 @@ class DensityRun:
             "api_pct_of_core_projected_hypervisors": (
                 round(per_agent * 100 * self.opts.hypervisors, 1) if per_agent is not None else None
             ),
-            "get_flavors_quiet_ms": _latency(quiet, 50, 95),
+            "get_flavors_quiet_ms": figures.latency(quiet, 50, 95),
             "get_flavors_during_ms": {
-                **_latency(during, 50, 95),
-                "max": _ms(max(during) if during else None),
+                **figures.latency(during, 50, 95),
+                "max": figures.ms(max(during) if during else None),
             },
         }
 
@@ -858,14 +598,14 @@ class DensityRun:
             samples.append(time.perf_counter() - t0)
             resp.raise_for_status()
             returned = len(resp.json()["servers"])
-        return {**_latency(samples, 50, 95), "servers_per_page": returned}
+        return {**figures.latency(samples, 50, 95), "servers_per_page": returned}
 
     async def _errors(self, client: httpx.AsyncClient) -> int:
         resp = await client.get("/compute/v2.1/servers", params={"status": "ERROR", "limit": 1000})
         resp.raise_for_status()
         return len(resp.json()["servers"])
 
-    async def _boot(self, progress: Progress, snapshot_timer: SnapshotTimer) -> None:
+    async def _boot(self, progress: Progress) -> None:
         assert self.sim is not None and self.target is not None
         sim = self.sim
         opts = self.opts
@@ -922,25 +662,27 @@ class DensityRun:
                     "seconds_to_accept": round(accepted, 2),
                     "seconds_to_active": round(wall, 2),
                     "active_per_second": round(segment / wall, 1) if wall else None,
-                    "create_ms": _latency(latencies, 50, 99),
-                    "schedule": _histogram_summary(schedule),
-                    "claim": _histogram_summary(claim),
-                    "schedule_plus_claim": _sum_bound(schedule, claim),
+                    "create_ms": figures.latency(latencies, 50, 99),
+                    "schedule": figures.histogram_summary(schedule),
+                    "claim": figures.histogram_summary(claim),
+                    "schedule_plus_claim": figures.sum_bound(schedule, claim),
                     # Per instance of the storm's passes: its share of the read + its claim.
-                    "schedule_claim_per_instance": _histogram_summary(share),
+                    "schedule_claim_per_instance": figures.histogram_summary(share),
                     "claim_conflicts": int(conflicts),
                     "metrics_scrape": {
-                        "ms": _ms(self._scrape[0]),
+                        "ms": figures.ms(self._scrape[0]),
                         "kb": self._scrape[1] // 1024,
                         "workers_answered": self._answered,
                     },
                     "no_valid_host": int(no_valid_host),
-                    "outside_api": snapshot_timer(),
+                    "hosts": dict(self._hosts),
                     "api_cpu_seconds_per_instance": round(api_cpu / segment, 4) if api_cpu else None,
                     "api_rss": self.api_rss(),
-                    "scheduler_rss_mb": [_mb(measure.rss_bytes(pid)) for pid in self.target.scheduler_pids],
-                    "agents_rss_mb": _mb(measure.rss_bytes(sim.pid)),
-                    "database_mb": _mb(database_size(self.target.database_url)),
+                    "scheduler_rss_mb": [
+                        figures.mb(measure.rss_bytes(pid)) for pid in self.target.scheduler_pids
+                    ],
+                    "agents_rss_mb": figures.mb(measure.rss_bytes(sim.pid)),
+                    "database_mb": figures.mb(cloud.database_size(self.target.database_url)),
                 }
                 if opts.vacuum:
                     point["vacuum_seconds"] = await asyncio.to_thread(self._analyze, "VACUUM ANALYZE")
@@ -952,7 +694,7 @@ class DensityRun:
                     before, counted = await self._metrics(client)  # the next storm starts here
                 checkpoints.append(point)
                 if opts.progress:
-                    self.console.log(_checkpoint_line(point))
+                    self.console.log(figures.checkpoint_line(point))
             self.report["agents"] = vars(sim.stats())
 
     async def _create(
@@ -1032,8 +774,8 @@ class DensityRun:
         return {
             "servers": len(latencies),
             "create_failures": failures[:3],
-            "create_to_active_ms": _latency(latencies, 50, 99),
-            "schedule_claim": _histogram_summary(lone),
+            "create_to_active_ms": figures.latency(latencies, 50, 99),
+            "schedule_claim": figures.histogram_summary(lone),
         }
 
     async def _wait_active(
@@ -1055,138 +797,26 @@ class DensityRun:
                 raise RuntimeError(f"only {spawned} of {expected} servers ACTIVE ({errors} ERROR) in time")
             await asyncio.sleep(0.25)
 
-    # -- verdict -----------------------------------------------------------------------------
-    def _targets(self) -> dict[str, Any]:
-        checkpoints = self.report.get("checkpoints") or [{}]
-        last = checkpoints[-1]
-        heartbeat = self.report.get("heartbeats", {})
-        batched = self.report.get("heartbeats_batched", {})
-        measured = {
-            "schedule_plus_claim_p99_ms": (
-                (last.get("probe") or {}).get("schedule_claim", {}).get("p99_ms")
-                if last.get("probe")
-                else _p99_verdict(last.get("schedule_plus_claim") or {})
-            ),
-            "list_1000_p95_ms": (last.get("list_detail_limit_1000_ms") or {}).get("p95"),
-            "api_worker_rss_mb": (self.report.get("memory", {}).get("api") or {}).get("worker_max_mb"),
-            "heartbeat_pct_of_core": heartbeat.get("api_pct_of_core_projected_fleet"),
-            # The fleet's heartbeats in batches of a thousand, API and PostgreSQL together.
-            "heartbeat_batched_pct_of_core": _sum_or_none(
-                batched.get("api_pct_of_core_projected_fleet"),
-                batched.get("database_pct_of_core_projected_fleet"),
-            ),
-        }
-        verdict: dict[str, Any] = {
-            name: {"target": target, "measured": measured[name], "met": _met(measured[name], target)}
-            for name, target in TARGETS.items()
-        }
-        verdict["scale"] = {
-            "target": {
-                "hypervisors": 10_000,
-                "baremetal": 50_000,
-                "instances": 100_000,
-                "database": "postgresql",
-            },
-            "run": {
-                "hypervisors": self.opts.hypervisors,
-                "baremetal": self.opts.baremetal,
-                "instances": self.opts.instances,
-                "database": self.report.get("database", {}).get("kind"),
-            },
-        }
-        return verdict
-
-
-def _sum_or_none(*values: float | None) -> float | None:
-    known = [v for v in values if v is not None]
-    return round(sum(known), 1) if known else None
-
-
-def _met(measured: float | str | None, target: float) -> bool | None:
-    if isinstance(measured, str):  # ">= x": a lower bound
-        return False if float(measured.lstrip(">= ")) >= target else None
-    return None if measured is None else measured < target
-
-
-def _p99_verdict(both: dict[str, float | None]) -> float | str | None:
-    if both.get("p99_upper_bound_ms") is not None:
-        return both["p99_upper_bound_ms"]
-    at_least = both.get("p99_at_least_ms")
-    return None if at_least is None else f">= {at_least}"
-
-
-def _sum_bound(schedule: measure.Histogram, claim: measure.Histogram) -> dict[str, float | None]:
-    """The two histograms are separate, so the percentile of their sum is bounded, not read:
-    P(s + c > a + b) <= P(s > a) + P(c > b), hence p99(s + c) <= p99.5(s) + p99.5(c). When a
-    p99.5 lies above its top bucket there is no upper bound, only p99(s + c) >= p99(s), p99(c)."""
-    parts = [schedule.quantile(0.5), claim.quantile(0.5), schedule.quantile(0.995), claim.quantile(0.995)]
-    if any(p is None for p in parts):
-        return {"p50_approx_ms": None, "p99_upper_bound_ms": None, "p99_at_least_ms": None}
-    s50, c50, s995, c995 = (p or 0.0 for p in parts)
-    beyond = any((h.share_at_most(h.top_bound or math.inf) or 0.0) < 0.995 for h in (schedule, claim))
-    return {
-        "p50_approx_ms": _ms(s50 + c50),
-        "p99_upper_bound_ms": None if beyond else _ms(s995 + c995),
-        "p99_at_least_ms": _ms(max(schedule.quantile(0.99) or 0.0, claim.quantile(0.99) or 0.0)),
-    }
-
-
-def _checkpoint_line(point: dict[str, Any]) -> str:
-    both = point["schedule_plus_claim"]
-    outside = point.get("outside_api") or {}
-    lone = (point.get("probe") or {}).get("schedule_claim") or {}
-    return (
-        f"{point['instances']} instances: {point['active_per_second']}/s ACTIVE, schedule+claim "
-        f"p50≈{both['p50_approx_ms']} ms p99 {_p99_verdict(both)} ms, lone request "
-        f"p50 {lone.get('p50_ms')} / p99 {lone.get('p99_ms')} ms, fleet read "
-        f"{outside.get('load_ms')} ms, pure schedule {outside.get('schedule_ms')} ms, create p50 "
-        f"{point['create_ms']['p50']} ms, API RSS "
-        f"{point['api_rss']['worker_max_mb']} MB"
-    )
-
-
-def summary_table(report: dict[str, Any]) -> Table:
-    table = Table(title="kumo bench density")
-    table.add_column("metric")
-    table.add_column("measured", justify="right")
-    table.add_column("target", justify="right")
-    table.add_column("met")
-    for name, verdict in report.get("targets", {}).items():
-        if name == "scale":
-            continue
-        met = verdict["met"]
-        table.add_row(
-            name, str(verdict["measured"]), str(verdict["target"]), {True: "yes", False: "NO", None: "?"}[met]
-        )
-    scale = report.get("targets", {}).get("scale", {})
-    if scale:
-        run, want = scale["run"], scale["target"]
-        table.add_row(
-            "fleet (hv / bm / instances)",
-            f"{run['hypervisors']} / {run['baremetal']} / {run['instances']} ({run['database']})",
-            f"{want['hypervisors']} / {want['baremetal']} / {want['instances']} ({want['database']})",
-            "",
-        )
-    return table
-
 
 def _terminated(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds through the cleanups: API, agents, database
 
 
 def run_density(opts: DensityOptions, console: Console | None = None) -> dict[str, Any]:
+    """Run the density test of `opts` and return its report (also written to `opts.report`).
+    A SIGTERM while it runs unwinds through the cleanups, so nothing it started outlives it."""
     console = console or Console(stderr=True)
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminated)
     try:
-        report = DensityRun(opts, console).run()
+        result = DensityRun(opts, console).run()
     finally:
         if previous is not None:  # a caller's process (pytest, say) gets its own handler back
             signal.signal(signal.SIGTERM, previous)
     if opts.progress:
-        console.print(summary_table(report))
-    return report
+        console.print(figures.summary_table(result))
+    return result
 
 
 __all__ = ["HYPERVISOR", "DensityOptions", "run_density"]

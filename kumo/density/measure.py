@@ -204,3 +204,19 @@ def gauge_value(text: str, name: str) -> float | None:
         if line.startswith(name + " ") or line.startswith(name + "{"):
             return float(line.rsplit(" ", 1)[1])
     return None
+
+
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def gauge_sum(text: str, name: str, **labels: str) -> float:
+    """The sum of every series of gauge `name` whose labels include `labels` (0 when none)."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        head, _, value = line.rpartition(" ")
+        found = dict(_LABEL.findall(head))
+        if all(found.get(key) == wanted for key, wanted in labels.items()):
+            total += float(value)
+    return total

@@ -1,6 +1,7 @@
-"""Import every table so Base.metadata is complete (Alembic and tests use this)."""
+"""Every table of kumo, in one MetaData: what Alembic's autogenerate compares the migrations
+with (scripts/new-migration) and what tests create_all from. It stands above every service's
+models, so kumo/db/ (the ground floor, migrations included) imports none of them."""
 
-from kumo.agent import models as agent_models  # noqa: F401
 from kumo.baremetal import models as baremetal_models  # noqa: F401
 from kumo.compute import models as compute_models  # noqa: F401
 from kumo.db.base import Base
@@ -9,5 +10,6 @@ from kumo.image import models as image_models  # noqa: F401
 from kumo.placement import api_models as placement_api_models  # noqa: F401
 from kumo.placement import models as placement_models  # noqa: F401
 from kumo.stock import models as stock_models  # noqa: F401
+from kumo.work import models as work_models  # noqa: F401
 
 metadata = Base.metadata

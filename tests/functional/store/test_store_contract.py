@@ -1,10 +1,15 @@
-"""On PostgreSQL a placement's writes are one statement (kumo.compute.placement_commit); the ORM
-path of scheduling._place writes the same rows on SQLite, for baremetal nodes and for soft
-groups. These tests place one server each way on the same database and compare every row
-written, and check that a lost compare-and-swap writes nothing."""
+"""The store contract (kumo.store): every Store method has the same observable result on every
+database. Each test runs against both stores, on a SQLite file and on a fresh PostgreSQL
+database.
+
+Placements: a plan the store commits (Store.commit_placement, one statement on PostgreSQL)
+writes the same rows as the ORM path of scheduling._place (baremetal nodes, soft groups);
+these tests place one server each way on the same database and compare every row written,
+and check that a lost compare-and-swap writes nothing."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,24 +18,42 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from kumo.agent.models import Task
-from kumo.compute import actions, hosts, placement_commit, scheduling
-from kumo.compute.models import Instance, InstanceAction, InstanceActionEvent
+from kumo.baremetal.models import Conductor
+from kumo.compute import actions, hosts, scheduling
+from kumo.compute.models import ComputeHost, Instance, InstanceAction, InstanceActionEvent
 from kumo.config import Settings
-from kumo.db import Database
+from kumo.db import Database, utcnow
 from kumo.db.migrate import upgrade
+from kumo.errors import BadRequest, Conflict
+from kumo.placement.allocation_write import AllocationWrite
+from kumo.placement.api.exceptions import ConcurrentUpdate
+from kumo.placement.api_models import Consumer, CustomResourceClass
 from kumo.placement.models import Allocation, ResourceProvider
 from kumo.runtime import Runtime, build_runtime
+from kumo.scheduler.core import Candidate
+from kumo.scheduler.request import ScheduleRequest
+from kumo.store.protocol import database_store, store_of
+from kumo.work.models import Task
+from tests.conftest import fresh_pg_database
 
 FLAVOR = {"id": "f1", "name": "m1.small", "vcpus": 2, "ram": 2048, "disk": 10}
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A SQLite file, or a fresh PostgreSQL database (skipped when PostgreSQL is absent)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/kumo.db"
+        return
+    yield from fresh_pg_database()
+
+
 @pytest.fixture
-def rt(tmp_path: Path, pg_database_url: str) -> Iterator[Runtime]:
-    upgrade(pg_database_url)
-    settings = Settings(database_url=pg_database_url, state_dir=tmp_path / "state")
+def rt(tmp_path: Path, database_url: str) -> Iterator[Runtime]:
+    upgrade(database_url)
+    settings = Settings(database_url=database_url, state_dir=tmp_path / "state")
     settings.state_dir.mkdir(parents=True)
-    db = Database(pg_database_url)
+    db = Database(database_url)
     runtime = build_runtime(settings, db)
     with db.transaction() as s:
         hosts.register_host(s, "hv1", vcpus=16, memory_mb=32768, disk_gb=500, reserved_memory_mb=0)
@@ -100,23 +123,25 @@ def _written(db: Database, instance_uuid: str) -> dict[str, Any]:
         }
 
 
-def test_one_statement_writes_what_the_orm_path_writes(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_committed_plan_writes_what_the_orm_path_writes(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with rt.db.read() as s:
         generation = s.scalar(select(ResourceProvider.generation).where(ResourceProvider.name == "hv1"))
     assert generation is not None
 
     by_orm = _pending(rt.db, "same")
     with monkeypatch.context() as m:
-        m.setattr(scheduling, "_one_statement", lambda *args: False)
+        m.setattr(scheduling, "_plannable", lambda *args: False)
         assert scheduling.schedule_pending(rt) == (1, {"hv1"})
     by_statement = _pending(rt.db, "same")
     calls: list[str] = []
-    real_write = placement_commit.write
+    real_write = scheduling.commit_plan
     monkeypatch.setattr(
-        placement_commit, "write", lambda s, i, *a: calls.append(i.uuid) or real_write(s, i, *a)
+        scheduling, "commit_plan", lambda s, i, *a: calls.append(i.uuid) or real_write(s, i, *a)
     )
     assert scheduling.schedule_pending(rt) == (1, {"hv1"})
-    assert calls == [by_statement]  # the one-statement path placed the second server
+    assert calls == [by_statement]  # the store committed the second server's plan
 
     orm_rows, statement_rows = _written(rt.db, by_orm), _written(rt.db, by_statement)
     assert statement_rows["payload"]["instance"]["uuid"] == by_statement
@@ -126,7 +151,7 @@ def test_one_statement_writes_what_the_orm_path_writes(rt: Runtime, monkeypatch:
     assert orm_rows["instance"] == ("hv1", "nova", "building", "spawning")
     assert orm_rows["events"] == [
         (scheduling.SCHEDULE_EVENT, None, "Success", None, None, True),
-        (placement_commit.SPAWN_EVENT, "hv1", None, None, None, False),
+        (scheduling.SPAWN_EVENT, "hv1", None, None, None, False),
     ]
     with rt.db.read() as s:
         after = s.scalar(select(ResourceProvider.generation).where(ResourceProvider.name == "hv1"))
@@ -142,14 +167,15 @@ def test_a_lost_compare_and_swap_writes_nothing(rt: Runtime) -> None:
     with rt.db.transaction() as s:
         instance = s.scalar(select(Instance).where(Instance.uuid == instance_uuid))
         assert instance is not None
-        placement = placement_commit.Placement(
-            host="hv1",
-            availability_zone="nova",
-            provider_id=provider_id,
-            generation=generation - 1,  # what a scheduler saw before another claim there
+        request = ScheduleRequest(
+            instance_uuid=instance_uuid,
+            project_id="p1",
             resources={"VCPU": 2, "MEMORY_MB": 2048, "DISK_GB": 10},
         )
-        assert placement_commit.write(s, instance, placement, {"uuid": instance_uuid}) is None
+        # What a scheduler saw before another claim there:
+        candidate = Candidate(host="hv1", provider_id=provider_id, generation=generation - 1, weight=0.0)
+        plan = scheduling.placement_plan(instance, request, candidate, "nova")
+        assert store_of(s).commit_placement(s, plan) is None
     with rt.db.read() as s:
         instance = s.scalar(select(Instance).where(Instance.uuid == instance_uuid))
         assert instance is not None and (instance.host, instance.task_state) == (None, "scheduling")
@@ -202,7 +228,7 @@ def test_without_an_open_scheduling_event_both_paths_write_the_same(
 
     by_orm = pending_without_event("orm")
     with monkeypatch.context() as m:
-        m.setattr(scheduling, "_one_statement", lambda *args: False)
+        m.setattr(scheduling, "_plannable", lambda *args: False)
         assert scheduling.schedule_pending(rt) == (1, {"hv1"})
     by_statement = pending_without_event("statement")
     assert scheduling.schedule_pending(rt) == (1, {"hv1"})
@@ -214,7 +240,7 @@ def test_without_an_open_scheduling_event_both_paths_write_the_same(
 def test_a_pass_commits_asynchronously_and_its_spawn_leaves_durable(
     rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A scheduling pass needs no WAL flush to commit (lost in a database crash, its server is
+    """PostgreSQL: a scheduling pass needs no WAL flush to commit (lost in a database crash, its server is
     simply pending again); the spawn task it wrote reaches the agent through a poll that makes
     it durable first (tests/functional/db/test_asynchronous_commit.py)."""
     from contextlib import contextmanager
@@ -223,6 +249,8 @@ def test_a_pass_commits_asynchronously_and_its_spawn_leaves_durable(
 
     from kumo.agent import service
 
+    if database_store(rt.db).name != "postgresql":
+        pytest.skip("asynchronous commit is PostgreSQL's")
     settings_seen: list[str] = []
     real_transaction = rt.db.transaction
 
@@ -248,3 +276,83 @@ def test_a_pass_commits_asynchronously_and_its_spawn_leaves_durable(
         handed = service.pending_work(s, "hv1", busy=[])
         assert sorted(t.kind for t in handed) == ["spawn", "spawn", "spawn"]
         assert s.execute(text("SELECT pg_current_xact_id_if_assigned()")).scalar_one() is not None
+
+
+# ---------------------------------------------------------------------------- primitives
+
+
+def test_one_of_and_one_of_param_select_the_same_rows(rt: Runtime) -> None:
+    with rt.db.transaction() as s:
+        hosts.register_host(s, "hv2", vcpus=4, memory_mb=4096, disk_gb=50, reserved_memory_mb=0)
+    store = database_store(rt.db)
+    with rt.db.read() as s:
+        assert s.scalars(
+            select(ComputeHost.name).where(store.one_of(ComputeHost.name, ["hv2", "nope"]))
+        ).all() == ["hv2"]
+        assert s.scalars(select(ComputeHost.name).where(store.one_of(ComputeHost.name, []))).all() == []
+        by_param = select(ComputeHost.name).where(store.one_of_param(ComputeHost.name, "names"))
+        for names, expected in ((["hv1", "hv2"], ["hv1", "hv2"]), (["hv1"], ["hv1"]), ([], [])):
+            assert sorted(s.scalars(by_param, {"names": names})) == expected
+
+
+def test_insert_if_absent_and_upsert(rt: Runtime) -> None:
+    store = database_store(rt.db)
+    for _ in range(2):  # the second finds the row and does nothing
+        with rt.db.transaction() as s:
+            store.insert_if_absent(s, CustomResourceClass, {"name": "CUSTOM_X"}, ["name"])
+    now = utcnow()
+    for seconds in (0, 5):
+        with rt.db.transaction() as s:
+            beat = now.replace(microsecond=0) + dt.timedelta(seconds=seconds)
+            statement: Any = store.insert(Conductor).values(name="c1", last_heartbeat=beat, created_at=now)
+            s.execute(statement.on_conflict_do_update(index_elements=["name"], set_={"last_heartbeat": beat}))
+    with rt.db.read() as s:
+        assert s.scalars(select(CustomResourceClass.name)).all() == ["CUSTOM_X"]
+        (row,) = s.scalars(select(Conductor)).all()
+        assert row.last_heartbeat == now.replace(microsecond=0) + dt.timedelta(seconds=5)
+
+
+def test_transaction_locks_and_jit_are_harmless_everywhere(rt: Runtime) -> None:
+    store = database_store(rt.db)
+    with rt.db.transaction() as s:
+        store.lock_for_transaction(s, 1, 2)
+        store.lock_for_transaction(s, 1, 2)  # taken twice by one transaction: no wait
+        store.without_jit(s)
+    assert store.skip_locked == store.shared_by_processes == store.candidates_in_sql
+    assert store.name in ("sqlite", "postgresql")
+
+
+def test_replace_allocations_writes_checks_and_bumps(rt: Runtime) -> None:
+    with rt.db.read() as s:
+        provider = s.scalar(select(ResourceProvider).where(ResourceProvider.name == "hv1"))
+        assert provider is not None
+        rp, generation = provider.uuid, provider.generation
+    consumer = str(uuid.uuid4())
+    with rt.db.transaction() as s:
+        store_of(s).replace_allocations(
+            s, [AllocationWrite(consumer, {rp: {"VCPU": 3}}, "p", "u", None, True)]
+        )
+    with rt.db.read() as s:
+        assert s.execute(select(Allocation.resource_class, Allocation.used)).all() == [("VCPU", 3)]
+        assert s.scalar(select(Consumer.generation).where(Consumer.uuid == consumer)) == 1
+        assert (
+            s.scalar(select(ResourceProvider.generation).where(ResourceProvider.uuid == rp)) == generation + 1
+        )
+    with pytest.raises(Conflict, match="would exceed the capacity"), rt.db.transaction() as s:
+        # 3 + 16 x 16 is over any VCPU capacity of 16 cores (allocation ratio up to 16).
+        others = [AllocationWrite(str(uuid.uuid4()), {rp: {"VCPU": 16}}, "p", "u") for _ in range(16)]
+        store_of(s).replace_allocations(s, others)
+    with pytest.raises(BadRequest, match="does not exist"), rt.db.transaction() as s:
+        store_of(s).replace_allocations(s, [AllocationWrite(consumer, {str(uuid.uuid4()): {"VCPU": 1}})])
+    with pytest.raises(ConcurrentUpdate, match="expected 1 but got None"), rt.db.transaction() as s:
+        store_of(s).replace_allocations(
+            s, [AllocationWrite(consumer, {rp: {"VCPU": 1}}, "p", "u", None, True)]
+        )
+    with rt.db.transaction() as s:  # removal: rows and consumer row gone, provider bumped
+        store_of(s).replace_allocations(s, [AllocationWrite(consumer, {}, "p", "u", 1, True)])
+    with rt.db.read() as s:
+        assert s.scalars(select(Allocation)).all() == []
+        assert s.scalar(select(Consumer).where(Consumer.uuid == consumer)) is None
+        assert (
+            s.scalar(select(ResourceProvider.generation).where(ResourceProvider.uuid == rp)) == generation + 2
+        )

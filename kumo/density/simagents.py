@@ -42,7 +42,7 @@ def hypervisor_name(index: int) -> str:
 
 def fleet_reports(hypervisors: int) -> list[HostReport]:
     """What each simulated hypervisor registers with. (Baremetal nodes are enrolled through the
-    Ironic API by kumo.bench.density, as an operator would: a node is not an agent.)"""
+    Ironic API by kumo.density.run, as an operator would: a node is not an agent.)"""
     return [
         HostReport(name=hypervisor_name(i), host_ip=_ip(i), **HYPERVISOR)  # type: ignore[arg-type]
         for i in range(hypervisors)

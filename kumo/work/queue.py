@@ -1,5 +1,10 @@
 """Handing work to agents: a task row is written in the same transaction as the state change
-that needs it, and the host's agent is woken after commit."""
+that needs it, and the host's agent is woken after commit (the caller wakes `host_key(host)`).
+
+Invariants: a task is `pending` until its result is committed (done | failed) or it is
+cancelled; every task enqueued has passed the registered on-enqueued hooks (kumo.work.hooks)
+in the enqueuer's transaction; its kind is a TaskKind and its payload that kind's payload's
+JSON (kumo.work.kinds)."""
 
 from __future__ import annotations
 
@@ -11,33 +16,34 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from kumo.agent.models import Task
 from kumo.db import Database
 from kumo.errors import Conflict, NotFound
+from kumo.work import hooks
+from kumo.work.kinds import PAYLOADS, AnyPayload, TaskKind
+from kumo.work.models import Task
 
 
 def enqueue(
     session: Session,
     host: str,
-    kind: str,
+    kind: TaskKind,
     instance_uuid: str | None,
-    payload: dict[str, Any],
+    payload: AnyPayload,
     request_id: str | None,
 ) -> Task:
+    """Add a task for `host` to the session and run the on-enqueued hooks on it."""
+    if not isinstance(payload, PAYLOADS[kind]):
+        raise TypeError(f"a {kind} task takes a {PAYLOADS[kind].__name__}, not {type(payload).__name__}")
     task = Task(
         id=str(uuid.uuid4()),
         host=host,
-        kind=kind,
+        kind=str(kind),
         instance_uuid=instance_uuid,
-        payload=payload,
+        payload=payload.to_json(),
         request_id=request_id,
     )
     session.add(task)
-    # A baremetal node is a host too: its node moves with the work (deploying, deleting…) and
-    # the task carries the node for its conductor.
-    from kumo.baremetal.service import on_task_enqueued
-
-    on_task_enqueued(session, task)
+    hooks.enqueued(session, task)
     return task
 
 
@@ -56,7 +62,9 @@ def cancel_for_instance(session: Session, instance_uuid: str) -> None:
     destroy its old guest when it returns."""
     session.execute(
         update(Task)
-        .where(Task.instance_uuid == instance_uuid, Task.state == "pending", Task.kind != "cleanup")
+        .where(
+            Task.instance_uuid == instance_uuid, Task.state == "pending", Task.kind != str(TaskKind.CLEANUP)
+        )
         .values(state="cancelled")
     )
 

@@ -1,0 +1,653 @@
+"""The server lifecycle as pure functions: (server state, event) -> Change.
+
+Every transition a server makes is decided here and nowhere else: an action requested through
+the API, a placement by the scheduler (or its failure), an agent's task result, a power state
+observed, an administrator's reset, a local delete, an evacuation. A function reads a frozen
+`ServerState` and the event's data, and returns a `Change`: the new vm_state, task_state and
+power_state, the fault, and the follow-up work as data (`Enqueue`, `Release`, `RenameConsumer`,
+action records...). Refused transitions raise `kumo.errors.InvalidState` (409) with Nova's
+messages, or `Conflict` for a lock or a missing host.
+
+Invariants:
+- This module reads no database, no clock and no settings; it imports only the standard
+  library, kumo.errors and kumo.compute.states. kumo.compute.lifecycle_apply writes a Change.
+- A Change's fields left `UNCHANGED` are not written; `None` is a value (no task in flight, no
+  host, no migration source).
+- `effects` run in their order, after the fields are written; `Ref` placeholders in an effect
+  stand for what only the applier knows (the action and event it started, the agent's spec of
+  the instance), and are replaced by it.
+- Authorization (writer, admin) stays with the callers; the lock is a state rule and is here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any, Protocol
+
+from kumo.compute.states import ACTIONS, SCHEDULE_EVENT, Action, PowerState, TaskState, VmState, check
+from kumo.errors import BadRequest, Conflict, InvalidState
+
+# Task kinds whose results change no server (clean-up on a host the server left).
+CLEANUP_KINDS = frozenset({"abort_migration", "cleanup"})
+MOVE_KINDS = frozenset({"live_migrate", "migrate", "revert_resize"})
+PREPARE_KIND = "prepare_migration"
+SPAWN_EVENT = ACTIONS["spawn"].event  # the agent's part of the create action
+# task_states of a move in flight: its destination may hold what prepare_migration left there.
+MOVING = frozenset({TaskState.MIGRATING, TaskState.RESIZE_MIGRATING, TaskState.RESIZE_REVERTING})
+# os-resetState's accepted values -> the vm_state each sets.
+RESET_STATES = {"active": VmState.ACTIVE, "error": VmState.ERROR}
+
+
+def migration_consumer(instance_uuid: str) -> str:
+    """The consumer id that owns a server's allocations on the source host during a move."""
+    return str(uuid.uuid5(uuid.NAMESPACE_OID, f"migration:{instance_uuid}"))
+
+
+@dataclass(frozen=True)
+class ServerState:
+    """What a transition reads of a server."""
+
+    uuid: str
+    vm_state: str
+    task_state: str | None
+    power_state: int = int(PowerState.NOSTATE)
+    host: str | None = None
+    migration_source: str | None = None
+    locked: bool = False
+    deleted: bool = False
+
+
+class Unchanged(Enum):
+    UNCHANGED = "unchanged"
+
+
+UNCHANGED = Unchanged.UNCHANGED
+
+
+class Ref(Enum):
+    """A value only the applier knows, used inside effects."""
+
+    ACTION = "action"  # the id of the action this change started
+    EVENT = "event"  # the id of the event this change started last (None if none)
+    SPEC = "spec"  # the agent's view of the instance (servers.spec)
+
+
+@dataclass(frozen=True)
+class Fault:
+    message: str
+    code: int = 500
+
+
+@dataclass(frozen=True)
+class BeginAction:
+    """Start an instance action (and its first event on `host`, when `event` is given)."""
+
+    name: str
+    event: str | None = None
+    host: str | None = None
+
+
+@dataclass(frozen=True)
+class StartEvent:
+    """Start an event of `action_id` (Ref.ACTION: the action this change started)."""
+
+    event: str
+    host: str | None
+    action_id: int | Ref = Ref.ACTION
+
+
+@dataclass(frozen=True)
+class FinishEvent:
+    event_id: int | Ref
+    ok: bool
+    details: str | None = None
+    traceback: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordAction:
+    """An action whose only event happened at once (actions.record)."""
+
+    name: str
+    event: str
+    host: str | None
+    details: str | None = None
+
+
+@dataclass(frozen=True)
+class Enqueue:
+    """A task for `host`'s agent about this server; Ref values in `payload` are filled in."""
+
+    host: str
+    kind: str
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Release:
+    consumer: str
+
+
+@dataclass(frozen=True)
+class RenameConsumer:
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class CancelTasks:
+    """Cancel the server's pending tasks (before any task this change enqueues)."""
+
+
+@dataclass(frozen=True)
+class LeaveGroups:
+    """Drop the server's server-group memberships."""
+
+
+Effect = (
+    BeginAction
+    | StartEvent
+    | FinishEvent
+    | RecordAction
+    | Enqueue
+    | Release
+    | RenameConsumer
+    | CancelTasks
+    | LeaveGroups
+)
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a transition does. `zone_from_host`: the availability zone becomes the new host's.
+    `launched`: launched_at becomes now. `deleted`: the row is soft-deleted (terminated now).
+    `wake`: the host whose agent to wake after commit."""
+
+    vm_state: str | Unchanged = UNCHANGED
+    task_state: str | None | Unchanged = UNCHANGED
+    power_state: int | Unchanged = UNCHANGED
+    host: str | None | Unchanged = UNCHANGED
+    availability_zone: str | None | Unchanged = UNCHANGED
+    zone_from_host: bool = False
+    migration_source: str | None | Unchanged = UNCHANGED
+    fault: Fault | None = None
+    launched: bool = False
+    progress: int | None = None
+    deleted: bool = False
+    effects: tuple[Effect, ...] = field(default=())
+    wake: str | None = None
+
+    def then(self, *effects: Effect) -> Change:
+        return replace(self, effects=self.effects + effects)
+
+
+NOTHING = Change()
+
+
+def _undo_destination_claim(state: ServerState) -> tuple[Effect, ...]:
+    """The destination's claim goes; the source's allocations are the server's again."""
+    return (Release(state.uuid), RenameConsumer(migration_consumer(state.uuid), state.uuid))
+
+
+def _abort_on(dest: str) -> Enqueue:
+    """Have the destination drop what it prepared for a move that did not happen."""
+    return Enqueue(dest, "abort_migration", {"instance": Ref.SPEC, "dest": dest})
+
+
+def _cleanup_on(host: str, why: str) -> Enqueue:
+    """Have `host`'s agent, whenever it runs again, destroy this server's guest there."""
+    return Enqueue(host, "cleanup", {"instance": Ref.SPEC, "why": why})
+
+
+def _error(message: str, code: int = 500) -> Change:
+    return Change(vm_state=VmState.ERROR, task_state=None, fault=Fault(message, code))
+
+
+# ----------------------------------------------------------------------------- the API's
+
+
+def created() -> Change:
+    """A new server waits for the scheduler, its create action's scheduling event open."""
+    return Change(
+        vm_state=VmState.BUILDING,
+        task_state=TaskState.SCHEDULING,
+        effects=(BeginAction("create", SCHEDULE_EVENT),),
+    )
+
+
+def _check_lock(state: ServerState, is_admin: bool) -> None:
+    if state.locked and not is_admin:
+        raise Conflict(f"Instance {state.uuid} is locked")
+
+
+def allowed(state: ServerState, kind: str) -> Action:
+    """The action `kind` if the server may take it now, else InvalidState (states.check)."""
+    return check(kind, state.vm_state, state.task_state, state.uuid)
+
+
+def request(
+    state: ServerState,
+    kind: str,
+    *,
+    is_admin: bool,
+    extra: Mapping[str, Any] | None = None,
+    host: str | None = None,
+    task_kind: str | None = None,
+) -> Change:
+    """Start action `kind`: its task goes to `host` (default: the server's) as `task_kind`
+    (default: `kind`), its payload the action, its event, the spec and `extra`. A rebuild
+    carries stop_after (a server rebuilt while stopped is stopped again), a reboot `hard`."""
+    _check_lock(state, is_admin)
+    action = allowed(state, kind)
+    target = host or state.host
+    if target is None:
+        raise Conflict(f"Instance {state.uuid} has no host yet")
+    payload: dict[str, Any] = {"action_id": Ref.ACTION, "event_id": Ref.EVENT, "instance": Ref.SPEC}
+    if kind in ("reboot", "reboot_hard"):
+        payload["hard"] = kind == "reboot_hard"
+    if kind == "rebuild":
+        payload["stop_after"] = state.vm_state == VmState.STOPPED
+    payload.update(extra or {})
+    return Change(
+        task_state=action.task_state,
+        effects=(BeginAction(action.name, action.event, target), Enqueue(target, task_kind or kind, payload)),
+        wake=target,
+    )
+
+
+def request_move(state: ServerState, kind: str, dest: str, *, is_admin: bool) -> Change:
+    """A move is two tasks: the destination prepares (`prepare_migration`), then, when it
+    answers, the source moves the guest there (`kind`; see prepared). The action's event stays
+    open across both and finishes with the move's outcome."""
+    move = {"dest": dest, "source": state.host, "move": kind}
+    return request(state, kind, is_admin=is_admin, extra=move, host=dest, task_kind=PREPARE_KIND)
+
+
+def revert_resize(state: ServerState, *, is_admin: bool) -> Change:
+    """Move back to the source a resize came from."""
+    source = state.migration_source
+    if state.vm_state != VmState.RESIZED or not source:
+        raise InvalidState(
+            f"Cannot 'revertResize' instance {state.uuid} while it is in vm_state {state.vm_state}"
+        )
+    return request_move(state, "revert_resize", source, is_admin=is_admin)
+
+
+def confirm_resize(state: ServerState) -> Change:
+    """The source's share goes; the server stays where it was resized to."""
+    if state.vm_state != VmState.RESIZED:
+        raise InvalidState(
+            f"Cannot 'confirmResize' instance {state.uuid} while it is in vm_state {state.vm_state}"
+        )
+    running = state.power_state == PowerState.RUNNING
+    return Change(
+        vm_state=VmState.ACTIVE if running else VmState.STOPPED,
+        migration_source=None,
+        effects=(
+            Release(migration_consumer(state.uuid)),
+            RecordAction("confirmResize", "compute_confirm_resize", state.host),
+        ),
+    )
+
+
+def reset_target(value: object) -> str:
+    """The state an os-resetState body asks for ("active" or "error"), or BadRequest. Read
+    before the server is looked up."""
+    if not isinstance(value, str) or value not in RESET_STATES:
+        raise BadRequest(
+            f"Invalid input for field/attribute state. Value: {value}. "
+            f"{value!r} is not one of {sorted(RESET_STATES)}"
+        )
+    return value
+
+
+def reset_state(state: ServerState, requested: str) -> Change:
+    """Admin: set the vm_state `requested` (from reset_target) names and clear task_state; a
+    task still pending stays, and settles as any late report does."""
+    action = allowed(state, "reset_state")
+    return Change(
+        vm_state=RESET_STATES[requested],
+        task_state=None,
+        effects=(RecordAction(action.name, action.event, state.host, f"state reset to {requested}"),),
+    )
+
+
+def _finalized(state: ServerState) -> Change:
+    """Deleted: no allocation (nor a move's source share), no group, DELETED."""
+    return Change(
+        vm_state=VmState.DELETED,
+        task_state=None,
+        power_state=int(PowerState.NOSTATE),
+        deleted=True,
+        effects=(Release(state.uuid), Release(migration_consumer(state.uuid)), LeaveGroups()),
+    )
+
+
+def delete(
+    state: ServerState,
+    *,
+    is_admin: bool,
+    force: bool = False,
+    host_down: bool = False,
+    move_destination: str | None = None,
+) -> Change:
+    """Start deleting (`force`: forceDelete, even while a delete is in flight). With no host,
+    or `host_down` (Nova's rule, decided by the caller), the API deletes the server itself: a
+    local delete, leaving the host a clean-up task and the destination of a move in flight
+    (`move_destination`, read by the caller when `moving(state)`) an abort."""
+    _check_lock(state, is_admin)
+    local = host_down or state.host is None
+    kind = "local_delete" if local else "force_delete" if force else "delete"
+    action = allowed(state, kind)
+    begun: tuple[Effect, ...] = (
+        BeginAction(action.name),
+        CancelTasks(),
+        StartEvent(action.event, state.host),
+    )
+    if local:
+        return _local_delete(state, begun, move_destination)
+    payload = {"action_id": Ref.ACTION, "event_id": Ref.EVENT, "instance": Ref.SPEC}
+    assert state.host is not None
+    return Change(
+        task_state=TaskState.DELETING,
+        effects=(*begun, Enqueue(state.host, "delete", payload)),
+        wake=state.host,
+    )
+
+
+def moving(state: ServerState) -> bool:
+    """Whether a move is in flight (its destination may need an abort on a local delete)."""
+    return state.task_state in MOVING
+
+
+def _local_delete(state: ServerState, begun: tuple[Effect, ...], dest: str | None) -> Change:
+    host = state.host
+    effects = list(begun)
+    if host is not None:
+        effects.append(_cleanup_on(host, "deleted while its host was down"))
+    if dest is not None and dest != host and moving(state):
+        effects.append(_abort_on(dest))
+    done = _finalized(state)
+    details = None if host is None else f"Host {host} is down: deleted locally"
+    return replace(done, effects=(*effects, *done.effects, FinishEvent(Ref.EVENT, True, details)))
+
+
+def evacuation_source(state: ServerState) -> str:
+    """The host an evacuation leaves, or Conflict when the server has none."""
+    if state.host is None:
+        raise Conflict(f"Cannot 'evacuate' instance {state.uuid}: it has no host")
+    return state.host
+
+
+def evacuate(state: ServerState, dest: str) -> Change:
+    """Rebuild on `dest` (claimed by the caller) after the source died: the source's share
+    goes, its tasks are cancelled, it keeps a clean-up task, and the server moves to `dest`
+    with its rebuild task (stopped again afterwards if it was stopped)."""
+    source = evacuation_source(state)
+    action = allowed(state, "evacuate")
+    payload = {
+        "action_id": Ref.ACTION,
+        "event_id": Ref.EVENT,
+        "source": source,
+        "stop_after": state.vm_state == VmState.STOPPED,
+        "instance": Ref.SPEC,
+    }
+    return Change(
+        host=dest,
+        zone_from_host=True,
+        task_state=action.task_state,
+        effects=(
+            Release(migration_consumer(state.uuid)),
+            CancelTasks(),
+            BeginAction(action.name, action.event, dest),
+            _cleanup_on(source, f"evacuated to {dest}"),
+            Enqueue(dest, "evacuate", payload),
+        ),
+        wake=dest,
+    )
+
+
+# ------------------------------------------------------------------------ the scheduler's
+
+
+class OpenEvent(Protocol):
+    """The unfinished scheduling event of a server's create action."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def action_id(self) -> int: ...
+
+
+def placed(
+    state: ServerState,
+    host: str,
+    availability_zone: str | None,
+    event: OpenEvent | None,
+    details: str | None = None,
+    note: tuple[str, str] | None = None,
+) -> Change:
+    """Claimed on `host`: the scheduling event finishes (with `details`), an optional `note`
+    (event name, details) is recorded on the action, the spawn event starts, and the host gets
+    the spawn task."""
+    if (state.vm_state, state.task_state) != (VmState.BUILDING, TaskState.SCHEDULING):
+        raise InvalidState(
+            f"Cannot 'create' instance {state.uuid} while it is in task_state {state.task_state}"
+        )
+    effects: list[Effect] = []
+    if event is not None:
+        effects.append(FinishEvent(event.id, True, details))
+        if note is not None:
+            effects += [StartEvent(note[0], host, event.action_id), FinishEvent(Ref.EVENT, True, note[1])]
+        effects.append(StartEvent(SPAWN_EVENT, host, event.action_id))
+    spawn_event: int | Ref | None = Ref.EVENT if event is not None else None
+    effects.append(Enqueue(host, "spawn", {"event_id": spawn_event, "instance": Ref.SPEC}))
+    return Change(
+        host=host,
+        availability_zone=availability_zone,
+        task_state=TaskState.SPAWNING,
+        effects=tuple(effects),
+        wake=host,
+    )
+
+
+def no_valid_host(message: str, event: OpenEvent | None) -> Change:
+    """The scheduler found no host: ERROR with the reason, the scheduling event failed."""
+    change = _error(message, 500)
+    return change if event is None else change.then(FinishEvent(event.id, False, message))
+
+
+def scheduling_failed(state: ServerState, message: str, trace: str, event: OpenEvent | None) -> Change:
+    """The server's own data made its scheduling raise: as no_valid_host, with the traceback,
+    and no allocation left for it."""
+    change = replace(_error(message, 500), effects=(Release(state.uuid),))
+    return change if event is None else change.then(FinishEvent(event.id, False, message, trace))
+
+
+# --------------------------------------------------------------------------- the agents'
+
+
+def task_error(ok: bool, result: Mapping[str, Any]) -> str | None:
+    """A task's error text as recorded on the task: None when it succeeded."""
+    return None if ok else str(result.get("error", "unknown error"))
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """An agent's report of a task: its kind, the host it ran on, its payload, and what the
+    report says (`error` as task_error, `power` the guest's power state)."""
+
+    kind: str
+    host: str
+    ok: bool
+    payload: Mapping[str, Any]
+    error: str | None = None
+    traceback: str | None = None
+    power: int | None = None
+    target: Any = None  # prepare_migration's answer: where the source sends the guest
+
+    @classmethod
+    def of(
+        cls, kind: str, host: str, ok: bool, payload: Mapping[str, Any], result: Mapping[str, Any]
+    ) -> TaskOutcome:
+        error = task_error(ok, result)
+        power = result.get("power_state")
+        return cls(
+            kind=kind,
+            host=host,
+            ok=ok,
+            payload=payload,
+            error=error,
+            traceback=None if ok else (result.get("traceback") or error),
+            power=None if power is None else int(power),
+            target=result.get("target"),
+        )
+
+
+def settled(state: ServerState | None, outcome: TaskOutcome) -> Change:
+    """Apply an agent's report of a task to its server (`state` None: no server, or deleted).
+    The task's own bookkeeping (done/failed) is the caller's."""
+    if outcome.kind in CLEANUP_KINDS:
+        return NOTHING
+    if outcome.kind == PREPARE_KIND:
+        return prepared(state, outcome)
+    event_id = outcome.payload.get("event_id")
+    finish: tuple[Effect, ...] = ()
+    if event_id is not None:
+        details = None if outcome.ok else outcome.error
+        finish = (FinishEvent(int(event_id), outcome.ok, details, outcome.traceback),)
+    if state is None or state.deleted:
+        return Change(effects=finish)
+    change = _task_done(state, outcome)
+    return replace(change, effects=finish + change.effects)
+
+
+def prepared(state: ServerState | None, outcome: TaskOutcome) -> Change:
+    """The destination is ready (or not): hand the move to the source, or end the action."""
+    payload = outcome.payload
+    kind, dest, source = payload["move"], payload["dest"], payload["source"]
+    if state is None or state.deleted:
+        return NOTHING
+    if outcome.ok and state.host == source:
+        move = {**payload, "instance": Ref.SPEC, "target": outcome.target}
+        return Change(effects=(Enqueue(source, kind, move),), wake=source)
+    error = outcome.error if not outcome.ok else f"Instance {state.uuid} left {source} before the move began"
+    why = f"Preparing {dest} failed: {error}"
+    undo = _undo_destination_claim(state) if kind != "revert_resize" else ()
+    return Change(
+        task_state=None,
+        effects=(FinishEvent(int(payload["event_id"]), False, why, why), *undo, _abort_on(dest)),
+        wake=dest,
+    )
+
+
+def _task_done(state: ServerState, outcome: TaskOutcome) -> Change:
+    kind, power = outcome.kind, outcome.power
+    if kind == "delete":
+        if outcome.ok:
+            return _finalized(state)
+        return _error(outcome.error or "delete failed", 500)
+    if kind in MOVE_KINDS:
+        return _moved(state, outcome)
+    action = ACTIONS[kind]
+    if outcome.ok:
+        done_power = power if power is not None else (action.done_power or state.power_state)
+        change = Change(
+            vm_state=action.done_vm_state if action.done_vm_state is not None else UNCHANGED,
+            task_state=None,
+            power_state=int(done_power),
+            launched=kind == "spawn",
+            progress=100 if kind == "spawn" else None,
+        )
+        if kind in ("rebuild", "evacuate") and outcome.payload.get("stop_after"):
+            return _power_off_after_rebuild(change, outcome)
+        return change
+    if kind in ("spawn", "evacuate"):
+        failed = "Build of instance failed" if kind == "spawn" else "Evacuation of instance failed"
+        return _error(outcome.error or failed, 500)
+    # Nova leaves the server in its previous state, the event recording the error.
+    return Change(task_state=None, power_state=UNCHANGED if power is None else int(power))
+
+
+def _power_off_after_rebuild(change: Change, outcome: TaskOutcome) -> Change:
+    """The guest comes back running; stop it within the rebuild action (ACTIVE with task_state
+    powering-off until the agent reports, as in Nova)."""
+    payload = {"action_id": outcome.payload.get("action_id"), "event_id": None, "instance": Ref.SPEC}
+    return replace(
+        change,
+        task_state=TaskState.POWERING_OFF,
+        effects=(Enqueue(outcome.host, "stop", payload),),
+        wake=outcome.host,
+    )
+
+
+def _moved(state: ServerState, outcome: TaskOutcome) -> Change:
+    power = state.power_state if outcome.power is None else int(outcome.power)
+    base = Change(task_state=None, power_state=UNCHANGED if outcome.power is None else power)
+    kind, dest = outcome.kind, outcome.payload["dest"]
+    if not outcome.ok:
+        # A failed move leaves the guest where it was: the destination's claim goes, and the
+        # destination cleans up what it prepared.
+        undo = _undo_destination_claim(state) if kind != "revert_resize" else ()
+        return replace(base, effects=(*undo, _abort_on(dest)), wake=dest)
+    moved = replace(base, host=dest, zone_from_host=True)
+    if kind == "live_migrate":
+        return moved.then(Release(migration_consumer(state.uuid)))
+    if kind == "migrate":
+        return replace(moved, vm_state=VmState.RESIZED, migration_source=outcome.payload["source"])
+    # revert_resize: back on the source, holding the source's original claim again
+    stopped = power == PowerState.SHUTDOWN
+    return replace(
+        moved,
+        vm_state=VmState.STOPPED if stopped else VmState.ACTIVE,
+        migration_source=None,
+        effects=_undo_destination_claim(state),
+    )
+
+
+def unsettled(state: ServerState | None, kind: str, event_id: object, error: str) -> Change:
+    """A task's result raised while applied: its event fails with `error`, and its server
+    (unless the task was a clean-up) goes to ERROR naming it."""
+    finish: tuple[Effect, ...] = (
+        (FinishEvent(event_id, False, error, error),) if isinstance(event_id, int) else ()
+    )
+    if kind in CLEANUP_KINDS or state is None or state.deleted:
+        return Change(effects=finish)
+    return replace(_error(error, 500), effects=finish)
+
+
+def mark_error(message: str, code: int = 500) -> Change:
+    return _error(message, code)
+
+
+def power_observed(state: ServerState, power: int) -> Change:
+    """An agent or conductor saw the guest in `power`; reconciled when no task is in flight
+    (Nova's _sync_power_states: a guest that stopped by itself becomes SHUTOFF)."""
+    if state.task_state is not None or state.deleted:
+        return NOTHING
+    if state.vm_state == VmState.ACTIVE and power in (PowerState.SHUTDOWN, PowerState.CRASHED):
+        return Change(power_state=power, vm_state=VmState.STOPPED)
+    if state.vm_state == VmState.STOPPED and power == PowerState.RUNNING:
+        return Change(power_state=power, vm_state=VmState.ACTIVE)
+    return Change(power_state=power)
+
+
+# ------------------------------------------------------------------------ the baremetal's
+
+
+def adopted(powered_on: bool, host: str) -> Change:
+    """An adopted machine's new server record: ACTIVE (STOPPED if its power is off) on the
+    node, launched, its create action recorded as an adoption."""
+    return Change(
+        vm_state=VmState.ACTIVE if powered_on else VmState.STOPPED,
+        task_state=None,
+        power_state=int(PowerState.RUNNING if powered_on else PowerState.SHUTDOWN),
+        host=host,
+        launched=True,
+        progress=100,
+        effects=(RecordAction("create", "baremetal_adopt", host),),
+    )

@@ -1,0 +1,324 @@
+"""Writing a lifecycle Change (kumo.compute.lifecycle) onto an Instance row, in the caller's
+transaction.
+
+Invariants:
+- `apply` writes the Change's fields first, then performs its effects in their order; it
+  decides nothing (every rule is in kumo.compute.lifecycle).
+- Work for agents goes through the `enqueue` callable the caller passes (the work queue's),
+  so this module imports no work-queue, agent or baremetal module; it writes instance actions
+  (kumo.compute.actions), allocations (kumo.placement.claims) and group memberships only.
+- `Ref` values in an effect are the ids of the action and event this Change started (the
+  latest of each) and the agent's view of the instance (`spec`).
+
+Phase 2 (wiring) replaces each place that applies a transition today by these lines, where
+`lc` is kumo.compute.lifecycle, `s = state_of(instance)`, `db = session`, `i = instance` and
+`q = dict(enqueue=tasks.enqueue, cancel=tasks.cancel_for_instance)`:
+
+- server_ops._begin(…, kind, extra, host, task_kind):
+    change = lc.request(s, kind, is_admin=ctx.is_admin, extra=extra, host=host, task_kind=task_kind)
+    return apply(db, i, change, ctx, **q).wake
+  (rebuild's stop_after and reboot's `hard` now come from lc.request; rebuild's extra is
+  {"image_ref": image.id})
+- server_ops._begin_move(…, kind, dest):
+    return apply(db, i, lc.request_move(s, kind, dest, is_admin=ctx.is_admin), ctx, **q).wake
+- server_ops.revert_resize:
+    return apply(db, i, lc.revert_resize(s, is_admin=ctx.is_admin), ctx, **q).wake
+- server_ops.confirm_resize:  apply(db, i, lc.confirm_resize(s), ctx, **q)
+- server_ops.reset_state:  `requested = lc.reset_target(state)` (the body's) before servers.get,
+  then  apply(db, i, lc.reset_state(s, requested), ctx, **q)
+- server_ops.settle, after the task's bookkeeping and the baremetal hook:
+    outcome = lc.TaskOutcome.of(task.kind, task.host, ok, task.payload, result)
+    task.error = outcome.error
+    apply_if(db, i, lc.settled(state_or_none(i), outcome), Requester(task.request_id), **q)
+  (_apply, _settle_prepare, _settle_move, _power_off_after_rebuild, _abort_on and
+  _undo_destination_claim go away)
+- server_ops.fail_unsettled, after the task's bookkeeping:
+    change = lc.unsettled(state_or_none(i), task.kind, event_id, error)
+    apply_if(db, i, change, Requester(task.request_id), **q)
+- server_ops.mark_error(i, message, code):  write(i, lc.mark_error(message, code))
+- server_ops.sync_power_state(i, power):  write(i, lc.power_observed(s, power))
+  (the same line in kumo/agent/service.py, kumo/baremetal/conductors.py and service.py)
+- servers.create, after session.add(i):  apply(db, i, lc.created(), ctx, **q)
+  (the Instance constructor no longer names vm_state/task_state)
+- servers.delete, after the lock on the row:
+    dest = servers._move_destination(db, i) if lc.moving(s) else None
+    change = lc.delete(s, is_admin=ctx.is_admin, force=force,
+                       host_down=_deleted_locally(db, i), move_destination=dest)
+    return i, apply(db, i, change, ctx, **q).wake
+  (_local_delete, finalize_delete and leave_cleanup go away; servers.spec is `spec` here)
+- evacuate.evacuate: `lc.evacuation_source(s)` where `source is None` is checked,
+  `lc.allowed(s, "evacuate")` where states.check is, and after claim_destination:
+    apply(db, i, lc.evacuate(s, dest), ctx, **q); return dest
+- scheduling._place (ORM path), after the claim:
+    note = (SPREAD_NOT_HONOURED_EVENT, details) if details is not None else None
+    change = lc.placed(s, chosen.host, host.availability_zone, event, details, note)
+    apply(db, i, change, Requester(request_id_var.get()), **q)
+- scheduling._no_valid_host:
+    apply(db, i, lc.no_valid_host(decision.message, event), Requester(None), **q)
+- scheduling._fail:
+    change = lc.scheduling_failed(s, failed.message, failed.trace, event)
+    apply(db, i, change, Requester(None), **q)
+- placement_commit.write keeps its SQL; its task_state parameter and the values it marks
+  committed are those of lc.placed(...) (task_state, host, availability_zone), so both paths
+  write the same row.
+- baremetal service._adopt_server: the Instance without lifecycle fields, then, after its
+  session.flush() (a task_state None given at INSERT takes the column's default, "scheduling":
+  today's adopted servers are written so),
+    change = lc.adopted(power != states.POWER_OFF, node.uuid)
+    apply(db, i, change, Requester(request_id or "-", None, project_id), **q)
+- server_groups and servers: migration_consumer is lc.migration_consumer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from kumo.compute import actions
+from kumo.compute.aggregates import availability_zone_of
+from kumo.compute.lifecycle import (
+    BeginAction,
+    CancelTasks,
+    Change,
+    Effect,
+    Enqueue,
+    Fault,
+    FinishEvent,
+    LeaveGroups,
+    RecordAction,
+    Ref,
+    Release,
+    RenameConsumer,
+    ServerState,
+    StartEvent,
+    Unchanged,
+)
+from kumo.compute.models import Instance, ServerGroupMember
+from kumo.db import utcnow
+from kumo.placement.claims import release, rename_consumer
+
+# kumo.agent.tasks.enqueue's shape: (session, host, kind, instance_uuid, payload, request_id)
+EnqueueFn = Callable[[Session, str, str, str | None, dict[str, Any], str | None], object]
+CancelFn = Callable[[Session, str], object]
+
+
+class Actor(Protocol):
+    """Who a change is made for: recorded on the actions it starts, its request id on its
+    tasks. A RequestContext is one."""
+
+    @property
+    def request_id(self) -> str | None: ...
+
+    @property
+    def user_id(self) -> str | None: ...
+
+    @property
+    def project_id(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Requester:
+    """An Actor outside a request: an agent's report, the scheduler, a conductor."""
+
+    request_id: str | None
+    user_id: str | None = None
+    project_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Applied:
+    """The action and event the change started (the latest of each), and the host to wake."""
+
+    action_id: int | None
+    event_id: int | None
+    wake: str | None
+
+
+def state_of(instance: Instance) -> ServerState:
+    return ServerState(
+        uuid=instance.uuid,
+        vm_state=instance.vm_state,
+        task_state=instance.task_state,
+        power_state=instance.power_state,
+        host=instance.host,
+        migration_source=instance.migration_source,
+        locked=bool(instance.locked),
+        deleted=bool(instance.deleted),
+    )
+
+
+def state_or_none(instance: Instance | None) -> ServerState | None:
+    """The state of a server a task result is about; None when it is gone."""
+    return None if instance is None or instance.deleted else state_of(instance)
+
+
+def spec(instance: Instance) -> dict[str, Any]:
+    """What an agent needs to build or act on the instance (no DB access on the agent side)."""
+    return {
+        "uuid": instance.uuid,
+        "name": instance.name,
+        "hostname": instance.hostname,
+        "project_id": instance.project_id,
+        "image_ref": instance.image_ref,
+        "flavor": instance.flavor,
+        "user_data": instance.user_data,
+        "key_data": instance.key_data,
+        "metadata": instance.metadata_,
+    }
+
+
+def fault_record(fault: Fault) -> dict[str, Any]:
+    """A fault as the instance's fault column holds it."""
+    return {
+        "code": fault.code,
+        "message": fault.message[:255],
+        "details": fault.message,
+        "created": utcnow().isoformat(),
+    }
+
+
+def write(instance: Instance, change: Change) -> None:
+    """Write a change that has no effects and reads nothing (mark_error, power_observed)."""
+    if change.effects or change.zone_from_host:
+        raise ValueError("a change with effects or a zone to look up needs apply()")
+    _write_fields(instance, change, None)
+
+
+def apply(
+    session: Session,
+    instance: Instance,
+    change: Change,
+    actor: Actor,
+    *,
+    enqueue: EnqueueFn,
+    cancel: CancelFn | None = None,
+) -> Applied:
+    """Write `change` onto `instance`, then perform its effects in order."""
+    _write_fields(instance, change, session)
+    return _Effects(session, instance, actor, enqueue, cancel).run(change)
+
+
+def apply_if(
+    session: Session,
+    instance: Instance | None,
+    change: Change,
+    actor: Actor,
+    *,
+    enqueue: EnqueueFn,
+    cancel: CancelFn | None = None,
+) -> Applied:
+    """As apply, for a change about a server that may be gone (a task result): then only
+    effects that need no instance (finishing an event) may be in it."""
+    if instance is not None:
+        return apply(session, instance, change, actor, enqueue=enqueue, cancel=cancel)
+    if any(
+        not isinstance(effect, FinishEvent) or isinstance(effect.event_id, Ref) for effect in change.effects
+    ):
+        raise ValueError("a change about no server may only finish events it names")
+    for effect in change.effects:
+        assert isinstance(effect, FinishEvent) and isinstance(effect.event_id, int)
+        actions.finish_event(session, effect.event_id, effect.ok, effect.details, effect.traceback)
+    return Applied(None, None, change.wake)
+
+
+def _write_fields(instance: Instance, change: Change, session: Session | None) -> None:
+    if not isinstance(change.vm_state, Unchanged):
+        instance.vm_state = change.vm_state
+    if not isinstance(change.task_state, Unchanged):
+        instance.task_state = change.task_state
+    if not isinstance(change.power_state, Unchanged):
+        instance.power_state = int(change.power_state)
+    if not isinstance(change.host, Unchanged):
+        instance.host = change.host
+    if not isinstance(change.availability_zone, Unchanged):
+        instance.availability_zone = change.availability_zone
+    if change.zone_from_host and session is not None and instance.host is not None:
+        instance.availability_zone = availability_zone_of(session, instance.host)
+    if not isinstance(change.migration_source, Unchanged):
+        instance.migration_source = change.migration_source
+    if change.fault is not None:
+        instance.fault = fault_record(change.fault)
+    if change.launched:
+        instance.launched_at = utcnow()
+    if change.progress is not None:
+        instance.progress = change.progress
+    if change.deleted:
+        instance.deleted = True
+        instance.terminated_at = utcnow()
+
+
+class _Effects:
+    """Performs a change's effects, remembering the action and event it started."""
+
+    def __init__(
+        self, session: Session, instance: Instance, actor: Actor, enqueue: EnqueueFn, cancel: CancelFn | None
+    ) -> None:
+        self.session, self.instance, self.actor = session, instance, actor
+        self.enqueue, self.cancel = enqueue, cancel
+        self.action_id: int | None = None
+        self.event_id: int | None = None
+
+    def run(self, change: Change) -> Applied:
+        for effect in change.effects:
+            self._perform(effect)
+        return Applied(self.action_id, self.event_id, change.wake)
+
+    def _perform(self, effect: Effect) -> None:
+        session, uuid, actor = self.session, self.instance.uuid, self.actor
+        if isinstance(effect, BeginAction):
+            row = actions.start_action(
+                session, uuid, effect.name, actor.request_id or "-", actor.user_id, actor.project_id
+            )
+            self.action_id = row.id
+            if effect.event is not None:
+                self.event_id = actions.start_event(session, row.id, effect.event, effect.host).id
+        elif isinstance(effect, StartEvent):
+            action_id = self._resolve(effect.action_id)
+            self.event_id = actions.start_event(session, _known(action_id), effect.event, effect.host).id
+        elif isinstance(effect, FinishEvent):
+            event_id = _known(self._resolve(effect.event_id))
+            actions.finish_event(session, event_id, effect.ok, effect.details, effect.traceback)
+        elif isinstance(effect, RecordAction):
+            actions.record(
+                session,
+                uuid,
+                effect.name,
+                effect.event,
+                actor.request_id or "-",
+                actor.user_id,
+                actor.project_id,
+                details=effect.details,
+                host=effect.host,
+            )
+        elif isinstance(effect, Enqueue):
+            payload = {key: self._resolve(value) for key, value in effect.payload.items()}
+            self.enqueue(session, effect.host, effect.kind, uuid, payload, actor.request_id)
+        elif isinstance(effect, Release):
+            release(session, effect.consumer)
+        elif isinstance(effect, RenameConsumer):
+            rename_consumer(session, effect.old, effect.new)
+        elif isinstance(effect, CancelTasks):
+            if self.cancel is None:
+                raise ValueError("this change cancels tasks: pass cancel=")
+            self.cancel(session, uuid)
+        elif isinstance(effect, LeaveGroups):
+            session.execute(delete(ServerGroupMember).where(ServerGroupMember.instance_uuid == uuid))
+
+    def _resolve(self, value: object) -> Any:
+        if value is Ref.ACTION:
+            return self.action_id
+        if value is Ref.EVENT:
+            return self.event_id
+        if value is Ref.SPEC:
+            return spec(self.instance)
+        return value
+
+
+def _known(value: object) -> int:
+    if not isinstance(value, int):
+        raise ValueError(f"no action or event started for this effect (got {value!r})")
+    return value
