@@ -11,15 +11,15 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Select, Update, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from kumo.agent import tasks
-from kumo.agent.models import Task
 from kumo.agent.protocol import HostReport, HostTask, PowerStates, TaskOut, TaskReport, TaskResult
 from kumo.compute import hosts, server_ops
 from kumo.compute.models import ComputeHost, Instance
 from kumo.db import Database, durable_before_it_leaves, utcnow
-from kumo.db.arrays import one_of_param
 from kumo.db.transient import describe, is_transient, without_parameters
 from kumo.errors import NotFound
+from kumo.store.protocol import Store, store_of
+from kumo.work import queue
+from kumo.work.models import Task
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,13 @@ def register(session: Session, report: HostReport) -> None:
 
 
 def heartbeat_many(session: Session, names: Collection[str], chunk: int = 1000) -> list[str]:
-    """Heartbeat every host in `names` with one UPDATE per `chunk` names (hosts.heartbeat for
-    many); returns the names no host has (their agents must register again)."""
+    """Heartbeat every host in `names` (hosts.heartbeat for many, as one agent process serving
+    several hosts reports them: `PUT /internal/v1/heartbeats`), one UPDATE per `chunk` names;
+    returns the names no host has (their agents must register again)."""
     now = utcnow()
     wanted = sorted(set(names))
     unknown: list[str] = []
-    statement = _heartbeat_statement(session.get_bind().dialect.name)
+    statement = _heartbeat_statement(store_of(session))
     for start in range(0, len(wanted), chunk):
         part = wanted[start : start + chunk]
         result = cast(CursorResult[Any], session.connection().execute(statement, {"names": part, "now": now}))
@@ -59,14 +60,14 @@ def heartbeat_many(session: Session, names: Collection[str], chunk: int = 1000) 
     return unknown
 
 
-# The fleet's heartbeats and task polls run these many times a second: built once (per dialect),
+# The fleet's heartbeats and task polls run these many times a second: built once (per store),
 # they cost no statement construction per request, and leave no statement behind as garbage
 # (a statement is a reference cycle: see kumo.gc_tuning).
 @cache
-def _heartbeat_statement(dialect: str) -> Update:
+def _heartbeat_statement(store: Store) -> Update:
     return (
         update(ComputeHost)
-        .where(one_of_param(dialect, ComputeHost.name, "names"))
+        .where(store.one_of_param(ComputeHost.name, "names"))
         .values(last_heartbeat=bindparam("now", type_=ComputeHost.last_heartbeat.type))
     )
 
@@ -75,8 +76,8 @@ _HOSTS_WITH_WORK = select(Task.host).where(Task.state == "pending").distinct()
 
 
 @cache
-def _pending_of_hosts_statement(dialect: str) -> Select[Task]:
-    return select(Task).where(one_of_param(dialect, Task.host, "hosts"), Task.state == "pending")
+def _pending_of_hosts_statement(store: Store) -> Select[Task]:
+    return select(Task).where(store.one_of_param(Task.host, "hosts"), Task.state == "pending")
 
 
 def pending_work(session: Session, host: str, busy: list[str]) -> list[TaskOut]:
@@ -84,7 +85,7 @@ def pending_work(session: Session, host: str, busy: list[str]) -> list[TaskOut]:
         TaskOut(
             id=t.id, kind=t.kind, instance_uuid=t.instance_uuid, payload=t.payload, request_id=t.request_id
         )
-        for t in tasks.pending_for_host(session, host, exclude=busy)
+        for t in queue.pending_for_host(session, host, exclude=busy)
     ]
     if found:
         durable_before_it_leaves(session)  # a scheduling pass commits asynchronously
@@ -101,7 +102,7 @@ def pending_fleet_work(
     with_work = sorted(h for h in session.scalars(_HOSTS_WITH_WORK) if h in hosts)
     skip = set(busy)
     found: list[Task] = []
-    statement = _pending_of_hosts_statement(session.get_bind().dialect.name)
+    statement = _pending_of_hosts_statement(store_of(session))
     for start in range(0, len(with_work), 500):
         rows = session.scalars(statement, {"hosts": with_work[start : start + 500]})
         found.extend(t for t in rows if t.id not in skip)
@@ -163,7 +164,7 @@ def _complete_alone(session: Session, report: TaskReport) -> None:
             raise
         log.error("task %s: marking its server failed raised %s", report.task_id, describe(error))
         with session.begin_nested():
-            tasks.fail_pending(session, report.task_id, why[:1000])
+            queue.fail_pending(session, report.task_id, why[:1000])
 
 
 def complete(session: Session, task_id: str, result: TaskResult) -> None:
