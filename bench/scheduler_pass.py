@@ -6,8 +6,8 @@ hypervisors), or takes any kumo database with `--url` (one kept by
 `kumo bench density --keep --state-dir D`, say), then times, for a batch of identical requests:
 
 * the whole-fleet read (`load_snapshot`, every host) and the pure core over it;
-* the baseline prefilter: GET /allocation_candidates' own query
-  (`kumo.placement.candidates`) picks the sample, then a snapshot of those hosts only;
+* the baseline prefilter: GET /allocation_candidates' capacity condition
+  (`kumo.placement.candidates.fits`) picks the sample, then a snapshot of those hosts only;
 * the pass the scheduler runs (`kumo.compute.scheduling.pass_snapshot`): the worker's
   in-memory fleet index (`kumo.placement.fleet_index`, synced first, as a pass does) picks
   the sample, then the same snapshot of those hosts only;
@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -42,12 +43,7 @@ from kumo.compute.models import ComputeHost  # noqa: E402
 from kumo.config import Settings  # noqa: E402
 from kumo.db import Database, utcnow  # noqa: E402
 from kumo.db.migrate import upgrade  # noqa: E402
-from kumo.placement.candidates import (  # noqa: E402
-    CandidateRequest,
-    RequestGroup,
-    candidate_provider_ids,
-    provider_id_range,
-)
+from kumo.placement.candidates import fits  # noqa: E402
 from kumo.placement.fleet_index import FleetIndex  # noqa: E402
 from kumo.placement.models import Allocation, Inventory, ResourceProvider  # noqa: E402
 from kumo.placement.snapshot import load_snapshot  # noqa: E402
@@ -55,6 +51,7 @@ from kumo.scheduler.core import schedule  # noqa: E402
 from kumo.scheduler.request import ScheduleRequest  # noqa: E402
 from kumo.scheduler.snapshot import Snapshot  # noqa: E402
 from kumo.scheduler.weighers import SchedulerConfig  # noqa: E402
+from kumo.store.protocol import store_of  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("KUMO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 FLAVOR = {"VCPU": 2, "MEMORY_MB": 4096, "DISK_GB": 20}
@@ -172,17 +169,49 @@ def _ms(values: list[float]) -> dict[str, float]:
     return {"p50": round(statistics.median(ordered) * 1000, 3), "p99": round(p99 * 1000, 3)}
 
 
-def sql_prefilter_read(session: Any, requests: list[Any]) -> Snapshot:
-    """The baseline read: GET /allocation_candidates' own query picks the sample (the id range
-    of the requested classes, then a walk from a random provider id), then that part of the
-    fleet is read exactly; at least 64 hosts, 8 per request."""
+def _id_range(session: Session, classes: list[str]) -> tuple[int, int] | None:
+    """The lowest and highest id a provider holding every one of `classes` can have (None when
+    no provider holds them all in one range): keeps the walk off the baremetal nodes."""
+    rows = session.execute(
+        select(func.min(Inventory.provider_id), func.max(Inventory.provider_id))
+        .where(Inventory.resource_class.in_(classes))
+        .group_by(Inventory.resource_class)
+    ).all()
+    if len(rows) < len(classes):
+        return None
+    low, high = max(r[0] for r in rows), min(r[1] for r in rows)
+    return (low, high) if low <= high else None
+
+
+def _fitting_ids(session: Session, page: int, start_after: int, id_range: tuple[int, int]) -> list[int]:
+    """Up to `page` ids of providers with room for FLAVOR, by GET /allocation_candidates'
+    capacity condition (`kumo.placement.candidates.fits`), walked in id order from
+    `start_after` within `id_range` and wrapping around."""
+    store_of(session).without_jit(session)  # as GET /allocation_candidates' query does
+    low, high = id_range
+    rp = ResourceProvider.__table__.alias("rp")
+    room = fits(rp.c.id, {rc: (amount, [amount]) for rc, amount in FLAVOR.items()})
+
+    def walk(above: int, at_most: int, limit: int) -> list[int]:
+        query = select(rp.c.id).where(room, rp.c.id > above, rp.c.id <= at_most).order_by(rp.c.id)
+        return list(session.scalars(query.limit(limit)))
+
+    ids = walk(max(start_after, low - 1), high, page)
+    if start_after > 0 and len(ids) < page:
+        ids += walk(low - 1, start_after, page - len(ids))
+    return ids
+
+
+def sql_prefilter_read(session: Session, requests: list[Any]) -> Snapshot:
+    """The baseline read: GET /allocation_candidates' capacity condition picks the sample (the
+    id range of the requested classes, then a walk from a random provider id), then that part
+    of the fleet is read exactly; at least 64 hosts, 8 per request."""
     page = min(scheduling.PREFILTER_LIMIT, max(64, 8 * len(requests)))
-    wanted = CandidateRequest(groups=(RequestGroup(resources=dict(FLAVOR)),), limit=page)
-    id_range = provider_id_range(session, wanted)
+    id_range = _id_range(session, sorted(FLAVOR))
     assert id_range is not None
     low, high = id_range
     start = random.randint(low - 1, high) if high - low >= page else 0
-    ids = candidate_provider_ids(session, wanted, start_after=start, id_range=id_range)
+    ids = _fitting_ids(session, page, start, id_range)
     return load_snapshot(session, 86400, provider_ids=ids, group_uuids=())
 
 

@@ -69,7 +69,10 @@ def heartbeat(host: str, rt: Runtime = Depends(agent)) -> Response:
 
 @router.put("/heartbeats")
 def fleet_heartbeat(body: FleetHeartbeat, rt: Runtime = Depends(agent)) -> FleetHeartbeatResult:
-    """Heartbeats of many hosts: one UPDATE per thousand names instead of a request each."""
+    """Batched heartbeats of many hosts from one agent process that serves them all (the
+    simulated fleet of `kumo bench density`; any agent hosting several hosts): each named host
+    is up as of now, as if it had sent its own heartbeat. Answers the names the API does not
+    know (deleted hosts), whose agents must register again."""
     with rt.db.transaction() as session:
         unknown = service.heartbeat_many(session, body.hosts)
     return FleetHeartbeatResult(unknown=unknown)

@@ -44,8 +44,9 @@ def register(session: Session, report: HostReport) -> None:
 
 
 def heartbeat_many(session: Session, names: Collection[str], chunk: int = 1000) -> list[str]:
-    """Heartbeat every host in `names` with one UPDATE per `chunk` names (hosts.heartbeat for
-    many); returns the names no host has (their agents must register again)."""
+    """Heartbeat every host in `names` (hosts.heartbeat for many, as one agent process serving
+    several hosts reports them: `PUT /internal/v1/heartbeats`), one UPDATE per `chunk` names;
+    returns the names no host has (their agents must register again)."""
     now = utcnow()
     wanted = sorted(set(names))
     unknown: list[str] = []

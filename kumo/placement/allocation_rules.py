@@ -3,9 +3,10 @@
 The types of a write (`AllocationWrite`) and of a consumer's state before it, the order of its
 checks (every provider named exists, then every consumer generation matches) and their
 messages, Placement's consumer rows after a write (`consumer_rows`), the capacity rule over
-the new rows as one query (`check_capacity`, built on kumo.placement.candidates.usage_of) and
-the Conflict that names a row breaking it. The database-specific executions of a write live
-behind the store seam (kumo.store): each one applies these rules, none restates them.
+the new rows as one query (`check_capacity`: kumo.placement.capacity's rule over
+kumo.placement.candidates.usage_of) and the Conflict that names a row breaking it. The
+database-specific executions of a write live behind the store seam (kumo.store): each one
+applies these rules, none restates them.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from sqlalchemy.orm import Session
 
 from kumo.compute.models import Instance
 from kumo.errors import BadRequest, Conflict
+from kumo.placement import capacity as capacity_sql
 from kumo.placement.allocation_write import AllocationWrite
 from kumo.placement.api.exceptions import ConcurrentUpdate
 from kumo.placement.api_models import Consumer
 from kumo.placement.candidates import usage_of
 from kumo.placement.models import Allocation, Inventory, ResourceProvider
+from kumo.scheduler import capacity as capacity_rule
 
 # Placement's project and user for consumers it knows nothing about.
 INCOMPLETE = "00000000-0000-0000-0000-000000000000"
@@ -158,7 +161,6 @@ def new_allocation_rows(
 
 def _capacity_query() -> Any:
     inv, a = INVENTORIES.alias("inv"), ALLOCATIONS.alias("a")
-    capacity = (inv.c.total - inv.c.reserved) * inv.c.allocation_ratio
     return (
         select(
             PROVIDERS.c.uuid,
@@ -178,10 +180,8 @@ def _capacity_query() -> Any:
             a.c.consumer_id.in_(bindparam("consumers", expanding=True)),
             or_(
                 inv.c.provider_id.is_(None),
-                a.c.used < inv.c.min_unit,
-                a.c.used > inv.c.max_unit,
-                a.c.used % inv.c.step_size != 0,
-                usage_of(a.c.provider_id, a.c.resource_class) > capacity,
+                ~capacity_sql.within_units(inv, a.c.used),
+                ~capacity_sql.has_room(inv, usage_of(a.c.provider_id, a.c.resource_class)),
             ),
         )
         .limit(1)
@@ -192,9 +192,9 @@ _CAPACITY = _capacity_query()
 
 
 def check_capacity(session: Session, consumers: list[str]) -> None:
-    """The capacity rule over the consumers' new rows, in one query: an inventory of the
-    class exists, the amount respects min_unit/max_unit/step_size, and the provider's total
-    usage fits (total - reserved) * allocation_ratio."""
+    """The capacity rule (kumo.placement.capacity) over the consumers' new rows, in one query:
+    an inventory of the class exists, the amount is within its units, and the provider's total
+    usage leaves room."""
     row = session.execute(_CAPACITY, {"consumers": consumers}).first()
     if row is not None:
         capacity_conflict(
@@ -222,7 +222,7 @@ def capacity_conflict(
         raise Conflict(
             f"Unable to allocate inventory: Inventory for '{rc}' on resource provider '{uuid}' invalid."
         )
-    if used < min_unit or used > max_unit or used % step_size:
+    if not capacity_rule.within_units(used, max_unit, min_unit, step_size):
         raise Conflict(
             f"Unable to allocate inventory: Allocation for {rc} on resource provider {uuid} violates "
             f"min_unit, max_unit, or step_size. Requested: {used}, min_unit: {min_unit}, "

@@ -6,8 +6,8 @@ provider in a tree is offered on its own, with its tree's root for in_tree, root
 aggregates.) For such fleets Placement's rules come down to, per provider:
 
 * for each requested resource class, with `total` the sum over the groups asking for it:
-  an inventory with used + total <= (total_inv - reserved) * allocation_ratio,
-  total <= max_unit, and every group's amount >= min_unit and a multiple of step_size;
+  an inventory that takes `total` more, each group's amount a unit of it (the capacity
+  rule, kumo.placement.capacity);
 * every group's required traits (each an any-of set), none of its forbidden traits;
 * every group's member_of (each an any-of set of aggregates) on the provider or its root,
   none of its forbidden aggregates;
@@ -32,7 +32,6 @@ from typing import Any, TypedDict
 
 import orjson
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     Select,
     String,
@@ -41,7 +40,6 @@ from sqlalchemy import (
     cast,
     exists,
     func,
-    literal,
     literal_column,
     null,
     or_,
@@ -50,8 +48,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from kumo.placement import capacity as capacity_sql
 from kumo.placement.api_models import ProviderAggregate, ProviderParent, ProviderTrait
 from kumo.placement.models import Allocation, Inventory, ResourceProvider
+from kumo.scheduler import capacity as capacity_rule
 from kumo.store.protocol import Store, store_of
 
 _RP = ResourceProvider.__table__
@@ -234,11 +234,7 @@ def _wanted(request: CandidateRequest) -> dict[str, tuple[int, list[int]]]:
 
 def _class_fits(inv: Any, rc: str, total: int, amounts: Iterable[int], used: ColumnElement[Any]) -> Any:
     """One inventory row of `inv` is of class `rc` and takes `total` more on top of `used`."""
-    conditions = [inv.c.resource_class == rc, inv.c.max_unit >= total]
-    for amount in sorted(set(amounts) or {total}):
-        conditions += [inv.c.min_unit <= amount, literal(amount) % inv.c.step_size == 0]
-    capacity = (inv.c.total - inv.c.reserved) * inv.c.allocation_ratio
-    return and_(*conditions, used + total <= capacity)
+    return and_(inv.c.resource_class == rc, capacity_sql.fits(inv, used, total, amounts))
 
 
 def _placeable(request: CandidateRequest) -> bool:
@@ -251,10 +247,8 @@ def _placeable(request: CandidateRequest) -> bool:
 def _filters(
     request: CandidateRequest,
     provider_id: ColumnElement[int],
-    id_above: int | None = None,
-    id_at_most: int | None = None,
 ) -> list[ColumnElement[bool]]:
-    """Every rule but capacity: traits, aggregates, trees, root traits, and the id bounds."""
+    """Every rule but capacity: traits, aggregates, trees, root traits."""
     where: list[ColumnElement[bool]] = []
     for group in request.groups:
         where += [has_any_trait(provider_id, any_of) for any_of in group.required]
@@ -268,23 +262,16 @@ def _filters(
     where += [_root_has_any_trait(provider_id, [trait]) for trait in sorted(request.root_required)]
     if request.root_forbidden:
         where.append(~_root_has_any_trait(provider_id, request.root_forbidden))
-    if id_above is not None:
-        where.append(provider_id > id_above)
-    if id_at_most is not None:
-        where.append(provider_id <= id_at_most)
     return where
 
 
-def _matching(
-    request: CandidateRequest, id_above: int | None = None, id_at_most: int | None = None
-) -> Select[Any] | None:
+def _matching(request: CandidateRequest) -> Select[Any] | None:
     """The providers that satisfy `request`, in id order, at most `request.limit` (None when
-    nothing can): columns id, uuid, generation. `id_above` and
-    `id_at_most` bound the walk. Portable SQL (SQLite and PostgreSQL)."""
+    nothing can): columns id, uuid, generation. Portable SQL (SQLite and PostgreSQL)."""
     if not _placeable(request):
         return None
     rp = _RP.alias("rp")
-    where = [*_filters(request, rp.c.id, id_above, id_at_most), fits(rp.c.id, _wanted(request))]
+    where = [*_filters(request, rp.c.id), fits(rp.c.id, _wanted(request))]
     matching = select(rp.c.id, rp.c.uuid, rp.c.generation).where(*where).order_by(rp.c.id)
     if request.limit:
         matching = matching.limit(request.limit)
@@ -320,8 +307,7 @@ def _matching_with_inventories(
     fitting = or_(
         *(_class_fits(inv, rc, total, amounts, used) for rc, (total, amounts) in sorted(wanted.items()))
     )
-    # int((total - reserved) * ratio) as Python computes it: the same IEEE double product, truncated.
-    capacity = cast(func.trunc((inv.c.total - inv.c.reserved) * inv.c.allocation_ratio), BigInteger)
+    capacity = capacity_sql.capacity_held(inv)
     if json_resources is None:
         entry = inv.c.resource_class + ":" + cast(capacity, String) + ":" + cast(used, String)
         inventories: ColumnElement[Any] = func.string_agg(entry, literal_column("','"))
@@ -368,51 +354,6 @@ def _no_jit(session: Session) -> None:
     # The planner may price the correlated subplans high enough to JIT-compile the query,
     # which costs more than running it.
     store_of(session).without_jit(session)
-
-
-def provider_id_range(session: Session, request: CandidateRequest) -> tuple[int, int] | None:
-    """The lowest and highest id a candidate for `request` can have: every candidate has an
-    inventory of each requested class (None when no provider has them all in one range).
-    One pass over the inventories: it keeps a walk off a fleet of other kinds (baremetal
-    nodes, when VMs are asked for)."""
-    totals = request.totals()
-    if not totals:
-        return None
-    rows = session.execute(
-        select(func.min(_INV.c.provider_id), func.max(_INV.c.provider_id))
-        .where(_INV.c.resource_class.in_(sorted(totals)))
-        .group_by(_INV.c.resource_class)
-    ).all()
-    if len(rows) < len(totals):
-        return None
-    low, high = max(r[0] for r in rows), min(r[1] for r in rows)
-    return (low, high) if low <= high else None
-
-
-def candidate_provider_ids(
-    session: Session,
-    request: CandidateRequest,
-    *,
-    start_after: int = 0,
-    id_range: tuple[int, int] | None = None,
-) -> list[int]:
-    """The ids of the providers GET /allocation_candidates would offer for `request` (the same
-    query), at most `request.limit`, walking ids from `start_after` and wrapping around: the
-    scheduler's resource prefilter. A random start spreads concurrent schedulers over
-    different pages of a large fleet. `id_range` (provider_id_range) bounds both legs."""
-    low, high = id_range if id_range is not None else (None, None)
-    first = _matching(request, max(start_after, (low or 1) - 1) or None, high)
-    if first is None:
-        return []
-    _no_jit(session)
-    ids = list(session.scalars(select(first.subquery().c.id)))
-    if start_after > 0 and (not request.limit or len(ids) < request.limit):
-        rest = _matching(request, (low - 1) if low else None, start_after)
-        assert rest is not None
-        if request.limit:
-            rest = rest.limit(request.limit - len(ids))
-        ids += session.scalars(select(rest.subquery().c.id))
-    return ids
 
 
 def _request_key(request: CandidateRequest) -> tuple[Any, ...]:
@@ -658,7 +599,7 @@ def _add_inventories(
             query = query.where(inv.c.resource_class.in_(sorted(only)))
         for pid, rc, total, reserved, ratio, used in session.execute(query.order_by(inv.c.resource_class)):
             candidates[pid].resources[rc] = {
-                "capacity": int((total - reserved) * ratio),
+                "capacity": capacity_rule.capacity(total, reserved, ratio),
                 "used": int(used or 0),
             }
 

@@ -39,21 +39,24 @@ from sqlalchemy.orm import Session
 
 from kumo.compute.models import ComputeHost
 from kumo.placement.models import Allocation, Inventory
+from kumo.scheduler import capacity as capacity_rule
 from kumo.scheduler.snapshot import Snapshot
 
-# One host's provider as read: capacity ((total - reserved) * ratio, as the snapshot computes
-# it), largest single allocation, and usage, per resource class.
+# One host's provider as read: capacity (kumo.scheduler.capacity.capacity), largest single
+# allocation, and usage, per resource class.
 _Provider = tuple[Mapping[str, int], Mapping[str, int], Mapping[str, int]]
 # What a walk checks per requested class: the amount, and capacity, max_unit and usage by provider.
 _Columns = list[tuple[int, dict[int, int], dict[int, int], dict[int, int]]]
 
 
 def _fits(provider_id: int, columns: _Columns) -> bool:
+    """The provider holds every class asked for, with room for the amount within max_unit (the
+    scheduler's ResourcesFilter's verdict: kumo.scheduler.capacity.fits)."""
     for amount, capacity, max_unit, used in columns:
         room = capacity.get(provider_id)
-        if room is None or amount > room - used.get(provider_id, 0):
-            return False
-        if amount > max_unit.get(provider_id, amount):
+        if room is None or not capacity_rule.fits(
+            room, used.get(provider_id, 0), amount, max_unit.get(provider_id, amount)
+        ):
             return False
     return True
 
@@ -150,7 +153,7 @@ class FleetIndex:
             provider = loaded.get(provider_id)
             if provider is None:
                 provider = loaded[provider_id] = ({}, {}, {})
-            provider[0][resource_class] = int((total - reserved) * ratio)
+            provider[0][resource_class] = capacity_rule.capacity(total, reserved, ratio)
             provider[1][resource_class] = unit
         for provider_id, resource_class, used in session.execute(usage):
             provider = loaded.get(provider_id)

@@ -26,6 +26,7 @@ from kumo.compute.hosts import beating
 from kumo.compute.models import Aggregate, AggregateHost, ComputeHost, Instance
 from kumo.db import utcnow
 from kumo.placement.models import Allocation, Inventory, ResourceProvider
+from kumo.scheduler import capacity as capacity_rule
 from kumo.scheduler.snapshot import HostState, Snapshot
 from kumo.store.protocol import Store, store_of
 
@@ -116,7 +117,7 @@ def _read_whole(session: Session) -> tuple[list[_HostRow], _PerProvider, _PerPro
         Inventory.allocation_ratio, Inventory.max_unit,
     )  # fmt: skip
     for provider_id, resource_class, total, reserved, ratio, unit in session.execute(inventories):
-        capacity.setdefault(provider_id, {})[resource_class] = int((total - reserved) * ratio)
+        capacity.setdefault(provider_id, {})[resource_class] = capacity_rule.capacity(total, reserved, ratio)
         max_unit.setdefault(provider_id, {})[resource_class] = unit
     used: _PerProvider = {}
     usage = select(Allocation.provider_id, Allocation.resource_class, func.sum(Allocation.used)).group_by(
@@ -170,7 +171,7 @@ def _read_part(
         if resource_class is None:
             continue  # a host with no inventory yet
         provider_id = host[1]
-        capacity.setdefault(provider_id, {})[resource_class] = int((total - reserved) * ratio)
+        capacity.setdefault(provider_id, {})[resource_class] = capacity_rule.capacity(total, reserved, ratio)
         max_unit.setdefault(provider_id, {})[resource_class] = unit
         if amount:
             used.setdefault(provider_id, {})[resource_class] = int(amount)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kumo.scheduler import capacity as capacity_rule
 from kumo.scheduler.request import AFFINITY, ANTI_AFFINITY, HOST, ScheduleRequest
 from kumo.scheduler.snapshot import HostState, Snapshot
 
@@ -213,15 +214,15 @@ def match_extra_spec(value: str, requirement: str) -> bool:
 
 @host_filter("ResourcesFilter")
 def resources_filter(host: HostState, request: ScheduleRequest, snapshot: Snapshot) -> FilterResult:
-    """Placement's rule per class: used + requested <= (total - reserved) * allocation_ratio,
-    and requested <= max_unit."""
+    """Placement's capacity rule per class (kumo.scheduler.capacity): room for the amount, and
+    the amount within max_unit."""
     capacity, used = host.capacity, host.used
     for resource_class, amount in request.resources.items():
         if amount <= 0:
             continue
-        if amount > capacity.get(resource_class, 0) - used.get(resource_class, 0):  # host.free()
+        if not capacity_rule.has_room(capacity.get(resource_class, 0), used.get(resource_class, 0), amount):
             return _fail(f"{INSUFFICIENT} {resource_class}")
-        if amount > host.max_unit.get(resource_class, amount):
+        if not capacity_rule.within_units(amount, host.max_unit.get(resource_class, amount)):
             return _fail(f"{ABOVE_MAX_UNIT} {resource_class}")
     return PASS
 

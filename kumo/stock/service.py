@@ -32,6 +32,7 @@ from kumo.compute import flavors, params
 from kumo.compute.models import Aggregate, AggregateHost, ComputeHost, Flavor, Instance
 from kumo.db import utcnow
 from kumo.errors import BadRequest, Conflict, NotFound
+from kumo.placement import capacity as capacity_sql
 from kumo.placement.models import Allocation, Inventory, ResourceProvider
 from kumo.stock.models import StockRequest
 
@@ -106,7 +107,9 @@ def available_hosts(session: Session, aggregate_id: int) -> list[str]:
     members = select(AggregateHost.host).where(AggregateHost.aggregate_id == aggregate_id)
     busy_providers = select(Allocation.provider_id).distinct()
     busy_hosts = select(Instance.host).where(Instance.deleted.is_(False), Instance.host.is_not(None))
-    with_capacity = select(Inventory.provider_id).where(Inventory.total - Inventory.reserved > 0).distinct()
+    with_capacity = (
+        select(Inventory.provider_id).where(capacity_sql.capacity(Inventory.__table__) > 0).distinct()
+    )
     rows = session.scalars(
         select(ComputeHost.name)
         .where(

@@ -18,13 +18,25 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Insert, any_, bindparam, func, literal_column, text
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    Integer,
+    any_,
+    bindparam,
+    column,
+    func,
+    literal_column,
+    table,
+    text,
+)
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by, psycopg
 from sqlalchemy.orm import Session
 
 from kumo.db import utcnow
 from kumo.placement import allocation_rules as rules
+from kumo.placement import capacity as capacity_sql
 from kumo.placement.allocation_write import AllocationWrite
 from kumo.placement.api.exceptions import ConcurrentUpdate
 from kumo.store.protocol import Column, PlacementPlan
@@ -96,6 +108,20 @@ SELECT DISTINCT 'allocations', consumer_id, 0, NULL, NULL
 FROM {rules.ALLOCATIONS.name} WHERE consumer_id = ANY(%(consumers)s::text[])
 """
 
+
+def sql_text(expression: ColumnElement[Any]) -> str:
+    """An SQLAlchemy expression as text for a statement written by hand here (psycopg's
+    paramstyle: "%" doubled), integers inlined."""
+    return str(expression.compile(dialect=_PSYCOPG, compile_kwargs={"literal_binds": True}))
+
+
+_PSYCOPG = psycopg.dialect()
+
+# The capacity rule (kumo.placement.capacity) over a new row `n` of an inventory `inv`, as text.
+_INV = rules.INVENTORIES.alias("inv")
+_BREAKS_UNITS = sql_text(~capacity_sql.within_units(_INV, table("n", column("used", Integer)).c.used))
+_CAPACITY = sql_text(capacity_sql.capacity(_INV))
+
 _PG_WRITE_AND_CHECK = f"""
 WITH new AS (
     SELECT * FROM unnest(%(providers)s::integer[], %(owners)s::text[], %(classes)s::text[],
@@ -130,14 +156,13 @@ WITH new AS (
            inv.min_unit, inv.max_unit, inv.step_size
     FROM new n LEFT JOIN {rules.INVENTORIES.name} inv
         ON inv.provider_id = n.provider_id AND inv.resource_class = n.resource_class
-    WHERE inv.provider_id IS NULL OR n.used < inv.min_unit OR n.used > inv.max_unit
-        OR n.used %% inv.step_size <> 0
+    WHERE inv.provider_id IS NULL OR {_BREAKS_UNITS}
         OR (SELECT coalesce(sum(a.used), 0) FROM {rules.ALLOCATIONS.name} a
             WHERE a.provider_id = n.provider_id AND a.resource_class = n.resource_class
               AND a.consumer_id <> ALL(%(consumers)s::text[]))
            + (SELECT sum(m.used) FROM new m
               WHERE m.provider_id = n.provider_id AND m.resource_class = n.resource_class)
-           > (inv.total - inv.reserved) * inv.allocation_ratio
+           > {_CAPACITY}
     LIMIT 1
 )
 SELECT (SELECT array_agg(uuid) FROM updated), (SELECT count(*) FROM created),

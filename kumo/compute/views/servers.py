@@ -1,21 +1,24 @@
 """Server bodies exactly as Nova shapes them, per microversion (2.1 … 2.64).
 
-Three shapes share one core (`_core`): GET show / list detail (`detail`), the PUT update response
-(`updated`) and the rebuild response (`rebuilt`). Before 2.75 Nova answers PUT and rebuild with the
-core only: no key_name, security groups, OS-EXT-* or OS-SRV-USG attributes (rebuild gains key_name
-at 2.54 and user_data at 2.57). Fields tied to a microversion appear from it on in every shape:
-locked (2.9), description (2.19), tags (2.26), the embedded flavor (2.47), trusted certs (2.63).
+One renderer (`render`) writes every field of a server body, from one record: the columns the
+list page reads (DETAIL_FIELDS), which `record` also makes of an ORM instance. Three shapes:
+GET show / list detail (`detail`, `detail_page`), the PUT update response (`updated`) and the
+rebuild response (`rebuilt`). Before 2.75 Nova answers PUT and rebuild with the core only: no
+key_name, security groups, OS-EXT-* or OS-SRV-USG attributes (rebuild gains key_name at 2.54
+and user_data at 2.57). Fields tied to a microversion appear from it on in every shape: locked
+(2.9), description (2.19), tags (2.26), the embedded flavor (2.47), trusted certs (2.63).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Row
+from sqlalchemy import JSON, Row
 
 from kumo.api.context import RequestContext
 from kumo.compute import states
@@ -41,10 +44,6 @@ def usec(value: dt.datetime | None) -> str | None:
 def _hash_host(project_id: str, host: str | None) -> str:
     """Nova's hostId: stable per project and host, revealing neither."""
     return hashlib.sha224((project_id + host).encode()).hexdigest() if host else ""
-
-
-def host_id(instance: Instance) -> str:
-    return _hash_host(instance.project_id, instance.host)
 
 
 def links(base: str, kind: str, ident: str) -> list[dict[str, str]]:
@@ -107,87 +106,10 @@ def _fault(
     return fault
 
 
-def _core(instance: Instance, base: str, version: Microversion, ctx: RequestContext) -> dict[str, Any]:
-    """What every server body carries: Nova's view with all the optional parts switched off."""
-    status = states.status(instance.vm_state, instance.task_state)
-    body: dict[str, Any] = {
-        "id": instance.uuid,
-        "name": instance.name,
-        "status": status,
-        "tenant_id": instance.project_id or "",
-        "user_id": instance.user_id or "",
-        "metadata": dict(instance.metadata_ or {}),
-        "hostId": host_id(instance),
-        "image": _image(instance.image_ref, base),
-        "flavor": _flavor(instance.flavor, base, version),
-        "created": iso(instance.created_at),
-        "updated": iso(instance.updated_at or instance.created_at),
-        "addresses": {},
-        "accessIPv4": instance.access_ip_v4 or "",
-        "accessIPv6": instance.access_ip_v6 or "",
-        "links": links(base, "servers", instance.uuid),
-        "OS-DCF:diskConfig": "MANUAL",
-    }
-    if status in _FAULT_STATUSES:
-        fault = _fault(instance.fault, instance.updated_at, ctx)
-        if fault is not None:
-            body["fault"] = fault
-    if status in _PROGRESS_STATUSES:
-        body["progress"] = instance.progress or 0
-    if version.at_least("2.9"):
-        body["locked"] = bool(instance.locked)
-    if version.at_least("2.19"):
-        body["description"] = instance.description
-    if version.at_least("2.26"):
-        body["tags"] = list(instance.tags or [])
-    if version.at_least("2.63"):
-        body["trusted_image_certificates"] = None  # kumo does not verify image signatures
-    return body
-
-
-def detail(
-    instance: Instance, base: str, version: Microversion, ctx: RequestContext, host_up: bool | None = None
-) -> dict[str, Any]:
-    """GET /servers/{id} and each item of GET /servers/detail."""
-    body = _core(instance, base, version, ctx)
-    body.update(
-        {
-            "key_name": instance.key_name,
-            "config_drive": instance.config_drive or "",
-            "OS-EXT-AZ:availability_zone": instance.availability_zone or "",
-            "OS-EXT-STS:task_state": instance.task_state,
-            "OS-EXT-STS:vm_state": instance.vm_state,
-            "OS-EXT-STS:power_state": int(instance.power_state or 0),
-            "OS-SRV-USG:launched_at": usec(instance.launched_at),
-            "OS-SRV-USG:terminated_at": usec(instance.terminated_at),
-            "os-extended-volumes:volumes_attached": [],
-            "security_groups": [{"name": "default"}],
-        }
-    )
-    if ctx.is_admin:  # extended server attributes: admin-only by Nova's default policy
-        body["OS-EXT-SRV-ATTR:host"] = instance.host
-        body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = instance.host
-        body["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{instance.id or 0:08x}"
-        if version.at_least("2.3"):
-            body.update(
-                {
-                    "OS-EXT-SRV-ATTR:reservation_id": instance.reservation_id,
-                    "OS-EXT-SRV-ATTR:launch_index": instance.launch_index or 0,
-                    "OS-EXT-SRV-ATTR:hostname": instance.hostname or "",
-                    "OS-EXT-SRV-ATTR:kernel_id": "",
-                    "OS-EXT-SRV-ATTR:ramdisk_id": "",
-                    # Set when the host builds the instance; unknown while it is being scheduled.
-                    "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda" if instance.host else None,
-                    "OS-EXT-SRV-ATTR:user_data": instance.user_data,
-                }
-            )
-        if version.at_least("2.16"):
-            body["host_status"] = _host_status(instance, host_up)
-    return body
-
-
-# The row `detail_page` reads, in this order (`servers.list_servers(..., fields=DETAIL_FIELDS)`):
-# unpacking a row is faster than reading 30 attributes by name (0.3 µs each).
+# The record a server body is rendered from, in this order: the columns the list page reads
+# (`servers.list_servers(..., fields=DETAIL_FIELDS)`; JSON columns as their stored text), and
+# what `record` makes of an ORM instance. Unpacking a row is faster than reading 30 attributes
+# by name (0.3 µs each).
 DETAIL_FIELDS = (
     "id",
     "uuid",
@@ -220,6 +142,36 @@ DETAIL_FIELDS = (
     "launched_at",
     "terminated_at",
 )
+_JSON_FIELDS = frozenset(
+    name for name in DETAIL_FIELDS if isinstance(Instance.__mapper__.columns[name].type, JSON)
+)
+
+
+def record(instance: Instance) -> tuple[Any, ...]:
+    """The instance as the list page reads it: its DETAIL_FIELDS, JSON columns as JSON text."""
+    return tuple(
+        orjson.dumps(value).decode() if name in _JSON_FIELDS and value is not None else value
+        for name in DETAIL_FIELDS
+        for value in (getattr(instance, name),)
+    )
+
+
+class Shape(enum.Enum):
+    """Which body: GET show and list detail; the PUT update response (before 2.75 Nova answers
+    it with the core only); the rebuild response (the core, key_name from 2.54, user_data from
+    2.57)."""
+
+    DETAIL = "detail"
+    UPDATED = "updated"
+    REBUILT = "rebuilt"
+
+
+def detail(
+    instance: Instance, base: str, version: Microversion, ctx: RequestContext, host_up: bool | None = None
+) -> dict[str, Any]:
+    """GET /servers/{id}: `render` of the instance's record."""
+    up = {instance.host: host_up} if instance.host and host_up is not None else {}
+    return render([record(instance)], base, version, ctx, up)[0]
 
 
 def detail_page(
@@ -227,18 +179,53 @@ def detail_page(
     base: str,
     version: Microversion,
     ctx: RequestContext,
-    up: dict[str, bool],
+    up: Mapping[str, bool],
 ) -> list[dict[str, Any]]:
-    """GET /servers/detail: `detail` of each row of DETAIL_FIELDS (JSON columns as their stored
-    text), the same bodies key for key (tests/unit/compute/test_server_list_page.py).
+    """GET /servers/detail: `render` of each row of DETAIL_FIELDS read by columns."""
+    return render(rows, base, version, ctx, up)
 
-    A page of 1,000 repeats a few flavors, images, hosts, metadata and states: each distinct one
-    is decoded and shaped once per page, and the microversion is compared once, not per row."""
+
+def updated(instance: Instance, base: str, version: Microversion, ctx: RequestContext) -> dict[str, Any]:
+    """The PUT /servers/{id} response (before 2.75: the core view only)."""
+    return render([record(instance)], base, version, ctx, {}, Shape.UPDATED)[0]
+
+
+def rebuilt(
+    instance: Instance, base: str, version: Microversion, ctx: RequestContext, admin_pass: str | None
+) -> dict[str, Any]:
+    """The rebuild action's response: the core view, key_name from 2.54, user_data from 2.57."""
+    body = render([record(instance)], base, version, ctx, {}, Shape.REBUILT)[0]
+    if admin_pass is not None:
+        body["adminPass"] = admin_pass
+    return body
+
+
+def render(
+    records: Iterable[Sequence[Any]],
+    base: str,
+    version: Microversion,
+    ctx: RequestContext,
+    up: Mapping[str, bool],
+    shape: Shape = Shape.DETAIL,
+) -> list[dict[str, Any]]:
+    """The body of each server record (DETAIL_FIELDS, JSON columns as text): the one place every
+    field of a server body is written. `up`: host -> its compute service is up (a host missing
+    shows UNKNOWN). What every server body carries is Nova's view with all the optional parts
+    switched off; the DETAIL shape adds the key name, config drive, OS-EXT-* and OS-SRV-USG
+    attributes, security groups, and for admins the extended server attributes.
+
+    Every body of a call is computed from its own record alone; bodies share objects they hold
+    alike (a page of 1,000 repeats a few flavors, images, hosts, metadata and states: each
+    distinct one is decoded and shaped once per call), so they are for encoding, not mutating.
+    The microversion is compared once per call, not per record."""
     admin = ctx.is_admin
+    full = shape is Shape.DETAIL
     locked_field = version.at_least("2.9")
     description_field = version.at_least("2.19")
     tags_field = version.at_least("2.26")
     certs_field = version.at_least("2.63")
+    key_name_field = full or (shape is Shape.REBUILT and version.at_least("2.54"))
+    rebuilt_user_data = shape is Shape.REBUILT and version.at_least("2.57")
     extended = admin and version.at_least("2.3")
     host_status_field = admin and version.at_least("2.16")
     self_href = f"{base}/compute/v2.1/servers/"
@@ -249,7 +236,6 @@ def detail_page(
     images: dict[str | None, dict[str, Any] | str] = {}
     host_ids: dict[tuple[str, str | None], str] = {}
     statuses: dict[tuple[str, str | None], str] = {}
-    # What every server of the page shows alike is one object in the page (it is only encoded).
     no_addresses: dict[str, Any] = {}
     no_volumes: list[Any] = []
     default_group = [{"name": "default"}]
@@ -285,7 +271,7 @@ def detail_page(
         updated_at,
         launched_at,
         terminated_at,
-    ) in rows:
+    ) in records:
         state = (vm_state, task_state)
         status = statuses.get(state)
         if status is None:
@@ -303,6 +289,7 @@ def detail_page(
         host_hash = host_ids.get(owner)
         if host_hash is None:
             host_hash = host_ids[owner] = _hash_host(project_id, host)
+        changed_at = updated_at or created_at
         body: dict[str, Any] = {
             "id": uuid,
             "name": name,
@@ -313,9 +300,9 @@ def detail_page(
             "hostId": host_hash,
             "image": image,
             "flavor": flavor,
-            # iso() inlined (created_at is never null): 4,000 calls a page.
-            "created": created_at.isoformat(timespec="seconds") + "Z",
-            "updated": (updated_at or created_at).isoformat(timespec="seconds") + "Z",
+            # iso() inlined: 4,000 calls a page.
+            "created": created_at and created_at.isoformat(timespec="seconds") + "Z",
+            "updated": changed_at and changed_at.isoformat(timespec="seconds") + "Z",
             "addresses": no_addresses,
             "accessIPv4": access_ip_v4 or "",
             "accessIPv6": access_ip_v6 or "",
@@ -341,8 +328,14 @@ def detail_page(
                 tags = tag_lists[tags_text] = list(_decoded(tags_text) or [])
             body["tags"] = tags
         if certs_field:
-            body["trusted_image_certificates"] = None
-        body["key_name"] = key_name
+            body["trusted_image_certificates"] = None  # kumo does not verify image signatures
+        if key_name_field:
+            body["key_name"] = key_name
+        if rebuilt_user_data:
+            body["user_data"] = user_data
+        if not full:
+            items.append(body)
+            continue
         body["config_drive"] = config_drive or ""
         body["OS-EXT-AZ:availability_zone"] = availability_zone or ""
         body["OS-EXT-STS:task_state"] = task_state
@@ -352,7 +345,7 @@ def detail_page(
         body["OS-SRV-USG:terminated_at"] = terminated_at and terminated_at.isoformat(timespec="microseconds")
         body["os-extended-volumes:volumes_attached"] = no_volumes
         body["security_groups"] = default_group
-        if admin:
+        if admin:  # extended server attributes: admin-only by Nova's default policy
             body["OS-EXT-SRV-ATTR:host"] = host
             body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = host
             body["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{ident or 0:08x}"
@@ -362,6 +355,7 @@ def detail_page(
                 body["OS-EXT-SRV-ATTR:hostname"] = hostname or ""
                 body["OS-EXT-SRV-ATTR:kernel_id"] = ""
                 body["OS-EXT-SRV-ATTR:ramdisk_id"] = ""
+                # Set when the host builds the instance; unknown while it is being scheduled.
                 body["OS-EXT-SRV-ATTR:root_device_name"] = "/dev/vda" if host else None
                 body["OS-EXT-SRV-ATTR:user_data"] = user_data
             if host_status_field:
@@ -376,33 +370,6 @@ def detail_page(
 
 def _decoded(raw: str | None) -> Any:
     return orjson.loads(raw) if raw else None
-
-
-def updated(instance: Instance, base: str, version: Microversion, ctx: RequestContext) -> dict[str, Any]:
-    """The PUT /servers/{id} response (before 2.75: the core view only)."""
-    return _core(instance, base, version, ctx)
-
-
-def rebuilt(
-    instance: Instance, base: str, version: Microversion, ctx: RequestContext, admin_pass: str | None
-) -> dict[str, Any]:
-    """The rebuild action's response: the core view, key_name from 2.54, user_data from 2.57."""
-    body = _core(instance, base, version, ctx)
-    if version.at_least("2.54"):
-        body["key_name"] = instance.key_name
-    if version.at_least("2.57"):
-        body["user_data"] = instance.user_data
-    if admin_pass is not None:
-        body["adminPass"] = admin_pass
-    return body
-
-
-def _host_status(instance: Instance, host_up: bool | None) -> str:
-    if not instance.host:
-        return ""
-    if host_up is None:
-        return "UNKNOWN"
-    return "UP" if host_up else "DOWN"
 
 
 def created(instance: Instance, base: str, admin_pass: str | None) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """A page of GET /servers/detail is `detail` of each server, byte for byte.
 
-The page reads columns, not ORM instances (`servers.list_servers` with `view.DETAIL_FIELDS`),
-and builds its bodies in one loop (`view.detail_page`); GET /servers/{id} keeps `view.detail`
-over the ORM instance. Both must give the same JSON for the same server, at every microversion,
+The page reads columns, not ORM instances (`servers.list_servers` with `view.DETAIL_FIELDS`);
+GET /servers/{id} renders the record `view.record` makes of the ORM instance. Both go through
+`view.render`, and must give the same JSON for the same server, at every microversion,
 for admins and members, on SQLite and PostgreSQL. Every field below differs between servers, so
 a column read into the wrong place shows.
 """

@@ -4,7 +4,7 @@ on random fleets of single-provider trees and random requests, on SQLite and Pos
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import orjson
 from hypothesis import HealthCheck, given, settings
@@ -19,10 +19,8 @@ from kumo.placement.api_models import ProviderAggregate, ProviderParent, Provide
 from kumo.placement.candidates import (
     CandidateRequest,
     RequestGroup,
-    candidate_provider_ids,
     candidates_body,
     find_candidates,
-    provider_id_range,
 )
 from kumo.placement.models import Allocation, Inventory, ResourceProvider
 
@@ -251,29 +249,6 @@ def test_database_built_body_is_the_view_of_find_candidates(
         return
     assert body is not None
     assert orjson.loads(body) == views.candidates(found, version)
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(scenario=scenarios(), start=st.integers(0, 12))
-def test_scheduler_prefilter_is_the_same_query_from_any_start(
-    db: Database, scenario: tuple[list[Provider], CandidateRequest], start: int
-) -> None:
-    """The scheduler's prefilter (candidate_provider_ids) offers the providers of the same
-    query, walked from `start` and wrapping around, at most `limit`."""
-    fleet, request = scenario
-    _load(db, fleet)
-    index = {p.uuid: n + 1 for n, p in enumerate(fleet)}
-    every = [index[u] for u, _ in reference(fleet, replace(request, limit=None))]
-    rotated = [i for i in every if i > start] + [i for i in every if i <= start]
-    with db.read() as session:
-        found = candidate_provider_ids(session, request, start_after=start)
-        bounds = provider_id_range(session, request)
-        bounded = (
-            candidate_provider_ids(session, request, start_after=start, id_range=bounds) if bounds else []
-        )
-    expected = rotated[: request.limit] if request.limit else rotated
-    assert found == expected
-    assert bounded == expected  # the id range of the requested classes excludes no candidate
 
 
 def test_reference_is_not_trivial(db: Database) -> None:
