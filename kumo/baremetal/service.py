@@ -31,13 +31,13 @@ from kumo.baremetal.conductors import node_for_conductor
 from kumo.baremetal.drivers import DRIVERS
 from kumo.baremetal.microversion import ADOPT, ENROLL_STATE, Version
 from kumo.baremetal.models import Node
-from kumo.compute import actions
+from kumo.compute import lifecycle as lc
 from kumo.compute.aggregates import availability_zone_of
+from kumo.compute.lifecycle_apply import Requester, apply, state_of, write
 from kumo.compute.models import ComputeHost, Flavor, Instance
 from kumo.compute.node_hosts import is_uuid, may_be_node
 from kumo.compute.scheduling import resources_of
-from kumo.compute.server_ops import sync_power_state
-from kumo.compute.states import PowerState, VmState
+from kumo.compute.states import PowerState
 from kumo.db import utcnow
 from kumo.errors import BadRequest, Conflict, NotAcceptable, NotFound
 from kumo.placement import claims
@@ -543,18 +543,11 @@ def _adopt_server(session: Session, node: Node, power: str | None, request_id: s
         },
         vcpus=flavor.vcpus,
         memory_mb=flavor.ram,
-        vm_state=VmState.ACTIVE,
-        task_state=None,
-        power_state=int(PowerState.SHUTDOWN if power == states.POWER_OFF else PowerState.RUNNING),
-        host=node.uuid,
         availability_zone=zone,
-        launched_at=utcnow(),
-        progress=100,
         reservation_id="r-" + uuidlib.uuid4().hex[:8],
     )
-    if power == states.POWER_OFF:
-        instance.vm_state = VmState.STOPPED
     session.add(instance)
+    # After the INSERT: a task_state None given then would take the column's default.
     session.flush()
     provider = session.scalar(
         select(ResourceProvider)
@@ -563,16 +556,8 @@ def _adopt_server(session: Session, node: Node, power: str | None, request_id: s
     )
     if provider is not None:
         claims.claim(session, provider.id, provider.generation, instance.uuid, resources_of(instance.flavor))
-    actions.record(
-        session,
-        instance.uuid,
-        "create",
-        "baremetal_adopt",
-        request_id or "-",
-        None,
-        project_id,
-        host=node.uuid,
-    )
+    change = lc.adopted(power != states.POWER_OFF, node.uuid)
+    apply(session, instance, change, Requester(request_id or "-", None, project_id))
     return instance
 
 
@@ -656,7 +641,7 @@ def settle(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> No
             # The server on the node follows at once (its next power sync would say the same).
             instance = session.scalar(select(Instance).where(Instance.uuid == node.instance_uuid))
             if instance is not None:
-                sync_power_state(instance, int(_INSTANCE_POWER[power]))
+                write(instance, lc.power_observed(state_of(instance), int(_INSTANCE_POWER[power])))
     elif kind in ("node_verify", "node_clean", "node_adopt", "spawn", "rebuild"):
         expected = {
             "node_verify": states.VERIFYING,
