@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from kumo.agent.agent import Agent  # noqa: E402
-from kumo.agent.drivers import load_driver  # noqa: E402
+from kumo.agent.drivers.load import load_driver  # noqa: E402
 from kumo.config import Settings  # noqa: E402
 from kumo.deploy import init_cloud  # noqa: E402
 from kumo.runtime import build_runtime  # noqa: E402

@@ -44,8 +44,8 @@ sys.path.insert(0, str(ROOT))
 
 from kumo.baremetal.conductor import SyncPass, power_sync_pass  # noqa: E402
 from kumo.baremetal.drivers import fake as fake_driver  # noqa: E402
-from kumo.baremetal.drivers import load_hardware  # noqa: E402
 from kumo.baremetal.drivers.base import POWER_OFF, POWER_ON, Hardware, Node  # noqa: E402
+from kumo.baremetal.drivers.load import load_hardware  # noqa: E402
 from kumo.baremetal.drivers.redfish import forget_clients  # noqa: E402
 from kumo.baremetal.lab import DEFAULT_IMAGE_DIR, Emulator, define_machines, remove_machine  # noqa: E402
 

@@ -14,7 +14,8 @@ import yaml
 from rich.console import Console
 
 from kumo.agent.agent import Agent
-from kumo.agent.drivers import load_driver
+from kumo.agent.drivers import libvirt as libvirt_driver
+from kumo.agent.drivers.load import load_driver
 from kumo.config import Settings, write_private
 from kumo.deploy import init_cloud
 from kumo.runtime import build_runtime
@@ -31,9 +32,7 @@ def choose_driver(requested: str) -> tuple[str, str]:
     libvirt when this machine can run QEMU guests through it, else the fake driver."""
     if requested == "fake":
         return "fake", "fake driver (asked for)"
-    from kumo.agent.drivers.libvirt import unusable_reason
-
-    reason = unusable_reason()
+    reason = libvirt_driver.unusable_reason()
     if reason is None:
         return "libvirt", "libvirt/QEMU: real guests"
     if requested == "libvirt":

@@ -10,20 +10,18 @@ import os
 import threading
 
 # A page of 1,000 servers builds tens of thousands of objects: with CPython's default collector
-# thresholds (700, 10, 10) that triggers full collections inside requests (bench/server_list.py
-# on a quiet machine: p95 211 ms with them, 94 ms with these). A full collection of a scheduler
-# process costs 20-50 ms, five lone scheduling passes.
+# thresholds (700, 10, 10) that triggers full collections inside requests and inside scheduling
+# passes. With these, no full collection runs inside a request (bench/server_list.py measures the
+# page with and without).
 GC_THRESHOLDS = (50_000, 20, 20)
 
 
 # With those thresholds a full collection comes after some 20 million allocations, and garbage
 # in reference cycles that reached the oldest generation waits for it: SQLAlchemy statements are
 # cycles (a bind parameter and its comparator), and whatever is alive across the young
-# collections, as everything a request holds may be, gets old. In a LINE-size density run an API
-# worker piled up 1.3 million such blocks between full collections and its RSS kept that
-# high-water mark: 245 MB, against 188 MB collecting on this timer (collect_periodically), whose
-# collections took 10-21 ms (median; at most 99 ms), 0.2 % of a core (docs/benchmarks.md, "API
-# worker memory, session 8").
+# collections, as everything a request holds may be, gets old, and the RSS keeps the high-water
+# mark of such a pile. API workers therefore also collect in full on this timer
+# (collect_periodically), on a thread of their own (docs/benchmarks.md, "API worker memory").
 FULL_COLLECTION_SECONDS = 10.0
 
 
@@ -39,9 +37,7 @@ def tune_gc() -> None:
 _M_ARENA_MAX = -8
 # glibc gives each new thread that allocates an arena of its own while there are fewer than eight
 # per core, and memory freed in one arena serves only that arena. An API worker runs its routes on up
-# to 256 threads: in short density runs (10,000 hypervisors, 20,000 servers) a worker grew 35-40 MB
-# from the 10,000th server to the 20,000th with glibc's default, 13.5 and 25.8 MB with two arenas
-# (docs/benchmarks.md, "LINE size through the API, session 7").
+# to 256 threads, so without a cap its RSS grows with the threads that ever allocated.
 MALLOC_ARENAS = 2
 
 

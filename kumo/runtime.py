@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from kumo.config import Settings
 from kumo.db import Database
+from kumo.identity import revocation
 from kumo.identity.tokens import TokenProvider
 from kumo.placement.fleet_index import FleetIndex
 from kumo.store import choice  # noqa: F401  (registers the chooser of every Database's store)
@@ -28,7 +29,7 @@ class Waker:
         self._stop_listeners: list[Callable[[], None]] = []
         # Set once the process is stopping: long waits (agents' polls) end and answer at once.
         self.stopping = threading.Event()
-        self.publish = self.wake  # replaced by the PostgreSQL notifier when enabled
+        self.publish: Callable[[str], None] = self.wake  # replaced by the PostgreSQL notifier when enabled
 
     def listen(self, callback: Callable[[str], None]) -> None:
         """Also call `callback(key)` on every wake (from the waking thread): how async
@@ -74,8 +75,6 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, db: Database | None = None) -> Runtime:
-    from kumo.identity import revocation
-
     database = db or Database(settings.resolved_database_url)
 
     def load_revoked() -> revocation.Revocations:

@@ -8,8 +8,8 @@ import time
 
 import uvicorn
 
-from kumo.api.app import create_app
 from kumo.api.transport import HeadBoundedHttpToolsProtocol
+from kumo.app import create_app
 from kumo.runtime import Runtime
 
 

@@ -1,7 +1,7 @@
 """Start-up wiring: registers the hooks that let lower layers call up without importing the
-layers above them. Every process that enqueues or settles work calls `install()` once before
-it does (the API app, `kumo scheduler`, the tests' session fixture); calling it again changes
-nothing.
+layers above them (the work queue's hooks; placement's rules for providers in use). Every
+process that enqueues or settles work calls `install()` once before it does (the API app,
+`kumo scheduler`, the tests' session fixture); calling it again changes nothing.
 
 Ordering rule: work hooks run in registration order, all of them before the server's own
 settling (kumo.compute.server_ops.settle), so baremetal's node hook moves a node with its
@@ -12,8 +12,10 @@ after baremetal's.
 from __future__ import annotations
 
 from kumo.baremetal import service as baremetal
+from kumo.compute import provider_rules
 from kumo.work import hooks
 
 
 def install() -> None:
     hooks.register(baremetal.HOOKS)
+    provider_rules.register()  # placement keeps a compute host's provider

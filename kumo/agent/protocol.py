@@ -48,7 +48,7 @@ class TaskList(BaseModel):
 
 class FleetPoll(Poll):
     """A long poll for work on any of several hosts, from one process that serves them all (a
-    baremetal conductor; the density benchmark's simulated fleet). Thousands of hosts then cost
+    baremetal conductor; `kumo bench density`'s simulated fleet). Thousands of hosts then cost
     one connection instead of one long poll each."""
 
     hosts: list[str] = Field(min_length=1, max_length=100_000)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import Request
 
 from kumo.api.context import RequestContext
-from kumo.compute import microversion as mv
 from kumo.errors import Unauthorized
 from kumo.logs import request_id_var
 from kumo.runtime import Runtime
@@ -33,9 +32,3 @@ async def context(request: Request) -> RequestContext:
     )
     request.state.context = ctx
     return ctx
-
-
-async def microversion(request: Request) -> mv.Microversion:
-    version = mv.parse({k.lower(): v for k, v in request.headers.items()})
-    request.state.microversion = version
-    return version

@@ -23,7 +23,6 @@ from urllib.parse import unquote_to_bytes
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kumo.agent.protocol import AGENT_TOKEN_HEADER
 from kumo.api.errors import error_response
 
 _CONTROL_TEXT = re.compile("[\x00-\x1f\x7f]")
@@ -31,7 +30,6 @@ _CONTROL_BYTES = re.compile(b"[\x00-\x1f\x7f]")
 _NUL_ESCAPE = b"\\u0000"
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _STREAMED_UPLOAD = re.compile(r"/image/v2/images/[^/]+/file")  # (kumo serves no /stage)
-_AGENT_TOKEN = AGENT_TOKEN_HEADER.lower().encode("latin-1")
 
 
 def request_line_refusal(path: str, query_string: bytes) -> str | None:
@@ -108,10 +106,10 @@ def _declared_length(headers: dict[bytes, bytes]) -> int | None:
     return int(raw) if raw is not None and raw.isdigit() else None
 
 
-def carries_agent_token(scope: Scope, agent_token: str) -> bool:
-    """Whether the request's (first) agent token header is `agent_token` (constant time, as
-    kumo.agent.routes.agent compares it); never when no agent token is configured."""
-    presented = next((value for name, value in scope["headers"] if name == _AGENT_TOKEN), b"")
+def carries_agent_token(scope: Scope, agent_token: str, header: bytes) -> bool:
+    """Whether the request's (first) `header` (a lowercased name) is `agent_token` (constant
+    time, as kumo.agent.routes.agent compares it); never when no agent token is configured."""
+    presented = next((value for name, value in scope["headers"] if name == header), b"")
     return bool(agent_token) and hmac.compare_digest(presented, agent_token.encode())
 
 
@@ -122,17 +120,21 @@ class EdgeGuard:
         max_body_bytes: int,
         max_internal_body_bytes: int,
         agent_token: str,
+        agent_token_header: str,
         body_timeout_seconds: float,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_internal_body_bytes = max_internal_body_bytes
         self.agent_token = agent_token
+        self.agent_token_header = agent_token_header.lower().encode("latin-1")
         self.body_timeout_seconds = body_timeout_seconds
 
     def body_limit(self, scope: Scope) -> int:
         """`/internal`'s limit for an agent (its token presented), the default for anyone else."""
-        if scope["path"].startswith("/internal") and carries_agent_token(scope, self.agent_token):
+        if scope["path"].startswith("/internal") and carries_agent_token(
+            scope, self.agent_token, self.agent_token_header
+        ):
             return self.max_internal_body_bytes
         return self.max_body_bytes
 

@@ -10,11 +10,13 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
-from kumo.baremetal.microversion import headers as baremetal_version_headers
 from kumo.errors import KumoError
 from kumo.logs import request_id_var
 
 log = logging.getLogger(__name__)
+# Headers every error answer under a path prefix carries (Ironic's version range under
+# /baremetal), registered by the service at start-up (add_error_headers): api/ knows no service.
+_ERROR_HEADERS: dict[str, dict[str, str]] = {}
 
 _KIND_BY_STATUS = {  # Nova's fault names (nova/api/openstack/wsgi.py Fault)
     400: "badRequest",
@@ -73,11 +75,19 @@ def error_response(
         faultcode = "Client" if status < 500 else "Server"
         fault = {"faultstring": message, "faultcode": faultcode, "debuginfo": None}
         body = {"error_message": json.dumps(fault)}
-        headers.update(baremetal_version_headers(None))
     else:
         key = kind or _KIND_BY_STATUS.get(status, "computeFault")
         body = {key: {"code": status, "message": message}}
+    for prefix, extra_headers in _ERROR_HEADERS.items():
+        if path.startswith(prefix):
+            headers.update(extra_headers)
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def add_error_headers(prefix: str, headers: dict[str, str]) -> None:
+    """Every error answer for a path under `prefix` carries `headers` from now on (registering a
+    prefix again replaces its headers)."""
+    _ERROR_HEADERS[prefix] = dict(headers)
 
 
 def install(app: FastAPI) -> None:

@@ -1,4 +1,5 @@
-"""Request id, microversion echo and latency metrics for every request (pure ASGI)."""
+"""Request id, a service's own response headers (compute's microversion echo) and latency
+metrics for every request (pure ASGI)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,12 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kumo.api.errors import error_response
-from kumo.compute import microversion as mv
-from kumo.errors import KumoError
 from kumo.logs import request_id_var
 from kumo.metrics import REQUEST_LATENCY
 
@@ -21,10 +21,16 @@ log = logging.getLogger("kumo.api")
 # rule): anything else, too long for the columns that keep it or not an id at all, is replaced.
 _REQUEST_ID = re.compile(r"req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
+# A service's own headers on every answer under its path prefix: (the request's headers, names
+# lowercased; the request id) -> the headers to add. It never raises: an unusable request header
+# still gets an answer (the service's own route refuses it).
+ResponseHeaders = Callable[[dict[str, str], str], list[tuple[bytes, bytes]]]
+
 
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, response_headers: Mapping[str, ResponseHeaders] | None = None) -> None:
         self.app = app
+        self.response_headers = dict(response_headers or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -37,17 +43,9 @@ class RequestMiddleware:
         token = request_id_var.set(request_id)
         path: str = scope["path"]
         extra: list[tuple[bytes, bytes]] = [(b"x-openstack-request-id", request_id.encode())]
-        if path.startswith("/compute"):
-            extra.append((b"x-compute-request-id", request_id.encode()))
-            try:
-                version = mv.parse(headers)
-            except KumoError:
-                version = mv.min_version()
-            extra += [
-                (b"openstack-api-version", f"compute {version}".encode()),
-                (b"x-openstack-nova-api-version", str(version).encode()),
-                (b"vary", b"OpenStack-API-Version, X-OpenStack-Nova-API-Version"),
-            ]
+        for prefix, service_headers in self.response_headers.items():
+            if path.startswith(prefix):
+                extra += service_headers(headers, request_id)
         status_holder: dict[str, Any] = {"status": 500}
         started = time.perf_counter()
 

@@ -29,7 +29,6 @@ import httpx
 
 from kumo.agent.link import ApiLink, crashed
 from kumo.agent.protocol import HostTask, TaskResult
-from kumo.baremetal.drivers import load_hardware
 from kumo.baremetal.drivers.base import (
     POWER_OFF,
     POWER_ON,
@@ -43,6 +42,7 @@ from kumo.baremetal.drivers.base import (
     Node,
     PowerTimeout,
 )
+from kumo.baremetal.drivers.load import load_hardware
 from kumo.compute.states import PowerState
 from kumo.logs import request_id_var
 from kumo.work.kinds import (

@@ -61,7 +61,7 @@ def start_workers(rt: Runtime) -> Workers:
     workers = Workers()
     workers.threads.append(collect_periodically(workers.stop_event))
     if database_store(rt.db).shared_by_processes:
-        workers.notifier = PgNotifier(rt).start()
+        workers.notifier = PgNotifier(rt.db, rt.waker).start()
     if rt.settings.scheduler_in_api:
         thread = threading.Thread(
             target=scheduler_loop, args=(rt, workers.stop_event), name="kumo-scheduler", daemon=True
@@ -77,7 +77,7 @@ def run_scheduler(rt: Runtime, stop: threading.Event) -> None:
     instances through SKIP LOCKED); one that dies loses nothing (see kumo.compute.scheduling)."""
     if not database_store(rt.db).shared_by_processes:
         raise RuntimeError("a scheduler process needs PostgreSQL; on SQLite the API schedules itself")
-    notifier = PgNotifier(rt).start()
+    notifier = PgNotifier(rt.db, rt.waker).start()
     try:
         scheduler_loop(rt, stop)
     finally:

@@ -148,9 +148,9 @@ class Database:
     def __init__(self, url: str, pool_size: int = 10, store: object | None = None) -> None:
         self.url = url
         self._store = store
-        # JSON columns (flavor, metadata, tags…) are decoded for every row a list returns:
-        # orjson does it several times faster than the standard library (listing 1,000 servers
-        # spent 15 % of its CPU in json.loads). Writing keeps the standard library's encoder.
+        # JSON columns (flavor, metadata, tags…) are decoded for every row a list returns, with
+        # orjson (a large share of a list page's CPU otherwise). Writing keeps the standard
+        # library's encoder.
         # hide_parameters: no bound value (user_data, a password hash) in any exception or log.
         kwargs: dict[str, Any] = {"future": True, "json_deserializer": orjson.loads, "hide_parameters": True}
         if url.startswith("sqlite"):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, pool
+from sqlalchemy import MetaData, create_engine, pool
 
 from kumo.db.base import private_sqlite_file
 
@@ -30,7 +30,10 @@ def upgrade(url: str, revision: str = "head") -> None:
     engine.dispose()
 
 
-def revision(url: str, message: str) -> None:
-    """Autogenerate a new revision from the models against a database at head."""
+def revision(url: str, message: str, metadata: MetaData) -> None:
+    """Autogenerate a new revision from `metadata` (every table: kumo.schema.metadata) against
+    a database at head."""
     upgrade(url)
-    command.revision(alembic_config(url), message=message, autogenerate=True)
+    cfg = alembic_config(url)
+    cfg.attributes["target_metadata"] = metadata
+    command.revision(cfg, message=message, autogenerate=True)

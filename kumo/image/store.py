@@ -107,5 +107,5 @@ class FileStore:
 @cache
 def file_store(root: Path) -> FileStore:
     """The process's one store of `root`: created (and its modes tightened) once, when the API
-    starts (`kumo.api.app`), not per request."""
+    starts (`kumo.app`), not per request."""
     return FileStore(root)

@@ -1,6 +1,6 @@
 """BMC driver interfaces, after Ironic's: a node's *hardware* is a power, a management and a
 deploy interface, each a handful of typed methods. A driver is a module that builds them for
-one node (`drivers/__init__.py:load_hardware`); the fake driver is a peer of the real ones.
+one node (`drivers/load.py:load_hardware`); the fake driver is a peer of the real ones.
 
 Everything a BMC can do wrong (unreachable, refused, timed out, a deploy that never reported
 completion) leaves a driver as a `BMCError` whose message is fit for `last_error` and a

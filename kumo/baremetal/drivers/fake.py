@@ -2,7 +2,7 @@
 same deploy logic, a console in memory) for unit tests and density runs.
 
 driver_info options (all optional):
-  fake_latency       seconds each BMC call takes (a slow BMC; the power-sync benchmark)
+  fake_latency       seconds each BMC call takes (a slow BMC)
   fake_boot_seconds  seconds from power on to the deploy-complete marker (default 0.05)
   fake_boots         false: the machine never prints the marker (a deploy that times out)
   fake_unreachable   true: every BMC call fails as if the BMC did not answer

@@ -170,9 +170,8 @@ class RedfishSystem:
 
     # -- power --------------------------------------------------------------------------------
     def get_power_state(self) -> str:
-        """The power sync's call, so the cheap way: the same GET of the ComputerSystem through
-        sushy's connector (auth, retries, errors), without building sushy's System object
-        (a third less CPU per read; docs/benchmarks.md)."""
+        """The power sync's call: the same GET of the ComputerSystem through sushy's connector
+        (auth, retries, errors), without building sushy's System object."""
         with self._bmc("get power state"):
             if self.system_id is None:
                 raw = self._system().power_state

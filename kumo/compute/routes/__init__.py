@@ -20,7 +20,6 @@ from kumo.compute.routes import (
     services,
     versions,
 )
-from kumo.stock import routes as stock_routes  # os-kumo-stock-requests: a compute API extension
 
 _MODULES = (
     versions,
@@ -36,7 +35,6 @@ _MODULES = (
     server_groups,
     quotas,
     host_labels,
-    stock_routes,
 )
 
 

@@ -7,9 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, Response
 
 from kumo.api.context import RequestContext
-from kumo.api.deps import context, microversion, runtime
+from kumo.api.deps import context, runtime
 from kumo.api.openapi import json_body
 from kumo.compute import aggregates, schemas
+from kumo.compute.deps import microversion
 from kumo.compute.microversion import Microversion
 from kumo.compute.views import aggregates as views
 from kumo.runtime import Runtime

@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from kumo.api.context import RequestContext
-from kumo.api.deps import context, microversion, runtime
+from kumo.api.deps import context, runtime
 from kumo.compute import hosts, image_cache, params, schemas
+from kumo.compute.deps import microversion
 from kumo.compute.microversion import Microversion
 from kumo.compute.views import hypervisors as views
 from kumo.errors import NotFound

@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from kumo.api.context import RequestContext
-from kumo.api.deps import context, microversion, runtime
+from kumo.api.deps import context, runtime
 from kumo.compute import actions, servers
+from kumo.compute.deps import microversion
 from kumo.compute.microversion import Microversion
 from kumo.compute.views.servers import action_body
 from kumo.runtime import Runtime

@@ -1,4 +1,6 @@
-"""Alembic environment: the URL comes from the caller (kumo.db.migrate) or KUMO_DATABASE_URL."""
+"""Alembic environment: the URL comes from the caller (kumo.db.migrate) or KUMO_DATABASE_URL; the
+models' metadata (for autogenerate alone) from the caller too (kumo.db.migrate.revision), so
+the migrations import no service's models."""
 
 from __future__ import annotations
 
@@ -6,9 +8,9 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from kumo.config import get_settings
-from kumo.db.models import metadata
 
 config = context.config
+metadata = config.attributes.get("target_metadata")  # None: upgrades and downgrades need none
 
 
 def run() -> None:

@@ -6,7 +6,7 @@ route table it paid, besides its own work, a scan of ~170 routes before its own,
 dependency resolution and request wrapping: py-spy showed that framework share at about two
 thirds of the API's CPU per claim. This ASGI middleware answers the well-formed, authorized
 request itself with the very same code (microversion parse, token check, body validation of
-routes._allocation_write, allocations.replace_allocations in one transaction, the same error
+allocation_body.allocation_write, allocations.replace_allocations in one transaction, the same error
 body and headers as PlacementRoute). Anything it does not take on as is (a bad or missing
 token, a non-admin, a bad microversion, a body that is not a JSON object with a JSON content
 type, or one that fails validation) is handed to the app unchanged, body replayed, so every
@@ -25,6 +25,9 @@ from kumo.api.edge import replay
 from kumo.errors import KumoError
 from kumo.placement.api import allocations as allocations_domain
 from kumo.placement.api import microversion as mv
+from kumo.placement.api.allocation_body import allocation_write, consumer_uuid
+from kumo.placement.api.responses import finish, no_content, placement_error
+from kumo.placement.api.routes import router
 from kumo.runtime import Runtime
 
 PREFIX = "/placement/allocations/"
@@ -55,8 +58,6 @@ class ClaimFastLane:
         # The full route's label in the request metrics (RequestMiddleware reads scope["route"]).
         scope["route"] = self._claim_route()
         rt: Runtime = scope["app"].state.runtime
-        from kumo.placement.api.routes import finish, no_content, placement_error
-
         try:
             await anyio.to_thread.run_sync(_replace, rt, write)
             response = no_content()
@@ -66,8 +67,6 @@ class ClaimFastLane:
 
     def _claim_route(self) -> Any:
         if self._route is None:
-            from kumo.placement.api.routes import router
-
             self._route = next(
                 r
                 for r in router.routes
@@ -93,8 +92,6 @@ def _take(
     token = headers.get(b"x-auth-token")
     if content_type != b"application/json" or not body or not token:
         return None
-    from kumo.placement.api.routes import _allocation_write, _consumer_uuid
-
     try:
         raw_version = headers.get(b"openstack-api-version")
         version = mv.parse(raw_version.decode("latin-1") if raw_version is not None else None)
@@ -104,7 +101,7 @@ def _take(
         rt: Runtime = scope["app"].state.runtime
         if "admin" not in rt.tokens.verify(token.decode("latin-1")).roles:
             return None
-        return version, _allocation_write(_consumer_uuid(consumer), data, version, "body")
+        return version, allocation_write(consumer_uuid(consumer), data, version, "body")
     except (KumoError, orjson.JSONDecodeError, UnicodeDecodeError, ValueError):
         return None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid as uuidlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -25,6 +25,18 @@ from kumo.placement.models import Allocation, ResourceProvider
 
 _RP = cast(Table, ResourceProvider.__table__)
 _PARENTS = cast(Table, ProviderParent.__table__)
+
+# A rule of a service above placement that keeps a provider from being deleted: (session, the
+# provider's id) -> why it is in use, or None. Registered at start-up (keep_providers_in_use);
+# delete_provider refuses a provider any of them names.
+InUseRule = Callable[[Session, int], str | None]
+_IN_USE_RULES: dict[str, InUseRule] = {}
+
+
+def keep_providers_in_use(name: str, rule: InUseRule) -> None:
+    """delete_provider refuses, from now on, a provider `rule` says is in use (registering a
+    name again replaces its rule)."""
+    _IN_USE_RULES[name] = rule
 
 
 @dataclass(frozen=True)
@@ -209,10 +221,9 @@ def delete_provider(session: Session, uuid: str) -> None:
         raise CannotDeleteParent(
             f"Unable to delete parent resource provider {uuid}: It has child resource providers."
         )
-    from kumo.compute.models import ComputeHost
-
-    if session.execute(select(exists().where(ComputeHost.provider_id == provider.id))).scalar():
-        raise ProviderInUse(f"Unable to delete resource provider {uuid}: it is a registered compute host.")
+    for rule in _IN_USE_RULES.values():
+        if (reason := rule(session, provider.id)) is not None:
+            raise ProviderInUse(f"Unable to delete resource provider {uuid}: {reason}.")
     result = cast(CursorResult[Any], session.execute(delete(_RP).where(_RP.c.id == provider.id)))
     if result.rowcount != 1:
         raise NotFound(f"No resource provider with uuid {uuid} found for delete")

@@ -4,7 +4,6 @@ domain call, view. Every response carries `OpenStack-API-Version: placement X`."
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from email.utils import formatdate
 from typing import Any
 
 import orjson
@@ -14,7 +13,6 @@ from fastapi.routing import APIRoute
 
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
-from kumo.api.errors import error_response
 from kumo.api.openapi import json_body
 from kumo.errors import BadRequest, KumoError, NotFound
 from kumo.placement import aggregates as aggregates_domain
@@ -23,8 +21,9 @@ from kumo.placement.api import allocations as allocations_domain
 from kumo.placement.api import inventories as inventories_domain
 from kumo.placement.api import microversion as mv
 from kumo.placement.api import params, providers, resource_classes, schemas, views
-from kumo.placement.api.allocations import AllocationWrite
+from kumo.placement.api.allocation_body import allocation_write, consumer_uuid
 from kumo.placement.api.microversion import Version
+from kumo.placement.api.responses import finish, no_content, placement_error
 from kumo.placement.candidates import candidates_body, find_candidates
 from kumo.runtime import Runtime
 
@@ -43,22 +42,6 @@ class PlacementRoute(APIRoute):
             return finish(response, getattr(request.state, "placement_version", None), request.method)
 
         return route
-
-
-def placement_error(path: str, exc: KumoError) -> Response:
-    code, extra = getattr(exc, "code", None), getattr(exc, "extra", None)
-    return error_response(path, exc.status, exc.message, exc.kind, code, extra)
-
-
-def finish(response: Response, version: Version | None, method: str) -> Response:
-    """The microversion headers of every Placement answer (and 1.15's cache headers)."""
-    if version is not None:
-        response.headers["openstack-api-version"] = f"placement {version}"
-        response.headers["vary"] = "openstack-api-version"
-        if version.at_least(15) and method == "GET" and response.status_code == 200:
-            response.headers["cache-control"] = "no-cache"
-            response.headers["last-modified"] = formatdate(usegmt=True)
-    return response
 
 
 async def placement_version(request: Request) -> Version:
@@ -89,10 +72,6 @@ class _Json(JSONResponse):
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
     return _Json(body, status_code=status, headers=headers)
-
-
-def no_content(status: int = 204, location: str | None = None) -> Response:
-    return Response(status_code=status, headers={"location": location} if location else None)
 
 
 def _query(request: Request) -> list[tuple[str, str]]:
@@ -474,56 +453,6 @@ def delete_resource_class(name: str, v: Version = V, _c: Any = Admin, rt: Runtim
 # ---------------------------------------------------------------------------- allocations
 
 
-def _allocation_write(
-    consumer: str, body: Any, v: Version, where: str, *, in_post: bool = False
-) -> AllocationWrite:
-    """One consumer's allocations in the shape of microversion `v`."""
-    if not v.at_least(12):
-        data = params.obj(body, ["allocations"] + (["project_id", "user_id"] if v.at_least(8) else []))
-        items = data["allocations"]
-        if not isinstance(items, list) or not items:
-            raise params.invalid(f"{where}.allocations must be a non-empty array")
-        allocations: dict[str, dict[str, int]] = {}
-        for item in items:
-            entry = params.obj(item, ["resource_provider", "resources"], where=f"{where}.allocations[]")
-            rp = params.obj(entry["resource_provider"], ["uuid"], where="resource_provider")
-            allocations[params.uuid_string(rp["uuid"], "uuid")] = params.resources(
-                entry["resources"], "resources"
-            )
-    else:
-        required = ["allocations", "project_id", "user_id"] + (
-            ["consumer_generation"] if v.at_least(28) else []
-        )
-        data = params.obj(body, required, ["mappings"] if v.at_least(34) else [], where)
-        if not isinstance(data["allocations"], dict) or (
-            not data["allocations"] and not (in_post or v.at_least(28))
-        ):
-            raise params.invalid(f"{where}.allocations must be a non-empty object")
-        allocations = {}
-        for rp_uuid, entry in data["allocations"].items():
-            entry = params.obj(entry, ["resources"], ["generation"], f"allocations.{rp_uuid}")
-            allocations[params.uuid_string(rp_uuid, "allocations")] = params.resources(
-                entry["resources"], "resources"
-            )
-    project = data.get("project_id")
-    user = data.get("user_id")
-    return AllocationWrite(
-        consumer=consumer,
-        allocations=allocations,
-        project_id=params.string(project, "project_id") if project is not None else None,
-        user_id=params.string(user, "user_id") if user is not None else None,
-        generation=params.nullable_integer(data.get("consumer_generation"), "consumer_generation"),
-        check_generation=v.at_least(28),
-    )
-
-
-def _consumer_uuid(consumer: str) -> str:
-    try:
-        return params.uuid_string(consumer, "consumer_uuid")
-    except BadRequest as exc:
-        raise BadRequest(f"Malformed consumer_uuid: {consumer}") from exc
-
-
 @router.get("/allocations/{consumer}")
 def get_allocations(consumer: str, v: Version = V, _c: Any = Admin, rt: Runtime = RT) -> JSONResponse:
     with rt.db.read() as session:
@@ -535,7 +464,7 @@ def get_allocations(consumer: str, v: Version = V, _c: Any = Admin, rt: Runtime 
 def put_allocations(
     consumer: str, body: Any = Body(None), v: Version = V, _c: Any = Admin, rt: Runtime = RT
 ) -> Response:
-    write = _allocation_write(_consumer_uuid(consumer), body, v, "body")
+    write = allocation_write(consumer_uuid(consumer), body, v, "body")
     with rt.db.transaction() as session:
         allocations_domain.replace_allocations(session, [write])
     return no_content()
@@ -546,7 +475,7 @@ def post_allocations(body: Any = Body(None), v: Version = V, _c: Any = Admin, rt
     v.require(13)
     if not isinstance(body, dict) or not body:
         raise params.invalid("body must be a non-empty object of consumer uuid: allocations")
-    writes = [_allocation_write(_consumer_uuid(c), data, v, c, in_post=True) for c, data in body.items()]
+    writes = [allocation_write(consumer_uuid(c), data, v, c, in_post=True) for c, data in body.items()]
     with rt.db.transaction() as session:
         allocations_domain.replace_allocations(session, writes)
     return no_content()
@@ -584,7 +513,7 @@ def reshape(body: Any = Body(None), v: Version = V, _c: Any = Admin, rt: Runtime
             seen,
         )
     writes = [
-        _allocation_write(_consumer_uuid(c), d, v, c, in_post=True) for c, d in data["allocations"].items()
+        allocation_write(consumer_uuid(c), d, v, c, in_post=True) for c, d in data["allocations"].items()
     ]
     with rt.db.transaction() as session:
         allocations_domain.reshape(session, inventories, writes)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from kumo.baremetal.drivers import load_hardware
 from kumo.baremetal.drivers.base import Hardware, Node
+from kumo.baremetal.drivers.load import load_hardware
 from kumo.baremetal.lab import Emulator, Machine, define_machines, remove_machine
 from tests.integration.libvirt.conftest import GuestImage, _skip_reason
 from tests.integration.libvirt.conftest import test_image as test_image  # the session fixture

@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from kumo.baremetal.conductor import power_sync_pass
-from kumo.baremetal.drivers import load_hardware
 from kumo.baremetal.drivers.base import (
     BOOT_CDROM,
     BOOT_DISK,
@@ -23,6 +22,7 @@ from kumo.baremetal.drivers.base import (
     DeployRequest,
     DeployTimeout,
 )
+from kumo.baremetal.drivers.load import load_hardware
 from kumo.baremetal.drivers.redfish import forget_clients
 from kumo.baremetal.lab import Emulator
 from tests.integration.baremetal.conftest import MARKER, Lab, free_port

@@ -204,7 +204,7 @@ def start_hypervisor(
     cloud: Cloud, state: Path, sync_interval: float = 3.0, **driver_options: Any
 ) -> Hypervisor:
     from kumo.agent.agent import Agent
-    from kumo.agent.drivers import load_driver
+    from kumo.agent.drivers.load import load_driver
 
     host = f"lv-{uuid.uuid4().hex[:6]}"
     token = cloud.settings.secret("agent_token")

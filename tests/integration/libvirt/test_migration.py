@@ -67,7 +67,7 @@ class Pair:
     spec: dict[str, Any]
 
     def driver(self, host: NamespacedHost, tmp: Path, **options: Any) -> Any:
-        from kumo.agent.drivers import load_driver
+        from kumo.agent.drivers.load import load_driver
 
         driver = load_driver(
             "libvirt",

@@ -16,7 +16,7 @@ from kumo.baremetal import assignments, ownership
 from kumo.baremetal.assignments import NodeView, node_digest, version_of
 from kumo.baremetal.models import Node
 from kumo.db import Database, utcnow
-from kumo.db.models import metadata
+from kumo.schema import metadata
 
 
 @pytest.fixture

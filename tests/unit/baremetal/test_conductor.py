@@ -19,8 +19,8 @@ import pytest
 
 from kumo.baremetal.conductor import Conductor
 from kumo.baremetal.drivers import fake as fake_driver
-from kumo.baremetal.drivers import load_hardware
 from kumo.baremetal.drivers.base import POWER_OFF, POWER_ON, Hardware, Limiter, Node
+from kumo.baremetal.drivers.load import load_hardware
 from kumo.compute.states import PowerState
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from kumo.baremetal.drivers import fake as fake_driver
-from kumo.baremetal.drivers import load_hardware
 from kumo.baremetal.drivers.base import (
     BOOT_DISK,
     BOOT_PXE,
@@ -28,6 +27,7 @@ from kumo.baremetal.drivers.base import (
     unlimited,
 )
 from kumo.baremetal.drivers.deploy import LogFileConsole
+from kumo.baremetal.drivers.load import load_hardware
 
 
 @pytest.fixture(autouse=True)

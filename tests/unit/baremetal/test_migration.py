@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
 from kumo.db.migrate import upgrade
-from kumo.db.models import metadata
+from kumo.schema import metadata
 
 TABLES = {"baremetal_nodes", "baremetal_conductors"}
 

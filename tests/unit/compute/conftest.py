@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import kumo.db.models  # noqa: F401  (every table, for create_all)
+import kumo.schema  # noqa: F401  (every table, for create_all)
 from kumo.db import Base, Database
 
 

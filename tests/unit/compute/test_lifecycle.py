@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-import kumo.db.models  # noqa: F401  (every table, for create_all)
+import kumo.schema  # noqa: F401  (every table, for create_all)
 from kumo.compute import lifecycle as lc
 from kumo.compute import lifecycle_apply as apply_
 from kumo.compute import states

@@ -218,7 +218,7 @@ def test_the_list_indexes_match_the_migration(tmp_path: Any) -> None:
     from alembic import command
 
     from kumo.db.migrate import alembic_config, upgrade
-    from kumo.db.models import metadata
+    from kumo.schema import metadata
 
     url = f"sqlite:///{tmp_path / 'm.db'}"
     upgrade(url)

@@ -18,8 +18,7 @@ def upgrade() -> None:
     # Every heartbeat rewrites its host's row (last_heartbeat), and a conductor keeps all of its
     # nodes' hosts up with one UPDATE of every such row. In full pages each new row version goes
     # to another page with an entry in each of the table's five indexes; with half of each page
-    # free it stays on its page and no index is written (a heap-only tuple): at 50,000 nodes one
-    # keep-up UPDATE went from 1.1-1.6 s to 120-260 ms of PostgreSQL CPU (docs/benchmarks.md,
+    # free it stays on its page and no index is written (a heap-only tuple; docs/benchmarks.md,
     # "Conductor heartbeat"). Pages written from now on are filled to half; a database created
     # before this migration gets there as its rows are rewritten (VACUUM FULL to do it at once).
     if op.get_bind().dialect.name == "postgresql":

@@ -1,10 +1,10 @@
-"""ASGI entry point for `uvicorn --factory kumo.api.asgi:app` (used by `kumo api --workers N`)."""
+"""ASGI entry point for `uvicorn --factory kumo.asgi:app` (used by `kumo api --workers N`)."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from kumo.api.app import create_app
+from kumo.app import create_app
 from kumo.config import get_settings
 from kumo.runtime import build_runtime
 

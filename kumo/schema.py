@@ -1,4 +1,6 @@
-"""Import every table so Base.metadata is complete (Alembic and tests use this)."""
+"""Every table of kumo, in one MetaData: what Alembic's autogenerate compares the migrations
+with (scripts/new-migration) and what tests create_all from. It stands above every service's
+models, so kumo/db/ (the ground floor, migrations included) imports none of them."""
 
 from kumo.baremetal import models as baremetal_models  # noqa: F401
 from kumo.compute import models as compute_models  # noqa: F401

@@ -1,6 +1,11 @@
-"""The one ASGI app: identity under /identity, compute under /compute, image under /image,
-the agents' internal API under /internal, Prometheus metrics at /metrics, the OpenAPI document
-of the routes at /openapi.json (`kumo/api/openapi.py`)."""
+"""The one ASGI app, assembled from every service: identity under /identity, compute under
+/compute, image under /image, the agents' internal API under /internal, Prometheus metrics at
+/metrics, the OpenAPI document of the routes at /openapi.json (`kumo/api/openapi.py`).
+
+The top of the house: it imports every service and nothing imports it but the entry points
+(kumo.asgi, kumo.server). kumo/api/ holds only the pieces the services themselves import; what
+it must know of a service (compute's response headers, baremetal's error headers, the agents'
+token header) it is given here."""
 
 from __future__ import annotations
 
@@ -21,21 +26,26 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kumo import wiring
 from kumo.agent import routes as agent_routes
+from kumo.agent.protocol import AGENT_TOKEN_HEADER
 from kumo.api import errors, openapi
 from kumo.api.edge import EdgeGuard
 from kumo.api.middleware import RequestMiddleware
 from kumo.baremetal import conductor_routes as baremetal_conductor_routes
+from kumo.baremetal import microversion as baremetal_microversion
 from kumo.baremetal import routes as baremetal_routes
+from kumo.compute.fleet_metrics import fleet_gauges
+from kumo.compute.response_headers import compute_response_headers
 from kumo.compute.routes import build_router as compute_router
+from kumo.compute.workers import start_workers
 from kumo.gc_tuning import limit_malloc_arenas, tune_gc
 from kumo.identity import admin_routes as identity_admin_routes
 from kumo.identity import routes as identity_routes
 from kumo.image import routes as image_routes
 from kumo.image.store import file_store
-from kumo.metrics import fleet_gauges
 from kumo.placement.api import routes as placement_routes
 from kumo.placement.api.fast import ClaimFastLane
 from kumo.runtime import Runtime
+from kumo.stock import routes as stock_routes
 
 log = logging.getLogger("kumo.api")
 
@@ -54,8 +64,6 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
         file_store(rt.settings.resolved_image_dir)  # images an older kumo left readable: 0600 now
         workers = None
         if background:
-            from kumo.compute.workers import start_workers
-
             workers = start_workers(rt)
         try:
             yield
@@ -76,15 +84,17 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
     )
     app.state.runtime = rt
     errors.install(app)
+    errors.add_error_headers("/baremetal", baremetal_microversion.headers(None))  # Ironic: on every answer
     app.add_middleware(ClaimFastLane)  # inside RequestMiddleware: request ids, metrics and logs stay
     app.add_middleware(  # before the fast lane: it reads bodies too
         EdgeGuard,
         max_body_bytes=rt.settings.max_request_body_bytes,
         max_internal_body_bytes=rt.settings.max_internal_body_bytes,
         agent_token=rt.agent_token,
+        agent_token_header=AGENT_TOKEN_HEADER,
         body_timeout_seconds=rt.settings.request_body_timeout_seconds,
     )
-    app.add_middleware(RequestMiddleware)
+    app.add_middleware(RequestMiddleware, response_headers={"/compute": compute_response_headers})
 
     # The route table: each router carries its own prefix.
     for router in (
@@ -93,6 +103,7 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
         identity_routes.router,  # /identity: versions, /v3/auth
         identity_admin_routes.router,  # /identity: projects, users, roles, catalog
         compute_router(),  # /compute
+        stock_routes.router,  # /compute/v2.1/os-kumo-stock-requests: a compute API extension
         image_routes.router,  # /image
         placement_routes.router,  # /placement
         baremetal_routes.router,  # /baremetal (Ironic's API subset)
