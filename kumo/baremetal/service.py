@@ -585,8 +585,8 @@ def on_task_enqueued(session: Session, task: Task) -> None:
             "it is a physical machine."
         )
     label = node.name or node.uuid
-    if task.kind in ("spawn", "rebuild"):
-        event = states.DEPLOY if task.kind == "spawn" else states.REBUILD
+    if task.kind in (TaskKind.SPAWN, TaskKind.REBUILD):
+        event = states.DEPLOY if task.kind == TaskKind.SPAWN else states.REBUILD
         if not states.can(node.provision_state, event):
             raise Conflict(
                 f'Node "{label}" is "{node.provision_state}": it cannot take server {task.instance_uuid}.'
@@ -601,13 +601,13 @@ def on_task_enqueued(session: Session, task: Task) -> None:
             "project_id": spec.get("project_id"),
         }
         node.last_error = None
-    elif task.kind == "delete":
+    elif task.kind == TaskKind.DELETE:
         if states.can(node.provision_state, states.UNDEPLOY):
             _move(node, states.UNDEPLOY)
             node.last_error = None
     extra: dict[str, Any] = {"node": node_for_conductor(node).model_dump()}
     deploy_timeout = (node.driver_info or {}).get("deploy_timeout")
-    if task.kind in ("spawn", "rebuild"):
+    if task.kind in (TaskKind.SPAWN, TaskKind.REBUILD):
         extra["image_ref"] = task.payload.get("image_ref") or (task.payload.get("instance") or {}).get(
             "image_ref"
         )
@@ -632,8 +632,8 @@ def settle(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> No
     error = None if ok else str(result.get("error") or task.error or "unknown error")
     if power in states.POWER_STATES:
         node.power_state = power
-    kind = task.kind
-    if kind == "node_power":
+    kind = TaskKind(task.kind)
+    if kind == TaskKind.NODE_POWER:
         node.target_power_state = None
         if not ok:
             node.last_error = f"Failed to change power state to {task.payload.get('target')}: {error}"
@@ -642,13 +642,19 @@ def settle(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> No
             instance = session.scalar(select(Instance).where(Instance.uuid == node.instance_uuid))
             if instance is not None:
                 write(instance, lc.power_observed(state_of(instance), int(_INSTANCE_POWER[power])))
-    elif kind in ("node_verify", "node_clean", "node_adopt", "spawn", "rebuild"):
+    elif kind in (
+        TaskKind.NODE_VERIFY,
+        TaskKind.NODE_CLEAN,
+        TaskKind.NODE_ADOPT,
+        TaskKind.SPAWN,
+        TaskKind.REBUILD,
+    ):
         expected = {
-            "node_verify": states.VERIFYING,
-            "node_clean": states.CLEANING,
-            "node_adopt": states.ADOPTING,
-            "spawn": states.DEPLOYING,
-            "rebuild": states.DEPLOYING,
+            TaskKind.NODE_VERIFY: states.VERIFYING,
+            TaskKind.NODE_CLEAN: states.CLEANING,
+            TaskKind.NODE_ADOPT: states.ADOPTING,
+            TaskKind.SPAWN: states.DEPLOYING,
+            TaskKind.REBUILD: states.DEPLOYING,
         }[kind]
         if node.provision_state not in (expected, states.DEPLOY_WAIT):
             log.info("node %s: %s result ignored in state %s", node.uuid, kind, node.provision_state)
@@ -656,12 +662,12 @@ def settle(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> No
         _move(node, states.DONE if ok else states.FAIL)
         if not ok:
             node.last_error = f"{_WHAT[kind]} failed: {error}"
-            if kind in ("spawn", "rebuild"):
+            if kind in (TaskKind.SPAWN, TaskKind.REBUILD):
                 node.fault = None
-        elif kind == "node_adopt":
+        elif kind == TaskKind.NODE_ADOPT:
             instance = _adopt_server(session, node, power, task.request_id)
             node.instance_uuid = instance.uuid
-    elif kind == "delete":
+    elif kind == TaskKind.DELETE:
         if node.provision_state != states.DELETING:
             log.info("node %s: delete result ignored in state %s", node.uuid, node.provision_state)
             return
@@ -679,11 +685,11 @@ def settle(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> No
 
 
 _WHAT = {
-    "node_verify": "Verifying the BMC",
-    "node_clean": "Cleaning",
-    "node_adopt": "Adoption",
-    "spawn": "Deploy",
-    "rebuild": "Redeploy",
+    TaskKind.NODE_VERIFY: "Verifying the BMC",
+    TaskKind.NODE_CLEAN: "Cleaning",
+    TaskKind.NODE_ADOPT: "Adoption",
+    TaskKind.SPAWN: "Deploy",
+    TaskKind.REBUILD: "Redeploy",
 }
 
 
