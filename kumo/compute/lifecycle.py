@@ -72,7 +72,7 @@ class Ref(Enum):
 
     ACTION = "action"  # the id of the action this change started
     EVENT = "event"  # the id of the event this change started last (None if none)
-    SPEC = "spec"  # the agent's view of the instance (servers.spec)
+    SPEC = "spec"  # the agent's view of the instance (lifecycle_apply.spec)
 
 
 @dataclass(frozen=True)
