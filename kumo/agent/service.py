@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 
 from kumo.agent.protocol import HostReport, HostTask, PowerStates, TaskOut, TaskReport, TaskResult
 from kumo.compute import hosts, server_ops
+from kumo.compute import lifecycle as lc
+from kumo.compute.lifecycle_apply import state_of, write
 from kumo.compute.models import ComputeHost, Instance
 from kumo.db import Database, durable_before_it_leaves, utcnow
 from kumo.db.transient import describe, is_transient, without_parameters
@@ -182,4 +184,4 @@ def sync_power_states(session: Session, host: str, report: PowerStates) -> None:
         select(Instance).where(Instance.uuid.in_(list(report.states)), Instance.host == host)
     )
     for instance in rows:
-        server_ops.sync_power_state(instance, report.states[instance.uuid])
+        write(instance, lc.power_observed(state_of(instance), report.states[instance.uuid]))

@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 from kumo.baremetal import assignments, hosts, ownership, states
 from kumo.baremetal.models import Conductor, Node
 from kumo.baremetal.protocol import ConductorAssignment, NodeForConductor, PowerStateReport
-from kumo.compute import server_ops
+from kumo.compute import lifecycle as lc
+from kumo.compute.lifecycle_apply import state_of, write
 from kumo.compute.models import ComputeHost, Instance
 from kumo.compute.states import PowerState
 from kumo.db import utcnow
@@ -268,7 +269,8 @@ def _sync_servers(session: Session, seen: dict[str, str]) -> None:
     differ = [i for i, u, p in rows if p != int(_INSTANCE_POWER[seen[u]])]
     if differ:
         for instance in session.scalars(select(Instance).where(Instance.id.in_(differ))):
-            server_ops.sync_power_state(instance, int(_INSTANCE_POWER[seen[instance.uuid]]))
+            observed = lc.power_observed(state_of(instance), int(_INSTANCE_POWER[seen[instance.uuid]]))
+            write(instance, observed)
 
 
 def _apply_power(session: Session, node: Node, seen: str | None) -> bool:

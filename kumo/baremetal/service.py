@@ -31,13 +31,13 @@ from kumo.baremetal.conductors import node_for_conductor
 from kumo.baremetal.drivers import DRIVERS
 from kumo.baremetal.microversion import ADOPT, ENROLL_STATE, Version
 from kumo.baremetal.models import Node
-from kumo.compute import actions
+from kumo.compute import lifecycle as lc
 from kumo.compute.aggregates import availability_zone_of
+from kumo.compute.lifecycle_apply import Requester, apply, state_of, write
 from kumo.compute.models import ComputeHost, Flavor, Instance
 from kumo.compute.node_hosts import is_uuid, may_be_node
 from kumo.compute.scheduling import resources_of
-from kumo.compute.server_ops import sync_power_state
-from kumo.compute.states import PowerState, VmState
+from kumo.compute.states import PowerState
 from kumo.db import utcnow
 from kumo.errors import BadRequest, Conflict, NotAcceptable, NotFound
 from kumo.placement import claims
@@ -543,18 +543,11 @@ def _adopt_server(session: Session, node: Node, power: str | None, request_id: s
         },
         vcpus=flavor.vcpus,
         memory_mb=flavor.ram,
-        vm_state=VmState.ACTIVE,
-        task_state=None,
-        power_state=int(PowerState.SHUTDOWN if power == states.POWER_OFF else PowerState.RUNNING),
-        host=node.uuid,
         availability_zone=zone,
-        launched_at=utcnow(),
-        progress=100,
         reservation_id="r-" + uuidlib.uuid4().hex[:8],
     )
-    if power == states.POWER_OFF:
-        instance.vm_state = VmState.STOPPED
     session.add(instance)
+    # After the INSERT: a task_state None given then would take the column's default.
     session.flush()
     provider = session.scalar(
         select(ResourceProvider)
@@ -563,16 +556,8 @@ def _adopt_server(session: Session, node: Node, power: str | None, request_id: s
     )
     if provider is not None:
         claims.claim(session, provider.id, provider.generation, instance.uuid, resources_of(instance.flavor))
-    actions.record(
-        session,
-        instance.uuid,
-        "create",
-        "baremetal_adopt",
-        request_id or "-",
-        None,
-        project_id,
-        host=node.uuid,
-    )
+    change = lc.adopted(power != states.POWER_OFF, node.uuid)
+    apply(session, instance, change, Requester(request_id or "-", None, project_id))
     return instance
 
 
@@ -600,8 +585,8 @@ def on_task_enqueued(session: Session, task: Task) -> None:
             "it is a physical machine."
         )
     label = node.name or node.uuid
-    if task.kind in ("spawn", "rebuild"):
-        event = states.DEPLOY if task.kind == "spawn" else states.REBUILD
+    if task.kind in (TaskKind.SPAWN, TaskKind.REBUILD):
+        event = states.DEPLOY if task.kind == TaskKind.SPAWN else states.REBUILD
         if not states.can(node.provision_state, event):
             raise Conflict(
                 f'Node "{label}" is "{node.provision_state}": it cannot take server {task.instance_uuid}.'
@@ -616,13 +601,13 @@ def on_task_enqueued(session: Session, task: Task) -> None:
             "project_id": spec.get("project_id"),
         }
         node.last_error = None
-    elif task.kind == "delete":
+    elif task.kind == TaskKind.DELETE:
         if states.can(node.provision_state, states.UNDEPLOY):
             _move(node, states.UNDEPLOY)
             node.last_error = None
     extra: dict[str, Any] = {"node": node_for_conductor(node).model_dump()}
     deploy_timeout = (node.driver_info or {}).get("deploy_timeout")
-    if task.kind in ("spawn", "rebuild"):
+    if task.kind in (TaskKind.SPAWN, TaskKind.REBUILD):
         extra["image_ref"] = task.payload.get("image_ref") or (task.payload.get("instance") or {}).get(
             "image_ref"
         )
@@ -647,8 +632,8 @@ def settle(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> No
     error = None if ok else str(result.get("error") or task.error or "unknown error")
     if power in states.POWER_STATES:
         node.power_state = power
-    kind = task.kind
-    if kind == "node_power":
+    kind = TaskKind(task.kind)
+    if kind == TaskKind.NODE_POWER:
         node.target_power_state = None
         if not ok:
             node.last_error = f"Failed to change power state to {task.payload.get('target')}: {error}"
@@ -656,14 +641,20 @@ def settle(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> No
             # The server on the node follows at once (its next power sync would say the same).
             instance = session.scalar(select(Instance).where(Instance.uuid == node.instance_uuid))
             if instance is not None:
-                sync_power_state(instance, int(_INSTANCE_POWER[power]))
-    elif kind in ("node_verify", "node_clean", "node_adopt", "spawn", "rebuild"):
+                write(instance, lc.power_observed(state_of(instance), int(_INSTANCE_POWER[power])))
+    elif kind in (
+        TaskKind.NODE_VERIFY,
+        TaskKind.NODE_CLEAN,
+        TaskKind.NODE_ADOPT,
+        TaskKind.SPAWN,
+        TaskKind.REBUILD,
+    ):
         expected = {
-            "node_verify": states.VERIFYING,
-            "node_clean": states.CLEANING,
-            "node_adopt": states.ADOPTING,
-            "spawn": states.DEPLOYING,
-            "rebuild": states.DEPLOYING,
+            TaskKind.NODE_VERIFY: states.VERIFYING,
+            TaskKind.NODE_CLEAN: states.CLEANING,
+            TaskKind.NODE_ADOPT: states.ADOPTING,
+            TaskKind.SPAWN: states.DEPLOYING,
+            TaskKind.REBUILD: states.DEPLOYING,
         }[kind]
         if node.provision_state not in (expected, states.DEPLOY_WAIT):
             log.info("node %s: %s result ignored in state %s", node.uuid, kind, node.provision_state)
@@ -671,12 +662,12 @@ def settle(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> No
         _move(node, states.DONE if ok else states.FAIL)
         if not ok:
             node.last_error = f"{_WHAT[kind]} failed: {error}"
-            if kind in ("spawn", "rebuild"):
+            if kind in (TaskKind.SPAWN, TaskKind.REBUILD):
                 node.fault = None
-        elif kind == "node_adopt":
+        elif kind == TaskKind.NODE_ADOPT:
             instance = _adopt_server(session, node, power, task.request_id)
             node.instance_uuid = instance.uuid
-    elif kind == "delete":
+    elif kind == TaskKind.DELETE:
         if node.provision_state != states.DELETING:
             log.info("node %s: delete result ignored in state %s", node.uuid, node.provision_state)
             return
@@ -694,11 +685,11 @@ def settle(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> No
 
 
 _WHAT = {
-    "node_verify": "Verifying the BMC",
-    "node_clean": "Cleaning",
-    "node_adopt": "Adoption",
-    "spawn": "Deploy",
-    "rebuild": "Redeploy",
+    TaskKind.NODE_VERIFY: "Verifying the BMC",
+    TaskKind.NODE_CLEAN: "Cleaning",
+    TaskKind.NODE_ADOPT: "Adoption",
+    TaskKind.SPAWN: "Deploy",
+    TaskKind.REBUILD: "Redeploy",
 }
 
 

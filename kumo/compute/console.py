@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
 from kumo.compute import servers
+from kumo.compute.lifecycle_apply import spec
 from kumo.compute.states import TaskState
 from kumo.db import Database
 from kumo.errors import BadRequest, Conflict
@@ -61,7 +62,7 @@ def request_output(
         instance.host,
         TASK_KIND,
         None,
-        ConsolePayload(servers.spec(instance), length),
+        ConsolePayload(spec(instance), length),
         ctx.request_id,
     )
     return task.id, instance.host

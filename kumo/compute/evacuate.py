@@ -5,7 +5,8 @@ Only when the source's compute service is down (heartbeat too old, or forced dow
 that is up still runs the guest. The destination goes through the scheduler core with the
 source excluded (a named host is checked by it, and claimed), the source's allocations are
 released (nothing runs there any more), and the source keeps a `cleanup` task so that, if it
-ever comes back, it destroys the guest that moved away (kumo.compute.servers.leave_cleanup).
+ever comes back, it destroys the guest that moved away (kumo.compute.lifecycle.evacuate decides
+all of it; kumo.compute.lifecycle_apply writes it).
 """
 
 from __future__ import annotations
@@ -16,17 +17,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
-from kumo.compute import actions, hosts, params, servers, states
-from kumo.compute.aggregates import availability_zone_of
+from kumo.compute import hosts, params, servers
+from kumo.compute import lifecycle as lc
+from kumo.compute.lifecycle_apply import apply, state_of
 from kumo.compute.microversion import Microversion
-from kumo.compute.models import ComputeHost, Instance
+from kumo.compute.models import ComputeHost
 from kumo.compute.node_hosts import BAREMETAL_HYPERVISOR_TYPE, may_be_node
 from kumo.compute.scheduling import claim_destination
-from kumo.compute.servers import migration_consumer
-from kumo.errors import BadRequest, Conflict, NotFound
-from kumo.placement.claims import release
-from kumo.work import queue
-from kumo.work.kinds import EvacuatePayload, TaskKind
+from kumo.errors import BadRequest, NotFound
 
 # 2.14 drops onSharedStorage (and the adminPass in the answer); 2.29 adds force.
 NO_SHARED_STORAGE_VERSION = "2.14"
@@ -75,22 +73,19 @@ def evacuate(session: Session, ctx: RequestContext, server_id: str, req: Evacuat
     """Start rebuilding the server on another host; returns that host (its agent to wake)."""
     ctx.require_admin()
     instance = servers.get(session, ctx, server_id, for_update=True)
-    source = instance.host
-    if source is None:
-        raise Conflict(f"Cannot 'evacuate' instance {server_id}: it has no host")
+    state = state_of(instance)
+    source = lc.evacuation_source(state)
     _refuse_baremetal(session, source)
     if req.host is not None:
         if req.host == source:
             raise BadRequest("The target host can't be the same one.")
         if session.scalar(select(ComputeHost.id).where(ComputeHost.name == req.host)) is None:
             raise NotFound(f"Compute host {req.host} not found.")
-    action = states.check("evacuate", instance.vm_state, instance.task_state, instance.uuid)
+    lc.allowed(state, "evacuate")
     if hosts.host_is_up(session, source):
         raise BadRequest(f"Compute service of {source} is still in use.")
     dest = claim_destination(session, instance, req.host, move="evacuation")
-    release(session, migration_consumer(instance.uuid))  # the dead source's share
-    queue.cancel_for_instance(session, instance.uuid)  # nothing left for it on the source
-    _rebuild_on(session, ctx, instance, action, source, dest)
+    apply(session, instance, lc.evacuate(state, dest), ctx)
     return dest
 
 
@@ -98,22 +93,3 @@ def _refuse_baremetal(session: Session, host: str) -> None:
     kind = session.scalar(select(ComputeHost.hypervisor_type).where(ComputeHost.name == host))
     if may_be_node(host) or kind == BAREMETAL_HYPERVISOR_TYPE:
         raise BadRequest("Baremetal servers cannot be evacuated: a physical machine cannot move.")
-
-
-def _rebuild_on(
-    session: Session, ctx: RequestContext, instance: Instance, action: states.Action, source: str, dest: str
-) -> None:
-    """Record the action, move the instance to `dest` with its rebuild task, and leave the
-    source a cleanup task for when it returns."""
-    row = actions.start_action(
-        session, instance.uuid, action.name, ctx.request_id, ctx.user_id, ctx.project_id
-    )
-    event = actions.start_event(session, row.id, action.event, dest)
-    servers.leave_cleanup(session, instance, source, f"evacuated to {dest}", ctx.request_id)
-    instance.host = dest
-    instance.availability_zone = availability_zone_of(session, dest)
-    # Like Nova (and a rebuild), a server evacuated while stopped is stopped again afterwards.
-    stop_after = instance.vm_state == states.VmState.STOPPED
-    instance.task_state = action.task_state
-    payload = EvacuatePayload(row.id, event.id, servers.spec(instance), source, stop_after)
-    queue.enqueue(session, dest, TaskKind.EVACUATE, instance.uuid, payload, ctx.request_id)

@@ -10,7 +10,10 @@ messages, or `Conflict` for a lock or a missing host.
 
 Invariants:
 - This module reads no database, no clock and no settings; it imports only the standard
-  library, kumo.errors and kumo.compute.states. kumo.compute.lifecycle_apply writes a Change.
+  library, kumo.errors, kumo.compute.states and kumo.work.kinds (task kinds, pure data).
+  kumo.compute.lifecycle_apply writes a Change.
+- Task kinds are `TaskKind` members; an `Enqueue` carries its payload's fields, from which the
+  applier builds the kind's typed payload (kumo.work.kinds.PAYLOADS) once Refs are filled in.
 - A Change's fields left `UNCHANGED` are not written; `None` is a value (no task in flight, no
   host, no migration source).
 - `effects` run in their order, after the fields are written; `Ref` placeholders in an effect
@@ -29,11 +32,8 @@ from typing import Any, Protocol
 
 from kumo.compute.states import ACTIONS, SCHEDULE_EVENT, Action, PowerState, TaskState, VmState, check
 from kumo.errors import BadRequest, Conflict, InvalidState
+from kumo.work.kinds import HOST_CLEANUPS, MOVES, TaskKind
 
-# Task kinds whose results change no server (clean-up on a host the server left).
-CLEANUP_KINDS = frozenset({"abort_migration", "cleanup"})
-MOVE_KINDS = frozenset({"live_migrate", "migrate", "revert_resize"})
-PREPARE_KIND = "prepare_migration"
 SPAWN_EVENT = ACTIONS["spawn"].event  # the agent's part of the create action
 # task_states of a move in flight: its destination may hold what prepare_migration left there.
 MOVING = frozenset({TaskState.MIGRATING, TaskState.RESIZE_MIGRATING, TaskState.RESIZE_REVERTING})
@@ -72,7 +72,7 @@ class Ref(Enum):
 
     ACTION = "action"  # the id of the action this change started
     EVENT = "event"  # the id of the event this change started last (None if none)
-    SPEC = "spec"  # the agent's view of the instance (servers.spec)
+    SPEC = "spec"  # the agent's view of the instance (lifecycle_apply.spec)
 
 
 @dataclass(frozen=True)
@@ -119,10 +119,11 @@ class RecordAction:
 
 @dataclass(frozen=True)
 class Enqueue:
-    """A task for `host`'s agent about this server; Ref values in `payload` are filled in."""
+    """A task for `host`'s agent about this server: `payload` holds the fields of `kind`'s
+    typed payload (kumo.work.kinds.PAYLOADS), Ref values among them filled in by the applier."""
 
     host: str
-    kind: str
+    kind: TaskKind
     payload: Mapping[str, Any]
 
 
@@ -194,12 +195,12 @@ def _undo_destination_claim(state: ServerState) -> tuple[Effect, ...]:
 
 def _abort_on(dest: str) -> Enqueue:
     """Have the destination drop what it prepared for a move that did not happen."""
-    return Enqueue(dest, "abort_migration", {"instance": Ref.SPEC, "dest": dest})
+    return Enqueue(dest, TaskKind.ABORT_MIGRATION, {"instance": Ref.SPEC, "dest": dest})
 
 
 def _cleanup_on(host: str, why: str) -> Enqueue:
     """Have `host`'s agent, whenever it runs again, destroy this server's guest there."""
-    return Enqueue(host, "cleanup", {"instance": Ref.SPEC, "why": why})
+    return Enqueue(host, TaskKind.CLEANUP, {"instance": Ref.SPEC, "why": why})
 
 
 def _error(message: str, code: int = 500) -> Change:
@@ -235,7 +236,7 @@ def request(
     is_admin: bool,
     extra: Mapping[str, Any] | None = None,
     host: str | None = None,
-    task_kind: str | None = None,
+    task_kind: TaskKind | None = None,
 ) -> Change:
     """Start action `kind`: its task goes to `host` (default: the server's) as `task_kind`
     (default: `kind`), its payload the action, its event, the spec and `extra`. A rebuild
@@ -253,7 +254,10 @@ def request(
     payload.update(extra or {})
     return Change(
         task_state=action.task_state,
-        effects=(BeginAction(action.name, action.event, target), Enqueue(target, task_kind or kind, payload)),
+        effects=(
+            BeginAction(action.name, action.event, target),
+            Enqueue(target, task_kind or TaskKind(kind), payload),
+        ),
         wake=target,
     )
 
@@ -262,8 +266,10 @@ def request_move(state: ServerState, kind: str, dest: str, *, is_admin: bool) ->
     """A move is two tasks: the destination prepares (`prepare_migration`), then, when it
     answers, the source moves the guest there (`kind`; see prepared). The action's event stays
     open across both and finishes with the move's outcome."""
-    move = {"dest": dest, "source": state.host, "move": kind}
-    return request(state, kind, is_admin=is_admin, extra=move, host=dest, task_kind=PREPARE_KIND)
+    move = {"dest": dest, "source": state.host, "move": TaskKind(kind)}
+    return request(
+        state, kind, is_admin=is_admin, extra=move, host=dest, task_kind=TaskKind.PREPARE_MIGRATION
+    )
 
 
 def revert_resize(state: ServerState, *, is_admin: bool) -> Change:
@@ -353,7 +359,7 @@ def delete(
     assert state.host is not None
     return Change(
         task_state=TaskState.DELETING,
-        effects=(*begun, Enqueue(state.host, "delete", payload)),
+        effects=(*begun, Enqueue(state.host, TaskKind.DELETE, payload)),
         wake=state.host,
     )
 
@@ -404,7 +410,7 @@ def evacuate(state: ServerState, dest: str) -> Change:
             CancelTasks(),
             BeginAction(action.name, action.event, dest),
             _cleanup_on(source, f"evacuated to {dest}"),
-            Enqueue(dest, "evacuate", payload),
+            Enqueue(dest, TaskKind.EVACUATE, payload),
         ),
         wake=dest,
     )
@@ -445,7 +451,7 @@ def placed(
             effects += [StartEvent(note[0], host, event.action_id), FinishEvent(Ref.EVENT, True, note[1])]
         effects.append(StartEvent(SPAWN_EVENT, host, event.action_id))
     spawn_event: int | Ref | None = Ref.EVENT if event is not None else None
-    effects.append(Enqueue(host, "spawn", {"event_id": spawn_event, "instance": Ref.SPEC}))
+    effects.append(Enqueue(host, TaskKind.SPAWN, {"event_id": spawn_event, "instance": Ref.SPEC}))
     return Change(
         host=host,
         availability_zone=availability_zone,
@@ -481,7 +487,7 @@ class TaskOutcome:
     """An agent's report of a task: its kind, the host it ran on, its payload, and what the
     report says (`error` as task_error, `power` the guest's power state)."""
 
-    kind: str
+    kind: TaskKind
     host: str
     ok: bool
     payload: Mapping[str, Any]
@@ -494,10 +500,11 @@ class TaskOutcome:
     def of(
         cls, kind: str, host: str, ok: bool, payload: Mapping[str, Any], result: Mapping[str, Any]
     ) -> TaskOutcome:
+        """`kind` as stored on the task (a TaskKind value)."""
         error = task_error(ok, result)
         power = result.get("power_state")
         return cls(
-            kind=kind,
+            kind=TaskKind(kind),
             host=host,
             ok=ok,
             payload=payload,
@@ -511,9 +518,9 @@ class TaskOutcome:
 def settled(state: ServerState | None, outcome: TaskOutcome) -> Change:
     """Apply an agent's report of a task to its server (`state` None: no server, or deleted).
     The task's own bookkeeping (done/failed) is the caller's."""
-    if outcome.kind in CLEANUP_KINDS:
+    if outcome.kind in HOST_CLEANUPS:
         return NOTHING
-    if outcome.kind == PREPARE_KIND:
+    if outcome.kind == TaskKind.PREPARE_MIGRATION:
         return prepared(state, outcome)
     event_id = outcome.payload.get("event_id")
     finish: tuple[Effect, ...] = ()
@@ -529,7 +536,7 @@ def settled(state: ServerState | None, outcome: TaskOutcome) -> Change:
 def prepared(state: ServerState | None, outcome: TaskOutcome) -> Change:
     """The destination is ready (or not): hand the move to the source, or end the action."""
     payload = outcome.payload
-    kind, dest, source = payload["move"], payload["dest"], payload["source"]
+    kind, dest, source = TaskKind(payload["move"]), payload["dest"], payload["source"]
     if state is None or state.deleted:
         return NOTHING
     if outcome.ok and state.host == source:
@@ -537,7 +544,7 @@ def prepared(state: ServerState | None, outcome: TaskOutcome) -> Change:
         return Change(effects=(Enqueue(source, kind, move),), wake=source)
     error = outcome.error if not outcome.ok else f"Instance {state.uuid} left {source} before the move began"
     why = f"Preparing {dest} failed: {error}"
-    undo = _undo_destination_claim(state) if kind != "revert_resize" else ()
+    undo = _undo_destination_claim(state) if kind != TaskKind.REVERT_RESIZE else ()
     return Change(
         task_state=None,
         effects=(FinishEvent(int(payload["event_id"]), False, why, why), *undo, _abort_on(dest)),
@@ -547,11 +554,11 @@ def prepared(state: ServerState | None, outcome: TaskOutcome) -> Change:
 
 def _task_done(state: ServerState, outcome: TaskOutcome) -> Change:
     kind, power = outcome.kind, outcome.power
-    if kind == "delete":
+    if kind == TaskKind.DELETE:
         if outcome.ok:
             return _finalized(state)
         return _error(outcome.error or "delete failed", 500)
-    if kind in MOVE_KINDS:
+    if kind in MOVES:
         return _moved(state, outcome)
     action = ACTIONS[kind]
     if outcome.ok:
@@ -560,14 +567,14 @@ def _task_done(state: ServerState, outcome: TaskOutcome) -> Change:
             vm_state=action.done_vm_state if action.done_vm_state is not None else UNCHANGED,
             task_state=None,
             power_state=int(done_power),
-            launched=kind == "spawn",
-            progress=100 if kind == "spawn" else None,
+            launched=kind == TaskKind.SPAWN,
+            progress=100 if kind == TaskKind.SPAWN else None,
         )
-        if kind in ("rebuild", "evacuate") and outcome.payload.get("stop_after"):
+        if kind in (TaskKind.REBUILD, TaskKind.EVACUATE) and outcome.payload.get("stop_after"):
             return _power_off_after_rebuild(change, outcome)
         return change
-    if kind in ("spawn", "evacuate"):
-        failed = "Build of instance failed" if kind == "spawn" else "Evacuation of instance failed"
+    if kind in (TaskKind.SPAWN, TaskKind.EVACUATE):
+        failed = "Build of instance failed" if kind == TaskKind.SPAWN else "Evacuation of instance failed"
         return _error(outcome.error or failed, 500)
     # Nova leaves the server in its previous state, the event recording the error.
     return Change(task_state=None, power_state=UNCHANGED if power is None else int(power))
@@ -580,7 +587,7 @@ def _power_off_after_rebuild(change: Change, outcome: TaskOutcome) -> Change:
     return replace(
         change,
         task_state=TaskState.POWERING_OFF,
-        effects=(Enqueue(outcome.host, "stop", payload),),
+        effects=(Enqueue(outcome.host, TaskKind.STOP, payload),),
         wake=outcome.host,
     )
 
@@ -592,12 +599,12 @@ def _moved(state: ServerState, outcome: TaskOutcome) -> Change:
     if not outcome.ok:
         # A failed move leaves the guest where it was: the destination's claim goes, and the
         # destination cleans up what it prepared.
-        undo = _undo_destination_claim(state) if kind != "revert_resize" else ()
+        undo = _undo_destination_claim(state) if kind != TaskKind.REVERT_RESIZE else ()
         return replace(base, effects=(*undo, _abort_on(dest)), wake=dest)
     moved = replace(base, host=dest, zone_from_host=True)
-    if kind == "live_migrate":
+    if kind == TaskKind.LIVE_MIGRATE:
         return moved.then(Release(migration_consumer(state.uuid)))
-    if kind == "migrate":
+    if kind == TaskKind.MIGRATE:
         return replace(moved, vm_state=VmState.RESIZED, migration_source=outcome.payload["source"])
     # revert_resize: back on the source, holding the source's original claim again
     stopped = power == PowerState.SHUTDOWN
@@ -609,13 +616,13 @@ def _moved(state: ServerState, outcome: TaskOutcome) -> Change:
     )
 
 
-def unsettled(state: ServerState | None, kind: str, event_id: object, error: str) -> Change:
+def unsettled(state: ServerState | None, kind: TaskKind, event_id: object, error: str) -> Change:
     """A task's result raised while applied: its event fails with `error`, and its server
     (unless the task was a clean-up) goes to ERROR naming it."""
     finish: tuple[Effect, ...] = (
         (FinishEvent(event_id, False, error, error),) if isinstance(event_id, int) else ()
     )
-    if kind in CLEANUP_KINDS or state is None or state.deleted:
+    if kind in HOST_CLEANUPS or state is None or state.deleted:
         return Change(effects=finish)
     return replace(_error(error, 500), effects=finish)
 

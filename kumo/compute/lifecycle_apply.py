@@ -3,70 +3,16 @@ transaction.
 
 Invariants:
 - `apply` writes the Change's fields first, then performs its effects in their order; it
-  decides nothing (every rule is in kumo.compute.lifecycle).
-- Work for agents goes through the `enqueue` callable the caller passes (the work queue's),
-  so this module imports no work-queue, agent or baremetal module; it writes instance actions
-  (kumo.compute.actions), allocations (kumo.placement.claims) and group memberships only.
+  decides nothing (every rule is in kumo.compute.lifecycle). This module and
+  kumo.compute.models' column defaults are the only places a server's vm_state, task_state,
+  power_state or fault is assigned.
+- Work for agents goes to the work queue (kumo.work.queue, a lower layer) as the `Enqueue`
+  effect's kind with its typed payload (kumo.work.kinds.PAYLOADS), built here once the `Ref`
+  values are filled in; `enqueue`/`cancel` may be replaced (tests). This module imports no
+  agent or baremetal module; it writes instance actions (kumo.compute.actions), allocations
+  (kumo.placement.claims) and group memberships only.
 - `Ref` values in an effect are the ids of the action and event this Change started (the
-  latest of each) and the agent's view of the instance (`spec`).
-
-Phase 2 (wiring) replaces each place that applies a transition today by these lines, where
-`lc` is kumo.compute.lifecycle, `s = state_of(instance)`, `db = session`, `i = instance` and
-`q = dict(enqueue=tasks.enqueue, cancel=tasks.cancel_for_instance)`:
-
-- server_ops._begin(…, kind, extra, host, task_kind):
-    change = lc.request(s, kind, is_admin=ctx.is_admin, extra=extra, host=host, task_kind=task_kind)
-    return apply(db, i, change, ctx, **q).wake
-  (rebuild's stop_after and reboot's `hard` now come from lc.request; rebuild's extra is
-  {"image_ref": image.id})
-- server_ops._begin_move(…, kind, dest):
-    return apply(db, i, lc.request_move(s, kind, dest, is_admin=ctx.is_admin), ctx, **q).wake
-- server_ops.revert_resize:
-    return apply(db, i, lc.revert_resize(s, is_admin=ctx.is_admin), ctx, **q).wake
-- server_ops.confirm_resize:  apply(db, i, lc.confirm_resize(s), ctx, **q)
-- server_ops.reset_state:  `requested = lc.reset_target(state)` (the body's) before servers.get,
-  then  apply(db, i, lc.reset_state(s, requested), ctx, **q)
-- server_ops.settle, after the task's bookkeeping and the baremetal hook:
-    outcome = lc.TaskOutcome.of(task.kind, task.host, ok, task.payload, result)
-    task.error = outcome.error
-    apply_if(db, i, lc.settled(state_or_none(i), outcome), Requester(task.request_id), **q)
-  (_apply, _settle_prepare, _settle_move, _power_off_after_rebuild, _abort_on and
-  _undo_destination_claim go away)
-- server_ops.fail_unsettled, after the task's bookkeeping:
-    change = lc.unsettled(state_or_none(i), task.kind, event_id, error)
-    apply_if(db, i, change, Requester(task.request_id), **q)
-- server_ops.mark_error(i, message, code):  write(i, lc.mark_error(message, code))
-- server_ops.sync_power_state(i, power):  write(i, lc.power_observed(s, power))
-  (the same line in kumo/agent/service.py, kumo/baremetal/conductors.py and service.py)
-- servers.create, after session.add(i):  apply(db, i, lc.created(), ctx, **q)
-  (the Instance constructor no longer names vm_state/task_state)
-- servers.delete, after the lock on the row:
-    dest = servers._move_destination(db, i) if lc.moving(s) else None
-    change = lc.delete(s, is_admin=ctx.is_admin, force=force,
-                       host_down=_deleted_locally(db, i), move_destination=dest)
-    return i, apply(db, i, change, ctx, **q).wake
-  (_local_delete, finalize_delete and leave_cleanup go away; servers.spec is `spec` here)
-- evacuate.evacuate: `lc.evacuation_source(s)` where `source is None` is checked,
-  `lc.allowed(s, "evacuate")` where states.check is, and after claim_destination:
-    apply(db, i, lc.evacuate(s, dest), ctx, **q); return dest
-- scheduling._place (ORM path), after the claim:
-    note = (SPREAD_NOT_HONOURED_EVENT, details) if details is not None else None
-    change = lc.placed(s, chosen.host, host.availability_zone, event, details, note)
-    apply(db, i, change, Requester(request_id_var.get()), **q)
-- scheduling._no_valid_host:
-    apply(db, i, lc.no_valid_host(decision.message, event), Requester(None), **q)
-- scheduling._fail:
-    change = lc.scheduling_failed(s, failed.message, failed.trace, event)
-    apply(db, i, change, Requester(None), **q)
-- placement_commit.write keeps its SQL; its task_state parameter and the values it marks
-  committed are those of lc.placed(...) (task_state, host, availability_zone), so both paths
-  write the same row.
-- baremetal service._adopt_server: the Instance without lifecycle fields, then, after its
-  session.flush() (a task_state None given at INSERT takes the column's default, "scheduling":
-  today's adopted servers are written so),
-    change = lc.adopted(power != states.POWER_OFF, node.uuid)
-    apply(db, i, change, Requester(request_id or "-", None, project_id), **q)
-- server_groups and servers: migration_consumer is lc.migration_consumer.
+  latest of each) and the agent's view of the instance (`spec`, the one definition of it).
 """
 
 from __future__ import annotations
@@ -100,9 +46,11 @@ from kumo.compute.lifecycle import (
 from kumo.compute.models import Instance, ServerGroupMember
 from kumo.db import utcnow
 from kumo.placement.claims import release, rename_consumer
+from kumo.work import queue
+from kumo.work.kinds import PAYLOADS, AnyPayload, TaskKind
 
-# kumo.agent.tasks.enqueue's shape: (session, host, kind, instance_uuid, payload, request_id)
-EnqueueFn = Callable[[Session, str, str, str | None, dict[str, Any], str | None], object]
+# kumo.work.queue.enqueue's shape: (session, host, kind, instance_uuid, payload, request_id)
+EnqueueFn = Callable[[Session, str, TaskKind, str | None, AnyPayload, str | None], object]
 CancelFn = Callable[[Session, str], object]
 
 
@@ -194,8 +142,8 @@ def apply(
     change: Change,
     actor: Actor,
     *,
-    enqueue: EnqueueFn,
-    cancel: CancelFn | None = None,
+    enqueue: EnqueueFn = queue.enqueue,
+    cancel: CancelFn = queue.cancel_for_instance,
 ) -> Applied:
     """Write `change` onto `instance`, then perform its effects in order."""
     _write_fields(instance, change, session)
@@ -208,8 +156,8 @@ def apply_if(
     change: Change,
     actor: Actor,
     *,
-    enqueue: EnqueueFn,
-    cancel: CancelFn | None = None,
+    enqueue: EnqueueFn = queue.enqueue,
+    cancel: CancelFn = queue.cancel_for_instance,
 ) -> Applied:
     """As apply, for a change about a server that may be gone (a task result): then only
     effects that need no instance (finishing an event) may be in it."""
@@ -255,7 +203,7 @@ class _Effects:
     """Performs a change's effects, remembering the action and event it started."""
 
     def __init__(
-        self, session: Session, instance: Instance, actor: Actor, enqueue: EnqueueFn, cancel: CancelFn | None
+        self, session: Session, instance: Instance, actor: Actor, enqueue: EnqueueFn, cancel: CancelFn
     ) -> None:
         self.session, self.instance, self.actor = session, instance, actor
         self.enqueue, self.cancel = enqueue, cancel
@@ -295,15 +243,14 @@ class _Effects:
                 host=effect.host,
             )
         elif isinstance(effect, Enqueue):
-            payload = {key: self._resolve(value) for key, value in effect.payload.items()}
+            fields = {key: self._resolve(value) for key, value in effect.payload.items()}
+            payload = PAYLOADS[effect.kind].from_json(fields)
             self.enqueue(session, effect.host, effect.kind, uuid, payload, actor.request_id)
         elif isinstance(effect, Release):
             release(session, effect.consumer)
         elif isinstance(effect, RenameConsumer):
             rename_consumer(session, effect.old, effect.new)
         elif isinstance(effect, CancelTasks):
-            if self.cancel is None:
-                raise ValueError("this change cancels tasks: pass cancel=")
             self.cancel(session, uuid)
         elif isinstance(effect, LeaveGroups):
             session.execute(delete(ServerGroupMember).where(ServerGroupMember.instance_uuid == uuid))

@@ -25,12 +25,13 @@ from sqlalchemy import Integer, Select, bindparam, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from kumo.compute import actions, server_groups, servers
+from kumo.compute import lifecycle as lc
+from kumo.compute import lifecycle_apply, server_groups
+from kumo.compute.lifecycle import migration_consumer
+from kumo.compute.lifecycle_apply import Requester, apply, state_of
 from kumo.compute.models import Instance, InstanceAction, InstanceActionEvent, ServerGroup
 from kumo.compute.node_hosts import may_be_node
-from kumo.compute.server_ops import mark_error
-from kumo.compute.servers import migration_consumer
-from kumo.compute.states import ACTIONS, SCHEDULE_EVENT, TaskState, VmState
+from kumo.compute.states import SCHEDULE_EVENT, TaskState, VmState
 from kumo.config import Settings, get_settings
 from kumo.db import utcnow
 from kumo.db.transient import describe, is_transient, without_parameters
@@ -53,7 +54,6 @@ from kumo.scheduler.snapshot import Snapshot
 from kumo.scheduler.weighers import SPREAD, SchedulerConfig
 from kumo.store.protocol import PlacementPlan, Store, database_store, store_of
 from kumo.validation import MAX_INT, int_text
-from kumo.work import queue
 from kumo.work.kinds import SpawnPayload, TaskKind
 
 log = logging.getLogger(__name__)
@@ -384,10 +384,8 @@ def _fail(session: Session, instance: Instance, failed: _RequestFailed) -> None:
     event = _open_events(session, [instance.uuid], SCHEDULE_EVENT).get(instance.uuid)
     with logged_as(event.request_id if event is not None else "-"):
         log.error("cannot schedule %s: %s", instance.uuid, failed.message)
-    claims.release(session, instance.uuid)
-    mark_error(instance, failed.message, 500)
-    if event is not None:
-        actions.finish_event(session, event.id, False, failed.message, failed.trace)
+    change = lc.scheduling_failed(state_of(instance), failed.message, failed.trace, event)
+    apply(session, instance, change, Requester(None))
 
 
 def _fail_alone(rt: Runtime, durable: bool, failed: _RequestFailed) -> None:
@@ -571,26 +569,13 @@ def _place(
             chosen = claims.claim_first(session, candidates, instance.uuid, request.resources)
         except ClaimConflict:
             return _conflict(session, instance, snapshot, reads)
-        host = snapshot.hosts[chosen.host]
-        details = None
+        zone = snapshot.hosts[chosen.host].availability_zone
+        details = note = None
         if chosen.soft_policy_honoured is False and request.group is not None:
             details = server_groups.spread_not_honoured_message(request.group)
-        for name, value in _placed(chosen.host, host.availability_zone).items():
-            setattr(instance, name, value)
-        spawn_event_id = None
-        if event is not None:
-            actions.finish_event(session, event.id, True, details)
-            if details is not None and request.group is not None:
-                server_groups.record_spread_not_honoured(session, event.action_id, request.group, chosen.host)
-            spawn_event_id = actions.start_event(session, event.action_id, SPAWN_EVENT, chosen.host).id
-        queue.enqueue(
-            session,
-            chosen.host,
-            SPAWN_TASK,
-            instance.uuid,
-            SpawnPayload(spawn_event_id, servers.spec(instance)),
-            request_id_var.get(),
-        )
+            note = (server_groups.SPREAD_NOT_HONOURED_EVENT, details)
+        change = lc.placed(state_of(instance), chosen.host, zone, event, details, note)
+        apply(session, instance, change, Requester(request_id_var.get()))
         woken.add(chosen.host)
         log.info("scheduled %s on %s", instance.uuid, chosen.host)
         return snapshot.after_claim(chosen.host, request)
@@ -609,18 +594,21 @@ def _conflict(session: Session, instance: Instance, snapshot: Snapshot, reads: _
 
 
 # The agent's part of the create action: its event, and the task that carries it out.
-SPAWN_EVENT = ACTIONS["spawn"].event
+SPAWN_EVENT = lc.SPAWN_EVENT
 SPAWN_TASK = TaskKind.SPAWN
 
 
-def _placed(host: str, availability_zone: str | None) -> dict[str, str | None]:
-    """The instance's new values once placed on `host`, whichever way the placement is written."""
-    return {"host": host, "availability_zone": availability_zone, "task_state": TaskState.SPAWNING}
+def _placed_task_state(instance: Instance, host: str, availability_zone: str | None) -> str:
+    """The task_state lifecycle.placed gives `instance` on `host`: a plan writes the same."""
+    task_state = lc.placed(state_of(instance), host, availability_zone, None).task_state
+    if not isinstance(task_state, str):
+        raise ValueError(f"lifecycle.placed left no task_state for {instance.uuid}")
+    return task_state
 
 
 def _spawn_payload(instance: Instance) -> dict[str, Any]:
     """The spawn task's payload, but for the "event_id" of the spawn event started with it."""
-    payload = SpawnPayload(None, servers.spec(instance)).to_json()
+    payload = SpawnPayload(None, lifecycle_apply.spec(instance)).to_json()
     payload.pop("event_id", None)
     return payload
 
@@ -641,7 +629,7 @@ def placement_plan(
 ) -> PlacementPlan:
     """The writes that place `instance` on `candidate` (see PlacementPlan): the same rows the
     ORM path of _place writes."""
-    placed = _placed(candidate.host, availability_zone)
+    task_state = _placed_task_state(instance, candidate.host, availability_zone)
     return PlacementPlan(
         provider_id=candidate.provider_id,
         generation=candidate.generation,
@@ -650,7 +638,7 @@ def placement_plan(
         instance_uuid=instance.uuid,
         host=candidate.host,
         availability_zone=availability_zone,
-        task_state=str(placed["task_state"]),
+        task_state=task_state,
         end_event=SCHEDULE_EVENT,
         start_event=SPAWN_EVENT,
         task_id=str(uuid.uuid4()),
@@ -669,7 +657,13 @@ def commit_plan(session: Session, instance: Instance, plan: PlacementPlan) -> st
     if request_id is None:
         CLAIM_CONFLICTS.inc()
         return None
-    for name, value in (*_placed(plan.host, plan.availability_zone).items(), ("updated_at", utcnow())):
+    committed = {
+        "host": plan.host,
+        "availability_zone": plan.availability_zone,
+        "task_state": plan.task_state,
+        "updated_at": utcnow(),
+    }
+    for name, value in committed.items():
         set_committed_value(instance, name, value)
     CLAIM_SECONDS.observe(time.perf_counter() - started)
     return request_id
@@ -702,9 +696,7 @@ def _no_valid_host(
 ) -> Snapshot:
     SCHEDULE_FAILURES.inc()
     log.warning("no valid host for %s: %s", instance.uuid, decision.message)
-    mark_error(instance, decision.message, 500)
-    if event is not None:
-        actions.finish_event(session, event.id, False, decision.message)
+    apply(session, instance, lc.no_valid_host(decision.message, event), Requester(None))
     return snapshot
 
 

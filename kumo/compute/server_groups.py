@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
 from kumo.compute import actions, params, quotas
+from kumo.compute.lifecycle import migration_consumer
 from kumo.compute.microversion import Microversion
 from kumo.compute.models import ComputeHost, Instance, ServerGroup, ServerGroupMember
-from kumo.compute.servers import migration_consumer
 from kumo.errors import BadRequest, Forbidden, NotFound
 from kumo.placement.models import Allocation
 from kumo.scheduler import filters

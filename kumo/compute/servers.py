@@ -17,19 +17,18 @@ from sqlalchemy import Row, Select, Text, and_, cast, null, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
-from kumo.compute import actions, flavors, hosts, keypairs, quotas, states
+from kumo.compute import flavors, hosts, keypairs, quotas, states
+from kumo.compute import lifecycle as lc
 from kumo.compute.aggregates import zone_exists
+from kumo.compute.lifecycle_apply import apply, state_of
 from kumo.compute.models import ComputeHost, Flavor, Instance, ServerGroup, ServerGroupMember
 from kumo.compute.node_hosts import may_be_node
-from kumo.compute.states import SCHEDULE_EVENT, TaskState, VmState
 from kumo.config import get_settings
 from kumo.db import utcnow
-from kumo.errors import BadRequest, Conflict, Forbidden, NotFound
+from kumo.errors import BadRequest, Forbidden, NotFound
 from kumo.image.service import get_image_for_boot
-from kumo.placement.claims import release
 from kumo.store.protocol import store_of
-from kumo.work import queue
-from kumo.work.kinds import AbortMigrationPayload, ActionPayload, CleanupPayload, TaskKind
+from kumo.work.kinds import TaskKind
 from kumo.work.models import Task
 
 _HOSTNAME_BAD = re.compile(r"[^a-z0-9-]+")
@@ -194,8 +193,6 @@ def create(session: Session, ctx: RequestContext, req: CreateRequest) -> list[In
             flavor=flavor_snapshot,
             vcpus=flavor.vcpus,
             memory_mb=flavor.ram,
-            vm_state=VmState.BUILDING,
-            task_state=TaskState.SCHEDULING,
             requested_az=zone,
             availability_zone=zone,
             key_name=req.key_name,
@@ -214,10 +211,7 @@ def create(session: Session, ctx: RequestContext, req: CreateRequest) -> list[In
         session.add(instance)
         if group is not None:
             session.add(ServerGroupMember(group_uuid=group.uuid, instance_uuid=instance.uuid))
-        action = actions.start_action(
-            session, instance.uuid, "create", ctx.request_id, ctx.user_id, ctx.project_id
-        )
-        actions.start_event(session, action.id, SCHEDULE_EVENT)
+        apply(session, instance, lc.created(), ctx)
         created.append(instance)
     return created
 
@@ -405,32 +399,20 @@ def delete(
 ) -> tuple[Instance, str | None]:
     """Start deleting (`force`: forceDelete, even while a delete is in flight). Returns the
     instance and the host whose agent must be woken (if any). When the instance's host is down
-    the API deletes it itself (local_delete) and leaves the host a clean-up task."""
+    the API deletes it itself (lifecycle.delete: a local delete) and leaves the host a clean-up
+    task."""
     ctx.require_writer()
     instance = get(session, ctx, server_id, for_update=True)
-    if instance.locked and not ctx.is_admin:
-        raise Conflict(f"Instance {server_id} is locked")
-    local = _deleted_locally(session, instance)
-    kind = "local_delete" if local else "force_delete" if force else "delete"
-    action = states.check(kind, instance.vm_state, instance.task_state, instance.uuid)
-    row = actions.start_action(
-        session, instance.uuid, action.name, ctx.request_id, ctx.user_id, ctx.project_id
+    state = state_of(instance)
+    dest = _move_destination(session, instance) if lc.moving(state) else None
+    change = lc.delete(
+        state,
+        is_admin=ctx.is_admin,
+        force=force,
+        host_down=_deleted_locally(session, instance),
+        move_destination=dest,
     )
-    queue.cancel_for_instance(session, instance.uuid)
-    if local or instance.host is None:
-        _local_delete(session, instance, row.id, action.event, ctx.request_id)
-        return instance, None
-    ev = actions.start_event(session, row.id, action.event, instance.host)
-    instance.task_state = TaskState.DELETING
-    queue.enqueue(
-        session,
-        instance.host,
-        TaskKind.DELETE,
-        instance.uuid,
-        ActionPayload(row.id, ev.id, spec(instance)),
-        ctx.request_id,
-    )
-    return instance, instance.host
+    return instance, apply(session, instance, change, ctx).wake
 
 
 def _deleted_locally(session: Session, instance: Instance) -> bool:
@@ -442,30 +424,9 @@ def _deleted_locally(session: Session, instance: Instance) -> bool:
     return not may_be_node(instance.host) and not hosts.host_is_up(session, instance.host)
 
 
-def _local_delete(session: Session, instance: Instance, action_id: int, event: str, request_id: str) -> None:
-    """Delete in the API: free allocations and quota now. A host that is merely down keeps a
-    `cleanup` task: when its agent comes back it destroys the guest (kumo.agent.agent)."""
-    host = instance.host
-    ev = actions.start_event(session, action_id, event, host)
-    if host is not None:
-        leave_cleanup(session, instance, host, "deleted while its host was down", request_id)
-    dest = _move_destination(session, instance)
-    if dest is not None:  # as after a failed move (server_ops._abort_on)
-        payload = AbortMigrationPayload(spec(instance), dest)
-        queue.enqueue(session, dest, TaskKind.ABORT_MIGRATION, instance.uuid, payload, request_id)
-    finalize_delete(session, instance)
-    details = None if host is None else f"Host {host} is down: deleted locally"
-    actions.finish_event(session, ev.id, True, details)
-
-
-_MOVING = (TaskState.MIGRATING, TaskState.RESIZE_MIGRATING, TaskState.RESIZE_REVERTING)
-
-
 def _move_destination(session: Session, instance: Instance) -> str | None:
-    """The destination of the move in flight, if any: its prepare_migration may have left a
-    disk or an instance directory there, which only an `abort_migration` removes."""
-    if instance.task_state not in _MOVING:
-        return None
+    """The destination of the move in flight: its prepare_migration may have left a disk or an
+    instance directory there, which only an `abort_migration` removes."""
     payload = session.scalar(
         select(Task.payload)
         .where(Task.instance_uuid == instance.uuid, Task.kind == str(TaskKind.PREPARE_MIGRATION))
@@ -474,45 +435,6 @@ def _move_destination(session: Session, instance: Instance) -> str | None:
     )
     dest = payload.get("dest") if isinstance(payload, dict) else None
     return dest if isinstance(dest, str) and dest != instance.host else None
-
-
-def leave_cleanup(session: Session, instance: Instance, host: str, why: str, request_id: str | None) -> None:
-    """A task for `host`'s agent, whenever it runs again: destroy this instance's guest there
-    (the instance was deleted or rebuilt elsewhere). Settling it changes no instance."""
-    payload = CleanupPayload(spec(instance), why)
-    queue.enqueue(session, host, TaskKind.CLEANUP, instance.uuid, payload, request_id)
-
-
-def migration_consumer(instance_uuid: str) -> str:
-    """Allocations held on the source host during a move are owned by this consumer id."""
-    return str(uuid.uuid5(uuid.NAMESPACE_OID, f"migration:{instance_uuid}"))
-
-
-def finalize_delete(session: Session, instance: Instance) -> None:
-    release(session, instance.uuid)
-    # Deleted during a move or while waiting for resize confirm: the source's share goes too.
-    release(session, migration_consumer(instance.uuid))
-    session.query(ServerGroupMember).filter(ServerGroupMember.instance_uuid == instance.uuid).delete()
-    instance.vm_state = VmState.DELETED
-    instance.task_state = None
-    instance.power_state = int(states.PowerState.NOSTATE)
-    instance.deleted = True
-    instance.terminated_at = utcnow()
-
-
-def spec(instance: Instance) -> dict[str, Any]:
-    """What an agent needs to build or act on the instance (no DB access on the agent side)."""
-    return {
-        "uuid": instance.uuid,
-        "name": instance.name,
-        "hostname": instance.hostname,
-        "project_id": instance.project_id,
-        "image_ref": instance.image_ref,
-        "flavor": instance.flavor,
-        "user_data": instance.user_data,
-        "key_data": instance.key_data,
-        "metadata": instance.metadata_,
-    }
 
 
 def set_metadata(

@@ -13,8 +13,8 @@ from sqlalchemy import exc, select
 from kumo.agent import service
 from kumo.agent.protocol import AGENT_TOKEN_HEADER
 from kumo.compute import server_ops
+from kumo.compute.lifecycle_apply import spec
 from kumo.compute.models import Instance
-from kumo.compute.servers import spec
 from kumo.work import queue
 from kumo.work.kinds import AbortMigrationPayload, AnyPayload, CleanupPayload, TaskKind
 from kumo.work.models import Task

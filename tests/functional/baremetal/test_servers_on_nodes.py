@@ -190,6 +190,30 @@ def test_adoption_makes_a_server_without_any_power_action(cloud: Cloud, conducto
         wait_node(c, uuid, provision_state="available")
 
 
+def test_an_adopted_server_takes_actions(cloud: Cloud, conductor: StandInConductor) -> None:
+    """An adopted server has no task in flight (not the column's default, scheduling): it can
+    be stopped and started like any other."""
+    with ironic(cloud) as c:
+        demo = project_id(c, "demo")
+        bm_flavor(c)
+        uuid = enroll(c, "legacy-2")["uuid"]
+        provision(c, uuid, "manage")
+        wait_node(c, uuid, provision_state="manageable")
+        patch = [{"op": "add", "path": "/extra/kumo:project_id", "value": demo}]
+        assert c.patch(f"/baremetal/v1/nodes/{uuid}", json=patch).status_code == 200
+        conductor.power[uuid] = "power on"
+        provision(c, uuid, "adopt")
+        sid = wait_node(c, uuid, provision_state="active")["instance_uuid"]
+        shown = server(c, sid)
+        assert (shown["status"], shown["OS-EXT-STS:task_state"]) == ("ACTIVE", None)
+        stopped = c.post(f"/compute/v2.1/servers/{sid}/action", json={"os-stop": None})
+        assert stopped.status_code == 202, stopped.text
+        wait_server(c, sid, "SHUTOFF")
+        started = c.post(f"/compute/v2.1/servers/{sid}/action", json={"os-start": None})
+        assert started.status_code == 202, started.text
+        wait_server(c, sid, "ACTIVE")
+
+
 def test_spawn_and_delete_on_postgresql(pg_cloud: Cloud) -> None:
     conductor = StandInConductor(pg_cloud.url, pg_cloud.settings.secret("agent_token")).start()
     try:

@@ -146,7 +146,7 @@ def test_failed_cold_move_aborts_on_the_destination(cloud: Cloud, fleet: Fleet) 
 
 
 def test_delete_while_resized_leaves_no_allocation(cloud: Cloud, fleet: Fleet) -> None:
-    from kumo.compute.servers import migration_consumer
+    from kumo.compute.lifecycle import migration_consumer
 
     _, dst = _two_hosts(fleet)
     with cloud.client() as c:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import exc, func, select, update
 
-from kumo.compute import scheduling, servers
+from kumo.compute import lifecycle_apply, scheduling
 from kumo.compute.models import Flavor, Instance
 from kumo.db import Database
 from kumo.placement.models import Allocation
@@ -121,14 +121,14 @@ def _placement_that_raises_fails_alone(
 ) -> None:
     """The placement itself raises for one server (after its claim on the ORM path; before the
     one statement on PostgreSQL): nothing of it stays, and the others are placed."""
-    real_spec = servers.spec
+    real_spec = lifecycle_apply.spec
 
     def spec(instance: Instance) -> dict[str, Any]:
         if instance.name == "poisoned":
             raise RuntimeError("cannot describe this one")
         return real_spec(instance)
 
-    mp.setattr(servers, "spec", spec)
+    mp.setattr(lifecycle_apply, "spec", spec)
     fleet.add("h1")
     with cloud.client(microversion=MV) as c:
         image, flavor = upload_image(c), make_flavor(c, "f")
@@ -203,13 +203,13 @@ def test_a_placement_statement_the_database_refuses_fails_alone_postgres(
 ) -> None:
     """PostgreSQL refuses one placement's statement itself (here: a spec that is no valid JSON
     for it): that transaction is rolled back, the server fails alone, the others are placed."""
-    real_spec = servers.spec
+    real_spec = lifecycle_apply.spec
 
     def spec(instance: Instance) -> dict[str, Any]:
         described = real_spec(instance)
         return {**described, "progress": float("nan")} if instance.name == "poisoned" else described
 
-    monkeypatch.setattr(servers, "spec", spec)
+    monkeypatch.setattr(lifecycle_apply, "spec", spec)
     db = db_of(pg_cloud)
     pg_fleet.add("h1")
     with pg_cloud.client(microversion=MV) as c:

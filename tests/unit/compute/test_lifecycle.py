@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 import kumo.schema  # noqa: F401  (every table, for create_all)
 from kumo.compute import lifecycle as lc
 from kumo.compute import lifecycle_apply as apply_
-from kumo.compute import servers, states
+from kumo.compute import states
 from kumo.compute.lifecycle import (
     NOTHING,
     UNCHANGED,
@@ -38,6 +38,7 @@ from kumo.compute.models import Instance, InstanceAction, InstanceActionEvent
 from kumo.compute.states import PowerState, TaskState, VmState
 from kumo.db import Base, Database
 from kumo.errors import BadRequest, Conflict, InvalidState
+from kumo.work.kinds import ActionPayload, TaskKind
 
 UUID = "i-1"
 MIGRATION = lc.migration_consumer(UUID)
@@ -860,10 +861,6 @@ def test_adopted(on: bool, vm_state: str, power: int) -> None:
     )
 
 
-def test_migration_consumer_is_the_servers_one() -> None:
-    assert lc.migration_consumer("abc") == servers.migration_consumer("abc")
-
-
 # ------------------------------------------------------------------------------ the applier
 
 
@@ -893,12 +890,8 @@ def test_apply_a_request_fills_in_the_action_event_and_spec(sqlite: Database) ->
         applied = apply_.apply(session, instance, change, actor, enqueue=lambda *a: queued.append(a[1:]))
         assert instance.task_state == TaskState.POWERING_OFF
         assert applied.wake == "h1" and applied.action_id is not None and applied.event_id is not None
-        payload = {
-            "action_id": applied.action_id,
-            "event_id": applied.event_id,
-            "instance": apply_.spec(instance),
-        }
-        assert queued == [("h1", "stop", UUID, payload, "req-1")]
+        payload = ActionPayload(applied.action_id, applied.event_id, apply_.spec(instance))
+        assert queued == [("h1", TaskKind.STOP, UUID, payload, "req-1")]
         action = session.get(InstanceAction, applied.action_id)
         event = session.get(InstanceActionEvent, applied.event_id)
         assert action is not None and (action.action, action.request_id, action.user_id) == (
