@@ -11,7 +11,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
-from kumo.compute import actions, params, quotas
+from kumo.compute import params, quotas
 from kumo.compute.lifecycle import migration_consumer
 from kumo.compute.microversion import Microversion
 from kumo.compute.models import ComputeHost, Instance, ServerGroup, ServerGroupMember
@@ -178,13 +178,6 @@ def spread_not_honoured_message(group: GroupSpec) -> str:
     domain = group.failure_domain
     where = f"the group's {domain}" if group.policy == "soft-affinity" else f"another {domain}"
     return f"{group.policy} over {domain} could not be honoured: no capacity left in {where}"
-
-
-def record_spread_not_honoured(session: Session, action_id: int, group: GroupSpec, host: str) -> None:
-    """A soft policy placed the server against its spread: say so in the server's events
-    (`openstack server event show`), as an event of its create action."""
-    event = actions.start_event(session, action_id, SPREAD_NOT_HONOURED_EVENT, host)
-    actions.finish_event(session, event.id, True, spread_not_honoured_message(group))
 
 
 @dataclass(frozen=True)
