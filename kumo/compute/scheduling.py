@@ -414,8 +414,8 @@ PREFILTER_LIMIT = 1000
 # And at least PREFILTER_FIRST, or PREFILTER_PER_REQUEST per request of the shape in the pass: the
 # best of a random sample of fitting hosts spreads load nearly as well as the best of all of them
 # (the "power of d choices"; the Kubernetes scheduler's percentageOfNodesToScore samples
-# likewise), and the read is most of a lone request's pass (16 hosts: 1.1 ms, 64: 2.2 ms on a
-# 60,000-host fleet after idle). A request the sample cannot place widens the read step by step:
+# likewise), and the read, which grows with the sample, is most of a lone request's pass. A
+# request the sample cannot place widens the read step by step:
 # PREFILTER_SAMPLE hosts, PREFILTER_LIMIT, then the whole fleet (_PassReads.wider).
 PREFILTER_FIRST = 16
 PREFILTER_SAMPLE = 64

@@ -416,8 +416,8 @@ def _tree_columns(cand: Any) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
 
 
 def _candidates_statement(request: CandidateRequest, in_sql: bool) -> Select[Any] | None:
-    """The statement of find_candidates, built once per distinct request (building it costs
-    more than 1 ms; schedulers and clients repeat the same few request shapes). `in_sql`: the
+    """The statement of find_candidates, built once per distinct request (schedulers and
+    clients repeat the same few request shapes). `in_sql`: the
     store assembles each candidate's inventories (Store.candidates_in_sql)."""
     key = (in_sql, _request_key(request))
     if key in _STATEMENTS:

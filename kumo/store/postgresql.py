@@ -173,8 +173,8 @@ FROM (SELECT 1) AS one LEFT JOIN bad ON true
 
 
 # Both statements are prepared (psycopg, from their fifth run on a connection), but PostgreSQL
-# kept planning them anew for every claim (custom plans: ~0.7 ms of its CPU per claim, more than
-# running them); their generic plans are the same index walks.
+# would plan them anew for every claim (custom plans, costing more than running them); their
+# generic plans are the same index walks.
 _GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
 _NO_JIT = text("SET LOCAL jit = off")
 _LOCK = text("SELECT pg_advisory_xact_lock(:space, :key)")
@@ -208,7 +208,7 @@ class PostgresStore:
 
     def without_jit(self, session: Session) -> None:
         # The planner prices correlated subplans high enough to JIT-compile a query, which
-        # costs more than running it (50-500 ms at 1,000-10,000 providers).
+        # costs more than running it.
         session.execute(_NO_JIT)
 
     def joined_in_order(self, value: ColumnElement[Any], separator: str, order_by: Any) -> ColumnElement[str]:

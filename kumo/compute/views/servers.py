@@ -108,8 +108,7 @@ def _fault(
 
 # The record a server body is rendered from, in this order: the columns the list page reads
 # (`servers.list_servers(..., fields=DETAIL_FIELDS)`; JSON columns as their stored text), and
-# what `record` makes of an ORM instance. Unpacking a row is faster than reading 30 attributes
-# by name (0.3 µs each).
+# what `record` makes of an ORM instance. A row is unpacked, not read attribute by attribute.
 DETAIL_FIELDS = (
     "id",
     "uuid",

@@ -63,8 +63,8 @@ RT = Depends(runtime)
 
 class _Json(JSONResponse):
     """JSON encoded by orjson: the same compact UTF-8 bytes as Starlette's json.dumps for the
-    JSON types views build, several times faster (a page of 1,000 allocation candidates with
-    their provider summaries is about 450 kB)."""
+    JSON types views build (a page of allocation candidates with their provider summaries is
+    large)."""
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
