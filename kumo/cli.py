@@ -18,7 +18,6 @@ from pathlib import Path
 import typer
 from prometheus_client import start_http_server
 
-from kumo import wiring
 from kumo.config import Settings, get_settings
 from kumo.gc_tuning import limit_malloc_arenas, tune_gc
 from kumo.inventory.cli import app as hosts_app
@@ -125,7 +124,8 @@ def scheduler(
 ) -> None:
     """Schedule pending servers in a process of its own (PostgreSQL; run `kumo api` with
     KUMO_SCHEDULER_IN_API=0). Several may run; each is woken by LISTEN/NOTIFY."""
-    from kumo.compute.workers import run_scheduler  # the scheduler role (module docstring)
+    from kumo import wiring  # the scheduler role (module docstring): it settles and enqueues work
+    from kumo.compute.workers import run_scheduler
     from kumo.runtime import build_runtime
 
     limit_malloc_arenas()

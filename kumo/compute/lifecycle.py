@@ -510,7 +510,7 @@ class TaskOutcome:
             payload=payload,
             error=error,
             traceback=None if ok else (result.get("traceback") or error),
-            power=None if power is None else int(power),
+            power=_power_of(power),
             target=result.get("target"),
         )
 
@@ -616,9 +616,21 @@ def _moved(state: ServerState, outcome: TaskOutcome) -> Change:
     )
 
 
-def unsettled(state: ServerState | None, kind: TaskKind, event_id: object, error: str) -> Change:
+def _power_of(reported: object) -> int | None:
+    """A reported power state as Nova's integer; None for none, or for a value that is no
+    integer (a conductor's "power on" for a node the baremetal hook did not translate)."""
+    if reported is None or isinstance(reported, bool):
+        return None
+    try:
+        return int(reported)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+
+
+def unsettled(state: ServerState | None, kind: str, event_id: object, error: str) -> Change:
     """A task's result raised while applied: its event fails with `error`, and its server
-    (unless the task was a clean-up) goes to ERROR naming it."""
+    (unless the task was a clean-up) goes to ERROR naming it. `kind` as stored: a kind no one
+    knows is no clean-up."""
     finish: tuple[Effect, ...] = (
         (FinishEvent(event_id, False, error, error),) if isinstance(event_id, int) else ()
     )

@@ -617,7 +617,9 @@ def _plannable(request: ScheduleRequest, candidates: Sequence[Candidate]) -> boo
     """Whether this placement is a plan the store commits (Store.commit_placement): for
     hypervisors (a baremetal node's state moves with its task, kumo.baremetal.service.
     on_task_enqueued) and placements that record no more than the scheduling and spawn events
-    (a soft group's unhonoured spread adds one). The others go through the ORM path of _place."""
+    (a soft group's unhonoured spread adds one). The others go through the ORM path of _place.
+    A plan's spawn task skips the work queue's on-enqueued hooks (kumo.work.queue): every
+    placement a registered hook cares about must stay off the plan path here."""
     return not any(
         may_be_node(c.host) or (request.group is not None and c.soft_policy_honoured is False)
         for c in candidates

@@ -20,7 +20,6 @@ from kumo.compute.models import Instance
 from kumo.errors import BadRequest
 from kumo.image.service import get_image_for_boot
 from kumo.work import hooks
-from kumo.work.kinds import TaskKind
 from kumo.work.models import Task
 
 
@@ -117,7 +116,7 @@ def fail_unsettled(session: Session, task_id: str, error: str) -> None:
     task.state, task.error, task.result = "failed", error, {"error": error}
     event_id = task.payload.get("event_id") if isinstance(task.payload, dict) else None
     instance = session.query(Instance).filter(Instance.uuid == task.instance_uuid).one_or_none()
-    change = lc.unsettled(state_or_none(instance), TaskKind(task.kind), event_id, error)
+    change = lc.unsettled(state_or_none(instance), task.kind, event_id, error)
     apply_if(session, instance, change, Requester(task.request_id))
 
 

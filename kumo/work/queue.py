@@ -2,9 +2,12 @@
 that needs it, and the host's agent is woken after commit (the caller wakes `host_key(host)`).
 
 Invariants: a task is `pending` until its result is committed (done | failed) or it is
-cancelled; every task enqueued has passed the registered on-enqueued hooks (kumo.work.hooks)
-in the enqueuer's transaction; its kind is a TaskKind and its payload that kind's payload's
-JSON (kumo.work.kinds)."""
+cancelled; every task enqueued here has passed the registered on-enqueued hooks
+(kumo.work.hooks) in the enqueuer's transaction; its kind is a TaskKind and its payload that
+kind's payload's JSON (kumo.work.kinds). One writer of task rows bypasses this module: a
+hypervisor's spawn task committed with its placement plan (Store.commit_placement); the
+scheduler sends every placement a hook cares about (a baremetal node's) through `enqueue`
+instead (kumo.compute.scheduling._plannable), and a new hook must be added to that rule."""
 
 from __future__ import annotations
 

@@ -959,3 +959,15 @@ def test_apply_if_a_server_is_gone_finishes_named_events_only(sqlite: Database) 
         assert applied.action_id is None
         with pytest.raises(ValueError):
             apply_.apply_if(session, None, lc.created(), apply_.Requester(None), enqueue=lambda *a: None)
+
+
+@pytest.mark.parametrize("reported", ["power on", [1], {"a": 1}, True])
+def test_a_power_state_that_is_no_integer_is_none(reported: object) -> None:
+    got = TaskOutcome.of("node_power", "n1", True, {}, {"power_state": reported})
+    assert got.power is None
+
+
+def test_an_unknown_kind_that_fails_to_settle_marks_its_server() -> None:
+    change = lc.unsettled(server(), "no_such_kind", 7, "boom")
+    assert change.vm_state == VmState.ERROR
+    assert change.effects == (FinishEvent(7, False, "boom", "boom"),)
