@@ -9,42 +9,34 @@ from typing import Any
 import pytest
 
 from kumo.work import kinds
-from kumo.work.kinds import (
-    ActionPayload,
-    CleanupPayload,
-    MovePayload,
-    NodePowerPayload,
-    PayloadError,
-    PrepareMigrationPayload,
-    RebootPayload,
-    RebuildPayload,
-    TaskKind,
-)
+from kumo.work.kinds import PayloadError, TaskKind
 
 SPEC = {"uuid": "u-1"}
 
 
 def test_a_kind_is_stored_as_its_plain_string() -> None:
-    stored = PrepareMigrationPayload(1, 2, SPEC, "hv-2", None, TaskKind.MIGRATE).to_json()
+    stored = kinds.PrepareMigrationPayload(1, 2, SPEC, "hv-2", None, TaskKind.MIGRATE).to_json()
     assert type(stored["move"]) is str
     assert json.loads(json.dumps(stored))["move"] == "migrate"
 
 
 def test_the_lenient_fields_read_as_agents_always_have() -> None:
-    assert kinds.parse(TaskKind.CLEANUP, {"instance": SPEC}) == CleanupPayload(SPEC, "")
-    assert kinds.parse(TaskKind.CLEANUP, {"instance": SPEC, "why": 3}) == CleanupPayload(SPEC, "3")
-    assert kinds.parse(TaskKind.REBOOT, {"instance": SPEC}) == RebootPayload(None, None, SPEC, False)
-    assert kinds.parse(TaskKind.REBUILD, {"image_ref": "i", "stop_after": 1}) == RebuildPayload(
+    assert kinds.parse(TaskKind.CLEANUP, {"instance": SPEC}) == kinds.CleanupPayload(SPEC, "")
+    assert kinds.parse(TaskKind.CLEANUP, {"instance": SPEC, "why": 3}) == kinds.CleanupPayload(SPEC, "3")
+    assert kinds.parse(TaskKind.REBOOT, {"instance": SPEC}) == kinds.RebootPayload(None, None, SPEC, False)
+    assert kinds.parse(TaskKind.REBUILD, {"image_ref": "i", "stop_after": 1}) == kinds.RebuildPayload(
         None, None, {}, "i", True
     )
     moved = kinds.parse(TaskKind.MIGRATE, {"dest": "hv-2", "move": "migrate"})
-    assert moved == MovePayload(None, None, {}, "hv-2", None, TaskKind.MIGRATE, None)
+    assert moved == kinds.MovePayload(None, None, {}, "hv-2", None, TaskKind.MIGRATE, None)
 
 
 def test_a_key_omitted_when_none_stays_absent_and_a_stored_none_stays_stored() -> None:
-    assert "timeout" not in NodePowerPayload("power on").to_json()
-    assert NodePowerPayload.from_json({"target": "power on", "timeout": None}) == NodePowerPayload("power on")
-    assert ActionPayload(None, None, SPEC).to_json() == {
+    assert "timeout" not in kinds.NodePowerPayload("power on").to_json()
+    assert kinds.NodePowerPayload.from_json(
+        {"target": "power on", "timeout": None}
+    ) == kinds.NodePowerPayload("power on")
+    assert kinds.ActionPayload(None, None, SPEC).to_json() == {
         "action_id": None,
         "event_id": None,
         "instance": SPEC,
