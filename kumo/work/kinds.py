@@ -8,17 +8,24 @@ Invariants:
   (`SpawnPayload.event_id`).
 - `from_json` ignores keys it does not know: an on-enqueued hook may add its own (baremetal
   adds `node`, `image_ref` and `deploy_timeout` for a node's conductor) and reads them itself.
-- `from_json` raises `PayloadError` for a missing or mistyped key it needs.
+- `from_json` raises `PayloadError`, naming the key, for a missing or mistyped key it needs;
+  the lenient fields read as agents always have: a missing `instance` as {}, a missing flag
+  as False, a missing `CleanupPayload.why` as "", `MovePayload.target` as any JSON.
+- A `TaskKind` is stored as its plain string, never the enum object.
 
 Payloads are frozen dataclasses rather than TypedDicts so that producers and dispatchers hold
-one checked value (fields typed, no key misspelt at a call site); `to_json`/`from_json` are
-the only places the stored keys are spelt.
+one checked value (fields typed, no key misspelt at a call site). One codec, `JsonPayload`,
+stores every payload: a payload's stored keys are its field names, each value read and written
+by the field's declared type; field metadata names the exceptions (a reader other than its
+type's, a key omitted when None).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import dataclasses
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, Self
 
@@ -66,52 +73,155 @@ class Payload(Protocol):
     def to_json(self) -> dict[str, Any]: ...
 
 
-def _int_or_none(raw: Mapping[str, Any], key: str) -> int | None:
-    value = raw.get(key)
+# A reader turns a stored value (None when its key is absent) into a field's value, raising
+# PayloadError naming the key when it cannot; a writer turns a field's value into JSON.
+Reader = Callable[[Any, str], Any]
+Writer = Callable[[Any], Any]
+
+
+def _int_or_none(value: Any, key: str) -> int | None:
     if value is None or (isinstance(value, int) and not isinstance(value, bool)):
         return value
     raise PayloadError(f"payload key {key!r} must be an integer or null, not {value!r}")
 
 
-def _str(raw: Mapping[str, Any], key: str) -> str:
-    value = raw.get(key)
+def _str(value: Any, key: str) -> str:
     if isinstance(value, str):
         return value
     raise PayloadError(f"payload key {key!r} must be a string, not {value!r}")
 
 
-def _str_or_none(raw: Mapping[str, Any], key: str) -> str | None:
-    value = raw.get(key)
+def _str_or_none(value: Any, key: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
     raise PayloadError(f"payload key {key!r} must be a string or null, not {value!r}")
 
 
-def _spec(raw: Mapping[str, Any]) -> ServerSpec:
-    """A missing server spec reads as empty (as agents have always read it)."""
-    value = raw.get("instance") or {}
+def _str_or_empty(value: Any, key: str) -> str:
+    """Lenient: an absent or empty value reads as "", anything else as its text."""
+    return str(value or "")
+
+
+def _flag(value: Any, key: str) -> bool:
+    """Lenient: an absent flag reads as False, anything else by its truth."""
+    return bool(value)
+
+
+def _spec(value: Any, key: str) -> ServerSpec:
+    """Lenient: a missing server spec reads as empty (as agents have always read it)."""
+    value = value or {}
     if isinstance(value, dict):
         return value
-    raise PayloadError(f"payload key 'instance' must be an object, not {value!r}")
+    raise PayloadError(f"payload key {key!r} must be an object, not {value!r}")
+
+
+def _task_kind(value: Any, key: str) -> TaskKind:
+    if isinstance(value, str):
+        try:
+            return TaskKind(value)
+        except ValueError:
+            pass
+    raise PayloadError(f"payload key {key!r} must be a task kind, not {value!r}")
+
+
+def _move_kind(value: Any, key: str) -> TaskKind:
+    if isinstance(value, str) and value in MOVES:
+        return TaskKind(value)
+    raise PayloadError(f"payload key {key!r} must be one of {sorted(MOVES)}, not {value!r}")
+
+
+def _any(value: Any, key: str) -> Any:
+    """Any JSON, as stored (None when absent)."""
+    return value
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+# Each declared field type's reader and writer (types as `typing.get_type_hints` resolves them).
+_READERS: Mapping[object, Reader] = {
+    int | None: _int_or_none,
+    str: _str,
+    str | None: _str_or_none,
+    bool: _flag,
+    ServerSpec: _spec,
+    TaskKind: _task_kind,
+    Any: _any,
+}
+_WRITERS: Mapping[object, Writer] = {TaskKind: str}  # a kind is stored as its plain string
+
+# Field metadata for what a field's type alone does not say.
+_READER = "kinds.reader"  # a reader other than its type's
+_OMIT_NONE = "kinds.omit_none"  # a None is not stored: the key stays absent
+
+_MOVE_KIND: Mapping[str, Any] = {_READER: _move_kind}
+_LENIENT_STR: Mapping[str, Any] = {_READER: _str_or_empty}
+_OMITTED_WHEN_NONE: Mapping[str, Any] = {_OMIT_NONE: True}
 
 
 @dataclass(frozen=True)
-class SpawnPayload:
+class _Key:
+    """How one field is stored: under its field name, by `read` and `write`."""
+
+    name: str
+    read: Reader
+    write: Writer
+    omit_none: bool
+
+
+def _stored_keys(cls: type[JsonPayload]) -> tuple[_Key, ...]:
+    """The stored keys of payload class `cls`, one per field, in field order."""
+    hints = typing.get_type_hints(cls)
+    keys = []
+    for f in dataclasses.fields(cls):
+        declared = hints[f.name]
+        reader = f.metadata.get(_READER) or _READERS.get(declared)
+        if reader is None:
+            raise TypeError(f"{cls.__name__}.{f.name}: no payload reader for type {declared!r}")
+        keys.append(_Key(f.name, reader, _WRITERS.get(declared, _as_is), bool(f.metadata.get(_OMIT_NONE))))
+    return tuple(keys)
+
+
+_KEYS_OF: dict[type[JsonPayload], tuple[_Key, ...]] = {}  # each class's stored keys, found once
+
+
+def _keys(cls: type[JsonPayload]) -> tuple[_Key, ...]:
+    keys = _KEYS_OF.get(cls)
+    if keys is None:
+        keys = _KEYS_OF[cls] = _stored_keys(cls)
+    return keys
+
+
+@dataclass(frozen=True)
+class JsonPayload:
+    """A payload stored as a JSON object whose keys are its field names, each value read and
+    written by its field's declared type (or the reader its field metadata names)."""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key in _keys(type(self)):
+            value = getattr(self, key.name)
+            if value is None and key.omit_none:
+                continue
+            out[key.name] = key.write(value)
+        return out
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Self:
+        return cls(**{key.name: key.read(raw.get(key.name), key.name) for key in _keys(cls)})
+
+
+@dataclass(frozen=True)
+class SpawnPayload(JsonPayload):
     """Build a server (its event is None when the scheduler found no open one)."""
 
     event_id: int | None
     instance: ServerSpec
 
-    def to_json(self) -> dict[str, Any]:
-        return {"event_id": self.event_id, "instance": self.instance}
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> Self:
-        return cls(_int_or_none(raw, "event_id"), _spec(raw))
-
 
 @dataclass(frozen=True)
-class ActionPayload:
+class ActionPayload(JsonPayload):
     """Start, stop, delete: one step of the server action `action_id`, finishing event
     `event_id` (None for a stop that follows a rebuild within the rebuild's action)."""
 
@@ -119,38 +229,17 @@ class ActionPayload:
     event_id: int | None
     instance: ServerSpec
 
-    def to_json(self) -> dict[str, Any]:
-        return {"action_id": self.action_id, "event_id": self.event_id, "instance": self.instance}
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> Self:
-        return cls(_int_or_none(raw, "action_id"), _int_or_none(raw, "event_id"), _spec(raw))
-
 
 @dataclass(frozen=True)
-class RebootPayload:
+class RebootPayload(JsonPayload):
     action_id: int | None
     event_id: int | None
     instance: ServerSpec
     hard: bool
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "action_id": self.action_id,
-            "event_id": self.event_id,
-            "instance": self.instance,
-            "hard": self.hard,
-        }
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> Self:
-        return cls(
-            _int_or_none(raw, "action_id"), _int_or_none(raw, "event_id"), _spec(raw), bool(raw.get("hard"))
-        )
-
 
 @dataclass(frozen=True)
-class RebuildPayload:
+class RebuildPayload(JsonPayload):
     """Rebuild from `image_ref`; `stop_after`: the server was stopped and is stopped again."""
 
     action_id: int | None
@@ -159,28 +248,9 @@ class RebuildPayload:
     image_ref: str
     stop_after: bool
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "action_id": self.action_id,
-            "event_id": self.event_id,
-            "instance": self.instance,
-            "image_ref": self.image_ref,
-            "stop_after": self.stop_after,
-        }
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> Self:
-        return cls(
-            _int_or_none(raw, "action_id"),
-            _int_or_none(raw, "event_id"),
-            _spec(raw),
-            _str(raw, "image_ref"),
-            bool(raw.get("stop_after")),
-        )
-
 
 @dataclass(frozen=True)
-class EvacuatePayload:
+class EvacuatePayload(JsonPayload):
     """Build again from its image on this host a server whose host (`source`) is down."""
 
     action_id: int | None
@@ -189,35 +259,9 @@ class EvacuatePayload:
     source: str
     stop_after: bool
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "action_id": self.action_id,
-            "event_id": self.event_id,
-            "source": self.source,
-            "stop_after": self.stop_after,
-            "instance": self.instance,
-        }
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> Self:
-        return cls(
-            _int_or_none(raw, "action_id"),
-            _int_or_none(raw, "event_id"),
-            _spec(raw),
-            _str(raw, "source"),
-            bool(raw.get("stop_after")),
-        )
-
-
-def _move_kind(raw: Mapping[str, Any]) -> TaskKind:
-    value = raw.get("move")
-    if isinstance(value, str) and value in MOVES:
-        return TaskKind(value)
-    raise PayloadError(f"payload key 'move' must be one of {sorted(MOVES)}, not {value!r}")
-
 
 @dataclass(frozen=True)
-class PrepareMigrationPayload:
+class PrepareMigrationPayload(JsonPayload):
     """On the destination `dest`, before the source moves the server there with `move`."""
 
     action_id: int | None
@@ -225,32 +269,11 @@ class PrepareMigrationPayload:
     instance: ServerSpec
     dest: str
     source: str | None
-    move: TaskKind
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "action_id": self.action_id,
-            "event_id": self.event_id,
-            "instance": self.instance,
-            "dest": self.dest,
-            "source": self.source,
-            "move": str(self.move),
-        }
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> Self:
-        return cls(
-            _int_or_none(raw, "action_id"),
-            _int_or_none(raw, "event_id"),
-            _spec(raw),
-            _str(raw, "dest"),
-            _str_or_none(raw, "source"),
-            _move_kind(raw),
-        )
+    move: TaskKind = field(metadata=_MOVE_KIND)
 
 
 @dataclass(frozen=True)
-class MovePayload:
+class MovePayload(JsonPayload):
     """On the source: move the server to `dest`; `target` is the destination's answer to its
     prepare_migration (where to send the guest), as its driver gave it."""
 
@@ -259,7 +282,7 @@ class MovePayload:
     instance: ServerSpec
     dest: str
     source: str | None
-    move: TaskKind
+    move: TaskKind = field(metadata=_MOVE_KIND)
     target: Any
 
     @classmethod
@@ -274,103 +297,42 @@ class MovePayload:
             target,
         )
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "action_id": self.action_id,
-            "event_id": self.event_id,
-            "instance": self.instance,
-            "dest": self.dest,
-            "source": self.source,
-            "move": str(self.move),
-            "target": self.target,
-        }
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> Self:
-        return cls(
-            _int_or_none(raw, "action_id"),
-            _int_or_none(raw, "event_id"),
-            _spec(raw),
-            _str(raw, "dest"),
-            _str_or_none(raw, "source"),
-            _move_kind(raw),
-            raw.get("target"),
-        )
-
 
 @dataclass(frozen=True)
-class AbortMigrationPayload:
+class AbortMigrationPayload(JsonPayload):
     """On the destination `dest`: drop what was prepared for a move that did not happen."""
 
     instance: ServerSpec
     dest: str
 
-    def to_json(self) -> dict[str, Any]:
-        return {"instance": self.instance, "dest": self.dest}
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> Self:
-        return cls(_spec(raw), _str(raw, "dest"))
-
 
 @dataclass(frozen=True)
-class CleanupPayload:
+class CleanupPayload(JsonPayload):
     """On a host back from the dead: destroy this guest (deleted or rebuilt elsewhere: `why`)."""
 
     instance: ServerSpec
-    why: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"instance": self.instance, "why": self.why}
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> Self:
-        return cls(_spec(raw), str(raw.get("why") or ""))
+    why: str = field(metadata=_LENIENT_STR)
 
 
 @dataclass(frozen=True)
-class ConsolePayload:
+class ConsolePayload(JsonPayload):
     """The last `length` lines of the server's console (None: all of it)."""
 
     instance: ServerSpec
     length: int | None
 
-    def to_json(self) -> dict[str, Any]:
-        return {"instance": self.instance, "length": self.length}
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> Self:
-        return cls(_spec(raw), _int_or_none(raw, "length"))
-
 
 @dataclass(frozen=True)
-class EmptyPayload:
+class EmptyPayload(JsonPayload):
     """The image cache question and a node's verify / clean / adopt: nothing but the kind."""
 
-    def to_json(self) -> dict[str, Any]:
-        return {}
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> Self:
-        return cls()
-
 
 @dataclass(frozen=True)
-class NodePowerPayload:
+class NodePowerPayload(JsonPayload):
     """Set a node's power to `target` (an Ironic power target); `timeout` only when asked."""
 
     target: str
-    timeout: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"target": self.target}
-        if self.timeout is not None:
-            out["timeout"] = self.timeout
-        return out
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> Self:
-        return cls(_str(raw, "target"), _int_or_none(raw, "timeout"))
+    timeout: int | None = field(default=None, metadata=_OMITTED_WHEN_NONE)
 
 
 AnyPayload = (
