@@ -255,9 +255,12 @@ def wait_console(url: str, demo_token: str, server_id: str, marker: str, timeout
                     f"/compute/v2.1/servers/{server_id}/action", json={"os-getConsoleOutput": {}}
                 )
                 if resp.status_code == 200:
-                    lines = [line for line in resp.json()["output"].splitlines() if marker in line]
+                    # Only whole lines: the guest may be half-way through writing the marker's.
+                    output = str(resp.json()["output"])
+                    whole = [line for line in output.splitlines(keepends=True) if line.endswith("\n")]
+                    lines = [line for line in whole if marker in line]
                     if lines:
-                        return str(lines[-1])
+                        return lines[-1].rstrip()
                 time.sleep(1)
     return None
 

@@ -115,6 +115,11 @@ def upload(
     return image_id
 
 
+def in_whole_lines(out: str, text: str) -> int:
+    """How often `text` occurs in the lines of a console log that a newline has already ended."""
+    return sum(line.count(text) for line in out.splitlines(keepends=True) if line.endswith("\n"))
+
+
 @dataclass
 class Hypervisor:
     """One kumo host: the API's admin client, an agent running the libvirt driver, the images."""
@@ -185,10 +190,15 @@ class Hypervisor:
         return str(resp.json()["output"])
 
     def wait_console(self, server_id: str, text: str, count: int = 1, timeout: float = 60) -> str:
-        """The console once `text` appears in it `count` times."""
+        """The console once `text` appears in `count` complete lines.
+
+        The serial log is read while the guest writes it, so a line may be caught half-written:
+        only lines already ended by a newline count.
+        """
+
         return str(
             wait_for(
-                lambda: (out := self.console(server_id)).count(text) >= count and out,
+                lambda: in_whole_lines(out := self.console(server_id), text) >= count and out,
                 timeout=timeout,
                 interval=0.25,
             )

@@ -8,7 +8,7 @@ import pytest
 
 from tests.cli.conftest import OpenStackCLI, openstack_binary, write_clouds_yaml
 from tests.conftest import wait_for
-from tests.integration.libvirt.conftest import MARKER, Hypervisor
+from tests.integration.libvirt.conftest import MARKER, Hypervisor, in_whole_lines
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def test_server_create_and_console_log_show(hv: Hypervisor, osc: OpenStackCLI) -
 
     def console() -> str | None:
         out = osc.run("console", "log", "show", "cli-guest", json=False)
-        return out if MARKER in out else None
+        return out if in_whole_lines(out, MARKER) else None
 
     out = wait_for(console, timeout=90, interval=1.0)
     assert f"{MARKER} cli-guest " in out

@@ -20,7 +20,7 @@ import pytest
 
 from kumo.agent.drivers.base import DriverError
 from tests.conftest import Cloud, wait_for
-from tests.integration.libvirt.conftest import MARKER, ROOT, GuestImage, upload
+from tests.integration.libvirt.conftest import MARKER, ROOT, GuestImage, in_whole_lines, upload
 
 HOSTS = str(ROOT / "scripts" / "libvirt-hosts")
 TICK = re.compile(r"KUMO-TICK ([0-9.]+)")
@@ -142,7 +142,7 @@ def ticks(log: Path) -> list[float]:
 def wait_log(log: Path, text: str, timeout: float = 60) -> str:
     return str(
         wait_for(
-            lambda: log.exists() and text in (out := log.read_text(errors="replace")) and out,
+            lambda: log.exists() and in_whole_lines(out := log.read_text(errors="replace"), text) and out,
             timeout=timeout,
             interval=0.1,
         )
