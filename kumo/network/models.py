@@ -88,6 +88,8 @@ class Port(Base):
     # kumo's bookkeeping (Nova keeps it in its info cache): the port was created by compute for
     # the server in device_id, so deleting the server deletes it; a user's port is only unbound.
     created_for_server: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The port's place among its server's NICs (the order of the server's `networks` request).
+    server_nic_index: Mapped[int] = mapped_column(Integer, default=0)
     revision_number: Mapped[int] = mapped_column(Integer, default=0)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

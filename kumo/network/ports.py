@@ -71,6 +71,7 @@ class PortRequest:
     vnic_type: str = "normal"
     profile: dict[str, Any] = field(default_factory=dict)
     created_for_server: bool = False
+    server_nic_index: int = 0
 
 
 def visible(ctx: RequestContext) -> Any:
@@ -201,6 +202,7 @@ def make_port(session: Session, request: PortRequest) -> Port:
         binding_vif_details=vif_details,
         binding_profile=request.profile,
         created_for_server=request.created_for_server,
+        server_nic_index=request.server_nic_index,
     )
     session.add(port)
     session.flush()

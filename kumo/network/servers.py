@@ -82,13 +82,13 @@ def allocate_for_server(
     if made:
         quotas.check(session, project_id, "port", adding=len(made))
     port_ids = []
-    for entry in requested:
+    for index, entry in enumerate(requested):
         if entry.port_id is not None:
             port = ports.get_port(session, ctx, entry.port_id)
             if port.device_id or port.device_owner:
                 raise PortInUse(port.id, port.device_id or port.device_owner)
             ipam.lock_network(session, port.network_id)
-            port.device_id, port.device_owner = server_id, owner
+            port.device_id, port.device_owner, port.server_nic_index = server_id, owner, index
             port_ids.append(port.id)
             continue
         if entry.network_id is None:
@@ -111,6 +111,7 @@ def allocate_for_server(
                 security_groups=groups,
                 port_security_enabled=network.port_security_enabled,
                 created_for_server=True,
+                server_nic_index=index,
             ),
         )
         port_ids.append(port.id)
@@ -120,7 +121,7 @@ def allocate_for_server(
 
 def _server_port_rows(session: Session, server_id: str) -> list[Port]:
     query = select(Port).where(Port.device_id == server_id, Port.device_owner.like("compute:%"))
-    return list(session.scalars(query.order_by(Port.created_at, Port.id)))
+    return list(session.scalars(query.order_by(Port.server_nic_index, Port.created_at, Port.id)))
 
 
 def spec_port(port: Port, network: Network, fixed: list[dict[str, str]]) -> dict[str, Any]:
@@ -186,7 +187,7 @@ def server_addresses(
             select(Port, Network.name)
             .join(Network, Network.id == Port.network_id)
             .where(Port.device_id.in_(server_ids), Port.device_owner.like("compute:%"))
-            .order_by(Port.created_at, Port.id)
+            .order_by(Port.server_nic_index, Port.created_at, Port.id)
         )
     )
     fixed = ports.fixed_ips(session, [port.id for port, _ in rows])

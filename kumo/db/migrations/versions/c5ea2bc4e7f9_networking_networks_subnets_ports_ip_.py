@@ -1,8 +1,8 @@
 """networking: networks, subnets, ports, IP allocations, security groups, network hosts, quotas
 
-Revision ID: 9232ee6e7c98
+Revision ID: c5ea2bc4e7f9
 Revises: d8922595175f
-Create Date: 2026-12-07 02:51:25.093514
+Create Date: 2026-12-07 02:58:38.021125
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "9232ee6e7c98"
+revision = "c5ea2bc4e7f9"
 down_revision = "d8922595175f"
 branch_labels = None
 depends_on = None
@@ -110,6 +110,7 @@ def upgrade() -> None:
         sa.Column("binding_vif_details", sa.JSON(), nullable=False),
         sa.Column("binding_profile", sa.JSON(), nullable=False),
         sa.Column("created_for_server", sa.Boolean(), nullable=False),
+        sa.Column("server_nic_index", sa.Integer(), nullable=False),
         sa.Column("revision_number", sa.Integer(), nullable=False),
         sa.Column("tags", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
