@@ -33,13 +33,16 @@ def test_cloud_layer_builds_a_network(demo: Connection) -> None:
     )
     assert subnet.gateway_ip == "10.30.0.1" and subnet.dns_nameservers == ["10.30.0.53"]
     assert [n.name for n in demo.list_networks()] == ["sdk-net"]
-    assert demo.get_network("sdk-net").id == net.id
+    found = demo.get_network("sdk-net")
+    assert found is not None and found.id == net.id
     port = demo.create_port(net.id, name="sdk-port", fixed_ips=[{"ip_address": "10.30.0.40"}])
     assert port.fixed_ips == [{"subnet_id": subnet.id, "ip_address": "10.30.0.40"}]
     assert {p.name for p in demo.list_ports(filters={"network_id": net.id})} == {"", "sdk-port"}
     group = demo.create_security_group("web", "web servers")
     demo.create_security_group_rule(group.id, port_range_min=22, port_range_max=22, protocol="tcp")
-    rules = demo.get_security_group("web").security_group_rules
+    web = demo.get_security_group("web")
+    assert web is not None
+    rules = web.security_group_rules
     assert sorted((r["direction"], r["protocol"]) for r in rules) == [
         ("egress", None),
         ("egress", None),
@@ -59,7 +62,8 @@ def test_network_proxy(demo: Connection) -> None:
         cidr="10.31.0.0/28",
         allocation_pools=[{"start": "10.31.0.5", "end": "10.31.0.6"}],
     )
-    assert demo.network.find_network("px").mtu == 1450
+    found = demo.network.find_network("px")
+    assert found is not None and found.mtu == 1450
     first = demo.network.create_port(network_id=net.id)  # the DHCP port took .5
     assert first.fixed_ips[0]["ip_address"] == "10.31.0.6"
     with pytest.raises(exceptions.ConflictException, match="No more IP addresses"):
@@ -67,7 +71,7 @@ def test_network_proxy(demo: Connection) -> None:
     assert demo.network.get_subnet(subnet.id).cidr == "10.31.0.0/28"
     with pytest.raises(exceptions.NotFoundException):
         demo.network.get_network("no-such-network")
-    quota = demo.network.get_quota(demo.current_project_id, details=True)
+    quota = demo.network.get_quota(str(demo.current_project_id), details=True)
     assert quota.networks == {"limit": 100, "used": 1, "reserved": 0}
     demo.network.delete_port(first)
     demo.network.delete_network(net)
