@@ -21,7 +21,7 @@ from kumo.errors import Forbidden
 from kumo.network import ipam, networks, quotas, security_groups
 from kumo.network.addressing import normalise_mac
 from kumo.network.attrs import boolean, envelope, project_of, text, uuid_text
-from kumo.network.errors import InvalidInput, PortInUse, PortNotFound
+from kumo.network.errors import InvalidInput, MacAddressInUse, PortInUse, PortNotFound
 from kumo.network.ipam import FixedIpRequest
 from kumo.network.models import IPAllocation, Network, Port, PortSecurityGroup, Subnet
 
@@ -309,7 +309,7 @@ def update_port(session: Session, ctx: RequestContext, port_id: str, body: objec
         if port.binding_host_id and mac != port.mac_address:
             raise InvalidInput("The MAC address of a bound port cannot change.")
         if mac != port.mac_address and ipam.mac_in_use(session, network.id, mac, except_port=port.id):
-            raise ipam.MacAddressInUse(network.id, mac)
+            raise MacAddressInUse(network.id, mac)
         port.mac_address = mac
     if "fixed_ips" in attrs:
         requests = parse_fixed_ips(attrs["fixed_ips"])

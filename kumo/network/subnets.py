@@ -14,7 +14,13 @@ from sqlalchemy.orm import Session
 from kumo.api.context import RequestContext
 from kumo.network import addressing, ipam, networks, ports, quotas
 from kumo.network.attrs import boolean, envelope, integer, project_of, text, uuid_text
-from kumo.network.errors import InvalidInput, IpAddressAlreadyAllocated, SubnetInUse, SubnetNotFound
+from kumo.network.errors import (
+    GatewayConflictWithAllocationPools,
+    InvalidInput,
+    IpAddressAlreadyAllocated,
+    SubnetInUse,
+    SubnetNotFound,
+)
 from kumo.network.models import AllocationPool, IPAllocation, Network, Port, Subnet
 
 CREATE_ATTRS = frozenset(
@@ -169,7 +175,7 @@ def update_subnet(session: Session, ctx: RequestContext, subnet_id: str, body: o
     elif "gateway_ip" in attrs and gateway is not None:
         for pool in ipam.pools_of(session, subnet.id):
             if gateway in pool:
-                raise addressing.GatewayConflictWithAllocationPools(str(gateway), str(pool))
+                raise GatewayConflictWithAllocationPools(str(gateway), str(pool))
     if "dns_nameservers" in attrs:
         subnet.dns_nameservers = addressing.parse_nameservers(attrs["dns_nameservers"])
     if "host_routes" in attrs:
