@@ -86,6 +86,8 @@ def update(session: Session, project_id: str, body: object) -> dict[str, int]:
     if not isinstance(body, dict) or set(body) != {"quota"} or not isinstance(body["quota"], dict):
         raise InvalidInput("Resource body required: an object under 'quota'")
     wanted = body["quota"]
+    if not 0 < len(project_id) <= 64:
+        raise InvalidInput(f"'{project_id[:70]}' is not a valid project id")
     unknown = sorted(set(wanted) - set(DEFAULTS))
     if unknown:
         raise InvalidInput(f"Unrecognized attribute(s) '{', '.join(unknown)}'")

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, true
+from sqlalchemy import delete, select, true
 from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
@@ -194,6 +194,8 @@ def delete_group(session: Session, ctx: RequestContext, group_id: str) -> None:
     )
     if used is not None:
         raise SecurityGroupInUse(group_id)
+    # Rules of other groups that name this one as their remote group go with it (as in Neutron).
+    session.execute(delete(SecurityGroupRule).where(SecurityGroupRule.remote_group_id == group_id))
     session.delete(group)
     session.flush()
 
