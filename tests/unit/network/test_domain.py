@@ -13,7 +13,7 @@ from sqlalchemy import select
 from kumo.api.context import RequestContext
 from kumo.db import Database
 from kumo.errors import Conflict, Forbidden
-from kumo.network import networks, ports, quotas, security_groups, servers, subnets
+from kumo.network import dhcp, networks, ports, quotas, security_groups, servers, subnets
 from kumo.network.errors import (
     InvalidInput,
     IpAddressAlreadyAllocated,
@@ -242,3 +242,31 @@ def test_auto_picks_the_one_network_and_refuses_ambiguity(db: Database) -> None:
         servers.allocate_for_server(session, ALICE, "srv-3", "auto")
     with db.transaction() as session, pytest.raises(PortInUse):
         servers.allocate_for_server(session, ALICE, "srv-4", [RequestedNetwork(port_id=port_id)])
+
+
+def test_dhcp_state_lists_what_the_network_host_serves(db: Database) -> None:
+    net = make_net(db)
+    port = create_port(db, ALICE, net, fixed_ips=[{"ip_address": "10.0.0.5"}])
+    with db.transaction() as session:
+        down = ports.create_port(session, ALICE, {"port": {"network_id": net, "admin_state_up": False}})
+        assert dhcp.assign_host(session, net, "host-a") == "host-a"
+        assert dhcp.assign_host(session, net, "host-b") == "host-a"  # one host per network
+    with db.read() as session:
+        state = dhcp.dhcp_state(session, net)
+    assert state["generation"] == generation(db, net)
+    assert state["namespace"] == "qdhcp-" + net and state["bridge"] == "brq" + net[:11]
+    assert [ip["ip_address"] for ip in state["dhcp_port"]["fixed_ips"]] == ["10.0.0.2"]
+    assert state["hosts"] == [
+        {
+            "port_id": port["id"],
+            "mac_address": port["mac"],
+            "subnet_id": state["subnets"][0]["id"],
+            "ip_address": "10.0.0.5",
+            "hostname": "host-10-0-0-5",
+        }
+    ]  # the port that is administratively down gets no lease
+    assert down.id not in {h["port_id"] for h in state["hosts"]}
+    with db.transaction() as session:
+        dhcp.record_applied(session, net, "host-a", 7)
+        dhcp.record_applied(session, net, "host-a", 5)  # a late, older report
+        assert dhcp.applied_generation(session, net) == 7
