@@ -36,6 +36,7 @@ CREATE_ATTRS = frozenset(
         "provider:segmentation_id",
         "router:external",
         "availability_zone_hints",
+        "is_default",
         "tags",
     }
 )
@@ -127,6 +128,8 @@ def create_network(session: Session, ctx: RequestContext, body: object) -> Netwo
         ctx.require_admin()
     if boolean(attrs.get("router:external", False), "router:external"):
         raise InvalidInput("router:external networks are not supported yet (there are no routers)")
+    if boolean(attrs.get("is_default", False), "is_default"):
+        raise InvalidInput("is_default networks (auto-allocated topology) are not supported by this cloud")
     hints = attrs.get("availability_zone_hints", [])
     if hints not in ([], ["nova"]):
         raise InvalidInput("availability_zone_hints: the only availability zone is 'nova'")

@@ -36,6 +36,7 @@ _NETWORK: Schema = {
     "provider:segmentation_id": nullable({"type": "integer", "minimum": 1, "maximum": 4094}),
     "router:external": {"type": "boolean", "enum": [False]},
     "availability_zone_hints": {"type": "array", "items": {"type": "string", "enum": ["nova"]}},
+    "is_default": {"type": "boolean", "enum": [False]},
     "tags": _TAGS,
 }
 NETWORK_CREATE = _envelope("network", _NETWORK, networks.CREATE_ATTRS)
