@@ -213,7 +213,7 @@ def make_port(session: Session, request: PortRequest) -> Port:
     return port
 
 
-def _may_choose_addresses(ctx: RequestContext, network: Network) -> None:
+def may_choose_addresses(ctx: RequestContext, network: Network) -> None:
     """Neutron's policy for create_port:mac_address and :fixed_ips:ip_address: admin or the
     network's owner."""
     if not ctx.owns(network.project_id):
@@ -249,7 +249,7 @@ def create_port(session: Session, ctx: RequestContext, body: object) -> Port:
     requests = None if attrs.get("fixed_ips") is None else parse_fixed_ips(attrs["fixed_ips"])
     mac = None if attrs.get("mac_address") is None else normalise_mac(attrs["mac_address"])
     if mac is not None or any(r.ip_address is not None for r in requests or ()):
-        _may_choose_addresses(ctx, network)
+        may_choose_addresses(ctx, network)
     _binding_attrs(ctx, attrs)
     port_security = boolean(
         attrs.get("port_security_enabled", network.port_security_enabled), "port_security_enabled"
@@ -314,7 +314,7 @@ def update_port(session: Session, ctx: RequestContext, port_id: str, body: objec
     if "fixed_ips" in attrs:
         requests = parse_fixed_ips(attrs["fixed_ips"])
         if any(r.ip_address is not None for r in requests):
-            _may_choose_addresses(ctx, network)
+            may_choose_addresses(ctx, network)
         session.execute(delete(IPAllocation).where(IPAllocation.port_id == port.id))
         session.flush()
         ipam.record(

@@ -30,7 +30,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
-from kumo.errors import Conflict
+from kumo.errors import Conflict, Forbidden
 from kumo.network import ipam, networks, ports, quotas, security_groups
 from kumo.network.errors import InvalidInput, PortInUse
 from kumo.network.ipam import FixedIpRequest
@@ -85,6 +85,8 @@ def allocate_for_server(
     for index, entry in enumerate(requested):
         if entry.port_id is not None:
             port = ports.get_port(session, ctx, entry.port_id)
+            if not ctx.owns(port.project_id):
+                raise Forbidden(f"Port {port.id} belongs to another project.")
             if port.device_id or port.device_owner:
                 raise PortInUse(port.id, port.device_id or port.device_owner)
             ipam.lock_network(session, port.network_id)
@@ -94,7 +96,10 @@ def allocate_for_server(
         if entry.network_id is None:
             raise InvalidInput("each requested network needs a network or a port")
         network = networks.get_network(session, ctx, entry.network_id)
-        fixed = None if entry.fixed_ip is None else [FixedIpRequest(ip_address=entry.fixed_ip)]
+        fixed = None
+        if entry.fixed_ip is not None:
+            ports.may_choose_addresses(ctx, network)
+            fixed = [FixedIpRequest(ip_address=entry.fixed_ip)]
         groups: list[str] = []
         if network.port_security_enabled:
             groups = security_groups.resolve_for_port(

@@ -23,6 +23,7 @@ from kumo.network.errors import (
     NetworkNotFound,
     OverQuota,
     PortInUse,
+    PortNotFound,
     SubnetInUse,
 )
 from kumo.network.models import Network, Port
@@ -270,3 +271,25 @@ def test_dhcp_state_lists_what_the_network_host_serves(db: Database) -> None:
         dhcp.record_applied(session, net, "host-a", 7)
         dhcp.record_applied(session, net, "host-a", 5)  # a late, older report
         assert dhcp.applied_generation(session, net) == 7
+
+
+def test_a_server_claims_only_its_projects_ports_and_addresses_the_policy_allows(db: Database) -> None:
+    shared = make_net(db, ADMIN, cidr="10.2.0.0/24", shared=True)
+    mine = make_net(db, BOB, cidr="10.3.0.0/24")
+    hidden = create_port(db, ALICE, shared)  # Bob cannot see it
+    foreign = create_port(db, ADMIN, mine)  # Bob sees it (his network) but does not own it
+    with db.transaction() as session, pytest.raises(PortNotFound):
+        servers.allocate_for_server(session, BOB, "srv-b", [RequestedNetwork(port_id=hidden["id"])])
+    with db.transaction() as session, pytest.raises(Forbidden):
+        servers.allocate_for_server(session, BOB, "srv-b", [RequestedNetwork(port_id=foreign["id"])])
+    with db.transaction() as session, pytest.raises(Forbidden):
+        servers.allocate_for_server(
+            session, BOB, "srv-b", [RequestedNetwork(network_id=shared, fixed_ip="10.2.0.9")]
+        )
+    with db.transaction() as session:
+        (port_id,) = servers.allocate_for_server(
+            session, BOB, "srv-b", [RequestedNetwork(network_id=mine, fixed_ip="10.3.0.9")]
+        )
+        assert ports.fixed_ips(session, [port_id])[port_id] == [
+            {"subnet_id": networks.subnet_ids(session, [mine])[mine][0], "ip_address": "10.3.0.9"}
+        ]
