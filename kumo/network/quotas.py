@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from kumo.network.attrs import integer
+from kumo.network.attrs import boolean, integer
 from kumo.network.errors import InvalidInput, OverQuota
 from kumo.network.models import Network, NetworkQuota, Port, SecurityGroup, SecurityGroupRule, Subnet
 from kumo.store.protocol import store_of
@@ -85,15 +85,20 @@ def update(session: Session, project_id: str, body: object) -> dict[str, int]:
     """`{"quota": {"network": 10, ...}}`: each a known resource, an integer ≥ -1."""
     if not isinstance(body, dict) or set(body) != {"quota"} or not isinstance(body["quota"], dict):
         raise InvalidInput("Resource body required: an object under 'quota'")
-    wanted = body["quota"]
+    wanted = dict(body["quota"])
     if not 0 < len(project_id) <= 64:
         raise InvalidInput(f"'{project_id[:70]}' is not a valid project id")
+    # quota-check-limit (OSC sends it): refuse a limit below what the project already holds.
+    check_limit = boolean(wanted.pop("check_limit", False), "check_limit")
     unknown = sorted(set(wanted) - set(DEFAULTS))
     if unknown:
         raise InvalidInput(f"Unrecognized attribute(s) '{', '.join(unknown)}'")
     lock_project(session, project_id)
+    used = usage(session, project_id) if check_limit else {}
     for resource, raw in wanted.items():
         value = integer(raw, f"quota {resource}", -1)
+        if check_limit and 0 <= value < used[resource]:
+            raise InvalidInput(f"quota {resource} {value} is below the {used[resource]} the project holds")
         row = session.get(NetworkQuota, (project_id, resource))
         if row is None:
             session.add(NetworkQuota(project_id=project_id, resource=resource, limit=value))

@@ -133,11 +133,7 @@ SECURITY_GROUP_RULE_CREATE = _envelope(
     security_groups.RULE_ATTRS,
     ("security_group_id", "direction"),
 )
+_LIMIT: Schema = {"type": "integer", "minimum": -1, "maximum": 2147483647}
 QUOTA_UPDATE = obj(
-    {
-        "quota": obj(
-            {name: {"type": "integer", "minimum": -1, "maximum": 2147483647} for name in quotas.DEFAULTS}
-        )
-    },
-    ["quota"],
+    {"quota": obj({**{name: _LIMIT for name in quotas.DEFAULTS}, "check_limit": BOOLEAN})}, ["quota"]
 )

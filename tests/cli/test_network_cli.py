@@ -86,6 +86,6 @@ def test_security_group_rule_and_network_quota(osc: OpenStackCLI) -> None:
     quota = osc.run("quota", "show", "demo")
     by_resource = {row["Resource"]: row["Limit"] for row in quota}
     assert (by_resource["networks"], by_resource["ports"], by_resource["subnets"]) == (3, 40, 5)
-    assert by_resource["secgroups"] == 7
+    assert by_resource["security_groups"] == 7
     usage = {row["Resource"]: row for row in osc.run("quota", "show", "--usage", "demo")}
-    assert usage["secgroups"]["In Use"] == 2 and usage["networks"]["In Use"] == 0
+    assert usage["security_groups"]["In Use"] == 2 and usage["networks"]["In Use"] == 0

@@ -181,6 +181,8 @@ def test_quotas_count_the_projects_resources(db: Database) -> None:
     create_port(db, ALICE, net)
     with pytest.raises(OverQuota):
         create_port(db, ALICE, net)
+    with db.transaction() as session, pytest.raises(InvalidInput, match="below"):
+        quotas.update(session, "p-alice", {"quota": {"port": 2, "check_limit": True}})
     with db.read() as session:
         details = quotas.details(session, "p-alice")
     assert details["network"] == {"limit": 1, "used": 1, "reserved": 0}
