@@ -42,6 +42,7 @@ from kumo.identity import admin_routes as identity_admin_routes
 from kumo.identity import routes as identity_routes
 from kumo.image import routes as image_routes
 from kumo.image.store import file_store
+from kumo.network import routes as network_routes
 from kumo.placement.api import routes as placement_routes
 from kumo.placement.api.fast import ClaimFastLane
 from kumo.runtime import Runtime
@@ -105,6 +106,7 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
         compute_router(),  # /compute
         stock_routes.router,  # /compute/v2.1/os-kumo-stock-requests: a compute API extension
         image_routes.router,  # /image
+        network_routes.router,  # /networking (Neutron's API subset)
         placement_routes.router,  # /placement
         baremetal_routes.router,  # /baremetal (Ironic's API subset)
     ):

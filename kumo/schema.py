@@ -7,6 +7,7 @@ from kumo.compute import models as compute_models  # noqa: F401
 from kumo.db.base import Base
 from kumo.identity import models as identity_models  # noqa: F401
 from kumo.image import models as image_models  # noqa: F401
+from kumo.network import models as network_models  # noqa: F401
 from kumo.placement import api_models as placement_api_models  # noqa: F401
 from kumo.placement import models as placement_models  # noqa: F401
 from kumo.stock import models as stock_models  # noqa: F401

@@ -32,6 +32,22 @@ _KIND_BY_STATUS = {  # Nova's fault names (nova/api/openstack/wsgi.py Fault)
     501: "notImplemented",
     503: "serviceUnavailable",
 }
+# Neutron's error types for answers that carry no type of their own (webob's HTTP exceptions).
+_NEUTRON_BY_STATUS = {
+    400: "HTTPBadRequest",
+    401: "HTTPUnauthorized",
+    403: "HTTPForbidden",
+    404: "HTTPNotFound",
+    405: "HTTPMethodNotAllowed",
+    406: "HTTPNotAcceptable",
+    408: "HTTPRequestTimeout",
+    409: "HTTPConflict",
+    413: "HTTPRequestEntityTooLarge",
+    415: "HTTPUnsupportedMediaType",
+    431: "HTTPRequestHeaderFieldsTooLarge",
+    500: "HTTPInternalServerError",
+    503: "HTTPServiceUnavailable",
+}
 _TITLES = {
     400: "Bad Request",
     401: "Unauthorized",
@@ -70,6 +86,12 @@ def error_response(
             headers["WWW-Authenticate"] = 'Keystone uri="/identity"'
     elif path.startswith("/image"):
         body = {"code": status, "title": title, "message": message, "error": {"message": message}}
+    elif path.startswith("/networking"):
+        # Neutron: {"NeutronError": {"type", "message", "detail"}}. Networking's own errors carry
+        # Neutron's type name as their kind (UpperCamelCase); any other error (Nova's lowerCamel
+        # kinds, the framework's) is typed by its status, as webob's exceptions are.
+        neutron_type = kind if kind and kind[:1].isupper() else _NEUTRON_BY_STATUS.get(status, "HTTPError")
+        body = {"NeutronError": {"type": neutron_type, "message": message, "detail": ""}}
     elif path.startswith("/baremetal"):
         # Ironic: the fault is a JSON document inside a string; the version range on every answer.
         faultcode = "Client" if status < 500 else "Server"

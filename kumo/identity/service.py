@@ -23,6 +23,7 @@ SERVICES = (
     ("identity", "keystone", "/identity"),
     ("compute", "nova", "/compute/v2.1"),
     ("image", "glance", "/image"),
+    ("network", "neutron", "/networking"),
     ("placement", "placement", "/placement"),
     ("baremetal", "ironic", "/baremetal"),
 )

@@ -90,6 +90,8 @@ def assert_error(path: str, status: int, body: dict[str, Any]) -> None:
         assert body["code"] == status and body["error"]["message"] == body["message"]
     elif path.startswith("/placement"):
         assert body["errors"][0]["status"] == status and body["errors"][0]["detail"]
+    elif path.startswith("/networking"):  # Neutron
+        assert body["NeutronError"]["type"] and body["NeutronError"]["message"]
     elif path.startswith("/baremetal"):  # Ironic: the fault is a JSON document in a string
         fault = json.loads(body["error_message"])
         assert fault["faultcode"] == ("Client" if status < 500 else "Server") and fault["faultstring"]
@@ -380,6 +382,12 @@ SERVICES: list[tuple[str, str, str, tuple[str, str, dict[str, Any]]]] = [
         "/image/v2/images/%00",
         "/image/v2/images?name=%00",
         ("POST", "/image/v2/images", {"name": "i\u0000", "disk_format": "raw", "container_format": "bare"}),
+    ),
+    (
+        "/networking",
+        "/networking/v2.0/networks/%00",
+        "/networking/v2.0/networks?name=%00",
+        ("POST", "/networking/v2.0/networks", {"network": {"name": "n\u0000"}}),
     ),
     (
         "/placement",

@@ -1,0 +1,124 @@
+"""What a network's DHCP host must serve, as data, and which host serves it (networking notes
+§3.6): the API side of the `network_sync` an agent runs. Not yet routed: the internal route
+(`GET /internal/v1/networks/{id}/dhcp`) and the sync task belong to the agent protocol.
+
+    assign_host(session, network_id, host) -> str        the network's DHCP host (first one kept)
+    host_of(session, network_id) -> str | None
+    dhcp_state(session, network_id) -> dict               the full desired state, with its generation
+    record_applied(session, network_id, host, generation) the agent applied that generation
+    applied_generation(session, network_id) -> int | None
+
+`dhcp_state` reads the network's generation in the same snapshot as the ports it lists, so an
+agent that applied generation G serves at least every change committed with a generation ≤ G."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from kumo.network import ports
+from kumo.network.errors import NetworkNotFound
+from kumo.network.models import IPAllocation, Network, NetworkHost, Port, Subnet
+from kumo.network.networks import DHCP_OWNER
+
+METADATA_ADDRESS = "169.254.169.254"
+
+
+def namespace_name(network_id: str) -> str:
+    return "qdhcp-" + network_id
+
+
+def assign_host(session: Session, network_id: str, host: str) -> str:
+    """The host serving the network: the one already assigned, else `host` (one per network)."""
+    current = host_of(session, network_id)
+    if current is not None:
+        return current
+    session.add(NetworkHost(network_id=network_id, host=host))
+    session.flush()
+    return host
+
+
+def host_of(session: Session, network_id: str) -> str | None:
+    return session.scalar(select(NetworkHost.host).where(NetworkHost.network_id == network_id).limit(1))
+
+
+def record_applied(session: Session, network_id: str, host: str, generation: int) -> None:
+    """Generations only move forward: a late report of an older one changes nothing."""
+    session.execute(
+        update(NetworkHost)
+        .where(
+            NetworkHost.network_id == network_id,
+            NetworkHost.host == host,
+            NetworkHost.applied_generation < generation,
+        )
+        .values(applied_generation=generation)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def applied_generation(session: Session, network_id: str) -> int | None:
+    return session.scalar(
+        select(NetworkHost.applied_generation).where(NetworkHost.network_id == network_id).limit(1)
+    )
+
+
+def _hostname(address: str) -> str:
+    return "host-" + address.replace(".", "-")
+
+
+def dhcp_state(session: Session, network_id: str) -> dict[str, Any]:
+    network = session.get(Network, network_id)
+    if network is None:
+        raise NetworkNotFound(network_id)
+    subnets = list(
+        session.scalars(
+            select(Subnet).where(Subnet.network_id == network_id).order_by(Subnet.created_at, Subnet.id)
+        )
+    )
+    dhcp_subnets = {s.id for s in subnets if s.enable_dhcp}
+    rows = session.execute(
+        select(Port.id, Port.mac_address, Port.device_owner, IPAllocation.subnet_id, IPAllocation.ip_address)
+        .join(IPAllocation, IPAllocation.port_id == Port.id)
+        .where(Port.network_id == network_id, Port.admin_state_up.is_(True))
+        .order_by(Port.id, IPAllocation.ip_address)
+    )
+    hosts: list[dict[str, str]] = []
+    dhcp_port: dict[str, Any] | None = None
+    for port_id, mac, owner, subnet_id, address in rows:
+        if owner == DHCP_OWNER:
+            if dhcp_port is None:
+                dhcp_port = {"id": port_id, "mac_address": mac, "fixed_ips": []}
+            dhcp_port["fixed_ips"].append({"subnet_id": subnet_id, "ip_address": address})
+        elif subnet_id in dhcp_subnets:
+            hosts.append(
+                {
+                    "port_id": port_id,
+                    "mac_address": mac,
+                    "subnet_id": subnet_id,
+                    "ip_address": address,
+                    "hostname": _hostname(address),
+                }
+            )
+    return {
+        "network_id": network.id,
+        "generation": network.dhcp_generation,
+        "mtu": network.mtu,
+        "bridge": ports.bridge_name(network.id),
+        "namespace": namespace_name(network.id),
+        "metadata_address": METADATA_ADDRESS,
+        "subnets": [
+            {
+                "id": s.id,
+                "cidr": s.cidr,
+                "gateway_ip": s.gateway_ip,
+                "enable_dhcp": s.enable_dhcp,
+                "dns_nameservers": list(s.dns_nameservers or []),
+                "host_routes": list(s.host_routes or []),
+            }
+            for s in subnets
+        ],
+        "dhcp_port": dhcp_port,
+        "hosts": hosts,
+    }

@@ -1,0 +1,233 @@
+"""What compute calls for a server's networking (not yet wired into server create: compute's
+side is next). Every function runs inside the caller's transaction, the server's own, so a
+server and its ports are written or undone together.
+
+    allocate_for_server(session, ctx, server_id, requested, availability_zone="nova") -> [port ids]
+        `requested`: "auto" | "none" | [RequestedNetwork(network_id=… | port_id=…, fixed_ip=…)]
+        (Nova's `networks` of POST /servers). Creates a port per network (device_id = the server,
+        device_owner compute:<az>; deleted with the server) and claims the ports named (kept,
+        unbound, when the server goes). "auto": the project's one network, else the one shared
+        network; none → no port; more than one → 409 (Nova's NetworkAmbiguous).
+    bind_server_ports(session, server_id, host, vnic_type="normal") -> [spec port dicts]
+        Binds the server's ports to the host (a hypervisor's name, or a node uuid with
+        vnic_type "baremetal") and returns them in the agents' contract shape (spec_port).
+    server_ports(session, server_id) -> [spec port dicts]     what the spawn payload carries
+    release_server_ports(session, server_id) -> None          on delete: ours go, others unbound
+    server_addresses(session, server_ids) -> {server: {network name: [address dicts]}}
+    server_security_groups(session, server_id) -> [group names]
+    set_ports_status(session, port_ids, "ACTIVE" | "DOWN") -> None   the agent's report
+
+Each change of a port's existence, addresses or binding bumps its network's DHCP generation
+(kumo/network/ipam.py:lock_network), in the same transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from kumo.api.context import RequestContext
+from kumo.errors import Conflict, Forbidden
+from kumo.network import ipam, networks, ports, quotas, security_groups
+from kumo.network.errors import InvalidInput, PortInUse
+from kumo.network.ipam import FixedIpRequest
+from kumo.network.models import Network, Port, PortSecurityGroup, SecurityGroup
+
+PORT_STATUSES = ("ACTIVE", "DOWN", "BUILD", "ERROR")
+
+
+@dataclass(frozen=True)
+class RequestedNetwork:
+    """One entry of Nova's `networks`: a network (with an optional fixed IP) or a port."""
+
+    network_id: str | None = None
+    port_id: str | None = None
+    fixed_ip: str | None = None
+
+
+def _auto_network(session: Session, project_id: str) -> Network | None:
+    """Nova's rule: the project's own networks, else the shared ones; more than one is ambiguous."""
+    for condition in (
+        (Network.project_id == project_id) & Network.shared.is_(False),
+        Network.shared.is_(True),
+    ):
+        found = list(session.scalars(select(Network).where(condition, Network.external.is_(False)).limit(2)))
+        if len(found) > 1:
+            raise Conflict("Multiple possible networks found, use a Network ID to be more specific.")
+        if found:
+            return found[0]
+    return None
+
+
+def allocate_for_server(
+    session: Session,
+    ctx: RequestContext,
+    server_id: str,
+    requested: Literal["auto", "none"] | Sequence[RequestedNetwork],
+    availability_zone: str = "nova",
+    group_names: Sequence[str] | None = None,
+) -> list[str]:
+    """The server's port ids, in the order asked. Ports are made in ctx's project."""
+    project_id = ctx.project_id or ""
+    if requested == "none":
+        return []
+    if requested == "auto":
+        network = _auto_network(session, project_id)
+        requested = [] if network is None else [RequestedNetwork(network_id=network.id)]
+    owner = f"compute:{availability_zone}"
+    made = [r for r in requested if r.port_id is None]
+    if made:
+        quotas.check(session, project_id, "port", adding=len(made))
+    port_ids = []
+    for index, entry in enumerate(requested):
+        if entry.port_id is not None:
+            port = ports.get_port(session, ctx, entry.port_id)
+            if not ctx.owns(port.project_id):
+                raise Forbidden(f"Port {port.id} belongs to another project.")
+            if port.device_id or port.device_owner:
+                raise PortInUse(port.id, port.device_id or port.device_owner)
+            ipam.lock_network(session, port.network_id)
+            port.device_id, port.device_owner, port.server_nic_index = server_id, owner, index
+            port_ids.append(port.id)
+            continue
+        if entry.network_id is None:
+            raise InvalidInput("each requested network needs a network or a port")
+        network = networks.get_network(session, ctx, entry.network_id)
+        fixed = None
+        if entry.fixed_ip is not None:
+            ports.may_choose_addresses(ctx, network)
+            fixed = [FixedIpRequest(ip_address=entry.fixed_ip)]
+        groups: list[str] = []
+        if network.port_security_enabled:
+            groups = security_groups.resolve_for_port(
+                session, ctx, project_id, None if group_names is None else list(group_names)
+            )
+        port = ports.make_port(
+            session,
+            ports.PortRequest(
+                network=network,
+                project_id=project_id,
+                fixed_ips=fixed,
+                device_id=server_id,
+                device_owner=owner,
+                security_groups=groups,
+                port_security_enabled=network.port_security_enabled,
+                created_for_server=True,
+                server_nic_index=index,
+            ),
+        )
+        port_ids.append(port.id)
+    session.flush()
+    return port_ids
+
+
+def _server_port_rows(session: Session, server_id: str) -> list[Port]:
+    query = select(Port).where(Port.device_id == server_id, Port.device_owner.like("compute:%"))
+    return list(session.scalars(query.order_by(Port.server_nic_index, Port.created_at, Port.id)))
+
+
+def spec_port(port: Port, network: Network, fixed: list[dict[str, str]]) -> dict[str, Any]:
+    """A port in the shape agents receive in a server's spec (`instance["ports"]`)."""
+    return {
+        "id": port.id,
+        "network_id": network.id,
+        "mac_address": port.mac_address,
+        "mtu": network.mtu,
+        "fixed_ips": fixed,
+        "bridge": ports.bridge_name(network.id),
+        "tap": ports.tap_name(port.id),
+        "dhcp_generation": network.dhcp_generation,
+    }
+
+
+def server_ports(session: Session, server_id: str) -> list[dict[str, Any]]:
+    rows = _server_port_rows(session, server_id)
+    fixed = ports.fixed_ips(session, [p.id for p in rows])
+    nets = {
+        n.id: n for n in session.scalars(select(Network).where(Network.id.in_({p.network_id for p in rows})))
+    }
+    return [spec_port(p, nets[p.network_id], fixed[p.id]) for p in rows]
+
+
+def bind_server_ports(
+    session: Session, server_id: str, host: str, vnic_type: str = "normal"
+) -> list[dict[str, Any]]:
+    if vnic_type not in ports.VNIC_TYPES:
+        raise InvalidInput(f"binding:vnic_type {vnic_type} is not supported")
+    for port in _server_port_rows(session, server_id):
+        ipam.lock_network(session, port.network_id)
+        network = session.get_one(Network, port.network_id, populate_existing=True)
+        port.binding_host_id, port.binding_vnic_type = host, vnic_type
+        port.binding_vif_type, port.binding_vif_details = ports.binding_details(host, vnic_type, network)
+        port.status = "BUILD"
+    session.flush()
+    session.expire_all()
+    return server_ports(session, server_id)
+
+
+def release_server_ports(session: Session, server_id: str) -> None:
+    for port in _server_port_rows(session, server_id):
+        ipam.lock_network(session, port.network_id)
+        if port.created_for_server:
+            session.delete(port)
+            continue
+        port.device_id = port.device_owner = port.binding_host_id = ""
+        port.binding_vif_type, port.binding_vif_details, port.binding_profile = "unbound", {}, {}
+        port.status = "DOWN"
+    session.flush()
+
+
+def server_addresses(
+    session: Session, server_ids: Sequence[str]
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Nova's `addresses`: by network name, each address with its version, type and MAC."""
+    found: dict[str, dict[str, list[dict[str, Any]]]] = {sid: {} for sid in server_ids}
+    if not server_ids:
+        return found
+    rows = list(
+        session.execute(
+            select(Port, Network.name)
+            .join(Network, Network.id == Port.network_id)
+            .where(Port.device_id.in_(server_ids), Port.device_owner.like("compute:%"))
+            .order_by(Port.server_nic_index, Port.created_at, Port.id)
+        )
+    )
+    fixed = ports.fixed_ips(session, [port.id for port, _ in rows])
+    for port, network_name in rows:
+        addresses = found[port.device_id].setdefault(network_name, [])
+        for ip in fixed[port.id]:
+            addresses.append(
+                {
+                    "version": 4,
+                    "addr": ip["ip_address"],
+                    "OS-EXT-IPS:type": "fixed",
+                    "OS-EXT-IPS-MAC:mac_addr": port.mac_address,
+                }
+            )
+    return found
+
+
+def server_security_groups(session: Session, server_id: str) -> list[str]:
+    rows = session.scalars(
+        select(SecurityGroup.name)
+        .join(PortSecurityGroup, PortSecurityGroup.security_group_id == SecurityGroup.id)
+        .join(Port, Port.id == PortSecurityGroup.port_id)
+        .where(Port.device_id == server_id, Port.device_owner.like("compute:%"))
+        .distinct()
+    )
+    return sorted(rows)
+
+
+def set_ports_status(session: Session, port_ids: Sequence[str], status: str) -> None:
+    if status not in PORT_STATUSES:
+        raise InvalidInput(f"port status {status} is not one of {', '.join(PORT_STATUSES)}")
+    if port_ids:
+        session.execute(
+            update(Port)
+            .where(Port.id.in_(port_ids))
+            .values(status=status)
+            .execution_options(synchronize_session=False)
+        )
