@@ -148,6 +148,19 @@ class LeaveGroups:
     """Drop the server's server-group memberships."""
 
 
+@dataclass(frozen=True)
+class BindPorts:
+    """Bind the server's ports to `host` (before any task this change enqueues, whose spec
+    carries them bound)."""
+
+    host: str
+
+
+@dataclass(frozen=True)
+class ReleasePorts:
+    """The server is gone: the ports made for it go, the ports it was given are unbound."""
+
+
 Effect = (
     BeginAction
     | StartEvent
@@ -158,6 +171,8 @@ Effect = (
     | RenameConsumer
     | CancelTasks
     | LeaveGroups
+    | BindPorts
+    | ReleasePorts
 )
 
 
@@ -328,7 +343,7 @@ def _finalized(state: ServerState) -> Change:
         task_state=None,
         power_state=int(PowerState.NOSTATE),
         deleted=True,
-        effects=(Release(state.uuid), Release(migration_consumer(state.uuid)), LeaveGroups()),
+        effects=(Release(state.uuid), Release(migration_consumer(state.uuid)), LeaveGroups(), ReleasePorts()),
     )
 
 
@@ -410,6 +425,7 @@ def evacuate(state: ServerState, dest: str) -> Change:
             CancelTasks(),
             BeginAction(action.name, action.event, dest),
             _cleanup_on(source, f"evacuated to {dest}"),
+            BindPorts(dest),
             Enqueue(dest, TaskKind.EVACUATE, payload),
         ),
         wake=dest,
@@ -451,6 +467,7 @@ def placed(
             effects += [StartEvent(note[0], host, event.action_id), FinishEvent(Ref.EVENT, True, note[1])]
         effects.append(StartEvent(SPAWN_EVENT, host, event.action_id))
     spawn_event: int | Ref | None = Ref.EVENT if event is not None else None
+    effects.append(BindPorts(host))
     effects.append(Enqueue(host, TaskKind.SPAWN, {"event_id": spawn_event, "instance": Ref.SPEC}))
     return Change(
         host=host,
@@ -601,7 +618,7 @@ def _moved(state: ServerState, outcome: TaskOutcome) -> Change:
         # destination cleans up what it prepared.
         undo = _undo_destination_claim(state) if kind != TaskKind.REVERT_RESIZE else ()
         return replace(base, effects=(*undo, _abort_on(dest)), wake=dest)
-    moved = replace(base, host=dest, zone_from_host=True)
+    moved = replace(base, host=dest, zone_from_host=True, effects=(BindPorts(dest),))
     if kind == TaskKind.LIVE_MIGRATE:
         return moved.then(Release(migration_consumer(state.uuid)))
     if kind == TaskKind.MIGRATE:
@@ -612,7 +629,7 @@ def _moved(state: ServerState, outcome: TaskOutcome) -> Change:
         moved,
         vm_state=VmState.STOPPED if stopped else VmState.ACTIVE,
         migration_source=None,
-        effects=_undo_destination_claim(state),
+        effects=(*moved.effects, *_undo_destination_claim(state)),
     )
 
 
