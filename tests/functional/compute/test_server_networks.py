@@ -12,8 +12,12 @@ from typing import Any
 import pytest
 from openstack import exceptions
 from openstack.connection import Connection
+from sqlalchemy import select
 
+from kumo.work.kinds import TaskKind
+from kumo.work.models import Task
 from tests.conftest import DEMO_PASSWORD, Cloud, Fleet
+from tests.functional.compute.helpers import database
 from tests.functional.sdk.test_sdk import IMAGE_DATA, connect, wait_status
 
 pytestmark = pytest.mark.filterwarnings("ignore::openstack.warnings.RemovedFieldWarning")
@@ -21,6 +25,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::openstack.warnings.RemovedField
 
 @dataclass
 class Env:
+    cloud: Cloud
     admin: Connection
     demo: Connection
     flavor: str
@@ -44,7 +49,7 @@ def _env(cloud: Cloud, fleet: Fleet) -> Iterator[Env]:
         cidr="10.40.0.0/24",
         allocation_pools=[{"start": "10.40.0.10", "end": "10.40.0.20"}],
     )
-    yield Env(admin, demo, flavor.id, image.id, net, subnet)
+    yield Env(cloud, admin, demo, flavor.id, image.id, net, subnet)
     demo.close()
     admin.close()
 
@@ -62,6 +67,20 @@ def pg_env(pg_cloud: Cloud, pg_fleet: Fleet) -> Iterator[Env]:
 def _boot(env: Env, name: str, **kw: Any) -> Any:
     server = env.demo.compute.create_server(name=name, flavor_id=env.flavor, image_id=env.image, **kw)
     return wait_status(env.demo, server, "ACTIVE")
+
+
+def _spawn_spec(env: Env, server_id: str) -> dict[str, Any]:
+    db = database(env.cloud)
+    try:
+        with db.read() as session:
+            payload = session.scalar(
+                select(Task.payload).where(Task.instance_uuid == server_id, Task.kind == str(TaskKind.SPAWN))
+            )
+    finally:
+        db.dispose()
+    assert isinstance(payload, dict)
+    spec: dict[str, Any] = payload["instance"]
+    return spec
 
 
 def _ips(server: Any) -> list[str]:
@@ -90,6 +109,12 @@ def _network_lifecycle(env: Env) -> None:
     bound = env.admin.network.get_port(port.id)  # binding:host_id is an admin's to see
     assert bound.binding_host_id == "net-host1" and bound.binding_vif_type == "bridge"
     assert [g["name"] for g in server.security_groups] == ["default"]
+    # The agent was handed the bound port in the spawn task's server spec (the shared contract).
+    [spec_port] = _spawn_spec(env, server.id)["ports"]
+    assert spec_port["id"] == port.id and spec_port["network_id"] == env.net.id
+    assert spec_port["mac_address"] == port.mac_address and spec_port["mtu"] == 1500
+    assert spec_port["fixed_ips"] == [{"subnet_id": env.subnet.id, "ip_address": address["addr"]}]
+    assert spec_port["bridge"] == "brq" + env.net.id[:11] and spec_port["tap"] == "tap" + port.id[:11]
 
     # A fixed IP is honoured; a taken one is refused (400, as Nova).
     fixed = _boot(env, "fixed-vm", networks=[{"uuid": env.net.id, "fixed_ip": "10.40.0.19"}])
