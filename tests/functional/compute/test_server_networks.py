@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from kumo.work.kinds import TaskKind
 from kumo.work.models import Task
-from tests.conftest import DEMO_PASSWORD, Cloud, Fleet
+from tests.conftest import DEMO_PASSWORD, Cloud, Fleet, wait_for
 from tests.functional.compute.helpers import database
 from tests.functional.sdk.test_sdk import IMAGE_DATA, connect, wait_status
 
@@ -228,3 +228,33 @@ def test_network_reads_and_refusals(env: Env) -> None:
     assert implicit.status_code == 202
     [port] = list(demo.network.ports(device_id=implicit.json()["server"]["id"]))
     assert port.network_id == env.net.id
+
+
+def test_ports_follow_the_server(env: Env, fleet: Fleet) -> None:
+    """Bound again to the destination of a live migration; a server that went to ERROR before
+    it had a host keeps its port until it is deleted, which frees it."""
+    demo, admin = env.demo, env.admin
+    server = _boot(env, "mover", networks=[{"uuid": env.net.id}])
+    [port] = list(demo.network.ports(device_id=server.id))
+    assert admin.network.get_port(port.id).binding_host_id == "net-host1"
+    fleet.add("net-host2", vcpus=8, memory_mb=8192)
+    admin.compute.live_migrate_server(server, host="net-host2", block_migration="auto")
+
+    def moved() -> bool:
+        shown = admin.compute.get_server(server.id)
+        return bool(shown.compute_host == "net-host2" and shown.task_state is None)
+
+    wait_for(moved, timeout=30)
+    assert admin.network.get_port(port.id).binding_host_id == "net-host2"
+    assert _ips(demo.compute.get_server(server.id)) == [port.fixed_ips[0]["ip_address"]]
+
+    huge = admin.compute.create_flavor(name="net.huge", vcpus=1, ram=256, disk=5000)
+    failed = demo.compute.create_server(
+        name="nowhere", flavor_id=huge.id, image_id=env.image, networks=[{"uuid": env.net.id}]
+    )
+    failed = wait_status(demo, failed, "ERROR")
+    [stranded] = list(demo.network.ports(device_id=failed.id))
+    assert admin.network.get_port(stranded.id).binding_host_id in ("", None)
+    demo.compute.delete_server(failed)
+    demo.compute.wait_for_delete(failed, interval=0.1, wait=30)
+    assert list(demo.network.ports(device_id=failed.id)) == []
