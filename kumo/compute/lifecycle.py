@@ -5,8 +5,9 @@ the API, a placement by the scheduler (or its failure), an agent's task result, 
 observed, an administrator's reset, a local delete, an evacuation. A function reads a frozen
 `ServerState` and the event's data, and returns a `Change`: the new vm_state, task_state and
 power_state, the fault, and the follow-up work as data (`Enqueue`, `Release`, `RenameConsumer`,
-action records...). Refused transitions raise `kumo.errors.InvalidState` (409) with Nova's
-messages, or `Conflict` for a lock or a missing host.
+`BindPorts` to the host it lands on, `ReleasePorts` when it is gone, action records...).
+Refused transitions raise `kumo.errors.InvalidState` (409) with Nova's messages, or `Conflict`
+for a lock or a missing host.
 
 Invariants:
 - This module reads no database, no clock and no settings; it imports only the standard
