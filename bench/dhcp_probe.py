@@ -7,13 +7,12 @@ It sends DHCPDISCOVERs (broadcast flag set, so the OFFER comes back broadcast to
 socket) for `--mac` and matches OFFERs by transaction id: far finer-grained than a real client
 (udhcpc retries once a second at best).
 
-- `until-offer`: probe every `--interval` until one is answered; prints
-  `{"offered": ip, "seconds": since start}` (or `"offered": null` on timeout).
+- `until-offer`: prints "ready", then probes every `--interval` until one is answered; prints
+  `{"offered": ip, "seconds": since start, "at": wall-clock time}` (`"offered": null` on timeout).
 - `watch`: probe continuously; each probe waits `--interval` for its answer. Prints "ready",
   then reads one line on stdin (the signal to stop) and prints
-  `{"probes": n, "answered": n, "gaps": [[start, end], ...]}`: the windows (monotonic seconds of
-  this process, whose clock the caller shares: CLOCK_MONOTONIC is system-wide) in which probes
-  went unanswered.
+  `{"probes": n, "answered": n, "gaps": [[start, end], ...]}`: the windows (CLOCK_MONOTONIC,
+  system-wide, so the caller's clock) in which probes went unanswered.
 """
 
 from __future__ import annotations
@@ -117,12 +116,14 @@ def main() -> int:
     sock = open_socket(args.iface)
     xid = int.from_bytes(os.urandom(4), "big")
     if args.mode == "until-offer":
+        print("ready", flush=True)
         start = time.monotonic()
         while time.monotonic() - start < args.timeout:
             xid = (xid + 1) & 0xFFFFFFFF
             offered = probe(sock, mac, xid, args.interval)
             if offered:
-                print(json.dumps({"offered": offered, "seconds": time.monotonic() - start}), flush=True)
+                row = {"offered": offered, "seconds": time.monotonic() - start, "at": time.time()}
+                print(json.dumps(row), flush=True)
                 return 0
         print(json.dumps({"offered": None, "seconds": time.monotonic() - start}), flush=True)
         return 1
