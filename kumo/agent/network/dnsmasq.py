@@ -86,6 +86,9 @@ class DnsmasqManager:
     def paths(self, network_id: str) -> Paths:
         return Paths(self.root / network_id)
 
+    def _argv(self, spec: NetworkSpec) -> list[str]:
+        return dnsmasq_conf.command_line(spec, self.paths(spec.id), self.binary, self.log_dhcp)
+
     # -- processes ------------------------------------------------------------------------------
 
     def running_pid(self, spec: NetworkSpec) -> int | None:
@@ -214,7 +217,7 @@ class DnsmasqManager:
                 write_atomic(paths.opts, options)
             self._sync_files(spec, change, rescan or spec.id not in self._known_pids)
 
-            argv = dnsmasq_conf.command_line(spec, paths, self.binary)
+            argv = self._argv(spec)
             pid = self.running_pid(spec)
             if pid is not None and not self._matches(pid, argv):
                 log.info("dnsmasq %s of network %s: command line changed, restarting", pid, spec.id)
@@ -242,9 +245,7 @@ class DnsmasqManager:
                 if self.running_pid(spec) is not None:
                     continue
                 log.warning("dnsmasq of network %s is not running; respawning it", network_id)
-                self._known_pids[network_id] = self._start(
-                    spec, dnsmasq_conf.command_line(spec, self.paths(network_id), self.binary)
-                )
+                self._known_pids[network_id] = self._start(spec, self._argv(spec))
                 self.respawns += 1
                 respawned.append(network_id)
         return respawned
@@ -257,7 +258,7 @@ class DnsmasqManager:
             pid = self.running_pid(spec)
             if pid is not None:
                 self._kill(pid)
-            new = self._start(spec, dnsmasq_conf.command_line(spec, self.paths(network_id), self.binary))
+            new = self._start(spec, self._argv(spec))
             self._known_pids[network_id] = new
             return new
 

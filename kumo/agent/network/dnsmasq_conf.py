@@ -51,9 +51,12 @@ def subnet_tag(subnet: SubnetSpec) -> str:
     return "subnet-" + subnet.id
 
 
-def command_line(spec: NetworkSpec, paths: Paths, binary: str = "dnsmasq") -> list[str]:
+def command_line(
+    spec: NetworkSpec, paths: Paths, binary: str = "dnsmasq", log_dhcp: bool = False
+) -> list[str]:
     """The dnsmasq argv (run inside the namespace). Equal specs give equal argvs: adoption
-    compares a running process's command line with this one."""
+    compares a running process's command line with this one. `log_dhcp` logs every packet
+    (debugging; ~15 lines per exchange)."""
     pool = sum(s.network.num_addresses for s in spec.subnets)
     argv = [
         binary,
@@ -79,8 +82,9 @@ def command_line(spec: NetworkSpec, paths: Paths, binary: str = "dnsmasq") -> li
         "--dhcp-authoritative",
         "--conf-file=/dev/null",
         f"--log-facility={paths.log}",
-        "--log-dhcp",
     ]
+    if log_dhcp:
+        argv.append("--log-dhcp")
     return argv
 
 

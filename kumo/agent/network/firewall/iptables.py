@@ -18,6 +18,7 @@ per port) so a guest cannot bypass its group or spoof over IPv6.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable, Sequence
 
 from kumo.agent.network.run import run
@@ -140,6 +141,7 @@ class IptablesFirewall:
     def __init__(self, iptables: str = "iptables", ip6tables: str | None = "ip6tables") -> None:
         self.iptables = iptables
         self.ip6tables = ip6tables
+        self._lock = threading.Lock()  # read state + commit, one caller at a time
 
     def _state(self) -> tuple[set[str], bool]:
         saved = run([f"{self.iptables}-save", "-t", "filter"])
@@ -160,14 +162,16 @@ class IptablesFirewall:
                 run([self.ip6tables, "-I", "FORWARD", "1", *FORWARD_JUMP])
 
     def apply(self, ports: Sequence[PortFirewall]) -> None:
-        keep, jumped = self._state()
-        self._commit(keep, ports, set(), jumped)
+        with self._lock:
+            keep, jumped = self._state()
+            self._commit(keep, ports, set(), jumped)
 
     def remove(self, taps: Sequence[str]) -> None:
-        keep, jumped = self._state()
-        drop = {tap[3:] for tap in taps if tap.startswith("tap")} & keep
-        if drop:
-            self._commit(keep, (), drop, jumped)
+        with self._lock:
+            keep, jumped = self._state()
+            drop = {tap[3:] for tap in taps if tap.startswith("tap")} & keep
+            if drop:
+                self._commit(keep, (), drop, jumped)
 
     def taps(self) -> set[str]:
         return {"tap" + chain_id for chain_id in self._state()[0]}
