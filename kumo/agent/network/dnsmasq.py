@@ -73,9 +73,16 @@ def process_argv(pid: int) -> list[str] | None:
 
 
 class DnsmasqManager:
-    def __init__(self, root: Path, binary: str = "dnsmasq", release_binary: str = "dhcp_release") -> None:
+    def __init__(
+        self,
+        root: Path,
+        binary: str = "dnsmasq",
+        release_binary: str = "dhcp_release",
+        log_dhcp: bool = False,
+    ) -> None:
         self.root = root
         self.binary = binary
+        self.log_dhcp = log_dhcp
         self.release_binary = release_binary
         self.respawns = 0
         self._lock = threading.RLock()
