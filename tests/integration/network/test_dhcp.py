@@ -103,3 +103,26 @@ def test_after_the_agents_restart_running_dnsmasqs_are_adopted(lab: Lab) -> None
     applied = restarted.reconcile(wider)
     assert applied.dhcp.started and applied.dhcp.pid != pid
     lab.host = restarted
+
+
+def test_churn_with_ip_reuse_never_restarts_nor_blocks(lab: Lab) -> None:
+    """networking-notes §3.4's regression test: delete a port, create one with a new MAC and the
+    same IP, renew; 100 times. Catches a stale lease blocking reuse, a reload crash (no `set:` tags
+    ever) and a duplicate record left by a SIGHUP/inotify race."""
+    spec = lab.network("10.179.0.0/24", reservations=5)
+    pid = lab.host.reconcile(spec).dhcp.pid
+    client = lab.client(spec, mac_of(0))
+    ip = spec.reservations[0].ip
+    assert client.dhcp() == ip
+    for cycle in range(1, 101):
+        mac = mac_of(1000 + cycle)
+        spec = replace(
+            spec, reservations=(Reservation(f"port-c{cycle}", mac, ip, f"c{cycle}"), *spec.reservations[1:])
+        )
+        applied = lab.host.reconcile(spec)
+        assert applied.dhcp.pid == pid and applied.dhcp.reloaded and not applied.dhcp.started
+        client.exec("ip", "link", "set", "eth0", "address", mac)
+        assert client.dhcp() == ip, f"cycle {cycle}: {mac} did not get {ip}"
+    log = lab.host.dnsmasq.paths(spec.id).log.read_text()
+    assert "not using configured address" not in log
+    assert lab.host.dnsmasq.running_pid(spec) == pid and lab.host.dnsmasq.respawns == 0
