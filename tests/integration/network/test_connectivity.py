@@ -49,7 +49,7 @@ def test_security_group_rules_apply_live_and_spoofing_is_dropped(lab: Lab) -> No
     # Rules first (keyed on tap names), as before a guest starts; DHCP still works through them.
     lab.host.plug(spec.id, spec.mtu, [port(web, web_ip), port(client, client_ip)])
     assert up(lab, web, 24) == web_ip and up(lab, client, 24) == client_ip
-    lab.procs.append(web.listen(8080))
+    lab.procs += [web.listen(8080), client.listen(8080)]
     assert not client.connect(web_ip, 8080)  # no ingress rule: closed
 
     lab.host.plug(
@@ -58,7 +58,7 @@ def test_security_group_rules_apply_live_and_spoofing_is_dropped(lab: Lab) -> No
         [port(web, web_ip, Rule("ingress", protocol="tcp", port_range_min=8080, port_range_max=8080))],
     )
     assert wait_until(lambda: client.connect(web_ip, 8080), timeout=2.0)  # opened live
-    assert web.connect(client_ip, 8080) is False  # client's ingress is still closed
+    assert not web.connect(client_ip, 8080)  # the client's own ingress is still closed
 
     # The client forges another source address: dropped by the anti-spoofing chain.
     client.exec("ip", "addr", "add", "10.178.0.200/24", "dev", "eth0")
