@@ -10,6 +10,8 @@
    every file change, so the reload sees the final state), then `dhcp_release` (from inside the
    namespace, one process for the batch) of every lease whose (MAC, IP) is no longer reserved, so
    the address can go to its next owner at once;
+   a `reload-pending` marker is written before the first such file changes and removed once the
+   SIGHUP is sent, so a crash in between still ends in a reload;
 4. dnsmasq is started only when none runs for the network, and restarted only when its command
    line must change (a subnet range added or removed). A running one whose pid file and
    `/proc/<pid>/cmdline` match is **adopted**: after the agent's own restart nothing restarts.
@@ -163,10 +165,10 @@ class DnsmasqManager:
         self._files[network_id] = found
         return found
 
-    def _sync_files(self, spec: NetworkSpec, change: DhcpChange, rescan: bool) -> None:
+    def _sync_files(
+        self, spec: NetworkSpec, change: DhcpChange, current: dict[str, str], wanted: dict[str, str]
+    ) -> None:
         hosts = self.paths(spec.id).hosts
-        current = self._current_files(spec.id, rescan)
-        wanted = dnsmasq_conf.host_files(spec)
         # Removals and replacements first, additions last: an IP moving from one port to another
         # in one batch must not be read by inotify while its old owner still holds it.
         for name in sorted(set(current) - set(wanted)):
@@ -220,9 +222,19 @@ class DnsmasqManager:
                 change.options_changed = paths.opts.read_text() != options
             except OSError:
                 change.options_changed = True
+            current = self._current_files(spec.id, rescan or spec.id not in self._known_pids)
+            wanted = dnsmasq_conf.host_files(spec)
+            if (
+                change.options_changed
+                or any(current.get(name, content) != content for name, content in wanted.items())
+                or set(current) - set(wanted)
+            ):
+                # Written before the first file that needs a reload changes, removed once the
+                # reload is sent: a crash in between leaves the reload owed, not forgotten.
+                paths.reload_pending.touch()
             if change.options_changed:
                 write_atomic(paths.opts, options)
-            self._sync_files(spec, change, rescan or spec.id not in self._known_pids)
+            self._sync_files(spec, change, current, wanted)
 
             argv = self._argv(spec)
             pid = self.running_pid(spec)
@@ -235,9 +247,10 @@ class DnsmasqManager:
                 change.started = True
             else:
                 change.adopted = self._known_pids.get(spec.id) != pid
-                if change.removed or change.changed or change.options_changed:
+                if paths.reload_pending.exists():
                     os.kill(pid, signal.SIGHUP)
                     change.reloaded = True
+            paths.reload_pending.unlink(missing_ok=True)
             self._known_pids[spec.id] = pid
             self._specs[spec.id] = spec
             change.pid = pid

@@ -43,6 +43,11 @@ class Paths:
         return self.dir / "opts"
 
     @property
+    def reload_pending(self) -> Path:
+        """Present while removed/changed files may not have been reloaded by dnsmasq yet."""
+        return self.dir / "reload-pending"
+
+    @property
     def log(self) -> Path:
         return self.dir / "dnsmasq.log"
 
