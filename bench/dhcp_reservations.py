@@ -191,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     if max(args.sizes) + args.repeat > CIDR.num_addresses - 20:
         parser.error(f"at most {CIDR.num_addresses - 20 - args.repeat} reservations")
     rows = []
-    with tempfile.TemporaryDirectory(prefix="kumo-dhcp-bench-") as state:
+    with tempfile.TemporaryDirectory(prefix="kumo-dhcp-bench-", dir="/var/tmp") as state:
+        Path(state).chmod(0o755)  # dnsmasq reads its hosts directory as user nobody
         host = NetworkHost(Path(state), IptablesFirewall())
         for n in args.sizes:
             row = run_size(host, n, args.repeat, args.interval)

@@ -26,6 +26,7 @@ import logging
 import os
 import shlex
 import signal
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -74,6 +75,17 @@ def process_argv(pid: int) -> list[str] | None:
     return [part.decode(errors="replace") for part in raw.rstrip(b"\0").split(b"\0")]
 
 
+def unreadable_by_others(path: Path) -> Path | None:
+    """The first directory on the way to `path` that other users cannot traverse, if any."""
+    for directory in [*reversed(path.parents), path]:
+        try:
+            if not directory.stat().st_mode & stat.S_IXOTH:
+                return directory
+        except OSError:
+            return directory
+    return None
+
+
 class DnsmasqManager:
     def __init__(
         self,
@@ -119,6 +131,12 @@ class DnsmasqManager:
 
     def _start(self, spec: NetworkSpec, argv: list[str]) -> int:
         paths = self.paths(spec.id)
+        blocked = unreadable_by_others(paths.hosts)
+        if blocked is not None:
+            raise NetworkError(
+                f"dnsmasq drops to user nobody and could not read its hosts directory: {blocked} is not"
+                " searchable by others (chmod o+x it, or choose another state directory)"
+            )
         paths.pid.unlink(missing_ok=True)
         # dnsmasq daemonizes: it exits once its child is ready (or reports why it is not), so the
         # process is no child of the agent and outlives it (to be adopted).

@@ -26,10 +26,12 @@ class Applied:
 
 
 class NetworkHost:
-    def __init__(self, state_dir: Path, firewall: Firewall, dnsmasq_binary: str = "dnsmasq") -> None:
+    def __init__(
+        self, state_dir: Path, firewall: Firewall, dnsmasq_binary: str = "dnsmasq", log_dhcp: bool = False
+    ) -> None:
         self.state_dir = state_dir
         self.firewall = firewall
-        self.dnsmasq = DnsmasqManager(state_dir / "dhcp", binary=dnsmasq_binary)
+        self.dnsmasq = DnsmasqManager(state_dir / "dhcp", binary=dnsmasq_binary, log_dhcp=log_dhcp)
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 

@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -220,10 +221,14 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, interval: fl
 
 
 @pytest.fixture
-def lab(network_ready: None, tmp_path: Path) -> Iterator[Lab]:
-    lab = Lab(NetworkHost(tmp_path / "net", IptablesFirewall()), tmp_path / "net")
+def lab(network_ready: None) -> Iterator[Lab]:
+    # dnsmasq reads its hosts directory as user nobody: not under pytest's private (0700) tmp_path.
+    state = Path(tempfile.mkdtemp(prefix="kumo-net-test-", dir="/var/tmp"))
+    state.chmod(0o755)
+    lab = Lab(NetworkHost(state, IptablesFirewall(), log_dhcp=True), state)
     try:
         yield lab
     finally:
         lab.close()
         assert not any(spec.namespace in links.namespaces() for spec in lab.networks)
+        shutil.rmtree(state, ignore_errors=True)

@@ -91,7 +91,7 @@ def test_after_the_agents_restart_running_dnsmasqs_are_adopted(lab: Lab) -> None
     pid = lab.host.reconcile(spec).dhcp.pid
 
     # A new manager over the same state directory: the agent after its own restart.
-    restarted = NetworkHost(lab.state, lab.host.firewall)
+    restarted = NetworkHost(lab.state, lab.host.firewall, log_dhcp=lab.host.dnsmasq.log_dhcp)
     smaller = replace(spec, reservations=spec.reservations[1:])
     applied = restarted.reconcile(smaller)
     assert applied.dhcp.adopted and not applied.dhcp.started and applied.dhcp.pid == pid
