@@ -127,7 +127,7 @@ def run_size(host: NetworkHost, n: int, repeat: int, interval: float) -> dict[st
             prober = client.probe(new.mac, "until-offer", 0.002, "--timeout", "30")
             t = time.monotonic()
             spec = replace(spec, reservations=(*spec.reservations, new))
-            change = host.reconcile(spec)
+            change = host.reconcile(spec).dhcp
             reconciles.append(time.monotonic() - t)
             assert change.added == [new.port_id] and not change.reloaded and change.pid == pid
             written = host.dnsmasq.paths(spec.id).hosts.joinpath(new.port_id).stat().st_mtime
@@ -142,7 +142,7 @@ def run_size(host: NetworkHost, n: int, repeat: int, interval: float) -> dict[st
             quiet_wait(0.2)
             t = time.monotonic()
             spec = replace(spec, reservations=spec.reservations[:-1])
-            change = host.reconcile(spec)
+            change = host.reconcile(spec).dhcp
             assert change.removed == [gone.port_id] and change.reloaded and change.pid == pid
             quiet_wait(max(0.5, 3 * first_start))
             removes.append(longest_gap(finish(watch), t))
