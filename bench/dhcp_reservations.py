@@ -104,6 +104,15 @@ def longest_gap(row: dict[str, Any], after: float) -> float:
     return max(gaps, default=0.0)
 
 
+def wait_serving(client: Client) -> float:
+    """Blocks until dnsmasq answers a DISCOVER for reservation 0; returns how long that took."""
+    prober = client.probe(mac_of(0), "until-offer", 0.005, "--timeout", "600")
+    out, _ = prober.communicate(timeout=700)
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["offered"] == ip_of(0), result
+    return float(result["seconds"])
+
+
 def quiet_wait(seconds: float) -> None:
     time.sleep(seconds)
 
@@ -118,7 +127,14 @@ def run_size(host: NetworkHost, n: int, repeat: int, interval: float) -> dict[st
     first_start = time.monotonic() - t0
     pid = applied.dhcp.pid
     client = Client(spec)
-    row: dict[str, Any] = {"reservations": n, "first_reconcile_s": round(first_start, 3)}
+    # dnsmasq reads its hosts after it has daemonized: serving starts when the first OFFER comes.
+    wait_serving(client)
+    first_serving = time.monotonic() - t0
+    row: dict[str, Any] = {
+        "reservations": n,
+        "first_reconcile_s": round(first_start, 3),
+        "first_serving_s": round(first_serving, 3),
+    }
     try:
         adds: list[float] = []
         reconciles: list[float] = []
@@ -144,7 +160,9 @@ def run_size(host: NetworkHost, n: int, repeat: int, interval: float) -> dict[st
             spec = replace(spec, reservations=spec.reservations[:-1])
             change = host.reconcile(spec).dhcp
             assert change.removed == [gone.port_id] and change.reloaded and change.pid == pid
-            quiet_wait(max(0.5, 3 * first_start))
+            quiet_wait(0.05)
+            wait_serving(client)
+            quiet_wait(0.1)
             removes.append(longest_gap(finish(watch), t))
         restarts: list[float] = []
         for _ in range(repeat):
@@ -154,7 +172,8 @@ def run_size(host: NetworkHost, n: int, repeat: int, interval: float) -> dict[st
             new_pid = host.dnsmasq.restart(spec.id)
             assert new_pid != pid
             pid = new_pid
-            quiet_wait(max(0.5, 3 * first_start))
+            wait_serving(client)
+            quiet_wait(0.1)
             restarts.append(longest_gap(finish(watch), t))
         row.update(
             {
@@ -204,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['reservations']:>12,} {row['add_to_offer_ms']:>13} {row['remove_deaf_ms']:>15} "
             f"{row['restart_deaf_ms']:>16}"
         )
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     return 0
 
 
