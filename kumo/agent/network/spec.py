@@ -259,3 +259,40 @@ def port_firewall_from_json(data: Mapping[str, Any]) -> PortFirewall:
         rules=tuple(rule_from_json(r) for r in data.get("rules") or ()),
         tap=str(data.get("tap") or tap_name(port_id)),
     )
+
+
+def network_from_dhcp_state(state: Mapping[str, Any]) -> NetworkSpec:
+    """The API's desired DHCP state of a network (`kumo/network/dhcp.py:dhcp_state`, served to the
+    network host by `network_sync`) → NetworkSpec. A subnet is served when DHCP is enabled on it
+    and the network's DHCP port has an address in it; hosts outside served subnets are left out."""
+    dhcp_port = state.get("dhcp_port") or None
+    dhcp_ips: dict[str, str] = {}
+    if dhcp_port is not None:
+        for fixed in dhcp_port.get("fixed_ips") or ():
+            dhcp_ips.setdefault(str(_req(fixed, "subnet_id")), _ip(_req(fixed, "ip_address"), "dhcp port"))
+    subnets = [
+        {**subnet, "dhcp_ip": dhcp_ips[str(subnet.get("id"))]}
+        for subnet in state.get("subnets") or ()
+        if subnet.get("enable_dhcp", True) and str(subnet.get("id")) in dhcp_ips
+    ]
+    served = {str(subnet["id"]) for subnet in subnets}
+    network_id = _req(state, "network_id")
+    return network_from_json(
+        {
+            "id": network_id,
+            "dhcp_port_id": dhcp_port["id"] if dhcp_port is not None else network_id,
+            "mtu": state.get("mtu"),
+            "generation": state.get("generation"),
+            "subnets": subnets,
+            "reservations": [
+                {
+                    "port_id": host.get("port_id"),
+                    "mac": host.get("mac_address"),
+                    "ip": host.get("ip_address"),
+                    "hostname": host.get("hostname"),
+                }
+                for host in state.get("hosts") or ()
+                if str(host.get("subnet_id")) in served
+            ],
+        }
+    )

@@ -4,8 +4,10 @@ import pytest
 
 from kumo.agent.network.spec import (
     PortFirewall,
+    Reservation,
     Rule,
     SpecError,
+    network_from_dhcp_state,
     network_from_json,
     port_firewall_from_json,
 )
@@ -94,3 +96,66 @@ def test_port_firewall_from_the_shared_port_contract() -> None:
 def test_malformed_rule_is_refused(rule: dict[str, object]) -> None:
     with pytest.raises(SpecError):
         port_firewall_from_json({"id": "p1", "mac_address": "fa:16:3e:00:00:01", "rules": [rule]})
+
+
+def test_network_from_the_apis_dhcp_state() -> None:
+    """The shape of kumo/network/dhcp.py:dhcp_state (what network_sync hands the network host)."""
+    spec = network_from_dhcp_state(
+        {
+            "network_id": NET,
+            "generation": 12,
+            "mtu": 1500,
+            "bridge": "brq5a1d0c3e-7f",
+            "namespace": "qdhcp-" + NET,
+            "metadata_address": "169.254.169.254",
+            "subnets": [
+                {
+                    "id": "s1",
+                    "cidr": "10.0.0.0/24",
+                    "gateway_ip": "10.0.0.1",
+                    "enable_dhcp": True,
+                    "dns_nameservers": ["9.9.9.9"],
+                    "host_routes": [{"destination": "10.9.0.0/16", "nexthop": "10.0.0.9"}],
+                },
+                {
+                    "id": "s2",
+                    "cidr": "10.0.1.0/24",
+                    "gateway_ip": None,
+                    "enable_dhcp": False,
+                    "dns_nameservers": [],
+                    "host_routes": [],
+                },
+            ],
+            "dhcp_port": {
+                "id": "d4c9a8b7-1111",
+                "mac_address": "fa:16:3e:00:00:02",
+                "fixed_ips": [{"subnet_id": "s1", "ip_address": "10.0.0.2"}],
+            },
+            "hosts": [
+                {
+                    "port_id": "p1",
+                    "mac_address": "fa:16:3e:00:00:05",
+                    "subnet_id": "s1",
+                    "ip_address": "10.0.0.5",
+                    "hostname": "host-10-0-0-5",
+                },
+                {
+                    "port_id": "p2",
+                    "mac_address": "fa:16:3e:00:00:06",
+                    "subnet_id": "s2",
+                    "ip_address": "10.0.1.6",
+                    "hostname": "host-10-0-1-6",
+                },
+            ],
+        }
+    )
+    assert (spec.id, spec.generation, spec.dhcp_port_id) == (NET, 12, "d4c9a8b7-1111")
+    assert [(s.id, s.dhcp_ip, s.host_routes[0].nexthop) for s in spec.subnets] == [
+        ("s1", "10.0.0.2", "10.0.0.9")
+    ]
+    assert spec.reservations == (Reservation("p1", "fa:16:3e:00:00:05", "10.0.0.5", "host-10-0-0-5"),)
+    # No DHCP port (no DHCP-enabled subnet): nothing to serve, no dnsmasq.
+    bare = network_from_dhcp_state(
+        {"network_id": NET, "generation": 1, "subnets": [], "dhcp_port": None, "hosts": []}
+    )
+    assert not bare.has_dhcp
