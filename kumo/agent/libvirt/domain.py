@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,7 +99,7 @@ class Nic:
         return cls(bridge=bridge, tap=tap, mac=mac.lower(), mtu=mtu)
 
 
-def nics_of(ports: list[Mapping[str, Any]] | None) -> tuple[Nic, ...]:
+def nics_of(ports: Sequence[Mapping[str, Any]] | None) -> tuple[Nic, ...]:
     """The NICs of an instance's ports, in port order (the guest's eth0, eth1…)."""
     nics = tuple(Nic.from_port(port) for port in ports or ())
     taps = [nic.tap for nic in nics]
