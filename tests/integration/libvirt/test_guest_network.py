@@ -41,7 +41,7 @@ class GuestNetwork:
     network_id: str
     bridge: str
     namespace: str
-    prefix: str  # "10.251.7."
+    prefix: str  # "10.253.7."
     guest_mac: str
     key: Path  # the private key; its public half is in meta_data.json
 
@@ -78,7 +78,7 @@ def guest_network(tmp_path: Path, test_image: GuestImage) -> Iterator[GuestNetwo
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed (scripts/install-libvirt installs dnsmasq-base)")
     net = str(uuid.uuid4())
-    prefix = f"10.251.{random.randint(1, 250)}."
+    prefix = f"10.253.{random.randint(1, 250)}."
     tn = GuestNetwork(
         network_id=net,
         bridge="brq" + net[:11],
