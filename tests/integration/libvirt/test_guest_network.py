@@ -126,7 +126,13 @@ def guest_network(tmp_path: Path, test_image: GuestImage) -> Iterator[GuestNetwo
         procs.append(
             subprocess.Popen(
                 [*inside, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--no-hosts", "--no-resolv"]
-                + ["--port=0", "--bind-interfaces", f"--interface={veth_ns}", "--except-interface=lo"]
+                + [
+                    "--port=0",
+                    "--user=root",
+                    "--bind-interfaces",
+                    f"--interface={veth_ns}",
+                    "--except-interface=lo",
+                ]
                 + [
                     f"--dhcp-range={prefix}0,static,255.255.255.0,1h",
                     f"--dhcp-host={tn.guest_mac},{tn.guest_ip}",
