@@ -128,6 +128,7 @@ def guest_network(directory: Path) -> Iterator[GuestNetwork]:
             f"--dhcp-range={prefix}0,static,255.255.255.0,1h",
             f"--dhcp-host={gn.guest_mac},{gn.guest_ip}",
             f"--dhcp-option=121,169.254.169.254/32,{prefix}2,0.0.0.0/0,{prefix}1",
+            f"--dhcp-option=option:router,{prefix}1",
             f"--dhcp-leasefile={directory / 'leases'}",
             "--log-dhcp",
             "--log-facility=-",
