@@ -101,13 +101,13 @@ def test_debian_cloud_init_reads_kumo_metadata(
         deadline = started + 900
         while True:  # sshd answers only once cloud-init's network stage has put the key in place
             done = net.ssh(
-                "cloud-init status --wait >/dev/null; cloud-init status", user="debian", timeout=600
+                "cloud-init status --wait >/dev/null; cloud-init status --long", user="debian", timeout=600
             )
-            if done.returncode == 0 or time.monotonic() > deadline:
+            if done.returncode != 255 or time.monotonic() > deadline:  # 255: ssh's own failure
                 break
             time.sleep(5)
         console = driver.console_output(instance, 60)
-        assert done.returncode == 0, f"{done.stderr}\n--- console ---\n{console}"
+        assert done.returncode == 0, f"{done.stdout}{done.stderr}\n--- console ---\n{console}"
         assert "status: done" in done.stdout, done.stdout
         print(f"cloud-init done {time.monotonic() - started:.0f} s after spawn")
         assert net.ssh("hostname", user="debian").stdout.strip() == "ci-vm1"
