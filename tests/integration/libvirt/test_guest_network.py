@@ -9,6 +9,7 @@ port contract), so the driver's own bridge check and domain XML are what plug it
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,6 +94,59 @@ def test_guest_gets_its_address_by_dhcp_its_key_from_metadata_and_answers_ssh(
         assert lines[0] == "vm1"
         assert f"169.254.169.254 via {net.prefix}2 dev eth0" in done.stdout
         assert net.public_key in lines
+    finally:
+        driver.destroy({"uuid": server_id})
+        driver.close()
+        admin.close()
+
+
+def test_guest_without_a_nic_reads_its_config_drive(
+    cloud: Cloud, tmp_path: Path, test_image: GuestImage
+) -> None:
+    if shutil.which("genisoimage") is None:
+        pytest.skip("genisoimage is not installed (it makes the config drive here)")
+    server_id = str(uuid.uuid4())
+    tree = tmp_path / "cd" / "openstack" / "latest"
+    tree.mkdir(parents=True)
+    meta = {
+        "uuid": server_id,
+        "hostname": "cd1.novalocal",
+        "public_keys": {"k": "ssh-ed25519 AAAAC3 cd@test\n"},
+    }
+    (tree / "meta_data.json").write_text(json.dumps(meta, indent=2))  # multi-line, as a file may be
+    iso = tmp_path / "disk.config"
+    run("genisoimage", "-quiet", "-R", "-J", "-V", "config-2", "-o", str(iso), str(tmp_path / "cd"))
+    token = cloud.settings.secret("agent_token")
+    driver: Any = load_driver("libvirt", "lv-cd", api_url=cloud.url, token=token, state_dir=tmp_path / "host")
+    admin = cloud.client()
+    try:
+        kernel = upload(admin, "k", test_image.kernel, "aki", "aki")
+        ramdisk = upload(admin, "r", test_image.initrd, "ari", "ari")
+        image = upload(
+            admin,
+            "img",
+            test_image.disk_raw,
+            "raw",
+            kernel_id=kernel,
+            ramdisk_id=ramdisk,
+            os_command_line=test_image.cmdline,
+        )
+        instance = {
+            "uuid": server_id,
+            "hostname": "cd1",
+            "image_ref": image,
+            "flavor": {"vcpus": 1, "ram": 128, "disk": 1},
+            "config_drive_path": str(iso),
+        }
+        driver.spawn(instance)
+        assert "<interface" not in domain(server_id)  # no ports, no NIC
+        out = wait_for(
+            lambda: in_whole_lines(text := driver.console_output(instance), MARKER) and text,
+            timeout=60,
+            interval=0.25,
+        )
+        assert f"KUMO-MD source=config-2 uuid={server_id} hostname=cd1.novalocal keys=1" in out, out
+        assert "KUMO-NET-OK" not in out and " ip=none ssh=off" in out
     finally:
         driver.destroy({"uuid": server_id})
         driver.close()
