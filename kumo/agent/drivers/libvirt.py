@@ -8,7 +8,7 @@ directly (also from the cache). The serial console is appended to `console.log` 
 instance's directory by virtlogd.
 
 Networking: the instance spec's `ports` (the agents' port contract) become one virtio NIC each
-on the network's bridge, which `ensure_bridge` makes exist before the domain is defined (the
+on the network's bridge, which kumo.agent.network.links makes exist before the domain is defined (the
 data plane owns the rest: namespace, DHCP, firewall). A config drive is an ISO the
 `config_drive` hook returns for the instance (by default the spec's `config_drive_path`).
 
@@ -29,7 +29,7 @@ import queue
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,7 +38,6 @@ import httpx
 from kumo.agent.drivers.base import DriverError, HostResources
 from kumo.agent.imagecache import HttpImageSource, ImageCache
 from kumo.agent.libvirt import console, disks
-from kumo.agent.libvirt.bridges import EnsureBridge, ensure_bridge
 from kumo.agent.libvirt.connection import Connection, require_libvirt
 from kumo.agent.libvirt.domain import (
     NAME_PREFIX,
@@ -49,12 +48,15 @@ from kumo.agent.libvirt.domain import (
     nics_of,
     power_state,
 )
+from kumo.agent.network.links import ensure_named_bridge
 from kumo.agent.protocol import AGENT_TOKEN_HEADER
 from kumo.compute.states import PowerState
 from kumo.config import get_settings
 
 log = logging.getLogger("kumo.agent.libvirt")
 GiB = 1024**3
+# What the driver calls before defining a guest, for each port: (bridge name, MTU) -> None.
+EnsureBridge = Callable[[str, int], None]
 
 
 class ConfigDriveSource(Protocol):
@@ -111,7 +113,7 @@ class LibvirtDriver:
         migration_address: str | None = None,
         migration_bandwidth: int = 0,
         migration_max_downtime_ms: int = 500,
-        bridges: EnsureBridge = ensure_bridge,
+        bridges: EnsureBridge = ensure_named_bridge,
         config_drive: ConfigDriveSource = spec_config_drive,
         **_: object,
     ) -> None:

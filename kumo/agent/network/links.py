@@ -80,7 +80,14 @@ def _batch(commands: list[str], namespace: str | None = None) -> None:
 
 def ensure_bridge(network_id: str, mtu: int) -> None:
     """The network's bridge, up, with its MTU (compute hosts call this before plugging a tap)."""
-    name = bridge_name(network_id)
+    ensure_named_bridge(bridge_name(network_id), mtu)
+
+
+def ensure_named_bridge(name: str, mtu: int) -> None:
+    """Bridge `name` exists, is up, has `mtu` and no address (a tenant network stays apart from
+    the host); idempotent. NetworkError when something other than a bridge holds the name.
+    libvirt refuses to start a guest whose `<interface type='bridge'>` names a missing bridge,
+    so the libvirt driver calls this with each port's bridge before it defines the guest."""
     link = links().get(name)
     commands: list[str] = []
     if link is not None and link.kind != "bridge":

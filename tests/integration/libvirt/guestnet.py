@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from kumo.agent.libvirt.bridges import delete_bridge, ensure_bridge
+from kumo.agent.network.links import ensure_bridge, remove_links
 
 
 def run(*args: str) -> str:
@@ -104,7 +104,7 @@ def guest_network(directory: Path) -> Iterator[GuestNetwork]:
     procs: list[subprocess.Popen[bytes]] = []
     root_end, ns_end = "tap" + net[:11], "ns-" + net[:11]
     inside = ("ip", "netns", "exec", gn.namespace)
-    ensure_bridge(gn.bridge, 1500)
+    ensure_bridge(net, 1500)
     try:
         run("ip", "netns", "add", gn.namespace)
         run("ip", "link", "add", root_end, "type", "veth", "peer", "name", ns_end, "netns", gn.namespace)
@@ -143,5 +143,4 @@ def guest_network(directory: Path) -> Iterator[GuestNetwork]:
         for proc in procs:
             proc.terminate()
             proc.wait(timeout=10)
-        subprocess.run(["ip", "netns", "del", gn.namespace], capture_output=True)  # takes the veth
-        delete_bridge(gn.bridge)
+        remove_links(net)  # the namespace (with the veth) and the bridge
