@@ -12,8 +12,14 @@ from kumo.metadata import render
 from tests.unit.metadata.builders import KEY, NET, PORT, USER_DATA, bundle, port
 from tests.unit.metadata.cloudinit import cloudinit
 
-VERSIONS = "2012-08-10\n2013-04-04\n2013-10-17\n2015-10-15\n2016-06-30\n2016-10-06\n2017-02-22\n2018-08-27\n2020-10-14\nlatest"
-EC2_VERSIONS = "1.0\n2007-01-19\n2007-03-01\n2007-08-29\n2007-10-10\n2007-12-15\n2008-02-01\n2008-09-01\n2009-04-04\nlatest"
+VERSIONS = (
+    "2012-08-10\n2013-04-04\n2013-10-17\n2015-10-15\n2016-06-30\n2016-10-06\n2017-02-22\n"
+    "2018-08-27\n2020-10-14\nlatest"
+)
+EC2_VERSIONS = (
+    "1.0\n2007-01-19\n2007-03-01\n2007-08-29\n2007-10-10\n2007-12-15\n2008-02-01\n2008-09-01\n"
+    "2009-04-04\nlatest"
+)
 META_DATA_DIR = (
     "ami-id\nami-launch-index\nami-manifest-path\nblock-device-mapping/\nhostname\ninstance-action\n"
     "instance-id\ninstance-type\nlocal-hostname\nlocal-ipv4\nplacement/\npublic-hostname\npublic-ipv4\n"
