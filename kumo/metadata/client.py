@@ -39,3 +39,15 @@ class ApiBundleSource:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def read_bundle(client: httpx.Client, instance_uuid: str) -> Bundle | None:
+    """The bundle through a synchronous client of the internal API (an agent's `ApiLink.client`:
+    its base URL ends in /internal/v1 and it carries the agent token), for a driver that builds
+    a config drive (`kumo.metadata.configdrive.build`). None when the API knows no such
+    instance."""
+    resp = client.get(f"/instances/{instance_uuid}/metadata")
+    if resp.status_code == 404:
+        return None
+    resp.raise_for_status()
+    return Bundle.model_validate_json(resp.content)

@@ -19,7 +19,7 @@ from sqlalchemy import event
 from kumo.agent.protocol import AGENT_TOKEN_HEADER
 from kumo.metadata import backend
 from kumo.metadata.bundle import Bundle
-from kumo.metadata.client import ApiBundleSource
+from kumo.metadata.client import ApiBundleSource, read_bundle
 from kumo.metadata.service import MetadataService
 from tests.conftest import Cloud
 from tests.functional.compute.helpers import BACKENDS, database
@@ -67,6 +67,8 @@ def test_the_internal_api_serves_the_bundle(request: pytest.FixtureRequest, back
         bundle = Bundle.model_validate_json(resp.content)
         missing = agent.get("/instances/00000000-0000-4000-8000-000000000000/metadata")
         assert missing.status_code == 404 and "itemNotFound" in missing.json()
+        assert read_bundle(agent, uuid) == bundle  # what a driver building a config drive calls
+        assert read_bundle(agent, "00000000-0000-4000-8000-000000000000") is None
     assert (bundle.uuid, bundle.name, bundle.hostname) == (uuid, "web-1", "web-1")
     assert [(k.name, k.type, k.data) for k in bundle.public_keys] == [("mykey", "ssh", KEY)]
     assert bundle.meta == {"role": "web", "tier": "1"}
