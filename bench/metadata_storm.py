@@ -239,7 +239,9 @@ def scenario(api_url: str, token: str, instances: list[str], name: str, spread: 
 # -- the cloud -----------------------------------------------------------------------------------
 
 
-async def create_instances(client: httpx.AsyncClient, count: int, concurrency: int = 50) -> list[str]:
+async def create_instances(
+    client: httpx.AsyncClient, count: int, concurrency: int = 50, settle: float = 300.0
+) -> list[str]:
     """`count` servers with a key pair and user data (what cloud-init fetches), in a project
     without quota limits. They need not be ACTIVE: metadata reads their rows."""
     project = (
@@ -294,7 +296,7 @@ async def create_instances(client: httpx.AsyncClient, count: int, concurrency: i
 
     await asyncio.gather(*(create(i) for i in range(count)))
     # Measure once the scheduler and the agents are done with them (they share the machine).
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + settle
     while time.monotonic() < deadline:
         building = await client.get("/compute/v2.1/servers", params={"status": "BUILD", "limit": 1})
         if not building.json()["servers"]:
@@ -310,10 +312,11 @@ def run_storm(
     instances: int,
     spread: float,
     scenarios: Sequence[str],
+    settle: float = 300.0,
 ) -> dict[str, Any]:
     async def create() -> list[str]:
         async with client:
-            return await create_instances(client, instances)
+            return await create_instances(client, instances, settle=settle)
 
     created = asyncio.run(create())
     return {
