@@ -44,7 +44,7 @@ from kumo.metadata.client import ApiBundleSource
 from kumo.metadata.service import MetadataService
 
 NETWORK = "storm-net"
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE1ldGFkYXRhIHN0b3JtIGJlbmNoIGtleSBmb3Iga3Vtbw== storm@kumo"
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHKc+c6ISht6ng7x7nTRitYVqcSHEtzlto4atNKr2cyu storm@kumo"
 USER_DATA = base64.b64encode(b"#cloud-config\nruncmd:\n  - [echo, storm]\n").decode()
 TIMEOUT = 10.0  # cloud-init's url_timeout
 # cloud-init 22.4's crawl of an OpenStack metadata service (DataSourceOpenStack, then the EC2

@@ -65,6 +65,8 @@ def parse_head(head: bytes, started: float) -> Request | Answer:
         return BAD_REQUEST
     if not version.startswith("HTTP/1.") or not target.startswith("/"):
         return BAD_REQUEST
+    if method not in ("GET", "HEAD"):
+        return NOT_ALLOWED  # (its connection closes: a body it may carry is never read)
     keep_alive = version == "HTTP/1.1"
     for line in header_lines:
         name, sep, value = line.partition(":")
@@ -76,8 +78,6 @@ def parse_head(head: bytes, started: float) -> Request | Answer:
             keep_alive = token != "close" and (keep_alive or token == "keep-alive")
         elif name == "transfer-encoding" or (name == "content-length" and value.strip() != "0"):
             return BAD_REQUEST  # guests only read: no bodies
-    if method not in ("GET", "HEAD"):
-        return NOT_ALLOWED
     return Request(method, target, keep_alive, started)
 
 

@@ -27,7 +27,7 @@ from tests.functional.helpers import make_flavor, upload_image
 from tests.unit.metadata.cloudinit import cloudinit
 
 API = "/compute/v2.1"
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE1hZGUgZm9yIGt1bW8gbWV0YWRhdGEgdGVzdHM= test@kumo"
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGeaEs1e1l0JQfQv46V0rafxZeDqIUmnRcJ0rJoglaXL test@kumo"
 USER_DATA = b"#cloud-config\nruncmd:\n  - [touch, /var/lib/kumo-ran]\n"
 NET = "net-1"
 
@@ -181,6 +181,6 @@ def test_cloud_init_crawls_the_responder(served: tuple[MetadataService, Counting
     assert results["metadata"]["meta"] == {"role": "web", "tier": "1"}
     assert results["userdata"] == USER_DATA
     assert results["networkdata"] == {"links": [], "networks": [], "services": []}
-    assert results["ec2-metadata"]["public-keys"] == {"mykey": [KEY]}
+    assert results["ec2-metadata"]["public-keys"] == {"mykey": KEY}
     assert results["ec2-metadata"]["placement"] == {"availability-zone": "nova"}
     assert source.reads == [uuid]
