@@ -1,5 +1,5 @@
 """Metadata boot storm (issue 17): N instances in a real kumo (fake driver: control plane only),
-each doing cloud-init's crawl (30 requests: the OpenStack tree, then the EC2 tree, one new
+each doing cloud-init's crawl (29 requests: the OpenStack tree, then the EC2 tree, one new
 connection per request as cloud-init's url_helper makes them) against the metadata responder
 over real HTTP, each from its own source address on 127.0.0.0/8 (the (network, source) map
 resolves it, as inside a network's namespace).
@@ -51,7 +51,8 @@ TIMEOUT = 10.0  # cloud-init's url_timeout
 # tree it reads as ec2-metadata), in its order.
 EC2 = "/2009-04-04/meta-data/"
 CRAWL: tuple[str, ...] = (
-    "/openstack",
+    "/openstack",  # wait_for_metadata_service's probe
+    "/openstack",  # the reader's version list
     "/openstack/2018-08-27/meta_data.json",
     "/openstack/2018-08-27/user_data",
     "/openstack/2018-08-27/vendor_data.json",
@@ -77,6 +78,7 @@ CRAWL: tuple[str, ...] = (
             "placement/availability-zone",
             "public-hostname",
             "public-ipv4",
+            "public-keys/",
             "public-keys/0/openssh-key",
             "reservation-id",
             "security-groups",

@@ -1,5 +1,5 @@
 """bench/metadata_storm.py at CI size: 50 instances of a real kumo crawled as cloud-init does
-(30 requests each, each instance from its own loopback address) through the metadata
+(29 requests each, each instance from its own loopback address) through the metadata
 responder: with the cache, one backend read per instance and no errors, spread or all at once;
 without it (the baseline), one read per request."""
 
@@ -32,7 +32,7 @@ def test_a_small_storm_costs_one_backend_read_per_instance(cloud: Cloud) -> None
     spread, burst, uncached = report["results"]
     for result in (spread, burst):
         assert result["errors"] == 0, result["error_samples"]
-        assert result["requests"] == 50 * len(CRAWL) == 1500
+        assert result["requests"] == 50 * len(CRAWL)
     assert spread["backend_reads"] == burst["backend_reads"] == 50
-    assert uncached["backend_reads"] == 1500  # the baseline: every request reads the API
+    assert uncached["backend_reads"] == 50 * len(CRAWL)  # the baseline: every request reads the API
     assert spread["max_ms"] < 1000
