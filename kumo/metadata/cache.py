@@ -46,6 +46,12 @@ class Entry:
         return found
 
 
+def _retrieved(flight: asyncio.Future[Entry]) -> None:
+    """Mark a failed read seen even when every waiter has gone (no asyncio warning)."""
+    if not flight.cancelled():
+        flight.exception()
+
+
 class BundleCache:
     """`ttl` seconds per entry; `ttl=0` turns the cache off (every request reads the API: the
     uncached baseline of bench/metadata_storm.py)."""
@@ -97,22 +103,18 @@ class BundleCache:
             return entry
         metrics.METADATA_CACHE_MISSES.inc()
         flight = self._flights.get(uuid)
-        if flight is not None:
-            return await asyncio.shield(flight)
-        flight = asyncio.get_running_loop().create_future()
-        self._flights[uuid] = flight
+        if flight is None:
+            # The read is a task of its own: a guest that hangs up (its request cancelled) does
+            # not cancel the read the other requests of its instance wait for.
+            flight = asyncio.ensure_future(self._fly(uuid))
+            flight.add_done_callback(_retrieved)
+            self._flights[uuid] = flight
+        return await asyncio.shield(flight)
+
+    async def _fly(self, uuid: str) -> Entry:
         try:
             entry = await self._read(uuid)
-        except asyncio.CancelledError:
-            flight.cancel()
-            raise
-        except Exception as exc:
-            flight.set_exception(exc)
-            flight.exception()  # retrieved: no "never retrieved" warning when nobody waited
-            raise
-        else:
             self._store(uuid, entry)
-            flight.set_result(entry)
             return entry
         finally:
             del self._flights[uuid]

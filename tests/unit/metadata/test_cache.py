@@ -54,6 +54,23 @@ def test_concurrent_misses_share_one_read() -> None:
     asyncio.run(scenario())
 
 
+def test_a_waiter_that_goes_away_does_not_cancel_the_read() -> None:
+    async def scenario() -> None:
+        backend = Backend()
+        backend.gate.clear()
+        cache = BundleCache(backend, ttl=15)
+        first = asyncio.create_task(cache.get("a"))
+        await asyncio.sleep(0.01)
+        first.cancel()  # its guest hung up
+        second = asyncio.create_task(cache.get("a"))
+        await asyncio.sleep(0.01)
+        backend.gate.set()
+        entry = await second
+        assert entry.bundle is not None and backend.reads == ["a"] and cache.fresh("a") is entry
+
+    asyncio.run(scenario())
+
+
 def test_entries_expire_after_the_ttl() -> None:
     async def scenario() -> None:
         backend, clock = Backend(), Clock()
