@@ -6,6 +6,7 @@ inside its namespace on 169.254.169.254:80; tests and benchmarks `listen` on loo
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 from collections.abc import Coroutine, Mapping
@@ -17,6 +18,7 @@ from kumo.metadata.responder import Responder
 from kumo.metadata.sources import SourceMap
 
 T = TypeVar("T")
+log = logging.getLogger("kumo.metadata")
 
 
 class MetadataService:
@@ -52,6 +54,25 @@ class MetadataService:
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def plug(self, network_id: str, address: str, instance_uuid: str) -> None:
+        """A port's address is its instance's from now on; its bundle is read ahead, so the
+        guest's first request (seconds later, once it has booted) finds it in the cache. What the
+        data plane calls when it plugs a port."""
+        self.sources.set(network_id, address, instance_uuid)
+        asyncio.run_coroutine_threadsafe(self._warm(instance_uuid), self._loop)
+
+    async def _warm(self, instance_uuid: str) -> None:
+        try:
+            await self.cache.get(instance_uuid)
+        except Exception as exc:  # the guest's own request will read it again
+            log.warning("metadata of instance %s not read ahead: %s", instance_uuid, exc)
+
+    def is_cached(self, instance_uuid: str) -> bool:
+        return self._run(self._is_cached(instance_uuid))
+
+    async def _is_cached(self, instance_uuid: str) -> bool:
+        return self.cache.fresh(instance_uuid) is not None
 
     def listen(self, network_id: str, host: str = "169.254.169.254", port: int = 80) -> tuple[str, int]:
         """Serve `network_id` on (host, port) (port 0: any free one); the address bound."""
