@@ -8,6 +8,8 @@ Scenarios, each against a fresh responder (a cold cache) in a process of its own
   cached-spread   the crawls start uniformly over --spread seconds (the target: p99 ≤ 100 ms,
                   max ≤ 1 s, 0 errors, ≤ 1 backend read per instance)
   cached-burst    all crawls start at once
+  warm-burst      all at once, the bundles read ahead as the data plane plugs the ports
+                  (MetadataService.plug) before the load starts: backend reads outside the load
   uncached-spread, uncached-burst   the same with the cache off (ttl 0): every request reads the
                   API (the baseline)
 Latency is per request, from connect to the last byte, on the client. A request fails when it
@@ -86,7 +88,7 @@ CRAWL: tuple[str, ...] = (
     ),
     "/2009-04-04/user-data",
 )
-SCENARIOS = ("cached-spread", "cached-burst", "uncached-spread", "uncached-burst")
+SCENARIOS = ("cached-spread", "cached-burst", "warm-burst", "uncached-spread", "uncached-burst")
 
 
 def source_address(i: int) -> str:
@@ -115,11 +117,18 @@ def _serve(
     ttl: float,
     sources: list[tuple[str, str]],
     conn: multiprocessing.connection.Connection,
+    warm: bool = False,
 ) -> None:
     fetch = _Counting(ApiBundleSource(api_url, {AGENT_TOKEN_HEADER: token}, timeout=TIMEOUT))
     service = MetadataService(fetch, ttl=ttl).start()
     for address, instance_uuid in sources:
-        service.sources.set(NETWORK, address, instance_uuid)
+        if warm:  # as the data plane plugs each port: the bundle read ahead
+            service.plug(NETWORK, address, instance_uuid)
+        else:
+            service.sources.set(NETWORK, address, instance_uuid)
+    deadline = time.monotonic() + 120
+    while warm and time.monotonic() < deadline and not all(service.is_cached(u) for _, u in sources):
+        time.sleep(0.5)
     conn.send(service.listen(NETWORK, "127.0.0.1", 0))
     conn.recv()  # the load is over
     conn.send(fetch.reads)
@@ -133,10 +142,12 @@ class Responder:
     address: tuple[str, int]
 
     @classmethod
-    def start(cls, api_url: str, token: str, ttl: float, sources: list[tuple[str, str]]) -> Responder:
+    def start(
+        cls, api_url: str, token: str, ttl: float, sources: list[tuple[str, str]], warm: bool = False
+    ) -> Responder:
         ours, theirs = multiprocessing.Pipe()
         process = multiprocessing.get_context("spawn").Process(
-            target=_serve, args=(api_url, token, ttl, sources, theirs), daemon=True
+            target=_serve, args=(api_url, token, ttl, sources, theirs, warm), daemon=True
         )
         process.start()
         return cls(process, ours, ours.recv())
@@ -208,10 +219,14 @@ async def load(address: tuple[str, int], sources: list[str], spread: float) -> T
 
 
 def scenario(api_url: str, token: str, instances: list[str], name: str, spread: float) -> dict[str, Any]:
-    cached = name.startswith("cached")
+    cached = not name.startswith("uncached")
     sources = [source_address(i) for i in range(len(instances))]
     responder = Responder.start(
-        api_url, token, 15.0 if cached else 0.0, list(zip(sources, instances, strict=True))
+        api_url,
+        token,
+        15.0 if cached else 0.0,
+        list(zip(sources, instances, strict=True)),
+        warm=name.startswith("warm"),
     )
     started = time.perf_counter()
     try:
