@@ -33,6 +33,7 @@ from kumo.image import service as images
 from kumo.image import views as image_views
 from kumo.image.routes import image_store
 from kumo.image.store import ImageStore
+from kumo.metadata import backend as metadata_backend
 from kumo.runtime import Runtime, Waker
 from kumo.work.queue import host_key
 
@@ -194,6 +195,15 @@ def power_states(host: str, body: PowerStates, rt: Runtime = Depends(agent)) -> 
     with rt.db.transaction() as session:
         service.sync_power_states(session, host, body)
     return Response(status_code=204)
+
+
+@router.get("/instances/{instance_uuid}/metadata")
+def instance_metadata(instance_uuid: str, rt: Runtime = Depends(agent)) -> Response:
+    """Everything the metadata service and the config drive need of one instance (the bundle
+    of kumo.metadata.bundle), for an agent's edge cache: one read per instance per expiry."""
+    with rt.db.read() as session:
+        bundle = metadata_backend.read_bundle(session, instance_uuid)
+    return Response(bundle.model_dump_json(), media_type="application/json")
 
 
 @router.get("/images/{image_id}")
