@@ -1,7 +1,8 @@
 """The API side of the metadata service: one instance's bundle, read in one or two flat
 statements by key (the instance's row with its metadata JSON; its key pair's type when it has
-one) plus the networking side's ports through a hook, never a join of two one-to-many tables
-(Nova bug 1799298: Workday's 50 × 50 = 2,500 rows per request)."""
+one) plus the networking side's ports through a hook (one statement for an instance without
+ports, a few by key for one with them: kumo.metadata.ports), never a join of two one-to-many
+tables (Nova bug 1799298: Workday's 50 × 50 = 2,500 rows per request)."""
 
 from __future__ import annotations
 

@@ -145,6 +145,8 @@ def spec_port(port: Port, network: Network, fixed: list[dict[str, str]]) -> dict
 
 def server_ports(session: Session, server_id: str) -> list[dict[str, Any]]:
     rows = _server_port_rows(session, server_id)
+    if not rows:  # one statement for a server without ports (the metadata service reads many)
+        return []
     fixed = ports.fixed_ips(session, [p.id for p in rows])
     nets = {
         n.id: n for n in session.scalars(select(Network).where(Network.id.in_({p.network_id for p in rows})))
