@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from kumo.network import sync
 from kumo.network.addressing import Pool, choose_address, parse_address, random_mac
 from kumo.network.errors import (
     InvalidInput,
@@ -47,13 +48,15 @@ class FixedIpRequest:
 
 
 def lock_network(session: Session, network_id: str) -> None:
-    """Take the network's allocation lock for this transaction and bump its DHCP generation."""
+    """Take the network's allocation lock for this transaction and bump its DHCP generation;
+    its DHCP host then has a sync pending (kumo/network/sync.py)."""
     session.execute(
         update(Network)
         .where(Network.id == network_id)
         .values(dhcp_generation=Network.dhcp_generation + 1)
         .execution_options(synchronize_session=False)
     )
+    sync.request(session, network_id)
 
 
 def pools_of(session: Session, subnet_id: str) -> list[Pool]:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
 from kumo.errors import Forbidden
-from kumo.network import quotas
+from kumo.network import quotas, sync
 from kumo.network.attrs import boolean, envelope, integer, project_of, text
 from kumo.network.errors import InvalidInput, NetworkInUse, NetworkNotFound
 from kumo.network.models import Network, Port, Subnet
@@ -170,6 +170,7 @@ def update_network(session: Session, ctx: RequestContext, network_id: str, body:
     if "mtu" in attrs:
         network.mtu = integer(attrs["mtu"], "mtu", 68, 9000)
         network.dhcp_generation += 1  # the MTU is a DHCP option
+        sync.request(session, network.id)
     if "port_security_enabled" in attrs:
         network.port_security_enabled = boolean(attrs["port_security_enabled"], "port_security_enabled")
     network.revision_number += 1
@@ -186,6 +187,7 @@ def delete_network(session: Session, ctx: RequestContext, network_id: str) -> No
     )
     if in_use is not None:
         raise NetworkInUse(network_id)
+    sync.request(session, network_id, assign=False)  # its host finds the network gone, and removes it
     session.execute(delete(Port).where(Port.network_id == network_id))  # allocations cascade
     session.execute(delete(Subnet).where(Subnet.network_id == network_id))  # pools cascade
     session.delete(network)
