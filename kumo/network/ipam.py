@@ -32,6 +32,7 @@ from kumo.network.errors import (
     IpAddressGenerationFailure,
     MacAddressGenerationFailure,
     MacAddressInUse,
+    NetworkNotFound,
 )
 from kumo.network.models import AllocationPool, IPAllocation, Network, Port, Subnet
 
@@ -47,13 +48,16 @@ class FixedIpRequest:
 
 
 def lock_network(session: Session, network_id: str) -> None:
-    """Take the network's allocation lock for this transaction and bump its DHCP generation."""
-    session.execute(
+    """Take the network's allocation lock for this transaction and bump its DHCP generation;
+    NetworkNotFound when it was deleted meanwhile."""
+    done = session.execute(
         update(Network)
         .where(Network.id == network_id)
         .values(dhcp_generation=Network.dhcp_generation + 1)
         .execution_options(synchronize_session=False)
     )
+    if done.rowcount == 0:  # type: ignore[attr-defined]
+        raise NetworkNotFound(network_id)
 
 
 def pools_of(session: Session, subnet_id: str) -> list[Pool]:
