@@ -5,8 +5,8 @@ up to date (networking notes §3.6: generations, not events).
     request(session, network_id)             the network's generation moved: make sure a sync is pending
     HOOKS                                    the work hooks: a sync's result records its applied generation
 
-The rule (`request`, called by `ipam.lock_network` in the transaction that bumps the generation,
-and by `networks.delete_network` before the rows go):
+The rule (`request`, called by `ipam.lock_network` in the transaction that bumps the generation;
+`networks.delete_network` takes that lock too, so its host finds the network gone and removes it):
 - the network's host is the one assigned; else the network agent registered most recently
   (agents re-register on every start, so that is the one last seen starting; kumo has one per
   cloud for now), assigned now; with no network agent at all nothing is enqueued (a cloud of
@@ -61,10 +61,10 @@ def pick_agent(session: Session) -> str | None:
     )
 
 
-def host_for(session: Session, network_id: str, assign: bool = True) -> str | None:
-    """The network's DHCP host: the one assigned, else (`assign`) a network agent assigned now."""
+def host_for(session: Session, network_id: str) -> str | None:
+    """The network's DHCP host: the one assigned, else a network agent assigned now (or None)."""
     current = session.scalar(select(NetworkHost.host).where(NetworkHost.network_id == network_id).limit(1))
-    if current is not None or not assign:
+    if current is not None:
         return current
     host = pick_agent(session)
     if host is None:
@@ -87,13 +87,10 @@ def pending_sync(session: Session, host: str, network_id: str) -> str | None:
     return None
 
 
-def request(
-    session: Session, network_id: str, request_id: str | None = None, assign: bool = True
-) -> str | None:
+def request(session: Session, network_id: str, request_id: str | None = None) -> str | None:
     """A sync of the network is pending on its host after this (the id of the task enqueued now,
-    or None when one was pending already or no host serves networks). `assign=False`: only
-    when a host serves the network already (its deletion)."""
-    host = host_for(session, network_id, assign)
+    or None when one was pending already or no host serves networks)."""
+    host = host_for(session, network_id)
     if host is None or pending_sync(session, host, network_id) is not None:
         return None
     payload = NetworkSyncPayload(network_id)
