@@ -186,7 +186,8 @@ def delete_network(session: Session, ctx: RequestContext, network_id: str) -> No
     """Deletes the network with its subnets and DHCP port; any other port: 409 NetworkInUse."""
     ctx.require_writer()
     network = owned_network(session, ctx, network_id)
-    ipam.lock_network(session, network_id)  # no port or subnet is made on it meanwhile
+    # no port or subnet is made on it meanwhile; its host gets a sync, finds it gone, removes it
+    ipam.lock_network(session, network_id)
     in_use = session.scalar(
         select(Port.id).where(Port.network_id == network_id, Port.device_owner != DHCP_OWNER).limit(1)
     )

@@ -288,7 +288,7 @@ def test_auto_picks_the_one_network_and_refuses_ambiguity(db: Database) -> None:
 
 def test_dhcp_state_lists_what_the_network_host_serves(db: Database) -> None:
     net = make_net(db)
-    port = create_port(db, ALICE, net, fixed_ips=[{"ip_address": "10.0.0.5"}])
+    port = create_port(db, ALICE, net, fixed_ips=[{"ip_address": "10.0.0.5"}], device_id="srv-9")
     with db.transaction() as session:
         down = ports.create_port(session, ALICE, {"port": {"network_id": net, "admin_state_up": False}})
         assert dhcp.assign_host(session, net, "host-a") == "host-a"
@@ -305,6 +305,7 @@ def test_dhcp_state_lists_what_the_network_host_serves(db: Database) -> None:
             "subnet_id": state["subnets"][0]["id"],
             "ip_address": "10.0.0.5",
             "hostname": "host-10-0-0-5",
+            "device_id": "srv-9",
         }
     ]  # the port that is administratively down gets no lease
     assert down.id not in {h["port_id"] for h in state["hosts"]}
