@@ -213,10 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="kumo-dhcp-bench-", dir="/var/tmp") as state:
         Path(state).chmod(0o755)  # dnsmasq reads its hosts directory as user nobody
         host = NetworkHost(Path(state), IptablesFirewall())
-        for n in args.sizes:
-            row = run_size(host, n, args.repeat, args.interval)
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+        try:
+            for n in args.sizes:
+                row = run_size(host, n, args.repeat, args.interval)
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+        finally:
+            host.firewall.teardown()  # leave no FORWARD jump nor kumo chain behind
     print(f"\n{'reservations':>12} {'add→offer ms':>13} {'remove deaf ms':>15} {'restart deaf ms':>16}")
     for row in rows:
         print(

@@ -6,7 +6,13 @@ cache.
 Cheap per request: a fresh cache entry answers inside `data_received` (no task, no framework);
 only a miss awaits, in one task per connection that keeps the connection's answers in order.
 Only GET and HEAD are served (guests only read); a request with a body, an oversized head or a
-malformed line is refused and its connection closed."""
+malformed line is refused and its connection closed.
+
+One guest cannot hold the agent's memory or descriptors: a connection idle for `idle_timeout`
+is dropped; one that has `max_pending` requests waiting for a backend read, or whose peer does
+not read its answers (the transport's `pause_writing`), is parsed no further and read no more
+until they drain; and stopping a network drops its connections with its listener, so a stop
+never waits on a keep-alive connection."""
 
 from __future__ import annotations
 
@@ -24,6 +30,8 @@ from kumo.metadata.sources import SourceMap
 
 log = logging.getLogger("kumo.metadata")
 MAX_HEAD_BYTES = 8192
+IDLE_TIMEOUT = 30.0  # seconds a connection may stay without a request (re-armed by each one)
+MAX_PENDING = 32  # requests a connection may have waiting for a backend read before reading pauses
 REASONS = {
     200: "OK",
     400: "Bad Request",
@@ -84,10 +92,19 @@ def parse_head(head: bytes, started: float) -> Request | Answer:
 class Responder:
     """Answers metadata requests of the networks it listens on."""
 
-    def __init__(self, cache: BundleCache, sources: SourceMap) -> None:
+    def __init__(
+        self,
+        cache: BundleCache,
+        sources: SourceMap,
+        idle_timeout: float = IDLE_TIMEOUT,
+        max_pending: int = MAX_PENDING,
+    ) -> None:
         self.cache = cache
         self.sources = sources
+        self.idle_timeout = idle_timeout
+        self.max_pending = max(1, max_pending)
         self._servers: dict[str, list[asyncio.Server]] = {}
+        self._connections: dict[str, set[_Connection]] = {}
 
     async def listen(
         self, network_id: str, host: str = "169.254.169.254", port: int = 80, backlog: int = 1024
@@ -112,9 +129,29 @@ class Responder:
         return server
 
     async def stop_network(self, network_id: str) -> None:
-        for server in self._servers.pop(network_id, []):
+        """Stop listening on the network and drop its connections (keep-alive ones too: what a
+        server's `wait_closed` waits for on Python 3.12.1 and later)."""
+        servers = self._servers.pop(network_id, [])
+        for server in servers:
             server.close()
+        for connection in list(self._connections.get(network_id, ())):
+            connection.abort()
+        for server in servers:
             await server.wait_closed()
+
+    def connections(self, network_id: str) -> int:
+        """How many connections of the network are open."""
+        return len(self._connections.get(network_id, ()))
+
+    def _opened(self, network_id: str, connection: _Connection) -> None:
+        self._connections.setdefault(network_id, set()).add(connection)
+
+    def _lost(self, network_id: str, connection: _Connection) -> None:
+        open_ = self._connections.get(network_id)
+        if open_ is not None:
+            open_.discard(connection)
+            if not open_:
+                del self._connections[network_id]
 
     async def stop(self) -> None:
         for network_id in list(self._servers):
@@ -155,6 +192,11 @@ class _Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._uuid: str | None = None
         self._closing = False
+        self._reading_paused = False
+        self._writable: asyncio.Future[None] | None = None  # set while the transport's buffer is full
+        self._loop = asyncio.get_running_loop()
+        self._active = self._loop.time()
+        self._idle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -162,17 +204,45 @@ class _Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         source = str(peer[0]) if peer else ""
         self._uuid = self._responder.instance_of(self._network_id, source)
+        self._responder._opened(self._network_id, self)
+        self._idle = self._loop.call_later(self._responder.idle_timeout, self._on_idle)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
+        self._responder._lost(self._network_id, self)
+        if self._idle is not None:
+            self._idle.cancel()
         if self._task is not None:
             self._task.cancel()
+        if self._writable is not None and not self._writable.done():
+            self._writable.cancel()
+
+    def pause_writing(self) -> None:
+        if self._writable is None:
+            self._writable = self._loop.create_future()
+
+    def resume_writing(self) -> None:
+        writable, self._writable = self._writable, None
+        if writable is not None and not writable.done():
+            writable.set_result(None)
+        self._resume_reading()
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
         self._buffer += data
+        self._active = self._loop.time()
+        self._parse()
+
+    def _parse(self) -> None:
+        """Answer or queue the complete requests in the buffer, until the peer stops reading or
+        too many wait for a backend read (then the transport stops reading too)."""
         while not self._closing:
+            if self._writable is not None or len(self._pending) >= self._responder.max_pending:
+                if not self._reading_paused and self._transport is not None:
+                    self._reading_paused = True
+                    self._transport.pause_reading()
+                return
             end = self._buffer.find(b"\r\n\r\n")
             if end < 0:
                 if len(self._buffer) > MAX_HEAD_BYTES:
@@ -194,15 +264,46 @@ class _Connection(asyncio.Protocol):
                     continue
             self._pending.append(parsed)
             if self._task is None:
-                self._task = asyncio.get_running_loop().create_task(self._drain())
+                self._task = self._loop.create_task(self._drain())
+
+    def _resume_reading(self) -> None:
+        if self._closing or self._writable is not None or len(self._pending) >= self._responder.max_pending:
+            return
+        if self._reading_paused and self._transport is not None:
+            self._reading_paused = False
+            self._transport.resume_reading()
+        self._parse()  # requests the buffer already holds
 
     async def _drain(self) -> None:
         try:
             while self._pending and not self._closing:
                 request = self._pending.popleft()
-                self._write(request, await self._responder.answer(self._uuid, request.path))
+                answer = await self._responder.answer(self._uuid, request.path)
+                if self._writable is not None:
+                    await self._writable  # the peer reads its answers before it gets more
+                if self._closing:
+                    break
+                self._write(request, answer)
+                self._resume_reading()
         finally:
             self._task = None
+
+    def _on_idle(self) -> None:
+        """Drop a connection that sent nothing for `idle_timeout` (one still being answered
+        waits, unless its peer stopped reading)."""
+        timeout = self._responder.idle_timeout
+        idle = self._loop.time() - self._active
+        if not self._closing and (idle < timeout or (self._task is not None and self._writable is None)):
+            self._idle = self._loop.call_later(max(timeout - idle, 0.0) or timeout, self._on_idle)
+            return
+        self.abort()
+
+    def abort(self) -> None:
+        """Drop the connection now, whatever it still had to send."""
+        self._closing = True
+        self._pending.clear()
+        if self._transport is not None:
+            self._transport.abort()
 
     def _write(self, request: Request, answer: Answer) -> None:
         assert self._transport is not None

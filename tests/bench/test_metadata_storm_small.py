@@ -27,7 +27,9 @@ def test_a_small_storm_costs_one_backend_read_per_instance(cloud: Cloud) -> None
         instances=50,
         spread=3.0,
         scenarios=["cached-spread", "cached-burst", "uncached-spread"],
-        settle=10.0,  # no hosts here: the servers go to ERROR, which metadata serves all the same
+        # No hosts here: the servers go to ERROR (metadata serves them all the same) within about
+        # 1 s (measured: the first poll of BUILD after the creates); the settle is only a cap.
+        settle=3.0,
     )
     spread, burst, uncached = report["results"]
     for result in (spread, burst):
@@ -35,4 +37,5 @@ def test_a_small_storm_costs_one_backend_read_per_instance(cloud: Cloud) -> None
         assert result["requests"] == 50 * len(CRAWL)
     assert spread["backend_reads"] == burst["backend_reads"] == 50
     assert uncached["backend_reads"] == 50 * len(CRAWL)  # the baseline: every request reads the API
-    assert spread["max_ms"] < 1000
+    # A shared 2-core CI machine: a generous bound that still catches a hang (cloud-init waits 10 s).
+    assert spread["max_ms"] < 10_000 and burst["max_ms"] < 10_000

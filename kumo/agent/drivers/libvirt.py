@@ -10,7 +10,9 @@ instance's directory by virtlogd.
 Networking: the instance spec's `ports` (the agents' port contract) become one virtio NIC each
 on the network's bridge, which kumo.agent.network.links makes exist before the domain is defined (the
 data plane owns the rest: namespace, DHCP, firewall). A config drive is an ISO the
-`config_drive` hook returns for the instance (by default the spec's `config_drive_path`).
+`config_drive` hook returns for the instance (by default `<instance dir>/config.iso`, built from
+the instance's metadata bundle when the spec's `config_drive` is truthy:
+kumo.agent.libvirt.config_drive); a path outside the instance's directory is refused.
 
 Power state reaches the API two ways, neither spawning anything per instance: libvirt's
 lifecycle events (a guest that powers itself off is reported within a fraction of a second)
@@ -38,6 +40,7 @@ import httpx
 from kumo.agent.drivers.base import DriverError, HostResources
 from kumo.agent.imagecache import HttpImageSource, ImageCache
 from kumo.agent.libvirt import console, disks
+from kumo.agent.libvirt.config_drive import ApiConfigDrive, contained
 from kumo.agent.libvirt.connection import Connection, require_libvirt
 from kumo.agent.libvirt.domain import (
     NAME_PREFIX,
@@ -64,12 +67,6 @@ class ConfigDriveSource(Protocol):
     in the instance's `directory` when it must be; None: the instance has none."""
 
     def __call__(self, instance: dict[str, Any], directory: Path) -> Path | None: ...
-
-
-def spec_config_drive(instance: dict[str, Any], directory: Path) -> Path | None:
-    """The config drive the instance spec names (`config_drive_path`), if any."""
-    path = instance.get("config_drive_path")
-    return Path(str(path)) if path else None
 
 
 def unusable_reason(uri: str = "qemu:///system", virt_type: str = "qemu") -> str | None:
@@ -114,7 +111,7 @@ class LibvirtDriver:
         migration_bandwidth: int = 0,
         migration_max_downtime_ms: int = 500,
         bridges: EnsureBridge = ensure_named_bridge,
-        config_drive: ConfigDriveSource = spec_config_drive,
+        config_drive: ConfigDriveSource | None = None,
         **_: object,
     ) -> None:
         self.lv = require_libvirt()
@@ -129,7 +126,6 @@ class LibvirtDriver:
         self.machine = machine
         self.kernel_cmdline = kernel_cmdline
         self.ensure_bridge = bridges
-        self.config_drive = config_drive
         # How other hosts' libvirtd reach this one (peer to peer), and where QEMU streams go.
         self.migration_uri = migration_uri or (uri if "+tcp" in uri else f"qemu+tcp://{host_ip}/system")
         self.migration_address = migration_address or host_ip
@@ -143,6 +139,7 @@ class LibvirtDriver:
             headers={AGENT_TOKEN_HEADER: token},
             timeout=httpx.Timeout(60, connect=5),
         )
+        self.config_drive: ConfigDriveSource = config_drive or ApiConfigDrive(self.client)
         source = HttpImageSource(self.client)
         self.cache = ImageCache(self.root / "images", source, float(image_cache_max_age))
         self._busy: dict[str, int] = {}
@@ -231,19 +228,18 @@ class LibvirtDriver:
         flavor = instance.get("flavor") or {}
         directory = self.instance_dir(uuid)
         directory.mkdir(parents=True, exist_ok=True)
-        root = self.cache.acquire(image_ref, uuid)
-        props = root.meta.properties
-        kernel = self.cache.acquire(str(props["kernel_id"]), uuid).path if props.get("kernel_id") else None
-        initrd = self.cache.acquire(str(props["ramdisk_id"]), uuid).path if props.get("ramdisk_id") else None
+        # What can refuse the spec comes first: no image is downloaded for a guest never defined.
         try:
             nics = nics_of(instance.get("ports"))
         except PortError as exc:
             raise DriverError(f"Instance {uuid}: {exc}") from None
+        drive = contained(uuid, self.config_drive(instance, directory), directory)
+        root = self.cache.acquire(image_ref, uuid)
+        props = root.meta.properties
+        kernel = self.cache.acquire(str(props["kernel_id"]), uuid).path if props.get("kernel_id") else None
+        initrd = self.cache.acquire(str(props["ramdisk_id"]), uuid).path if props.get("ramdisk_id") else None
         for nic in nics:  # libvirt will not start a guest whose bridge is missing
             self.ensure_bridge(nic.bridge, nic.mtu)
-        drive = self.config_drive(instance, directory)
-        if drive is not None and not drive.is_file():
-            raise DriverError(f"Instance {uuid}: its config drive {drive} does not exist.")
         disk = directory / "disk"
         disks.create_overlay(root.path, root.meta.disk_format or "raw", disk, int(flavor.get("disk") or 0))
         return GuestConfig(

@@ -10,14 +10,16 @@ import base64
 import json
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import event
 
+from kumo.agent.libvirt.config_drive import ApiConfigDrive
 from kumo.agent.protocol import AGENT_TOKEN_HEADER
-from kumo.metadata import backend
+from kumo.metadata import backend, configdrive
 from kumo.metadata.bundle import Bundle
 from kumo.metadata.client import ApiBundleSource, read_bundle
 from kumo.metadata.service import MetadataService
@@ -185,3 +187,17 @@ def test_cloud_init_crawls_the_responder(served: tuple[MetadataService, Counting
     assert results["ec2-metadata"]["public-keys"] == {"mykey": KEY}
     assert results["ec2-metadata"]["placement"] == {"availability-zone": "nova"}
     assert source.reads == [uuid]
+
+
+def test_the_libvirt_drivers_config_drive_is_built_from_the_api(cloud: Cloud, tmp_path: Path) -> None:
+    """The driver's default hook, through the agent's link to a real API: the drive holds the
+    same meta_data.json the metadata service serves."""
+    uuid = _boot(cloud, name="cd-1")
+    with _agent(cloud) as agent:
+        drive = ApiConfigDrive(agent)({"uuid": uuid, "config_drive": "True"}, tmp_path)
+        bundle = read_bundle(agent, uuid)
+    assert drive == tmp_path / "config.iso" and bundle is not None
+    found = configdrive.read(drive)
+    meta = json.loads(found["openstack/latest/meta_data.json"])
+    assert (meta["uuid"], meta["name"], meta["meta"]) == (uuid, "cd-1", {"role": "web", "tier": "1"})
+    assert found["openstack/latest/user_data"] == USER_DATA

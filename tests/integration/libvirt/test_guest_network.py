@@ -117,7 +117,18 @@ def test_guest_without_a_nic_reads_its_config_drive(
     iso = tmp_path / "disk.config"
     run("genisoimage", "-quiet", "-R", "-J", "-V", "config-2", "-o", str(iso), str(tmp_path / "cd"))
     token = cloud.settings.secret("agent_token")
-    driver: Any = load_driver("libvirt", "lv-cd", api_url=cloud.url, token=token, state_dir=tmp_path / "host")
+
+    def copied_drive(instance: dict[str, Any], directory: Path) -> Path:
+        return Path(shutil.copy(iso, directory / "config.iso"))  # the driver takes none from elsewhere
+
+    driver: Any = load_driver(
+        "libvirt",
+        "lv-cd",
+        api_url=cloud.url,
+        token=token,
+        state_dir=tmp_path / "host",
+        config_drive=copied_drive,
+    )
     admin = cloud.client()
     try:
         kernel = upload(admin, "k", test_image.kernel, "aki", "aki")
@@ -136,7 +147,6 @@ def test_guest_without_a_nic_reads_its_config_drive(
             "hostname": "cd1",
             "image_ref": image,
             "flavor": {"vcpus": 1, "ram": 128, "disk": 1},
-            "config_drive_path": str(iso),
         }
         driver.spawn(instance)
         assert "<interface" not in domain(server_id)  # no ports, no NIC

@@ -64,10 +64,12 @@ def _skip_reason() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def network_ready() -> None:
+def network_ready() -> Iterator[None]:
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
+    yield
+    IptablesFirewall().teardown()  # the FORWARD jumps and kumo's chains, iptables and ip6tables
 
 
 def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:

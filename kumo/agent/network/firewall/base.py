@@ -28,3 +28,9 @@ class Firewall(Protocol):
     def taps(self) -> set[str]:
         """The taps that currently have rules."""
         ...
+
+    def teardown(self) -> None:
+        """Remove everything the driver ever installed on this host (every port's rules and the
+        driver's own hooks into the host's tables): for tests and benchmarks that leave a host
+        as they found it, never on a serving agent."""
+        ...

@@ -124,6 +124,25 @@ def restore_text(keep: set[str], apply: Sequence[PortFirewall], drop: set[str]) 
     return "\n".join(lines) + "\n"
 
 
+def teardown_text(saved: str) -> str | None:
+    """One iptables-restore transaction that removes every rule jumping into a kumo chain from
+    another chain (the FORWARD jump) and every kumo chain, from an `iptables-save -t filter`;
+    None when there is nothing of kumo's."""
+    ours = [line.split()[0][1:] for line in saved.splitlines() if line.startswith(":kumo-")]
+    jumps = [
+        "-D" + line[2:]
+        for line in saved.splitlines()
+        if line.startswith("-A ") and not line.split()[1].startswith("kumo-") and " -j kumo-" in line
+    ]
+    if not ours and not jumps:
+        return None
+    lines = ["*filter", *jumps]
+    lines += [f":{chain} - [0:0]" for chain in ours]  # declared under --noflush: emptied
+    lines += [f"-X {chain}" for chain in ours]
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
 def restore6_text(active: set[str]) -> str:
     """ip6tables: every secured port's IPv6 dropped, both ways."""
     lines = ["*filter", f":{TOP} - [0:0]"]
@@ -175,3 +194,12 @@ class IptablesFirewall:
 
     def taps(self) -> set[str]:
         return {"tap" + chain_id for chain_id in self._state()[0]}
+
+    def teardown(self) -> None:
+        with self._lock:
+            for tool in (self.iptables, self.ip6tables):
+                if tool is None:
+                    continue
+                text = teardown_text(run([f"{tool}-save", "-t", "filter"]))
+                if text is not None:
+                    run([f"{tool}-restore", "--noflush"], stdin=text)
