@@ -16,6 +16,7 @@ from rich.console import Console
 from kumo.agent.agent import Agent
 from kumo.agent.drivers import libvirt as libvirt_driver
 from kumo.agent.drivers.load import load_driver
+from kumo.agent.netsync import network_role
 from kumo.config import Settings, write_private
 from kumo.deploy import init_cloud
 from kumo.runtime import build_runtime
@@ -300,9 +301,11 @@ def run_all_in_one(
         options: dict[str, Any] = {}
         if kind == "libvirt":
             options = {"api_url": url, "token": rt.agent_token, "state_dir": settings.state_dir / "libvirt"}
-        agents.append(
-            Agent(url, name, load_driver(kind, name, **options), rt.agent_token, heartbeat_interval=5).start()
-        )
+        # the first host's agent serves networks' DHCP and metadata (kumo/agent/netsync.py)
+        network = network_role(url, rt.agent_token, settings.state_dir / "network") if index == 0 else None
+        compute = load_driver(kind, name, **options)
+        agent = Agent(url, name, compute, rt.agent_token, heartbeat_interval=5, network=network)
+        agents.append(agent.start())
     console.print(f"[green]agents[/] {', '.join(host_names)} registered")
     admin_token = token(url, "admin", admin_password, "admin")
     with httpx.Client(base_url=url, headers={"X-Auth-Token": admin_token}, timeout=30) as admin:
@@ -349,4 +352,7 @@ def stop_all(server: ThreadedServer, agents: list[Agent]) -> None:
     server.rt.waker.stop()
     with ThreadPoolExecutor(max(1, len(agents))) as pool:
         list(pool.map(Agent.stop, agents))
+    for agent in agents:
+        if agent.network is not None:
+            agent.network.metadata.stop()
     server.stop()

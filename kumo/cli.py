@@ -81,10 +81,17 @@ def agent(
     ),
     rack: str = typer.Option(None, help="Failure-domain label: this host's rack"),
     region: str = typer.Option(None, help="Failure-domain label: this host's region"),
+    network_host: bool = typer.Option(
+        False, "--network-host", help="Also serve networks' DHCP and metadata (needs root, dnsmasq)"
+    ),
+    network_state_dir: Path = typer.Option(
+        Path("/var/lib/kumo/network"), help="--network-host: where dnsmasq's files live"
+    ),
 ) -> None:
     """Run one hypervisor's agent."""
     from kumo.agent.agent import Agent, wait_for_api  # the agent role (module docstring)
     from kumo.agent.drivers.load import load_driver
+    from kumo.agent.netsync import network_role
 
     setup_logging()
     settings = get_settings()
@@ -103,6 +110,9 @@ def agent(
             "migration_max_downtime_ms": migration_max_downtime_ms,
             "image_cache_max_age": image_cache_max_age,
         }
+    network = None
+    if network_host:
+        network = network_role(api_url, settings.secret("agent_token"), network_state_dir)
     runner = Agent(
         api_url,
         host,
@@ -110,12 +120,15 @@ def agent(
         settings.secret("agent_token"),
         rack=rack,
         region=region,
+        network=network,
     ).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
     runner.stop()
+    if network is not None:
+        network.metadata.stop()
 
 
 @app.command()

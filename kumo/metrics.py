@@ -53,3 +53,20 @@ TASKS_PENDING = Gauge("kumo_tasks_pending", "Work rows not yet finished by agent
 WORKER_PID = Gauge("kumo_api_worker_pid", "Process id of the API worker that answered this scrape")
 WORKER_PID.set_function(os.getpid)
 DOWN_HOST_SERIES = 1000
+# The metadata service (kumo.metadata), in each agent process that answers guests.
+METADATA_CACHE_HITS = Counter(
+    "kumo_metadata_cache_hits_total", "Metadata requests answered from the edge cache's fresh bundle"
+)
+METADATA_CACHE_MISSES = Counter(
+    "kumo_metadata_cache_misses_total",
+    "Metadata requests that found no fresh bundle (they wait for a backend read, theirs or a shared one)",
+)
+METADATA_BACKEND_FETCHES = Counter(
+    "kumo_metadata_backend_fetches_total", "Instance bundles read from the API by the metadata edge cache"
+)
+METADATA_ERRORS = Counter("kumo_metadata_errors_total", "Metadata requests answered with an error", ["code"])
+METADATA_REQUEST_SECONDS = Histogram(
+    "kumo_metadata_request_seconds",
+    "Metadata request latency, from its head read to its answer written",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+)

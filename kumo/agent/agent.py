@@ -20,6 +20,7 @@ import httpx
 
 from kumo.agent.drivers.base import ComputeDriver, DriverError
 from kumo.agent.link import ApiLink, crashed
+from kumo.agent.netsync import NetworkSync
 from kumo.agent.protocol import HostReport, TaskOut, TaskResult
 from kumo.compute.states import PowerState
 from kumo.logs import request_id_var
@@ -116,18 +117,31 @@ HANDLERS: Mapping[TaskKind, Handler] = {
 }
 
 
-def run_task(driver: ComputeDriver, task: TaskOut) -> TaskResult:
-    """Run a task through the handler of its kind, its payload parsed once; errors become a
-    failed result with the message (an unknown kind; a driver's unexpected exception, a
-    malformed payload, or an answer that is no power state, with its traceback)."""
+# Work of an agent's other roles, not its driver's (a network host's network_sync).
+RoleHandler = Callable[[Any], TaskResult]
+
+
+def run_task(
+    driver: ComputeDriver, task: TaskOut, roles: Mapping[TaskKind, RoleHandler] | None = None
+) -> TaskResult:
+    """Run a task through the handler of its kind (a role's, else the driver's), its payload
+    parsed once; errors become a failed result with the message (an unknown kind; a driver's
+    unexpected exception, a malformed payload, or an answer that is no power state, with its
+    traceback)."""
     try:
         kind = kind_of(task.kind)
     except PayloadError as exc:
         return TaskResult(ok=False, error=str(exc))
+    role = (roles or {}).get(kind)
     handler = HANDLERS.get(kind)
-    if handler is None:
+    if role is None and handler is None:
+        if kind == TaskKind.NETWORK_SYNC:
+            return TaskResult(ok=False, error="this agent serves no networks (no --network-host)")
         return TaskResult(ok=False, error=f"unknown task kind {task.kind}")
     try:
+        if role is not None:
+            return role(parse(kind, task.payload))
+        assert handler is not None
         return handler(driver, parse(kind, task.payload))
     except DriverError as exc:
         return TaskResult(ok=False, error=str(exc))
@@ -148,8 +162,17 @@ class Agent(ApiLink):
         poll_wait: float = 20.0,
         rack: str | None = None,
         region: str | None = None,
+        network: NetworkSync | None = None,
+        supervise_interval: float = 2.0,
     ) -> None:
         self.host = host
+        # `--network-host`: serves networks' DHCP and metadata (kumo/agent/netsync.py)
+        self.network = network
+        self.supervise_interval = supervise_interval
+        self._roles: dict[TaskKind, RoleHandler] = {}
+        if network is not None:
+            network.read_state = self._network_state
+            self._roles[TaskKind.NETWORK_SYNC] = network.sync
         self.rack, self.region = rack, region  # failure-domain labels reported on registration
         self.driver = driver
         self.heartbeat_interval = heartbeat_interval
@@ -175,12 +198,27 @@ class Agent(ApiLink):
         log.info(
             "registered host %s (%s vCPU, %s MB, %s GB)", self.host, res.vcpus, res.memory_mb, res.disk_gb
         )
+        if self.network is not None:
+            self._call("PUT", f"/network-agents/{self.host}")
+            log.info("host %s serves networks", self.host)
+
+    def _network_state(self, network_id: str) -> dict[str, Any] | None:
+        """A network's DHCP state from the API; None when it is gone."""
+        try:
+            return dict(self._call("GET", f"/networks/{network_id}/dhcp").json())
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code == 404:
+                return None
+            raise
 
     # -- loops ------------------------------------------------------------------------------
     def start(self) -> Agent:
         self.register()
         targets = [self._heartbeat_loop, self._poll_loop, self._power_sync_loop, self._report_loop]
         targets += [lambda q=q: self._worker(q) for q in self._queues]  # type: ignore[misc]
+        if self.network is not None:
+            network = self.network
+            targets.append(lambda: network.plane.supervise_forever(self.stop_event, self.supervise_interval))
         for target in targets:
             thread = threading.Thread(target=target, name=f"agent-{self.host}", daemon=True)
             thread.start()
@@ -246,7 +284,8 @@ class Agent(ApiLink):
                     if task.id in self._in_flight or task.id in self._recent:
                         continue
                     self._in_flight.add(task.id)
-                key = task.instance_uuid or task.id
+                # one instance's tasks in order, and one network's
+                key = task.instance_uuid or str(task.payload.get("network_id") or task.id)
                 self._queues[zlib.crc32(key.encode()) % len(self._queues)].put(task)
 
     def _worker(self, tasks: queue.Queue[TaskOut]) -> None:
@@ -259,7 +298,7 @@ class Agent(ApiLink):
             try:
                 log.info("running %s %s for %s", task.kind, task.id, task.instance_uuid)
                 try:
-                    result = run_task(self.driver, task)
+                    result = run_task(self.driver, task, self._roles)
                 except Exception as exc:  # whatever raises, the task fails and the worker goes on
                     result = crashed(task, exc)
                 log.info(

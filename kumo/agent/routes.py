@@ -33,6 +33,9 @@ from kumo.image import service as images
 from kumo.image import views as image_views
 from kumo.image.routes import image_store
 from kumo.image.store import ImageStore
+from kumo.metadata import backend as metadata_backend
+from kumo.network import dhcp
+from kumo.network import sync as network_sync
 from kumo.runtime import Runtime, Waker
 from kumo.work.queue import host_key
 
@@ -58,6 +61,21 @@ def register(report: HostReport, rt: Runtime = Depends(agent)) -> Response:
     with rt.db.transaction() as session:
         service.register(session, report)
     return Response(status_code=204)
+
+
+@router.put("/network-agents/{host}", status_code=204)
+def register_network_agent(host: str, rt: Runtime = Depends(agent)) -> Response:
+    """`host`'s agent was started with `--network-host`: it may serve networks' DHCP and metadata."""
+    with rt.db.transaction() as session:
+        network_sync.register_agent(session, host)
+    return Response(status_code=204)
+
+
+@router.get("/networks/{network_id}/dhcp")
+def network_dhcp(network_id: str, rt: Runtime = Depends(agent)) -> dict[str, Any]:
+    """What the network's DHCP host must serve (its `network_sync` task reads it)."""
+    with rt.db.read() as session:
+        return dhcp.dhcp_state(session, network_id)
 
 
 @router.put("/hosts/{host}/heartbeat", status_code=204)
@@ -194,6 +212,15 @@ def power_states(host: str, body: PowerStates, rt: Runtime = Depends(agent)) -> 
     with rt.db.transaction() as session:
         service.sync_power_states(session, host, body)
     return Response(status_code=204)
+
+
+@router.get("/instances/{instance_uuid}/metadata")
+def instance_metadata(instance_uuid: str, rt: Runtime = Depends(agent)) -> Response:
+    """Everything the metadata service and the config drive need of one instance (the bundle
+    of kumo.metadata.bundle), for an agent's edge cache: one read per instance per expiry."""
+    with rt.db.read() as session:
+        bundle = metadata_backend.read_bundle(session, instance_uuid)
+    return Response(bundle.model_dump_json(), media_type="application/json")
 
 
 @router.get("/images/{image_id}")

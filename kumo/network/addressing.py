@@ -26,19 +26,33 @@ class Pool:
         return isinstance(address, ipaddress.IPv4Address) and self.first <= address <= self.last
 
 
+# Addresses a tenant subnet may not cover: the metadata service's link-local range (a port
+# could otherwise hold 169.254.169.254), loopback, multicast and the reserved ranges.
+_RESERVED = tuple(
+    ipaddress.ip_network(n) for n in ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/3")
+)
+
+
 def parse_cidr(text: object) -> ipaddress.IPv4Network:
     """The subnet's network, normalised ("10.0.0.5/24" → 10.0.0.0/24); /31 and /32 hold no host
-    a pool could hand out, IPv6 is refused with its own message."""
+    a pool could hand out, a prefix shorter than /8 more than a DHCP server should, IPv6 is
+    refused with its own message, and so is a subnet over the reserved ranges (`_RESERVED`)."""
     if not isinstance(text, str):
         raise InvalidInput(f"'{text}' is not a valid IP subnet")
+    written = text.strip()
     try:
-        network = ipaddress.ip_network(text.strip(), strict=False)
+        network = ipaddress.ip_network(written, strict=False)
     except ValueError:
         raise InvalidInput(f"'{text}' is not a valid IP subnet") from None
     if network.version != 4:
         raise InvalidInput("IPv6 subnets are not supported by this cloud")
     if network.prefixlen > 30:
         raise InvalidInput(f"'{text}' is too small: a subnet needs a prefix length of 30 or less")
+    if network.prefixlen < 8:
+        raise InvalidInput(f"'{text}' is too large: a subnet needs a prefix length of 8 or more")
+    for reserved in _RESERVED:
+        if network.overlaps(reserved):
+            raise InvalidInput(f"'{text}' overlaps {reserved}, which this cloud reserves")
     return network
 
 

@@ -1,6 +1,7 @@
 """What a network's DHCP host must serve, as data, and which host serves it (networking notes
-§3.6): the API side of the `network_sync` an agent runs. Not yet routed: the internal route
-(`GET /internal/v1/networks/{id}/dhcp`) and the sync task belong to the agent protocol.
+§3.6): the API side of the `network_sync` an agent runs. Served to the network host on
+`GET /internal/v1/networks/{id}/dhcp` (kumo/agent/routes.py) for its `network_sync` task
+(kumo/network/sync.py: who serves a network, and when a sync is enqueued).
 
     assign_host(session, network_id, host) -> str        the network's DHCP host (first one kept)
     host_of(session, network_id) -> str | None
@@ -15,10 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kumo.network import ports
+from kumo.network import ports, sync
 from kumo.network.errors import NetworkNotFound
 from kumo.network.models import IPAllocation, Network, NetworkHost, Port, Subnet
 from kumo.network.networks import DHCP_OWNER
@@ -46,16 +47,7 @@ def host_of(session: Session, network_id: str) -> str | None:
 
 def record_applied(session: Session, network_id: str, host: str, generation: int) -> None:
     """Generations only move forward: a late report of an older one changes nothing."""
-    session.execute(
-        update(NetworkHost)
-        .where(
-            NetworkHost.network_id == network_id,
-            NetworkHost.host == host,
-            NetworkHost.applied_generation < generation,
-        )
-        .values(applied_generation=generation)
-        .execution_options(synchronize_session=False)
-    )
+    sync.record_applied(session, network_id, host, generation)
 
 
 def applied_generation(session: Session, network_id: str) -> int | None:
@@ -79,14 +71,21 @@ def dhcp_state(session: Session, network_id: str) -> dict[str, Any]:
     )
     dhcp_subnets = {s.id for s in subnets if s.enable_dhcp}
     rows = session.execute(
-        select(Port.id, Port.mac_address, Port.device_owner, IPAllocation.subnet_id, IPAllocation.ip_address)
+        select(
+            Port.id,
+            Port.mac_address,
+            Port.device_owner,
+            Port.device_id,
+            IPAllocation.subnet_id,
+            IPAllocation.ip_address,
+        )
         .join(IPAllocation, IPAllocation.port_id == Port.id)
         .where(Port.network_id == network_id, Port.admin_state_up.is_(True))
         .order_by(Port.id, IPAllocation.ip_address)
     )
-    hosts: list[dict[str, str]] = []
+    hosts: list[dict[str, str]] = []  # device_id: the instance whose metadata the address gets
     dhcp_port: dict[str, Any] | None = None
-    for port_id, mac, owner, subnet_id, address in rows:
+    for port_id, mac, owner, device_id, subnet_id, address in rows:
         if owner == DHCP_OWNER:
             if dhcp_port is None:
                 dhcp_port = {"id": port_id, "mac_address": mac, "fixed_ips": []}
@@ -99,6 +98,7 @@ def dhcp_state(session: Session, network_id: str) -> dict[str, Any]:
                     "subnet_id": subnet_id,
                     "ip_address": address,
                     "hostname": _hostname(address),
+                    "device_id": device_id or "",
                 }
             )
     return {

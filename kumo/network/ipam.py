@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from kumo.network import sync
 from kumo.network.addressing import Pool, choose_address, parse_address, random_mac
 from kumo.network.errors import (
     InvalidInput,
@@ -32,6 +33,7 @@ from kumo.network.errors import (
     IpAddressGenerationFailure,
     MacAddressGenerationFailure,
     MacAddressInUse,
+    NetworkNotFound,
 )
 from kumo.network.models import AllocationPool, IPAllocation, Network, Port, Subnet
 
@@ -47,13 +49,18 @@ class FixedIpRequest:
 
 
 def lock_network(session: Session, network_id: str) -> None:
-    """Take the network's allocation lock for this transaction and bump its DHCP generation."""
-    session.execute(
+    """Take the network's allocation lock for this transaction and bump its DHCP generation;
+    NetworkNotFound when it was deleted meanwhile. Its DHCP host then has a sync pending
+    (kumo/network/sync.py)."""
+    done = session.execute(
         update(Network)
         .where(Network.id == network_id)
         .values(dhcp_generation=Network.dhcp_generation + 1)
         .execution_options(synchronize_session=False)
     )
+    if done.rowcount == 0:  # type: ignore[attr-defined]
+        raise NetworkNotFound(network_id)
+    sync.request(session, network_id)
 
 
 def pools_of(session: Session, subnet_id: str) -> list[Pool]:

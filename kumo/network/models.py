@@ -163,6 +163,14 @@ class NetworkHost(Base):
     applied_generation: Mapped[int] = mapped_column(Integer, default=-1)
 
 
+class NetworkAgent(Base):
+    """An agent started with `--network-host`: able to serve networks' DHCP and metadata."""
+
+    __tablename__ = "network_agents"
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    registered_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class NetworkQuota(Base):
     """A project's limit of one networking resource, where it differs from the default."""
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
 from kumo.errors import Forbidden
-from kumo.network import quotas
+from kumo.network import ipam, quotas
 from kumo.network.attrs import boolean, envelope, integer, project_of, text
 from kumo.network.errors import InvalidInput, NetworkInUse, NetworkNotFound
 from kumo.network.models import Network, Port, Subnet
@@ -158,6 +158,12 @@ def update_network(session: Session, ctx: RequestContext, network_id: str, body:
     ctx.require_writer()
     attrs = envelope(body, "network", UPDATE_ATTRS)
     network = owned_network(session, ctx, network_id)
+    if "mtu" in attrs:
+        mtu = integer(attrs["mtu"], "mtu", 68, 9000)
+        # The MTU is a DHCP option: a new generation, counted in the database (never from a
+        # value read earlier in this transaction), before anything else changes here.
+        ipam.lock_network(session, network.id)
+        session.refresh(network)
     if "name" in attrs:
         network.name = text(attrs["name"], "name")
     if "description" in attrs:
@@ -168,8 +174,7 @@ def update_network(session: Session, ctx: RequestContext, network_id: str, body:
         ctx.require_admin()
         network.shared = boolean(attrs["shared"], "shared")
     if "mtu" in attrs:
-        network.mtu = integer(attrs["mtu"], "mtu", 68, 9000)
-        network.dhcp_generation += 1  # the MTU is a DHCP option
+        network.mtu = mtu
     if "port_security_enabled" in attrs:
         network.port_security_enabled = boolean(attrs["port_security_enabled"], "port_security_enabled")
     network.revision_number += 1
@@ -181,6 +186,8 @@ def delete_network(session: Session, ctx: RequestContext, network_id: str) -> No
     """Deletes the network with its subnets and DHCP port; any other port: 409 NetworkInUse."""
     ctx.require_writer()
     network = owned_network(session, ctx, network_id)
+    # no port or subnet is made on it meanwhile; its host gets a sync, finds it gone, removes it
+    ipam.lock_network(session, network_id)
     in_use = session.scalar(
         select(Port.id).where(Port.network_id == network_id, Port.device_owner != DHCP_OWNER).limit(1)
     )

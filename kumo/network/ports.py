@@ -238,6 +238,36 @@ def _unsupported(attrs: dict[str, Any]) -> None:
         raise InvalidInput("dns_name is not supported by this cloud yet")
 
 
+# Owners that kumo itself writes: a server's ports (compute:<az>, by kumo.network.servers) and
+# the network's DHCP port (network:dhcp). A member setting them could slip a port into another
+# project's server (its addresses, its network_data.json) or pose as a DHCP server.
+_RESERVED_OWNERS = ("compute:", "network:")
+
+
+def _device_policy(ctx: RequestContext, attrs: dict[str, Any], port: Port | None = None) -> None:
+    """Only admins set a reserved device_owner, or change the device of a port a server holds."""
+    if ctx.is_admin:
+        return
+    owner = attrs.get("device_owner")
+    if isinstance(owner, str) and owner.startswith(_RESERVED_OWNERS):
+        raise Forbidden(f"Policy doesn't allow setting device_owner to {owner}.")
+    if port is not None and port.device_owner.startswith(_RESERVED_OWNERS) and port.device_id:
+        for key in ("device_id", "device_owner"):
+            if key in attrs and attrs[key] != getattr(port, key):
+                raise PortInUse(port.id, port.device_id)
+
+
+# A port's attributes that change what its network's DHCP server serves.
+_SERVED_ATTRS = ("mac_address", "fixed_ips", "admin_state_up", "device_id", "device_owner")
+
+
+def _port_security_policy(ctx: RequestContext, attrs: dict[str, Any], network: Network) -> None:
+    """Turning port security off or on is the network owner's (or an admin's), as Neutron's
+    policy says: on a shared network a member could otherwise spoof a neighbour's address."""
+    if "port_security_enabled" in attrs and not ctx.owns(network.project_id):
+        raise Forbidden("Policy doesn't allow port_security_enabled to be set on this network.")
+
+
 def create_port(session: Session, ctx: RequestContext, body: object) -> Port:
     ctx.require_writer()
     attrs = envelope(body, "port", CREATE_ATTRS)
@@ -251,6 +281,8 @@ def create_port(session: Session, ctx: RequestContext, body: object) -> Port:
     if mac is not None or any(r.ip_address is not None for r in requests or ()):
         may_choose_addresses(ctx, network)
     _binding_attrs(ctx, attrs)
+    _device_policy(ctx, attrs)
+    _port_security_policy(ctx, attrs, network)
     port_security = boolean(
         attrs.get("port_security_enabled", network.port_security_enabled), "port_security_enabled"
     )
@@ -296,13 +328,16 @@ def update_port(session: Session, ctx: RequestContext, port_id: str, body: objec
         raise Forbidden(f"Policy doesn't allow update_port on port {port_id}.")
     network = session.get_one(Network, port.network_id)
     _binding_attrs(ctx, attrs)
+    _device_policy(ctx, attrs, port)
+    _port_security_policy(ctx, attrs, network)
+    # What the network's DHCP server serves changes: a new generation, under the network's lock.
+    if any(key in attrs for key in _SERVED_ATTRS):
+        ipam.lock_network(session, network.id)
     for key in ("name", "description", "device_id", "device_owner"):
         if key in attrs:
             setattr(port, key, text(attrs[key], key))
     if "admin_state_up" in attrs:
         port.admin_state_up = boolean(attrs["admin_state_up"], "admin_state_up")
-    if "mac_address" in attrs or "fixed_ips" in attrs:
-        ipam.lock_network(session, network.id)
     if "mac_address" in attrs:
         ctx.require_admin()
         mac = normalise_mac(attrs["mac_address"])
@@ -367,7 +402,10 @@ def delete_port(session: Session, ctx: RequestContext, port_id: str) -> None:
 
 def dhcp_port(session: Session, network_id: str) -> Port | None:
     return session.scalar(
-        select(Port).where(Port.network_id == network_id, Port.device_owner == networks.DHCP_OWNER).limit(1)
+        select(Port)
+        .where(Port.network_id == network_id, Port.device_owner == networks.DHCP_OWNER)
+        .order_by(Port.created_at, Port.id)
+        .limit(1)
     )
 
 

@@ -149,7 +149,7 @@ def spec_port(port: Port, network: Network, fixed: list[dict[str, str]]) -> dict
 
 def server_ports(session: Session, server_id: str) -> list[dict[str, Any]]:
     rows = _server_port_rows(session, server_id)
-    if not rows:
+    if not rows:  # one statement for a server without ports (the metadata service reads many)
         return []
     fixed = ports.fixed_ips(session, [p.id for p in rows])
     nets = {

@@ -58,6 +58,8 @@ class TaskKind(StrEnum):
     NODE_CLEAN = "node_clean"
     NODE_ADOPT = "node_adopt"
     NODE_POWER = "node_power"
+    # a network host's work (no server): converge a network's DHCP and metadata
+    NETWORK_SYNC = "network_sync"
 
 
 MOVES = frozenset({TaskKind.LIVE_MIGRATE, TaskKind.MIGRATE, TaskKind.REVERT_RESIZE})
@@ -335,6 +337,13 @@ class NodePowerPayload(JsonPayload):
     timeout: int | None = field(default=None, metadata=_OMITTED_WHEN_NONE)
 
 
+@dataclass(frozen=True)
+class NetworkSyncPayload(JsonPayload):
+    """On the network's DHCP host: apply the network's current DHCP state (read when run)."""
+
+    network_id: str
+
+
 AnyPayload = (
     SpawnPayload
     | ActionPayload
@@ -348,6 +357,7 @@ AnyPayload = (
     | ConsolePayload
     | EmptyPayload
     | NodePowerPayload
+    | NetworkSyncPayload
 )
 
 PAYLOADS: Mapping[TaskKind, type[AnyPayload]] = {
@@ -371,6 +381,7 @@ PAYLOADS: Mapping[TaskKind, type[AnyPayload]] = {
     TaskKind.NODE_CLEAN: EmptyPayload,
     TaskKind.NODE_ADOPT: EmptyPayload,
     TaskKind.NODE_POWER: NodePowerPayload,
+    TaskKind.NETWORK_SYNC: NetworkSyncPayload,
 }
 
 

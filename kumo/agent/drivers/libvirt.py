@@ -7,6 +7,13 @@ overlay in the instance's directory over a base image from the host image cache
 directly (also from the cache). The serial console is appended to `console.log` in the
 instance's directory by virtlogd.
 
+Networking: the instance spec's `ports` (the agents' port contract) become one virtio NIC each
+on the network's bridge, which kumo.agent.network.links makes exist before the domain is defined (the
+data plane owns the rest: namespace, DHCP, firewall). A config drive is an ISO the
+`config_drive` hook returns for the instance (by default `<instance dir>/config.iso`, built from
+the instance's metadata bundle when the spec's `config_drive` is truthy:
+kumo.agent.libvirt.config_drive); a path outside the instance's directory is refused.
+
 Power state reaches the API two ways, neither spawning anything per instance: libvirt's
 lifecycle events (a guest that powers itself off is reported within a fraction of a second)
 and the agent's periodic `power_states()`, one libvirt call for all domains. Guests with an
@@ -24,23 +31,42 @@ import queue
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from kumo.agent.drivers.base import DriverError, HostResources
 from kumo.agent.imagecache import HttpImageSource, ImageCache
 from kumo.agent.libvirt import console, disks
+from kumo.agent.libvirt.config_drive import ApiConfigDrive, contained
 from kumo.agent.libvirt.connection import Connection, require_libvirt
-from kumo.agent.libvirt.domain import NAME_PREFIX, VIRT_TYPES, GuestConfig, domain_xml, power_state
+from kumo.agent.libvirt.domain import (
+    NAME_PREFIX,
+    VIRT_TYPES,
+    GuestConfig,
+    PortError,
+    domain_xml,
+    nics_of,
+    power_state,
+)
+from kumo.agent.network.links import ensure_named_bridge
 from kumo.agent.protocol import AGENT_TOKEN_HEADER
 from kumo.compute.states import PowerState
 from kumo.config import get_settings
 
 log = logging.getLogger("kumo.agent.libvirt")
 GiB = 1024**3
+# What the driver calls before defining a guest, for each port: (bridge name, MTU) -> None.
+EnsureBridge = Callable[[str, int], None]
+
+
+class ConfigDriveSource(Protocol):
+    """Where the config drive (an ISO9660 image labelled config-2) of an instance is, made
+    in the instance's `directory` when it must be; None: the instance has none."""
+
+    def __call__(self, instance: dict[str, Any], directory: Path) -> Path | None: ...
 
 
 def unusable_reason(uri: str = "qemu:///system", virt_type: str = "qemu") -> str | None:
@@ -84,6 +110,8 @@ class LibvirtDriver:
         migration_address: str | None = None,
         migration_bandwidth: int = 0,
         migration_max_downtime_ms: int = 500,
+        bridges: EnsureBridge = ensure_named_bridge,
+        config_drive: ConfigDriveSource | None = None,
         **_: object,
     ) -> None:
         self.lv = require_libvirt()
@@ -97,6 +125,7 @@ class LibvirtDriver:
         self.host_ip = host_ip
         self.machine = machine
         self.kernel_cmdline = kernel_cmdline
+        self.ensure_bridge = bridges
         # How other hosts' libvirtd reach this one (peer to peer), and where QEMU streams go.
         self.migration_uri = migration_uri or (uri if "+tcp" in uri else f"qemu+tcp://{host_ip}/system")
         self.migration_address = migration_address or host_ip
@@ -110,6 +139,7 @@ class LibvirtDriver:
             headers={AGENT_TOKEN_HEADER: token},
             timeout=httpx.Timeout(60, connect=5),
         )
+        self.config_drive: ConfigDriveSource = config_drive or ApiConfigDrive(self.client)
         source = HttpImageSource(self.client)
         self.cache = ImageCache(self.root / "images", source, float(image_cache_max_age))
         self._busy: dict[str, int] = {}
@@ -198,10 +228,18 @@ class LibvirtDriver:
         flavor = instance.get("flavor") or {}
         directory = self.instance_dir(uuid)
         directory.mkdir(parents=True, exist_ok=True)
+        # What can refuse the spec comes first: no image is downloaded for a guest never defined.
+        try:
+            nics = nics_of(instance.get("ports"))
+        except PortError as exc:
+            raise DriverError(f"Instance {uuid}: {exc}") from None
+        drive = contained(uuid, self.config_drive(instance, directory), directory)
         root = self.cache.acquire(image_ref, uuid)
         props = root.meta.properties
         kernel = self.cache.acquire(str(props["kernel_id"]), uuid).path if props.get("kernel_id") else None
         initrd = self.cache.acquire(str(props["ramdisk_id"]), uuid).path if props.get("ramdisk_id") else None
+        for nic in nics:  # libvirt will not start a guest whose bridge is missing
+            self.ensure_bridge(nic.bridge, nic.mtu)
         disk = directory / "disk"
         disks.create_overlay(root.path, root.meta.disk_format or "raw", disk, int(flavor.get("disk") or 0))
         return GuestConfig(
@@ -226,6 +264,8 @@ class LibvirtDriver:
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             },
             flavor={k: str(flavor[k]) for k in ("name", "vcpus", "ram", "disk") if k in flavor},
+            nics=nics,
+            config_drive=drive,
         )
 
     def _define(self, instance: dict[str, Any], image_ref: str) -> Any:

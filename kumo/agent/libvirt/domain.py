@@ -3,13 +3,22 @@
 The domain's UUID is the instance's; kumo's view of the instance (name, project, image,
 flavor, host) rides in the domain's <metadata> under kumo's namespace, so `virsh dumpxml`
 tells an operator what a domain is without asking the API.
+
+Networking: one virtio NIC per port of the instance (`Nic.from_port` reads the agents' port
+contract), a tap with the port's name on the network's bridge; a server without ports has no
+NIC. SMBIOS says "OpenStack Nova" (system product and chassis asset tag) so cloud-init's
+ds-identify looks for the OpenStack metadata service, as on Nova; a config drive (ISO labelled
+`config-2`, built elsewhere) is a read-only CD-ROM.
 """
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kumo.compute.states import PowerState
 
@@ -38,6 +47,67 @@ def domain_name(uuid: str) -> str:
     return f"{NAME_PREFIX}{uuid}"
 
 
+# What cloud-init's ds-identify (dscheck_OpenStack) takes for an OpenStack guest: Nova's product
+# name in the system entry, and the chassis asset tag.
+OPENSTACK_PRODUCT = "OpenStack Nova"
+_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+# A Linux interface name: at most 15 bytes, no '/', ':' or white space; libvirt reserves the
+# vnet/macvtap/macvlan prefixes for names it makes up itself.
+_IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
+_RESERVED_IFNAMES = ("vnet", "macvtap", "macvlan")
+MTU_MIN, MTU_MAX = 68, 65535
+
+
+class PortError(ValueError):
+    """A port in an instance's spec that cannot be plugged (the message says which and why)."""
+
+
+@dataclass(frozen=True)
+class Nic:
+    """A guest NIC: the tap libvirt creates on `bridge` for the port with this MAC."""
+
+    bridge: str
+    tap: str
+    mac: str
+    mtu: int = 1500
+
+    def __post_init__(self) -> None:
+        for what, name in (("bridge", self.bridge), ("tap", self.tap)):
+            if not _IFNAME.fullmatch(name):
+                raise PortError(f"{what} name {name!r} is not an interface name (1-15 of A-Za-z0-9_.-)")
+        if self.tap.startswith(_RESERVED_IFNAMES):
+            raise PortError(f"tap name {self.tap!r} uses a prefix libvirt reserves")
+        if not _MAC.fullmatch(self.mac):
+            raise PortError(f"MAC address {self.mac!r} is not six lower-case hex pairs")
+        if int(self.mac[:2], 16) & 1:
+            raise PortError(f"MAC address {self.mac!r} is a multicast address")
+        if not MTU_MIN <= self.mtu <= MTU_MAX:
+            raise PortError(f"MTU {self.mtu} is outside {MTU_MIN}-{MTU_MAX}")
+
+    @classmethod
+    def from_port(cls, port: Mapping[str, Any]) -> Nic:
+        """The NIC of a port in the agents' contract ({"id", "mac_address", "mtu", "bridge",
+        "tap", …}); PortError when a field is missing or unusable."""
+        pid = port.get("id", "?")
+        try:
+            bridge, tap, mac = (str(port[k]) for k in ("bridge", "tap", "mac_address"))
+        except KeyError as exc:
+            raise PortError(f"port {pid} has no {exc.args[0]!r}") from None
+        mtu = port.get("mtu") or 1500
+        if isinstance(mtu, bool) or not isinstance(mtu, int):
+            raise PortError(f"port {pid} has a non-integer MTU {mtu!r}")
+        return cls(bridge=bridge, tap=tap, mac=mac.lower(), mtu=mtu)
+
+
+def nics_of(ports: Sequence[Mapping[str, Any]] | None) -> tuple[Nic, ...]:
+    """The NICs of an instance's ports, in port order (the guest's eth0, eth1…)."""
+    nics = tuple(Nic.from_port(port) for port in ports or ())
+    taps = [nic.tap for nic in nics]
+    if len(set(taps)) != len(taps):
+        raise PortError(f"two ports share a tap name: {', '.join(taps)}")
+    return nics
+
+
 @dataclass(frozen=True)
 class GuestConfig:
     uuid: str
@@ -56,6 +126,8 @@ class GuestConfig:
     # kumo's view of the instance, kept in the domain metadata (name, project, image, host…).
     metadata: dict[str, str] = field(default_factory=dict)
     flavor: dict[str, str] = field(default_factory=dict)
+    nics: tuple[Nic, ...] = ()
+    config_drive: Path | None = None  # an ISO9660 image labelled config-2
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -80,17 +152,20 @@ def domain_xml(cfg: GuestConfig) -> str:
     _sub(dom, "vcpu", str(cfg.vcpus))
 
     # SMBIOS: the guest can read its identity without a metadata service (the test image prints
-    # its hostname from the OEM string).
+    # its hostname from the OEM string), and cloud-init sees an OpenStack guest (as on Nova).
     sysinfo = _sub(dom, "sysinfo", type="smbios")
     system = _sub(sysinfo, "system")
     for name, value in (
         ("manufacturer", "kumo"),
-        ("product", "kumo Compute"),
+        ("product", OPENSTACK_PRODUCT),
         ("serial", cfg.uuid),
         ("uuid", cfg.uuid),
         ("family", "Virtual Machine"),
     ):
         _sub(system, "entry", value, name=name)
+    chassis = _sub(sysinfo, "chassis")
+    _sub(chassis, "entry", "kumo", name="manufacturer")
+    _sub(chassis, "entry", OPENSTACK_PRODUCT, name="asset")
     _sub(_sub(sysinfo, "oemStrings"), "entry", f"kumo:hostname={cfg.hostname}")
 
     os_el = _sub(dom, "os")
@@ -119,6 +194,20 @@ def domain_xml(cfg: GuestConfig) -> str:
     _sub(disk, "driver", name="qemu", type=cfg.disk_format)
     _sub(disk, "source", file=str(cfg.disk))
     _sub(disk, "target", dev="vda", bus="virtio")
+    if cfg.config_drive is not None:  # as Nova: a read-only CD-ROM, IDE (pc) or SATA (q35: no IDE)
+        cdrom = _sub(devices, "disk", type="file", device="cdrom")
+        _sub(cdrom, "driver", name="qemu", type="raw")
+        _sub(cdrom, "source", file=str(cfg.config_drive))
+        q35 = "q35" in (cfg.machine or "")
+        _sub(cdrom, "target", dev="sda" if q35 else "hdd", bus="sata" if q35 else "ide")
+        _sub(cdrom, "readonly")
+    for nic in cfg.nics:
+        interface = _sub(devices, "interface", type="bridge")
+        _sub(interface, "source", bridge=nic.bridge)
+        _sub(interface, "mac", address=nic.mac)
+        _sub(interface, "target", dev=nic.tap)
+        _sub(interface, "model", type="virtio")
+        _sub(interface, "mtu", size=str(nic.mtu))
     # The serial console is a pty whose output virtlogd also appends to a file per instance.
     serial = _sub(devices, "serial", type="pty")
     _sub(serial, "log", file=str(cfg.console_log), append="on")

@@ -211,8 +211,10 @@ class Hypervisor:
 
 
 def start_hypervisor(
-    cloud: Cloud, state: Path, sync_interval: float = 3.0, **driver_options: Any
+    cloud: Cloud, state: Path, sync_interval: float = 3.0, network: Any = None, **driver_options: Any
 ) -> Hypervisor:
+    """A libvirt hypervisor's agent on `cloud`; with `network` (a kumo.agent.netsync.NetworkSync)
+    it is also the network host."""
     from kumo.agent.agent import Agent
     from kumo.agent.drivers.load import load_driver
 
@@ -234,6 +236,7 @@ def start_hypervisor(
         heartbeat_interval=2.0,
         poll_wait=2.0,
         power_sync_interval=sync_interval,
+        network=network,
     ).start()
     admin = cloud.client()
     resp = admin.post(

@@ -55,7 +55,7 @@ def test_rebuild_onto_a_qcow2_image_then_delete_cleans_up(hv: Hypervisor, test_i
     server = hv.wait_status(sid, "ACTIVE")
     assert server["image"]["id"] == qcow2_image
     out = hv.wait_console(sid, MARKER, count=2)
-    assert out.split(MARKER)[-1].splitlines()[0].endswith("boots=1")  # a fresh disk, not the old one
+    assert " boots=1 " in out.split(MARKER)[-1].splitlines()[0] + " "  # a fresh disk, not the old one
     assert kumo_metadata(domain(sid))["image"] == qcow2_image
     users = {entry["id"]: entry["instances"] for entry in hv.driver.cache.report()}
     assert users[qcow2_image] == [sid]

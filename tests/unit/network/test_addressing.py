@@ -21,7 +21,12 @@ def pool(first: str, last: str) -> Pool:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("10.0.0.5/24", "10.0.0.0/24"), (" 192.168.1.0/30 ", "192.168.1.0/30"), ("10.1.0.0/16", "10.1.0.0/16")],
+    [
+        ("10.0.0.5/24", "10.0.0.0/24"),
+        (" 192.168.1.0/30 ", "192.168.1.0/30"),
+        ("10.1.0.0/16", "10.1.0.0/16"),
+        ("10.0.0.0/8", "10.0.0.0/8"),
+    ],
 )
 def test_cidr_is_normalised(text: str, expected: str) -> None:
     assert str(addressing.parse_cidr(text)) == expected
@@ -32,6 +37,10 @@ def test_cidr_is_normalised(text: str, expected: str) -> None:
     [
         ("fd00::/64", "IPv6 subnets are not supported"),
         ("10.0.0.0/31", "too small"),
+        ("0.0.0.0/0", "too large"),
+        ("169.254.0.0/24", "overlaps 169.254.0.0/16"),
+        ("127.0.0.0/24", "overlaps 127.0.0.0/8"),
+        ("239.1.0.0/16", "overlaps 224.0.0.0/3"),
         ("10.0.0.0/33", "not a valid IP subnet"),
         ("banana", "not a valid IP subnet"),
         (24, "not a valid IP subnet"),

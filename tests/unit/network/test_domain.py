@@ -154,6 +154,45 @@ def test_visibility_and_ownership(db: Database) -> None:
         networks.create_network(session, ALICE, {"network": {"name": "s", "shared": True}})
 
 
+def test_members_cannot_slip_a_port_into_a_server_or_pose_as_dhcp(db: Database) -> None:
+    """The owners kumo writes itself (compute:, network:) are an admin's; a port a server holds
+    keeps its device; port security is the network owner's to change."""
+    own = make_net(db, BOB)
+    shared = make_net(db, ADMIN, cidr="10.1.0.0/24", shared=True)
+    for owner in ("compute:nova", "network:dhcp"):
+        with pytest.raises(Forbidden, match="device_owner"):
+            create_port(db, BOB, own, device_owner=owner, device_id="alices-server")
+    plain = create_port(db, BOB, own, device_id="something")
+    with db.transaction() as session, pytest.raises(Forbidden):
+        ports.update_port(session, BOB, plain["id"], {"port": {"device_owner": "compute:nova"}})
+    with db.transaction() as session:
+        (held,) = servers.allocate_for_server(session, BOB, "bobs-server", [RequestedNetwork(network_id=own)])
+    with db.transaction() as session, pytest.raises(PortInUse):
+        ports.update_port(session, BOB, held, {"port": {"device_id": "another-server"}})
+    with pytest.raises(Forbidden, match="port_security_enabled"):
+        create_port(db, BOB, shared, port_security_enabled=False)
+    assert create_port(db, BOB, own, port_security_enabled=False)["groups"] == []  # on its own: fine
+    admin_port = create_port(db, ADMIN, own, device_owner="network:router_interface")
+    assert admin_port["ips"]
+
+
+def test_changes_of_what_dhcp_serves_bump_the_generation(db: Database) -> None:
+    net = make_net(db)
+    port = create_port(db, ALICE, net)
+    for change in ({"admin_state_up": False}, {"device_id": "x"}):
+        before = generation(db, net)
+        with db.transaction() as session:
+            ports.update_port(session, ALICE, port["id"], {"port": change})
+        assert generation(db, net) == before + 1
+    before = generation(db, net)
+    with db.transaction() as session:
+        networks.update_network(session, ALICE, net, {"network": {"mtu": 1400, "name": "renamed"}})
+    assert generation(db, net) == before + 1
+    with db.read() as session:
+        network = session.get_one(Network, net)
+        assert (network.mtu, network.name) == (1400, "renamed")
+
+
 def test_delete_rules(db: Database) -> None:
     net = make_net(db)
     port = create_port(db, ALICE, net)
@@ -249,7 +288,7 @@ def test_auto_picks_the_one_network_and_refuses_ambiguity(db: Database) -> None:
 
 def test_dhcp_state_lists_what_the_network_host_serves(db: Database) -> None:
     net = make_net(db)
-    port = create_port(db, ALICE, net, fixed_ips=[{"ip_address": "10.0.0.5"}])
+    port = create_port(db, ALICE, net, fixed_ips=[{"ip_address": "10.0.0.5"}], device_id="srv-9")
     with db.transaction() as session:
         down = ports.create_port(session, ALICE, {"port": {"network_id": net, "admin_state_up": False}})
         assert dhcp.assign_host(session, net, "host-a") == "host-a"
@@ -266,6 +305,7 @@ def test_dhcp_state_lists_what_the_network_host_serves(db: Database) -> None:
             "subnet_id": state["subnets"][0]["id"],
             "ip_address": "10.0.0.5",
             "hostname": "host-10-0-0-5",
+            "device_id": "srv-9",
         }
     ]  # the port that is administratively down gets no lease
     assert down.id not in {h["port_id"] for h in state["hosts"]}

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from kumo import wiring
 from kumo.baremetal import service as baremetal
 from kumo.errors import Conflict
+from kumo.network import sync as network_sync
 from kumo.work import hooks, queue
 from kumo.work.kinds import EmptyPayload, SpawnPayload, TaskKind
 from kumo.work.models import Task
@@ -93,7 +94,7 @@ def test_a_payload_of_another_kind_is_refused(fresh_registry: None, session: Ses
         queue.enqueue(session, "hv-1", TaskKind.SPAWN, None, EmptyPayload(), None)
 
 
-def test_install_registers_baremetal_once(fresh_registry: None) -> None:
+def test_install_registers_baremetal_then_networking_once(fresh_registry: None) -> None:
     wiring.install()
     wiring.install()
-    assert hooks.registered() == (baremetal.HOOKS,)
+    assert hooks.registered() == (baremetal.HOOKS, network_sync.HOOKS)

@@ -17,6 +17,7 @@ from kumo.work.kinds import (
     EmptyPayload,
     EvacuatePayload,
     MovePayload,
+    NetworkSyncPayload,
     NodePowerPayload,
     PayloadError,
     PrepareMigrationPayload,
@@ -101,6 +102,7 @@ CASES: list[tuple[TaskKind, AnyPayload, dict[str, Any]]] = [
         NodePowerPayload("soft power off", 30),
         {"target": "soft power off", "timeout": 30},
     ),
+    (TaskKind.NETWORK_SYNC, NetworkSyncPayload("net-1"), {"network_id": "net-1"}),
 ]
 
 
@@ -132,6 +134,7 @@ def test_keys_a_hook_added_are_ignored(kind: TaskKind, payload: AnyPayload, stor
         (TaskKind.PREPARE_MIGRATION, {"instance": SPEC, "dest": "hv-2", "source": "hv-1", "move": "spawn"}),
         (TaskKind.ABORT_MIGRATION, {"instance": SPEC}),
         (TaskKind.NODE_POWER, {"timeout": 3}),
+        (TaskKind.NETWORK_SYNC, {"network_id": 7}),
         (TaskKind.START, {"action_id": "1", "event_id": 2, "instance": SPEC}),
         (TaskKind.SPAWN, {"event_id": True, "instance": SPEC}),
         (TaskKind.CONSOLE, {"instance": "vm", "length": 3}),

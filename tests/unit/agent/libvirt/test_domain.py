@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from kumo.agent.libvirt.domain import GuestConfig, console_log_of, domain_xml, kumo_metadata, power_state
+from kumo.agent.libvirt.domain import (
+    GuestConfig,
+    Nic,
+    PortError,
+    console_log_of,
+    domain_xml,
+    kumo_metadata,
+    nics_of,
+    power_state,
+)
 from kumo.compute.states import PowerState
 
 UUID = "5f0d6f2c-7a55-4f0e-9a59-6a9d3f0b2d11"
@@ -43,6 +52,149 @@ def test_domain_carries_the_instance_identity_flavor_and_disk() -> None:
     oem = [e.text for e in root.iterfind("sysinfo/oemStrings/entry")]
     assert oem == ["kumo:hostname=web-1"]
     assert console_log_of(domain_xml(guest())) == Path("/var/lib/kumo/instances/x/console.log")
+
+
+def port(n: int, **overrides: object) -> dict[str, object]:
+    """A port as the API hands it to agents (the shared port contract)."""
+    pid, net = f"{n}5c0ee9f-d6a1-4c2e-9d7e-0a1b2c3d4e5f", f"{n}e8e5957-6493-4a71-b4c8-7f2a9c1d0e3b"
+    body: dict[str, object] = {
+        "id": pid,
+        "network_id": net,
+        "mac_address": f"fa:16:3e:c9:cb:f{n}",
+        "mtu": 1450,
+        "fixed_ips": [{"subnet_id": "s", "ip_address": f"10.0.0.{10 + n}"}],
+        "bridge": "brq" + net[:11],
+        "tap": "tap" + pid[:11],
+    }
+    body.update(overrides)
+    return body
+
+
+def interfaces(xml: str) -> list[dict[str, str | None]]:
+    """Each <interface> as the values libvirt reads from it."""
+    return [
+        {
+            "type": el.get("type"),
+            "bridge": el.find("source").get("bridge"),  # type: ignore[union-attr]
+            "mac": el.find("mac").get("address"),  # type: ignore[union-attr]
+            "tap": el.find("target").get("dev"),  # type: ignore[union-attr]
+            "model": el.find("model").get("type"),  # type: ignore[union-attr]
+            "mtu": el.find("mtu").get("size"),  # type: ignore[union-attr]
+        }
+        for el in ET.fromstring(xml).iterfind("devices/interface")
+    ]
+
+
+@pytest.mark.parametrize(
+    "ports, expected",
+    [
+        (None, []),  # a server booted with networks "none": no NIC at all
+        ([], []),
+        (
+            [port(1)],
+            [
+                {
+                    "type": "bridge",
+                    "bridge": "brq1e8e5957-64",
+                    "mac": "fa:16:3e:c9:cb:f1",
+                    "tap": "tap15c0ee9f-d6",
+                    "model": "virtio",
+                    "mtu": "1450",
+                }
+            ],
+        ),
+        (  # port order is NIC order (eth0, eth1); no MTU in the port: Ethernet's
+            [port(2, mtu=None), port(1, mac_address="FA:16:3E:00:00:01")],
+            [
+                {
+                    "type": "bridge",
+                    "bridge": "brq2e8e5957-64",
+                    "mac": "fa:16:3e:c9:cb:f2",
+                    "tap": "tap25c0ee9f-d6",
+                    "model": "virtio",
+                    "mtu": "1500",
+                },
+                {
+                    "type": "bridge",
+                    "bridge": "brq1e8e5957-64",
+                    "mac": "fa:16:3e:00:00:01",
+                    "tap": "tap15c0ee9f-d6",
+                    "model": "virtio",
+                    "mtu": "1450",
+                },
+            ],
+        ),
+    ],
+)
+def test_one_virtio_nic_per_port_on_its_bridge(
+    ports: list[dict[str, object]] | None, expected: list[dict[str, str]]
+) -> None:
+    assert interfaces(domain_xml(guest(nics=nics_of(ports)))) == expected
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"bridge": None}, "no 'bridge'"),
+        ({"tap": None}, "no 'tap'"),
+        ({"mac_address": None}, "no 'mac_address'"),
+        ({"tap": "tap0123456789abc"}, "not an interface name"),  # 16 bytes: over IFNAMSIZ
+        ({"tap": "vnet0"}, "prefix libvirt reserves"),
+        ({"bridge": "br x"}, "not an interface name"),
+        ({"bridge": "br\n"}, "not an interface name"),
+        ({"mac_address": "fa:16:3e:00:00"}, "not six"),
+        ({"mac_address": "fa:16:3e:00:00:zz"}, "not six"),
+        ({"mac_address": "01:16:3e:00:00:01"}, "multicast"),
+        ({"mtu": 67}, "outside 68-65535"),
+        ({"mtu": "1500"}, "non-integer MTU"),
+        ({"mtu": True}, "non-integer MTU"),
+    ],
+)
+def test_unusable_ports_are_refused_with_the_reason(bad: dict[str, object], message: str) -> None:
+    body = {k: v for k, v in port(1, **bad).items() if v is not None or k == "mtu"}
+    with pytest.raises(PortError, match=message):
+        nics_of([body])
+
+
+def test_two_ports_on_one_tap_are_refused() -> None:
+    with pytest.raises(PortError, match="share a tap"):
+        nics_of([port(1), port(1, mac_address="fa:16:3e:00:00:02")])
+
+
+def test_smbios_says_openstack_to_cloud_init_and_keeps_kumo_oem_strings() -> None:
+    root = ET.fromstring(domain_xml(guest()))
+    system = {e.get("name"): e.text for e in root.iterfind("sysinfo/system/entry")}
+    chassis = {e.get("name"): e.text for e in root.iterfind("sysinfo/chassis/entry")}
+    # cloud-init's ds-identify: product "OpenStack Nova" or chassis asset tag "OpenStack Nova".
+    assert system["product"] == "OpenStack Nova" and chassis["asset"] == "OpenStack Nova"
+    assert system["uuid"] == UUID and system["serial"] == UUID
+    assert [e.text for e in root.iterfind("sysinfo/oemStrings/entry")] == ["kumo:hostname=web-1"]
+    assert root.find("os/smbios").get("mode") == "sysinfo"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "machine, bus, dev",
+    [
+        (None, "ide", "hdd"),
+        ("pc-i440fx-7.2", "ide", "hdd"),
+        ("q35", "sata", "sda"),
+        ("pc-q35-7.2", "sata", "sda"),
+    ],
+)
+def test_config_drive_is_a_read_only_cdrom(machine: str | None, bus: str, dev: str) -> None:
+    root = ET.fromstring(domain_xml(guest(config_drive=Path("/i/x/disk.config"), machine=machine)))
+    (cdrom,) = root.findall("devices/disk[@device='cdrom']")
+    assert cdrom.get("type") == "file" and cdrom.find("readonly") is not None
+    assert cdrom.find("source").get("file") == "/i/x/disk.config"  # type: ignore[union-attr]
+    assert cdrom.find("driver").get("type") == "raw"  # type: ignore[union-attr]
+    assert (cdrom.find("target").get("bus"), cdrom.find("target").get("dev")) == (bus, dev)  # type: ignore[union-attr]
+    # The root disk stays the first disk, and a guest without a config drive has no CD-ROM.
+    assert root.find("devices/disk").get("device") == "disk"  # type: ignore[union-attr]
+    assert ET.fromstring(domain_xml(guest())).find("devices/disk[@device='cdrom']") is None
+
+
+def test_nic_reads_the_port_contract() -> None:
+    assert Nic.from_port(port(3)) == Nic("brq3e8e5957-64", "tap35c0ee9f-d6", "fa:16:3e:c9:cb:f3", 1450)
 
 
 def test_metadata_round_trips_with_escaping() -> None:

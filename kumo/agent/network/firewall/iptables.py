@@ -1,0 +1,205 @@
+"""Security groups with iptables(-nft) in the bridge path: physdev + conntrack (Neutron's
+iptables firewall driver). Needs br_netfilter with net.bridge.bridge-nf-call-iptables=1 (see
+scripts/install-network): bridged IPv4 then traverses the filter table's FORWARD chain.
+
+    FORWARD  -m physdev --physdev-is-bridged -j kumo-fw          (one jump, inserted first)
+    kumo-fw  per port: --physdev-in  tapX → kumo-o-X             (from the guest: egress)
+                       --physdev-out tapX → kumo-i-X             (to the guest: ingress)
+             then -o brq+ -j ACCEPT                              (kumo bridges: whatever the policy)
+    kumo-s-X the port's (IP, MAC) pairs → RETURN, else DROP      (anti-spoofing)
+
+A port chain RETURNs what it allows (so a packet between two guests passes the sender's egress
+*and* the receiver's ingress chain) and DROPs the rest. Each call is one `iptables-restore
+--noflush` transaction: the port's chains and kumo-fw are rebuilt in it, nothing else is touched.
+IPv6 from and to a secured port is dropped (kumo's subnets are IPv4; ip6tables gets one DROP pair
+per port) so a guest cannot bypass its group or spoof over IPv6.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Sequence
+
+from kumo.agent.network.run import run
+from kumo.agent.network.spec import PortFirewall, Rule
+
+TOP = "kumo-fw"
+_PORT_CHAIN = re.compile(r"^:kumo-i-(\S+) ")
+_NUMBERS = {"6": "tcp", "17": "udp", "1": "icmp"}
+FORWARD_JUMP = ["-m", "physdev", "--physdev-is-bridged", "-j", TOP]
+
+
+def chains(chain_id: str) -> tuple[str, str, str]:
+    """(ingress, egress, anti-spoofing) chain names of a port."""
+    return f"kumo-i-{chain_id}", f"kumo-o-{chain_id}", f"kumo-s-{chain_id}"
+
+
+def rule_lines(chain: str, rule: Rule) -> list[str]:
+    """One security-group rule → iptables-restore lines (several for a remote group: one per
+    member address; none for an IPv6 rule or a group with no members)."""
+    if rule.ethertype != "IPv4":
+        return []
+    match: list[str] = []
+    protocol = _NUMBERS.get(rule.protocol or "", rule.protocol)
+    if protocol is not None and protocol != "0":
+        match += ["-p", protocol]
+        low, high = rule.port_range_min, rule.port_range_max
+        if protocol in ("tcp", "udp") and (low is not None or high is not None):
+            low = low if low is not None else 1
+            high = high if high is not None else 65535
+            if (low, high) != (1, 65535):
+                match += ["-m", protocol, "--dport", str(low) if low == high else f"{low}:{high}"]
+        elif protocol == "icmp" and low is not None:
+            match += ["-m", "icmp", "--icmp-type", str(low) if high is None else f"{low}/{high}"]
+    flag = "-s" if rule.direction == "ingress" else "-d"
+    if rule.remote_ips is not None:
+        remotes = [[flag, f"{ip}/32"] for ip in sorted(set(rule.remote_ips))]
+    elif rule.remote_ip_prefix and rule.remote_ip_prefix not in ("0.0.0.0/0", "::/0"):
+        remotes = [[flag, rule.remote_ip_prefix]]
+    else:
+        remotes = [[]]
+    return [" ".join(["-A", chain, *remote, *match, "-j", "RETURN"]) for remote in remotes]
+
+
+def port_lines(port: PortFirewall) -> list[str]:
+    """The three chains of a port with port security, in iptables-restore form (without the
+    chain declarations)."""
+    ingress, egress, spoof = chains(port.chain_id)
+    lines = [
+        f"-A {ingress} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+        f"-A {ingress} -m conntrack --ctstate INVALID -j DROP",
+        f"-A {ingress} -p udp -m udp --sport 67 --dport 68 -j RETURN",
+    ]
+    for rule in port.rules:
+        if rule.direction == "ingress":
+            lines += rule_lines(ingress, rule)
+    lines.append(f"-A {ingress} -j DROP")
+    lines += [
+        f"-A {egress} -s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m udp --sport 68 --dport 67 -j RETURN",
+        f"-A {egress} -j {spoof}",
+        f"-A {egress} -p udp -m udp --sport 68 --dport 67 -j RETURN",
+        f"-A {egress} -p udp -m udp --sport 67 --dport 68 -j DROP",
+        f"-A {egress} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+        f"-A {egress} -m conntrack --ctstate INVALID -j DROP",
+    ]
+    for rule in port.rules:
+        if rule.direction == "egress":
+            lines += rule_lines(egress, rule)
+    lines.append(f"-A {egress} -j DROP")
+    mac = port.mac.lower()
+    lines += [f"-A {spoof} -s {ip}/32 -m mac --mac-source {mac} -j RETURN" for ip in sorted(set(port.ips))]
+    lines.append(f"-A {spoof} -j DROP")
+    return lines
+
+
+def top_lines(chain_ids: Iterable[str]) -> list[str]:
+    lines: list[str] = []
+    for chain_id in sorted(chain_ids):
+        ingress, egress, _ = chains(chain_id)
+        tap = "tap" + chain_id
+        lines.append(f"-A {TOP} -m physdev --physdev-in {tap} --physdev-is-bridged -j {egress}")
+        lines.append(f"-A {TOP} -m physdev --physdev-out {tap} --physdev-is-bridged -j {ingress}")
+    lines.append(f"-A {TOP} -o brq+ -j ACCEPT")
+    return lines
+
+
+def restore_text(keep: set[str], apply: Sequence[PortFirewall], drop: set[str]) -> str:
+    """One transaction: rebuild kumo-fw for `keep` ∪ the secured ports of `apply`, (re)fill the
+    chains of those, and delete the chains of `drop` (chain ids) and of unsecured ports."""
+    secured = [p for p in apply if p.port_security_enabled]
+    gone = (drop | {p.chain_id for p in apply if not p.port_security_enabled}) - {p.chain_id for p in secured}
+    active = (keep - gone) | {p.chain_id for p in secured}
+    lines = ["*filter", f":{TOP} - [0:0]"]
+    for port in secured:
+        lines += [f":{name} - [0:0]" for name in chains(port.chain_id)]
+    for chain_id in sorted(gone & keep):
+        lines += [f":{name} - [0:0]" for name in chains(chain_id)]
+    lines += top_lines(active)
+    for port in secured:
+        lines += port_lines(port)
+    for chain_id in sorted(gone & keep):
+        lines += [f"-X {name}" for name in chains(chain_id)]
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def teardown_text(saved: str) -> str | None:
+    """One iptables-restore transaction that removes every rule jumping into a kumo chain from
+    another chain (the FORWARD jump) and every kumo chain, from an `iptables-save -t filter`;
+    None when there is nothing of kumo's."""
+    ours = [line.split()[0][1:] for line in saved.splitlines() if line.startswith(":kumo-")]
+    jumps = [
+        "-D" + line[2:]
+        for line in saved.splitlines()
+        if line.startswith("-A ") and not line.split()[1].startswith("kumo-") and " -j kumo-" in line
+    ]
+    if not ours and not jumps:
+        return None
+    lines = ["*filter", *jumps]
+    lines += [f":{chain} - [0:0]" for chain in ours]  # declared under --noflush: emptied
+    lines += [f"-X {chain}" for chain in ours]
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def restore6_text(active: set[str]) -> str:
+    """ip6tables: every secured port's IPv6 dropped, both ways."""
+    lines = ["*filter", f":{TOP} - [0:0]"]
+    for chain_id in sorted(active):
+        tap = "tap" + chain_id
+        lines.append(f"-A {TOP} -m physdev --physdev-in {tap} --physdev-is-bridged -j DROP")
+        lines.append(f"-A {TOP} -m physdev --physdev-out {tap} --physdev-is-bridged -j DROP")
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+class IptablesFirewall:
+    name = "iptables"
+
+    def __init__(self, iptables: str = "iptables", ip6tables: str | None = "ip6tables") -> None:
+        self.iptables = iptables
+        self.ip6tables = ip6tables
+        self._lock = threading.Lock()  # read state + commit, one caller at a time
+
+    def _state(self) -> tuple[set[str], bool]:
+        saved = run([f"{self.iptables}-save", "-t", "filter"])
+        ids = {m.group(1) for line in saved.splitlines() if (m := _PORT_CHAIN.match(line))}
+        jump = "-A FORWARD " + " ".join(FORWARD_JUMP)
+        return ids, any(line.strip() == jump for line in saved.splitlines())
+
+    def _commit(self, keep: set[str], apply: Sequence[PortFirewall], drop: set[str], jumped: bool) -> None:
+        run([f"{self.iptables}-restore", "--noflush"], stdin=restore_text(keep, apply, drop))
+        secured = {p.chain_id for p in apply if p.port_security_enabled}
+        unsecured = drop | ({p.chain_id for p in apply} - secured)
+        active = (keep - unsecured) | secured
+        if not jumped:
+            run([self.iptables, "-I", "FORWARD", "1", *FORWARD_JUMP])
+        if self.ip6tables:
+            run([f"{self.ip6tables}-restore", "--noflush"], stdin=restore6_text(active))
+            if run([self.ip6tables, "-S", "FORWARD"]).find(" ".join(FORWARD_JUMP)) < 0:
+                run([self.ip6tables, "-I", "FORWARD", "1", *FORWARD_JUMP])
+
+    def apply(self, ports: Sequence[PortFirewall]) -> None:
+        with self._lock:
+            keep, jumped = self._state()
+            self._commit(keep, ports, set(), jumped)
+
+    def remove(self, taps: Sequence[str]) -> None:
+        with self._lock:
+            keep, jumped = self._state()
+            drop = {tap[3:] for tap in taps if tap.startswith("tap")} & keep
+            if drop:
+                self._commit(keep, (), drop, jumped)
+
+    def taps(self) -> set[str]:
+        return {"tap" + chain_id for chain_id in self._state()[0]}
+
+    def teardown(self) -> None:
+        with self._lock:
+            for tool in (self.iptables, self.ip6tables):
+                if tool is None:
+                    continue
+                text = teardown_text(run([f"{tool}-save", "-t", "filter"]))
+                if text is not None:
+                    run([f"{tool}-restore", "--noflush"], stdin=text)

@@ -1,0 +1,113 @@
+"""The issue's journey at the API level, every part real: a network and subnet made through the
+Neutron API, a key pair, and a server booted on that network through the compute API onto a
+libvirt hypervisor whose agent is also the network host. The guest gets its port's address from
+kumo's dnsmasq, reads its key from kumo's metadata service (169.254.169.254, inside the
+network's namespace) and answers SSH with that key. The tenant network is not routed to the
+host: the test reaches the guest from inside the network's namespace."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kumo.agent.netsync import LinuxDataPlane, NetworkSync
+from kumo.agent.network.firewall.iptables import IptablesFirewall
+from kumo.agent.network.host import NetworkHost
+from kumo.agent.network.spec import namespace_name
+from kumo.agent.protocol import AGENT_TOKEN_HEADER
+from kumo.metadata.service import MetadataService
+from tests.conftest import Cloud
+from tests.functional.network.test_api import V2, created
+from tests.integration.libvirt.conftest import (
+    COMPUTE,
+    MARKER,
+    GuestImage,
+    Hypervisor,
+    start_hypervisor,
+    stop_hypervisor,
+)
+from tests.integration.network.conftest import network_ready  # noqa: F401  (the fixture)
+
+
+@pytest.fixture
+def network_host(
+    network_ready: None,  # noqa: F811
+    cloud: Cloud,
+    tmp_path: Path,
+    test_image: GuestImage,
+) -> Iterator[Hypervisor]:
+    state = Path(tempfile.mkdtemp(prefix="kumo-net-e2e-", dir="/var/tmp"))
+    state.chmod(0o755)  # dnsmasq reads its hosts directory as nobody
+    net_host = NetworkHost(state, IptablesFirewall())
+    metadata = MetadataService.from_api(cloud.url, {AGENT_TOKEN_HEADER: cloud.settings.secret("agent_token")})
+    metadata.start()
+    hv = start_hypervisor(cloud, tmp_path / "host", network=NetworkSync(LinuxDataPlane(net_host), metadata))
+    hv.image_id = hv.upload_test_image(test_image)
+    try:
+        yield hv
+    finally:
+        stop_hypervisor(hv)
+        metadata.stop()
+        for namespace in sorted(p.name for p in Path("/run/netns").glob("qdhcp-*")):
+            net_host.remove(namespace.removeprefix("qdhcp-"))
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def test_a_server_on_a_tenant_network_gets_its_address_and_key_and_answers_ssh(
+    network_host: Hypervisor, tmp_path: Path
+) -> None:
+    hv = network_host
+    admin = hv.admin
+    net = created(admin.post(f"{V2}/networks", json={"network": {"name": "demo-net"}}), "network")["id"]
+    subnet = {"subnet": {"network_id": net, "cidr": "10.77.0.0/24", "ip_version": 4}}
+    created(admin.post(f"{V2}/subnets", json=subnet), "subnet")
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    resp = admin.post(
+        f"{COMPUTE}/os-keypairs",
+        json={"keypair": {"name": "e2e", "public_key": key.with_suffix(".pub").read_text().strip()}},
+    )
+    assert resp.status_code in (200, 201), resp.text
+    resp = admin.post(
+        f"{COMPUTE}/servers",
+        json={
+            "server": {
+                "name": "vm-net",
+                "imageRef": hv.image_id,
+                "flavorRef": hv.flavor_id,
+                "networks": [{"uuid": net}],
+                "key_name": "e2e",
+            }
+        },
+    )
+    assert resp.status_code == 202, resp.text
+    server_id = resp.json()["server"]["id"]
+    server = hv.wait_status(server_id, "ACTIVE", timeout=120)
+    (address,) = server["addresses"]["demo-net"]
+    ip = address["addr"]
+    assert address["OS-EXT-IPS:type"] == "fixed"
+    assert address["OS-EXT-IPS-MAC:mac_addr"].startswith("fa:16:3e:")
+
+    out = hv.wait_console(server_id, " ssh=", timeout=120)
+    marker = next(line for line in out.splitlines() if line.startswith(MARKER))
+    assert marker.endswith(f" ip={ip} ssh=up"), out[-3000:]
+    assert re.search(rf"KUMO-MD source=\S+ uuid={server_id} ", out), out[-3000:]
+
+    done = subprocess.run(
+        ["ip", "netns", "exec", namespace_name(net), "ssh", "-i", str(key), "-o", "BatchMode=yes"]
+        + ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
+        + ["-o", "ConnectTimeout=10", f"root@{ip}", "hostname"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "vm-net"
+
+    assert admin.delete(f"{COMPUTE}/servers/{server_id}").status_code == 204
