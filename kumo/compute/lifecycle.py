@@ -5,8 +5,9 @@ the API, a placement by the scheduler (or its failure), an agent's task result, 
 observed, an administrator's reset, a local delete, an evacuation. A function reads a frozen
 `ServerState` and the event's data, and returns a `Change`: the new vm_state, task_state and
 power_state, the fault, and the follow-up work as data (`Enqueue`, `Release`, `RenameConsumer`,
-action records...). Refused transitions raise `kumo.errors.InvalidState` (409) with Nova's
-messages, or `Conflict` for a lock or a missing host.
+`BindPorts` to the host it lands on, `ReleasePorts` when it is gone, action records...).
+Refused transitions raise `kumo.errors.InvalidState` (409) with Nova's messages, or `Conflict`
+for a lock or a missing host.
 
 Invariants:
 - This module reads no database, no clock and no settings; it imports only the standard
@@ -148,6 +149,19 @@ class LeaveGroups:
     """Drop the server's server-group memberships."""
 
 
+@dataclass(frozen=True)
+class BindPorts:
+    """Bind the server's ports to `host` (before any task this change enqueues, whose spec
+    carries them bound)."""
+
+    host: str
+
+
+@dataclass(frozen=True)
+class ReleasePorts:
+    """The server is gone: the ports made for it go, the ports it was given are unbound."""
+
+
 Effect = (
     BeginAction
     | StartEvent
@@ -158,6 +172,8 @@ Effect = (
     | RenameConsumer
     | CancelTasks
     | LeaveGroups
+    | BindPorts
+    | ReleasePorts
 )
 
 
@@ -328,7 +344,7 @@ def _finalized(state: ServerState) -> Change:
         task_state=None,
         power_state=int(PowerState.NOSTATE),
         deleted=True,
-        effects=(Release(state.uuid), Release(migration_consumer(state.uuid)), LeaveGroups()),
+        effects=(Release(state.uuid), Release(migration_consumer(state.uuid)), LeaveGroups(), ReleasePorts()),
     )
 
 
@@ -410,6 +426,7 @@ def evacuate(state: ServerState, dest: str) -> Change:
             CancelTasks(),
             BeginAction(action.name, action.event, dest),
             _cleanup_on(source, f"evacuated to {dest}"),
+            BindPorts(dest),
             Enqueue(dest, TaskKind.EVACUATE, payload),
         ),
         wake=dest,
@@ -451,6 +468,7 @@ def placed(
             effects += [StartEvent(note[0], host, event.action_id), FinishEvent(Ref.EVENT, True, note[1])]
         effects.append(StartEvent(SPAWN_EVENT, host, event.action_id))
     spawn_event: int | Ref | None = Ref.EVENT if event is not None else None
+    effects.append(BindPorts(host))
     effects.append(Enqueue(host, TaskKind.SPAWN, {"event_id": spawn_event, "instance": Ref.SPEC}))
     return Change(
         host=host,
@@ -601,7 +619,7 @@ def _moved(state: ServerState, outcome: TaskOutcome) -> Change:
         # destination cleans up what it prepared.
         undo = _undo_destination_claim(state) if kind != TaskKind.REVERT_RESIZE else ()
         return replace(base, effects=(*undo, _abort_on(dest)), wake=dest)
-    moved = replace(base, host=dest, zone_from_host=True)
+    moved = replace(base, host=dest, zone_from_host=True, effects=(BindPorts(dest),))
     if kind == TaskKind.LIVE_MIGRATE:
         return moved.then(Release(migration_consumer(state.uuid)))
     if kind == TaskKind.MIGRATE:
@@ -612,7 +630,7 @@ def _moved(state: ServerState, outcome: TaskOutcome) -> Change:
         moved,
         vm_state=VmState.STOPPED if stopped else VmState.ACTIVE,
         migration_source=None,
-        effects=_undo_destination_claim(state),
+        effects=(*moved.effects, *_undo_destination_claim(state)),
     )
 
 

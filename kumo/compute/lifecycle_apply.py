@@ -10,7 +10,8 @@ Invariants:
   effect's kind with its typed payload (kumo.work.kinds.PAYLOADS), built here once the `Ref`
   values are filled in; `enqueue`/`cancel` may be replaced (tests). This module imports no
   agent or baremetal module; it writes instance actions (kumo.compute.actions), allocations
-  (kumo.placement.claims) and group memberships only.
+  (kumo.placement.claims), group memberships and the server's port bindings
+  (kumo.network.servers) only.
 - `Ref` values in an effect are the ids of the action and event this Change started (the
   latest of each) and the agent's view of the instance (`spec`, the one definition of it).
 """
@@ -22,12 +23,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import delete
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from kumo.compute import actions
 from kumo.compute.aggregates import availability_zone_of
 from kumo.compute.lifecycle import (
     BeginAction,
+    BindPorts,
     CancelTasks,
     Change,
     Effect,
@@ -38,13 +40,16 @@ from kumo.compute.lifecycle import (
     RecordAction,
     Ref,
     Release,
+    ReleasePorts,
     RenameConsumer,
     ServerState,
     StartEvent,
     Unchanged,
 )
 from kumo.compute.models import Instance, ServerGroupMember
+from kumo.compute.node_hosts import may_be_node
 from kumo.db import utcnow
+from kumo.network import servers as server_networking
 from kumo.placement.claims import release, rename_consumer
 from kumo.work import queue
 from kumo.work.kinds import PAYLOADS, AnyPayload, TaskKind
@@ -105,7 +110,10 @@ def state_or_none(instance: Instance | None) -> ServerState | None:
 
 
 def spec(instance: Instance) -> dict[str, Any]:
-    """What an agent needs to build or act on the instance (no DB access on the agent side)."""
+    """What an agent needs to build or act on the instance (no DB access on the agent side):
+    its ports (kumo.network.servers.spec_port's shape) are read in the instance's session."""
+    session = object_session(instance)
+    ports = server_networking.server_ports(session, instance.uuid) if session is not None else []
     return {
         "uuid": instance.uuid,
         "name": instance.name,
@@ -116,6 +124,7 @@ def spec(instance: Instance) -> dict[str, Any]:
         "user_data": instance.user_data,
         "key_data": instance.key_data,
         "metadata": instance.metadata_,
+        "ports": ports,
     }
 
 
@@ -254,6 +263,10 @@ class _Effects:
             self.cancel(session, uuid)
         elif isinstance(effect, LeaveGroups):
             session.execute(delete(ServerGroupMember).where(ServerGroupMember.instance_uuid == uuid))
+        elif isinstance(effect, BindPorts):
+            server_networking.bind_server_ports(session, uuid, effect.host, _vnic_type(effect.host))
+        elif isinstance(effect, ReleasePorts):
+            server_networking.release_server_ports(session, uuid)
 
     def _resolve(self, value: object) -> Any:
         if value is Ref.ACTION:
@@ -263,6 +276,11 @@ class _Effects:
         if value is Ref.SPEC:
             return spec(self.instance)
         return value
+
+
+def _vnic_type(host: str) -> str:
+    """A baremetal node (its uuid is its host name) takes a "baremetal" binding."""
+    return "baremetal" if may_be_node(host) else "normal"
 
 
 def _known(value: object) -> int:

@@ -44,6 +44,7 @@ from kumo.metrics import (
     SCHEDULE_FAILURES,
     SCHEDULE_SECONDS,
 )
+from kumo.network import servers as server_networking
 from kumo.placement import claims
 from kumo.placement.fleet_index import FleetIndex
 from kumo.placement.snapshot import load_snapshot
@@ -682,6 +683,8 @@ def _commit_first(
     candidate and the request id of the instance's create action, or None when every one of
     them moved."""
     for candidate in candidates:
+        # lifecycle.placed's BindPorts, done here: the plan's spawn spec carries the bound ports.
+        server_networking.bind_server_ports(session, instance.uuid, candidate.host)
         plan = placement_plan(instance, request, candidate, snapshot.hosts[candidate.host].availability_zone)
         request_id = commit_plan(session, instance, plan)
         if request_id is not None:

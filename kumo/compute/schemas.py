@@ -62,7 +62,20 @@ SERVER_CREATE: Schema = {
                     "items": {"type": "string", "minLength": 1, "maxLength": 60, "pattern": "^[^,/]*$"},
                 },
                 "return_reservation_id": BOOLEAN,
-                "networks": {"anyOf": [{"type": "string", "enum": ["auto", "none"]}, {"type": "array"}]},
+                "networks": {
+                    "anyOf": [
+                        {"type": "string", "enum": ["auto", "none"]},
+                        {"type": "array", "items": {"type": "object"}},
+                    ]
+                },
+                "security_groups": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"name": {"type": "string"}},
+                        "required": ["name"],
+                    },
+                },
                 "block_device_mapping_v2": {"type": "array", "items": {"type": "object"}},
                 "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
             },

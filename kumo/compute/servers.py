@@ -17,7 +17,7 @@ from sqlalchemy import Row, Select, Text, and_, cast, null, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
-from kumo.compute import flavors, hosts, keypairs, quotas, states
+from kumo.compute import flavors, hosts, keypairs, quotas, server_networks, states
 from kumo.compute import lifecycle as lc
 from kumo.compute.aggregates import zone_exists
 from kumo.compute.lifecycle_apply import apply, state_of
@@ -54,6 +54,10 @@ class CreateRequest:
     config_drive: bool = False
     tags: list[str] = field(default_factory=list)
     return_reservation_id: bool = False
+    # Nova's `networks` (kumo.compute.server_networks.parse_networks) and `security_groups`
+    # (names or ids; None: the project's default group) for the ports the create makes.
+    networks: server_networks.Requested = "auto"
+    security_groups: list[str] | None = None
 
 
 def _hostname(name: str) -> str:
@@ -212,6 +216,9 @@ def create(session: Session, ctx: RequestContext, req: CreateRequest) -> list[In
         if group is not None:
             session.add(ServerGroupMember(group_uuid=group.uuid, instance_uuid=instance.uuid))
         apply(session, instance, lc.created(), ctx)
+        server_networks.allocate(
+            session, ctx, instance.uuid, req.networks, zone or "nova", req.security_groups
+        )
         created.append(instance)
     return created
 

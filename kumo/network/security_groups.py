@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import delete, select, true
@@ -118,6 +118,12 @@ def get_group(session: Session, ctx: RequestContext, group_id: str) -> SecurityG
     if group is None:
         raise SecurityGroupNotFound(group_id)
     return group
+
+
+def groups_by_id(session: Session, group_ids: Collection[str]) -> list[SecurityGroup]:
+    if not group_ids:
+        return []
+    return list(session.scalars(select(SecurityGroup).where(SecurityGroup.id.in_(group_ids))))
 
 
 def list_groups(session: Session, ctx: RequestContext) -> list[SecurityGroup]:

@@ -1,6 +1,6 @@
-"""What compute calls for a server's networking (not yet wired into server create: compute's
-side is next). Every function runs inside the caller's transaction, the server's own, so a
-server and its ports are written or undone together.
+"""What compute calls for a server's networking (kumo/compute/server_networks.py). Every
+function runs inside the caller's transaction, the server's own, so a server and its ports are
+written or undone together.
 
     allocate_for_server(session, ctx, server_id, requested, availability_zone="nova") -> [port ids]
         `requested`: "auto" | "none" | [RequestedNetwork(network_id=… | port_id=…, fixed_ip=…)]
@@ -15,6 +15,9 @@ server and its ports are written or undone together.
     release_server_ports(session, server_id) -> None          on delete: ours go, others unbound
     server_addresses(session, server_ids) -> {server: {network name: [address dicts]}}
     server_security_groups(session, server_id) -> [group names]
+    servers_security_groups(session, server_ids) -> {server: [group names]}   one read for a page
+    server_security_group_rows(session, server_id) -> [SecurityGroup]
+    server_interfaces(session, server_id) -> [{id, network_id, mac_address, status, fixed_ips}]
     set_ports_status(session, port_ids, "ACTIVE" | "DOWN") -> None   the agent's report
 
 Each change of a port's existence, addresses or binding bumps its network's DHCP generation
@@ -22,6 +25,7 @@ Each change of a port's existence, addresses or binding bumps its network's DHCP
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -159,7 +163,10 @@ def bind_server_ports(
 ) -> list[dict[str, Any]]:
     if vnic_type not in ports.VNIC_TYPES:
         raise InvalidInput(f"binding:vnic_type {vnic_type} is not supported")
-    for port in _server_port_rows(session, server_id):
+    rows = _server_port_rows(session, server_id)
+    if not rows:
+        return []
+    for port in rows:
         ipam.lock_network(session, port.network_id)
         network = session.get_one(Network, port.network_id, populate_existing=True)
         port.binding_host_id, port.binding_vnic_type = host, vnic_type
@@ -203,7 +210,7 @@ def server_addresses(
         for ip in fixed[port.id]:
             addresses.append(
                 {
-                    "version": 4,
+                    "version": ipaddress.ip_address(ip["ip_address"]).version,
                     "addr": ip["ip_address"],
                     "OS-EXT-IPS:type": "fixed",
                     "OS-EXT-IPS-MAC:mac_addr": port.mac_address,
@@ -221,6 +228,51 @@ def server_security_groups(session: Session, server_id: str) -> list[str]:
         .distinct()
     )
     return sorted(rows)
+
+
+def servers_security_groups(session: Session, server_ids: Sequence[str]) -> dict[str, list[str]]:
+    """server_security_groups for many servers in one read (a page of a server list)."""
+    found: dict[str, list[str]] = {sid: [] for sid in server_ids}
+    if not server_ids:
+        return found
+    rows = session.execute(
+        select(Port.device_id, SecurityGroup.name)
+        .join(PortSecurityGroup, PortSecurityGroup.security_group_id == SecurityGroup.id)
+        .join(Port, Port.id == PortSecurityGroup.port_id)
+        .where(Port.device_id.in_(server_ids), Port.device_owner.like("compute:%"))
+        .distinct()
+    )
+    for server_id, name in rows:
+        found[server_id].append(name)
+    return {sid: sorted(names) for sid, names in found.items()}
+
+
+def server_security_group_rows(session: Session, server_id: str) -> list[SecurityGroup]:
+    """The distinct security groups of the server's ports, by name."""
+    query = (
+        select(SecurityGroup)
+        .join(PortSecurityGroup, PortSecurityGroup.security_group_id == SecurityGroup.id)
+        .join(Port, Port.id == PortSecurityGroup.port_id)
+        .where(Port.device_id == server_id, Port.device_owner.like("compute:%"))
+        .distinct()
+    )
+    return sorted(session.scalars(query), key=lambda group: (group.name, group.id))
+
+
+def server_interfaces(session: Session, server_id: str) -> list[dict[str, Any]]:
+    """The server's ports with their status and fixed IPs (subnet and address), in NIC order."""
+    rows = _server_port_rows(session, server_id)
+    fixed = ports.fixed_ips(session, [p.id for p in rows]) if rows else {}
+    return [
+        {
+            "id": p.id,
+            "network_id": p.network_id,
+            "mac_address": p.mac_address,
+            "status": p.status,
+            "fixed_ips": fixed[p.id],
+        }
+        for p in rows
+    ]
 
 
 def set_ports_status(session: Session, port_ids: Sequence[str], status: str) -> None:

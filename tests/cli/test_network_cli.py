@@ -3,9 +3,12 @@ security groups and rules, and the networking side of `quota set`/`quota show`."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.cli.conftest import DEMO_CLOUD, CLIError, OpenStackCLI
+from tests.conftest import Fleet
 
 pytestmark = pytest.mark.cli
 
@@ -89,3 +92,44 @@ def test_security_group_rule_and_network_quota(osc: OpenStackCLI) -> None:
     assert by_resource["security_groups"] == 7
     usage = {row["Resource"]: row for row in osc.run("quota", "show", "--usage", "demo")}
     assert usage["security_groups"]["In Use"] == 2 and usage["networks"]["In Use"] == 0
+
+
+def test_server_on_a_network(osc: OpenStackCLI, fleet: Fleet, tmp_path: Path) -> None:
+    """`server create --nic net-id=` gets an address shown by `server list`/`server show`; its
+    port is in `port list --server`; deleting the server frees the address."""
+    fleet.add("cli-net-host", vcpus=4, memory_mb=8192)
+    osc.run("flavor", "create", "--vcpus", "1", "--ram", "256", "--disk", "1", "--public", "n.tiny")
+    disk = tmp_path / "disk.raw"
+    disk.write_bytes(b"\0" * 4096)
+    osc.run(
+        "image", "create", "--file", str(disk), "--disk-format", "raw", "--container-format", "bare",
+        "--public", "img",
+    )  # fmt: skip
+    net = osc.run("network", "create", "net1", cloud=DEMO_CLOUD)
+    osc.run(
+        "subnet", "create", "s1", "--network", "net1", "--subnet-range", "10.50.0.0/24",
+        "--allocation-pool", "start=10.50.0.10,end=10.50.0.20", cloud=DEMO_CLOUD,
+    )  # fmt: skip
+    server = osc.run(
+        "server", "create", "--flavor", "n.tiny", "--image", "img", "--nic", f"net-id={net['id']}",
+        "--wait", "vm1", cloud=DEMO_CLOUD,
+    )  # fmt: skip
+    [port] = osc.run("port", "list", "--server", "vm1", cloud=DEMO_CLOUD)
+    [fixed] = port["Fixed IP Addresses"]
+    address = fixed["ip_address"]
+    assert address.startswith("10.50.0.")
+    assert server["addresses"] == {"net1": [address]}
+    assert osc.run("server", "show", "vm1", cloud=DEMO_CLOUD)["addresses"] == {"net1": [address]}
+    [listed] = osc.run("server", "list", cloud=DEMO_CLOUD)
+    assert listed["Networks"] == {"net1": [address]}
+    # Without --nic the CLI sends "auto": the project's one network.
+    osc.run("server", "create", "--flavor", "n.tiny", "--image", "img", "--wait", "vm2", cloud=DEMO_CLOUD)
+    assert list(osc.run("server", "show", "vm2", cloud=DEMO_CLOUD)["addresses"]) == ["net1"]
+    osc.run("server", "delete", "--wait", "vm1", json=False, cloud=DEMO_CLOUD)
+    ports = osc.run("port", "list", "--network", "net1", cloud=DEMO_CLOUD)
+    assert address not in [ip["ip_address"] for p in ports for ip in p["Fixed IP Addresses"]]
+    again = osc.run(
+        "server", "create", "--flavor", "n.tiny", "--image", "img", "--nic",
+        f"net-id={net['id']},v4-fixed-ip={address}", "--wait", "vm3", cloud=DEMO_CLOUD,
+    )  # fmt: skip
+    assert again["addresses"] == {"net1": [address]}

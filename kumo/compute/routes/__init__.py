@@ -16,6 +16,7 @@ from kumo.compute.routes import (
     quotas,
     server_actions,
     server_groups,
+    server_networks,
     servers,
     services,
     versions,
@@ -24,6 +25,7 @@ from kumo.compute.routes import (
 _MODULES = (
     versions,
     servers,
+    server_networks,
     server_actions,
     instance_actions,
     flavors,

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
 from kumo.api.openapi import json_body
-from kumo.compute import console, evacuate, moves, params, schemas, server_ops, servers
+from kumo.compute import console, evacuate, moves, params, schemas, server_networks, server_ops, servers
 from kumo.compute.deps import microversion
 from kumo.compute.microversion import Microversion
 from kumo.compute.routes.servers import base_url
@@ -165,12 +165,14 @@ def _rebuild(
     _check_rebuild(args)
     with rt.db.transaction() as session:
         instance, host = server_ops.rebuild(session, ctx, server_id, args)
+        networking = server_networks.of_servers(session, [instance.uuid])
     rt.waker.publish(host_key(host))
     admin_pass = (
         (args.get("adminPass") or secrets.token_urlsafe(9)) if rt.settings.enable_admin_password else None
     )
     return JSONResponse(
-        {"server": view.rebuilt(instance, base_url(request), version, ctx, admin_pass)}, status_code=202
+        {"server": view.rebuilt(instance, base_url(request), version, ctx, admin_pass, networking)},
+        status_code=202,
     )
 
 

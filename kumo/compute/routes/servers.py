@@ -13,9 +13,9 @@ from fastapi.responses import JSONResponse
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
 from kumo.api.openapi import json_body
-from kumo.compute import params, schemas, servers
+from kumo.compute import params, schemas, server_networks, servers
 from kumo.compute.deps import microversion
-from kumo.compute.microversion import Microversion
+from kumo.compute.microversion import Microversion, min_version
 from kumo.compute.params import page as page_params
 from kumo.compute.views import servers as view
 from kumo.compute.workers import SCHEDULER_KEY
@@ -87,33 +87,25 @@ def _optional_string(server: dict[str, Any], key: str, max_length: int = 255) ->
     return None if value is None else params.string_value(value, key, max_length)
 
 
-def _networks(value: Any) -> None:
-    if value is None or value in ("auto", "none") or value == []:
-        return
-    if not isinstance(value, list):
-        raise BadRequest("Invalid input for field/attribute networks.")
-    for net in value:
-        if not isinstance(net, dict):
-            raise BadRequest("Invalid input for field/attribute networks.")
-        if "port" in net:
-            raise BadRequest(f"Port {net['port']} could not be found.")
-        raise BadRequest(f"Network {net.get('uuid')} could not be found.")
-
-
-def parse_create(body: dict[str, Any], max_count_cap: int) -> servers.CreateRequest:
-    """The create body, every field typed and bounded; `max_count_cap` bounds the count."""
+def parse_create(
+    body: dict[str, Any], max_count_cap: int, version: Microversion | None = None
+) -> servers.CreateRequest:
+    """The create body, every field typed and bounded; `max_count_cap` bounds the count;
+    `networks` is read as `version` (default 2.1) has it."""
     server = _obj(body, "server")
     for required in ("flavorRef", "name"):
         if required not in server:
             raise BadRequest(f"Invalid input for field/attribute server. '{required}' is a required property")
     if not server.get("imageRef") and not server.get("block_device_mapping_v2"):
         raise BadRequest("Block Device Mapping is Invalid: imageRef is required (no volume service).")
-    _networks(server.get("networks"))
     hints = _hints(body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {})
     min_count = params.count_value(server.get("min_count", 1), "min_count", max_count_cap)
     max_count = params.count_value(server.get("max_count", min_count), "max_count", max_count_cap)
     if min_count > max_count:
         raise BadRequest("min_count must be <= max_count")
+    networks = server_networks.parse_networks(
+        "networks" in server, server.get("networks"), version or min_version(), max_count
+    )
     description = server.get("description")
     if description is not None and (not isinstance(description, str) or len(description) > 255):
         raise BadRequest("Invalid input for field/attribute description.")
@@ -136,6 +128,8 @@ def parse_create(body: dict[str, Any], max_count_cap: int) -> servers.CreateRequ
         return_reservation_id=params.strict_bool(
             server.get("return_reservation_id") or False, "return_reservation_id"
         ),
+        networks=networks,
+        security_groups=server_networks.parse_security_groups(server.get("security_groups")),
     )
 
 
@@ -147,7 +141,7 @@ def create_server(
     version: Microversion = Depends(microversion),
     rt: Runtime = Depends(runtime),
 ) -> JSONResponse:
-    req = parse_create(body, rt.settings.max_servers_per_request)
+    req = parse_create(body, rt.settings.max_servers_per_request, version)
     with rt.db.transaction() as session:
         created = servers.create(session, ctx, req)
     rt.waker.publish(SCHEDULER_KEY)
@@ -156,7 +150,7 @@ def create_server(
     admin_pass = secrets.token_urlsafe(9) if rt.settings.enable_admin_password else None
     first = created[0]
     return JSONResponse(
-        {"server": view.created(first, base_url(request), admin_pass)},
+        {"server": view.created(first, base_url(request), admin_pass, req.security_groups)},
         status_code=202,
         headers={"Location": f"{base_url(request)}/compute/v2.1/servers/{first.uuid}"},
     )
@@ -224,9 +218,14 @@ def _list(
         fields = view.DETAIL_FIELDS if detailed else servers.BRIEF_FIELDS
         rows = servers.list_servers(session, ctx, q, fields, user_data)
         up = servers.hosts_up(session, {r.host for r in rows if r.host}) if detailed and ctx.is_admin else {}
+        networking = (
+            server_networks.of_servers(session, [r.uuid for r in rows])
+            if detailed
+            else server_networks.NO_NETWORKING
+        )
     base = base_url(request)
     if detailed:
-        items = view.detail_page(rows, base, version, ctx, up)
+        items = view.detail_page(rows, base, version, ctx, up, networking)
     else:
         items = [view.brief(r, base) for r in rows]
     body: dict[str, Any] = {"servers": items}
@@ -267,7 +266,9 @@ def show_server(
     with rt.db.read() as session:
         instance = servers.get(session, ctx, server_id)
         up = servers.hosts_up(session, {instance.host}) if instance.host and ctx.is_admin else {}
-    return {"server": view.detail(instance, base_url(request), version, ctx, up.get(instance.host or ""))}
+        networking = server_networks.of_servers(session, [instance.uuid])
+    body = view.detail(instance, base_url(request), version, ctx, up.get(instance.host or ""), networking)
+    return {"server": body}
 
 
 @router.put("/v2.1/servers/{server_id}", openapi_extra=json_body(schemas.SERVER_UPDATE))
@@ -297,7 +298,8 @@ def update_server(
         params.string_value(changes["description"], "description", printable=False)
     with rt.db.transaction() as session:
         instance = servers.update(session, ctx, server_id, changes)
-    return {"server": view.updated(instance, base_url(request), version, ctx)}
+        networking = server_networks.of_servers(session, [instance.uuid])
+    return {"server": view.updated(instance, base_url(request), version, ctx, networking)}
 
 
 @router.delete("/v2.1/servers/{server_id}", status_code=204)

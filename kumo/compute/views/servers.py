@@ -24,6 +24,7 @@ from kumo.api.context import RequestContext
 from kumo.compute import states
 from kumo.compute.microversion import Microversion
 from kumo.compute.models import Instance
+from kumo.compute.server_networks import NO_NETWORKING, Networking
 
 # Progress is shown in these statuses only, a fault in the others (Nova's view builder).
 _PROGRESS_STATUSES = {"ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING"}
@@ -166,11 +167,16 @@ class Shape(enum.Enum):
 
 
 def detail(
-    instance: Instance, base: str, version: Microversion, ctx: RequestContext, host_up: bool | None = None
+    instance: Instance,
+    base: str,
+    version: Microversion,
+    ctx: RequestContext,
+    host_up: bool | None = None,
+    networking: Networking = NO_NETWORKING,
 ) -> dict[str, Any]:
     """GET /servers/{id}: `render` of the instance's record."""
     up = {instance.host: host_up} if instance.host and host_up is not None else {}
-    return render([record(instance)], base, version, ctx, up)[0]
+    return render([record(instance)], base, version, ctx, up, networking=networking)[0]
 
 
 def detail_page(
@@ -179,21 +185,33 @@ def detail_page(
     version: Microversion,
     ctx: RequestContext,
     up: Mapping[str, bool],
+    networking: Networking = NO_NETWORKING,
 ) -> list[dict[str, Any]]:
     """GET /servers/detail: `render` of each row of DETAIL_FIELDS read by columns."""
-    return render(rows, base, version, ctx, up)
+    return render(rows, base, version, ctx, up, networking=networking)
 
 
-def updated(instance: Instance, base: str, version: Microversion, ctx: RequestContext) -> dict[str, Any]:
+def updated(
+    instance: Instance,
+    base: str,
+    version: Microversion,
+    ctx: RequestContext,
+    networking: Networking = NO_NETWORKING,
+) -> dict[str, Any]:
     """The PUT /servers/{id} response (before 2.75: the core view only)."""
-    return render([record(instance)], base, version, ctx, {}, Shape.UPDATED)[0]
+    return render([record(instance)], base, version, ctx, {}, Shape.UPDATED, networking)[0]
 
 
 def rebuilt(
-    instance: Instance, base: str, version: Microversion, ctx: RequestContext, admin_pass: str | None
+    instance: Instance,
+    base: str,
+    version: Microversion,
+    ctx: RequestContext,
+    admin_pass: str | None,
+    networking: Networking = NO_NETWORKING,
 ) -> dict[str, Any]:
     """The rebuild action's response: the core view, key_name from 2.54, user_data from 2.57."""
-    body = render([record(instance)], base, version, ctx, {}, Shape.REBUILT)[0]
+    body = render([record(instance)], base, version, ctx, {}, Shape.REBUILT, networking)[0]
     if admin_pass is not None:
         body["adminPass"] = admin_pass
     return body
@@ -206,12 +224,15 @@ def render(
     ctx: RequestContext,
     up: Mapping[str, bool],
     shape: Shape = Shape.DETAIL,
+    networking: Networking = NO_NETWORKING,
 ) -> list[dict[str, Any]]:
     """The body of each server record (DETAIL_FIELDS, JSON columns as text): the one place every
     field of a server body is written. `up`: host -> its compute service is up (a host missing
-    shows UNKNOWN). What every server body carries is Nova's view with all the optional parts
-    switched off; the DETAIL shape adds the key name, config drive, OS-EXT-* and OS-SRV-USG
-    attributes, security groups, and for admins the extended server attributes.
+    shows UNKNOWN). `networking`: the records' addresses (hidden while a server is building, as
+    Nova) and security groups (the key left out for a server with none, as Nova). What every
+    server body carries is Nova's view with all the optional parts switched off; the DETAIL
+    shape adds the key name, config drive, OS-EXT-* and OS-SRV-USG attributes, security groups,
+    and for admins the extended server attributes.
 
     Every body of a call is computed from its own record alone; bodies share objects they hold
     alike (a page of 1,000 repeats a few flavors, images, hosts, metadata and states: each
@@ -237,7 +258,9 @@ def render(
     statuses: dict[tuple[str, str | None], str] = {}
     no_addresses: dict[str, Any] = {}
     no_volumes: list[Any] = []
-    default_group = [{"name": "default"}]
+    server_addresses = networking.addresses
+    server_groups = networking.security_groups
+    group_lists: dict[tuple[str, ...], list[dict[str, str]]] = {}
     items = []
     for (
         ident,
@@ -302,7 +325,9 @@ def render(
             # iso() inlined: 4,000 calls a page.
             "created": created_at and created_at.isoformat(timespec="seconds") + "Z",
             "updated": changed_at and changed_at.isoformat(timespec="seconds") + "Z",
-            "addresses": no_addresses,
+            "addresses": no_addresses
+            if vm_state == states.VmState.BUILDING
+            else server_addresses.get(uuid, no_addresses),
             "accessIPv4": access_ip_v4 or "",
             "accessIPv6": access_ip_v6 or "",
             "links": [
@@ -343,7 +368,13 @@ def render(
         body["OS-SRV-USG:launched_at"] = launched_at and launched_at.isoformat(timespec="microseconds")
         body["OS-SRV-USG:terminated_at"] = terminated_at and terminated_at.isoformat(timespec="microseconds")
         body["os-extended-volumes:volumes_attached"] = no_volumes
-        body["security_groups"] = default_group
+        groups = server_groups.get(uuid)
+        if groups:
+            key = tuple(groups)
+            shown = group_lists.get(key)
+            if shown is None:
+                shown = group_lists[key] = [{"name": group} for group in groups]
+            body["security_groups"] = shown
         if admin:  # extended server attributes: admin-only by Nova's default policy
             body["OS-EXT-SRV-ATTR:host"] = host
             body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = host
@@ -371,12 +402,15 @@ def _decoded(raw: str | None) -> Any:
     return orjson.loads(raw) if raw else None
 
 
-def created(instance: Instance, base: str, admin_pass: str | None) -> dict[str, Any]:
+def created(
+    instance: Instance, base: str, admin_pass: str | None, security_groups: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """The create response: Nova names the security groups asked for (default: "default")."""
     body: dict[str, Any] = {
         "id": instance.uuid,
         "links": links(base, "servers", instance.uuid),
         "OS-DCF:diskConfig": "MANUAL",
-        "security_groups": [{"name": "default"}],
+        "security_groups": [{"name": name} for name in security_groups or ["default"]],
     }
     if admin_pass is not None:
         body["adminPass"] = admin_pass

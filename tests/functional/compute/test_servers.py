@@ -200,8 +200,8 @@ def _check_access_ips(cloud: Cloud) -> None:
         bad = [("accessIPv4", "1" * 300), ("accessIPv4", "2001:db8::1"), ("accessIPv6", "192.0.2.1")]
         bad += [("accessIPv6", "fe80::1%" + "e" * 80), ("accessIPv4", "not-an-ip")]
         for field, value in bad:
-            body = {"server": {"name": "vm", "flavorRef": flavor, "imageRef": image, field: value}}
-            created = c.post("/compute/v2.1/servers", json=body)
+            server = {"name": "vm", "flavorRef": flavor, "imageRef": image, "networks": "none", field: value}
+            created = c.post("/compute/v2.1/servers", json={"server": server})
             assert created.status_code == 400, (field, value, created.text)
             assert field in created.json()["badRequest"]["message"]
             updated = c.put(f"/compute/v2.1/servers/{sid}", json={"server": {field: value}})

@@ -143,9 +143,13 @@ def test_member_sees_only_own_servers(cloud: Cloud, conn: Connection, fleet: Fle
     )
     demo = connect(cloud, "demo", DEMO_PASSWORD, "demo")
     try:
-        mine = demo.compute.create_server(name="demo-vm", flavor_id=flavor.id, image_id=image.id)
+        mine = demo.compute.create_server(
+            name="demo-vm", flavor_id=flavor.id, image_id=image.id, networks="auto"
+        )
         wait_status(demo, mine, "ACTIVE")
-        theirs = conn.compute.create_server(name="admin-vm", flavor_id=flavor.id, image_id=image.id)
+        theirs = conn.compute.create_server(
+            name="admin-vm", flavor_id=flavor.id, image_id=image.id, networks="auto"
+        )
         wait_status(conn, theirs, "ACTIVE")
 
         assert [s.name for s in demo.compute.servers()] == ["demo-vm"]

@@ -20,6 +20,7 @@ from kumo.compute.lifecycle import (
     NOTHING,
     UNCHANGED,
     BeginAction,
+    BindPorts,
     CancelTasks,
     Change,
     Enqueue,
@@ -29,6 +30,7 @@ from kumo.compute.lifecycle import (
     RecordAction,
     Ref,
     Release,
+    ReleasePorts,
     RenameConsumer,
     ServerState,
     StartEvent,
@@ -312,7 +314,7 @@ def test_created() -> None:
 
 # -------------------------------------------------------------------------------- delete
 
-FINALIZED = (Release(UUID), Release(MIGRATION), LeaveGroups())
+FINALIZED = (Release(UUID), Release(MIGRATION), LeaveGroups(), ReleasePorts())
 
 
 def _remote(event_host: str = "h1") -> Change:
@@ -420,6 +422,7 @@ def test_evacuate(vm_state: str, stop_after: bool) -> None:
             CancelTasks(),
             BeginAction("evacuate", "compute_rebuild_instance", "h2"),
             Enqueue("h1", "cleanup", {"instance": SPEC, "why": "evacuated to h2"}),
+            BindPorts("h2"),
             Enqueue("h2", "evacuate", payload),
         ),
         wake="h2",
@@ -461,6 +464,7 @@ def test_placed_with_its_scheduling_event() -> None:
         effects=(
             FinishEvent(7, True, None),
             StartEvent(lc.SPAWN_EVENT, "h1", 3),
+            BindPorts("h1"),
             Enqueue("h1", "spawn", {"event_id": E, "instance": SPEC}),
         ),
         wake="h1",
@@ -474,13 +478,14 @@ def test_placed_against_a_soft_policy_notes_it() -> None:
         StartEvent("spread_not_honoured", "h1", 3),
         FinishEvent(E, True, "not spread"),
         StartEvent(lc.SPAWN_EVENT, "h1", 3),
+        BindPorts("h1"),
         Enqueue("h1", "spawn", {"event_id": E, "instance": SPEC}),
     )
 
 
 def test_placed_without_an_event() -> None:
     change = lc.placed(PENDING, "h1", "az1", None)
-    assert change.effects == (Enqueue("h1", "spawn", {"event_id": None, "instance": SPEC}),)
+    assert change.effects == (BindPorts("h1"), Enqueue("h1", "spawn", {"event_id": None, "instance": SPEC}))
 
 
 @pytest.mark.parametrize("state", [server(), server(VmState.BUILDING, TaskState.SPAWNING)])
@@ -629,7 +634,9 @@ SETTLED += [
     (
         server(task_state=TaskState.MIGRATING),
         outcome("live_migrate", True, **MOVE),
-        Change(task_state=None, host="h2", zone_from_host=True, effects=(Release(MIGRATION),)),
+        Change(
+            task_state=None, host="h2", zone_from_host=True, effects=(BindPorts("h2"), Release(MIGRATION))
+        ),
     ),
     (
         server(task_state=TaskState.RESIZE_MIGRATING),
@@ -641,6 +648,7 @@ SETTLED += [
             zone_from_host=True,
             vm_state=VmState.RESIZED,
             migration_source="h1",
+            effects=(BindPorts("h2"),),
         ),
     ),
     (
@@ -652,7 +660,7 @@ SETTLED += [
             zone_from_host=True,
             vm_state=VmState.ACTIVE,
             migration_source=None,
-            effects=UNDO,
+            effects=(BindPorts("h2"), *UNDO),
         ),
     ),
     (
@@ -665,7 +673,7 @@ SETTLED += [
             zone_from_host=True,
             vm_state=VmState.STOPPED,
             migration_source=None,
-            effects=UNDO,
+            effects=(BindPorts("h2"), *UNDO),
         ),
     ),
     (
@@ -677,7 +685,7 @@ SETTLED += [
             zone_from_host=True,
             vm_state=VmState.STOPPED,
             migration_source=None,
-            effects=UNDO,
+            effects=(BindPorts("h2"), *UNDO),
         ),
     ),
     (
