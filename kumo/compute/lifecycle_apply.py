@@ -125,6 +125,8 @@ def spec(instance: Instance) -> dict[str, Any]:
         "key_data": instance.key_data,
         "metadata": instance.metadata_,
         "ports": ports,
+        # the hypervisor builds a config-2 drive for it (kumo.agent.libvirt.config_drive)
+        "config_drive": bool(instance.config_drive),
     }
 
 

@@ -115,6 +115,9 @@ def _network_lifecycle(env: Env) -> None:
     assert spec_port["mac_address"] == port.mac_address and spec_port["mtu"] == 1500
     assert spec_port["fixed_ips"] == [{"subnet_id": env.subnet.id, "ip_address": address["addr"]}]
     assert spec_port["bridge"] == "brq" + env.net.id[:11] and spec_port["tap"] == "tap" + port.id[:11]
+    assert _spawn_spec(env, server.id)["config_drive"] is False
+    drive = _boot(env, "drive-vm", networks="none", config_drive=True)
+    assert _spawn_spec(env, drive.id)["config_drive"] is True  # the hypervisor builds config-2
 
     # A fixed IP is honoured; a taken one is refused (400, as Nova).
     fixed = _boot(env, "fixed-vm", networks=[{"uuid": env.net.id, "fixed_ip": "10.40.0.19"}])
