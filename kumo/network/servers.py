@@ -26,7 +26,7 @@ Each change of a port's existence, addresses or binding bumps its network's DHCP
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -85,15 +85,25 @@ def allocate_for_server(
     made = [r for r in requested if r.port_id is None]
     if made:
         quotas.check(session, project_id, "port", adding=len(made))
+    # Every network the request touches is locked before anything is read for a claim: a port
+    # is then re-read under its network's lock (two creates naming one port: one claims it, the
+    # other gets PortInUse), and the locks are taken in one order (no deadlock between two
+    # multi-NIC creates asking in opposite orders).
+    touched: set[str] = set()
+    for entry in requested:
+        if entry.port_id is not None:
+            touched.add(ports.get_port(session, ctx, entry.port_id).network_id)
+        elif entry.network_id is not None:
+            touched.add(networks.get_network(session, ctx, entry.network_id).id)
+    lock_networks(session, touched)
     port_ids = []
     for index, entry in enumerate(requested):
         if entry.port_id is not None:
-            port = ports.get_port(session, ctx, entry.port_id)
+            port = session.get_one(Port, entry.port_id, populate_existing=True)
             if not ctx.owns(port.project_id):
                 raise Forbidden(f"Port {port.id} belongs to another project.")
             if port.device_id or port.device_owner:
                 raise PortInUse(port.id, port.device_id or port.device_owner)
-            ipam.lock_network(session, port.network_id)
             port.device_id, port.device_owner, port.server_nic_index = server_id, owner, index
             port_ids.append(port.id)
             continue
@@ -126,6 +136,12 @@ def allocate_for_server(
         port_ids.append(port.id)
     session.flush()
     return port_ids
+
+
+def lock_networks(session: Session, network_ids: Iterable[str]) -> None:
+    """The networks' locks (and new DHCP generations), always in id order."""
+    for network_id in sorted(set(network_ids)):
+        ipam.lock_network(session, network_id)
 
 
 def _server_port_rows(session: Session, server_id: str) -> list[Port]:
@@ -166,8 +182,8 @@ def bind_server_ports(
     rows = _server_port_rows(session, server_id)
     if not rows:
         return []
+    lock_networks(session, (port.network_id for port in rows))
     for port in rows:
-        ipam.lock_network(session, port.network_id)
         network = session.get_one(Network, port.network_id, populate_existing=True)
         port.binding_host_id, port.binding_vnic_type = host, vnic_type
         port.binding_vif_type, port.binding_vif_details = ports.binding_details(host, vnic_type, network)
@@ -178,8 +194,9 @@ def bind_server_ports(
 
 
 def release_server_ports(session: Session, server_id: str) -> None:
-    for port in _server_port_rows(session, server_id):
-        ipam.lock_network(session, port.network_id)
+    rows = _server_port_rows(session, server_id)
+    lock_networks(session, (port.network_id for port in rows))
+    for port in rows:
         if port.created_for_server:
             session.delete(port)
             continue
