@@ -26,6 +26,9 @@ console = Console()
 ZONES = ("az1", "az2")
 REAL_FLAVOR = "r1.tiny"  # lands on the libvirt hypervisor only (aggregate_instance_extra_specs)
 REAL_IMAGE = "kumo-test-image"
+# Where the network host's files (dnsmasq's hosts directories, leases) live: searchable by the
+# user dnsmasq drops to, as `kumo agent --network-state-dir`'s default is.
+NETWORK_STATE_ROOT = Path("/var/lib/kumo/network")
 
 
 def choose_driver(requested: str) -> tuple[str, str]:
@@ -301,8 +304,12 @@ def run_all_in_one(
         options: dict[str, Any] = {}
         if kind == "libvirt":
             options = {"api_url": url, "token": rt.agent_token, "state_dir": settings.state_dir / "libvirt"}
-        # the first host's agent serves networks' DHCP and metadata (kumo/agent/netsync.py)
-        network = network_role(url, rt.agent_token, settings.state_dir / "network") if index == 0 else None
+        # The first host's agent serves networks' DHCP and metadata (kumo/agent/netsync.py). Its
+        # files live outside the state directory, which holds secrets and is private: dnsmasq
+        # drops to user nobody and must reach them. One directory per API port, so a restarted
+        # all-in-one adopts its own dnsmasqs.
+        network_dir = NETWORK_STATE_ROOT / f"up-{port}"
+        network = network_role(url, rt.agent_token, network_dir) if index == 0 else None
         compute = load_driver(kind, name, **options)
         agent = Agent(url, name, compute, rt.agent_token, heartbeat_interval=5, network=network)
         agents.append(agent.start())
