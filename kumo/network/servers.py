@@ -265,14 +265,14 @@ def servers_security_groups(session: Session, server_ids: Sequence[str]) -> dict
 
 
 def server_security_group_rows(session: Session, server_id: str) -> list[SecurityGroup]:
-    """The distinct security groups of the server's ports, by name."""
-    query = (
-        select(SecurityGroup)
-        .join(PortSecurityGroup, PortSecurityGroup.security_group_id == SecurityGroup.id)
+    """The distinct security groups of the server's ports, by name. (Distinct by id in a
+    subquery: a group's row holds JSON columns, which PostgreSQL cannot compare for DISTINCT.)"""
+    group_ids = (
+        select(PortSecurityGroup.security_group_id)
         .join(Port, Port.id == PortSecurityGroup.port_id)
         .where(Port.device_id == server_id, Port.device_owner.like("compute:%"))
-        .distinct()
     )
+    query = select(SecurityGroup).where(SecurityGroup.id.in_(group_ids))
     return sorted(session.scalars(query), key=lambda group: (group.name, group.id))
 
 

@@ -116,6 +116,9 @@ def _network_lifecycle(env: Env) -> None:
     assert spec_port["fixed_ips"] == [{"subnet_id": env.subnet.id, "ip_address": address["addr"]}]
     assert spec_port["bridge"] == "brq" + env.net.id[:11] and spec_port["tap"] == "tap" + port.id[:11]
     assert _spawn_spec(env, server.id)["config_drive"] is False
+    # os-security-groups on both databases (PostgreSQL cannot DISTINCT a row with JSON columns).
+    groups = demo.compute.get(f"/servers/{server.id}/os-security-groups").json()["security_groups"]
+    assert [g["name"] for g in groups] == ["default"]
     drive = _boot(env, "drive-vm", networks="none", config_drive=True)
     assert _spawn_spec(env, drive.id)["config_drive"] is True  # the hypervisor builds config-2
 
