@@ -163,6 +163,7 @@ class NetworkSync:
         self._lock = threading.Lock()
         self._listening: set[str] = set()
         self._plugged: dict[str, dict[str, str]] = {}  # network → address → instance
+        self._applied: set[str] = set()  # networks this process has put on this machine
 
     def sync(self, p: NetworkSyncPayload) -> TaskResult:
         if self.read_state is None:
@@ -172,6 +173,7 @@ class NetworkSync:
             if state is None:
                 self._remove(p.network_id)
                 return TaskResult(ok=True, details={"removed": True})
+            self._applied.add(p.network_id)  # before: a failed apply may leave part of it
             applied = self.plane.apply(state)
             if applied.serves_metadata:
                 self._listen(p.network_id)
@@ -199,7 +201,19 @@ class NetworkSync:
                 self.metadata.plug(network_id, address, instance)
         self._plugged[network_id] = wanted
 
+    def remove_all(self) -> list[str]:
+        """Takes every network this process applied off this machine (dnsmasq, namespaces,
+        bridges, the host's gateways), for a host that stops serving networks for good (`kumo
+        up` stopping). An agent that merely restarts keeps them: it adopts them on its next
+        start. Returns the networks removed."""
+        with self._lock:
+            removed = sorted(self._applied)
+            for network_id in removed:
+                self._remove(network_id)
+            return removed
+
     def _remove(self, network_id: str) -> None:
+        self._applied.discard(network_id)
         self.plane.remove(network_id)
         if network_id in self._listening:
             self.metadata.stop_network(network_id)

@@ -85,7 +85,9 @@ def routes() -> list[Route]:
     return found
 
 
-def route_conflicts(gateways: Iterable[str], existing: Iterable[Route], own_device: str) -> list[str]:
+def route_conflicts(
+    gateways: Iterable[str], existing: Iterable[Route], own_device: str | None = None
+) -> list[str]:
     """The routes of `existing` (not on `own_device`, not the default route) whose destination
     overlaps the subnet of one of `gateways` ("ip/prefixlen"), as "destination dev device"."""
     subnets = [ipaddress.IPv4Interface(g).network for g in gateways]
