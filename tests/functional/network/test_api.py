@@ -211,11 +211,15 @@ def test_quotas(admin: httpx.Client, demo: httpx.Client) -> None:
     assert demo.get(f"{V2}/quotas/{project}").json()["quota"]["network"] == 100
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_router_external_is_an_admin_attribute_that_the_network_host_is_given(
-    cloud: Cloud, admin: httpx.Client, demo: httpx.Client
+    request: pytest.FixtureRequest, database: str
 ) -> None:
     """router:external (Neutron's policy: admin only) on create and update; a change is a new
-    DHCP generation (its host moves the gateway) and the DHCP state carries it."""
+    DHCP generation (its host moves the gateway) and the DHCP state carries it. Both databases."""
+    cloud: Cloud = request.getfixturevalue("cloud" if database == "sqlite" else "pg_cloud")
+    admin = cloud.client()
+    demo = cloud.client(cloud.token("demo", DEMO_PASSWORD, "demo"))
     neutron_error(
         demo.post(V2 + "/networks", json={"network": {"name": "x", "router:external": True}}),
         403,
