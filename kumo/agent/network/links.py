@@ -26,6 +26,7 @@ import ipaddress
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from kumo.agent.network.run import NetworkError, run
 from kumo.agent.network.spec import (
@@ -238,13 +239,33 @@ def ensure_host_gateway(spec: NetworkSpec) -> None:
     for name, current in ((port, current_port), (host, current_host)):
         if current is not None and current.mtu != spec.mtu:
             commands.append(f"link set dev {name} mtu {spec.mtu}")
-        if current is None or not current.up:
-            commands.append(f"link set dev {name} up")
     _batch(commands)
+    for name in (host, port):  # before either is up: no IPv6 link between the host and guests
+        _disable_ipv6(name)
+    _batch(
+        [
+            f"link set dev {name} up"
+            for name, current in ((port, current_port), (host, current_host))
+            if current is None or not current.up
+        ]
+    )
     have = addresses(None, host)
     commands = [f"addr del {cidr} dev {host}" for cidr in sorted(have - wanted)]
     commands += [f"addr add {cidr} dev {host}" for cidr in sorted(wanted - have)]
     _batch(commands)
+
+
+def _disable_ipv6(device: str) -> None:
+    """No IPv6 on a root-namespace device facing guests: kumo's subnets are IPv4, and a guest's
+    router advertisement must not give this machine an IPv6 route (a kernel without IPv6: no-op)."""
+    path = Path("/proc/sys/net/ipv6/conf") / device / "disable_ipv6"
+    try:
+        if path.read_text().strip() != "1":
+            path.write_text("1\n")
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise NetworkError(f"cannot disable IPv6 on {device}: {exc}") from exc
 
 
 def remove_links(network_id: str, dhcp_port_id: str | None = None) -> None:

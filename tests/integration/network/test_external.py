@@ -11,6 +11,7 @@ import socket
 import subprocess
 import uuid
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -51,6 +52,8 @@ def test_the_host_reaches_a_client_through_its_security_groups(lab: Lab) -> None
     assert route_device(spec.reservations[0].ip) == spec.host_gateway
     assert gateway not in links.addresses(spec.namespace, spec.ns_veth)  # one holder only
     assert links.links()[spec.host_gateway_port].master == spec.bridge
+    for device in (spec.host_gateway, spec.host_gateway_port):  # IPv4 only towards guests
+        assert Path(f"/proc/sys/net/ipv6/conf/{device}/disable_ipv6").read_text().strip() == "1"
 
     client = lab.client(spec, mac_of(0))
     ip = client.dhcp()
