@@ -419,12 +419,10 @@ def run_all_in_one(
         except SystemExit:
             stop_all(server, agents)
             raise
-        network_host = agents[0].network
-        assert network_host is not None  # the first agent serves networks
-        console.print(
-            f"[green]network[/] {PUBLIC_NETWORK} {public.cidr} (shared, external) {public.id}: "
-            + wait_reachable(network_host, public)
-        )
+        network_host = agents[0].network  # the first agent serves networks
+        reach = wait_reachable(network_host, public) if network_host is not None else "no network host"
+        line = f"{PUBLIC_NETWORK} {public.cidr} (shared, external) {public.id}: {reach}"
+        console.print(f"[green]network[/] {line}")
         ensure_zones(admin, host_names)
         ensure_flavors(admin)
         image_id = ensure_image(admin)
