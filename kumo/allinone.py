@@ -421,8 +421,8 @@ def run_all_in_one(
             raise
         network_host = agents[0].network  # the first agent serves networks
         reach = wait_reachable(network_host, public) if network_host is not None else "no network host"
-        line = f"{PUBLIC_NETWORK} {public.cidr} (shared, external) {public.id}: {reach}"
-        console.print(f"[green]network[/] {line}")
+        about = f"{PUBLIC_NETWORK} {public.cidr} (shared, external) {public.id}: {reach}"
+        console.print(f"[green]network[/] {about}")
         ensure_zones(admin, host_names)
         ensure_flavors(admin)
         image_id = ensure_image(admin)
