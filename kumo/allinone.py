@@ -121,6 +121,9 @@ def wait_reachable(network: NetworkSync, public: PublicNetwork, timeout: float =
                     return f"gateway {public.gateway} on this machine ({device}): guests are reachable"
             except NetworkError:
                 pass  # not made yet
+            failure = network.failures.get(public.id)
+            if failure is not None:  # e.g. a route of this machine over the subnet
+                return f"[yellow]not reachable from this machine[/]: {failure}"
             time.sleep(0.2)
     return f"[yellow]not reachable from this machine yet[/]: no {wanted} on {device} after {timeout:.0f} s"
 

@@ -164,6 +164,8 @@ class NetworkSync:
         self._listening: set[str] = set()
         self._plugged: dict[str, dict[str, str]] = {}  # network → address → instance
         self._applied: set[str] = set()  # networks this process has put on this machine
+        # network → why its last sync failed on this machine (cleared by one that succeeds)
+        self.failures: dict[str, str] = {}
 
     def sync(self, p: NetworkSyncPayload) -> TaskResult:
         if self.read_state is None:
@@ -174,7 +176,12 @@ class NetworkSync:
                 self._remove(p.network_id)
                 return TaskResult(ok=True, details={"removed": True})
             self._applied.add(p.network_id)  # before: a failed apply may leave part of it
-            applied = self.plane.apply(state)
+            try:
+                applied = self.plane.apply(state)
+            except DriverError as exc:
+                self.failures[p.network_id] = str(exc)
+                raise
+            self.failures.pop(p.network_id, None)
             if applied.serves_metadata:
                 self._listen(p.network_id)
                 self._plug(p.network_id, state)
