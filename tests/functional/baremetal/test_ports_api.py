@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import Cloud
 from tests.functional.baremetal.helpers import enroll, ironic
@@ -94,6 +95,17 @@ def test_create_show_list_patch_delete(cloud: Cloud) -> None:
 
 
 def test_bad_ports_are_refused_in_ironics_words(cloud: Cloud) -> None:
+    _bad_ports_are_refused(cloud)
+
+
+@pytest.mark.postgres
+def test_create_and_bad_ports_on_postgresql(pg_cloud: Cloud) -> None:
+    """The same refusals (never a 500) on PostgreSQL, and the lifecycle of a port there."""
+    test_create_show_list_patch_delete(pg_cloud)
+    _bad_ports_are_refused(pg_cloud)
+
+
+def _bad_ports_are_refused(cloud: Cloud) -> None:
     with ironic(cloud) as c:
         n1 = enroll(c, "bad1")["uuid"]
         made = make_port(c, n1, "52:54:00:bb:00:01")

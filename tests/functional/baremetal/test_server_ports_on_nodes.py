@@ -71,6 +71,19 @@ def dhcp_hosts(cloud: Cloud, net_id: str) -> list[dict[str, Any]]:
 def test_a_server_on_a_node_gets_the_nodes_mac_and_a_dhcp_reservation(
     cloud: Cloud, conductor: StandInConductor
 ) -> None:
+    _the_nodes_mac_and_a_dhcp_reservation(cloud, conductor)
+
+
+@pytest.mark.postgres
+def test_the_nodes_mac_and_a_dhcp_reservation_on_postgresql(pg_cloud: Cloud) -> None:
+    conductor = StandInConductor(pg_cloud.url, pg_cloud.settings.secret("agent_token")).start()
+    try:
+        _the_nodes_mac_and_a_dhcp_reservation(pg_cloud, conductor)
+    finally:
+        conductor.stop()
+
+
+def _the_nodes_mac_and_a_dhcp_reservation(cloud: Cloud, conductor: StandInConductor) -> None:
     with ironic(cloud) as c:
         uuid = enroll(c, "nic1")["uuid"]
         for address, pxe in (("52:54:00:5e:00:0b", False), (MAC, True)):
