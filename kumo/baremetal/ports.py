@@ -71,11 +71,12 @@ def _mac(value: Any) -> str:
         raise BadRequest(f"Expected a MAC address but received {value}.") from None
 
 
-def _node_by_uuid(session: Session, node_uuid: Any) -> Node:
+def _node_by_uuid(session: Session, node_uuid: Any, lock: bool = False) -> Node:
     """The node a port names: by uuid; a missing one is the request's fault (400, as Ironic)."""
     if not isinstance(node_uuid, str) or not is_uuid(node_uuid):
         raise BadRequest(f"Expected a UUID for node_uuid but received {node_uuid}.")
-    node = session.scalar(select(Node).where(Node.uuid == str(uuidlib.UUID(node_uuid))))
+    stmt = select(Node).where(Node.uuid == str(uuidlib.UUID(node_uuid)))
+    node = session.scalar(stmt.with_for_update() if lock else stmt)
     if node is None:
         raise BadRequest(f"Node {node_uuid} could not be found.")
     return node
@@ -173,7 +174,7 @@ def get_port(session: Session, ctx: RequestContext, ident: str, lock: bool = Fal
         .join(Node, Node.id == NodePort.node_id)
         .where(NodePort.uuid == str(uuidlib.UUID(ident)))
     )
-    if lock:
+    if lock:  # the port's row and its node's (macs_for_binding locks the node too)
         stmt = stmt.with_for_update()
     found = session.execute(stmt).first()
     if found is None:
@@ -223,12 +224,16 @@ def list_ports(session: Session, ctx: RequestContext, q: PortQuery) -> list[tupl
 
 
 def macs_for_binding(session: Session, node_uuid: str) -> list[str]:
-    """The MACs a server's ports take on the node, in the order they are handed out."""
+    """The MACs a server's ports take on the node, in the order they are handed out. The
+    node's row is locked first: a port patch or delete (which locks it too) either committed
+    before, and its MAC is the one read, or waits and then sees the node held."""
+    node_id = session.scalar(select(Node.id).where(Node.uuid == node_uuid).with_for_update())
+    if node_id is None:
+        return []
     return list(
         session.scalars(
             select(NodePort.address)
-            .join(Node, Node.id == NodePort.node_id)
-            .where(Node.uuid == node_uuid)
+            .where(NodePort.node_id == node_id)
             .order_by(NodePort.pxe_enabled.desc(), NodePort.id)
         )
     )
@@ -292,7 +297,7 @@ def update_port(
     address = _mac(doc["address"]) if doc["address"] is not None else None
     if address is None:
         raise BadRequest("Missing mandatory field: address")
-    target = node if doc["node_uuid"] == node.uuid else _node_by_uuid(session, doc["node_uuid"])
+    target = node if doc["node_uuid"] == node.uuid else _node_by_uuid(session, doc["node_uuid"], lock=True)
     pxe = _bool(doc.get("pxe_enabled", port.pxe_enabled), "pxe_enabled")
     if (address, target.id, pxe) != (port.address, port.node_id, port.pxe_enabled):
         for held in {node.id: node, target.id: target}.values():

@@ -180,3 +180,38 @@ def test_a_node_without_an_ironic_port_is_a_clear_fault_and_leaks_no_port(
         )
         assert resp.status_code == 202, resp.text
         wait_server(c, resp.json()["server"]["id"], "ACTIVE")
+
+
+def test_a_failed_rebuild_keeps_the_nodes_mac_until_the_server_goes(
+    cloud: Cloud, conductor: StandInConductor
+) -> None:
+    """A rebuild redeploys the same machine: its port keeps the node's MAC and address (the
+    reservation the machine boots with). Failed (the node in deploy failed; the server keeps
+    its previous state, as Nova), nothing is released until the server is deleted, which
+    releases the port and the reservation and returns the node."""
+    with ironic(cloud) as c:
+        uuid = enroll(c, "nic4")["uuid"]
+        assert c.post("/baremetal/v1/ports", json={"address": MAC, "node_uuid": uuid}).status_code == 201
+        make_available(c, uuid)
+        net_id, flavor, img = network(c), bm_flavor(c), image(c)
+        sid = boot(c, flavor, img, [{"uuid": net_id}])
+        wait_server(c, sid, "ACTIVE")
+        [before] = server_ports(c, sid)
+        conductor.fail["rebuild"] = "DeployTimeout: no deploy-complete marker on the console after 600 s"
+        rebuilt = c.post(f"/compute/v2.1/servers/{sid}/action", json={"rebuild": {"imageRef": img}})
+        assert rebuilt.status_code == 202, rebuilt.text
+        failed = wait_node(c, uuid, provision_state="deploy failed")
+        assert "DeployTimeout" in failed["last_error"]
+        [after] = server_ports(c, sid)
+        assert (after["id"], after["mac_address"], after["fixed_ips"]) == (
+            before["id"],
+            MAC,
+            before["fixed_ips"],
+        )
+        rebuild = next(t for t in conductor.seen if t["kind"] == "rebuild")
+        assert [p["mac_address"] for p in rebuild["payload"]["instance"]["ports"]] == [MAC]
+        conductor.fail.clear()
+        assert c.delete(f"/compute/v2.1/servers/{sid}").status_code == 204
+        wait_node(c, uuid, provision_state="available")
+        assert server_ports(c, sid) == []
+        assert all(h["mac_address"] != MAC for h in dhcp_hosts(cloud, net_id))
