@@ -182,8 +182,21 @@ def get_port(session: Session, ctx: RequestContext, ident: str, lock: bool = Fal
     return found[0], found[1]
 
 
+def show_port(
+    session: Session, ctx: RequestContext, ident: str, fields: list[str] | None, version: Version
+) -> tuple[NodePort, Node]:
+    """GET /v1/ports/{uuid}, `fields` checked as a list's."""
+    ctx.require_admin()
+    check_fields(fields, False, version)
+    return get_port(session, ctx, ident)
+
+
 @dataclass(frozen=True)
 class PortQuery:
+    version: Version
+    detail: bool = False
+    detail_param: bool = False  # asked as ?detail=true (1.43), not by the /detail path
+    fields: list[str] | None = None
     node: str | None = None  # name or uuid
     node_uuid: str | None = None
     address: str | None = None
@@ -195,6 +208,8 @@ class PortQuery:
 
 def list_ports(session: Session, ctx: RequestContext, q: PortQuery) -> list[tuple[NodePort, Node]]:
     ctx.require_admin()
+    check_detail(q.detail_param, q.version)
+    check_fields(q.fields, q.detail, q.version)
     if q.sort_key not in _SORT:
         raise BadRequest(f"The sort_key value {q.sort_key} is an invalid field for sorting")
     if q.sort_dir not in ("asc", "desc"):

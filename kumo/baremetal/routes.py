@@ -269,10 +269,12 @@ def _port_list(
 ) -> dict[str, Any]:
     p = request.query_params
     fields = _fields(p.get("fields"))
-    ports.check_detail(detail and path == "ports", v)
-    ports.check_fields(fields, detail, v)
     limit_value = _limit(p.get("limit"))
     query = ports.PortQuery(
+        version=v,
+        detail=detail,
+        detail_param=detail and path == "ports",
+        fields=fields,
         node=node if node is not None else p.get("node"),
         node_uuid=p.get("node_uuid"),
         address=p.get("address"),
@@ -363,9 +365,8 @@ def show_port(
     v: Version = Depends(version),
 ) -> dict[str, Any]:
     wanted = _fields(fields)
-    ports.check_fields(wanted, False, v)
     with rt.db.read() as session:
-        port, node = ports.get_port(session, ctx, ident)
+        port, node = ports.show_port(session, ctx, ident, wanted, v)
         return views.port(port, node.uuid, v, _base(request), fields=wanted)
 
 
