@@ -215,3 +215,32 @@ def test_a_failed_rebuild_keeps_the_nodes_mac_until_the_server_goes(
         wait_node(c, uuid, provision_state="available")
         assert server_ports(c, sid) == []
         assert all(h["mac_address"] != MAC for h in dhcp_hosts(cloud, net_id))
+
+
+def test_two_networks_take_the_nodes_nics_in_order(cloud: Cloud, conductor: StandInConductor) -> None:
+    """NIC order: the pxe_enabled port's MAC for the first network, the next port's for the
+    second; a node with one NIC for a server asking two networks is the fault."""
+    with ironic(cloud) as c:
+        one, two = enroll(c, "nic5")["uuid"], enroll(c, "nic6")["uuid"]
+        second_mac = "52:54:00:5e:00:0d"
+        for address, pxe in ((second_mac, False), (MAC, True)):
+            made = c.post(
+                "/baremetal/v1/ports", json={"address": address, "node_uuid": one, "pxe_enabled": pxe}
+            )
+            assert made.status_code == 201, made.text
+        made = c.post("/baremetal/v1/ports", json={"address": "52:54:00:5e:00:0e", "node_uuid": two})
+        assert made.status_code == 201, made.text
+        make_available(c, one)
+        first_net, second_net = network(c), network(c, "10.78.0.0/24")
+        flavor, img = bm_flavor(c), image(c)
+        sid = boot(c, flavor, img, [{"uuid": first_net}, {"uuid": second_net}])
+        wait_server(c, sid, "ACTIVE")
+        macs = {p["network_id"]: p["mac_address"] for p in server_ports(c, sid)}
+        assert macs == {first_net: MAC, second_net: second_mac}
+        # The only node left has one NIC: a second two-network server cannot be bound there.
+        make_available(c, two)
+        other = boot(c, flavor, img, [{"uuid": first_net}, {"uuid": second_net}], name="bm2")
+        failed = wait_server(c, other, "ERROR")
+        assert f"{two} has 1 Ironic port(s)" in failed["fault"]["message"]
+        assert "2 network port(s)" in failed["fault"]["message"]
+        assert node(c, two)["provision_state"] == "available"
