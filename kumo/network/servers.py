@@ -8,9 +8,12 @@ written or undone together.
         device_owner compute:<az>; deleted with the server) and claims the ports named (kept,
         unbound, when the server goes). "auto": the project's one network, else the one shared
         network; none → no port; more than one → 409 (Nova's NetworkAmbiguous).
-    bind_server_ports(session, server_id, host, vnic_type="normal") -> [spec port dicts]
+    bind_server_ports(session, server_id, host, vnic_type="normal", availability_zone=None)
+        -> [spec port dicts]
         Binds the server's ports to the host (a hypervisor's name, or a node uuid with
         vnic_type "baremetal") and returns them in the agents' contract shape (spec_port).
+        With the zone the server landed in, device_owner becomes compute:<that zone> (Nova
+        writes the instance's zone once it is placed).
         On a node each port takes the MAC of one of the node's NICs (its Ironic ports, as
         `set_node_macs_hook` reads them), in NIC order: the network host's DHCP reservation
         is then the physical machine's. A node with fewer NICs than the server has ports is
@@ -207,7 +210,11 @@ def server_ports(session: Session, server_id: str) -> list[dict[str, Any]]:
 
 
 def bind_server_ports(
-    session: Session, server_id: str, host: str, vnic_type: str = "normal"
+    session: Session,
+    server_id: str,
+    host: str,
+    vnic_type: str = "normal",
+    availability_zone: str | None = None,
 ) -> list[dict[str, Any]]:
     if vnic_type not in ports.VNIC_TYPES:
         raise InvalidInput(f"binding:vnic_type {vnic_type} is not supported")
@@ -225,6 +232,8 @@ def bind_server_ports(
                 raise MacAddressInUse(network.id, macs[index])
             port.mac_address = macs[index]
         port.binding_host_id, port.binding_vnic_type = host, vnic_type
+        if availability_zone:
+            port.device_owner = f"compute:{availability_zone}"
         port.binding_vif_type, port.binding_vif_details = ports.binding_details(host, vnic_type, network)
         port.status = "BUILD"
     session.flush()

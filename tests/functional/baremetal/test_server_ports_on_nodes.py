@@ -129,7 +129,7 @@ def test_a_users_port_takes_the_nodes_mac_and_gives_it_back(
     cloud: Cloud, conductor: StandInConductor
 ) -> None:
     with ironic(cloud) as c:
-        uuid = enroll(c, "nic2")["uuid"]
+        uuid = enroll(c, "nic2", availability_zone="az1")["uuid"]
         assert c.post("/baremetal/v1/ports", json={"address": MAC, "node_uuid": uuid}).status_code == 201
         make_available(c, uuid)
         net_id, flavor, img = network(c), bm_flavor(c), image(c)
@@ -140,6 +140,7 @@ def test_a_users_port_takes_the_nodes_mac_and_gives_it_back(
         wait_server(c, sid, "ACTIVE")
         bound = c.get(f"{NEUTRON}/ports/{port_id}").json()["port"]
         assert (bound["mac_address"], bound["binding:host_id"]) == (MAC, uuid)
+        assert bound["device_owner"] == "compute:az1"  # the zone the server landed in (the node's)
         assert c.delete(f"/compute/v2.1/servers/{sid}").status_code == 204
         wait_node(c, uuid, provision_state="available")
         kept = c.get(f"{NEUTRON}/ports/{port_id}").json()["port"]
