@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
 from kumo.errors import Conflict, Forbidden
-from kumo.network import ipam, networks, ports, quotas, security_groups
+from kumo.network import firewall, ipam, networks, ports, quotas, security_groups
 from kumo.network.errors import InvalidInput, PortInUse
 from kumo.network.ipam import FixedIpRequest
 from kumo.network.models import Network, Port, PortSecurityGroup, SecurityGroup
@@ -183,12 +183,15 @@ def bind_server_ports(
     if not rows:
         return []
     lock_networks(session, (port.network_id for port in rows))
+    ids = [port.id for port in rows]
+    hosts_before = firewall.hosts_of_ports(session, ids)
     for port in rows:
         network = session.get_one(Network, port.network_id, populate_existing=True)
         port.binding_host_id, port.binding_vnic_type = host, vnic_type
         port.binding_vif_type, port.binding_vif_details = ports.binding_details(host, vnic_type, network)
         port.status = "BUILD"
     session.flush()
+    firewall.request(session, hosts_before | firewall.hosts_of_ports(session, ids))
     session.expire_all()
     return server_ports(session, server_id)
 
@@ -196,6 +199,7 @@ def bind_server_ports(
 def release_server_ports(session: Session, server_id: str) -> None:
     rows = _server_port_rows(session, server_id)
     lock_networks(session, (port.network_id for port in rows))
+    affected = firewall.hosts_of_ports(session, [port.id for port in rows])
     for port in rows:
         if port.created_for_server:
             session.delete(port)
@@ -204,6 +208,7 @@ def release_server_ports(session: Session, server_id: str) -> None:
         port.binding_vif_type, port.binding_vif_details, port.binding_profile = "unbound", {}, {}
         port.status = "DOWN"
     session.flush()
+    firewall.request(session, affected)
 
 
 def server_addresses(
