@@ -46,6 +46,8 @@ from kumo.work import queue
 from kumo.work.kinds import EmptyPayload, TaskKind
 from kumo.work.models import Task
 
+WAKE_HOSTS = "kumo.firewall.wake_hosts"  # session.info key: hosts given a sync in the session
+
 # neutron-lib's constants.IP_PROTOCOL_MAP: what a rule's named protocol means on the wire.
 IP_PROTOCOL_NUMBERS: Mapping[str, int] = {
     "ah": 51,
@@ -114,6 +116,7 @@ def request(session: Session, hosts: Iterable[str], request_id: str | None = Non
     """A new generation and a pending sync for each registered host of `hosts`; returns the
     tasks enqueued now (host → task id). Hosts no agent registered are left alone."""
     enqueued: dict[str, str] = {}
+    woken: set[str] = session.info.setdefault(WAKE_HOSTS, set())
     for host in sorted({h for h in hosts if h}):
         bumped = session.execute(
             update(FirewallHost)
@@ -127,7 +130,14 @@ def request(session: Session, hosts: Iterable[str], request_id: str | None = Non
             enqueued[host] = queue.enqueue(
                 session, host, TaskKind.FIREWALL_SYNC, None, EmptyPayload(), request_id
             ).id
+            woken.add(host)
     return enqueued
+
+
+def hosts_to_wake(session: Session) -> set[str]:
+    """The hosts given a `firewall_sync` in this session: whoever commits it wakes their agents
+    (a lost wake-up costs the agent's next periodic re-read, never the sync)."""
+    return set(session.info.get(WAKE_HOSTS, ()))
 
 
 def record_applied(session: Session, host: str, generation: int) -> None:

@@ -18,6 +18,7 @@ from kumo.agent.firewall_sync import FirewallSync
 from kumo.agent.protocol import AGENT_TOKEN_HEADER
 from kumo.network.models import FirewallHost
 from kumo.work.models import Task
+from kumo.work.queue import host_key
 from tests.conftest import Cloud, wait_for
 from tests.functional.network.test_api import V2, created
 from tests.unit.agent.test_firewall_sync import RecordingFirewall
@@ -107,9 +108,12 @@ def test_each_change_syncs_exactly_the_hosts_it_affects(any_cloud: Cloud) -> Non
     assert pending(cloud) == ["hv-a", "hv-b"]
     settle_all(cloud, inside)
 
-    # A rule lands on the hosts with a port in its group only.
+    # A rule lands on the hosts with a port in its group only, and wakes their agents.
+    waker = cloud.server.rt.waker
+    seen = {host: waker.seq(host_key(host)) for host in ("hv-a", "hv-b")}
     ssh = rule(admin, web, protocol="tcp", port_range_min=22, port_range_max=22)
     assert pending(cloud) == ["hv-a"]
+    assert waker.seq(host_key("hv-a")) > seen["hv-a"] and waker.seq(host_key("hv-b")) == seen["hv-b"]
     settle_all(cloud, inside)
     # db admits web's members: db's host now depends on web's membership.
     rule(admin, db, protocol="sctp", port_range_min=5432, port_range_max=5432, remote_group_id=web)
