@@ -684,7 +684,8 @@ def _commit_first(
     them moved."""
     for candidate in candidates:
         # lifecycle.placed's BindPorts, done here: the plan's spawn spec carries the bound ports.
-        server_networking.bind_server_ports(session, instance.uuid, candidate.host)
+        # (No firewall sync: the spawn's agent applies the ports' rules before it builds.)
+        server_networking.bind_server_ports(session, instance.uuid, candidate.host, sync_firewalls=False)
         plan = placement_plan(instance, request, candidate, snapshot.hosts[candidate.host].availability_zone)
         request_id = commit_plan(session, instance, plan)
         if request_id is not None:

@@ -175,8 +175,12 @@ def server_ports(session: Session, server_id: str) -> list[dict[str, Any]]:
 
 
 def bind_server_ports(
-    session: Session, server_id: str, host: str, vnic_type: str = "normal"
+    session: Session, server_id: str, host: str, vnic_type: str = "normal", sync_firewalls: bool = True
 ) -> list[dict[str, Any]]:
+    """Bind the server's ports to `host`; with `sync_firewalls` the old and new hosts get a
+    firewall sync (kumo/network/firewall.py). A first placement passes False: its host's agent
+    applies the ports' rules before it builds the guest anyway, and the scheduler's transaction
+    then takes no firewall host's lock (a lock it would hold while it claims providers)."""
     if vnic_type not in ports.VNIC_TYPES:
         raise InvalidInput(f"binding:vnic_type {vnic_type} is not supported")
     rows = _server_port_rows(session, server_id)
@@ -184,14 +188,15 @@ def bind_server_ports(
         return []
     lock_networks(session, (port.network_id for port in rows))
     ids = [port.id for port in rows]
-    hosts_before = firewall.hosts_of_ports(session, ids)
+    hosts_before = firewall.hosts_of_ports(session, ids) if sync_firewalls else set()
     for port in rows:
         network = session.get_one(Network, port.network_id, populate_existing=True)
         port.binding_host_id, port.binding_vnic_type = host, vnic_type
         port.binding_vif_type, port.binding_vif_details = ports.binding_details(host, vnic_type, network)
         port.status = "BUILD"
     session.flush()
-    firewall.request(session, hosts_before | firewall.hosts_of_ports(session, ids))
+    if sync_firewalls:
+        firewall.request(session, hosts_before | firewall.hosts_of_ports(session, ids))
     session.expire_all()
     return server_ports(session, server_id)
 

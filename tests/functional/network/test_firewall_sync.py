@@ -21,6 +21,7 @@ from kumo.work.models import Task
 from kumo.work.queue import host_key
 from tests.conftest import Cloud, wait_for
 from tests.functional.network.test_api import V2, created
+from tests.functional.sdk.test_sdk import IMAGE_DATA, connect, wait_status
 from tests.unit.agent.test_firewall_sync import RecordingFirewall
 
 
@@ -196,20 +197,66 @@ def _pending_ids(cloud: Cloud) -> list[str]:
         )
 
 
+class WatchedDriver(FakeDriver):
+    """The fake hypervisor, noting which taps had rules when each guest was built."""
+
+    def __init__(self, host: str, firewall: RecordingFirewall) -> None:
+        super().__init__(host)
+        self.firewall = firewall
+        self.taps_at_spawn: dict[str, set[str]] = {}
+
+    def spawn(self, instance: dict[str, Any]) -> int:
+        self.taps_at_spawn[instance["uuid"]] = self.firewall.taps()
+        return super().spawn(instance)
+
+
 @pytest.fixture
-def firewall_host(cloud: Cloud) -> Iterator[RecordingFirewall]:
+def firewall_agent(cloud: Cloud) -> Iterator[tuple[RecordingFirewall, WatchedDriver]]:
     recording = RecordingFirewall()
+    driver = WatchedDriver("hv-fw", recording)
     token = cloud.settings.secret("agent_token")
     agent = Agent(
         cloud.url,
         "hv-fw",
-        FakeDriver("hv-fw"),
+        driver,
         token,
         poll_wait=1.0,
         firewall=FirewallSync(recording, exists=lambda tap: False),
     ).start()
-    yield recording
+    yield recording, driver
     agent.stop()
+
+
+@pytest.fixture
+def firewall_host(firewall_agent: tuple[RecordingFirewall, WatchedDriver]) -> RecordingFirewall:
+    return firewall_agent[0]
+
+
+def test_a_server_is_filtered_before_it_is_built_and_unfiltered_once_deleted(
+    cloud: Cloud, firewall_agent: tuple[RecordingFirewall, WatchedDriver]
+) -> None:
+    recording, driver = firewall_agent
+    sdk = connect(cloud)
+    try:
+        flavor = sdk.compute.create_flavor(name="fw.tiny", vcpus=1, ram=128, disk=1)
+        image = sdk.image.create_image(
+            "fw-image", data=IMAGE_DATA, disk_format="raw", container_format="bare", visibility="public"
+        )
+        net = sdk.network.create_network(name="fw-net")
+        sdk.network.create_subnet(network_id=net.id, ip_version=4, cidr="10.63.0.0/24")
+        server = sdk.compute.create_server(
+            name="fw-vm", flavor_id=flavor.id, image_id=image.id, networks=[{"uuid": net.id}]
+        )
+        server = wait_status(sdk, server, "ACTIVE")
+        [port] = list(sdk.network.ports(device_id=server.id))
+        tap = "tap" + port.id[:11]
+        assert tap in driver.taps_at_spawn[server.id]  # its rules were there when it was built
+        ingress = [r for r in recording.ports[tap].rules if (r.direction, r.ethertype) == ("ingress", "IPv4")]
+        assert [r.remote_ips for r in ingress] == [(port.fixed_ips[0]["ip_address"],)]  # default: members
+        sdk.compute.delete_server(server.id)
+        wait_for(lambda: tap not in recording.ports)
+    finally:
+        sdk.close()
 
 
 def test_an_agent_applies_rule_changes_live_and_drops_ports_that_leave(
