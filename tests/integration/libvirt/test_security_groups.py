@@ -106,7 +106,7 @@ def test_security_groups_filter_real_guests_and_change_live(
     assert refused.returncode != 0
     # ... until a tcp/22 rule is added, live: no restart of anything.
     rule_id = allow_ssh(admin)
-    wait_for(lambda: ssh(ns_blue, key, ips[a], "true").returncode == 0, timeout=60, interval=1.0)
+    wait_for(lambda: ssh(ns_blue, key, ips[a], "true").returncode == 0, timeout=60, interval=0.2)
 
     # From guest A: B (same network, same group) answers; C (another network) does not.
     def ping(target: str, source: str | None = None) -> bool:
