@@ -1,7 +1,9 @@
 """Ports (Neutron semantics): addresses and MAC from IPAM (kumo/network/ipam.py, under the
 network's lock, which also bumps its DHCP generation), security groups (the project's `default`
 unless told otherwise; none when port security is off), admin-only binding attributes, and the
-network's DHCP port. Functions run inside the caller's transaction.
+network's DHCP port. Functions run inside the caller's transaction. A change of what a host's
+firewall holds (a port made or deleted; its addresses, MAC, groups, port security or binding)
+makes a firewall sync pending on the hosts it affects (kumo/network/firewall.py).
 
 Deviation from Neutron, until hot-unplug exists: a port in use by a server (device_owner
 `compute:*`) cannot be deleted through the API (409 PortInUse)."""

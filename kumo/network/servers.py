@@ -21,7 +21,9 @@ written or undone together.
     set_ports_status(session, port_ids, "ACTIVE" | "DOWN") -> None   the agent's report
 
 Each change of a port's existence, addresses or binding bumps its network's DHCP generation
-(kumo/network/ipam.py:lock_network), in the same transaction."""
+(kumo/network/ipam.py:lock_network), in the same transaction, and makes a firewall sync pending
+on the hosts it affects (kumo/network/firewall.py; a first placement's host excepted: its agent
+applies the rules before it builds the guest)."""
 
 from __future__ import annotations
 
