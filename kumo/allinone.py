@@ -18,6 +18,7 @@ from rich.console import Console
 from kumo.agent.agent import Agent
 from kumo.agent.drivers import libvirt as libvirt_driver
 from kumo.agent.drivers.load import load_driver
+from kumo.agent.firewall_sync import firewall_role
 from kumo.agent.netsync import NetworkSync, UnavailableDataPlane, network_role
 from kumo.agent.network import links
 from kumo.agent.network.run import NetworkError
@@ -412,7 +413,11 @@ def run_all_in_one(
         network_dir = NETWORK_STATE_ROOT / f"up-{port}"
         network = network_role(url, rt.agent_token, network_dir) if index == 0 else None
         compute = load_driver(kind, name, **options)
-        agent = Agent(url, name, compute, rt.agent_token, heartbeat_interval=5, network=network)
+        # Every host of real guests enforces its guests' security groups (kumo/agent/firewall_sync.py).
+        firewall = firewall_role() if kind == "libvirt" else None
+        agent = Agent(
+            url, name, compute, rt.agent_token, heartbeat_interval=5, network=network, firewall=firewall
+        )
         agents.append(agent.start())
     console.print(f"[green]agents[/] {', '.join(host_names)} registered")
     admin_token = token(url, "admin", admin_password, "admin")

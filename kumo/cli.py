@@ -91,6 +91,7 @@ def agent(
     """Run one hypervisor's agent."""
     from kumo.agent.agent import Agent, wait_for_api  # the agent role (module docstring)
     from kumo.agent.drivers.load import load_driver
+    from kumo.agent.firewall_sync import firewall_role
     from kumo.agent.netsync import network_role
 
     setup_logging()
@@ -121,6 +122,7 @@ def agent(
         rack=rack,
         region=region,
         network=network,
+        firewall=firewall_role() if driver == "libvirt" else None,
     ).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

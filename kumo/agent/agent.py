@@ -13,18 +13,20 @@ import queue
 import threading
 import time
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import httpx
 
 from kumo.agent.drivers.base import ComputeDriver, DriverError
+from kumo.agent.firewall_sync import FirewallSync
 from kumo.agent.link import ApiLink, crashed
 from kumo.agent.netsync import NetworkSync
 from kumo.agent.protocol import HostReport, TaskOut, TaskResult
 from kumo.compute.states import PowerState
 from kumo.logs import request_id_var
 from kumo.work.kinds import (
+    MOVES,
     AbortMigrationPayload,
     ActionPayload,
     CleanupPayload,
@@ -120,6 +122,27 @@ HANDLERS: Mapping[TaskKind, Handler] = {
 # Work of an agent's other roles, not its driver's (a network host's network_sync).
 RoleHandler = Callable[[Any], TaskResult]
 
+# What an agent that enforces security groups does around its driver (kumo/agent/firewall_sync.py):
+# the guest's rules are in place before these build or receive it ...
+GUARDED_STARTS = frozenset({TaskKind.SPAWN, TaskKind.EVACUATE, TaskKind.REBUILD, TaskKind.PREPARE_MIGRATION})
+# ... and rules of taps gone are removed after these (the guest left this host, or never came).
+GUEST_GONE = frozenset({TaskKind.DELETE, TaskKind.CLEANUP, TaskKind.ABORT_MIGRATION} | MOVES)
+
+
+def guarded(driver: ComputeDriver, firewall: FirewallSync, kind: TaskKind) -> RoleHandler:
+    """The driver's handler of `kind` with the firewall's step before or after it."""
+    handler = HANDLERS[kind]
+
+    def run(p: Any) -> TaskResult:
+        if kind in GUARDED_STARTS:
+            firewall.before_start(p.instance)
+        result = handler(driver, p)
+        if kind in GUEST_GONE and result.ok:
+            firewall.after_gone(p.instance)
+        return result
+
+    return run
+
 
 def run_task(
     driver: ComputeDriver, task: TaskOut, roles: Mapping[TaskKind, RoleHandler] | None = None
@@ -137,6 +160,8 @@ def run_task(
     if role is None and handler is None:
         if kind == TaskKind.NETWORK_SYNC:
             return TaskResult(ok=False, error="this agent serves no networks (no --network-host)")
+        if kind == TaskKind.FIREWALL_SYNC:
+            return TaskResult(ok=False, error="this agent enforces no security groups")
         return TaskResult(ok=False, error=f"unknown task kind {task.kind}")
     try:
         if role is not None:
@@ -164,6 +189,7 @@ class Agent(ApiLink):
         region: str | None = None,
         network: NetworkSync | None = None,
         supervise_interval: float = 2.0,
+        firewall: FirewallSync | None = None,
     ) -> None:
         self.host = host
         # `--network-host`: serves networks' DHCP and metadata (kumo/agent/netsync.py)
@@ -173,6 +199,13 @@ class Agent(ApiLink):
         if network is not None:
             network.read_state = self._network_state
             self._roles[TaskKind.NETWORK_SYNC] = network.sync
+        # Enforces security groups on its guests' ports (kumo/agent/firewall_sync.py).
+        self.firewall = firewall
+        if firewall is not None:
+            firewall.read_state = self._firewall_state
+            self._roles[TaskKind.FIREWALL_SYNC] = firewall.sync
+            for kind in GUARDED_STARTS | GUEST_GONE:
+                self._roles[kind] = guarded(driver, firewall, kind)
         self.rack, self.region = rack, region  # failure-domain labels reported on registration
         self.driver = driver
         self.heartbeat_interval = heartbeat_interval
@@ -201,6 +234,14 @@ class Agent(ApiLink):
         if self.network is not None:
             self._call("PUT", f"/network-agents/{self.host}")
             log.info("host %s serves networks", self.host)
+        if self.firewall is not None:  # a sync is made pending: converge after any restart
+            self._call("PUT", f"/firewall-hosts/{self.host}")
+            log.info("host %s enforces security groups", self.host)
+
+    def _firewall_state(self, port_ids: Collection[str]) -> dict[str, Any]:
+        """The host's firewall state from the API, with these ports besides its bound ones."""
+        params = [("port_id", pid) for pid in sorted(port_ids)]
+        return dict(self._call("GET", f"/hosts/{self.host}/firewall", params=params).json())
 
     def _network_state(self, network_id: str) -> dict[str, Any] | None:
         """A network's DHCP state from the API; None when it is gone."""

@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from kumo.agent import service
@@ -34,7 +34,7 @@ from kumo.image import views as image_views
 from kumo.image.routes import image_store
 from kumo.image.store import ImageStore
 from kumo.metadata import backend as metadata_backend
-from kumo.network import dhcp
+from kumo.network import dhcp, firewall
 from kumo.network import sync as network_sync
 from kumo.runtime import Runtime, Waker
 from kumo.work.queue import host_key
@@ -69,6 +69,24 @@ def register_network_agent(host: str, rt: Runtime = Depends(agent)) -> Response:
     with rt.db.transaction() as session:
         network_sync.register_agent(session, host)
     return Response(status_code=204)
+
+
+@router.put("/firewall-hosts/{host}", status_code=204)
+def register_firewall_host(host: str, rt: Runtime = Depends(agent)) -> Response:
+    """`host`'s agent enforces security groups on its guests' ports: it gets `firewall_sync` work."""
+    with rt.db.transaction() as session:
+        firewall.register_host(session, host)
+    return Response(status_code=204)
+
+
+@router.get("/hosts/{host}/firewall")
+def host_firewall(
+    host: str, port_id: list[str] = Query(default=[]), rt: Runtime = Depends(agent)
+) -> dict[str, Any]:
+    """What the host's firewall must hold: its bound ports and those named (`port_id`: a guest
+    it prepares before its ports are bound there), each with its rules resolved."""
+    with rt.db.read() as session:
+        return firewall.host_firewall(session, host, port_id)
 
 
 @router.get("/networks/{network_id}/dhcp")

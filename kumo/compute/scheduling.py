@@ -684,8 +684,11 @@ def _commit_first(
     them moved."""
     for candidate in candidates:
         # lifecycle.placed's BindPorts, done here: the plan's spawn spec carries the bound ports.
+        # (No firewall sync: the spawn's agent applies the ports' rules before it builds.)
         zone = snapshot.hosts[candidate.host].availability_zone
-        server_networking.bind_server_ports(session, instance.uuid, candidate.host, availability_zone=zone)
+        server_networking.bind_server_ports(
+            session, instance.uuid, candidate.host, availability_zone=zone, sync_firewalls=False
+        )
         plan = placement_plan(instance, request, candidate, zone)
         request_id = commit_plan(session, instance, plan)
         if request_id is not None:

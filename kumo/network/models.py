@@ -178,3 +178,15 @@ class NetworkQuota(Base):
     project_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     resource: Mapped[str] = mapped_column(String(32), primary_key=True)
     limit: Mapped[int] = mapped_column(Integer)
+
+
+class FirewallHost(Base):
+    """A compute host whose agent enforces security groups on its guests' ports
+    (kumo/network/firewall.py). `generation` moves with every change of what the host's
+    firewall must hold, under this row's lock; the agent reports the one it applied."""
+
+    __tablename__ = "firewall_hosts"
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    applied_generation: Mapped[int] = mapped_column(Integer, default=-1)
+    registered_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,7 +1,9 @@
 """Ports (Neutron semantics): addresses and MAC from IPAM (kumo/network/ipam.py, under the
 network's lock, which also bumps its DHCP generation), security groups (the project's `default`
 unless told otherwise; none when port security is off), admin-only binding attributes, and the
-network's DHCP port. Functions run inside the caller's transaction.
+network's DHCP port. Functions run inside the caller's transaction. A change of what a host's
+firewall holds (a port made or deleted; its addresses, MAC, groups, port security or binding)
+makes a firewall sync pending on the hosts it affects (kumo/network/firewall.py).
 
 Deviation from Neutron, until hot-unplug exists: a port in use by a server (device_owner
 `compute:*`) cannot be deleted through the API (409 PortInUse)."""
@@ -18,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
 from kumo.errors import Forbidden
-from kumo.network import ipam, networks, quotas, security_groups
+from kumo.network import firewall, ipam, networks, quotas, security_groups
 from kumo.network.addressing import normalise_mac
 from kumo.network.attrs import boolean, envelope, project_of, text, uuid_text
 from kumo.network.errors import InvalidInput, MacAddressInUse, PortInUse, PortNotFound
@@ -210,6 +212,7 @@ def make_port(session: Session, request: PortRequest) -> Port:
     for group_id in request.security_groups:
         session.add(PortSecurityGroup(port_id=port.id, security_group_id=group_id))
     session.flush()
+    firewall.request(session, firewall.hosts_of_ports(session, [port.id]))
     return port
 
 
@@ -259,6 +262,15 @@ def _device_policy(ctx: RequestContext, attrs: dict[str, Any], port: Port | None
 
 # A port's attributes that change what its network's DHCP server serves.
 _SERVED_ATTRS = ("mac_address", "fixed_ips", "admin_state_up", "device_id", "device_owner")
+# A port's attributes that change what the hosts' firewalls hold (kumo/network/firewall.py).
+_FILTERED_ATTRS = (
+    "mac_address",
+    "fixed_ips",
+    "security_groups",
+    "port_security_enabled",
+    "binding:host_id",
+    "binding:vnic_type",
+)
 
 
 def _port_security_policy(ctx: RequestContext, attrs: dict[str, Any], network: Network) -> None:
@@ -333,6 +345,8 @@ def update_port(session: Session, ctx: RequestContext, port_id: str, body: objec
     # What the network's DHCP server serves changes: a new generation, under the network's lock.
     if any(key in attrs for key in _SERVED_ATTRS):
         ipam.lock_network(session, network.id)
+    filtered = any(key in attrs for key in _FILTERED_ATTRS)
+    hosts_before = firewall.hosts_of_ports(session, [port.id]) if filtered else set()
     for key in ("name", "description", "device_id", "device_owner"):
         if key in attrs:
             setattr(port, key, text(attrs[key], key))
@@ -382,6 +396,8 @@ def update_port(session: Session, ctx: RequestContext, port_id: str, body: objec
     )
     port.revision_number += 1
     session.flush()
+    if filtered:
+        firewall.request(session, hosts_before | firewall.hosts_of_ports(session, [port.id]))
     return port
 
 
@@ -393,8 +409,10 @@ def delete_port(session: Session, ctx: RequestContext, port_id: str) -> None:
     if port.device_owner.startswith("compute:") and port.device_id:
         raise PortInUse(port.id, port.device_id)
     ipam.lock_network(session, port.network_id)
+    affected = firewall.hosts_of_ports(session, [port.id])
     session.delete(port)
     session.flush()
+    firewall.request(session, affected)
 
 
 # --- the network's DHCP port ------------------------------------------------------------------

@@ -5,7 +5,8 @@ inside one transaction → view; list queries go through kumo/network/query.py."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
@@ -15,10 +16,11 @@ from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
 from kumo.api.openapi import json_body
 from kumo.errors import Forbidden
-from kumo.network import networks, ports, query, quotas, schemas, security_groups, subnets, views
+from kumo.network import firewall, networks, ports, query, quotas, schemas, security_groups, subnets, views
 from kumo.network.errors import ExtensionNotFound
 from kumo.network.models import Network, Port, SecurityGroup, SecurityGroupRule, Subnet
 from kumo.runtime import Runtime
+from kumo.work.queue import host_key
 
 router = APIRouter(prefix="/networking")
 V2 = "/v2.0"
@@ -46,6 +48,16 @@ RULE_FILTERS = _STANDARD | {
     "remote_ip_prefix", "remote_group_id", "description", "belongs_to_default_sg",
 }  # fmt: skip
 EMPTY_COLLECTIONS = ("routers", "floatingips", "availability_zones", "subnetpools")
+
+
+@contextmanager
+def _filtering(rt: Runtime) -> Iterator[Session]:
+    """A transaction that may change hosts' firewalls: once it commits, the agents of the hosts
+    it gave a `firewall_sync` are woken (kumo/network/firewall.py)."""
+    with rt.db.transaction() as session:
+        yield session
+    for host in sorted(firewall.hosts_to_wake(session)):
+        rt.waker.publish(host_key(host))
 
 
 def _listing(request: Request, filterable: frozenset[str]) -> query.ListQuery:
@@ -232,7 +244,7 @@ def list_ports(
 def create_port(
     body: Any = Body(None), ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
-    with rt.db.transaction() as session:
+    with _filtering(rt) as session:
         return {"port": _ports(session, ctx, [ports.create_port(session, ctx, body)])[0]}
 
 
@@ -252,7 +264,7 @@ def update_port(
     ctx: RequestContext = Depends(context),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
-    with rt.db.transaction() as session:
+    with _filtering(rt) as session:
         return {"port": _ports(session, ctx, [ports.update_port(session, ctx, port_id, body)])[0]}
 
 
@@ -260,7 +272,7 @@ def update_port(
 def delete_port(
     port_id: str, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
 ) -> Response:
-    with rt.db.transaction() as session:
+    with _filtering(rt) as session:
         ports.delete_port(session, ctx, port_id)
     return Response(status_code=204)
 
@@ -325,7 +337,7 @@ def update_security_group(
 def delete_security_group(
     group_id: str, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
 ) -> Response:
-    with rt.db.transaction() as session:
+    with _filtering(rt) as session:
         security_groups.delete_group(session, ctx, group_id)
     return Response(status_code=204)
 
@@ -346,7 +358,7 @@ def list_security_group_rules(
 def create_security_group_rule(
     body: Any = Body(None), ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
-    with rt.db.transaction() as session:
+    with _filtering(rt) as session:
         return {"security_group_rule": _rules(session, [security_groups.create_rule(session, ctx, body)])[0]}
 
 
@@ -363,7 +375,7 @@ def show_security_group_rule(
 def delete_security_group_rule(
     rule_id: str, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
 ) -> Response:
-    with rt.db.transaction() as session:
+    with _filtering(rt) as session:
         security_groups.delete_rule(session, ctx, rule_id)
     return Response(status_code=204)
 

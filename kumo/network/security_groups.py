@@ -2,8 +2,11 @@
 first need with Neutron's four default rules, validation of rules (protocol, port range or ICMP
 type/code, remote prefix or group, ethertype), duplicates refused, groups in use kept.
 
-The agent's firewall reads the rules of a port's groups; a change here bumps the DHCP generation
-of no network (rules are no DHCP data): the firewall sync is the data plane's to add."""
+The agents' firewalls read the rules of their ports' groups (kumo/network/firewall.py): adding
+or removing a rule makes a firewall sync pending, in the same transaction, on every host with a
+port in the group; deleting a group drops the rules that named it as their remote group, and so
+syncs the hosts of those rules' groups. No network's DHCP generation moves (rules are no DHCP
+data)."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
 from kumo.errors import Forbidden
-from kumo.network import quotas
+from kumo.network import firewall, quotas
 from kumo.network.attrs import envelope, integer, project_of, text, uuid_text
 from kumo.network.errors import (
     InvalidInput,
@@ -201,9 +204,11 @@ def delete_group(session: Session, ctx: RequestContext, group_id: str) -> None:
     if used is not None:
         raise SecurityGroupInUse(group_id)
     # Rules of other groups that name this one as their remote group go with it (as in Neutron).
+    affected = firewall.hosts_of_groups(session, firewall.groups_naming(session, [group_id]))
     session.execute(delete(SecurityGroupRule).where(SecurityGroupRule.remote_group_id == group_id))
     session.delete(group)
     session.flush()
+    firewall.request(session, affected)
 
 
 def get_rule(session: Session, ctx: RequestContext, rule_id: str) -> SecurityGroupRule:
@@ -327,6 +332,7 @@ def create_rule(session: Session, ctx: RequestContext, body: object) -> Security
     session.add(rule)
     group.revision_number += 1
     session.flush()
+    firewall.request(session, firewall.hosts_of_groups(session, [group.id]))
     return rule
 
 
@@ -335,6 +341,7 @@ def delete_rule(session: Session, ctx: RequestContext, rule_id: str) -> None:
     rule = get_rule(session, ctx, rule_id)
     session.delete(rule)
     session.flush()
+    firewall.request(session, firewall.hosts_of_groups(session, [rule.security_group_id]))
 
 
 def resolve_for_port(session: Session, ctx: RequestContext, project_id: str, raw: object) -> list[str]:

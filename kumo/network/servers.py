@@ -29,7 +29,9 @@ written or undone together.
     set_ports_status(session, port_ids, "ACTIVE" | "DOWN") -> None   the agent's report
 
 Each change of a port's existence, addresses or binding bumps its network's DHCP generation
-(kumo/network/ipam.py:lock_network), in the same transaction."""
+(kumo/network/ipam.py:lock_network), in the same transaction, and makes a firewall sync pending
+on the hosts it affects (kumo/network/firewall.py; a first placement's host excepted: its agent
+applies the rules before it builds the guest)."""
 
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
 from kumo.errors import Conflict, Forbidden
-from kumo.network import ipam, networks, ports, quotas, security_groups
+from kumo.network import firewall, ipam, networks, ports, quotas, security_groups
 from kumo.network.errors import InvalidInput, MacAddressInUse, PortInUse
 from kumo.network.ipam import FixedIpRequest
 from kumo.network.models import Network, Port, PortSecurityGroup, SecurityGroup
@@ -215,7 +217,12 @@ def bind_server_ports(
     host: str,
     vnic_type: str = "normal",
     availability_zone: str | None = None,
+    sync_firewalls: bool = True,
 ) -> list[dict[str, Any]]:
+    """Bind the server's ports to `host`; with `sync_firewalls` the old and new hosts get a
+    firewall sync (kumo/network/firewall.py). A first placement passes False: its host's agent
+    applies the ports' rules before it builds the guest anyway, and the scheduler's transaction
+    then takes no firewall host's lock (a lock it would hold while it claims providers)."""
     if vnic_type not in ports.VNIC_TYPES:
         raise InvalidInput(f"binding:vnic_type {vnic_type} is not supported")
     rows = _server_port_rows(session, server_id)
@@ -225,6 +232,8 @@ def bind_server_ports(
     if vnic_type == BAREMETAL and len(macs) < len(rows):
         raise NodeHasNoPort(host, len(macs), len(rows))
     lock_networks(session, (port.network_id for port in rows))
+    ids = [port.id for port in rows]
+    hosts_before = firewall.hosts_of_ports(session, ids) if sync_firewalls else set()
     for index, port in enumerate(rows):
         network = session.get_one(Network, port.network_id, populate_existing=True)
         if vnic_type == BAREMETAL and port.mac_address != macs[index]:
@@ -237,6 +246,8 @@ def bind_server_ports(
         port.binding_vif_type, port.binding_vif_details = ports.binding_details(host, vnic_type, network)
         port.status = "BUILD"
     session.flush()
+    if sync_firewalls:
+        firewall.request(session, hosts_before | firewall.hosts_of_ports(session, ids))
     session.expire_all()
     return server_ports(session, server_id)
 
@@ -244,6 +255,7 @@ def bind_server_ports(
 def release_server_ports(session: Session, server_id: str) -> None:
     rows = _server_port_rows(session, server_id)
     lock_networks(session, (port.network_id for port in rows))
+    affected = firewall.hosts_of_ports(session, [port.id for port in rows])
     for port in rows:
         if port.created_for_server:
             session.delete(port)
@@ -254,6 +266,7 @@ def release_server_ports(session: Session, server_id: str) -> None:
         port.binding_vif_type, port.binding_vif_details, port.binding_profile = "unbound", {}, {}
         port.status = "DOWN"
     session.flush()
+    firewall.request(session, affected)
 
 
 def server_addresses(

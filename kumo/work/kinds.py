@@ -60,6 +60,8 @@ class TaskKind(StrEnum):
     NODE_POWER = "node_power"
     # a network host's work (no server): converge a network's DHCP and metadata
     NETWORK_SYNC = "network_sync"
+    # a compute host's work (no server): converge its guests' security groups
+    FIREWALL_SYNC = "firewall_sync"
 
 
 MOVES = frozenset({TaskKind.LIVE_MIGRATE, TaskKind.MIGRATE, TaskKind.REVERT_RESIZE})
@@ -326,7 +328,8 @@ class ConsolePayload(JsonPayload):
 
 @dataclass(frozen=True)
 class EmptyPayload(JsonPayload):
-    """The image cache question and a node's verify / clean / adopt: nothing but the kind."""
+    """The image cache question, a node's verify / clean / adopt and a host's firewall sync
+    (its state is read when run): nothing but the kind."""
 
 
 @dataclass(frozen=True)
@@ -382,6 +385,7 @@ PAYLOADS: Mapping[TaskKind, type[AnyPayload]] = {
     TaskKind.NODE_ADOPT: EmptyPayload,
     TaskKind.NODE_POWER: NodePowerPayload,
     TaskKind.NETWORK_SYNC: NetworkSyncPayload,
+    TaskKind.FIREWALL_SYNC: EmptyPayload,
 }
 
 

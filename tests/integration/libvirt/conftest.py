@@ -211,10 +211,16 @@ class Hypervisor:
 
 
 def start_hypervisor(
-    cloud: Cloud, state: Path, sync_interval: float = 3.0, network: Any = None, **driver_options: Any
+    cloud: Cloud,
+    state: Path,
+    sync_interval: float = 3.0,
+    network: Any = None,
+    firewall: Any = None,
+    **driver_options: Any,
 ) -> Hypervisor:
     """A libvirt hypervisor's agent on `cloud`; with `network` (a kumo.agent.netsync.NetworkSync)
-    it is also the network host."""
+    it is also the network host; with `firewall` (a kumo.agent.firewall_sync.FirewallSync) it
+    enforces its guests' security groups."""
     from kumo.agent.agent import Agent
     from kumo.agent.drivers.load import load_driver
 
@@ -237,6 +243,7 @@ def start_hypervisor(
         poll_wait=2.0,
         power_sync_interval=sync_interval,
         network=network,
+        firewall=firewall,
     ).start()
     admin = cloud.client()
     resp = admin.post(

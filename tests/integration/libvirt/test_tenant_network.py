@@ -2,8 +2,9 @@
 Neutron API, a key pair, and a server booted on that network through the compute API onto a
 libvirt hypervisor whose agent is also the network host. The guest gets its port's address from
 kumo's dnsmasq, reads its key from kumo's metadata service (169.254.169.254, inside the
-network's namespace) and answers SSH with that key. The tenant network is not routed to the
-host: the test reaches the guest from inside the network's namespace."""
+network's namespace) and answers SSH with that key once the default security group admits it
+(the agent enforces security groups, as every agent of real guests does). The tenant network is
+not routed to the host: the test reaches the guest from inside the network's namespace."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from kumo.agent.firewall_sync import FirewallSync
 from kumo.agent.netsync import LinuxDataPlane, NetworkSync
 from kumo.agent.network.firewall.iptables import IptablesFirewall
 from kumo.agent.network.host import NetworkHost
@@ -47,7 +50,12 @@ def network_host(
     net_host = NetworkHost(state, IptablesFirewall())
     metadata = MetadataService.from_api(cloud.url, {AGENT_TOKEN_HEADER: cloud.settings.secret("agent_token")})
     metadata.start()
-    hv = start_hypervisor(cloud, tmp_path / "host", network=NetworkSync(LinuxDataPlane(net_host), metadata))
+    hv = start_hypervisor(
+        cloud,
+        tmp_path / "host",
+        network=NetworkSync(LinuxDataPlane(net_host), metadata),
+        firewall=FirewallSync(net_host.firewall),
+    )
     hv.image_id = hv.upload_test_image(test_image)
     try:
         yield hv
@@ -57,6 +65,31 @@ def network_host(
         for namespace in sorted(p.name for p in Path("/run/netns").glob("qdhcp-*")):
             net_host.remove(namespace.removeprefix("qdhcp-"))
         shutil.rmtree(state, ignore_errors=True)
+
+
+def default_group(admin: httpx.Client) -> str:
+    """The id of the caller's project's `default` security group."""
+    project = admin.get(
+        "/identity/v3/auth/tokens", headers={"X-Subject-Token": admin.headers["X-Auth-Token"]}
+    )
+    project_id = project.json()["token"]["project"]["id"]
+    groups = admin.get(f"{V2}/security-groups", params={"name": "default", "project_id": project_id})
+    (group,) = groups.json()["security_groups"]
+    return str(group["id"])
+
+
+def allow_ssh(admin: httpx.Client) -> str:
+    """`openstack security group rule create --protocol tcp --dst-port 22 default`: the rule's id."""
+    body = {
+        "security_group_rule": {
+            "security_group_id": default_group(admin),
+            "direction": "ingress",
+            "protocol": "tcp",
+            "port_range_min": 22,
+            "port_range_max": 22,
+        }
+    }
+    return str(created(admin.post(f"{V2}/security-group-rules", json=body), "security_group_rule")["id"])
 
 
 def test_a_server_on_a_tenant_network_gets_its_address_and_key_and_answers_ssh(
@@ -74,6 +107,7 @@ def test_a_server_on_a_tenant_network_gets_its_address_and_key_and_answers_ssh(
         json={"keypair": {"name": "e2e", "public_key": key.with_suffix(".pub").read_text().strip()}},
     )
     assert resp.status_code in (200, 201), resp.text
+    allow_ssh(admin)
     resp = admin.post(
         f"{COMPUTE}/servers",
         json={

@@ -103,6 +103,7 @@ CASES: list[tuple[TaskKind, AnyPayload, dict[str, Any]]] = [
         {"target": "soft power off", "timeout": 30},
     ),
     (TaskKind.NETWORK_SYNC, NetworkSyncPayload("net-1"), {"network_id": "net-1"}),
+    (TaskKind.FIREWALL_SYNC, EmptyPayload(), {}),
 ]
 
 

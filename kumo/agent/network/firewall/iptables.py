@@ -8,6 +8,10 @@ scripts/install-network): bridged IPv4 then traverses the filter table's FORWARD
              then -o brq+ -j ACCEPT                              (kumo bridges: whatever the policy)
     kumo-s-X the port's (IP, MAC) pairs → RETURN, else DROP      (anti-spoofing)
 
+Always allowed, as Neutron does: DHCP from the guest (its discovery before it has an address,
+then from its own address) and the DHCP server's replies to it; the metadata service
+(169.254.169.254:80) from its own address. Never: a guest answering DHCP.
+
 A port chain RETURNs what it allows (so a packet between two guests passes the sender's egress
 *and* the receiver's ingress chain) and DROPs the rest. Each call is one `iptables-restore
 --noflush` transaction: the port's chains and kumo-fw are rebuilt in it, nothing else is touched.
@@ -22,11 +26,13 @@ import threading
 from collections.abc import Iterable, Sequence
 
 from kumo.agent.network.run import run
-from kumo.agent.network.spec import PortFirewall, Rule
+from kumo.agent.network.spec import METADATA_IP, PortFirewall, Rule
 
 TOP = "kumo-fw"
 _PORT_CHAIN = re.compile(r"^:kumo-i-(\S+) ")
-_NUMBERS = {"6": "tcp", "17": "udp", "1": "icmp"}
+# Protocols iptables names (the API sends numbers); those with a port match module of their own.
+_NUMBERS = {"6": "tcp", "17": "udp", "1": "icmp", "132": "sctp", "33": "dccp", "136": "udplite"}
+_PORT_MATCH = frozenset({"tcp", "udp", "sctp", "dccp"})
 FORWARD_JUMP = ["-m", "physdev", "--physdev-is-bridged", "-j", TOP]
 
 
@@ -37,7 +43,8 @@ def chains(chain_id: str) -> tuple[str, str, str]:
 
 def rule_lines(chain: str, rule: Rule) -> list[str]:
     """One security-group rule → iptables-restore lines (several for a remote group: one per
-    member address; none for an IPv6 rule or a group with no members)."""
+    member address; none for an IPv6 rule, a group with no members, or a port range iptables
+    cannot match for its protocol: a rule is never widened, so it then opens nothing)."""
     if rule.ethertype != "IPv4":
         return []
     match: list[str] = []
@@ -45,10 +52,12 @@ def rule_lines(chain: str, rule: Rule) -> list[str]:
     if protocol is not None and protocol != "0":
         match += ["-p", protocol]
         low, high = rule.port_range_min, rule.port_range_max
-        if protocol in ("tcp", "udp") and (low is not None or high is not None):
+        if protocol not in ("icmp",) and (low is not None or high is not None):
             low = low if low is not None else 1
             high = high if high is not None else 65535
             if (low, high) != (1, 65535):
+                if protocol not in _PORT_MATCH:
+                    return []
                 match += ["-m", protocol, "--dport", str(low) if low == high else f"{low}:{high}"]
         elif protocol == "icmp" and low is not None:
             match += ["-m", "icmp", "--icmp-type", str(low) if high is None else f"{low}/{high}"]
@@ -79,6 +88,7 @@ def port_lines(port: PortFirewall) -> list[str]:
         f"-A {egress} -s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m udp --sport 68 --dport 67 -j RETURN",
         f"-A {egress} -j {spoof}",
         f"-A {egress} -p udp -m udp --sport 68 --dport 67 -j RETURN",
+        f"-A {egress} -d {METADATA_IP}/32 -p tcp -m tcp --dport 80 -j RETURN",
         f"-A {egress} -p udp -m udp --sport 67 --dport 68 -j DROP",
         f"-A {egress} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
         f"-A {egress} -m conntrack --ctstate INVALID -j DROP",

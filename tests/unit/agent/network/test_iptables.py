@@ -43,6 +43,22 @@ PORT = PortFirewall(
             ["-A c -p icmp -m icmp --icmp-type 8/0 -j RETURN"],
         ),
         (Rule("ingress", protocol="47"), ["-A c -p 47 -j RETURN"]),
+        # Protocols the API sends by number, with a port match module of their own ...
+        (
+            Rule("ingress", protocol="132", port_range_min=22, port_range_max=22),
+            ["-A c -p sctp -m sctp --dport 22 -j RETURN"],
+        ),
+        (
+            Rule("ingress", protocol="33", port_range_min=5000, port_range_max=5010),
+            ["-A c -p dccp -m dccp --dport 5000:5010 -j RETURN"],
+        ),
+        (Rule("ingress", protocol="136"), ["-A c -p udplite -j RETURN"]),
+        # ... or without one: a range iptables cannot match is never widened to all ports.
+        (Rule("ingress", protocol="136", port_range_min=53, port_range_max=53), []),
+        (
+            Rule("ingress", protocol="136", port_range_min=1, port_range_max=65535),
+            ["-A c -p udplite -j RETURN"],
+        ),
         (Rule("ingress", remote_ip_prefix="10.9.0.0/16"), ["-A c -s 10.9.0.0/16 -j RETURN"]),
         (
             Rule("egress", protocol="tcp", remote_ip_prefix="10.9.0.0/16"),
@@ -71,6 +87,7 @@ def test_port_chains_golden() -> None:
         " -j RETURN",
         "-A kumo-o-65c0ee9f-d6 -j kumo-s-65c0ee9f-d6",
         "-A kumo-o-65c0ee9f-d6 -p udp -m udp --sport 68 --dport 67 -j RETURN",
+        "-A kumo-o-65c0ee9f-d6 -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j RETURN",
         "-A kumo-o-65c0ee9f-d6 -p udp -m udp --sport 67 --dport 68 -j DROP",
         "-A kumo-o-65c0ee9f-d6 -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
         "-A kumo-o-65c0ee9f-d6 -m conntrack --ctstate INVALID -j DROP",

@@ -1,0 +1,108 @@
+"""A compute host's side of `firewall_sync` (kumo/network/firewall.py): read what the host's
+firewall must hold from the API, apply it whole, remove the ports no longer wanted, and report
+the generation applied.
+
+Invariants:
+- A guest never runs unfiltered: before the agent builds, rebuilds or prepares to receive a
+  guest (`before_start`) its ports are pinned and the host converges, the pinned ports read by
+  id (a migration's destination holds them before they are bound there). A failure fails the
+  task: the guest is not started.
+- A port's rules stay while its tap exists on this host, even once the API no longer lists the
+  port (a guest moving away keeps its rules until it is gone); `after_gone` (after a delete,
+  a clean-up, a move away or an aborted move) unpins the guest's ports and converges again.
+- Everything is keyed by tap name and every step is idempotent: a restarted agent converges
+  from the API (it registers, which makes a sync pending) and ends where it would have.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+from kumo.agent.network.firewall.base import Firewall
+from kumo.agent.network.firewall.select import select_firewall
+from kumo.agent.network.run import NetworkError
+from kumo.agent.network.spec import SpecError, port_firewall_from_json
+from kumo.agent.protocol import TaskResult
+from kumo.work.kinds import EmptyPayload
+
+log = logging.getLogger("kumo.agent.firewall")
+
+# Reads the host's firewall state from the API, with these extra ports (by id).
+StateReader = Callable[[Collection[str]], Mapping[str, Any]]
+
+
+def tap_exists(tap: str) -> bool:
+    return Path("/sys/class/net", tap).exists()
+
+
+class FirewallSync:
+    """Handles `firewall_sync` tasks and guards guests' starts; one per agent that enforces
+    security groups."""
+
+    def __init__(
+        self,
+        firewall: Firewall,
+        read_state: StateReader | None = None,
+        exists: Callable[[str], bool] = tap_exists,
+    ) -> None:
+        self.firewall = firewall
+        self.read_state = read_state
+        self.exists = exists
+        self._lock = threading.Lock()
+        self._pinned: dict[str, tuple[str, ...]] = {}  # instance uuid → its port ids
+
+    def converge(self) -> int:
+        """Apply the whole state; returns the generation it reflects."""
+        if self.read_state is None:
+            raise RuntimeError("FirewallSync has no state reader (the agent sets it)")
+        with self._lock:
+            extra = sorted({pid for ports in self._pinned.values() for pid in ports})
+            state = self.read_state(extra)
+            try:
+                ports = [port_firewall_from_json(p) for p in state.get("ports") or ()]
+            except SpecError as exc:
+                raise RuntimeError(f"the API's firewall state is malformed: {exc}") from exc
+            self.firewall.apply(ports)
+            wanted = {p.tap for p in ports}
+            stale = sorted(t for t in self.firewall.taps() - wanted if not self.exists(t))
+            if stale:
+                self.firewall.remove(stale)
+            return int(state.get("generation") or 0)
+
+    def sync(self, _payload: EmptyPayload) -> TaskResult:
+        return TaskResult(ok=True, details={"applied_generation": self.converge()})
+
+    def before_start(self, instance: Mapping[str, Any]) -> None:
+        """The guest's ports' rules are in place (raises when they cannot be)."""
+        port_ids = tuple(str(p["id"]) for p in instance.get("ports") or () if p.get("id"))
+        uuid = str(instance.get("uuid") or "")
+        if not port_ids:
+            return
+        with self._lock:
+            self._pinned[uuid] = port_ids
+        self.converge()
+
+    def after_gone(self, instance: Mapping[str, Any]) -> None:
+        """The guest left this host (or never arrived): its ports are no longer pinned, and
+        rules of taps that are gone go. Best effort: the next sync does it otherwise."""
+        with self._lock:
+            self._pinned.pop(str(instance.get("uuid") or ""), None)
+        try:
+            self.converge()
+        except Exception:  # noqa: BLE001 — the guest is gone either way; log and go on
+            log.exception("firewall converge after instance %s left failed", instance.get("uuid"))
+
+
+def firewall_role() -> FirewallSync | None:
+    """What an agent of real guests adds: this host's firewall, or None (logged once, with the
+    reason) when it cannot run one; its guests then run unfiltered, and the API gives it no
+    `firewall_sync` work."""
+    try:
+        return FirewallSync(select_firewall())
+    except NetworkError as exc:
+        log.error("this host cannot enforce security groups; its guests run UNFILTERED: %s", exc)
+        return None

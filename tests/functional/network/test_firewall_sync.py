@@ -1,0 +1,285 @@
+"""Security groups reach the compute hosts' firewalls (kumo/network/firewall.py) through the real
+API, on SQLite and PostgreSQL: each change makes one `firewall_sync` pending on exactly the hosts
+it affects, `GET /internal/v1/hosts/{host}/firewall` hands a host its ports with their rules
+resolved, and an agent with a recording firewall applies every change live."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from kumo.agent.agent import Agent
+from kumo.agent.drivers.fake import FakeDriver
+from kumo.agent.firewall_sync import FirewallSync
+from kumo.agent.protocol import AGENT_TOKEN_HEADER
+from kumo.network.models import FirewallHost
+from kumo.work.models import Task
+from kumo.work.queue import host_key
+from tests.conftest import Cloud, wait_for
+from tests.functional.network.test_api import V2, created
+from tests.functional.sdk.test_sdk import IMAGE_DATA, connect, wait_status
+from tests.unit.agent.test_firewall_sync import RecordingFirewall
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_cloud(request: pytest.FixtureRequest) -> Cloud:
+    cloud: Cloud = request.getfixturevalue("pg_cloud" if request.param == "postgresql" else "cloud")
+    return cloud
+
+
+def internal(cloud: Cloud) -> httpx.Client:
+    return httpx.Client(
+        base_url=f"{cloud.url}/internal/v1",
+        headers={AGENT_TOKEN_HEADER: cloud.settings.secret("agent_token")},
+        timeout=30,
+    )
+
+
+def pending(cloud: Cloud) -> list[str]:
+    """The hosts with a pending firewall_sync, one entry per task."""
+    with cloud.server.rt.db.read() as session:
+        rows = session.scalars(select(Task.host).where(Task.kind == "firewall_sync", Task.state == "pending"))
+        return sorted(rows)
+
+
+def settle_all(cloud: Cloud, inside: httpx.Client) -> None:
+    """What each host's agent does: read its state, report the generation it applied."""
+    with cloud.server.rt.db.read() as session:
+        tasks = [
+            (t.id, t.host)
+            for t in session.scalars(
+                select(Task).where(Task.kind == "firewall_sync", Task.state == "pending")
+            )
+        ]
+    results = []
+    for task_id, host in tasks:
+        generation = inside.get(f"/hosts/{host}/firewall").json()["generation"]
+        results.append({"task_id": task_id, "ok": True, "details": {"applied_generation": generation}})
+    if results:
+        assert inside.post("/tasks/results", json={"results": results}).status_code == 204
+
+
+def port(admin: httpx.Client, net: str, host: str = "", **attrs: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"network_id": net, **attrs}
+    if host:
+        body["binding:host_id"] = host
+    return created(admin.post(f"{V2}/ports", json={"port": body}), "port")
+
+
+def group(admin: httpx.Client, name: str) -> str:
+    return str(
+        created(
+            admin.post(f"{V2}/security-groups", json={"security_group": {"name": name}}), "security_group"
+        )["id"]
+    )
+
+
+def rule(admin: httpx.Client, group_id: str, **attrs: Any) -> str:
+    body = {"security_group_rule": {"security_group_id": group_id, "direction": "ingress", **attrs}}
+    return str(created(admin.post(f"{V2}/security-group-rules", json=body), "security_group_rule")["id"])
+
+
+def test_each_change_syncs_exactly_the_hosts_it_affects(any_cloud: Cloud) -> None:
+    cloud = any_cloud
+    admin, inside = cloud.client(), internal(cloud)
+    for host in ("hv-a", "hv-b", "hv-c"):
+        assert inside.put(f"/firewall-hosts/{host}").status_code == 204
+    assert pending(cloud) == ["hv-a", "hv-b", "hv-c"]  # registration: converge after a start
+    assert inside.put("/firewall-hosts/hv-a").status_code == 204
+    assert pending(cloud) == ["hv-a", "hv-b", "hv-c"]  # still one per host
+    settle_all(cloud, inside)
+    assert pending(cloud) == []
+
+    net = created(admin.post(f"{V2}/networks", json={"network": {"name": "fw"}}), "network")["id"]
+    created(
+        admin.post(
+            f"{V2}/subnets", json={"subnet": {"network_id": net, "cidr": "10.61.0.0/24", "ip_version": 4}}
+        ),
+        "subnet",
+    )
+    web, db = group(admin, "web"), group(admin, "db")
+    p_web = port(admin, net, "hv-a", security_groups=[web])
+    assert pending(cloud) == ["hv-a"]
+    p_db = port(admin, net, "hv-b", security_groups=[db])
+    p_fake = port(admin, net, "hv-fake", security_groups=[web])  # a host no firewall agent registered
+    assert pending(cloud) == ["hv-a", "hv-b"]
+    settle_all(cloud, inside)
+
+    # A rule lands on the hosts with a port in its group only, and wakes their agents.
+    waker = cloud.server.rt.waker
+    seen = {host: waker.seq(host_key(host)) for host in ("hv-a", "hv-b")}
+    ssh = rule(admin, web, protocol="tcp", port_range_min=22, port_range_max=22)
+    assert pending(cloud) == ["hv-a"]
+    assert waker.seq(host_key("hv-a")) > seen["hv-a"] and waker.seq(host_key("hv-b")) == seen["hv-b"]
+    settle_all(cloud, inside)
+    # db admits web's members: db's host now depends on web's membership.
+    rule(admin, db, protocol="sctp", port_range_min=5432, port_range_max=5432, remote_group_id=web)
+    assert pending(cloud) == ["hv-b"]
+    settle_all(cloud, inside)
+    state = inside.get("/hosts/hv-b/firewall").json()
+    (only,) = state["ports"]
+    assert only["id"] == p_db["id"] and only["tap"] == "tap" + p_db["id"][:11]
+    assert only["fixed_ips"] == [{"ip_address": p_db["fixed_ips"][0]["ip_address"]}]
+    members = sorted(p["fixed_ips"][0]["ip_address"] for p in (p_web, p_fake))
+    assert {
+        "direction": "ingress",
+        "ethertype": "IPv4",
+        "protocol": "132",  # named protocols go to the agents as numbers
+        "port_range_min": 5432,
+        "port_range_max": 5432,
+        "remote_ip_prefix": None,
+        "remote_ips": members,
+    } in only["rules"]
+
+    # A port moving into web (on hv-c) changes db's rule: hv-b, and its own host hv-c.
+    p_new = port(admin, net, "hv-c", security_groups=[db])
+    assert pending(cloud) == ["hv-c"]  # joined db, which no rule names as its remote group
+    settle_all(cloud, inside)
+    resp = admin.put(f"{V2}/ports/{p_new['id']}", json={"port": {"security_groups": [web]}})
+    assert resp.status_code == 200, resp.text
+    assert pending(cloud) == ["hv-b", "hv-c"]
+    settle_all(cloud, inside)
+    assert any(
+        p_new["fixed_ips"][0]["ip_address"] in r.get("remote_ips", [])
+        for r in inside.get("/hosts/hv-b/firewall").json()["ports"][0]["rules"]
+    )
+
+    # Port security off (groups removed in the same update): its host, and hv-b (web shrank).
+    body = {"port": {"security_groups": [], "port_security_enabled": False}}
+    assert admin.put(f"{V2}/ports/{p_web['id']}", json=body).status_code == 200
+    assert pending(cloud) == ["hv-a", "hv-b"]
+    settle_all(cloud, inside)
+    (unfiltered,) = inside.get("/hosts/hv-a/firewall").json()["ports"]
+    assert unfiltered["port_security_enabled"] is False and unfiltered["rules"] == []
+
+    # Removing a rule, deleting a port: the same hosts as adding them.
+    assert admin.delete(f"{V2}/security-group-rules/{ssh}").status_code == 204
+    assert pending(cloud) == ["hv-c"]
+    settle_all(cloud, inside)
+    assert admin.delete(f"{V2}/ports/{p_new['id']}").status_code == 204
+    assert pending(cloud) == ["hv-b", "hv-c"]
+    settle_all(cloud, inside)
+
+    # A port named by id is handed to a host it is not bound to (a migration's destination).
+    named = inside.get("/hosts/hv-c/firewall", params=[("port_id", p_db["id"])]).json()["ports"]
+    assert [p["id"] for p in named] == [p_db["id"]]
+    assert inside.get("/hosts/hv-c/firewall").json()["ports"] == []
+    assert httpx.get(f"{cloud.url}/internal/v1/hosts/hv-c/firewall").status_code == 401
+
+
+def test_a_sync_that_ran_on_an_older_state_is_followed_by_another(cloud: Cloud) -> None:
+    admin, inside = cloud.client(), internal(cloud)
+    assert inside.put("/firewall-hosts/hv-a").status_code == 204
+    net = created(admin.post(f"{V2}/networks", json={"network": {"name": "fw"}}), "network")["id"]
+    web = group(admin, "web")
+    port(admin, net, "hv-a", security_groups=[web])
+    (task_id,) = [t for t in _pending_ids(cloud)]
+    seen = inside.get("/hosts/hv-a/firewall").json()["generation"]  # the agent reads ...
+    rule(admin, web, protocol="icmp")  # ... a change lands while it applies: no second task
+    assert _pending_ids(cloud) == [task_id]
+    report = {"results": [{"task_id": task_id, "ok": True, "details": {"applied_generation": seen}}]}
+    assert inside.post("/tasks/results", json=report).status_code == 204
+    (again,) = _pending_ids(cloud)  # the host is behind: the next sync is pending
+    assert again != task_id
+    with cloud.server.rt.db.read() as session:
+        row = session.get_one(FirewallHost, "hv-a")
+        assert row.applied_generation == seen < row.generation
+
+
+def _pending_ids(cloud: Cloud) -> list[str]:
+    with cloud.server.rt.db.read() as session:
+        return list(
+            session.scalars(select(Task.id).where(Task.kind == "firewall_sync", Task.state == "pending"))
+        )
+
+
+class WatchedDriver(FakeDriver):
+    """The fake hypervisor, noting which taps had rules when each guest was built."""
+
+    def __init__(self, host: str, firewall: RecordingFirewall) -> None:
+        super().__init__(host)
+        self.firewall = firewall
+        self.taps_at_spawn: dict[str, set[str]] = {}
+
+    def spawn(self, instance: dict[str, Any]) -> int:
+        self.taps_at_spawn[instance["uuid"]] = self.firewall.taps()
+        return super().spawn(instance)
+
+
+@pytest.fixture
+def firewall_agent(cloud: Cloud) -> Iterator[tuple[RecordingFirewall, WatchedDriver]]:
+    recording = RecordingFirewall()
+    driver = WatchedDriver("hv-fw", recording)
+    token = cloud.settings.secret("agent_token")
+    agent = Agent(
+        cloud.url,
+        "hv-fw",
+        driver,
+        token,
+        poll_wait=1.0,
+        firewall=FirewallSync(recording, exists=lambda tap: False),
+    ).start()
+    yield recording, driver
+    agent.stop()
+
+
+@pytest.fixture
+def firewall_host(firewall_agent: tuple[RecordingFirewall, WatchedDriver]) -> RecordingFirewall:
+    return firewall_agent[0]
+
+
+def test_a_server_is_filtered_before_it_is_built_and_unfiltered_once_deleted(
+    cloud: Cloud, firewall_agent: tuple[RecordingFirewall, WatchedDriver]
+) -> None:
+    recording, driver = firewall_agent
+    sdk = connect(cloud)
+    try:
+        flavor = sdk.compute.create_flavor(name="fw.tiny", vcpus=1, ram=128, disk=1)
+        image = sdk.image.create_image(
+            "fw-image", data=IMAGE_DATA, disk_format="raw", container_format="bare", visibility="public"
+        )
+        net = sdk.network.create_network(name="fw-net")
+        sdk.network.create_subnet(network_id=net.id, ip_version=4, cidr="10.63.0.0/24")
+        server = sdk.compute.create_server(
+            name="fw-vm", flavor_id=flavor.id, image_id=image.id, networks=[{"uuid": net.id}]
+        )
+        server = wait_status(sdk, server, "ACTIVE")
+        [port] = list(sdk.network.ports(device_id=server.id))
+        tap = "tap" + port.id[:11]
+        assert tap in driver.taps_at_spawn[server.id]  # its rules were there when it was built
+        ingress = [r for r in recording.ports[tap].rules if (r.direction, r.ethertype) == ("ingress", "IPv4")]
+        assert [r.remote_ips for r in ingress] == [(port.fixed_ips[0]["ip_address"],)]  # default: members
+        sdk.compute.delete_server(server.id)
+        wait_for(lambda: tap not in recording.ports)
+    finally:
+        sdk.close()
+
+
+def test_an_agent_applies_rule_changes_live_and_drops_ports_that_leave(
+    cloud: Cloud, firewall_host: RecordingFirewall
+) -> None:
+    admin = cloud.client()
+    net = created(admin.post(f"{V2}/networks", json={"network": {"name": "live"}}), "network")["id"]
+    created(
+        admin.post(
+            f"{V2}/subnets", json={"subnet": {"network_id": net, "cidr": "10.62.0.0/24", "ip_version": 4}}
+        ),
+        "subnet",
+    )
+    web = group(admin, "web")
+    p = port(admin, net, "hv-fw", security_groups=[web])
+    tap = "tap" + p["id"][:11]
+    wait_for(lambda: tap in firewall_host.ports)
+    assert not any(r.port_range_min == 22 for r in firewall_host.ports[tap].rules)
+    rule_id = rule(admin, web, protocol="tcp", port_range_min=22, port_range_max=22)
+    wait_for(lambda: any(r.port_range_min == 22 for r in firewall_host.ports[tap].rules))
+    assert admin.delete(f"{V2}/security-group-rules/{rule_id}").status_code == 204
+    wait_for(lambda: not any(r.port_range_min == 22 for r in firewall_host.ports[tap].rules))
+    # Unbound from the host: its rules go from this host.
+    resp = admin.put(f"{V2}/ports/{p['id']}", json={"port": {"binding:host_id": ""}})
+    assert resp.status_code == 200, resp.text
+    wait_for(lambda: tap not in firewall_host.ports)

@@ -1,0 +1,176 @@
+"""A compute host's `firewall_sync` (kumo/agent/firewall_sync.py) over a recording firewall: the
+whole state is applied, ports no longer listed go unless their tap still exists here, a guest's
+ports are pinned (read by id) before it is built or received and unpinned once it is gone, and
+the agent's guarded handlers put the rules in place before the driver runs."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from kumo.agent.agent import GUARDED_STARTS, GUEST_GONE, guarded, run_task
+from kumo.agent.drivers.fake import FakeDriver
+from kumo.agent.firewall_sync import FirewallSync
+from kumo.agent.network.run import NetworkError
+from kumo.agent.network.spec import PortFirewall
+from kumo.agent.protocol import TaskOut
+from kumo.work.kinds import MOVES, ActionPayload, SpawnPayload, TaskKind
+
+A, B, C = "aaaaaaaa-1111-4111-8111-111111111111", "bbbbbbbb-2222-4222-8222-222222222222", "cccccccc-3333"
+
+
+class RecordingFirewall:
+    """The Firewall protocol in memory: what a host's iptables would hold, by tap."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.ports: dict[str, PortFirewall] = {}
+
+    def apply(self, ports: Sequence[PortFirewall]) -> None:
+        for p in ports:
+            if p.port_security_enabled:
+                self.ports[p.tap] = p
+            else:
+                self.ports.pop(p.tap, None)
+
+    def remove(self, taps: Sequence[str]) -> None:
+        for tap in taps:
+            self.ports.pop(tap, None)
+
+    def taps(self) -> set[str]:
+        return set(self.ports)
+
+    def teardown(self) -> None:
+        self.ports.clear()
+
+
+def port(port_id: str, ip: str, *rules: Mapping[str, Any], secured: bool = True) -> dict[str, Any]:
+    return {
+        "id": port_id,
+        "mac_address": "fa:16:3e:00:00:01",
+        "fixed_ips": [{"ip_address": ip}],
+        "port_security_enabled": secured,
+        "tap": "tap" + port_id[:11],
+        "rules": list(rules),
+    }
+
+
+class Api:
+    """The API's side: the host's bound ports, and any port by id."""
+
+    def __init__(self) -> None:
+        self.bound: list[dict[str, Any]] = []
+        self.others: dict[str, dict[str, Any]] = {}
+        self.generation = 1
+        self.asked: list[list[str]] = []
+
+    def read(self, port_ids: Collection[str]) -> Mapping[str, Any]:
+        self.asked.append(sorted(port_ids))
+        named = [self.others[pid] for pid in port_ids if pid in self.others]
+        return {"host": "hv", "generation": self.generation, "ports": self.bound + named}
+
+
+@pytest.fixture
+def api() -> Api:
+    return Api()
+
+
+def test_converge_applies_the_whole_state_and_removes_what_left_unless_its_tap_is_here(api: Api) -> None:
+    fw = RecordingFirewall()
+    present: set[str] = set()
+    sync = FirewallSync(fw, api.read, exists=lambda tap: tap in present)
+    api.bound = [port(A, "10.0.0.5", {"direction": "ingress", "protocol": "6", "port_range_min": 22})]
+    api.bound.append(port(B, "10.0.0.6"))
+    assert sync.converge() == 1
+    assert fw.taps() == {"tap" + A[:11], "tap" + B[:11]}
+    (rule,) = fw.ports["tap" + A[:11]].rules
+    assert (rule.direction, rule.protocol, rule.port_range_min) == ("ingress", "6", 22)
+
+    api.generation, api.bound = 2, [port(A, "10.0.0.5"), port(B, "10.0.0.6", secured=False)]
+    assert sync.converge() == 2
+    assert fw.ports["tap" + A[:11]].rules == ()  # the rule went, live
+    assert fw.taps() == {"tap" + A[:11]}  # port security off: no filtering
+
+    present.add("tap" + A[:11])  # the guest is still here (moving away) ...
+    api.bound = []
+    sync.converge()
+    assert fw.taps() == {"tap" + A[:11]}  # ... so its rules stay
+    present.clear()
+    sync.converge()
+    assert fw.taps() == set()
+
+
+def test_a_guest_is_pinned_before_it_starts_and_unpinned_once_gone(api: Api) -> None:
+    fw = RecordingFirewall()
+    sync = FirewallSync(fw, api.read, exists=lambda tap: False)
+    api.others[A] = port(A, "10.0.0.5")  # bound to another host (a migration's source) yet
+    instance = {"uuid": C, "ports": [{"id": A}]}
+    sync.before_start(instance)
+    assert api.asked[-1] == [A] and fw.taps() == {"tap" + A[:11]}
+    sync.converge()  # a sync meanwhile keeps it
+    assert fw.taps() == {"tap" + A[:11]}
+    sync.after_gone(instance)
+    assert api.asked[-1] == [] and fw.taps() == set()
+    sync.before_start({"uuid": C, "ports": []})  # no ports: nothing to read
+    assert len(api.asked) == 3
+
+
+class OrderedDriver(FakeDriver):
+    """A fake driver that records which taps had rules when it built a guest."""
+
+    def __init__(self, fw: RecordingFirewall) -> None:
+        super().__init__("hv")
+        self.fw = fw
+        self.rules_at_spawn: set[str] = set()
+
+    def spawn(self, instance: dict[str, Any]) -> int:
+        self.rules_at_spawn = self.fw.taps()
+        return super().spawn(instance)
+
+
+def test_the_guarded_spawn_has_its_rules_before_the_driver_builds_the_guest(api: Api) -> None:
+    fw = RecordingFirewall()
+    driver = OrderedDriver(fw)
+    sync = FirewallSync(fw, api.read, exists=lambda tap: False)
+    api.bound = [port(A, "10.0.0.5")]
+    instance = {"uuid": C, "ports": [{"id": A}], "flavor": {}, "image_ref": "img"}
+    roles = {kind: guarded(driver, sync, kind) for kind in GUARDED_STARTS | GUEST_GONE}
+    task = TaskOut(
+        id="t1",
+        kind="spawn",
+        instance_uuid=C,
+        request_id=None,
+        payload=SpawnPayload(None, instance).to_json(),
+    )
+    assert run_task(driver, task, roles).ok
+    assert driver.rules_at_spawn == {"tap" + A[:11]}
+    api.bound = []
+    delete = ActionPayload(None, None, instance).to_json()
+    assert run_task(
+        driver, TaskOut(id="t2", kind="delete", instance_uuid=C, request_id=None, payload=delete), roles
+    ).ok
+    assert fw.taps() == set()
+    assert MOVES <= GUEST_GONE and TaskKind.PREPARE_MIGRATION in GUARDED_STARTS
+
+
+def test_a_firewall_that_cannot_apply_fails_the_spawn(api: Api) -> None:
+    class Broken(RecordingFirewall):
+        def apply(self, ports: Sequence[PortFirewall]) -> None:
+            raise NetworkError("iptables-restore: failed")
+
+    driver = OrderedDriver(RecordingFirewall())
+    sync = FirewallSync(Broken(), api.read, exists=lambda tap: False)
+    instance = {"uuid": C, "ports": [{"id": A}], "flavor": {}, "image_ref": "img"}
+    task = TaskOut(
+        id="t1",
+        kind="spawn",
+        instance_uuid=C,
+        request_id=None,
+        payload=SpawnPayload(None, instance).to_json(),
+    )
+    result = run_task(driver, task, {TaskKind.SPAWN: guarded(driver, sync, TaskKind.SPAWN)})
+    assert not result.ok and "iptables-restore" in (result.error or "")
+    assert driver.power_states() == {}  # never built
