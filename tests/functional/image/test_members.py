@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Cloud
+from tests.conftest import DEMO_PASSWORD, Cloud
 from tests.functional.image.conftest import create, replace, upload
 
 
@@ -39,13 +39,6 @@ def other(cloud: Cloud) -> Iterator[tuple[str, httpx.Client]]:
         yield project, client
 
 
-@pytest.fixture
-def third(cloud: Cloud) -> Iterator[tuple[str, httpx.Client]]:
-    project, token = project_member(cloud, "third")
-    with cloud.client(token) as client:
-        yield project, client
-
-
 def _add(client: httpx.Client, image_id: str, member: str) -> httpx.Response:
     return client.post(f"/image/v2/images/{image_id}/members", json={"member": member})
 
@@ -54,9 +47,27 @@ def _status(client: httpx.Client, image_id: str, member: str, status: str) -> ht
     return client.put(f"/image/v2/images/{image_id}/members/{member}", json={"status": status})
 
 
-def test_share_accept_reject_and_remove(
-    demo: httpx.Client, other: tuple[str, httpx.Client], third: tuple[str, httpx.Client]
-) -> None:
+def _share_accept_reject_and_remove(cloud: Cloud) -> None:
+    other_id, other_token = project_member(cloud, "other")
+    third_id, third_token = project_member(cloud, "third")
+    with (
+        cloud.client(cloud.token("demo", DEMO_PASSWORD, "demo")) as demo,
+        cloud.client(other_token) as other_c,
+        cloud.client(third_token) as third_c,
+    ):
+        _share_flow(demo, (other_id, other_c), (third_id, third_c))
+
+
+def test_share_accept_reject_and_remove(cloud: Cloud) -> None:
+    _share_accept_reject_and_remove(cloud)
+
+
+@pytest.mark.postgres
+def test_share_accept_reject_and_remove_on_postgres(pg_cloud: Cloud) -> None:
+    _share_accept_reject_and_remove(pg_cloud)
+
+
+def _share_flow(demo: httpx.Client, other: tuple[str, httpx.Client], third: tuple[str, httpx.Client]) -> None:
     other_id, other_c = other
     third_id, third_c = third
     image = create(demo, name="to-share")  # default visibility: shared
