@@ -349,7 +349,7 @@ def test_a_head_that_never_ends_is_cut_off(cloud: Cloud) -> None:
     status, sent, body = exchange(
         cloud, b"GET /image/v2/images HTTP/1.1\r\nHost: kumo\r\nX-Endless: ", blocks(200 * MiB)
     )
-    assert status == 431 and body["code"] == 431
+    assert status == 431 and "<h1>431 Request Header Fields Too Large</h1>" in body["html"]
     assert sent < 20 * MiB
     assert psutil.Process().memory_info().rss - rss < 40 * MiB
 
