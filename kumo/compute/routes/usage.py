@@ -12,7 +12,7 @@ from kumo.api.deps import context, runtime
 from kumo.compute import schemas, usage, volume_attachments
 from kumo.compute.deps import microversion
 from kumo.compute.microversion import Microversion
-from kumo.compute.params import MAX_LIMIT, page
+from kumo.compute.params import MAX_LIMIT, lenient_bool, page
 from kumo.compute.views import usage as views
 from kumo.runtime import Runtime
 
@@ -23,7 +23,8 @@ PAGING_VERSION = "2.40"
 def _query(request: Request, mv: Microversion) -> usage.UsageQuery:
     params = request.query_params
     start, stop = usage.parse_period(params.get("start"), params.get("end"))
-    detailed = params.get("detailed", "0") == "1"
+    # Nova reads only "1"; openstacksdk (so `openstack usage list`) sends "True": both are read.
+    detailed = lenient_bool(params.get("detailed", "0"))
     if mv.before(PAGING_VERSION):
         return usage.UsageQuery(start, stop, detailed)
     paging = page(params.get("limit"), params.get("marker"))

@@ -113,6 +113,11 @@ def _usage_of_projects(cloud: Cloud) -> None:
         }
         assert servers["running"]["instance_id"] == running and servers["running"]["state"] == "active"
         assert servers["running"]["ended_at"] is None and servers["running"]["local_gb"] == 15
+        # openstacksdk asks with detailed=True (Nova reads only "1"; kumo reads both).
+        sdk_style = admin.get(f"{API}/os-simple-tenant-usage", params={**PERIOD, "detailed": "True"}).json()
+        assert all("server_usages" in u for u in sdk_style["tenant_usages"])
+        plain = admin.get(f"{API}/os-simple-tenant-usage", params={**PERIOD, "detailed": "0"}).json()
+        assert all("server_usages" not in u for u in plain["tenant_usages"])
 
         # A member reads its own project's usage (always with servers), not the list nor another's.
         shown = demo.get(f"{API}/os-simple-tenant-usage/{demo_project}", params=PERIOD)
