@@ -564,8 +564,9 @@ def parse_list_query(params: list[tuple[str, str]]) -> ListQuery:
             query.equal[key] = values
         elif key in ("size_min", "size_max"):
             setattr(query, key, _int_param(key, raw))
-        elif key in _NUMBER_FILTERS:
-            query.numbers[key] = _int_param(key, raw)
+        elif key in _NUMBER_FILTERS:  # min_ram and min_disk are 32-bit columns
+            bound = MAX_INT if key in ("min_ram", "min_disk") else MAX_BIGINT
+            query.numbers[key] = _int_param(key, raw, maximum=bound)
         elif key in ("protected", "os_hidden"):
             query.flags[key] = _bool_param(key, raw)
         elif key in ("created_at", "updated_at"):
