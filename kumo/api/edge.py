@@ -23,7 +23,7 @@ from urllib.parse import unquote_to_bytes
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kumo.api.errors import error_response
+from kumo.api.errors import accept_of, error_response
 
 _CONTROL_TEXT = re.compile("[\x00-\x1f\x7f]")
 _CONTROL_BYTES = re.compile(b"[\x00-\x1f\x7f]")
@@ -143,11 +143,11 @@ class EdgeGuard:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        headers = dict(scope["headers"])
         refusal = request_line_refusal(path, scope["query_string"])
         if refusal is not None:
-            await error_response(path, 400, refusal)(scope, receive, send)
+            await error_response(path, 400, refusal, accept=accept_of(headers))(scope, receive, send)
             return
-        headers = dict(scope["headers"])
         if not _has_body(headers) or streams_body(scope):
             await self.app(scope, receive, send)
             return
@@ -166,7 +166,7 @@ class EdgeGuard:
         elif not isinstance(body, bytes):  # the client went away mid-body: the app hears it
             await self.app(scope, replay(body, receive), send)
         elif (refusal := body_refusal(body)) is not None:
-            await error_response(path, 400, refusal)(scope, receive, send)
+            await error_response(path, 400, refusal, accept=accept_of(headers))(scope, receive, send)
         else:
             await self.app(scope, replay({"type": "http.request", "body": body}, receive), send)
 
@@ -194,7 +194,7 @@ _TOO_SLOW = "The request body did not arrive within {:g} seconds."
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
-    response = error_response(scope["path"], status, message)
+    response = error_response(scope["path"], status, message, accept=accept_of(dict(scope["headers"])))
     response.headers["Connection"] = "close"  # the server does not read the rest
     await response(scope, receive, send)
 

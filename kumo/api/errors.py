@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import json
 import logging
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -65,6 +67,68 @@ _TITLES = {
 }
 
 
+_GLANCE_OFFERS = ("text/html", "application/json")
+
+
+def _accept_quality(accept: str, offer: str) -> float:
+    """The quality `accept` gives `offer`: that of its most specific matching media range."""
+    best: tuple[int, float] = (-1, 0.0)
+    kind, _, sub = offer.partition("/")
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        mkind, _, msub = media.lower().partition("/")
+        if not mkind:
+            continue
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if (mkind, msub) == (kind, sub):
+            specificity = 2
+        elif mkind == kind and msub == "*":
+            specificity = 1
+        elif (mkind, msub) == ("*", "*"):
+            specificity = 0
+        else:
+            continue
+        if specificity > best[0]:
+            best = (specificity, quality)
+    return best[1]
+
+
+def glance_error(status: int, message: str, accept: str) -> Response:
+    """Glance's error answer, which webob writes: negotiated by the request's Accept between
+    text/html (first, so for `*/*`: what python-glanceclient and openstacksdk read), JSON
+    (`{"message", "code": "404 Not Found", "title"}`, for clients asking for it alone) and, when
+    neither is acceptable or no Accept is given, text/plain. The message is Glance's explanation
+    in webob's body template."""
+    title = _TITLES.get(status, "Error")
+    status_line = f"{status} {title}"
+    ranked = sorted(_GLANCE_OFFERS, key=lambda offer: -_accept_quality(accept, offer))
+    match = ranked[0] if _accept_quality(accept, ranked[0]) > 0 else None
+    if match == "text/html":
+        body = (
+            f"<html>\n <head>\n  <title>{status_line}</title>\n </head>\n <body>\n"
+            f"  <h1>{status_line}</h1>\n  {html.escape(message, quote=False)}<br /><br />\n\n\n\n"
+            " </body>\n</html>"
+        )
+        return Response(body, status_code=status, media_type="text/html; charset=UTF-8")
+    if match == "application/json":
+        payload = {"message": f"{message}<br /><br />\n\n\n", "code": status_line, "title": title}
+        return JSONResponse(payload, status_code=status)
+    plain = f"{status_line}\n\n{message.replace(chr(10), ' ')}\n\n   "
+    return Response(plain, status_code=status, media_type="text/plain; charset=UTF-8")
+
+
+def accept_of(headers: Mapping[bytes, bytes]) -> str:
+    """The Accept header of an ASGI scope's headers (as a dict), "" when absent."""
+    return headers.get(b"accept", b"").decode("latin-1")
+
+
 def error_response(
     path: str,
     status: int,
@@ -72,8 +136,10 @@ def error_response(
     kind: str | None = None,
     code: str | None = None,
     extra: dict[str, str] | None = None,
+    accept: str = "*/*",
 ) -> Response:
-    """`code` and `extra` (more fields of the error) are Placement's."""
+    """`code` and `extra` (more fields of the error) are Placement's; `accept` (the request's
+    Accept header) is read by the image service only, whose errors are negotiated."""
     title = _TITLES.get(status, "Error")
     headers = {}
     body: dict[str, object]
@@ -85,7 +151,11 @@ def error_response(
         if status == 401:
             headers["WWW-Authenticate"] = 'Keystone uri="/identity"'
     elif path.startswith("/image"):
-        body = {"code": status, "title": title, "message": message, "error": {"message": message}}
+        response = glance_error(status, message, accept)
+        for prefix, extra_headers in _ERROR_HEADERS.items():
+            if path.startswith(prefix):
+                response.headers.update(extra_headers)
+        return response
     elif path.startswith("/networking"):
         # Neutron: {"NeutronError": {"type", "message", "detail"}}. Networking's own errors carry
         # Neutron's type name as their kind (UpperCamelCase); any other error (Nova's lowerCamel
@@ -118,7 +188,8 @@ def install(app: FastAPI) -> None:
         if exc.status >= 500:
             log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
         code, extra = getattr(exc, "code", None), getattr(exc, "extra", None)
-        return error_response(request.url.path, exc.status, exc.message, exc.kind, code, extra)
+        accept = request.headers.get("accept", "")
+        return error_response(request.url.path, exc.status, exc.message, exc.kind, code, extra, accept)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -126,18 +197,24 @@ def install(app: FastAPI) -> None:
         for err in exc.errors():
             loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
             parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
-        return error_response(request.url.path, 400, "Invalid input for field/attribute: " + "; ".join(parts))
+        message = "Invalid input for field/attribute: " + "; ".join(parts)
+        return error_response(request.url.path, 400, message, accept=request.headers.get("accept", ""))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
         if exc.status_code == 404 and message == "Not Found":
             message = "The resource could not be found."
-        return error_response(request.url.path, exc.status_code, message)
+        return error_response(
+            request.url.path, exc.status_code, message, accept=request.headers.get("accept", "")
+        )
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return error_response(
-            request.url.path, 500, "An unexpected error prevented the server from fulfilling your request."
+            request.url.path,
+            500,
+            "An unexpected error prevented the server from fulfilling your request.",
+            accept=request.headers.get("accept", ""),
         )

@@ -65,7 +65,10 @@ class RequestMiddleware:
             # 500, and uvicorn then drops the connection, so clients saw a reset, not the fault.
             log.exception("unexpected error on %s %s", scope["method"], path)
             response = error_response(
-                path, 500, "An unexpected error prevented the server from fulfilling your request."
+                path,
+                500,
+                "An unexpected error prevented the server from fulfilling your request.",
+                accept=headers.get("accept", ""),
             )
             await response(scope, receive, send_wrapper)
         finally:

@@ -311,6 +311,13 @@ FLAVOR_LIST_QUERY: Schema = query(
     ("sort_key", STRING),
     ("sort_dir", _SORT_DIR),
 )
+USAGE_QUERY: Schema = query(
+    ("start", STRING),
+    ("end", STRING),
+    ("detailed", STRING),
+    ("limit", LIMIT),
+    ("marker", STRING),
+)
 KEYPAIR_LIST_QUERY: Schema = query(("limit", LIMIT), ("marker", STRING), ("user_id", STRING))
 HYPERVISOR_LIST_QUERY: Schema = query(
     ("limit", LIMIT),

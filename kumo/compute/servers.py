@@ -83,9 +83,10 @@ def validate_metadata(metadata: Any) -> dict[str, str]:
 
 
 def access_ip(value: Any, field: str, version: int) -> str:
-    """Nova's accessIPv4/accessIPv6: an address of that IP version, or empty. (Unchecked, any
-    value reached the 64-character column: a 500 on PostgreSQL, and a body that broke the
-    response schema everywhere.)"""
+    """Nova's accessIPv4/accessIPv6: an address of that IP version, or empty, normalized as Nova
+    stores it (an IPv6 address compressed: `::babe:67.23.10.132` is `::babe:4317:a84`).
+    (Unchecked, any value reached the 64-character column: a 500 on PostgreSQL, and a body that
+    broke the response schema everywhere.)"""
     if value is None or value == "":
         return ""
     try:
@@ -96,7 +97,7 @@ def access_ip(value: Any, field: str, version: int) -> str:
         raise BadRequest(
             f"Invalid input for field/attribute {field}. Value: {value}. '{value}' is not a 'ipv{version}'"
         )
-    return value
+    return str(address)
 
 
 def description_of(value: Any) -> str | None:

@@ -13,8 +13,8 @@ from starlette.requests import ClientDisconnect
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
 from kumo.api.openapi import json_body
-from kumo.errors import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
-from kumo.image import schemas, service, views
+from kumo.errors import BadRequest, NotFound, RequestEntityTooLarge, UnsupportedMediaType
+from kumo.image import members, metadefs, schemas, service, views
 from kumo.image.store import ImageStore, file_store
 from kumo.runtime import Runtime
 
@@ -82,6 +82,43 @@ def images_schema(_ctx: RequestContext = Depends(context)) -> dict[str, Any]:
     return views.images_schema()
 
 
+@router.get("/v2/schemas/member")
+def member_schema(_ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    return views.member_schema()
+
+
+@router.get("/v2/schemas/members")
+def members_schema(_ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    return views.members_schema()
+
+
+@router.get("/v2/schemas/metadefs/{name}")
+def metadef_schema(name: str, _ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    schema = views.metadef_schema(name)
+    if schema is None:
+        raise NotFound(f"No schema named {name}.")
+    return schema
+
+
+# --- metadata definitions (read-only) ---------------------------------------------------------
+
+
+@router.get("/v2/metadefs/namespaces")
+def list_namespaces(ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    metadefs.namespaces(ctx)
+    return views.namespace_list()
+
+
+@router.get("/v2/metadefs/namespaces/{namespace}")
+def show_namespace(namespace: str, ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    metadefs.get_namespace(ctx, namespace)
+
+
+@router.get("/v2/metadefs/resource_types")
+def list_resource_types(_ctx: RequestContext = Depends(context)) -> dict[str, Any]:
+    return views.resource_type_list()
+
+
 # --- images -----------------------------------------------------------------------------------
 
 
@@ -104,6 +141,19 @@ def list_images(
     with rt.db.read() as session:
         page = service.list_images(session, ctx, query)
         return views.image_list(page, params)
+
+
+@router.get("/v2/images/")
+def show_image_without_id(ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)) -> None:
+    """`GET /v2/images/` names no image: Glance's 404 (not the list, nor a redirect to it)."""
+    with rt.db.read() as session:
+        service.get_image(session, ctx, "")
+
+
+@router.delete("/v2/images/", status_code=204)
+def delete_image_without_id(ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)) -> None:
+    with rt.db.read() as session:
+        service.get_image(session, ctx, "")
 
 
 @router.get("/v2/images/{image_id}")
@@ -208,4 +258,55 @@ def reactivate(
 ) -> Response:
     with rt.db.transaction() as session:
         service.set_active(session, ctx, image_id, active=True)
+    return Response(status_code=204)
+
+
+# --- members ----------------------------------------------------------------------------------
+
+
+@router.post("/v2/images/{image_id}/members", openapi_extra=json_body(schemas.MEMBER_CREATE))
+def add_member(
+    image_id: str,
+    body: Any = Body(...),
+    ctx: RequestContext = Depends(context),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    with rt.db.transaction() as session:
+        return views.member(members.add_member(session, ctx, image_id, body))
+
+
+@router.get("/v2/images/{image_id}/members")
+def list_members(
+    image_id: str, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
+    with rt.db.read() as session:
+        return views.member_list(members.list_members(session, ctx, image_id))
+
+
+@router.get("/v2/images/{image_id}/members/{member_id}")
+def show_member(
+    image_id: str, member_id: str, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
+    with rt.db.read() as session:
+        return views.member(members.get_member(session, ctx, image_id, member_id))
+
+
+@router.put("/v2/images/{image_id}/members/{member_id}", openapi_extra=json_body(schemas.MEMBER_UPDATE))
+def update_member(
+    image_id: str,
+    member_id: str,
+    body: Any = Body(...),
+    ctx: RequestContext = Depends(context),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    with rt.db.transaction() as session:
+        return views.member(members.update_member(session, ctx, image_id, member_id, body))
+
+
+@router.delete("/v2/images/{image_id}/members/{member_id}", status_code=204)
+def remove_member(
+    image_id: str, member_id: str, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
+) -> Response:
+    with rt.db.transaction() as session:
+        members.remove_member(session, ctx, image_id, member_id)
     return Response(status_code=204)

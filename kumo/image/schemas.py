@@ -28,6 +28,17 @@ IMAGE_CREATE: Schema = {
     "additionalProperties": {"type": "string", "maxLength": service.MAX_PROPERTY_VALUE},
 }
 
+MEMBER_CREATE: Schema = {
+    "type": "object",
+    "properties": {"member": {"type": "string", "minLength": 1, "maxLength": service.MAX_OWNER}},
+    "required": ["member"],
+}
+MEMBER_UPDATE: Schema = {
+    "type": "object",
+    "properties": {"status": {"type": "string", "enum": list(service.MEMBER_STATUSES)}},
+    "required": ["status"],
+}
+
 _PATCH_OP: Schema = {
     "type": "object",
     "properties": {
@@ -55,6 +66,13 @@ IMAGE_LIST_QUERY: Schema = query(
     ("disk_format", STRING),
     ("size_min", {"type": "integer", "minimum": 0}),
     ("size_max", {"type": "integer", "minimum": 0}),
+    ("size", {"type": "integer", "minimum": 0}),
+    ("virtual_size", {"type": "integer", "minimum": 0}),
+    ("min_ram", {"type": "integer", "minimum": 0}),
+    ("min_disk", {"type": "integer", "minimum": 0}),
+    ("checksum", STRING),
+    ("os_hash_value", STRING),
+    ("member_status", {"type": "string", "enum": [*service.MEMBER_STATUSES, "all"]}),
     ("protected", BOOLEAN),
     ("os_hidden", BOOLEAN),
     ("created_at", STRING),

@@ -15,13 +15,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select, true, update
+from sqlalchemy import ColumnElement, and_, delete, false, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
 from kumo.db import Database, utcnow
 from kumo.errors import BadRequest, Conflict, Forbidden, NotFound, RequestEntityTooLarge, UnsupportedMediaType
-from kumo.image.models import Image
+from kumo.image.models import Image, ImageMember
 from kumo.image.store import ImageStore
 from kumo.validation import MAX_INT, int_text
 
@@ -105,10 +105,20 @@ def _is_uuid(value: str) -> bool:
 # --- visibility -------------------------------------------------------------------------------
 
 
-def can_see(ctx: RequestContext, image: Image) -> bool:
+MEMBER_STATUSES = ("pending", "accepted", "rejected")
+
+
+def can_see(session: Session, ctx: RequestContext, image: Image) -> bool:
+    """Glance's rule: admin, public and community images, the owner, and a project the image is
+    shared with (visibility `shared`, a member of any status: pending members may look before
+    they accept)."""
     if ctx.is_admin or image.visibility in ("public", "community"):
         return True
-    return image.owner is not None and image.owner == ctx.project_id
+    if ctx.project_id is None:
+        return False
+    if image.owner == ctx.project_id:
+        return True
+    return image.visibility == "shared" and session.get(ImageMember, (image.id, ctx.project_id)) is not None
 
 
 def _find(session: Session, ctx: RequestContext, image_id: str, *, lock: bool = False) -> Image:
@@ -119,9 +129,14 @@ def _find(session: Session, ctx: RequestContext, image_id: str, *, lock: bool = 
     if lock:
         stmt = stmt.with_for_update()
     image = session.scalar(stmt)
-    if image is None or not can_see(ctx, image):
+    if image is None or not can_see(session, ctx, image):
         raise _not_found(image_id)
     return image
+
+
+def find_image(session: Session, ctx: RequestContext, image_id: str, *, lock: bool = False) -> Image:
+    """The image if the caller may see it (404 otherwise), for the image's sub-resources."""
+    return _find(session, ctx, image_id, lock=lock)
 
 
 def _find_own(session: Session, ctx: RequestContext, image_id: str) -> Image:
@@ -417,9 +432,20 @@ SORT_KEYS = (
     "visibility",
 )
 _NULLABLE_SORT = {"name": "", "container_format": "", "disk_format": "", "owner": "", "size": -1}
-_IN_FILTERS = ("id", "name", "status", "disk_format", "container_format", "owner")
+_IN_FILTERS = (
+    "id",
+    "name",
+    "status",
+    "disk_format",
+    "container_format",
+    "owner",
+    "checksum",
+    "os_hash_value",
+)
+# Integer attributes filtered by equality, as Glance filters any column of its image table.
+_NUMBER_FILTERS = ("size", "virtual_size", "min_ram", "min_disk")
 _TIME_OPS = ("gt", "gte", "lt", "lte", "eq", "neq")
-_PAGING = ("limit", "marker", "sort", "sort_key", "sort_dir", "member_status")
+_PAGING = ("limit", "marker", "sort", "sort_key", "sort_dir")
 
 
 @dataclass
@@ -431,6 +457,8 @@ class ListQuery:
     equal: dict[str, list[str]] = field(default_factory=dict)  # column → accepted values
     size_min: int | None = None
     size_max: int | None = None
+    numbers: dict[str, int] = field(default_factory=dict)  # column → the value it equals
+    member_status: str = "accepted"  # of the images shared with the caller that are listed
     flags: dict[str, bool] = field(default_factory=dict)  # protected, os_hidden
     times: list[tuple[str, str, dt.datetime]] = field(default_factory=list)  # column, op, value
     tags: list[str] = field(default_factory=list)
@@ -519,6 +547,10 @@ def parse_list_query(params: list[tuple[str, str]]) -> ListQuery:
             query.limit = min(_int_param(key, raw, maximum=None), MAX_LIMIT)
         elif key == "marker":
             query.marker = raw
+        elif key == "member_status":
+            if raw not in (*MEMBER_STATUSES, "all"):
+                raise BadRequest(f"Invalid member_status value: {raw}")
+            query.member_status = raw
         elif key in _PAGING:
             continue
         elif key == "visibility":
@@ -532,6 +564,9 @@ def parse_list_query(params: list[tuple[str, str]]) -> ListQuery:
             query.equal[key] = values
         elif key in ("size_min", "size_max"):
             setattr(query, key, _int_param(key, raw))
+        elif key in _NUMBER_FILTERS:  # min_ram and min_disk are 32-bit columns
+            bound = MAX_INT if key in ("min_ram", "min_disk") else MAX_BIGINT
+            query.numbers[key] = _int_param(key, raw, maximum=bound)
         elif key in ("protected", "os_hidden"):
             query.flags[key] = _bool_param(key, raw)
         elif key in ("created_at", "updated_at"):
@@ -544,17 +579,32 @@ def parse_list_query(params: list[tuple[str, str]]) -> ListQuery:
     return query
 
 
-def _visibility_clause(ctx: RequestContext, visibility: str | None) -> ColumnElement[bool]:
+def _shared_with(ctx: RequestContext, member_status: str) -> ColumnElement[bool]:
+    """Shared images of which the caller's project is a member of `member_status` ("all": any)."""
+    if ctx.project_id is None:
+        return false()
+    members = select(ImageMember.image_id).where(ImageMember.member_id == ctx.project_id)
+    if member_status != "all":
+        members = members.where(ImageMember.status == member_status)
+    return and_(Image.visibility == "shared", Image.id.in_(members))
+
+
+def _visibility_clause(
+    ctx: RequestContext, visibility: str | None, member_status: str
+) -> ColumnElement[bool]:
     own = Image.owner == ctx.project_id if ctx.project_id is not None else false()
     if visibility in ("public", "community"):
         return Image.visibility == visibility
-    if visibility in ("private", "shared"):
+    if visibility == "private":
         return and_(Image.visibility == visibility, true() if ctx.is_admin else own)
     if ctx.is_admin:
-        return true()
+        return true() if visibility != "shared" else Image.visibility == "shared"
+    shared = _shared_with(ctx, member_status)
+    if visibility == "shared":
+        return or_(and_(Image.visibility == "shared", own), shared)
     if visibility == "all":
-        return or_(Image.visibility.in_(("public", "community")), own)
-    return or_(Image.visibility == "public", own)  # default: others' community images are not listed
+        return or_(Image.visibility.in_(("public", "community")), own, shared)
+    return or_(Image.visibility == "public", own, shared)  # default: others' community images are not listed
 
 
 def _sort_expr(key: str) -> Any:
@@ -595,13 +645,15 @@ def list_images(session: Session, ctx: RequestContext, query: ListQuery) -> Page
     sort = list(query.sort)
     if all(key != "id" for key, _ in sort):
         sort.append(("id", sort[-1][1]))
-    stmt = select(Image).where(_visibility_clause(ctx, query.visibility))
+    stmt = select(Image).where(_visibility_clause(ctx, query.visibility, query.member_status))
     for column, values in query.equal.items():
         stmt = stmt.where(getattr(Image, column).in_(values))
     if query.size_min is not None:
         stmt = stmt.where(Image.size >= query.size_min)
     if query.size_max is not None:
         stmt = stmt.where(Image.size <= query.size_max)
+    for column, number in query.numbers.items():
+        stmt = stmt.where(getattr(Image, column) == number)
     for flag, setting in query.flags.items():
         stmt = stmt.where(getattr(Image, flag) == setting)
     if "os_hidden" not in query.flags:
@@ -713,6 +765,7 @@ def delete_image(db: Database, store: ImageStore, ctx: RequestContext, image_id:
         image = _find_own(session, ctx, image_id)
         if image.protected:
             raise Forbidden(f"Image {image_id} is protected and cannot be deleted.")
+        session.execute(delete(ImageMember).where(ImageMember.image_id == image_id))
         session.delete(image)
     # After the commit: a failed commit must not lose the data of a surviving image.
     store.delete(image_id)

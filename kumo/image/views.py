@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from kumo.image import service
-from kumo.image.models import Image
+from kumo.image.models import Image, ImageMember
 
 # Up to v2.5: v2.6 added the interoperable import API and later versions multiple stores,
 # neither of which kumo implements. Glance lists the CURRENT version first.
@@ -76,8 +76,11 @@ def _nullable(kind: str, **extra: Any) -> dict[str, Any]:
     return {"type": [kind, "null"], **extra}
 
 
+_UUID_PATTERN = "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$"
+
+
 def image_schema() -> dict[str, Any]:
-    uuid_pattern = "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$"
+    uuid_pattern = _UUID_PATTERN
     read_only = {"readOnly": True}
     properties: dict[str, Any] = {
         "id": {"type": "string", "pattern": uuid_pattern, "description": "An identifier for the image"},
@@ -132,3 +135,167 @@ def images_schema() -> dict[str, Any]:
             {"rel": "describedby", "href": "{schema}"},
         ],
     }
+
+
+# --- members ----------------------------------------------------------------------------------
+
+
+def member(m: ImageMember) -> dict[str, Any]:
+    return {
+        "image_id": m.image_id,
+        "member_id": m.member_id,
+        "status": m.status,
+        "created_at": _time(m.created_at),
+        "updated_at": _time(m.updated_at),
+        "schema": "/v2/schemas/member",
+    }
+
+
+def member_list(members: list[ImageMember]) -> dict[str, Any]:
+    return {"members": [member(m) for m in members], "schema": "/v2/schemas/members"}
+
+
+def member_schema() -> dict[str, Any]:
+    return {
+        "name": "member",
+        "properties": {
+            "created_at": {"type": "string", "description": "Date and time of image member creation"},
+            "image_id": {
+                "type": "string",
+                "pattern": _UUID_PATTERN,
+                "description": "An identifier for the image",
+            },
+            "member_id": {"type": "string", "description": "An identifier for the image member (tenantId)"},
+            "schema": {"type": "string", "readOnly": True},
+            "status": {
+                "type": "string",
+                "enum": list(service.MEMBER_STATUSES),
+                "description": "The status of this image member",
+            },
+            "updated_at": {
+                "type": "string",
+                "description": "Date and time of last modification of image member",
+            },
+        },
+    }
+
+
+def members_schema() -> dict[str, Any]:
+    return {
+        "name": "members",
+        "properties": {
+            "members": {"type": "array", "items": member_schema()},
+            "schema": {"type": "string"},
+        },
+        "links": [{"rel": "describedby", "href": "{schema}"}],
+    }
+
+
+# --- metadata definitions (read-only: kumo defines none) ----------------------------------------
+
+
+def namespace_list() -> dict[str, Any]:
+    return {
+        "namespaces": [],
+        "first": "/v2/metadefs/namespaces",
+        "schema": "/v2/schemas/metadefs/namespaces",
+    }
+
+
+def resource_type_list() -> dict[str, Any]:
+    return {"resource_types": []}
+
+
+_METADEF_TIMES = {
+    "created_at": {"type": "string", "format": "date-time", "readOnly": True},
+    "updated_at": {"type": "string", "format": "date-time", "readOnly": True},
+}
+_METADEF_PROPERTY = {
+    "name": {"type": "string", "maxLength": 255},
+    "title": {"type": "string"},
+    "description": {"type": "string"},
+    "type": {"type": "string", "enum": ["array", "boolean", "integer", "number", "object", "string", None]},
+    "readonly": {"type": "boolean"},
+    "default": {"type": ["array", "boolean", "integer", "number", "object", "string", "null"]},
+    "enum": {"type": "array"},
+    "operators": {"type": "array", "items": {"type": "string"}},
+}
+_METADEF_ENTITIES: dict[str, dict[str, Any]] = {
+    "namespace": {
+        "required": ["namespace"],
+        "properties": {
+            "namespace": {"type": "string", "maxLength": 80, "description": "The unique namespace text."},
+            "display_name": {"type": "string", "maxLength": 80},
+            "description": {"type": "string", "maxLength": 500},
+            "visibility": {"type": "string", "enum": ["public", "private"]},
+            "protected": {"type": "boolean"},
+            "owner": {"type": "string", "maxLength": 255},
+            "resource_type_associations": {"type": "array", "items": {"type": "object"}},
+            "properties": {"type": "object"},
+            "objects": {"type": "array", "items": {"type": "object"}},
+            "tags": {"type": "array", "items": {"type": "object"}},
+            "self": {"type": "string"},
+            "schema": {"type": "string"},
+            **_METADEF_TIMES,
+        },
+    },
+    "resource_type": {
+        "required": ["name"],
+        "properties": {
+            "name": {"type": "string", "maxLength": 80},
+            "prefix": {"type": "string", "maxLength": 80},
+            "properties_target": {"type": "string", "maxLength": 80},
+            **_METADEF_TIMES,
+        },
+    },
+    "object": {
+        "required": ["name"],
+        "properties": {
+            "name": {"type": "string", "maxLength": 255},
+            "description": {"type": "string"},
+            "required": {"type": "array", "items": {"type": "string"}},
+            "properties": {"type": "object"},
+            "schema": {"type": "string", "readOnly": True},
+            "self": {"type": "string", "readOnly": True},
+            **_METADEF_TIMES,
+        },
+    },
+    "property": {"required": ["name", "title", "type"], "properties": dict(_METADEF_PROPERTY)},
+    "tag": {
+        "required": ["name"],
+        "properties": {"name": {"type": "string", "maxLength": 255}, **_METADEF_TIMES},
+    },
+}
+# The collection schema of each entity, under the name Glance gives it.
+_METADEF_COLLECTIONS = {
+    "namespaces": "namespace",
+    "resource_types": "resource_type",
+    "objects": "object",
+    "properties": "property",
+    "tags": "tag",
+}
+
+
+def metadef_schema(name: str) -> dict[str, Any] | None:
+    """Glance's schema of a metadata-definition entity or collection, or None for an unknown name."""
+    if name in _METADEF_ENTITIES:
+        entity = _METADEF_ENTITIES[name]
+        return {"name": name, "additionalProperties": False, **entity}
+    if name in _METADEF_COLLECTIONS:
+        item = metadef_schema(_METADEF_COLLECTIONS[name])
+        key = "resource_type_associations" if name == "resource_types" else name
+        return {
+            "name": name,
+            "properties": {
+                key: {"type": "array", "items": item},
+                "first": {"type": "string"},
+                "next": {"type": "string"},
+                "schema": {"type": "string"},
+            },
+            "links": [
+                {"rel": "first", "href": "{first}"},
+                {"rel": "next", "href": "{next}"},
+                {"rel": "describedby", "href": "{schema}"},
+            ],
+        }
+    return None

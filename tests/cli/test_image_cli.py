@@ -61,3 +61,43 @@ def test_non_admin_sees_public_but_not_private_images(osc: OpenStackCLI, tmp_pat
     with pytest.raises(CLIError) as denied:
         osc.run("image", "create", *common, "--public", "mine", cloud=DEMO_CLOUD)
     assert "403" in denied.value.stderr
+
+
+def test_image_members_through_the_cli(osc: OpenStackCLI) -> None:
+    """`image add project`, `image member list`, `image set --accept/--reject`,
+    `image list --member-status`, `image remove project`: the owner shares, the member decides."""
+    image = osc.run(
+        "image", "create", "--shared", "--disk-format", "raw", "--container-format", "bare", "gift"
+    )
+    demo_project = osc.run("project", "show", "demo")["id"]
+
+    added = osc.run("image", "add", "project", image["id"], "demo")
+    assert added["member_id"] == demo_project and added["status"] == "pending"
+    assert [i["ID"] for i in osc.run("image", "list", cloud=DEMO_CLOUD)] == []
+    pending = osc.run("image", "list", "--member-status", "pending", cloud=DEMO_CLOUD)
+    assert [i["ID"] for i in pending] == [image["id"]]
+
+    osc.run("image", "set", "--accept", image["id"], json=False, cloud=DEMO_CLOUD)
+    members = osc.run("image", "member", "list", image["id"])
+    assert [(m["Member ID"], m["Status"]) for m in members] == [(demo_project, "accepted")]
+    assert [i["ID"] for i in osc.run("image", "list", cloud=DEMO_CLOUD)] == [image["id"]]
+    assert osc.run("image", "show", image["id"], cloud=DEMO_CLOUD)["name"] == "gift"
+
+    # Only the owner adds members: the CLI shows Glance's message, not a crash.
+    with pytest.raises(CLIError) as refused:
+        osc.run("image", "add", "project", image["id"], "admin", cloud=DEMO_CLOUD)
+    assert "You are not permitted to add members" in refused.value.stderr
+    assert "Traceback" not in refused.value.stderr
+
+    osc.run("image", "set", "--reject", image["id"], json=False, cloud=DEMO_CLOUD)
+    assert [i["ID"] for i in osc.run("image", "list", cloud=DEMO_CLOUD)] == []
+    osc.run("image", "remove", "project", image["id"], "demo", json=False)
+    assert osc.run("image", "member", "list", image["id"]) == []
+
+
+def test_a_glance_error_reaches_the_cli_as_its_message(osc: OpenStackCLI) -> None:
+    private = osc.run("image", "create", "--private", "secret")
+    with pytest.raises(CLIError) as refused:
+        osc.run("image", "member", "list", private["id"])
+    assert "Private images do not have members." in refused.value.stderr
+    assert "Traceback" not in refused.value.stderr and "has no attribute" not in refused.value.stderr

@@ -87,8 +87,8 @@ def error_status(path: str, body: dict[str, Any]) -> int:
     """The status an error body states, in the format of the service `path` belongs to."""
     if path.startswith("/placement"):
         return int(body["errors"][0]["status"])
-    if path.startswith("/image"):
-        return int(body["code"])
+    if path.startswith("/image"):  # webob's JSON: {"code": "404 Not Found", ...}
+        return int(body["code"].split()[0])
     if path.startswith("/baremetal"):
         fault = json.loads(body["error_message"])
         return 400 if fault["faultcode"] == "Client" else 500
@@ -103,6 +103,8 @@ def run_case(fc: FieldCloud, case: Case) -> httpx.Response:
     if case.body is not None:
         kwargs["json"] = setup_boot(case.body, fc.ids)
     headers = dict(case.headers)
+    if path.startswith("/image"):
+        headers.setdefault("Accept", "application/json")  # Glance answers HTML to `*/*`
     if case.microversion:
         headers["OpenStack-API-Version"] = f"compute {case.microversion}"
     with fc.cloud.client(token=fc.ids["token"]) as c:

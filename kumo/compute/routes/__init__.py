@@ -19,6 +19,7 @@ from kumo.compute.routes import (
     server_networks,
     servers,
     services,
+    usage,
     versions,
 )
 
@@ -37,6 +38,7 @@ _MODULES = (
     server_groups,
     quotas,
     host_labels,
+    usage,
 )
 
 

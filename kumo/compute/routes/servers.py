@@ -142,12 +142,14 @@ def create_server(
     rt: Runtime = Depends(runtime),
 ) -> JSONResponse:
     req = parse_create(body, rt.settings.max_servers_per_request, version)
+    requested_pass = _optional_string(body["server"], "adminPass")
     with rt.db.transaction() as session:
         created = servers.create(session, ctx, req)
     rt.waker.publish(SCHEDULER_KEY)
     if req.return_reservation_id:
         return JSONResponse({"reservation_id": created[0].reservation_id}, status_code=202)
-    admin_pass = secrets.token_urlsafe(9) if rt.settings.enable_admin_password else None
+    # The password asked for is the one answered (Nova's); one is made up when none was given.
+    admin_pass = (requested_pass or secrets.token_urlsafe(9)) if rt.settings.enable_admin_password else None
     first = created[0]
     return JSONResponse(
         {"server": view.created(first, base_url(request), admin_pass, req.security_groups)},

@@ -44,6 +44,13 @@ def versions(request: Request) -> JSONResponse:
     )
 
 
+@router.get("/v2")
+@router.get("/v2/")
+def legacy_version(request: Request) -> dict[str, Any]:
+    """The v2.0 entry's self link, followable as in Nova (the v2.1 API answers under it there)."""
+    return {"version": _entry(request, "v2.0", "", "", "SUPPORTED", "/compute/v2/")}
+
+
 @router.get("/v2.1")
 @router.get("/v2.1/")
 def version(request: Request) -> dict[str, Any]:

@@ -110,7 +110,7 @@ def test_create_rejects_bad_input(admin: httpx.Client) -> None:
     for body, status in BAD_CREATES:
         resp = admin.post("/image/v2/images", json=body)
         assert resp.status_code == status, (body, resp.text)
-        assert resp.json()["code"] == status
+        assert f"<h1>{status} " in resp.text  # Glance's HTML error, to httpx's `Accept: */*`
     assert admin.get("/image/v2/images").json()["images"] == []
 
 
@@ -124,7 +124,7 @@ def test_unknown_and_malformed_ids_are_404(admin: httpx.Client) -> None:
     assert admin.get(f"/image/v2/images/{uuid.uuid4()}").status_code == 404
     resp = admin.get("/image/v2/images/not-a-uuid")
     assert resp.status_code == 404
-    assert resp.json()["code"] == 404
+    assert "No image found with ID not-a-uuid" in resp.text
     assert admin.delete("/image/v2/images/not-a-uuid").status_code == 404
 
 

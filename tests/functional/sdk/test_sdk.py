@@ -162,3 +162,39 @@ def test_member_sees_only_own_servers(cloud: Cloud, conn: Connection, fleet: Fle
             demo.compute.live_migrate_server(mine, host="sdk-host1", block_migration="auto")
     finally:
         demo.close()
+
+
+def _image_members(cloud: Cloud, conn: Connection) -> None:
+    """openstacksdk's image members: the owner (admin's project) shares, demo accepts; a
+    Glance error reaches the SDK as its message."""
+    image = conn.image.create_image(name="shared-sdk", disk_format="raw", container_format="bare")
+    image = conn.image.update_image(image, visibility="shared")
+    demo_project = conn.identity.find_project("demo").id
+    member = conn.image.add_member(image, member=demo_project)
+    assert (member.member_id, member.status) == (demo_project, "pending")
+    demo = connect(cloud, "demo", DEMO_PASSWORD, "demo")
+    try:
+        assert [i.id for i in demo.image.images()] == []
+        demo.image.update_member(member, image, status="accepted")
+        assert [i.id for i in demo.image.images()] == [image.id]
+        assert conn.image.get_member(demo_project, image).status == "accepted"
+        with pytest.raises(exceptions.ForbiddenException) as refused:
+            demo.image.add_member(image, member="someone")
+        assert "You are not permitted to add members" in str(refused.value.details)
+    finally:
+        demo.close()
+    assert [m.member_id for m in conn.image.members(image)] == [demo_project]
+    conn.image.remove_member(member, image)
+    assert list(conn.image.members(image)) == []
+    with pytest.raises(exceptions.NotFoundException) as missing:
+        conn.image.get_member(demo_project, image)
+    assert f"is not a member of image {image.id}" in str(missing.value.details)
+
+
+def test_image_members(cloud: Cloud, conn: Connection) -> None:
+    _image_members(cloud, conn)
+
+
+@pytest.mark.postgres
+def test_image_members_on_postgres(pg_cloud: Cloud, pg_conn: Connection) -> None:
+    _image_members(pg_cloud, pg_conn)

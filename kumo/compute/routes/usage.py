@@ -1,0 +1,78 @@
+"""/v2.1/os-simple-tenant-usage (every project's usage, admin) and /{project_id} (one project's),
+and /v2.1/servers/{id}/os-volume_attachments (kumo attaches no volume: an empty list)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from kumo.api.context import RequestContext
+from kumo.api.deps import context, runtime
+from kumo.compute import schemas, usage, volume_attachments
+from kumo.compute.deps import microversion
+from kumo.compute.microversion import Microversion
+from kumo.compute.params import MAX_LIMIT, lenient_bool, page
+from kumo.compute.views import usage as views
+from kumo.runtime import Runtime
+
+router = APIRouter(prefix="/compute")
+PAGING_VERSION = "2.40"
+
+
+def _query(request: Request, mv: Microversion) -> usage.UsageQuery:
+    params = request.query_params
+    start, stop = usage.parse_period(params.get("start"), params.get("end"))
+    # Nova reads only "1"; openstacksdk (so `openstack usage list`) sends "True": both are read.
+    detailed = lenient_bool(params.get("detailed", "0"))
+    if mv.before(PAGING_VERSION):
+        return usage.UsageQuery(start, stop, detailed)
+    paging = page(params.get("limit"), params.get("marker"))
+    limit = MAX_LIMIT if paging.limit is None else paging.limit
+    return usage.UsageQuery(start, stop, detailed, limit, paging.marker)
+
+
+@router.get("/v2.1/os-simple-tenant-usage", openapi_extra=schemas.USAGE_QUERY)
+def list_usage(
+    request: Request,
+    ctx: RequestContext = Depends(context),
+    rt: Runtime = Depends(runtime),
+    mv: Microversion = Depends(microversion),
+) -> dict[str, Any]:
+    query = _query(request, mv)
+    with rt.db.read() as session:
+        report = usage.list_usage(session, ctx, query)
+    params = dict(request.query_params)
+    return views.usage_list(report, query.detailed, str(request.base_url), params, query.limit)
+
+
+@router.get("/v2.1/os-simple-tenant-usage/{project_id}", openapi_extra=schemas.USAGE_QUERY)
+def show_usage(
+    project_id: str,
+    request: Request,
+    ctx: RequestContext = Depends(context),
+    rt: Runtime = Depends(runtime),
+    mv: Microversion = Depends(microversion),
+) -> dict[str, Any]:
+    query = _query(request, mv)
+    with rt.db.read() as session:
+        report = usage.show_usage(session, ctx, project_id, query)
+    params = dict(request.query_params)
+    return views.usage_show(report, project_id, str(request.base_url), params, query.limit)
+
+
+@router.get("/v2.1/servers/{server_id}/os-volume_attachments")
+def list_volume_attachments(
+    server_id: str, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
+    with rt.db.read() as session:
+        attachments = volume_attachments.list_attachments(session, ctx, server_id)
+    return {"volumeAttachments": attachments}
+
+
+@router.get("/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}")
+def show_volume_attachment(
+    server_id: str, volume_id: str, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
+    with rt.db.read() as session:
+        return {"volumeAttachment": volume_attachments.get_attachment(session, ctx, server_id, volume_id)}
