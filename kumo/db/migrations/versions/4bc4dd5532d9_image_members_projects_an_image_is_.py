@@ -1,7 +1,7 @@
 """image_members: projects an image is shared with
 
 Revision ID: 4bc4dd5532d9
-Revises: 382ab4ca7774
+Revises: b1_firewall_hosts
 Create Date: 2026-12-07 06:15:22.311536
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "4bc4dd5532d9"
-down_revision = "382ab4ca7774"
+down_revision = "b1_firewall_hosts"
 branch_labels = None
 depends_on = None
 
