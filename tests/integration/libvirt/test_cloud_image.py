@@ -20,6 +20,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,16 +63,20 @@ def cloud_image(test_image: GuestImage, pytestconfig: pytest.Config) -> CloudIma
     out = Path(os.environ.get("KUMO_CLOUD_IMAGE_DIR", "/var/cache/kumo/cloud-image"))
     capture = pytestconfig.pluginmanager.getplugin("capturemanager")
     assert capture is not None
-    with capture.global_and_fixture_disabled():  # the build's "building…" line reaches the terminal
-        done = subprocess.run(
-            [str(ROOT / "scripts" / "build-cloud-image"), str(out)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=3600,
-        )
-    if done.returncode != 0:
-        pytest.fail(f"scripts/build-cloud-image failed: {done.stderr.strip()[-1500:]}")
+    build = subprocess.Popen(
+        [str(ROOT / "scripts" / "build-cloud-image"), str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert build.stderr is not None
+    said: list[str] = []
+    with capture.global_and_fixture_disabled():  # the script's "building…" reaches the terminal
+        for line in build.stderr:
+            sys.stderr.write(line)
+            said.append(line)
+    if build.wait() != 0:
+        pytest.fail(f"scripts/build-cloud-image failed: {''.join(said[-30:]).strip()}")
     manifest = dict(line.split("=", 1) for line in (out / "manifest").read_text().splitlines() if "=" in line)
     return CloudImage(
         out / "vmlinuz", out / "initrd.img", out / "disk.qcow2", manifest["os_command_line"], manifest
