@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 from kumo.api.context import RequestContext
 from kumo.db import Database
 from kumo.errors import BadRequest, Conflict, Forbidden, NotFound
-from kumo.identity import lockout, revocation
+from kumo.identity import inference, lockout, revocation
 from kumo.identity.bootstrap import ROLE_NAMES
-from kumo.identity.models import Project, Role, RoleAssignment, User
+from kumo.identity.models import ImpliedRole, Project, Role, RoleAssignment, User
 from kumo.identity.passwords import hash_password
 
 DEFAULT_DOMAIN_ID = "default"
@@ -506,6 +506,85 @@ def delete_role(session: Session, ctx: RequestContext, role_id: str) -> None:
     session.flush()
 
 
+# --- implied roles --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Inference:
+    prior: Role
+    implies: list[Role]
+
+
+def _inference_not_found(prior_id: str, implied_id: str) -> NotFound:
+    return NotFound(f"{prior_id} does not imply {implied_id}.")
+
+
+def create_implied_role(session: Session, ctx: RequestContext, prior_id: str, implied_id: str) -> Inference:
+    """PUT /v3/roles/{prior}/implies/{implied}: idempotent. `admin` is never implied, and a rule
+    closing a loop is refused (Keystone's 403 and 400)."""
+    ctx.require_admin()
+    prior, implied = require_role(session, prior_id), require_role(session, implied_id)
+    if implied.name in inference.PROHIBITED_IMPLIED:
+        raise Forbidden(f"{implied.name} is not a permitted implied role.")
+    if session.get(ImpliedRole, (prior.id, implied.id)) is None:
+        if prior.id == implied.id or inference.would_cycle(session, prior.id, implied.id):
+            raise BadRequest(f"Role {prior.id} implying {implied.id} would create a cycle.")
+        try:
+            with session.begin_nested():
+                session.add(ImpliedRole(prior_role_id=prior.id, implied_role_id=implied.id))
+        except IntegrityError:
+            pass  # created concurrently: the outcome is the same
+    return Inference(prior, [implied])
+
+
+def get_implied_role(session: Session, ctx: RequestContext, prior_id: str, implied_id: str) -> Inference:
+    ctx.require_admin()
+    prior, implied = require_role(session, prior_id), require_role(session, implied_id)
+    if session.get(ImpliedRole, (prior.id, implied.id)) is None:
+        raise _inference_not_found(prior_id, implied_id)
+    return Inference(prior, [implied])
+
+
+def delete_implied_role(session: Session, ctx: RequestContext, prior_id: str, implied_id: str) -> None:
+    """Tokens already issued keep the roles they list until they expire (they carry them)."""
+    ctx.require_admin()
+    rule = session.get(ImpliedRole, (prior_id, implied_id))
+    if rule is None:
+        require_role(session, prior_id)
+        require_role(session, implied_id)
+        raise _inference_not_found(prior_id, implied_id)
+    session.delete(rule)
+    session.flush()
+
+
+def list_implied_roles(session: Session, ctx: RequestContext, prior_id: str) -> Inference:
+    """GET /v3/roles/{prior}/implies: the roles it implies directly."""
+    ctx.require_admin()
+    prior = require_role(session, prior_id)
+    implied = session.scalars(
+        select(Role)
+        .join(ImpliedRole, ImpliedRole.implied_role_id == Role.id)
+        .where(ImpliedRole.prior_role_id == prior.id)
+        .order_by(Role.name)
+    )
+    return Inference(prior, list(implied))
+
+
+def list_role_inferences(session: Session, ctx: RequestContext) -> list[Inference]:
+    """GET /v3/role_inferences: every rule, grouped by prior role."""
+    ctx.require_admin()
+    roles = {r.id: r for r in session.scalars(select(Role))}
+    grouped: dict[str, list[Role]] = {}
+    for prior_id, implied_id in session.execute(
+        select(ImpliedRole.prior_role_id, ImpliedRole.implied_role_id)
+    ):
+        grouped.setdefault(prior_id, []).append(roles[implied_id])
+    return [
+        Inference(roles[p], sorted(implied, key=lambda r: r.name))
+        for p, implied in sorted(grouped.items(), key=lambda kv: roles[kv[0]].name)
+    ]
+
+
 # --- role assignments -----------------------------------------------------------------------
 
 
@@ -572,6 +651,8 @@ class Assignment:
     user: User
     project: Project
     role: Role
+    # In an effective listing, the assigned role this one is implied by.
+    prior_role: Role | None = None
 
 
 @dataclass(frozen=True)
@@ -581,6 +662,26 @@ class AssignmentFilter:
     role_id: str | None = None
     # Filters on things kumo does not have (groups, domain or system scope) match nothing.
     other_scope: bool = False
+    # Keystone's `effective`: implied roles listed as well.
+    effective: bool = False
+
+
+def _with_implied(session: Session, rows: list[Assignment]) -> list[Assignment]:
+    """Each assignment, followed by one per role its role implies (transitively)."""
+    graph = inference.rules(session)
+    if not graph:
+        return rows
+    roles = {r.id: r for r in session.scalars(select(Role))}
+    out: list[Assignment] = []
+    seen: set[tuple[str, str, str]] = set()
+    for a in rows:
+        for rid in [a.role.id, *sorted(inference.closure([a.role.id], graph) - {a.role.id})]:
+            key = (a.user.id, a.project.id, rid)
+            if key not in seen:
+                seen.add(key)
+                prior = None if rid == a.role.id else a.role
+                out.append(Assignment(a.user, a.project, roles[rid], prior))
+    return out
 
 
 def list_assignments(session: Session, ctx: RequestContext, flt: AssignmentFilter) -> list[Assignment]:
@@ -600,9 +701,14 @@ def list_assignments(session: Session, ctx: RequestContext, flt: AssignmentFilte
         query = query.where(RoleAssignment.user_id == flt.user_id)
     if flt.project_id is not None:
         query = query.where(RoleAssignment.project_id == flt.project_id)
-    if flt.role_id is not None:
+    if flt.role_id is not None and not flt.effective:
         query = query.where(RoleAssignment.role_id == flt.role_id)
-    return [Assignment(user, project, role) for user, project, role in session.execute(query)]
+    rows = [Assignment(user, project, role) for user, project, role in session.execute(query)]
+    if flt.effective:
+        rows = _with_implied(session, rows)
+        if flt.role_id is not None:
+            rows = [a for a in rows if a.role.id == flt.role_id]
+    return rows
 
 
 # --- catalog (read-only, derived from kumo.identity.service.catalog) ------------------------

@@ -264,6 +264,63 @@ def delete_role(role_id: str, ctx: Ctx, rt: Rt) -> Response:
     return _no_content()
 
 
+# --- implied roles --------------------------------------------------------------------------
+
+_IMPLIES = "/v3/roles/{prior_id}/implies/{implied_id}"
+
+
+def _inference_body(request: Request, inference: admin.Inference) -> Body:
+    return {
+        "role_inference": views.inference(inference, _base(request), single=True),
+        "links": {"self": _url(request)},
+    }
+
+
+@router.put(_IMPLIES, status_code=201)
+def create_implied_role(request: Request, prior_id: str, implied_id: str, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        inference = admin.create_implied_role(session, ctx, prior_id, implied_id)
+    return _inference_body(request, inference)
+
+
+@router.get(_IMPLIES)
+def show_implied_role(request: Request, prior_id: str, implied_id: str, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.read() as session:
+        inference = admin.get_implied_role(session, ctx, prior_id, implied_id)
+    return _inference_body(request, inference)
+
+
+@router.head(_IMPLIES, status_code=204)
+def check_implied_role(prior_id: str, implied_id: str, ctx: Ctx, rt: Rt) -> Response:
+    with rt.db.read() as session:
+        admin.get_implied_role(session, ctx, prior_id, implied_id)
+    return _no_content()
+
+
+@router.delete(_IMPLIES, status_code=204)
+def delete_implied_role(prior_id: str, implied_id: str, ctx: Ctx, rt: Rt) -> Response:
+    with rt.db.transaction() as session:
+        admin.delete_implied_role(session, ctx, prior_id, implied_id)
+    return _no_content()
+
+
+@router.get("/v3/roles/{prior_id}/implies")
+def list_implied_roles(request: Request, prior_id: str, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.read() as session:
+        inference = admin.list_implied_roles(session, ctx, prior_id)
+    return {"role_inference": views.inference(inference, _base(request)), "links": {"self": _url(request)}}
+
+
+@router.get("/v3/role_inferences")
+def list_role_inferences(request: Request, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.read() as session:
+        inferences = admin.list_role_inferences(session, ctx)
+    return {
+        "role_inferences": [views.inference(i, _base(request)) for i in inferences],
+        "links": {"self": _url(request)},
+    }
+
+
 # --- role assignments -----------------------------------------------------------------------
 
 _GRANT = "/v3/projects/{project_id}/users/{user_id}/roles/{role_id}"
@@ -311,12 +368,14 @@ def list_role_assignments(
     domain_id: Annotated[str | None, Query(alias="scope.domain.id")] = None,
     system: Annotated[str | None, Query(alias="scope.system")] = None,
     include_names: str | None = None,
+    effective: str | None = None,
 ) -> Body:
     flt = admin.AssignmentFilter(
         user_id=_ref(user_id),
         project_id=_ref(project_id),
         role_id=_ref(role_id),
         other_scope=any(_ref(v) is not None for v in (group_id, domain_id, system)),
+        effective=effective is not None and _flag(effective) is not False,
     )
     with rt.db.read() as session:
         rows = admin.list_assignments(session, ctx, flt)

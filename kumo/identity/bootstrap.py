@@ -8,10 +8,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kumo.identity import lockout, revocation
-from kumo.identity.models import Project, Role, RoleAssignment, User
+from kumo.identity.models import ImpliedRole, Project, Role, RoleAssignment, User
 from kumo.identity.passwords import hash_password, verify_password
 
 ROLE_NAMES = ("admin", "member", "reader")
+# keystone-manage bootstrap's chain: admin implies member, member implies reader.
+IMPLIED_CHAIN = (("admin", "member"), ("member", "reader"))
 
 
 def ensure_role(session: Session, name: str) -> Role:
@@ -48,6 +50,12 @@ def ensure_user(session: Session, name: str, password: str, project: Project) ->
     return user
 
 
+def ensure_implied(session: Session, prior: Role, implied: Role) -> None:
+    if session.get(ImpliedRole, (prior.id, implied.id)) is None:
+        session.add(ImpliedRole(prior_role_id=prior.id, implied_role_id=implied.id))
+        session.flush()
+
+
 def grant(session: Session, user: User, project: Project, role: Role) -> None:
     if session.get(RoleAssignment, (user.id, project.id, role.id)) is None:
         session.add(RoleAssignment(user_id=user.id, project_id=project.id, role_id=role.id))
@@ -56,6 +64,8 @@ def grant(session: Session, user: User, project: Project, role: Role) -> None:
 
 def bootstrap(session: Session, admin_password: str, demo_password: str | None = None) -> None:
     roles = {name: ensure_role(session, name) for name in ROLE_NAMES}
+    for prior, implied in IMPLIED_CHAIN:
+        ensure_implied(session, roles[prior], roles[implied])
     admin_project = ensure_project(session, "admin", "Bootstrap project for the cloud admin")
     admin = ensure_user(session, "admin", admin_password, admin_project)
     grant(session, admin, admin_project, roles["admin"])

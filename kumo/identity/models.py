@@ -57,13 +57,16 @@ class RevokedToken(Base):
 
 
 class RevocationEvent(Base):
-    """Tokens of a user, a project, or a user on a project issued at or before a moment are
-    no longer valid (a user or project deleted or disabled, a role revoked)."""
+    """Tokens of a user, a project (or domain: `project_id` holds a token's scope target), a
+    user on a project, or an application credential issued at or before a moment are no longer
+    valid (a user, project or domain deleted or disabled, a role revoked, a credential
+    deleted)."""
 
     __tablename__ = "revocation_events"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     user_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     project_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    app_cred_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     issued_before: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
 
 
@@ -77,3 +80,12 @@ class AuthFailure(Base):
     subject: Mapped[str] = mapped_column(String(64), primary_key=True)
     failed_auth_count: Mapped[int] = mapped_column(Integer, default=0)
     failed_auth_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+
+
+class ImpliedRole(Base):
+    """A role inference rule: whoever holds `prior_role_id` on a target also holds
+    `implied_role_id` there (and, transitively, whatever that one implies)."""
+
+    __tablename__ = "implied_roles"
+    prior_role_id: Mapped[str] = mapped_column(ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True)
+    implied_role_id: Mapped[str] = mapped_column(ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True)

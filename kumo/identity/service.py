@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from kumo.db import Database
 from kumo.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from kumo.identity import revocation
+from kumo.identity import inference, revocation
 from kumo.identity.lockout import Attempt, Lockout, check_password
-from kumo.identity.models import Project, RevokedToken, Role, RoleAssignment, User
+from kumo.identity.models import Project, RevokedToken, RoleAssignment, User
 from kumo.identity.tokens import TokenData, TokenProvider
 
 DEFAULT_DOMAIN = {"id": "default", "name": "Default"}
@@ -76,13 +76,13 @@ def _find_project(session: Session, ref: dict[str, Any]) -> Project:
 
 
 def roles_on_project(session: Session, user_id: str, project_id: str) -> list[tuple[str, str]]:
-    rows = session.execute(
-        select(Role.id, Role.name)
-        .join(RoleAssignment, RoleAssignment.role_id == Role.id)
-        .where(RoleAssignment.user_id == user_id, RoleAssignment.project_id == project_id)
-        .order_by(Role.name)
+    """The user's effective roles on the project: assigned, and implied by those."""
+    assigned = session.scalars(
+        select(RoleAssignment.role_id).where(
+            RoleAssignment.user_id == user_id, RoleAssignment.project_id == project_id
+        )
     )
-    return [(r.id, r.name) for r in rows]
+    return inference.effective(session, assigned)
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,7 @@ def authenticate(
     expires_at: dt.datetime | None = None
     issued_at: dt.datetime | None = None
     audit_id = None
+    token_methods: tuple[str, ...] = ("password",)
     user: User | None
     if "password" in methods:
         user_ref = (identity.get("password") or {}).get("user")
@@ -144,6 +145,8 @@ def authenticate(
         # As Keystone: a rescoped token never outlives its parent, and keeps its issue time, so
         # that a revocation of the parent's (by user, by project) revokes it too.
         expires_at, issued_at = old.expires_at, old.issued_at
+        # As Keystone: the new token lists how its user first authenticated, and "token".
+        token_methods = tuple(dict.fromkeys((*old.methods, "token")))
     else:
         raise Unauthorized(f"Unsupported authentication methods {methods}.")
 
@@ -171,6 +174,7 @@ def authenticate(
         expires_at=expires_at,
         audit_id=audit_id,
         issued_at=issued_at,
+        methods=token_methods,
     )
     return IssuedToken(token, data)
 

@@ -12,6 +12,7 @@ from kumo.identity.admin import (
     CatalogEndpoint,
     CatalogService,
     Domain,
+    Inference,
     is_immutable,
 )
 from kumo.identity.models import Project, Role, User
@@ -91,13 +92,22 @@ def assignment(a: Assignment, base: str, include_names: bool = False) -> dict[st
         user_ref.update(name=a.user.name, domain=owner)
         project_ref.update(name=a.project.name, domain=owner)
         role_ref["name"] = a.role.name
-    path = f"projects/{a.project.id}/users/{a.user.id}/roles/{a.role.id}"
-    return {
-        "role": role_ref,
-        "scope": {"project": project_ref},
-        "user": user_ref,
-        "links": {"assignment": _self(base, path)["self"]},
-    }
+    assigned = a.prior_role or a.role
+    path = f"projects/{a.project.id}/users/{a.user.id}/roles/{assigned.id}"
+    links = {"assignment": _self(base, path)["self"]}
+    if a.prior_role is not None:
+        links["prior_role"] = _self(base, f"roles/{a.prior_role.id}")["self"]
+    return {"role": role_ref, "scope": {"project": project_ref}, "user": user_ref, "links": links}
+
+
+def role_ref(r: Role, base: str) -> dict[str, Any]:
+    return {"id": r.id, "name": r.name, "links": _self(base, f"roles/{r.id}")}
+
+
+def inference(i: Inference, base: str, *, single: bool = False) -> dict[str, Any]:
+    """A role inference: one implied role (`single`, the rule's own URL) or the list of them."""
+    implies = [role_ref(r, base) for r in i.implies]
+    return {"prior_role": role_ref(i.prior, base), "implies": implies[0] if single else implies}
 
 
 def service(s: CatalogService, base: str) -> dict[str, Any]:

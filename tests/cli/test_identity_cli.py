@@ -100,3 +100,18 @@ def test_admin_user_set_password_revokes_the_users_tokens(cloud: Cloud, osc: Ope
     osc.run("user", "set", "--password", "set-by-admin", "demo", json=False)
     assert not _can_read_self(cloud, old)
     assert _can_read_self(cloud, cloud.token("demo", "set-by-admin", "demo"))
+
+
+def test_implied_roles_through_the_cli(osc: OpenStackCLI) -> None:
+    chain = osc.run("implied", "role", "list")
+    pairs = {(r["Prior Role Name"], r["Implied Role Name"]) for r in chain}
+    assert {("admin", "member"), ("member", "reader")} <= pairs
+    osc.run("role", "create", "cli-auditor")
+    osc.run("implied", "role", "create", "reader", "--implied-role", "cli-auditor")
+    pairs = {(r["Prior Role Name"], r["Implied Role Name"]) for r in osc.run("implied", "role", "list")}
+    assert ("reader", "cli-auditor") in pairs
+    token = osc.run("token", "issue")
+    assert token["id"]
+    osc.run("implied", "role", "delete", "reader", "--implied-role", "cli-auditor", json=False)
+    pairs = {(r["Prior Role Name"], r["Implied Role Name"]) for r in osc.run("implied", "role", "list")}
+    assert ("reader", "cli-auditor") not in pairs
