@@ -95,3 +95,21 @@ def test_group_system_grant(any_cloud: Cloud) -> None:
     login = _login(any_cloud, name, "pw", SYSTEM)
     assert login.status_code == 201, login.text
     assert sorted(r["name"] for r in login.json()["token"]["roles"]) == ["member", "reader"]
+
+
+def test_system_admin_in_the_other_services(cloud: Cloud) -> None:
+    """A system-scoped admin reads every project's resources; what needs a project (creating a
+    server) is a clear 4xx, never a 500."""
+    token = _login(cloud, "admin", ADMIN_PASSWORD, SYSTEM).headers["X-Subject-Token"]
+    with cloud.client(token) as c:
+        assert c.get("/compute/v2.1/servers/detail", params={"all_tenants": "1"}).status_code == 200
+        assert c.get("/compute/v2.1/flavors").status_code == 200
+        assert c.get("/image/v2/images").status_code == 200
+        assert c.get("/networking/v2.0/networks").status_code == 200
+        server = c.post(
+            "/compute/v2.1/servers",
+            json={"server": {"name": "s", "flavorRef": "1", "imageRef": str(uuid.uuid4())}},
+        )
+        assert 400 <= server.status_code < 500, server.text
+        keypair = c.get("/compute/v2.1/os-keypairs")
+        assert keypair.status_code < 500, keypair.text
