@@ -30,6 +30,7 @@ from kumo.identity.models import (
     GroupMembership,
     ImpliedRole,
     Project,
+    ProjectLimit,
     Role,
     User,
 )
@@ -415,6 +416,7 @@ def delete_project(session: Session, ctx: RequestContext, project_id: str) -> No
 def _delete_project(session: Session, project: Project) -> None:
     grants.forget_target(session, grants.PROJECT, project.id)
     session.execute(delete(ApplicationCredential).where(ApplicationCredential.project_id == project.id))
+    session.execute(delete(ProjectLimit).where(ProjectLimit.project_id == project.id))
     revocation.revoke(session, project_id=project.id)
     session.delete(project)
     session.flush()

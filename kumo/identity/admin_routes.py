@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
-from kumo.identity import admin, app_creds, grants, service, views
+from kumo.identity import admin, app_creds, grants, limits, service, views
 from kumo.identity.lockout import Lockout
 from kumo.runtime import Runtime
 
@@ -594,6 +594,137 @@ def list_role_assignments(
     return views.collection(
         "role_assignments", (views.assignment(a, _base(request), names) for a in listing.rows), _url(request)
     )
+
+
+# --- unified limits -------------------------------------------------------------------------
+
+
+class RegisteredLimitsBody(_Envelope):
+    registered_limits: list[limits.RegisteredLimitCreate]
+
+
+class RegisteredLimitUpdateBody(_Envelope):
+    registered_limit: limits.RegisteredLimitUpdate
+
+
+class LimitsBody(_Envelope):
+    limits: list[limits.LimitCreate]
+
+
+class LimitUpdateBody(_Envelope):
+    limit: limits.LimitUpdate
+
+
+def _limit_catalog(request: Request, rt: Runtime) -> limits.Catalog:
+    return limits.Catalog(frozenset(s["id"] for s in _catalog(request, rt)), rt.settings.region)
+
+
+@router.get("/v3/limits/model")
+def limits_model(ctx: Ctx) -> Body:
+    return {
+        "model": {
+            "name": "flat",
+            "description": (
+                "Limit enforcement and validation does not take project hierarchy into consideration."
+            ),
+        }
+    }
+
+
+@router.post("/v3/registered_limits", status_code=201)
+def create_registered_limits(request: Request, body: RegisteredLimitsBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        made = limits.create_registered(session, ctx, _limit_catalog(request, rt), body.registered_limits)
+    return {"registered_limits": [views.registered_limit(r, _base(request)) for r in made]}
+
+
+@router.get("/v3/registered_limits")
+def list_registered_limits(
+    request: Request,
+    ctx: Ctx,
+    rt: Rt,
+    service_id: str | None = None,
+    region_id: str | None = None,
+    resource_name: str | None = None,
+) -> Body:
+    with rt.db.read() as session:
+        found = limits.list_registered(
+            session, ctx, service_id=_ref(service_id), region_id=_ref(region_id), resource_name=resource_name
+        )
+    return views.collection(
+        "registered_limits", (views.registered_limit(r, _base(request)) for r in found), _url(request)
+    )
+
+
+@router.get("/v3/registered_limits/{limit_id}")
+def show_registered_limit(request: Request, limit_id: str, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.read() as session:
+        limit = limits.get_registered(session, ctx, limit_id)
+    return {"registered_limit": views.registered_limit(limit, _base(request))}
+
+
+@router.patch("/v3/registered_limits/{limit_id}")
+def update_registered_limit(
+    request: Request, limit_id: str, body: RegisteredLimitUpdateBody, ctx: Ctx, rt: Rt
+) -> Body:
+    with rt.db.transaction() as session:
+        limit = limits.update_registered(session, ctx, limit_id, body.registered_limit)
+    return {"registered_limit": views.registered_limit(limit, _base(request))}
+
+
+@router.delete("/v3/registered_limits/{limit_id}", status_code=204)
+def delete_registered_limit(limit_id: str, ctx: Ctx, rt: Rt) -> Response:
+    with rt.db.transaction() as session:
+        limits.delete_registered(session, ctx, limit_id)
+    return _no_content()
+
+
+@router.post("/v3/limits", status_code=201)
+def create_limits(request: Request, body: LimitsBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        made = limits.create_limits(session, ctx, _limit_catalog(request, rt), body.limits)
+    return {"limits": [views.project_limit(r, _base(request)) for r in made]}
+
+
+@router.get("/v3/limits")
+def list_limits(
+    request: Request,
+    ctx: Ctx,
+    rt: Rt,
+    project_id: str | None = None,
+    service_id: str | None = None,
+    resource_name: str | None = None,
+) -> Body:
+    with rt.db.read() as session:
+        found = limits.list_limits(
+            session,
+            ctx,
+            project_id=_ref(project_id),
+            service_id=_ref(service_id),
+            resource_name=resource_name,
+        )
+    return views.collection("limits", (views.project_limit(r, _base(request)) for r in found), _url(request))
+
+
+@router.get("/v3/limits/{limit_id}")
+def show_limit(request: Request, limit_id: str, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.read() as session:
+        limit = limits.get_limit(session, ctx, limit_id)
+    return {"limit": views.project_limit(limit, _base(request))}
+
+
+@router.patch("/v3/limits/{limit_id}")
+def update_limit(request: Request, limit_id: str, body: LimitUpdateBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        limit = limits.update_limit(session, ctx, limit_id, body.limit)
+    return {"limit": views.project_limit(limit, _base(request))}
+
+
+@router.delete("/v3/limits/{limit_id}", status_code=204)
+def delete_limit(limit_id: str, ctx: Ctx, rt: Rt) -> Response:
+    with rt.db.transaction() as session:
+        limits.delete_limit(session, ctx, limit_id)
+    return _no_content()
 
 
 # --- catalog (read-only) --------------------------------------------------------------------

@@ -146,3 +146,29 @@ class ApplicationCredential(Base):
     unrestricted: Mapped[bool] = mapped_column(Boolean, default=False)
     role_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class RegisteredLimit(Base):
+    """Keystone's unified limits: the default limit of a service's resource (in a region, or
+    in every region when `region_id` is None)."""
+
+    __tablename__ = "registered_limits"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    service_id: Mapped[str] = mapped_column(String(64), index=True)
+    region_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    resource_name: Mapped[str] = mapped_column(String(255))
+    default_limit: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text, default="")
+
+
+class ProjectLimit(Base):
+    """A project's own limit of a resource that has a registered limit (Keystone's `limits`)."""
+
+    __tablename__ = "project_limits"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    service_id: Mapped[str] = mapped_column(String(64))
+    region_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    resource_name: Mapped[str] = mapped_column(String(255))
+    resource_limit: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text, default="")

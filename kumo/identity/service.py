@@ -281,11 +281,16 @@ def _iso(value: dt.datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def catalog_service_id(service_type: str) -> str:
+    """The id the catalog gives a service (stable: derived from its type)."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"kumo:{service_type}").hex
+
+
 def catalog(base_url: str, region: str) -> list[dict[str, Any]]:
     base = base_url.rstrip("/")
     entries = []
     for stype, name, path in SERVICES:
-        service_id = uuid.uuid5(uuid.NAMESPACE_URL, f"kumo:{stype}").hex
+        service_id = catalog_service_id(stype)
         endpoints = [
             {
                 "id": uuid.uuid5(uuid.NAMESPACE_URL, f"kumo:{stype}:{iface}").hex,

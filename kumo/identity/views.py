@@ -15,7 +15,7 @@ from kumo.identity.admin import (
     is_immutable,
 )
 from kumo.identity.app_creds import AppCred
-from kumo.identity.models import Domain, Group, Project, Role, User
+from kumo.identity.models import Domain, Group, Project, ProjectLimit, RegisteredLimit, Role, User
 
 
 def _self(base: str, path: str) -> dict[str, Any]:
@@ -189,3 +189,29 @@ def app_cred(a: AppCred, base: str) -> dict[str, Any]:
     if a.secret is not None:
         body["secret"] = a.secret
     return body
+
+
+def registered_limit(r: RegisteredLimit, base: str) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "service_id": r.service_id,
+        "region_id": r.region_id,
+        "resource_name": r.resource_name,
+        "default_limit": r.default_limit,
+        "description": r.description or None,
+        "links": _self(base, f"registered_limits/{r.id}"),
+    }
+
+
+def project_limit(r: ProjectLimit, base: str) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "project_id": r.project_id,
+        "domain_id": None,
+        "service_id": r.service_id,
+        "region_id": r.region_id,
+        "resource_name": r.resource_name,
+        "resource_limit": r.resource_limit,
+        "description": r.description or None,
+        "links": _self(base, f"limits/{r.id}"),
+    }
