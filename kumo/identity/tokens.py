@@ -76,7 +76,7 @@ class TokenProvider:
         self._loaded_at = -math.inf  # not 0: the monotonic clock may be younger than the interval
         self._lock = threading.Lock()
         # Decrypting (AES + HMAC, then JSON) was about 5 % of the API's CPU in a boot storm: keep
-        # recent tokens' payloads. Expiry and revocation are still checked on every request.
+        # recent tokens' data (immutable). Expiry and revocation are still checked on every request.
         self._payload = functools.lru_cache(maxsize=8192)(self._decrypt)
 
     def issue(
@@ -147,37 +147,17 @@ class TokenProvider:
         X-Subject-Token) instead of Unauthorized."""
         error: type[Exception] = NotFound if subject else Unauthorized
         try:
-            raw = self._payload(token)
-        except (InvalidToken, ValueError, TypeError):
+            expires, data = self._payload(token)
+        except (InvalidToken, ValueError, TypeError, KeyError, IndexError):
             raise error("The request you have made requires authentication.") from None
-        if raw["e"] < time.time():
+        if expires < time.time():
             raise error("The token has expired.")
-        issued_at = _from_ts(raw["i"])
-        domain = raw.get("d")
-        app_cred = raw.get("ac")
-        scope_id = raw["p"] or (domain[0] if domain else None)
-        if raw["a"] in self._local_audit_ids or self._revocations().revokes(
-            raw["a"], raw["u"], scope_id, issued_at, app_cred[0] if app_cred else None
+        app_cred = data.app_cred[0] if data.app_cred else None
+        if data.audit_id in self._local_audit_ids or self._revocations().revokes(
+            data.audit_id, data.user_id, data.scope_id, data.issued_at, app_cred
         ):
             raise error("The token has been revoked.")
-        project_domain = raw.get("pd")
-        return TokenData(
-            user_id=raw["u"],
-            user_name=raw["un"],
-            project_id=raw["p"],
-            project_name=raw["pn"],
-            roles=tuple(raw["r"]),
-            role_ids=tuple(raw["ri"]),
-            issued_at=issued_at,
-            expires_at=_from_ts(raw["e"]),
-            audit_id=raw["a"],
-            methods=tuple(raw.get("m", ("password",))),
-            user_domain=tuple(raw.get("ud", ("default", "Default"))),  # type: ignore[arg-type]
-            project_domain=tuple(project_domain) if project_domain else None,  # type: ignore[arg-type]
-            domain=tuple(domain) if domain else None,  # type: ignore[arg-type]
-            system=bool(raw.get("s", False)),
-            app_cred=tuple(app_cred) if app_cred else None,  # type: ignore[arg-type]
-        )
+        return data
 
     def pseudonym(self, value: str) -> str:
         """An id-shaped stand-in for `value`: the hex of a version-4 UUID, as a user id is (its
@@ -187,8 +167,28 @@ class TokenProvider:
         digest = hmac.new(self._pseudonym_key, data, hashlib.sha256).digest()
         return uuid.UUID(bytes=digest[:16], version=4).hex
 
-    def _decrypt(self, token: str) -> dict[str, Any]:
-        return dict(json.loads(self._fernet.decrypt(token.encode())))
+    def _decrypt(self, token: str) -> tuple[float, TokenData]:
+        """The token's expiry (a timestamp) and its data, built once per cached token."""
+        raw = dict(json.loads(self._fernet.decrypt(token.encode())))
+        domain, app_cred, project_domain = raw.get("d"), raw.get("ac"), raw.get("pd")
+        data = TokenData(
+            user_id=raw["u"],
+            user_name=raw["un"],
+            project_id=raw["p"],
+            project_name=raw["pn"],
+            roles=tuple(raw["r"]),
+            role_ids=tuple(raw["ri"]),
+            issued_at=_from_ts(raw["i"]),
+            expires_at=_from_ts(raw["e"]),
+            audit_id=raw["a"],
+            methods=tuple(raw.get("m", ("password",))),
+            user_domain=tuple(raw.get("ud", ("default", "Default"))),  # type: ignore[arg-type]
+            project_domain=tuple(project_domain) if project_domain else None,  # type: ignore[arg-type]
+            domain=tuple(domain) if domain else None,  # type: ignore[arg-type]
+            system=bool(raw.get("s", False)),
+            app_cred=tuple(app_cred) if app_cred else None,  # type: ignore[arg-type]
+        )
+        return float(raw["e"]), data
 
     def mark_revoked(self, audit_id: str) -> None:
         with self._lock:
