@@ -826,14 +826,22 @@ def get_implied_role(session: Session, ctx: RequestContext, prior_id: str, impli
 
 
 def delete_implied_role(session: Session, ctx: RequestContext, prior_id: str, implied_id: str) -> None:
-    """Tokens already issued keep the roles they list until they expire (they carry them)."""
+    """Tokens carry their roles: those of every user holding, directly or through a group, a
+    role that reached the prior role are revoked, since they may list what no longer follows."""
     ctx.require_admin()
     rule = session.get(ImpliedRole, (prior_id, implied_id))
     if rule is None:
         require_role(session, prior_id)
         require_role(session, implied_id)
         raise _inference_not_found(prior_id, implied_id)
+    graph = inference.rules(session)
+    reaching = [
+        rid for rid in session.scalars(select(Role.id)) if prior_id in inference.closure([rid], graph)
+    ]
+    holders = set(grants.users_holding(session, reaching))
     session.delete(rule)
+    for user_id in sorted(holders):
+        revocation.revoke(session, user_id=user_id)
     session.flush()
 
 

@@ -467,6 +467,7 @@ def check_implied_role(prior_id: str, implied_id: str, ctx: Ctx, rt: Rt) -> Resp
 def delete_implied_role(prior_id: str, implied_id: str, ctx: Ctx, rt: Rt) -> Response:
     with rt.db.transaction() as session:
         admin.delete_implied_role(session, ctx, prior_id, implied_id)
+    rt.tokens.refresh_soon()  # this worker sees the revocation at once
     return _no_content()
 
 

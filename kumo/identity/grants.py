@@ -94,6 +94,19 @@ def project_ids_of_user(session: Session, user_id: str) -> list[str]:
     return list(session.scalars(query))
 
 
+def users_holding(session: Session, role_ids: list[str]) -> list[str]:
+    """Every user granted one of the roles anywhere, directly or through a group."""
+    if not role_ids:
+        return []
+    direct = select(Grant.actor_id).where(Grant.actor_type == USER, Grant.role_id.in_(role_ids))
+    via_groups = select(GroupMembership.user_id).where(
+        GroupMembership.group_id.in_(
+            select(Grant.actor_id).where(Grant.actor_type == GROUP, Grant.role_id.in_(role_ids))
+        )
+    )
+    return sorted(set(session.scalars(direct)) | set(session.scalars(via_groups)))
+
+
 def forget_actor(session: Session, actor_type: str, actor_id: str) -> None:
     session.execute(delete(Grant).where(Grant.actor_type == actor_type, Grant.actor_id == actor_id))
 

@@ -133,3 +133,16 @@ def test_rescoped_token_keeps_its_methods(cloud: Cloud) -> None:
     token = rescoped.json()["token"]
     assert token["methods"] == ["password", "token"]
     assert sorted(r["name"] for r in token["roles"]) == ["member", "reader"]
+
+
+def test_removing_a_rule_revokes_the_tokens_that_listed_what_it_gave(cloud: Cloud) -> None:
+    with cloud.client() as c:
+        auditor = _role(c)
+        member = _role_id(c, "member")
+        assert c.put(f"{V3}/roles/{member}/implies/{auditor['id']}").status_code == 201
+    demo = cloud.token("demo", DEMO_PASSWORD, "demo")
+    assert auditor["name"] in _token_roles(cloud, demo)
+    with cloud.client() as c:
+        assert c.delete(f"{V3}/roles/{member}/implies/{auditor['id']}").status_code == 204
+    assert httpx.get(f"{cloud.url}{V3}/auth/catalog", headers={"X-Auth-Token": demo}).status_code == 401
+    assert auditor["name"] not in _token_roles(cloud, cloud.token("demo", DEMO_PASSWORD, "demo"))
