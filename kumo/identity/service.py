@@ -53,7 +53,7 @@ def _find_user(session: Session, ref: dict[str, Any]) -> User | None:
     raise BadRequest("Expecting to find id or name in user.")
 
 
-def _login_subject(tokens: TokenProvider, user: User | None, ref: dict[str, Any]) -> str:
+def _login_subject(session: Session, tokens: TokenProvider, user: User | None, ref: dict[str, Any]) -> str:
     """Whose failed logins a password login counts: the user's id. For a user that does not
     exist, what a real one would show: the id the login gave, or for a name an id-shaped
     stand-in that only this cloud can compute."""
@@ -61,8 +61,10 @@ def _login_subject(tokens: TokenProvider, user: User | None, ref: dict[str, Any]
         return user.id
     if "id" in ref:
         return str(ref["id"])
-    domain = ref.get("domain") or {}
-    key = "default" if not domain else repr(sorted(domain.items()))
+    # The domain's id whichever way the login names it (so that every form counts alike, as
+    # for a real user); a domain that does not exist, by what the login gave.
+    domain = ref.get("domain")
+    key = _domain_id(session, domain) or repr(sorted(domain.items()) if isinstance(domain, dict) else domain)
     return tokens.pseudonym(f"{key}\0{ref['name']}")
 
 
@@ -127,7 +129,7 @@ def login(db: Database, tokens: TokenProvider, auth: dict[str, Any], lockout: Lo
     """Keystone's POST /v3/auth/tokens. A password login is first counted towards the lockout
     (refused there while locked), whether or not the user exists."""
     ref = _password_user(auth)
-    subject_of = None if ref is None else lambda s: _login_subject(tokens, _find_user(s, ref), ref)
+    subject_of = None if ref is None else lambda s: _login_subject(s, tokens, _find_user(s, ref), ref)
     with lockout.attempt(db, subject_of) as attempt, db.transaction() as session:
         return authenticate(session, tokens, auth, attempt)
 
