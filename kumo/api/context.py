@@ -17,11 +17,25 @@ class RequestContext:
     project_name: str = ""
     audit_id: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    # A domain-scoped token's domain; a system-scoped token's `system`.
+    domain_id: str | None = None
+    system: bool = False
+    # Issued for a restricted application credential (which may not create others).
+    restricted: bool = False
 
     @property
     def is_admin(self) -> bool:
         # Legacy Keystone/Nova semantics: admin on any project is cloud admin.
         return "admin" in self.roles
+
+    @property
+    def can_read_everything(self) -> bool:
+        """Keystone's `admin_required or (role:reader and system_scope:all)`."""
+        return self.is_admin or (self.system and "reader" in self.roles)
+
+    def require_reader(self) -> None:
+        if not self.can_read_everything:
+            raise Forbidden("Policy doesn't allow this operation to be performed.")
 
     @property
     def can_write(self) -> bool:

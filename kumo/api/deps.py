@@ -29,6 +29,9 @@ async def context(request: Request) -> RequestContext:
         user_name=data.user_name,
         project_name=data.project_name or "",
         audit_id=data.audit_id,
+        domain_id=data.domain[0] if data.domain else None,
+        system=data.system,
+        restricted=bool(data.app_cred and data.app_cred[2]),
     )
     request.state.context = ctx
     return ctx

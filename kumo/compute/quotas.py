@@ -16,7 +16,9 @@ from kumo.compute.microversion import Microversion
 from kumo.compute.models import Instance, Quota, ServerGroup
 from kumo.config import get_settings
 from kumo.errors import BadRequest, Forbidden, OverLimit
+from kumo.identity import limits as unified_limits
 from kumo.identity.models import Project
+from kumo.identity.service import catalog_service_id
 from kumo.store.protocol import store_of
 
 # Every resource Nova's quota engine knows, with its built-in default. instances/cores/ram
@@ -42,6 +44,7 @@ _PERSONALITY = ("injected_files", "injected_file_content_bytes", "injected_file_
 _GROUPS = ("server_groups", "server_group_members")
 
 _CLASS_PREFIX = "quota-class:"
+_COMPUTE_SERVICE_ID = catalog_service_id("compute")
 MAX_OWNER = 64  # the width of Quota.project_id: a project id, or _CLASS_PREFIX + a class name
 
 
@@ -85,12 +88,17 @@ def defaults(session: Session) -> dict[str, int]:
         **_STATIC_DEFAULTS,
     }
     values.update({k: v for k, v in _rows(session, _CLASS_PREFIX + "default").items() if k in values})
+    # Keystone's registered limits (unified limits) of compute come last: the operator's defaults.
+    values.update(unified_limits.compute_overrides(session, _COMPUTE_SERVICE_ID, settings.region))
     return values
 
 
 def project_limits(session: Session, project_id: str) -> dict[str, int]:
+    """The defaults, then the project's os-quota-sets values, then its Keystone limits."""
     values = defaults(session)
     values.update({k: v for k, v in _rows(session, project_id).items() if k in values})
+    settings = get_settings()
+    values.update(unified_limits.compute_overrides(session, _COMPUTE_SERVICE_ID, settings.region, project_id))
     return values
 
 

@@ -13,16 +13,27 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
 from kumo.db import Database
 from kumo.errors import BadRequest, Conflict, Forbidden, NotFound
-from kumo.identity import lockout, revocation
+from kumo.identity import grants, inference, lockout, revocation
 from kumo.identity.bootstrap import ROLE_NAMES
-from kumo.identity.models import Project, Role, RoleAssignment, User
+from kumo.identity.models import (
+    ApplicationCredential,
+    Domain,
+    Grant,
+    Group,
+    GroupMembership,
+    ImpliedRole,
+    Project,
+    ProjectLimit,
+    Role,
+    User,
+)
 from kumo.identity.passwords import hash_password
 
 DEFAULT_DOMAIN_ID = "default"
@@ -102,24 +113,28 @@ class RoleUpdate(_Input):
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _duplicate(kind: str, name: str) -> Conflict:
+def _duplicate(kind: str, name: str, domain_id: str | None = None) -> Conflict:
     return Conflict(
         f"Conflict occurred attempting to store {kind} - Duplicate entry found with name {name}"
-        + (f" at domain ID {DEFAULT_DOMAIN_ID}." if kind != "role" else ".")
+        + (f" at domain ID {domain_id}." if domain_id else ".")
     )
 
 
-def _flush(session: Session, kind: str, name: str) -> None:
+def _flush(session: Session, kind: str, name: str, domain_id: str | None = None) -> None:
     """Flush, turning a lost race on a unique name into Keystone's 409."""
     try:
         session.flush()
     except IntegrityError as exc:
-        raise _duplicate(kind, name) from exc
+        raise _duplicate(kind, name, domain_id) from exc
 
 
-def _check_domain(domain_id: str | None) -> None:
-    if domain_id not in (None, DEFAULT_DOMAIN_ID):
+def _domain_for(session: Session, ctx: RequestContext, domain_id: str | None) -> str:
+    """The domain a new project, user or group goes to: the one named, else the caller's
+    domain-scoped token's, else `default`. It must exist."""
+    chosen = domain_id or ctx.domain_id or DEFAULT_DOMAIN_ID
+    if domain_id is not None and session.get(Domain, chosen) is None:
         raise NotFound(f"Could not find domain: {domain_id}.")
+    return chosen
 
 
 def _not_null(update: BaseModel, *fields: str) -> None:
@@ -161,46 +176,140 @@ def is_immutable(role: Role) -> bool:
 def _is_member(session: Session, ctx: RequestContext, project_id: str) -> bool:
     if project_id == ctx.project_id:
         return True
-    return bool(
-        session.scalar(
-            select(
-                exists().where(RoleAssignment.user_id == ctx.user_id, RoleAssignment.project_id == project_id)
-            )
-        )
-    )
+    return project_id in grants.project_ids_of_user(session, ctx.user_id)
 
 
 def _require_self_or_admin(ctx: RequestContext, user_id: str) -> None:
-    if not ctx.is_admin and user_id != ctx.user_id:
+    if not ctx.can_read_everything and user_id != ctx.user_id:
         raise Forbidden(_POLICY)
 
 
 # --- domains --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Domain:
-    id: str
-    name: str
-    description: str
-    enabled: bool = True
+class DomainCreate(_Input):
+    name: ProjectName
+    description: StrictStr | None = None
+    enabled: StrictBool = True
+    tags: list[StrictStr] = Field(default_factory=list)
 
 
-DEFAULT_DOMAIN = Domain(DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME, "The default domain")
+class DomainUpdate(_Input):
+    name: ProjectName | None = None
+    description: StrictStr | None = None
+    enabled: StrictBool | None = None
+    tags: list[StrictStr] | None = None
 
 
-def list_domains(ctx: RequestContext, name: str | None = None, enabled: bool | None = None) -> list[Domain]:
-    """Only the `default` domain exists; every project lives in it, so anyone may read it."""
-    domains = [DEFAULT_DOMAIN]
-    return [
-        d for d in domains if (name is None or d.name == name) and (enabled is None or d.enabled == enabled)
-    ]
-
-
-def get_domain(ctx: RequestContext, domain_id: str) -> Domain:
-    if domain_id != DEFAULT_DOMAIN_ID:
+def require_domain(session: Session, domain_id: str) -> Domain:
+    domain = session.get(Domain, domain_id)
+    if domain is None:
         raise NotFound(f"Could not find domain: {domain_id}.")
-    return DEFAULT_DOMAIN
+    return domain
+
+
+def list_domains(
+    session: Session, ctx: RequestContext, name: str | None = None, enabled: bool | None = None
+) -> list[Domain]:
+    """Admins (and system readers) list every domain; others the domains of their projects and
+    of their own user, as Keystone's default policy lets them read those."""
+    query = select(Domain).order_by(Domain.name)
+    if name is not None:
+        query = query.where(Domain.name == name)
+    if enabled is not None:
+        query = query.where(Domain.enabled == enabled)
+    if not ctx.can_read_everything:
+        mine = {ctx.domain_id} | set(
+            session.scalars(
+                select(Project.domain_id).where(
+                    Project.id.in_(grants.project_ids_of_user(session, ctx.user_id))
+                )
+            )
+        )
+        mine |= set(session.scalars(select(User.domain_id).where(User.id == ctx.user_id)))
+        query = query.where(Domain.id.in_(sorted(d for d in mine if d)))
+    return list(session.scalars(query))
+
+
+def get_domain(session: Session, ctx: RequestContext, domain_id: str) -> Domain:
+    domain = require_domain(session, domain_id)
+    if not ctx.can_read_everything and domain.id not in {d.id for d in list_domains(session, ctx)}:
+        raise Forbidden(_POLICY)
+    return domain
+
+
+def _domain_name_taken(session: Session, name: str, exclude: str | None = None) -> bool:
+    query = select(Domain.id).where(Domain.name == name)
+    if exclude is not None:
+        query = query.where(Domain.id != exclude)
+    return session.scalar(query) is not None
+
+
+def create_domain(session: Session, ctx: RequestContext, spec: DomainCreate) -> Domain:
+    ctx.require_admin()
+    _check_tags(spec.tags)
+    if _domain_name_taken(session, spec.name):
+        raise _duplicate("domain", spec.name)
+    domain = Domain(
+        id=uuid.uuid4().hex, name=spec.name, description=spec.description or "", enabled=spec.enabled
+    )
+    session.add(domain)
+    _flush(session, "domain", spec.name)
+    return domain
+
+
+def _revoke_domain(session: Session, domain: Domain) -> None:
+    """Every token scoped to the domain or one of its projects, or of one of its users."""
+    revocation.revoke(session, project_id=domain.id)
+    for project_id in session.scalars(select(Project.id).where(Project.domain_id == domain.id)):
+        revocation.revoke(session, project_id=project_id)
+    for user_id in session.scalars(select(User.id).where(User.domain_id == domain.id)):
+        revocation.revoke(session, user_id=user_id)
+
+
+def update_domain(session: Session, ctx: RequestContext, domain_id: str, update: DomainUpdate) -> Domain:
+    """Disabling a domain ends its tokens and those of its projects and users; they cannot
+    authenticate again until it is enabled. The default domain stays enabled."""
+    ctx.require_admin()
+    _require_changes(update, "domain")
+    _not_null(update, "name", "enabled")
+    _check_tags(update.tags)
+    domain = require_domain(session, domain_id)
+    if update.name is not None and update.name != domain.name:
+        if _domain_name_taken(session, update.name, exclude=domain.id):
+            raise _duplicate("domain", update.name)
+        domain.name = update.name
+    if "description" in update.model_fields_set:
+        domain.description = update.description or ""
+    if update.enabled is False and domain.enabled:
+        if domain.id == DEFAULT_DOMAIN_ID:
+            raise Forbidden("The default domain cannot be disabled.")
+        _revoke_domain(session, domain)
+    if update.enabled is not None:
+        domain.enabled = update.enabled
+    _flush(session, "domain", domain.name)
+    return domain
+
+
+def delete_domain(session: Session, ctx: RequestContext, domain_id: str) -> None:
+    """As Keystone: only a disabled domain is deleted, and with it its projects, users, groups
+    and every grant on them."""
+    ctx.require_admin()
+    domain = require_domain(session, domain_id)
+    if domain.id == DEFAULT_DOMAIN_ID:
+        raise Forbidden("The default domain cannot be deleted.")
+    if domain.enabled:
+        raise Forbidden("Cannot delete a domain that is enabled, please disable it first.")
+    for project in session.scalars(select(Project).where(Project.domain_id == domain.id)):
+        _delete_project(session, project)
+    for user in session.scalars(select(User).where(User.domain_id == domain.id)):
+        _delete_user(session, user)
+    for group in session.scalars(select(Group).where(Group.domain_id == domain.id)):
+        _delete_group(session, group)
+    grants.forget_target(session, grants.DOMAIN, domain.id)
+    _revoke_domain(session, domain)
+    session.delete(domain)
+    session.flush()
 
 
 # --- projects -------------------------------------------------------------------------------
@@ -216,10 +325,14 @@ def list_projects(
     parent_id: str | None = None,
     is_domain: bool | None = None,
 ) -> list[Project]:
-    ctx.require_admin()
-    if is_domain or domain_id not in (None, DEFAULT_DOMAIN_ID) or parent_id not in (None, DEFAULT_DOMAIN_ID):
+    ctx.require_reader()
+    if is_domain:
         return []
     query = select(Project).order_by(Project.name)
+    if domain_id is not None:
+        query = query.where(Project.domain_id == domain_id)
+    if parent_id is not None:
+        query = query.where(Project.domain_id == parent_id)  # projects' parents are their domains
     if name is not None:
         query = query.where(Project.name == name)
     if enabled is not None:
@@ -230,15 +343,15 @@ def list_projects(
 def get_project(session: Session, ctx: RequestContext, project_id: str) -> Project:
     """Admins see every project; others only projects they hold a role on (403 otherwise,
     whether or not it exists, like Keystone's policy check on the target)."""
-    if not ctx.is_admin and not _is_member(session, ctx, project_id):
+    if not ctx.can_read_everything and not _is_member(session, ctx, project_id):
         raise Forbidden(_POLICY)
     return require_project(session, project_id)
 
 
-def _check_parent(parent_id: str | None, is_domain: bool) -> None:
+def _check_parent(parent_id: str | None, is_domain: bool, domain_id: str) -> None:
     if is_domain:
         raise BadRequest("Projects acting as domains are not supported.")
-    if parent_id not in (None, DEFAULT_DOMAIN_ID):
+    if parent_id not in (None, domain_id):
         raise BadRequest("Hierarchical projects are not supported: parent_id must be the domain.")
 
 
@@ -247,8 +360,8 @@ def _check_tags(tags: list[str] | None) -> None:
         raise BadRequest("Project tags are not supported.")
 
 
-def _project_name_taken(session: Session, name: str, exclude: str | None = None) -> bool:
-    query = select(Project.id).where(Project.domain_id == DEFAULT_DOMAIN_ID, Project.name == name)
+def _project_name_taken(session: Session, domain_id: str, name: str, exclude: str | None = None) -> bool:
+    query = select(Project.id).where(Project.domain_id == domain_id, Project.name == name)
     if exclude is not None:
         query = query.where(Project.id != exclude)
     return session.scalar(query) is not None
@@ -256,20 +369,20 @@ def _project_name_taken(session: Session, name: str, exclude: str | None = None)
 
 def create_project(session: Session, ctx: RequestContext, spec: ProjectCreate) -> Project:
     ctx.require_admin()
-    _check_domain(spec.domain_id)
-    _check_parent(spec.parent_id, spec.is_domain)
+    domain_id = _domain_for(session, ctx, spec.domain_id)
+    _check_parent(spec.parent_id, spec.is_domain, domain_id)
     _check_tags(spec.tags)
-    if _project_name_taken(session, spec.name):
-        raise _duplicate("project", spec.name)
+    if _project_name_taken(session, domain_id, spec.name):
+        raise _duplicate("project", spec.name, domain_id)
     project = Project(
         id=uuid.uuid4().hex,
         name=spec.name,
-        domain_id=DEFAULT_DOMAIN_ID,
+        domain_id=domain_id,
         description=spec.description or "",
         enabled=spec.enabled,
     )
     session.add(project)
-    _flush(session, "project", spec.name)
+    _flush(session, "project", spec.name, domain_id)
     return project
 
 
@@ -282,8 +395,8 @@ def update_project(session: Session, ctx: RequestContext, project_id: str, updat
         raise BadRequest("Cannot change Domain ID.")
     _check_tags(update.tags)
     if update.name is not None and update.name != project.name:
-        if _project_name_taken(session, update.name, exclude=project.id):
-            raise _duplicate("project", update.name)
+        if _project_name_taken(session, project.domain_id, update.name, exclude=project.id):
+            raise _duplicate("project", update.name, project.domain_id)
         project.name = update.name
     if "description" in update.model_fields_set:
         project.description = update.description or ""
@@ -291,14 +404,19 @@ def update_project(session: Session, ctx: RequestContext, project_id: str, updat
         project.enabled = update.enabled
         if not update.enabled:
             revocation.revoke(session, project_id=project.id)
-    _flush(session, "project", project.name)
+    _flush(session, "project", project.name, project.domain_id)
     return project
 
 
 def delete_project(session: Session, ctx: RequestContext, project_id: str) -> None:
     ctx.require_admin()
-    project = require_project(session, project_id)
-    session.execute(delete(RoleAssignment).where(RoleAssignment.project_id == project.id))
+    _delete_project(session, require_project(session, project_id))
+
+
+def _delete_project(session: Session, project: Project) -> None:
+    grants.forget_target(session, grants.PROJECT, project.id)
+    session.execute(delete(ApplicationCredential).where(ApplicationCredential.project_id == project.id))
+    session.execute(delete(ProjectLimit).where(ProjectLimit.project_id == project.id))
     revocation.revoke(session, project_id=project.id)
     session.delete(project)
     session.flush()
@@ -317,7 +435,7 @@ def list_user_projects(
     require_user(session, user_id)
     query = (
         select(Project)
-        .where(Project.id.in_(select(RoleAssignment.project_id).where(RoleAssignment.user_id == user_id)))
+        .where(Project.id.in_(grants.project_ids_of_user(session, user_id)))
         .order_by(Project.name)
     )
     if name is not None:
@@ -338,10 +456,10 @@ def list_users(
     domain_id: str | None = None,
     enabled: bool | None = None,
 ) -> list[User]:
-    ctx.require_admin()
-    if domain_id not in (None, DEFAULT_DOMAIN_ID):
-        return []
+    ctx.require_reader()
     query = select(User).order_by(User.name)
+    if domain_id is not None:
+        query = query.where(User.domain_id == domain_id)
     if name is not None:
         query = query.where(User.name == name)
     if enabled is not None:
@@ -354,8 +472,8 @@ def get_user(session: Session, ctx: RequestContext, user_id: str) -> User:
     return require_user(session, user_id)
 
 
-def _user_name_taken(session: Session, name: str, exclude: str | None = None) -> bool:
-    query = select(User.id).where(User.domain_id == DEFAULT_DOMAIN_ID, User.name == name)
+def _user_name_taken(session: Session, domain_id: str, name: str, exclude: str | None = None) -> bool:
+    query = select(User.id).where(User.domain_id == domain_id, User.name == name)
     if exclude is not None:
         query = query.where(User.id != exclude)
     return session.scalar(query) is not None
@@ -363,15 +481,15 @@ def _user_name_taken(session: Session, name: str, exclude: str | None = None) ->
 
 def create_user(session: Session, ctx: RequestContext, spec: UserCreate) -> User:
     ctx.require_admin()
-    _check_domain(spec.domain_id)
+    domain_id = _domain_for(session, ctx, spec.domain_id)
     if spec.default_project_id is not None:
         require_project(session, spec.default_project_id)
-    if _user_name_taken(session, spec.name):
-        raise _duplicate("user", spec.name)
+    if _user_name_taken(session, domain_id, spec.name):
+        raise _duplicate("user", spec.name, domain_id)
     user = User(
         id=uuid.uuid4().hex,
         name=spec.name,
-        domain_id=DEFAULT_DOMAIN_ID,
+        domain_id=domain_id,
         password_hash=hash_password(spec.password) if spec.password is not None else None,
         email=spec.email,
         description=spec.description or "",
@@ -379,7 +497,7 @@ def create_user(session: Session, ctx: RequestContext, spec: UserCreate) -> User
         enabled=spec.enabled,
     )
     session.add(user)
-    _flush(session, "user", spec.name)
+    _flush(session, "user", spec.name, domain_id)
     return user
 
 
@@ -392,8 +510,8 @@ def update_user(session: Session, ctx: RequestContext, user_id: str, update: Use
     if "domain_id" in fields and update.domain_id != user.domain_id:
         raise BadRequest("Cannot change Domain ID.")
     if update.name is not None and update.name != user.name:
-        if _user_name_taken(session, update.name, exclude=user.id):
-            raise _duplicate("user", update.name)
+        if _user_name_taken(session, user.domain_id, update.name, exclude=user.id):
+            raise _duplicate("user", update.name, user.domain_id)
         user.name = update.name
     if "default_project_id" in fields:
         if update.default_project_id is not None:
@@ -412,14 +530,19 @@ def update_user(session: Session, ctx: RequestContext, user_id: str, update: Use
         user.description = update.description or ""
     if "email" in fields:
         user.email = update.email
-    _flush(session, "user", user.name)
+    _flush(session, "user", user.name, user.domain_id)
     return user
 
 
 def delete_user(session: Session, ctx: RequestContext, user_id: str) -> None:
     ctx.require_admin()
-    user = require_user(session, user_id)
-    session.execute(delete(RoleAssignment).where(RoleAssignment.user_id == user.id))
+    _delete_user(session, require_user(session, user_id))
+
+
+def _delete_user(session: Session, user: User) -> None:
+    grants.forget_actor(session, grants.USER, user.id)
+    session.execute(delete(ApplicationCredential).where(ApplicationCredential.user_id == user.id))
+    session.execute(delete(GroupMembership).where(GroupMembership.user_id == user.id))
     revocation.revoke(session, user_id=user.id)
     lockout.reset(session, user.id)
     session.delete(user)
@@ -436,6 +559,163 @@ def change_password(db: Database, policy: lockout.Lockout, user_id: str, change:
         user.password_hash = hash_password(change.password)
         revocation.revoke(session, user_id=user.id)
         session.flush()
+
+
+# --- groups ---------------------------------------------------------------------------------
+
+
+class GroupCreate(_Input):
+    name: Name
+    domain_id: Id | None = None
+    description: StrictStr | None = None
+
+
+class GroupUpdate(_Input):
+    name: Name | None = None
+    domain_id: Id | None = None
+    description: StrictStr | None = None
+
+
+def require_group(session: Session, group_id: str) -> Group:
+    group = session.get(Group, group_id)
+    if group is None:
+        raise NotFound(f"Could not find group: {group_id}.")
+    return group
+
+
+def members_of(session: Session, group_id: str) -> list[str]:
+    return list(session.scalars(select(GroupMembership.user_id).where(GroupMembership.group_id == group_id)))
+
+
+def list_groups(
+    session: Session, ctx: RequestContext, *, name: str | None = None, domain_id: str | None = None
+) -> list[Group]:
+    ctx.require_reader()
+    query = select(Group).order_by(Group.name)
+    if name is not None:
+        query = query.where(Group.name == name)
+    if domain_id is not None:
+        query = query.where(Group.domain_id == domain_id)
+    return list(session.scalars(query))
+
+
+def get_group(session: Session, ctx: RequestContext, group_id: str) -> Group:
+    ctx.require_reader()
+    return require_group(session, group_id)
+
+
+def _group_name_taken(session: Session, domain_id: str, name: str, exclude: str | None = None) -> bool:
+    query = select(Group.id).where(Group.domain_id == domain_id, Group.name == name)
+    if exclude is not None:
+        query = query.where(Group.id != exclude)
+    return session.scalar(query) is not None
+
+
+def create_group(session: Session, ctx: RequestContext, spec: GroupCreate) -> Group:
+    ctx.require_admin()
+    domain_id = _domain_for(session, ctx, spec.domain_id)
+    if _group_name_taken(session, domain_id, spec.name):
+        raise _duplicate("group", spec.name, domain_id)
+    group = Group(
+        id=uuid.uuid4().hex, name=spec.name, domain_id=domain_id, description=spec.description or ""
+    )
+    session.add(group)
+    _flush(session, "group", spec.name, domain_id)
+    return group
+
+
+def update_group(session: Session, ctx: RequestContext, group_id: str, update: GroupUpdate) -> Group:
+    ctx.require_admin()
+    _require_changes(update, "group")
+    _not_null(update, "name")
+    group = require_group(session, group_id)
+    if "domain_id" in update.model_fields_set and update.domain_id != group.domain_id:
+        raise BadRequest("Cannot change Domain ID.")
+    if update.name is not None and update.name != group.name:
+        if _group_name_taken(session, group.domain_id, update.name, exclude=group.id):
+            raise _duplicate("group", update.name, group.domain_id)
+        group.name = update.name
+    if "description" in update.model_fields_set:
+        group.description = update.description or ""
+    _flush(session, "group", group.name, group.domain_id)
+    return group
+
+
+def delete_group(session: Session, ctx: RequestContext, group_id: str) -> None:
+    ctx.require_admin()
+    _delete_group(session, require_group(session, group_id))
+
+
+def _delete_group(session: Session, group: Group) -> None:
+    """Its members' tokens end: they may carry roles granted to the group."""
+    for user_id in members_of(session, group.id):
+        revocation.revoke(session, user_id=user_id)
+    grants.forget_actor(session, grants.GROUP, group.id)
+    session.execute(delete(GroupMembership).where(GroupMembership.group_id == group.id))
+    session.delete(group)
+    session.flush()
+
+
+def add_member(session: Session, ctx: RequestContext, group_id: str, user_id: str) -> None:
+    """PUT /v3/groups/{g}/users/{u}: idempotent."""
+    ctx.require_admin()
+    require_group(session, group_id)
+    require_user(session, user_id)
+    if session.get(GroupMembership, (group_id, user_id)) is None:
+        try:
+            with session.begin_nested():
+                session.add(GroupMembership(group_id=group_id, user_id=user_id))
+        except IntegrityError:
+            pass  # added concurrently: the outcome is the same
+
+
+def _membership_not_found(group_id: str, user_id: str) -> NotFound:
+    return NotFound(f"User {user_id} is not a member of group {group_id}.")
+
+
+def check_member(session: Session, ctx: RequestContext, group_id: str, user_id: str) -> None:
+    _require_self_or_admin(ctx, user_id)
+    require_group(session, group_id)
+    require_user(session, user_id)
+    if session.get(GroupMembership, (group_id, user_id)) is None:
+        raise _membership_not_found(group_id, user_id)
+
+
+def remove_member(session: Session, ctx: RequestContext, group_id: str, user_id: str) -> None:
+    """The user's tokens end: they may carry roles granted to the group."""
+    ctx.require_admin()
+    require_group(session, group_id)
+    require_user(session, user_id)
+    membership = session.get(GroupMembership, (group_id, user_id))
+    if membership is None:
+        raise _membership_not_found(group_id, user_id)
+    session.delete(membership)
+    revocation.revoke(session, user_id=user_id)
+    session.flush()
+
+
+def list_group_users(session: Session, ctx: RequestContext, group_id: str) -> list[User]:
+    ctx.require_reader()
+    require_group(session, group_id)
+    query = (
+        select(User)
+        .join(GroupMembership, GroupMembership.user_id == User.id)
+        .where(GroupMembership.group_id == group_id)
+        .order_by(User.name)
+    )
+    return list(session.scalars(query))
+
+
+def list_user_groups(session: Session, ctx: RequestContext, user_id: str) -> list[Group]:
+    _require_self_or_admin(ctx, user_id)
+    require_user(session, user_id)
+    query = (
+        select(Group)
+        .join(GroupMembership, GroupMembership.group_id == Group.id)
+        .where(GroupMembership.user_id == user_id)
+        .order_by(Group.name)
+    )
+    return list(session.scalars(query))
 
 
 # --- roles ----------------------------------------------------------------------------------
@@ -501,108 +781,365 @@ def delete_role(session: Session, ctx: RequestContext, role_id: str) -> None:
     ctx.require_admin()
     role = require_role(session, role_id)
     _require_mutable(role, "delete")
-    session.execute(delete(RoleAssignment).where(RoleAssignment.role_id == role.id))
+    session.execute(delete(Grant).where(Grant.role_id == role.id))
     session.delete(role)
     session.flush()
+
+
+# --- implied roles --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Inference:
+    prior: Role
+    implies: list[Role]
+
+
+def _inference_not_found(prior_id: str, implied_id: str) -> NotFound:
+    return NotFound(f"{prior_id} does not imply {implied_id}.")
+
+
+def create_implied_role(session: Session, ctx: RequestContext, prior_id: str, implied_id: str) -> Inference:
+    """PUT /v3/roles/{prior}/implies/{implied}: idempotent. `admin` is never implied, and a rule
+    closing a loop is refused (Keystone's 403 and 400)."""
+    ctx.require_admin()
+    prior, implied = require_role(session, prior_id), require_role(session, implied_id)
+    if implied.name in inference.PROHIBITED_IMPLIED:
+        raise Forbidden(f"{implied.name} is not a permitted implied role.")
+    if session.get(ImpliedRole, (prior.id, implied.id)) is None:
+        if prior.id == implied.id or inference.would_cycle(session, prior.id, implied.id):
+            raise BadRequest(f"Role {prior.id} implying {implied.id} would create a cycle.")
+        try:
+            with session.begin_nested():
+                session.add(ImpliedRole(prior_role_id=prior.id, implied_role_id=implied.id))
+        except IntegrityError:
+            pass  # created concurrently: the outcome is the same
+    return Inference(prior, [implied])
+
+
+def get_implied_role(session: Session, ctx: RequestContext, prior_id: str, implied_id: str) -> Inference:
+    ctx.require_admin()
+    prior, implied = require_role(session, prior_id), require_role(session, implied_id)
+    if session.get(ImpliedRole, (prior.id, implied.id)) is None:
+        raise _inference_not_found(prior_id, implied_id)
+    return Inference(prior, [implied])
+
+
+def delete_implied_role(session: Session, ctx: RequestContext, prior_id: str, implied_id: str) -> None:
+    """Tokens carry their roles: those of every user holding, directly or through a group, a
+    role that reached the prior role are revoked, since they may list what no longer follows."""
+    ctx.require_admin()
+    rule = session.get(ImpliedRole, (prior_id, implied_id))
+    if rule is None:
+        require_role(session, prior_id)
+        require_role(session, implied_id)
+        raise _inference_not_found(prior_id, implied_id)
+    graph = inference.rules(session)
+    reaching = [
+        rid for rid in session.scalars(select(Role.id)) if prior_id in inference.closure([rid], graph)
+    ]
+    holders = set(grants.users_holding(session, reaching))
+    session.delete(rule)
+    for user_id in sorted(holders):
+        revocation.revoke(session, user_id=user_id)
+    session.flush()
+
+
+def list_implied_roles(session: Session, ctx: RequestContext, prior_id: str) -> Inference:
+    """GET /v3/roles/{prior}/implies: the roles it implies directly."""
+    ctx.require_admin()
+    prior = require_role(session, prior_id)
+    implied = session.scalars(
+        select(Role)
+        .join(ImpliedRole, ImpliedRole.implied_role_id == Role.id)
+        .where(ImpliedRole.prior_role_id == prior.id)
+        .order_by(Role.name)
+    )
+    return Inference(prior, list(implied))
+
+
+def list_role_inferences(session: Session, ctx: RequestContext) -> list[Inference]:
+    """GET /v3/role_inferences: every rule, grouped by prior role."""
+    ctx.require_admin()
+    roles = {r.id: r for r in session.scalars(select(Role))}
+    grouped: dict[str, list[Role]] = {}
+    for prior_id, implied_id in session.execute(
+        select(ImpliedRole.prior_role_id, ImpliedRole.implied_role_id)
+    ):
+        grouped.setdefault(prior_id, []).append(roles[implied_id])
+    return [
+        Inference(roles[p], sorted(implied, key=lambda r: r.name))
+        for p, implied in sorted(grouped.items(), key=lambda kv: roles[kv[0]].name)
+    ]
 
 
 # --- role assignments -----------------------------------------------------------------------
 
 
-def _grant_targets(session: Session, project_id: str, user_id: str, role_id: str) -> None:
-    require_project(session, project_id)
-    require_user(session, user_id)
-    require_role(session, role_id)
+@dataclass(frozen=True)
+class Target:
+    """Where a grant applies: a project, a domain, or the system (`entity` None)."""
+
+    type: str
+    id: str
+    entity: Project | Domain | None = None
 
 
-def grant_role(session: Session, ctx: RequestContext, project_id: str, user_id: str, role_id: str) -> None:
-    """PUT /v3/projects/{p}/users/{u}/roles/{r}: idempotent."""
-    ctx.require_admin()
-    _grant_targets(session, project_id, user_id, role_id)
-    if session.get(RoleAssignment, (user_id, project_id, role_id)) is None:
-        try:
-            with session.begin_nested():
-                session.add(RoleAssignment(user_id=user_id, project_id=project_id, role_id=role_id))
-        except IntegrityError:
-            pass  # granted concurrently: the outcome is the same
+@dataclass(frozen=True)
+class Actor:
+    type: str  # grants.USER | grants.GROUP
+    entity: User | Group
+
+    @property
+    def id(self) -> str:
+        return self.entity.id
 
 
-def _assignment_not_found(project_id: str, user_id: str, role_id: str) -> NotFound:
-    return NotFound(
-        f"Could not find role assignment with role: {role_id}, user or group: {user_id}, "
-        f"project, domain, or system: {project_id}."
+def target_of(session: Session, target_type: str, target_id: str) -> Target:
+    if target_type == grants.PROJECT:
+        return Target(target_type, target_id, require_project(session, target_id))
+    if target_type == grants.DOMAIN:
+        return Target(target_type, target_id, require_domain(session, target_id))
+    return Target(grants.SYSTEM, grants.SYSTEM_ALL)
+
+
+def actor_of(session: Session, actor_type: str, actor_id: str) -> Actor:
+    if actor_type == grants.GROUP:
+        return Actor(actor_type, require_group(session, actor_id))
+    return Actor(grants.USER, require_user(session, actor_id))
+
+
+def _resolve(
+    session: Session, target_type: str, target_id: str, actor_type: str, actor_id: str, role_id: str
+) -> tuple[Target, Actor, Role]:
+    return (
+        target_of(session, target_type, target_id),
+        actor_of(session, actor_type, actor_id),
+        require_role(session, role_id),
     )
 
 
-def check_role(session: Session, ctx: RequestContext, project_id: str, user_id: str, role_id: str) -> None:
-    _require_self_or_admin(ctx, user_id)
-    _grant_targets(session, project_id, user_id, role_id)
-    if session.get(RoleAssignment, (user_id, project_id, role_id)) is None:
-        raise _assignment_not_found(project_id, user_id, role_id)
-
-
-def revoke_role(session: Session, ctx: RequestContext, project_id: str, user_id: str, role_id: str) -> None:
+def grant_role(
+    session: Session,
+    ctx: RequestContext,
+    target_type: str,
+    target_id: str,
+    actor_type: str,
+    actor_id: str,
+    role_id: str,
+) -> None:
+    """PUT /v3/{projects,domains}/{t}/{users,groups}/{a}/roles/{r} and /v3/system/...: idempotent."""
     ctx.require_admin()
-    _grant_targets(session, project_id, user_id, role_id)
-    assignment = session.get(RoleAssignment, (user_id, project_id, role_id))
-    if assignment is None:
-        raise _assignment_not_found(project_id, user_id, role_id)
-    revocation.revoke(session, user_id=user_id, project_id=project_id)
-    session.delete(assignment)
-    session.flush()
+    target, actor, role = _resolve(session, target_type, target_id, actor_type, actor_id, role_id)
+    grants.add(session, actor.type, actor.id, target.type, target.id, role.id)
 
 
-def roles_of_user_on_project(
-    session: Session, ctx: RequestContext, project_id: str, user_id: str
+def _assignment_not_found(target_id: str, actor_id: str, role_id: str) -> NotFound:
+    return NotFound(
+        f"Could not find role assignment with role: {role_id}, user or group: {actor_id}, "
+        f"project, domain, or system: {target_id}."
+    )
+
+
+def check_role(
+    session: Session,
+    ctx: RequestContext,
+    target_type: str,
+    target_id: str,
+    actor_type: str,
+    actor_id: str,
+    role_id: str,
+) -> None:
+    if actor_type == grants.USER:
+        _require_self_or_admin(ctx, actor_id)
+    else:
+        ctx.require_reader()
+    target, actor, role = _resolve(session, target_type, target_id, actor_type, actor_id, role_id)
+    if not grants.exists(session, actor.type, actor.id, target.type, target.id, role.id):
+        raise _assignment_not_found(target_id, actor_id, role_id)
+
+
+def _revoke_tokens_of(session: Session, actor: Actor, target: Target) -> None:
+    """The tokens that may carry a grant just removed: the user's (every member's) on the target;
+    for the system, every token of theirs (system tokens have no target id to match)."""
+    users = [actor.id] if actor.type == grants.USER else members_of(session, actor.id)
+    for user_id in users:
+        if target.type == grants.SYSTEM:
+            revocation.revoke(session, user_id=user_id)
+        else:
+            revocation.revoke(session, user_id=user_id, project_id=target.id)
+
+
+def revoke_role(
+    session: Session,
+    ctx: RequestContext,
+    target_type: str,
+    target_id: str,
+    actor_type: str,
+    actor_id: str,
+    role_id: str,
+) -> None:
+    ctx.require_admin()
+    target, actor, role = _resolve(session, target_type, target_id, actor_type, actor_id, role_id)
+    if not grants.remove(session, actor.type, actor.id, target.type, target.id, role.id):
+        raise _assignment_not_found(target_id, actor_id, role_id)
+    _revoke_tokens_of(session, actor, target)
+
+
+def roles_granted(
+    session: Session, ctx: RequestContext, target_type: str, target_id: str, actor_type: str, actor_id: str
 ) -> list[Role]:
-    _require_self_or_admin(ctx, user_id)
-    require_project(session, project_id)
-    require_user(session, user_id)
+    """GET /v3/{projects,domains}/{t}/{users,groups}/{a}/roles: the roles granted directly."""
+    if actor_type == grants.USER:
+        _require_self_or_admin(ctx, actor_id)
+    else:
+        ctx.require_reader()
+    target, actor = target_of(session, target_type, target_id), actor_of(session, actor_type, actor_id)
     query = (
         select(Role)
-        .join(RoleAssignment, RoleAssignment.role_id == Role.id)
-        .where(RoleAssignment.user_id == user_id, RoleAssignment.project_id == project_id)
+        .join(Grant, Grant.role_id == Role.id)
+        .where(
+            Grant.actor_type == actor.type,
+            Grant.actor_id == actor.id,
+            Grant.target_type == target.type,
+            Grant.target_id == target.id,
+        )
         .order_by(Role.name)
     )
     return list(session.scalars(query))
 
 
+def roles_of_user_on_project(
+    session: Session, ctx: RequestContext, project_id: str, user_id: str
+) -> list[Role]:
+    return roles_granted(session, ctx, grants.PROJECT, project_id, grants.USER, user_id)
+
+
 @dataclass(frozen=True)
 class Assignment:
-    user: User
-    project: Project
+    actor: Actor
+    target: Target
     role: Role
+    # In an effective listing, the assigned role this one is implied by, and the group a user's
+    # assignment comes through.
+    prior_role: Role | None = None
+    via_group: Group | None = None
 
 
 @dataclass(frozen=True)
 class AssignmentFilter:
     user_id: str | None = None
+    group_id: str | None = None
     project_id: str | None = None
+    domain_id: str | None = None
+    system: bool = False
     role_id: str | None = None
-    # Filters on things kumo does not have (groups, domain or system scope) match nothing.
-    other_scope: bool = False
+    # Keystone's `effective`: group assignments expanded to their members, implied roles listed.
+    effective: bool = False
 
 
-def list_assignments(session: Session, ctx: RequestContext, flt: AssignmentFilter) -> list[Assignment]:
-    """GET /v3/role_assignments. Admins list everything; others only their own assignments."""
-    if not ctx.is_admin and flt.user_id != ctx.user_id:
+def _with_implied(session: Session, rows: list[Assignment]) -> list[Assignment]:
+    """Each assignment, followed by one per role its role implies (transitively)."""
+    graph = inference.rules(session)
+    if not graph:
+        return rows
+    roles = {r.id: r for r in session.scalars(select(Role))}
+    out: list[Assignment] = []
+    seen: set[tuple[str, str, str, str]] = set()
+    for a in rows:
+        for rid in [a.role.id, *sorted(inference.closure([a.role.id], graph) - {a.role.id})]:
+            key = (a.actor.id, a.target.type, a.target.id, rid)
+            if key not in seen:
+                seen.add(key)
+                prior = None if rid == a.role.id else a.role
+                out.append(Assignment(a.actor, a.target, roles[rid], prior, a.via_group))
+    return out
+
+
+def _expand_groups(session: Session, rows: list[Assignment], user_id: str | None) -> list[Assignment]:
+    """Group assignments replaced by one per member (only `user_id`'s when filtered)."""
+    out: list[Assignment] = []
+    for a in rows:
+        if a.actor.type != grants.GROUP:
+            out.append(a)
+            continue
+        query = (
+            select(User)
+            .join(GroupMembership, GroupMembership.user_id == User.id)
+            .where(GroupMembership.group_id == a.actor.id)
+        )
+        if user_id is not None:
+            query = query.where(User.id == user_id)
+        for user in session.scalars(query.order_by(User.name)):
+            out.append(Assignment(Actor(grants.USER, user), a.target, a.role, via_group=a.actor.entity))  # type: ignore[arg-type]
+    return out
+
+
+@dataclass(frozen=True)
+class AssignmentListing:
+    rows: list[Assignment]
+    domain_names: dict[str, str]  # id -> name, for `include_names`
+
+
+def list_assignments(session: Session, ctx: RequestContext, flt: AssignmentFilter) -> AssignmentListing:
+    """GET /v3/role_assignments. Admins and system readers list everything; others only their
+    own assignments."""
+    if not ctx.can_read_everything and flt.user_id != ctx.user_id:
         raise Forbidden(_POLICY)
-    if flt.other_scope:
-        return []
-    query = (
-        select(User, Project, Role)
-        .join(RoleAssignment, RoleAssignment.user_id == User.id)
-        .join(Project, Project.id == RoleAssignment.project_id)
-        .join(Role, Role.id == RoleAssignment.role_id)
-        .order_by(User.name, Project.name, Role.name)
-    )
+    query = select(Grant)
     if flt.user_id is not None:
-        query = query.where(RoleAssignment.user_id == flt.user_id)
+        actor = (Grant.actor_type == grants.USER) & (Grant.actor_id == flt.user_id)
+        if flt.effective:
+            groups = select(GroupMembership.group_id).where(GroupMembership.user_id == flt.user_id)
+            actor = actor | ((Grant.actor_type == grants.GROUP) & Grant.actor_id.in_(groups))
+        query = query.where(actor)
+    if flt.group_id is not None:
+        query = query.where(Grant.actor_type == grants.GROUP, Grant.actor_id == flt.group_id)
     if flt.project_id is not None:
-        query = query.where(RoleAssignment.project_id == flt.project_id)
-    if flt.role_id is not None:
-        query = query.where(RoleAssignment.role_id == flt.role_id)
-    return [Assignment(user, project, role) for user, project, role in session.execute(query)]
+        query = query.where(Grant.target_type == grants.PROJECT, Grant.target_id == flt.project_id)
+    if flt.domain_id is not None:
+        query = query.where(Grant.target_type == grants.DOMAIN, Grant.target_id == flt.domain_id)
+    if flt.system:
+        query = query.where(Grant.target_type == grants.SYSTEM)
+    if flt.role_id is not None and not flt.effective:
+        query = query.where(Grant.role_id == flt.role_id)
+    rows = _load(session, list(session.scalars(query)))
+    if flt.effective:
+        rows = _with_implied(session, _expand_groups(session, rows, flt.user_id))
+        if flt.role_id is not None:
+            rows = [a for a in rows if a.role.id == flt.role_id]
+    names = {domain_id: name for domain_id, name in session.execute(select(Domain.id, Domain.name))}
+    return AssignmentListing(rows, names)
+
+
+def _load(session: Session, found: list[Grant]) -> list[Assignment]:
+    """The grants' actors, targets and roles, read by kind (a handful of statements)."""
+
+    def by_id(model: Any, ids: set[str]) -> dict[str, Any]:
+        return (
+            {e.id: e for e in session.scalars(select(model).where(model.id.in_(sorted(ids))))} if ids else {}
+        )
+
+    users = by_id(User, {g.actor_id for g in found if g.actor_type == grants.USER})
+    groups = by_id(Group, {g.actor_id for g in found if g.actor_type == grants.GROUP})
+    projects = by_id(Project, {g.target_id for g in found if g.target_type == grants.PROJECT})
+    domains = by_id(Domain, {g.target_id for g in found if g.target_type == grants.DOMAIN})
+    roles = by_id(Role, {g.role_id for g in found})
+    out = []
+    for g in found:
+        actor = users.get(g.actor_id) if g.actor_type == grants.USER else groups.get(g.actor_id)
+        target = {grants.PROJECT: projects, grants.DOMAIN: domains}.get(g.target_type, {}).get(g.target_id)
+        if actor is None or (target is None and g.target_type != grants.SYSTEM):
+            continue  # its actor or target is being deleted concurrently
+        out.append(
+            Assignment(
+                Actor(g.actor_type, actor), Target(g.target_type, g.target_id, target), roles[g.role_id]
+            )
+        )
+    out.sort(
+        key=lambda a: (a.actor.entity.name, a.target.type, getattr(a.target.entity, "name", ""), a.role.name)
+    )
+    return out
 
 
 # --- catalog (read-only, derived from kumo.identity.service.catalog) ------------------------

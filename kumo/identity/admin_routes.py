@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
-from kumo.identity import admin, service, views
+from kumo.identity import admin, app_creds, grants, limits, service, views
 from kumo.identity.lockout import Lockout
 from kumo.runtime import Runtime
 
@@ -87,15 +87,140 @@ class RoleUpdateBody(_Envelope):
 # --- domains --------------------------------------------------------------------------------
 
 
+class DomainCreateBody(_Envelope):
+    domain: admin.DomainCreate
+
+
+class DomainUpdateBody(_Envelope):
+    domain: admin.DomainUpdate
+
+
 @router.get("/v3/domains")
-def list_domains(request: Request, ctx: Ctx, name: str | None = None, enabled: str | None = None) -> Body:
-    domains = admin.list_domains(ctx, name=name, enabled=_flag(enabled))
+def list_domains(
+    request: Request, ctx: Ctx, rt: Rt, name: str | None = None, enabled: str | None = None
+) -> Body:
+    with rt.db.read() as session:
+        domains = admin.list_domains(session, ctx, name=name, enabled=_flag(enabled))
     return views.collection("domains", (views.domain(d, _base(request)) for d in domains), _url(request))
 
 
+@router.post("/v3/domains", status_code=201)
+def create_domain(request: Request, body: DomainCreateBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        domain = admin.create_domain(session, ctx, body.domain)
+    return {"domain": views.domain(domain, _base(request))}
+
+
 @router.get("/v3/domains/{domain_id}")
-def show_domain(request: Request, ctx: Ctx, domain_id: str) -> Body:
-    return {"domain": views.domain(admin.get_domain(ctx, domain_id), _base(request))}
+def show_domain(request: Request, ctx: Ctx, rt: Rt, domain_id: str) -> Body:
+    with rt.db.read() as session:
+        domain = admin.get_domain(session, ctx, domain_id)
+    return {"domain": views.domain(domain, _base(request))}
+
+
+@router.patch("/v3/domains/{domain_id}")
+def update_domain(request: Request, domain_id: str, body: DomainUpdateBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        domain = admin.update_domain(session, ctx, domain_id, body.domain)
+    rt.tokens.refresh_soon()  # this worker sees the revocation at once
+    return {"domain": views.domain(domain, _base(request))}
+
+
+@router.delete("/v3/domains/{domain_id}", status_code=204)
+def delete_domain(domain_id: str, ctx: Ctx, rt: Rt) -> Response:
+    with rt.db.transaction() as session:
+        admin.delete_domain(session, ctx, domain_id)
+    rt.tokens.refresh_soon()  # this worker sees the revocation at once
+    return _no_content()
+
+
+# --- groups ---------------------------------------------------------------------------------
+
+
+class GroupCreateBody(_Envelope):
+    group: admin.GroupCreate
+
+
+class GroupUpdateBody(_Envelope):
+    group: admin.GroupUpdate
+
+
+@router.get("/v3/groups")
+def list_groups(
+    request: Request, ctx: Ctx, rt: Rt, name: str | None = None, domain_id: str | None = None
+) -> Body:
+    with rt.db.read() as session:
+        groups = admin.list_groups(session, ctx, name=name, domain_id=_ref(domain_id))
+    return views.collection("groups", (views.group(g, _base(request)) for g in groups), _url(request))
+
+
+@router.post("/v3/groups", status_code=201)
+def create_group(request: Request, body: GroupCreateBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        group = admin.create_group(session, ctx, body.group)
+    return {"group": views.group(group, _base(request))}
+
+
+@router.get("/v3/groups/{group_id}")
+def show_group(request: Request, group_id: str, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.read() as session:
+        group = admin.get_group(session, ctx, group_id)
+    return {"group": views.group(group, _base(request))}
+
+
+@router.patch("/v3/groups/{group_id}")
+def update_group(request: Request, group_id: str, body: GroupUpdateBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        group = admin.update_group(session, ctx, group_id, body.group)
+    return {"group": views.group(group, _base(request))}
+
+
+@router.delete("/v3/groups/{group_id}", status_code=204)
+def delete_group(group_id: str, ctx: Ctx, rt: Rt) -> Response:
+    with rt.db.transaction() as session:
+        admin.delete_group(session, ctx, group_id)
+    rt.tokens.refresh_soon()  # this worker sees the revocation at once
+    return _no_content()
+
+
+@router.get("/v3/groups/{group_id}/users")
+def list_group_users(request: Request, group_id: str, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.read() as session:
+        users = admin.list_group_users(session, ctx, group_id)
+    return views.collection("users", (views.user(u, _base(request)) for u in users), _url(request))
+
+
+_MEMBER = "/v3/groups/{group_id}/users/{user_id}"
+
+
+@router.put(_MEMBER, status_code=204)
+def add_group_user(group_id: str, user_id: str, ctx: Ctx, rt: Rt) -> Response:
+    with rt.db.transaction() as session:
+        admin.add_member(session, ctx, group_id, user_id)
+    return _no_content()
+
+
+@router.head(_MEMBER, status_code=204)
+@router.get(_MEMBER, status_code=204)
+def check_group_user(group_id: str, user_id: str, ctx: Ctx, rt: Rt) -> Response:
+    with rt.db.read() as session:
+        admin.check_member(session, ctx, group_id, user_id)
+    return _no_content()
+
+
+@router.delete(_MEMBER, status_code=204)
+def remove_group_user(group_id: str, user_id: str, ctx: Ctx, rt: Rt) -> Response:
+    with rt.db.transaction() as session:
+        admin.remove_member(session, ctx, group_id, user_id)
+    rt.tokens.refresh_soon()  # this worker sees the revocation at once
+    return _no_content()
+
+
+@router.get("/v3/users/{user_id}/groups")
+def list_user_groups(request: Request, user_id: str, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.read() as session:
+        groups = admin.list_user_groups(session, ctx, user_id)
+    return views.collection("groups", (views.group(g, _base(request)) for g in groups), _url(request))
 
 
 # --- projects -------------------------------------------------------------------------------
@@ -224,6 +349,47 @@ def list_user_projects(
     return views.collection("projects", (views.project(p, _base(request)) for p in projects), _url(request))
 
 
+# --- application credentials ----------------------------------------------------------------
+
+
+class AppCredCreateBody(_Envelope):
+    application_credential: app_creds.AppCredCreate
+
+
+_APP_CREDS = "/v3/users/{user_id}/application_credentials"
+
+
+@router.post(_APP_CREDS, status_code=201)
+def create_app_cred(request: Request, user_id: str, body: AppCredCreateBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        cred = app_creds.create(session, ctx, user_id, body.application_credential)
+    return {"application_credential": views.app_cred(cred, _base(request))}
+
+
+@router.get(_APP_CREDS)
+def list_app_creds(request: Request, user_id: str, ctx: Ctx, rt: Rt, name: str | None = None) -> Body:
+    with rt.db.read() as session:
+        creds = app_creds.list_for_user(session, ctx, user_id, name)
+    return views.collection(
+        "application_credentials", (views.app_cred(c, _base(request)) for c in creds), _url(request)
+    )
+
+
+@router.get(_APP_CREDS + "/{cred_id}")
+def show_app_cred(request: Request, user_id: str, cred_id: str, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.read() as session:
+        cred = app_creds.get(session, ctx, user_id, cred_id)
+    return {"application_credential": views.app_cred(cred, _base(request))}
+
+
+@router.delete(_APP_CREDS + "/{cred_id}", status_code=204)
+def delete_app_cred(user_id: str, cred_id: str, ctx: Ctx, rt: Rt) -> Response:
+    with rt.db.transaction() as session:
+        app_creds.delete(session, ctx, user_id, cred_id)
+    rt.tokens.refresh_soon()  # this worker sees the revocation at once
+    return _no_content()
+
+
 # --- roles ----------------------------------------------------------------------------------
 
 
@@ -264,39 +430,140 @@ def delete_role(role_id: str, ctx: Ctx, rt: Rt) -> Response:
     return _no_content()
 
 
-# --- role assignments -----------------------------------------------------------------------
+# --- implied roles --------------------------------------------------------------------------
 
-_GRANT = "/v3/projects/{project_id}/users/{user_id}/roles/{role_id}"
+_IMPLIES = "/v3/roles/{prior_id}/implies/{implied_id}"
 
 
-@router.put(_GRANT, status_code=204)
-def grant_role(project_id: str, user_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
+def _inference_body(request: Request, inference: admin.Inference) -> Body:
+    return {
+        "role_inference": views.inference(inference, _base(request), single=True),
+        "links": {"self": _url(request)},
+    }
+
+
+@router.put(_IMPLIES, status_code=201)
+def create_implied_role(request: Request, prior_id: str, implied_id: str, ctx: Ctx, rt: Rt) -> Body:
     with rt.db.transaction() as session:
-        admin.grant_role(session, ctx, project_id, user_id, role_id)
-    return _no_content()
+        inference = admin.create_implied_role(session, ctx, prior_id, implied_id)
+    return _inference_body(request, inference)
 
 
-@router.head(_GRANT, status_code=204)
-@router.get(_GRANT, status_code=204)
-def check_role(project_id: str, user_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
+@router.get(_IMPLIES)
+def show_implied_role(request: Request, prior_id: str, implied_id: str, ctx: Ctx, rt: Rt) -> Body:
     with rt.db.read() as session:
-        admin.check_role(session, ctx, project_id, user_id, role_id)
+        inference = admin.get_implied_role(session, ctx, prior_id, implied_id)
+    return _inference_body(request, inference)
+
+
+@router.head(_IMPLIES, status_code=204)
+def check_implied_role(prior_id: str, implied_id: str, ctx: Ctx, rt: Rt) -> Response:
+    with rt.db.read() as session:
+        admin.get_implied_role(session, ctx, prior_id, implied_id)
     return _no_content()
 
 
-@router.delete(_GRANT, status_code=204)
-def revoke_role(project_id: str, user_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
+@router.delete(_IMPLIES, status_code=204)
+def delete_implied_role(prior_id: str, implied_id: str, ctx: Ctx, rt: Rt) -> Response:
     with rt.db.transaction() as session:
-        admin.revoke_role(session, ctx, project_id, user_id, role_id)
+        admin.delete_implied_role(session, ctx, prior_id, implied_id)
     rt.tokens.refresh_soon()  # this worker sees the revocation at once
     return _no_content()
 
 
-@router.get("/v3/projects/{project_id}/users/{user_id}/roles")
-def list_project_user_roles(request: Request, project_id: str, user_id: str, ctx: Ctx, rt: Rt) -> Body:
+@router.get("/v3/roles/{prior_id}/implies")
+def list_implied_roles(request: Request, prior_id: str, ctx: Ctx, rt: Rt) -> Body:
     with rt.db.read() as session:
-        roles = admin.roles_of_user_on_project(session, ctx, project_id, user_id)
-    return views.collection("roles", (views.role(r, _base(request)) for r in roles), _url(request))
+        inference = admin.list_implied_roles(session, ctx, prior_id)
+    return {"role_inference": views.inference(inference, _base(request)), "links": {"self": _url(request)}}
+
+
+@router.get("/v3/role_inferences")
+def list_role_inferences(request: Request, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.read() as session:
+        inferences = admin.list_role_inferences(session, ctx)
+    return {
+        "role_inferences": [views.inference(i, _base(request)) for i in inferences],
+        "links": {"self": _url(request)},
+    }
+
+
+# --- role assignments -----------------------------------------------------------------------
+
+
+def _grant_routes(target_type: str, actor_type: str) -> None:
+    """PUT/HEAD/GET/DELETE .../roles/{role_id} and GET .../roles for one kind of target (project,
+    domain) and of actor (user, group). Every one parses the path and calls one domain function."""
+    base = f"/v3/{target_type}s/{{target_id}}/{actor_type}s/{{actor_id}}/roles"
+    name = f"{target_type}_{actor_type}"
+
+    def grant(target_id: str, actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
+        with rt.db.transaction() as session:
+            admin.grant_role(session, ctx, target_type, target_id, actor_type, actor_id, role_id)
+        return _no_content()
+
+    def check(target_id: str, actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
+        with rt.db.read() as session:
+            admin.check_role(session, ctx, target_type, target_id, actor_type, actor_id, role_id)
+        return _no_content()
+
+    def revoke(target_id: str, actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
+        with rt.db.transaction() as session:
+            admin.revoke_role(session, ctx, target_type, target_id, actor_type, actor_id, role_id)
+        rt.tokens.refresh_soon()  # this worker sees the revocation at once
+        return _no_content()
+
+    def listing(request: Request, target_id: str, actor_id: str, ctx: Ctx, rt: Rt) -> Body:
+        with rt.db.read() as session:
+            roles = admin.roles_granted(session, ctx, target_type, target_id, actor_type, actor_id)
+        return views.collection("roles", (views.role(r, _base(request)) for r in roles), _url(request))
+
+    router.put(base + "/{role_id}", status_code=204, name=f"grant_{name}")(grant)
+    router.head(base + "/{role_id}", status_code=204, name=f"check_{name}")(check)
+    router.get(base + "/{role_id}", status_code=204, name=f"show_{name}")(check)
+    router.delete(base + "/{role_id}", status_code=204, name=f"revoke_{name}")(revoke)
+    router.get(base, name=f"list_{name}")(listing)
+
+
+def _system_grant_routes(actor_type: str) -> None:
+    """The same for the system: /v3/system/{users,groups}/{actor_id}/roles[/{role_id}]."""
+    base = f"/v3/system/{actor_type}s/{{actor_id}}/roles"
+    system, all_ = grants.SYSTEM, grants.SYSTEM_ALL
+
+    def grant(actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
+        with rt.db.transaction() as session:
+            admin.grant_role(session, ctx, system, all_, actor_type, actor_id, role_id)
+        return _no_content()
+
+    def check(actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
+        with rt.db.read() as session:
+            admin.check_role(session, ctx, system, all_, actor_type, actor_id, role_id)
+        return _no_content()
+
+    def revoke(actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
+        with rt.db.transaction() as session:
+            admin.revoke_role(session, ctx, system, all_, actor_type, actor_id, role_id)
+        rt.tokens.refresh_soon()  # this worker sees the revocation at once
+        return _no_content()
+
+    def listing(request: Request, actor_id: str, ctx: Ctx, rt: Rt) -> Body:
+        with rt.db.read() as session:
+            roles = admin.roles_granted(session, ctx, system, all_, actor_type, actor_id)
+        return views.collection("roles", (views.role(r, _base(request)) for r in roles), _url(request))
+
+    name = f"system_{actor_type}"
+    router.put(base + "/{role_id}", status_code=204, name=f"grant_{name}")(grant)
+    router.head(base + "/{role_id}", status_code=204, name=f"check_{name}")(check)
+    router.get(base + "/{role_id}", status_code=204, name=f"show_{name}")(check)
+    router.delete(base + "/{role_id}", status_code=204, name=f"revoke_{name}")(revoke)
+    router.get(base, name=f"list_{name}")(listing)
+
+
+for _target in (grants.PROJECT, grants.DOMAIN):
+    for _actor in (grants.USER, grants.GROUP):
+        _grant_routes(_target, _actor)
+for _actor in (grants.USER, grants.GROUP):
+    _system_grant_routes(_actor)
 
 
 @router.get("/v3/role_assignments")
@@ -311,19 +578,154 @@ def list_role_assignments(
     domain_id: Annotated[str | None, Query(alias="scope.domain.id")] = None,
     system: Annotated[str | None, Query(alias="scope.system")] = None,
     include_names: str | None = None,
+    effective: str | None = None,
 ) -> Body:
     flt = admin.AssignmentFilter(
         user_id=_ref(user_id),
+        group_id=_ref(group_id),
         project_id=_ref(project_id),
+        domain_id=_ref(domain_id),
+        system=_ref(system) is not None,
         role_id=_ref(role_id),
-        other_scope=any(_ref(v) is not None for v in (group_id, domain_id, system)),
+        effective=effective is not None and _flag(effective) is not False,
     )
     with rt.db.read() as session:
-        rows = admin.list_assignments(session, ctx, flt)
-    names = bool(_flag(include_names))
+        listing = admin.list_assignments(session, ctx, flt)
+    names = listing.domain_names if _flag(include_names) else None
     return views.collection(
-        "role_assignments", (views.assignment(a, _base(request), names) for a in rows), _url(request)
+        "role_assignments", (views.assignment(a, _base(request), names) for a in listing.rows), _url(request)
     )
+
+
+# --- unified limits -------------------------------------------------------------------------
+
+
+class RegisteredLimitsBody(_Envelope):
+    registered_limits: list[limits.RegisteredLimitCreate]
+
+
+class RegisteredLimitUpdateBody(_Envelope):
+    registered_limit: limits.RegisteredLimitUpdate
+
+
+class LimitsBody(_Envelope):
+    limits: list[limits.LimitCreate]
+
+
+class LimitUpdateBody(_Envelope):
+    limit: limits.LimitUpdate
+
+
+def _limit_catalog(request: Request, rt: Runtime) -> limits.Catalog:
+    return limits.Catalog(frozenset(s["id"] for s in _catalog(request, rt)), rt.settings.region)
+
+
+@router.get("/v3/limits/model")
+def limits_model(ctx: Ctx) -> Body:
+    return {
+        "model": {
+            "name": "flat",
+            "description": (
+                "Limit enforcement and validation does not take project hierarchy into consideration."
+            ),
+        }
+    }
+
+
+@router.post("/v3/registered_limits", status_code=201)
+def create_registered_limits(request: Request, body: RegisteredLimitsBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        made = limits.create_registered(session, ctx, _limit_catalog(request, rt), body.registered_limits)
+    return {"registered_limits": [views.registered_limit(r, _base(request)) for r in made]}
+
+
+@router.get("/v3/registered_limits")
+def list_registered_limits(
+    request: Request,
+    ctx: Ctx,
+    rt: Rt,
+    service_id: str | None = None,
+    region_id: str | None = None,
+    resource_name: str | None = None,
+) -> Body:
+    with rt.db.read() as session:
+        found = limits.list_registered(
+            session, ctx, service_id=_ref(service_id), region_id=_ref(region_id), resource_name=resource_name
+        )
+    return views.collection(
+        "registered_limits", (views.registered_limit(r, _base(request)) for r in found), _url(request)
+    )
+
+
+@router.get("/v3/registered_limits/{limit_id}")
+def show_registered_limit(request: Request, limit_id: str, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.read() as session:
+        limit = limits.get_registered(session, ctx, limit_id)
+    return {"registered_limit": views.registered_limit(limit, _base(request))}
+
+
+@router.patch("/v3/registered_limits/{limit_id}")
+def update_registered_limit(
+    request: Request, limit_id: str, body: RegisteredLimitUpdateBody, ctx: Ctx, rt: Rt
+) -> Body:
+    with rt.db.transaction() as session:
+        limit = limits.update_registered(session, ctx, limit_id, body.registered_limit)
+    return {"registered_limit": views.registered_limit(limit, _base(request))}
+
+
+@router.delete("/v3/registered_limits/{limit_id}", status_code=204)
+def delete_registered_limit(limit_id: str, ctx: Ctx, rt: Rt) -> Response:
+    with rt.db.transaction() as session:
+        limits.delete_registered(session, ctx, limit_id)
+    return _no_content()
+
+
+@router.post("/v3/limits", status_code=201)
+def create_limits(request: Request, body: LimitsBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        made = limits.create_limits(session, ctx, _limit_catalog(request, rt), body.limits)
+    return {"limits": [views.project_limit(r, _base(request)) for r in made]}
+
+
+@router.get("/v3/limits")
+def list_limits(
+    request: Request,
+    ctx: Ctx,
+    rt: Rt,
+    project_id: str | None = None,
+    service_id: str | None = None,
+    resource_name: str | None = None,
+) -> Body:
+    with rt.db.read() as session:
+        found = limits.list_limits(
+            session,
+            ctx,
+            project_id=_ref(project_id),
+            service_id=_ref(service_id),
+            resource_name=resource_name,
+        )
+    return views.collection("limits", (views.project_limit(r, _base(request)) for r in found), _url(request))
+
+
+@router.get("/v3/limits/{limit_id}")
+def show_limit(request: Request, limit_id: str, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.read() as session:
+        limit = limits.get_limit(session, ctx, limit_id)
+    return {"limit": views.project_limit(limit, _base(request))}
+
+
+@router.patch("/v3/limits/{limit_id}")
+def update_limit(request: Request, limit_id: str, body: LimitUpdateBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        limit = limits.update_limit(session, ctx, limit_id, body.limit)
+    return {"limit": views.project_limit(limit, _base(request))}
+
+
+@router.delete("/v3/limits/{limit_id}", status_code=204)
+def delete_limit(limit_id: str, ctx: Ctx, rt: Rt) -> Response:
+    with rt.db.transaction() as session:
+        limits.delete_limit(session, ctx, limit_id)
+    return _no_content()
 
 
 # --- catalog (read-only) --------------------------------------------------------------------

@@ -36,6 +36,11 @@ _AUTH: Shape = {
                     },
                 },
                 "token": {"type": dict, "required": ["id"], "properties": {"id": _STRING}},
+                "application_credential": {
+                    "type": dict,
+                    "required": ["secret"],
+                    "properties": {"id": _STRING, "name": _STRING, "secret": _STRING, "user": _NAMED},
+                },
             },
         },
         "scope": {
@@ -54,6 +59,8 @@ _TYPE_NAMES = {dict: "object", list: "array", str: "string", bool: "boolean"}
 _ID_OR_NAME = (
     ("identity", "password", "user"),
     ("identity", "password", "user", "domain"),
+    ("identity", "application_credential", "user"),
+    ("identity", "application_credential", "user", "domain"),
     ("scope", "project"),
     ("scope", "project", "domain"),
     ("scope", "domain"),

@@ -19,11 +19,22 @@ class Revocations:
     users: dict[str, dt.datetime] = field(default_factory=dict)
     projects: dict[str, dt.datetime] = field(default_factory=dict)
     user_projects: dict[tuple[str, str], dt.datetime] = field(default_factory=dict)
+    app_creds: dict[str, dt.datetime] = field(default_factory=dict)
 
-    def revokes(self, audit_id: str, user_id: str, project_id: str | None, issued_at: dt.datetime) -> bool:
+    def revokes(
+        self,
+        audit_id: str,
+        user_id: str,
+        project_id: str | None,
+        issued_at: dt.datetime,
+        app_cred_id: str | None = None,
+    ) -> bool:
+        """`project_id` is the token's scope target: a project's id or a domain's."""
         if audit_id in self.audit_ids:
             return True
         cutoffs = [self.users.get(user_id)]
+        if app_cred_id is not None:
+            cutoffs.append(self.app_creds.get(app_cred_id))
         if project_id is not None:
             cutoffs += [self.projects.get(project_id), self.user_projects.get((user_id, project_id))]
         return any(cut is not None and issued_at <= cut for cut in cutoffs)
@@ -35,9 +46,12 @@ def load(session: Session, token_ttl_seconds: int) -> Revocations:
     users: dict[str, dt.datetime] = {}
     projects: dict[str, dt.datetime] = {}
     pairs: dict[tuple[str, str], dt.datetime] = {}
+    creds: dict[str, dt.datetime] = {}
     horizon = now - dt.timedelta(seconds=token_ttl_seconds)
     for ev in session.scalars(select(RevocationEvent).where(RevocationEvent.issued_before > horizon)):
-        if ev.user_id and ev.project_id:
+        if ev.app_cred_id:
+            creds[ev.app_cred_id] = max(ev.issued_before, creds.get(ev.app_cred_id, ev.issued_before))
+        elif ev.user_id and ev.project_id:
             pairs[(ev.user_id, ev.project_id)] = max(
                 ev.issued_before, pairs.get((ev.user_id, ev.project_id), ev.issued_before)
             )
@@ -45,18 +59,31 @@ def load(session: Session, token_ttl_seconds: int) -> Revocations:
             users[ev.user_id] = max(ev.issued_before, users.get(ev.user_id, ev.issued_before))
         elif ev.project_id:
             projects[ev.project_id] = max(ev.issued_before, projects.get(ev.project_id, ev.issued_before))
-    return Revocations(audit_ids, users, projects, pairs)
+    return Revocations(audit_ids, users, projects, pairs, creds)
 
 
 def revoked_now(
-    session: Session, audit_id: str, user_id: str, project_id: str | None, issued_at: dt.datetime
+    session: Session,
+    audit_id: str,
+    user_id: str,
+    project_id: str | None,
+    issued_at: dt.datetime,
+    app_cred_id: str | None = None,
 ) -> bool:
     """What `Revocations.revokes` answers, read from the database itself rather than from a
     worker's cache (which may be up to its refresh interval old): for a token about to be
     exchanged for another."""
     if session.get(RevokedToken, audit_id) is not None:
         return True
-    events = [and_(RevocationEvent.user_id == user_id, RevocationEvent.project_id.is_(None))]
+    events = [
+        and_(
+            RevocationEvent.user_id == user_id,
+            RevocationEvent.project_id.is_(None),
+            RevocationEvent.app_cred_id.is_(None),
+        )
+    ]
+    if app_cred_id is not None:
+        events.append(RevocationEvent.app_cred_id == app_cred_id)
     if project_id is not None:
         events += [
             and_(RevocationEvent.user_id.is_(None), RevocationEvent.project_id == project_id),
@@ -66,6 +93,17 @@ def revoked_now(
     return bool(session.scalar(select(revoked)))
 
 
-def revoke(session: Session, *, user_id: str | None = None, project_id: str | None = None) -> None:
-    """Invalidate every token issued so far for the user, the project, or the user on it."""
-    session.add(RevocationEvent(user_id=user_id, project_id=project_id, issued_before=utcnow()))
+def revoke(
+    session: Session,
+    *,
+    user_id: str | None = None,
+    project_id: str | None = None,
+    app_cred_id: str | None = None,
+) -> None:
+    """Invalidate every token issued so far for the user, the project (or domain), the user on
+    it, or the application credential."""
+    session.add(
+        RevocationEvent(
+            user_id=user_id, project_id=project_id, app_cred_id=app_cred_id, issued_before=utcnow()
+        )
+    )

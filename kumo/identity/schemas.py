@@ -7,6 +7,7 @@ from kumo.api.openapi import STRING, Schema, obj
 
 _DOMAIN: Schema = obj({"id": STRING, "name": STRING})
 _USER: Schema = obj({"id": STRING, "name": STRING, "domain": _DOMAIN, "password": STRING}, ["password"])
+_USER_REF: Schema = obj({"id": STRING, "name": STRING, "domain": _DOMAIN})
 _PROJECT: Schema = obj({"id": STRING, "name": STRING, "domain": _DOMAIN})
 
 AUTH_TOKENS: Schema = obj(
@@ -17,11 +18,17 @@ AUTH_TOKENS: Schema = obj(
                     {
                         "methods": {
                             "type": "array",
-                            "items": {"type": "string", "enum": ["password", "token"]},
+                            "items": {
+                                "type": "string",
+                                "enum": ["password", "token", "application_credential"],
+                            },
                             "minItems": 1,
                         },
                         "password": obj({"user": _USER}, ["user"]),
                         "token": obj({"id": STRING}, ["id"]),
+                        "application_credential": obj(
+                            {"id": STRING, "name": STRING, "secret": STRING, "user": _USER_REF}, ["secret"]
+                        ),
                     },
                     ["methods"],
                 ),

@@ -8,6 +8,7 @@ import functools
 import hashlib
 import hmac
 import json
+import math
 import secrets
 import threading
 import time
@@ -34,6 +35,19 @@ class TokenData:
     expires_at: dt.datetime
     audit_id: str
     methods: tuple[str, ...] = ("password",)
+    # Where the user and the project live: (id, name) of their domains.
+    user_domain: tuple[str, str] = ("default", "Default")
+    project_domain: tuple[str, str] | None = None
+    # Domain scope: (id, name); system scope: True. At most one of project, domain, system.
+    domain: tuple[str, str] | None = None
+    system: bool = False
+    # Issued for an application credential: (id, name, restricted).
+    app_cred: tuple[str, str, bool] | None = None
+
+    @property
+    def scope_id(self) -> str | None:
+        """The id revocations by target match: the project's, or the domain's."""
+        return self.project_id or (self.domain[0] if self.domain else None)
 
 
 def _ts(value: dt.datetime) -> float:
@@ -59,10 +73,10 @@ class TokenProvider:
         self._refresh_seconds = refresh_seconds
         self._revoked = Revocations()
         self._local_audit_ids: set[str] = set()
-        self._loaded_at = 0.0
+        self._loaded_at = -math.inf  # not 0: the monotonic clock may be younger than the interval
         self._lock = threading.Lock()
         # Decrypting (AES + HMAC, then JSON) was about 5 % of the API's CPU in a boot storm: keep
-        # recent tokens' payloads. Expiry and revocation are still checked on every request.
+        # recent tokens' data (immutable). Expiry and revocation are still checked on every request.
         self._payload = functools.lru_cache(maxsize=8192)(self._decrypt)
 
     def issue(
@@ -76,6 +90,12 @@ class TokenProvider:
         expires_at: dt.datetime | None = None,
         audit_id: str | None = None,
         issued_at: dt.datetime | None = None,
+        methods: tuple[str, ...] = ("password",),
+        user_domain: tuple[str, str] = ("default", "Default"),
+        project_domain: tuple[str, str] | None = None,
+        domain: tuple[str, str] | None = None,
+        system: bool = False,
+        app_cred: tuple[str, str, bool] | None = None,
     ) -> tuple[str, TokenData]:
         """A new token; a rescoped one passes its parent's `expires_at` and `issued_at`, so that
         whatever revokes the parent (a revocation event by issue time) revokes it too."""
@@ -91,8 +111,14 @@ class TokenProvider:
             issued_at=issued_at or now,
             expires_at=expires,
             audit_id=audit_id or secrets.token_urlsafe(16),
+            methods=methods,
+            user_domain=user_domain,
+            project_domain=project_domain,
+            domain=domain,
+            system=system,
+            app_cred=app_cred,
         )
-        payload = {
+        payload: dict[str, Any] = {
             "u": data.user_id,
             "un": data.user_name,
             "p": data.project_id,
@@ -102,7 +128,17 @@ class TokenProvider:
             "i": _ts(data.issued_at),
             "e": _ts(data.expires_at),
             "a": data.audit_id,
+            "m": list(data.methods),
+            "ud": list(data.user_domain),
         }
+        if data.project_domain is not None:
+            payload["pd"] = list(data.project_domain)
+        if data.domain is not None:
+            payload["d"] = list(data.domain)
+        if data.system:
+            payload["s"] = True
+        if data.app_cred is not None:
+            payload["ac"] = list(data.app_cred)
         token = self._fernet.encrypt(json.dumps(payload, separators=(",", ":")).encode()).decode()
         return token, data
 
@@ -111,27 +147,17 @@ class TokenProvider:
         X-Subject-Token) instead of Unauthorized."""
         error: type[Exception] = NotFound if subject else Unauthorized
         try:
-            raw = self._payload(token)
-        except (InvalidToken, ValueError, TypeError):
+            expires, data = self._payload(token)
+        except (InvalidToken, ValueError, TypeError, KeyError, IndexError):
             raise error("The request you have made requires authentication.") from None
-        if raw["e"] < time.time():
+        if expires < time.time():
             raise error("The token has expired.")
-        issued_at = _from_ts(raw["i"])
-        if raw["a"] in self._local_audit_ids or self._revocations().revokes(
-            raw["a"], raw["u"], raw["p"], issued_at
+        app_cred = data.app_cred[0] if data.app_cred else None
+        if data.audit_id in self._local_audit_ids or self._revocations().revokes(
+            data.audit_id, data.user_id, data.scope_id, data.issued_at, app_cred
         ):
             raise error("The token has been revoked.")
-        return TokenData(
-            user_id=raw["u"],
-            user_name=raw["un"],
-            project_id=raw["p"],
-            project_name=raw["pn"],
-            roles=tuple(raw["r"]),
-            role_ids=tuple(raw["ri"]),
-            issued_at=issued_at,
-            expires_at=_from_ts(raw["e"]),
-            audit_id=raw["a"],
-        )
+        return data
 
     def pseudonym(self, value: str) -> str:
         """An id-shaped stand-in for `value`: the hex of a version-4 UUID, as a user id is (its
@@ -141,8 +167,28 @@ class TokenProvider:
         digest = hmac.new(self._pseudonym_key, data, hashlib.sha256).digest()
         return uuid.UUID(bytes=digest[:16], version=4).hex
 
-    def _decrypt(self, token: str) -> dict[str, Any]:
-        return dict(json.loads(self._fernet.decrypt(token.encode())))
+    def _decrypt(self, token: str) -> tuple[float, TokenData]:
+        """The token's expiry (a timestamp) and its data, built once per cached token."""
+        raw = dict(json.loads(self._fernet.decrypt(token.encode())))
+        domain, app_cred, project_domain = raw.get("d"), raw.get("ac"), raw.get("pd")
+        data = TokenData(
+            user_id=raw["u"],
+            user_name=raw["un"],
+            project_id=raw["p"],
+            project_name=raw["pn"],
+            roles=tuple(raw["r"]),
+            role_ids=tuple(raw["ri"]),
+            issued_at=_from_ts(raw["i"]),
+            expires_at=_from_ts(raw["e"]),
+            audit_id=raw["a"],
+            methods=tuple(raw.get("m", ("password",))),
+            user_domain=tuple(raw.get("ud", ("default", "Default"))),  # type: ignore[arg-type]
+            project_domain=tuple(project_domain) if project_domain else None,  # type: ignore[arg-type]
+            domain=tuple(domain) if domain else None,  # type: ignore[arg-type]
+            system=bool(raw.get("s", False)),
+            app_cred=tuple(app_cred) if app_cred else None,  # type: ignore[arg-type]
+        )
+        return float(raw["e"]), data
 
     def mark_revoked(self, audit_id: str) -> None:
         with self._lock:
@@ -150,7 +196,7 @@ class TokenProvider:
 
     def refresh_soon(self) -> None:
         """This worker just wrote a revocation: read them again on the next verification."""
-        self._loaded_at = 0.0
+        self._loaded_at = -math.inf  # not 0: the monotonic clock may be younger than the interval
 
     def _revocations(self) -> Revocations:
         if self._load_revoked is None:

@@ -6,15 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from kumo.identity import grants
 from kumo.identity.admin import (
-    DEFAULT_DOMAIN,
     Assignment,
     CatalogEndpoint,
     CatalogService,
-    Domain,
+    Inference,
     is_immutable,
 )
-from kumo.identity.models import Project, Role, User
+from kumo.identity.app_creds import AppCred
+from kumo.identity.models import Domain, Group, Project, ProjectLimit, RegisteredLimit, Role, User
 
 
 def _self(base: str, path: str) -> dict[str, Any]:
@@ -82,22 +83,59 @@ def role(r: Role, base: str) -> dict[str, Any]:
     }
 
 
-def assignment(a: Assignment, base: str, include_names: bool = False) -> dict[str, Any]:
-    user_ref: dict[str, Any] = {"id": a.user.id}
-    project_ref: dict[str, Any] = {"id": a.project.id}
+def assignment(a: Assignment, base: str, domain_names: dict[str, str] | None = None) -> dict[str, Any]:
+    """A role assignment; with `domain_names`, Keystone's include_names shape."""
+    actor_key = "user" if a.actor.type == grants.USER else "group"
+    actor_ref: dict[str, Any] = {"id": a.actor.id}
     role_ref: dict[str, Any] = {"id": a.role.id}
-    if include_names:
-        owner = {"id": DEFAULT_DOMAIN.id, "name": DEFAULT_DOMAIN.name}
-        user_ref.update(name=a.user.name, domain=owner)
-        project_ref.update(name=a.project.name, domain=owner)
+    target = a.target.entity
+    if a.target.type == grants.SYSTEM:
+        scope: dict[str, Any] = {"system": {"all": True}}
+    else:
+        scope = {a.target.type: {"id": a.target.id}}
+    if domain_names is not None:
+
+        def owner(domain_id: str) -> dict[str, str]:
+            return {"id": domain_id, "name": domain_names.get(domain_id, domain_id)}
+
+        actor_ref.update(name=a.actor.entity.name, domain=owner(a.actor.entity.domain_id))
         role_ref["name"] = a.role.name
-    path = f"projects/{a.project.id}/users/{a.user.id}/roles/{a.role.id}"
+        if isinstance(target, Project):
+            scope["project"].update(name=target.name, domain=owner(target.domain_id))
+        elif target is not None:
+            scope["domain"]["name"] = target.name
+    assigned = a.prior_role or a.role
+    grantee = ("groups", a.via_group.id) if a.via_group else (f"{actor_key}s", a.actor.id)
+    if a.target.type == grants.SYSTEM:
+        path = f"system/{grantee[0]}/{grantee[1]}/roles/{assigned.id}"
+    else:
+        path = f"{a.target.type}s/{a.target.id}/{grantee[0]}/{grantee[1]}/roles/{assigned.id}"
+    links = {"assignment": _self(base, path)["self"]}
+    if a.via_group is not None:
+        links["membership"] = _self(base, f"groups/{a.via_group.id}/users/{a.actor.id}")["self"]
+    if a.prior_role is not None:
+        links["prior_role"] = _self(base, f"roles/{a.prior_role.id}")["self"]
+    return {"role": role_ref, "scope": scope, actor_key: actor_ref, "links": links}
+
+
+def group(g: Group, base: str) -> dict[str, Any]:
     return {
-        "role": role_ref,
-        "scope": {"project": project_ref},
-        "user": user_ref,
-        "links": {"assignment": _self(base, path)["self"]},
+        "id": g.id,
+        "name": g.name,
+        "domain_id": g.domain_id,
+        "description": g.description,
+        "links": _self(base, f"groups/{g.id}"),
     }
+
+
+def role_ref(r: Role, base: str) -> dict[str, Any]:
+    return {"id": r.id, "name": r.name, "links": _self(base, f"roles/{r.id}")}
+
+
+def inference(i: Inference, base: str, *, single: bool = False) -> dict[str, Any]:
+    """A role inference: one implied role (`single`, the rule's own URL) or the list of them."""
+    implies = [role_ref(r, base) for r in i.implies]
+    return {"prior_role": role_ref(i.prior, base), "implies": implies[0] if single else implies}
 
 
 def service(s: CatalogService, base: str) -> dict[str, Any]:
@@ -130,4 +168,50 @@ def region(region_id: str, base: str) -> dict[str, Any]:
         "description": "",
         "parent_region_id": None,
         "links": _self(base, f"regions/{region_id}"),
+    }
+
+
+def app_cred(a: AppCred, base: str) -> dict[str, Any]:
+    c = a.cred
+    body: dict[str, Any] = {
+        "id": c.id,
+        "name": c.name,
+        "description": c.description or None,
+        "user_id": c.user_id,
+        "project_id": c.project_id,
+        "expires_at": c.expires_at.strftime("%Y-%m-%dT%H:%M:%S.%f") if c.expires_at else None,
+        "unrestricted": c.unrestricted,
+        "roles": [{"id": r.id, "name": r.name, "domain_id": None} for r in a.roles],
+        "access_rules": [],
+        "system": None,
+        "links": _self(base, f"users/{c.user_id}/application_credentials/{c.id}"),
+    }
+    if a.secret is not None:
+        body["secret"] = a.secret
+    return body
+
+
+def registered_limit(r: RegisteredLimit, base: str) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "service_id": r.service_id,
+        "region_id": r.region_id,
+        "resource_name": r.resource_name,
+        "default_limit": r.default_limit,
+        "description": r.description or None,
+        "links": _self(base, f"registered_limits/{r.id}"),
+    }
+
+
+def project_limit(r: ProjectLimit, base: str) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "project_id": r.project_id,
+        "domain_id": None,
+        "service_id": r.service_id,
+        "region_id": r.region_id,
+        "resource_name": r.resource_name,
+        "resource_limit": r.resource_limit,
+        "description": r.description or None,
+        "links": _self(base, f"limits/{r.id}"),
     }

@@ -20,7 +20,7 @@ def test_password_token_scoped_with_catalog(cloud: Cloud) -> None:
     assert resp.status_code == 200
     body = resp.json()["token"]
     assert body["project"]["name"] == "admin"
-    assert [r["name"] for r in body["roles"]] == ["admin"]
+    assert [r["name"] for r in body["roles"]] == ["admin", "member", "reader"]  # the implied chain
     assert body["expires_at"].endswith("Z")
     types = {s["type"] for s in body["catalog"]}
     assert {"identity", "compute", "image"} <= types

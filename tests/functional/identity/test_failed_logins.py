@@ -351,3 +351,24 @@ def test_concurrent_failures_beside_forgotten_ones_all_answer(
     time.sleep(1.2)
     again = list(parallel.map(lambda name: _login(any_cloud, _by_name(name), "wrong"), names))
     assert [_message(r) for r in again] == [AUTH_REQUIRED] * 12
+
+
+def test_an_unknown_name_counts_alike_whichever_way_its_domain_is_named(cloud: Cloud) -> None:
+    """As a real user's failures count by id, an unknown name's count by the domain's id: naming
+    the domain by id, by name or not at all does not give the name fresh attempts."""
+    _lock_after(cloud, 3)
+    with cloud.client() as admin:
+        other = admin.post(f"{V3}/domains", json={"domain": {"name": _unique("d")}}).json()["domain"]
+    name = _unique("nobody")
+    for ref in (
+        {"name": name, "domain": {"id": "default"}},
+        {"name": name, "domain": {"name": "Default"}},
+        {"name": name},
+    ):
+        assert _message(_login(cloud, ref, "wrong")) == AUTH_REQUIRED
+    locked = _locked_id(_login(cloud, {"name": name, "domain": {"name": "Default"}}, "wrong"))
+    # The same name in another domain is another subject.
+    in_other = {"name": name, "domain": {"id": other["id"]}}
+    assert _message(_login(cloud, in_other, "wrong")) == AUTH_REQUIRED
+    _failures(cloud, {"name": name, "domain": {"name": other["name"]}}, 2)
+    assert _locked_id(_login(cloud, in_other, "wrong")) != locked
