@@ -1,7 +1,7 @@
 """identity: implied_roles (role inference rules), revocation_events.app_cred_id
 
 Revision ID: d19fdab459fa
-Revises: 382ab4ca7774
+Revises: 4bc4dd5532d9
 Create Date: 2026-12-07 06:15:12.279968
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "d19fdab459fa"
-down_revision = "382ab4ca7774"
+down_revision = "4bc4dd5532d9"
 branch_labels = None
 depends_on = None
 
