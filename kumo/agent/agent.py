@@ -30,6 +30,7 @@ from kumo.work.kinds import (
     CleanupPayload,
     ConsolePayload,
     EvacuatePayload,
+    InterfacePayload,
     MovePayload,
     PayloadError,
     PrepareMigrationPayload,
@@ -81,6 +82,16 @@ def _move(live: bool) -> Handler:
     return move
 
 
+def _attach_interface(driver: ComputeDriver, p: InterfacePayload) -> TaskResult:
+    driver.attach_interface(p.instance, p.port)
+    return TaskResult(ok=True)
+
+
+def _detach_interface(driver: ComputeDriver, p: InterfacePayload) -> TaskResult:
+    driver.detach_interface(p.instance, p.port)
+    return TaskResult(ok=True)
+
+
 def _prepare_migration(driver: ComputeDriver, p: PrepareMigrationPayload) -> TaskResult:
     # on the destination, before the source moves
     return TaskResult(ok=True, details={"target": driver.prepare_migration(p.instance)})
@@ -105,6 +116,8 @@ HANDLERS: Mapping[TaskKind, Handler] = {
     TaskKind.REBOOT: _reboot(hard=False),
     TaskKind.REBOOT_HARD: _reboot(hard=True),
     TaskKind.REBUILD: lambda driver, p: _powered(driver.rebuild(p.instance, p.image_ref)),
+    TaskKind.ATTACH_INTERFACE: _attach_interface,
+    TaskKind.DETACH_INTERFACE: _detach_interface,
     TaskKind.LIVE_MIGRATE: _move(live=True),
     TaskKind.MIGRATE: _move(live=False),
     TaskKind.REVERT_RESIZE: _move(live=False),

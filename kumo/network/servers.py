@@ -12,13 +12,18 @@ written or undone together.
         Binds the server's ports to the host (a hypervisor's name, or a node uuid with
         vnic_type "baremetal") and returns them in the agents' contract shape (spec_port).
     server_ports(session, server_id) -> [spec port dicts]     what the spawn payload carries
-    release_server_ports(session, server_id) -> None          on delete: ours go, others unbound
+    release_server_ports(session, server_id, only=None) -> None
+        On delete (or of the one port `only`, an interface detached): ours go, others unbound.
+    next_nic_index(session, server_id) -> int                 where an attached interface goes
+    bind_server_port(session, server_id, port_id, host) -> spec port dict   one attached port
     server_addresses(session, server_ids) -> {server: {network name: [address dicts]}}
     server_security_groups(session, server_id) -> [group names]
     servers_security_groups(session, server_ids) -> {server: [group names]}   one read for a page
     server_security_group_rows(session, server_id) -> [SecurityGroup]
     server_interfaces(session, server_id) -> [{id, network_id, mac_address, status, fixed_ips}]
     set_ports_status(session, port_ids, "ACTIVE" | "DOWN") -> None   the agent's report
+    add_server_security_group(session, ctx, server_id, name_or_id) / remove_server_security_group
+        Nova's addSecurityGroup/removeSecurityGroup: the group on (off) every port of the server.
 
 Each change of a port's existence, addresses or binding bumps its network's DHCP generation
 (kumo/network/ipam.py:lock_network), in the same transaction."""
@@ -36,7 +41,7 @@ from sqlalchemy.orm import Session
 from kumo.api.context import RequestContext
 from kumo.errors import Conflict, Forbidden
 from kumo.network import ipam, networks, ports, quotas, security_groups
-from kumo.network.errors import InvalidInput, PortInUse
+from kumo.network.errors import InvalidInput, PortInUse, PortNotFound
 from kumo.network.ipam import FixedIpRequest
 from kumo.network.models import Network, Port, PortSecurityGroup, SecurityGroup
 
@@ -73,8 +78,10 @@ def allocate_for_server(
     requested: Literal["auto", "none"] | Sequence[RequestedNetwork],
     availability_zone: str = "nova",
     group_names: Sequence[str] | None = None,
+    first_index: int = 0,
 ) -> list[str]:
-    """The server's port ids, in the order asked. Ports are made in ctx's project."""
+    """The server's port ids, in the order asked, their NIC indexes from `first_index` on.
+    Ports are made in ctx's project."""
     project_id = ctx.project_id or ""
     if requested == "none":
         return []
@@ -97,7 +104,7 @@ def allocate_for_server(
             touched.add(networks.get_network(session, ctx, entry.network_id).id)
     lock_networks(session, touched)
     port_ids = []
-    for index, entry in enumerate(requested):
+    for index, entry in enumerate(requested, start=first_index):
         if entry.port_id is not None:
             port = session.get_one(Port, entry.port_id, populate_existing=True)
             if not ctx.owns(port.project_id):
@@ -174,6 +181,12 @@ def server_ports(session: Session, server_id: str) -> list[dict[str, Any]]:
     return [spec_port(p, nets[p.network_id], fixed[p.id]) for p in rows]
 
 
+def next_nic_index(session: Session, server_id: str) -> int:
+    """The NIC index after the server's last port's (0 for a server without ports)."""
+    rows = _server_port_rows(session, server_id)
+    return max((p.server_nic_index or 0 for p in rows), default=-1) + 1
+
+
 def bind_server_ports(
     session: Session, server_id: str, host: str, vnic_type: str = "normal"
 ) -> list[dict[str, Any]]:
@@ -182,6 +195,26 @@ def bind_server_ports(
     rows = _server_port_rows(session, server_id)
     if not rows:
         return []
+    _bind(session, rows, host, vnic_type)
+    return server_ports(session, server_id)
+
+
+def bind_server_port(
+    session: Session, server_id: str, port_id: str, host: str, vnic_type: str = "normal"
+) -> dict[str, Any]:
+    """Bind one of the server's ports (an interface attached) to the server's host; the port
+    in the agents' contract shape."""
+    if vnic_type not in ports.VNIC_TYPES:
+        raise InvalidInput(f"binding:vnic_type {vnic_type} is not supported")
+    rows = [p for p in _server_port_rows(session, server_id) if p.id == port_id]
+    if not rows:
+        raise PortNotFound(port_id)
+    _bind(session, rows, host, vnic_type)
+    [found] = [p for p in server_ports(session, server_id) if p["id"] == port_id]
+    return found
+
+
+def _bind(session: Session, rows: Sequence[Port], host: str, vnic_type: str) -> None:
     lock_networks(session, (port.network_id for port in rows))
     for port in rows:
         network = session.get_one(Network, port.network_id, populate_existing=True)
@@ -190,11 +223,10 @@ def bind_server_ports(
         port.status = "BUILD"
     session.flush()
     session.expire_all()
-    return server_ports(session, server_id)
 
 
-def release_server_ports(session: Session, server_id: str) -> None:
-    rows = _server_port_rows(session, server_id)
+def release_server_ports(session: Session, server_id: str, only: str | None = None) -> None:
+    rows = [p for p in _server_port_rows(session, server_id) if only is None or p.id == only]
     lock_networks(session, (port.network_id for port in rows))
     for port in rows:
         if port.created_for_server:
@@ -302,3 +334,46 @@ def set_ports_status(session: Session, port_ids: Sequence[str], status: str) -> 
             .values(status=status)
             .execution_options(synchronize_session=False)
         )
+
+
+def _server_group(
+    session: Session, ctx: RequestContext, server_id: str, name_or_id: str
+) -> tuple[list[Port], str, dict[str, list[str]]]:
+    rows = _server_port_rows(session, server_id)
+    if not rows:
+        raise InvalidInput(f"instance_id {server_id} could not be found as device id on any ports")
+    [group_id] = security_groups.resolve_for_port(session, ctx, ctx.project_id or "", [name_or_id])
+    return rows, group_id, ports.group_ids(session, [p.id for p in rows])
+
+
+def add_server_security_group(session: Session, ctx: RequestContext, server_id: str, name_or_id: str) -> None:
+    """The group (a name or id the caller sees) on every port of the server. InvalidInput when
+    the server has no port, a port of it has port security off, or a port has the group."""
+    rows, group_id, current = _server_group(session, ctx, server_id, name_or_id)
+    for port in rows:
+        if not port.port_security_enabled:
+            raise InvalidInput(
+                f"Security group {name_or_id} cannot be applied: port {port.id} has port security disabled"
+            )
+        if group_id in current[port.id]:
+            raise InvalidInput(
+                f"Security group {name_or_id} is already associated with the instance {server_id}"
+            )
+    for port in rows:
+        ports.replace_groups(session, port, [*current[port.id], group_id])
+        port.revision_number += 1
+    session.flush()
+
+
+def remove_server_security_group(
+    session: Session, ctx: RequestContext, server_id: str, name_or_id: str
+) -> None:
+    """The group off every port of the server that has it; InvalidInput when none has it."""
+    rows, group_id, current = _server_group(session, ctx, server_id, name_or_id)
+    having = [port for port in rows if group_id in current[port.id]]
+    if not having:
+        raise InvalidInput(f"Security group {name_or_id} not associated with the instance {server_id}")
+    for port in having:
+        ports.replace_groups(session, port, [g for g in current[port.id] if g != group_id])
+        port.revision_number += 1
+    session.flush()
