@@ -9,9 +9,12 @@ CLI calls cost 1-2 s each: each test walks one resource's whole life."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.cli.conftest import DEMO_CLOUD, CLIError, OpenStackCLI
+from tests.conftest import Fleet, wait_for
 
 pytestmark = pytest.mark.cli
 
@@ -234,3 +237,73 @@ def test_security_groups_and_rules(any_osc: OpenStackCLI) -> None:
     usage = {r["Resource"]: r for r in osc.run("quota", "show", "--usage", "--network", "demo")}
     assert usage["networks"]["In Use"] == 2
     assert "403" in _fails(osc, "quota", "set", "--networks", "9", "demo")
+
+
+def test_servers_nics_and_interfaces(any_osc: OpenStackCLI, any_fleet: Fleet, tmp_path: Path) -> None:
+    """`server create` with --network, --nic port-id=, --nic none, --nic auto; `server add/remove
+    port`, `server add/remove network`, `server add/remove security group`; `port list --server`."""
+    osc = any_osc
+    any_fleet.add("cli-nic-host", vcpus=8, memory_mb=8192)
+    osc.run("flavor", "create", "--vcpus", "1", "--ram", "256", "--disk", "1", "--public", "n.tiny")
+    disk = tmp_path / "disk.raw"
+    disk.write_bytes(b"\0" * 4096)
+    osc.run(
+        "image", "create", "--file", str(disk), "--disk-format", "raw", "--container-format", "bare",
+        "--public", "img",
+    )  # fmt: skip
+    osc.run("network", "create", "front", cloud=DEMO_CLOUD)
+    osc.run(
+        "subnet",
+        "create",
+        "front-s",
+        "--network",
+        "front",
+        "--subnet-range",
+        "10.70.0.0/24",
+        cloud=DEMO_CLOUD,
+    )
+    boot = ("server", "create", "--flavor", "n.tiny", "--image", "img", "--wait")
+    by_net = osc.run(*boot, "--network", "front", "vm-net", cloud=DEMO_CLOUD)
+    [address] = by_net["addresses"]["front"]
+    assert address.startswith("10.70.0.")
+    port = osc.run("port", "create", "--network", "front", "mine", cloud=DEMO_CLOUD)
+    by_port = osc.run(*boot, "--nic", f"port-id={port['id']}", "vm-port", cloud=DEMO_CLOUD)
+    assert by_port["addresses"] == {"front": [port["fixed_ips"][0]["ip_address"]]}
+    bare = osc.run(*boot, "--nic", "none", "vm-bare", cloud=DEMO_CLOUD)
+    assert bare["addresses"] == {}
+    auto = osc.run(*boot, "--nic", "auto", "vm-auto", cloud=DEMO_CLOUD)
+    assert list(auto["addresses"]) == ["front"]
+    [listed] = osc.run("port", "list", "--server", "vm-port", cloud=DEMO_CLOUD)
+    assert listed["ID"] == port["id"]
+
+    # Interfaces of a running server: a network, then a port; removed again.
+    osc.run("network", "create", "back", cloud=DEMO_CLOUD)
+    osc.run(
+        "subnet", "create", "back-s", "--network", "back", "--subnet-range", "10.71.0.0/24", cloud=DEMO_CLOUD
+    )
+    osc.run("server", "add", "network", "vm-bare", "back", json=False, cloud=DEMO_CLOUD)
+    spare = osc.run("port", "create", "--network", "front", "spare", cloud=DEMO_CLOUD)
+    osc.run("server", "add", "port", "vm-bare", "spare", json=False, cloud=DEMO_CLOUD)
+    shown = osc.run("server", "show", "vm-bare", cloud=DEMO_CLOUD)
+    assert sorted(shown["addresses"]) == ["back", "front"]
+    assert shown["addresses"]["front"] == [spare["fixed_ips"][0]["ip_address"]]
+    assert "in use" in _fails(osc, "server", "add", "port", "vm-net", "spare")
+    [back_port] = osc.run("port", "list", "--server", "vm-bare", "--network", "back", cloud=DEMO_CLOUD)
+    osc.run("server", "remove", "port", "vm-bare", "spare", json=False, cloud=DEMO_CLOUD)
+    osc.run("server", "remove", "network", "vm-bare", "back", json=False, cloud=DEMO_CLOUD)
+
+    def detached() -> bool:
+        return osc.run("port", "list", "--server", "vm-bare", cloud=DEMO_CLOUD) == []
+
+    wait_for(detached, timeout=60, interval=1)
+    assert osc.run("port", "show", "spare", cloud=DEMO_CLOUD)["device_id"] == ""  # kept, unbound
+    assert back_port["ID"] not in [p["ID"] for p in osc.run("port", "list", cloud=DEMO_CLOUD)]  # made: gone
+
+    # Security groups of a server: on every port of it.
+    osc.run("security", "group", "create", "web", cloud=DEMO_CLOUD)
+    osc.run("server", "add", "security", "group", "vm-net", "web", json=False, cloud=DEMO_CLOUD)
+    groups = {g["name"] for g in osc.run("server", "show", "vm-net", cloud=DEMO_CLOUD)["security_groups"]}
+    assert groups == {"default", "web"}
+    osc.run("server", "remove", "security", "group", "vm-net", "web", json=False, cloud=DEMO_CLOUD)
+    groups = {g["name"] for g in osc.run("server", "show", "vm-net", cloud=DEMO_CLOUD)["security_groups"]}
+    assert groups == {"default"}
