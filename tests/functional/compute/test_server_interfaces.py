@@ -6,6 +6,7 @@ the NIC, the port released only once unplugged (or when the plug failed), and No
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ from openstack import exceptions
 
 from kumo.agent.drivers.fake import PLUGGED
 from kumo.agent.protocol import AGENT_TOKEN_HEADER
-from tests.conftest import Cloud, Fleet, wait_for
+from tests.conftest import DEMO_PASSWORD, Cloud, Fleet, wait_for
 from tests.functional.compute.test_server_networks import Env, _boot, _env, _ips
 
 pytestmark = pytest.mark.filterwarnings("ignore::openstack.warnings.RemovedFieldWarning")
@@ -197,3 +198,26 @@ def test_server_security_groups_sqlite(env: Env) -> None:
 @pytest.mark.postgres
 def test_server_security_groups_postgres(pg_env: Env) -> None:
     _security_groups(pg_env)
+
+
+@pytest.mark.postgres
+def test_one_port_attached_to_two_servers_at_once_goes_to_one(pg_env: Env) -> None:
+    """Two attaches racing for one port (separate API requests, PostgreSQL's row locks): one
+    200, one 409, and the port is bound to the winner only."""
+    demo = pg_env.demo
+    first = _boot(pg_env, "race-a", networks="none")
+    second = _boot(pg_env, "race-b", networks="none")
+    token = pg_env.cloud.token("demo", DEMO_PASSWORD, "demo")
+    for round_ in range(3):
+        port = demo.network.create_port(network_id=pg_env.net.id, name=f"contested-{round_}")
+        body = {"interfaceAttachment": {"port_id": port.id}}
+
+        def attach(server_id: str, body: dict[str, Any] = body) -> int:
+            with pg_env.cloud.client(token) as client:
+                return client.post(f"/compute/v2.1/servers/{server_id}/os-interface", json=body).status_code
+
+        with ThreadPoolExecutor(2) as pool:
+            codes = list(pool.map(attach, [first.id, second.id]))
+        assert sorted(codes) == [200, 409], codes
+        winner = first.id if codes[0] == 200 else second.id
+        assert pg_env.admin.network.get_port(port.id).device_id == winner
