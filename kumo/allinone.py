@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,10 @@ from rich.console import Console
 from kumo.agent.agent import Agent
 from kumo.agent.drivers import libvirt as libvirt_driver
 from kumo.agent.drivers.load import load_driver
-from kumo.agent.netsync import network_role
+from kumo.agent.netsync import NetworkSync, UnavailableDataPlane, network_role
+from kumo.agent.network import links
+from kumo.agent.network.run import NetworkError
+from kumo.agent.network.spec import host_gateway_name
 from kumo.config import Settings, write_private
 from kumo.deploy import init_cloud
 from kumo.runtime import build_runtime
@@ -29,6 +34,98 @@ REAL_IMAGE = "kumo-test-image"
 # Where the network host's files (dnsmasq's hosts directories, leases) live: searchable by the
 # user dnsmasq drops to, as `kumo agent --network-state-dir`'s default is.
 NETWORK_STATE_ROOT = Path("/var/lib/kumo/network")
+# The demo network, as devstack's: shared and external, its gateway on this machine.
+PUBLIC_NETWORK = "public"
+PUBLIC_SUBNET = "public-subnet"
+PUBLIC_CIDR = "172.24.4.0/24"
+NETWORKING = "/networking/v2.0"
+
+
+@dataclass(frozen=True)
+class PublicNetwork:
+    id: str
+    cidr: str
+    gateway: str
+
+
+def public_gateway(cidr: str) -> str:
+    """The subnet's gateway: its first host address, "ip/prefixlen". SystemExit when `cidr` is
+    not an IPv4 subnet with room for a gateway, a DHCP port and guests."""
+    try:
+        network = ipaddress.IPv4Network(cidr)
+    except ValueError as exc:
+        raise SystemExit(f"--public-network {cidr}: {exc}") from None
+    if network.prefixlen > 29:
+        raise SystemExit(f"--public-network {cidr}: too small (at most a /29)")
+    return f"{next(network.hosts())}/{network.prefixlen}"
+
+
+def check_public_cidr(cidr: str, routes: list[links.Route]) -> None:
+    """SystemExit, naming the route, when this machine already routes part of `cidr`: its
+    gateway on this machine would take that traffic (or lose it)."""
+    conflicts = links.route_conflicts([public_gateway(cidr)], routes)
+    if conflicts:
+        raise SystemExit(
+            f"the public network {cidr} overlaps this machine's route(s) {'; '.join(conflicts)}: "
+            "choose a free subnet with --public-network CIDR"
+        )
+
+
+def ensure_public_network(admin: httpx.Client, cidr: str) -> PublicNetwork:
+    """The shared external network `public` with its subnet (devstack's `public`): the one that
+    exists (its own subnet, whatever `cidr` says), else made, after checking `cidr` against this
+    machine's routes. Its gateway (the subnet's first address) is this machine's."""
+    found = admin.get(
+        f"{NETWORKING}/networks", params={"name": PUBLIC_NETWORK, "router:external": "true"}
+    ).json()["networks"]
+    if found:
+        network_id = str(found[0]["id"])
+        subnets = admin.get(f"{NETWORKING}/subnets", params={"network_id": network_id}).json()["subnets"]
+        if subnets:
+            return PublicNetwork(network_id, subnets[0]["cidr"], subnets[0]["gateway_ip"])
+    gateway = public_gateway(cidr)
+    check_public_cidr(cidr, links.routes())
+    if not found:
+        body = {"network": {"name": PUBLIC_NETWORK, "shared": True, "router:external": True}}
+        resp = admin.post(f"{NETWORKING}/networks", json=body)
+        resp.raise_for_status()
+        network_id = str(resp.json()["network"]["id"])
+    body = {
+        "subnet": {
+            "name": PUBLIC_SUBNET,
+            "network_id": network_id,
+            "ip_version": 4,
+            "cidr": cidr,
+            "gateway_ip": gateway.split("/")[0],
+        }
+    }
+    resp = admin.post(f"{NETWORKING}/subnets", json=body)
+    resp.raise_for_status()
+    subnet = resp.json()["subnet"]
+    return PublicNetwork(network_id, subnet["cidr"], subnet["gateway_ip"])
+
+
+def wait_reachable(network: NetworkSync, public: PublicNetwork, timeout: float = 60) -> str:
+    """A line saying whether this machine holds the public network's gateway (the network host
+    applied it) within `timeout`, or why not."""
+    if isinstance(network.plane, UnavailableDataPlane):
+        return f"[yellow]not reachable from this machine[/]: {network.plane.reason}"
+    prefixlen = ipaddress.IPv4Network(public.cidr).prefixlen
+    wanted = f"{public.gateway}/{prefixlen}"
+    device = host_gateway_name(public.id)
+    deadline = time.monotonic() + timeout
+    with console.status(f"waiting for {public.gateway} on this machine …"):
+        while time.monotonic() < deadline:
+            try:
+                if wanted in links.addresses(None, device):
+                    return f"gateway {public.gateway} on this machine ({device}): guests are reachable"
+            except NetworkError:
+                pass  # not made yet
+            failure = network.failures.get(public.id)
+            if failure is not None:  # e.g. a route of this machine over the subnet
+                return f"[yellow]not reachable from this machine[/]: {failure}"
+            time.sleep(0.2)
+    return f"[yellow]not reachable from this machine yet[/]: no {wanted} on {device} after {timeout:.0f} s"
 
 
 def choose_driver(requested: str) -> tuple[str, str]:
@@ -220,7 +317,9 @@ def ensure_image(admin: httpx.Client) -> str:
     return str(image["id"])
 
 
-def boot_demo(url: str, demo_token: str, image_id: str, flavor_name: str = "m1.tiny") -> dict[str, Any]:
+def boot_demo(
+    url: str, demo_token: str, image_id: str, flavor_name: str = "m1.tiny", network_id: str | None = None
+) -> dict[str, Any]:
     with httpx.Client(base_url=url, headers={"X-Auth-Token": demo_token}, timeout=30) as demo:
         flavor = next(
             f for f in demo.get("/compute/v2.1/flavors").json()["flavors"] if f["name"] == flavor_name
@@ -232,7 +331,7 @@ def boot_demo(url: str, demo_token: str, image_id: str, flavor_name: str = "m1.t
                     "name": "demo-server",
                     "flavorRef": flavor["id"],
                     "imageRef": image_id,
-                    "networks": "none",
+                    "networks": [{"uuid": network_id}] if network_id else "none",
                 }
             },
             headers={"OpenStack-API-Version": "compute 2.37"},
@@ -277,7 +376,9 @@ def run_all_in_one(
     exit_after_demo: bool,
     driver: str = "auto",
     image_dir: Path | None = None,
+    public_cidr: str = PUBLIC_CIDR,
 ) -> None:
+    public_gateway(public_cidr)  # a malformed --public-network stops it before anything starts
     admin_password = settings.secret("admin_password")
     demo_password = settings.secret("demo_password")
     with console.status("migrating and bootstrapping the database …"):
@@ -316,31 +417,42 @@ def run_all_in_one(
     console.print(f"[green]agents[/] {', '.join(host_names)} registered")
     admin_token = token(url, "admin", admin_password, "admin")
     with httpx.Client(base_url=url, headers={"X-Auth-Token": admin_token}, timeout=30) as admin:
+        try:
+            public = ensure_public_network(admin, public_cidr)
+        except SystemExit:
+            stop_all(server, agents)
+            raise
+        network_host = agents[0].network  # the first agent serves networks
+        reach = wait_reachable(network_host, public) if network_host is not None else "no network host"
+        about = f"{PUBLIC_NETWORK} {public.cidr} (shared, external) {public.id}: {reach}"
+        console.print(f"[green]network[/] {about}")
         ensure_zones(admin, host_names)
         ensure_flavors(admin)
         image_id = ensure_image(admin)
         if files is not None:
             image_id = ensure_real_guest(admin, files, host_names[0], host_names[1:])
-    flavor = REAL_FLAVOR if files is not None else "m1.tiny"
-    image_name = REAL_IMAGE if files is not None else "demo-image"
+    real = files is not None
+    flavor = REAL_FLAVOR if real else "m1.tiny"
+    image_name = REAL_IMAGE if real else "demo-image"
     clouds = settings.state_dir / "clouds.yaml"
     write_clouds_yaml(clouds, url, settings.region, admin_password, demo_password)
     if demo:
         demo_token = token(url, "demo", demo_password, "demo")
-        result = boot_demo(url, demo_token, image_id, flavor)
+        result = boot_demo(url, demo_token, image_id, flavor, public.id)
         zone = result["OS-EXT-AZ:availability_zone"]
-        console.print(f"[green]demo-server[/] {result['id']} is {result['status']} in {zone}")
-        if files is not None and result["status"] == "ACTIVE":
+        addresses = ", ".join(
+            f"{name}={address['addr']}"
+            for name, entries in result["addresses"].items()
+            for address in entries
+        )
+        console.print(f"[green]demo-server[/] {result['id']} is {result['status']} in {zone} {addresses}")
+        if real and result["status"] == "ACTIVE":
             line = wait_console(url, demo_token, result["id"], "KUMO-BOOT-OK")
             console.print(f"[green]console[/] {line}" if line else "[yellow]console[/] no boot marker yet")
-    console.print(f"""
-Next:
-  export OS_CLIENT_CONFIG_FILE={clouds}
-  openstack --os-cloud kumo server list --all-projects
-  openstack --os-cloud kumo-demo server create --flavor {flavor} --image {image_name} --wait my-server
-  openstack --os-cloud kumo-demo console log show my-server
-  openstack --os-cloud kumo hypervisor list
-Press Ctrl-C to stop.""")
+    journey = next_commands(clouds, flavor, image_name, real)
+    # soft_wrap: a command stays one line, whatever the terminal's width (copied as it is)
+    console.print("\nNext:\n" + "\n".join("  " + line for line in journey), soft_wrap=True, highlight=False)
+    console.print("Press Ctrl-C to stop (the public network's gateway, bridge and DHCP leave this machine).")
     stop = threading.Event()
     if not exit_after_demo:
         signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -350,10 +462,38 @@ Press Ctrl-C to stop.""")
     stop_all(server, agents)
 
 
+def next_commands(clouds: Path, flavor: str, image: str, real: bool) -> list[str]:
+    """The banner's journey: with real guests, a key, SSH opened in the default security group,
+    a server on the public network and SSH to it from this machine; with fake ones, the server."""
+    demo = "openstack --os-cloud kumo-demo"
+    key = " --key-name mykey" if real else ""
+    lines = [
+        f"export OS_CLIENT_CONFIG_FILE={clouds}",
+        "openstack --os-cloud kumo server list --all-projects",
+        "openstack --os-cloud kumo hypervisor list",
+    ]
+    if real:
+        lines += [
+            f"{demo} keypair create --public-key ~/.ssh/id_ed25519.pub mykey",
+            f"{demo} security group rule create --protocol tcp --dst-port 22 default",
+        ]
+    lines += [
+        f"{demo} server create --flavor {flavor} --image {image} --network {PUBLIC_NETWORK}{key}"
+        " --wait my-server",
+        f"{demo} server list",
+    ]
+    if real:
+        lines.append(f"ssh root@<my-server's {PUBLIC_NETWORK} address>")
+    lines.append(f"{demo} console log show my-server")
+    return lines
+
+
 def stop_all(server: ThreadedServer, agents: list[Agent]) -> None:
     """Stop the agents, then the API, in about a second: the agents take no more work, the API
     answers their long polls at once (empty; tasks stay pending in the database), each agent's
-    threads end (side by side), and the API stops with no request left in flight."""
+    threads end (side by side), the network host takes its networks off this machine (the next
+    `kumo up` makes them again: its agent's registration syncs every network it serves), and
+    the API stops with no request left in flight."""
     for agent in agents:
         agent.stop_event.set()
     server.rt.waker.stop()
@@ -361,5 +501,9 @@ def stop_all(server: ThreadedServer, agents: list[Agent]) -> None:
         list(pool.map(Agent.stop, agents))
     for agent in agents:
         if agent.network is not None:
+            try:  # the machine as it was found: no gateway, bridge, namespace or dnsmasq left
+                agent.network.remove_all()
+            except NetworkError as exc:
+                console.print(f"[yellow]could not remove the networks from this machine[/]: {exc}")
             agent.network.metadata.stop()
     server.stop()

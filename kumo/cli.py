@@ -215,8 +215,14 @@ def up(
         envvar="KUMO_TEST_IMAGE_DIR",
         help="kumo's bootable test guest (scripts/build-test-image), for the libvirt hypervisor",
     ),
+    public_network: str = typer.Option(
+        "172.24.4.0/24",
+        help="Subnet of the shared external network `public` made on first start; its first "
+        "address is this machine's (must not overlap the machine's routes)",
+    ),
 ) -> None:
-    """All-in-one: migrate, bootstrap, serve the API with in-process agents, boot a demo server."""
+    """All-in-one: migrate, bootstrap, serve the API with in-process agents, make the `public`
+    network (reachable from this machine), boot a demo server on it."""
     from kumo.allinone import run_all_in_one  # every role in one process (module docstring)
 
     setup_logging("WARNING")
@@ -233,6 +239,7 @@ def up(
             exit_after_demo=exit_after_demo,
             driver=driver,
             image_dir=image_dir,
+            public_cidr=public_network,
         )
     except KeyboardInterrupt:  # Ctrl-C before it was up (then it stops by its own handler)
         typer.echo("interrupted", err=True)

@@ -1,6 +1,7 @@
 """Start-up wiring: registers the hooks that let lower layers call up without importing the
 layers above them (the work queue's hooks; placement's rules for providers in use; the
-metadata service's reader of an instance's ports). Every
+metadata service's reader of an instance's ports; networking's reader of a baremetal node's
+NICs). Every
 process that enqueues or settles work calls `install()` once before it does (the API app,
 `kumo scheduler`, the tests' session fixture); calling it again changes nothing.
 
@@ -12,10 +13,12 @@ after baremetal's.
 
 from __future__ import annotations
 
+from kumo.baremetal import ports as baremetal_ports
 from kumo.baremetal import service as baremetal
 from kumo.compute import provider_rules
 from kumo.metadata import backend as metadata_backend
 from kumo.metadata import ports as metadata_ports
+from kumo.network import servers as network_servers
 from kumo.network import sync as network_sync
 from kumo.work import hooks
 
@@ -25,3 +28,4 @@ def install() -> None:
     hooks.register(network_sync.HOOKS)  # a network_sync result records its applied generation
     provider_rules.register()  # placement keeps a compute host's provider
     metadata_backend.set_ports_hook(metadata_ports.ports_of)  # network_data.json reads the ports
+    network_servers.set_node_macs_hook(baremetal_ports.macs_for_binding)  # a node's ports take its NICs' MACs

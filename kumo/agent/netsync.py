@@ -163,6 +163,9 @@ class NetworkSync:
         self._lock = threading.Lock()
         self._listening: set[str] = set()
         self._plugged: dict[str, dict[str, str]] = {}  # network → address → instance
+        self._applied: set[str] = set()  # networks this process has put on this machine
+        # network → why its last sync failed on this machine (cleared by one that succeeds)
+        self.failures: dict[str, str] = {}
 
     def sync(self, p: NetworkSyncPayload) -> TaskResult:
         if self.read_state is None:
@@ -172,7 +175,13 @@ class NetworkSync:
             if state is None:
                 self._remove(p.network_id)
                 return TaskResult(ok=True, details={"removed": True})
-            applied = self.plane.apply(state)
+            self._applied.add(p.network_id)  # before: a failed apply may leave part of it
+            try:
+                applied = self.plane.apply(state)
+            except DriverError as exc:
+                self.failures[p.network_id] = str(exc)
+                raise
+            self.failures.pop(p.network_id, None)
             if applied.serves_metadata:
                 self._listen(p.network_id)
                 self._plug(p.network_id, state)
@@ -199,7 +208,19 @@ class NetworkSync:
                 self.metadata.plug(network_id, address, instance)
         self._plugged[network_id] = wanted
 
+    def remove_all(self) -> list[str]:
+        """Takes every network this process applied off this machine (dnsmasq, namespaces,
+        bridges, the host's gateways), for a host that stops serving networks for good (`kumo
+        up` stopping). An agent that merely restarts keeps them: it adopts them on its next
+        start. Returns the networks removed."""
+        with self._lock:
+            removed = sorted(self._applied)
+            for network_id in removed:
+                self._remove(network_id)
+            return removed
+
     def _remove(self, network_id: str) -> None:
+        self._applied.discard(network_id)
         self.plane.remove(network_id)
         if network_id in self._listening:
             self.metadata.stop_network(network_id)

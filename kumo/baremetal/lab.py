@@ -9,6 +9,12 @@ directly, it has a small disk (the boot device Redfish switches to), and its ser
 captured to `<state>/<name>.console.log`, which the deploy interface watches for the image's
 `KUMO-BOOT-OK` marker (driver_info `kumo_console_log`). The emulator serves only the lab's
 machines (SUSHY_EMULATOR_ALLOWED_INSTANCES), whatever else libvirt runs.
+
+A machine may have NICs (`Nic`): each is plugged into an existing Linux bridge with a given
+MAC, for example a tenant network's `brq<network_id[:11]>` on the network host (the test
+image asks DHCP for an address on every NIC and prints it in its marker, `ip=<address>`).
+Enroll the MAC as the node's Ironic port and a server on the node gets the network's DHCP
+reservation for it. The bridge must exist when the machine powers on, not when it is defined.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import threading
 import time
 import uuid as uuidlib
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -55,13 +62,21 @@ class Machine:
         }
 
 
+@dataclass(frozen=True)
+class Nic:
+    """A lab machine's NIC: plugged into `bridge`, with `mac`."""
+
+    bridge: str
+    mac: str
+
+
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
     element = ET.SubElement(parent, tag, attrs)
     element.text = text
     return element
 
 
-def machine_xml(machine: Machine, image_dir: Path, memory_mib: int = 128) -> str:
+def machine_xml(machine: Machine, image_dir: Path, memory_mib: int = 128, nics: Sequence[Nic] = ()) -> str:
     manifest = dict(
         line.split("=", 1) for line in (image_dir / "manifest").read_text().splitlines() if "=" in line
     )
@@ -94,6 +109,11 @@ def machine_xml(machine: Machine, image_dir: Path, memory_mib: int = 128) -> str
     cdrom = _sub(devices, "disk", type="file", device="cdrom")  # empty: a boot device to switch to
     _sub(cdrom, "target", dev="hdc", bus="ide")
     _sub(cdrom, "readonly")
+    for nic in nics:
+        interface = _sub(devices, "interface", type="bridge")
+        _sub(interface, "mac", address=nic.mac)
+        _sub(interface, "source", bridge=nic.bridge)
+        _sub(interface, "model", type="virtio")
     serial = _sub(devices, "serial", type="pty")
     _sub(serial, "log", file=machine.console_log, append="on")
     _sub(serial, "target", port="0")
@@ -121,8 +141,14 @@ def lab_id(state_dir: Path) -> str:
     return hashlib.blake2b(str(state_dir.resolve()).encode(), digest_size=3).hexdigest()
 
 
-def define_machines(names: list[str], state_dir: Path, image_dir: Path = DEFAULT_IMAGE_DIR) -> list[Machine]:
-    """(Re)define the machines, powered off, with fresh disks and empty consoles."""
+def define_machines(
+    names: list[str],
+    state_dir: Path,
+    image_dir: Path = DEFAULT_IMAGE_DIR,
+    nics: Mapping[str, Sequence[Nic]] | None = None,
+) -> list[Machine]:
+    """(Re)define the machines, powered off, with fresh disks and empty consoles; `nics` by
+    machine name (none for a machine not named)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     machines = []
     lab = lab_id(state_dir)
@@ -139,7 +165,7 @@ def define_machines(names: list[str], state_dir: Path, image_dir: Path = DEFAULT
         shutil.copyfile(image_dir / "disk.raw", machine.disk)
         Path(machine.console_log).unlink(missing_ok=True)
         xml_path = state_dir / f"{name}.xml"
-        xml_path.write_text(machine_xml(machine, image_dir))
+        xml_path.write_text(machine_xml(machine, image_dir, nics=(nics or {}).get(name, ())))
         _virsh("define", str(xml_path))
         machines.append(machine)
     (state_dir / "machines.json").write_text(json.dumps([asdict(m) for m in machines], indent=2))
@@ -224,6 +250,18 @@ class Emulator:
         self.process = None
 
 
+def parse_nics(specs: Sequence[str]) -> dict[str, list[Nic]]:
+    """`MACHINE=BRIDGE,MAC` options, by machine."""
+    found: dict[str, list[Nic]] = {}
+    for spec in specs:
+        name, _, rest = spec.partition("=")
+        bridge, _, mac = rest.partition(",")
+        if not (name and bridge and mac):
+            raise SystemExit(f"--nic {spec}: expected MACHINE=BRIDGE,MAC")
+        found.setdefault(name, []).append(Nic(bridge, mac))
+    return found
+
+
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/sushy-emulator", description=__doc__.split("\n\n")[0])
     common = argparse.ArgumentParser(add_help=False)
@@ -237,12 +275,21 @@ def _main(argv: list[str] | None = None) -> int:
     start.add_argument(
         "--image", type=Path, default=DEFAULT_IMAGE_DIR, help="scripts/build-test-image output"
     )
+    start.add_argument(
+        "--nic",
+        action="append",
+        default=[],
+        metavar="MACHINE=BRIDGE,MAC",
+        help="a NIC for a machine (node-1, …) on an existing bridge, with a MAC; repeatable",
+    )
     sub.add_parser("list", parents=[common], help="the machines and the driver_info to enroll them with")
     sub.add_parser("clean", parents=[common], help="power off and undefine the machines")
     args = parser.parse_args(argv)
     state: Path = args.state
     if args.command == "start":
-        machines = define_machines([f"node-{i + 1}" for i in range(args.machines)], state, args.image)
+        machines = define_machines(
+            [f"node-{i + 1}" for i in range(args.machines)], state, args.image, parse_nics(args.nic)
+        )
         emulator = Emulator(machines, args.port, state).start()
         (state / "emulator.json").write_text(json.dumps({"url": emulator.url}))
         for m in machines:

@@ -59,6 +59,33 @@ NODE_FIELDS_SINCE: dict[str, tuple[int, int]] = {
     "retired_reason": (1, 61),
     "lessee": (1, 65),
 }
+# Port fields (and body keys) by the version that brought them.
+PORT_FIELDS_SINCE: dict[str, tuple[int, int]] = {
+    "internal_info": (1, 18),
+    "pxe_enabled": (1, 19),
+    "local_link_connection": (1, 19),
+    "portgroup_uuid": (1, 24),
+    "physical_network": (1, 34),
+    "is_smartnic": (1, 53),
+}
+# Every field a port shows (at the latest version), in Ironic's order.
+PORT_FIELDS = (
+    "uuid",
+    "address",
+    "node_uuid",
+    "extra",
+    "internal_info",
+    "local_link_connection",
+    "pxe_enabled",
+    "portgroup_uuid",
+    "physical_network",
+    "is_smartnic",
+    "created_at",
+    "updated_at",
+    "links",
+)
+FIELDS_PARAM = (1, 8)  # ?fields= on lists and shows
+PORT_DETAIL_PARAM = (1, 43)  # GET /v1/ports?detail=True
 
 
 def text(version: tuple[int, int]) -> str:

@@ -1,11 +1,12 @@
-"""Baremetal tables: nodes (Ironic's node object) and the conductors that drive their BMCs."""
+"""Baremetal tables: nodes (Ironic's node object), their ports (Ironic's port object: a NIC of
+the machine, by MAC) and the conductors that drive their BMCs."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kumo.baremetal import states
@@ -41,6 +42,23 @@ class Node(Base):
     owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
     lessee: Mapped[str | None] = mapped_column(String(255), nullable=True)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True, onupdate=utcnow)
+
+
+class NodePort(Base):
+    """One NIC of a node (Ironic's port). Its MAC is unique in the cloud; a server deployed on
+    the node takes the MAC of the node's pxe_enabled port for its Neutron port."""
+
+    __tablename__ = "baremetal_ports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    address: Mapped[str] = mapped_column(String(18), unique=True)  # lower-case colon hex
+    node_id: Mapped[int] = mapped_column(ForeignKey("baremetal_nodes.id", ondelete="CASCADE"), index=True)
+    pxe_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    local_link_connection: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    physical_network: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True, onupdate=utcnow)
 

@@ -1,5 +1,5 @@
 """Ironic's API subset under /baremetal (version discovery, nodes, provision/power/maintenance
-states). Admin only. Each route: version → context → one domain call in a transaction → view."""
+states, ports). Admin only. Each route: version → context → one domain call in a transaction → view."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
 from kumo.api.openapi import json_body
-from kumo.baremetal import conductors, microversion, ownership, schemas, service, views
+from kumo.baremetal import conductors, microversion, ownership, ports, schemas, service, views
 from kumo.baremetal.drivers import DRIVERS
 from kumo.baremetal.microversion import Version
 from kumo.errors import BadRequest
@@ -262,6 +262,138 @@ def maintenance_off(
     with rt.db.transaction() as session:
         service.set_maintenance(session, ctx, ident, False, None)
     return Response(status_code=202, headers=microversion.headers(v))
+
+
+def _port_list(
+    request: Request, rt: Runtime, ctx: RequestContext, v: Version, detail: bool, node: str | None, path: str
+) -> dict[str, Any]:
+    p = request.query_params
+    fields = _fields(p.get("fields"))
+    limit_value = _limit(p.get("limit"))
+    query = ports.PortQuery(
+        version=v,
+        detail=detail,
+        detail_param=detail and path == "ports",
+        fields=fields,
+        node=node if node is not None else p.get("node"),
+        node_uuid=p.get("node_uuid"),
+        address=p.get("address"),
+        limit=limit_value,
+        marker=p.get("marker"),
+        sort_key=p.get("sort_key", "id"),
+        sort_dir=p.get("sort_dir", "asc"),
+    )
+    with rt.db.read() as session:
+        rows = [(port, node_row.uuid) for port, node_row in ports.list_ports(session, ctx, query)]
+    next_url = None
+    if rows and limit_value:
+        args = {k: val for k, val in p.items() if k != "marker"}
+        args["marker"] = rows[-1][0].uuid
+        next_url = f"{_base(request)}/v1/{path}?{urlencode(args)}"
+    return views.port_list(
+        rows, v, _base(request), detail=detail, fields=fields, limit=limit_value, next_url=next_url
+    )
+
+
+@router.get("/v1/ports", openapi_extra=schemas.PORT_LIST_QUERY)
+def list_ports(
+    request: Request,
+    detail: str | None = Query(default=None),
+    rt: Runtime = Depends(runtime),
+    ctx: RequestContext = Depends(context),
+    v: Version = Depends(version),
+) -> dict[str, Any]:
+    is_detail = service.parse_bool(detail, "detail") or False
+    return _port_list(request, rt, ctx, v, is_detail, None, "ports")
+
+
+@router.get("/v1/ports/detail", openapi_extra=schemas.PORT_LIST_QUERY)
+def list_ports_detail(
+    request: Request,
+    rt: Runtime = Depends(runtime),
+    ctx: RequestContext = Depends(context),
+    v: Version = Depends(version),
+) -> dict[str, Any]:
+    return _port_list(request, rt, ctx, v, True, None, "ports/detail")
+
+
+@router.get("/v1/nodes/{ident}/ports", openapi_extra=schemas.PORT_LIST_QUERY)
+def list_node_ports(
+    ident: str,
+    request: Request,
+    rt: Runtime = Depends(runtime),
+    ctx: RequestContext = Depends(context),
+    v: Version = Depends(version),
+) -> dict[str, Any]:
+    return _port_list(request, rt, ctx, v, False, ident, f"nodes/{ident}/ports")
+
+
+@router.get("/v1/nodes/{ident}/ports/detail", openapi_extra=schemas.PORT_LIST_QUERY)
+def list_node_ports_detail(
+    ident: str,
+    request: Request,
+    rt: Runtime = Depends(runtime),
+    ctx: RequestContext = Depends(context),
+    v: Version = Depends(version),
+) -> dict[str, Any]:
+    return _port_list(request, rt, ctx, v, True, ident, f"nodes/{ident}/ports/detail")
+
+
+@router.post("/v1/ports", status_code=201, openapi_extra=json_body(schemas.PORT_CREATE))
+def create_port(
+    request: Request,
+    response: Response,
+    body: Any = Body(default=None),
+    rt: Runtime = Depends(runtime),
+    ctx: RequestContext = Depends(context),
+    v: Version = Depends(version),
+) -> dict[str, Any]:
+    with rt.db.transaction() as session:
+        port, node = ports.create_port(session, ctx, body, v)
+        shown = views.port(port, node.uuid, v, _base(request))
+    response.headers["Location"] = f"{_base(request)}/v1/ports/{port.uuid}"
+    return shown
+
+
+@router.get("/v1/ports/{ident}")
+def show_port(
+    ident: str,
+    request: Request,
+    fields: str | None = Query(default=None),
+    rt: Runtime = Depends(runtime),
+    ctx: RequestContext = Depends(context),
+    v: Version = Depends(version),
+) -> dict[str, Any]:
+    wanted = _fields(fields)
+    with rt.db.read() as session:
+        port, node = ports.show_port(session, ctx, ident, wanted, v)
+        return views.port(port, node.uuid, v, _base(request), fields=wanted)
+
+
+@router.patch("/v1/ports/{ident}", openapi_extra=json_body(schemas.PORT_PATCH))
+def update_port(
+    ident: str,
+    request: Request,
+    body: Any = Body(default=None),
+    rt: Runtime = Depends(runtime),
+    ctx: RequestContext = Depends(context),
+    v: Version = Depends(version),
+) -> dict[str, Any]:
+    with rt.db.transaction() as session:
+        port, node = ports.update_port(session, ctx, ident, body, v)
+        return views.port(port, node.uuid, v, _base(request))
+
+
+@router.delete("/v1/ports/{ident}", status_code=204)
+def delete_port(
+    ident: str,
+    rt: Runtime = Depends(runtime),
+    ctx: RequestContext = Depends(context),
+    v: Version = Depends(version),
+) -> Response:
+    with rt.db.transaction() as session:
+        ports.delete_port(session, ctx, ident)
+    return Response(status_code=204, headers=microversion.headers(v))
 
 
 @router.get("/v1/conductors")

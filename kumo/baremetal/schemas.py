@@ -1,5 +1,5 @@
 """JSON Schema of the Ironic request bodies kumo accepts (`routes.py`), for the OpenAPI
-document: node create, the RFC 6902 patch of a node, provision and power state changes and
+document: node and port create, the RFC 6902 patch of a node or a port, provision and power state changes and
 maintenance. Field names follow the Ironic API reference."""
 
 from __future__ import annotations
@@ -37,6 +37,21 @@ NODE_CREATE: Schema = obj(
     },
     ["driver"],
 )
+_MAC: Schema = {"type": "string", "maxLength": 17}
+PORT_CREATE: Schema = obj(
+    {
+        "address": _MAC,
+        "node_uuid": UUID,
+        "uuid": UUID,
+        "extra": _DICT,
+        "pxe_enabled": {"type": "boolean"},
+        "local_link_connection": _DICT,
+        "physical_network": nullable({"type": "string", "maxLength": 64}),
+        "portgroup_uuid": {"type": "null"},
+        "is_smartnic": {"type": "boolean", "enum": [False]},
+    },
+    ["address", "node_uuid"],
+)
 NODE_PATCH: Schema = {
     "type": "array",
     "minItems": 1,
@@ -45,6 +60,7 @@ NODE_PATCH: Schema = {
         ["op", "path"],
     ),
 }
+PORT_PATCH: Schema = NODE_PATCH
 PROVISION: Schema = obj(
     {
         "target": {"type": "string", "enum": sorted(states.API_VERBS)},
@@ -77,5 +93,18 @@ NODE_LIST_QUERY: Schema = query(
     ("lessee", STRING),
     ("instance_uuid", STRING),
     ("sort_key", STRING),
+    ("sort_dir", {"type": "string", "enum": ["asc", "desc"]}),
+)
+
+# GET /v1/ports[/detail] and /v1/nodes/{node}/ports[/detail], read by hand (`routes._port_list`).
+PORT_LIST_QUERY: Schema = query(
+    ("node", STRING),
+    ("node_uuid", STRING),
+    ("address", STRING),
+    ("fields", STRING),
+    ("detail", {"type": "boolean"}),
+    ("limit", {"type": "integer", "minimum": 0}),
+    ("marker", STRING),
+    ("sort_key", {"type": "string", "enum": ["id", "uuid", "address", "created_at", "updated_at"]}),
     ("sort_dir", {"type": "string", "enum": ["asc", "desc"]}),
 )

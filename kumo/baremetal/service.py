@@ -22,7 +22,7 @@ import uuid as uuidlib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
@@ -30,7 +30,7 @@ from kumo.baremetal import hosts, states
 from kumo.baremetal.conductors import node_for_conductor
 from kumo.baremetal.drivers import DRIVERS
 from kumo.baremetal.microversion import ADOPT, ENROLL_STATE, Version
-from kumo.baremetal.models import Node
+from kumo.baremetal.models import Node, NodePort
 from kumo.compute import lifecycle as lc
 from kumo.compute.aggregates import availability_zone_of
 from kumo.compute.lifecycle_apply import Requester, apply, state_of, write
@@ -292,8 +292,11 @@ def create_node(session: Session, ctx: RequestContext, body: Any, version: Versi
     return node
 
 
-def _apply_patch(doc: dict[str, Any], patch: Any) -> dict[str, Any]:
-    """RFC 6902 add/replace/remove on the patchable part of a node."""
+def apply_patch(
+    doc: dict[str, Any], patch: Any, dict_fields: tuple[str, ...] = DICT_FIELDS
+) -> dict[str, Any]:
+    """RFC 6902 add/replace/remove on the patchable part of a node (or a port): the top-level
+    fields of `doc`, and keys inside its `dict_fields`."""
     if not isinstance(patch, list) or not patch:
         raise BadRequest("Invalid patch: expected a non-empty list of operations.")
     for op in patch:
@@ -305,13 +308,13 @@ def _apply_patch(doc: dict[str, Any], patch: Any) -> dict[str, Any]:
             raise BadRequest(f"Cannot update or remove '/{top}': it is read-only or does not exist.")
         if len(parts) == 1:
             if op["op"] == "remove":
-                doc[top] = {} if top in DICT_FIELDS else None
+                doc[top] = {} if top in dict_fields else None
             else:
                 if "value" not in op:
                     raise BadRequest(f"'add' and 'replace' operations need a value (path {op['path']}).")
                 doc[top] = op["value"]
             continue
-        if top not in DICT_FIELDS:
+        if top not in dict_fields:
             raise BadRequest(f"Cannot update '{op['path']}': {top} is not a dictionary.")
         target: Any = dict(doc[top] or {})
         doc[top] = target
@@ -338,7 +341,7 @@ def _apply_patch(doc: dict[str, Any], patch: Any) -> dict[str, Any]:
 def update_node(session: Session, ctx: RequestContext, ident: str, patch: Any) -> Node:
     node = get_node(session, ctx, ident, lock=True)
     doc = {f: getattr(node, f) for f in (*TEXT_FIELDS, *DICT_FIELDS)}
-    doc = _apply_patch({k: (dict(v) if isinstance(v, dict) else v) for k, v in doc.items()}, patch)
+    doc = apply_patch({k: (dict(v) if isinstance(v, dict) else v) for k, v in doc.items()}, patch)
     name = _check_name(doc["name"])
     if name != node.name and name is not None:
         if session.scalar(select(Node.id).where(Node.name == name, Node.id != node.id)) is not None:
@@ -380,6 +383,9 @@ def delete_node(session: Session, ctx: RequestContext, ident: str) -> None:
         .where(Task.host == node.uuid, Task.state == "pending")
         .values(state="cancelled")
         .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        delete(NodePort).where(NodePort.node_id == node.id).execution_options(synchronize_session=False)
     )
     hosts.remove_host(session, node)
     session.delete(node)

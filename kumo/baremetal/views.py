@@ -1,4 +1,4 @@
-"""Ironic's JSON shapes for nodes and version documents. Fields newer than the request's
+"""Ironic's JSON shapes for nodes, ports and version documents. Fields newer than the request's
 microversion are left out, as Ironic does."""
 
 from __future__ import annotations
@@ -7,8 +7,15 @@ from typing import Any
 
 from kumo.baremetal import hosts
 from kumo.baremetal.drivers import DRIVERS
-from kumo.baremetal.microversion import MAX_VERSION, MIN_VERSION, NODE_FIELDS_SINCE, Version, text
-from kumo.baremetal.models import Conductor, Node
+from kumo.baremetal.microversion import (
+    MAX_VERSION,
+    MIN_VERSION,
+    NODE_FIELDS_SINCE,
+    PORT_FIELDS_SINCE,
+    Version,
+    text,
+)
+from kumo.baremetal.models import Conductor, Node, NodePort
 
 LIST_FIELDS = ("uuid", "name", "instance_uuid", "power_state", "provision_state", "maintenance")
 _SECRET = "******"
@@ -117,6 +124,60 @@ def node(
     return body
 
 
+PORT_LIST_FIELDS = ("uuid", "address", "links")
+
+
+def port(
+    p: NodePort,
+    node_uuid: str,
+    version: Version,
+    base: str,
+    *,
+    detail: bool = True,
+    fields: list[str] | None = None,
+) -> dict[str, Any]:
+    """An Ironic port; a list without detail shows uuid, address and links."""
+    body: dict[str, Any] = {
+        "uuid": p.uuid,
+        "address": p.address,
+        "node_uuid": node_uuid,
+        "extra": dict(p.extra or {}),
+        "internal_info": {},
+        "local_link_connection": dict(p.local_link_connection or {}),
+        "pxe_enabled": p.pxe_enabled,
+        "portgroup_uuid": None,
+        "physical_network": p.physical_network,
+        "is_smartnic": False,
+        "created_at": _iso(p.created_at),
+        "updated_at": _iso(p.updated_at),
+        "links": _links(base, "ports", p.uuid),
+    }
+    body = {k: v for k, v in body.items() if version.at_least(PORT_FIELDS_SINCE.get(k, MIN_VERSION))}
+    if fields:
+        return {k: v for k, v in body.items() if k in fields}
+    if not detail:
+        return {k: v for k, v in body.items() if k in PORT_LIST_FIELDS}
+    return body
+
+
+def port_list(
+    rows: list[tuple[NodePort, str]],
+    version: Version,
+    base: str,
+    *,
+    detail: bool,
+    fields: list[str] | None,
+    limit: int | None,
+    next_url: str | None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "ports": [port(p, node_uuid, version, base, detail=detail, fields=fields) for p, node_uuid in rows]
+    }
+    if limit and len(rows) == limit and next_url:
+        body["next"] = next_url
+    return body
+
+
 _STATE_FIELDS = (
     "power_state",
     "target_power_state",
@@ -194,6 +255,7 @@ def v1(base: str) -> dict[str, Any]:
         ],
         "media_types": [{"base": "application/json", "type": "application/vnd.openstack.ironic.v1+json"}],
         "nodes": link("nodes"),
+        "ports": link("ports"),
         "conductors": link("conductors"),
         "drivers": link("drivers"),
         "version": _version_doc(base),

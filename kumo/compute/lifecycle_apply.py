@@ -267,7 +267,9 @@ class _Effects:
         elif isinstance(effect, LeaveGroups):
             session.execute(delete(ServerGroupMember).where(ServerGroupMember.instance_uuid == uuid))
         elif isinstance(effect, BindPorts):
-            server_networking.bind_server_ports(session, uuid, effect.host, _vnic_type(effect.host))
+            server_networking.bind_server_ports(
+                session, uuid, effect.host, _vnic_type(effect.host), self.instance.availability_zone
+            )
         elif isinstance(effect, ReleasePorts):
             server_networking.release_server_ports(session, uuid)
         elif isinstance(effect, ReleasePort):

@@ -684,8 +684,9 @@ def _commit_first(
     them moved."""
     for candidate in candidates:
         # lifecycle.placed's BindPorts, done here: the plan's spawn spec carries the bound ports.
-        server_networking.bind_server_ports(session, instance.uuid, candidate.host)
-        plan = placement_plan(instance, request, candidate, snapshot.hosts[candidate.host].availability_zone)
+        zone = snapshot.hosts[candidate.host].availability_zone
+        server_networking.bind_server_ports(session, instance.uuid, candidate.host, availability_zone=zone)
+        plan = placement_plan(instance, request, candidate, zone)
         request_id = commit_plan(session, instance, plan)
         if request_id is not None:
             return candidate, request_id

@@ -105,6 +105,8 @@ def dhcp_state(session: Session, network_id: str) -> dict[str, Any]:
         "network_id": network.id,
         "generation": network.dhcp_generation,
         "mtu": network.mtu,
+        # the host is the gateway of an external network's subnets (docs/networking.md)
+        "router:external": network.external,
         "bridge": ports.bridge_name(network.id),
         "namespace": namespace_name(network.id),
         "metadata_address": METADATA_ADDRESS,

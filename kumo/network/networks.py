@@ -2,7 +2,12 @@
 update, delete (with its subnets and DHCP port; any other port is 409 NetworkInUse).
 
 Functions run inside the caller's transaction. Members see their own networks and shared ones;
-admins see and act on every project's."""
+admins see and act on every project's.
+
+`router:external` (admin only, as Neutron's policy has it) makes the network's host the gateway
+of its subnets: the network host puts each subnet's gateway_ip on the network's bridge side in
+its root namespace, so that machine reaches the network's guests (docs/networking.md). It is a
+DHCP-state change (a new generation) when it changes."""
 
 from __future__ import annotations
 
@@ -40,7 +45,9 @@ CREATE_ATTRS = frozenset(
         "tags",
     }
 )
-UPDATE_ATTRS = frozenset({"name", "description", "admin_state_up", "shared", "mtu", "port_security_enabled"})
+UPDATE_ATTRS = frozenset(
+    {"name", "description", "admin_state_up", "shared", "mtu", "port_security_enabled", "router:external"}
+)
 
 
 def visible(ctx: RequestContext) -> Any:
@@ -126,8 +133,9 @@ def create_network(session: Session, ctx: RequestContext, body: object) -> Netwo
     shared = boolean(attrs.get("shared", False), "shared")
     if shared:
         ctx.require_admin()
-    if boolean(attrs.get("router:external", False), "router:external"):
-        raise InvalidInput("router:external networks are not supported yet (there are no routers)")
+    external = boolean(attrs.get("router:external", False), "router:external")
+    if external:
+        ctx.require_admin()
     if boolean(attrs.get("is_default", False), "is_default"):
         raise InvalidInput("is_default networks (auto-allocated topology) are not supported by this cloud")
     hints = attrs.get("availability_zone_hints", [])
@@ -142,6 +150,7 @@ def create_network(session: Session, ctx: RequestContext, body: object) -> Netwo
         description=text(attrs.get("description"), "description"),
         admin_state_up=boolean(attrs.get("admin_state_up", True), "admin_state_up"),
         shared=shared,
+        external=external,
         mtu=integer(attrs.get("mtu", 1500), "mtu", 68, 9000),
         port_security_enabled=boolean(attrs.get("port_security_enabled", True), "port_security_enabled"),
         network_type=network_type,
@@ -158,10 +167,14 @@ def update_network(session: Session, ctx: RequestContext, network_id: str, body:
     ctx.require_writer()
     attrs = envelope(body, "network", UPDATE_ATTRS)
     network = owned_network(session, ctx, network_id)
-    if "mtu" in attrs:
-        mtu = integer(attrs["mtu"], "mtu", 68, 9000)
-        # The MTU is a DHCP option: a new generation, counted in the database (never from a
-        # value read earlier in this transaction), before anything else changes here.
+    if "router:external" in attrs:
+        ctx.require_admin()
+        external = boolean(attrs["router:external"], "router:external")
+    if "mtu" in attrs or "router:external" in attrs:
+        mtu = integer(attrs.get("mtu", network.mtu), "mtu", 68, 9000)
+        # The MTU is a DHCP option and router:external moves the gateways: a new generation,
+        # counted in the database (never from a value read earlier in this transaction), before
+        # anything else changes here.
         ipam.lock_network(session, network.id)
         session.refresh(network)
     if "name" in attrs:
@@ -175,6 +188,8 @@ def update_network(session: Session, ctx: RequestContext, network_id: str, body:
         network.shared = boolean(attrs["shared"], "shared")
     if "mtu" in attrs:
         network.mtu = mtu
+    if "router:external" in attrs:
+        network.external = external
     if "port_security_enabled" in attrs:
         network.port_security_enabled = boolean(attrs["port_security_enabled"], "port_security_enabled")
     network.revision_number += 1

@@ -34,7 +34,7 @@ _NETWORK: Schema = {
     "provider:network_type": {"type": "string", "enum": list(networks.NETWORK_TYPES)},
     "provider:physical_network": nullable({"type": "string", "maxLength": 64}),
     "provider:segmentation_id": nullable({"type": "integer", "minimum": 1, "maximum": 4094}),
-    "router:external": {"type": "boolean", "enum": [False]},
+    "router:external": BOOLEAN,
     "availability_zone_hints": {"type": "array", "items": {"type": "string", "enum": ["nova"]}},
     "is_default": {"type": "boolean", "enum": [False]},
     "tags": _TAGS,

@@ -8,14 +8,23 @@ written or undone together.
         device_owner compute:<az>; deleted with the server) and claims the ports named (kept,
         unbound, when the server goes). "auto": the project's one network, else the one shared
         network; none → no port; more than one → 409 (Nova's NetworkAmbiguous).
-    bind_server_ports(session, server_id, host, vnic_type="normal") -> [spec port dicts]
+    bind_server_ports(session, server_id, host, vnic_type="normal", availability_zone=None)
+        -> [spec port dicts]
         Binds the server's ports to the host (a hypervisor's name, or a node uuid with
         vnic_type "baremetal") and returns them in the agents' contract shape (spec_port).
+        With the zone the server landed in, device_owner becomes compute:<that zone> (Nova
+        writes the instance's zone once it is placed).
+        On a node each port takes the MAC of one of the node's NICs (its Ironic ports, as
+        `set_node_macs_hook` reads them), in NIC order: the network host's DHCP reservation
+        is then the physical machine's. A node with fewer NICs than the server has ports is
+        NodeHasNoPort (409); nothing is bound.
     server_ports(session, server_id) -> [spec port dicts]     what the spawn payload carries
     release_server_ports(session, server_id, only=None) -> None
-        On delete (or of the one port `only`, an interface detached): ours go, others unbound.
+        On delete (or of the one port `only`, an interface detached): ours go, others unbound
+        (a port a node lent its MAC to gets a fresh one: the NIC's MAC leaves with the node)
     next_nic_index(session, server_id) -> int                 where an attached interface goes
-    bind_server_port(session, server_id, port_id, host) -> spec port dict   one attached port
+    bind_server_port(session, server_id, port_id, host) -> spec port dict
+        Binds one port of a hypervisor's server (an interface attached) to its host.
     server_addresses(session, server_ids) -> {server: {network name: [address dicts]}}
     server_security_groups(session, server_id) -> [group names]
     servers_security_groups(session, server_ids) -> {server: [group names]}   one read for a page
@@ -31,7 +40,7 @@ Each change of a port's existence, addresses or binding bumps its network's DHCP
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -41,11 +50,38 @@ from sqlalchemy.orm import Session
 from kumo.api.context import RequestContext
 from kumo.errors import Conflict, Forbidden
 from kumo.network import ipam, networks, ports, quotas, security_groups
-from kumo.network.errors import InvalidInput, PortInUse, PortNotFound
+from kumo.network.errors import InvalidInput, MacAddressInUse, PortInUse, PortNotFound
 from kumo.network.ipam import FixedIpRequest
 from kumo.network.models import Network, Port, PortSecurityGroup, SecurityGroup
 
 PORT_STATUSES = ("ACTIVE", "DOWN", "BUILD", "ERROR")
+BAREMETAL = "baremetal"
+
+# A baremetal node's NIC MACs, in the order a server's ports take them (session, node uuid).
+NodeMacs = Callable[[Session, str], list[str]]
+
+
+def _no_node_macs(session: Session, node: str) -> list[str]:
+    return []
+
+
+_node_macs: list[NodeMacs] = [_no_node_macs]
+
+
+def set_node_macs_hook(hook: NodeMacs) -> None:
+    """Registered at start-up by kumo.wiring (baremetal's Ironic ports): networking imports no
+    baremetal."""
+    _node_macs[0] = hook
+
+
+class NodeHasNoPort(Conflict):
+    """A server's ports cannot be bound to a baremetal node without as many NICs (Ironic ports)."""
+
+    def __init__(self, node: str, nics: int, wanted: int) -> None:
+        super().__init__(
+            f"Baremetal node {node} has {nics} Ironic port(s) (NICs by MAC) for the server's {wanted} "
+            "network port(s): enroll its NICs (openstack baremetal port create <MAC> --node <node>)."
+        )
 
 
 @dataclass(frozen=True)
@@ -181,48 +217,58 @@ def server_ports(session: Session, server_id: str) -> list[dict[str, Any]]:
     return [spec_port(p, nets[p.network_id], fixed[p.id]) for p in rows]
 
 
-def next_nic_index(session: Session, server_id: str) -> int:
-    """The NIC index after the server's last port's (0 for a server without ports)."""
-    rows = _server_port_rows(session, server_id)
-    return max((p.server_nic_index or 0 for p in rows), default=-1) + 1
-
-
 def bind_server_ports(
-    session: Session, server_id: str, host: str, vnic_type: str = "normal"
+    session: Session,
+    server_id: str,
+    host: str,
+    vnic_type: str = "normal",
+    availability_zone: str | None = None,
 ) -> list[dict[str, Any]]:
     if vnic_type not in ports.VNIC_TYPES:
         raise InvalidInput(f"binding:vnic_type {vnic_type} is not supported")
     rows = _server_port_rows(session, server_id)
     if not rows:
         return []
-    _bind(session, rows, host, vnic_type)
-    return server_ports(session, server_id)
-
-
-def bind_server_port(
-    session: Session, server_id: str, port_id: str, host: str, vnic_type: str = "normal"
-) -> dict[str, Any]:
-    """Bind one of the server's ports (an interface attached) to the server's host; the port
-    in the agents' contract shape."""
-    if vnic_type not in ports.VNIC_TYPES:
-        raise InvalidInput(f"binding:vnic_type {vnic_type} is not supported")
-    rows = [p for p in _server_port_rows(session, server_id) if p.id == port_id]
-    if not rows:
-        raise PortNotFound(port_id)
-    _bind(session, rows, host, vnic_type)
-    [found] = [p for p in server_ports(session, server_id) if p["id"] == port_id]
-    return found
-
-
-def _bind(session: Session, rows: Sequence[Port], host: str, vnic_type: str) -> None:
+    macs = _node_macs[0](session, host) if vnic_type == BAREMETAL else []
+    if vnic_type == BAREMETAL and len(macs) < len(rows):
+        raise NodeHasNoPort(host, len(macs), len(rows))
     lock_networks(session, (port.network_id for port in rows))
-    for port in rows:
+    for index, port in enumerate(rows):
         network = session.get_one(Network, port.network_id, populate_existing=True)
+        if vnic_type == BAREMETAL and port.mac_address != macs[index]:
+            if ipam.mac_in_use(session, network.id, macs[index], except_port=port.id):
+                raise MacAddressInUse(network.id, macs[index])
+            port.mac_address = macs[index]
         port.binding_host_id, port.binding_vnic_type = host, vnic_type
+        if availability_zone:
+            port.device_owner = f"compute:{availability_zone}"
         port.binding_vif_type, port.binding_vif_details = ports.binding_details(host, vnic_type, network)
         port.status = "BUILD"
     session.flush()
     session.expire_all()
+    return server_ports(session, server_id)
+
+
+def next_nic_index(session: Session, server_id: str) -> int:
+    """The NIC index after the server's last port's (0 for a server without ports)."""
+    rows = _server_port_rows(session, server_id)
+    return max((p.server_nic_index or 0 for p in rows), default=-1) + 1
+
+
+def bind_server_port(session: Session, server_id: str, port_id: str, host: str) -> dict[str, Any]:
+    """Bind one port of the server (an interface attached to a hypervisor's server) to the
+    server's host; the port in the agents' contract shape."""
+    port = next((p for p in _server_port_rows(session, server_id) if p.id == port_id), None)
+    if port is None:
+        raise PortNotFound(port_id)
+    lock_networks(session, [port.network_id])
+    network = session.get_one(Network, port.network_id, populate_existing=True)
+    port.binding_host_id, port.binding_vnic_type = host, "normal"
+    port.binding_vif_type, port.binding_vif_details = ports.binding_details(host, "normal", network)
+    port.status = "BUILD"
+    session.flush()
+    session.expire_all()
+    return next(p for p in server_ports(session, server_id) if p["id"] == port_id)
 
 
 def release_server_ports(session: Session, server_id: str, only: str | None = None) -> None:
@@ -232,6 +278,8 @@ def release_server_ports(session: Session, server_id: str, only: str | None = No
         if port.created_for_server:
             session.delete(port)
             continue
+        if port.binding_vnic_type == BAREMETAL and port.binding_host_id:
+            port.mac_address = ipam.choose_mac(session, port.network_id, None)
         port.device_id = port.device_owner = port.binding_host_id = ""
         port.binding_vif_type, port.binding_vif_details, port.binding_profile = "unbound", {}, {}
         port.status = "DOWN"

@@ -18,7 +18,7 @@ EXTENSIONS = (  # (alias, name, description): only what kumo implements
     ("standard-attr-revisions", "Resource revision numbers", "Resources carry a revision_number."),
     ("network-mtu", "Network MTU", "Networks carry their MTU."),
     ("provider", "Provider Network", "Local, flat and VLAN networks (admin)."),
-    ("external-net", "Neutron external network", "The router:external attribute (always false for now)."),
+    ("external-net", "Neutron external network", "router:external (admin): its host is the gateway."),
     ("quotas", "Quota management support", "Per-project limits of networking resources."),
     ("quota_details", "Quota details management support", "Limits with their usage."),
 )

@@ -153,3 +153,82 @@ def test_adopt_a_running_machine(osc: OpenStackCLI, conductor: StandInConductor,
         (shown["instance_uuid"], "legacy-db", "ACTIVE")
     ]
     assert [t["kind"] for t in conductor.seen] == ["node_verify", "node_adopt"]  # no power action
+
+
+def test_ports_create_list_show_set_delete(osc: OpenStackCLI) -> None:
+    node = create(osc, "bm-ports")
+    made = osc.run(
+        "baremetal", "port", "create", "52:54:00:AB:CD:01", "--node", node["uuid"],
+        "--extra", "slot=1", "--local-link-connection", "switch_id=0a:1b:2c:3d:4e:5f",
+        "--local-link-connection", "port_id=Eth1/7", "--physical-network", "physnet1",
+    )  # fmt: skip
+    assert made["address"] == "52:54:00:ab:cd:01" and made["node_uuid"] == node["uuid"]
+    assert made["pxe_enabled"] is True and made["extra"] == {"slot": 1}
+    assert made["local_link_connection"] == {"switch_id": "0a:1b:2c:3d:4e:5f", "port_id": "Eth1/7"}
+    other = osc.run(
+        "baremetal", "port", "create", "52:54:00:ab:cd:02", "--node", node["uuid"], "--pxe-enabled", "false"
+    )
+    assert other["pxe_enabled"] is False
+    listed = osc.run("baremetal", "port", "list")
+    assert [(p["uuid"], p["address"]) for p in listed] == [
+        (made["uuid"], "52:54:00:ab:cd:01"),
+        (other["uuid"], "52:54:00:ab:cd:02"),
+    ]
+    on_node = osc.run("baremetal", "port", "list", "--node", "bm-ports", "--long")
+    assert [(p["uuid"], p["pxe_enabled"]) for p in on_node] == [
+        (made["uuid"], True),
+        (other["uuid"], False),
+    ]
+    by_address = osc.run("baremetal", "port", "list", "--address", "52:54:00:ab:cd:02")
+    assert [p["uuid"] for p in by_address] == [other["uuid"]]
+    shown = osc.run("baremetal", "port", "show", made["uuid"])
+    assert {k: v for k, v in shown.items() if v != ""} == {k: v for k, v in made.items() if v != ""}
+    assert osc.run("baremetal", "port", "show", "--address", "52:54:00:ab:cd:01")["uuid"] == made["uuid"]
+    osc.run("baremetal", "port", "set", other["uuid"], "--pxe-enabled", "--extra", "rack=r9", json=False)
+    shown = osc.run("baremetal", "port", "show", other["uuid"])
+    assert shown["pxe_enabled"] is True and shown["extra"] == {"rack": "r9"}
+    osc.run("baremetal", "port", "unset", other["uuid"], "--extra", "rack", json=False)
+    assert osc.run("baremetal", "port", "show", other["uuid"])["extra"] == {}
+    with pytest.raises(CLIError) as err:
+        osc.run("baremetal", "port", "create", "52:54:00:ab:cd:01", "--node", node["uuid"])
+    assert "HTTP 409" in err.value.stderr and "already exists" in err.value.stderr
+    with pytest.raises(CLIError) as err:
+        osc.run("baremetal", "port", "create", "nonsense", "--node", node["uuid"])
+    assert "nonsense" in err.value.stderr
+    osc.run("baremetal", "port", "delete", other["uuid"], json=False)
+    assert [p["uuid"] for p in osc.run("baremetal", "port", "list")] == [made["uuid"]]
+    osc.run("baremetal", "node", "delete", "bm-ports", json=False)
+    assert osc.run("baremetal", "port", "list") == []
+
+
+def test_server_with_a_network_on_a_node_takes_its_mac(
+    osc: OpenStackCLI, conductor: StandInConductor, tmp_path: Path
+) -> None:
+    node = create(osc, "bm-nic")
+    osc.run("baremetal", "port", "create", "52:54:00:ab:cd:10", "--node", node["uuid"])
+    osc.run("baremetal", "node", "manage", "--wait", "30", "bm-nic", json=False)
+    osc.run("baremetal", "node", "provide", "--wait", "30", "bm-nic", json=False)
+    _flavor_and_image(osc, tmp_path)
+    osc.run("network", "create", "bm-net")
+    osc.run("subnet", "create", "--network", "bm-net", "--subnet-range", "10.91.0.0/24", "bm-sub")
+    server = osc.run(
+        "server",
+        "create",
+        "--flavor",
+        "bm.small",
+        "--image",
+        "os-image",
+        "--network",
+        "bm-net",
+        "--wait",
+        "bm-nic-server",
+    )
+    assert server["status"] == "ACTIVE" and server["OS-EXT-SRV-ATTR:hypervisor_hostname"] == node["uuid"]
+    [port] = osc.run("port", "list", "--server", "bm-nic-server", "--long")
+    assert port["MAC Address"] == "52:54:00:ab:cd:10"
+    shown = osc.run("port", "show", port["ID"])
+    assert (shown["binding_host_id"], shown["binding_vnic_type"]) == (node["uuid"], "baremetal")
+    assert shown["device_owner"] == "compute:az1"  # the node's zone
+    osc.run("server", "delete", "--wait", "bm-nic-server", json=False)
+    left = osc.run("port", "list", "--network", "bm-net")
+    assert left and all(p["MAC Address"] != "52:54:00:ab:cd:10" for p in left)  # the DHCP port stays

@@ -136,3 +136,19 @@ def test_server_on_a_network(any_osc: OpenStackCLI, any_fleet: Fleet, tmp_path: 
         f"net-id={net['id']},v4-fixed-ip={address}", "--wait", "vm3", cloud=DEMO_CLOUD,
     )  # fmt: skip
     assert again["addresses"] == {"net1": [address]}
+
+
+def test_an_external_network_as_an_operator_makes_it(any_osc: OpenStackCLI) -> None:
+    """`network create --external --share` (admin), seen and used by a member, `network set
+    --internal`; a member may not make one."""
+    osc = any_osc
+    net = osc.run("network", "create", "--external", "--share", "public")
+    assert net["router:external"] is True and net["shared"] is True
+    osc.run("subnet", "create", "public-subnet", "--network", "public", "--subnet-range", "172.24.4.0/24")
+    listed = osc.run("network", "list", "--external", cloud=DEMO_CLOUD)
+    assert [n["Name"] for n in listed] == ["public"]
+    with pytest.raises(CLIError) as refused:
+        osc.run("network", "create", "--external", "mine", cloud=DEMO_CLOUD)
+    assert "Policy doesn't allow this operation to be performed" in refused.value.stderr
+    osc.run("network", "set", "--internal", "public", json=False)
+    assert osc.run("network", "show", "public")["router:external"] is False

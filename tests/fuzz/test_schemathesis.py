@@ -167,6 +167,8 @@ def make_resources(cloud: Cloud, fleet: Fleet) -> dict[str, str]:
     inventory = {"resource_provider_generation": 0, "inventories": {"CUSTOM_FUZZ": {"total": 8}}}
     _ok(c.put(f"/placement/resource_providers/{ids['rp_uuid']}/inventories", json=inventory))
     ids["node"] = _made(c, "/baremetal/v1/nodes", {"driver": "fake-hardware", "name": "fuzz-node"}, "uuid")
+    port = {"address": "52:54:00:f2:00:01", "node_uuid": ids["node"]}
+    ids["bm_port"] = _made(c, "/baremetal/v1/ports", port, "uuid")
     ids["conductor"] = "none"
     ids["identity_service_id"] = _ok(c.get("/identity/v3/services"))["services"][0]["id"]
     ids["endpoint_id"] = _ok(c.get("/identity/v3/endpoints"))["endpoints"][0]["id"]
@@ -203,6 +205,7 @@ def known_parameters(path: str, ids: dict[str, str]) -> dict[str, str]:
         "/{uuid}": {"uuid": ids["rp_uuid"]},
         "/{resource_class}": {"resource_class": "CUSTOM_FUZZ"},
         "/nodes/{ident}": {"ident": ids["node"]},
+        "/ports/{ident}": {"ident": ids["bm_port"]},
         "/os-kumo-image-cache/{host}": {"host": HOST},
         "/security-groups/{group_id}": {"group_id": ids["security_group_id"]},
     }
@@ -244,6 +247,7 @@ PLANTS: dict[str, list[tuple[tuple[str, ...], str]]] = {
         (("security_group_rule", "security_group_id"), "security_group_id"),
         (("security_group_rule", "remote_group_id"), "security_group_id"),
     ],
+    "POST /baremetal/v1/ports": [(("node_uuid",), "node")],
 }
 
 

@@ -40,13 +40,18 @@ class NetworkHost:
             return self._locks.setdefault(network_id, threading.Lock())
 
     def reconcile(self, spec: NetworkSpec, rescan: bool = False) -> Applied:
-        """Bridge, namespace, veth and addresses, then dnsmasq and its files."""
+        """Bridge, namespace, veth and addresses, then dnsmasq and its files, then the host's
+        gateways of an external network (last: a gateway refused for a route conflict fails the
+        sync with its reason, and the network's DHCP and metadata are served all the same)."""
         with self._lock(spec.id):
             links.ensure_links(spec)
-            return Applied(spec.id, spec.generation, self.dnsmasq.reconcile(spec, rescan=rescan))
+            dhcp = self.dnsmasq.reconcile(spec, rescan=rescan)
+            links.ensure_host_gateway(spec)
+            return Applied(spec.id, spec.generation, dhcp)
 
     def remove(self, network_id: str, dhcp_port_id: str | None = None) -> None:
-        """Everything of a network on this host: dnsmasq, links, namespace, state files."""
+        """Everything of a network on this host: dnsmasq, links (the host's gateways with them),
+        namespace, state files."""
         with self._lock(network_id):
             self.dnsmasq.stop(network_id)
             links.remove_links(network_id, dhcp_port_id)

@@ -37,6 +37,17 @@ def ns_interface_name(port_id: str) -> str:
     return "ns-" + port_id[:11]
 
 
+def host_gateway_name(network_id: str) -> str:
+    """The root namespace's end of an external network's gateway veth: holds the gateways."""
+    return "gw-" + network_id[:11]
+
+
+def host_gateway_port_name(network_id: str) -> str:
+    """The bridge's end of an external network's gateway veth (a bridge port like a guest's tap,
+    so the host's traffic to a guest is bridged and crosses the guest's security groups)."""
+    return "gwp" + network_id[:11]
+
+
 @dataclass(frozen=True)
 class HostRoute:
     destination: str  # a CIDR
@@ -81,6 +92,11 @@ class NetworkSpec:
     reservations: tuple[Reservation, ...] = ()
     # The API's DHCP generation this spec was rendered from; reported back once applied.
     generation: int = 0
+    # router:external: the host itself is the gateway of the network's subnets (their
+    # gateway_ip on `gw-<network>` in the root namespace), so this machine routes to its guests.
+    external: bool = False
+    # "gateway_ip/prefixlen" of every subnet that has a gateway, served by DHCP or not.
+    gateways: tuple[str, ...] = ()
 
     @property
     def bridge(self) -> str:
@@ -101,6 +117,20 @@ class NetworkSpec:
     @property
     def has_dhcp(self) -> bool:
         return bool(self.subnets)
+
+    @property
+    def host_gateway(self) -> str:
+        return host_gateway_name(self.id)
+
+    @property
+    def host_gateway_port(self) -> str:
+        return host_gateway_port_name(self.id)
+
+    @property
+    def host_addresses(self) -> tuple[str, ...]:
+        """What the root namespace holds for this network: its gateways when it is external,
+        nothing otherwise (a tenant network stays apart from the host)."""
+        return self.gateways if self.external else ()
 
 
 @dataclass(frozen=True)
@@ -199,12 +229,31 @@ def subnet_from_json(data: Mapping[str, Any]) -> SubnetSpec:
     )
 
 
+def _gateway(text: Any) -> str:
+    """ "ip/prefixlen" with the address inside its prefix (a subnet's gateway and its CIDR)."""
+    try:
+        if "/" not in str(text):
+            raise ValueError(text)
+        interface = ipaddress.IPv4Interface(text)
+    except (ValueError, TypeError):
+        raise SpecError(f"gateways: {text!r} is not an IPv4 address with its prefix") from None
+    if interface.ip in (interface.network.network_address, interface.network.broadcast_address) and (
+        interface.network.prefixlen < 31
+    ):
+        raise SpecError(f"gateways: {text!r} is its subnet's network or broadcast address")
+    return str(interface)
+
+
 def network_from_json(data: Mapping[str, Any]) -> NetworkSpec:
-    """`{"id", "dhcp_port_id", "mtu", "generation", "subnets": [...], "reservations":
-    [{"port_id", "mac", "ip", "hostname"}]}` → NetworkSpec; SpecError on anything malformed."""
+    """`{"id", "dhcp_port_id", "mtu", "generation", "external", "gateways": ["ip/len"],
+    "subnets": [...], "reservations": [{"port_id", "mac", "ip", "hostname"}]}` → NetworkSpec;
+    SpecError on anything malformed."""
     mtu = int(data.get("mtu") or 1500)
     if not 68 <= mtu <= 9000:
         raise SpecError(f"mtu {mtu} is out of range")
+    external = data.get("external", False)
+    if not isinstance(external, bool):
+        raise SpecError(f"external: {external!r} is not a boolean")
     return NetworkSpec(
         id=_id(_req(data, "id"), "network id"),
         dhcp_port_id=_id(_req(data, "dhcp_port_id"), "dhcp_port_id"),
@@ -220,6 +269,8 @@ def network_from_json(data: Mapping[str, Any]) -> NetworkSpec:
             for r in data.get("reservations") or ()
         ),
         generation=int(data.get("generation") or 0),
+        external=external,
+        gateways=tuple(sorted({_gateway(g) for g in data.get("gateways") or ()})),
     )
 
 
@@ -264,7 +315,9 @@ def port_firewall_from_json(data: Mapping[str, Any]) -> PortFirewall:
 def network_from_dhcp_state(state: Mapping[str, Any]) -> NetworkSpec:
     """The API's desired DHCP state of a network (`kumo/network/dhcp.py:dhcp_state`, served to the
     network host by `network_sync`) → NetworkSpec. A subnet is served when DHCP is enabled on it
-    and the network's DHCP port has an address in it; hosts outside served subnets are left out."""
+    and the network's DHCP port has an address in it; hosts outside served subnets are left out.
+    The gateways are every subnet's with a gateway_ip, served or not (the host of an external
+    network is the gateway of all its subnets)."""
     dhcp_port = state.get("dhcp_port") or None
     dhcp_ips: dict[str, str] = {}
     if dhcp_port is not None:
@@ -277,12 +330,19 @@ def network_from_dhcp_state(state: Mapping[str, Any]) -> NetworkSpec:
     ]
     served = {str(subnet["id"]) for subnet in subnets}
     network_id = _req(state, "network_id")
+    gateways = []
+    for subnet in state.get("subnets") or ():
+        if subnet.get("gateway_ip") is not None:
+            cidr = ipaddress.IPv4Network(_cidr(_req(subnet, "cidr"), "cidr"))
+            gateways.append(f"{_ip(subnet['gateway_ip'], 'gateway_ip')}/{cidr.prefixlen}")
     return network_from_json(
         {
             "id": network_id,
             "dhcp_port_id": dhcp_port["id"] if dhcp_port is not None else network_id,
             "mtu": state.get("mtu"),
             "generation": state.get("generation"),
+            "external": state.get("router:external", False),
+            "gateways": gateways,
             "subnets": subnets,
             "reservations": [
                 {

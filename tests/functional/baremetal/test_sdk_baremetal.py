@@ -48,3 +48,25 @@ def test_sdk_node_lifecycle(cloud: Cloud) -> None:
         assert list(conn.baremetal.nodes()) == []
     finally:
         conductor.stop()
+
+
+def test_sdk_ports(cloud: Cloud) -> None:
+    conn = connect(cloud)
+    node = conn.baremetal.create_node(name="sdk-ports", driver="fake-hardware")
+    port = conn.baremetal.create_port(node_id=node.id, address="52:54:00:5d:00:01", extra={"slot": "1"})
+    assert (port.address, port.node_id, port.is_pxe_enabled) == ("52:54:00:5d:00:01", node.id, True)
+    other = conn.baremetal.create_port(node_id=node.id, address="52:54:00:5d:00:02", is_pxe_enabled=False)
+    assert [p.id for p in conn.baremetal.ports(node_id=node.id)] == [port.id, other.id]
+    detailed = list(conn.baremetal.ports(details=True, address="52:54:00:5d:00:02"))
+    assert [(p.id, p.is_pxe_enabled) for p in detailed] == [(other.id, False)]
+    updated = conn.baremetal.update_port(other, is_pxe_enabled=True, physical_network="physnet1")
+    assert (updated.is_pxe_enabled, updated.physical_network) == (True, "physnet1")
+    assert conn.baremetal.get_port(other.id).physical_network == "physnet1"
+    with pytest.raises(exceptions.ConflictException, match="already exists"):
+        conn.baremetal.create_port(node_id=node.id, address="52:54:00:5D:00:01")
+    conn.baremetal.delete_port(other)
+    assert [p.id for p in conn.baremetal.ports()] == [port.id]
+    with pytest.raises(exceptions.NotFoundException):
+        conn.baremetal.get_port(other.id)
+    conn.baremetal.delete_node(node)
+    assert list(conn.baremetal.ports()) == []

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from kumo.network import dhcp
 from tests.conftest import DEMO_PASSWORD, Cloud
 
 V2 = "/networking/v2.0"
@@ -208,3 +209,42 @@ def test_quotas(admin: httpx.Client, demo: httpx.Client) -> None:
     neutron_error(bad, 400, "InvalidInput")
     assert admin.delete(f"{V2}/quotas/{project}").status_code == 204
     assert demo.get(f"{V2}/quotas/{project}").json()["quota"]["network"] == 100
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_router_external_is_an_admin_attribute_that_the_network_host_is_given(
+    request: pytest.FixtureRequest, database: str
+) -> None:
+    """router:external (Neutron's policy: admin only) on create and update; a change is a new
+    DHCP generation (its host moves the gateway) and the DHCP state carries it. Both databases."""
+    cloud: Cloud = request.getfixturevalue("cloud" if database == "sqlite" else "pg_cloud")
+    admin = cloud.client()
+    demo = cloud.client(cloud.token("demo", DEMO_PASSWORD, "demo"))
+    neutron_error(
+        demo.post(V2 + "/networks", json={"network": {"name": "x", "router:external": True}}),
+        403,
+        "HTTPForbidden",
+    )
+    body = {"network": {"name": "public", "shared": True, "router:external": True}}
+    public = created(admin.post(V2 + "/networks", json=body), "network")
+    assert public["router:external"] is True and public["shared"] is True
+    listed = demo.get(V2 + "/networks", params={"router:external": "true"}).json()["networks"]
+    assert [n["id"] for n in listed] == [public["id"]]
+    subnet = {"subnet": {"network_id": public["id"], "cidr": "172.24.4.0/24", "gateway_ip": "172.24.4.1"}}
+    created(admin.post(V2 + "/subnets", json=subnet), "subnet")
+
+    def state() -> tuple[int, bool, list[str | None]]:
+        with cloud.server.rt.db.read() as session:
+            got = dhcp.dhcp_state(session, public["id"])
+        return got["generation"], got["router:external"], [s["gateway_ip"] for s in got["subnets"]]
+
+    generation, external, gateways = state()
+    assert (external, gateways) == (True, ["172.24.4.1"])
+    off = {"network": {"router:external": False}}
+    neutron_error(demo.put(f"{V2}/networks/{public['id']}", json=off), 403, "HTTPForbidden")
+    updated = admin.put(f"{V2}/networks/{public['id']}", json=off)
+    assert updated.status_code == 200 and updated.json()["network"]["router:external"] is False
+    assert state()[:2] == (generation + 1, False)
+    neutron_error(
+        admin.post(V2 + "/networks", json={"network": {"router:external": "maybe"}}), 400, "InvalidInput"
+    )

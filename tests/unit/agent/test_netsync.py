@@ -16,6 +16,7 @@ import pytest
 from kumo.agent.agent import run_task
 from kumo.agent.drivers.fake import FakeDriver
 from kumo.agent.netsync import NetworkSync, PlaneApplied, UnavailableDataPlane
+from kumo.agent.network.run import NetworkError
 from kumo.agent.protocol import TaskOut
 from kumo.metadata.bundle import Bundle
 from kumo.metadata.service import MetadataService
@@ -127,3 +128,55 @@ def test_a_host_that_cannot_run_networks_fails_the_sync_saying_why(metadata: Met
 def test_an_agent_that_serves_no_networks_fails_the_sync() -> None:
     result = run_task(FakeDriver("hv"), task())
     assert not result.ok and "no --network-host" in (result.error or "")
+
+
+def test_remove_all_takes_off_every_network_this_process_applied(metadata: MetadataService) -> None:
+    """What `kumo up` does as it stops: every network applied (a failed apply too: it may have
+    left part of itself), each once; a network already removed is not removed again."""
+    other, gone, failed = (NET[:-1] + str(n) for n in (2, 3, 4))
+    states: dict[str, dict[str, Any]] = {
+        NET: state(2),
+        other: {**state(1, subnets=False), "network_id": other},
+        gone: {**state(1, subnets=False), "network_id": gone},
+        failed: {**state(1), "network_id": failed, "generation": "not a number"},
+    }
+    plane = RecordingPlane()
+    syncer = NetworkSync(plane, metadata, states.get)
+    for network_id in (NET, other, gone):
+        assert syncer.sync(NetworkSyncPayload(network_id)).ok
+    with pytest.raises(ValueError):
+        syncer.sync(NetworkSyncPayload(failed))
+    assert syncer.failures == {}  # a malformed state is a bug of the sender's, not this machine's
+    del states[gone]
+    assert syncer.sync(NetworkSyncPayload(gone)).details == {"removed": True}
+
+    assert syncer.remove_all() == sorted([NET, other, failed])
+    assert sorted(plane.removed) == sorted([gone, NET, other, failed])
+    assert metadata.sources.lookup(NET, "127.0.0.1") is None
+    with pytest.raises(httpx.TransportError):  # NET's metadata listener is closed
+        meta_data(plane)
+    assert syncer.remove_all() == []
+
+
+class RefusingPlane(RecordingPlane):
+    """Refuses a network's state the first time (as a route conflict would), then applies it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refusals = 1
+
+    def apply(self, state: Mapping[str, Any]) -> PlaneApplied:
+        if self.refusals:
+            self.refusals -= 1
+            raise NetworkError("this machine already routes 10.0.0.0/24 dev eth1")
+        return super().apply(state)
+
+
+def test_a_failed_sync_is_remembered_until_one_succeeds(metadata: MetadataService) -> None:
+    """What `kumo up` reads to say why its public network is not reachable."""
+    syncer = NetworkSync(RefusingPlane(), metadata, {NET: state(1)}.get)
+    result = run_task(FakeDriver("hv"), task(), {TaskKind.NETWORK_SYNC: syncer.sync})
+    assert not result.ok and result.error == "this machine already routes 10.0.0.0/24 dev eth1"
+    assert syncer.failures == {NET: "this machine already routes 10.0.0.0/24 dev eth1"}
+    assert syncer.sync(NetworkSyncPayload(NET)).ok
+    assert syncer.failures == {}

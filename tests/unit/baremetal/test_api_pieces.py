@@ -68,7 +68,7 @@ def doc() -> dict[str, Any]:
     ],
 )
 def test_patch(ops: list[dict[str, Any]], field: str, value: Any) -> None:
-    assert service._apply_patch(doc(), ops)[field] == value
+    assert service.apply_patch(doc(), ops)[field] == value
 
 
 @pytest.mark.parametrize(
@@ -85,7 +85,7 @@ def test_patch(ops: list[dict[str, Any]], field: str, value: Any) -> None:
 )
 def test_bad_patches(ops: Any) -> None:
     with pytest.raises(BadRequest):
-        service._apply_patch(doc(), ops)
+        service.apply_patch(doc(), ops)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Migration a2 builds exactly the baremetal tables the models describe."""
+"""Migrations a2 and 223b7e0e2767 build exactly the baremetal tables the models describe."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy import create_engine
 from kumo.db.migrate import upgrade
 from kumo.schema import metadata
 
-TABLES = {"baremetal_nodes", "baremetal_conductors"}
+TABLES = {"baremetal_nodes", "baremetal_conductors", "baremetal_ports"}
 
 
 def _ours(diff: object) -> bool:

@@ -19,5 +19,12 @@ def subnet(
     return SubnetSpec(id, cidr, gateway, dhcp_ip, dns, routes)
 
 
-def network(*subnets: SubnetSpec, reservations: tuple[Reservation, ...] = (), mtu: int = 1500) -> NetworkSpec:
-    return NetworkSpec(NET, DHCP_PORT, mtu, subnets or (subnet(),), reservations, generation=3)
+def network(
+    *subnets: SubnetSpec, reservations: tuple[Reservation, ...] = (), mtu: int = 1500, external: bool = False
+) -> NetworkSpec:
+    """A network of `subnets`; external: its gateways are the host's (as the API's state says)."""
+    subnets = subnets or (subnet(),)
+    gateways = tuple(f"{s.gateway_ip}/{s.prefixlen}" for s in subnets if s.gateway_ip)
+    return NetworkSpec(
+        NET, DHCP_PORT, mtu, subnets, reservations, generation=3, external=external, gateways=gateways
+    )

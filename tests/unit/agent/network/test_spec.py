@@ -159,3 +159,64 @@ def test_network_from_the_apis_dhcp_state() -> None:
         {"network_id": NET, "generation": 1, "subnets": [], "dhcp_port": None, "hosts": []}
     )
     assert not bare.has_dhcp
+
+
+def _external_state(external: object) -> dict[str, object]:
+    """An external network's DHCP state: one DHCP subnet, one without DHCP, one without gateway."""
+    return {
+        "network_id": NET,
+        "generation": 4,
+        "router:external": external,
+        "subnets": [
+            {"id": "s1", "cidr": "172.24.4.0/24", "gateway_ip": "172.24.4.1", "enable_dhcp": True},
+            {"id": "s2", "cidr": "172.24.5.0/25", "gateway_ip": "172.24.5.126", "enable_dhcp": False},
+            {"id": "s3", "cidr": "172.24.6.0/24", "gateway_ip": None, "enable_dhcp": True},
+        ],
+        "dhcp_port": {
+            "id": "d4c9a8b7-1111",
+            "mac_address": "fa:16:3e:00:00:02",
+            "fixed_ips": [
+                {"subnet_id": "s1", "ip_address": "172.24.4.2"},
+                {"subnet_id": "s3", "ip_address": "172.24.6.2"},
+            ],
+        },
+        "hosts": [],
+    }
+
+
+def test_an_external_network_carries_every_subnets_gateway_for_the_host() -> None:
+    spec = network_from_dhcp_state(_external_state(True))
+    assert spec.external
+    # Served or not, a subnet with a gateway has it on the host; one without gateway adds none.
+    assert spec.gateways == ("172.24.4.1/24", "172.24.5.126/25")
+    assert spec.host_addresses == spec.gateways
+    assert (spec.host_gateway, spec.host_gateway_port) == ("gw-5a1d0c3e-7f", "gwp5a1d0c3e-7f")
+    assert all(len(name) <= 15 for name in (spec.host_gateway, spec.host_gateway_port))
+    assert [s.id for s in spec.subnets] == ["s1", "s3"]  # DHCP itself is unchanged
+
+
+def test_a_network_not_external_gives_the_host_nothing() -> None:
+    for state in (
+        _external_state(False),
+        {k: v for k, v in _external_state(True).items() if k != "router:external"},
+    ):
+        spec = network_from_dhcp_state(state)
+        assert not spec.external
+        assert spec.gateways == ("172.24.4.1/24", "172.24.5.126/25")
+        assert spec.host_addresses == ()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"external": "yes"},
+        {"external": 1},
+        {"gateways": ["172.24.4.1"]},  # "ip/prefixlen" only: the subnet is the host's route
+        {"gateways": ["172.24.4.0/24"]},  # the network address is no gateway
+        {"gateways": ["172.24.4.255/24"]},
+        {"gateways": ["not-an-address/24"]},
+    ],
+)
+def test_malformed_external_fields_are_refused(change: dict[str, object]) -> None:
+    with pytest.raises(SpecError):
+        network_from_json({"id": NET, "dhcp_port_id": "p0", **change})
