@@ -32,6 +32,7 @@ from kumo.work.kinds import (
     CleanupPayload,
     ConsolePayload,
     EvacuatePayload,
+    InterfacePayload,
     MovePayload,
     PayloadError,
     PrepareMigrationPayload,
@@ -83,6 +84,16 @@ def _move(live: bool) -> Handler:
     return move
 
 
+def _attach_interface(driver: ComputeDriver, p: InterfacePayload) -> TaskResult:
+    driver.attach_interface(p.instance, p.port)
+    return TaskResult(ok=True)
+
+
+def _detach_interface(driver: ComputeDriver, p: InterfacePayload) -> TaskResult:
+    driver.detach_interface(p.instance, p.port)
+    return TaskResult(ok=True)
+
+
 def _prepare_migration(driver: ComputeDriver, p: PrepareMigrationPayload) -> TaskResult:
     # on the destination, before the source moves
     return TaskResult(ok=True, details={"target": driver.prepare_migration(p.instance)})
@@ -107,6 +118,8 @@ HANDLERS: Mapping[TaskKind, Handler] = {
     TaskKind.REBOOT: _reboot(hard=False),
     TaskKind.REBOOT_HARD: _reboot(hard=True),
     TaskKind.REBUILD: lambda driver, p: _powered(driver.rebuild(p.instance, p.image_ref)),
+    TaskKind.ATTACH_INTERFACE: _attach_interface,
+    TaskKind.DETACH_INTERFACE: _detach_interface,
     TaskKind.LIVE_MIGRATE: _move(live=True),
     TaskKind.MIGRATE: _move(live=False),
     TaskKind.REVERT_RESIZE: _move(live=False),
@@ -124,9 +137,22 @@ RoleHandler = Callable[[Any], TaskResult]
 
 # What an agent that enforces security groups does around its driver (kumo/agent/firewall_sync.py):
 # the guest's rules are in place before these build or receive it ...
-GUARDED_STARTS = frozenset({TaskKind.SPAWN, TaskKind.EVACUATE, TaskKind.REBUILD, TaskKind.PREPARE_MIGRATION})
-# ... and rules of taps gone are removed after these (the guest left this host, or never came).
-GUEST_GONE = frozenset({TaskKind.DELETE, TaskKind.CLEANUP, TaskKind.ABORT_MIGRATION} | MOVES)
+# (an interface attached: its port is bound to this host in the attach's transaction, so the
+# converge before the hot-plug holds its rules)
+GUARDED_STARTS = frozenset(
+    {
+        TaskKind.SPAWN,
+        TaskKind.EVACUATE,
+        TaskKind.REBUILD,
+        TaskKind.PREPARE_MIGRATION,
+        TaskKind.ATTACH_INTERFACE,
+    }
+)
+# ... and rules of taps gone are removed after these (the guest left this host, or never came;
+# or one of its interfaces was detached).
+GUEST_GONE = frozenset(
+    {TaskKind.DELETE, TaskKind.CLEANUP, TaskKind.ABORT_MIGRATION, TaskKind.DETACH_INTERFACE} | MOVES
+)
 
 
 def guarded(driver: ComputeDriver, firewall: FirewallSync, kind: TaskKind) -> RoleHandler:

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from kumo.compute.states import ACTIONS, SCHEDULE_EVENT, Action, PowerState, TaskState, VmState, check
 from kumo.errors import BadRequest, Conflict, InvalidState
-from kumo.work.kinds import HOST_CLEANUPS, MOVES, TaskKind
+from kumo.work.kinds import HOST_CLEANUPS, INTERFACE_CHANGES, MOVES, TaskKind
 
 SPAWN_EVENT = ACTIONS["spawn"].event  # the agent's part of the create action
 # task_states of a move in flight: its destination may hold what prepare_migration left there.
@@ -162,6 +162,14 @@ class ReleasePorts:
     """The server is gone: the ports made for it go, the ports it was given are unbound."""
 
 
+@dataclass(frozen=True)
+class ReleasePort:
+    """One of the server's ports leaves it (an interface detached, or one whose attach
+    failed): made for it, it goes; given to it, it is unbound."""
+
+    port_id: str
+
+
 Effect = (
     BeginAction
     | StartEvent
@@ -174,6 +182,7 @@ Effect = (
     | LeaveGroups
     | BindPorts
     | ReleasePorts
+    | ReleasePort
 )
 
 
@@ -285,6 +294,26 @@ def request_move(state: ServerState, kind: str, dest: str, *, is_admin: bool) ->
     move = {"dest": dest, "source": state.host, "move": TaskKind(kind)}
     return request(
         state, kind, is_admin=is_admin, extra=move, host=dest, task_kind=TaskKind.PREPARE_MIGRATION
+    )
+
+
+def change_interface(
+    state: ServerState, kind: TaskKind, port: Mapping[str, Any], *, is_admin: bool
+) -> Change:
+    """os-interface: plug (attach_interface) or unplug (detach_interface) `port` (a spec port,
+    already bound to the server's host for an attach) on the server's host. The server's
+    states stay as they are (Nova sets no task_state); the action's event finishes with the
+    agent's report (see _interface_changed)."""
+    if kind not in INTERFACE_CHANGES:
+        raise ValueError(f"{kind} is no interface change")
+    _check_lock(state, is_admin)
+    action = allowed(state, str(kind))
+    if state.host is None:
+        raise Conflict(f"Instance {state.uuid} has no host yet")
+    payload = {"action_id": Ref.ACTION, "event_id": Ref.EVENT, "instance": Ref.SPEC, "port": dict(port)}
+    return Change(
+        effects=(BeginAction(action.name, action.event, state.host), Enqueue(state.host, kind, payload)),
+        wake=state.host,
     )
 
 
@@ -578,6 +607,8 @@ def _task_done(state: ServerState, outcome: TaskOutcome) -> Change:
         return _error(outcome.error or "delete failed", 500)
     if kind in MOVES:
         return _moved(state, outcome)
+    if kind in INTERFACE_CHANGES:
+        return _interface_changed(outcome)
     action = ACTIONS[kind]
     if outcome.ok:
         done_power = power if power is not None else (action.done_power or state.power_state)
@@ -596,6 +627,18 @@ def _task_done(state: ServerState, outcome: TaskOutcome) -> Change:
         return _error(outcome.error or failed, 500)
     # Nova leaves the server in its previous state, the event recording the error.
     return Change(task_state=None, power_state=UNCHANGED if power is None else int(power))
+
+
+def _interface_changed(outcome: TaskOutcome) -> Change:
+    """A NIC plugged or unplugged: the server's states are left alone (another action may have
+    begun meanwhile). A detached port leaves the server only now, once the guest let it go; a
+    port whose attach failed leaves it too (as Nova deallocates it)."""
+    port_id = str(outcome.payload.get("port", {}).get("id", ""))
+    detached = outcome.kind == TaskKind.DETACH_INTERFACE and outcome.ok
+    failed_attach = outcome.kind == TaskKind.ATTACH_INTERFACE and not outcome.ok
+    if port_id and (detached or failed_attach):
+        return Change(effects=(ReleasePort(port_id),))
+    return NOTHING
 
 
 def _power_off_after_rebuild(change: Change, outcome: TaskOutcome) -> Change:

@@ -40,6 +40,7 @@ from kumo.compute.lifecycle import (
     RecordAction,
     Ref,
     Release,
+    ReleasePort,
     ReleasePorts,
     RenameConsumer,
     ServerState,
@@ -271,6 +272,8 @@ class _Effects:
             )
         elif isinstance(effect, ReleasePorts):
             server_networking.release_server_ports(session, uuid)
+        elif isinstance(effect, ReleasePort):
+            server_networking.release_server_ports(session, uuid, only=effect.port_id)
 
     def _resolve(self, value: object) -> Any:
         if value is Ref.ACTION:

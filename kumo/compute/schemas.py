@@ -148,7 +148,26 @@ SERVER_ACTION: Schema = one_action(
         "os-resetState": obj({"state": {"type": "string", "enum": ["active", "error"]}}, ["state"]),
         "forceDelete": NO_ARGS,
         "evacuate": obj({"host": HOST, "adminPass": STRING, "force": BOOLEAN}),
+        # A server's security groups (kumo/compute/interfaces.py): every port of it.
+        "addSecurityGroup": obj({"name": {"type": "string", "minLength": 1, "maxLength": 255}}, ["name"]),
+        "removeSecurityGroup": obj({"name": {"type": "string", "minLength": 1, "maxLength": 255}}, ["name"]),
     }
+)
+INTERFACE_ATTACH: Schema = obj(
+    {
+        "interfaceAttachment": obj(
+            {
+                "port_id": UUID,
+                "net_id": UUID,
+                "fixed_ips": {
+                    "type": "array",
+                    "maxItems": 1,
+                    "items": obj({"ip_address": {"type": "string", "format": "ipv4"}}, ["ip_address"]),
+                },
+            }
+        )
+    },
+    ["interfaceAttachment"],
 )
 
 FLAVOR_CREATE: Schema = obj(

@@ -54,7 +54,9 @@ class Action:
     name: str  # the instance-action name Nova records
     event: str  # the event name of the agent's part
     from_vm_states: frozenset[str]
-    task_state: str | None  # None: the action finishes in the API, no task is handed out
+    # None: no task_state is set (the action finishes in the API, or, for an interface
+    # attach/detach, its task leaves the server's states alone, as Nova's)
+    task_state: str | None
     # vm_state and power state once the agent succeeds (None: keep the current one)
     done_vm_state: str | None
     done_power: PowerState | None
@@ -148,6 +150,24 @@ ACTIONS: dict[str, Action] = {
         VmState.DELETED,
         PowerState.NOSTATE,
         interrupts=ALL_TASKS - {TaskState.DELETING},
+    ),
+    # os-interface: from ACTIVE or SHUTOFF with no task in flight (Nova's check_instance_state);
+    # the NIC is plugged into (or out of) the guest by the host's agent.
+    "attach_interface": Action(
+        "attach_interface",
+        "compute_attach_interface",
+        _states(VmState.ACTIVE, VmState.STOPPED),
+        None,
+        None,
+        None,
+    ),
+    "detach_interface": Action(
+        "detach_interface",
+        "compute_detach_interface",
+        _states(VmState.ACTIVE, VmState.STOPPED),
+        None,
+        None,
+        None,
     ),
     # forceDelete on a host that is up: a new delete task even while one is in flight.
     "force_delete": Action(

@@ -19,14 +19,20 @@ written or undone together.
         is then the physical machine's. A node with fewer NICs than the server has ports is
         NodeHasNoPort (409); nothing is bound.
     server_ports(session, server_id) -> [spec port dicts]     what the spawn payload carries
-    release_server_ports(session, server_id) -> None          on delete: ours go, others unbound
+    release_server_ports(session, server_id, only=None) -> None
+        On delete (or of the one port `only`, an interface detached): ours go, others unbound
         (a port a node lent its MAC to gets a fresh one: the NIC's MAC leaves with the node)
+    next_nic_index(session, server_id) -> int                 where an attached interface goes
+    bind_server_port(session, server_id, port_id, host) -> spec port dict
+        Binds one port of a hypervisor's server (an interface attached) to its host.
     server_addresses(session, server_ids) -> {server: {network name: [address dicts]}}
     server_security_groups(session, server_id) -> [group names]
     servers_security_groups(session, server_ids) -> {server: [group names]}   one read for a page
     server_security_group_rows(session, server_id) -> [SecurityGroup]
     server_interfaces(session, server_id) -> [{id, network_id, mac_address, status, fixed_ips}]
     set_ports_status(session, port_ids, "ACTIVE" | "DOWN") -> None   the agent's report
+    add_server_security_group(session, ctx, server_id, name_or_id) / remove_server_security_group
+        Nova's addSecurityGroup/removeSecurityGroup: the group on (off) every port of the server.
 
 Each change of a port's existence, addresses or binding bumps its network's DHCP generation
 (kumo/network/ipam.py:lock_network), in the same transaction, and makes a firewall sync pending
@@ -46,7 +52,7 @@ from sqlalchemy.orm import Session
 from kumo.api.context import RequestContext
 from kumo.errors import Conflict, Forbidden
 from kumo.network import firewall, ipam, networks, ports, quotas, security_groups
-from kumo.network.errors import InvalidInput, MacAddressInUse, PortInUse
+from kumo.network.errors import InvalidInput, MacAddressInUse, PortInUse, PortNotFound
 from kumo.network.ipam import FixedIpRequest
 from kumo.network.models import Network, Port, PortSecurityGroup, SecurityGroup
 
@@ -110,8 +116,10 @@ def allocate_for_server(
     requested: Literal["auto", "none"] | Sequence[RequestedNetwork],
     availability_zone: str = "nova",
     group_names: Sequence[str] | None = None,
+    first_index: int = 0,
 ) -> list[str]:
-    """The server's port ids, in the order asked. Ports are made in ctx's project."""
+    """The server's port ids, in the order asked, their NIC indexes from `first_index` on.
+    Ports are made in ctx's project."""
     project_id = ctx.project_id or ""
     if requested == "none":
         return []
@@ -134,7 +142,7 @@ def allocate_for_server(
             touched.add(networks.get_network(session, ctx, entry.network_id).id)
     lock_networks(session, touched)
     port_ids = []
-    for index, entry in enumerate(requested):
+    for index, entry in enumerate(requested, start=first_index):
         if entry.port_id is not None:
             port = session.get_one(Port, entry.port_id, populate_existing=True)
             if not ctx.owns(port.project_id):
@@ -252,8 +260,32 @@ def bind_server_ports(
     return server_ports(session, server_id)
 
 
-def release_server_ports(session: Session, server_id: str) -> None:
+def next_nic_index(session: Session, server_id: str) -> int:
+    """The NIC index after the server's last port's (0 for a server without ports)."""
     rows = _server_port_rows(session, server_id)
+    return max((p.server_nic_index or 0 for p in rows), default=-1) + 1
+
+
+def bind_server_port(session: Session, server_id: str, port_id: str, host: str) -> dict[str, Any]:
+    """Bind one port of the server (an interface attached to a hypervisor's server) to the
+    server's host; the port in the agents' contract shape."""
+    port = next((p for p in _server_port_rows(session, server_id) if p.id == port_id), None)
+    if port is None:
+        raise PortNotFound(port_id)
+    lock_networks(session, [port.network_id])
+    hosts_before = firewall.hosts_of_ports(session, [port.id])
+    network = session.get_one(Network, port.network_id, populate_existing=True)
+    port.binding_host_id, port.binding_vnic_type = host, "normal"
+    port.binding_vif_type, port.binding_vif_details = ports.binding_details(host, "normal", network)
+    port.status = "BUILD"
+    session.flush()
+    firewall.request(session, hosts_before | firewall.hosts_of_ports(session, [port.id]))
+    session.expire_all()
+    return next(p for p in server_ports(session, server_id) if p["id"] == port_id)
+
+
+def release_server_ports(session: Session, server_id: str, only: str | None = None) -> None:
+    rows = [p for p in _server_port_rows(session, server_id) if only is None or p.id == only]
     lock_networks(session, (port.network_id for port in rows))
     affected = firewall.hosts_of_ports(session, [port.id for port in rows])
     for port in rows:
@@ -365,3 +397,50 @@ def set_ports_status(session: Session, port_ids: Sequence[str], status: str) -> 
             .values(status=status)
             .execution_options(synchronize_session=False)
         )
+
+
+def _server_group(
+    session: Session, ctx: RequestContext, server_id: str, name_or_id: str
+) -> tuple[list[Port], str, dict[str, list[str]]]:
+    rows = _server_port_rows(session, server_id)
+    if not rows:
+        raise InvalidInput(f"instance_id {server_id} could not be found as device id on any ports")
+    [group_id] = security_groups.resolve_for_port(session, ctx, ctx.project_id or "", [name_or_id])
+    return rows, group_id, ports.group_ids(session, [p.id for p in rows])
+
+
+def add_server_security_group(session: Session, ctx: RequestContext, server_id: str, name_or_id: str) -> None:
+    """The group (a name or id the caller sees) on every port of the server. InvalidInput when
+    the server has no port, a port of it has port security off, or a port has the group."""
+    rows, group_id, current = _server_group(session, ctx, server_id, name_or_id)
+    for port in rows:
+        if not port.port_security_enabled:
+            raise InvalidInput(
+                f"Security group {name_or_id} cannot be applied: port {port.id} has port security disabled"
+            )
+        if group_id in current[port.id]:
+            raise InvalidInput(
+                f"Security group {name_or_id} is already associated with the instance {server_id}"
+            )
+    hosts_before = firewall.hosts_of_ports(session, [port.id for port in rows])
+    for port in rows:
+        ports.replace_groups(session, port, [*current[port.id], group_id])
+        port.revision_number += 1
+    session.flush()
+    firewall.request(session, hosts_before | firewall.hosts_of_ports(session, [port.id for port in rows]))
+
+
+def remove_server_security_group(
+    session: Session, ctx: RequestContext, server_id: str, name_or_id: str
+) -> None:
+    """The group off every port of the server that has it; InvalidInput when none has it."""
+    rows, group_id, current = _server_group(session, ctx, server_id, name_or_id)
+    having = [port for port in rows if group_id in current[port.id]]
+    if not having:
+        raise InvalidInput(f"Security group {name_or_id} not associated with the instance {server_id}")
+    hosts_before = firewall.hosts_of_ports(session, [port.id for port in having])
+    for port in having:
+        ports.replace_groups(session, port, [g for g in current[port.id] if g != group_id])
+        port.revision_number += 1
+    session.flush()
+    firewall.request(session, hosts_before | firewall.hosts_of_ports(session, [port.id for port in having]))

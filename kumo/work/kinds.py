@@ -30,6 +30,9 @@ from enum import StrEnum
 from typing import Any, Protocol, Self
 
 ServerSpec = dict[str, Any]  # kumo.compute.servers.spec: what a driver needs of a server
+# One port as a server's spec carries it (kumo.network.servers.spec_port); the same JSON object
+# type as ServerSpec, so read by the same reader.
+PortSpec = dict[str, Any]
 
 
 class TaskKind(StrEnum):
@@ -42,6 +45,9 @@ class TaskKind(StrEnum):
     REBUILD = "rebuild"
     EVACUATE = "evacuate"
     DELETE = "delete"
+    # os-interface: hot-plug a port's NIC into the guest (or its definition), or unplug it
+    ATTACH_INTERFACE = "attach_interface"
+    DETACH_INTERFACE = "detach_interface"
     # a move: the destination prepares, the source moves, the destination aborts if it failed
     PREPARE_MIGRATION = "prepare_migration"
     LIVE_MIGRATE = "live_migrate"
@@ -65,6 +71,8 @@ class TaskKind(StrEnum):
 
 
 MOVES = frozenset({TaskKind.LIVE_MIGRATE, TaskKind.MIGRATE, TaskKind.REVERT_RESIZE})
+# A server's NIC plugged or unplugged: its server keeps its states whatever the outcome.
+INTERFACE_CHANGES = frozenset({TaskKind.ATTACH_INTERFACE, TaskKind.DETACH_INTERFACE})
 # Work whose settling changes no server: a clean-up on a host.
 HOST_CLEANUPS = frozenset({TaskKind.ABORT_MIGRATION, TaskKind.CLEANUP})
 
@@ -265,6 +273,18 @@ class EvacuatePayload(JsonPayload):
 
 
 @dataclass(frozen=True)
+class InterfacePayload(JsonPayload):
+    """Plug (attach_interface) or unplug (detach_interface) the NIC of `port` on the server's
+    guest, as one step of the server action `action_id`, finishing event `event_id`. A detach
+    carries the port as it was when asked: it is released once the agent reports success."""
+
+    action_id: int | None
+    event_id: int | None
+    instance: ServerSpec
+    port: PortSpec
+
+
+@dataclass(frozen=True)
 class PrepareMigrationPayload(JsonPayload):
     """On the destination `dest`, before the source moves the server there with `move`."""
 
@@ -353,6 +373,7 @@ AnyPayload = (
     | RebootPayload
     | RebuildPayload
     | EvacuatePayload
+    | InterfacePayload
     | PrepareMigrationPayload
     | MovePayload
     | AbortMigrationPayload
@@ -372,6 +393,8 @@ PAYLOADS: Mapping[TaskKind, type[AnyPayload]] = {
     TaskKind.REBUILD: RebuildPayload,
     TaskKind.EVACUATE: EvacuatePayload,
     TaskKind.DELETE: ActionPayload,
+    TaskKind.ATTACH_INTERFACE: InterfacePayload,
+    TaskKind.DETACH_INTERFACE: InterfacePayload,
     TaskKind.PREPARE_MIGRATION: PrepareMigrationPayload,
     TaskKind.LIVE_MIGRATE: MovePayload,
     TaskKind.MIGRATE: MovePayload,

@@ -5,6 +5,10 @@
         osc.run("project", "delete", "p1", json=False)          # commands without output
         mine = osc.run("server", "list", cloud="kumo-demo")     # as demo on project demo
 
+`osc` drives a cloud on SQLite, `pg_osc` one on PostgreSQL; `any_osc` is parametrized over
+both (a test taking it runs once per database), and `any_fleet` is the fake-driver fleet of
+`any_osc`'s cloud.
+
 Each call starts a fresh CLI process (about 1-2 s): keep the number of calls per test small.
 """
 
@@ -21,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ADMIN_PASSWORD, DEMO_PASSWORD, Cloud
+from tests.conftest import ADMIN_PASSWORD, DEMO_PASSWORD, Cloud, Fleet
 
 ADMIN_CLOUD = "kumo"
 DEMO_CLOUD = "kumo-demo"
@@ -72,8 +76,11 @@ class CLIError(AssertionError):
 
 
 class OpenStackCLI:
-    def __init__(self, binary: str, config_file: Path, timeout: float = 120) -> None:
+    def __init__(
+        self, binary: str, config_file: Path, timeout: float = 120, database: str = "sqlite"
+    ) -> None:
         self.binary = binary
+        self.database = database
         self.config_file = config_file
         self.timeout = timeout
         # Only our clouds.yaml decides where the CLI goes: drop any OS_* from the caller.
@@ -104,3 +111,25 @@ def osc(cloud: Cloud, tmp_path: Path) -> OpenStackCLI:
     if binary is None:
         pytest.skip("the openstack CLI is not installed")
     return OpenStackCLI(binary, write_clouds_yaml(cloud, tmp_path / "clouds.yaml"))
+
+
+@pytest.fixture
+def pg_osc(pg_cloud: Cloud, tmp_path: Path) -> OpenStackCLI:
+    binary = openstack_binary()
+    if binary is None:
+        pytest.skip("the openstack CLI is not installed")
+    return OpenStackCLI(binary, write_clouds_yaml(pg_cloud, tmp_path / "clouds.yaml"), database="postgresql")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_osc(request: pytest.FixtureRequest) -> OpenStackCLI:
+    """The CLI against a cloud on each database in turn."""
+    cli: OpenStackCLI = request.getfixturevalue("osc" if request.param == "sqlite" else "pg_osc")
+    return cli
+
+
+@pytest.fixture
+def any_fleet(request: pytest.FixtureRequest, any_osc: OpenStackCLI) -> Fleet:
+    """In-process fake-driver agents of any_osc's cloud."""
+    found: Fleet = request.getfixturevalue("fleet" if any_osc.database == "sqlite" else "pg_fleet")
+    return found

@@ -13,7 +13,8 @@ from tests.conftest import Fleet
 pytestmark = pytest.mark.cli
 
 
-def test_network_subnet_and_port(osc: OpenStackCLI) -> None:
+def test_network_subnet_and_port(any_osc: OpenStackCLI) -> None:
+    osc = any_osc
     net = osc.run("network", "create", "net1", cloud=DEMO_CLOUD)
     assert net["name"] == "net1" and net["status"] == "ACTIVE" and net["mtu"] == 1500
     subnet = osc.run(
@@ -52,7 +53,8 @@ def test_network_subnet_and_port(osc: OpenStackCLI) -> None:
     assert osc.run("network", "list", cloud=DEMO_CLOUD) == []
 
 
-def test_security_group_rule_and_network_quota(osc: OpenStackCLI) -> None:
+def test_security_group_rule_and_network_quota(any_osc: OpenStackCLI) -> None:
+    osc = any_osc
     osc.run("security", "group", "create", "web", cloud=DEMO_CLOUD)
     rule = osc.run(
         "security",
@@ -94,9 +96,10 @@ def test_security_group_rule_and_network_quota(osc: OpenStackCLI) -> None:
     assert usage["security_groups"]["In Use"] == 2 and usage["networks"]["In Use"] == 0
 
 
-def test_server_on_a_network(osc: OpenStackCLI, fleet: Fleet, tmp_path: Path) -> None:
+def test_server_on_a_network(any_osc: OpenStackCLI, any_fleet: Fleet, tmp_path: Path) -> None:
     """`server create --nic net-id=` gets an address shown by `server list`/`server show`; its
     port is in `port list --server`; deleting the server frees the address."""
+    osc, fleet = any_osc, any_fleet
     fleet.add("cli-net-host", vcpus=4, memory_mb=8192)
     osc.run("flavor", "create", "--vcpus", "1", "--ram", "256", "--disk", "1", "--public", "n.tiny")
     disk = tmp_path / "disk.raw"
@@ -135,9 +138,10 @@ def test_server_on_a_network(osc: OpenStackCLI, fleet: Fleet, tmp_path: Path) ->
     assert again["addresses"] == {"net1": [address]}
 
 
-def test_an_external_network_as_an_operator_makes_it(osc: OpenStackCLI) -> None:
+def test_an_external_network_as_an_operator_makes_it(any_osc: OpenStackCLI) -> None:
     """`network create --external --share` (admin), seen and used by a member, `network set
     --internal`; a member may not make one."""
+    osc = any_osc
     net = osc.run("network", "create", "--external", "--share", "public")
     assert net["router:external"] is True and net["shared"] is True
     osc.run("subnet", "create", "public-subnet", "--network", "public", "--subnet-range", "172.24.4.0/24")

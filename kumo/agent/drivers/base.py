@@ -38,6 +38,16 @@ class ComputeDriver(Protocol):
 
     def rebuild(self, instance: dict[str, Any], image_ref: str) -> int: ...
 
+    def attach_interface(self, instance: dict[str, Any], port: dict[str, Any]) -> None:
+        """Plug the NIC of `port` (the agents' port contract) into the guest: live and in its
+        definition when it runs, in its definition when it is shut off. Already plugged: done."""
+        ...
+
+    def detach_interface(self, instance: dict[str, Any], port: dict[str, Any]) -> None:
+        """Unplug the NIC of `port` from the guest (live and definition); returns once the
+        guest let it go. Not plugged (or no guest): done."""
+        ...
+
     def prepare_migration(self, instance: dict[str, Any]) -> dict[str, Any]:
         """On the destination, before a move: make ready to receive the guest; returns what
         the source's migrate() needs as `target`."""

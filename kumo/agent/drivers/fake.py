@@ -12,6 +12,8 @@ from kumo.compute.states import PowerState
 
 # Fake guests of every fake host in this process, so a migration can hand a guest over.
 _GUESTS: dict[str, dict[str, int]] = {}
+# The port ids of the NICs hot-plugged into each fake guest (by instance uuid).
+PLUGGED: dict[str, set[str]] = {}
 _LOCK = threading.Lock()
 
 
@@ -57,6 +59,7 @@ class FakeDriver:
         self._work()
         with _LOCK:
             self._guests.pop(instance["uuid"], None)
+            PLUGGED.pop(instance["uuid"], None)
 
     def power_on(self, instance: dict[str, Any]) -> int:
         self._require(instance["uuid"])
@@ -74,6 +77,20 @@ class FakeDriver:
     def rebuild(self, instance: dict[str, Any], image_ref: str) -> int:
         self._work()
         return self._set(instance["uuid"], PowerState.RUNNING)
+
+    def attach_interface(self, instance: dict[str, Any], port: dict[str, Any]) -> None:
+        """Records the port as plugged; the instance metadata's `fake_interface_error` fails it."""
+        self._require(instance["uuid"])
+        self._work()
+        if instance.get("metadata", {}).get("fake_interface_error"):
+            raise DriverError(instance["metadata"]["fake_interface_error"])
+        with _LOCK:
+            PLUGGED.setdefault(instance["uuid"], set()).add(str(port["id"]))
+
+    def detach_interface(self, instance: dict[str, Any], port: dict[str, Any]) -> None:
+        self._work()
+        with _LOCK:
+            PLUGGED.get(instance["uuid"], set()).discard(str(port["id"]))
 
     def prepare_migration(self, instance: dict[str, Any]) -> dict[str, Any]:
         return {"host": self.host}

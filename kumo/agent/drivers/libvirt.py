@@ -46,8 +46,11 @@ from kumo.agent.libvirt.domain import (
     NAME_PREFIX,
     VIRT_TYPES,
     GuestConfig,
+    Nic,
     PortError,
     domain_xml,
+    interface_macs,
+    interface_xml,
     nics_of,
     power_state,
 )
@@ -92,6 +95,9 @@ def unusable_reason(uri: str = "qemu:///system", virt_type: str = "qemu") -> str
 
 
 class LibvirtDriver:
+    # How long detach_interface waits for a running guest to release a NIC (PCI unplug).
+    detach_timeout: float = 30.0
+
     def __init__(
         self,
         host: str,
@@ -353,6 +359,56 @@ class LibvirtDriver:
             return self._power(dom)
 
     # -- migration -------------------------------------------------------------------------
+    # -- interfaces (os-interface) -----------------------------------------------------------
+    def _nic(self, uuid: str, port: dict[str, Any]) -> Nic:
+        try:
+            return Nic.from_port(port)
+        except PortError as exc:
+            raise DriverError(f"Instance {uuid}: {exc}") from None
+
+    def _plugged(self, dom: Any, mac: str) -> tuple[bool, bool]:
+        """Whether the NIC with `mac` is in the guest's definition, and in the running guest."""
+        defined = mac in interface_macs(dom.XMLDesc(self.lv.VIR_DOMAIN_XML_INACTIVE))
+        live = dom.isActive() and mac in interface_macs(dom.XMLDesc(0))
+        return defined, bool(live)
+
+    def attach_interface(self, instance: dict[str, Any], port: dict[str, Any]) -> None:
+        uuid = instance["uuid"]
+        nic = self._nic(uuid, port)
+        with self._operation(uuid):
+            dom = self._require(uuid)
+            defined, live = self._plugged(dom, nic.mac)
+            flags = 0 if defined else int(self.lv.VIR_DOMAIN_AFFECT_CONFIG)
+            if dom.isActive() and not live:
+                flags |= int(self.lv.VIR_DOMAIN_AFFECT_LIVE)
+            if not flags:
+                return
+            self.ensure_bridge(nic.bridge, nic.mtu)  # libvirt plugs the tap into it
+            dom.attachDeviceFlags(interface_xml(nic), flags)
+
+    def detach_interface(self, instance: dict[str, Any], port: dict[str, Any]) -> None:
+        """A running guest is asked to let the device go (PCI unplug) and watched until it has:
+        `detach_timeout` seconds, then DriverError (the NIC stays, in use)."""
+        uuid = instance["uuid"]
+        nic = self._nic(uuid, port)
+        with self._operation(uuid):
+            dom = self._lookup(uuid)
+            if dom is None:
+                return
+            defined, live = self._plugged(dom, nic.mac)
+            if live:
+                dom.detachDeviceFlags(interface_xml(nic), int(self.lv.VIR_DOMAIN_AFFECT_LIVE))
+                deadline = time.monotonic() + self.detach_timeout
+                while self._plugged(dom, nic.mac)[1]:
+                    if time.monotonic() > deadline:
+                        raise DriverError(
+                            f"Instance {uuid}: the guest did not release the NIC of port {port.get('id')} "
+                            f"within {self.detach_timeout:g} s"
+                        )
+                    time.sleep(0.2)
+            if defined:
+                dom.detachDeviceFlags(interface_xml(nic), int(self.lv.VIR_DOMAIN_AFFECT_CONFIG))
+
     def prepare_migration(self, instance: dict[str, Any]) -> dict[str, Any]:
         """Destination side, before a move: the guest's images cached here, its overlay created
         over them, and the domain XML it must have here. The source passes this to migrate()."""

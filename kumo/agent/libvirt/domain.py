@@ -202,12 +202,7 @@ def domain_xml(cfg: GuestConfig) -> str:
         _sub(cdrom, "target", dev="sda" if q35 else "hdd", bus="sata" if q35 else "ide")
         _sub(cdrom, "readonly")
     for nic in cfg.nics:
-        interface = _sub(devices, "interface", type="bridge")
-        _sub(interface, "source", bridge=nic.bridge)
-        _sub(interface, "mac", address=nic.mac)
-        _sub(interface, "target", dev=nic.tap)
-        _sub(interface, "model", type="virtio")
-        _sub(interface, "mtu", size=str(nic.mtu))
+        _interface(devices, nic)
     # The serial console is a pty whose output virtlogd also appends to a file per instance.
     serial = _sub(devices, "serial", type="pty")
     _sub(serial, "log", file=str(cfg.console_log), append="on")
@@ -235,3 +230,28 @@ def console_log_of(xml: str) -> Path | None:
     root = ET.fromstring(xml)
     log = root.find("devices/serial/log")
     return Path(log.attrib["file"]) if log is not None and "file" in log.attrib else None
+
+
+def _interface(devices: ET.Element, nic: Nic) -> ET.Element:
+    interface = _sub(devices, "interface", type="bridge")
+    _sub(interface, "source", bridge=nic.bridge)
+    _sub(interface, "mac", address=nic.mac)
+    _sub(interface, "target", dev=nic.tap)
+    _sub(interface, "model", type="virtio")
+    _sub(interface, "mtu", size=str(nic.mtu))
+    return interface
+
+
+def interface_xml(nic: Nic) -> str:
+    """The `<interface>` device of one NIC, as a domain's XML holds it (for hot-plugging)."""
+    return ET.tostring(_interface(ET.Element("devices"), nic), encoding="unicode")
+
+
+def interface_macs(xml: str) -> set[str]:
+    """The MAC addresses of a domain XML's bridge interfaces (lower case)."""
+    found = set()
+    for interface in ET.fromstring(xml).iterfind("./devices/interface"):
+        mac = interface.find("mac")
+        if mac is not None and mac.get("address"):
+            found.add(str(mac.get("address")).lower())
+    return found

@@ -13,7 +13,17 @@ from sqlalchemy.orm import Session
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
 from kumo.api.openapi import json_body
-from kumo.compute import console, evacuate, moves, params, schemas, server_networks, server_ops, servers
+from kumo.compute import (
+    console,
+    evacuate,
+    interfaces,
+    moves,
+    params,
+    schemas,
+    server_networks,
+    server_ops,
+    servers,
+)
 from kumo.compute.deps import microversion
 from kumo.compute.microversion import Microversion
 from kumo.compute.routes.servers import base_url
@@ -91,6 +101,16 @@ def _force_delete(s: Session, ctx: RequestContext, sid: str, _: Any, __: Microve
     return servers.delete(s, ctx, sid, force=True)[1]
 
 
+def _add_group(s: Session, ctx: RequestContext, sid: str, body: Any, _: Microversion) -> str | None:
+    interfaces.set_security_group(s, ctx, sid, body, add=True)
+    return None
+
+
+def _remove_group(s: Session, ctx: RequestContext, sid: str, body: Any, _: Microversion) -> str | None:
+    interfaces.set_security_group(s, ctx, sid, body, add=False)
+    return None
+
+
 HANDLERS: dict[str, Handler] = {
     "os-start": _start,
     "os-stop": _stop,
@@ -103,6 +123,8 @@ HANDLERS: dict[str, Handler] = {
     "unlock": _unlock,
     "os-resetState": _reset_state,
     "forceDelete": _force_delete,
+    "addSecurityGroup": _add_group,
+    "removeSecurityGroup": _remove_group,
 }
 
 

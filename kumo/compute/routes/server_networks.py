@@ -1,17 +1,19 @@
 """A server's networking as Nova shows it: /servers/{id}/ips, /ips/{network_label},
-/os-security-groups and the read side of /os-interface."""
+/os-security-groups and /os-interface (list, show, attach, detach)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Body, Depends, Response
 
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
-from kumo.compute import server_networks, servers
+from kumo.api.openapi import json_body
+from kumo.compute import interfaces, schemas, server_networks, servers
 from kumo.errors import NotFound
 from kumo.runtime import Runtime
+from kumo.work.queue import host_key
 
 router = APIRouter(prefix="/compute")
 
@@ -62,3 +64,26 @@ def show_interface(
     with rt.db.read() as session:
         servers.get(session, ctx, server_id)
         return {"interfaceAttachment": server_networks.find_interface(session, server_id, port_id)}
+
+
+@router.post("/v2.1/servers/{server_id}/os-interface", openapi_extra=json_body(schemas.INTERFACE_ATTACH))
+def attach_interface(
+    server_id: str,
+    body: Any = Body(None),
+    ctx: RequestContext = Depends(context),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    with rt.db.transaction() as session:
+        attachment, host = interfaces.attach(session, ctx, server_id, body)
+    rt.waker.publish(host_key(host))
+    return {"interfaceAttachment": attachment}
+
+
+@router.delete("/v2.1/servers/{server_id}/os-interface/{port_id}", status_code=202)
+def detach_interface(
+    server_id: str, port_id: str, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
+) -> Response:
+    with rt.db.transaction() as session:
+        host = interfaces.detach(session, ctx, server_id, port_id)
+    rt.waker.publish(host_key(host))
+    return Response(status_code=202)

@@ -91,10 +91,25 @@ def _network_lifecycle(env: Env) -> None:
     demo = env.demo
     # The cloud layer with network=: it used to delete the server ("reached ACTIVE state
     # without being allocated an IP address").
+    # auto_ip=True: kumo has no floating IPs, so the fixed address is the server's address.
     server = demo.create_server(
-        "cloud-vm", image=env.image, flavor=env.flavor, network="net1", wait=True, timeout=30
+        "cloud-vm", image=env.image, flavor=env.flavor, network="net1", wait=True, auto_ip=True, timeout=30
     )
     assert server.status == "ACTIVE"
+    assert server.private_v4 and server.private_v4.startswith("10.40.0.")
+    assert [p.id for p in demo.list_ports(filters={"device_id": server.id})] == [
+        p.id for p in demo.network.ports(device_id=server.id)
+    ]
+    assert [g["name"] for g in demo.list_server_security_groups(server)] == ["default"]
+    default = demo.get_security_group("default")
+    rule = demo.create_security_group_rule(
+        default.id, port_range_min=22, port_range_max=22, protocol="tcp", remote_ip_prefix="10.0.0.0/8"
+    )
+    assert (rule.port_range_min, rule.remote_ip_prefix, rule.direction) == (22, "10.0.0.0/8", "ingress")
+    nova_rules = demo.compute.get(f"/servers/{server.id}/os-security-groups").json()["security_groups"][0]
+    assert {"from_port": 22, "to_port": 22, "ip_protocol": "tcp"}.items() <= next(
+        r for r in nova_rules["rules"] if r["id"] == rule.id
+    ).items()
     [address] = server.addresses["net1"]
     assert address["version"] == 4 and address["OS-EXT-IPS:type"] == "fixed"
     assert address["addr"].startswith("10.40.0.") and address["OS-EXT-IPS-MAC:mac_addr"].startswith(

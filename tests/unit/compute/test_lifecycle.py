@@ -30,6 +30,7 @@ from kumo.compute.lifecycle import (
     RecordAction,
     Ref,
     Release,
+    ReleasePort,
     ReleasePorts,
     RenameConsumer,
     ServerState,
@@ -79,6 +80,8 @@ ALLOWED: dict[str, tuple[set[str], set[str]]] = {
     "local_delete": (LIVE, EVERY_TASK),
     "reset_state": (LIVE, EVERY_TASK),
     "evacuate": ({VmState.ACTIVE, VmState.STOPPED, VmState.ERROR}, set()),
+    "attach_interface": ({VmState.ACTIVE, VmState.STOPPED}, set()),
+    "detach_interface": ({VmState.ACTIVE, VmState.STOPPED}, set()),
 }
 NOVA_NAME = {
     "spawn": "create",
@@ -95,6 +98,8 @@ NOVA_NAME = {
     "local_delete": "delete",
     "reset_state": "resetState",
     "evacuate": "evacuate",
+    "attach_interface": "attach_interface",
+    "detach_interface": "detach_interface",
 }
 
 
@@ -725,6 +730,48 @@ def test_settled_without_a_server_finishes_the_event_only(
 def test_settled_without_an_event() -> None:
     result = TaskOutcome("stop", "h1", True, {"action_id": 4})
     assert lc.settled(server(task_state=TaskState.POWERING_OFF), result) == _done(VmState.STOPPED, SHUTDOWN)
+
+
+PORT = {"id": "p-1", "network_id": "n-1", "mac_address": "fa:16:3e:00:00:01"}
+
+
+@pytest.mark.parametrize("kind", [TaskKind.ATTACH_INTERFACE, TaskKind.DETACH_INTERFACE])
+@pytest.mark.parametrize("vm_state", [VmState.ACTIVE, VmState.STOPPED])
+def test_change_interface_leaves_the_states_alone(kind: TaskKind, vm_state: str) -> None:
+    change = lc.change_interface(server(vm_state), kind, PORT, is_admin=False)
+    payload = {"action_id": A, "event_id": E, "instance": SPEC, "port": PORT}
+    event = f"compute_{kind}"
+    assert change == Change(
+        effects=(BeginAction(str(kind), event, "h1"), Enqueue("h1", kind, payload)), wake="h1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("state", "refusal"),
+    [
+        (server(task_state=TaskState.POWERING_OFF), InvalidState),
+        (server(VmState.ERROR), InvalidState),
+        (server(VmState.BUILDING, TaskState.SCHEDULING, host=None), InvalidState),
+        (server(locked=True), Conflict),
+    ],
+)
+def test_change_interface_refused(state: ServerState, refusal: type[Exception]) -> None:
+    with pytest.raises(refusal):
+        lc.change_interface(state, TaskKind.ATTACH_INTERFACE, PORT, is_admin=False)
+
+
+@pytest.mark.parametrize(
+    ("kind", "ok", "released"),
+    [("attach_interface", True, False), ("attach_interface", False, True),
+     ("detach_interface", True, True), ("detach_interface", False, False)],
+)  # fmt: skip
+@pytest.mark.parametrize("task_state", [None, TaskState.POWERING_OFF])
+def test_interface_settled(kind: str, ok: bool, released: bool, task_state: str | None) -> None:
+    """The port leaves the server when unplugged, or when plugging it failed; the server's
+    states are never touched (a stop begun meanwhile keeps its task_state)."""
+    change = lc.settled(server(task_state=task_state), outcome(kind, ok, port=PORT))
+    effects = (ReleasePort("p-1"),) if released else ()
+    assert change == Change(effects=(fin(ok), *effects))
 
 
 @pytest.mark.parametrize("kind", ["abort_migration", "cleanup"])

@@ -16,6 +16,7 @@ from kumo.work.kinds import (
     ConsolePayload,
     EmptyPayload,
     EvacuatePayload,
+    InterfacePayload,
     MovePayload,
     NetworkSyncPayload,
     NodePowerPayload,
@@ -28,6 +29,7 @@ from kumo.work.kinds import (
 )
 
 SPEC = {"uuid": "u-1", "name": "vm", "image_ref": "img", "flavor": {"vcpus": 1}}
+PORT = {"id": "p-1", "network_id": "n-1", "mac_address": "fa:16:3e:00:00:01", "tap": "tapp-1"}
 
 # (kind, payload, the JSON stored today for it)
 CASES: list[tuple[TaskKind, AnyPayload, dict[str, Any]]] = [
@@ -36,6 +38,16 @@ CASES: list[tuple[TaskKind, AnyPayload, dict[str, Any]]] = [
     (TaskKind.START, ActionPayload(1, 2, SPEC), {"action_id": 1, "event_id": 2, "instance": SPEC}),
     (TaskKind.STOP, ActionPayload(1, None, SPEC), {"action_id": 1, "event_id": None, "instance": SPEC}),
     (TaskKind.DELETE, ActionPayload(1, 2, SPEC), {"action_id": 1, "event_id": 2, "instance": SPEC}),
+    (
+        TaskKind.ATTACH_INTERFACE,
+        InterfacePayload(1, 2, SPEC, PORT),
+        {"action_id": 1, "event_id": 2, "instance": SPEC, "port": PORT},
+    ),
+    (
+        TaskKind.DETACH_INTERFACE,
+        InterfacePayload(3, None, SPEC, PORT),
+        {"action_id": 3, "event_id": None, "instance": SPEC, "port": PORT},
+    ),
     (
         TaskKind.REBOOT,
         RebootPayload(1, 2, SPEC, False),

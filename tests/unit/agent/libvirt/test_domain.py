@@ -13,6 +13,8 @@ from kumo.agent.libvirt.domain import (
     PortError,
     console_log_of,
     domain_xml,
+    interface_macs,
+    interface_xml,
     kumo_metadata,
     nics_of,
     power_state,
@@ -195,6 +197,23 @@ def test_config_drive_is_a_read_only_cdrom(machine: str | None, bus: str, dev: s
 
 def test_nic_reads_the_port_contract() -> None:
     assert Nic.from_port(port(3)) == Nic("brq3e8e5957-64", "tap35c0ee9f-d6", "fa:16:3e:c9:cb:f3", 1450)
+
+
+def test_a_hot_plugged_nic_is_the_interface_a_domain_has_for_it() -> None:
+    """interface_xml (os-interface attach/detach) is the very element domain_xml writes for the
+    port; interface_macs reads the MACs of a domain's NICs back."""
+    nic = Nic.from_port(port(3))
+    whole = ET.fromstring(domain_xml(guest(nics=(nic,))))
+    (in_domain,) = whole.iterfind("devices/interface")
+
+    def shape(element: ET.Element) -> list[tuple[str, dict[str, str]]]:
+        return [(e.tag, dict(e.attrib)) for e in element.iter()]
+
+    assert shape(ET.fromstring(interface_xml(nic))) == shape(in_domain)
+    assert shape(in_domain)[0] == ("interface", {"type": "bridge"})
+    two = guest(nics=nics_of([port(1), port(3)]))
+    assert interface_macs(domain_xml(two)) == {"fa:16:3e:c9:cb:f1", "fa:16:3e:c9:cb:f3"}
+    assert interface_macs(domain_xml(guest())) == set()
 
 
 def test_metadata_round_trips_with_escaping() -> None:
