@@ -209,6 +209,10 @@ class WatchedDriver(FakeDriver):
         self.taps_at_spawn[instance["uuid"]] = self.firewall.taps()
         return super().spawn(instance)
 
+    def attach_interface(self, instance: dict[str, Any], port: dict[str, Any]) -> None:
+        self.taps_at_spawn[port["id"]] = self.firewall.taps()
+        super().attach_interface(instance, port)
+
 
 @pytest.fixture
 def firewall_agent(cloud: Cloud) -> Iterator[tuple[RecordingFirewall, WatchedDriver]]:
@@ -283,3 +287,45 @@ def test_an_agent_applies_rule_changes_live_and_drops_ports_that_leave(
     resp = admin.put(f"{V2}/ports/{p['id']}", json={"port": {"binding:host_id": ""}})
     assert resp.status_code == 200, resp.text
     wait_for(lambda: tap not in firewall_host.ports)
+
+
+def test_an_attached_interface_is_filtered_before_it_is_plugged_and_a_server_group_change_applies(
+    cloud: Cloud, firewall_agent: tuple[RecordingFirewall, WatchedDriver]
+) -> None:
+    recording, driver = firewall_agent
+    sdk = connect(cloud)
+    try:
+        flavor = sdk.compute.create_flavor(name="fw.if", vcpus=1, ram=128, disk=1)
+        image = sdk.image.create_image(
+            "fw-if-image", data=IMAGE_DATA, disk_format="raw", container_format="bare", visibility="public"
+        )
+        nets = []
+        for index in (1, 2):
+            net = sdk.network.create_network(name=f"fw-if-{index}")
+            sdk.network.create_subnet(network_id=net.id, ip_version=4, cidr=f"10.64.{index}.0/24")
+            nets.append(net)
+        server = sdk.compute.create_server(
+            name="fw-if-vm", flavor_id=flavor.id, image_id=image.id, networks=[{"uuid": nets[0].id}]
+        )
+        server = wait_status(sdk, server, "ACTIVE")
+        attached = sdk.compute.create_server_interface(server, net_id=nets[1].id)
+        tap = "tap" + attached.port_id[:11]
+        wait_for(lambda: attached.port_id in driver.taps_at_spawn)
+        assert tap in driver.taps_at_spawn[attached.port_id]  # its rules were there when it was plugged
+        web = sdk.network.create_security_group(name="fw-if-web")
+        sdk.network.create_security_group_rule(
+            security_group_id=web.id,
+            direction="ingress",
+            protocol="tcp",
+            port_range_min=80,
+            port_range_max=80,
+        )
+        sdk.compute.add_security_group_to_server(server, web)
+        wait_for(lambda: any(r.port_range_min == 80 for r in recording.ports[tap].rules))
+        sdk.compute.remove_security_group_from_server(server, web)
+        wait_for(lambda: not any(r.port_range_min == 80 for r in recording.ports[tap].rules))
+        sdk.compute.delete_server_interface(attached.port_id, server=server)
+        wait_for(lambda: tap not in recording.ports)
+        sdk.compute.delete_server(server.id)
+    finally:
+        sdk.close()

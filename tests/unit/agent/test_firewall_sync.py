@@ -154,6 +154,8 @@ def test_the_guarded_spawn_has_its_rules_before_the_driver_builds_the_guest(api:
     ).ok
     assert fw.taps() == set()
     assert MOVES <= GUEST_GONE and TaskKind.PREPARE_MIGRATION in GUARDED_STARTS
+    # an attached NIC is filtered before its hot-plug; a detached one's rules go once it is out
+    assert TaskKind.ATTACH_INTERFACE in GUARDED_STARTS and TaskKind.DETACH_INTERFACE in GUEST_GONE
 
 
 def test_a_firewall_that_cannot_apply_fails_the_spawn(api: Api) -> None:
