@@ -33,6 +33,7 @@ from kumo.baremetal.microversion import (
 from kumo.baremetal.models import Node, NodePort
 from kumo.baremetal.service import apply_patch, get_node, parse_bool
 from kumo.compute.node_hosts import is_uuid
+from kumo.db import keyset
 from kumo.errors import BadRequest, Conflict, NotAcceptable, NotFound
 from kumo.network.addressing import normalise_mac
 from kumo.network.errors import InvalidInput
@@ -224,15 +225,17 @@ def list_ports(session: Session, ctx: RequestContext, q: PortQuery) -> list[tupl
         stmt = stmt.where(NodePort.node_id == node.id)
     if q.address is not None:
         stmt = stmt.where(NodePort.address == _mac(q.address))
+    column, descending = _SORT[q.sort_key], q.sort_dir == "desc"
     if q.marker:
         marker = (
             session.scalar(select(NodePort).where(NodePort.uuid == q.marker)) if is_uuid(q.marker) else None
         )
         if marker is None:
             raise BadRequest(f"Marker {q.marker} could not be found.")
-        stmt = stmt.where(NodePort.id > marker.id if q.sort_dir == "asc" else NodePort.id < marker.id)
-    column = _SORT[q.sort_key]
-    stmt = stmt.order_by(column.asc() if q.sort_dir == "asc" else column.desc(), NodePort.id)
+        stmt = stmt.where(
+            keyset.after(column, NodePort.id, (getattr(marker, q.sort_key), marker.id), descending)
+        )
+    stmt = stmt.order_by(*keyset.order_by(column, NodePort.id, descending))
     if q.limit:
         stmt = stmt.limit(q.limit)
     return [(row[0], row[1]) for row in session.execute(stmt)]
