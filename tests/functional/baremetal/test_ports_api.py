@@ -5,6 +5,7 @@ fields by microversion, admin only, and a node's ports going with the node."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -228,3 +229,31 @@ def test_paging_follows_any_sort_key(cloud: Cloud) -> None:
 @pytest.mark.postgres
 def test_paging_follows_any_sort_key_on_postgresql(pg_cloud: Cloud) -> None:
     _paging_follows_any_sort_key(pg_cloud)
+
+
+@pytest.mark.postgres
+def test_patches_moving_ports_both_ways_do_not_deadlock(pg_cloud: Cloud) -> None:
+    """Port 1 goes A→B→A… while port 2 goes B→A→B…: each patch locks both nodes in id order
+    before its port, so they queue instead of deadlocking (PostgreSQL would abort one)."""
+    with ironic(pg_cloud) as c:
+        a, b = enroll(c, "dla")["uuid"], enroll(c, "dlb")["uuid"]
+        p1 = make_port(c, a, "52:54:00:ee:00:01")["uuid"]
+        p2 = make_port(c, b, "52:54:00:ee:00:02")["uuid"]
+
+    def shuttle(port: str, nodes: tuple[str, str]) -> list[int]:
+        with ironic(pg_cloud) as client:
+            return [
+                client.patch(
+                    f"{PORTS}/{port}", json=[{"op": "replace", "path": "/node_uuid", "value": nodes[i % 2]}]
+                ).status_code
+                for i in range(40)
+            ]
+
+    with ThreadPoolExecutor(2) as pool:
+        one, two = pool.submit(shuttle, p1, (b, a)), pool.submit(shuttle, p2, (a, b))
+        statuses = one.result() + two.result()
+    assert statuses == [200] * 80
+    with ironic(pg_cloud) as c:
+        # Each port made an even number of moves: both are home again.
+        assert c.get(f"{PORTS}/{p1}").json()["node_uuid"] == a
+        assert c.get(f"{PORTS}/{p2}").json()["node_uuid"] == b
