@@ -33,6 +33,7 @@ from kumo.baremetal.microversion import (
 from kumo.baremetal.models import Node, NodePort
 from kumo.baremetal.service import apply_patch, get_node, parse_bool
 from kumo.compute.node_hosts import is_uuid
+from kumo.db import keyset
 from kumo.errors import BadRequest, Conflict, NotAcceptable, NotFound
 from kumo.network.addressing import normalise_mac
 from kumo.network.errors import InvalidInput
@@ -71,12 +72,11 @@ def _mac(value: Any) -> str:
         raise BadRequest(f"Expected a MAC address but received {value}.") from None
 
 
-def _node_by_uuid(session: Session, node_uuid: Any, lock: bool = False) -> Node:
+def _node_by_uuid(session: Session, node_uuid: Any) -> Node:
     """The node a port names: by uuid; a missing one is the request's fault (400, as Ironic)."""
     if not isinstance(node_uuid, str) or not is_uuid(node_uuid):
         raise BadRequest(f"Expected a UUID for node_uuid but received {node_uuid}.")
-    stmt = select(Node).where(Node.uuid == str(uuidlib.UUID(node_uuid)))
-    node = session.scalar(stmt.with_for_update() if lock else stmt)
+    node = session.scalar(select(Node).where(Node.uuid == str(uuidlib.UUID(node_uuid))))
     if node is None:
         raise BadRequest(f"Node {node_uuid} could not be found.")
     return node
@@ -165,7 +165,7 @@ def _held(node: Node) -> bool:
 # ---------------------------------------------------------------------------- reading
 
 
-def get_port(session: Session, ctx: RequestContext, ident: str, lock: bool = False) -> tuple[NodePort, Node]:
+def get_port(session: Session, ctx: RequestContext, ident: str) -> tuple[NodePort, Node]:
     ctx.require_admin()
     if not is_uuid(ident):
         raise BadRequest(f"Expected a UUID but received {ident}.")
@@ -174,12 +174,36 @@ def get_port(session: Session, ctx: RequestContext, ident: str, lock: bool = Fal
         .join(Node, Node.id == NodePort.node_id)
         .where(NodePort.uuid == str(uuidlib.UUID(ident)))
     )
-    if lock:  # the port's row and its node's (macs_for_binding locks the node too)
-        stmt = stmt.with_for_update()
     found = session.execute(stmt).first()
     if found is None:
         raise NotFound(f"Port {ident} could not be found.")
     return found[0], found[1]
+
+
+def _lock(session: Session, port: NodePort, node_ids: set[int]) -> dict[int, Node]:
+    """Lock the rows of the nodes `node_ids` in id order, then the port's, and re-read them all.
+
+    Every writer of a port locks this way (nodes first, by id; macs_for_binding and node deletion
+    lock the node alone), so two patches moving ports between the same two nodes in opposite
+    directions queue one behind the other instead of deadlocking. The port must still be on a
+    node of `node_ids` (a patch committed meanwhile may have moved it): else a 409, to retry."""
+    fresh = dict(populate_existing=True)
+    nodes = session.scalars(
+        select(Node)
+        .where(Node.id.in_(node_ids))
+        .order_by(Node.id)
+        .with_for_update()
+        .execution_options(**fresh)
+    )
+    locked = {node.id: node for node in nodes}
+    current = session.scalar(
+        select(NodePort).where(NodePort.id == port.id).with_for_update().execution_options(**fresh)
+    )
+    if current is None:
+        raise NotFound(f"Port {port.uuid} could not be found.")
+    if current.node_id not in locked:
+        raise Conflict(f"Port {port.uuid} was moved to another node while being changed; try again.")
+    return locked
 
 
 def show_port(
@@ -224,15 +248,17 @@ def list_ports(session: Session, ctx: RequestContext, q: PortQuery) -> list[tupl
         stmt = stmt.where(NodePort.node_id == node.id)
     if q.address is not None:
         stmt = stmt.where(NodePort.address == _mac(q.address))
+    column, descending = _SORT[q.sort_key], q.sort_dir == "desc"
     if q.marker:
         marker = (
             session.scalar(select(NodePort).where(NodePort.uuid == q.marker)) if is_uuid(q.marker) else None
         )
         if marker is None:
             raise BadRequest(f"Marker {q.marker} could not be found.")
-        stmt = stmt.where(NodePort.id > marker.id if q.sort_dir == "asc" else NodePort.id < marker.id)
-    column = _SORT[q.sort_key]
-    stmt = stmt.order_by(column.asc() if q.sort_dir == "asc" else column.desc(), NodePort.id)
+        stmt = stmt.where(
+            keyset.after(column, NodePort.id, (getattr(marker, q.sort_key), marker.id), descending)
+        )
+    stmt = stmt.order_by(*keyset.order_by(column, NodePort.id, descending))
     if q.limit:
         stmt = stmt.limit(q.limit)
     return [(row[0], row[1]) for row in session.execute(stmt)]
@@ -295,10 +321,8 @@ def create_port(session: Session, ctx: RequestContext, body: Any, version: Versi
     return port, node
 
 
-def update_port(
-    session: Session, ctx: RequestContext, ident: str, patch: Any, version: Version
-) -> tuple[NodePort, Node]:
-    port, node = get_port(session, ctx, ident, lock=True)
+def _doc(port: NodePort, node: Node, version: Version) -> dict[str, Any]:
+    """The port as a patch sees it: the fields the request's version shows."""
     doc: dict[str, Any] = {
         "address": port.address,
         "node_uuid": node.uuid,
@@ -307,12 +331,23 @@ def update_port(
         "local_link_connection": dict(port.local_link_connection or {}),
         "physical_network": port.physical_network,
     }
-    doc = {k: v for k, v in doc.items() if version.at_least(PORT_FIELDS_SINCE.get(k, (1, 1)))}
-    doc = apply_patch(doc, patch, DICT_FIELDS)
+    return {k: v for k, v in doc.items() if version.at_least(PORT_FIELDS_SINCE.get(k, (1, 1)))}
+
+
+def update_port(
+    session: Session, ctx: RequestContext, ident: str, patch: Any, version: Version
+) -> tuple[NodePort, Node]:
+    port, node = get_port(session, ctx, ident)
+    named = apply_patch(_doc(port, node, version), patch, DICT_FIELDS)["node_uuid"]
+    target = node if named == node.uuid else _node_by_uuid(session, named)
+    locked = _lock(session, port, {node.id, target.id})
+    node, target = locked[port.node_id], locked[target.id]  # the port is still on `node`
+    doc = apply_patch(_doc(port, node, version), patch, DICT_FIELDS)
     address = _mac(doc["address"]) if doc["address"] is not None else None
     if address is None:
         raise BadRequest("Missing mandatory field: address")
-    target = node if doc["node_uuid"] == node.uuid else _node_by_uuid(session, doc["node_uuid"], lock=True)
+    if doc["node_uuid"] != target.uuid:
+        raise Conflict(f"Port {port.uuid} was moved to another node while being changed; try again.")
     pxe = _bool(doc.get("pxe_enabled", port.pxe_enabled), "pxe_enabled")
     if (address, target.id, pxe) != (port.address, port.node_id, port.pxe_enabled):
         for held in {node.id: node, target.id: target}.values():
@@ -334,7 +369,8 @@ def update_port(
 
 
 def delete_port(session: Session, ctx: RequestContext, ident: str) -> None:
-    port, node = get_port(session, ctx, ident, lock=True)
+    port, node = get_port(session, ctx, ident)
+    node = _lock(session, port, {node.id})[node.id]
     if _held(node):
         raise Conflict(
             f"Cannot delete port {port.uuid}: its node {node.uuid} holds instance {node.instance_uuid} "

@@ -38,7 +38,7 @@ from kumo.compute.models import ComputeHost, Flavor, Instance
 from kumo.compute.node_hosts import is_uuid, may_be_node
 from kumo.compute.scheduling import resources_of
 from kumo.compute.states import PowerState
-from kumo.db import utcnow
+from kumo.db import keyset, utcnow
 from kumo.errors import BadRequest, Conflict, NotAcceptable, NotFound
 from kumo.placement import claims
 from kumo.placement.models import ResourceProvider
@@ -171,13 +171,15 @@ def list_nodes(session: Session, ctx: RequestContext, q: NodeQuery) -> list[Node
     for column, value in filters:
         if value is not None:
             stmt = stmt.where(column == value)
-    sort_column = _SORT[q.sort_key]
+    sort_column, descending = _SORT[q.sort_key], q.sort_dir == "desc"
     if q.marker:
         marker = session.scalar(select(Node).where(Node.uuid == q.marker))
         if marker is None:
             raise BadRequest(f"Marker {q.marker} could not be found.")
-        stmt = stmt.where(Node.id > marker.id) if q.sort_dir == "asc" else stmt.where(Node.id < marker.id)
-    stmt = stmt.order_by(sort_column.asc() if q.sort_dir == "asc" else sort_column.desc(), Node.id)
+        stmt = stmt.where(
+            keyset.after(sort_column, Node.id, (getattr(marker, q.sort_key), marker.id), descending)
+        )
+    stmt = stmt.order_by(*keyset.order_by(sort_column, Node.id, descending))
     if q.limit:
         stmt = stmt.limit(q.limit)
     return list(session.scalars(stmt))

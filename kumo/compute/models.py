@@ -137,6 +137,9 @@ class Instance(Base):
     key_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
     key_data: Mapped[str | None] = mapped_column(Text, nullable=True)
     user_data: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The admin password the create asked for or made up: only the guest's metadata carries it
+    # (meta_data.json's admin_pass, as Nova's config drive); no compute API view shows it.
+    admin_pass: Mapped[str | None] = mapped_column(Text, nullable=True)
     access_ip_v4: Mapped[str] = mapped_column(String(64), default="")
     access_ip_v6: Mapped[str] = mapped_column(String(64), default="")
     config_drive: Mapped[str] = mapped_column(String(16), default="")

@@ -45,6 +45,7 @@ class CreateRequest:
     metadata: dict[str, str] = field(default_factory=dict)
     key_name: str | None = None
     user_data: str | None = None
+    admin_pass: str | None = field(default=None, repr=False)  # for the guest's metadata only
     description: str | None = None
     scheduler_hints: dict[str, Any] = field(default_factory=dict)
     min_count: int = 1
@@ -203,6 +204,7 @@ def create(session: Session, ctx: RequestContext, req: CreateRequest) -> list[In
             key_name=req.key_name,
             key_data=key_data,
             user_data=user_data_of(req.user_data),
+            admin_pass=req.admin_pass,
             access_ip_v4=access_ips[0],
             access_ip_v6=access_ips[1],
             config_drive="True" if req.config_drive else "",

@@ -48,6 +48,7 @@ _COLUMNS = (
     Instance.key_name,
     Instance.key_data,
     Instance.user_data,
+    Instance.admin_pass,
     Instance.metadata_,
 )
 
@@ -83,6 +84,7 @@ def read_bundle(session: Session, instance_uuid: str) -> Bundle:
         public_keys=keys,
         meta={str(k): str(v) for k, v in (row.metadata_ or {}).items()},
         user_data_b64=row.user_data,
+        admin_pass=row.admin_pass,
         ports=_ports_of(session, row.uuid),
     )
 

@@ -61,6 +61,7 @@ class Bundle(BaseModel):
     public_keys: list[PublicKey] = Field(default_factory=list)
     meta: dict[str, str] = Field(default_factory=dict)
     user_data_b64: str | None = None  # as the compute API stores it (base64)
+    admin_pass: str | None = Field(default=None, repr=False)  # meta_data.json's; never in a repr
     vendor_data: dict[str, Any] = Field(default_factory=dict)
     vendor_data2: dict[str, Any] = Field(default_factory=dict)
     ports: list[PortInfo] = Field(default_factory=list)

@@ -89,6 +89,8 @@ def meta_data(bundle: Bundle, version: str = LATEST, random_seed: bytes | None =
         "launch_index": bundle.launch_index,
         "availability_zone": bundle.availability_zone,
     }
+    if bundle.admin_pass:  # Nova's, in every version: the server's adminPass
+        data["admin_pass"] = bundle.admin_pass
     if _at_least(version, "2013-04-04") and random_seed is not None:
         data["random_seed"] = base64.b64encode(random_seed).decode()
     if _at_least(version, "2015-10-15"):

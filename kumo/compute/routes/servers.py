@@ -142,14 +142,15 @@ def create_server(
     rt: Runtime = Depends(runtime),
 ) -> JSONResponse:
     req = parse_create(body, rt.settings.max_servers_per_request, version)
-    requested_pass = _optional_string(body["server"], "adminPass")
+    # The password asked for, or one made up, goes to the guest's metadata (as Nova's, whatever
+    # enable_admin_password); the response shows it only when enable_admin_password is set.
+    req.admin_pass = _optional_string(body["server"], "adminPass") or secrets.token_urlsafe(9)
     with rt.db.transaction() as session:
         created = servers.create(session, ctx, req)
     rt.waker.publish(SCHEDULER_KEY)
     if req.return_reservation_id:
         return JSONResponse({"reservation_id": created[0].reservation_id}, status_code=202)
-    # The password asked for is the one answered (Nova's); one is made up when none was given.
-    admin_pass = (requested_pass or secrets.token_urlsafe(9)) if rt.settings.enable_admin_password else None
+    admin_pass = req.admin_pass if rt.settings.enable_admin_password else None
     first = created[0]
     return JSONResponse(
         {"server": view.created(first, base_url(request), admin_pass, req.security_groups)},

@@ -205,3 +205,24 @@ def test_failed_verification_returns_to_enroll_with_the_error(
         provision(c, "n1", "manage")
         shown = wait_node(c, "n1", provision_state="enroll", target_provision_state=None)
     assert "connection refused" in shown["last_error"]
+
+
+def _walk_names(c: httpx.Client, **params: str) -> list[str | None]:
+    resp = c.get("/baremetal/v1/nodes", params={"limit": "1", **params}).json()
+    names = [n["name"] for n in resp["nodes"]]
+    while "next" in resp:
+        resp = c.get(resp["next"]).json()
+        names += [n["name"] for n in resp["nodes"]]
+    return names
+
+
+def test_paging_follows_the_sort_key(cloud: Cloud) -> None:
+    """Pages of one node by name (a nullable key) visit every node once, in either direction."""
+    with ironic(cloud) as c:
+        for name in ("nc", "na", "nb"):
+            enroll(c, name)
+        unnamed = {"driver": "redfish", "resource_class": "bm.small"}
+        assert c.post("/baremetal/v1/nodes", json=unnamed).status_code == 201
+        assert _walk_names(c, sort_key="name") == [None, "na", "nb", "nc"]
+        assert _walk_names(c, sort_key="name", sort_dir="desc") == ["nc", "nb", "na", None]
+        assert _walk_names(c) == ["nc", "na", "nb", None]

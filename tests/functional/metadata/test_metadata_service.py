@@ -19,7 +19,7 @@ from sqlalchemy import event
 
 from kumo.agent.libvirt.config_drive import ApiConfigDrive
 from kumo.agent.protocol import AGENT_TOKEN_HEADER
-from kumo.metadata import backend, configdrive
+from kumo.metadata import backend, configdrive, render
 from kumo.metadata.bundle import Bundle
 from kumo.metadata.client import ApiBundleSource, read_bundle
 from kumo.metadata.service import MetadataService
@@ -201,3 +201,45 @@ def test_the_libvirt_drivers_config_drive_is_built_from_the_api(cloud: Cloud, tm
     meta = json.loads(found["openstack/latest/meta_data.json"])
     assert (meta["uuid"], meta["name"], meta["meta"]) == (uuid, "cd-1", {"role": "web", "tier": "1"})
     assert found["openstack/latest/user_data"] == USER_DATA
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_the_admin_pass_reaches_its_own_instance_metadata_only(
+    request: pytest.FixtureRequest, backend_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The adminPass a create answers is the one in that server's meta_data.json; another
+    server's is its own; no log line, error body nor server view shows it."""
+    cloud: Cloud = request.getfixturevalue("pg_cloud" if backend_name == "postgresql" else "cloud")
+    secret = "Adm1n-pass-only-for-web-1"
+    caplog.set_level("DEBUG")
+    with cloud.client() as c:
+        flavor, image = make_flavor(c, "ap"), upload_image(c, name="ap", content=b"x" * 64)
+
+        def create(name: str, **more: Any) -> httpx.Response:
+            server = {"name": name, "flavorRef": flavor, "imageRef": image, "networks": "none", **more}
+            return c.post(
+                f"{API}/servers", json={"server": server}, headers={"OpenStack-API-Version": "compute 2.37"}
+            )
+
+        first = create("web-1", adminPass=secret)
+        assert first.status_code == 202 and first.json()["server"]["adminPass"] == secret
+        second = create("web-2")
+        assert second.status_code == 202, second.text
+        made_up = second.json()["server"]["adminPass"]
+        refused = create("web-3", adminPass=secret, flavorRef="no-such-flavor")
+        assert refused.status_code in (400, 404) and secret not in refused.text
+        ids = first.json()["server"]["id"], second.json()["server"]["id"]
+        shown = [c.get(f"{API}/servers/{i}").text for i in ids] + [c.get(f"{API}/servers/detail").text]
+        assert not any(secret in text or made_up in text for text in shown)
+    with _agent(cloud) as agent:
+        metas = [
+            json.loads(render_path(Bundle.model_validate_json(agent.get(f"/instances/{i}/metadata").content)))
+            for i in ids
+        ]
+    assert metas[0]["admin_pass"] == secret and metas[1]["admin_pass"] == made_up != secret
+    assert any(r.name.startswith("kumo") for r in caplog.records)  # the API logs here, in-process
+    assert secret not in caplog.text and made_up not in caplog.text
+
+
+def render_path(bundle: Bundle) -> bytes:
+    return render.render(bundle, "/openstack/latest/meta_data.json", b"s" * 512).body

@@ -50,3 +50,14 @@ def test_a_server_without_user_data_has_none_on_its_drive(tmp_path: Path) -> Non
     found = configdrive.read(configdrive.build(bundle(user_data_b64=None), tmp_path / "d.iso"))
     assert not [path for path in found if path.endswith(("user_data", "user-data"))]
     assert "openstack/latest/meta_data.json" in found
+
+
+def test_the_admin_pass_is_on_the_drive_and_cloud_init_reads_it(tmp_path: Path) -> None:
+    openstack = cloudinit("cloudinit.sources.helpers.openstack")
+    iso = configdrive.build(bundle(admin_pass="pw-drive"), tmp_path / "disk.config")
+    mounted = tmp_path / "mnt"
+    for path, content in configdrive.read(iso).items():
+        if path:
+            (mounted / path).parent.mkdir(parents=True, exist_ok=True)
+            (mounted / path).write_bytes(content)
+    assert openstack.ConfigDriveReader(str(mounted)).read_v2()["metadata"]["admin_pass"] == "pw-drive"

@@ -187,3 +187,18 @@ def test_cloud_init_turns_network_data_into_its_network_config(dhcp: bool) -> No
         )
         assert subnet["routes"][0]["gateway"] == "10.0.0.1"
     assert {"type": "nameserver", "address": "10.0.0.2"} in config["config"]
+
+
+@pytest.mark.parametrize("version", [*render.OPENSTACK_VERSIONS, render.LATEST])
+def test_meta_data_json_carries_the_admin_pass_when_the_server_has_one(version: str) -> None:
+    path = f"/openstack/{version}/meta_data.json"
+    assert json.loads(render.render(bundle(admin_pass="pw-1"), path, b"s" * 512).body)["admin_pass"] == "pw-1"
+    assert "admin_pass" not in json.loads(render.render(bundle(), path, b"s" * 512).body)
+
+
+def test_the_admin_pass_is_in_meta_data_json_only_and_never_in_a_repr() -> None:
+    """Not in the EC2 tree (Nova's neither), nor in a bundle's repr (logs, assertion messages)."""
+    secret = bundle(admin_pass="pw-only-here")
+    assert b"pw-only-here" not in render.render(secret, "/latest/meta-data/", b"s" * 512).body
+    assert "pw-only-here" not in json.dumps(render.ec2_meta_data(secret))
+    assert "pw-only-here" not in repr(secret) and "pw-only-here" not in str(secret)
