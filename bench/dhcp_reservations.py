@@ -3,10 +3,13 @@ kumo's dnsmasq manager (kumo/agent/network/dnsmasq.py) in a real namespace on a 
 
   add       a new reservation: from its file's rename in hosts.d to the first OFFER a client
             gets for it (inotify; no signal, no reload)
-  remove    DHCP deafness while one reservation is removed (unlink + one SIGHUP + dhcp_release):
-            a prober in a client namespace sends a DISCOVER for an *unaffected* reservation every
-            `--interval` and waits that long for the OFFER; the deafness is the longest run of
-            unanswered probes
+  remove    DHCP deafness while one reservation is removed (unlink + dhcp_release, no signal:
+            dnsmasq holds the removed record): a prober in a client namespace sends a DISCOVER
+            for an *unaffected* reservation every `--interval` and waits that long for the
+            OFFER; the deafness is the longest run of unanswered probes
+  collide   the same deafness when a reservation is removed and a new MAC takes its address
+            (the rare case next-fit IPAM leaves: a collision with a held record, one SIGHUP,
+            dnsmasq re-reads all N); then the new MAC is offered the address
   restart   the same deafness across a full dnsmasq restart (stop + start with N hosts): what a
             DHCP server that restarts on every change costs each time
 
@@ -159,11 +162,30 @@ def run_size(host: NetworkHost, n: int, repeat: int, interval: float) -> dict[st
             t = time.monotonic()
             spec = replace(spec, reservations=spec.reservations[:-1])
             change = host.reconcile(spec).dhcp
-            assert change.removed == [gone.port_id] and change.reloaded and change.pid == pid
+            assert change.removed == [gone.port_id] and not change.reloaded and change.pid == pid
             quiet_wait(0.05)
             wait_serving(client)
             quiet_wait(0.1)
             removes.append(longest_gap(finish(watch), t))
+        collisions: list[float] = []
+        for i in range(repeat):
+            gone = spec.reservations[-1]
+            spec = replace(spec, reservations=spec.reservations[:-1])
+            assert not host.reconcile(spec).dhcp.reloaded  # held, no signal
+            heir = Reservation(f"heir-{i}", mac_of(n + repeat + i), gone.ip, f"heir-{i}")
+            watch = client.probe(mac_of(0), "watch", interval)
+            quiet_wait(0.2)
+            t = time.monotonic()
+            spec = replace(spec, reservations=(*spec.reservations, heir))
+            change = host.reconcile(spec).dhcp
+            assert change.collisions == [heir.port_id] and change.reloaded and change.pid == pid
+            quiet_wait(0.05)
+            wait_serving(client)
+            quiet_wait(0.1)
+            collisions.append(longest_gap(finish(watch), t))
+            heir_probe = client.probe(heir.mac, "until-offer", 0.005, "--timeout", "600")
+            out, _ = heir_probe.communicate(timeout=700)
+            assert json.loads(out.strip().splitlines()[-1])["offered"] == heir.ip
         restarts: list[float] = []
         for _ in range(repeat):
             watch = client.probe(mac_of(0), "watch", interval)
@@ -182,11 +204,15 @@ def run_size(host: NetworkHost, n: int, repeat: int, interval: float) -> dict[st
                 "add_reconcile_ms": round(1000 * statistics.median(reconciles), 1),
                 "remove_deaf_ms": round(1000 * statistics.median(removes), 1),
                 "remove_deaf_max_ms": round(1000 * max(removes), 1),
+                "collision_deaf_ms": round(1000 * statistics.median(collisions), 1),
+                "collision_deaf_max_ms": round(1000 * max(collisions), 1),
                 "restart_deaf_ms": round(1000 * statistics.median(restarts), 1),
                 "restart_deaf_max_ms": round(1000 * max(restarts), 1),
                 "probe_interval_ms": round(1000 * interval, 1),
                 "repeat": repeat,
                 "dnsmasq_restarted_by_changes": False,
+                "removals_reloaded": False,
+                "collisions_reloaded": True,
             }
         )
     finally:
@@ -207,8 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     if reason:
         print(f"dhcp_reservations: {reason}", file=sys.stderr)
         return 2
-    if max(args.sizes) + args.repeat > CIDR.num_addresses - 20:
-        parser.error(f"at most {CIDR.num_addresses - 20 - args.repeat} reservations")
+    if max(args.sizes) + 2 * args.repeat > CIDR.num_addresses - 20:
+        parser.error(f"at most {CIDR.num_addresses - 20 - 2 * args.repeat} reservations")
     rows = []
     with tempfile.TemporaryDirectory(prefix="kumo-dhcp-bench-", dir="/var/tmp") as state:
         Path(state).chmod(0o755)  # dnsmasq reads its hosts directory as user nobody
@@ -220,11 +246,14 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
         finally:
             host.firewall.teardown()  # leave no FORWARD jump nor kumo chain behind
-    print(f"\n{'reservations':>12} {'add→offer ms':>13} {'remove deaf ms':>15} {'restart deaf ms':>16}")
+    print(
+        f"\n{'reservations':>12} {'add→offer ms':>13} {'remove deaf ms':>15} {'collision deaf ms':>18}"
+        f" {'restart deaf ms':>16}"
+    )
     for row in rows:
         print(
             f"{row['reservations']:>12,} {row['add_to_offer_ms']:>13} {row['remove_deaf_ms']:>15} "
-            f"{row['restart_deaf_ms']:>16}"
+            f"{row['collision_deaf_ms']:>18} {row['restart_deaf_ms']:>16}"
         )
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     return 0
