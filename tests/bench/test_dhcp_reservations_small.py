@@ -1,8 +1,8 @@
 """bench/dhcp_reservations.py at CI size (1,000 reservations): every measured addition is served
 by the same dnsmasq without a signal, every removal sends no signal at all, a new MAC taking a
 removed reservation's address costs one SIGHUP and is then offered it, and nothing restarts
-dnsmasq (the bench asserts all of it as it goes); the figures are consistent. Needs root and scripts/install-network;
-skips saying why otherwise."""
+dnsmasq (the bench asserts all of it as it goes); the figures are consistent. Needs root and
+scripts/install-network; skips saying why otherwise."""
 
 from __future__ import annotations
 
