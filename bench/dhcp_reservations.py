@@ -109,8 +109,8 @@ def longest_gap(row: dict[str, Any], after: float) -> float:
 
 def wait_serving(client: Client) -> float:
     """Blocks until dnsmasq answers a DISCOVER for reservation 0; returns how long that took."""
-    prober = client.probe(mac_of(0), "until-offer", 0.005, "--timeout", "600")
-    out, _ = prober.communicate(timeout=700)
+    prober = client.probe(mac_of(0), "until-offer", 0.005, "--timeout", "300")
+    out, _ = prober.communicate(timeout=400)
     result = json.loads(out.strip().splitlines()[-1])
     assert result["offered"] == ip_of(0), result
     return float(result["seconds"])
@@ -129,16 +129,18 @@ def run_size(host: NetworkHost, n: int, repeat: int, interval: float) -> dict[st
     applied = host.reconcile(spec)
     first_start = time.monotonic() - t0
     pid = applied.dhcp.pid
-    client = Client(spec)
-    # dnsmasq reads its hosts after it has daemonized: serving starts when the first OFFER comes.
-    wait_serving(client)
-    first_serving = time.monotonic() - t0
-    row: dict[str, Any] = {
-        "reservations": n,
-        "first_reconcile_s": round(first_start, 3),
-        "first_serving_s": round(first_serving, 3),
-    }
+    client: Client | None = None
     try:
+        client = Client(spec)
+        # dnsmasq reads its hosts after it has daemonized: serving starts when the first OFFER
+        # comes.
+        wait_serving(client)
+        first_serving = time.monotonic() - t0
+        row: dict[str, Any] = {
+            "reservations": n,
+            "first_reconcile_s": round(first_start, 3),
+            "first_serving_s": round(first_serving, 3),
+        }
         adds: list[float] = []
         reconciles: list[float] = []
         for i in range(repeat):
@@ -183,8 +185,8 @@ def run_size(host: NetworkHost, n: int, repeat: int, interval: float) -> dict[st
             wait_serving(client)
             quiet_wait(0.1)
             collisions.append(longest_gap(finish(watch), t))
-            heir_probe = client.probe(heir.mac, "until-offer", 0.005, "--timeout", "600")
-            out, _ = heir_probe.communicate(timeout=700)
+            heir_probe = client.probe(heir.mac, "until-offer", 0.005, "--timeout", "300")
+            out, _ = heir_probe.communicate(timeout=400)
             assert json.loads(out.strip().splitlines()[-1])["offered"] == heir.ip
         restarts: list[float] = []
         for _ in range(repeat):
@@ -215,8 +217,9 @@ def run_size(host: NetworkHost, n: int, repeat: int, interval: float) -> dict[st
                 "collisions_reloaded": True,
             }
         )
-    finally:
-        client.close()
+    finally:  # whatever happened (an interrupt too): no namespace, bridge nor dnsmasq left
+        if client is not None:
+            client.close()
         host.remove(spec.id, spec.dhcp_port_id)
     return row
 
