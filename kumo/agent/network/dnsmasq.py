@@ -197,8 +197,14 @@ class DnsmasqManager:
         return found
 
     def _sync_files(
-        self, spec: NetworkSpec, change: DhcpChange, current: dict[str, str], wanted: dict[str, str]
+        self,
+        spec: NetworkSpec,
+        change: DhcpChange,
+        current: dict[str, str],
+        wanted: dict[str, str],
+        new: dict[str, str],
     ) -> None:
+        """`new`: the files of `wanted` that `current` lacks or holds otherwise."""
         hosts = self.paths(spec.id).hosts
         # Removals and replacements first, additions last: an IP moving from one port to another
         # in one batch must not be read by inotify while its old owner still holds it.
@@ -206,12 +212,12 @@ class DnsmasqManager:
             (hosts / name).unlink(missing_ok=True)
             del current[name]
             change.removed.append(name)
-        for name, content in sorted(wanted.items()):
-            if name in current and current[name] != content:
+        for name, content in sorted(new.items()):
+            if name in current:
                 write_atomic(hosts / name, content)
                 current[name] = content
                 change.changed.append(name)
-        for name, content in sorted(wanted.items()):
+        for name, content in sorted(new.items()):
             if name not in current:
                 write_atomic(hosts / name, content)
                 current[name] = content
@@ -288,8 +294,9 @@ class DnsmasqManager:
             # the new lines it must take beside them.
             was_held = self.held(spec.id, pid)
             gone = {content for name, content in current.items() if wanted.get(name) != content}
-            held = (was_held | gone) - set(wanted.values())
             new = {name: content for name, content in wanted.items() if current.get(name) != content}
+            # A held line is in no file: written again (a port put back), it is no longer held.
+            held = (was_held | gone) - set(new.values())
             change.collisions = dnsmasq_conf.collisions(new, held)
             if pid is not None and (change.options_changed or change.collisions):
                 # Written before the first file of the batch changes, removed once the reload is
@@ -299,7 +306,7 @@ class DnsmasqManager:
                 self._hold(spec.id, pid, held)  # before the files go: a crash leaves a superset
             if change.options_changed:
                 write_atomic(paths.opts, options)
-            self._sync_files(spec, change, current, wanted)
+            self._sync_files(spec, change, current, wanted, new)
 
             if pid is None:
                 pid = self._start(spec, argv)
