@@ -42,7 +42,14 @@ def network_with_port(cloud: Cloud, cidr: str) -> tuple[str, int]:
         return net, session.get_one(Network, net).dhcp_generation
 
 
-def test_the_long_poll_answers_once_the_host_applied_the_generation(cloud: Cloud) -> None:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_cloud(request: pytest.FixtureRequest) -> Cloud:
+    cloud: Cloud = request.getfixturevalue("cloud" if request.param == "sqlite" else "pg_cloud")
+    return cloud
+
+
+def test_the_long_poll_answers_once_the_host_applied_the_generation(any_cloud: Cloud) -> None:
+    cloud = any_cloud
     api = internal(cloud)
     # No network agent at all: nothing will ever serve it, nothing to wait for.
     lone, generation = network_with_port(cloud, "10.42.0.0/24")
@@ -97,12 +104,14 @@ def test_the_long_poll_answers_once_the_host_applied_the_generation(cloud: Cloud
         ({"min": "1", "wait": "-2"}, 400),
     ],
 )
-def test_bad_queries_are_refused(cloud: Cloud, params: dict[str, str], status: int) -> None:
+def test_bad_queries_are_refused(any_cloud: Cloud, params: dict[str, str], status: int) -> None:
+    cloud = any_cloud
     net, _ = network_with_port(cloud, "10.44.0.0/24")
     assert internal(cloud).get(f"/networks/{net}/dhcp-generation", params=params).status_code == status
 
 
-def test_an_unknown_network_is_404_and_no_token_401(cloud: Cloud) -> None:
+def test_an_unknown_network_is_404_and_no_token_401(any_cloud: Cloud) -> None:
+    cloud = any_cloud
     missing = internal(cloud).get("/networks/1b6e2c8e-0000-4000-8000-000000000000/dhcp-generation?min=1")
     assert missing.status_code == 404
     assert httpx.get(f"{cloud.url}/internal/v1/networks/x/dhcp-generation?min=1").status_code == 401
