@@ -107,12 +107,12 @@ def longest_gap(row: dict[str, Any], after: float) -> float:
     return max(gaps, default=0.0)
 
 
-def wait_serving(client: Client) -> float:
-    """Blocks until dnsmasq answers a DISCOVER for reservation 0; returns how long that took."""
-    prober = client.probe(mac_of(0), "until-offer", 0.005, "--timeout", "300")
+def wait_serving(client: Client, n: int = 0) -> float:
+    """Blocks until dnsmasq answers a DISCOVER for reservation `n`; returns how long that took."""
+    prober = client.probe(mac_of(n), "until-offer", 0.005, "--timeout", "300")
     out, _ = prober.communicate(timeout=400)
     result = json.loads(out.strip().splitlines()[-1])
-    assert result["offered"] == ip_of(0), result
+    assert result["offered"] == ip_of(n), result
     return float(result["seconds"])
 
 
@@ -132,9 +132,9 @@ def run_size(host: NetworkHost, n: int, repeat: int, interval: float) -> dict[st
     client: Client | None = None
     try:
         client = Client(spec)
-        # dnsmasq reads its hosts after it has daemonized: serving starts when the first OFFER
-        # comes.
-        wait_serving(client)
+        # dnsmasq reads its hosts after it has daemonized, and may answer the first ones read
+        # before it read them all: serving starts when the last reservation is offered.
+        wait_serving(client, n - 1)
         first_serving = time.monotonic() - t0
         row: dict[str, Any] = {
             "reservations": n,
