@@ -3,10 +3,13 @@ kumo's dnsmasq manager (kumo/agent/network/dnsmasq.py) in a real namespace on a 
 
   add       a new reservation: from its file's rename in hosts.d to the first OFFER a client
             gets for it (inotify; no signal, no reload)
-  remove    DHCP deafness while one reservation is removed (unlink + one SIGHUP + dhcp_release):
-            a prober in a client namespace sends a DISCOVER for an *unaffected* reservation every
-            `--interval` and waits that long for the OFFER; the deafness is the longest run of
-            unanswered probes
+  remove    DHCP deafness while one reservation is removed (unlink + dhcp_release, no signal:
+            dnsmasq holds the removed record): a prober in a client namespace sends a DISCOVER
+            for an *unaffected* reservation every `--interval` and waits that long for the
+            OFFER; the deafness is the longest run of unanswered probes
+  collide   the same deafness when a reservation is removed and a new MAC takes its address
+            (the rare case next-fit IPAM leaves: a collision with a held record, one SIGHUP,
+            dnsmasq re-reads all N); then the new MAC is offered the address
   restart   the same deafness across a full dnsmasq restart (stop + start with N hosts): what a
             DHCP server that restarts on every change costs each time
 
@@ -104,12 +107,12 @@ def longest_gap(row: dict[str, Any], after: float) -> float:
     return max(gaps, default=0.0)
 
 
-def wait_serving(client: Client) -> float:
-    """Blocks until dnsmasq answers a DISCOVER for reservation 0; returns how long that took."""
-    prober = client.probe(mac_of(0), "until-offer", 0.005, "--timeout", "600")
-    out, _ = prober.communicate(timeout=700)
+def wait_serving(client: Client, n: int = 0) -> float:
+    """Blocks until dnsmasq answers a DISCOVER for reservation `n`; returns how long that took."""
+    prober = client.probe(mac_of(n), "until-offer", 0.005, "--timeout", "300")
+    out, _ = prober.communicate(timeout=400)
     result = json.loads(out.strip().splitlines()[-1])
-    assert result["offered"] == ip_of(0), result
+    assert result["offered"] == ip_of(n), result
     return float(result["seconds"])
 
 
@@ -126,16 +129,18 @@ def run_size(host: NetworkHost, n: int, repeat: int, interval: float) -> dict[st
     applied = host.reconcile(spec)
     first_start = time.monotonic() - t0
     pid = applied.dhcp.pid
-    client = Client(spec)
-    # dnsmasq reads its hosts after it has daemonized: serving starts when the first OFFER comes.
-    wait_serving(client)
-    first_serving = time.monotonic() - t0
-    row: dict[str, Any] = {
-        "reservations": n,
-        "first_reconcile_s": round(first_start, 3),
-        "first_serving_s": round(first_serving, 3),
-    }
+    client: Client | None = None
     try:
+        client = Client(spec)
+        # dnsmasq reads its hosts after it has daemonized, and may answer the first ones read
+        # before it read them all: serving starts when the last reservation is offered.
+        wait_serving(client, n - 1)
+        first_serving = time.monotonic() - t0
+        row: dict[str, Any] = {
+            "reservations": n,
+            "first_reconcile_s": round(first_start, 3),
+            "first_serving_s": round(first_serving, 3),
+        }
         adds: list[float] = []
         reconciles: list[float] = []
         for i in range(repeat):
@@ -159,11 +164,30 @@ def run_size(host: NetworkHost, n: int, repeat: int, interval: float) -> dict[st
             t = time.monotonic()
             spec = replace(spec, reservations=spec.reservations[:-1])
             change = host.reconcile(spec).dhcp
-            assert change.removed == [gone.port_id] and change.reloaded and change.pid == pid
+            assert change.removed == [gone.port_id] and not change.reloaded and change.pid == pid
             quiet_wait(0.05)
             wait_serving(client)
             quiet_wait(0.1)
             removes.append(longest_gap(finish(watch), t))
+        collisions: list[float] = []
+        for i in range(repeat):
+            gone = spec.reservations[-1]
+            spec = replace(spec, reservations=spec.reservations[:-1])
+            assert not host.reconcile(spec).dhcp.reloaded  # held, no signal
+            heir = Reservation(f"heir-{i}", mac_of(n + repeat + i), gone.ip, f"heir-{i}")
+            watch = client.probe(mac_of(0), "watch", interval)
+            quiet_wait(0.2)
+            t = time.monotonic()
+            spec = replace(spec, reservations=(*spec.reservations, heir))
+            change = host.reconcile(spec).dhcp
+            assert change.collisions == [heir.port_id] and change.reloaded and change.pid == pid
+            quiet_wait(0.05)
+            wait_serving(client)
+            quiet_wait(0.1)
+            collisions.append(longest_gap(finish(watch), t))
+            heir_probe = client.probe(heir.mac, "until-offer", 0.005, "--timeout", "300")
+            out, _ = heir_probe.communicate(timeout=400)
+            assert json.loads(out.strip().splitlines()[-1])["offered"] == heir.ip
         restarts: list[float] = []
         for _ in range(repeat):
             watch = client.probe(mac_of(0), "watch", interval)
@@ -182,15 +206,20 @@ def run_size(host: NetworkHost, n: int, repeat: int, interval: float) -> dict[st
                 "add_reconcile_ms": round(1000 * statistics.median(reconciles), 1),
                 "remove_deaf_ms": round(1000 * statistics.median(removes), 1),
                 "remove_deaf_max_ms": round(1000 * max(removes), 1),
+                "collision_deaf_ms": round(1000 * statistics.median(collisions), 1),
+                "collision_deaf_max_ms": round(1000 * max(collisions), 1),
                 "restart_deaf_ms": round(1000 * statistics.median(restarts), 1),
                 "restart_deaf_max_ms": round(1000 * max(restarts), 1),
                 "probe_interval_ms": round(1000 * interval, 1),
                 "repeat": repeat,
                 "dnsmasq_restarted_by_changes": False,
+                "removals_reloaded": False,
+                "collisions_reloaded": True,
             }
         )
-    finally:
-        client.close()
+    finally:  # whatever happened (an interrupt too): no namespace, bridge nor dnsmasq left
+        if client is not None:
+            client.close()
         host.remove(spec.id, spec.dhcp_port_id)
     return row
 
@@ -207,8 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     if reason:
         print(f"dhcp_reservations: {reason}", file=sys.stderr)
         return 2
-    if max(args.sizes) + args.repeat > CIDR.num_addresses - 20:
-        parser.error(f"at most {CIDR.num_addresses - 20 - args.repeat} reservations")
+    if max(args.sizes) + 2 * args.repeat > CIDR.num_addresses - 20:
+        parser.error(f"at most {CIDR.num_addresses - 20 - 2 * args.repeat} reservations")
     rows = []
     with tempfile.TemporaryDirectory(prefix="kumo-dhcp-bench-", dir="/var/tmp") as state:
         Path(state).chmod(0o755)  # dnsmasq reads its hosts directory as user nobody
@@ -220,11 +249,14 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
         finally:
             host.firewall.teardown()  # leave no FORWARD jump nor kumo chain behind
-    print(f"\n{'reservations':>12} {'add→offer ms':>13} {'remove deaf ms':>15} {'restart deaf ms':>16}")
+    print(
+        f"\n{'reservations':>12} {'add→offer ms':>13} {'remove deaf ms':>15} {'collision deaf ms':>18}"
+        f" {'restart deaf ms':>16}"
+    )
     for row in rows:
         print(
             f"{row['reservations']:>12,} {row['add_to_offer_ms']:>13} {row['remove_deaf_ms']:>15} "
-            f"{row['restart_deaf_ms']:>16}"
+            f"{row['collision_deaf_ms']:>18} {row['restart_deaf_ms']:>16}"
         )
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     return 0

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from kumo.agent import dhcp_wait
 from kumo.agent.drivers.base import ComputeDriver, DriverError
 from kumo.agent.firewall_sync import FirewallSync
 from kumo.agent.link import ApiLink, crashed
@@ -45,6 +46,8 @@ from kumo.work.kinds import (
 
 log = logging.getLogger("kumo.agent")
 REPORT_BATCH = 500  # results per report call
+# Tasks that start a guest on its ports: they first wait for the ports' DHCP reservations.
+STARTS_A_GUEST = frozenset({str(TaskKind.SPAWN), str(TaskKind.EVACUATE)})
 
 
 # What a task of each kind does on the driver. A handler returns the result to report: the
@@ -216,8 +219,11 @@ class Agent(ApiLink):
         network: NetworkSync | None = None,
         supervise_interval: float = 2.0,
         firewall: FirewallSync | None = None,
+        dhcp_wait_seconds: float = 30.0,
     ) -> None:
         self.host = host
+        # How long a guest's start may wait for its networks to serve its DHCP reservations.
+        self.dhcp_wait_seconds = dhcp_wait_seconds
         # `--network-host`: serves networks' DHCP and metadata (kumo/agent/netsync.py)
         self.network = network
         self.supervise_interval = supervise_interval
@@ -239,6 +245,11 @@ class Agent(ApiLink):
         self.poll_wait = poll_wait
         super().__init__(api_url, token, poll_wait, REPORT_BATCH)
         self._queues: list[queue.Queue[TaskOut]] = [queue.Queue() for _ in range(workers)]
+        # The roles' tasks (network_sync) run on workers of their own: a guest's start waiting
+        # for its network's DHCP (`await_dhcp`) must never sit in front of the sync it awaits.
+        self._role_queues: list[queue.Queue[TaskOut]] = [
+            queue.Queue() for _ in range(workers if network else 0)
+        ]
         self._threads: list[threading.Thread] = []
 
     def register(self) -> None:
@@ -269,6 +280,26 @@ class Agent(ApiLink):
         params = [("port_id", pid) for pid in sorted(port_ids)]
         return dict(self._call("GET", f"/hosts/{self.host}/firewall", params=params).json())
 
+    def _dhcp_served(self, network_id: str, generation: int, wait: int) -> dict[str, Any]:
+        """One long poll (no retries: kumo/agent/dhcp_wait.py gives up instead)."""
+        resp = self.client.get(
+            f"/networks/{network_id}/dhcp-generation",
+            params={"min": str(generation), "wait": str(wait)},
+            timeout=httpx.Timeout(wait + 10, connect=5),
+        )
+        resp.raise_for_status()
+        return dict(resp.json())
+
+    def await_dhcp(self, task: TaskOut) -> dhcp_wait.DhcpWait | None:
+        """Before a task starts a guest: its ports' reservations are served, or the bounded wait
+        ran out (never raises)."""
+        if task.kind not in STARTS_A_GUEST:
+            return None
+        instance = task.payload.get("instance")
+        if not isinstance(instance, dict) or not instance.get("ports"):
+            return None
+        return dhcp_wait.await_served(self._dhcp_served, instance, self.dhcp_wait_seconds)
+
     def _network_state(self, network_id: str) -> dict[str, Any] | None:
         """A network's DHCP state from the API; None when it is gone."""
         try:
@@ -282,7 +313,7 @@ class Agent(ApiLink):
     def start(self) -> Agent:
         self.register()
         targets = [self._heartbeat_loop, self._poll_loop, self._power_sync_loop, self._report_loop]
-        targets += [lambda q=q: self._worker(q) for q in self._queues]  # type: ignore[misc]
+        targets += [lambda q=q: self._worker(q) for q in [*self._queues, *self._role_queues]]  # type: ignore[misc]
         if self.network is not None:
             network = self.network
             targets.append(lambda: network.plane.supervise_forever(self.stop_event, self.supervise_interval))
@@ -353,7 +384,15 @@ class Agent(ApiLink):
                     self._in_flight.add(task.id)
                 # one instance's tasks in order, and one network's
                 key = task.instance_uuid or str(task.payload.get("network_id") or task.id)
-                self._queues[zlib.crc32(key.encode()) % len(self._queues)].put(task)
+                queues = self._role_queues if self._is_role_task(task) else self._queues
+                queues[zlib.crc32(key.encode()) % len(queues)].put(task)
+
+    def _is_role_task(self, task: TaskOut) -> bool:
+        """A role's own work (network_sync, firewall_sync), not a driver task a role guards (a
+        guarded spawn stays on the instance's worker, in order with its other tasks)."""
+        return bool(self._role_queues) and any(
+            task.kind == str(kind) for kind in self._roles if kind not in HANDLERS
+        )
 
     def _worker(self, tasks: queue.Queue[TaskOut]) -> None:
         while not self.stop_event.is_set():
@@ -365,6 +404,7 @@ class Agent(ApiLink):
             try:
                 log.info("running %s %s for %s", task.kind, task.id, task.instance_uuid)
                 try:
+                    self.await_dhcp(task)
                     result = run_task(self.driver, task, self._roles)
                 except Exception as exc:  # whatever raises, the task fails and the worker goes on
                     result = crashed(task, exc)

@@ -35,6 +35,7 @@ from kumo.image.routes import image_store
 from kumo.image.store import ImageStore
 from kumo.metadata import backend as metadata_backend
 from kumo.network import dhcp, firewall
+from kumo.network import schemas as network_schemas
 from kumo.network import sync as network_sync
 from kumo.runtime import Runtime, Waker
 from kumo.work.queue import host_key
@@ -44,6 +45,9 @@ MAX_WAIT_SECONDS = 30.0
 # A fleet poll has no single wake-up key to wait on (the scheduler wakes one key per host): it
 # re-reads the database this often instead. Costs that much latency before a spawn starts.
 FLEET_POLL_STEP_SECONDS = 0.25
+# A DHCP long poll re-reads the applied generation this often (the agent's report that moves it
+# may be settled by another API worker: no wake-up reaches this one).
+DHCP_POLL_STEP_SECONDS = 0.1
 log = logging.getLogger("kumo.api")
 # Agents read any image a server on their host boots from.
 AGENT_CONTEXT = RequestContext(user_id="kumo-agent", project_id=None, roles=("admin",))
@@ -94,6 +98,31 @@ def network_dhcp(network_id: str, rt: Runtime = Depends(agent)) -> dict[str, Any
     """What the network's DHCP host must serve (its `network_sync` task reads it)."""
     with rt.db.read() as session:
         return dhcp.dhcp_state(session, network_id)
+
+
+@router.get("/networks/{network_id}/dhcp-generation", openapi_extra=network_schemas.DHCP_SERVED_QUERY)
+async def network_dhcp_served(
+    network_id: str,
+    generation: str | None = Query(None, alias="min"),
+    wait: str | None = Query(None),
+    rt: Runtime = Depends(agent),
+) -> dict[str, Any]:
+    """Long poll: whether the network's DHCP host applied generation `min` (or later), answered
+    once it has, after `wait` seconds, or once the API is stopping (a hypervisor asks before
+    starting a guest whose port came with that generation)."""
+    wanted, seconds = dhcp.parse_served_query(generation, wait)
+    deadline = anyio.current_time() + seconds
+    while True:
+        found = await anyio.to_thread.run_sync(_dhcp_served, rt, network_id, wanted)
+        left = deadline - anyio.current_time()
+        if found["served"] or left <= 0 or rt.waker.stopping.is_set():
+            return found
+        await anyio.sleep(min(left, DHCP_POLL_STEP_SECONDS))
+
+
+def _dhcp_served(rt: Runtime, network_id: str, generation: int) -> dict[str, Any]:
+    with rt.db.read() as session:
+        return dhcp.dhcp_served(session, network_id, generation)
 
 
 @router.put("/hosts/{host}/heartbeat", status_code=204)

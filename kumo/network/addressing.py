@@ -130,13 +130,34 @@ def check_no_overlap(network: ipaddress.IPv4Network, others: Iterable[str]) -> N
             )
 
 
-def choose_address(pools: Sequence[Pool], taken: Collection[str]) -> str | None:
-    """The lowest address of the pools that is not taken, or None when they are full.
+def choose_address(
+    pools: Sequence[Pool], taken: Collection[str], after: ipaddress.IPv4Address | None = None
+) -> str | None:
+    """The first address of the pools after `after` that is not taken, wrapping round to the
+    pools' start, or None when they are full (`after` None: the lowest free one).
 
-    Lowest-first (Neutron's default IPAM driver) keeps the choice deterministic, so the DHCP port
-    gets the first address and tests can predict the next one. Walks at most len(taken) + 1
-    addresses per pool, so a /16 with a few allocations is as cheap as a /28."""
-    for pool in pools:
+    Next-fit, like PIDs: `after` is the subnet's last address handed out automatically, so a
+    freed address is handed out again only once the pools wrapped. A DHCP server still holding
+    the freed address's reservation (kumo/agent/network/dnsmasq.py holds removed ones until a
+    reload) then rarely sees it again, and a guest's stale ARP entries and firewall memories of
+    it have long expired. A fresh subnet gives the same order as lowest-first (the DHCP port
+    gets the first address). Walks at most len(taken) + 1 addresses before it finds one."""
+    ordered = sorted(pools, key=lambda p: p.first)
+    if not ordered:
+        return None
+    start = 0
+    first = ordered[0].first
+    if after is not None:
+        for index, pool in enumerate(ordered):
+            if pool.last > after:
+                start, first = index, max(pool.first, after + 1)
+                break
+    # One lap: from `first` to the end of its pool, the pools after it, the pools before it,
+    # and the beginning of the starting pool.
+    laps = [Pool(first, ordered[start].last), *ordered[start + 1 :], *ordered[:start]]
+    if first > ordered[start].first:
+        laps.append(Pool(ordered[start].first, first - 1))
+    for pool in laps:
         address = pool.first
         while address <= pool.last:
             if str(address) not in taken:

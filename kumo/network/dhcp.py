@@ -8,6 +8,7 @@
     dhcp_state(session, network_id) -> dict               the full desired state, with its generation
     record_applied(session, network_id, host, generation) the agent applied that generation
     applied_generation(session, network_id) -> int | None
+    dhcp_served(session, network_id, generation) -> dict  does its host serve that generation yet?
 
 `dhcp_state` reads the network's generation in the same snapshot as the ports it lists, so an
 agent that applied generation G serves at least every change committed with a generation ≤ G."""
@@ -20,11 +21,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kumo.network import ports, sync
-from kumo.network.errors import NetworkNotFound
+from kumo.network.errors import InvalidInput, NetworkNotFound
 from kumo.network.models import IPAllocation, Network, NetworkHost, Port, Subnet
 from kumo.network.networks import DHCP_OWNER
+from kumo.validation import MAX_INT, int_text
 
 METADATA_ADDRESS = "169.254.169.254"
+MAX_SERVED_WAIT_SECONDS = 30
 
 
 def namespace_name(network_id: str) -> str:
@@ -54,6 +57,40 @@ def applied_generation(session: Session, network_id: str) -> int | None:
     return session.scalar(
         select(NetworkHost.applied_generation).where(NetworkHost.network_id == network_id).limit(1)
     )
+
+
+def dhcp_served(session: Session, network_id: str, generation: int) -> dict[str, Any]:
+    """Whether the network's DHCP host has applied `generation` (or a later one): what a
+    hypervisor asks before it starts a guest whose port came with that generation, so the
+    guest's first DHCP DISCOVER finds its reservation. `served` is also true when no host serves
+    the network (no network agent: nothing will ever apply it, nothing to wait for)."""
+    if session.scalar(select(Network.id).where(Network.id == network_id)) is None:
+        raise NetworkNotFound(network_id)
+    row = session.execute(
+        select(NetworkHost.host, NetworkHost.applied_generation)
+        .where(NetworkHost.network_id == network_id)
+        .limit(1)
+    ).first()
+    host, applied = (row[0], row[1]) if row is not None else (None, None)
+    return {
+        "network_id": network_id,
+        "generation": generation,
+        "host": host,
+        "applied_generation": applied,
+        "served": host is None or (applied is not None and applied >= generation),
+    }
+
+
+def parse_served_query(generation: str | None, wait: str | None) -> tuple[int, int]:
+    """`?min=G&wait=S` of the long poll: the generation (required, 0..MAX_INT) and the seconds to
+    wait for it (default 0, at most MAX_SERVED_WAIT_SECONDS)."""
+    wanted = int_text(generation, 0, MAX_INT)
+    if wanted is None:
+        raise InvalidInput(f"min must be an integer from 0 to {MAX_INT}, got {generation!r}")
+    seconds = int_text(wait, 0, MAX_INT) if wait is not None else 0
+    if seconds is None:
+        raise InvalidInput(f"wait must be a number of seconds, got {wait!r}")
+    return wanted, min(seconds, MAX_SERVED_WAIT_SECONDS)
 
 
 def _hostname(address: str) -> str:

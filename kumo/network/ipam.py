@@ -7,8 +7,11 @@ transaction, for the DHCP server to notice). On PostgreSQL that UPDATE takes the
 until commit, so the allocations of one network run one after another, each reading the addresses
 and MACs taken after the previous one committed (READ COMMITTED: every statement sees what
 committed before it began). On SQLite every writing transaction already holds the database's
-one write lock (BEGIN IMMEDIATE). Under that lock the choice is plain: the lowest free address
-of the pools (kumo/network/addressing.py) and a random fa:16:3e MAC not yet on the network.
+one write lock (BEGIN IMMEDIATE). Under that lock the choice is plain: the next free address of
+the pools after the subnet's cursor (`subnets.ip_cursor`, the last address chosen there;
+next-fit, wrapping: kumo/network/addressing.py) and a random fa:16:3e MAC not yet on the
+network. The cursor is read and moved under the same lock; it only orders the choice, the
+taken set decides it, so a lost cursor costs an early reuse, never a duplicate.
 
 The unique constraints `ip_allocations(subnet_id, ip_address)` and `ports(network_id,
 mac_address)` stay as the last line: a path that forgot the lock fails loudly instead of handing
@@ -19,7 +22,7 @@ network costs one short row lock per port (the whole allocation is a few indexed
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -75,6 +78,34 @@ def taken_in(session: Session, subnet_id: str) -> set[str]:
     return set(session.scalars(select(IPAllocation.ip_address).where(IPAllocation.subnet_id == subnet_id)))
 
 
+def cursor_of(session: Session, subnet_id: str) -> ipaddress.IPv4Address | None:
+    """The subnet's cursor as committed (a fresh read under the lock, not the session's copy)."""
+    text = session.scalar(select(Subnet.ip_cursor).where(Subnet.id == subnet_id))
+    return ipaddress.IPv4Address(text) if text else None
+
+
+def move_cursor(session: Session, subnet_id: str, address: str) -> None:
+    """The subnet's next automatic choice comes after `address` (its updated_at stays: the
+    subnet as users see it did not change)."""
+    session.execute(
+        update(Subnet)
+        .where(Subnet.id == subnet_id)
+        .values(ip_cursor=address, updated_at=Subnet.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def next_free(session: Session, subnet_id: str, also_taken: Collection[str] = ()) -> str | None:
+    """The subnet's next free address after its cursor (None when its pools are full); the
+    cursor moves to it."""
+    taken = taken_in(session, subnet_id)
+    taken.update(also_taken)
+    address = choose_address(pools_of(session, subnet_id), taken, cursor_of(session, subnet_id))
+    if address is not None:
+        move_cursor(session, subnet_id, address)
+    return address
+
+
 def _subnet_holding(subnets: Sequence[Subnet], address: ipaddress.IPv4Address) -> Subnet | None:
     for subnet in subnets:
         if address in ipaddress.ip_network(subnet.cidr):
@@ -97,13 +128,14 @@ def allocate(
 
     `requests` None: one address from the first subnet with a free one (Neutron's rule for IPv4;
     no subnets, no address). Otherwise one address per request: the one asked for (in a subnet of
-    the network; 409 when taken; may lie outside the pools, never the gateway) or the lowest free
-    one of the named subnet. Nothing is written here: `record` writes the pairs."""
+    the network; 409 when taken; may lie outside the pools, never the gateway) or the next free
+    one of the named subnet (`next_free`). Nothing is written here but the subnets' cursors:
+    `record` writes the pairs."""
     by_id = {s.id: s for s in subnets}
     chosen: list[tuple[str, str]] = []
     if requests is None:
         for subnet in subnets:
-            address = choose_address(pools_of(session, subnet.id), taken_in(session, subnet.id))
+            address = next_free(session, subnet.id)
             if address is not None:
                 return [(subnet.id, address)]
         if subnets:
@@ -131,8 +163,7 @@ def allocate(
             subnet_id = request.subnet_id or ""
             if subnet_id not in by_id:
                 raise InvalidInput(f"Subnet {subnet_id} is not on network {network_id}.")
-            taken = taken_in(session, subnet_id) | {ip for sid, ip in chosen if sid == subnet_id}
-            free = choose_address(pools_of(session, subnet_id), taken)
+            free = next_free(session, subnet_id, {ip for sid, ip in chosen if sid == subnet_id})
             if free is None:
                 raise IpAddressGenerationFailure(network_id)
             chosen.append((subnet_id, free))

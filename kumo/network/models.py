@@ -52,6 +52,9 @@ class Subnet(Base):
     enable_dhcp: Mapped[bool] = mapped_column(Boolean, default=True)
     dns_nameservers: Mapped[list[str]] = mapped_column(JSON, default=list)
     host_routes: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    # The last address IPAM chose itself here (next-fit: the next one is chosen after it), moved
+    # only under the network's allocation lock (kumo/network/ipam.py); None before the first.
+    ip_cursor: Mapped[str | None] = mapped_column(String(64), nullable=True)
     revision_number: Mapped[int] = mapped_column(Integer, default=0)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -4,7 +4,7 @@ stays the authority."""
 
 from __future__ import annotations
 
-from kumo.api.openapi import BOOLEAN, UUID, Schema, nullable, obj
+from kumo.api.openapi import BOOLEAN, INT32, UUID, Schema, nullable, obj, query
 from kumo.network import networks, ports, quotas, security_groups, subnets
 
 _TEXT: Schema = {"type": "string", "maxLength": 255}
@@ -137,3 +137,8 @@ _LIMIT: Schema = {"type": "integer", "minimum": -1, "maximum": 2147483647}
 QUOTA_UPDATE = obj(
     {"quota": obj({**{name: _LIMIT for name in quotas.DEFAULTS}, "check_limit": BOOLEAN})}, ["quota"]
 )
+
+
+# GET /internal/v1/networks/{id}/dhcp-generation (kumo/agent/routes.py): kumo/network/dhcp.py
+# parse_served_query reads it.
+DHCP_SERVED_QUERY: Schema = query(("min", INT32), ("wait", INT32))

@@ -6,15 +6,24 @@
 2. reservations are files in `hosts.d/`, one per port, written atomically (`.name.tmp` then
    rename: dnsmasq skips dot files and never reads half a file). A new file is read by dnsmasq's
    inotify watch: **an addition sends no signal**;
-3. removals and changes unlink/replace their files, then **one** SIGHUP for the whole batch (after
-   every file change, so the reload sees the final state), then `dhcp_release` (from inside the
-   namespace, one process for the batch) of every lease whose (MAC, IP) is no longer reserved, so
-   the address can go to its next owner at once;
-   a `reload-pending` marker is written before the first such file changes and removed once the
-   SIGHUP is sent, so a crash in between still ends in a reload;
+3. **a removal sends no signal either**: its file is unlinked and its lease given back with
+   `dhcp_release` (from inside the namespace, one process for the batch), and dnsmasq 2.90 keeps
+   the removed record in memory (it only ever adds records from `hosts.d` until a SIGHUP, which
+   re-reads every reservation and is deaf meanwhile: 22.9 s at 50,000). Keeping it is harmless:
+   its MAC left with its port. Such records are **held**: remembered in `held.json` (with the
+   pid of the dnsmasq holding them) *before* their files go, so a crash leaves a superset.
+   A new or changed reservation that **collides** with a held one (same IP, or same MAC, but not
+   the same line; `dnsmasq_conf.collides`) would be refused by dnsmasq ("duplicate dhcp-host IP
+   address"): then, and when the options change, the batch ends in **one** SIGHUP, after every
+   file change, and nothing is held any more. The API hands addresses out next-fit
+   (kumo/network/addressing.py), so a freed address comes back only once its pool wrapped, and
+   collisions are rare. Held records are bounded by the pools: each holds an address no file
+   holds. A `reload-pending` marker is written before the first file of a reloading batch
+   changes and removed once the SIGHUP is sent, so a crash in between still ends in a reload;
 4. dnsmasq is started only when none runs for the network, and restarted only when its command
    line must change (a subnet range added or removed). A running one whose pid file and
-   `/proc/<pid>/cmdline` match is **adopted**: after the agent's own restart nothing restarts.
+   `/proc/<pid>/cmdline` match is **adopted** (with what it holds): after the agent's own
+   restart nothing restarts. A started dnsmasq holds nothing.
 
 `supervise()` respawns any supervised dnsmasq that died (counted in `respawns`). Every step is
 idempotent; after a crash anywhere, the next `reconcile` converges.
@@ -22,6 +31,7 @@ idempotent; after a crash anywhere, the next `reconcile` converges.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shlex
@@ -55,6 +65,8 @@ class DhcpChange:
     changed: list[str] = field(default_factory=list)
     options_changed: bool = False
     reloaded: bool = False  # SIGHUP sent
+    collisions: list[str] = field(default_factory=list)  # files that needed the reload
+    held: int = 0  # removed reservations dnsmasq still holds in memory after this reconcile
     released: list[str] = field(default_factory=list)  # IPs given back with dhcp_release
 
 
@@ -138,6 +150,7 @@ class DnsmasqManager:
                 " searchable by others (chmod o+x it, or choose another state directory)"
             )
         paths.pid.unlink(missing_ok=True)
+        paths.held.unlink(missing_ok=True)  # a new dnsmasq holds nothing (even with an old pid)
         # dnsmasq daemonizes: it exits once its child is ready (or reports why it is not), so the
         # process is no child of the agent and outlives it (to be adopted).
         run(in_namespace(spec.namespace, argv), timeout=START_TIMEOUT)
@@ -184,8 +197,14 @@ class DnsmasqManager:
         return found
 
     def _sync_files(
-        self, spec: NetworkSpec, change: DhcpChange, current: dict[str, str], wanted: dict[str, str]
+        self,
+        spec: NetworkSpec,
+        change: DhcpChange,
+        current: dict[str, str],
+        wanted: dict[str, str],
+        new: dict[str, str],
     ) -> None:
+        """`new`: the files of `wanted` that `current` lacks or holds otherwise."""
         hosts = self.paths(spec.id).hosts
         # Removals and replacements first, additions last: an IP moving from one port to another
         # in one batch must not be read by inotify while its old owner still holds it.
@@ -193,12 +212,12 @@ class DnsmasqManager:
             (hosts / name).unlink(missing_ok=True)
             del current[name]
             change.removed.append(name)
-        for name, content in sorted(wanted.items()):
-            if name in current and current[name] != content:
+        for name, content in sorted(new.items()):
+            if name in current:
                 write_atomic(hosts / name, content)
                 current[name] = content
                 change.changed.append(name)
-        for name, content in sorted(wanted.items()):
+        for name, content in sorted(new.items()):
             if name not in current:
                 write_atomic(hosts / name, content)
                 current[name] = content
@@ -222,6 +241,28 @@ class DnsmasqManager:
         run(in_namespace(spec.namespace, ["sh", "-c", "; ".join(commands)]), check=False)
         change.released += [lease.ip for lease in stale]
 
+    # -- held records ---------------------------------------------------------------------------
+
+    def held(self, network_id: str, pid: int | None) -> set[str]:
+        """The host lines dnsmasq `pid` holds in memory with no file (empty for another pid:
+        a dnsmasq started since holds nothing)."""
+        if pid is None:
+            return set()
+        try:
+            data = json.loads(self.paths(network_id).held.read_text())
+        except (OSError, ValueError):
+            return set()
+        if not isinstance(data, dict) or data.get("pid") != pid:
+            return set()
+        return {line for line in data.get("lines") or () if isinstance(line, str)}
+
+    def _hold(self, network_id: str, pid: int | None, lines: set[str]) -> None:
+        path = self.paths(network_id).held
+        if pid is None or not lines:
+            path.unlink(missing_ok=True)
+            return
+        write_atomic(path, json.dumps({"pid": pid, "lines": sorted(lines)}))
+
     # -- the protocol ---------------------------------------------------------------------------
 
     def reconcile(self, spec: NetworkSpec, rescan: bool = False) -> DhcpChange:
@@ -242,17 +283,6 @@ class DnsmasqManager:
                 change.options_changed = True
             current = self._current_files(spec.id, rescan or spec.id not in self._known_pids)
             wanted = dnsmasq_conf.host_files(spec)
-            if (
-                change.options_changed
-                or any(current.get(name, content) != content for name, content in wanted.items())
-                or set(current) - set(wanted)
-            ):
-                # Written before the first file that needs a reload changes, removed once the
-                # reload is sent: a crash in between leaves the reload owed, not forgotten.
-                paths.reload_pending.touch()
-            if change.options_changed:
-                write_atomic(paths.opts, options)
-            self._sync_files(spec, change, current, wanted)
 
             argv = self._argv(spec)
             pid = self.running_pid(spec)
@@ -260,15 +290,38 @@ class DnsmasqManager:
                 log.info("dnsmasq %s of network %s: command line changed, restarting", pid, spec.id)
                 self._kill(pid)
                 pid = None
+            # What the running dnsmasq keeps once this batch's files are gone or replaced, and
+            # the new lines it must take beside them.
+            was_held = self.held(spec.id, pid)
+            gone = {content for name, content in current.items() if wanted.get(name) != content}
+            new = {name: content for name, content in wanted.items() if current.get(name) != content}
+            # A held line is in no file: written again (a port put back), it is no longer held.
+            held = (was_held | gone) - set(new.values())
+            change.collisions = dnsmasq_conf.collisions(new, held)
+            if pid is not None and (change.options_changed or change.collisions):
+                # Written before the first file of the batch changes, removed once the reload is
+                # sent: a crash in between leaves the reload owed, not forgotten.
+                paths.reload_pending.touch()
+            elif pid is not None and held != was_held:
+                self._hold(spec.id, pid, held)  # before the files go: a crash leaves a superset
+            if change.options_changed:
+                write_atomic(paths.opts, options)
+            self._sync_files(spec, change, current, wanted, new)
+
             if pid is None:
                 pid = self._start(spec, argv)
                 change.started = True
+                held = set()
             else:
                 change.adopted = self._known_pids.get(spec.id) != pid
                 if paths.reload_pending.exists():
                     os.kill(pid, signal.SIGHUP)
                     change.reloaded = True
+                    held = set()
+            if not held:
+                self._hold(spec.id, pid, held)
             paths.reload_pending.unlink(missing_ok=True)
+            change.held = len(held)
             self._known_pids[spec.id] = pid
             self._specs[spec.id] = spec
             change.pid = pid

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,12 @@ class Paths:
     def reload_pending(self) -> Path:
         """Present while removed/changed files may not have been reloaded by dnsmasq yet."""
         return self.dir / "reload-pending"
+
+    @property
+    def held(self) -> Path:
+        """The reservations dnsmasq still holds in memory though their files are gone (removed
+        without a SIGHUP), with the pid of the dnsmasq that holds them."""
+        return self.dir / "held.json"
 
     @property
     def log(self) -> Path:
@@ -116,6 +123,30 @@ def host_files(spec: NetworkSpec) -> dict[str, str]:
             name = f"{reservation.port_id}_{reservation.ip}"
         files[name] = host_line(reservation)
     return files
+
+
+def host_key(line: str) -> tuple[str, str]:
+    """(MAC, IP) of a host line written by `host_line` (MAC first, IP last)."""
+    fields = line.strip().split(",")
+    return fields[0].lower(), fields[-1]
+
+
+def collisions(new: Mapping[str, str], held: Collection[str]) -> list[str]:
+    """The names of the `new` host lines (name → line) dnsmasq cannot take beside the `held`
+    ones without a reload: a line with a held line's IP (dnsmasq refuses it: "duplicate
+    dhcp-host IP address") or MAC (two records for one client), unless it is that very line."""
+    ips: set[str] = set()
+    macs: set[str] = set()
+    for line in held:
+        mac, ip = host_key(line)
+        macs.add(mac)
+        ips.add(ip)
+    found = []
+    for name, line in new.items():
+        mac, ip = host_key(line)
+        if line not in held and (ip in ips or mac in macs):
+            found.append(name)
+    return sorted(found)
 
 
 def options_text(spec: NetworkSpec) -> str:

@@ -1,5 +1,6 @@
 """DHCP on a real dnsmasq per network: static reservations only, changes without restarts,
-supervision and adoption (networking-notes §3.4)."""
+removals without reloads (a reload only for a collision with a held record), supervision and
+adoption (networking-notes §3.4)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 from dataclasses import replace
 
 from kumo.agent.network.dnsmasq import process_argv
+from kumo.agent.network.dnsmasq_conf import host_line
 from kumo.agent.network.host import NetworkHost
 from kumo.agent.network.spec import Reservation
 from tests.integration.network.conftest import Lab, mac_of, wait_until
@@ -95,7 +97,8 @@ def test_after_the_agents_restart_running_dnsmasqs_are_adopted(lab: Lab) -> None
     smaller = replace(spec, reservations=spec.reservations[1:])
     applied = restarted.reconcile(smaller)
     assert applied.dhcp.adopted and not applied.dhcp.started and applied.dhcp.pid == pid
-    assert applied.dhcp.removed == ["port-0"] and applied.dhcp.reloaded  # files re-read from disk
+    assert applied.dhcp.removed == ["port-0"]  # files re-read from disk
+    assert not applied.dhcp.reloaded and applied.dhcp.held == 1  # a removal: no signal
     assert lab.client(spec, mac_of(2)).dhcp() == spec.reservations[2].ip
 
     # A changed subnet range is the one reason to restart (the command line changes).
@@ -126,3 +129,92 @@ def test_churn_with_ip_reuse_never_restarts_nor_blocks(lab: Lab) -> None:
     log = lab.host.dnsmasq.paths(spec.id).log.read_text()
     assert "not using configured address" not in log
     assert lab.host.dnsmasq.running_pid(spec) == pid and lab.host.dnsmasq.respawns == 0
+
+
+def reread_lines(log: str, hosts: object, but: str) -> list[str]:
+    """dnsmasq's "read <file>" lines for files of `hosts` but `but` (a SIGHUP re-reads every
+    file; inotify tries to read a removed one)."""
+    return [line for line in log.splitlines() if f"read {hosts}/" in line and f"/{but}" not in line]
+
+
+def test_a_removal_sends_no_signal_and_every_other_client_stays_served(lab: Lab) -> None:
+    spec = lab.network("10.176.0.0/24", reservations=20)
+    pid = lab.host.reconcile(spec).dhcp.pid
+    paths = lab.host.dnsmasq.paths(spec.id)
+    gone = lab.client(spec, mac_of(0))
+    stays = lab.client(spec, mac_of(7))
+    ip = gone.dhcp()
+    assert ip == spec.reservations[0].ip
+    before = reread_lines(paths.log.read_text(), paths.hosts, "port-0")
+
+    smaller = replace(spec, reservations=spec.reservations[1:])
+    applied = lab.host.reconcile(smaller)
+    assert applied.dhcp.removed == ["port-0"] and applied.dhcp.released == [ip]
+    assert not applied.dhcp.reloaded and applied.dhcp.pid == pid and applied.dhcp.held == 1
+    assert not (paths.hosts / "port-0").exists() and not paths.reload_pending.exists()
+    # No reload happened: dnsmasq re-read no reservation file, and it still holds the removed
+    # record (its MAC left with its port: nobody asks for it).
+    assert reread_lines(paths.log.read_text(), paths.hosts, "port-0") == before
+    assert gone.offer(timeout=1.0)[0] == ip
+    assert stays.dhcp() == spec.reservations[7].ip
+    # A new reservation that collides with nothing is served at once, still without a signal.
+    new = Reservation("port-new", mac_of(300), "10.176.0.200", "new")
+    applied = lab.host.reconcile(replace(smaller, reservations=(*smaller.reservations, new)))
+    assert applied.dhcp.added == ["port-new"] and not applied.dhcp.reloaded and applied.dhcp.held == 1
+    assert lab.client(spec, new.mac).dhcp() == new.ip
+    assert lab.host.dnsmasq.running_pid(spec) == pid
+
+
+def test_a_collision_with_a_held_record_reloads_once_and_the_new_owner_gets_the_address(
+    lab: Lab,
+) -> None:
+    spec = lab.network("10.177.0.0/24", reservations=5)
+    pid = lab.host.reconcile(spec).dhcp.pid
+    paths = lab.host.dnsmasq.paths(spec.id)
+    old = lab.client(spec, mac_of(0))
+    ip = old.dhcp()
+    assert ip == spec.reservations[0].ip
+    smaller = replace(spec, reservations=spec.reservations[1:])
+    assert lab.host.reconcile(smaller).dhcp.held == 1
+
+    # A later port takes the held address (a new MAC): dnsmasq would refuse it beside the held
+    # record ("duplicate dhcp-host IP address"), so this batch ends in one SIGHUP.
+    heir = Reservation("port-heir", mac_of(400), ip, "heir")
+    applied = lab.host.reconcile(replace(smaller, reservations=(*smaller.reservations, heir)))
+    assert applied.dhcp.collisions == ["port-heir"] and applied.dhcp.reloaded
+    assert applied.dhcp.held == 0 and applied.dhcp.pid == pid and not paths.held.exists()
+    assert lab.client(spec, heir.mac).dhcp() == ip
+    assert wait_until(lambda: old.offer(timeout=0.2)[0] is None)  # the held record is gone
+    # A port taking a held record's MAC with another address collides too.
+    again = replace(smaller, reservations=(*smaller.reservations[1:], heir))
+    assert lab.host.reconcile(again).dhcp.held == 1  # port-1 held
+    twin = Reservation("port-twin", mac_of(1), "10.177.0.100", "twin")
+    applied = lab.host.reconcile(replace(again, reservations=(*again.reservations, twin)))
+    assert applied.dhcp.collisions == ["port-twin"] and applied.dhcp.reloaded
+    assert lab.client(spec, twin.mac).dhcp() == twin.ip
+    # (inotify reads each colliding file before the SIGHUP and logs "duplicate dhcp-host"; the
+    # reload, sent after every file change, is what serves it.)
+    assert "not using configured address" not in paths.log.read_text()
+    assert lab.host.dnsmasq.running_pid(spec) == pid
+
+
+def test_held_records_survive_the_agents_restart(lab: Lab) -> None:
+    spec = lab.network("10.178.0.0/24", reservations=4)
+    pid = lab.host.reconcile(spec).dhcp.pid
+    smaller = replace(spec, reservations=spec.reservations[1:])
+    assert lab.host.reconcile(smaller).dhcp.held == 1
+
+    restarted = NetworkHost(lab.state, lab.host.firewall, log_dhcp=lab.host.dnsmasq.log_dhcp)
+    lab.host = restarted
+    assert restarted.dnsmasq.held(spec.id, pid) == {host_line(spec.reservations[0])}
+    heir = Reservation("port-heir", mac_of(500), spec.reservations[0].ip, "heir")
+    applied = restarted.reconcile(replace(smaller, reservations=(*smaller.reservations, heir)))
+    assert applied.dhcp.adopted and applied.dhcp.pid == pid
+    assert applied.dhcp.collisions == ["port-heir"] and applied.dhcp.reloaded and applied.dhcp.held == 0
+    assert lab.client(spec, heir.mac).dhcp() == heir.ip
+
+    # A dnsmasq started anew (its pid changed) holds nothing, whatever the file said.
+    fewer = replace(smaller, reservations=(*smaller.reservations[1:], heir))
+    assert restarted.reconcile(fewer).dhcp.held == 1
+    new_pid = restarted.dnsmasq.restart(spec.id)
+    assert restarted.dnsmasq.held(spec.id, new_pid) == set()

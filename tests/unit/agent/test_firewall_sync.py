@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from kumo.agent.agent import GUARDED_STARTS, GUEST_GONE, guarded, run_task
+from kumo.agent.agent import GUARDED_STARTS, GUEST_GONE, Agent, guarded, run_task
 from kumo.agent.drivers.fake import FakeDriver
 from kumo.agent.firewall_sync import FirewallSync
 from kumo.agent.network.run import NetworkError
 from kumo.agent.network.spec import PortFirewall
-from kumo.agent.protocol import TaskOut
+from kumo.agent.protocol import TaskOut, TaskResult
 from kumo.work.kinds import MOVES, ActionPayload, SpawnPayload, TaskKind
 
 A, B, C = "aaaaaaaa-1111-4111-8111-111111111111", "bbbbbbbb-2222-4222-8222-222222222222", "cccccccc-3333"
@@ -176,3 +176,32 @@ def test_a_firewall_that_cannot_apply_fails_the_spawn(api: Api) -> None:
     result = run_task(driver, task, {TaskKind.SPAWN: guarded(driver, sync, TaskKind.SPAWN)})
     assert not result.ok and "iptables-restore" in (result.error or "")
     assert driver.power_states() == {}  # never built
+
+
+def test_only_the_roles_own_work_runs_on_the_role_workers() -> None:
+    """A network host that also enforces security groups: network_sync and firewall_sync run on
+    the role workers, a guarded spawn stays on its instance's worker (in order with the
+    instance's other tasks, and never in front of the network_sync its DHCP wait awaits)."""
+
+    class Plane:
+        read_state: object = None
+
+        def sync(self, _payload: object) -> TaskResult:
+            return TaskResult(ok=True)
+
+    agent = Agent(
+        "http://127.0.0.1:9",
+        "hv-roles",
+        FakeDriver("hv-roles"),
+        "token",
+        network=Plane(),  # type: ignore[arg-type]
+        firewall=FirewallSync(RecordingFirewall(), exists=lambda tap: False),
+    )
+
+    def task(kind: TaskKind) -> TaskOut:
+        return TaskOut(id=str(kind), kind=str(kind), instance_uuid=C, request_id=None, payload={})
+
+    assert agent._is_role_task(task(TaskKind.NETWORK_SYNC))
+    assert agent._is_role_task(task(TaskKind.FIREWALL_SYNC))
+    for kind in (TaskKind.SPAWN, TaskKind.DELETE, TaskKind.STOP, TaskKind.ATTACH_INTERFACE):
+        assert not agent._is_role_task(task(kind)), kind

@@ -104,7 +104,7 @@ def test_subnets_of_one_network_never_overlap() -> None:
         addressing.check_no_overlap(NET24, ["10.0.0.128/25"])
 
 
-def test_choice_is_the_lowest_free_address_across_pools() -> None:
+def test_without_a_cursor_the_choice_is_the_lowest_free_address_across_pools() -> None:
     pools = [pool("10.0.0.2", "10.0.0.4"), pool("10.0.0.10", "10.0.0.11")]
     assert addressing.choose_address(pools, set()) == "10.0.0.2"
     assert addressing.choose_address(pools, {"10.0.0.2", "10.0.0.3"}) == "10.0.0.4"
@@ -113,6 +113,48 @@ def test_choice_is_the_lowest_free_address_across_pools() -> None:
     assert addressing.choose_address(pools, full) is None
     # An address taken outside the pools (an explicit one) changes nothing.
     assert addressing.choose_address(pools, {"10.0.0.50"}) == "10.0.0.2"
+
+
+POOLS = [pool("10.0.0.2", "10.0.0.4"), pool("10.0.0.10", "10.0.0.11")]
+
+
+@pytest.mark.parametrize(
+    ("after", "taken", "chosen"),
+    [
+        ("10.0.0.2", set(), "10.0.0.3"),  # next-fit: after the cursor, though .2 is free
+        ("10.0.0.3", {"10.0.0.4"}, "10.0.0.10"),  # on into the next pool
+        ("10.0.0.4", set(), "10.0.0.10"),
+        ("10.0.0.11", set(), "10.0.0.2"),  # the last address: wrap to the first pool
+        ("10.0.0.10", {"10.0.0.11", "10.0.0.2"}, "10.0.0.3"),  # wrap, skipping taken ones
+        ("10.0.0.3", {"10.0.0.4", "10.0.0.10", "10.0.0.11", "10.0.0.2"}, "10.0.0.3"),  # a full lap
+        ("10.0.0.7", set(), "10.0.0.10"),  # a cursor between pools (pools edited since)
+        ("10.0.0.1", set(), "10.0.0.2"),  # before every pool
+        ("10.0.0.200", set(), "10.0.0.2"),  # after every pool
+    ],
+)
+def test_next_fit_chooses_the_next_free_address_after_the_cursor_wrapping(
+    after: str, taken: set[str], chosen: str
+) -> None:
+    assert addressing.choose_address(POOLS, taken, A(after)) == chosen
+
+
+def test_next_fit_full_pools_give_none_and_a_freed_address_waits_for_the_wrap() -> None:
+    full = {"10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.10", "10.0.0.11"}
+    assert addressing.choose_address(POOLS, full, A("10.0.0.3")) is None
+    # Allocate like IPAM does: free .2 right after it was handed out; it comes back last.
+    taken: set[str] = set()
+    cursor = None
+    order = []
+    for _ in range(5):
+        chosen = addressing.choose_address(POOLS, taken, cursor)
+        assert chosen is not None
+        order.append(chosen)
+        taken.add(chosen)
+        cursor = A(chosen)
+        if chosen == "10.0.0.2":
+            taken.discard(chosen)
+    assert order == ["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.10", "10.0.0.11"]
+    assert addressing.choose_address(POOLS, taken, cursor) == "10.0.0.2"
 
 
 def test_macs_are_neutrons_base_with_random_tail() -> None:

@@ -2,10 +2,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from kumo.agent.network.dnsmasq_conf import (
     Paths,
+    collisions,
     command_line,
     host_files,
+    host_key,
     host_line,
     options_text,
     parse_leases,
@@ -101,3 +105,37 @@ def test_stale_leases_are_those_no_longer_reserved() -> None:
         )
     )
     assert [lease.ip for lease in stale_leases(leases, spec)] == ["10.0.0.11", "10.0.0.13"]
+
+
+def line(mac_tail: str, ip: str, name: str = "vm") -> str:
+    return host_line(Reservation("p", f"fa:16:3e:00:00:{mac_tail}", ip, name))
+
+
+def test_host_key_is_mac_and_ip_with_or_without_a_hostname() -> None:
+    assert host_key(line("11", "10.0.0.11")) == ("fa:16:3e:00:00:11", "10.0.0.11")
+    assert host_key(line("11", "10.0.0.11", "")) == ("fa:16:3e:00:00:11", "10.0.0.11")
+    assert host_key("FA:16:3E:00:00:AB,10.0.0.1\n") == ("fa:16:3e:00:00:ab", "10.0.0.1")
+
+
+HELD = {line("11", "10.0.0.11"), line("12", "10.0.0.12", "")}
+
+
+@pytest.mark.parametrize(
+    ("new", "collides"),
+    [
+        (line("21", "10.0.0.21"), False),  # a new MAC, a new address: inotify serves it
+        (line("11", "10.0.0.11"), False),  # the very line held (a port removed and put back)
+        (line("21", "10.0.0.11"), True),  # a held address, another MAC: dnsmasq would refuse it
+        (line("11", "10.0.0.31"), True),  # a held MAC with another address: two records
+        (line("11", "10.0.0.11", "renamed"), True),  # same MAC and address, another hostname
+        (line("12", "10.0.0.12", "named"), True),
+    ],
+)
+def test_a_new_line_collides_with_a_held_one_by_address_or_mac(new: str, collides: bool) -> None:
+    assert collisions({"port-new": new}, HELD) == (["port-new"] if collides else [])
+
+
+def test_collisions_name_every_colliding_file_and_nothing_collides_with_nothing_held() -> None:
+    new = {"b": line("21", "10.0.0.11"), "a": line("12", "10.0.0.40"), "c": line("30", "10.0.0.30")}
+    assert collisions(new, HELD) == ["a", "b"]
+    assert collisions(new, set()) == []
