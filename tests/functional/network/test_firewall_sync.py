@@ -5,17 +5,21 @@ resolved, and an agent with a recording firewall applies every change live."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
 
+from kumo.agent import service
 from kumo.agent.agent import Agent
 from kumo.agent.drivers.fake import FakeDriver
 from kumo.agent.firewall_sync import FirewallSync
-from kumo.agent.protocol import AGENT_TOKEN_HEADER
+from kumo.agent.protocol import AGENT_TOKEN_HEADER, TaskResult
+from kumo.network import firewall, ipam
 from kumo.network.models import FirewallHost
 from kumo.work.models import Task
 from kumo.work.queue import host_key
@@ -283,3 +287,92 @@ def test_an_agent_applies_rule_changes_live_and_drops_ports_that_leave(
     resp = admin.put(f"{V2}/ports/{p['id']}", json={"port": {"binding:host_id": ""}})
     assert resp.status_code == 200, resp.text
     wait_for(lambda: tap not in firewall_host.ports)
+
+
+def _in_thread(work: Callable[[], None]) -> tuple[threading.Thread, list[BaseException]]:
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # noqa: BLE001 — handed to the test's assertion
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, errors
+
+
+def test_a_batch_settle_and_a_port_change_lock_network_and_host_in_one_order(pg_cloud: Cloud) -> None:
+    """Two real PostgreSQL transactions interleaved in the two orders the reviewer found: a batch
+    settle (a firewall_sync's result, then another result that locks the network: a server's
+    ports released) and a port change (the network's lock, then the host's). Before the hosts'
+    rows were locked at commit only, the settle held firewall_hosts(H) while it waited for the
+    network, the port change held the network while it waited for H: PostgreSQL's deadlock
+    detector aborted one. Now both commit, and nothing is lost: the host is one generation past
+    what was applied and exactly one sync is pending."""
+    cloud, inside = pg_cloud, internal(pg_cloud)
+    admin = cloud.client()
+    assert inside.put("/firewall-hosts/hv-a").status_code == 204
+    net = created(admin.post(f"{V2}/networks", json={"network": {"name": "locks"}}), "network")["id"]
+    (task_id,) = _pending_ids(cloud)
+    applied = inside.get("/hosts/hv-a/firewall").json()["generation"]
+    db = cloud.server.rt.db
+    settled, network_taken = threading.Event(), threading.Event()
+
+    def batch_settle() -> None:
+        with db.transaction() as session:
+            service.complete(session, task_id, TaskResult(ok=True, details={"applied_generation": applied}))
+            settled.set()
+            assert network_taken.wait(10)
+            ipam.lock_network(session, net)  # the batch's next result: release_server_ports
+
+    def port_change() -> None:
+        assert settled.wait(10)
+        with db.transaction() as session:
+            ipam.lock_network(session, net)
+            network_taken.set()
+            time.sleep(0.5)  # the settle now waits for the network
+            firewall.request(session, ["hv-a"])
+
+    runs = [_in_thread(batch_settle), _in_thread(port_change)]
+    for thread, _ in runs:
+        thread.join(30)
+        assert not thread.is_alive()
+    assert [error for _, errors in runs for error in errors] == []
+    with db.read() as session:
+        row = session.get_one(FirewallHost, "hv-a")
+        assert (row.applied_generation, row.generation) == (applied, applied + 1)
+    (again,) = _pending_ids(cloud)
+    assert again != task_id
+
+
+def test_hosts_are_locked_in_name_order_however_a_transaction_names_them(pg_cloud: Cloud) -> None:
+    """Two transactions naming the same hosts in opposite orders, each holding its first
+    host's change while the other names its own: both commit (the rows are taken at commit,
+    sorted), each host two generations on."""
+    cloud, inside = pg_cloud, internal(pg_cloud)
+    for host in ("hv-a", "hv-b"):
+        assert inside.put(f"/firewall-hosts/{host}").status_code == 204
+    db = cloud.server.rt.db
+    with db.read() as session:
+        before = {h.host: h.generation for h in session.scalars(select(FirewallHost))}
+    first = {"ab": threading.Event(), "ba": threading.Event()}
+
+    def change(order: str) -> None:
+        other = "ba" if order == "ab" else "ab"
+        with db.transaction() as session:
+            firewall.request(session, ["hv-" + order[0]])
+            session.flush()
+            first[order].set()
+            assert first[other].wait(10)
+            firewall.request(session, ["hv-" + order[1]])
+
+    runs = [_in_thread(lambda: change("ab")), _in_thread(lambda: change("ba"))]
+    for thread, _ in runs:
+        thread.join(30)
+        assert not thread.is_alive()
+    assert [error for _, errors in runs for error in errors] == []
+    with db.read() as session:
+        after = {h.host: h.generation for h in session.scalars(select(FirewallHost))}
+    assert after == {host: generation + 2 for host, generation in before.items()}
