@@ -28,8 +28,8 @@ that no path can take them in another order, neither `request` nor a sync's resu
 `firewall_hosts` row: they note what the transaction owes (`session.info`), and one pass just
 before the outermost commit (a `before_commit` listener this module registers on every Session,
 `_pay`) bumps, records and enqueues, host by host in name order, after every other lock the
-transaction took. (`register_host` and `unregister_host` lock their one row at once: their
-transactions take no other.)
+transaction took. (`register_host` and `unregister_host` lock their one host's row at once:
+their transactions take no network's lock.)
 
 What a host's firewall holds (`host_firewall`): every port bound to it (vnic `normal`), plus the
 ports the agent names (a guest it prepares before its ports are bound there: a migration's
