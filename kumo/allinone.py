@@ -416,7 +416,14 @@ def run_all_in_one(
         # Every host of real guests enforces its guests' security groups (kumo/agent/firewall_sync.py).
         firewall = firewall_role() if kind == "libvirt" else None
         agent = Agent(
-            url, name, compute, rt.agent_token, heartbeat_interval=5, network=network, firewall=firewall
+            url,
+            name,
+            compute,
+            rt.agent_token,
+            heartbeat_interval=5,
+            network=network,
+            firewall=firewall,
+            unfiltered=kind == "libvirt" and firewall is None,
         )
         agents.append(agent.start())
     console.print(f"[green]agents[/] {', '.join(host_names)} registered")
@@ -497,8 +504,9 @@ def stop_all(server: ThreadedServer, agents: list[Agent]) -> None:
     """Stop the agents, then the API, in about a second: the agents take no more work, the API
     answers their long polls at once (empty; tasks stay pending in the database), each agent's
     threads end (side by side), the network host takes its networks off this machine (the next
-    `kumo up` makes them again: its agent's registration syncs every network it serves), and
-    the API stops with no request left in flight."""
+    `kumo up` makes them again: its agent's registration syncs every network it serves), every
+    agent that enforced security groups removes its firewall's rules (the next `kumo up`'s
+    registration syncs them again), and the API stops with no request left in flight."""
     for agent in agents:
         agent.stop_event.set()
     server.rt.waker.stop()
@@ -511,4 +519,10 @@ def stop_all(server: ThreadedServer, agents: list[Agent]) -> None:
             except NetworkError as exc:
                 console.print(f"[yellow]could not remove the networks from this machine[/]: {exc}")
             agent.network.metadata.stop()
+    for agent in agents:
+        if agent.firewall is not None:
+            try:  # only kumo's chains and its jumps into them
+                agent.firewall.remove_all()
+            except NetworkError as exc:
+                console.print(f"[yellow]could not remove the firewall rules from this machine[/]: {exc}")
     server.stop()

@@ -114,6 +114,7 @@ def agent(
     network = None
     if network_host:
         network = network_role(api_url, settings.secret("agent_token"), network_state_dir)
+    firewall = firewall_role() if driver == "libvirt" else None  # None: none usable (logged)
     runner = Agent(
         api_url,
         host,
@@ -122,7 +123,8 @@ def agent(
         rack=rack,
         region=region,
         network=network,
-        firewall=firewall_role() if driver == "libvirt" else None,
+        firewall=firewall,
+        unfiltered=driver == "libvirt" and firewall is None,
     ).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

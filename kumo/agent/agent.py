@@ -220,6 +220,7 @@ class Agent(ApiLink):
         supervise_interval: float = 2.0,
         firewall: FirewallSync | None = None,
         dhcp_wait_seconds: float = 30.0,
+        unfiltered: bool = False,
     ) -> None:
         self.host = host
         # How long a guest's start may wait for its networks to serve its DHCP reservations.
@@ -231,8 +232,10 @@ class Agent(ApiLink):
         if network is not None:
             network.read_state = self._network_state
             self._roles[TaskKind.NETWORK_SYNC] = network.sync
-        # Enforces security groups on its guests' ports (kumo/agent/firewall_sync.py).
+        # Enforces security groups on its guests' ports (kumo/agent/firewall_sync.py); or, with
+        # `unfiltered`, runs real guests with no usable firewall: it unregisters its host.
         self.firewall = firewall
+        self.unfiltered = unfiltered and firewall is None
         if firewall is not None:
             firewall.read_state = self._firewall_state
             self._roles[TaskKind.FIREWALL_SYNC] = firewall.sync
@@ -274,6 +277,9 @@ class Agent(ApiLink):
         if self.firewall is not None:  # a sync is made pending: converge after any restart
             self._call("PUT", f"/firewall-hosts/{self.host}")
             log.info("host %s enforces security groups", self.host)
+        elif self.unfiltered:  # the API gives it no firewall_sync work
+            self._call("DELETE", f"/firewall-hosts/{self.host}")
+            log.warning("host %s enforces no security groups: its guests run unfiltered", self.host)
 
     def _firewall_state(self, port_ids: Collection[str]) -> dict[str, Any]:
         """The host's firewall state from the API, with these ports besides its bound ones."""
@@ -314,6 +320,8 @@ class Agent(ApiLink):
         self.register()
         targets = [self._heartbeat_loop, self._poll_loop, self._power_sync_loop, self._report_loop]
         targets += [lambda q=q: self._worker(q) for q in [*self._queues, *self._role_queues]]  # type: ignore[misc]
+        if self.firewall is not None:
+            targets.append(self._firewall_retry_loop)
         if self.network is not None:
             network = self.network
             targets.append(lambda: network.plane.supervise_forever(self.stop_event, self.supervise_interval))
@@ -340,6 +348,23 @@ class Agent(ApiLink):
                 return
             except httpx.HTTPStatusError as exc:  # refused this once: the next one may not be
                 log.error("heartbeat of %s refused: %s", self.host, exc)
+
+    def _firewall_retry_loop(self, interval: float = 1.0) -> None:
+        """A failed firewall converge is retried after its backoff (FirewallSync.retry_due): the
+        host registers again, which makes a sync pending (kumo/network/firewall.py), until one
+        succeeds."""
+        firewall = self.firewall
+        assert firewall is not None
+        while not self.stop_event.wait(interval):
+            if not firewall.retry_due():
+                continue
+            log.warning("the firewall of %s is behind after a failed converge: asking for a sync", self.host)
+            try:
+                self._call("PUT", f"/firewall-hosts/{self.host}")
+            except RuntimeError:
+                return
+            except httpx.HTTPStatusError as exc:  # the next backoff tries again
+                log.error("asking for a firewall sync of %s refused: %s", self.host, exc)
 
     def _power_sync_loop(self) -> None:
         while not self.stop_event.wait(self.power_sync_interval):

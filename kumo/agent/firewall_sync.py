@@ -12,12 +12,16 @@ Invariants:
   a clean-up, a move away or an aborted move) unpins the guest's ports and converges again.
 - Everything is keyed by tap name and every step is idempotent: a restarted agent converges
   from the API (it registers, which makes a sync pending) and ends where it would have.
+- A converge that failed is retried until one succeeds (a rule removal that failed must not
+  stay open): `retry_due` says when, after a backoff that doubles from RETRY_FIRST up to
+  RETRY_MAX seconds, and the agent then asks the API for a new sync.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,8 @@ from kumo.agent.protocol import TaskResult
 from kumo.work.kinds import EmptyPayload
 
 log = logging.getLogger("kumo.agent.firewall")
+
+RETRY_FIRST, RETRY_MAX = 2.0, 60.0  # seconds from a failed converge to its retry
 
 # Reads the host's firewall state from the API, with these extra ports (by id).
 StateReader = Callable[[Collection[str]], Mapping[str, Any]]
@@ -48,15 +54,43 @@ class FirewallSync:
         firewall: Firewall,
         read_state: StateReader | None = None,
         exists: Callable[[str], bool] = tap_exists,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.firewall = firewall
         self.read_state = read_state
         self.exists = exists
+        self.clock = clock
         self._lock = threading.Lock()
         self._pinned: dict[str, tuple[str, ...]] = {}  # instance uuid → its port ids
+        self._retry_lock = threading.Lock()
+        self._retry_at: float | None = None  # when a failed converge is retried (None: none failed)
+        self._retry_delay = RETRY_FIRST
 
     def converge(self) -> int:
-        """Apply the whole state; returns the generation it reflects."""
+        """Apply the whole state; returns the generation it reflects. A failure (raised) makes a
+        retry due after the backoff; a success cancels it."""
+        try:
+            generation = self._converge()
+        except Exception:
+            with self._retry_lock:
+                self._retry_at = self.clock() + self._retry_delay
+            raise
+        with self._retry_lock:
+            self._retry_at, self._retry_delay = None, RETRY_FIRST
+        return generation
+
+    def retry_due(self) -> bool:
+        """Whether the last converge failed and its backoff has passed. True once per backoff:
+        the next is then scheduled, twice as far (up to RETRY_MAX), until a converge succeeds."""
+        with self._retry_lock:
+            now = self.clock()
+            if self._retry_at is None or now < self._retry_at:
+                return False
+            self._retry_delay = min(self._retry_delay * 2, RETRY_MAX)
+            self._retry_at = now + self._retry_delay
+            return True
+
+    def _converge(self) -> int:
         if self.read_state is None:
             raise RuntimeError("FirewallSync has no state reader (the agent sets it)")
         with self._lock:
@@ -95,6 +129,14 @@ class FirewallSync:
             self.converge()
         except Exception:  # noqa: BLE001 — the guest is gone either way; log and go on
             log.exception("firewall converge after instance %s left failed", instance.get("uuid"))
+
+    def remove_all(self) -> None:
+        """Remove whatever this host's firewall installed (kumo's chains and its jumps into
+        them, nothing else): for an agent that stopped serving, as `kumo up` leaves the machine
+        it found. Raises NetworkError when the firewall cannot be changed."""
+        with self._lock:
+            self._pinned.clear()
+            self.firewall.teardown()
 
 
 def firewall_role() -> FirewallSync | None:

@@ -83,6 +83,15 @@ def register_firewall_host(host: str, rt: Runtime = Depends(agent)) -> Response:
     return Response(status_code=204)
 
 
+@router.delete("/firewall-hosts/{host}", status_code=204)
+def unregister_firewall_host(host: str, rt: Runtime = Depends(agent)) -> Response:
+    """`host`'s agent runs real guests but cannot enforce security groups: no `firewall_sync`
+    work for it (its pending syncs are cancelled). Idempotent: an unknown host is fine."""
+    with rt.db.transaction() as session:
+        firewall.unregister_host(session, host)
+    return Response(status_code=204)
+
+
 @router.get("/hosts/{host}/firewall")
 def host_firewall(
     host: str, port_id: list[str] = Query(default=[]), rt: Runtime = Depends(agent)

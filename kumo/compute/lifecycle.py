@@ -152,9 +152,12 @@ class LeaveGroups:
 @dataclass(frozen=True)
 class BindPorts:
     """Bind the server's ports to `host` (before any task this change enqueues, whose spec
-    carries them bound)."""
+    carries them bound). On a first placement (`first_placement`) no host's firewall is synced:
+    the spawn's agent applies the ports' rules before it builds the guest, and the ports'
+    addresses were synced to the hosts naming their groups when the ports were made."""
 
     host: str
+    first_placement: bool = False
 
 
 @dataclass(frozen=True)
@@ -497,7 +500,7 @@ def placed(
             effects += [StartEvent(note[0], host, event.action_id), FinishEvent(Ref.EVENT, True, note[1])]
         effects.append(StartEvent(SPAWN_EVENT, host, event.action_id))
     spawn_event: int | Ref | None = Ref.EVENT if event is not None else None
-    effects.append(BindPorts(host))
+    effects.append(BindPorts(host, first_placement=True))
     effects.append(Enqueue(host, TaskKind.SPAWN, {"event_id": spawn_event, "instance": Ref.SPEC}))
     return Change(
         host=host,

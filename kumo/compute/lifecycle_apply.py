@@ -268,7 +268,12 @@ class _Effects:
             session.execute(delete(ServerGroupMember).where(ServerGroupMember.instance_uuid == uuid))
         elif isinstance(effect, BindPorts):
             server_networking.bind_server_ports(
-                session, uuid, effect.host, _vnic_type(effect.host), self.instance.availability_zone
+                session,
+                uuid,
+                effect.host,
+                _vnic_type(effect.host),
+                self.instance.availability_zone,
+                sync_firewalls=not effect.first_placement,
             )
         elif isinstance(effect, ReleasePorts):
             server_networking.release_server_ports(session, uuid)

@@ -683,8 +683,8 @@ def _commit_first(
     candidate and the request id of the instance's create action, or None when every one of
     them moved."""
     for candidate in candidates:
-        # lifecycle.placed's BindPorts, done here: the plan's spawn spec carries the bound ports.
-        # (No firewall sync: the spawn's agent applies the ports' rules before it builds.)
+        # lifecycle.placed's BindPorts (a first placement: no firewall sync, as the ORM path's
+        # lifecycle_apply does), done here: the plan's spawn spec carries the bound ports.
         zone = snapshot.hosts[candidate.host].availability_zone
         server_networking.bind_server_ports(
             session, instance.uuid, candidate.host, availability_zone=zone, sync_firewalls=False

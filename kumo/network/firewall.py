@@ -3,6 +3,7 @@ change affects, and the `firewall_sync` work that keeps a host's firewall up to 
 kumo/network/sync.py does for DHCP: generations, not events).
 
     register_host(session, host)             an agent that enforces security groups started
+    unregister_host(session, host)           an agent that cannot enforce them started: no work
     request(session, hosts)                  what these hosts' firewalls hold changed
     hosts_of_ports(session, port_ids)        the hosts a change of these ports affects
     hosts_of_groups(session, group_ids)      the hosts a change of these groups' rules affects
@@ -12,13 +13,23 @@ kumo/network/sync.py does for DHCP: generations, not events).
 The rule (`request`, called in the transaction of every change: a rule added or removed, a
 port's groups, addresses, MAC, port security or binding changed, a port made or deleted):
 - only hosts whose agent registered (`firewall_hosts`) get work: a fake hypervisor enforces
-  nothing, and its ports are rows only;
+  nothing, and its ports are rows only; an agent of real guests that has no usable firewall
+  unregisters its host (its guests run unfiltered, and it gets no `firewall_sync`);
 - the host's generation moves (an UPDATE of its row, held until commit, so the changes of one
-  host's firewall run `request` one after another and see each other's task) and at most one
-  `firewall_sync` task is pending per host;
+  host's firewall see each other's task) and at most one `firewall_sync` task is pending per
+  host;
 - a pending sync may already be running on its agent with a state read before this change:
   when its result reports an applied generation below the host's, the settle hook enqueues the
-  next one. A burst of changes costs a few syncs; none is lost.
+  next one. A burst of changes costs a few syncs; none is lost. A failed sync is retried by its
+  agent (kumo/agent/firewall_sync.py: it asks for a new one, with backoff).
+
+Locks: networks' rows first (kumo/network/ipam.py), hosts' rows last, hosts in name order. So
+that no path can take them in another order, neither `request` nor a sync's result touches a
+`firewall_hosts` row: they note what the transaction owes (`session.info`), and one pass just
+before the outermost commit (a `before_commit` listener this module registers on every Session,
+`_pay`) bumps, records and enqueues, host by host in name order, after every other lock the
+transaction took. (`register_host` and `unregister_host` lock their one host's row at once:
+their transactions take no network's lock.)
 
 What a host's firewall holds (`host_firewall`): every port bound to it (vnic `normal`), plus the
 ports the agent names (a guest it prepares before its ports are bound there: a migration's
@@ -27,17 +38,16 @@ remote group is resolved to the addresses of the group's member ports, so a port
 leaving a group changes the firewall of every host whose ports have a rule naming that group.
 Named protocols are sent as IANA numbers (the agent's parser and iptables agree on those).
 
-Locks: networks' rows first (kumo/network/ipam.py), hosts' rows last, hosts in name order.
 Lower layer: imports the work queue and networking's own tables, nothing above."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import case, delete, event, select, update
+from sqlalchemy.orm import Session, SessionTransaction
 
 from kumo.db import utcnow
 from kumo.network.models import FirewallHost, IPAllocation, Port, PortSecurityGroup, SecurityGroupRule
@@ -47,6 +57,7 @@ from kumo.work.kinds import EmptyPayload, TaskKind
 from kumo.work.models import Task
 
 WAKE_HOSTS = "kumo.firewall.wake_hosts"  # session.info key: hosts given a sync in the session
+OWED = "kumo.firewall.owed"  # session.info key: what the transaction owes hosts (Owed)
 
 # neutron-lib's constants.IP_PROTOCOL_MAP: what a rule's named protocol means on the wire.
 IP_PROTOCOL_NUMBERS: Mapping[str, int] = {
@@ -87,10 +98,22 @@ def protocol_number(protocol: str | None) -> str | None:
 # -- the work ---------------------------------------------------------------------------------
 
 
-def register_host(session: Session, host: str) -> str | None:
+@dataclass
+class Owed:
+    """What a transaction owes hosts' firewalls, paid just before it commits (`_pay`)."""
+
+    changed: dict[str, str | None] = field(default_factory=dict)  # host → request id
+    applied: dict[str, tuple[int, str | None]] = field(default_factory=dict)  # host → (G, request id)
+
+
+def _owed(session: Session) -> Owed:
+    owed: Owed = session.info.setdefault(OWED, Owed())
+    return owed
+
+
+def register_host(session: Session, host: str) -> None:
     """`host`'s agent enforces security groups. It registers on every start, and whatever it
-    held may be gone (a reboot flushes iptables): a sync is made pending (the id of the task
-    enqueued now, or None when one was pending already)."""
+    held may be gone (a reboot flushes iptables): a sync is made pending."""
     store_of(session).insert_if_absent(
         session, FirewallHost, {"host": host, "generation": 0, "applied_generation": -1}, ["host"]
     )
@@ -100,7 +123,23 @@ def register_host(session: Session, host: str) -> str | None:
         .values(registered_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    return request(session, [host]).get(host)
+    request(session, [host])
+
+
+def unregister_host(session: Session, host: str) -> None:
+    """`host`'s agent cannot enforce security groups (it has no usable firewall): the host gets
+    no more `firewall_sync` work, and its pending syncs are cancelled. Task rows before the
+    host's row, as a sync's result is settled (its task locked, then the host at commit); a sync
+    a concurrent change enqueues between the two fails on the agent, once."""
+    session.execute(
+        update(Task)
+        .where(Task.host == host, Task.state == "pending", Task.kind == str(TaskKind.FIREWALL_SYNC))
+        .values(state="cancelled")
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        delete(FirewallHost).where(FirewallHost.host == host).execution_options(synchronize_session=False)
+    )
 
 
 def pending_sync(session: Session, host: str) -> str | None:
@@ -112,64 +151,109 @@ def pending_sync(session: Session, host: str) -> str | None:
     )
 
 
-def request(session: Session, hosts: Iterable[str], request_id: str | None = None) -> dict[str, str]:
-    """A new generation and a pending sync for each registered host of `hosts`; returns the
-    tasks enqueued now (host → task id). Hosts no agent registered are left alone."""
-    enqueued: dict[str, str] = {}
-    woken: set[str] = session.info.setdefault(WAKE_HOSTS, set())
-    for host in sorted({h for h in hosts if h}):
-        bumped = session.execute(
-            update(FirewallHost)
-            .where(FirewallHost.host == host)
-            .values(generation=FirewallHost.generation + 1)
-            .execution_options(synchronize_session=False)
-        )
-        if bumped.rowcount == 0:  # type: ignore[attr-defined]
-            continue
-        if pending_sync(session, host) is None:
-            enqueued[host] = queue.enqueue(
-                session, host, TaskKind.FIREWALL_SYNC, None, EmptyPayload(), request_id
-            ).id
-            woken.add(host)
-    return enqueued
+def request(session: Session, hosts: Iterable[str], request_id: str | None = None) -> None:
+    """What `hosts`' firewalls hold changed in this transaction: each registered one gets a new
+    generation and a pending sync when the transaction commits (`_pay`). Hosts no agent
+    registered are left alone."""
+    changed = _owed(session).changed
+    for host in hosts:
+        if host:
+            changed.setdefault(host, request_id)
 
 
 def hosts_to_wake(session: Session) -> set[str]:
-    """The hosts given a `firewall_sync` in this session: whoever commits it wakes their agents
-    (a lost wake-up costs the agent's next periodic re-read, never the sync)."""
+    """The hosts given a `firewall_sync` in this session (known once it committed): whoever
+    commits it wakes their agents (a lost wake-up costs the agent's next periodic re-read, never
+    the sync)."""
     return set(session.info.get(WAKE_HOSTS, ()))
 
 
-def record_applied(session: Session, host: str, generation: int) -> None:
-    """Generations only move forward: a late report of an older one changes nothing."""
-    session.execute(
+def _pay(session: Session) -> None:
+    """Before the outermost commit (not a savepoint's): what the transaction owes each host, in
+    name order, after every other lock it took (the module's rule). A host's row is locked by
+    the first UPDATE of it here (a new generation, or the applied one recorded), so a concurrent
+    change of that host waits for this commit and then sees whether a sync is pending."""
+    if session.in_nested_transaction():
+        return
+    owed: Owed | None = session.info.pop(OWED, None)
+    if owed is None or not (owed.changed or owed.applied):
+        return
+    session.flush()  # a sync settled here is no longer pending: the next is not deduplicated
+    woken: set[str] = session.info.setdefault(WAKE_HOSTS, set())
+    for host in sorted(owed.changed.keys() | owed.applied.keys()):
+        due = False
+        request_id = owed.changed.get(host)
+        if host in owed.changed:
+            bumped = session.execute(
+                update(FirewallHost)
+                .where(FirewallHost.host == host)
+                .values(generation=FirewallHost.generation + 1)
+                .execution_options(synchronize_session=False)
+            )
+            if bumped.rowcount == 0:  # type: ignore[attr-defined]
+                continue  # no agent enforces security groups there
+            due = True
+        if host in owed.applied:
+            applied, reported_by = owed.applied[host]
+            request_id = request_id or reported_by
+            current = _record_applied(session, host, applied)
+            if current is None:
+                continue
+            due = due or current > applied
+        if due and pending_sync(session, host) is None:
+            queue.enqueue(session, host, TaskKind.FIREWALL_SYNC, None, EmptyPayload(), request_id)
+            woken.add(host)
+
+
+def _record_applied(session: Session, host: str, generation: int) -> int | None:
+    """Generations only move forward: a late report of an older one changes nothing. The UPDATE
+    matches the row whatever it holds (its lock is taken); returns the host's generation, or
+    None when the host is not registered."""
+    recorded = session.execute(
         update(FirewallHost)
-        .where(FirewallHost.host == host, FirewallHost.applied_generation < generation)
-        .values(applied_generation=generation)
+        .where(FirewallHost.host == host)
+        .values(
+            applied_generation=case(
+                (FirewallHost.applied_generation < generation, generation),
+                else_=FirewallHost.applied_generation,
+            )
+        )
         .execution_options(synchronize_session=False)
     )
+    if recorded.rowcount == 0:  # type: ignore[attr-defined]
+        return None
+    return session.scalar(select(FirewallHost.generation).where(FirewallHost.host == host))
+
+
+def _forget(session: Session, previous: SessionTransaction) -> None:
+    """A transaction rolled back owes nothing (a savepoint's changes may linger: a sync too many
+    costs one converge, never a wrong firewall)."""
+    if previous.parent is None:
+        session.info.pop(OWED, None)
+
+
+event.listen(Session, "before_commit", _pay)
+event.listen(Session, "after_soft_rollback", _forget)
 
 
 class FirewallHooks:
-    """A `firewall_sync` result `{"applied_generation": G}` is recorded on settling; when the
-    host has moved past G meanwhile, the next sync is enqueued (see the module's rule)."""
+    """A `firewall_sync` result `{"applied_generation": G}` is recorded when the transaction
+    commits (`_pay`); when the host has moved past G meanwhile, the next sync is enqueued (see
+    the module's rule). A failed sync records nothing here: its agent retries it."""
 
     def on_enqueued(self, session: Session, task: Task) -> None:
         return None
 
     def settle(self, session: Session, task: Task, ok: bool, result: dict[str, Any]) -> None:
         if task.kind != str(TaskKind.FIREWALL_SYNC) or not ok:
-            return  # a failed sync is not retried in a loop: the next change or start makes one
+            return
         applied = result.get("applied_generation")
         if not isinstance(applied, int) or isinstance(applied, bool):
             return
-        record_applied(session, task.host, applied)
-        current = session.scalar(select(FirewallHost.generation).where(FirewallHost.host == task.host))
-        if current is not None and current > applied:
-            session.flush()  # this task is settled: the next one is not deduplicated against it
-            if pending_sync(session, task.host) is None:
-                payload = EmptyPayload()
-                queue.enqueue(session, task.host, TaskKind.FIREWALL_SYNC, None, payload, task.request_id)
+        reports = _owed(session).applied
+        seen = reports.get(task.host)
+        if seen is None or seen[0] < applied:
+            reports[task.host] = (applied, task.request_id)
 
 
 HOOKS = FirewallHooks()

@@ -14,6 +14,7 @@ from openstack import exceptions
 from openstack.connection import Connection
 from sqlalchemy import select
 
+from kumo.network import firewall
 from kumo.work.kinds import TaskKind
 from kumo.work.models import Task
 from tests.conftest import DEMO_PASSWORD, Cloud, Fleet, wait_for
@@ -279,3 +280,29 @@ def test_ports_follow_the_server(env: Env, fleet: Fleet) -> None:
     demo.compute.delete_server(failed)
     demo.compute.wait_for_delete(failed, interval=0.1, wait=30)
     assert list(demo.network.ports(device_id=failed.id)) == []
+
+
+def test_a_first_placement_syncs_no_firewall_on_either_placement_path(env: Env) -> None:
+    """A server placed by a plan (a plain hypervisor placement) and one placed by the ORM path
+    (a soft-anti-affinity group's member whose spread cannot be honoured) on a host that
+    enforces security groups: neither placement gives the host a firewall_sync (its agent
+    applies the ports' rules before it builds the guest); only the host's registration did."""
+    db = database(env.cloud)
+    try:
+        with db.transaction() as session:
+            firewall.register_host(session, "net-host1")
+        group = env.demo.compute.create_server_group(name="soft", policy="soft-anti-affinity")
+        # A group no rule names: making the servers' ports changes no host's firewall.
+        env.demo.network.create_security_group(name="lonely")
+        on_net = {"networks": [{"uuid": env.net.id}], "security_groups": [{"name": "lonely"}]}
+        hints = {"group": group.id}
+        _boot(env, "planned", **on_net, scheduler_hints=hints)  # the spread honoured: a plan
+        _boot(env, "unspread", **on_net, scheduler_hints=hints)  # one host: not honoured, ORM path
+        assert len(list(env.demo.compute.get_server_group(group.id).member_ids)) == 2
+        with db.read() as session:
+            syncs = session.scalars(
+                select(Task.id).where(Task.host == "net-host1", Task.kind == str(TaskKind.FIREWALL_SYNC))
+            )
+            assert len(list(syncs)) == 1
+    finally:
+        db.dispose()

@@ -5,17 +5,23 @@ resolved, and an agent with a recording firewall applies every change live."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
 
+from kumo.agent import service
 from kumo.agent.agent import Agent
 from kumo.agent.drivers.fake import FakeDriver
 from kumo.agent.firewall_sync import FirewallSync
-from kumo.agent.protocol import AGENT_TOKEN_HEADER
+from kumo.agent.network.run import NetworkError
+from kumo.agent.network.spec import PortFirewall
+from kumo.agent.protocol import AGENT_TOKEN_HEADER, TaskResult
+from kumo.network import firewall, ipam
 from kumo.network.models import FirewallHost
 from kumo.work.models import Task
 from kumo.work.queue import host_key
@@ -329,3 +335,181 @@ def test_an_attached_interface_is_filtered_before_it_is_plugged_and_a_server_gro
         sdk.compute.delete_server(server.id)
     finally:
         sdk.close()
+
+
+def _in_thread(work: Callable[[], None]) -> tuple[threading.Thread, list[BaseException]]:
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # noqa: BLE001 — handed to the test's assertion
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, errors
+
+
+def test_a_batch_settle_and_a_port_change_lock_network_and_host_in_one_order(pg_cloud: Cloud) -> None:
+    """Two real PostgreSQL transactions interleaved in the two orders the reviewer found: a batch
+    settle (a firewall_sync's result, then another result that locks the network: a server's
+    ports released) and a port change (the network's lock, then the host's). Before the hosts'
+    rows were locked at commit only, the settle held firewall_hosts(H) while it waited for the
+    network, the port change held the network while it waited for H: PostgreSQL's deadlock
+    detector aborted one. Now both commit, and nothing is lost: the host is one generation past
+    what was applied and exactly one sync is pending."""
+    cloud, inside = pg_cloud, internal(pg_cloud)
+    admin = cloud.client()
+    assert inside.put("/firewall-hosts/hv-a").status_code == 204
+    net = created(admin.post(f"{V2}/networks", json={"network": {"name": "locks"}}), "network")["id"]
+    (task_id,) = _pending_ids(cloud)
+    applied = inside.get("/hosts/hv-a/firewall").json()["generation"]
+    db = cloud.server.rt.db
+    settled, network_taken = threading.Event(), threading.Event()
+
+    def batch_settle() -> None:
+        with db.transaction() as session:
+            service.complete(session, task_id, TaskResult(ok=True, details={"applied_generation": applied}))
+            settled.set()
+            assert network_taken.wait(10)
+            ipam.lock_network(session, net)  # the batch's next result: release_server_ports
+
+    def port_change() -> None:
+        assert settled.wait(10)
+        with db.transaction() as session:
+            ipam.lock_network(session, net)
+            network_taken.set()
+            time.sleep(0.5)  # the settle now waits for the network
+            firewall.request(session, ["hv-a"])
+
+    runs = [_in_thread(batch_settle), _in_thread(port_change)]
+    for thread, _ in runs:
+        thread.join(30)
+        assert not thread.is_alive()
+    assert [error for _, errors in runs for error in errors] == []
+    with db.read() as session:
+        row = session.get_one(FirewallHost, "hv-a")
+        assert (row.applied_generation, row.generation) == (applied, applied + 1)
+    (again,) = _pending_ids(cloud)
+    assert again != task_id
+
+
+def test_hosts_are_locked_in_name_order_however_a_transaction_names_them(pg_cloud: Cloud) -> None:
+    """Two transactions naming the same hosts in opposite orders, each holding its first
+    host's change while the other names its own: both commit (the rows are taken at commit,
+    sorted), each host two generations on."""
+    cloud, inside = pg_cloud, internal(pg_cloud)
+    for host in ("hv-a", "hv-b"):
+        assert inside.put(f"/firewall-hosts/{host}").status_code == 204
+    db = cloud.server.rt.db
+    with db.read() as session:
+        before = {h.host: h.generation for h in session.scalars(select(FirewallHost))}
+    first = {"ab": threading.Event(), "ba": threading.Event()}
+
+    def change(order: str) -> None:
+        other = "ba" if order == "ab" else "ab"
+        with db.transaction() as session:
+            firewall.request(session, ["hv-" + order[0]])
+            session.flush()
+            first[order].set()
+            assert first[other].wait(10)
+            firewall.request(session, ["hv-" + order[1]])
+
+    runs = [_in_thread(lambda: change("ab")), _in_thread(lambda: change("ba"))]
+    for thread, _ in runs:
+        thread.join(30)
+        assert not thread.is_alive()
+    assert [error for _, errors in runs for error in errors] == []
+    with db.read() as session:
+        after = {h.host: h.generation for h in session.scalars(select(FirewallHost))}
+    assert after == {host: generation + 2 for host, generation in before.items()}
+
+
+def test_a_host_that_cannot_enforce_gets_no_firewall_work(any_cloud: Cloud) -> None:
+    """DELETE /internal/v1/firewall-hosts/{host} (an agent of real guests with no usable
+    firewall): its pending sync is cancelled, and later changes of its ports give it none."""
+    cloud = any_cloud
+    admin, inside = cloud.client(), internal(cloud)
+    assert inside.put("/firewall-hosts/hv-a").status_code == 204
+    assert pending(cloud) == ["hv-a"]
+    assert inside.delete("/firewall-hosts/hv-a").status_code == 204
+    assert inside.delete("/firewall-hosts/hv-never").status_code == 204  # idempotent
+    assert pending(cloud) == []
+    with cloud.server.rt.db.read() as session:
+        assert session.get(FirewallHost, "hv-a") is None
+    net = created(admin.post(f"{V2}/networks", json={"network": {"name": "fw"}}), "network")["id"]
+    web = group(admin, "web")
+    port(admin, net, "hv-a", security_groups=[web])
+    rule(admin, web, protocol="tcp", port_range_min=22, port_range_max=22)
+    assert pending(cloud) == []
+    assert httpx.delete(f"{cloud.url}/internal/v1/firewall-hosts/hv-a").status_code == 401
+
+
+def test_an_unfiltered_agent_unregisters_its_host_at_start(cloud: Cloud) -> None:
+    inside = internal(cloud)
+    assert inside.put("/firewall-hosts/hv-bare").status_code == 204
+    token = cloud.settings.secret("agent_token")
+    agent = Agent(cloud.url, "hv-bare", FakeDriver("hv-bare"), token, poll_wait=1.0, unfiltered=True).start()
+    try:
+        with cloud.server.rt.db.read() as session:
+            assert session.get(FirewallHost, "hv-bare") is None
+        assert pending(cloud) == []
+    finally:
+        agent.stop()
+
+
+class FailsOnce(RecordingFirewall):
+    """Fails as many applies as `failures` says (the xtables lock held elsewhere), then works."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 0
+
+    def apply(self, ports: Sequence[PortFirewall]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise NetworkError("iptables-restore: Another app is currently holding the xtables lock")
+        super().apply(ports)
+
+
+def test_a_failed_sync_is_retried_by_its_agent_until_the_host_is_up_to_date(cloud: Cloud) -> None:
+    """A rule removal whose sync failed does not stay open: the agent asks again after its
+    backoff, and the host's applied generation catches up with its generation."""
+    admin = cloud.client()
+    net = created(admin.post(f"{V2}/networks", json={"network": {"name": "retry"}}), "network")["id"]
+    web = group(admin, "web")
+    ssh = rule(admin, web, protocol="tcp", port_range_min=22, port_range_max=22)
+    p = port(admin, net, "hv-retry", security_groups=[web])
+    tap = "tap" + p["id"][:11]
+    recording = FailsOnce()
+    token = cloud.settings.secret("agent_token")
+    sync = FirewallSync(recording, exists=lambda tap: False)
+    agent = Agent(cloud.url, "hv-retry", FakeDriver("hv-retry"), token, poll_wait=1.0, firewall=sync).start()
+    try:
+        wait_for(lambda: any(r.port_range_min == 22 for r in recording.ports.get(tap, PORTLESS).rules))
+        recording.failures = 1
+        assert admin.delete(f"{V2}/security-group-rules/{ssh}").status_code == 204
+        wait_for(lambda: _failed_syncs(cloud, "hv-retry") == 1)
+        assert any(r.port_range_min == 22 for r in recording.ports[tap].rules)  # open, for now
+        wait_for(lambda: not any(r.port_range_min == 22 for r in recording.ports[tap].rules), timeout=30)
+
+        def caught_up() -> bool:
+            with cloud.server.rt.db.read() as session:
+                row = session.get_one(FirewallHost, "hv-retry")
+                return row.applied_generation == row.generation
+
+        wait_for(caught_up)
+    finally:
+        agent.stop()
+
+
+PORTLESS = PortFirewall("none", "fa:16:3e:00:00:00", ())
+
+
+def _failed_syncs(cloud: Cloud, host: str) -> int:
+    with cloud.server.rt.db.read() as session:
+        rows = session.scalars(
+            select(Task.id).where(Task.host == host, Task.kind == "firewall_sync", Task.state == "failed")
+        )
+        return len(list(rows))

@@ -12,9 +12,9 @@ import pytest
 
 from kumo.agent.agent import GUARDED_STARTS, GUEST_GONE, Agent, guarded, run_task
 from kumo.agent.drivers.fake import FakeDriver
-from kumo.agent.firewall_sync import FirewallSync
+from kumo.agent.firewall_sync import RETRY_FIRST, RETRY_MAX, FirewallSync
 from kumo.agent.network.run import NetworkError
-from kumo.agent.network.spec import PortFirewall
+from kumo.agent.network.spec import PortFirewall, port_firewall_from_json
 from kumo.agent.protocol import TaskOut, TaskResult
 from kumo.work.kinds import MOVES, ActionPayload, SpawnPayload, TaskKind
 
@@ -205,3 +205,46 @@ def test_only_the_roles_own_work_runs_on_the_role_workers() -> None:
     assert agent._is_role_task(task(TaskKind.FIREWALL_SYNC))
     for kind in (TaskKind.SPAWN, TaskKind.DELETE, TaskKind.STOP, TaskKind.ATTACH_INTERFACE):
         assert not agent._is_role_task(task(kind)), kind
+
+
+def test_a_failed_converge_is_retried_with_a_doubling_backoff_until_one_succeeds(api: Api) -> None:
+    class Flaky(RecordingFirewall):
+        failing = True
+
+        def apply(self, ports: Sequence[PortFirewall]) -> None:
+            if self.failing:
+                raise NetworkError("iptables-restore: Another app is currently holding the xtables lock")
+            super().apply(ports)
+
+    now = [100.0]
+    fw = Flaky()
+    sync = FirewallSync(fw, api.read, exists=lambda tap: False, clock=lambda: now[0])
+    api.bound = [port(A, "10.0.0.5")]
+    assert not sync.retry_due()  # nothing failed
+    with pytest.raises(NetworkError):
+        sync.converge()
+    assert not sync.retry_due()
+    now[0] += RETRY_FIRST
+    assert sync.retry_due() and not sync.retry_due()  # once per backoff
+    now[0] += RETRY_FIRST
+    assert not sync.retry_due()  # the next one is twice as far
+    now[0] += RETRY_FIRST
+    assert sync.retry_due()
+    now[0] += RETRY_MAX * 10
+    assert sync.retry_due()
+    fw.failing = False
+    assert sync.converge() == 1 and fw.taps() == {"tap" + A[:11]}
+    now[0] += RETRY_MAX * 10
+    assert not sync.retry_due()  # it succeeded: nothing to retry
+    fw.failing = True
+    with pytest.raises(NetworkError):
+        sync.converge()
+    now[0] += RETRY_FIRST
+    assert sync.retry_due()  # the backoff started over
+
+
+def test_remove_all_tears_the_firewall_down() -> None:
+    fw = RecordingFirewall()
+    fw.apply([port_firewall_from_json(port(A, "10.0.0.5"))])
+    FirewallSync(fw, exists=lambda tap: False).remove_all()
+    assert fw.taps() == set()

@@ -469,7 +469,7 @@ def test_placed_with_its_scheduling_event() -> None:
         effects=(
             FinishEvent(7, True, None),
             StartEvent(lc.SPAWN_EVENT, "h1", 3),
-            BindPorts("h1"),
+            BindPorts("h1", first_placement=True),
             Enqueue("h1", "spawn", {"event_id": E, "instance": SPEC}),
         ),
         wake="h1",
@@ -483,14 +483,17 @@ def test_placed_against_a_soft_policy_notes_it() -> None:
         StartEvent("spread_not_honoured", "h1", 3),
         FinishEvent(E, True, "not spread"),
         StartEvent(lc.SPAWN_EVENT, "h1", 3),
-        BindPorts("h1"),
+        BindPorts("h1", first_placement=True),
         Enqueue("h1", "spawn", {"event_id": E, "instance": SPEC}),
     )
 
 
 def test_placed_without_an_event() -> None:
     change = lc.placed(PENDING, "h1", "az1", None)
-    assert change.effects == (BindPorts("h1"), Enqueue("h1", "spawn", {"event_id": None, "instance": SPEC}))
+    assert change.effects == (
+        BindPorts("h1", first_placement=True),
+        Enqueue("h1", "spawn", {"event_id": None, "instance": SPEC}),
+    )
 
 
 @pytest.mark.parametrize("state", [server(), server(VmState.BUILDING, TaskState.SPAWNING)])

@@ -179,16 +179,16 @@ class IptablesFirewall:
         return ids, any(line.strip() == jump for line in saved.splitlines())
 
     def _commit(self, keep: set[str], apply: Sequence[PortFirewall], drop: set[str], jumped: bool) -> None:
-        run([f"{self.iptables}-restore", "--noflush"], stdin=restore_text(keep, apply, drop))
+        run([f"{self.iptables}-restore", "-w", "--noflush"], stdin=restore_text(keep, apply, drop))
         secured = {p.chain_id for p in apply if p.port_security_enabled}
         unsecured = drop | ({p.chain_id for p in apply} - secured)
         active = (keep - unsecured) | secured
         if not jumped:
-            run([self.iptables, "-I", "FORWARD", "1", *FORWARD_JUMP])
+            run([self.iptables, "-w", "-I", "FORWARD", "1", *FORWARD_JUMP])
         if self.ip6tables:
-            run([f"{self.ip6tables}-restore", "--noflush"], stdin=restore6_text(active))
-            if run([self.ip6tables, "-S", "FORWARD"]).find(" ".join(FORWARD_JUMP)) < 0:
-                run([self.ip6tables, "-I", "FORWARD", "1", *FORWARD_JUMP])
+            run([f"{self.ip6tables}-restore", "-w", "--noflush"], stdin=restore6_text(active))
+            if run([self.ip6tables, "-w", "-S", "FORWARD"]).find(" ".join(FORWARD_JUMP)) < 0:
+                run([self.ip6tables, "-w", "-I", "FORWARD", "1", *FORWARD_JUMP])
 
     def apply(self, ports: Sequence[PortFirewall]) -> None:
         with self._lock:
@@ -212,4 +212,4 @@ class IptablesFirewall:
                     continue
                 text = teardown_text(run([f"{tool}-save", "-t", "filter"]))
                 if text is not None:
-                    run([f"{tool}-restore", "--noflush"], stdin=text)
+                    run([f"{tool}-restore", "-w", "--noflush"], stdin=text)
