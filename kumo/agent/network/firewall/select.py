@@ -21,6 +21,8 @@ def unusable_reason(bridge_nf: Path = BRIDGE_NF) -> str | None:
     """Why security groups cannot be enforced here, or None."""
     if shutil.which("iptables-restore") is None:
         return "iptables-restore is not installed (scripts/install-network)"
+    if shutil.which("ebtables-nft-restore") is None:
+        return "ebtables-nft-restore is not installed (iptables package; scripts/install-network)"
     try:
         if bridge_nf.read_text().strip() != "1":
             return f"{bridge_nf} is not 1: bridged traffic would bypass iptables"
