@@ -12,6 +12,7 @@ dropped there never moves a neighbour's MAC to the sender's port; the iptables F
                 RFC 5227 probe, as DHCP clients send)       → RETURN
                 any other ARP                               → DROP
                 IPv4                                        → RETURN (iptables filters it)
+                RARP (QEMU's announce after a migration)    → RETURN (the port's own MAC only)
                 any other ethertype (IPv6, …)               → DROP
 
 Each call is one `ebtables-nft-restore --noflush` transaction of the nat table: kumo-fw and the
@@ -42,7 +43,8 @@ def port_lines(port: PortFirewall) -> list[str]:
     lines = [f"-A {name} -s ! {mac} -j DROP"]
     for ip in ["0.0.0.0", *sorted(set(port.ips))]:
         lines.append(f"-A {name} -p ARP --arp-mac-src {mac} --arp-ip-src {ip} -j RETURN")
-    lines += [f"-A {name} -p ARP -j DROP", f"-A {name} -p IPv4 -j RETURN", f"-A {name} -j DROP"]
+    lines += [f"-A {name} -p ARP -j DROP", f"-A {name} -p IPv4 -j RETURN", f"-A {name} -p RARP -j RETURN"]
+    lines.append(f"-A {name} -j DROP")
     return lines
 
 

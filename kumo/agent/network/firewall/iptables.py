@@ -29,6 +29,7 @@ per port) so a guest cannot bypass its group or spoof over IPv6.
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import threading
@@ -39,6 +40,7 @@ from kumo.agent.network.firewall.ebtables import BridgeGuard
 from kumo.agent.network.run import run
 from kumo.agent.network.spec import METADATA_IP, PortFirewall, Rule
 
+log = logging.getLogger("kumo.agent.firewall")
 TOP = "kumo-fw"
 KNOWN_IN, KNOWN_OUT = "kumo-fw-in", "kumo-fw-out"
 _PORT_CHAIN = re.compile(r"^:kumo-i-(\S+) ")
@@ -229,6 +231,11 @@ class IptablesFirewall:
         self.ip6tables = ip6tables
         self.bridge = bridge if bridge is not None else BridgeGuard()
         self.conntrack = conntrack if conntrack and shutil.which(conntrack) else None
+        if conntrack and self.conntrack is None:
+            log.warning(
+                "%s is not installed: a removed rule leaves established flows (scripts/install-network)",
+                conntrack,
+            )
         self._lock = _LOCK  # read state + commit, one caller at a time
         self._applied: dict[str, PortFirewall] = {}  # chain id → as last applied by this process
 

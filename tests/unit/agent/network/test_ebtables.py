@@ -8,7 +8,7 @@ PORT = PortFirewall("65c0ee9f-d6aa", "FA:16:3E:C9:CB:F0", ("10.0.1.5", "10.0.0.5
 
 def test_port_chain_golden() -> None:
     # Source MAC first (before the bridge learns it), then ARP by sender MAC and IP, IPv4 to
-    # iptables, every other ethertype dropped.
+    # iptables, RARP (QEMU's announce) with the port's MAC, every other ethertype dropped.
     assert port_lines(PORT) == [
         "-A kumo-m-65c0ee9f-d6 -s ! fa:16:3e:c9:cb:f0 -j DROP",
         "-A kumo-m-65c0ee9f-d6 -p ARP --arp-mac-src fa:16:3e:c9:cb:f0 --arp-ip-src 0.0.0.0 -j RETURN",
@@ -16,6 +16,7 @@ def test_port_chain_golden() -> None:
         "-A kumo-m-65c0ee9f-d6 -p ARP --arp-mac-src fa:16:3e:c9:cb:f0 --arp-ip-src 10.0.1.5 -j RETURN",
         "-A kumo-m-65c0ee9f-d6 -p ARP -j DROP",
         "-A kumo-m-65c0ee9f-d6 -p IPv4 -j RETURN",
+        "-A kumo-m-65c0ee9f-d6 -p RARP -j RETURN",
         "-A kumo-m-65c0ee9f-d6 -j DROP",
     ]
 
