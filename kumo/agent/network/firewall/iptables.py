@@ -216,7 +216,7 @@ _LOCK = threading.Lock()
 class IptablesFirewall:
     """Security groups (iptables), with the bridge-level anti-spoofing (`bridge`, ebtables)
     applied first and the conntrack entries a shrinking rule set no longer allows deleted after
-    (`conntrack`; None: not cut)."""
+    (`conntrack_tool`; None: not cut)."""
 
     name = "iptables"
 
@@ -225,16 +225,16 @@ class IptablesFirewall:
         iptables: str = "iptables",
         ip6tables: str | None = "ip6tables",
         bridge: BridgeGuard | None = None,
-        conntrack: str | None = "conntrack",
+        conntrack_tool: str | None = "conntrack",
     ) -> None:
         self.iptables = iptables
         self.ip6tables = ip6tables
         self.bridge = bridge if bridge is not None else BridgeGuard()
-        self.conntrack = conntrack if conntrack and shutil.which(conntrack) else None
-        if conntrack and self.conntrack is None:
+        self.conntrack = conntrack_tool if conntrack_tool and shutil.which(conntrack_tool) else None
+        if conntrack_tool and self.conntrack is None:
             log.warning(
                 "%s is not installed: a removed rule leaves established flows (scripts/install-network)",
-                conntrack,
+                conntrack_tool,
             )
         self._lock = _LOCK  # read state + commit, one caller at a time
         self._applied: dict[str, PortFirewall] = {}  # chain id → as last applied by this process

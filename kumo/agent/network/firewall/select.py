@@ -1,7 +1,8 @@
 """Which firewall driver this host can run, probed once at agent start.
 
 iptables(-nft) with physdev needs bridged IPv4 to reach iptables (br_netfilter, with
-net.bridge.bridge-nf-call-iptables=1). An nftables bridge-family driver would need conntrack in
+net.bridge.bridge-nf-call-iptables=1); its layer-2 half ebtables-nft (the iptables package), whose
+nat table needs no bridge conntrack. An nftables bridge-family driver would need conntrack in
 the bridge family (nf_conntrack_bridge), which this project's test kernels lack; it is not built.
 """
 
