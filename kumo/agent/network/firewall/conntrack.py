@@ -85,8 +85,27 @@ def filters(old: PortFirewall | None, new: PortFirewall | None) -> list[list[str
     return out
 
 
+def live(filters_: list[list[str]], listing: str) -> list[list[str]]:
+    """The filters whose port address has an entry in that direction, from a `conntrack -L`
+    listing (the first src= and dst= of a line are the original direction's): one listing spares
+    a `conntrack -D` per filter that could match nothing."""
+    sources: set[str] = set()
+    destinations: set[str] = set()
+    for line in listing.splitlines():
+        words = line.split()
+        src = next((w[4:] for w in words if w.startswith("src=")), None)
+        dst = next((w[4:] for w in words if w.startswith("dst=")), None)
+        if src is not None:
+            sources.add(src)
+        if dst is not None:
+            destinations.add(dst)
+    return [f for f in filters_ if f[1] in (sources if f[0] == "-s" else destinations)]
+
+
 def flush(all_filters: list[list[str]], conntrack: str = "conntrack") -> int:
-    """Deletes the matching IPv4 entries; returns how many filters ran."""
-    for argv in all_filters:
+    """Deletes the matching IPv4 entries (conntrack exits 1 when a filter matched none); returns
+    how many `conntrack -D` ran."""
+    wanted = live(all_filters, run([conntrack, "-L", "-f", "ipv4"], check=False)) if all_filters else []
+    for argv in wanted:
         run([conntrack, "-D", "-f", "ipv4", *argv], check=False)
-    return len(all_filters)
+    return len(wanted)

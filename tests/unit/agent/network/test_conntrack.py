@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from kumo.agent.network.firewall.conntrack import filters
+from kumo.agent.network.firewall.conntrack import filters, live
 from kumo.agent.network.spec import PortFirewall, Rule
 
 SSH = Rule("ingress", protocol="tcp", port_range_min=22, port_range_max=22)
@@ -50,3 +50,17 @@ def test_an_address_or_the_port_gone_cuts_all_its_flows() -> None:
     two = replace(PORT, ips=("10.0.0.5", "10.0.0.6"))
     assert filters(two, PORT) == [["-s", "10.0.0.6"], ["-d", "10.0.0.6"]]
     assert filters(PORT, None) == [["-s", "10.0.0.5"], ["-d", "10.0.0.5"]]
+
+
+LISTING = """\
+tcp 6 431999 ESTABLISHED src=10.0.0.9 dst=10.0.0.5 sport=40000 dport=22 src=10.0.0.5 dst=10.0.0.9
+udp      17 20 src=10.0.0.6 dst=10.0.0.1 sport=5000 dport=53 [UNREPLIED] src=10.0.0.1 dst=10.0.0.6
+conntrack v1.4.7 (conntrack-tools): 2 flow entries have been shown.
+"""
+
+
+def test_only_filters_whose_address_has_an_entry_in_that_direction_run() -> None:
+    wanted = [["-d", "10.0.0.5", "-p", "tcp"], ["-s", "10.0.0.5"], ["-s", "10.0.0.6"], ["-d", "10.0.0.7"]]
+    # 10.0.0.5 is only the original destination (its reply source does not count).
+    assert live(wanted, LISTING) == [["-d", "10.0.0.5", "-p", "tcp"], ["-s", "10.0.0.6"]]
+    assert live(wanted, "") == []
