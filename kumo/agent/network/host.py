@@ -15,7 +15,7 @@ from pathlib import Path
 from kumo.agent.network import links
 from kumo.agent.network.dnsmasq import DhcpChange, DnsmasqManager
 from kumo.agent.network.firewall.base import Firewall
-from kumo.agent.network.spec import NetworkSpec, PortFirewall
+from kumo.agent.network.spec import NetworkSpec, PortFirewall, tap_name
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,16 @@ class NetworkHost:
         gateways of an external network (last: a gateway refused for a route conflict fails the
         sync with its reason, and the network's DHCP and metadata are served all the same)."""
         with self._lock(spec.id):
+            # The DHCP namespace's veth is a tap of the bridge: declared open before it exists,
+            # as the firewall closes the taps of kumo bridges it does not know.
+            if spec.bridge_veth not in self.firewall.taps():
+                self.firewall.apply(
+                    [
+                        PortFirewall(
+                            spec.dhcp_port_id, "", (), port_security_enabled=False, tap=spec.bridge_veth
+                        )
+                    ]
+                )
             links.ensure_links(spec)
             dhcp = self.dnsmasq.reconcile(spec, rescan=rescan)
             links.ensure_host_gateway(spec)
@@ -55,6 +65,8 @@ class NetworkHost:
         with self._lock(network_id):
             self.dnsmasq.stop(network_id)
             links.remove_links(network_id, dhcp_port_id)
+            if dhcp_port_id is not None:
+                self.firewall.remove([tap_name(dhcp_port_id)])
             shutil.rmtree(self.dnsmasq.paths(network_id).dir, ignore_errors=True)
 
     def plug(self, network_id: str, mtu: int, ports: Sequence[PortFirewall]) -> None:

@@ -28,7 +28,7 @@ from kumo.agent.network import links
 from kumo.agent.network.firewall.iptables import IptablesFirewall
 from kumo.agent.network.firewall.select import unusable_reason
 from kumo.agent.network.host import NetworkHost
-from kumo.agent.network.spec import NetworkSpec, Reservation, SubnetSpec
+from kumo.agent.network.spec import NetworkSpec, PortFirewall, Reservation, SubnetSpec
 
 ROOT = Path(__file__).resolve().parents[3]
 PROBE = ROOT / "bench" / "dhcp_probe.py"
@@ -195,6 +195,11 @@ class Lab:
         client = Client(f"kumo-t-{port_id[:8]}", port_id, mac, "tap" + port_id[:11])
         sh("ip", "netns", "add", client.name)
         self.clients.append(client)
+        # Known to the firewall as a port without port security (as the API lists every bound
+        # port): a tap of a kumo bridge the firewall does not know passes nothing.
+        self.host.firewall.apply(
+            [PortFirewall(port_id, mac, (), port_security_enabled=False, tap=client.tap)]
+        )
         sh("ip", "link", "add", client.tap, "type", "veth", "peer", "name", "eth0", "netns", client.name)
         sh("ip", "link", "set", client.tap, "master", spec.bridge, "up")
         client.exec("ip", "link", "set", "eth0", "address", mac, "up")

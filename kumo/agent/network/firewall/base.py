@@ -18,7 +18,8 @@ class Firewall(Protocol):
 
     def apply(self, ports: Sequence[PortFirewall]) -> None:
         """Install or replace these ports' rules (other ports' stay as they are), in one
-        transaction. A port with port security disabled ends up with no filtering at all."""
+        transaction. A port with port security disabled ends up with no filtering at all (its
+        tap declared open: a tap of a kumo bridge the firewall does not know passes nothing)."""
         ...
 
     def remove(self, taps: Sequence[str]) -> None:
@@ -26,7 +27,7 @@ class Firewall(Protocol):
         ...
 
     def taps(self) -> set[str]:
-        """The taps that currently have rules."""
+        """The taps that currently have rules (secured, or declared open)."""
         ...
 
     def teardown(self) -> None:

@@ -5,8 +5,16 @@ scripts/install-network): bridged IPv4 then traverses the filter table's FORWARD
     FORWARD  -m physdev --physdev-is-bridged -j kumo-fw          (one jump, inserted first)
     kumo-fw  per port: --physdev-in  tapX → kumo-o-X             (from the guest: egress)
                        --physdev-out tapX → kumo-i-X             (to the guest: ingress)
+             then -o brq+ --physdev-in  tap+ → kumo-fw-in        (from any tap of a kumo bridge)
+                  -o brq+ --physdev-out tap+ → kumo-fw-out       (to any tap of a kumo bridge)
              then -o brq+ -j ACCEPT                              (kumo bridges: whatever the policy)
     kumo-s-X the port's (IP, MAC) pairs → RETURN, else DROP      (anti-spoofing)
+    kumo-fw-in/-out  every known tap → RETURN, else DROP         (default closed)
+
+A tap is known when it has chains (port security) or is declared open (a port applied with port
+security disabled; the DHCP namespace's veth, which NetworkHost declares): a tap of a kumo bridge
+that is neither, e.g. a secured port whose rules were lost, passes nothing. Ports not named tap*
+(the host gateway's gwp… veth) and bridges not named brq* are not affected.
 
 Always allowed, as Neutron does: DHCP from the guest (its discovery before it has an address,
 then from its own address) and the DHCP server's replies to it; the metadata service
@@ -21,15 +29,22 @@ per port) so a guest cannot bypass its group or spoof over IPv6.
 
 from __future__ import annotations
 
+import logging
 import re
+import shutil
 import threading
 from collections.abc import Iterable, Sequence
 
+from kumo.agent.network.firewall import conntrack
+from kumo.agent.network.firewall.ebtables import BridgeGuard
 from kumo.agent.network.run import run
 from kumo.agent.network.spec import METADATA_IP, PortFirewall, Rule
 
+log = logging.getLogger("kumo.agent.firewall")
 TOP = "kumo-fw"
+KNOWN_IN, KNOWN_OUT = "kumo-fw-in", "kumo-fw-out"
 _PORT_CHAIN = re.compile(r"^:kumo-i-(\S+) ")
+_KNOWN = re.compile(rf"^-A {KNOWN_IN} .*--physdev-in tap(\S+) ")
 # Protocols iptables names (the API sends numbers); those with a port match module of their own.
 _NUMBERS = {"6": "tcp", "17": "udp", "1": "icmp", "132": "sctp", "33": "dccp", "136": "udplite"}
 _PORT_MATCH = frozenset({"tcp", "udp", "sctp", "dccp"})
@@ -103,29 +118,49 @@ def port_lines(port: PortFirewall) -> list[str]:
     return lines
 
 
-def top_lines(chain_ids: Iterable[str]) -> list[str]:
+def top_lines(chain_ids: Iterable[str], open_ids: Iterable[str] = ()) -> list[str]:
+    """kumo-fw (the secured ports' jumps), then kumo-fw-in/-out: the taps known (secured or
+    open) RETURN, any other tap of a kumo bridge is dropped."""
     lines: list[str] = []
-    for chain_id in sorted(chain_ids):
+    secured = sorted(set(chain_ids))
+    for chain_id in secured:
         ingress, egress, _ = chains(chain_id)
         tap = "tap" + chain_id
         lines.append(f"-A {TOP} -m physdev --physdev-in {tap} --physdev-is-bridged -j {egress}")
         lines.append(f"-A {TOP} -m physdev --physdev-out {tap} --physdev-is-bridged -j {ingress}")
+    lines.append(f"-A {TOP} -o brq+ -m physdev --physdev-in tap+ --physdev-is-bridged -j {KNOWN_IN}")
+    lines.append(f"-A {TOP} -o brq+ -m physdev --physdev-out tap+ --physdev-is-bridged -j {KNOWN_OUT}")
     lines.append(f"-A {TOP} -o brq+ -j ACCEPT")
+    for chain_id in sorted(set(secured) | set(open_ids)):
+        tap = "tap" + chain_id
+        lines.append(f"-A {KNOWN_IN} -m physdev --physdev-in {tap} --physdev-is-bridged -j RETURN")
+        lines.append(f"-A {KNOWN_OUT} -m physdev --physdev-out {tap} --physdev-is-bridged -j RETURN")
+    lines += [f"-A {KNOWN_IN} -j DROP", f"-A {KNOWN_OUT} -j DROP"]
     return lines
 
 
-def restore_text(keep: set[str], apply: Sequence[PortFirewall], drop: set[str]) -> str:
+def open_after(opened: set[str], apply: Sequence[PortFirewall], drop: set[str]) -> set[str]:
+    """The open (known, unsecured) chain ids once `apply` and `drop` are committed."""
+    secured = {p.chain_id for p in apply if p.port_security_enabled}
+    unsecured = {p.chain_id for p in apply if not p.port_security_enabled} - secured
+    return ((opened - drop) - secured) | unsecured
+
+
+def restore_text(
+    keep: set[str], apply: Sequence[PortFirewall], drop: set[str], opened: set[str] | None = None
+) -> str:
     """One transaction: rebuild kumo-fw for `keep` ∪ the secured ports of `apply`, (re)fill the
-    chains of those, and delete the chains of `drop` (chain ids) and of unsecured ports."""
+    chains of those, and delete the chains of `drop` (chain ids) and of unsecured ports; the taps
+    known are those and the open ones (`opened`, the unsecured ports of `apply`, less `drop`)."""
     secured = [p for p in apply if p.port_security_enabled]
     gone = (drop | {p.chain_id for p in apply if not p.port_security_enabled}) - {p.chain_id for p in secured}
     active = (keep - gone) | {p.chain_id for p in secured}
-    lines = ["*filter", f":{TOP} - [0:0]"]
+    lines = ["*filter", f":{TOP} - [0:0]", f":{KNOWN_IN} - [0:0]", f":{KNOWN_OUT} - [0:0]"]
     for port in secured:
         lines += [f":{name} - [0:0]" for name in chains(port.chain_id)]
     for chain_id in sorted(gone & keep):
         lines += [f":{name} - [0:0]" for name in chains(chain_id)]
-    lines += top_lines(active)
+    lines += top_lines(active, open_after(opened or set(), apply, drop))
     for port in secured:
         lines += port_lines(port)
     for chain_id in sorted(gone & keep):
@@ -164,22 +199,53 @@ def restore6_text(active: set[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def parse_state(saved: str) -> tuple[set[str], set[str], bool]:
+    """From an `iptables-save -t filter`: the secured ports' chain ids, the open ones (known
+    taps without chains) and whether FORWARD jumps to kumo-fw."""
+    ids = {m.group(1) for line in saved.splitlines() if (m := _PORT_CHAIN.match(line))}
+    known = {m.group(1) for line in saved.splitlines() if (m := _KNOWN.match(line))}
+    jump = "-A FORWARD " + " ".join(FORWARD_JUMP)
+    return ids, known - ids, any(line.strip() == jump for line in saved.splitlines())
+
+
+# One per process: every IptablesFirewall (the firewall sync's, the network host's) reads the
+# same tables and rewrites kumo-fw whole.
+_LOCK = threading.Lock()
+
+
 class IptablesFirewall:
+    """Security groups (iptables), with the bridge-level anti-spoofing (`bridge`, ebtables)
+    applied first and the conntrack entries a shrinking rule set no longer allows deleted after
+    (`conntrack_tool`; None: not cut)."""
+
     name = "iptables"
 
-    def __init__(self, iptables: str = "iptables", ip6tables: str | None = "ip6tables") -> None:
+    def __init__(
+        self,
+        iptables: str = "iptables",
+        ip6tables: str | None = "ip6tables",
+        bridge: BridgeGuard | None = None,
+        conntrack_tool: str | None = "conntrack",
+    ) -> None:
         self.iptables = iptables
         self.ip6tables = ip6tables
-        self._lock = threading.Lock()  # read state + commit, one caller at a time
+        self.bridge = bridge if bridge is not None else BridgeGuard()
+        self.conntrack = conntrack_tool if conntrack_tool and shutil.which(conntrack_tool) else None
+        if conntrack_tool and self.conntrack is None:
+            log.warning(
+                "%s is not installed: a removed rule leaves established flows (scripts/install-network)",
+                conntrack_tool,
+            )
+        self._lock = _LOCK  # read state + commit, one caller at a time
+        self._applied: dict[str, PortFirewall] = {}  # chain id → as last applied by this process
 
-    def _state(self) -> tuple[set[str], bool]:
-        saved = run([f"{self.iptables}-save", "-t", "filter"])
-        ids = {m.group(1) for line in saved.splitlines() if (m := _PORT_CHAIN.match(line))}
-        jump = "-A FORWARD " + " ".join(FORWARD_JUMP)
-        return ids, any(line.strip() == jump for line in saved.splitlines())
+    def _state(self) -> tuple[set[str], set[str], bool]:
+        return parse_state(run([f"{self.iptables}-save", "-t", "filter"]))
 
-    def _commit(self, keep: set[str], apply: Sequence[PortFirewall], drop: set[str], jumped: bool) -> None:
-        run([f"{self.iptables}-restore", "-w", "--noflush"], stdin=restore_text(keep, apply, drop))
+    def _commit(
+        self, keep: set[str], apply: Sequence[PortFirewall], drop: set[str], jumped: bool, opened: set[str]
+    ) -> None:
+        run([f"{self.iptables}-restore", "-w", "--noflush"], stdin=restore_text(keep, apply, drop, opened))
         secured = {p.chain_id for p in apply if p.port_security_enabled}
         unsecured = drop | ({p.chain_id for p in apply} - secured)
         active = (keep - unsecured) | secured
@@ -190,23 +256,37 @@ class IptablesFirewall:
             if run([self.ip6tables, "-w", "-S", "FORWARD"]).find(" ".join(FORWARD_JUMP)) < 0:
                 run([self.ip6tables, "-w", "-I", "FORWARD", "1", *FORWARD_JUMP])
 
+    def _cut(self, changes: Iterable[tuple[PortFirewall | None, PortFirewall | None]]) -> None:
+        """After a commit: delete the conntrack entries the change no longer allows."""
+        wanted = [argv for old, new in changes for argv in conntrack.filters(old, new)]
+        if self.conntrack is not None and wanted:
+            conntrack.flush(wanted, self.conntrack)
+
     def apply(self, ports: Sequence[PortFirewall]) -> None:
         with self._lock:
-            keep, jumped = self._state()
-            self._commit(keep, ports, set(), jumped)
+            self.bridge.apply(ports)
+            keep, opened, jumped = self._state()
+            self._commit(keep, ports, set(), jumped, opened)
+            self._cut([(self._applied.get(p.chain_id), p) for p in ports])
+            self._applied.update((p.chain_id, p) for p in ports)
 
     def remove(self, taps: Sequence[str]) -> None:
         with self._lock:
-            keep, jumped = self._state()
-            drop = {tap[3:] for tap in taps if tap.startswith("tap")} & keep
+            self.bridge.remove(taps)
+            keep, opened, jumped = self._state()
+            drop = {tap[3:] for tap in taps if tap.startswith("tap")} & (keep | opened)
             if drop:
-                self._commit(keep, (), drop, jumped)
+                self._commit(keep, (), drop, jumped, opened)
+            self._cut([(self._applied.pop(chain_id, None), None) for chain_id in sorted(drop)])
 
     def taps(self) -> set[str]:
-        return {"tap" + chain_id for chain_id in self._state()[0]}
+        """The taps with rules: secured ones and the open ones (known, unfiltered)."""
+        ids, opened, _ = self._state()
+        return {"tap" + chain_id for chain_id in ids | opened}
 
     def teardown(self) -> None:
         with self._lock:
+            self.bridge.teardown()
             for tool in (self.iptables, self.ip6tables):
                 if tool is None:
                     continue

@@ -1,7 +1,8 @@
 """Which firewall driver this host can run, probed once at agent start.
 
 iptables(-nft) with physdev needs bridged IPv4 to reach iptables (br_netfilter, with
-net.bridge.bridge-nf-call-iptables=1). An nftables bridge-family driver would need conntrack in
+net.bridge.bridge-nf-call-iptables=1); its layer-2 half ebtables-nft (the iptables package), whose
+nat table needs no bridge conntrack. An nftables bridge-family driver would need conntrack in
 the bridge family (nf_conntrack_bridge), which this project's test kernels lack; it is not built.
 """
 
@@ -21,6 +22,8 @@ def unusable_reason(bridge_nf: Path = BRIDGE_NF) -> str | None:
     """Why security groups cannot be enforced here, or None."""
     if shutil.which("iptables-restore") is None:
         return "iptables-restore is not installed (scripts/install-network)"
+    if shutil.which("ebtables-nft-restore") is None:
+        return "ebtables-nft-restore is not installed (iptables package; scripts/install-network)"
     try:
         if bridge_nf.read_text().strip() != "1":
             return f"{bridge_nf} is not 1: bridged traffic would bypass iptables"

@@ -3,6 +3,8 @@ from __future__ import annotations
 import pytest
 
 from kumo.agent.network.firewall.iptables import (
+    open_after,
+    parse_state,
     port_lines,
     restore6_text,
     restore_text,
@@ -123,18 +125,63 @@ def test_one_transaction_rebuilds_the_top_chain_and_touches_only_named_ports() -
     )
 
 
-def test_port_security_disabled_removes_the_ports_chains() -> None:
+KNOWN_TAIL = [
+    "-A kumo-fw -o brq+ -m physdev --physdev-in tap+ --physdev-is-bridged -j kumo-fw-in",
+    "-A kumo-fw -o brq+ -m physdev --physdev-out tap+ --physdev-is-bridged -j kumo-fw-out",
+    "-A kumo-fw -o brq+ -j ACCEPT",
+]
+
+
+def test_port_security_disabled_removes_the_ports_chains_and_opens_its_tap() -> None:
     open_port = PortFirewall("65c0ee9f-d6aa", "fa:16:3e:c9:cb:f0", ("10.0.0.5",), port_security_enabled=False)
     lines = restore_text(keep={"65c0ee9f-d6"}, apply=[open_port], drop=set()).splitlines()
     assert "-X kumo-i-65c0ee9f-d6" in lines
-    assert not any("tap65c0ee9f-d6" in line for line in lines)
-    # Never seen before: nothing to delete, nothing to add.
+    assert not any(" -j kumo-i-65c0ee9f-d6" in line or " -j kumo-o-65c0ee9f-d6" in line for line in lines)
+    # Never seen before: no chains, only its tap known (open), every other tap closed.
     assert restore_text(keep=set(), apply=[open_port], drop=set()).splitlines() == [
         "*filter",
         ":kumo-fw - [0:0]",
-        "-A kumo-fw -o brq+ -j ACCEPT",
+        ":kumo-fw-in - [0:0]",
+        ":kumo-fw-out - [0:0]",
+        *KNOWN_TAIL,
+        "-A kumo-fw-in -m physdev --physdev-in tap65c0ee9f-d6 --physdev-is-bridged -j RETURN",
+        "-A kumo-fw-out -m physdev --physdev-out tap65c0ee9f-d6 --physdev-is-bridged -j RETURN",
+        "-A kumo-fw-in -j DROP",
+        "-A kumo-fw-out -j DROP",
         "COMMIT",
     ]
+
+
+def test_unknown_taps_are_closed_known_ones_stay_known_until_dropped() -> None:
+    # Open ports stay open across a commit that names others; a dropped or now secured one
+    # leaves the open set; a secured port is known through its chains.
+    assert open_after({"a", "b", "c"}, [PORT], {"b"}) == {"a", "c"}
+    secured_a = PortFirewall("x", "fa:16:3e:00:00:01", (), tap="tapa")
+    assert open_after({"a"}, [secured_a], set()) == set()
+    lines = restore_text(keep={"s"}, apply=(), drop={"o2"}, opened={"o1", "o2"}).splitlines()
+    known = [line for line in lines if line.startswith("-A kumo-fw-in")]
+    assert known == [
+        "-A kumo-fw-in -m physdev --physdev-in tapo1 --physdev-is-bridged -j RETURN",
+        "-A kumo-fw-in -m physdev --physdev-in taps --physdev-is-bridged -j RETURN",
+        "-A kumo-fw-in -j DROP",
+    ]
+    # The secured ports' jumps come before the known-tap checks (an open port's packet to a
+    # secured one still passes that one's ingress chain).
+    assert lines.index(
+        "-A kumo-fw -m physdev --physdev-out taps --physdev-is-bridged -j kumo-i-s"
+    ) < lines.index(KNOWN_TAIL[0])
+
+
+def test_state_reads_secured_open_and_the_jump() -> None:
+    saved = (
+        "*filter\n:kumo-fw - [0:0]\n:kumo-i-sss - [0:0]\n"
+        "-A FORWARD -m physdev --physdev-is-bridged -j kumo-fw\n"
+        "-A kumo-fw-in -m physdev --physdev-in tapsss --physdev-is-bridged -j RETURN\n"
+        "-A kumo-fw-in -m physdev --physdev-in tapooo --physdev-is-bridged -j RETURN\n"
+        "-A kumo-fw-in -j DROP\nCOMMIT\n"
+    )
+    assert parse_state(saved) == ({"sss"}, {"ooo"}, True)
+    assert parse_state("*filter\nCOMMIT\n") == (set(), set(), False)
 
 
 def test_ipv6_of_secured_ports_is_dropped() -> None:
