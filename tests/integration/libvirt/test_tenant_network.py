@@ -27,7 +27,7 @@ from kumo.agent.network.spec import namespace_name
 from kumo.agent.protocol import AGENT_TOKEN_HEADER
 from kumo.metadata.service import MetadataService
 from kumo.network.models import Network
-from tests.conftest import Cloud
+from tests.conftest import Cloud, wait_for
 from tests.functional.network.test_api import V2, created
 from tests.integration.libvirt.conftest import (
     COMPUTE,
@@ -149,4 +149,45 @@ def test_a_server_on_a_tenant_network_gets_its_address_and_key_and_answers_ssh(
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "vm-net"
 
+    assert admin.delete(f"{COMPUTE}/servers/{server_id}").status_code == 204
+
+
+def _dnsmasq_pids(network_id: str) -> set[int]:
+    """The pids of the dnsmasq serving this network (its pid file's path names the network)."""
+    found = subprocess.run(["pgrep", "-f", f"dnsmasq.*/{network_id}/pid"], capture_output=True, text=True)
+    return {int(pid) for pid in found.stdout.split()}
+
+
+def test_a_killed_dhcp_server_is_respawned_and_a_guest_booted_after_gets_its_address(
+    network_host: Hypervisor,
+) -> None:
+    hv = network_host
+    admin = hv.admin
+    net = created(admin.post(f"{V2}/networks", json={"network": {"name": "respawn-net"}}), "network")["id"]
+    subnet = {"subnet": {"network_id": net, "cidr": "10.78.0.0/24", "ip_version": 4}}
+    created(admin.post(f"{V2}/subnets", json=subnet), "subnet")
+    (first,) = wait_for(lambda: _dnsmasq_pids(net), timeout=60)
+    subprocess.run(["kill", "-9", str(first)], check=True)
+    (second,) = wait_for(lambda: _dnsmasq_pids(net) - {first}, timeout=60)  # the agent's supervision
+    assert second != first
+
+    resp = admin.post(
+        f"{COMPUTE}/servers",
+        json={
+            "server": {
+                "name": "vm-after-respawn",
+                "imageRef": hv.image_id,
+                "flavorRef": hv.flavor_id,
+                "networks": [{"uuid": net}],
+            }
+        },
+    )
+    assert resp.status_code == 202, resp.text
+    server_id = resp.json()["server"]["id"]
+    server = hv.wait_status(server_id, "ACTIVE", timeout=120)
+    (address,) = server["addresses"]["respawn-net"]
+    out = hv.wait_console(server_id, " ssh=", timeout=120)
+    marker = next(line for line in out.splitlines() if line.startswith(MARKER))
+    assert f" ip={address['addr']} " in marker, out[-3000:]  # served by the respawned dnsmasq
+    assert _dnsmasq_pids(net) == {second}  # and nothing restarted it again
     assert admin.delete(f"{COMPUTE}/servers/{server_id}").status_code == 204
