@@ -73,6 +73,12 @@ class Runtime:
     agent_token: str = ""
     fleet: FleetIndex = field(default_factory=FleetIndex)  # the scheduler's prefilter (per worker)
 
+    def __post_init__(self) -> None:
+        # What a committed transaction owes waiters (kumo.db.wake_after_commit: firewall syncs,
+        # DHCP generations applied) is published through this runtime's waker, whichever
+        # publish it has then (the PostgreSQL notifier replaces it once started).
+        self.db.publish = lambda key: self.waker.publish(key)
+
 
 def build_runtime(settings: Settings, db: Database | None = None) -> Runtime:
     database = db or Database(settings.resolved_database_url)

@@ -163,14 +163,36 @@ def guarded(driver: ComputeDriver, firewall: FirewallSync, kind: TaskKind) -> Ro
     handler = HANDLERS[kind]
 
     def run(p: Any) -> TaskResult:
-        if kind in GUARDED_STARTS:
+        if kind not in GUARDED_STARTS:
+            result = handler(driver, p)
+            if kind in GUEST_GONE and result.ok:
+                firewall.after_gone(p.instance)
+            return result
+        try:
             firewall.before_start(p.instance)
-        result = handler(driver, p)
-        if kind in GUEST_GONE and result.ok:
-            firewall.after_gone(p.instance)
+            result = handler(driver, p)
+        except BaseException:
+            _unpin_failed_start(driver, firewall, kind, p)
+            raise
+        if not result.ok:
+            _unpin_failed_start(driver, firewall, kind, p)
         return result
 
     return run
+
+
+def _unpin_failed_start(driver: ComputeDriver, firewall: FirewallSync, kind: TaskKind, p: Any) -> None:
+    """A guarded start failed (or raised): the ports it pinned must not stay pinned forever. An
+    attach unpins only its port (the guest runs on); any other start unpins the guest's ports
+    unless the guest exists on this host after all (its rules stay while it does)."""
+    uuid = str(p.instance.get("uuid") or "")
+    try:
+        if kind == TaskKind.ATTACH_INTERFACE:
+            firewall.unpin(uuid, str(p.port.get("id") or ""))
+        elif uuid not in driver.power_states():
+            firewall.unpin(uuid)
+    except Exception:  # noqa: BLE001 — best effort: the task's own failure is what is reported
+        log.exception("unpinning the ports of instance %s after a failed %s failed", uuid, kind)
 
 
 def run_task(
@@ -248,11 +270,12 @@ class Agent(ApiLink):
         self.poll_wait = poll_wait
         super().__init__(api_url, token, poll_wait, REPORT_BATCH)
         self._queues: list[queue.Queue[TaskOut]] = [queue.Queue() for _ in range(workers)]
-        # The roles' tasks (network_sync) run on workers of their own: a guest's start waiting
-        # for its network's DHCP (`await_dhcp`) must never sit in front of the sync it awaits.
-        self._role_queues: list[queue.Queue[TaskOut]] = [
-            queue.Queue() for _ in range(workers if network else 0)
-        ]
+        # The roles' tasks (network_sync, firewall_sync) run on workers of their own: a guest's
+        # start waiting for its network's DHCP (`await_dhcp`) must never sit in front of the sync
+        # it awaits, and a firewall change never waits behind a slow spawn, detach or migration.
+        # A host's converges are serialised anyway: one role worker is enough without networks.
+        role_workers = workers if network is not None else 1 if firewall is not None else 0
+        self._role_queues: list[queue.Queue[TaskOut]] = [queue.Queue() for _ in range(role_workers)]
         self._threads: list[threading.Thread] = []
 
     def register(self) -> None:
@@ -407,10 +430,14 @@ class Agent(ApiLink):
                     if task.id in self._in_flight or task.id in self._recent:
                         continue
                     self._in_flight.add(task.id)
-                # one instance's tasks in order, and one network's
-                key = task.instance_uuid or str(task.payload.get("network_id") or task.id)
-                queues = self._role_queues if self._is_role_task(task) else self._queues
-                queues[zlib.crc32(key.encode()) % len(queues)].put(task)
+                self._dispatch(task)
+
+    def _dispatch(self, task: TaskOut) -> None:
+        """Queue a received task on its worker: one instance's tasks in order, and one network's;
+        a role's own work on the role workers."""
+        key = task.instance_uuid or str(task.payload.get("network_id") or task.id)
+        queues = self._role_queues if self._is_role_task(task) else self._queues
+        queues[zlib.crc32(key.encode()) % len(queues)].put(task)
 
     def _is_role_task(self, task: TaskOut) -> bool:
         """A role's own work (network_sync, firewall_sync), not a driver task a role guards (a

@@ -6,7 +6,8 @@ Invariants:
 - A guest never runs unfiltered: before the agent builds, rebuilds or prepares to receive a
   guest (`before_start`) its ports are pinned and the host converges, the pinned ports read by
   id (a migration's destination holds them before they are bound there). A failure fails the
-  task: the guest is not started.
+  task: the guest is not started. A start that failed or raised unpins them (`unpin`; an
+  attach only its port; none when the guest exists on this host after all).
 - A port's rules stay while its tap exists on this host, even once the API no longer lists the
   port (a guest moving away keeps its rules until it is gone); `after_gone` (after a delete,
   a clean-up, a move away or an aborted move) unpins the guest's ports and converges again.
@@ -119,6 +120,24 @@ class FirewallSync:
         with self._lock:
             self._pinned[uuid] = port_ids
         self.converge()
+
+    def unpin(self, uuid: str, port_id: str | None = None) -> None:
+        """A guarded start failed: the guest's ports (or only `port_id`, an attach's) are no
+        longer pinned, and the host converges without them. Best effort: logged, never raised
+        (the next sync converges otherwise)."""
+        with self._lock:
+            pinned = self._pinned.pop(uuid, ())
+            if port_id is not None:
+                kept = tuple(pid for pid in pinned if pid != port_id)
+                if kept:
+                    self._pinned[uuid] = kept
+            changed = pinned != self._pinned.get(uuid, ())
+        if not changed:
+            return
+        try:
+            self.converge()
+        except Exception:  # noqa: BLE001 — the start failed either way; log and go on
+            log.exception("firewall converge after a failed start of instance %s failed", uuid)
 
     def after_gone(self, instance: Mapping[str, Any]) -> None:
         """The guest left this host (or never arrived): its ports are no longer pinned, and

@@ -42,12 +42,14 @@ from kumo.work.queue import host_key
 
 router = APIRouter(prefix="/internal/v1")
 MAX_WAIT_SECONDS = 30.0
+# A host's task long poll is woken when work for it commits; it re-reads this often besides.
+TASK_POLL_STEP_SECONDS = 2.0
 # A fleet poll has no single wake-up key to wait on (the scheduler wakes one key per host): it
 # re-reads the database this often instead. Costs that much latency before a spawn starts.
 FLEET_POLL_STEP_SECONDS = 0.25
-# A DHCP long poll re-reads the applied generation this often (the agent's report that moves it
-# may be settled by another API worker: no wake-up reaches this one).
-DHCP_POLL_STEP_SECONDS = 0.1
+# A DHCP long poll is woken when an applied generation of its network commits (on PostgreSQL
+# from any API worker, through LISTEN/NOTIFY); it re-reads this often besides (a lost wake-up).
+DHCP_POLL_STEP_SECONDS = 1.0
 log = logging.getLogger("kumo.api")
 # Agents read any image a server on their host boots from.
 AGENT_CONTEXT = RequestContext(user_id="kumo-agent", project_id=None, roles=("admin",))
@@ -121,12 +123,14 @@ async def network_dhcp_served(
     starting a guest whose port came with that generation)."""
     wanted, seconds = dhcp.parse_served_query(generation, wait)
     deadline = anyio.current_time() + seconds
+    key = network_sync.dhcp_key(network_id)
     while True:
+        seen = rt.waker.seq(key)
         found = await anyio.to_thread.run_sync(_dhcp_served, rt, network_id, wanted)
         left = deadline - anyio.current_time()
         if found["served"] or left <= 0 or rt.waker.stopping.is_set():
             return found
-        await anyio.sleep(min(left, DHCP_POLL_STEP_SECONDS))
+        await _async_waits(rt.waker).wait(key, seen, min(left, DHCP_POLL_STEP_SECONDS))
 
 
 def _dhcp_served(rt: Runtime, network_id: str, generation: int) -> dict[str, Any]:
@@ -163,7 +167,7 @@ async def work(host: str, poll: Poll, rt: Runtime = Depends(agent)) -> TaskList:
         found = await anyio.to_thread.run_sync(_pending, rt, host, poll.busy)
         if found.tasks or wait <= 0 or rt.waker.stopping.is_set():
             return found
-        step = min(wait, 2.0)  # re-read the database now and then: wake-ups are a hint
+        step = min(wait, TASK_POLL_STEP_SECONDS)  # re-read now and then: wake-ups are a hint
         wait -= step
         await _async_waits(rt.waker).wait(key, seen, step)
 

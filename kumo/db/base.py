@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import select
 import threading
@@ -138,6 +139,40 @@ def choose_stores_with(chooser: StoreChooser) -> None:
     _store_chooser[:] = [chooser]
 
 
+WAKE_AFTER_COMMIT = "kumo.db.wake_after_commit"  # session.info key: wake-up keys owed on commit
+log = logging.getLogger("kumo.db")
+
+
+def wake_after_commit(session: Session, key: str) -> None:
+    """Once this session's transaction commits, the process publishes `key` (its runtime's
+    `Waker.publish`, set at start-up as `Database.publish`): a waiter for what the transaction
+    wrote hears of it then, never before it is visible. A rollback publishes nothing; a lost
+    wake-up costs the waiter's periodic re-read, never the work."""
+    session.info.setdefault(WAKE_AFTER_COMMIT, set()).add(key)
+
+
+def _publish_committed(session: Session) -> None:
+    keys: set[str] | None = session.info.pop(WAKE_AFTER_COMMIT, None)
+    database = session.info.get("database")
+    publish = getattr(database, "publish", None)
+    if not keys or publish is None:
+        return
+    for key in sorted(keys):
+        try:
+            publish(key)
+        except Exception:  # noqa: BLE001 — committed either way; the waiter re-reads later
+            log.warning("publishing %s after a commit failed", key, exc_info=True)
+
+
+def _forget_wakes(session: Session, previous: Any) -> None:
+    if previous.parent is None:
+        session.info.pop(WAKE_AFTER_COMMIT, None)
+
+
+event.listen(Session, "after_commit", _publish_committed)
+event.listen(Session, "after_soft_rollback", _forget_wakes)
+
+
 class Database:
     """Owns the engine; `transaction()` is the only way domain code touches the database.
 
@@ -148,6 +183,9 @@ class Database:
     def __init__(self, url: str, pool_size: int = 10, store: object | None = None) -> None:
         self.url = url
         self._store = store
+        # What publishes the keys of `wake_after_commit` (the runtime's waker; kumo/runtime.py
+        # sets it): None publishes nothing (a bare Database, a migration).
+        self.publish: Callable[[str], None] | None = None
         # JSON columns (flavor, metadata, tags…) are decoded for every row a list returns, with
         # orjson (a large share of a list page's CPU otherwise). Writing keeps the standard
         # library's encoder.

@@ -49,7 +49,7 @@ from typing import Any
 from sqlalchemy import case, delete, event, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
-from kumo.db import utcnow
+from kumo.db import utcnow, wake_after_commit
 from kumo.network.models import FirewallHost, IPAllocation, Port, PortSecurityGroup, SecurityGroupRule
 from kumo.store.protocol import store_of
 from kumo.work import queue
@@ -162,9 +162,10 @@ def request(session: Session, hosts: Iterable[str], request_id: str | None = Non
 
 
 def hosts_to_wake(session: Session) -> set[str]:
-    """The hosts given a `firewall_sync` in this session (known once it committed): whoever
-    commits it wakes their agents (a lost wake-up costs the agent's next periodic re-read, never
-    the sync)."""
+    """The hosts given a `firewall_sync` in this session (known once it committed). Their agents
+    are woken once it commits, whichever path committed it (`kumo.db.wake_after_commit`: the
+    network API, compute's security-group and interface actions, a server's delete, an agent's
+    settled result); a lost wake-up costs the agent's next periodic re-read, never the sync."""
     return set(session.info.get(WAKE_HOSTS, ()))
 
 
@@ -203,6 +204,7 @@ def _pay(session: Session) -> None:
         if due and pending_sync(session, host) is None:
             queue.enqueue(session, host, TaskKind.FIREWALL_SYNC, None, EmptyPayload(), request_id)
             woken.add(host)
+            wake_after_commit(session, queue.host_key(host))  # whatever path committed it
 
 
 def _record_applied(session: Session, host: str, generation: int) -> int | None:

@@ -16,11 +16,10 @@ from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
 from kumo.api.openapi import json_body
 from kumo.errors import Forbidden
-from kumo.network import firewall, networks, ports, query, quotas, schemas, security_groups, subnets, views
+from kumo.network import networks, ports, query, quotas, schemas, security_groups, subnets, views
 from kumo.network.errors import ExtensionNotFound
 from kumo.network.models import Network, Port, SecurityGroup, SecurityGroupRule, Subnet
 from kumo.runtime import Runtime
-from kumo.work.queue import host_key
 
 router = APIRouter(prefix="/networking")
 V2 = "/v2.0"
@@ -53,11 +52,10 @@ EMPTY_COLLECTIONS = ("routers", "floatingips", "availability_zones", "subnetpool
 @contextmanager
 def _filtering(rt: Runtime) -> Iterator[Session]:
     """A transaction that may change hosts' firewalls: once it commits, the agents of the hosts
-    it gave a `firewall_sync` are woken (kumo/network/firewall.py)."""
+    it gave a `firewall_sync` are woken (kumo/network/firewall.py, through
+    `kumo.db.wake_after_commit`, as on every path)."""
     with rt.db.transaction() as session:
         yield session
-    for host in sorted(firewall.hosts_to_wake(session)):
-        rt.waker.publish(host_key(host))
 
 
 def _listing(request: Request, filterable: frozenset[str]) -> query.ListQuery:

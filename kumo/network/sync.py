@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from kumo.db import utcnow
+from kumo.db import utcnow, wake_after_commit
 from kumo.network.models import Network, NetworkAgent, NetworkHost
 from kumo.work import queue
 from kumo.work.kinds import NetworkSyncPayload, TaskKind
@@ -97,8 +97,15 @@ def request(session: Session, network_id: str, request_id: str | None = None) ->
     return queue.enqueue(session, host, TaskKind.NETWORK_SYNC, None, payload, request_id).id
 
 
+def dhcp_key(network_id: str) -> str:
+    """The wake-up key of a network's applied DHCP generation (its hypervisors' long polls)."""
+    return f"dhcp:{network_id}"
+
+
 def record_applied(session: Session, network_id: str, host: str, generation: int) -> None:
-    """Generations only move forward: a late report of an older one changes nothing."""
+    """Generations only move forward: a late report of an older one changes nothing. Once the
+    transaction commits, the network's DHCP long polls are woken (`dhcp_key`)."""
+    wake_after_commit(session, dhcp_key(network_id))
     session.execute(
         update(NetworkHost)
         .where(

@@ -1,7 +1,8 @@
 """A guest starts once its network serves its reservation, over the real API and agent protocol:
 the long poll `GET /internal/v1/networks/{id}/dhcp-generation` (answers, refusals, how soon it
-sees an applied generation), and a server booted through openstacksdk whose agent is also the
-network host, its data plane held back: the spawn waits for the sync, bounded."""
+sees an applied generation: woken by its commit; how few reads a wait costs), and a server
+booted through openstacksdk whose agent is also the network host, its data plane held back: the
+spawn waits for the sync, bounded."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from kumo.agent import routes as agent_routes
 from kumo.agent.agent import Agent
 from kumo.agent.drivers.fake import FakeDriver
 from kumo.agent.netsync import NetworkSync, PlaneApplied
@@ -20,6 +22,7 @@ from kumo.agent.protocol import AGENT_TOKEN_HEADER
 from kumo.metadata.service import MetadataService
 from kumo.network import dhcp
 from kumo.network.models import Network
+from kumo.runtime import Runtime
 from tests.conftest import Cloud
 from tests.functional.network.test_api import V2, created
 from tests.functional.sdk.test_sdk import IMAGE_DATA, connect, wait_status
@@ -48,9 +51,19 @@ def any_cloud(request: pytest.FixtureRequest) -> Cloud:
     return cloud
 
 
-def test_the_long_poll_answers_once_the_host_applied_the_generation(any_cloud: Cloud) -> None:
+def test_the_long_poll_answers_once_the_host_applied_the_generation(
+    any_cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cloud = any_cloud
     api = internal(cloud)
+    reads: list[str] = []
+    read = agent_routes._dhcp_served
+
+    def counted(rt: Runtime, network_id: str, generation: int) -> dict[str, Any]:
+        reads.append(network_id)
+        return read(rt, network_id, generation)
+
+    monkeypatch.setattr(agent_routes, "_dhcp_served", counted)
     # No network agent at all: nothing will ever serve it, nothing to wait for.
     lone, generation = network_with_port(cloud, "10.42.0.0/24")
     found = api.get(f"/networks/{lone}/dhcp-generation", params={"min": generation, "wait": 5}).json()
@@ -70,7 +83,15 @@ def test_the_long_poll_answers_once_the_host_applied_the_generation(any_cloud: C
         "served": False,
     }
 
-    # The host applies it while a poll waits: the poll answers within about its 0.1 s step.
+    # A waiting poll reads the database about once a second, not every 100 ms.
+    reads.clear()
+    found = api.get(f"/networks/{net}/dhcp-generation", params={"min": generation, "wait": 5}).json()
+    assert found["served"] is False and 2 <= len(reads) <= 8, reads
+    print(f"\n{len(reads)} reads of the applied generation during a 5 s wait")
+
+    # The host applies it while a poll waits: the commit wakes the poll (its fallback re-read set
+    # 10 s apart here, so only the wake-up can answer it this soon).
+    monkeypatch.setattr(agent_routes, "DHCP_POLL_STEP_SECONDS", 10.0)
     applied_at: list[float] = []
 
     def apply_soon() -> None:

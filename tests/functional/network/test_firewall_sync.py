@@ -14,6 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from kumo.agent import routes as agent_routes
 from kumo.agent import service
 from kumo.agent.agent import Agent
 from kumo.agent.drivers.fake import FakeDriver
@@ -513,3 +514,57 @@ def _failed_syncs(cloud: Cloud, host: str) -> int:
             select(Task.id).where(Task.host == host, Task.kind == "firewall_sync", Task.state == "failed")
         )
         return len(list(rows))
+
+
+def test_a_group_removed_through_compute_reaches_the_agent_at_once(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """removeSecurityGroup through the compute API commits a firewall_sync whose host's agent is
+    woken by the commit (kumo.db.wake_after_commit), not found by its long poll's re-read: both
+    the agent's poll and the API's re-read are set to 20 s here."""
+    monkeypatch.setattr(agent_routes, "TASK_POLL_STEP_SECONDS", 20.0)
+    recording = RecordingFirewall()
+    token = cloud.settings.secret("agent_token")
+    sync = FirewallSync(recording, exists=lambda tap: False)
+    agent = Agent(cloud.url, "hv-wake", FakeDriver("hv-wake"), token, poll_wait=20.0, firewall=sync).start()
+    sdk = connect(cloud)
+    try:
+        flavor = sdk.compute.create_flavor(name="fw.wake", vcpus=1, ram=128, disk=1)
+        image = sdk.image.create_image(
+            "fw-wake-image", data=IMAGE_DATA, disk_format="raw", container_format="bare", visibility="public"
+        )
+        net = sdk.network.create_network(name="fw-wake")
+        sdk.network.create_subnet(network_id=net.id, ip_version=4, cidr="10.65.0.0/24")
+        server = sdk.compute.create_server(
+            name="fw-wake-vm", flavor_id=flavor.id, image_id=image.id, networks=[{"uuid": net.id}]
+        )
+        server = wait_status(sdk, server, "ACTIVE")
+        [p] = list(sdk.network.ports(device_id=server.id))
+        tap = "tap" + p.id[:11]
+        web = sdk.network.create_security_group(name="fw-wake-web")
+        sdk.network.create_security_group_rule(
+            security_group_id=web.id,
+            direction="ingress",
+            protocol="tcp",
+            port_range_min=80,
+            port_range_max=80,
+        )
+
+        def opened() -> bool:
+            return tap in recording.ports and any(r.port_range_min == 80 for r in recording.ports[tap].rules)
+
+        started = time.monotonic()
+        sdk.compute.add_security_group_to_server(server, web)
+        wait_for(opened, timeout=10)
+        added = time.monotonic() - started
+        started = time.monotonic()
+        sdk.compute.remove_security_group_from_server(server, web)
+        wait_for(lambda: not opened(), timeout=10)
+        removed = time.monotonic() - started
+        print(f"\nadded group applied in {1000 * added:.0f} ms, removed in {1000 * removed:.0f} ms")
+        assert added < 5.0 and removed < 5.0  # the polls alone would take 20 s
+        sdk.compute.delete_server(server.id)
+        wait_for(lambda: tap not in recording.ports, timeout=10)  # a delete wakes it too
+    finally:
+        sdk.close()
+        agent.stop()

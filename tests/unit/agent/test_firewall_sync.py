@@ -5,18 +5,20 @@ the agent's guarded handlers put the rules in place before the driver runs."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import pytest
 
 from kumo.agent.agent import GUARDED_STARTS, GUEST_GONE, Agent, guarded, run_task
+from kumo.agent.drivers.base import DriverError
 from kumo.agent.drivers.fake import FakeDriver
 from kumo.agent.firewall_sync import RETRY_FIRST, RETRY_MAX, FirewallSync
 from kumo.agent.network.run import NetworkError
 from kumo.agent.network.spec import PortFirewall, port_firewall_from_json
 from kumo.agent.protocol import TaskOut, TaskResult
-from kumo.work.kinds import MOVES, ActionPayload, SpawnPayload, TaskKind
+from kumo.work.kinds import MOVES, ActionPayload, InterfacePayload, SpawnPayload, TaskKind
 
 A, B, C = "aaaaaaaa-1111-4111-8111-111111111111", "bbbbbbbb-2222-4222-8222-222222222222", "cccccccc-3333"
 
@@ -248,3 +250,100 @@ def test_remove_all_tears_the_firewall_down() -> None:
     fw.apply([port_firewall_from_json(port(A, "10.0.0.5"))])
     FirewallSync(fw, exists=lambda tap: False).remove_all()
     assert fw.taps() == set()
+
+
+def test_a_firewall_sync_runs_while_a_spawn_is_blocked_on_a_compute_only_host(api: Api) -> None:
+    """A host that enforces security groups but serves no networks (most hypervisors): its
+    firewall_sync runs on a role worker, not behind a spawn stuck on the instance's worker."""
+    release = threading.Event()
+
+    class Blocked(FakeDriver):
+        def spawn(self, instance: dict[str, Any]) -> int:
+            release.wait(10)
+            return super().spawn(instance)
+
+    fw = RecordingFirewall()
+    sync = FirewallSync(fw, api.read, exists=lambda tap: False)
+    agent = Agent("http://127.0.0.1:9", "hv-fw", Blocked("hv-fw"), "token", workers=1, firewall=sync)
+    sync.read_state = api.read  # the API's side, in memory
+    api.bound = [port(A, "10.0.0.5")]
+    threads = [
+        threading.Thread(target=agent._worker, args=(q,), daemon=True)
+        for q in [*agent._queues, *agent._role_queues]
+    ]
+    for t in threads:
+        t.start()
+    try:
+        instance = {"uuid": C, "ports": [], "flavor": {}, "image_ref": "img"}
+        spawn = SpawnPayload(None, instance).to_json()
+        agent._dispatch(TaskOut(id="s", kind="spawn", instance_uuid=C, request_id=None, payload=spawn))
+        agent._dispatch(
+            TaskOut(id="f", kind="firewall_sync", instance_uuid=None, request_id=None, payload={})
+        )
+        task, result = agent._results.get(timeout=5)
+        assert task.id == "f" and result.ok and result.details == {"applied_generation": 1}
+        assert fw.taps() == {"tap" + A[:11]}
+    finally:
+        release.set()
+        agent.stop_event.set()
+        for t in threads:
+            t.join(5)
+
+
+class FailingDriver(FakeDriver):
+    def __init__(self, host: str, exists: bool = False, raises: bool = False) -> None:
+        super().__init__(host)
+        self.exists, self.raises = exists, raises
+
+    def spawn(self, instance: dict[str, Any]) -> int:
+        if self.raises:
+            raise RuntimeError("libvirt went away")
+        raise DriverError("no room for the disk")
+
+    def attach_interface(self, instance: dict[str, Any], port: dict[str, Any]) -> None:
+        raise DriverError("hot-plug refused")
+
+    def power_states(self) -> dict[str, int]:
+        return {C: 1} if self.exists else {}
+
+
+@pytest.mark.parametrize("raises", [False, True])
+def test_a_failed_guarded_start_unpins_its_ports_unless_the_guest_exists(api: Api, raises: bool) -> None:
+    api.others[A] = port(A, "10.0.0.5")
+    instance = {"uuid": C, "ports": [{"id": A}], "flavor": {}, "image_ref": "img"}
+    task = TaskOut(
+        id="t1",
+        kind="spawn",
+        instance_uuid=C,
+        request_id=None,
+        payload=SpawnPayload(None, instance).to_json(),
+    )
+    fw = RecordingFirewall()
+    sync = FirewallSync(fw, api.read, exists=lambda tap: False)
+    driver = FailingDriver("hv", raises=raises)
+    result = run_task(driver, task, {TaskKind.SPAWN: guarded(driver, sync, TaskKind.SPAWN)})
+    assert not result.ok
+    assert api.asked[-1] == [] and fw.taps() == set()  # unpinned, its chain gone
+    sync.converge()
+    assert api.asked[-1] == []  # later converges no longer ask for the port
+    # the guest exists here after all (a start that failed late): its rules stay
+    sync2 = FirewallSync(fw, api.read, exists=lambda tap: False)
+    driver2 = FailingDriver("hv", exists=True, raises=raises)
+    assert not run_task(driver2, task, {TaskKind.SPAWN: guarded(driver2, sync2, TaskKind.SPAWN)}).ok
+    sync2.converge()
+    assert api.asked[-1] == [A] and fw.taps() == {"tap" + A[:11]}
+
+
+def test_a_failed_attach_unpins_only_its_port(api: Api) -> None:
+    api.others[A] = port(A, "10.0.0.5")
+    api.others[B] = port(B, "10.0.0.6")
+    fw = RecordingFirewall()
+    sync = FirewallSync(fw, api.read, exists=lambda tap: False)
+    sync.before_start({"uuid": C, "ports": [{"id": A}]})  # the guest was built with A
+    instance = {"uuid": C, "ports": [{"id": A}, {"id": B}], "flavor": {}, "image_ref": "img"}
+    payload = InterfacePayload(None, None, instance, {"id": B}).to_json()  # type: ignore[arg-type]
+    task = TaskOut(id="t2", kind="attach_interface", instance_uuid=C, request_id=None, payload=payload)
+    driver = FailingDriver("hv", exists=True)
+    kind = TaskKind.ATTACH_INTERFACE
+    assert not run_task(driver, task, {kind: guarded(driver, sync, kind)}).ok
+    assert api.asked[-1] == [A] and fw.taps() == {"tap" + A[:11]}
