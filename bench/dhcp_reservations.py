@@ -74,11 +74,14 @@ def sh(*argv: str) -> None:
 
 
 class Client:
-    """A namespace with a veth on the network's bridge, from which the prober runs."""
+    """A namespace with a veth on the network's bridge, from which the prober runs. Its veth is
+    not named `tap…`: kumo's firewall drops a `tap…` port of a kumo bridge that no port declared
+    (the network host's firewall is installed as the DHCP namespace's veth is declared open), and
+    the prober is no port, only a DHCP client on the wire."""
 
     def __init__(self, spec: NetworkSpec) -> None:
         self.name = "kumo-b-" + uuid.uuid4().hex[:8]
-        self.tap = "tapb" + self.name[7:]
+        self.tap = "prb" + self.name[7:]
         sh("ip", "netns", "add", self.name)
         sh("ip", "link", "add", self.tap, "type", "veth", "peer", "name", "eth0", "netns", self.name)
         sh("ip", "link", "set", self.tap, "master", spec.bridge, "up")
