@@ -464,7 +464,8 @@ def run_all_in_one(
     journey = next_commands(clouds, flavor, image_name, real)
     # soft_wrap: a command stays one line, whatever the terminal's width (copied as it is)
     console.print("\nNext:\n" + "\n".join("  " + line for line in journey), soft_wrap=True, highlight=False)
-    console.print("Press Ctrl-C to stop (the public network's gateway, bridge and DHCP leave this machine).")
+    console.print("Stopping takes the public network's gateway, bridge and DHCP off this machine.")
+    console.print("Press Ctrl-C to stop.")
     stop = threading.Event()
     if not exit_after_demo:
         signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -35,7 +35,10 @@ class ApiBundleSource:
         if resp.status_code == 404:
             return None
         resp.raise_for_status()
-        return Bundle.model_validate_json(resp.content)
+        # The metadata service never serves the server's admin password: like Nova, only the
+        # config drive built at spawn carries it (any process in the guest can reach
+        # 169.254.169.254, at any time); nor does it sit in the service's cache.
+        return Bundle.model_validate_json(resp.content).model_copy(update={"admin_pass": None})
 
     async def aclose(self) -> None:
         await self.client.aclose()

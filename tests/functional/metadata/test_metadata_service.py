@@ -6,6 +6,7 @@ crawling it."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import socket
@@ -237,6 +238,18 @@ def test_the_admin_pass_reaches_its_own_instance_metadata_only(
             for i in ids
         ]
     assert metas[0]["admin_pass"] == secret and metas[1]["admin_pass"] == made_up != secret
+    # ... for the config drive only: the metadata service's source drops it before its cache.
+    source = ApiBundleSource(cloud.url, {AGENT_TOKEN_HEADER: cloud.settings.secret("agent_token")})
+
+    async def served() -> list[Bundle | None]:
+        try:
+            return [await source(i) for i in ids]
+        finally:
+            await source.aclose()
+
+    for bundle in asyncio.run(served()):
+        assert bundle is not None and bundle.admin_pass is None
+        assert "admin_pass" not in json.loads(render_path(bundle))
     assert any(r.name.startswith("kumo") for r in caplog.records)  # the API logs here, in-process
     assert secret not in caplog.text and made_up not in caplog.text
 
