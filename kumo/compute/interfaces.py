@@ -6,7 +6,9 @@ Invariants:
 - An attach makes (net_id) or claims (port_id) one port for the server, binds it to the
   server's host, starts the `attach_interface` action and enqueues the agent's hot-plug, all in
   the caller's transaction: a server, its port and the task for its agent are written together
-  or not at all. The port's network's DHCP generation moves with the binding
+  or not at all. A port it makes is the server's project's (its quota, its default security
+  group, "auto" among its networks), even when an admin of another project attaches, as Nova
+  creates it in the instance's project. The port's network's DHCP generation moves with the binding
   (kumo.network.servers), so the network host serves the new address.
 - A detach starts the `detach_interface` action and enqueues the unplug, carrying the port as it
   is; the port leaves the server (deleted if it was made for it, else unbound) only when the
@@ -110,6 +112,7 @@ def attach(session: Session, ctx: RequestContext, server_id: str, body: Any) -> 
             ctx,
             instance.uuid,
             "auto" if requested is None else [requested],
+            project_id=instance.project_id,
             availability_zone=instance.availability_zone or "nova",
             group_names=groups,
             first_index=net.next_nic_index(session, instance.uuid),
@@ -128,7 +131,7 @@ def attach(session: Session, ctx: RequestContext, server_id: str, body: Any) -> 
         raise Forbidden("Maximum number of ports exceeded") from None
     if not made:  # "auto" found no network
         raise BadRequest(
-            f"No specific network was requested and none are available for project '{ctx.project_id}'."
+            f"No specific network was requested and none are available for project '{instance.project_id}'."
         )
     port_id = made[0]
     port = net.bind_server_port(session, instance.uuid, port_id, host)

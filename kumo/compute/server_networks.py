@@ -115,15 +115,23 @@ def allocate(
     session: Session,
     ctx: RequestContext,
     server_id: str,
+    project_id: str,
     requested: Requested,
     availability_zone: str,
     group_names: Sequence[str] | None,
 ) -> list[str]:
-    """The server's ports, made or claimed in the caller's transaction, with Neutron's refusals
-    as Nova answers them (nova/api/openstack/compute/servers.py:create)."""
+    """The server's ports, made or claimed in the caller's transaction, in the server's project
+    `project_id`, with Neutron's refusals as Nova answers them
+    (nova/api/openstack/compute/servers.py:create)."""
     try:
         return net.allocate_for_server(
-            session, ctx, server_id, requested, availability_zone=availability_zone, group_names=group_names
+            session,
+            ctx,
+            server_id,
+            requested,
+            project_id=project_id,
+            availability_zone=availability_zone,
+            group_names=group_names,
         )
     except net_errors.NetworkNotFound as exc:
         raise BadRequest(str(exc)) from None

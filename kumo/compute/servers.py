@@ -220,7 +220,13 @@ def create(session: Session, ctx: RequestContext, req: CreateRequest) -> list[In
             session.add(ServerGroupMember(group_uuid=group.uuid, instance_uuid=instance.uuid))
         apply(session, instance, lc.created(), ctx)
         server_networks.allocate(
-            session, ctx, instance.uuid, req.networks, zone or "nova", req.security_groups
+            session,
+            ctx,
+            instance.uuid,
+            instance.project_id,
+            req.networks,
+            zone or "nova",
+            req.security_groups,
         )
         created.append(instance)
     return created

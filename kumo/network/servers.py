@@ -2,7 +2,11 @@
 function runs inside the caller's transaction, the server's own, so a server and its ports are
 written or undone together.
 
-    allocate_for_server(session, ctx, server_id, requested, availability_zone="nova") -> [port ids]
+    allocate_for_server(session, ctx, server_id, requested, project_id=…, availability_zone="nova")
+        -> [port ids]
+        `project_id` is the server's project (Nova's instance.project_id): the ports it makes
+        are that project's, counted in its quota, with its default security group, and "auto"
+        chooses among its networks, whoever asks (an admin attaching to a tenant's server).
         `requested`: "auto" | "none" | [RequestedNetwork(network_id=… | port_id=…, fixed_ip=…)]
         (Nova's `networks` of POST /servers). Creates a port per network (device_id = the server,
         device_owner compute:<az>; deleted with the server) and claims the ports named (kept,
@@ -114,13 +118,15 @@ def allocate_for_server(
     ctx: RequestContext,
     server_id: str,
     requested: Literal["auto", "none"] | Sequence[RequestedNetwork],
+    *,
+    project_id: str,
     availability_zone: str = "nova",
     group_names: Sequence[str] | None = None,
     first_index: int = 0,
 ) -> list[str]:
     """The server's port ids, in the order asked, their NIC indexes from `first_index` on.
-    Ports are made in ctx's project."""
-    project_id = ctx.project_id or ""
+    Ports are made in `project_id`, the server's project (not necessarily ctx's: an admin may
+    act on another project's server); ctx decides only what the caller may see and name."""
     if requested == "none":
         return []
     if requested == "auto":

@@ -182,6 +182,39 @@ def _security_groups(env: Env) -> None:
     assert no_ports.status_code == 400
 
 
+def _ports_used(env: Env, project_id: str) -> int:
+    shown = env.admin.network.get(f"/quotas/{project_id}/details").json()
+    used: int = shown["quota"]["port"]["used"]
+    return used
+
+
+def _admin_attaches(env: Env) -> None:
+    """An admin attaching to a member's server makes the member's port (Nova makes it in the
+    instance's project): the member's default group, the member's quota, seen by the member;
+    "auto" chooses among the member's networks, not the admin's."""
+    demo, admin = env.demo, env.admin
+    member_project = demo.current_project_id
+    admin_project = admin.current_project_id
+    admin_net = admin.network.create_network(name="admins-own")
+    admin.network.create_subnet(network_id=admin_net.id, ip_version=4, cidr="10.42.0.0/24")
+    server = _boot(env, "tenant-vm", networks="none")
+    member_used, admin_used = _ports_used(env, member_project), _ports_used(env, admin_project)
+
+    by_net = admin.compute.create_server_interface(server, net_id=env.net.id)
+    auto = admin.compute.post(f"/servers/{server.id}/os-interface", json={"interfaceAttachment": {}})
+    assert auto.status_code == 200, auto.text
+    auto_port = auto.json()["interfaceAttachment"]
+    assert auto_port["net_id"] == env.net.id  # the member's one network, not admins-own
+    member_default = [g.id for g in demo.network.security_groups(name="default")]
+    for port_id in (by_net.port_id, auto_port["port_id"]):
+        port = demo.network.get_port(port_id)  # the member sees it
+        assert port.project_id == member_project
+        assert port.security_group_ids == member_default
+    assert _ports_used(env, member_project) == member_used + 2
+    assert _ports_used(env, admin_project) == admin_used
+    wait_for(lambda: {by_net.port_id, auto_port["port_id"]} <= PLUGGED.get(server.id, set()))
+
+
 def test_interfaces_sqlite(env: Env) -> None:
     _interfaces(env)
 
@@ -221,3 +254,12 @@ def test_one_port_attached_to_two_servers_at_once_goes_to_one(pg_env: Env) -> No
         assert sorted(codes) == [200, 409], codes
         winner = first.id if codes[0] == 200 else second.id
         assert pg_env.admin.network.get_port(port.id).device_id == winner
+
+
+def test_admin_attach_makes_the_servers_projects_port_sqlite(env: Env) -> None:
+    _admin_attaches(env)
+
+
+@pytest.mark.postgres
+def test_admin_attach_makes_the_servers_projects_port_postgres(pg_env: Env) -> None:
+    _admin_attaches(pg_env)

@@ -56,6 +56,7 @@ def test_a_servers_ports_reach_network_data_with_their_subnets(db: Database) -> 
                 RequestedNetwork(network_id=dhcp_net.id, fixed_ip="10.0.0.7"),
                 RequestedNetwork(network_id=static_net.id, fixed_ip="192.168.5.9"),
             ],
+            project_id="p-alice",
         )
     with db.read() as session:
         assert ports_of(session, "srv-none") == []

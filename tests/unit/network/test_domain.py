@@ -26,7 +26,7 @@ from kumo.network.errors import (
     PortNotFound,
     SubnetInUse,
 )
-from kumo.network.models import Network, Port
+from kumo.network.models import Network, Port, PortSecurityGroup
 from kumo.network.servers import RequestedNetwork
 from kumo.schema import metadata
 
@@ -166,7 +166,9 @@ def test_members_cannot_slip_a_port_into_a_server_or_pose_as_dhcp(db: Database) 
     with db.transaction() as session, pytest.raises(Forbidden):
         ports.update_port(session, BOB, plain["id"], {"port": {"device_owner": "compute:nova"}})
     with db.transaction() as session:
-        (held,) = servers.allocate_for_server(session, BOB, "bobs-server", [RequestedNetwork(network_id=own)])
+        (held,) = servers.allocate_for_server(
+            session, BOB, "bobs-server", [RequestedNetwork(network_id=own)], project_id="p-bob"
+        )
     with db.transaction() as session, pytest.raises(PortInUse):
         ports.update_port(session, BOB, held, {"port": {"device_id": "another-server"}})
     with pytest.raises(Forbidden, match="port_security_enabled"):
@@ -243,6 +245,7 @@ def test_a_servers_ports_from_request_to_release(db: Database) -> None:
                 RequestedNetwork(network_id=net, fixed_ip="10.0.0.7"),
                 RequestedNetwork(port_id=user_port["id"]),
             ],
+            project_id="p-alice",
         )
         assert made[1] == user_port["id"]
     gen = generation(db, net)
@@ -273,17 +276,48 @@ def test_a_servers_ports_from_request_to_release(db: Database) -> None:
 
 def test_auto_picks_the_one_network_and_refuses_ambiguity(db: Database) -> None:
     with db.transaction() as session:
-        assert servers.allocate_for_server(session, ALICE, "srv-0", "auto") == []  # no network, no NIC
-        assert servers.allocate_for_server(session, ALICE, "srv-0", "none") == []
+        # No network, no NIC.
+        assert servers.allocate_for_server(session, ALICE, "srv-0", "auto", project_id="p-alice") == []
+        assert servers.allocate_for_server(session, ALICE, "srv-0", "none", project_id="p-alice") == []
     net = make_net(db)
     with db.transaction() as session:
-        (port_id,) = servers.allocate_for_server(session, ALICE, "srv-2", "auto")
+        (port_id,) = servers.allocate_for_server(session, ALICE, "srv-2", "auto", project_id="p-alice")
         assert session.get_one(Port, port_id).network_id == net
     make_net(db, cidr="10.5.0.0/24")
     with db.transaction() as session, pytest.raises(Conflict, match="Multiple possible networks"):
-        servers.allocate_for_server(session, ALICE, "srv-3", "auto")
+        servers.allocate_for_server(session, ALICE, "srv-3", "auto", project_id="p-alice")
     with db.transaction() as session, pytest.raises(PortInUse):
-        servers.allocate_for_server(session, ALICE, "srv-4", [RequestedNetwork(port_id=port_id)])
+        servers.allocate_for_server(
+            session, ALICE, "srv-4", [RequestedNetwork(port_id=port_id)], project_id="p-alice"
+        )
+
+
+def test_an_admin_allocating_for_anothers_server_makes_the_servers_projects_port(db: Database) -> None:
+    """Nova makes the port in the instance's project: an admin attaching to Alice's server
+    chooses among Alice's networks, and the port is Alice's, with Alice's default group, in
+    Alice's quota (not the admin's)."""
+    make_net(db, ADMIN, cidr="10.9.0.0/28")
+    alices = make_net(db)
+    with db.transaction() as session:
+        (port_id,) = servers.allocate_for_server(session, ADMIN, "alices-srv", "auto", project_id="p-alice")
+        port = session.get_one(Port, port_id)
+        assert (port.network_id, port.project_id) == (alices, "p-alice")
+        alice_default = security_groups.ensure_default(session, "p-alice")
+        assert security_groups.ensure_default(session, "p-admin") != alice_default
+        groups = session.scalars(
+            select(PortSecurityGroup.security_group_id).where(PortSecurityGroup.port_id == port_id)
+        )
+        assert list(groups) == [alice_default]
+    with db.transaction() as session:
+        quotas.update(session, "p-alice", {"quota": {"port": 1}})
+    with db.transaction() as session, pytest.raises(OverQuota):
+        servers.allocate_for_server(
+            session, ADMIN, "alices-srv", [RequestedNetwork(network_id=alices)], project_id="p-alice"
+        )
+    with db.transaction() as session:  # the admin's own quota is untouched by Alice's port
+        servers.allocate_for_server(
+            session, ADMIN, "admins-srv", [RequestedNetwork(network_id=alices)], project_id="p-admin"
+        )
 
 
 def test_dhcp_state_lists_what_the_network_host_serves(db: Database) -> None:
@@ -321,16 +355,28 @@ def test_a_server_claims_only_its_projects_ports_and_addresses_the_policy_allows
     hidden = create_port(db, ALICE, shared)  # Bob cannot see it
     foreign = create_port(db, ADMIN, mine)  # Bob sees it (his network) but does not own it
     with db.transaction() as session, pytest.raises(PortNotFound):
-        servers.allocate_for_server(session, BOB, "srv-b", [RequestedNetwork(port_id=hidden["id"])])
-    with db.transaction() as session, pytest.raises(Forbidden):
-        servers.allocate_for_server(session, BOB, "srv-b", [RequestedNetwork(port_id=foreign["id"])])
+        servers.allocate_for_server(
+            session, BOB, "srv-b", [RequestedNetwork(port_id=hidden["id"])], project_id="p-bob"
+        )
     with db.transaction() as session, pytest.raises(Forbidden):
         servers.allocate_for_server(
-            session, BOB, "srv-b", [RequestedNetwork(network_id=shared, fixed_ip="10.2.0.9")]
+            session, BOB, "srv-b", [RequestedNetwork(port_id=foreign["id"])], project_id="p-bob"
+        )
+    with db.transaction() as session, pytest.raises(Forbidden):
+        servers.allocate_for_server(
+            session,
+            BOB,
+            "srv-b",
+            [RequestedNetwork(network_id=shared, fixed_ip="10.2.0.9")],
+            project_id="p-bob",
         )
     with db.transaction() as session:
         (port_id,) = servers.allocate_for_server(
-            session, BOB, "srv-b", [RequestedNetwork(network_id=mine, fixed_ip="10.3.0.9")]
+            session,
+            BOB,
+            "srv-b",
+            [RequestedNetwork(network_id=mine, fixed_ip="10.3.0.9")],
+            project_id="p-bob",
         )
         assert ports.fixed_ips(session, [port_id])[port_id] == [
             {"subnet_id": networks.subnet_ids(session, [mine])[mine][0], "ip_address": "10.3.0.9"}

@@ -29,7 +29,9 @@ def test_two_servers_claiming_one_port_at_once_one_wins_on_postgresql(pg_databas
             start.wait()
             try:
                 with database.transaction() as session:
-                    servers.allocate_for_server(session, ALICE, server, [RequestedNetwork(port_id=port_id)])
+                    servers.allocate_for_server(
+                        session, ALICE, server, [RequestedNetwork(port_id=port_id)], project_id="p-alice"
+                    )
                 return "claimed"
             except PortInUse:
                 return "in use"
