@@ -120,7 +120,7 @@ def allocate_for_server(
 ) -> list[str]:
     """The server's port ids, in the order asked, their NIC indexes from `first_index` on.
     Ports are made in ctx's project."""
-    project_id = ctx.project_id or ""
+    project_id = ctx.require_project("os_compute_api:servers:create")
     if requested == "none":
         return []
     if requested == "auto":
@@ -405,7 +405,8 @@ def _server_group(
     rows = _server_port_rows(session, server_id)
     if not rows:
         raise InvalidInput(f"instance_id {server_id} could not be found as device id on any ports")
-    [group_id] = security_groups.resolve_for_port(session, ctx, ctx.project_id or "", [name_or_id])
+    # "default" is the server's project's default group (its ports are in that project).
+    [group_id] = security_groups.resolve_for_port(session, ctx, rows[0].project_id, [name_or_id])
     return rows, group_id, ports.group_ids(session, [p.id for p in rows])
 
 
