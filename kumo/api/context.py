@@ -49,5 +49,13 @@ class RequestContext:
         if not self.can_write:
             raise Forbidden("Policy doesn't allow this operation to be performed.")
 
+    def require_project(self, policy: str) -> str:
+        """The token's project, the one owner of what a create makes and a list shows. A token
+        scoped to a domain or the system has none and is refused (Nova's project-scoped default
+        policies), never given a shared project "" every such token would see."""
+        if not self.project_id:
+            raise Forbidden(f"Policy doesn't allow {policy} to be performed.")
+        return self.project_id
+
     def owns(self, project_id: str | None) -> bool:
         return self.is_admin or (project_id is not None and project_id == self.project_id)

@@ -104,8 +104,11 @@ def _min_filter(value: str | None, name: str) -> int | None:
 
 
 def _visible(ctx: RequestContext) -> Any:
-    """Public flavors, or private ones shared with the caller's project."""
-    shared = select(FlavorAccess.flavor_id).where(FlavorAccess.project_id == (ctx.project_id or ""))
+    """Public flavors, or private ones shared with the caller's project (a token of no project
+    shares none)."""
+    if not ctx.project_id:
+        return Flavor.is_public.is_(True)
+    shared = select(FlavorAccess.flavor_id).where(FlavorAccess.project_id == ctx.project_id)
     return or_(Flavor.is_public.is_(True), Flavor.id.in_(shared))
 
 

@@ -135,7 +135,9 @@ def create_keypair(session: Session, ctx: RequestContext, req: CreateRequest) ->
     key_fingerprint = fingerprint(public_key, req.type)
     quotas.lock_key_pairs(session, user_id)
     count = session.scalar(select(func.count()).select_from(KeyPair).where(KeyPair.user_id == user_id)) or 0
-    key_limit = quotas.project_limits(session, ctx.project_id or "")["key_pairs"]
+    # Key pairs are the user's: a token of no project (domain, system) counts against the defaults.
+    limits = quotas.project_limits(session, ctx.project_id) if ctx.project_id else quotas.defaults(session)
+    key_limit = limits["key_pairs"]
     if key_limit >= 0 and count + 1 > key_limit:
         raise OverLimit("Quota exceeded, too many key pairs.")
     if session.scalar(select(KeyPair.id).where(KeyPair.user_id == user_id, KeyPair.name == req.name)):

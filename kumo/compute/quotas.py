@@ -295,7 +295,7 @@ def limits_for(
     session: Session, ctx: RequestContext, tenant_id: str | None
 ) -> tuple[dict[str, int], dict[str, int]]:
     """(limits, usage) of the caller's project, or of `tenant_id` for admins."""
-    project_id = tenant_id or ctx.project_id or ""
+    project_id = tenant_id or ctx.require_project("os_compute_api:limits")
     if project_id != ctx.project_id and not ctx.is_admin:
         raise Forbidden("Policy doesn't allow os_compute_api:limits:other_project to be performed.")
     return project_limits(session, project_id), usage(session, project_id)

@@ -211,7 +211,7 @@ def _info(session: Session, group: ServerGroup) -> GroupInfo:
 
 def create_group(session: Session, ctx: RequestContext, req: CreateRequest) -> GroupInfo:
     ctx.require_writer()
-    project_id = ctx.project_id or ""
+    project_id = ctx.require_project("os_compute_api:os-server-groups:create")
     quotas.check_server_group_quota(session, project_id)
     group = ServerGroup(
         uuid=str(uuid.uuid4()),
@@ -266,7 +266,8 @@ def list_groups(session: Session, ctx: RequestContext, query: ListQuery) -> list
                 "Policy doesn't allow os_compute_api:os-server-groups:index:all_projects to be performed."
             )
     else:
-        stmt = stmt.where(ServerGroup.project_id == (ctx.project_id or ""))
+        project_id = ctx.require_project("os_compute_api:os-server-groups:index")
+        stmt = stmt.where(ServerGroup.project_id == project_id)
     stmt = stmt.offset(query.offset).limit(query.limit or params.MAX_LIMIT)
     groups = list(session.scalars(stmt))
     members = _members(session, [g.uuid for g in groups])

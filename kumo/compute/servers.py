@@ -143,6 +143,7 @@ def create(session: Session, ctx: RequestContext, req: CreateRequest) -> list[In
     The scheduler loop picks them up after commit; nothing here chooses a host.
     """
     ctx.require_writer()
+    project_id = ctx.require_project("os_compute_api:servers:create")
     access_ips = access_ip(req.access_ip_v4, "accessIPv4", 4), access_ip(req.access_ip_v6, "accessIPv6", 6)
     flavor: Flavor = flavors.get_flavor_for_boot(session, ctx, req.flavor_ref)
     image = get_image_for_boot(session, ctx, req.image_ref)
@@ -167,9 +168,7 @@ def create(session: Session, ctx: RequestContext, req: CreateRequest) -> list[In
     if req.min_count < 1 or req.max_count < req.min_count:
         raise BadRequest("min_count must be <= max_count and both at least 1")
     count = req.max_count
-    quotas.check_instance_quota(
-        session, ctx.project_id or "", count, flavor.vcpus * count, flavor.ram * count
-    )
+    quotas.check_instance_quota(session, project_id, count, flavor.vcpus * count, flavor.ram * count)
     group = _group_from_hints(session, ctx, req.scheduler_hints)
     hints = dict(req.scheduler_hints)
     if forced_host:
@@ -190,7 +189,7 @@ def create(session: Session, ctx: RequestContext, req: CreateRequest) -> list[In
         name = req.name if count == 1 else f"{req.name}-{index + 1}"
         instance = Instance(
             uuid=str(uuid.uuid4()),
-            project_id=ctx.project_id or "",
+            project_id=project_id,
             user_id=ctx.user_id,
             name=name,
             description=req.description,
@@ -289,7 +288,7 @@ def _apply_filters(stmt: Select[Any], ctx: RequestContext, q: ListQuery) -> Sele
         if q.project_id:
             stmt = stmt.where(Instance.project_id == q.project_id)
     else:
-        stmt = stmt.where(Instance.project_id == (ctx.project_id or ""))
+        stmt = stmt.where(Instance.project_id == ctx.require_project("os_compute_api:servers:index"))
     if q.deleted and ctx.is_admin:
         stmt = stmt.where(Instance.deleted.is_(True))
     elif q.changes_since is None:

@@ -778,12 +778,24 @@ def update_role(session: Session, ctx: RequestContext, role_id: str, update: Rol
 
 
 def delete_role(session: Session, ctx: RequestContext, role_id: str) -> None:
+    """Tokens carry their roles' names: every user holding, directly or through a group, a
+    role that reaches this one (itself included) has their tokens revoked with it."""
     ctx.require_admin()
     role = require_role(session, role_id)
     _require_mutable(role, "delete")
+    holders = _users_reaching(session, role.id)
     session.execute(delete(Grant).where(Grant.role_id == role.id))
     session.delete(role)
+    for user_id in sorted(holders):
+        revocation.revoke(session, user_id=user_id)
     session.flush()
+
+
+def _users_reaching(session: Session, role_id: str) -> set[str]:
+    """The users holding a role whose inference closure contains `role_id`."""
+    graph = inference.rules(session)
+    reaching = [rid for rid in session.scalars(select(Role.id)) if role_id in inference.closure([rid], graph)]
+    return set(grants.users_holding(session, reaching))
 
 
 # --- implied roles --------------------------------------------------------------------------
@@ -834,11 +846,7 @@ def delete_implied_role(session: Session, ctx: RequestContext, prior_id: str, im
         require_role(session, prior_id)
         require_role(session, implied_id)
         raise _inference_not_found(prior_id, implied_id)
-    graph = inference.rules(session)
-    reaching = [
-        rid for rid in session.scalars(select(Role.id)) if prior_id in inference.closure([rid], graph)
-    ]
-    holders = set(grants.users_holding(session, reaching))
+    holders = _users_reaching(session, prior_id)
     session.delete(rule)
     for user_id in sorted(holders):
         revocation.revoke(session, user_id=user_id)

@@ -427,6 +427,7 @@ def update_role(request: Request, role_id: str, body: RoleUpdateBody, ctx: Ctx, 
 def delete_role(role_id: str, ctx: Ctx, rt: Rt) -> Response:
     with rt.db.transaction() as session:
         admin.delete_role(session, ctx, role_id)
+    rt.tokens.refresh_soon()  # this worker sees the revocation at once
     return _no_content()
 
 

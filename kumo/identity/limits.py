@@ -240,7 +240,9 @@ def list_limits(
     """Admins and system readers see every project's limits; others their token's project's."""
     query = select(ProjectLimit).order_by(ProjectLimit.resource_name, ProjectLimit.id)
     if not ctx.can_read_everything:
-        query = query.where(ProjectLimit.project_id == (ctx.project_id or ""))
+        if not ctx.project_id:
+            return []  # a domain- or system-scoped token of no reader role sees no project's
+        query = query.where(ProjectLimit.project_id == ctx.project_id)
     if project_id is not None:
         query = query.where(ProjectLimit.project_id == project_id)
     if service_id is not None:

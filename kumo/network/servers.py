@@ -411,7 +411,8 @@ def _server_group(
     rows = _server_port_rows(session, server_id)
     if not rows:
         raise InvalidInput(f"instance_id {server_id} could not be found as device id on any ports")
-    [group_id] = security_groups.resolve_for_port(session, ctx, ctx.project_id or "", [name_or_id])
+    # "default" is the server's project's default group (its ports are in that project).
+    [group_id] = security_groups.resolve_for_port(session, ctx, rows[0].project_id, [name_or_id])
     return rows, group_id, ports.group_ids(session, [p.id for p in rows])
 
 

@@ -183,10 +183,11 @@ def _flavor(session: Session, ctx: RequestContext, ref: str) -> Flavor:
 
 def create_request(session: Session, ctx: RequestContext, req: CreateRequest) -> StockRequest:
     ctx.require_writer()
+    project_id = ctx.require_project("os_compute_api:os-kumo-stock-requests:create")
     flavor = _flavor(session, ctx, req.flavor)
     row = StockRequest(
         uuid=str(uuid.uuid4()),
-        project_id=ctx.project_id or "",
+        project_id=project_id,
         user_id=ctx.user_id,
         flavor_id=flavor.id,
         count=req.count,
@@ -216,7 +217,8 @@ def parse_list_query(all_projects: str | None, status: str | None) -> ListQuery:
 def list_requests(session: Session, ctx: RequestContext, query: ListQuery) -> list[StockRequest]:
     stmt = select(StockRequest).order_by(StockRequest.id)
     if not (query.all_projects and ctx.is_admin):
-        stmt = stmt.where(StockRequest.project_id == (ctx.project_id or ""))
+        project_id = ctx.require_project("os_compute_api:os-kumo-stock-requests:index")
+        stmt = stmt.where(StockRequest.project_id == project_id)
     if query.status is not None:
         stmt = stmt.where(StockRequest.status == query.status)
     return list(session.scalars(stmt))

@@ -146,3 +146,34 @@ def test_removing_a_rule_revokes_the_tokens_that_listed_what_it_gave(cloud: Clou
         assert c.delete(f"{V3}/roles/{member}/implies/{auditor['id']}").status_code == 204
     assert httpx.get(f"{cloud.url}{V3}/auth/catalog", headers={"X-Auth-Token": demo}).status_code == 401
     assert auditor["name"] not in _token_roles(cloud, cloud.token("demo", DEMO_PASSWORD, "demo"))
+
+
+def _user_with(c: httpx.Client, project: str, role_id: str) -> str:
+    name = f"u-{uuid.uuid4().hex[:8]}"
+    resp = c.post(
+        f"{V3}/users", json={"user": {"name": name, "password": "secret-pw-1", "domain_id": "default"}}
+    )
+    assert resp.status_code == 201, resp.text
+    user = resp.json()["user"]["id"]
+    assert c.put(f"{V3}/projects/{project}/users/{user}/roles/{role_id}").status_code == 204
+    return name
+
+
+def test_deleting_a_role_revokes_the_tokens_that_carry_it(cloud: Cloud) -> None:
+    """Holders of the role and of a role implying it lose their tokens; others keep theirs."""
+    with cloud.client() as c:
+        project = c.get(f"{V3}/projects", params={"name": "demo"}).json()["projects"][0]["id"]
+        custom, prior = _role(c), _role(c)
+        assert c.put(f"{V3}/roles/{prior['id']}/implies/{custom['id']}").status_code == 201
+        direct = _user_with(c, project, custom["id"])
+        through = _user_with(c, project, prior["id"])
+    tokens = {name: cloud.token(name, "secret-pw-1", "demo") for name in (direct, through)}
+    assert custom["name"] in _token_roles(cloud, tokens[direct])
+    assert custom["name"] in _token_roles(cloud, tokens[through])
+    bystander = cloud.token("demo", DEMO_PASSWORD, "demo")
+    with cloud.client() as c:
+        assert c.delete(f"{V3}/roles/{custom['id']}").status_code == 204
+    for token in tokens.values():
+        assert httpx.get(f"{cloud.url}{V3}/auth/catalog", headers={"X-Auth-Token": token}).status_code == 401
+    assert httpx.get(f"{cloud.url}{V3}/auth/catalog", headers={"X-Auth-Token": bystander}).status_code == 200
+    assert custom["name"] not in _token_roles(cloud, cloud.token(through, "secret-pw-1", "demo"))
