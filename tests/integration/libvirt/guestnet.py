@@ -15,13 +15,16 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from kumo.agent.network.firewall.iptables import IptablesFirewall
+from kumo.agent.network.firewall.select import unusable_reason
 from kumo.agent.network.links import ensure_bridge, remove_links
+from kumo.agent.network.spec import PortFirewall
 
 
 def run(*args: str) -> str:
@@ -39,6 +42,15 @@ class GuestNetwork:
     guest_mac: str
     key: Path  # a private key; `public_key` is its public half
     docs: Path  # what the metadata server serves
+    open_taps: list[str] = field(default_factory=list)  # declared to kumo's firewall, if any
+
+    def declare_open(self, port_id: str, mac: str, tap: str) -> None:
+        """This lab has no security groups, but kumo's firewall may be on the host (another
+        test's): it drops a `tap…` of a `brq…` bridge no port declared, so declare this one
+        open (a port without port security), and take it back when the lab goes."""
+        if unusable_reason() is None:
+            IptablesFirewall().apply([PortFirewall(port_id, mac, (), port_security_enabled=False, tap=tap)])
+            self.open_taps.append(tap)
 
     @property
     def guest_ip(self) -> str:
@@ -51,6 +63,7 @@ class GuestNetwork:
     def port(self) -> dict[str, Any]:
         """A port for the guest, as the API hands ports to agents (the port contract)."""
         port_id = str(uuid.uuid4())
+        self.declare_open(port_id, self.guest_mac, "tap" + port_id[:11])
         return {
             "id": port_id,
             "network_id": self.network_id,
@@ -108,6 +121,7 @@ def guest_network(directory: Path) -> Iterator[GuestNetwork]:
     try:
         run("ip", "netns", "add", gn.namespace)
         run("ip", "link", "add", root_end, "type", "veth", "peer", "name", ns_end, "netns", gn.namespace)
+        gn.declare_open(net, "fa:16:3e:00:00:02", root_end)
         run("ip", "link", "set", root_end, "master", gn.bridge, "up")
         run(*inside, "ip", "addr", "add", prefix + "2/24", "dev", ns_end)
         run(*inside, "ip", "addr", "add", "169.254.169.254/32", "dev", ns_end)
@@ -144,3 +158,5 @@ def guest_network(directory: Path) -> Iterator[GuestNetwork]:
             proc.terminate()
             proc.wait(timeout=10)
         remove_links(net)  # the namespace (with the veth) and the bridge
+        if gn.open_taps:
+            IptablesFirewall().remove(gn.open_taps)
