@@ -27,6 +27,8 @@ MiB = 1024 * 1024
 BLOCK = b"x" * (64 * 1024)
 REQUEST_ID = re.compile(r"req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 RESOURCE_PROVIDER = "/placement/resource_providers"
+# One consumer id for the parametrized paths: test ids must be the same in every pytest-xdist worker.
+CONSUMER = "5c85c81a-5651-4113-a32b-a515a9f78b83"
 
 
 # -- a raw HTTP/1.1 client: sends a body as long as the server has not answered yet ------------
@@ -133,7 +135,7 @@ def test_a_100_mb_login_body_is_refused_before_it_is_read(cloud: Cloud) -> None:
         "/identity/v3/auth/tokens",
         "/compute/v2.1/servers",
         RESOURCE_PROVIDER,
-        f"/placement/allocations/{uuid.uuid4()}",
+        f"/placement/allocations/{CONSUMER}",
     ],
 )
 def test_a_chunked_body_over_the_limit_is_refused_as_it_streams(cloud: Cloud, path: str) -> None:
@@ -315,7 +317,7 @@ def test_json_nested_too_deep_is_a_400_on_every_service(cloud: Cloud) -> None:
         ("POST", "/identity/v3/auth/tokens", "application/json"),
         ("POST", "/compute/v2.1/servers", "application/json"),
         ("PATCH", f"/image/v2/images/{image.json()['id']}", "application/openstack-images-v2.1-json-patch"),
-        ("PUT", f"/placement/allocations/{uuid.uuid4()}", "application/json"),
+        ("PUT", f"/placement/allocations/{CONSUMER}", "application/json"),
         ("POST", "/baremetal/v1/nodes", "application/json"),
         ("POST", "/internal/v1/hosts", "application/json"),
     ]
@@ -404,7 +406,7 @@ SERVICES: list[tuple[str, str, str, tuple[str, str, dict[str, Any]]]] = [
         "/placement",
         f"{RESOURCE_PROVIDER}/%00",
         f"{RESOURCE_PROVIDER}?name=%00",
-        ("PUT", f"/placement/allocations/{uuid.uuid4()}", {"allocations": {}, "project_id": "\u0000"}),
+        ("PUT", f"/placement/allocations/{CONSUMER}", {"allocations": {}, "project_id": "\u0000"}),
     ),
     (
         "/baremetal",
