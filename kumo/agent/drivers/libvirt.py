@@ -213,6 +213,8 @@ class LibvirtDriver:
 
     def _power(self, dom: Any) -> int:
         state, reason = dom.state()
+        if not dom.isActive() and dom.hasManagedSaveImage(0):
+            return int(PowerState.SUSPENDED)  # whatever reason libvirt kept for its shutoff
         return int(power_state(state, reason))
 
     def instance_dir(self, uuid: str) -> Path:

@@ -39,7 +39,7 @@ _POWER = {
 }
 
 
-_SHUTOFF, _SHUTOFF_SAVED = 5, 2  # VIR_DOMAIN_SHUTOFF, VIR_DOMAIN_SHUTOFF_SAVED
+_SHUTOFF, _SHUTOFF_SAVED = 5, 5  # VIR_DOMAIN_SHUTOFF, and its reason VIR_DOMAIN_SHUTOFF_SAVED
 
 
 def power_state(libvirt_state: int, reason: int | None = None) -> PowerState:

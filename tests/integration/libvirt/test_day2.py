@@ -1,0 +1,88 @@
+"""Day-2 actions on one real guest, in sequence: pause/unpause, suspend/resume (libvirt managed
+save), rescue/unrescue, resize to more memory and confirm; each checked from inside the guest
+(its serial console: the boot marker, its boot counter kept on the root disk, MemTotal, the
+5-second ticks) and from libvirt."""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import wait_for
+from tests.integration.libvirt.conftest import COMPUTE, MARKER, Hypervisor, _domain, domain, in_whole_lines
+
+TICK = "KUMO-TICK"
+
+
+def _last_boot(out: str) -> str:
+    """The last boot marker line of a console log."""
+    return out.split(MARKER)[-1].splitlines()[0]
+
+
+def _ticks(out: str) -> list[float]:
+    return [float(m) for m in re.findall(rf"{TICK} ([0-9.]+)\n", out)]
+
+
+def test_pause_suspend_rescue_and_resize_one_guest(hv: Hypervisor) -> None:
+    sid = hv.create("day2")
+    hv.wait_status(sid, "ACTIVE")
+    out = hv.wait_console(sid, MARKER)
+    assert " boots=1 " in _last_boot(out) + " "
+    first_mem = int(re.search(r"mem_kb=(\d+)", _last_boot(out)).group(1))  # type: ignore[union-attr]
+
+    # pause: the guest's vCPUs stop (libvirt says paused); unpause: it runs on, not rebooted
+    hv.action(sid, {"pause": None})
+    assert hv.wait_status(sid, "PAUSED")["OS-EXT-STS:power_state"] == 3
+    assert _domain(sid).state()[0] == 3  # VIR_DOMAIN_PAUSED
+    hv.action(sid, {"unpause": None})
+    assert hv.wait_status(sid, "ACTIVE")["OS-EXT-STS:power_state"] == 1
+    ticks = len(_ticks(hv.console(sid)))
+    out = wait_for(lambda: len(_ticks(o := hv.console(sid))) > ticks and o, timeout=30, interval=0.5)
+    assert in_whole_lines(out, MARKER) == 1
+
+    # suspend: memory saved by libvirt (managed save), the domain stopped; resume restores it
+    before = _ticks(hv.console(sid))[-1]
+    hv.action(sid, {"suspend": None})
+    assert hv.wait_status(sid, "SUSPENDED", timeout=120)["OS-EXT-STS:power_state"] == 7
+    dom = _domain(sid)
+    assert not dom.isActive() and dom.hasManagedSaveImage(0) == 1
+    hv.action(sid, {"resume": None})
+    assert hv.wait_status(sid, "ACTIVE", timeout=120)["OS-EXT-STS:power_state"] == 1
+    assert _domain(sid).hasManagedSaveImage(0) == 0
+    out = wait_for(lambda: _ticks(o := hv.console(sid))[-1] > before and o, timeout=30, interval=0.5)
+    assert in_whole_lines(out, MARKER) == 1  # the same boot went on: restored, not booted
+
+    # rescue: a fresh disk of the image boots (its boot counter starts again), the server's own
+    # disk attached second; unrescue: the server's own disk boots, its counter kept
+    resp = hv.action(sid, {"rescue": {"adminPass": "rescue-pw"}})
+    assert resp.json() == {"adminPass": "rescue-pw"}
+    hv.wait_status(sid, "RESCUE", timeout=120)
+    out = hv.wait_console(sid, MARKER, count=2, timeout=120)
+    assert " boots=1 " in _last_boot(out) + " "  # not the server's disk (that says 2 next)
+    xml = domain(sid)
+    own = str(hv.driver.instance_dir(sid) / "disk")
+    assert re.search(
+        rf"<source file=['\"]{re.escape(own)}['\"][^>]*/>\s*(<[^>]+>\s*)*<target dev=['\"]vdb", xml
+    )
+    assert "disk.rescue" in xml
+    hv.action(sid, {"unrescue": None})
+    hv.wait_status(sid, "ACTIVE", timeout=120)
+    out = hv.wait_console(sid, MARKER, count=3, timeout=120)
+    assert " boots=2 " in _last_boot(out) + " "
+    assert "disk.rescue" not in domain(sid)
+
+    # resize to a flavor with more memory (on its own host: the one hypervisor), then confirm
+    resp = hv.admin.post(
+        f"{COMPUTE}/flavors", json={"flavor": {"name": f"more-{hv.host}", "vcpus": 1, "ram": 256, "disk": 1}}
+    )
+    assert resp.status_code == 200, resp.text
+    more = resp.json()["flavor"]["id"]
+    hv.action(sid, {"resize": {"flavorRef": more}})
+    resized = hv.wait_status(sid, "VERIFY_RESIZE", timeout=120)
+    assert resized["flavor"]["id"] == more
+    out = hv.wait_console(sid, MARKER, count=4, timeout=120)
+    mem = int(re.search(r"mem_kb=(\d+)", _last_boot(out)).group(1))  # type: ignore[union-attr]
+    assert mem > first_mem + 100_000  # ~128 MiB more for the guest
+    assert " boots=3 " in _last_boot(out) + " "  # its own disk still
+    hv.action(sid, {"confirmResize": None})
+    assert hv.wait_status(sid, "ACTIVE")["flavor"]["id"] == more
+    assert "<memory unit='KiB'>262144</memory>" in domain(sid)
