@@ -62,7 +62,8 @@ def test_day2_commands(osc: OpenStackCLI, cloud: Cloud, fleet: Fleet) -> None:
         assert resized["flavor"]["original_name"] == "t2"
         osc.run("server", "resize", "revert", sid, json=False)
         assert _settled(c, sid, "ACTIVE")["flavor"]["original_name"] == "t1"
-        osc.run("server", "resize", "--flavor", "t2", "--wait", sid, json=False)
+        osc.run("server", "resize", "--flavor", "t2", sid, json=False)  # --wait polls every 5 s
+        _settled(c, sid, "VERIFY_RESIZE")
         osc.run("server", "resize", "confirm", sid, json=False)
         assert _settled(c, sid, "ACTIVE")["flavor"]["original_name"] == "t2"
 

@@ -6,6 +6,7 @@ a smaller disk; 403 over quota)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,13 @@ import httpx
 import pytest
 from openstack import exceptions
 from openstack.connection import Connection
+from sqlalchemy import update
 
 from kumo.agent.drivers import fake
 from kumo.compute.lifecycle import migration_consumer
+from kumo.compute.models import Instance
 from tests.conftest import DEMO_PASSWORD, Cloud, Fleet, start_cloud, wait_for
+from tests.functional.compute.helpers import add_instance, database, project_id
 from tests.functional.sdk.test_sdk import IMAGE_DATA, connect
 
 pytestmark = pytest.mark.filterwarnings("ignore::openstack.warnings.RemovedFieldWarning")
@@ -295,3 +299,26 @@ def test_a_resize_on_its_own_host_is_confirmed_automatically(confirming_cloud: C
         admin.close()
         conn.close()
         fleet.stop()
+
+
+def test_a_baremetal_server_refuses_them_with_409(cloud: Cloud) -> None:
+    """A node's server (its host is the node's uuid): each day-2 action is a clear 409."""
+    with cloud.client(microversion="2.64") as admin:
+        sid = add_instance(cloud, None, project_id(admin, "admin"), name="metal")
+        db = database(cloud)
+        try:
+            with db.transaction() as s:
+                s.execute(update(Instance).where(Instance.uuid == sid).values(host=str(uuid.uuid4())))
+        finally:
+            db.dispose()
+        for body in (
+            {"pause": None},
+            {"suspend": None},
+            {"rescue": None},
+            {"resize": {"flavorRef": "1"}},
+            {"trigger_crash_dump": None},
+        ):
+            resp = admin.post(f"{API}/servers/{sid}/action", json=body)
+            assert resp.status_code == 409, resp.text
+            assert "it is a baremetal server" in resp.json()["conflictingRequest"]["message"]
+        assert admin.get(f"{API}/servers/{sid}/diagnostics").status_code == 409
