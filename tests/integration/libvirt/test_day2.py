@@ -86,3 +86,22 @@ def test_pause_suspend_rescue_and_resize_one_guest(hv: Hypervisor) -> None:
     hv.action(sid, {"confirmResize": None})
     assert hv.wait_status(sid, "ACTIVE")["flavor"]["id"] == more
     assert "<memory unit='KiB'>262144</memory>" in domain(sid)
+
+    # diagnostics (2.48): libvirt's own view of the guest
+    resp = hv.admin.get(
+        f"{COMPUTE}/servers/{sid}/diagnostics", headers={"OpenStack-API-Version": "compute 2.48"}
+    )
+    assert resp.status_code == 200, resp.text
+    diagnostics = resp.json()
+    assert (diagnostics["driver"], diagnostics["state"], diagnostics["num_cpus"]) == ("libvirt", "running", 1)
+    assert diagnostics["memory_details"]["maximum"] == 256 and diagnostics["num_disks"] == 1
+    assert diagnostics["disk_details"][0]["read_bytes"] > 0  # it booted from that disk
+
+    # trigger_crash_dump (2.17): an NMI reaches the guest's kernel, which says so on its console
+    resp = hv.admin.post(
+        f"{COMPUTE}/servers/{sid}/action",
+        json={"trigger_crash_dump": None},
+        headers={"OpenStack-API-Version": "compute 2.17"},
+    )
+    assert resp.status_code == 202, resp.text
+    wait_for(lambda: "NMI" in hv.console(sid), timeout=30, interval=0.5)
