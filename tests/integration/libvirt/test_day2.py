@@ -1,14 +1,24 @@
 """Day-2 actions on one real guest, in sequence: pause/unpause, suspend/resume (libvirt managed
 save), rescue/unrescue, resize to more memory and confirm; each checked from inside the guest
 (its serial console: the boot marker, its boot counter kept on the root disk, MemTotal, the
-5-second ticks) and from libvirt."""
+5-second ticks, the rescue kernel naming both disks, the kernel's NMI message) and from
+libvirt (paused state, the managed save image, the rescue definition, diagnostics)."""
 
 from __future__ import annotations
 
 import re
 
 from tests.conftest import wait_for
-from tests.integration.libvirt.conftest import COMPUTE, MARKER, Hypervisor, _domain, domain, in_whole_lines
+from tests.integration.libvirt.conftest import (
+    COMPUTE,
+    MARKER,
+    GuestImage,
+    Hypervisor,
+    _domain,
+    domain,
+    in_whole_lines,
+    upload,
+)
 
 TICK = "KUMO-TICK"
 
@@ -22,7 +32,7 @@ def _ticks(out: str) -> list[float]:
     return [float(m) for m in re.findall(rf"{TICK} ([0-9.]+)\n", out)]
 
 
-def test_pause_suspend_rescue_and_resize_one_guest(hv: Hypervisor) -> None:
+def test_pause_suspend_rescue_and_resize_one_guest(hv: Hypervisor, test_image: GuestImage) -> None:
     sid = hv.create("day2")
     hv.wait_status(sid, "ACTIVE")
     out = hv.wait_console(sid, MARKER)
@@ -51,13 +61,25 @@ def test_pause_suspend_rescue_and_resize_one_guest(hv: Hypervisor) -> None:
     out = wait_for(lambda: _ticks(o := hv.console(sid))[-1] > before and o, timeout=30, interval=0.5)
     assert in_whole_lines(out, MARKER) == 1  # the same boot went on: restored, not booted
 
-    # rescue: a fresh disk of the image boots (its boot counter starts again), the server's own
-    # disk attached second; unrescue: the server's own disk boots, its counter kept
-    resp = hv.action(sid, {"rescue": {"adminPass": "rescue-pw"}})
+    # rescue from a rescue image whose kernel is not quiet: a fresh disk of it boots (its boot
+    # counter starts again) and its kernel names the server's own disk, attached second (vdb);
+    # unrescue: the server's own disk boots, its counter kept
+    rescue_image = upload(
+        hv.admin,
+        "kumo-test-rescue",
+        test_image.disk_raw,
+        "raw",
+        kernel_id=hv.kernel_id,
+        ramdisk_id=hv.ramdisk_id,
+        os_command_line=test_image.cmdline.replace("quiet", "").strip(),
+    )
+    resp = hv.action(sid, {"rescue": {"adminPass": "rescue-pw", "rescue_image_ref": rescue_image}})
     assert resp.json() == {"adminPass": "rescue-pw"}
     hv.wait_status(sid, "RESCUE", timeout=120)
     out = hv.wait_console(sid, MARKER, count=2, timeout=120)
     assert " boots=1 " in _last_boot(out) + " "  # not the server's disk (that says 2 next)
+    rescue_boot = out.split(MARKER)[-2]
+    assert "[vda]" in rescue_boot and "[vdb]" in rescue_boot  # the guest's kernel sees both
     xml = domain(sid)
     own = str(hv.driver.instance_dir(sid) / "disk")
     assert re.search(
