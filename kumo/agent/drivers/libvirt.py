@@ -55,6 +55,7 @@ from kumo.agent.libvirt.domain import (
     interface_xml,
     nics_of,
     power_state,
+    with_sizing,
 )
 from kumo.agent.network.links import ensure_named_bridge
 from kumo.agent.protocol import AGENT_TOKEN_HEADER
@@ -588,10 +589,17 @@ class LibvirtDriver:
             was_running = bool(dom.isActive())
             if live and not was_running:
                 raise DriverError(f"Cannot live-migrate instance {uuid}: it is not running.")
+            dest_xml = target["xml"]
             if not live:
                 if was_running and not self._shutdown(dom, self.shutdown_timeout):
                     dom.destroy()
+                # A resize: the disk is grown here to the size the destination's has; the guest
+                # crosses with the sizing it runs with, and boots there with the new flavor's.
+                flavor = instance.get("flavor") or {}
+                disks.grow(self.instance_dir(uuid) / "disk", int(flavor.get("disk") or 0))
                 dom.createWithFlags(lv.VIR_DOMAIN_START_PAUSED)
+                _state, max_kib, _used, vcpus, _cpu = dom.info()
+                dest_xml = with_sizing(target["xml"], int(max_kib) // 1024, int(vcpus))
             flags = (
                 lv.VIR_MIGRATE_LIVE
                 | lv.VIR_MIGRATE_PEER2PEER
@@ -602,7 +610,7 @@ class LibvirtDriver:
             if not live:
                 flags |= lv.VIR_MIGRATE_PAUSED
             params: dict[str, Any] = {
-                lv.VIR_MIGRATE_PARAM_DEST_XML: target["xml"],
+                lv.VIR_MIGRATE_PARAM_DEST_XML: dest_xml,
                 lv.VIR_MIGRATE_PARAM_PERSIST_XML: target["xml"],  # not the source's paths
                 lv.VIR_MIGRATE_PARAM_URI: f"tcp://{target['address']}",
                 lv.VIR_MIGRATE_PARAM_DISKS_URI: f"tcp://{target['address']}",

@@ -290,3 +290,19 @@ def interface_devices(xml: str) -> list[tuple[str, str]]:
         if mac is not None and target is not None and mac.get("address") and target.get("dev"):
             found.append((str(mac.get("address")).lower(), str(target.get("dev"))))
     return found
+
+
+def with_sizing(xml: str, memory_mib: int, vcpus: int) -> str:
+    """`xml` with the memory and vCPUs given (a cold move to a new flavor crosses with the
+    guest's old sizing, which must match its running definition, and keeps the new one as the
+    persistent definition it boots from there)."""
+    root = ET.fromstring(xml)
+    for tag in ("memory", "currentMemory"):
+        element = root.find(tag)
+        if element is not None:
+            element.text, element.attrib = str(memory_mib), {"unit": "MiB"}
+    vcpu = root.find("vcpu")
+    if vcpu is not None:
+        vcpu.text = str(vcpus)
+    ET.register_namespace("kumo", NAMESPACE)
+    return ET.tostring(root, encoding="unicode")
