@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     scheduler_asynchronous_commit: bool = True
     heartbeat_timeout_seconds: float = 30.0
     enable_admin_password: bool = True
+    # Seconds after which a server left in VERIFY_RESIZE (a resize or cold migration done) is
+    # confirmed by the API's auto-confirm loop (Nova's resize_confirm_window); 0: never.
+    resize_confirm_window: int = Field(default=0, ge=0)
+    # A resize may land on the server's own host (Nova's allow_resize_to_same_host; on here,
+    # so a one-host cloud can resize).
+    allow_resize_to_same_host: bool = True
     # Keystone's [security_compliance] lockout: after this many consecutive failed logins of a
     # user (anyone may try a name, so off by default as in Keystone: an operator who turns it on
     # accepts that strangers can lock a known name out), further logins are refused with

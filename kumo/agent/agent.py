@@ -32,12 +32,14 @@ from kumo.work.kinds import (
     ActionPayload,
     CleanupPayload,
     ConsolePayload,
+    DiagnosticsPayload,
     EvacuatePayload,
     InterfacePayload,
     MovePayload,
     PayloadError,
     PrepareMigrationPayload,
     RebootPayload,
+    RescuePayload,
     SpawnPayload,
     TaskKind,
     kind_of,
@@ -87,6 +89,27 @@ def _move(live: bool) -> Handler:
     return move
 
 
+def _cold_move(driver: ComputeDriver, p: MovePayload) -> TaskResult:
+    """A cold migration, a resize or its revert: to the prepared destination, or, with no
+    target (a resize on its own host, or its revert), here by giving the guest its spec's flavor."""
+    if p.target is None and p.move != TaskKind.MIGRATE:
+        return _powered(driver.resize(p.instance))
+    return _powered(driver.migrate(p.instance, p.dest, live=False, target=p.target))
+
+
+def _rescue(driver: ComputeDriver, p: RescuePayload) -> TaskResult:
+    return _powered(driver.rescue(p.instance, p.image_ref, p.admin_pass))
+
+
+def _crash_dump(driver: ComputeDriver, p: ActionPayload) -> TaskResult:
+    driver.trigger_crash_dump(p.instance)
+    return TaskResult(ok=True)
+
+
+def _diagnostics(driver: ComputeDriver, p: DiagnosticsPayload) -> TaskResult:
+    return TaskResult(ok=True, details={"diagnostics": driver.diagnostics(p.instance)})
+
+
 def _attach_interface(driver: ComputeDriver, p: InterfacePayload) -> TaskResult:
     driver.attach_interface(p.instance, p.port)
     return TaskResult(ok=True)
@@ -124,14 +147,23 @@ HANDLERS: Mapping[TaskKind, Handler] = {
     TaskKind.ATTACH_INTERFACE: _attach_interface,
     TaskKind.DETACH_INTERFACE: _detach_interface,
     TaskKind.LIVE_MIGRATE: _move(live=True),
-    TaskKind.MIGRATE: _move(live=False),
-    TaskKind.REVERT_RESIZE: _move(live=False),
+    TaskKind.MIGRATE: _cold_move,
+    TaskKind.REVERT_RESIZE: _cold_move,
+    TaskKind.RESIZE: _cold_move,
     TaskKind.PREPARE_MIGRATION: _prepare_migration,
     TaskKind.ABORT_MIGRATION: _abort_migration,
     TaskKind.IMAGE_CACHE: lambda driver, p: TaskResult(
         ok=True, details={"images": driver.image_cache_report()}
     ),
     TaskKind.CONSOLE: _console,
+    TaskKind.DIAGNOSTICS: _diagnostics,
+    TaskKind.PAUSE: lambda driver, p: _powered(driver.pause(p.instance)),
+    TaskKind.UNPAUSE: lambda driver, p: _powered(driver.unpause(p.instance)),
+    TaskKind.SUSPEND: lambda driver, p: _powered(driver.suspend(p.instance)),
+    TaskKind.RESUME: lambda driver, p: _powered(driver.resume(p.instance)),
+    TaskKind.RESCUE: _rescue,
+    TaskKind.UNRESCUE: lambda driver, p: _powered(driver.unrescue(p.instance)),
+    TaskKind.TRIGGER_CRASH_DUMP: _crash_dump,
 }
 
 

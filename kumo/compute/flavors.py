@@ -156,6 +156,20 @@ def get_flavor_for_boot(session: Session, ctx: RequestContext, flavor_ref: str) 
         raise BadRequest(f"Flavor {flavor_ref} could not be found.") from None
 
 
+def snapshot(flavor: Flavor) -> dict[str, Any]:
+    """The copy of a flavor a server keeps (Instance.flavor): what it was built or resized to."""
+    return {
+        "id": flavor.id,
+        "name": flavor.name,
+        "vcpus": flavor.vcpus,
+        "ram": flavor.ram,
+        "disk": flavor.disk,
+        "ephemeral": flavor.ephemeral,
+        "swap": flavor.swap,
+        "extra_specs": dict(flavor.extra_specs or {}),
+    }
+
+
 # ---------------------------------------------------------------------------- flavor-manage
 
 

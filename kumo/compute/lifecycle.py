@@ -37,7 +37,9 @@ from kumo.work.kinds import HOST_CLEANUPS, INTERFACE_CHANGES, MOVES, TaskKind
 
 SPAWN_EVENT = ACTIONS["spawn"].event  # the agent's part of the create action
 # task_states of a move in flight: its destination may hold what prepare_migration left there.
-MOVING = frozenset({TaskState.MIGRATING, TaskState.RESIZE_MIGRATING, TaskState.RESIZE_REVERTING})
+MOVING = frozenset(
+    {TaskState.MIGRATING, TaskState.RESIZE_MIGRATING, TaskState.RESIZE_REVERTING, TaskState.RESIZE_PREP}
+)
 # os-resetState's accepted values -> the vm_state each sets.
 RESET_STATES = {"active": VmState.ACTIVE, "error": VmState.ERROR}
 
@@ -173,6 +175,16 @@ class ReleasePort:
     port_id: str
 
 
+@dataclass(frozen=True)
+class RevertFlavor:
+    """The server's flavor becomes the one it had before a resize (none kept: nothing to do)."""
+
+
+@dataclass(frozen=True)
+class ForgetOldFlavor:
+    """A resize is confirmed: the flavor it came from is no longer kept."""
+
+
 Effect = (
     BeginAction
     | StartEvent
@@ -186,14 +198,16 @@ Effect = (
     | BindPorts
     | ReleasePorts
     | ReleasePort
+    | RevertFlavor
+    | ForgetOldFlavor
 )
 
 
 @dataclass(frozen=True)
 class Change:
     """What a transition does. `zone_from_host`: the availability zone becomes the new host's.
-    `launched`: launched_at becomes now. `deleted`: the row is soft-deleted (terminated now).
-    `wake`: the host whose agent to wake after commit."""
+    `launched`: launched_at becomes now. `resized`: resized_at becomes now. `deleted`: the row
+    is soft-deleted (terminated now). `wake`: the host whose agent to wake after commit."""
 
     vm_state: str | Unchanged = UNCHANGED
     task_state: str | None | Unchanged = UNCHANGED
@@ -204,6 +218,7 @@ class Change:
     migration_source: str | None | Unchanged = UNCHANGED
     fault: Fault | None = None
     launched: bool = False
+    resized: bool = False
     progress: int | None = None
     deleted: bool = False
     effects: tuple[Effect, ...] = field(default=())
@@ -295,9 +310,19 @@ def request_move(state: ServerState, kind: str, dest: str, *, is_admin: bool) ->
     answers, the source moves the guest there (`kind`; see prepared). The action's event stays
     open across both and finishes with the move's outcome."""
     move = {"dest": dest, "source": state.host, "move": TaskKind(kind)}
+    if dest == state.host:
+        # A resize (or its revert) on the server's own host: nothing to prepare elsewhere; the
+        # host itself redefines the guest (the move's task with no target).
+        return request(state, kind, is_admin=is_admin, extra={**move, "target": None})
     return request(
         state, kind, is_admin=is_admin, extra=move, host=dest, task_kind=TaskKind.PREPARE_MIGRATION
     )
+
+
+def request_resize(state: ServerState, dest: str, *, is_admin: bool) -> Change:
+    """A cold migration to the flavor the caller already set on the server (its old one kept):
+    to `dest`, claimed by the caller, which may be the server's own host."""
+    return request_move(state, "resize", dest, is_admin=is_admin)
 
 
 def change_interface(
@@ -327,7 +352,9 @@ def revert_resize(state: ServerState, *, is_admin: bool) -> Change:
         raise InvalidState(
             f"Cannot 'revertResize' instance {state.uuid} while it is in vm_state {state.vm_state}"
         )
-    return request_move(state, "revert_resize", source, is_admin=is_admin)
+    change = request_move(state, "revert_resize", source, is_admin=is_admin)
+    # The source gets the guest back as it was: the spec its task carries has the old flavor.
+    return replace(change, effects=(RevertFlavor(), *change.effects))
 
 
 def confirm_resize(state: ServerState) -> Change:
@@ -342,6 +369,7 @@ def confirm_resize(state: ServerState) -> Change:
         migration_source=None,
         effects=(
             Release(migration_consumer(state.uuid)),
+            ForgetOldFlavor(),
             RecordAction("confirmResize", "compute_confirm_resize", state.host),
         ),
     )
@@ -595,6 +623,8 @@ def prepared(state: ServerState | None, outcome: TaskOutcome) -> Change:
     error = outcome.error if not outcome.ok else f"Instance {state.uuid} left {source} before the move began"
     why = f"Preparing {dest} failed: {error}"
     undo = _undo_destination_claim(state) if kind != TaskKind.REVERT_RESIZE else ()
+    if kind == TaskKind.RESIZE:
+        undo = (*undo, RevertFlavor())
     return Change(
         task_state=None,
         effects=(FinishEvent(int(payload["event_id"]), False, why, why), *undo, _abort_on(dest)),
@@ -612,6 +642,8 @@ def _task_done(state: ServerState, outcome: TaskOutcome) -> Change:
         return _moved(state, outcome)
     if kind in INTERFACE_CHANGES:
         return _interface_changed(outcome)
+    if kind == TaskKind.TRIGGER_CRASH_DUMP:
+        return NOTHING  # an NMI changes no state; its event records the outcome
     action = ACTIONS[kind]
     if outcome.ok:
         done_power = power if power is not None else (action.done_power or state.power_state)
@@ -664,12 +696,18 @@ def _moved(state: ServerState, outcome: TaskOutcome) -> Change:
         # A failed move leaves the guest where it was: the destination's claim goes, and the
         # destination cleans up what it prepared.
         undo = _undo_destination_claim(state) if kind != TaskKind.REVERT_RESIZE else ()
+        if kind == TaskKind.RESIZE:
+            undo = (*undo, RevertFlavor())
+        if dest == outcome.payload.get("source"):  # on its own host: nothing was prepared
+            return replace(base, effects=undo)
         return replace(base, effects=(*undo, _abort_on(dest)), wake=dest)
     moved = replace(base, host=dest, zone_from_host=True, effects=(BindPorts(dest),))
     if kind == TaskKind.LIVE_MIGRATE:
         return moved.then(Release(migration_consumer(state.uuid)))
-    if kind == TaskKind.MIGRATE:
-        return replace(moved, vm_state=VmState.RESIZED, migration_source=outcome.payload["source"])
+    if kind in (TaskKind.MIGRATE, TaskKind.RESIZE):
+        return replace(
+            moved, vm_state=VmState.RESIZED, migration_source=outcome.payload["source"], resized=True
+        )
     # revert_resize: back on the source, holding the source's original claim again
     stopped = power == PowerState.SHUTDOWN
     return replace(
@@ -709,7 +747,9 @@ def mark_error(message: str, code: int = 500) -> Change:
 
 def power_observed(state: ServerState, power: int) -> Change:
     """An agent or conductor saw the guest in `power`; reconciled when no task is in flight
-    (Nova's _sync_power_states: a guest that stopped by itself becomes SHUTOFF)."""
+    (Nova's _sync_power_states: a guest that stopped by itself becomes SHUTOFF). A paused,
+    suspended or rescued server keeps its vm_state whatever is seen: only ACTIVE and SHUTOFF
+    are corrected."""
     if state.task_state is not None or state.deleted:
         return NOTHING
     if state.vm_state == VmState.ACTIVE and power in (PowerState.SHUTDOWN, PowerState.CRASHED):

@@ -36,6 +36,7 @@ from kumo.compute.lifecycle import (
     Enqueue,
     Fault,
     FinishEvent,
+    ForgetOldFlavor,
     LeaveGroups,
     RecordAction,
     Ref,
@@ -43,6 +44,7 @@ from kumo.compute.lifecycle import (
     ReleasePort,
     ReleasePorts,
     RenameConsumer,
+    RevertFlavor,
     ServerState,
     StartEvent,
     Unchanged,
@@ -131,6 +133,13 @@ def spec(instance: Instance) -> dict[str, Any]:
     }
 
 
+def set_flavor(instance: Instance, flavor: dict[str, Any]) -> None:
+    """The instance's flavor snapshot and the columns quota counts (cores, RAM) from it."""
+    instance.flavor = dict(flavor)
+    instance.vcpus = int(flavor.get("vcpus") or 0)
+    instance.memory_mb = int(flavor.get("ram") or 0)
+
+
 def fault_record(fault: Fault) -> dict[str, Any]:
     """A fault as the instance's fault column holds it."""
     return {
@@ -204,6 +213,8 @@ def _write_fields(instance: Instance, change: Change, session: Session | None) -
         instance.fault = fault_record(change.fault)
     if change.launched:
         instance.launched_at = utcnow()
+    if change.resized:
+        instance.resized_at = utcnow()
     if change.progress is not None:
         instance.progress = change.progress
     if change.deleted:
@@ -279,6 +290,12 @@ class _Effects:
             server_networking.release_server_ports(session, uuid)
         elif isinstance(effect, ReleasePort):
             server_networking.release_server_ports(session, uuid, only=effect.port_id)
+        elif isinstance(effect, RevertFlavor):
+            if self.instance.old_flavor is not None:
+                set_flavor(self.instance, self.instance.old_flavor)
+                self.instance.old_flavor = None
+        elif isinstance(effect, ForgetOldFlavor):
+            self.instance.old_flavor = None
 
     def _resolve(self, value: object) -> Any:
         if value is Ref.ACTION:

@@ -152,6 +152,10 @@ class Instance(Base):
     fault: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # The host a cold migration came from, while it awaits confirm or revert.
     migration_source: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # A resize's flavor before it (kept until confirmed; a revert or a failed resize restores it).
+    old_flavor: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # When the server last became RESIZED: the auto-confirm counts `resize_confirm_window` from it.
+    resized_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     launch_index: Mapped[int] = mapped_column(Integer, default=0)
     reservation_id: Mapped[str] = mapped_column(String(32), default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

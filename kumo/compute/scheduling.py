@@ -710,11 +710,16 @@ def _no_valid_host(
 
 
 def claim_destination(
-    session: Session, instance: Instance, dest_host: str | None, move: str = "cold/live migration"
+    session: Session,
+    instance: Instance,
+    dest_host: str | None,
+    move: str = "cold/live migration",
+    allow_source: bool = False,
 ) -> str:
     """For a move (`move` names it in errors): pick (or check) a destination with the same core
-    and claim it for the instance, handing the source's allocations to the migration consumer
-    meanwhile."""
+    and claim it for the instance (its flavor as the row has it now), handing the source's
+    allocations to the migration consumer meanwhile. `allow_source`: the source may be chosen
+    (a resize on its own host; both claims then count there until confirmed or reverted)."""
     if instance.host is None:
         raise Conflict(f"Instance {instance.uuid} has no host to move from")
     group = (
@@ -730,7 +735,7 @@ def claim_destination(
         flavor_extra_specs=base.flavor_extra_specs,
         availability_zone=None,
         group=base.group,
-        ignore_hosts=(instance.host,),
+        ignore_hosts=() if allow_source else (instance.host,),
         force_host=dest_host,
     )
     settings = get_settings()

@@ -151,6 +151,21 @@ SERVER_ACTION: Schema = one_action(
         # A server's security groups (kumo/compute/interfaces.py): every port of it.
         "addSecurityGroup": obj({"name": {"type": "string", "minLength": 1, "maxLength": 255}}, ["name"]),
         "removeSecurityGroup": obj({"name": {"type": "string", "minLength": 1, "maxLength": 255}}, ["name"]),
+        # Day-2 actions (kumo/compute/day2.py).
+        "pause": NO_ARGS,
+        "unpause": NO_ARGS,
+        "suspend": NO_ARGS,
+        "resume": NO_ARGS,
+        "unrescue": NO_ARGS,
+        "trigger_crash_dump": NO_ARGS,
+        "rescue": nullable(obj({"adminPass": STRING, "rescue_image_ref": STRING})),
+        "resize": obj(
+            {
+                "flavorRef": {"anyOf": [STRING, {"type": "integer"}]},
+                "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
+            },
+            ["flavorRef"],
+        ),
     }
 )
 INTERFACE_ATTACH: Schema = obj(

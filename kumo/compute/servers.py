@@ -174,16 +174,7 @@ def create(session: Session, ctx: RequestContext, req: CreateRequest) -> list[In
     if forced_host:
         hints["force_host"] = forced_host
     reservation_id = "r-" + secrets.token_hex(4)
-    flavor_snapshot = {
-        "id": flavor.id,
-        "name": flavor.name,
-        "vcpus": flavor.vcpus,
-        "ram": flavor.ram,
-        "disk": flavor.disk,
-        "ephemeral": flavor.ephemeral,
-        "swap": flavor.swap,
-        "extra_specs": dict(flavor.extra_specs or {}),
-    }
+    flavor_snapshot = flavors.snapshot(flavor)
     created = []
     for index in range(count):
         name = req.name if count == 1 else f"{req.name}-{index + 1}"

@@ -18,6 +18,9 @@ class VmState:
     ACTIVE = "active"
     STOPPED = "stopped"
     RESIZED = "resized"
+    PAUSED = "paused"
+    SUSPENDED = "suspended"
+    RESCUED = "rescued"
     ERROR = "error"
     DELETED = "deleted"
 
@@ -34,6 +37,14 @@ class TaskState:
     RESIZE_MIGRATING = "resize_migrating"
     RESIZE_REVERTING = "resize_reverting"
     DELETING = "deleting"
+    # day-2 actions (kumo.compute.day2)
+    PAUSING = "pausing"
+    UNPAUSING = "unpausing"
+    SUSPENDING = "suspending"
+    RESUMING = "resuming"
+    RESCUING = "rescuing"
+    UNRESCUING = "unrescuing"
+    RESIZE_PREP = "resize_prep"
 
 
 # Every task_state an instance can be in (an action's `interrupts` default: none of them).
@@ -69,7 +80,16 @@ def _states(*names: str) -> frozenset[str]:
 
 
 # Every vm_state of an instance not deleted yet.
-_LIVE = _states(VmState.BUILDING, VmState.ACTIVE, VmState.STOPPED, VmState.RESIZED, VmState.ERROR)
+_LIVE = _states(
+    VmState.BUILDING,
+    VmState.ACTIVE,
+    VmState.STOPPED,
+    VmState.RESIZED,
+    VmState.PAUSED,
+    VmState.SUSPENDED,
+    VmState.RESCUED,
+    VmState.ERROR,
+)
 
 # The scheduler's part of a create action (Nova's event name); the agent's is ACTIONS["spawn"].
 SCHEDULE_EVENT = "conductor_schedule_and_build_instances"
@@ -201,6 +221,73 @@ ACTIONS: dict[str, Action] = {
         VmState.ACTIVE,
         PowerState.RUNNING,
     ),
+    # Day-2 actions (Nova's check_instance_state of each; kumo.compute.day2 starts them).
+    "pause": Action(
+        "pause",
+        "compute_pause_instance",
+        _states(VmState.ACTIVE),
+        TaskState.PAUSING,
+        VmState.PAUSED,
+        PowerState.PAUSED,
+    ),
+    "unpause": Action(
+        "unpause",
+        "compute_unpause_instance",
+        _states(VmState.PAUSED),
+        TaskState.UNPAUSING,
+        VmState.ACTIVE,
+        PowerState.RUNNING,
+    ),
+    "suspend": Action(
+        "suspend",
+        "compute_suspend_instance",
+        _states(VmState.ACTIVE),
+        TaskState.SUSPENDING,
+        VmState.SUSPENDED,
+        PowerState.SUSPENDED,
+    ),
+    "resume": Action(
+        "resume",
+        "compute_resume_instance",
+        _states(VmState.SUSPENDED),
+        TaskState.RESUMING,
+        VmState.ACTIVE,
+        PowerState.RUNNING,
+    ),
+    "rescue": Action(
+        "rescue",
+        "compute_rescue_instance",
+        _states(VmState.ACTIVE, VmState.STOPPED, VmState.ERROR),
+        TaskState.RESCUING,
+        VmState.RESCUED,
+        PowerState.RUNNING,
+    ),
+    "unrescue": Action(
+        "unrescue",
+        "compute_unrescue_instance",
+        _states(VmState.RESCUED),
+        TaskState.UNRESCUING,
+        VmState.ACTIVE,
+        PowerState.RUNNING,
+    ),
+    # A cold migration to a new flavor (its destination may be its own host).
+    "resize": Action(
+        "resize",
+        "compute_resize_instance",
+        _states(VmState.ACTIVE, VmState.STOPPED),
+        TaskState.RESIZE_PREP,
+        VmState.RESIZED,
+        None,
+    ),
+    # An NMI into the guest: no task_state, the server's states stay as they are.
+    "trigger_crash_dump": Action(
+        "trigger_crash_dump",
+        "compute_trigger_crash_dump",
+        _states(VmState.ACTIVE, VmState.PAUSED, VmState.RESCUED, VmState.RESIZED, VmState.ERROR),
+        None,
+        None,
+        None,
+    ),
 }
 
 
@@ -225,12 +312,17 @@ _STATUS_BY_TASK = {
     TaskState.MIGRATING: "MIGRATING",
     TaskState.RESIZE_MIGRATING: "RESIZE",
     TaskState.RESIZE_REVERTING: "REVERT_RESIZE",
+    TaskState.RESIZE_PREP: "RESIZE",
+    TaskState.RESCUING: "RESCUE",
 }
 _STATUS_BY_VM = {
     VmState.BUILDING: "BUILD",
     VmState.ACTIVE: "ACTIVE",
     VmState.STOPPED: "SHUTOFF",
     VmState.RESIZED: "VERIFY_RESIZE",
+    VmState.PAUSED: "PAUSED",
+    VmState.SUSPENDED: "SUSPENDED",
+    VmState.RESCUED: "RESCUE",
     VmState.ERROR: "ERROR",
     VmState.DELETED: "DELETED",
 }
@@ -249,6 +341,9 @@ VM_STATES_BY_STATUS: dict[str, tuple[str, ...]] = {
     "ACTIVE": (VmState.ACTIVE,),
     "SHUTOFF": (VmState.STOPPED,),
     "VERIFY_RESIZE": (VmState.RESIZED,),
+    "PAUSED": (VmState.PAUSED,),
+    "SUSPENDED": (VmState.SUSPENDED,),
+    "RESCUE": (VmState.RESCUED,),
     "ERROR": (VmState.ERROR,),
     "DELETED": (VmState.DELETED,),
 }

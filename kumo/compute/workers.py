@@ -7,6 +7,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+from kumo.compute.day2 import confirm_due
 from kumo.compute.scheduling import schedule_pending, sync_fleet
 from kumo.db.notify import PgNotifier
 from kumo.gc_tuning import collect_periodically
@@ -54,6 +55,20 @@ def scheduler_loop(rt: Runtime, stop: threading.Event, idle_poll: float = 1.0) -
             rt.waker.wait(SCHEDULER_KEY, seen, idle_poll)
 
 
+def auto_confirm_loop(rt: Runtime, stop: threading.Event) -> None:
+    """Confirm the resizes (and cold migrations) left in VERIFY_RESIZE for the settings'
+    `resize_confirm_window` seconds (Nova's _poll_unconfirmed_resizes); looks every second or
+    every tenth of the window, whichever is longer. Several API workers may run it: a server's
+    confirm locks its row and re-reads its state, so it happens once."""
+    window = rt.settings.resize_confirm_window
+    interval = max(1.0, window / 10)
+    while not stop.wait(interval):
+        try:
+            confirm_due(rt.db, window)
+        except Exception:
+            log.exception("auto-confirming resizes failed; retrying")
+
+
 def start_workers(rt: Runtime) -> Workers:
     """An API worker's loops: the PostgreSQL wake-ups, the timed full garbage collection
     (kumo.gc_tuning), and the scheduler when `scheduler_in_api` (else `kumo scheduler` processes
@@ -65,6 +80,12 @@ def start_workers(rt: Runtime) -> Workers:
     if rt.settings.scheduler_in_api:
         thread = threading.Thread(
             target=scheduler_loop, args=(rt, workers.stop_event), name="kumo-scheduler", daemon=True
+        )
+        thread.start()
+        workers.threads.append(thread)
+    if rt.settings.resize_confirm_window > 0:
+        thread = threading.Thread(
+            target=auto_confirm_loop, args=(rt, workers.stop_event), name="kumo-auto-confirm", daemon=True
         )
         thread.start()
         workers.threads.append(thread)

@@ -54,11 +54,21 @@ class TaskKind(StrEnum):
     MIGRATE = "migrate"
     REVERT_RESIZE = "revert_resize"
     ABORT_MIGRATION = "abort_migration"
+    # day-2 actions on a server's host (a resize is a move, above: its destination may be its host)
+    PAUSE = "pause"
+    UNPAUSE = "unpause"
+    SUSPEND = "suspend"
+    RESUME = "resume"
+    RESCUE = "rescue"
+    UNRESCUE = "unrescue"
+    RESIZE = "resize"
+    TRIGGER_CRASH_DUMP = "trigger_crash_dump"
     # a host back after being down destroys a guest deleted or moved meanwhile
     CLEANUP = "cleanup"
     # questions: the answer is the task's result, no state changes
     CONSOLE = "console"
     IMAGE_CACHE = "image_cache"
+    DIAGNOSTICS = "diagnostics"
     # a baremetal node's own work (no server)
     NODE_VERIFY = "node_verify"
     NODE_CLEAN = "node_clean"
@@ -70,7 +80,7 @@ class TaskKind(StrEnum):
     FIREWALL_SYNC = "firewall_sync"
 
 
-MOVES = frozenset({TaskKind.LIVE_MIGRATE, TaskKind.MIGRATE, TaskKind.REVERT_RESIZE})
+MOVES = frozenset({TaskKind.LIVE_MIGRATE, TaskKind.MIGRATE, TaskKind.REVERT_RESIZE, TaskKind.RESIZE})
 # A server's NIC plugged or unplugged: its server keeps its states whatever the outcome.
 INTERFACE_CHANGES = frozenset({TaskKind.ATTACH_INTERFACE, TaskKind.DETACH_INTERFACE})
 # Work whose settling changes no server: a clean-up on a host.
@@ -273,6 +283,18 @@ class EvacuatePayload(JsonPayload):
 
 
 @dataclass(frozen=True)
+class RescuePayload(JsonPayload):
+    """Boot the server from `image_ref` (the rescue image) with its own disk attached second;
+    `admin_pass` is the rescue password (None when passwords are disabled)."""
+
+    action_id: int | None
+    event_id: int | None
+    instance: ServerSpec
+    image_ref: str
+    admin_pass: str | None
+
+
+@dataclass(frozen=True)
 class InterfacePayload(JsonPayload):
     """Plug (attach_interface) or unplug (detach_interface) the NIC of `port` on the server's
     guest, as one step of the server action `action_id`, finishing event `event_id`. A detach
@@ -347,6 +369,13 @@ class ConsolePayload(JsonPayload):
 
 
 @dataclass(frozen=True)
+class DiagnosticsPayload(JsonPayload):
+    """The server's diagnostics (a question: the answer is the result)."""
+
+    instance: ServerSpec
+
+
+@dataclass(frozen=True)
 class EmptyPayload(JsonPayload):
     """The image cache question, a node's verify / clean / adopt and a host's firewall sync
     (its state is read when run): nothing but the kind."""
@@ -374,6 +403,8 @@ AnyPayload = (
     | RebuildPayload
     | EvacuatePayload
     | InterfacePayload
+    | RescuePayload
+    | DiagnosticsPayload
     | PrepareMigrationPayload
     | MovePayload
     | AbortMigrationPayload
@@ -402,6 +433,15 @@ PAYLOADS: Mapping[TaskKind, type[AnyPayload]] = {
     TaskKind.ABORT_MIGRATION: AbortMigrationPayload,
     TaskKind.CLEANUP: CleanupPayload,
     TaskKind.CONSOLE: ConsolePayload,
+    TaskKind.DIAGNOSTICS: DiagnosticsPayload,
+    TaskKind.PAUSE: ActionPayload,
+    TaskKind.UNPAUSE: ActionPayload,
+    TaskKind.SUSPEND: ActionPayload,
+    TaskKind.RESUME: ActionPayload,
+    TaskKind.RESCUE: RescuePayload,
+    TaskKind.UNRESCUE: ActionPayload,
+    TaskKind.RESIZE: MovePayload,
+    TaskKind.TRIGGER_CRASH_DUMP: ActionPayload,
     TaskKind.IMAGE_CACHE: EmptyPayload,
     TaskKind.NODE_VERIFY: EmptyPayload,
     TaskKind.NODE_CLEAN: EmptyPayload,

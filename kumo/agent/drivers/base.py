@@ -5,9 +5,45 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from kumo.compute.states import PowerState
+
 
 class DriverError(Exception):
     """A hypervisor failure, translated at the driver boundary; the message reaches the user."""
+
+
+# A power state as the diagnostics' `state` names it (the compute API's 2.48 shape).
+STATE_NAMES: dict[int, str] = {
+    PowerState.NOSTATE: "pending",
+    PowerState.RUNNING: "running",
+    PowerState.PAUSED: "paused",
+    PowerState.SHUTDOWN: "shutdown",
+    PowerState.CRASHED: "crashed",
+    PowerState.SUSPENDED: "suspended",
+}
+
+
+# A disk's counters in the diagnostics.
+DISK_COUNTERS = ("read_bytes", "read_requests", "write_bytes", "write_requests", "errors_count")
+
+
+def nic_counters(mac: str, counters: tuple[int, ...] = (0,) * 8) -> dict[str, Any]:
+    """One NIC of the diagnostics from its interface counters (rx bytes, packets, errors, drops,
+    then the same for tx: libvirt's interfaceStats order)."""
+    rx_b, rx_p, rx_e, rx_d, tx_b, tx_p, tx_e, tx_d = counters
+    return {
+        "mac_address": mac,
+        "rx_octets": rx_b,
+        "rx_packets": rx_p,
+        "rx_errors": rx_e,
+        "rx_drop": rx_d,
+        "rx_rate": None,
+        "tx_octets": tx_b,
+        "tx_packets": tx_p,
+        "tx_errors": tx_e,
+        "tx_drop": tx_d,
+        "tx_rate": None,
+    }
 
 
 @dataclass(frozen=True)
@@ -69,6 +105,42 @@ class ComputeDriver(Protocol):
 
     def power_states(self) -> dict[str, int]:
         """uuid → power state of every guest this host runs (one cheap call)."""
+        ...
+
+    # -- day-2 actions (kumo.compute.day2): each returns the guest's power state afterwards
+    def pause(self, instance: dict[str, Any]) -> int:
+        """Freeze the running guest in memory (its vCPUs stop)."""
+        ...
+
+    def unpause(self, instance: dict[str, Any]) -> int: ...
+
+    def suspend(self, instance: dict[str, Any]) -> int:
+        """Save the guest's memory to disk and stop it (libvirt's managed save)."""
+        ...
+
+    def resume(self, instance: dict[str, Any]) -> int:
+        """Start a suspended guest again from its saved memory."""
+        ...
+
+    def rescue(self, instance: dict[str, Any], image_ref: str, admin_pass: str | None) -> int:
+        """Boot the guest from a fresh disk of `image_ref`, its own disk attached second."""
+        ...
+
+    def unrescue(self, instance: dict[str, Any]) -> int:
+        """Boot the guest from its own disk again (the rescue disk goes)."""
+        ...
+
+    def resize(self, instance: dict[str, Any]) -> int:
+        """On this host: give the guest the spec's flavor (memory, vCPUs, a larger root disk),
+        booting it again if it was running."""
+        ...
+
+    def trigger_crash_dump(self, instance: dict[str, Any]) -> None:
+        """Inject an NMI into the running guest."""
+        ...
+
+    def diagnostics(self, instance: dict[str, Any]) -> dict[str, Any]:
+        """The guest's diagnostics in the compute API's 2.48 shape (kumo.compute.day2)."""
         ...
 
     def image_cache_report(self) -> list[dict[str, Any]]:

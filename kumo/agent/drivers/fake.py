@@ -7,11 +7,14 @@ import threading
 import time
 from typing import Any
 
-from kumo.agent.drivers.base import DriverError, HostResources
+from kumo.agent.drivers.base import DISK_COUNTERS, STATE_NAMES, DriverError, HostResources, nic_counters
 from kumo.compute.states import PowerState
 
 # Fake guests of every fake host in this process, so a migration can hand a guest over.
 _GUESTS: dict[str, dict[str, int]] = {}
+# The uuids of fake guests booted from a rescue image, and the NMIs each was sent.
+RESCUED: set[str] = set()
+NMIS: dict[str, int] = {}
 # The port ids of the NICs hot-plugged into each fake guest (by instance uuid).
 PLUGGED: dict[str, set[str]] = {}
 _LOCK = threading.Lock()
@@ -113,6 +116,72 @@ class FakeDriver:
 
     def image_cache_report(self) -> list[dict[str, Any]]:
         return []  # fake guests need no image
+
+    # -- day-2 actions: the guest's power state moves; `fake_day2_error` in the metadata fails them
+    def _day2(self, instance: dict[str, Any], state: PowerState) -> int:
+        self._require(instance["uuid"])
+        self._work()
+        if instance.get("metadata", {}).get("fake_day2_error"):
+            raise DriverError(instance["metadata"]["fake_day2_error"])
+        return self._set(instance["uuid"], state)
+
+    def pause(self, instance: dict[str, Any]) -> int:
+        return self._day2(instance, PowerState.PAUSED)
+
+    def unpause(self, instance: dict[str, Any]) -> int:
+        return self._day2(instance, PowerState.RUNNING)
+
+    def suspend(self, instance: dict[str, Any]) -> int:
+        return self._day2(instance, PowerState.SUSPENDED)
+
+    def resume(self, instance: dict[str, Any]) -> int:
+        return self._day2(instance, PowerState.RUNNING)
+
+    def rescue(self, instance: dict[str, Any], image_ref: str, admin_pass: str | None) -> int:
+        power = self._day2(instance, PowerState.RUNNING)
+        with _LOCK:
+            RESCUED.add(instance["uuid"])
+        return power
+
+    def unrescue(self, instance: dict[str, Any]) -> int:
+        power = self._day2(instance, PowerState.RUNNING)
+        with _LOCK:
+            RESCUED.discard(instance["uuid"])
+        return power
+
+    def resize(self, instance: dict[str, Any]) -> int:
+        self._require(instance["uuid"])
+        if instance.get("metadata", {}).get("fake_day2_error"):
+            raise DriverError(instance["metadata"]["fake_day2_error"])
+        return self._guests[instance["uuid"]]
+
+    def trigger_crash_dump(self, instance: dict[str, Any]) -> None:
+        self._require(instance["uuid"])
+        if self._guests[instance["uuid"]] != PowerState.RUNNING:
+            raise DriverError(f"Instance {instance['uuid']} is not running: no NMI can be injected.")
+        with _LOCK:
+            NMIS[instance["uuid"]] = NMIS.get(instance["uuid"], 0) + 1
+
+    def diagnostics(self, instance: dict[str, Any]) -> dict[str, Any]:
+        self._require(instance["uuid"])
+        flavor = instance.get("flavor") or {}
+        power = self._guests[instance["uuid"]]
+        vcpus, ports = int(flavor.get("vcpus") or 1), instance.get("ports") or []
+        return {
+            "state": STATE_NAMES.get(power, "pending"),
+            "driver": "fake",
+            "hypervisor": "fake",
+            "hypervisor_os": "fake",
+            "uptime": 0,
+            "config_drive": bool(instance.get("config_drive")),
+            "num_cpus": vcpus,
+            "num_nics": len(ports),
+            "num_disks": 1,
+            "memory_details": {"maximum": int(flavor.get("ram") or 0), "used": 0},
+            "cpu_details": [{"id": i, "time": 0, "utilisation": None} for i in range(vcpus)],
+            "nic_details": [nic_counters(str(port.get("mac_address") or "")) for port in ports],
+            "disk_details": [dict.fromkeys(DISK_COUNTERS, 0)],
+        }
 
     def console_output(self, instance: dict[str, Any], lines: int | None = None) -> str:
         self._require(instance["uuid"])

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from kumo.agent.drivers.base import DriverError, HostResources
+from kumo.agent.drivers.base import STATE_NAMES, DriverError, HostResources, nic_counters
 from kumo.agent.imagecache import HttpImageSource, ImageCache
 from kumo.agent.libvirt import console, disks
 from kumo.agent.libvirt.config_drive import ApiConfigDrive, contained
@@ -48,11 +48,14 @@ from kumo.agent.libvirt.domain import (
     GuestConfig,
     Nic,
     PortError,
+    disk_targets,
     domain_xml,
+    interface_devices,
     interface_macs,
     interface_xml,
     nics_of,
     power_state,
+    with_sizing,
 )
 from kumo.agent.network.links import ensure_named_bridge
 from kumo.agent.protocol import AGENT_TOKEN_HEADER
@@ -210,8 +213,10 @@ class LibvirtDriver:
         return dom
 
     def _power(self, dom: Any) -> int:
-        state, _reason = dom.state()
-        return int(power_state(state))
+        state, reason = dom.state()
+        if not dom.isActive() and dom.hasManagedSaveImage(0):
+            return int(PowerState.SUSPENDED)  # whatever reason libvirt kept for its shutoff
+        return int(power_state(state, reason))
 
     def instance_dir(self, uuid: str) -> Path:
         return self.instances_dir / uuid
@@ -229,7 +234,17 @@ class LibvirtDriver:
         return HostResources(int(cpus), int(memory_mb), int(disk_gb), "QEMU", self.host_ip)
 
     # -- building a guest ------------------------------------------------------------------
-    def _guest_config(self, instance: dict[str, Any], image_ref: str) -> GuestConfig:
+    def _guest_config(
+        self,
+        instance: dict[str, Any],
+        image_ref: str,
+        *,
+        disk_name: str = "disk",
+        keep_disk: bool = False,
+        extra_disks: tuple[Path, ...] = (),
+    ) -> GuestConfig:
+        """The guest's definition; its root disk `disk_name` made anew over `image_ref` unless
+        `keep_disk` (the guest's own disk, kept: grown to the flavor's size)."""
         uuid = instance["uuid"]
         flavor = instance.get("flavor") or {}
         directory = self.instance_dir(uuid)
@@ -246,8 +261,13 @@ class LibvirtDriver:
         initrd = self.cache.acquire(str(props["ramdisk_id"]), uuid).path if props.get("ramdisk_id") else None
         for nic in nics:  # libvirt will not start a guest whose bridge is missing
             self.ensure_bridge(nic.bridge, nic.mtu)
-        disk = directory / "disk"
-        disks.create_overlay(root.path, root.meta.disk_format or "raw", disk, int(flavor.get("disk") or 0))
+        disk = directory / disk_name
+        if keep_disk and disk.exists():
+            disks.grow(disk, int(flavor.get("disk") or 0))
+        else:
+            disks.create_overlay(
+                root.path, root.meta.disk_format or "raw", disk, int(flavor.get("disk") or 0)
+            )
         return GuestConfig(
             uuid=uuid,
             title=str(instance.get("name") or uuid),
@@ -272,6 +292,7 @@ class LibvirtDriver:
             flavor={k: str(flavor[k]) for k in ("name", "vcpus", "ram", "disk") if k in flavor},
             nics=nics,
             config_drive=drive,
+            extra_disks=extra_disks,
         )
 
     def _define(self, instance: dict[str, Any], image_ref: str) -> Any:
@@ -357,6 +378,127 @@ class LibvirtDriver:
             dom = self._define(instance, image_ref)
             dom.create()
             return self._power(dom)
+
+    # -- day-2 actions -----------------------------------------------------------------------
+    def pause(self, instance: dict[str, Any]) -> int:
+        with self._operation(instance["uuid"]):
+            dom = self._require(instance["uuid"])
+            if self._power(dom) != PowerState.PAUSED:
+                dom.suspend()  # libvirt's "suspend" freezes the vCPUs: Nova's pause
+            return self._power(dom)
+
+    def unpause(self, instance: dict[str, Any]) -> int:
+        with self._operation(instance["uuid"]):
+            dom = self._require(instance["uuid"])
+            if self._power(dom) == PowerState.PAUSED:
+                dom.resume()
+            return self._power(dom)
+
+    def suspend(self, instance: dict[str, Any]) -> int:
+        """libvirt's managed save: the memory goes to a file libvirt keeps with the domain, the
+        guest stops; the next start restores it (resume)."""
+        with self._operation(instance["uuid"]):
+            dom = self._require(instance["uuid"])
+            if dom.isActive():
+                dom.managedSave(0)
+            return self._power(dom)
+
+    def resume(self, instance: dict[str, Any]) -> int:
+        with self._operation(instance["uuid"]):
+            dom = self._require(instance["uuid"])
+            if not dom.isActive():
+                dom.create()  # restores the managed save image when there is one
+            return self._power(dom)
+
+    def rescue(self, instance: dict[str, Any], image_ref: str, admin_pass: str | None) -> int:
+        """The guest is powered off and defined again booting a fresh disk of `image_ref`
+        (`disk.rescue`), its own disk second (vdb); unrescue defines it back. The rescue
+        password is not injected (kumo's guests take no password from the hypervisor)."""
+        uuid = instance["uuid"]
+        with self._operation(uuid):
+            dom = self._require(uuid)
+            if dom.isActive():
+                dom.destroy()
+            own = self.instance_dir(uuid) / "disk"
+            cfg = self._guest_config(instance, image_ref, disk_name="disk.rescue", extra_disks=(own,))
+            dom = self.conn.get().defineXML(domain_xml(cfg))
+            dom.create()
+            return self._power(dom)
+
+    def unrescue(self, instance: dict[str, Any]) -> int:
+        uuid = instance["uuid"]
+        with self._operation(uuid):
+            dom = self._require(uuid)
+            if dom.isActive():
+                dom.destroy()
+            cfg = self._guest_config(instance, instance["image_ref"], keep_disk=True)
+            dom = self.conn.get().defineXML(domain_xml(cfg))
+            (self.instance_dir(uuid) / "disk.rescue").unlink(missing_ok=True)
+            dom.create()
+            return self._power(dom)
+
+    def resize(self, instance: dict[str, Any]) -> int:
+        """On this host: shut the guest down, define it with the spec's flavor (its own disk
+        kept, grown to the flavor's), and boot it again if it was running."""
+        uuid = instance["uuid"]
+        with self._operation(uuid):
+            dom = self._require(uuid)
+            was_running = bool(dom.isActive())
+            if was_running and not self._shutdown(dom, self.shutdown_timeout):
+                dom.destroy()
+            cfg = self._guest_config(instance, instance["image_ref"], keep_disk=True)
+            dom = self.conn.get().defineXML(domain_xml(cfg))
+            if was_running:
+                dom.create()
+            return self._power(dom)
+
+    def trigger_crash_dump(self, instance: dict[str, Any]) -> None:
+        with self._operation(instance["uuid"]):
+            dom = self._require(instance["uuid"])
+            if not dom.isActive():
+                raise DriverError(f"Instance {instance['uuid']} is not running: no NMI can be injected.")
+            dom.injectNMI(0)
+
+    def diagnostics(self, instance: dict[str, Any]) -> dict[str, Any]:
+        """From one dom.info() and the block and interface counters of its devices."""
+        uuid = instance["uuid"]
+        with self._operation(uuid):
+            dom = self._require(uuid)
+            state, max_kib, used_kib, vcpus, cpu_ns = dom.info()
+            active = bool(dom.isActive())
+            xml = dom.XMLDesc(0)
+            disks_found = disk_targets(xml)
+            nics = interface_devices(xml)
+            disk_details = []
+            for target in disks_found:
+                rd_req, rd_b, wr_req, wr_b, errs = dom.blockStats(target) if active else (0,) * 5
+                disk_details.append(
+                    {
+                        "read_bytes": rd_b,
+                        "read_requests": rd_req,
+                        "write_bytes": wr_b,
+                        "write_requests": wr_req,
+                        "errors_count": max(errs, 0),
+                    }
+                )
+            nic_details = [
+                nic_counters(mac, tuple(dom.interfaceStats(tap)) if active else (0,) * 8) for mac, tap in nics
+            ]
+            return {
+                "state": STATE_NAMES.get(int(power_state(state, dom.state()[1])), "pending"),
+                "driver": "libvirt",
+                "hypervisor": self.virt_type,
+                "hypervisor_os": "linux",
+                "uptime": None,
+                "config_drive": bool(instance.get("config_drive")),
+                "num_cpus": int(vcpus),
+                "num_nics": len(nic_details),
+                "num_disks": len(disk_details),
+                "memory_details": {"maximum": int(max_kib) // 1024, "used": int(used_kib) // 1024},
+                "cpu_details": [{"id": None, "time": int(cpu_ns), "utilisation": None}],
+                "nic_details": nic_details,
+                "disk_details": disk_details,
+            }
 
     # -- migration -------------------------------------------------------------------------
     # -- interfaces (os-interface) -----------------------------------------------------------
@@ -447,10 +589,17 @@ class LibvirtDriver:
             was_running = bool(dom.isActive())
             if live and not was_running:
                 raise DriverError(f"Cannot live-migrate instance {uuid}: it is not running.")
+            dest_xml = target["xml"]
             if not live:
                 if was_running and not self._shutdown(dom, self.shutdown_timeout):
                     dom.destroy()
+                # A resize: the disk is grown here to the size the destination's has; the guest
+                # crosses with the sizing it runs with, and boots there with the new flavor's.
+                flavor = instance.get("flavor") or {}
+                disks.grow(self.instance_dir(uuid) / "disk", int(flavor.get("disk") or 0))
                 dom.createWithFlags(lv.VIR_DOMAIN_START_PAUSED)
+                _state, max_kib, _used, vcpus, _cpu = dom.info()
+                dest_xml = with_sizing(target["xml"], int(max_kib) // 1024, int(vcpus))
             flags = (
                 lv.VIR_MIGRATE_LIVE
                 | lv.VIR_MIGRATE_PEER2PEER
@@ -461,7 +610,7 @@ class LibvirtDriver:
             if not live:
                 flags |= lv.VIR_MIGRATE_PAUSED
             params: dict[str, Any] = {
-                lv.VIR_MIGRATE_PARAM_DEST_XML: target["xml"],
+                lv.VIR_MIGRATE_PARAM_DEST_XML: dest_xml,
                 lv.VIR_MIGRATE_PARAM_PERSIST_XML: target["xml"],  # not the source's paths
                 lv.VIR_MIGRATE_PARAM_URI: f"tcp://{target['address']}",
                 lv.VIR_MIGRATE_PARAM_DISKS_URI: f"tcp://{target['address']}",
@@ -523,7 +672,8 @@ class LibvirtDriver:
             if dom.name().startswith(NAME_PREFIX):
                 uuid = dom.UUIDString()
                 if not self._is_busy(uuid):
-                    states[uuid] = int(power_state(int(values.get("state.state", 0))))
+                    state, reason = int(values.get("state.state", 0)), int(values.get("state.reason", 0))
+                    states[uuid] = int(power_state(state, reason))
         return states
 
     def _report_events(self) -> None:

@@ -59,3 +59,12 @@ def create_overlay(base: Path, base_format: str, dest: Path, flavor_disk_gb: int
     dest.unlink(missing_ok=True)
     _qemu_img("create", "-q", "-f", "qcow2", "-b", str(base), "-F", base_format, str(dest), str(size))
     return DiskInfo("qcow2", size, str(base))
+
+
+def grow(path: Path, flavor_disk_gb: int) -> None:
+    """Grow the qcow2 disk at `path` to the flavor's root disk (never shrinks; 0: as it is)."""
+    if not flavor_disk_gb:
+        return
+    wanted = flavor_disk_gb * GiB
+    if info(path, "qcow2").virtual_size < wanted:
+        _qemu_img("resize", "-q", "-f", "qcow2", str(path), str(wanted))

@@ -39,7 +39,14 @@ _POWER = {
 }
 
 
-def power_state(libvirt_state: int) -> PowerState:
+_SHUTOFF, _SHUTOFF_SAVED = 5, 5  # VIR_DOMAIN_SHUTOFF, and its reason VIR_DOMAIN_SHUTOFF_SAVED
+
+
+def power_state(libvirt_state: int, reason: int | None = None) -> PowerState:
+    """`reason`, when known: a domain shut off because its memory was saved (managed save: a
+    suspended server) is SUSPENDED."""
+    if libvirt_state == _SHUTOFF and reason == _SHUTOFF_SAVED:
+        return PowerState.SUSPENDED
     return _POWER.get(libvirt_state, PowerState.NOSTATE)
 
 
@@ -128,6 +135,8 @@ class GuestConfig:
     flavor: dict[str, str] = field(default_factory=dict)
     nics: tuple[Nic, ...] = ()
     config_drive: Path | None = None  # an ISO9660 image labelled config-2
+    # qcow2 disks after the root one (vdb, vdc…): a rescued guest's own disk
+    extra_disks: tuple[Path, ...] = ()
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -194,6 +203,11 @@ def domain_xml(cfg: GuestConfig) -> str:
     _sub(disk, "driver", name="qemu", type=cfg.disk_format)
     _sub(disk, "source", file=str(cfg.disk))
     _sub(disk, "target", dev="vda", bus="virtio")
+    for index, extra in enumerate(cfg.extra_disks):
+        more = _sub(devices, "disk", type="file", device="disk")
+        _sub(more, "driver", name="qemu", type="qcow2")
+        _sub(more, "source", file=str(extra))
+        _sub(more, "target", dev=f"vd{chr(ord('b') + index)}", bus="virtio")
     if cfg.config_drive is not None:  # as Nova: a read-only CD-ROM, IDE (pc) or SATA (q35: no IDE)
         cdrom = _sub(devices, "disk", type="file", device="cdrom")
         _sub(cdrom, "driver", name="qemu", type="raw")
@@ -255,3 +269,40 @@ def interface_macs(xml: str) -> set[str]:
         if mac is not None and mac.get("address"):
             found.add(str(mac.get("address")).lower())
     return found
+
+
+def disk_targets(xml: str) -> list[str]:
+    """The target names (vda, vdb…) of a domain XML's disks, CD-ROMs left out."""
+    root = ET.fromstring(xml)
+    found = []
+    for disk in root.iterfind("./devices/disk"):
+        target = disk.find("target")
+        if disk.get("device") == "disk" and target is not None and target.get("dev"):
+            found.append(str(target.get("dev")))
+    return found
+
+
+def interface_devices(xml: str) -> list[tuple[str, str]]:
+    """(MAC address, tap name) of a domain XML's bridge interfaces, in order."""
+    found = []
+    for interface in ET.fromstring(xml).iterfind("./devices/interface"):
+        mac, target = interface.find("mac"), interface.find("target")
+        if mac is not None and target is not None and mac.get("address") and target.get("dev"):
+            found.append((str(mac.get("address")).lower(), str(target.get("dev"))))
+    return found
+
+
+def with_sizing(xml: str, memory_mib: int, vcpus: int) -> str:
+    """`xml` with the memory and vCPUs given (a cold move to a new flavor crosses with the
+    guest's old sizing, which must match its running definition, and keeps the new one as the
+    persistent definition it boots from there)."""
+    root = ET.fromstring(xml)
+    for tag in ("memory", "currentMemory"):
+        element = root.find(tag)
+        if element is not None:
+            element.text, element.attrib = str(memory_mib), {"unit": "MiB"}
+    vcpu = root.find("vcpu")
+    if vcpu is not None:
+        vcpu.text = str(vcpus)
+    ET.register_namespace("kumo", NAMESPACE)
+    return ET.tostring(root, encoding="unicode")

@@ -15,6 +15,7 @@ from kumo.api.deps import context, runtime
 from kumo.api.openapi import json_body
 from kumo.compute import (
     console,
+    day2,
     evacuate,
     interfaces,
     moves,
@@ -111,6 +112,21 @@ def _remove_group(s: Session, ctx: RequestContext, sid: str, body: Any, _: Micro
     return None
 
 
+def _simple(kind: str, since: str | None = None) -> Handler:
+    """A day-2 action without a body (kumo.compute.day2.simple); `since`: its microversion."""
+
+    def handler(s: Session, ctx: RequestContext, sid: str, _: Any, version: Microversion) -> str | None:
+        if since is not None and not version.at_least(since):
+            raise BadRequest(f"There is no such action: {kind}")
+        return day2.simple(s, ctx, sid, kind)
+
+    return handler
+
+
+def _resize(s: Session, ctx: RequestContext, sid: str, body: Any, _: Microversion) -> str | None:
+    return day2.resize(s, ctx, sid, day2.parse_resize(body))
+
+
 HANDLERS: dict[str, Handler] = {
     "os-start": _start,
     "os-stop": _stop,
@@ -125,6 +141,13 @@ HANDLERS: dict[str, Handler] = {
     "forceDelete": _force_delete,
     "addSecurityGroup": _add_group,
     "removeSecurityGroup": _remove_group,
+    "pause": _simple("pause"),
+    "unpause": _simple("unpause"),
+    "suspend": _simple("suspend"),
+    "resume": _simple("resume"),
+    "unrescue": _simple("unrescue"),
+    "trigger_crash_dump": _simple("trigger_crash_dump", since="2.17"),
+    "resize": _resize,
 }
 
 
@@ -146,6 +169,8 @@ def server_action(
         return _console_output(server_id, args, ctx, rt)
     if name == "evacuate":
         return _evacuate(server_id, args, ctx, version, rt)
+    if name == "rescue":
+        return _rescue(server_id, args, ctx, rt)
     handler = HANDLERS.get(name)
     if handler is None:
         raise BadRequest(f"Unsupported server action {name!r}.")
@@ -212,3 +237,27 @@ def _evacuate(server_id: str, args: Any, ctx: RequestContext, version: Microvers
     # On shared storage the disk is kept, and with it its password: none to tell (Nova's null).
     password = None if req.on_shared_storage else req.admin_pass or secrets.token_urlsafe(9)
     return JSONResponse({"adminPass": password})
+
+
+def _rescue(server_id: str, args: Any, ctx: RequestContext, rt: Runtime) -> JSONResponse:
+    """200 with the rescue password, as Nova (an empty body when passwords are disabled)."""
+    req = day2.parse_rescue(args)
+    with rt.db.transaction() as session:
+        host, password = day2.rescue(session, ctx, server_id, req, rt.settings.enable_admin_password)
+    rt.waker.publish(host_key(host))
+    return JSONResponse({} if password is None else {"adminPass": password})
+
+
+@router.get("/v2.1/servers/{server_id}/diagnostics")
+def server_diagnostics(
+    server_id: str,
+    ctx: RequestContext = Depends(context),
+    version: Microversion = Depends(microversion),
+    rt: Runtime = Depends(runtime),
+) -> JSONResponse:
+    """Admin: the guest's diagnostics, asked of its host (2.48's shape from 2.48 on)."""
+    with rt.db.transaction() as session:
+        task_id, host = day2.request_diagnostics(session, ctx, server_id)
+    rt.waker.publish(host_key(host))
+    raw = day2.collect_diagnostics(rt.db, task_id)
+    return JSONResponse(day2.diagnostics_view(raw, version.at_least("2.48")))

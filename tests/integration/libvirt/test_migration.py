@@ -175,17 +175,25 @@ def test_live_migration_keeps_the_guest_running(pair: Pair, tmp_path: Path) -> N
 
 
 def test_cold_migration_moves_the_disk_and_boots_there(pair: Pair, tmp_path: Path) -> None:
+    """As a resize to another host does it: the spec moved with carries a new flavor (more
+    memory, a larger disk), and the guest boots there with it, from the disk it had."""
     a_host, b_host = pair.hosts
     a, b = pair.driver(a_host, tmp_path), pair.driver(b_host, tmp_path)
     sid = pair.spec["uuid"]
     a.spawn(pair.spec)
-    assert "boots=1" in wait_log(a.console_log(sid), MARKER)
+    first = wait_log(a.console_log(sid), MARKER)
+    assert "boots=1" in first
 
-    target = b.prepare_migration(pair.spec)
-    assert a.migrate(pair.spec, b_host.name, live=False, target=target) == 1
+    resized = {**pair.spec, "flavor": {"name": "bigger", "vcpus": 1, "ram": 256, "disk": 2}}
+    target = b.prepare_migration(resized)
+    assert a.migrate(resized, b_host.name, live=False, target=target) == 1
     # Booted on the destination from the disk it had: the guest's boot counter says 2.
-    assert "boots=2" in wait_log(b.console_log(sid), MARKER)
+    there = wait_log(b.console_log(sid), MARKER)
+    assert "boots=2" in there
     assert a.power_states().get(sid) is None
+    mem = [int(m) for m in re.findall(r"mem_kb=(\d+)", first + there)]
+    disk = [int(m) for m in re.findall(r"disk_bytes=(\d+)", first + there)]
+    assert mem[-1] > mem[0] + 100_000 and disk[-1] == 2 * 1024**3 > disk[0]
 
 
 def test_failed_live_migration_leaves_the_guest_running_on_the_source(pair: Pair, tmp_path: Path) -> None:

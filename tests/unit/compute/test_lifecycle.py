@@ -26,6 +26,7 @@ from kumo.compute.lifecycle import (
     Enqueue,
     Fault,
     FinishEvent,
+    ForgetOldFlavor,
     LeaveGroups,
     RecordAction,
     Ref,
@@ -33,6 +34,7 @@ from kumo.compute.lifecycle import (
     ReleasePort,
     ReleasePorts,
     RenameConsumer,
+    RevertFlavor,
     ServerState,
     StartEvent,
     TaskOutcome,
@@ -56,6 +58,9 @@ VM_STATES = [
     VmState.ACTIVE,
     VmState.STOPPED,
     VmState.RESIZED,
+    VmState.PAUSED,
+    VmState.SUSPENDED,
+    VmState.RESCUED,
     VmState.ERROR,
     VmState.DELETED,
 ]
@@ -82,6 +87,17 @@ ALLOWED: dict[str, tuple[set[str], set[str]]] = {
     "evacuate": ({VmState.ACTIVE, VmState.STOPPED, VmState.ERROR}, set()),
     "attach_interface": ({VmState.ACTIVE, VmState.STOPPED}, set()),
     "detach_interface": ({VmState.ACTIVE, VmState.STOPPED}, set()),
+    "pause": ({VmState.ACTIVE}, set()),
+    "unpause": ({VmState.PAUSED}, set()),
+    "suspend": ({VmState.ACTIVE}, set()),
+    "resume": ({VmState.SUSPENDED}, set()),
+    "rescue": ({VmState.ACTIVE, VmState.STOPPED, VmState.ERROR}, set()),
+    "unrescue": ({VmState.RESCUED}, set()),
+    "resize": ({VmState.ACTIVE, VmState.STOPPED}, set()),
+    "trigger_crash_dump": (
+        {VmState.ACTIVE, VmState.PAUSED, VmState.RESCUED, VmState.RESIZED, VmState.ERROR},
+        set(),
+    ),
 }
 NOVA_NAME = {
     "spawn": "create",
@@ -100,6 +116,14 @@ NOVA_NAME = {
     "evacuate": "evacuate",
     "attach_interface": "attach_interface",
     "detach_interface": "detach_interface",
+    "pause": "pause",
+    "unpause": "unpause",
+    "suspend": "suspend",
+    "resume": "resume",
+    "rescue": "rescue",
+    "unrescue": "unrescue",
+    "resize": "resize",
+    "trigger_crash_dump": "trigger_crash_dump",
 }
 
 
@@ -242,7 +266,8 @@ def test_revert_resize_prepares_the_source() -> None:
         extra,
         task_kind="prepare_migration",
     )
-    assert change == expected
+    # the source's task carries the server's old flavor: it is restored first
+    assert change == replace(expected, effects=(RevertFlavor(), *expected.effects))
 
 
 @pytest.mark.parametrize(
@@ -267,7 +292,11 @@ def test_confirm_resize(power: int, vm_state: str) -> None:
     assert change == Change(
         vm_state=vm_state,
         migration_source=None,
-        effects=(Release(MIGRATION), RecordAction("confirmResize", "compute_confirm_resize", "h1")),
+        effects=(
+            Release(MIGRATION),
+            ForgetOldFlavor(),
+            RecordAction("confirmResize", "compute_confirm_resize", "h1"),
+        ),
     )
 
 
@@ -404,7 +433,7 @@ def test_delete_of_a_locked_server() -> None:
 
 @pytest.mark.parametrize(
     ("task_state", "moving"),
-    [(t, t in ("migrating", "resize_migrating", "resize_reverting")) for t in TASK_STATES],
+    [(t, t in ("migrating", "resize_migrating", "resize_reverting", "resize_prep")) for t in TASK_STATES],
 )
 def test_moving(task_state: str | None, moving: bool) -> None:
     assert lc.moving(server(task_state=task_state)) is moving
@@ -656,6 +685,7 @@ SETTLED += [
             zone_from_host=True,
             vm_state=VmState.RESIZED,
             migration_source="h1",
+            resized=True,
             effects=(BindPorts("h2"),),
         ),
     ),

@@ -14,6 +14,7 @@ from kumo.work.kinds import (
     AnyPayload,
     CleanupPayload,
     ConsolePayload,
+    DiagnosticsPayload,
     EmptyPayload,
     EvacuatePayload,
     InterfacePayload,
@@ -24,6 +25,7 @@ from kumo.work.kinds import (
     PrepareMigrationPayload,
     RebootPayload,
     RebuildPayload,
+    RescuePayload,
     SpawnPayload,
     TaskKind,
 )
@@ -94,8 +96,44 @@ CASES: list[tuple[TaskKind, AnyPayload, dict[str, Any]]] = [
                 "target": {"uri": "qemu+tcp://hv-2"},
             },
         )
-        for move in (TaskKind.LIVE_MIGRATE, TaskKind.MIGRATE, TaskKind.REVERT_RESIZE)
+        for move in (TaskKind.LIVE_MIGRATE, TaskKind.MIGRATE, TaskKind.REVERT_RESIZE, TaskKind.RESIZE)
     ],
+    # a resize (or its revert) on the server's own host: no destination prepared, no target
+    (
+        TaskKind.RESIZE,
+        MovePayload(1, 2, SPEC, "hv-1", "hv-1", TaskKind.RESIZE, None),
+        {
+            "action_id": 1,
+            "event_id": 2,
+            "instance": SPEC,
+            "dest": "hv-1",
+            "source": "hv-1",
+            "move": "resize",
+            "target": None,
+        },
+    ),
+    *[
+        (kind, ActionPayload(1, 2, SPEC), {"action_id": 1, "event_id": 2, "instance": SPEC})
+        for kind in (
+            TaskKind.PAUSE,
+            TaskKind.UNPAUSE,
+            TaskKind.SUSPEND,
+            TaskKind.RESUME,
+            TaskKind.UNRESCUE,
+            TaskKind.TRIGGER_CRASH_DUMP,
+        )
+    ],
+    (
+        TaskKind.RESCUE,
+        RescuePayload(1, 2, SPEC, "img-r", "pw"),
+        {"action_id": 1, "event_id": 2, "instance": SPEC, "image_ref": "img-r", "admin_pass": "pw"},
+    ),
+    (
+        TaskKind.RESCUE,
+        RescuePayload(1, 2, SPEC, "img-r", None),
+        {"action_id": 1, "event_id": 2, "instance": SPEC, "image_ref": "img-r", "admin_pass": None},
+    ),
+    (TaskKind.DIAGNOSTICS, DiagnosticsPayload(SPEC), {"instance": SPEC}),
     (TaskKind.ABORT_MIGRATION, AbortMigrationPayload(SPEC, "hv-2"), {"instance": SPEC, "dest": "hv-2"}),
     (
         TaskKind.CLEANUP,

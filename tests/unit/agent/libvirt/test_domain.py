@@ -12,12 +12,15 @@ from kumo.agent.libvirt.domain import (
     Nic,
     PortError,
     console_log_of,
+    disk_targets,
     domain_xml,
+    interface_devices,
     interface_macs,
     interface_xml,
     kumo_metadata,
     nics_of,
     power_state,
+    with_sizing,
 )
 from kumo.compute.states import PowerState
 
@@ -256,3 +259,22 @@ def test_unknown_virt_type_is_refused() -> None:
 )
 def test_power_states(libvirt_state: int, expected: PowerState) -> None:
     assert power_state(libvirt_state) == expected
+
+
+def test_a_rescue_definition_attaches_the_servers_disk_second() -> None:
+    own = Path("/var/lib/kumo/instances/x/disk")
+    xml = domain_xml(guest(disk=Path("/var/lib/kumo/instances/x/disk.rescue"), extra_disks=(own,)))
+    assert disk_targets(xml) == ["vda", "vdb"]
+    vdb = ET.fromstring(xml).findall("./devices/disk")[1]
+    assert vdb.find("source").get("file") == str(own)  # type: ignore[union-attr]
+
+
+def test_with_sizing_changes_only_memory_and_vcpus() -> None:
+    nic = Nic(bridge="brq-1", tap="tap-1", mac="fa:16:3e:00:00:01")
+    xml = domain_xml(guest(nics=(nic,)))
+    resized = ET.fromstring(with_sizing(xml, 128, 1))
+    memory = resized.find("memory")
+    assert memory is not None and (memory.text, memory.get("unit")) == ("128", "MiB")
+    assert resized.findtext("vcpu") == "1"
+    assert kumo_metadata(with_sizing(xml, 128, 1)) == kumo_metadata(xml)
+    assert interface_devices(with_sizing(xml, 128, 1)) == [("fa:16:3e:00:00:01", "tap-1")]
