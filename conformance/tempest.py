@@ -23,7 +23,6 @@ import venv
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import yaml
@@ -58,9 +57,7 @@ def ensure_tempest(venv_dir: Path) -> Path:
     stamp = venv_dir / ".tempest-version"
     if not stamp.exists() or stamp.read_text() != TEMPEST_VERSION:
         venv.EnvBuilder(with_pip=True, clear=venv_dir.exists(), symlinks=True).create(venv_dir)
-        subprocess.run(
-            [str(bin_dir / "pip"), "install", "-q", f"tempest=={TEMPEST_VERSION}"], check=True
-        )
+        subprocess.run([str(bin_dir / "pip"), "install", "-q", f"tempest=={TEMPEST_VERSION}"], check=True)
         stamp.write_text(TEMPEST_VERSION)
     return bin_dir
 
@@ -70,7 +67,9 @@ def _token(url: str, admin_password: str) -> str:
         "auth": {
             "identity": {
                 "methods": ["password"],
-                "password": {"user": {"name": "admin", "domain": {"id": "default"}, "password": admin_password}},
+                "password": {
+                    "user": {"name": "admin", "domain": {"id": "default"}, "password": admin_password}
+                },
             },
             "scope": {"project": {"name": "admin", "domain": {"id": "default"}}},
         }
@@ -101,7 +100,12 @@ def prepare_cloud(url: str, admin_password: str) -> dict[str, str]:
             if image is None or image["status"] != "active":
                 made = api.post(
                     "/image/v2/images",
-                    json={"name": name, "disk_format": "raw", "container_format": "bare", "visibility": "public"},
+                    json={
+                        "name": name,
+                        "disk_format": "raw",
+                        "container_format": "bare",
+                        "visibility": "public",
+                    },
                 )
                 made.raise_for_status()
                 image = made.json()
@@ -112,13 +116,22 @@ def prepare_cloud(url: str, admin_password: str) -> dict[str, str]:
                 ).raise_for_status()
             values[key] = image["id"]
         versions = api.get("/compute/").json()
-        current = [v for v in versions.get("versions", [versions.get("version", {})]) if v.get("id") == "v2.1"]
+        current = [
+            v for v in versions.get("versions", [versions.get("version", {})]) if v.get("id") == "v2.1"
+        ]
         values["max_microversion"] = current[0]["version"] if current else "2.1"
     return values
 
 
-def write_workspace(bin_dir: Path, workspace: Path, url: str, admin_password: str, region: str,
-                    features: dict[str, bool], values: dict[str, str]) -> Path:
+def write_workspace(
+    bin_dir: Path,
+    workspace: Path,
+    url: str,
+    admin_password: str,
+    region: str,
+    features: dict[str, bool],
+    values: dict[str, str],
+) -> Path:
     if not (workspace / ".stestr.conf").exists():
         workspace.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run([str(bin_dir / "tempest"), "init", str(workspace)], check=True, capture_output=True)
@@ -139,19 +152,34 @@ def write_workspace(bin_dir: Path, workspace: Path, url: str, admin_password: st
 def run(bin_dir: Path, workspace: Path, conf: Path, select: Path, concurrency: int) -> Report:
     """Run the tests of `select` (a file of regexes, tempest's --include-list) minus the excludes."""
     cmd = [
-        str(bin_dir / "tempest"), "run", "--config-file", str(conf), "--workspace-path",
-        str(workspace / "workspace.yaml"), "--include-list", str(select),
-        "--exclude-list", str(EXCLUDES), "--concurrency", str(concurrency),
+        str(bin_dir / "tempest"),
+        "run",
+        "--config-file",
+        str(conf),
+        "--workspace-path",
+        str(workspace / "workspace.yaml"),
+        "--include-list",
+        str(select),
+        "--exclude-list",
+        str(EXCLUDES),
+        "--concurrency",
+        str(concurrency),
     ]
     env = {**os.environ, "TEMPEST_CONFIG_DIR": str(conf.parent), "TEMPEST_CONFIG": conf.name}
     subprocess.run(cmd, cwd=workspace, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     stream = subprocess.run(
         [str(bin_dir / "stestr"), "last", "--subunit"], cwd=workspace, capture_output=True, check=False
     ).stdout
-    lines = subprocess.run(
-        [str(bin_dir / "python"), str(HERE / "subunit_summary.py")], input=stream, capture_output=True,
-        check=True,
-    ).stdout.decode().splitlines()
+    lines = (
+        subprocess.run(
+            [str(bin_dir / "python"), str(HERE / "subunit_summary.py")],
+            input=stream,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .splitlines()
+    )
     report = Report()
     for line in lines:
         test = json.loads(line)
@@ -191,8 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     bin_dir = ensure_tempest(args.venv)
     values = prepare_cloud(url, password)
     conf = write_workspace(bin_dir, args.workspace, url, password, region or "RegionOne", FEATURES, values)
-    print(f"tempest {TEMPEST_VERSION}: {select.name} against {url} (compute up to {values['max_microversion']})",
-          file=sys.stderr)
+    print(
+        f"tempest {TEMPEST_VERSION}: {select.name} against {url}"
+        f" (compute up to {values['max_microversion']})",
+        file=sys.stderr,
+    )
     report = run(bin_dir, args.workspace, conf, select, args.concurrency)
     print(report.summary())
     if args.json:
