@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     scheduler_asynchronous_commit: bool = True
     heartbeat_timeout_seconds: float = 30.0
     enable_admin_password: bool = True
+    # Nova's shelved_offload_time: seconds a shelved server keeps its guest and its host's
+    # resources before it is offloaded; 0 offloads within the shelve, -1 never.
+    shelved_offload_time: int = Field(default=0, ge=-1)
+    # How long a serial console URL's token may wait for its (single) use (Nova's token_ttl).
+    console_token_ttl_seconds: int = Field(default=600, ge=1)
     # Keystone's [security_compliance] lockout: after this many consecutive failed logins of a
     # user (anyone may try a name, so off by default as in Keystone: an operator who turns it on
     # accepts that strangers can lock a known name out), further logins are refused with

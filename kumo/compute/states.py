@@ -20,6 +20,9 @@ class VmState:
     RESIZED = "resized"
     ERROR = "error"
     DELETED = "deleted"
+    # shelve: the guest kept (powered off) on its host, or offloaded (no host, no allocations)
+    SHELVED = "shelved"
+    SHELVED_OFFLOADED = "shelved_offloaded"
 
 
 class TaskState:
@@ -34,6 +37,11 @@ class TaskState:
     RESIZE_MIGRATING = "resize_migrating"
     RESIZE_REVERTING = "resize_reverting"
     DELETING = "deleting"
+    # snapshot (createImage) and shelve / shelveOffload / unshelve
+    IMAGE_SNAPSHOT = "image_snapshot"
+    SHELVING = "shelving"
+    SHELVING_OFFLOADING = "shelving_offloading"
+    UNSHELVING = "unshelving"
 
 
 # Every task_state an instance can be in (an action's `interrupts` default: none of them).
@@ -69,7 +77,15 @@ def _states(*names: str) -> frozenset[str]:
 
 
 # Every vm_state of an instance not deleted yet.
-_LIVE = _states(VmState.BUILDING, VmState.ACTIVE, VmState.STOPPED, VmState.RESIZED, VmState.ERROR)
+_LIVE = _states(
+    VmState.BUILDING,
+    VmState.ACTIVE,
+    VmState.STOPPED,
+    VmState.RESIZED,
+    VmState.ERROR,
+    VmState.SHELVED,
+    VmState.SHELVED_OFFLOADED,
+)
 
 # The scheduler's part of a create action (Nova's event name); the agent's is ACTIONS["spawn"].
 SCHEDULE_EVENT = "conductor_schedule_and_build_instances"
@@ -201,6 +217,52 @@ ACTIONS: dict[str, Action] = {
         VmState.ACTIVE,
         PowerState.RUNNING,
     ),
+    # createImage: the guest's root disk uploaded to a new image; the server's states stay.
+    "snapshot": Action(
+        "createImage",
+        "compute_snapshot_instance",
+        _states(VmState.ACTIVE, VmState.STOPPED),
+        TaskState.IMAGE_SNAPSHOT,
+        None,
+        None,
+    ),
+    # shelve: powered off and snapshotted; offloaded at once when the payload says so
+    # (kumo.compute.lifecycle settles that as shelve_offload's outcome).
+    "shelve": Action(
+        "shelve",
+        "compute_shelve_instance",
+        _states(VmState.ACTIVE, VmState.STOPPED),
+        TaskState.SHELVING,
+        VmState.SHELVED,
+        PowerState.SHUTDOWN,
+    ),
+    "shelve_offload": Action(
+        "shelveOffload",
+        "compute_shelve_offload_instance",
+        _states(VmState.SHELVED),
+        TaskState.SHELVING_OFFLOADING,
+        VmState.SHELVED_OFFLOADED,
+        PowerState.NOSTATE,
+    ),
+    # unshelve of a guest still on its host: powered on there.
+    "unshelve": Action(
+        "unshelve",
+        "compute_unshelve_instance",
+        _states(VmState.SHELVED),
+        TaskState.UNSHELVING,
+        VmState.ACTIVE,
+        PowerState.RUNNING,
+    ),
+    # unshelve of an offloaded server: pending scheduling again (its scheduler event is the
+    # scheduler's own), then spawned from the shelve snapshot by the spawn task.
+    "unshelve_offloaded": Action(
+        "unshelve",
+        SCHEDULE_EVENT,
+        _states(VmState.SHELVED_OFFLOADED),
+        TaskState.SCHEDULING,
+        VmState.ACTIVE,
+        PowerState.RUNNING,
+    ),
 }
 
 
@@ -233,6 +295,8 @@ _STATUS_BY_VM = {
     VmState.RESIZED: "VERIFY_RESIZE",
     VmState.ERROR: "ERROR",
     VmState.DELETED: "DELETED",
+    VmState.SHELVED: "SHELVED",
+    VmState.SHELVED_OFFLOADED: "SHELVED_OFFLOADED",
 }
 
 
@@ -251,4 +315,6 @@ VM_STATES_BY_STATUS: dict[str, tuple[str, ...]] = {
     "VERIFY_RESIZE": (VmState.RESIZED,),
     "ERROR": (VmState.ERROR,),
     "DELETED": (VmState.DELETED,),
+    "SHELVED": (VmState.SHELVED,),
+    "SHELVED_OFFLOADED": (VmState.SHELVED_OFFLOADED,),
 }
