@@ -792,7 +792,7 @@ def _power_off_after_rebuild(change: Change, outcome: TaskOutcome) -> Change:
     return replace(
         change,
         task_state=TaskState.POWERING_OFF,
-        effects=(Enqueue(outcome.host, TaskKind.STOP, payload),),
+        effects=(*change.effects, Enqueue(outcome.host, TaskKind.STOP, payload)),
         wake=outcome.host,
     )
 

@@ -105,5 +105,5 @@ async def _relay(websocket: WebSocket, reader: asyncio.StreamReader, writer: asy
             with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, OSError, RuntimeError):
                 await task
         writer.close()
-        with contextlib.suppress(OSError, RuntimeError):
+        with contextlib.suppress(OSError, RuntimeError, WebSocketDisconnect):
             await websocket.close()
