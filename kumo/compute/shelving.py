@@ -49,7 +49,7 @@ class Woken:
 
 def image_name(value: Any) -> str:
     """createImage's `name`: a string of 1 to 255 characters, as Nova's schema."""
-    if not isinstance(value, str) or not value.strip() or len(value) > 255:
+    if not isinstance(value, str) or not value or len(value) > 255:
         raise BadRequest(
             "Invalid input for field/attribute name. Value must be a string of 1 to 255 characters."
         )

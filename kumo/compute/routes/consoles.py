@@ -15,7 +15,8 @@ from starlette.websockets import WebSocketDisconnect
 
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
-from kumo.compute import serial_console
+from kumo.api.openapi import json_body
+from kumo.compute import schemas, serial_console
 from kumo.compute.deps import microversion
 from kumo.compute.microversion import Microversion
 from kumo.compute.routes.servers import base_url
@@ -40,7 +41,7 @@ def serial_url(server_id: str, request: Request, ctx: RequestContext, rt: Runtim
     )
 
 
-@router.post("/v2.1/servers/{server_id}/remote-consoles")
+@router.post("/v2.1/servers/{server_id}/remote-consoles", openapi_extra=json_body(schemas.REMOTE_CONSOLE))
 def create_remote_console(
     server_id: str,
     request: Request,

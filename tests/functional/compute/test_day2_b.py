@@ -65,7 +65,9 @@ def _host(client: httpx.Client, server_id: str) -> str | None:
 
 
 def _snapshot(conn: Connection, cloud: Cloud, server: Server) -> None:
-    image = conn.compute.create_server_image(server, "snap-1", metadata={"purpose": "test"}, wait=True, timeout=30)
+    image = conn.compute.create_server_image(
+        server, "snap-1", metadata={"purpose": "test"}, wait=True, timeout=30
+    )
     image = conn.image.get_image(image.id)
     assert image.status == "active" and image.visibility == "private"
     assert image.owner == server.project_id and image.min_disk == 1
@@ -121,7 +123,10 @@ def _shelve_cycle(conn: Connection, cloud: Cloud, server: Server) -> None:
 def _migrations(conn: Connection, cloud: Cloud, server: Server) -> None:
     with cloud.client(microversion="2.59") as admin:
         source = _host(admin, server.id)
-        resp = admin.post(f"{API}/servers/{server.id}/action", json={"os-migrateLive": {"host": None, "block_migration": "auto"}})
+        resp = admin.post(
+            f"{API}/servers/{server.id}/action",
+            json={"os-migrateLive": {"host": None, "block_migration": "auto"}},
+        )
         assert resp.status_code == 202, resp.text
         wait_status(conn, server, "ACTIVE")
         assert _host(admin, server.id) != source
@@ -177,7 +182,11 @@ def _serial_console(conn: Connection, cloud: Cloud, server: Server) -> None:
         time.sleep(1.2)
         assert _refused(resp.json()["console"]["url"])
         novnc = {"remote_console": {"protocol": "vnc", "type": "novnc"}}
-        resp = c.post(f"{API}/servers/{server.id}/remote-consoles", json=novnc, headers={"OpenStack-API-Version": "compute 2.6"})
+        resp = c.post(
+            f"{API}/servers/{server.id}/remote-consoles",
+            json=novnc,
+            headers={"OpenStack-API-Version": "compute 2.6"},
+        )
         assert resp.status_code == 400
 
 

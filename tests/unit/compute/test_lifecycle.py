@@ -745,7 +745,9 @@ SETTLED += [
     (
         server(task_state=TaskState.RESIZE_MIGRATING),
         outcome("migrate", False, RUNNING, **MOVE),
-        Change(task_state=None, power_state=RUNNING, effects=(*UNDO, MigrationStatus("error"), ABORT), wake="h2"),
+        Change(
+            task_state=None, power_state=RUNNING, effects=(*UNDO, MigrationStatus("error"), ABORT), wake="h2"
+        ),
     ),
     (
         server(VmState.RESIZED, TaskState.RESIZE_REVERTING),

@@ -48,7 +48,9 @@ def _begun(name: str, event: str, task_state: str, kind: str, extra: dict[str, A
 def test_snapshot_starts_on_the_host(vm_state: str) -> None:
     change = lc.snapshot(server(vm_state), "img-1", is_admin=False)
     extra = {"image_id": "img-1"}
-    assert change == _begun("createImage", "compute_snapshot_instance", TaskState.IMAGE_SNAPSHOT, "snapshot", extra)
+    assert change == _begun(
+        "createImage", "compute_snapshot_instance", TaskState.IMAGE_SNAPSHOT, "snapshot", extra
+    )
 
 
 @pytest.mark.parametrize("offload", [True, False])
@@ -61,7 +63,11 @@ def test_shelve_carries_the_image_and_whether_to_offload(offload: bool) -> None:
 def test_shelve_offload_and_unshelve_on_the_host() -> None:
     shelved = server(VmState.SHELVED, power=SHUTDOWN, shelved_image="img-1")
     assert lc.shelve_offload(shelved, is_admin=True) == _begun(
-        "shelveOffload", "compute_shelve_offload_instance", TaskState.SHELVING_OFFLOADING, "shelve_offload", {}
+        "shelveOffload",
+        "compute_shelve_offload_instance",
+        TaskState.SHELVING_OFFLOADING,
+        "shelve_offload",
+        {},
     )
     assert lc.unshelve(shelved, is_admin=False) == _begun(
         "unshelve", "compute_unshelve_instance", TaskState.UNSHELVING, "unshelve", {}
@@ -81,10 +87,12 @@ def test_unshelving_an_offloaded_server_makes_it_pending_scheduling() -> None:
     ("state", "call", "refusal"),
     [
         (server(VmState.SHELVED), lambda s: lc.snapshot(s, "i", is_admin=False), InvalidState),
-        (server(task_state=TaskState.SHELVING), lambda s: lc.shelve(s, "i", offload=True, is_admin=False), InvalidState),
+        (server(task_state=TaskState.SHELVING), lambda s: lc.shelve(s, "i", offload=True, is_admin=False),
+         InvalidState),
         (server(VmState.ACTIVE), lambda s: lc.shelve_offload(s, is_admin=True), InvalidState),
         (server(VmState.ACTIVE), lambda s: lc.unshelve(s, is_admin=False), InvalidState),
-        (server(VmState.SHELVED_OFFLOADED, locked=True, host=None), lambda s: lc.unshelve(s, is_admin=False), Conflict),
+        (server(VmState.SHELVED_OFFLOADED, locked=True, host=None), lambda s: lc.unshelve(s, is_admin=False),
+         Conflict),
         (server(locked=True), lambda s: lc.snapshot(s, "i", is_admin=False), Conflict),
     ],
 )  # fmt: skip
@@ -94,11 +102,23 @@ def test_refusals(state: ServerState, call: Any, refusal: type[Exception]) -> No
 
 
 def outcome(kind: str, ok: bool, power: int | None = None, **payload: Any) -> TaskOutcome:
-    return TaskOutcome(kind, "h1", ok, {"event_id": 5, "action_id": 4, **payload}, None if ok else "boom", None if ok else "tb", power)
+    return TaskOutcome(
+        kind,
+        "h1",
+        ok,
+        {"event_id": 5, "action_id": 4, **payload},
+        None if ok else "boom",
+        None if ok else "tb",
+        power,
+    )
 
 
 OFFLOADED = Change(
-    vm_state=VmState.SHELVED_OFFLOADED, task_state=None, power_state=NOSTATE, host=None, effects=(Release(UUID),)
+    vm_state=VmState.SHELVED_OFFLOADED,
+    task_state=None,
+    power_state=NOSTATE,
+    host=None,
+    effects=(Release(UUID),),
 )
 # (server, report, the change after the event's finish)
 SETTLED = [
@@ -116,8 +136,8 @@ SETTLED = [
     (server(task_state=TaskState.SHELVING), outcome("shelve", False, SHUTDOWN, image_id="img-1"),
      Change(task_state=None, power_state=SHUTDOWN, effects=(DropImage("img-1"),))),
     # shelveOffload: no host, no allocations
-    (server(VmState.SHELVED, TaskState.SHELVING_OFFLOADING, shelved_image="img-1"), outcome("shelve_offload", True),
-     OFFLOADED),
+    (server(VmState.SHELVED, TaskState.SHELVING_OFFLOADING, shelved_image="img-1"),
+     outcome("shelve_offload", True), OFFLOADED),
     (server(VmState.SHELVED, TaskState.SHELVING_OFFLOADING), outcome("shelve_offload", False),
      Change(task_state=None)),
     # unshelve on the host: running, the snapshot dropped
@@ -127,7 +147,8 @@ SETTLED = [
     (server(VmState.SHELVED, TaskState.UNSHELVING, shelved_image="img-1"), outcome("unshelve", False),
      Change(task_state=None)),
     # an offloaded server spawned again: ACTIVE, the snapshot dropped
-    (server(VmState.BUILDING, TaskState.SPAWNING, shelved_image="img-1", power=NOSTATE), outcome("spawn", True),
+    (server(VmState.BUILDING, TaskState.SPAWNING, shelved_image="img-1", power=NOSTATE),
+     outcome("spawn", True),
      Change(vm_state=VmState.ACTIVE, task_state=None, power_state=RUNNING, launched=True, progress=100,
             shelved_image=None, effects=(DropImage("img-1"),))),
 ]  # fmt: skip
