@@ -144,13 +144,17 @@ def offload_due(session: Session, offload_time: int, now: dt.datetime | None = N
     if offload_time <= OFFLOAD_AT_ONCE:
         return []
     cutoff = (now or utcnow()) - dt.timedelta(seconds=offload_time)
+    # Locked as read: of two API workers' passes, the second finds the rows the first offloads
+    # no longer due (PostgreSQL re-reads a locked row's conditions once the lock is had).
     due = session.scalars(
-        select(Instance).where(
+        select(Instance)
+        .where(
             Instance.vm_state == VmState.SHELVED,
             Instance.task_state.is_(None),
             Instance.deleted.is_(False),
             Instance.shelved_at <= cutoff,
         )
+        .with_for_update()
     ).all()
     hosts = []
     for instance in due:

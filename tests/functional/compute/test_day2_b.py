@@ -6,6 +6,7 @@ the shelve snapshot deleted), migration lists, and the serial console's websocke
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +18,8 @@ from openstack.compute.v2.server import Server
 from openstack.connection import Connection
 
 from kumo.agent.drivers.fake import SNAPSHOT_CHUNK, SNAPSHOT_CHUNKS
+from kumo.compute import shelving
+from kumo.db import Database, utcnow
 from tests.conftest import Cloud, Fleet
 from tests.functional.sdk.test_sdk import connect, wait_status
 
@@ -114,6 +117,21 @@ def _shelve_cycle(conn: Connection, cloud: Cloud, server: Server) -> None:
         conn.compute.shelve_offload_server(server)
         wait_status(conn, server, "SHELVED_OFFLOADED")
         assert _allocations(admin, server.id) == {}
+        conn.compute.unshelve_server(server)
+        wait_status(conn, server, "ACTIVE")
+        # above 0: offloaded once shelved that long (the API workers' loop runs offload_due)
+        cloud.settings.shelved_offload_time = 60
+        conn.compute.shelve_server(server)
+        wait_status(conn, server, "SHELVED")
+        db = Database(cloud.settings.resolved_database_url)
+        try:
+            with db.transaction() as session:
+                assert shelving.offload_due(session, 60) == []
+                later = utcnow() + dt.timedelta(seconds=61)
+                assert shelving.offload_due(session, 60, now=later) == [_host(admin, server.id)]
+        finally:
+            db.dispose()
+        wait_status(conn, server, "SHELVED_OFFLOADED")
         conn.compute.unshelve_server(server)
         wait_status(conn, server, "ACTIVE")
         names = [a.action for a in conn.compute.server_actions(server)]
