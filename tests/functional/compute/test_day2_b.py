@@ -136,6 +136,14 @@ def _shelve_cycle(conn: Connection, cloud: Cloud, server: Server) -> None:
         wait_status(conn, server, "ACTIVE")
         names = [a.action for a in conn.compute.server_actions(server)]
         assert {"shelve", "shelveOffload", "unshelve"} <= set(names)
+        # deleting an offloaded server (no host: deleted by the API) deletes its snapshot too
+        cloud.settings.shelved_offload_time = 0
+        conn.compute.shelve_server(server)
+        wait_status(conn, server, "SHELVED_OFFLOADED")
+        (snapshot,) = [i for i in conn.image.images() if i.name == f"{server.name}-shelved"]
+        assert admin.delete(f"{API}/servers/{server.id}").status_code == 204
+        assert admin.get(f"{API}/servers/{server.id}").status_code == 404
+        assert admin.get(f"/image/v2/images/{snapshot.id}").status_code == 404
 
 
 def _migrations(conn: Connection, cloud: Cloud, server: Server) -> None:
