@@ -375,7 +375,15 @@ class Agent(ApiLink):
         return _powered(self._snapshot_into(p))
 
     def _shelve_task(self, p: SnapshotPayload) -> TaskResult:
-        """Power off, snapshot, and (offload) destroy the guest, its rules with it."""
+        """Power off, snapshot, and (offload) destroy the guest, its rules with it. Run again
+        after a restart that followed an offload (the image active, the guest gone): done."""
+        uuid = str(p.instance.get("uuid"))
+        if (
+            p.offload
+            and uuid not in self.driver.power_states()
+            and self._image_status(p.image_id) == "active"
+        ):
+            return _powered(int(PowerState.NOSTATE))
         self.driver.power_off(p.instance)
         power = self._snapshot_into(p)
         if not p.offload:
