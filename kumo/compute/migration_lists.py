@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from kumo.api.context import RequestContext
 from kumo.compute import servers
 from kumo.compute.models import Migration
-from kumo.errors import BadRequest
+from kumo.errors import BadRequest, NotFound
 from kumo.validation import MAX_INT, int_text
 
 # A live migration still under way (Nova's in-progress statuses for GET /servers/{id}/migrations).
@@ -79,3 +79,11 @@ def in_progress_of(session: Session, ctx: RequestContext, server_id: str) -> lis
         .order_by(Migration.id)
     )
     return list(session.scalars(statement))
+
+
+def in_progress_one(session: Session, ctx: RequestContext, server_id: str, migration_id: str) -> Migration:
+    """GET /servers/{id}/migrations/{migration_id}: one of in_progress_of, else NotFound."""
+    for row in in_progress_of(session, ctx, server_id):
+        if str(row.id) == migration_id:
+            return row
+    raise NotFound(f"In-progress live migration {migration_id} is not found for server {server_id}.")

@@ -44,3 +44,18 @@ def list_server_migrations(
     with rt.db.read() as session:
         rows = migration_lists.in_progress_of(session, ctx, server_id)
     return {"migrations": [view.of_server(row, version) for row in rows]}
+
+
+@router.get("/v2.1/servers/{server_id}/migrations/{migration_id}")
+def show_server_migration(
+    server_id: str,
+    migration_id: str,
+    ctx: RequestContext = Depends(context),
+    version: Microversion = Depends(microversion),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    if not version.at_least("2.23"):
+        raise NotFound("The resource could not be found.")
+    with rt.db.read() as session:
+        row = migration_lists.in_progress_one(session, ctx, server_id, migration_id)
+    return {"migration": view.of_server(row, version)}

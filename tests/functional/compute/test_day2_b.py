@@ -7,6 +7,7 @@ the shelve snapshot deleted), migration lists, and the serial console's websocke
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,10 +18,10 @@ import websocket
 from openstack.compute.v2.server import Server
 from openstack.connection import Connection
 
-from kumo.agent.drivers.fake import SNAPSHOT_CHUNK, SNAPSHOT_CHUNKS
+from kumo.agent.drivers.fake import SNAPSHOT_CHUNK, SNAPSHOT_CHUNKS, FakeDriver
 from kumo.compute import shelving
 from kumo.db import Database, utcnow
-from tests.conftest import Cloud, Fleet
+from tests.conftest import Cloud, Fleet, wait_for
 from tests.functional.sdk.test_sdk import connect, wait_status
 
 pytestmark = pytest.mark.filterwarnings("ignore::openstack.warnings.RemovedFieldWarning")
@@ -41,9 +42,23 @@ def pg_conn(pg_cloud: Cloud) -> Iterator[Connection]:
     c.close()
 
 
+class GatedDriver(FakeDriver):
+    """A fake host whose migrations wait for GATE: a live migration held in progress."""
+
+    def migrate(
+        self, instance: dict[str, Any], dest: str, live: bool, target: dict[str, Any] | None = None
+    ) -> int:
+        assert GATE.wait(20)
+        return super().migrate(instance, dest, live, target)
+
+
+GATE = threading.Event()
+
+
 def _boot(conn: Connection, fleet: Fleet, prefix: str) -> Server:
-    fleet.add(f"{prefix}-h1", vcpus=4, memory_mb=8192)
-    fleet.add(f"{prefix}-h2", vcpus=4, memory_mb=8192)
+    GATE.set()
+    for name in (f"{prefix}-h1", f"{prefix}-h2"):
+        fleet.add(name, driver=GatedDriver(name, vcpus=4, memory_mb=8192))
     flavor = conn.compute.create_flavor(name=f"{prefix}.small", vcpus=1, ram=512, disk=1)
     image = conn.image.create_image(
         f"{prefix}-base", data=b"\0" * 4096, disk_format="raw", container_format="bare", visibility="public"
@@ -149,11 +164,27 @@ def _shelve_cycle(conn: Connection, cloud: Cloud, server: Server) -> None:
 def _migrations(conn: Connection, cloud: Cloud, server: Server) -> None:
     with cloud.client(microversion="2.59") as admin:
         source = _host(admin, server.id)
-        resp = admin.post(
-            f"{API}/servers/{server.id}/action",
-            json={"os-migrateLive": {"host": None, "block_migration": "auto"}},
-        )
+        GATE.clear()
+        live = {"os-migrateLive": {"host": None, "block_migration": "auto"}}
+        resp = admin.post(f"{API}/servers/{server.id}/action", json=live)
         assert resp.status_code == 202, resp.text
+        try:
+
+            def under_way() -> list[dict[str, Any]]:  # preparing, then running once prepared
+                found = admin.get(f"{API}/servers/{server.id}/migrations").json()["migrations"]
+                return [m for m in found if m["status"] == "running"]
+
+            (running,) = wait_for(under_way)
+            assert running["server_uuid"] == server.id
+            assert running["source_compute"] == source and running["memory_total_bytes"] is None
+            shown = admin.get(f"{API}/servers/{server.id}/migrations/{running['id']}").json()["migration"]
+            assert shown == running
+            (listed_now,) = admin.get(f"{API}/os-migrations").json()["migrations"]
+            assert listed_now["uuid"] == running["uuid"] and listed_now["links"][0]["href"].endswith(
+                f"/servers/{server.id}/migrations/{running['id']}"
+            )
+        finally:
+            GATE.set()
         wait_status(conn, server, "ACTIVE")
         assert _host(admin, server.id) != source
         listed = admin.get(f"{API}/os-migrations", params={"instance_uuid": server.id}).json()["migrations"]
@@ -164,6 +195,7 @@ def _migrations(conn: Connection, cloud: Cloud, server: Server) -> None:
         assert record["uuid"] and "user_id" not in record  # 2.80's, past kumo's maximum for now
         assert "links" not in record  # only a migration in progress links to itself
         assert admin.get(f"{API}/servers/{server.id}/migrations").json() == {"migrations": []}
+        assert admin.get(f"{API}/servers/{server.id}/migrations/{record['id']}").status_code == 404
     with cloud.client(microversion="2.1") as old:
         entry = old.get(f"{API}/os-migrations").json()["migrations"][0]
         assert "migration_type" not in entry and "uuid" not in entry
