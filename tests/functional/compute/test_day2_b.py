@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +23,7 @@ from kumo.agent.drivers.fake import SNAPSHOT_CHUNK, SNAPSHOT_CHUNKS, FakeDriver
 from kumo.compute import shelving
 from kumo.db import Database, utcnow
 from tests.conftest import Cloud, Fleet, wait_for
+from tests.functional.compute.helpers import add_instance, project_id, register_hosts
 from tests.functional.sdk.test_sdk import connect, wait_status
 
 pytestmark = pytest.mark.filterwarnings("ignore::openstack.warnings.RemovedFieldWarning")
@@ -248,7 +250,24 @@ def _serial_console(conn: Connection, cloud: Cloud, server: Server) -> None:
         assert resp.status_code == 400
 
 
+def _baremetal_refused(cloud: Cloud) -> None:
+    """A node's server (its host is the node's uuid): no snapshot, shelve or serial console."""
+    node = str(uuid.uuid4())
+    register_hosts(cloud, node, heartbeat=False)  # down: the scheduler leaves it alone
+    with cloud.client(microversion="2.6") as c:
+        sid = add_instance(cloud, node, project_id(c, "admin"), name="bm")
+        for body in (
+            {"createImage": {"name": "bm-snap"}},
+            {"shelve": None},
+            {"os-getSerialConsole": {"type": "serial"}},
+        ):
+            resp = c.post(f"{API}/servers/{sid}/action", json=body)
+            assert resp.status_code == 409 and "baremetal" in resp.text, (body, resp.text)
+        assert not [i for i in c.get("/image/v2/images").json()["images"] if i["name"] == "bm-snap"]
+
+
 def test_day2_actions_b(conn: Connection, cloud: Cloud, fleet: Fleet) -> None:
+    _baremetal_refused(cloud)
     server = _boot(conn, fleet, "d2b")
     _snapshot(conn, cloud, server)
     _serial_console(conn, cloud, server)
