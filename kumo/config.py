@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     # A resize may land on the server's own host (Nova's allow_resize_to_same_host; on here,
     # so a one-host cloud can resize).
     allow_resize_to_same_host: bool = True
+    # Nova's shelved_offload_time: seconds a shelved server keeps its guest and its host's
+    # resources before it is offloaded; 0 offloads within the shelve, -1 never.
+    shelved_offload_time: int = Field(default=0, ge=-1)
+    # How long a serial console URL's token may wait for its (single) use (Nova's token_ttl).
+    console_token_ttl_seconds: int = Field(default=600, ge=1)
     # Keystone's [security_compliance] lockout: after this many consecutive failed logins of a
     # user (anyone may try a name, so off by default as in Keystone: an operator who turns it on
     # accepts that strangers can lock a known name out), further logins are refused with

@@ -10,6 +10,7 @@ from kumo.config import Settings
 from kumo.db import Database
 from kumo.identity import revocation
 from kumo.identity.tokens import TokenProvider
+from kumo.image.store import file_store
 from kumo.placement.fleet_index import FleetIndex
 from kumo.store import choice  # noqa: F401  (registers the chooser of every Database's store)
 
@@ -78,6 +79,8 @@ class Runtime:
         # DHCP generations applied) is published through this runtime's waker, whichever
         # publish it has then (the PostgreSQL notifier replaces it once started).
         self.db.publish = lambda key: self.waker.publish(key)
+        # A snapshot discarded by a server's change (kumo.image.service.discard) loses its data.
+        self.db.image_store = file_store(self.settings.resolved_image_dir)
 
 
 def build_runtime(settings: Settings, db: Database | None = None) -> Runtime:

@@ -13,13 +13,13 @@ import queue
 import threading
 import time
 import zlib
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 import httpx
 
 from kumo.agent import dhcp_wait
-from kumo.agent.drivers.base import ComputeDriver, DriverError
+from kumo.agent.drivers.base import ComputeDriver, DriverError, Upload
 from kumo.agent.firewall_sync import FirewallSync
 from kumo.agent.link import ApiLink, crashed
 from kumo.agent.netsync import NetworkSync
@@ -40,6 +40,8 @@ from kumo.work.kinds import (
     PrepareMigrationPayload,
     RebootPayload,
     RescuePayload,
+    SerialConsolePayload,
+    SnapshotPayload,
     SpawnPayload,
     TaskKind,
     kind_of,
@@ -134,6 +136,20 @@ def _console(driver: ComputeDriver, p: ConsolePayload) -> TaskResult:
     return TaskResult(ok=True, details={"output": driver.console_output(p.instance, p.length)})
 
 
+def _serial_console(driver: ComputeDriver, p: SerialConsolePayload) -> TaskResult:
+    return TaskResult(ok=True, details=driver.serial_console(p.instance))
+
+
+def _shelve_offload(driver: ComputeDriver, p: ActionPayload) -> TaskResult:
+    driver.destroy(p.instance)  # its disk is in the shelve snapshot
+    return _powered(int(PowerState.NOSTATE))
+
+
+def _no_upload(driver: ComputeDriver, p: SnapshotPayload) -> TaskResult:
+    """A snapshot needs the agent's link to the API (Agent registers the real handler)."""
+    return TaskResult(ok=False, error="this agent cannot upload images")
+
+
 HANDLERS: Mapping[TaskKind, Handler] = {
     TaskKind.SPAWN: _spawn,
     TaskKind.EVACUATE: _spawn,
@@ -164,6 +180,11 @@ HANDLERS: Mapping[TaskKind, Handler] = {
     TaskKind.RESCUE: _rescue,
     TaskKind.UNRESCUE: lambda driver, p: _powered(driver.unrescue(p.instance)),
     TaskKind.TRIGGER_CRASH_DUMP: _crash_dump,
+    TaskKind.SERIAL_CONSOLE: _serial_console,
+    TaskKind.SHELVE_OFFLOAD: _shelve_offload,
+    TaskKind.UNSHELVE: lambda driver, p: _powered(driver.power_on(p.instance)),
+    TaskKind.SNAPSHOT: _no_upload,
+    TaskKind.SHELVE: _no_upload,
 }
 
 
@@ -186,7 +207,14 @@ GUARDED_STARTS = frozenset(
 # ... and rules of taps gone are removed after these (the guest left this host, or never came;
 # or one of its interfaces was detached).
 GUEST_GONE = frozenset(
-    {TaskKind.DELETE, TaskKind.CLEANUP, TaskKind.ABORT_MIGRATION, TaskKind.DETACH_INTERFACE} | MOVES
+    {
+        TaskKind.DELETE,
+        TaskKind.CLEANUP,
+        TaskKind.ABORT_MIGRATION,
+        TaskKind.DETACH_INTERFACE,
+        TaskKind.SHELVE_OFFLOAD,
+    }
+    | MOVES
 )
 
 
@@ -295,6 +323,9 @@ class Agent(ApiLink):
             self._roles[TaskKind.FIREWALL_SYNC] = firewall.sync
             for kind in GUARDED_STARTS | GUEST_GONE:
                 self._roles[kind] = guarded(driver, firewall, kind)
+        # createImage and shelve upload the guest's disk over this agent's link (_snapshot)
+        self._roles[TaskKind.SNAPSHOT] = self._snapshot_task
+        self._roles[TaskKind.SHELVE] = self._shelve_task
         self.rack, self.region = rack, region  # failure-domain labels reported on registration
         self.driver = driver
         self.heartbeat_interval = heartbeat_interval
@@ -335,6 +366,64 @@ class Agent(ApiLink):
         elif self.unfiltered:  # the API gives it no firewall_sync work
             self._call("DELETE", f"/firewall-hosts/{self.host}")
             log.warning("host %s enforces no security groups: its guests run unfiltered", self.host)
+
+    def _upload(self, image_id: str) -> Upload:
+        """Stream chunks into the image's data (PUT /internal/v1/images/{id}/file, chunked):
+        one attempt, since the chunks cannot be read twice (a failed task is retried whole)."""
+
+        def upload(chunks: Iterable[bytes]) -> None:
+            try:
+                resp = self.client.put(
+                    f"/images/{image_id}/file",
+                    content=iter(chunks),
+                    headers={"Content-Type": "application/octet-stream"},
+                    timeout=httpx.Timeout(None, connect=5),
+                )
+            except httpx.HTTPError as exc:
+                raise DriverError(f"Uploading image {image_id} failed: {exc}") from exc
+            if resp.status_code >= 300:
+                raise DriverError(f"Uploading image {image_id} failed: {resp.status_code} {resp.text[:300]}")
+
+        return upload
+
+    def _image_status(self, image_id: str) -> str | None:
+        resp = self.client.get(f"/images/{image_id}")
+        if resp.status_code == 404:
+            return None
+        resp.raise_for_status()
+        return str(resp.json().get("status"))
+
+    def _snapshot_into(self, p: SnapshotPayload) -> int:
+        """The guest's disk into image p.image_id, unless a run of this task before a restart
+        uploaded it already; returns the guest's power state."""
+        status = self._image_status(p.image_id)
+        if status is None:
+            raise DriverError(f"Image {p.image_id} was deleted before the snapshot was uploaded.")
+        if status == "active":
+            return self.driver.power_states().get(str(p.instance.get("uuid")), int(PowerState.NOSTATE))
+        return self.driver.snapshot(p.instance, self._upload(p.image_id))
+
+    def _snapshot_task(self, p: SnapshotPayload) -> TaskResult:
+        return _powered(self._snapshot_into(p))
+
+    def _shelve_task(self, p: SnapshotPayload) -> TaskResult:
+        """Power off, snapshot, and (offload) destroy the guest, its rules with it. Run again
+        after a restart that followed an offload (the image active, the guest gone): done."""
+        uuid = str(p.instance.get("uuid"))
+        if (
+            p.offload
+            and uuid not in self.driver.power_states()
+            and self._image_status(p.image_id) == "active"
+        ):
+            return _powered(int(PowerState.NOSTATE))
+        self.driver.power_off(p.instance)
+        power = self._snapshot_into(p)
+        if not p.offload:
+            return _powered(power)
+        self.driver.destroy(p.instance)
+        if self.firewall is not None:
+            self.firewall.after_gone(p.instance)
+        return _powered(int(PowerState.NOSTATE))
 
     def _firewall_state(self, port_ids: Collection[str]) -> dict[str, Any]:
         """The host's firewall state from the API, with these ports besides its bound ones."""

@@ -31,7 +31,7 @@ from kumo.compute import hosts
 from kumo.errors import Unauthorized
 from kumo.image import service as images
 from kumo.image import views as image_views
-from kumo.image.routes import image_store
+from kumo.image.routes import image_store, upload_chunks
 from kumo.image.store import ImageStore
 from kumo.metadata import backend as metadata_backend
 from kumo.network import dhcp, firewall
@@ -288,6 +288,17 @@ def image_metadata(image_id: str, rt: Runtime = Depends(agent)) -> dict[str, Any
     """The image as Glance shows it (os_hash_value, disk_format, kernel_id…) for a host's cache."""
     with rt.db.read() as session:
         return image_views.image(images.get_image(session, AGENT_CONTEXT, image_id))
+
+
+@router.put("/images/{image_id}/file", status_code=204)
+def upload_image_file(
+    image_id: str, request: Request, rt: Runtime = Depends(agent), store: ImageStore = Depends(image_store)
+) -> Response:
+    """A host's snapshot of a guest's disk (createImage, shelve), streamed into the queued image
+    the API made for it: chunk by chunk, never whole in memory (kumo.image.service.upload_data)."""
+    images.upload_data(rt.db, store, AGENT_CONTEXT, image_id, upload_chunks(request))
+    log.info("image %s uploaded by an agent", image_id)
+    return Response(status_code=204)
 
 
 @router.get("/images/{image_id}/file")

@@ -29,7 +29,9 @@ _CONTROL_TEXT = re.compile("[\x00-\x1f\x7f]")
 _CONTROL_BYTES = re.compile(b"[\x00-\x1f\x7f]")
 _NUL_ESCAPE = b"\\u0000"
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-_STREAMED_UPLOAD = re.compile(r"/image/v2/images/[^/]+/file")  # (kumo serves no /stage)
+# (kumo serves no /stage); agents upload snapshots to /internal (its route checks their token
+# before it reads a byte)
+_STREAMED_UPLOAD = re.compile(r"/(image/v2|internal/v1)/images/[^/]+/file")
 
 
 def request_line_refusal(path: str, query_string: bytes) -> str | None:

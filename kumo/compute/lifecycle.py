@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from kumo.compute.states import ACTIONS, SCHEDULE_EVENT, Action, PowerState, TaskState, VmState, check
 from kumo.errors import BadRequest, Conflict, InvalidState
-from kumo.work.kinds import HOST_CLEANUPS, INTERFACE_CHANGES, MOVES, TaskKind
+from kumo.work.kinds import HOST_CLEANUPS, IMAGINGS, INTERFACE_CHANGES, MOVES, TaskKind
 
 SPAWN_EVENT = ACTIONS["spawn"].event  # the agent's part of the create action
 # task_states of a move in flight: its destination may hold what prepare_migration left there.
@@ -42,6 +42,24 @@ MOVING = frozenset(
 )
 # os-resetState's accepted values -> the vm_state each sets.
 RESET_STATES = {"active": VmState.ACTIVE, "error": VmState.ERROR}
+# A move's migration record: its type (Nova's migration_type) and its status as it starts,
+# once its destination is prepared, and once it succeeded.
+MIGRATION_TYPES = {
+    TaskKind.LIVE_MIGRATE: "live-migration",
+    TaskKind.MIGRATE: "migration",
+    TaskKind.RESIZE: "resize",
+}
+MIGRATION_STATUSES = {
+    TaskKind.LIVE_MIGRATE: ("preparing", "running", "completed"),
+    TaskKind.MIGRATE: ("pre-migrating", "migrating", "finished"),
+    TaskKind.RESIZE: ("pre-migrating", "migrating", "finished"),
+    TaskKind.REVERT_RESIZE: ("reverting", "reverting", "reverted"),
+}
+
+
+def _migration_status(kind: TaskKind, phase: int) -> str:
+    """A move's migration status at `phase` (0 started, 1 prepared, 2 done)."""
+    return MIGRATION_STATUSES.get(kind, ("pre-migrating", "migrating", "finished"))[phase]
 
 
 def migration_consumer(instance_uuid: str) -> str:
@@ -61,6 +79,7 @@ class ServerState:
     migration_source: str | None = None
     locked: bool = False
     deleted: bool = False
+    shelved_image: str | None = None  # the shelve snapshot, while shelved (or unshelving)
 
 
 class Unchanged(Enum):
@@ -185,6 +204,31 @@ class ForgetOldFlavor:
     """A resize is confirmed: the flavor it came from is no longer kept."""
 
 
+@dataclass(frozen=True)
+class DropImage:
+    """An image made for the server is no longer wanted: a snapshot whose upload failed, or a
+    shelve snapshot once unshelved."""
+
+    image_id: str
+
+
+@dataclass(frozen=True)
+class BeginMigration:
+    """A move starts: a migration record of `migration_type` from `source` to `dest`."""
+
+    migration_type: str
+    source: str | None
+    dest: str
+    status: str
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    """The server's latest migration record reaches `status`."""
+
+    status: str
+
+
 Effect = (
     BeginAction
     | StartEvent
@@ -200,6 +244,9 @@ Effect = (
     | ReleasePort
     | RevertFlavor
     | ForgetOldFlavor
+    | DropImage
+    | BeginMigration
+    | MigrationStatus
 )
 
 
@@ -223,6 +270,8 @@ class Change:
     deleted: bool = False
     effects: tuple[Effect, ...] = field(default=())
     wake: str | None = None
+    # the shelve snapshot the server keeps (None: none any more); shelved_at is set with it
+    shelved_image: str | None | Unchanged = UNCHANGED
 
     def then(self, *effects: Effect) -> Change:
         return replace(self, effects=self.effects + effects)
@@ -309,14 +358,20 @@ def request_move(state: ServerState, kind: str, dest: str, *, is_admin: bool) ->
     """A move is two tasks: the destination prepares (`prepare_migration`), then, when it
     answers, the source moves the guest there (`kind`; see prepared). The action's event stays
     open across both and finishes with the move's outcome."""
-    move = {"dest": dest, "source": state.host, "move": TaskKind(kind)}
+    move_kind = TaskKind(kind)
+    move = {"dest": dest, "source": state.host, "move": move_kind}
     if dest == state.host:
         # A resize (or its revert) on the server's own host: nothing to prepare elsewhere; the
         # host itself redefines the guest (the move's task with no target).
-        return request(state, kind, is_admin=is_admin, extra={**move, "target": None})
-    return request(
-        state, kind, is_admin=is_admin, extra=move, host=dest, task_kind=TaskKind.PREPARE_MIGRATION
-    )
+        change = request(state, kind, is_admin=is_admin, extra={**move, "target": None})
+    else:
+        change = request(
+            state, kind, is_admin=is_admin, extra=move, host=dest, task_kind=TaskKind.PREPARE_MIGRATION
+        )
+    starting = _migration_status(move_kind, 0)
+    if move_kind in MIGRATION_TYPES:
+        return change.then(BeginMigration(MIGRATION_TYPES[move_kind], state.host, dest, starting))
+    return change.then(MigrationStatus(starting))
 
 
 def request_resize(state: ServerState, dest: str, *, is_admin: bool) -> Change:
@@ -371,6 +426,7 @@ def confirm_resize(state: ServerState) -> Change:
             Release(migration_consumer(state.uuid)),
             ForgetOldFlavor(),
             RecordAction("confirmResize", "compute_confirm_resize", state.host),
+            MigrationStatus("confirmed"),
         ),
     )
 
@@ -399,12 +455,19 @@ def reset_state(state: ServerState, requested: str) -> Change:
 
 def _finalized(state: ServerState) -> Change:
     """Deleted: no allocation (nor a move's source share), no group, DELETED."""
+    dropped = (DropImage(state.shelved_image),) if state.shelved_image else ()
     return Change(
         vm_state=VmState.DELETED,
         task_state=None,
         power_state=int(PowerState.NOSTATE),
         deleted=True,
-        effects=(Release(state.uuid), Release(migration_consumer(state.uuid)), LeaveGroups(), ReleasePorts()),
+        effects=(
+            Release(state.uuid),
+            Release(migration_consumer(state.uuid)),
+            LeaveGroups(),
+            ReleasePorts(),
+            *dropped,
+        ),
     )
 
 
@@ -485,12 +548,87 @@ def evacuate(state: ServerState, dest: str) -> Change:
             Release(migration_consumer(state.uuid)),
             CancelTasks(),
             BeginAction(action.name, action.event, dest),
+            BeginMigration("evacuation", source, dest, "accepted"),
             _cleanup_on(source, f"evacuated to {dest}"),
             BindPorts(dest),
             Enqueue(dest, TaskKind.EVACUATE, payload),
         ),
         wake=dest,
     )
+
+
+# ------------------------------------------------------------- snapshot, shelve, unshelve
+
+
+def snapshot(state: ServerState, image_id: str, *, is_admin: bool) -> Change:
+    """createImage: the host's agent uploads the guest's root disk as `image_id`'s data (made
+    queued by the caller); the server keeps its states, with task_state image_snapshot."""
+    return request(state, "snapshot", is_admin=is_admin, extra={"image_id": image_id})
+
+
+def shelve(state: ServerState, image_id: str, *, offload: bool, is_admin: bool) -> Change:
+    """The host's agent powers the guest off and uploads its disk as `image_id`; `offload`
+    (shelved_offload_time 0, read by the caller) destroys the guest in the same task."""
+    extra = {"image_id": image_id, "offload": offload}
+    return request(state, "shelve", is_admin=is_admin, extra=extra)
+
+
+def shelve_offload(state: ServerState, *, is_admin: bool) -> Change:
+    """A shelved server's guest is destroyed on its host; it then has no host."""
+    return request(state, "shelve_offload", is_admin=is_admin)
+
+
+def unshelve(state: ServerState, *, is_admin: bool) -> Change:
+    """A shelved guest still on its host is powered on there; an offloaded server is pending
+    scheduling again (the caller wakes the scheduler), to be spawned from its shelve snapshot."""
+    _check_lock(state, is_admin)
+    if state.vm_state != VmState.SHELVED_OFFLOADED:
+        return request(state, "unshelve", is_admin=is_admin)
+    action = allowed(state, "unshelve_offloaded")
+    return Change(
+        vm_state=VmState.BUILDING,
+        task_state=TaskState.SCHEDULING,
+        effects=(BeginAction(action.name, action.event),),
+    )
+
+
+def _offloaded(state: ServerState) -> Change:
+    """No guest, no host, no allocations: SHELVED_OFFLOADED."""
+    return Change(
+        vm_state=VmState.SHELVED_OFFLOADED,
+        task_state=None,
+        power_state=int(PowerState.NOSTATE),
+        host=None,
+        effects=(Release(state.uuid),),
+    )
+
+
+def _imaged(state: ServerState, outcome: TaskOutcome) -> Change:
+    """A snapshot, shelve, shelve offload or unshelve reported. A snapshot or shelve that
+    failed drops its image and leaves the server as it was (Nova's behaviour)."""
+    kind = outcome.kind
+    power: int | Unchanged = UNCHANGED if outcome.power is None else int(outcome.power)
+    image_id = str(outcome.payload.get("image_id") or "")
+    if not outcome.ok:
+        dropped = (DropImage(image_id),) if kind in (TaskKind.SNAPSHOT, TaskKind.SHELVE) and image_id else ()
+        return Change(task_state=None, power_state=power, effects=dropped)
+    if kind == TaskKind.SNAPSHOT:
+        return Change(task_state=None, power_state=power)
+    if kind == TaskKind.SHELVE:
+        if outcome.payload.get("offload"):
+            return replace(_offloaded(state), shelved_image=image_id)
+        shut = int(PowerState.SHUTDOWN)
+        return Change(vm_state=VmState.SHELVED, task_state=None, power_state=shut, shelved_image=image_id)
+    if kind == TaskKind.SHELVE_OFFLOAD:
+        return _offloaded(state)
+    # unshelve on the same host: running again, the snapshot no longer needed
+    running = Change(
+        vm_state=VmState.ACTIVE,
+        task_state=None,
+        power_state=int(PowerState.RUNNING) if isinstance(power, Unchanged) else power,
+        shelved_image=None,
+    )
+    return running.then(DropImage(state.shelved_image)) if state.shelved_image else running
 
 
 # ------------------------------------------------------------------------ the scheduler's
@@ -619,15 +757,17 @@ def prepared(state: ServerState | None, outcome: TaskOutcome) -> Change:
         return NOTHING
     if outcome.ok and state.host == source:
         move = {**payload, "instance": Ref.SPEC, "target": outcome.target}
-        return Change(effects=(Enqueue(source, kind, move),), wake=source)
+        moving_on = MigrationStatus(_migration_status(kind, 1))
+        return Change(effects=(moving_on, Enqueue(source, kind, move)), wake=source)
     error = outcome.error if not outcome.ok else f"Instance {state.uuid} left {source} before the move began"
     why = f"Preparing {dest} failed: {error}"
     undo = _undo_destination_claim(state) if kind != TaskKind.REVERT_RESIZE else ()
     if kind == TaskKind.RESIZE:
         undo = (*undo, RevertFlavor())
+    failed = (MigrationStatus("error"),) if kind != TaskKind.REVERT_RESIZE else ()
     return Change(
         task_state=None,
-        effects=(FinishEvent(int(payload["event_id"]), False, why, why), *undo, _abort_on(dest)),
+        effects=(FinishEvent(int(payload["event_id"]), False, why, why), *undo, *failed, _abort_on(dest)),
         wake=dest,
     )
 
@@ -644,6 +784,8 @@ def _task_done(state: ServerState, outcome: TaskOutcome) -> Change:
         return _interface_changed(outcome)
     if kind == TaskKind.TRIGGER_CRASH_DUMP:
         return NOTHING  # an NMI changes no state; its event records the outcome
+    if kind in IMAGINGS:
+        return _imaged(state, outcome)
     action = ACTIONS[kind]
     if outcome.ok:
         done_power = power if power is not None else (action.done_power or state.power_state)
@@ -654,12 +796,17 @@ def _task_done(state: ServerState, outcome: TaskOutcome) -> Change:
             launched=kind == TaskKind.SPAWN,
             progress=100 if kind == TaskKind.SPAWN else None,
         )
+        if kind == TaskKind.EVACUATE:
+            change = change.then(MigrationStatus("done"))
+        if kind == TaskKind.SPAWN and state.shelved_image:  # unshelved: the snapshot goes
+            change = replace(change, shelved_image=None).then(DropImage(state.shelved_image))
         if kind in (TaskKind.REBUILD, TaskKind.EVACUATE) and outcome.payload.get("stop_after"):
             return _power_off_after_rebuild(change, outcome)
         return change
     if kind in (TaskKind.SPAWN, TaskKind.EVACUATE):
         failed = "Build of instance failed" if kind == TaskKind.SPAWN else "Evacuation of instance failed"
-        return _error(outcome.error or failed, 500)
+        error = _error(outcome.error or failed, 500)
+        return error.then(MigrationStatus("failed")) if kind == TaskKind.EVACUATE else error
     # Nova leaves the server in its previous state, the event recording the error.
     return Change(task_state=None, power_state=UNCHANGED if power is None else int(power))
 
@@ -683,7 +830,7 @@ def _power_off_after_rebuild(change: Change, outcome: TaskOutcome) -> Change:
     return replace(
         change,
         task_state=TaskState.POWERING_OFF,
-        effects=(Enqueue(outcome.host, TaskKind.STOP, payload),),
+        effects=(*change.effects, Enqueue(outcome.host, TaskKind.STOP, payload)),
         wake=outcome.host,
     )
 
@@ -698,10 +845,12 @@ def _moved(state: ServerState, outcome: TaskOutcome) -> Change:
         undo = _undo_destination_claim(state) if kind != TaskKind.REVERT_RESIZE else ()
         if kind == TaskKind.RESIZE:
             undo = (*undo, RevertFlavor())
+        failed = (MigrationStatus("error"),) if kind != TaskKind.REVERT_RESIZE else ()
         if dest == outcome.payload.get("source"):  # on its own host: nothing was prepared
-            return replace(base, effects=undo)
-        return replace(base, effects=(*undo, _abort_on(dest)), wake=dest)
-    moved = replace(base, host=dest, zone_from_host=True, effects=(BindPorts(dest),))
+            return replace(base, effects=(*undo, *failed))
+        return replace(base, effects=(*undo, *failed, _abort_on(dest)), wake=dest)
+    done = MigrationStatus(_migration_status(kind, 2))
+    moved = replace(base, host=dest, zone_from_host=True, effects=(BindPorts(dest), done))
     if kind == TaskKind.LIVE_MIGRATE:
         return moved.then(Release(migration_consumer(state.uuid)))
     if kind in (TaskKind.MIGRATE, TaskKind.RESIZE):

@@ -25,19 +25,22 @@ from typing import Any, Protocol
 from sqlalchemy import delete
 from sqlalchemy.orm import Session, object_session
 
-from kumo.compute import actions
+from kumo.compute import actions, migrations
 from kumo.compute.aggregates import availability_zone_of
 from kumo.compute.lifecycle import (
     BeginAction,
+    BeginMigration,
     BindPorts,
     CancelTasks,
     Change,
+    DropImage,
     Effect,
     Enqueue,
     Fault,
     FinishEvent,
     ForgetOldFlavor,
     LeaveGroups,
+    MigrationStatus,
     RecordAction,
     Ref,
     Release,
@@ -52,6 +55,7 @@ from kumo.compute.lifecycle import (
 from kumo.compute.models import Instance, ServerGroupMember
 from kumo.compute.node_hosts import may_be_node
 from kumo.db import utcnow
+from kumo.image import service as image_service
 from kumo.network import servers as server_networking
 from kumo.placement.claims import release, rename_consumer
 from kumo.work import queue
@@ -104,6 +108,7 @@ def state_of(instance: Instance) -> ServerState:
         migration_source=instance.migration_source,
         locked=bool(instance.locked),
         deleted=bool(instance.deleted),
+        shelved_image=instance.shelved_image_id,
     )
 
 
@@ -122,7 +127,8 @@ def spec(instance: Instance) -> dict[str, Any]:
         "name": instance.name,
         "hostname": instance.hostname,
         "project_id": instance.project_id,
-        "image_ref": instance.image_ref,
+        # an offloaded server is unshelved from its shelve snapshot
+        "image_ref": instance.shelved_image_id or instance.image_ref,
         "flavor": instance.flavor,
         "user_data": instance.user_data,
         "key_data": instance.key_data,
@@ -217,6 +223,9 @@ def _write_fields(instance: Instance, change: Change, session: Session | None) -
         instance.resized_at = utcnow()
     if change.progress is not None:
         instance.progress = change.progress
+    if not isinstance(change.shelved_image, Unchanged):
+        instance.shelved_image_id = change.shelved_image
+        instance.shelved_at = None if change.shelved_image is None else utcnow()
     if change.deleted:
         instance.deleted = True
         instance.terminated_at = utcnow()
@@ -296,6 +305,21 @@ class _Effects:
                 self.instance.old_flavor = None
         elif isinstance(effect, ForgetOldFlavor):
             self.instance.old_flavor = None
+        elif isinstance(effect, DropImage):
+            image_service.discard(session, effect.image_id)
+        elif isinstance(effect, BeginMigration):
+            migrations.begin(
+                session,
+                self.instance,
+                effect.migration_type,
+                effect.source,
+                effect.dest,
+                effect.status,
+                actor.user_id,
+                actor.project_id,
+            )
+        elif isinstance(effect, MigrationStatus):
+            migrations.set_status(session, uuid, effect.status)
 
     def _resolve(self, value: object) -> Any:
         if value is Ref.ACTION:

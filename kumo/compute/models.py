@@ -156,6 +156,10 @@ class Instance(Base):
     old_flavor: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # When the server last became RESIZED: the auto-confirm counts `resize_confirm_window` from it.
     resized_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # The image a shelve uploaded the guest's disk to, while the server is shelved (an
+    # unshelve boots from it, then deletes it), and when the shelve finished.
+    shelved_image_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    shelved_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     launch_index: Mapped[int] = mapped_column(Integer, default=0)
     reservation_id: Mapped[str] = mapped_column(String(32), default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
@@ -189,6 +193,36 @@ class InstanceActionEvent(Base):
     details: Mapped[str | None] = mapped_column(Text, nullable=True)
     start_time: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finish_time: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Migration(Base):
+    """A server's move (cold or live migration, evacuation), as Nova's migrations table:
+    started with the move, its status updated by the move's outcome."""
+
+    __tablename__ = "migrations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    instance_uuid: Mapped[str] = mapped_column(String(36), index=True)
+    migration_type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+    source_compute: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    dest_compute: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    user_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    project_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class ConsoleToken(Base):
+    """A serial console URL's token (its SHA-256, never the token): single-use, expiring,
+    naming the TCP endpoint of the guest's console on its host."""
+
+    __tablename__ = "console_tokens"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    instance_uuid: Mapped[str] = mapped_column(String(36))
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
 
 
 class ServerGroup(Base):

@@ -166,7 +166,35 @@ SERVER_ACTION: Schema = one_action(
             },
             ["flavorRef"],
         ),
+        # Snapshots and shelving (kumo/compute/shelving.py), the serial console (serial_console.py).
+        "createImage": obj(
+            {
+                "name": {"type": "string", "minLength": 1, "maxLength": 255},
+                "metadata": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string", "maxLength": 255},
+                    "propertyNames": {"minLength": 1, "maxLength": 255},
+                },
+            },
+            ["name"],
+        ),
+        "shelve": NO_ARGS,
+        "shelveOffload": NO_ARGS,
+        "unshelve": nullable(obj({})),
+        "os-getSerialConsole": obj({"type": {"type": "string", "enum": ["serial"]}}, ["type"]),
     }
+)
+REMOTE_CONSOLE: Schema = obj(
+    {
+        "remote_console": obj(
+            {
+                "protocol": {"type": "string", "enum": ["serial"]},
+                "type": {"type": "string", "enum": ["serial"]},
+            },
+            ["protocol", "type"],
+        )
+    },
+    ["remote_console"],
 )
 INTERFACE_ATTACH: Schema = obj(
     {

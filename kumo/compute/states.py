@@ -23,6 +23,9 @@ class VmState:
     RESCUED = "rescued"
     ERROR = "error"
     DELETED = "deleted"
+    # shelve: the guest kept (powered off) on its host, or offloaded (no host, no allocations)
+    SHELVED = "shelved"
+    SHELVED_OFFLOADED = "shelved_offloaded"
 
 
 class TaskState:
@@ -45,6 +48,11 @@ class TaskState:
     RESCUING = "rescuing"
     UNRESCUING = "unrescuing"
     RESIZE_PREP = "resize_prep"
+    # snapshot (createImage) and shelve / shelveOffload / unshelve
+    IMAGE_SNAPSHOT = "image_snapshot"
+    SHELVING = "shelving"
+    SHELVING_OFFLOADING = "shelving_offloading"
+    UNSHELVING = "unshelving"
 
 
 # Every task_state an instance can be in (an action's `interrupts` default: none of them).
@@ -89,6 +97,9 @@ _LIVE = _states(
     VmState.SUSPENDED,
     VmState.RESCUED,
     VmState.ERROR,
+    VmState.ERROR,
+    VmState.SHELVED,
+    VmState.SHELVED_OFFLOADED,
 )
 
 # The scheduler's part of a create action (Nova's event name); the agent's is ACTIONS["spawn"].
@@ -288,6 +299,52 @@ ACTIONS: dict[str, Action] = {
         None,
         None,
     ),
+    # createImage: the guest's root disk uploaded to a new image; the server's states stay.
+    "snapshot": Action(
+        "createImage",
+        "compute_snapshot_instance",
+        _states(VmState.ACTIVE, VmState.STOPPED),
+        TaskState.IMAGE_SNAPSHOT,
+        None,
+        None,
+    ),
+    # shelve: powered off and snapshotted; offloaded at once when the payload says so
+    # (kumo.compute.lifecycle settles that as shelve_offload's outcome).
+    "shelve": Action(
+        "shelve",
+        "compute_shelve_instance",
+        _states(VmState.ACTIVE, VmState.STOPPED),
+        TaskState.SHELVING,
+        VmState.SHELVED,
+        PowerState.SHUTDOWN,
+    ),
+    "shelve_offload": Action(
+        "shelveOffload",
+        "compute_shelve_offload_instance",
+        _states(VmState.SHELVED),
+        TaskState.SHELVING_OFFLOADING,
+        VmState.SHELVED_OFFLOADED,
+        PowerState.NOSTATE,
+    ),
+    # unshelve of a guest still on its host: powered on there.
+    "unshelve": Action(
+        "unshelve",
+        "compute_unshelve_instance",
+        _states(VmState.SHELVED),
+        TaskState.UNSHELVING,
+        VmState.ACTIVE,
+        PowerState.RUNNING,
+    ),
+    # unshelve of an offloaded server: pending scheduling again (its scheduler event is the
+    # scheduler's own), then spawned from the shelve snapshot by the spawn task.
+    "unshelve_offloaded": Action(
+        "unshelve",
+        SCHEDULE_EVENT,
+        _states(VmState.SHELVED_OFFLOADED),
+        TaskState.SCHEDULING,
+        VmState.ACTIVE,
+        PowerState.RUNNING,
+    ),
 }
 
 
@@ -325,6 +382,8 @@ _STATUS_BY_VM = {
     VmState.RESCUED: "RESCUE",
     VmState.ERROR: "ERROR",
     VmState.DELETED: "DELETED",
+    VmState.SHELVED: "SHELVED",
+    VmState.SHELVED_OFFLOADED: "SHELVED_OFFLOADED",
 }
 
 
@@ -346,4 +405,6 @@ VM_STATES_BY_STATUS: dict[str, tuple[str, ...]] = {
     "RESCUE": (VmState.RESCUED,),
     "ERROR": (VmState.ERROR,),
     "DELETED": (VmState.DELETED,),
+    "SHELVED": (VmState.SHELVED,),
+    "SHELVED_OFFLOADED": (VmState.SHELVED_OFFLOADED,),
 }

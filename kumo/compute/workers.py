@@ -7,6 +7,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+from kumo.compute import shelving
 from kumo.compute.day2 import confirm_due
 from kumo.compute.scheduling import schedule_pending, sync_fleet
 from kumo.db.notify import PgNotifier
@@ -69,12 +70,34 @@ def auto_confirm_loop(rt: Runtime, stop: threading.Event) -> None:
             log.exception("auto-confirming resizes failed; retrying")
 
 
+def offload_loop(rt: Runtime, stop: threading.Event, interval: float = 10.0) -> None:
+    """Every `interval` seconds, offload the servers shelved longer than the setting
+    shelved_offload_time (when it is above 0: kumo.compute.shelving.offload_due)."""
+    while not stop.wait(interval):
+        offload_time = rt.settings.shelved_offload_time
+        if offload_time <= 0:
+            continue
+        try:
+            with rt.db.transaction() as session:
+                hosts = shelving.offload_due(session, offload_time)
+        except Exception:
+            log.exception("offloading shelved servers failed; retrying")
+            continue
+        for host in hosts:
+            rt.waker.publish(host_key(host))
+
+
 def start_workers(rt: Runtime) -> Workers:
     """An API worker's loops: the PostgreSQL wake-ups, the timed full garbage collection
     (kumo.gc_tuning), and the scheduler when `scheduler_in_api` (else `kumo scheduler` processes
     schedule: run_scheduler)."""
     workers = Workers()
     workers.threads.append(collect_periodically(workers.stop_event))
+    offloader = threading.Thread(
+        target=offload_loop, args=(rt, workers.stop_event), name="kumo-shelve-offload", daemon=True
+    )
+    offloader.start()
+    workers.threads.append(offloader)
     if database_store(rt.db).shared_by_processes:
         workers.notifier = PgNotifier(rt.db, rt.waker).start()
     if rt.settings.scheduler_in_api:

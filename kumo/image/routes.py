@@ -36,7 +36,7 @@ async def patch_body(request: Request) -> bytes:
     return bytes(body)
 
 
-def _upload_chunks(request: Request) -> Iterator[bytes]:
+def upload_chunks(request: Request) -> Iterator[bytes]:
     """The request body as a blocking iterator, for a handler running in the worker threadpool.
 
     Each chunk is pulled from the event loop as the store asks for it, so at most one chunk of the
@@ -202,7 +202,7 @@ def upload_file(
     media_type = request.headers.get("content-type", "application/octet-stream").split(";", 1)[0].strip()
     if media_type.lower() != "application/octet-stream":
         raise UnsupportedMediaType(f"Unsupported Content-Type '{media_type}': use application/octet-stream.")
-    service.upload_data(rt.db, store, ctx, image_id, _upload_chunks(request))
+    service.upload_data(rt.db, store, ctx, image_id, upload_chunks(request))
     return Response(status_code=204)
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, false, func, or_, select, true, update
+from sqlalchemy import ColumnElement, and_, delete, event, false, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
@@ -24,6 +25,8 @@ from kumo.errors import BadRequest, Conflict, Forbidden, NotFound, RequestEntity
 from kumo.image.models import Image, ImageMember
 from kumo.image.store import ImageStore
 from kumo.validation import MAX_INT, int_text
+
+log = logging.getLogger("kumo.image")
 
 DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop")
 CONTAINER_FORMATS = ("ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed")
@@ -769,3 +772,89 @@ def delete_image(db: Database, store: ImageStore, ctx: RequestContext, image_id:
         session.delete(image)
     # After the commit: a failed commit must not lose the data of a surviving image.
     store.delete(image_id)
+
+
+# --- snapshots of servers (kumo.compute.snapshots) ---------------------------------------------
+
+# Snapshots are uploaded by the host's agent as qcow2 (the fake driver's bytes are no disk).
+SNAPSHOT_DISK_FORMAT = "qcow2"
+_DISCARDED = "kumo.image.discarded"
+
+
+def create_snapshot(
+    session: Session,
+    *,
+    name: str,
+    owner: str,
+    base: Image | None,
+    properties: dict[str, Any],
+    min_disk: int,
+) -> Image:
+    """A queued private image for a server's snapshot, owned by the server's project: its
+    properties the base image's (when it still exists) overlaid with `properties`, min_disk at
+    least `min_disk` (the flavor's root disk), min_ram the base image's (Nova's rules)."""
+    now = utcnow()
+    inherited = dict(base.properties or {}) if base is not None else {}
+    image = Image(
+        id=str(uuid.uuid4()),
+        name=name,
+        status="queued",
+        visibility="private",
+        owner=owner,
+        container_format="bare",
+        disk_format=SNAPSHOT_DISK_FORMAT,
+        size=None,
+        virtual_size=None,
+        checksum=None,
+        os_hash_algo=None,
+        os_hash_value=None,
+        min_disk=max(min_disk, base.min_disk if base is not None else 0),
+        min_ram=base.min_ram if base is not None else 0,
+        protected=False,
+        os_hidden=False,
+        properties={**inherited, **properties},
+        tags=[],
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(image)
+    return image
+
+
+def image_status(session: Session, image_id: str) -> str | None:
+    """The image's status, None when it is gone (no visibility rule: for agents)."""
+    image = session.get(Image, image_id)
+    return None if image is None else image.status
+
+
+def discard(session: Session, image_id: str) -> None:
+    """Delete an image a server's change no longer wants (a failed snapshot, an unshelved
+    server's shelve snapshot) unless it is protected; its data goes once the transaction
+    commits (the session's database's `image_store`). Gone already: nothing."""
+    image = session.get(Image, image_id)
+    if image is None or image.protected:
+        return
+    session.execute(delete(ImageMember).where(ImageMember.image_id == image_id))
+    session.delete(image)
+    session.info.setdefault(_DISCARDED, []).append(image_id)
+
+
+def _purge_discarded(session: Session) -> None:
+    discarded: list[str] | None = session.info.pop(_DISCARDED, None)
+    store = getattr(session.info.get("database"), "image_store", None)
+    if not discarded or store is None:
+        return
+    for image_id in discarded:
+        try:
+            store.delete(image_id)
+        except Exception:  # noqa: BLE001 — the row is gone either way; the file is only space
+            log.warning("deleting the data of discarded image %s failed", image_id, exc_info=True)
+
+
+def _forget_discarded(session: Session, previous: Any) -> None:
+    if previous.parent is None:
+        session.info.pop(_DISCARDED, None)
+
+
+event.listen(Session, "after_commit", _purge_discarded)
+event.listen(Session, "after_soft_rollback", _forget_discarded)

@@ -48,6 +48,13 @@ class TaskKind(StrEnum):
     # os-interface: hot-plug a port's NIC into the guest (or its definition), or unplug it
     ATTACH_INTERFACE = "attach_interface"
     DETACH_INTERFACE = "detach_interface"
+    # createImage and shelve: the guest's root disk uploaded to an image (a shelve powers the
+    # guest off first, and destroys it after when offloaded at once); shelveOffload destroys
+    # a shelved guest; unshelve powers a shelved guest on (an offloaded one is spawned again)
+    SNAPSHOT = "snapshot"
+    SHELVE = "shelve"
+    SHELVE_OFFLOAD = "shelve_offload"
+    UNSHELVE = "unshelve"
     # a move: the destination prepares, the source moves, the destination aborts if it failed
     PREPARE_MIGRATION = "prepare_migration"
     LIVE_MIGRATE = "live_migrate"
@@ -69,6 +76,7 @@ class TaskKind(StrEnum):
     CONSOLE = "console"
     IMAGE_CACHE = "image_cache"
     DIAGNOSTICS = "diagnostics"
+    SERIAL_CONSOLE = "serial_console"
     # a baremetal node's own work (no server)
     NODE_VERIFY = "node_verify"
     NODE_CLEAN = "node_clean"
@@ -83,6 +91,8 @@ class TaskKind(StrEnum):
 MOVES = frozenset({TaskKind.LIVE_MIGRATE, TaskKind.MIGRATE, TaskKind.REVERT_RESIZE, TaskKind.RESIZE})
 # A server's NIC plugged or unplugged: its server keeps its states whatever the outcome.
 INTERFACE_CHANGES = frozenset({TaskKind.ATTACH_INTERFACE, TaskKind.DETACH_INTERFACE})
+# A server's disk to an image (createImage, shelve), and shelve's other steps.
+IMAGINGS = frozenset({TaskKind.SNAPSHOT, TaskKind.SHELVE, TaskKind.SHELVE_OFFLOAD, TaskKind.UNSHELVE})
 # Work whose settling changes no server: a clean-up on a host.
 HOST_CLEANUPS = frozenset({TaskKind.ABORT_MIGRATION, TaskKind.CLEANUP})
 
@@ -376,6 +386,25 @@ class DiagnosticsPayload(JsonPayload):
 
 
 @dataclass(frozen=True)
+class SnapshotPayload(JsonPayload):
+    """Upload the server's root disk as the data of image `image_id` (createImage, shelve);
+    `offload`: a shelve that destroys the guest once its snapshot is uploaded."""
+
+    action_id: int | None
+    event_id: int | None
+    instance: ServerSpec
+    image_id: str
+    offload: bool = False
+
+
+@dataclass(frozen=True)
+class SerialConsolePayload(JsonPayload):
+    """Where the server's serial console can be reached (a TCP endpoint on its host)."""
+
+    instance: ServerSpec
+
+
+@dataclass(frozen=True)
 class EmptyPayload(JsonPayload):
     """The image cache question, a node's verify / clean / adopt and a host's firewall sync
     (its state is read when run): nothing but the kind."""
@@ -410,6 +439,8 @@ AnyPayload = (
     | AbortMigrationPayload
     | CleanupPayload
     | ConsolePayload
+    | SnapshotPayload
+    | SerialConsolePayload
     | EmptyPayload
     | NodePowerPayload
     | NetworkSyncPayload
@@ -443,6 +474,11 @@ PAYLOADS: Mapping[TaskKind, type[AnyPayload]] = {
     TaskKind.RESIZE: MovePayload,
     TaskKind.TRIGGER_CRASH_DUMP: ActionPayload,
     TaskKind.IMAGE_CACHE: EmptyPayload,
+    TaskKind.SNAPSHOT: SnapshotPayload,
+    TaskKind.SHELVE: SnapshotPayload,
+    TaskKind.SHELVE_OFFLOAD: ActionPayload,
+    TaskKind.UNSHELVE: ActionPayload,
+    TaskKind.SERIAL_CONSOLE: SerialConsolePayload,
     TaskKind.NODE_VERIFY: EmptyPayload,
     TaskKind.NODE_CLEAN: EmptyPayload,
     TaskKind.NODE_ADOPT: EmptyPayload,

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kumo.compute.states import PowerState
+
+# Where a snapshot's bytes go: takes the chunks (pulled one at a time, so memory stays bounded)
+# and returns once they are all stored; raises DriverError when the upload fails.
+Upload = Callable[[Iterable[bytes]], None]
 
 
 class DriverError(Exception):
@@ -146,4 +151,15 @@ class ComputeDriver(Protocol):
     def image_cache_report(self) -> list[dict[str, Any]]:
         """The host's image cache: one entry per cached image (id, size, os_hash_value,
         the instances using it, last use). Empty for drivers without a cache."""
+        ...
+
+    def snapshot(self, instance: dict[str, Any], upload: Upload) -> int:
+        """Upload a consistent copy of the guest's root disk (qcow2) through `upload`: the
+        guest quiesced while the copy is taken (paused, or shut off already) and left as it
+        was; returns its power state afterwards."""
+        ...
+
+    def serial_console(self, instance: dict[str, Any]) -> dict[str, Any]:
+        """The TCP endpoint of the guest's serial console on this host: {"host", "port"}
+        (a raw byte stream both ways). DriverError when the guest has none."""
         ...

@@ -3,11 +3,21 @@ a peer of the real drivers, not a special case."""
 
 from __future__ import annotations
 
+import socket
+import socketserver
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from kumo.agent.drivers.base import DISK_COUNTERS, STATE_NAMES, DriverError, HostResources, nic_counters
+from kumo.agent.drivers.base import (
+    DISK_COUNTERS,
+    STATE_NAMES,
+    DriverError,
+    HostResources,
+    Upload,
+    nic_counters,
+)
 from kumo.compute.states import PowerState
 
 # Fake guests of every fake host in this process, so a migration can hand a guest over.
@@ -18,6 +28,42 @@ NMIS: dict[str, int] = {}
 # The port ids of the NICs hot-plugged into each fake guest (by instance uuid).
 PLUGGED: dict[str, set[str]] = {}
 _LOCK = threading.Lock()
+# A fake guest's disk as its snapshots upload it: this many chunks of SNAPSHOT_CHUNK bytes.
+SNAPSHOT_CHUNKS = 4
+SNAPSHOT_CHUNK = 64 * 1024
+
+
+class _EchoConsole(socketserver.ThreadingTCPServer):
+    """A fake guest's serial console: greets with a line naming the guest, then echoes."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, uuid: str) -> None:
+        self.uuid = uuid
+        super().__init__(("127.0.0.1", 0), _EchoHandler)
+        threading.Thread(target=self.serve_forever, name=f"fake-console-{uuid[:8]}", daemon=True).start()
+
+
+class _EchoHandler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        conn: socket.socket = self.request
+        server = self.server
+        assert isinstance(server, _EchoConsole)
+        conn.sendall(f"kumo fake serial console of {server.uuid}\r\n".encode())
+        while data := conn.recv(4096):
+            conn.sendall(data)
+
+
+# The consoles of fake guests, by instance uuid (closed with the guest).
+_CONSOLES: dict[str, _EchoConsole] = {}
+
+
+def _fake_disk(uuid: str) -> Iterator[bytes]:
+    """A fake guest's disk, chunk by chunk (its snapshot's data)."""
+    for index in range(SNAPSHOT_CHUNKS):
+        line = f"fake disk of {uuid}, chunk {index}\n".encode()
+        yield (line * (SNAPSHOT_CHUNK // len(line) + 1))[:SNAPSHOT_CHUNK]
 
 
 class FakeDriver:
@@ -63,6 +109,10 @@ class FakeDriver:
         with _LOCK:
             self._guests.pop(instance["uuid"], None)
             PLUGGED.pop(instance["uuid"], None)
+            console = _CONSOLES.pop(instance["uuid"], None)
+        if console is not None:
+            console.shutdown()
+            console.server_close()
 
     def power_on(self, instance: dict[str, Any]) -> int:
         self._require(instance["uuid"])
@@ -190,3 +240,22 @@ class FakeDriver:
     def power_states(self) -> dict[str, int]:
         with _LOCK:
             return dict(self._guests)
+
+    def snapshot(self, instance: dict[str, Any], upload: Upload) -> int:
+        """Uploads the fake disk (SNAPSHOT_CHUNKS chunks); the metadata's `fake_snapshot_error`
+        fails it."""
+        self._require(instance["uuid"])
+        self._work()
+        if instance.get("metadata", {}).get("fake_snapshot_error"):
+            raise DriverError(instance["metadata"]["fake_snapshot_error"])
+        upload(_fake_disk(instance["uuid"]))
+        return self._guests[instance["uuid"]]
+
+    def serial_console(self, instance: dict[str, Any]) -> dict[str, Any]:
+        uuid = instance["uuid"]
+        self._require(uuid)
+        with _LOCK:
+            console = _CONSOLES.get(uuid)
+            if console is None:
+                console = _CONSOLES[uuid] = _EchoConsole(uuid)
+        return {"host": "127.0.0.1", "port": console.server_address[1]}

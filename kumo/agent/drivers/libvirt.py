@@ -29,6 +29,7 @@ import contextlib
 import logging
 import queue
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,7 +38,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from kumo.agent.drivers.base import STATE_NAMES, DriverError, HostResources, nic_counters
+from kumo.agent.drivers.base import STATE_NAMES, DriverError, HostResources, Upload, nic_counters
 from kumo.agent.imagecache import HttpImageSource, ImageCache
 from kumo.agent.libvirt import console, disks
 from kumo.agent.libvirt.config_drive import ApiConfigDrive, contained
@@ -55,6 +56,7 @@ from kumo.agent.libvirt.domain import (
     interface_xml,
     nics_of,
     power_state,
+    serial_pty_of,
     with_sizing,
 )
 from kumo.agent.network.links import ensure_named_bridge
@@ -153,6 +155,9 @@ class LibvirtDriver:
         self.cache = ImageCache(self.root / "images", source, float(image_cache_max_age))
         self._busy: dict[str, int] = {}
         self._busy_lock = threading.Lock()
+        # Serial console bridges (TCP to the guest's pty), by instance uuid; closed with it.
+        self._consoles: dict[str, console.PtyBridge] = {}
+        self._consoles_lock = threading.Lock()
         self._events: queue.Queue[str] = queue.Queue()
         self._stop = threading.Event()
         self.conn = Connection(uri, self._events.put)
@@ -335,6 +340,7 @@ class LibvirtDriver:
             dom = self._lookup(uuid)
             if dom is not None:
                 self._remove_domain(dom)
+            self._close_console(uuid)
             shutil.rmtree(self.instance_dir(uuid), ignore_errors=True)
             self.cache.release_owner(uuid)
 
@@ -657,6 +663,51 @@ class LibvirtDriver:
             raise DriverError(f"Instance {instance['uuid']} could not be found on host {self.host}.")
         return console.tail(self.console_log(instance["uuid"]), lines)
 
+    # -- snapshot and serial console -------------------------------------------------------
+    def snapshot(self, instance: dict[str, Any], upload: Upload) -> int:
+        """A running guest is paused (qemu drains and flushes its disks) while its root disk is
+        flattened to a standalone qcow2 next to it, and resumed before the upload; a shut-off
+        guest's disk is read as it is. The copy is streamed through `upload` in chunks, then
+        deleted."""
+        uuid = instance["uuid"]
+        with self._operation(uuid):
+            dom = self._require(uuid)
+            paused_here = dom.isActive() and dom.state()[0] != self.lv.VIR_DOMAIN_PAUSED
+            with tempfile.TemporaryDirectory(prefix=".snapshot-", dir=self.instance_dir(uuid)) as tmp:
+                copy = Path(tmp) / "snapshot.qcow2"
+                if paused_here:
+                    dom.suspend()
+                try:
+                    disks.flatten(self.instance_dir(uuid) / "disk", copy)
+                finally:
+                    if paused_here:
+                        dom.resume()
+                upload(_file_chunks(copy))
+            return self._power(dom)
+
+    def serial_console(self, instance: dict[str, Any]) -> dict[str, Any]:
+        """A TCP bridge (on the host's address) to the running guest's pty serial console."""
+        uuid = instance["uuid"]
+        with self._operation(uuid):
+            dom = self._require(uuid)
+            pty = serial_pty_of(dom.XMLDesc(0)) if dom.isActive() else None
+        if not pty:
+            raise DriverError(f"Instance {uuid} has no serial console now (is it running?).")
+        with self._consoles_lock:
+            bridge = self._consoles.get(uuid)
+            if bridge is not None and bridge.pty_path != pty:  # rebooted: a new pty
+                bridge.close()
+                bridge = None
+            if bridge is None:
+                bridge = self._consoles[uuid] = console.PtyBridge(self.host_ip, pty)
+        return {"host": self.host_ip, "port": bridge.port}
+
+    def _close_console(self, uuid: str) -> None:
+        with self._consoles_lock:
+            bridge = self._consoles.pop(uuid, None)
+        if bridge is not None:
+            bridge.close()
+
     def image_cache_report(self) -> list[dict[str, Any]]:
         return self.cache.report()
 
@@ -713,3 +764,9 @@ class LibvirtDriver:
                 continue
             if evicted:
                 log.info("evicted unused images %s", ", ".join(evicted))
+
+
+def _file_chunks(path: Path, size: int = 1024 * 1024) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        while chunk := handle.read(size):
+            yield chunk

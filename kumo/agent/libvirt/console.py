@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import select
+import socket
+import socketserver
+import threading
+import tty
 from pathlib import Path
 
 # As much as Nova's libvirt driver returns: enough for a boot, bounded for the API.
@@ -30,3 +36,55 @@ def tail(path: Path, lines: int | None = None, max_bytes: int = MAX_CONSOLE_BYTE
     if parts and parts[-1] == "":  # a trailing newline ends the last line, it is not one more
         return "\n".join(parts[-lines - 1 :])
     return "\n".join(parts[-lines:])
+
+
+class PtyBridge(socketserver.ThreadingTCPServer):
+    """A guest's serial console (its pty chardev, `pty_path`) served as a raw TCP stream on
+    (`host`, a free port), for kumo's websocket proxy: each connection relays both ways
+    between the socket and the pty until either closes. Closed with the guest."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, host: str, pty_path: str) -> None:
+        self.pty_path = pty_path
+        super().__init__((host, 0), _PtyRelay)
+        threading.Thread(target=self.serve_forever, name="kumo-serial-bridge", daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _PtyRelay(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        server = self.server
+        assert isinstance(server, PtyBridge)
+        conn: socket.socket = self.request
+        fd = os.open(server.pty_path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        try:
+            tty.setraw(fd)
+            _relay(conn, fd)
+        finally:
+            os.close(fd)
+
+
+def _relay(conn: socket.socket, fd: int) -> None:
+    while True:
+        readable, _, _ = select.select([conn.fileno(), fd], [], [], 1.0)
+        for source in readable:
+            with contextlib.suppress(BlockingIOError):
+                if source == conn.fileno():
+                    data = conn.recv(4096)
+                    if not data:
+                        return
+                    os.write(fd, data)
+                else:
+                    data = os.read(fd, 4096)
+                    if not data:
+                        return
+                    conn.sendall(data)

@@ -22,9 +22,11 @@ class DiskInfo:
     backing_file: str | None
 
 
-def _qemu_img(*args: str) -> str:
+def _qemu_img(*args: str, timeout: float = 120) -> str:
     try:
-        done = subprocess.run(["qemu-img", *args], capture_output=True, text=True, timeout=120, check=False)
+        done = subprocess.run(
+            ["qemu-img", *args], capture_output=True, text=True, timeout=timeout, check=False
+        )
     except FileNotFoundError:
         raise DriverError("qemu-img is not installed on this host (scripts/install-libvirt).") from None
     if done.returncode != 0:
@@ -68,3 +70,10 @@ def grow(path: Path, flavor_disk_gb: int) -> None:
     wanted = flavor_disk_gb * GiB
     if info(path, "qcow2").virtual_size < wanted:
         _qemu_img("resize", "-q", "-f", "qcow2", str(path), str(wanted))
+
+
+def flatten(disk: Path, dest: Path, timeout: float = 3600) -> None:
+    """A standalone qcow2 copy of a root disk (its base image merged in) at `dest`, read with
+    shared locks (-U) so that a paused guest's qemu may keep the disk open."""
+    dest.unlink(missing_ok=True)
+    _qemu_img("convert", "-U", "-f", "qcow2", "-O", "qcow2", str(disk), str(dest), timeout=timeout)

@@ -246,6 +246,12 @@ def console_log_of(xml: str) -> Path | None:
     return Path(log.attrib["file"]) if log is not None and "file" in log.attrib else None
 
 
+def serial_pty_of(xml: str) -> str | None:
+    """The host pty of a running guest's serial console (libvirt fills its source path)."""
+    source = ET.fromstring(xml).find("devices/serial/source")
+    return source.attrib.get("path") if source is not None else None
+
+
 def _interface(devices: ET.Element, nic: Nic) -> ET.Element:
     interface = _sub(devices, "interface", type="bridge")
     _sub(interface, "source", bridge=nic.bridge)

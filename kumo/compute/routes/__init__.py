@@ -8,11 +8,13 @@ from fastapi import APIRouter
 from kumo.compute.routes import (
     aggregates,
     availability_zones,
+    consoles,
     flavors,
     host_labels,
     hypervisors,
     instance_actions,
     keypairs,
+    migrations,
     quotas,
     server_actions,
     server_groups,
@@ -39,6 +41,8 @@ _MODULES = (
     quotas,
     host_labels,
     usage,
+    migrations,
+    consoles,
 )
 
 
@@ -46,4 +50,5 @@ def build_router() -> APIRouter:
     router = APIRouter()
     for module in _MODULES:
         router.include_router(module.router)
+    router.include_router(consoles.proxy_router)  # the serial console's websocket proxy
     return router

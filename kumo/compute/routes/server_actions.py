@@ -24,11 +24,14 @@ from kumo.compute import (
     server_networks,
     server_ops,
     servers,
+    shelving,
 )
 from kumo.compute.deps import microversion
 from kumo.compute.microversion import Microversion
+from kumo.compute.routes.consoles import serial_url
 from kumo.compute.routes.servers import base_url
 from kumo.compute.views import servers as view
+from kumo.compute.workers import SCHEDULER_KEY
 from kumo.errors import BadRequest
 from kumo.runtime import Runtime
 from kumo.work.queue import host_key
@@ -171,6 +174,12 @@ def server_action(
         return _evacuate(server_id, args, ctx, version, rt)
     if name == "rescue":
         return _rescue(server_id, args, ctx, rt)
+    if name == "createImage":
+        return _create_image(server_id, request, args, ctx, version, rt)
+    if name in SHELVING:
+        return _shelving(name, server_id, args, ctx, rt)
+    if name == "os-getSerialConsole":
+        return _serial_console(server_id, request, args, ctx, rt)
     handler = HANDLERS.get(name)
     if handler is None:
         raise BadRequest(f"Unsupported server action {name!r}.")
@@ -261,3 +270,52 @@ def server_diagnostics(
     rt.waker.publish(host_key(host))
     raw = day2.collect_diagnostics(rt.db, task_id)
     return JSONResponse(day2.diagnostics_view(raw, version.at_least("2.48")))
+
+
+def _create_image(
+    server_id: str, request: Request, args: Any, ctx: RequestContext, version: Microversion, rt: Runtime
+) -> Response:
+    """202, the image's URL in Location; from 2.45 the body {"image_id"} too (Nova)."""
+    if not isinstance(args, dict):
+        raise BadRequest("Invalid input for field/attribute createImage.")
+    name = shelving.image_name(args.get("name"))
+    metadata = shelving.image_metadata(args.get("metadata"))
+    with rt.db.transaction() as session:
+        woken = shelving.create_image(session, ctx, server_id, name, metadata)
+    _wake(rt, woken.host)
+    location = {"Location": f"{base_url(request)}/image/v2/images/{woken.image_id}"}
+    if version.at_least("2.45"):
+        return JSONResponse({"image_id": woken.image_id}, status_code=202, headers=location)
+    return Response(status_code=202, headers=location)
+
+
+SHELVING = ("shelve", "shelveOffload", "unshelve")
+
+
+def _shelving(name: str, server_id: str, args: Any, ctx: RequestContext, rt: Runtime) -> Response:
+    if name != "unshelve" and args is not None:
+        raise BadRequest(f"Invalid input for field/attribute {name}. Value: {args}. None is expected")
+    with rt.db.transaction() as session:
+        if name == "shelve":
+            woken = shelving.shelve(session, ctx, server_id, rt.settings.shelved_offload_time)
+        elif name == "shelveOffload":
+            woken = shelving.shelve_offload(session, ctx, server_id)
+        else:
+            woken = shelving.unshelve(session, ctx, server_id, args)
+    _wake(rt, woken.host)
+    return Response(status_code=202)
+
+
+def _wake(rt: Runtime, host: str | None) -> None:
+    """A host's agent has work, or (None) the scheduler has a server to place."""
+    rt.waker.publish(host_key(host) if host else SCHEDULER_KEY)
+
+
+def _serial_console(
+    server_id: str, request: Request, args: Any, ctx: RequestContext, rt: Runtime
+) -> JSONResponse:
+    """The legacy os-getSerialConsole action: {"console": {"type": "serial", "url"}}."""
+    if not isinstance(args, dict) or args.get("type") != "serial":
+        raise BadRequest("Invalid input for field/attribute type. Value must be 'serial'.")
+    url = serial_url(server_id, request, ctx, rt)
+    return JSONResponse({"console": {"type": "serial", "url": url}})

@@ -20,6 +20,7 @@ from kumo.compute.lifecycle import (
     NOTHING,
     UNCHANGED,
     BeginAction,
+    BeginMigration,
     BindPorts,
     CancelTasks,
     Change,
@@ -28,6 +29,7 @@ from kumo.compute.lifecycle import (
     FinishEvent,
     ForgetOldFlavor,
     LeaveGroups,
+    MigrationStatus,
     RecordAction,
     Ref,
     Release,
@@ -63,6 +65,8 @@ VM_STATES = [
     VmState.RESCUED,
     VmState.ERROR,
     VmState.DELETED,
+    VmState.SHELVED,
+    VmState.SHELVED_OFFLOADED,
 ]
 TASK_STATES: list[str | None] = [None, *sorted(states.ALL_TASKS)]
 LIVE = set(VM_STATES) - {VmState.DELETED}
@@ -98,6 +102,11 @@ ALLOWED: dict[str, tuple[set[str], set[str]]] = {
         {VmState.ACTIVE, VmState.PAUSED, VmState.RESCUED, VmState.RESIZED, VmState.ERROR},
         set(),
     ),
+    "snapshot": ({VmState.ACTIVE, VmState.STOPPED}, set()),
+    "shelve": ({VmState.ACTIVE, VmState.STOPPED}, set()),
+    "shelve_offload": ({VmState.SHELVED}, set()),
+    "unshelve": ({VmState.SHELVED}, set()),
+    "unshelve_offloaded": ({VmState.SHELVED_OFFLOADED}, set()),
 }
 NOVA_NAME = {
     "spawn": "create",
@@ -124,6 +133,11 @@ NOVA_NAME = {
     "unrescue": "unrescue",
     "resize": "resize",
     "trigger_crash_dump": "trigger_crash_dump",
+    "snapshot": "createImage",
+    "shelve": "shelve",
+    "shelve_offload": "shelveOffload",
+    "unshelve": "unshelve",
+    "unshelve_offloaded": "unshelve",
 }
 
 
@@ -238,6 +252,11 @@ def test_a_server_without_host_refuses_an_agent_action() -> None:
     assert refused.value.message == f"Instance {UUID} has no host yet"
 
 
+# A move's migration record as it starts: (migration_type, source, dest, status)
+MIGRATION_RECORD = {
+    "migrate": ("migration", "h1", "h2", "pre-migrating"),
+    "live_migrate": ("live-migration", "h1", "h2", "preparing"),
+}
 # (kind, vm_state, agent event, task_state)
 MOVES = [
     ("migrate", VmState.ACTIVE, "compute_resize_instance", TaskState.RESIZE_MIGRATING),
@@ -252,7 +271,9 @@ def test_a_move_starts_with_the_destination_preparing(
 ) -> None:
     change = lc.request_move(server(vm_state), kind, "h2", is_admin=True)
     extra = {"dest": "h2", "source": "h1", "move": kind}
-    assert change == _begun(kind, event, task_state, "h2", extra, task_kind="prepare_migration")
+    begun = _begun(kind, event, task_state, "h2", extra, task_kind="prepare_migration")
+    record = BeginMigration(*MIGRATION_RECORD[kind])
+    assert change == begun.then(record)
 
 
 def test_revert_resize_prepares_the_source() -> None:
@@ -268,6 +289,7 @@ def test_revert_resize_prepares_the_source() -> None:
     )
     # the source's task carries the server's old flavor: it is restored first
     assert change == replace(expected, effects=(RevertFlavor(), *expected.effects))
+    assert change == expected.then(MigrationStatus("reverting"))
 
 
 @pytest.mark.parametrize(
@@ -296,6 +318,8 @@ def test_confirm_resize(power: int, vm_state: str) -> None:
             Release(MIGRATION),
             ForgetOldFlavor(),
             RecordAction("confirmResize", "compute_confirm_resize", "h1"),
+            RecordAction("confirmResize", "compute_confirm_resize", "h1"),
+            MigrationStatus("confirmed"),
         ),
     )
 
@@ -455,6 +479,7 @@ def test_evacuate(vm_state: str, stop_after: bool) -> None:
             Release(MIGRATION),
             CancelTasks(),
             BeginAction("evacuate", "compute_rebuild_instance", "h2"),
+            BeginMigration("evacuation", "h1", "h2", "accepted"),
             Enqueue("h1", "cleanup", {"instance": SPEC, "why": "evacuated to h2"}),
             BindPorts("h2"),
             Enqueue("h2", "evacuate", payload),
@@ -598,7 +623,11 @@ SETTLED = [
         _done(VmState.ACTIVE, RUNNING),
     ),
     (server(task_state=TaskState.REBUILDING), outcome("rebuild", True), _done(VmState.ACTIVE, RUNNING)),
-    (server(task_state=TaskState.REBUILDING), outcome("evacuate", True), _done(VmState.ACTIVE, RUNNING)),
+    (
+        server(task_state=TaskState.REBUILDING),
+        outcome("evacuate", True),
+        _done(VmState.ACTIVE, RUNNING).then(MigrationStatus("done")),
+    ),
     # rebuilt or evacuated while stopped: stopped again, within the action
     (
         server(VmState.STOPPED, TaskState.REBUILDING, SHUTDOWN),
@@ -618,7 +647,10 @@ SETTLED = [
             vm_state=VmState.ACTIVE,
             task_state=TaskState.POWERING_OFF,
             power_state=RUNNING,
-            effects=(Enqueue("h1", "stop", {"action_id": 4, "event_id": None, "instance": SPEC}),),
+            effects=(
+                MigrationStatus("done"),
+                Enqueue("h1", "stop", {"action_id": 4, "event_id": None, "instance": SPEC}),
+            ),
             wake="h1",
         ),
     ),
@@ -636,7 +668,12 @@ SETTLED = [
     (
         server(task_state=TaskState.REBUILDING),
         outcome("evacuate", False, error=""),
-        Change(vm_state=VmState.ERROR, task_state=None, fault=Fault("Evacuation of instance failed")),
+        Change(
+            vm_state=VmState.ERROR,
+            task_state=None,
+            fault=Fault("Evacuation of instance failed"),
+            effects=(MigrationStatus("failed"),),
+        ),
     ),
     (server(task_state=TaskState.POWERING_OFF), outcome("stop", False), Change(task_state=None)),
     (
@@ -672,7 +709,10 @@ SETTLED += [
         server(task_state=TaskState.MIGRATING),
         outcome("live_migrate", True, **MOVE),
         Change(
-            task_state=None, host="h2", zone_from_host=True, effects=(BindPorts("h2"), Release(MIGRATION))
+            task_state=None,
+            host="h2",
+            zone_from_host=True,
+            effects=(BindPorts("h2"), MigrationStatus("completed"), Release(MIGRATION)),
         ),
     ),
     (
@@ -686,7 +726,7 @@ SETTLED += [
             vm_state=VmState.RESIZED,
             migration_source="h1",
             resized=True,
-            effects=(BindPorts("h2"),),
+            effects=(BindPorts("h2"), MigrationStatus("finished")),
         ),
     ),
     (
@@ -698,7 +738,7 @@ SETTLED += [
             zone_from_host=True,
             vm_state=VmState.ACTIVE,
             migration_source=None,
-            effects=(BindPorts("h2"), *UNDO),
+            effects=(BindPorts("h2"), MigrationStatus("reverted"), *UNDO),
         ),
     ),
     (
@@ -711,7 +751,7 @@ SETTLED += [
             zone_from_host=True,
             vm_state=VmState.STOPPED,
             migration_source=None,
-            effects=(BindPorts("h2"), *UNDO),
+            effects=(BindPorts("h2"), MigrationStatus("reverted"), *UNDO),
         ),
     ),
     (
@@ -723,18 +763,20 @@ SETTLED += [
             zone_from_host=True,
             vm_state=VmState.STOPPED,
             migration_source=None,
-            effects=(BindPorts("h2"), *UNDO),
+            effects=(BindPorts("h2"), MigrationStatus("reverted"), *UNDO),
         ),
     ),
     (
         server(task_state=TaskState.MIGRATING),
         outcome("live_migrate", False, **MOVE),
-        Change(task_state=None, effects=(*UNDO, ABORT), wake="h2"),
+        Change(task_state=None, effects=(*UNDO, MigrationStatus("error"), ABORT), wake="h2"),
     ),
     (
         server(task_state=TaskState.RESIZE_MIGRATING),
         outcome("migrate", False, RUNNING, **MOVE),
-        Change(task_state=None, power_state=RUNNING, effects=(*UNDO, ABORT), wake="h2"),
+        Change(
+            task_state=None, power_state=RUNNING, effects=(*UNDO, MigrationStatus("error"), ABORT), wake="h2"
+        ),
     ),
     (
         server(VmState.RESIZED, TaskState.RESIZE_REVERTING),
@@ -831,8 +873,9 @@ def prepare(ok: bool, move: str, error: str | None = "no disk") -> TaskOutcome:
 def test_prepared_hands_the_move_to_the_source(move: str) -> None:
     result = prepare(True, move)
     payload = {**result.payload, "instance": SPEC, "target": {"uri": "x"}}
+    status = {"migrate": "migrating", "live_migrate": "running", "revert_resize": "reverting"}[move]
     assert lc.settled(server(task_state=TaskState.MIGRATING), result) == Change(
-        effects=(Enqueue("h1", move, payload),), wake="h1"
+        effects=(MigrationStatus(status), Enqueue("h1", move, payload)), wake="h1"
     )
 
 
@@ -848,7 +891,7 @@ PREPARE_FAILED = [
 
 @pytest.mark.parametrize(("move", "ok", "host", "why"), PREPARE_FAILED)
 def test_prepared_failed(move: str, ok: bool, host: str, why: str) -> None:
-    undo = () if move == "revert_resize" else UNDO
+    undo = () if move == "revert_resize" else (*UNDO, MigrationStatus("error"))
     assert lc.settled(server(task_state=TaskState.MIGRATING, host=host), prepare(ok, move)) == Change(
         task_state=None, effects=(FinishEvent(5, False, why, why), *undo, ABORT), wake="h2"
     )

@@ -26,6 +26,8 @@ from kumo.work.kinds import (
     RebootPayload,
     RebuildPayload,
     RescuePayload,
+    SerialConsolePayload,
+    SnapshotPayload,
     SpawnPayload,
     TaskKind,
 )
@@ -154,6 +156,19 @@ CASES: list[tuple[TaskKind, AnyPayload, dict[str, Any]]] = [
     ),
     (TaskKind.NETWORK_SYNC, NetworkSyncPayload("net-1"), {"network_id": "net-1"}),
     (TaskKind.FIREWALL_SYNC, EmptyPayload(), {}),
+    (
+        TaskKind.SNAPSHOT,
+        SnapshotPayload(1, 2, SPEC, "img-9"),
+        {"action_id": 1, "event_id": 2, "instance": SPEC, "image_id": "img-9", "offload": False},
+    ),
+    (
+        TaskKind.SHELVE,
+        SnapshotPayload(1, 2, SPEC, "img-9", True),
+        {"action_id": 1, "event_id": 2, "instance": SPEC, "image_id": "img-9", "offload": True},
+    ),
+    (TaskKind.SHELVE_OFFLOAD, ActionPayload(1, 2, SPEC), {"action_id": 1, "event_id": 2, "instance": SPEC}),
+    (TaskKind.UNSHELVE, ActionPayload(1, 2, SPEC), {"action_id": 1, "event_id": 2, "instance": SPEC}),
+    (TaskKind.SERIAL_CONSOLE, SerialConsolePayload(SPEC), {"instance": SPEC}),
 ]
 
 

@@ -1,0 +1,165 @@
+"""createImage (a server's snapshot), shelve, shelveOffload and unshelve.
+
+A snapshot or a shelve makes a queued Glance image owned by the server's project and hands
+the server's host a task that uploads the guest's root disk into it (streamed over the
+internal API: kumo.agent.routes). A shelved server keeps its guest (powered off) and its
+allocations until offloaded: at once when `shelved_offload_time` is 0, after that many seconds
+otherwise (offload_due, run by the API workers' loop), never when -1, or on shelveOffload.
+An offloaded server has no host and no allocations; unshelving it makes it pending scheduling
+again (the normal scheduling path), and it is spawned from its shelve snapshot, which is
+deleted once it runs (kumo.compute.lifecycle).
+
+Invariants: every state change is kumo.compute.lifecycle's, written by
+kumo.compute.lifecycle_apply in the caller's transaction; the caller wakes the host (or the
+scheduler) returned. Baremetal servers are refused (409): a node's disk is not kumo's to read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kumo.api.context import RequestContext
+from kumo.compute import lifecycle as lc
+from kumo.compute import servers
+from kumo.compute.lifecycle_apply import Requester, apply, state_of
+from kumo.compute.models import ComputeHost, Instance
+from kumo.compute.node_hosts import BAREMETAL_HYPERVISOR_TYPE, may_be_node
+from kumo.compute.states import VmState
+from kumo.db import utcnow
+from kumo.errors import BadRequest, Conflict
+from kumo.image import service as images
+from kumo.image.models import Image
+
+# Nova's shelved_offload_time: 0 offloads at once, -1 never.
+OFFLOAD_AT_ONCE, NEVER_OFFLOAD = 0, -1
+
+
+@dataclass(frozen=True)
+class Woken:
+    """What to wake after commit: a host's agent, or the scheduler (`host` None)."""
+
+    host: str | None
+    image_id: str | None = None
+
+
+def image_name(value: Any) -> str:
+    """createImage's `name`: a string of 1 to 255 characters, as Nova's schema."""
+    if not isinstance(value, str) or not value or len(value) > 255:
+        raise BadRequest(
+            "Invalid input for field/attribute name. Value must be a string of 1 to 255 characters."
+        )
+    return value
+
+
+def image_metadata(value: Any) -> dict[str, str]:
+    """createImage's optional `metadata`: string keys and values, as Nova's schema."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or any(
+        not isinstance(k, str) or not isinstance(v, str) or not k or len(k) > 255 or len(v) > 255
+        for k, v in value.items()
+    ):
+        raise BadRequest("Invalid input for field/attribute metadata.")
+    return dict(value)
+
+
+def _refuse_baremetal(session: Session, instance: Instance, what: str) -> None:
+    host = instance.host
+    if host is None:
+        return
+    kind = session.scalar(select(ComputeHost.hypervisor_type).where(ComputeHost.name == host))
+    if may_be_node(host) or kind == BAREMETAL_HYPERVISOR_TYPE:
+        raise Conflict(f"Cannot '{what}' instance {instance.uuid}: baremetal servers cannot be {what}d.")
+
+
+def _snapshot_image(session: Session, instance: Instance, name: str, metadata: dict[str, str]) -> Image:
+    base = session.get(Image, instance.image_ref) if instance.image_ref else None
+    properties: dict[str, Any] = {
+        **metadata,
+        "image_type": "snapshot",
+        "instance_uuid": instance.uuid,
+        "base_image_ref": instance.image_ref,
+        "user_id": instance.user_id,
+    }
+    root_gb = int((instance.flavor or {}).get("disk") or 0)
+    return images.create_snapshot(
+        session, name=name, owner=instance.project_id, base=base, properties=properties, min_disk=root_gb
+    )
+
+
+def create_image(
+    session: Session, ctx: RequestContext, server_id: str, name: str, metadata: dict[str, str]
+) -> Woken:
+    """createImage: a queued image, and the host's snapshot task uploading into it."""
+    ctx.require_writer()
+    instance = servers.get(session, ctx, server_id, for_update=True)
+    _refuse_baremetal(session, instance, "createImage")
+    lc.allowed(state_of(instance), "snapshot")  # refused before any image is made
+    image = _snapshot_image(session, instance, name, metadata)
+    change = lc.snapshot(state_of(instance), image.id, is_admin=ctx.is_admin)
+    return Woken(apply(session, instance, change, ctx).wake, image.id)
+
+
+def shelve(session: Session, ctx: RequestContext, server_id: str, offload_time: int) -> Woken:
+    """shelve: powered off, its disk uploaded to "<name>-shelved"; offloaded in the same task
+    when `offload_time` is 0."""
+    ctx.require_writer()
+    instance = servers.get(session, ctx, server_id, for_update=True)
+    _refuse_baremetal(session, instance, "shelve")
+    lc.allowed(state_of(instance), "shelve")
+    image = _snapshot_image(session, instance, f"{instance.name}-shelved", {})
+    offload = offload_time == OFFLOAD_AT_ONCE
+    change = lc.shelve(state_of(instance), image.id, offload=offload, is_admin=ctx.is_admin)
+    return Woken(apply(session, instance, change, ctx).wake, image.id)
+
+
+def shelve_offload(session: Session, ctx: RequestContext, server_id: str) -> Woken:
+    """shelveOffload (admin by Nova's default policy): the shelved guest is destroyed."""
+    ctx.require_admin()
+    instance = servers.get(session, ctx, server_id, for_update=True)
+    change = lc.shelve_offload(state_of(instance), is_admin=ctx.is_admin)
+    return Woken(apply(session, instance, change, ctx).wake)
+
+
+def unshelve(session: Session, ctx: RequestContext, server_id: str, body: Any) -> Woken:
+    """unshelve (null or {} body; an availability_zone or host to pin is not supported)."""
+    ctx.require_writer()
+    if body is not None and (not isinstance(body, dict) or body):
+        raise BadRequest(
+            "Invalid input for field/attribute unshelve: choosing a zone or host is not supported."
+        )
+    instance = servers.get(session, ctx, server_id, for_update=True)
+    change = lc.unshelve(state_of(instance), is_admin=ctx.is_admin)
+    return Woken(apply(session, instance, change, ctx).wake)
+
+
+def offload_due(session: Session, offload_time: int, now: dt.datetime | None = None) -> list[str]:
+    """Offload servers shelved longer than `offload_time` seconds (none when it is -1 or 0: 0
+    offloads within the shelve itself); returns the hosts to wake."""
+    if offload_time <= OFFLOAD_AT_ONCE:
+        return []
+    cutoff = (now or utcnow()) - dt.timedelta(seconds=offload_time)
+    # Locked as read: of two API workers' passes, the second finds the rows the first offloads
+    # no longer due (PostgreSQL re-reads a locked row's conditions once the lock is had).
+    due = session.scalars(
+        select(Instance)
+        .where(
+            Instance.vm_state == VmState.SHELVED,
+            Instance.task_state.is_(None),
+            Instance.deleted.is_(False),
+            Instance.shelved_at <= cutoff,
+        )
+        .with_for_update()
+    ).all()
+    hosts = []
+    for instance in due:
+        change = lc.shelve_offload(state_of(instance), is_admin=True)
+        woken = apply(session, instance, change, Requester(None)).wake
+        if woken is not None:
+            hosts.append(woken)
+    return hosts
