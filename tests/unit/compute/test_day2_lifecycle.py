@@ -15,10 +15,12 @@ from kumo.compute import lifecycle as lc
 from kumo.compute.lifecycle import (
     NOTHING,
     BeginAction,
+    BeginMigration,
     BindPorts,
     Change,
     Enqueue,
     FinishEvent,
+    MigrationStatus,
     Ref,
     Release,
     RenameConsumer,
@@ -167,6 +169,7 @@ def test_a_resize_to_another_host_prepares_it() -> None:
         effects=(
             BeginAction("resize", "compute_resize_instance", "h2"),
             Enqueue("h2", TaskKind.PREPARE_MIGRATION, payload),
+            BeginMigration("resize", "h1", "h2", "pre-migrating"),
         ),
         wake="h2",
     )
@@ -180,6 +183,7 @@ def test_a_resize_on_its_own_host_goes_straight_to_it() -> None:
     assert change.effects == (
         BeginAction("resize", "compute_resize_instance", "h1"),
         Enqueue("h1", TaskKind.RESIZE, payload),
+        BeginMigration("resize", "h1", "h1", "pre-migrating"),
     )
 
 
@@ -191,6 +195,7 @@ def test_a_revert_on_its_own_host_restores_the_flavor_first() -> None:
         RevertFlavor(),
         BeginAction("revertResize", "compute_revert_resize", "h1"),
         Enqueue("h1", TaskKind.REVERT_RESIZE, payload),
+        MigrationStatus("reverting"),
     )
 
 
@@ -205,7 +210,7 @@ def test_a_resize_done_waits_for_confirmation() -> None:
         zone_from_host=True,
         migration_source="h1",
         resized=True,
-        effects=(OK_EVENT, BindPorts("h2")),
+        effects=(OK_EVENT, BindPorts("h2"), MigrationStatus("finished")),
     )
 
 
@@ -217,7 +222,7 @@ def test_a_failed_resize_gives_back_the_claim_and_the_flavor(dest: str) -> None:
     abort = (
         () if dest == "h1" else (Enqueue(dest, TaskKind.ABORT_MIGRATION, {"instance": SPEC, "dest": dest}),)
     )
-    assert change.effects == (FAILED_EVENT, *undo, *abort)
+    assert change.effects == (FAILED_EVENT, *undo, MigrationStatus("error"), *abort)
     assert (change.task_state, change.vm_state) == (None, lc.UNCHANGED)
 
 
