@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from kumo.errors import BadRequest, NotAcceptable
+from kumo.errors import BadRequest, NotAcceptable, NotFound
 from kumo.validation import int_text
 
 MIN_VERSION = (2, 1)
@@ -76,3 +76,9 @@ def parse(headers: dict[str, str]) -> Microversion:
             f"Minimum is {min_version()} and maximum is {max_version()}."
         )
     return version
+
+
+def require(version: Microversion, minimum: str) -> None:
+    """A route that exists from `minimum` on: before it, Nova's 404 for an unknown resource."""
+    if version.before(minimum):
+        raise NotFound("The resource could not be found.")

@@ -37,6 +37,9 @@ SCHEDULER_HINTS: Schema = obj(
 )
 METADATA: Schema = string_map({"type": "string", "maxLength": 255})
 DESCRIPTION: Schema = nullable({"type": "string", "maxLength": 255})
+# Server tags (kumo.compute.tags): at most 50 of 1-60 characters, no ',' or '/'.
+TAG: Schema = {"type": "string", "minLength": 1, "maxLength": 60, "pattern": "^[^,/]*$"}
+TAGS: Schema = {"type": "array", "maxItems": 50, "items": TAG}
 
 SERVER_CREATE: Schema = {
     "type": "object",
@@ -56,11 +59,7 @@ SERVER_CREATE: Schema = {
                 "accessIPv4": {"type": "string", "format": "ipv4"},
                 "accessIPv6": {"type": "string", "format": "ipv6"},
                 "config_drive": BOOLEAN,
-                "tags": {
-                    "type": "array",
-                    "maxItems": 50,
-                    "items": {"type": "string", "minLength": 1, "maxLength": 60, "pattern": "^[^,/]*$"},
-                },
+                "tags": TAGS,
                 "return_reservation_id": BOOLEAN,
                 "networks": {
                     "anyOf": [
@@ -102,6 +101,8 @@ SERVER_UPDATE: Schema = obj(
     },
     ["server"],
 )
+
+SERVER_TAGS: Schema = obj({"tags": TAGS}, ["tags"])
 
 METADATA_SET: Schema = obj({"metadata": METADATA}, ["metadata"])
 METADATA_ITEM: Schema = obj(

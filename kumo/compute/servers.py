@@ -23,6 +23,7 @@ from kumo.compute.aggregates import zone_exists
 from kumo.compute.lifecycle_apply import apply, state_of
 from kumo.compute.models import ComputeHost, Flavor, Instance, ServerGroup, ServerGroupMember
 from kumo.compute.node_hosts import may_be_node
+from kumo.compute.tags import TagFilter
 from kumo.config import get_settings
 from kumo.db import utcnow
 from kumo.errors import BadRequest, Forbidden, NotFound
@@ -268,7 +269,7 @@ class ListQuery:
     deleted: bool = False
     sort_key: str = "created_at"
     sort_dir: str = "desc"
-    tags: list[str] = field(default_factory=list)
+    tags: TagFilter = field(default_factory=TagFilter)
 
 
 _SORT_KEYS = {
@@ -389,8 +390,7 @@ def list_servers(
             raise BadRequest(f"Invalid name filter {q.name}") from None
         rows = [r for r in rows if pattern.search(r.name)]
     if q.tags:
-        wanted = set(q.tags)
-        rows = [r for r in rows if wanted <= set(_decoded(r.tags) or [])]
+        rows = [r for r in rows if q.tags.matches(_decoded(r.tags) or [])]
     return rows
 
 

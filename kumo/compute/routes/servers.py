@@ -17,6 +17,7 @@ from kumo.compute import params, schemas, server_networks, servers
 from kumo.compute.deps import microversion
 from kumo.compute.microversion import Microversion, min_version
 from kumo.compute.params import page as page_params
+from kumo.compute.tags import TagFilter, validate_tags
 from kumo.compute.views import servers as view
 from kumo.compute.workers import SCHEDULER_KEY
 from kumo.errors import BadRequest, NotFound
@@ -47,19 +48,16 @@ def _ref(value: Any, field: str) -> str:
     return params.string_value(value, field).rsplit("/", 1)[-1]
 
 
-def _tags(value: Any) -> list[str]:
-    """Nova's server tags: up to 50 strings of 1-60 characters, without ',' or '/'."""
+def _tags(value: Any, version: Microversion) -> list[str]:
+    """Tags on create: from 2.52 (before, an unexpected property, as Nova's schema)."""
     if value is None:
         return []
-    if not isinstance(value, list) or len(value) > 50:
+    if version.before("2.52"):
         raise BadRequest(
-            f"Invalid input for field/attribute tags. Value: {value!r}. must be a list of 0-50 tags"
+            "Invalid input for field/attribute server. Additional properties are not allowed "
+            "('tags' was unexpected)"
         )
-    for tag in value:
-        if not isinstance(tag, str) or not 1 <= len(tag) <= 60 or "," in tag or "/" in tag:
-            raise BadRequest(f"Invalid input for field/attribute tags. Value: {tag!r}.")
-        params.string_value(tag, "tags")
-    return list(value)
+    return validate_tags(value)
 
 
 # Hints the scheduler reads: each a string or a list of strings (Nova: uuids).
@@ -124,7 +122,7 @@ def parse_create(
         access_ip_v4=_optional_string(server, "accessIPv4") or "",
         access_ip_v6=_optional_string(server, "accessIPv6") or "",
         config_drive=params.strict_bool(server.get("config_drive") or False, "config_drive"),
-        tags=_tags(server.get("tags")),
+        tags=_tags(server.get("tags"), version or min_version()),
         return_reservation_id=params.strict_bool(
             server.get("return_reservation_id") or False, "return_reservation_id"
         ),
@@ -193,8 +191,7 @@ def _list_query(request: Request, ctx: RequestContext) -> servers.ListQuery:
             raise BadRequest("Invalid changes-since value") from None
     q.sort_key = params.get("sort_key", "created_at")
     q.sort_dir = params.get("sort_dir", "desc")
-    if params.get("tags"):
-        q.tags = params["tags"].split(",")
+    q.tags = TagFilter.parse(dict(params))
     return q
 
 
