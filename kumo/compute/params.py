@@ -13,6 +13,10 @@ from kumo.validation import MAX_INT, int_text
 MAX_LIMIT = 1000
 
 _HOST = re.compile(r"^[a-zA-Z0-9-._]{1,255}$")
+# A server's hostname (2.90): a label of letters, digits and '-', neither first nor last; from
+# 2.94 a fully qualified name (labels joined by '.'), up to 255 characters.
+_HOSTNAME = re.compile(r"^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$")
+_FQDN = re.compile(r"^[a-zA-Z0-9]+[a-zA-Z0-9-.]*[a-zA-Z0-9]+$")
 _TRUE = {"1", "t", "true", "on", "y", "yes"}
 _FALSE = {"0", "f", "false", "off", "n", "no"}
 
@@ -174,6 +178,17 @@ def host_value(value: Any, field: str = "host") -> str | None:
         raise BadRequest(
             f"Invalid input for field/attribute {field}. Value: {value!r}. "
             "Does not match pattern '^[a-zA-Z0-9-._]*$' or is not of type 'string', 'null'"
+        )
+    return value
+
+
+def hostname_value(value: Any, fqdn: bool) -> str:
+    """A hostname given at create, update or rebuild (2.90; `fqdn`: 2.94's longer names)."""
+    pattern, longest = (_FQDN, 255) if fqdn else (_HOSTNAME, 63)
+    if not isinstance(value, str) or len(value) > longest or not pattern.fullmatch(value):
+        raise BadRequest(
+            f"Invalid input for field/attribute hostname. Value: {value!r}. "
+            f"Does not match pattern '{pattern.pattern}' (at most {longest} characters)"
         )
     return value
 

@@ -22,6 +22,7 @@ from kumo.api.context import RequestContext
 from kumo.compute import servers
 from kumo.compute.microversion import Microversion
 from kumo.compute.models import Instance
+from kumo.compute.tags import TagFilter
 from kumo.compute.views import servers as view
 from kumo.db import Database
 
@@ -204,7 +205,9 @@ def test_marker_pages_walk_the_whole_list_once(db: Database, sort_key: str, sort
 def test_brief_rows_and_filters(db: Database) -> None:
     _write(db)
     with db.read() as s:
-        tagged = servers.list_servers(s, MEMBER, servers.ListQuery(tags=["blue", "t1"]))
+        tagged = servers.list_servers(
+            s, MEMBER, servers.ListQuery(tags=TagFilter(all_of=frozenset({"blue", "t1"})))
+        )
         named = servers.list_servers(s, MEMBER, servers.ListQuery(name="^web-1[0-9]$"))
     mine = [i for i in _fleet() if i.project_id == "p-demo"]
     assert {r.name for r in tagged} == {i.name for i in mine if {"blue", "t1"} <= set(i.tags)}
