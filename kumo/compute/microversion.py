@@ -11,7 +11,7 @@ from kumo.validation import int_text
 
 MIN_VERSION = (2, 1)
 # Advertise only versions whose request and response shapes kumo implements.
-MAX_VERSION = (2, 64)
+MAX_VERSION = (2, 96)
 
 _VERSION_RE = re.compile(r"([1-9][0-9]*)\.([1-9][0-9]*|0)")  # ASCII digits, any number of them
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +41,21 @@ def page(limit: str | None, marker: str | None, maximum: int = MAX_LIMIT) -> Pag
             raise BadRequest("limit param must be positive")
         value = min(value, maximum)
     return Page(limit=value, marker=marker or None)
+
+
+def time_param(query: Mapping[str, str], name: str) -> dt.datetime | None:
+    """A time of the query string (changes-since, changes-before, created_at…) as naive UTC,
+    None when absent; a time that is none (or leaves years 1-9999 in UTC) is a 400."""
+    if name not in query:
+        return None
+    try:
+        return (
+            dt.datetime.fromisoformat(query[name].replace("Z", "+00:00"))
+            .astimezone(dt.UTC)
+            .replace(tzinfo=None)
+        )
+    except (ValueError, OverflowError):
+        raise BadRequest(f"Invalid {name} value") from None
 
 
 def strict_bool(value: Any, name: str) -> bool:

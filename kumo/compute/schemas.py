@@ -103,6 +103,24 @@ SERVER_UPDATE: Schema = obj(
 )
 
 SERVER_TAGS: Schema = obj({"tags": TAGS}, ["tags"])
+VOLUME_ATTACHMENT: Schema = obj(
+    {
+        "volumeAttachment": obj(
+            {
+                "volumeId": UUID,
+                "device": nullable(STRING),
+                "tag": TAG,
+                "delete_on_termination": BOOLEAN,
+            },
+            ["volumeId"],
+        )
+    },
+    ["volumeAttachment"],
+)
+AGGREGATE_IMAGES: Schema = obj(
+    {"cache": {"type": "array", "minItems": 1, "items": obj({"id": UUID}, ["id"]), "uniqueItems": True}},
+    ["cache"],
+)
 
 METADATA_SET: Schema = obj({"metadata": METADATA}, ["metadata"])
 METADATA_ITEM: Schema = obj(

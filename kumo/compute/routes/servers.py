@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -16,9 +15,9 @@ from kumo.api.deps import context, runtime
 from kumo.api.openapi import json_body
 from kumo.compute import params, schemas, server_networks, servers
 from kumo.compute.deps import microversion
-from kumo.compute.microversion import Microversion, min_version
+from kumo.compute.microversion import Microversion, min_version, require
 from kumo.compute.params import page as page_params
-from kumo.compute.params import strict_bool
+from kumo.compute.params import strict_bool, time_param
 from kumo.compute.tags import TagFilter, validate_tags
 from kumo.compute.views import servers as view
 from kumo.compute.workers import SCHEDULER_KEY
@@ -170,20 +169,6 @@ def create_server(
     )
 
 
-def _time_param(params: Mapping[str, str], name: str) -> dt.datetime | None:
-    """A time of the query string (changes-since, changes-before, created_at…) as naive UTC."""
-    if name not in params:
-        return None
-    try:
-        return (
-            dt.datetime.fromisoformat(params[name].replace("Z", "+00:00"))
-            .astimezone(dt.UTC)
-            .replace(tzinfo=None)
-        )
-    except (ValueError, OverflowError):  # OverflowError: a time that leaves years 1-9999 in UTC
-        raise BadRequest(f"Invalid {name} value") from None
-
-
 # 2.83: filters a non-admin may use (before, Nova ignores them for non-admins).
 _OWNER_FILTERS_283 = (
     "availability_zone",
@@ -227,9 +212,9 @@ def _list_query(request: Request, ctx: RequestContext, version: Microversion) ->
         q.config_drive = params.get("config_drive")
         q.power_state = _int_param(params, "power_state")
         q.progress = _int_param(params, "progress")
-        q.created_at = _time_param(params, "created_at")
-        q.launched_at = _time_param(params, "launched_at")
-        q.terminated_at = _time_param(params, "terminated_at")
+        q.created_at = time_param(params, "created_at")
+        q.launched_at = time_param(params, "launched_at")
+        q.terminated_at = time_param(params, "terminated_at")
     q.all_tenants = (
         params.get("all_tenants", "false").lower() not in ("0", "false", "off", "no")
         if "all_tenants" in params
@@ -241,9 +226,9 @@ def _list_query(request: Request, ctx: RequestContext, version: Microversion) ->
     if q.project_id and ctx.is_admin:
         q.all_tenants = True
     q.deleted = params.get("deleted", "false").lower() in ("1", "true", "yes")
-    q.changes_since = _time_param(params, "changes-since")
+    q.changes_since = time_param(params, "changes-since")
     if version.at_least("2.66"):
-        q.changes_before = _time_param(params, "changes-before")
+        q.changes_before = time_param(params, "changes-before")
         if q.changes_since and q.changes_before and q.changes_since > q.changes_before:
             raise BadRequest("The value of changes-since must be less than or equal to changes-before.")
     if version.at_least("2.73") and "locked" in params:
@@ -339,6 +324,21 @@ def show_server(
         networking = server_networks.of_servers(session, [instance.uuid])
     body = view.detail(instance, base_url(request), version, ctx, up.get(instance.host or ""), networking)
     return {"server": body}
+
+
+@router.get("/v2.1/servers/{server_id}/topology")
+def show_topology(
+    server_id: str,
+    ctx: RequestContext = Depends(context),
+    version: Microversion = Depends(microversion),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    """2.78: the server's NUMA topology. kumo pins no guest to NUMA nodes, so every server has
+    none: Nova's answer for a server without a NUMA topology."""
+    require(version, "2.78")
+    with rt.db.read() as session:
+        servers.get(session, ctx, server_id)
+    return {"nodes": [], "pagesize_kb": None}
 
 
 @router.put("/v2.1/servers/{server_id}", openapi_extra=json_body(schemas.SERVER_UPDATE))

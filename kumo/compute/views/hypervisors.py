@@ -1,4 +1,5 @@
-"""os-hypervisors bodies (shapes below 2.88: usage fields included, integer ids before 2.53)."""
+"""os-hypervisors bodies: integer ids before 2.53; `servers` whenever asked for from 2.75 (before,
+left out when empty); from 2.88 no usage fields nor cpu_info, and `uptime` in the show body."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from kumo.compute.views import page_links
 
 UUID_VERSION = "2.53"
 CPU_INFO_OBJECT_VERSION = "2.28"
+ALWAYS_SERVERS_VERSION = "2.75"
+NO_USAGE_VERSION = "2.88"
 
 
 def hypervisor_id(h: Hypervisor, mv: Microversion) -> str | int:
@@ -27,7 +30,7 @@ def summary(h: Hypervisor, mv: Microversion) -> dict[str, Any]:
         "status": "disabled" if h.host.disabled else "enabled",
     }
     # Before 2.75 Nova leaves the key out when the host has no servers.
-    if h.servers:
+    if h.servers or (h.servers is not None and mv.at_least(ALWAYS_SERVERS_VERSION)):
         body["servers"] = [{"name": name, "uuid": uuid} for name, uuid in h.servers]
     return body
 
@@ -35,6 +38,21 @@ def summary(h: Hypervisor, mv: Microversion) -> dict[str, Any]:
 def detail(h: Hypervisor, mv: Microversion) -> dict[str, Any]:
     host = h.host
     body = summary(h, mv)
+    service = {
+        "id": host.service_uuid if mv.at_least(UUID_VERSION) else compute_service_id(host),
+        "host": host.name,
+        "disabled_reason": host.disabled_reason,
+    }
+    if mv.at_least(NO_USAGE_VERSION):
+        body.update(
+            {
+                "hypervisor_type": host.hypervisor_type,
+                "hypervisor_version": host.hypervisor_version,
+                "host_ip": host.host_ip,
+                "service": service,
+            }
+        )
+        return body
     body.update(
         {
             "vcpus": host.vcpus,
@@ -51,11 +69,7 @@ def detail(h: Hypervisor, mv: Microversion) -> dict[str, Any]:
             "running_vms": h.running_vms,
             "disk_available_least": h.free_disk_gb,
             "host_ip": host.host_ip,
-            "service": {
-                "id": host.service_uuid if mv.at_least(UUID_VERSION) else compute_service_id(host),
-                "host": host.name,
-                "disabled_reason": host.disabled_reason,
-            },
+            "service": service,
         }
     )
     if mv.at_least(CPU_INFO_OBJECT_VERSION):
@@ -83,8 +97,12 @@ def index(
     return body
 
 
-def show(h: Hypervisor, mv: Microversion) -> dict[str, Any]:
-    return {"hypervisor": detail(h, mv)}
+def show(h: Hypervisor, mv: Microversion, uptime_text: str | None = None) -> dict[str, Any]:
+    """From 2.88 the body carries the host's `uptime` (null when its service is down)."""
+    body = detail(h, mv)
+    if mv.at_least(NO_USAGE_VERSION):
+        body["uptime"] = uptime_text
+    return {"hypervisor": body}
 
 
 def uptime(h: Hypervisor, text: str, mv: Microversion) -> dict[str, Any]:
