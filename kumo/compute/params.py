@@ -15,10 +15,10 @@ from kumo.validation import MAX_INT, int_text
 MAX_LIMIT = 1000
 
 _HOST = re.compile(r"^[a-zA-Z0-9-._]{1,255}$")
-# A server's hostname (2.90): a label of letters, digits and '-', neither first nor last; from
-# 2.94 a fully qualified name (labels joined by '.'), up to 255 characters.
+# A server's hostname (2.90): 2-63 letters, digits and '-', '-' neither first nor last; from
+# 2.94 Nova's fqdn type: 1-255 letters, digits, '-', '.' and '_'.
 _HOSTNAME = re.compile(r"^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$")
-_FQDN = re.compile(r"^[a-zA-Z0-9]+[a-zA-Z0-9-.]*[a-zA-Z0-9]+$")
+_FQDN = re.compile(r"^[a-zA-Z0-9-._]*$")
 _TRUE = {"1", "t", "true", "on", "y", "yes"}
 _FALSE = {"0", "f", "false", "off", "n", "no"}
 
@@ -202,7 +202,7 @@ def host_value(value: Any, field: str = "host") -> str | None:
 def hostname_value(value: Any, fqdn: bool) -> str:
     """A hostname given at create, update or rebuild (2.90; `fqdn`: 2.94's longer names)."""
     pattern, longest = (_FQDN, 255) if fqdn else (_HOSTNAME, 63)
-    if not isinstance(value, str) or len(value) > longest or not pattern.fullmatch(value):
+    if not isinstance(value, str) or not value or len(value) > longest or not pattern.fullmatch(value):
         raise BadRequest(
             f"Invalid input for field/attribute hostname. Value: {value!r}. "
             f"Does not match pattern '{pattern.pattern}' (at most {longest} characters)"

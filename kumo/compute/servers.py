@@ -297,6 +297,7 @@ class ListQuery:
     changes_since: dt.datetime | None = None
     changes_before: dt.datetime | None = None  # 2.66
     locked: bool | None = None  # 2.73
+    hostname: str | None = None  # a regular expression, as `name` (2.90 for non-admins)
     # 2.83 (admins: every version)
     key_name: str | None = None
     config_drive: str | None = None
@@ -341,7 +342,7 @@ LIST_PARAMS = frozenset(
         "progress", "sort_key", "sort_dir", "all_tenants", "soft_deleted", "deleted", "status",
         "changes-since", "ip", "ip6", "created_at", "block_device_mapping", "services",
         "metadata", "pci_devices", "info_cache", "security_groups", "limit", "marker", "tags",
-        "tags-any", "not-tags", "not-tags-any", "changes-before", "locked",
+        "tags-any", "not-tags", "not-tags-any", "changes-before", "locked", "system_metadata",
     }
 )  # fmt: skip
 
@@ -425,7 +426,7 @@ def _owner_filters(stmt: Select[Any], q: ListQuery) -> Select[Any]:
 # instances was a third of the page's CPU). JSON columns come as their stored text: a page
 # repeats the same few flavors and metadata, and the view decodes each distinct text once.
 _JSON_COLUMNS = frozenset({"flavor", "metadata_", "tags", "fault"})
-BRIEF_FIELDS = ("id", "uuid", "name", "tags")
+BRIEF_FIELDS = ("id", "uuid", "name", "tags", "hostname")
 
 
 def _list_columns(fields: tuple[str, ...], user_data: bool) -> list[Any]:
@@ -452,10 +453,10 @@ def list_servers(
     user_data: bool = False,
 ) -> list[Row[Any]]:
     """One page of servers: rows of Instance's `fields`, in that order and by those names (the
-    filters here read uuid, name and tags). JSON columns come as their stored text; user_data is
+    filters here read uuid, name, tags and hostname). JSON columns come as their stored text; user_data is
     None unless `user_data` (up to 64 KB a server, shown to admins only)."""
-    if not {"uuid", "name", "tags"} <= set(fields):
-        raise ValueError("a server list reads uuid, name and tags")
+    if not {"uuid", "name", "tags", "hostname"} <= set(fields):
+        raise ValueError("a server list reads uuid, name, tags and hostname")
     if q.sort_key not in _SORT_KEYS:
         raise BadRequest(f"Invalid sort_key {q.sort_key}")
     if q.sort_dir not in ("asc", "desc"):
@@ -492,6 +493,12 @@ def list_servers(
         except re.error:
             raise BadRequest(f"Invalid name filter {q.name}") from None
         rows = [r for r in rows if pattern.search(r.name)]
+    if q.hostname:
+        try:
+            host_pattern = re.compile(q.hostname)
+        except re.error:
+            raise BadRequest(f"Invalid hostname filter {q.hostname}") from None
+        rows = [r for r in rows if host_pattern.search(r.hostname or "")]
     if q.tags:
         rows = [r for r in rows if q.tags.matches(_decoded(r.tags) or [])]
     return rows

@@ -227,12 +227,16 @@ def _list_query(request: Request, ctx: RequestContext, version: Microversion) ->
         q.all_tenants = True
     q.deleted = params.get("deleted", "false").lower() in ("1", "true", "yes")
     q.changes_since = time_param(params, "changes-since")
-    if version.at_least("2.66"):
+    # Nova's filters of a later version reach an admin's search at every version (its schema
+    # lets unknown parameters through before 2.75 and only a non-admin's are pruned).
+    if ctx.is_admin or version.at_least("2.66"):
         q.changes_before = time_param(params, "changes-before")
         if q.changes_since and q.changes_before and q.changes_since > q.changes_before:
             raise BadRequest("The value of changes-since must be less than or equal to changes-before.")
-    if version.at_least("2.73") and "locked" in params:
+    if (ctx.is_admin or version.at_least("2.73")) and "locked" in params:
         q.locked = strict_bool(params["locked"], "locked")
+    if ctx.is_admin or version.at_least("2.90"):
+        q.hostname = params.get("hostname")
     q.sort_key = params.get("sort_key", "created_at")
     if q.sort_key == "locked" and version.before("2.73"):
         raise BadRequest(f"Invalid sort_key {q.sort_key}")

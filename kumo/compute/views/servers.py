@@ -456,7 +456,7 @@ def action_body(
     """One instance action; `events` None leaves them out (the list call, or hidden by policy).
 
     Admins see each event's traceback at every version and its host from 2.62; everyone sees the
-    event's hostId from 2.62 and its details (null when none) from 2.84."""
+    event's hostId from 2.62; admins see its details (null when none) from 2.84."""
     body: dict[str, Any] = {
         "action": action.action,
         "instance_uuid": action.instance_uuid,
@@ -483,7 +483,7 @@ def action_body(
                 item["hostId"] = _hash_host(action.project_id or "", ev.host)
                 if ctx.is_admin:
                     item["host"] = ev.host or ""
-            if version.at_least("2.84"):
+            if version.at_least("2.84") and ctx.is_admin:  # Nova's events:details policy: admin
                 item["details"] = ev.details
             out.append(item)
         body["events"] = out
