@@ -30,6 +30,8 @@ COUNT: Schema = {
 }
 # Nova's hostname pattern (params.host_value): a host a move names.
 HOST: Schema = {"type": "string", "pattern": "^[a-zA-Z0-9._-]{1,255}$"}
+# A server's hostname at 2.94 (params.hostname_value): Nova's fqdn type.
+FQDN: Schema = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[a-zA-Z0-9._-]*$"}
 # A scheduler hint naming servers: one uuid or a list of them (routes/servers.py `_hints`).
 SERVERS_HINT: Schema = {"anyOf": [UUID, {"type": "array", "items": UUID}]}
 SCHEDULER_HINTS: Schema = obj(
@@ -61,6 +63,9 @@ SERVER_CREATE: Schema = {
                 "config_drive": BOOLEAN,
                 "tags": TAGS,
                 "return_reservation_id": BOOLEAN,
+                "hostname": FQDN,
+                "host": HOST,
+                "hypervisor_hostname": HOST,
                 "networks": {
                     "anyOf": [
                         {"type": "string", "enum": ["auto", "none"]},
@@ -96,6 +101,7 @@ SERVER_UPDATE: Schema = obj(
                 "accessIPv4": {"type": "string", "format": "ipv4"},
                 "accessIPv6": {"type": "string", "format": "ipv6"},
                 "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
+                "hostname": FQDN,
             }
         )
     },
@@ -157,6 +163,7 @@ SERVER_ACTION: Schema = one_action(
                 "preserve_ephemeral": BOOLEAN,
                 "key_name": nullable(STRING),
                 "user_data": nullable(STRING),
+                "hostname": FQDN,
             },
             ["imageRef"],
         ),
@@ -166,7 +173,7 @@ SERVER_ACTION: Schema = one_action(
         # Operating a dead host (kumo/compute/evacuate.py, server_ops): bodies at 2.29+.
         "os-resetState": obj({"state": {"type": "string", "enum": ["active", "error"]}}, ["state"]),
         "forceDelete": NO_ARGS,
-        "evacuate": obj({"host": HOST, "adminPass": STRING, "force": BOOLEAN}),
+        "evacuate": obj({"host": HOST, "adminPass": STRING}),  # force: 2.29-2.67 only
         # A server's security groups (kumo/compute/interfaces.py): every port of it.
         "addSecurityGroup": obj({"name": {"type": "string", "minLength": 1, "maxLength": 255}}, ["name"]),
         "removeSecurityGroup": obj({"name": {"type": "string", "minLength": 1, "maxLength": 255}}, ["name"]),

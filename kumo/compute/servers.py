@@ -254,7 +254,8 @@ def _requested_destination(
         raise Forbidden("Policy doesn't allow compute:servers:create:requested_destination to be performed.")
     if forced:
         raise BadRequest(
-            "The host or hypervisor_hostname cannot be given with an availability_zone naming a host."
+            "One mechanism with host and/or hypervisor_hostname and another mechanism with "
+            "zone:host:node are mutually exclusive."
         )
     name = req.requested_host or req.requested_node
     if session.scalar(select(ComputeHost.id).where(ComputeHost.name == name)) is None:

@@ -51,9 +51,9 @@ def list_security_groups(
 
 
 def _tagged(attachment: dict[str, Any], version: Microversion) -> dict[str, Any]:
-    """2.70: each attachment's device `tag`; kumo keeps no device tags (null)."""
-    if version.at_least("2.70"):
-        attachment["tag"] = None
+    """Each attachment's device `tag` (null when none) from 2.70; before, no such key."""
+    if version.before("2.70"):
+        attachment.pop("tag", None)
     return attachment
 
 
