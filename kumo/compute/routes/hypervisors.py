@@ -104,8 +104,7 @@ def show_hypervisor(
         found = hosts.get_hypervisor(
             session, ctx, hypervisor_id, uuid_ids=uuid_ids, with_servers=with_servers
         )
-        text = hosts.uptime_text(found) if mv.at_least(views.NO_USAGE_VERSION) else None
-        return views.show(found, mv, text)
+        return views.show(found, mv)
 
 
 @router.get("/v2.1/os-hypervisors/{hypervisor_id}/uptime")

@@ -1,5 +1,6 @@
 """os-hypervisors bodies: integer ids before 2.53; `servers` whenever asked for from 2.75 (before,
-left out when empty); from 2.88 no usage fields nor cpu_info, and `uptime` in the show body."""
+left out when empty); from 2.88 no usage fields nor cpu_info, and `uptime` in the detail and
+show bodies."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from kumo.compute.hosts import Hypervisor, Statistics, compute_service_id
+from kumo.compute.hosts import Hypervisor, Statistics, compute_service_id, uptime_text
 from kumo.compute.microversion import Microversion
 from kumo.compute.views import page_links
 
@@ -50,6 +51,7 @@ def detail(h: Hypervisor, mv: Microversion) -> dict[str, Any]:
                 "hypervisor_version": host.hypervisor_version,
                 "host_ip": host.host_ip,
                 "service": service,
+                "uptime": uptime_text(h),  # null while the host's service is down
             }
         )
         return body
@@ -97,12 +99,8 @@ def index(
     return body
 
 
-def show(h: Hypervisor, mv: Microversion, uptime_text: str | None = None) -> dict[str, Any]:
-    """From 2.88 the body carries the host's `uptime` (null when its service is down)."""
-    body = detail(h, mv)
-    if mv.at_least(NO_USAGE_VERSION):
-        body["uptime"] = uptime_text
-    return {"hypervisor": body}
+def show(h: Hypervisor, mv: Microversion) -> dict[str, Any]:
+    return {"hypervisor": detail(h, mv)}
 
 
 def uptime(h: Hypervisor, text: str, mv: Microversion) -> dict[str, Any]:

@@ -279,7 +279,8 @@ def test_resources_by_version(cloud: Cloud) -> None:
         gone |= {"free_ram_mb", "free_disk_gb", "current_workload", "running_vms"}
         gone |= {"disk_available_least", "cpu_info"}
         assert not gone & set(shown) and "up " in shown["uptime"]
-        assert not gone & set(c.get(f"{API}/os-hypervisors/detail").json()["hypervisors"][0])
+        listed = c.get(f"{API}/os-hypervisors/detail").json()["hypervisors"][0]
+        assert not gone & set(listed) and "up " in listed["uptime"]
         assert c.get(f"{API}/os-hypervisors/statistics").status_code == 404
         assert c.get(f"{API}/os-hypervisors/{hid}/uptime").status_code == 404
     with _at(cloud, "2.91") as c:
