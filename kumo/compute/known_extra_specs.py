@@ -74,7 +74,9 @@ RULES: tuple[Rule, ...] = (
     Rule("hw:vif_multiqueue_enabled", BOOL),
     Rule("hw:mem_encryption", BOOL),
     Rule("hw:mem_encryption_model", STR, enum=("amd-sev", "amd-sev-es", "amd-sev-snp")),
-    Rule("hw:pmem", STR, pattern=r"([a-zA-Z0-9_]+(,)?)+"),
+    # Nova's `([a-zA-Z0-9_]+(,)?)+`, written without nested repetition (the same strings; the
+    # nested form backtracks exponentially on a long value that fails at its end).
+    Rule("hw:pmem", STR, pattern=r"[a-zA-Z0-9_]+(?:,[a-zA-Z0-9_]+)*,?"),
     Rule("hw:pmu", BOOL),
     Rule("hw:serial_port_count", INT, minimum=0),
     Rule("hw:tpm_model", STR, enum=("tpm-tis", "tpm-crb")),

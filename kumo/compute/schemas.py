@@ -256,7 +256,7 @@ KEYPAIR_CREATE: Schema = obj(
                 "type": {"type": "string", "enum": ["ssh", "x509"]},
                 "user_id": STRING,
             },
-            ["name"],
+            ["name", "public_key"],  # 2.92: import only
         )
     },
     ["keypair"],
@@ -346,6 +346,21 @@ SERVER_LIST_QUERY: Schema = query(
     ("sort_key", STRING),
     ("sort_dir", _SORT_DIR),
     ("tags", STRING),
+    ("tags-any", STRING),
+    ("not-tags", STRING),
+    ("not-tags-any", STRING),
+    ("changes-before", {"type": "string", "format": "date-time"}),
+    ("locked", BOOLEAN),
+    ("hostname", STRING),
+    ("key_name", STRING),
+    ("config_drive", STRING),
+    ("vm_state", STRING),
+    ("task_state", STRING),
+    ("power_state", {"type": "integer"}),
+    ("progress", {"type": "integer"}),
+    ("created_at", {"type": "string", "format": "date-time"}),
+    ("launched_at", {"type": "string", "format": "date-time"}),
+    ("terminated_at", {"type": "string", "format": "date-time"}),
 )
 FLAVOR_LIST_QUERY: Schema = query(
     ("limit", LIMIT),

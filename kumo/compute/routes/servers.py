@@ -234,7 +234,7 @@ def _list_query(request: Request, ctx: RequestContext, version: Microversion) ->
 def _int_param(params: Mapping[str, str], name: str) -> int | None:
     if name not in params:
         return None
-    value = int_text(params[name])
+    value = int_text(params[name], -MAX_INT - 1, MAX_INT)  # the column's range
     if value is None:
         raise BadRequest(f"Invalid input for query parameters {name}. Value: {params[name]}.")
     return value

@@ -23,6 +23,9 @@ CASES = [
     ("hw:mem_page_size", "2MiB", True, True),
     ("hw:mem_page_size", "huge", True, False),
     ("hw:redirected_usb_ports", "16", True, False),
+    ("hw:pmem", "GOLD,SILVER,", True, True),
+    ("hw:pmem", ",GOLD", True, False),
+    ("hw:pmem", "a" * 200 + "!", True, False),  # refused at once (no exponential backtracking)
     ("hw_rng:allowed", "yes", True, True),
     ("hw_rng:allowed", "maybe", True, False),
     ("hw:no_such_spec", "x", True, False),  # unknown in a known namespace
