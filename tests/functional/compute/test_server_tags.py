@@ -1,5 +1,6 @@
 """The server tags API (2.26) and tags on create (2.52), over the API on SQLite and PostgreSQL:
-Nova's status codes, bodies, limits and the list filters."""
+Nova's status codes, bodies, limits and the list filters; and the lock reason (2.73), stored in
+its own column, on both databases."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ def any_cloud(request: pytest.FixtureRequest) -> Cloud:
     return either_cloud(request)
 
 
-def test_tags_api(any_cloud: Cloud) -> None:
+def test_tags_api_and_lock_reason(any_cloud: Cloud) -> None:
     with any_cloud.client(microversion="2.26") as c:
         admin = project_id(c, "admin")
     sid = add_instance(any_cloud, None, admin, name="tagged")
@@ -61,6 +62,16 @@ def test_tags_api(any_cloud: Cloud) -> None:
         assert c.delete(tags).status_code == 204
         assert c.get(tags).json() == {"tags": []}
         assert c.get(f"{API}/servers/{'0' * 8}-0000-0000-0000-{'0' * 12}/tags").status_code == 404
+    reason = "maintenance window " + "é" * 200  # 219 characters: the column holds 255
+    with any_cloud.client(microversion="2.73") as c:
+        assert (
+            c.post(f"{API}/servers/{sid}/action", json={"lock": {"locked_reason": reason}}).status_code == 202
+        )
+        shown = c.get(f"{API}/servers/{sid}").json()["server"]
+        assert (shown["locked"], shown["locked_reason"]) == (True, reason)
+        assert [s["name"] for s in c.get(f"{API}/servers/detail?locked=true").json()["servers"]] == ["tagged"]
+        assert c.post(f"{API}/servers/{sid}/action", json={"unlock": None}).status_code == 202
+        assert c.get(f"{API}/servers/{sid}").json()["server"]["locked_reason"] is None
 
 
 def test_tags_change_only_in_novas_states(cloud: Cloud) -> None:
