@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -83,14 +85,20 @@ def record(
     finish_event(session, ev.id, ok, details)
 
 
-def list_actions(session: Session, instance_uuid: str) -> list[InstanceAction]:
-    return list(
-        session.scalars(
-            select(InstanceAction)
-            .where(InstanceAction.instance_uuid == instance_uuid)
-            .order_by(InstanceAction.start_time.desc(), InstanceAction.id.desc())
-        )
-    )
+def list_actions(
+    session: Session,
+    instance_uuid: str,
+    since: dt.datetime | None = None,
+    before: dt.datetime | None = None,
+) -> list[InstanceAction]:
+    """The server's actions, newest first; `since`/`before` bound their updated_at (2.58's
+    changes-since, 2.66's changes-before; both inclusive)."""
+    stmt = select(InstanceAction).where(InstanceAction.instance_uuid == instance_uuid)
+    if since is not None:
+        stmt = stmt.where(InstanceAction.updated_at >= since)
+    if before is not None:
+        stmt = stmt.where(InstanceAction.updated_at <= before)
+    return list(session.scalars(stmt.order_by(InstanceAction.start_time.desc(), InstanceAction.id.desc())))
 
 
 def get_action(

@@ -26,9 +26,12 @@ from kumo.compute.node_hosts import BAREMETAL_HYPERVISOR_TYPE, may_be_node
 from kumo.compute.scheduling import claim_destination
 from kumo.errors import BadRequest, NotFound
 
-# 2.14 drops onSharedStorage (and the adminPass in the answer); 2.29 adds force.
+# 2.14 drops onSharedStorage (and the adminPass in the answer); 2.29 adds force, 2.68 removes
+# it; from 2.95 the evacuated server is left stopped.
 NO_SHARED_STORAGE_VERSION = "2.14"
 FORCE_VERSION = "2.29"
+NO_FORCE_VERSION = "2.68"
+STOPPED_VERSION = "2.95"
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class EvacuateRequest:
     admin_pass: str | None = None
     on_shared_storage: bool = False
     force: bool = False
+    stopped: bool = False  # 2.95: the server ends SHUTOFF whatever its state before
 
 
 def parse(body: object, version: Microversion) -> EvacuateRequest:
@@ -53,7 +57,7 @@ def parse(body: object, version: Microversion) -> EvacuateRequest:
             raise BadRequest(
                 "Invalid input for field/attribute evacuate. 'onSharedStorage' is a required property"
             )
-    if version.at_least(FORCE_VERSION):
+    if version.at_least(FORCE_VERSION) and version.before(NO_FORCE_VERSION):
         allowed.add("force")
     params.reject_unknown(body, allowed, "evacuate")
     host = params.host_value(body.get("host"))  # Nova's hostname pattern, as migrate's
@@ -66,7 +70,13 @@ def parse(body: object, version: Microversion) -> EvacuateRequest:
     force = params.strict_bool(body["force"], "force") if "force" in body else False
     if force and host is None:
         raise BadRequest("Can't force to a non-provided destination")
-    return EvacuateRequest(host=host, admin_pass=admin_pass, on_shared_storage=shared, force=force)
+    return EvacuateRequest(
+        host=host,
+        admin_pass=admin_pass,
+        on_shared_storage=shared,
+        force=force,
+        stopped=version.at_least(STOPPED_VERSION),
+    )
 
 
 def evacuate(session: Session, ctx: RequestContext, server_id: str, req: EvacuateRequest) -> str:
@@ -85,7 +95,7 @@ def evacuate(session: Session, ctx: RequestContext, server_id: str, req: Evacuat
     if hosts.host_is_up(session, source):
         raise BadRequest(f"Compute service of {source} is still in use.")
     dest = claim_destination(session, instance, req.host, move="evacuation")
-    apply(session, instance, lc.evacuate(state, dest), ctx)
+    apply(session, instance, lc.evacuate(state, dest, stop_after=req.stopped), ctx)
     return dest
 
 

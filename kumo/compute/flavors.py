@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
 from kumo.compute import extra_specs as extra_specs_rules
-from kumo.compute import params
+from kumo.compute import known_extra_specs, params
 from kumo.compute.microversion import Microversion
 from kumo.compute.models import Flavor, FlavorAccess
 from kumo.errors import BadRequest, Conflict, NotFound
@@ -305,16 +305,24 @@ def delete_flavor(session: Session, ctx: RequestContext, flavor_id: str) -> None
 # ---------------------------------------------------------------------------- os-extra_specs
 
 
-def parse_extra_specs(body: Any) -> dict[str, str]:
-    return extra_specs_rules.validate_specs(params.body_object(body, "extra_specs"))
+def parse_extra_specs(body: Any, mv: Microversion) -> dict[str, str]:
+    """kumo's rules at every version; from 2.86 also Nova's table of known specs."""
+    specs = extra_specs_rules.validate_specs(params.body_object(body, "extra_specs"))
+    if mv.at_least(known_extra_specs.VERSION):
+        for key, value in specs.items():
+            known_extra_specs.check(key, value)
+    return specs
 
 
-def parse_extra_spec_item(body: Any, key: str) -> str:
+def parse_extra_spec_item(body: Any, key: str, mv: Microversion) -> str:
     if not isinstance(body, dict) or len(body) != 1:
         raise BadRequest("Request body contains too many items")
     if key not in body:
         raise BadRequest("Request body and URI mismatch")
-    return extra_specs_rules.validate_spec(key, body[key])
+    value = extra_specs_rules.validate_spec(key, body[key])
+    if mv.at_least(known_extra_specs.VERSION):
+        known_extra_specs.check(key, value)
+    return value
 
 
 def extra_specs(session: Session, ctx: RequestContext, flavor_id: str) -> dict[str, str]:

@@ -301,16 +301,23 @@ def uptime(
     session: Session, ctx: RequestContext, hypervisor_id: str, *, uuid_ids: bool
 ) -> tuple[Hypervisor, str]:
     hypervisor = get_hypervisor(session, ctx, hypervisor_id, uuid_ids=uuid_ids)
-    if not hypervisor.up:
+    text = uptime_text(hypervisor)
+    if text is None:
         raise BadRequest(f"Compute service of {hypervisor.host.name} is unavailable at this time.")
+    return hypervisor, text
+
+
+def uptime_text(hypervisor: Hypervisor) -> str | None:
+    """The host's uptime as `uptime` prints it; None when its service is down."""
+    if not hypervisor.up:
+        return None
     now = utcnow()
     seconds = int((now - hypervisor.host.created_at).total_seconds())
     days, rest = divmod(seconds, 86400)
-    text = (
+    return (
         f" {now:%H:%M:%S} up {days} days, {rest // 3600:2d}:{rest % 3600 // 60:02d},  0 users,  "
         "load average: 0.00, 0.00, 0.00"
     )
-    return hypervisor, text
 
 
 @dataclass(frozen=True)

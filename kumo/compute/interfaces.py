@@ -30,6 +30,7 @@ from kumo.compute import server_networks, servers
 from kumo.compute.lifecycle_apply import apply, state_of
 from kumo.compute.models import Instance
 from kumo.compute.node_hosts import is_uuid, may_be_node
+from kumo.compute.tags import tag_problem
 from kumo.errors import BadRequest, Conflict, Forbidden, NotFound
 from kumo.network import errors as net_errors
 from kumo.network import servers as net
@@ -62,10 +63,13 @@ def parse_attachment(body: Any) -> RequestedNetwork | None:
         raise BadRequest("Must not input both network_id and port_id")
     if fixed_ip is not None and net_id is None:
         raise BadRequest("Must input network_id when request IP address")
+    tag = item.get("tag")
+    if tag is not None and tag_problem(tag) is not None:
+        raise BadRequest(f"Invalid input for field/attribute tag. Value: {tag!r}. {tag_problem(tag)}")
     if port_id is not None:
-        return RequestedNetwork(port_id=port_id)
+        return RequestedNetwork(port_id=port_id, tag=tag)
     if net_id is not None:
-        return RequestedNetwork(network_id=net_id, fixed_ip=fixed_ip)
+        return RequestedNetwork(network_id=net_id, fixed_ip=fixed_ip, tag=tag)
     return None
 
 

@@ -27,8 +27,11 @@ from kumo.errors import BadRequest, Conflict, Forbidden, NotFound, OverLimit
 TYPE_VERSION = "2.2"
 USER_ID_VERSION = "2.10"
 PAGING_VERSION = "2.35"
+# 2.92: import only (public_key required, no generation); names may also hold '@' and '.'.
+IMPORT_ONLY_VERSION = "2.92"
 KEY_TYPES = ("ssh", "x509")
-_SAFE_CHARS = set("_- " + string.digits + string.ascii_letters)
+_SAFE_CHARS = frozenset("_- " + string.digits + string.ascii_letters)
+_SAFE_CHARS_292 = _SAFE_CHARS | frozenset("@.")
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class CreateRequest:
     public_key: str | None
     type: str
     user_id: str | None
+    special_names: bool = False  # 2.92: '@' and '.' allowed in the name
 
 
 def parse_create(body: Any, mv: Microversion) -> CreateRequest:
@@ -49,6 +53,9 @@ def parse_create(body: Any, mv: Microversion) -> CreateRequest:
     params.reject_unknown(data, allowed, "keypair")
     if "name" not in data:
         raise BadRequest("Invalid input for field/attribute keypair. 'name' is a required property")
+    import_only = mv.at_least(IMPORT_ONLY_VERSION)
+    if import_only and "public_key" not in data:
+        raise BadRequest("Invalid input for field/attribute keypair. 'public_key' is a required property")
     public_key = data.get("public_key")
     if "public_key" in data and not isinstance(public_key, str):
         raise BadRequest(f"Invalid input for field/attribute public_key. Value: {public_key!r}.")
@@ -62,7 +69,7 @@ def parse_create(body: Any, mv: Microversion) -> CreateRequest:
     # 64: the width of user ids (and of the owner column); a longer one overflowed it on PostgreSQL.
     if user_id is not None and (not isinstance(user_id, str) or not 1 <= len(user_id) <= 64):
         raise BadRequest(f"Invalid input for field/attribute user_id. Value: {user_id!r}.")
-    return CreateRequest(params.name_value(data["name"]), public_key, key_type, user_id)
+    return CreateRequest(params.name_value(data["name"]), public_key, key_type, user_id, import_only)
 
 
 def _owner(ctx: RequestContext, user_id: str | None, action: str) -> str:
@@ -74,8 +81,9 @@ def _owner(ctx: RequestContext, user_id: str | None, action: str) -> str:
     return ctx.user_id
 
 
-def _validate_name(name: str) -> None:
-    if any(c not in _SAFE_CHARS for c in name):
+def _validate_name(name: str, special: bool = False) -> None:
+    safe = _SAFE_CHARS_292 if special else _SAFE_CHARS
+    if any(c not in safe for c in name):
         raise BadRequest("Keypair data is invalid: Keypair name contains unsafe characters")
     if not 1 <= len(name) <= 255:
         raise BadRequest(
@@ -126,7 +134,7 @@ def create_keypair(session: Session, ctx: RequestContext, req: CreateRequest) ->
     """Import `req.public_key` or generate a pair; the private key is returned once, never stored."""
     ctx.require_writer()
     user_id = _owner(ctx, req.user_id, "create")
-    _validate_name(req.name)
+    _validate_name(req.name, req.special_names)
     private_key = None
     if req.public_key is not None:
         public_key = req.public_key

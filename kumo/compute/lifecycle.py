@@ -527,17 +527,18 @@ def evacuation_source(state: ServerState) -> str:
     return state.host
 
 
-def evacuate(state: ServerState, dest: str) -> Change:
+def evacuate(state: ServerState, dest: str, stop_after: bool = False) -> Change:
     """Rebuild on `dest` (claimed by the caller) after the source died: the source's share
     goes, its tasks are cancelled, it keeps a clean-up task, and the server moves to `dest`
-    with its rebuild task (stopped again afterwards if it was stopped)."""
+    with its rebuild task (stopped afterwards if it was stopped, or when `stop_after`: Nova's
+    2.95, where an evacuated server always ends SHUTOFF)."""
     source = evacuation_source(state)
     action = allowed(state, "evacuate")
     payload = {
         "action_id": Ref.ACTION,
         "event_id": Ref.EVENT,
         "source": source,
-        "stop_after": state.vm_state == VmState.STOPPED,
+        "stop_after": stop_after or state.vm_state == VmState.STOPPED,
         "instance": Ref.SPEC,
     }
     return Change(

@@ -6,12 +6,12 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from kumo.errors import BadRequest, NotAcceptable
+from kumo.errors import BadRequest, NotAcceptable, NotFound
 from kumo.validation import int_text
 
 MIN_VERSION = (2, 1)
 # Advertise only versions whose request and response shapes kumo implements.
-MAX_VERSION = (2, 64)
+MAX_VERSION = (2, 96)
 
 _VERSION_RE = re.compile(r"([1-9][0-9]*)\.([1-9][0-9]*|0)")  # ASCII digits, any number of them
 
@@ -76,3 +76,9 @@ def parse(headers: dict[str, str]) -> Microversion:
             f"Minimum is {min_version()} and maximum is {max_version()}."
         )
     return version
+
+
+def require(version: Microversion, minimum: str) -> None:
+    """A route that exists from `minimum` on: before it, Nova's 404 for an unknown resource."""
+    if version.before(minimum):
+        raise NotFound("The resource could not be found.")

@@ -144,6 +144,7 @@ class Instance(Base):
     access_ip_v6: Mapped[str] = mapped_column(String(64), default="")
     config_drive: Mapped[str] = mapped_column(String(16), default="")
     locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    locked_reason: Mapped[str | None] = mapped_column(String(255), nullable=True)  # 2.73
     progress: Mapped[int] = mapped_column(Integer, default=0)
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +15,10 @@ from kumo.validation import MAX_INT, int_text
 MAX_LIMIT = 1000
 
 _HOST = re.compile(r"^[a-zA-Z0-9-._]{1,255}$")
+# A server's hostname (2.90): 2-63 letters, digits and '-', '-' neither first nor last; from
+# 2.94 Nova's fqdn type: 1-255 letters, digits, '-', '.' and '_'.
+_HOSTNAME = re.compile(r"^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$")
+_FQDN = re.compile(r"^[a-zA-Z0-9-._]*$")
 _TRUE = {"1", "t", "true", "on", "y", "yes"}
 _FALSE = {"0", "f", "false", "off", "n", "no"}
 
@@ -35,6 +41,21 @@ def page(limit: str | None, marker: str | None, maximum: int = MAX_LIMIT) -> Pag
             raise BadRequest("limit param must be positive")
         value = min(value, maximum)
     return Page(limit=value, marker=marker or None)
+
+
+def time_param(query: Mapping[str, str], name: str) -> dt.datetime | None:
+    """A time of the query string (changes-since, changes-before, created_at…) as naive UTC,
+    None when absent; a time that is none (or leaves years 1-9999 in UTC) is a 400."""
+    if name not in query:
+        return None
+    try:
+        return (
+            dt.datetime.fromisoformat(query[name].replace("Z", "+00:00"))
+            .astimezone(dt.UTC)
+            .replace(tzinfo=None)
+        )
+    except (ValueError, OverflowError):
+        raise BadRequest(f"Invalid {name} value") from None
 
 
 def strict_bool(value: Any, name: str) -> bool:
@@ -174,6 +195,17 @@ def host_value(value: Any, field: str = "host") -> str | None:
         raise BadRequest(
             f"Invalid input for field/attribute {field}. Value: {value!r}. "
             "Does not match pattern '^[a-zA-Z0-9-._]*$' or is not of type 'string', 'null'"
+        )
+    return value
+
+
+def hostname_value(value: Any, fqdn: bool) -> str:
+    """A hostname given at create, update or rebuild (2.90; `fqdn`: 2.94's longer names)."""
+    pattern, longest = (_FQDN, 255) if fqdn else (_HOSTNAME, 63)
+    if not isinstance(value, str) or not value or len(value) > longest or not pattern.fullmatch(value):
+        raise BadRequest(
+            f"Invalid input for field/attribute hostname. Value: {value!r}. "
+            f"Does not match pattern '{pattern.pattern}' (at most {longest} characters)"
         )
     return value
 

@@ -114,6 +114,7 @@ def request_for(instance: Instance, group: ServerGroup | None) -> ScheduleReques
         same_host=_as_tuple(hints.get("same_host")),
         different_host=_as_tuple(hints.get("different_host")),
         force_host=hints.get("force_host"),
+        requested_host=hints.get("requested_host"),
     )
 
 
@@ -448,7 +449,12 @@ def pass_snapshot(
     hinted = set().union(*(r.hinted_instances for r in requests))
     stock_exclusive = settings.stock_private_exclusive
     whole = any(
-        r.group is not None or r.same_host or r.force_host is not None or not r.resources for r in requests
+        r.group is not None
+        or r.same_host
+        or r.force_host is not None
+        or r.requested_host is not None
+        or not r.resources
+        for r in requests
     )
     if whole:
         return _whole_fleet(session, settings, hinted, fleet), False

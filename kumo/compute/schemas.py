@@ -30,6 +30,8 @@ COUNT: Schema = {
 }
 # Nova's hostname pattern (params.host_value): a host a move names.
 HOST: Schema = {"type": "string", "pattern": "^[a-zA-Z0-9._-]{1,255}$"}
+# A server's hostname at 2.94 (params.hostname_value): Nova's fqdn type.
+FQDN: Schema = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[a-zA-Z0-9._-]*$"}
 # A scheduler hint naming servers: one uuid or a list of them (routes/servers.py `_hints`).
 SERVERS_HINT: Schema = {"anyOf": [UUID, {"type": "array", "items": UUID}]}
 SCHEDULER_HINTS: Schema = obj(
@@ -37,6 +39,9 @@ SCHEDULER_HINTS: Schema = obj(
 )
 METADATA: Schema = string_map({"type": "string", "maxLength": 255})
 DESCRIPTION: Schema = nullable({"type": "string", "maxLength": 255})
+# Server tags (kumo.compute.tags): at most 50 of 1-60 characters, no ',' or '/'.
+TAG: Schema = {"type": "string", "minLength": 1, "maxLength": 60, "pattern": "^[^,/]*$"}
+TAGS: Schema = {"type": "array", "maxItems": 50, "items": TAG}
 
 SERVER_CREATE: Schema = {
     "type": "object",
@@ -56,12 +61,11 @@ SERVER_CREATE: Schema = {
                 "accessIPv4": {"type": "string", "format": "ipv4"},
                 "accessIPv6": {"type": "string", "format": "ipv6"},
                 "config_drive": BOOLEAN,
-                "tags": {
-                    "type": "array",
-                    "maxItems": 50,
-                    "items": {"type": "string", "minLength": 1, "maxLength": 60, "pattern": "^[^,/]*$"},
-                },
+                "tags": TAGS,
                 "return_reservation_id": BOOLEAN,
+                "hostname": FQDN,
+                "host": HOST,
+                "hypervisor_hostname": HOST,
                 "networks": {
                     "anyOf": [
                         {"type": "string", "enum": ["auto", "none"]},
@@ -97,10 +101,31 @@ SERVER_UPDATE: Schema = obj(
                 "accessIPv4": {"type": "string", "format": "ipv4"},
                 "accessIPv6": {"type": "string", "format": "ipv6"},
                 "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
+                "hostname": FQDN,
             }
         )
     },
     ["server"],
+)
+
+SERVER_TAGS: Schema = obj({"tags": TAGS}, ["tags"])
+VOLUME_ATTACHMENT: Schema = obj(
+    {
+        "volumeAttachment": obj(
+            {
+                "volumeId": UUID,
+                "device": nullable(STRING),
+                "tag": TAG,
+                "delete_on_termination": BOOLEAN,
+            },
+            ["volumeId"],
+        )
+    },
+    ["volumeAttachment"],
+)
+AGGREGATE_IMAGES: Schema = obj(
+    {"cache": {"type": "array", "minItems": 1, "items": obj({"id": UUID}, ["id"]), "uniqueItems": True}},
+    ["cache"],
 )
 
 METADATA_SET: Schema = obj({"metadata": METADATA}, ["metadata"])
@@ -138,6 +163,7 @@ SERVER_ACTION: Schema = one_action(
                 "preserve_ephemeral": BOOLEAN,
                 "key_name": nullable(STRING),
                 "user_data": nullable(STRING),
+                "hostname": FQDN,
             },
             ["imageRef"],
         ),
@@ -147,7 +173,7 @@ SERVER_ACTION: Schema = one_action(
         # Operating a dead host (kumo/compute/evacuate.py, server_ops): bodies at 2.29+.
         "os-resetState": obj({"state": {"type": "string", "enum": ["active", "error"]}}, ["state"]),
         "forceDelete": NO_ARGS,
-        "evacuate": obj({"host": HOST, "adminPass": STRING, "force": BOOLEAN}),
+        "evacuate": obj({"host": HOST, "adminPass": STRING}),  # force: 2.29-2.67 only
         # A server's security groups (kumo/compute/interfaces.py): every port of it.
         "addSecurityGroup": obj({"name": {"type": "string", "minLength": 1, "maxLength": 255}}, ["name"]),
         "removeSecurityGroup": obj({"name": {"type": "string", "minLength": 1, "maxLength": 255}}, ["name"]),
@@ -273,7 +299,7 @@ KEYPAIR_CREATE: Schema = obj(
                 "type": {"type": "string", "enum": ["ssh", "x509"]},
                 "user_id": STRING,
             },
-            ["name"],
+            ["name", "public_key"],  # 2.92: import only
         )
     },
     ["keypair"],
@@ -363,6 +389,21 @@ SERVER_LIST_QUERY: Schema = query(
     ("sort_key", STRING),
     ("sort_dir", _SORT_DIR),
     ("tags", STRING),
+    ("tags-any", STRING),
+    ("not-tags", STRING),
+    ("not-tags-any", STRING),
+    ("changes-before", {"type": "string", "format": "date-time"}),
+    ("locked", BOOLEAN),
+    ("hostname", STRING),
+    ("key_name", STRING),
+    ("config_drive", STRING),
+    ("vm_state", STRING),
+    ("task_state", STRING),
+    ("power_state", {"type": "integer"}),
+    ("progress", {"type": "integer"}),
+    ("created_at", {"type": "string", "format": "date-time"}),
+    ("launched_at", {"type": "string", "format": "date-time"}),
+    ("terminated_at", {"type": "string", "format": "date-time"}),
 )
 FLAVOR_LIST_QUERY: Schema = query(
     ("limit", LIMIT),

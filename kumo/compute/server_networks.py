@@ -55,7 +55,7 @@ def _entry(item: Any, version: Microversion) -> RequestedNetwork:
     if port is not None:
         if not isinstance(port, str) or not is_uuid(port):
             raise BadRequest(f"Invalid input for field/attribute port. Value: {port!r}. is not a 'uuid'")
-        return RequestedNetwork(port_id=port)
+        return RequestedNetwork(port_id=port, tag=tag)
     if network is None:
         # Nova: a network entry needs a network or a port (fixed_ip alone is refused too).
         raise BadRequest("Bad networks format: network uuid is not in proper format (None)")
@@ -68,7 +68,7 @@ def _entry(item: Any, version: Microversion) -> RequestedNetwork:
             raise BadRequest(
                 f"Invalid input for field/attribute fixed_ip. Value: {fixed_ip!r}. is not a 'ip-address'"
             ) from None
-    return RequestedNetwork(network_id=network, fixed_ip=fixed_ip)
+    return RequestedNetwork(network_id=network, fixed_ip=fixed_ip, tag=tag)
 
 
 def parse_networks(present: bool, value: Any, version: Microversion, max_count: int) -> Requested:
@@ -250,6 +250,7 @@ def interface(port: dict[str, Any]) -> dict[str, Any]:
         "fixed_ips": [
             {"subnet_id": f["subnet_id"], "ip_address": f["ip_address"]} for f in port["fixed_ips"]
         ],
+        "tag": port.get("tag"),
     }
 
 

@@ -83,6 +83,8 @@ def rebuild(
         key = keypairs.get_keypair_for_boot(session, ctx, body["key_name"]) if body["key_name"] else None
         instance.key_name = key.name if key else None
         instance.key_data = key.public_key if key else None
+    if "hostname" in body:  # 2.90, checked by the route
+        instance.hostname = body["hostname"]
     if "user_data" in body:  # 2.57
         instance.user_data = servers.user_data_of(body["user_data"])
     return instance, host
@@ -129,10 +131,14 @@ def reset_state(session: Session, ctx: RequestContext, server_id: str, state: ob
     apply(session, instance, lc.reset_state(state_of(instance), requested), ctx)
 
 
-def set_locked(session: Session, ctx: RequestContext, server_id: str, locked: bool) -> None:
+def set_locked(
+    session: Session, ctx: RequestContext, server_id: str, locked: bool, reason: str | None = None
+) -> None:
+    """Lock (with 2.73's reason, kept until unlocked) or unlock."""
     ctx.require_writer()
     instance = servers.get(session, ctx, server_id)
     instance.locked = locked
+    instance.locked_reason = reason if locked else None
     actions.record(
         session,
         instance.uuid,

@@ -9,6 +9,7 @@ import ipaddress
 import re
 import secrets
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from kumo.compute.aggregates import zone_exists
 from kumo.compute.lifecycle_apply import apply, state_of
 from kumo.compute.models import ComputeHost, Flavor, Instance, ServerGroup, ServerGroupMember
 from kumo.compute.node_hosts import may_be_node
+from kumo.compute.tags import TagFilter
 from kumo.config import get_settings
 from kumo.db import utcnow
 from kumo.errors import BadRequest, Forbidden, NotFound
@@ -59,6 +61,10 @@ class CreateRequest:
     # (names or ids; None: the project's default group) for the ports the create makes.
     networks: server_networks.Requested = "auto"
     security_groups: list[str] | None = None
+    hostname: str | None = None  # 2.90
+    # 2.74 (admin): a destination the scheduler's filters still check
+    requested_host: str | None = None
+    requested_node: str | None = None
 
 
 def _hostname(name: str) -> str:
@@ -161,6 +167,9 @@ def create(session: Session, ctx: RequestContext, req: CreateRequest) -> list[In
     if zone:
         if not zone_exists(session, zone):
             raise BadRequest("The requested availability zone is not available")
+    destination = _requested_destination(session, ctx, req, forced_host is not None)
+    if req.hostname and req.max_count > 1:
+        raise BadRequest("Unable to allocate a single hostname to multiple instances")
     key_data = None
     if req.key_name:
         key = keypairs.get_keypair_for_boot(session, ctx, req.key_name)
@@ -173,6 +182,8 @@ def create(session: Session, ctx: RequestContext, req: CreateRequest) -> list[In
     hints = dict(req.scheduler_hints)
     if forced_host:
         hints["force_host"] = forced_host
+    if destination:
+        hints["requested_host"] = destination
     reservation_id = "r-" + secrets.token_hex(4)
     flavor_snapshot = flavors.snapshot(flavor)
     created = []
@@ -184,7 +195,7 @@ def create(session: Session, ctx: RequestContext, req: CreateRequest) -> list[In
             user_id=ctx.user_id,
             name=name,
             description=req.description,
-            hostname=_hostname(name),
+            hostname=req.hostname or _hostname(name),
             image_ref=image.id,
             flavor=flavor_snapshot,
             vcpus=flavor.vcpus,
@@ -222,6 +233,29 @@ def create(session: Session, ctx: RequestContext, req: CreateRequest) -> list[In
     return created
 
 
+def _requested_destination(
+    session: Session, ctx: RequestContext, req: CreateRequest, forced: bool
+) -> str | None:
+    """2.74's `host`/`hypervisor_hostname`: admins only; the host must exist (in kumo a host is
+    its one hypervisor, so both name it); not with an availability zone's `zone:host`. Unlike a
+    forced host, the scheduler's filters all still run on it."""
+    if req.requested_host is None and req.requested_node is None:
+        return None
+    if not ctx.is_admin:
+        raise Forbidden("Policy doesn't allow compute:servers:create:requested_destination to be performed.")
+    if forced:
+        raise BadRequest(
+            "One mechanism with host and/or hypervisor_hostname and another mechanism with "
+            "zone:host:node are mutually exclusive."
+        )
+    name = req.requested_host or req.requested_node
+    if session.scalar(select(ComputeHost.id).where(ComputeHost.name == name)) is None:
+        raise BadRequest(f"Compute host {name} could not be found.")
+    if req.requested_node is not None and req.requested_node != name:
+        raise BadRequest(f"Compute host {req.requested_node} could not be found.")
+    return name
+
+
 def get(
     session: Session,
     ctx: RequestContext,
@@ -253,13 +287,26 @@ class ListQuery:
     image: str | None = None
     availability_zone: str | None = None
     changes_since: dt.datetime | None = None
+    changes_before: dt.datetime | None = None  # 2.66
+    locked: bool | None = None  # 2.73
+    hostname: str | None = None  # a regular expression, as `name` (2.90 for non-admins)
+    # 2.83 (admins: every version)
+    key_name: str | None = None
+    config_drive: str | None = None
+    vm_state: str | None = None
+    task_state: str | None = None
+    power_state: int | None = None
+    progress: int | None = None
+    created_at: dt.datetime | None = None
+    launched_at: dt.datetime | None = None
+    terminated_at: dt.datetime | None = None
     all_tenants: bool = False
     project_id: str | None = None
     user_id: str | None = None
     deleted: bool = False
     sort_key: str = "created_at"
     sort_dir: str = "desc"
-    tags: list[str] = field(default_factory=list)
+    tags: TagFilter = field(default_factory=TagFilter)
 
 
 _SORT_KEYS = {
@@ -271,7 +318,36 @@ _SORT_KEYS = {
     "vm_state": Instance.vm_state,
     "host": Instance.host,
     "launched_at": Instance.launched_at,
+    "locked": Instance.locked,  # 2.73
 }
+
+# The query parameters Nova's GET /servers schema names; from 2.75 any other is a 400 (before,
+# Nova ignores them). kumo filters by those it keeps a column for and ignores the rest as Nova
+# ignores a filter a non-admin may not use.
+LIST_PARAMS = frozenset(
+    {
+        "user_id", "project_id", "tenant_id", "launch_index", "image_ref", "image", "kernel_id",
+        "ramdisk_id", "hostname", "key_name", "power_state", "vm_state", "task_state", "host",
+        "node", "flavor", "reservation_id", "launched_at", "terminated_at", "availability_zone",
+        "name", "display_name", "description", "display_description", "locked_by", "uuid",
+        "root_device_name", "config_drive", "access_ip_v4", "access_ip_v6", "auto_disk_config",
+        "progress", "sort_key", "sort_dir", "all_tenants", "soft_deleted", "deleted", "status",
+        "changes-since", "ip", "ip6", "created_at", "block_device_mapping", "services",
+        "metadata", "pci_devices", "info_cache", "security_groups", "limit", "marker", "tags",
+        "tags-any", "not-tags", "not-tags-any", "changes-before", "locked", "system_metadata",
+    }
+)  # fmt: skip
+
+
+def check_list_params(names: Iterable[str]) -> None:
+    """2.75: a query parameter GET /servers does not know is a 400."""
+    unknown = sorted(set(names) - LIST_PARAMS)
+    if unknown:
+        listed = ", ".join(f"'{name}'" for name in unknown)
+        raise BadRequest(
+            f"Invalid input for query parameters {unknown[0]}. Additional properties are not allowed "
+            f"({listed} {'were' if len(unknown) > 1 else 'was'} unexpected)"
+        )
 
 
 def _apply_filters(stmt: Select[Any], ctx: RequestContext, q: ListQuery) -> Select[Any]:
@@ -282,13 +358,18 @@ def _apply_filters(stmt: Select[Any], ctx: RequestContext, q: ListQuery) -> Sele
         stmt = stmt.where(Instance.project_id == ctx.require_project("os_compute_api:servers:index"))
     if q.deleted and ctx.is_admin:
         stmt = stmt.where(Instance.deleted.is_(True))
-    elif q.changes_since is None:
+    elif q.changes_since is None and q.changes_before is None:
         # IS NOT TRUE, not = FALSE (the same for this NOT NULL column): without statistics
         # SQLite takes an equality on the deleted index for selective and sorts every live
         # instance for a page; this way it walks the list's order index.
         stmt = stmt.where(Instance.deleted.is_not(True))
     if q.changes_since is not None:
         stmt = stmt.where(Instance.updated_at >= q.changes_since)
+    if q.changes_before is not None:
+        stmt = stmt.where(Instance.updated_at <= q.changes_before)
+    if q.locked is not None:
+        stmt = stmt.where(Instance.locked.is_(q.locked))
+    stmt = _owner_filters(stmt, q)
     if q.status:
         status = q.status.upper()
         vm_states = states.VM_STATES_BY_STATUS.get(status)
@@ -308,11 +389,36 @@ def _apply_filters(stmt: Select[Any], ctx: RequestContext, q: ListQuery) -> Sele
     return stmt
 
 
+def _owner_filters(stmt: Select[Any], q: ListQuery) -> Select[Any]:
+    """2.83's filters: exact matches on the instance's columns."""
+    if q.key_name is not None:
+        stmt = stmt.where(Instance.key_name == q.key_name)
+    if q.config_drive is not None:
+        wanted = "True" if q.config_drive.strip().lower() in ("1", "t", "true", "on", "y", "yes") else ""
+        stmt = stmt.where(Instance.config_drive == wanted)
+    if q.vm_state is not None:
+        stmt = stmt.where(Instance.vm_state == q.vm_state)
+    if q.task_state is not None:
+        stmt = stmt.where(Instance.task_state == q.task_state)
+    if q.power_state is not None:
+        stmt = stmt.where(Instance.power_state == q.power_state)
+    if q.progress is not None:
+        stmt = stmt.where(Instance.progress == q.progress)
+    for column, value in (
+        (Instance.created_at, q.created_at),
+        (Instance.launched_at, q.launched_at),
+        (Instance.terminated_at, q.terminated_at),
+    ):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    return stmt
+
+
 # A page of servers reads the columns its view shows, not whole instances (loading 1,000 ORM
 # instances was a third of the page's CPU). JSON columns come as their stored text: a page
 # repeats the same few flavors and metadata, and the view decodes each distinct text once.
 _JSON_COLUMNS = frozenset({"flavor", "metadata_", "tags", "fault"})
-BRIEF_FIELDS = ("id", "uuid", "name", "tags")
+BRIEF_FIELDS = ("id", "uuid", "name", "tags", "hostname")
 
 
 def _list_columns(fields: tuple[str, ...], user_data: bool) -> list[Any]:
@@ -339,10 +445,10 @@ def list_servers(
     user_data: bool = False,
 ) -> list[Row[Any]]:
     """One page of servers: rows of Instance's `fields`, in that order and by those names (the
-    filters here read uuid, name and tags). JSON columns come as their stored text; user_data is
+    filters here read uuid, name, tags and hostname). JSON columns come as their stored text; user_data is
     None unless `user_data` (up to 64 KB a server, shown to admins only)."""
-    if not {"uuid", "name", "tags"} <= set(fields):
-        raise ValueError("a server list reads uuid, name and tags")
+    if not {"uuid", "name", "tags", "hostname"} <= set(fields):
+        raise ValueError("a server list reads uuid, name, tags and hostname")
     if q.sort_key not in _SORT_KEYS:
         raise BadRequest(f"Invalid sort_key {q.sort_key}")
     if q.sort_dir not in ("asc", "desc"):
@@ -379,9 +485,14 @@ def list_servers(
         except re.error:
             raise BadRequest(f"Invalid name filter {q.name}") from None
         rows = [r for r in rows if pattern.search(r.name)]
+    if q.hostname:
+        try:
+            host_pattern = re.compile(q.hostname)
+        except re.error:
+            raise BadRequest(f"Invalid hostname filter {q.hostname}") from None
+        rows = [r for r in rows if host_pattern.search(r.hostname or "")]
     if q.tags:
-        wanted = set(q.tags)
-        rows = [r for r in rows if wanted <= set(_decoded(r.tags) or [])]
+        rows = [r for r in rows if q.tags.matches(_decoded(r.tags) or [])]
     return rows
 
 
@@ -391,6 +502,8 @@ def update(session: Session, ctx: RequestContext, server_id: str, changes: dict[
     if "name" in changes:
         instance.name = changes["name"]
         instance.hostname = _hostname(changes["name"])
+    if "hostname" in changes:  # 2.90, checked by params.hostname_value
+        instance.hostname = changes["hostname"]
     if "description" in changes:
         instance.description = description_of(changes["description"])
     if "accessIPv4" in changes:

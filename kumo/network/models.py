@@ -93,6 +93,9 @@ class Port(Base):
     created_for_server: Mapped[bool] = mapped_column(Boolean, default=False)
     # The port's place among its server's NICs (the order of the server's `networks` request).
     server_nic_index: Mapped[int] = mapped_column(Integer, default=0)
+    # Nova's device tag of the server's NIC (a create's `networks` tag, 2.42; an interface
+    # attach's, 2.49; shown by os-interface from 2.70): set while the port is a server's.
+    device_tag: Mapped[str | None] = mapped_column(String(60), nullable=True)
     revision_number: Mapped[int] = mapped_column(Integer, default=0)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

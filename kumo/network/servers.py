@@ -97,6 +97,7 @@ class RequestedNetwork:
     network_id: str | None = None
     port_id: str | None = None
     fixed_ip: str | None = None
+    tag: str | None = None  # the NIC's device tag (Nova's `tag`)
 
 
 def _auto_network(session: Session, project_id: str) -> Network | None:
@@ -156,6 +157,7 @@ def allocate_for_server(
             if port.device_id or port.device_owner:
                 raise PortInUse(port.id, port.device_id or port.device_owner)
             port.device_id, port.device_owner, port.server_nic_index = server_id, owner, index
+            port.device_tag = entry.tag
             port_ids.append(port.id)
             continue
         if entry.network_id is None:
@@ -184,6 +186,7 @@ def allocate_for_server(
                 server_nic_index=index,
             ),
         )
+        port.device_tag = entry.tag
         port_ids.append(port.id)
     session.flush()
     return port_ids
@@ -301,6 +304,7 @@ def release_server_ports(session: Session, server_id: str, only: str | None = No
         if port.binding_vnic_type == BAREMETAL and port.binding_host_id:
             port.mac_address = ipam.choose_mac(session, port.network_id, None)
         port.device_id = port.device_owner = port.binding_host_id = ""
+        port.device_tag = None
         port.binding_vif_type, port.binding_vif_details, port.binding_profile = "unbound", {}, {}
         port.status = "DOWN"
     session.flush()
@@ -388,6 +392,7 @@ def server_interfaces(session: Session, server_id: str) -> list[dict[str, Any]]:
             "mac_address": p.mac_address,
             "status": p.status,
             "fixed_ips": fixed[p.id],
+            "tag": p.device_tag,
         }
         for p in rows
     ]

@@ -118,6 +118,7 @@ def _samplable(request: ScheduleRequest) -> bool:
         and not request.same_host
         and not request.different_host
         and request.force_host is None
+        and request.requested_host is None
     )
 
 

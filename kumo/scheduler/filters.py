@@ -17,6 +17,7 @@ from kumo.scheduler.snapshot import HostState, Snapshot
 
 IGNORED = "listed in ignore_hosts"
 NOT_FORCED = "not the forced host"
+NOT_REQUESTED = "not the requested host"
 SERVICE_DOWN = "service down"
 SERVICE_DISABLED = "service disabled"
 OTHER_AZ = "not in the requested availability zone"
@@ -87,6 +88,13 @@ def force_host_filter(host: HostState, request: ScheduleRequest, snapshot: Snaps
     if request.force_host is None or host.name == request.force_host:
         return PASS
     return _fail(NOT_FORCED)
+
+
+@host_filter("RequestedHostFilter", lambda request: request.requested_host is not None)
+def requested_host_filter(host: HostState, request: ScheduleRequest, snapshot: Snapshot) -> FilterResult:
+    if request.requested_host is None or host.name == request.requested_host:
+        return PASS
+    return _fail(NOT_REQUESTED)
 
 
 @host_filter("ComputeFilter")
@@ -284,6 +292,7 @@ def different_host_filter(host: HostState, request: ScheduleRequest, snapshot: S
 
 # Cheapest and most decisive first; each host is charged to the first filter that rejects it.
 DEFAULT_FILTERS: tuple[Filter, ...] = (
+    requested_host_filter,
     ignore_hosts_filter,
     compute_filter,
     availability_zone_filter,

@@ -58,6 +58,7 @@ class ScheduleRequest:
     different_host: tuple[str, ...] = ()  # instance uuids (scheduler hint)
     ignore_hosts: tuple[str, ...] = ()
     force_host: str | None = None  # admin "az:host": skips policy filters, never capacity
+    requested_host: str | None = None  # admin's 2.74 `host`: only that host, every filter runs
 
     @property
     def hinted_instances(self) -> frozenset[str]:

@@ -69,6 +69,8 @@ def test_aggregates_zones_hypervisors_services(cloud: Cloud, osc: OpenStackCLI) 
     assert set(hypervisors) == {"cmp1", "cmp2"} and hypervisors["cmp1"]["State"] == "up"
     hypervisor = osc.run("hypervisor", "show", "cmp1")
     assert hypervisor["aggregates"] == ["agg1"] and hypervisor["service_host"] == "cmp1"
+    assert hypervisor["state"] == "up" and "vcpus" not in hypervisor  # 2.88 dropped the usage fields
+    hypervisor = osc.run("--os-compute-api-version", "2.87", "hypervisor", "show", "cmp1")
     assert (hypervisor["vcpus"], hypervisor["vcpus_used"], hypervisor["state"]) == (8, 0, "up")
 
     services = osc.run("compute", "service", "list", "--service", "nova-compute")

@@ -209,7 +209,9 @@ def _migrations(osc: OpenStackCLI, sid: str, source: str) -> None:
     assert confirmed["OS-EXT-SRV-ATTR:host"] == source and confirmed["OS-EXT-STS:power_state"] == 1
 
     # Confirming gave back the claim on the host it left.
-    hypervisors = {h["Hypervisor Hostname"]: h for h in osc.run("hypervisor", "list", "--long")}
+    # (2.88 dropped the usage fields: asked for at 2.87)
+    listed = osc.run("--os-compute-api-version", "2.87", "hypervisor", "list", "--long")
+    hypervisors = {h["Hypervisor Hostname"]: h for h in listed}
     assert hypervisors[source]["vCPUs Used"] == 2 and hypervisors[other]["vCPUs Used"] == 0
 
 

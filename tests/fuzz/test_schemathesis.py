@@ -149,9 +149,9 @@ def make_resources(cloud: Cloud, fleet: Fleet) -> dict[str, str]:
     _ok(c.post(f"/compute/v2.1/flavors/{ids['flavor_id']}/os-extra_specs", json=specs))
     ids["instance_action"] = _ok(c.get(f"{show}/os-instance-actions"))["instanceActions"][0]["request_id"]
     ids["key"], ids["tag"] = "k1", "t1"
-    ids["keypair"] = _made(
-        c, "/compute/v2.1/os-keypairs", {"keypair": {"name": "fuzz-key"}}, "keypair", "name"
-    )
+    public_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGs0vZ1ZKZJ5Yb5QeNVSlsJFZBnyQh1b1Jc4a2D0JfzL fuzz"
+    keypair = {"keypair": {"name": "fuzz-key", "public_key": public_key}}  # 2.92: import only
+    ids["keypair"] = _made(c, "/compute/v2.1/os-keypairs", keypair, "keypair", "name")
     aggregate = {"aggregate": {"name": "fuzz-agg"}}
     ids["aggregate_id"] = _made(c, "/compute/v2.1/os-aggregates", aggregate, "aggregate", "id")
     group = {"server_group": {"name": "fuzz-group", "policy": "anti-affinity"}}

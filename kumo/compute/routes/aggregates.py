@@ -9,9 +9,9 @@ from fastapi import APIRouter, Body, Depends, Response
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
 from kumo.api.openapi import json_body
-from kumo.compute import aggregates, schemas
+from kumo.compute import aggregates, image_precache, schemas
 from kumo.compute.deps import microversion
-from kumo.compute.microversion import Microversion
+from kumo.compute.microversion import Microversion, require
 from kumo.compute.views import aggregates as views
 from kumo.runtime import Runtime
 
@@ -93,3 +93,20 @@ def aggregate_action(
         else:
             info = aggregates.set_metadata(session, ctx, aggregate_id, action.metadata or {})
         return views.show(info, mv)
+
+
+@router.post("/v2.1/os-aggregates/{aggregate_id}/images", openapi_extra=json_body(schemas.AGGREGATE_IMAGES))
+def cache_images(
+    aggregate_id: str,
+    body: Any = Body(None),
+    ctx: RequestContext = Depends(context),
+    rt: Runtime = Depends(runtime),
+    mv: Microversion = Depends(microversion),
+) -> Response:
+    """2.81: ask the aggregate's hosts to cache images; 202 without a body (see
+    kumo/compute/image_precache.py for what is validated and what is not done yet)."""
+    require(mv, image_precache.VERSION)
+    image_ids = image_precache.parse(body)
+    with rt.db.transaction() as session:
+        image_precache.request(session, ctx, aggregate_id, image_ids)
+    return Response(status_code=202)

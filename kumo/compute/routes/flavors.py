@@ -130,9 +130,10 @@ def create_extra_specs(
     body: Any = Body(None),
     ctx: RequestContext = Depends(context),
     rt: Runtime = Depends(runtime),
+    mv: Microversion = Depends(microversion),
 ) -> dict[str, Any]:
     ctx.require_admin()
-    specs = flavors.parse_extra_specs(body)
+    specs = flavors.parse_extra_specs(body, mv)
     with rt.db.transaction() as session:
         return views.extra_specs(flavors.set_extra_specs(session, ctx, flavor_id, specs))
 
@@ -154,9 +155,10 @@ def update_extra_spec(
     body: Any = Body(None),
     ctx: RequestContext = Depends(context),
     rt: Runtime = Depends(runtime),
+    mv: Microversion = Depends(microversion),
 ) -> dict[str, Any]:
     ctx.require_admin()
-    value = flavors.parse_extra_spec_item(body, key)
+    value = flavors.parse_extra_spec_item(body, key, mv)
     with rt.db.transaction() as session:
         return flavors.set_extra_specs(session, ctx, flavor_id, {key: value})
 

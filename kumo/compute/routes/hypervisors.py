@@ -78,8 +78,12 @@ def list_hypervisors_detail(
 
 @router.get("/v2.1/os-hypervisors/statistics")
 def hypervisor_statistics(
-    ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
+    ctx: RequestContext = Depends(context),
+    rt: Runtime = Depends(runtime),
+    mv: Microversion = Depends(microversion),
 ) -> dict[str, Any]:
+    if mv.at_least(views.NO_USAGE_VERSION):  # 2.88 removes it
+        raise NotFound("The resource could not be found.")
     with rt.db.read() as session:
         return views.statistics(hosts.statistics(session, ctx))
 
@@ -110,6 +114,8 @@ def hypervisor_uptime(
     rt: Runtime = Depends(runtime),
     mv: Microversion = Depends(microversion),
 ) -> dict[str, Any]:
+    if mv.at_least(views.NO_USAGE_VERSION):  # 2.88: the uptime is in the show body
+        raise NotFound("The resource could not be found.")
     with rt.db.read() as session:
         found, text = hosts.uptime(session, ctx, hypervisor_id, uuid_ids=mv.at_least(views.UUID_VERSION))
         return views.uptime(found, text, mv)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
 from kumo.compute import actions, servers
 from kumo.compute.deps import microversion
 from kumo.compute.microversion import Microversion
+from kumo.compute.params import time_param
 from kumo.compute.views.servers import action_body
+from kumo.errors import BadRequest
 from kumo.runtime import Runtime
 
 router = APIRouter(prefix="/compute")
@@ -20,13 +22,19 @@ router = APIRouter(prefix="/compute")
 @router.get("/v2.1/servers/{server_id}/os-instance-actions")
 def list_actions(
     server_id: str,
+    request: Request,
     ctx: RequestContext = Depends(context),
     version: Microversion = Depends(microversion),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
+    query = request.query_params
+    since = time_param(query, "changes-since") if version.at_least("2.58") else None
+    before = time_param(query, "changes-before") if version.at_least("2.66") else None
+    if since and before and since > before:
+        raise BadRequest("The value of changes-since must be less than or equal to changes-before.")
     with rt.db.read() as session:
         servers.get(session, ctx, server_id, include_deleted=version.at_least("2.21"))
-        rows = actions.list_actions(session, server_id)
+        rows = actions.list_actions(session, server_id, since, before)
     return {"instanceActions": [action_body(a, version, None, ctx) for a in rows]}
 
 

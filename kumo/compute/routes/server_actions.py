@@ -69,9 +69,11 @@ def _migrate(s: Session, ctx: RequestContext, sid: str, body: Any, version: Micr
     return moves.migrate(s, ctx, sid, live=False, dest_host=host)
 
 
-def _live_migrate(s: Session, ctx: RequestContext, sid: str, body: Any, _: Microversion) -> str | None:
+def _live_migrate(s: Session, ctx: RequestContext, sid: str, body: Any, version: Microversion) -> str | None:
     if not isinstance(body, dict) or "host" not in body:
         raise BadRequest("Invalid input for field/attribute os-migrateLive. 'host' is a required property")
+    if "force" in body and version.at_least("2.68"):  # 2.68 removes the forced live migration
+        params.reject_unknown(body, {"host", "block_migration", "disk_over_commit"}, "os-migrateLive")
     return moves.migrate(s, ctx, sid, live=True, dest_host=params.host_value(body["host"]))
 
 
@@ -84,8 +86,18 @@ def _revert(s: Session, ctx: RequestContext, sid: str, _: Any, __: Microversion)
     return moves.revert_resize(s, ctx, sid)
 
 
-def _lock(s: Session, ctx: RequestContext, sid: str, _: Any, __: Microversion) -> str | None:
-    server_ops.set_locked(s, ctx, sid, True)
+def _lock(s: Session, ctx: RequestContext, sid: str, body: Any, version: Microversion) -> str | None:
+    """2.73: `{"lock": {"locked_reason": "..."}}` (or null); before, the body is not read."""
+    reason = None
+    if version.at_least("2.73") and body is not None:
+        if not isinstance(body, dict):
+            raise BadRequest(
+                f"Invalid input for field/attribute lock. Value: {body!r}. is not of type 'object'"
+            )
+        params.reject_unknown(body, {"locked_reason"}, "lock")
+        if "locked_reason" in body:
+            reason = params.string_value(body["locked_reason"], "locked_reason", printable=False)
+    server_ops.set_locked(s, ctx, sid, True, reason)
     return None
 
 
@@ -198,10 +210,16 @@ def _console_output(server_id: str, args: Any, ctx: RequestContext, rt: Runtime)
     return JSONResponse({"output": console.collect_output(rt.db, task_id)})
 
 
-def _check_rebuild(args: Any) -> None:
-    """The rebuild body's fields typed as Nova's schema types them (the domain reads them)."""
+def _check_rebuild(args: Any, version: Microversion) -> None:
+    """The rebuild body's fields typed as Nova's schema types them (the domain reads them);
+    `hostname` from 2.90 (a name of 2.94's form from it), ignored before as Nova's schema."""
     if not isinstance(args, dict):
         raise BadRequest("Invalid input for field/attribute rebuild.")
+    if "hostname" in args:
+        if version.before("2.90"):
+            del args["hostname"]
+        else:
+            args["hostname"] = params.hostname_value(args["hostname"], fqdn=version.at_least("2.94"))
     params.string_value(args.get("imageRef"), "imageRef")
     if "name" in args:
         params.name_value(args["name"])
@@ -218,16 +236,21 @@ def _check_rebuild(args: Any) -> None:
 def _rebuild(
     server_id: str, request: Request, args: Any, ctx: RequestContext, version: Microversion, rt: Runtime
 ) -> JSONResponse:
-    _check_rebuild(args)
+    _check_rebuild(args, version)
     with rt.db.transaction() as session:
         instance, host = server_ops.rebuild(session, ctx, server_id, args)
         networking = server_networks.of_servers(session, [instance.uuid])
+        up = servers.hosts_up(session, {instance.host}) if instance.host and ctx.is_admin else {}
     rt.waker.publish(host_key(host))
     admin_pass = (
         (args.get("adminPass") or secrets.token_urlsafe(9)) if rt.settings.enable_admin_password else None
     )
     return JSONResponse(
-        {"server": view.rebuilt(instance, base_url(request), version, ctx, admin_pass, networking)},
+        {
+            "server": view.rebuilt(
+                instance, base_url(request), version, ctx, admin_pass, networking, up.get(instance.host or "")
+            )
+        },
         status_code=202,
     )
 

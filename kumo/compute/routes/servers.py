@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -15,13 +15,15 @@ from kumo.api.deps import context, runtime
 from kumo.api.openapi import json_body
 from kumo.compute import params, schemas, server_networks, servers
 from kumo.compute.deps import microversion
-from kumo.compute.microversion import Microversion, min_version
+from kumo.compute.microversion import Microversion, min_version, require
 from kumo.compute.params import page as page_params
+from kumo.compute.params import strict_bool, time_param
+from kumo.compute.tags import TagFilter, validate_tags
 from kumo.compute.views import servers as view
 from kumo.compute.workers import SCHEDULER_KEY
 from kumo.errors import BadRequest, NotFound
 from kumo.runtime import Runtime
-from kumo.validation import MAX_INT
+from kumo.validation import MAX_INT, int_text
 from kumo.work.queue import host_key
 
 router = APIRouter(prefix="/compute")
@@ -47,25 +49,22 @@ def _ref(value: Any, field: str) -> str:
     return params.string_value(value, field).rsplit("/", 1)[-1]
 
 
-def _tags(value: Any) -> list[str]:
-    """Nova's server tags: up to 50 strings of 1-60 characters, without ',' or '/'."""
+def _tags(value: Any, version: Microversion) -> list[str]:
+    """Tags on create: from 2.52 (before, an unexpected property, as Nova's schema)."""
     if value is None:
         return []
-    if not isinstance(value, list) or len(value) > 50:
+    if version.before("2.52"):
         raise BadRequest(
-            f"Invalid input for field/attribute tags. Value: {value!r}. must be a list of 0-50 tags"
+            "Invalid input for field/attribute server. Additional properties are not allowed "
+            "('tags' was unexpected)"
         )
-    for tag in value:
-        if not isinstance(tag, str) or not 1 <= len(tag) <= 60 or "," in tag or "/" in tag:
-            raise BadRequest(f"Invalid input for field/attribute tags. Value: {tag!r}.")
-        params.string_value(tag, "tags")
-    return list(value)
+    return validate_tags(value)
 
 
 # Hints the scheduler reads: each a string or a list of strings (Nova: uuids).
 _HOST_HINTS = ("group", "same_host", "different_host")
 # Set by kumo itself (an admin's `zone:host`), never taken from a request.
-_INTERNAL_HINTS = ("force_host",)
+_INTERNAL_HINTS = ("force_host", "requested_host")
 
 
 def _hints(value: Any) -> dict[str, Any]:
@@ -109,8 +108,19 @@ def parse_create(
     description = server.get("description")
     if description is not None and (not isinstance(description, str) or len(description) > 255):
         raise BadRequest("Invalid input for field/attribute description.")
+    version = version or min_version()
+    hostname = None
+    if version.at_least("2.90") and server.get("hostname") is not None:
+        hostname = params.hostname_value(server["hostname"], fqdn=version.at_least("2.94"))
+    requested_host = requested_node = None
+    if version.at_least("2.74"):
+        requested_host = params.host_value(server.get("host"))
+        requested_node = params.host_value(server.get("hypervisor_hostname"), "hypervisor_hostname")
     return servers.CreateRequest(
         name=params.name_value(server["name"]),
+        hostname=hostname,
+        requested_host=requested_host,
+        requested_node=requested_node,
         flavor_ref=_ref(server["flavorRef"], "flavorRef"),
         image_ref=_ref(server.get("imageRef", ""), "imageRef"),
         availability_zone=params.optional_name(server.get("availability_zone"), "availability_zone"),
@@ -124,7 +134,7 @@ def parse_create(
         access_ip_v4=_optional_string(server, "accessIPv4") or "",
         access_ip_v6=_optional_string(server, "accessIPv6") or "",
         config_drive=params.strict_bool(server.get("config_drive") or False, "config_drive"),
-        tags=_tags(server.get("tags")),
+        tags=_tags(server.get("tags"), version or min_version()),
         return_reservation_id=params.strict_bool(
             server.get("return_reservation_id") or False, "return_reservation_id"
         ),
@@ -159,8 +169,18 @@ def create_server(
     )
 
 
-def _list_query(request: Request, ctx: RequestContext) -> servers.ListQuery:
+def _list_query(request: Request, ctx: RequestContext, version: Microversion) -> servers.ListQuery:
     params = request.query_params
+    if version.at_least("2.75"):
+        servers.check_list_params(params.keys())
+    # 2.83 gives non-admins the filters availability_zone, config_drive, key_name, created_at,
+    # launched_at, terminated_at, power_state, task_state, vm_state, progress and user_id;
+    # before, they are an admin's alone (Nova ignores a non-admin's).
+    owner_filters = ctx.is_admin or version.at_least("2.83")
+
+    def owner_filter(name: str) -> str | None:
+        return params.get(name) if owner_filters else None
+
     q = servers.ListQuery()
     page = page_params(params.get("limit"), params.get("marker"), maximum=MAX_INT)
     q.limit, q.marker = page.limit, params.get("marker")
@@ -169,8 +189,18 @@ def _list_query(request: Request, ctx: RequestContext) -> servers.ListQuery:
     q.host = params.get("host")
     q.flavor = params.get("flavor")
     q.image = params.get("image")
-    q.availability_zone = params.get("availability_zone")
-    q.user_id = params.get("user_id")
+    q.availability_zone = owner_filter("availability_zone")
+    q.user_id = owner_filter("user_id")
+    q.key_name = owner_filter("key_name")
+    q.vm_state = owner_filter("vm_state")
+    q.task_state = owner_filter("task_state")
+    if owner_filters:
+        q.config_drive = params.get("config_drive")
+        q.power_state = _int_param(params, "power_state")
+        q.progress = _int_param(params, "progress")
+        q.created_at = time_param(params, "created_at")
+        q.launched_at = time_param(params, "launched_at")
+        q.terminated_at = time_param(params, "terminated_at")
     q.all_tenants = (
         params.get("all_tenants", "false").lower() not in ("0", "false", "off", "no")
         if "all_tenants" in params
@@ -182,20 +212,32 @@ def _list_query(request: Request, ctx: RequestContext) -> servers.ListQuery:
     if q.project_id and ctx.is_admin:
         q.all_tenants = True
     q.deleted = params.get("deleted", "false").lower() in ("1", "true", "yes")
-    if "changes-since" in params:
-        try:
-            q.changes_since = (
-                dt.datetime.fromisoformat(params["changes-since"].replace("Z", "+00:00"))
-                .astimezone(dt.UTC)
-                .replace(tzinfo=None)
-            )
-        except (ValueError, OverflowError):  # OverflowError: a time that leaves years 1-9999 in UTC
-            raise BadRequest("Invalid changes-since value") from None
+    q.changes_since = time_param(params, "changes-since")
+    # Nova's filters of a later version reach an admin's search at every version (its schema
+    # lets unknown parameters through before 2.75 and only a non-admin's are pruned).
+    if ctx.is_admin or version.at_least("2.66"):
+        q.changes_before = time_param(params, "changes-before")
+        if q.changes_since and q.changes_before and q.changes_since > q.changes_before:
+            raise BadRequest("The value of changes-since must be less than or equal to changes-before.")
+    if (ctx.is_admin or version.at_least("2.73")) and "locked" in params:
+        q.locked = strict_bool(params["locked"], "locked")
+    if ctx.is_admin or version.at_least("2.90"):
+        q.hostname = params.get("hostname")
     q.sort_key = params.get("sort_key", "created_at")
+    if q.sort_key == "locked" and version.before("2.73"):
+        raise BadRequest(f"Invalid sort_key {q.sort_key}")
     q.sort_dir = params.get("sort_dir", "desc")
-    if params.get("tags"):
-        q.tags = params["tags"].split(",")
+    q.tags = TagFilter.parse(dict(params))
     return q
+
+
+def _int_param(params: Mapping[str, str], name: str) -> int | None:
+    if name not in params:
+        return None
+    value = int_text(params[name], -MAX_INT - 1, MAX_INT)  # the column's range
+    if value is None:
+        raise BadRequest(f"Invalid input for query parameters {name}. Value: {params[name]}.")
+    return value
 
 
 def _page_links(request: Request, rows: list[Any], limit: int | None, kind: str) -> list[dict[str, str]]:
@@ -215,7 +257,7 @@ def _json(body: dict[str, Any]) -> Response:
 def _list(
     request: Request, ctx: RequestContext, rt: Runtime, detailed: bool, version: Microversion
 ) -> dict[str, Any]:
-    q = _list_query(request, ctx)
+    q = _list_query(request, ctx, version)
     user_data = detailed and ctx.is_admin and version.at_least("2.3")
     with rt.db.read() as session:
         fields = view.DETAIL_FIELDS if detailed else servers.BRIEF_FIELDS
@@ -274,6 +316,21 @@ def show_server(
     return {"server": body}
 
 
+@router.get("/v2.1/servers/{server_id}/topology")
+def show_topology(
+    server_id: str,
+    ctx: RequestContext = Depends(context),
+    version: Microversion = Depends(microversion),
+    rt: Runtime = Depends(runtime),
+) -> dict[str, Any]:
+    """2.78: the server's NUMA topology. kumo pins no guest to NUMA nodes, so every server has
+    none: Nova's answer for a server without a NUMA topology."""
+    require(version, "2.78")
+    with rt.db.read() as session:
+        servers.get(session, ctx, server_id)
+    return {"nodes": [], "pagesize_kb": None}
+
+
 @router.put("/v2.1/servers/{server_id}", openapi_extra=json_body(schemas.SERVER_UPDATE))
 def update_server(
     server_id: str,
@@ -287,6 +344,8 @@ def update_server(
     allowed = {"name", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig"}
     if version.at_least("2.19"):
         allowed.add("description")
+    if version.at_least("2.90"):
+        allowed.add("hostname")
     unknown = set(changes) - allowed
     if unknown:
         raise BadRequest(
@@ -299,10 +358,14 @@ def update_server(
             _optional_string(changes, key)
     if changes.get("description") is not None:
         params.string_value(changes["description"], "description", printable=False)
+    if "hostname" in changes:
+        changes["hostname"] = params.hostname_value(changes["hostname"], fqdn=version.at_least("2.94"))
     with rt.db.transaction() as session:
         instance = servers.update(session, ctx, server_id, changes)
         networking = server_networks.of_servers(session, [instance.uuid])
-    return {"server": view.updated(instance, base_url(request), version, ctx, networking)}
+        up = servers.hosts_up(session, {instance.host}) if instance.host and ctx.is_admin else {}
+    body = view.updated(instance, base_url(request), version, ctx, networking, up.get(instance.host or ""))
+    return {"server": body}
 
 
 @router.delete("/v2.1/servers/{server_id}", status_code=204)

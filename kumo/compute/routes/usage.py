@@ -1,14 +1,16 @@
 """/v2.1/os-simple-tenant-usage (every project's usage, admin) and /{project_id} (one project's),
-and /v2.1/servers/{id}/os-volume_attachments (kumo attaches no volume: an empty list)."""
+and /v2.1/servers/{id}/os-volume_attachments (kumo attaches no volume: an empty list; attach,
+update and detach are 404s once their bodies are checked)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Body, Depends, Request, Response
 
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
+from kumo.api.openapi import json_body
 from kumo.compute import schemas, usage, volume_attachments
 from kumo.compute.deps import microversion
 from kumo.compute.microversion import Microversion
@@ -76,3 +78,41 @@ def show_volume_attachment(
 ) -> dict[str, Any]:
     with rt.db.read() as session:
         return {"volumeAttachment": volume_attachments.get_attachment(session, ctx, server_id, volume_id)}
+
+
+@router.post(
+    "/v2.1/servers/{server_id}/os-volume_attachments", openapi_extra=json_body(schemas.VOLUME_ATTACHMENT)
+)
+def attach_volume(
+    server_id: str,
+    body: Any = Body(None),
+    ctx: RequestContext = Depends(context),
+    mv: Microversion = Depends(microversion),
+    rt: Runtime = Depends(runtime),
+) -> Response:
+    with rt.db.read() as session:
+        volume_attachments.attach(session, ctx, server_id, body, mv)
+
+
+@router.put(
+    "/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}",
+    openapi_extra=json_body(schemas.VOLUME_ATTACHMENT),
+)
+def update_volume_attachment(
+    server_id: str,
+    volume_id: str,
+    body: Any = Body(None),
+    ctx: RequestContext = Depends(context),
+    mv: Microversion = Depends(microversion),
+    rt: Runtime = Depends(runtime),
+) -> Response:
+    with rt.db.read() as session:
+        volume_attachments.update(session, ctx, server_id, volume_id, body, mv)
+
+
+@router.delete("/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}")
+def detach_volume(
+    server_id: str, volume_id: str, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
+) -> Response:
+    with rt.db.read() as session:
+        volume_attachments.detach(session, ctx, server_id, volume_id)

@@ -28,8 +28,8 @@ def detail(flavor: Flavor, mv: Microversion, base_url: str) -> dict[str, Any]:
         "name": flavor.name,
         "ram": flavor.ram,
         "disk": flavor.disk,
-        # Before 2.75 Nova answers "" for no swap.
-        "swap": flavor.swap or "",
+        # Before 2.75 Nova answers "" for no swap, from it 0.
+        "swap": flavor.swap or (0 if mv.at_least("2.75") else ""),
         "OS-FLV-EXT-DATA:ephemeral": flavor.ephemeral,
         "OS-FLV-DISABLED:disabled": False,
         "vcpus": flavor.vcpus,

@@ -1,4 +1,6 @@
-"""os-hypervisors bodies (shapes below 2.88: usage fields included, integer ids before 2.53)."""
+"""os-hypervisors bodies: integer ids before 2.53; `servers` whenever asked for from 2.75 (before,
+left out when empty); from 2.88 no usage fields nor cpu_info, and `uptime` in the detail and
+show bodies."""
 
 from __future__ import annotations
 
@@ -7,12 +9,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from kumo.compute.hosts import Hypervisor, Statistics, compute_service_id
+from kumo.compute.hosts import Hypervisor, Statistics, compute_service_id, uptime_text
 from kumo.compute.microversion import Microversion
 from kumo.compute.views import page_links
 
 UUID_VERSION = "2.53"
 CPU_INFO_OBJECT_VERSION = "2.28"
+ALWAYS_SERVERS_VERSION = "2.75"
+NO_USAGE_VERSION = "2.88"
 
 
 def hypervisor_id(h: Hypervisor, mv: Microversion) -> str | int:
@@ -27,7 +31,7 @@ def summary(h: Hypervisor, mv: Microversion) -> dict[str, Any]:
         "status": "disabled" if h.host.disabled else "enabled",
     }
     # Before 2.75 Nova leaves the key out when the host has no servers.
-    if h.servers:
+    if h.servers or (h.servers is not None and mv.at_least(ALWAYS_SERVERS_VERSION)):
         body["servers"] = [{"name": name, "uuid": uuid} for name, uuid in h.servers]
     return body
 
@@ -35,6 +39,22 @@ def summary(h: Hypervisor, mv: Microversion) -> dict[str, Any]:
 def detail(h: Hypervisor, mv: Microversion) -> dict[str, Any]:
     host = h.host
     body = summary(h, mv)
+    service = {
+        "id": host.service_uuid if mv.at_least(UUID_VERSION) else compute_service_id(host),
+        "host": host.name,
+        "disabled_reason": host.disabled_reason,
+    }
+    if mv.at_least(NO_USAGE_VERSION):
+        body.update(
+            {
+                "hypervisor_type": host.hypervisor_type,
+                "hypervisor_version": host.hypervisor_version,
+                "host_ip": host.host_ip,
+                "service": service,
+                "uptime": uptime_text(h),  # null while the host's service is down
+            }
+        )
+        return body
     body.update(
         {
             "vcpus": host.vcpus,
@@ -51,11 +71,7 @@ def detail(h: Hypervisor, mv: Microversion) -> dict[str, Any]:
             "running_vms": h.running_vms,
             "disk_available_least": h.free_disk_gb,
             "host_ip": host.host_ip,
-            "service": {
-                "id": host.service_uuid if mv.at_least(UUID_VERSION) else compute_service_id(host),
-                "host": host.name,
-                "disabled_reason": host.disabled_reason,
-            },
+            "service": service,
         }
     )
     if mv.at_least(CPU_INFO_OBJECT_VERSION):

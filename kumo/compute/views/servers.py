@@ -1,4 +1,4 @@
-"""Server bodies exactly as Nova shapes them, per microversion (2.1 … 2.64).
+"""Server bodies exactly as Nova shapes them, per microversion (2.1 … 2.96).
 
 One renderer (`render`) writes every field of a server body, from one record: the columns the
 list page reads (DETAIL_FIELDS), which `record` also makes of an ORM instance. Three shapes:
@@ -6,7 +6,10 @@ GET show / list detail (`detail`, `detail_page`), the PUT update response (`upda
 rebuild response (`rebuilt`). Before 2.75 Nova answers PUT and rebuild with the core only: no
 key_name, security groups, OS-EXT-* or OS-SRV-USG attributes (rebuild gains key_name at 2.54
 and user_data at 2.57). Fields tied to a microversion appear from it on in every shape: locked
-(2.9), description (2.19), tags (2.26), the embedded flavor (2.47), trusted certs (2.63).
+(2.9), description (2.19), tags (2.26), the embedded flavor (2.47), trusted certs (2.63),
+locked_reason (2.73). From 2.75 the PUT and rebuild responses are the show body. The show,
+update and rebuild bodies (not the list) carry server_groups from 2.71. From 2.90 everyone sees
+OS-EXT-SRV-ATTR:hostname; from 2.96 pinned_availability_zone (the zone the create asked for).
 """
 
 from __future__ import annotations
@@ -141,6 +144,8 @@ DETAIL_FIELDS = (
     "updated_at",
     "launched_at",
     "terminated_at",
+    "locked_reason",
+    "requested_az",
 )
 _JSON_FIELDS = frozenset(
     name for name in DETAIL_FIELDS if isinstance(Instance.__mapper__.columns[name].type, JSON)
@@ -174,9 +179,18 @@ def detail(
     host_up: bool | None = None,
     networking: Networking = NO_NETWORKING,
 ) -> dict[str, Any]:
-    """GET /servers/{id}: `render` of the instance's record."""
+    """GET /servers/{id}: `render` of the instance's record, and its server groups (2.71)."""
     up = {instance.host: host_up} if instance.host and host_up is not None else {}
-    return render([record(instance)], base, version, ctx, up, networking=networking)[0]
+    body = render([record(instance)], base, version, ctx, up, networking=networking)[0]
+    return _with_groups(body, instance, version)
+
+
+def _with_groups(body: dict[str, Any], instance: Instance, version: Microversion) -> dict[str, Any]:
+    """2.71: the ids of the server groups the server is in (kumo: at most one) in the show,
+    update and rebuild bodies; never in a list."""
+    if version.at_least("2.71"):
+        body["server_groups"] = [instance.server_group] if instance.server_group else []
+    return body
 
 
 def detail_page(
@@ -197,9 +211,12 @@ def updated(
     version: Microversion,
     ctx: RequestContext,
     networking: Networking = NO_NETWORKING,
+    host_up: bool | None = None,
 ) -> dict[str, Any]:
-    """The PUT /servers/{id} response (before 2.75: the core view only)."""
-    return render([record(instance)], base, version, ctx, {}, Shape.UPDATED, networking)[0]
+    """The PUT /servers/{id} response (before 2.75: the core view only; from it the show body)."""
+    up = {instance.host: host_up} if instance.host and host_up is not None else {}
+    body = render([record(instance)], base, version, ctx, up, Shape.UPDATED, networking)[0]
+    return _with_groups(body, instance, version)
 
 
 def rebuilt(
@@ -209,9 +226,13 @@ def rebuilt(
     ctx: RequestContext,
     admin_pass: str | None,
     networking: Networking = NO_NETWORKING,
+    host_up: bool | None = None,
 ) -> dict[str, Any]:
-    """The rebuild action's response: the core view, key_name from 2.54, user_data from 2.57."""
-    body = render([record(instance)], base, version, ctx, {}, Shape.REBUILT, networking)[0]
+    """The rebuild action's response: the core view, key_name from 2.54, user_data from 2.57;
+    from 2.75 the show body (with user_data)."""
+    up = {instance.host: host_up} if instance.host and host_up is not None else {}
+    body = render([record(instance)], base, version, ctx, up, Shape.REBUILT, networking)[0]
+    _with_groups(body, instance, version)
     if admin_pass is not None:
         body["adminPass"] = admin_pass
     return body
@@ -239,8 +260,12 @@ def render(
     distinct one is decoded and shaped once per call), so they are for encoding, not mutating.
     The microversion is compared once per call, not per record."""
     admin = ctx.is_admin
-    full = shape is Shape.DETAIL
+    # From 2.75 the update and rebuild responses are the show body.
+    full = shape is Shape.DETAIL or version.at_least("2.75")
     locked_field = version.at_least("2.9")
+    locked_reason_field = version.at_least("2.73")
+    hostname_field = version.at_least("2.90")  # OS-EXT-SRV-ATTR:hostname for everyone
+    pinned_zone_field = version.at_least("2.96")
     description_field = version.at_least("2.19")
     tags_field = version.at_least("2.26")
     certs_field = version.at_least("2.63")
@@ -293,6 +318,8 @@ def render(
         updated_at,
         launched_at,
         terminated_at,
+        locked_reason,
+        requested_az,
     ) in records:
         state = (vm_state, task_state)
         status = statuses.get(state)
@@ -344,6 +371,8 @@ def render(
             body["progress"] = progress or 0
         if locked_field:
             body["locked"] = bool(locked)
+        if locked_reason_field:
+            body["locked_reason"] = locked_reason if locked else None
         if description_field:
             body["description"] = description
         if tags_field:
@@ -368,6 +397,10 @@ def render(
         body["OS-SRV-USG:launched_at"] = launched_at and launched_at.isoformat(timespec="microseconds")
         body["OS-SRV-USG:terminated_at"] = terminated_at and terminated_at.isoformat(timespec="microseconds")
         body["os-extended-volumes:volumes_attached"] = no_volumes
+        if pinned_zone_field:
+            body["pinned_availability_zone"] = requested_az
+        if hostname_field:
+            body["OS-EXT-SRV-ATTR:hostname"] = hostname or ""
         groups = server_groups.get(uuid)
         if groups:
             key = tuple(groups)
@@ -423,7 +456,7 @@ def action_body(
     """One instance action; `events` None leaves them out (the list call, or hidden by policy).
 
     Admins see each event's traceback at every version and its host from 2.62; everyone sees the
-    event's hostId from 2.62."""
+    event's hostId from 2.62; admins see its details (null when none) from 2.84."""
     body: dict[str, Any] = {
         "action": action.action,
         "instance_uuid": action.instance_uuid,
@@ -450,6 +483,8 @@ def action_body(
                 item["hostId"] = _hash_host(action.project_id or "", ev.host)
                 if ctx.is_admin:
                     item["host"] = ev.host or ""
+            if version.at_least("2.84") and ctx.is_admin:  # Nova's events:details policy: admin
+                item["details"] = ev.details
             out.append(item)
         body["events"] = out
     return body

@@ -238,6 +238,21 @@ def test_evacuate_moves_the_server_and_its_allocations(any_cloud: Cloud, any_fle
         assert (server["status"], _host_of(server)) == ("SHUTOFF", "ev-third")
 
 
+def test_evacuate_at_2_95_leaves_the_server_stopped(cloud: Cloud, fleet: Fleet) -> None:
+    """2.95: an active server evacuated is stopped at its destination, within the evacuation."""
+    fleet.add("e95-src")
+    with cloud.client(microversion=MV) as c:
+        flavor, image = _setup(c)
+        sid = _boot_on(c, flavor, image, "e95-src")
+        fleet.add("e95-dst")
+        _dead(fleet, c, "e95-src")
+        assert _action(c, sid, {"evacuate": {}}, "2.95").status_code == 200
+        server = wait_for(lambda: (s := _server(c, sid))["OS-EXT-STS:task_state"] is None and s)
+        assert (server["status"], _host_of(server)) == ("SHUTOFF", "e95-dst")
+        assert server["OS-EXT-STS:power_state"] == 4
+        assert _actions(c, sid)[0] == "evacuate"
+
+
 def test_evacuate_requests_nova_refuses(cloud: Cloud, fleet: Fleet) -> None:
     fleet.add("er-src")
     with cloud.client(microversion=MV) as c:

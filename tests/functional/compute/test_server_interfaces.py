@@ -119,6 +119,23 @@ def _interfaces(env: Env) -> None:
     # Refusals, as Nova.
     compute = demo.compute
     base = f"/servers/{server.id}/os-interface"
+    # 2.70: the device tag given at attach is shown back (null when none); no `tag` before.
+    tagged = compute.post(
+        base, json={"interfaceAttachment": {"net_id": net2.id, "tag": "nic-b"}}, microversion="2.70"
+    )
+    assert tagged.status_code == 200 and tagged.json()["interfaceAttachment"]["tag"] == "nic-b", tagged.text
+    tagged_port = tagged.json()["interfaceAttachment"]["port_id"]
+    assert (
+        compute.get(f"{base}/{tagged_port}", microversion="2.70").json()["interfaceAttachment"]["tag"]
+        == "nic-b"
+    )
+    assert (
+        compute.get(f"{base}/{cold.port_id}", microversion="2.70").json()["interfaceAttachment"]["tag"]
+        is None
+    )
+    assert (
+        "tag" not in compute.get(f"{base}/{tagged_port}", microversion="2.69").json()["interfaceAttachment"]
+    )
     both = {"interfaceAttachment": {"net_id": net2.id, "port_id": own.id}}
     assert compute.post(base, json=both).status_code == 400
     no_net = {"interfaceAttachment": {"fixed_ips": [{"ip_address": "10.41.0.9"}]}}

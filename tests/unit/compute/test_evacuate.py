@@ -1,5 +1,5 @@
 """The evacuate body per microversion (Nova's schemas: onSharedStorage required before 2.14 and
-gone from it, force from 2.29)."""
+gone from it, force from 2.29 to 2.67, the server left stopped from 2.95)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,10 @@ ACCEPTED = [
     ("2.28", {"host": "h2", "adminPass": "pw"}, EvacuateRequest(host="h2", admin_pass="pw")),
     ("2.29", {"host": "h2", "force": "true"}, EvacuateRequest(host="h2", force=True)),
     ("2.64", {"force": False}, EvacuateRequest()),
+    ("2.67", {"host": "h2", "force": True}, EvacuateRequest(host="h2", force=True)),
+    ("2.94", {"host": "h2"}, EvacuateRequest(host="h2")),
+    ("2.95", {"host": "h2"}, EvacuateRequest(host="h2", stopped=True)),
+    ("2.96", {}, EvacuateRequest(stopped=True)),
 ]
 
 
@@ -44,6 +48,7 @@ REFUSED = [
     ("2.64", {"host": ["h2"]}, "field/attribute host"),
     ("2.64", {"adminPass": 7}, "field/attribute adminPass"),
     ("2.64", None, "Value must be an object"),
+    ("2.68", {"host": "h2", "force": True}, "'force' was unexpected"),
 ]
 
 

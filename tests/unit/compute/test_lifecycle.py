@@ -466,11 +466,19 @@ def test_moving(task_state: str | None, moving: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    ("vm_state", "stop_after"), [(VmState.ACTIVE, False), (VmState.STOPPED, True), (VmState.ERROR, False)]
+    ("vm_state", "asked", "stop_after"),
+    [
+        (VmState.ACTIVE, False, False),
+        (VmState.STOPPED, False, True),
+        (VmState.ERROR, False, False),
+        # 2.95: stopped at the destination whatever the state before
+        (VmState.ACTIVE, True, True),
+        (VmState.ERROR, True, True),
+    ],
 )
-def test_evacuate(vm_state: str, stop_after: bool) -> None:
+def test_evacuate(vm_state: str, asked: bool, stop_after: bool) -> None:
     payload = {"action_id": A, "event_id": E, "source": "h1", "stop_after": stop_after, "instance": SPEC}
-    assert lc.evacuate(server(vm_state), "h2") == Change(
+    assert lc.evacuate(server(vm_state), "h2", stop_after=asked) == Change(
         host="h2",
         zone_from_host=True,
         task_state=TaskState.REBUILDING,

@@ -10,6 +10,7 @@ import jsonschema
 import pytest
 
 from kumo.compute import schemas
+from kumo.compute.microversion import max_version
 from kumo.compute.routes.servers import parse_create
 from kumo.errors import BadRequest
 
@@ -18,7 +19,8 @@ CAP = schemas.MAX_COUNT  # the default of setting max_servers_per_request
 
 
 def _body(server: dict[str, Any] | None = None, **top: Any) -> dict[str, Any]:
-    return {"server": {"name": "vm", "flavorRef": "1", "imageRef": UUID, **(server or {})}, **top}
+    server = {"name": "vm", "flavorRef": "1", "imageRef": UUID, "networks": "auto", **(server or {})}
+    return {"server": server, **top}
 
 
 @pytest.mark.parametrize(
@@ -41,7 +43,7 @@ def _body(server: dict[str, Any] | None = None, **top: Any) -> dict[str, Any]:
 def test_create_schema_and_parser_agree(body: dict[str, Any], accepted: bool) -> None:
     schema_ok = jsonschema.Draft202012Validator(schemas.SERVER_CREATE).is_valid(body)
     try:
-        parse_create(body, CAP)
+        parse_create(body, CAP, max_version())
         parser_ok = True
     except BadRequest:
         parser_ok = False

@@ -180,6 +180,7 @@ class Field:
     shapes: tuple[Shape, ...] = ALL
     required: bool = True
     admin_only: bool = False  # required for admins, absent for others
+    in_list: bool = True  # False: in the show, update and rebuild bodies, never in a list
 
 
 SERVER_FIELDS = [
@@ -203,7 +204,7 @@ SERVER_FIELDS = [
     Field("OS-DCF:diskConfig", STR),
     Field("accessIPv4", {"type": "string", "format": "ipv4-or-empty"}),
     Field("accessIPv6", {"type": "string", "format": "ipv6-or-empty"}),
-    # GET and list detail only (PUT and rebuild show these from 2.75 on, past kumo's maximum).
+    # GET and list detail only before 2.75; from 2.75 the PUT and rebuild bodies are the show body.
     Field("key_name", STR_OR_NULL, shapes=("show",)),
     # Left out for a server whose ports have no security group (or that has no port), as Nova.
     Field("security_groups", ARRAY, shapes=("show",), required=False),
@@ -234,14 +235,16 @@ SERVER_FIELDS = [
         for key, schema in [
             ("reservation_id", STR_OR_NULL),
             ("launch_index", INT),
-            ("hostname", STR),
             ("kernel_id", STR_OR_NULL),
             ("ramdisk_id", STR_OR_NULL),
             ("root_device_name", STR_OR_NULL),
             ("user_data", STR_OR_NULL),
         ]
     ),
+    Field("OS-EXT-SRV-ATTR:hostname", STR, since="2.3", until="2.90", shapes=("show",), admin_only=True),
+    Field("OS-EXT-SRV-ATTR:hostname", STR, since="2.90", shapes=("show",)),  # everyone's from 2.90
     Field("host_status", STR, since="2.16", shapes=("show",), admin_only=True),
+    Field("pinned_availability_zone", STR_OR_NULL, since="2.96", shapes=("show",)),
     Field("locked", BOOL, since="2.9"),
     Field("description", STR_OR_NULL, since="2.19"),
     Field("tags", TAGS, since="2.26"),
@@ -258,6 +261,8 @@ SERVER_FIELDS = [
         shapes=("rebuild",),
     ),
     Field("trusted_image_certificates", TRUSTED_CERTS, since="2.63"),
+    Field("server_groups", {"type": "array", "maxItems": 1, "items": STR}, since="2.71", in_list=False),
+    Field("locked_reason", STR_OR_NULL, since="2.73"),
 ]
 
 
@@ -266,16 +271,22 @@ def mv(text: str) -> Microversion:
     return Microversion(major, minor)
 
 
-def server_schema(version: str, shape: Shape, admin: bool, admin_pass: bool = False) -> dict[str, Any]:
+def server_schema(
+    version: str, shape: Shape, admin: bool, admin_pass: bool = False, listing: bool = False
+) -> dict[str, Any]:
     props: dict[str, Any] = {}
     required: list[str] = []
+    full = shape == "show" or mv(version) >= mv("2.75")  # 2.75: PUT and rebuild answer the show body
     for f in SERVER_FIELDS:
-        if shape not in f.shapes or not (mv(f.since) <= mv(version) < mv(f.until)):
+        in_shape = shape in f.shapes or (full and "show" in f.shapes)
+        if not in_shape or not (mv(f.since) <= mv(version) < mv(f.until)):
+            continue
+        if listing and not f.in_list:
             continue
         if f.admin_only and not admin:
             continue
         props[f.key] = f.schema
-        if f.required:
+        if f.required and f.key not in required:
             required.append(f.key)
     if admin_pass:
         props["adminPass"] = STR
@@ -313,6 +324,8 @@ def action_schema(version: str, admin: bool, with_events: bool) -> dict[str, Any
             event["hostId"] = STR
             if admin:
                 event["host"] = STR
+        if mv(version) >= mv("2.84") and admin:  # Nova's events:details policy: admin
+            event["details"] = STR_OR_NULL
         props["events"] = {"type": "array", "items": strict(list(event), **event)}
         required.append("events")
     return strict(required, **props)
@@ -450,6 +463,11 @@ VERSIONS = [
     "2.62",
     "2.63",
     "2.64",
+    "2.71",
+    "2.73",
+    "2.75",
+    "2.90",
+    "2.96",
 ]
 STATES = ["BUILD", "ACTIVE", "ERROR"]
 WHO = {"admin": True, "member": False}
@@ -460,10 +478,13 @@ WHO = {"admin": True, "member": False}
 @pytest.mark.parametrize("version", VERSIONS)
 def test_show_and_list_detail_conform(version: str, who: str, state: str) -> None:
     admin = WHO[who]
-    body = view.detail(server(state), BASE, mv(version), ctx(admin), host_up=True)
+    instance = server(state)
+    body = view.detail(instance, BASE, mv(version), ctx(admin), host_up=True)
     item = server_schema(version, "show", admin)
     assert_conforms({"server": body}, strict(["server"], server=item))
-    assert_conforms({"servers": [body, body]}, list_schema(item))
+    up = {instance.host: True} if instance.host else {}
+    page = view.detail_page([view.record(instance)] * 2, BASE, mv(version), ctx(admin), up)
+    assert_conforms({"servers": page}, list_schema(server_schema(version, "show", admin, listing=True)))
 
 
 @pytest.mark.parametrize("state", STATES)
@@ -501,7 +522,7 @@ def test_list_and_create_conform(state: str) -> None:
 
 
 @pytest.mark.parametrize("who", WHO)
-@pytest.mark.parametrize("version", ["2.1", "2.21", "2.51", "2.58", "2.62", "2.64"])
+@pytest.mark.parametrize("version", ["2.1", "2.21", "2.51", "2.58", "2.62", "2.64", "2.84", "2.96"])
 def test_instance_actions_conform(version: str, who: str) -> None:
     admin = WHO[who]
     row, events = action()

@@ -42,6 +42,16 @@ CASES = [
     Case("force/none", f.force_host_filter, make_host()),
     Case("force/this", f.force_host_filter, make_host(), {"force_host": "h1"}),
     Case("force/other", f.force_host_filter, make_host(), {"force_host": "h2"}, rejects=f.NOT_FORCED),
+    # RequestedHostFilter (2.74's host: only it, and the other filters still run)
+    Case("requested/none", f.requested_host_filter, make_host()),
+    Case("requested/this", f.requested_host_filter, make_host(), {"requested_host": "h1"}),
+    Case(
+        "requested/other",
+        f.requested_host_filter,
+        make_host(),
+        {"requested_host": "h2"},
+        rejects=f.NOT_REQUESTED,
+    ),
     # ComputeFilter
     Case("compute/up-enabled", f.compute_filter, make_host()),
     Case("compute/down", f.compute_filter, make_host().down(), rejects=f.SERVICE_DOWN),

@@ -1,0 +1,79 @@
+"""Server tags as values (pure): Nova's limits on a tag and a server's tags, and the list
+filters. The sub-resource's reads and writes are kumo.compute.server_tags."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from kumo.errors import BadRequest
+
+MAX_TAGS = 50
+MAX_TAG_LENGTH = 60
+
+
+def tag_problem(tag: Any) -> str | None:
+    """Why `tag` is not a valid tag (None: it is one)."""
+    if not isinstance(tag, str):
+        return f"{tag!r} is not of type 'string'"
+    if not tag:
+        return f"{tag!r} is too short"
+    if len(tag) > MAX_TAG_LENGTH:
+        return f"{tag!r} is too long"
+    if "," in tag or "/" in tag:
+        return f"{tag!r} does not match '^[^,/]*$'"
+    if not tag.isprintable():
+        return f"{tag!r} is not printable"
+    return None
+
+
+def validate_tags(value: Any, field: str = "tags") -> list[str]:
+    """A body's list of tags (create's `tags`, PUT /tags): at most MAX_TAGS valid tags; a tag
+    given twice is kept once, in its first place."""
+    if not isinstance(value, list):
+        raise BadRequest(
+            f"Invalid input for field/attribute {field}. Value: {value!r}. is not of type 'array'"
+        )
+    if len(value) > MAX_TAGS:
+        raise BadRequest(
+            f"Invalid input for field/attribute {field}. Value: {value!r}. is too long "
+            f"(at most {MAX_TAGS} tags)"
+        )
+    for tag in value:
+        problem = tag_problem(tag)
+        if problem is not None:
+            raise BadRequest(f"Invalid input for field/attribute {field}. Value: {tag!r}. {problem}")
+    return list(dict.fromkeys(value))
+
+
+@dataclass(frozen=True)
+class TagFilter:
+    """The list filters: `tags` (every one), `tags-any` (at least one), `not-tags` (not every
+    one), `not-tags-any` (none of them); each a comma-separated list in the query string."""
+
+    all_of: frozenset[str] = frozenset()
+    any_of: frozenset[str] = frozenset()
+    not_all_of: frozenset[str] = frozenset()
+    none_of: frozenset[str] = frozenset()
+
+    @classmethod
+    def parse(cls, query: dict[str, str]) -> TagFilter:
+        def split(name: str) -> frozenset[str]:
+            raw = query.get(name)
+            return frozenset(t for t in raw.split(",") if t) if raw else frozenset()
+
+        return cls(split("tags"), split("tags-any"), split("not-tags"), split("not-tags-any"))
+
+    def __bool__(self) -> bool:
+        return bool(self.all_of or self.any_of or self.not_all_of or self.none_of)
+
+    def matches(self, tags: Iterable[str]) -> bool:
+        held = set(tags)
+        if self.all_of and not self.all_of <= held:
+            return False
+        if self.any_of and not self.any_of & held:
+            return False
+        if self.not_all_of and self.not_all_of <= held:
+            return False
+        return not (self.none_of and self.none_of & held)
