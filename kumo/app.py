@@ -45,6 +45,7 @@ from kumo.image.store import file_store
 from kumo.network import routes as network_routes
 from kumo.placement.api import routes as placement_routes
 from kumo.placement.api.fast import ClaimFastLane
+from kumo.rebalance.signal import signal_gauges
 from kumo.runtime import Runtime
 from kumo.stock import routes as stock_routes
 
@@ -116,6 +117,7 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
     def metrics() -> Response:
         with rt.db.read() as session:
             fleet_gauges(session, rt.settings.heartbeat_timeout_seconds)
+            signal_gauges(session)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     openapi.install(app)
