@@ -22,7 +22,6 @@ from sqlalchemy import select
 
 from kumo.agent.drivers.base import DriverError
 from kumo.agent.drivers.fake import FakeDriver
-from kumo.config import Settings
 from kumo.rebalance import core
 from kumo.rebalance.models import VmCpuSignal
 from tests.conftest import Cloud, Fleet, start_cloud, wait_for
@@ -221,7 +220,7 @@ def test_rebalance_dry_run_veto_move_and_failure(hooked: tuple[Cloud, Fleet]) ->
         assert Hooks.calls[1]["body"]["outcome"] == "FAILED"
         assert _wait_status(c, victim, "ACTIVE")["OS-EXT-SRV-ATTR:host"] == "rb-a"
     metrics = {
-        line.split(" ")[0]: float(line.split(" ")[1])
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
         for line in httpx.get(f"{cloud.url}/metrics").text.splitlines()
         if line.startswith("kumo_rebalance")
     }
