@@ -320,7 +320,7 @@ def plan(snapshot: Snapshot, policy: Policy | None = None) -> Plan:
     destination; every server of a hot host that does not move is in `skipped` with a reason."""
     policy = policy or Policy()
     work = _Work(snapshot, policy)
-    victims = sorted(vm.uuid for vm in snapshot.vms if is_victim(vm, policy))
+    victims = {vm.uuid for vm in snapshot.vms if is_victim(vm, policy)}
     victims_on: dict[str, list[str]] = {}
     for vm in snapshot.vms:
         if vm.uuid in victims:
@@ -392,7 +392,7 @@ def plan(snapshot: Snapshot, policy: Policy | None = None) -> Plan:
         lost_cores_before=lost_before,
         lost_cores_after=sum(work.lost(h) for h in work.cpu),
         hot_hosts=hot_hosts,
-        victims=tuple(victims),
+        victims=tuple(sorted(victims)),
     )
     return Plan(tuple(moves), tuple(skipped), effect)
 

@@ -97,16 +97,34 @@ class Executor:
         self.db, self.settings, self.drain, self.clock = db, settings, drain, clock
 
     def step(self) -> None:
+        """One round; an idle cloud (no audit due, no plan started) costs one read."""
+        if not self.busy():
+            return
         self.run_audits()
         self.promote()
         self.finish()
         self.start_actions()
         self.close_plans()
 
+    def busy(self) -> bool:
+        now = self.clock()
+        with self.db.read() as session:
+            due = session.scalar(
+                select(Audit.id)
+                .where(Audit.state.in_([svc.PENDING, svc.ONGOING]), Audit.next_run_time <= now)
+                .limit(1)
+            )
+            running = session.scalar(
+                select(ActionPlan.id)
+                .where(ActionPlan.state.in_([svc.PENDING, svc.ONGOING, svc.CANCELLING]))
+                .limit(1)
+            )
+        return due is not None or running is not None
+
     # -- audits and plans ----------------------------------------------------------------
     def run_audits(self) -> None:
         now = self.clock()
-        with self.db.transaction() as session:
+        with self.db.read() as session:
             due = [a.uuid for a in svc.due_audits(session, now)]
         for audit_uuid in due:
             try:

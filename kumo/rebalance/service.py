@@ -234,12 +234,13 @@ def delete_audit(session: Session, ref: str) -> None:
 
 
 def due_audits(session: Session, now: dt.datetime) -> list[Audit]:
+    """Audits to run now (the executor runs each under its row lock, re-checked: one API
+    worker runs each round)."""
     return list(
         session.scalars(
             select(Audit)
             .where(Audit.state.in_([PENDING, ONGOING]), Audit.next_run_time <= now)
             .order_by(Audit.next_run_time, Audit.id)
-            .with_for_update(skip_locked=True)  # PostgreSQL: one API worker runs each audit
         )
     )
 
