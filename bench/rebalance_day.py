@@ -39,6 +39,7 @@ from kumo.scheduler import GroupSpec, HostState
 from kumo.scheduler import Snapshot as PlacementSnapshot
 
 CORES, RAM_GIB = 20.0, 384
+BUSY_MINUTE = 0.5  # a VM-minute counts in the busy-minute percentiles at this demand per vCPU
 MINUTES = 1440
 
 
@@ -219,7 +220,7 @@ def run(
                 pct = 100.0 * f * vm.demand / vm.vcpus
                 vm.steal.append(pct)
                 lost_core_min += f * vm.demand
-                if vm.demand / vm.vcpus >= policy.busy:
+                if vm.demand / vm.vcpus >= BUSY_MINUTE:
                     busy.append(pct)
                 raw = GuestRate(vm.vcpus, vm.demand * (1 - f), vm.demand * f)
                 vm.rate = smoothed(vm.rate, raw, 60.0, 60.0)
@@ -343,14 +344,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--start", type=int, default=0, help="from this minute of the day")
     ap.add_argument("--plan-only", action="store_true", help="time plan() on one peak-hour fleet")
     ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument(
+        "-p", "--policy", action="append", default=[], metavar="FIELD=VALUE", help="a Policy field"
+    )
     args = ap.parse_args(argv)
+    overrides: dict[str, object] = {}
+    for item in args.policy:
+        key, _, value = item.partition("=")
+        default = getattr(core.Policy(), key)
+        overrides[key] = value if isinstance(default, str) else type(default)(float(value))
+    policy = core.Policy(**overrides)  # type: ignore[arg-type]
     if args.plan_only:
         print(json.dumps(plan_only(args.hosts, args.vms, args.seeds[0], args.repeat)))
         return 0
     failures = 0
     for seed in args.seeds:
-        off = run(args.hosts, args.vms, seed, args.hogs, False, core.Policy(), args.minutes, args.start)
-        on = run(args.hosts, args.vms, seed, args.hogs, True, core.Policy(), args.minutes, args.start)
+        off = run(args.hosts, args.vms, seed, args.hogs, False, policy, args.minutes, args.start)
+        on = run(args.hosts, args.vms, seed, args.hogs, True, policy, args.minutes, args.start)
         print(json.dumps(off))
         print(json.dumps(on))
         failed = check(off, on)
