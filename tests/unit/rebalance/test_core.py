@@ -352,7 +352,7 @@ def test_no_victim_gives_empty_plan_and_no_skips() -> None:
     [
         (0, 6.0, 0.6, 1),  # above trigger and busy: count up
         (2, 6.0, 0.6, 3),
-        (2, 6.0, 0.3, 2),  # idle server: hold, never arm
+        (2, 6.0, 0.2, 2),  # idle server: hold, never arm
         (3, 4.0, 0.6, 3),  # between clear and trigger: hold (hysteresis)
         (3, 2.4, 0.6, 0),  # below clear: reset
         (0, 4.0, 0.9, 0),
