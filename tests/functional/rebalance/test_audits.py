@@ -105,3 +105,35 @@ def test_auto_trigger_with_nothing_to_move_ends_at_once(db: Database, tmp_path: 
     with db.read() as s:
         (plan,) = svc.list_plans(s, uuid)
         assert plan.state == svc.SUCCEEDED and svc.get_audit(s, uuid).state == svc.SUCCEEDED
+
+
+def test_executor_starts_only_what_the_caps_allow(db: Database, tmp_path: Path) -> None:
+    """1 out and 1 in per host, per_cloud running at once (running actions count), in order."""
+    executor = Executor(db, Settings(state_dir=tmp_path), hooks.DrainHooks("", "", 1.0), clock=lambda: T0)
+    with db.transaction() as s:
+        uuid = svc.create_audit_from(s, {"goal": "noisy_neighbor", "parameters": {"per_cloud": 3}}, T0).uuid
+    executor.run_audits()
+    with db.transaction() as s:
+        (plan,) = svc.list_plans(s, uuid)
+        plan.state = svc.ONGOING
+        moves = [
+            ("run", "g", "h", svc.ONGOING),
+            ("a1", "a", "b", svc.PENDING),
+            ("a2", "a", "c", svc.PENDING),
+            ("a3", "d", "b", svc.PENDING),
+            ("a4", "e", "f", svc.PENDING),
+            ("a5", "i", "j", svc.PENDING),
+        ]
+        for seq, (name, src, dst, state) in enumerate(moves):
+            s.add(
+                Action(
+                    uuid=name,
+                    action_plan_uuid=plan.uuid,
+                    seq=seq,
+                    state=state,
+                    parents=[],
+                    input_parameters={"resource_id": name, "source_node": src, "destination_node": dst},
+                )
+            )
+    # a2: a's outbound slot taken by a1; a3: b's inbound by a1; a5: the cloud's 3 slots full.
+    assert executor._startable() == ["a1", "a4"]
