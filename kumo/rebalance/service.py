@@ -171,6 +171,7 @@ def create_audit(
     interval: int | None,
     auto_trigger: bool,
     now: dt.datetime,
+    scope_given: list[Any] | None = None,
 ) -> Audit:
     scope: list[Any] = []
     if template:
@@ -183,7 +184,9 @@ def create_audit(
         raise BadRequest("Interval of audit must be specified for CONTINUOUS.")
     if audit_type == ONESHOT and interval:
         raise BadRequest("Interval of audit must not be set for ONESHOT.")
-    snap.policy_from(parameters)  # refuse bad parameters now, not at the first run
+    snap.policy_from(parameters)  # refuse bad parameters and scopes now, not at the first run
+    scope = scope_given if scope_given is not None else scope
+    snap.scope_from(scope)
     row = Audit(
         uuid=str(uuid.uuid4()),
         name=name or f"{g.name}-{now.isoformat(timespec='seconds')}",
@@ -249,7 +252,8 @@ def run_audit(session: Session, settings: Settings, audit: Audit, now: dt.dateti
     """One run: plan over a fresh snapshot, store it as a RECOMMENDED plan with its actions
     (superseding the audit's earlier RECOMMENDED ones), started at once with auto_trigger."""
     policy = snap.policy_from(audit.parameters or {})
-    result = core.plan(snap.build(session, settings, now), policy)
+    scope = snap.scope_from(audit.scope or [])
+    result = core.plan(snap.build(session, settings, now, scope), policy)
     for old in session.scalars(select(ActionPlan).where(ActionPlan.state == RECOMMENDED)):
         old.state = SUPERSEDED
     plan_row = ActionPlan(
@@ -417,9 +421,8 @@ def create_template_from(session: Session, body: Any) -> AuditTemplate:
     name = _opt_str(data, "name")
     if not name:
         raise BadRequest("Invalid input for field/attribute name: a name is required")
-    scope = data.get("scope") or []
-    if not isinstance(scope, list):
-        raise BadRequest("Invalid input for field/attribute scope: a list is expected")
+    scope = _scope(data.get("scope")) or []
+    snap.scope_from(scope)
     return create_template(
         session,
         name,
@@ -449,7 +452,16 @@ def create_audit_from(session: Session, body: Any, now: dt.datetime) -> Audit:
         interval=_interval(data.get("interval")),
         auto_trigger=auto_trigger,
         now=now,
+        scope_given=_scope(data.get("scope")),
     )
+
+
+def _scope(value: Any) -> list[Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise BadRequest("Invalid input for field/attribute scope: a list is expected")
+    return value
 
 
 def _interval(value: Any) -> int | None:

@@ -49,11 +49,57 @@ def policy_from(parameters: dict[str, Any]) -> core.Policy:
     return core.Policy(**values)
 
 
+@dataclasses.dataclass(frozen=True)
+class Scope:
+    """What of Watcher's compute scope kumo applies: availability zones (none: all), and the
+    instances, compute nodes and projects excluded. Other scope keys are accepted and ignored."""
+
+    zones: frozenset[str] = frozenset()
+    instances: frozenset[str] = frozenset()
+    hosts: frozenset[str] = frozenset()
+    projects: frozenset[str] = frozenset()
+
+
+def scope_from(scope: list[Any]) -> Scope:
+    """Watcher's `[{"compute": [{"availability_zones": [{"name": …}]}, {"exclude": [{"instances":
+    [{"uuid": …}]}, {"compute_nodes": [{"name": …}]}, {"projects": [{"uuid": …}]}]}]}]`."""
+    zones: set[str] = set()
+    excluded: dict[str, set[str]] = {"instances": set(), "compute_nodes": set(), "projects": set()}
+    if not isinstance(scope, list):
+        raise BadRequest("Invalid audit scope: a list is expected")
+    for part in scope:
+        compute = part.get("compute") if isinstance(part, dict) else None
+        for rule in compute if isinstance(compute, list) else []:
+            if not isinstance(rule, dict):
+                raise BadRequest(f"Invalid audit scope rule: {rule!r}")
+            for zone in rule.get("availability_zones") or []:
+                zones.add(str(zone.get("name")) if isinstance(zone, dict) else str(zone))
+            for group in rule.get("exclude") or []:
+                for key, key_field in (
+                    ("instances", "uuid"),
+                    ("compute_nodes", "name"),
+                    ("projects", "uuid"),
+                ):
+                    for item in (group.get(key) or []) if isinstance(group, dict) else []:
+                        excluded[key].add(str(item.get(key_field)) if isinstance(item, dict) else str(item))
+    return Scope(
+        frozenset(zones),
+        frozenset(excluded["instances"]),
+        frozenset(excluded["compute_nodes"]),
+        frozenset(excluded["projects"]),
+    )
+
+
 def ongoing_moves(session: Session) -> list[Action]:
     return list(session.scalars(select(Action).where(Action.state == ONGOING)))
 
 
-def build(session: Session, settings: Settings, now: dt.datetime) -> core.Snapshot:
+def build(
+    session: Session, settings: Settings, now: dt.datetime, scope: Scope | None = None
+) -> core.Snapshot:
+    """The planner's snapshot; with `scope`, hosts outside its zones or excluded are left out
+    (neither hot nor destinations) and its excluded servers and projects never move."""
+    scope = scope or Scope()
     fresh = now - dt.timedelta(seconds=settings.rebalance_signal_max_age_seconds)
     host_rows = {
         h.host: h for h in session.scalars(select(HostCpuSignal).where(HostCpuSignal.updated_at >= fresh))
@@ -101,6 +147,9 @@ def build(session: Session, settings: Settings, now: dt.datetime) -> core.Snapsh
         host = str(instance.host)
         demand_in_vms[host] = demand_in_vms.get(host, 0.0) + demand
         request = request_for(instance, groups.get(instance.server_group or ""))
+        metadata = {str(k): str(v) for k, v in (instance.metadata_ or {}).items()}
+        if instance.uuid in scope.instances or instance.project_id in scope.projects:
+            metadata[core.EXCLUDE_KEY] = core.EXCLUDE_VALUE  # the audit's scope excludes it
         vms.append(
             core.VmState(
                 uuid=instance.uuid,
@@ -115,7 +164,7 @@ def build(session: Session, settings: Settings, now: dt.datetime) -> core.Snapsh
                 movable_state=instance.vm_state == "active"
                 and instance.task_state is None
                 and not instance.locked,
-                metadata={str(k): str(v) for k, v in (instance.metadata_ or {}).items()},
+                metadata=metadata,
                 group=request.group,
                 flavor_id=request.flavor_id,
                 flavor_extra_specs=request.flavor_extra_specs,
@@ -133,6 +182,10 @@ def build(session: Session, settings: Settings, now: dt.datetime) -> core.Snapsh
             inbound_demand=inbound_demand.get(name, 0.0),
         )
         for name, row in host_rows.items()
-        if name in placement.hosts
+        if name in placement.hosts and _in_scope(placement.hosts[name].availability_zone, name, scope)
     }
     return core.Snapshot(seconds(now), placement, cpu, tuple(vms), inflight=len(inflight))
+
+
+def _in_scope(zone: str | None, host: str, scope: Scope) -> bool:
+    return host not in scope.hosts and (not scope.zones or zone in scope.zones)

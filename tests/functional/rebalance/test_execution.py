@@ -92,8 +92,10 @@ def hooked(
         server.shutdown()
 
 
-def _audit(c: httpx.Client, auto_trigger: bool) -> dict[str, Any]:
-    body = {"audit_type": "ONESHOT", "goal": "noisy_neighbor", "auto_trigger": auto_trigger}
+def _audit(c: httpx.Client, auto_trigger: bool, scope: list[Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"audit_type": "ONESHOT", "goal": "noisy_neighbor", "auto_trigger": auto_trigger}
+    if scope is not None:
+        body["scope"] = scope
     resp = c.post(f"{OPT}/audits", json=body, headers=VERSION)
     assert resp.status_code == 201, resp.text
     assert resp.headers["OpenStack-API-Version"] == "infra-optim 1.5"
@@ -153,6 +155,11 @@ def test_rebalance_dry_run_veto_move_and_failure(hooked: tuple[Cloud, Fleet]) ->
             wait_for(armed)
         finally:
             db.dispose()
+
+        # An audit whose scope leaves the only other host out: nothing to move, and why.
+        scoped = _audit(c, False, [{"compute": [{"exclude": [{"compute_nodes": [{"name": "rb-b"}]}]}]}])
+        assert _actions(c, scoped["uuid"]) == []
+        assert {s["reason"] for s in scoped["skipped"]} == {core.EXCLUDED, core.NO_DESTINATION}
 
         # Dry run: a RECOMMENDED plan, one move off rb-a (1 outbound per host), reasons for the rest.
         dry = _audit(c, auto_trigger=False)

@@ -13,7 +13,7 @@ from kumo.errors import BadRequest, NotAcceptable
 from kumo.rebalance import core, microversion
 from kumo.rebalance import service as svc
 from kumo.rebalance.executor import migration_outcome, precondition
-from kumo.rebalance.snapshot import policy_from
+from kumo.rebalance.snapshot import Scope, policy_from, scope_from
 
 PARAMS = {"resource_id": "s1", "source_node": "a", "destination_node": "b"}
 
@@ -172,3 +172,41 @@ def test_microversion(header: str, expect: Any) -> None:
             microversion.parse(headers)
     else:
         assert microversion.parse(headers) == expect
+
+
+@pytest.mark.parametrize(
+    ("scope", "expect"),
+    [
+        ([], Scope()),
+        (
+            [{"compute": [{"availability_zones": [{"name": "az1"}, {"name": "az2"}]}]}],
+            Scope(zones=frozenset({"az1", "az2"})),
+        ),
+        (
+            [
+                {
+                    "compute": [
+                        {
+                            "exclude": [
+                                {"instances": [{"uuid": "i1"}]},
+                                {"compute_nodes": [{"name": "h1"}]},
+                                {"projects": [{"uuid": "p1"}]},
+                            ]
+                        }
+                    ]
+                }
+            ],
+            Scope(instances=frozenset({"i1"}), hosts=frozenset({"h1"}), projects=frozenset({"p1"})),
+        ),
+        ([{"compute": [{"host_aggregates": [{"id": 1}]}]}], Scope()),  # accepted, not applied
+        ([{"storage": []}], Scope()),
+        ({"compute": []}, BadRequest),
+        ([{"compute": ["az1"]}], BadRequest),
+    ],
+)
+def test_scope_from(scope: Any, expect: Any) -> None:
+    if expect is BadRequest:
+        with pytest.raises(BadRequest):
+            scope_from(scope)
+    else:
+        assert scope_from(scope) == expect
