@@ -72,15 +72,15 @@ def scope_from(scope: list[Any]) -> Scope:
         for rule in compute if isinstance(compute, list) else []:
             if not isinstance(rule, dict):
                 raise BadRequest(f"Invalid audit scope rule: {rule!r}")
-            for zone in rule.get("availability_zones") or []:
+            for zone in _listed(rule.get("availability_zones")):
                 zones.add(str(zone.get("name")) if isinstance(zone, dict) else str(zone))
-            for group in rule.get("exclude") or []:
+            for group in _listed(rule.get("exclude")):
                 for key, key_field in (
                     ("instances", "uuid"),
                     ("compute_nodes", "name"),
                     ("projects", "uuid"),
                 ):
-                    for item in (group.get(key) or []) if isinstance(group, dict) else []:
+                    for item in _listed(group.get(key)) if isinstance(group, dict) else []:
                         excluded[key].add(str(item.get(key_field)) if isinstance(item, dict) else str(item))
     return Scope(
         frozenset(zones),
@@ -88,6 +88,14 @@ def scope_from(scope: list[Any]) -> Scope:
         frozenset(excluded["compute_nodes"]),
         frozenset(excluded["projects"]),
     )
+
+
+def _listed(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise BadRequest(f"Invalid audit scope: {value!r} is not a list")
+    return value
 
 
 def ongoing_moves(session: Session) -> list[Action]:

@@ -202,6 +202,8 @@ def test_microversion(header: str, expect: Any) -> None:
         ([{"storage": []}], Scope()),
         ({"compute": []}, BadRequest),
         ([{"compute": ["az1"]}], BadRequest),
+        ([{"compute": [{"availability_zones": 5}]}], BadRequest),
+        ([{"compute": [{"exclude": [{"instances": "i1"}]}]}], BadRequest),
     ],
 )
 def test_scope_from(scope: Any, expect: Any) -> None:
