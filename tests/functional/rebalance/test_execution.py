@@ -72,17 +72,21 @@ class FailingDriver(FakeDriver):
         return super().migrate(instance, dest, live, target)
 
 
-@pytest.fixture
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def hooked(
-    tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Cloud, Fleet]]:
+    """A cloud (SQLite, then PostgreSQL) whose rebalancer calls a local drain hook server."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), Hooks)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     Hooks.calls, Hooks.veto = [], False
     monkeypatch.setenv("KUMO_REBALANCE_HOOK_URL", f"http://127.0.0.1:{server.server_address[1]}/drain")
     monkeypatch.setenv("KUMO_REBALANCE_HOOK_SECRET", "s3cret")
     monkeypatch.setenv("KUMO_REBALANCE_LOOP_SECONDS", "0.2")
-    cloud = start_cloud(tmp_path, template=sqlite_template)
+    if request.param == "postgresql":
+        cloud = start_cloud(tmp_path, request.getfixturevalue("pg_database_url"))
+    else:
+        cloud = start_cloud(tmp_path, template=sqlite_template)
     fleet = Fleet(cloud)
     try:
         yield cloud, fleet
