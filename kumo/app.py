@@ -45,6 +45,10 @@ from kumo.image.store import file_store
 from kumo.network import routes as network_routes
 from kumo.placement.api import routes as placement_routes
 from kumo.placement.api.fast import ClaimFastLane
+from kumo.rebalance import microversion as rebalance_microversion
+from kumo.rebalance import routes as rebalance_routes
+from kumo.rebalance.executor import start_rebalancer
+from kumo.rebalance.signal import signal_gauges
 from kumo.runtime import Runtime
 from kumo.stock import routes as stock_routes
 
@@ -63,12 +67,15 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
         tune_gc()
         _stop_waits_on_signals(rt)
         file_store(rt.settings.resolved_image_dir)  # images an older kumo left readable: 0600 now
-        workers = None
+        workers = rebalancer = None
         if background:
             workers = start_workers(rt)
+            rebalancer = start_rebalancer(rt)  # audits and action plans (kumo/rebalance)
         try:
             yield
         finally:
+            if rebalancer is not None:
+                rebalancer.stop(rt.waker)
             if workers is not None:
                 workers.stop(rt)
 
@@ -86,6 +93,7 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
     app.state.runtime = rt
     errors.install(app)
     errors.add_error_headers("/baremetal", baremetal_microversion.headers(None))  # Ironic: on every answer
+    errors.add_error_headers("/infra-optim", rebalance_microversion.headers(None))  # Watcher: likewise
     app.add_middleware(ClaimFastLane)  # inside RequestMiddleware: request ids, metrics and logs stay
     app.add_middleware(  # before the fast lane: it reads bodies too
         EdgeGuard,
@@ -109,6 +117,7 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
         network_routes.router,  # /networking (Neutron's API subset)
         placement_routes.router,  # /placement
         baremetal_routes.router,  # /baremetal (Ironic's API subset)
+        rebalance_routes.router,  # /infra-optim (Watcher's API subset: the rebalancer)
     ):
         _add_routes(app, router)
 
@@ -116,6 +125,7 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
     def metrics() -> Response:
         with rt.db.read() as session:
             fleet_gauges(session, rt.settings.heartbeat_timeout_seconds)
+            signal_gauges(session)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     openapi.install(app)

@@ -76,6 +76,9 @@ def agent(
     host_ip: str = typer.Option("127.0.0.1", help="libvirt driver: this host's address"),
     migration_bandwidth: int = typer.Option(0, help="libvirt driver: migration cap, MiB/s (0: none)"),
     migration_max_downtime_ms: int = typer.Option(500, help="libvirt driver: live migration max downtime"),
+    cpu_cores: float = typer.Option(None, help="Cores guests share, for the CPU steal signal (default: all)"),
+    cpu_sample_interval: float = typer.Option(10.0, help="Seconds between CPU steal samples (0: none)"),
+    cpu_report_interval: float = typer.Option(60.0, help="Seconds between CPU steal reports to the API"),
     image_cache_max_age: float = typer.Option(
         86400.0, help="libvirt driver: evict cached images unused for this many seconds"
     ),
@@ -100,6 +103,7 @@ def agent(
     options: dict[str, object] = {}
     if driver == "fake":
         options = {"vcpus": vcpus, "memory_mb": memory_mb, "disk_gb": disk_gb, "delay": fake_delay}
+        options["cpu_cores"] = cpu_cores
     elif driver == "libvirt":
         options = {
             "api_url": api_url,
@@ -110,6 +114,7 @@ def agent(
             "migration_bandwidth": migration_bandwidth,
             "migration_max_downtime_ms": migration_max_downtime_ms,
             "image_cache_max_age": image_cache_max_age,
+            "cpu_cores": cpu_cores,
         }
     network = None
     if network_host:
@@ -125,6 +130,8 @@ def agent(
         network=network,
         firewall=firewall,
         unfiltered=driver == "libvirt" and firewall is None,
+        cpu_sample_interval=cpu_sample_interval,
+        cpu_report_interval=cpu_report_interval,
     ).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

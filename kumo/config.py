@@ -75,6 +75,19 @@ class Settings(BaseSettings):
     # A request line and headers larger than this are refused with 431 as they arrive
     # (kumo/api/transport.py).
     max_request_header_bytes: int = 64 * 1024
+    # The rebalancer (kumo/rebalance, docs/rebalancer.md). Its loop runs audits and starts
+    # actions this often (and when an audit or a plan's start commits). Signals older than
+    # rebalance_signal_max_age_seconds are ignored. Drain hooks: an operator's URL (never one
+    # from tenant data) POSTed a JSON body signed with HMAC-SHA256 of rebalance_hook_secret
+    # (written to state_dir on first use) before and after each move; the pre-migrate answer
+    # {"proceed": false} vetoes the move. A live migration still running after
+    # rebalance_migration_timeout_seconds fails its action.
+    rebalance_loop_seconds: float = Field(default=5.0, gt=0)
+    rebalance_signal_max_age_seconds: float = Field(default=300.0, gt=0)
+    rebalance_hook_url: str = ""
+    rebalance_hook_secret: str = ""
+    rebalance_hook_timeout_seconds: float = Field(default=10.0, gt=0)
+    rebalance_migration_timeout_seconds: float = Field(default=900.0, gt=0)
 
     @property
     def resolved_database_url(self) -> str:

@@ -70,3 +70,23 @@ METADATA_REQUEST_SECONDS = Histogram(
     "Metadata request latency, from its head read to its answer written",
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
 )
+# The rebalancer (kumo.rebalance). Steal per host: only hosts losing CPU get a series (set at
+# scrape time from the latest reports, as the down hosts' heartbeat ages).
+HOST_STEAL_CORES = Gauge(
+    "kumo_host_steal_cores",
+    "Cores the host's guests wanted but waited for (Σ vcpu delay), when above 0",
+    ["host"],
+)
+HOST_CPU_DEMAND = Gauge(
+    "kumo_fleet_cpu_demand_cores", "Σ of every reporting host's guest CPU demand (run + delay)"
+)
+REBALANCE_PLANS = Counter("kumo_rebalance_plans_total", "Action plans the rebalancer's audits produced")
+REBALANCE_MOVES = Counter(
+    "kumo_rebalance_moves_total",
+    "Rebalancer actions finished, by outcome (SUCCEEDED, FAILED, SKIPPED)",
+    ["state"],
+)
+REBALANCE_VETOES = Counter("kumo_rebalance_vetoes_total", "Moves a pre-migrate drain hook refused")
+REBALANCE_SKIPPED = Counter(
+    "kumo_rebalance_skipped_total", "Servers of hot hosts a plan left in place, by reason", ["reason"]
+)

@@ -162,6 +162,8 @@ class Fleet:
             poll_wait=2.0,
             rack=kw.get("rack"),
             region=kw.get("region"),
+            cpu_sample_interval=kw.get("cpu_sample_interval", 10.0),
+            cpu_report_interval=kw.get("cpu_report_interval", 60.0),
         )
         self.agents.append(agent.start())
         return agent

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from kumo.agent import dhcp_wait
+from kumo.agent.cpu_signal import CpuSignal
 from kumo.agent.drivers.base import ComputeDriver, DriverError, Upload
 from kumo.agent.firewall_sync import FirewallSync
 from kumo.agent.link import ApiLink, crashed
@@ -303,8 +304,15 @@ class Agent(ApiLink):
         firewall: FirewallSync | None = None,
         dhcp_wait_seconds: float = 30.0,
         unfiltered: bool = False,
+        cpu_sample_interval: float = 10.0,
+        cpu_report_interval: float = 60.0,
+        cpu_smoothing_seconds: float = 60.0,
     ) -> None:
         self.host = host
+        # The rebalancer's CPU steal signal (kumo/agent/cpu_signal.py): sampled, smoothed, reported.
+        self.cpu_sample_interval = cpu_sample_interval
+        self.cpu_report_interval = cpu_report_interval
+        self.cpu_signal = CpuSignal(tau=cpu_smoothing_seconds)
         # How long a guest's start may wait for its networks to serve its DHCP reservations.
         self.dhcp_wait_seconds = dhcp_wait_seconds
         # `--network-host`: serves networks' DHCP and metadata (kumo/agent/netsync.py)
@@ -463,6 +471,8 @@ class Agent(ApiLink):
     def start(self) -> Agent:
         self.register()
         targets = [self._heartbeat_loop, self._poll_loop, self._power_sync_loop, self._report_loop]
+        if self.cpu_sample_interval > 0:
+            targets.append(self._cpu_signal_loop)
         targets += [lambda q=q: self._worker(q) for q in [*self._queues, *self._role_queues]]  # type: ignore[misc]
         if self.firewall is not None:
             targets.append(self._firewall_retry_loop)
@@ -526,6 +536,29 @@ class Agent(ApiLink):
                 return
             except httpx.HTTPStatusError as exc:
                 log.error("power states of %s refused: %s", self.host, exc)
+
+    def _cpu_signal_loop(self) -> None:
+        """Sample every guest's vCPU counters each cpu_sample_interval; report the smoothed rates
+        each cpu_report_interval (a failed sample or report is skipped, never the loop)."""
+        next_report = time.monotonic() + self.cpu_report_interval
+        while not self.stop_event.wait(self.cpu_sample_interval):
+            try:
+                self.cpu_signal.add(self.driver.cpu_stats())
+            except DriverError as exc:
+                log.warning("CPU sample on %s skipped: %s", self.host, exc)
+                continue
+            except Exception:
+                log.exception("CPU sample on %s crashed", self.host)
+                continue
+            if time.monotonic() < next_report:
+                continue
+            next_report = time.monotonic() + self.cpu_report_interval
+            try:
+                self._call("PUT", f"/hosts/{self.host}/cpu-signal", json=self.cpu_signal.report())
+            except RuntimeError:
+                return
+            except httpx.HTTPStatusError as exc:
+                log.error("CPU signal of %s refused: %s", self.host, exc)
 
     def _poll_loop(self) -> None:
         while not self.stop_event.is_set():

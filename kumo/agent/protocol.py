@@ -94,3 +94,19 @@ class PowerStates(BaseModel):
     """instance uuid → power state, as the hypervisor sees it."""
 
     states: dict[str, int]
+
+
+class GuestCpu(BaseModel):
+    """One guest's smoothed CPU rates (kumo.agent.cpu_signal), in cores."""
+
+    vcpus: int = Field(ge=1, le=4096)
+    run_cores: float = Field(ge=0, le=1e6)
+    delay_cores: float = Field(ge=0, le=1e6)
+
+
+class CpuSignal(BaseModel):
+    """A host's CPU signal: its cores for guests, load average, and every guest's rates."""
+
+    cores: float = Field(ge=0, le=1e6)
+    load1: float = Field(ge=0, le=1e6)
+    guests: dict[str, GuestCpu]

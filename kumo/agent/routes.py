@@ -15,6 +15,7 @@ from fastapi.responses import StreamingResponse
 from kumo.agent import service
 from kumo.agent.protocol import (
     AGENT_TOKEN_HEADER,
+    CpuSignal,
     FleetHeartbeat,
     FleetHeartbeatResult,
     FleetPoll,
@@ -37,6 +38,8 @@ from kumo.metadata import backend as metadata_backend
 from kumo.network import dhcp, firewall
 from kumo.network import schemas as network_schemas
 from kumo.network import sync as network_sync
+from kumo.rebalance import signal as cpu_signal
+from kumo.rebalance.core import Policy
 from kumo.runtime import Runtime, Waker
 from kumo.work.queue import host_key
 
@@ -271,6 +274,16 @@ def results(body: TaskReports, rt: Runtime = Depends(agent)) -> Response:
 def power_states(host: str, body: PowerStates, rt: Runtime = Depends(agent)) -> Response:
     with rt.db.transaction() as session:
         service.sync_power_states(session, host, body)
+    return Response(status_code=204)
+
+
+@router.put("/hosts/{host}/cpu-signal", status_code=204)
+def report_cpu_signal(host: str, body: CpuSignal, rt: Runtime = Depends(agent)) -> Response:
+    """The host's latest smoothed CPU rates per guest (kumo.agent.cpu_signal): one round of the
+    rebalancer's trigger."""
+    guests = {u: cpu_signal.GuestCpu(g.vcpus, g.run_cores, g.delay_cores) for u, g in body.guests.items()}
+    with rt.db.transaction() as session:
+        cpu_signal.record(session, host, body.cores, body.load1, guests, Policy())
     return Response(status_code=204)
 
 

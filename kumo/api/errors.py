@@ -162,8 +162,8 @@ def error_response(
         # kinds, the framework's) is typed by its status, as webob's exceptions are.
         neutron_type = kind if kind and kind[:1].isupper() else _NEUTRON_BY_STATUS.get(status, "HTTPError")
         body = {"NeutronError": {"type": neutron_type, "message": message, "detail": ""}}
-    elif path.startswith("/baremetal"):
-        # Ironic: the fault is a JSON document inside a string; the version range on every answer.
+    elif path.startswith(("/baremetal", "/infra-optim")):
+        # Ironic and Watcher: the fault is a JSON document inside a string; the version range on every answer.
         faultcode = "Client" if status < 500 else "Server"
         fault = {"faultstring": message, "faultcode": faultcode, "debuginfo": None}
         body = {"error_message": json.dumps(fault)}

@@ -26,6 +26,7 @@ SERVICES = (
     ("network", "neutron", "/networking"),
     ("placement", "placement", "/placement"),
     ("baremetal", "ironic", "/baremetal"),
+    ("infra-optim", "watcher", "/infra-optim"),
 )
 
 

@@ -111,6 +111,20 @@ def schedule_batch(
     return decisions, snapshot
 
 
+def first_rejection(
+    request: ScheduleRequest, host: HostState, snapshot: Snapshot, filters: Sequence[Filter] = DEFAULT_FILTERS
+) -> Rejection | None:
+    """The first filter of the pipeline that refuses `host` for `request` (count 1), or None when
+    every filter passes it: the verdict `schedule` gives that host, asked of one host at a time
+    (the rebalancer walks destinations in its own order on a hypothetical snapshot)."""
+    for f in filters:
+        if f.applies_to(request):
+            result = f.check(host, request, snapshot)
+            if not result.ok:
+                return Rejection(f.name, result.reason, 1)
+    return None
+
+
 def _samplable(request: ScheduleRequest) -> bool:
     """A request whose verdict depends on no other instance's host: any feasible host will do."""
     return (

@@ -60,6 +60,28 @@ class HostResources:
     host_ip: str = "127.0.0.1"
 
 
+@dataclass(frozen=True)
+class VcpuCounters:
+    """One guest's CPU counters, summed over its vCPUs (libvirt's vcpu.N.time and vcpu.N.delay):
+    nanoseconds its vCPU threads ran, and nanoseconds they waited runnable in the host's run queue
+    (what KVM shows the guest as steal). Both only grow while the guest lives."""
+
+    vcpus: int
+    time_ns: int
+    delay_ns: int
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """Every guest's counters read at one moment (`at`: seconds of a monotonic clock), with the
+    host's cores for guests and its 1-minute load average."""
+
+    at: float
+    cores: float
+    load1: float
+    guests: dict[str, VcpuCounters]
+
+
 class ComputeDriver(Protocol):
     """Every method is idempotent: an agent restarted mid-task runs the task again."""
 
@@ -146,6 +168,9 @@ class ComputeDriver(Protocol):
 
     def diagnostics(self, instance: dict[str, Any]) -> dict[str, Any]:
         """The guest's diagnostics in the compute API's 2.48 shape (kumo.compute.day2)."""
+
+    def cpu_stats(self) -> CpuSample:
+        """Every guest's per-vCPU run and delay counters, in one cheap call."""
         ...
 
     def image_cache_report(self) -> list[dict[str, Any]]:

@@ -7,15 +7,17 @@ import socket
 import socketserver
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from kumo.agent.drivers.base import (
     DISK_COUNTERS,
     STATE_NAMES,
+    CpuSample,
     DriverError,
     HostResources,
     Upload,
+    VcpuCounters,
     nic_counters,
 )
 from kumo.compute.states import PowerState
@@ -66,6 +68,23 @@ def _fake_disk(uuid: str) -> Iterator[bytes]:
         yield (line * (SNAPSHOT_CHUNK // len(line) + 1))[:SNAPSHOT_CHUNK]
 
 
+# CPU the fake guests want, in cores (by instance uuid): set at spawn from the metadata key
+# `fake_cpu_demand`, or by a test or benchmark at any time (a load trace). See cpu_stats().
+DEMAND: dict[str, float] = {}
+VCPUS: dict[str, int] = {}  # each fake guest's vCPUs (its flavor's), recorded at spawn
+# Efficiency of the fake host's CPU scheduler: loss starts once demand passes this share of cores.
+CPU_EFFICIENCY = 0.95
+
+
+class _FakeCpu:
+    """One fake guest's counters, advanced by the host's fair-share model."""
+
+    def __init__(self, vcpus: int) -> None:
+        self.vcpus = max(1, vcpus)
+        self.time_ns = 0
+        self.delay_ns = 0
+
+
 class FakeDriver:
     def __init__(
         self,
@@ -74,6 +93,7 @@ class FakeDriver:
         memory_mb: int = 131072,
         disk_gb: int = 2000,
         delay: float = 0.0,
+        cpu_cores: float | None = None,
         **_: object,
     ) -> None:
         self.host = host
@@ -81,6 +101,11 @@ class FakeDriver:
         self.delay = float(delay)
         with _LOCK:
             self._guests = _GUESTS.setdefault(host, {})
+        # The cores guests share (the CPU model of cpu_stats); the inventory's vCPUs by default.
+        self.cpu_cores = float(cpu_cores) if cpu_cores is not None else float(vcpus)
+        self.cpu_clock: Callable[[], float] = time.monotonic  # a benchmark may set its own
+        self._cpu: dict[str, _FakeCpu] = {}
+        self._cpu_at: float | None = None
 
     def _work(self) -> None:
         if self.delay:
@@ -102,6 +127,14 @@ class FakeDriver:
         self._work()
         if instance.get("metadata", {}).get("fake_spawn_error"):
             raise DriverError(instance["metadata"]["fake_spawn_error"])
+        demand = instance.get("metadata", {}).get("fake_cpu_demand")
+        with _LOCK:
+            VCPUS[instance["uuid"]] = int((instance.get("flavor") or {}).get("vcpus") or 1)
+            if demand is not None:
+                try:
+                    DEMAND[instance["uuid"]] = float(demand)
+                except ValueError:
+                    raise DriverError(f"fake_cpu_demand is not a number: {demand!r}") from None
         return self._set(instance["uuid"], PowerState.RUNNING)
 
     def destroy(self, instance: dict[str, Any]) -> None:
@@ -113,6 +146,8 @@ class FakeDriver:
         if console is not None:
             console.shutdown()
             console.server_close()
+            DEMAND.pop(instance["uuid"], None)
+            VCPUS.pop(instance["uuid"], None)
 
     def power_on(self, instance: dict[str, Any]) -> int:
         self._require(instance["uuid"])
@@ -259,3 +294,35 @@ class FakeDriver:
             if console is None:
                 console = _CONSOLES[uuid] = _EchoConsole(uuid)
         return {"host": "127.0.0.1", "port": console.server_address[1]}
+
+    def cpu_stats(self) -> CpuSample:
+        """Counters from a fair-share model: over the time since the last call, running guests
+        want min(DEMAND, vcpus) cores each; when the total D passes CPU_EFFICIENCY x cores, each
+        loses the share f = 1 - CPU_EFFICIENCY x cores / D of what it wanted (delay), and runs
+        the rest. A guest's counters start at zero on this host (as a new QEMU process's do)."""
+        now = self.cpu_clock()
+        with _LOCK:
+            running = {u for u, state in self._guests.items() if state == PowerState.RUNNING}
+            wants = {u: DEMAND.get(u, 0.0) for u in running}
+        for uuid in list(self._cpu):
+            if uuid not in running:
+                del self._cpu[uuid]
+        for uuid in running:
+            if uuid not in self._cpu:
+                self._cpu[uuid] = _FakeCpu(self._vcpus_of(uuid))
+        if self._cpu_at is not None and now > self._cpu_at:
+            seconds = now - self._cpu_at
+            demand = {u: max(0.0, min(float(self._cpu[u].vcpus), wants[u])) for u in running}
+            total = sum(demand.values())
+            cap = CPU_EFFICIENCY * self.cpu_cores
+            lost = 0.0 if total <= cap else 1.0 - cap / total
+            for uuid, wanted in demand.items():
+                cpu = self._cpu[uuid]
+                cpu.time_ns += int(wanted * (1.0 - lost) * seconds * 1e9)
+                cpu.delay_ns += int(wanted * lost * seconds * 1e9)
+        self._cpu_at = now
+        guests = {u: VcpuCounters(c.vcpus, c.time_ns, c.delay_ns) for u, c in self._cpu.items()}
+        return CpuSample(at=now, cores=self.cpu_cores, load1=0.0, guests=guests)
+
+    def _vcpus_of(self, uuid: str) -> int:
+        return VCPUS.get(uuid, 1)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import shutil
 import tempfile
@@ -38,7 +39,15 @@ from typing import Any, Protocol
 
 import httpx
 
-from kumo.agent.drivers.base import STATE_NAMES, DriverError, HostResources, Upload, nic_counters
+from kumo.agent.drivers.base import (
+    STATE_NAMES,
+    CpuSample,
+    DriverError,
+    HostResources,
+    Upload,
+    VcpuCounters,
+    nic_counters,
+)
 from kumo.agent.imagecache import HttpImageSource, ImageCache
 from kumo.agent.libvirt import console, disks
 from kumo.agent.libvirt.config_drive import ApiConfigDrive, contained
@@ -99,6 +108,17 @@ def unusable_reason(uri: str = "qemu:///system", virt_type: str = "qemu") -> str
     return None
 
 
+def vcpu_counters(values: dict[str, Any]) -> VcpuCounters | None:
+    """One domain's VIR_DOMAIN_STATS_VCPU values summed over its vCPUs; None when it has none
+    (shut off)."""
+    count = int(values.get("vcpu.current", 0) or 0)
+    if count <= 0:
+        return None
+    time_ns = sum(int(values.get(f"vcpu.{n}.time", 0) or 0) for n in range(count))
+    delay_ns = sum(int(values.get(f"vcpu.{n}.delay", 0) or 0) for n in range(count))
+    return VcpuCounters(count, time_ns, delay_ns)
+
+
 class LibvirtDriver:
     # How long detach_interface waits for a running guest to release a NIC (PCI unplug).
     detach_timeout: float = 30.0
@@ -123,6 +143,7 @@ class LibvirtDriver:
         migration_max_downtime_ms: int = 500,
         bridges: EnsureBridge = ensure_named_bridge,
         config_drive: ConfigDriveSource | None = None,
+        cpu_cores: float | None = None,
         **_: object,
     ) -> None:
         self.lv = require_libvirt()
@@ -142,6 +163,8 @@ class LibvirtDriver:
         self.migration_address = migration_address or host_ip
         self.migration_bandwidth = int(migration_bandwidth)  # MiB/s, 0: unlimited
         self.migration_max_downtime_ms = int(migration_max_downtime_ms)
+        # The cores guests share, for the CPU steal signal: the host's CPUs unless told.
+        self.cpu_cores = float(cpu_cores) if cpu_cores is not None else float(os.cpu_count() or 1)
         self.root = Path(state_dir)
         self.instances_dir = self.root / "instances"
         self.instances_dir.mkdir(parents=True, exist_ok=True)
@@ -726,6 +749,23 @@ class LibvirtDriver:
                     state, reason = int(values.get("state.state", 0)), int(values.get("state.reason", 0))
                     states[uuid] = int(power_state(state, reason))
         return states
+
+    def cpu_stats(self) -> CpuSample:
+        """Every kumo guest's vcpu.N.time and vcpu.N.delay (ns), summed, in one libvirt call
+        (getAllDomainStats with VIR_DOMAIN_STATS_VCPU). A libvirt without vcpu.N.delay reports 0.
+        Guests with an operation in flight are left out (a migration resets the counters)."""
+        try:
+            stats = self.conn.get().getAllDomainStats(self.lv.VIR_DOMAIN_STATS_VCPU)
+        except self.lv.libvirtError as exc:
+            raise DriverError(f"libvirt: {exc.get_error_message()}") from None
+        at = time.monotonic()
+        guests = {}
+        for dom, values in stats:
+            if dom.name().startswith(NAME_PREFIX) and not self._is_busy(dom.UUIDString()):
+                counters = vcpu_counters(values)
+                if counters is not None:
+                    guests[dom.UUIDString()] = counters
+        return CpuSample(at=at, cores=float(self.cpu_cores), load1=os.getloadavg()[0], guests=guests)
 
     def _report_events(self) -> None:
         """Push the current power state of guests libvirt told us about (batched over 0.2 s)."""

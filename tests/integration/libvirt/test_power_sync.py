@@ -1,5 +1,6 @@
 """kumo learns what happens to guests behind its back: libvirt's lifecycle events reach the API
-at once, and the periodic sync is one libvirt call that starts no process."""
+at once, and the periodic sync is one libvirt call that starts no process (so is the CPU steal
+sample of the rebalancer's signal, whose counters never go back)."""
 
 from __future__ import annotations
 
@@ -55,7 +56,17 @@ def test_periodic_sync_is_one_call_without_processes(
 
         monkeypatch.setattr(subprocess.Popen, "__init__", no_process)
         states = hv.driver.power_states()
+        first = hv.driver.cpu_stats()  # the rebalancer's CPU signal: one call too
+        time.sleep(0.5)
+        second = hv.driver.cpu_stats()
         monkeypatch.undo()
         assert {sid: states.get(sid) for sid in sids} == {sid: 1 for sid in sids}
+        # Every guest's per-vCPU run and delay (vcpu.N.time, vcpu.N.delay), never going back.
+        for sid in sids:
+            before, after = first.guests[sid], second.guests[sid]
+            assert before.vcpus == after.vcpus == 1
+            assert after.time_ns >= before.time_ns > 0
+            assert after.delay_ns >= before.delay_ns
+        assert second.at > first.at and second.cores >= 1
     finally:
         stop_hypervisor(hv)

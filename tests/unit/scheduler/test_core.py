@@ -5,6 +5,7 @@ import zlib
 import pytest
 
 from kumo.scheduler import SchedulerConfig, schedule, schedule_batch
+from kumo.scheduler.core import first_rejection
 
 from .builders import make_host, make_request, make_snapshot
 
@@ -184,3 +185,13 @@ def test_requests_with_a_group_or_host_hints_are_never_sampled() -> None:
     assert len(grouped.candidates) == 30
     hinted = schedule(make_request(different_host=("nobody",)), snapshot, config)
     assert len(hinted.candidates) == 30
+
+
+def test_first_rejection_agrees_with_schedule() -> None:
+    snapshot = make_snapshot(make_host("h1").down(), make_host("h2").ram(512), make_host("h3"))
+    request = make_request(resources={"VCPU": 1, "MEMORY_MB": 1024})
+    verdicts = {h.name: first_rejection(request, h, snapshot) for h in snapshot.hosts.values()}
+    assert verdicts["h3"] is None
+    assert verdicts["h1"] is not None and verdicts["h1"].filter == "ComputeFilter"
+    assert verdicts["h2"] is not None and verdicts["h2"].reason == "insufficient MEMORY_MB"
+    assert schedule(request, snapshot).hosts == ["h3"]

@@ -1,0 +1,139 @@
+"""Audits and plans over a database with no loop running (the executor stepped by hand, its
+clock given): a continuous audit runs again each interval and its newer plan supersedes the
+RECOMMENDED one; a plan cancels; an action is skipped only before its plan starts; auto_trigger
+on a plan with nothing to move ends it at once; a cancelled audit runs no more."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kumo.config import Settings
+from kumo.db import Database
+from kumo.errors import Conflict
+from kumo.rebalance import hooks
+from kumo.rebalance import service as svc
+from kumo.rebalance.executor import Executor
+from kumo.rebalance.models import Action
+
+T0 = dt.datetime(2026, 12, 7, 12, 0, 0)
+
+
+@pytest.fixture
+def db(tmp_path: Path, sqlite_template: Path) -> Iterator[Database]:
+    shutil.copyfile(sqlite_template, tmp_path / "kumo.db")
+    database = Database(f"sqlite:///{tmp_path / 'kumo.db'}")
+    yield database
+    database.dispose()
+
+
+def test_continuous_audit_supersedes_and_plans_cancel(db: Database, tmp_path: Path) -> None:
+    now = [T0]
+    executor = Executor(db, Settings(state_dir=tmp_path), hooks.DrainHooks("", "", 1.0), clock=lambda: now[0])
+    with db.transaction() as s:
+        audit = svc.create_audit_from(
+            s, {"audit_type": "CONTINUOUS", "interval": "60", "goal": "noisy_neighbor"}, now[0]
+        )
+        uuid = audit.uuid
+    executor.step()
+    with db.read() as s:
+        (first,) = svc.list_plans(s, uuid)
+        assert first.state == svc.RECOMMENDED and first.efficacy["live_migrations"] == 0
+        audit = svc.get_audit(s, uuid)
+        assert audit.state == svc.ONGOING and audit.next_run_time == T0 + dt.timedelta(seconds=60)
+    now[0] = T0 + dt.timedelta(seconds=30)
+    executor.step()  # not due yet
+    with db.read() as s:
+        assert len(svc.list_plans(s, uuid)) == 1
+    now[0] = T0 + dt.timedelta(seconds=61)
+    executor.step()
+    with db.read() as s:
+        old, new = svc.list_plans(s, uuid)
+        assert (old.state, new.state) == (svc.SUPERSEDED, svc.RECOMMENDED)
+    with db.transaction() as s, pytest.raises(Conflict):
+        svc.start_plan(s, old.uuid)  # a superseded plan never starts
+
+    # An action of a RECOMMENDED plan may be skipped; once its plan is cancelled, not any more.
+    with db.transaction() as s:
+        s.add(
+            Action(
+                uuid="a-1",
+                action_plan_uuid=new.uuid,
+                seq=0,
+                state=svc.PENDING,
+                parents=[],
+                input_parameters={"resource_id": "x", "source_node": "a", "destination_node": "b"},
+            )
+        )
+        s.add(
+            Action(
+                uuid="a-2",
+                action_plan_uuid=new.uuid,
+                seq=1,
+                state=svc.PENDING,
+                parents=[],
+                input_parameters={"resource_id": "y", "source_node": "c", "destination_node": "b"},
+            )
+        )
+    with db.transaction() as s:
+        assert svc.skip_action(s, "a-1", "not this one").state == svc.SKIPPED
+        assert svc.cancel_plan(s, new.uuid, svc.CANCELLED).state == svc.CANCELLED
+    with db.read() as s:
+        states = {a.uuid: (a.state, a.status_message) for a in svc.actions_of(s, new.uuid)}
+        assert states == {"a-1": (svc.SKIPPED, "not this one"), "a-2": (svc.CANCELLED, None)}
+    with db.transaction() as s, pytest.raises(Conflict):
+        svc.skip_action(s, "a-2", None)
+
+    # The audit cancelled: it runs no more.
+    with db.transaction() as s:
+        svc.update_audit_state(s, uuid, svc.CANCELLED)
+    now[0] = T0 + dt.timedelta(seconds=300)
+    executor.step()
+    with db.read() as s:
+        assert len(svc.list_plans(s, uuid)) == 2
+
+
+def test_auto_trigger_with_nothing_to_move_ends_at_once(db: Database, tmp_path: Path) -> None:
+    executor = Executor(db, Settings(state_dir=tmp_path), hooks.DrainHooks("", "", 1.0), clock=lambda: T0)
+    with db.transaction() as s:
+        uuid = svc.create_audit_from(s, {"goal": "noisy_neighbor", "auto_trigger": True}, T0).uuid
+    executor.step()
+    with db.read() as s:
+        (plan,) = svc.list_plans(s, uuid)
+        assert plan.state == svc.SUCCEEDED and svc.get_audit(s, uuid).state == svc.SUCCEEDED
+
+
+def test_executor_starts_only_what_the_caps_allow(db: Database, tmp_path: Path) -> None:
+    """1 out and 1 in per host, per_cloud running at once (running actions count), in order."""
+    executor = Executor(db, Settings(state_dir=tmp_path), hooks.DrainHooks("", "", 1.0), clock=lambda: T0)
+    with db.transaction() as s:
+        uuid = svc.create_audit_from(s, {"goal": "noisy_neighbor", "parameters": {"per_cloud": 3}}, T0).uuid
+    executor.run_audits()
+    with db.transaction() as s:
+        (plan,) = svc.list_plans(s, uuid)
+        plan.state = svc.ONGOING
+        moves = [
+            ("run", "g", "h", svc.ONGOING),
+            ("a1", "a", "b", svc.PENDING),
+            ("a2", "a", "c", svc.PENDING),
+            ("a3", "d", "b", svc.PENDING),
+            ("a4", "e", "f", svc.PENDING),
+            ("a5", "i", "j", svc.PENDING),
+        ]
+        for seq, (name, src, dst, state) in enumerate(moves):
+            s.add(
+                Action(
+                    uuid=name,
+                    action_plan_uuid=plan.uuid,
+                    seq=seq,
+                    state=state,
+                    parents=[],
+                    input_parameters={"resource_id": name, "source_node": src, "destination_node": dst},
+                )
+            )
+    # a2: a's outbound slot taken by a1; a3: b's inbound by a1; a5: the cloud's 3 slots full.
+    assert executor._startable() == ["a1", "a4"]
