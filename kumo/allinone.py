@@ -23,6 +23,7 @@ from kumo.agent.netsync import NetworkSync, UnavailableDataPlane, network_role
 from kumo.agent.network import links
 from kumo.agent.network.run import NetworkError
 from kumo.agent.network.spec import host_gateway_name
+from kumo.baremetal import allinone as baremetal_demo
 from kumo.config import Settings, write_private
 from kumo.deploy import init_cloud
 from kumo.runtime import build_runtime
@@ -378,6 +379,7 @@ def run_all_in_one(
     driver: str = "auto",
     image_dir: Path | None = None,
     public_cidr: str = PUBLIC_CIDR,
+    baremetal: bool = True,
 ) -> None:
     public_gateway(public_cidr)  # a malformed --public-network stops it before anything starts
     admin_password = settings.secret("admin_password")
@@ -443,6 +445,11 @@ def run_all_in_one(
         image_id = ensure_image(admin)
         if files is not None:
             image_id = ensure_real_guest(admin, files, host_names[0], host_names[1:])
+        metal = (
+            start_baremetal(url, rt.agent_token, admin, settings, files is not None, image_dir)
+            if baremetal
+            else None
+        )
     real = files is not None
     flavor = REAL_FLAVOR if real else "m1.tiny"
     image_name = REAL_IMAGE if real else "demo-image"
@@ -461,7 +468,19 @@ def run_all_in_one(
         if real and result["status"] == "ACTIVE":
             line = wait_console(url, demo_token, result["id"], "KUMO-BOOT-OK")
             console.print(f"[green]console[/] {line}" if line else "[yellow]console[/] no boot marker yet")
-    journey = next_commands(clouds, flavor, image_name, real)
+    if metal is not None and not metal.ready.is_set():
+
+        def admin_client() -> httpx.Client:
+            return httpx.Client(base_url=url, headers={"X-Auth-Token": admin_token}, timeout=30)
+
+        if exit_after_demo:  # --exit: the nodes reported before it stops
+            with admin_client() as admin:
+                metal.bring_up(admin)
+            console.print(metal.summary())
+        else:
+            metal.start_in_background(admin_client, console.print)
+            console.print("[green]baremetal[/] getting ready in the background: a line says when")
+    journey = next_commands(clouds, flavor, image_name, real, metal is not None)
     # soft_wrap: a command stays one line, whatever the terminal's width (copied as it is)
     console.print("\nNext:\n" + "\n".join("  " + line for line in journey), soft_wrap=True, highlight=False)
     console.print("Stopping takes the public network's gateway, bridge and DHCP off this machine.")
@@ -472,10 +491,29 @@ def run_all_in_one(
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         stop.wait()
         console.print("stopping …")
-    stop_all(server, agents)
+    stop_all(server, agents, metal)
 
 
-def next_commands(clouds: Path, flavor: str, image: str, real: bool) -> list[str]:
+def start_baremetal(
+    url: str, agent_token: str, admin: httpx.Client, settings: Settings, real: bool, image_dir: Path | None
+) -> baremetal_demo.Baremetal:
+    """The conductor started, the baremetal flavor made and, with the fake BMC driver (fast),
+    the nodes available; Redfish nodes come up later (`Baremetal.bring_up`)."""
+    hardware, why = baremetal_demo.choose_hardware(real)
+    metal = baremetal_demo.start(url, agent_token, hardware, why, settings.state_dir / "bmlab", image_dir)
+    baremetal_demo.ensure_flavor(admin)
+    names = ", ".join(name for name, _ in baremetal_demo.NODES)
+    colour = "green" if hardware == baremetal_demo.REDFISH else "yellow"
+    console.print(
+        f"[{colour}]baremetal[/] {names}: {why}; conductor {baremetal_demo.CONDUCTOR} in this process"
+    )
+    if hardware == baremetal_demo.FAKE:
+        metal.bring_up(admin)
+        console.print(metal.summary())
+    return metal
+
+
+def next_commands(clouds: Path, flavor: str, image: str, real: bool, baremetal: bool = False) -> list[str]:
     """The banner's journey: with real guests, a key, SSH opened in the default security group,
     a server on the public network and SSH to it from this machine; with fake ones, the server."""
     demo = "openstack --os-cloud kumo-demo"
@@ -498,21 +536,36 @@ def next_commands(clouds: Path, flavor: str, image: str, real: bool) -> list[str
     if real:
         lines.append(f"ssh root@<my-server's {PUBLIC_NETWORK} address>")
     lines.append(f"{demo} console log show my-server")
+    if baremetal:  # the same API, a machine instead of a guest
+        lines += [
+            "openstack --os-cloud kumo baremetal node list --fields name resource_class provision_state",
+            f"{demo} server create --flavor {baremetal_demo.FLAVOR} --image {image} --nic none"
+            " --wait my-metal",
+            f"{demo} console log show my-metal",
+        ]
     return lines
 
 
-def stop_all(server: ThreadedServer, agents: list[Agent]) -> None:
+def stop_all(
+    server: ThreadedServer, agents: list[Agent], metal: baremetal_demo.Baremetal | None = None
+) -> None:
     """Stop the agents, then the API, in about a second: the agents take no more work, the API
     answers their long polls at once (empty; tasks stay pending in the database), each agent's
     threads end (side by side), the network host takes its networks off this machine (the next
     `kumo up` makes them again: its agent's registration syncs every network it serves), every
     agent that enforced security groups removes its firewall's rules (the next `kumo up`'s
-    registration syncs them again), and the API stops with no request left in flight."""
+    registration syncs them again), the baremetal conductor stops (with Redfish, the emulator,
+    its domains and the lab's files are removed), and the API stops with no request left in
+    flight."""
     for agent in agents:
         agent.stop_event.set()
+    if metal is not None:
+        metal.signal_stop()
     server.rt.waker.stop()
     with ThreadPoolExecutor(max(1, len(agents))) as pool:
         list(pool.map(Agent.stop, agents))
+    if metal is not None:  # the conductor; with Redfish the emulator, its domains and files
+        metal.stop()
     for agent in agents:
         if agent.network is not None:
             try:  # the machine as it was found: no gateway, bridge, namespace or dnsmasq left

@@ -224,9 +224,14 @@ def up(
         help="Subnet of the shared external network `public` made on first start; its first "
         "address is this machine's (must not overlap the machine's routes)",
     ),
+    baremetal: bool = typer.Option(
+        True,
+        help="Baremetal nodes beside the hypervisors: Redfish (sushy-tools' emulator over libvirt "
+        "machines) where real guests run, else the fake BMC driver; a conductor in this process",
+    ),
 ) -> None:
-    """All-in-one: migrate, bootstrap, serve the API with in-process agents, make the `public`
-    network (reachable from this machine), boot a demo server on it."""
+    """All-in-one: migrate, bootstrap, serve the API with in-process agents and a baremetal
+    conductor, make the `public` network (reachable from this machine), boot a demo server on it."""
     from kumo.allinone import run_all_in_one  # every role in one process (module docstring)
 
     setup_logging("WARNING")
@@ -244,6 +249,7 @@ def up(
             driver=driver,
             image_dir=image_dir,
             public_cidr=public_network,
+            baremetal=baremetal,
         )
     except KeyboardInterrupt:  # Ctrl-C before it was up (then it stops by its own handler)
         typer.echo("interrupted", err=True)
