@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import signal
 import threading
 import time
@@ -500,6 +501,7 @@ def start_baremetal(
     """The conductor started, the baremetal flavor made and, with the fake BMC driver (fast),
     the nodes available; Redfish nodes come up later (`Baremetal.bring_up`)."""
     hardware, why = baremetal_demo.choose_hardware(real)
+    logging.getLogger("sushy").setLevel(logging.ERROR)  # its session-discovery warning is noise here
     metal = baremetal_demo.start(url, agent_token, hardware, why, settings.state_dir / "bmlab", image_dir)
     baremetal_demo.ensure_flavor(admin)
     names = ", ".join(name for name, _ in baremetal_demo.NODES)

@@ -224,6 +224,9 @@ class Baremetal:
                 self.bring_up(admin)
             if not self.stopping.is_set():
                 announce(self.summary())
+            # The emulator is this thread's child and gets SIGTERM when the thread that started
+            # it ends (lab._die_with_parent: PR_SET_PDEATHSIG), so the thread lasts until stop().
+            self.stopping.wait()
 
         self.thread = threading.Thread(target=run, name="baremetal-up", daemon=True)
         self.thread.start()
@@ -238,7 +241,7 @@ class Baremetal:
         self.signal_stop()
         stop_conductors(self.conductors)
         if self.thread is not None:
-            self.thread.join(timeout=60)
+            self.thread.join(timeout=60)  # bring-up stops between steps
         if self.hardware != REDFISH:
             return
         if self.emulator is not None:
