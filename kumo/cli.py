@@ -18,6 +18,7 @@ from pathlib import Path
 import typer
 from prometheus_client import start_http_server
 
+from kumo.canary.cli import app as canary_app
 from kumo.config import Settings, get_settings
 from kumo.gc_tuning import limit_malloc_arenas, tune_gc
 from kumo.inventory.cli import app as hosts_app
@@ -32,6 +33,7 @@ bench_app = typer.Typer(help="Benchmarks against a kumo API")
 app.add_typer(bench_app, name="bench")
 app.add_typer(stock_app, name="stock")
 app.add_typer(hosts_app, name="hosts")
+app.add_typer(canary_app, name="canary")
 
 
 @app.command()

@@ -114,6 +114,7 @@ def request_for(instance: Instance, group: ServerGroup | None) -> ScheduleReques
         same_host=_as_tuple(hints.get("same_host")),
         different_host=_as_tuple(hints.get("different_host")),
         force_host=hints.get("force_host"),
+        force_disabled=hints.get("force_host") is not None,
     )
 
 

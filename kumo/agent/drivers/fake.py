@@ -1,5 +1,11 @@
 """The fake driver: guests are entries in a dict. For density tests and fast functional tests;
-a peer of the real drivers, not a special case."""
+a peer of the real drivers, not a special case.
+
+A fake guest's console holds the line kumo's test image prints once booted
+(`KUMO-BOOT-OK <hostname> vcpus=<n> mem_kb=<kB> … ip=<its first port's address|none>`), from
+its flavor and ports, so what reads a real guest's console reads a fake one's the same way.
+`break_host(host, reason)` makes every spawn on a host fail (a broken hypervisor, for the
+health canaries' tests) until `mend_host(host)`."""
 
 from __future__ import annotations
 
@@ -14,7 +20,33 @@ from kumo.compute.states import PowerState
 _GUESTS: dict[str, dict[str, int]] = {}
 # The port ids of the NICs hot-plugged into each fake guest (by instance uuid).
 PLUGGED: dict[str, set[str]] = {}
+_CONSOLES: dict[str, str] = {}  # instance uuid → its console
+_BROKEN: dict[str, str] = {}  # host → why every spawn there fails
 _LOCK = threading.Lock()
+
+
+def break_host(host: str, reason: str) -> None:
+    with _LOCK:
+        _BROKEN[host] = reason
+
+
+def mend_host(host: str) -> None:
+    with _LOCK:
+        _BROKEN.pop(host, None)
+
+
+def boot_line(instance: dict[str, Any]) -> str:
+    """The test image's boot marker, as this guest would print it."""
+    flavor = instance.get("flavor") or {}
+    addresses = [
+        ip["ip_address"] for port in instance.get("ports") or () for ip in port.get("fixed_ips") or ()
+    ]
+    name = instance.get("hostname") or instance.get("name") or "unknown"
+    vcpus, mem_kb = int(flavor.get("vcpus") or 1), int(flavor.get("ram") or 0) * 1024
+    disk_bytes, ip = int(flavor.get("disk") or 0) << 30, addresses[0] if addresses else "none"
+    return (
+        f"KUMO-BOOT-OK {name} vcpus={vcpus} mem_kb={mem_kb} disk_bytes={disk_bytes} boots=1 ip={ip} ssh=off\n"
+    )
 
 
 class FakeDriver:
@@ -53,6 +85,11 @@ class FakeDriver:
         self._work()
         if instance.get("metadata", {}).get("fake_spawn_error"):
             raise DriverError(instance["metadata"]["fake_spawn_error"])
+        broken = _BROKEN.get(self.host)
+        if broken is not None:
+            raise DriverError(f"host {self.host} is broken: {broken}")
+        with _LOCK:
+            _CONSOLES[instance["uuid"]] = boot_line(instance)
         return self._set(instance["uuid"], PowerState.RUNNING)
 
     def destroy(self, instance: dict[str, Any]) -> None:
@@ -60,6 +97,7 @@ class FakeDriver:
         with _LOCK:
             self._guests.pop(instance["uuid"], None)
             PLUGGED.pop(instance["uuid"], None)
+            _CONSOLES.pop(instance["uuid"], None)
 
     def power_on(self, instance: dict[str, Any]) -> int:
         self._require(instance["uuid"])
@@ -116,7 +154,10 @@ class FakeDriver:
 
     def console_output(self, instance: dict[str, Any], lines: int | None = None) -> str:
         self._require(instance["uuid"])
-        return ""  # fake guests print nothing
+        text = _CONSOLES.get(instance["uuid"], "")
+        if lines is None or lines < 0:
+            return text
+        return "".join(text.splitlines(keepends=True)[-lines:]) if lines else ""
 
     def power_states(self) -> dict[str, int]:
         with _LOCK:
