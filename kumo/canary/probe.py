@@ -120,8 +120,12 @@ class Prober:
         self._flavor: dict[str, Any] | None = None
 
     def _call(self, run: _Run, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One call of the step running; its request id is the step's: the action's (the last
+        POST or DELETE), else the first read's."""
         resp = self.api.request(method, COMPUTE + path if path.startswith("/servers") else path, **kwargs)
-        run.steps[-1]["request_id"] = resp.headers.get(REQUEST_ID) or run.steps[-1].get("request_id")
+        step = run.steps[-1]
+        if method != "GET" or step.get("request_id") is None:
+            step["request_id"] = resp.headers.get(REQUEST_ID) or step.get("request_id")
         return resp
 
     def _wait(self, what: str, check: Callable[[], Any]) -> Any:
