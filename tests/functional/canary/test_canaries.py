@@ -44,8 +44,24 @@ class Canaries:
         return self.prober.report(self.prober.run(scope, target, "nova" if scope == HOST else None))
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_cloud(request: pytest.FixtureRequest) -> Iterator[tuple[Cloud, Fleet]]:
+    """The failing-host test runs on both stores (the snapshot's read of the host's penalty)."""
+    name = "cloud" if request.param == "sqlite" else "pg_cloud"
+    yield request.getfixturevalue(name), request.getfixturevalue("fleet" if name == "cloud" else "pg_fleet")
+
+
 @pytest.fixture
 def canaries(cloud: Cloud, fleet: Fleet) -> Iterator[Canaries]:
+    yield from _canaries(cloud, fleet)
+
+
+@pytest.fixture
+def both_canaries(any_cloud: tuple[Cloud, Fleet]) -> Iterator[Canaries]:
+    yield from _canaries(*any_cloud)
+
+
+def _canaries(cloud: Cloud, fleet: Fleet) -> Iterator[Canaries]:
     cloud.settings.canary_suspect_after = POLICY.suspect_after
     cloud.settings.canary_disable_after = POLICY.disable_after
     for host in HOSTS:
@@ -118,8 +134,9 @@ def test_a_healthy_cloud_passes_its_zone_and_host_canaries(canaries: Canaries) -
 
 
 def test_a_failing_host_is_down_weighted_then_disabled_then_enabled_when_it_passes(
-    canaries: Canaries,
+    both_canaries: Canaries,
 ) -> None:
+    canaries = both_canaries
     good, bad = HOSTS
     fake.break_host(bad, "the disk is gone")
     first = canaries.run(HOST, bad)
