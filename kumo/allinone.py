@@ -25,6 +25,8 @@ from kumo.agent.network import links
 from kumo.agent.network.run import NetworkError
 from kumo.agent.network.spec import host_gateway_name
 from kumo.baremetal import allinone as baremetal_demo
+from kumo.canary.loop import CANARY_PROJECT, CANARY_USER, CanaryLoop, ensure_canary_user, resolve_spec
+from kumo.canary.policy import policy_from
 from kumo.config import Settings, write_private
 from kumo.deploy import init_cloud
 from kumo.runtime import build_runtime
@@ -381,6 +383,7 @@ def run_all_in_one(
     image_dir: Path | None = None,
     public_cidr: str = PUBLIC_CIDR,
     baremetal: bool = True,
+    canaries: bool = False,
 ) -> None:
     public_gateway(public_cidr)  # a malformed --public-network stops it before anything starts
     admin_password = settings.secret("admin_password")
@@ -481,6 +484,9 @@ def run_all_in_one(
         else:
             metal.start_in_background(admin_client, console.print)
             console.print("[green]baremetal[/] getting ready in the background: a line says when")
+    canary_loop = None
+    if canaries and not exit_after_demo:
+        canary_loop = start_canaries(url, admin_token, settings, image_name, flavor)
     journey = next_commands(clouds, flavor, image_name, real, metal is not None)
     # soft_wrap: a command stays one line, whatever the terminal's width (copied as it is)
     console.print("\nNext:\n" + "\n".join("  " + line for line in journey), soft_wrap=True, highlight=False)
@@ -492,7 +498,29 @@ def run_all_in_one(
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         stop.wait()
         console.print("stopping …")
+    if canary_loop is not None:
+        canary_loop.stop()
     stop_all(server, agents, metal)
+
+
+def start_canaries(url: str, admin_token: str, settings: Settings, image: str, flavor: str) -> CanaryLoop:
+    """The health canaries' loop in this process, as their service user (kumo/canary/loop.py)."""
+    password = settings.secret("canary_password")
+    with httpx.Client(base_url=url, headers={"X-Auth-Token": admin_token}, timeout=30) as admin:
+        ensure_canary_user(admin, password)
+    policy = policy_from(settings)
+    loop = CanaryLoop(
+        url,
+        lambda: token(url, CANARY_USER, password, CANARY_PROJECT),
+        lambda api: resolve_spec(api, image, flavor),
+        policy,
+    ).start()
+    console.print(
+        f"[green]canaries[/] {flavor} servers of {image}: each zone every {policy.az_interval:g} s, "
+        f"each host every {policy.host_interval:g} s and when it joins or comes back; "
+        "results at GET /compute/v2.1/os-kumo-canaries"
+    )
+    return loop
 
 
 def start_baremetal(

@@ -231,6 +231,10 @@ def up(
         help="Baremetal nodes beside the hypervisors: Redfish (sushy-tools' emulator over libvirt "
         "machines) where real guests run, else the fake BMC driver; a conductor in this process",
     ),
+    canaries: bool = typer.Option(
+        None,
+        help="Run the health canaries' loop (docs/canaries.md); default: the canary_loop setting",
+    ),
 ) -> None:
     """All-in-one: migrate, bootstrap, serve the API with in-process agents and a baremetal
     conductor, make the `public` network (reachable from this machine), boot a demo server on it."""
@@ -252,6 +256,7 @@ def up(
             image_dir=image_dir,
             public_cidr=public_network,
             baremetal=baremetal,
+            canaries=settings.canary_loop if canaries is None else canaries,
         )
     except KeyboardInterrupt:  # Ctrl-C before it was up (then it stops by its own handler)
         typer.echo("interrupted", err=True)
