@@ -486,7 +486,7 @@ def run_all_in_one(
             console.print("[green]baremetal[/] getting ready in the background: a line says when")
     canary_loop = None
     if canaries and not exit_after_demo:
-        canary_loop = start_canaries(url, admin_token, settings, image_name, flavor)
+        canary_loop = start_canaries(url, admin_token, settings, image_name)
     journey = next_commands(clouds, flavor, image_name, real, metal is not None)
     # soft_wrap: a command stays one line, whatever the terminal's width (copied as it is)
     console.print("\nNext:\n" + "\n".join("  " + line for line in journey), soft_wrap=True, highlight=False)
@@ -503,11 +503,21 @@ def run_all_in_one(
     stop_all(server, agents, metal)
 
 
-def start_canaries(url: str, admin_token: str, settings: Settings, image: str, flavor: str) -> CanaryLoop:
-    """The health canaries' loop in this process, as their service user (kumo/canary/loop.py)."""
+CANARY_FLAVOR = "canary.tiny"  # any hypervisor's (no aggregate_instance_extra_specs): every zone has one
+
+
+def start_canaries(url: str, admin_token: str, settings: Settings, image: str) -> CanaryLoop:
+    """The health canaries' loop in this process, as their service user (kumo/canary/loop.py),
+    with a flavor of their own that every hypervisor takes, and the demo's image (kumo's test
+    image where real guests run)."""
     password = settings.secret("canary_password")
+    flavor = CANARY_FLAVOR
     with httpx.Client(base_url=url, headers={"X-Auth-Token": admin_token}, timeout=30) as admin:
         ensure_canary_user(admin, password)
+        names = {f["name"] for f in admin.get("/compute/v2.1/flavors").json()["flavors"]}
+        if flavor not in names:
+            body = {"flavor": {"name": flavor, "vcpus": 1, "ram": 128, "disk": 1}}
+            admin.post("/compute/v2.1/flavors", json=body).raise_for_status()
     policy = policy_from(settings)
     loop = CanaryLoop(
         url,
