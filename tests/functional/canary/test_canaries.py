@@ -91,6 +91,7 @@ def nothing_left(c: Canaries) -> None:
 
 
 def test_a_healthy_cloud_passes_its_zone_and_host_canaries(canaries: Canaries) -> None:
+    """… and an operator's disabling stays; reports are checked and admin only."""
     loop = CanaryLoop(
         canaries.cloud.url,
         lambda: str(canaries.api.headers["X-Auth-Token"]),
@@ -131,6 +132,31 @@ def test_a_healthy_cloud_passes_its_zone_and_host_canaries(canaries: Canaries) -
     metrics = httpx.get(f"{canaries.cloud.url}/metrics").text
     assert 'kumo_canary_last_success{scope="az",target="nova"} 1.0' in metrics
     assert f'kumo_canary_last_success{{scope="host",target="{HOSTS[1]}"}} 1.0' in metrics
+    # An operator's disabling is never undone by a canary (forced onto the host, it passes).
+    host = HOSTS[0]
+    resp = canaries.api.put(
+        "/compute/v2.1/os-services/disable-log-reason",
+        json={"host": host, "binary": "nova-compute", "disabled_reason": "maintenance"},
+    )
+    assert resp.status_code == 200, resp.text
+    assert canaries.run(HOST, host)["ok"]  # forced onto the disabled host: it passes …
+    service = canaries.service(host)
+    assert (service["status"], service["disabled_reason"]) == ("disabled", "maintenance")  # … and stays off
+    bad = {
+        "canary": {
+            "scope": "rack",
+            "target": "x",
+            "ok": True,
+            "steps": [],
+            "started_at": "x",
+            "finished_at": "x",
+        }
+    }
+    resp = canaries.api.post("/compute/v2.1/os-kumo-canaries", json=bad)
+    assert resp.status_code == 400 and "scope" in resp.json()["badRequest"]["message"]
+    with canaries.cloud.client(canaries.cloud.token("demo", DEMO_PASSWORD, "demo")) as demo:
+        assert demo.get("/compute/v2.1/os-kumo-canaries").status_code == 403
+        assert demo.post("/compute/v2.1/os-kumo-canaries", json=bad).status_code == 403
 
 
 def test_a_failing_host_is_down_weighted_then_disabled_then_enabled_when_it_passes(
@@ -183,30 +209,3 @@ def test_a_failing_host_is_down_weighted_then_disabled_then_enabled_when_it_pass
     assert (service["status"], service["disabled_reason"]) == ("enabled", None)
     assert {h["host"]: h for h in canaries.overview()["hosts"]}[bad]["down_weighted"] is False
     nothing_left(canaries)
-
-
-def test_an_operators_disabling_stays_and_reports_are_checked_and_admin_only(canaries: Canaries) -> None:
-    host = HOSTS[0]
-    resp = canaries.api.put(
-        "/compute/v2.1/os-services/disable-log-reason",
-        json={"host": host, "binary": "nova-compute", "disabled_reason": "maintenance"},
-    )
-    assert resp.status_code == 200, resp.text
-    assert canaries.run(HOST, host)["ok"]  # forced onto the disabled host: it passes …
-    service = canaries.service(host)
-    assert (service["status"], service["disabled_reason"]) == ("disabled", "maintenance")  # … and stays off
-    bad = {
-        "canary": {
-            "scope": "rack",
-            "target": "x",
-            "ok": True,
-            "steps": [],
-            "started_at": "x",
-            "finished_at": "x",
-        }
-    }
-    resp = canaries.api.post("/compute/v2.1/os-kumo-canaries", json=bad)
-    assert resp.status_code == 400 and "scope" in resp.json()["badRequest"]["message"]
-    with canaries.cloud.client(canaries.cloud.token("demo", DEMO_PASSWORD, "demo")) as demo:
-        assert demo.get("/compute/v2.1/os-kumo-canaries").status_code == 403
-        assert demo.post("/compute/v2.1/os-kumo-canaries", json=bad).status_code == 403

@@ -109,6 +109,7 @@ def test_up_boots_a_real_guest_reachable_from_this_machine(tmp_path: Path, test_
             time.sleep(2)
             banner = ssh_banner(ip)
         assert banner.startswith("SSH-"), f"{ip}:22 said {banner!r}"
+        destroy_demo_server(out)  # its TCG guest done with: the machine's boot below gets the CPU
 
         # Baremetal beside it: the lab's machines over Redfish, ready in the background.
         assert "baremetal bm-1, bm-2, bm-3, bm-4: Redfish: sushy-tools' emulator over libvirt machines" in out
