@@ -23,15 +23,15 @@ FLAVOR = typer.Option("m1.tiny", help="The canary's flavor (name or id)")
 NETWORK = typer.Option(None, help="A tenant network (name or id): the canary also checks its DHCP address")
 
 
-def service_token(api_url: str) -> str:
-    """The canary service user's token; the user is made (or its password set) first with the
-    admin's credentials from this machine's state directory."""
+def service_user(api_url: str) -> str:
+    """The canary service user made (or its password set) with the admin's credentials from
+    this machine's state directory; its password."""
     settings = get_settings()
     password = settings.secret("canary_password")
     admin = login(api_url, "admin", settings.secret("admin_password"), "admin")
     with httpx.Client(base_url=api_url, headers={"X-Auth-Token": admin}, timeout=30) as client:
         ensure_canary_user(client, password)
-    return login(api_url, CANARY_USER, password, CANARY_PROJECT)
+    return password
 
 
 @app.command("run")
@@ -46,7 +46,7 @@ def run(
     """Run canaries now (every zone when no --az or --host is given); one JSON line per run,
     exit status 1 when one failed."""
     setup_logging("WARNING")
-    token = service_token(api_url)
+    token = login(api_url, CANARY_USER, service_user(api_url), CANARY_PROJECT)
     with httpx.Client(base_url=api_url, headers={"X-Auth-Token": token}, timeout=60) as api:
         zones = {s["host"]: s["zone"] for s in api.get("/compute/v2.1/os-services").json()["services"]}
         targets = [(AZ, z) for z in az] + [(HOST, h) for h in host]
@@ -67,9 +67,10 @@ def loop(
 ) -> None:
     """Run the canaries as they fall due, until SIGTERM or Ctrl-C (cadences: KUMO_CANARY_* settings)."""
     setup_logging()
+    password = service_user(api_url)
     runner = CanaryLoop(
         api_url,
-        lambda: service_token(api_url),
+        lambda: login(api_url, CANARY_USER, password, CANARY_PROJECT),
         lambda api: resolve_spec(api, image, flavor, network),
         policy_from(get_settings()),
         tick=tick,
