@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     canary_az_interval: float = Field(default=300.0, gt=0)
     canary_host_interval: float = Field(default=86400.0, gt=0)
     canary_retry_interval: float = Field(default=60.0, gt=0)
+    canary_migration_interval: float = Field(default=3600.0, gt=0)
     canary_loop: bool = False
     enable_admin_password: bool = True
     # Keystone's [security_compliance] lockout: after this many consecutive failed logins of a

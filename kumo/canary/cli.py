@@ -10,7 +10,7 @@ import httpx
 import typer
 
 from kumo.canary.loop import CANARY_PROJECT, CANARY_USER, CanaryLoop, ensure_canary_user, login, resolve_spec
-from kumo.canary.policy import AZ, HOST, policy_from
+from kumo.canary.policy import AZ, HOST, MIGRATION, policy_from
 from kumo.canary.probe import Prober
 from kumo.config import get_settings
 from kumo.logs import setup_logging
@@ -38,18 +38,21 @@ def service_user(api_url: str) -> str:
 def run(
     az: list[str] = typer.Option([], "--az", help="A zone to canary (repeatable)"),
     host: list[str] = typer.Option([], "--host", help="A host to canary, forced there (repeatable)"),
+    migration: list[str] = typer.Option(
+        [], "--migration", help="A zone's live-migration canary (repeatable)"
+    ),
     api_url: str = API,
     image: str = IMAGE,
     flavor: str = FLAVOR,
     network: str = NETWORK,
 ) -> None:
-    """Run canaries now (every zone when no --az or --host is given); one JSON line per run,
-    exit status 1 when one failed."""
+    """Run canaries now (every zone when none is named); one JSON line per run, exit status 1
+    when one failed."""
     setup_logging("WARNING")
     token = login(api_url, CANARY_USER, service_user(api_url), CANARY_PROJECT)
     with httpx.Client(base_url=api_url, headers={"X-Auth-Token": token}, timeout=60) as api:
         zones = {s["host"]: s["zone"] for s in api.get("/compute/v2.1/os-services").json()["services"]}
-        targets = [(AZ, z) for z in az] + [(HOST, h) for h in host]
+        targets = [(AZ, z) for z in az] + [(HOST, h) for h in host] + [(MIGRATION, z) for z in migration]
         if not targets:
             targets = [(AZ, z) for z in sorted({z for z in zones.values() if z != "internal"})]
         prober = Prober(api, resolve_spec(api, image, flavor, network))

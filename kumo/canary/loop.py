@@ -88,9 +88,11 @@ def _time(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value)
 
 
-def observe(api: httpx.Client) -> tuple[list[str], list[HostSeen], dict[tuple[str, str], dt.datetime]]:
-    """The zones with a usable hypervisor, the hypervisors as the canaries see them, and when
-    each (scope, target) last had a canary."""
+def observe(
+    api: httpx.Client,
+) -> tuple[list[str], list[str], list[HostSeen], dict[tuple[str, str], dt.datetime]]:
+    """The zones with a usable hypervisor, those with two (a live migration's), the hypervisors
+    as the canaries see them, and when each (scope, target) last had a canary."""
     services = api.get(f"{COMPUTE}/os-services", params={"binary": "nova-compute"}).json()["services"]
     kinds = {
         h["service"]["host"]: h.get("hypervisor_type")
@@ -104,7 +106,7 @@ def observe(api: httpx.Client) -> tuple[list[str], list[HostSeen], dict[tuple[st
     for run in overview["canaries"]:  # newest first
         last_run.setdefault((run["scope"], run["target"]), _time(run["finished_at"]))
     hosts = []
-    zones = set()
+    zones: dict[str, int] = {}
     for service in services:
         if kinds.get(service["host"]) == "ironic":
             continue  # a baremetal node takes no tiny server
@@ -112,8 +114,8 @@ def observe(api: httpx.Client) -> tuple[list[str], list[HostSeen], dict[tuple[st
         ours = service["status"] == "disabled" and service.get("disabled_reason") == CANARY_REASON
         hosts.append(HostSeen(service["host"], service["zone"], up, failures.get(service["host"], 0), ours))
         if up and service["status"] == "enabled":
-            zones.add(service["zone"])
-    return sorted(zones), hosts, last_run
+            zones[service["zone"]] = zones.get(service["zone"], 0) + 1
+    return sorted(zones), sorted(z for z, n in zones.items() if n >= 2), hosts, last_run
 
 
 class CanaryLoop:
@@ -140,10 +142,9 @@ class CanaryLoop:
     def pass_once(self) -> list[dict[str, Any]]:
         """Run every canary due now; the stored runs."""
         with httpx.Client(base_url=self.url, headers={"X-Auth-Token": self.token()}, timeout=60) as api:
-            zones, hosts, last_run = observe(api)
-            targets = due(
-                dt.datetime.now(dt.UTC).replace(tzinfo=None), zones, hosts, last_run, self.was_up, self.policy
-            )
+            zones, pairs, hosts, last_run = observe(api)
+            now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            targets = due(now, zones, hosts, last_run, self.was_up, self.policy, pairs)
             self.was_up = {h.name: h.up for h in hosts}
             zone_of = {h.name: h.zone for h in hosts}
             prober = Prober(api, self.spec(api))

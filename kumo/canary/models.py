@@ -19,7 +19,7 @@ class CanaryRun(Base):
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True)
-    scope: Mapped[str] = mapped_column(String(8))  # "az" or "host"
+    scope: Mapped[str] = mapped_column(String(16))  # "az", "host" or "migration"
     target: Mapped[str] = mapped_column(String(255))  # the zone or the host asked for
     availability_zone: Mapped[str | None] = mapped_column(String(255), nullable=True)
     host: Mapped[str | None] = mapped_column(String(255), nullable=True)  # where the server landed

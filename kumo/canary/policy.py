@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 CANARY_REASON = "canary"
 AZ = "az"
 HOST = "host"
+MIGRATION = "migration"  # a zone's live-migration canary
+SCOPES = (AZ, HOST, MIGRATION)
 
 
 class Verdict(StrEnum):
@@ -41,6 +43,7 @@ class CanaryPolicy:
     az_interval: float = 300.0  # seconds between one zone's canaries
     host_interval: float = 86400.0  # seconds between one host's canaries
     retry_interval: float = 60.0  # seconds before a suspect or canary-disabled host is tried again
+    migration_interval: float = 3600.0  # seconds between one zone's live-migration canaries
 
     def __post_init__(self) -> None:
         if not 1 <= self.suspect_after <= self.disable_after:
@@ -55,6 +58,7 @@ def policy_from(settings: Settings) -> CanaryPolicy:
         az_interval=settings.canary_az_interval,
         host_interval=settings.canary_host_interval,
         retry_interval=settings.canary_retry_interval,
+        migration_interval=settings.canary_migration_interval,
     )
 
 
@@ -121,13 +125,15 @@ def due(
     last_run: Mapping[tuple[str, str], dt.datetime],
     was_up: Mapping[str, bool],
     policy: CanaryPolicy,
+    migration_zones: Iterable[str] = (),
 ) -> list[Target]:
     """The canaries to run now: each zone every `az_interval`; each host that is up every
     `host_interval`, at once when it joined (never seen, never canaried) or came back (was
     down), and every `retry_interval` while its last canary (of any scope) failed or the
     canaries disabled it (a failure's retry; a mended host enabled again). `last_run`: (scope,
     name) → when its last canary finished; `was_up`: each host's liveness at the previous pass
-    (absent: not seen before)."""
+    (absent: not seen before). Each of `migration_zones` (those with two usable hypervisors)
+    gets a live-migration canary every `migration_interval`."""
     found: list[Target] = []
 
     def age(key: tuple[str, str]) -> float | None:
@@ -138,6 +144,10 @@ def due(
         seconds = age((AZ, zone))
         if seconds is None or seconds >= policy.az_interval:
             found.append(Target(AZ, zone, "first" if seconds is None else "interval"))
+    for zone in sorted(set(migration_zones)):
+        seconds = age((MIGRATION, zone))
+        if seconds is None or seconds >= policy.migration_interval:
+            found.append(Target(MIGRATION, zone, "first" if seconds is None else "interval"))
     for host in sorted(hosts, key=lambda h: h.name):
         if not host.up:
             continue

@@ -7,6 +7,8 @@ result reported to os-kumo-canaries. Its steps, in order:
     console   the test image's boot line on its console (os-getConsoleOutput), matching the
               flavor: `vcpus=` the flavor's, `mem_kb=` at most its RAM and at least half of it
     network   with a tenant network: an address on it, the one the guest's DHCP got (`ip=`)
+    migrate   (a zone's live-migration canary) os-migrateLive to a host the scheduler picks, the
+              server ACTIVE on another host, its console answered there
     stop      os-stop, the server SHUTOFF
     delete    DELETE, the server gone
     leftovers no allocation of the server in placement, no port of it
@@ -27,11 +29,12 @@ from typing import Any
 
 import httpx
 
-from kumo.canary.policy import AZ, HOST
+from kumo.canary.policy import HOST, MIGRATION
 
 MARKER = "KUMO-BOOT-OK"
 COMPUTE = "/compute/v2.1"
 MICROVERSION = {"OpenStack-API-Version": "compute 2.37"}
+LIVE_MIGRATION = {"OpenStack-API-Version": "compute 2.30"}  # host null: the scheduler picks
 REQUEST_ID = "x-openstack-request-id"
 _BOOT = re.compile(r"KUMO-BOOT-OK \S+ vcpus=(\d+) mem_kb=(\d+)(?:.* ip=(\S+))?")
 
@@ -97,7 +100,8 @@ class _Run:
             "scope": self.scope,
             "target": self.target,
             "availability_zone": self.zone,
-            "host": self.host,
+            # a migration's failure is the pair's and the path's, no one host's verdict
+            "host": None if self.scope == MIGRATION else self.host,
             "ok": failed is None,
             "failed_step": failed,
             "error": error,
@@ -208,6 +212,26 @@ class Prober:
         if line.ip is None or line.ip.split("/")[0] not in addresses:
             raise StepFailed(f"the guest's DHCP address is {line.ip}, the server's {', '.join(addresses)}")
 
+    def _migrate(self, run: _Run) -> None:
+        source = run.host
+        body = {"os-migrateLive": {"host": None, "block_migration": "auto"}}
+        resp = self._call(run, "POST", f"/servers/{run.server_id}/action", json=body, headers=LIVE_MIGRATION)
+        if resp.status_code != 202:
+            raise StepFailed(f"os-migrateLive answered {resp.status_code}: {resp.text[:300]}")
+
+        def moved() -> dict[str, Any] | None:
+            server = self._status(run, "ACTIVE")
+            return server if server is not None and server.get("OS-EXT-SRV-ATTR:host") != source else None
+
+        server = self._wait("the server ACTIVE on another host", moved)
+        run.host = server.get("OS-EXT-SRV-ATTR:host")
+        run.steps[-1]["detail"] = f"{source} → {run.host}"
+        answer = self.api.post(  # not the step's request id: that stays the migration's action
+            f"{COMPUTE}/servers/{run.server_id}/action", json={"os-getConsoleOutput": {}}
+        )
+        if answer.status_code != 200:
+            raise StepFailed(f"its console on {run.host} answered {answer.status_code}")
+
     def _stop(self, run: _Run) -> None:
         resp = self._call(run, "POST", f"/servers/{run.server_id}/action", json={"os-stop": None})
         if resp.status_code != 202:
@@ -232,10 +256,10 @@ class Prober:
             raise StepFailed("left behind: " + "; ".join(found))
 
     def run(self, scope: str, target: str, zone: str | None = None) -> dict[str, Any]:
-        """The canary's report (not yet sent): `scope` AZ with the zone as `target`, or HOST
-        with the host as `target` (and its zone, when known)."""
-        run = _Run(scope, target, zone=target if scope == AZ else zone)
-        where = target if scope == AZ else f"{zone or ''}:{target}"
+        """The canary's report (not yet sent): `scope` AZ or MIGRATION with the zone as
+        `target`, or HOST with the host as `target` (and its zone, when known)."""
+        run = _Run(scope, target, zone=zone if scope == HOST else target)
+        where = f"{zone or ''}:{target}" if scope == HOST else target
         if scope == HOST:
             run.host = target
         line: BootLine | None = None
@@ -246,6 +270,8 @@ class Prober:
         ]
         if self.spec.network:
             steps.append(("network", lambda: self._network(run, line or BootLine(0, 0, None))))
+        if scope == MIGRATION:
+            steps.append(("migrate", lambda: self._migrate(run)))
         steps += [("stop", lambda: self._stop(run)), ("delete", lambda: self._delete(run))]
         steps.append(("leftovers", lambda: self._leftovers(run)))
         for name, step in steps:

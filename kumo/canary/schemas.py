@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kumo.api.openapi import Schema, obj
+from kumo.canary.policy import SCOPES
 from kumo.canary.service import MAX_STEPS
 
 _TEXT = {"type": ["string", "null"]}
@@ -20,7 +21,7 @@ CANARY_REPORT: Schema = obj(
     {
         "canary": obj(
             {
-                "scope": {"type": "string", "enum": ["az", "host"]},
+                "scope": {"type": "string", "enum": list(SCOPES)},
                 "target": {"type": "string", "minLength": 1, "maxLength": 255},
                 "availability_zone": _TEXT,
                 "host": _TEXT,

@@ -17,9 +17,8 @@ from sqlalchemy.orm import Session
 from kumo.api.context import RequestContext
 from kumo.canary.models import CanaryRun
 from kumo.canary.policy import (
-    AZ,
     CANARY_REASON,
-    HOST,
+    SCOPES,
     CanaryPolicy,
     Verdict,
     consecutive_failures,
@@ -106,8 +105,10 @@ def parse_report(body: Any) -> Report:
         if key not in data:
             raise BadRequest(f"Invalid input for field/attribute canary. '{key}' is a required property")
     scope = data["scope"]
-    if scope not in (AZ, HOST):
-        raise BadRequest(f"Invalid input for field/attribute scope. Value: {scope!r}. Must be 'az' or 'host'")
+    if scope not in SCOPES:
+        raise BadRequest(
+            f"Invalid input for field/attribute scope. Value: {scope!r}. Must be one of {', '.join(SCOPES)}"
+        )
     steps = data["steps"]
     if not isinstance(steps, list) or len(steps) > MAX_STEPS:
         raise BadRequest(f"Invalid input for field/attribute steps. A list of at most {MAX_STEPS} steps")
@@ -186,8 +187,8 @@ class ListQuery:
 
 
 def parse_list_query(scope: str | None, target: str | None, host: str | None, limit: str | None) -> ListQuery:
-    if scope is not None and scope not in (AZ, HOST):
-        raise BadRequest(f"Invalid scope {scope!r}: 'az' or 'host'")
+    if scope is not None and scope not in SCOPES:
+        raise BadRequest(f"Invalid scope {scope!r}: one of {', '.join(SCOPES)}")
     page = params.page(limit, None, MAX_LIMIT)
     return ListQuery(scope, target, params.host_value(host), page.limit or DEFAULT_LIMIT)
 

@@ -15,7 +15,7 @@ import pytest
 
 from kumo.agent.drivers import fake
 from kumo.canary.loop import CANARY_PROJECT, CANARY_USER, CanaryLoop, ensure_canary_user, login, resolve_spec
-from kumo.canary.policy import AZ, HOST, CanaryPolicy
+from kumo.canary.policy import AZ, HOST, MIGRATION, CanaryPolicy
 from kumo.canary.probe import Prober
 from tests.conftest import DEMO_PASSWORD, Cloud, Fleet, wait_for
 from tests.integration.libvirt.conftest import upload
@@ -98,13 +98,18 @@ def test_a_healthy_cloud_passes_its_zone_and_host_canaries(canaries: Canaries) -
         lambda api: canaries.prober.spec,
         POLICY,
     )
-    done = loop.pass_once()  # a first pass: the zone, and each host (they just joined)
-    assert sorted((r["scope"], r["target"]) for r in done) == [
+    done = loop.pass_once()  # a first pass: the zone, its live migration, each host (they just joined)
+    assert [(r["scope"], r["target"]) for r in done] == [
         (AZ, "nova"),
+        (MIGRATION, "nova"),
         (HOST, HOSTS[0]),
         (HOST, HOSTS[1]),
     ]
     assert all(r["ok"] for r in done), done
+    migration = done[1]
+    assert migration["host"] is None and migration["verdict"] is None  # no one host's verdict
+    (moved,) = [s["detail"] for s in migration["steps"] if s["step"] == "migrate"]
+    assert moved in (f"{HOSTS[0]} → {HOSTS[1]}", f"{HOSTS[1]} → {HOSTS[0]}")
     assert loop.pass_once() == []  # nothing is due again so soon
     zone = done[0]
     assert [s["step"] for s in zone["steps"]] == [

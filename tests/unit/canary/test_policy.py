@@ -11,6 +11,7 @@ from kumo.canary.policy import (
     AZ,
     CANARY_REASON,
     HOST,
+    MIGRATION,
     CanaryPolicy,
     HostChange,
     HostSeen,
@@ -102,11 +103,12 @@ def test_which_host_canaries_are_due(
     assert targets == ([Target(HOST, "h", why)] if why else [])
 
 
-def test_each_zone_every_az_interval() -> None:
-    last_run = {(AZ, "az1"): ago(299), (AZ, "az2"): ago(300)}
-    assert due(NOW, ["az1", "az2", "az3"], [], last_run, {}, POLICY) == [
+def test_each_zone_every_az_interval_and_its_live_migration_hourly() -> None:
+    last_run = {(AZ, "az1"): ago(299), (AZ, "az2"): ago(300), (MIGRATION, "az1"): ago(3599)}
+    assert due(NOW, ["az1", "az2", "az3"], [], last_run, {}, POLICY, migration_zones=["az1", "az2"]) == [
         Target(AZ, "az2", "interval"),
         Target(AZ, "az3", "first"),
+        Target(MIGRATION, "az2", "first"),
     ]
 
 

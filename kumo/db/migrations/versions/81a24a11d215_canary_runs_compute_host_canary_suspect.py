@@ -22,7 +22,7 @@ def upgrade() -> None:
         "canary_runs",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("uuid", sa.String(length=36), nullable=False),
-        sa.Column("scope", sa.String(length=8), nullable=False),
+        sa.Column("scope", sa.String(length=16), nullable=False),
         sa.Column("target", sa.String(length=255), nullable=False),
         sa.Column("availability_zone", sa.String(length=255), nullable=True),
         sa.Column("host", sa.String(length=255), nullable=True),
