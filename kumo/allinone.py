@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import signal
 import threading
 import time
@@ -23,6 +24,9 @@ from kumo.agent.netsync import NetworkSync, UnavailableDataPlane, network_role
 from kumo.agent.network import links
 from kumo.agent.network.run import NetworkError
 from kumo.agent.network.spec import host_gateway_name
+from kumo.baremetal import allinone as baremetal_demo
+from kumo.canary.loop import CANARY_PROJECT, CANARY_USER, CanaryLoop, ensure_canary_user, resolve_spec
+from kumo.canary.policy import policy_from
 from kumo.config import Settings, write_private
 from kumo.deploy import init_cloud
 from kumo.runtime import build_runtime
@@ -378,6 +382,8 @@ def run_all_in_one(
     driver: str = "auto",
     image_dir: Path | None = None,
     public_cidr: str = PUBLIC_CIDR,
+    baremetal: bool = True,
+    canaries: bool = False,
 ) -> None:
     public_gateway(public_cidr)  # a malformed --public-network stops it before anything starts
     admin_password = settings.secret("admin_password")
@@ -443,6 +449,11 @@ def run_all_in_one(
         image_id = ensure_image(admin)
         if files is not None:
             image_id = ensure_real_guest(admin, files, host_names[0], host_names[1:])
+        metal = (
+            start_baremetal(url, rt.agent_token, admin, settings, files is not None, image_dir)
+            if baremetal
+            else None
+        )
     real = files is not None
     flavor = REAL_FLAVOR if real else "m1.tiny"
     image_name = REAL_IMAGE if real else "demo-image"
@@ -461,7 +472,22 @@ def run_all_in_one(
         if real and result["status"] == "ACTIVE":
             line = wait_console(url, demo_token, result["id"], "KUMO-BOOT-OK")
             console.print(f"[green]console[/] {line}" if line else "[yellow]console[/] no boot marker yet")
-    journey = next_commands(clouds, flavor, image_name, real)
+    if metal is not None and not metal.ready.is_set():
+
+        def admin_client() -> httpx.Client:
+            return httpx.Client(base_url=url, headers={"X-Auth-Token": admin_token}, timeout=30)
+
+        if exit_after_demo:  # --exit: the nodes reported before it stops
+            with admin_client() as admin:
+                metal.bring_up(admin)
+            console.print(metal.summary())
+        else:
+            metal.start_in_background(admin_client, console.print)
+            console.print("[green]baremetal[/] getting ready in the background: a line says when")
+    canary_loop = None
+    if canaries and not exit_after_demo:
+        canary_loop = start_canaries(url, admin_token, settings, image_name)
+    journey = next_commands(clouds, flavor, image_name, real, metal is not None)
     # soft_wrap: a command stays one line, whatever the terminal's width (copied as it is)
     console.print("\nNext:\n" + "\n".join("  " + line for line in journey), soft_wrap=True, highlight=False)
     console.print("Stopping takes the public network's gateway, bridge and DHCP off this machine.")
@@ -472,10 +498,62 @@ def run_all_in_one(
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         stop.wait()
         console.print("stopping …")
-    stop_all(server, agents)
+    if canary_loop is not None:
+        canary_loop.stop()
+    stop_all(server, agents, metal)
 
 
-def next_commands(clouds: Path, flavor: str, image: str, real: bool) -> list[str]:
+CANARY_FLAVOR = "canary.tiny"  # any hypervisor's (no aggregate_instance_extra_specs): every zone has one
+
+
+def start_canaries(url: str, admin_token: str, settings: Settings, image: str) -> CanaryLoop:
+    """The health canaries' loop in this process, as their service user (kumo/canary/loop.py),
+    with a flavor of their own that every hypervisor takes, and the demo's image (kumo's test
+    image where real guests run)."""
+    password = settings.secret("canary_password")
+    flavor = CANARY_FLAVOR
+    with httpx.Client(base_url=url, headers={"X-Auth-Token": admin_token}, timeout=30) as admin:
+        ensure_canary_user(admin, password)
+        names = {f["name"] for f in admin.get("/compute/v2.1/flavors").json()["flavors"]}
+        if flavor not in names:
+            body = {"flavor": {"name": flavor, "vcpus": 1, "ram": 128, "disk": 1}}
+            admin.post("/compute/v2.1/flavors", json=body).raise_for_status()
+    policy = policy_from(settings)
+    loop = CanaryLoop(
+        url,
+        lambda: token(url, CANARY_USER, password, CANARY_PROJECT),
+        lambda api: resolve_spec(api, image, flavor),
+        policy,
+    ).start()
+    console.print(
+        f"[green]canaries[/] {flavor} servers of {image}: each zone every {policy.az_interval:g} s, "
+        f"each host every {policy.host_interval:g} s and when it joins or comes back; "
+        "results at GET /compute/v2.1/os-kumo-canaries"
+    )
+    return loop
+
+
+def start_baremetal(
+    url: str, agent_token: str, admin: httpx.Client, settings: Settings, real: bool, image_dir: Path | None
+) -> baremetal_demo.Baremetal:
+    """The conductor started, the baremetal flavor made and, with the fake BMC driver (fast),
+    the nodes available; Redfish nodes come up later (`Baremetal.bring_up`)."""
+    hardware, why = baremetal_demo.choose_hardware(real)
+    logging.getLogger("sushy").setLevel(logging.ERROR)  # its session-discovery warning is noise here
+    metal = baremetal_demo.start(url, agent_token, hardware, why, settings.state_dir / "bmlab", image_dir)
+    baremetal_demo.ensure_flavor(admin)
+    names = ", ".join(name for name, _ in baremetal_demo.NODES)
+    colour = "green" if hardware == baremetal_demo.REDFISH else "yellow"
+    console.print(
+        f"[{colour}]baremetal[/] {names}: {why}; conductor {baremetal_demo.CONDUCTOR} in this process"
+    )
+    if hardware == baremetal_demo.FAKE:
+        metal.bring_up(admin)
+        console.print(metal.summary())
+    return metal
+
+
+def next_commands(clouds: Path, flavor: str, image: str, real: bool, baremetal: bool = False) -> list[str]:
     """The banner's journey: with real guests, a key, SSH opened in the default security group,
     a server on the public network and SSH to it from this machine; with fake ones, the server."""
     demo = "openstack --os-cloud kumo-demo"
@@ -498,21 +576,36 @@ def next_commands(clouds: Path, flavor: str, image: str, real: bool) -> list[str
     if real:
         lines.append(f"ssh root@<my-server's {PUBLIC_NETWORK} address>")
     lines.append(f"{demo} console log show my-server")
+    if baremetal:  # the same API, a machine instead of a guest
+        lines += [
+            "openstack --os-cloud kumo baremetal node list --fields name resource_class provision_state",
+            f"{demo} server create --flavor {baremetal_demo.FLAVOR} --image {image} --nic none"
+            " --wait my-metal",
+            f"{demo} console log show my-metal",
+        ]
     return lines
 
 
-def stop_all(server: ThreadedServer, agents: list[Agent]) -> None:
+def stop_all(
+    server: ThreadedServer, agents: list[Agent], metal: baremetal_demo.Baremetal | None = None
+) -> None:
     """Stop the agents, then the API, in about a second: the agents take no more work, the API
     answers their long polls at once (empty; tasks stay pending in the database), each agent's
     threads end (side by side), the network host takes its networks off this machine (the next
     `kumo up` makes them again: its agent's registration syncs every network it serves), every
     agent that enforced security groups removes its firewall's rules (the next `kumo up`'s
-    registration syncs them again), and the API stops with no request left in flight."""
+    registration syncs them again), the baremetal conductor stops (with Redfish, the emulator,
+    its domains and the lab's files are removed), and the API stops with no request left in
+    flight."""
     for agent in agents:
         agent.stop_event.set()
+    if metal is not None:
+        metal.signal_stop()
     server.rt.waker.stop()
     with ThreadPoolExecutor(max(1, len(agents))) as pool:
         list(pool.map(Agent.stop, agents))
+    if metal is not None:  # the conductor; with Redfish the emulator, its domains and files
+        metal.stop()
     for agent in agents:
         if agent.network is not None:
             try:  # the machine as it was found: no gateway, bridge, namespace or dnsmasq left

@@ -33,6 +33,8 @@ from kumo.api.middleware import RequestMiddleware
 from kumo.baremetal import conductor_routes as baremetal_conductor_routes
 from kumo.baremetal import microversion as baremetal_microversion
 from kumo.baremetal import routes as baremetal_routes
+from kumo.canary import routes as canary_routes
+from kumo.canary.metrics import canary_gauges
 from kumo.compute.fleet_metrics import fleet_gauges
 from kumo.compute.response_headers import compute_response_headers
 from kumo.compute.routes import build_router as compute_router
@@ -113,6 +115,7 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
         identity_admin_routes.router,  # /identity: projects, users, roles, catalog
         compute_router(),  # /compute
         stock_routes.router,  # /compute/v2.1/os-kumo-stock-requests: a compute API extension
+        canary_routes.router,  # /compute/v2.1/os-kumo-canaries: a compute API extension
         image_routes.router,  # /image
         network_routes.router,  # /networking (Neutron's API subset)
         placement_routes.router,  # /placement
@@ -126,6 +129,7 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
         with rt.db.read() as session:
             fleet_gauges(session, rt.settings.heartbeat_timeout_seconds)
             signal_gauges(session)
+            canary_gauges(session)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     openapi.install(app)

@@ -18,6 +18,7 @@ from pathlib import Path
 import typer
 from prometheus_client import start_http_server
 
+from kumo.canary.cli import app as canary_app
 from kumo.config import Settings, get_settings
 from kumo.gc_tuning import limit_malloc_arenas, tune_gc
 from kumo.inventory.cli import app as hosts_app
@@ -32,6 +33,7 @@ bench_app = typer.Typer(help="Benchmarks against a kumo API")
 app.add_typer(bench_app, name="bench")
 app.add_typer(stock_app, name="stock")
 app.add_typer(hosts_app, name="hosts")
+app.add_typer(canary_app, name="canary")
 
 
 @app.command()
@@ -231,9 +233,18 @@ def up(
         help="Subnet of the shared external network `public` made on first start; its first "
         "address is this machine's (must not overlap the machine's routes)",
     ),
+    baremetal: bool = typer.Option(
+        True,
+        help="Baremetal nodes beside the hypervisors: Redfish (sushy-tools' emulator over libvirt "
+        "machines) where real guests run, else the fake BMC driver; a conductor in this process",
+    ),
+    canaries: bool = typer.Option(
+        None,
+        help="Run the health canaries' loop (docs/canaries.md); default: the canary_loop setting",
+    ),
 ) -> None:
-    """All-in-one: migrate, bootstrap, serve the API with in-process agents, make the `public`
-    network (reachable from this machine), boot a demo server on it."""
+    """All-in-one: migrate, bootstrap, serve the API with in-process agents and a baremetal
+    conductor, make the `public` network (reachable from this machine), boot a demo server on it."""
     from kumo.allinone import run_all_in_one  # every role in one process (module docstring)
 
     setup_logging("WARNING")
@@ -251,6 +262,8 @@ def up(
             driver=driver,
             image_dir=image_dir,
             public_cidr=public_network,
+            baremetal=baremetal,
+            canaries=settings.canary_loop if canaries is None else canaries,
         )
     except KeyboardInterrupt:  # Ctrl-C before it was up (then it stops by its own handler)
         typer.echo("interrupted", err=True)

@@ -31,6 +31,17 @@ class Settings(BaseSettings):
     # make a placement durable before its spawn leaves: kumo.db.base.durable_before_it_leaves).
     scheduler_asynchronous_commit: bool = True
     heartbeat_timeout_seconds: float = 30.0
+    # Health canaries (kumo/canary, docs/canaries.md): consecutive failures of a host's canaries
+    # before the scheduler down-weights it, and before its service is disabled (reason
+    # "canary"); the loop's cadences (seconds) per zone, per host, and for retrying a suspect
+    # or canary-disabled host. `canary_loop`: the API process runs the loop (as `kumo canary loop`).
+    canary_suspect_after: int = Field(default=2, ge=1)
+    canary_disable_after: int = Field(default=3, ge=1)
+    canary_az_interval: float = Field(default=300.0, gt=0)
+    canary_host_interval: float = Field(default=86400.0, gt=0)
+    canary_retry_interval: float = Field(default=60.0, gt=0)
+    canary_migration_interval: float = Field(default=3600.0, gt=0)
+    canary_loop: bool = False
     enable_admin_password: bool = True
     # Seconds after which a server left in VERIFY_RESIZE (a resize or cold migration done) is
     # confirmed by the API's auto-confirm loop (Nova's resize_confirm_window); 0: never.

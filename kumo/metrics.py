@@ -47,6 +47,29 @@ DOWN_HOST_AGE = Gauge(
     "Seconds since the last heartbeat of each host that is down (the 1,000 oldest)",
     ["host"],
 )
+# The health canaries (kumo/canary), read from their results at scrape time: one series per
+# zone or host canaried recently (the last CANARY_SERIES runs' targets).
+CANARY_LAST_OK = Gauge(
+    "kumo_canary_last_success",
+    "Whether the last canary of a zone or host passed (1) or failed (0)",
+    ["scope", "target"],
+)
+CANARY_LAST_SECONDS = Gauge(
+    "kumo_canary_last_duration_seconds",
+    "How long the last canary of a zone or host took",
+    ["scope", "target"],
+)
+CANARY_LAST_AGE = Gauge(
+    "kumo_canary_last_run_age_seconds",
+    "Seconds since the last canary of a zone or host finished",
+    ["scope", "target"],
+)
+CANARY_HOSTS = Gauge(
+    "kumo_canary_hosts",
+    "Compute hosts by their canaries' effect: down_weighted, disabled (reason canary)",
+    ["state"],
+)
+CANARY_SERIES = 5000
 TASKS_PENDING = Gauge("kumo_tasks_pending", "Work rows not yet finished by agents")
 # Each API worker keeps its own registry: its pid tells the pages apart (workers spawned together
 # can share a process_start_time_seconds).

@@ -3,6 +3,7 @@ with (scripts/new-migration) and what tests create_all from. It stands above eve
 models, so kumo/db/ (the ground floor, migrations included) imports none of them."""
 
 from kumo.baremetal import models as baremetal_models  # noqa: F401
+from kumo.canary import models as canary_models  # noqa: F401
 from kumo.compute import models as compute_models  # noqa: F401
 from kumo.db.base import Base
 from kumo.identity import models as identity_models  # noqa: F401

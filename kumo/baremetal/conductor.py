@@ -46,6 +46,7 @@ from kumo.baremetal.drivers.load import load_hardware
 from kumo.compute.states import PowerState
 from kumo.logs import request_id_var
 from kumo.work.kinds import (
+    ConsolePayload,
     NodePowerPayload,
     PayloadError,
     RebuildPayload,
@@ -148,6 +149,25 @@ HANDLERS: Mapping[TaskKind, NodeHandler] = {
     TaskKind.NODE_VERIFY: _read_power,
     TaskKind.NODE_ADOPT: _read_power,
 }
+CONSOLE_CHARS = 1 << 20  # the tail a console answer carries at most
+
+
+def console_output(hw: Hardware, lines: int | None) -> str:
+    """The node's serial console as the machine wrote it (its last `lines` lines; all when
+    None), at most CONSOLE_CHARS of its end; empty when the node has no console kumo reads."""
+    if hw.console is None:
+        return ""
+    text = hw.console.read_since(0)[-CONSOLE_CHARS:].replace("\r\n", "\n")
+    if lines is None:
+        return text
+    if lines <= 0:
+        return ""
+    parts = text.split("\n")
+    trailing = parts[-1] == ""
+    kept = parts[:-1][-lines:] if trailing else parts[-lines:]
+    return "\n".join(kept) + ("\n" if trailing else "")
+
+
 NODE_KINDS = frozenset({TaskKind.NODE_VERIFY, TaskKind.NODE_CLEAN, TaskKind.NODE_ADOPT, TaskKind.NODE_POWER})
 
 
@@ -160,6 +180,12 @@ def run_task(hw: Hardware, task: HostTask, stop: threading.Event) -> TaskResult 
     except PayloadError:
         kind = None
     handler = HANDLERS.get(kind) if kind is not None else None
+    if kind == TaskKind.CONSOLE:  # a question: the answer, no state
+        length = ConsolePayload.from_json(task.payload).length
+        try:
+            return TaskResult(ok=True, details={"output": console_output(hw, length)})
+        except OSError as exc:
+            return TaskResult(ok=False, error=f"console of node {task.host}: {exc}")
     if kind is None or handler is None:
         return TaskResult(ok=False, error=f"unknown task kind {task.kind}")
     try:
@@ -420,8 +446,9 @@ class Conductor(ApiLink):
                 self.dispatch(task)
 
     def dispatch(self, task: HostTask) -> bool:
-        """Queue a task behind its node's earlier ones; False when skipped (already running or
-        reported, or the node is not this conductor's)."""
+        """Queue a task behind its node's earlier ones (a console question, which changes
+        nothing, is answered at once, beside a deploy that waits for that console); False when
+        skipped (already running or reported, or the node is not this conductor's)."""
         with self._lock:
             if task.id in self._in_flight or task.id in self._recent or self.stop_event.is_set():
                 return False
@@ -429,6 +456,10 @@ class Conductor(ApiLink):
                 log.info("task %s for node %s skipped: not owned by %s", task.id, task.host, self.name)
                 return False
             self._in_flight.add(task.id)
+            if task.kind == TaskKind.CONSOLE:
+                node = self._nodes[task.host]
+                self._pool.submit(self._run_one, node, task, threading.Event())
+                return True
             self._queues.setdefault(task.host, deque()).append(task)
             if task.host in self._running:
                 return True

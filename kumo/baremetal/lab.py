@@ -188,6 +188,15 @@ def _die_with_parent() -> None:
         pass
 
 
+def emulator_binary() -> Path | None:
+    """sushy-tools' `sushy-emulator` beside this Python, else on PATH; None when not installed."""
+    beside = Path(sys.executable).with_name("sushy-emulator")
+    if beside.exists():
+        return beside
+    found = shutil.which("sushy-emulator")
+    return Path(found) if found else None
+
+
 class Emulator:
     """sushy-emulator with its libvirt driver on 127.0.0.1:`port`, limited to `machines`."""
 
@@ -213,12 +222,9 @@ class Emulator:
         return path
 
     def start(self, timeout: float = 30.0) -> Emulator:
-        binary = Path(sys.executable).with_name("sushy-emulator")
-        if not binary.exists():
-            found = shutil.which("sushy-emulator")
-            if found is None:
-                raise RuntimeError("sushy-emulator is not installed (scripts/sushy-emulator setup)")
-            binary = Path(found)
+        binary = emulator_binary()
+        if binary is None:
+            raise RuntimeError("sushy-emulator is not installed (scripts/sushy-emulator setup)")
         log = open(self.state_dir / f"emulator-{self.port}.log", "ab")  # noqa: SIM115 — the child keeps it
         self.process = subprocess.Popen(
             [str(binary), "--config", str(self.config())],

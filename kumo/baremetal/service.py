@@ -50,6 +50,8 @@ from kumo.work.models import Task
 log = logging.getLogger(__name__)
 
 NODE_TASKS = frozenset({TaskKind.NODE_VERIFY, TaskKind.NODE_CLEAN, TaskKind.NODE_ADOPT, TaskKind.NODE_POWER})
+# Questions a conductor answers about a node's machine (its serial console), changing nothing.
+QUESTION_TASKS = frozenset({TaskKind.CONSOLE})
 # Server work a conductor can do on a node; anything else (moves) is refused at enqueue time.
 SERVER_TASKS = frozenset(
     {
@@ -585,7 +587,7 @@ def _node_of_task(session: Session, task: Task) -> Node | None:
 def on_task_enqueued(session: Session, task: Task) -> None:
     """Runs for every task enqueued (see the module docstring)."""
     node = _node_of_task(session, task)
-    if node is None:
+    if node is None or task.kind in QUESTION_TASKS:
         return
     if task.kind not in NODE_TASKS | SERVER_TASKS:
         raise Conflict(
@@ -628,7 +630,7 @@ def on_task_enqueued(session: Session, task: Task) -> None:
 def settle(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> None:
     """Runs for every result, before the server's settling; moves the node of a node's task."""
     node = _node_of_task(session, task)
-    if node is None:
+    if node is None or task.kind in QUESTION_TASKS:
         return
     # The agents' results merge `details` into the result, so a conductor's
     # details.power_state ("power on") arrives as result["power_state"]: that is the node's; the

@@ -115,6 +115,7 @@ def request_for(instance: Instance, group: ServerGroup | None) -> ScheduleReques
         different_host=_as_tuple(hints.get("different_host")),
         force_host=hints.get("force_host"),
         requested_host=hints.get("requested_host"),
+        force_disabled=hints.get("force_host") is not None,
     )
 
 

@@ -61,7 +61,7 @@ def load_snapshot(
         aggregates, stock_metadata = _read_aggregates(session, stock_exclusive)
 
     hosts = []
-    for name, provider_id, disabled, forced_down, heartbeat, generation, rack, region in rows:
+    for name, provider_id, disabled, forced_down, heartbeat, generation, rack, region, suspect in rows:
         host_aggregates = aggregates.get(name, [])
         zones = [m["availability_zone"] for m in host_aggregates if m.get("availability_zone")]
         hosts.append(
@@ -78,6 +78,7 @@ def load_snapshot(
                 aggregates=tuple(host_aggregates),
                 rack=rack,
                 region=region,
+                canary_suspect=bool(suspect),
             )
         )
     snapshot = Snapshot.of(
@@ -97,8 +98,9 @@ _HOST_COLUMNS = (
     ResourceProvider.generation,
     ComputeHost.rack,
     ComputeHost.region,
+    ComputeHost.canary_suspect,
 )
-_HostRow = tuple[str, int, bool, bool, "dt.datetime | None", int, "str | None", "str | None"]
+_HostRow = tuple[str, int, bool, bool, "dt.datetime | None", int, "str | None", "str | None", bool]
 _PerProvider = dict[int, dict[str, int]]
 
 
@@ -158,16 +160,16 @@ def _read_part(
     for row in found:
         kind, name = row[0], row[1]
         if kind == _MEMBERSHIP:
-            aggregates.setdefault(name, []).append(dict(row[15] or {}))
+            aggregates.setdefault(name, []).append(dict(row[16] or {}))
             continue
         if kind == _STOCK:
             assert stock is not None
-            stock.append(dict(row[15] or {}))
+            stock.append(dict(row[16] or {}))
             continue
-        host: _HostRow = tuple(row[1:9])  # type: ignore[assignment]
+        host: _HostRow = tuple(row[1:10])  # type: ignore[assignment]
         if not rows or rows[-1][0] != name:
             rows.append(host)
-        resource_class, total, reserved, ratio, unit, amount = row[9:15]
+        resource_class, total, reserved, ratio, unit, amount = row[10:16]
         if resource_class is None:
             continue  # a host with no inventory yet
         provider_id = host[1]
@@ -196,7 +198,7 @@ def _part_statement(store: Store, stock_exclusive: bool) -> Any:
     )
     # Typed, so that the column decodes as JSON on every backend (its type is the first part's).
     no_aggregate = (type_coerce(null(), JSON).label("metadata"), null().label("aggregate_id"))
-    no_host = (null(),) * 13
+    no_host = (null(),) * 14
     inventories = (
         select(
             literal(_INVENTORY).label("kind"),
@@ -227,7 +229,7 @@ def _part_statement(store: Store, stock_exclusive: bool) -> Any:
         )
     # By position (kind, host name, aggregate id): SQLite orders a compound select only by its
     # result columns.
-    return union_all(*parts).order_by(*(literal_column(str(position)) for position in (1, 2, 17)))
+    return union_all(*parts).order_by(*(literal_column(str(position)) for position in (1, 2, 18)))
 
 
 def _read_aggregates(

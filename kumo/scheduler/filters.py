@@ -104,6 +104,16 @@ def compute_filter(host: HostState, request: ScheduleRequest, snapshot: Snapshot
     return PASS if host.enabled else _fail(SERVICE_DISABLED)
 
 
+@host_filter("ComputeFilter")
+def forced_compute_filter(host: HostState, request: ScheduleRequest, snapshot: Snapshot) -> FilterResult:
+    """An admin's forced host must be up; a forced create may land on it while it is disabled
+    (an operator tries a disabled host this way, and so do the health canaries that disabled
+    it, before enabling it again); a move to a named host may not."""
+    if not host.up:
+        return _fail(SERVICE_DOWN)
+    return PASS if host.enabled or request.force_disabled else _fail(SERVICE_DISABLED)
+
+
 @host_filter("AvailabilityZoneFilter", lambda request: request.availability_zone is not None)
 def availability_zone_filter(host: HostState, request: ScheduleRequest, snapshot: Snapshot) -> FilterResult:
     if request.availability_zone is None or host.availability_zone == request.availability_zone:
@@ -306,5 +316,6 @@ DEFAULT_FILTERS: tuple[Filter, ...] = (
     same_host_filter,
     different_host_filter,
 )
-# An admin's forced host bypasses placement policy, never liveness or capacity.
-FORCED_HOST_FILTERS: tuple[Filter, ...] = (force_host_filter, compute_filter, resources_filter)
+# An admin's forced host bypasses placement policy (a create's, a disabled service too), never
+# liveness or capacity.
+FORCED_HOST_FILTERS: tuple[Filter, ...] = (force_host_filter, forced_compute_filter, resources_filter)

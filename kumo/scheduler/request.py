@@ -59,6 +59,9 @@ class ScheduleRequest:
     ignore_hosts: tuple[str, ...] = ()
     force_host: str | None = None  # admin "az:host": skips policy filters, never capacity
     requested_host: str | None = None  # admin's 2.74 `host`: only that host, every filter runs
+    # A create forced onto its host may land there while the host's service is disabled (an
+    # operator's or the health canaries' try of a disabled host); a move's named host may not.
+    force_disabled: bool = False
 
     @property
     def hinted_instances(self) -> frozenset[str]:

@@ -29,6 +29,7 @@ class HostState:
     aggregates: tuple[Mapping[str, str], ...] = ()  # metadata of each aggregate holding the host
     rack: str | None = None  # failure-domain labels (ComputeHost.rack / .region)
     region: str | None = None
+    canary_suspect: bool = False  # its health canaries failed in a row (kumo/canary/policy.py)
 
     def failure_domain(self, domain: str) -> str | None:
         """This host's value of a failure domain (host, rack, az, region); None when unlabelled."""

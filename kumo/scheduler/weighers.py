@@ -34,6 +34,9 @@ class SchedulerConfig:
     # Large enough to outvote the resource weighers (each contributes at most its weight).
     soft_affinity_weight: float = 10.0
     soft_anti_affinity_weight: float = 10.0
+    # A host whose canaries failed in a row ranks below every healthy one that passed the
+    # filters (as Nova's BuildFailureWeigher pushes back a host failing builds), never out.
+    canary_weight: float = 100.0
     max_candidates: int = 10  # length of the ranked list handed to the claimer
     # Stop filtering once this many hosts passed (None: filter them all), as the Kubernetes
     # scheduler's numFeasibleNodesToFind does: the best of a sample spreads nearly as well. For
@@ -99,6 +102,13 @@ SOFT_ANTI_AFFINITY_WEIGHER = Weigher(
 )
 
 
+def _canary(host: HostState, request: ScheduleRequest, snapshot: Snapshot) -> float:
+    return -1.0 if host.canary_suspect else 0.0
+
+
+CANARY = Weigher("CanaryWeigher", _canary)
+
+
 def weighers(config: SchedulerConfig) -> list[tuple[Weigher, float]]:
     """The weighers with their multipliers; "pack" turns the free-capacity ones around."""
     sign = 1.0 if config.strategy == SPREAD else -1.0
@@ -108,6 +118,7 @@ def weighers(config: SchedulerConfig) -> list[tuple[Weigher, float]]:
         (DISK, sign * config.disk_weight),
         (SOFT_AFFINITY_WEIGHER, config.soft_affinity_weight),
         (SOFT_ANTI_AFFINITY_WEIGHER, config.soft_anti_affinity_weight),
+        (CANARY, config.canary_weight),
     ]
     return [(w, m) for w, m in pairs if m != 0.0]
 

@@ -9,10 +9,14 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+from types import TracebackType
 
 import pytest
 import yaml
@@ -21,6 +25,7 @@ from kumo.agent.network import links
 from kumo.agent.network.spec import bridge_name, host_gateway_name
 
 KUMO = str(Path(sys.executable).parent / "kumo")
+OPENSTACK = str(Path(sys.executable).parent / "openstack")
 
 
 def free_port() -> int:
@@ -52,6 +57,62 @@ def run_up(state: Path, *args: str, timeout: float = 300, ok: bool = True) -> st
     return done.stdout + ("" if ok else done.stderr)
 
 
+class RunningUp:
+    """`kumo up` running in the background (stopped with Ctrl-C on leaving), its output
+    collected line by line, and the `openstack` CLI against the clouds.yaml it wrote."""
+
+    def __init__(self, state: Path, *args: str) -> None:
+        self.state = state
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            up_argv(state, *args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=up_env(state),
+        )
+        stdout = self.proc.stdout
+        assert stdout is not None
+        threading.Thread(target=lambda: self.lines.extend(stdout), daemon=True).start()
+
+    @property
+    def out(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, text: str, timeout: float) -> str:
+        """The output once a line holds `text`."""
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.lines):
+            assert self.proc.poll() is None and time.monotonic() < deadline, f"no {text!r}: {self.out}"
+            time.sleep(0.2)
+        return self.out
+
+    def openstack(self, *argv: str, cloud: str = "kumo-demo") -> str:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+        env["OS_CLIENT_CONFIG_FILE"] = str(self.state / "clouds.yaml")
+        done = subprocess.run(
+            [OPENSTACK, "--os-cloud", cloud, *argv], capture_output=True, text=True, timeout=300, env=env
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def stop(self, timeout: float = 120) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def __enter__(self) -> RunningUp:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()
+
+
 def public_network(out: str) -> tuple[str, str]:
     """(id, cidr) of the public network the banner names."""
     found = re.search(r"network public (\S+) \(shared, external\) (\S+):", out)
@@ -67,6 +128,7 @@ def test_up_with_the_fake_driver_boots_the_demo_server(tmp_path: Path) -> None:
     cidr = random_public_network()
     out = run_up(tmp_path / "state", "--driver", "fake", "--hosts", "2", "--public-network", cidr)
     assert "compute-1: fake driver (asked for)" in out
+    assert "baremetal bm-1, bm-2, bm-3, bm-4: fake BMC driver" in out
     assert "openstack --os-cloud kumo server list --all-projects" in out
     clouds = yaml.safe_load((tmp_path / "state" / "clouds.yaml").read_text())
     assert set(clouds["clouds"]) == {"kumo", "kumo-demo"}
@@ -83,6 +145,31 @@ def test_up_with_the_fake_driver_boots_the_demo_server(tmp_path: Path) -> None:
     # Up again on the same state: the same network, not a second one.
     again = run_up(tmp_path / "state", "--driver", "fake", "--hosts", "2", "--no-demo")
     assert public_network(again) == (network_id, cidr)
+
+
+def test_up_serves_fake_baremetal_nodes_beside_the_hypervisors(tmp_path: Path) -> None:
+    """Four nodes of the fake BMC driver, available before the banner; the banner's baremetal
+    journey through the CLI: the nodes with their resource class, a server on the baremetal
+    flavor ACTIVE on one of them, its console showing the deploy."""
+    args = ("--driver", "fake", "--hosts", "1", "--no-demo")
+    with RunningUp(tmp_path / "state", *args) as up:
+        out = up.wait_for("Press Ctrl-C to stop.", timeout=120)
+        assert re.search(r"baremetal ready: bm-1=available .* bm-4=available \(rack-1, rack-2;", out), out
+        assert "--flavor bm.small --image demo-image --nic none --wait my-metal" in out
+        fields = ("--fields", "uuid", "name", "resource_class", "provision_state", "-f", "json")
+        nodes = json.loads(up.openstack("baremetal", "node", "list", *fields, cloud="kumo"))
+        assert sorted((n["name"], n["resource_class"], n["provision_state"]) for n in nodes) == [
+            (f"bm-{i}", "baremetal.small", "available") for i in range(1, 5)
+        ]
+        create = ("--flavor", "bm.small", "--image", "demo-image", "--nic", "none", "--wait", "-f", "json")
+        server = json.loads(up.openstack("server", "create", *create, "my-metal"))
+        assert server["status"] == "ACTIVE"
+        # Its console is the machine's: powered on from disk, then the marker naming the node.
+        console = up.openstack("console", "log", "show", "my-metal")
+        assert "fake firmware: booting from disk" in console
+        found = re.search(r"KUMO-BOOT-OK (\S+) boots=1", console)
+        assert found and found.group(1) in {n["uuid"] for n in nodes}, console
+        assert up.stop() == 0
 
 
 def test_up_refuses_a_public_network_over_a_route_of_this_machine(tmp_path: Path) -> None:

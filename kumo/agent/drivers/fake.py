@@ -1,5 +1,11 @@
 """The fake driver: guests are entries in a dict. For density tests and fast functional tests;
-a peer of the real drivers, not a special case."""
+a peer of the real drivers, not a special case.
+
+A fake guest's console holds the line kumo's test image prints once booted
+(`KUMO-BOOT-OK <hostname> vcpus=<n> mem_kb=<kB> … ip=<its first port's address|none>`), from
+its flavor and ports, so what reads a real guest's console reads a fake one's the same way.
+`break_host(host, reason)` makes every spawn on a host fail (a broken hypervisor, for the
+health canaries' tests) until `mend_host(host)`."""
 
 from __future__ import annotations
 
@@ -29,6 +35,8 @@ RESCUED: set[str] = set()
 NMIS: dict[str, int] = {}
 # The port ids of the NICs hot-plugged into each fake guest (by instance uuid).
 PLUGGED: dict[str, set[str]] = {}
+_CONSOLE_LOGS: dict[str, str] = {}  # instance uuid → what its serial console printed
+_BROKEN: dict[str, str] = {}  # host → why every spawn there fails
 _LOCK = threading.Lock()
 # A fake guest's disk as its snapshots upload it: this many chunks of SNAPSHOT_CHUNK bytes.
 SNAPSHOT_CHUNKS = 4
@@ -85,6 +93,30 @@ class _FakeCpu:
         self.delay_ns = 0
 
 
+def break_host(host: str, reason: str) -> None:
+    with _LOCK:
+        _BROKEN[host] = reason
+
+
+def mend_host(host: str) -> None:
+    with _LOCK:
+        _BROKEN.pop(host, None)
+
+
+def boot_line(instance: dict[str, Any]) -> str:
+    """The test image's boot marker, as this guest would print it."""
+    flavor = instance.get("flavor") or {}
+    addresses = [
+        ip["ip_address"] for port in instance.get("ports") or () for ip in port.get("fixed_ips") or ()
+    ]
+    name = instance.get("hostname") or instance.get("name") or "unknown"
+    vcpus, mem_kb = int(flavor.get("vcpus") or 1), int(flavor.get("ram") or 0) * 1024
+    disk_bytes, ip = int(flavor.get("disk") or 0) << 30, addresses[0] if addresses else "none"
+    return (
+        f"KUMO-BOOT-OK {name} vcpus={vcpus} mem_kb={mem_kb} disk_bytes={disk_bytes} boots=1 ip={ip} ssh=off\n"
+    )
+
+
 class FakeDriver:
     def __init__(
         self,
@@ -127,6 +159,9 @@ class FakeDriver:
         self._work()
         if instance.get("metadata", {}).get("fake_spawn_error"):
             raise DriverError(instance["metadata"]["fake_spawn_error"])
+        broken = _BROKEN.get(self.host)
+        if broken is not None:
+            raise DriverError(f"host {self.host} is broken: {broken}")
         demand = instance.get("metadata", {}).get("fake_cpu_demand")
         with _LOCK:
             VCPUS[instance["uuid"]] = int((instance.get("flavor") or {}).get("vcpus") or 1)
@@ -135,6 +170,7 @@ class FakeDriver:
                     DEMAND[instance["uuid"]] = float(demand)
                 except ValueError:
                     raise DriverError(f"fake_cpu_demand is not a number: {demand!r}") from None
+            _CONSOLE_LOGS[instance["uuid"]] = boot_line(instance)
         return self._set(instance["uuid"], PowerState.RUNNING)
 
     def destroy(self, instance: dict[str, Any]) -> None:
@@ -142,12 +178,13 @@ class FakeDriver:
         with _LOCK:
             self._guests.pop(instance["uuid"], None)
             PLUGGED.pop(instance["uuid"], None)
+            DEMAND.pop(instance["uuid"], None)
+            VCPUS.pop(instance["uuid"], None)
+            _CONSOLE_LOGS.pop(instance["uuid"], None)
             console = _CONSOLES.pop(instance["uuid"], None)
         if console is not None:
             console.shutdown()
             console.server_close()
-            DEMAND.pop(instance["uuid"], None)
-            VCPUS.pop(instance["uuid"], None)
 
     def power_on(self, instance: dict[str, Any]) -> int:
         self._require(instance["uuid"])
@@ -270,7 +307,10 @@ class FakeDriver:
 
     def console_output(self, instance: dict[str, Any], lines: int | None = None) -> str:
         self._require(instance["uuid"])
-        return ""  # fake guests print nothing
+        text = _CONSOLE_LOGS.get(instance["uuid"], "")
+        if lines is None or lines < 0:
+            return text
+        return "".join(text.splitlines(keepends=True)[-lines:]) if lines else ""
 
     def power_states(self) -> dict[str, int]:
         with _LOCK:

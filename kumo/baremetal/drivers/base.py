@@ -124,13 +124,25 @@ class DeployInterface(Protocol):
         ...
 
 
+class Console(Protocol):
+    """A machine's serial console, as text written since a position."""
+
+    def mark(self) -> int:
+        """A position: what is written after now is read with read_since(mark)."""
+        ...
+
+    def read_since(self, position: int) -> str: ...
+
+
 @dataclass(frozen=True)
 class Hardware:
-    """One node's interfaces (Ironic's hardware type, bound to a node)."""
+    """One node's interfaces (Ironic's hardware type, bound to a node). `console` is None when
+    the node has none kumo can read (a Redfish node without `kumo_console_log`)."""
 
     power: PowerInterface
     management: ManagementInterface
     deploy: DeployInterface
+    console: Console | None = None
 
 
 # Bounds concurrent BMC calls: a threading.Semaphore shared by all of a conductor's nodes.

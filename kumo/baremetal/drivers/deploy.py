@@ -16,13 +16,13 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Protocol
 
 from kumo.baremetal.drivers.base import (
     BOOT_DISK,
     POWER_OFF,
     POWER_ON,
     BMCError,
+    Console,
     DeployAborted,
     DeployRequest,
     DeployTimeout,
@@ -33,14 +33,6 @@ from kumo.baremetal.drivers.base import (
 DEFAULT_MARKER = "KUMO-BOOT-OK"
 POLL_SECONDS = 0.2
 log = logging.getLogger("kumo.conductor")
-
-
-class Console(Protocol):
-    def mark(self) -> int:
-        """A position: what is written after now is read with read_since(mark)."""
-        ...
-
-    def read_since(self, position: int) -> str: ...
 
 
 class LogFileConsole:

@@ -165,5 +165,6 @@ class _MachineConsole:
 
 def hardware(node: Node, limiter: Limiter) -> Hardware:
     bmc = FakeBMC(node, limiter)
-    deploy = ConsoleDeploy(node.label, bmc, bmc, _MachineConsole(bmc.machine))
-    return Hardware(power=bmc, management=bmc, deploy=deploy)
+    console = _MachineConsole(bmc.machine)
+    deploy = ConsoleDeploy(node.label, bmc, bmc, console)
+    return Hardware(power=bmc, management=bmc, deploy=deploy, console=console)

@@ -252,9 +252,8 @@ def hardware(node: Node, limiter: Limiter) -> Hardware:
     console_log = node.driver_info.get("kumo_console_log")
     console = LogFileConsole(str(console_log)) if console_log else None
     marker = str(node.driver_info.get("kumo_deploy_marker") or DEFAULT_MARKER)
-    return Hardware(
-        power=system, management=system, deploy=ConsoleDeploy(node.label, system, system, console, marker)
-    )
+    deploy = ConsoleDeploy(node.label, system, system, console, marker)
+    return Hardware(power=system, management=system, deploy=deploy, console=console)
 
 
 def forget_clients() -> None:

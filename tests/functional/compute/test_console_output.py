@@ -52,7 +52,11 @@ def test_console_output_comes_from_the_agent(cloud: Cloud, fleet: Fleet) -> None
         for args in ({}, {"length": 10}, {"length": "5"}, {"length": -1}, {"length": None}):
             resp = _console(c, sid, args)
             assert resp.status_code == 200, resp.text
-            assert resp.json() == {"output": ""}  # fake guests print nothing
+            # a fake guest prints the test image's boot marker, from its flavor
+            assert resp.json()["output"].startswith("KUMO-BOOT-OK ")
+            assert " vcpus=" in resp.json()["output"]
+        resp = _console(c, sid, {"length": 0})
+        assert resp.status_code == 200 and resp.json() == {"output": ""}
 
 
 @pytest.mark.parametrize(

@@ -60,6 +60,10 @@ class HostBuilder:
         self._host = replace(self._host, enabled=False)
         return self
 
+    def canary_suspect(self) -> HostBuilder:
+        self._host = replace(self._host, canary_suspect=True)
+        return self
+
     def build(self) -> HostState:
         return self._host
 

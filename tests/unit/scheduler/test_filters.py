@@ -57,6 +57,16 @@ CASES = [
     Case("compute/down", f.compute_filter, make_host().down(), rejects=f.SERVICE_DOWN),
     Case("compute/disabled", f.compute_filter, make_host().disabled(), rejects=f.SERVICE_DISABLED),
     Case("compute/down-disabled", f.compute_filter, make_host().down().disabled(), rejects=f.SERVICE_DOWN),
+    # ComputeFilter for a forced host: a forced create may take a disabled host, never a down one
+    Case("forced/disabled-create", f.forced_compute_filter, make_host().disabled(), {"force_disabled": True}),
+    Case("forced/disabled-move", f.forced_compute_filter, make_host().disabled(), rejects=f.SERVICE_DISABLED),
+    Case(
+        "forced/down-create",
+        f.forced_compute_filter,
+        make_host().down(),
+        {"force_disabled": True},
+        rejects=f.SERVICE_DOWN,
+    ),
     # AvailabilityZoneFilter
     Case("az/none-requested", f.availability_zone_filter, make_host().az("az1")),
     Case("az/match", f.availability_zone_filter, make_host().az("az1"), {"availability_zone": "az1"}),

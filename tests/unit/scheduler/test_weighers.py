@@ -56,6 +56,16 @@ CASES = [
     ),
     Case("ties/by-name", [free("b", 4, 4096), free("a", 4, 4096)], ["a", "b"]),
     Case(
+        "canary/suspect-ranks-below-every-healthy-host",
+        [free("a", 16, 16384).canary_suspect(), free("b", 1, 512), free("c", 2, 1024)],
+        ["c", "b", "a"],
+    ),
+    Case(
+        "canary/all-suspect-resources-decide",
+        [free("a", 16, 16384).canary_suspect(), free("b", 1, 512).canary_suspect()],
+        ["a", "b"],
+    ),
+    Case(
         "soft-affinity/members-beat-free-space",
         [free("a", 16, 16384), free("b", 2, 1024), free("c", 2, 1024)],
         ["c", "b", "a"],

@@ -1,0 +1,308 @@
+"""One canary, through kumo's public API as any client would: a tiny server booted in a zone (or
+forced onto a host, `zone:host`), checked, stopped and deleted, then nothing of it left; the
+result reported to os-kumo-canaries. Its steps, in order:
+
+    create    POST /servers (the test image, the canary flavor, forced into the zone or host)
+    active    the server ACTIVE (ERROR: its fault is the failure)
+    console   the test image's boot line on its console (os-getConsoleOutput), matching the
+              flavor: `vcpus=` the flavor's, `mem_kb=` at most its RAM and at least half of it
+    network   with a tenant network: an address on it, the one the guest's DHCP got (`ip=`)
+    migrate   (a zone's live-migration canary) os-migrateLive to a host the scheduler picks, the
+              server ACTIVE on another host, its console answered there
+    stop      os-stop, the server SHUTOFF
+    delete    DELETE, the server gone
+    leftovers no allocation of the server in placement, no port of it
+
+Each step records the request id it sent (a server action's is its instance action's:
+GET /servers/{id}/os-instance-actions/{request_id}). A failed step ends the canary; the server
+is then deleted all the same (step `cleanup`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from kumo.canary.policy import HOST, MIGRATION
+
+MARKER = "KUMO-BOOT-OK"
+COMPUTE = "/compute/v2.1"
+MICROVERSION = {"OpenStack-API-Version": "compute 2.37"}
+LIVE_MIGRATION = {"OpenStack-API-Version": "compute 2.30"}  # host null: the scheduler picks
+REQUEST_ID = "x-openstack-request-id"
+_BOOT = re.compile(r"KUMO-BOOT-OK \S+ vcpus=(\d+) mem_kb=(\d+)(?:.* ip=(\S+))?")
+
+
+class StepFailed(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class CanarySpec:
+    image: str  # id
+    flavor: str  # id
+    network: str | None = None  # a tenant network's id: the DHCP check
+    timeout: float = 180.0  # per waiting step
+    poll: float = 0.2
+
+
+@dataclass(frozen=True)
+class BootLine:
+    vcpus: int
+    mem_kb: int
+    ip: str | None
+
+
+def parse_boot_line(console: str) -> BootLine | None:
+    """The last whole boot line of the test image on a console, or None."""
+    found = None
+    for line in console.splitlines(keepends=True):
+        if line.endswith("\n") and (match := _BOOT.search(line)):
+            found = match
+    if found is None:
+        return None
+    ip = found.group(3)
+    return BootLine(int(found.group(1)), int(found.group(2)), None if ip in (None, "none") else ip)
+
+
+def check_boot_line(line: BootLine, vcpus: int, ram_mb: int) -> str | None:
+    """Why the boot line does not match the flavor, or None when it does."""
+    if line.vcpus != vcpus:
+        return f"the guest has {line.vcpus} vCPUs, the flavor {vcpus}"
+    ram_kb = ram_mb * 1024
+    if not ram_kb // 2 <= line.mem_kb <= ram_kb:
+        return f"the guest has {line.mem_kb} kB of memory, the flavor {ram_kb} kB"
+    return None
+
+
+def _utc() -> str:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat()
+
+
+@dataclass
+class _Run:
+    scope: str
+    target: str
+    started_at: str = field(default_factory=_utc)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    server_id: str | None = None
+    host: str | None = None
+    zone: str | None = None
+
+    def report(self, failed: str | None, error: str | None) -> dict[str, Any]:
+        return {
+            "scope": self.scope,
+            "target": self.target,
+            "availability_zone": self.zone,
+            # a migration's failure is the pair's and the path's, no one host's verdict
+            "host": None if self.scope == MIGRATION else self.host,
+            "ok": failed is None,
+            "failed_step": failed,
+            "error": error,
+            "steps": self.steps,
+            "server_id": self.server_id,
+            "started_at": self.started_at,
+            "finished_at": _utc(),
+        }
+
+
+class Prober:
+    """Runs canaries with `api` (an httpx client at kumo's URL with an admin token)."""
+
+    def __init__(
+        self, api: httpx.Client, spec: CanarySpec, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.api = api
+        self.spec = spec
+        self.clock = clock
+        self._flavor: dict[str, Any] | None = None
+
+    def _call(self, run: _Run, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One call of the step running; its request id is the step's: the action's (the last
+        POST or DELETE), else the first read's."""
+        resp = self.api.request(method, COMPUTE + path if path.startswith("/servers") else path, **kwargs)
+        step = run.steps[-1]
+        if method != "GET" or step.get("request_id") is None:
+            step["request_id"] = resp.headers.get(REQUEST_ID) or step.get("request_id")
+        return resp
+
+    def _wait(self, what: str, check: Callable[[], Any]) -> Any:
+        deadline = self.clock() + self.spec.timeout
+        while True:
+            found = check()
+            if found:
+                return found
+            if self.clock() > deadline:
+                raise StepFailed(f"{what} within {self.spec.timeout:g} s")
+            time.sleep(self.spec.poll)
+
+    def _server(self, run: _Run) -> dict[str, Any] | None:
+        resp = self._call(run, "GET", f"/servers/{run.server_id}")
+        if resp.status_code == 404:
+            return None
+        resp.raise_for_status()
+        return dict(resp.json()["server"])
+
+    def _status(self, run: _Run, wanted: str) -> dict[str, Any] | None:
+        server = self._server(run)
+        if server is None:
+            raise StepFailed("the server disappeared")
+        if server["status"] == "ERROR" and wanted != "ERROR":
+            fault = (server.get("fault") or {}).get("message") or "no fault"
+            run.host = server.get("OS-EXT-SRV-ATTR:host") or run.host
+            raise StepFailed(f"the server went to ERROR: {fault}")
+        if server["status"] == wanted and server.get("OS-EXT-STS:task_state") is None:
+            return server
+        return None
+
+    def flavor(self) -> dict[str, Any]:
+        if self._flavor is None:
+            resp = self.api.get(f"{COMPUTE}/flavors/{self.spec.flavor}")
+            resp.raise_for_status()
+            self._flavor = dict(resp.json()["flavor"])
+        return self._flavor
+
+    # -- the steps ------------------------------------------------------------------------------
+    def _create(self, run: _Run, zone: str) -> None:
+        body = {
+            "server": {
+                "name": f"kumo-canary-{run.scope}-{run.target}"[:63],
+                "flavorRef": self.spec.flavor,
+                "imageRef": self.spec.image,
+                "availability_zone": zone,
+                "networks": [{"uuid": self.spec.network}] if self.spec.network else "none",
+                "metadata": {"kumo_canary": run.scope},
+            }
+        }
+        resp = self._call(run, "POST", "/servers", json=body, headers=MICROVERSION)
+        if resp.status_code != 202:
+            raise StepFailed(f"create answered {resp.status_code}: {resp.text[:300]}")
+        run.server_id = str(resp.json()["server"]["id"])
+
+    def _active(self, run: _Run) -> None:
+        server = self._wait("the server ACTIVE", lambda: self._status(run, "ACTIVE"))
+        run.host = server.get("OS-EXT-SRV-ATTR:host")
+        run.zone = server.get("OS-EXT-AZ:availability_zone")
+
+    def _console(self, run: _Run) -> BootLine:
+        def boot_line() -> BootLine | None:
+            resp = self._call(
+                run, "POST", f"/servers/{run.server_id}/action", json={"os-getConsoleOutput": {}}
+            )
+            return parse_boot_line(str(resp.json().get("output") or "")) if resp.status_code == 200 else None
+
+        line: BootLine = self._wait(f"{MARKER} on the console", boot_line)
+        flavor = self.flavor()
+        wrong = check_boot_line(line, int(flavor["vcpus"]), int(flavor["ram"]))
+        if wrong:
+            raise StepFailed(wrong)
+        return line
+
+    def _network(self, run: _Run, line: BootLine) -> None:
+        server = self._server(run) or {}
+        addresses = [a["addr"] for entries in (server.get("addresses") or {}).values() for a in entries]
+        if not addresses:
+            raise StepFailed("the server has no address on its network")
+        if line.ip is None or line.ip.split("/")[0] not in addresses:
+            raise StepFailed(f"the guest's DHCP address is {line.ip}, the server's {', '.join(addresses)}")
+
+    def _migrate(self, run: _Run) -> None:
+        source = run.host
+        body = {"os-migrateLive": {"host": None, "block_migration": "auto"}}
+        resp = self._call(run, "POST", f"/servers/{run.server_id}/action", json=body, headers=LIVE_MIGRATION)
+        if resp.status_code != 202:
+            raise StepFailed(f"os-migrateLive answered {resp.status_code}: {resp.text[:300]}")
+
+        def moved() -> dict[str, Any] | None:
+            server = self._status(run, "ACTIVE")
+            return server if server is not None and server.get("OS-EXT-SRV-ATTR:host") != source else None
+
+        server = self._wait("the server ACTIVE on another host", moved)
+        run.host = server.get("OS-EXT-SRV-ATTR:host")
+        run.steps[-1]["detail"] = f"{source} → {run.host}"
+        answer = self.api.post(  # not the step's request id: that stays the migration's action
+            f"{COMPUTE}/servers/{run.server_id}/action", json={"os-getConsoleOutput": {}}
+        )
+        if answer.status_code != 200:
+            raise StepFailed(f"its console on {run.host} answered {answer.status_code}")
+
+    def _stop(self, run: _Run) -> None:
+        resp = self._call(run, "POST", f"/servers/{run.server_id}/action", json={"os-stop": None})
+        if resp.status_code != 202:
+            raise StepFailed(f"os-stop answered {resp.status_code}: {resp.text[:300]}")
+        self._wait("the server SHUTOFF", lambda: self._status(run, "SHUTOFF"))
+
+    def _delete(self, run: _Run) -> None:
+        resp = self._call(run, "DELETE", f"/servers/{run.server_id}")
+        if resp.status_code not in (204, 404):
+            raise StepFailed(f"delete answered {resp.status_code}: {resp.text[:300]}")
+        self._wait("the server gone", lambda: self._server(run) is None)
+
+    def _leftovers(self, run: _Run) -> None:
+        found = []
+        allocations = self._call(run, "GET", f"/placement/allocations/{run.server_id}")
+        if allocations.status_code == 200 and allocations.json().get("allocations"):
+            found.append(f"allocations on {', '.join(allocations.json()['allocations'])}")
+        ports = self._call(run, "GET", "/networking/v2.0/ports", params={"device_id": run.server_id})
+        if ports.status_code == 200 and ports.json().get("ports"):
+            found.append(f"{len(ports.json()['ports'])} port(s)")
+        if found:
+            raise StepFailed("left behind: " + "; ".join(found))
+
+    def run(self, scope: str, target: str, zone: str | None = None) -> dict[str, Any]:
+        """The canary's report (not yet sent): `scope` AZ or MIGRATION with the zone as
+        `target`, or HOST with the host as `target` (and its zone, when known)."""
+        run = _Run(scope, target, zone=zone if scope == HOST else target)
+        where = f"{zone or ''}:{target}" if scope == HOST else target
+        if scope == HOST:
+            run.host = target
+        line: BootLine | None = None
+        steps: list[tuple[str, Callable[[], Any]]] = [
+            ("create", lambda: self._create(run, where)),
+            ("active", lambda: self._active(run)),
+            ("console", lambda: self._console(run)),
+        ]
+        if self.spec.network:
+            steps.append(("network", lambda: self._network(run, line or BootLine(0, 0, None))))
+        if scope == MIGRATION:
+            steps.append(("migrate", lambda: self._migrate(run)))
+        steps += [("stop", lambda: self._stop(run)), ("delete", lambda: self._delete(run))]
+        steps.append(("leftovers", lambda: self._leftovers(run)))
+        for name, step in steps:
+            started = self.clock()
+            run.steps.append({"step": name, "ok": False, "request_id": None, "seconds": 0.0, "detail": None})
+            try:
+                result = step()
+                if name == "console":
+                    line = result
+            except (StepFailed, httpx.HTTPError, ValueError, KeyError) as exc:
+                error = str(exc) or type(exc).__name__
+                run.steps[-1].update(seconds=round(self.clock() - started, 3), detail=error)
+                self._cleanup(run)
+                return run.report(name, error)
+            run.steps[-1].update(ok=True, seconds=round(self.clock() - started, 3))
+        return run.report(None, None)
+
+    def _cleanup(self, run: _Run) -> None:
+        if run.server_id is None:
+            return
+        started = self.clock()
+        run.steps.append({"step": "cleanup", "ok": False, "request_id": None, "seconds": 0.0, "detail": None})
+        try:
+            self._delete(run)
+            run.steps[-1]["ok"] = True
+        except (StepFailed, httpx.HTTPError) as exc:
+            run.steps[-1]["detail"] = str(exc)
+        run.steps[-1]["seconds"] = round(self.clock() - started, 3)
+
+    def report(self, report: dict[str, Any]) -> dict[str, Any]:
+        """Send a canary's report to os-kumo-canaries; the stored run (with the host's verdict)."""
+        resp = self.api.post(f"{COMPUTE}/os-kumo-canaries", json={"canary": report})
+        resp.raise_for_status()
+        return dict(resp.json()["canary"])
