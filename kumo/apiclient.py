@@ -17,7 +17,7 @@ class APIError(Exception):
         self.message = message
 
 
-def _message(body: Any, fallback: str) -> str:
+def error_message(body: Any, fallback: str) -> str:
     """Nova's {"<kind>": {"message"}}, Keystone's {"error": {...}}, Ironic's error_message."""
     if isinstance(body, dict):
         for value in body.values():
@@ -48,7 +48,7 @@ class Client:
         except ValueError:
             data = None
         if resp.status_code >= 400:
-            raise APIError(resp.status_code, _message(data, resp.text or resp.reason or ""))
+            raise APIError(resp.status_code, error_message(data, resp.text or resp.reason or ""))
         return data
 
 

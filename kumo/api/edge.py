@@ -29,7 +29,8 @@ _CONTROL_TEXT = re.compile("[\x00-\x1f\x7f]")
 _CONTROL_BYTES = re.compile(b"[\x00-\x1f\x7f]")
 _NUL_ESCAPE = b"\\u0000"
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-_STREAMED_UPLOAD = re.compile(r"/image/v2/images/[^/]+/file")  # (kumo serves no /stage)
+# Image data uploads: Glance's (kumo serves no /stage) and the dashboard's, streamed on to Glance's.
+_STREAMED_UPLOAD = re.compile(r"/(image/v2|dashboard)/images/[^/]+/file")
 
 
 def request_line_refusal(path: str, query_string: bytes) -> str | None:
