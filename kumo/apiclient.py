@@ -4,6 +4,7 @@ through openstacksdk, and JSON calls to a service found in the catalog."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,13 @@ def error_message(body: Any, fallback: str) -> str:
         for value in body.values():
             if isinstance(value, dict) and "message" in value:
                 return str(value["message"])
-        if "error_message" in body:
+        if "error_message" in body:  # Ironic's: a JSON document inside the string
+            try:
+                fault = json.loads(body["error_message"])
+            except (TypeError, ValueError):
+                fault = None
+            if isinstance(fault, dict) and "faultstring" in fault:
+                return str(fault["faultstring"])
             return str(body["error_message"])
     return fallback
 

@@ -60,18 +60,24 @@ def _scope(project: str, domain: str) -> dict[str, Any]:
     return {"scope": {"project": {"name": project, "domain": {"id": domain}}}}
 
 
-def login(base_url: str, request_id: str, user: str, password: str, project: str, domain: str) -> Token:
+def connection_pool() -> httpx.Client:
+    """The dashboard's connections to the API, kept open and shared by its requests' threads."""
+    return httpx.Client(timeout=TIMEOUT, limits=httpx.Limits(max_connections=32, max_keepalive_connections=8))
+
+
+def login(
+    http: httpx.Client, base_url: str, request_id: str, user: str, password: str, project: str, domain: str
+) -> Token:
     """A token for `user` (scoped to `project` when one is named)."""
     identity = {
         "methods": ["password"],
         "password": {"user": {"name": user, "domain": {"id": domain}, "password": password}},
     }
-    with httpx.Client(base_url=base_url, timeout=TIMEOUT) as http:
-        resp = http.post(
-            "/identity/v3/auth/tokens",
-            json={"auth": {"identity": identity, **_scope(project, domain)}},
-            headers={"X-Openstack-Request-Id": request_id},
-        )
+    resp = http.post(
+        f"{base_url}/identity/v3/auth/tokens",
+        json={"auth": {"identity": identity, **_scope(project, domain)}},
+        headers={"X-Openstack-Request-Id": request_id},
+    )
     return _token(resp)
 
 
@@ -79,6 +85,7 @@ def login(base_url: str, request_id: str, user: str, password: str, project: str
 class API:
     """One dashboard request's calls, as its user."""
 
+    http: httpx.Client
     base_url: str
     token: str
     request_id: str
@@ -88,7 +95,6 @@ class API:
             "X-Auth-Token": self.token,
             "X-Openstack-Request-Id": self.request_id,
             "OpenStack-API-Version": COMPUTE_VERSION,
-            "X-OpenStack-Ironic-API-Version": "1.78",
         }
         return {**headers, **(extra or {})}
 
@@ -100,8 +106,9 @@ class API:
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Any:
-        with httpx.Client(base_url=self.base_url, timeout=TIMEOUT) as http:
-            resp = http.request(method, path, json=body, params=params, headers=self._headers(headers))
+        resp = self.http.request(
+            method, self.base_url + path, json=body, params=params, headers=self._headers(headers)
+        )
         return _raise_for(resp)
 
     def get(self, path: str, **params: str) -> Any:
@@ -124,8 +131,7 @@ class API:
                 "scope": {"project": {"id": project_id}},
             }
         }
-        with httpx.Client(base_url=self.base_url, timeout=TIMEOUT) as http:
-            resp = http.post("/identity/v3/auth/tokens", json=body, headers=self._headers())
+        resp = self.http.post(f"{self.base_url}/identity/v3/auth/tokens", json=body, headers=self._headers())
         return _token(resp)
 
     def revoke(self) -> None:
@@ -137,6 +143,6 @@ class API:
         headers = self._headers({"Content-Type": "application/octet-stream"})
         if length:
             headers["Content-Length"] = length
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=httpx.Timeout(None)) as http:
-            resp = await http.put(path, content=chunks, headers=headers)
+        async with httpx.AsyncClient(timeout=httpx.Timeout(None)) as http:
+            resp = await http.put(self.base_url + path, content=chunks, headers=headers)
         _raise_for(resp)

@@ -5,6 +5,7 @@ refusal, shown once on the next page). `install` mounts it all into the one ASGI
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -45,6 +46,7 @@ class Dashboard:
             settings.secret("dashboard_key", generate="fernet"), settings.token_ttl_seconds
         )
         self.api_url = settings.dashboard_api_url.rstrip("/")
+        self.http = client.connection_pool()
 
     def base_url(self, request: Request) -> str:
         """The API the dashboard calls: the configured URL, else the one serving this page."""
@@ -58,7 +60,7 @@ class Dashboard:
         return found
 
     def api(self, request: Request, session: Session) -> client.API:
-        return client.API(self.base_url(request), session.token, request_id_var.get())
+        return client.API(self.http, self.base_url(request), session.token, request_id_var.get())
 
     def store(self, request: Request, response: Response, session: Session) -> Response:
         response.set_cookie(
@@ -163,6 +165,7 @@ def build_router(dash: Dashboard) -> APIRouter:
         domain = form.get("domain") or "default"
         try:
             token = client.login(
+                dash.http,
                 dash.base_url(request),
                 request_id_var.get(),
                 form.get("username", ""),
@@ -476,9 +479,11 @@ def build_router(dash: Dashboard) -> APIRouter:
 def install(app: FastAPI, settings: Settings) -> None:
     """Mount the dashboard (routes, static files, its error pages) into the app."""
     dash = Dashboard(settings)
+    weakref.finalize(app, dash.http.close)  # its pooled connections go with the app
+    # The static files first: the router ends with its catch-all not-found page.
+    app.mount(PATH + "/static", StaticFiles(directory=HERE / "static"), name="dashboard-static")
     for route in build_router(dash).routes:
         app.router.routes.append(route)
-    app.mount(PATH + "/static", StaticFiles(directory=HERE / "static"), name="dashboard-static")
 
     @app.exception_handler(Refused)
     async def _refused(request: Request, exc: Refused) -> Response:
