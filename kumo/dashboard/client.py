@@ -18,14 +18,18 @@ COMPUTE_VERSION = "compute 2.64"
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
 
-def _raise_for(resp: httpx.Response) -> Any:
+def body_or_raise(resp: httpx.Response) -> Any:
     """The JSON body of a success; an APIError with the API's message otherwise."""
     try:
         data = resp.json() if resp.content else None
     except ValueError:
         data = None
     if resp.status_code >= 400:
-        raise APIError(resp.status_code, error_message(data, resp.text.strip() or resp.reason_phrase))
+        if isinstance(data, dict) and isinstance(data.get("message"), str):  # Glance's JSON error
+            message = data["message"].split("<br />")[0].strip()  # webob's body template trails it
+        else:
+            message = error_message(data, resp.text.strip() or resp.reason_phrase)
+        raise APIError(resp.status_code, message)
     return data
 
 
@@ -42,7 +46,7 @@ class Token:
 
 
 def _token(resp: httpx.Response) -> Token:
-    body = _raise_for(resp)["token"]
+    body = body_or_raise(resp)["token"]
     project = body.get("project") or {}
     return Token(
         id=resp.headers["X-Subject-Token"],
@@ -94,6 +98,7 @@ class API:
         headers = {
             "X-Auth-Token": self.token,
             "X-Openstack-Request-Id": self.request_id,
+            "Accept": "application/json",  # Glance negotiates its errors: JSON, not HTML
             "OpenStack-API-Version": COMPUTE_VERSION,
         }
         return {**headers, **(extra or {})}
@@ -109,7 +114,7 @@ class API:
         resp = self.http.request(
             method, self.base_url + path, json=body, params=params, headers=self._headers(headers)
         )
-        return _raise_for(resp)
+        return body_or_raise(resp)
 
     def get(self, path: str, **params: str) -> Any:
         return self.call("GET", path, params=params or None)
@@ -145,4 +150,4 @@ class API:
             headers["Content-Length"] = length
         async with httpx.AsyncClient(timeout=httpx.Timeout(None)) as http:
             resp = await http.put(self.base_url + path, content=chunks, headers=headers)
-        _raise_for(resp)
+        body_or_raise(resp)

@@ -251,8 +251,8 @@ def test_demo_user_creates_watches_reads_and_deletes_a_server(
         assert demo.get(f"{API}/servers/{server_id}").status_code == 404
 
 
-def test_a_member_sees_no_operator_page_and_is_refused_one(
-    site: tuple[Cloud, APILog], browser: WebDriver, shots: Path
+def test_a_member_sees_no_operator_page_and_is_refused_one_and_uploads_an_image(
+    site: tuple[Cloud, APILog], browser: WebDriver, shots: Path, tmp_path: Path
 ) -> None:
     cloud, _ = site
     d = browser
@@ -266,6 +266,19 @@ def test_a_member_sees_no_operator_page_and_is_refused_one(
             d.find_element(By.ID, "error-message").text == "Only administrators may open the operator pages."
         )
     shoot(d, shots, "member-refused")
+    # An image upload streams through the dashboard to Glance, past the API's 4 MiB body limit.
+    data = tmp_path / "disk.raw"
+    data.write_bytes(os.urandom(1024) * 5 * 1024)
+    d.get(f"{cloud.url}/dashboard/images")
+    d.find_element(By.ID, "image-name").send_keys("uploaded")
+    submit(d, "/dashboard/images")
+    d.find_element(By.ID, "file").send_keys(str(data))
+    d.find_element(By.CSS_SELECTOR, "#upload button[type=submit]").click()
+    wait(d).until(ec.text_to_be_present_in_element((By.ID, "image-status"), "active"))
+    image_id = d.current_url.rsplit("/", 1)[1]
+    with cloud.client(cloud.token("demo", DEMO_PASSWORD, "demo")) as demo:
+        stored = demo.get(f"/image/v2/images/{image_id}/file")
+    assert stored.status_code == 200 and stored.content == data.read_bytes()
     for page in ("images", "server-groups", "quotas", "stock"):
         d.get(f"{cloud.url}/dashboard/{page}")
         assert d.find_elements(By.ID, "error-message") == []

@@ -1,0 +1,151 @@
+"""The dashboard's pure parts: the session cookie's sealing, the chart geometry, how a server and
+a flavor are shown, quota shares, and the API error messages it shows."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+
+from kumo.apiclient import APIError, error_message
+from kumo.dashboard import charts, client, pages
+from kumo.dashboard.session import Session, Sessions
+
+
+def sessions(max_age: int = 60) -> Sessions:
+    return Sessions(Fernet.generate_key().decode(), max_age)
+
+
+def test_a_sealed_session_opens_whole_and_only_with_its_key() -> None:
+    box = sessions()
+    session = Session(token="tok", user_name="demo", project_name="demo", roles=["member"], flash="hi")
+    sealed = box.seal(session)
+    assert "tok" not in sealed and "demo" not in sealed  # encrypted, not merely signed
+    assert box.open(sealed) == session
+    assert sessions().open(sealed) is None  # another cloud's key
+    tampered = sealed[:-6] + ("A" if sealed[-6] != "A" else "B") + sealed[-5:]
+    assert box.open(tampered) is None
+    assert box.open("") is None and box.open(None) is None and box.open("not a cookie") is None
+
+
+def test_a_session_older_than_its_max_age_is_not_opened(monkeypatch: pytest.MonkeyPatch) -> None:
+    box = sessions(max_age=60)
+    sealed = box.seal(Session(token="tok"))
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + 61)
+    assert box.open(sealed) is None
+
+
+def test_csrf_tokens_are_per_session_and_must_match_exactly() -> None:
+    a, b = Session(), Session()
+    assert a.csrf != b.csrf and len(a.csrf) >= 40
+    assert a.csrf_matches(a.csrf)
+    for sent in (None, "", b.csrf, a.csrf[:-1], a.csrf + "x"):
+        assert not a.csrf_matches(sent)
+
+
+def test_only_the_admin_role_opens_operator_pages() -> None:
+    assert Session(token="t", roles=["admin", "member"]).is_admin
+    assert not Session(token="t", roles=["member", "reader"]).is_admin
+    assert not Session().signed_in and Session(token="t").signed_in
+
+
+@pytest.mark.parametrize(
+    ("specs", "kind"),
+    [
+        ({}, "vm"),
+        ({"hw:cpu_policy": "dedicated"}, "vm"),
+        ({"resources:CUSTOM_BAREMETAL_GOLD": "1", "resources:VCPU": "0"}, "baremetal"),
+    ],
+)
+def test_flavor_kind(specs: dict[str, str], kind: str) -> None:
+    assert pages.flavor_kind({"extra_specs": specs}) == kind
+
+
+def test_server_row_shows_addresses_zone_and_whether_it_is_settled() -> None:
+    body = {
+        "id": "s1",
+        "name": "web",
+        "status": "BUILD",
+        "OS-EXT-STS:task_state": "spawning",
+        "flavor": {"original_name": "bm.gold", "extra_specs": {"resources:CUSTOM_BAREMETAL_GOLD": "1"}},
+        "addresses": {"b": [{"addr": "10.0.1.5"}], "a": [{"addr": "10.0.0.4"}, {"addr": "fd00::4"}]},
+        "OS-EXT-AZ:availability_zone": "az1",
+    }
+    row = pages.server_row(body)
+    assert row["addresses"] == ["a: 10.0.0.4", "a: fd00::4", "b: 10.0.1.5"]
+    assert (row["kind"], row["flavor"], row["zone"], row["task"], row["settled"]) == (
+        "baremetal",
+        "bm.gold",
+        "az1",
+        "spawning",
+        False,
+    )
+    assert pages.server_row({**body, "status": "ACTIVE", "addresses": {}})["settled"]
+
+
+@pytest.mark.parametrize(
+    ("used", "limit", "percent"), [(0, 10, 0), (5, 10, 50), (12, 10, 100), (3, -1, 0), (1, 3, 33)]
+)
+def test_quota_share(used: int, limit: int, percent: int) -> None:
+    assert pages.QuotaRow("x", used, limit).percent == percent
+
+
+def machine(zone: str, used: int, total: int) -> pages.Machine:
+    return pages.Machine("h", "hypervisor", "", zone, "", "up", "", False, "", vcpus_used=used, vcpus=total)
+
+
+def test_capacity_by_zone_sums_hypervisors_and_leaves_nodes_out() -> None:
+    machines = [machine("b", 2, 8), machine("a", 1, 4), machine("b", 6, 8), machine("a", 0, 0)]
+    assert charts.capacity_by_zone(machines) == {"a": (1, 4), "b": (8, 16)}
+
+
+def test_bar_chart_geometry() -> None:
+    chart = charts.bar_chart("t", {"": (0, 0), "a": (8, 16), "over": (40, 32)})
+    assert [b.label for b in chart.bars] == ["(no zone)", "a", "over"]
+    assert [b.used_width for b in chart.bars] == [0, charts.BAR_WIDTH // 2, charts.BAR_WIDTH]  # never past
+    ys = [b.y for b in chart.bars]
+    assert ys == sorted(ys) and all(b - a >= charts.BAR_HEIGHT for a, b in zip(ys, ys[1:], strict=False))
+    assert chart.height >= ys[-1] + charts.BAR_HEIGHT
+    assert chart.bars[2].text == "40/32"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            {"itemNotFound": {"code": 404, "message": "Instance x could not be found."}},
+            "Instance x could not be found.",
+        ),
+        (
+            {"error": {"code": 401, "message": "The request you have made requires authentication."}},
+            "The request you have made requires authentication.",
+        ),
+        (
+            {"NeutronError": {"type": "NetworkNotFound", "message": "Network n could not be found."}},
+            "Network n could not be found.",
+        ),
+        (
+            {"error_message": '{"faultstring": "Node n could not be found.", "faultcode": "Client"}'},
+            "Node n could not be found.",
+        ),
+        ({"error_message": "plain"}, "plain"),
+        (None, "fallback"),
+    ],
+)
+def test_the_api_message_is_what_is_shown(body: object, message: str) -> None:
+    assert error_message(body, "fallback") == message
+
+
+def test_glance_json_errors_show_their_message_alone() -> None:
+    body = {
+        "message": "No image found with ID x<br /><br />\n\n\n",
+        "code": "404 Not Found",
+        "title": "Not Found",
+    }
+    resp = httpx.Response(404, json=body)
+    with pytest.raises(APIError) as raised:
+        client.body_or_raise(resp)
+    assert (raised.value.status, raised.value.message) == (404, "No image found with ID x")
