@@ -461,6 +461,13 @@ def run_all_in_one(
         if real and result["status"] == "ACTIVE":
             line = wait_console(url, demo_token, result["id"], "KUMO-BOOT-OK")
             console.print(f"[green]console[/] {line}" if line else "[yellow]console[/] no boot marker yet")
+    if settings.dashboard:
+        console.print(
+            f"[green]dashboard[/] {url}/dashboard/ (sign in as demo in project demo, or as admin; "
+            f"the passwords are in {clouds})",
+            soft_wrap=True,
+            highlight=False,
+        )
     journey = next_commands(clouds, flavor, image_name, real)
     # soft_wrap: a command stays one line, whatever the terminal's width (copied as it is)
     console.print("\nNext:\n" + "\n".join("  " + line for line in journey), soft_wrap=True, highlight=False)

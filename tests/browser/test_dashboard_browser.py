@@ -26,6 +26,7 @@ from kumo.agent.drivers.fake import FakeDriver
 from tests.conftest import DEMO_PASSWORD, Cloud, Fleet, start_cloud, wait_for
 from tests.functional.helpers import make_flavor, upload_image
 
+pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 API = "/compute/v2.1"
@@ -169,6 +170,12 @@ def submit(driver: WebDriver, form_action: str) -> None:
 
 def flash(driver: WebDriver) -> str:
     return str(wait(driver).until(ec.presence_of_element_located((By.ID, "flash"))).text)
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found is not None, html
+    return found.group(1)
 
 
 def shoot(driver: WebDriver, folder: Path, name: str) -> None:
@@ -346,3 +353,41 @@ def test_a_form_without_its_csrf_token_is_refused(site: tuple[Cloud, APILog]) ->
     with httpx.Client(base_url=cloud.url, cookies={"kumo_dashboard": cookie or ""}) as replay:
         page = replay.get("/dashboard/servers")
     assert page.status_code == 303 and page.headers["location"] == "/dashboard/login"
+
+
+def test_switching_project_rescopes_the_session_and_revokes_the_old_token(site: tuple[Cloud, APILog]) -> None:
+    cloud, _ = site
+    with cloud.client() as admin:
+        project = admin.post("/identity/v3/projects", json={"project": {"name": "dash-other"}})
+        assert project.status_code == 201, project.text
+        other = project.json()["project"]["id"]
+        demo_id = admin.get("/identity/v3/users", params={"name": "demo"}).json()["users"][0]["id"]
+        member = admin.get("/identity/v3/roles", params={"name": "member"}).json()["roles"][0]["id"]
+        assert admin.put(f"/identity/v3/projects/{other}/users/{demo_id}/roles/{member}").status_code == 204
+    with httpx.Client(base_url=cloud.url, follow_redirects=True, timeout=30) as b:
+        page = b.get("/dashboard/login").text
+        creds = {
+            "username": "demo",
+            "password": DEMO_PASSWORD,
+            "project": "demo",
+            "csrf_token": csrf_of(page),
+        }
+        page = b.post("/dashboard/login", data=creds).text
+        first_cookie = b.cookies.get("kumo_dashboard")
+        listed = b.get("/dashboard/projects").text
+        assert "dash-other" in listed and ">demo<" in listed
+        switched = b.post("/dashboard/projects", data={"project_id": other, "csrf_token": csrf_of(listed)})
+        assert switched.status_code == 200 and str(switched.url).endswith("/dashboard/servers")
+        assert '<strong id="project-name">dash-other</strong>' in switched.text
+        assert "Now in project dash-other." in switched.text
+        refused = b.post(
+            "/dashboard/projects", data={"project_id": "nope", "csrf_token": csrf_of(switched.text)}
+        )
+        shown = re.search(r'id="flash">([^<]*)<', refused.text)
+        assert shown is not None, refused.text  # Keystone's refusal, shown; the session stays as it was
+        assert shown.group(1).startswith("401: The request you have made requires authentication.")
+        assert '<strong id="project-name">dash-other</strong>' in refused.text
+    # The demo project's token is revoked: the cookie that held it signs nobody in.
+    with httpx.Client(base_url=cloud.url, cookies={"kumo_dashboard": first_cookie or ""}) as replay:
+        page_resp = replay.get("/dashboard/servers")
+    assert page_resp.status_code == 303 and page_resp.headers["location"] == "/dashboard/login"
