@@ -391,7 +391,11 @@ def build_router(dash: Dashboard) -> APIRouter:
     @router.get("/server-groups", include_in_schema=False)
     def group_list(request: Request, session: Session = Depends(user)) -> Response:
         def load(api: client.API) -> dict[str, Any]:
-            return {"groups": pages.server_groups(api), "policies": pages.SERVER_GROUP_POLICIES}
+            return {
+                "groups": pages.server_groups(api),
+                "policies": pages.SERVER_GROUP_POLICIES,
+                "domains": pages.FAILURE_DOMAINS,
+            }
 
         return page(request, "server_groups.html", load, session)
 

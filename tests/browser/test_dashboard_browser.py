@@ -286,6 +286,18 @@ def test_a_member_sees_no_operator_page_and_is_refused_one_and_uploads_an_image(
     with cloud.client(cloud.token("demo", DEMO_PASSWORD, "demo")) as demo:
         stored = demo.get(f"/image/v2/images/{image_id}/file")
     assert stored.status_code == 200 and stored.content == data.read_bytes()
+    d.get(f"{cloud.url}/dashboard/server-groups")
+    d.find_element(By.ID, "sg-name").send_keys("db-ha")
+    Select(d.find_element(By.ID, "failure_domain")).select_by_visible_text("rack")
+    submit(d, "/dashboard/server-groups")
+    assert flash(d) == "Server group db-ha created."
+    assert "db-ha anti-affinity rack 0" in d.find_element(By.ID, "server-groups").text
+    Select(d.find_element(By.ID, "policy")).select_by_visible_text("affinity")
+    d.find_element(By.ID, "sg-name").send_keys("together")
+    Select(d.find_element(By.ID, "failure_domain")).select_by_visible_text("rack")
+    submit(d, "/dashboard/server-groups")
+    assert flash(d) == "Server group together created."
+    assert "together affinity rack 0" in d.find_element(By.ID, "server-groups").text
     for page in ("images", "server-groups", "quotas", "stock"):
         d.get(f"{cloud.url}/dashboard/{page}")
         assert d.find_elements(By.ID, "error-message") == []
