@@ -64,6 +64,11 @@ def _scope(project: str, domain: str) -> dict[str, Any]:
     return {"scope": {"project": {"name": project, "domain": {"id": domain}}}}
 
 
+def unreachable(base_url: str, exc: httpx.HTTPError) -> APIError:
+    """The API could not be asked at all (refused, timed out): a 502 with what went wrong."""
+    return APIError(502, f"The API at {base_url} could not be reached: {exc.__class__.__name__}: {exc}")
+
+
 def connection_pool() -> httpx.Client:
     """The dashboard's connections to the API, kept open and shared by its requests' threads."""
     return httpx.Client(timeout=TIMEOUT, limits=httpx.Limits(max_connections=32, max_keepalive_connections=8))
@@ -77,11 +82,14 @@ def login(
         "methods": ["password"],
         "password": {"user": {"name": user, "domain": {"id": domain}, "password": password}},
     }
-    resp = http.post(
-        f"{base_url}/identity/v3/auth/tokens",
-        json={"auth": {"identity": identity, **_scope(project, domain)}},
-        headers={"X-Openstack-Request-Id": request_id},
-    )
+    try:
+        resp = http.post(
+            f"{base_url}/identity/v3/auth/tokens",
+            json={"auth": {"identity": identity, **_scope(project, domain)}},
+            headers={"X-Openstack-Request-Id": request_id},
+        )
+    except httpx.HTTPError as exc:
+        raise unreachable(base_url, exc) from exc
     return _token(resp)
 
 
@@ -111,9 +119,12 @@ class API:
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Any:
-        resp = self.http.request(
-            method, self.base_url + path, json=body, params=params, headers=self._headers(headers)
-        )
+        try:
+            resp = self.http.request(
+                method, self.base_url + path, json=body, params=params, headers=self._headers(headers)
+            )
+        except httpx.HTTPError as exc:
+            raise unreachable(self.base_url, exc) from exc
         return body_or_raise(resp)
 
     def get(self, path: str, **params: str) -> Any:
@@ -136,7 +147,12 @@ class API:
                 "scope": {"project": {"id": project_id}},
             }
         }
-        resp = self.http.post(f"{self.base_url}/identity/v3/auth/tokens", json=body, headers=self._headers())
+        try:
+            resp = self.http.post(
+                f"{self.base_url}/identity/v3/auth/tokens", json=body, headers=self._headers()
+            )
+        except httpx.HTTPError as exc:
+            raise unreachable(self.base_url, exc) from exc
         return _token(resp)
 
     def revoke(self) -> None:
@@ -148,6 +164,9 @@ class API:
         headers = self._headers({"Content-Type": "application/octet-stream"})
         if length:
             headers["Content-Length"] = length
-        async with httpx.AsyncClient(timeout=httpx.Timeout(None)) as http:
-            resp = await http.put(self.base_url + path, content=chunks, headers=headers)
+        try:
+            async with httpx.AsyncClient(timeout=httpx.Timeout(None)) as http:
+                resp = await http.put(self.base_url + path, content=chunks, headers=headers)
+        except httpx.HTTPError as exc:
+            raise unreachable(self.base_url, exc) from exc
         body_or_raise(resp)

@@ -1,8 +1,8 @@
 """The dashboard in a real browser: Debian's Chromium, headless, driven by Selenium through Debian's
 chromedriver (scripts/install-browser; no browser is downloaded), against one in-process kumo
 API with fake-driver agents shared by the module's tests. Screenshots of the main pages (laptop
-and phone widths) are saved under the run's temporary directory, or $KUMO_ARTIFACTS_DIR/dashboard
-when that is set; the test log names the folder.
+and phone widths) are saved in screenshots*/ under pytest's base temporary directory, or in
+$KUMO_ARTIFACTS_DIR/dashboard when that is set.
 
 What is proven: the demo user signs in, makes a key pair and a network, creates a server on them
 and watches it reach ACTIVE, reads its console and its instance actions, and deletes it, all
@@ -124,7 +124,6 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = os.environ.get("KUMO_ARTIFACTS_DIR")
     folder = Path(root) / "dashboard" if root else tmp_path_factory.mktemp("screenshots")
     folder.mkdir(parents=True, exist_ok=True)
-    logging.getLogger(__name__).warning("dashboard screenshots: %s", folder)
     return folder
 
 

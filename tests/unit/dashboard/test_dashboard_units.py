@@ -149,3 +149,34 @@ def test_glance_json_errors_show_their_message_alone() -> None:
     with pytest.raises(APIError) as raised:
         client.body_or_raise(resp)
     assert (raised.value.status, raised.value.message) == (404, "No image found with ID x")
+
+
+def test_an_unreachable_api_is_a_502_saying_so() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    api = client.API(
+        httpx.Client(transport=httpx.MockTransport(refuse)), "http://api.invalid", "tok", "req-1"
+    )
+    with pytest.raises(APIError) as raised:
+        api.get("/compute/v2.1/servers")
+    assert raised.value.status == 502
+    assert (
+        raised.value.message
+        == "The API at http://api.invalid could not be reached: ConnectError: connection refused"
+    )
+
+
+def test_every_call_carries_the_token_the_request_id_and_the_microversion() -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"servers": []})
+
+    api = client.API(httpx.Client(transport=httpx.MockTransport(answer)), "http://api", "tok", "req-7")
+    assert api.get("/compute/v2.1/servers/detail") == {"servers": []}
+    headers = seen[0].headers
+    assert (headers["x-auth-token"], headers["x-openstack-request-id"]) == ("tok", "req-7")
+    assert headers["openstack-api-version"] == client.COMPUTE_VERSION
+    assert str(seen[0].url) == "http://api/compute/v2.1/servers/detail"
