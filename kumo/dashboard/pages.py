@@ -64,8 +64,23 @@ def server_row(server: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def group_label(group: dict[str, Any]) -> str:
+    """ "db (anti-affinity by rack)": a server group's name, policy and failure domain."""
+    domain = (group.get("rules") or {}).get("failure_domain", "host")
+    return f"{group['name']} ({group.get('policy', '')} by {domain})"
+
+
 def servers(api: API) -> list[dict[str, Any]]:
-    return [server_row(s) for s in api.get(f"{COMPUTE}/servers/detail")["servers"]]
+    """The project's servers, each with its server group (HA group) when it is in one."""
+    groups = {
+        m: group_label(g)
+        for g in api.get(f"{COMPUTE}/os-server-groups")["server_groups"]
+        for m in g["members"]
+    }
+    rows = [server_row(s) for s in api.get(f"{COMPUTE}/servers/detail")["servers"]]
+    for row in rows:
+        row["group"] = groups.get(row["id"], "")
+    return rows
 
 
 def server(api: API, server_id: str) -> dict[str, Any]:

@@ -205,8 +205,13 @@ def test_demo_user_creates_watches_reads_and_deletes_a_server(
     assert "10.77.0.0/24" in d.find_element(By.ID, "networks").text
     shoot(d, shots, "networks")
 
+    with cloud.client(cloud.token("demo", DEMO_PASSWORD, "demo"), microversion="2.64") as demo:
+        group = {"server_group": {"name": "web-ha", "policy": "anti-affinity"}}
+        assert demo.post(f"{API}/os-server-groups", json=group).status_code == 200
+
     d.get(f"{cloud.url}/dashboard/servers/new")
     d.find_element(By.ID, "name").send_keys("web-1")
+    Select(d.find_element(By.ID, "group")).select_by_visible_text("web-ha (anti-affinity)")
     Select(d.find_element(By.ID, "flavor")).select_by_visible_text("m1.tiny (vm: 1 vCPU, 512 MiB, 1 GB)")
     Select(d.find_element(By.ID, "image")).select_by_visible_text("cirros")
     Select(d.find_element(By.ID, "network")).select_by_visible_text("web-net")
@@ -242,7 +247,10 @@ def test_demo_user_creates_watches_reads_and_deletes_a_server(
     d.get(f"{cloud.url}/dashboard/servers")
     row = wait(d).until(ec.presence_of_element_located((By.CSS_SELECTOR, f"tr[data-server='{server_id}']")))
     assert [c.text for c in row.find_elements(By.TAG_NAME, "td")][1:4] == ["ACTIVE", "vm", "m1.tiny"]
-    assert row.find_elements(By.TAG_NAME, "td")[5].text == "az-east"
+    assert [c.text for c in row.find_elements(By.TAG_NAME, "td")][5:] == [
+        "az-east",
+        "web-ha (anti-affinity by host)",
+    ]
     shoot(d, shots, "servers")
     d.set_window_size(390, 844)  # a phone
     shoot(d, shots, "servers-phone")

@@ -180,3 +180,12 @@ def test_every_call_carries_the_token_the_request_id_and_the_microversion() -> N
     assert (headers["x-auth-token"], headers["x-openstack-request-id"]) == ("tok", "req-7")
     assert headers["openstack-api-version"] == client.COMPUTE_VERSION
     assert str(seen[0].url) == "http://api/compute/v2.1/servers/detail"
+
+
+def test_group_label_names_policy_and_failure_domain() -> None:
+    assert (
+        pages.group_label({"name": "db", "policy": "anti-affinity", "rules": {}})
+        == "db (anti-affinity by host)"
+    )
+    rack = {"name": "db", "policy": "soft-anti-affinity", "rules": {"failure_domain": "rack"}}
+    assert pages.group_label(rack) == "db (soft-anti-affinity by rack)"
