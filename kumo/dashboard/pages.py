@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kumo.apiclient import APIError
-from kumo.dashboard.client import API
+from kumo.dashboard.client import API, Token
 
 COMPUTE = "/compute/v2.1"
 NETWORK = "/networking/v2.0"
@@ -202,13 +202,14 @@ def keypairs(api: API) -> list[dict[str, Any]]:
     return [k["keypair"] for k in api.get(f"{COMPUTE}/os-keypairs")["keypairs"]]
 
 
-def create_keypair(api: API, form: dict[str, str]) -> str:
-    """Import the form's public key, or have one generated: the private key (shown once) or ""."""
+def create_keypair(api: API, form: dict[str, str]) -> dict[str, Any]:
+    """Import the form's public key, or have one generated: the page's data, with the generated
+    private key (to be shown once, never stored) or ""."""
     body: dict[str, Any] = {"name": form.get("name", "")}
     if form.get("public_key", "").strip():
         body["public_key"] = form["public_key"].strip()
     created = api.post(f"{COMPUTE}/os-keypairs", {"keypair": body})["keypair"]
-    return str(created.get("private_key") or "")
+    return {"keypairs": keypairs(api), "private_key": str(created.get("private_key") or "")}
 
 
 def delete_keypair(api: API, name: str) -> None:
@@ -288,6 +289,17 @@ def create_stock_request(api: API, form: dict[str, str]) -> None:
 def decide_stock_request(api: API, request_id: str, decision: str, reason: str) -> None:
     body: dict[str, Any] = {"approve": None} if decision == "approve" else {"reject": {"reason": reason}}
     api.post(f"{COMPUTE}/os-kumo-stock-requests/{request_id}/action", body)
+
+
+def switch_project(api: API, project_id: str) -> Token:
+    """A token of the same user for `project_id`; the old one is revoked (it is of no further
+    use). A refused re-scope leaves the old token as it was."""
+    token = api.rescope(project_id)
+    try:
+        api.revoke()
+    except APIError:
+        pass  # expired meanwhile: nothing left to revoke
+    return token
 
 
 def projects(api: API) -> list[dict[str, Any]]:

@@ -208,17 +208,17 @@ def build_router(dash: Dashboard) -> APIRouter:
     def switch_project(
         request: Request, form: dict[str, str] = Depends(posted), session: Session = Depends(user)
     ) -> Response:
-        api = dash.api(request, session)
         try:
-            token = api.rescope(form.get("project_id", ""))
+            token = pages.switch_project(dash.api(request, session), form.get("project_id", ""))
         except APIError as exc:
             return dash.redirect(request, "/projects", f"{exc.status}: {exc.message}", True)
-        try:
-            api.revoke()  # the old project's token is of no further use
-        except APIError:
-            pass
-        fresh = replace(session, token=token.id, project_id=token.project_id, project_name=token.project_name)
-        fresh.roles = token.roles
+        fresh = replace(
+            session,
+            token=token.id,
+            project_id=token.project_id,
+            project_name=token.project_name,
+            roles=token.roles,
+        )
         request.state.dashboard_session = fresh
         return dash.redirect(request, "/servers", f"Now in project {token.project_name}.")
 
@@ -367,14 +367,12 @@ def build_router(dash: Dashboard) -> APIRouter:
     def keypair_create(
         request: Request, form: dict[str, str] = Depends(posted), session: Session = Depends(user)
     ) -> Response:
-        api = dash.api(request, session)
         try:
-            private_key = pages.create_keypair(api, form)
-            listed = pages.keypairs(api)
+            shown = pages.create_keypair(dash.api(request, session), form)
         except APIError as exc:
             return dash.redirect(request, "/keypairs", f"{exc.status}: {exc.message}", True)
         # A generated private key is shown on this answer only: never stored, never redirected.
-        return dash.render(request, "keypairs.html", keypairs=listed, private_key=private_key)
+        return dash.render(request, "keypairs.html", **shown)
 
     @router.post("/keypairs/{name}/delete", include_in_schema=False)
     def keypair_delete(
