@@ -6,6 +6,7 @@ as dicts of strings; an API refusal propagates as `APIError` with the API's mess
 from __future__ import annotations
 
 import base64
+import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -254,12 +255,25 @@ QUOTAS = (
 )
 
 
-def quotas(api: API) -> list[QuotaRow]:
+USAGE_DAYS = 30
+
+
+def usage_period(now: dt.datetime, days: int = USAGE_DAYS) -> dict[str, str]:
+    """The `start`/`end` query of os-simple-tenant-usage for the `days` up to `now` (naive UTC)."""
+    fmt = "%Y-%m-%dT%H:%M:%S"
+    return {"start": (now - dt.timedelta(days=days)).strftime(fmt), "end": now.strftime(fmt)}
+
+
+def quotas(api: API, project_id: str) -> dict[str, Any]:
+    """The project's limits and what it uses of them, and its server usage of the last days."""
     absolute = api.get(f"{COMPUTE}/limits")["limits"]["absolute"]
-    return [
+    rows = [
         QuotaRow(label, int(absolute.get(used, 0)), int(absolute.get(limit, -1)))
         for label, used, limit in QUOTAS
     ]
+    period = usage_period(dt.datetime.now(dt.UTC).replace(tzinfo=None))
+    usage = api.get(f"{COMPUTE}/os-simple-tenant-usage/{project_id}", **period)["tenant_usage"]
+    return {"quotas": rows, "usage": usage, "usage_days": USAGE_DAYS}
 
 
 def stock_requests(api: API, all_projects: bool = False) -> list[dict[str, Any]]:

@@ -421,7 +421,7 @@ def build_router(dash: Dashboard) -> APIRouter:
 
     @router.get("/quotas", include_in_schema=False)
     def quota_page(request: Request, session: Session = Depends(user)) -> Response:
-        return page(request, "quotas.html", lambda api: {"quotas": pages.quotas(api)}, session)
+        return page(request, "quotas.html", lambda api: pages.quotas(api, session.project_id), session)
 
     @router.get("/stock", include_in_schema=False)
     def stock_list(request: Request, session: Session = Depends(user)) -> Response:

@@ -305,10 +305,18 @@ def test_a_member_sees_no_operator_page_and_is_refused_one_and_uploads_an_image(
     submit(d, "/dashboard/server-groups")
     assert flash(d) == "Server group together created."
     assert "together affinity rack 0" in d.find_element(By.ID, "server-groups").text
-    for page in ("images", "server-groups", "quotas", "stock"):
+    for page in ("images", "server-groups", "stock", "quotas"):
         d.get(f"{cloud.url}/dashboard/{page}")
         assert d.find_elements(By.ID, "error-message") == []
         shoot(d, shots, page)
+    # The quotas page (the last one): web-1, deleted by now, counts in instances no more but ran.
+    quotas = d.find_element(By.ID, "quotas").text
+    assert "Instances 0 10" in quotas and "vCPUs 0 20" in quotas
+    usage = re.fullmatch(
+        r"Server hours\n[\d.]+\nvCPU hours\n[\d.]+\nRAM \(MiB hours\)\n([\d.]+)\nDisk \(GB hours\)\n[\d.]+",
+        d.find_element(By.ID, "usage").text,
+    )
+    assert usage is not None and float(usage.group(1)) > 0  # 512 MiB for the seconds web-1 ran
 
 
 def test_an_operator_approves_a_members_stock_request(

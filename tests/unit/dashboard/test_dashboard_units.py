@@ -3,6 +3,7 @@ a flavor are shown, quota shares, and the API error messages it shows."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import httpx
@@ -189,3 +190,9 @@ def test_group_label_names_policy_and_failure_domain() -> None:
     )
     rack = {"name": "db", "policy": "soft-anti-affinity", "rules": {"failure_domain": "rack"}}
     assert pages.group_label(rack) == "db (soft-anti-affinity by rack)"
+
+
+def test_usage_period_is_the_last_days_in_novas_format() -> None:
+    now = dt.datetime(2026, 3, 2, 12, 30, 5)
+    assert pages.usage_period(now) == {"start": "2026-01-31T12:30:05", "end": "2026-03-02T12:30:05"}
+    assert pages.usage_period(now, days=1)["start"] == "2026-03-01T12:30:05"
