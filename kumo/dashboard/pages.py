@@ -172,6 +172,30 @@ def create_network(api: API, form: dict[str, str]) -> None:
             raise
 
 
+def form_number(text: str) -> int | str:
+    """A form's number field for a JSON body: plain digits as an integer, anything else as the
+    user typed it, so that the API's own message says what is wrong with it."""
+    return int(text) if text.isascii() and text.isdigit() else text
+
+
+def add_rule(api: API, group_id: str, form: dict[str, str]) -> None:
+    """An ingress rule: protocol (empty: any), a port range (a single port when only the first
+    is given) and a remote CIDR (empty: anywhere)."""
+    rule: dict[str, Any] = {"security_group_id": group_id, "direction": "ingress", "ethertype": "IPv4"}
+    if form.get("protocol"):
+        rule["protocol"] = form["protocol"]
+    if form.get("port_min"):
+        rule["port_range_min"] = form_number(form["port_min"])
+        rule["port_range_max"] = form_number(form.get("port_max") or form["port_min"])
+    if form.get("remote_ip_prefix"):
+        rule["remote_ip_prefix"] = form["remote_ip_prefix"]
+    api.post(f"{NETWORK}/security-group-rules", {"security_group_rule": rule})
+
+
+def delete_rule(api: API, rule_id: str) -> None:
+    api.delete(f"{NETWORK}/security-group-rules/{rule_id}")
+
+
 def delete_network(api: API, network_id: str) -> None:
     api.delete(f"{NETWORK}/networks/{network_id}")
 
@@ -291,11 +315,7 @@ def flavors(api: API) -> list[dict[str, Any]]:
 
 
 def create_stock_request(api: API, form: dict[str, str]) -> None:
-    """The API reads `count` (an integer) from JSON: the form's text is sent as the user typed
-    it when it is not plain digits, so the API's own message says what is wrong."""
-    count: Any = form.get("count", "")
-    if count.isascii() and count.isdigit():
-        count = int(count)
+    count = form_number(form.get("count", ""))
     body = {"flavor": form.get("flavor", ""), "count": count, "reason": form.get("reason", "")}
     api.post(f"{COMPUTE}/os-kumo-stock-requests", {"stock_request": body})
 

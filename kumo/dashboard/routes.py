@@ -311,6 +311,28 @@ def build_router(dash: Dashboard) -> APIRouter:
             lambda api: pages.delete_network(api, network_id),
         )
 
+    @router.post("/security-groups/{group_id}/rules", include_in_schema=False)
+    def rule_add(
+        request: Request,
+        group_id: str,
+        form: dict[str, str] = Depends(posted),
+        session: Session = Depends(user),
+    ) -> Response:
+        return act(
+            request, session, "Rule added.", "/networks", lambda api: pages.add_rule(api, group_id, form)
+        )
+
+    @router.post("/security-group-rules/{rule_id}/delete", include_in_schema=False)
+    def rule_delete(
+        request: Request,
+        rule_id: str,
+        form: dict[str, str] = Depends(posted),
+        session: Session = Depends(user),
+    ) -> Response:
+        return act(
+            request, session, "Rule deleted.", "/networks", lambda api: pages.delete_rule(api, rule_id)
+        )
+
     @router.get("/images", include_in_schema=False)
     def image_list(request: Request, session: Session = Depends(user)) -> Response:
         return page(request, "images.html", lambda api: {"images": pages.images(api)}, session)

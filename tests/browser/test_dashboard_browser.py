@@ -203,6 +203,16 @@ def test_demo_user_creates_watches_reads_and_deletes_a_server(
     submit(d, "/dashboard/networks")
     assert flash(d) == "Network web-net created."
     assert "10.77.0.0/24" in d.find_element(By.ID, "networks").text
+    rule_form = d.find_element(By.CSS_SELECTOR, "form.rule-form")  # the default group's
+    rule_form.find_element(By.NAME, "port_min").send_keys("22")
+    rule_form.find_element(By.TAG_NAME, "button").click()
+    assert flash(d) == "Rule added."
+    assert "ingress IPv4 tcp 22 any" in d.find_element(By.CSS_SELECTOR, "section.card").text
+    rule_form = d.find_element(By.CSS_SELECTOR, "form.rule-form")
+    rule_form.find_element(By.NAME, "port_min").send_keys("ssh")
+    rule_form.find_element(By.TAG_NAME, "button").click()
+    refused = flash(d)  # Neutron's own words, with its status
+    assert refused.startswith("400: ") and "ssh" in refused, refused
     shoot(d, shots, "networks")
 
     with cloud.client(cloud.token("demo", DEMO_PASSWORD, "demo"), microversion="2.64") as demo:
