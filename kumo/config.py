@@ -52,8 +52,9 @@ class Settings(BaseSettings):
     stock_private_exclusive: bool = True
     image_dir: Path | None = None
     # The web dashboard under /dashboard (kumo/dashboard/): a client of the public APIs, which
-    # it calls at dashboard_api_url ("": the URL its own page was asked at). Its session cookie
-    # is encrypted with dashboard_key (Fernet; written to state_dir on first use).
+    # it calls at dashboard_api_url ("": this server, at the address a page's connection came
+    # in on). Its session cookie is encrypted with dashboard_key (Fernet; written to state_dir
+    # on first use).
     dashboard: bool = True
     dashboard_api_url: str = ""
     dashboard_key: str = ""

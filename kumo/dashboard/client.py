@@ -69,6 +69,16 @@ def unreachable(base_url: str, exc: httpx.HTTPError) -> APIError:
     return APIError(502, f"The API at {base_url} could not be reached: {exc.__class__.__name__}: {exc}")
 
 
+def own_url(scheme: str, server: tuple[str, int | None] | None) -> str:
+    """The URL of the server a request reached, from its ASGI scope's `server` (the socket's own
+    address: a wildcard listener still reports the address the connection arrived at)."""
+    if server is None or server[1] is None:  # no address, or a Unix socket's path
+        raise APIError(500, "The dashboard cannot tell its API's address: set KUMO_DASHBOARD_API_URL.")
+    host, port = server
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}:{port}"
+
+
 def connection_pool() -> httpx.Client:
     """The dashboard's connections to the API, kept open and shared by its requests' threads."""
     return httpx.Client(timeout=TIMEOUT, limits=httpx.Limits(max_connections=32, max_keepalive_connections=8))

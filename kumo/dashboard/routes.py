@@ -49,8 +49,11 @@ class Dashboard:
         self.http = client.connection_pool()
 
     def base_url(self, request: Request) -> str:
-        """The API the dashboard calls: the configured URL, else the one serving this page."""
-        return self.api_url or str(request.base_url).rstrip("/")
+        """The API the dashboard calls: the configured URL, else this server at the address the
+        request came in on (its socket's, never the Host header, which the client writes)."""
+        if self.api_url:
+            return self.api_url
+        return client.own_url(request.scope["scheme"], request.scope.get("server"))
 
     def session(self, request: Request) -> Session:
         found = getattr(request.state, "dashboard_session", None)

@@ -196,3 +196,20 @@ def test_usage_period_is_the_last_days_in_novas_format() -> None:
     now = dt.datetime(2026, 3, 2, 12, 30, 5)
     assert pages.usage_period(now) == {"start": "2026-01-31T12:30:05", "end": "2026-03-02T12:30:05"}
     assert pages.usage_period(now, days=1)["start"] == "2026-03-01T12:30:05"
+
+
+@pytest.mark.parametrize(
+    ("scheme", "server", "url"),
+    [
+        ("http", ("127.0.0.1", 8780), "http://127.0.0.1:8780"),
+        ("https", ("::1", 443), "https://[::1]:443"),
+    ],
+)
+def test_own_url_is_the_socket_address(scheme: str, server: tuple[str, int | None], url: str) -> None:
+    assert client.own_url(scheme, server) == url
+
+
+@pytest.mark.parametrize("server", [None, ("/run/kumo.sock", None)])
+def test_own_url_without_an_address_asks_for_the_setting(server: tuple[str, int | None] | None) -> None:
+    with pytest.raises(APIError, match="KUMO_DASHBOARD_API_URL"):
+        client.own_url("http", server)
