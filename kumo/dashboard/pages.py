@@ -10,6 +10,7 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from kumo.apiclient import APIError
 from kumo.dashboard.client import API, Token
@@ -30,6 +31,12 @@ SERVER_ACTIONS: dict[str, Any] = {
 }
 SERVER_GROUP_POLICIES = ("anti-affinity", "affinity", "soft-anti-affinity", "soft-affinity")
 FAILURE_DOMAINS = ("host", "rack", "az", "region")
+
+
+def q(segment: str) -> str:
+    """One path segment of an API URL, quoted whole: an id from a page's URL stays one segment."""
+    quoted = quote(segment, safe="")
+    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted  # no dot segment either
 
 
 def flavor_kind(flavor: dict[str, Any]) -> str:
@@ -85,21 +92,23 @@ def servers(api: API) -> list[dict[str, Any]]:
 
 
 def server(api: API, server_id: str) -> dict[str, Any]:
-    return server_row(api.get(f"{COMPUTE}/servers/{server_id}")["server"])
+    return server_row(api.get(f"{COMPUTE}/servers/{q(server_id)}")["server"])
 
 
 def server_detail(api: API, server_id: str) -> dict[str, Any]:
     """The server, its console's last lines and its actions with their events (newest first)."""
     row = server(api, server_id)
     try:
-        console = api.post(f"{COMPUTE}/servers/{server_id}/action", {"os-getConsoleOutput": {"length": 100}})
+        console = api.post(
+            f"{COMPUTE}/servers/{q(server_id)}/action", {"os-getConsoleOutput": {"length": 100}}
+        )
         row["console"] = console.get("output") or ""
     except APIError as exc:  # a server that is not running yet has no console
         row["console"] = ""
         row["console_error"] = exc.message
-    actions = api.get(f"{COMPUTE}/servers/{server_id}/os-instance-actions")["instanceActions"]
+    actions = api.get(f"{COMPUTE}/servers/{q(server_id)}/os-instance-actions")["instanceActions"]
     for action in actions[:10]:
-        one = api.get(f"{COMPUTE}/servers/{server_id}/os-instance-actions/{action['request_id']}")
+        one = api.get(f"{COMPUTE}/servers/{q(server_id)}/os-instance-actions/{q(action['request_id'])}")
         action["events"] = one["instanceAction"].get("events") or []
     row["actions"] = actions[:10]
     return row
@@ -107,12 +116,12 @@ def server_detail(api: API, server_id: str) -> dict[str, Any]:
 
 def server_action(api: API, server_id: str, action: str) -> None:
     if action == "delete":
-        api.delete(f"{COMPUTE}/servers/{server_id}")
+        api.delete(f"{COMPUTE}/servers/{q(server_id)}")
         return
     body = SERVER_ACTIONS.get(action)
     if body is None:
         raise APIError(400, f"Unknown action: {action}")
-    api.post(f"{COMPUTE}/servers/{server_id}/action", body)
+    api.post(f"{COMPUTE}/servers/{q(server_id)}/action", body)
 
 
 def create_choices(api: API) -> dict[str, Any]:
@@ -168,7 +177,7 @@ def create_network(api: API, form: dict[str, str]) -> None:
         try:
             api.post(f"{NETWORK}/subnets", {"subnet": subnet})
         except APIError:
-            api.delete(f"{NETWORK}/networks/{net['id']}")  # no half-made network left behind
+            api.delete(f"{NETWORK}/networks/{q(net['id'])}")  # no half-made network left behind
             raise
 
 
@@ -193,11 +202,11 @@ def add_rule(api: API, group_id: str, form: dict[str, str]) -> None:
 
 
 def delete_rule(api: API, rule_id: str) -> None:
-    api.delete(f"{NETWORK}/security-group-rules/{rule_id}")
+    api.delete(f"{NETWORK}/security-group-rules/{q(rule_id)}")
 
 
 def delete_network(api: API, network_id: str) -> None:
-    api.delete(f"{NETWORK}/networks/{network_id}")
+    api.delete(f"{NETWORK}/networks/{q(network_id)}")
 
 
 def images(api: API) -> list[dict[str, Any]]:
@@ -205,7 +214,7 @@ def images(api: API) -> list[dict[str, Any]]:
 
 
 def image(api: API, image_id: str) -> dict[str, Any]:
-    return dict(api.get(f"{IMAGE}/images/{image_id}"))
+    return dict(api.get(f"{IMAGE}/images/{q(image_id)}"))
 
 
 def create_image(api: API, form: dict[str, str]) -> str:
@@ -220,7 +229,7 @@ def create_image(api: API, form: dict[str, str]) -> str:
 
 
 def delete_image(api: API, image_id: str) -> None:
-    api.delete(f"{IMAGE}/images/{image_id}")
+    api.delete(f"{IMAGE}/images/{q(image_id)}")
 
 
 def keypairs(api: API) -> list[dict[str, Any]]:
@@ -238,7 +247,7 @@ def create_keypair(api: API, form: dict[str, str]) -> dict[str, Any]:
 
 
 def delete_keypair(api: API, name: str) -> None:
-    api.delete(f"{COMPUTE}/os-keypairs/{name}")
+    api.delete(f"{COMPUTE}/os-keypairs/{q(name)}")
 
 
 def server_groups(api: API) -> list[dict[str, Any]]:
@@ -256,7 +265,7 @@ def create_server_group(api: API, form: dict[str, str]) -> None:
 
 
 def delete_server_group(api: API, group_id: str) -> None:
-    api.delete(f"{COMPUTE}/os-server-groups/{group_id}")
+    api.delete(f"{COMPUTE}/os-server-groups/{q(group_id)}")
 
 
 @dataclass
@@ -296,7 +305,7 @@ def quotas(api: API, project_id: str) -> dict[str, Any]:
         for label, used, limit in QUOTAS
     ]
     period = usage_period(dt.datetime.now(dt.UTC).replace(tzinfo=None))
-    usage = api.get(f"{COMPUTE}/os-simple-tenant-usage/{project_id}", **period)["tenant_usage"]
+    usage = api.get(f"{COMPUTE}/os-simple-tenant-usage/{q(project_id)}", **period)["tenant_usage"]
     return {"quotas": rows, "usage": usage, "usage_days": USAGE_DAYS}
 
 
@@ -322,7 +331,7 @@ def create_stock_request(api: API, form: dict[str, str]) -> None:
 
 def decide_stock_request(api: API, request_id: str, decision: str, reason: str) -> None:
     body: dict[str, Any] = {"approve": None} if decision == "approve" else {"reject": {"reason": reason}}
-    api.post(f"{COMPUTE}/os-kumo-stock-requests/{request_id}/action", body)
+    api.post(f"{COMPUTE}/os-kumo-stock-requests/{q(request_id)}/action", body)
 
 
 def switch_project(api: API, project_id: str) -> Token:

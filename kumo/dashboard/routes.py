@@ -365,7 +365,7 @@ def build_router(dash: Dashboard) -> APIRouter:
             raise Refused(403, "The upload's CSRF token is missing or does not match this session.")
         try:
             await dash.api(request, session).upload(
-                f"{pages.IMAGE}/images/{image_id}/file",
+                f"{pages.IMAGE}/images/{pages.q(image_id)}/file",
                 request.stream(),
                 request.headers.get("content-length"),
             )

@@ -213,3 +213,14 @@ def test_own_url_is_the_socket_address(scheme: str, server: tuple[str, int | Non
 def test_own_url_without_an_address_asks_for_the_setting(server: tuple[str, int | None] | None) -> None:
     with pytest.raises(APIError, match="KUMO_DASHBOARD_API_URL"):
         client.own_url("http", server)
+
+
+def test_an_id_from_a_page_url_stays_one_path_segment() -> None:
+    assert pages.q("3f2a-11") == "3f2a-11"
+    assert (
+        pages.q("..") == "%2E%2E"
+        and pages.q(".") == "%2E"
+        and pages.q("a.b") == "a.b"
+        and pages.q("a/../b") == "a%2F..%2Fb"
+        and pages.q("my key") == "my%20key"
+    )
