@@ -13,10 +13,11 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from kumo.api import errors
 from kumo.apiclient import APIError
 from kumo.config import Settings
 from kumo.dashboard import charts, client, pages
@@ -496,21 +497,26 @@ def build_router(dash: Dashboard) -> APIRouter:
             lambda api: pages.decide_stock_request(api, request_id, decision, form.get("reason", "")),
         )
 
-    @router.get("/{rest:path}", include_in_schema=False)
-    def not_found(request: Request, rest: str) -> Response:
-        return dash.render(request, "error.html", 404, status=404, message="There is no such dashboard page.")
-
     return router
+
+
+def error_page(status: int, message: str) -> Response:
+    """The error page outside any session (no navigation): what kumo/api/errors.py answers for
+    /dashboard paths, whatever failed before or around a route."""
+    body = templates.get_template("error.html").render(
+        s=Session(), flash="", request_id=request_id_var.get(), path="", status=status, message=message
+    )
+    return HTMLResponse(body, status_code=status)
 
 
 def install(app: FastAPI, settings: Settings) -> None:
     """Mount the dashboard (routes, static files, its error pages) into the app."""
     dash = Dashboard(settings)
     weakref.finalize(app, dash.http.close)  # its pooled connections go with the app
-    # The static files first: the router ends with its catch-all not-found page.
-    app.mount(PATH + "/static", StaticFiles(directory=HERE / "static"), name="dashboard-static")
     for route in build_router(dash).routes:
         app.router.routes.append(route)
+    app.mount(PATH + "/static", StaticFiles(directory=HERE / "static"), name="dashboard-static")
+    errors.add_error_page(PATH, error_page)  # an unknown page, a wrong method, a crash: HTML
 
     @app.exception_handler(Refused)
     async def _refused(request: Request, exc: Refused) -> Response:

@@ -392,6 +392,19 @@ def test_a_form_without_its_csrf_token_is_refused(site: tuple[Cloud, APILog]) ->
     assert page.status_code == 303 and page.headers["location"] == "/dashboard/login"
 
 
+def test_errors_around_the_routes_are_pages_too(site: tuple[Cloud, APILog]) -> None:
+    cloud, _ = site
+    with httpx.Client(base_url=cloud.url, timeout=30) as b:
+        for method, path, status, message in (
+            ("GET", "/dashboard/no-such-page", 404, "The resource could not be found."),
+            ("GET", "/dashboard/logout", 405, "Method Not Allowed"),
+        ):
+            resp = b.request(method, path)
+            assert resp.status_code == status and resp.headers["content-type"].startswith("text/html")
+            assert f'<p role="alert" id="error-message">{message}</p>' in resp.text
+        assert b.get("/compute/v2.1/no-such-thing").json()["itemNotFound"]["code"] == 404  # others: theirs
+
+
 def test_switching_project_rescopes_the_session_and_revokes_the_old_token(site: tuple[Cloud, APILog]) -> None:
     cloud, _ = site
     with cloud.client() as admin:
