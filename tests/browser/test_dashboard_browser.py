@@ -31,6 +31,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 API = "/compute/v2.1"
 CONSOLE_LINE = "kumo fake guest {uuid}: login:"
+SPAWN_SECONDS = 2.0  # how long v1's guests take to build: the page shows BUILD first, then ACTIVE
 
 selenium = pytest.importorskip("selenium", reason="selenium is not installed (pip install -e '.[test]')")
 if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
@@ -43,6 +44,7 @@ from selenium.webdriver import Chrome, ChromeOptions  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
@@ -84,8 +86,8 @@ def stock_setup(c: httpx.Client) -> None:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cloud, APILog]]:
-    """One cloud: VM host v1 (zone az-east, rack r1, guests that take 0.5 s to build and print a
-    console line), stock machines m1, m2 (rack r2), flavor m1.tiny and a public image."""
+    """One cloud: VM host v1 (zone az-east, rack r1, guests that take SPAWN_SECONDS to build and
+    print a console line), stock machines m1, m2 (rack r2), flavor m1.tiny and a public image."""
     cloud = start_cloud(tmp_path_factory.mktemp("dashboard"))
     log = APILog()
     api_logger = logging.getLogger("kumo.api")
@@ -94,7 +96,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cloud, APIL
     api_logger.addHandler(log)
     fleet = Fleet(cloud)
     try:
-        fleet.add("v1", rack="r1", driver=ConsoleDriver("v1", delay=0.5))
+        fleet.add("v1", rack="r1", driver=ConsoleDriver("v1", delay=SPAWN_SECONDS))
         for host in ("m1", "m2"):
             fleet.add(host, vcpus=4, memory_mb=8192, rack="r2")
         with cloud.client(microversion="2.64") as admin:
@@ -163,8 +165,15 @@ def sign_in(driver: WebDriver, url: str, user: str, password: str, project: str)
     wait(driver).until(ec.text_to_be_present_in_element((By.ID, "project-name"), project))
 
 
+def press(driver: WebDriver, button: WebElement) -> None:
+    """Click a form's button and wait until the page it posted to has replaced this one."""
+    page = driver.find_element(By.TAG_NAME, "html")
+    button.click()
+    wait(driver).until(ec.staleness_of(page))
+
+
 def submit(driver: WebDriver, form_action: str) -> None:
-    driver.find_element(By.CSS_SELECTOR, f"form[action='{form_action}'] button[type=submit]").click()
+    press(driver, driver.find_element(By.CSS_SELECTOR, f"form[action='{form_action}'] button[type=submit]"))
 
 
 def flash(driver: WebDriver) -> str:
@@ -205,12 +214,12 @@ def test_demo_user_creates_watches_reads_and_deletes_a_server(
     assert "10.77.0.0/24" in d.find_element(By.ID, "networks").text
     rule_form = d.find_element(By.CSS_SELECTOR, "form.rule-form")  # the default group's
     rule_form.find_element(By.NAME, "port_min").send_keys("22")
-    rule_form.find_element(By.TAG_NAME, "button").click()
+    press(d, rule_form.find_element(By.TAG_NAME, "button"))
     assert flash(d) == "Rule added."
     assert "ingress IPv4 tcp 22 any" in d.find_element(By.CSS_SELECTOR, "section.card").text
     rule_form = d.find_element(By.CSS_SELECTOR, "form.rule-form")
     rule_form.find_element(By.NAME, "port_min").send_keys("ssh")
-    rule_form.find_element(By.TAG_NAME, "button").click()
+    press(d, rule_form.find_element(By.TAG_NAME, "button"))
     refused = flash(d)  # Neutron's own words, with its status
     assert refused.startswith("400: ") and "ssh" in refused, refused
     shoot(d, shots, "networks")
@@ -230,7 +239,7 @@ def test_demo_user_creates_watches_reads_and_deletes_a_server(
     submit(d, "/dashboard/servers")
     assert flash(d) == "Creating web-1."
     building = d.find_element(By.ID, "status").text
-    assert building == "BUILD"  # the guest takes 0.5 s: the page shows it building, then…
+    assert building == "BUILD"  # the guest takes SPAWN_SECONDS: the page shows it building, then…
     shoot(d, shots, "server-building")
     wait(d).until(ec.text_to_be_present_in_element((By.ID, "status"), "ACTIVE"))  # …live, by itself
     server_id = d.current_url.rsplit("/", 1)[1]
@@ -267,7 +276,7 @@ def test_demo_user_creates_watches_reads_and_deletes_a_server(
     d.set_window_size(1280, 900)
 
     d.get(f"{cloud.url}/dashboard/servers/{server_id}")
-    d.find_element(By.ID, "action-delete").click()
+    press(d, d.find_element(By.ID, "action-delete"))
     assert flash(d) == "delete: requested."
     # The list refreshes itself until the server is gone.
     wait(d).until(ec.invisibility_of_element_located((By.CSS_SELECTOR, f"tr[data-server='{server_id}']")))
@@ -354,7 +363,7 @@ def test_an_operator_approves_a_members_stock_request(
 
     d.get(f"{cloud.url}/dashboard/admin/stock")
     shoot(d, shots, "admin-stock")
-    d.find_element(By.CSS_SELECTOR, f"tr[data-request='{request_id}'] button.approve").click()
+    press(d, d.find_element(By.CSS_SELECTOR, f"tr[data-request='{request_id}'] button.approve"))
     assert flash(d) == "Stock request approved."
     approved = d.find_element(By.CSS_SELECTOR, f"tr[data-request='{request_id}'] .stock-status").text
     assert approved == "approved"
