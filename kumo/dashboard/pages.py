@@ -98,13 +98,14 @@ def server(api: API, server_id: str) -> dict[str, Any]:
 def server_detail(api: API, server_id: str) -> dict[str, Any]:
     """The server, its console's last lines and its actions with their events (newest first)."""
     row = server(api, server_id)
+    row["console"] = row["console_error"] = ""
     try:
-        console = api.post(
-            f"{COMPUTE}/servers/{q(server_id)}/action", {"os-getConsoleOutput": {"length": 100}}
-        )
-        row["console"] = console.get("output") or ""
-    except APIError as exc:  # a server that is not running yet has no console
-        row["console"] = ""
+        if row["settled"]:  # a server still building has no console yet
+            console = api.post(
+                f"{COMPUTE}/servers/{q(server_id)}/action", {"os-getConsoleOutput": {"length": 100}}
+            )
+            row["console"] = console.get("output") or ""
+    except APIError as exc:
         row["console_error"] = exc.message
     actions = api.get(f"{COMPUTE}/servers/{q(server_id)}/os-instance-actions")["instanceActions"]
     for action in actions[:10]:
