@@ -311,12 +311,17 @@ def quotas(api: API, project_id: str) -> dict[str, Any]:
 
 
 def stock_requests(api: API, all_projects: bool = False) -> list[dict[str, Any]]:
-    """Newest first, each with its flavor's name (`flavor_name`; the id when it is not listed)."""
+    """Newest first, each with its flavor's name (`flavor_name`) and, for every project's (an
+    operator's list), its project's (`project_name`); the id when the name is not listed."""
     params = {"all_projects": "1"} if all_projects else {}
     found = api.get(f"{COMPUTE}/os-kumo-stock-requests", **params)["stock_requests"]
-    names = {f["id"]: f["name"] for f in flavors(api)}
+    flavor_names = {f["id"]: f["name"] for f in flavors(api)}
+    project_names = (
+        {p["id"]: p["name"] for p in api.get("/identity/v3/projects")["projects"]} if all_projects else {}
+    )
     for row in found:
-        row["flavor_name"] = names.get(row["flavor_id"], row["flavor_id"])
+        row["flavor_name"] = flavor_names.get(row["flavor_id"], row["flavor_id"])
+        row["project_name"] = project_names.get(row["project_id"], row["project_id"])
     return sorted(found, key=lambda r: r.get("created_at") or "", reverse=True)
 
 

@@ -283,6 +283,16 @@ def test_demo_user_creates_watches_reads_and_deletes_a_server(
     with cloud.client(cloud.token("demo", DEMO_PASSWORD, "demo")) as demo:
         assert demo.get(f"{API}/servers/{server_id}").status_code == 404
 
+    # web-1, deleted, counts in the quotas no more, and its seconds of running are in the usage.
+    d.get(f"{cloud.url}/dashboard/quotas")
+    quotas = d.find_element(By.ID, "quotas").text
+    assert "Instances 0 10" in quotas and "vCPUs 0 20" in quotas
+    usage = re.fullmatch(
+        r"Server hours\n[\d.]+\nvCPU hours\n[\d.]+\nRAM \(MiB hours\)\n([\d.]+)\nDisk \(GB hours\)\n[\d.]+",
+        d.find_element(By.ID, "usage").text,
+    )
+    assert usage is not None and float(usage.group(1)) > 0  # 512 MiB for the seconds web-1 ran
+
 
 def test_a_member_sees_no_operator_page_and_is_refused_one_and_uploads_an_image(
     site: tuple[Cloud, APILog], browser: WebDriver, shots: Path, tmp_path: Path
@@ -324,18 +334,10 @@ def test_a_member_sees_no_operator_page_and_is_refused_one_and_uploads_an_image(
     submit(d, "/dashboard/server-groups")
     assert flash(d) == "Server group together created."
     assert "together affinity rack 0" in d.find_element(By.ID, "server-groups").text
-    for page in ("images", "server-groups", "stock", "quotas"):
+    for page in ("images", "server-groups", "quotas", "stock"):
         d.get(f"{cloud.url}/dashboard/{page}")
         assert d.find_elements(By.ID, "error-message") == []
         shoot(d, shots, page)
-    # The quotas page (the last one): web-1, deleted by now, counts in instances no more but ran.
-    quotas = d.find_element(By.ID, "quotas").text
-    assert "Instances 0 10" in quotas and "vCPUs 0 20" in quotas
-    usage = re.fullmatch(
-        r"Server hours\n[\d.]+\nvCPU hours\n[\d.]+\nRAM \(MiB hours\)\n([\d.]+)\nDisk \(GB hours\)\n[\d.]+",
-        d.find_element(By.ID, "usage").text,
-    )
-    assert usage is not None and float(usage.group(1)) > 0  # 512 MiB for the seconds web-1 ran
 
 
 def test_an_operator_approves_a_members_stock_request(
@@ -365,8 +367,11 @@ def test_an_operator_approves_a_members_stock_request(
     shoot(d, shots, "admin-stock")
     press(d, d.find_element(By.CSS_SELECTOR, f"tr[data-request='{request_id}'] button.approve"))
     assert flash(d) == "Stock request approved."
-    approved = d.find_element(By.CSS_SELECTOR, f"tr[data-request='{request_id}'] .stock-status").text
-    assert approved == "approved"
+    row = d.find_element(By.CSS_SELECTOR, f"tr[data-request='{request_id}']")
+    assert row.find_element(By.TAG_NAME, "td").text == "demo"  # the project, by name
+    assert row.find_element(By.CLASS_NAME, "stock-status").text == "approved"
+    moved = row.find_element(By.CLASS_NAME, "stock-hosts").text
+    assert re.fullmatch(r"m[12] \(bm\.small\.[0-9a-f]+\)", moved), moved
     with cloud.client() as admin:
         body = admin.get(f"{API}/os-kumo-stock-requests/{request_id}").json()["stock_request"]
     assert body["status"] == "approved" and len(body["hosts"]) == 1
