@@ -28,6 +28,8 @@ SERVER_ACTIONS: dict[str, Any] = {
     "stop": {"os-stop": None},
     "reboot": {"reboot": {"type": "SOFT"}},
     "hard-reboot": {"reboot": {"type": "HARD"}},
+    "lock": {"lock": None},
+    "unlock": {"unlock": None},
 }
 SERVER_GROUP_POLICIES = ("anti-affinity", "affinity", "soft-anti-affinity", "soft-affinity")
 FAILURE_DOMAINS = ("host", "rack", "az", "region")
@@ -67,6 +69,7 @@ def server_row(server: dict[str, Any]) -> dict[str, Any]:
         "addresses": _addresses(server),
         "zone": server.get("OS-EXT-AZ:availability_zone") or "",
         "key_name": server.get("key_name") or "",
+        "locked": bool(server.get("locked")),
         "progress": server.get("progress") or 0,
         "fault": (server.get("fault") or {}).get("message", ""),
     }

@@ -276,6 +276,13 @@ def test_demo_user_creates_watches_reads_and_deletes_a_server(
     d.set_window_size(1280, 900)
 
     d.get(f"{cloud.url}/dashboard/servers/{server_id}")
+    press(d, d.find_element(By.ID, "action-lock"))  # a locked server refuses the owner's actions…
+    assert flash(d) == "lock: requested." and d.find_element(By.ID, "locked").text == "yes"
+    press(d, d.find_element(By.ID, "action-stop"))
+    refused = flash(d)  # …in the API's words
+    assert refused.startswith("409: ") and "locked" in refused, refused
+    press(d, d.find_element(By.ID, "action-unlock"))
+    assert d.find_element(By.ID, "locked").text == "no"
     press(d, d.find_element(By.ID, "action-delete"))
     assert flash(d) == "delete: requested."
     # The list refreshes itself until the server is gone.
