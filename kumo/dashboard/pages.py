@@ -328,6 +328,29 @@ def stock_requests(api: API, all_projects: bool = False) -> list[dict[str, Any]]
     return sorted(found, key=lambda r: r.get("created_at") or "", reverse=True)
 
 
+def stock_aggregates(api: API) -> list[dict[str, Any]]:
+    """The stock aggregates (those that hold machines for one flavor: `filter_flavor_id`), each
+    with its flavor's name and, for a project's private stock (`filter_tenant_id`), the
+    project's; public stock first, then by name."""
+    flavor_names = {f["id"]: f["name"] for f in flavors(api)}
+    project_names = {p["id"]: p["name"] for p in api.get("/identity/v3/projects")["projects"]}
+    found = []
+    for agg in api.get(f"{COMPUTE}/os-aggregates")["aggregates"]:
+        meta = agg.get("metadata") or {}
+        if "filter_flavor_id" not in meta:
+            continue
+        tenant = meta.get("filter_tenant_id")
+        found.append(
+            {
+                "name": agg["name"],
+                "flavor": flavor_names.get(meta["filter_flavor_id"], meta["filter_flavor_id"]),
+                "project": project_names.get(tenant, tenant) if tenant else "",
+                "hosts": sorted(agg.get("hosts") or []),
+            }
+        )
+    return sorted(found, key=lambda a: (a["project"] != "", a["name"]))
+
+
 def flavors(api: API) -> list[dict[str, Any]]:
     return list(api.get(f"{COMPUTE}/flavors/detail")["flavors"])
 

@@ -477,9 +477,10 @@ def build_router(dash: Dashboard) -> APIRouter:
 
     @router.get("/admin/stock", include_in_schema=False)
     def stock_review(request: Request, session: Session = Depends(operator)) -> Response:
-        return page(
-            request, "admin_stock.html", lambda api: {"requests": pages.stock_requests(api, True)}, session
-        )
+        def load(api: client.API) -> dict[str, Any]:
+            return {"requests": pages.stock_requests(api, True), "aggregates": pages.stock_aggregates(api)}
+
+        return page(request, "admin_stock.html", load, session)
 
     @router.post("/admin/stock/{request_id}", include_in_schema=False)
     def stock_decide(

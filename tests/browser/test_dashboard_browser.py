@@ -378,7 +378,12 @@ def test_an_operator_approves_a_members_stock_request(
     assert row.find_element(By.TAG_NAME, "td").text == "demo"  # the project, by name
     assert row.find_element(By.CLASS_NAME, "stock-status").text == "approved"
     moved = row.find_element(By.CLASS_NAME, "stock-hosts").text
-    assert re.fullmatch(r"m[12] \(bm\.small\.[0-9a-f]+\)", moved), moved
+    found = re.fullmatch(r"(m[12]) \((bm\.small\.[0-9a-f]+)\)", moved)
+    assert found, moved
+    host, private = found.groups()
+    left = ({"m1", "m2"} - {host}).pop()
+    stock = [r.text for r in d.find_elements(By.CSS_SELECTOR, "#stock-aggregates tbody tr")]
+    assert stock == [f"bm.small bm.small public {left}", f"{private} bm.small private to demo {host}"]
     with cloud.client() as admin:
         body = admin.get(f"{API}/os-kumo-stock-requests/{request_id}").json()["stock_request"]
     assert body["status"] == "approved" and len(body["hosts"]) == 1
