@@ -191,6 +191,8 @@ def build_router(dash: Dashboard) -> APIRouter:
             roles=token.roles,
         )
         request.state.dashboard_session = session  # a new CSRF token with the new session
+        if not token.project_id:  # signed in without a project: pick one first
+            return dash.redirect(request, "/projects", "Choose a project.")
         return dash.redirect(request, "/servers")
 
     @router.post("/logout", include_in_schema=False)

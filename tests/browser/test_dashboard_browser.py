@@ -433,22 +433,35 @@ def test_errors_around_the_routes_are_pages_too(site: tuple[Cloud, APILog]) -> N
 
 def test_switching_project_rescopes_the_session_and_revokes_the_old_token(site: tuple[Cloud, APILog]) -> None:
     cloud, _ = site
-    with cloud.client() as admin:
+    with cloud.client() as admin:  # dash-user: a member of demo and dash-other, no default project
         project = admin.post("/identity/v3/projects", json={"project": {"name": "dash-other"}})
         assert project.status_code == 201, project.text
         other = project.json()["project"]["id"]
-        demo_id = admin.get("/identity/v3/users", params={"name": "demo"}).json()["users"][0]["id"]
+        demo_project = admin.get("/identity/v3/projects", params={"name": "demo"}).json()["projects"][0]["id"]
+        user = admin.post(
+            "/identity/v3/users", json={"user": {"name": "dash-user", "password": "dash-secret"}}
+        )
+        assert user.status_code == 201, user.text
+        user_id = user.json()["user"]["id"]
         member = admin.get("/identity/v3/roles", params={"name": "member"}).json()["roles"][0]["id"]
-        assert admin.put(f"/identity/v3/projects/{other}/users/{demo_id}/roles/{member}").status_code == 204
+        for project_id in (demo_project, other):
+            granted = admin.put(f"/identity/v3/projects/{project_id}/users/{user_id}/roles/{member}")
+            assert granted.status_code == 204, granted.text
     with httpx.Client(base_url=cloud.url, follow_redirects=True, timeout=30) as b:
         page = b.get("/dashboard/login").text
         creds = {
-            "username": "demo",
-            "password": DEMO_PASSWORD,
-            "project": "demo",
+            "username": "dash-user",
+            "password": "dash-secret",
+            "project": "",
             "csrf_token": csrf_of(page),
         }
-        page = b.post("/dashboard/login", data=creds).text
+        unscoped = b.post("/dashboard/login", data=creds)  # no project named: choose one first
+        assert str(unscoped.url).endswith("/dashboard/projects") and "Choose a project." in unscoped.text
+        assert '<strong id="project-name">(no project)</strong>' in unscoped.text
+        demo = re.search(r'<option value="([0-9a-f]+)"[^>]*>demo</option>', unscoped.text)
+        assert demo is not None, unscoped.text
+        choose = {"project_id": demo.group(1), "csrf_token": csrf_of(unscoped.text)}
+        assert '<strong id="project-name">demo</strong>' in b.post("/dashboard/projects", data=choose).text
         first_cookie = b.cookies.get("kumo_dashboard")
         listed = b.get("/dashboard/projects").text
         assert "dash-other" in listed and ">demo<" in listed
