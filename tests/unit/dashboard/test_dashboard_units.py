@@ -3,8 +3,11 @@ a flavor are shown, quota shares, and the API error messages it shows."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -224,3 +227,28 @@ def test_an_id_from_a_page_url_stays_one_path_segment() -> None:
         and pages.q("a/../b") == "a%2F..%2Fb"
         and pages.q("my key") == "my%20key"
     )
+
+
+def test_the_create_form_becomes_novas_create_body() -> None:
+    sent: list[dict[str, Any]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return httpx.Response(202, json={"server": {"id": "new-id"}})
+
+    api = client.API(httpx.Client(transport=httpx.MockTransport(answer)), "http://api", "tok", "req-1")
+    form = {"name": "web", "flavor": "f1", "image": "i1", "network": "n1", "key_name": "k", "group": "g1"}
+    assert pages.create_server(api, {**form, "user_data": "#cloud-config\n"}) == "new-id"
+    assert sent[0] == {
+        "server": {
+            "name": "web",
+            "flavorRef": "f1",
+            "imageRef": "i1",
+            "networks": [{"uuid": "n1"}],
+            "key_name": "k",
+            "user_data": base64.b64encode(b"#cloud-config\n").decode(),
+        },
+        "os:scheduler_hints": {"group": "g1"},
+    }
+    pages.create_server(api, {"name": "bare", "flavor": "f1", "image": "i1", "network": "", "key_name": ""})
+    assert sent[1] == {"server": {"name": "bare", "flavorRef": "f1", "imageRef": "i1", "networks": "auto"}}
