@@ -487,6 +487,13 @@ def run_all_in_one(
     canary_loop = None
     if canaries and not exit_after_demo:
         canary_loop = start_canaries(url, admin_token, settings, image_name)
+    if settings.dashboard:
+        console.print(
+            f"[green]dashboard[/] {url}/dashboard/ (sign in as demo in project demo, or as admin; "
+            f"the passwords are in {clouds})",
+            soft_wrap=True,
+            highlight=False,
+        )
     journey = next_commands(clouds, flavor, image_name, real, metal is not None)
     # soft_wrap: a command stays one line, whatever the terminal's width (copied as it is)
     console.print("\nNext:\n" + "\n".join("  " + line for line in journey), soft_wrap=True, highlight=False)

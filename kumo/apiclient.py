@@ -4,6 +4,7 @@ through openstacksdk, and JSON calls to a service found in the catalog."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,13 +18,19 @@ class APIError(Exception):
         self.message = message
 
 
-def _message(body: Any, fallback: str) -> str:
+def error_message(body: Any, fallback: str) -> str:
     """Nova's {"<kind>": {"message"}}, Keystone's {"error": {...}}, Ironic's error_message."""
     if isinstance(body, dict):
         for value in body.values():
             if isinstance(value, dict) and "message" in value:
                 return str(value["message"])
-        if "error_message" in body:
+        if "error_message" in body:  # Ironic's: a JSON document inside the string
+            try:
+                fault = json.loads(body["error_message"])
+            except (TypeError, ValueError):
+                fault = None
+            if isinstance(fault, dict) and "faultstring" in fault:
+                return str(fault["faultstring"])
             return str(body["error_message"])
     return fallback
 
@@ -48,7 +55,7 @@ class Client:
         except ValueError:
             data = None
         if resp.status_code >= 400:
-            raise APIError(resp.status_code, _message(data, resp.text or resp.reason or ""))
+            raise APIError(resp.status_code, error_message(data, resp.text or resp.reason or ""))
         return data
 
 

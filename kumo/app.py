@@ -1,6 +1,7 @@
 """The one ASGI app, assembled from every service: identity under /identity, compute under
 /compute, image under /image, the agents' internal API under /internal, Prometheus metrics at
-/metrics, the OpenAPI document of the routes at /openapi.json (`kumo/api/openapi.py`).
+/metrics, the OpenAPI document of the routes at /openapi.json (`kumo/api/openapi.py`), and the
+web dashboard under /dashboard (`kumo/dashboard/`, a client of the others over HTTP).
 
 The top of the house: it imports every service and nothing imports it but the entry points
 (kumo.asgi, kumo.server). kumo/api/ holds only the pieces the services themselves import; what
@@ -39,6 +40,7 @@ from kumo.compute.fleet_metrics import fleet_gauges
 from kumo.compute.response_headers import compute_response_headers
 from kumo.compute.routes import build_router as compute_router
 from kumo.compute.workers import start_workers
+from kumo.dashboard import routes as dashboard_routes
 from kumo.gc_tuning import limit_malloc_arenas, tune_gc
 from kumo.identity import admin_routes as identity_admin_routes
 from kumo.identity import routes as identity_routes
@@ -132,6 +134,8 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
             canary_gauges(session)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    if rt.settings.dashboard:
+        dashboard_routes.install(app, rt.settings)  # /dashboard: a web client of the routes above
     openapi.install(app)
     return app
 

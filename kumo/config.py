@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     # Baremetal stock (kumo.stock): a project with private stock lands on no public stock.
     stock_private_exclusive: bool = True
     image_dir: Path | None = None
+    # The web dashboard under /dashboard (kumo/dashboard/): a client of the public APIs, which
+    # it calls at dashboard_api_url ("": this server, at the address a page's connection came
+    # in on). Its session cookie is encrypted with dashboard_key (Fernet; written to state_dir
+    # on first use).
+    dashboard: bool = True
+    dashboard_api_url: str = ""
+    dashboard_key: str = ""
     # The edge (kumo/api/edge.py): a request body larger than this is refused with 413 before it
     # is read (on its Content-Length, else as it streams). Image data uploads stream to the store
     # and are exempt. The agents' internal API has its own limit, for requests that carry the

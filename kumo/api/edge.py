@@ -29,9 +29,9 @@ _CONTROL_TEXT = re.compile("[\x00-\x1f\x7f]")
 _CONTROL_BYTES = re.compile(b"[\x00-\x1f\x7f]")
 _NUL_ESCAPE = b"\\u0000"
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-# (kumo serves no /stage); agents upload snapshots to /internal (its route checks their token
-# before it reads a byte)
-_STREAMED_UPLOAD = re.compile(r"/(image/v2|internal/v1)/images/[^/]+/file")
+# Image data uploads, streamed: Glance's (kumo serves no /stage), the agents' snapshots to /internal
+# (its route checks their token before it reads a byte) and the dashboard's, on to Glance's.
+_STREAMED_UPLOAD = re.compile(r"/(image/v2|internal/v1|dashboard)/images/[^/]+/file")
 
 
 def request_line_refusal(path: str, query_string: bytes) -> str | None:

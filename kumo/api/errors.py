@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 # Headers every error answer under a path prefix carries (Ironic's version range under
 # /baremetal), registered by the service at start-up (add_error_headers): api/ knows no service.
 _ERROR_HEADERS: dict[str, dict[str, str]] = {}
+# A path prefix's own error answer (add_error_page), in place of any service's body.
+_ERROR_PAGES: dict[str, Callable[[int, str], Response]] = {}
 
 _KIND_BY_STATUS = {  # Nova's fault names (nova/api/openstack/wsgi.py Fault)
     400: "badRequest",
@@ -140,6 +142,9 @@ def error_response(
 ) -> Response:
     """`code` and `extra` (more fields of the error) are Placement's; `accept` (the request's
     Accept header) is read by the image service only, whose errors are negotiated."""
+    for prefix, render in _ERROR_PAGES.items():
+        if path.startswith(prefix):
+            return render(status, message)
     title = _TITLES.get(status, "Error")
     headers = {}
     body: dict[str, object]
@@ -174,6 +179,12 @@ def error_response(
         if path.startswith(prefix):
             headers.update(extra_headers)
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def add_error_page(prefix: str, render: Callable[[int, str], Response]) -> None:
+    """Every error answer for a path under `prefix` is `render(status, message)` from now on (the
+    dashboard's HTML page instead of a service's JSON body)."""
+    _ERROR_PAGES[prefix] = render
 
 
 def add_error_headers(prefix: str, headers: dict[str, str]) -> None:

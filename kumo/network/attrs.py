@@ -53,10 +53,10 @@ def text(value: object, name: str, max_len: int = MAX_NAME) -> str:
 def integer(value: object, name: str, low: int, high: int = MAX_INT) -> int:
     if isinstance(value, bool):
         raise InvalidInput(f"'{value}' is not an integer for {name}")
-    if isinstance(value, str):
-        value = int_text(value.strip())
-    if not isinstance(value, int):
+    number = int_text(value.strip()) if isinstance(value, str) else value
+    if not isinstance(number, int):  # the message names what was sent, not what it failed to read as
         raise InvalidInput(f"'{value}' is not an integer for {name}")
+    value = number
     if not low <= value <= high:
         raise InvalidInput(f"{name} {value} is out of range: it must be between {low} and {high}")
     return value

@@ -130,6 +130,7 @@ def test_up_with_the_fake_driver_boots_the_demo_server(tmp_path: Path) -> None:
     assert "compute-1: fake driver (asked for)" in out
     assert "baremetal bm-1, bm-2, bm-3, bm-4: fake BMC driver" in out
     assert "openstack --os-cloud kumo server list --all-projects" in out
+    assert re.search(r"dashboard http://127\.0\.0\.1:\d+/dashboard/ \(sign in as demo", out), out
     clouds = yaml.safe_load((tmp_path / "state" / "clouds.yaml").read_text())
     assert set(clouds["clouds"]) == {"kumo", "kumo-demo"}
     # The demo network, and the demo server on it.
