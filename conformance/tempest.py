@@ -134,7 +134,13 @@ def write_workspace(
 ) -> Path:
     if not (workspace / ".stestr.conf").exists():
         workspace.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([str(bin_dir / "tempest"), "init", str(workspace)], check=True, capture_output=True)
+        # a registry of its own beside the workspace, not the user's ~/.tempest/workspace.yaml
+        registry = workspace.parent / "tempest-workspaces.yaml"
+        subprocess.run(
+            [str(bin_dir / "tempest"), "init", "--workspace-path", str(registry), str(workspace)],
+            check=True,
+            capture_output=True,
+        )
     template = (HERE / "tempest.conf.in").read_text()
     fill = {
         "workspace": str(workspace),
@@ -156,8 +162,6 @@ def run(bin_dir: Path, workspace: Path, conf: Path, select: Path, concurrency: i
         "run",
         "--config-file",
         str(conf),
-        "--workspace-path",
-        str(workspace / "workspace.yaml"),
         "--include-list",
         str(select),
         "--exclude-list",
@@ -233,12 +237,13 @@ def main(argv: list[str] | None = None) -> int:
 
 # Compute features tempest may test, as kumo implements them (docs/compatibility.md).
 FEATURES: dict[str, bool] = {
-    "resize": False,
-    "pause": False,
-    "suspend": False,
-    "shelve": False,
-    "rescue": False,
-    "snapshot": False,
+    "resize": True,
+    "pause": True,
+    "suspend": True,
+    "shelve": True,
+    "rescue": True,
+    "snapshot": True,
+    "serial_console": True,
 }
 
 
