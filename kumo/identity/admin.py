@@ -1,5 +1,5 @@
-"""Keystone v3 administration: domains, projects, users, roles, role assignments, and a
-read-only view of the service catalog.
+"""Keystone v3 administration: domains, projects, users, roles, role assignments (the
+catalog's regions, services and endpoints: `kumo.identity.catalog`).
 
 Plain functions over a Session and the caller's RequestContext. Each one enforces its own
 policy (Keystone's legacy defaults): writes and listing everybody need the admin role; a
@@ -1148,88 +1148,3 @@ def _load(session: Session, found: list[Grant]) -> list[Assignment]:
         key=lambda a: (a.actor.entity.name, a.target.type, getattr(a.target.entity, "name", ""), a.role.name)
     )
     return out
-
-
-# --- catalog (read-only, derived from kumo.identity.service.catalog) ------------------------
-
-
-@dataclass(frozen=True)
-class CatalogService:
-    id: str
-    type: str
-    name: str
-
-
-@dataclass(frozen=True)
-class CatalogEndpoint:
-    id: str
-    service_id: str
-    interface: str
-    region: str
-    url: str
-
-
-def _services(catalog: list[dict[str, Any]]) -> list[CatalogService]:
-    return [CatalogService(s["id"], s["type"], s["name"]) for s in catalog]
-
-
-def _endpoints(catalog: list[dict[str, Any]]) -> list[CatalogEndpoint]:
-    return [
-        CatalogEndpoint(e["id"], s["id"], e["interface"], e["region_id"], e["url"])
-        for s in catalog
-        for e in s["endpoints"]
-    ]
-
-
-def list_services(
-    ctx: RequestContext, catalog: list[dict[str, Any]], *, type: str | None = None, name: str | None = None
-) -> list[CatalogService]:
-    ctx.require_admin()
-    return [
-        s for s in _services(catalog) if (type is None or s.type == type) and (name is None or s.name == name)
-    ]
-
-
-def get_service(ctx: RequestContext, catalog: list[dict[str, Any]], service_id: str) -> CatalogService:
-    ctx.require_admin()
-    for service in _services(catalog):
-        if service.id == service_id:
-            return service
-    raise NotFound(f"Could not find service: {service_id}.")
-
-
-def list_endpoints(
-    ctx: RequestContext,
-    catalog: list[dict[str, Any]],
-    *,
-    service_id: str | None = None,
-    interface: str | None = None,
-    region_id: str | None = None,
-) -> list[CatalogEndpoint]:
-    ctx.require_admin()
-    return [
-        e
-        for e in _endpoints(catalog)
-        if (service_id is None or e.service_id == service_id)
-        and (interface is None or e.interface == interface)
-        and (region_id is None or e.region == region_id)
-    ]
-
-
-def get_endpoint(ctx: RequestContext, catalog: list[dict[str, Any]], endpoint_id: str) -> CatalogEndpoint:
-    ctx.require_admin()
-    for endpoint in _endpoints(catalog):
-        if endpoint.id == endpoint_id:
-            return endpoint
-    raise NotFound(f"Could not find endpoint: {endpoint_id}.")
-
-
-def list_regions(ctx: RequestContext, region: str) -> list[str]:
-    """Regions are readable by any authenticated user, as in Keystone."""
-    return [region]
-
-
-def get_region(ctx: RequestContext, region: str, region_id: str) -> str:
-    if region_id != region:
-        raise NotFound(f"Could not find region: {region_id}.")
-    return region

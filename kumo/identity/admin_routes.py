@@ -1,5 +1,5 @@
-"""Keystone v3 admin API: domains, projects, users, roles, role assignments, and read-only
-services/endpoints/regions. Thin routes: parse → domain function (which authorizes) → view."""
+"""Keystone v3 admin API: domains, projects, users, roles, role assignments, and the catalog's
+regions, services and endpoints. Thin routes: parse → domain function (which authorizes) → view."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
-from kumo.identity import admin, app_creds, grants, limits, service, views
+from kumo.identity import admin, app_creds, catalog, grants, limits, service, views
 from kumo.identity.lockout import Lockout
 from kumo.runtime import Runtime
 
@@ -47,6 +47,10 @@ def _no_content() -> Response:
 
 def _catalog(request: Request, rt: Runtime) -> list[dict[str, Any]]:
     return service.catalog(_base(request), rt.settings.region)
+
+
+def _own(request: Request, rt: Runtime) -> catalog.Own:
+    return catalog.Own.of(_catalog(request, rt), rt.settings.region)
 
 
 # --- request envelopes ----------------------------------------------------------------------
@@ -729,22 +733,110 @@ def delete_limit(limit_id: str, ctx: Ctx, rt: Rt) -> Response:
     return _no_content()
 
 
-# --- catalog (read-only) --------------------------------------------------------------------
+# --- catalog: regions, services, endpoints ------------------------------------------------
+
+
+class RegionCreateBody(_Envelope):
+    region: catalog.RegionCreate = catalog.RegionCreate()
+
+
+class RegionUpdateBody(_Envelope):
+    region: catalog.RegionUpdate
+
+
+class ServiceCreateBody(_Envelope):
+    service: catalog.ServiceCreate
+
+
+class ServiceUpdateBody(_Envelope):
+    service: catalog.ServiceUpdate
+
+
+class EndpointCreateBody(_Envelope):
+    endpoint: catalog.EndpointCreate
+
+
+class EndpointUpdateBody(_Envelope):
+    endpoint: catalog.EndpointUpdate
+
+
+@router.get("/v3/regions")
+def list_regions(request: Request, ctx: Ctx, rt: Rt, parent_region_id: str | None = None) -> Body:
+    with rt.db.read() as session:
+        found = catalog.list_regions(session, ctx, _own(request, rt), parent_region_id=_ref(parent_region_id))
+    return views.collection("regions", (views.region(r, _base(request)) for r in found), _url(request))
+
+
+@router.post("/v3/regions", status_code=201)
+def create_region(request: Request, body: RegionCreateBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        region = catalog.create_region(session, ctx, _own(request, rt), body.region)
+    return {"region": views.region(region, _base(request))}
+
+
+@router.put("/v3/regions/{region_id}", status_code=201)
+def create_region_with_id(request: Request, region_id: str, body: RegionCreateBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        region = catalog.create_region(session, ctx, _own(request, rt), body.region, region_id)
+    return {"region": views.region(region, _base(request))}
+
+
+@router.get("/v3/regions/{region_id}")
+def show_region(request: Request, region_id: str, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.read() as session:
+        region = catalog.get_region(session, ctx, _own(request, rt), region_id)
+    return {"region": views.region(region, _base(request))}
+
+
+@router.patch("/v3/regions/{region_id}")
+def update_region(request: Request, region_id: str, body: RegionUpdateBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        region = catalog.update_region(session, ctx, _own(request, rt), region_id, body.region)
+    return {"region": views.region(region, _base(request))}
+
+
+@router.delete("/v3/regions/{region_id}", status_code=204)
+def delete_region(request: Request, region_id: str, ctx: Ctx, rt: Rt) -> Response:
+    with rt.db.transaction() as session:
+        catalog.delete_region(session, ctx, _own(request, rt), region_id)
+    return _no_content()
 
 
 @router.get("/v3/services")
 def list_services(
     request: Request, ctx: Ctx, rt: Rt, type: str | None = None, name: str | None = None
 ) -> Body:
-    services = admin.list_services(ctx, _catalog(request, rt), type=type, name=name)
-    return views.collection("services", (views.service(s, _base(request)) for s in services), _url(request))
+    with rt.db.read() as session:
+        found = catalog.list_services(session, ctx, _own(request, rt), type=type, name=name)
+    return views.collection("services", (views.service(s, _base(request)) for s in found), _url(request))
+
+
+@router.post("/v3/services", status_code=201)
+def create_service(request: Request, body: ServiceCreateBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        made = catalog.create_service(session, ctx, body.service)
+    return {"service": views.service(made, _base(request))}
 
 
 @router.get("/v3/services/{service_id}")
 def show_service(request: Request, service_id: str, ctx: Ctx, rt: Rt) -> Body:
-    return {
-        "service": views.service(admin.get_service(ctx, _catalog(request, rt), service_id), _base(request))
-    }
+    with rt.db.read() as session:
+        found = catalog.get_service(session, ctx, _own(request, rt), service_id)
+    return {"service": views.service(found, _base(request))}
+
+
+@router.patch("/v3/services/{service_id}")
+def update_service(request: Request, service_id: str, body: ServiceUpdateBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        updated = catalog.update_service(session, ctx, _own(request, rt), service_id, body.service)
+    return {"service": views.service(updated, _base(request))}
+
+
+@router.delete("/v3/services/{service_id}", status_code=204)
+def delete_service(request: Request, service_id: str, ctx: Ctx, rt: Rt) -> Response:
+    with rt.db.transaction() as session:
+        catalog.delete_service(session, ctx, _own(request, rt), service_id)
+    return _no_content()
 
 
 @router.get("/v3/endpoints")
@@ -756,26 +848,41 @@ def list_endpoints(
     interface: str | None = None,
     region_id: str | None = None,
 ) -> Body:
-    endpoints = admin.list_endpoints(
-        ctx, _catalog(request, rt), service_id=service_id, interface=interface, region_id=region_id
-    )
-    return views.collection(
-        "endpoints", (views.endpoint(e, _base(request)) for e in endpoints), _url(request)
-    )
+    with rt.db.read() as session:
+        found = catalog.list_endpoints(
+            session,
+            ctx,
+            _own(request, rt),
+            service_id=_ref(service_id),
+            interface=interface,
+            region_id=_ref(region_id),
+        )
+    return views.collection("endpoints", (views.endpoint(e, _base(request)) for e in found), _url(request))
+
+
+@router.post("/v3/endpoints", status_code=201)
+def create_endpoint(request: Request, body: EndpointCreateBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        made = catalog.create_endpoint(session, ctx, _own(request, rt), body.endpoint)
+    return {"endpoint": views.endpoint(made, _base(request))}
 
 
 @router.get("/v3/endpoints/{endpoint_id}")
 def show_endpoint(request: Request, endpoint_id: str, ctx: Ctx, rt: Rt) -> Body:
-    endpoint = admin.get_endpoint(ctx, _catalog(request, rt), endpoint_id)
-    return {"endpoint": views.endpoint(endpoint, _base(request))}
+    with rt.db.read() as session:
+        found = catalog.get_endpoint(session, ctx, _own(request, rt), endpoint_id)
+    return {"endpoint": views.endpoint(found, _base(request))}
 
 
-@router.get("/v3/regions")
-def list_regions(request: Request, ctx: Ctx, rt: Rt) -> Body:
-    regions = admin.list_regions(ctx, rt.settings.region)
-    return views.collection("regions", (views.region(r, _base(request)) for r in regions), _url(request))
+@router.patch("/v3/endpoints/{endpoint_id}")
+def update_endpoint(request: Request, endpoint_id: str, body: EndpointUpdateBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        updated = catalog.update_endpoint(session, ctx, _own(request, rt), endpoint_id, body.endpoint)
+    return {"endpoint": views.endpoint(updated, _base(request))}
 
 
-@router.get("/v3/regions/{region_id}")
-def show_region(request: Request, region_id: str, ctx: Ctx, rt: Rt) -> Body:
-    return {"region": views.region(admin.get_region(ctx, rt.settings.region, region_id), _base(request))}
+@router.delete("/v3/endpoints/{endpoint_id}", status_code=204)
+def delete_endpoint(request: Request, endpoint_id: str, ctx: Ctx, rt: Rt) -> Response:
+    with rt.db.transaction() as session:
+        catalog.delete_endpoint(session, ctx, _own(request, rt), endpoint_id)
+    return _no_content()

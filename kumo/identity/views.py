@@ -7,14 +7,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from kumo.identity import grants
-from kumo.identity.admin import (
-    Assignment,
-    CatalogEndpoint,
-    CatalogService,
-    Inference,
-    is_immutable,
-)
+from kumo.identity.admin import Assignment, Inference, is_immutable
 from kumo.identity.app_creds import AppCred
+from kumo.identity.catalog import Endpoint, Region, Service
 from kumo.identity.models import Domain, Group, Project, ProjectLimit, RegisteredLimit, Role, User
 
 
@@ -138,36 +133,36 @@ def inference(i: Inference, base: str, *, single: bool = False) -> dict[str, Any
     return {"prior_role": role_ref(i.prior, base), "implies": implies[0] if single else implies}
 
 
-def service(s: CatalogService, base: str) -> dict[str, Any]:
+def service(s: Service, base: str) -> dict[str, Any]:
     return {
         "id": s.id,
         "type": s.type,
         "name": s.name,
-        "description": "",
-        "enabled": True,
+        "description": s.description,
+        "enabled": s.enabled,
         "links": _self(base, f"services/{s.id}"),
     }
 
 
-def endpoint(e: CatalogEndpoint, base: str) -> dict[str, Any]:
+def endpoint(e: Endpoint, base: str) -> dict[str, Any]:
     return {
         "id": e.id,
         "service_id": e.service_id,
         "interface": e.interface,
-        "region": e.region,
-        "region_id": e.region,
+        "region": e.region_id,
+        "region_id": e.region_id,
         "url": e.url,
-        "enabled": True,
+        "enabled": e.enabled,
         "links": _self(base, f"endpoints/{e.id}"),
     }
 
 
-def region(region_id: str, base: str) -> dict[str, Any]:
+def region(r: Region, base: str) -> dict[str, Any]:
     return {
-        "id": region_id,
-        "description": "",
-        "parent_region_id": None,
-        "links": _self(base, f"regions/{region_id}"),
+        "id": r.id,
+        "description": r.description,
+        "parent_region_id": r.parent_region_id,
+        "links": _self(base, f"regions/{r.id}"),
     }
 
 
