@@ -24,6 +24,7 @@ from kumo.identity import grants, inference, lockout, revocation
 from kumo.identity.bootstrap import ROLE_NAMES
 from kumo.identity.models import (
     ApplicationCredential,
+    Credential,
     Domain,
     Grant,
     Group,
@@ -542,6 +543,7 @@ def delete_user(session: Session, ctx: RequestContext, user_id: str) -> None:
 def _delete_user(session: Session, user: User) -> None:
     grants.forget_actor(session, grants.USER, user.id)
     session.execute(delete(ApplicationCredential).where(ApplicationCredential.user_id == user.id))
+    session.execute(delete(Credential).where(Credential.user_id == user.id))
     session.execute(delete(GroupMembership).where(GroupMembership.user_id == user.id))
     revocation.revoke(session, user_id=user.id)
     lockout.reset(session, user.id)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from cryptography.fernet import Fernet
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict
 
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
-from kumo.identity import admin, app_creds, catalog, grants, limits, service, views
+from kumo.identity import admin, app_creds, catalog, credentials, grants, limits, service, views
 from kumo.identity.lockout import Lockout
 from kumo.runtime import Runtime
 
@@ -885,4 +886,60 @@ def update_endpoint(request: Request, endpoint_id: str, body: EndpointUpdateBody
 def delete_endpoint(request: Request, endpoint_id: str, ctx: Ctx, rt: Rt) -> Response:
     with rt.db.transaction() as session:
         catalog.delete_endpoint(session, ctx, _own(request, rt), endpoint_id)
+    return _no_content()
+
+
+# --- credentials ----------------------------------------------------------------------------
+
+
+class CredentialCreateBody(_Envelope):
+    credential: credentials.CredentialCreate
+
+
+class CredentialUpdateBody(_Envelope):
+    credential: credentials.CredentialUpdate
+
+
+def _box(rt: Runtime) -> Fernet:
+    return Fernet(rt.settings.secret("credential_key", generate="fernet").encode())
+
+
+@router.post("/v3/credentials", status_code=201)
+def create_credential(request: Request, body: CredentialCreateBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        made = credentials.create(session, ctx, _box(rt), body.credential)
+    return {"credential": views.credential(made, _base(request))}
+
+
+@router.get("/v3/credentials")
+def list_credentials(
+    request: Request, ctx: Ctx, rt: Rt, user_id: str | None = None, type: str | None = None
+) -> Body:
+    with rt.db.read() as session:
+        found = credentials.list_credentials(session, ctx, _box(rt), user_id=_ref(user_id), type=type)
+    return views.collection(
+        "credentials", (views.credential(x, _base(request)) for x in found), _url(request)
+    )
+
+
+@router.get("/v3/credentials/{credential_id}")
+def show_credential(request: Request, credential_id: str, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.read() as session:
+        found = credentials.get(session, ctx, _box(rt), credential_id)
+    return {"credential": views.credential(found, _base(request))}
+
+
+@router.patch("/v3/credentials/{credential_id}")
+def update_credential(
+    request: Request, credential_id: str, body: CredentialUpdateBody, ctx: Ctx, rt: Rt
+) -> Body:
+    with rt.db.transaction() as session:
+        updated = credentials.update(session, ctx, _box(rt), credential_id, body.credential)
+    return {"credential": views.credential(updated, _base(request))}
+
+
+@router.delete("/v3/credentials/{credential_id}", status_code=204)
+def delete_credential(credential_id: str, ctx: Ctx, rt: Rt) -> Response:
+    with rt.db.transaction() as session:
+        credentials.delete(session, ctx, credential_id)
     return _no_content()

@@ -205,3 +205,14 @@ class CatalogEndpoint(Base):
     url: Mapped[str] = mapped_column(Text)
     region_id: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Credential(Base):
+    """A Keystone credential (`/v3/credentials`): its blob encrypted with `credential_key`."""
+
+    __tablename__ = "identity_credentials"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    type: Mapped[str] = mapped_column(String(255))
+    encrypted_blob: Mapped[str] = mapped_column(Text)

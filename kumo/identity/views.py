@@ -10,6 +10,7 @@ from kumo.identity import grants
 from kumo.identity.admin import Assignment, Inference, is_immutable
 from kumo.identity.app_creds import AppCred
 from kumo.identity.catalog import Endpoint, Region, Service
+from kumo.identity.credentials import Plain
 from kumo.identity.models import Domain, Group, Project, ProjectLimit, RegisteredLimit, Role, User
 
 
@@ -209,4 +210,15 @@ def project_limit(r: ProjectLimit, base: str) -> dict[str, Any]:
         "resource_limit": r.resource_limit,
         "description": r.description or None,
         "links": _self(base, f"limits/{r.id}"),
+    }
+
+
+def credential(c: Plain, base: str) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "user_id": c.user_id,
+        "project_id": c.project_id,
+        "type": c.type,
+        "blob": c.blob,
+        "links": _self(base, f"credentials/{c.id}"),
     }
