@@ -565,9 +565,54 @@ def _system_grant_routes(actor_type: str) -> None:
     router.get(base, name=f"list_{name}")(listing)
 
 
+def _inherited_grant_routes(target_type: str, actor_type: str) -> None:
+    """OS-INHERIT: PUT/HEAD/GET/DELETE /v3/OS-INHERIT/{domains,projects}/{t}/{users,groups}/{a}/
+    roles/{r}/inherited_to_projects, and for domains GET .../roles/inherited_to_projects."""
+    base = f"/v3/OS-INHERIT/{target_type}s/{{target_id}}/{actor_type}s/{{actor_id}}/roles"
+    name = f"inherited_{target_type}_{actor_type}"
+
+    def grant(target_id: str, actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
+        with rt.db.transaction() as session:
+            admin.grant_role(
+                session, ctx, target_type, target_id, actor_type, actor_id, role_id, inherited=True
+            )
+        return _no_content()
+
+    def check(target_id: str, actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
+        with rt.db.read() as session:
+            admin.check_role(
+                session, ctx, target_type, target_id, actor_type, actor_id, role_id, inherited=True
+            )
+        return _no_content()
+
+    def revoke(target_id: str, actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
+        with rt.db.transaction() as session:
+            admin.revoke_role(
+                session, ctx, target_type, target_id, actor_type, actor_id, role_id, inherited=True
+            )
+        rt.tokens.refresh_soon()  # this worker sees the revocation at once
+        return _no_content()
+
+    def listing(request: Request, target_id: str, actor_id: str, ctx: Ctx, rt: Rt) -> Body:
+        with rt.db.read() as session:
+            roles = admin.roles_granted(
+                session, ctx, target_type, target_id, actor_type, actor_id, inherited=True
+            )
+        return views.collection("roles", (views.role(r, _base(request)) for r in roles), _url(request))
+
+    one = base + "/{role_id}/inherited_to_projects"
+    router.put(one, status_code=204, name=f"grant_{name}")(grant)
+    router.head(one, status_code=204, name=f"check_{name}")(check)
+    router.get(one, status_code=204, name=f"show_{name}")(check)
+    router.delete(one, status_code=204, name=f"revoke_{name}")(revoke)
+    if target_type == grants.DOMAIN:
+        router.get(base + "/inherited_to_projects", name=f"list_{name}")(listing)
+
+
 for _target in (grants.PROJECT, grants.DOMAIN):
     for _actor in (grants.USER, grants.GROUP):
         _grant_routes(_target, _actor)
+        _inherited_grant_routes(_target, _actor)
 for _actor in (grants.USER, grants.GROUP):
     _system_grant_routes(_actor)
 

@@ -102,8 +102,13 @@ def assignment(a: Assignment, base: str, domain_names: dict[str, str] | None = N
             scope["domain"]["name"] = target.name
     assigned = a.prior_role or a.role
     grantee = ("groups", a.via_group.id) if a.via_group else (f"{actor_key}s", a.actor.id)
+    if a.inherited:
+        scope["OS-INHERIT:inherited_to"] = "projects"
     if a.target.type == grants.SYSTEM:
         path = f"system/{grantee[0]}/{grantee[1]}/roles/{assigned.id}"
+    elif a.inherited or a.from_domain is not None:
+        on = f"domains/{a.from_domain}" if a.from_domain else f"{a.target.type}s/{a.target.id}"
+        path = f"OS-INHERIT/{on}/{grantee[0]}/{grantee[1]}/roles/{assigned.id}/inherited_to_projects"
     else:
         path = f"{a.target.type}s/{a.target.id}/{grantee[0]}/{grantee[1]}/roles/{assigned.id}"
     links = {"assignment": _self(base, path)["self"]}
