@@ -167,6 +167,13 @@ def test_services_and_endpoints_crud_and_the_token_catalog(cloud: Cloud) -> None
         assert c.patch(f"{V3}/services/{svc['id']}", json={"service": {"enabled": False}}).status_code == 200
         assert _token_catalog(c, cloud) == own_catalog
 
+        # Unified limits may name a stored service and region.
+        limit = {"service_id": svc["id"], "region_id": "r2", "resource_name": "widgets", "default_limit": 3}
+        made_limit = c.post(f"{V3}/registered_limits", json={"registered_limits": [limit]})
+        assert made_limit.status_code == 201, made_limit.text
+        _error(
+            c.post(f"{V3}/registered_limits", json={"registered_limits": [{**limit, "region_id": "r9"}]}), 400
+        )
         assert c.delete(f"{V3}/endpoints/{internal['id']}").status_code == 204
         _error(c.get(f"{V3}/endpoints/{internal['id']}"), 404)
         assert c.delete(f"{V3}/services/{svc['id']}").status_code == 204
