@@ -186,7 +186,11 @@ def create_region(
 ) -> Region:
     """POST /v3/regions (an `id` in the body, or a new one) and PUT /v3/regions/{id}."""
     ctx.require_admin()
+    if region_id is not None and spec.id is not None and spec.id != region_id:
+        raise BadRequest(f"The region id in the body, {spec.id}, is not the one in the URL, {region_id}.")
     new_id = region_id or spec.id or uuid.uuid4().hex
+    if len(new_id) > 255:
+        raise BadRequest("Invalid input for field 'id': a region id is at most 255 characters.")
     if _region_exists(session, own, new_id):
         raise Conflict(f"Conflict occurred attempting to store region - Duplicate ID, {new_id}.")
     _check_parent(session, own, new_id, spec.parent_region_id)

@@ -49,6 +49,8 @@ def test_regions_crud(cloud: Cloud) -> None:
         _error(c.put(f"{V3}/regions/east", json={"region": {}}), 409)
         _error(c.put(f"{V3}/regions/RegionOne", json={"region": {}}), 409)
         _error(c.post(f"{V3}/regions", json={"region": {"parent_region_id": "nowhere"}}), 400)
+        _error(c.put(f"{V3}/regions/{'x' * 256}", json={"region": {}}), 400)
+        _error(c.put(f"{V3}/regions/north", json={"region": {"id": "south"}}), 400)
 
         ids = [r["id"] for r in c.get(f"{V3}/regions").json()["regions"]]
         assert {"RegionOne", parent["id"], "east", "west"} == set(ids)
