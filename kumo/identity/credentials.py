@@ -80,7 +80,7 @@ def _may_read(ctx: RequestContext, user_id: str) -> None:
 def _ec2_access(blob: str) -> str:
     try:
         parsed = json.loads(blob)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to read
         parsed = None
     if not isinstance(parsed, dict) or not isinstance(parsed.get("access"), str) or not parsed["access"]:
         raise BadRequest("Invalid blob in credential: an ec2 blob is a JSON object with an access key.")

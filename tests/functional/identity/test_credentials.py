@@ -102,6 +102,7 @@ def test_credentials_crud_and_who_sees_them(cloud: Cloud) -> None:
 BAD: list[dict[str, Any]] = [
     {"type": "ec2", "blob": "{}"},  # no project, no access
     {"type": "ec2", "blob": "not json", "project_id": "P"},
+    {"type": "ec2", "blob": "[" * 100_000, "project_id": "P"},
     {"type": "ec2", "blob": '{"secret": "s"}', "project_id": "P"},
     {"type": "totp", "blob": {"not": "a string"}},
     {"type": "totp"},  # no blob
