@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     dashboard: bool = True
     dashboard_api_url: str = ""
     dashboard_key: str = ""
+    # Fernet key that encrypts the blobs of Keystone credentials (`/v3/credentials`) at rest;
+    # written to state_dir on first use.
+    credential_key: str = ""
     # The edge (kumo/api/edge.py): a request body larger than this is refused with 413 before it
     # is read (on its Content-Length, else as it streams). Image data uploads stream to the store
     # and are exempt. The agents' internal API has its own limit, for requests that carry the

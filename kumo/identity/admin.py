@@ -1,5 +1,5 @@
-"""Keystone v3 administration: domains, projects, users, roles, role assignments, and a
-read-only view of the service catalog.
+"""Keystone v3 administration: domains, projects, users, roles, role assignments (the
+catalog's regions, services and endpoints: `kumo.identity.catalog`).
 
 Plain functions over a Session and the caller's RequestContext. Each one enforces its own
 policy (Keystone's legacy defaults): writes and listing everybody need the admin role; a
@@ -9,7 +9,7 @@ non-admin may read their own user, the projects they belong to, roles and the do
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
@@ -24,6 +24,7 @@ from kumo.identity import grants, inference, lockout, revocation
 from kumo.identity.bootstrap import ROLE_NAMES
 from kumo.identity.models import (
     ApplicationCredential,
+    Credential,
     Domain,
     Grant,
     Group,
@@ -542,6 +543,7 @@ def delete_user(session: Session, ctx: RequestContext, user_id: str) -> None:
 def _delete_user(session: Session, user: User) -> None:
     grants.forget_actor(session, grants.USER, user.id)
     session.execute(delete(ApplicationCredential).where(ApplicationCredential.user_id == user.id))
+    session.execute(delete(Credential).where(Credential.user_id == user.id))
     session.execute(delete(GroupMembership).where(GroupMembership.user_id == user.id))
     revocation.revoke(session, user_id=user.id)
     lockout.reset(session, user.id)
@@ -935,11 +937,18 @@ def grant_role(
     actor_type: str,
     actor_id: str,
     role_id: str,
+    inherited: bool = False,
 ) -> None:
-    """PUT /v3/{projects,domains}/{t}/{users,groups}/{a}/roles/{r} and /v3/system/...: idempotent."""
+    """PUT /v3/{projects,domains}/{t}/{users,groups}/{a}/roles/{r} and /v3/system/...: idempotent.
+    `inherited`: the OS-INHERIT grant `.../inherited_to_projects` (grants.INHERITED)."""
     ctx.require_admin()
     target, actor, role = _resolve(session, target_type, target_id, actor_type, actor_id, role_id)
-    grants.add(session, actor.type, actor.id, target.type, target.id, role.id)
+    grants.add(session, actor.type, actor.id, _stored(target, inherited), target.id, role.id)
+
+
+def _stored(target: Target, inherited: bool) -> str:
+    """The target type a grant is stored with."""
+    return grants.INHERITED[target.type] if inherited else target.type
 
 
 def _assignment_not_found(target_id: str, actor_id: str, role_id: str) -> NotFound:
@@ -957,22 +966,24 @@ def check_role(
     actor_type: str,
     actor_id: str,
     role_id: str,
+    inherited: bool = False,
 ) -> None:
     if actor_type == grants.USER:
         _require_self_or_admin(ctx, actor_id)
     else:
         ctx.require_reader()
     target, actor, role = _resolve(session, target_type, target_id, actor_type, actor_id, role_id)
-    if not grants.exists(session, actor.type, actor.id, target.type, target.id, role.id):
+    if not grants.exists(session, actor.type, actor.id, _stored(target, inherited), target.id, role.id):
         raise _assignment_not_found(target_id, actor_id, role_id)
 
 
-def _revoke_tokens_of(session: Session, actor: Actor, target: Target) -> None:
+def _revoke_tokens_of(session: Session, actor: Actor, target: Target, inherited: bool = False) -> None:
     """The tokens that may carry a grant just removed: the user's (every member's) on the target;
-    for the system, every token of theirs (system tokens have no target id to match)."""
+    for the system or an inherited grant, every token of theirs (system tokens have no target id
+    to match; an inherited grant holds on other projects)."""
     users = [actor.id] if actor.type == grants.USER else members_of(session, actor.id)
     for user_id in users:
-        if target.type == grants.SYSTEM:
+        if target.type == grants.SYSTEM or inherited:
             revocation.revoke(session, user_id=user_id)
         else:
             revocation.revoke(session, user_id=user_id, project_id=target.id)
@@ -986,18 +997,26 @@ def revoke_role(
     actor_type: str,
     actor_id: str,
     role_id: str,
+    inherited: bool = False,
 ) -> None:
     ctx.require_admin()
     target, actor, role = _resolve(session, target_type, target_id, actor_type, actor_id, role_id)
-    if not grants.remove(session, actor.type, actor.id, target.type, target.id, role.id):
+    if not grants.remove(session, actor.type, actor.id, _stored(target, inherited), target.id, role.id):
         raise _assignment_not_found(target_id, actor_id, role_id)
-    _revoke_tokens_of(session, actor, target)
+    _revoke_tokens_of(session, actor, target, inherited)
 
 
 def roles_granted(
-    session: Session, ctx: RequestContext, target_type: str, target_id: str, actor_type: str, actor_id: str
+    session: Session,
+    ctx: RequestContext,
+    target_type: str,
+    target_id: str,
+    actor_type: str,
+    actor_id: str,
+    inherited: bool = False,
 ) -> list[Role]:
-    """GET /v3/{projects,domains}/{t}/{users,groups}/{a}/roles: the roles granted directly."""
+    """GET /v3/{projects,domains}/{t}/{users,groups}/{a}/roles: the roles granted directly
+    (`inherited`: those granted inherited to projects, OS-INHERIT's listing)."""
     if actor_type == grants.USER:
         _require_self_or_admin(ctx, actor_id)
     else:
@@ -1009,7 +1028,7 @@ def roles_granted(
         .where(
             Grant.actor_type == actor.type,
             Grant.actor_id == actor.id,
-            Grant.target_type == target.type,
+            Grant.target_type == _stored(target, inherited),
             Grant.target_id == target.id,
         )
         .order_by(Role.name)
@@ -1032,6 +1051,10 @@ class Assignment:
     # assignment comes through.
     prior_role: Role | None = None
     via_group: Group | None = None
+    # Granted inherited to the projects of the target (OS-INHERIT); in an effective listing,
+    # the domain it is inherited from.
+    inherited: bool = False
+    from_domain: str | None = None
 
 
 @dataclass(frozen=True)
@@ -1060,7 +1083,7 @@ def _with_implied(session: Session, rows: list[Assignment]) -> list[Assignment]:
             if key not in seen:
                 seen.add(key)
                 prior = None if rid == a.role.id else a.role
-                out.append(Assignment(a.actor, a.target, roles[rid], prior, a.via_group))
+                out.append(replace(a, role=roles[rid], prior_role=prior))
     return out
 
 
@@ -1079,7 +1102,7 @@ def _expand_groups(session: Session, rows: list[Assignment], user_id: str | None
         if user_id is not None:
             query = query.where(User.id == user_id)
         for user in session.scalars(query.order_by(User.name)):
-            out.append(Assignment(Actor(grants.USER, user), a.target, a.role, via_group=a.actor.entity))  # type: ignore[arg-type]
+            out.append(replace(a, actor=Actor(grants.USER, user), via_group=a.actor.entity))  # type: ignore[arg-type]
     return out
 
 
@@ -1104,20 +1127,50 @@ def list_assignments(session: Session, ctx: RequestContext, flt: AssignmentFilte
     if flt.group_id is not None:
         query = query.where(Grant.actor_type == grants.GROUP, Grant.actor_id == flt.group_id)
     if flt.project_id is not None:
-        query = query.where(Grant.target_type == grants.PROJECT, Grant.target_id == flt.project_id)
+        on_project = [grants.PROJECT, grants.INHERITED[grants.PROJECT]]
+        scope = Grant.target_type.in_(on_project) & (Grant.target_id == flt.project_id)
+        if flt.effective:
+            domain = select(Project.domain_id).where(Project.id == flt.project_id).scalar_subquery()
+            scope = scope | (
+                (Grant.target_type == grants.INHERITED[grants.DOMAIN]) & (Grant.target_id == domain)
+            )
+        query = query.where(scope)
     if flt.domain_id is not None:
-        query = query.where(Grant.target_type == grants.DOMAIN, Grant.target_id == flt.domain_id)
+        # An effective listing turns inherited grants into project ones, outside this scope.
+        on_domain = [grants.DOMAIN] + ([] if flt.effective else [grants.INHERITED[grants.DOMAIN]])
+        query = query.where(Grant.target_type.in_(on_domain), Grant.target_id == flt.domain_id)
     if flt.system:
         query = query.where(Grant.target_type == grants.SYSTEM)
     if flt.role_id is not None and not flt.effective:
         query = query.where(Grant.role_id == flt.role_id)
     rows = _load(session, list(session.scalars(query)))
     if flt.effective:
+        rows = _inherit(session, rows, flt.project_id)
         rows = _with_implied(session, _expand_groups(session, rows, flt.user_id))
         if flt.role_id is not None:
             rows = [a for a in rows if a.role.id == flt.role_id]
     names = {domain_id: name for domain_id, name in session.execute(select(Domain.id, Domain.name))}
     return AssignmentListing(rows, names)
+
+
+def _inherit(session: Session, rows: list[Assignment], project_id: str | None) -> list[Assignment]:
+    """An effective listing's rows: a grant inherited from a domain becomes one on each of the
+    domain's projects (only `project_id` when filtered); one inherited by a project's subtree
+    holds on no project of kumo's (projects have no children)."""
+    out: list[Assignment] = []
+    for a in rows:
+        if not a.inherited:
+            out.append(a)
+        elif a.target.type == grants.DOMAIN:
+            query = select(Project).where(Project.domain_id == a.target.id)
+            if project_id is not None:
+                query = query.where(Project.id == project_id)
+            for project in session.scalars(query.order_by(Project.name)):
+                target = Target(grants.PROJECT, project.id, project)
+                out.append(
+                    Assignment(a.actor, target, a.role, via_group=a.via_group, from_domain=a.target.id)
+                )
+    return out
 
 
 def _load(session: Session, found: list[Grant]) -> list[Assignment]:
@@ -1130,106 +1183,29 @@ def _load(session: Session, found: list[Grant]) -> list[Assignment]:
 
     users = by_id(User, {g.actor_id for g in found if g.actor_type == grants.USER})
     groups = by_id(Group, {g.actor_id for g in found if g.actor_type == grants.GROUP})
-    projects = by_id(Project, {g.target_id for g in found if g.target_type == grants.PROJECT})
-    domains = by_id(Domain, {g.target_id for g in found if g.target_type == grants.DOMAIN})
+
+    def plain(target_type: str) -> str:
+        return grants.INHERITED_TO.get(target_type, target_type)
+
+    projects = by_id(Project, {g.target_id for g in found if plain(g.target_type) == grants.PROJECT})
+    domains = by_id(Domain, {g.target_id for g in found if plain(g.target_type) == grants.DOMAIN})
     roles = by_id(Role, {g.role_id for g in found})
     out = []
     for g in found:
         actor = users.get(g.actor_id) if g.actor_type == grants.USER else groups.get(g.actor_id)
-        target = {grants.PROJECT: projects, grants.DOMAIN: domains}.get(g.target_type, {}).get(g.target_id)
-        if actor is None or (target is None and g.target_type != grants.SYSTEM):
+        kind = plain(g.target_type)
+        target = {grants.PROJECT: projects, grants.DOMAIN: domains}.get(kind, {}).get(g.target_id)
+        if actor is None or (target is None and kind != grants.SYSTEM):
             continue  # its actor or target is being deleted concurrently
         out.append(
             Assignment(
-                Actor(g.actor_type, actor), Target(g.target_type, g.target_id, target), roles[g.role_id]
+                Actor(g.actor_type, actor),
+                Target(kind, g.target_id, target),
+                roles[g.role_id],
+                inherited=g.target_type in grants.INHERITED_TO,
             )
         )
     out.sort(
         key=lambda a: (a.actor.entity.name, a.target.type, getattr(a.target.entity, "name", ""), a.role.name)
     )
     return out
-
-
-# --- catalog (read-only, derived from kumo.identity.service.catalog) ------------------------
-
-
-@dataclass(frozen=True)
-class CatalogService:
-    id: str
-    type: str
-    name: str
-
-
-@dataclass(frozen=True)
-class CatalogEndpoint:
-    id: str
-    service_id: str
-    interface: str
-    region: str
-    url: str
-
-
-def _services(catalog: list[dict[str, Any]]) -> list[CatalogService]:
-    return [CatalogService(s["id"], s["type"], s["name"]) for s in catalog]
-
-
-def _endpoints(catalog: list[dict[str, Any]]) -> list[CatalogEndpoint]:
-    return [
-        CatalogEndpoint(e["id"], s["id"], e["interface"], e["region_id"], e["url"])
-        for s in catalog
-        for e in s["endpoints"]
-    ]
-
-
-def list_services(
-    ctx: RequestContext, catalog: list[dict[str, Any]], *, type: str | None = None, name: str | None = None
-) -> list[CatalogService]:
-    ctx.require_admin()
-    return [
-        s for s in _services(catalog) if (type is None or s.type == type) and (name is None or s.name == name)
-    ]
-
-
-def get_service(ctx: RequestContext, catalog: list[dict[str, Any]], service_id: str) -> CatalogService:
-    ctx.require_admin()
-    for service in _services(catalog):
-        if service.id == service_id:
-            return service
-    raise NotFound(f"Could not find service: {service_id}.")
-
-
-def list_endpoints(
-    ctx: RequestContext,
-    catalog: list[dict[str, Any]],
-    *,
-    service_id: str | None = None,
-    interface: str | None = None,
-    region_id: str | None = None,
-) -> list[CatalogEndpoint]:
-    ctx.require_admin()
-    return [
-        e
-        for e in _endpoints(catalog)
-        if (service_id is None or e.service_id == service_id)
-        and (interface is None or e.interface == interface)
-        and (region_id is None or e.region == region_id)
-    ]
-
-
-def get_endpoint(ctx: RequestContext, catalog: list[dict[str, Any]], endpoint_id: str) -> CatalogEndpoint:
-    ctx.require_admin()
-    for endpoint in _endpoints(catalog):
-        if endpoint.id == endpoint_id:
-            return endpoint
-    raise NotFound(f"Could not find endpoint: {endpoint_id}.")
-
-
-def list_regions(ctx: RequestContext, region: str) -> list[str]:
-    """Regions are readable by any authenticated user, as in Keystone."""
-    return [region]
-
-
-def get_region(ctx: RequestContext, region: str, region_id: str) -> str:
-    if region_id != region:
-        raise NotFound(f"Could not find region: {region_id}.")
-    return region

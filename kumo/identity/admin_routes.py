@@ -1,16 +1,17 @@
-"""Keystone v3 admin API: domains, projects, users, roles, role assignments, and read-only
-services/endpoints/regions. Thin routes: parse → domain function (which authorizes) → view."""
+"""Keystone v3 admin API: domains, projects, users, roles, role assignments, and the catalog's
+regions, services and endpoints. Thin routes: parse → domain function (which authorizes) → view."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
+from cryptography.fernet import Fernet
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict
 
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
-from kumo.identity import admin, app_creds, grants, limits, service, views
+from kumo.identity import admin, app_creds, catalog, credentials, grants, limits, service, views
 from kumo.identity.lockout import Lockout
 from kumo.runtime import Runtime
 
@@ -47,6 +48,10 @@ def _no_content() -> Response:
 
 def _catalog(request: Request, rt: Runtime) -> list[dict[str, Any]]:
     return service.catalog(_base(request), rt.settings.region)
+
+
+def _own(request: Request, rt: Runtime) -> catalog.Own:
+    return catalog.Own.of(_catalog(request, rt), rt.settings.region)
 
 
 # --- request envelopes ----------------------------------------------------------------------
@@ -560,9 +565,54 @@ def _system_grant_routes(actor_type: str) -> None:
     router.get(base, name=f"list_{name}")(listing)
 
 
+def _inherited_grant_routes(target_type: str, actor_type: str) -> None:
+    """OS-INHERIT: PUT/HEAD/GET/DELETE /v3/OS-INHERIT/{domains,projects}/{t}/{users,groups}/{a}/
+    roles/{r}/inherited_to_projects, and for domains GET .../roles/inherited_to_projects."""
+    base = f"/v3/OS-INHERIT/{target_type}s/{{target_id}}/{actor_type}s/{{actor_id}}/roles"
+    name = f"inherited_{target_type}_{actor_type}"
+
+    def grant(target_id: str, actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
+        with rt.db.transaction() as session:
+            admin.grant_role(
+                session, ctx, target_type, target_id, actor_type, actor_id, role_id, inherited=True
+            )
+        return _no_content()
+
+    def check(target_id: str, actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
+        with rt.db.read() as session:
+            admin.check_role(
+                session, ctx, target_type, target_id, actor_type, actor_id, role_id, inherited=True
+            )
+        return _no_content()
+
+    def revoke(target_id: str, actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
+        with rt.db.transaction() as session:
+            admin.revoke_role(
+                session, ctx, target_type, target_id, actor_type, actor_id, role_id, inherited=True
+            )
+        rt.tokens.refresh_soon()  # this worker sees the revocation at once
+        return _no_content()
+
+    def listing(request: Request, target_id: str, actor_id: str, ctx: Ctx, rt: Rt) -> Body:
+        with rt.db.read() as session:
+            roles = admin.roles_granted(
+                session, ctx, target_type, target_id, actor_type, actor_id, inherited=True
+            )
+        return views.collection("roles", (views.role(r, _base(request)) for r in roles), _url(request))
+
+    one = base + "/{role_id}/inherited_to_projects"
+    router.put(one, status_code=204, name=f"grant_{name}")(grant)
+    router.head(one, status_code=204, name=f"check_{name}")(check)
+    router.get(one, status_code=204, name=f"show_{name}")(check)
+    router.delete(one, status_code=204, name=f"revoke_{name}")(revoke)
+    if target_type == grants.DOMAIN:
+        router.get(base + "/inherited_to_projects", name=f"list_{name}")(listing)
+
+
 for _target in (grants.PROJECT, grants.DOMAIN):
     for _actor in (grants.USER, grants.GROUP):
         _grant_routes(_target, _actor)
+        _inherited_grant_routes(_target, _actor)
 for _actor in (grants.USER, grants.GROUP):
     _system_grant_routes(_actor)
 
@@ -729,22 +779,110 @@ def delete_limit(limit_id: str, ctx: Ctx, rt: Rt) -> Response:
     return _no_content()
 
 
-# --- catalog (read-only) --------------------------------------------------------------------
+# --- catalog: regions, services, endpoints ------------------------------------------------
+
+
+class RegionCreateBody(_Envelope):
+    region: catalog.RegionCreate = catalog.RegionCreate()
+
+
+class RegionUpdateBody(_Envelope):
+    region: catalog.RegionUpdate
+
+
+class ServiceCreateBody(_Envelope):
+    service: catalog.ServiceCreate
+
+
+class ServiceUpdateBody(_Envelope):
+    service: catalog.ServiceUpdate
+
+
+class EndpointCreateBody(_Envelope):
+    endpoint: catalog.EndpointCreate
+
+
+class EndpointUpdateBody(_Envelope):
+    endpoint: catalog.EndpointUpdate
+
+
+@router.get("/v3/regions")
+def list_regions(request: Request, ctx: Ctx, rt: Rt, parent_region_id: str | None = None) -> Body:
+    with rt.db.read() as session:
+        found = catalog.list_regions(session, ctx, _own(request, rt), parent_region_id=_ref(parent_region_id))
+    return views.collection("regions", (views.region(r, _base(request)) for r in found), _url(request))
+
+
+@router.post("/v3/regions", status_code=201)
+def create_region(request: Request, body: RegionCreateBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        region = catalog.create_region(session, ctx, _own(request, rt), body.region)
+    return {"region": views.region(region, _base(request))}
+
+
+@router.put("/v3/regions/{region_id}", status_code=201)
+def create_region_with_id(request: Request, region_id: str, body: RegionCreateBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        region = catalog.create_region(session, ctx, _own(request, rt), body.region, region_id)
+    return {"region": views.region(region, _base(request))}
+
+
+@router.get("/v3/regions/{region_id}")
+def show_region(request: Request, region_id: str, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.read() as session:
+        region = catalog.get_region(session, ctx, _own(request, rt), region_id)
+    return {"region": views.region(region, _base(request))}
+
+
+@router.patch("/v3/regions/{region_id}")
+def update_region(request: Request, region_id: str, body: RegionUpdateBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        region = catalog.update_region(session, ctx, _own(request, rt), region_id, body.region)
+    return {"region": views.region(region, _base(request))}
+
+
+@router.delete("/v3/regions/{region_id}", status_code=204)
+def delete_region(request: Request, region_id: str, ctx: Ctx, rt: Rt) -> Response:
+    with rt.db.transaction() as session:
+        catalog.delete_region(session, ctx, _own(request, rt), region_id)
+    return _no_content()
 
 
 @router.get("/v3/services")
 def list_services(
     request: Request, ctx: Ctx, rt: Rt, type: str | None = None, name: str | None = None
 ) -> Body:
-    services = admin.list_services(ctx, _catalog(request, rt), type=type, name=name)
-    return views.collection("services", (views.service(s, _base(request)) for s in services), _url(request))
+    with rt.db.read() as session:
+        found = catalog.list_services(session, ctx, _own(request, rt), type=type, name=name)
+    return views.collection("services", (views.service(s, _base(request)) for s in found), _url(request))
+
+
+@router.post("/v3/services", status_code=201)
+def create_service(request: Request, body: ServiceCreateBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        made = catalog.create_service(session, ctx, body.service)
+    return {"service": views.service(made, _base(request))}
 
 
 @router.get("/v3/services/{service_id}")
 def show_service(request: Request, service_id: str, ctx: Ctx, rt: Rt) -> Body:
-    return {
-        "service": views.service(admin.get_service(ctx, _catalog(request, rt), service_id), _base(request))
-    }
+    with rt.db.read() as session:
+        found = catalog.get_service(session, ctx, _own(request, rt), service_id)
+    return {"service": views.service(found, _base(request))}
+
+
+@router.patch("/v3/services/{service_id}")
+def update_service(request: Request, service_id: str, body: ServiceUpdateBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        updated = catalog.update_service(session, ctx, _own(request, rt), service_id, body.service)
+    return {"service": views.service(updated, _base(request))}
+
+
+@router.delete("/v3/services/{service_id}", status_code=204)
+def delete_service(request: Request, service_id: str, ctx: Ctx, rt: Rt) -> Response:
+    with rt.db.transaction() as session:
+        catalog.delete_service(session, ctx, _own(request, rt), service_id)
+    return _no_content()
 
 
 @router.get("/v3/endpoints")
@@ -756,26 +894,97 @@ def list_endpoints(
     interface: str | None = None,
     region_id: str | None = None,
 ) -> Body:
-    endpoints = admin.list_endpoints(
-        ctx, _catalog(request, rt), service_id=service_id, interface=interface, region_id=region_id
-    )
-    return views.collection(
-        "endpoints", (views.endpoint(e, _base(request)) for e in endpoints), _url(request)
-    )
+    with rt.db.read() as session:
+        found = catalog.list_endpoints(
+            session,
+            ctx,
+            _own(request, rt),
+            service_id=_ref(service_id),
+            interface=interface,
+            region_id=_ref(region_id),
+        )
+    return views.collection("endpoints", (views.endpoint(e, _base(request)) for e in found), _url(request))
+
+
+@router.post("/v3/endpoints", status_code=201)
+def create_endpoint(request: Request, body: EndpointCreateBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        made = catalog.create_endpoint(session, ctx, _own(request, rt), body.endpoint)
+    return {"endpoint": views.endpoint(made, _base(request))}
 
 
 @router.get("/v3/endpoints/{endpoint_id}")
 def show_endpoint(request: Request, endpoint_id: str, ctx: Ctx, rt: Rt) -> Body:
-    endpoint = admin.get_endpoint(ctx, _catalog(request, rt), endpoint_id)
-    return {"endpoint": views.endpoint(endpoint, _base(request))}
+    with rt.db.read() as session:
+        found = catalog.get_endpoint(session, ctx, _own(request, rt), endpoint_id)
+    return {"endpoint": views.endpoint(found, _base(request))}
 
 
-@router.get("/v3/regions")
-def list_regions(request: Request, ctx: Ctx, rt: Rt) -> Body:
-    regions = admin.list_regions(ctx, rt.settings.region)
-    return views.collection("regions", (views.region(r, _base(request)) for r in regions), _url(request))
+@router.patch("/v3/endpoints/{endpoint_id}")
+def update_endpoint(request: Request, endpoint_id: str, body: EndpointUpdateBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        updated = catalog.update_endpoint(session, ctx, _own(request, rt), endpoint_id, body.endpoint)
+    return {"endpoint": views.endpoint(updated, _base(request))}
 
 
-@router.get("/v3/regions/{region_id}")
-def show_region(request: Request, region_id: str, ctx: Ctx, rt: Rt) -> Body:
-    return {"region": views.region(admin.get_region(ctx, rt.settings.region, region_id), _base(request))}
+@router.delete("/v3/endpoints/{endpoint_id}", status_code=204)
+def delete_endpoint(request: Request, endpoint_id: str, ctx: Ctx, rt: Rt) -> Response:
+    with rt.db.transaction() as session:
+        catalog.delete_endpoint(session, ctx, _own(request, rt), endpoint_id)
+    return _no_content()
+
+
+# --- credentials ----------------------------------------------------------------------------
+
+
+class CredentialCreateBody(_Envelope):
+    credential: credentials.CredentialCreate
+
+
+class CredentialUpdateBody(_Envelope):
+    credential: credentials.CredentialUpdate
+
+
+def _box(rt: Runtime) -> Fernet:
+    return Fernet(rt.settings.secret("credential_key", generate="fernet").encode())
+
+
+@router.post("/v3/credentials", status_code=201)
+def create_credential(request: Request, body: CredentialCreateBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        made = credentials.create(session, ctx, _box(rt), body.credential)
+    return {"credential": views.credential(made, _base(request))}
+
+
+@router.get("/v3/credentials")
+def list_credentials(
+    request: Request, ctx: Ctx, rt: Rt, user_id: str | None = None, type: str | None = None
+) -> Body:
+    with rt.db.read() as session:
+        found = credentials.list_credentials(session, ctx, _box(rt), user_id=_ref(user_id), type=type)
+    return views.collection(
+        "credentials", (views.credential(x, _base(request)) for x in found), _url(request)
+    )
+
+
+@router.get("/v3/credentials/{credential_id}")
+def show_credential(request: Request, credential_id: str, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.read() as session:
+        found = credentials.get(session, ctx, _box(rt), credential_id)
+    return {"credential": views.credential(found, _base(request))}
+
+
+@router.patch("/v3/credentials/{credential_id}")
+def update_credential(
+    request: Request, credential_id: str, body: CredentialUpdateBody, ctx: Ctx, rt: Rt
+) -> Body:
+    with rt.db.transaction() as session:
+        updated = credentials.update(session, ctx, _box(rt), credential_id, body.credential)
+    return {"credential": views.credential(updated, _base(request))}
+
+
+@router.delete("/v3/credentials/{credential_id}", status_code=204)
+def delete_credential(credential_id: str, ctx: Ctx, rt: Rt) -> Response:
+    with rt.db.transaction() as session:
+        credentials.delete(session, ctx, credential_id)
+    return _no_content()

@@ -95,13 +95,10 @@ def create(session: Session, ctx: RequestContext, user_id: str, spec: AppCredCre
     if spec.access_rules:
         raise BadRequest("Access rules are not supported.")
     expires_at = _parse_expiry(spec.expires_at)
-    held = dict(zip(ctx.roles, _ids_of_names(session, ctx.roles), strict=True))
-    wanted: list[str] = []
-    for ref in spec.roles if spec.roles is not None else [RoleRef(name=n) for n in ctx.roles]:
-        role_id = ref.id if ref.id is not None else held.get(ref.name or "")
-        if role_id is None or role_id not in held.values():
-            raise Forbidden(f"The user does not hold role {ref.id or ref.name} on project {ctx.project_id}.")
-        wanted.append(role_id)
+    if spec.roles is None:
+        wanted = [rid for rid in _ids_of_names(session, ctx.roles) if rid]
+    else:
+        wanted = _held_now(session, user_id, ctx.project_id, spec.roles)
     if session.scalar(
         select(ApplicationCredential.id).where(
             ApplicationCredential.user_id == user_id, ApplicationCredential.name == spec.name
@@ -126,6 +123,24 @@ def create(session: Session, ctx: RequestContext, user_id: str, spec: AppCredCre
     except IntegrityError as exc:
         raise Conflict(f"Duplicate application credential name {spec.name}.") from exc
     return AppCred(cred, _roles(session, cred.role_ids), secret)
+
+
+def _held_now(session: Session, user_id: str, project_id: str, refs: list[RoleRef]) -> list[str]:
+    """The ids of the roles `refs` name (by id or by name), each one the user holds on the
+    project now: assigned directly or through a group, or implied by one that is. A role
+    granted after the token was issued counts, as in Keystone (the token's roles do not bound
+    an explicit list)."""
+    held_ids = inference.closure(
+        grants.assigned_role_ids(session, user_id, grants.PROJECT, project_id), inference.rules(session)
+    )
+    by_name = {r.name: r.id for r in _roles(session, sorted(held_ids))}
+    wanted = []
+    for ref in refs:
+        role_id = ref.id if ref.id is not None else by_name.get(ref.name or "")
+        if role_id is None or role_id not in held_ids:
+            raise Forbidden(f"The user does not hold role {ref.id or ref.name} on project {project_id}.")
+        wanted.append(role_id)
+    return wanted
 
 
 def _ids_of_names(session: Session, names: tuple[str, ...]) -> list[str]:

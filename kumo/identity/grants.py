@@ -2,7 +2,8 @@
 roles a user holds on a target through them.
 
 Invariant: `assigned_role_ids(user, target)` is every role granted on that target to the user
-directly or to a group the user belongs to, read in one statement; `effective_roles` adds the
+directly or to a group the user belongs to (for a project, also those granted inherited to the
+projects of its domain, OS-INHERIT), read in one statement; `effective_roles` adds the
 implied ones (kumo.identity.inference). A token is issued with its effective roles, so
 validating one reads none of this.
 """
@@ -15,11 +16,16 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from kumo.identity import inference
-from kumo.identity.models import Grant, GroupMembership
+from kumo.identity.models import Grant, GroupMembership, Project
 
 USER, GROUP = "user", "group"
 PROJECT, DOMAIN, SYSTEM = "project", "domain", "system"
 SYSTEM_ALL = "all"  # the one system target, Keystone's `system: {all: true}`
+# OS-INHERIT: a grant "inherited to projects" is stored with a target type of its own: on a
+# domain it holds on every project of the domain (not on the domain); on a project, on the
+# project's subtree (kumo's projects have no children, so on none).
+INHERITED = {DOMAIN: "idomain", PROJECT: "iproject"}
+INHERITED_TO = {stored: plain for plain, stored in INHERITED.items()}
 
 
 def _key(actor_type: str, actor_id: str, target_type: str, target_id: str, role_id: str) -> tuple[str, ...]:
@@ -74,10 +80,18 @@ def _actor_is(user_id: str) -> ColumnElement[bool]:
     )
 
 
+def _on(target_type: str, target_id: str) -> ColumnElement[bool]:
+    """Grants that hold on the target: made on it, and for a project those inherited from its
+    domain."""
+    on = (Grant.target_type == target_type) & (Grant.target_id == target_id)
+    if target_type == PROJECT:
+        domain = select(Project.domain_id).where(Project.id == target_id).scalar_subquery()
+        on = on | ((Grant.target_type == INHERITED[DOMAIN]) & (Grant.target_id == domain))
+    return on
+
+
 def assigned_role_ids(session: Session, user_id: str, target_type: str, target_id: str) -> list[str]:
-    query = select(Grant.role_id).where(
-        Grant.target_type == target_type, Grant.target_id == target_id, _actor_is(user_id)
-    )
+    query = select(Grant.role_id).where(_on(target_type, target_id), _actor_is(user_id))
     return list(session.scalars(query.distinct()))
 
 
@@ -91,7 +105,9 @@ def effective_roles(
 def project_ids_of_user(session: Session, user_id: str) -> list[str]:
     """The projects the user holds a role on, directly or through a group."""
     query = select(Grant.target_id).where(Grant.target_type == PROJECT, _actor_is(user_id)).distinct()
-    return list(session.scalars(query))
+    inherited = select(Grant.target_id).where(Grant.target_type == INHERITED[DOMAIN], _actor_is(user_id))
+    via_domains = select(Project.id).where(Project.domain_id.in_(inherited))
+    return sorted(set(session.scalars(query)) | set(session.scalars(via_domains)))
 
 
 def users_holding(session: Session, role_ids: list[str]) -> list[str]:
@@ -112,4 +128,6 @@ def forget_actor(session: Session, actor_type: str, actor_id: str) -> None:
 
 
 def forget_target(session: Session, target_type: str, target_id: str) -> None:
-    session.execute(delete(Grant).where(Grant.target_type == target_type, Grant.target_id == target_id))
+    """Every grant on the target, inherited ones included."""
+    types = [target_type] + ([INHERITED[target_type]] if target_type in INHERITED else [])
+    session.execute(delete(Grant).where(Grant.target_type.in_(types), Grant.target_id == target_id))

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
 from kumo.errors import BadRequest, Conflict, Forbidden, NotFound
-from kumo.identity.models import Project, ProjectLimit, RegisteredLimit
+from kumo.identity.models import CatalogRegion, CatalogService, Project, ProjectLimit, RegisteredLimit
 from kumo.validation import MAX_INT
 
 _POLICY = "Policy doesn't allow this operation to be performed."
@@ -77,16 +77,21 @@ class LimitUpdate(_Input):
 
 @dataclass(frozen=True)
 class Catalog:
-    """What limits may name: the catalog's service ids and the region."""
+    """What limits may name: kumo's own service ids and region (the services and regions an
+    administrator stored are read from the session)."""
 
     service_ids: frozenset[str]
     region: str
 
 
-def _check_refs(catalog: Catalog, service_id: str, region_id: str | None) -> None:
-    if service_id not in catalog.service_ids:
+def _check_refs(session: Session, catalog: Catalog, service_id: str, region_id: str | None) -> None:
+    if service_id not in catalog.service_ids and session.get(CatalogService, service_id) is None:
         raise BadRequest(f"Invalid service_id: {service_id} is not a service of the catalog.")
-    if region_id is not None and region_id != catalog.region:
+    if (
+        region_id is not None
+        and region_id != catalog.region
+        and session.get(CatalogRegion, region_id) is None
+    ):
         raise BadRequest(f"Invalid region_id: {region_id} is not a region.")
 
 
@@ -112,7 +117,7 @@ def create_registered(
         raise BadRequest("Invalid input for field 'registered_limits': at least one is needed.")
     made = []
     for spec in specs:
-        _check_refs(catalog, spec.service_id, spec.region_id)
+        _check_refs(session, catalog, spec.service_id, spec.region_id)
         if _registered(session, spec.service_id, spec.region_id, spec.resource_name) is not None:
             raise Conflict(f"Duplicate entry: registered limit of {spec.resource_name} exists.")
         limit = RegisteredLimit(
@@ -197,7 +202,7 @@ def create_limits(
         raise BadRequest("Invalid input for field 'limits': at least one is needed.")
     made = []
     for spec in specs:
-        _check_refs(catalog, spec.service_id, spec.region_id)
+        _check_refs(session, catalog, spec.service_id, spec.region_id)
         if session.get(Project, spec.project_id) is None:
             raise BadRequest(f"Could not find project: {spec.project_id}.")
         if _registered(session, spec.service_id, spec.region_id, spec.resource_name) is None:

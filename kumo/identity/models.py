@@ -172,3 +172,47 @@ class ProjectLimit(Base):
     resource_name: Mapped[str] = mapped_column(String(255))
     resource_limit: Mapped[int] = mapped_column(Integer)
     description: Mapped[str] = mapped_column(Text, default="")
+
+
+class CatalogRegion(Base):
+    """A region an administrator created (`/v3/regions`); kumo's own region is not a row."""
+
+    __tablename__ = "identity_regions"
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    parent_region_id: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+
+
+class CatalogService(Base):
+    """A service an administrator created (`/v3/services`); kumo's own services are not rows."""
+
+    __tablename__ = "identity_services"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(255), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class CatalogEndpoint(Base):
+    """An endpoint an administrator created (`/v3/endpoints`), of a stored service or of one
+    of kumo's own; deleted with its service."""
+
+    __tablename__ = "identity_endpoints"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    service_id: Mapped[str] = mapped_column(String(64), index=True)
+    interface: Mapped[str] = mapped_column(String(8))
+    url: Mapped[str] = mapped_column(Text)
+    region_id: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Credential(Base):
+    """A Keystone credential (`/v3/credentials`): its blob encrypted with `credential_key`."""
+
+    __tablename__ = "identity_credentials"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    type: Mapped[str] = mapped_column(String(255))
+    encrypted_blob: Mapped[str] = mapped_column(Text)

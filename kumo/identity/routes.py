@@ -11,7 +11,7 @@ from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
 from kumo.api.openapi import json_body
 from kumo.errors import NotFound
-from kumo.identity import auth_request, schemas, service
+from kumo.identity import auth_request, catalog, schemas, service
 from kumo.identity.lockout import Lockout
 from kumo.runtime import Runtime
 
@@ -39,6 +39,12 @@ def versions(request: Request) -> Response:
     return JSONResponse({"versions": {"values": [_v3(request)]}}, status_code=300)
 
 
+def _catalog(request: Request, rt: Runtime) -> list[dict[str, Any]]:
+    """kumo's own catalog with the endpoints administrators stored (docs/identity.md)."""
+    with rt.db.read() as session:
+        return catalog.token_catalog(session, service.catalog(_base(request), rt.settings.region))
+
+
 @router.get("/v3")
 @router.get("/v3/")
 def version(request: Request) -> dict[str, Any]:
@@ -54,7 +60,7 @@ def issue_token(
 ) -> Response:
     auth = auth_request.validated(body)
     issued = service.login(rt.db, rt.tokens, auth, Lockout.of(rt.settings))
-    payload = service.token_body(issued.data, _base(request), rt.settings.region, nocatalog is None)
+    payload = service.token_body(issued.data, _catalog(request, rt) if nocatalog is None else None)
     return JSONResponse(payload, status_code=201, headers={"X-Subject-Token": issued.token})
 
 
@@ -73,7 +79,7 @@ def validate_token(
     rt: Runtime = Depends(runtime),
 ) -> Response:
     subject, data = _subject(request, rt)
-    payload = service.token_body(data, _base(request), rt.settings.region, nocatalog is None)
+    payload = service.token_body(data, _catalog(request, rt) if nocatalog is None else None)
     return JSONResponse(payload, headers={"X-Subject-Token": subject})
 
 
@@ -100,7 +106,7 @@ def auth_catalog(
     request: Request, _ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
 ) -> dict[str, Any]:
     return {
-        "catalog": service.catalog(_base(request), rt.settings.region),
+        "catalog": _catalog(request, rt),
         "links": {"self": str(request.url)},
     }
 

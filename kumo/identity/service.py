@@ -313,7 +313,8 @@ def _domain_ref(pair: tuple[str, str] | None) -> dict[str, str]:
     return {"id": domain_id, "name": name}
 
 
-def token_body(data: TokenData, base_url: str, region: str, with_catalog: bool = True) -> dict[str, Any]:
+def token_body(data: TokenData, catalog_entries: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The token's body; a scoped token carries `catalog_entries` unless they are None."""
     body: dict[str, Any] = {
         "methods": list(data.methods),
         "user": {
@@ -344,8 +345,8 @@ def token_body(data: TokenData, base_url: str, region: str, with_catalog: bool =
         body["roles"] = [
             {"id": rid, "name": name} for rid, name in zip(data.role_ids, data.roles, strict=True)
         ]
-        if with_catalog:
-            body["catalog"] = catalog(base_url, region)
+        if catalog_entries is not None:
+            body["catalog"] = catalog_entries
     if data.app_cred:
         cred_id, cred_name, restricted = data.app_cred
         body["application_credential"] = {"id": cred_id, "name": cred_name, "restricted": restricted}

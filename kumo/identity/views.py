@@ -7,14 +7,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from kumo.identity import grants
-from kumo.identity.admin import (
-    Assignment,
-    CatalogEndpoint,
-    CatalogService,
-    Inference,
-    is_immutable,
-)
+from kumo.identity.admin import Assignment, Inference, is_immutable
 from kumo.identity.app_creds import AppCred
+from kumo.identity.catalog import Endpoint, Region, Service
+from kumo.identity.credentials import Plain
 from kumo.identity.models import Domain, Group, Project, ProjectLimit, RegisteredLimit, Role, User
 
 
@@ -106,8 +102,13 @@ def assignment(a: Assignment, base: str, domain_names: dict[str, str] | None = N
             scope["domain"]["name"] = target.name
     assigned = a.prior_role or a.role
     grantee = ("groups", a.via_group.id) if a.via_group else (f"{actor_key}s", a.actor.id)
+    if a.inherited:
+        scope["OS-INHERIT:inherited_to"] = "projects"
     if a.target.type == grants.SYSTEM:
         path = f"system/{grantee[0]}/{grantee[1]}/roles/{assigned.id}"
+    elif a.inherited or a.from_domain is not None:
+        on = f"domains/{a.from_domain}" if a.from_domain else f"{a.target.type}s/{a.target.id}"
+        path = f"OS-INHERIT/{on}/{grantee[0]}/{grantee[1]}/roles/{assigned.id}/inherited_to_projects"
     else:
         path = f"{a.target.type}s/{a.target.id}/{grantee[0]}/{grantee[1]}/roles/{assigned.id}"
     links = {"assignment": _self(base, path)["self"]}
@@ -138,36 +139,36 @@ def inference(i: Inference, base: str, *, single: bool = False) -> dict[str, Any
     return {"prior_role": role_ref(i.prior, base), "implies": implies[0] if single else implies}
 
 
-def service(s: CatalogService, base: str) -> dict[str, Any]:
+def service(s: Service, base: str) -> dict[str, Any]:
     return {
         "id": s.id,
         "type": s.type,
         "name": s.name,
-        "description": "",
-        "enabled": True,
+        "description": s.description,
+        "enabled": s.enabled,
         "links": _self(base, f"services/{s.id}"),
     }
 
 
-def endpoint(e: CatalogEndpoint, base: str) -> dict[str, Any]:
+def endpoint(e: Endpoint, base: str) -> dict[str, Any]:
     return {
         "id": e.id,
         "service_id": e.service_id,
         "interface": e.interface,
-        "region": e.region,
-        "region_id": e.region,
+        "region": e.region_id,
+        "region_id": e.region_id,
         "url": e.url,
-        "enabled": True,
+        "enabled": e.enabled,
         "links": _self(base, f"endpoints/{e.id}"),
     }
 
 
-def region(region_id: str, base: str) -> dict[str, Any]:
+def region(r: Region, base: str) -> dict[str, Any]:
     return {
-        "id": region_id,
-        "description": "",
-        "parent_region_id": None,
-        "links": _self(base, f"regions/{region_id}"),
+        "id": r.id,
+        "description": r.description,
+        "parent_region_id": r.parent_region_id,
+        "links": _self(base, f"regions/{r.id}"),
     }
 
 
@@ -214,4 +215,15 @@ def project_limit(r: ProjectLimit, base: str) -> dict[str, Any]:
         "resource_limit": r.resource_limit,
         "description": r.description or None,
         "links": _self(base, f"limits/{r.id}"),
+    }
+
+
+def credential(c: Plain, base: str) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "user_id": c.user_id,
+        "project_id": c.project_id,
+        "type": c.type,
+        "blob": c.blob,
+        "links": _self(base, f"credentials/{c.id}"),
     }

@@ -121,3 +121,32 @@ def test_roles_subset_secret_and_expiry(any_cloud: Cloud) -> None:
         member = c.get(f"{V3}/roles", params={"name": "member"}).json()["roles"][0]["id"]
         assert c.delete(f"{V3}/projects/{project['id']}/users/{user['id']}/roles/{member}").status_code == 204
     assert _app_login(any_cloud, {"id": cred["id"], "secret": "my-secret"}).status_code == 401
+
+
+def test_roles_granted_after_the_token_count(cloud: Cloud) -> None:
+    """tempest's test_create_application_credential_with_roles: a role granted on the project
+    after the user's token was issued may be named (by id) in a credential's roles; a role the
+    user does not hold is still refused."""
+    project, user, token = _tenant(cloud)
+    with cloud.client() as c:
+        role = c.post(f"{V3}/roles", json={"role": {"name": f"ac-{uuid.uuid4().hex[:8]}"}}).json()["role"]
+        other = c.post(f"{V3}/roles", json={"role": {"name": f"ac-{uuid.uuid4().hex[:8]}"}}).json()["role"]
+        assert (
+            c.put(f"{V3}/projects/{project['id']}/users/{user['id']}/roles/{role['id']}").status_code == 204
+        )
+    url = f"{V3}/users/{user['id']}/application_credentials"
+    with cloud.client(token) as c:
+        made = c.post(url, json={"application_credential": {"name": "r", "roles": [{"id": role["id"]}]}})
+        assert made.status_code == 201, made.text
+        cred = made.json()["application_credential"]
+        assert [r["id"] for r in cred["roles"]] == [role["id"]]
+        by_name = c.post(
+            url, json={"application_credential": {"name": "n", "roles": [{"name": role["name"]}]}}
+        )
+        assert by_name.status_code == 201, by_name.text
+        refused = c.post(url, json={"application_credential": {"name": "x", "roles": [{"id": other["id"]}]}})
+        assert refused.status_code == 403 and other["id"] in refused.json()["error"]["message"]
+    login = _app_login(cloud, {"id": cred["id"], "secret": cred["secret"]})
+    assert login.status_code == 201, login.text
+    body = login.json()["token"]
+    assert body["project"]["id"] == project["id"] and body["roles"][0]["id"] == role["id"]
