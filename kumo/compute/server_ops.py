@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
-from kumo.compute import actions, keypairs, servers
+from kumo.compute import actions, keypairs, quotas, servers
 from kumo.compute import lifecycle as lc
 from kumo.compute.lifecycle_apply import Requester, apply, apply_if, state_of, state_or_none
 from kumo.compute.models import Instance
@@ -76,7 +76,9 @@ def rebuild(
     if "name" in body:
         instance.name = str(body["name"])
     if "metadata" in body:
-        instance.metadata_ = servers.validate_metadata(body["metadata"])
+        metadata = servers.validate_metadata(body["metadata"])
+        quotas.check_metadata_items(session, instance.project_id, len(metadata))
+        instance.metadata_ = metadata
     if "description" in body:
         instance.description = body["description"]
     if "key_name" in body:  # 2.54

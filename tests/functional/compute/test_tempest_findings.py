@@ -1,13 +1,15 @@
 """Small Nova behaviours the public tempest suite checks: the adminPass asked for at create is
-the one answered, accessIPv6 is normalized as Nova stores it, and every version document's self
-link can be followed."""
+the one answered, accessIPv6 is normalized as Nova stores it, every version document's self
+link can be followed, an aggregate id that is not an integer names no aggregate (404), the
+metadata_items quota holds on create, update and rebuild (403), and a live migration to a host
+that does not exist is bad input (400)."""
 
 from __future__ import annotations
 
 import httpx
 
 from tests.conftest import Cloud
-from tests.functional.compute.helpers import API
+from tests.functional.compute.helpers import API, add_instance, project_id, register_hosts
 from tests.functional.helpers import make_flavor, upload_image
 
 
@@ -53,3 +55,60 @@ def test_every_version_self_link_is_followable(cloud: Cloud) -> None:
         resp = httpx.get(self_link["href"])
         assert resp.status_code == 200, (self_link, resp.text)
         assert resp.json()["version"]["id"] == entry["id"]
+
+
+def test_an_aggregate_id_that_is_not_an_integer_is_not_found(cloud: Cloud) -> None:
+    with cloud.client() as c:
+        for method, path in (
+            ("GET", "/os-aggregates/abc"),
+            ("PUT", "/os-aggregates/abc"),
+            ("DELETE", "/os-aggregates/abc"),
+            ("POST", "/os-aggregates/1.5/action"),
+        ):
+            body = {"aggregate": {"name": "x"}} if method == "PUT" else None
+            if path.endswith("action"):
+                body = {"add_host": {"host": "h"}}
+            resp = c.request(method, f"{API}{path}", json=body)
+            assert resp.status_code == 404, (method, path, resp.text)
+            assert "could not be found" in resp.json()["itemNotFound"]["message"]
+
+
+def test_metadata_items_quota_is_enforced(cloud: Cloud) -> None:
+    with cloud.client() as c:
+        flavor = make_flavor(c, "tf")
+        too_many = {f"k{i}": "v" for i in range(129)}
+        over = _create(c, flavor, metadata=too_many)
+        assert over.status_code == 403, over.text
+        assert "metadata_items" in over.json()["forbidden"]["message"]
+        enough = {f"k{i}": "v" for i in range(128)}
+        made = _create(c, flavor, metadata=enough)
+        assert made.status_code == 202, made.text
+        sid = made.json()["server"]["id"]
+        more = c.post(f"{API}/servers/{sid}/metadata", json={"metadata": {"extra": "v"}})
+        assert more.status_code == 403, more.text
+        one = c.put(f"{API}/servers/{sid}/metadata/extra", json={"meta": {"extra": "v"}})
+        assert one.status_code == 403, one.text
+        replaced = c.put(f"{API}/servers/{sid}/metadata", json={"metadata": {"a": "b"}})
+        assert replaced.status_code == 200 and replaced.json()["metadata"] == {"a": "b"}
+        admin = project_id(c, "admin")
+        lowered = c.put(f"{API}/os-quota-sets/{admin}", json={"quota_set": {"metadata_items": 1}})
+        assert lowered.status_code == 200, lowered.text
+        assert _create(c, flavor, metadata={"a": "1", "b": "2"}).status_code == 403
+        assert c.get(f"{API}/servers/{sid}/metadata").json()["metadata"] == {"a": "b"}
+
+
+def test_live_migration_to_a_host_that_does_not_exist_is_bad_input(cloud: Cloud) -> None:
+    register_hosts(cloud, "tf-src")
+    with cloud.client() as c:
+        sid = add_instance(cloud, "tf-src", project_id(c, "admin"))
+        for action in (
+            {"os-migrateLive": {"host": "tf-nowhere", "block_migration": "auto"}},
+            {"migrate": {"host": "tf-nowhere"}},
+        ):
+            resp = c.post(
+                f"{API}/servers/{sid}/action", json=action, headers={"OpenStack-API-Version": "compute 2.56"}
+            )
+            assert resp.status_code == 400, resp.text
+            assert resp.json()["badRequest"]["message"] == "Compute host tf-nowhere could not be found."
+        shown = c.get(f"{API}/servers/{sid}").json()["server"]
+        assert (shown["status"], shown["OS-EXT-SRV-ATTR:host"]) == ("ACTIVE", "tf-src")
