@@ -9,11 +9,13 @@ from kumo.compute.routes import (
     aggregates,
     availability_zones,
     consoles,
+    extensions,
     flavors,
     host_labels,
     hypervisors,
     instance_actions,
     keypairs,
+    legacy_hosts,
     migrations,
     quotas,
     server_actions,
@@ -45,6 +47,8 @@ _MODULES = (
     usage,
     migrations,
     consoles,
+    extensions,
+    legacy_hosts,
 )
 
 

@@ -2,14 +2,15 @@
 the one answered, accessIPv6 is normalized as Nova stores it, every version document's self
 link can be followed, an aggregate id that is not an integer names no aggregate (404), the
 metadata_items quota holds on create, update and rebuild (403), and a live migration to a host
-that does not exist is bad input (400)."""
+that does not exist is bad input (400), os-hosts answers below 2.43 (list, zone filter, show's
+resources, enable/disable, power actions), and the fixed extension list."""
 
 from __future__ import annotations
 
 import httpx
 
 from tests.conftest import Cloud
-from tests.functional.compute.helpers import API, add_instance, project_id, register_hosts
+from tests.functional.compute.helpers import API, add_instance, demo_token, project_id, register_hosts
 from tests.functional.helpers import make_flavor, upload_image
 
 
@@ -112,3 +113,87 @@ def test_live_migration_to_a_host_that_does_not_exist_is_bad_input(cloud: Cloud)
             assert resp.json()["badRequest"]["message"] == "Compute host tf-nowhere could not be found."
         shown = c.get(f"{API}/servers/{sid}").json()["server"]
         assert (shown["status"], shown["OS-EXT-SRV-ATTR:host"]) == ("ACTIVE", "tf-src")
+
+
+def test_os_hosts_below_2_43(cloud: Cloud) -> None:
+    register_hosts(cloud, "tf-h1", "tf-h2")
+    old = {"OpenStack-API-Version": "compute 2.42"}
+    with cloud.client() as c:
+        zone = c.post(
+            f"{API}/os-aggregates", json={"aggregate": {"name": "tf-agg", "availability_zone": "tf-az"}}
+        )
+        agg_id = zone.json()["aggregate"]["id"]
+        added = c.post(f"{API}/os-aggregates/{agg_id}/action", json={"add_host": {"host": "tf-h2"}})
+        assert added.status_code == 200, added.text
+        add_instance(cloud, "tf-h1", project_id(c, "demo"), vcpus=2, ram=256, disk=3)
+        listed = c.get(f"{API}/os-hosts", headers=old)
+        assert listed.status_code == 200, listed.text
+        assert listed.json()["hosts"] == [
+            {"host_name": "tf-h1", "service": "compute", "zone": "nova"},
+            {"host_name": "tf-h2", "service": "compute", "zone": "tf-az"},
+        ]
+        in_zone = c.get(f"{API}/os-hosts", params={"zone": "tf-az"}, headers=old).json()["hosts"]
+        assert [h["host_name"] for h in in_zone] == ["tf-h2"]
+        assert len(c.get(f"{API}/os-hosts", params={"zone": ""}, headers=old).json()["hosts"]) == 2
+        assert c.get(f"{API}/os-hosts", params={"zone": "nowhere"}, headers=old).json()["hosts"] == []
+        shown = c.get(f"{API}/os-hosts/tf-h1", headers=old)
+        assert shown.status_code == 200, shown.text
+        rows = [entry["resource"] for entry in shown.json()["host"]]
+        assert [r["project"] for r in rows] == ["(total)", "(used_now)", "(used_max)", project_id(c, "demo")]
+        assert all(
+            set(r) == {"host", "project", "cpu", "memory_mb", "disk_gb"} and r["host"] == "tf-h1"
+            for r in rows
+        )
+        assert (rows[0]["cpu"], rows[0]["memory_mb"], rows[0]["disk_gb"]) == (8, 16384, 100)
+        assert (
+            (rows[2]["cpu"], rows[2]["memory_mb"], rows[2]["disk_gb"])
+            == (2, 256, 3)
+            == tuple(rows[3][k] for k in ("cpu", "memory_mb", "disk_gb"))
+        )
+        assert rows[1]["memory_mb"] == 256 + 512  # the allocation plus the host's reserved memory
+        disabled = c.put(f"{API}/os-hosts/tf-h1", json={"status": "Disable"}, headers=old)
+        assert disabled.status_code == 200 and disabled.json() == {"host": "tf-h1", "status": "disabled"}
+        services = c.get(f"{API}/os-services", params={"host": "tf-h1"}).json()["services"]
+        assert services[0]["status"] == "disabled"
+        assert (
+            c.put(f"{API}/os-hosts/tf-h1", json={"status": "enable"}, headers=old).json()["status"]
+            == "enabled"
+        )
+        for body, code in (
+            ({"status": "invalid"}, 400),
+            ({"maintenance_mode": "invalid"}, 400),
+            ({}, 400),
+            ({"status": "enable", "other": 1}, 400),
+            ({"maintenance_mode": "enable"}, 501),
+        ):
+            assert c.put(f"{API}/os-hosts/tf-h1", json=body, headers=old).status_code == code, body
+        assert c.put(f"{API}/os-hosts/tf-nope", json={"status": "enable"}, headers=old).status_code == 404
+        assert c.get(f"{API}/os-hosts/tf-nope", headers=old).status_code == 404
+        for action in ("startup", "shutdown", "reboot"):
+            assert c.get(f"{API}/os-hosts/tf-h1/{action}", headers=old).status_code == 501
+            assert c.get(f"{API}/os-hosts/tf-nope/{action}", headers=old).status_code == 404
+        for path in ("/os-hosts", "/os-hosts/tf-h1"):
+            assert c.get(f"{API}{path}", headers={"OpenStack-API-Version": "compute 2.43"}).status_code == 404
+    with cloud.client(token=demo_token(cloud), microversion="2.42") as demo:
+        for method, path in (
+            ("GET", "/os-hosts"),
+            ("GET", "/os-hosts/tf-h1"),
+            ("PUT", "/os-hosts/tf-h1"),
+            ("GET", "/os-hosts/tf-h1/reboot"),
+        ):
+            body = {"status": "enable"} if method == "PUT" else None
+            assert demo.request(method, f"{API}{path}", json=body).status_code == 403, (method, path)
+
+
+def test_extensions_are_nova_s_fixed_list(cloud: Cloud) -> None:
+    with cloud.client(token=demo_token(cloud)) as c:
+        listed = c.get(f"{API}/extensions")
+        assert listed.status_code == 200, listed.text
+        extensions = listed.json()["extensions"]
+        assert "Hosts" in [e["name"] for e in extensions]
+        for extension in extensions:
+            assert set(extension) == {"alias", "name", "description", "namespace", "updated", "links"}
+        assert len({e["alias"] for e in extensions}) == len(extensions)
+        shown = c.get(f"{API}/extensions/os-consoles")
+        assert shown.status_code == 200 and shown.json()["extension"]["alias"] == "os-consoles"
+        assert c.get(f"{API}/extensions/os-nothing").status_code == 404
