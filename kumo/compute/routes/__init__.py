@@ -13,6 +13,7 @@ from kumo.compute.routes import (
     flavors,
     host_labels,
     hypervisors,
+    images,
     instance_actions,
     keypairs,
     legacy_hosts,
@@ -49,6 +50,7 @@ _MODULES = (
     consoles,
     extensions,
     legacy_hosts,
+    images,
 )
 
 

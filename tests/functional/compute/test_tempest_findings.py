@@ -3,7 +3,8 @@ the one answered, accessIPv6 is normalized as Nova stores it, every version docu
 link can be followed, an aggregate id that is not an integer names no aggregate (404), the
 metadata_items quota holds on create, update and rebuild (403), and a live migration to a host
 that does not exist is bad input (400), os-hosts answers below 2.43 (list, zone filter, show's
-resources, enable/disable, power actions), and the fixed extension list."""
+resources, enable/disable, power actions), the fixed extension list, and the image proxy below
+2.36 (lists, filters, pages, Nova's shape, metadata, delete)."""
 
 from __future__ import annotations
 
@@ -197,3 +198,69 @@ def test_extensions_are_nova_s_fixed_list(cloud: Cloud) -> None:
         shown = c.get(f"{API}/extensions/os-consoles")
         assert shown.status_code == 200 and shown.json()["extension"]["alias"] == "os-consoles"
         assert c.get(f"{API}/extensions/os-nothing").status_code == 404
+
+
+def test_the_image_proxy_below_2_36(cloud: Cloud) -> None:
+    with cloud.client(microversion="2.35") as c:
+        active = upload_image(c, name="tf-active", content=b"y" * 2048)
+        queued = c.post("/image/v2/images", json={"name": "tf-queued", "min_ram": 64, "min_disk": 2}).json()[
+            "id"
+        ]
+        brief = c.get(f"{API}/images").json()
+        assert {i["id"] for i in brief["images"]} == {active, queued}
+        assert all(set(i) == {"id", "name", "links"} for i in brief["images"])
+        assert [link["rel"] for link in brief["images"][0]["links"]] == ["self", "bookmark", "alternate"]
+        detail = {i["id"]: i for i in c.get(f"{API}/images/detail").json()["images"]}
+        shown = c.get(f"{API}/images/{queued}").json()["image"]
+        assert shown == detail[queued]
+        assert (shown["status"], shown["progress"], shown["minRam"], shown["minDisk"]) == (
+            "SAVING",
+            25,
+            64,
+            2,
+        )
+        assert shown["OS-EXT-IMG-SIZE:size"] is None and shown["metadata"] == {}
+        assert shown["created"].endswith("Z") and "server" not in shown
+        assert (detail[active]["status"], detail[active]["progress"]) == ("ACTIVE", 100)
+        assert detail[active]["OS-EXT-IMG-SIZE:size"] == 2048
+        for params, expected in (
+            ({"name": "tf-active"}, [active]),
+            ({"status": "QUEUED"}, [queued]),  # Nova lower-cases the status for Glance
+            ({"status": "SAVING"}, []),
+            ({"status": "ACTIVE"}, [active]),
+            ({"changes-since": "2000-01-01T00:00:00Z"}, sorted([active, queued])),
+            ({"changes-since": "2999-01-01T00:00:00Z"}, []),
+        ):
+            found = c.get(f"{API}/images/detail", params=params).json()["images"]
+            assert sorted(i["id"] for i in found) == sorted(expected), params
+        first = c.get(f"{API}/images", params={"limit": 1}).json()
+        (nxt,) = first["images_links"]
+        second = c.get(nxt["href"]).json()
+        assert {first["images"][0]["id"], second["images"][0]["id"]} == {active, queued}
+        # Metadata: merge, replace, one item, delete; the snapshot properties become filters.
+        meta = f"{API}/images/{active}/metadata"
+        merged = c.post(meta, json={"metadata": {"image_type": "snapshot", "instance_uuid": "tf-server"}})
+        assert merged.status_code == 200, merged.text
+        assert merged.json()["metadata"] == {"image_type": "snapshot", "instance_uuid": "tf-server"}
+        for params in ({"type": "snapshot"}, {"server": "tf-server"}):
+            assert [i["id"] for i in c.get(f"{API}/images/detail", params=params).json()["images"]] == [
+                active
+            ]
+        assert c.get(f"{API}/images/{active}").json()["image"]["server"]["id"] == "tf-server"
+        assert c.put(meta, json={"metadata": {"os_distro": "debian"}}).json()["metadata"] == {
+            "os_distro": "debian"
+        }
+        assert c.get(f"{meta}/os_distro").json() == {"meta": {"os_distro": "debian"}}
+        assert c.put(f"{meta}/arch", json={"meta": {"arch": "x86_64"}}).json() == {"meta": {"arch": "x86_64"}}
+        assert c.get(meta).json()["metadata"] == {"os_distro": "debian", "arch": "x86_64"}
+        assert c.put(f"{meta}/arch", json={"meta": {"other": "x"}}).status_code == 400
+        assert c.put(f"{meta}/arch", json={"meta": {"arch": "x", "b": "y"}}).status_code == 400
+        assert c.post(meta, json={"metadata": {f"k{i}": "v" for i in range(129)}}).status_code == 403
+        assert c.delete(f"{meta}/arch").status_code == 204
+        assert c.get(f"{meta}/arch").status_code == 404
+        assert c.delete(f"{meta}/arch").status_code == 404
+        assert c.delete(f"{API}/images/{queued}").status_code == 204
+        missing = c.get(f"{API}/images/{queued}")
+        assert missing.status_code == 404 and missing.json()["itemNotFound"]["message"] == "Image not found."
+        for path in ("/images", "/images/detail", f"/images/{active}", f"/images/{active}/metadata"):
+            assert c.get(f"{API}{path}", headers={"OpenStack-API-Version": "compute 2.36"}).status_code == 404
