@@ -4,7 +4,9 @@ link can be followed, an aggregate id that is not an integer names no aggregate 
 metadata_items quota holds on create, update and rebuild (403), and a live migration to a host
 that does not exist is bad input (400), os-hosts answers below 2.43 (list, zone filter, show's
 resources, enable/disable, power actions), the fixed extension list, and the image proxy below
-2.36 (lists, filters, pages, Nova's shape, metadata, delete)."""
+2.36 (lists, filters, pages, Nova's shape, metadata, delete). A server's `security_groups` are
+its ports' (as Nova reads them from Neutron): gone from the body once every group is removed,
+and never there for a server without a port."""
 
 from __future__ import annotations
 
@@ -264,3 +266,20 @@ def test_the_image_proxy_below_2_36(cloud: Cloud) -> None:
         assert missing.status_code == 404 and missing.json()["itemNotFound"]["message"] == "Image not found."
         for path in ("/images", "/images/detail", f"/images/{active}", f"/images/{active}/metadata"):
             assert c.get(f"{API}{path}", headers={"OpenStack-API-Version": "compute 2.36"}).status_code == 404
+
+
+def test_security_groups_shown_are_the_ports_groups(cloud: Cloud) -> None:
+    with cloud.client() as c:
+        net = c.post("/networking/v2.0/networks", json={"network": {"name": "tf-net"}}).json()["network"]
+        subnet = {"network_id": net["id"], "cidr": "10.9.0.0/24", "ip_version": 4}
+        assert c.post("/networking/v2.0/subnets", json={"subnet": subnet}).status_code == 201
+        flavor = make_flavor(c, "tf")
+        created = _create(c, flavor, networks=[{"uuid": net["id"]}]).json()["server"]
+        assert created["security_groups"] == [{"name": "default"}]
+        server = f"{API}/servers/{created['id']}"
+        assert c.get(server).json()["server"]["security_groups"] == [{"name": "default"}]
+        removed = c.post(f"{server}/action", json={"removeSecurityGroup": {"name": "default"}})
+        assert removed.status_code == 202, removed.text
+        assert "security_groups" not in c.get(server).json()["server"]
+        portless = _create(c, flavor, networks="none").json()["server"]
+        assert "security_groups" not in c.get(f"{API}/servers/{portless['id']}").json()["server"]
