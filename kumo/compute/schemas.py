@@ -173,6 +173,7 @@ SERVER_ACTION: Schema = one_action(
         # Operating a dead host (kumo/compute/evacuate.py, server_ops): bodies at 2.29+.
         "os-resetState": obj({"state": {"type": "string", "enum": ["active", "error"]}}, ["state"]),
         "forceDelete": NO_ARGS,
+        "restore": NO_ARGS,
         "evacuate": obj({"host": HOST, "adminPass": STRING}),  # force: 2.29-2.67 only
         # A server's security groups (kumo/compute/interfaces.py): every port of it.
         "addSecurityGroup": obj({"name": {"type": "string", "minLength": 1, "maxLength": 255}}, ["name"]),

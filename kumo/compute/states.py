@@ -26,6 +26,9 @@ class VmState:
     # shelve: the guest kept (powered off) on its host, or offloaded (no host, no allocations)
     SHELVED = "shelved"
     SHELVED_OFFLOADED = "shelved_offloaded"
+    # Nova's deferred delete: never entered in kumo, which deletes at once (Nova with
+    # reclaim_instance_interval 0), so `restore` is always refused (409).
+    SOFT_DELETED = "soft-delete"
 
 
 class TaskState:
@@ -332,6 +335,15 @@ ACTIONS: dict[str, Action] = {
         "compute_unshelve_instance",
         _states(VmState.SHELVED),
         TaskState.UNSHELVING,
+        VmState.ACTIVE,
+        PowerState.RUNNING,
+    ),
+    # restore (os-deferred-delete) of a soft-deleted server: back to active in the API.
+    "restore": Action(
+        "restore",
+        "api_restore_instance",
+        _states(VmState.SOFT_DELETED),
+        None,
         VmState.ACTIVE,
         PowerState.RUNNING,
     ),

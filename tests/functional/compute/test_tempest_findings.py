@@ -6,7 +6,8 @@ that does not exist is bad input (400), os-hosts answers below 2.43 (list, zone 
 resources, enable/disable, power actions), the fixed extension list, and the image proxy below
 2.36 (lists, filters, pages, Nova's shape, metadata, delete). A server's `security_groups` are
 its ports' (as Nova reads them from Neutron): gone from the body once every group is removed,
-and never there for a server without a port."""
+and never there for a server without a port. `restore` is a 409 (no server is ever
+soft-deleted), and the instance usage audit log answers Nova's shape with no audit run."""
 
 from __future__ import annotations
 
@@ -283,3 +284,43 @@ def test_security_groups_shown_are_the_ports_groups(cloud: Cloud) -> None:
         assert "security_groups" not in c.get(server).json()["server"]
         portless = _create(c, flavor, networks="none").json()["server"]
         assert "security_groups" not in c.get(f"{API}/servers/{portless['id']}").json()["server"]
+
+
+def test_restore_is_refused_for_a_server_never_soft_deleted(cloud: Cloud) -> None:
+    with cloud.client() as c:
+        sid = _create(c, make_flavor(c, "tf"), networks="none").json()["server"]["id"]
+        refused = c.post(f"{API}/servers/{sid}/action", json={"restore": None})
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["conflictingRequest"]["message"].startswith(f"Cannot 'restore' instance {sid}")
+        missing = c.post(f"{API}/servers/{'0' * 8}-0000-0000-0000-{'0' * 12}/action", json={"restore": None})
+        assert missing.status_code == 404
+
+
+def test_instance_usage_audit_log_with_no_audit_run(cloud: Cloud) -> None:
+    register_hosts(cloud, "tf-b", "tf-a")
+    with cloud.client() as c:
+        listed = c.get(f"{API}/os-instance_usage_audit_log")
+        assert listed.status_code == 200, listed.text
+        assert listed.json()["instance_usage_audit_logs"]["hosts_not_run"] == ["tf-a", "tf-b"]
+        shown = c.get(f"{API}/os-instance_usage_audit_log/2026-03-15 10:11:12")
+        assert shown.status_code == 200, shown.text
+        assert shown.json()["instance_usage_audit_log"] == {
+            "hosts_not_run": ["tf-a", "tf-b"],
+            "log": {},
+            "num_hosts": 2,
+            "num_hosts_done": 0,
+            "num_hosts_not_run": 2,
+            "num_hosts_running": 0,
+            "overall_status": "0 of 2 hosts done. 0 errors.",
+            "period_beginning": "2026-02-01 00:00:00",
+            "period_ending": "2026-03-01 00:00:00",
+            "total_errors": 0,
+            "total_instances": 0,
+        }
+        january = c.get(f"{API}/os-instance_usage_audit_log/2026-01-01 00:00:00.5").json()
+        assert january["instance_usage_audit_log"]["period_beginning"] == "2025-12-01 00:00:00"
+        bad = c.get(f"{API}/os-instance_usage_audit_log/invalid_time")
+        assert bad.status_code == 400 and "Invalid timestamp" in bad.text
+    with cloud.client(token=demo_token(cloud)) as demo:
+        for path in ("/os-instance_usage_audit_log", "/os-instance_usage_audit_log/invalid_time"):
+            assert demo.get(f"{API}{path}").status_code == 403, path
