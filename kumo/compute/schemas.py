@@ -429,3 +429,13 @@ HYPERVISOR_LIST_QUERY: Schema = query(
     ("hypervisor_hostname_pattern", STRING),
     ("with_servers", BOOLEAN),
 )
+
+# os-hosts (before 2.43): status and/or maintenance_mode, in the spellings Nova accepts.
+_HOST_SWITCH: Schema = {
+    "type": "string",
+    "enum": ["enable", "disable", "Enable", "Disable", "ENABLE", "DISABLE"],
+}
+HOST_UPDATE: Schema = {
+    **obj({"status": _HOST_SWITCH, "maintenance_mode": _HOST_SWITCH}),
+    "anyOf": [{"required": ["status"]}, {"required": ["maintenance_mode"]}],
+}

@@ -53,6 +53,8 @@ def audit_period(before: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     """The last whole month ended at or before `before`: from the first of the month before
     `before`'s to the first of `before`'s month (midnight)."""
     end = before.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    if end == dt.datetime.min:  # January of year 1: no month before it
+        raise BadRequest(f"Invalid timestamp for date {before}")
     begin = (end - dt.timedelta(days=1)).replace(day=1)
     return begin, end
 

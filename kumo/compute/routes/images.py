@@ -10,7 +10,8 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
-from kumo.compute import images
+from kumo.api.openapi import json_body
+from kumo.compute import images, schemas
 from kumo.compute.deps import microversion
 from kumo.compute.microversion import Microversion, removed_at
 from kumo.compute.servers import validate_metadata
@@ -109,7 +110,7 @@ def _write(
         return {"metadata": images.set_metadata(session, ctx, image_id, new, replace)}
 
 
-@router.post("/v2.1/images/{image_id}/metadata")
+@router.post("/v2.1/images/{image_id}/metadata", openapi_extra=json_body(schemas.METADATA_SET))
 def update_metadata(
     image_id: str,
     body: Any = Body(None),
@@ -120,7 +121,7 @@ def update_metadata(
     return _write(image_id, body, ctx, rt, mv, replace=False)
 
 
-@router.put("/v2.1/images/{image_id}/metadata")
+@router.put("/v2.1/images/{image_id}/metadata", openapi_extra=json_body(schemas.METADATA_SET))
 def replace_metadata(
     image_id: str,
     body: Any = Body(None),
@@ -144,7 +145,7 @@ def show_metadata_item(
         return {"meta": {key: images.metadata_item(session, ctx, image_id, key)}}
 
 
-@router.put("/v2.1/images/{image_id}/metadata/{key}")
+@router.put("/v2.1/images/{image_id}/metadata/{key}", openapi_extra=json_body(schemas.METADATA_ITEM))
 def set_metadata_item(
     image_id: str,
     key: str,

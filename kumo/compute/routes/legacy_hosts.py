@@ -8,7 +8,8 @@ from fastapi import APIRouter, Body, Depends
 
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
-from kumo.compute import legacy_hosts
+from kumo.api.openapi import json_body
+from kumo.compute import legacy_hosts, schemas
 from kumo.compute.deps import microversion
 from kumo.compute.microversion import Microversion, removed_at
 from kumo.compute.views import legacy_hosts as views
@@ -43,7 +44,7 @@ def show_host(
         return views.show(legacy_hosts.show_host(session, ctx, host_name))
 
 
-@router.put("/v2.1/os-hosts/{host_name}")
+@router.put("/v2.1/os-hosts/{host_name}", openapi_extra=json_body(schemas.HOST_UPDATE))
 def update_host(
     host_name: str,
     body: Any = Body(None),

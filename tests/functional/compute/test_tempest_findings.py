@@ -319,8 +319,9 @@ def test_instance_usage_audit_log_with_no_audit_run(cloud: Cloud) -> None:
         }
         january = c.get(f"{API}/os-instance_usage_audit_log/2026-01-01 00:00:00.5").json()
         assert january["instance_usage_audit_log"]["period_beginning"] == "2025-12-01 00:00:00"
-        bad = c.get(f"{API}/os-instance_usage_audit_log/invalid_time")
-        assert bad.status_code == 400 and "Invalid timestamp" in bad.text
+        for text in ("invalid_time", "0001-01-15 00:00:00"):
+            bad = c.get(f"{API}/os-instance_usage_audit_log/{text}")
+            assert bad.status_code == 400 and "Invalid timestamp" in bad.text, text
     with cloud.client(token=demo_token(cloud)) as demo:
         for path in ("/os-instance_usage_audit_log", "/os-instance_usage_audit_log/invalid_time"):
             assert demo.get(f"{API}{path}").status_code == 403, path
