@@ -68,6 +68,8 @@ def test_an_aggregate_id_that_is_not_an_integer_is_not_found(cloud: Cloud) -> No
             ("GET", "/os-aggregates/abc"),
             ("PUT", "/os-aggregates/abc"),
             ("DELETE", "/os-aggregates/abc"),
+            ("GET", "/os-aggregates/-1"),  # what tempest's negative tests send
+            ("DELETE", "/os-aggregates/-1"),
             ("POST", "/os-aggregates/1.5/action"),
         ):
             body = {"aggregate": {"name": "x"}} if method == "PUT" else None
