@@ -20,7 +20,7 @@ from kumo.errors import BadRequest, NotFound, NotImplementedYet
 
 SERVICE = "compute"  # Nova's service topic for a compute host
 POWER_ACTIONS = ("startup", "shutdown", "reboot")
-_SWITCHES = ("enable", "disable")
+_SPELLINGS = ("enable", "disable", "Enable", "Disable", "ENABLE", "DISABLE")
 
 
 @dataclass(frozen=True)
@@ -99,28 +99,27 @@ def show_host(session: Session, ctx: RequestContext, name: str) -> list[Resource
 
 
 def parse_update(body: object) -> HostUpdate:
-    """Nova's body: `status` and/or `maintenance_mode`, each "enable" or "disable" (any case
-    Nova accepts: lower, title or upper), nothing else."""
-    if not isinstance(body, dict) or not body:
+    """Nova's body: `status` and/or `maintenance_mode`, each "enable" or "disable" (in lower,
+    title or upper case), nothing else. A key given as null is invalid, as in Nova's schema
+    (tempest's client sends the key it was not given as null: that is a 400 in Nova too)."""
+    if not isinstance(body, dict) or not ({"status", "maintenance_mode"} & set(body)):
         raise BadRequest("Invalid input for field/attribute body. 'status' or 'maintenance_mode' is required")
     unknown = sorted(set(body) - {"status", "maintenance_mode"})
     if unknown:
         raise BadRequest(
             f"Additional properties are not allowed ({', '.join(map(repr, unknown))} were unexpected)"
         )
-    values: dict[str, str | None] = {}
-    for key in ("status", "maintenance_mode"):
-        value = body.get(key)
-        if value is not None and (
-            not isinstance(value, str)
-            or value.lower() not in _SWITCHES
-            or value not in (value.lower(), value.title(), value.upper())
-        ):
+    values: dict[str, str | None] = {"status": None, "maintenance_mode": None}
+    for key in values:
+        if key not in body:
+            continue
+        value = body[key]
+        if not isinstance(value, str) or value not in _SPELLINGS:
             raise BadRequest(
                 f"Invalid input for field/attribute {key}. Value: {value}. "
-                f"{value!r} is not one of ['enable', 'disable', 'Enable', 'Disable', 'ENABLE', 'DISABLE']"
+                f"{value!r} is not one of {list(_SPELLINGS)}"
             )
-        values[key] = value.lower() if isinstance(value, str) else None
+        values[key] = value.lower()
     return HostUpdate(status=values["status"], maintenance_mode=values["maintenance_mode"])
 
 

@@ -170,10 +170,13 @@ def test_os_hosts_below_2_43(cloud: Cloud) -> None:
             ({"maintenance_mode": "invalid"}, 400),
             ({}, 400),
             ({"status": "enable", "other": 1}, 400),
+            ({"status": None, "maintenance_mode": None}, 400),  # tempest's update_host() with no argument
+            ({"status": "enable", "maintenance_mode": None}, 400),
             ({"maintenance_mode": "enable"}, 501),
         ):
             assert c.put(f"{API}/os-hosts/tf-h1", json=body, headers=old).status_code == code, body
-        assert c.put(f"{API}/os-hosts/tf-nope", json={"status": "enable"}, headers=old).status_code == 404
+        both = {"status": "enable", "maintenance_mode": "enable"}
+        assert c.put(f"{API}/os-hosts/tf-nope", json=both, headers=old).status_code == 404
         assert c.get(f"{API}/os-hosts/tf-nope", headers=old).status_code == 404
         for action in ("startup", "shutdown", "reboot"):
             assert c.get(f"{API}/os-hosts/tf-h1/{action}", headers=old).status_code == 501
