@@ -4,8 +4,8 @@ with the caller's rights, so visibility, ownership and protection are Glance's r
 
 Nova's list filters map onto Glance's: `name`, `status` (Nova's upper case is Glance's lower
 case), `changes-since` (updated at or after), `server` (the snapshot's `instance_uuid`
-property), `type` (the `image_type` property), `minRam`/`minDisk` (Glance's `min_ram`/
-`min_disk`), `limit` and `marker`; other parameters are ignored, as Nova ignores them. An image's
+property; a server link names its id), `type` (the `image_type` property), `minRam`/
+`minDisk` (Glance's `min_ram`/`min_disk`), `limit` and `marker`; other parameters are ignored, as Nova ignores them. An image's
 metadata is its Glance extra properties; writes of it count against the `metadata_items` quota
 (Nova's 403) and must be the owner's (Glance's 403)."""
 
@@ -28,7 +28,6 @@ _FILTERS = {
     "name": "name",
     "minRam": "min_ram",
     "minDisk": "min_disk",
-    "server": "instance_uuid",
     "type": "image_type",
     "limit": "limit",
     "marker": "marker",
@@ -44,6 +43,8 @@ def parse_list_query(params: Sequence[tuple[str, str]]) -> service.ListQuery:
             glance.append(("status", value.lower()))
         elif key == "changes-since":
             glance.append(("updated_at", f"gte:{value}"))
+        elif key == "server":  # a server id or any of its links (Nova keeps the last segment)
+            glance.append(("instance_uuid", value.rstrip("/").rsplit("/", 1)[-1]))
         elif key in _FILTERS:
             glance.append((_FILTERS[key], value))
     query = service.parse_list_query(glance)
