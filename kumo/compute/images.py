@@ -5,8 +5,9 @@ with the caller's rights, so visibility, ownership and protection are Glance's r
 Nova's list filters map onto Glance's: `name`, `status` (Nova's upper case is Glance's lower
 case), `changes-since` (updated at or after), `server` (the snapshot's `instance_uuid`
 property; a server link names its id), `type` (the `image_type` property), `minRam`/
-`minDisk` (Glance's `min_ram`/`min_disk`), `limit` and `marker`; other parameters are ignored, as Nova ignores them. An image's
-metadata is its Glance extra properties; writes of it count against the `metadata_items` quota
+`minDisk` (Glance's `min_ram`/`min_disk`), `limit` and `marker`; other parameters are
+ignored, as Nova ignores them. An image's metadata is its Glance extra properties; writes of it
+count against the `metadata_items` quota
 (Nova's 403) and must be the owner's (Glance's 403)."""
 
 from __future__ import annotations
