@@ -17,6 +17,7 @@ from kumo.compute import params
 from kumo.compute.models import Aggregate, AggregateHost, ComputeHost, Instance
 from kumo.db import utcnow
 from kumo.errors import BadRequest, Conflict, NotFound
+from kumo.validation import MAX_INT, int_text
 
 DEFAULT_ZONE = "nova"
 INTERNAL_ZONE = "internal"
@@ -122,8 +123,9 @@ def list_aggregates(session: Session, ctx: RequestContext) -> list[AggregateInfo
 
 
 def _get(session: Session, aggregate_id: str) -> Aggregate:
-    number = params.integer_id(aggregate_id)
-    aggregate = session.get(Aggregate, number)
+    """The aggregate the path names; an id that is not integer text names none (404, as Nova)."""
+    number = int_text(aggregate_id, 0, MAX_INT)
+    aggregate = None if number is None else session.get(Aggregate, number)
     if aggregate is None:
         raise NotFound(f"Aggregate {aggregate_id} could not be found.")
     return aggregate

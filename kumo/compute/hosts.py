@@ -480,12 +480,13 @@ def update_service(session: Session, ctx: RequestContext, service_id: str, chang
                 "Only nova-compute services can be updated."
             )
         raise NotFound(f"Service {service_id} could not be found.")
-    _apply(host, change)
+    apply_update(host, change)
     session.flush()
     return _service_of(session, host)
 
 
-def _apply(host: ComputeHost, change: ServiceUpdate) -> None:
+def apply_update(host: ComputeHost, change: ServiceUpdate) -> None:
+    """Write a service update (status, forced_down) onto the host (os-services, os-hosts)."""
     if change.status == "enabled":
         host.disabled, host.disabled_reason = False, None
     elif change.status == "disabled":
@@ -523,13 +524,13 @@ def legacy_update(
         raise NotFound(f"Compute host {host_name} could not be found.")
     answer: dict[str, object] = {"host": host_name, "binary": binary}
     if action == "enable":
-        _apply(host, ServiceUpdate(status="enabled"))
+        apply_update(host, ServiceUpdate(status="enabled"))
         answer["status"] = "enabled"
     elif action in ("disable", "disable-log-reason"):
         reason = body.get("disabled_reason")
         if action == "disable-log-reason" and reason is None:
             raise BadRequest("Missing disabled reason field")
-        _apply(
+        apply_update(
             host, ServiceUpdate(status="disabled", disabled_reason=reason if action != "disable" else None)
         )
         answer["status"] = "disabled"
@@ -539,7 +540,7 @@ def legacy_update(
         if "forced_down" not in body:
             raise BadRequest("Missing forced_down field")
         forced = params.lenient_bool(body["forced_down"])
-        _apply(host, ServiceUpdate(forced_down=forced))
+        apply_update(host, ServiceUpdate(forced_down=forced))
         answer["forced_down"] = forced
     session.flush()
     return answer

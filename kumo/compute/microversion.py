@@ -82,3 +82,10 @@ def require(version: Microversion, minimum: str) -> None:
     """A route that exists from `minimum` on: before it, Nova's 404 for an unknown resource."""
     if version.before(minimum):
         raise NotFound("The resource could not be found.")
+
+
+def removed_at(version: Microversion, maximum: str) -> None:
+    """A route Nova removed at `maximum` (os-hosts at 2.43, the image proxy at 2.36): from it on,
+    Nova's 404 for an unknown resource."""
+    if version.at_least(maximum):
+        raise NotFound("The resource could not be found.")

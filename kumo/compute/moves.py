@@ -16,14 +16,20 @@ from kumo.compute import servers
 from kumo.compute.lifecycle_apply import apply, state_of
 from kumo.compute.scheduling import claim_destination
 from kumo.compute.server_ops import woken
+from kumo.errors import BadRequest, NotFound
 
 
 def migrate(session: Session, ctx: RequestContext, server_id: str, live: bool, dest_host: str | None) -> str:
     """Admin: move to another host. The destination is claimed now (by the scheduler core when
-    no host is named) so capacity can never be double-booked during the move."""
+    no host is named) so capacity can never be double-booked during the move. A named host that
+    does not exist is bad input here (400, as Nova's migrate and os-migrateLive answer), where
+    evacuate answers 404."""
     ctx.require_admin()
     instance = servers.get(session, ctx, server_id)
-    dest = claim_destination(session, instance, dest_host)
+    try:
+        dest = claim_destination(session, instance, dest_host)
+    except NotFound as missing:
+        raise BadRequest(missing.message) from None
     kind = "live_migrate" if live else "migrate"
     change = lc.request_move(state_of(instance), kind, dest, is_admin=ctx.is_admin)
     apply(session, instance, change, ctx)

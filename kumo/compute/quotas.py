@@ -174,6 +174,16 @@ def check_instance_quota(session: Session, project_id: str, count: int, vcpus: i
         )
 
 
+def check_metadata_items(session: Session, project_id: str, count: int) -> None:
+    """Raise Forbidden (Nova's 403 MetadataLimitExceeded) when a server would hold more than the
+    project's `metadata_items` quota of metadata items; a negative limit is unlimited."""
+    allowed = project_limits(session, project_id)["metadata_items"]
+    if 0 <= allowed < count:
+        raise Forbidden(
+            f"Quota exceeded for metadata_items: Maximum number of metadata items exceeds {allowed}"
+        )
+
+
 def check_server_group_quota(session: Session, project_id: str) -> None:
     """Call it in the transaction that writes the group (see check_instance_quota)."""
     lock_project(session, project_id)

@@ -173,6 +173,7 @@ SERVER_ACTION: Schema = one_action(
         # Operating a dead host (kumo/compute/evacuate.py, server_ops): bodies at 2.29+.
         "os-resetState": obj({"state": {"type": "string", "enum": ["active", "error"]}}, ["state"]),
         "forceDelete": NO_ARGS,
+        "restore": NO_ARGS,
         "evacuate": obj({"host": HOST, "adminPass": STRING}),  # force: 2.29-2.67 only
         # A server's security groups (kumo/compute/interfaces.py): every port of it.
         "addSecurityGroup": obj({"name": {"type": "string", "minLength": 1, "maxLength": 255}}, ["name"]),
@@ -428,3 +429,13 @@ HYPERVISOR_LIST_QUERY: Schema = query(
     ("hypervisor_hostname_pattern", STRING),
     ("with_servers", BOOLEAN),
 )
+
+# os-hosts (before 2.43): status and/or maintenance_mode, in the spellings Nova accepts.
+_HOST_SWITCH: Schema = {
+    "type": "string",
+    "enum": ["enable", "disable", "Enable", "Disable", "ENABLE", "DISABLE"],
+}
+HOST_UPDATE: Schema = {
+    **obj({"status": _HOST_SWITCH, "maintenance_mode": _HOST_SWITCH}),
+    "anyOf": [{"required": ["status"]}, {"required": ["maintenance_mode"]}],
+}

@@ -13,11 +13,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
-from kumo.compute import actions, keypairs, servers
+from kumo.compute import actions, keypairs, quotas, servers, states
 from kumo.compute import lifecycle as lc
 from kumo.compute.lifecycle_apply import Requester, apply, apply_if, state_of, state_or_none
 from kumo.compute.models import Instance
-from kumo.errors import BadRequest
+from kumo.errors import BadRequest, InvalidState
 from kumo.image.service import get_image_for_boot
 from kumo.work import hooks
 from kumo.work.models import Task
@@ -76,7 +76,9 @@ def rebuild(
     if "name" in body:
         instance.name = str(body["name"])
     if "metadata" in body:
-        instance.metadata_ = servers.validate_metadata(body["metadata"])
+        metadata = servers.validate_metadata(body["metadata"])
+        quotas.check_metadata_items(session, instance.project_id, len(metadata))
+        instance.metadata_ = metadata
     if "description" in body:
         instance.description = body["description"]
     if "key_name" in body:  # 2.54
@@ -147,4 +149,16 @@ def set_locked(
         ctx.request_id,
         ctx.user_id,
         ctx.project_id,
+    )
+
+
+def restore(session: Session, ctx: RequestContext, server_id: str) -> None:
+    """os-deferred-delete's restore. kumo deletes a server at once (Nova with
+    reclaim_instance_interval 0), so no server is ever soft-deleted and restore is refused as
+    Nova refuses it for a server in any other vm_state: 409 from the state table."""
+    ctx.require_writer()
+    instance = servers.get(session, ctx, server_id)
+    states.check("restore", instance.vm_state, instance.task_state, instance.uuid)
+    raise InvalidState(
+        f"Instance {instance.uuid} is in vm_state {instance.vm_state}, which kumo never restores."
     )

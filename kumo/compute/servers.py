@@ -186,6 +186,8 @@ def create(session: Session, ctx: RequestContext, req: CreateRequest) -> list[In
         hints["requested_host"] = destination
     reservation_id = "r-" + secrets.token_hex(4)
     flavor_snapshot = flavors.snapshot(flavor)
+    metadata = validate_metadata(req.metadata)
+    quotas.check_metadata_items(session, project_id, len(metadata))
     created = []
     for index in range(count):
         name = req.name if count == 1 else f"{req.name}-{index + 1}"
@@ -209,7 +211,7 @@ def create(session: Session, ctx: RequestContext, req: CreateRequest) -> list[In
             access_ip_v4=access_ips[0],
             access_ip_v6=access_ips[1],
             config_drive="True" if req.config_drive else "",
-            metadata_=validate_metadata(req.metadata),
+            metadata_=dict(metadata),
             tags=list(req.tags),
             scheduler_hints=hints,
             server_group=group.uuid if group else None,
@@ -562,6 +564,7 @@ def set_metadata(
     ctx.require_writer()
     instance = get(session, ctx, server_id)
     merged = dict(new) if replace else {**(instance.metadata_ or {}), **new}
+    quotas.check_metadata_items(session, instance.project_id, len(merged))
     instance.metadata_ = merged
     return merged
 

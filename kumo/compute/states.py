@@ -26,6 +26,9 @@ class VmState:
     # shelve: the guest kept (powered off) on its host, or offloaded (no host, no allocations)
     SHELVED = "shelved"
     SHELVED_OFFLOADED = "shelved_offloaded"
+    # Nova's deferred delete: never entered in kumo, which deletes at once (Nova with
+    # reclaim_instance_interval 0), so `restore` is always refused (409).
+    SOFT_DELETED = "soft-delete"
 
 
 class TaskState:
@@ -335,6 +338,15 @@ ACTIONS: dict[str, Action] = {
         VmState.ACTIVE,
         PowerState.RUNNING,
     ),
+    # restore (os-deferred-delete) of a soft-deleted server: back to active in the API.
+    "restore": Action(
+        "restore",
+        "api_restore_instance",
+        _states(VmState.SOFT_DELETED),
+        None,
+        VmState.ACTIVE,
+        PowerState.RUNNING,
+    ),
     # unshelve of an offloaded server: pending scheduling again (its scheduler event is the
     # scheduler's own), then spawned from the shelve snapshot by the spawn task.
     "unshelve_offloaded": Action(
@@ -384,6 +396,7 @@ _STATUS_BY_VM = {
     VmState.DELETED: "DELETED",
     VmState.SHELVED: "SHELVED",
     VmState.SHELVED_OFFLOADED: "SHELVED_OFFLOADED",
+    VmState.SOFT_DELETED: "SOFT_DELETED",
 }
 
 

@@ -9,11 +9,14 @@ from kumo.compute.routes import (
     aggregates,
     availability_zones,
     consoles,
+    extensions,
     flavors,
     host_labels,
     hypervisors,
+    images,
     instance_actions,
     keypairs,
+    legacy_hosts,
     migrations,
     quotas,
     server_actions,
@@ -45,6 +48,9 @@ _MODULES = (
     usage,
     migrations,
     consoles,
+    extensions,
+    legacy_hosts,
+    images,
 )
 
 

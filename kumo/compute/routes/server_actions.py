@@ -117,6 +117,11 @@ def _force_delete(s: Session, ctx: RequestContext, sid: str, _: Any, __: Microve
     return servers.delete(s, ctx, sid, force=True)[1]
 
 
+def _restore(s: Session, ctx: RequestContext, sid: str, _: Any, __: Microversion) -> str | None:
+    server_ops.restore(s, ctx, sid)
+    return None
+
+
 def _add_group(s: Session, ctx: RequestContext, sid: str, body: Any, _: Microversion) -> str | None:
     interfaces.set_security_group(s, ctx, sid, body, add=True)
     return None
@@ -154,6 +159,7 @@ HANDLERS: dict[str, Handler] = {
     "unlock": _unlock,
     "os-resetState": _reset_state,
     "forceDelete": _force_delete,
+    "restore": _restore,
     "addSecurityGroup": _add_group,
     "removeSecurityGroup": _remove_group,
     "pause": _simple("pause"),

@@ -1,4 +1,5 @@
 """/v2.1/os-simple-tenant-usage (every project's usage, admin) and /{project_id} (one project's),
+/v2.1/os-instance_usage_audit_log[/{before_timestamp}] (admin; no audit task runs in kumo),
 and /v2.1/servers/{id}/os-volume_attachments (kumo attaches no volume: an empty list; attach,
 update and detach are 404s once their bodies are checked)."""
 
@@ -11,11 +12,12 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
 from kumo.api.openapi import json_body
-from kumo.compute import schemas, usage, volume_attachments
+from kumo.compute import schemas, usage, usage_audit, volume_attachments
 from kumo.compute.deps import microversion
 from kumo.compute.microversion import Microversion
 from kumo.compute.params import MAX_LIMIT, lenient_bool, page
 from kumo.compute.views import usage as views
+from kumo.compute.views import usage_audit as audit_views
 from kumo.runtime import Runtime
 
 router = APIRouter(prefix="/compute")
@@ -116,3 +118,20 @@ def detach_volume(
 ) -> Response:
     with rt.db.read() as session:
         volume_attachments.detach(session, ctx, server_id, volume_id)
+
+
+@router.get("/v2.1/os-instance_usage_audit_log")
+def list_usage_audit_logs(
+    ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
+    with rt.db.read() as session:
+        return {"instance_usage_audit_logs": audit_views.show(usage_audit.audit_log(session, ctx, None))}
+
+
+@router.get("/v2.1/os-instance_usage_audit_log/{before_timestamp}")
+def show_usage_audit_log(
+    before_timestamp: str, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
+    with rt.db.read() as session:
+        log = usage_audit.audit_log(session, ctx, before_timestamp)
+    return {"instance_usage_audit_log": audit_views.show(log)}

@@ -94,7 +94,7 @@ def test_update_delete_and_errors(cloud: Cloud) -> None:
             ).status_code
             == 400
         )
-        assert c.get(f"{API}/os-aggregates/abc").status_code == 400
+        assert c.get(f"{API}/os-aggregates/abc").status_code == 404
         assert c.get(f"{API}/os-aggregates/9999").status_code == 404
         assert c.delete(f"{API}/os-aggregates/{agg['id']}").status_code == 200
         assert c.get(f"{API}/os-aggregates/{agg['id']}").status_code == 404

@@ -107,6 +107,7 @@ ALLOWED: dict[str, tuple[set[str], set[str]]] = {
     "shelve_offload": ({VmState.SHELVED}, set()),
     "unshelve": ({VmState.SHELVED}, set()),
     "unshelve_offloaded": ({VmState.SHELVED_OFFLOADED}, set()),
+    "restore": ({VmState.SOFT_DELETED}, set()),
 }
 NOVA_NAME = {
     "spawn": "create",
@@ -138,6 +139,7 @@ NOVA_NAME = {
     "shelve_offload": "shelveOffload",
     "unshelve": "unshelve",
     "unshelve_offloaded": "unshelve",
+    "restore": "restore",
 }
 
 

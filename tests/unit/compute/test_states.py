@@ -37,6 +37,10 @@ CASES = [
     ("evacuate", VmState.BUILDING, None, REFUSED),
     ("evacuate", VmState.RESIZED, None, REFUSED),
     ("evacuate", VmState.ACTIVE, TaskState.REBOOTING, REFUSED),
+    # restore: only a soft-deleted server, a state kumo never enters.
+    ("restore", VmState.SOFT_DELETED, None, OK),
+    ("restore", VmState.ACTIVE, None, REFUSED),
+    ("restore", VmState.STOPPED, None, REFUSED),
 ]
 
 
