@@ -277,4 +277,10 @@ def test_day2_actions_b(conn: Connection, cloud: Cloud, fleet: Fleet) -> None:
 
 def test_shelve_cycle_on_postgresql(pg_conn: Connection, pg_cloud: Cloud, pg_fleet: Fleet) -> None:
     server = _boot(pg_conn, pg_fleet, "d2bpg")
+    # the console looks its host up by name (an integer key lookup was a 500 on PostgreSQL)
+    with pg_cloud.client(microversion="2.6") as c:
+        body = {"remote_console": {"protocol": "serial", "type": "serial"}}
+        resp = c.post(f"{API}/servers/{server.id}/remote-consoles", json=body)
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["remote_console"]["url"].startswith("ws://")
     _shelve_cycle(pg_conn, pg_cloud, server)
