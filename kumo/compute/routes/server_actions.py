@@ -189,7 +189,7 @@ def server_action(
     if name == "createImage":
         return _create_image(server_id, request, args, ctx, version, rt)
     if name in SHELVING:
-        return _shelving(name, server_id, args, ctx, rt)
+        return _shelving(name, server_id, args, ctx, version, rt)
     if name == "os-getSerialConsole":
         return _serial_console(server_id, request, args, ctx, rt)
     handler = HANDLERS.get(name)
@@ -315,7 +315,9 @@ def _create_image(
 SHELVING = ("shelve", "shelveOffload", "unshelve")
 
 
-def _shelving(name: str, server_id: str, args: Any, ctx: RequestContext, rt: Runtime) -> Response:
+def _shelving(
+    name: str, server_id: str, args: Any, ctx: RequestContext, version: Microversion, rt: Runtime
+) -> Response:
     if name != "unshelve" and args is not None:
         raise BadRequest(f"Invalid input for field/attribute {name}. Value: {args}. None is expected")
     with rt.db.transaction() as session:
@@ -324,7 +326,8 @@ def _shelving(name: str, server_id: str, args: Any, ctx: RequestContext, rt: Run
         elif name == "shelveOffload":
             woken = shelving.shelve_offload(session, ctx, server_id)
         else:
-            woken = shelving.unshelve(session, ctx, server_id, args)
+            where = shelving.parse_unshelve(args, version.at_least("2.77"), version.at_least("2.91"))
+            woken = shelving.unshelve(session, ctx, server_id, where)
     _wake(rt, woken.host)
     return Response(status_code=202)
 
