@@ -97,7 +97,6 @@ _LIVE = _states(
     VmState.SUSPENDED,
     VmState.RESCUED,
     VmState.ERROR,
-    VmState.ERROR,
     VmState.SHELVED,
     VmState.SHELVED_OFFLOADED,
 )

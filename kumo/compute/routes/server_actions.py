@@ -32,7 +32,7 @@ from kumo.compute.routes.consoles import serial_url
 from kumo.compute.routes.servers import base_url
 from kumo.compute.views import servers as view
 from kumo.compute.workers import SCHEDULER_KEY
-from kumo.errors import BadRequest
+from kumo.errors import BadRequest, NotFound
 from kumo.runtime import Runtime
 from kumo.work.queue import host_key
 
@@ -127,12 +127,25 @@ def _remove_group(s: Session, ctx: RequestContext, sid: str, body: Any, _: Micro
     return None
 
 
+def _versions(version: Microversion, action: str, since: str | None = None, until: str | None = None) -> None:
+    """An action outside the microversions that have it is a 404, as Nova answers a method
+    its version does not support (VersionNotFoundForAPIMethod)."""
+    if (since is not None and not version.at_least(since)) or (
+        until is not None and version.at_least(_next(until))
+    ):
+        raise NotFound(f"API version {version} is not supported on this method ({action}).")
+
+
+def _next(text: str) -> str:
+    major, minor = text.split(".")
+    return f"{major}.{int(minor) + 1}"
+
+
 def _simple(kind: str, since: str | None = None) -> Handler:
     """A day-2 action without a body (kumo.compute.day2.simple); `since`: its microversion."""
 
     def handler(s: Session, ctx: RequestContext, sid: str, _: Any, version: Microversion) -> str | None:
-        if since is not None and not version.at_least(since):
-            raise BadRequest(f"There is no such action: {kind}")
+        _versions(version, kind, since=since)
         return day2.simple(s, ctx, sid, kind)
 
     return handler
@@ -191,6 +204,7 @@ def server_action(
     if name in SHELVING:
         return _shelving(name, server_id, args, ctx, version, rt)
     if name == "os-getSerialConsole":
+        _versions(version, name, until="2.5")  # Nova: remote-consoles from 2.6
         return _serial_console(server_id, request, args, ctx, rt)
     handler = HANDLERS.get(name)
     if handler is None:

@@ -254,7 +254,7 @@ def _baremetal_refused(cloud: Cloud) -> None:
     """A node's server (its host is the node's uuid): no snapshot, shelve or serial console."""
     node = str(uuid.uuid4())
     register_hosts(cloud, node, heartbeat=False)  # down: the scheduler leaves it alone
-    with cloud.client(microversion="2.6") as c:
+    with cloud.client(microversion="2.5") as c:
         sid = add_instance(cloud, node, project_id(c, "admin"), name="bm")
         for body in (
             {"createImage": {"name": "bm-snap"}},
@@ -264,6 +264,13 @@ def _baremetal_refused(cloud: Cloud) -> None:
             resp = c.post(f"{API}/servers/{sid}/action", json=body)
             assert resp.status_code == 409 and "baremetal" in resp.text, (body, resp.text)
         assert not [i for i in c.get("/image/v2/images").json()["images"] if i["name"] == "bm-snap"]
+        # 2.6 replaced os-getSerialConsole with remote-consoles: 404, as Nova
+        gone = c.post(
+            f"{API}/servers/{sid}/action",
+            json={"os-getSerialConsole": {"type": "serial"}},
+            headers={"OpenStack-API-Version": "compute 2.6"},
+        )
+        assert gone.status_code == 404, gone.text
 
 
 def test_day2_actions_b(conn: Connection, cloud: Cloud, fleet: Fleet) -> None:
