@@ -779,7 +779,7 @@ def prepared(state: ServerState | None, outcome: TaskOutcome) -> Change:
     undo = _undo_destination_claim(state) if kind != TaskKind.REVERT_RESIZE else ()
     if kind == TaskKind.RESIZE:
         undo = (*undo, RevertFlavor())
-    failed = (MigrationStatus("error"),) if kind != TaskKind.REVERT_RESIZE else ()
+    failed = (MigrationStatus("error"),)  # a failed revert too, as Nova
     return Change(
         task_state=None,
         effects=(FinishEvent(int(payload["event_id"]), False, why, why), *undo, *failed, _abort_on(dest)),
@@ -860,7 +860,7 @@ def _moved(state: ServerState, outcome: TaskOutcome) -> Change:
         undo = _undo_destination_claim(state) if kind != TaskKind.REVERT_RESIZE else ()
         if kind == TaskKind.RESIZE:
             undo = (*undo, RevertFlavor())
-        failed = (MigrationStatus("error"),) if kind != TaskKind.REVERT_RESIZE else ()
+        failed = (MigrationStatus("error"),)  # a failed revert too, as Nova
         if dest == outcome.payload.get("source"):  # on its own host: nothing was prepared
             return replace(base, effects=(*undo, *failed))
         return replace(base, effects=(*undo, *failed, _abort_on(dest)), wake=dest)

@@ -800,8 +800,8 @@ SETTLED += [
     ),
     (
         server(VmState.RESIZED, TaskState.RESIZE_REVERTING),
-        outcome("revert_resize", False, **MOVE),
-        Change(task_state=None, effects=(ABORT,), wake="h2"),
+        outcome("revert_resize", False, **MOVE),  # its migration record errors, as Nova's
+        Change(task_state=None, effects=(MigrationStatus("error"), ABORT), wake="h2"),
     ),
 ]
 
@@ -911,7 +911,7 @@ PREPARE_FAILED = [
 
 @pytest.mark.parametrize(("move", "ok", "host", "why"), PREPARE_FAILED)
 def test_prepared_failed(move: str, ok: bool, host: str, why: str) -> None:
-    undo = () if move == "revert_resize" else (*UNDO, MigrationStatus("error"))
+    undo = (MigrationStatus("error"),) if move == "revert_resize" else (*UNDO, MigrationStatus("error"))
     assert lc.settled(server(task_state=TaskState.MIGRATING, host=host), prepare(ok, move)) == Change(
         task_state=None, effects=(FinishEvent(5, False, why, why), *undo, ABORT), wake="h2"
     )
