@@ -66,9 +66,7 @@ def request_endpoint(session: Session, ctx: RequestContext, server_id: str) -> t
     instance = servers.get(session, ctx, server_id)
     if instance.host is None or instance.vm_state != VmState.ACTIVE:
         raise Conflict(f"Instance {instance.uuid} is not ready: its serial console needs it ACTIVE.")
-    kind = session.scalar(
-        select(ComputeHost.hypervisor_type).where(ComputeHost.name == instance.host)
-    )
+    kind = session.scalar(select(ComputeHost.hypervisor_type).where(ComputeHost.name == instance.host))
     if may_be_node(instance.host) or kind == BAREMETAL_HYPERVISOR_TYPE:
         raise Conflict(
             f"Instance {instance.uuid} is a baremetal server: kumo serves no serial console for it."
