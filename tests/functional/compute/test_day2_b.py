@@ -194,7 +194,7 @@ def _migrations(conn: Connection, cloud: Cloud, server: Server) -> None:
         record = listed[0]
         assert record["migration_type"] == "live-migration" and record["status"] == "completed"
         assert record["source_compute"] == source and record["dest_compute"] == _host(admin, server.id)
-        assert record["uuid"] and "user_id" not in record  # 2.80's, past kumo's maximum for now
+        assert record["uuid"] and "user_id" not in record  # 2.80's, not at 2.59
         assert "links" not in record  # only a migration in progress links to itself
         assert admin.get(f"{API}/servers/{server.id}/migrations").json() == {"migrations": []}
         assert admin.get(f"{API}/servers/{server.id}/migrations/{record['id']}").status_code == 404
