@@ -678,16 +678,30 @@ def placed(
     )
 
 
-def no_valid_host(message: str, event: OpenEvent | None) -> Change:
-    """The scheduler found no host: ERROR with the reason, the scheduling event failed."""
-    change = _error(message, 500)
+def _unplaced(state: ServerState, message: str) -> Change:
+    """A server the scheduler could not place: ERROR with the reason, unless it is an offloaded
+    server being unshelved (it has its shelve snapshot), which stays SHELVED_OFFLOADED with no
+    host and no task, as Nova leaves it (the reason is on its failed scheduling event only)."""
+    if state.shelved_image:
+        return Change(
+            vm_state=VmState.SHELVED_OFFLOADED,
+            task_state=None,
+            power_state=int(PowerState.NOSTATE),
+            host=None,
+        )
+    return _error(message, 500)
+
+
+def no_valid_host(state: ServerState, message: str, event: OpenEvent | None) -> Change:
+    """The scheduler found no host: _unplaced, the scheduling event failed with the reason."""
+    change = _unplaced(state, message)
     return change if event is None else change.then(FinishEvent(event.id, False, message))
 
 
 def scheduling_failed(state: ServerState, message: str, trace: str, event: OpenEvent | None) -> Change:
     """The server's own data made its scheduling raise: as no_valid_host, with the traceback,
     and no allocation left for it."""
-    change = replace(_error(message, 500), effects=(Release(state.uuid),))
+    change = replace(_unplaced(state, message), effects=(Release(state.uuid),))
     return change if event is None else change.then(FinishEvent(event.id, False, message, trace))
 
 
@@ -765,7 +779,7 @@ def prepared(state: ServerState | None, outcome: TaskOutcome) -> Change:
     undo = _undo_destination_claim(state) if kind != TaskKind.REVERT_RESIZE else ()
     if kind == TaskKind.RESIZE:
         undo = (*undo, RevertFlavor())
-    failed = (MigrationStatus("error"),) if kind != TaskKind.REVERT_RESIZE else ()
+    failed = (MigrationStatus("error"),)  # a failed revert too, as Nova
     return Change(
         task_state=None,
         effects=(FinishEvent(int(payload["event_id"]), False, why, why), *undo, *failed, _abort_on(dest)),
@@ -846,7 +860,7 @@ def _moved(state: ServerState, outcome: TaskOutcome) -> Change:
         undo = _undo_destination_claim(state) if kind != TaskKind.REVERT_RESIZE else ()
         if kind == TaskKind.RESIZE:
             undo = (*undo, RevertFlavor())
-        failed = (MigrationStatus("error"),) if kind != TaskKind.REVERT_RESIZE else ()
+        failed = (MigrationStatus("error"),)  # a failed revert too, as Nova
         if dest == outcome.payload.get("source"):  # on its own host: nothing was prepared
             return replace(base, effects=(*undo, *failed))
         return replace(base, effects=(*undo, *failed, _abort_on(dest)), wake=dest)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
 from kumo.compute import lifecycle as lc
-from kumo.compute import servers
+from kumo.compute import quotas, servers
 from kumo.compute.lifecycle_apply import apply, state_of
 from kumo.compute.scheduling import claim_destination
 from kumo.compute.server_ops import woken
@@ -43,7 +43,18 @@ def confirm_resize(session: Session, ctx: RequestContext, server_id: str) -> Non
 
 
 def revert_resize(session: Session, ctx: RequestContext, server_id: str) -> str:
+    """Back to the old flavor on the source: refused for the state (409) first, then (403)
+    when the old flavor's cores and RAM above the current one's exceed the project's quota
+    (counted under the project's quota lock, as a resize's growth is)."""
     ctx.require_writer()
-    instance = servers.get(session, ctx, server_id)
-    change = lc.revert_resize(state_of(instance), is_admin=ctx.is_admin)
+    instance = servers.get(session, ctx, server_id, for_update=True)
+    change = lc.revert_resize(state_of(instance), is_admin=ctx.is_admin)  # pure: nothing applied yet
+    old, current = instance.old_flavor or {}, instance.flavor or {}
+    quotas.check_instance_quota(
+        session,
+        instance.project_id,
+        0,
+        max(0, int(old.get("vcpus") or 0) - int(current.get("vcpus") or 0)),
+        max(0, int(old.get("ram") or 0) - int(current.get("ram") or 0)),
+    )
     return woken(apply(session, instance, change, ctx).wake)

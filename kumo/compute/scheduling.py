@@ -712,7 +712,7 @@ def _no_valid_host(
 ) -> Snapshot:
     SCHEDULE_FAILURES.inc()
     log.warning("no valid host for %s: %s", instance.uuid, decision.message)
-    apply(session, instance, lc.no_valid_host(decision.message, event), Requester(None))
+    apply(session, instance, lc.no_valid_host(state_of(instance), decision.message, event), Requester(None))
     return snapshot
 
 

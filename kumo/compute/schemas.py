@@ -207,7 +207,7 @@ SERVER_ACTION: Schema = one_action(
         ),
         "shelve": NO_ARGS,
         "shelveOffload": NO_ARGS,
-        "unshelve": nullable(obj({})),
+        "unshelve": nullable(obj({"availability_zone": nullable(STRING), "host": HOST})),  # 2.91's
         "os-getSerialConsole": obj({"type": {"type": "string", "enum": ["serial"]}}, ["type"]),
     }
 )

@@ -20,7 +20,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
@@ -66,8 +66,8 @@ def request_endpoint(session: Session, ctx: RequestContext, server_id: str) -> t
     instance = servers.get(session, ctx, server_id)
     if instance.host is None or instance.vm_state != VmState.ACTIVE:
         raise Conflict(f"Instance {instance.uuid} is not ready: its serial console needs it ACTIVE.")
-    kind = session.get(ComputeHost, instance.host)
-    if may_be_node(instance.host) or (kind is not None and kind.hypervisor_type == BAREMETAL_HYPERVISOR_TYPE):
+    kind = session.scalar(select(ComputeHost.hypervisor_type).where(ComputeHost.name == instance.host))
+    if may_be_node(instance.host) or kind == BAREMETAL_HYPERVISOR_TYPE:
         raise Conflict(
             f"Instance {instance.uuid} is a baremetal server: kumo serves no serial console for it."
         )

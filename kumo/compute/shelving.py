@@ -25,13 +25,14 @@ from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
 from kumo.compute import lifecycle as lc
-from kumo.compute import servers
+from kumo.compute import params, servers
+from kumo.compute.aggregates import availability_zone_of, zone_exists
 from kumo.compute.lifecycle_apply import Requester, apply, state_of
 from kumo.compute.models import ComputeHost, Instance
 from kumo.compute.node_hosts import BAREMETAL_HYPERVISOR_TYPE, may_be_node
 from kumo.compute.states import VmState
 from kumo.db import utcnow
-from kumo.errors import BadRequest, Conflict
+from kumo.errors import BadRequest, Conflict, Forbidden
 from kumo.image import service as images
 from kumo.image.models import Image
 
@@ -126,16 +127,80 @@ def shelve_offload(session: Session, ctx: RequestContext, server_id: str) -> Wok
     return Woken(apply(session, instance, change, ctx).wake)
 
 
-def unshelve(session: Session, ctx: RequestContext, server_id: str, body: Any) -> Woken:
-    """unshelve (null or {} body; an availability_zone or host to pin is not supported)."""
-    ctx.require_writer()
-    if body is not None and (not isinstance(body, dict) or body):
+@dataclass(frozen=True)
+class UnshelveRequest:
+    """Where an offloaded server is unshelved to: `zone` pins it to that zone (2.77), `unpin`
+    (2.91's availability_zone null) drops its zone, `host` (2.91, admins) asks for that host."""
+
+    zone: str | None = None
+    unpin: bool = False
+    host: str | None = None
+
+    @property
+    def chooses(self) -> bool:
+        return self.zone is not None or self.unpin or self.host is not None
+
+
+# Forced hosts and requested destinations of the create: not kept by an unshelve (Nova's
+# RequestSpec.reset_forced_destinations).
+_DESTINATION_HINTS = ("force_host", "requested_host")
+
+
+def parse_unshelve(body: Any, zone_allowed: bool, host_allowed: bool) -> UnshelveRequest:
+    """The unshelve action's value as Nova's schemas: ignored before 2.77 (`zone_allowed`
+    False); null, or {"availability_zone": string} from 2.77; from 2.91 (`host_allowed`)
+    {"availability_zone": string or null, "host": string}, both optional."""
+    if not zone_allowed or body is None:
+        return UnshelveRequest()
+    allowed = {"availability_zone", "host"} if host_allowed else {"availability_zone"}
+    if not isinstance(body, dict) or set(body) - allowed:
+        raise BadRequest(f"Invalid input for field/attribute unshelve. Value: {body}.")
+    if not host_allowed and "availability_zone" not in body:
         raise BadRequest(
-            "Invalid input for field/attribute unshelve: choosing a zone or host is not supported."
+            "Invalid input for field/attribute unshelve: 'availability_zone' is a required property"
         )
+    zone = body.get("availability_zone")
+    if zone is not None and (not isinstance(zone, str) or not zone):
+        raise BadRequest(f"Invalid input for field/attribute availability_zone. Value: {zone!r}.")
+    if zone is None and not host_allowed and "availability_zone" in body:
+        raise BadRequest("Invalid input for field/attribute availability_zone. Value: None.")
+    host = params.host_value(body.get("host")) if "host" in body else None
+    if "host" in body and not host:
+        raise BadRequest("Invalid input for field/attribute host. Value: None.")
+    return UnshelveRequest(zone=zone, unpin="availability_zone" in body and zone is None, host=host)
+
+
+def unshelve(session: Session, ctx: RequestContext, server_id: str, req: UnshelveRequest) -> Woken:
+    """unshelve: a SHELVED server powers on on its host; a SHELVED_OFFLOADED one is scheduled
+    again, without the create's forced or requested host, in the zone and on the host `req`
+    asks for (409 for a SHELVED server asked for either; a host only for admins)."""
+    ctx.require_writer()
+    if req.host is not None and not ctx.is_admin:
+        raise Forbidden("Policy doesn't allow os_compute_api:os-shelve:unshelve_to_host to be performed.")
     instance = servers.get(session, ctx, server_id, for_update=True)
+    offloaded = instance.vm_state == VmState.SHELVED_OFFLOADED
+    if req.chooses and not offloaded:
+        raise Conflict(
+            f"The instance {instance.uuid} is in vm_state {instance.vm_state}: an availability zone "
+            "or host can be chosen only when unshelving a SHELVED_OFFLOADED instance."
+        )
+    zone = None if req.unpin else (req.zone or instance.requested_az)
+    if req.zone is not None and not zone_exists(session, req.zone):
+        raise BadRequest("The requested availability zone is not available")
+    if req.host is not None:
+        if session.scalar(select(ComputeHost.id).where(ComputeHost.name == req.host)) is None:
+            raise BadRequest(f"Compute host {req.host} could not be found.")
+        if zone is not None and availability_zone_of(session, req.host) != zone:
+            raise BadRequest(f"Host {req.host} is not in the availability zone {zone}.")
     change = lc.unshelve(state_of(instance), is_admin=ctx.is_admin)
-    return Woken(apply(session, instance, change, ctx).wake)
+    woken = Woken(apply(session, instance, change, ctx).wake)
+    if offloaded:
+        hints = {k: v for k, v in (instance.scheduler_hints or {}).items() if k not in _DESTINATION_HINTS}
+        if req.host is not None:
+            hints["requested_host"] = req.host
+        instance.scheduler_hints = hints
+        instance.requested_az = zone
+    return woken
 
 
 def offload_due(session: Session, offload_time: int, now: dt.datetime | None = None) -> list[str]:

@@ -100,7 +100,6 @@ _LIVE = _states(
     VmState.SUSPENDED,
     VmState.RESCUED,
     VmState.ERROR,
-    VmState.ERROR,
     VmState.SHELVED,
     VmState.SHELVED_OFFLOADED,
 )

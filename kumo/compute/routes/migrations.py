@@ -26,10 +26,10 @@ def list_migrations(
     version: Microversion = Depends(microversion),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
-    query = migration_lists.parse_query(list(request.query_params.multi_items()))
+    query = migration_lists.parse_query(list(request.query_params.multi_items()), version)
     with rt.db.read() as session:
         rows = migration_lists.list_all(session, ctx, query)
-    return {"migrations": [view.listed(row, version, base_url(request)) for row in rows]}
+    return view.index(rows, version, base_url(request), query.limit, query.params)
 
 
 @router.get("/v2.1/servers/{server_id}/migrations")

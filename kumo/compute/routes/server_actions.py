@@ -32,7 +32,7 @@ from kumo.compute.routes.consoles import serial_url
 from kumo.compute.routes.servers import base_url
 from kumo.compute.views import servers as view
 from kumo.compute.workers import SCHEDULER_KEY
-from kumo.errors import BadRequest
+from kumo.errors import BadRequest, NotFound
 from kumo.runtime import Runtime
 from kumo.work.queue import host_key
 
@@ -132,12 +132,25 @@ def _remove_group(s: Session, ctx: RequestContext, sid: str, body: Any, _: Micro
     return None
 
 
+def _versions(version: Microversion, action: str, since: str | None = None, until: str | None = None) -> None:
+    """An action outside the microversions that have it is a 404, as Nova answers a method
+    its version does not support (VersionNotFoundForAPIMethod)."""
+    if (since is not None and not version.at_least(since)) or (
+        until is not None and version.at_least(_next(until))
+    ):
+        raise NotFound(f"API version {version} is not supported on this method ({action}).")
+
+
+def _next(text: str) -> str:
+    major, minor = text.split(".")
+    return f"{major}.{int(minor) + 1}"
+
+
 def _simple(kind: str, since: str | None = None) -> Handler:
     """A day-2 action without a body (kumo.compute.day2.simple); `since`: its microversion."""
 
     def handler(s: Session, ctx: RequestContext, sid: str, _: Any, version: Microversion) -> str | None:
-        if since is not None and not version.at_least(since):
-            raise BadRequest(f"There is no such action: {kind}")
+        _versions(version, kind, since=since)
         return day2.simple(s, ctx, sid, kind)
 
     return handler
@@ -195,8 +208,9 @@ def server_action(
     if name == "createImage":
         return _create_image(server_id, request, args, ctx, version, rt)
     if name in SHELVING:
-        return _shelving(name, server_id, args, ctx, rt)
+        return _shelving(name, server_id, args, ctx, version, rt)
     if name == "os-getSerialConsole":
+        _versions(version, name, until="2.5")  # Nova: remote-consoles from 2.6
         return _serial_console(server_id, request, args, ctx, rt)
     handler = HANDLERS.get(name)
     if handler is None:
@@ -321,7 +335,9 @@ def _create_image(
 SHELVING = ("shelve", "shelveOffload", "unshelve")
 
 
-def _shelving(name: str, server_id: str, args: Any, ctx: RequestContext, rt: Runtime) -> Response:
+def _shelving(
+    name: str, server_id: str, args: Any, ctx: RequestContext, version: Microversion, rt: Runtime
+) -> Response:
     if name != "unshelve" and args is not None:
         raise BadRequest(f"Invalid input for field/attribute {name}. Value: {args}. None is expected")
     with rt.db.transaction() as session:
@@ -330,7 +346,8 @@ def _shelving(name: str, server_id: str, args: Any, ctx: RequestContext, rt: Run
         elif name == "shelveOffload":
             woken = shelving.shelve_offload(session, ctx, server_id)
         else:
-            woken = shelving.unshelve(session, ctx, server_id, args)
+            where = shelving.parse_unshelve(args, version.at_least("2.77"), version.at_least("2.91"))
+            woken = shelving.unshelve(session, ctx, server_id, where)
     _wake(rt, woken.host)
     return Response(status_code=202)
 

@@ -3,11 +3,12 @@ per microversion (2.23: migration_type and links; 2.59: uuid; 2.80: user_id and 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kumo.compute.microversion import Microversion
 from kumo.compute.models import Migration
-from kumo.compute.views import API_PREFIX, BOOKMARK_PREFIX, isotime
+from kumo.compute.views import API_PREFIX, BOOKMARK_PREFIX, isotime, page_links
 
 _IN_PROGRESS = ("queued", "preparing", "running")
 
@@ -51,6 +52,21 @@ def listed(row: Migration, version: Microversion, base_url: str) -> dict[str, An
         body["migration_type"] = row.migration_type
         if row.migration_type == "live-migration" and row.status in _IN_PROGRESS:
             body["links"] = _links(base_url, row)
+    return body
+
+
+def index(
+    rows: Sequence[Migration],
+    version: Microversion,
+    base_url: str,
+    limit: int | None,
+    params: Mapping[str, str],
+) -> dict[str, Any]:
+    """GET /os-migrations: the entries, and from 2.59 `migrations_links` when the page is full."""
+    body: dict[str, Any] = {"migrations": [listed(row, version, base_url) for row in rows]}
+    links = page_links(base_url, "os-migrations", params, list(rows), limit, lambda m: m.uuid)
+    if links:
+        body["migrations_links"] = links
     return body
 
 

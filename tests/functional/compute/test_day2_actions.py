@@ -129,7 +129,7 @@ def _run_states(conn: Connection, admin: httpx.Client, server: Any, image: str) 
         json={"trigger_crash_dump": None},
         headers={"OpenStack-API-Version": "compute 2.16"},
     )
-    assert old.status_code == 400, old.text
+    assert old.status_code == 404, old.text  # as Nova: not a method of 2.16
 
     # diagnostics (admin, 2.48's shape through the sdk)
     diagnostics = conn.compute.get_server_diagnostics(sid)
@@ -237,6 +237,20 @@ def test_refusals_lock_quota_and_failures(cloud: Cloud, fleet: Fleet) -> None:
             again = demo.compute.get_server(server.id)
             assert (again.status, again.flavor["original_name"]) == ("ACTIVE", "d2a.s")
             assert _allocations(admin, server.id) == before
+            # a revert to a bigger old flavor counts its growth against the quota too
+            tiny = conn.compute.create_flavor(name="d2a.tiny", vcpus=1, ram=256, disk=1)
+            demo.compute.resize_server(server.id, tiny.id)
+            wait_status(demo, server, "VERIFY_RESIZE")
+            quota = f"{API}/os-quota-sets/{project_id(admin, 'demo')}"
+            assert admin.put(quota, json={"quota_set": {"ram": 256}}).status_code == 200
+            with pytest.raises(exceptions.ForbiddenException) as over:
+                demo.compute.revert_server_resize(server.id)
+            assert "Quota exceeded for ram" in str(over.value)
+            assert demo.compute.get_server(server.id).status == "VERIFY_RESIZE"
+            assert admin.put(quota, json={"quota_set": {"ram": -1}}).status_code == 200
+            demo.compute.revert_server_resize(server.id)
+            reverted = wait_status(demo, server, "ACTIVE")
+            assert reverted.flavor["original_name"] == "d2a.s"
             # diagnostics are an admin's
             with pytest.raises(exceptions.ForbiddenException):
                 demo.compute.get_server_diagnostics(server.id)

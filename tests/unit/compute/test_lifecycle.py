@@ -567,8 +567,21 @@ def test_placed_refused_unless_pending(state: ServerState) -> None:
 
 def test_no_valid_host() -> None:
     error = Change(vm_state=VmState.ERROR, task_state=None, fault=Fault("No valid host", 500))
-    assert lc.no_valid_host("No valid host", None) == error
-    assert lc.no_valid_host("No valid host", _Event()) == error.then(FinishEvent(7, False, "No valid host"))
+    assert lc.no_valid_host(PENDING, "No valid host", None) == error
+    failed = FinishEvent(7, False, "No valid host")
+    assert lc.no_valid_host(PENDING, "No valid host", _Event()) == error.then(failed)
+
+
+UNSHELVING = replace(PENDING, shelved_image="snap")
+OFFLOADED = Change(vm_state=VmState.SHELVED_OFFLOADED, task_state=None, power_state=NOSTATE, host=None)
+
+
+def test_no_valid_host_for_an_unshelve_leaves_it_offloaded() -> None:
+    """Nova: a failed unshelve keeps SHELVED_OFFLOADED (no fault), its scheduling event failed."""
+    failed = FinishEvent(7, False, "No valid host")
+    assert lc.no_valid_host(UNSHELVING, "No valid host", _Event()) == OFFLOADED.then(failed)
+    released = replace(OFFLOADED, effects=(Release(UUID),))
+    assert lc.scheduling_failed(UNSHELVING, "bad", "tb", None) == released
 
 
 def test_scheduling_failed() -> None:
@@ -789,8 +802,8 @@ SETTLED += [
     ),
     (
         server(VmState.RESIZED, TaskState.RESIZE_REVERTING),
-        outcome("revert_resize", False, **MOVE),
-        Change(task_state=None, effects=(ABORT,), wake="h2"),
+        outcome("revert_resize", False, **MOVE),  # its migration record errors, as Nova's
+        Change(task_state=None, effects=(MigrationStatus("error"), ABORT), wake="h2"),
     ),
 ]
 
@@ -900,7 +913,7 @@ PREPARE_FAILED = [
 
 @pytest.mark.parametrize(("move", "ok", "host", "why"), PREPARE_FAILED)
 def test_prepared_failed(move: str, ok: bool, host: str, why: str) -> None:
-    undo = () if move == "revert_resize" else (*UNDO, MigrationStatus("error"))
+    undo = (MigrationStatus("error"),) if move == "revert_resize" else (*UNDO, MigrationStatus("error"))
     assert lc.settled(server(task_state=TaskState.MIGRATING, host=host), prepare(ok, move)) == Change(
         task_state=None, effects=(FinishEvent(5, False, why, why), *undo, ABORT), wake="h2"
     )
