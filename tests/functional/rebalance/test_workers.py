@@ -19,11 +19,13 @@ from kumo.compute import hosts
 from kumo.compute.models import Instance
 from kumo.config import Settings
 from kumo.db import Database
+from kumo.deploy import init_cloud
 from kumo.errors import Conflict
 from kumo.rebalance import hooks
 from kumo.rebalance import service as svc
 from kumo.rebalance.executor import AWAITING_HOOK, MIGRATING, Executor
 from kumo.rebalance.models import Action, ActionPlan, RebalanceMove
+from tests.conftest import ADMIN_PASSWORD
 
 T0 = dt.datetime(2026, 12, 7, 12, 0, 0)
 
@@ -44,10 +46,15 @@ class Recorder(hooks.DrainHooks):
         return hooks.Verdict(True)
 
 
-@pytest.fixture
-def db(tmp_path: Path, sqlite_template: Path) -> Iterator[Database]:
-    shutil.copyfile(sqlite_template, tmp_path / "kumo.db")
-    database = Database(f"sqlite:///{tmp_path / 'kumo.db'}")
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[Database]:
+    """A migrated database with no API running (SQLite, then PostgreSQL for its row locks)."""
+    if request.param == "postgresql":
+        url = request.getfixturevalue("pg_database_url")
+        database = init_cloud(Settings(state_dir=tmp_path / "state", database_url=url), ADMIN_PASSWORD)
+    else:
+        shutil.copyfile(sqlite_template, tmp_path / "kumo.db")
+        database = Database(f"sqlite:///{tmp_path / 'kumo.db'}")
     yield database
     database.dispose()
 
@@ -82,6 +89,7 @@ def _moves(db: Database) -> int:
         return int(s.scalar(select(func.count()).select_from(RebalanceMove)) or 0)
 
 
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)  # a plain UPDATE: no dialect difference
 def test_an_ended_action_is_finished_by_one_worker(db: Database, tmp_path: Path) -> None:
     _plan(db, svc.ONGOING, [("x1", svc.ONGOING, MIGRATING)])  # its server is gone: FAILED
     hook_a, hook_b = Recorder(), Recorder()
