@@ -96,9 +96,10 @@ class Settings(BaseSettings):
     # The rebalancer (kumo/rebalance, docs/rebalancer.md). Its loop runs audits and starts
     # actions this often (and when an audit or a plan's start commits). Signals older than
     # rebalance_signal_max_age_seconds are ignored. Drain hooks: an operator's URL (never one
-    # from tenant data) POSTed a JSON body signed with HMAC-SHA256 of rebalance_hook_secret
+    # from tenant data) POSTed a JSON body and its send time signed with HMAC-SHA256 of rebalance_hook_secret
     # (written to state_dir on first use) before and after each move; the pre-migrate answer
-    # {"proceed": false} vetoes the move. A live migration still running after
+    # {"proceed": false} vetoes the move; rebalance_hook_timeout_seconds bounds a whole call.
+    # A live migration still running after
     # rebalance_migration_timeout_seconds fails its action.
     rebalance_loop_seconds: float = Field(default=5.0, gt=0)
     rebalance_signal_max_age_seconds: float = Field(default=300.0, gt=0)
