@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 REBALANCER = RequestContext(user_id="kumo-rebalancer", project_id=None, roles=("admin",), request_id="-")
 AWAITING_HOOK = "awaiting the pre-migrate hook"
 MIGRATING = "live migration running"
+AUDIT_RETRY_SECONDS = 60  # an audit whose run broke (not refused) is tried again after this
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,9 @@ class Executor:
 
     # -- audits and plans ----------------------------------------------------------------
     def run_audits(self) -> None:
+        """Run each due audit; one that fails never stops the others nor wedges the loop: a
+        refused audit (KumoError: bad parameters, scope) is FAILED, any other error is logged
+        and the audit tried again after max(its interval, AUDIT_RETRY_SECONDS)."""
         now = self.clock()
         with self.db.read() as session:
             due = [a.uuid for a in svc.due_audits(session, now)]
@@ -136,11 +140,25 @@ class Executor:
                         if audit.next_run_time is None or audit.next_run_time <= now:
                             svc.run_audit(session, self.settings, audit, now)
             except KumoError as exc:
-                with self.db.transaction() as session:
-                    failed = session.scalar(select(Audit).where(Audit.uuid == audit_uuid))
-                    if failed is not None:
-                        failed.state = svc.FAILED
                 log.warning("audit %s failed: %s", audit_uuid, exc)
+                self._audit_failed(audit_uuid, now, retry=False)
+            except Exception:
+                log.exception("audit %s failed; it runs again later", audit_uuid)
+                self._audit_failed(audit_uuid, now, retry=True)
+
+    def _audit_failed(self, audit_uuid: str, now: dt.datetime, retry: bool) -> None:
+        try:
+            with self.db.transaction() as session:
+                failed = session.scalar(select(Audit).where(Audit.uuid == audit_uuid))
+                if failed is None:
+                    return
+                if retry:
+                    wait = max(failed.interval or 0, AUDIT_RETRY_SECONDS)
+                    failed.next_run_time = now + dt.timedelta(seconds=wait)
+                else:
+                    failed.state = svc.FAILED
+        except Exception:
+            log.exception("audit %s: its failure could not be recorded", audit_uuid)
 
     def promote(self) -> None:
         """The oldest PENDING plan → ONGOING in one compare-and-set UPDATE (none while another

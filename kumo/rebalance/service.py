@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import CursorResult, exists, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kumo import metrics
@@ -40,6 +41,7 @@ SUCCEEDED, FAILED, CANCELLED, CANCELLING, SUPERSEDED = (
 )
 SKIPPED = "SKIPPED"
 RUNNING_PLAN = (PENDING, ONGOING, CANCELLING)
+NAME_MAX = 63  # audit and template names (their columns)
 # Audit types and states
 ONESHOT, CONTINUOUS = "ONESHOT", "CONTINUOUS"
 AUDIT_DONE = (SUCCEEDED, FAILED, CANCELLED)
@@ -84,11 +86,14 @@ STEAL = Strategy(
         "properties": {
             f.name: {"type": _t, "default": f.default}
             for f in dataclasses.fields(core.Policy)
+            if f.name not in snap.SIGNAL_ONLY  # not an audit's to set
             for _t in [
                 "string"
                 if isinstance(f.default, str)
                 else "boolean"
                 if isinstance(f.default, bool)
+                else "integer"
+                if isinstance(f.default, int)
                 else "number"
             ]
         }
@@ -132,14 +137,23 @@ def create_template(
     scope: list[Any],
 ) -> AuditTemplate:
     g, s = _goal_and_strategy(goal, strategy)
+    _check_name(name)
     if session.scalar(select(AuditTemplate.id).where(AuditTemplate.name == name)) is not None:
         raise Conflict(f"An audit_template with name {name} already exists")
     row = AuditTemplate(
         uuid=str(uuid.uuid4()), name=name, description=description, goal=g.name, strategy=s.name, scope=scope
     )
-    session.add(row)
-    session.flush()
+    try:
+        with session.begin_nested():  # a concurrent create of the same name: the unique index
+            session.add(row)
+    except IntegrityError:
+        raise Conflict(f"An audit_template with name {name} already exists (created meanwhile)") from None
     return row
+
+
+def _check_name(name: str | None) -> None:
+    if name is not None and len(name) > NAME_MAX:
+        raise BadRequest(f"Invalid input for field/attribute name: longer than {NAME_MAX} characters")
 
 
 def get_template(session: Session, ref: str) -> AuditTemplate:
@@ -179,6 +193,7 @@ def create_audit(
         t = get_template(session, template)
         goal, strategy, scope = goal or t.goal, strategy or t.strategy, list(t.scope or [])
     g, s = _goal_and_strategy(goal, strategy)
+    _check_name(name)
     if audit_type not in (ONESHOT, CONTINUOUS):
         raise BadRequest(f"Audit type {audit_type} is not supported (ONESHOT or CONTINUOUS)")
     if audit_type == CONTINUOUS and not interval:
