@@ -76,10 +76,12 @@ class Settings(BaseSettings):
     # The web dashboard under /dashboard (kumo/dashboard/): a client of the public APIs, which
     # it calls at dashboard_api_url ("": this server, at the address a page's connection came
     # in on). Its session cookie is encrypted with dashboard_key (Fernet; written to state_dir
-    # on first use).
+    # on first use). dashboard_cookie_secure: its Secure flag; unset (None), on unless a request
+    # is plain http to a loopback address (kumo.dashboard.session.cookie_secure).
     dashboard: bool = True
     dashboard_api_url: str = ""
     dashboard_key: str = ""
+    dashboard_cookie_secure: bool | None = None
     # The edge (kumo/api/edge.py): a request body larger than this is refused with 413 before it
     # is read (on its Content-Length, else as it streams). Image data uploads stream to the store
     # and are exempt. The agents' internal API has its own limit, for requests that carry the
