@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -132,13 +133,19 @@ class Settings(BaseSettings):
             value = Fernet.generate_key().decode()
         else:
             value = secrets.token_urlsafe(32)
-        tmp = path.with_suffix(".tmp")
-        write_private(tmp, value)
+        # A temporary file of this call's own (mkstemp: a unique name, 0600), written whole, then
+        # published under the secret's name by a hard link, which never replaces one there: of
+        # processes generating at once, the first to link wins and every one returns its value.
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=path.parent)
         try:
-            os.link(tmp, path)  # first writer wins across processes
-        except FileExistsError:
-            pass
-        tmp.unlink(missing_ok=True)
+            with os.fdopen(fd, "w") as out:
+                out.write(value)
+            try:
+                os.link(tmp_name, path)
+            except FileExistsError:
+                pass
+        finally:
+            os.unlink(tmp_name)
         return path.read_text().strip()
 
 
