@@ -151,8 +151,17 @@ def write_workspace(
         **{name: str(on).lower() for name, on in features.items()},
     }
     conf = workspace / "etc" / "tempest.conf"
-    conf.write_text(template.format(**fill))
+    write_private(conf, template.format(**fill))
     return conf
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` readable by its owner only (0600) from its creation on, a file left
+    there wider tightened first: tempest.conf holds the admin's password."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
 
 
 def run(bin_dir: Path, workspace: Path, conf: Path, select: Path, concurrency: int) -> Report:

@@ -7,10 +7,11 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import yaml
@@ -31,6 +32,8 @@ from kumo.config import Settings, write_private
 from kumo.deploy import init_cloud
 from kumo.runtime import build_runtime
 from kumo.server import ThreadedServer
+
+T = TypeVar("T")
 
 console = Console()
 ZONES = ("az1", "az2")
@@ -450,7 +453,10 @@ def run_all_in_one(
         if files is not None:
             image_id = ensure_real_guest(admin, files, host_names[0], host_names[1:])
         metal = (
-            start_baremetal(url, rt.agent_token, admin, settings, files is not None, image_dir)
+            started_or_stopped(  # start_baremetal stops its own conductor and emulator if it fails
+                lambda: start_baremetal(url, rt.agent_token, admin, settings, files is not None, image_dir),
+                lambda: stop_all(server, agents),
+            )
             if baremetal
             else None
         )
@@ -486,7 +492,10 @@ def run_all_in_one(
             console.print("[green]baremetal[/] getting ready in the background: a line says when")
     canary_loop = None
     if canaries and not exit_after_demo:
-        canary_loop = start_canaries(url, admin_token, settings, image_name)
+        canary_loop = started_or_stopped(
+            lambda: start_canaries(url, admin_token, settings, image_name),
+            lambda: stop_all(server, agents, metal),
+        )
     if settings.dashboard:
         console.print(
             f"[green]dashboard[/] {url}/dashboard/ (sign in as demo in project demo, or as admin; "
@@ -548,16 +557,20 @@ def start_baremetal(
     hardware, why = baremetal_demo.choose_hardware(real)
     logging.getLogger("sushy").setLevel(logging.ERROR)  # its session-discovery warning is noise here
     metal = baremetal_demo.start(url, agent_token, hardware, why, settings.state_dir / "bmlab", image_dir)
-    baremetal_demo.ensure_flavor(admin)
-    names = ", ".join(name for name, _ in baremetal_demo.NODES)
-    colour = "green" if hardware == baremetal_demo.REDFISH else "yellow"
-    console.print(
-        f"[{colour}]baremetal[/] {names}: {why}; conductor {baremetal_demo.CONDUCTOR} in this process"
-    )
-    if hardware == baremetal_demo.FAKE:
-        metal.bring_up(admin)
-        console.print(metal.summary())
-    return metal
+
+    def finish() -> baremetal_demo.Baremetal:
+        baremetal_demo.ensure_flavor(admin)
+        names = ", ".join(name for name, _ in baremetal_demo.NODES)
+        colour = "green" if hardware == baremetal_demo.REDFISH else "yellow"
+        console.print(
+            f"[{colour}]baremetal[/] {names}: {why}; conductor {baremetal_demo.CONDUCTOR} in this process"
+        )
+        if hardware == baremetal_demo.FAKE:
+            metal.bring_up(admin)
+            console.print(metal.summary())
+        return metal
+
+    return started_or_stopped(finish, metal.stop)  # a failure stops the conductor (and emulator)
 
 
 def next_commands(clouds: Path, flavor: str, image: str, real: bool, baremetal: bool = False) -> list[str]:
@@ -591,6 +604,16 @@ def next_commands(clouds: Path, flavor: str, image: str, real: bool, baremetal: 
             f"{demo} console log show my-metal",
         ]
     return lines
+
+
+def started_or_stopped(start: Callable[[], T], stop: Callable[[], None]) -> T:
+    """What `start` returns; if it raises (Ctrl-C included), `stop` first undoes what was
+    started before, then the error goes on."""
+    try:
+        return start()
+    except BaseException:
+        stop()
+        raise
 
 
 def stop_all(

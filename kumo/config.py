@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -76,13 +77,16 @@ class Settings(BaseSettings):
     # The web dashboard under /dashboard (kumo/dashboard/): a client of the public APIs, which
     # it calls at dashboard_api_url ("": this server, at the address a page's connection came
     # in on). Its session cookie is encrypted with dashboard_key (Fernet; written to state_dir
-    # on first use).
+    # on first use). dashboard_cookie_secure: its Secure flag; unset (None), on unless a request
+    # is plain http to a loopback address (kumo.dashboard.session.cookie_secure).
     dashboard: bool = True
     dashboard_api_url: str = ""
     dashboard_key: str = ""
     # Fernet key that encrypts the blobs of Keystone credentials (`/v3/credentials`) at rest;
     # written to state_dir on first use.
     credential_key: str = ""
+    # The dashboard cookie's Secure flag; unset: on, except for plain http to a loopback address.
+    dashboard_cookie_secure: bool | None = None
     # The edge (kumo/api/edge.py): a request body larger than this is refused with 413 before it
     # is read (on its Content-Length, else as it streams). Image data uploads stream to the store
     # and are exempt. The agents' internal API has its own limit, for requests that carry the
@@ -99,9 +103,10 @@ class Settings(BaseSettings):
     # The rebalancer (kumo/rebalance, docs/rebalancer.md). Its loop runs audits and starts
     # actions this often (and when an audit or a plan's start commits). Signals older than
     # rebalance_signal_max_age_seconds are ignored. Drain hooks: an operator's URL (never one
-    # from tenant data) POSTed a JSON body signed with HMAC-SHA256 of rebalance_hook_secret
+    # from tenant data) POSTed a JSON body and its send time signed with HMAC-SHA256 of rebalance_hook_secret
     # (written to state_dir on first use) before and after each move; the pre-migrate answer
-    # {"proceed": false} vetoes the move. A live migration still running after
+    # {"proceed": false} vetoes the move; rebalance_hook_timeout_seconds bounds a whole call.
+    # A live migration still running after
     # rebalance_migration_timeout_seconds fails its action.
     rebalance_loop_seconds: float = Field(default=5.0, gt=0)
     rebalance_signal_max_age_seconds: float = Field(default=300.0, gt=0)
@@ -132,13 +137,19 @@ class Settings(BaseSettings):
             value = Fernet.generate_key().decode()
         else:
             value = secrets.token_urlsafe(32)
-        tmp = path.with_suffix(".tmp")
-        write_private(tmp, value)
+        # A temporary file of this call's own (mkstemp: a unique name, 0600), written whole, then
+        # published under the secret's name by a hard link, which never replaces one there: of
+        # processes generating at once, the first to link wins and every one returns its value.
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=path.parent)
         try:
-            os.link(tmp, path)  # first writer wins across processes
-        except FileExistsError:
-            pass
-        tmp.unlink(missing_ok=True)
+            with os.fdopen(fd, "w") as out:
+                out.write(value)
+            try:
+                os.link(tmp_name, path)
+            except FileExistsError:
+                pass
+        finally:
+            os.unlink(tmp_name)
         return path.read_text().strip()
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 AGENT_TOKEN_HEADER = "X-Kumo-Agent-Token"
 
@@ -104,9 +104,15 @@ class GuestCpu(BaseModel):
     delay_cores: float = Field(ge=0, le=1e6)
 
 
+MAX_SIGNAL_GUESTS = 4096
+
+
 class CpuSignal(BaseModel):
-    """A host's CPU signal: its cores for guests, load average, and every guest's rates."""
+    """A host's CPU signal: its cores for guests, load average, and every guest's rates (at
+    most MAX_SIGNAL_GUESTS guests, keyed by server UUID: at most 36 characters)."""
 
     cores: float = Field(ge=0, le=1e6)
     load1: float = Field(ge=0, le=1e6)
-    guests: dict[str, GuestCpu]
+    guests: dict[Annotated[str, StringConstraints(min_length=1, max_length=36)], GuestCpu] = Field(
+        max_length=MAX_SIGNAL_GUESTS
+    )

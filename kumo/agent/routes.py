@@ -29,6 +29,7 @@ from kumo.agent.protocol import (
 from kumo.api.context import RequestContext
 from kumo.api.deps import runtime
 from kumo.compute import hosts
+from kumo.compute.params import host_value
 from kumo.errors import Unauthorized
 from kumo.image import service as images
 from kumo.image import views as image_views
@@ -281,6 +282,7 @@ def power_states(host: str, body: PowerStates, rt: Runtime = Depends(agent)) -> 
 def report_cpu_signal(host: str, body: CpuSignal, rt: Runtime = Depends(agent)) -> Response:
     """The host's latest smoothed CPU rates per guest (kumo.agent.cpu_signal): one round of the
     rebalancer's trigger."""
+    host = str(host_value(host))
     guests = {u: cpu_signal.GuestCpu(g.vcpus, g.run_cores, g.delay_cores) for u, g in body.guests.items()}
     with rt.db.transaction() as session:
         cpu_signal.record(session, host, body.cores, body.load1, guests, Policy())

@@ -100,10 +100,10 @@ def observe(
             "hypervisors"
         ]
     }
-    overview = api.get(f"{COMPUTE}/os-kumo-canaries", params={"limit": "1000"}).json()
+    overview = api.get(f"{COMPUTE}/os-kumo-canaries", params={"latest": "true"}).json()
     failures = {h["host"]: int(h["consecutive_failures"]) for h in overview["hosts"]}
     last_run: dict[tuple[str, str], dt.datetime] = {}
-    for run in overview["canaries"]:  # newest first
+    for run in overview["canaries"]:  # each (scope, target)'s newest, newest first
         last_run.setdefault((run["scope"], run["target"]), _time(run["finished_at"]))
     hosts = []
     zones: dict[str, int] = {}
@@ -111,8 +111,18 @@ def observe(
         if kinds.get(service["host"]) == "ironic":
             continue  # a baremetal node takes no tiny server
         up = service["state"] == "up"
-        ours = service["status"] == "disabled" and service.get("disabled_reason") == CANARY_REASON
-        hosts.append(HostSeen(service["host"], service["zone"], up, failures.get(service["host"], 0), ours))
+        disabled = service["status"] == "disabled"
+        ours = disabled and service.get("disabled_reason") == CANARY_REASON
+        hosts.append(
+            HostSeen(
+                service["host"],
+                service["zone"],
+                up,
+                failures.get(service["host"], 0),
+                ours,
+                disabled_by_operator=disabled and not ours,
+            )
+        )
         if up and service["status"] == "enabled":
             zones[service["zone"]] = zones.get(service["zone"], 0) + 1
     return sorted(zones), sorted(z for z, n in zones.items() if n >= 2), hosts, last_run

@@ -109,6 +109,7 @@ class HostSeen:
     up: bool
     failures: int = 0  # its last canaries that failed in a row (any scope)
     disabled_by_canary: bool = False
+    disabled_by_operator: bool = False  # disabled with another reason (or none): never canaried
 
 
 @dataclass(frozen=True)
@@ -130,10 +131,12 @@ def due(
     """The canaries to run now: each zone every `az_interval`; each host that is up every
     `host_interval`, at once when it joined (never seen, never canaried) or came back (was
     down), and every `retry_interval` while its last canary (of any scope) failed or the
-    canaries disabled it (a failure's retry; a mended host enabled again). `last_run`: (scope,
-    name) → when its last canary finished; `was_up`: each host's liveness at the previous pass
-    (absent: not seen before). Each of `migration_zones` (those with two usable hypervisors)
-    gets a live-migration canary every `migration_interval`."""
+    canaries disabled it (a failure's retry; a mended host enabled again). Never a host an
+    operator disabled (for maintenance, or any reason but `canary`): a host canary is forced
+    onto its host. `last_run`: (scope, name) → when its last canary finished; `was_up`: each
+    host's liveness at the previous pass (absent: not seen before). Each of `migration_zones`
+    (those with two usable hypervisors) gets a live-migration canary every
+    `migration_interval`."""
     found: list[Target] = []
 
     def age(key: tuple[str, str]) -> float | None:
@@ -149,7 +152,7 @@ def due(
         if seconds is None or seconds >= policy.migration_interval:
             found.append(Target(MIGRATION, zone, "first" if seconds is None else "interval"))
     for host in sorted(hosts, key=lambda h: h.name):
-        if not host.up:
+        if not host.up or host.disabled_by_operator:
             continue
         seconds = age((HOST, host.name))
         if host.name not in was_up and seconds is None:

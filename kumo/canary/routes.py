@@ -1,7 +1,8 @@
 """os-kumo-canaries: a kumo extension of the compute API (Nova-style errors), admin only.
 
-GET  /compute/v2.1/os-kumo-canaries[?scope=az|host&target=T&host=H&limit=N]
-     {"canaries": [runs, newest first], "hosts": [each host's canary standing]}
+GET  /compute/v2.1/os-kumo-canaries[?scope=az|host|migration&target=T&host=H&limit=N&latest=true]
+     {"canaries": [runs, newest first; latest=true: each (scope, target)'s newest run],
+      "hosts": [each host's canary standing]}
 POST /compute/v2.1/os-kumo-canaries   {"canary": {...}}: a runner reports one canary
 """
 
@@ -28,11 +29,12 @@ def list_canaries(
     target: str | None = None,
     host: str | None = None,
     limit: str | None = None,
+    latest: str | None = None,
     ctx: RequestContext = Depends(context),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
     ctx.require_admin()
-    query = service.parse_list_query(scope, target, host, limit)
+    query = service.parse_list_query(scope, target, host, limit, latest)
     with rt.db.read() as session:
         return views.index(*service.overview(session, ctx, query, policy_from(rt.settings)))
 

@@ -11,7 +11,7 @@ import uuid as uuidlib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
@@ -184,19 +184,35 @@ class ListQuery:
     target: str | None
     host: str | None
     limit: int
+    latest: bool = False  # only the newest run of each (scope, target)
 
 
-def parse_list_query(scope: str | None, target: str | None, host: str | None, limit: str | None) -> ListQuery:
+def parse_list_query(
+    scope: str | None, target: str | None, host: str | None, limit: str | None, latest: str | None = None
+) -> ListQuery:
     if scope is not None and scope not in SCOPES:
         raise BadRequest(f"Invalid scope {scope!r}: one of {', '.join(SCOPES)}")
+    if latest not in (None, "true", "false"):
+        raise BadRequest(f"Invalid latest {latest!r}: true or false")
     page = params.page(limit, None, MAX_LIMIT)
-    return ListQuery(scope, target, params.host_value(host), page.limit or DEFAULT_LIMIT)
+    return ListQuery(scope, target, params.host_value(host), page.limit or DEFAULT_LIMIT, latest == "true")
 
 
 def list_runs(session: Session, ctx: RequestContext, query: ListQuery) -> list[CanaryRun]:
-    """Newest first."""
+    """Newest first. With `latest`: the newest run of each (scope, target) matching the other
+    filters, all of them (one per zone and host at most: `limit` does not apply), in one read
+    (a GROUP BY of MAX(id)), so a big fleet's daily host canaries are not lost past a limit."""
     ctx.require_admin()
-    statement = select(CanaryRun).order_by(CanaryRun.id.desc()).limit(query.limit)
+    statement = select(CanaryRun).order_by(CanaryRun.id.desc())
+    if query.latest:
+        newest = select(func.max(CanaryRun.id)).group_by(CanaryRun.scope, CanaryRun.target)
+        if query.scope is not None:
+            newest = newest.where(CanaryRun.scope == query.scope)
+        if query.target is not None:
+            newest = newest.where(CanaryRun.target == query.target)
+        statement = statement.where(CanaryRun.id.in_(newest))
+    else:
+        statement = statement.limit(query.limit)
     if query.scope is not None:
         statement = statement.where(CanaryRun.scope == query.scope)
     if query.target is not None:

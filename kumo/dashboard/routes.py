@@ -21,7 +21,7 @@ from kumo.api import errors
 from kumo.apiclient import APIError
 from kumo.config import Settings
 from kumo.dashboard import charts, client, pages
-from kumo.dashboard.session import COOKIE, PATH, Session, Sessions
+from kumo.dashboard.session import COOKIE, PAGE_HEADERS, PATH, Session, Sessions, cookie_secure
 from kumo.logs import request_id_var
 
 HERE = Path(__file__).parent
@@ -47,6 +47,7 @@ class Dashboard:
             settings.secret("dashboard_key", generate="fernet"), settings.token_ttl_seconds
         )
         self.api_url = settings.dashboard_api_url.rstrip("/")
+        self.cookie_secure = settings.dashboard_cookie_secure
         self.http = client.connection_pool()
 
     def base_url(self, request: Request) -> str:
@@ -73,8 +74,9 @@ class Dashboard:
             path=PATH,
             httponly=True,
             samesite="lax",
-            secure=request.url.scheme == "https",
+            secure=cookie_secure(self.cookie_secure, request.url.scheme, _server_host(request)),
         )
+        response.headers.update(PAGE_HEADERS)
         return response
 
     def render(self, request: Request, name: str, code: int = 200, **context: Any) -> Response:
@@ -99,6 +101,12 @@ class Dashboard:
         if flash:
             session.flash = ("error:" if error else "") + flash
         return self.store(request, RedirectResponse(PATH + to, status_code=303), session)
+
+
+def _server_host(request: Request) -> str | None:
+    """The address the request's connection arrived at (its socket's, not the Host header)."""
+    server = request.scope.get("server")
+    return str(server[0]) if server else None
 
 
 async def form_data(request: Request) -> dict[str, str]:
@@ -509,7 +517,7 @@ def error_page(status: int, message: str) -> Response:
     body = templates.get_template("error.html").render(
         s=Session(), flash="", request_id=request_id_var.get(), path="", status=status, message=message
     )
-    return HTMLResponse(body, status_code=status)
+    return HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
 
 
 def install(app: FastAPI, settings: Settings) -> None:

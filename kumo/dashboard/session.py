@@ -11,6 +11,7 @@ so a copy of the cookie is worthless afterwards."""
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import secrets
 from dataclasses import asdict, dataclass, field
@@ -19,6 +20,32 @@ from cryptography.fernet import Fernet, InvalidToken
 
 COOKIE = "kumo_dashboard"
 PATH = "/dashboard"
+# Dashboard pages may not be framed by any site (clickjacking).
+PAGE_HEADERS = {"Content-Security-Policy": "frame-ancestors 'none'"}
+
+
+def cookie_secure(setting: bool | None, scheme: str, server_host: str | None) -> bool:
+    """Whether the session cookie is marked Secure: as `dashboard_cookie_secure` says, else
+    (None: automatic) always, but for a plain-http request that reached a loopback address (a
+    developer's or `kumo up`'s http://127.0.0.1, where a browser would not send a Secure
+    cookie back). Behind a TLS proxy the request is http to kumo's address: Secure, unless the
+    proxy connects over loopback (then set dashboard_cookie_secure=true)."""
+    if setting is not None:
+        return setting
+    if scheme == "https":
+        return True
+    return not _loopback(server_host)
+
+
+def _loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass

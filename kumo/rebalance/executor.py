@@ -3,11 +3,13 @@ live-migration path (kumo.compute.moves.migrate: the destination claimed with th
 filters, group rules included, on the current database; an instance action per move).
 
 One step (`Executor.step`): run the audits that are due; move a PENDING plan to ONGOING (one
-plan runs at a time); finish the actions whose migration ended (post-migrate hook, then the
-outcome, the move recorded for cooldown); start PENDING actions of the ONGOING plan while the
+plan runs at a time, compare-and-set); finish the actions whose migration ended (each claimed
+ONGOING → outcome by compare-and-set, then by that worker alone the post-migrate hook and the
+move recorded for cooldown); start PENDING actions of the ONGOING plan while the
 caps allow (per host out and in, per cloud, counting every running action): each is claimed
 (PENDING → ONGOING, compare-and-set, so one API worker runs it), re-checked against the current
-database, shown to the pre-migrate hook (a veto skips it), then migrated; a plan whose actions
+database, shown to the pre-migrate hook (a veto skips it), then, if its row (locked) is still
+ONGOING and awaiting the hook, migrated; a plan whose actions
 are all done ends SUCCEEDED, or FAILED when one failed.
 
 Hooks are called outside any transaction. Every failure of an action is recorded on it
@@ -23,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, delete, exists, select, update
 from sqlalchemy.orm import Session
 
 from kumo import metrics
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 REBALANCER = RequestContext(user_id="kumo-rebalancer", project_id=None, roles=("admin",), request_id="-")
 AWAITING_HOOK = "awaiting the pre-migrate hook"
 MIGRATING = "live migration running"
+AUDIT_RETRY_SECONDS = 60  # an audit whose run broke (not refused) is tried again after this
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,9 @@ class Executor:
 
     # -- audits and plans ----------------------------------------------------------------
     def run_audits(self) -> None:
+        """Run each due audit; one that fails never stops the others nor wedges the loop: a
+        refused audit (KumoError: bad parameters, scope) is FAILED, any other error is logged
+        and the audit tried again after max(its interval, AUDIT_RETRY_SECONDS)."""
         now = self.clock()
         with self.db.read() as session:
             due = [a.uuid for a in svc.due_audits(session, now)]
@@ -134,23 +140,44 @@ class Executor:
                         if audit.next_run_time is None or audit.next_run_time <= now:
                             svc.run_audit(session, self.settings, audit, now)
             except KumoError as exc:
-                with self.db.transaction() as session:
-                    failed = session.scalar(select(Audit).where(Audit.uuid == audit_uuid))
-                    if failed is not None:
-                        failed.state = svc.FAILED
                 log.warning("audit %s failed: %s", audit_uuid, exc)
+                self._audit_failed(audit_uuid, now, retry=False)
+            except Exception:
+                log.exception("audit %s failed; it runs again later", audit_uuid)
+                self._audit_failed(audit_uuid, now, retry=True)
+
+    def _audit_failed(self, audit_uuid: str, now: dt.datetime, retry: bool) -> None:
+        try:
+            with self.db.transaction() as session:
+                failed = session.scalar(select(Audit).where(Audit.uuid == audit_uuid))
+                if failed is None:
+                    return
+                if retry:
+                    wait = max(failed.interval or 0, AUDIT_RETRY_SECONDS)
+                    failed.next_run_time = now + dt.timedelta(seconds=wait)
+                else:
+                    failed.state = svc.FAILED
+        except Exception:
+            log.exception("audit %s: its failure could not be recorded", audit_uuid)
 
     def promote(self) -> None:
+        """The oldest PENDING plan → ONGOING in one compare-and-set UPDATE (none while another
+        is ONGOING or CANCELLING): of several workers, one promotes it."""
+        busy = select(ActionPlan.id).where(ActionPlan.state.in_([svc.ONGOING, svc.CANCELLING]))
+        oldest = (
+            select(ActionPlan.id)
+            .where(ActionPlan.state == svc.PENDING)
+            .order_by(ActionPlan.id)
+            .limit(1)
+            .scalar_subquery()
+        )
         with self.db.transaction() as session:
-            if session.scalar(
-                select(ActionPlan.id).where(ActionPlan.state.in_([svc.ONGOING, svc.CANCELLING]))
-            ):
-                return
-            plan = session.scalar(
-                select(ActionPlan).where(ActionPlan.state == svc.PENDING).order_by(ActionPlan.id).limit(1)
+            session.execute(
+                update(ActionPlan)
+                .where(ActionPlan.id == oldest, ActionPlan.state == svc.PENDING, ~exists(busy))
+                .values(state=svc.ONGOING)
+                .execution_options(synchronize_session=False)
             )
-            if plan is not None:
-                plan.state = svc.ONGOING
 
     def close_plans(self) -> None:
         with self.db.transaction() as session:
@@ -190,8 +217,9 @@ class Executor:
                 if outcome is not None:
                     done.append((action.uuid, outcome, {**params, "server": _server(instance)}))
         for action_uuid, outcome, params in done:
-            self._post_hook(action_uuid, params, outcome.state)
-            self._record(action_uuid, outcome, moved=True)
+            if self._claim(action_uuid, outcome):  # one worker ends each action
+                self._post_hook(action_uuid, params, outcome.state)
+                self._record(action_uuid, outcome, moved=True)
 
     def start_actions(self) -> None:
         for action_uuid in self._startable():
@@ -244,15 +272,23 @@ class Executor:
             blocked = precondition(instance, dest, params)
             params["server"] = _server(instance)
         if blocked is not None:
-            self._record(action_uuid, blocked, moved=False)
+            if self._claim(action_uuid, blocked):
+                self._record(action_uuid, blocked, moved=False)
             return
         verdict = self.drain.call(hooks.PRE, _hook_body(action_uuid, params))
         if not verdict.proceed:
             metrics.REBALANCE_VETOES.inc()
-            self._record(action_uuid, Outcome(svc.SKIPPED, verdict.reason), moved=False)
+            vetoed = Outcome(svc.SKIPPED, verdict.reason)
+            if self._claim(action_uuid, vetoed):
+                self._record(action_uuid, vetoed, moved=False)
             return
         try:
             with self.db.transaction() as session:
+                # Still ours? Another worker may have failed it as interrupted (a slow hook), or
+                # the plan's cancel may have ended it: the lock holds it until the migrate commits.
+                mine = session.scalar(select(Action).where(Action.uuid == action_uuid).with_for_update())
+                if mine is None or mine.state != svc.ONGOING or mine.status_message != AWAITING_HOOK:
+                    return
                 instance = _instance(session, str(params["resource_id"]))
                 dest = session.scalar(
                     select(ComputeHost).where(ComputeHost.name == params["destination_node"])
@@ -274,22 +310,33 @@ class Executor:
                     row.updated_at = self.clock()
         except KumoError as exc:
             blocked = Outcome(svc.FAILED, str(exc))
-        if blocked is not None:
+        if blocked is not None and self._claim(action_uuid, blocked):
             self._post_hook(action_uuid, params, blocked.state)
             self._record(action_uuid, blocked, moved=blocked.state == svc.FAILED)
+
+    def _claim(self, action_uuid: str, outcome: Outcome) -> bool:
+        """ONGOING → the outcome, compare-and-set: True for the one worker whose UPDATE ended it
+        (that worker alone calls the post hook and records the move)."""
+        with self.db.transaction() as session:
+            claimed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+                update(Action)
+                .where(Action.uuid == action_uuid, Action.state == svc.ONGOING)
+                .values(state=outcome.state, status_message=outcome.message or None)
+                .execution_options(synchronize_session=False)
+            )
+            return claimed.rowcount == 1
 
     def _post_hook(self, action_uuid: str, params: dict[str, Any], state: str) -> None:
         self.drain.call(hooks.POST, {**_hook_body(action_uuid, params), "outcome": state})
 
     def _record(self, action_uuid: str, outcome: Outcome, moved: bool) -> None:
-        """The action's end; a move tried (succeeded or failed) starts the server's cooldown."""
+        """The end of an action this worker claimed (see _claim); a move tried (succeeded or
+        failed) starts the server's cooldown."""
         now = self.clock()
         with self.db.transaction() as session:
             action = session.scalar(select(Action).where(Action.uuid == action_uuid))
             if action is None:
                 return
-            action.state = outcome.state
-            action.status_message = outcome.message or None
             params = action.input_parameters
             if moved:
                 left = params["source_node"] if outcome.state == svc.SUCCEEDED else ""

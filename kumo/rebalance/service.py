@@ -17,7 +17,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, exists, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kumo import metrics
@@ -39,6 +40,8 @@ SUCCEEDED, FAILED, CANCELLED, CANCELLING, SUPERSEDED = (
     "SUPERSEDED",
 )
 SKIPPED = "SKIPPED"
+RUNNING_PLAN = (PENDING, ONGOING, CANCELLING)
+NAME_MAX = 63  # audit and template names (their columns)
 # Audit types and states
 ONESHOT, CONTINUOUS = "ONESHOT", "CONTINUOUS"
 AUDIT_DONE = (SUCCEEDED, FAILED, CANCELLED)
@@ -83,11 +86,14 @@ STEAL = Strategy(
         "properties": {
             f.name: {"type": _t, "default": f.default}
             for f in dataclasses.fields(core.Policy)
+            if f.name not in snap.SIGNAL_ONLY  # not an audit's to set
             for _t in [
                 "string"
                 if isinstance(f.default, str)
                 else "boolean"
                 if isinstance(f.default, bool)
+                else "integer"
+                if isinstance(f.default, int)
                 else "number"
             ]
         }
@@ -131,14 +137,23 @@ def create_template(
     scope: list[Any],
 ) -> AuditTemplate:
     g, s = _goal_and_strategy(goal, strategy)
+    _check_name(name)
     if session.scalar(select(AuditTemplate.id).where(AuditTemplate.name == name)) is not None:
         raise Conflict(f"An audit_template with name {name} already exists")
     row = AuditTemplate(
         uuid=str(uuid.uuid4()), name=name, description=description, goal=g.name, strategy=s.name, scope=scope
     )
-    session.add(row)
-    session.flush()
+    try:
+        with session.begin_nested():  # a concurrent create of the same name: the unique index
+            session.add(row)
+    except IntegrityError:
+        raise Conflict(f"An audit_template with name {name} already exists (created meanwhile)") from None
     return row
+
+
+def _check_name(name: str | None) -> None:
+    if name is not None and len(name) > NAME_MAX:
+        raise BadRequest(f"Invalid input for field/attribute name: longer than {NAME_MAX} characters")
 
 
 def get_template(session: Session, ref: str) -> AuditTemplate:
@@ -178,6 +193,7 @@ def create_audit(
         t = get_template(session, template)
         goal, strategy, scope = goal or t.goal, strategy or t.strategy, list(t.scope or [])
     g, s = _goal_and_strategy(goal, strategy)
+    _check_name(name)
     if audit_type not in (ONESHOT, CONTINUOUS):
         raise BadRequest(f"Audit type {audit_type} is not supported (ONESHOT or CONTINUOUS)")
     if audit_type == CONTINUOUS and not interval:
@@ -325,35 +341,66 @@ def list_plans(session: Session, audit_uuid: str | None = None) -> list[ActionPl
 
 
 def start_plan(session: Session, ref: str) -> ActionPlan:
+    """RECOMMENDED → PENDING in one compare-and-set UPDATE: a plan changed meanwhile (cancelled,
+    started by another request) is not revived, and none starts while another runs."""
     plan = get_plan(session, ref)
     if plan.state != RECOMMENDED:
         raise Conflict(f"Action plan {plan.uuid} is {plan.state}: only a RECOMMENDED plan can start")
-    running = session.scalar(
-        select(ActionPlan.uuid).where(ActionPlan.state.in_([PENDING, ONGOING, CANCELLING]))
+    running = select(ActionPlan.id).where(ActionPlan.state.in_(RUNNING_PLAN)).scalar_subquery()
+    started = _cas(
+        session,
+        update(ActionPlan)
+        .where(ActionPlan.uuid == plan.uuid, ActionPlan.state == RECOMMENDED, ~exists(running))
+        .values(state=PENDING),
     )
-    if running is not None:
-        raise Conflict(f"Action plan {running} is already running")
-    plan.state = PENDING
+    if not started:
+        other = session.scalar(select(ActionPlan.uuid).where(ActionPlan.state.in_(RUNNING_PLAN)))
+        session.refresh(plan)
+        if other is not None and other != plan.uuid:
+            raise Conflict(f"Action plan {other} is already running")
+        raise Conflict(f"Action plan {plan.uuid} is {plan.state}: only a RECOMMENDED plan can start")
+    session.refresh(plan)
     wake_after_commit(session, WAKE_KEY)
     return plan
 
 
+def _cas(session: Session, statement: Any) -> bool:
+    """Run a compare-and-set UPDATE; True when it changed exactly one row."""
+    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        statement.execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
 def cancel_plan(session: Session, ref: str, state: str) -> ActionPlan:
     """Watcher's PATCH of /state to CANCELLED (a plan not started or PENDING) or CANCELLING (an
-    ONGOING plan: its PENDING actions are cancelled, its running ones finish)."""
+    ONGOING plan: its PENDING actions are cancelled, its running ones finish). Compare-and-set:
+    a plan whose state changed since it was read (promoted by the rebalancer) is a 409, and only
+    actions still PENDING are cancelled (never one a worker just claimed)."""
     plan = get_plan(session, ref)
     if state not in (CANCELLED, CANCELLING):
         raise BadRequest(f"Action plan state {state} cannot be set (CANCELLED or CANCELLING)")
-    if plan.state in (RECOMMENDED, PENDING):
-        plan.state = CANCELLED
-    elif plan.state == ONGOING:
-        plan.state = CANCELLING
+    seen = plan.state
+    if seen in (RECOMMENDED, PENDING):
+        new = CANCELLED
+    elif seen == ONGOING:
+        new = CANCELLING
     else:
+        raise Conflict(f"Action plan {plan.uuid} is {seen}")
+    if not _cas(
+        session,
+        update(ActionPlan).where(ActionPlan.uuid == plan.uuid, ActionPlan.state == seen).values(state=new),
+    ):
+        session.refresh(plan)
         raise Conflict(f"Action plan {plan.uuid} is {plan.state}")
-    for action in actions_of(session, plan.uuid):
-        if action.state == PENDING:
-            action.state = CANCELLED
-    return plan
+    session.execute(
+        update(Action)
+        .where(Action.action_plan_uuid == plan.uuid, Action.state == PENDING)
+        .values(state=CANCELLED)
+        .execution_options(synchronize_session=False)
+    )
+    session.expire_all()
+    return get_plan(session, plan.uuid)
 
 
 def delete_plan(session: Session, ref: str) -> None:
@@ -392,13 +439,21 @@ def get_action(session: Session, ref: str) -> Action:
 
 
 def skip_action(session: Session, ref: str, message: str | None) -> Action:
-    """Watcher 1.5: an admin skips a PENDING action of a plan not yet started."""
+    """Watcher 1.5: an admin skips a PENDING action of a plan not yet started (compare-and-set:
+    an action a worker claimed meanwhile is a 409)."""
     action = get_action(session, ref)
     plan = get_plan(session, action.action_plan_uuid)
     if action.state != PENDING or plan.state not in (RECOMMENDED, PENDING):
         raise Conflict(f"Action {action.uuid} is {action.state} in a {plan.state} plan: it cannot be skipped")
-    action.state = SKIPPED
-    action.status_message = message or "Action skipped by user."
+    if not _cas(
+        session,
+        update(Action)
+        .where(Action.uuid == action.uuid, Action.state == PENDING)
+        .values(state=SKIPPED, status_message=message or "Action skipped by user."),
+    ):
+        session.refresh(action)
+        raise Conflict(f"Action {action.uuid} is {action.state}: it cannot be skipped")
+    session.refresh(action)
     return action
 
 

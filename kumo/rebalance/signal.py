@@ -61,7 +61,9 @@ def record(
         row.hot_rounds = advance_hot_rounds(row.hot_rounds or 0, cpu.steal_pct, cpu.busy, policy)
         row.updated_at = now
     if rows:
-        session.execute(delete(VmCpuSignal).where(VmCpuSignal.instance_uuid.in_(list(rows))))
+        session.execute(
+            delete(VmCpuSignal).where(VmCpuSignal.host == host, VmCpuSignal.instance_uuid.in_(list(rows)))
+        )
     demand = sum(guests[u].run_cores + guests[u].delay_cores for u in known)
     steal = sum(guests[u].delay_cores for u in known)
     row_host = session.get(HostCpuSignal, host)

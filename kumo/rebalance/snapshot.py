@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 from typing import Any
 
 from sqlalchemy import select
@@ -18,6 +19,7 @@ from kumo.errors import BadRequest
 from kumo.placement.snapshot import load_snapshot
 from kumo.rebalance import core
 from kumo.rebalance.models import Action, HostCpuSignal, RebalanceMove, VmCpuSignal
+from kumo.validation import MAX_INT
 
 EPOCH = dt.datetime(1970, 1, 1)
 ONGOING = "ONGOING"
@@ -27,22 +29,36 @@ def seconds(at: dt.datetime) -> float:
     return (at - EPOCH).total_seconds()
 
 
+# Policy fields that act when an agent's CPU signal is recorded (kumo.rebalance.signal), cloud-wide
+# with the default Policy, not when an audit plans: an audit may not set them (it would not work).
+SIGNAL_ONLY = ("trigger_steal_pct", "busy")
+
+
 def policy_from(parameters: dict[str, Any]) -> core.Policy:
-    """An audit's parameters over the default policy: each key a Policy field of its type."""
+    """An audit's parameters over the default policy: each key a Policy field of its type (a
+    real int for an int field, a finite number in [0, MAX_INT] for a number), never one of
+    SIGNAL_ONLY; anything else is a BadRequest."""
     fields = {f.name: f for f in dataclasses.fields(core.Policy)}
     values: dict[str, Any] = {}
     for key, value in (parameters or {}).items():
+        if key in SIGNAL_ONLY:
+            raise BadRequest(
+                f"Rebalancer parameter {key!r} applies when agents report CPU signals, cloud-wide, "
+                "not per audit: it cannot be set on an audit"
+            )
         if key not in fields:
             raise BadRequest(f"Unknown rebalancer parameter {key!r}; known: {', '.join(sorted(fields))}")
         default = getattr(core.Policy(), key)
         if isinstance(default, bool) or isinstance(value, bool):
             ok = isinstance(value, bool) and isinstance(default, bool)
-        elif isinstance(default, int | float):
-            ok = isinstance(value, int | float) and value >= 0
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and 0 <= value <= MAX_INT
+        elif isinstance(default, float):
+            ok = isinstance(value, int | float) and math.isfinite(value) and 0 <= value <= MAX_INT
         else:
-            ok = isinstance(value, str)
+            ok = isinstance(value, str) and len(value) <= 255
         if not ok:
-            raise BadRequest(f"Invalid value for rebalancer parameter {key!r}: {value!r}")
+            raise BadRequest(f"Invalid value for rebalancer parameter {key!r}: {value!r}"[:300])
         if key == "candidates" and value not in ("all", "victims"):
             raise BadRequest("candidates must be 'all' or 'victims'")
         values[key] = type(default)(value) if not isinstance(default, str) else value

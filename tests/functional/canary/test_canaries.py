@@ -2,7 +2,8 @@
 their service user: a healthy cloud passes (per zone and per host, from the loop), each step's
 request id is its instance action's, nothing is left behind; a host whose driver fails is
 down-weighted (the scheduler sends servers elsewhere), then disabled with reason `canary`, and
-enabled again once it passes; the results show in os-kumo-canaries and at /metrics."""
+enabled again once it passes; a host an operator disabled is never canaried by the loop; the
+results show in os-kumo-canaries (latest=true: each target's newest run) and at /metrics."""
 
 from __future__ import annotations
 
@@ -147,6 +148,22 @@ def test_a_healthy_cloud_passes_its_zone_and_host_canaries(canaries: Canaries) -
     assert canaries.run(HOST, host)["ok"]  # forced onto the disabled host: it passes …
     service = canaries.service(host)
     assert (service["status"], service["disabled_reason"]) == ("disabled", "maintenance")  # … and stays off
+    # The loop itself never canaries an operator's maintenance host, even when its host canary is due.
+    eager = CanaryLoop(
+        canaries.cloud.url,
+        lambda: str(canaries.api.headers["X-Auth-Token"]),
+        lambda api: canaries.prober.spec,
+        CanaryPolicy(host_interval=0.0, az_interval=1e9, migration_interval=1e9),
+    )
+    assert [(r["scope"], r["target"]) for r in eager.pass_once()] == [(HOST, HOSTS[1])]
+    # latest=true: each (scope, target)'s newest run, once (what the loop reads: no limit to fall past).
+    latest = canaries.overview(latest="true")["canaries"]
+    assert sorted((r["scope"], r["target"]) for r in latest) == sorted(
+        [(AZ, "nova"), (MIGRATION, "nova"), (HOST, HOSTS[0]), (HOST, HOSTS[1])]
+    )
+    newest = canaries.overview(scope=HOST, limit="1")["canaries"][0]
+    assert newest["target"] == HOSTS[1] and newest in latest
+    assert canaries.api.get("/compute/v2.1/os-kumo-canaries", params={"latest": "yes"}).status_code == 400
     bad = {
         "canary": {
             "scope": "rack",

@@ -1,7 +1,9 @@
 """Audits and plans over a database with no loop running (the executor stepped by hand, its
 clock given): a continuous audit runs again each interval and its newer plan supersedes the
 RECOMMENDED one; a plan cancels; an action is skipped only before its plan starts; auto_trigger
-on a plan with nothing to move ends it at once; a cancelled audit runs no more."""
+on a plan with nothing to move ends it at once; a cancelled audit runs no more; names are at most
+63 characters and a duplicate template name is a 409 even when it races; an audit whose run
+breaks is tried again later while the other due audits run."""
 
 from __future__ import annotations
 
@@ -9,16 +11,17 @@ import datetime as dt
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kumo.config import Settings
 from kumo.db import Database
-from kumo.errors import Conflict
+from kumo.errors import BadRequest, Conflict
 from kumo.rebalance import hooks
 from kumo.rebalance import service as svc
-from kumo.rebalance.executor import Executor
-from kumo.rebalance.models import Action
+from kumo.rebalance.executor import AUDIT_RETRY_SECONDS, Executor
+from kumo.rebalance.models import Action, AuditTemplate
 
 T0 = dt.datetime(2026, 12, 7, 12, 0, 0)
 
@@ -137,3 +140,45 @@ def test_executor_starts_only_what_the_caps_allow(db: Database, tmp_path: Path) 
             )
     # a2: a's outbound slot taken by a1; a3: b's inbound by a1; a5: the cloud's 3 slots full.
     assert executor._startable() == ["a1", "a4"]
+
+
+def test_names_are_bounded_and_a_duplicate_template_is_a_conflict(db: Database) -> None:
+    with db.transaction() as s, pytest.raises(BadRequest, match="longer than 63"):
+        svc.create_audit_from(s, {"goal": "noisy_neighbor", "name": "a" * 64}, T0)
+    with db.transaction() as s, pytest.raises(BadRequest, match="longer than 63"):
+        svc.create_template_from(s, {"goal": "noisy_neighbor", "name": "t" * 64})
+    with db.transaction() as s:
+        assert svc.create_template_from(s, {"goal": "noisy_neighbor", "name": "t" * 63}).name == "t" * 63
+    # The same name created meanwhile by another request (unflushed here, so the look-up misses
+    # it): the unique index refuses the second, a 409, not a 500.
+    with db.transaction() as s, s.no_autoflush, pytest.raises(Conflict, match="created meanwhile"):
+        s.add(AuditTemplate(uuid="t-0", name="dup", goal="noisy_neighbor", strategy="s", scope=[]))
+        svc.create_template(s, "dup", "noisy_neighbor", None, None, [])
+    with db.transaction() as s, pytest.raises(Conflict, match="already exists"):
+        svc.create_template_from(s, {"goal": "noisy_neighbor", "name": "t" * 63})
+
+
+def test_an_audit_whose_run_breaks_is_retried_later_and_the_others_run(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    executor = Executor(db, Settings(state_dir=tmp_path), hooks.DrainHooks("", "", 1.0), clock=lambda: T0)
+    with db.transaction() as s:
+        broken = svc.create_audit_from(s, {"goal": "noisy_neighbor", "name": "broken"}, T0).uuid
+        fine = svc.create_audit_from(s, {"goal": "noisy_neighbor", "name": "fine"}, T0).uuid
+    real = svc.run_audit
+
+    def run_audit(session: Any, settings: Settings, audit: Any, now: dt.datetime) -> Any:
+        if audit.uuid == broken:
+            raise RuntimeError("a bug")
+        return real(session, settings, audit, now)
+
+    monkeypatch.setattr(svc, "run_audit", run_audit)
+    executor.run_audits()
+    with db.read() as s:
+        again = svc.get_audit(s, broken)
+        assert again.state == svc.PENDING
+        assert again.next_run_time == T0 + dt.timedelta(seconds=AUDIT_RETRY_SECONDS)
+        assert svc.get_audit(s, fine).state == svc.SUCCEEDED
+    executor.run_audits()  # not due again yet: nothing runs, nothing raises
+    with db.read() as s:
+        assert svc.get_audit(s, broken).next_run_time == T0 + dt.timedelta(seconds=AUDIT_RETRY_SECONDS)

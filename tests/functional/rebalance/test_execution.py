@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -40,7 +41,14 @@ class Hooks(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         raw = self.rfile.read(int(self.headers["Content-Length"]))
         body = json.loads(raw)
-        Hooks.calls.append({"body": body, "raw": raw, "signature": self.headers["X-Kumo-Signature"]})
+        Hooks.calls.append(
+            {
+                "body": body,
+                "raw": raw,
+                "signature": self.headers["X-Kumo-Signature"],
+                "timestamp": self.headers["X-Kumo-Timestamp"],
+            }
+        )
         answer = (
             {"proceed": False, "reason": "maintenance"}
             if Hooks.veto and body["event"] == "pre-migrate"
@@ -195,7 +203,9 @@ def test_rebalance_dry_run_veto_move_and_failure(hooked: tuple[Cloud, Fleet]) ->
         )
         assert [call["body"]["event"] for call in Hooks.calls] == ["pre-migrate"]
         first = Hooks.calls[0]
-        assert first["signature"] == "sha256=" + hmac.new(b"s3cret", first["raw"], hashlib.sha256).hexdigest()
+        signed = first["timestamp"].encode() + b"." + first["raw"]
+        assert first["signature"] == "sha256=" + hmac.new(b"s3cret", signed, hashlib.sha256).hexdigest()
+        assert abs(int(first["timestamp"]) - time.time()) < 120
         assert first["body"]["server"]["id"] == moved and first["body"]["source"] == "rb-a"
         assert _server(c, moved)["OS-EXT-SRV-ATTR:host"] == "rb-a"
 

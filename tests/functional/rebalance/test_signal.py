@@ -1,7 +1,8 @@
 """The CPU signal end to end with the fake driver: an agent samples its guests' counters,
 smooths them and reports to PUT /internal/v1/hosts/{host}/cpu-signal; the API keeps the latest
 rates per server and per host, advances each server's trigger, and /metrics shows the host's
-steal."""
+steal. The report route refuses (4xx, never a 500) more than 4096 guests, keys longer than a
+UUID, non-finite numbers and a host path that is no host name."""
 
 from __future__ import annotations
 
@@ -60,6 +61,16 @@ def test_report_route_guards(cloud: Cloud) -> None:
     token = {AGENT_TOKEN_HEADER: cloud.settings.secret("agent_token")}
     bad = {**body, "guests": {"x": {"vcpus": 0, "run_cores": -1, "delay_cores": 1}}}
     assert httpx.put(url, json=bad, headers=token).status_code in (400, 422)
+    one = {"vcpus": 1, "run_cores": 0, "delay_cores": 0}
+    too_many = {**body, "guests": {f"{i:036d}": one for i in range(4097)}}
+    assert httpx.put(url, json=too_many, headers=token).status_code in (400, 422)
+    long_key = {**body, "guests": {"u" * 37: one}}
+    assert httpx.put(url, json=long_key, headers=token).status_code in (400, 422)
+    nan = httpx.put(url, content=b'{"cores": NaN, "load1": 0, "guests": {}}', headers=token)
+    assert nan.status_code in (400, 422)
+    for host in ("h" * 256, "bad%20host"):
+        wrong = f"{cloud.url}/internal/v1/hosts/{host}/cpu-signal"
+        assert httpx.put(wrong, json=body, headers=token).status_code == 400
     assert httpx.put(url, json=body, headers=token).status_code == 204
     db = database(cloud)
     try:

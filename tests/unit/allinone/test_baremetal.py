@@ -1,5 +1,6 @@
 """`kumo up`'s baremetal (kumo/baremetal/allinone.py): which BMC driver its nodes get and why,
-the flavor of their resource class, and the banner's baremetal commands."""
+the flavor of their resource class, the banner's baremetal commands, and a start that fails
+stopping what it started (conductor, emulator) before the error goes on."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from kumo.baremetal import allinone as bm
 from kumo.baremetal.conductor import console_output
 from kumo.baremetal.drivers import fake
 from kumo.baremetal.drivers.base import POWER_ON, Node
+from kumo.config import Settings
 
 
 def test_redfish_where_real_guests_run_and_sushy_tools_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -77,3 +79,43 @@ def test_a_nodes_console_answer_is_its_machines_serial_console_tail() -> None:
     assert console_output(hw, 1) == f"KUMO-BOOT-OK {node.uuid} boots=1\n"
     assert console_output(hw, 0) == ""
     fake.forget_all()
+
+
+class Lab:
+    """A started baremetal lab standing in for bm.Baremetal: records that it was stopped."""
+
+    def __init__(self) -> None:
+        self.stopped = 0
+
+    def stop(self) -> None:
+        self.stopped += 1
+
+
+def test_a_baremetal_start_that_fails_stops_its_conductor_and_emulator(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    lab = Lab()
+    monkeypatch.setattr(bm, "choose_hardware", lambda real: (bm.FAKE, "test"))
+    monkeypatch.setattr(bm, "start", lambda *args: lab)
+
+    def refuse(admin: object) -> None:
+        raise RuntimeError("the flavor could not be made")
+
+    monkeypatch.setattr(bm, "ensure_flavor", refuse)
+    settings = Settings(state_dir=tmp_path)
+    with pytest.raises(RuntimeError, match="flavor"):
+        allinone.start_baremetal("http://x", "tok", object(), settings, False, None)  # type: ignore[arg-type]
+    assert lab.stopped == 1
+
+
+def test_started_or_stopped_undoes_the_start_on_any_error_and_not_otherwise() -> None:
+    undone: list[str] = []
+    assert allinone.started_or_stopped(lambda: 7, lambda: undone.append("stop")) == 7
+    assert undone == []
+
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        allinone.started_or_stopped(interrupted, lambda: undone.append("stop"))
+    assert undone == ["stop"]

@@ -92,6 +92,11 @@ def ago(seconds: float) -> dt.datetime:
         (HostSeen("h", "az1", up=True, failures=1), ago(61), True, "retry"),
         (HostSeen("h", "az1", up=True, disabled_by_canary=True), ago(61), True, "retry"),
         (HostSeen("h", "az1", up=False), None, None, ""),  # a down host gets none
+        # An operator's maintenance host (disabled, reason not "canary") is never canaried.
+        (HostSeen("h", "az1", up=True, disabled_by_operator=True), None, None, ""),
+        (HostSeen("h", "az1", up=True, disabled_by_operator=True), ago(90000), True, ""),
+        (HostSeen("h", "az1", up=True, failures=2, disabled_by_operator=True), ago(61), True, ""),
+        (HostSeen("h", "az1", up=True, disabled_by_operator=True), ago(10), False, ""),
     ],
 )
 def test_which_host_canaries_are_due(

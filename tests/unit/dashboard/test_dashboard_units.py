@@ -1,21 +1,27 @@
 """The dashboard's pure parts: the session cookie's sealing, the chart geometry, how a server and
-a flavor are shown, quota shares, and the API error messages it shows."""
+a flavor are shown, quota shares, the API error messages it shows; the cookie's Secure flag and
+the pages' frame-ancestors policy."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from cryptography.fernet import Fernet
+from fastapi import FastAPI
 
 from kumo.apiclient import APIError, error_message
+from kumo.config import Settings
 from kumo.dashboard import charts, client, pages
-from kumo.dashboard.session import Session, Sessions
+from kumo.dashboard.routes import error_page, install
+from kumo.dashboard.session import Session, Sessions, cookie_secure
 
 
 def sessions(max_age: int = 60) -> Sessions:
@@ -252,3 +258,41 @@ def test_the_create_form_becomes_novas_create_body() -> None:
     }
     pages.create_server(api, {"name": "bare", "flavor": "f1", "image": "i1", "network": "", "key_name": ""})
     assert sent[1] == {"server": {"name": "bare", "flavorRef": "f1", "imageRef": "i1", "networks": "auto"}}
+
+
+@pytest.mark.parametrize(
+    ("setting", "scheme", "host", "secure"),
+    [
+        (None, "https", "127.0.0.1", True),
+        (None, "http", "127.0.0.1", False),  # kumo up's own http://127.0.0.1
+        (None, "http", "::1", False),
+        (None, "http", "localhost", False),
+        (None, "http", "10.0.0.5", True),  # plain http to a real address: a TLS proxy's hop
+        (None, "http", "testserver", True),
+        (None, "http", None, True),
+        (True, "http", "127.0.0.1", True),  # the setting wins both ways
+        (False, "https", "10.0.0.5", False),
+    ],
+)
+def test_cookie_secure(setting: bool | None, scheme: str, host: str | None, secure: bool) -> None:
+    assert cookie_secure(setting, scheme, host) is secure
+
+
+def test_pages_forbid_framing_and_the_cookie_follows_the_setting(tmp_path: Path) -> None:
+    async def login_page(app: FastAPI) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as browser:
+            return await browser.get("/dashboard/login")  # plain http to a non-loopback address
+
+    for setting, secure in ((None, True), (False, False)):
+        app = FastAPI()
+        install(app, Settings(state_dir=tmp_path, dashboard_cookie_secure=setting))
+        page = asyncio.run(login_page(app))
+        assert page.status_code == 200
+        assert page.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+        cookie = page.headers["set-cookie"]
+        assert cookie.startswith("kumo_dashboard=") and "HttpOnly" in cookie
+        assert ("; Secure" in cookie) is secure
+    missing = error_page(404, "No such page.")  # what the API's error handlers answer for /dashboard
+    assert missing.status_code == 404
+    assert missing.headers["Content-Security-Policy"] == "frame-ancestors 'none'"

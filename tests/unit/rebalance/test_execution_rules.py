@@ -136,8 +136,19 @@ def test_interval(value: Any, expect: Any) -> None:
     [
         ({}, core.Policy()),
         ({"per_plan": 3, "candidates": "victims"}, core.Policy(per_plan=3, candidates="victims")),
-        ({"trigger_steal_pct": 10}, core.Policy(trigger_steal_pct=10.0)),
+        ({"clear_steal_pct": 1, "cooldown_s": 60.5}, core.Policy(clear_steal_pct=1.0, cooldown_s=60.5)),
         ({"same_az": False}, core.Policy(same_az=False)),
+        ({"per_cloud": 2**31 - 1}, core.Policy(per_cloud=2**31 - 1)),
+        ({"trigger_steal_pct": 10}, BadRequest),  # acts at signal time, cloud-wide: refused
+        ({"busy": 0.5}, BadRequest),
+        ({"cooldown_s": float("nan")}, BadRequest),
+        ({"cooldown_s": float("inf")}, BadRequest),
+        ({"cooldown_s": 1e300}, BadRequest),
+        ({"per_plan": 1.5}, BadRequest),  # an int field takes a real int only
+        ({"per_plan": 3.0}, BadRequest),
+        ({"per_plan": 2**31}, BadRequest),
+        ({"per_plan": 10**400}, BadRequest),
+        ({"role_key": "r" * 256}, BadRequest),
         ({"nope": 1}, BadRequest),
         ({"per_plan": "3"}, BadRequest),
         ({"per_plan": -1}, BadRequest),
@@ -146,6 +157,7 @@ def test_interval(value: Any, expect: Any) -> None:
     ],
 )
 def test_policy_from(parameters: dict[str, Any], expect: Any) -> None:
+    """Each parameter a finite, bounded value of its field's type; signal-time fields refused."""
     if expect is BadRequest:
         with pytest.raises(BadRequest):
             policy_from(parameters)
