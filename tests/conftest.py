@@ -50,21 +50,6 @@ def fresh_pg_database() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-# scripts/test runs the suite under pytest-xdist (`-n 4 --dist loadgroup`). Each module is one unit
-# of work (its module-scoped fixtures are built once), and the tests that share this host's bridges,
-# namespaces, firewall, libvirt, fixed ports or `kumo up` all run on one worker, one at a time,
-# beside the others.
-TESTS_ROOT = Path(__file__).parent
-HOST_BOUND = ("integration", "bench", "cli/test_kumo_up.py", "cli/test_clean_stop.py")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        where = item.path.relative_to(TESTS_ROOT).as_posix()
-        host_bound = any(where == bound or where.startswith(bound + "/") for bound in HOST_BOUND)
-        item.add_marker(pytest.mark.xdist_group("host" if host_bound else where))
-
-
 @pytest.fixture(scope="session", autouse=True)
 def work_hooks() -> None:
     """Domain-level tests enqueue and settle as the API does: with the start-up hooks."""
