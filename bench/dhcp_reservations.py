@@ -111,12 +111,19 @@ def longest_gap(row: dict[str, Any], after: float) -> float:
 
 
 def wait_serving(client: Client, n: int = 0) -> float:
-    """Blocks until dnsmasq answers a DISCOVER for reservation `n`; returns how long that took."""
-    prober = client.probe(mac_of(n), "until-offer", 0.005, "--timeout", "300")
-    out, _ = prober.communicate(timeout=400)
-    result = json.loads(out.strip().splitlines()[-1])
-    assert result["offered"] == ip_of(n), result
-    return float(result["seconds"])
+    """Blocks until dnsmasq answers a DISCOVER for reservation `n`; returns how long that took.
+    A prober that dies without an answer (once, in a CI run, its socket's device was reported
+    gone: ENODEV) is started again, at most twice; dnsmasq's answer is asserted either way."""
+    for _ in range(3):
+        prober = client.probe(mac_of(n), "until-offer", 0.005, "--timeout", "300")
+        out, _ = prober.communicate(timeout=400)
+        lines = out.strip().splitlines()
+        if lines:
+            result = json.loads(lines[-1])
+            assert result["offered"] == ip_of(n), result
+            return float(result["seconds"])
+        print(f"dhcp_reservations: the prober exited {prober.returncode}, no answer; again", file=sys.stderr)
+    raise AssertionError("the DHCP prober died three times without an answer (its error is above)")
 
 
 def quiet_wait(seconds: float) -> None:
