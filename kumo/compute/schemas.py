@@ -205,8 +205,8 @@ SERVER_ACTION: Schema = one_action(
             },
             ["name"],
         ),
-        "shelve": NO_ARGS,
-        "shelveOffload": NO_ARGS,
+        "shelve": nullable(obj({})),
+        "shelveOffload": nullable(obj({})),
         "unshelve": nullable(obj({"availability_zone": nullable(STRING), "host": HOST})),  # 2.91's
         "os-getSerialConsole": obj({"type": {"type": "string", "enum": ["serial"]}}, ["type"]),
     }

@@ -160,6 +160,9 @@ def _resize(s: Session, ctx: RequestContext, sid: str, body: Any, _: Microversio
     return day2.resize(s, ctx, sid, day2.parse_resize(body))
 
 
+# Actions Nova answers 204 (done in the API), not 202.
+NO_CONTENT = frozenset({"confirmResize"})
+
 HANDLERS: dict[str, Handler] = {
     "os-start": _start,
     "os-stop": _stop,
@@ -219,7 +222,7 @@ def server_action(
         host = handler(session, ctx, server_id, args, version)
     if host:
         rt.waker.publish(host_key(host))
-    return Response(status_code=202)
+    return Response(status_code=204 if name in NO_CONTENT else 202)
 
 
 def _console_output(server_id: str, args: Any, ctx: RequestContext, rt: Runtime) -> JSONResponse:
@@ -338,7 +341,8 @@ SHELVING = ("shelve", "shelveOffload", "unshelve")
 def _shelving(
     name: str, server_id: str, args: Any, ctx: RequestContext, version: Microversion, rt: Runtime
 ) -> Response:
-    if name != "unshelve" and args is not None:
+    # Nova reads no body for shelve and shelveOffload: null and {} (tempest sends {}) are the same
+    if name != "unshelve" and args is not None and args != {}:
         raise BadRequest(f"Invalid input for field/attribute {name}. Value: {args}. None is expected")
     with rt.db.transaction() as session:
         if name == "shelve":

@@ -206,7 +206,7 @@ class Hypervisor:
 
     def action(self, server_id: str, body: dict[str, Any]) -> httpx.Response:
         resp = self.admin.post(f"{COMPUTE}/servers/{server_id}/action", json=body)
-        assert resp.status_code in (200, 202), resp.text
+        assert resp.status_code in (200, 202, 204), resp.text
         return resp
 
 
