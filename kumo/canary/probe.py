@@ -206,7 +206,7 @@ class Prober:
             time.sleep(self.spec.poll)
 
     def _server(self, run: _Run) -> dict[str, Any] | None:
-        resp = self._call(run, "GET", f"/servers/{run.server_id}")
+        resp = self._call(run, "GET", f"/servers/{run.server_id}", headers=MICROVERSION)  # 2.3+: hostname
         if resp.status_code == 404:
             return None
         resp.raise_for_status()
