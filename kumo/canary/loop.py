@@ -214,8 +214,10 @@ class CanaryLoop:
             targets = due(now, zones, hosts, last_run, self.was_up, self.policy, pairs)
             self.was_up = {h.name: h.up for h in hosts}
             zone_of = {h.name: h.zone for h in hosts}
-            prober = Prober(api, self.spec(api))
-            done = []
+            done: list[dict[str, Any]] = []
+            if not targets:
+                return done
+            prober = Prober(api, self.spec(api))  # its image, flavor, network, key pair: when due
             for target in targets:
                 if self.stop_event.is_set():
                     break
