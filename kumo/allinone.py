@@ -525,7 +525,9 @@ CANARY_FLAVOR = "canary.tiny"  # any hypervisor's (no aggregate_instance_extra_s
 def start_canaries(url: str, admin_token: str, settings: Settings, image: str) -> CanaryLoop:
     """The health canaries' loop in this process, as their service user (kumo/canary/loop.py),
     with a flavor of their own that every hypervisor takes, and the demo's image (kumo's test
-    image where real guests run)."""
+    image where real guests run), on the `public` network: each canary also checks its guest's
+    DHCP address, the metadata it read and (a real guest) an SSH login with the canaries' key
+    pair, whose private key is kept in the state directory."""
     password = settings.secret("canary_password")
     flavor = CANARY_FLAVOR
     with httpx.Client(base_url=url, headers={"X-Auth-Token": admin_token}, timeout=30) as admin:
@@ -538,11 +540,12 @@ def start_canaries(url: str, admin_token: str, settings: Settings, image: str) -
     loop = CanaryLoop(
         url,
         lambda: token(url, CANARY_USER, password, CANARY_PROJECT),
-        lambda api: resolve_spec(api, image, flavor),
+        lambda api: resolve_spec(api, image, flavor, PUBLIC_NETWORK, settings.state_dir / "canary"),
         policy,
     ).start()
     console.print(
-        f"[green]canaries[/] {flavor} servers of {image}: each zone every {policy.az_interval:g} s, "
+        f"[green]canaries[/] {flavor} servers of {image} on {PUBLIC_NETWORK} (DHCP, metadata, SSH): "
+        f"each zone every {policy.az_interval:g} s, "
         f"each host every {policy.host_interval:g} s and when it joins or comes back; "
         "results at GET /compute/v2.1/os-kumo-canaries"
     )

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import subprocess
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +24,9 @@ log = logging.getLogger("kumo.canary")
 CANARY_USER = "canary"
 CANARY_PROJECT = "service"
 IDENTITY = "/identity/v3"
+NETWORKING = "/networking/v2.0"
+KEY_PAIR = "kumo-canary"  # the canary user's key pair: its guests' SSH login
+SSH_GROUP = "kumo-canary-ssh"  # its project's security group admitting SSH into its guests
 HYPERVISOR_MICROVERSION = {"OpenStack-API-Version": "compute 2.53"}
 
 
@@ -71,8 +76,57 @@ def ensure_canary_user(admin: httpx.Client, password: str) -> None:
     admin.put(f"{IDENTITY}/projects/{project['id']}/users/{user['id']}/roles/{role['id']}").raise_for_status()
 
 
-def resolve_spec(api: httpx.Client, image: str, flavor: str, network: str | None = None) -> CanarySpec:
-    """The canary's image and flavor (by name or id) and its network (by name or id, optional)."""
+def ensure_key_pair(api: httpx.Client, key_dir: Path) -> Path:
+    """The canary's key pair `kumo-canary` (the caller's): its private key made once in
+    `key_dir` (ssh-keygen, ed25519) and its public key registered, or registered again when the
+    one the API holds is another; the private key's path."""
+    key = key_dir / "id_ed25519"
+    if not key.exists():
+        key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        argv = ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", KEY_PAIR, "-f", str(key)]
+        subprocess.run(argv, check=True, capture_output=True, timeout=60)
+    public = key.with_name(key.name + ".pub").read_text().strip()
+    held = api.get(f"{COMPUTE}/os-keypairs/{KEY_PAIR}")
+    if held.status_code == 200:
+        if held.json()["keypair"]["public_key"].split()[:2] == public.split()[:2]:
+            return key
+        api.delete(f"{COMPUTE}/os-keypairs/{KEY_PAIR}").raise_for_status()
+    made = api.post(f"{COMPUTE}/os-keypairs", json={"keypair": {"name": KEY_PAIR, "public_key": public}})
+    made.raise_for_status()
+    return key
+
+
+def ensure_ssh_group(api: httpx.Client) -> str:
+    """The caller's project's security group `kumo-canary-ssh` (ingress TCP 22 from anywhere,
+    Neutron's egress defaults), made where missing; its id."""
+    me = api.get(f"{IDENTITY}/auth/tokens", headers={"X-Subject-Token": str(api.headers["X-Auth-Token"])})
+    me.raise_for_status()
+    project = str(me.json()["token"]["project"]["id"])
+    params = {"name": SSH_GROUP, "project_id": project}
+    found = api.get(f"{NETWORKING}/security-groups", params=params).json()["security_groups"]
+    if found:
+        return str(found[0]["id"])
+    body = {"security_group": {"name": SSH_GROUP, "description": "kumo canaries: SSH into their guests"}}
+    made = api.post(f"{NETWORKING}/security-groups", json=body)
+    made.raise_for_status()
+    group = str(made.json()["security_group"]["id"])
+    rule = {
+        "security_group_id": group,
+        "direction": "ingress",
+        "ethertype": "IPv4",
+        "protocol": "tcp",
+        "port_range_min": 22,
+        "port_range_max": 22,
+    }
+    api.post(f"{NETWORKING}/security-group-rules", json={"security_group_rule": rule}).raise_for_status()
+    return group
+
+
+def resolve_spec(
+    api: httpx.Client, image: str, flavor: str, network: str | None = None, key_dir: Path | None = None
+) -> CanarySpec:
+    """The canary's image and flavor (by name or id) and its network (by name or id, optional);
+    with a network and `key_dir`, its key pair and SSH security group (made where missing)."""
     images = api.get("/image/v2/images", params={"name": image}).json()["images"]
     image_id = str(images[0]["id"]) if images else image
     flavors = api.get(f"{COMPUTE}/flavors").json()["flavors"]
@@ -81,7 +135,10 @@ def resolve_spec(api: httpx.Client, image: str, flavor: str, network: str | None
     if network:
         nets = api.get("/networking/v2.0/networks", params={"name": network}).json()["networks"]
         network_id = str(nets[0]["id"]) if nets else network
-    return CanarySpec(image=image_id, flavor=flavor_id, network=network_id)
+    if network_id is None or key_dir is None:
+        return CanarySpec(image=image_id, flavor=flavor_id, network=network_id)
+    key = ensure_key_pair(api, key_dir)
+    return CanarySpec(image_id, flavor_id, network_id, KEY_PAIR, key, ensure_ssh_group(api))
 
 
 def _time(value: str) -> dt.datetime:
@@ -157,8 +214,10 @@ class CanaryLoop:
             targets = due(now, zones, hosts, last_run, self.was_up, self.policy, pairs)
             self.was_up = {h.name: h.up for h in hosts}
             zone_of = {h.name: h.zone for h in hosts}
-            prober = Prober(api, self.spec(api))
-            done = []
+            done: list[dict[str, Any]] = []
+            if not targets:
+                return done
+            prober = Prober(api, self.spec(api))  # its image, flavor, network, key pair: when due
             for target in targets:
                 if self.stop_event.is_set():
                     break

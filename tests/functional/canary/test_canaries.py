@@ -7,15 +7,25 @@ results show in os-kumo-canaries (latest=true: each target's newest run) and at 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from kumo.agent.drivers import fake
-from kumo.canary.loop import CANARY_PROJECT, CANARY_USER, CanaryLoop, ensure_canary_user, login, resolve_spec
+from kumo.canary.loop import (
+    CANARY_PROJECT,
+    CANARY_USER,
+    KEY_PAIR,
+    CanaryLoop,
+    ensure_canary_user,
+    login,
+    resolve_spec,
+)
 from kumo.canary.policy import AZ, HOST, MIGRATION, CanaryPolicy
 from kumo.canary.probe import Prober
 from tests.conftest import DEMO_PASSWORD, Cloud, Fleet, wait_for
@@ -231,3 +241,61 @@ def test_a_failing_host_is_down_weighted_then_disabled_then_enabled_when_it_pass
     assert (service["status"], service["disabled_reason"]) == ("enabled", None)
     assert {h["host"]: h for h in canaries.overview()["hosts"]}[bad]["down_weighted"] is False
     nothing_left(canaries)
+
+
+def test_on_a_tenant_network_a_guest_must_read_its_own_metadata(canaries: Canaries, tmp_path: Path) -> None:
+    """With a network, the canary also checks what the guest read from its metadata (and, with
+    its key pair, logs in: skipped on a fake hypervisor, there is no guest); a host whose guests
+    read another instance's metadata fails at step `metadata`, which counts toward its verdict."""
+    api = canaries.api
+    net = api.post("/networking/v2.0/networks", json={"network": {"name": "canary-net"}})
+    assert net.status_code == 201, net.text
+    subnet = {"subnet": {"network_id": net.json()["network"]["id"], "cidr": "10.61.0.0/24", "ip_version": 4}}
+    assert api.post("/networking/v2.0/subnets", json=subnet).status_code == 201
+    spec = resolve_spec(api, "kumo-test-image", "c1.tiny", "canary-net", tmp_path / "keys")
+    assert (spec.network, spec.key_name) == (net.json()["network"]["id"], KEY_PAIR)
+    assert spec.key_file is not None and spec.key_file.exists() and spec.security_group
+    assert resolve_spec(api, "kumo-test-image", "c1.tiny", "canary-net", tmp_path / "keys") == spec  # once
+    group = api.get(f"/networking/v2.0/security-groups/{spec.security_group}").json()["security_group"]
+    rules = group["security_group_rules"]
+    assert [
+        (r["protocol"], r["port_range_min"], r["port_range_max"])
+        for r in rules
+        if r["direction"] == "ingress"
+    ] == [("tcp", 22, 22)]
+    prober = Prober(api, spec)
+    good, bad = HOSTS
+
+    passed = prober.report(prober.run(HOST, good, "nova"))
+    assert passed["ok"], (passed["failed_step"], passed["error"])
+    steps = {s["step"]: s for s in passed["steps"]}
+    assert list(steps) == [
+        "create",
+        "active",
+        "console",
+        "network",
+        "metadata",
+        "ssh",
+        "stop",
+        "delete",
+        "leftovers",
+    ]
+    assert re.fullmatch(
+        rf"source=metadata uuid={passed['server_id']} hostname=kumo-canary-host-{good}\.novalocal keys=1",
+        steps["metadata"]["detail"],
+    ), steps["metadata"]
+    assert steps["ssh"]["ok"] and steps["ssh"]["detail"] == "skipped: no real guest (a fake hypervisor)"
+
+    fake.misroute_metadata(bad)
+    for verdict in ("healthy", "suspect"):  # a failure, then its failed retry: down-weighted
+        failed = prober.report(prober.run(HOST, bad, "nova"))
+        assert (failed["ok"], failed["failed_step"], failed["host"]) == (False, "metadata", bad)
+        assert failed["verdict"] == verdict
+        assert failed["error"].startswith("the guest read the metadata of "), failed["error"]
+        assert f"not of {failed['server_id']}" in failed["error"]
+        assert failed["steps"][-1]["step"] == "cleanup" and failed["steps"][-1]["ok"]
+    standing = {h["host"]: h for h in canaries.overview()["hosts"]}[bad]
+    assert (standing["consecutive_failures"], standing["down_weighted"]) == (2, True)
+    nothing_left(canaries)
+    ports = api.get("/networking/v2.0/ports", params={"device_owner": "compute:nova"}).json()["ports"]
+    assert ports == []
