@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from kumo.agent.protocol import AGENT_TOKEN_HEADER
 from tests.conftest import ADMIN_PASSWORD, DEMO_PASSWORD, Cloud, Fleet, wait_for
 from tests.functional.baremetal.helpers import IRONIC, enroll
 from tests.functional.helpers import make_flavor, upload_image
@@ -204,7 +205,19 @@ def test_charts_show_capacity_steal_and_boot_latency(site: Cloud) -> None:
         assert server.status_code == 202, server.text
         sid = server.json()["server"]["id"]
         wait_for(lambda: admin.get(f"{API}/servers/{sid}").json()["server"]["status"] == "ACTIVE")
+        host = admin.get(f"{API}/servers/{sid}").json()["server"]["OS-EXT-SRV-ATTR:host"]
     with browser(site, "admin", ADMIN_PASSWORD, "admin") as b:
+        quiet = b.get("/dashboard/admin/charts").text
+        assert 'id="steal-chart-empty"' in quiet  # no agent has reported steal yet
+        # The host's agent reports its guest waiting 0.75 cores for CPU (as kumo.agent.cpu_signal).
+        signal = {
+            "cores": 8,
+            "load1": 0,
+            "guests": {sid: {"vcpus": 1, "run_cores": 0.5, "delay_cores": 0.75}},
+        }
+        token = {AGENT_TOKEN_HEADER: site.settings.secret("agent_token")}
+        sent = httpx.put(f"{site.url}/internal/v1/hosts/{host}/cpu-signal", json=signal, headers=token)
+        assert sent.status_code == 204, sent.text
         page = b.get("/dashboard/admin/charts")
     assert page.status_code == 200, page.text
     text = page.text
@@ -212,7 +225,9 @@ def test_charts_show_capacity_steal_and_boot_latency(site: Cloud) -> None:
     assert re.search(
         r'class="label">nova</text>.*?class="value">1/16</text>', text, re.S
     )  # one vCPU of two hosts' 8
-    assert 'id="steal-chart-empty"' in text  # no agent reported steal
+    assert re.search(
+        rf'<svg id="steal-chart".*?class="label">{host}</text>.*?class="value">0.75</text>', text, re.S
+    )
     assert '<svg id="boot-chart"' in text and "Servers booted (this API worker)</dt><dd>" in text
     booted = re.search(r"Servers booted \(this API worker\)</dt><dd>(\d+)</dd>", text)
     assert booted and int(booted.group(1)) >= 1
