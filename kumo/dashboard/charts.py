@@ -88,12 +88,16 @@ def _seconds(bound: float) -> str:
 
 
 def boot_chart(histogram: Histogram) -> BarChart:
-    """Boot latency: one bar per bucket of the histogram, its observations' count beside it."""
+    """Boot latency: one bar per bucket of the histogram, its observations' count beside it (no
+    bars before the first boot)."""
+    title = "Servers by boot latency (create to ACTIVE)"
+    if histogram.count == 0:
+        return BarChart(title, [])
     rows = []
     for lower, upper, n in histogram.per_bucket():
         label = f"> {_seconds(lower)}" if upper == float("inf") else f"≤ {_seconds(upper)}"
         rows.append((label, float(n), str(n)))
-    return _scaled("Servers by boot latency (create to ACTIVE)", rows)
+    return _scaled(title, rows)
 
 
 def operator_charts(machines: list[Machine], scrape: Scrape) -> list[tuple[str, BarChart]]:

@@ -43,6 +43,10 @@ def test_metrics_page_gives_steal_per_host_and_the_boot_histogram() -> None:
 
 def test_an_empty_page_gives_no_steal_and_no_boots() -> None:
     scrape = exposition.parse("")
+    zeros = exposition.parse(
+        'kumo_server_boot_seconds_bucket{le="1.0"} 0.0\nkumo_server_boot_seconds_bucket{le="+Inf"} 0.0\n'
+    )
+    assert zeros.boot.count == 0 and charts.boot_chart(zeros.boot).bars == []  # no boot yet: no bars
     assert scrape.steal == {} and scrape.boot.count == 0 and scrape.boot.quantile(0.5) is None
     assert charts.steal_chart(scrape.steal).bars == [] and charts.boot_chart(scrape.boot).bars == []
 
