@@ -558,13 +558,15 @@ def rebalancer(api: API) -> dict[str, Any]:
     return {"audits": sorted(audits, key=lambda a: a.get("created_at") or "", reverse=True), "plans": newest}
 
 
-def decide_plan(api: API, plan_id: str, decision: str) -> None:
-    """Start a RECOMMENDED plan, or cancel one (Watcher's JSON patch of its state)."""
+def decide_plan(api: API, plan_id: str, decision: str, seen_state: str = "") -> None:
+    """Start a RECOMMENDED plan, or cancel one (Watcher's JSON patch of its state: CANCELLING for
+    a plan the page showed ONGOING, whose running actions finish first; CANCELLED otherwise)."""
     path = f"{WATCHER}/action_plans/{q(plan_id)}"
     if decision == "start":
         api.post(f"{path}/start", headers=WATCHER_VERSION)
     elif decision == "cancel":
-        patch = [{"op": "replace", "path": "/state", "value": "CANCELLED"}]
+        value = "CANCELLING" if seen_state == "ONGOING" else "CANCELLED"
+        patch = [{"op": "replace", "path": "/state", "value": value}]
         api.patch(path, patch, "application/json", headers=WATCHER_VERSION)
     else:
         raise APIError(400, f"Unknown decision: {decision}")

@@ -563,7 +563,11 @@ def build_router(dash: Dashboard) -> APIRouter:
         decision = form.get("decision", "")
         done = f"Action plan {'started' if decision == 'start' else 'cancelled'}."
         return act(
-            request, session, done, "/admin/rebalancer", lambda api: pages.decide_plan(api, plan_id, decision)
+            request,
+            session,
+            done,
+            "/admin/rebalancer",
+            lambda api: pages.decide_plan(api, plan_id, decision, form.get("state", "")),
         )
 
     @router.get("/admin/stock", include_in_schema=False)

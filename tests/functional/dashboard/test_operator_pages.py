@@ -114,9 +114,10 @@ def test_canary_page_shows_runs_steps_and_verdicts(site: Cloud) -> None:
     assert "active: the server went to ERROR" in text
 
 
-def test_an_operator_reviews_and_starts_a_plan_and_a_refusal_is_watchers_message(site: Cloud) -> None:
-    with site.client() as admin:
-        body = {"audit_type": "ONESHOT", "goal": "noisy_neighbor", "name": "dash-audit"}
+def audit_plan(cloud: Cloud, name: str) -> dict[str, Any]:
+    """A one-shot audit made through Watcher's API, and the plan the rebalancer loop makes of it."""
+    with cloud.client() as admin:
+        body = {"audit_type": "ONESHOT", "goal": "noisy_neighbor", "name": name}
         audit = admin.post(f"{OPT}/audits", json=body, headers=WATCHER)
         assert audit.status_code == 201, audit.text
         uuid = audit.json()["uuid"]
@@ -127,6 +128,16 @@ def test_an_operator_reviews_and_starts_a_plan_and_a_refusal_is_watchers_message
         )
     (plan,) = plans
     assert plan["state"] == "RECOMMENDED"
+    return dict(plan)
+
+
+def plan_state(cloud: Cloud, uuid: str) -> str:
+    with cloud.client() as admin:
+        return str(admin.get(f"{OPT}/action_plans/{uuid}", headers=WATCHER).json()["state"])
+
+
+def test_an_operator_reviews_and_starts_a_plan_and_a_refusal_is_watchers_message(site: Cloud) -> None:
+    plan = audit_plan(site, "dash-audit")
     page = "/dashboard/admin/rebalancer"
     with browser(site, "admin", ADMIN_PASSWORD, "admin") as b:
         shown = b.get(page).text
@@ -136,14 +147,17 @@ def test_an_operator_reviews_and_starts_a_plan_and_a_refusal_is_watchers_message
         action = f"/dashboard/admin/rebalancer/plans/{plan['uuid']}"
         started = post(b, page, action, {"decision": "start"})
         assert flash_of(started) == "Action plan started."
-        with site.client() as admin:
-            state = admin.get(f"{OPT}/action_plans/{plan['uuid']}", headers=WATCHER).json()["state"]
-        assert state in ("PENDING", "ONGOING", "SUCCEEDED")
+        assert plan_state(site, plan["uuid"]) in ("PENDING", "ONGOING", "SUCCEEDED")
         again = post(b, page, action, {"decision": "start"})  # no longer RECOMMENDED: Watcher's 409
         refused = flash_of(again)
         assert refused.startswith("409: ") and plan["uuid"] in refused, refused
         missing = post(b, page, "/dashboard/admin/rebalancer/plans/no-such-plan", {"decision": "cancel"})
         assert flash_of(missing).startswith("404: "), missing
+        other = audit_plan(site, "dash-audit-2")
+        form = {"decision": "cancel", "state": "RECOMMENDED"}
+        cancelled = post(b, page, f"/dashboard/admin/rebalancer/plans/{other['uuid']}", form)
+        assert flash_of(cancelled) == "Action plan cancelled."
+        assert plan_state(site, other["uuid"]) == "CANCELLED"
 
 
 def test_an_operator_toggles_services_and_nodes(site: Cloud) -> None:

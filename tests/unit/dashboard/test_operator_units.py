@@ -13,6 +13,8 @@ import pytest
 
 from kumo.apiclient import APIError
 from kumo.dashboard import charts, client, exposition, pages
+from kumo.dashboard.routes import templates
+from kumo.dashboard.session import Session
 
 PAGE = """# HELP kumo_host_steal_cores Cores the host's guests wanted but waited for
 # TYPE kumo_host_steal_cores gauge
@@ -126,7 +128,8 @@ def test_plan_buttons_speak_watchers_api_with_its_microversion() -> None:
     api, seen = recorder()
     pages.decide_plan(api, "p/1", "start")
     pages.decide_plan(api, "p1", "cancel")
-    start, cancel = seen
+    pages.decide_plan(api, "p1", "cancel", "ONGOING")  # its running actions finish first
+    start, cancel, cancelling = seen
     assert (start.method, start.url.raw_path.decode(), sent(start)) == (
         "POST",
         "/infra-optim/v1/action_plans/p%2F1/start",  # one segment
@@ -134,10 +137,11 @@ def test_plan_buttons_speak_watchers_api_with_its_microversion() -> None:
     )
     assert (cancel.method, cancel.url.path) == ("PATCH", "/infra-optim/v1/action_plans/p1")
     assert sent(cancel) == [{"op": "replace", "path": "/state", "value": "CANCELLED"}]
+    assert sent(cancelling) == [{"op": "replace", "path": "/state", "value": "CANCELLING"}]
     assert all(r.headers["openstack-api-version"] == "infra-optim 1.5" for r in seen)
     with pytest.raises(APIError) as raised:
         pages.decide_plan(api, "p1", "explode")
-    assert raised.value.status == 400 and len(seen) == 2  # nothing sent
+    assert raised.value.status == 400 and len(seen) == 3  # nothing sent
 
 
 def test_toggles_speak_novas_and_ironics_apis() -> None:
@@ -188,3 +192,58 @@ def test_canary_verdicts_are_spelled_out() -> None:
         ("h2", "suspect (down-weighted)"),
         ("h3", "healthy"),
     ]
+
+
+def watcher(request: httpx.Request) -> httpx.Response:
+    """A Watcher answering one audit, one RECOMMENDED plan with one move and one server left."""
+    bodies: dict[str, Any] = {
+        "/infra-optim/v1/audits/detail": {
+            "audits": [{"uuid": "au1", "name": "nightly", "audit_type": "ONESHOT", "state": "SUCCEEDED"}]
+        },
+        "/infra-optim/v1/action_plans/detail": {
+            "action_plans": [
+                {
+                    "uuid": "pl1",
+                    "audit_uuid": "au1",
+                    "state": "RECOMMENDED",
+                    "efficacy_indicators": [
+                        {"name": "lost_cores_before", "value": 2.0},
+                        {"name": "lost_cores_after", "value": 0.5},
+                    ],
+                    "global_efficacy": [{"name": "steal_reduction", "value": 75.0}],
+                    "skipped": [{"server": "s2", "host": "h1", "reason": "LOW_GAIN", "detail": "0.01 cores"}],
+                }
+            ]
+        },
+        "/infra-optim/v1/actions/detail": {
+            "actions": [
+                {
+                    "uuid": "ac1",
+                    "action_plan_uuid": "pl1",
+                    "state": "PENDING",
+                    "input_parameters": {"resource_id": "s1", "source_node": "h1", "destination_node": "h2"},
+                }
+            ]
+        },
+    }
+    return httpx.Response(200, json=bodies[request.url.path])
+
+
+def test_the_rebalancer_page_shows_a_plans_moves_what_it_left_and_its_buttons() -> None:
+    api = client.API(httpx.Client(transport=httpx.MockTransport(watcher)), "http://api", "tok", "req-1")
+    context = pages.rebalancer(api)
+    (plan,) = context["plans"]
+    assert (plan["audit_name"], plan["lost_before"], plan["lost_after"], plan["reduction"]) == (
+        "nightly",
+        2.0,
+        0.5,
+        75.0,
+    )
+    page = templates.get_template("admin_rebalancer.html").render(
+        s=Session(token="t", roles=["admin"]), flash="", request_id="req-1", path="", **context
+    )
+    assert 'Plan of audit nightly: <span class="plan-state">RECOMMENDED</span>' in page
+    assert '<tr data-action="ac1"><td><code>s1</code></td><td>h1 → h2</td>' in page
+    assert "<td><code>s2</code></td><td>h1</td><td>LOW_GAIN</td><td>0.01 cores</td>" in page
+    assert "2.0 → 0.5 (75.0 % less)" in page
+    assert page.count('action="/dashboard/admin/rebalancer/plans/pl1"') == 2  # Start and Cancel
