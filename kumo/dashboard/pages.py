@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from kumo.apiclient import APIError
+from kumo.dashboard import exposition
 from kumo.dashboard.client import API, IRONIC_VERSION, WATCHER_VERSION, Token
 
 COMPUTE = "/compute/v2.1"
@@ -483,6 +484,11 @@ def set_node_power(api: API, node_id: str, target: str) -> None:
         raise APIError(400, f"Unknown power target: {target}")
     body = {"target": POWER_TARGETS[target]}
     api.put(f"{BAREMETAL}/nodes/{q(node_id)}/states/power", body, headers=IRONIC_VERSION)
+
+
+def scrape(api: API) -> exposition.Scrape:
+    """What the charts read from kumo's /metrics (the answering API worker's registry)."""
+    return exposition.parse(api.text("/metrics"))
 
 
 # -- canaries ------------------------------------------------------------------------------------

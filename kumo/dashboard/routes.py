@@ -20,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 from kumo.api import errors
 from kumo.apiclient import APIError
 from kumo.config import Settings
-from kumo.dashboard import charts, client, exposition, pages
+from kumo.dashboard import charts, client, pages
 from kumo.dashboard.session import COOKIE, PAGE_HEADERS, PATH, Session, Sessions, cookie_secure
 from kumo.logs import request_id_var
 
@@ -536,12 +536,8 @@ def build_router(dash: Dashboard) -> APIRouter:
     @router.get("/admin/charts", include_in_schema=False)
     def chart_page(request: Request, session: Session = Depends(operator)) -> Response:
         def load(api: client.API) -> dict[str, Any]:
-            machines = pages.fleet(api)
-            scrape = exposition.parse(api.text("/metrics"))
-            return {
-                "charts": charts.operator_charts(machines, scrape),
-                "boot": scrape.boot,
-            }
+            machines, scrape = pages.fleet(api), pages.scrape(api)
+            return {"charts": charts.operator_charts(machines, scrape), "boot": scrape.boot}
 
         return page(request, "admin_charts.html", load, session)
 
