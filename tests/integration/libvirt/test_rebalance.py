@@ -12,6 +12,7 @@ hook call; the victim keeps ticking on the same boot, and its steal drops."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -60,6 +61,10 @@ print(100.0 * (w1 - w0) / (t1 - t0))
 """
 
 
+def _epoch(stamp: str) -> float:
+    return dt.datetime.fromisoformat(stamp).replace(tzinfo=dt.UTC).timestamp()
+
+
 def busy_thread_steal(cpu: int, seconds: float) -> float:
     """The run-queue wait of a thread spinning on host CPU `cpu`, in % of the time (what a
     1-vCPU guest pinned there would show as steal), from the same kernel counter libvirt reads
@@ -98,7 +103,7 @@ class HookReceiver(BaseHTTPRequestHandler):
         signed = hmac.compare_digest(expected, self.headers["X-Kumo-Signature"])
         fresh = abs(time.time() - int(timestamp)) < 300
         body = json.loads(raw)
-        HookReceiver.calls.append({"body": body, "signed": signed and fresh, "at": time.monotonic()})
+        HookReceiver.calls.append({"body": body, "signed": signed and fresh, "at": time.time()})
         answer: dict[str, Any] = {}
         if not (signed and fresh):
             self.send_response(401)
@@ -175,6 +180,14 @@ class Rig:
         resp = self.admin.get(f"{OPT}/actions", params={"action_plan_uuid": plan_uuid}, headers=VERSION)
         assert resp.status_code == 200, resp.text
         return list(resp.json()["actions"])
+
+    def live_migration(self, sid: str) -> dict[str, Any]:
+        """The server's live-migration instance action, with its events."""
+        listed = self.admin.get(f"/compute/v2.1/servers/{sid}/os-instance-actions").json()["instanceActions"]
+        (live,) = [a for a in listed if a["action"] == "live-migration"]
+        resp = self.admin.get(f"/compute/v2.1/servers/{sid}/os-instance-actions/{live['request_id']}")
+        assert resp.status_code == 200, resp.text
+        return dict(resp.json()["instanceAction"])
 
     def instance_actions(self, sid: str) -> list[str]:
         listed = self.admin.get(f"/compute/v2.1/servers/{sid}/os-instance-actions").json()["instanceActions"]
@@ -433,7 +446,13 @@ def test_5_the_rebalancer_moves_the_victim_within_a_minute_on_the_same_boot(rig:
     ]
     assert HookReceiver.calls[1]["body"]["outcome"] == "SUCCEEDED"
     assert all(c["body"]["action"] == action["uuid"] for c in HookReceiver.calls)
-    assert "live-migration" in rig.instance_actions(rig.victim)
+    # The pre-migrate hook answered before the migration began; the post-migrate one was called
+    # after it ended (the action's events, in the API's UTC clock: the same machine's).
+    live = rig.live_migration(rig.victim)
+    assert live["request_id"].startswith("req-rebalance-")
+    began = _epoch(live["start_time"])
+    ended = max(_epoch(e["finish_time"]) for e in live["events"] if e["finish_time"])
+    assert HookReceiver.calls[0]["at"] <= began and ended <= HookReceiver.calls[1]["at"]
     assert rig.host_of(rig.hog) == a.name
     # The same guest goes on, now on B: its uptime keeps counting, and it never booted again.
     wait_for(
