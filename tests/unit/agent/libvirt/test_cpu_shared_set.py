@@ -17,4 +17,3 @@ def test_a_bad_cpu_shared_set_stops_the_driver_before_it_connects(tmp_path: Path
     with pytest.raises(DriverError, match="cpu_shared_set: Invalid CPU list"):
         LibvirtDriver("h1", uri="test:///nowhere", state_dir=tmp_path / "s", cpu_shared_set=bad)
     assert not (tmp_path / "s").exists()
-
