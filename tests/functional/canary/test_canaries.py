@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from kumo import allinone
 from kumo.agent.drivers import fake
 from kumo.canary.loop import (
     CANARY_PROJECT,
@@ -354,3 +355,41 @@ def test_a_runner_that_cannot_log_in_moves_no_hosts_verdict(
     standing = {h["host"]: h for h in canaries.overview()["hosts"]}.get(host)
     assert standing is None or (standing["consecutive_failures"], standing["down_weighted"]) == (0, False)
     nothing_left(canaries)
+
+
+class RecordedLoop:
+    """In place of the CanaryLoop `kumo up` starts: what it was handed, nothing run."""
+
+    def __init__(self, url: str, token: Any, spec: Any, policy: CanaryPolicy) -> None:
+        self.token, self.spec = token, spec
+
+    def start(self) -> RecordedLoop:
+        return self
+
+
+def test_kumo_up_logs_in_only_into_real_guests_it_reaches(
+    canaries: Canaries, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kumo up --canaries` hands the loop the public network by id; the key pair (the SSH
+    login) only when real guests run and this machine reaches the network."""
+    cloud, api = canaries.cloud, canaries.api
+    net = api.post("/networking/v2.0/networks", json={"network": {"name": "up-net"}}).json()["network"]
+    subnet = {"subnet": {"network_id": net["id"], "cidr": "10.63.0.0/24", "ip_version": 4}}
+    assert api.post("/networking/v2.0/subnets", json=subnet).status_code == 201
+    monkeypatch.setattr(allinone, "CanaryLoop", RecordedLoop)
+    admin = cloud.token()
+    for ssh in (False, True):
+        loop: Any = allinone.start_canaries(
+            cloud.url, admin, cloud.settings, "kumo-test-image", net["id"], ssh
+        )
+        # its password set again: the canary user's token the loop would log in with
+        with httpx.Client(base_url=cloud.url, headers={"X-Auth-Token": loop.token()}, timeout=30) as client:
+            spec = loop.spec(client)
+        assert spec.network == net["id"]
+        if ssh:
+            assert (spec.key_name, spec.key_file) == (
+                KEY_PAIR,
+                cloud.settings.state_dir / "canary" / "id_ed25519",
+            )
+        else:
+            assert (spec.key_name, spec.key_file, spec.security_group) == (None, None, None)
