@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from kumo.agent.network.spec import namespace_name
+from kumo.network.names import namespace_name
 
 NETNS_DIR = Path("/run/netns")  # where `ip netns` keeps the namespaces it names
 USER = "root"  # the test image's only user (keys only, from the metadata)
