@@ -10,7 +10,15 @@ from pathlib import Path
 import httpx
 import typer
 
-from kumo.canary.loop import CANARY_PROJECT, CANARY_USER, CanaryLoop, ensure_canary_user, login, resolve_spec
+from kumo.canary.loop import (
+    CANARY_PROJECT,
+    CANARY_USER,
+    CanaryLoop,
+    KeyPairFailed,
+    ensure_canary_user,
+    login,
+    resolve_spec,
+)
 from kumo.canary.policy import AZ, HOST, MIGRATION, policy_from
 from kumo.canary.probe import Prober
 from kumo.config import get_settings
@@ -30,11 +38,13 @@ SSH = typer.Option(
     help="With --network: log into the guest with the canary's key pair (kumo/canary/ssh.py: from where)",
 )
 KEY_DIR = typer.Option(
-    None, "--key-dir", help="Where the canary's private key is kept (default: <state_dir>/canary)"
+    None,
+    "--key-dir",
+    help="Where the canary's private key is kept (default: <state_dir>/canary); one per canary user",
 )
 
 
-def key_dir(ssh: bool, given: Path | None) -> Path | None:
+def ssh_key_dir(ssh: bool, given: Path | None) -> Path | None:
     """Where the canary's private key is, when it logs into its guests."""
     if not ssh:
         return None
@@ -64,7 +74,7 @@ def run(
     flavor: str = FLAVOR,
     network: str = NETWORK,
     ssh: bool = SSH,
-    keys: Path = KEY_DIR,
+    key_dir: Path = KEY_DIR,
 ) -> None:
     """Run canaries now (every zone when none is named); one JSON line per run, exit status 1
     when one failed."""
@@ -75,7 +85,12 @@ def run(
         targets = [(AZ, z) for z in az] + [(HOST, h) for h in host] + [(MIGRATION, z) for z in migration]
         if not targets:
             targets = [(AZ, z) for z in sorted({z for z in zones.values() if z != "internal"})]
-        prober = Prober(api, resolve_spec(api, image, flavor, network, key_dir(ssh, keys)))
+        try:
+            spec = resolve_spec(api, image, flavor, network, ssh_key_dir(ssh, key_dir))
+        except KeyPairFailed as exc:
+            typer.echo(f"kumo canary: {exc}", err=True)
+            raise typer.Exit(2) from None
+        prober = Prober(api, spec)
         failed = False
         for scope, target in targets:
             stored = prober.report(prober.run(scope, target, zones.get(target) if scope == HOST else None))
@@ -91,7 +106,7 @@ def loop(
     flavor: str = FLAVOR,
     network: str = NETWORK,
     ssh: bool = SSH,
-    keys: Path = KEY_DIR,
+    key_dir: Path = KEY_DIR,
     tick: float = 5.0,
 ) -> None:
     """Run the canaries as they fall due, until SIGTERM or Ctrl-C (cadences: KUMO_CANARY_* settings)."""
@@ -100,7 +115,7 @@ def loop(
     runner = CanaryLoop(
         api_url,
         lambda: login(api_url, CANARY_USER, password, CANARY_PROJECT),
-        lambda api: resolve_spec(api, image, flavor, network, key_dir(ssh, keys)),
+        lambda api: resolve_spec(api, image, flavor, network, ssh_key_dir(ssh, key_dir)),
         policy_from(get_settings()),
         tick=tick,
     ).start()

@@ -8,11 +8,13 @@ result reported to os-kumo-canaries. Its steps, in order:
               flavor: `vcpus=` the flavor's, `mem_kb=` at most its RAM and at least half of it
     network   with a tenant network: an address on it, the one the guest's DHCP got (`ip=`)
     metadata  with a tenant network: the guest read its own metadata from 169.254.169.254 (the
-              test image's `KUMO-MD` console line: the server's uuid and hostname, and with the
-              canary's key pair, a public key)
-    ssh       with a tenant network and the canary's key pair: a login with its private key at
-              the guest's address (kumo/canary/ssh.py says from where), `hostname` answering
-              the server's; skipped on a fake hypervisor (no real guest to log into)
+              test image's `KUMO-MD` console line: `source=metadata` unless the server has a
+              config drive, the server's uuid and hostname, and with the canary's key pair, a
+              public key)
+    ssh       with a tenant network, the canary's key pair and its private key here: a login
+              at the guest's address (kumo/canary/ssh.py says from where), `hostname` answering
+              the server's; skipped when the guest says it runs no SSH server (`ssh=off`) on a
+              fake hypervisor, or when this runner cannot log in (the spec says why)
     migrate   (a zone's live-migration canary) os-migrateLive to a host the scheduler picks, the
               server ACTIVE on another host, its console answered there
     stop      os-stop, the server SHUTOFF
@@ -29,7 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,10 +39,12 @@ from typing import Any
 import httpx
 
 from kumo.canary.policy import HOST, MIGRATION
-from kumo.canary.ssh import GuestShell, LoginFailed, SystemSsh
+from kumo.canary.ssh import GuestShell, LoginFailed, RunnerFailed, SystemSsh
+from kumo.metadata.bundle import DHCP_DOMAIN
 
 MARKER = "KUMO-BOOT-OK"
 COMPUTE = "/compute/v2.1"
+NETWORKING = "/networking/v2.0"
 MICROVERSION = {"OpenStack-API-Version": "compute 2.37"}
 LIVE_MIGRATION = {"OpenStack-API-Version": "compute 2.30"}  # host null: the scheduler picks
 HYPERVISORS = {"OpenStack-API-Version": "compute 2.53"}  # hypervisor_hostname_pattern with details
@@ -56,6 +60,10 @@ class StepFailed(Exception):
     pass
 
 
+class RunnerStepFailed(StepFailed):
+    """A step failed for the runner's own reason: reported without a host (no verdict)."""
+
+
 @dataclass(frozen=True)
 class CanarySpec:
     image: str  # id
@@ -64,6 +72,7 @@ class CanarySpec:
     key_name: str | None = None  # the canary's key pair (with a network: the SSH check) …
     key_file: Path | None = None  # … and its private key
     security_group: str | None = None  # a group of the canary's that admits SSH (its id)
+    ssh_skipped: str | None = None  # why this runner does not log in (kumo/canary/ssh.py)
     timeout: float = 180.0  # per waiting step
     poll: float = 0.2
 
@@ -113,15 +122,20 @@ def parse_metadata_line(console: str) -> MetadataLine | None:
     return MetadataLine(found.group(1), found.group(2), found.group(3), int(found.group(4)))
 
 
-def check_metadata(line: MetadataLine | None, server_id: str, hostname: str, keys: bool) -> str | None:
-    """Why what the guest read is not its own metadata, or None when it is: its uuid the
-    server's, its hostname the server's (before the DHCP domain) and, when the server has a key
-    pair (`keys`), a public key."""
+def check_metadata(
+    line: MetadataLine | None, server_id: str, hostname: str, keys: bool, config_drive: bool = False
+) -> str | None:
+    """Why what the guest read is not its own metadata, or None when it is: read from the
+    metadata service (a config drive only when the server has one), its uuid the server's, its
+    hostname the server's (alone or with the DHCP domain) and, when the server has a key pair
+    (`keys`), a public key."""
     if line is None:
         return "the guest printed no KUMO-MD line: it read no metadata"
+    if line.source != "metadata" and not (config_drive and line.source == "config-2"):
+        return f"the guest read its metadata from {line.source or '(nothing)'}, not from the metadata service"
     if line.uuid != server_id:
         return f"the guest read the metadata of {line.uuid or 'no uuid'}, not of {server_id}"
-    if line.hostname.split(".")[0] != hostname:
+    if line.hostname not in (hostname, f"{hostname}.{DHCP_DOMAIN}"):
         return f"the guest read the hostname {line.hostname or '(none)'}, the server's is {hostname}"
     if keys and line.keys < 1:
         return "the guest read no public key from its metadata"
@@ -151,6 +165,7 @@ class _Run:
     server_id: str | None = None
     host: str | None = None
     zone: str | None = None
+    runner_failed: bool = False  # the failure is the runner's own: no host's verdict
 
     def report(self, failed: str | None, error: str | None) -> dict[str, Any]:
         return {
@@ -158,7 +173,8 @@ class _Run:
             "target": self.target,
             "availability_zone": self.zone,
             # a migration's failure is the pair's and the path's, no one host's verdict
-            "host": None if self.scope == MIGRATION else self.host,
+            # and a runner's own failure (it cannot log in) none at all
+            "host": None if self.scope == MIGRATION or self.runner_failed else self.host,
             "ok": failed is None,
             "failed_step": failed,
             "error": error,
@@ -178,13 +194,16 @@ class Prober:
         spec: CanarySpec,
         clock: Callable[[], float] = time.monotonic,
         shell: GuestShell | None = None,
+        hypervisor_types: Mapping[str, str | None] | None = None,
     ) -> None:
+        """`hypervisor_types`: each host's os-hypervisors `hypervisor_type`, when the caller
+        has read them already (others are asked for)."""
         self.api = api
         self.spec = spec
         self.clock = clock
         self.shell = shell if shell is not None or spec.key_file is None else SystemSsh(spec.key_file)
         self._flavor: dict[str, Any] | None = None
-        self._hypervisor_types: dict[str, str | None] = {}
+        self._hypervisor_types: dict[str, str | None] = dict(hypervisor_types or {})
 
     def _call(self, run: _Run, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One call of the step running; its request id is the step's: the action's (the last
@@ -304,7 +323,8 @@ class Prober:
         server = self._server(run) or {}
         hostname = str(server.get("OS-EXT-SRV-ATTR:hostname") or "")
         line = parse_metadata_line(output)
-        wrong = check_metadata(line, str(run.server_id), hostname, bool(self.spec.key_name))
+        config_drive = server.get("config_drive") in (True, "True", "true", "1")
+        wrong = check_metadata(line, str(run.server_id), hostname, bool(self.spec.key_name), config_drive)
         if line is None or wrong:
             raise StepFailed(wrong or "no metadata")
         run.steps[-1]["detail"] = (
@@ -313,12 +333,14 @@ class Prober:
 
     def _ssh(self, run: _Run, line: BootLine) -> None:
         """A login with the canary's key at the guest's DHCP address, `hostname` the server's."""
-        if self.hypervisor_type(run.host or "") == FAKE_HYPERVISOR:
+        if self.spec.ssh_skipped is not None:
+            run.steps[-1]["detail"] = f"skipped: this runner cannot log in ({self.spec.ssh_skipped})"
+            return
+        if line.ssh == "off" and self.hypervisor_type(run.host or "") == FAKE_HYPERVISOR:
             run.steps[-1]["detail"] = "skipped: no real guest (a fake hypervisor)"
             return
         if self.shell is None or self.spec.network is None:
-            run.steps[-1]["detail"] = "skipped: no private key of the canary's key pair here"
-            return
+            raise StepFailed("no private key of the canary's key pair on this runner")
         if line.ssh != "up" or line.ip is None:
             raise StepFailed(f"the guest's SSH server is {line.ssh or 'unknown'} (ip={line.ip})")
         server = self._server(run) or {}
@@ -329,6 +351,8 @@ class Prober:
             try:
                 said = shell.run(address, network, "hostname").strip()
                 break
+            except RunnerFailed as exc:  # retrying will not help, and it is no host's fault
+                raise RunnerStepFailed(f"the runner cannot log in: {exc}") from None
             except LoginFailed as exc:  # its firewall or SSH server may be a moment behind
                 if self.clock() > deadline:
                     raise StepFailed(str(exc)) from None
@@ -374,7 +398,7 @@ class Prober:
         allocations = self._call(run, "GET", f"/placement/allocations/{run.server_id}")
         if allocations.status_code == 200 and allocations.json().get("allocations"):
             found.append(f"allocations on {', '.join(allocations.json()['allocations'])}")
-        ports = self._call(run, "GET", "/networking/v2.0/ports", params={"device_id": run.server_id})
+        ports = self._call(run, "GET", f"{NETWORKING}/ports", params={"device_id": run.server_id})
         if ports.status_code == 200 and ports.json().get("ports"):
             found.append(f"{len(ports.json()['ports'])} port(s)")
         if found:
@@ -396,7 +420,7 @@ class Prober:
         if self.spec.network:
             steps.append(("network", lambda: self._network(run, line or BootLine(0, 0, None))))
             steps.append(("metadata", lambda: self._metadata(run)))
-            if self.spec.key_name:
+            if self.spec.key_name and (self.shell is not None or self.spec.ssh_skipped is not None):
                 steps.append(("ssh", lambda: self._ssh(run, line or BootLine(0, 0, None))))
         if scope == MIGRATION:
             steps.append(("migrate", lambda: self._migrate(run)))
@@ -411,6 +435,7 @@ class Prober:
                     line = result
             except (StepFailed, httpx.HTTPError, ValueError, KeyError) as exc:
                 error = str(exc) or type(exc).__name__
+                run.runner_failed = isinstance(exc, RunnerStepFailed)
                 run.steps[-1].update(seconds=round(self.clock() - started, 3), detail=error)
                 self._cleanup(run)
                 return run.report(name, error)

@@ -8,17 +8,26 @@ with `--network-host`; in `kumo up`, this machine) holds the network's namespace
 `qdhcp-<network>`, whose DHCP port is on the network's bridge. When that namespace exists on
 the machine the canary runs on, the login goes from inside it (`ip netns exec`, as root);
 otherwise straight from the machine (a `router:external` network, whose gateway is the network
-host's own, or any routed one)."""
+host's own, or any routed one).
+
+Whether this runner can log in at all is checked once, when the canary's spec is resolved
+(`unusable_reason`): `ssh` and `ip` on its PATH, root when it would log in from the network's
+namespace, else a route to the network (`ip route get`). A runner that cannot log in leaves the
+ssh step out; a login that fails for the runner's own reason (no `ssh`, no permission to enter
+the namespace) is `RunnerFailed`: the runner's error, no verdict on any host."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from kumo.agent.network.spec import namespace_name
+from kumo.network.names import namespace_name
 
 NETNS_DIR = Path("/run/netns")  # where `ip netns` keeps the namespaces it names
 USER = "root"  # the test image's only user (keys only, from the metadata)
@@ -26,6 +35,50 @@ USER = "root"  # the test image's only user (keys only, from the metadata)
 
 class LoginFailed(Exception):
     pass
+
+
+class RunnerFailed(LoginFailed):
+    """The login failed for the runner's own reason (it cannot run ssh, or enter the network's
+    namespace): no fault of the guest's nor of its host's."""
+
+
+_NOT_PERMITTED = "Operation not permitted"  # `ip netns exec` run by someone not root
+
+
+def route_works(address: str) -> bool:
+    """Whether this machine has a route to `address` (`ip route get`)."""
+    try:
+        done = subprocess.run(
+            ["ip", "route", "get", address],
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def unusable_reason(
+    network: str,
+    address: str | None,
+    netns_dir: Path = NETNS_DIR,
+    which: Callable[[str], str | None] = shutil.which,
+    euid: Callable[[], int] = os.geteuid,
+    route: Callable[[str], bool] = route_works,
+) -> str | None:
+    """Why this runner cannot log into guests on `network` (`address`: one of its subnet's),
+    or None when it can."""
+    missing = [tool for tool in ("ssh", "ip") if which(tool) is None]
+    if missing:
+        return f"no {' or '.join(missing)} on this runner's PATH"
+    namespace = namespace_name(network)
+    if (netns_dir / namespace).exists():
+        return None if euid() == 0 else f"not root: cannot enter the namespace {namespace}"
+    if address is None:
+        return "the network has no subnet to reach"
+    return None if route(address) else f"no route from this runner to {address} (ip route get)"
 
 
 class GuestShell(Protocol):
@@ -83,11 +136,20 @@ class SystemSsh:
             argv = self.argv(address, network, Path(scratch) / "known_hosts", command)
             try:
                 done = subprocess.run(
-                    argv, capture_output=True, text=True, timeout=self.connect_timeout + 20, check=False
+                    argv,
+                    capture_output=True,
+                    stdin=subprocess.DEVNULL,
+                    text=True,
+                    timeout=self.connect_timeout + 20,
+                    check=False,
                 )
-            except (OSError, subprocess.TimeoutExpired) as exc:
+            except OSError as exc:  # no ssh, no ip: the runner's
+                raise RunnerFailed(f"ssh {USER}@{address}: {exc}") from None
+            except subprocess.TimeoutExpired as exc:
                 raise LoginFailed(f"ssh {USER}@{address}: {exc}") from None
         if done.returncode != 0:
             said = (done.stderr.strip() or f"exit status {done.returncode}").splitlines()[-1]
+            if argv[0] == "ip" and _NOT_PERMITTED in done.stderr:  # EPERM entering the namespace
+                raise RunnerFailed(f"ssh {USER}@{address} {self.route(network)}: {said}")
             raise LoginFailed(f"ssh {USER}@{address} {self.route(network)}: {said}")
         return done.stdout

@@ -32,6 +32,7 @@ from kumo.agent.drivers.base import (
     nic_counters,
 )
 from kumo.compute.states import PowerState
+from kumo.metadata.bundle import DHCP_DOMAIN
 
 # Fake guests of every fake host in this process, so a migration can hand a guest over.
 _GUESTS: dict[str, dict[str, int]] = {}
@@ -43,7 +44,6 @@ PLUGGED: dict[str, set[str]] = {}
 _CONSOLE_LOGS: dict[str, str] = {}  # instance uuid → what its serial console printed
 _BROKEN: dict[str, str] = {}  # host → why every spawn there fails
 _MISROUTED: set[str] = set()  # hosts whose guests read another instance's metadata
-DHCP_DOMAIN = "novalocal"  # the domain the metadata's hostname carries (kumo.metadata.bundle's)
 _LOCK = threading.Lock()
 # A fake guest's disk as its snapshots upload it: this many chunks of SNAPSHOT_CHUNK bytes.
 SNAPSHOT_CHUNKS = 4
