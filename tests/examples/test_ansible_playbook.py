@@ -14,6 +14,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ RECAP = re.compile(r"^localhost\s*:\s*(.*)$", re.MULTILINE)
 class Run:
     output: str
     recap: dict[str, int]
+    seconds: float
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +91,7 @@ class Playbook:
         )
 
     def run(self, tag: str) -> Run:
+        started = time.monotonic()
         proc = subprocess.run(
             [str(self.command), "playbook.yml", "--tags", tag, "-e", json.dumps(self.extra)],
             cwd=EXAMPLE,
@@ -103,7 +106,9 @@ class Playbook:
             f"ansible-playbook --tags {tag} exited {proc.returncode}\n{output}"
         )
         recap = {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", found[-1])}
-        return Run(output, recap)
+        seconds = time.monotonic() - started
+        print(f"ansible-playbook --tags {tag}: {seconds:.1f} s, {found[-1].strip()}")  # shown by -rP
+        return Run(output, recap, seconds)
 
 
 def _user_token(cloud: Cloud) -> str:
