@@ -67,8 +67,9 @@ class _ProjectInput(BaseModel):
         return {k: v for k, v in (self.model_extra or {}).items() if k not in NOT_EXTRA}
 
 
-# fields of Keystone's project that kumo does not keep (options) or that are the view's own
-NOT_EXTRA = frozenset({"options", "id", "links"})
+# fields of Keystone's project that kumo does not keep (options), that an update does not change
+# (parent_id, is_domain) or that are the view's own: never kept as extras
+NOT_EXTRA = frozenset({"options", "id", "links", "parent_id", "is_domain"})
 
 
 class ProjectCreate(_ProjectInput):
