@@ -1,7 +1,7 @@
 """projects: extra attributes (Keystone's extra)
 
 Revision ID: 7d7f2e92d491
-Revises: a725fdbca3d3
+Revises: 5e1f0c7a9b2d
 Create Date: 2026-12-07 13:01:55.260027
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "7d7f2e92d491"
-down_revision = "a725fdbca3d3"
+down_revision = "5e1f0c7a9b2d"
 branch_labels = None
 depends_on = None
 
