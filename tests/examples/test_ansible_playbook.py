@@ -4,7 +4,7 @@ the day-2 server actions; then `--tags cleanup` twice, the second run finding no
 playbook made is checked through the API in between.
 
 Ansible lives in a virtualenv of its own (.ansible-venv, made by scripts/install-ansible on first
-use, about 20 s with pip's cache warm); the test skips, saying why, only when that cannot be built.
+use, under a minute with pip's cache warm); the test skips, saying why, only when that cannot be built.
 """
 
 from __future__ import annotations
