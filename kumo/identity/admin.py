@@ -220,8 +220,7 @@ class DomainUpdate(_Input):
     name: ProjectName | None = None
     description: StrictStr | None = None
     enabled: StrictBool | None = None
-    parent_id: Id | None = None
-    tags: list[Any] | None = None
+    tags: list[StrictStr] | None = None
 
 
 def require_domain(session: Session, domain_id: str) -> Domain:
@@ -349,13 +348,11 @@ def list_projects(
     domain_id: str | None = None,
     enabled: bool | None = None,
     parent_id: str | None = None,
-    is_domain: bool | None = None,
     tags: TagFilter | None = None,
 ) -> list[Project]:
-    """`parent_id` names a project (its children) or a domain (its top-level projects)."""
+    """`parent_id` names a project (its children) or a domain (its top-level projects). Domains,
+    the projects acting as domains, are listed by list_projects_acting_as_domains."""
     ctx.require_reader()
-    if is_domain:
-        return []
     query = select(Project).order_by(Project.name)
     if domain_id is not None:
         query = query.where(Project.domain_id == domain_id)
@@ -370,6 +367,14 @@ def list_projects(
         query = query.where(Project.enabled == enabled)
     found = list(session.scalars(query))
     return [p for p in found if tags.matches(p.tags or [])] if tags else found
+
+
+def list_projects_acting_as_domains(
+    session: Session, ctx: RequestContext, *, name: str | None = None, enabled: bool | None = None
+) -> list[Domain]:
+    """GET /v3/projects?is_domain=true: every domain is, in Keystone, a project acting as one."""
+    ctx.require_reader()
+    return list_domains(session, ctx, name=name, enabled=enabled)
 
 
 def get_project(session: Session, ctx: RequestContext, project_id: str) -> Project:
@@ -390,7 +395,7 @@ class ProjectTree:
     """A project shown with `?parents_as_list`, `subtree_as_list`, `parents_as_ids` or
     `subtree_as_ids`: the ancestors or descendants the caller may see, or their ids nested."""
 
-    project: Project
+    project: Project | Domain  # a domain is shown as the project acting as it
     parents: list[Project] | None = None
     subtree: list[Project] | None = None
     parents_ids: dict[str, Any] | None = None
@@ -406,6 +411,8 @@ def get_project_tree(
     the same side is a 400."""
     if {"parents_as_list", "parents_as_ids"} <= asked or {"subtree_as_list", "subtree_as_ids"} <= asked:
         raise BadRequest("Cannot use parents_as_list and parents_as_ids query params at the same time.")
+    if session.get(Project, project_id) is None and session.get(Domain, project_id) is not None:
+        return ProjectTree(get_domain(session, ctx, project_id))  # a domain, as the project it is
     project = get_project(session, ctx, project_id)
     if not asked:
         return ProjectTree(project)
@@ -433,8 +440,6 @@ def get_project_tree(
 def _parent_for(session: Session, ctx: RequestContext, spec: ProjectCreate) -> tuple[str, Project | None]:
     """The new project's domain and parent project. `parent_id` names a project (in the same
     domain) or the domain itself; without `domain_id` the parent's domain is the project's."""
-    if spec.is_domain:
-        raise BadRequest("Projects acting as domains are not supported.")
     parent = session.get(Project, spec.parent_id) if spec.parent_id is not None else None
     if parent is None:
         domain_id = _domain_for(session, ctx, spec.domain_id)
@@ -458,8 +463,15 @@ def _project_name_taken(session: Session, domain_id: str, name: str, exclude: st
     return session.scalar(query) is not None
 
 
-def create_project(session: Session, ctx: RequestContext, spec: ProjectCreate) -> Project:
+def create_project(session: Session, ctx: RequestContext, spec: ProjectCreate) -> Project | Domain:
+    """`is_domain`: a domain, made through the projects API (Keystone's projects acting as
+    domains: no domain and no parent of their own)."""
     ctx.require_admin()
+    if spec.is_domain:
+        if spec.parent_id is not None or spec.domain_id is not None:
+            raise BadRequest("A project acting as a domain has no domain_id and no parent_id.")
+        made = DomainCreate(name=spec.name, description=spec.description, enabled=spec.enabled)
+        return create_domain(session, ctx, made)
     domain_id, parent = _parent_for(session, ctx, spec)
     tags = project_tags.validate_tags(spec.tags)
     if parent is not None and spec.enabled and not parent.enabled:
@@ -480,10 +492,15 @@ def create_project(session: Session, ctx: RequestContext, spec: ProjectCreate) -
     return project
 
 
-def update_project(session: Session, ctx: RequestContext, project_id: str, update: ProjectUpdate) -> Project:
+def update_project(
+    session: Session, ctx: RequestContext, project_id: str, update: ProjectUpdate
+) -> Project | Domain:
     ctx.require_admin()
     _require_changes(update, "project")
     _not_null(update, "name", "enabled")
+    if session.get(Project, project_id) is None and session.get(Domain, project_id) is not None:
+        fields = update.model_dump(include={"name", "description", "enabled"}, exclude_unset=True)
+        return update_domain(session, ctx, project_id, DomainUpdate(**fields))
     project = require_project(session, project_id)
     if "domain_id" in update.model_fields_set and update.domain_id != project.domain_id:
         raise BadRequest("Cannot change Domain ID.")
@@ -522,6 +539,9 @@ def _check_enabling(session: Session, project: Project, enabled: bool) -> None:
 def delete_project(session: Session, ctx: RequestContext, project_id: str) -> None:
     """As Keystone (without `cascade`): only a leaf of the tree is deleted (403 otherwise)."""
     ctx.require_admin()
+    if session.get(Project, project_id) is None and session.get(Domain, project_id) is not None:
+        delete_domain(session, ctx, project_id)  # a domain, deleted as the project acting as it
+        return
     project = require_project(session, project_id)
     if session.scalar(select(Project.id).where(Project.parent_id == project.id).limit(1)) is not None:
         raise Forbidden(

@@ -34,7 +34,20 @@ def domain(d: Domain, base: str) -> dict[str, Any]:
     }
 
 
-def project(p: Project, base: str) -> dict[str, Any]:
+def project(p: Project | Domain, base: str) -> dict[str, Any]:
+    if isinstance(p, Domain):  # a domain, as the project acting as it (Keystone's is_domain)
+        return {
+            "id": p.id,
+            "name": p.name,
+            "domain_id": None,
+            "description": p.description,
+            "enabled": p.enabled,
+            "parent_id": None,
+            "is_domain": True,
+            "tags": [],
+            "options": {},
+            "links": _self(base, f"projects/{p.id}"),
+        }
     return {
         "id": p.id,
         "name": p.name,

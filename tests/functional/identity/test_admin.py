@@ -114,7 +114,7 @@ def test_project_name_conflicts_are_409(cloud: Cloud) -> None:
         ({"project": {"name": "x" * 65}}, 400),
         ({"project": {"name": 42}}, 400),
         ({"project": {"name": "p", "enabled": "yes"}}, 400),
-        ({"project": {"name": "p", "is_domain": True}}, 400),
+        ({"project": {"name": "p", "is_domain": True, "domain_id": "default"}}, 400),
         ({"project": {"name": "p", "domain_id": "elsewhere"}}, 404),
         ({"project": {"name": "p", "parent_id": "someproject"}}, 404),
     ],
@@ -512,3 +512,26 @@ def test_bootstrap_makes_manager_and_service(cloud: Cloud) -> None:
         )
         admin_implies = c.get(f"{V3}/roles/{_id_of(c, 'role', 'admin')}/implies").json()["role_inference"]
         assert [r["name"] for r in admin_implies["implies"]] == ["manager"]
+
+
+def test_projects_acting_as_domains(cloud: Cloud) -> None:
+    """Keystone's `is_domain` projects: a domain made, read, listed, updated and deleted through
+    the projects API (and seen by the domains API); regular listings leave them out."""
+    name = _unique("isdom")
+    with cloud.client() as c:
+        made = _create(c, "project", name=name, is_domain=True, description="d")
+        assert (made["is_domain"], made["domain_id"], made["parent_id"]) == (True, None, None)
+        url = f"{V3}/projects/{made['id']}"
+        assert c.get(f"{V3}/domains/{made['id']}").json()["domain"]["name"] == name
+        assert c.get(url).json()["project"] == made
+        listed = c.get(f"{V3}/projects", params={"is_domain": "true"}).json()["projects"]
+        assert made in listed and "default" in [p["id"] for p in listed]
+        assert made["id"] not in [p["id"] for p in c.get(f"{V3}/projects").json()["projects"]]
+        inside = _create(c, "project", name="inside", domain_id=made["id"])
+        assert inside["parent_id"] == made["id"]
+        _assert_keystone_error(c.delete(url), 403)  # enabled: disable it first, as a domain
+        resp = c.patch(url, json={"project": {"enabled": False}})
+        assert resp.status_code == 200 and resp.json()["project"]["enabled"] is False
+        assert c.delete(url).status_code == 204
+        _assert_keystone_error(c.get(f"{V3}/domains/{made['id']}"), 404)
+        _assert_keystone_error(c.get(f"{V3}/projects/{inside['id']}"), 404)
