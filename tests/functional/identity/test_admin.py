@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import DEMO_PASSWORD, Cloud
+from tests.functional.identity import test_project_tags, test_project_tree
 
 V3 = "/identity/v3"
 
@@ -535,3 +536,13 @@ def test_projects_acting_as_domains(cloud: Cloud) -> None:
         assert c.delete(url).status_code == 204
         _assert_keystone_error(c.get(f"{V3}/domains/{made['id']}"), 404)
         _assert_keystone_error(c.get(f"{V3}/projects/{inside['id']}"), 404)
+
+
+def test_tags_trees_extras_and_domain_roles_on_postgres(pg_cloud: Cloud) -> None:
+    """The JSON columns (tags, extra) and the (name, domain_id) uniqueness of roles on PostgreSQL."""
+    test_project_tags.test_tags_sub_resource(pg_cloud)
+    test_project_tags.test_list_filters(pg_cloud)
+    test_project_tree.test_a_role_inherited_to_a_projects_subtree(pg_cloud)
+    test_users_extra_attributes_are_kept(pg_cloud)
+    test_domain_specific_roles(pg_cloud)
+    test_projects_acting_as_domains(pg_cloud)

@@ -25,14 +25,15 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("extra", sa.JSON(), nullable=False, server_default="{}"))
     with op.batch_alter_table("roles", schema=None) as batch_op:
         batch_op.add_column(sa.Column("domain_id", sa.String(length=64), nullable=False, server_default=""))
+        # the same name (the naming convention's first column), now over (name, domain_id)
         batch_op.drop_constraint("uq_roles_name", type_="unique")
-        batch_op.create_unique_constraint(batch_op.f("uq_roles_name_domain_id"), ["name", "domain_id"])
+        batch_op.create_unique_constraint(batch_op.f("uq_roles_name"), ["name", "domain_id"])
 
 
 def downgrade() -> None:
     with op.batch_alter_table("roles", schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f("uq_roles_name_domain_id"), type_="unique")
-        batch_op.create_unique_constraint("uq_roles_name", ["name"])
+        batch_op.drop_constraint("uq_roles_name", type_="unique")
+        batch_op.create_unique_constraint(batch_op.f("uq_roles_name"), ["name"])
         batch_op.drop_column("domain_id")
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.drop_column("extra")
