@@ -47,16 +47,6 @@ def depth(project_id: str, parents: Parents) -> int:
     return 1 + len(ancestors(project_id, parents))
 
 
-def subtree_height(project_id: str, parents: Parents) -> int:
-    """The levels below and including this project (1: a leaf)."""
-    children = children_of(parents)
-
-    def height(node: str) -> int:
-        return 1 + max((height(c) for c in children.get(node, [])), default=0)
-
-    return height(project_id)
-
-
 def parents_as_ids(project_id: str, parents: Parents) -> dict[str, Any] | None:
     """Keystone's `parents_as_ids`: {parent: {grandparent: … {top: None}}}; None at the top."""
     nested: dict[str, Any] | None = None
