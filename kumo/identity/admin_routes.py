@@ -332,11 +332,14 @@ def clear_project_tags(project_id: str, ctx: Ctx, rt: Rt) -> Response:
     return _no_content()
 
 
-@router.api_route(_TAGS + "/{tag}", methods=["GET", "HEAD"], status_code=204)
 def check_project_tag(project_id: str, tag: str, ctx: Ctx, rt: Rt) -> Response:
     with rt.db.read() as session:
         admin.check_project_tag(session, ctx, project_id, tag)
     return _no_content()
+
+
+router.get(_TAGS + "/{tag}", status_code=204, name="show_project_tag")(check_project_tag)
+router.head(_TAGS + "/{tag}", status_code=204, name="check_project_tag")(check_project_tag)
 
 
 @router.put(_TAGS + "/{tag}", status_code=201)
