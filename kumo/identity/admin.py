@@ -409,8 +409,9 @@ def get_project_tree(
     """GET /v3/projects/{id} with Keystone's hierarchy query parameters. As Keystone, the
     lists hold only the projects the caller may read; asking for both a list and the ids of
     the same side is a 400."""
-    if {"parents_as_list", "parents_as_ids"} <= asked or {"subtree_as_list", "subtree_as_ids"} <= asked:
-        raise BadRequest("Cannot use parents_as_list and parents_as_ids query params at the same time.")
+    for side in ("parents", "subtree"):
+        if {f"{side}_as_list", f"{side}_as_ids"} <= asked:
+            raise BadRequest(f"Cannot use {side}_as_list and {side}_as_ids query params at the same time.")
     if session.get(Project, project_id) is None and session.get(Domain, project_id) is not None:
         return ProjectTree(get_domain(session, ctx, project_id))  # a domain, as the project it is
     project = get_project(session, ctx, project_id)
@@ -504,8 +505,10 @@ def update_project(
     project = require_project(session, project_id)
     if "domain_id" in update.model_fields_set and update.domain_id != project.domain_id:
         raise BadRequest("Cannot change Domain ID.")
-    if "parent_id" in update.model_fields_set and update.parent_id not in (project.parent_id, None):
-        raise Forbidden("Update of `parent_id` is not allowed.")
+    if "parent_id" in update.model_fields_set and update.parent_id != (
+        project.parent_id or project.domain_id
+    ):
+        raise Forbidden("Update of `parent_id` is not allowed.")  # the one shown may be sent back
     if "tags" in update.model_fields_set:
         project.tags = project_tags.validate_tags(update.tags or [])
     if update.name is not None and update.name != project.name:

@@ -76,6 +76,13 @@ def test_a_tree_of_projects(cloud: Cloud) -> None:
 
         # Keystone's rules: no moving, no deleting or disabling above live children, at most 5 deep
         _error(c.patch(f"{V3}/projects/{leaf['id']}", json={"project": {"parent_id": top["id"]}}), 403)
+        _error(c.patch(f"{V3}/projects/{leaf['id']}", json={"project": {"parent_id": None}}), 403)
+        same = c.patch(
+            f"{V3}/projects/{leaf['id']}", json={"project": {"parent_id": mid["id"], "description": "d"}}
+        )
+        assert same.status_code == 200 and same.json()["project"]["parent_id"] == mid["id"]
+        top_again = c.patch(f"{V3}/projects/{top['id']}", json={"project": {"parent_id": domain["id"]}})
+        assert top_again.status_code == 200
         _error(c.delete(f"{V3}/projects/{mid['id']}"), 403)
         _error(c.patch(f"{V3}/projects/{mid['id']}", json={"project": {"enabled": False}}), 403)
         chain = [leaf]
