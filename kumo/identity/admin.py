@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session
 from kumo.api.context import RequestContext
 from kumo.db import Database
 from kumo.errors import BadRequest, Conflict, Forbidden, NotFound
-from kumo.identity import grants, inference, lockout, revocation
+from kumo.identity import grants, hierarchy, inference, lockout, project_tags, revocation
 from kumo.identity.bootstrap import ROLE_NAMES
 from kumo.identity.models import (
+    GLOBAL_ROLE,
     ApplicationCredential,
     Credential,
     Domain,
@@ -36,6 +37,7 @@ from kumo.identity.models import (
     User,
 )
 from kumo.identity.passwords import hash_password
+from kumo.identity.project_tags import TagFilter
 
 DEFAULT_DOMAIN_ID = "default"
 DEFAULT_DOMAIN_NAME = "Default"
@@ -79,7 +81,7 @@ class ProjectCreate(_ProjectInput):
     enabled: StrictBool = True
     parent_id: Id | None = None
     is_domain: StrictBool = False
-    tags: list[StrictStr] = Field(default_factory=list)
+    tags: list[Any] = Field(default_factory=list)
 
 
 class ProjectUpdate(_ProjectInput):
@@ -87,10 +89,24 @@ class ProjectUpdate(_ProjectInput):
     domain_id: Id | None = None
     description: StrictStr | None = None
     enabled: StrictBool | None = None
-    tags: list[StrictStr] | None = None
+    parent_id: Id | None = None
+    tags: list[Any] | None = None
 
 
-class UserCreate(_Input):
+class _UserInput(BaseModel):
+    """A user's body keeps the attributes Keystone does not know (its `extra`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    def extra(self) -> dict[str, Any]:
+        return {k: v for k, v in (self.model_extra or {}).items() if k not in _NOT_EXTRA}
+
+
+# Keystone's own user attributes kumo does not store: never kept as extra ones.
+_NOT_EXTRA = frozenset({"id", "links", "options", "federated", "password_expires_at"})
+
+
+class UserCreate(_UserInput):
     name: Name
     domain_id: Id | None = None
     password: StrictStr | None = None
@@ -100,7 +116,7 @@ class UserCreate(_Input):
     email: Annotated[StrictStr, Field(max_length=255)] | None = None
 
 
-class UserUpdate(_Input):
+class UserUpdate(_UserInput):
     name: Name | None = None
     domain_id: Id | None = None
     password: StrictStr | None = None
@@ -186,7 +202,7 @@ def require_role(session: Session, role_id: str) -> Role:
 
 
 def is_immutable(role: Role) -> bool:
-    return role.name in IMMUTABLE_ROLES
+    return role.name in IMMUTABLE_ROLES and role.domain_id == GLOBAL_ROLE
 
 
 def _is_member(session: Session, ctx: RequestContext, project_id: str) -> bool:
@@ -198,6 +214,11 @@ def _is_member(session: Session, ctx: RequestContext, project_id: str) -> bool:
 def _require_self_or_admin(ctx: RequestContext, user_id: str) -> None:
     if not ctx.can_read_everything and user_id != ctx.user_id:
         raise Forbidden(_POLICY)
+
+
+def _check_tags(tags: list[str] | None) -> None:
+    if tags:
+        raise BadRequest("Domain tags are not supported.")
 
 
 # --- domains --------------------------------------------------------------------------------
@@ -322,6 +343,9 @@ def delete_domain(session: Session, ctx: RequestContext, domain_id: str) -> None
         _delete_user(session, user)
     for group in session.scalars(select(Group).where(Group.domain_id == domain.id)):
         _delete_group(session, group)
+    for role in session.scalars(select(Role).where(Role.domain_id == domain.id)):
+        session.execute(delete(Grant).where(Grant.role_id == role.id))
+        session.delete(role)
     grants.forget_target(session, grants.DOMAIN, domain.id)
     _revoke_domain(session, domain)
     session.delete(domain)
@@ -339,21 +363,33 @@ def list_projects(
     domain_id: str | None = None,
     enabled: bool | None = None,
     parent_id: str | None = None,
-    is_domain: bool | None = None,
+    tags: TagFilter | None = None,
 ) -> list[Project]:
+    """`parent_id` names a project (its children) or a domain (its top-level projects). Domains,
+    the projects acting as domains, are listed by list_projects_acting_as_domains."""
     ctx.require_reader()
-    if is_domain:
-        return []
     query = select(Project).order_by(Project.name)
     if domain_id is not None:
         query = query.where(Project.domain_id == domain_id)
     if parent_id is not None:
-        query = query.where(Project.domain_id == parent_id)  # projects' parents are their domains
+        query = query.where(
+            (Project.parent_id == parent_id)
+            | (Project.parent_id.is_(None) & (Project.domain_id == parent_id))
+        )
     if name is not None:
         query = query.where(Project.name == name)
     if enabled is not None:
         query = query.where(Project.enabled == enabled)
-    return list(session.scalars(query))
+    found = list(session.scalars(query))
+    return [p for p in found if tags.matches(p.tags or [])] if tags else found
+
+
+def list_projects_acting_as_domains(
+    session: Session, ctx: RequestContext, *, name: str | None = None, enabled: bool | None = None
+) -> list[Domain]:
+    """GET /v3/projects?is_domain=true: every domain is, in Keystone, a project acting as one."""
+    ctx.require_reader()
+    return list_domains(session, ctx, name=name, enabled=enabled)
 
 
 def get_project(session: Session, ctx: RequestContext, project_id: str) -> Project:
@@ -364,16 +400,76 @@ def get_project(session: Session, ctx: RequestContext, project_id: str) -> Proje
     return require_project(session, project_id)
 
 
-def _check_parent(parent_id: str | None, is_domain: bool, domain_id: str) -> None:
-    if is_domain:
-        raise BadRequest("Projects acting as domains are not supported.")
-    if parent_id not in (None, domain_id):
-        raise BadRequest("Hierarchical projects are not supported: parent_id must be the domain.")
+def project_parents(session: Session) -> dict[str, str | None]:
+    """Every project's parent project (None: top-level), the map kumo.identity.hierarchy reads."""
+    return {pid: parent for pid, parent in session.execute(select(Project.id, Project.parent_id))}
 
 
-def _check_tags(tags: list[str] | None) -> None:
-    if tags:
-        raise BadRequest("Project tags are not supported.")
+@dataclass(frozen=True)
+class ProjectTree:
+    """A project shown with `?parents_as_list`, `subtree_as_list`, `parents_as_ids` or
+    `subtree_as_ids`: the ancestors or descendants the caller may see, or their ids nested."""
+
+    project: Project | Domain  # a domain is shown as the project acting as it
+    parents: list[Project] | None = None
+    subtree: list[Project] | None = None
+    parents_ids: dict[str, Any] | None = None
+    subtree_ids: dict[str, Any] | None = None
+    shown: frozenset[str] = frozenset()  # which of the four were asked for
+
+
+def get_project_tree(
+    session: Session, ctx: RequestContext, project_id: str, asked: frozenset[str]
+) -> ProjectTree:
+    """GET /v3/projects/{id} with Keystone's hierarchy query parameters. As Keystone, the
+    lists hold only the projects the caller may read; asking for both a list and the ids of
+    the same side is a 400."""
+    for side in ("parents", "subtree"):
+        if {f"{side}_as_list", f"{side}_as_ids"} <= asked:
+            raise BadRequest(f"Cannot use {side}_as_list and {side}_as_ids query params at the same time.")
+    if session.get(Project, project_id) is None and session.get(Domain, project_id) is not None:
+        return ProjectTree(get_domain(session, ctx, project_id))  # a domain, as the project it is
+    project = get_project(session, ctx, project_id)
+    if not asked:
+        return ProjectTree(project)
+    parents = project_parents(session)
+
+    def visible(ids: list[str]) -> list[Project]:
+        if not ids:
+            return []
+        found = {p.id: p for p in session.scalars(select(Project).where(Project.id.in_(ids)))}
+        readable = (
+            set(ids) if ctx.can_read_everything else set(grants.project_ids_of_user(session, ctx.user_id))
+        )
+        return [found[i] for i in ids if i in found and i in readable]
+
+    return ProjectTree(
+        project,
+        parents=visible(hierarchy.ancestors(project.id, parents)) if "parents_as_list" in asked else None,
+        subtree=visible(hierarchy.subtree(project.id, parents)) if "subtree_as_list" in asked else None,
+        parents_ids=hierarchy.parents_as_ids(project.id, parents),
+        subtree_ids=hierarchy.subtree_as_ids(project.id, parents),
+        shown=asked,
+    )
+
+
+def _parent_for(session: Session, ctx: RequestContext, spec: ProjectCreate) -> tuple[str, Project | None]:
+    """The new project's domain and parent project. `parent_id` names a project (in the same
+    domain) or the domain itself; without `domain_id` the parent's domain is the project's."""
+    parent = session.get(Project, spec.parent_id) if spec.parent_id is not None else None
+    if parent is None:
+        domain_id = _domain_for(session, ctx, spec.domain_id)
+        if spec.parent_id not in (None, domain_id):
+            raise NotFound(f"Could not find project: {spec.parent_id}.")
+        return domain_id, None
+    domain_id = _domain_for(session, ctx, spec.domain_id or parent.domain_id)
+    if parent.domain_id != domain_id:
+        raise BadRequest(
+            f"Cannot create project, the parent ({parent.id}) is in a different domain ({parent.domain_id})."
+        )
+    if hierarchy.depth(parent.id, project_parents(session)) + 1 > hierarchy.MAX_DEPTH:
+        raise Forbidden(f"Max hierarchy depth reached for {parent.id} branch.")
+    return domain_id, parent
 
 
 def _project_name_taken(session: Session, domain_id: str, name: str, exclude: str | None = None) -> bool:
@@ -383,43 +479,64 @@ def _project_name_taken(session: Session, domain_id: str, name: str, exclude: st
     return session.scalar(query) is not None
 
 
-def create_project(session: Session, ctx: RequestContext, spec: ProjectCreate) -> Project:
+def create_project(session: Session, ctx: RequestContext, spec: ProjectCreate) -> Project | Domain:
+    """`is_domain`: a domain, made through the projects API (Keystone's projects acting as
+    domains: no domain and no parent of their own)."""
     ctx.require_admin()
-    domain_id = _domain_for(session, ctx, spec.domain_id)
-    _check_parent(spec.parent_id, spec.is_domain, domain_id)
-    _check_tags(spec.tags)
+    if spec.is_domain:
+        if spec.parent_id is not None or spec.domain_id is not None:
+            raise BadRequest("A project acting as a domain has no domain_id and no parent_id.")
+        made = DomainCreate(name=spec.name, description=spec.description, enabled=spec.enabled)
+        return create_domain(session, ctx, made)
+    domain_id, parent = _parent_for(session, ctx, spec)
+    tags = project_tags.validate_tags(spec.tags)
+    if parent is not None and spec.enabled and not parent.enabled:
+        raise Forbidden(f"Cannot enable project {spec.name} since it has disabled parents")
     if _project_name_taken(session, domain_id, spec.name):
         raise _duplicate("project", spec.name, domain_id)
     project = Project(
         id=uuid.uuid4().hex,
         name=spec.name,
         domain_id=domain_id,
+        parent_id=parent.id if parent is not None else None,
         description=spec.description or "",
         enabled=spec.enabled,
         extra=spec.extra_attributes(),
+        tags=tags,
     )
     session.add(project)
     _flush(session, "project", spec.name, domain_id)
     return project
 
 
-def update_project(session: Session, ctx: RequestContext, project_id: str, update: ProjectUpdate) -> Project:
+def update_project(
+    session: Session, ctx: RequestContext, project_id: str, update: ProjectUpdate
+) -> Project | Domain:
     ctx.require_admin()
     extra = update.extra_attributes()
     if not extra:
         _require_changes(update, "project")
     _not_null(update, "name", "enabled")
+    if session.get(Project, project_id) is None and session.get(Domain, project_id) is not None:
+        fields = update.model_dump(include={"name", "description", "enabled"}, exclude_unset=True)
+        return update_domain(session, ctx, project_id, DomainUpdate(**fields))
     project = require_project(session, project_id)
     if "domain_id" in update.model_fields_set and update.domain_id != project.domain_id:
         raise BadRequest("Cannot change Domain ID.")
-    _check_tags(update.tags)
+    if "parent_id" in update.model_fields_set and update.parent_id != (
+        project.parent_id or project.domain_id
+    ):
+        raise Forbidden("Update of `parent_id` is not allowed.")  # the one shown may be sent back
+    if "tags" in update.model_fields_set:
+        project.tags = project_tags.validate_tags(update.tags or [])
     if update.name is not None and update.name != project.name:
         if _project_name_taken(session, project.domain_id, update.name, exclude=project.id):
             raise _duplicate("project", update.name, project.domain_id)
         project.name = update.name
     if "description" in update.model_fields_set:
         project.description = update.description or ""
-    if update.enabled is not None:
+    if update.enabled is not None and update.enabled != project.enabled:
+        _check_enabling(session, project, update.enabled)
         project.enabled = update.enabled
         if not update.enabled:
             revocation.revoke(session, project_id=project.id)
@@ -429,9 +546,32 @@ def update_project(session: Session, ctx: RequestContext, project_id: str, updat
     return project
 
 
+def _check_enabling(session: Session, project: Project, enabled: bool) -> None:
+    """Keystone's rules: no enabled project below a disabled one."""
+    parents = project_parents(session)
+    if enabled:
+        above = hierarchy.ancestors(project.id, parents)
+        if above and session.scalar(select(Project.id).where(Project.id.in_(above), ~Project.enabled)):
+            raise Forbidden(f"Cannot enable project {project.id} since it has disabled parents")
+        return
+    below = hierarchy.subtree(project.id, parents)
+    if below and session.scalar(select(Project.id).where(Project.id.in_(below), Project.enabled)):
+        raise Forbidden(f"Cannot disable project {project.id} since its subtree contains enabled projects.")
+
+
 def delete_project(session: Session, ctx: RequestContext, project_id: str) -> None:
+    """As Keystone (without `cascade`): only a leaf of the tree is deleted (403 otherwise)."""
     ctx.require_admin()
-    _delete_project(session, require_project(session, project_id))
+    if session.get(Project, project_id) is None and session.get(Domain, project_id) is not None:
+        delete_domain(session, ctx, project_id)  # a domain, deleted as the project acting as it
+        return
+    project = require_project(session, project_id)
+    if session.scalar(select(Project.id).where(Project.parent_id == project.id).limit(1)) is not None:
+        raise Forbidden(
+            f"Cannot delete the project {project.id} since it is not a leaf in the hierarchy. "
+            "Use the cascade option if you want to delete a whole subtree."
+        )
+    _delete_project(session, project)
 
 
 def _delete_project(session: Session, project: Project) -> None:
@@ -440,6 +580,50 @@ def _delete_project(session: Session, project: Project) -> None:
     session.execute(delete(ProjectLimit).where(ProjectLimit.project_id == project.id))
     revocation.revoke(session, project_id=project.id)
     session.delete(project)
+    session.flush()
+
+
+# --- project tags ---------------------------------------------------------------------------
+
+
+def list_project_tags(session: Session, ctx: RequestContext, project_id: str) -> list[str]:
+    return list(get_project(session, ctx, project_id).tags or [])
+
+
+def check_project_tag(session: Session, ctx: RequestContext, project_id: str, tag: str) -> None:
+    if tag not in list_project_tags(session, ctx, project_id):
+        raise NotFound(f"Tag {tag} not found for project {project_id}.")
+
+
+def replace_project_tags(session: Session, ctx: RequestContext, project_id: str, tags: Any) -> list[str]:
+    """PUT /v3/projects/{id}/tags: the project's tags become these."""
+    ctx.require_admin()
+    project = require_project(session, project_id)
+    project.tags = project_tags.validate_tags(tags)
+    session.flush()
+    return list(project.tags)
+
+
+def add_project_tag(session: Session, ctx: RequestContext, project_id: str, tag: str) -> list[str]:
+    ctx.require_admin()
+    project = require_project(session, project_id)
+    project.tags = project_tags.add_tag(list(project.tags or []), tag)
+    session.flush()
+    return list(project.tags)
+
+
+def remove_project_tag(session: Session, ctx: RequestContext, project_id: str, tag: str) -> None:
+    ctx.require_admin()
+    project = require_project(session, project_id)
+    if tag not in (project.tags or []):
+        raise NotFound(f"Tag {tag} not found for project {project_id}.")
+    project.tags = [t for t in project.tags if t != tag]
+    session.flush()
+
+
+def clear_project_tags(session: Session, ctx: RequestContext, project_id: str) -> None:
+    ctx.require_admin()
+    require_project(session, project_id).tags = []
     session.flush()
 
 
@@ -516,6 +700,7 @@ def create_user(session: Session, ctx: RequestContext, spec: UserCreate) -> User
         description=spec.description or "",
         default_project_id=spec.default_project_id,
         enabled=spec.enabled,
+        extra=spec.extra(),
     )
     session.add(user)
     _flush(session, "user", spec.name, domain_id)
@@ -551,6 +736,8 @@ def update_user(session: Session, ctx: RequestContext, user_id: str, update: Use
         user.description = update.description or ""
     if "email" in fields:
         user.email = update.email
+    if update.extra():
+        user.extra = {**(user.extra or {}), **update.extra()}
     _flush(session, "user", user.name, user.domain_id)
     return user
 
@@ -746,10 +933,9 @@ def list_user_groups(session: Session, ctx: RequestContext, user_id: str) -> lis
 def list_roles(
     session: Session, ctx: RequestContext, *, name: str | None = None, domain_id: str | None = None
 ) -> list[Role]:
-    """Every authenticated user may read the (global) roles."""
-    if domain_id is not None:
-        return []  # domain-specific roles do not exist
-    query = select(Role).order_by(Role.name)
+    """Every authenticated user may read the roles: the global ones, or with `domain_id` those
+    of that domain (as Keystone)."""
+    query = select(Role).where(Role.domain_id == (domain_id or GLOBAL_ROLE)).order_by(Role.name)
     if name is not None:
         query = query.where(Role.name == name)
     return list(session.scalars(query))
@@ -759,22 +945,24 @@ def get_role(session: Session, ctx: RequestContext, role_id: str) -> Role:
     return require_role(session, role_id)
 
 
-def _role_name_taken(session: Session, name: str, exclude: str | None = None) -> bool:
-    query = select(Role.id).where(Role.name == name)
+def _role_name_taken(session: Session, name: str, domain_id: str, exclude: str | None = None) -> bool:
+    query = select(Role.id).where(Role.name == name, Role.domain_id == domain_id)
     if exclude is not None:
         query = query.where(Role.id != exclude)
     return session.scalar(query) is not None
 
 
 def create_role(session: Session, ctx: RequestContext, spec: RoleCreate) -> Role:
+    """A global role, or with `domain_id` a domain-specific one (named uniquely in its domain)."""
     ctx.require_admin()
+    domain_id = GLOBAL_ROLE
     if spec.domain_id is not None:
-        raise BadRequest("Domain-specific roles are not supported.")
-    if _role_name_taken(session, spec.name):
-        raise _duplicate("role", spec.name)
-    role = Role(id=uuid.uuid4().hex, name=spec.name, description=spec.description or "")
+        domain_id = require_domain(session, spec.domain_id).id
+    if _role_name_taken(session, spec.name, domain_id):
+        raise _duplicate("role", spec.name, domain_id or None)
+    role = Role(id=uuid.uuid4().hex, name=spec.name, domain_id=domain_id, description=spec.description or "")
     session.add(role)
-    _flush(session, "role", spec.name)
+    _flush(session, "role", spec.name, domain_id or None)
     return role
 
 
@@ -790,8 +978,9 @@ def update_role(session: Session, ctx: RequestContext, role_id: str, update: Rol
     role = require_role(session, role_id)
     _require_mutable(role, "update")
     if update.name is not None and update.name != role.name:
-        if update.name in IMMUTABLE_ROLES or _role_name_taken(session, update.name, exclude=role.id):
-            raise _duplicate("role", update.name)
+        taken = _role_name_taken(session, update.name, role.domain_id, exclude=role.id)
+        if taken or (update.name in IMMUTABLE_ROLES and role.domain_id == GLOBAL_ROLE):
+            raise _duplicate("role", update.name, role.domain_id or None)
         role.name = update.name
     if "description" in update.model_fields_set:
         role.description = update.description or ""
@@ -838,8 +1027,12 @@ def create_implied_role(session: Session, ctx: RequestContext, prior_id: str, im
     closing a loop is refused (Keystone's 403 and 400)."""
     ctx.require_admin()
     prior, implied = require_role(session, prior_id), require_role(session, implied_id)
-    if implied.name in inference.PROHIBITED_IMPLIED:
+    if implied.name in inference.PROHIBITED_IMPLIED and implied.domain_id == GLOBAL_ROLE:
         raise Forbidden(f"{implied.name} is not a permitted implied role.")
+    if prior.domain_id == GLOBAL_ROLE and implied.domain_id != GLOBAL_ROLE:
+        raise Forbidden(
+            f"{implied.id} is not a permitted implied role: a global role cannot imply a domain one."
+        )
     if session.get(ImpliedRole, (prior.id, implied.id)) is None:
         if prior.id == implied.id or inference.would_cycle(session, prior.id, implied.id):
             raise BadRequest(f"Role {prior.id} implying {implied.id} would create a cycle.")
@@ -963,7 +1156,20 @@ def grant_role(
     `inherited`: the OS-INHERIT grant `.../inherited_to_projects` (grants.INHERITED)."""
     ctx.require_admin()
     target, actor, role = _resolve(session, target_type, target_id, actor_type, actor_id, role_id)
+    _check_role_domain(target, role)
     grants.add(session, actor.type, actor.id, _stored(target, inherited), target.id, role.id)
+
+
+def _check_role_domain(target: Target, role: Role) -> None:
+    """A domain-specific role is granted only within its domain (Keystone's 403)."""
+    if role.domain_id == GLOBAL_ROLE:
+        return
+    domain_id = target.entity.domain_id if isinstance(target.entity, Project) else target.id
+    if target.type == grants.SYSTEM or domain_id != role.domain_id:
+        raise Forbidden(
+            f"{target.type.capitalize()} {target.id} must be in the same domain as the role "
+            f"{role.id} being assigned."
+        )
 
 
 def _stored(target: Target, inherited: bool) -> str:
@@ -1075,6 +1281,7 @@ class Assignment:
     # the domain it is inherited from.
     inherited: bool = False
     from_domain: str | None = None
+    from_project: str | None = None
 
 
 @dataclass(frozen=True)
@@ -1154,6 +1361,11 @@ def list_assignments(session: Session, ctx: RequestContext, flt: AssignmentFilte
             scope = scope | (
                 (Grant.target_type == grants.INHERITED[grants.DOMAIN]) & (Grant.target_id == domain)
             )
+            above = grants.ancestors_of(session, flt.project_id)
+            if above:
+                scope = scope | (
+                    (Grant.target_type == grants.INHERITED[grants.PROJECT]) & Grant.target_id.in_(above)
+                )
         query = query.where(scope)
     if flt.domain_id is not None:
         # An effective listing turns inherited grants into project ones, outside this scope.
@@ -1167,6 +1379,8 @@ def list_assignments(session: Session, ctx: RequestContext, flt: AssignmentFilte
     if flt.effective:
         rows = _inherit(session, rows, flt.project_id)
         rows = _with_implied(session, _expand_groups(session, rows, flt.user_id))
+        # domain-specific roles only lend what they imply (never in a token themselves)
+        rows = [a for a in rows if a.role.domain_id == GLOBAL_ROLE]
         if flt.role_id is not None:
             rows = [a for a in rows if a.role.id == flt.role_id]
     names = {domain_id: name for domain_id, name in session.execute(select(Domain.id, Domain.name))}
@@ -1175,21 +1389,35 @@ def list_assignments(session: Session, ctx: RequestContext, flt: AssignmentFilte
 
 def _inherit(session: Session, rows: list[Assignment], project_id: str | None) -> list[Assignment]:
     """An effective listing's rows: a grant inherited from a domain becomes one on each of the
-    domain's projects (only `project_id` when filtered); one inherited by a project's subtree
-    holds on no project of kumo's (projects have no children)."""
+    domain's projects, one inherited from a project one on each project of its subtree (only
+    `project_id` when filtered)."""
     out: list[Assignment] = []
+    parents: dict[str, str | None] | None = None
     for a in rows:
         if not a.inherited:
             out.append(a)
-        elif a.target.type == grants.DOMAIN:
+            continue
+        if a.target.type == grants.DOMAIN:
             query = select(Project).where(Project.domain_id == a.target.id)
-            if project_id is not None:
-                query = query.where(Project.id == project_id)
-            for project in session.scalars(query.order_by(Project.name)):
-                target = Target(grants.PROJECT, project.id, project)
-                out.append(
-                    Assignment(a.actor, target, a.role, via_group=a.via_group, from_domain=a.target.id)
+        else:
+            parents = project_parents(session) if parents is None else parents
+            query = select(Project).where(Project.id.in_(hierarchy.subtree(a.target.id, parents)))
+        if project_id is not None:
+            query = query.where(Project.id == project_id)
+        from_domain = a.target.id if a.target.type == grants.DOMAIN else None
+        from_project = a.target.id if a.target.type == grants.PROJECT else None
+        for project in session.scalars(query.order_by(Project.name)):
+            target = Target(grants.PROJECT, project.id, project)
+            out.append(
+                Assignment(
+                    a.actor,
+                    target,
+                    a.role,
+                    via_group=a.via_group,
+                    from_domain=from_domain,
+                    from_project=from_project,
                 )
+            )
     return out
 
 

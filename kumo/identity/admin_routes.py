@@ -13,6 +13,7 @@ from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
 from kumo.identity import admin, app_creds, catalog, credentials, grants, limits, service, views
 from kumo.identity.lockout import Lockout
+from kumo.identity.project_tags import TagFilter
 from kumo.runtime import Runtime
 
 router = APIRouter(prefix="/identity")
@@ -231,6 +232,15 @@ def list_user_groups(request: Request, user_id: str, ctx: Ctx, rt: Rt) -> Body:
 # --- projects -------------------------------------------------------------------------------
 
 
+_TREE_FLAGS = ("parents_as_list", "subtree_as_list", "parents_as_ids", "subtree_as_ids")
+
+
+def _present(request: Request, name: str) -> bool:
+    """Keystone's flag parameters: given (even empty), and not "0" or "false"."""
+    value = request.query_params.get(name)
+    return value is not None and value.strip().lower() not in ("0", "false")
+
+
 @router.get("/v3/projects")
 def list_projects(
     request: Request,
@@ -242,7 +252,13 @@ def list_projects(
     parent_id: str | None = None,
     is_domain: str | None = None,
 ) -> Body:
+    tags = TagFilter.parse(dict(request.query_params))
     with rt.db.read() as session:
+        if _flag(is_domain):
+            domains = admin.list_projects_acting_as_domains(session, ctx, name=name, enabled=_flag(enabled))
+            return views.collection(
+                "projects", (views.project(d, _base(request)) for d in domains), _url(request)
+            )
         projects = admin.list_projects(
             session,
             ctx,
@@ -250,7 +266,7 @@ def list_projects(
             domain_id=_ref(domain_id),
             enabled=_flag(enabled),
             parent_id=_ref(parent_id),
-            is_domain=_flag(is_domain),
+            tags=tags,
         )
     return views.collection("projects", (views.project(p, _base(request)) for p in projects), _url(request))
 
@@ -264,9 +280,10 @@ def create_project(request: Request, body: ProjectCreateBody, ctx: Ctx, rt: Rt) 
 
 @router.get("/v3/projects/{project_id}")
 def show_project(request: Request, project_id: str, ctx: Ctx, rt: Rt) -> Body:
+    asked = frozenset(flag for flag in _TREE_FLAGS if _present(request, flag))
     with rt.db.read() as session:
-        project = admin.get_project(session, ctx, project_id)
-    return {"project": views.project(project, _base(request))}
+        tree = admin.get_project_tree(session, ctx, project_id, asked)
+    return {"project": views.project_tree(tree, _base(request))}
 
 
 @router.patch("/v3/projects/{project_id}")
@@ -282,6 +299,61 @@ def delete_project(project_id: str, ctx: Ctx, rt: Rt) -> Response:
     with rt.db.transaction() as session:
         admin.delete_project(session, ctx, project_id)
     rt.tokens.refresh_soon()  # this worker sees the revocation at once
+    return _no_content()
+
+
+# --- project tags ---------------------------------------------------------------------------
+
+_TAGS = "/v3/projects/{project_id}/tags"
+
+
+class TagsBody(_Envelope):
+    tags: list[Any]
+
+
+@router.get(_TAGS)
+def list_project_tags(request: Request, project_id: str, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.read() as session:
+        tags = admin.list_project_tags(session, ctx, project_id)
+    return views.project_tags(tags, _base(request), project_id)
+
+
+@router.put(_TAGS)
+def replace_project_tags(request: Request, project_id: str, body: TagsBody, ctx: Ctx, rt: Rt) -> Body:
+    with rt.db.transaction() as session:
+        tags = admin.replace_project_tags(session, ctx, project_id, body.tags)
+    return views.project_tags(tags, _base(request), project_id)
+
+
+@router.delete(_TAGS, status_code=204)
+def clear_project_tags(project_id: str, ctx: Ctx, rt: Rt) -> Response:
+    with rt.db.transaction() as session:
+        admin.clear_project_tags(session, ctx, project_id)
+    return _no_content()
+
+
+def check_project_tag(project_id: str, tag: str, ctx: Ctx, rt: Rt) -> Response:
+    with rt.db.read() as session:
+        admin.check_project_tag(session, ctx, project_id, tag)
+    return _no_content()
+
+
+router.get(_TAGS + "/{tag}", status_code=204, name="show_project_tag")(check_project_tag)
+router.head(_TAGS + "/{tag}", status_code=204, name="check_project_tag")(check_project_tag)
+
+
+@router.put(_TAGS + "/{tag}", status_code=201)
+def add_project_tag(request: Request, project_id: str, tag: str, ctx: Ctx, rt: Rt) -> Response:
+    """201 with no body and the tag's Location, as Keystone (the API working group's tags)."""
+    with rt.db.transaction() as session:
+        admin.add_project_tag(session, ctx, project_id, tag)
+    return Response(status_code=201, headers={"Location": str(request.url)})
+
+
+@router.delete(_TAGS + "/{tag}", status_code=204)
+def remove_project_tag(project_id: str, tag: str, ctx: Ctx, rt: Rt) -> Response:
+    with rt.db.transaction() as session:
+        admin.remove_project_tag(session, ctx, project_id, tag)
     return _no_content()
 
 

@@ -8,16 +8,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kumo.identity import grants, lockout, revocation
-from kumo.identity.models import Domain, ImpliedRole, Project, Role, User
+from kumo.identity.models import GLOBAL_ROLE, Domain, ImpliedRole, Project, Role, User
 from kumo.identity.passwords import hash_password, verify_password
 
-ROLE_NAMES = ("admin", "member", "reader")
-# keystone-manage bootstrap's chain: admin implies member, member implies reader.
-IMPLIED_CHAIN = (("admin", "member"), ("member", "reader"))
+ROLE_NAMES = ("admin", "manager", "member", "reader", "service")
+# keystone-manage bootstrap's chain (2024.1 on): admin implies manager, manager implies member,
+# member implies reader; `service` (for services' own users) implies nothing. The rule admin
+# implies member of older bootstraps is removed, as Keystone's bootstrap does.
+IMPLIED_CHAIN = (("admin", "manager"), ("manager", "member"), ("member", "reader"))
+OUTDATED_CHAIN = (("admin", "member"),)
 
 
 def ensure_role(session: Session, name: str) -> Role:
-    role = session.scalar(select(Role).where(Role.name == name))
+    role = session.scalar(select(Role).where(Role.name == name, Role.domain_id == GLOBAL_ROLE))
     if role is None:
         role = Role(id=uuid.uuid4().hex, name=name)
         session.add(role)
@@ -56,6 +59,13 @@ def ensure_implied(session: Session, prior: Role, implied: Role) -> None:
         session.flush()
 
 
+def forget_implied(session: Session, prior: Role, implied: Role) -> None:
+    rule = session.get(ImpliedRole, (prior.id, implied.id))
+    if rule is not None:
+        session.delete(rule)
+        session.flush()
+
+
 def ensure_default_domain(session: Session) -> Domain:
     domain = session.get(Domain, "default")
     if domain is None:
@@ -74,6 +84,8 @@ def bootstrap(session: Session, admin_password: str, demo_password: str | None =
     roles = {name: ensure_role(session, name) for name in ROLE_NAMES}
     for prior, implied in IMPLIED_CHAIN:
         ensure_implied(session, roles[prior], roles[implied])
+    for prior, implied in OUTDATED_CHAIN:
+        forget_implied(session, roles[prior], roles[implied])
     admin_project = ensure_project(session, "admin", "Bootstrap project for the cloud admin")
     admin = ensure_user(session, "admin", admin_password, admin_project)
     grant(session, admin, admin_project, roles["admin"])

@@ -358,11 +358,23 @@ def _check_region(session: Session, own: Own, region_id: str | None) -> None:
         raise BadRequest(f"Invalid region_id: could not find region {region_id}.")
 
 
+def _legacy_region(session: Session, own: Own, region: str) -> str:
+    """The legacy `region` of an endpoint (given without `region_id`): as Keystone, for the
+    clients that use v3 as they used v2, a region of that id is created when none exists."""
+    if not _region_exists(session, own, region):
+        session.add(models.CatalogRegion(id=region, description="", parent_region_id=None))
+        session.flush()
+    return region
+
+
 def create_endpoint(session: Session, ctx: RequestContext, own: Own, spec: EndpointCreate) -> Endpoint:
-    """`region` is accepted for `region_id` (Keystone's legacy attribute); the region exists."""
+    """`region_id` must name a region; the legacy `region` (without `region_id`) names one or
+    creates it."""
     ctx.require_admin()
-    region_id = spec.region_id if spec.region_id is not None else spec.region
     _check_service(session, own, spec.service_id)
+    region_id = spec.region_id
+    if region_id is None and spec.region is not None:
+        region_id = _legacy_region(session, own, spec.region)
     _check_region(session, own, region_id)
     row = models.CatalogEndpoint(
         id=uuid.uuid4().hex,
@@ -395,10 +407,11 @@ def update_endpoint(
         _check_service(session, own, spec.service_id)
         row.service_id = spec.service_id
     fields = spec.model_fields_set
-    if "region_id" in fields or "region" in fields:
-        region_id = spec.region_id if "region_id" in fields else spec.region
-        _check_region(session, own, region_id)
-        row.region_id = region_id
+    if "region_id" in fields:
+        _check_region(session, own, spec.region_id)
+        row.region_id = spec.region_id
+    elif "region" in fields:
+        row.region_id = _legacy_region(session, own, spec.region) if spec.region is not None else None
     if spec.interface is not None:
         row.interface = spec.interface
     if spec.url is not None:

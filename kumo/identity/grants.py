@@ -3,7 +3,8 @@ roles a user holds on a target through them.
 
 Invariant: `assigned_role_ids(user, target)` is every role granted on that target to the user
 directly or to a group the user belongs to (for a project, also those granted inherited to the
-projects of its domain, OS-INHERIT), read in one statement; `effective_roles` adds the
+projects of its domain, or to the subtree of one of its ancestors, OS-INHERIT), read in one
+statement once the project's ancestors are known; `effective_roles` adds the
 implied ones (kumo.identity.inference). A token is issued with its effective roles, so
 validating one reads none of this.
 """
@@ -15,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
-from kumo.identity import inference
+from kumo.identity import hierarchy, inference
 from kumo.identity.models import Grant, GroupMembership, Project
 
 USER, GROUP = "user", "group"
@@ -23,7 +24,7 @@ PROJECT, DOMAIN, SYSTEM = "project", "domain", "system"
 SYSTEM_ALL = "all"  # the one system target, Keystone's `system: {all: true}`
 # OS-INHERIT: a grant "inherited to projects" is stored with a target type of its own: on a
 # domain it holds on every project of the domain (not on the domain); on a project, on the
-# project's subtree (kumo's projects have no children, so on none).
+# project's subtree (not on the project).
 INHERITED = {DOMAIN: "idomain", PROJECT: "iproject"}
 INHERITED_TO = {stored: plain for plain, stored in INHERITED.items()}
 
@@ -80,18 +81,32 @@ def _actor_is(user_id: str) -> ColumnElement[bool]:
     )
 
 
-def _on(target_type: str, target_id: str) -> ColumnElement[bool]:
+def ancestors_of(session: Session, project_id: str) -> list[str]:
+    """The project's parent, grandparent, … (a handful of reads: trees are at most
+    kumo.identity.hierarchy.MAX_DEPTH deep)."""
+    parents = {project_id: session.scalar(select(Project.parent_id).where(Project.id == project_id))}
+    current = parents[project_id]
+    while current is not None and current not in parents:
+        parents[current] = session.scalar(select(Project.parent_id).where(Project.id == current))
+        current = parents[current]
+    return hierarchy.ancestors(project_id, parents)
+
+
+def _on(session: Session, target_type: str, target_id: str) -> ColumnElement[bool]:
     """Grants that hold on the target: made on it, and for a project those inherited from its
-    domain."""
+    domain or from one of its ancestors."""
     on = (Grant.target_type == target_type) & (Grant.target_id == target_id)
     if target_type == PROJECT:
         domain = select(Project.domain_id).where(Project.id == target_id).scalar_subquery()
         on = on | ((Grant.target_type == INHERITED[DOMAIN]) & (Grant.target_id == domain))
+        above = ancestors_of(session, target_id)
+        if above:
+            on = on | ((Grant.target_type == INHERITED[PROJECT]) & Grant.target_id.in_(above))
     return on
 
 
 def assigned_role_ids(session: Session, user_id: str, target_type: str, target_id: str) -> list[str]:
-    query = select(Grant.role_id).where(_on(target_type, target_id), _actor_is(user_id))
+    query = select(Grant.role_id).where(_on(session, target_type, target_id), _actor_is(user_id))
     return list(session.scalars(query.distinct()))
 
 
@@ -107,7 +122,29 @@ def project_ids_of_user(session: Session, user_id: str) -> list[str]:
     query = select(Grant.target_id).where(Grant.target_type == PROJECT, _actor_is(user_id)).distinct()
     inherited = select(Grant.target_id).where(Grant.target_type == INHERITED[DOMAIN], _actor_is(user_id))
     via_domains = select(Project.id).where(Project.domain_id.in_(inherited))
-    return sorted(set(session.scalars(query)) | set(session.scalars(via_domains)))
+    found = set(session.scalars(query)) | set(session.scalars(via_domains))
+    trees = set(
+        session.scalars(
+            select(Grant.target_id).where(Grant.target_type == INHERITED[PROJECT], _actor_is(user_id))
+        )
+    )
+    if trees:
+        parents = {pid: parent for pid, parent in session.execute(select(Project.id, Project.parent_id))}
+        for top in trees:
+            found.update(hierarchy.subtree(top, parents))
+    return sorted(found)
+
+
+def domain_ids_of_user(session: Session, user_id: str) -> list[str]:
+    """The domains the user holds a role on, directly or through a group (grants inherited to
+    a domain's projects give none on the domain)."""
+    query = select(Grant.target_id).where(Grant.target_type == DOMAIN, _actor_is(user_id)).distinct()
+    return sorted(session.scalars(query))
+
+
+def holds_system_role(session: Session, user_id: str) -> bool:
+    query = select(Grant.role_id).where(Grant.target_type == SYSTEM, _actor_is(user_id)).limit(1)
+    return session.scalar(query) is not None
 
 
 def users_holding(session: Session, role_ids: list[str]) -> list[str]:

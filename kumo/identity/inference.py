@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kumo.identity.models import ImpliedRole, Role
+from kumo.identity.models import GLOBAL_ROLE, ImpliedRole, Role
 
 PROHIBITED_IMPLIED = frozenset({"admin"})
 
@@ -39,11 +39,16 @@ def closure(role_ids: Iterable[str], graph: dict[str, set[str]]) -> set[str]:
 
 
 def effective(session: Session, role_ids: Iterable[str]) -> list[tuple[str, str]]:
-    """(id, name) of the assigned roles and every role they imply, sorted by name."""
+    """(id, name) of the assigned roles and every role they imply, sorted by name. Domain-specific
+    roles only lend what they imply: they are never in a token themselves (as Keystone)."""
     ids = closure(role_ids, rules(session))
     if not ids:
         return []
-    rows = session.execute(select(Role.id, Role.name).where(Role.id.in_(sorted(ids))).order_by(Role.name))
+    rows = session.execute(
+        select(Role.id, Role.name)
+        .where(Role.id.in_(sorted(ids)), Role.domain_id == GLOBAL_ROLE)
+        .order_by(Role.name)
+    )
     return [(r.id, r.name) for r in rows]
 
 

@@ -24,6 +24,9 @@ class Project(Base):
     # attributes beyond Keystone's own, given at create or update and shown back as top-level
     # fields of the project (Keystone's `extra`: `openstack project create --property k=v`)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
+    # A sub-project's parent project; None for a top-level project (whose parent is its domain).
+    parent_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class User(Base):
@@ -38,12 +41,22 @@ class User(Base):
     default_project_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # Attributes Keystone does not know, kept and shown as given (Keystone's `extra`).
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+GLOBAL_ROLE = ""  # a role's domain_id when it belongs to no domain (Keystone's `<<null>>`)
 
 
 class Role(Base):
+    """A role; a domain-specific role (`domain_id` set) is named uniquely within its domain,
+    global roles among themselves."""
+
     __tablename__ = "roles"
+    __table_args__ = (UniqueConstraint("name", "domain_id"),)
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    name: Mapped[str] = mapped_column(String(255), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    domain_id: Mapped[str] = mapped_column(String(64), default=GLOBAL_ROLE, server_default="")
     description: Mapped[str] = mapped_column(Text, default="")
 
 

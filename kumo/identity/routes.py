@@ -11,7 +11,7 @@ from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
 from kumo.api.openapi import json_body
 from kumo.errors import NotFound
-from kumo.identity import auth_request, catalog, schemas, service
+from kumo.identity import auth_request, catalog, schemas, service, views
 from kumo.identity.lockout import Lockout
 from kumo.runtime import Runtime
 
@@ -117,19 +117,24 @@ def auth_projects(
 ) -> dict[str, Any]:
     with rt.db.read() as session:
         projects = service.projects_of_user(session, ctx.user_id)
-    return {
-        "projects": [
-            {
-                "id": p.id,
-                "name": p.name,
-                "domain_id": p.domain_id,
-                "enabled": p.enabled,
-                "description": p.description,
-                "is_domain": False,
-                "parent_id": p.domain_id,
-                "links": {"self": _base(request) + f"/identity/v3/projects/{p.id}"},
-            }
-            for p in projects
-        ],
-        "links": {"self": str(request.url), "next": None, "previous": None},
-    }
+    return views.collection(
+        "projects", (views.project(p, _base(request)) for p in projects), str(request.url)
+    )
+
+
+@router.get("/v3/auth/domains")
+def auth_domains(
+    request: Request, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
+    with rt.db.read() as session:
+        domains = service.domains_of_user(session, ctx.user_id)
+    return views.collection("domains", (views.domain(d, _base(request)) for d in domains), str(request.url))
+
+
+@router.get("/v3/auth/system")
+def auth_system(
+    request: Request, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
+    with rt.db.read() as session:
+        system = service.system_scopes_of_user(session, ctx.user_id)
+    return {"system": system, "links": {"self": str(request.url), "next": None, "previous": None}}

@@ -358,6 +358,19 @@ def projects_of_user(session: Session, user_id: str) -> list[Project]:
     return list(session.scalars(select(Project).where(Project.id.in_(ids)).order_by(Project.name)))
 
 
+def domains_of_user(session: Session, user_id: str) -> list[Domain]:
+    """GET /v3/auth/domains: the enabled domains the user holds a role on (directly or through a
+    group), the domains a token may be scoped to."""
+    ids = grants.domain_ids_of_user(session, user_id)
+    query = select(Domain).where(Domain.id.in_(ids), Domain.enabled).order_by(Domain.name)
+    return list(session.scalars(query))
+
+
+def system_scopes_of_user(session: Session, user_id: str) -> list[dict[str, bool]]:
+    """GET /v3/auth/system: `[{"all": true}]` when the user holds a role on the system."""
+    return [{"all": True}] if grants.holds_system_role(session, user_id) else []
+
+
 def require_user(session: Session, user_id: str) -> User:
     user = session.get(User, user_id)
     if user is None:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from kumo.identity import grants
-from kumo.identity.admin import Assignment, Inference, is_immutable
+from kumo.identity.admin import Assignment, Inference, ProjectTree, is_immutable
 from kumo.identity.app_creds import AppCred
 from kumo.identity.catalog import Endpoint, Region, Service
 from kumo.identity.credentials import Plain
@@ -34,7 +34,20 @@ def domain(d: Domain, base: str) -> dict[str, Any]:
     }
 
 
-def project(p: Project, base: str) -> dict[str, Any]:
+def project(p: Project | Domain, base: str) -> dict[str, Any]:
+    if isinstance(p, Domain):  # a domain, as the project acting as it (Keystone's is_domain)
+        return {
+            "id": p.id,
+            "name": p.name,
+            "domain_id": None,
+            "description": p.description,
+            "enabled": p.enabled,
+            "parent_id": None,
+            "is_domain": True,
+            "tags": [],
+            "options": {},
+            "links": _self(base, f"projects/{p.id}"),
+        }
     # the extra attributes first: Keystone's own fields win over an extra of the same name
     return {
         **(p.extra or {}),
@@ -43,16 +56,35 @@ def project(p: Project, base: str) -> dict[str, Any]:
         "domain_id": p.domain_id,
         "description": p.description,
         "enabled": p.enabled,
-        "parent_id": p.domain_id,
+        "parent_id": p.parent_id or p.domain_id,
         "is_domain": False,
-        "tags": [],
+        "tags": list(p.tags or []),
         "options": {},
         "links": _self(base, f"projects/{p.id}"),
     }
 
 
+def project_tree(t: ProjectTree, base: str) -> dict[str, Any]:
+    """A project with the hierarchy Keystone's query parameters asked for."""
+    body = project(t.project, base)
+    if "parents_as_list" in t.shown:
+        body["parents"] = [{"project": project(p, base)} for p in t.parents or []]
+    elif "parents_as_ids" in t.shown:
+        body["parents"] = t.parents_ids
+    if "subtree_as_list" in t.shown:
+        body["subtree"] = [{"project": project(p, base)} for p in t.subtree or []]
+    elif "subtree_as_ids" in t.shown:
+        body["subtree"] = t.subtree_ids
+    return body
+
+
+def project_tags(tags: list[str], base: str, project_id: str) -> dict[str, Any]:
+    return {"tags": tags, "links": _self(base, f"projects/{project_id}/tags")}
+
+
 def user(u: User, base: str) -> dict[str, Any]:
     body: dict[str, Any] = {
+        **(u.extra or {}),
         "id": u.id,
         "name": u.name,
         "domain_id": u.domain_id,
@@ -74,7 +106,7 @@ def role(r: Role, base: str) -> dict[str, Any]:
     return {
         "id": r.id,
         "name": r.name,
-        "domain_id": None,
+        "domain_id": r.domain_id or None,
         "description": r.description,
         "options": {"immutable": True} if is_immutable(r) else {},
         "links": _self(base, f"roles/{r.id}"),
@@ -108,8 +140,13 @@ def assignment(a: Assignment, base: str, domain_names: dict[str, str] | None = N
         scope["OS-INHERIT:inherited_to"] = "projects"
     if a.target.type == grants.SYSTEM:
         path = f"system/{grantee[0]}/{grantee[1]}/roles/{assigned.id}"
-    elif a.inherited or a.from_domain is not None:
-        on = f"domains/{a.from_domain}" if a.from_domain else f"{a.target.type}s/{a.target.id}"
+    elif a.inherited or a.from_domain is not None or a.from_project is not None:
+        if a.from_domain is not None:
+            on = f"domains/{a.from_domain}"
+        elif a.from_project is not None:
+            on = f"projects/{a.from_project}"
+        else:
+            on = f"{a.target.type}s/{a.target.id}"
         path = f"OS-INHERIT/{on}/{grantee[0]}/{grantee[1]}/roles/{assigned.id}/inherited_to_projects"
     else:
         path = f"{a.target.type}s/{a.target.id}/{grantee[0]}/{grantee[1]}/roles/{assigned.id}"

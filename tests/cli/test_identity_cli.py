@@ -130,7 +130,7 @@ def test_admin_user_set_password_revokes_the_users_tokens(cloud: Cloud, osc: Ope
 def test_implied_roles_through_the_cli(osc: OpenStackCLI) -> None:
     chain = osc.run("implied", "role", "list")
     pairs = {(r["Prior Role Name"], r["Implied Role Name"]) for r in chain}
-    assert {("admin", "member"), ("member", "reader")} <= pairs
+    assert {("admin", "manager"), ("manager", "member"), ("member", "reader")} <= pairs
     osc.run("role", "create", "cli-auditor")
     osc.run("implied", "role", "create", "reader", "--implied-role", "cli-auditor")
     pairs = {(r["Prior Role Name"], r["Implied Role Name"]) for r in osc.run("implied", "role", "list")}
@@ -259,3 +259,25 @@ def test_system_scope_through_the_cli(cloud: Cloud, osc: OpenStackCLI) -> None:
     argv[-4:] = ["project", "create", "nope", "-f", "json"]
     denied = subprocess.run(argv, env=osc.env, capture_output=True, text=True, timeout=120)
     assert denied.returncode != 0 and "403" in denied.stderr
+
+
+def test_project_tags_and_trees_through_the_cli(osc: OpenStackCLI) -> None:
+    top = osc.run("project", "create", "--tag", "prod", "--tag", "eu", "cli-top")
+    assert sorted(top["tags"]) == ["eu", "prod"]
+    child = osc.run("project", "create", "--parent", "cli-top", "--tag", "eu", "cli-child")
+    assert child["parent_id"] == top["id"]
+    osc.run("project", "set", "--tag", "gold", "cli-child", json=False)
+    osc.run("project", "set", "--remove-tag", "eu", "cli-child", json=False)
+    assert sorted(osc.run("project", "show", "cli-child")["tags"]) == ["gold"]
+    assert [p["Name"] for p in osc.run("project", "list", "--tags", "prod,eu")] == ["cli-top"]
+    assert [p["Name"] for p in osc.run("project", "list", "--tags-any", "gold")] == ["cli-child"]
+    assert "cli-top" not in [p["Name"] for p in osc.run("project", "list", "--not-tags-any", "eu")]
+    shown = osc.run("project", "show", "--children", "cli-top")
+    assert child["id"] in str(shown["subtree"])
+    shown = osc.run("project", "show", "--parents", "cli-child")
+    assert top["id"] in str(shown["parents"])
+    with pytest.raises(CLIError) as refused:
+        osc.run("project", "delete", "cli-top", json=False)
+    assert "leaf" in refused.value.stderr
+    osc.run("project", "delete", "cli-child", json=False)
+    osc.run("project", "delete", "cli-top", json=False)

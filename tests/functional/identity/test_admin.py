@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import DEMO_PASSWORD, Cloud
+from tests.functional.identity import test_project_tags, test_project_tree
 
 V3 = "/identity/v3"
 
@@ -114,9 +115,9 @@ def test_project_name_conflicts_are_409(cloud: Cloud) -> None:
         ({"project": {"name": "x" * 65}}, 400),
         ({"project": {"name": 42}}, 400),
         ({"project": {"name": "p", "enabled": "yes"}}, 400),
-        ({"project": {"name": "p", "parent_id": "someproject"}}, 400),
-        ({"project": {"name": "p", "is_domain": True}}, 400),
+        ({"project": {"name": "p", "is_domain": True, "domain_id": "default"}}, 400),
         ({"project": {"name": "p", "domain_id": "elsewhere"}}, 404),
+        ({"project": {"name": "p", "parent_id": "someproject"}}, 404),
     ],
 )
 def test_bad_project_bodies(cloud: Cloud, body: dict[str, Any], status: int) -> None:
@@ -428,3 +429,135 @@ def test_project_extra_attributes_on_postgres(pg_cloud: Cloud) -> None:
         assert (shown["tier"], shown["quota"], shown["rank"]) == (None, {"cores": 4}, 2)
         [listed] = c.get(f"{V3}/projects", params={"name": "pg-extra"}).json()["projects"]
         assert listed == shown
+
+
+def test_users_extra_attributes_are_kept(cloud: Cloud) -> None:
+    """Keystone keeps the attributes it does not know (`extra`) and shows them as given."""
+    with cloud.client() as c:
+        project = _create(c, "project", name=_unique("xp"))
+        user = _create(
+            c, "user", name=_unique("xu"), project_id=project["id"], email="u@example.org", color="blue"
+        )
+        assert (user["project_id"], user["email"], user["color"]) == (project["id"], "u@example.org", "blue")
+        url = f"{V3}/users/{user['id']}"
+        shown = c.get(url).json()["user"]
+        assert shown["project_id"] == project["id"] and shown["color"] == "blue"
+        listed = [u for u in c.get(f"{V3}/users").json()["users"] if u["id"] == user["id"]]
+        assert listed == [shown]
+        resp = c.patch(url, json={"user": {"color": "red", "team": {"name": "ops"}, "description": "d"}})
+        assert resp.status_code == 200, resp.text
+        updated = resp.json()["user"]
+        assert (updated["color"], updated["team"], updated["project_id"]) == (
+            "red",
+            {"name": "ops"},
+            project["id"],
+        )
+        assert updated["description"] == "d"
+        assert c.get(url).json()["user"] == updated
+        # Keystone's own attributes are never overridden by extra ones
+        resp = c.patch(url, json={"user": {"id": "other", "links": {}}})
+        assert resp.status_code == 200 and resp.json()["user"]["id"] == user["id"]
+
+
+def test_domain_specific_roles(cloud: Cloud) -> None:
+    """Keystone's domain-specific roles: named within their domain, listed with `domain_id`
+    only, granted only within their domain, never in a token or an effective listing
+    themselves but lending what they imply; a global role cannot imply one."""
+    with cloud.client() as c:
+        domain = _create(c, "domain", name=_unique("drd"))
+        other = _create(c, "domain", name=_unique("drd"))
+        d = domain["id"]
+        role = _create(c, "role", name="member", domain_id=d)  # a global role's name is free here
+        assert role["domain_id"] == d and role["options"] == {}
+        _assert_keystone_error(c.post(f"{V3}/roles", json={"role": {"name": "member", "domain_id": d}}), 409)
+        _assert_keystone_error(
+            c.post(f"{V3}/roles", json={"role": {"name": "x", "domain_id": "nowhere"}}), 404
+        )
+        assert [r["id"] for r in c.get(f"{V3}/roles", params={"domain_id": d}).json()["roles"]] == [
+            role["id"]
+        ]
+        assert role["id"] not in [r["id"] for r in c.get(f"{V3}/roles").json()["roles"]]
+        # inference: domain → domain (also across domains) and domain → global; never global → domain
+        elsewhere = _create(c, "role", name=_unique("dr"), domain_id=other["id"])
+        assert c.put(f"{V3}/roles/{role['id']}/implies/{elsewhere['id']}").status_code == 201
+        assert c.put(f"{V3}/roles/{role['id']}/implies/{_id_of(c, 'role', 'reader')}").status_code == 201
+        _assert_keystone_error(c.put(f"{V3}/roles/{_id_of(c, 'role', 'reader')}/implies/{role['id']}"), 403)
+        # grants: within the domain only
+        project = _create(c, "project", name=_unique("drp"), domain_id=d)
+        user = _create(c, "user", name=_unique("dru"), domain_id=d, password="pw")
+        grant = f"{V3}/projects/{project['id']}/users/{user['id']}/roles/{role['id']}"
+        assert c.put(grant).status_code == 204
+        _assert_keystone_error(
+            c.put(f"{V3}/projects/{project['id']}/users/{user['id']}/roles/{elsewhere['id']}"), 403
+        )
+        _assert_keystone_error(c.put(f"{V3}/system/users/{user['id']}/roles/{role['id']}"), 403)
+        params = {"user.id": user["id"], "scope.project.id": project["id"], "effective": "true"}
+        rows = c.get(f"{V3}/role_assignments", params=params).json()["role_assignments"]
+        assert [r["role"]["id"] for r in rows] == [_id_of(c, "role", "reader")]
+        direct = c.get(f"{V3}/role_assignments", params={"user.id": user["id"]}).json()["role_assignments"]
+        assert [r["role"]["id"] for r in direct] == [role["id"]]
+        auth = {
+            "identity": {
+                "methods": ["password"],
+                "password": {"user": {"id": user["id"], "password": "pw"}},
+            },
+            "scope": {"project": {"id": project["id"]}},
+        }
+        token = httpx.post(f"{cloud.url}{V3}/auth/tokens", json={"auth": auth})
+        assert token.status_code == 201, token.text
+        assert [r["name"] for r in token.json()["token"]["roles"]] == ["reader"]
+        # deleting the domain deletes its roles
+        assert c.delete(f"{V3}/roles/{role['id']}").status_code == 204
+        assert c.get(f"{V3}/roles", params={"domain_id": d}).json()["roles"] == []
+        assert c.patch(f"{V3}/domains/{other['id']}", json={"domain": {"enabled": False}}).status_code == 200
+        assert c.delete(f"{V3}/domains/{other['id']}").status_code == 204
+        _assert_keystone_error(c.get(f"{V3}/roles/{elsewhere['id']}"), 404)
+
+
+def test_bootstrap_makes_manager_and_service(cloud: Cloud) -> None:
+    """keystone-manage bootstrap (2024.1 on): admin → manager → member → reader, and `service`."""
+    with cloud.client() as c:
+        for name in ("manager", "service"):
+            role = c.get(f"{V3}/roles/{_id_of(c, 'role', name)}").json()["role"]
+            assert role["options"] == {"immutable": True}
+        implied = c.get(f"{V3}/roles/{_id_of(c, 'role', 'manager')}/implies").json()["role_inference"]
+        assert [r["name"] for r in implied["implies"]] == ["member"]
+        assert (
+            c.get(f"{V3}/roles/{_id_of(c, 'role', 'service')}/implies").json()["role_inference"]["implies"]
+            == []
+        )
+        admin_implies = c.get(f"{V3}/roles/{_id_of(c, 'role', 'admin')}/implies").json()["role_inference"]
+        assert [r["name"] for r in admin_implies["implies"]] == ["manager"]
+
+
+def test_projects_acting_as_domains(cloud: Cloud) -> None:
+    """Keystone's `is_domain` projects: a domain made, read, listed, updated and deleted through
+    the projects API (and seen by the domains API); regular listings leave them out."""
+    name = _unique("isdom")
+    with cloud.client() as c:
+        made = _create(c, "project", name=name, is_domain=True, description="d")
+        assert (made["is_domain"], made["domain_id"], made["parent_id"]) == (True, None, None)
+        url = f"{V3}/projects/{made['id']}"
+        assert c.get(f"{V3}/domains/{made['id']}").json()["domain"]["name"] == name
+        assert c.get(url).json()["project"] == made
+        listed = c.get(f"{V3}/projects", params={"is_domain": "true"}).json()["projects"]
+        assert made in listed and "default" in [p["id"] for p in listed]
+        assert made["id"] not in [p["id"] for p in c.get(f"{V3}/projects").json()["projects"]]
+        inside = _create(c, "project", name="inside", domain_id=made["id"])
+        assert inside["parent_id"] == made["id"]
+        _assert_keystone_error(c.delete(url), 403)  # enabled: disable it first, as a domain
+        resp = c.patch(url, json={"project": {"enabled": False}})
+        assert resp.status_code == 200 and resp.json()["project"]["enabled"] is False
+        assert c.delete(url).status_code == 204
+        _assert_keystone_error(c.get(f"{V3}/domains/{made['id']}"), 404)
+        _assert_keystone_error(c.get(f"{V3}/projects/{inside['id']}"), 404)
+
+
+def test_tags_trees_extras_and_domain_roles_on_postgres(pg_cloud: Cloud) -> None:
+    """The JSON columns (tags, extra) and the (name, domain_id) uniqueness of roles on PostgreSQL."""
+    test_project_tags.test_tags_sub_resource(pg_cloud)
+    test_project_tags.test_list_filters(pg_cloud)
+    test_project_tree.test_a_role_inherited_to_a_projects_subtree(pg_cloud)
+    test_users_extra_attributes_are_kept(pg_cloud)
+    test_domain_specific_roles(pg_cloud)
+    test_projects_acting_as_domains(pg_cloud)

@@ -251,3 +251,31 @@ def test_non_admins_read_regions_only(cloud: Cloud) -> None:
             c.delete(f"{V3}/regions/RegionOne"),
         ):
             _error(resp, 403)
+
+
+def test_the_legacy_region_of_an_endpoint_is_created_when_missing(cloud: Cloud) -> None:
+    """Keystone, for clients using v3 as v2: an endpoint's `region` without `region_id` names a
+    region, created when none exists (on create and update); `region_id` must name one."""
+    n = uuid.uuid4().hex[:6]
+    with cloud.client() as c:
+        svc = _made(c.post(f"{V3}/services", json={"service": {"type": "legacy"}}), "service")
+        base = {"service_id": svc["id"], "interface": "public", "url": "http://a"}
+        made = _made(c.post(f"{V3}/endpoints", json={"endpoint": {**base, "region": f"r1-{n}"}}), "endpoint")
+        assert made["region"] == made["region_id"] == f"r1-{n}"
+        assert c.get(f"{V3}/regions/r1-{n}").json()["region"]["parent_region_id"] is None
+        # an existing one is used as it is
+        again = _made(c.post(f"{V3}/endpoints", json={"endpoint": {**base, "region": f"r1-{n}"}}), "endpoint")
+        assert again["region_id"] == f"r1-{n}"
+        updated = c.patch(f"{V3}/endpoints/{made['id']}", json={"endpoint": {"region": f"r2-{n}"}})
+        assert updated.status_code == 200 and updated.json()["endpoint"]["region_id"] == f"r2-{n}"
+        assert c.get(f"{V3}/regions/r2-{n}").status_code == 200
+        # region_id wins over region, and is never created
+        _error(
+            c.post(f"{V3}/endpoints", json={"endpoint": {**base, "region_id": f"r3-{n}", "region": "x"}}), 400
+        )
+        _error(c.get(f"{V3}/regions/r3-{n}"), 404)
+        # a bad enabled value is refused before any region is made
+        body = {**base, "region": f"r4-{n}", "enabled": "True"}
+        _error(c.post(f"{V3}/endpoints", json={"endpoint": body}), 400)
+        _error(c.get(f"{V3}/regions/r4-{n}"), 404)
+        _error(c.patch(f"{V3}/endpoints/{made['id']}", json={"endpoint": {"enabled": "False"}}), 400)

@@ -114,7 +114,7 @@ def test_users_projects_and_domain_scoped_tokens(any_cloud: Cloud) -> None:
         assert dscoped.status_code == 201, dscoped.text
         body = dscoped.json()["token"]
         assert body["domain"] == {"id": domain["id"], "name": domain["name"]} and "project" not in body
-        assert sorted(r["name"] for r in body["roles"]) == ["admin", "member", "reader"]
+        assert sorted(r["name"] for r in body["roles"]) == ["admin", "manager", "member", "reader"]
         assert body["catalog"]
         dtoken = dscoped.headers["X-Subject-Token"]
         with any_cloud.client(dtoken) as dc:

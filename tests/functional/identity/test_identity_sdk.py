@@ -24,7 +24,7 @@ def test_domains_groups_and_implied_roles_with_the_sdk(cloud: Cloud) -> None:
     # The SDK has no implied-role calls: its identity adapter reads them.
     inferences = conn.identity.get("/role_inferences").json()["role_inferences"]
     rules = {(r["prior_role"]["name"], i["name"]) for r in inferences for i in r["implies"]}
-    assert {("admin", "member"), ("member", "reader")} <= rules
+    assert {("admin", "manager"), ("manager", "member"), ("member", "reader")} <= rules
     reader = conn.identity.find_role("reader")
     conn.identity.assign_system_role_to_user(user, reader, "all")
     assert conn.identity.validate_user_has_system_role(user, reader, "all")

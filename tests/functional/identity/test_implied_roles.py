@@ -1,5 +1,5 @@
-"""Implied roles over HTTP: the bootstrap chain admin → member → reader, the implies API, tokens
-and effective role assignments listing implied roles, and a rescoped token's methods."""
+"""Implied roles over HTTP: the bootstrap chain admin → manager → member → reader, the implies
+API, tokens and effective role assignments listing implied roles, and a rescoped token's methods."""
 
 from __future__ import annotations
 
@@ -35,9 +35,10 @@ def test_bootstrap_chain_is_listed_and_reflected_in_tokens(cloud: Cloud) -> None
     with cloud.client() as c:
         rules = c.get(f"{V3}/role_inferences").json()["role_inferences"]
         chain = {r["prior_role"]["name"]: [i["name"] for i in r["implies"]] for r in rules}
-        assert chain["admin"] == ["member"] and chain["member"] == ["reader"]
+        assert chain["admin"] == ["manager"] and chain["manager"] == ["member"]
+        assert chain["member"] == ["reader"] and "service" not in chain
         assert rules[0]["prior_role"]["links"]["self"].startswith(f"{cloud.url}{V3}/roles/")
-    assert _token_roles(cloud, cloud.token()) == ["admin", "member", "reader"]
+    assert _token_roles(cloud, cloud.token()) == ["admin", "manager", "member", "reader"]
     assert _token_roles(cloud, cloud.token("demo", DEMO_PASSWORD, "demo")) == ["member", "reader"]
 
 

@@ -1,7 +1,8 @@
 """OS-INHERIT over HTTP (tempest's test_inherits): roles granted inherited to projects on a
 domain or a project, to a user or a group: granted, listed, checked and revoked; a domain's
 inherited grant holds on each of its projects (effective role assignments, tokens) and not on
-the domain; a project's holds on its subtree, which in kumo is empty."""
+the domain; a project's holds on its subtree and not on the project itself
+(tests/functional/identity/test_project_tree.py)."""
 
 from __future__ import annotations
 

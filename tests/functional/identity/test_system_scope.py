@@ -37,7 +37,7 @@ def test_bootstrap_admin_is_system_admin(any_cloud: Cloud) -> None:
     assert resp.status_code == 201, resp.text
     token = resp.json()["token"]
     assert token["system"] == {"all": True} and "project" not in token and "domain" not in token
-    assert sorted(r["name"] for r in token["roles"]) == ["admin", "member", "reader"]
+    assert sorted(r["name"] for r in token["roles"]) == ["admin", "manager", "member", "reader"]
     assert token["catalog"]
     with any_cloud.client(resp.headers["X-Subject-Token"]) as c:
         project = c.post(f"{V3}/projects", json={"project": {"name": f"sys-{uuid.uuid4().hex[:8]}"}})
