@@ -15,6 +15,7 @@ from urllib.parse import quote
 from kumo.apiclient import APIError
 from kumo.dashboard import exposition
 from kumo.dashboard.client import API, IRONIC_VERSION, WATCHER_VERSION, Token
+from kumo.promtext import Histogram
 
 COMPUTE = "/compute/v2.1"
 NETWORK = "/networking/v2.0"
@@ -489,6 +490,16 @@ def set_node_power(api: API, node_id: str, target: str) -> None:
 def scrape(api: API) -> exposition.Scrape:
     """What the charts read from kumo's /metrics (the answering API worker's registry)."""
     return exposition.parse(api.text("/metrics"))
+
+
+BOOT_SAMPLE = 200  # the newest servers the boot latency chart reads
+
+
+def boot_latency(api: API) -> Histogram:
+    """Boot latency of the newest servers of every project (admin), from the servers API:
+    the same whichever API worker answers (kumo_server_boot_seconds is per worker)."""
+    found = api.get(f"{COMPUTE}/servers/detail?all_tenants=1&limit={BOOT_SAMPLE}")["servers"]
+    return exposition.histogram(exposition.boot_seconds(found))
 
 
 # -- canaries ------------------------------------------------------------------------------------

@@ -536,8 +536,12 @@ def build_router(dash: Dashboard) -> APIRouter:
     @router.get("/admin/charts", include_in_schema=False)
     def chart_page(request: Request, session: Session = Depends(operator)) -> Response:
         def load(api: client.API) -> dict[str, Any]:
-            machines, scrape = pages.fleet(api), pages.scrape(api)
-            return {"charts": charts.operator_charts(machines, scrape), "boot": scrape.boot}
+            machines, scrape, boot = pages.fleet(api), pages.scrape(api), pages.boot_latency(api)
+            return {
+                "charts": charts.operator_charts(machines, scrape, boot),
+                "boot": boot,
+                "sample": pages.BOOT_SAMPLE,
+            }
 
         return page(request, "admin_charts.html", load, session)
 
