@@ -23,10 +23,22 @@ IMAGE = "/image/v2"
 BAREMETAL = "/baremetal/v1"
 WATCHER = "/infra-optim/v1"
 
-# A server's status that moves on by itself: its page keeps polling while it shows one.
-SETTLED = ("ACTIVE", "SHUTOFF", "ERROR", "DELETED", "SOFT_DELETED", "SHELVED_OFFLOADED", "PAUSED")
+# A server's status that does not move on by itself: its page stops polling when it shows one.
+SETTLED = (
+    "ACTIVE",
+    "SHUTOFF",
+    "ERROR",
+    "DELETED",
+    "SOFT_DELETED",
+    "SUSPENDED",
+    "PAUSED",
+    "SHELVED",
+    "SHELVED_OFFLOADED",
+    "RESCUE",
+    "VERIFY_RESIZE",
+)
 
-# The server actions the dashboard offers, as the compute API's action bodies.
+# The server actions the dashboard offers without a choice, as the compute API's action bodies.
 SERVER_ACTIONS: dict[str, Any] = {
     "start": {"os-start": None},
     "stop": {"os-stop": None},
@@ -34,7 +46,59 @@ SERVER_ACTIONS: dict[str, Any] = {
     "hard-reboot": {"reboot": {"type": "HARD"}},
     "lock": {"lock": None},
     "unlock": {"unlock": None},
+    "pause": {"pause": None},
+    "unpause": {"unpause": None},
+    "suspend": {"suspend": None},
+    "resume": {"resume": None},
+    "unrescue": {"unrescue": None},
+    "confirm-resize": {"confirmResize": None},
+    "revert-resize": {"revertResize": None},
+    "shelve": {"shelve": None},
+    "unshelve": {"unshelve": None},
 }
+# The actions that take a choice from their form (an image, a flavor, a name).
+CHOICE_ACTIONS = ("rescue", "resize", "rebuild", "create-image")
+
+# What Nova allows in each status (its check_instance_state of each action): the buttons a
+# server's page shows. The API still decides; its refusal is shown in its words.
+_BY_STATUS: dict[str, tuple[str, ...]] = {
+    "ACTIVE": (
+        "stop", "reboot", "hard-reboot", "pause", "suspend", "rescue", "resize", "rebuild",
+        "create-image", "shelve",
+    ),
+    "SHUTOFF": ("start", "hard-reboot", "rescue", "resize", "rebuild", "create-image", "shelve"),
+    "PAUSED": ("unpause", "hard-reboot", "create-image", "shelve"),
+    "SUSPENDED": ("resume", "hard-reboot", "create-image", "shelve"),
+    "RESCUE": ("unrescue",),
+    "VERIFY_RESIZE": ("confirm-resize", "revert-resize"),
+    "SHELVED": ("unshelve",),
+    "SHELVED_OFFLOADED": ("unshelve",),
+    "ERROR": ("hard-reboot", "rebuild"),
+}  # fmt: skip
+
+
+def actions_for(status: str, locked: bool) -> list[str]:
+    """The actions a server's page offers in `status`: Nova's allowed ones, then lock/unlock and
+    delete (any status)."""
+    return [*_BY_STATUS.get(status, ()), "unlock" if locked else "lock", "delete"]
+
+
+def action_body(action: str, form: dict[str, str]) -> dict[str, Any]:
+    """The compute API's action body of a dashboard action and its form's choice."""
+    if action in SERVER_ACTIONS:
+        return dict(SERVER_ACTIONS[action])
+    if action == "rescue":
+        image = form.get("image", "")
+        return {"rescue": {"rescue_image_ref": image} if image else None}
+    if action == "resize":
+        return {"resize": {"flavorRef": form.get("flavor", "")}}
+    if action == "rebuild":
+        return {"rebuild": {"imageRef": form.get("image", "")}}
+    if action == "create-image":
+        return {"createImage": {"name": form.get("image_name", "")}}
+    raise APIError(400, f"Unknown action: {action}")
+
+
 SERVER_GROUP_POLICIES = ("anti-affinity", "affinity", "soft-anti-affinity", "soft-affinity")
 FAILURE_DOMAINS = ("host", "rack", "az", "region")
 
@@ -119,17 +183,22 @@ def server_detail(api: API, server_id: str) -> dict[str, Any]:
         one = api.get(f"{COMPUTE}/servers/{q(server_id)}/os-instance-actions/{q(action['request_id'])}")
         action["events"] = one["instanceAction"].get("events") or []
     row["actions"] = actions[:10]
+    row["offered"] = offered = actions_for(row["status"], row["locked"])
+    row["plain"] = [a for a in offered if a not in CHOICE_ACTIONS]  # a button each
+    row["images"] = row["flavors"] = []
+    if {"rescue", "rebuild"} & set(offered):
+        row["images"] = [i for i in api.get(f"{IMAGE}/images")["images"] if i.get("status") == "active"]
+    if "resize" in offered:
+        row["flavors"] = api.get(f"{COMPUTE}/flavors/detail")["flavors"]
     return row
 
 
-def server_action(api: API, server_id: str, action: str) -> None:
+def server_action(api: API, server_id: str, action: str, form: dict[str, str]) -> None:
+    """One of the server page's actions, by the compute API with the user's token."""
     if action == "delete":
         api.delete(f"{COMPUTE}/servers/{q(server_id)}")
         return
-    body = SERVER_ACTIONS.get(action)
-    if body is None:
-        raise APIError(400, f"Unknown action: {action}")
-    api.post(f"{COMPUTE}/servers/{q(server_id)}/action", body)
+    api.post(f"{COMPUTE}/servers/{q(server_id)}/action", action_body(action, form))
 
 
 def create_choices(api: API) -> dict[str, Any]:

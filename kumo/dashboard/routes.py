@@ -294,7 +294,7 @@ def build_router(dash: Dashboard) -> APIRouter:
             session,
             f"{action}: requested.",
             then,
-            lambda api: pages.server_action(api, server_id, action),
+            lambda api: pages.server_action(api, server_id, action, form),
         )
 
     # -- networks, images, key pairs, server groups, quotas, stock -------------------------------
