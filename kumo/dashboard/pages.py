@@ -528,32 +528,41 @@ def fleet(api: API) -> list[Machine]:
     return sorted(machines, key=lambda m: (m.region, m.zone, m.rack, m.name))
 
 
-def set_service(api: API, service_id: str, enable: bool, reason: str) -> None:
-    """Enable a compute service, or disable it with a reason (os-services PUT by uuid, 2.53+)."""
+def set_service(api: API, service_id: str, form: dict[str, str]) -> str:
+    """The hosts page's service toggle: enable a compute service, or disable it with the form's
+    reason (os-services PUT by uuid, 2.53+). The message to show."""
+    enable = form.get("status") == "enabled"
     body: dict[str, Any] = {"status": "enabled" if enable else "disabled"}
-    if not enable and reason:
-        body["disabled_reason"] = reason
+    if not enable and form.get("reason"):
+        body["disabled_reason"] = form["reason"]
     api.put(f"{COMPUTE}/os-services/{q(service_id)}", body)
+    return f"{form.get('name', service_id)}: compute service {body['status']}."
 
 
-def set_node_maintenance(api: API, node_id: str, on: bool, reason: str) -> None:
-    """Ironic's maintenance mode: PUT (with the reason) puts a node in it, DELETE takes it out."""
+def set_node_maintenance(api: API, node_id: str, form: dict[str, str]) -> str:
+    """The hosts page's maintenance toggle: Ironic's PUT (with the form's reason) puts a node in
+    maintenance, DELETE takes it out. The message to show."""
     path = f"{BAREMETAL}/nodes/{q(node_id)}/maintenance"
+    on = form.get("maintenance") == "on"
     if on:
-        api.put(path, {"reason": reason} if reason else None, headers=IRONIC_VERSION)
+        api.put(path, {"reason": form["reason"]} if form.get("reason") else None, headers=IRONIC_VERSION)
     else:
         api.delete(path, headers=IRONIC_VERSION)
+    return f"{form.get('name', node_id)}: maintenance {'on' if on else 'off'}."
 
 
 POWER_TARGETS = {"on": "power on", "off": "power off"}
 
 
-def set_node_power(api: API, node_id: str, target: str) -> None:
-    """Ironic's power change (`power on` / `power off`); its conductor carries it out."""
+def set_node_power(api: API, node_id: str, form: dict[str, str]) -> str:
+    """The hosts page's power toggle: Ironic's power change (`power on` / `power off`); its
+    conductor carries it out. The message to show."""
+    target = form.get("target", "")
     if target not in POWER_TARGETS:
         raise APIError(400, f"Unknown power target: {target}")
     body = {"target": POWER_TARGETS[target]}
     api.put(f"{BAREMETAL}/nodes/{q(node_id)}/states/power", body, headers=IRONIC_VERSION)
+    return f"{form.get('name', node_id)}: power {target} requested."
 
 
 def scrape(api: API) -> exposition.Scrape:
@@ -624,34 +633,41 @@ def _efficacy(plan: dict[str, Any], name: str) -> Any:
     return next((e.get("value") for e in indicators if e.get("name") == name), None)
 
 
+PLANS_SHOWN = 10  # the newest action plans the rebalancer page shows, each with its actions
+
+
 def rebalancer(api: API) -> dict[str, Any]:
-    """Audits (newest first) and action plans (newest first) with their actions and what each
-    left in place (kumo's `skipped`)."""
+    """Audits (newest first) and the newest PLANS_SHOWN action plans with their actions (asked
+    per plan: `?action_plan_uuid=`) and what each left in place (kumo's `skipped`)."""
     audits = api.call("GET", f"{WATCHER}/audits/detail", headers=WATCHER_VERSION)["audits"]
     plans = api.call("GET", f"{WATCHER}/action_plans/detail", headers=WATCHER_VERSION)["action_plans"]
-    actions = api.call("GET", f"{WATCHER}/actions/detail", headers=WATCHER_VERSION)["actions"]
-    by_plan: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for action in actions:
-        by_plan[action["action_plan_uuid"]].append(_move(action))
+    newest = sorted(plans, key=lambda p: p.get("created_at") or "", reverse=True)[:PLANS_SHOWN]
     names = {a["uuid"]: a.get("name") or a["uuid"] for a in audits}
-    for plan in plans:
+    for plan in newest:
+        asked = f"{WATCHER}/actions/detail?action_plan_uuid={quote(plan['uuid'], safe='')}"
+        actions = api.call("GET", asked, headers=WATCHER_VERSION)["actions"]
         plan["audit_name"] = names.get(plan["audit_uuid"], plan["audit_uuid"])
-        plan["moves"] = by_plan.get(plan["uuid"], [])
+        plan["moves"] = [_move(a) for a in actions]
         plan["lost_before"] = _efficacy(plan, "lost_cores_before")
         plan["lost_after"] = _efficacy(plan, "lost_cores_after")
         plan["reduction"] = next((g.get("value") for g in plan.get("global_efficacy") or []), None)
-    newest = sorted(plans, key=lambda p: p.get("created_at") or "", reverse=True)
-    return {"audits": sorted(audits, key=lambda a: a.get("created_at") or "", reverse=True), "plans": newest}
+    return {
+        "audits": sorted(audits, key=lambda a: a.get("created_at") or "", reverse=True),
+        "plans": newest,
+        "more_plans": max(0, len(plans) - len(newest)),
+    }
 
 
-def decide_plan(api: API, plan_id: str, decision: str, seen_state: str = "") -> None:
+def decide_plan(api: API, plan_id: str, decision: str) -> None:
     """Start a RECOMMENDED plan, or cancel one (Watcher's JSON patch of its state: CANCELLING for
-    a plan the page showed ONGOING, whose running actions finish first; CANCELLED otherwise)."""
+    a plan that is ONGOING now, read right before, whose running actions finish first; CANCELLED
+    otherwise)."""
     path = f"{WATCHER}/action_plans/{q(plan_id)}"
     if decision == "start":
         api.post(f"{path}/start", headers=WATCHER_VERSION)
     elif decision == "cancel":
-        value = "CANCELLING" if seen_state == "ONGOING" else "CANCELLED"
+        state = (api.call("GET", path, headers=WATCHER_VERSION) or {}).get("state")
+        value = "CANCELLING" if state == "ONGOING" else "CANCELLED"
         patch = [{"op": "replace", "path": "/state", "value": value}]
         api.patch(path, patch, "application/json", headers=WATCHER_VERSION)
     else:

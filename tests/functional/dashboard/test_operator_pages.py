@@ -171,14 +171,14 @@ def test_an_operator_toggles_services_and_nodes(site: Cloud) -> None:
             b,
             page,
             f"/dashboard/admin/services/{h2['id']}",
-            {"status": "disabled", "host": "h2", "reason": "disk swap"},
+            {"status": "disabled", "name": "h2", "reason": "disk swap"},
         )
         assert flash_of(disabled) == "h2: compute service disabled."
         row = re.search(r'<tr data-machine="h2">(.*?)</tr>', disabled, re.S)
         assert row and "yes: disk swap" in row.group(1) and ">Enable</button>" in row.group(1)
         (h2,) = admin.get(f"{API}/os-services", params={"host": "h2"}).json()["services"]
         assert (h2["status"], h2["disabled_reason"]) == ("disabled", "disk swap")
-        enabled = post(b, page, f"/dashboard/admin/services/{h2['id']}", {"status": "enabled", "host": "h2"})
+        enabled = post(b, page, f"/dashboard/admin/services/{h2['id']}", {"status": "enabled", "name": "h2"})
         assert flash_of(enabled) == "h2: compute service enabled."
         assert (
             admin.get(f"{API}/os-services", params={"host": "h2"}).json()["services"][0]["status"]

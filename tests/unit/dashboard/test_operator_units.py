@@ -151,11 +151,14 @@ def sent(request: httpx.Request) -> Any:
 
 
 def test_plan_buttons_speak_watchers_api_with_its_microversion() -> None:
-    api, seen = recorder()
+    api, seen = recorder(body={"state": "RECOMMENDED"})
     pages.decide_plan(api, "p/1", "start")
-    pages.decide_plan(api, "p1", "cancel")
-    pages.decide_plan(api, "p1", "cancel", "ONGOING")  # its running actions finish first
-    start, cancel, cancelling = seen
+    pages.decide_plan(api, "p1", "cancel")  # reads the plan's state first: not ONGOING
+    ongoing, seen_ongoing = recorder(body={"state": "ONGOING"})
+    pages.decide_plan(ongoing, "p1", "cancel")  # ONGOING now: its running actions finish first
+    start, read, cancel = seen
+    assert (read.method, read.url.path) == ("GET", "/infra-optim/v1/action_plans/p1")
+    cancelling = seen_ongoing[1]
     assert (start.method, start.url.raw_path.decode(), sent(start)) == (
         "POST",
         "/infra-optim/v1/action_plans/p%2F1/start",  # one segment
@@ -172,11 +175,20 @@ def test_plan_buttons_speak_watchers_api_with_its_microversion() -> None:
 
 def test_toggles_speak_novas_and_ironics_apis() -> None:
     api, seen = recorder(200, {})
-    pages.set_service(api, "svc-1", False, "disk swap")
-    pages.set_service(api, "svc-1", True, "ignored")
-    pages.set_node_maintenance(api, "n1", True, "fan")
-    pages.set_node_maintenance(api, "n1", False, "")
-    pages.set_node_power(api, "n1", "off")
+    said = [
+        pages.set_service(api, "svc-1", {"status": "disabled", "reason": "disk swap", "name": "h1"}),
+        pages.set_service(api, "svc-1", {"status": "enabled", "reason": "ignored", "name": "h1"}),
+        pages.set_node_maintenance(api, "n1", {"maintenance": "on", "reason": "fan", "name": "bm"}),
+        pages.set_node_maintenance(api, "n1", {"maintenance": "off"}),
+        pages.set_node_power(api, "n1", {"target": "off", "name": "bm"}),
+    ]
+    assert said == [
+        "h1: compute service disabled.",
+        "h1: compute service enabled.",
+        "bm: maintenance on.",
+        "n1: maintenance off.",
+        "bm: power off requested.",
+    ]
     disable, enable, m_on, m_off, power = seen
     assert (disable.method, disable.url.path) == ("PUT", "/compute/v2.1/os-services/svc-1")
     assert sent(disable) == {"status": "disabled", "disabled_reason": "disk swap"}
@@ -273,3 +285,34 @@ def test_the_rebalancer_page_shows_a_plans_moves_what_it_left_and_its_buttons() 
     assert "<td><code>s2</code></td><td>h1</td><td>LOW_GAIN</td><td>0.01 cores</td>" in page
     assert "2.0 → 0.5 (75.0 % less)" in page
     assert page.count('action="/dashboard/admin/rebalancer/plans/pl1"') == 2  # Start and Cancel
+
+
+def test_the_rebalancer_page_shows_the_newest_plans_each_with_its_own_actions() -> None:
+    asked: list[httpx.Request] = []
+    plans = [
+        {
+            "uuid": f"pl{i:02}",
+            "audit_uuid": "au1",
+            "state": "SUCCEEDED",
+            "created_at": f"2026-01-01T00:00:{i:02}",
+        }
+        for i in range(pages.PLANS_SHOWN + 3)
+    ]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        if request.url.path.endswith("/action_plans/detail"):
+            return httpx.Response(200, json={"action_plans": plans})
+        if request.url.path.endswith("/actions/detail"):
+            plan = request.url.params["action_plan_uuid"]
+            return httpx.Response(200, json={"actions": [{"uuid": f"a-{plan}", "state": "SUCCEEDED"}]})
+        return httpx.Response(200, json={"audits": []})
+
+    api = client.API(httpx.Client(transport=httpx.MockTransport(answer)), "http://api", "tok", "req-1")
+    context = pages.rebalancer(api)
+    shown = [p["uuid"] for p in context["plans"]]
+    assert shown == [f"pl{i:02}" for i in range(pages.PLANS_SHOWN + 2, 2, -1)]  # newest first
+    assert context["more_plans"] == 3
+    assert all(p["moves"][0]["id"] == f"a-{p['uuid']}" for p in context["plans"])
+    per_plan = [r.url.params.get("action_plan_uuid") for r in asked if r.url.path.endswith("/actions/detail")]
+    assert per_plan == shown  # one read per shown plan, none for the older ones
