@@ -149,16 +149,26 @@ def group_label(group: dict[str, Any]) -> str:
     return f"{group['name']} ({group.get('policy', '')} by {domain})"
 
 
-def servers(api: API) -> list[dict[str, Any]]:
-    """The project's servers, each with its server group (HA group) when it is in one."""
+def servers(api: API, admin: bool = False) -> list[dict[str, Any]]:
+    """The project's servers, each with its server group (HA group) when it is in one; for an
+    admin also its host and the host's rack (os-kumo-host-labels, as the hosts page reads)."""
     groups = {
         m: group_label(g)
         for g in api.get(f"{COMPUTE}/os-server-groups")["server_groups"]
         for m in g["members"]
     }
-    rows = [server_row(s) for s in api.get(f"{COMPUTE}/servers/detail")["servers"]]
-    for row in rows:
+    found = api.get(f"{COMPUTE}/servers/detail")["servers"]
+    racks: dict[str, str] = {}
+    if admin:
+        labels = api.get(f"{COMPUTE}/os-kumo-host-labels")["host_labels"]
+        racks = {h["host"]: h.get("rack") or "" for h in labels}
+    rows = []
+    for one in found:
+        row = server_row(one)
         row["group"] = groups.get(row["id"], "")
+        row["host"] = one.get("OS-EXT-SRV-ATTR:host") or ""
+        row["rack"] = racks.get(row["host"], "")
+        rows.append(row)
     return rows
 
 

@@ -241,11 +241,17 @@ def build_router(dash: Dashboard) -> APIRouter:
 
     @router.get("/servers", include_in_schema=False)
     def server_list(request: Request, session: Session = Depends(user)) -> Response:
-        return page(request, "servers.html", lambda api: {"servers": pages.servers(api)}, session)
+        def load(api: client.API) -> dict[str, Any]:
+            return {"servers": pages.servers(api, session.is_admin)}
+
+        return page(request, "servers.html", load, session)
 
     @router.get("/servers/rows", include_in_schema=False)
     def server_rows(request: Request, session: Session = Depends(user)) -> Response:
-        return page(request, "_server_rows.html", lambda api: {"servers": pages.servers(api)}, session)
+        def load(api: client.API) -> dict[str, Any]:
+            return {"servers": pages.servers(api, session.is_admin)}
+
+        return page(request, "_server_rows.html", load, session)
 
     @router.get("/servers/new", include_in_schema=False)
     def server_form(request: Request, session: Session = Depends(user)) -> Response:

@@ -7,7 +7,6 @@ charts (capacity, steal, boot latency from /metrics); and a member refused on ev
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import re
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import pytest
 from kumo.agent.protocol import AGENT_TOKEN_HEADER
 from tests.conftest import ADMIN_PASSWORD, DEMO_PASSWORD, Cloud, Fleet, wait_for
 from tests.functional.baremetal.helpers import IRONIC, enroll
-from tests.functional.helpers import make_flavor, upload_image
+from tests.functional.helpers import canary_report, make_flavor, upload_image
 
 API = "/compute/v2.1"
 OPT = "/infra-optim/v1"
@@ -72,36 +71,15 @@ def site(cloud: Cloud, fleet: Fleet) -> Iterator[Cloud]:
     yield cloud
 
 
-def canary(host: str, ok: bool, server_id: str) -> dict[str, Any]:
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat()
-    steps = [{"step": "create", "ok": True, "request_id": f"req-create-{host}", "seconds": 0.2}]
-    if not ok:
-        steps.append({"step": "active", "ok": False, "request_id": f"req-active-{host}", "detail": "ERROR"})
-    return {
-        "canary": {
-            "scope": "host",
-            "target": host,
-            "availability_zone": "nova",
-            "host": host,
-            "ok": ok,
-            "failed_step": None if ok else "active",
-            "error": None if ok else "the server went to ERROR",
-            "steps": steps,
-            "server_id": server_id,
-            "started_at": now,
-            "finished_at": now,
-        }
-    }
-
-
 def test_canary_page_shows_runs_steps_and_verdicts(site: Cloud) -> None:
     with site.client() as admin:
         for _ in range(3):  # three failures in a row: h1 is disabled with reason canary
             sent = admin.post(
-                f"{API}/os-kumo-canaries", json=canary("h1", False, "0" * 8 + "-0000-4000-8000-" + "0" * 12)
+                f"{API}/os-kumo-canaries",
+                json=canary_report("h1", False, "0" * 8 + "-0000-4000-8000-" + "0" * 12),
             )
             assert sent.status_code == 201, sent.text
-        assert admin.post(f"{API}/os-kumo-canaries", json=canary("h2", True, None)).status_code == 201
+        assert admin.post(f"{API}/os-kumo-canaries", json=canary_report("h2", True)).status_code == 201
     with browser(site, "admin", ADMIN_PASSWORD, "admin") as b:
         page = b.get("/dashboard/admin/canaries")
     assert page.status_code == 200, page.text
@@ -110,7 +88,9 @@ def test_canary_page_shows_runs_steps_and_verdicts(site: Cloud) -> None:
     h2 = re.search(r'<tr data-host="h2">(.*?)</tr>', text, re.S)
     assert h1 and "failing (disabled, reason canary)" in h1.group(1) and "disabled: canary" in h1.group(1)
     assert h2 and "healthy" in h2.group(1)
-    assert "req-active-h1" in text and "req-create-h2" in text  # each step's request id, to look up
+    assert (
+        "req-canary-active-h1" in text and "req-canary-create-h2" in text
+    )  # each step's request id, to look up
     assert "active: the server went to ERROR" in text
 
 
