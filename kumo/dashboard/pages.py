@@ -131,7 +131,8 @@ def server_row(server: dict[str, Any]) -> dict[str, Any]:
         "name": server["name"],
         "status": server["status"],
         "task": server.get("OS-EXT-STS:task_state") or "",
-        "settled": server["status"] in SETTLED,
+        # At rest: a resting status and no task under way (Nova shows a pausing server ACTIVE).
+        "settled": server["status"] in SETTLED and not server.get("OS-EXT-STS:task_state"),
         "flavor": flavor.get("original_name", flavor.get("id", "")),
         "kind": flavor_kind(flavor),
         "addresses": _addresses(server),

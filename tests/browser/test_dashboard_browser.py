@@ -292,6 +292,14 @@ def test_demo_user_creates_watches_reads_and_deletes_a_server(
     assert refused.startswith("409: ") and "locked" in refused, refused
     press(d, d.find_element(By.ID, "action-unlock"))
     assert d.find_element(By.ID, "locked").text == "no"
+    # Pause, then unpause: the page offers what the status allows, and settles on PAUSED.
+    press(d, d.find_element(By.ID, "action-pause"))
+    assert flash(d) == "pause: requested."
+    wait(d).until(ec.presence_of_element_located((By.ID, "action-unpause")))  # reloaded once PAUSED
+    assert d.find_element(By.ID, "status").text == "PAUSED" and not d.find_elements(By.ID, "action-pause")
+    press(d, d.find_element(By.ID, "action-unpause"))
+    wait(d).until(ec.presence_of_element_located((By.ID, "action-pause")))
+    assert d.find_element(By.ID, "status").text == "ACTIVE"
     press(d, d.find_element(By.ID, "action-delete"))
     assert flash(d) == "delete: requested."
     # The list refreshes itself until the server is gone.

@@ -54,8 +54,10 @@ def _demo(cloud: Cloud) -> httpx.Client:
 
 
 def _status(cloud: Cloud, sid: str) -> str:
+    """The server's status, once no task is under way (else "")."""
     with _demo(cloud) as demo:
-        return str(demo.get(f"{API}/servers/{sid}").json()["server"]["status"])
+        server = demo.get(f"{API}/servers/{sid}").json()["server"]
+    return "" if server.get("OS-EXT-STS:task_state") else str(server["status"])
 
 
 def _buttons(page: str) -> set[str]:
