@@ -1,6 +1,7 @@
 """kumo_server_boot_seconds (at /metrics): a server's first spawn done counts one boot, from its
-create request to ACTIVE, by kind; its unshelve (a spawn again, launched before) counts none;
-a batch of results applied again (each alone) counts its boot once."""
+create request to ACTIVE, by kind (a hypervisor's, a baremetal node's); its unshelve (a spawn
+again, launched before) counts none; a batch of results applied again (each alone) counts its
+boot once."""
 
 from __future__ import annotations
 
@@ -12,6 +13,16 @@ import pytest
 from kumo.agent import service
 from kumo.work.models import Task
 from tests.conftest import Cloud, Fleet, wait_for
+from tests.functional.baremetal.helpers import (
+    bm_flavor,
+    create_server,
+    enroll,
+    image,
+    ironic,
+    make_available,
+    wait_server,
+)
+from tests.functional.baremetal.standin import StandInConductor
 from tests.functional.compute.test_unshelve import _boot, _offload, _settled, _unshelve
 
 
@@ -71,3 +82,17 @@ def test_a_batch_applied_again_each_alone_counts_its_boot_once(
         _boot(c)
         assert raised  # the whole batch failed once, and was applied again each alone
         assert boots(cloud) == before + 1, (before, boots(cloud))
+
+
+def test_a_baremetal_boot_counts_under_its_kind(cloud: Cloud) -> None:
+    conductor = StandInConductor(cloud.url, cloud.settings.secret("agent_token")).start()
+    try:
+        with ironic(cloud) as c:
+            uuid = enroll(c, "boot-n1")["uuid"]
+            make_available(c, uuid)
+            before, vms = boots(cloud, "baremetal"), boots(cloud)
+            wait_server(c, create_server(c, bm_flavor(c), image(c)), "ACTIVE")
+    finally:
+        conductor.stop()
+    assert boots(cloud, "baremetal") == before + 1
+    assert boots(cloud) == vms  # not a hypervisor's boot
