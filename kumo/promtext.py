@@ -108,3 +108,17 @@ def histograms(text: str, names: Iterable[str], **labels: str) -> dict[str, Hist
         le = float(sample.labels["le"])
         by_le[le] = by_le.get(le, 0.0) + float(sample.value)
     return {n: Histogram(tuple(sorted(b.items()))) for n, b in found.items()}
+
+
+def value(text: str, name: str) -> float | None:
+    """The first sample of `name` (a gauge, or a counter's `_total`), None when absent."""
+    return next((float(s.value) for s in samples(text, [name]) if s.name == name), None)
+
+
+def total(text: str, name: str, **labels: str) -> float:
+    """The sum of every series of `name` whose labels include `labels` (0 when none)."""
+    return sum(
+        float(s.value)
+        for s in samples(text, [name])
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    )

@@ -1,12 +1,11 @@
-"""What the benchmarks read off the system: process CPU and memory from /proc, Prometheus
-histograms from a /metrics page, percentiles. Linux only (/proc)."""
+"""What the benchmarks read off the system: process CPU and memory from /proc, percentiles.
+Linux only (/proc). A /metrics page is read by kumo.promtext (histograms, gauges)."""
 
 from __future__ import annotations
 
 import math
 import os
 import platform
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -118,30 +117,3 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     ordered = sorted(values)
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[rank - 1]
-
-
-# ---------------------------------------------------------------------------- Prometheus pages
-# Histograms and their parsing: kumo.promtext (shared with the dashboard's charts).
-
-
-def gauge_value(text: str, name: str) -> float | None:
-    for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    return None
-
-
-_LABEL = re.compile(r'(\w+)="([^"]*)"')
-
-
-def gauge_sum(text: str, name: str, **labels: str) -> float:
-    """The sum of every series of gauge `name` whose labels include `labels` (0 when none)."""
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        head, _, value = line.rpartition(" ")
-        found = dict(_LABEL.findall(head))
-        if all(found.get(key) == wanted for key, wanted in labels.items()):
-            total += float(value)
-    return total

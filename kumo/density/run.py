@@ -160,16 +160,16 @@ class DensityRun:
                 text = (await fresh.get("/metrics")).text
                 self._scrape = (time.perf_counter() - t0, len(text))
             self._hosts = {
-                state: int(measure.gauge_sum(text, "kumo_hosts", state=state)) for state in ("up", "down")
+                state: int(promtext.total(text, "kumo_hosts", state=state)) for state in ("up", "down")
             }
             started = (
-                measure.gauge_value(text, "kumo_api_worker_pid")
-                or measure.gauge_value(text, "process_start_time_seconds")
+                promtext.value(text, "kumo_api_worker_pid")
+                or promtext.value(text, "process_start_time_seconds")
                 or 0.0
             )
             self._pages[started] = (
                 promtext.histograms(text, HISTOGRAMS),
-                {name: measure.gauge_value(text, name) or 0.0 for name in COUNTERS},
+                {name: promtext.value(text, name) or 0.0 for name in COUNTERS},
             )
             answered.add(started)
             if len(answered) >= max(1, self.opts.workers) or time.monotonic() > deadline:
@@ -178,9 +178,9 @@ class DensityRun:
         for url in self.target.scheduler_metrics if self.target else []:
             async with httpx.AsyncClient(timeout=60) as fresh:
                 text = (await fresh.get(url)).text
-            self._pages[measure.gauge_value(text, "kumo_api_worker_pid") or 0.0] = (
+            self._pages[promtext.value(text, "kumo_api_worker_pid") or 0.0] = (
                 promtext.histograms(text, HISTOGRAMS),
-                {name: measure.gauge_value(text, name) or 0.0 for name in COUNTERS},
+                {name: promtext.value(text, name) or 0.0 for name in COUNTERS},
             )
         self._answered = len(answered)
         total = {name: promtext.Histogram(()) for name in HISTOGRAMS}

@@ -316,3 +316,16 @@ def test_the_rebalancer_page_shows_the_newest_plans_each_with_its_own_actions() 
     assert all(p["moves"][0]["id"] == f"a-{p['uuid']}" for p in context["plans"])
     per_plan = [r.url.params.get("action_plan_uuid") for r in asked if r.url.path.endswith("/actions/detail")]
     assert per_plan == shown  # one read per shown plan, none for the older ones
+
+
+def test_promtext_reads_gauges_and_counters() -> None:
+    page = PAGE + (
+        "# HELP kumo_claim_conflicts_total Claims lost\n# TYPE kumo_claim_conflicts_total counter\n"
+        "kumo_claim_conflicts_total 3.0\nkumo_claim_conflicts_created 1.7e9\n"
+        'kumo_hosts{liveness="down",type="hypervisor"} 1.0\n'
+    )
+    assert promtext.value(page, "kumo_claim_conflicts_total") == 3.0
+    assert promtext.value(page, "kumo_absent") is None
+    assert promtext.total(page, "kumo_hosts") == 3.0
+    assert promtext.total(page, "kumo_hosts", liveness="down") == 1.0
+    assert promtext.total(page, "kumo_host_steal_cores", host="h1") == 1.25
