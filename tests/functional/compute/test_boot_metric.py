@@ -53,7 +53,7 @@ def test_a_first_boot_counts_and_an_unshelve_does_not(cloud: Cloud, fleet: Fleet
         wall = time.monotonic() - started
         assert boots(cloud) == before + 1
         observed = boot_seconds(cloud) - seconds_before
-        assert 0 < observed <= wall + 1.0, (observed, wall)  # created_at/launched_at: 1 s steps at worst
+        assert 0 < observed <= wall, (observed, wall)  # created_at and launched_at fall within it
         _offload(c, sid)
         assert _unshelve(c, sid, "2.77", None).status_code == 202
         _settled(c, sid, "ACTIVE")
