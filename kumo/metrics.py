@@ -31,11 +31,14 @@ SCHEDULE_CLAIM_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 # Boot latency: from a server's create request to its first spawn reported done (ACTIVE), observed
-# by the worker that settles the spawn (kumo.compute.server_ops.settle); an unshelve is no boot.
+# by the worker that settles the spawn (kumo.compute.server_ops.settle returns it, its caller
+# records it after its commit: record_boots); an unshelve is no boot.
 SERVER_BOOT_SECONDS = Histogram(
     "kumo_server_boot_seconds",
-    "Seconds from a server's create request to its first spawn done (created_at to launched_at)",
-    buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
+    "Seconds from a server's create request to its first spawn done (created_at to launched_at), "
+    "by kind (hypervisor or baremetal), counted once its settling transaction committed",
+    ["kind"],
+    buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 900, 1200, 1800, 2700, 3600),
 )
 CLAIM_CONFLICTS = Counter("kumo_claim_conflicts_total", "Claims lost to a concurrent generation change")
 SCHEDULE_FAILURES = Counter("kumo_no_valid_host_total", "Instances that found no valid host")

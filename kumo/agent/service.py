@@ -132,26 +132,28 @@ def complete_all(db: Database, reports: Sequence[TaskReport]) -> None:
     error of the database's own (kumo.db.transient) refuses the batch; the agent resends it."""
     try:
         with db.transaction() as session:
-            for report in reports:
-                complete(session, report.task_id, report)
+            boots = [complete(session, report.task_id, report) for report in reports]
+        server_ops.record_boots(boots)  # committed: counted once
         return
     except Exception as error:
         if is_transient(error):
             raise
         log.warning("a batch of %d results failed (%s); settling each alone", len(reports), describe(error))
     with db.transaction() as session:
-        for report in reports:
-            _complete_alone(session, report)
+        boots = [_complete_alone(session, report) for report in reports]
+    server_ops.record_boots(boots)
 
 
-def _complete_alone(session: Session, report: TaskReport) -> None:
+def _complete_alone(session: Session, report: TaskReport) -> server_ops.Boot | None:
+    """The boot its result ended, only when its savepoint was released (a rolled-back one
+    counts nothing)."""
     try:
         with session.begin_nested():
-            complete(session, report.task_id, report)
-        return
+            boot = complete(session, report.task_id, report)
+        return boot
     except NotFound:
         log.warning("result for unknown task %s ignored", report.task_id)
-        return
+        return None
     except Exception as error:
         if is_transient(error):
             raise
@@ -167,14 +169,15 @@ def _complete_alone(session: Session, report: TaskReport) -> None:
         log.error("task %s: marking its server failed raised %s", report.task_id, describe(error))
         with session.begin_nested():
             queue.fail_pending(session, report.task_id, why[:1000])
+    return None
 
 
-def complete(session: Session, task_id: str, result: TaskResult) -> None:
+def complete(session: Session, task_id: str, result: TaskResult) -> server_ops.Boot | None:
     task = session.get(Task, task_id, with_for_update=True)
     if task is None:
         raise NotFound(f"Task {task_id} not found")
     payload = {"power_state": result.power_state, "error": result.error, **result.details}
-    server_ops.settle(session, task, result.ok, payload)
+    return server_ops.settle(session, task, result.ok, payload)
 
 
 def sync_power_states(session: Session, host: str, report: PowerStates) -> None:

@@ -8,8 +8,11 @@ for the host's agent); the caller wakes the agent after commit with the host nam
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kumo import metrics
@@ -17,7 +20,8 @@ from kumo.api.context import RequestContext
 from kumo.compute import actions, keypairs, quotas, servers, states
 from kumo.compute import lifecycle as lc
 from kumo.compute.lifecycle_apply import Requester, apply, apply_if, state_of, state_or_none
-from kumo.compute.models import Instance
+from kumo.compute.models import ComputeHost, Instance
+from kumo.compute.node_hosts import BAREMETAL_HYPERVISOR_TYPE
 from kumo.errors import BadRequest, InvalidState
 from kumo.image.service import get_image_for_boot
 from kumo.work import hooks
@@ -94,10 +98,21 @@ def rebuild(
     return instance, host
 
 
-def settle(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> None:
-    """Apply an agent's report. Idempotent: a task that is no longer pending is left alone."""
+@dataclass(frozen=True)
+class Boot:
+    """A server's first boot, seen by `settle`: counted (`record_boots`) only once the
+    transaction that settled it has committed, so a batch applied again is not counted twice."""
+
+    seconds: float
+    kind: str  # "hypervisor" | "baremetal"
+
+
+def settle(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> Boot | None:
+    """Apply an agent's report. Idempotent: a task that is no longer pending is left alone.
+    Returns the server's first boot when this report ended it (for the caller to record after
+    its commit), else None."""
     if task.state != "pending":
-        return
+        return None
     task.state = "done" if ok else "failed"
     task.result = result
     task.error = lc.task_error(ok, result)
@@ -108,9 +123,19 @@ def settle(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> No
     first_boot = instance is not None and task.kind == TaskKind.SPAWN and instance.launched_at is None
     outcome = lc.TaskOutcome.of(task.kind, task.host, ok, task.payload, result)
     apply_if(session, instance, lc.settled(state_or_none(instance), outcome), Requester(task.request_id))
-    if first_boot and instance is not None and instance.launched_at is not None:
-        booted = instance.launched_at - instance.created_at
-        metrics.SERVER_BOOT_SECONDS.observe(max(0.0, booted.total_seconds()))
+    if not (first_boot and instance is not None and instance.launched_at is not None):
+        return None
+    booted = (instance.launched_at - instance.created_at).total_seconds()
+    host_type = session.scalar(select(ComputeHost.hypervisor_type).where(ComputeHost.name == task.host))
+    kind = "baremetal" if host_type == BAREMETAL_HYPERVISOR_TYPE else "hypervisor"
+    return Boot(max(0.0, booted), kind)
+
+
+def record_boots(boots: Iterable[Boot | None]) -> None:
+    """Count committed first boots in kumo_server_boot_seconds (by kind)."""
+    for boot in boots:
+        if boot is not None:
+            metrics.SERVER_BOOT_SECONDS.labels(kind=boot.kind).observe(boot.seconds)
 
 
 def fail_unsettled(session: Session, task_id: str, error: str) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kumo.dashboard.exposition import Histogram, Scrape
+from kumo.dashboard.exposition import Scrape
 from kumo.dashboard.pages import Machine
+from kumo.promtext import Histogram
 
 BAR_HEIGHT = 22
 GAP = 10
@@ -88,19 +89,21 @@ def _seconds(bound: float) -> str:
 
 
 def boot_chart(histogram: Histogram) -> BarChart:
-    """Boot latency: one bar per bucket of the histogram, its observations' count beside it (no
-    bars before the first boot)."""
+    """Boot latency: one bar per bucket of the histogram up to the last one holding a boot, its
+    observations' count beside it (no bars before the first boot)."""
     title = "Servers by boot latency (create to ACTIVE)"
     if histogram.count == 0:
         return BarChart(title, [])
+    buckets = histogram.per_bucket()
+    last = max(i for i, (_, _, n) in enumerate(buckets) if n)
     rows = []
-    for lower, upper, n in histogram.per_bucket():
+    for lower, upper, n in buckets[: last + 1]:
         label = f"> {_seconds(lower)}" if upper == float("inf") else f"≤ {_seconds(upper)}"
         rows.append((label, float(n), str(n)))
     return _scaled(title, rows)
 
 
-def operator_charts(machines: list[Machine], scrape: Scrape) -> list[tuple[str, BarChart]]:
+def operator_charts(machines: list[Machine], scrape: Scrape, boot: Histogram) -> list[tuple[str, BarChart]]:
     """The operators' chart page, each chart with its element id: capacity per zone (vCPUs, RAM),
     CPU steal per host, boot latency."""
     vcpus = capacity_by_zone(machines)
@@ -109,5 +112,5 @@ def operator_charts(machines: list[Machine], scrape: Scrape) -> list[tuple[str, 
         ("vcpu-chart", bar_chart("vCPUs used per availability zone", vcpus)),
         ("memory-chart", bar_chart("RAM used per availability zone (MiB)", memory)),
         ("steal-chart", steal_chart(scrape.steal)),
-        ("boot-chart", boot_chart(scrape.boot)),
+        ("boot-chart", boot_chart(boot)),
     ]

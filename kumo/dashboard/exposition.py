@@ -1,69 +1,71 @@
-"""What the operator charts read from kumo's Prometheus page (`/metrics`): pure functions from
-the exposition text (parsed by prometheus_client's own parser) to numbers. Each API worker
-exposes its own registry: a histogram read here is the answering worker's observations."""
+"""What the operator charts read, as pure functions: CPU steal per host from kumo's Prometheus
+page (`/metrics`, through kumo.promtext), and boot latency from the servers API (each recent
+server's `created` to its `OS-SRV-USG:launched_at`), which answers the same whichever API worker
+serves it — a worker's /metrics histogram holds only the boots it settled."""
 
 from __future__ import annotations
 
-import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
+from kumo import promtext
+from kumo.promtext import Histogram
 
 STEAL = "kumo_host_steal_cores"
-BOOT = "kumo_server_boot_seconds"
-
-
-@dataclass(frozen=True)
-class Histogram:
-    """Cumulative counts by upper bound, +Inf last, as Prometheus exposes them."""
-
-    buckets: tuple[tuple[float, float], ...]
-
-    @property
-    def count(self) -> int:
-        return int(self.buckets[-1][1]) if self.buckets else 0
-
-    def per_bucket(self) -> list[tuple[float, float, int]]:
-        """(lower bound, upper bound, observations in it) of each bucket."""
-        out, lower, below = [], 0.0, 0.0
-        for le, cumulative in self.buckets:
-            out.append((lower, le, int(cumulative - below)))
-            lower, below = le, cumulative
-        return out
-
-    def quantile(self, q: float) -> float | None:
-        """As PromQL's histogram_quantile: linear within the bucket holding rank q x count; in
-        the +Inf bucket, the largest finite bound (a lower bound of the truth)."""
-        if self.count <= 0:
-            return None
-        rank = q * self.count
-        lower, below = 0.0, 0.0
-        for le, cumulative in self.buckets:
-            if cumulative >= rank:
-                if math.isinf(le):
-                    return lower
-                if cumulative == below:
-                    return le
-                return lower + (le - lower) * (rank - below) / (cumulative - below)
-            lower, below = le, cumulative
-        return lower
+# The bounds of kumo_server_boot_seconds (kumo.metrics), so both read alike.
+BOOT_BOUNDS = (
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    20.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    900.0,
+    1200.0,
+    1800.0,
+    2700.0,
+    3600.0,
+)
 
 
 @dataclass(frozen=True)
 class Scrape:
     steal: dict[str, float]  # cores stolen per host (hosts losing CPU only)
-    boot: Histogram
 
 
 def parse(text: str) -> Scrape:
-    steal: dict[str, float] = {}
-    buckets: list[tuple[float, float]] = []
-    for family in text_string_to_metric_families(text):
-        if family.name not in (STEAL, BOOT):
-            continue
-        for sample in family.samples:
-            if sample.name == STEAL and "host" in sample.labels:
-                steal[sample.labels["host"]] = float(sample.value)
-            elif sample.name == f"{BOOT}_bucket":
-                buckets.append((float(sample.labels["le"]), float(sample.value)))
-    return Scrape(dict(sorted(steal.items())), Histogram(tuple(sorted(buckets))))
+    steal = {s.labels["host"]: float(s.value) for s in promtext.samples(text, [STEAL]) if "host" in s.labels}
+    return Scrape(dict(sorted(steal.items())))
+
+
+def _when(text: object) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.removesuffix("Z"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def boot_seconds(servers: Iterable[dict[str, Any]]) -> list[float]:
+    """Seconds from create to first launch of each server that has launched."""
+    found = []
+    for server in servers:
+        created, launched = _when(server.get("created")), _when(server.get("OS-SRV-USG:launched_at"))
+        if created is not None and launched is not None:
+            found.append(max(0.0, (launched - created).total_seconds()))
+    return found
+
+
+def histogram(seconds: Iterable[float], bounds: tuple[float, ...] = BOOT_BOUNDS) -> Histogram:
+    """Cumulative buckets of `seconds` as Prometheus would count them (+Inf last)."""
+    values = list(seconds)
+    edges = (*bounds, float("inf"))
+    return Histogram(tuple((le, float(sum(1 for v in values if v <= le))) for le in edges))

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from kumo.apiclient import APIError
 from kumo.dashboard import exposition
 from kumo.dashboard.client import API, IRONIC_VERSION, WATCHER_VERSION, Token
+from kumo.promtext import Histogram
 
 COMPUTE = "/compute/v2.1"
 NETWORK = "/networking/v2.0"
@@ -22,10 +23,22 @@ IMAGE = "/image/v2"
 BAREMETAL = "/baremetal/v1"
 WATCHER = "/infra-optim/v1"
 
-# A server's status that moves on by itself: its page keeps polling while it shows one.
-SETTLED = ("ACTIVE", "SHUTOFF", "ERROR", "DELETED", "SOFT_DELETED", "SHELVED_OFFLOADED", "PAUSED")
+# A server's status that does not move on by itself: its page stops polling when it shows one.
+SETTLED = (
+    "ACTIVE",
+    "SHUTOFF",
+    "ERROR",
+    "DELETED",
+    "SOFT_DELETED",
+    "SUSPENDED",
+    "PAUSED",
+    "SHELVED",
+    "SHELVED_OFFLOADED",
+    "RESCUE",
+    "VERIFY_RESIZE",
+)
 
-# The server actions the dashboard offers, as the compute API's action bodies.
+# The server actions the dashboard offers without a choice, as the compute API's action bodies.
 SERVER_ACTIONS: dict[str, Any] = {
     "start": {"os-start": None},
     "stop": {"os-stop": None},
@@ -33,7 +46,59 @@ SERVER_ACTIONS: dict[str, Any] = {
     "hard-reboot": {"reboot": {"type": "HARD"}},
     "lock": {"lock": None},
     "unlock": {"unlock": None},
+    "pause": {"pause": None},
+    "unpause": {"unpause": None},
+    "suspend": {"suspend": None},
+    "resume": {"resume": None},
+    "unrescue": {"unrescue": None},
+    "confirm-resize": {"confirmResize": None},
+    "revert-resize": {"revertResize": None},
+    "shelve": {"shelve": None},
+    "unshelve": {"unshelve": None},
 }
+# The actions that take a choice from their form (an image, a flavor, a name).
+CHOICE_ACTIONS = ("rescue", "resize", "rebuild", "create-image")
+
+# What Nova allows in each status (its check_instance_state of each action): the buttons a
+# server's page shows. The API still decides; its refusal is shown in its words.
+_BY_STATUS: dict[str, tuple[str, ...]] = {
+    "ACTIVE": (
+        "stop", "reboot", "hard-reboot", "pause", "suspend", "rescue", "resize", "rebuild",
+        "create-image", "shelve",
+    ),
+    "SHUTOFF": ("start", "hard-reboot", "rescue", "resize", "rebuild", "create-image", "shelve"),
+    "PAUSED": ("unpause", "hard-reboot", "create-image", "shelve"),
+    "SUSPENDED": ("resume", "hard-reboot", "create-image", "shelve"),
+    "RESCUE": ("unrescue",),
+    "VERIFY_RESIZE": ("confirm-resize", "revert-resize"),
+    "SHELVED": ("unshelve",),
+    "SHELVED_OFFLOADED": ("unshelve",),
+    "ERROR": ("hard-reboot", "rebuild"),
+}  # fmt: skip
+
+
+def actions_for(status: str, locked: bool) -> list[str]:
+    """The actions a server's page offers in `status`: Nova's allowed ones, then lock/unlock and
+    delete (any status)."""
+    return [*_BY_STATUS.get(status, ()), "unlock" if locked else "lock", "delete"]
+
+
+def action_body(action: str, form: dict[str, str]) -> dict[str, Any]:
+    """The compute API's action body of a dashboard action and its form's choice."""
+    if action in SERVER_ACTIONS:
+        return dict(SERVER_ACTIONS[action])
+    if action == "rescue":
+        image = form.get("image", "")
+        return {"rescue": {"rescue_image_ref": image} if image else None}
+    if action == "resize":
+        return {"resize": {"flavorRef": form.get("flavor", "")}}
+    if action == "rebuild":
+        return {"rebuild": {"imageRef": form.get("image", "")}}
+    if action == "create-image":
+        return {"createImage": {"name": form.get("image_name", "")}}
+    raise APIError(400, f"Unknown action: {action}")
+
+
 SERVER_GROUP_POLICIES = ("anti-affinity", "affinity", "soft-anti-affinity", "soft-affinity")
 FAILURE_DOMAINS = ("host", "rack", "az", "region")
 
@@ -66,7 +131,8 @@ def server_row(server: dict[str, Any]) -> dict[str, Any]:
         "name": server["name"],
         "status": server["status"],
         "task": server.get("OS-EXT-STS:task_state") or "",
-        "settled": server["status"] in SETTLED,
+        # At rest: a resting status and no task under way (Nova shows a pausing server ACTIVE).
+        "settled": server["status"] in SETTLED and not server.get("OS-EXT-STS:task_state"),
         "flavor": flavor.get("original_name", flavor.get("id", "")),
         "kind": flavor_kind(flavor),
         "addresses": _addresses(server),
@@ -84,16 +150,26 @@ def group_label(group: dict[str, Any]) -> str:
     return f"{group['name']} ({group.get('policy', '')} by {domain})"
 
 
-def servers(api: API) -> list[dict[str, Any]]:
-    """The project's servers, each with its server group (HA group) when it is in one."""
+def servers(api: API, admin: bool = False) -> list[dict[str, Any]]:
+    """The project's servers, each with its server group (HA group) when it is in one; for an
+    admin also its host and the host's rack (os-kumo-host-labels, as the hosts page reads)."""
     groups = {
         m: group_label(g)
         for g in api.get(f"{COMPUTE}/os-server-groups")["server_groups"]
         for m in g["members"]
     }
-    rows = [server_row(s) for s in api.get(f"{COMPUTE}/servers/detail")["servers"]]
-    for row in rows:
+    found = api.get(f"{COMPUTE}/servers/detail")["servers"]
+    racks: dict[str, str] = {}
+    if admin:
+        labels = api.get(f"{COMPUTE}/os-kumo-host-labels")["host_labels"]
+        racks = {h["host"]: h.get("rack") or "" for h in labels}
+    rows = []
+    for one in found:
+        row = server_row(one)
         row["group"] = groups.get(row["id"], "")
+        row["host"] = one.get("OS-EXT-SRV-ATTR:host") or ""
+        row["rack"] = racks.get(row["host"], "")
+        rows.append(row)
     return rows
 
 
@@ -118,17 +194,22 @@ def server_detail(api: API, server_id: str) -> dict[str, Any]:
         one = api.get(f"{COMPUTE}/servers/{q(server_id)}/os-instance-actions/{q(action['request_id'])}")
         action["events"] = one["instanceAction"].get("events") or []
     row["actions"] = actions[:10]
+    row["offered"] = offered = actions_for(row["status"], row["locked"])
+    row["plain"] = [a for a in offered if a not in CHOICE_ACTIONS]  # a button each
+    row["images"] = row["flavors"] = []
+    if {"rescue", "rebuild"} & set(offered):
+        row["images"] = [i for i in api.get(f"{IMAGE}/images")["images"] if i.get("status") == "active"]
+    if "resize" in offered:
+        row["flavors"] = api.get(f"{COMPUTE}/flavors/detail")["flavors"]
     return row
 
 
-def server_action(api: API, server_id: str, action: str) -> None:
+def server_action(api: API, server_id: str, action: str, form: dict[str, str]) -> None:
+    """One of the server page's actions, by the compute API with the user's token."""
     if action == "delete":
         api.delete(f"{COMPUTE}/servers/{q(server_id)}")
         return
-    body = SERVER_ACTIONS.get(action)
-    if body is None:
-        raise APIError(400, f"Unknown action: {action}")
-    api.post(f"{COMPUTE}/servers/{q(server_id)}/action", body)
+    api.post(f"{COMPUTE}/servers/{q(server_id)}/action", action_body(action, form))
 
 
 def create_choices(api: API) -> dict[str, Any]:
@@ -458,37 +539,56 @@ def fleet(api: API) -> list[Machine]:
     return sorted(machines, key=lambda m: (m.region, m.zone, m.rack, m.name))
 
 
-def set_service(api: API, service_id: str, enable: bool, reason: str) -> None:
-    """Enable a compute service, or disable it with a reason (os-services PUT by uuid, 2.53+)."""
+def set_service(api: API, service_id: str, form: dict[str, str]) -> str:
+    """The hosts page's service toggle: enable a compute service, or disable it with the form's
+    reason (os-services PUT by uuid, 2.53+). The message to show."""
+    enable = form.get("status") == "enabled"
     body: dict[str, Any] = {"status": "enabled" if enable else "disabled"}
-    if not enable and reason:
-        body["disabled_reason"] = reason
+    if not enable and form.get("reason"):
+        body["disabled_reason"] = form["reason"]
     api.put(f"{COMPUTE}/os-services/{q(service_id)}", body)
+    return f"{form.get('name', service_id)}: compute service {body['status']}."
 
 
-def set_node_maintenance(api: API, node_id: str, on: bool, reason: str) -> None:
-    """Ironic's maintenance mode: PUT (with the reason) puts a node in it, DELETE takes it out."""
+def set_node_maintenance(api: API, node_id: str, form: dict[str, str]) -> str:
+    """The hosts page's maintenance toggle: Ironic's PUT (with the form's reason) puts a node in
+    maintenance, DELETE takes it out. The message to show."""
     path = f"{BAREMETAL}/nodes/{q(node_id)}/maintenance"
+    on = form.get("maintenance") == "on"
     if on:
-        api.put(path, {"reason": reason} if reason else None, headers=IRONIC_VERSION)
+        api.put(path, {"reason": form["reason"]} if form.get("reason") else None, headers=IRONIC_VERSION)
     else:
         api.delete(path, headers=IRONIC_VERSION)
+    return f"{form.get('name', node_id)}: maintenance {'on' if on else 'off'}."
 
 
 POWER_TARGETS = {"on": "power on", "off": "power off"}
 
 
-def set_node_power(api: API, node_id: str, target: str) -> None:
-    """Ironic's power change (`power on` / `power off`); its conductor carries it out."""
+def set_node_power(api: API, node_id: str, form: dict[str, str]) -> str:
+    """The hosts page's power toggle: Ironic's power change (`power on` / `power off`); its
+    conductor carries it out. The message to show."""
+    target = form.get("target", "")
     if target not in POWER_TARGETS:
         raise APIError(400, f"Unknown power target: {target}")
     body = {"target": POWER_TARGETS[target]}
     api.put(f"{BAREMETAL}/nodes/{q(node_id)}/states/power", body, headers=IRONIC_VERSION)
+    return f"{form.get('name', node_id)}: power {target} requested."
 
 
 def scrape(api: API) -> exposition.Scrape:
     """What the charts read from kumo's /metrics (the answering API worker's registry)."""
     return exposition.parse(api.text("/metrics"))
+
+
+BOOT_SAMPLE = 200  # the newest servers the boot latency chart reads
+
+
+def boot_latency(api: API) -> Histogram:
+    """Boot latency of the newest servers of every project (admin), from the servers API:
+    the same whichever API worker answers (kumo_server_boot_seconds is per worker)."""
+    found = api.get(f"{COMPUTE}/servers/detail?all_tenants=1&limit={BOOT_SAMPLE}")["servers"]
+    return exposition.histogram(exposition.boot_seconds(found))
 
 
 # -- canaries ------------------------------------------------------------------------------------
@@ -544,34 +644,41 @@ def _efficacy(plan: dict[str, Any], name: str) -> Any:
     return next((e.get("value") for e in indicators if e.get("name") == name), None)
 
 
+PLANS_SHOWN = 10  # the newest action plans the rebalancer page shows, each with its actions
+
+
 def rebalancer(api: API) -> dict[str, Any]:
-    """Audits (newest first) and action plans (newest first) with their actions and what each
-    left in place (kumo's `skipped`)."""
+    """Audits (newest first) and the newest PLANS_SHOWN action plans with their actions (asked
+    per plan: `?action_plan_uuid=`) and what each left in place (kumo's `skipped`)."""
     audits = api.call("GET", f"{WATCHER}/audits/detail", headers=WATCHER_VERSION)["audits"]
     plans = api.call("GET", f"{WATCHER}/action_plans/detail", headers=WATCHER_VERSION)["action_plans"]
-    actions = api.call("GET", f"{WATCHER}/actions/detail", headers=WATCHER_VERSION)["actions"]
-    by_plan: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for action in actions:
-        by_plan[action["action_plan_uuid"]].append(_move(action))
+    newest = sorted(plans, key=lambda p: p.get("created_at") or "", reverse=True)[:PLANS_SHOWN]
     names = {a["uuid"]: a.get("name") or a["uuid"] for a in audits}
-    for plan in plans:
+    for plan in newest:
+        asked = f"{WATCHER}/actions/detail?action_plan_uuid={quote(plan['uuid'], safe='')}"
+        actions = api.call("GET", asked, headers=WATCHER_VERSION)["actions"]
         plan["audit_name"] = names.get(plan["audit_uuid"], plan["audit_uuid"])
-        plan["moves"] = by_plan.get(plan["uuid"], [])
+        plan["moves"] = [_move(a) for a in actions]
         plan["lost_before"] = _efficacy(plan, "lost_cores_before")
         plan["lost_after"] = _efficacy(plan, "lost_cores_after")
         plan["reduction"] = next((g.get("value") for g in plan.get("global_efficacy") or []), None)
-    newest = sorted(plans, key=lambda p: p.get("created_at") or "", reverse=True)
-    return {"audits": sorted(audits, key=lambda a: a.get("created_at") or "", reverse=True), "plans": newest}
+    return {
+        "audits": sorted(audits, key=lambda a: a.get("created_at") or "", reverse=True),
+        "plans": newest,
+        "more_plans": max(0, len(plans) - len(newest)),
+    }
 
 
-def decide_plan(api: API, plan_id: str, decision: str, seen_state: str = "") -> None:
+def decide_plan(api: API, plan_id: str, decision: str) -> None:
     """Start a RECOMMENDED plan, or cancel one (Watcher's JSON patch of its state: CANCELLING for
-    a plan the page showed ONGOING, whose running actions finish first; CANCELLED otherwise)."""
+    a plan that is ONGOING now, read right before, whose running actions finish first; CANCELLED
+    otherwise)."""
     path = f"{WATCHER}/action_plans/{q(plan_id)}"
     if decision == "start":
         api.post(f"{path}/start", headers=WATCHER_VERSION)
     elif decision == "cancel":
-        value = "CANCELLING" if seen_state == "ONGOING" else "CANCELLED"
+        state = (api.call("GET", path, headers=WATCHER_VERSION) or {}).get("state")
+        value = "CANCELLING" if state == "ONGOING" else "CANCELLED"
         patch = [{"op": "replace", "path": "/state", "value": value}]
         api.patch(path, patch, "application/json", headers=WATCHER_VERSION)
     else:

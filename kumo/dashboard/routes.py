@@ -141,14 +141,15 @@ def build_router(dash: Dashboard) -> APIRouter:
     def act(
         request: Request, session: Session, done: str, then: str, call: Callable[[client.API], object]
     ) -> Response:
-        """Run one API call for a POST, then redirect: to `then` on success, back otherwise."""
+        """Run one API call for a POST, then redirect: to `then` on success (with `done`, or the
+        message the call returned), back otherwise."""
         try:
-            call(dash.api(request, session))
+            said = call(dash.api(request, session))
         except APIError as exc:
             if exc.status == 401:
                 raise SignIn() from exc
             return dash.redirect(request, then, f"{exc.status}: {exc.message}", True)
-        return dash.redirect(request, then, done)
+        return dash.redirect(request, then, said if isinstance(said, str) else done)
 
     def page(
         request: Request, name: str, load: Callable[[client.API], dict[str, Any]], session: Session
@@ -240,11 +241,17 @@ def build_router(dash: Dashboard) -> APIRouter:
 
     @router.get("/servers", include_in_schema=False)
     def server_list(request: Request, session: Session = Depends(user)) -> Response:
-        return page(request, "servers.html", lambda api: {"servers": pages.servers(api)}, session)
+        def load(api: client.API) -> dict[str, Any]:
+            return {"servers": pages.servers(api, session.is_admin)}
+
+        return page(request, "servers.html", load, session)
 
     @router.get("/servers/rows", include_in_schema=False)
     def server_rows(request: Request, session: Session = Depends(user)) -> Response:
-        return page(request, "_server_rows.html", lambda api: {"servers": pages.servers(api)}, session)
+        def load(api: client.API) -> dict[str, Any]:
+            return {"servers": pages.servers(api, session.is_admin)}
+
+        return page(request, "_server_rows.html", load, session)
 
     @router.get("/servers/new", include_in_schema=False)
     def server_form(request: Request, session: Session = Depends(user)) -> Response:
@@ -294,7 +301,7 @@ def build_router(dash: Dashboard) -> APIRouter:
             session,
             f"{action}: requested.",
             then,
-            lambda api: pages.server_action(api, server_id, action),
+            lambda api: pages.server_action(api, server_id, action, form),
         )
 
     # -- networks, images, key pairs, server groups, quotas, stock -------------------------------
@@ -485,6 +492,7 @@ def build_router(dash: Dashboard) -> APIRouter:
 
         return page(request, "admin_hosts.html", load, session)
 
+    # The hosts page's toggles: the form to one pages function, which says what was done.
     @router.post("/admin/services/{service_id}", include_in_schema=False)
     def service_toggle(
         request: Request,
@@ -492,16 +500,7 @@ def build_router(dash: Dashboard) -> APIRouter:
         form: dict[str, str] = Depends(posted),
         session: Session = Depends(operator),
     ) -> Response:
-        enable = form.get("status") == "enabled"
-        host = form.get("host", "")
-        done = f"{host}: compute service {'enabled' if enable else 'disabled'}."
-        return act(
-            request,
-            session,
-            done,
-            "/admin/hosts",
-            lambda api: pages.set_service(api, service_id, enable, form.get("reason", "")),
-        )
+        return act(request, session, "", "/admin/hosts", lambda api: pages.set_service(api, service_id, form))
 
     @router.post("/admin/nodes/{node_id}/maintenance", include_in_schema=False)
     def node_maintenance(
@@ -510,14 +509,8 @@ def build_router(dash: Dashboard) -> APIRouter:
         form: dict[str, str] = Depends(posted),
         session: Session = Depends(operator),
     ) -> Response:
-        on = form.get("maintenance") == "on"
-        done = f"{form.get('name', node_id)}: maintenance {'on' if on else 'off'}."
         return act(
-            request,
-            session,
-            done,
-            "/admin/hosts",
-            lambda api: pages.set_node_maintenance(api, node_id, on, form.get("reason", "")),
+            request, session, "", "/admin/hosts", lambda api: pages.set_node_maintenance(api, node_id, form)
         )
 
     @router.post("/admin/nodes/{node_id}/power", include_in_schema=False)
@@ -527,17 +520,17 @@ def build_router(dash: Dashboard) -> APIRouter:
         form: dict[str, str] = Depends(posted),
         session: Session = Depends(operator),
     ) -> Response:
-        target = form.get("target", "")
-        done = f"{form.get('name', node_id)}: power {target} requested."
-        return act(
-            request, session, done, "/admin/hosts", lambda api: pages.set_node_power(api, node_id, target)
-        )
+        return act(request, session, "", "/admin/hosts", lambda api: pages.set_node_power(api, node_id, form))
 
     @router.get("/admin/charts", include_in_schema=False)
     def chart_page(request: Request, session: Session = Depends(operator)) -> Response:
         def load(api: client.API) -> dict[str, Any]:
-            machines, scrape = pages.fleet(api), pages.scrape(api)
-            return {"charts": charts.operator_charts(machines, scrape), "boot": scrape.boot}
+            machines, scrape, boot = pages.fleet(api), pages.scrape(api), pages.boot_latency(api)
+            return {
+                "charts": charts.operator_charts(machines, scrape, boot),
+                "boot": boot,
+                "sample": pages.BOOT_SAMPLE,
+            }
 
         return page(request, "admin_charts.html", load, session)
 
@@ -563,7 +556,7 @@ def build_router(dash: Dashboard) -> APIRouter:
             session,
             done,
             "/admin/rebalancer",
-            lambda api: pages.decide_plan(api, plan_id, decision, form.get("state", "")),
+            lambda api: pages.decide_plan(api, plan_id, decision),
         )
 
     @router.get("/admin/stock", include_in_schema=False)

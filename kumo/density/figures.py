@@ -13,6 +13,7 @@ from typing import Any
 
 from rich.table import Table
 
+from kumo import promtext
 from kumo.density import measure
 
 # What a LINE-size fleet needs of the control plane; a measure is met when strictly below.
@@ -38,7 +39,7 @@ def latency(samples: list[float], *qs: float) -> dict[str, Any]:
     return {"calls": len(samples), **{f"p{q:g}": ms(measure.percentile(samples, q)) for q in qs}}
 
 
-def histogram_summary(h: measure.Histogram) -> dict[str, Any]:
+def histogram_summary(h: promtext.Histogram) -> dict[str, Any]:
     """Quantiles read off the buckets; one that falls above the top bucket is only known to be
     at least that bound (`share_above_top_bucket` says how many observations are up there)."""
     top = h.top_bound
@@ -73,7 +74,7 @@ def p99_verdict(both: dict[str, float | None]) -> float | str | None:
     return None if at_least is None else f">= {at_least}"
 
 
-def sum_bound(schedule: measure.Histogram, claim: measure.Histogram) -> dict[str, float | None]:
+def sum_bound(schedule: promtext.Histogram, claim: promtext.Histogram) -> dict[str, float | None]:
     """The two histograms are separate, so the percentile of their sum is bounded, not read:
     P(s + c > a + b) <= P(s > a) + P(c > b), hence p99(s + c) <= p99.5(s) + p99.5(c). When a
     p99.5 lies above its top bucket there is no upper bound, only p99(s + c) >= p99(s), p99(c)."""

@@ -1,14 +1,12 @@
-"""What the benchmarks read off the system: process CPU and memory from /proc, Prometheus
-histograms from a /metrics page, percentiles. Linux only (/proc)."""
+"""What the benchmarks read off the system: process CPU and memory from /proc, percentiles.
+Linux only (/proc). A /metrics page is read by kumo.promtext (histograms, gauges)."""
 
 from __future__ import annotations
 
 import math
 import os
 import platform
-import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -119,104 +117,3 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     ordered = sorted(values)
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[rank - 1]
-
-
-# ---------------------------------------------------------------------------- Prometheus histograms
-
-
-@dataclass(frozen=True)
-class Histogram:
-    """Cumulative bucket counts by upper bound (+Inf last), as Prometheus exposes them."""
-
-    buckets: tuple[tuple[float, float], ...]
-
-    @property
-    def count(self) -> float:
-        return self.buckets[-1][1] if self.buckets else 0.0
-
-    @property
-    def top_bound(self) -> float | None:
-        """The largest finite bucket bound."""
-        finite = [le for le, _ in self.buckets if not math.isinf(le)]
-        return max(finite) if finite else None
-
-    def __sub__(self, earlier: Histogram) -> Histogram:
-        if not earlier.buckets:
-            return self
-        before = dict(earlier.buckets)
-        return Histogram(tuple((le, n - before.get(le, 0.0)) for le, n in self.buckets))
-
-    def __add__(self, other: Histogram) -> Histogram:
-        if not other.buckets:
-            return self
-        if not self.buckets:
-            return other
-        theirs = dict(other.buckets)
-        return Histogram(tuple((le, n + theirs.get(le, 0.0)) for le, n in self.buckets))
-
-    def quantile(self, q: float) -> float | None:
-        """As PromQL's histogram_quantile: linear within the bucket holding rank q·count. In the
-        +Inf bucket the answer is the largest finite bound (a lower bound of the truth)."""
-        total = self.count
-        if total <= 0:
-            return None
-        rank = q * total
-        lower, below = 0.0, 0.0
-        for le, cumulative in self.buckets:
-            if cumulative >= rank:
-                if math.isinf(le):
-                    return lower
-                if cumulative == below:
-                    return le
-                return lower + (le - lower) * (rank - below) / (cumulative - below)
-            lower, below = le, cumulative
-        return lower
-
-    def share_at_most(self, bound: float) -> float | None:
-        """Exact fraction of observations <= bound when bound is a bucket edge."""
-        if self.count <= 0:
-            return None
-        for le, cumulative in self.buckets:
-            if le >= bound:
-                return cumulative / self.count
-        return 1.0
-
-
-_BUCKET = re.compile(r'^(?P<name>[a-zA-Z_:][\w:]*)_bucket\{(?:[^}]*,)?le="(?P<le>[^"]+)"[^}]*\}\s+(?P<v>\S+)')
-
-
-def parse_histograms(text: str, names: Iterable[str]) -> dict[str, Histogram]:
-    """The unlabelled histograms `names` from an exposition page; other lines are skipped
-    without parsing (a page of a large fleet holds one heartbeat gauge per host)."""
-    wanted = set(names)
-    found: dict[str, list[tuple[float, float]]] = {n: [] for n in wanted}
-    for line in text.splitlines():
-        if "_bucket{" not in line:
-            continue
-        match = _BUCKET.match(line)
-        if match and match["name"] in wanted:
-            found[match["name"]].append((float(match["le"]), float(match["v"])))
-    return {n: Histogram(tuple(sorted(b))) for n, b in found.items()}
-
-
-def gauge_value(text: str, name: str) -> float | None:
-    for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    return None
-
-
-_LABEL = re.compile(r'(\w+)="([^"]*)"')
-
-
-def gauge_sum(text: str, name: str, **labels: str) -> float:
-    """The sum of every series of gauge `name` whose labels include `labels` (0 when none)."""
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        head, _, value = line.rpartition(" ")
-        found = dict(_LABEL.findall(head))
-        if all(found.get(key) == wanted for key, wanted in labels.items()):
-            total += float(value)
-    return total

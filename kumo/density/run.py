@@ -49,6 +49,7 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from kumo import promtext
 from kumo.agent.protocol import AGENT_TOKEN_HEADER
 from kumo.density import cloud, figures, measure
 from kumo.density.cloud import Target
@@ -116,7 +117,7 @@ class DensityRun:
         self.report: dict[str, Any] = {}
         self._scrape = (0.0, 0)
         self._answered = 0
-        self._pages: dict[float, tuple[dict[str, measure.Histogram], dict[str, float]]] = {}
+        self._pages: dict[float, tuple[dict[str, promtext.Histogram], dict[str, float]]] = {}
         self._hosts = {"up": 0, "down": 0}  # hosts the cloud counts, as of the latest scrape
         self._probed = 0  # probe servers so far (ACTIVE on top of the checkpoints' servers)
         self._refused = 0  # servers whose create was refused, every checkpoint so far
@@ -145,7 +146,7 @@ class DensityRun:
 
     async def _metrics(
         self, client: httpx.AsyncClient
-    ) -> tuple[dict[str, measure.Histogram], dict[str, float]]:
+    ) -> tuple[dict[str, promtext.Histogram], dict[str, float]]:
         """The scheduler's histograms and counters summed over the API's workers. Each worker
         keeps its own registry and the kernel picks who answers: with several workers, scrape on
         fresh connections until each (told apart by its pid) has answered, and keep each
@@ -159,16 +160,16 @@ class DensityRun:
                 text = (await fresh.get("/metrics")).text
                 self._scrape = (time.perf_counter() - t0, len(text))
             self._hosts = {
-                state: int(measure.gauge_sum(text, "kumo_hosts", state=state)) for state in ("up", "down")
+                state: int(promtext.total(text, "kumo_hosts", state=state)) for state in ("up", "down")
             }
             started = (
-                measure.gauge_value(text, "kumo_api_worker_pid")
-                or measure.gauge_value(text, "process_start_time_seconds")
+                promtext.value(text, "kumo_api_worker_pid")
+                or promtext.value(text, "process_start_time_seconds")
                 or 0.0
             )
             self._pages[started] = (
-                measure.parse_histograms(text, HISTOGRAMS),
-                {name: measure.gauge_value(text, name) or 0.0 for name in COUNTERS},
+                promtext.histograms(text, HISTOGRAMS),
+                {name: promtext.value(text, name) or 0.0 for name in COUNTERS},
             )
             answered.add(started)
             if len(answered) >= max(1, self.opts.workers) or time.monotonic() > deadline:
@@ -177,12 +178,12 @@ class DensityRun:
         for url in self.target.scheduler_metrics if self.target else []:
             async with httpx.AsyncClient(timeout=60) as fresh:
                 text = (await fresh.get(url)).text
-            self._pages[measure.gauge_value(text, "kumo_api_worker_pid") or 0.0] = (
-                measure.parse_histograms(text, HISTOGRAMS),
-                {name: measure.gauge_value(text, name) or 0.0 for name in COUNTERS},
+            self._pages[promtext.value(text, "kumo_api_worker_pid") or 0.0] = (
+                promtext.histograms(text, HISTOGRAMS),
+                {name: promtext.value(text, name) or 0.0 for name in COUNTERS},
             )
         self._answered = len(answered)
-        total = {name: measure.Histogram(()) for name in HISTOGRAMS}
+        total = {name: promtext.Histogram(()) for name in HISTOGRAMS}
         for histograms, _ in self._pages.values():
             for name in HISTOGRAMS:
                 total[name] = total[name] + histograms[name]

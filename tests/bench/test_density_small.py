@@ -19,8 +19,10 @@ from kumo.agent.protocol import AGENT_TOKEN_HEADER
 from kumo.compute.models import ComputeHost
 from kumo.config import Settings
 from kumo.db import Database
-from kumo.density.measure import Histogram, parse_histograms, percentile
+from kumo.density.measure import percentile
 from kumo.density.run import DensityOptions, run_density
+from kumo.promtext import Histogram
+from kumo.promtext import histograms as parse_histograms
 from tests.conftest import Cloud, wait_for
 
 INSTANCES = 200

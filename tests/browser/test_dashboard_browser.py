@@ -12,7 +12,6 @@ stock request; a form posted without its CSRF token is refused (plain httpx) and
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import re
@@ -25,7 +24,7 @@ import pytest
 
 from kumo.agent.drivers.fake import FakeDriver
 from tests.conftest import DEMO_PASSWORD, Cloud, Fleet, start_cloud, wait_for
-from tests.functional.helpers import make_flavor, upload_image
+from tests.functional.helpers import canary_report, make_flavor, upload_image
 
 pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")
@@ -293,6 +292,14 @@ def test_demo_user_creates_watches_reads_and_deletes_a_server(
     assert refused.startswith("409: ") and "locked" in refused, refused
     press(d, d.find_element(By.ID, "action-unlock"))
     assert d.find_element(By.ID, "locked").text == "no"
+    # Pause, then unpause: the page offers what the status allows, and settles on PAUSED.
+    press(d, d.find_element(By.ID, "action-pause"))
+    assert flash(d) == "pause: requested."
+    wait(d).until(ec.presence_of_element_located((By.ID, "action-unpause")))  # reloaded once PAUSED
+    assert d.find_element(By.ID, "status").text == "PAUSED" and not d.find_elements(By.ID, "action-pause")
+    press(d, d.find_element(By.ID, "action-unpause"))
+    wait(d).until(ec.presence_of_element_located((By.ID, "action-pause")))
+    assert d.find_element(By.ID, "status").text == "ACTIVE"
     press(d, d.find_element(By.ID, "action-delete"))
     assert flash(d) == "delete: requested."
     # The list refreshes itself until the server is gone.
@@ -492,26 +499,6 @@ def test_switching_project_rescopes_the_session_and_revokes_the_old_token(site: 
     with httpx.Client(base_url=cloud.url, cookies={"kumo_dashboard": first_cookie or ""}) as replay:
         page_resp = replay.get("/dashboard/servers")
     assert page_resp.status_code == 303 and page_resp.headers["location"] == "/dashboard/login"
-
-
-def canary_report(host: str, ok: bool) -> dict[str, Any]:
-    """A host canary's report as `kumo canary` sends it (create, then active failing or not)."""
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat()
-    steps = [{"step": "create", "ok": True, "request_id": f"req-canary-create-{host}", "seconds": 0.3}]
-    steps.append({"step": "active", "ok": ok, "request_id": f"req-canary-active-{host}", "seconds": 1.0})
-    return {
-        "canary": {
-            "scope": "host",
-            "target": host,
-            "host": host,
-            "ok": ok,
-            "failed_step": None if ok else "active",
-            "error": None if ok else "the server went to ERROR",
-            "steps": steps,
-            "started_at": now,
-            "finished_at": now,
-        }
-    }
 
 
 def test_an_operator_reads_canaries_starts_a_plan_and_toggles_a_nodes_maintenance(

@@ -1,6 +1,10 @@
-"""Set-up steps shared by functional tests of several areas: a flavor, an uploaded image."""
+"""Set-up steps shared by functional tests of several areas (and the browser tests): a flavor,
+an uploaded image, a canary's report."""
 
 from __future__ import annotations
+
+import datetime as dt
+from typing import Any
 
 import httpx
 
@@ -26,3 +30,35 @@ def upload_image(c: httpx.Client, *, name: str = "img", content: bytes = b"x" * 
     )
     assert upload.status_code == 204, upload.text
     return str(image["id"])
+
+
+def canary_report(host: str, ok: bool, server_id: str | None = None) -> dict[str, Any]:
+    """A host canary's report as `kumo canary` sends it: create, then active (failing or not),
+    each step with its request id `req-canary-<step>-<host>`."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat()
+    active: dict[str, Any] = {
+        "step": "active",
+        "ok": ok,
+        "request_id": f"req-canary-active-{host}",
+        "seconds": 1.0,
+    }
+    if not ok:
+        active["detail"] = "ERROR"
+    return {
+        "canary": {
+            "scope": "host",
+            "target": host,
+            "availability_zone": "nova",
+            "host": host,
+            "ok": ok,
+            "failed_step": None if ok else "active",
+            "error": None if ok else "the server went to ERROR",
+            "steps": [
+                {"step": "create", "ok": True, "request_id": f"req-canary-create-{host}", "seconds": 0.3},
+                active,
+            ],
+            "server_id": server_id,
+            "started_at": now,
+            "finished_at": now,
+        }
+    }

@@ -93,7 +93,40 @@ def test_server_row_shows_addresses_zone_and_whether_it_is_settled() -> None:
         "spawning",
         False,
     )
-    assert pages.server_row({**body, "status": "ACTIVE", "addresses": {}})["settled"]
+    rest = {**body, "OS-EXT-STS:task_state": None, "addresses": {}}
+    for status in (
+        "ACTIVE",
+        "SUSPENDED",
+        "PAUSED",
+        "SHELVED",
+        "SHELVED_OFFLOADED",
+        "RESCUE",
+        "VERIFY_RESIZE",
+    ):
+        assert pages.server_row({**rest, "status": status})["settled"], status
+    # Nova shows a server being paused ACTIVE with its task: the page keeps polling.
+    assert not pages.server_row({**rest, "status": "ACTIVE", "OS-EXT-STS:task_state": "pausing"})["settled"]
+
+
+def test_actions_offered_by_status_as_nova_allows() -> None:
+    assert pages.actions_for("PAUSED", False) == [
+        "unpause",
+        "hard-reboot",
+        "create-image",
+        "shelve",
+        "lock",
+        "delete",
+    ]
+    assert pages.actions_for("VERIFY_RESIZE", True) == ["confirm-resize", "revert-resize", "unlock", "delete"]
+    assert "unshelve" in pages.actions_for("SHELVED_OFFLOADED", False)
+    assert pages.actions_for("BUILD", False) == ["lock", "delete"]
+    assert pages.action_body("rescue", {"image": ""}) == {"rescue": None}
+    assert pages.action_body("rescue", {"image": "i1"}) == {"rescue": {"rescue_image_ref": "i1"}}
+    assert pages.action_body("resize", {"flavor": "f2"}) == {"resize": {"flavorRef": "f2"}}
+    assert pages.action_body("create-image", {"image_name": "snap"}) == {"createImage": {"name": "snap"}}
+    assert pages.action_body("confirm-resize", {}) == {"confirmResize": None}
+    with pytest.raises(APIError):
+        pages.action_body("explode", {})
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""The operator pages' pure parts: /metrics read into steal per host and the boot histogram,
+"""The operator pages' pure parts: /metrics read into steal per host (kumo.promtext), boot
+latency from the servers' created and launched_at,
 the charts drawn from them, a plan's actions as the review shows them, and the API calls the
 toggles and plan buttons make (paths, bodies, microversion headers), with the API's refusal
 as the message shown."""
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from kumo import promtext
 from kumo.apiclient import APIError
 from kumo.dashboard import charts, client, exposition, pages
 from kumo.dashboard.routes import templates
@@ -32,25 +34,49 @@ kumo_server_boot_seconds_sum 30.0
 # TYPE kumo_hosts gauge
 kumo_hosts{liveness="up",type="hypervisor"} 2.0
 """
+BOOT = "kumo_server_boot_seconds"
 
 
-def test_metrics_page_gives_steal_per_host_and_the_boot_histogram() -> None:
-    scrape = exposition.parse(PAGE)
-    assert scrape.steal == {"h1": 1.25, "h2": 0.5}
-    assert scrape.boot.count == 8
-    assert scrape.boot.per_bucket() == [(0.0, 1.0, 0), (1.0, 2.0, 2), (2.0, 5.0, 4), (5.0, float("inf"), 2)]
-    assert scrape.boot.quantile(0.5) == pytest.approx(2.0 + 3.0 * (4 - 2) / 4)  # rank 4 in (2, 5]
-    assert scrape.boot.quantile(0.99) == 5.0  # in +Inf: the largest finite bound
+def test_metrics_page_gives_steal_per_host() -> None:
+    assert exposition.parse(PAGE).steal == {"h1": 1.25, "h2": 0.5}
 
 
-def test_an_empty_page_gives_no_steal_and_no_boots() -> None:
-    scrape = exposition.parse("")
-    zeros = exposition.parse(
-        'kumo_server_boot_seconds_bucket{le="1.0"} 0.0\nkumo_server_boot_seconds_bucket{le="+Inf"} 0.0\n'
+def test_promtext_reads_a_labelled_histogram_summed_or_by_label() -> None:
+    page = PAGE.replace('_bucket{le="', '_bucket{kind="hypervisor",le="') + (
+        'kumo_server_boot_seconds_bucket{kind="baremetal",le="1.0"} 0.0\n'
+        'kumo_server_boot_seconds_bucket{kind="baremetal",le="2.0"} 0.0\n'
+        'kumo_server_boot_seconds_bucket{kind="baremetal",le="5.0"} 1.0\n'
+        'kumo_server_boot_seconds_bucket{kind="baremetal",le="+Inf"} 1.0\n'
     )
-    assert zeros.boot.count == 0 and charts.boot_chart(zeros.boot).bars == []  # no boot yet: no bars
-    assert scrape.steal == {} and scrape.boot.count == 0 and scrape.boot.quantile(0.5) is None
-    assert charts.steal_chart(scrape.steal).bars == [] and charts.boot_chart(scrape.boot).bars == []
+    vm = promtext.histograms(page, [BOOT], kind="hypervisor")[BOOT]
+    assert vm.per_bucket() == [(0.0, 1.0, 0), (1.0, 2.0, 2), (2.0, 5.0, 4), (5.0, float("inf"), 2)]
+    assert vm.quantile(0.5) == pytest.approx(2.0 + 3.0 * (4 - 2) / 4)  # rank 4 in (2, 5]
+    assert vm.quantile(0.99) == 5.0  # in +Inf: the largest finite bound
+    assert promtext.histograms(page, [BOOT])[BOOT].count == 9  # every kind
+
+
+def test_boot_latency_from_servers_created_and_launched() -> None:
+    servers = [
+        {"created": "2026-01-01T00:00:00Z", "OS-SRV-USG:launched_at": "2026-01-01T00:00:01.500000"},
+        {"created": "2026-01-01T00:00:00Z", "OS-SRV-USG:launched_at": "2026-01-01T00:00:04.000000"},
+        {"created": "2026-01-01T00:00:00Z", "OS-SRV-USG:launched_at": "2026-01-01T00:40:00.000000"},
+        {"created": "2026-01-01T00:00:00Z", "OS-SRV-USG:launched_at": None},  # still building
+        {"created": "garbage", "OS-SRV-USG:launched_at": "2026-01-01T00:00:04"},
+    ]
+    seconds = exposition.boot_seconds(servers)
+    assert seconds == [1.5, 4.0, 2400.0]
+    h = exposition.histogram(seconds)
+    assert h.count == 3 and h.buckets[-1] == (float("inf"), 3.0)
+    chart = charts.boot_chart(h)
+    assert chart.bars[-1].label == "≤ 2700 s"  # up to the last bucket holding a boot, not beyond
+    assert [(b.label, b.text) for b in chart.bars[:3]] == [("≤ 1 s", "0"), ("≤ 2 s", "1"), ("≤ 5 s", "1")]
+
+
+def test_no_boot_gives_no_bars_and_no_steal_none() -> None:
+    scrape = exposition.parse("")
+    empty = exposition.histogram([])
+    assert empty.count == 0 and empty.quantile(0.5) is None and charts.boot_chart(empty).bars == []
+    assert scrape.steal == {} and charts.steal_chart(scrape.steal).bars == []
 
 
 def test_steal_chart_puts_the_worst_host_first_at_full_length() -> None:
@@ -63,7 +89,7 @@ def test_steal_chart_puts_the_worst_host_first_at_full_length() -> None:
 
 
 def test_boot_chart_has_a_bar_per_bucket_with_its_count() -> None:
-    chart = charts.boot_chart(exposition.parse(PAGE).boot)
+    chart = charts.boot_chart(promtext.histograms(PAGE, [BOOT])[BOOT])
     assert [(b.label, b.text) for b in chart.bars] == [
         ("≤ 1 s", "0"),
         ("≤ 2 s", "2"),
@@ -82,7 +108,7 @@ def test_memory_capacity_by_zone() -> None:
     m = pages.Machine("h", "hypervisor", "", "a", "", "up", "", False, "", memory_mb_used=512, memory_mb=4096)
     node = pages.Machine("n", "baremetal", "", "a", "", "active", "power on", False, "")
     assert charts.capacity_by_zone([m, node], "memory_mb") == {"a": (512, 4096)}
-    ids = [i for i, _ in charts.operator_charts([m], exposition.parse(""))]
+    ids = [i for i, _ in charts.operator_charts([m], exposition.parse(""), exposition.histogram([]))]
     assert ids == ["vcpu-chart", "memory-chart", "steal-chart", "boot-chart"]
 
 
@@ -125,11 +151,14 @@ def sent(request: httpx.Request) -> Any:
 
 
 def test_plan_buttons_speak_watchers_api_with_its_microversion() -> None:
-    api, seen = recorder()
+    api, seen = recorder(body={"state": "RECOMMENDED"})
     pages.decide_plan(api, "p/1", "start")
-    pages.decide_plan(api, "p1", "cancel")
-    pages.decide_plan(api, "p1", "cancel", "ONGOING")  # its running actions finish first
-    start, cancel, cancelling = seen
+    pages.decide_plan(api, "p1", "cancel")  # reads the plan's state first: not ONGOING
+    ongoing, seen_ongoing = recorder(body={"state": "ONGOING"})
+    pages.decide_plan(ongoing, "p1", "cancel")  # ONGOING now: its running actions finish first
+    start, read, cancel = seen
+    assert (read.method, read.url.path) == ("GET", "/infra-optim/v1/action_plans/p1")
+    cancelling = seen_ongoing[1]
     assert (start.method, start.url.raw_path.decode(), sent(start)) == (
         "POST",
         "/infra-optim/v1/action_plans/p%2F1/start",  # one segment
@@ -146,11 +175,20 @@ def test_plan_buttons_speak_watchers_api_with_its_microversion() -> None:
 
 def test_toggles_speak_novas_and_ironics_apis() -> None:
     api, seen = recorder(200, {})
-    pages.set_service(api, "svc-1", False, "disk swap")
-    pages.set_service(api, "svc-1", True, "ignored")
-    pages.set_node_maintenance(api, "n1", True, "fan")
-    pages.set_node_maintenance(api, "n1", False, "")
-    pages.set_node_power(api, "n1", "off")
+    said = [
+        pages.set_service(api, "svc-1", {"status": "disabled", "reason": "disk swap", "name": "h1"}),
+        pages.set_service(api, "svc-1", {"status": "enabled", "reason": "ignored", "name": "h1"}),
+        pages.set_node_maintenance(api, "n1", {"maintenance": "on", "reason": "fan", "name": "bm"}),
+        pages.set_node_maintenance(api, "n1", {"maintenance": "off"}),
+        pages.set_node_power(api, "n1", {"target": "off", "name": "bm"}),
+    ]
+    assert said == [
+        "h1: compute service disabled.",
+        "h1: compute service enabled.",
+        "bm: maintenance on.",
+        "n1: maintenance off.",
+        "bm: power off requested.",
+    ]
     disable, enable, m_on, m_off, power = seen
     assert (disable.method, disable.url.path) == ("PUT", "/compute/v2.1/os-services/svc-1")
     assert sent(disable) == {"status": "disabled", "disabled_reason": "disk swap"}
@@ -247,3 +285,47 @@ def test_the_rebalancer_page_shows_a_plans_moves_what_it_left_and_its_buttons() 
     assert "<td><code>s2</code></td><td>h1</td><td>LOW_GAIN</td><td>0.01 cores</td>" in page
     assert "2.0 → 0.5 (75.0 % less)" in page
     assert page.count('action="/dashboard/admin/rebalancer/plans/pl1"') == 2  # Start and Cancel
+
+
+def test_the_rebalancer_page_shows_the_newest_plans_each_with_its_own_actions() -> None:
+    asked: list[httpx.Request] = []
+    plans = [
+        {
+            "uuid": f"pl{i:02}",
+            "audit_uuid": "au1",
+            "state": "SUCCEEDED",
+            "created_at": f"2026-01-01T00:00:{i:02}",
+        }
+        for i in range(pages.PLANS_SHOWN + 3)
+    ]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        if request.url.path.endswith("/action_plans/detail"):
+            return httpx.Response(200, json={"action_plans": plans})
+        if request.url.path.endswith("/actions/detail"):
+            plan = request.url.params["action_plan_uuid"]
+            return httpx.Response(200, json={"actions": [{"uuid": f"a-{plan}", "state": "SUCCEEDED"}]})
+        return httpx.Response(200, json={"audits": []})
+
+    api = client.API(httpx.Client(transport=httpx.MockTransport(answer)), "http://api", "tok", "req-1")
+    context = pages.rebalancer(api)
+    shown = [p["uuid"] for p in context["plans"]]
+    assert shown == [f"pl{i:02}" for i in range(pages.PLANS_SHOWN + 2, 2, -1)]  # newest first
+    assert context["more_plans"] == 3
+    assert all(p["moves"][0]["id"] == f"a-{p['uuid']}" for p in context["plans"])
+    per_plan = [r.url.params.get("action_plan_uuid") for r in asked if r.url.path.endswith("/actions/detail")]
+    assert per_plan == shown  # one read per shown plan, none for the older ones
+
+
+def test_promtext_reads_gauges_and_counters() -> None:
+    page = PAGE + (
+        "# HELP kumo_claim_conflicts_total Claims lost\n# TYPE kumo_claim_conflicts_total counter\n"
+        "kumo_claim_conflicts_total 3.0\nkumo_claim_conflicts_created 1.7e9\n"
+        'kumo_hosts{liveness="down",type="hypervisor"} 1.0\n'
+    )
+    assert promtext.value(page, "kumo_claim_conflicts_total") == 3.0
+    assert promtext.value(page, "kumo_absent") is None
+    assert promtext.total(page, "kumo_hosts") == 3.0
+    assert promtext.total(page, "kumo_hosts", liveness="down") == 1.0
+    assert promtext.total(page, "kumo_host_steal_cores", host="h1") == 1.25
