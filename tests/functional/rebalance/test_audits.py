@@ -11,12 +11,11 @@ other due audits run."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import logging
 
 import pytest
 

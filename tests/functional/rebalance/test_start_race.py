@@ -20,8 +20,8 @@ from sqlalchemy import select, text
 from kumo.config import Settings
 from kumo.db import Database
 from kumo.deploy import init_cloud
-from kumo.rebalance import core
 from kumo.errors import Conflict
+from kumo.rebalance import core
 from kumo.rebalance import service as svc
 from kumo.rebalance.models import ActionPlan
 from tests.conftest import ADMIN_PASSWORD, wait_for
