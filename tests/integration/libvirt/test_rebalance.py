@@ -14,9 +14,11 @@ the victim keeps ticking on the same boot on B's CPU.
 What "its steal drops" proves (step 6): over one same window after the move, the victim's steal
 on B (libvirt's vcpu.0.delay there) is at least DROP_MARGIN points below that of a probe thread
 spinning pinned to CPU 0 beside the hog, a stand-in for the victim had it stayed. Both also
-compete with the rest of this shared machine; when CPU 1 alone keeps the victim waiting
-BUSY_PCT % of the time or more, the hog's two threads cannot show above that by the margin and
-the step skips with the numbers (a skip, not a pass)."""
+compete with the rest of this shared machine, whose unpinned work the kernel moves off the CPU
+the guests saturate onto CPU 1. Step 1 measured that load with no guest on CPU 1 (a busy thread
+alone there, while CPU 0 carried the same three spinning threads as during the window); when it
+was already within DROP_MARGIN points of what the probe sees beside the hog, no comparison can
+tell the hog from the machine and the step skips with the numbers (a skip, not a pass)."""
 
 from __future__ import annotations
 
@@ -46,7 +48,6 @@ from tests.integration.libvirt.test_migration import TICK, NamespacedHost
 SECRET = "rebalance-test-secret"
 VETO_REASON = "draining refused in the test"
 DROP_MARGIN = 15.0  # points: the victim's steal on B below a busy thread's beside the hog
-BUSY_PCT = 60.0  # the victim's steal on B from the machine alone above which no comparison holds
 # Test-sized policy: B has one core, the victim wants one (100 % of B); the hog's two fit nowhere.
 PARAMETERS = {"dest_headroom": 1.5, "cooldown_s": 60}
 
@@ -505,9 +506,12 @@ def test_6_the_victims_steal_drops_on_its_new_host(rig: Rig) -> None:
     )
     print(f"\nsteal after: {numbers}")
     assert beside_hog >= 50.0, f"the hog no longer keeps CPU 0 busy: {numbers}"
-    if on_b >= BUSY_PCT and on_b > beside_hog - DROP_MARGIN:
+    # The machine's own load on CPU 1 (measured with no guest there) decides whether the
+    # comparison can mean anything, never the victim's figure under test.
+    if rig.background > beside_hog - DROP_MARGIN:
         pytest.skip(
-            f"machine too busy to compare: CPU 1 alone keeps the victim waiting {on_b:.1f} % "
-            f"(>= {BUSY_PCT:.0f} %), the hog cannot show {DROP_MARGIN:.0f} points above that; {numbers}"
+            f"machine too busy to compare: its own load kept a busy thread alone on CPU 1 waiting "
+            f"{rig.background:.1f} %, within {DROP_MARGIN:.0f} points of the hog's "
+            f"{beside_hog:.1f} %; {numbers}"
         )
     assert on_b <= beside_hog - DROP_MARGIN, numbers
