@@ -78,9 +78,15 @@ def agent(
     host_ip: str = typer.Option("127.0.0.1", help="libvirt driver: this host's address"),
     migration_bandwidth: int = typer.Option(0, help="libvirt driver: migration cap, MiB/s (0: none)"),
     migration_max_downtime_ms: int = typer.Option(500, help="libvirt driver: live migration max downtime"),
-    cpu_cores: float = typer.Option(None, help="Cores guests share, for the CPU steal signal (default: all)"),
+    cpu_cores: float = typer.Option(
+        None,
+        help="Cores guests share, for the CPU steal signal "
+        "(default: the size of --cpu-shared-set when set, else all the host's CPUs)",
+    ),
     cpu_shared_set: str = typer.Option(
-        None, help='libvirt driver: host CPUs guests are pinned to, as Nova\'s cpu_shared_set ("0-3,^2")'
+        None,
+        help='libvirt driver: host CPUs guests are pinned to, as Nova\'s cpu_shared_set ("0-3,^2"); '
+        "guests defined before keep their old pinning until redefined (migration, rebuild, resize, rescue)",
     ),
     cpu_sample_interval: float = typer.Option(10.0, help="Seconds between CPU steal samples (0: none)"),
     cpu_report_interval: float = typer.Option(60.0, help="Seconds between CPU steal reports to the API"),

@@ -119,6 +119,10 @@ REBALANCE_MOVES = Counter(
     "Rebalancer actions finished, by outcome (SUCCEEDED, FAILED, SKIPPED)",
     ["state"],
 )
+REBALANCE_PLANS_WAITING = Counter(
+    "kumo_rebalance_plans_waiting_total",
+    "Auto-triggered action plans left RECOMMENDED because another plan was running",
+)
 REBALANCE_VETOES = Counter("kumo_rebalance_vetoes_total", "Moves a pre-migrate drain hook refused")
 REBALANCE_SKIPPED = Counter(
     "kumo_rebalance_skipped_total", "Servers of hot hosts a plan left in place, by reason", ["reason"]

@@ -113,14 +113,10 @@ class Executor:
         now = self.clock()
         with self.db.read() as session:
             due = session.scalar(
-                select(Audit.id)
-                .where(Audit.state.in_([svc.PENDING, svc.ONGOING]), Audit.next_run_time <= now)
-                .limit(1)
+                select(Audit.id).where(Audit.state.in_(svc.AUDIT_ACTIVE), Audit.next_run_time <= now).limit(1)
             )
             running = session.scalar(
-                select(ActionPlan.id)
-                .where(ActionPlan.state.in_([svc.PENDING, svc.ONGOING, svc.CANCELLING]))
-                .limit(1)
+                select(ActionPlan.id).where(ActionPlan.state.in_(svc.RUNNING_PLAN)).limit(1)
             )
         return due is not None or running is not None
 
@@ -136,7 +132,7 @@ class Executor:
             try:
                 with self.db.transaction() as session:
                     audit = session.scalar(select(Audit).where(Audit.uuid == audit_uuid).with_for_update())
-                    if audit is not None and audit.state in (svc.PENDING, svc.ONGOING):
+                    if audit is not None and audit.state in svc.AUDIT_ACTIVE:
                         if audit.next_run_time is None or audit.next_run_time <= now:
                             svc.run_audit(session, self.settings, audit, now)
             except KumoError as exc:
@@ -163,7 +159,7 @@ class Executor:
     def promote(self) -> None:
         """The oldest PENDING plan → ONGOING in one compare-and-set UPDATE (none while another
         is ONGOING or CANCELLING): of several workers, one promotes it."""
-        busy = select(ActionPlan.id).where(ActionPlan.state.in_([svc.ONGOING, svc.CANCELLING]))
+        busy = select(ActionPlan.id).where(ActionPlan.state.in_(svc.EXECUTING_PLAN))
         oldest = (
             select(ActionPlan.id)
             .where(ActionPlan.state == svc.PENDING)
@@ -181,9 +177,7 @@ class Executor:
 
     def close_plans(self) -> None:
         with self.db.transaction() as session:
-            for plan in session.scalars(
-                select(ActionPlan).where(ActionPlan.state.in_([svc.ONGOING, svc.CANCELLING]))
-            ):
+            for plan in session.scalars(select(ActionPlan).where(ActionPlan.state.in_(svc.EXECUTING_PLAN))):
                 states = [a.state for a in svc.actions_of(session, plan.uuid)]
                 if any(s in (svc.PENDING, svc.ONGOING) for s in states) and plan.state == svc.ONGOING:
                     continue

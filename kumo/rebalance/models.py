@@ -79,6 +79,10 @@ class Audit(Base):
 # The states of a started plan (PENDING, ONGOING, CANCELLING): at most one plan of the cloud is in
 # one of them, which a partial unique index over a constant holds against concurrent starts and
 # promotions (PostgreSQL's READ COMMITTED lets two "none is running" checks both pass).
+# WARNING: SQLite cannot reflect this expression index, so a later migration that rebuilds
+# watcher_action_plans with op.batch_alter_table on SQLite (any ALTER it cannot do in place)
+# drops it silently: such a migration must create it again (tests/unit/rebalance/test_migration.py
+# checks it exists at HEAD).
 RUNNING_PLAN_STATES = ("PENDING", "ONGOING", "CANCELLING")
 _RUNNING = text("state IN ({})".format(", ".join(f"'{s}'" for s in RUNNING_PLAN_STATES)))
 

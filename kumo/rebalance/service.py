@@ -4,7 +4,11 @@ action plans and actions, and the state rules between them.
 Action plan states (Watcher's): RECOMMENDED (the dry run: nothing moves until started) →
 PENDING (started) → ONGOING (the executor runs its actions) → SUCCEEDED | FAILED; RECOMMENDED
 or PENDING → CANCELLED; ONGOING → CANCELLING → CANCELLED once its running actions end; a
-RECOMMENDED plan becomes SUPERSEDED when a newer audit run recommends another. Action states:
+RECOMMENDED plan becomes SUPERSEDED when a newer audit run recommends another (any audit's: the
+newer plan is over a newer snapshot of the same cloud). An auto-triggered plan found while
+another plan runs stays RECOMMENDED and its audit stays due (ONGOING, run again after
+PLAN_WAIT_RETRY_SECONDS, a ONESHOT one included) until a run's plan starts or has nothing to
+move: that later run supersedes the waiting plan with a fresh one and starts it. Action states:
 PENDING → ONGOING → SUCCEEDED | FAILED; PENDING → SKIPPED (an admin before the start, a failed
 pre-condition or a drain hook's veto) | CANCELLED.
 """
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -41,13 +46,19 @@ SUCCEEDED, FAILED, CANCELLED, CANCELLING, SUPERSEDED = (
 )
 SKIPPED = "SKIPPED"
 RUNNING_PLAN = RUNNING_PLAN_STATES  # (PENDING, ONGOING, CANCELLING): one plan at most (its index)
+EXECUTING_PLAN = (ONGOING, CANCELLING)  # a plan whose actions the executor runs or winds down
 NAME_MAX = 63  # audit and template names (their columns)
 # Audit types and states
 ONESHOT, CONTINUOUS = "ONESHOT", "CONTINUOUS"
 AUDIT_DONE = (SUCCEEDED, FAILED, CANCELLED)
+AUDIT_ACTIVE = (PENDING, ONGOING)  # an audit that runs when its next_run_time comes
+# An auto-triggered audit whose plan could not start (another plan runs) runs again after this.
+PLAN_WAIT_RETRY_SECONDS = 10
 PLAN_DONE = (SUCCEEDED, FAILED, CANCELLED, SUPERSEDED)
 ACTION_DONE = (SUCCEEDED, FAILED, SKIPPED, CANCELLED)
 WAKE_KEY = "rebalance"  # the executor's loop: an audit created or a plan started
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -258,7 +269,7 @@ def due_audits(session: Session, now: dt.datetime) -> list[Audit]:
     return list(
         session.scalars(
             select(Audit)
-            .where(Audit.state.in_([PENDING, ONGOING]), Audit.next_run_time <= now)
+            .where(Audit.state.in_(AUDIT_ACTIVE), Audit.next_run_time <= now)
             .order_by(Audit.next_run_time, Audit.id)
         )
     )
@@ -266,12 +277,15 @@ def due_audits(session: Session, now: dt.datetime) -> list[Audit]:
 
 def run_audit(session: Session, settings: Settings, audit: Audit, now: dt.datetime) -> ActionPlan:
     """One run: plan over a fresh snapshot, store it as a RECOMMENDED plan with its actions
-    (superseding the audit's earlier RECOMMENDED ones), started at once with auto_trigger."""
+    (superseding every RECOMMENDED plan of the cloud: they were planned on an older snapshot),
+    started at once with auto_trigger. An auto-triggered plan that cannot start because another
+    plan runs waits RECOMMENDED, and its audit stays due (ONGOING, again after
+    PLAN_WAIT_RETRY_SECONDS or its interval, whichever comes first): a later run's fresh plan
+    supersedes it and starts once none runs."""
     policy = snap.policy_from(audit.parameters or {})
     scope = snap.scope_from(audit.scope or [])
     result = core.plan(snap.build(session, settings, now, scope), policy)
-    for old in session.scalars(select(ActionPlan).where(ActionPlan.state == RECOMMENDED)):
-        old.state = SUPERSEDED
+    supersede_recommended(session)
     plan_row = ActionPlan(
         uuid=str(uuid.uuid4()),
         audit_uuid=audit.uuid,
@@ -315,18 +329,46 @@ def run_audit(session: Session, settings: Settings, audit: Audit, now: dt.dateti
     for skip in result.skipped:
         metrics.REBALANCE_SKIPPED.labels(skip.reason).inc()
     session.flush()
+    waiting = False
     if audit.auto_trigger and not result.moves:
         plan_row.state = SUCCEEDED
-    elif audit.auto_trigger:  # started, unless another plan runs: then it stays RECOMMENDED
-        _start_if_none_runs(session, plan_row.uuid)
+    elif audit.auto_trigger:  # started, unless another plan runs: then it waits RECOMMENDED
+        waiting = not _start_if_none_runs(session, plan_row.uuid)
         session.refresh(plan_row)
-    if audit.audit_type == ONESHOT:
+    if waiting:
+        running = session.scalar(select(ActionPlan.uuid).where(ActionPlan.state.in_(RUNNING_PLAN)))
+        log.info(
+            "audit %s: plan %s waits RECOMMENDED while plan %s runs; the audit runs again in %s s",
+            audit.uuid,
+            plan_row.uuid,
+            running,
+            PLAN_WAIT_RETRY_SECONDS,
+        )
+        metrics.REBALANCE_PLANS_WAITING.inc()
+    if audit.audit_type == ONESHOT and not waiting:
         audit.state = SUCCEEDED
     else:
         audit.state = ONGOING
-        audit.next_run_time = now + dt.timedelta(seconds=audit.interval or 60)
+        wait = audit.interval or 60
+        if waiting:
+            wait = min(wait, PLAN_WAIT_RETRY_SECONDS)
+        audit.next_run_time = now + dt.timedelta(seconds=wait)
     session.flush()
     return plan_row
+
+
+def supersede_recommended(session: Session) -> int:
+    """Every RECOMMENDED plan of the cloud → SUPERSEDED, in one compare-and-set UPDATE: a plan an
+    operator started meanwhile (PENDING) is left as it is. How many were superseded."""
+    session.flush()  # nothing pending is lost to the expiry below
+    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        update(ActionPlan)
+        .where(ActionPlan.state == RECOMMENDED)
+        .values(state=SUPERSEDED)
+        .execution_options(synchronize_session=False)
+    )
+    session.expire_all()
+    return int(result.rowcount)
 
 
 # -- action plans ----------------------------------------------------------------------------
@@ -355,6 +397,8 @@ def start_plan(session: Session, ref: str) -> ActionPlan:
         session.refresh(plan)
         if other is not None and other != plan.uuid:
             raise Conflict(f"Action plan {other} is already running")
+        if plan.state == RECOMMENDED:  # the plan that held it back finished since: nothing runs now
+            raise Conflict(f"Action plan {plan.uuid} could not start: another plan was running; retry")
         raise Conflict(f"Action plan {plan.uuid} is {plan.state}: only a RECOMMENDED plan can start")
     session.refresh(plan)
     wake_after_commit(session, WAKE_KEY)

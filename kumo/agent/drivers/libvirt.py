@@ -33,7 +33,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -121,6 +121,19 @@ def vcpu_counters(values: dict[str, Any]) -> VcpuCounters | None:
     return VcpuCounters(count, time_ns, delay_ns)
 
 
+def _check_host_cpus(shared: Sequence[int], cpu_map: tuple[int, list[bool], int]) -> None:
+    """cpu_shared_set against the host's online CPUs (libvirt's getCPUMap: their count, the
+    online flags, how many are online): DriverError naming the CPUs it lacks."""
+    _count, online_flags, _online = cpu_map
+    online = [cpu for cpu, on in enumerate(online_flags) if on]
+    missing = sorted(set(shared) - set(online))
+    if missing:
+        raise DriverError(
+            f"cpu_shared_set: host CPUs {cpu_set_text(missing)} do not exist or are offline "
+            f"(this host's online CPUs: {cpu_set_text(online) or 'none'})"
+        )
+
+
 class LibvirtDriver:
     # How long detach_interface waits for a running guest to release a NIC (PCI unplug).
     detach_timeout: float = 30.0
@@ -196,6 +209,13 @@ class LibvirtDriver:
         self._stop = threading.Event()
         self.conn = Connection(uri, self._events.put)
         self.conn.get()  # fail now, not on the first boot, when libvirtd is unusable
+        if shared:
+            try:
+                _check_host_cpus(shared, self.conn.get().getCPUMap())
+            except DriverError:
+                self.conn.close()
+                self.client.close()
+                raise
         self.cache.evict(max_age=float("inf"))  # only sweeps partial downloads a crash left
         self._threads = [
             threading.Thread(target=self._report_events, name=f"libvirt-events-{host}", daemon=True),

@@ -146,13 +146,16 @@ CPU_ID_MAX = 4095  # a CPU number beyond this is a typo, not a host's CPU
 
 
 def parse_cpu_set(text: str) -> tuple[int, ...]:
-    """The host CPUs of a CPU list as Nova's `[compute] cpu_shared_set` reads it: comma-separated
-    CPU numbers and ranges, each optionally excluded with "^" ("0-3,^2" is 0, 1 and 3); sorted,
+    """The host CPUs of a CPU list as Nova's `[compute] cpu_shared_set` reads it
+    (nova.virt.hardware.parse_cpu_spec): comma-separated CPU numbers and ranges, each optionally
+    excluded with "^" ("0-3,^2" is 0, 1 and 3), empty parts ignored ("0,,1", "0-3,"); sorted,
     without repeats. ValueError, saying why, for anything else or an empty result."""
     included: set[int] = set()
     excluded: set[int] = set()
     for part in text.split(","):
         item = part.strip()
+        if not item:  # Nova skips empty parts too
+            continue
         into = excluded if item.startswith("^") else included
         item = item.removeprefix("^").strip()
         m = re.fullmatch(r"([0-9]+)(?:\s*-\s*([0-9]+))?", item)

@@ -2,13 +2,16 @@
 clock given): a continuous audit runs again each interval and its newer plan supersedes the
 RECOMMENDED one; a plan cancels; an action is skipped only before its plan starts; auto_trigger
 on a plan with nothing to move ends it at once, and leaves a plan RECOMMENDED while another
-runs; a cancelled audit runs no more; names are at most 63 characters and a duplicate template
+runs (its audit, ONESHOT too, stays due until a run's plan starts); a new plan supersedes the
+RECOMMENDED plans of every audit; start answers "retry" when the plan that held it back ended
+meanwhile; a cancelled audit runs no more; names are at most 63 characters and a duplicate template
 name is a 409 even when it races; an audit whose run breaks is tried again later while the
 other due audits run."""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from kumo import metrics
 from kumo.config import Settings
 from kumo.db import Database
 from kumo.errors import BadRequest, Conflict
@@ -137,6 +141,82 @@ def test_an_auto_triggered_plan_waits_recommended_while_another_runs(
     with db.read() as s:
         old, new = svc.list_plans(s, uuid)
         assert (old.state, new.state) == (svc.SUPERSEDED, svc.PENDING)
+
+
+def _one_move(monkeypatch: pytest.MonkeyPatch) -> None:
+    move = core.Move("srv", "a", "b", ("srv",), 40.0, 1.0, 20.0, 2.0, 1.0, 1.0)
+    one_move = core.Plan((move,), (), core.Effect(2.0, 1.0, ("a",), ("srv",)))
+    monkeypatch.setattr(svc.core, "plan", lambda snapshot, policy: one_move)
+
+
+def test_an_auto_triggered_oneshot_audit_waits_for_the_running_plan_then_starts_its_plan(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A ONESHOT auto-triggered audit whose plan could not start (another plan runs) is not done:
+    it stays ONGOING and runs again PLAN_WAIT_RETRY_SECONDS later (logged, counted), until a run's
+    fresh plan starts, superseding the waiting one; then the audit is SUCCEEDED and runs no more."""
+    _one_move(monkeypatch)
+    now = [T0]
+    executor = Executor(db, Settings(state_dir=tmp_path), hooks.DrainHooks("", "", 1.0), clock=lambda: now[0])
+    with db.transaction() as s:
+        s.add(ActionPlan(uuid="running", audit_uuid="other", strategy="s", state=svc.ONGOING, efficacy={}))
+        body = {"audit_type": "ONESHOT", "goal": "noisy_neighbor", "auto_trigger": True}
+        uuid = svc.create_audit_from(s, body, T0).uuid
+    waited = metrics.REBALANCE_PLANS_WAITING._value.get()
+    with caplog.at_level(logging.INFO, logger="kumo.rebalance.service"):
+        executor.run_audits()
+    assert metrics.REBALANCE_PLANS_WAITING._value.get() == waited + 1
+    assert any("waits RECOMMENDED while plan running runs" in r.getMessage() for r in caplog.records)
+    retry = T0 + dt.timedelta(seconds=svc.PLAN_WAIT_RETRY_SECONDS)
+    with db.read() as s:
+        (waiting,) = svc.list_plans(s, uuid)
+        assert waiting.state == svc.RECOMMENDED
+        audit = svc.get_audit(s, uuid)
+        assert (audit.state, audit.next_run_time) == (svc.ONGOING, retry)
+    now[0] = retry  # still running: it waits again
+    executor.run_audits()
+    with db.read() as s:
+        assert [p.state for p in svc.list_plans(s, uuid)] == [svc.SUPERSEDED, svc.RECOMMENDED]
+        assert svc.get_audit(s, uuid).state == svc.ONGOING
+    with db.transaction() as s:
+        svc.get_plan(s, "running").state = svc.SUCCEEDED
+    now[0] = retry + dt.timedelta(seconds=svc.PLAN_WAIT_RETRY_SECONDS)
+    executor.run_audits()
+    with db.read() as s:
+        states = [p.state for p in svc.list_plans(s, uuid)]
+        assert states == [svc.SUPERSEDED, svc.SUPERSEDED, svc.PENDING]
+        assert svc.get_audit(s, uuid).state == svc.SUCCEEDED
+    now[0] += dt.timedelta(hours=1)
+    executor.run_audits()  # done: no run any more
+    with db.read() as s:
+        assert len(svc.list_plans(s, uuid)) == 3
+
+
+def test_a_new_plan_supersedes_every_audits_recommended_plan_but_no_started_one(
+    db: Database, tmp_path: Path
+) -> None:
+    with db.transaction() as s:
+        for name, state in (("mine", svc.RECOMMENDED), ("theirs", svc.RECOMMENDED), ("started", svc.PENDING)):
+            s.add(ActionPlan(uuid=name, audit_uuid=f"audit-{name}", strategy="s", state=state, efficacy={}))
+        audit = svc.create_audit_from(s, {"goal": "noisy_neighbor"}, T0)
+        svc.run_audit(s, Settings(state_dir=tmp_path), audit, T0)
+    with db.read() as s:
+        states = {p.uuid: p.state for p in svc.list_plans(s)}
+    assert states.pop("mine") == states.pop("theirs") == svc.SUPERSEDED
+    assert states.pop("started") == svc.PENDING
+    assert list(states.values()) == [svc.RECOMMENDED]  # the new one
+
+
+def test_a_start_held_back_by_a_plan_that_ended_meanwhile_says_retry(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The start's compare-and-set lost to a running plan that finished before the re-read: 409,
+    "another plan was running; retry" (not "only a RECOMMENDED plan can start")."""
+    with db.transaction() as s:
+        s.add(ActionPlan(uuid="plan", audit_uuid="a", strategy="s", state=svc.RECOMMENDED, efficacy={}))
+    monkeypatch.setattr(svc, "_start_if_none_runs", lambda session, plan_uuid: False)
+    with db.transaction() as s, pytest.raises(Conflict, match="another plan was running; retry"):
+        svc.start_plan(s, "plan")
 
 
 def test_executor_starts_only_what_the_caps_allow(db: Database, tmp_path: Path) -> None:

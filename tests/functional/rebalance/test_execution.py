@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,40 +26,7 @@ from tests.conftest import Cloud, Fleet, start_cloud, wait_for
 from tests.functional.compute.helpers import database
 from tests.functional.compute.test_servers import _create, _server, _wait_status
 from tests.functional.helpers import make_flavor, upload_image
-
-OPT = "/infra-optim/v1"
-VERSION = {"OpenStack-API-Version": "infra-optim 1.5"}
-
-
-class Hooks(BaseHTTPRequestHandler):
-    calls: list[dict[str, Any]] = []
-    veto = False
-
-    def do_POST(self) -> None:  # noqa: N802
-        raw = self.rfile.read(int(self.headers["Content-Length"]))
-        body = json.loads(raw)
-        Hooks.calls.append(
-            {
-                "body": body,
-                "raw": raw,
-                "signature": self.headers["X-Kumo-Signature"],
-                "timestamp": self.headers["X-Kumo-Timestamp"],
-            }
-        )
-        answer = (
-            {"proceed": False, "reason": "maintenance"}
-            if Hooks.veto and body["event"] == "pre-migrate"
-            else {}
-        )
-        data = json.dumps(answer).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *_: Any) -> None:
-        return
+from tests.functional.rebalance.helpers import OPT, VERSION, HookReceiver
 
 
 class FailingDriver(FakeDriver):
@@ -83,25 +47,22 @@ class FailingDriver(FakeDriver):
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def hooked(
     request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[Cloud, Fleet]]:
+) -> Iterator[tuple[Cloud, Fleet, HookReceiver]]:
     """A cloud (SQLite, then PostgreSQL) whose rebalancer calls a local drain hook server."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hooks)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    Hooks.calls, Hooks.veto = [], False
-    monkeypatch.setenv("KUMO_REBALANCE_HOOK_URL", f"http://127.0.0.1:{server.server_address[1]}/drain")
-    monkeypatch.setenv("KUMO_REBALANCE_HOOK_SECRET", "s3cret")
-    monkeypatch.setenv("KUMO_REBALANCE_LOOP_SECONDS", "0.2")
-    if request.param == "postgresql":
-        cloud = start_cloud(tmp_path, request.getfixturevalue("pg_database_url"))
-    else:
-        cloud = start_cloud(tmp_path, template=sqlite_template)
-    fleet = Fleet(cloud)
-    try:
-        yield cloud, fleet
-    finally:
-        fleet.stop()
-        cloud.server.stop()
-        server.shutdown()
+    with HookReceiver("s3cret") as hooks:
+        monkeypatch.setenv("KUMO_REBALANCE_HOOK_URL", hooks.url)
+        monkeypatch.setenv("KUMO_REBALANCE_HOOK_SECRET", hooks.secret)
+        monkeypatch.setenv("KUMO_REBALANCE_LOOP_SECONDS", "0.2")
+        if request.param == "postgresql":
+            cloud = start_cloud(tmp_path, request.getfixturevalue("pg_database_url"))
+        else:
+            cloud = start_cloud(tmp_path, template=sqlite_template)
+        fleet = Fleet(cloud)
+        try:
+            yield cloud, fleet, hooks
+        finally:
+            fleet.stop()
+            cloud.server.stop()
 
 
 def _audit(c: httpx.Client, auto_trigger: bool, scope: list[Any] | None = None) -> dict[str, Any]:
@@ -132,8 +93,8 @@ def _actions(c: httpx.Client, plan_uuid: str) -> list[dict[str, Any]]:
     return list(c.get(f"{OPT}/actions", params={"action_plan_uuid": plan_uuid}).json()["actions"])
 
 
-def test_rebalance_dry_run_veto_move_and_failure(hooked: tuple[Cloud, Fleet]) -> None:
-    cloud, fleet = hooked
+def test_rebalance_dry_run_veto_move_and_failure(hooked: tuple[Cloud, Fleet, HookReceiver]) -> None:
+    cloud, fleet, hooks = hooked
     source = FailingDriver("rb-a", vcpus=8, cpu_cores=2.0)  # 4 one-core guests on 2 cores: 52 % steal
     fleet.add("rb-a", driver=source, cpu_sample_interval=0.05, cpu_report_interval=0.1)
     fleet.add(
@@ -189,10 +150,10 @@ def test_rebalance_dry_run_veto_move_and_failure(hooked: tuple[Cloud, Fleet]) ->
         reasons = {s["server"]: s["reason"] for s in dry["skipped"]}
         assert reasons[excluded] == core.EXCLUDED
         assert set(reasons.values()) <= {core.EXCLUDED, core.HOST_OUT_BUSY}
-        assert Hooks.calls == [] and all(_server(c, s)["OS-EXT-SRV-ATTR:host"] == "rb-a" for s in sids)
+        assert hooks.calls == [] and all(_server(c, s)["OS-EXT-SRV-ATTR:host"] == "rb-a" for s in sids)
 
         # A vetoing pre-migrate hook: the action is SKIPPED with its reason, nothing moves.
-        Hooks.veto = True
+        hooks.veto = True
         resp = c.post(f"{OPT}/action_plans/{dry['uuid']}/start", headers=VERSION)
         assert resp.status_code == 202, resp.text
         assert c.post(f"{OPT}/action_plans/{dry['uuid']}/start").status_code == 409  # not RECOMMENDED now
@@ -201,16 +162,17 @@ def test_rebalance_dry_run_veto_move_and_failure(hooked: tuple[Cloud, Fleet]) ->
         assert (
             vetoed["state"] == "SKIPPED" and vetoed["status_message"] == "vetoed by drain hook: maintenance"
         )
-        assert [call["body"]["event"] for call in Hooks.calls] == ["pre-migrate"]
-        first = Hooks.calls[0]
+        assert [call["body"]["event"] for call in hooks.calls] == ["pre-migrate"]
+        first = hooks.calls[0]
         signed = first["timestamp"].encode() + b"." + first["raw"]
         assert first["signature"] == "sha256=" + hmac.new(b"s3cret", signed, hashlib.sha256).hexdigest()
+        assert first["signed"]
         assert abs(int(first["timestamp"]) - time.time()) < 120
         assert first["body"]["server"]["id"] == moved and first["body"]["source"] == "rb-a"
         assert _server(c, moved)["OS-EXT-SRV-ATTR:host"] == "rb-a"
 
         # Auto-triggered: the move runs through the normal live migration, hooks before and after.
-        Hooks.veto, Hooks.calls = False, []
+        hooks.reset()
         plan = _audit(c, auto_trigger=True)
         assert _finished(c, plan["uuid"])["state"] == "SUCCEEDED"
         (done,) = _actions(c, plan["uuid"])
@@ -218,16 +180,16 @@ def test_rebalance_dry_run_veto_move_and_failure(hooked: tuple[Cloud, Fleet]) ->
         server = done["input_parameters"]["resource_id"]
         shown = _wait_status(c, server, "ACTIVE")
         assert shown["OS-EXT-SRV-ATTR:host"] == "rb-b"
-        assert [(h["body"]["event"], h["body"]["server"]["id"]) for h in Hooks.calls] == [
+        assert [(h["body"]["event"], h["body"]["server"]["id"]) for h in hooks.calls] == [
             ("pre-migrate", server),
             ("post-migrate", server),
         ]
-        assert Hooks.calls[1]["body"]["outcome"] == "SUCCEEDED"
+        assert hooks.calls[1]["body"]["outcome"] == "SUCCEEDED"
         events = c.get(f"/compute/v2.1/servers/{server}/os-instance-actions").json()["instanceActions"]
         assert "live-migration" in [e["action"] for e in events]
 
         # A migration that fails: post hook anyway, the server ACTIVE on its source, the plan FAILED.
-        Hooks.calls = []
+        hooks.reset()
         third = _audit(c, auto_trigger=False)
         (pending,) = _actions(c, third["uuid"])
         victim = pending["input_parameters"]["resource_id"]
@@ -237,8 +199,8 @@ def test_rebalance_dry_run_veto_move_and_failure(hooked: tuple[Cloud, Fleet]) ->
         assert _finished(c, third["uuid"])["state"] == "FAILED"
         (failed,) = _actions(c, third["uuid"])
         assert failed["state"] == "FAILED" and "failed" in failed["status_message"]
-        assert [h["body"]["event"] for h in Hooks.calls] == ["pre-migrate", "post-migrate"]
-        assert Hooks.calls[1]["body"]["outcome"] == "FAILED"
+        assert [h["body"]["event"] for h in hooks.calls] == ["pre-migrate", "post-migrate"]
+        assert hooks.calls[1]["body"]["outcome"] == "FAILED"
         assert _wait_status(c, victim, "ACTIVE")["OS-EXT-SRV-ATTR:host"] == "rb-a"
     metrics = {
         line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])

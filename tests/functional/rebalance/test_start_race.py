@@ -3,10 +3,13 @@ interleaved so that the second's "is another plan running?" check runs before th
 (READ COMMITTED lets both see none). One plan runs, never two, never the same twice: the partial
 unique index on running plans (migration 5e1f0c7a9b2d) holds the second writer until the first
 commits, then fails it, and the service answers it as a conflict (409). Without the index the
-same interleaving starts both: the race the index closes is real."""
+same interleaving starts both: the race the index closes is real. An audit run superseding the
+RECOMMENDED plans while an operator starts one of them leaves the started plan PENDING (the
+supersede is a compare-and-set UPDATE, re-checked once the operator's row lock is released)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +21,7 @@ from kumo.config import Settings
 from kumo.db import Database
 from kumo.deploy import init_cloud
 from kumo.errors import Conflict
+from kumo.rebalance import core
 from kumo.rebalance import service as svc
 from kumo.rebalance.models import ActionPlan
 from tests.conftest import ADMIN_PASSWORD, wait_for
@@ -108,3 +112,39 @@ def test_without_the_index_the_same_interleaving_starts_both(pg: Database) -> No
 def _start_in_own_transaction(db: Database, plan: str) -> str:
     with db.transaction() as s:
         return svc.start_plan(s, plan).state
+
+
+def test_an_audit_run_never_supersedes_a_plan_an_operator_just_started(
+    pg: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator's start (RECOMMENDED → PENDING) is not yet committed when an audit run
+    supersedes the RECOMMENDED plans: the run's UPDATE waits for the row, then finds it PENDING
+    and leaves it (an UPDATE by id of rows read RECOMMENDED before would write SUPERSEDED over it)."""
+    monkeypatch.setattr(
+        svc.core, "plan", lambda snapshot, policy: core.Plan((), (), core.Effect(0, 0, (), ()))
+    )
+    outcome: list[BaseException | str] = []
+
+    def audit_run() -> None:
+        try:
+            with pg.transaction() as s:
+                audit = svc.create_audit_from(s, {"goal": "noisy_neighbor"}, svc_now())
+                outcome.append(svc.run_audit(s, Settings(state_dir=tmp_path), audit, svc_now()).uuid)
+        except BaseException as exc:  # noqa: BLE001 — the outcome under test
+            outcome.append(exc)
+
+    with pg.transaction() as s:
+        assert svc.start_plan(s, "plan-1").state == svc.PENDING
+        worker = threading.Thread(target=audit_run)
+        worker.start()
+        wait_for(lambda: _blocked_on_a_lock(pg) or outcome, timeout=10)
+        assert not outcome  # its UPDATE waits for plan-1's row
+    worker.join(timeout=10)
+    assert not worker.is_alive() and len(outcome) == 1 and isinstance(outcome[0], str)
+    with pg.read() as s:
+        states = {p.uuid: p.state for p in svc.list_plans(s)}
+    assert states == {"plan-1": svc.PENDING, "plan-2": svc.SUPERSEDED, outcome[0]: svc.RECOMMENDED}
+
+
+def svc_now() -> dt.datetime:
+    return dt.datetime(2026, 12, 7, 12, 0, 0)

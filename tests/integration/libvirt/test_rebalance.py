@@ -4,28 +4,32 @@ host B's to CPU 1 (the agent option cpu_shared_set). On A a hog (2 vCPUs) and a 
 vCPU) both spin (the guest kernel's idle=poll: a TCG vCPU thread then burns its host CPU), so
 three vCPU threads share one CPU and the victim's vCPU waits in the run queue two thirds of the
 time: libvirt's per-vCPU delay, the rebalancer's steal signal. Ordered steps over the same two
-guests: the steal is measured well above the trigger; a dry run recommends moving the victim to
-B (the hog fits nowhere) and moves nothing; an excluded victim gives a plan that says why; a
-vetoing drain hook skips the action; a continuous auto-triggered audit moves the victim to B
-within a minute through a live migration, with one signed pre-migrate then one post-migrate
-hook call; the victim keeps ticking on the same boot, and its steal drops."""
+guests (each needs the ones before it: run alone, a step skips and says which it needs): the
+steal is measured well above the trigger; a dry run recommends moving the victim to B (the hog
+fits nowhere) and moves nothing; an excluded victim gives a plan that says why; a vetoing drain
+hook skips the action; a continuous auto-triggered audit moves the victim to B within a minute
+through a live migration, with exactly one signed pre-migrate then one post-migrate hook call;
+the victim keeps ticking on the same boot on B's CPU.
+
+What "its steal drops" proves (step 6): over one same window after the move, the victim's steal
+on B (libvirt's vcpu.0.delay there) is at least DROP_MARGIN points below that of a probe thread
+spinning pinned to CPU 0 beside the hog, a stand-in for the victim had it stayed. Both also
+compete with the rest of this shared machine, whose unpinned work the kernel moves off the CPU
+the guests saturate onto CPU 1. Step 1 measured that load with no guest on CPU 1 (a busy thread
+alone there, while CPU 0 carried the same three spinning threads as during the window); when it
+was already within DROP_MARGIN points of what the probe sees beside the hog, no comparison can
+tell the hog from the machine and the step skips with the numbers (a skip, not a pass)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
-import json
-import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +41,13 @@ from kumo.rebalance import core
 from kumo.rebalance.models import VmCpuSignal
 from tests.conftest import Cloud, start_cloud, wait_for
 from tests.functional.compute.helpers import database
+from tests.functional.rebalance.helpers import OPT, VERSION, HookReceiver
 from tests.integration.libvirt.conftest import MARKER, GuestImage, upload
 from tests.integration.libvirt.test_migration import TICK, NamespacedHost
 
-OPT = "/infra-optim/v1"
-VERSION = {"OpenStack-API-Version": "infra-optim 1.5"}
 SECRET = "rebalance-test-secret"
+VETO_REASON = "draining refused in the test"
+DROP_MARGIN = 15.0  # points: the victim's steal on B below a busy thread's beside the hog
 # Test-sized policy: B has one core, the victim wants one (100 % of B); the hog's two fit nowhere.
 PARAMETERS = {"dest_headroom": 1.5, "cooldown_s": 60}
 
@@ -76,6 +81,21 @@ def busy_thread_steal(cpu: int, seconds: float) -> float:
     return float(done.stdout)
 
 
+def vcpu_delay_ns(uri: str, sid: str) -> int:
+    """Σ over the guest's vCPUs of libvirt's vcpu.N.delay (ns runnable but waiting for its host
+    CPU), the counter the agent's steal signal is made of."""
+    import libvirt
+
+    conn = libvirt.open(uri)
+    try:
+        ((_dom, stats),) = conn.domainListGetStats(
+            [conn.lookupByUUIDString(sid)], libvirt.VIR_DOMAIN_STATS_VCPU
+        )
+        return sum(int(stats.get(f"vcpu.{n}.delay", 0)) for n in range(int(stats["vcpu.current"])))
+    finally:
+        conn.close()
+
+
 def affinity(uri: str, sid: str) -> set[int]:
     """The host CPUs a guest's vCPU threads may run on, as libvirt reads them from the process."""
     import libvirt
@@ -88,50 +108,26 @@ def affinity(uri: str, sid: str) -> set[int]:
         conn.close()
 
 
-class HookReceiver(BaseHTTPRequestHandler):
-    """The operator's drain hook: checks each call's HMAC signature, records it, may veto."""
-
-    calls: list[dict[str, Any]] = []
-    veto = False
-
-    def do_POST(self) -> None:  # noqa: N802
-        raw = self.rfile.read(int(self.headers["Content-Length"]))
-        timestamp = self.headers["X-Kumo-Timestamp"]
-        expected = (
-            "sha256=" + hmac.new(SECRET.encode(), timestamp.encode() + b"." + raw, hashlib.sha256).hexdigest()
-        )
-        signed = hmac.compare_digest(expected, self.headers["X-Kumo-Signature"])
-        fresh = abs(time.time() - int(timestamp)) < 300
-        body = json.loads(raw)
-        HookReceiver.calls.append({"body": body, "signed": signed and fresh, "at": time.time()})
-        answer: dict[str, Any] = {}
-        if not (signed and fresh):
-            self.send_response(401)
-        else:
-            self.send_response(200)
-            if HookReceiver.veto and body["event"] == "pre-migrate":
-                answer = {"proceed": False, "reason": "draining refused in the test"}
-        data = json.dumps(answer).encode()
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *_: Any) -> None:
-        return
-
-
 @dataclass
 class Rig:
     cloud: Cloud
     admin: httpx.Client
     hosts: tuple[NamespacedHost, NamespacedHost]
+    hooks: HookReceiver
     agents: dict[str, Any] = field(default_factory=dict)
+    steps: set[int] = field(default_factory=set)  # the numbered steps that passed
     hog: str = ""
     victim: str = ""
     steal_before: float = 0.0
     background: float = 0.0  # steal of a busy thread alone on B's CPU, from the rest of the machine
     uptime_before: float = 0.0
+
+    def needs(self, *steps: int) -> None:
+        """The steps run in order on the same guests: skip, naming them, when one did not pass
+        (this one run alone, or after a failure)."""
+        missing = [n for n in steps if n not in self.steps]
+        if missing:
+            pytest.skip(f"needs step(s) {missing} of this file first (run the whole file, in order)")
 
     def server(self, sid: str) -> dict[str, Any]:
         resp = self.admin.get(f"/compute/v2.1/servers/{sid}")
@@ -195,22 +191,28 @@ class Rig:
 
 
 @pytest.fixture(scope="module")
-def hooks() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), HookReceiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/drain"
-    finally:
-        server.shutdown()
+def hooks() -> Iterator[HookReceiver]:
+    with HookReceiver(SECRET, VETO_REASON) as receiver:
+        yield receiver
 
 
 @pytest.fixture(scope="module")
 def rig(
-    test_image: GuestImage, hooks: str, sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    test_image: GuestImage,
+    hooks: HookReceiver,
+    sqlite_template: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Rig]:
     """Two namespaced hosts (A: guests on CPU 0, B: on CPU 1), a cloud whose rebalancer loop runs
     every 0.5 s and calls the test's drain hook, an agent per host sampling every second, and the
-    hog and the victim booted on A."""
+    hog and the victim booted on A. Every step needs step 1's measurement: without it selected,
+    nothing is booted and each step skips saying so."""
+    selected = [item.name for item in request.session.items if item.module is request.module]
+    if not any(name.startswith("test_1_") for name in selected):
+        pytest.skip(
+            "the steps of this file run in order on the same guests: select test_1 too (the whole file)"
+        )
     from kumo.agent.agent import Agent
     from kumo.agent.drivers.load import load_driver
 
@@ -221,7 +223,7 @@ def rig(
     drivers: list[Any] = []
     agents: list[Any] = []
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("KUMO_REBALANCE_HOOK_URL", hooks)
+        mp.setenv("KUMO_REBALANCE_HOOK_URL", hooks.url)
         mp.setenv("KUMO_REBALANCE_HOOK_SECRET", SECRET)
         mp.setenv("KUMO_REBALANCE_LOOP_SECONDS", "0.5")
         cloud = start_cloud(tmp, template=sqlite_template)
@@ -229,7 +231,7 @@ def rig(
     try:
         with ThreadPoolExecutor(2) as pool:
             list(pool.map(NamespacedHost.up, hosts))
-        r = Rig(cloud, admin, hosts)
+        r = Rig(cloud, admin, hosts, hooks)
         token = cloud.settings.secret("agent_token")
         for host, cpus in zip(hosts, ("0", "1"), strict=True):
             driver = load_driver(
@@ -341,10 +343,13 @@ def test_1_the_victims_steal_is_measured_well_above_the_trigger(rig: Rig) -> Non
     hog_steal = rig.steal(a, rig.hog)
     assert hog_steal is not None and hog_steal >= 30
     print(f"\nsteal before: victim {rig.steal_before:.1f} %, hog {hog_steal:.1f} % (per vCPU)")
+    rig.steps.add(1)
 
 
 def test_2_a_dry_run_recommends_the_victim_and_moves_nothing(rig: Rig) -> None:
+    rig.needs(1)
     a, b = rig.hosts
+    rig.hooks.reset()
     plan = rig.oneshot_plan(auto_trigger=False)
     assert plan["state"] == "RECOMMENDED"
     (action,) = rig.actions(plan["uuid"])
@@ -360,46 +365,53 @@ def test_2_a_dry_run_recommends_the_victim_and_moves_nothing(rig: Rig) -> None:
     time.sleep(3)  # the loop runs every 0.5 s: a RECOMMENDED plan stays as it is
     assert rig.plan(plan["uuid"])["state"] == "RECOMMENDED"
     assert rig.actions(plan["uuid"])[0]["state"] == "PENDING"
-    assert rig.host_of(rig.victim) == a.name and HookReceiver.calls == []
+    assert rig.host_of(rig.victim) == a.name and rig.hooks.calls == []
     assert "live-migration" not in rig.instance_actions(rig.victim)
+    rig.steps.add(2)
 
 
 def test_3_an_excluded_victim_gives_a_plan_that_says_why(rig: Rig) -> None:
+    rig.needs(1)
     url = f"/compute/v2.1/servers/{rig.victim}/metadata/{core.EXCLUDE_KEY}"
     resp = rig.admin.put(url, json={"meta": {core.EXCLUDE_KEY: core.EXCLUDE_VALUE}})
     assert resp.status_code == 200, resp.text
     try:
         plan = rig.oneshot_plan(auto_trigger=False)
-        assert rig.actions(plan["uuid"]) == []
-        reasons = {s["server"]: s["reason"] for s in plan["skipped"]}
-        assert reasons == {rig.victim: core.EXCLUDED, rig.hog: core.NO_DESTINATION}
-    finally:
-        assert rig.admin.delete(url).status_code == 204
+    finally:  # the tag off again whatever happened (checked below, not here: no hidden failure)
+        removed = rig.admin.delete(url).status_code
+    assert rig.actions(plan["uuid"]) == []
+    reasons = {s["server"]: s["reason"] for s in plan["skipped"]}
+    assert reasons == {rig.victim: core.EXCLUDED, rig.hog: core.NO_DESTINATION}
+    assert removed == 204
+    rig.steps.add(3)
 
 
 def test_4_a_vetoing_drain_hook_skips_the_action(rig: Rig) -> None:
+    rig.needs(1)
     a, _b = rig.hosts
-    HookReceiver.calls, HookReceiver.veto = [], True
+    rig.hooks.reset(veto=True)
     try:
         plan = rig.oneshot_plan(auto_trigger=False)
         resp = rig.admin.post(f"{OPT}/action_plans/{plan['uuid']}/start", headers=VERSION)
         assert resp.status_code == 202, resp.text
         wait_for(lambda: rig.plan(plan["uuid"])["state"] == "SUCCEEDED", timeout=30, interval=0.2)
     finally:
-        HookReceiver.veto = False
+        rig.hooks.veto = False
     (action,) = rig.actions(plan["uuid"])
     assert action["state"] == "SKIPPED"
-    assert "draining refused in the test" in action["status_message"]
-    assert [(c["body"]["event"], c["body"]["server"]["id"], c["signed"]) for c in HookReceiver.calls] == [
+    assert VETO_REASON in action["status_message"]
+    assert [(c["body"]["event"], c["body"]["server"]["id"], c["signed"]) for c in rig.hooks.calls] == [
         ("pre-migrate", rig.victim, True)
     ]
     assert rig.host_of(rig.victim) == a.name
     assert "live-migration" not in rig.instance_actions(rig.victim)
+    rig.steps.add(4)
 
 
 def test_5_the_rebalancer_moves_the_victim_within_a_minute_on_the_same_boot(rig: Rig) -> None:
+    rig.needs(1)
     a, b = rig.hosts
-    HookReceiver.calls = []
+    rig.hooks.reset()
     rig.uptime_before = max(float(x) for x in TICK.findall(rig.console(rig.victim)))
     assert f"{MARKER}" in rig.console(rig.victim) and "boots=1" in rig.console(rig.victim)
     started = time.monotonic()
@@ -415,13 +427,13 @@ def test_5_the_rebalancer_moves_the_victim_within_a_minute_on_the_same_boot(rig:
             interval=0.5,
         )
         moved_after = time.monotonic() - started
-    finally:
-        resp = rig.admin.patch(
+    finally:  # no more runs whatever happened (checked below, not here: no hidden failure)
+        cancelled = rig.admin.patch(
             f"{OPT}/audits/{audit['uuid']}",
             json=[{"op": "replace", "path": "/state", "value": "CANCELLED"}],
             headers=VERSION,
         )
-        assert resp.status_code == 200, resp.text
+    assert cancelled.status_code == 200, cancelled.text
     print(f"\nvictim moved to B {moved_after:.1f} s after the audit was created")
     plans = rig.plans(audit["uuid"])
     # One plan ran (one running plan per cloud): a later run of the audit that still saw the
@@ -433,8 +445,10 @@ def test_5_the_rebalancer_moves_the_victim_within_a_minute_on_the_same_boot(rig:
     wait_for(lambda: rig.plan(moving["uuid"])["state"] == "SUCCEEDED", timeout=30, interval=0.2)
     (action,) = rig.actions(moving["uuid"])
     assert action["state"] == "SUCCEEDED"
-    # The drain hooks: one signed pre-migrate, then one post-migrate with the outcome.
-    wait_for(lambda: len(HookReceiver.calls) >= 2, timeout=10, interval=0.2)
+    # The drain hooks: one signed pre-migrate, then one post-migrate with the outcome, and no
+    # third call a few loop rounds (0.5 s each) later.
+    wait_for(lambda: len(rig.hooks.calls) >= 2, timeout=10, interval=0.2)
+    time.sleep(3)
     seen = [
         (
             c["body"]["event"],
@@ -443,21 +457,22 @@ def test_5_the_rebalancer_moves_the_victim_within_a_minute_on_the_same_boot(rig:
             c["body"]["destination"],
             c["signed"],
         )
-        for c in HookReceiver.calls
+        for c in rig.hooks.calls
     ]
     assert seen == [
         ("pre-migrate", rig.victim, a.name, b.name, True),
         ("post-migrate", rig.victim, a.name, b.name, True),
     ]
-    assert HookReceiver.calls[1]["body"]["outcome"] == "SUCCEEDED"
-    assert all(c["body"]["action"] == action["uuid"] for c in HookReceiver.calls)
+    calls = rig.hooks.calls
+    assert calls[1]["body"]["outcome"] == "SUCCEEDED"
+    assert all(c["body"]["action"] == action["uuid"] for c in calls)
     # The pre-migrate hook answered before the migration began; the post-migrate one was called
     # after it ended (the action's events, in the API's UTC clock: the same machine's).
     live = rig.live_migration(rig.victim)
     assert live["request_id"].startswith("req-rebalance-")
     began = _epoch(live["start_time"])
     ended = max(_epoch(e["finish_time"]) for e in live["events"] if e["finish_time"])
-    assert HookReceiver.calls[0]["at"] <= began and ended <= HookReceiver.calls[1]["at"]
+    assert calls[0]["at"] <= began and ended <= calls[1]["at"]
     assert rig.host_of(rig.hog) == a.name
     # The same guest goes on, now on B: its uptime keeps counting, and it never booted again.
     wait_for(
@@ -467,34 +482,36 @@ def test_5_the_rebalancer_moves_the_victim_within_a_minute_on_the_same_boot(rig:
     )
     assert MARKER not in rig.console(rig.victim)  # B's console log: no boot there
     assert affinity(b.uri, rig.victim) == {1}  # B's cpu_shared_set, not A's
+    rig.steps.add(5)
 
 
 def test_6_the_victims_steal_drops_on_its_new_host(rig: Rig) -> None:
-    """On B the victim shares CPU 1 with no guest, only with the rest of this machine (other
-    tests, builds: on a busy 2-core machine that alone can be most of a CPU). So: the victim's
-    steal there is what any busy thread on CPU 1 sees at the same time (a probe spinning beside
-    it: both are plain competitors), and when the machine was quiet enough for the hog to be
-    the cause (a busy thread alone on CPU 1 saw under 25 % before the move), at most half what it
-    had beside the hog."""
-    _a, b = rig.hosts
-    time.sleep(4)  # a few samples on B (smoothing: 3 s)
-    alone = []
-    for _ in range(5):
-        value = rig.steal(b, rig.victim)
-        assert value is not None
-        alone.append(value)
-        time.sleep(1)
-    after = statistics.median(alone)
+    """Same window: the victim's steal on B (libvirt's delay counter there) against a probe
+    spinning pinned to CPU 0 beside the hog, which is what the victim would see had it stayed."""
+    rig.needs(5)
+    a, b = rig.hosts
+    # The comparison's premise: the victim alone on CPU 1, the hog still on CPU 0.
+    assert affinity(b.uri, rig.victim) == {1} and affinity(a.uri, rig.hog) == {0}
+    window = 8.0
     with ThreadPoolExecutor(1) as pool:
-        probe = pool.submit(busy_thread_steal, 1, 8.0)
-        time.sleep(6)  # the victim's smoothed rate (3 s) now counts the probe beside it
-        beside = rig.steal(b, rig.victim)
-        probed = probe.result()
-    print(
-        f"\nsteal after: victim {after:.1f} % on B (before: {rig.steal_before:.1f} % on A); a busy thread "
-        f"alone on CPU 1 before the move {rig.background:.1f} %; victim {beside:.1f} % and a busy thread "
-        f"{probed:.1f} % side by side on CPU 1"
+        delay0, t0 = vcpu_delay_ns(b.uri, rig.victim), time.monotonic_ns()
+        probe = pool.submit(busy_thread_steal, 0, window)
+        beside_hog = probe.result()
+        delay1, t1 = vcpu_delay_ns(b.uri, rig.victim), time.monotonic_ns()
+    on_b = 100.0 * (delay1 - delay0) / (t1 - t0)
+    numbers = (
+        f"victim on B {on_b:.1f} %, a busy thread beside the hog on CPU 0 {beside_hog:.1f} % over the same "
+        f"{window:.0f} s; before the move: victim {rig.steal_before:.1f} % beside the hog, a busy thread "
+        f"alone on CPU 1 {rig.background:.1f} %"
     )
-    assert beside is not None and beside <= probed + 12.0  # no neighbour but the machine's own load
-    if rig.background < 25.0:
-        assert after <= rig.steal_before / 2
+    print(f"\nsteal after: {numbers}")
+    assert beside_hog >= 50.0, f"the hog no longer keeps CPU 0 busy: {numbers}"
+    # The machine's own load on CPU 1 (measured with no guest there) decides whether the
+    # comparison can mean anything, never the victim's figure under test.
+    if rig.background > beside_hog - DROP_MARGIN:
+        pytest.skip(
+            f"machine too busy to compare: its own load kept a busy thread alone on CPU 1 waiting "
+            f"{rig.background:.1f} %, within {DROP_MARGIN:.0f} points of the hog's "
+            f"{beside_hog:.1f} %; {numbers}"
+        )
+    assert on_b <= beside_hog - DROP_MARGIN, numbers

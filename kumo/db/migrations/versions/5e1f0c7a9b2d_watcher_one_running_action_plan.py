@@ -8,7 +8,12 @@ At most one action plan is PENDING, ONGOING or CANCELLING: a unique index over a
 partial on those states. Two workers starting (or promoting) two plans at once on PostgreSQL
 both pass their "none is running" check (READ COMMITTED); the index makes the second writer's
 UPDATE fail, which the service turns into a 409. Plans queued PENDING behind a running one by
-an older kumo go back to RECOMMENDED first (to be started again).
+an older kumo go back to RECOMMENDED first (to be started again): they lose their start, an
+operator (or their audit's next run) starts them again.
+
+WARNING: SQLite cannot reflect this expression index: a later migration that rebuilds
+watcher_action_plans on SQLite (op.batch_alter_table "move and copy") drops it without a word and
+must create it again; tests/unit/rebalance/test_migration.py checks it exists at HEAD.
 """
 
 from __future__ import annotations

@@ -303,6 +303,9 @@ def test_a_cpu_shared_set_pins_every_vcpu_to_those_host_cpus() -> None:
         (" 3, 0-1 ,1", (0, 1, 3), "0-1,3"),
         ("0-7,^2,^5-6", (0, 1, 3, 4, 7), "0-1,3-4,7"),
         ("4-4", (4,), "4"),
+        ("0,,1", (0, 1), "0-1"),  # empty parts are skipped, as Nova's parse_cpu_spec does
+        ("0-3,", (0, 1, 2, 3), "0-3"),
+        (",2", (2,), "2"),
     ],
 )
 def test_cpu_lists_read_as_nova_reads_cpu_shared_set(text: str, cpus: tuple[int, ...], normal: str) -> None:
@@ -310,7 +313,9 @@ def test_cpu_lists_read_as_nova_reads_cpu_shared_set(text: str, cpus: tuple[int,
     assert cpu_set_text(cpus) == normal
 
 
-@pytest.mark.parametrize("text", ["", "a", "1-", "3-1", "0,,1", "^0", "0-3,^0-3", "-1", "0-99999", "1.5"])
+@pytest.mark.parametrize(
+    "text", ["", ",", " , ", "a", "1-", "3-1", "0,^", "^0", "0-3,^0-3", "-1", "0-99999", "1.5"]
+)
 def test_bad_cpu_lists_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="Invalid CPU list"):
         parse_cpu_set(text)
