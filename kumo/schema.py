@@ -11,6 +11,7 @@ from kumo.image import models as image_models  # noqa: F401
 from kumo.network import models as network_models  # noqa: F401
 from kumo.placement import api_models as placement_api_models  # noqa: F401
 from kumo.placement import models as placement_models  # noqa: F401
+from kumo.precache import models as precache_models  # noqa: F401
 from kumo.rebalance import models as rebalance_models  # noqa: F401
 from kumo.stock import models as stock_models  # noqa: F401
 from kumo.work import models as work_models  # noqa: F401

@@ -21,6 +21,7 @@ from kumo.metadata import ports as metadata_ports
 from kumo.network import firewall as network_firewall
 from kumo.network import servers as network_servers
 from kumo.network import sync as network_sync
+from kumo.precache import service as precache
 from kumo.work import hooks
 
 
@@ -28,6 +29,7 @@ def install() -> None:
     hooks.register(baremetal.HOOKS)
     hooks.register(network_sync.HOOKS)  # a network_sync result records its applied generation
     hooks.register(network_firewall.HOOKS)  # and a firewall_sync result its host's
+    hooks.register(precache.HOOKS)  # a precache result advances its job
     provider_rules.register()  # placement keeps a compute host's provider
     metadata_backend.set_ports_hook(metadata_ports.ports_of)  # network_data.json reads the ports
     network_servers.set_node_macs_hook(baremetal_ports.macs_for_binding)  # a node's ports take its NICs' MACs

@@ -21,10 +21,12 @@ from kumo.agent.protocol import (
     FleetPoll,
     FleetTaskList,
     HostReport,
+    ImagePeerReport,
     Poll,
     PowerStates,
     TaskList,
     TaskReports,
+    TicketRequest,
 )
 from kumo.api.context import RequestContext
 from kumo.api.deps import runtime
@@ -39,6 +41,7 @@ from kumo.metadata import backend as metadata_backend
 from kumo.network import dhcp, firewall
 from kumo.network import schemas as network_schemas
 from kumo.network import sync as network_sync
+from kumo.precache import service as precache
 from kumo.rebalance import signal as cpu_signal
 from kumo.rebalance.core import Policy
 from kumo.runtime import Runtime, Waker
@@ -327,3 +330,24 @@ def image_file(
     return StreamingResponse(
         data.chunks, media_type="application/octet-stream", headers={"Content-Length": str(data.size)}
     )
+
+
+@router.put("/hosts/{host}/image-peer", status_code=204)
+def register_image_peer(host: str, body: ImagePeerReport, rt: Runtime = Depends(agent)) -> Response:
+    """Where the host's agent serves its verified cached images to its rack's peers."""
+    with rt.db.transaction() as session:
+        precache.register_peer(session, host, body.url)
+    return Response(status_code=204)
+
+
+@router.post("/precache/tickets")
+def precache_ticket(body: TicketRequest, rt: Runtime = Depends(agent)) -> dict[str, Any]:
+    """A short-lived ticket for one planned peer transfer (403 when no job planned it)."""
+    with rt.db.read() as session:
+        return precache.ticket_for(
+            session,
+            precache.ticket_key(rt.agent_token, rt.settings),
+            body.image_id,
+            body.sender,
+            body.receiver,
+        )
