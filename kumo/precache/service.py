@@ -146,11 +146,12 @@ def start(
         start_time=utcnow(),
     )
     session.add(job)
-    racks = dict(
-        session.execute(
+    racks = {
+        name: rack
+        for name, rack in session.execute(
             select(ComputeHost.name, ComputeHost.rack).where(ComputeHost.name.in_(hosts))
-        ).tuples()
-    )
+        )
+    }
     for image_id in image_ids:
         for host in hosts:
             session.add(PrecacheHost(job_id=job.id, host=host, rack=racks.get(host), image_id=image_id))
@@ -203,7 +204,7 @@ def advance(session: Session, job_id: str) -> None:
             queue.fail_pending(session, row.task_id, f"precache: {skip.reason}")
         row.state, row.error, row.finished_at = planner.SKIPPED, skip.reason, now
     if decision.assignments:
-        urls = dict(session.execute(select(ImagePeer.host, ImagePeer.url)).tuples())
+        urls = {host: url for host, url in session.execute(select(ImagePeer.host, ImagePeer.url))}
         settings = get_settings()
         for assignment in decision.assignments:
             row = by_key[(assignment.host, assignment.image_id)]
