@@ -88,7 +88,9 @@ def test_a_corrupt_peer_copy_is_refused_dropped_and_another_source_used(
             byte = data.read(1)
             data.seek(SIZE // 2)
             data.write(bytes([byte[0] ^ 0xFF]))
-        job = _finished(c, c.post(API, json={"image_ids": [image], "hosts": ["pc-c1", "pc-c2"]}).json()["job_id"])
+        job = _finished(
+            c, c.post(API, json={"image_ids": [image], "hosts": ["pc-c1", "pc-c2"]}).json()["job_id"]
+        )
         hosts = _by_host(job)
         receiver = hosts["pc-c2"]
         assert receiver["state"] == "cached" and receiver["source"] == "origin"
@@ -110,7 +112,9 @@ def test_a_dead_host_is_skipped_and_the_aggregate_route_makes_a_job(
     with cloud.client(microversion="2.81") as c:
         image = upload_image(c, content=os.urandom(SIZE))
         _force_down(c, "pc-d1")
-        agg = c.post("/compute/v2.1/os-aggregates", json={"aggregate": {"name": "pc-agg"}}).json()["aggregate"]
+        agg = c.post("/compute/v2.1/os-aggregates", json={"aggregate": {"name": "pc-agg"}}).json()[
+            "aggregate"
+        ]
         for host in ("pc-d1", "pc-d2", "pc-d3"):
             add = c.post(f"/compute/v2.1/os-aggregates/{agg['id']}/action", json={"add_host": {"host": host}})
             assert add.status_code == 200, add.text
@@ -133,7 +137,9 @@ def test_cancel_skips_the_queued_hosts(
     _hosts(fleet, tmp_path, {"r1": ["pc-e1", "pc-e2", "pc-e3"]})
     with cloud.client() as c:
         image = upload_image(c, content=os.urandom(SIZE))
-        job_id = c.post(API, json={"image_ids": [image], "hosts": ["pc-e1", "pc-e2", "pc-e3"]}).json()["job_id"]
+        job_id = c.post(API, json={"image_ids": [image], "hosts": ["pc-e1", "pc-e2", "pc-e3"]}).json()[
+            "job_id"
+        ]
         running = c.get(f"{API}/{job_id}").json()["job"]
         assert running["state"] == "running" and running["num_hosts_downloading"] == 1
         assert running["num_hosts_queued"] == 2
