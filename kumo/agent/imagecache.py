@@ -237,7 +237,7 @@ class ImageCache:
                 raise ImageCacheError(f"Image {meta.id} failed verification: {meta.hash_algo} mismatch.")
             os.chmod(partial, 0o444)
             os.replace(partial, self._data(meta.id))
-        except (httpx.HTTPError, OSError) as exc:
+        except httpx.HTTPError as exc:
             raise ImageCacheError(f"Image {meta.id}: download failed ({exc}).") from None
         finally:
             partial.unlink(missing_ok=True)

@@ -226,7 +226,7 @@ class Precacher:
                     ticket = self.ticket(meta.id, sender)
                     counted = _Counted(self._peer_chunks(url, meta.id, ticket))
                 filled = self.cache.fill(meta, throttled(iter(counted), int(p.rate or 0)), label)
-            except (ImageCacheError, httpx.HTTPError) as exc:
+            except (ImageCacheError, httpx.HTTPError, OSError) as exc:
                 errors.append(f"{label}: {exc}")
                 if counted is not None and label != "origin" and _mismatch(exc):
                     dropped = self._reverify(url, meta.id, ticket)

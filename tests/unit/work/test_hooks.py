@@ -14,6 +14,7 @@ from kumo.baremetal import service as baremetal
 from kumo.errors import Conflict
 from kumo.network import firewall as network_firewall
 from kumo.network import sync as network_sync
+from kumo.precache import service as precache
 from kumo.work import hooks, queue
 from kumo.work.kinds import EmptyPayload, SpawnPayload, TaskKind
 from kumo.work.models import Task
@@ -98,4 +99,9 @@ def test_a_payload_of_another_kind_is_refused(fresh_registry: None, session: Ses
 def test_install_registers_baremetal_then_networking_once(fresh_registry: None) -> None:
     wiring.install()
     wiring.install()
-    assert hooks.registered() == (baremetal.HOOKS, network_sync.HOOKS, network_firewall.HOOKS)
+    assert hooks.registered() == (
+        baremetal.HOOKS,
+        network_sync.HOOKS,
+        network_firewall.HOOKS,
+        precache.HOOKS,
+    )
