@@ -49,7 +49,6 @@ from kumo.image.store import file_store
 from kumo.network import routes as network_routes
 from kumo.placement.api import routes as placement_routes
 from kumo.placement.api.fast import ClaimFastLane
-from kumo.precache import routes as precache_routes
 from kumo.rebalance import microversion as rebalance_microversion
 from kumo.rebalance import routes as rebalance_routes
 from kumo.rebalance.executor import start_rebalancer
@@ -119,7 +118,6 @@ def create_app(rt: Runtime, background: bool = True) -> FastAPI:
         compute_router(),  # /compute
         stock_routes.router,  # /compute/v2.1/os-kumo-stock-requests: a compute API extension
         canary_routes.router,  # /compute/v2.1/os-kumo-canaries: a compute API extension
-        precache_routes.router,  # /compute/v2.1/os-kumo-image-precache: a compute API extension
         image_routes.router,  # /image
         network_routes.router,  # /networking (Neutron's API subset)
         placement_routes.router,  # /placement

@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     # make a placement durable before its spawn leaves: kumo.db.base.durable_before_it_leaves).
     scheduler_asynchronous_commit: bool = True
     heartbeat_timeout_seconds: float = 30.0
-    # Image precache (kumo/precache, docs/precache.md): the origin serves at most this many
+    # Image precache (kumo/compute/precache, docs/precache.md): the origin serves at most this many
     # copies at once (one seed per rack), each host holding a verified copy serves at most
     # `precache_peers_per_holder` peers at once, a (host, image) is tried at most
     # `precache_max_attempts` times; peer copies stay within a rack unless

@@ -16,12 +16,12 @@ from __future__ import annotations
 from kumo.baremetal import ports as baremetal_ports
 from kumo.baremetal import service as baremetal
 from kumo.compute import provider_rules
+from kumo.compute.precache import service as precache
 from kumo.metadata import backend as metadata_backend
 from kumo.metadata import ports as metadata_ports
 from kumo.network import firewall as network_firewall
 from kumo.network import servers as network_servers
 from kumo.network import sync as network_sync
-from kumo.precache import service as precache
 from kumo.work import hooks
 
 

@@ -28,9 +28,9 @@ from kumo.agent.link import ApiLink, crashed
 from kumo.agent.netsync import NetworkSync
 from kumo.agent.precache import PeerServer, Precacher
 from kumo.agent.protocol import HostReport, TaskOut, TaskResult
+from kumo.compute.precache import tickets
 from kumo.compute.states import PowerState
 from kumo.logs import request_id_var
-from kumo.precache import tickets
 from kumo.work.kinds import (
     MOVES,
     AbortMigrationPayload,

@@ -1,4 +1,4 @@
-"""The agent's side of image precache (kumo/precache): a `precache` task copies an image into
+"""The agent's side of image precache (kumo/compute/precache): a `precache` task copies an image into
 the host's image cache from the sources the API planned, and a small read-only HTTP endpoint
 serves the host's verified copies to its rack's peers.
 
@@ -7,7 +7,7 @@ Peer endpoint (`PeerServer`, one per agent, on `host_ip`:any port, registered wi
                                     `X-Kumo-Ticket` header holds a ticket for (image, this host)
     POST /cache/{image_id}/verify   hash the copy again (a receiver refused it); a bad copy is
                                     dropped. {"ok": bool, "dropped": bool}; same ticket.
-Tickets (kumo/precache/tickets.py) are minted by the API per planned transfer; the receiver
+Tickets (kumo/compute/precache/tickets.py) are minted by the API per planned transfer; the receiver
 asks for one just before it connects.
 
 A receiver never trusts a peer: the image's size and os_hash_value come from the API, and the
@@ -31,7 +31,7 @@ import httpx
 
 from kumo.agent.imagecache import ImageCache, ImageCacheError, ImageMeta, ImageSource
 from kumo.agent.protocol import TaskResult
-from kumo.precache import tickets
+from kumo.compute.precache import tickets
 from kumo.work.kinds import PrecachePayload
 
 log = logging.getLogger(__name__)

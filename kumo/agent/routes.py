@@ -32,6 +32,7 @@ from kumo.api.context import RequestContext
 from kumo.api.deps import runtime
 from kumo.compute import hosts
 from kumo.compute.params import host_value
+from kumo.compute.precache import service as precache
 from kumo.errors import Unauthorized
 from kumo.image import service as images
 from kumo.image import views as image_views
@@ -41,7 +42,6 @@ from kumo.metadata import backend as metadata_backend
 from kumo.network import dhcp, firewall
 from kumo.network import schemas as network_schemas
 from kumo.network import sync as network_sync
-from kumo.precache import service as precache
 from kumo.rebalance import signal as cpu_signal
 from kumo.rebalance.core import Policy
 from kumo.runtime import Runtime, Waker

@@ -2,7 +2,7 @@
 the request's validation, in Nova's order.
 
 `request` is the one domain function the route calls: it validates, then starts a precache job
-(kumo/precache/service.py: the images fanned out to the aggregate's hosts, one origin copy per
+(kumo/compute/precache/service.py: the images fanned out to the aggregate's hosts, one origin copy per
 rack) in the same transaction. The route's contract (202, no body) stays as Nova's; the job's id
 is in the response's headers (`Location`, `X-Kumo-Precache-Job`).
 """
@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
 from kumo.compute import aggregates, params
+from kumo.compute.precache import service as precache
 from kumo.errors import BadRequest, NotFound
 from kumo.image.service import get_image
-from kumo.precache import service as precache
 
 VERSION = "2.81"
 

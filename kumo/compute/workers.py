@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 from kumo.compute import shelving
 from kumo.compute.day2 import confirm_due
+from kumo.compute.precache import service as precache
 from kumo.compute.scheduling import schedule_pending, sync_fleet
 from kumo.db.notify import PgNotifier
 from kumo.gc_tuning import collect_periodically
-from kumo.precache import service as precache
 from kumo.runtime import Runtime
 from kumo.store.protocol import database_store
 from kumo.work.queue import host_key
@@ -90,7 +90,7 @@ def offload_loop(rt: Runtime, stop: threading.Event, interval: float = 10.0) -> 
 
 def precache_sweep_loop(rt: Runtime, stop: threading.Event, interval: float = 5.0) -> None:
     """Every `interval` seconds, advance the running precache jobs: a host that died while
-    queued or copying is skipped and its rack's copy handed to another (kumo.precache.service)."""
+    queued or copying is skipped and its rack's copy handed to another (kumo.compute.precache.service)."""
     while not stop.wait(interval):
         try:
             with rt.db.transaction() as session:

@@ -12,8 +12,8 @@ from kumo.api.openapi import json_body
 from kumo.compute import aggregates, image_precache, schemas
 from kumo.compute.deps import microversion
 from kumo.compute.microversion import Microversion, require
+from kumo.compute.precache import service as precache
 from kumo.compute.views import aggregates as views
-from kumo.precache import service as precache
 from kumo.runtime import Runtime
 
 router = APIRouter(prefix="/compute")

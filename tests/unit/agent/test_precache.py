@@ -14,7 +14,7 @@ import pytest
 
 from kumo.agent.imagecache import ImageCache, ImageMeta
 from kumo.agent.precache import TICKET_HEADER, PeerServer, Precacher, throttled
-from kumo.precache import tickets
+from kumo.compute.precache import tickets
 from kumo.work.kinds import PrecachePayload
 
 IMG = "11111111-1111-4111-8111-111111111111"

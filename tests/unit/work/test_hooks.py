@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session
 
 from kumo import wiring
 from kumo.baremetal import service as baremetal
+from kumo.compute.precache import service as precache
 from kumo.errors import Conflict
 from kumo.network import firewall as network_firewall
 from kumo.network import sync as network_sync
-from kumo.precache import service as precache
 from kumo.work import hooks, queue
 from kumo.work.kinds import EmptyPayload, SpawnPayload, TaskKind
 from kumo.work.models import Task

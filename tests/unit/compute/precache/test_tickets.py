@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kumo.precache import tickets
+from kumo.compute.precache import tickets
 
 KEY = tickets.derive_key("agent-token")
 IMG = "11111111-1111-4111-8111-111111111111"

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
 from kumo.api.openapi import json_body
-from kumo.precache import schemas, service
+from kumo.compute.precache import schemas, service
 from kumo.runtime import Runtime
 
 router = APIRouter(prefix="/compute")

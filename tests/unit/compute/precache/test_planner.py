@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kumo.precache.planner import (
+from kumo.compute.precache.planner import (
     ORIGIN,
     Assignment,
     Plan,

@@ -3,7 +3,7 @@
 
 A job is one row per (host, image). Every change of a job (created, a host's report settled, a
 host found down by the sweep) runs `advance` in the same transaction: the job's row is locked,
-the pure planner (kumo/precache/planner.py) decides from the rows and the hosts' liveness which
+the pure planner (kumo/compute/precache/planner.py) decides from the rows and the hosts' liveness which
 copies start now and from where, and those become `precache` tasks for the hosts' agents, woken
 after commit. A host's agent reports its copy as its task's result; the work hook `HOOKS`
 records it on the row and advances the job. Peer tickets are minted per transfer, only for a
@@ -26,13 +26,13 @@ from kumo.api.context import RequestContext
 from kumo.compute import aggregates, params
 from kumo.compute.hosts import is_up
 from kumo.compute.models import ComputeHost
+from kumo.compute.precache import planner, tickets
+from kumo.compute.precache.models import ImagePeer, PrecacheHost, PrecacheJob
 from kumo.config import Settings, get_settings
 from kumo.db import utcnow
 from kumo.db.base import wake_after_commit
 from kumo.errors import BadRequest, Forbidden, NotFound
 from kumo.image.service import get_image
-from kumo.precache import planner, tickets
-from kumo.precache.models import ImagePeer, PrecacheHost, PrecacheJob
 from kumo.work import queue
 from kumo.work.kinds import PrecachePayload, TaskKind
 from kumo.work.models import Task

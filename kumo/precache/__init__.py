@@ -1,1 +1,0 @@
-"""Image precache jobs (issue 19): fan an image out to many hosts, one origin copy per rack."""
