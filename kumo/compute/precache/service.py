@@ -275,7 +275,7 @@ def record(session: Session, task: Task, result: dict[str, Any]) -> None:
                     PrecacheHost.job_id == job_id,
                     PrecacheHost.host == str(refusal.get("peer")),
                     PrecacheHost.image_id == row.image_id,
-                    PrecacheHost.state.in_(planner.HOLDING),
+                    PrecacheHost.state.in_(sorted(planner.HOLDING)),
                 )
                 .values(state=planner.QUEUED, error="its copy failed verification and was dropped")
                 .execution_options(synchronize_session="fetch")

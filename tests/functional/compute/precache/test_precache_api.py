@@ -39,6 +39,16 @@ def _by_host(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_one_origin_copy_per_rack_and_peers_for_the_rest(cloud: Cloud, fleet: Fleet, tmp_path: Path) -> None:
+    _one_origin_copy_per_rack(cloud, fleet, tmp_path)
+
+
+@pytest.mark.postgres
+def test_one_origin_copy_per_rack_on_postgresql(pg_cloud: Cloud, pg_fleet: Fleet, tmp_path: Path) -> None:
+    """The same on PostgreSQL: the migration, row locks of the job, concurrent reports."""
+    _one_origin_copy_per_rack(pg_cloud, pg_fleet, tmp_path)
+
+
+def _one_origin_copy_per_rack(cloud: Cloud, fleet: Fleet, tmp_path: Path) -> None:
     racks = {"r1": ["pc-a1", "pc-a2", "pc-a3"], "r2": ["pc-b1", "pc-b2", "pc-b3"]}
     _hosts(fleet, tmp_path, racks)
     with cloud.client() as c:
@@ -132,6 +142,33 @@ def test_a_dead_host_is_skipped_and_the_aggregate_route_makes_a_job(
         assert {hosts["pc-d2"]["state"], hosts["pc-d3"]["state"]} == {"cached"}
         assert job["bytes_from_origin"] == SIZE
         assert job["overall_status"] == "3 of 3 hosts done. 0 errors."
+
+
+def test_a_seed_that_dies_while_copying_is_replaced(
+    cloud: Cloud, fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = get_settings()
+    monkeypatch.setattr(settings, "precache_transfer_rate", SIZE // 10)  # the first seed: ~10 s
+    _hosts(fleet, tmp_path, {"r1": ["pc-f1", "pc-f2", "pc-f3"]})
+    with cloud.client(microversion="2.53") as c:
+        image = upload_image(c, content=os.urandom(SIZE))
+        job_id = c.post(API, json={"image_ids": [image], "hosts": ["pc-f1", "pc-f2", "pc-f3"]}).json()[
+            "job_id"
+        ]
+        (seed,) = [
+            h["host"] for h in c.get(f"{API}/{job_id}").json()["job"]["hosts"] if h["source"] == "origin"
+        ]
+        _force_down(c, seed)
+        monkeypatch.setattr(settings, "precache_transfer_rate", 0)  # the copies after it: at once
+        job = _finished(c, job_id)  # the API's sweep (every 5 s) finds the seed down
+        hosts = _by_host(job)
+        assert (hosts[seed]["state"], hosts[seed]["error"]) == ("skipped", "host down")
+        others = sorted(set(hosts) - {seed})
+        assert {hosts[h]["state"] for h in others} == {"cached"}
+        assert sorted(hosts[h]["source"] for h in others) == sorted(
+            ["origin", f"peer:{others[0]}"]
+        ) or sorted(hosts[h]["source"] for h in others) == sorted(["origin", f"peer:{others[1]}"])
+        assert job["state"] == "done" and job["overall_status"] == "3 of 3 hosts done. 0 errors."
 
 
 def test_cancel_skips_the_queued_hosts(
