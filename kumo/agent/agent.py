@@ -55,6 +55,7 @@ from kumo.work.kinds import (
 
 log = logging.getLogger("kumo.agent")
 REPORT_BATCH = 500  # results per report call
+PRECACHE_WORKERS = 2  # precache copies one host runs at once (one per image of a job)
 # Tasks that start a guest on its ports: they first wait for the ports' DHCP reservations.
 STARTS_A_GUEST = frozenset({str(TaskKind.SPAWN), str(TaskKind.EVACUATE)})
 
@@ -358,6 +359,11 @@ class Agent(ApiLink):
         # A host's converges are serialised anyway: one role worker is enough without networks.
         role_workers = workers if network is not None else 1 if firewall is not None else 0
         self._role_queues: list[queue.Queue[TaskOut]] = [queue.Queue() for _ in range(role_workers)]
+        # Precache copies (minutes each) run on workers of their own: never in front of a guest's
+        # task, nor of a firewall or network converge.
+        self._precache_queues: list[queue.Queue[TaskOut]] = [
+            queue.Queue() for _ in range(PRECACHE_WORKERS if image_cache is not None else 0)
+        ]
         self._threads: list[threading.Thread] = []
         # Image precache (kumo/agent/precache.py): copies into the host's image cache (the
         # libvirt driver's own; a directory of the agent's for the fake driver) and serves the
@@ -514,7 +520,8 @@ class Agent(ApiLink):
         targets = [self._heartbeat_loop, self._poll_loop, self._power_sync_loop, self._report_loop]
         if self.cpu_sample_interval > 0:
             targets.append(self._cpu_signal_loop)
-        targets += [lambda q=q: self._worker(q) for q in [*self._queues, *self._role_queues]]  # type: ignore[misc]
+        queues = [*self._queues, *self._role_queues, *self._precache_queues]
+        targets += [lambda q=q: self._worker(q) for q in queues]  # type: ignore[misc]
         if self.firewall is not None:
             targets.append(self._firewall_retry_loop)
         if self.network is not None:
@@ -631,9 +638,12 @@ class Agent(ApiLink):
 
     def _dispatch(self, task: TaskOut) -> None:
         """Queue a received task on its worker: one instance's tasks in order, and one network's;
-        a role's own work on the role workers."""
+        a role's own work on the role workers; precache copies on theirs."""
         key = task.instance_uuid or str(task.payload.get("network_id") or task.id)
-        queues = self._role_queues if self._is_role_task(task) else self._queues
+        if task.kind == str(TaskKind.PRECACHE) and self._precache_queues:
+            queues = self._precache_queues
+        else:
+            queues = self._role_queues if self._is_role_task(task) else self._queues
         queues[zlib.crc32(key.encode()) % len(queues)].put(task)
 
     def _is_role_task(self, task: TaskOut) -> bool:

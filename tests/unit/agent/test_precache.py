@@ -12,8 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from kumo.agent.agent import Agent
+from kumo.agent.drivers.fake import FakeDriver
 from kumo.agent.imagecache import ImageCache, ImageMeta
 from kumo.agent.precache import TICKET_HEADER, PeerServer, Precacher, throttled
+from kumo.agent.protocol import TaskOut
 from kumo.compute.precache import tickets
 from kumo.work.kinds import PrecachePayload
 
@@ -136,3 +139,20 @@ def test_a_precached_image_is_pinned_against_eviction(tmp_path: Path) -> None:
     cache.pin(IMG, time.time() + 3600)
     assert cache.evict(now=time.time() + 60) == []
     assert cache.evict(now=time.time() + 7200) == [IMG]
+
+
+def test_an_agent_runs_precache_copies_on_workers_of_their_own(tmp_path: Path) -> None:
+    """A copy of minutes never sits in front of a guest's task or a firewall converge."""
+    agent = Agent("http://127.0.0.1:9", "hv-pc", FakeDriver("hv-pc"), "token", image_cache=tmp_path / "cache")
+    try:
+        copy = TaskOut(id="t1", kind="precache", instance_uuid=None, payload={}, request_id=None)
+        spawn = TaskOut(id="t2", kind="spawn", instance_uuid="u1", payload={}, request_id=None)
+        agent._dispatch(copy)
+        agent._dispatch(spawn)
+        assert sum(q.qsize() for q in agent._precache_queues) == 1
+        assert sum(q.qsize() for q in agent._queues) == 1
+        assert agent.peer is not None and agent.peer.url.startswith("http://127.0.0.1:")
+    finally:
+        assert agent.peer is not None
+        agent.peer.httpd.server_close()
+        agent.client.close()
