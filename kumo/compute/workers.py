@@ -93,8 +93,12 @@ def precache_sweep_loop(rt: Runtime, stop: threading.Event, interval: float = 5.
     queued or copying is skipped and its rack's copy handed to another (kumo.compute.precache.service)."""
     while not stop.wait(interval):
         try:
+            with rt.db.read() as session:
+                running = precache.running_jobs(session)
+            if not running:
+                continue
             with rt.db.transaction() as session:
-                precache.sweep(session)
+                precache.sweep(session, running)
         except Exception:
             log.exception("advancing precache jobs failed; retrying")
 

@@ -314,15 +314,17 @@ class PrecacheHooks:
 HOOKS = PrecacheHooks()
 
 
-def sweep(session: Session) -> int:
-    """Advance every running job (hosts that died are skipped, dead seeds replaced); returns
-    how many jobs are still running."""
-    running = list(
+def running_jobs(session: Session) -> list[str]:
+    """The jobs not yet finished (a read: the sweep writes only when there are some)."""
+    return list(
         session.scalars(select(PrecacheJob.id).where(PrecacheJob.state.in_(("running", "cancelling"))))
     )
-    for job_id in running:
+
+
+def sweep(session: Session, job_ids: Sequence[str]) -> None:
+    """Advance these jobs: hosts that died are skipped, dead seeds replaced."""
+    for job_id in job_ids:
         advance(session, job_id)
-    return len(running)
 
 
 def cancel(session: Session, ctx: RequestContext, job_id: str) -> None:
