@@ -370,7 +370,10 @@ class Agent(ApiLink):
         # verified copies to the rack's peers.
         self.peer: PeerServer | None = None
         if isinstance(image_cache, Path):  # the fake driver's hosts: a cache of the agent's own
-            image_cache = ImageCache(image_cache, HttpImageSource(self.client))
+            own = image_cache = ImageCache(image_cache, HttpImageSource(self.client))
+            self._roles[TaskKind.IMAGE_CACHE] = lambda p: TaskResult(
+                ok=True, details={"images": own.report()}
+            )
         if image_cache is not None:
             key = ticket_key.encode() if ticket_key else tickets.derive_key(token)
             self.peer = PeerServer(host, image_cache, key, bind=peer_bind)

@@ -114,6 +114,11 @@ def test_a_corrupt_peer_copy_is_refused_dropped_and_another_source_used(
         # the sender's bad copy was dropped and copied again, from the receiver's good one
         assert hosts["pc-c1"]["state"] == "cached" and hosts["pc-c1"]["source"] == "peer:pc-c2"
         assert job["state"] == "done" and job["total_errors"] == 0
+        # each host's cache report says where its copy came from
+        (c2,) = c.get("/compute/v2.1/os-kumo-image-cache/pc-c2").json()["images"]
+        (c1,) = c.get("/compute/v2.1/os-kumo-image-cache/pc-c1").json()["images"]
+        assert (c2["id"], c2["source"], c1["source"]) == (image, "origin", "peer:pc-c2")
+        assert c1["hash_value"] == c2["hash_value"] and c1["pinned_until"] > 0
         assert (tmp_path / "caches" / "pc-c1" / image).read_bytes() == (
             tmp_path / "caches" / "pc-c2" / image
         ).read_bytes()
