@@ -25,6 +25,7 @@ from kumo.agent.netsync import NetworkSync, UnavailableDataPlane, network_role
 from kumo.agent.network import links
 from kumo.agent.network.run import NetworkError
 from kumo.agent.network.spec import host_gateway_name
+from kumo.agent.precache import cache_of
 from kumo.baremetal import allinone as baremetal_demo
 from kumo.canary.loop import CANARY_PROJECT, CANARY_USER, CanaryLoop, ensure_canary_user, resolve_spec
 from kumo.canary.policy import policy_from
@@ -433,6 +434,7 @@ def run_all_in_one(
             compute,
             rt.agent_token,
             heartbeat_interval=5,
+            image_cache=cache_of(compute, settings.state_dir / "agent-images" / name),
             network=network,
             firewall=firewall,
             unfiltered=kind == "libvirt" and firewall is None,

@@ -107,6 +107,7 @@ def agent(
     from kumo.agent.drivers.load import load_driver
     from kumo.agent.firewall_sync import firewall_role
     from kumo.agent.netsync import network_role
+    from kumo.agent.precache import cache_of
 
     setup_logging()
     settings = get_settings()
@@ -132,11 +133,15 @@ def agent(
     if network_host:
         network = network_role(api_url, settings.secret("agent_token"), network_state_dir)
     firewall = firewall_role() if driver == "libvirt" else None  # None: none usable (logged)
+    compute = load_driver(driver, host, **options)
     runner = Agent(
         api_url,
         host,
-        load_driver(driver, host, **options),
+        compute,
         settings.secret("agent_token"),
+        image_cache=cache_of(compute, settings.state_dir / "agent-images" / host),
+        peer_bind=host_ip if driver == "libvirt" else "127.0.0.1",
+        ticket_key=settings.precache_ticket_key,
         rack=rack,
         region=region,
         network=network,

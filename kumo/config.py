@@ -32,6 +32,22 @@ class Settings(BaseSettings):
     # make a placement durable before its spawn leaves: kumo.db.base.durable_before_it_leaves).
     scheduler_asynchronous_commit: bool = True
     heartbeat_timeout_seconds: float = 30.0
+    # Image precache (kumo/compute/precache, docs/precache.md): the origin serves at most this many
+    # copies at once (one seed per rack), each host holding a verified copy serves at most
+    # `precache_peers_per_holder` peers at once, a (host, image) is tried at most
+    # `precache_max_attempts` times; peer copies stay within a rack unless
+    # `precache_cross_rack_peers`. Every transfer is capped at `precache_transfer_rate` bytes/s
+    # (0: no cap; default 1 Gbit/s); a precached image is pinned against eviction for
+    # `precache_pin_seconds`; a peer ticket lives `precache_ticket_ttl_seconds`, signed with
+    # `precache_ticket_key` (empty: derived from the agent token).
+    precache_origin_concurrency: int = Field(default=4, ge=1)
+    precache_peers_per_holder: int = Field(default=2, ge=1)
+    precache_max_attempts: int = Field(default=3, ge=1)
+    precache_cross_rack_peers: bool = False
+    precache_transfer_rate: int = Field(default=125_000_000, ge=0)
+    precache_pin_seconds: int = Field(default=48 * 3600, ge=0)
+    precache_ticket_ttl_seconds: int = Field(default=600, ge=1)
+    precache_ticket_key: str = ""
     # Health canaries (kumo/canary, docs/canaries.md): consecutive failures of a host's canaries
     # before the scheduler down-weights it, and before its service is disabled (reason
     # "canary"); the loop's cadences (seconds) per zone, per host, and for retrying a suspect

@@ -5,6 +5,7 @@ models, so kumo/db/ (the ground floor, migrations included) imports none of them
 from kumo.baremetal import models as baremetal_models  # noqa: F401
 from kumo.canary import models as canary_models  # noqa: F401
 from kumo.compute import models as compute_models  # noqa: F401
+from kumo.compute.precache import models as precache_models  # noqa: F401
 from kumo.db.base import Base
 from kumo.identity import models as identity_models  # noqa: F401
 from kumo.image import models as image_models  # noqa: F401

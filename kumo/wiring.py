@@ -16,6 +16,7 @@ from __future__ import annotations
 from kumo.baremetal import ports as baremetal_ports
 from kumo.baremetal import service as baremetal
 from kumo.compute import provider_rules
+from kumo.compute.precache import service as precache
 from kumo.metadata import backend as metadata_backend
 from kumo.metadata import ports as metadata_ports
 from kumo.network import firewall as network_firewall
@@ -28,6 +29,7 @@ def install() -> None:
     hooks.register(baremetal.HOOKS)
     hooks.register(network_sync.HOOKS)  # a network_sync result records its applied generation
     hooks.register(network_firewall.HOOKS)  # and a firewall_sync result its host's
+    hooks.register(precache.HOOKS)  # a precache result advances its job
     provider_rules.register()  # placement keeps a compute host's provider
     metadata_backend.set_ports_hook(metadata_ports.ports_of)  # network_data.json reads the ports
     network_servers.set_node_macs_hook(baremetal_ports.macs_for_binding)  # a node's ports take its NICs' MACs

@@ -149,6 +149,7 @@ class Fleet:
             region=kw.get("region"),
             cpu_sample_interval=kw.get("cpu_sample_interval", 10.0),
             cpu_report_interval=kw.get("cpu_report_interval", 60.0),
+            image_cache=kw.get("image_cache"),
         )
         self.agents.append(agent.start())
         return agent

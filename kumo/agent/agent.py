@@ -14,6 +14,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Collection, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,9 +23,12 @@ from kumo.agent import dhcp_wait
 from kumo.agent.cpu_signal import CpuSignal
 from kumo.agent.drivers.base import ComputeDriver, DriverError, Upload
 from kumo.agent.firewall_sync import FirewallSync
+from kumo.agent.imagecache import HttpImageSource, ImageCache
 from kumo.agent.link import ApiLink, crashed
 from kumo.agent.netsync import NetworkSync
+from kumo.agent.precache import PeerServer, Precacher
 from kumo.agent.protocol import HostReport, TaskOut, TaskResult
+from kumo.compute.precache import tickets
 from kumo.compute.states import PowerState
 from kumo.logs import request_id_var
 from kumo.work.kinds import (
@@ -51,6 +55,7 @@ from kumo.work.kinds import (
 
 log = logging.getLogger("kumo.agent")
 REPORT_BATCH = 500  # results per report call
+PRECACHE_WORKERS = 2  # precache copies one host runs at once (one per image of a job)
 # Tasks that start a guest on its ports: they first wait for the ports' DHCP reservations.
 STARTS_A_GUEST = frozenset({str(TaskKind.SPAWN), str(TaskKind.EVACUATE)})
 
@@ -274,6 +279,10 @@ def run_task(
             return TaskResult(ok=False, error="this agent serves no networks (no --network-host)")
         if kind == TaskKind.FIREWALL_SYNC:
             return TaskResult(ok=False, error="this agent enforces no security groups")
+        if kind == TaskKind.PRECACHE:
+            return TaskResult(
+                ok=True, details={"state": "unsupported", "error": "this agent has no image cache"}
+            )
         return TaskResult(ok=False, error=f"unknown task kind {task.kind}")
     try:
         if role is not None:
@@ -307,6 +316,9 @@ class Agent(ApiLink):
         cpu_sample_interval: float = 10.0,
         cpu_report_interval: float = 60.0,
         cpu_smoothing_seconds: float = 60.0,
+        image_cache: ImageCache | Path | None = None,
+        peer_bind: str = "127.0.0.1",
+        ticket_key: str = "",
     ) -> None:
         self.host = host
         # The rebalancer's CPU steal signal (kumo/agent/cpu_signal.py): sampled, smoothed, reported.
@@ -347,7 +359,41 @@ class Agent(ApiLink):
         # A host's converges are serialised anyway: one role worker is enough without networks.
         role_workers = workers if network is not None else 1 if firewall is not None else 0
         self._role_queues: list[queue.Queue[TaskOut]] = [queue.Queue() for _ in range(role_workers)]
+        # Precache copies (minutes each) run on workers of their own: never in front of a guest's
+        # task, nor of a firewall or network converge.
+        self._precache_queues: list[queue.Queue[TaskOut]] = [
+            queue.Queue() for _ in range(PRECACHE_WORKERS if image_cache is not None else 0)
+        ]
         self._threads: list[threading.Thread] = []
+        # Image precache (kumo/agent/precache.py): copies into the host's image cache (the
+        # libvirt driver's own; a directory of the agent's for the fake driver) and serves the
+        # verified copies to the rack's peers.
+        self.peer: PeerServer | None = None
+        if isinstance(image_cache, Path):  # the fake driver's hosts: a cache of the agent's own
+            own = image_cache = ImageCache(image_cache, HttpImageSource(self.client))
+            self._roles[TaskKind.IMAGE_CACHE] = lambda p: TaskResult(
+                ok=True, details={"images": own.report()}
+            )
+        if image_cache is not None:
+            key = ticket_key.encode() if ticket_key else tickets.derive_key(token)
+            self.peer = PeerServer(host, image_cache, key, bind=peer_bind)
+            precacher = Precacher(
+                host,
+                image_cache,
+                HttpImageSource(self.client),
+                self._precache_ticket,
+                progress=self._precache_progress,
+            )
+            self._roles[TaskKind.PRECACHE] = precacher.run
+
+    def _precache_ticket(self, image_id: str, sender: str) -> str:
+        body = {"image_id": image_id, "sender": sender, "receiver": self.host}
+        return str(self._call("POST", "/precache/tickets", json=body).json()["ticket"])
+
+    def _precache_progress(self, job_id: str, image_id: str, source: str, done: int) -> None:
+        """A copy's bytes so far (one try: the next report, or the result, supersedes it)."""
+        body = {"job_id": job_id, "image_id": image_id, "host": self.host, "source": source, "bytes": done}
+        self.client.put("/precache/progress", json=body, timeout=5)
 
     def register(self) -> None:
         res = self.driver.resources()
@@ -374,6 +420,8 @@ class Agent(ApiLink):
         elif self.unfiltered:  # the API gives it no firewall_sync work
             self._call("DELETE", f"/firewall-hosts/{self.host}")
             log.warning("host %s enforces no security groups: its guests run unfiltered", self.host)
+        if self.peer is not None:  # where the rack's peers fetch this host's cached images
+            self._call("PUT", f"/hosts/{self.host}/image-peer", json={"url": self.peer.url})
 
     def _upload(self, image_id: str) -> Upload:
         """Stream chunks into the image's data (PUT /internal/v1/images/{id}/file, chunked):
@@ -469,11 +517,14 @@ class Agent(ApiLink):
 
     # -- loops ------------------------------------------------------------------------------
     def start(self) -> Agent:
+        if self.peer is not None:
+            self.peer.start()
         self.register()
         targets = [self._heartbeat_loop, self._poll_loop, self._power_sync_loop, self._report_loop]
         if self.cpu_sample_interval > 0:
             targets.append(self._cpu_signal_loop)
-        targets += [lambda q=q: self._worker(q) for q in [*self._queues, *self._role_queues]]  # type: ignore[misc]
+        queues = [*self._queues, *self._role_queues, *self._precache_queues]
+        targets += [lambda q=q: self._worker(q) for q in queues]  # type: ignore[misc]
         if self.firewall is not None:
             targets.append(self._firewall_retry_loop)
         if self.network is not None:
@@ -489,6 +540,8 @@ class Agent(ApiLink):
         """Stop taking work. Threads are daemons: a long poll in flight is simply abandoned
         (its tasks stay pending in the database for the next start)."""
         self.stop_event.set()
+        if self.peer is not None:
+            self.peer.stop()
         deadline = time.monotonic() + 2.0
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -588,9 +641,12 @@ class Agent(ApiLink):
 
     def _dispatch(self, task: TaskOut) -> None:
         """Queue a received task on its worker: one instance's tasks in order, and one network's;
-        a role's own work on the role workers."""
+        a role's own work on the role workers; precache copies on theirs."""
         key = task.instance_uuid or str(task.payload.get("network_id") or task.id)
-        queues = self._role_queues if self._is_role_task(task) else self._queues
+        if task.kind == str(TaskKind.PRECACHE) and self._precache_queues:
+            queues = self._precache_queues
+        else:
+            queues = self._role_queues if self._is_role_task(task) else self._queues
         queues[zlib.crc32(key.encode()) % len(queues)].put(task)
 
     def _is_role_task(self, task: TaskOut) -> bool:

@@ -16,8 +16,9 @@ Rules:
 - Concurrent boots of one image serialize on its lock: the first downloads, the others find it
   cached (single flight). Different images download in parallel.
 - An image with no references whose last use is older than `max_age` is evicted; an image in
-  use never is. Last use is the modification time of its refs directory (it changes whenever a
-  reference is added or removed), so using the cache costs no extra writes.
+  use never is, nor one pinned by a precache job (`pin`: until its `pinned_until`). Last use
+  is the modification time of its refs directory (it changes whenever a reference is added or
+  removed), so using the cache costs no extra writes.
 - Instances' own data (overlays) never lives here.
 """
 
@@ -152,8 +153,69 @@ class ImageCache:
             raise ImageCacheError(f"Cached image {meta.id} differs from the image service's and is in use.")
         return False
 
-    def _fetch(self, meta: ImageMeta) -> None:
-        """Download, verify, then publish by rename. Caller holds the image's lock."""
+    def is_cached(self, meta: ImageMeta) -> bool:
+        """Whether the verified image `meta` describes is here (as recorded when published)."""
+        return self._is_cached(meta)
+
+    def fill(self, meta: ImageMeta, chunks: Iterator[bytes], source: str) -> bool:
+        """Publish `meta`'s image from `chunks` (any source, trusted for nothing: verified as a
+        download from the image service is). False when it was cached already (the chunks are
+        not read); ImageCacheError when the data does not verify (nothing is published)."""
+        if not meta.hash_algo or not meta.hash_value:
+            raise ImageCacheError(f"Image {meta.id} has no os_hash_value: refusing unverifiable data.")
+        with self._locked(self._check_id(meta.id)):
+            if self._is_cached(meta):
+                return False
+            self._fetch(meta, chunks, source)
+            return True
+
+    def open_verified(self, image_id: str) -> tuple[Path, dict[str, Any]] | None:
+        """The published copy of `image_id` and its record, for serving it to a peer."""
+        image_id = self._check_id(image_id)
+        record = self._read_sidecar(image_id)
+        path = self._data(image_id)
+        return (path, record) if record is not None and path.is_file() else None
+
+    def reverify(self, image_id: str) -> bool:
+        """Hash the published copy again (a peer refused it): a copy that no longer matches its
+        record is dropped, unless instances use it. True when the copy is (still) good."""
+        image_id = self._check_id(image_id)
+        with self._locked(image_id):
+            record = self._read_sidecar(image_id)
+            path = self._data(image_id)
+            if record is None or not path.is_file():
+                return False
+            digest = hashlib.new(str(record.get("hash_algo")))
+            size = 0
+            with open(path, "rb") as data:
+                while block := data.read(1024 * 1024):
+                    digest.update(block)
+                    size += len(block)
+            if digest.hexdigest() == record.get("hash_value") and size == record.get("size"):
+                return True
+            if not self._owners(image_id):
+                path.unlink(missing_ok=True)
+                self._sidecar(image_id).unlink(missing_ok=True)
+            return False
+
+    def pin(self, image_id: str, until: float) -> None:
+        """Keep the image from eviction until `until` (epoch seconds), even when unused."""
+        image_id = self._check_id(image_id)
+        with self._locked(image_id):
+            record = self._read_sidecar(image_id)
+            if record is None:
+                return
+            record["pinned_until"] = max(float(record.get("pinned_until") or 0), until)
+            self._write_sidecar(image_id, record)
+
+    def _write_sidecar(self, image_id: str, record: dict[str, Any]) -> None:
+        tmp = self.root / f".{image_id}.json.tmp"
+        tmp.write_text(json.dumps(record))
+        os.replace(tmp, self._sidecar(image_id))
+
+    def _fetch(self, meta: ImageMeta, chunks: Iterator[bytes] | None = None, source: str = "origin") -> None:
+        """Download (from the image service, or `chunks`), verify, then publish by rename.
+        Caller holds the image's lock."""
         try:
             digest = hashlib.new(str(meta.hash_algo))
         except ValueError:
@@ -163,7 +225,7 @@ class ImageCache:
         size = 0
         try:
             with open(partial, "wb") as out:
-                for chunk in self.source.chunks(meta.id):
+                for chunk in self.source.chunks(meta.id) if chunks is None else chunks:
                     out.write(chunk)
                     digest.update(chunk)
                     size += len(chunk)
@@ -189,10 +251,11 @@ class ImageCache:
             "fetched_at": time.time(),
             "fetch_seconds": round(time.monotonic() - started, 3),
             "downloads": int(previous.get("downloads", 0)) + 1,
+            "source": source,
         }
-        tmp = self.root / f".{meta.id}.json.tmp"
-        tmp.write_text(json.dumps(record))
-        os.replace(tmp, self._sidecar(meta.id))
+        if previous.get("pinned_until"):
+            record["pinned_until"] = previous["pinned_until"]
+        self._write_sidecar(meta.id, record)
 
     # -- housekeeping ----------------------------------------------------------------------
     def _owners(self, image_id: str) -> list[str]:
@@ -222,6 +285,8 @@ class ImageCache:
                     orphan.unlink(missing_ok=True)
                 if self._owners(image_id) or not self._sidecar(image_id).exists():
                     continue
+                if float((self._read_sidecar(image_id) or {}).get("pinned_until") or 0) > now:
+                    continue  # precached: pinned for the setting precache_pin_seconds
                 if now - self._last_used(image_id) < limit:
                     continue
                 self._data(image_id).unlink(missing_ok=True)

@@ -116,3 +116,27 @@ class CpuSignal(BaseModel):
     guests: dict[Annotated[str, StringConstraints(min_length=1, max_length=36)], GuestCpu] = Field(
         max_length=MAX_SIGNAL_GUESTS
     )
+
+
+class ImagePeerReport(BaseModel):
+    """Where an agent serves its cached images to peers (kumo/agent/precache.py)."""
+
+    url: str = Field(min_length=1, max_length=300)
+
+
+class TicketRequest(BaseModel):
+    """A receiver asks for a ticket to fetch `image_id` from `sender`'s peer endpoint."""
+
+    image_id: str = Field(min_length=1, max_length=36)
+    sender: str = Field(min_length=1, max_length=255)
+    receiver: str = Field(min_length=1, max_length=255)
+
+
+class PrecacheProgress(BaseModel):
+    """A precache copy in flight: its bytes so far, from `source`."""
+
+    job_id: str = Field(min_length=1, max_length=36)
+    image_id: str = Field(min_length=1, max_length=36)
+    host: str = Field(min_length=1, max_length=255)
+    source: str = Field(min_length=1, max_length=300)
+    bytes: int = Field(ge=0)

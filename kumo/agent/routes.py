@@ -21,15 +21,19 @@ from kumo.agent.protocol import (
     FleetPoll,
     FleetTaskList,
     HostReport,
+    ImagePeerReport,
     Poll,
     PowerStates,
+    PrecacheProgress,
     TaskList,
     TaskReports,
+    TicketRequest,
 )
 from kumo.api.context import RequestContext
 from kumo.api.deps import runtime
 from kumo.compute import hosts
 from kumo.compute.params import host_value
+from kumo.compute.precache import service as precache
 from kumo.errors import Unauthorized
 from kumo.image import service as images
 from kumo.image import views as image_views
@@ -327,3 +331,32 @@ def image_file(
     return StreamingResponse(
         data.chunks, media_type="application/octet-stream", headers={"Content-Length": str(data.size)}
     )
+
+
+@router.put("/hosts/{host}/image-peer", status_code=204)
+def register_image_peer(host: str, body: ImagePeerReport, rt: Runtime = Depends(agent)) -> Response:
+    """Where the host's agent serves its verified cached images to its rack's peers."""
+    with rt.db.transaction() as session:
+        precache.register_peer(session, host, body.url)
+    return Response(status_code=204)
+
+
+@router.post("/precache/tickets")
+def precache_ticket(body: TicketRequest, rt: Runtime = Depends(agent)) -> dict[str, Any]:
+    """A short-lived ticket for one planned peer transfer (403 when no job planned it)."""
+    with rt.db.read() as session:
+        return precache.ticket_for(
+            session,
+            precache.ticket_key(rt.agent_token, rt.settings),
+            body.image_id,
+            body.sender,
+            body.receiver,
+        )
+
+
+@router.put("/precache/progress", status_code=204)
+def precache_progress(body: PrecacheProgress, rt: Runtime = Depends(agent)) -> Response:
+    """A host's copy in flight: its bytes so far (the job's status shows them)."""
+    with rt.db.transaction() as session:
+        precache.record_progress(session, body.job_id, body.host, body.image_id, body.source, body.bytes)
+    return Response(status_code=204)

@@ -1,11 +1,10 @@
 """Image precaching on an aggregate's hosts (Nova's 2.81 `POST /os-aggregates/{id}/images`):
 the request's validation, in Nova's order.
 
-`request` is the one domain function the route calls. Today it validates and returns the
-request, and nothing more: no host caches anything because of it yet. The per-rack precache job
-(issue 19: fanning the images out to the aggregate's hosts, rack by rack, through their agents'
-image caches) is to be built behind this function, from the `PrecacheRequest` it returns, in
-the same transaction; the route's contract (202, no body) stays as it is.
+`request` is the one domain function the route calls: it validates, then starts a precache job
+(kumo/compute/precache/service.py: the images fanned out to the aggregate's hosts, one origin copy per
+rack) in the same transaction. The route's contract (202, no body) stays as Nova's; the job's id
+is in the response's headers (`Location`, `X-Kumo-Precache-Job`).
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
 from kumo.compute import aggregates, params
+from kumo.compute.precache import service as precache
 from kumo.errors import BadRequest, NotFound
 from kumo.image.service import get_image
 
@@ -31,6 +31,7 @@ class PrecacheRequest:
     aggregate_uuid: str
     hosts: tuple[str, ...]
     image_ids: tuple[str, ...]
+    job_id: str
 
 
 def parse(body: Any) -> list[str]:
@@ -61,7 +62,7 @@ def request(
 ) -> PrecacheRequest:
     """Admin only. The aggregate id must be an integer (400) of an aggregate that exists (404);
     no image twice (400); each image must exist (400, as Nova answers an image its Glance does
-    not know). Returns the validated request; see the module's docstring for what is not done."""
+    not know). Starts the job; returns the request with its job id."""
     ctx.require_admin()
     number = params.integer_id(aggregate_id)
     if len(set(image_ids)) != len(image_ids):
@@ -72,4 +73,5 @@ def request(
             get_image(session, ctx, image_id)
         except NotFound:
             raise BadRequest(f"Image {image_id} could not be found.") from None
-    return PrecacheRequest(number, aggregate.aggregate.uuid, tuple(aggregate.hosts), tuple(image_ids))
+    job_id = precache.start(session, ctx.request_id, aggregate.hosts, image_ids, aggregate_id=number)
+    return PrecacheRequest(number, aggregate.aggregate.uuid, tuple(aggregate.hosts), tuple(image_ids), job_id)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from kumo.compute import shelving
 from kumo.compute.day2 import confirm_due
+from kumo.compute.precache import service as precache
 from kumo.compute.scheduling import schedule_pending, sync_fleet
 from kumo.db.notify import PgNotifier
 from kumo.gc_tuning import collect_periodically
@@ -87,6 +88,21 @@ def offload_loop(rt: Runtime, stop: threading.Event, interval: float = 10.0) -> 
             rt.waker.publish(host_key(host))
 
 
+def precache_sweep_loop(rt: Runtime, stop: threading.Event, interval: float = 5.0) -> None:
+    """Every `interval` seconds, advance the running precache jobs: a host that died while
+    queued or copying is skipped and its rack's copy handed to another (kumo.compute.precache.service)."""
+    while not stop.wait(interval):
+        try:
+            with rt.db.read() as session:
+                running = precache.running_jobs(session)
+            if not running:
+                continue
+            with rt.db.transaction() as session:
+                precache.sweep(session, running)
+        except Exception:
+            log.exception("advancing precache jobs failed; retrying")
+
+
 def start_workers(rt: Runtime) -> Workers:
     """An API worker's loops: the PostgreSQL wake-ups, the timed full garbage collection
     (kumo.gc_tuning), and the scheduler when `scheduler_in_api` (else `kumo scheduler` processes
@@ -98,6 +114,11 @@ def start_workers(rt: Runtime) -> Workers:
     )
     offloader.start()
     workers.threads.append(offloader)
+    sweeper = threading.Thread(
+        target=precache_sweep_loop, args=(rt, workers.stop_event), name="kumo-precache-sweep", daemon=True
+    )
+    sweeper.start()
+    workers.threads.append(sweeper)
     if database_store(rt.db).shared_by_processes:
         workers.notifier = PgNotifier(rt.db, rt.waker).start()
     if rt.settings.scheduler_in_api:

@@ -86,6 +86,8 @@ class TaskKind(StrEnum):
     NETWORK_SYNC = "network_sync"
     # a compute host's work (no server): converge its guests' security groups
     FIREWALL_SYNC = "firewall_sync"
+    # a compute host's work (no server): copy an image into its cache for a precache job
+    PRECACHE = "precache"
 
 
 MOVES = frozenset({TaskKind.LIVE_MIGRATE, TaskKind.MIGRATE, TaskKind.REVERT_RESIZE, TaskKind.RESIZE})
@@ -425,6 +427,19 @@ class NetworkSyncPayload(JsonPayload):
     network_id: str
 
 
+@dataclass(frozen=True)
+class PrecachePayload(JsonPayload):
+    """Copy `image_id` into the host's image cache for job `job_id`, trying `sources` in order
+    (each {"source": "origin"} or {"source": "peer:<host>", "url": <its peer endpoint>}), each
+    transfer capped at `rate` bytes/s (0: none), then pin it for `pin_seconds`."""
+
+    job_id: str
+    image_id: str
+    sources: Any
+    rate: int | None
+    pin_seconds: int | None
+
+
 AnyPayload = (
     SpawnPayload
     | ActionPayload
@@ -444,6 +459,7 @@ AnyPayload = (
     | EmptyPayload
     | NodePowerPayload
     | NetworkSyncPayload
+    | PrecachePayload
 )
 
 PAYLOADS: Mapping[TaskKind, type[AnyPayload]] = {
@@ -485,6 +501,7 @@ PAYLOADS: Mapping[TaskKind, type[AnyPayload]] = {
     TaskKind.NODE_POWER: NodePowerPayload,
     TaskKind.NETWORK_SYNC: NetworkSyncPayload,
     TaskKind.FIREWALL_SYNC: EmptyPayload,
+    TaskKind.PRECACHE: PrecachePayload,
 }
 
 

@@ -13,6 +13,7 @@ from kumo.compute.routes import (
     flavors,
     host_labels,
     hypervisors,
+    image_precache,
     images,
     instance_actions,
     keypairs,
@@ -50,6 +51,7 @@ _MODULES = (
     consoles,
     extensions,
     legacy_hosts,
+    image_precache,
     images,
 )
 

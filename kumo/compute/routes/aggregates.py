@@ -12,6 +12,7 @@ from kumo.api.openapi import json_body
 from kumo.compute import aggregates, image_precache, schemas
 from kumo.compute.deps import microversion
 from kumo.compute.microversion import Microversion, require
+from kumo.compute.precache import service as precache
 from kumo.compute.views import aggregates as views
 from kumo.runtime import Runtime
 
@@ -103,10 +104,10 @@ def cache_images(
     rt: Runtime = Depends(runtime),
     mv: Microversion = Depends(microversion),
 ) -> Response:
-    """2.81: ask the aggregate's hosts to cache images; 202 without a body (see
-    kumo/compute/image_precache.py for what is validated and what is not done yet)."""
+    """2.81: ask the aggregate's hosts to cache images; 202 without a body, as Nova, plus the
+    precache job's id in two headers (see kumo/compute/image_precache.py)."""
     require(mv, image_precache.VERSION)
     image_ids = image_precache.parse(body)
     with rt.db.transaction() as session:
-        image_precache.request(session, ctx, aggregate_id, image_ids)
-    return Response(status_code=202)
+        job_id = image_precache.request(session, ctx, aggregate_id, image_ids).job_id
+    return Response(status_code=202, headers=precache.location_headers(job_id))

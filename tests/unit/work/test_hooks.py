@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from kumo import wiring
 from kumo.baremetal import service as baremetal
+from kumo.compute.precache import service as precache
 from kumo.errors import Conflict
 from kumo.network import firewall as network_firewall
 from kumo.network import sync as network_sync
@@ -98,4 +99,9 @@ def test_a_payload_of_another_kind_is_refused(fresh_registry: None, session: Ses
 def test_install_registers_baremetal_then_networking_once(fresh_registry: None) -> None:
     wiring.install()
     wiring.install()
-    assert hooks.registered() == (baremetal.HOOKS, network_sync.HOOKS, network_firewall.HOOKS)
+    assert hooks.registered() == (
+        baremetal.HOOKS,
+        network_sync.HOOKS,
+        network_firewall.HOOKS,
+        precache.HOOKS,
+    )

@@ -22,6 +22,7 @@ from kumo.work.kinds import (
     NetworkSyncPayload,
     NodePowerPayload,
     PayloadError,
+    PrecachePayload,
     PrepareMigrationPayload,
     RebootPayload,
     RebuildPayload,
@@ -169,6 +170,17 @@ CASES: list[tuple[TaskKind, AnyPayload, dict[str, Any]]] = [
     (TaskKind.SHELVE_OFFLOAD, ActionPayload(1, 2, SPEC), {"action_id": 1, "event_id": 2, "instance": SPEC}),
     (TaskKind.UNSHELVE, ActionPayload(1, 2, SPEC), {"action_id": 1, "event_id": 2, "instance": SPEC}),
     (TaskKind.SERIAL_CONSOLE, SerialConsolePayload(SPEC), {"instance": SPEC}),
+    (
+        TaskKind.PRECACHE,
+        PrecachePayload("job-1", "img-9", [{"source": "origin"}], 1000, 3600),
+        {
+            "job_id": "job-1",
+            "image_id": "img-9",
+            "sources": [{"source": "origin"}],
+            "rate": 1000,
+            "pin_seconds": 3600,
+        },
+    ),
 ]
 
 

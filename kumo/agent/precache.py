@@ -1,0 +1,302 @@
+"""The agent's side of image precache (kumo/compute/precache): a `precache` task copies an image into
+the host's image cache from the sources the API planned, and a small read-only HTTP endpoint
+serves the host's verified copies to its rack's peers.
+
+Peer endpoint (`PeerServer`, one per agent, on `host_ip`:any port, registered with the API):
+    GET  /cache/{image_id}          the verified copy (Range: bytes=N- resumes), if the
+                                    `X-Kumo-Ticket` header holds a ticket for (image, this host)
+    POST /cache/{image_id}/verify   hash the copy again (a receiver refused it); a bad copy is
+                                    dropped. {"ok": bool, "dropped": bool}; same ticket.
+Tickets (kumo/compute/precache/tickets.py) are minted by the API per planned transfer; the receiver
+asks for one just before it connects.
+
+A receiver never trusts a peer: the image's size and os_hash_value come from the API, and the
+cache publishes only data that matches them (`ImageCache.fill`). On a mismatch the receiver asks
+the sender to re-verify, records the refusal, and moves to its next source. Every transfer is
+capped at the payload's `rate` bytes/s. A precached image is pinned for `pin_seconds`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from kumo.agent.imagecache import ImageCache, ImageCacheError, ImageMeta, ImageSource
+from kumo.agent.protocol import TaskResult
+from kumo.compute.precache import tickets
+from kumo.work.kinds import PrecachePayload
+
+log = logging.getLogger(__name__)
+
+TICKET_HEADER = "X-Kumo-Ticket"
+CHUNK = 1024 * 1024
+_PATH = re.compile(r"^/cache/([0-9a-fA-F-]{36})(/verify)?$")
+
+
+def throttled(
+    chunks: Iterator[bytes], rate: int, clock: Callable[[], float] = time.monotonic
+) -> Iterator[bytes]:
+    """`chunks`, no faster than `rate` bytes/s on average (0: as they come)."""
+    if rate <= 0:
+        yield from chunks
+        return
+    started, sent = clock(), 0
+    for chunk in chunks:
+        yield chunk
+        sent += len(chunk)
+        ahead = sent / rate - (clock() - started)
+        if ahead > 0:
+            time.sleep(ahead)
+
+
+# (job id, image id, source, bytes so far): a copy's progress, reported to the API
+Progress = Callable[[str, str, str, int], None]
+PROGRESS_EVERY = 2.0  # seconds between two progress reports of one copy
+
+
+class _Counted:
+    def __init__(self, chunks: Iterator[bytes], report: Callable[[int], None] | None = None) -> None:
+        self.chunks, self.bytes, self.report = chunks, 0, report
+
+    def __iter__(self) -> Iterator[bytes]:
+        last = time.monotonic()
+        for chunk in self.chunks:
+            self.bytes += len(chunk)
+            if self.report is not None and time.monotonic() - last >= PROGRESS_EVERY:
+                last = time.monotonic()
+                self.report(self.bytes)
+            yield chunk
+
+
+class PeerServer:
+    """The read-only peer endpoint over this host's image cache."""
+
+    def __init__(
+        self, host: str, cache: ImageCache, key: bytes, bind: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        self.host, self.cache, self.key = host, cache, key
+        self.served = 0  # bytes sent to peers (for tests and the bench)
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug("peer %s: " + format, server.host, *args)
+
+            def _refuse(self, status: int, why: str) -> None:
+                body = why.encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _image(self) -> tuple[str, bool] | None:
+                match = _PATH.match(self.path.split("?", 1)[0])
+                if match is None:
+                    self._refuse(404, "no such path")
+                    return None
+                image_id = match.group(1).lower()
+                ticket = self.headers.get(TICKET_HEADER) or ""
+                if tickets.check(server.key, ticket, image_id, server.host, time.time()) is None:
+                    self._refuse(403, "no valid ticket")
+                    return None
+                return image_id, bool(match.group(2))
+
+            def do_GET(self) -> None:
+                found = self._image()
+                if found is None or found[1]:
+                    if found is not None:
+                        self._refuse(405, "GET the image, POST its verify")
+                    return
+                copy = server.cache.open_verified(found[0])
+                if copy is None:
+                    self._refuse(404, "not cached here")
+                    return
+                path, _ = copy
+                size = path.stat().st_size
+                start = 0
+                ranged = re.match(r"^bytes=(\d+)-$", self.headers.get("Range") or "")
+                if ranged and int(ranged.group(1)) < size:
+                    start = int(ranged.group(1))
+                self.send_response(206 if start else 200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(size - start))
+                if start:
+                    self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
+                self.end_headers()
+                with open(path, "rb") as data:
+                    data.seek(start)
+                    while block := data.read(CHUNK):
+                        self.wfile.write(block)
+                        server.served += len(block)
+
+            def do_POST(self) -> None:
+                found = self._image()
+                if found is None:
+                    return
+                if not found[1]:
+                    self._refuse(405, "POST /cache/{id}/verify")
+                    return
+                ok = server.cache.reverify(found[0])
+                body = f'{{"ok": {str(ok).lower()}, "dropped": {str(not ok).lower()}}}'.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer((bind, port), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://{bind}:{self.httpd.server_address[1]}"
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, args=(0.1,), name=f"image-peer-{host}", daemon=True
+        )
+
+    def start(self) -> PeerServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def cache_of(driver: object, fallback: Path) -> ImageCache | Path:
+    """The image cache precache fills: the driver's own when it has one (libvirt boots from
+    it, so a precached image is a boot that downloads nothing), else a directory of the
+    agent's (the fake driver's hosts)."""
+    cache = getattr(driver, "cache", None)
+    return cache if isinstance(cache, ImageCache) else fallback
+
+
+def _mismatch(exc: Exception) -> bool:
+    """The data arrived whole but did not verify (size or hash): the sender's copy is suspect."""
+    return isinstance(exc, ImageCacheError) and ("verification" in str(exc) or "expected" in str(exc))
+
+
+TicketSource = Callable[[str, str], str]  # (image_id, sender) -> ticket
+
+
+class Precacher:
+    """Runs `precache` tasks for one host: the copy from the planned sources, in order."""
+
+    def __init__(
+        self,
+        host: str,
+        cache: ImageCache,
+        origin: ImageSource,
+        ticket: TicketSource,
+        peers: httpx.Client | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.host, self.cache, self.origin, self.ticket = host, cache, origin, ticket
+        self.progress = progress
+        # plain HTTP to the rack's peer endpoints (a client may be shared by simulated hosts)
+        self.peers = peers or httpx.Client(timeout=httpx.Timeout(60, connect=5))
+
+    def _peer_chunks(self, url: str, image_id: str, ticket: str) -> Iterator[bytes]:
+        with self.peers.stream("GET", f"{url}/cache/{image_id}", headers={TICKET_HEADER: ticket}) as resp:
+            if resp.status_code != 200:
+                raise ImageCacheError(f"Image {image_id}: peer answered {resp.status_code}.")
+            yield from resp.iter_bytes(CHUNK)
+
+    def _reverify(self, url: str, image_id: str, ticket: str) -> bool:
+        """Ask the sender to hash its copy again; True when it dropped a bad one."""
+        try:
+            resp = self.peers.post(f"{url}/cache/{image_id}/verify", headers={TICKET_HEADER: ticket})
+            return resp.status_code == 200 and bool(resp.json().get("dropped"))
+        except (httpx.HTTPError, ValueError):
+            return False
+
+    def _reporter(self, p: PrecachePayload, label: str) -> Callable[[int], None] | None:
+        progress = self.progress
+        if progress is None:
+            return None
+
+        def report(done: int) -> None:
+            try:
+                progress(p.job_id, p.image_id, label, done)
+            except Exception:  # progress is informative: a lost report never stops a copy
+                log.debug("precache progress of %s not reported", p.image_id, exc_info=True)
+
+        return report
+
+    def run(self, p: PrecachePayload) -> TaskResult:
+        started = time.time()
+        try:
+            meta = self.origin.metadata(p.image_id)
+        except ImageCacheError as exc:
+            return TaskResult(ok=True, details={"state": "error", "error": str(exc)})
+        if meta.status != "active":
+            return TaskResult(
+                ok=True, details={"state": "error", "error": f"Image {p.image_id} is not active."}
+            )
+        pin_until = started + float(p.pin_seconds or 0)
+        if self.cache.is_cached(meta):
+            self.cache.pin(meta.id, pin_until)
+            return TaskResult(ok=True, details=self._details("existing", None, meta, started, 0, 0, []))
+        from_origin = from_peers = 0
+        refused: list[dict[str, Any]] = []
+        errors: list[str] = []
+        for source in p.sources if isinstance(p.sources, list) else []:
+            label = str(source.get("source"))
+            counted, ticket, url = None, "", str(source.get("url") or "")
+            try:
+                if label == "origin":
+                    counted = _Counted(self.origin.chunks(meta.id), self._reporter(p, label))
+                else:
+                    sender = label.removeprefix("peer:")
+                    ticket = self.ticket(meta.id, sender)
+                    counted = _Counted(self._peer_chunks(url, meta.id, ticket), self._reporter(p, label))
+                filled = self.cache.fill(meta, throttled(iter(counted), int(p.rate or 0)), label)
+            except (ImageCacheError, httpx.HTTPError, OSError) as exc:
+                errors.append(f"{label}: {exc}")
+                if counted is not None and label != "origin" and _mismatch(exc):
+                    dropped = self._reverify(url, meta.id, ticket)
+                    refused.append(
+                        {"peer": label.removeprefix("peer:"), "reason": str(exc), "dropped": dropped}
+                    )
+                continue
+            finally:
+                if counted is not None:
+                    if label == "origin":
+                        from_origin += counted.bytes
+                    else:
+                        from_peers += counted.bytes
+            self.cache.pin(meta.id, pin_until)
+            state = "cached" if filled else "existing"
+            return TaskResult(
+                ok=True, details=self._details(state, label, meta, started, from_origin, from_peers, refused)
+            )
+        details = self._details("error", None, meta, started, from_origin, from_peers, refused)
+        details["error"] = "; ".join(errors) or "no source to copy from"
+        return TaskResult(ok=True, details=details)
+
+    @staticmethod
+    def _details(
+        state: str,
+        source: str | None,
+        meta: ImageMeta,
+        started: float,
+        from_origin: int,
+        from_peers: int,
+        refused: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        return {
+            "state": state,
+            "source": source,
+            "bytes": (meta.size or 0) if state in ("cached", "existing") else 0,
+            "bytes_from_origin": from_origin,
+            "bytes_from_peers": from_peers,
+            "refused": refused,
+            "seconds": round(time.time() - started, 3),
+        }

@@ -1,0 +1,171 @@
+"""The precache fan-out planner: which (host, image) of a job starts copying now, and from
+where. Pure: it takes the job's rows as they are (with each host's liveness) and returns a
+decision; no I/O, no clock. The service runs it after every change of a job (created, a
+host's report, a host found down) and commits its decision in the same transaction.
+
+The rules, per image:
+- A host whose service is down is skipped (as Nova skips it); one that was copying is
+  skipped too, so a dead seed is replaced on the next pass.
+- Hosts are grouped by rack label (hosts without one form one rack, ""). A rack with no
+  verified copy and no copy in flight gets ONE seed, copying from the origin; the origin
+  serves at most `origin_concurrency` copies at once over the whole job (seeds wait their
+  turn), so the origin sends one copy per rack.
+- A host holding a verified copy (`cached` or `existing`, and up) is a holder: it serves at
+  most `peers_per_holder` hosts of its rack at once. Every queued host of a rack that has a
+  holder with a free slot copies from it; its sources are that holder, then up to
+  `peer_fallbacks` other holders of the rack, then the origin as the last resort. No peer
+  traffic crosses racks unless `cross_rack_peers`.
+- Retries (`after_failure`): a failed (host, image) goes back to the queue until it has been
+  tried `max_attempts` times, then it is an error. The origin therefore serves at most
+  racks + (retries that fell back to it) copies; the agents report every origin byte.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+ORIGIN = "origin"
+PEER = "peer:"
+
+QUEUED = "queued"
+DOWNLOADING = "downloading"
+CACHED = "cached"
+EXISTING = "existing"
+ERROR = "error"
+SKIPPED = "skipped"
+UNSUPPORTED = "unsupported"
+HOLDING = frozenset({CACHED, EXISTING})
+ACTIVE = frozenset({QUEUED, DOWNLOADING})
+TERMINAL = frozenset({CACHED, EXISTING, ERROR, SKIPPED, UNSUPPORTED})
+
+HOST_DOWN = "host down"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One image on one host of the job, as it stands."""
+
+    host: str
+    image_id: str
+    rack: str | None = None
+    state: str = QUEUED
+    source: str | None = None  # while downloading or once done: "origin" | "peer:<host>"
+    attempts: int = 0
+    up: bool = True
+    free_disk_gb: int = 0
+
+
+@dataclass(frozen=True)
+class Policy:
+    origin_concurrency: int = 4
+    peers_per_holder: int = 2
+    peer_fallbacks: int = 1
+    max_attempts: int = 3
+    cross_rack_peers: bool = False
+
+
+@dataclass(frozen=True)
+class Assignment:
+    host: str
+    image_id: str
+    sources: tuple[str, ...]  # in order: "peer:<host>"…, "origin"
+
+    @property
+    def source(self) -> str:
+        return self.sources[0]
+
+
+@dataclass(frozen=True)
+class Skip:
+    host: str
+    image_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    assignments: tuple[Assignment, ...] = ()
+    skips: tuple[Skip, ...] = ()
+
+
+def peer(host: str) -> str:
+    return f"{PEER}{host}"
+
+
+def peer_host(source: str | None) -> str | None:
+    return source[len(PEER) :] if source and source.startswith(PEER) else None
+
+
+def plan(targets: Iterable[Target], policy: Policy) -> Plan:
+    rows = list(targets)
+    skips = tuple(Skip(t.host, t.image_id, HOST_DOWN) for t in rows if t.state in ACTIVE and not t.up)
+    live = [t for t in rows if t.up]
+    origin_busy = sum(1 for t in live if t.state == DOWNLOADING and t.source == ORIGIN)
+    assignments: list[Assignment] = []
+    by_image: dict[str, list[Target]] = defaultdict(list)
+    for t in live:
+        by_image[t.image_id].append(t)
+    for image_id in sorted(by_image):
+        made, origin_busy = _plan_image(image_id, by_image[image_id], policy, origin_busy)
+        assignments += made
+    return Plan(tuple(assignments), skips)
+
+
+def _rack(t: Target) -> str:
+    return t.rack or ""
+
+
+def _plan_image(
+    image_id: str, rows: Sequence[Target], policy: Policy, origin_busy: int
+) -> tuple[list[Assignment], int]:
+    serving = Counter(t.source for t in rows if t.state == DOWNLOADING and peer_host(t.source))
+    holders: dict[str, list[str]] = defaultdict(list)
+    in_flight: Counter[str] = Counter()
+    queued: dict[str, list[Target]] = defaultdict(list)
+    for t in sorted(rows, key=lambda t: t.host):
+        if t.state in HOLDING:
+            holders[_rack(t)].append(t.host)
+        elif t.state == DOWNLOADING:
+            in_flight[_rack(t)] += 1
+        elif t.state == QUEUED:
+            queued[_rack(t)].append(t)
+    everyone = sorted(h for hs in holders.values() for h in hs)
+    made: list[Assignment] = []
+    for rack in sorted(queued):
+        waiting = sorted(queued[rack], key=lambda t: (-t.free_disk_gb, t.host))
+        rack_holders = holders.get(rack) or (everyone if policy.cross_rack_peers else [])
+        free = {h: policy.peers_per_holder - serving[peer(h)] for h in rack_holders}
+        if not rack_holders:
+            if in_flight[rack] == 0 and origin_busy < policy.origin_concurrency:
+                made.append(Assignment(waiting[0].host, image_id, (ORIGIN,)))
+                origin_busy += 1
+            continue
+        for t in waiting:
+            open_ = [h for h in rack_holders if free[h] > 0]
+            if not open_:
+                break
+            chosen = max(open_, key=lambda h: (free[h], -rack_holders.index(h)))
+            free[chosen] -= 1
+            others = [h for h in rack_holders if h != chosen][: policy.peer_fallbacks]
+            made.append(Assignment(t.host, image_id, (peer(chosen), *map(peer, others), ORIGIN)))
+    return made, origin_busy
+
+
+def after_failure(attempts: int, policy: Policy) -> str:
+    """A (host, image) whose copy failed after `attempts` tries: queued again, or an error."""
+    return QUEUED if attempts < policy.max_attempts else ERROR
+
+
+def job_state(states: Iterable[str], cancelled: bool = False) -> str:
+    """running while any (host, image) is queued or copying; then cancelled (if asked), failed
+    (nothing cached and at least one error) or done."""
+    seen = list(states)
+    if any(s in ACTIVE for s in seen):
+        return "running"
+    if cancelled:
+        return "cancelled"
+    if any(s == ERROR for s in seen) and not any(s in HOLDING for s in seen):
+        return "failed"
+    return "done"

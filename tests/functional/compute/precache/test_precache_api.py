@@ -1,0 +1,235 @@
+"""os-kumo-image-precache and Nova's 2.81 route over a cloud of fake-driver agents in two racks,
+each agent with its own image cache and peer endpoint (the real agent protocol)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from kumo.agent import precache as agent_precache
+from kumo.config import get_settings
+from tests.conftest import DEMO_PASSWORD, Cloud, Fleet, wait_for
+from tests.functional.compute.test_dead_host import _force_down
+from tests.functional.helpers import upload_image
+
+API = "/compute/v2.1/os-kumo-image-precache"
+SIZE = 1024 * 1024 + 17
+
+
+def _hosts(fleet: Fleet, tmp_path: Path, racks: dict[str, list[str]]) -> None:
+    for rack, names in racks.items():
+        for name in names:
+            fleet.add(name, rack=rack, image_cache=tmp_path / "caches" / name)
+
+
+def _finished(c: httpx.Client, job_id: str, timeout: float = 30.0) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        job: dict[str, Any] = c.get(f"{API}/{job_id}").json()["job"]
+        return job if job["state"] != "running" else None
+
+    return wait_for(done, timeout=timeout)
+
+
+def _by_host(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {h["host"]: h for h in job["hosts"]}
+
+
+def test_one_origin_copy_per_rack_and_peers_for_the_rest(cloud: Cloud, fleet: Fleet, tmp_path: Path) -> None:
+    _one_origin_copy_per_rack(cloud, fleet, tmp_path)
+
+
+@pytest.mark.postgres
+def test_one_origin_copy_per_rack_on_postgresql(pg_cloud: Cloud, pg_fleet: Fleet, tmp_path: Path) -> None:
+    """The same on PostgreSQL: the migration, row locks of the job, concurrent reports."""
+    _one_origin_copy_per_rack(pg_cloud, pg_fleet, tmp_path)
+
+
+def _one_origin_copy_per_rack(cloud: Cloud, fleet: Fleet, tmp_path: Path) -> None:
+    racks = {"r1": ["pc-a1", "pc-a2", "pc-a3"], "r2": ["pc-b1", "pc-b2", "pc-b3"]}
+    _hosts(fleet, tmp_path, racks)
+    with cloud.client() as c:
+        image = upload_image(c, content=os.urandom(SIZE))
+        resp = c.post(API, json={"image_ids": [image], "hosts": [h for hs in racks.values() for h in hs]})
+        assert resp.status_code == 202, resp.text
+        job_id = resp.json()["job_id"]
+        assert resp.headers["X-Kumo-Precache-Job"] == job_id
+        assert resp.headers["Location"].endswith(f"{API}/{job_id}")
+        job = _finished(c, job_id)
+        assert job["state"] == "done"
+        assert job["overall_status"] == "6 of 6 hosts done. 0 errors."
+        assert (job["num_hosts"], job["num_hosts_done"], job["total_errors"]) == (6, 6, 0)
+        assert job["bytes_from_origin"] == 2 * SIZE  # exactly one copy per rack
+        assert job["bytes_from_peers"] == 4 * SIZE
+        hosts = _by_host(job)
+        assert {h["state"] for h in hosts.values()} == {"cached"}
+        for rack, names in racks.items():
+            (seed,) = [n for n in names if hosts[n]["source"] == "origin"]
+            for name in names:
+                source = hosts[name]["source"]
+                if name != seed:
+                    assert source.startswith("peer:") and source[5:] in names  # never across racks
+                assert hosts[name]["bytes"] == SIZE and hosts[name]["finished_at"]
+            assert {"rack": rack, "seed": seed, "done": 3, "total": 3} in job["racks"]
+        # every host holds the verified copy, published once
+        for names in racks.values():
+            for name in names:
+                assert (tmp_path / "caches" / name / image).stat().st_size == SIZE
+        scrape = httpx.get(f"{cloud.url}/metrics").text
+        assert 'kumo_precache_bytes_total{source="origin"}' in scrape
+        assert 'kumo_precache_bytes_total{source="peer"}' in scrape
+        # Workday's second lookup: by image
+        listed = c.get(API, params={"image_id": image}).json()["jobs"]
+        assert [j["job_id"] for j in listed] == [job_id]
+        assert c.get(API, params={"image_id": "0" * 8 + "-0000-4000-8000-" + "0" * 12}).json()["jobs"] == []
+
+
+def test_a_corrupt_peer_copy_is_refused_dropped_and_another_source_used(
+    cloud: Cloud, fleet: Fleet, tmp_path: Path
+) -> None:
+    _hosts(fleet, tmp_path, {"r1": ["pc-c1", "pc-c2"]})
+    with cloud.client() as c:
+        image = upload_image(c, content=os.urandom(SIZE))
+        first = _finished(c, c.post(API, json={"image_ids": [image], "hosts": ["pc-c1"]}).json()["job_id"])
+        assert _by_host(first)["pc-c1"]["state"] == "cached"
+        copy = tmp_path / "caches" / "pc-c1" / image
+        copy.chmod(0o644)
+        with open(copy, "r+b") as data:  # the same size, one byte changed
+            data.seek(SIZE // 2)
+            byte = data.read(1)
+            data.seek(SIZE // 2)
+            data.write(bytes([byte[0] ^ 0xFF]))
+        job = _finished(
+            c, c.post(API, json={"image_ids": [image], "hosts": ["pc-c1", "pc-c2"]}).json()["job_id"]
+        )
+        hosts = _by_host(job)
+        receiver = hosts["pc-c2"]
+        assert receiver["state"] == "cached" and receiver["source"] == "origin"
+        (refusal,) = receiver["refused"]
+        assert refusal["peer"] == "pc-c1" and refusal["dropped"] is True
+        assert "verification" in refusal["reason"]
+        # the sender's bad copy was dropped and copied again, from the receiver's good one
+        assert hosts["pc-c1"]["state"] == "cached" and hosts["pc-c1"]["source"] == "peer:pc-c2"
+        assert job["state"] == "done" and job["total_errors"] == 0
+        # each host's cache report says where its copy came from
+        (c2,) = c.get("/compute/v2.1/os-kumo-image-cache/pc-c2").json()["images"]
+        (c1,) = c.get("/compute/v2.1/os-kumo-image-cache/pc-c1").json()["images"]
+        assert (c2["id"], c2["source"], c1["source"]) == (image, "origin", "peer:pc-c2")
+        assert c1["hash_value"] == c2["hash_value"] and c1["pinned_until"] > 0
+        assert (tmp_path / "caches" / "pc-c1" / image).read_bytes() == (
+            tmp_path / "caches" / "pc-c2" / image
+        ).read_bytes()
+
+
+def test_a_dead_host_is_skipped_and_the_aggregate_route_makes_a_job(
+    cloud: Cloud, fleet: Fleet, tmp_path: Path
+) -> None:
+    _hosts(fleet, tmp_path, {"r1": ["pc-d1", "pc-d2", "pc-d3"]})
+    with cloud.client(microversion="2.81") as c:
+        image = upload_image(c, content=os.urandom(SIZE))
+        _force_down(c, "pc-d1")
+        agg = c.post("/compute/v2.1/os-aggregates", json={"aggregate": {"name": "pc-agg"}}).json()[
+            "aggregate"
+        ]
+        for host in ("pc-d1", "pc-d2", "pc-d3"):
+            add = c.post(f"/compute/v2.1/os-aggregates/{agg['id']}/action", json={"add_host": {"host": host}})
+            assert add.status_code == 200, add.text
+        resp = c.post(f"/compute/v2.1/os-aggregates/{agg['id']}/images", json={"cache": [{"id": image}]})
+        assert resp.status_code == 202 and resp.content == b""  # Nova's contract
+        job = _finished(c, resp.headers["X-Kumo-Precache-Job"])
+        assert job["aggregate_id"] == agg["id"]
+        hosts = _by_host(job)
+        assert (hosts["pc-d1"]["state"], hosts["pc-d1"]["error"]) == ("skipped", "host down")
+        assert job["skipped_hosts"] == ["pc-d1"]
+        assert {hosts["pc-d2"]["state"], hosts["pc-d3"]["state"]} == {"cached"}
+        assert job["bytes_from_origin"] == SIZE
+        assert job["overall_status"] == "3 of 3 hosts done. 0 errors."
+
+
+def test_a_seed_that_dies_while_copying_is_replaced(
+    cloud: Cloud, fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = get_settings()
+    monkeypatch.setattr(settings, "precache_transfer_rate", SIZE // 10)  # the first seed: ~10 s
+    _hosts(fleet, tmp_path, {"r1": ["pc-f1", "pc-f2", "pc-f3"]})
+    with cloud.client(microversion="2.53") as c:
+        image = upload_image(c, content=os.urandom(SIZE))
+        job_id = c.post(API, json={"image_ids": [image], "hosts": ["pc-f1", "pc-f2", "pc-f3"]}).json()[
+            "job_id"
+        ]
+        (seed,) = [
+            h["host"] for h in c.get(f"{API}/{job_id}").json()["job"]["hosts"] if h["source"] == "origin"
+        ]
+        _force_down(c, seed)
+        monkeypatch.setattr(settings, "precache_transfer_rate", 0)  # the copies after it: at once
+        job = _finished(c, job_id)  # the API's sweep (every 5 s) finds the seed down
+        hosts = _by_host(job)
+        assert (hosts[seed]["state"], hosts[seed]["error"]) == ("skipped", "host down")
+        others = sorted(set(hosts) - {seed})
+        assert {hosts[h]["state"] for h in others} == {"cached"}
+        (new_seed,) = [h for h in others if hosts[h]["source"] == "origin"]  # the rack's new seed
+        (last,) = set(others) - {new_seed}
+        assert hosts[last]["source"] == f"peer:{new_seed}"
+        assert job["state"] == "done" and job["overall_status"] == "3 of 3 hosts done. 0 errors."
+
+
+def test_cancel_skips_the_queued_hosts(
+    cloud: Cloud, fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    size = 4 * 1024 * 1024 + 17
+    monkeypatch.setattr(get_settings(), "precache_transfer_rate", size // 2)  # a seed takes ~2 s
+    monkeypatch.setattr(agent_precache, "PROGRESS_EVERY", 0.2)
+    _hosts(fleet, tmp_path, {"r1": ["pc-e1", "pc-e2", "pc-e3"]})
+    with cloud.client() as c:
+        image = upload_image(c, content=os.urandom(size))
+        job_id = c.post(API, json={"image_ids": [image], "hosts": ["pc-e1", "pc-e2", "pc-e3"]}).json()[
+            "job_id"
+        ]
+        running = c.get(f"{API}/{job_id}").json()["job"]
+        assert running["state"] == "running" and running["num_hosts_downloading"] == 1
+        assert running["num_hosts_queued"] == 2
+
+        def progress() -> int:  # the copy in flight reports its bytes so far
+            hosts = c.get(f"{API}/{job_id}").json()["job"]["hosts"]
+            return sum(h["bytes"] for h in hosts if h["state"] == "downloading")
+
+        assert 0 < wait_for(progress, timeout=5) < size  # reported while still downloading
+        assert c.delete(f"{API}/{job_id}").status_code == 202
+        job = _finished(c, job_id)
+        assert job["state"] == "cancelled"
+        states = sorted(h["state"] for h in job["hosts"])
+        assert states == ["cached", "skipped", "skipped"]
+        assert {h["error"] for h in job["hosts"] if h["state"] == "skipped"} == {"cancelled"}
+
+
+def test_bad_input_answers_as_nova(cloud: Cloud) -> None:
+    missing = "11111111-2222-4333-8444-555555555555"
+    with cloud.client() as c:
+        image = upload_image(c)
+        for body in (
+            {},
+            {"image_ids": []},
+            {"image_ids": ["not-a-uuid"], "hosts": ["h"]},
+            {"image_ids": [image, image], "hosts": ["h"]},
+            {"image_ids": [image]},
+            {"image_ids": [image], "hosts": ["h"], "availability_zone": "nova"},
+            {"image_ids": [image], "hosts": []},
+            {"image_ids": [image], "aggregate_id": "x"},
+            {"image_ids": [image], "flavor": 1},
+        ):
+            resp = c.post(API, json=body)
+            assert resp.status_code == 400, (body, resp.text)
+            assert resp.json()["badRequest"]["code"] == 400
+        assert c.post(API, json={"image_ids": [image], "hosts": ["nowhere"]}).status_code == 404
+        assert c.post(API, json={"image_ids": [image], "aggregate_id": 4242}).status_code == 404
+        assert c.post(API, json={"image_ids": [image], "availability_zone": "nowhere"}).status_code == 404
+        unknown = c.get(f"{API}/{missing}")
+        assert unknown.status_code == 404 and "itemNotFound" in unknown.json()
+        assert c.delete(f"{API}/{missing}").status_code == 404
+        assert c.get(API, params={"image_id": "nope"}).status_code == 400
+    with cloud.client(cloud.token("demo", DEMO_PASSWORD, "demo")) as member:
+        assert member.get(API).status_code == 403
+        assert member.post(API, json={"image_ids": [image], "hosts": ["h"]}).status_code == 403

@@ -1,0 +1,158 @@
+"""The agent's precache role over loopback: the peer endpoint (tickets, Range, re-verify), the
+receiver's verification and fallback, the per-transfer cap, and pinning."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kumo.agent.agent import Agent
+from kumo.agent.drivers.fake import FakeDriver
+from kumo.agent.imagecache import ImageCache, ImageMeta
+from kumo.agent.precache import TICKET_HEADER, PeerServer, Precacher, throttled
+from kumo.agent.protocol import TaskOut
+from kumo.compute.precache import tickets
+from kumo.work.kinds import PrecachePayload
+
+IMG = "11111111-1111-4111-8111-111111111111"
+KEY = tickets.derive_key("token")
+DATA = os.urandom(3 * 1024 * 1024 + 5)
+
+
+class Origin:
+    def __init__(self, data: bytes = DATA) -> None:
+        self.data, self.served = data, 0
+
+    def metadata(self, image_id: str) -> ImageMeta:
+        digest = hashlib.sha512(DATA).hexdigest()
+        return ImageMeta(image_id, "active", "raw", len(DATA), "sha512", digest)
+
+    def chunks(self, image_id: str) -> Iterator[bytes]:
+        for i in range(0, len(self.data), 1024 * 1024):
+            self.served += len(self.data[i : i + 1024 * 1024])
+            yield self.data[i : i + 1024 * 1024]
+
+
+def _ticket(receiver: str) -> tuple[str, str]:
+    def mint(image_id: str, sender: str) -> str:
+        return tickets.mint(KEY, image_id, sender, receiver, int(time.time()) + 60)
+
+    return receiver, mint  # type: ignore[return-value]
+
+
+@pytest.fixture
+def holder(tmp_path: Path) -> Iterator[PeerServer]:
+    origin = Origin()
+    cache = ImageCache(tmp_path / "holder", origin)
+    cache.fill(origin.metadata(IMG), origin.chunks(IMG), "origin")
+    server = PeerServer("holder", cache, KEY).start()
+    yield server
+    server.stop()
+
+
+def _payload(*sources: dict[str, str], rate: int = 0) -> PrecachePayload:
+    return PrecachePayload("job", IMG, list(sources), rate, 3600)
+
+
+def test_the_peer_endpoint_wants_a_ticket_for_this_image_and_host(holder: PeerServer) -> None:
+    url = f"{holder.url}/cache/{IMG}"
+    assert httpx.get(url).status_code == 403
+    for wrong in (
+        tickets.mint(KEY, IMG, "someone-else", "r", int(time.time()) + 60),
+        tickets.mint(KEY, IMG, "holder", "r", int(time.time()) - 1),
+        tickets.mint(tickets.derive_key("x"), IMG, "holder", "r", int(time.time()) + 60),
+    ):
+        assert httpx.get(url, headers={TICKET_HEADER: wrong}).status_code == 403
+    good = {TICKET_HEADER: tickets.mint(KEY, IMG, "holder", "r", int(time.time()) + 60)}
+    full = httpx.get(url, headers=good)
+    assert full.status_code == 200 and full.content == DATA
+    ranged = httpx.get(url, headers={**good, "Range": "bytes=100-"})
+    assert ranged.status_code == 206 and ranged.content == DATA[100:]
+    other = "22222222-2222-4222-8222-222222222222"
+    other_ticket = {TICKET_HEADER: tickets.mint(KEY, other, "holder", "r", int(time.time()) + 60)}
+    assert httpx.get(f"{holder.url}/cache/{other}", headers=other_ticket).status_code == 404
+
+
+def test_a_receiver_copies_from_its_peer(holder: PeerServer, tmp_path: Path) -> None:
+    origin = Origin()
+    receiver, mint = _ticket("receiver")
+    cache = ImageCache(tmp_path / "receiver", origin)
+    run = Precacher(receiver, cache, origin, mint).run  # type: ignore[arg-type]
+    result = run(_payload({"source": "peer:holder", "url": holder.url}, {"source": "origin"}))
+    assert result.details["state"] == "cached" and result.details["source"] == "peer:holder"
+    assert (result.details["bytes_from_peers"], result.details["bytes_from_origin"]) == (len(DATA), 0)
+    assert origin.served == 0 and holder.served == len(DATA)
+    assert (tmp_path / "receiver" / IMG).read_bytes() == DATA
+    again = run(_payload({"source": "origin"}))
+    assert again.details["state"] == "existing" and origin.served == 0  # never twice
+
+
+def test_a_corrupt_peer_copy_is_refused_dropped_and_the_next_source_used(
+    holder: PeerServer, tmp_path: Path
+) -> None:
+    copy = tmp_path / "holder" / IMG
+    copy.chmod(0o644)
+    copy.write_bytes(DATA[:-1] + bytes([DATA[-1] ^ 1]))
+    origin = Origin()
+    receiver, mint = _ticket("receiver")
+    cache = ImageCache(tmp_path / "receiver", origin)
+    result = Precacher(receiver, cache, origin, mint).run(  # type: ignore[arg-type]
+        _payload({"source": "peer:holder", "url": holder.url}, {"source": "origin"})
+    )
+    assert result.details["state"] == "cached" and result.details["source"] == "origin"
+    (refusal,) = result.details["refused"]
+    assert refusal["peer"] == "holder" and refusal["dropped"] is True
+    assert not copy.exists()  # the sender re-verified and dropped its bad copy
+    assert (tmp_path / "receiver" / IMG).read_bytes() == DATA
+    assert result.details["bytes_from_origin"] == len(DATA)
+
+
+def test_every_source_failing_is_an_error(tmp_path: Path) -> None:
+    origin = Origin(data=b"wrong data")
+    receiver, mint = _ticket("receiver")
+    cache = ImageCache(tmp_path / "receiver", origin)
+    result = Precacher(receiver, cache, origin, mint).run(  # type: ignore[arg-type]
+        _payload({"source": "peer:gone", "url": "http://127.0.0.1:9"}, {"source": "origin"})
+    )
+    assert result.details["state"] == "error"
+    assert "peer:gone" in result.details["error"] and "origin" in result.details["error"]
+    assert not (tmp_path / "receiver" / IMG).exists()
+
+
+def test_the_transfer_cap_holds() -> None:
+    started = time.monotonic()
+    sent = sum(len(c) for c in throttled(iter([b"x" * 100_000] * 5), rate=1_000_000))
+    elapsed = time.monotonic() - started
+    assert sent == 500_000 and 0.45 <= elapsed < 1.5
+
+
+def test_a_precached_image_is_pinned_against_eviction(tmp_path: Path) -> None:
+    origin = Origin()
+    cache = ImageCache(tmp_path / "c", origin, max_age=0)
+    cache.fill(origin.metadata(IMG), origin.chunks(IMG), "origin")
+    cache.pin(IMG, time.time() + 3600)
+    assert cache.evict(now=time.time() + 60) == []
+    assert cache.evict(now=time.time() + 7200) == [IMG]
+
+
+def test_an_agent_runs_precache_copies_on_workers_of_their_own(tmp_path: Path) -> None:
+    """A copy of minutes never sits in front of a guest's task or a firewall converge."""
+    agent = Agent("http://127.0.0.1:9", "hv-pc", FakeDriver("hv-pc"), "token", image_cache=tmp_path / "cache")
+    try:
+        copy = TaskOut(id="t1", kind="precache", instance_uuid=None, payload={}, request_id=None)
+        spawn = TaskOut(id="t2", kind="spawn", instance_uuid="u1", payload={}, request_id=None)
+        agent._dispatch(copy)
+        agent._dispatch(spawn)
+        assert sum(q.qsize() for q in agent._precache_queues) == 1
+        assert sum(q.qsize() for q in agent._queues) == 1
+        assert agent.peer is not None and agent.peer.url.startswith("http://127.0.0.1:")
+    finally:
+        assert agent.peer is not None
+        agent.peer.httpd.server_close()
+        agent.client.close()

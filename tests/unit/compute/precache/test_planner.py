@@ -1,0 +1,176 @@
+"""The pure fan-out planner: one origin copy per rack, bounded peers, reassignment, retries."""
+
+from __future__ import annotations
+
+import pytest
+
+from kumo.compute.precache.planner import (
+    ORIGIN,
+    Assignment,
+    Plan,
+    Policy,
+    Skip,
+    Target,
+    after_failure,
+    job_state,
+    plan,
+)
+
+IMG = "11111111-1111-4111-8111-111111111111"
+IMG2 = "22222222-2222-4222-8222-222222222222"
+
+
+def t(
+    host: str, rack: str | None = "r1", state: str = "queued", source: str | None = None, **kw: object
+) -> Target:
+    return Target(host, str(kw.pop("image", IMG)), rack, state, source, **kw)  # type: ignore[arg-type]
+
+
+def origin(host: str, image: str = IMG) -> Assignment:
+    return Assignment(host, image, (ORIGIN,))
+
+
+def peers(host: str, *holders: str, image: str = IMG) -> Assignment:
+    return Assignment(host, image, (*(f"peer:{h}" for h in holders), ORIGIN))
+
+
+CASES = [
+    pytest.param(
+        [t("a1"), t("a2"), t("a3")],
+        Policy(),
+        Plan((origin("a1"),)),
+        id="a fresh rack gets one seed from the origin, the others wait",
+    ),
+    pytest.param(
+        [t(f"{r}{i}", rack=r) for r in "abc" for i in (1, 2)],
+        Policy(origin_concurrency=2),
+        Plan((origin("a1"), origin("b1"))),
+        id="one seed per rack, at most origin_concurrency seeds at once",
+    ),
+    pytest.param(
+        [t("a1", state="downloading", source=ORIGIN), t("a2"), t("b1", rack="b"), t("b2", rack="b")],
+        Policy(origin_concurrency=1),
+        Plan(),
+        id="the origin is busy: the next rack's seed waits its turn",
+    ),
+    pytest.param(
+        [t("a1", state="downloading", source=ORIGIN), t("a2"), t("a3")],
+        Policy(),
+        Plan(),
+        id="a rack whose seed is in flight waits for it (no second origin copy)",
+    ),
+    pytest.param(
+        [t("a1", state="cached", source=ORIGIN), t("a2"), t("a3"), t("a4"), t("a5")],
+        Policy(peers_per_holder=2),
+        Plan((peers("a2", "a1"), peers("a3", "a1"))),
+        id="a holder serves at most peers_per_holder peers at once",
+    ),
+    pytest.param(
+        [
+            t("a1", state="cached", source=ORIGIN),
+            t("a2", state="cached", source="peer:a1"),
+            t("a3", state="downloading", source="peer:a1"),
+            t("a4"),
+            t("a5"),
+            t("a6"),
+        ],
+        Policy(peers_per_holder=2, peer_fallbacks=1),
+        Plan((peers("a4", "a2", "a1"), peers("a5", "a1", "a2"), peers("a6", "a2", "a1"))),
+        id="free slots are filled, the freest holder first; fallbacks: another holder, then the origin",
+    ),
+    pytest.param(
+        [t("a1", state="existing"), t("b1", rack="b"), t("b2", rack="b")],
+        Policy(),
+        Plan((origin("b1"),)),
+        id="no peer traffic across racks by default",
+    ),
+    pytest.param(
+        [t("a1", state="existing"), t("b1", rack="b"), t("b2", rack="b")],
+        Policy(cross_rack_peers=True),
+        Plan((peers("b1", "a1"), peers("b2", "a1"))),
+        id="cross-rack peers when asked",
+    ),
+    pytest.param(
+        [t("a1", state="downloading", source=ORIGIN, up=False), t("a2"), t("a3")],
+        Policy(),
+        Plan((origin("a2"),), (Skip("a1", IMG, "host down"),)),
+        id="a dead seed is skipped and replaced",
+    ),
+    pytest.param(
+        [t("a1", state="cached", up=False), t("a2"), t("a3")],
+        Policy(),
+        Plan((origin("a2"),)),
+        id="a dead holder serves no one: the rack is seeded again",
+    ),
+    pytest.param(
+        [t("a1", up=False), t("a2")],
+        Policy(),
+        Plan((origin("a2"),), (Skip("a1", IMG, "host down"),)),
+        id="a dead queued host is skipped",
+    ),
+    pytest.param(
+        [t("a1", free_disk_gb=10), t("a2", free_disk_gb=500)],
+        Policy(),
+        Plan((origin("a2"),)),
+        id="the seed is the host with the most free disk",
+    ),
+    pytest.param(
+        [t("a1", rack=None), t("a2", rack=None)],
+        Policy(),
+        Plan((origin("a1"),)),
+        id="hosts without a rack label form one rack",
+    ),
+    pytest.param(
+        [t("a1"), t("a1", image=IMG2)],
+        Policy(origin_concurrency=1),
+        Plan((origin("a1"),)),
+        id="the origin's bound covers every image of the job",
+    ),
+    pytest.param(
+        [t("a1", state="error"), t("a2", state="skipped"), t("a3", state="cached")],
+        Policy(),
+        Plan(),
+        id="nothing to do once every row is terminal",
+    ),
+]
+
+
+@pytest.mark.parametrize(("targets", "policy", "expected"), CASES)
+def test_plan(targets: list[Target], policy: Policy, expected: Plan) -> None:
+    assert plan(targets, policy) == expected
+
+
+def test_a_rack_fills_in_generations_with_one_origin_copy() -> None:
+    """Run the planner to the end over a rack of 40 (every copy succeeds at once): the origin
+    serves one copy, and the holders triple per generation (1 + 2 per holder)."""
+    rows = {f"h{i:02}": t(f"h{i:02}") for i in range(40)}
+    generations = origin_copies = 0
+    while any(r.state == "queued" for r in rows.values()):
+        decision = plan(rows.values(), Policy(peers_per_holder=2))
+        assert decision.assignments
+        generations += 1
+        for a in decision.assignments:
+            origin_copies += a.source == ORIGIN
+            rows[a.host] = t(a.host, state="cached", source=a.source)
+    assert origin_copies == 1
+    assert generations == 1 + 4  # the seed, then ⌈log₃ 40⌉ = 4 generations of peers
+
+
+@pytest.mark.parametrize(("attempts", "state"), [(1, "queued"), (2, "queued"), (3, "error"), (4, "error")])
+def test_retries_are_bounded(attempts: int, state: str) -> None:
+    assert after_failure(attempts, Policy(max_attempts=3)) == state
+
+
+@pytest.mark.parametrize(
+    ("states", "cancelled", "expected"),
+    [
+        (["cached", "queued"], False, "running"),
+        (["cached", "downloading"], True, "running"),
+        (["cached", "existing", "skipped"], False, "done"),
+        (["cached", "error"], False, "done"),
+        (["error", "skipped"], False, "failed"),
+        (["cached", "skipped"], True, "cancelled"),
+    ],
+)
+def test_job_state(states: list[str], cancelled: bool, expected: str) -> None:
+    assert job_state(states, cancelled) == expected
