@@ -370,6 +370,11 @@ class Agent(ApiLink):
             self.peer = PeerServer(host, image_cache, key, bind=peer_bind)
             precacher = Precacher(host, image_cache, HttpImageSource(self.client), self._precache_ticket)
             self._roles[TaskKind.PRECACHE] = precacher.run
+        # A copy takes an image's whole transfer (a minute for 6 GiB at the default cap): it runs
+        # on a worker of its own, never in front of a converge on the role workers (a libvirt
+        # host's firewall_sync) nor of a spawn on the instances' workers. One at a time: the
+        # host's link is the limit anyway.
+        self._copy_queues: list[queue.Queue[TaskOut]] = [queue.Queue()] if self.peer is not None else []
 
     def _precache_ticket(self, image_id: str, sender: str) -> str:
         body = {"image_id": image_id, "sender": sender, "receiver": self.host}
@@ -503,7 +508,8 @@ class Agent(ApiLink):
         targets = [self._heartbeat_loop, self._poll_loop, self._power_sync_loop, self._report_loop]
         if self.cpu_sample_interval > 0:
             targets.append(self._cpu_signal_loop)
-        targets += [lambda q=q: self._worker(q) for q in [*self._queues, *self._role_queues]]  # type: ignore[misc]
+        queues = [*self._queues, *self._role_queues, *self._copy_queues]
+        targets += [lambda q=q: self._worker(q) for q in queues]  # type: ignore[misc]
         if self.firewall is not None:
             targets.append(self._firewall_retry_loop)
         if self.network is not None:
@@ -620,8 +626,11 @@ class Agent(ApiLink):
 
     def _dispatch(self, task: TaskOut) -> None:
         """Queue a received task on its worker: one instance's tasks in order, and one network's;
-        a role's own work on the role workers."""
+        a role's own work on the role workers; image copies (precache) on their own."""
         key = task.instance_uuid or str(task.payload.get("network_id") or task.id)
+        if task.kind == str(TaskKind.PRECACHE) and self._copy_queues:
+            self._copy_queues[0].put(task)
+            return
         queues = self._role_queues if self._is_role_task(task) else self._queues
         queues[zlib.crc32(key.encode()) % len(queues)].put(task)
 
