@@ -113,3 +113,8 @@ REBALANCE_VETOES = Counter("kumo_rebalance_vetoes_total", "Moves a pre-migrate d
 REBALANCE_SKIPPED = Counter(
     "kumo_rebalance_skipped_total", "Servers of hot hosts a plan left in place, by reason", ["reason"]
 )
+PRECACHE_BYTES = Counter(
+    "kumo_precache_bytes_total",
+    "Image bytes the hosts of precache jobs copied, by where from (origin: the image service; peer)",
+    ["source"],
+)

@@ -149,7 +149,7 @@ class PeerServer:
         self.httpd.daemon_threads = True
         self.url = f"http://{bind}:{self.httpd.server_address[1]}"
         self._thread = threading.Thread(
-            target=self.httpd.serve_forever, name=f"image-peer-{host}", daemon=True
+            target=self.httpd.serve_forever, args=(0.1,), name=f"image-peer-{host}", daemon=True
         )
 
     def start(self) -> PeerServer:
@@ -181,9 +181,17 @@ TicketSource = Callable[[str, str], str]  # (image_id, sender) -> ticket
 class Precacher:
     """Runs `precache` tasks for one host: the copy from the planned sources, in order."""
 
-    def __init__(self, host: str, cache: ImageCache, origin: ImageSource, ticket: TicketSource) -> None:
+    def __init__(
+        self,
+        host: str,
+        cache: ImageCache,
+        origin: ImageSource,
+        ticket: TicketSource,
+        peers: httpx.Client | None = None,
+    ) -> None:
         self.host, self.cache, self.origin, self.ticket = host, cache, origin, ticket
-        self.peers = httpx.Client(timeout=httpx.Timeout(60, connect=5))
+        # plain HTTP to the rack's peer endpoints (a client may be shared by simulated hosts)
+        self.peers = peers or httpx.Client(timeout=httpx.Timeout(60, connect=5))
 
     def _peer_chunks(self, url: str, image_id: str, ticket: str) -> Iterator[bytes]:
         with self.peers.stream("GET", f"{url}/cache/{image_id}", headers={TICKET_HEADER: ticket}) as resp:

@@ -33,6 +33,7 @@ from kumo.db import utcnow
 from kumo.db.base import wake_after_commit
 from kumo.errors import BadRequest, Forbidden, NotFound
 from kumo.image.service import get_image
+from kumo.metrics import PRECACHE_BYTES
 from kumo.work import queue
 from kumo.work.kinds import PrecachePayload, TaskKind
 from kumo.work.models import Task
@@ -167,7 +168,7 @@ def _liveness(session: Session, names: set[str]) -> tuple[dict[str, bool], dict[
     up: dict[str, bool] = {}
     disk: dict[str, int] = {}
     for host in session.scalars(select(ComputeHost).where(ComputeHost.name.in_(names))):
-        up[host.name] = is_up(host, now, timeout) and not host.disabled
+        up[host.name] = is_up(host, now, timeout)  # as Nova: a down host is skipped, a disabled one is not
         disk[host.name] = host.disk_gb
     return up, disk
 
@@ -246,8 +247,14 @@ def record(session: Session, task: Task, result: dict[str, Any]) -> None:
     now = utcnow()
     state = str(result.get("state") or planner.ERROR)
     row.bytes = int(result.get("bytes") or 0)
-    row.bytes_from_origin += int(result.get("bytes_from_origin") or 0)
-    row.bytes_from_peers += int(result.get("bytes_from_peers") or 0)
+    from_origin, from_peers = (
+        int(result.get("bytes_from_origin") or 0),
+        int(result.get("bytes_from_peers") or 0),
+    )
+    row.bytes_from_origin += from_origin
+    row.bytes_from_peers += from_peers
+    PRECACHE_BYTES.labels("origin").inc(from_origin)
+    PRECACHE_BYTES.labels("peer").inc(from_peers)
     refused = [r for r in result.get("refused") or [] if isinstance(r, dict)]
     row.refused = [*(row.refused or []), *refused]
     row.finished_at = now

@@ -67,6 +67,9 @@ def test_one_origin_copy_per_rack_and_peers_for_the_rest(cloud: Cloud, fleet: Fl
         for names in racks.values():
             for name in names:
                 assert (tmp_path / "caches" / name / image).stat().st_size == SIZE
+        scrape = httpx.get(f"{cloud.url}/metrics").text
+        assert 'kumo_precache_bytes_total{source="origin"}' in scrape
+        assert 'kumo_precache_bytes_total{source="peer"}' in scrape
         # Workday's second lookup: by image
         listed = c.get(API, params={"image_id": image}).json()["jobs"]
         assert [j["job_id"] for j in listed] == [job_id]
