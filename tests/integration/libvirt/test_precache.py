@@ -206,6 +206,16 @@ def origin_downloads(caplog: pytest.LogCaptureFixture, image_id: str) -> int:
     return sum(1 for r in caplog.records if DOWNLOAD_LOG in r.getMessage() and image_id in r.getMessage())
 
 
+def precache_bytes(cloud: Cloud) -> dict[str, float]:
+    """kumo_precache_bytes_total at /metrics, by source (the counter is the process's: compare)."""
+    found = {"origin": 0.0, "peer": 0.0}
+    for line in httpx.get(f"{cloud.url}/metrics").text.splitlines():
+        for source in found:
+            if line.startswith(f'kumo_precache_bytes_total{{source="{source}"}} '):
+                found[source] = float(line.split()[-1])
+    return found
+
+
 def test_one_origin_copy_per_rack_then_a_boot_that_downloads_nothing(
     one_rack: Rack, test_image: GuestImage, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -232,6 +242,7 @@ def test_one_origin_copy_per_rack_then_a_boot_that_downloads_nothing(
     images = {i: image_record(admin, i) for i in (disk, kernel, ramdisk)}  # all a boot reads
     total = sum(int(record["size"]) for record in images.values())
 
+    counted = precache_bytes(one_rack.cloud)
     osc.run(
         "--os-compute-api-version", "2.81", "aggregate", "cache", "image", one_rack.label, *images, json=False
     )
@@ -251,6 +262,8 @@ def test_one_origin_copy_per_rack_then_a_boot_that_downloads_nothing(
         assert row["source"] == expected, row
     for image_id in images:
         assert origin_downloads(caplog, image_id) == 1, image_id  # the origin's side agrees
+    metered = precache_bytes(one_rack.cloud)
+    assert {k: metered[k] - counted[k] for k in metered} == {"origin": total, "peer": total}
 
     # Both caches hold verified copies: the agents' reports, and the bytes on each host's disk.
     reports = {host: one_rack.cache_report(host) for host in (first, second)}
