@@ -28,6 +28,10 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from kumo.agent.agent import Agent
+from kumo.agent.drivers.load import load_driver
+from kumo.agent.precache import cache_of
+from tests.cli.conftest import OpenStackCLI, openstack_binary, write_clouds_yaml
 from tests.conftest import Cloud, wait_for
 from tests.integration.libvirt.conftest import MARKER, GuestImage, in_whole_lines, upload
 from tests.integration.libvirt.test_image_cache import DOWNLOAD_LOG
@@ -100,10 +104,6 @@ class Rack:
     def start(self, tmp: Path) -> None:
         """An agent per host (libvirt driver over the host's libvirtd), its peer endpoint at the
         host's own address, both in one rack and one aggregate."""
-        from kumo.agent.agent import Agent
-        from kumo.agent.drivers.load import load_driver
-        from kumo.agent.precache import cache_of
-
         token = self.cloud.settings.secret("agent_token")
         for host in self.hosts:
             driver = load_driver(
@@ -219,8 +219,6 @@ def precache_bytes(cloud: Cloud) -> dict[str, float]:
 def test_one_origin_copy_per_rack_then_a_boot_that_downloads_nothing(
     one_rack: Rack, test_image: GuestImage, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from tests.cli.conftest import OpenStackCLI, openstack_binary, write_clouds_yaml
-
     binary = openstack_binary()
     if binary is None:
         pytest.skip("the openstack CLI is not installed")
