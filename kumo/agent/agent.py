@@ -368,7 +368,13 @@ class Agent(ApiLink):
         if image_cache is not None:
             key = ticket_key.encode() if ticket_key else tickets.derive_key(token)
             self.peer = PeerServer(host, image_cache, key, bind=peer_bind)
-            precacher = Precacher(host, image_cache, HttpImageSource(self.client), self._precache_ticket)
+            precacher = Precacher(
+                host,
+                image_cache,
+                HttpImageSource(self.client),
+                self._precache_ticket,
+                progress=self._precache_progress,
+            )
             self._roles[TaskKind.PRECACHE] = precacher.run
         # A copy takes an image's whole transfer (a minute for 6 GiB at the default cap): it runs
         # on a worker of its own, never in front of a converge on the role workers (a libvirt
@@ -379,6 +385,11 @@ class Agent(ApiLink):
     def _precache_ticket(self, image_id: str, sender: str) -> str:
         body = {"image_id": image_id, "sender": sender, "receiver": self.host}
         return str(self._call("POST", "/precache/tickets", json=body).json()["ticket"])
+
+    def _precache_progress(self, job_id: str, image_id: str, source: str, done: int) -> None:
+        """A copy's bytes so far (one try: the next report, or the result, supersedes it)."""
+        body = {"job_id": job_id, "image_id": image_id, "host": self.host, "source": source, "bytes": done}
+        self.client.put("/precache/progress", json=body, timeout=5)
 
     def register(self) -> None:
         res = self.driver.resources()

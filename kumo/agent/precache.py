@@ -57,13 +57,22 @@ def throttled(
             time.sleep(ahead)
 
 
+# (job id, image id, source, bytes so far): a copy's progress, reported to the API
+Progress = Callable[[str, str, str, int], None]
+PROGRESS_EVERY = 2.0  # seconds between two progress reports of one copy
+
+
 class _Counted:
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self.chunks, self.bytes = chunks, 0
+    def __init__(self, chunks: Iterator[bytes], report: Callable[[int], None] | None = None) -> None:
+        self.chunks, self.bytes, self.report = chunks, 0, report
 
     def __iter__(self) -> Iterator[bytes]:
+        last = time.monotonic()
         for chunk in self.chunks:
             self.bytes += len(chunk)
+            if self.report is not None and time.monotonic() - last >= PROGRESS_EVERY:
+                last = time.monotonic()
+                self.report(self.bytes)
             yield chunk
 
 
@@ -188,8 +197,10 @@ class Precacher:
         origin: ImageSource,
         ticket: TicketSource,
         peers: httpx.Client | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.host, self.cache, self.origin, self.ticket = host, cache, origin, ticket
+        self.progress = progress
         # plain HTTP to the rack's peer endpoints (a client may be shared by simulated hosts)
         self.peers = peers or httpx.Client(timeout=httpx.Timeout(60, connect=5))
 
@@ -206,6 +217,19 @@ class Precacher:
             return resp.status_code == 200 and bool(resp.json().get("dropped"))
         except (httpx.HTTPError, ValueError):
             return False
+
+    def _reporter(self, p: PrecachePayload, label: str) -> Callable[[int], None] | None:
+        progress = self.progress
+        if progress is None:
+            return None
+
+        def report(done: int) -> None:
+            try:
+                progress(p.job_id, p.image_id, label, done)
+            except Exception:  # progress is informative: a lost report never stops a copy
+                log.debug("precache progress of %s not reported", p.image_id, exc_info=True)
+
+        return report
 
     def run(self, p: PrecachePayload) -> TaskResult:
         started = time.time()
@@ -229,11 +253,11 @@ class Precacher:
             counted, ticket, url = None, "", str(source.get("url") or "")
             try:
                 if label == "origin":
-                    counted = _Counted(self.origin.chunks(meta.id))
+                    counted = _Counted(self.origin.chunks(meta.id), self._reporter(p, label))
                 else:
                     sender = label.removeprefix("peer:")
                     ticket = self.ticket(meta.id, sender)
-                    counted = _Counted(self._peer_chunks(url, meta.id, ticket))
+                    counted = _Counted(self._peer_chunks(url, meta.id, ticket), self._reporter(p, label))
                 filled = self.cache.fill(meta, throttled(iter(counted), int(p.rate or 0)), label)
             except (ImageCacheError, httpx.HTTPError, OSError) as exc:
                 errors.append(f"{label}: {exc}")

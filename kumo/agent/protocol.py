@@ -130,3 +130,13 @@ class TicketRequest(BaseModel):
     image_id: str = Field(min_length=1, max_length=36)
     sender: str = Field(min_length=1, max_length=255)
     receiver: str = Field(min_length=1, max_length=255)
+
+
+class PrecacheProgress(BaseModel):
+    """A precache copy in flight: its bytes so far, from `source`."""
+
+    job_id: str = Field(min_length=1, max_length=36)
+    image_id: str = Field(min_length=1, max_length=36)
+    host: str = Field(min_length=1, max_length=255)
+    source: str = Field(min_length=1, max_length=300)
+    bytes: int = Field(ge=0)

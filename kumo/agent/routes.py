@@ -24,6 +24,7 @@ from kumo.agent.protocol import (
     ImagePeerReport,
     Poll,
     PowerStates,
+    PrecacheProgress,
     TaskList,
     TaskReports,
     TicketRequest,
@@ -351,3 +352,11 @@ def precache_ticket(body: TicketRequest, rt: Runtime = Depends(agent)) -> dict[s
             body.sender,
             body.receiver,
         )
+
+
+@router.put("/precache/progress", status_code=204)
+def precache_progress(body: PrecacheProgress, rt: Runtime = Depends(agent)) -> Response:
+    """A host's copy in flight: its bytes so far (the job's status shows them)."""
+    with rt.db.transaction() as session:
+        precache.record_progress(session, body.job_id, body.host, body.image_id, body.source, body.bytes)
+    return Response(status_code=204)

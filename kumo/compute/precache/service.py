@@ -284,6 +284,21 @@ def record(session: Session, task: Task, result: dict[str, Any]) -> None:
     advance(session, job_id)
 
 
+def record_progress(session: Session, job_id: str, host: str, image_id: str, source: str, done: int) -> None:
+    """A copy in flight reports its bytes so far (and which of its sources it reads now)."""
+    session.execute(
+        update(PrecacheHost)
+        .where(
+            PrecacheHost.job_id == job_id,
+            PrecacheHost.host == host,
+            PrecacheHost.image_id == image_id,
+            PrecacheHost.state == planner.DOWNLOADING,
+        )
+        .values(bytes=done, source=source)
+        .execution_options(synchronize_session=False)
+    )
+
+
 class PrecacheHooks:
     """The work hook: a precache task's result advances its job."""
 

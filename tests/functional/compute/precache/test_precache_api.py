@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from kumo.agent import precache as agent_precache
 from kumo.config import get_settings
 from tests.conftest import DEMO_PASSWORD, Cloud, Fleet, wait_for
 from tests.functional.compute.test_dead_host import _force_down
@@ -136,16 +137,24 @@ def test_a_dead_host_is_skipped_and_the_aggregate_route_makes_a_job(
 def test_cancel_skips_the_queued_hosts(
     cloud: Cloud, fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(get_settings(), "precache_transfer_rate", SIZE // 2)  # a seed takes ~2 s
+    size = 4 * 1024 * 1024 + 17
+    monkeypatch.setattr(get_settings(), "precache_transfer_rate", size // 2)  # a seed takes ~2 s
+    monkeypatch.setattr(agent_precache, "PROGRESS_EVERY", 0.2)
     _hosts(fleet, tmp_path, {"r1": ["pc-e1", "pc-e2", "pc-e3"]})
     with cloud.client() as c:
-        image = upload_image(c, content=os.urandom(SIZE))
+        image = upload_image(c, content=os.urandom(size))
         job_id = c.post(API, json={"image_ids": [image], "hosts": ["pc-e1", "pc-e2", "pc-e3"]}).json()[
             "job_id"
         ]
         running = c.get(f"{API}/{job_id}").json()["job"]
         assert running["state"] == "running" and running["num_hosts_downloading"] == 1
         assert running["num_hosts_queued"] == 2
+
+        def progress() -> int:  # the copy in flight reports its bytes so far
+            hosts = c.get(f"{API}/{job_id}").json()["job"]["hosts"]
+            return sum(h["bytes"] for h in hosts if h["state"] == "downloading")
+
+        assert 0 < wait_for(progress, timeout=5) < size  # reported while still downloading
         assert c.delete(f"{API}/{job_id}").status_code == 202
         job = _finished(c, job_id)
         assert job["state"] == "cancelled"
