@@ -166,7 +166,8 @@ class PeerServer:
         return self
 
     def stop(self) -> None:
-        self.httpd.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for serve_forever: forever if never started
+            self.httpd.shutdown()
         self.httpd.server_close()
 
 

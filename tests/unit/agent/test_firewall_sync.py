@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from kumo.agent.firewall_sync import RETRY_FIRST, RETRY_MAX, FirewallSync
 from kumo.agent.network.run import NetworkError
 from kumo.agent.network.spec import PortFirewall, port_firewall_from_json
 from kumo.agent.protocol import TaskOut, TaskResult
-from kumo.work.kinds import MOVES, ActionPayload, InterfacePayload, SpawnPayload, TaskKind
+from kumo.work.kinds import MOVES, ActionPayload, InterfacePayload, PrecachePayload, SpawnPayload, TaskKind
 
 A, B, C = "aaaaaaaa-1111-4111-8111-111111111111", "bbbbbbbb-2222-4222-8222-222222222222", "cccccccc-3333"
 
@@ -286,6 +287,57 @@ def test_a_firewall_sync_runs_while_a_spawn_is_blocked_on_a_compute_only_host(ap
     finally:
         release.set()
         agent.stop_event.set()
+        for t in threads:
+            t.join(5)
+
+
+def test_a_precache_copy_never_holds_up_a_firewall_sync_or_a_spawn(api: Api, tmp_path: Path) -> None:
+    """A libvirt host (it enforces security groups) copying an image for a precache job: the
+    copy runs on a worker of its own, so the firewall_sync and the spawn behind it run now."""
+    release = threading.Event()
+
+    def slow_copy(_payload: object) -> TaskResult:
+        release.wait(10)
+        return TaskResult(ok=True, details={"state": "cached"})
+
+    fw = RecordingFirewall()
+    sync = FirewallSync(fw, api.read, exists=lambda tap: False)
+    agent = Agent(
+        "http://127.0.0.1:9",
+        "hv-pc",
+        FakeDriver("hv-pc"),
+        "token",
+        workers=1,
+        firewall=sync,
+        image_cache=tmp_path,
+    )
+    assert agent.peer is not None
+    agent._roles[TaskKind.PRECACHE] = slow_copy
+    sync.read_state = api.read
+    api.bound = [port(A, "10.0.0.5")]
+    threads = [
+        threading.Thread(target=agent._worker, args=(q,), daemon=True)
+        for q in [*agent._queues, *agent._role_queues, *agent._precache_queues]
+    ]
+    for t in threads:
+        t.start()
+    try:
+        copy = PrecachePayload("job", B, [{"source": "origin"}], 0, 0).to_json()
+        agent._dispatch(TaskOut(id="p", kind="precache", instance_uuid=None, request_id=None, payload=copy))
+        instance = {"uuid": C, "ports": [], "flavor": {}, "image_ref": "img"}
+        spawn = SpawnPayload(None, instance).to_json()
+        agent._dispatch(TaskOut(id="s", kind="spawn", instance_uuid=C, request_id=None, payload=spawn))
+        agent._dispatch(
+            TaskOut(id="f", kind="firewall_sync", instance_uuid=None, request_id=None, payload={})
+        )
+        done = {task.id: result for task, result in (agent._results.get(timeout=5) for _ in range(2))}
+        assert set(done) == {"s", "f"} and all(r.ok for r in done.values())
+        release.set()
+        task, result = agent._results.get(timeout=5)
+        assert task.id == "p" and result.details == {"state": "cached"}
+    finally:
+        release.set()
+        agent.stop()  # never started: returns at once, its peer endpoint closed
         for t in threads:
             t.join(5)
 

@@ -1,7 +1,7 @@
 """precache jobs, their hosts and image peers
 
 Revision ID: d4a28c62ed0b
-Revises: 7d7f2e92d491
+Revises: 5f3c1e9a7b20
 Create Date: 2026-12-07 12:39:11.126431
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "d4a28c62ed0b"
-down_revision = "7d7f2e92d491"
+down_revision = "5f3c1e9a7b20"
 branch_labels = None
 depends_on = None
 
