@@ -801,11 +801,17 @@ def prepared(state: ServerState | None, outcome: TaskOutcome) -> Change:
     if kind == TaskKind.RESIZE:
         undo = (*undo, RevertFlavor())
     failed = (MigrationStatus("error"),)  # a failed revert too, as Nova
-    return Change(
-        task_state=None,
-        effects=(FinishEvent(int(payload["event_id"]), False, why, why), *undo, *failed, _abort_on(dest)),
-        wake=dest,
-    )
+    effects = (FinishEvent(int(payload["event_id"]), False, why, why), *undo, *failed, _abort_on(dest))
+    if kind == TaskKind.REVERT_RESIZE:
+        return replace(_reverting_failed(why), effects=effects, wake=dest)
+    return Change(task_state=None, effects=effects, wake=dest)
+
+
+def _reverting_failed(error: str) -> Change:
+    """A resize revert that failed leaves the server in ERROR with the fault, where it was
+    resized to, its allocations as they were (Nova's _error_out_instance_on_exception around
+    revert_resize and finish_revert_resize); the failed event records the error."""
+    return _error(f"Reverting the resize failed: {error}", 500)
 
 
 def _task_done(state: ServerState, outcome: TaskOutcome) -> Change:
@@ -882,6 +888,8 @@ def _moved(state: ServerState, outcome: TaskOutcome) -> Change:
         if kind == TaskKind.RESIZE:
             undo = (*undo, RevertFlavor())
         failed = (MigrationStatus("error"),)  # a failed revert too, as Nova
+        if kind == TaskKind.REVERT_RESIZE:
+            base = replace(_reverting_failed(outcome.error or "unknown error"), power_state=base.power_state)
         if dest == outcome.payload.get("source"):  # on its own host: nothing was prepared
             return replace(base, effects=(*undo, *failed))
         return replace(base, effects=(*undo, *failed, _abort_on(dest)), wake=dest)

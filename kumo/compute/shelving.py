@@ -134,7 +134,9 @@ def parse_backup(body: Any) -> BackupRequest:
         )
     for key in ("name", "backup_type", "rotation"):
         if key not in body:
-            raise BadRequest(f"Invalid input for field/attribute createBackup. '{key}' is a required property")
+            raise BadRequest(
+                f"Invalid input for field/attribute createBackup. '{key}' is a required property"
+            )
     name = image_name(body["name"])
     if name != name.strip():
         raise BadRequest("Invalid input for field/attribute name. Value must not start or end with spaces.")

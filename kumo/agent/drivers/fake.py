@@ -128,8 +128,7 @@ def boot_log(instance: dict[str, Any]) -> str:
         f"[    0.104000] smp: Brought up 1 node, {vcpus} CPU{'s' if vcpus > 1 else ''}\n"
         "[    0.412000] Freeing unused kernel image memory\n"
         "[    0.420000] Run /init as init process\n"
-        f"Starting kumo test guest {name}\n"
-        + boot_line(instance)
+        f"Starting kumo test guest {name}\n" + boot_line(instance)
     )
 
 

@@ -34,7 +34,9 @@ def _boot(conn: Connection, fleet: Fleet, name: str = "bk") -> Any:
     image = conn.image.create_image(
         f"{name}-base", data=b"\0" * 4096, disk_format="raw", container_format="bare", visibility="public"
     )
-    server = conn.compute.create_server(name=f"{name}-vm", flavor_id=flavor.id, image_id=image.id, networks="none")
+    server = conn.compute.create_server(
+        name=f"{name}-vm", flavor_id=flavor.id, image_id=image.id, networks="none"
+    )
     return wait_status(conn, server, "ACTIVE")
 
 
@@ -125,7 +127,9 @@ def test_backups_rotate(conn: Connection, cloud: Cloud, fleet: Fleet) -> None:
 )
 def test_bad_backup_bodies_are_400(cloud: Cloud, body: Any) -> None:
     with cloud.client() as c:
-        resp = c.post(f"{API}/servers/00000000-0000-0000-0000-000000000000/action", json={"createBackup": body})
+        resp = c.post(
+            f"{API}/servers/00000000-0000-0000-0000-000000000000/action", json={"createBackup": body}
+        )
         assert resp.status_code == 400, resp.text
         assert "badRequest" in resp.json()
 
@@ -135,13 +139,20 @@ PAUSED_OR_SUSPENDED = [
     ("pause", "PAUSED", {"createImage": {"name": "snap"}}, "PAUSED"),
     ("suspend", "SUSPENDED", {"createImage": {"name": "snap"}}, "SUSPENDED"),
     ("pause", "PAUSED", {"createBackup": {"name": "bk", "backup_type": "d", "rotation": 1}}, "PAUSED"),
-    ("suspend", "SUSPENDED", {"createBackup": {"name": "bk", "backup_type": "d", "rotation": 1}}, "SUSPENDED"),
+    (
+        "suspend",
+        "SUSPENDED",
+        {"createBackup": {"name": "bk", "backup_type": "d", "rotation": 1}},
+        "SUSPENDED",
+    ),
     ("pause", "PAUSED", {"shelve": None}, "SHELVED_OFFLOADED"),
     ("suspend", "SUSPENDED", {"shelve": {}}, "SHELVED_OFFLOADED"),
 ]
 
 
-def test_imaging_and_shelving_paused_and_suspended_servers(conn: Connection, cloud: Cloud, fleet: Fleet) -> None:
+def test_imaging_and_shelving_paused_and_suspended_servers(
+    conn: Connection, cloud: Cloud, fleet: Fleet
+) -> None:
     server = _boot(conn, fleet, "ps")
     sid = server.id
     with cloud.client(microversion="2.45") as c:

@@ -63,7 +63,9 @@ def test_snapshot_starts_on_the_host(vm_state: str) -> None:
 def test_backup_is_a_snapshot_task_under_its_own_action(vm_state: str) -> None:
     change = lc.backup(server(vm_state), "img-1", "daily", 2, is_admin=False)
     extra = {"image_id": "img-1", "backup_type": "daily", "rotation": 2}
-    assert change == _begun("createBackup", "compute_backup_instance", TaskState.IMAGE_BACKUP, "snapshot", extra)
+    assert change == _begun(
+        "createBackup", "compute_backup_instance", TaskState.IMAGE_BACKUP, "snapshot", extra
+    )
 
 
 @pytest.mark.parametrize("vm_state", IMAGEABLE)
@@ -173,7 +175,8 @@ SETTLED = [
     (server(task_state=TaskState.SHELVING), outcome("shelve", False, SHUTDOWN, image_id="img-1"),
      Change(task_state=None, power_state=SHUTDOWN, effects=(DropImage("img-1"),))),
     # a paused or suspended server shelved: powered off, SHELVED; failed, it stays as it was
-    (server(VmState.PAUSED, TaskState.SHELVING, power=PAUSED), outcome("shelve", True, SHUTDOWN, image_id="i"),
+    (server(VmState.PAUSED, TaskState.SHELVING, power=PAUSED),
+     outcome("shelve", True, SHUTDOWN, image_id="i"),
      Change(vm_state=VmState.SHELVED, task_state=None, power_state=SHUTDOWN, shelved_image="i")),
     (server(VmState.SUSPENDED, TaskState.SHELVING, power=SUSPENDED),
      outcome("shelve", True, NOSTATE, image_id="i", offload=True),

@@ -244,7 +244,12 @@ SERVER_FIELDS = [
         ]
     ),
     Field(
-        "OS-EXT-SRV-ATTR:user_data", STR_OR_NULL, since="2.3", shapes=("show",), admin_only=True, in_rebuild=False
+        "OS-EXT-SRV-ATTR:user_data",
+        STR_OR_NULL,
+        since="2.3",
+        shapes=("show",),
+        admin_only=True,
+        in_rebuild=False,
     ),
     Field("OS-EXT-SRV-ATTR:hostname", STR, since="2.3", until="2.90", shapes=("show",), admin_only=True),
     Field("OS-EXT-SRV-ATTR:hostname", STR, since="2.90", shapes=("show",)),  # everyone's from 2.90
