@@ -1,5 +1,6 @@
 """Glance's smaller contracts: its error bodies (webob's, negotiated by Accept), the integer
-filters of the image list, the empty-id paths, and the read-only metadata definitions."""
+filters of the image list, the empty-id paths, an image's (empty) task list, and the read-only
+metadata definitions."""
 
 from __future__ import annotations
 
@@ -62,6 +63,16 @@ def test_empty_id_paths_are_404(admin: httpx.Client) -> None:
     assert admin.get("/image/v2/images/").status_code == 404
     assert admin.delete("/image/v2/images/").status_code == 404
     assert len(admin.get("/image/v2/images").json()["images"]) == 1
+
+
+def test_an_image_has_no_tasks(admin: httpx.Client, demo: httpx.Client) -> None:
+    """GET /v2/images/{id}/tasks (what tempest waits on after a backup): kumo runs no import
+    task, so an image's list is empty; an image the caller cannot see is a 404."""
+    image = create(admin)  # private to the admin's project
+    resp = admin.get(f"/image/v2/images/{image['id']}/tasks")
+    assert resp.status_code == 200 and resp.json() == {"tasks": []}
+    assert demo.get(f"/image/v2/images/{image['id']}/tasks").status_code == 404
+    assert admin.get(f"/image/v2/images/{MISSING}/tasks").status_code == 404
 
 
 def test_integer_filters(admin: httpx.Client) -> None:
