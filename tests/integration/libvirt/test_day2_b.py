@@ -1,7 +1,7 @@
 """Day-2 actions part B on one real guest: a line of its serial console read through kumo's
 websocket proxy, a snapshot (a qcow2 image of its disk), then shelve of the paused guest
-(offloaded at once: the domain goes) and unshelve from the shelve snapshot — the guest's boot counter, kept on its
-disk, shows the disk survived."""
+(offloaded at once: the domain goes) and unshelve from the shelve snapshot — the guest's boot
+counter, kept on its disk, shows the disk survived."""
 
 from __future__ import annotations
 
