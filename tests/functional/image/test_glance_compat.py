@@ -110,9 +110,16 @@ def test_metadefs_are_read_only_and_empty(admin: httpx.Client, demo: httpx.Clien
     }
     assert demo.get("/image/v2/metadefs/namespaces/OS::Compute::Quota").status_code == 404
     assert demo.get("/image/v2/metadefs/resource_types").json() == {"resource_types": []}
-    for name in ("namespace", "namespaces", "resource_type", "resource_types", "object", "objects"):
+    for name in ("namespace", "namespaces", "object", "objects", "property", "properties", "tag", "tags"):
         schema = demo.get(f"/image/v2/schemas/metadefs/{name}")
         assert schema.status_code == 200 and schema.json()["name"] == name
+    # the resource type schemas are named for what they describe: a namespace's associations
+    for name, named in (
+        ("resource_type", "resource_type_association"),
+        ("resource_types", "resource_type_associations"),
+    ):
+        schema = demo.get(f"/image/v2/schemas/metadefs/{name}")
+        assert schema.status_code == 200 and schema.json()["name"] == named
     namespaces = demo.get("/image/v2/schemas/metadefs/namespaces").json()
     assert namespaces["properties"]["namespaces"]["items"]["required"] == ["namespace"]
     assert demo.get("/image/v2/schemas/metadefs/nothing").status_code == 404
