@@ -113,11 +113,11 @@ def ensure_public_network(admin: httpx.Client, cidr: str) -> PublicNetwork:
     return PublicNetwork(network_id, subnet["cidr"], subnet["gateway_ip"])
 
 
-def wait_reachable(network: NetworkSync, public: PublicNetwork, timeout: float = 60) -> str:
-    """A line saying whether this machine holds the public network's gateway (the network host
-    applied it) within `timeout`, or why not."""
+def wait_reachable(network: NetworkSync, public: PublicNetwork, timeout: float = 60) -> tuple[bool, str]:
+    """Whether this machine holds the public network's gateway (the network host applied it)
+    within `timeout`, and a line saying so, or why not."""
     if isinstance(network.plane, UnavailableDataPlane):
-        return f"[yellow]not reachable from this machine[/]: {network.plane.reason}"
+        return False, f"[yellow]not reachable from this machine[/]: {network.plane.reason}"
     prefixlen = ipaddress.IPv4Network(public.cidr).prefixlen
     wanted = f"{public.gateway}/{prefixlen}"
     device = host_gateway_name(public.id)
@@ -126,14 +126,17 @@ def wait_reachable(network: NetworkSync, public: PublicNetwork, timeout: float =
         while time.monotonic() < deadline:
             try:
                 if wanted in links.addresses(None, device):
-                    return f"gateway {public.gateway} on this machine ({device}): guests are reachable"
+                    return True, f"gateway {public.gateway} on this machine ({device}): guests are reachable"
             except NetworkError:
                 pass  # not made yet
             failure = network.failures.get(public.id)
             if failure is not None:  # e.g. a route of this machine over the subnet
-                return f"[yellow]not reachable from this machine[/]: {failure}"
+                return False, f"[yellow]not reachable from this machine[/]: {failure}"
             time.sleep(0.2)
-    return f"[yellow]not reachable from this machine yet[/]: no {wanted} on {device} after {timeout:.0f} s"
+    return (
+        False,
+        f"[yellow]not reachable from this machine yet[/]: no {wanted} on {device} after {timeout:.0f} s",
+    )
 
 
 def choose_driver(requested: str) -> tuple[str, str]:
@@ -444,7 +447,9 @@ def run_all_in_one(
             stop_all(server, agents)
             raise
         network_host = agents[0].network  # the first agent serves networks
-        reach = wait_reachable(network_host, public) if network_host is not None else "no network host"
+        reachable, reach = (
+            wait_reachable(network_host, public) if network_host is not None else (False, "no network host")
+        )
         about = f"{PUBLIC_NETWORK} {public.cidr} (shared, external) {public.id}: {reach}"
         console.print(f"[green]network[/] {about}")
         ensure_zones(admin, host_names)
@@ -493,7 +498,8 @@ def run_all_in_one(
     canary_loop = None
     if canaries and not exit_after_demo:
         canary_loop = started_or_stopped(
-            lambda: start_canaries(url, admin_token, settings, image_name),
+            # a login only into real guests, and only when this machine reaches them
+            lambda: start_canaries(url, admin_token, settings, image_name, public.id, real and reachable),
             lambda: stop_all(server, agents, metal),
         )
     if settings.dashboard:
@@ -522,10 +528,15 @@ def run_all_in_one(
 CANARY_FLAVOR = "canary.tiny"  # any hypervisor's (no aggregate_instance_extra_specs): every zone has one
 
 
-def start_canaries(url: str, admin_token: str, settings: Settings, image: str) -> CanaryLoop:
+def start_canaries(
+    url: str, admin_token: str, settings: Settings, image: str, network: str, ssh: bool
+) -> CanaryLoop:
     """The health canaries' loop in this process, as their service user (kumo/canary/loop.py),
     with a flavor of their own that every hypervisor takes, and the demo's image (kumo's test
-    image where real guests run)."""
+    image where real guests run), on the `public` network (`network`: its id): each canary also
+    checks its guest's DHCP address and the metadata it read and, with `ssh` (real guests that
+    this machine reaches), an SSH login with the canaries' key pair, whose private key is kept
+    in the state directory."""
     password = settings.secret("canary_password")
     flavor = CANARY_FLAVOR
     with httpx.Client(base_url=url, headers={"X-Auth-Token": admin_token}, timeout=30) as admin:
@@ -535,14 +546,17 @@ def start_canaries(url: str, admin_token: str, settings: Settings, image: str) -
             body = {"flavor": {"name": flavor, "vcpus": 1, "ram": 128, "disk": 1}}
             admin.post("/compute/v2.1/flavors", json=body).raise_for_status()
     policy = policy_from(settings)
+    key_dir = settings.state_dir / "canary" if ssh else None
     loop = CanaryLoop(
         url,
         lambda: token(url, CANARY_USER, password, CANARY_PROJECT),
-        lambda api: resolve_spec(api, image, flavor),
+        lambda api: resolve_spec(api, image, flavor, network, key_dir),
         policy,
     ).start()
     console.print(
-        f"[green]canaries[/] {flavor} servers of {image}: each zone every {policy.az_interval:g} s, "
+        f"[green]canaries[/] {flavor} servers of {image} on {PUBLIC_NETWORK} "
+        f"(DHCP, metadata{', SSH' if ssh else ''}): "
+        f"each zone every {policy.az_interval:g} s, "
         f"each host every {policy.host_interval:g} s and when it joins or comes back; "
         "results at GET /compute/v2.1/os-kumo-canaries"
     )

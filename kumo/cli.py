@@ -79,6 +79,9 @@ def agent(
     migration_bandwidth: int = typer.Option(0, help="libvirt driver: migration cap, MiB/s (0: none)"),
     migration_max_downtime_ms: int = typer.Option(500, help="libvirt driver: live migration max downtime"),
     cpu_cores: float = typer.Option(None, help="Cores guests share, for the CPU steal signal (default: all)"),
+    cpu_shared_set: str = typer.Option(
+        None, help='libvirt driver: host CPUs guests are pinned to, as Nova\'s cpu_shared_set ("0-3,^2")'
+    ),
     cpu_sample_interval: float = typer.Option(10.0, help="Seconds between CPU steal samples (0: none)"),
     cpu_report_interval: float = typer.Option(60.0, help="Seconds between CPU steal reports to the API"),
     image_cache_max_age: float = typer.Option(
@@ -117,6 +120,7 @@ def agent(
             "migration_max_downtime_ms": migration_max_downtime_ms,
             "image_cache_max_age": image_cache_max_age,
             "cpu_cores": cpu_cores,
+            "cpu_shared_set": cpu_shared_set,
         }
     network = None
     if network_host:

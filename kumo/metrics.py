@@ -30,6 +30,13 @@ SCHEDULE_CLAIM_SECONDS = Histogram(
     "and weighers, and its claim (for a pass of one instance, the latency it saw)",
     buckets=(0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+# Boot latency: from a server's create request to its first spawn reported done (ACTIVE), observed
+# by the worker that settles the spawn (kumo.compute.server_ops.settle); an unshelve is no boot.
+SERVER_BOOT_SECONDS = Histogram(
+    "kumo_server_boot_seconds",
+    "Seconds from a server's create request to its first spawn done (created_at to launched_at)",
+    buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
+)
 CLAIM_CONFLICTS = Counter("kumo_claim_conflicts_total", "Claims lost to a concurrent generation change")
 SCHEDULE_FAILURES = Counter("kumo_no_valid_host_total", "Instances that found no valid host")
 # The fleet's liveness as aggregates: a series per host made every scrape of a 20,000-host fleet

@@ -27,9 +27,10 @@ from kumo.agent.drivers.base import DriverError
 from kumo.agent.network.firewall.select import select_firewall
 from kumo.agent.network.host import NetworkHost
 from kumo.agent.network.run import NetworkError
-from kumo.agent.network.spec import METADATA_IP, namespace_name, network_from_dhcp_state
+from kumo.agent.network.spec import METADATA_IP, network_from_dhcp_state
 from kumo.agent.protocol import AGENT_TOKEN_HEADER, TaskResult
 from kumo.metadata.service import MetadataService
+from kumo.network.names import namespace_name
 from kumo.work.kinds import NetworkSyncPayload
 
 log = logging.getLogger("kumo.agent.network")

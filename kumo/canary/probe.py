@@ -7,6 +7,14 @@ result reported to os-kumo-canaries. Its steps, in order:
     console   the test image's boot line on its console (os-getConsoleOutput), matching the
               flavor: `vcpus=` the flavor's, `mem_kb=` at most its RAM and at least half of it
     network   with a tenant network: an address on it, the one the guest's DHCP got (`ip=`)
+    metadata  with a tenant network: the guest read its own metadata from 169.254.169.254 (the
+              test image's `KUMO-MD` console line: `source=metadata` unless the server has a
+              config drive, the server's uuid and hostname, and with the canary's key pair, a
+              public key)
+    ssh       with a tenant network, the canary's key pair and its private key here: a login
+              at the guest's address (kumo/canary/ssh.py says from where), `hostname` answering
+              the server's; skipped when the guest says it runs no SSH server (`ssh=off`) on a
+              fake hypervisor, or when this runner cannot log in (the spec says why)
     migrate   (a zone's live-migration canary) os-migrateLive to a host the scheduler picks, the
               server ACTIVE on another host, its console answered there
     stop      os-stop, the server SHUTOFF
@@ -23,31 +31,48 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from kumo.canary.policy import HOST, MIGRATION
+from kumo.canary.ssh import GuestShell, LoginFailed, RunnerFailed, SystemSsh
+from kumo.metadata.bundle import DHCP_DOMAIN
 
 MARKER = "KUMO-BOOT-OK"
 COMPUTE = "/compute/v2.1"
+NETWORKING = "/networking/v2.0"
 MICROVERSION = {"OpenStack-API-Version": "compute 2.37"}
 LIVE_MIGRATION = {"OpenStack-API-Version": "compute 2.30"}  # host null: the scheduler picks
+HYPERVISORS = {"OpenStack-API-Version": "compute 2.53"}  # hypervisor_hostname_pattern with details
 REQUEST_ID = "x-openstack-request-id"
-_BOOT = re.compile(r"KUMO-BOOT-OK \S+ vcpus=(\d+) mem_kb=(\d+)(?:.* ip=(\S+))?")
+_BOOT = re.compile(r"KUMO-BOOT-OK \S+ vcpus=(\d+) mem_kb=(\d+)(?:.* ip=(\S+))?(?:.* ssh=(\S+))?")
+# What the guest read from its metadata (config-2 drive or 169.254.169.254), printed before its
+# boot line (scripts/build-test-image).
+_METADATA = re.compile(r"KUMO-MD source=(\S*) uuid=(\S*) hostname=(\S*) keys=(\d+)")
+FAKE_HYPERVISOR = "fake"  # os-hypervisors' hypervisor_type of the fake driver's hosts
 
 
 class StepFailed(Exception):
     pass
 
 
+class RunnerStepFailed(StepFailed):
+    """A step failed for the runner's own reason: reported without a host (no verdict)."""
+
+
 @dataclass(frozen=True)
 class CanarySpec:
     image: str  # id
     flavor: str  # id
-    network: str | None = None  # a tenant network's id: the DHCP check
+    network: str | None = None  # a tenant network's id: the DHCP and metadata checks
+    key_name: str | None = None  # the canary's key pair (with a network: the SSH check) …
+    key_file: Path | None = None  # … and its private key
+    security_group: str | None = None  # a group of the canary's that admits SSH (its id)
+    ssh_skipped: str | None = None  # why this runner does not log in (kumo/canary/ssh.py)
     timeout: float = 180.0  # per waiting step
     poll: float = 0.2
 
@@ -57,18 +82,64 @@ class BootLine:
     vcpus: int
     mem_kb: int
     ip: str | None
+    ssh: str | None = None  # "up" (its SSH server listens), "off", or None (an older image)
+
+
+@dataclass(frozen=True)
+class MetadataLine:
+    """The test image's `KUMO-MD source=… uuid=… hostname=… keys=…`: what it read."""
+
+    source: str  # "metadata" (169.254.169.254) or "config-2" (a config drive)
+    uuid: str
+    hostname: str  # the metadata's: the server's hostname and the DHCP domain (Nova's)
+    keys: int  # the public keys it wrote to root's authorized_keys
+
+
+def _last_whole(console: str, pattern: re.Pattern[str]) -> re.Match[str] | None:
+    found = None
+    for line in console.splitlines(keepends=True):
+        if line.endswith("\n") and (match := pattern.search(line)):
+            found = match
+    return found
 
 
 def parse_boot_line(console: str) -> BootLine | None:
     """The last whole boot line of the test image on a console, or None."""
-    found = None
-    for line in console.splitlines(keepends=True):
-        if line.endswith("\n") and (match := _BOOT.search(line)):
-            found = match
+    found = _last_whole(console, _BOOT)
     if found is None:
         return None
     ip = found.group(3)
-    return BootLine(int(found.group(1)), int(found.group(2)), None if ip in (None, "none") else ip)
+    return BootLine(
+        int(found.group(1)), int(found.group(2)), None if ip in (None, "none") else ip, found.group(4)
+    )
+
+
+def parse_metadata_line(console: str) -> MetadataLine | None:
+    """The last whole metadata line of the test image on a console, or None (it read none)."""
+    found = _last_whole(console, _METADATA)
+    if found is None:
+        return None
+    return MetadataLine(found.group(1), found.group(2), found.group(3), int(found.group(4)))
+
+
+def check_metadata(
+    line: MetadataLine | None, server_id: str, hostname: str, keys: bool, config_drive: bool = False
+) -> str | None:
+    """Why what the guest read is not its own metadata, or None when it is: read from the
+    metadata service (a config drive only when the server has one), its uuid the server's, its
+    hostname the server's (alone or with the DHCP domain) and, when the server has a key pair
+    (`keys`), a public key."""
+    if line is None:
+        return "the guest printed no KUMO-MD line: it read no metadata"
+    if line.source != "metadata" and not (config_drive and line.source == "config-2"):
+        return f"the guest read its metadata from {line.source or '(nothing)'}, not from the metadata service"
+    if line.uuid != server_id:
+        return f"the guest read the metadata of {line.uuid or 'no uuid'}, not of {server_id}"
+    if line.hostname not in (hostname, f"{hostname}.{DHCP_DOMAIN}"):
+        return f"the guest read the hostname {line.hostname or '(none)'}, the server's is {hostname}"
+    if keys and line.keys < 1:
+        return "the guest read no public key from its metadata"
+    return None
 
 
 def check_boot_line(line: BootLine, vcpus: int, ram_mb: int) -> str | None:
@@ -94,6 +165,7 @@ class _Run:
     server_id: str | None = None
     host: str | None = None
     zone: str | None = None
+    runner_failed: bool = False  # the failure is the runner's own: no host's verdict
 
     def report(self, failed: str | None, error: str | None) -> dict[str, Any]:
         return {
@@ -101,7 +173,8 @@ class _Run:
             "target": self.target,
             "availability_zone": self.zone,
             # a migration's failure is the pair's and the path's, no one host's verdict
-            "host": None if self.scope == MIGRATION else self.host,
+            # and a runner's own failure (it cannot log in) none at all
+            "host": None if self.scope == MIGRATION or self.runner_failed else self.host,
             "ok": failed is None,
             "failed_step": failed,
             "error": error,
@@ -116,12 +189,21 @@ class Prober:
     """Runs canaries with `api` (an httpx client at kumo's URL with an admin token)."""
 
     def __init__(
-        self, api: httpx.Client, spec: CanarySpec, clock: Callable[[], float] = time.monotonic
+        self,
+        api: httpx.Client,
+        spec: CanarySpec,
+        clock: Callable[[], float] = time.monotonic,
+        shell: GuestShell | None = None,
+        hypervisor_types: Mapping[str, str | None] | None = None,
     ) -> None:
+        """`hypervisor_types`: each host's os-hypervisors `hypervisor_type`, when the caller
+        has read them already (others are asked for)."""
         self.api = api
         self.spec = spec
         self.clock = clock
+        self.shell = shell if shell is not None or spec.key_file is None else SystemSsh(spec.key_file)
         self._flavor: dict[str, Any] | None = None
+        self._hypervisor_types: dict[str, str | None] = dict(hypervisor_types or {})
 
     def _call(self, run: _Run, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One call of the step running; its request id is the step's: the action's (the last
@@ -143,7 +225,7 @@ class Prober:
             time.sleep(self.spec.poll)
 
     def _server(self, run: _Run) -> dict[str, Any] | None:
-        resp = self._call(run, "GET", f"/servers/{run.server_id}")
+        resp = self._call(run, "GET", f"/servers/{run.server_id}", headers=MICROVERSION)  # 2.3+: hostname
         if resp.status_code == 404:
             return None
         resp.raise_for_status()
@@ -160,6 +242,21 @@ class Prober:
         if server["status"] == wanted and server.get("OS-EXT-STS:task_state") is None:
             return server
         return None
+
+    def hypervisor_type(self, host: str) -> str | None:
+        """os-hypervisors' `hypervisor_type` of a host (remembered: a host keeps its driver)."""
+        if host not in self._hypervisor_types:
+            resp = self.api.get(
+                f"{COMPUTE}/os-hypervisors/detail",
+                params={"hypervisor_hostname_pattern": host},
+                headers=HYPERVISORS,
+            )
+            found = resp.json().get("hypervisors", []) if resp.status_code == 200 else []
+            kinds = [h.get("hypervisor_type") for h in found if h.get("hypervisor_hostname") == host]
+            if not kinds:
+                return None  # not remembered: asked again next time
+            self._hypervisor_types[host] = kinds[0]
+        return self._hypervisor_types[host]
 
     def flavor(self) -> dict[str, Any]:
         if self._flavor is None:
@@ -180,6 +277,10 @@ class Prober:
                 "metadata": {"kumo_canary": run.scope},
             }
         }
+        if self.spec.network and self.spec.key_name:
+            body["server"]["key_name"] = self.spec.key_name
+        if self.spec.network and self.spec.security_group:
+            body["server"]["security_groups"] = [{"name": self.spec.security_group}]
         resp = self._call(run, "POST", "/servers", json=body, headers=MICROVERSION)
         if resp.status_code != 202:
             raise StepFailed(f"create answered {resp.status_code}: {resp.text[:300]}")
@@ -190,12 +291,14 @@ class Prober:
         run.host = server.get("OS-EXT-SRV-ATTR:host")
         run.zone = server.get("OS-EXT-AZ:availability_zone")
 
+    def _console_output(self, run: _Run) -> str | None:
+        resp = self._call(run, "POST", f"/servers/{run.server_id}/action", json={"os-getConsoleOutput": {}})
+        return str(resp.json().get("output") or "") if resp.status_code == 200 else None
+
     def _console(self, run: _Run) -> BootLine:
         def boot_line() -> BootLine | None:
-            resp = self._call(
-                run, "POST", f"/servers/{run.server_id}/action", json={"os-getConsoleOutput": {}}
-            )
-            return parse_boot_line(str(resp.json().get("output") or "")) if resp.status_code == 200 else None
+            output = self._console_output(run)
+            return None if output is None else parse_boot_line(output)
 
         line: BootLine = self._wait(f"{MARKER} on the console", boot_line)
         flavor = self.flavor()
@@ -211,6 +314,52 @@ class Prober:
             raise StepFailed("the server has no address on its network")
         if line.ip is None or line.ip.split("/")[0] not in addresses:
             raise StepFailed(f"the guest's DHCP address is {line.ip}, the server's {', '.join(addresses)}")
+
+    def _metadata(self, run: _Run) -> None:
+        """What the guest read from 169.254.169.254 (printed before its boot line) is its own."""
+        output = self._console_output(run)
+        if output is None:
+            raise StepFailed("its console did not answer")
+        server = self._server(run) or {}
+        hostname = str(server.get("OS-EXT-SRV-ATTR:hostname") or "")
+        line = parse_metadata_line(output)
+        config_drive = server.get("config_drive") in (True, "True", "true", "1")
+        wrong = check_metadata(line, str(run.server_id), hostname, bool(self.spec.key_name), config_drive)
+        if line is None or wrong:
+            raise StepFailed(wrong or "no metadata")
+        run.steps[-1]["detail"] = (
+            f"source={line.source} uuid={line.uuid} hostname={line.hostname} keys={line.keys}"
+        )
+
+    def _ssh(self, run: _Run, line: BootLine) -> None:
+        """A login with the canary's key at the guest's DHCP address, `hostname` the server's."""
+        if self.spec.ssh_skipped is not None:
+            run.steps[-1]["detail"] = f"skipped: this runner cannot log in ({self.spec.ssh_skipped})"
+            return
+        if line.ssh == "off" and self.hypervisor_type(run.host or "") == FAKE_HYPERVISOR:
+            run.steps[-1]["detail"] = "skipped: no real guest (a fake hypervisor)"
+            return
+        if self.shell is None or self.spec.network is None:
+            raise StepFailed("no private key of the canary's key pair on this runner")
+        if line.ssh != "up" or line.ip is None:
+            raise StepFailed(f"the guest's SSH server is {line.ssh or 'unknown'} (ip={line.ip})")
+        server = self._server(run) or {}
+        hostname = str(server.get("OS-EXT-SRV-ATTR:hostname") or "")
+        address, network, shell = line.ip.split("/")[0], self.spec.network, self.shell
+        deadline = self.clock() + self.spec.timeout
+        while True:
+            try:
+                said = shell.run(address, network, "hostname").strip()
+                break
+            except RunnerFailed as exc:  # retrying will not help, and it is no host's fault
+                raise RunnerStepFailed(f"the runner cannot log in: {exc}") from None
+            except LoginFailed as exc:  # its firewall or SSH server may be a moment behind
+                if self.clock() > deadline:
+                    raise StepFailed(str(exc)) from None
+                time.sleep(max(self.spec.poll, 1.0))
+        if said != hostname:
+            raise StepFailed(f"ssh root@{address} answered hostname {said!r}, the server's is {hostname!r}")
+        run.steps[-1]["detail"] = f"root@{address} {shell.route(network)}: hostname {said}"
 
     def _migrate(self, run: _Run) -> None:
         source = run.host
@@ -249,7 +398,7 @@ class Prober:
         allocations = self._call(run, "GET", f"/placement/allocations/{run.server_id}")
         if allocations.status_code == 200 and allocations.json().get("allocations"):
             found.append(f"allocations on {', '.join(allocations.json()['allocations'])}")
-        ports = self._call(run, "GET", "/networking/v2.0/ports", params={"device_id": run.server_id})
+        ports = self._call(run, "GET", f"{NETWORKING}/ports", params={"device_id": run.server_id})
         if ports.status_code == 200 and ports.json().get("ports"):
             found.append(f"{len(ports.json()['ports'])} port(s)")
         if found:
@@ -270,6 +419,9 @@ class Prober:
         ]
         if self.spec.network:
             steps.append(("network", lambda: self._network(run, line or BootLine(0, 0, None))))
+            steps.append(("metadata", lambda: self._metadata(run)))
+            if self.spec.key_name and (self.shell is not None or self.spec.ssh_skipped is not None):
+                steps.append(("ssh", lambda: self._ssh(run, line or BootLine(0, 0, None))))
         if scope == MIGRATION:
             steps.append(("migrate", lambda: self._migrate(run)))
         steps += [("stop", lambda: self._stop(run)), ("delete", lambda: self._delete(run))]
@@ -283,6 +435,7 @@ class Prober:
                     line = result
             except (StepFailed, httpx.HTTPError, ValueError, KeyError) as exc:
                 error = str(exc) or type(exc).__name__
+                run.runner_failed = isinstance(exc, RunnerStepFailed)
                 run.steps[-1].update(seconds=round(self.clock() - started, 3), detail=error)
                 self._cleanup(run)
                 return run.report(name, error)

@@ -108,7 +108,8 @@ def parse_security_groups(value: Any) -> list[str] | None:
         if not isinstance(name, str) or not name or len(name) > 255:
             raise BadRequest(f"Invalid input for field/attribute security_groups. Value: {item!r}.")
         names.append(name)
-    return names
+    # as Nova (compute/api.py: `security_groups or ['default']`): an empty list is the default group
+    return names or None
 
 
 def allocate(

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from kumo import metrics
 from kumo.api.context import RequestContext
 from kumo.compute import actions, keypairs, quotas, servers, states
 from kumo.compute import lifecycle as lc
@@ -20,6 +21,7 @@ from kumo.compute.models import Instance
 from kumo.errors import BadRequest, InvalidState
 from kumo.image.service import get_image_for_boot
 from kumo.work import hooks
+from kumo.work.kinds import TaskKind
 from kumo.work.models import Task
 
 
@@ -103,8 +105,12 @@ def settle(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> No
     # instance: the registered hooks run first (kumo.work.hooks), and may rewrite `result`.
     hooks.settled(session, task, ok, result)
     instance = session.query(Instance).filter(Instance.uuid == task.instance_uuid).one_or_none()
+    first_boot = instance is not None and task.kind == TaskKind.SPAWN and instance.launched_at is None
     outcome = lc.TaskOutcome.of(task.kind, task.host, ok, task.payload, result)
     apply_if(session, instance, lc.settled(state_or_none(instance), outcome), Requester(task.request_id))
+    if first_boot and instance is not None and instance.launched_at is not None:
+        booted = instance.launched_at - instance.created_at
+        metrics.SERVER_BOOT_SECONDS.observe(max(0.0, booted.total_seconds()))
 
 
 def fail_unsettled(session: Session, task_id: str, error: str) -> None:

@@ -14,7 +14,11 @@ import httpx
 from kumo.apiclient import APIError, error_message
 
 # The compute microversion the dashboard reads: servers embed their flavor (name, extra specs).
+# (2.53+: os-services and a hypervisor's service are named by uuid, and PUT takes status/reason.)
 COMPUTE_VERSION = "compute 2.64"
+# Watcher (the rebalancer) and Ironic read their own microversion headers.
+WATCHER_VERSION = {"OpenStack-API-Version": "infra-optim 1.5"}
+IRONIC_VERSION = {"X-OpenStack-Ironic-API-Version": "1.65"}
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
 
@@ -140,14 +144,26 @@ class API:
     def get(self, path: str, **params: str) -> Any:
         return self.call("GET", path, params=params or None)
 
-    def post(self, path: str, body: Any = None) -> Any:
-        return self.call("POST", path, body)
+    def text(self, path: str) -> str:
+        """A page of plain text (the Prometheus exposition at /metrics)."""
+        try:
+            resp = self.http.get(self.base_url + path, headers=self._headers({"Accept": "text/plain"}))
+        except httpx.HTTPError as exc:
+            raise unreachable(self.base_url, exc) from exc
+        body_or_raise(resp)
+        return resp.text
 
-    def delete(self, path: str) -> Any:
-        return self.call("DELETE", path)
+    def put(self, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+        return self.call("PUT", path, body, headers=headers)
 
-    def patch(self, path: str, body: Any, content_type: str) -> Any:
-        return self.call("PATCH", path, body, headers={"Content-Type": content_type})
+    def post(self, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+        return self.call("POST", path, body, headers=headers)
+
+    def delete(self, path: str, headers: dict[str, str] | None = None) -> Any:
+        return self.call("DELETE", path, headers=headers)
+
+    def patch(self, path: str, body: Any, content_type: str, headers: dict[str, str] | None = None) -> Any:
+        return self.call("PATCH", path, body, headers={"Content-Type": content_type, **(headers or {})})
 
     def rescope(self, project_id: str) -> Token:
         """A token of the same user for another project (the old one stays valid)."""

@@ -13,11 +13,14 @@ from typing import Any
 from urllib.parse import quote
 
 from kumo.apiclient import APIError
-from kumo.dashboard.client import API, Token
+from kumo.dashboard import exposition
+from kumo.dashboard.client import API, IRONIC_VERSION, WATCHER_VERSION, Token
 
 COMPUTE = "/compute/v2.1"
 NETWORK = "/networking/v2.0"
 IMAGE = "/image/v2"
+BAREMETAL = "/baremetal/v1"
+WATCHER = "/infra-optim/v1"
 
 # A server's status that moves on by itself: its page keeps polling while it shows one.
 SETTLED = ("ACTIVE", "SHUTOFF", "ERROR", "DELETED", "SOFT_DELETED", "SHELVED_OFFLOADED", "PAUSED")
@@ -397,6 +400,12 @@ class Machine:
     detail: str
     vcpus_used: int = 0
     vcpus: int = 0
+    memory_mb_used: int = 0
+    memory_mb: int = 0
+    service_id: str = ""  # a hypervisor's compute service (os-services, by uuid)
+    node_id: str = ""  # a baremetal node's uuid
+    reason: str = ""  # why it is disabled or in maintenance
+    target_power: str = ""  # a node's power change under way
 
 
 def fleet(api: API) -> list[Machine]:
@@ -405,6 +414,7 @@ def fleet(api: API) -> list[Machine]:
     machines: list[Machine] = []
     for hv in api.get(f"{COMPUTE}/os-hypervisors/detail")["hypervisors"]:
         label = labels.get(hv["hypervisor_hostname"], {})
+        service = hv.get("service") or {}
         machines.append(
             Machine(
                 name=hv["hypervisor_hostname"],
@@ -421,9 +431,13 @@ def fleet(api: API) -> list[Machine]:
                 ),
                 vcpus_used=int(hv["vcpus_used"]),
                 vcpus=int(hv["vcpus"]),
+                memory_mb_used=int(hv["memory_mb_used"]),
+                memory_mb=int(hv["memory_mb"]),
+                service_id=str(service.get("id") or ""),
+                reason=str(service.get("disabled_reason") or ""),
             )
         )
-    for node in api.get("/baremetal/v1/nodes/detail")["nodes"]:
+    for node in api.call("GET", f"{BAREMETAL}/nodes/detail", headers=IRONIC_VERSION)["nodes"]:
         props = node.get("properties") or {}
         machines.append(
             Machine(
@@ -436,6 +450,129 @@ def fleet(api: API) -> list[Machine]:
                 power=str(node.get("power_state") or ""),
                 maintenance=bool(node.get("maintenance")),
                 detail="in use" if node.get("instance_uuid") else "free",
+                node_id=str(node["uuid"]),
+                reason=str(node.get("maintenance_reason") or ""),
+                target_power=str(node.get("target_power_state") or ""),
             )
         )
     return sorted(machines, key=lambda m: (m.region, m.zone, m.rack, m.name))
+
+
+def set_service(api: API, service_id: str, enable: bool, reason: str) -> None:
+    """Enable a compute service, or disable it with a reason (os-services PUT by uuid, 2.53+)."""
+    body: dict[str, Any] = {"status": "enabled" if enable else "disabled"}
+    if not enable and reason:
+        body["disabled_reason"] = reason
+    api.put(f"{COMPUTE}/os-services/{q(service_id)}", body)
+
+
+def set_node_maintenance(api: API, node_id: str, on: bool, reason: str) -> None:
+    """Ironic's maintenance mode: PUT (with the reason) puts a node in it, DELETE takes it out."""
+    path = f"{BAREMETAL}/nodes/{q(node_id)}/maintenance"
+    if on:
+        api.put(path, {"reason": reason} if reason else None, headers=IRONIC_VERSION)
+    else:
+        api.delete(path, headers=IRONIC_VERSION)
+
+
+POWER_TARGETS = {"on": "power on", "off": "power off"}
+
+
+def set_node_power(api: API, node_id: str, target: str) -> None:
+    """Ironic's power change (`power on` / `power off`); its conductor carries it out."""
+    if target not in POWER_TARGETS:
+        raise APIError(400, f"Unknown power target: {target}")
+    body = {"target": POWER_TARGETS[target]}
+    api.put(f"{BAREMETAL}/nodes/{q(node_id)}/states/power", body, headers=IRONIC_VERSION)
+
+
+def scrape(api: API) -> exposition.Scrape:
+    """What the charts read from kumo's /metrics (the answering API worker's registry)."""
+    return exposition.parse(api.text("/metrics"))
+
+
+# -- canaries ------------------------------------------------------------------------------------
+
+# A host's canary verdict as the page says it (kumo/canary/policy.py's verdicts and effects).
+VERDICTS = {
+    "healthy": "healthy",
+    "suspect": "suspect (down-weighted)",
+    "failing": "failing (disabled, reason canary)",
+}
+
+
+def canaries(api: API) -> dict[str, Any]:
+    """The newest run of each (scope, target) with its steps, and every host's standing."""
+    found = api.get(f"{COMPUTE}/os-kumo-canaries", latest="true")
+    runs = sorted(found["canaries"], key=lambda r: (r["scope"], r["target"] or ""))
+    hosts = []
+    for h in found["hosts"]:
+        verdict = str(h.get("verdict") or "")
+        hosts.append({**h, "verdict_text": VERDICTS.get(verdict, verdict)})
+    return {"runs": runs, "hosts": sorted(hosts, key=lambda h: h["host"])}
+
+
+# -- the rebalancer (Watcher's API) -------------------------------------------------------------
+
+
+def _move(action: dict[str, Any]) -> dict[str, Any]:
+    """An action of a plan as the review shows it: which server, from where to where, why, and the
+    effect the planner predicted."""
+    p = action.get("input_parameters") or {}
+    victims = p.get("victims") or []
+    return {
+        "id": action["uuid"],
+        "state": action["state"],
+        "server": p.get("resource_id", ""),
+        "source": p.get("source_node", ""),
+        "destination": p.get("destination_node", ""),
+        "reason": (
+            f"{p.get('steal_pct', 0)} % steal; victims on the source: {', '.join(victims)}"
+            if victims
+            else f"{p.get('steal_pct', 0)} % steal"
+        ),
+        "effect": (
+            f"source loses {p.get('gain_cores', 0)} fewer stolen cores; destination demand "
+            f"{p.get('demand_cores', 0)} cores; about {p.get('est_seconds', 0)} s to migrate"
+        ),
+        "status_message": action.get("status_message") or "",
+    }
+
+
+def _efficacy(plan: dict[str, Any], name: str) -> Any:
+    indicators = plan.get("efficacy_indicators") or []
+    return next((e.get("value") for e in indicators if e.get("name") == name), None)
+
+
+def rebalancer(api: API) -> dict[str, Any]:
+    """Audits (newest first) and action plans (newest first) with their actions and what each
+    left in place (kumo's `skipped`)."""
+    audits = api.call("GET", f"{WATCHER}/audits/detail", headers=WATCHER_VERSION)["audits"]
+    plans = api.call("GET", f"{WATCHER}/action_plans/detail", headers=WATCHER_VERSION)["action_plans"]
+    actions = api.call("GET", f"{WATCHER}/actions/detail", headers=WATCHER_VERSION)["actions"]
+    by_plan: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for action in actions:
+        by_plan[action["action_plan_uuid"]].append(_move(action))
+    names = {a["uuid"]: a.get("name") or a["uuid"] for a in audits}
+    for plan in plans:
+        plan["audit_name"] = names.get(plan["audit_uuid"], plan["audit_uuid"])
+        plan["moves"] = by_plan.get(plan["uuid"], [])
+        plan["lost_before"] = _efficacy(plan, "lost_cores_before")
+        plan["lost_after"] = _efficacy(plan, "lost_cores_after")
+        plan["reduction"] = next((g.get("value") for g in plan.get("global_efficacy") or []), None)
+    newest = sorted(plans, key=lambda p: p.get("created_at") or "", reverse=True)
+    return {"audits": sorted(audits, key=lambda a: a.get("created_at") or "", reverse=True), "plans": newest}
+
+
+def decide_plan(api: API, plan_id: str, decision: str, seen_state: str = "") -> None:
+    """Start a RECOMMENDED plan, or cancel one (Watcher's JSON patch of its state: CANCELLING for
+    a plan the page showed ONGOING, whose running actions finish first; CANCELLED otherwise)."""
+    path = f"{WATCHER}/action_plans/{q(plan_id)}"
+    if decision == "start":
+        api.post(f"{path}/start", headers=WATCHER_VERSION)
+    elif decision == "cancel":
+        value = "CANCELLING" if seen_state == "ONGOING" else "CANCELLED"
+        patch = [{"op": "replace", "path": "/state", "value": value}]
+        api.patch(path, patch, "application/json", headers=WATCHER_VERSION)
+    else:
+        raise APIError(400, f"Unknown decision: {decision}")

@@ -485,6 +485,87 @@ def build_router(dash: Dashboard) -> APIRouter:
 
         return page(request, "admin_hosts.html", load, session)
 
+    @router.post("/admin/services/{service_id}", include_in_schema=False)
+    def service_toggle(
+        request: Request,
+        service_id: str,
+        form: dict[str, str] = Depends(posted),
+        session: Session = Depends(operator),
+    ) -> Response:
+        enable = form.get("status") == "enabled"
+        host = form.get("host", "")
+        done = f"{host}: compute service {'enabled' if enable else 'disabled'}."
+        return act(
+            request,
+            session,
+            done,
+            "/admin/hosts",
+            lambda api: pages.set_service(api, service_id, enable, form.get("reason", "")),
+        )
+
+    @router.post("/admin/nodes/{node_id}/maintenance", include_in_schema=False)
+    def node_maintenance(
+        request: Request,
+        node_id: str,
+        form: dict[str, str] = Depends(posted),
+        session: Session = Depends(operator),
+    ) -> Response:
+        on = form.get("maintenance") == "on"
+        done = f"{form.get('name', node_id)}: maintenance {'on' if on else 'off'}."
+        return act(
+            request,
+            session,
+            done,
+            "/admin/hosts",
+            lambda api: pages.set_node_maintenance(api, node_id, on, form.get("reason", "")),
+        )
+
+    @router.post("/admin/nodes/{node_id}/power", include_in_schema=False)
+    def node_power(
+        request: Request,
+        node_id: str,
+        form: dict[str, str] = Depends(posted),
+        session: Session = Depends(operator),
+    ) -> Response:
+        target = form.get("target", "")
+        done = f"{form.get('name', node_id)}: power {target} requested."
+        return act(
+            request, session, done, "/admin/hosts", lambda api: pages.set_node_power(api, node_id, target)
+        )
+
+    @router.get("/admin/charts", include_in_schema=False)
+    def chart_page(request: Request, session: Session = Depends(operator)) -> Response:
+        def load(api: client.API) -> dict[str, Any]:
+            machines, scrape = pages.fleet(api), pages.scrape(api)
+            return {"charts": charts.operator_charts(machines, scrape), "boot": scrape.boot}
+
+        return page(request, "admin_charts.html", load, session)
+
+    @router.get("/admin/canaries", include_in_schema=False)
+    def canary_page(request: Request, session: Session = Depends(operator)) -> Response:
+        return page(request, "admin_canaries.html", pages.canaries, session)
+
+    @router.get("/admin/rebalancer", include_in_schema=False)
+    def rebalancer_page(request: Request, session: Session = Depends(operator)) -> Response:
+        return page(request, "admin_rebalancer.html", pages.rebalancer, session)
+
+    @router.post("/admin/rebalancer/plans/{plan_id}", include_in_schema=False)
+    def plan_decide(
+        request: Request,
+        plan_id: str,
+        form: dict[str, str] = Depends(posted),
+        session: Session = Depends(operator),
+    ) -> Response:
+        decision = form.get("decision", "")
+        done = f"Action plan {'started' if decision == 'start' else 'cancelled'}."
+        return act(
+            request,
+            session,
+            done,
+            "/admin/rebalancer",
+            lambda api: pages.decide_plan(api, plan_id, decision, form.get("state", "")),
+        )
+
     @router.get("/admin/stock", include_in_schema=False)
     def stock_review(request: Request, session: Session = Depends(operator)) -> Response:
         def load(api: client.API) -> dict[str, Any]:

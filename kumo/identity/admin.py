@@ -57,7 +57,22 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-class ProjectCreate(_Input):
+class _ProjectInput(BaseModel):
+    """A project's body: Keystone's own fields, and any other attribute kept as the project's
+    extra (Keystone's schema allows additional properties and shows them back)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    def extra_attributes(self) -> dict[str, Any]:
+        return {k: v for k, v in (self.model_extra or {}).items() if k not in NOT_EXTRA}
+
+
+# fields of Keystone's project that kumo does not keep (options), that an update does not change
+# (parent_id, is_domain) or that are the view's own: never kept as extras
+NOT_EXTRA = frozenset({"options", "id", "links", "parent_id", "is_domain"})
+
+
+class ProjectCreate(_ProjectInput):
     name: ProjectName
     domain_id: Id | None = None
     description: StrictStr | None = None
@@ -67,7 +82,7 @@ class ProjectCreate(_Input):
     tags: list[StrictStr] = Field(default_factory=list)
 
 
-class ProjectUpdate(_Input):
+class ProjectUpdate(_ProjectInput):
     name: ProjectName | None = None
     domain_id: Id | None = None
     description: StrictStr | None = None
@@ -381,6 +396,7 @@ def create_project(session: Session, ctx: RequestContext, spec: ProjectCreate) -
         domain_id=domain_id,
         description=spec.description or "",
         enabled=spec.enabled,
+        extra=spec.extra_attributes(),
     )
     session.add(project)
     _flush(session, "project", spec.name, domain_id)
@@ -389,7 +405,9 @@ def create_project(session: Session, ctx: RequestContext, spec: ProjectCreate) -
 
 def update_project(session: Session, ctx: RequestContext, project_id: str, update: ProjectUpdate) -> Project:
     ctx.require_admin()
-    _require_changes(update, "project")
+    extra = update.extra_attributes()
+    if not extra:
+        _require_changes(update, "project")
     _not_null(update, "name", "enabled")
     project = require_project(session, project_id)
     if "domain_id" in update.model_fields_set and update.domain_id != project.domain_id:
@@ -405,6 +423,8 @@ def update_project(session: Session, ctx: RequestContext, project_id: str, updat
         project.enabled = update.enabled
         if not update.enabled:
             revocation.revoke(session, project_id=project.id)
+    if extra:
+        project.extra = {**project.extra, **extra}  # a new dict: the JSON column sees the change
     _flush(session, "project", project.name, project.domain_id)
     return project
 

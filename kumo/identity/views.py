@@ -35,7 +35,9 @@ def domain(d: Domain, base: str) -> dict[str, Any]:
 
 
 def project(p: Project, base: str) -> dict[str, Any]:
+    # the extra attributes first: Keystone's own fields win over an extra of the same name
     return {
+        **(p.extra or {}),
         "id": p.id,
         "name": p.name,
         "domain_id": p.domain_id,

@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+DHCP_DOMAIN = "novalocal"  # Nova's default dhcp_domain: the metadata's hostname carries it
+
 
 class FixedIp(BaseModel):
     """One address of a port, with the subnet it is on (what network_data.json needs)."""
@@ -49,7 +51,7 @@ class Bundle(BaseModel):
     uuid: str
     name: str
     hostname: str  # the short hostname; metadata adds dhcp_domain, as Nova does
-    dhcp_domain: str = "novalocal"
+    dhcp_domain: str = DHCP_DOMAIN
     project_id: str
     availability_zone: str = "nova"
     launch_index: int = 0

@@ -23,15 +23,12 @@ from sqlalchemy.orm import Session
 from kumo.network import ports, sync
 from kumo.network.errors import InvalidInput, NetworkNotFound
 from kumo.network.models import IPAllocation, Network, NetworkHost, Port, Subnet
+from kumo.network.names import namespace_name
 from kumo.network.networks import DHCP_OWNER
 from kumo.validation import MAX_INT, int_text
 
 METADATA_ADDRESS = "169.254.169.254"
 MAX_SERVED_WAIT_SECONDS = 30
-
-
-def namespace_name(network_id: str) -> str:
-    return "qdhcp-" + network_id
 
 
 def assign_host(session: Session, network_id: str, host: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kumo.db.base import Base, utcnow
@@ -76,8 +76,24 @@ class Audit(Base):
     updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True, onupdate=utcnow)
 
 
+# The states of a started plan (PENDING, ONGOING, CANCELLING): at most one plan of the cloud is in
+# one of them, which a partial unique index over a constant holds against concurrent starts and
+# promotions (PostgreSQL's READ COMMITTED lets two "none is running" checks both pass).
+RUNNING_PLAN_STATES = ("PENDING", "ONGOING", "CANCELLING")
+_RUNNING = text("state IN ({})".format(", ".join(f"'{s}'" for s in RUNNING_PLAN_STATES)))
+
+
 class ActionPlan(Base):
     __tablename__ = "watcher_action_plans"
+    __table_args__ = (
+        Index(
+            "uq_watcher_action_plans_one_running",
+            text("(1)"),
+            unique=True,
+            postgresql_where=_RUNNING,
+            sqlite_where=_RUNNING,
+        ),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True)
     audit_uuid: Mapped[str] = mapped_column(String(36), index=True)

@@ -27,7 +27,7 @@ from kumo.db.base import wake_after_commit
 from kumo.errors import BadRequest, Conflict, NotFound
 from kumo.rebalance import core
 from kumo.rebalance import snapshot as snap
-from kumo.rebalance.models import Action, ActionPlan, Audit, AuditTemplate
+from kumo.rebalance.models import RUNNING_PLAN_STATES, Action, ActionPlan, Audit, AuditTemplate
 from kumo.validation import int_text
 
 # Plan and action states
@@ -40,7 +40,7 @@ SUCCEEDED, FAILED, CANCELLED, CANCELLING, SUPERSEDED = (
     "SUPERSEDED",
 )
 SKIPPED = "SKIPPED"
-RUNNING_PLAN = (PENDING, ONGOING, CANCELLING)
+RUNNING_PLAN = RUNNING_PLAN_STATES  # (PENDING, ONGOING, CANCELLING): one plan at most (its index)
 NAME_MAX = 63  # audit and template names (their columns)
 # Audit types and states
 ONESHOT, CONTINUOUS = "ONESHOT", "CONTINUOUS"
@@ -314,8 +314,12 @@ def run_audit(session: Session, settings: Settings, audit: Audit, now: dt.dateti
     metrics.REBALANCE_PLANS.inc()
     for skip in result.skipped:
         metrics.REBALANCE_SKIPPED.labels(skip.reason).inc()
-    if audit.auto_trigger:
-        plan_row.state = PENDING if result.moves else SUCCEEDED
+    session.flush()
+    if audit.auto_trigger and not result.moves:
+        plan_row.state = SUCCEEDED
+    elif audit.auto_trigger:  # started, unless another plan runs: then it stays RECOMMENDED
+        _start_if_none_runs(session, plan_row.uuid)
+        session.refresh(plan_row)
     if audit.audit_type == ONESHOT:
         audit.state = SUCCEEDED
     else:
@@ -346,14 +350,7 @@ def start_plan(session: Session, ref: str) -> ActionPlan:
     plan = get_plan(session, ref)
     if plan.state != RECOMMENDED:
         raise Conflict(f"Action plan {plan.uuid} is {plan.state}: only a RECOMMENDED plan can start")
-    running = select(ActionPlan.id).where(ActionPlan.state.in_(RUNNING_PLAN)).scalar_subquery()
-    started = _cas(
-        session,
-        update(ActionPlan)
-        .where(ActionPlan.uuid == plan.uuid, ActionPlan.state == RECOMMENDED, ~exists(running))
-        .values(state=PENDING),
-    )
-    if not started:
+    if not _start_if_none_runs(session, plan.uuid):
         other = session.scalar(select(ActionPlan.uuid).where(ActionPlan.state.in_(RUNNING_PLAN)))
         session.refresh(plan)
         if other is not None and other != plan.uuid:
@@ -362,6 +359,24 @@ def start_plan(session: Session, ref: str) -> ActionPlan:
     session.refresh(plan)
     wake_after_commit(session, WAKE_KEY)
     return plan
+
+
+def _start_if_none_runs(session: Session, plan_uuid: str) -> bool:
+    """RECOMMENDED → PENDING when no plan runs; False when the plan is not RECOMMENDED any more or
+    another runs. On PostgreSQL two transactions may both see none running (READ COMMITTED): the
+    partial unique index on running plans (models.ActionPlan) then fails the second one's UPDATE
+    once the first commits, inside a savepoint here, so the loser answers like any other."""
+    running = select(ActionPlan.id).where(ActionPlan.state.in_(RUNNING_PLAN)).scalar_subquery()
+    try:
+        with session.begin_nested():
+            return _cas(
+                session,
+                update(ActionPlan)
+                .where(ActionPlan.uuid == plan_uuid, ActionPlan.state == RECOMMENDED, ~exists(running))
+                .values(state=PENDING),
+            )
+    except IntegrityError:
+        return False
 
 
 def _cas(session: Session, statement: Any) -> bool:

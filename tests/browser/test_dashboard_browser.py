@@ -12,6 +12,7 @@ stock request; a form posted without its CSRF token is refused (plain httpx) and
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import re
@@ -31,6 +32,15 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 API = "/compute/v2.1"
 CONSOLE_LINE = "kumo fake guest {uuid}: login:"
+OPERATOR_PAGES = (
+    "/dashboard/admin/hosts",
+    "/dashboard/admin/stock",
+    "/dashboard/admin/canaries",
+    "/dashboard/admin/rebalancer",
+    "/dashboard/admin/charts",
+)
+WATCHER = {"OpenStack-API-Version": "infra-optim 1.5"}
+IRONIC = {"X-OpenStack-Ironic-API-Version": "1.65"}
 SPAWN_SECONDS = 2.0  # how long v1's guests take to build: the page shows BUILD first, then ACTIVE
 
 selenium = pytest.importorskip("selenium", reason="selenium is not installed (pip install -e '.[test]')")
@@ -308,8 +318,10 @@ def test_a_member_sees_no_operator_page_and_is_refused_one_and_uploads_an_image(
     d = browser
     sign_in(d, cloud.url, "demo", DEMO_PASSWORD, "demo")
     nav = d.find_element(By.TAG_NAME, "nav").text
-    assert "Servers" in nav and "Hosts" not in nav and "Stock approvals" not in nav
-    for page in ("/dashboard/admin/hosts", "/dashboard/admin/stock"):
+    assert "Servers" in nav and not {"Hosts", "Stock approvals", "Canaries", "Rebalancer", "Charts"} & set(
+        nav.split("\n")
+    )
+    for page in OPERATOR_PAGES:
         d.get(cloud.url + page)
         assert d.find_element(By.TAG_NAME, "h1").text == "Error 403"
         assert (
@@ -480,3 +492,98 @@ def test_switching_project_rescopes_the_session_and_revokes_the_old_token(site: 
     with httpx.Client(base_url=cloud.url, cookies={"kumo_dashboard": first_cookie or ""}) as replay:
         page_resp = replay.get("/dashboard/servers")
     assert page_resp.status_code == 303 and page_resp.headers["location"] == "/dashboard/login"
+
+
+def canary_report(host: str, ok: bool) -> dict[str, Any]:
+    """A host canary's report as `kumo canary` sends it (create, then active failing or not)."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat()
+    steps = [{"step": "create", "ok": True, "request_id": f"req-canary-create-{host}", "seconds": 0.3}]
+    steps.append({"step": "active", "ok": ok, "request_id": f"req-canary-active-{host}", "seconds": 1.0})
+    return {
+        "canary": {
+            "scope": "host",
+            "target": host,
+            "host": host,
+            "ok": ok,
+            "failed_step": None if ok else "active",
+            "error": None if ok else "the server went to ERROR",
+            "steps": steps,
+            "started_at": now,
+            "finished_at": now,
+        }
+    }
+
+
+def test_an_operator_reads_canaries_starts_a_plan_and_toggles_a_nodes_maintenance(
+    site: tuple[Cloud, APILog], browser: WebDriver, shots: Path
+) -> None:
+    cloud, _ = site
+    with cloud.client() as admin:
+        for host, ok in (("v1", True), ("m2", False), ("m2", False)):  # m2: two failures, suspect
+            assert admin.post(f"{API}/os-kumo-canaries", json=canary_report(host, ok)).status_code == 201
+        audit = admin.post(
+            "/infra-optim/v1/audits",
+            json={"audit_type": "ONESHOT", "goal": "noisy_neighbor", "name": "web-audit"},
+            headers=WATCHER,
+        )
+        assert audit.status_code == 201, audit.text
+        plans = wait_for(
+            lambda: admin.get(
+                "/infra-optim/v1/action_plans", params={"audit_uuid": audit.json()["uuid"]}, headers=WATCHER
+            ).json()["action_plans"]
+        )
+        node = admin.post(
+            "/baremetal/v1/nodes",
+            json={"name": "bm-web", "driver": "fake-hardware", "resource_class": "bm.small"},
+            headers=IRONIC,
+        )
+        assert node.status_code == 201, node.text
+    (plan,) = plans
+    d = browser
+    sign_in(d, cloud.url, "admin", "admin-secret", "admin")
+
+    d.get(f"{cloud.url}/dashboard/admin/canaries")
+    verdicts = {
+        r.get_attribute("data-host"): r.find_element(By.CLASS_NAME, "verdict").text
+        for r in d.find_elements(By.CSS_SELECTOR, "#canary-hosts tbody tr[data-host]")
+    }
+    assert (verdicts["v1"], verdicts["m2"]) == ("healthy", "suspect (down-weighted)")
+    assert "req-canary-active-m2" in d.find_element(By.TAG_NAME, "main").text  # a step's request id
+    shoot(d, shots, "admin-canaries")
+
+    d.get(f"{cloud.url}/dashboard/admin/rebalancer")
+    section = d.find_element(By.CSS_SELECTOR, f"section[data-plan='{plan['uuid']}']")
+    assert section.find_element(By.CLASS_NAME, "plan-state").text == "RECOMMENDED"
+    shoot(d, shots, "admin-rebalancer")
+    press(d, section.find_element(By.CLASS_NAME, "start-plan"))
+    assert flash(d) == "Action plan started."
+    state = d.find_element(By.CSS_SELECTOR, f"section[data-plan='{plan['uuid']}'] .plan-state").text
+    assert state in ("PENDING", "ONGOING", "SUCCEEDED"), state  # no moves: it may end at once
+    with cloud.client() as admin:
+        after = admin.get(f"/infra-optim/v1/action_plans/{plan['uuid']}", headers=WATCHER).json()["state"]
+    assert after != "RECOMMENDED"
+    d.set_window_size(390, 844)
+    shoot(d, shots, "admin-rebalancer-phone")
+    d.set_window_size(1280, 900)
+
+    d.get(f"{cloud.url}/dashboard/admin/hosts")
+    row = d.find_element(By.CSS_SELECTOR, "tr[data-machine='bm-web']")
+    assert row.find_element(By.CLASS_NAME, "maintenance").text == "no"
+    form = row.find_element(By.CSS_SELECTOR, "form.maintenance-form")
+    form.find_element(By.NAME, "reason").send_keys("fan replacement")
+    press(d, form.find_element(By.TAG_NAME, "button"))
+    assert flash(d) == "bm-web: maintenance on."
+    row = d.find_element(By.CSS_SELECTOR, "tr[data-machine='bm-web']")
+    assert row.find_element(By.CLASS_NAME, "maintenance").text == "yes: fan replacement"
+    shoot(d, shots, "admin-hosts-maintenance")
+    with cloud.client() as admin:
+        got = admin.get(f"/baremetal/v1/nodes/{node.json()['uuid']}", headers=IRONIC).json()
+    assert (got["maintenance"], got["maintenance_reason"]) == (True, "fan replacement")
+    press(d, row.find_element(By.CSS_SELECTOR, "form.maintenance-form button"))
+    assert flash(d) == "bm-web: maintenance off."
+
+    d.get(f"{cloud.url}/dashboard/admin/charts")
+    assert d.find_elements(By.ID, "vcpu-chart") and d.find_elements(By.ID, "memory-chart")
+    # web-1's boot, when the module's first test ran in this process: a bar; else "no boot yet".
+    assert d.find_elements(By.ID, "boot-chart") or d.find_elements(By.ID, "boot-chart-empty")
+    shoot(d, shots, "admin-charts")

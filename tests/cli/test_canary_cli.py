@@ -1,6 +1,6 @@
 """`kumo canary run` as an operator runs it against a cloud: it makes its service user with the
 admin's credentials from the state directory, runs the canaries asked for (here two hosts', one
-of them broken), prints one JSON line per run and exits 1 when one failed."""
+of them broken, on a network), prints one JSON line per run and exits 1 when one failed."""
 
 from __future__ import annotations
 
@@ -25,6 +25,10 @@ def test_kumo_canary_run(cloud: Cloud, fleet: Fleet) -> None:
         flavor = {"flavor": {"name": "c1.tiny", "vcpus": 1, "ram": 128, "disk": 1}}
         assert admin.post("/compute/v2.1/flavors", json=flavor).status_code == 200
         upload(admin, "kumo-test-image", b"\0" * 4096, "raw")
+        net = admin.post("/networking/v2.0/networks", json={"network": {"name": "cli-net", "shared": True}})
+        assert net.status_code == 201, net.text
+        subnet = {"network_id": net.json()["network"]["id"], "cidr": "10.62.0.0/24", "ip_version": 4}
+        assert admin.post("/networking/v2.0/subnets", json={"subnet": subnet}).status_code == 201
     state = cloud.settings.state_dir
     write_private(private_dir(state) / "admin_password.secret", ADMIN_PASSWORD)
     argv = [
@@ -39,6 +43,8 @@ def test_kumo_canary_run(cloud: Cloud, fleet: Fleet) -> None:
         "cli-h1",
         "--host",
         "cli-h2",
+        "--network",
+        "cli-net",
     ]
     fake.break_host("cli-h2", "no disk")
     try:
@@ -58,3 +64,9 @@ def test_kumo_canary_run(cloud: Cloud, fleet: Fleet) -> None:
         ("cli-h2", "cli-h2", False, "active"),
     ]
     assert "no disk" in str(runs[1]["error"])
+    # On the network: DHCP and metadata checked, the login skipped (a fake guest), with the key
+    # pair whose private key the runner made in the state directory.
+    steps = {s["step"]: s for s in runs[0]["steps"]}
+    assert steps["metadata"]["ok"] and f"uuid={runs[0]['server_id']} " in steps["metadata"]["detail"]
+    assert steps["ssh"]["detail"] == "skipped: no real guest (a fake hypervisor)"
+    assert (state / "canary" / "id_ed25519").exists()

@@ -70,6 +70,28 @@ def test_provision_tenant_then_tear_down(cloud: Cloud, osc: OpenStackCLI) -> Non
     assert "cli-user" in exc.value.stderr
 
 
+def test_project_properties(cloud: Cloud, osc: OpenStackCLI) -> None:
+    """`--property k=v` (Keystone's extra attributes, what Ansible's openstack.cloud.project sends
+    as `properties`) is kept and shown back as the project's own fields; `project set --property`
+    changes one and keeps the others; Keystone's own fields are never shadowed."""
+    made = osc.run("project", "create", "--property", "tier=gold", "--property", "owner=ops", "p-props")
+    assert (made["tier"], made["owner"]) == ("gold", "ops")
+    osc.run("project", "set", "--property", "tier=silver", "p-props", json=False)
+    shown = osc.run("project", "show", "p-props")
+    assert (shown["tier"], shown["owner"], shown["name"]) == ("silver", "ops", "p-props")
+    with cloud.client() as c:
+        listed = c.get("/identity/v3/projects", params={"name": "p-props"}).json()["projects"]
+        assert [(p["tier"], p["owner"]) for p in listed] == [("silver", "ops")]
+        # only an extra attribute in the update: a change, not "at least one attribute"
+        patched = c.patch(f"/identity/v3/projects/{made['id']}", json={"project": {"cost": 12}})
+        assert patched.status_code == 200 and patched.json()["project"]["cost"] == 12
+        # an extra cannot stand in for the id, the links or Keystone's options
+        other = c.post("/identity/v3/projects", json={"project": {"name": "p2", "id": "x", "links": 1}})
+        assert other.status_code == 201
+        body = other.json()["project"]
+        assert body["id"] != "x" and body["links"]["self"].endswith(body["id"])
+
+
 def _can_read_self(cloud: Cloud, token: str) -> bool:
     """Whether `token` (demo's) still works: demo reads their own user record with it."""
     headers = {"X-Auth-Token": token}

@@ -2,10 +2,14 @@
 a peer of the real drivers, not a special case.
 
 A fake guest's console holds a short boot log ending with the line kumo's test image prints
-once booted (`KUMO-BOOT-OK <hostname> vcpus=<n> mem_kb=<kB> … ip=<its first port's address|none>`), from
-its flavor and ports, so what reads a real guest's console reads a fake one's the same way.
+once booted (`KUMO-BOOT-OK <hostname> vcpus=<n> mem_kb=<kB> … ip=<its first port's address|none>`),
+from its flavor and ports, so what reads a real guest's console reads a fake one's the same way.
+A guest with a port (or a config drive) also prints, before it, the image's line of what it
+read from its metadata (`KUMO-MD source=… uuid=… hostname=… keys=…`), from what its host was
+handed: the instance's uuid, hostname (and the DHCP domain, as the metadata says it) and key.
 `break_host(host, reason)` makes every spawn on a host fail (a broken hypervisor, for the
-health canaries' tests) until `mend_host(host)`."""
+health canaries' tests) and `misroute_metadata(host)` makes its guests read another instance's
+metadata (a metadata service answering for the wrong source address), until `mend_host(host)`."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import socket
 import socketserver
 import threading
 import time
+import uuid as uuidlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,6 +32,7 @@ from kumo.agent.drivers.base import (
     nic_counters,
 )
 from kumo.compute.states import PowerState
+from kumo.metadata.bundle import DHCP_DOMAIN
 
 # Fake guests of every fake host in this process, so a migration can hand a guest over.
 _GUESTS: dict[str, dict[str, int]] = {}
@@ -37,6 +43,7 @@ NMIS: dict[str, int] = {}
 PLUGGED: dict[str, set[str]] = {}
 _CONSOLE_LOGS: dict[str, str] = {}  # instance uuid → what its serial console printed
 _BROKEN: dict[str, str] = {}  # host → why every spawn there fails
+_MISROUTED: set[str] = set()  # hosts whose guests read another instance's metadata
 _LOCK = threading.Lock()
 # A fake guest's disk as its snapshots upload it: this many chunks of SNAPSHOT_CHUNK bytes.
 SNAPSHOT_CHUNKS = 4
@@ -98,9 +105,32 @@ def break_host(host: str, reason: str) -> None:
         _BROKEN[host] = reason
 
 
+def misroute_metadata(host: str) -> None:
+    with _LOCK:
+        _MISROUTED.add(host)
+
+
 def mend_host(host: str) -> None:
     with _LOCK:
         _BROKEN.pop(host, None)
+        _MISROUTED.discard(host)
+
+
+def metadata_line(instance: dict[str, Any], misrouted: bool = False) -> str:
+    """The test image's line of what it read from its metadata, as this guest would print it
+    (none without a port or a config drive: it reads none); a misrouted guest reads another
+    instance's."""
+    if instance.get("ports"):
+        source = "metadata"
+    elif instance.get("config_drive"):
+        source = "config-2"
+    else:
+        return ""
+    uuid, hostname = str(instance["uuid"]), str(instance.get("hostname") or instance.get("name") or "")
+    if misrouted:
+        uuid, hostname = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, uuid)), "someone-else"
+    keys = 1 if instance.get("key_data") else 0
+    return f"KUMO-MD source={source} uuid={uuid} hostname={hostname}.{DHCP_DOMAIN} keys={keys}\n"
 
 
 def boot_line(instance: dict[str, Any]) -> str:
@@ -117,9 +147,10 @@ def boot_line(instance: dict[str, Any]) -> str:
     )
 
 
-def boot_log(instance: dict[str, Any]) -> str:
+def boot_log(instance: dict[str, Any], misrouted: bool = False) -> str:
     """What a fake guest's serial console shows once booted: a kernel's and an init's first
-    lines, then the test image's boot marker (boot_line) last, as a real guest's log reads."""
+    lines, the image's metadata line (metadata_line), then the test image's boot marker
+    (boot_line) last, as a real guest's log reads."""
     name = instance.get("hostname") or instance.get("name") or "unknown"
     vcpus = int((instance.get("flavor") or {}).get("vcpus") or 1)
     return (
@@ -128,7 +159,7 @@ def boot_log(instance: dict[str, Any]) -> str:
         f"[    0.104000] smp: Brought up 1 node, {vcpus} CPU{'s' if vcpus > 1 else ''}\n"
         "[    0.412000] Freeing unused kernel image memory\n"
         "[    0.420000] Run /init as init process\n"
-        f"Starting kumo test guest {name}\n" + boot_line(instance)
+        f"Starting kumo test guest {name}\n" + metadata_line(instance, misrouted) + boot_line(instance)
     )
 
 
@@ -194,7 +225,8 @@ class FakeDriver:
                     DEMAND[instance["uuid"]] = float(demand)
                 except ValueError:
                     raise DriverError(f"fake_cpu_demand is not a number: {demand!r}") from None
-            _CONSOLE_LOGS[instance["uuid"]] = boot_log(instance)
+            misrouted = self.host in _MISROUTED
+            _CONSOLE_LOGS[instance["uuid"]] = boot_log(instance, misrouted)
         return self._set(instance["uuid"], PowerState.RUNNING)
 
     def destroy(self, instance: dict[str, Any]) -> None:

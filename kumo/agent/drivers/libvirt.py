@@ -58,12 +58,14 @@ from kumo.agent.libvirt.domain import (
     GuestConfig,
     Nic,
     PortError,
+    cpu_set_text,
     disk_targets,
     domain_xml,
     interface_devices,
     interface_macs,
     interface_xml,
     nics_of,
+    parse_cpu_set,
     power_state,
     serial_pty_of,
     with_sizing,
@@ -144,6 +146,7 @@ class LibvirtDriver:
         bridges: EnsureBridge = ensure_named_bridge,
         config_drive: ConfigDriveSource | None = None,
         cpu_cores: float | None = None,
+        cpu_shared_set: str | None = None,
         **_: object,
     ) -> None:
         self.lv = require_libvirt()
@@ -163,8 +166,16 @@ class LibvirtDriver:
         self.migration_address = migration_address or host_ip
         self.migration_bandwidth = int(migration_bandwidth)  # MiB/s, 0: unlimited
         self.migration_max_downtime_ms = int(migration_max_downtime_ms)
-        # The cores guests share, for the CPU steal signal: the host's CPUs unless told.
-        self.cpu_cores = float(cpu_cores) if cpu_cores is not None else float(os.cpu_count() or 1)
+        # Nova's [compute] cpu_shared_set: the host CPUs every guest's threads are pinned to
+        # (<vcpu cpuset=…>), and then the cores guests share for the CPU steal signal, unless
+        # cpu_cores says otherwise; without it, any CPU and the host's CPU count.
+        try:
+            shared = parse_cpu_set(cpu_shared_set) if cpu_shared_set else ()
+        except ValueError as exc:
+            raise DriverError(f"cpu_shared_set: {exc}") from None
+        self.cpuset = cpu_set_text(shared) if shared else None
+        default_cores = len(shared) if shared else (os.cpu_count() or 1)
+        self.cpu_cores = float(cpu_cores) if cpu_cores is not None else float(default_cores)
         self.root = Path(state_dir)
         self.instances_dir = self.root / "instances"
         self.instances_dir.mkdir(parents=True, exist_ok=True)
@@ -321,6 +332,7 @@ class LibvirtDriver:
             nics=nics,
             config_drive=drive,
             extra_disks=extra_disks,
+            cpuset=self.cpuset,
         )
 
     def _define(self, instance: dict[str, Any], image_ref: str) -> Any:

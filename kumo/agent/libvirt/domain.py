@@ -137,6 +137,48 @@ class GuestConfig:
     config_drive: Path | None = None  # an ISO9660 image labelled config-2
     # qcow2 disks after the root one (vdb, vdc…): a rescued guest's own disk
     extra_disks: tuple[Path, ...] = ()
+    # The host CPUs the guest's vCPU (and emulator) threads may run on, as libvirt's cpuset text
+    # ("0-1,3"): the agent's cpu_shared_set (parse_cpu_set). None: any CPU.
+    cpuset: str | None = None
+
+
+CPU_ID_MAX = 4095  # a CPU number beyond this is a typo, not a host's CPU
+
+
+def parse_cpu_set(text: str) -> tuple[int, ...]:
+    """The host CPUs of a CPU list as Nova's `[compute] cpu_shared_set` reads it: comma-separated
+    CPU numbers and ranges, each optionally excluded with "^" ("0-3,^2" is 0, 1 and 3); sorted,
+    without repeats. ValueError, saying why, for anything else or an empty result."""
+    included: set[int] = set()
+    excluded: set[int] = set()
+    for part in text.split(","):
+        item = part.strip()
+        into = excluded if item.startswith("^") else included
+        item = item.removeprefix("^").strip()
+        m = re.fullmatch(r"([0-9]+)(?:\s*-\s*([0-9]+))?", item)
+        if m is None:
+            raise ValueError(f"Invalid CPU list {text!r}: {part.strip()!r} is not a CPU number or a range")
+        first, last = int(m.group(1)), int(m.group(2) or m.group(1))
+        if first > last or last > CPU_ID_MAX:
+            raise ValueError(
+                f"Invalid CPU list {text!r}: {item!r} is not a range of CPU numbers 0-{CPU_ID_MAX}"
+            )
+        into.update(range(first, last + 1))
+    cpus = tuple(sorted(included - excluded))
+    if not cpus:
+        raise ValueError(f"Invalid CPU list {text!r}: it names no CPU")
+    return cpus
+
+
+def cpu_set_text(cpus: Sequence[int]) -> str:
+    """libvirt's cpuset text of sorted CPU numbers: runs as ranges ("0-2,5")."""
+    runs: list[list[int]] = []
+    for cpu in cpus:
+        if runs and cpu == runs[-1][1] + 1:
+            runs[-1][1] = cpu
+        else:
+            runs.append([cpu, cpu])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -158,7 +200,7 @@ def domain_xml(cfg: GuestConfig) -> str:
         _sub(meta, f"{{{NAMESPACE}}}{key}", value)
     _sub(meta, f"{{{NAMESPACE}}}flavor", None, **{k: str(v) for k, v in sorted(cfg.flavor.items())})
     _sub(dom, "memory", str(cfg.memory_mib), unit="MiB")
-    _sub(dom, "vcpu", str(cfg.vcpus))
+    _sub(dom, "vcpu", str(cfg.vcpus), **({"placement": "static", "cpuset": cfg.cpuset} if cfg.cpuset else {}))
 
     # SMBIOS: the guest can read its identity without a metadata service (the test image prints
     # its hostname from the OEM string), and cloud-init sees an OpenStack guest (as on Nova).

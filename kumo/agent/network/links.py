@@ -35,8 +35,8 @@ from kumo.agent.network.spec import (
     bridge_name,
     host_gateway_name,
     host_gateway_port_name,
-    namespace_name,
 )
+from kumo.network.names import namespace_name
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kumo.network.names import namespace_name
+
 METADATA_IP = "169.254.169.254"
 DEFAULT_LEASE_SECONDS = 86400
 
@@ -23,10 +25,6 @@ class SpecError(ValueError):
 
 def bridge_name(network_id: str) -> str:
     return "brq" + network_id[:11]
-
-
-def namespace_name(network_id: str) -> str:
-    return "qdhcp-" + network_id
 
 
 def tap_name(port_id: str) -> str:

@@ -7,17 +7,29 @@ results show in os-kumo-canaries (latest=true: each target's newest run) and at 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from kumo import allinone
 from kumo.agent.drivers import fake
-from kumo.canary.loop import CANARY_PROJECT, CANARY_USER, CanaryLoop, ensure_canary_user, login, resolve_spec
+from kumo.canary.loop import (
+    CANARY_PROJECT,
+    CANARY_USER,
+    KEY_PAIR,
+    CanaryLoop,
+    ensure_canary_user,
+    login,
+    resolve_spec,
+)
 from kumo.canary.policy import AZ, HOST, MIGRATION, CanaryPolicy
 from kumo.canary.probe import Prober
+from kumo.canary.ssh import RunnerFailed
 from tests.conftest import DEMO_PASSWORD, Cloud, Fleet, wait_for
 from tests.integration.libvirt.conftest import upload
 
@@ -231,3 +243,153 @@ def test_a_failing_host_is_down_weighted_then_disabled_then_enabled_when_it_pass
     assert (service["status"], service["disabled_reason"]) == ("enabled", None)
     assert {h["host"]: h for h in canaries.overview()["hosts"]}[bad]["down_weighted"] is False
     nothing_left(canaries)
+
+
+def test_on_a_tenant_network_a_guest_must_read_its_own_metadata(canaries: Canaries, tmp_path: Path) -> None:
+    """With a network, the canary also checks what the guest read from its metadata (and, with
+    its key pair, logs in: skipped on a fake hypervisor, there is no guest); a host whose guests
+    read another instance's metadata fails at step `metadata`, which counts toward its verdict."""
+    api = canaries.api
+    net = api.post("/networking/v2.0/networks", json={"network": {"name": "canary-net"}})
+    assert net.status_code == 201, net.text
+    subnet = {"subnet": {"network_id": net.json()["network"]["id"], "cidr": "10.61.0.0/24", "ip_version": 4}}
+    assert api.post("/networking/v2.0/subnets", json=subnet).status_code == 201
+    spec = resolve_spec(api, "kumo-test-image", "c1.tiny", "canary-net", tmp_path / "keys")
+    assert (spec.network, spec.key_name) == (net.json()["network"]["id"], KEY_PAIR)
+    assert spec.key_file is not None and spec.key_file.exists() and spec.security_group
+    assert resolve_spec(api, "kumo-test-image", "c1.tiny", "canary-net", tmp_path / "keys") == spec  # once
+    group = api.get(f"/networking/v2.0/security-groups/{spec.security_group}").json()["security_group"]
+    rules = group["security_group_rules"]
+    ssh_rules = [
+        (r["protocol"], r["port_range_min"], r["port_range_max"], r["remote_ip_prefix"])
+        for r in rules
+        if r["direction"] == "ingress"
+    ]
+    assert ssh_rules == [("tcp", 22, 22, "10.61.0.0/24")]  # from the network's subnet only
+    # a group whose rule went missing gets it back, the next time the spec is resolved
+    rule = next(r for r in rules if r["direction"] == "ingress")
+    assert api.delete(f"/networking/v2.0/security-group-rules/{rule['id']}").status_code == 204
+    assert resolve_spec(api, "kumo-test-image", "c1.tiny", "canary-net", tmp_path / "keys") == spec
+    again = api.get(f"/networking/v2.0/security-groups/{spec.security_group}").json()["security_group"]
+    ingress = [r for r in again["security_group_rules"] if r["direction"] == "ingress"]
+    assert [(r["port_range_min"], r["remote_ip_prefix"]) for r in ingress] == [(22, "10.61.0.0/24")]
+    prober = Prober(api, spec)
+    good, bad = HOSTS
+
+    passed = prober.report(prober.run(HOST, good, "nova"))
+    assert passed["ok"], (passed["failed_step"], passed["error"])
+    steps = {s["step"]: s for s in passed["steps"]}
+    assert list(steps) == [
+        "create",
+        "active",
+        "console",
+        "network",
+        "metadata",
+        "ssh",
+        "stop",
+        "delete",
+        "leftovers",
+    ]
+    assert re.fullmatch(
+        rf"source=metadata uuid={passed['server_id']} hostname=kumo-canary-host-{good}\.novalocal keys=1",
+        steps["metadata"]["detail"],
+    ), steps["metadata"]
+    assert steps["ssh"]["ok"] and steps["ssh"]["detail"] == "skipped: no real guest (a fake hypervisor)"
+
+    fake.misroute_metadata(bad)
+    for verdict in ("healthy", "suspect"):  # a failure, then its failed retry: down-weighted
+        failed = prober.report(prober.run(HOST, bad, "nova"))
+        assert (failed["ok"], failed["failed_step"], failed["host"]) == (False, "metadata", bad)
+        assert failed["verdict"] == verdict
+        assert failed["error"].startswith("the guest read the metadata of "), failed["error"]
+        assert f"not of {failed['server_id']}" in failed["error"]
+        assert failed["steps"][-1]["step"] == "cleanup" and failed["steps"][-1]["ok"]
+    standing = {h["host"]: h for h in canaries.overview()["hosts"]}[bad]
+    assert (standing["consecutive_failures"], standing["down_weighted"]) == (2, True)
+    nothing_left(canaries)
+    ports = api.get("/networking/v2.0/ports", params={"device_owner": "compute:nova"}).json()["ports"]
+    assert ports == []
+
+
+class NoLoginRunner:
+    """A runner that may not enter the network's namespace (not root): every login fails there."""
+
+    def __init__(self) -> None:
+        self.logins = 0
+
+    def run(self, address: str, network: str, command: str) -> str:
+        self.logins += 1
+        raise RunnerFailed(
+            f"ssh root@{address}: setting the network namespace failed: Operation not permitted"
+        )
+
+    def route(self, network: str) -> str:
+        return f"from namespace qdhcp-{network}"
+
+
+def test_a_runner_that_cannot_log_in_moves_no_hosts_verdict(
+    canaries: Canaries, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guests that run an SSH server (their boot line says ssh=up) and a runner whose every
+    login fails for its own reason: each canary fails at step ssh, reported without a host, and
+    the host stays healthy and enabled however often it runs."""
+    api = canaries.api
+    net = api.post("/networking/v2.0/networks", json={"network": {"name": "canary-net"}}).json()["network"]
+    subnet = {"subnet": {"network_id": net["id"], "cidr": "10.62.0.0/24", "ip_version": 4}}
+    assert api.post("/networking/v2.0/subnets", json=subnet).status_code == 201
+    spec = resolve_spec(api, "kumo-test-image", "c1.tiny", net["id"], tmp_path / "keys")  # by id
+    assert spec.network == net["id"]
+    real_boot_line = fake.boot_line
+    monkeypatch.setattr(fake, "boot_line", lambda i: real_boot_line(i).replace("ssh=off", "ssh=up"))
+    runner = NoLoginRunner()
+    prober = Prober(api, spec, shell=runner)
+    host = HOSTS[0]
+    for _ in range(POLICY.disable_after + 1):
+        failed = prober.report(prober.run(HOST, host, "nova"))
+        assert (failed["ok"], failed["failed_step"], failed["host"]) == (False, "ssh", None)
+        assert "the runner cannot log in" in failed["error"], failed["error"]
+        assert failed["verdict"] is None, failed
+    assert runner.logins == POLICY.disable_after + 1  # not retried
+    service = canaries.service(host)
+    assert (service["status"], service["disabled_reason"]) == ("enabled", None)
+    standing = {h["host"]: h for h in canaries.overview()["hosts"]}.get(host)
+    assert standing is None or (standing["consecutive_failures"], standing["down_weighted"]) == (0, False)
+    nothing_left(canaries)
+
+
+class RecordedLoop:
+    """In place of the CanaryLoop `kumo up` starts: what it was handed, nothing run."""
+
+    def __init__(self, url: str, token: Any, spec: Any, policy: CanaryPolicy) -> None:
+        self.token, self.spec = token, spec
+
+    def start(self) -> RecordedLoop:
+        return self
+
+
+def test_kumo_up_logs_in_only_into_real_guests_it_reaches(
+    canaries: Canaries, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kumo up --canaries` hands the loop the public network by id; the key pair (the SSH
+    login) only when real guests run and this machine reaches the network."""
+    cloud, api = canaries.cloud, canaries.api
+    net = api.post("/networking/v2.0/networks", json={"network": {"name": "up-net"}}).json()["network"]
+    subnet = {"subnet": {"network_id": net["id"], "cidr": "10.63.0.0/24", "ip_version": 4}}
+    assert api.post("/networking/v2.0/subnets", json=subnet).status_code == 201
+    monkeypatch.setattr(allinone, "CanaryLoop", RecordedLoop)
+    admin = cloud.token()
+    for ssh in (False, True):
+        loop: Any = allinone.start_canaries(
+            cloud.url, admin, cloud.settings, "kumo-test-image", net["id"], ssh
+        )
+        # its password set again: the canary user's token the loop would log in with
+        with httpx.Client(base_url=cloud.url, headers={"X-Auth-Token": loop.token()}, timeout=30) as client:
+            spec = loop.spec(client)
+        assert spec.network == net["id"]
+        if ssh:
+            assert (spec.key_name, spec.key_file) == (
+                KEY_PAIR,
+                cloud.settings.state_dir / "canary" / "id_ed25519",
+            )
+        else:
+            assert (spec.key_name, spec.key_file, spec.security_group) == (None, None, None)

@@ -252,6 +252,30 @@ def test_network_reads_and_refusals(env: Env) -> None:
     assert port.network_id == env.net.id
 
 
+def test_an_empty_security_groups_list_is_the_default_group(env: Env) -> None:
+    """`"security_groups": []` (what Ansible's openstack.cloud.server sends when none are named)
+    puts the server in its project's default group, as Nova's `security_groups or ['default']`
+    does, not in no group at all."""
+    body = {
+        "server": {
+            "name": "no-groups-named",
+            "flavorRef": env.flavor,
+            "imageRef": env.image,
+            "networks": [{"uuid": env.net.id}],
+            "security_groups": [],
+        }
+    }
+    made = env.demo.compute.post("/servers", json=body)
+    assert made.status_code == 202, made.text
+    assert made.json()["server"]["security_groups"] == [{"name": "default"}]
+    server_id = made.json()["server"]["id"]
+    groups = env.demo.compute.get(f"/servers/{server_id}/os-security-groups").json()["security_groups"]
+    assert [g["name"] for g in groups] == ["default"]
+    [port] = list(env.demo.network.ports(device_id=server_id))
+    [default] = list(env.demo.network.security_groups(name="default"))
+    assert port.security_group_ids == [default.id]
+
+
 def test_ports_follow_the_server(env: Env, fleet: Fleet) -> None:
     """Bound again to the destination of a live migration; a server that went to ERROR before
     it had a host keeps its port until it is deleted, which frees it."""

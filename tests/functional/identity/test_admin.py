@@ -413,3 +413,18 @@ def test_crud_and_conflicts_on_postgres(pg_cloud: Cloud) -> None:
         assert (
             c.get(f"{V3}/role_assignments", params={"user.id": user["id"]}).json()["role_assignments"] == []
         )
+
+
+@pytest.mark.postgres
+def test_project_extra_attributes_on_postgres(pg_cloud: Cloud) -> None:
+    """Keystone's extra project attributes (any JSON value) kept in the JSON column on PostgreSQL,
+    merged by an update, shown by show and list."""
+    with pg_cloud.client() as c:
+        project = _create(c, "project", name="pg-extra", tier="gold", quota={"cores": 4})
+        assert (project["tier"], project["quota"]) == ("gold", {"cores": 4})
+        patched = c.patch(f"{V3}/projects/{project['id']}", json={"project": {"tier": None, "rank": 2}})
+        assert patched.status_code == 200
+        shown = c.get(f"{V3}/projects/{project['id']}").json()["project"]
+        assert (shown["tier"], shown["quota"], shown["rank"]) == (None, {"cores": 4}, 2)
+        [listed] = c.get(f"{V3}/projects", params={"name": "pg-extra"}).json()["projects"]
+        assert listed == shown

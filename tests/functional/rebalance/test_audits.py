@@ -1,9 +1,10 @@
 """Audits and plans over a database with no loop running (the executor stepped by hand, its
 clock given): a continuous audit runs again each interval and its newer plan supersedes the
 RECOMMENDED one; a plan cancels; an action is skipped only before its plan starts; auto_trigger
-on a plan with nothing to move ends it at once; a cancelled audit runs no more; names are at most
-63 characters and a duplicate template name is a 409 even when it races; an audit whose run
-breaks is tried again later while the other due audits run."""
+on a plan with nothing to move ends it at once, and leaves a plan RECOMMENDED while another
+runs; a cancelled audit runs no more; names are at most 63 characters and a duplicate template
+name is a 409 even when it races; an audit whose run breaks is tried again later while the
+other due audits run."""
 
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ import pytest
 from kumo.config import Settings
 from kumo.db import Database
 from kumo.errors import BadRequest, Conflict
-from kumo.rebalance import hooks
+from kumo.rebalance import core, hooks
 from kumo.rebalance import service as svc
 from kumo.rebalance.executor import AUDIT_RETRY_SECONDS, Executor
-from kumo.rebalance.models import Action, AuditTemplate
+from kumo.rebalance.models import Action, ActionPlan, AuditTemplate
 
 T0 = dt.datetime(2026, 12, 7, 12, 0, 0)
 
@@ -108,6 +109,34 @@ def test_auto_trigger_with_nothing_to_move_ends_at_once(db: Database, tmp_path: 
     with db.read() as s:
         (plan,) = svc.list_plans(s, uuid)
         assert plan.state == svc.SUCCEEDED and svc.get_audit(s, uuid).state == svc.SUCCEEDED
+
+
+def test_an_auto_triggered_plan_waits_recommended_while_another_runs(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One running plan per cloud (its partial unique index): an auto-triggered plan found while
+    another runs is left RECOMMENDED, never queued as a second running plan; once none runs, the
+    audit's next run starts its plan."""
+    move = core.Move("srv", "a", "b", ("srv",), 40.0, 1.0, 20.0, 2.0, 1.0, 1.0)
+    one_move = core.Plan((move,), (), core.Effect(2.0, 1.0, ("a",), ("srv",)))
+    monkeypatch.setattr(svc.core, "plan", lambda snapshot, policy: one_move)
+    now = [T0]
+    executor = Executor(db, Settings(state_dir=tmp_path), hooks.DrainHooks("", "", 1.0), clock=lambda: now[0])
+    with db.transaction() as s:
+        s.add(ActionPlan(uuid="running", audit_uuid="other", strategy="s", state=svc.ONGOING, efficacy={}))
+        body = {"audit_type": "CONTINUOUS", "interval": 60, "goal": "noisy_neighbor", "auto_trigger": True}
+        uuid = svc.create_audit_from(s, body, T0).uuid
+    executor.run_audits()
+    with db.read() as s:
+        (waiting,) = svc.list_plans(s, uuid)
+        assert waiting.state == svc.RECOMMENDED
+    with db.transaction() as s:
+        svc.get_plan(s, "running").state = svc.SUCCEEDED
+    now[0] = T0 + dt.timedelta(seconds=61)
+    executor.run_audits()
+    with db.read() as s:
+        old, new = svc.list_plans(s, uuid)
+        assert (old.state, new.state) == (svc.SUPERSEDED, svc.PENDING)
 
 
 def test_executor_starts_only_what_the_caps_allow(db: Database, tmp_path: Path) -> None:

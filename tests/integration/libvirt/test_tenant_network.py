@@ -25,6 +25,9 @@ from kumo.agent.network.firewall.iptables import IptablesFirewall
 from kumo.agent.network.host import NetworkHost
 from kumo.agent.network.spec import namespace_name
 from kumo.agent.protocol import AGENT_TOKEN_HEADER
+from kumo.canary.loop import CANARY_PROJECT, CANARY_USER, ensure_canary_user, login, resolve_spec
+from kumo.canary.policy import AZ
+from kumo.canary.probe import Prober
 from kumo.metadata.service import MetadataService
 from kumo.network.models import Network
 from tests.conftest import Cloud, wait_for
@@ -191,3 +194,45 @@ def test_a_killed_dhcp_server_is_respawned_and_a_guest_booted_after_gets_its_add
     assert f" ip={address['addr']} " in marker, out[-3000:]  # served by the respawned dnsmasq
     assert _dnsmasq_pids(net) == {second}  # and nothing restarted it again
     assert admin.delete(f"{COMPUTE}/servers/{server_id}").status_code == 204
+
+
+def test_a_canary_on_a_tenant_network_checks_dhcp_metadata_and_ssh(
+    network_host: Hypervisor, tmp_path: Path
+) -> None:
+    """The health canary against a real guest, as its service user: booted on a tenant network of
+    its own project with its key pair and SSH group (made once), its DHCP address, the metadata
+    it read (its own uuid and hostname, a key) and a login with the canary's key from the
+    network's namespace on this machine (the network host) answering its hostname; then stopped,
+    deleted, nothing left."""
+    hv = network_host
+    ensure_canary_user(hv.admin, "canary-secret")
+    token = login(hv.cloud.url, CANARY_USER, "canary-secret", CANARY_PROJECT)
+    with httpx.Client(base_url=hv.cloud.url, headers={"X-Auth-Token": token}, timeout=60) as api:
+        net = created(api.post(f"{V2}/networks", json={"network": {"name": "canary-net"}}), "network")["id"]
+        subnet = {"subnet": {"network_id": net, "cidr": "10.79.0.0/24", "ip_version": 4}}
+        created(api.post(f"{V2}/subnets", json=subnet), "subnet")
+        spec = resolve_spec(api, hv.image_id, hv.flavor_id, "canary-net", tmp_path / "canary-keys")
+        prober = Prober(api, spec)
+        report = prober.report(prober.run(AZ, "nova"))
+    steps = {s["step"]: s for s in report["steps"]}
+    assert report["ok"], (report["failed_step"], report["error"], report["steps"])
+    assert list(steps) == [
+        "create",
+        "active",
+        "console",
+        "network",
+        "metadata",
+        "ssh",
+        "stop",
+        "delete",
+        "leftovers",
+    ]
+    assert report["host"] == hv.host
+    assert re.fullmatch(
+        rf"source=metadata uuid={report['server_id']} hostname=kumo-canary-az-nova\.novalocal keys=1",
+        steps["metadata"]["detail"],
+    ), steps["metadata"]
+    assert re.fullmatch(
+        rf"root@10\.79\.0\.\d+ from namespace {namespace_name(net)}: hostname kumo-canary-az-nova",
+        steps["ssh"]["detail"],
+    ), steps["ssh"]

@@ -124,9 +124,10 @@ def test_each_zone_every_az_interval_and_its_live_migration_hourly() -> None:
         ("KUMO-BOOT-OK vm vcpus=1 mem_kb=1000", None),  # half-written: no newline yet
         (
             "booting\nKUMO-BOOT-OK vm vcpus=2 mem_kb=100000 disk_bytes=1 boots=1 ip=none ssh=up\n",
-            BootLine(2, 100000, None),
+            BootLine(2, 100000, None, "up"),
         ),
-        ("KUMO-BOOT-OK vm vcpus=1 mem_kb=5 boots=1 ip=10.0.0.5 ssh=off\n", BootLine(1, 5, "10.0.0.5")),
+        ("KUMO-BOOT-OK vm vcpus=1 mem_kb=5 boots=1 ip=10.0.0.5 ssh=off\n", BootLine(1, 5, "10.0.0.5", "off")),
+        ("KUMO-BOOT-OK vm vcpus=1 mem_kb=5 ip=10.0.0.5\n", BootLine(1, 5, "10.0.0.5")),  # an older image
     ],
 )
 def test_the_boot_line_read_from_a_console(console: str, line: BootLine | None) -> None:

@@ -12,6 +12,7 @@ from kumo.agent.libvirt.domain import (
     Nic,
     PortError,
     console_log_of,
+    cpu_set_text,
     disk_targets,
     domain_xml,
     interface_devices,
@@ -19,6 +20,7 @@ from kumo.agent.libvirt.domain import (
     interface_xml,
     kumo_metadata,
     nics_of,
+    parse_cpu_set,
     power_state,
     with_sizing,
 )
@@ -278,3 +280,37 @@ def test_with_sizing_changes_only_memory_and_vcpus() -> None:
     assert resized.findtext("vcpu") == "1"
     assert kumo_metadata(with_sizing(xml, 128, 1)) == kumo_metadata(xml)
     assert interface_devices(with_sizing(xml, 128, 1)) == [("fa:16:3e:00:00:01", "tap-1")]
+
+
+def test_a_cpu_shared_set_pins_every_vcpu_to_those_host_cpus() -> None:
+    root = ET.fromstring(domain_xml(guest(vcpus=2, cpuset="0-1,3")))
+    vcpu = root.find("vcpu")
+    assert vcpu is not None and vcpu.text == "2"
+    assert vcpu.attrib == {"placement": "static", "cpuset": "0-1,3"}
+    # Without one, the guest runs on any host CPU (libvirt's default), as before.
+    unpinned = ET.fromstring(domain_xml(guest())).find("vcpu")
+    assert unpinned is not None and unpinned.attrib == {}
+    # A cold move's sizing keeps the pinning of the destination's definition.
+    resized = ET.fromstring(with_sizing(domain_xml(guest(cpuset="1")), 512, 4)).find("vcpu")
+    assert resized is not None and (resized.text, resized.get("cpuset")) == ("4", "1")
+
+
+@pytest.mark.parametrize(
+    ("text", "cpus", "normal"),
+    [
+        ("0", (0,), "0"),
+        ("0-1", (0, 1), "0-1"),
+        (" 3, 0-1 ,1", (0, 1, 3), "0-1,3"),
+        ("0-7,^2,^5-6", (0, 1, 3, 4, 7), "0-1,3-4,7"),
+        ("4-4", (4,), "4"),
+    ],
+)
+def test_cpu_lists_read_as_nova_reads_cpu_shared_set(text: str, cpus: tuple[int, ...], normal: str) -> None:
+    assert parse_cpu_set(text) == cpus
+    assert cpu_set_text(cpus) == normal
+
+
+@pytest.mark.parametrize("text", ["", "a", "1-", "3-1", "0,,1", "^0", "0-3,^0-3", "-1", "0-99999", "1.5"])
+def test_bad_cpu_lists_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="Invalid CPU list"):
+        parse_cpu_set(text)
