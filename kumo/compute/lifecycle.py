@@ -213,6 +213,15 @@ class DropImage:
 
 
 @dataclass(frozen=True)
+class RotateBackups:
+    """A backup of the server is uploaded: of its backups of `backup_type`, only the newest
+    `keep` stay (Nova's _rotate_backups; the new one counts)."""
+
+    backup_type: str
+    keep: int
+
+
+@dataclass(frozen=True)
 class BeginMigration:
     """A move starts: a migration record of `migration_type` from `source` to `dest`."""
 
@@ -245,6 +254,7 @@ Effect = (
     | RevertFlavor
     | ForgetOldFlavor
     | DropImage
+    | RotateBackups
     | BeginMigration
     | MigrationStatus
 )
@@ -567,6 +577,13 @@ def snapshot(state: ServerState, image_id: str, *, is_admin: bool) -> Change:
     return request(state, "snapshot", is_admin=is_admin, extra={"image_id": image_id})
 
 
+def backup(state: ServerState, image_id: str, backup_type: str, rotation: int, *, is_admin: bool) -> Change:
+    """createBackup: a snapshot task (the same upload as createImage) under the createBackup
+    action, task_state image_backup; its report rotates the server's backups of the type."""
+    extra = {"image_id": image_id, "backup_type": backup_type, "rotation": rotation}
+    return request(state, "backup", is_admin=is_admin, extra=extra, task_kind=TaskKind.SNAPSHOT)
+
+
 def shelve(state: ServerState, image_id: str, *, offload: bool, is_admin: bool) -> Change:
     """The host's agent powers the guest off and uploads its disk as `image_id`; `offload`
     (shelved_offload_time 0, read by the caller) destroys the guest in the same task."""
@@ -614,7 +631,11 @@ def _imaged(state: ServerState, outcome: TaskOutcome) -> Change:
         dropped = (DropImage(image_id),) if kind in (TaskKind.SNAPSHOT, TaskKind.SHELVE) and image_id else ()
         return Change(task_state=None, power_state=power, effects=dropped)
     if kind == TaskKind.SNAPSHOT:
-        return Change(task_state=None, power_state=power)
+        done = Change(task_state=None, power_state=power)
+        rotation = outcome.payload.get("rotation")
+        if rotation is None:
+            return done
+        return done.then(RotateBackups(str(outcome.payload.get("backup_type") or ""), int(rotation)))
     if kind == TaskKind.SHELVE:
         if outcome.payload.get("offload"):
             return replace(_offloaded(state), shelved_image=image_id)
@@ -780,11 +801,17 @@ def prepared(state: ServerState | None, outcome: TaskOutcome) -> Change:
     if kind == TaskKind.RESIZE:
         undo = (*undo, RevertFlavor())
     failed = (MigrationStatus("error"),)  # a failed revert too, as Nova
-    return Change(
-        task_state=None,
-        effects=(FinishEvent(int(payload["event_id"]), False, why, why), *undo, *failed, _abort_on(dest)),
-        wake=dest,
-    )
+    effects = (FinishEvent(int(payload["event_id"]), False, why, why), *undo, *failed, _abort_on(dest))
+    if kind == TaskKind.REVERT_RESIZE:
+        return replace(_reverting_failed(why), effects=effects, wake=dest)
+    return Change(task_state=None, effects=effects, wake=dest)
+
+
+def _reverting_failed(error: str) -> Change:
+    """A resize revert that failed leaves the server in ERROR with the fault, where it was
+    resized to, its allocations as they were (Nova's _error_out_instance_on_exception around
+    revert_resize and finish_revert_resize); the failed event records the error."""
+    return _error(f"Reverting the resize failed: {error}", 500)
 
 
 def _task_done(state: ServerState, outcome: TaskOutcome) -> Change:
@@ -861,6 +888,8 @@ def _moved(state: ServerState, outcome: TaskOutcome) -> Change:
         if kind == TaskKind.RESIZE:
             undo = (*undo, RevertFlavor())
         failed = (MigrationStatus("error"),)  # a failed revert too, as Nova
+        if kind == TaskKind.REVERT_RESIZE:
+            base = replace(_reverting_failed(outcome.error or "unknown error"), power_state=base.power_state)
         if dest == outcome.payload.get("source"):  # on its own host: nothing was prepared
             return replace(base, effects=(*undo, *failed))
         return replace(base, effects=(*undo, *failed, _abort_on(dest)), wake=dest)

@@ -48,6 +48,7 @@ from kumo.compute.lifecycle import (
     ReleasePorts,
     RenameConsumer,
     RevertFlavor,
+    RotateBackups,
     ServerState,
     StartEvent,
     Unchanged,
@@ -307,6 +308,8 @@ class _Effects:
             self.instance.old_flavor = None
         elif isinstance(effect, DropImage):
             image_service.discard(session, effect.image_id)
+        elif isinstance(effect, RotateBackups):
+            image_service.rotate_backups(session, uuid, effect.backup_type, effect.keep)
         elif isinstance(effect, BeginMigration):
             migrations.begin(
                 session,

@@ -205,6 +205,19 @@ SERVER_ACTION: Schema = one_action(
             },
             ["name"],
         ),
+        "createBackup": obj(
+            {
+                "name": {"type": "string", "minLength": 1, "maxLength": 255},
+                "backup_type": {"type": "string"},
+                "rotation": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 0},
+                "metadata": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string", "maxLength": 255},
+                    "propertyNames": {"minLength": 1, "maxLength": 255},
+                },
+            },
+            ["name", "backup_type", "rotation"],
+        ),
         "shelve": nullable(obj({})),
         "shelveOffload": nullable(obj({})),
         "unshelve": nullable(obj({"availability_zone": nullable(STRING), "host": HOST})),  # 2.91's

@@ -288,6 +288,7 @@ class ListQuery:
     flavor: str | None = None
     image: str | None = None
     availability_zone: str | None = None
+    reservation_id: str | None = None  # the servers of one multiple create (every version)
     changes_since: dt.datetime | None = None
     changes_before: dt.datetime | None = None  # 2.66
     locked: bool | None = None  # 2.73
@@ -386,6 +387,8 @@ def _apply_filters(stmt: Select[Any], ctx: RequestContext, q: ListQuery) -> Sele
         stmt = stmt.where(Instance.image_ref == q.image)
     if q.availability_zone:
         stmt = stmt.where(Instance.availability_zone == q.availability_zone)
+    if q.reservation_id:
+        stmt = stmt.where(Instance.reservation_id == q.reservation_id)
     if q.user_id:
         stmt = stmt.where(Instance.user_id == q.user_id)
     return stmt

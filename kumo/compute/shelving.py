@@ -1,4 +1,5 @@
-"""createImage (a server's snapshot), shelve, shelveOffload and unshelve.
+"""createImage (a server's snapshot), createBackup (a rotating backup), shelve, shelveOffload
+and unshelve.
 
 A snapshot or a shelve makes a queued Glance image owned by the server's project and hands
 the server's host a task that uploads the guest's root disk into it (streamed over the
@@ -35,6 +36,7 @@ from kumo.db import utcnow
 from kumo.errors import BadRequest, Conflict, Forbidden
 from kumo.image import service as images
 from kumo.image.models import Image
+from kumo.validation import MAX_INT, int_text
 
 # Nova's shelved_offload_time: 0 offloads at once, -1 never.
 OFFLOAD_AT_ONCE, NEVER_OFFLOAD = 0, -1
@@ -78,11 +80,13 @@ def _refuse_baremetal(session: Session, instance: Instance, what: str) -> None:
         raise Conflict(f"Cannot '{what}' instance {instance.uuid}: baremetal servers cannot be {what}d.")
 
 
-def _snapshot_image(session: Session, instance: Instance, name: str, metadata: dict[str, str]) -> Image:
+def _snapshot_image(
+    session: Session, instance: Instance, name: str, metadata: dict[str, str], image_type: str = "snapshot"
+) -> Image:
     base = session.get(Image, instance.image_ref) if instance.image_ref else None
     properties: dict[str, Any] = {
         **metadata,
-        "image_type": "snapshot",
+        "image_type": image_type,
         "instance_uuid": instance.uuid,
         "base_image_ref": instance.image_ref,
         "user_id": instance.user_id,
@@ -103,6 +107,68 @@ def create_image(
     lc.allowed(state_of(instance), "snapshot")  # refused before any image is made
     image = _snapshot_image(session, instance, name, metadata)
     change = lc.snapshot(state_of(instance), image.id, is_admin=ctx.is_admin)
+    return Woken(apply(session, instance, change, ctx).wake, image.id)
+
+
+@dataclass(frozen=True)
+class BackupRequest:
+    """createBackup's body: the image's name, its backup_type property, how many backups of
+    that type to keep (`rotation`), and extra image properties."""
+
+    name: str
+    backup_type: str
+    rotation: int
+    metadata: dict[str, str]
+
+
+def parse_backup(body: Any) -> BackupRequest:
+    """createBackup's value as Nova's schema: name, backup_type (a string) and rotation (a
+    non-negative integer, or a string of digits) required; metadata optional; nothing else."""
+    if not isinstance(body, dict):
+        raise BadRequest("Invalid input for field/attribute createBackup. Value must be an object.")
+    unknown = sorted(set(body) - {"name", "backup_type", "rotation", "metadata"})
+    if unknown:
+        raise BadRequest(
+            "Invalid input for field/attribute createBackup. Additional properties are not allowed "
+            f"({', '.join(repr(k) for k in unknown)} {'were' if len(unknown) > 1 else 'was'} unexpected)"
+        )
+    for key in ("name", "backup_type", "rotation"):
+        if key not in body:
+            raise BadRequest(
+                f"Invalid input for field/attribute createBackup. '{key}' is a required property"
+            )
+    name = image_name(body["name"])
+    if name != name.strip():
+        raise BadRequest("Invalid input for field/attribute name. Value must not start or end with spaces.")
+    backup_type = body["backup_type"]
+    if not isinstance(backup_type, str):
+        raise BadRequest(f"Invalid input for field/attribute backup_type. Value: {backup_type!r}.")
+    rotation = body["rotation"]
+    value = (
+        rotation
+        if isinstance(rotation, int) and not isinstance(rotation, bool)
+        else int_text(rotation)
+        if isinstance(rotation, str) and rotation.isascii() and rotation.isdigit()
+        else None
+    )
+    if value is None or not 0 <= value <= MAX_INT:
+        raise BadRequest(
+            f"Invalid input for field/attribute rotation. Value: {rotation!r}. "
+            "Value must be a non-negative integer."
+        )
+    return BackupRequest(name, backup_type, value, image_metadata(body.get("metadata")))
+
+
+def create_backup(session: Session, ctx: RequestContext, server_id: str, req: BackupRequest) -> Woken:
+    """createBackup: a queued image (image_type backup, its backup_type) and the host's
+    snapshot task uploading into it; the backups beyond `rotation` go once it is uploaded."""
+    ctx.require_writer()
+    instance = servers.get(session, ctx, server_id, for_update=True)
+    _refuse_baremetal(session, instance, "createBackup")
+    lc.allowed(state_of(instance), "backup")  # refused before any image is made
+    metadata = {**req.metadata, "backup_type": req.backup_type}
+    image = _snapshot_image(session, instance, req.name, metadata, image_type="backup")
+    change = lc.backup(state_of(instance), image.id, req.backup_type, req.rotation, is_admin=ctx.is_admin)
     return Woken(apply(session, instance, change, ctx).wake, image.id)
 
 

@@ -53,6 +53,7 @@ class TaskState:
     RESIZE_PREP = "resize_prep"
     # snapshot (createImage) and shelve / shelveOffload / unshelve
     IMAGE_SNAPSHOT = "image_snapshot"
+    IMAGE_BACKUP = "image_backup"
     SHELVING = "shelving"
     SHELVING_OFFLOADING = "shelving_offloading"
     UNSHELVING = "unshelving"
@@ -301,21 +302,33 @@ ACTIONS: dict[str, Action] = {
         None,
         None,
     ),
-    # createImage: the guest's root disk uploaded to a new image; the server's states stay.
+    # createImage: the guest's root disk uploaded to a new image; the server's states stay
+    # (Nova's check_instance_state: ACTIVE, SHUTOFF, PAUSED, SUSPENDED).
     "snapshot": Action(
         "createImage",
         "compute_snapshot_instance",
-        _states(VmState.ACTIVE, VmState.STOPPED),
+        _states(VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED),
         TaskState.IMAGE_SNAPSHOT,
         None,
         None,
     ),
+    # createBackup: a snapshot (the same task) whose image is a rotating backup; once it is
+    # uploaded the oldest backups of its type beyond `rotation` are deleted.
+    "backup": Action(
+        "createBackup",
+        "compute_backup_instance",
+        _states(VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED),
+        TaskState.IMAGE_BACKUP,
+        None,
+        None,
+    ),
     # shelve: powered off and snapshotted; offloaded at once when the payload says so
-    # (kumo.compute.lifecycle settles that as shelve_offload's outcome).
+    # (kumo.compute.lifecycle settles that as shelve_offload's outcome). From ACTIVE, SHUTOFF,
+    # PAUSED and SUSPENDED, as Nova: a paused or suspended guest is powered off first.
     "shelve": Action(
         "shelve",
         "compute_shelve_instance",
-        _states(VmState.ACTIVE, VmState.STOPPED),
+        _states(VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED),
         TaskState.SHELVING,
         VmState.SHELVED,
         PowerState.SHUTDOWN,

@@ -164,6 +164,17 @@ def show_image(
         return views.image(service.get_image(session, ctx, image_id))
 
 
+@router.get("/v2/images/{image_id}/tasks")
+def list_image_tasks(
+    image_id: str, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
+) -> dict[str, Any]:
+    """Glance's tasks of an image (API 2.12): none in kumo, which runs no import or location
+    task; 404 for an image the caller cannot see."""
+    with rt.db.read() as session:
+        service.get_image(session, ctx, image_id)
+    return {"tasks": []}
+
+
 @router.patch("/v2/images/{image_id}", openapi_extra=schemas.IMAGE_PATCH_BODY)
 def update_image(
     request: Request,

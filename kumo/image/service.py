@@ -839,6 +839,25 @@ def discard(session: Session, image_id: str) -> None:
     session.info.setdefault(_DISCARDED, []).append(image_id)
 
 
+def rotate_backups(session: Session, instance_uuid: str, backup_type: str, keep: int) -> list[str]:
+    """Of a server's backups of `backup_type` (images whose properties say image_type backup,
+    that backup_type and the server's uuid), keep the newest `keep` and discard the others,
+    oldest first (Nova's _rotate_backups); returns the ids discarded."""
+    backups = session.scalars(
+        select(Image)
+        .where(
+            Image.properties["image_type"].as_string() == "backup",
+            Image.properties["backup_type"].as_string() == backup_type,
+            Image.properties["instance_uuid"].as_string() == instance_uuid,
+        )
+        .order_by(Image.created_at.desc(), Image.id.desc())
+    ).all()
+    excess = [image.id for image in backups[max(keep, 0) :]]
+    for image_id in reversed(excess):
+        discard(session, image_id)
+    return excess
+
+
 def _purge_discarded(session: Session) -> None:
     discarded: list[str] | None = session.info.pop(_DISCARDED, None)
     store = getattr(session.info.get("database"), "image_store", None)

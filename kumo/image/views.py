@@ -276,16 +276,24 @@ _METADEF_COLLECTIONS = {
 }
 
 
+# The `name` Glance gives a schema where it is not the path's: the resource type schemas
+# describe a namespace's associations with resource types.
+_METADEF_SCHEMA_NAMES = {
+    "resource_type": "resource_type_association",
+    "resource_types": "resource_type_associations",
+}
+
+
 def metadef_schema(name: str) -> dict[str, Any] | None:
     """Glance's schema of a metadata-definition entity or collection, or None for an unknown name."""
     if name in _METADEF_ENTITIES:
         entity = _METADEF_ENTITIES[name]
-        return {"name": name, "additionalProperties": False, **entity}
+        return {"name": _METADEF_SCHEMA_NAMES.get(name, name), "additionalProperties": False, **entity}
     if name in _METADEF_COLLECTIONS:
         item = metadef_schema(_METADEF_COLLECTIONS[name])
         key = "resource_type_associations" if name == "resource_types" else name
         return {
-            "name": name,
+            "name": _METADEF_SCHEMA_NAMES.get(name, name),
             "properties": {
                 key: {"type": "array", "items": item},
                 "first": {"type": "string"},

@@ -389,14 +389,18 @@ class DiagnosticsPayload(JsonPayload):
 
 @dataclass(frozen=True)
 class SnapshotPayload(JsonPayload):
-    """Upload the server's root disk as the data of image `image_id` (createImage, shelve);
-    `offload`: a shelve that destroys the guest once its snapshot is uploaded."""
+    """Upload the server's root disk as the data of image `image_id` (createImage, shelve,
+    createBackup); `offload`: a shelve that destroys the guest once its snapshot is uploaded;
+    `backup_type` and `rotation`: a backup, after which the backups of that type beyond the
+    newest `rotation` are deleted (by the API, when it settles the task)."""
 
     action_id: int | None
     event_id: int | None
     instance: ServerSpec
     image_id: str
     offload: bool = False
+    backup_type: str | None = field(default=None, metadata=_OMITTED_WHEN_NONE)
+    rotation: int | None = field(default=None, metadata=_OMITTED_WHEN_NONE)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """The fake driver: guests are entries in a dict. For density tests and fast functional tests;
 a peer of the real drivers, not a special case.
 
-A fake guest's console holds the line kumo's test image prints once booted
-(`KUMO-BOOT-OK <hostname> vcpus=<n> mem_kb=<kB> … ip=<its first port's address|none>`), from
-its flavor and ports, so what reads a real guest's console reads a fake one's the same way.
+A fake guest's console holds a short boot log ending with the line kumo's test image prints
+once booted (`KUMO-BOOT-OK <hostname> vcpus=<n> mem_kb=<kB> … ip=<its first port's address|none>`),
+from its flavor and ports, so what reads a real guest's console reads a fake one's the same way.
 A guest with a port (or a config drive) also prints, before it, the image's line of what it
 read from its metadata (`KUMO-MD source=… uuid=… hostname=… keys=…`), from what its host was
 handed: the instance's uuid, hostname (and the DHCP domain, as the metadata says it) and key.
@@ -147,6 +147,31 @@ def boot_line(instance: dict[str, Any]) -> str:
     )
 
 
+def boot_log(instance: dict[str, Any], misrouted: bool = False) -> str:
+    """What a fake guest's serial console shows once booted: a kernel's and an init's first
+    lines, the image's metadata line (metadata_line), then the test image's boot marker
+    (boot_line) last, as a real guest's log reads."""
+    name = instance.get("hostname") or instance.get("name") or "unknown"
+    vcpus = int((instance.get("flavor") or {}).get("vcpus") or 1)
+    return (
+        "[    0.000000] Linux version 6.1.0-kumo (kumo fake guest)\n"
+        "[    0.000000] Command line: console=ttyS0\n"
+        f"[    0.104000] smp: Brought up 1 node, {vcpus} CPU{'s' if vcpus > 1 else ''}\n"
+        "[    0.412000] Freeing unused kernel image memory\n"
+        "[    0.420000] Run /init as init process\n"
+        f"Starting kumo test guest {name}\n" + metadata_line(instance, misrouted) + boot_line(instance)
+    )
+
+
+def tail(text: str, lines: int | None) -> str:
+    """Nova's tail of a console log (ComputeManager._tail_log): the log split at newlines, its
+    last `lines` parts joined again (a log ending in a newline has an empty last part);
+    everything when `lines` is None or negative."""
+    if lines is None or lines < 0:
+        return text
+    return "\n".join(text.split("\n")[-lines:]) if lines else ""
+
+
 class FakeDriver:
     def __init__(
         self,
@@ -201,7 +226,7 @@ class FakeDriver:
                 except ValueError:
                     raise DriverError(f"fake_cpu_demand is not a number: {demand!r}") from None
             misrouted = self.host in _MISROUTED
-            _CONSOLE_LOGS[instance["uuid"]] = metadata_line(instance, misrouted) + boot_line(instance)
+            _CONSOLE_LOGS[instance["uuid"]] = boot_log(instance, misrouted)
         return self._set(instance["uuid"], PowerState.RUNNING)
 
     def destroy(self, instance: dict[str, Any]) -> None:
@@ -322,9 +347,10 @@ class FakeDriver:
         vcpus, ports = int(flavor.get("vcpus") or 1), instance.get("ports") or []
         return {
             "state": STATE_NAMES.get(power, "pending"),
-            "driver": "fake",
-            "hypervisor": "fake",
-            "hypervisor_os": "fake",
+            # what Nova's fake driver reports (its schema from 2.48 allows only real drivers' names)
+            "driver": "libvirt",
+            "hypervisor": "kvm",
+            "hypervisor_os": "linux",
             "uptime": 0,
             "config_drive": bool(instance.get("config_drive")),
             "num_cpus": vcpus,
@@ -338,10 +364,7 @@ class FakeDriver:
 
     def console_output(self, instance: dict[str, Any], lines: int | None = None) -> str:
         self._require(instance["uuid"])
-        text = _CONSOLE_LOGS.get(instance["uuid"], "")
-        if lines is None or lines < 0:
-            return text
-        return "".join(text.splitlines(keepends=True)[-lines:]) if lines else ""
+        return tail(_CONSOLE_LOGS.get(instance["uuid"], ""), lines)
 
     def power_states(self) -> dict[str, int]:
         with _LOCK:

@@ -407,12 +407,19 @@ class LibvirtDriver:
             return self._power(dom)
 
     def power_off(self, instance: dict[str, Any]) -> int:
-        """A clean shutdown, then a hard one when the guest ignores it for `shutdown_timeout`."""
+        """A clean shutdown, then a hard one when the guest ignores it for `shutdown_timeout`.
+        A paused guest (it cannot answer ACPI) is destroyed at once; a suspended one's managed
+        save image is discarded, so that powered off it boots afresh (shelve of a paused or
+        suspended server, as Nova's power_off and its hard reboot on power on)."""
         with self._operation(instance["uuid"]):
             dom = self._require(instance["uuid"])
-            if not self._shutdown(dom, self.shutdown_timeout):
+            if dom.isActive() and dom.state()[0] == self.lv.VIR_DOMAIN_PAUSED:
+                dom.destroy()
+            elif not self._shutdown(dom, self.shutdown_timeout):
                 log.info("instance %s ignored the shutdown request; destroying it", instance["uuid"])
                 dom.destroy()
+            if not dom.isActive() and dom.hasManagedSaveImage(0):
+                dom.managedSaveRemove(0)
             return self._power(dom)
 
     def reboot(self, instance: dict[str, Any], hard: bool) -> int:

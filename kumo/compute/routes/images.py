@@ -16,6 +16,7 @@ from kumo.compute.deps import microversion
 from kumo.compute.microversion import Microversion, removed_at
 from kumo.compute.servers import validate_metadata
 from kumo.compute.views import images as views
+from kumo.errors import NotFound
 from kumo.image.store import file_store
 from kumo.runtime import Runtime
 
@@ -75,6 +76,13 @@ def show_image(
     removed_at(mv, REMOVED)
     with rt.db.read() as session:
         return {"image": views.show(images.get_image(session, ctx, image_id), _base(request))}
+
+
+@router.delete("/v2.1/images/")
+def delete_image_without_id(ctx: RequestContext = Depends(context)) -> Response:
+    """`DELETE /images/` names no image: Nova's router matches no route there (404, not the
+    list's 405)."""
+    raise NotFound("The resource could not be found.")
 
 
 @router.delete("/v2.1/images/{image_id}", status_code=204)

@@ -210,6 +210,8 @@ def server_action(
         return _rescue(server_id, args, ctx, rt)
     if name == "createImage":
         return _create_image(server_id, request, args, ctx, version, rt)
+    if name == "createBackup":
+        return _create_backup(server_id, request, args, ctx, version, rt)
     if name in SHELVING:
         return _shelving(name, server_id, args, ctx, version, rt)
     if name == "os-getSerialConsole":
@@ -333,6 +335,23 @@ def _create_image(
     if version.at_least("2.45"):
         return JSONResponse({"image_id": woken.image_id}, status_code=202, headers=location)
     return Response(status_code=202, headers=location)
+
+
+def _create_backup(
+    server_id: str, request: Request, args: Any, ctx: RequestContext, version: Microversion, rt: Runtime
+) -> Response:
+    """202; from 2.45 the body {"image_id"}, before it the image's compute URL in Location when
+    `rotation` is above 0 (Nova)."""
+    req = shelving.parse_backup(args)
+    with rt.db.transaction() as session:
+        woken = shelving.create_backup(session, ctx, server_id, req)
+    _wake(rt, woken.host)
+    if version.at_least("2.45"):
+        return JSONResponse({"image_id": woken.image_id}, status_code=202)
+    if req.rotation == 0:
+        return Response(status_code=202)
+    location = f"{base_url(request)}/compute/v2.1/images/{woken.image_id}"
+    return Response(status_code=202, headers={"Location": location})
 
 
 SHELVING = ("shelve", "shelveOffload", "unshelve")

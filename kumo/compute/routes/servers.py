@@ -189,6 +189,7 @@ def _list_query(request: Request, ctx: RequestContext, version: Microversion) ->
     q.host = params.get("host")
     q.flavor = params.get("flavor")
     q.image = params.get("image")
+    q.reservation_id = params.get("reservation_id")
     q.availability_zone = owner_filter("availability_zone")
     q.user_id = owner_filter("user_id")
     q.key_name = owner_filter("key_name")

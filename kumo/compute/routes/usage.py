@@ -18,6 +18,7 @@ from kumo.compute.microversion import Microversion
 from kumo.compute.params import MAX_LIMIT, lenient_bool, page
 from kumo.compute.views import usage as views
 from kumo.compute.views import usage_audit as audit_views
+from kumo.errors import NotFound
 from kumo.runtime import Runtime
 
 router = APIRouter(prefix="/compute")
@@ -48,6 +49,12 @@ def list_usage(
         report = usage.list_usage(session, ctx, query)
     params = dict(request.query_params)
     return views.usage_list(report, query.detailed, str(request.base_url), params, query.limit)
+
+
+@router.get("/v2.1/os-simple-tenant-usage/")
+def show_usage_without_project(ctx: RequestContext = Depends(context)) -> None:
+    """An empty project id names no project: 404, as Nova (not the list's answer)."""
+    raise NotFound("The resource could not be found.")
 
 
 @router.get("/v2.1/os-simple-tenant-usage/{project_id}", openapi_extra=schemas.USAGE_QUERY)

@@ -420,7 +420,10 @@ def render(
                 body["OS-EXT-SRV-ATTR:ramdisk_id"] = ""
                 # Set when the host builds the instance; unknown while it is being scheduled.
                 body["OS-EXT-SRV-ATTR:root_device_name"] = "/dev/vda" if host else None
-                body["OS-EXT-SRV-ATTR:user_data"] = user_data
+                # Not in the rebuild answer, which carries user_data under its own name
+                # from 2.57 (Nova's show_user_data, False for a rebuild only).
+                if shape is not Shape.REBUILT:
+                    body["OS-EXT-SRV-ATTR:user_data"] = user_data
             if host_status_field:
                 if not host:
                     body["host_status"] = ""

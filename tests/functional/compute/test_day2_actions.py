@@ -133,7 +133,11 @@ def _run_states(conn: Connection, admin: httpx.Client, server: Any, image: str) 
 
     # diagnostics (admin, 2.48's shape through the sdk)
     diagnostics = conn.compute.get_server_diagnostics(sid)
-    assert (diagnostics.driver, diagnostics.state, diagnostics.num_cpus) == ("fake", "running", 1)
+    assert (diagnostics.driver, diagnostics.state, diagnostics.num_cpus) == (
+        "libvirt",
+        "running",
+        1,
+    )  # as Nova's fake driver
     assert diagnostics.memory_details == {"maximum": 512, "used": 0}
 
 

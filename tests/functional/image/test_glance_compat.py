@@ -1,5 +1,6 @@
 """Glance's smaller contracts: its error bodies (webob's, negotiated by Accept), the integer
-filters of the image list, the empty-id paths, and the read-only metadata definitions."""
+filters of the image list, the empty-id paths, an image's (empty) task list, and the read-only
+metadata definitions."""
 
 from __future__ import annotations
 
@@ -64,6 +65,16 @@ def test_empty_id_paths_are_404(admin: httpx.Client) -> None:
     assert len(admin.get("/image/v2/images").json()["images"]) == 1
 
 
+def test_an_image_has_no_tasks(admin: httpx.Client, demo: httpx.Client) -> None:
+    """GET /v2/images/{id}/tasks (what tempest waits on after a backup): kumo runs no import
+    task, so an image's list is empty; an image the caller cannot see is a 404."""
+    image = create(admin)  # private to the admin's project
+    resp = admin.get(f"/image/v2/images/{image['id']}/tasks")
+    assert resp.status_code == 200 and resp.json() == {"tasks": []}
+    assert demo.get(f"/image/v2/images/{image['id']}/tasks").status_code == 404
+    assert admin.get(f"/image/v2/images/{MISSING}/tasks").status_code == 404
+
+
 def test_integer_filters(admin: httpx.Client) -> None:
     small, large = create(admin, name="small", min_ram=64), create(admin, name="large", min_disk=2)
     assert upload(admin, small["id"], b"x" * 1000).status_code == 204
@@ -99,9 +110,16 @@ def test_metadefs_are_read_only_and_empty(admin: httpx.Client, demo: httpx.Clien
     }
     assert demo.get("/image/v2/metadefs/namespaces/OS::Compute::Quota").status_code == 404
     assert demo.get("/image/v2/metadefs/resource_types").json() == {"resource_types": []}
-    for name in ("namespace", "namespaces", "resource_type", "resource_types", "object", "objects"):
+    for name in ("namespace", "namespaces", "object", "objects", "property", "properties", "tag", "tags"):
         schema = demo.get(f"/image/v2/schemas/metadefs/{name}")
         assert schema.status_code == 200 and schema.json()["name"] == name
+    # the resource type schemas are named for what they describe: a namespace's associations
+    for name, named in (
+        ("resource_type", "resource_type_association"),
+        ("resource_types", "resource_type_associations"),
+    ):
+        schema = demo.get(f"/image/v2/schemas/metadefs/{name}")
+        assert schema.status_code == 200 and schema.json()["name"] == named
     namespaces = demo.get("/image/v2/schemas/metadefs/namespaces").json()
     assert namespaces["properties"]["namespaces"]["items"]["required"] == ["namespace"]
     assert demo.get("/image/v2/schemas/metadefs/nothing").status_code == 404

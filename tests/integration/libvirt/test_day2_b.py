@@ -1,7 +1,7 @@
 """Day-2 actions part B on one real guest: a line of its serial console read through kumo's
-websocket proxy, a snapshot (a qcow2 image of its disk), then shelve (offloaded at once: the
-domain goes) and unshelve from the shelve snapshot — the guest's boot counter, kept on its
-disk, shows the disk survived."""
+websocket proxy, a snapshot (a qcow2 image of its disk), then shelve of the paused guest
+(offloaded at once: the domain goes) and unshelve from the shelve snapshot — the guest's boot
+counter, kept on its disk, shows the disk survived."""
 
 from __future__ import annotations
 
@@ -56,6 +56,9 @@ def test_serial_console_snapshot_shelve_and_unshelve(hv: Hypervisor) -> None:
     with hv.admin.stream("GET", f"/image/v2/images/{image_id}/file") as data:
         assert next(data.iter_bytes(4)).startswith(b"QFI\xfb")  # a qcow2 of the guest's disk
 
+    # shelved while paused (Nova allows it): the paused guest is destroyed, not asked to stop
+    hv.action(sid, {"pause": None})
+    hv.wait_status(sid, "PAUSED")
     hv.action(sid, {"shelve": None})
     assert hv.wait_status(sid, "SHELVED_OFFLOADED", timeout=120)["OS-EXT-SRV-ATTR:host"] is None
     assert not domain_exists(sid)

@@ -102,8 +102,10 @@ ALLOWED: dict[str, tuple[set[str], set[str]]] = {
         {VmState.ACTIVE, VmState.PAUSED, VmState.RESCUED, VmState.RESIZED, VmState.ERROR},
         set(),
     ),
-    "snapshot": ({VmState.ACTIVE, VmState.STOPPED}, set()),
-    "shelve": ({VmState.ACTIVE, VmState.STOPPED}, set()),
+    # Nova's check_instance_state of snapshot, backup and shelve: ACTIVE, SHUTOFF, PAUSED, SUSPENDED
+    "snapshot": ({VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED}, set()),
+    "backup": ({VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED}, set()),
+    "shelve": ({VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED}, set()),
     "shelve_offload": ({VmState.SHELVED}, set()),
     "unshelve": ({VmState.SHELVED}, set()),
     "unshelve_offloaded": ({VmState.SHELVED_OFFLOADED}, set()),
@@ -135,6 +137,7 @@ NOVA_NAME = {
     "resize": "resize",
     "trigger_crash_dump": "trigger_crash_dump",
     "snapshot": "createImage",
+    "backup": "createBackup",
     "shelve": "shelve",
     "shelve_offload": "shelveOffload",
     "unshelve": "unshelve",
@@ -802,8 +805,15 @@ SETTLED += [
     ),
     (
         server(VmState.RESIZED, TaskState.RESIZE_REVERTING),
-        outcome("revert_resize", False, **MOVE),  # its migration record errors, as Nova's
-        Change(task_state=None, effects=(MigrationStatus("error"), ABORT), wake="h2"),
+        # ERROR with the fault where it was resized to; its migration record errors, as Nova's
+        outcome("revert_resize", False, **MOVE),
+        Change(
+            vm_state=VmState.ERROR,
+            task_state=None,
+            fault=Fault("Reverting the resize failed: boom", 500),
+            effects=(MigrationStatus("error"), ABORT),
+            wake="h2",
+        ),
     ),
 ]
 
@@ -914,8 +924,14 @@ PREPARE_FAILED = [
 @pytest.mark.parametrize(("move", "ok", "host", "why"), PREPARE_FAILED)
 def test_prepared_failed(move: str, ok: bool, host: str, why: str) -> None:
     undo = (MigrationStatus("error"),) if move == "revert_resize" else (*UNDO, MigrationStatus("error"))
+    # a revert that could not be prepared errors the server out with the fault, as Nova
+    errored = (
+        {"vm_state": VmState.ERROR, "fault": Fault(f"Reverting the resize failed: {why}", 500)}
+        if move == "revert_resize"
+        else {}
+    )
     assert lc.settled(server(task_state=TaskState.MIGRATING, host=host), prepare(ok, move)) == Change(
-        task_state=None, effects=(FinishEvent(5, False, why, why), *undo, ABORT), wake="h2"
+        task_state=None, effects=(FinishEvent(5, False, why, why), *undo, ABORT), wake="h2", **errored
     )
 
 

@@ -1,4 +1,4 @@
-"""The state machine's rows for createImage, shelve, shelveOffload and unshelve: what each
+"""The state machine's rows for createImage, createBackup, shelve, shelveOffload and unshelve: what each
 request starts, and the Change each agent's report makes (the allowed/refused cross table is
 tests/unit/compute/test_lifecycle.py's)."""
 
@@ -19,6 +19,7 @@ from kumo.compute.lifecycle import (
     FinishEvent,
     Ref,
     Release,
+    RotateBackups,
     ServerState,
     TaskOutcome,
 )
@@ -44,7 +45,12 @@ def _begun(name: str, event: str, task_state: str, kind: str, extra: dict[str, A
     )
 
 
-@pytest.mark.parametrize("vm_state", [VmState.ACTIVE, VmState.STOPPED])
+# Nova's check_instance_state of createImage, createBackup and shelve
+IMAGEABLE = [VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED]
+PAUSED, SUSPENDED = int(PowerState.PAUSED), int(PowerState.SUSPENDED)
+
+
+@pytest.mark.parametrize("vm_state", IMAGEABLE)
 def test_snapshot_starts_on_the_host(vm_state: str) -> None:
     change = lc.snapshot(server(vm_state), "img-1", is_admin=False)
     extra = {"image_id": "img-1"}
@@ -53,9 +59,19 @@ def test_snapshot_starts_on_the_host(vm_state: str) -> None:
     )
 
 
+@pytest.mark.parametrize("vm_state", IMAGEABLE)
+def test_backup_is_a_snapshot_task_under_its_own_action(vm_state: str) -> None:
+    change = lc.backup(server(vm_state), "img-1", "daily", 2, is_admin=False)
+    extra = {"image_id": "img-1", "backup_type": "daily", "rotation": 2}
+    assert change == _begun(
+        "createBackup", "compute_backup_instance", TaskState.IMAGE_BACKUP, "snapshot", extra
+    )
+
+
+@pytest.mark.parametrize("vm_state", IMAGEABLE)
 @pytest.mark.parametrize("offload", [True, False])
-def test_shelve_carries_the_image_and_whether_to_offload(offload: bool) -> None:
-    change = lc.shelve(server(VmState.STOPPED), "img-1", offload=offload, is_admin=False)
+def test_shelve_carries_the_image_and_whether_to_offload(vm_state: str, offload: bool) -> None:
+    change = lc.shelve(server(vm_state), "img-1", offload=offload, is_admin=False)
     extra = {"image_id": "img-1", "offload": offload}
     assert change == _begun("shelve", "compute_shelve_instance", TaskState.SHELVING, "shelve", extra)
 
@@ -87,6 +103,14 @@ def test_unshelving_an_offloaded_server_makes_it_pending_scheduling() -> None:
     ("state", "call", "refusal"),
     [
         (server(VmState.SHELVED), lambda s: lc.snapshot(s, "i", is_admin=False), InvalidState),
+        (server(VmState.RESCUED), lambda s: lc.snapshot(s, "i", is_admin=False), InvalidState),
+        (server(VmState.RESCUED), lambda s: lc.shelve(s, "i", offload=False, is_admin=False), InvalidState),
+        (server(VmState.ERROR), lambda s: lc.backup(s, "i", "daily", 1, is_admin=False), InvalidState),
+        (server(VmState.SHELVED_OFFLOADED, host=None), lambda s: lc.backup(s, "i", "d", 1, is_admin=False),
+         InvalidState),
+        (server(task_state=TaskState.IMAGE_SNAPSHOT), lambda s: lc.backup(s, "i", "d", 1, is_admin=False),
+         InvalidState),
+        (server(locked=True), lambda s: lc.backup(s, "i", "daily", 1, is_admin=False), Conflict),
         (server(task_state=TaskState.SHELVING), lambda s: lc.shelve(s, "i", offload=True, is_admin=False),
          InvalidState),
         (server(VmState.ACTIVE), lambda s: lc.shelve_offload(s, is_admin=True), InvalidState),
@@ -127,6 +151,21 @@ SETTLED = [
      Change(task_state=None, power_state=RUNNING)),
     (server(task_state=TaskState.IMAGE_SNAPSHOT), outcome("snapshot", False, image_id="img-1"),
      Change(task_state=None, effects=(DropImage("img-1"),))),
+    # ... of a paused or suspended server too, which stays so
+    (server(VmState.PAUSED, TaskState.IMAGE_SNAPSHOT, power=PAUSED),
+     outcome("snapshot", True, PAUSED, image_id="img-1"), Change(task_state=None, power_state=PAUSED)),
+    (server(VmState.SUSPENDED, TaskState.IMAGE_SNAPSHOT, power=SUSPENDED),
+     outcome("snapshot", True, SUSPENDED, image_id="img-1"), Change(task_state=None, power_state=SUSPENDED)),
+    # createBackup: uploaded, the backups of its type beyond the rotation go; failed, its image
+    (server(task_state=TaskState.IMAGE_BACKUP),
+     outcome("snapshot", True, RUNNING, image_id="img-1", backup_type="daily", rotation=2),
+     Change(task_state=None, power_state=RUNNING, effects=(RotateBackups("daily", 2),))),
+    (server(task_state=TaskState.IMAGE_BACKUP),
+     outcome("snapshot", True, RUNNING, image_id="img-1", backup_type="", rotation=0),
+     Change(task_state=None, power_state=RUNNING, effects=(RotateBackups("", 0),))),
+    (server(task_state=TaskState.IMAGE_BACKUP),
+     outcome("snapshot", False, image_id="img-1", backup_type="daily", rotation=2),
+     Change(task_state=None, effects=(DropImage("img-1"),))),
     # shelve: SHELVED keeping its guest and host, or offloaded within the same task
     (server(task_state=TaskState.SHELVING), outcome("shelve", True, SHUTDOWN, image_id="img-1"),
      Change(vm_state=VmState.SHELVED, task_state=None, power_state=SHUTDOWN, shelved_image="img-1")),
@@ -135,6 +174,16 @@ SETTLED = [
             effects=(Release(UUID),), shelved_image="img-1")),
     (server(task_state=TaskState.SHELVING), outcome("shelve", False, SHUTDOWN, image_id="img-1"),
      Change(task_state=None, power_state=SHUTDOWN, effects=(DropImage("img-1"),))),
+    # a paused or suspended server shelved: powered off, SHELVED; failed, it stays as it was
+    (server(VmState.PAUSED, TaskState.SHELVING, power=PAUSED),
+     outcome("shelve", True, SHUTDOWN, image_id="i"),
+     Change(vm_state=VmState.SHELVED, task_state=None, power_state=SHUTDOWN, shelved_image="i")),
+    (server(VmState.SUSPENDED, TaskState.SHELVING, power=SUSPENDED),
+     outcome("shelve", True, NOSTATE, image_id="i", offload=True),
+     Change(vm_state=VmState.SHELVED_OFFLOADED, task_state=None, power_state=NOSTATE, host=None,
+            effects=(Release(UUID),), shelved_image="i")),
+    (server(VmState.PAUSED, TaskState.SHELVING, power=PAUSED), outcome("shelve", False, PAUSED, image_id="i"),
+     Change(task_state=None, power_state=PAUSED, effects=(DropImage("i"),))),
     # shelveOffload: no host, no allocations
     (server(VmState.SHELVED, TaskState.SHELVING_OFFLOADING, shelved_image="img-1"),
      outcome("shelve_offload", True), OFFLOADED),

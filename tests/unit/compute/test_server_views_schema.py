@@ -181,6 +181,9 @@ class Field:
     required: bool = True
     admin_only: bool = False  # required for admins, absent for others
     in_list: bool = True  # False: in the show, update and rebuild bodies, never in a list
+    # False: never in the rebuild body, even from 2.75 (Nova's show_user_data is False there:
+    # tempest's 2.75 rebuild schema drops OS-EXT-SRV-ATTR:user_data)
+    in_rebuild: bool = True
 
 
 SERVER_FIELDS = [
@@ -238,8 +241,15 @@ SERVER_FIELDS = [
             ("kernel_id", STR_OR_NULL),
             ("ramdisk_id", STR_OR_NULL),
             ("root_device_name", STR_OR_NULL),
-            ("user_data", STR_OR_NULL),
         ]
+    ),
+    Field(
+        "OS-EXT-SRV-ATTR:user_data",
+        STR_OR_NULL,
+        since="2.3",
+        shapes=("show",),
+        admin_only=True,
+        in_rebuild=False,
     ),
     Field("OS-EXT-SRV-ATTR:hostname", STR, since="2.3", until="2.90", shapes=("show",), admin_only=True),
     Field("OS-EXT-SRV-ATTR:hostname", STR, since="2.90", shapes=("show",)),  # everyone's from 2.90
@@ -282,6 +292,8 @@ def server_schema(
         if not in_shape or not (mv(f.since) <= mv(version) < mv(f.until)):
             continue
         if listing and not f.in_list:
+            continue
+        if shape == "rebuild" and not f.in_rebuild:
             continue
         if f.admin_only and not admin:
             continue

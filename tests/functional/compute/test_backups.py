@@ -1,0 +1,201 @@
+"""createBackup through openstacksdk and the API with fake-driver agents: a backup is a snapshot
+image with image_type backup and its backup_type, the backups of a type beyond `rotation` are
+deleted once a new one is uploaded (oldest first, other types untouched; 0 keeps none), the
+2.45 body and the older Location header, Nova's body checks; and createImage, createBackup and
+shelve of paused and suspended servers (Nova allows them from ACTIVE, SHUTOFF, PAUSED and
+SUSPENDED)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from openstack.connection import Connection
+
+from tests.conftest import Cloud, Fleet, wait_for
+from tests.functional.compute.helpers import API, BACKENDS, either_cloud
+from tests.functional.sdk.test_sdk import connect, wait_status
+
+pytestmark = pytest.mark.filterwarnings("ignore::openstack.warnings.RemovedFieldWarning")
+
+
+@pytest.fixture
+def conn(cloud: Cloud) -> Iterator[Connection]:
+    c = connect(cloud)
+    yield c
+    c.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def any_cloud(request: pytest.FixtureRequest) -> Cloud:
+    return either_cloud(request)
+
+
+@pytest.fixture
+def any_conn(any_cloud: Cloud) -> Iterator[Connection]:
+    c = connect(any_cloud)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def any_fleet(any_cloud: Cloud) -> Iterator[Fleet]:
+    f = Fleet(any_cloud)
+    yield f
+    f.stop()
+
+
+def _boot(conn: Connection, fleet: Fleet, name: str = "bk") -> Any:
+    fleet.add(f"{name}-h1")
+    flavor = conn.compute.create_flavor(name=f"{name}.small", vcpus=1, ram=512, disk=1)
+    image = conn.image.create_image(
+        f"{name}-base", data=b"\0" * 4096, disk_format="raw", container_format="bare", visibility="public"
+    )
+    server = conn.compute.create_server(
+        name=f"{name}-vm", flavor_id=flavor.id, image_id=image.id, networks="none"
+    )
+    return wait_status(conn, server, "ACTIVE")
+
+
+def _idle(c: httpx.Client, sid: str) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        server = dict(c.get(f"{API}/servers/{sid}").json()["server"])
+        return server if server["OS-EXT-STS:task_state"] is None else None
+
+    return dict(wait_for(done))
+
+
+def _backup(c: httpx.Client, sid: str, name: str, kind: str, rotation: Any) -> httpx.Response:
+    body = {"createBackup": {"name": name, "backup_type": kind, "rotation": rotation}}
+    return c.post(f"{API}/servers/{sid}/action", json=body)
+
+
+def _status(c: httpx.Client, image_id: str) -> str | None:
+    resp = c.get(f"/image/v2/images/{image_id}")
+    return None if resp.status_code == 404 else str(resp.json()["status"])
+
+
+def test_backups_rotate(any_conn: Connection, any_cloud: Cloud, any_fleet: Fleet) -> None:
+    """On SQLite and PostgreSQL: the rotation reads the images' JSON properties."""
+    conn, cloud = any_conn, any_cloud
+    server = _boot(conn, any_fleet)
+    sid = server.id
+    with cloud.client() as c:
+        # before 2.45: 202, the image's compute URL in Location, no body
+        first = _backup(c, sid, "daily-1", "daily", 2)
+        assert first.status_code == 202 and first.content == b"", first.text
+        daily_1 = first.headers["Location"].rsplit("/", 1)[1]
+        assert first.headers["Location"].endswith(f"/compute/v2.1/images/{daily_1}")
+        _idle(c, sid)
+        image = c.get(f"/image/v2/images/{daily_1}").json()
+        assert image["status"] == "active" and image["name"] == "daily-1"
+        assert (image["image_type"], image["backup_type"], image["instance_uuid"]) == ("backup", "daily", sid)
+        assert image["visibility"] == "private" and image["owner"] == server.project_id
+
+    # openstacksdk's backup (what `openstack server backup create` calls)
+    conn.compute.backup_server(server, "daily-2", "daily", 2)
+    with cloud.client(microversion="2.45") as c:
+        _idle(c, sid)
+        daily_2 = [i.id for i in conn.image.images() if i.name == "daily-2"][0]
+        weekly = _backup(c, sid, "weekly-1", "weekly", "1")  # a string of digits, as Nova's schema
+        assert weekly.status_code == 202 and "Location" not in weekly.headers, weekly.text
+        weekly_1 = weekly.json()["image_id"]
+        _idle(c, sid)
+        third = _backup(c, sid, "daily-3", "daily", 2)
+        assert third.status_code == 202, third.text
+        daily_3 = third.json()["image_id"]
+        _idle(c, sid)
+        # the oldest daily went; the weekly one (another type) stayed
+        assert _status(c, daily_1) is None
+        assert [_status(c, i) for i in (daily_2, daily_3, weekly_1)] == ["active"] * 3
+        # rotation 0 keeps none of the type, the new one included (Nova's _rotate_backups)
+        none_kept = _backup(c, sid, "weekly-2", "weekly", 0)
+        assert none_kept.status_code == 202, none_kept.text
+        _idle(c, sid)
+        assert _status(c, weekly_1) is None and _status(c, none_kept.json()["image_id"]) is None
+        assert [_status(c, i) for i in (daily_2, daily_3)] == ["active"] * 2
+    with cloud.client() as c:
+        unlocated = _backup(c, sid, "weekly-3", "weekly", 0)
+        assert unlocated.status_code == 202 and "Location" not in unlocated.headers  # rotation 0
+        _idle(c, sid)
+        actions = c.get(f"{API}/servers/{sid}/os-instance-actions").json()["instanceActions"]
+        backups = [a for a in actions if a["action"] == "createBackup"]
+        assert len(backups) == 6
+        detail = c.get(f"{API}/servers/{sid}/os-instance-actions/{backups[0]['request_id']}").json()
+        events = detail["instanceAction"]["events"]
+        assert [(e["event"], e["result"]) for e in events] == [("compute_backup_instance", "Success")]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"backup_type": "daily", "rotation": 1},
+        {"name": "b", "rotation": 1},
+        {"name": "b", "backup_type": "daily"},
+        {"name": "b", "backup_type": "daily", "rotation": -1},
+        {"name": "b", "backup_type": "daily", "rotation": "one"},
+        {"name": "b", "backup_type": "daily", "rotation": 1.5},
+        {"name": "b", "backup_type": "daily", "rotation": True},
+        {"name": "b", "backup_type": 7, "rotation": 1},
+        {"name": "", "backup_type": "daily", "rotation": 1},
+        {"name": " b", "backup_type": "daily", "rotation": 1},
+        {"name": "b", "backup_type": "daily", "rotation": 1, "extra": 1},
+        {"name": "b", "backup_type": "daily", "rotation": 1, "metadata": {"k": 1}},
+        "backup",
+    ],
+)
+def test_bad_backup_bodies_are_400(cloud: Cloud, body: Any) -> None:
+    with cloud.client() as c:
+        resp = c.post(
+            f"{API}/servers/00000000-0000-0000-0000-000000000000/action", json={"createBackup": body}
+        )
+        assert resp.status_code == 400, resp.text
+        assert "badRequest" in resp.json()
+
+
+# action → (the request body, the state the server reaches once it is done)
+PAUSED_OR_SUSPENDED = [
+    ("pause", "PAUSED", {"createImage": {"name": "snap"}}, "PAUSED"),
+    ("suspend", "SUSPENDED", {"createImage": {"name": "snap"}}, "SUSPENDED"),
+    ("pause", "PAUSED", {"createBackup": {"name": "bk", "backup_type": "d", "rotation": 1}}, "PAUSED"),
+    (
+        "suspend",
+        "SUSPENDED",
+        {"createBackup": {"name": "bk", "backup_type": "d", "rotation": 1}},
+        "SUSPENDED",
+    ),
+    ("pause", "PAUSED", {"shelve": None}, "SHELVED_OFFLOADED"),
+    ("suspend", "SUSPENDED", {"shelve": {}}, "SHELVED_OFFLOADED"),
+]
+
+
+def test_imaging_and_shelving_paused_and_suspended_servers(
+    conn: Connection, cloud: Cloud, fleet: Fleet
+) -> None:
+    server = _boot(conn, fleet, "ps")
+    sid = server.id
+    with cloud.client(microversion="2.45") as c:
+        for setup, setup_status, body, done_status in PAUSED_OR_SUSPENDED:
+            assert c.post(f"{API}/servers/{sid}/action", json={setup: None}).status_code == 202
+            assert _idle(c, sid)["status"] == setup_status
+            resp = c.post(f"{API}/servers/{sid}/action", json=body)
+            assert resp.status_code == 202, (body, resp.text)
+            shown = _idle(c, sid)
+            assert shown["status"] == done_status, (body, shown["status"])
+            image_id = resp.json()["image_id"] if resp.content else None
+            if image_id is not None:
+                assert _status(c, image_id) == "active"
+            if done_status == "SHELVED_OFFLOADED":
+                assert c.post(f"{API}/servers/{sid}/action", json={"unshelve": None}).status_code == 202
+                wait_for(lambda: _idle(c, sid)["status"] == "ACTIVE")
+            else:
+                undo = "unpause" if setup == "pause" else "resume"
+                assert c.post(f"{API}/servers/{sid}/action", json={undo: None}).status_code == 202
+                assert _idle(c, sid)["status"] == "ACTIVE"
+        # a rescued server is still refused, as Nova
+        assert c.post(f"{API}/servers/{sid}/action", json={"rescue": None}).status_code == 200
+        assert _idle(c, sid)["status"] == "RESCUE"
+        for body in ({"createImage": {"name": "x"}}, {"shelve": None}):
+            assert c.post(f"{API}/servers/{sid}/action", json=body).status_code == 409
