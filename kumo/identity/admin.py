@@ -37,7 +37,7 @@ from kumo.identity.models import (
     User,
 )
 from kumo.identity.passwords import hash_password
-from kumo.identity.project_tags import TagFilter
+from kumo.tags import TagFilter
 
 DEFAULT_DOMAIN_ID = "default"
 DEFAULT_DOMAIN_NAME = "Default"

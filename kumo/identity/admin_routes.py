@@ -13,8 +13,8 @@ from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
 from kumo.identity import admin, app_creds, catalog, credentials, grants, limits, service, views
 from kumo.identity.lockout import Lockout
-from kumo.identity.project_tags import TagFilter
 from kumo.runtime import Runtime
+from kumo.tags import TagFilter
 
 router = APIRouter(prefix="/identity")
 
