@@ -370,10 +370,18 @@ def list_projects(
     enabled: bool | None = None,
     parent_id: str | None = None,
     tags: TagFilter | None = None,
-) -> list[Project]:
-    """`parent_id` names a project (its children) or a domain (its top-level projects). Domains,
-    the projects acting as domains, are listed by list_projects_acting_as_domains."""
+    is_domain: bool | None = None,
+) -> list[Project] | list[Domain]:
+    """GET /v3/projects. `parent_id` names a project (its children) or a domain (its top-level
+    projects). `is_domain` true lists the domains, each a project acting as one in Keystone,
+    with the same filters: such a project has no domain, no parent and no tags (so a
+    `domain_id` or `parent_id` filter matches none of them); other listings leave them out."""
     ctx.require_reader()
+    if is_domain:
+        if domain_id is not None or parent_id is not None:
+            return []
+        domains = list_domains(session, ctx, name=name, enabled=enabled)
+        return domains if not tags or tags.matches([]) else []
     query = select(Project).order_by(Project.name)
     if domain_id is not None:
         query = query.where(Project.domain_id == domain_id)
@@ -390,25 +398,12 @@ def list_projects(
     return [p for p in found if tags.matches(p.tags or [])] if tags else found
 
 
-def list_projects_acting_as_domains(
-    session: Session, ctx: RequestContext, *, name: str | None = None, enabled: bool | None = None
-) -> list[Domain]:
-    """GET /v3/projects?is_domain=true: every domain is, in Keystone, a project acting as one."""
-    ctx.require_reader()
-    return list_domains(session, ctx, name=name, enabled=enabled)
-
-
 def get_project(session: Session, ctx: RequestContext, project_id: str) -> Project:
     """Admins see every project; others only projects they hold a role on (403 otherwise,
     whether or not it exists, like Keystone's policy check on the target)."""
     if not ctx.can_read_everything and not _is_member(session, ctx, project_id):
         raise Forbidden(_POLICY)
     return require_project(session, project_id)
-
-
-def project_parents(session: Session) -> dict[str, str | None]:
-    """Every project's parent project (None: top-level), the map kumo.identity.hierarchy reads."""
-    return {pid: parent for pid, parent in session.execute(select(Project.id, Project.parent_id))}
 
 
 @dataclass(frozen=True)
@@ -438,7 +433,7 @@ def get_project_tree(
     project = get_project(session, ctx, project_id)
     if not asked:
         return ProjectTree(project)
-    parents = project_parents(session)
+    parents = grants.project_parents(session)
 
     def visible(ids: list[str]) -> list[Project]:
         if not ids:
@@ -473,7 +468,7 @@ def _parent_for(session: Session, ctx: RequestContext, spec: ProjectCreate) -> t
         raise BadRequest(
             f"Cannot create project, the parent ({parent.id}) is in a different domain ({parent.domain_id})."
         )
-    if hierarchy.depth(parent.id, project_parents(session)) + 1 > hierarchy.MAX_DEPTH:
+    if hierarchy.depth(parent.id, grants.project_parents(session)) + 1 > hierarchy.MAX_DEPTH:
         raise Forbidden(f"Max hierarchy depth reached for {parent.id} branch.")
     return domain_id, parent
 
@@ -584,7 +579,7 @@ def _refuse_domain_extras(extra: dict[str, Any]) -> None:
 
 def _check_enabling(session: Session, project: Project, enabled: bool) -> None:
     """Keystone's rules: no enabled project below a disabled one."""
-    parents = project_parents(session)
+    parents = grants.project_parents(session)
     if enabled:
         above = hierarchy.ancestors(project.id, parents)
         if above and session.scalar(select(Project.id).where(Project.id.in_(above), ~Project.enabled)):
@@ -1450,7 +1445,7 @@ def _inherit(session: Session, rows: list[Assignment], project_id: str | None) -
         if a.target.type == grants.DOMAIN:
             query = select(Project).where(Project.domain_id == a.target.id)
         else:
-            parents = project_parents(session) if parents is None else parents
+            parents = grants.project_parents(session) if parents is None else parents
             query = select(Project).where(Project.id.in_(hierarchy.subtree(a.target.id, parents)))
         if project_id is not None:
             query = query.where(Project.id == project_id)

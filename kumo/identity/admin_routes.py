@@ -254,11 +254,6 @@ def list_projects(
 ) -> Body:
     tags = TagFilter.parse(dict(request.query_params))
     with rt.db.read() as session:
-        if _flag(is_domain):
-            domains = admin.list_projects_acting_as_domains(session, ctx, name=name, enabled=_flag(enabled))
-            return views.collection(
-                "projects", (views.project(d, _base(request)) for d in domains), _url(request)
-            )
         projects = admin.list_projects(
             session,
             ctx,
@@ -267,6 +262,7 @@ def list_projects(
             enabled=_flag(enabled),
             parent_id=_ref(parent_id),
             tags=tags,
+            is_domain=_flag(is_domain),
         )
     return views.collection("projects", (views.project(p, _base(request)) for p in projects), _url(request))
 

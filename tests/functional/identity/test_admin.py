@@ -543,6 +543,19 @@ def test_projects_acting_as_domains(cloud: Cloud) -> None:
         listed = c.get(f"{V3}/projects", params={"is_domain": "true"}).json()["projects"]
         assert made in listed and "default" in [p["id"] for p in listed]
         assert made["id"] not in [p["id"] for p in c.get(f"{V3}/projects").json()["projects"]]
+        # the other filters apply to the domains too (none has a domain, a parent or tags)
+        by_name = c.get(f"{V3}/projects", params={"is_domain": "true", "name": name}).json()["projects"]
+        assert by_name == [made]
+        for params in (
+            {"enabled": "false"},
+            {"domain_id": "default"},
+            {"parent_id": "default"},
+            {"tags": "t"},
+        ):
+            found = c.get(f"{V3}/projects", params={"is_domain": "true", "name": name, **params})
+            assert found.status_code == 200 and found.json()["projects"] == [], params
+        untagged = c.get(f"{V3}/projects", params={"is_domain": "true", "name": name, "not-tags-any": "t"})
+        assert untagged.json()["projects"] == [made]
         inside = _create(c, "project", name="inside", domain_id=made["id"])
         assert inside["parent_id"] == made["id"]
         # A domain has no tags and keeps no extras: refused, never dropped.
