@@ -24,12 +24,12 @@ from kumo.compute.aggregates import zone_exists
 from kumo.compute.lifecycle_apply import apply, state_of
 from kumo.compute.models import ComputeHost, Flavor, Instance, ServerGroup, ServerGroupMember
 from kumo.compute.node_hosts import may_be_node
-from kumo.compute.tags import TagFilter
 from kumo.config import get_settings
 from kumo.db import utcnow
 from kumo.errors import BadRequest, Forbidden, NotFound
 from kumo.image.service import get_image_for_boot
 from kumo.store.protocol import store_of
+from kumo.tags import TagFilter
 from kumo.work.kinds import TaskKind
 from kumo.work.models import Task
 

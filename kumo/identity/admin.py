@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 from sqlalchemy import delete, select
@@ -37,7 +37,7 @@ from kumo.identity.models import (
     User,
 )
 from kumo.identity.passwords import hash_password
-from kumo.identity.project_tags import TagFilter
+from kumo.tags import TagFilter
 
 DEFAULT_DOMAIN_ID = "default"
 DEFAULT_DOMAIN_NAME = "Default"
@@ -59,19 +59,21 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-class _ProjectInput(BaseModel):
-    """A project's body: Keystone's own fields, and any other attribute kept as the project's
-    extra (Keystone's schema allows additional properties and shows them back)."""
+class _ExtraInput(BaseModel):
+    """A body that keeps the attributes Keystone does not know as the resource's extra
+    (Keystone's schemas allow additional properties and show them back), except the
+    `EXCLUDED` ones: Keystone's own attributes that kumo does not keep or that are the view's."""
 
     model_config = ConfigDict(extra="allow")
+    EXCLUDED: ClassVar[frozenset[str]] = frozenset()
 
-    def extra_attributes(self) -> dict[str, Any]:
-        return {k: v for k, v in (self.model_extra or {}).items() if k not in NOT_EXTRA}
+    def extra(self) -> dict[str, Any]:
+        return {k: v for k, v in (self.model_extra or {}).items() if k not in self.EXCLUDED}
 
 
-# fields of Keystone's project that kumo does not keep (options), that an update does not change
-# (parent_id, is_domain) or that are the view's own: never kept as extras
-NOT_EXTRA = frozenset({"options", "id", "links", "parent_id", "is_domain"})
+class _ProjectInput(_ExtraInput):
+    # options: not kept; parent_id, is_domain: never changed by an update; id, links: the view's
+    EXCLUDED = frozenset({"options", "id", "links", "parent_id", "is_domain"})
 
 
 class ProjectCreate(_ProjectInput):
@@ -91,19 +93,12 @@ class ProjectUpdate(_ProjectInput):
     enabled: StrictBool | None = None
     parent_id: Id | None = None
     tags: list[Any] | None = None
+    is_domain: StrictBool | None = None
 
 
-class _UserInput(BaseModel):
-    """A user's body keeps the attributes Keystone does not know (its `extra`)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    def extra(self) -> dict[str, Any]:
-        return {k: v for k, v in (self.model_extra or {}).items() if k not in _NOT_EXTRA}
-
-
-# Keystone's own user attributes kumo does not store: never kept as extra ones.
-_NOT_EXTRA = frozenset({"id", "links", "options", "federated", "password_expires_at"})
+class _UserInput(_ExtraInput):
+    # Keystone's own user attributes kumo does not store: never kept as extra ones.
+    EXCLUDED = frozenset({"id", "links", "options", "federated", "password_expires_at"})
 
 
 class UserCreate(_UserInput):
@@ -187,6 +182,14 @@ def require_project(session: Session, project_id: str) -> Project:
     return project
 
 
+def _as_domain(session: Session, project_id: str) -> Domain | None:
+    """The domain `project_id` names when it is no project: a project acting as a domain
+    (Keystone's `is_domain`), which kumo keeps as the domain alone."""
+    if session.get(Project, project_id) is not None:
+        return None
+    return session.get(Domain, project_id)
+
+
 def require_user(session: Session, user_id: str) -> User:
     user = session.get(User, user_id)
     if user is None:
@@ -216,9 +219,12 @@ def _require_self_or_admin(ctx: RequestContext, user_id: str) -> None:
         raise Forbidden(_POLICY)
 
 
-def _check_tags(tags: list[str] | None) -> None:
+_NO_DOMAIN_TAGS = "Domain tags are not supported."
+
+
+def _check_tags(tags: list[Any] | None) -> None:
     if tags:
-        raise BadRequest("Domain tags are not supported.")
+        raise BadRequest(_NO_DOMAIN_TAGS)
 
 
 # --- domains --------------------------------------------------------------------------------
@@ -364,10 +370,18 @@ def list_projects(
     enabled: bool | None = None,
     parent_id: str | None = None,
     tags: TagFilter | None = None,
-) -> list[Project]:
-    """`parent_id` names a project (its children) or a domain (its top-level projects). Domains,
-    the projects acting as domains, are listed by list_projects_acting_as_domains."""
+    is_domain: bool | None = None,
+) -> list[Project] | list[Domain]:
+    """GET /v3/projects. `parent_id` names a project (its children) or a domain (its top-level
+    projects). `is_domain` true lists the domains, each a project acting as one in Keystone,
+    with the same filters: such a project has no domain, no parent and no tags (so a
+    `domain_id` or `parent_id` filter matches none of them); other listings leave them out."""
     ctx.require_reader()
+    if is_domain:
+        if domain_id is not None or parent_id is not None:
+            return []
+        domains = list_domains(session, ctx, name=name, enabled=enabled)
+        return domains if not tags or tags.matches([]) else []
     query = select(Project).order_by(Project.name)
     if domain_id is not None:
         query = query.where(Project.domain_id == domain_id)
@@ -384,25 +398,12 @@ def list_projects(
     return [p for p in found if tags.matches(p.tags or [])] if tags else found
 
 
-def list_projects_acting_as_domains(
-    session: Session, ctx: RequestContext, *, name: str | None = None, enabled: bool | None = None
-) -> list[Domain]:
-    """GET /v3/projects?is_domain=true: every domain is, in Keystone, a project acting as one."""
-    ctx.require_reader()
-    return list_domains(session, ctx, name=name, enabled=enabled)
-
-
 def get_project(session: Session, ctx: RequestContext, project_id: str) -> Project:
     """Admins see every project; others only projects they hold a role on (403 otherwise,
     whether or not it exists, like Keystone's policy check on the target)."""
     if not ctx.can_read_everything and not _is_member(session, ctx, project_id):
         raise Forbidden(_POLICY)
     return require_project(session, project_id)
-
-
-def project_parents(session: Session) -> dict[str, str | None]:
-    """Every project's parent project (None: top-level), the map kumo.identity.hierarchy reads."""
-    return {pid: parent for pid, parent in session.execute(select(Project.id, Project.parent_id))}
 
 
 @dataclass(frozen=True)
@@ -427,12 +428,12 @@ def get_project_tree(
     for side in ("parents", "subtree"):
         if {f"{side}_as_list", f"{side}_as_ids"} <= asked:
             raise BadRequest(f"Cannot use {side}_as_list and {side}_as_ids query params at the same time.")
-    if session.get(Project, project_id) is None and session.get(Domain, project_id) is not None:
+    if _as_domain(session, project_id) is not None:
         return ProjectTree(get_domain(session, ctx, project_id))  # a domain, as the project it is
     project = get_project(session, ctx, project_id)
     if not asked:
         return ProjectTree(project)
-    parents = project_parents(session)
+    parents = grants.project_parents(session)
 
     def visible(ids: list[str]) -> list[Project]:
         if not ids:
@@ -467,7 +468,7 @@ def _parent_for(session: Session, ctx: RequestContext, spec: ProjectCreate) -> t
         raise BadRequest(
             f"Cannot create project, the parent ({parent.id}) is in a different domain ({parent.domain_id})."
         )
-    if hierarchy.depth(parent.id, project_parents(session)) + 1 > hierarchy.MAX_DEPTH:
+    if hierarchy.depth(parent.id, grants.project_parents(session)) + 1 > hierarchy.MAX_DEPTH:
         raise Forbidden(f"Max hierarchy depth reached for {parent.id} branch.")
     return domain_id, parent
 
@@ -486,6 +487,8 @@ def create_project(session: Session, ctx: RequestContext, spec: ProjectCreate) -
     if spec.is_domain:
         if spec.parent_id is not None or spec.domain_id is not None:
             raise BadRequest("A project acting as a domain has no domain_id and no parent_id.")
+        _check_tags(spec.tags)
+        _refuse_domain_extras(spec.extra())
         made = DomainCreate(name=spec.name, description=spec.description, enabled=spec.enabled)
         return create_domain(session, ctx, made)
     domain_id, parent = _parent_for(session, ctx, spec)
@@ -501,7 +504,7 @@ def create_project(session: Session, ctx: RequestContext, spec: ProjectCreate) -
         parent_id=parent.id if parent is not None else None,
         description=spec.description or "",
         enabled=spec.enabled,
-        extra=spec.extra_attributes(),
+        extra=spec.extra(),
         tags=tags,
     )
     session.add(project)
@@ -512,23 +515,32 @@ def create_project(session: Session, ctx: RequestContext, spec: ProjectCreate) -
 def update_project(
     session: Session, ctx: RequestContext, project_id: str, update: ProjectUpdate
 ) -> Project | Domain:
+    """A project acting as a domain is updated as that domain: its name, description and
+    enabled only (no tags, no extras: 400). Neither kind changes domain, parent or kind; the
+    values shown may be sent back."""
     ctx.require_admin()
-    extra = update.extra_attributes()
+    extra = update.extra()
     if not extra:
         _require_changes(update, "project")
     _not_null(update, "name", "enabled")
-    if session.get(Project, project_id) is None and session.get(Domain, project_id) is not None:
+    domain = _as_domain(session, project_id)
+    if domain is not None:
+        _check_placement(update, domain_id=None, parent_id=None, is_domain=True)
+        _check_tags(update.tags)
+        _refuse_domain_extras(extra)
         fields = update.model_dump(include={"name", "description", "enabled"}, exclude_unset=True)
         return update_domain(session, ctx, project_id, DomainUpdate(**fields))
     project = require_project(session, project_id)
-    if "domain_id" in update.model_fields_set and update.domain_id != project.domain_id:
-        raise BadRequest("Cannot change Domain ID.")
-    if "parent_id" in update.model_fields_set and update.parent_id != (
-        project.parent_id or project.domain_id
-    ):
-        raise Forbidden("Update of `parent_id` is not allowed.")  # the one shown may be sent back
-    if "tags" in update.model_fields_set:
-        project.tags = project_tags.validate_tags(update.tags or [])
+    _check_placement(
+        update,
+        domain_id=project.domain_id,
+        parent_id=project.parent_id or project.domain_id,
+        is_domain=False,
+    )
+    if "tags" in update.model_fields_set and update.tags is None:
+        raise BadRequest("Invalid input for field 'tags': None is not of type 'array'.")
+    if update.tags is not None:
+        project.tags = project_tags.validate_tags(update.tags)
     if update.name is not None and update.name != project.name:
         if _project_name_taken(session, project.domain_id, update.name, exclude=project.id):
             raise _duplicate("project", update.name, project.domain_id)
@@ -546,9 +558,28 @@ def update_project(
     return project
 
 
+def _check_placement(
+    update: ProjectUpdate, *, domain_id: str | None, parent_id: str | None, is_domain: bool
+) -> None:
+    """Keystone's refusals of an update that would move a project or change its kind."""
+    fields = update.model_fields_set
+    if "domain_id" in fields and update.domain_id != domain_id:
+        raise BadRequest("Cannot change Domain ID.")
+    if "parent_id" in fields and update.parent_id != parent_id:
+        raise Forbidden("Update of `parent_id` is not allowed.")
+    if "is_domain" in fields and update.is_domain != is_domain:
+        raise BadRequest("Update of `is_domain` is not allowed.")
+
+
+def _refuse_domain_extras(extra: dict[str, Any]) -> None:
+    if extra:
+        names = ", ".join(sorted(extra))
+        raise BadRequest(f"A project acting as a domain keeps no additional attributes: {names}.")
+
+
 def _check_enabling(session: Session, project: Project, enabled: bool) -> None:
     """Keystone's rules: no enabled project below a disabled one."""
-    parents = project_parents(session)
+    parents = grants.project_parents(session)
     if enabled:
         above = hierarchy.ancestors(project.id, parents)
         if above and session.scalar(select(Project.id).where(Project.id.in_(above), ~Project.enabled)):
@@ -562,7 +593,7 @@ def _check_enabling(session: Session, project: Project, enabled: bool) -> None:
 def delete_project(session: Session, ctx: RequestContext, project_id: str) -> None:
     """As Keystone (without `cascade`): only a leaf of the tree is deleted (403 otherwise)."""
     ctx.require_admin()
-    if session.get(Project, project_id) is None and session.get(Domain, project_id) is not None:
+    if _as_domain(session, project_id) is not None:
         delete_domain(session, ctx, project_id)  # a domain, deleted as the project acting as it
         return
     project = require_project(session, project_id)
@@ -586,8 +617,22 @@ def _delete_project(session: Session, project: Project) -> None:
 # --- project tags ---------------------------------------------------------------------------
 
 
+# A project acting as a domain has no tags (as /v3/domains: "Domain tags are not supported."):
+# its list is empty and changing it is a 400.
+
+
 def list_project_tags(session: Session, ctx: RequestContext, project_id: str) -> list[str]:
+    if _as_domain(session, project_id) is not None:
+        get_domain(session, ctx, project_id)
+        return []
     return list(get_project(session, ctx, project_id).tags or [])
+
+
+def _tagged_project(session: Session, project_id: str) -> Project:
+    """The project whose tags change (a domain's: 400)."""
+    if _as_domain(session, project_id) is not None:
+        raise BadRequest(_NO_DOMAIN_TAGS)
+    return require_project(session, project_id)
 
 
 def check_project_tag(session: Session, ctx: RequestContext, project_id: str, tag: str) -> None:
@@ -598,7 +643,7 @@ def check_project_tag(session: Session, ctx: RequestContext, project_id: str, ta
 def replace_project_tags(session: Session, ctx: RequestContext, project_id: str, tags: Any) -> list[str]:
     """PUT /v3/projects/{id}/tags: the project's tags become these."""
     ctx.require_admin()
-    project = require_project(session, project_id)
+    project = _tagged_project(session, project_id)
     project.tags = project_tags.validate_tags(tags)
     session.flush()
     return list(project.tags)
@@ -606,7 +651,7 @@ def replace_project_tags(session: Session, ctx: RequestContext, project_id: str,
 
 def add_project_tag(session: Session, ctx: RequestContext, project_id: str, tag: str) -> list[str]:
     ctx.require_admin()
-    project = require_project(session, project_id)
+    project = _tagged_project(session, project_id)
     project.tags = project_tags.add_tag(list(project.tags or []), tag)
     session.flush()
     return list(project.tags)
@@ -614,7 +659,7 @@ def add_project_tag(session: Session, ctx: RequestContext, project_id: str, tag:
 
 def remove_project_tag(session: Session, ctx: RequestContext, project_id: str, tag: str) -> None:
     ctx.require_admin()
-    project = require_project(session, project_id)
+    project = _tagged_project(session, project_id)
     if tag not in (project.tags or []):
         raise NotFound(f"Tag {tag} not found for project {project_id}.")
     project.tags = [t for t in project.tags if t != tag]
@@ -623,7 +668,7 @@ def remove_project_tag(session: Session, ctx: RequestContext, project_id: str, t
 
 def clear_project_tags(session: Session, ctx: RequestContext, project_id: str) -> None:
     ctx.require_admin()
-    require_project(session, project_id).tags = []
+    _tagged_project(session, project_id).tags = []
     session.flush()
 
 
@@ -736,8 +781,8 @@ def update_user(session: Session, ctx: RequestContext, user_id: str, update: Use
         user.description = update.description or ""
     if "email" in fields:
         user.email = update.email
-    if update.extra():
-        user.extra = {**(user.extra or {}), **update.extra()}
+    if extra := update.extra():
+        user.extra = {**(user.extra or {}), **extra}
     _flush(session, "user", user.name, user.domain_id)
     return user
 
@@ -1400,7 +1445,7 @@ def _inherit(session: Session, rows: list[Assignment], project_id: str | None) -
         if a.target.type == grants.DOMAIN:
             query = select(Project).where(Project.domain_id == a.target.id)
         else:
-            parents = project_parents(session) if parents is None else parents
+            parents = grants.project_parents(session) if parents is None else parents
             query = select(Project).where(Project.id.in_(hierarchy.subtree(a.target.id, parents)))
         if project_id is not None:
             query = query.where(Project.id == project_id)

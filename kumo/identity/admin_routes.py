@@ -13,8 +13,8 @@ from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
 from kumo.identity import admin, app_creds, catalog, credentials, grants, limits, service, views
 from kumo.identity.lockout import Lockout
-from kumo.identity.project_tags import TagFilter
 from kumo.runtime import Runtime
+from kumo.tags import TagFilter
 
 router = APIRouter(prefix="/identity")
 
@@ -254,11 +254,6 @@ def list_projects(
 ) -> Body:
     tags = TagFilter.parse(dict(request.query_params))
     with rt.db.read() as session:
-        if _flag(is_domain):
-            domains = admin.list_projects_acting_as_domains(session, ctx, name=name, enabled=_flag(enabled))
-            return views.collection(
-                "projects", (views.project(d, _base(request)) for d in domains), _url(request)
-            )
         projects = admin.list_projects(
             session,
             ctx,
@@ -267,6 +262,7 @@ def list_projects(
             enabled=_flag(enabled),
             parent_id=_ref(parent_id),
             tags=tags,
+            is_domain=_flag(is_domain),
         )
     return views.collection("projects", (views.project(p, _base(request)) for p in projects), _url(request))
 

@@ -25,7 +25,7 @@ from kumo.api.context import RequestContext
 from kumo.db import utcnow
 from kumo.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from kumo.identity import grants, inference, revocation
-from kumo.identity.models import ApplicationCredential, Domain, Project, Role, User
+from kumo.identity.models import GLOBAL_ROLE, ApplicationCredential, Domain, Project, Role, User
 from kumo.identity.passwords import hash_password, verify_password
 
 _POLICY = "Policy doesn't allow this operation to be performed."
@@ -133,7 +133,9 @@ def _held_now(session: Session, user_id: str, project_id: str, refs: list[RoleRe
     held_ids = inference.closure(
         grants.assigned_role_ids(session, user_id, grants.PROJECT, project_id), inference.rules(session)
     )
-    by_name = {r.name: r.id for r in _roles(session, sorted(held_ids))}
+    # A name names a global role (Keystone resolves role names among the global roles); a
+    # domain-specific role of the same name is a different role.
+    by_name = {r.name: r.id for r in _roles(session, sorted(held_ids)) if r.domain_id == GLOBAL_ROLE}
     wanted = []
     for ref in refs:
         role_id = ref.id if ref.id is not None else by_name.get(ref.name or "")
@@ -145,7 +147,10 @@ def _held_now(session: Session, user_id: str, project_id: str, refs: list[RoleRe
 
 def _ids_of_names(session: Session, names: tuple[str, ...]) -> list[str]:
     by_name = {
-        name: rid for name, rid in session.execute(select(Role.name, Role.id).where(Role.name.in_(names)))
+        name: rid
+        for name, rid in session.execute(
+            select(Role.name, Role.id).where(Role.name.in_(names), Role.domain_id == GLOBAL_ROLE)
+        )
     }
     return [by_name.get(n, "") for n in names]
 

@@ -81,6 +81,11 @@ def _actor_is(user_id: str) -> ColumnElement[bool]:
     )
 
 
+def project_parents(session: Session) -> dict[str, str | None]:
+    """Every project's parent project (None: top-level), the map kumo.identity.hierarchy reads."""
+    return {pid: parent for pid, parent in session.execute(select(Project.id, Project.parent_id))}
+
+
 def ancestors_of(session: Session, project_id: str) -> list[str]:
     """The project's parent, grandparent, … (a handful of reads: trees are at most
     kumo.identity.hierarchy.MAX_DEPTH deep)."""
@@ -129,7 +134,7 @@ def project_ids_of_user(session: Session, user_id: str) -> list[str]:
         )
     )
     if trees:
-        parents = {pid: parent for pid, parent in session.execute(select(Project.id, Project.parent_id))}
+        parents = project_parents(session)
         for top in trees:
             found.update(hierarchy.subtree(top, parents))
     return sorted(found)

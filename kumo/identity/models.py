@@ -26,7 +26,7 @@ class Project(Base):
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
     # A sub-project's parent project; None for a top-level project (whose parent is its domain).
     parent_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
-    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
 
 
 class User(Base):
@@ -42,7 +42,7 @@ class User(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     # Attributes Keystone does not know, kept and shown as given (Keystone's `extra`).
-    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
 
 
 GLOBAL_ROLE = ""  # a role's domain_id when it belongs to no domain (Keystone's `<<null>>`)

@@ -3,8 +3,6 @@ project list's tag filters. Reads and writes of a project's tags are in kumo.ide
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from kumo.errors import BadRequest
@@ -17,7 +15,7 @@ def tag_problem(tag: Any) -> str | None:
     """Why `tag` is not a valid project tag (None: it is one); Keystone's schema."""
     if not isinstance(tag, str):
         return f"{tag!r} is not of type 'string'"
-    if not tag.strip():
+    if not tag:  # Keystone's minLength 1: a tag of spaces is a tag
         return f"{tag!r} is too short"
     if len(tag) > MAX_TAG_LENGTH:
         return f"{tag!r} is too long"
@@ -55,35 +53,3 @@ def add_tag(tags: list[str], tag: str) -> list[str]:
     if len(tags) >= MAX_TAGS:
         raise BadRequest(f"Invalid input for field 'tags': more than {MAX_TAGS} tags")
     return [*tags, tag]
-
-
-@dataclass(frozen=True)
-class TagFilter:
-    """The list filters: `tags` (every one), `tags-any` (at least one), `not-tags` (not every
-    one), `not-tags-any` (none of them); each a comma-separated list in the query string."""
-
-    all_of: frozenset[str] = frozenset()
-    any_of: frozenset[str] = frozenset()
-    not_all_of: frozenset[str] = frozenset()
-    none_of: frozenset[str] = frozenset()
-
-    @classmethod
-    def parse(cls, query: dict[str, str]) -> TagFilter:
-        def split(name: str) -> frozenset[str]:
-            raw = query.get(name)
-            return frozenset(t for t in raw.split(",") if t) if raw else frozenset()
-
-        return cls(split("tags"), split("tags-any"), split("not-tags"), split("not-tags-any"))
-
-    def __bool__(self) -> bool:
-        return bool(self.all_of or self.any_of or self.not_all_of or self.none_of)
-
-    def matches(self, tags: Iterable[str]) -> bool:
-        held = set(tags)
-        if self.all_of and not self.all_of <= held:
-            return False
-        if self.any_of and not self.any_of & held:
-            return False
-        if self.not_all_of and self.not_all_of <= held:
-            return False
-        return not (self.none_of and self.none_of & held)

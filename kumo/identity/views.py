@@ -221,7 +221,7 @@ def app_cred(a: AppCred, base: str) -> dict[str, Any]:
         "project_id": c.project_id,
         "expires_at": c.expires_at.strftime("%Y-%m-%dT%H:%M:%S.%f") if c.expires_at else None,
         "unrestricted": c.unrestricted,
-        "roles": [{"id": r.id, "name": r.name, "domain_id": None} for r in a.roles],
+        "roles": [{"id": r.id, "name": r.name, "domain_id": r.domain_id or None} for r in a.roles],
         "access_rules": [],
         "system": None,
         "links": _self(base, f"users/{c.user_id}/application_credentials/{c.id}"),

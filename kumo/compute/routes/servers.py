@@ -18,11 +18,12 @@ from kumo.compute.deps import microversion
 from kumo.compute.microversion import Microversion, min_version, require
 from kumo.compute.params import page as page_params
 from kumo.compute.params import strict_bool, time_param
-from kumo.compute.tags import TagFilter, validate_tags
+from kumo.compute.tags import validate_tags
 from kumo.compute.views import servers as view
 from kumo.compute.workers import SCHEDULER_KEY
 from kumo.errors import BadRequest, NotFound
 from kumo.runtime import Runtime
+from kumo.tags import TagFilter
 from kumo.validation import MAX_INT, int_text
 from kumo.work.queue import host_key
 

@@ -543,8 +543,55 @@ def test_projects_acting_as_domains(cloud: Cloud) -> None:
         listed = c.get(f"{V3}/projects", params={"is_domain": "true"}).json()["projects"]
         assert made in listed and "default" in [p["id"] for p in listed]
         assert made["id"] not in [p["id"] for p in c.get(f"{V3}/projects").json()["projects"]]
+        # the other filters apply to the domains too (none has a domain, a parent or tags)
+        by_name = c.get(f"{V3}/projects", params={"is_domain": "true", "name": name}).json()["projects"]
+        assert by_name == [made]
+        for params in (
+            {"enabled": "false"},
+            {"domain_id": "default"},
+            {"parent_id": "default"},
+            {"tags": "t"},
+        ):
+            found = c.get(f"{V3}/projects", params={"is_domain": "true", "name": name, **params})
+            assert found.status_code == 200 and found.json()["projects"] == [], params
+        untagged = c.get(f"{V3}/projects", params={"is_domain": "true", "name": name, "not-tags-any": "t"})
+        assert untagged.json()["projects"] == [made]
         inside = _create(c, "project", name="inside", domain_id=made["id"])
         assert inside["parent_id"] == made["id"]
+        # A domain has no tags and keeps no extras: refused, never dropped.
+        for body in ({"tags": ["t"]}, {"color": "red"}):
+            refused = c.post(
+                f"{V3}/projects", json={"project": {"name": _unique("isdom"), "is_domain": True, **body}}
+            )
+            _assert_keystone_error(refused, 400)
+            patched = c.patch(url, json={"project": body})
+            _assert_keystone_error(patched, 400)
+            wanted = (
+                "Domain tags are not supported." if "tags" in body else "no additional attributes: color."
+            )
+            assert (
+                wanted in refused.json()["error"]["message"] and wanted in patched.json()["error"]["message"]
+            )
+        # Neither domain, parent nor kind changes; the values shown may be sent back.
+        _assert_keystone_error(c.patch(url, json={"project": {"domain_id": "default"}}), 400)
+        _assert_keystone_error(c.patch(url, json={"project": {"parent_id": "default"}}), 403)
+        _assert_keystone_error(c.patch(url, json={"project": {"is_domain": False}}), 400)
+        same = {"domain_id": None, "parent_id": None, "is_domain": True, "description": "d2"}
+        assert c.patch(url, json={"project": same}).json()["project"]["description"] == "d2"
+        _assert_keystone_error(
+            c.patch(f"{V3}/projects/{inside['id']}", json={"project": {"is_domain": True}}), 400
+        )
+        # Tags of a domain: none to read, none to set.
+        assert c.get(f"{url}/tags").json()["tags"] == []
+        _assert_keystone_error(c.get(f"{url}/tags/t"), 404)
+        for resp in (
+            c.put(f"{url}/tags", json={"tags": ["t"]}),
+            c.put(f"{url}/tags/t"),
+            c.delete(f"{url}/tags"),
+        ):
+            _assert_keystone_error(resp, 400)
+            assert resp.json()["error"]["message"] == "Domain tags are not supported."
+        assert c.get(url).json()["project"]["tags"] == []
         _assert_keystone_error(c.delete(url), 403)  # enabled: disable it first, as a domain
         resp = c.patch(url, json={"project": {"enabled": False}})
         assert resp.status_code == 200 and resp.json()["project"]["enabled"] is False

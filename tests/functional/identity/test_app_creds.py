@@ -150,3 +150,42 @@ def test_roles_granted_after_the_token_count(cloud: Cloud) -> None:
     assert login.status_code == 201, login.text
     body = login.json()["token"]
     assert body["project"]["id"] == project["id"] and body["roles"][0]["id"] == role["id"]
+
+
+def test_a_domain_role_named_like_a_global_role(any_cloud: Cloud) -> None:
+    """Role names in an application credential (and the token's roles it copies when none are
+    given) name global roles: a domain-specific role also called `member`, even one the user
+    holds, is never picked for it."""
+    name = f"acd-{uuid.uuid4().hex[:8]}"
+    with any_cloud.client() as c:
+        domain = c.post(f"{V3}/domains", json={"domain": {"name": name}}).json()["domain"]
+        local = c.post(f"{V3}/roles", json={"role": {"name": "member", "domain_id": domain["id"]}})
+        assert local.status_code == 201, local.text
+        local_id = local.json()["role"]["id"]
+        project = c.post(f"{V3}/projects", json={"project": {"name": name, "domain_id": domain["id"]}})
+        project_id = project.json()["project"]["id"]
+        user = c.post(
+            f"{V3}/users", json={"user": {"name": name, "password": "pw", "domain_id": domain["id"]}}
+        )
+        user_id = user.json()["user"]["id"]
+        member = c.get(f"{V3}/roles", params={"name": "member"}).json()["roles"][0]["id"]
+        for role_id in (member, local_id):
+            assert c.put(f"{V3}/projects/{project_id}/users/{user_id}/roles/{role_id}").status_code == 204
+    auth = {
+        "identity": {"methods": ["password"], "password": {"user": {"id": user_id, "password": "pw"}}},
+        "scope": {"project": {"id": project_id}},
+    }
+    issued = httpx.post(f"{any_cloud.url}{V3}/auth/tokens", json={"auth": auth})
+    assert issued.status_code == 201, issued.text
+    url = f"{V3}/users/{user_id}/application_credentials"
+    with any_cloud.client(issued.headers["X-Subject-Token"]) as c:
+        for body in ({"name": "all"}, {"name": "named", "roles": [{"name": "member"}]}):
+            made = c.post(url, json={"application_credential": body})
+            assert made.status_code == 201, made.text
+            cred = made.json()["application_credential"]
+            # (without roles: the token's, `member` and the `reader` it implies)
+            assert {"id": member, "name": "member", "domain_id": None} in cred["roles"], cred["roles"]
+            assert all(r["domain_id"] is None and r["id"] != local_id for r in cred["roles"])
+            login = _app_login(any_cloud, {"id": cred["id"], "secret": cred["secret"]})
+            assert login.status_code == 201, login.text
+            assert member in [r["id"] for r in login.json()["token"]["roles"]]

@@ -13,29 +13,19 @@ from typing import Any
 import httpx
 
 from tests.conftest import Cloud
+from tests.functional.identity.helpers import keystone_error, made
 
 V3 = "/identity/v3"
 
 
-def _made(resp: httpx.Response, kind: str) -> dict[str, Any]:
-    assert resp.status_code == 201, resp.text
-    body: dict[str, Any] = resp.json()[kind]
-    return body
-
-
-def _error(resp: httpx.Response, status: int) -> None:
-    assert resp.status_code == status, resp.text
-    assert resp.json()["error"]["code"] == status
-
-
 def _project(c: httpx.Client, name: str, **attrs: Any) -> dict[str, Any]:
-    return _made(c.post(f"{V3}/projects", json={"project": {"name": name, **attrs}}), "project")
+    return made(c.post(f"{V3}/projects", json={"project": {"name": name, **attrs}}), "project")
 
 
 def test_a_tree_of_projects(cloud: Cloud) -> None:
     n = uuid.uuid4().hex[:6]
     with cloud.client() as c:
-        domain = _made(c.post(f"{V3}/domains", json={"domain": {"name": f"tree-{n}"}}), "domain")
+        domain = made(c.post(f"{V3}/domains", json={"domain": {"name": f"tree-{n}"}}), "domain")
         top = _project(c, "top", domain_id=domain["id"])
         assert top["parent_id"] == domain["id"]
         mid = _project(c, "mid", parent_id=top["id"])  # the parent's domain
@@ -43,8 +33,10 @@ def test_a_tree_of_projects(cloud: Cloud) -> None:
         leaf = _project(c, "leaf", domain_id=domain["id"], parent_id=mid["id"])
         sibling = _project(c, "sibling", parent_id=top["id"], domain_id=domain["id"])
         # a parent elsewhere: 404; in another domain: 400
-        _error(c.post(f"{V3}/projects", json={"project": {"name": "x", "parent_id": uuid.uuid4().hex}}), 404)
-        _error(
+        keystone_error(
+            c.post(f"{V3}/projects", json={"project": {"name": "x", "parent_id": uuid.uuid4().hex}}), 404
+        )
+        keystone_error(
             c.post(
                 f"{V3}/projects",
                 json={"project": {"name": "x", "parent_id": top["id"], "domain_id": "default"}},
@@ -72,24 +64,26 @@ def test_a_tree_of_projects(cloud: Cloud) -> None:
         assert shown(top, "subtree_as_ids")["subtree"] == {mid["id"]: {leaf["id"]: None}, sibling["id"]: None}
         assert shown(top, "parents_as_ids")["parents"] is None
         assert "parents" not in shown(top) and "subtree" not in shown(top)
-        _error(c.get(f"{V3}/projects/{top['id']}?subtree_as_list&subtree_as_ids"), 400)
+        keystone_error(c.get(f"{V3}/projects/{top['id']}?subtree_as_list&subtree_as_ids"), 400)
 
         # Keystone's rules: no moving, no deleting or disabling above live children, at most 5 deep
-        _error(c.patch(f"{V3}/projects/{leaf['id']}", json={"project": {"parent_id": top["id"]}}), 403)
-        _error(c.patch(f"{V3}/projects/{leaf['id']}", json={"project": {"parent_id": None}}), 403)
+        keystone_error(
+            c.patch(f"{V3}/projects/{leaf['id']}", json={"project": {"parent_id": top["id"]}}), 403
+        )
+        keystone_error(c.patch(f"{V3}/projects/{leaf['id']}", json={"project": {"parent_id": None}}), 403)
         same = c.patch(
             f"{V3}/projects/{leaf['id']}", json={"project": {"parent_id": mid["id"], "description": "d"}}
         )
         assert same.status_code == 200 and same.json()["project"]["parent_id"] == mid["id"]
         top_again = c.patch(f"{V3}/projects/{top['id']}", json={"project": {"parent_id": domain["id"]}})
         assert top_again.status_code == 200
-        _error(c.delete(f"{V3}/projects/{mid['id']}"), 403)
-        _error(c.patch(f"{V3}/projects/{mid['id']}", json={"project": {"enabled": False}}), 403)
+        keystone_error(c.delete(f"{V3}/projects/{mid['id']}"), 403)
+        keystone_error(c.patch(f"{V3}/projects/{mid['id']}", json={"project": {"enabled": False}}), 403)
         chain = [leaf]
         for level in range(2):
             chain.append(_project(c, f"deep{level}", parent_id=chain[-1]["id"]))
         too_deep = {"project": {"name": "too-deep", "parent_id": chain[-1]["id"]}}
-        _error(c.post(f"{V3}/projects", json=too_deep), 403)
+        keystone_error(c.post(f"{V3}/projects", json=too_deep), 403)
         # bottom up, each deletion is a leaf's
         for project in (*reversed(chain), mid, sibling, top):
             assert c.delete(f"{V3}/projects/{project['id']}").status_code == 204
@@ -110,18 +104,18 @@ def _roles_on(cloud: Cloud, domain_id: str, project: str) -> list[str]:
 def test_a_role_inherited_to_a_projects_subtree(cloud: Cloud) -> None:
     n = uuid.uuid4().hex[:6]
     with cloud.client() as c:
-        domain = _made(c.post(f"{V3}/domains", json={"domain": {"name": f"inh-tree-{n}"}}), "domain")
+        domain = made(c.post(f"{V3}/domains", json={"domain": {"name": f"inh-tree-{n}"}}), "domain")
         d = domain["id"]
         top = _project(c, "top", domain_id=d)
         mid = _project(c, "mid", parent_id=top["id"])
         leaf = _project(c, "leaf", parent_id=mid["id"])
-        user = _made(
+        user = made(
             c.post(f"{V3}/users", json={"user": {"name": "u", "password": "pw", "domain_id": d}}), "user"
         )
-        group = _made(c.post(f"{V3}/groups", json={"group": {"name": "g", "domain_id": d}}), "group")
+        group = made(c.post(f"{V3}/groups", json={"group": {"name": "g", "domain_id": d}}), "group")
         assert c.put(f"{V3}/groups/{group['id']}/users/{user['id']}").status_code == 204
-        role = _made(c.post(f"{V3}/roles", json={"role": {"name": f"tree-{n}"}}), "role")
-        by_group = _made(c.post(f"{V3}/roles", json={"role": {"name": f"tree-g-{n}"}}), "role")
+        role = made(c.post(f"{V3}/roles", json={"role": {"name": f"tree-{n}"}}), "role")
+        by_group = made(c.post(f"{V3}/roles", json={"role": {"name": f"tree-g-{n}"}}), "role")
         user_grant = f"{V3}/OS-INHERIT/projects/{top['id']}/users/{user['id']}/roles/{role['id']}"
         group_grant = f"{V3}/OS-INHERIT/projects/{mid['id']}/groups/{group['id']}/roles/{by_group['id']}"
         user_grant, group_grant = (

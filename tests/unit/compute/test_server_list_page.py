@@ -22,9 +22,9 @@ from kumo.api.context import RequestContext
 from kumo.compute import servers
 from kumo.compute.microversion import Microversion
 from kumo.compute.models import Instance
-from kumo.compute.tags import TagFilter
 from kumo.compute.views import servers as view
 from kumo.db import Database
+from kumo.tags import TagFilter
 
 BASE = "http://cloud.example:8774"
 T0 = dt.datetime(2026, 11, 3, 9, 15, 42, 123456)

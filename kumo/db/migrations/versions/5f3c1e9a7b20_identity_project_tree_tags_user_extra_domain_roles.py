@@ -1,7 +1,7 @@
 """identity: project parents and tags, users' extra attributes, domain-specific roles
 
 Revision ID: 5f3c1e9a7b20
-Revises: a725fdbca3d3
+Revises: 7d7f2e92d491
 Create Date: 2026-12-07 12:55:00.000000
 """
 
@@ -31,6 +31,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Before names are unique again: the domain-specific roles go (their names may repeat a
+    # global role's or one another's), with their grants and the inference rules naming them
+    # (deleted explicitly: SQLite enforces no ON DELETE CASCADE without its foreign_keys pragma).
+    local = "SELECT id FROM roles WHERE domain_id <> ''"
+    op.execute(f"DELETE FROM grants WHERE role_id IN ({local})")
+    op.execute(f"DELETE FROM implied_roles WHERE prior_role_id IN ({local}) OR implied_role_id IN ({local})")
+    op.execute("DELETE FROM roles WHERE domain_id <> ''")
     with op.batch_alter_table("roles", schema=None) as batch_op:
         batch_op.drop_constraint("uq_roles_name", type_="unique")
         batch_op.create_unique_constraint(batch_op.f("uq_roles_name"), ["name"])
