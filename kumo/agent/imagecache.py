@@ -46,6 +46,10 @@ class ImageCacheError(DriverError):
     """The image cannot be cached: missing, not active, unverifiable or corrupt."""
 
 
+class ImageVerificationError(ImageCacheError):
+    """The data arrived whole but does not match the image's size or os_hash_value."""
+
+
 @dataclass(frozen=True)
 class ImageMeta:
     id: str
@@ -232,9 +236,13 @@ class ImageCache:
                 out.flush()
                 os.fsync(out.fileno())
             if meta.size is not None and size != meta.size:
-                raise ImageCacheError(f"Image {meta.id}: downloaded {size} bytes, expected {meta.size}.")
+                raise ImageVerificationError(
+                    f"Image {meta.id}: downloaded {size} bytes, expected {meta.size}."
+                )
             if digest.hexdigest() != meta.hash_value:
-                raise ImageCacheError(f"Image {meta.id} failed verification: {meta.hash_algo} mismatch.")
+                raise ImageVerificationError(
+                    f"Image {meta.id} failed verification: {meta.hash_algo} mismatch."
+                )
             os.chmod(partial, 0o444)
             os.replace(partial, self._data(meta.id))
         except httpx.HTTPError as exc:

@@ -29,7 +29,13 @@ from typing import Any
 
 import httpx
 
-from kumo.agent.imagecache import ImageCache, ImageCacheError, ImageMeta, ImageSource
+from kumo.agent.imagecache import (
+    ImageCache,
+    ImageCacheError,
+    ImageMeta,
+    ImageSource,
+    ImageVerificationError,
+)
 from kumo.agent.protocol import TaskResult
 from kumo.compute.precache import tickets
 from kumo.work.kinds import PrecachePayload
@@ -179,11 +185,6 @@ def cache_of(driver: object, fallback: Path) -> ImageCache | Path:
     return cache if isinstance(cache, ImageCache) else fallback
 
 
-def _mismatch(exc: Exception) -> bool:
-    """The data arrived whole but did not verify (size or hash): the sender's copy is suspect."""
-    return isinstance(exc, ImageCacheError) and ("verification" in str(exc) or "expected" in str(exc))
-
-
 TicketSource = Callable[[str, str], str]  # (image_id, sender) -> ticket
 
 
@@ -237,9 +238,12 @@ class Precacher:
             meta = self.origin.metadata(p.image_id)
         except ImageCacheError as exc:
             return TaskResult(ok=True, details={"state": "error", "error": str(exc)})
-        if meta.status != "active":
+        if meta.status != "active" or not meta.hash_algo or not meta.hash_value:
+            why = "is not active" if meta.status != "active" else "has no os_hash_value"
+            # the origin's own image is unusable: the job fails it on every host at once
             return TaskResult(
-                ok=True, details={"state": "error", "error": f"Image {p.image_id} is not active."}
+                ok=True,
+                details={"state": "error", "error": f"Image {p.image_id} {why}.", "origin_failed": True},
             )
         pin_until = started + float(p.pin_seconds or 0)
         if self.cache.is_cached(meta):
@@ -248,6 +252,7 @@ class Precacher:
         from_origin = from_peers = 0
         refused: list[dict[str, Any]] = []
         errors: list[str] = []
+        origin_failed = False
         for source in p.sources if isinstance(p.sources, list) else []:
             label = str(source.get("source"))
             counted, ticket, url = None, "", str(source.get("url") or "")
@@ -261,7 +266,10 @@ class Precacher:
                 filled = self.cache.fill(meta, throttled(iter(counted), int(p.rate or 0)), label)
             except (ImageCacheError, httpx.HTTPError, OSError) as exc:
                 errors.append(f"{label}: {exc}")
-                if counted is not None and label != "origin" and _mismatch(exc):
+                origin_failed = origin_failed or (
+                    label == "origin" and isinstance(exc, ImageVerificationError)
+                )
+                if counted is not None and label != "origin" and isinstance(exc, ImageVerificationError):
                     dropped = self._reverify(url, meta.id, ticket)
                     refused.append(
                         {"peer": label.removeprefix("peer:"), "reason": str(exc), "dropped": dropped}
@@ -280,6 +288,8 @@ class Precacher:
             )
         details = self._details("error", None, meta, started, from_origin, from_peers, refused)
         details["error"] = "; ".join(errors) or "no source to copy from"
+        if origin_failed:  # the origin's data does not match its own hash: no retry can help
+            details["origin_failed"] = True
         return TaskResult(ok=True, details=details)
 
     @staticmethod

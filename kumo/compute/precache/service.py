@@ -61,6 +61,7 @@ def policy(settings: Settings | None = None) -> planner.Policy:
         peers_per_holder=s.precache_peers_per_holder,
         max_attempts=s.precache_max_attempts,
         cross_rack_peers=s.precache_cross_rack_peers,
+        rack_origin_attempts=s.precache_max_attempts,
     )
 
 
@@ -179,10 +180,21 @@ def advance(session: Session, job_id: str) -> None:
     if job is None or job.state not in ("running", "cancelling"):
         return
     rows = list(session.scalars(select(PrecacheHost).where(PrecacheHost.job_id == job_id)))
-    if job.state == "cancelling":  # nothing new starts; the copies in flight end it
+    up, disk = _liveness(session, {r.host for r in rows})
+    tasks = _tasks(session, [r.task_id for r in rows if r.state == planner.DOWNLOADING and r.task_id])
+    now = utcnow()
+    for row in rows:  # a copy whose task ended without its result recorded: a failed attempt
+        task = tasks.get(row.task_id or "")
+        if row.state == planner.DOWNLOADING and (task is None or task.state != "pending"):
+            why = (task.error if task is not None else None) or "its task ended without a result"
+            _failed_attempt(job, row, f"precache: {why}", now)
+    if job.state == "cancelling":  # nothing new starts; dead hosts are skipped; the copies in flight end it
+        for row in rows:
+            if row.state in planner.ACTIVE and not up.get(row.host, False):
+                _skip(session, row, planner.HOST_DOWN, now)
         _close_if_finished(job, [r.state for r in rows])
         return
-    up, disk = _liveness(session, {r.host for r in rows})
+    urls = {host: url for host, url in session.execute(select(ImagePeer.host, ImagePeer.url))}
     targets = [
         planner.Target(
             r.host,
@@ -193,42 +205,63 @@ def advance(session: Session, job_id: str) -> None:
             r.attempts,
             up.get(r.host, False),
             disk.get(r.host, 0),
+            r.origin_attempts,
+            r.host in urls,
+            _planned(tasks.get(r.task_id or "")) if r.state == planner.DOWNLOADING else (),
         )
         for r in rows
     ]
     decision = planner.plan(targets, policy())
     by_key = {(r.host, r.image_id): r for r in rows}
-    now = utcnow()
     for skip in decision.skips:
-        row = by_key[(skip.host, skip.image_id)]
-        if row.task_id:
-            queue.fail_pending(session, row.task_id, f"precache: {skip.reason}")
-        row.state, row.error, row.finished_at = planner.SKIPPED, skip.reason, now
-    if decision.assignments:
-        urls = {host: url for host, url in session.execute(select(ImagePeer.host, ImagePeer.url))}
-        settings = get_settings()
-        for assignment in decision.assignments:
-            row = by_key[(assignment.host, assignment.image_id)]
-            sources = [
-                {"source": s, "url": urls.get(planner.peer_host(s) or "")}
-                if s != planner.ORIGIN
-                else {"source": s}
-                for s in assignment.sources
-                if s == planner.ORIGIN or urls.get(planner.peer_host(s) or "")
-            ]
-            payload = PrecachePayload(
-                job_id,
-                assignment.image_id,
-                sources,
-                settings.precache_transfer_rate,
-                settings.precache_pin_seconds,
-            )
-            task = queue.enqueue(session, assignment.host, TaskKind.PRECACHE, None, payload, job.request_id)
-            row.state, row.source, row.task_id = planner.DOWNLOADING, sources[0]["source"], task.id
-            row.attempts += 1
-            row.started_at, row.finished_at, row.error = now, None, None
-            wake_after_commit(session, queue.host_key(assignment.host))
+        _skip(session, by_key[(skip.host, skip.image_id)], skip.reason, now)
+    for error in decision.errors:
+        row = by_key[(error.host, error.image_id)]
+        row.state, row.error, row.finished_at = planner.ERROR, error.reason, now
+    settings = get_settings()
+    for assignment in decision.assignments:
+        row = by_key[(assignment.host, assignment.image_id)]
+        # the planner lists only holders with a registered endpoint (Target.serves)
+        sources = [
+            {"source": s} if s == planner.ORIGIN else {"source": s, "url": urls[planner.peer_host(s) or ""]}
+            for s in assignment.sources
+        ]
+        payload = PrecachePayload(
+            job_id,
+            assignment.image_id,
+            sources,
+            settings.precache_transfer_rate,
+            settings.precache_pin_seconds,
+        )
+        task = queue.enqueue(session, assignment.host, TaskKind.PRECACHE, None, payload, job.request_id)
+        row.state, row.source, row.task_id = planner.DOWNLOADING, assignment.source, task.id
+        row.attempts += 1
+        row.origin_attempts += planner.ORIGIN in assignment.sources
+        row.started_at, row.finished_at, row.error = now, None, None
+        wake_after_commit(session, queue.host_key(assignment.host))
     _close_if_finished(job, [r.state for r in rows])
+
+
+def _tasks(session: Session, ids: Sequence[str]) -> dict[str, Task]:
+    return {t.id: t for t in session.scalars(select(Task).where(Task.id.in_(ids)))} if ids else {}
+
+
+def _planned(task: Task | None) -> tuple[str, ...]:
+    sources = (task.payload or {}).get("sources") if task is not None else None
+    return tuple(str(s.get("source")) for s in sources or [] if isinstance(s, dict))
+
+
+def _skip(session: Session, row: PrecacheHost, reason: str, now: dt.datetime) -> None:
+    if row.task_id:
+        queue.fail_pending(session, row.task_id, f"precache: {reason}")
+    row.state, row.error, row.finished_at = planner.SKIPPED, reason, now
+
+
+def _failed_attempt(job: PrecacheJob, row: PrecacheHost, error: str, now: dt.datetime) -> None:
+    row.error, row.finished_at = error, now
+    row.state = planner.after_failure(row.attempts, policy())
+    if row.state == planner.QUEUED and job.state == "cancelling":
+        row.state = planner.SKIPPED
 
 
 def _close_if_finished(job: PrecacheJob, states: list[str], cancelled: bool = False) -> None:
@@ -262,11 +295,17 @@ def record(session: Session, task: Task, result: dict[str, Any]) -> None:
         row.state, row.source, row.error = state, str(result.get("source") or row.source), None
     elif state == planner.UNSUPPORTED:
         row.state, row.error = state, str(result.get("error") or "unsupported")
+    elif result.get("origin_failed"):  # the image itself is unusable: every host fails at once
+        why = str(result.get("error") or "the origin's image is unusable")
+        for other in session.scalars(
+            select(PrecacheHost).where(PrecacheHost.job_id == job_id, PrecacheHost.image_id == row.image_id)
+        ):
+            if other.state in planner.ACTIVE:
+                if other.task_id and other is not row:
+                    queue.fail_pending(session, other.task_id, f"precache: {why}")
+                other.state, other.error, other.finished_at = planner.ERROR, why, now
     else:
-        row.error = str(result.get("error") or "copy failed")
-        row.state = planner.after_failure(row.attempts, policy())
-        if row.state == planner.QUEUED and job.state == "cancelling":
-            row.state = planner.SKIPPED
+        _failed_attempt(job, row, str(result.get("error") or "copy failed"), now)
     for refusal in refused:  # a holder whose copy failed re-verification dropped it
         if refusal.get("dropped"):
             session.execute(
