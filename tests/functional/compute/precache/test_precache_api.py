@@ -9,9 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from kumo.agent import precache as agent_precache
+from kumo.compute.precache.models import PrecacheHost
 from kumo.config import get_settings
+from kumo.db import Database
+from kumo.work import queue
 from tests.conftest import DEMO_PASSWORD, Cloud, Fleet, wait_for
 from tests.functional.compute.test_dead_host import _force_down
 from tests.functional.helpers import upload_image
@@ -233,3 +237,58 @@ def test_bad_input_answers_as_nova(cloud: Cloud) -> None:
     with cloud.client(cloud.token("demo", DEMO_PASSWORD, "demo")) as member:
         assert member.get(API).status_code == 403
         assert member.post(API, json={"image_ids": [image], "hosts": ["h"]}).status_code == 403
+
+
+def _slow_seed_job(
+    c: httpx.Client, fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, names: list[str]
+) -> tuple[str, str]:
+    """A job over `names` (one rack) whose seed copies for ~10 s: (job id, seed)."""
+    monkeypatch.setattr(get_settings(), "precache_transfer_rate", SIZE // 10)
+    _hosts(fleet, tmp_path, {"r1": names})
+    image = upload_image(c, content=os.urandom(SIZE))
+    job_id = c.post(API, json={"image_ids": [image], "hosts": names}).json()["job_id"]
+    (seed,) = [h["host"] for h in c.get(f"{API}/{job_id}").json()["job"]["hosts"] if h["source"] == "origin"]
+    return job_id, seed
+
+
+def test_a_cancelling_job_whose_copying_host_dies_finishes(
+    cloud: Cloud, fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with cloud.client(microversion="2.53") as c:
+        job_id, seed = _slow_seed_job(c, fleet, tmp_path, monkeypatch, ["pc-g1", "pc-g2"])
+        assert c.delete(f"{API}/{job_id}").status_code == 202
+        _force_down(c, seed)  # its copy's result never comes: the sweep must skip it
+        job = _finished(c, job_id, timeout=20)
+        assert job["state"] == "cancelled"
+        hosts = _by_host(job)
+        assert (hosts[seed]["state"], hosts[seed]["error"]) == ("skipped", "host down")
+
+
+def test_a_copy_whose_task_ended_without_its_result_is_a_failed_attempt(
+    cloud: Cloud, fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The result of the seed's task could not be applied (server_ops.fail_unsettled fails the
+    task, the hook never runs): the sweep counts the attempt as failed and the rack is seeded
+    again, on another host; the first seed's late result changes nothing."""
+    with cloud.client(microversion="2.53") as c:
+        job_id, seed = _slow_seed_job(c, fleet, tmp_path, monkeypatch, ["pc-h1", "pc-h2"])
+        database = Database(cloud.settings.resolved_database_url)
+        try:
+            with database.transaction() as session:
+                task_id = session.scalar(
+                    select(PrecacheHost.task_id).where(
+                        PrecacheHost.job_id == job_id, PrecacheHost.host == seed
+                    )
+                )
+                assert task_id
+                queue.fail_pending(session, task_id, "Applying the task's result failed: boom")
+        finally:
+            database.dispose()
+        monkeypatch.setattr(get_settings(), "precache_transfer_rate", 0)
+        job = _finished(c, job_id, timeout=30)
+        hosts = _by_host(job)
+        (other,) = set(hosts) - {seed}
+        assert hosts[other]["source"] == "origin"  # the new seed is the other host
+        # its second task finds the first copy (which went on: see docs/precache.md) or copies again
+        assert hosts[seed]["attempts"] == 2 and hosts[seed]["state"] in ("cached", "existing")
+        assert job["state"] == "done"
