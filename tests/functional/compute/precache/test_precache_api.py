@@ -292,3 +292,22 @@ def test_a_copy_whose_task_ended_without_its_result_is_a_failed_attempt(
         # its second task finds the first copy (which went on: see docs/precache.md) or copies again
         assert hosts[seed]["attempts"] == 2 and hosts[seed]["state"] in ("cached", "existing")
         assert job["state"] == "done"
+
+
+def test_an_image_the_origin_cannot_serve_fails_on_every_host_at_once(
+    cloud: Cloud, fleet: Fleet, tmp_path: Path
+) -> None:
+    """An image with no data (status queued): the first seed's report fails every row of the
+    image; no rack is seeded again, no host retries."""
+    _hosts(fleet, tmp_path, {"r1": ["pc-i1", "pc-i2"], "r2": ["pc-i3", "pc-i4"]})
+    with cloud.client() as c:
+        image = c.post(
+            "/image/v2/images", json={"name": "empty", "disk_format": "raw", "container_format": "bare"}
+        ).json()["id"]
+        names = ["pc-i1", "pc-i2", "pc-i3", "pc-i4"]
+        job_id = c.post(API, json={"image_ids": [image], "hosts": names}).json()["job_id"]
+        job = _finished(c, job_id)
+        assert job["state"] == "failed" and job["overall_status"] == "4 of 4 hosts done. 4 errors."
+        assert {h["state"] for h in job["hosts"]} == {"error"}
+        assert all("is not active" in h["error"] for h in job["hosts"])
+        assert sum(h["attempts"] for h in job["hosts"]) <= 2  # at most the two racks' first seeds
