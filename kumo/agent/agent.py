@@ -319,6 +319,7 @@ class Agent(ApiLink):
         image_cache: ImageCache | Path | None = None,
         peer_bind: str = "127.0.0.1",
         ticket_key: str = "",
+        peer_slots: int = 2,
     ) -> None:
         self.host = host
         # The rebalancer's CPU steal signal (kumo/agent/cpu_signal.py): sampled, smoothed, reported.
@@ -376,7 +377,7 @@ class Agent(ApiLink):
             )
         if image_cache is not None:
             key = ticket_key.encode() if ticket_key else tickets.derive_key(token)
-            self.peer = PeerServer(host, image_cache, key, bind=peer_bind)
+            self.peer = PeerServer(host, image_cache, key, bind=peer_bind, slots=peer_slots)
             precacher = Precacher(
                 host,
                 image_cache,

@@ -3,8 +3,11 @@ the host's image cache from the sources the API planned, and a small read-only H
 serves the host's verified copies to its rack's peers.
 
 Peer endpoint (`PeerServer`, one per agent, on `host_ip`:any port, registered with the API):
-    GET  /cache/{image_id}          the verified copy (Range: bytes=N- resumes), if the
-                                    `X-Kumo-Ticket` header holds a ticket for (image, this host)
+    GET  /cache/{image_id}          the verified copy (Range: bytes=N- resumes; N ≥ size: 416), if
+                                    the `X-Kumo-Ticket` header holds a ticket for (image, this host).
+                                    At most `slots` (precache_peers_per_holder) copies are sent at
+                                    once: one more is answered 503 and its receiver moves on to its
+                                    next source (or its task fails back to the planner).
     POST /cache/{image_id}/verify   hash the copy again (a receiver refused it); a bad copy is
                                     dropped. {"ok": bool, "dropped": bool}; same ticket.
 Tickets (kumo/compute/precache/tickets.py) are minted by the API per planned transfer; the receiver
@@ -45,6 +48,35 @@ log = logging.getLogger(__name__)
 TICKET_HEADER = "X-Kumo-Ticket"
 CHUNK = 1024 * 1024
 _PATH = re.compile(r"^/cache/([0-9a-fA-F-]{36})(/verify)?$")
+_RANGE = re.compile(r"^bytes=([0-9]+)-$", re.ASCII)
+MAX_CONNECTIONS = 32  # connections a peer endpoint serves at once; more are closed at once
+IDLE_TIMEOUT = 30  # seconds a peer connection may stay silent
+
+
+class _CappedServer(ThreadingHTTPServer):
+    """A threading server that serves at most `cap` connections at once (a thread each)."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: Any, cap: int) -> None:
+        super().__init__(address, handler)
+        self.connections = threading.BoundedSemaphore(cap)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.connections.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.connections.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.connections.release()
 
 
 def throttled(
@@ -86,14 +118,24 @@ class PeerServer:
     """The read-only peer endpoint over this host's image cache."""
 
     def __init__(
-        self, host: str, cache: ImageCache, key: bytes, bind: str = "127.0.0.1", port: int = 0
+        self,
+        host: str,
+        cache: ImageCache,
+        key: bytes,
+        bind: str = "127.0.0.1",
+        port: int = 0,
+        slots: int = 2,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.host, self.cache, self.key = host, cache, key
         self.served = 0  # bytes sent to peers (for tests and the bench)
+        self.busy = 0  # refusals: a copy asked for while every slot was taken (503)
+        self.slots = threading.BoundedSemaphore(slots)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = IDLE_TIMEOUT
 
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("peer %s: " + format, server.host, *args)
@@ -130,9 +172,28 @@ class PeerServer:
                 path, _ = copy
                 size = path.stat().st_size
                 start = 0
-                ranged = re.match(r"^bytes=(\d+)-$", self.headers.get("Range") or "")
-                if ranged and int(ranged.group(1)) < size:
+                ranged = _RANGE.match(self.headers.get("Range") or "")
+                if ranged:
                     start = int(ranged.group(1))
+                    if start >= size:
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{size}")
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                if not server.slots.acquire(blocking=False):
+                    server.busy += 1
+                    self.send_response(503)
+                    self.send_header("Retry-After", "1")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                try:
+                    self._send(path, size, start)
+                finally:
+                    server.slots.release()
+
+            def _send(self, path: Path, size: int, start: int) -> None:
                 self.send_response(206 if start else 200)
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("Content-Length", str(size - start))
@@ -160,8 +221,7 @@ class PeerServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer((bind, port), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _CappedServer((bind, port), Handler, max_connections)
         self.url = f"http://{bind}:{self.httpd.server_address[1]}"
         self._thread = threading.Thread(
             target=self.httpd.serve_forever, args=(0.1,), name=f"image-peer-{host}", daemon=True

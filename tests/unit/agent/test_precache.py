@@ -156,3 +156,28 @@ def test_an_agent_runs_precache_copies_on_workers_of_their_own(tmp_path: Path) -
         assert agent.peer is not None
         agent.peer.httpd.server_close()
         agent.client.close()
+
+
+def test_range_past_the_end_is_416_and_unicode_digits_are_no_range(holder: PeerServer) -> None:
+    good = {TICKET_HEADER: tickets.mint(KEY, IMG, "holder", "r", int(time.time()) + 60)}
+    url = f"{holder.url}/cache/{IMG}"
+    past = httpx.get(url, headers={**good, "Range": f"bytes={len(DATA)}-"})
+    assert past.status_code == 416 and past.headers["Content-Range"] == f"bytes */{len(DATA)}"
+    odd = httpx.get(url, headers={**good, "Range": "bytes=\u00b2-".encode("latin-1")})  # type: ignore[dict-item]
+    assert odd.status_code == 200 and odd.content == DATA  # not a range: the whole copy
+
+
+def test_a_holder_sends_at_most_its_slots_at_once_and_answers_503_beyond(tmp_path: Path) -> None:
+    origin = Origin()
+    cache = ImageCache(tmp_path / "holder", origin)
+    cache.fill(origin.metadata(IMG), origin.chunks(IMG), "origin")
+    server = PeerServer("holder", cache, KEY, slots=1).start()
+    good = {TICKET_HEADER: tickets.mint(KEY, IMG, "holder", "r", int(time.time()) + 60)}
+    try:
+        server.slots.acquire()  # a copy in flight holds the one slot
+        busy = httpx.get(f"{server.url}/cache/{IMG}", headers=good)
+        assert busy.status_code == 503 and busy.headers["Retry-After"] == "1" and server.busy == 1
+        server.slots.release()
+        assert httpx.get(f"{server.url}/cache/{IMG}", headers=good).status_code == 200  # freed
+    finally:
+        server.stop()
