@@ -391,10 +391,11 @@ class Agent(ApiLink):
         body = {"image_id": image_id, "sender": sender, "receiver": self.host}
         return str(self._call("POST", "/precache/tickets", json=body).json()["ticket"])
 
-    def _precache_progress(self, job_id: str, image_id: str, source: str, done: int) -> None:
-        """A copy's bytes so far (one try: the next report, or the result, supersedes it)."""
+    def _precache_progress(self, job_id: str, image_id: str, source: str, done: int) -> bool:
+        """A copy's bytes so far (one try: the next report, or the result, supersedes it).
+        False when the API answers 409: the job no longer wants this copy (skipped, cancelled)."""
         body = {"job_id": job_id, "image_id": image_id, "host": self.host, "source": source, "bytes": done}
-        self.client.put("/precache/progress", json=body, timeout=5)
+        return self.client.put("/precache/progress", json=body, timeout=5).status_code != 409
 
     def register(self) -> None:
         res = self.driver.resources()

@@ -95,8 +95,15 @@ def throttled(
             time.sleep(ahead)
 
 
-# (job id, image id, source, bytes so far): a copy's progress, reported to the API
-Progress = Callable[[str, str, str, int], None]
+# (job id, image id, source, bytes so far): a copy's progress, reported to the API; False when
+# the API no longer wants the copy (409: skipped, cancelled), which aborts it
+Progress = Callable[[str, str, str, int], bool]
+
+
+class CopyAborted(Exception):
+    """The API no longer wants this copy: it stops, from every source."""
+
+
 PROGRESS_EVERY = 2.0  # seconds between two progress reports of one copy
 
 
@@ -286,9 +293,12 @@ class Precacher:
 
         def report(done: int) -> None:
             try:
-                progress(p.job_id, p.image_id, label, done)
+                wanted = progress(p.job_id, p.image_id, label, done)
             except Exception:  # progress is informative: a lost report never stops a copy
                 log.debug("precache progress of %s not reported", p.image_id, exc_info=True)
+                return
+            if wanted is False:
+                raise CopyAborted(f"Image {p.image_id}: the job no longer wants this copy (409).")
 
         return report
 
@@ -324,6 +334,9 @@ class Precacher:
                     ticket = self.ticket(meta.id, sender)
                     counted = _Counted(self._peer_chunks(url, meta.id, ticket), self._reporter(p, label))
                 filled = self.cache.fill(meta, throttled(iter(counted), int(p.rate or 0)), label)
+            except CopyAborted as exc:  # no other source either: the job moved on
+                errors.append(f"{label}: {exc}")
+                break
             except (ImageCacheError, httpx.HTTPError, OSError) as exc:
                 errors.append(f"{label}: {exc}")
                 origin_failed = origin_failed or (

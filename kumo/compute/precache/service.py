@@ -17,9 +17,10 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
@@ -30,8 +31,8 @@ from kumo.compute.precache import planner, tickets
 from kumo.compute.precache.models import ImagePeer, PrecacheHost, PrecacheJob
 from kumo.config import Settings, get_settings
 from kumo.db import utcnow
-from kumo.db.base import wake_after_commit
-from kumo.errors import BadRequest, Forbidden, NotFound
+from kumo.db.base import after_commit, wake_after_commit
+from kumo.errors import BadRequest, Conflict, Forbidden, NotFound
 from kumo.image.service import get_image
 from kumo.metrics import PRECACHE_BYTES
 from kumo.work import queue
@@ -271,23 +272,32 @@ def _close_if_finished(job: PrecacheJob, states: list[str], cancelled: bool = Fa
 
 
 def record(session: Session, task: Task, result: dict[str, Any]) -> None:
-    """A host's report of its copy (its precache task's result), then the job's advance."""
+    """A host's report of its copy (its precache task's result), then the job's advance. The
+    bytes it moved are recorded even when the row went on without it (skipped, cancelled, its
+    task failed and another one planned): the origin's and the peers' traffic is what it was."""
     job_id = str(task.payload.get("job_id"))
     job = session.get(PrecacheJob, job_id, with_for_update=True)
-    row = session.scalar(select(PrecacheHost).where(PrecacheHost.task_id == task.id))
-    if job is None or row is None or row.state != planner.DOWNLOADING:
+    row = session.scalar(
+        select(PrecacheHost).where(
+            PrecacheHost.job_id == job_id,
+            PrecacheHost.host == task.host,
+            PrecacheHost.image_id == str(task.payload.get("image_id")),
+        )
+    )
+    if job is None or row is None:
         return
-    now = utcnow()
-    state = str(result.get("state") or planner.ERROR)
-    row.bytes = int(result.get("bytes") or 0)
     from_origin, from_peers = (
         int(result.get("bytes_from_origin") or 0),
         int(result.get("bytes_from_peers") or 0),
     )
     row.bytes_from_origin += from_origin
     row.bytes_from_peers += from_peers
-    PRECACHE_BYTES.labels("origin").inc(from_origin)
-    PRECACHE_BYTES.labels("peer").inc(from_peers)
+    after_commit(session, lambda: _count_bytes(from_origin, from_peers))
+    if row.task_id != task.id or row.state != planner.DOWNLOADING:
+        return
+    now = utcnow()
+    state = str(result.get("state") or planner.ERROR)
+    row.bytes = int(result.get("bytes") or 0)
     refused = [r for r in result.get("refused") or [] if isinstance(r, dict)]
     row.refused = [*(row.refused or []), *refused]
     row.finished_at = now
@@ -323,9 +333,15 @@ def record(session: Session, task: Task, result: dict[str, Any]) -> None:
     advance(session, job_id)
 
 
+def _count_bytes(from_origin: int, from_peers: int) -> None:
+    PRECACHE_BYTES.labels("origin").inc(from_origin)
+    PRECACHE_BYTES.labels("peer").inc(from_peers)
+
+
 def record_progress(session: Session, job_id: str, host: str, image_id: str, source: str, done: int) -> None:
-    """A copy in flight reports its bytes so far (and which of its sources it reads now)."""
-    session.execute(
+    """A copy in flight reports its bytes so far (and which of its sources it reads now); 409
+    when the row is no longer downloading (skipped, cancelled, failed over): the agent aborts."""
+    changed = session.execute(
         update(PrecacheHost)
         .where(
             PrecacheHost.job_id == job_id,
@@ -336,6 +352,8 @@ def record_progress(session: Session, job_id: str, host: str, image_id: str, sou
         .values(bytes=done, source=source)
         .execution_options(synchronize_session=False)
     )
+    if cast(CursorResult[Any], changed).rowcount == 0:
+        raise Conflict(f"Image {image_id} is no longer being copied to {host} by job {job_id}.")
 
 
 class PrecacheHooks:
@@ -343,6 +361,10 @@ class PrecacheHooks:
 
     def on_enqueued(self, session: Session, task: Task) -> None:
         return None
+
+    def late(self, session: Session, task: Task, result: dict[str, Any]) -> None:
+        if task.kind == str(TaskKind.PRECACHE):  # its row went on without it: its bytes still count
+            record(session, task, result)
 
     def settle(self, session: Session, task: Task, ok: bool, result: dict[str, Any]) -> None:
         if task.kind != str(TaskKind.PRECACHE):

@@ -31,12 +31,18 @@ class Recorder:
         self.calls.append((self.name, "settle", task.kind))
         result.setdefault("seen_by", []).append(self.name)
 
+    def late(self, session: Session, task: Task, result: dict[str, Any]) -> None:
+        self.calls.append((self.name, "late", task.kind))
+
 
 class Refuser:
     def on_enqueued(self, session: Session, task: Task) -> None:
         raise Conflict("no")
 
     def settle(self, session: Session, task: Task, ok: bool, result: dict[str, Any]) -> None:
+        pass
+
+    def late(self, session: Session, task: Task, result: dict[str, Any]) -> None:
         pass
 
 

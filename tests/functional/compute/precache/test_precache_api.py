@@ -158,6 +158,7 @@ def test_a_seed_that_dies_while_copying_is_replaced(
 ) -> None:
     settings = get_settings()
     monkeypatch.setattr(settings, "precache_transfer_rate", SIZE // 10)  # the first seed: ~10 s
+    monkeypatch.setattr(agent_precache, "PROGRESS_EVERY", 0.2)
     _hosts(fleet, tmp_path, {"r1": ["pc-f1", "pc-f2", "pc-f3"]})
     with cloud.client(microversion="2.53") as c:
         image = upload_image(c, content=os.urandom(SIZE))
@@ -178,6 +179,17 @@ def test_a_seed_that_dies_while_copying_is_replaced(
         (last,) = set(others) - {new_seed}
         assert hosts[last]["source"] == f"peer:{new_seed}"
         assert job["state"] == "done" and job["overall_status"] == "3 of 3 hosts done. 0 errors."
+        # the dead seed's agent (forced down, still running) hears 409 on its next progress report
+        # and aborts its copy; its late result's bytes are recorded all the same
+        seed_bytes = wait_for(
+            lambda: _by_host(c.get(f"{API}/{job_id}").json()["job"])[seed]["bytes_from_origin"]
+        )
+        assert 0 < seed_bytes <= SIZE  # (the origin sends this small image in few chunks)
+        job = c.get(f"{API}/{job_id}").json()["job"]
+        assert job["bytes_from_origin"] == SIZE + seed_bytes
+        assert job["bytes_from_peers"] == SIZE
+        assert os.path.exists(tmp_path / "caches" / new_seed / image)
+        assert not os.path.exists(tmp_path / "caches" / seed / image)  # aborted: nothing published
 
 
 def test_cancel_skips_the_queued_hosts(
