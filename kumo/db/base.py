@@ -180,6 +180,8 @@ def after_commit(session: Session, callback: Callable[[], None]) -> None:
 
 
 def _run_committed(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint released: its outer transaction goes on
+        return
     for _, callback in session.info.pop(AFTER_COMMIT, []):
         try:
             callback()
