@@ -80,19 +80,27 @@ class _CappedServer(ThreadingHTTPServer):
 
 
 def throttled(
-    chunks: Iterator[bytes], rate: int, clock: Callable[[], float] = time.monotonic
+    chunks: Iterator[bytes],
+    rate: int,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[bytes]:
-    """`chunks`, no faster than `rate` bytes/s on average (0: as they come)."""
+    """`chunks`, no faster than `rate` bytes/s (0: as they come): a token bucket that starts
+    empty and holds at most one second of tokens, so a stall (a slow source, a slow disk) earns
+    a burst of at most `rate` bytes, never the average since the start."""
     if rate <= 0:
         yield from chunks
         return
-    started, sent = clock(), 0
+    tokens, last = 0.0, clock()
     for chunk in chunks:
+        now = clock()
+        tokens = min(float(rate), tokens + (now - last) * rate) - len(chunk)
+        last = now
+        if tokens < 0:
+            sleep(-tokens / rate)
+            last += -tokens / rate
+            tokens = 0.0
         yield chunk
-        sent += len(chunk)
-        ahead = sent / rate - (clock() - started)
-        if ahead > 0:
-            time.sleep(ahead)
 
 
 # (job id, image id, source, bytes so far): a copy's progress, reported to the API; False when
@@ -220,8 +228,8 @@ class PeerServer:
                 if not found[1]:
                     self._refuse(405, "POST /cache/{id}/verify")
                     return
-                ok = server.cache.reverify(found[0])
-                body = f'{{"ok": {str(ok).lower()}, "dropped": {str(not ok).lower()}}}'.encode()
+                ok, dropped = server.cache.reverify(found[0])
+                body = f'{{"ok": {str(ok).lower()}, "dropped": {str(dropped).lower()}}}'.encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
