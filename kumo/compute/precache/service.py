@@ -122,12 +122,17 @@ def create(session: Session, ctx: RequestContext, req: JobRequest) -> str:
     the job id; the first copies are assigned in this transaction."""
     ctx.require_admin()
     hosts = _resolve_hosts(session, ctx, req)
-    for image_id in req.image_ids:
+    require_images(session, ctx, req.image_ids)
+    return start(session, ctx.request_id, hosts, req.image_ids, req.aggregate_id, req.availability_zone)
+
+
+def require_images(session: Session, ctx: RequestContext, image_ids: Sequence[str]) -> None:
+    """Every image must exist: 400 otherwise, as Nova answers an image its Glance does not know."""
+    for image_id in image_ids:
         try:
             get_image(session, ctx, image_id)
         except NotFound:
             raise BadRequest(f"Image {image_id} could not be found.") from None
-    return start(session, ctx.request_id, hosts, req.image_ids, req.aggregate_id, req.availability_zone)
 
 
 def start(
