@@ -286,13 +286,16 @@ class Precacher:
                 raise ImageCacheError(f"Image {image_id}: peer answered {resp.status_code}.")
             yield from resp.iter_bytes(CHUNK)
 
-    def _reverify(self, url: str, image_id: str, ticket: str) -> bool:
-        """Ask the sender to hash its copy again; True when it dropped a bad one."""
+    def _reverify(self, url: str, image_id: str, ticket: str) -> tuple[bool, bool]:
+        """Ask the sender to hash its copy again: (dropped, suspect). Suspect: it found its copy
+        bad but kept it (instances use it) and serves it no more."""
         try:
             resp = self.peers.post(f"{url}/cache/{image_id}/verify", headers={TICKET_HEADER: ticket})
-            return resp.status_code == 200 and bool(resp.json().get("dropped"))
+            body = resp.json() if resp.status_code == 200 else {}
         except (httpx.HTTPError, ValueError):
-            return False
+            return False, False
+        dropped = bool(body.get("dropped"))
+        return dropped, not dropped and body.get("ok") is False
 
     def _reporter(self, p: PrecachePayload, label: str) -> Callable[[int], None] | None:
         progress = self.progress
@@ -351,9 +354,14 @@ class Precacher:
                     label == "origin" and isinstance(exc, ImageVerificationError)
                 )
                 if counted is not None and label != "origin" and isinstance(exc, ImageVerificationError):
-                    dropped = self._reverify(url, meta.id, ticket)
+                    dropped, suspect = self._reverify(url, meta.id, ticket)
                     refused.append(
-                        {"peer": label.removeprefix("peer:"), "reason": str(exc), "dropped": dropped}
+                        {
+                            "peer": label.removeprefix("peer:"),
+                            "reason": str(exc),
+                            "dropped": dropped,
+                            "suspect": suspect,
+                        }
                     )
                 continue
             finally:

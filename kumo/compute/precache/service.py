@@ -321,8 +321,9 @@ def record(session: Session, task: Task, result: dict[str, Any]) -> None:
                 other.state, other.error, other.finished_at = planner.ERROR, why, now
     else:
         _failed_attempt(job, row, str(result.get("error") or "copy failed"), now)
-    for refusal in refused:  # a holder whose copy failed re-verification dropped it
-        if refusal.get("dropped"):
+    for refusal in refused:  # a holder whose copy failed re-verification: dropped, or kept (in use)
+        if refusal.get("dropped") or refusal.get("suspect"):
+            again = bool(refusal.get("dropped"))  # dropped: its host copies the image again
             session.execute(
                 update(PrecacheHost)
                 .where(
@@ -331,7 +332,12 @@ def record(session: Session, task: Task, result: dict[str, Any]) -> None:
                     PrecacheHost.image_id == row.image_id,
                     PrecacheHost.state.in_(sorted(planner.HOLDING)),
                 )
-                .values(state=planner.QUEUED, error="its copy failed verification and was dropped")
+                .values(
+                    state=planner.QUEUED if again else planner.ERROR,
+                    error="its copy failed verification and was dropped"
+                    if again
+                    else "its copy failed verification; kept for the instances using it, served to no peer",
+                )
                 .execution_options(synchronize_session="fetch")
             )
     session.flush()

@@ -212,3 +212,23 @@ def test_reverify_drops_a_bad_copy_only_when_unused_and_a_used_one_is_served_no_
     assert path.exists() and cache.open_verified(IMG) is None  # suspect: no peer gets it
     cache.release_owner("instance-1")
     assert cache.reverify(IMG) == (False, True) and not path.exists()  # unused: dropped
+
+
+def test_a_bad_copy_in_use_is_refused_kept_suspect_and_served_no_more(
+    holder: PeerServer, tmp_path: Path
+) -> None:
+    copy = tmp_path / "holder" / IMG
+    copy.chmod(0o644)
+    copy.write_bytes(DATA[:-1] + bytes([DATA[-1] ^ 1]))
+    holder.cache.acquire(IMG, "instance-1")  # a guest runs from it
+    origin = Origin()
+    receiver, mint = _ticket("receiver")
+    result = Precacher(receiver, ImageCache(tmp_path / "receiver", origin), origin, mint).run(  # type: ignore[arg-type]
+        _payload({"source": "peer:holder", "url": holder.url}, {"source": "origin"})
+    )
+    assert result.details["state"] == "cached" and result.details["source"] == "origin"
+    (refusal,) = result.details["refused"]
+    assert (refusal["dropped"], refusal["suspect"]) == (False, True)
+    assert copy.exists()  # kept for its instance…
+    good = {TICKET_HEADER: tickets.mint(KEY, IMG, "holder", "r", int(time.time()) + 60)}
+    assert httpx.get(f"{holder.url}/cache/{IMG}", headers=good).status_code == 404  # …served to no one
