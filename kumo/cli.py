@@ -142,6 +142,7 @@ def agent(
         image_cache=cache_of(compute, settings.state_dir / "agent-images" / host),
         peer_bind=host_ip if driver == "libvirt" else "127.0.0.1",
         ticket_key=settings.precache_ticket_key,
+        peer_slots=settings.precache_peers_per_holder,
         rack=rack,
         region=region,
         network=network,

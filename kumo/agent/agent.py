@@ -319,6 +319,7 @@ class Agent(ApiLink):
         image_cache: ImageCache | Path | None = None,
         peer_bind: str = "127.0.0.1",
         ticket_key: str = "",
+        peer_slots: int = 2,
     ) -> None:
         self.host = host
         # The rebalancer's CPU steal signal (kumo/agent/cpu_signal.py): sampled, smoothed, reported.
@@ -376,7 +377,7 @@ class Agent(ApiLink):
             )
         if image_cache is not None:
             key = ticket_key.encode() if ticket_key else tickets.derive_key(token)
-            self.peer = PeerServer(host, image_cache, key, bind=peer_bind)
+            self.peer = PeerServer(host, image_cache, key, bind=peer_bind, slots=peer_slots)
             precacher = Precacher(
                 host,
                 image_cache,
@@ -390,10 +391,11 @@ class Agent(ApiLink):
         body = {"image_id": image_id, "sender": sender, "receiver": self.host}
         return str(self._call("POST", "/precache/tickets", json=body).json()["ticket"])
 
-    def _precache_progress(self, job_id: str, image_id: str, source: str, done: int) -> None:
-        """A copy's bytes so far (one try: the next report, or the result, supersedes it)."""
+    def _precache_progress(self, job_id: str, image_id: str, source: str, done: int) -> bool:
+        """A copy's bytes so far (one try: the next report, or the result, supersedes it).
+        False when the API answers 409: the job no longer wants this copy (skipped, cancelled)."""
         body = {"job_id": job_id, "image_id": image_id, "host": self.host, "source": source, "bytes": done}
-        self.client.put("/precache/progress", json=body, timeout=5)
+        return self.client.put("/precache/progress", json=body, timeout=5).status_code != 409
 
     def register(self) -> None:
         res = self.driver.resources()

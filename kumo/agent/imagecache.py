@@ -46,6 +46,10 @@ class ImageCacheError(DriverError):
     """The image cannot be cached: missing, not active, unverifiable or corrupt."""
 
 
+class ImageVerificationError(ImageCacheError):
+    """The data arrived whole but does not match the image's size or os_hash_value."""
+
+
 @dataclass(frozen=True)
 class ImageMeta:
     id: str
@@ -170,21 +174,24 @@ class ImageCache:
             return True
 
     def open_verified(self, image_id: str) -> tuple[Path, dict[str, Any]] | None:
-        """The published copy of `image_id` and its record, for serving it to a peer."""
+        """The published copy of `image_id` and its record, for serving it to a peer (not a
+        copy found bad by `reverify` that instances still use: `suspect`)."""
         image_id = self._check_id(image_id)
         record = self._read_sidecar(image_id)
         path = self._data(image_id)
-        return (path, record) if record is not None and path.is_file() else None
+        ok = record is not None and not record.get("suspect") and path.is_file()
+        return (path, record) if ok and record is not None else None
 
-    def reverify(self, image_id: str) -> bool:
-        """Hash the published copy again (a peer refused it): a copy that no longer matches its
-        record is dropped, unless instances use it. True when the copy is (still) good."""
+    def reverify(self, image_id: str) -> tuple[bool, bool]:
+        """Hash the published copy again (a peer refused it): (good, dropped). A copy that no
+        longer matches its record is dropped (unlinked) unless instances use it; then it is
+        marked suspect and served to no peer any more."""
         image_id = self._check_id(image_id)
         with self._locked(image_id):
             record = self._read_sidecar(image_id)
             path = self._data(image_id)
             if record is None or not path.is_file():
-                return False
+                return False, False
             digest = hashlib.new(str(record.get("hash_algo")))
             size = 0
             with open(path, "rb") as data:
@@ -192,11 +199,14 @@ class ImageCache:
                     digest.update(block)
                     size += len(block)
             if digest.hexdigest() == record.get("hash_value") and size == record.get("size"):
-                return True
-            if not self._owners(image_id):
-                path.unlink(missing_ok=True)
-                self._sidecar(image_id).unlink(missing_ok=True)
-            return False
+                return True, False
+            if self._owners(image_id):
+                record["suspect"] = True
+                self._write_sidecar(image_id, record)
+                return False, False
+            path.unlink(missing_ok=True)
+            self._sidecar(image_id).unlink(missing_ok=True)
+            return False, True
 
     def pin(self, image_id: str, until: float) -> None:
         """Keep the image from eviction until `until` (epoch seconds), even when unused."""
@@ -232,9 +242,13 @@ class ImageCache:
                 out.flush()
                 os.fsync(out.fileno())
             if meta.size is not None and size != meta.size:
-                raise ImageCacheError(f"Image {meta.id}: downloaded {size} bytes, expected {meta.size}.")
+                raise ImageVerificationError(
+                    f"Image {meta.id}: downloaded {size} bytes, expected {meta.size}."
+                )
             if digest.hexdigest() != meta.hash_value:
-                raise ImageCacheError(f"Image {meta.id} failed verification: {meta.hash_algo} mismatch.")
+                raise ImageVerificationError(
+                    f"Image {meta.id} failed verification: {meta.hash_algo} mismatch."
+                )
             os.chmod(partial, 0o444)
             os.replace(partial, self._data(meta.id))
         except httpx.HTTPError as exc:

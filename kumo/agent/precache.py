@@ -3,8 +3,11 @@ the host's image cache from the sources the API planned, and a small read-only H
 serves the host's verified copies to its rack's peers.
 
 Peer endpoint (`PeerServer`, one per agent, on `host_ip`:any port, registered with the API):
-    GET  /cache/{image_id}          the verified copy (Range: bytes=N- resumes), if the
-                                    `X-Kumo-Ticket` header holds a ticket for (image, this host)
+    GET  /cache/{image_id}          the verified copy (Range: bytes=N- resumes; N ≥ size: 416), if
+                                    the `X-Kumo-Ticket` header holds a ticket for (image, this host).
+                                    At most `slots` (precache_peers_per_holder) copies are sent at
+                                    once: one more is answered 503 and its receiver moves on to its
+                                    next source (or its task fails back to the planner).
     POST /cache/{image_id}/verify   hash the copy again (a receiver refused it); a bad copy is
                                     dropped. {"ok": bool, "dropped": bool}; same ticket.
 Tickets (kumo/compute/precache/tickets.py) are minted by the API per planned transfer; the receiver
@@ -29,7 +32,13 @@ from typing import Any
 
 import httpx
 
-from kumo.agent.imagecache import ImageCache, ImageCacheError, ImageMeta, ImageSource
+from kumo.agent.imagecache import (
+    ImageCache,
+    ImageCacheError,
+    ImageMeta,
+    ImageSource,
+    ImageVerificationError,
+)
 from kumo.agent.protocol import TaskResult
 from kumo.compute.precache import tickets
 from kumo.work.kinds import PrecachePayload
@@ -39,26 +48,70 @@ log = logging.getLogger(__name__)
 TICKET_HEADER = "X-Kumo-Ticket"
 CHUNK = 1024 * 1024
 _PATH = re.compile(r"^/cache/([0-9a-fA-F-]{36})(/verify)?$")
+_RANGE = re.compile(r"^bytes=([0-9]+)-$", re.ASCII)
+MAX_CONNECTIONS = 32  # connections a peer endpoint serves at once; more are closed at once
+IDLE_TIMEOUT = 30  # seconds a peer connection may stay silent
+
+
+class _CappedServer(ThreadingHTTPServer):
+    """A threading server that serves at most `cap` connections at once (a thread each)."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: Any, cap: int) -> None:
+        super().__init__(address, handler)
+        self.connections = threading.BoundedSemaphore(cap)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.connections.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.connections.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.connections.release()
 
 
 def throttled(
-    chunks: Iterator[bytes], rate: int, clock: Callable[[], float] = time.monotonic
+    chunks: Iterator[bytes],
+    rate: int,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[bytes]:
-    """`chunks`, no faster than `rate` bytes/s on average (0: as they come)."""
+    """`chunks`, no faster than `rate` bytes/s (0: as they come): a token bucket that starts
+    empty and holds at most one second of tokens, so a stall (a slow source, a slow disk) earns
+    a burst of at most `rate` bytes, never the average since the start."""
     if rate <= 0:
         yield from chunks
         return
-    started, sent = clock(), 0
+    tokens, last = 0.0, clock()
     for chunk in chunks:
+        now = clock()
+        tokens = min(float(rate), tokens + (now - last) * rate) - len(chunk)
+        last = now
+        if tokens < 0:
+            sleep(-tokens / rate)
+            last += -tokens / rate
+            tokens = 0.0
         yield chunk
-        sent += len(chunk)
-        ahead = sent / rate - (clock() - started)
-        if ahead > 0:
-            time.sleep(ahead)
 
 
-# (job id, image id, source, bytes so far): a copy's progress, reported to the API
-Progress = Callable[[str, str, str, int], None]
+# (job id, image id, source, bytes so far): a copy's progress, reported to the API; False when
+# the API no longer wants the copy (409: skipped, cancelled), which aborts it
+Progress = Callable[[str, str, str, int], bool]
+
+
+class CopyAborted(Exception):
+    """The API no longer wants this copy: it stops, from every source."""
+
+
 PROGRESS_EVERY = 2.0  # seconds between two progress reports of one copy
 
 
@@ -80,14 +133,24 @@ class PeerServer:
     """The read-only peer endpoint over this host's image cache."""
 
     def __init__(
-        self, host: str, cache: ImageCache, key: bytes, bind: str = "127.0.0.1", port: int = 0
+        self,
+        host: str,
+        cache: ImageCache,
+        key: bytes,
+        bind: str = "127.0.0.1",
+        port: int = 0,
+        slots: int = 2,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.host, self.cache, self.key = host, cache, key
         self.served = 0  # bytes sent to peers (for tests and the bench)
+        self.busy = 0  # refusals: a copy asked for while every slot was taken (503)
+        self.slots = threading.BoundedSemaphore(slots)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = IDLE_TIMEOUT
 
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("peer %s: " + format, server.host, *args)
@@ -124,9 +187,28 @@ class PeerServer:
                 path, _ = copy
                 size = path.stat().st_size
                 start = 0
-                ranged = re.match(r"^bytes=(\d+)-$", self.headers.get("Range") or "")
-                if ranged and int(ranged.group(1)) < size:
+                ranged = _RANGE.match(self.headers.get("Range") or "")
+                if ranged:
                     start = int(ranged.group(1))
+                    if start >= size:
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{size}")
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                if not server.slots.acquire(blocking=False):
+                    server.busy += 1
+                    self.send_response(503)
+                    self.send_header("Retry-After", "1")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                try:
+                    self._send(path, size, start)
+                finally:
+                    server.slots.release()
+
+            def _send(self, path: Path, size: int, start: int) -> None:
                 self.send_response(206 if start else 200)
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("Content-Length", str(size - start))
@@ -146,16 +228,15 @@ class PeerServer:
                 if not found[1]:
                     self._refuse(405, "POST /cache/{id}/verify")
                     return
-                ok = server.cache.reverify(found[0])
-                body = f'{{"ok": {str(ok).lower()}, "dropped": {str(not ok).lower()}}}'.encode()
+                ok, dropped = server.cache.reverify(found[0])
+                body = f'{{"ok": {str(ok).lower()}, "dropped": {str(dropped).lower()}}}'.encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer((bind, port), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _CappedServer((bind, port), Handler, max_connections)
         self.url = f"http://{bind}:{self.httpd.server_address[1]}"
         self._thread = threading.Thread(
             target=self.httpd.serve_forever, args=(0.1,), name=f"image-peer-{host}", daemon=True
@@ -177,11 +258,6 @@ def cache_of(driver: object, fallback: Path) -> ImageCache | Path:
     agent's (the fake driver's hosts)."""
     cache = getattr(driver, "cache", None)
     return cache if isinstance(cache, ImageCache) else fallback
-
-
-def _mismatch(exc: Exception) -> bool:
-    """The data arrived whole but did not verify (size or hash): the sender's copy is suspect."""
-    return isinstance(exc, ImageCacheError) and ("verification" in str(exc) or "expected" in str(exc))
 
 
 TicketSource = Callable[[str, str], str]  # (image_id, sender) -> ticket
@@ -210,13 +286,16 @@ class Precacher:
                 raise ImageCacheError(f"Image {image_id}: peer answered {resp.status_code}.")
             yield from resp.iter_bytes(CHUNK)
 
-    def _reverify(self, url: str, image_id: str, ticket: str) -> bool:
-        """Ask the sender to hash its copy again; True when it dropped a bad one."""
+    def _reverify(self, url: str, image_id: str, ticket: str) -> tuple[bool, bool]:
+        """Ask the sender to hash its copy again: (dropped, suspect). Suspect: it found its copy
+        bad but kept it (instances use it) and serves it no more."""
         try:
             resp = self.peers.post(f"{url}/cache/{image_id}/verify", headers={TICKET_HEADER: ticket})
-            return resp.status_code == 200 and bool(resp.json().get("dropped"))
+            body = resp.json() if resp.status_code == 200 else {}
         except (httpx.HTTPError, ValueError):
-            return False
+            return False, False
+        dropped = bool(body.get("dropped"))
+        return dropped, not dropped and body.get("ok") is False
 
     def _reporter(self, p: PrecachePayload, label: str) -> Callable[[int], None] | None:
         progress = self.progress
@@ -225,9 +304,12 @@ class Precacher:
 
         def report(done: int) -> None:
             try:
-                progress(p.job_id, p.image_id, label, done)
+                wanted = progress(p.job_id, p.image_id, label, done)
             except Exception:  # progress is informative: a lost report never stops a copy
                 log.debug("precache progress of %s not reported", p.image_id, exc_info=True)
+                return
+            if wanted is False:
+                raise CopyAborted(f"Image {p.image_id}: the job no longer wants this copy (409).")
 
         return report
 
@@ -237,9 +319,12 @@ class Precacher:
             meta = self.origin.metadata(p.image_id)
         except ImageCacheError as exc:
             return TaskResult(ok=True, details={"state": "error", "error": str(exc)})
-        if meta.status != "active":
+        if meta.status != "active" or not meta.hash_algo or not meta.hash_value:
+            why = "is not active" if meta.status != "active" else "has no os_hash_value"
+            # the origin's own image is unusable: the job fails it on every host at once
             return TaskResult(
-                ok=True, details={"state": "error", "error": f"Image {p.image_id} is not active."}
+                ok=True,
+                details={"state": "error", "error": f"Image {p.image_id} {why}.", "origin_failed": True},
             )
         pin_until = started + float(p.pin_seconds or 0)
         if self.cache.is_cached(meta):
@@ -248,6 +333,7 @@ class Precacher:
         from_origin = from_peers = 0
         refused: list[dict[str, Any]] = []
         errors: list[str] = []
+        origin_failed = False
         for source in p.sources if isinstance(p.sources, list) else []:
             label = str(source.get("source"))
             counted, ticket, url = None, "", str(source.get("url") or "")
@@ -259,12 +345,23 @@ class Precacher:
                     ticket = self.ticket(meta.id, sender)
                     counted = _Counted(self._peer_chunks(url, meta.id, ticket), self._reporter(p, label))
                 filled = self.cache.fill(meta, throttled(iter(counted), int(p.rate or 0)), label)
+            except CopyAborted as exc:  # no other source either: the job moved on
+                errors.append(f"{label}: {exc}")
+                break
             except (ImageCacheError, httpx.HTTPError, OSError) as exc:
                 errors.append(f"{label}: {exc}")
-                if counted is not None and label != "origin" and _mismatch(exc):
-                    dropped = self._reverify(url, meta.id, ticket)
+                origin_failed = origin_failed or (
+                    label == "origin" and isinstance(exc, ImageVerificationError)
+                )
+                if counted is not None and label != "origin" and isinstance(exc, ImageVerificationError):
+                    dropped, suspect = self._reverify(url, meta.id, ticket)
                     refused.append(
-                        {"peer": label.removeprefix("peer:"), "reason": str(exc), "dropped": dropped}
+                        {
+                            "peer": label.removeprefix("peer:"),
+                            "reason": str(exc),
+                            "dropped": dropped,
+                            "suspect": suspect,
+                        }
                     )
                 continue
             finally:
@@ -280,6 +377,8 @@ class Precacher:
             )
         details = self._details("error", None, meta, started, from_origin, from_peers, refused)
         details["error"] = "; ".join(errors) or "no source to copy from"
+        if origin_failed:  # the origin's data does not match its own hash: no retry can help
+            details["origin_failed"] = True
         return TaskResult(ok=True, details=details)
 
     @staticmethod

@@ -724,6 +724,9 @@ class NodeWorkHooks:
     """Baremetal's kumo.work.hooks.WorkHooks: nodes move with the work enqueued for them and
     with their conductors' reports."""
 
+    def late(self, session: Session, task: Task, result: dict[str, Any]) -> None:
+        return None
+
     def on_enqueued(self, session: Session, task: Task) -> None:
         on_task_enqueued(session, task)
 

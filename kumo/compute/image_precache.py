@@ -17,8 +17,7 @@ from sqlalchemy.orm import Session
 from kumo.api.context import RequestContext
 from kumo.compute import aggregates, params
 from kumo.compute.precache import service as precache
-from kumo.errors import BadRequest, NotFound
-from kumo.image.service import get_image
+from kumo.errors import BadRequest
 
 VERSION = "2.81"
 
@@ -68,10 +67,6 @@ def request(
     if len(set(image_ids)) != len(image_ids):
         raise BadRequest("Duplicate images in request")
     aggregate = aggregates.get_aggregate(session, ctx, str(number))
-    for image_id in image_ids:
-        try:
-            get_image(session, ctx, image_id)
-        except NotFound:
-            raise BadRequest(f"Image {image_id} could not be found.") from None
+    precache.require_images(session, ctx, image_ids)
     job_id = precache.start(session, ctx.request_id, aggregate.hosts, image_ids, aggregate_id=number)
     return PrecacheRequest(number, aggregate.aggregate.uuid, tuple(aggregate.hosts), tuple(image_ids), job_id)

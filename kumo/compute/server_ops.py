@@ -112,6 +112,9 @@ def settle(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> Bo
     Returns the server's first boot when this report ended it (for the caller to record after
     its commit), else None."""
     if task.state != "pending":
+        if task.state == "failed" and task.result is None:  # failed without a result, then it came
+            task.result = {"late": True}  # heard once (a resent report is not heard again)
+            hooks.late(session, task, result)
         return None
     task.state = "done" if ok else "failed"
     task.result = result

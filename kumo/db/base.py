@@ -169,8 +169,48 @@ def _forget_wakes(session: Session, previous: Any) -> None:
         session.info.pop(WAKE_AFTER_COMMIT, None)
 
 
+AFTER_COMMIT = "kumo.db.after_commit"  # session.info key: (transaction, callback) owed on commit
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run `callback` once this session's transaction commits (a counter of what it wrote:
+    counted once, never for a rolled-back transaction or savepoint)."""
+    current = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(AFTER_COMMIT, []).append((current, callback))
+
+
+def _run_committed(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint released: its outer transaction goes on
+        return
+    for _, callback in session.info.pop(AFTER_COMMIT, []):
+        try:
+            callback()
+        except Exception:  # noqa: BLE001 — committed either way
+            log.warning("an after-commit callback failed", exc_info=True)
+
+
+def _forget_rolled_back(session: Session, previous: Any) -> None:
+    owed = session.info.get(AFTER_COMMIT)
+    if not owed:
+        return
+    if previous.parent is None:
+        session.info.pop(AFTER_COMMIT, None)
+        return
+
+    def within(transaction: Any) -> bool:
+        while transaction is not None:
+            if transaction is previous:
+                return True
+            transaction = transaction.parent
+        return False
+
+    session.info[AFTER_COMMIT] = [(t, c) for t, c in owed if not within(t)]
+
+
 event.listen(Session, "after_commit", _publish_committed)
 event.listen(Session, "after_soft_rollback", _forget_wakes)
+event.listen(Session, "after_commit", _run_committed)
+event.listen(Session, "after_soft_rollback", _forget_rolled_back)
 
 
 class Database:

@@ -243,6 +243,9 @@ class FirewallHooks:
     commits (`_pay`); when the host has moved past G meanwhile, the next sync is enqueued (see
     the module's rule). A failed sync records nothing here: its agent retries it."""
 
+    def late(self, session: Session, task: Task, result: dict[str, Any]) -> None:
+        return None
+
     def on_enqueued(self, session: Session, task: Task) -> None:
         return None
 

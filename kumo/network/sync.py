@@ -122,6 +122,9 @@ class SyncHooks:
     """A `network_sync` result `{"applied_generation": G}` is recorded on settling; when the
     network has moved past G meanwhile, the next sync is enqueued (see the module's rule)."""
 
+    def late(self, session: Session, task: Task, result: dict[str, Any]) -> None:
+        return None
+
     def on_enqueued(self, session: Session, task: Task) -> None:
         return None
 

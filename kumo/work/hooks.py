@@ -28,6 +28,10 @@ class WorkHooks(Protocol):
     def settle(self, session: Session, task: Task, ok: bool, result: dict[str, Any]) -> None:
         """A task's result is being applied; `result` may be rewritten for the settling after."""
 
+    def late(self, session: Session, task: Task, result: dict[str, Any]) -> None:
+        """A result arrived for a task that had already failed without one (once per task):
+        what it reports happened anyway (bytes moved) may be recorded; nothing settles."""
+
 
 _registered: list[WorkHooks] = []
 
@@ -53,3 +57,8 @@ def enqueued(session: Session, task: Task) -> None:
 def settled(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> None:
     for hooks in _registered:
         hooks.settle(session, task, ok, result)
+
+
+def late(session: Session, task: Task, result: dict[str, Any]) -> None:
+    for hooks in _registered:
+        hooks.late(session, task, result)

@@ -21,6 +21,7 @@ def test_twenty_hosts_in_four_racks(tmp_path: Path) -> None:
     assert run["origin_bytes"] == 4 * 8 * MIB  # exactly one copy per rack
     assert run["retries"] == 0 and run["errors"] == 0 and run["cached"] == 20
     assert run["max_downloads_per_host"] == 1
+    assert run["origin_grants"] == 4 and run["max_bytes_received_per_host"] == 8 * MIB
     assert run["peer_bytes"] == 16 * 8 * MIB
     assert precache.check(run) == []
     nova = precache.nova_way(20, 2, 8 * MIB, 8 * MIB, tmp_path / "nova")
@@ -34,3 +35,14 @@ def test_the_model() -> None:
     assert precache.model_seconds(40, 1, 6 * 1024 * MIB, 125_000_000, 4) == pytest.approx(5 * t)
     # 200 hosts in 10 racks, 4 seeds at once: 2 extra waves, then 1 + ⌈log₃ 20⌉ = 4 generations
     assert precache.model_seconds(200, 10, 256 * MIB, 8 * MIB, 4) == pytest.approx(32 * (2 + 4))
+
+
+def test_the_check_counts_the_origin_and_each_host_not_the_self_report() -> None:
+    good = {
+        "size_mib": 8, "racks": 4, "hosts": 20, "cached": 20, "seconds": 1, "model_seconds": 1,
+        "origin_bytes": 4 * 8 * MIB, "origin_grants": 4, "max_downloads_per_host": 1,
+        "max_bytes_received_per_host": 8 * MIB,
+    }  # fmt: skip
+    assert precache.check(good) == []
+    assert precache.check({**good, "origin_bytes": 5 * 8 * MIB}) != []  # more than granted
+    assert precache.check({**good, "max_bytes_received_per_host": 8 * MIB + 1}) != []  # a host twice

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kumo.db import Base, utcnow
@@ -35,6 +35,7 @@ class PrecacheHost(Base):
         Index("ix_precache_hosts_job", "job_id"),
         Index("ix_precache_hosts_image", "image_id"),
         Index("ix_precache_hosts_task", "task_id"),
+        UniqueConstraint("job_id", "host", "image_id"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("precache_jobs.id", ondelete="CASCADE"))
@@ -44,6 +45,7 @@ class PrecacheHost(Base):
     state: Mapped[str] = mapped_column(String(16), default="queued")
     source: Mapped[str | None] = mapped_column(String(300), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    origin_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     task_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     bytes_from_origin: Mapped[int] = mapped_column(BigInteger, default=0)

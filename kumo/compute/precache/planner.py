@@ -10,14 +10,20 @@ The rules, per image:
   verified copy and no copy in flight gets ONE seed, copying from the origin; the origin
   serves at most `origin_concurrency` copies at once over the whole job (seeds wait their
   turn), so the origin sends one copy per rack.
-- A host holding a verified copy (`cached` or `existing`, and up) is a holder: it serves at
-  most `peers_per_holder` hosts of its rack at once. Every queued host of a rack that has a
-  holder with a free slot copies from it; its sources are that holder, then up to
-  `peer_fallbacks` other holders of the rack, then the origin as the last resort. No peer
+- A host holding a verified copy (`cached` or `existing`, up, and with a registered peer
+  endpoint) is a holder: it serves at most `peers_per_holder` hosts of its rack at once,
+  counting every task that lists it (first or as a fallback). Every queued host of a rack that
+  has a holder with a free slot copies from it; its sources are that holder, then up to
+  `peer_fallbacks` other holders of the rack that still have a slot. A peer task never lists
+  the origin: when its peers fail, the task fails back and the planner decides again. No peer
   traffic crosses racks unless `cross_rack_peers`.
+- Origin copies are counted per (rack, image) (`Target.origin_attempts`): a rack is seeded
+  again after a failed or dead seed, preferring a host that has not tried the origin yet, at
+  most `rack_origin_attempts` times; after that the rack's remaining rows are errors
+  ("origin copy failed"). The origin therefore serves at most racks × rack_origin_attempts
+  copies of an image, and exactly one per rack when nothing fails.
 - Retries (`after_failure`): a failed (host, image) goes back to the queue until it has been
-  tried `max_attempts` times, then it is an error. The origin therefore serves at most
-  racks + (retries that fell back to it) copies; the agents report every origin byte.
+  tried `max_attempts` times, then it is an error.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ ACTIVE = frozenset({QUEUED, DOWNLOADING})
 TERMINAL = frozenset({CACHED, EXISTING, ERROR, SKIPPED, UNSUPPORTED})
 
 HOST_DOWN = "host down"
+ORIGIN_FAILED = "origin copy failed"
 
 
 @dataclass(frozen=True)
@@ -55,22 +62,26 @@ class Target:
     attempts: int = 0
     up: bool = True
     free_disk_gb: int = 0
+    origin_attempts: int = 0  # copies of this row the origin was asked for so far
+    serves: bool = True  # its agent registered a peer endpoint
+    planned: tuple[str, ...] = ()  # while downloading: every source its task lists
 
 
 @dataclass(frozen=True)
 class Policy:
     origin_concurrency: int = 4
     peers_per_holder: int = 2
-    peer_fallbacks: int = 1
+    peer_fallbacks: int = 0  # a fallback holds a slot of its holder as its first source does
     max_attempts: int = 3
     cross_rack_peers: bool = False
+    rack_origin_attempts: int = 3
 
 
 @dataclass(frozen=True)
 class Assignment:
     host: str
     image_id: str
-    sources: tuple[str, ...]  # in order: "peer:<host>"…, "origin"
+    sources: tuple[str, ...]  # ("origin",) for a seed, else ("peer:<host>", …)
 
     @property
     def source(self) -> str:
@@ -88,6 +99,7 @@ class Skip:
 class Plan:
     assignments: tuple[Assignment, ...] = ()
     skips: tuple[Skip, ...] = ()
+    errors: tuple[Skip, ...] = ()  # rows that cannot be copied any more (reason given)
 
 
 def peer(host: str) -> str:
@@ -104,13 +116,15 @@ def plan(targets: Iterable[Target], policy: Policy) -> Plan:
     live = [t for t in rows if t.up]
     origin_busy = sum(1 for t in live if t.state == DOWNLOADING and t.source == ORIGIN)
     assignments: list[Assignment] = []
+    errors: list[Skip] = []
     by_image: dict[str, list[Target]] = defaultdict(list)
-    for t in live:
+    for t in rows:
         by_image[t.image_id].append(t)
     for image_id in sorted(by_image):
-        made, origin_busy = _plan_image(image_id, by_image[image_id], policy, origin_busy)
+        made, failed, origin_busy = _plan_image(image_id, by_image[image_id], policy, origin_busy)
         assignments += made
-    return Plan(tuple(assignments), skips)
+        errors += failed
+    return Plan(tuple(assignments), skips, tuple(errors))
 
 
 def _rack(t: Target) -> str:
@@ -119,26 +133,41 @@ def _rack(t: Target) -> str:
 
 def _plan_image(
     image_id: str, rows: Sequence[Target], policy: Policy, origin_busy: int
-) -> tuple[list[Assignment], int]:
-    serving = Counter(t.source for t in rows if t.state == DOWNLOADING and peer_host(t.source))
+) -> tuple[list[Assignment], list[Skip], int]:
+    """`rows`: every row of the image (dead hosts' too: their origin copies still count)."""
+    serving: Counter[str] = Counter()
     holders: dict[str, list[str]] = defaultdict(list)
     in_flight: Counter[str] = Counter()
     queued: dict[str, list[Target]] = defaultdict(list)
+    origin_tries: Counter[str] = Counter()
     for t in sorted(rows, key=lambda t: t.host):
-        if t.state in HOLDING:
+        origin_tries[_rack(t)] += t.origin_attempts
+        if not t.up:
+            continue
+        if t.state in HOLDING and t.serves:
             holders[_rack(t)].append(t.host)
         elif t.state == DOWNLOADING:
             in_flight[_rack(t)] += 1
+            listed = t.planned or ((t.source,) if t.source else ())
+            serving.update(s for s in set(listed) if peer_host(s))
         elif t.state == QUEUED:
             queued[_rack(t)].append(t)
     everyone = sorted(h for hs in holders.values() for h in hs)
     made: list[Assignment] = []
+    failed: list[Skip] = []
     for rack in sorted(queued):
-        waiting = sorted(queued[rack], key=lambda t: (-t.free_disk_gb, t.host))
+        # a seed is retried on another host: the ones that tried the origin least go first
+        waiting = sorted(queued[rack], key=lambda t: (t.origin_attempts, -t.free_disk_gb, t.host))
         rack_holders = holders.get(rack) or (everyone if policy.cross_rack_peers else [])
         free = {h: policy.peers_per_holder - serving[peer(h)] for h in rack_holders}
         if not rack_holders:
-            if in_flight[rack] == 0 and origin_busy < policy.origin_concurrency:
+            if in_flight[rack]:
+                continue
+            if origin_tries[rack] >= policy.rack_origin_attempts:
+                failed += [
+                    Skip(t.host, image_id, ORIGIN_FAILED) for t in sorted(waiting, key=lambda t: t.host)
+                ]
+            elif origin_busy < policy.origin_concurrency:
                 made.append(Assignment(waiting[0].host, image_id, (ORIGIN,)))
                 origin_busy += 1
             continue
@@ -148,9 +177,11 @@ def _plan_image(
                 break
             chosen = max(open_, key=lambda h: (free[h], -rack_holders.index(h)))
             free[chosen] -= 1
-            others = [h for h in rack_holders if h != chosen][: policy.peer_fallbacks]
-            made.append(Assignment(t.host, image_id, (peer(chosen), *map(peer, others), ORIGIN)))
-    return made, origin_busy
+            others = [h for h in open_ if h != chosen and free[h] > 0][: policy.peer_fallbacks]
+            for h in others:  # a fallback holds a slot too: peers_per_holder bounds every listing
+                free[h] -= 1
+            made.append(Assignment(t.host, image_id, (peer(chosen), *map(peer, others))))
+    return made, failed, origin_busy
 
 
 def after_failure(attempts: int, policy: Policy) -> str:

@@ -17,9 +17,10 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
@@ -30,8 +31,8 @@ from kumo.compute.precache import planner, tickets
 from kumo.compute.precache.models import ImagePeer, PrecacheHost, PrecacheJob
 from kumo.config import Settings, get_settings
 from kumo.db import utcnow
-from kumo.db.base import wake_after_commit
-from kumo.errors import BadRequest, Forbidden, NotFound
+from kumo.db.base import after_commit, wake_after_commit
+from kumo.errors import BadRequest, Conflict, Forbidden, NotFound
 from kumo.image.service import get_image
 from kumo.metrics import PRECACHE_BYTES
 from kumo.work import queue
@@ -61,6 +62,7 @@ def policy(settings: Settings | None = None) -> planner.Policy:
         peers_per_holder=s.precache_peers_per_holder,
         max_attempts=s.precache_max_attempts,
         cross_rack_peers=s.precache_cross_rack_peers,
+        rack_origin_attempts=s.precache_max_attempts,
     )
 
 
@@ -120,12 +122,17 @@ def create(session: Session, ctx: RequestContext, req: JobRequest) -> str:
     the job id; the first copies are assigned in this transaction."""
     ctx.require_admin()
     hosts = _resolve_hosts(session, ctx, req)
-    for image_id in req.image_ids:
+    require_images(session, ctx, req.image_ids)
+    return start(session, ctx.request_id, hosts, req.image_ids, req.aggregate_id, req.availability_zone)
+
+
+def require_images(session: Session, ctx: RequestContext, image_ids: Sequence[str]) -> None:
+    """Every image must exist: 400 otherwise, as Nova answers an image its Glance does not know."""
+    for image_id in image_ids:
         try:
             get_image(session, ctx, image_id)
         except NotFound:
             raise BadRequest(f"Image {image_id} could not be found.") from None
-    return start(session, ctx.request_id, hosts, req.image_ids, req.aggregate_id, req.availability_zone)
 
 
 def start(
@@ -179,10 +186,21 @@ def advance(session: Session, job_id: str) -> None:
     if job is None or job.state not in ("running", "cancelling"):
         return
     rows = list(session.scalars(select(PrecacheHost).where(PrecacheHost.job_id == job_id)))
-    if job.state == "cancelling":  # nothing new starts; the copies in flight end it
+    up, disk = _liveness(session, {r.host for r in rows})
+    tasks = _tasks(session, [r.task_id for r in rows if r.state == planner.DOWNLOADING and r.task_id])
+    now = utcnow()
+    for row in rows:  # a copy whose task ended without its result recorded: a failed attempt
+        task = tasks.get(row.task_id or "")
+        if row.state == planner.DOWNLOADING and (task is None or task.state != "pending"):
+            why = (task.error if task is not None else None) or "its task ended without a result"
+            _failed_attempt(job, row, f"precache: {why}", now)
+    if job.state == "cancelling":  # nothing new starts; dead hosts are skipped; the copies in flight end it
+        for row in rows:
+            if row.state in planner.ACTIVE and not up.get(row.host, False):
+                _skip(session, row, planner.HOST_DOWN, now)
         _close_if_finished(job, [r.state for r in rows])
         return
-    up, disk = _liveness(session, {r.host for r in rows})
+    urls = {host: url for host, url in session.execute(select(ImagePeer.host, ImagePeer.url))}
     targets = [
         planner.Target(
             r.host,
@@ -193,42 +211,63 @@ def advance(session: Session, job_id: str) -> None:
             r.attempts,
             up.get(r.host, False),
             disk.get(r.host, 0),
+            r.origin_attempts,
+            r.host in urls,
+            _planned(tasks.get(r.task_id or "")) if r.state == planner.DOWNLOADING else (),
         )
         for r in rows
     ]
     decision = planner.plan(targets, policy())
     by_key = {(r.host, r.image_id): r for r in rows}
-    now = utcnow()
     for skip in decision.skips:
-        row = by_key[(skip.host, skip.image_id)]
-        if row.task_id:
-            queue.fail_pending(session, row.task_id, f"precache: {skip.reason}")
-        row.state, row.error, row.finished_at = planner.SKIPPED, skip.reason, now
-    if decision.assignments:
-        urls = {host: url for host, url in session.execute(select(ImagePeer.host, ImagePeer.url))}
-        settings = get_settings()
-        for assignment in decision.assignments:
-            row = by_key[(assignment.host, assignment.image_id)]
-            sources = [
-                {"source": s, "url": urls.get(planner.peer_host(s) or "")}
-                if s != planner.ORIGIN
-                else {"source": s}
-                for s in assignment.sources
-                if s == planner.ORIGIN or urls.get(planner.peer_host(s) or "")
-            ]
-            payload = PrecachePayload(
-                job_id,
-                assignment.image_id,
-                sources,
-                settings.precache_transfer_rate,
-                settings.precache_pin_seconds,
-            )
-            task = queue.enqueue(session, assignment.host, TaskKind.PRECACHE, None, payload, job.request_id)
-            row.state, row.source, row.task_id = planner.DOWNLOADING, sources[0]["source"], task.id
-            row.attempts += 1
-            row.started_at, row.finished_at, row.error = now, None, None
-            wake_after_commit(session, queue.host_key(assignment.host))
+        _skip(session, by_key[(skip.host, skip.image_id)], skip.reason, now)
+    for error in decision.errors:
+        row = by_key[(error.host, error.image_id)]
+        row.state, row.error, row.finished_at = planner.ERROR, error.reason, now
+    settings = get_settings()
+    for assignment in decision.assignments:
+        row = by_key[(assignment.host, assignment.image_id)]
+        # the planner lists only holders with a registered endpoint (Target.serves)
+        sources = [
+            {"source": s} if s == planner.ORIGIN else {"source": s, "url": urls[planner.peer_host(s) or ""]}
+            for s in assignment.sources
+        ]
+        payload = PrecachePayload(
+            job_id,
+            assignment.image_id,
+            sources,
+            settings.precache_transfer_rate,
+            settings.precache_pin_seconds,
+        )
+        task = queue.enqueue(session, assignment.host, TaskKind.PRECACHE, None, payload, job.request_id)
+        row.state, row.source, row.task_id = planner.DOWNLOADING, assignment.source, task.id
+        row.attempts += 1
+        row.origin_attempts += planner.ORIGIN in assignment.sources
+        row.started_at, row.finished_at, row.error = now, None, None
+        wake_after_commit(session, queue.host_key(assignment.host))
     _close_if_finished(job, [r.state for r in rows])
+
+
+def _tasks(session: Session, ids: Sequence[str]) -> dict[str, Task]:
+    return {t.id: t for t in session.scalars(select(Task).where(Task.id.in_(ids)))} if ids else {}
+
+
+def _planned(task: Task | None) -> tuple[str, ...]:
+    sources = (task.payload or {}).get("sources") if task is not None else None
+    return tuple(str(s.get("source")) for s in sources or [] if isinstance(s, dict))
+
+
+def _skip(session: Session, row: PrecacheHost, reason: str, now: dt.datetime) -> None:
+    if row.task_id:
+        queue.fail_pending(session, row.task_id, f"precache: {reason}")
+    row.state, row.error, row.finished_at = planner.SKIPPED, reason, now
+
+
+def _failed_attempt(job: PrecacheJob, row: PrecacheHost, error: str, now: dt.datetime) -> None:
+    row.error, row.finished_at = error, now
+    row.state = planner.after_failure(row.attempts, policy())
+    if row.state == planner.QUEUED and job.state == "cancelling":
+        row.state = planner.SKIPPED
 
 
 def _close_if_finished(job: PrecacheJob, states: list[str], cancelled: bool = False) -> None:
@@ -238,23 +277,32 @@ def _close_if_finished(job: PrecacheJob, states: list[str], cancelled: bool = Fa
 
 
 def record(session: Session, task: Task, result: dict[str, Any]) -> None:
-    """A host's report of its copy (its precache task's result), then the job's advance."""
+    """A host's report of its copy (its precache task's result), then the job's advance. The
+    bytes it moved are recorded even when the row went on without it (skipped, cancelled, its
+    task failed and another one planned): the origin's and the peers' traffic is what it was."""
     job_id = str(task.payload.get("job_id"))
     job = session.get(PrecacheJob, job_id, with_for_update=True)
-    row = session.scalar(select(PrecacheHost).where(PrecacheHost.task_id == task.id))
-    if job is None or row is None or row.state != planner.DOWNLOADING:
+    row = session.scalar(
+        select(PrecacheHost).where(
+            PrecacheHost.job_id == job_id,
+            PrecacheHost.host == task.host,
+            PrecacheHost.image_id == str(task.payload.get("image_id")),
+        )
+    )
+    if job is None or row is None:
         return
-    now = utcnow()
-    state = str(result.get("state") or planner.ERROR)
-    row.bytes = int(result.get("bytes") or 0)
     from_origin, from_peers = (
         int(result.get("bytes_from_origin") or 0),
         int(result.get("bytes_from_peers") or 0),
     )
     row.bytes_from_origin += from_origin
     row.bytes_from_peers += from_peers
-    PRECACHE_BYTES.labels("origin").inc(from_origin)
-    PRECACHE_BYTES.labels("peer").inc(from_peers)
+    after_commit(session, lambda: _count_bytes(from_origin, from_peers))
+    if row.task_id != task.id or row.state != planner.DOWNLOADING:
+        return
+    now = utcnow()
+    state = str(result.get("state") or planner.ERROR)
+    row.bytes = int(result.get("bytes") or 0)
     refused = [r for r in result.get("refused") or [] if isinstance(r, dict)]
     row.refused = [*(row.refused or []), *refused]
     row.finished_at = now
@@ -262,13 +310,20 @@ def record(session: Session, task: Task, result: dict[str, Any]) -> None:
         row.state, row.source, row.error = state, str(result.get("source") or row.source), None
     elif state == planner.UNSUPPORTED:
         row.state, row.error = state, str(result.get("error") or "unsupported")
+    elif result.get("origin_failed"):  # the image itself is unusable: every host fails at once
+        why = str(result.get("error") or "the origin's image is unusable")
+        for other in session.scalars(
+            select(PrecacheHost).where(PrecacheHost.job_id == job_id, PrecacheHost.image_id == row.image_id)
+        ):
+            if other.state in planner.ACTIVE:
+                if other.task_id and other is not row:
+                    queue.fail_pending(session, other.task_id, f"precache: {why}")
+                other.state, other.error, other.finished_at = planner.ERROR, why, now
     else:
-        row.error = str(result.get("error") or "copy failed")
-        row.state = planner.after_failure(row.attempts, policy())
-        if row.state == planner.QUEUED and job.state == "cancelling":
-            row.state = planner.SKIPPED
-    for refusal in refused:  # a holder whose copy failed re-verification dropped it
-        if refusal.get("dropped"):
+        _failed_attempt(job, row, str(result.get("error") or "copy failed"), now)
+    for refusal in refused:  # a holder whose copy failed re-verification: dropped, or kept (in use)
+        if refusal.get("dropped") or refusal.get("suspect"):
+            again = bool(refusal.get("dropped"))  # dropped: its host copies the image again
             session.execute(
                 update(PrecacheHost)
                 .where(
@@ -277,16 +332,27 @@ def record(session: Session, task: Task, result: dict[str, Any]) -> None:
                     PrecacheHost.image_id == row.image_id,
                     PrecacheHost.state.in_(sorted(planner.HOLDING)),
                 )
-                .values(state=planner.QUEUED, error="its copy failed verification and was dropped")
+                .values(
+                    state=planner.QUEUED if again else planner.ERROR,
+                    error="its copy failed verification and was dropped"
+                    if again
+                    else "its copy failed verification; kept for the instances using it, served to no peer",
+                )
                 .execution_options(synchronize_session="fetch")
             )
     session.flush()
     advance(session, job_id)
 
 
+def _count_bytes(from_origin: int, from_peers: int) -> None:
+    PRECACHE_BYTES.labels("origin").inc(from_origin)
+    PRECACHE_BYTES.labels("peer").inc(from_peers)
+
+
 def record_progress(session: Session, job_id: str, host: str, image_id: str, source: str, done: int) -> None:
-    """A copy in flight reports its bytes so far (and which of its sources it reads now)."""
-    session.execute(
+    """A copy in flight reports its bytes so far (and which of its sources it reads now); 409
+    when the row is no longer downloading (skipped, cancelled, failed over): the agent aborts."""
+    changed = session.execute(
         update(PrecacheHost)
         .where(
             PrecacheHost.job_id == job_id,
@@ -297,6 +363,8 @@ def record_progress(session: Session, job_id: str, host: str, image_id: str, sou
         .values(bytes=done, source=source)
         .execution_options(synchronize_session=False)
     )
+    if cast(CursorResult[Any], changed).rowcount == 0:
+        raise Conflict(f"Image {image_id} is no longer being copied to {host} by job {job_id}.")
 
 
 class PrecacheHooks:
@@ -304,6 +372,10 @@ class PrecacheHooks:
 
     def on_enqueued(self, session: Session, task: Task) -> None:
         return None
+
+    def late(self, session: Session, task: Task, result: dict[str, Any]) -> None:
+        if task.kind == str(TaskKind.PRECACHE):  # its row went on without it: its bytes still count
+            record(session, task, result)
 
     def settle(self, session: Session, task: Task, ok: bool, result: dict[str, Any]) -> None:
         if task.kind != str(TaskKind.PRECACHE):

@@ -33,7 +33,9 @@ def check(key: bytes, ticket: str, image_id: str, sender: str, now: float) -> st
     """The receiver the ticket names, when it is valid for `image_id` from `sender` at `now`;
     None otherwise (forged, for another image or sender, or expired)."""
     parts = ticket.split(".")
-    if len(parts) != 4 or parts[0] not in (PREFIX, f"{PREFIX}x") or not parts[1].isdigit():
+    if len(parts) != 4 or parts[0] not in (PREFIX, f"{PREFIX}x"):
+        return None
+    if not (parts[1].isascii() and parts[1].isdigit()):  # "١٢" is a str.isdigit() too
         return None
     expiry = int(parts[1])
     receiver = parts[2]
@@ -45,4 +47,7 @@ def check(key: bytes, ticket: str, image_id: str, sender: str, now: float) -> st
     if expiry < now:
         return None
     expected = _signature(key, image_id, sender, receiver, expiry)
-    return receiver if hmac.compare_digest(expected, parts[3]) else None
+    signature = parts[3]
+    if not signature.isascii():  # compare_digest refuses non-ASCII str
+        return None
+    return receiver if hmac.compare_digest(expected, signature) else None

@@ -132,6 +132,22 @@ def test_the_transfer_cap_holds() -> None:
     assert sent == 500_000 and 0.45 <= elapsed < 1.5
 
 
+def test_the_cap_is_a_token_bucket_with_one_second_of_burst() -> None:
+    """After a 10 s stall, 3 MB at 1 MB/s still takes 2 s (1 s of burst), not 0 as an average
+    since the start would allow."""
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    def stalled() -> Iterator[bytes]:
+        now[0] += 10.0
+        yield from [b"x" * 100_000] * 30
+
+    sent = sum(len(c) for c in throttled(stalled(), 1_000_000, clock=lambda: now[0], sleep=sleep))
+    assert sent == 3_000_000 and now[0] == pytest.approx(12.0)
+
+
 def test_a_precached_image_is_pinned_against_eviction(tmp_path: Path) -> None:
     origin = Origin()
     cache = ImageCache(tmp_path / "c", origin, max_age=0)
@@ -156,3 +172,63 @@ def test_an_agent_runs_precache_copies_on_workers_of_their_own(tmp_path: Path) -
         assert agent.peer is not None
         agent.peer.httpd.server_close()
         agent.client.close()
+
+
+def test_range_past_the_end_is_416_and_unicode_digits_are_no_range(holder: PeerServer) -> None:
+    good = {TICKET_HEADER: tickets.mint(KEY, IMG, "holder", "r", int(time.time()) + 60)}
+    url = f"{holder.url}/cache/{IMG}"
+    past = httpx.get(url, headers={**good, "Range": f"bytes={len(DATA)}-"})
+    assert past.status_code == 416 and past.headers["Content-Range"] == f"bytes */{len(DATA)}"
+    odd = httpx.get(url, headers={**good, "Range": "bytes=\u00b2-".encode("latin-1")})  # type: ignore[dict-item]
+    assert odd.status_code == 200 and odd.content == DATA  # not a range: the whole copy
+
+
+def test_a_holder_sends_at_most_its_slots_at_once_and_answers_503_beyond(tmp_path: Path) -> None:
+    origin = Origin()
+    cache = ImageCache(tmp_path / "holder", origin)
+    cache.fill(origin.metadata(IMG), origin.chunks(IMG), "origin")
+    server = PeerServer("holder", cache, KEY, slots=1).start()
+    good = {TICKET_HEADER: tickets.mint(KEY, IMG, "holder", "r", int(time.time()) + 60)}
+    try:
+        server.slots.acquire()  # a copy in flight holds the one slot
+        busy = httpx.get(f"{server.url}/cache/{IMG}", headers=good)
+        assert busy.status_code == 503 and busy.headers["Retry-After"] == "1" and server.busy == 1
+        server.slots.release()
+        assert httpx.get(f"{server.url}/cache/{IMG}", headers=good).status_code == 200  # freed
+    finally:
+        server.stop()
+
+
+def test_reverify_drops_a_bad_copy_only_when_unused_and_a_used_one_is_served_no_more(tmp_path: Path) -> None:
+    origin = Origin()
+    cache = ImageCache(tmp_path / "c", origin)
+    cache.fill(origin.metadata(IMG), origin.chunks(IMG), "origin")
+    assert cache.reverify(IMG) == (True, False)
+    path = tmp_path / "c" / IMG
+    os.chmod(path, 0o644)
+    path.write_bytes(b"y" + DATA[1:])  # the disk rotted
+    cache.acquire(IMG, "instance-1")  # …under a running instance
+    assert cache.reverify(IMG) == (False, False)  # kept: in use, not dropped
+    assert path.exists() and cache.open_verified(IMG) is None  # suspect: no peer gets it
+    cache.release_owner("instance-1")
+    assert cache.reverify(IMG) == (False, True) and not path.exists()  # unused: dropped
+
+
+def test_a_bad_copy_in_use_is_refused_kept_suspect_and_served_no_more(
+    holder: PeerServer, tmp_path: Path
+) -> None:
+    copy = tmp_path / "holder" / IMG
+    copy.chmod(0o644)
+    copy.write_bytes(DATA[:-1] + bytes([DATA[-1] ^ 1]))
+    holder.cache.acquire(IMG, "instance-1")  # a guest runs from it
+    origin = Origin()
+    receiver, mint = _ticket("receiver")
+    result = Precacher(receiver, ImageCache(tmp_path / "receiver", origin), origin, mint).run(  # type: ignore[arg-type]
+        _payload({"source": "peer:holder", "url": holder.url}, {"source": "origin"})
+    )
+    assert result.details["state"] == "cached" and result.details["source"] == "origin"
+    (refusal,) = result.details["refused"]
+    assert (refusal["dropped"], refusal["suspect"]) == (False, True)
+    assert copy.exists()  # kept for its instance…
+    good = {TICKET_HEADER: tickets.mint(KEY, IMG, "holder", "r", int(time.time()) + 60)}
+    assert httpx.get(f"{holder.url}/cache/{IMG}", headers=good).status_code == 404  # …served to no one

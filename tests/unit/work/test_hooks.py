@@ -11,12 +11,13 @@ from sqlalchemy.orm import Session
 
 from kumo import wiring
 from kumo.baremetal import service as baremetal
+from kumo.compute import server_ops
 from kumo.compute.precache import service as precache
 from kumo.errors import Conflict
 from kumo.network import firewall as network_firewall
 from kumo.network import sync as network_sync
 from kumo.work import hooks, queue
-from kumo.work.kinds import EmptyPayload, SpawnPayload, TaskKind
+from kumo.work.kinds import EmptyPayload, PrecachePayload, SpawnPayload, TaskKind
 from kumo.work.models import Task
 
 
@@ -31,12 +32,18 @@ class Recorder:
         self.calls.append((self.name, "settle", task.kind))
         result.setdefault("seen_by", []).append(self.name)
 
+    def late(self, session: Session, task: Task, result: dict[str, Any]) -> None:
+        self.calls.append((self.name, "late", task.kind))
+
 
 class Refuser:
     def on_enqueued(self, session: Session, task: Task) -> None:
         raise Conflict("no")
 
     def settle(self, session: Session, task: Task, ok: bool, result: dict[str, Any]) -> None:
+        pass
+
+    def late(self, session: Session, task: Task, result: dict[str, Any]) -> None:
         pass
 
 
@@ -105,3 +112,18 @@ def test_install_registers_baremetal_then_networking_once(fresh_registry: None) 
         network_firewall.HOOKS,
         precache.HOOKS,
     )
+
+
+def test_a_result_for_a_task_failed_without_one_is_heard_late_once(
+    fresh_registry: None, session: Session
+) -> None:
+    calls: list[tuple[str, str, str]] = []
+    hooks.register(Recorder("r", calls))
+    task = queue.enqueue(session, "hv-1", TaskKind.PRECACHE, None, PrecachePayload("j", "i", [], 0, 0), None)
+    session.flush()
+    queue.fail_pending(session, task.id, "host down")
+    session.refresh(task)
+    assert server_ops.settle(session, task, True, {"bytes_from_origin": 5}) is None
+    assert server_ops.settle(session, task, True, {"bytes_from_origin": 5}) is None  # resent
+    assert calls == [("r", "enqueued", "precache"), ("r", "late", "precache")]
+    assert task.state == "failed"  # nothing settles

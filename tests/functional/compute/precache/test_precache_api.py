@@ -9,9 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from kumo.agent import precache as agent_precache
+from kumo.compute.precache.models import PrecacheHost
 from kumo.config import get_settings
+from kumo.db import Database
+from kumo.work import queue
 from tests.conftest import DEMO_PASSWORD, Cloud, Fleet, wait_for
 from tests.functional.compute.test_dead_host import _force_down
 from tests.functional.helpers import upload_image
@@ -154,6 +158,7 @@ def test_a_seed_that_dies_while_copying_is_replaced(
 ) -> None:
     settings = get_settings()
     monkeypatch.setattr(settings, "precache_transfer_rate", SIZE // 10)  # the first seed: ~10 s
+    monkeypatch.setattr(agent_precache, "PROGRESS_EVERY", 0.2)
     _hosts(fleet, tmp_path, {"r1": ["pc-f1", "pc-f2", "pc-f3"]})
     with cloud.client(microversion="2.53") as c:
         image = upload_image(c, content=os.urandom(SIZE))
@@ -174,6 +179,17 @@ def test_a_seed_that_dies_while_copying_is_replaced(
         (last,) = set(others) - {new_seed}
         assert hosts[last]["source"] == f"peer:{new_seed}"
         assert job["state"] == "done" and job["overall_status"] == "3 of 3 hosts done. 0 errors."
+        # the dead seed's agent (forced down, still running) hears 409 on its next progress report
+        # and aborts its copy; its late result's bytes are recorded all the same
+        seed_bytes = wait_for(
+            lambda: _by_host(c.get(f"{API}/{job_id}").json()["job"])[seed]["bytes_from_origin"]
+        )
+        assert 0 < seed_bytes <= SIZE  # (the origin sends this small image in few chunks)
+        job = c.get(f"{API}/{job_id}").json()["job"]
+        assert job["bytes_from_origin"] == SIZE + seed_bytes
+        assert job["bytes_from_peers"] == SIZE
+        assert os.path.exists(tmp_path / "caches" / new_seed / image)
+        assert not os.path.exists(tmp_path / "caches" / seed / image)  # aborted: nothing published
 
 
 def test_cancel_skips_the_queued_hosts(
@@ -233,3 +249,77 @@ def test_bad_input_answers_as_nova(cloud: Cloud) -> None:
     with cloud.client(cloud.token("demo", DEMO_PASSWORD, "demo")) as member:
         assert member.get(API).status_code == 403
         assert member.post(API, json={"image_ids": [image], "hosts": ["h"]}).status_code == 403
+
+
+def _slow_seed_job(
+    c: httpx.Client, fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, names: list[str]
+) -> tuple[str, str]:
+    """A job over `names` (one rack) whose seed copies for ~10 s: (job id, seed)."""
+    monkeypatch.setattr(get_settings(), "precache_transfer_rate", SIZE // 10)
+    _hosts(fleet, tmp_path, {"r1": names})
+    image = upload_image(c, content=os.urandom(SIZE))
+    job_id = c.post(API, json={"image_ids": [image], "hosts": names}).json()["job_id"]
+    (seed,) = [h["host"] for h in c.get(f"{API}/{job_id}").json()["job"]["hosts"] if h["source"] == "origin"]
+    return job_id, seed
+
+
+def test_a_cancelling_job_whose_copying_host_dies_finishes(
+    cloud: Cloud, fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with cloud.client(microversion="2.53") as c:
+        job_id, seed = _slow_seed_job(c, fleet, tmp_path, monkeypatch, ["pc-g1", "pc-g2"])
+        assert c.delete(f"{API}/{job_id}").status_code == 202
+        _force_down(c, seed)  # its copy's result never comes: the sweep must skip it
+        job = _finished(c, job_id, timeout=20)
+        assert job["state"] == "cancelled"
+        hosts = _by_host(job)
+        assert (hosts[seed]["state"], hosts[seed]["error"]) == ("skipped", "host down")
+
+
+def test_a_copy_whose_task_ended_without_its_result_is_a_failed_attempt(
+    cloud: Cloud, fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The result of the seed's task could not be applied (server_ops.fail_unsettled fails the
+    task, the hook never runs): the sweep counts the attempt as failed and the rack is seeded
+    again, on another host; the first seed's late result changes nothing."""
+    with cloud.client(microversion="2.53") as c:
+        job_id, seed = _slow_seed_job(c, fleet, tmp_path, monkeypatch, ["pc-h1", "pc-h2"])
+        database = Database(cloud.settings.resolved_database_url)
+        try:
+            with database.transaction() as session:
+                task_id = session.scalar(
+                    select(PrecacheHost.task_id).where(
+                        PrecacheHost.job_id == job_id, PrecacheHost.host == seed
+                    )
+                )
+                assert task_id
+                queue.fail_pending(session, task_id, "Applying the task's result failed: boom")
+        finally:
+            database.dispose()
+        monkeypatch.setattr(get_settings(), "precache_transfer_rate", 0)
+        job = _finished(c, job_id, timeout=30)
+        hosts = _by_host(job)
+        (other,) = set(hosts) - {seed}
+        assert hosts[other]["source"] == "origin"  # the new seed is the other host
+        # its second task finds the first copy (which went on: see docs/precache.md) or copies again
+        assert hosts[seed]["attempts"] == 2 and hosts[seed]["state"] in ("cached", "existing")
+        assert job["state"] == "done"
+
+
+def test_an_image_the_origin_cannot_serve_fails_on_every_host_at_once(
+    cloud: Cloud, fleet: Fleet, tmp_path: Path
+) -> None:
+    """An image with no data (status queued): the first seed's report fails every row of the
+    image; no rack is seeded again, no host retries."""
+    _hosts(fleet, tmp_path, {"r1": ["pc-i1", "pc-i2"], "r2": ["pc-i3", "pc-i4"]})
+    with cloud.client() as c:
+        image = c.post(
+            "/image/v2/images", json={"name": "empty", "disk_format": "raw", "container_format": "bare"}
+        ).json()["id"]
+        names = ["pc-i1", "pc-i2", "pc-i3", "pc-i4"]
+        job_id = c.post(API, json={"image_ids": [image], "hosts": names}).json()["job_id"]
+        job = _finished(c, job_id)
+        assert job["state"] == "failed" and job["overall_status"] == "4 of 4 hosts done. 4 errors."
+        assert {h["state"] for h in job["hosts"]} == {"error"}
+        assert all("is not active" in h["error"] for h in job["hosts"])
+        assert sum(h["attempts"] for h in job["hosts"]) <= 2  # at most the two racks' first seeds

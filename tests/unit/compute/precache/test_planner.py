@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from kumo.compute.precache.planner import (
@@ -31,7 +33,7 @@ def origin(host: str, image: str = IMG) -> Assignment:
 
 
 def peers(host: str, *holders: str, image: str = IMG) -> Assignment:
-    return Assignment(host, image, (*(f"peer:{h}" for h in holders), ORIGIN))
+    return Assignment(host, image, tuple(f"peer:{h}" for h in holders))
 
 
 CASES = [
@@ -75,8 +77,8 @@ CASES = [
             t("a6"),
         ],
         Policy(peers_per_holder=2, peer_fallbacks=1),
-        Plan((peers("a4", "a2", "a1"), peers("a5", "a1", "a2"), peers("a6", "a2", "a1"))),
-        id="free slots are filled, the freest holder first; fallbacks: another holder, then the origin",
+        Plan((peers("a4", "a2", "a1"), peers("a5", "a2"))),
+        id="the freest holder first; a fallback holder spends a slot too; no origin in a peer task",
     ),
     pytest.param(
         [t("a1", state="existing"), t("b1", rack="b"), t("b2", rack="b")],
@@ -127,6 +129,56 @@ CASES = [
         id="the origin's bound covers every image of the job",
     ),
     pytest.param(
+        [t("a1", origin_attempts=1), t("a2"), t("a3", origin_attempts=1)],
+        Policy(),
+        Plan((origin("a2"),)),
+        id="a failed seed is retried on a host that has not tried the origin",
+    ),
+    pytest.param(
+        [t("a1", origin_attempts=2), t("a2", origin_attempts=1), t("b1", rack="b", origin_attempts=1)],
+        Policy(rack_origin_attempts=3),
+        Plan(
+            (origin("b1"),),
+            errors=(Skip("a1", IMG, "origin copy failed"), Skip("a2", IMG, "origin copy failed")),
+        ),
+        id="after rack_origin_attempts origin copies a rack's remaining rows are errors, other racks go on",
+    ),
+    pytest.param(
+        [t("a1", state="skipped", origin_attempts=3, up=False), t("a2")],
+        Policy(rack_origin_attempts=3),
+        Plan(errors=(Skip("a2", IMG, "origin copy failed"),)),
+        id="dead seeds count against the rack's origin budget",
+    ),
+    pytest.param(
+        [t("a1", state="downloading", source=ORIGIN, origin_attempts=3), t("a2")],
+        Policy(rack_origin_attempts=3),
+        Plan(),
+        id="the last origin attempt in flight is waited for",
+    ),
+    pytest.param(
+        [t("a1", origin_attempts=3), t("a1", image=IMG2), t("a2", image=IMG2)],
+        Policy(rack_origin_attempts=3),
+        Plan((origin("a1", IMG2),), errors=(Skip("a1", IMG, "origin copy failed"),)),
+        id="the origin budget is per (rack, image): another image of the job still copies",
+    ),
+    pytest.param(
+        [t("a1", state="cached", source=ORIGIN, serves=False), t("a2"), t("a3")],
+        Policy(),
+        Plan((origin("a2"),)),
+        id="a holder with no registered endpoint is no peer (its rack is seeded within the budget)",
+    ),
+    pytest.param(
+        [
+            t("a1", state="cached", source=ORIGIN),
+            t("a2", state="downloading", source="peer:b9", planned=("peer:b9", "peer:a1")),
+            t("a3"),
+            t("a4"),
+        ],
+        Policy(peers_per_holder=2),
+        Plan((peers("a3", "a1"),)),
+        id="a task listing a holder as its fallback holds one of its slots",
+    ),
+    pytest.param(
         [t("a1", state="error"), t("a2", state="skipped"), t("a3", state="cached")],
         Policy(),
         Plan(),
@@ -154,6 +206,32 @@ def test_a_rack_fills_in_generations_with_one_origin_copy() -> None:
             rows[a.host] = t(a.host, state="cached", source=a.source)
     assert origin_copies == 1
     assert generations == 1 + 4  # the seed, then ⌈log₃ 40⌉ = 4 generations of peers
+
+
+def test_repeated_failures_never_cost_a_rack_more_than_its_origin_budget() -> None:
+    """Run the planner to the end over two racks and two images where every copy fails: the
+    origin is asked at most rack_origin_attempts times per (rack, image), each time by a host
+    that had not tried it yet, and every row ends in error."""
+    pol = Policy(rack_origin_attempts=2, max_attempts=5)
+    rows = {(h, i): t(h, rack=h[0], image=i) for h in ("a1", "a2", "a3", "b1", "b2") for i in (IMG, IMG2)}
+    tried: list[tuple[str, str, str]] = []
+    for _ in range(50):
+        decision = plan(rows.values(), pol)
+        if not decision.assignments and not decision.errors:
+            break
+        for e in decision.errors:
+            rows[(e.host, e.image_id)] = t(e.host, rack=e.host[0], image=e.image_id, state="error")
+        for a in decision.assignments:
+            assert a.sources == (ORIGIN,)
+            tried.append((a.host[0], a.image_id, a.host))
+            old = rows[(a.host, a.image_id)]
+            rows[(a.host, a.image_id)] = t(
+                a.host, rack=a.host[0], image=a.image_id, origin_attempts=old.origin_attempts + 1
+            )
+    assert all(r.state == "error" for r in rows.values())
+    per_rack = Counter((rack, image) for rack, image, _ in tried)
+    assert per_rack == {(r, i): 2 for r in "ab" for i in (IMG, IMG2)}
+    assert len(set(tried)) == len(tried)  # a seed is never retried on the same host
 
 
 @pytest.mark.parametrize(("attempts", "state"), [(1, "queued"), (2, "queued"), (3, "error"), (4, "error")])

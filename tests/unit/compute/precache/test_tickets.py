@@ -31,6 +31,9 @@ def test_tampered_or_malformed_tickets_fail() -> None:
         "",
         "v1.x.y",
         "v2.1000.receiver.abc",
+        f"{version}.\u00b2\u00b3.{receiver}.{sig}",  # superscripts: isdigit(), yet int() raises
+        f"{version}.\u0661\u0660\u0660\u0660.{receiver}.{sig}",  # Arabic-Indic digits
+        f"{version}.{expiry}.{receiver}.{sig[:-1]}\u00e9",  # a header decoded as latin-1
     ):
         assert tickets.check(KEY, bad, IMG, "sender", now=0) is None
 

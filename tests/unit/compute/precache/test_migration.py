@@ -1,0 +1,50 @@
+"""Migration a3f1c9d27e55: precache rows count their origin attempts and are unique per
+(job, host, image); the models match the migrated schema; one head; downgrade works."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import IntegrityError
+
+from kumo.db.migrate import alembic_config, upgrade
+from kumo.schema import metadata
+
+TABLES = ("precache_jobs", "precache_hosts", "image_peers")
+
+
+def test_one_head() -> None:
+    heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
+    assert len(heads) == 1
+
+
+def test_models_match_and_rows_are_unique(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    upgrade(url)
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert [d for d in diffs if any(t in repr(d) for t in TABLES)] == []
+    row = (
+        "INSERT INTO precache_hosts (job_id, host, image_id, state, attempts, bytes, bytes_from_origin,"
+        " bytes_from_peers, refused) VALUES ('j', 'h', 'i', 'queued', 0, 0, 0, 0, '[]')"
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO precache_jobs (id, image_ids, state, start_time)"
+                " VALUES ('j', '[]', 'running', '2026-12-07 12:00:00')"
+            )
+        )
+        conn.execute(text(row))
+        assert conn.execute(text("SELECT origin_attempts FROM precache_hosts")).scalar() == 0
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(text(row))
+    engine.dispose()
+    command.downgrade(alembic_config(url), "d4a28c62ed0b")
