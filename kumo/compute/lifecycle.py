@@ -215,10 +215,14 @@ class DropImage:
 @dataclass(frozen=True)
 class RotateBackups:
     """A backup of the server is uploaded: of its backups of `backup_type`, only the newest
-    `keep` stay (Nova's _rotate_backups; the new one counts)."""
+    `keep` stay (Nova's _rotate_backups; the new one counts). Nova lists and deletes them with
+    the requester's context: only images of the server's project the requester (project
+    `project_id`, an admin or not) may delete are counted and deleted."""
 
     backup_type: str
     keep: int
+    project_id: str | None
+    is_admin: bool
 
 
 @dataclass(frozen=True)
@@ -577,10 +581,25 @@ def snapshot(state: ServerState, image_id: str, *, is_admin: bool) -> Change:
     return request(state, "snapshot", is_admin=is_admin, extra={"image_id": image_id})
 
 
-def backup(state: ServerState, image_id: str, backup_type: str, rotation: int, *, is_admin: bool) -> Change:
+def backup(
+    state: ServerState,
+    image_id: str,
+    backup_type: str,
+    rotation: int,
+    *,
+    project_id: str | None,
+    is_admin: bool,
+) -> Change:
     """createBackup: a snapshot task (the same upload as createImage) under the createBackup
-    action, task_state image_backup; its report rotates the server's backups of the type."""
-    extra = {"image_id": image_id, "backup_type": backup_type, "rotation": rotation}
+    action, task_state image_backup; its report rotates the server's backups of the type, as
+    the requester (`project_id`, `is_admin`) may."""
+    extra = {
+        "image_id": image_id,
+        "backup_type": backup_type,
+        "rotation": rotation,
+        "project_id": project_id,
+        "is_admin": is_admin,
+    }
     return request(state, "backup", is_admin=is_admin, extra=extra, task_kind=TaskKind.SNAPSHOT)
 
 
@@ -635,7 +654,15 @@ def _imaged(state: ServerState, outcome: TaskOutcome) -> Change:
         rotation = outcome.payload.get("rotation")
         if rotation is None:
             return done
-        return done.then(RotateBackups(str(outcome.payload.get("backup_type") or ""), int(rotation)))
+        project = outcome.payload.get("project_id")
+        return done.then(
+            RotateBackups(
+                str(outcome.payload.get("backup_type") or ""),
+                int(rotation),
+                None if project is None else str(project),
+                bool(outcome.payload.get("is_admin")),
+            )
+        )
     if kind == TaskKind.SHELVE:
         if outcome.payload.get("offload"):
             return replace(_offloaded(state), shelved_image=image_id)

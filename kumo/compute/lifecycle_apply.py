@@ -309,7 +309,15 @@ class _Effects:
         elif isinstance(effect, DropImage):
             image_service.discard(session, effect.image_id)
         elif isinstance(effect, RotateBackups):
-            image_service.rotate_backups(session, uuid, effect.backup_type, effect.keep)
+            image_service.rotate_backups(
+                session,
+                uuid,
+                self.instance.project_id,
+                effect.backup_type,
+                effect.keep,
+                requester=effect.project_id,
+                requester_is_admin=effect.is_admin,
+            )
         elif isinstance(effect, BeginMigration):
             migrations.begin(
                 session,

@@ -392,7 +392,8 @@ class SnapshotPayload(JsonPayload):
     """Upload the server's root disk as the data of image `image_id` (createImage, shelve,
     createBackup); `offload`: a shelve that destroys the guest once its snapshot is uploaded;
     `backup_type` and `rotation`: a backup, after which the backups of that type beyond the
-    newest `rotation` are deleted (by the API, when it settles the task)."""
+    newest `rotation` are deleted (by the API, when it settles the task), as the requester
+    (`project_id`, `is_admin`) may delete them."""
 
     action_id: int | None
     event_id: int | None
@@ -401,6 +402,8 @@ class SnapshotPayload(JsonPayload):
     offload: bool = False
     backup_type: str | None = field(default=None, metadata=_OMITTED_WHEN_NONE)
     rotation: int | None = field(default=None, metadata=_OMITTED_WHEN_NONE)
+    project_id: str | None = field(default=None, metadata=_OMITTED_WHEN_NONE)
+    is_admin: bool = False
 
 
 @dataclass(frozen=True)
