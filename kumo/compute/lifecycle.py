@@ -95,6 +95,9 @@ class Ref(Enum):
     ACTION = "action"  # the id of the action this change started
     EVENT = "event"  # the id of the event this change started last (None if none)
     SPEC = "spec"  # the agent's view of the instance (lifecycle_apply.spec)
+    # ... with the flavor it had before its resize (its own when none is kept): a revert's
+    # tasks rebuild the guest so while the server keeps its new flavor until the revert is done
+    REVERTED_SPEC = "reverted_spec"
 
 
 @dataclass(frozen=True)
@@ -422,8 +425,16 @@ def revert_resize(state: ServerState, *, is_admin: bool) -> Change:
             f"Cannot 'revertResize' instance {state.uuid} while it is in vm_state {state.vm_state}"
         )
     change = request_move(state, "revert_resize", source, is_admin=is_admin)
-    # The source gets the guest back as it was: the spec its task carries has the old flavor.
-    return replace(change, effects=(RevertFlavor(), *change.effects))
+    # The source gets the guest back as it was: the spec its task carries has the old flavor,
+    # while the server keeps the new one (and the old one kept) until the revert is done, as
+    # Nova swaps them only in finish_revert_resize: a failed revert leaves them as they were.
+    return replace(change, effects=tuple(_with_reverted_spec(effect) for effect in change.effects))
+
+
+def _with_reverted_spec(effect: Effect) -> Effect:
+    if isinstance(effect, Enqueue) and effect.payload.get("instance") is Ref.SPEC:
+        return replace(effect, payload={**effect.payload, "instance": Ref.REVERTED_SPEC})
+    return effect
 
 
 def confirm_resize(state: ServerState) -> Change:
@@ -458,13 +469,25 @@ def reset_target(value: object) -> str:
 
 def reset_state(state: ServerState, requested: str) -> Change:
     """Admin: set the vm_state `requested` (from reset_target) names and clear task_state; a
-    task still pending stays, and settles as any late report does."""
+    task still pending stays, and settles as any late report does.
+
+    A server in ERROR that still holds a move's source share (a failed resize revert: its
+    migration consumer on the source, its old flavor kept) and is reset to active is declared
+    fine where it is, with the flavor it has: the source's share is released and the old
+    flavor forgotten (as a confirm would), so nothing stays held that no action can free.
+    Nova's reset only sets the state and leaves that allocation to its migration record,
+    which no later action of that server releases (a leak until the server is deleted);
+    reset to error keeps it (deleting the server releases it)."""
     action = allowed(state, "reset_state")
-    return Change(
-        vm_state=RESET_STATES[requested],
-        task_state=None,
-        effects=(RecordAction(action.name, action.event, state.host, f"state reset to {requested}"),),
-    )
+    recorded = RecordAction(action.name, action.event, state.host, f"state reset to {requested}")
+    change = Change(vm_state=RESET_STATES[requested], task_state=None, effects=(recorded,))
+    if state.vm_state == VmState.ERROR and state.migration_source and requested == "active":
+        return replace(
+            change,
+            migration_source=None,
+            effects=(recorded, Release(migration_consumer(state.uuid)), ForgetOldFlavor()),
+        )
+    return change
 
 
 def _finalized(state: ServerState) -> Change:
@@ -819,7 +842,8 @@ def prepared(state: ServerState | None, outcome: TaskOutcome) -> Change:
     if state is None or state.deleted:
         return NOTHING
     if outcome.ok and state.host == source:
-        move = {**payload, "instance": Ref.SPEC, "target": outcome.target}
+        spec = Ref.REVERTED_SPEC if kind == TaskKind.REVERT_RESIZE else Ref.SPEC
+        move = {**payload, "instance": spec, "target": outcome.target}
         moving_on = MigrationStatus(_migration_status(kind, 1))
         return Change(effects=(moving_on, Enqueue(source, kind, move)), wake=source)
     error = outcome.error if not outcome.ok else f"Instance {state.uuid} left {source} before the move began"
@@ -928,13 +952,14 @@ def _moved(state: ServerState, outcome: TaskOutcome) -> Change:
         return replace(
             moved, vm_state=VmState.RESIZED, migration_source=outcome.payload["source"], resized=True
         )
-    # revert_resize: back on the source, holding the source's original claim again
+    # revert_resize: back on the source with its old flavor, holding the source's original
+    # claim again
     stopped = power == PowerState.SHUTDOWN
     return replace(
         moved,
         vm_state=VmState.STOPPED if stopped else VmState.ACTIVE,
         migration_source=None,
-        effects=(*moved.effects, *_undo_destination_claim(state)),
+        effects=(RevertFlavor(), *moved.effects, *_undo_destination_claim(state)),
     )
 
 

@@ -339,6 +339,11 @@ class _Effects:
             return self.event_id
         if value is Ref.SPEC:
             return spec(self.instance)
+        if value is Ref.REVERTED_SPEC:
+            reverted = spec(self.instance)
+            if self.instance.old_flavor is not None:
+                reverted["flavor"] = self.instance.old_flavor
+            return reverted
         return value
 
 

@@ -292,9 +292,13 @@ def test_revert_resize_prepares_the_source() -> None:
         extra,
         task_kind="prepare_migration",
     )
-    # the source's task carries the server's old flavor: it is restored first
-    restored = replace(expected, effects=(RevertFlavor(), *expected.effects))
-    assert change == restored.then(MigrationStatus("reverting"))
+    # the source's task carries the server's old flavor (REVERTED_SPEC); the server keeps its
+    # new one until the revert is done (Nova's finish_revert_resize swaps them)
+    begin, enqueue = expected.effects
+    assert isinstance(enqueue, Enqueue)
+    reverted = replace(enqueue, payload={**enqueue.payload, "instance": Ref.REVERTED_SPEC})
+    assert change == replace(expected, effects=(begin, reverted)).then(MigrationStatus("reverting"))
+    assert not any(isinstance(effect, RevertFlavor) for effect in change.effects)
 
 
 @pytest.mark.parametrize(
@@ -345,6 +349,20 @@ def test_reset_state(vm_state: str, task_state: str | None, requested: str) -> N
     change = lc.reset_state(server(vm_state, task_state), requested)
     record = RecordAction("resetState", "api_reset_state", "h1", f"state reset to {requested}")
     assert change == Change(vm_state=requested, task_state=None, effects=(record,))
+
+
+@pytest.mark.parametrize("requested", ["active", "error"])
+def test_reset_state_after_a_failed_revert(requested: str) -> None:
+    """Reset to active from ERROR still holding a move's source share (a failed revert)
+    releases that share and forgets the old flavor; reset to error keeps them."""
+    errored = server(VmState.ERROR, migration_source="h0")
+    change = lc.reset_state(errored, requested)
+    record = RecordAction("resetState", "api_reset_state", "h1", f"state reset to {requested}")
+    if requested == "error":
+        assert change == Change(vm_state=VmState.ERROR, task_state=None, effects=(record,))
+        return
+    released = (record, Release(lc.migration_consumer(UUID)), ForgetOldFlavor())
+    assert change == Change(vm_state=VmState.ACTIVE, task_state=None, migration_source=None, effects=released)
 
 
 def test_reset_state_refused_once_deleted() -> None:
@@ -763,7 +781,7 @@ SETTLED += [
             zone_from_host=True,
             vm_state=VmState.ACTIVE,
             migration_source=None,
-            effects=(BindPorts("h2"), MigrationStatus("reverted"), *UNDO),
+            effects=(RevertFlavor(), BindPorts("h2"), MigrationStatus("reverted"), *UNDO),
         ),
     ),
     (
@@ -776,7 +794,7 @@ SETTLED += [
             zone_from_host=True,
             vm_state=VmState.STOPPED,
             migration_source=None,
-            effects=(BindPorts("h2"), MigrationStatus("reverted"), *UNDO),
+            effects=(RevertFlavor(), BindPorts("h2"), MigrationStatus("reverted"), *UNDO),
         ),
     ),
     (
@@ -788,7 +806,7 @@ SETTLED += [
             zone_from_host=True,
             vm_state=VmState.STOPPED,
             migration_source=None,
-            effects=(BindPorts("h2"), MigrationStatus("reverted"), *UNDO),
+            effects=(RevertFlavor(), BindPorts("h2"), MigrationStatus("reverted"), *UNDO),
         ),
     ),
     (
@@ -904,7 +922,9 @@ def prepare(ok: bool, move: str, error: str | None = "no disk") -> TaskOutcome:
 @pytest.mark.parametrize("move", ["migrate", "live_migrate", "revert_resize"])
 def test_prepared_hands_the_move_to_the_source(move: str) -> None:
     result = prepare(True, move)
-    payload = {**result.payload, "instance": SPEC, "target": {"uri": "x"}}
+    # a revert's move carries the old flavor's spec, as its preparation did
+    spec = Ref.REVERTED_SPEC if move == "revert_resize" else SPEC
+    payload = {**result.payload, "instance": spec, "target": {"uri": "x"}}
     status = {"migrate": "migrating", "live_migrate": "running", "revert_resize": "reverting"}[move]
     assert lc.settled(server(task_state=TaskState.MIGRATING), result) == Change(
         effects=(MigrationStatus(status), Enqueue("h1", move, payload)), wake="h1"
