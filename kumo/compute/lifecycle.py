@@ -346,11 +346,15 @@ def request(
     extra: Mapping[str, Any] | None = None,
     host: str | None = None,
     task_kind: TaskKind | None = None,
+    lock_applies: bool = True,
 ) -> Change:
     """Start action `kind`: its task goes to `host` (default: the server's) as `task_kind`
     (default: `kind`), its payload the action, its event, the spec and `extra`. A rebuild
-    carries stop_after (a server rebuilt while stopped is stopped again), a reboot `hard`."""
-    _check_lock(state, is_admin)
+    carries stop_after (a server rebuilt while stopped is stopped again), a reboot `hard`.
+    A locked server refuses a non-admin unless `lock_applies` is False (an action that
+    changes nothing of the server)."""
+    if lock_applies:
+        _check_lock(state, is_admin)
     action = allowed(state, kind)
     target = host or state.host
     if target is None:
@@ -598,10 +602,15 @@ def evacuate(state: ServerState, dest: str, stop_after: bool = False) -> Change:
 # ------------------------------------------------------------- snapshot, shelve, unshelve
 
 
+# Nova's snapshot() and backup() do not check the instance lock: it is meant to prevent
+# accidental change or delete of the server, and an image of it changes neither.
+
+
 def snapshot(state: ServerState, image_id: str, *, is_admin: bool) -> Change:
     """createImage: the host's agent uploads the guest's root disk as `image_id`'s data (made
-    queued by the caller); the server keeps its states, with task_state image_snapshot."""
-    return request(state, "snapshot", is_admin=is_admin, extra={"image_id": image_id})
+    queued by the caller); the server keeps its states, with task_state image_snapshot. A
+    locked server too (see above)."""
+    return request(state, "snapshot", is_admin=is_admin, extra={"image_id": image_id}, lock_applies=False)
 
 
 def backup(
@@ -623,7 +632,9 @@ def backup(
         "project_id": project_id,
         "is_admin": is_admin,
     }
-    return request(state, "backup", is_admin=is_admin, extra=extra, task_kind=TaskKind.SNAPSHOT)
+    return request(
+        state, "backup", is_admin=is_admin, extra=extra, task_kind=TaskKind.SNAPSHOT, lock_applies=False
+    )
 
 
 def shelve(state: ServerState, image_id: str, *, offload: bool, is_admin: bool) -> Change:

@@ -16,6 +16,7 @@ from openstack.connection import Connection
 
 from tests.conftest import Cloud, Fleet, wait_for
 from tests.functional.compute.helpers import API, BACKENDS, demo_token
+from tests.functional.helpers import make_flavor, upload_image
 from tests.functional.sdk.test_sdk import connect, wait_status
 
 pytestmark = pytest.mark.filterwarnings("ignore::openstack.warnings.RemovedFieldWarning")
@@ -189,6 +190,31 @@ def test_rotation_leaves_other_projects_images_alone(conn: Connection, cloud: Cl
         assert _status(c, daily_1) is None
         assert [_status(c, i) for i in (daily_2, third.json()["image_id"])] == ["active"] * 2
         assert [_status(stranger, i) for i in (older_fake, newer_fake)] == ["queued"] * 2
+
+
+def test_a_locked_server_is_imaged_and_backed_up_by_its_owner(cloud: Cloud, fleet: Fleet) -> None:
+    """Nova checks no lock in snapshot() and backup() (NOTE(melwitt): a lock is meant to
+    prevent accidental change or delete): the non-admin owner of a locked server may
+    createImage and createBackup it; other actions stay refused."""
+    fleet.add("lk-h1")
+    with cloud.client() as admin:
+        flavor = make_flavor(admin, "lk.small")
+        image = upload_image(admin)
+    with cloud.client(token=demo_token(cloud), microversion="2.45") as c:
+        body = {"server": {"name": "lk", "flavorRef": flavor, "imageRef": image, "networks": "none"}}
+        sid = c.post(f"{API}/servers", json=body).json()["server"]["id"]
+        wait_for(lambda: c.get(f"{API}/servers/{sid}").json()["server"]["status"] == "ACTIVE")
+        assert c.post(f"{API}/servers/{sid}/action", json={"lock": None}).status_code == 202
+        snap = c.post(f"{API}/servers/{sid}/action", json={"createImage": {"name": "lk-snap"}})
+        assert snap.status_code == 202, snap.text
+        _idle(c, sid)
+        backup = _backup(c, sid, "lk-daily", "daily", 1)
+        assert backup.status_code == 202, backup.text
+        _idle(c, sid)
+        assert _status(c, snap.json()["image_id"]) == "active"
+        assert _status(c, backup.json()["image_id"]) == "active"
+        refused = c.post(f"{API}/servers/{sid}/action", json={"os-stop": None})
+        assert refused.status_code == 409 and "is locked" in refused.text
 
 
 # action → (the request body, the state the server reaches once it is done)
