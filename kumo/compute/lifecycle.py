@@ -165,7 +165,8 @@ class RenameConsumer:
 
 @dataclass(frozen=True)
 class CancelTasks:
-    """Cancel the server's pending tasks (before any task this change enqueues)."""
+    """Cancel the server's pending tasks (before any task this change enqueues); the image a
+    cancelled snapshot or shelve was uploading goes with it (abandoned_image)."""
 
 
 @dataclass(frozen=True)
@@ -828,6 +829,16 @@ class TaskOutcome:
         )
 
 
+def abandoned_image(kind: str, payload: Mapping[str, Any]) -> str | None:
+    """The image a cancelled task made for its upload (a snapshot's, a backup's or a shelve's),
+    which no upload will finish: it goes, as Nova deletes a snapshot's image when its server is
+    deleted meanwhile. None for any other task."""
+    image_id = payload.get("image_id")
+    if kind in (TaskKind.SNAPSHOT, TaskKind.SHELVE) and image_id:
+        return str(image_id)
+    return None
+
+
 def settled(state: ServerState | None, outcome: TaskOutcome) -> Change:
     """Apply an agent's report of a task to its server (`state` None: no server, or deleted).
     The task's own bookkeeping (done/failed) is the caller's."""
@@ -840,8 +851,11 @@ def settled(state: ServerState | None, outcome: TaskOutcome) -> Change:
     if event_id is not None:
         details = None if outcome.ok else outcome.error
         finish = (FinishEvent(int(event_id), outcome.ok, details, outcome.traceback),)
-    if state is None or state.deleted:
+    if state is None:
         return Change(effects=finish)
+    if state.deleted:  # its image, if it made one, is no longer wanted (as Nova's)
+        image_id = abandoned_image(outcome.kind, outcome.payload)
+        return Change(effects=(*finish, DropImage(image_id)) if image_id else finish)
     change = _task_done(state, outcome)
     return replace(change, effects=finish + change.effects)
 

@@ -217,6 +217,38 @@ def test_a_locked_server_is_imaged_and_backed_up_by_its_owner(cloud: Cloud, flee
         assert refused.status_code == 409 and "is locked" in refused.text
 
 
+def test_deleting_a_server_mid_snapshot_drops_its_image(conn: Connection, cloud: Cloud, fleet: Fleet) -> None:
+    """A server deleted while its snapshot, backup or shelve is held on its host (its agent
+    stopped: the task pending) takes the image made for it along (as Nova deletes the image
+    of a snapshot whose server went): none is left queued forever."""
+    servers = [_boot(conn, fleet, "md").id]
+    flavor = next(f.id for f in conn.compute.flavors() if f.name == "md.small")
+    image = next(i.id for i in conn.image.images() if i.name == "md-base")
+    for name in ("md-2", "md-3"):
+        made = conn.compute.create_server(name=name, flavor_id=flavor, image_id=image, networks="none")
+        servers.append(wait_status(conn, made, "ACTIVE").id)
+    fleet.agents[0].stop()  # the tasks below stay pending on the host
+    bodies = [
+        {"createImage": {"name": "md-snap"}},
+        {"createBackup": {"name": "md-backup", "backup_type": "daily", "rotation": 1}},
+        {"shelve": None},
+    ]
+    with cloud.client(microversion="2.45") as c:
+        made_images = []
+        for sid, body in zip(servers, bodies, strict=True):
+            resp = c.post(f"{API}/servers/{sid}/action", json=body)
+            assert resp.status_code == 202, resp.text
+            made_images.append(
+                resp.json()["image_id"]
+                if resp.content
+                else next(i.id for i in conn.image.images() if i.name == "md-3-shelved")
+            )
+        assert [_status(c, i) for i in made_images] == ["queued"] * 3
+        for sid in servers:
+            assert c.delete(f"{API}/servers/{sid}").status_code == 204
+        assert [_status(c, i) for i in made_images] == [None] * 3
+
+
 # action → (the request body, the state the server reaches once it is done)
 PAUSED_OR_SUSPENDED = [
     ("pause", "PAUSED", {"createImage": {"name": "snap"}}, "PAUSED"),

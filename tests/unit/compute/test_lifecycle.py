@@ -45,6 +45,8 @@ from kumo.compute.models import Instance, InstanceAction, InstanceActionEvent
 from kumo.compute.states import PowerState, TaskState, VmState
 from kumo.db import Base, Database
 from kumo.errors import BadRequest, Conflict, InvalidState
+from kumo.image import service as image_service
+from kumo.image.models import Image
 from kumo.work.kinds import ActionPayload, TaskKind
 
 UUID = "i-1"
@@ -1160,3 +1162,48 @@ def test_an_unknown_kind_that_fails_to_settle_marks_its_server() -> None:
     change = lc.unsettled(server(), "no_such_kind", 7, "boom")
     assert change.vm_state == VmState.ERROR
     assert change.effects == (FinishEvent(7, False, "boom", "boom"),)
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload", "image"),
+    [
+        ("snapshot", {"image_id": "img-1"}, "img-1"),  # createImage and createBackup
+        ("shelve", {"image_id": "img-2", "offload": True}, "img-2"),
+        ("spawn", {"image_id": "img-3"}, None),  # an unshelve's image is the server's, kept
+        ("stop", {}, None),
+        ("snapshot", {}, None),
+    ],
+)
+def test_abandoned_image(kind: str, payload: dict[str, Any], image: str | None) -> None:
+    assert lc.abandoned_image(kind, payload) == image
+
+
+def test_a_snapshot_settled_after_its_server_was_deleted_drops_its_image() -> None:
+    gone = server(VmState.DELETED, deleted=True)
+    result = outcome("snapshot", True, RUNNING, image_id="img-1")
+    finish = FinishEvent(5, True, None, None)
+    assert lc.settled(gone, result) == Change(effects=(finish, lc.DropImage("img-1")))
+
+
+@pytest.mark.parametrize("host_down", [True, False])  # a local delete, a delete handed to the host
+def test_a_delete_drops_the_images_of_the_snapshot_tasks_it_cancels(
+    sqlite: Database, host_down: bool
+) -> None:
+    with sqlite.transaction() as session:
+        instance = _row(session, vm_state=VmState.ACTIVE, task_state=TaskState.IMAGE_SNAPSHOT, host="h1")
+        made = [
+            image_service.create_snapshot(session, name=n, owner="p1", base=None, properties={}, min_disk=0)
+            for n in ("snap", "other")
+        ]
+        session.flush()
+        cancelled = [("snapshot", {"image_id": made[0].id}), ("stop", {})]
+        apply_.apply(
+            session,
+            instance,
+            lc.delete(apply_.state_of(instance), is_admin=False, host_down=host_down),
+            apply_.Requester("req-3"),
+            enqueue=lambda *a: None,
+            cancel=lambda _s, _uuid: cancelled,
+        )
+        assert session.get(Image, made[0].id) is None
+        assert session.get(Image, made[1].id) is not None  # no cancelled task's
