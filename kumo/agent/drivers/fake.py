@@ -339,7 +339,9 @@ class FakeDriver:
         vcpus, ports = int(flavor.get("vcpus") or 1), instance.get("ports") or []
         return {
             "state": STATE_NAMES.get(power, "pending"),
-            # what Nova's fake driver reports (its schema from 2.48 allows only real drivers' names)
+            # driver and hypervisor as Nova's fake driver reports them (the 2.48 schema allows
+            # only real drivers' names); hypervisor_os as kumo's libvirt driver and Nova's
+            # libvirt report it ("linux"; Nova's fake driver says "ubuntu")
             "driver": "libvirt",
             "hypervisor": "kvm",
             "hypervisor_os": "linux",
