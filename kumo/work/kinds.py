@@ -119,6 +119,12 @@ def _int_or_none(value: Any, key: str) -> int | None:
     raise PayloadError(f"payload key {key!r} must be an integer or null, not {value!r}")
 
 
+def _bool_or_none(value: Any, key: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise PayloadError(f"payload key {key!r} must be a boolean or null, not {value!r}")
+
+
 def _str(value: Any, key: str) -> str:
     if isinstance(value, str):
         return value
@@ -179,6 +185,7 @@ _READERS: Mapping[object, Reader] = {
     str: _str,
     str | None: _str_or_none,
     bool: _flag,
+    bool | None: _bool_or_none,
     ServerSpec: _spec,
     TaskKind: _task_kind,
     Any: _any,
@@ -403,7 +410,7 @@ class SnapshotPayload(JsonPayload):
     backup_type: str | None = field(default=None, metadata=_OMITTED_WHEN_NONE)
     rotation: int | None = field(default=None, metadata=_OMITTED_WHEN_NONE)
     project_id: str | None = field(default=None, metadata=_OMITTED_WHEN_NONE)
-    is_admin: bool = False
+    is_admin: bool | None = field(default=None, metadata=_OMITTED_WHEN_NONE)
 
 
 @dataclass(frozen=True)
