@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from kumo.agent.console_tail import tail_lines
 from kumo.agent.link import ApiLink, crashed
 from kumo.agent.protocol import HostTask, TaskResult
 from kumo.baremetal.drivers.base import (
@@ -153,19 +154,12 @@ CONSOLE_CHARS = 1 << 20  # the tail a console answer carries at most
 
 
 def console_output(hw: Hardware, lines: int | None) -> str:
-    """The node's serial console as the machine wrote it (its last `lines` lines; all when
-    None), at most CONSOLE_CHARS of its end; empty when the node has no console kumo reads."""
+    """The node's serial console as the machine wrote it (its last `lines` lines by Nova's
+    rule, console_tail.tail_lines; all when None or negative), at most CONSOLE_CHARS of its
+    end; empty when the node has no console kumo reads."""
     if hw.console is None:
         return ""
-    text = hw.console.read_since(0)[-CONSOLE_CHARS:].replace("\r\n", "\n")
-    if lines is None:
-        return text
-    if lines <= 0:
-        return ""
-    parts = text.split("\n")
-    trailing = parts[-1] == ""
-    kept = parts[:-1][-lines:] if trailing else parts[-lines:]
-    return "\n".join(kept) + ("\n" if trailing else "")
+    return tail_lines(hw.console.read_since(0)[-CONSOLE_CHARS:].replace("\r\n", "\n"), lines)
 
 
 NODE_KINDS = frozenset({TaskKind.NODE_VERIFY, TaskKind.NODE_CLEAN, TaskKind.NODE_ADOPT, TaskKind.NODE_POWER})

@@ -95,6 +95,9 @@ class Ref(Enum):
     ACTION = "action"  # the id of the action this change started
     EVENT = "event"  # the id of the event this change started last (None if none)
     SPEC = "spec"  # the agent's view of the instance (lifecycle_apply.spec)
+    # ... with the flavor it had before its resize (its own when none is kept): a revert's
+    # tasks rebuild the guest so while the server keeps its new flavor until the revert is done
+    REVERTED_SPEC = "reverted_spec"
 
 
 @dataclass(frozen=True)
@@ -162,7 +165,8 @@ class RenameConsumer:
 
 @dataclass(frozen=True)
 class CancelTasks:
-    """Cancel the server's pending tasks (before any task this change enqueues)."""
+    """Cancel the server's pending tasks (before any task this change enqueues); the image a
+    cancelled snapshot or shelve was uploading goes with it (abandoned_image)."""
 
 
 @dataclass(frozen=True)
@@ -215,10 +219,14 @@ class DropImage:
 @dataclass(frozen=True)
 class RotateBackups:
     """A backup of the server is uploaded: of its backups of `backup_type`, only the newest
-    `keep` stay (Nova's _rotate_backups; the new one counts)."""
+    `keep` stay (Nova's _rotate_backups; the new one counts). Nova lists and deletes them with
+    the requester's context: only images of the server's project the requester (project
+    `project_id`, an admin or not) may delete are counted and deleted."""
 
     backup_type: str
     keep: int
+    project_id: str | None
+    is_admin: bool
 
 
 @dataclass(frozen=True)
@@ -339,11 +347,15 @@ def request(
     extra: Mapping[str, Any] | None = None,
     host: str | None = None,
     task_kind: TaskKind | None = None,
+    lock_applies: bool = True,
 ) -> Change:
     """Start action `kind`: its task goes to `host` (default: the server's) as `task_kind`
     (default: `kind`), its payload the action, its event, the spec and `extra`. A rebuild
-    carries stop_after (a server rebuilt while stopped is stopped again), a reboot `hard`."""
-    _check_lock(state, is_admin)
+    carries stop_after (a server rebuilt while stopped is stopped again), a reboot `hard`.
+    A locked server refuses a non-admin unless `lock_applies` is False (an action that
+    changes nothing of the server)."""
+    if lock_applies:
+        _check_lock(state, is_admin)
     action = allowed(state, kind)
     target = host or state.host
     if target is None:
@@ -418,8 +430,16 @@ def revert_resize(state: ServerState, *, is_admin: bool) -> Change:
             f"Cannot 'revertResize' instance {state.uuid} while it is in vm_state {state.vm_state}"
         )
     change = request_move(state, "revert_resize", source, is_admin=is_admin)
-    # The source gets the guest back as it was: the spec its task carries has the old flavor.
-    return replace(change, effects=(RevertFlavor(), *change.effects))
+    # The source gets the guest back as it was: the spec its task carries has the old flavor,
+    # while the server keeps the new one (and the old one kept) until the revert is done, as
+    # Nova swaps them only in finish_revert_resize: a failed revert leaves them as they were.
+    return replace(change, effects=tuple(_with_reverted_spec(effect) for effect in change.effects))
+
+
+def _with_reverted_spec(effect: Effect) -> Effect:
+    if isinstance(effect, Enqueue) and effect.payload.get("instance") is Ref.SPEC:
+        return replace(effect, payload={**effect.payload, "instance": Ref.REVERTED_SPEC})
+    return effect
 
 
 def confirm_resize(state: ServerState) -> Change:
@@ -454,13 +474,25 @@ def reset_target(value: object) -> str:
 
 def reset_state(state: ServerState, requested: str) -> Change:
     """Admin: set the vm_state `requested` (from reset_target) names and clear task_state; a
-    task still pending stays, and settles as any late report does."""
+    task still pending stays, and settles as any late report does.
+
+    A server in ERROR that still holds a move's source share (a failed resize revert: its
+    migration consumer on the source, its old flavor kept) and is reset to active is declared
+    fine where it is, with the flavor it has: the source's share is released and the old
+    flavor forgotten (as a confirm would), so nothing stays held that no action can free.
+    Nova's reset only sets the state and leaves that allocation to its migration record,
+    which no later action of that server releases (a leak until the server is deleted);
+    reset to error keeps it (deleting the server releases it)."""
     action = allowed(state, "reset_state")
-    return Change(
-        vm_state=RESET_STATES[requested],
-        task_state=None,
-        effects=(RecordAction(action.name, action.event, state.host, f"state reset to {requested}"),),
-    )
+    recorded = RecordAction(action.name, action.event, state.host, f"state reset to {requested}")
+    change = Change(vm_state=RESET_STATES[requested], task_state=None, effects=(recorded,))
+    if state.vm_state == VmState.ERROR and state.migration_source and requested == "active":
+        return replace(
+            change,
+            migration_source=None,
+            effects=(recorded, Release(migration_consumer(state.uuid)), ForgetOldFlavor()),
+        )
+    return change
 
 
 def _finalized(state: ServerState) -> Change:
@@ -571,17 +603,39 @@ def evacuate(state: ServerState, dest: str, stop_after: bool = False) -> Change:
 # ------------------------------------------------------------- snapshot, shelve, unshelve
 
 
+# Nova's snapshot() and backup() do not check the instance lock: it is meant to prevent
+# accidental change or delete of the server, and an image of it changes neither.
+
+
 def snapshot(state: ServerState, image_id: str, *, is_admin: bool) -> Change:
     """createImage: the host's agent uploads the guest's root disk as `image_id`'s data (made
-    queued by the caller); the server keeps its states, with task_state image_snapshot."""
-    return request(state, "snapshot", is_admin=is_admin, extra={"image_id": image_id})
+    queued by the caller); the server keeps its states, with task_state image_snapshot. A
+    locked server too (see above)."""
+    return request(state, "snapshot", is_admin=is_admin, extra={"image_id": image_id}, lock_applies=False)
 
 
-def backup(state: ServerState, image_id: str, backup_type: str, rotation: int, *, is_admin: bool) -> Change:
+def backup(
+    state: ServerState,
+    image_id: str,
+    backup_type: str,
+    rotation: int,
+    *,
+    project_id: str | None,
+    is_admin: bool,
+) -> Change:
     """createBackup: a snapshot task (the same upload as createImage) under the createBackup
-    action, task_state image_backup; its report rotates the server's backups of the type."""
-    extra = {"image_id": image_id, "backup_type": backup_type, "rotation": rotation}
-    return request(state, "backup", is_admin=is_admin, extra=extra, task_kind=TaskKind.SNAPSHOT)
+    action, task_state image_backup; its report rotates the server's backups of the type, as
+    the requester (`project_id`, `is_admin`) may."""
+    extra = {
+        "image_id": image_id,
+        "backup_type": backup_type,
+        "rotation": rotation,
+        "project_id": project_id,
+        "is_admin": is_admin,
+    }
+    return request(
+        state, "backup", is_admin=is_admin, extra=extra, task_kind=TaskKind.SNAPSHOT, lock_applies=False
+    )
 
 
 def shelve(state: ServerState, image_id: str, *, offload: bool, is_admin: bool) -> Change:
@@ -635,7 +689,15 @@ def _imaged(state: ServerState, outcome: TaskOutcome) -> Change:
         rotation = outcome.payload.get("rotation")
         if rotation is None:
             return done
-        return done.then(RotateBackups(str(outcome.payload.get("backup_type") or ""), int(rotation)))
+        project = outcome.payload.get("project_id")
+        return done.then(
+            RotateBackups(
+                str(outcome.payload.get("backup_type") or ""),
+                int(rotation),
+                None if project is None else str(project),
+                bool(outcome.payload.get("is_admin")),
+            )
+        )
     if kind == TaskKind.SHELVE:
         if outcome.payload.get("offload"):
             return replace(_offloaded(state), shelved_image=image_id)
@@ -767,6 +829,16 @@ class TaskOutcome:
         )
 
 
+def abandoned_image(kind: str, payload: Mapping[str, Any]) -> str | None:
+    """The image a cancelled task made for its upload (a snapshot's, a backup's or a shelve's),
+    which no upload will finish: it goes, as Nova deletes a snapshot's image when its server is
+    deleted meanwhile. None for any other task."""
+    image_id = payload.get("image_id")
+    if kind in (TaskKind.SNAPSHOT, TaskKind.SHELVE) and image_id:
+        return str(image_id)
+    return None
+
+
 def settled(state: ServerState | None, outcome: TaskOutcome) -> Change:
     """Apply an agent's report of a task to its server (`state` None: no server, or deleted).
     The task's own bookkeeping (done/failed) is the caller's."""
@@ -779,8 +851,11 @@ def settled(state: ServerState | None, outcome: TaskOutcome) -> Change:
     if event_id is not None:
         details = None if outcome.ok else outcome.error
         finish = (FinishEvent(int(event_id), outcome.ok, details, outcome.traceback),)
-    if state is None or state.deleted:
+    if state is None:
         return Change(effects=finish)
+    if state.deleted:  # its image, if it made one, is no longer wanted (as Nova's)
+        image_id = abandoned_image(outcome.kind, outcome.payload)
+        return Change(effects=(*finish, DropImage(image_id)) if image_id else finish)
     change = _task_done(state, outcome)
     return replace(change, effects=finish + change.effects)
 
@@ -792,7 +867,8 @@ def prepared(state: ServerState | None, outcome: TaskOutcome) -> Change:
     if state is None or state.deleted:
         return NOTHING
     if outcome.ok and state.host == source:
-        move = {**payload, "instance": Ref.SPEC, "target": outcome.target}
+        spec = Ref.REVERTED_SPEC if kind == TaskKind.REVERT_RESIZE else Ref.SPEC
+        move = {**payload, "instance": spec, "target": outcome.target}
         moving_on = MigrationStatus(_migration_status(kind, 1))
         return Change(effects=(moving_on, Enqueue(source, kind, move)), wake=source)
     error = outcome.error if not outcome.ok else f"Instance {state.uuid} left {source} before the move began"
@@ -901,13 +977,14 @@ def _moved(state: ServerState, outcome: TaskOutcome) -> Change:
         return replace(
             moved, vm_state=VmState.RESIZED, migration_source=outcome.payload["source"], resized=True
         )
-    # revert_resize: back on the source, holding the source's original claim again
+    # revert_resize: back on the source with its old flavor, holding the source's original
+    # claim again
     stopped = power == PowerState.SHUTDOWN
     return replace(
         moved,
         vm_state=VmState.STOPPED if stopped else VmState.ACTIVE,
         migration_source=None,
-        effects=(*moved.effects, *_undo_destination_claim(state)),
+        effects=(RevertFlavor(), *moved.effects, *_undo_destination_claim(state)),
     )
 
 

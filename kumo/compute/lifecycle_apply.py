@@ -18,7 +18,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -52,6 +52,7 @@ from kumo.compute.lifecycle import (
     ServerState,
     StartEvent,
     Unchanged,
+    abandoned_image,
 )
 from kumo.compute.models import Instance, ServerGroupMember
 from kumo.compute.node_hosts import may_be_node
@@ -64,7 +65,8 @@ from kumo.work.kinds import PAYLOADS, AnyPayload, TaskKind
 
 # kumo.work.queue.enqueue's shape: (session, host, kind, instance_uuid, payload, request_id)
 EnqueueFn = Callable[[Session, str, TaskKind, str | None, AnyPayload, str | None], object]
-CancelFn = Callable[[Session, str], object]
+# cancels an instance's pending tasks; returns their kinds and payloads
+CancelFn = Callable[[Session, str], Iterable[tuple[str, Mapping[str, Any]]] | None]
 
 
 class Actor(Protocol):
@@ -284,7 +286,10 @@ class _Effects:
         elif isinstance(effect, RenameConsumer):
             rename_consumer(session, effect.old, effect.new)
         elif isinstance(effect, CancelTasks):
-            self.cancel(session, uuid)
+            for kind, cancelled in self.cancel(session, uuid) or ():
+                abandoned = abandoned_image(kind, cancelled)
+                if abandoned is not None:
+                    image_service.discard(session, abandoned)
         elif isinstance(effect, LeaveGroups):
             session.execute(delete(ServerGroupMember).where(ServerGroupMember.instance_uuid == uuid))
         elif isinstance(effect, BindPorts):
@@ -309,7 +314,15 @@ class _Effects:
         elif isinstance(effect, DropImage):
             image_service.discard(session, effect.image_id)
         elif isinstance(effect, RotateBackups):
-            image_service.rotate_backups(session, uuid, effect.backup_type, effect.keep)
+            image_service.rotate_backups(
+                session,
+                uuid,
+                self.instance.project_id,
+                effect.backup_type,
+                effect.keep,
+                requester=effect.project_id,
+                requester_is_admin=effect.is_admin,
+            )
         elif isinstance(effect, BeginMigration):
             migrations.begin(
                 session,
@@ -331,6 +344,11 @@ class _Effects:
             return self.event_id
         if value is Ref.SPEC:
             return spec(self.instance)
+        if value is Ref.REVERTED_SPEC:
+            reverted = spec(self.instance)
+            if self.instance.old_flavor is not None:
+                reverted["flavor"] = self.instance.old_flavor
+            return reverted
         return value
 
 

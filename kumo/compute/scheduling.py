@@ -762,7 +762,13 @@ def claim_destination(
         if dest_host is not None and dest_host not in snapshot.hosts:
             raise NotFound(f"Compute host {dest_host} could not be found.")
         raise BadRequest(f"No valid host found for {move}. {decision.message}")
-    claims.rename_consumer(session, instance.uuid, migration_consumer(instance.uuid))
+    try:
+        claims.rename_consumer(session, instance.uuid, migration_consumer(instance.uuid))
+    except claims.ConsumerHeld:
+        raise Conflict(
+            f"Instance {instance.uuid} still holds the source's allocations of an earlier move; "
+            "reset its state to active or delete it."
+        ) from None
     try:
         chosen = claims.claim_first(session, decision.candidates, instance.uuid, request.resources)
     except ClaimConflict:

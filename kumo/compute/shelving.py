@@ -168,7 +168,14 @@ def create_backup(session: Session, ctx: RequestContext, server_id: str, req: Ba
     lc.allowed(state_of(instance), "backup")  # refused before any image is made
     metadata = {**req.metadata, "backup_type": req.backup_type}
     image = _snapshot_image(session, instance, req.name, metadata, image_type="backup")
-    change = lc.backup(state_of(instance), image.id, req.backup_type, req.rotation, is_admin=ctx.is_admin)
+    change = lc.backup(
+        state_of(instance),
+        image.id,
+        req.backup_type,
+        req.rotation,
+        project_id=ctx.project_id,
+        is_admin=ctx.is_admin,
+    )
     return Woken(apply(session, instance, change, ctx).wake, image.id)
 
 

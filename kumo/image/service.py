@@ -839,23 +839,39 @@ def discard(session: Session, image_id: str) -> None:
     session.info.setdefault(_DISCARDED, []).append(image_id)
 
 
-def rotate_backups(session: Session, instance_uuid: str, backup_type: str, keep: int) -> list[str]:
-    """Of a server's backups of `backup_type` (images whose properties say image_type backup,
-    that backup_type and the server's uuid), keep the newest `keep` and discard the others,
-    oldest first (Nova's _rotate_backups); returns the ids discarded."""
+def rotate_backups(
+    session: Session,
+    instance_uuid: str,
+    owner: str,
+    backup_type: str,
+    keep: int,
+    *,
+    requester: str | None,
+    requester_is_admin: bool,
+) -> list[str]:
+    """Of a server's backups of `backup_type` (images owned by the server's project `owner`
+    whose properties say image_type backup, that backup_type and the server's uuid), keep the
+    newest `keep` and delete the others, oldest first (Nova's _rotate_backups); returns the ids
+    deleted. As Nova lists and deletes with the requester's context, nothing is touched unless
+    the requester (project `requester`, or an admin) may delete the owner's images, and an
+    image the delete refuses (protected) is skipped, still counted. Another project's images,
+    whatever their properties, neither count nor go."""
+    if not requester_is_admin and requester != owner:
+        return []
     backups = session.scalars(
         select(Image)
         .where(
+            Image.owner == owner,
             Image.properties["image_type"].as_string() == "backup",
             Image.properties["backup_type"].as_string() == backup_type,
             Image.properties["instance_uuid"].as_string() == instance_uuid,
         )
         .order_by(Image.created_at.desc(), Image.id.desc())
     ).all()
-    excess = [image.id for image in backups[max(keep, 0) :]]
-    for image_id in reversed(excess):
-        discard(session, image_id)
-    return excess
+    excess = [image for image in backups[max(keep, 0) :] if not image.protected]
+    for image in reversed(excess):
+        discard(session, image.id)
+    return [image.id for image in excess]
 
 
 def _purge_discarded(session: Session) -> None:

@@ -101,9 +101,24 @@ def _bump_generation(session: Session, provider_id: int, seen: int | None) -> bo
     return result.rowcount == 1
 
 
+class ConsumerHeld(Exception):
+    """The consumer allocations were to be handed to holds allocations of its own."""
+
+    def __init__(self, consumer: str) -> None:
+        super().__init__(f"consumer {consumer} already holds allocations")
+        self.consumer = consumer
+
+
 def rename_consumer(session: Session, old_consumer: str, new_consumer: str) -> None:
     """Hand a consumer's allocations to another consumer id (a move parks the source's
-    allocations on a migration consumer). Usage is unchanged, so no generation moves."""
+    allocations on a migration consumer). Usage is unchanged, so no generation moves.
+    Refused (ConsumerHeld, nothing changed) when `new_consumer` already holds allocations:
+    the two would silently count as one consumer's, twice on a shared provider."""
+    if old_consumer == new_consumer:
+        return
+    held = session.scalar(select(Allocation.id).where(Allocation.consumer_id == new_consumer).limit(1))
+    if held is not None:
+        raise ConsumerHeld(new_consumer)
     session.execute(
         update(Allocation)
         .where(Allocation.consumer_id == old_consumer)

@@ -119,6 +119,12 @@ def _int_or_none(value: Any, key: str) -> int | None:
     raise PayloadError(f"payload key {key!r} must be an integer or null, not {value!r}")
 
 
+def _bool_or_none(value: Any, key: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise PayloadError(f"payload key {key!r} must be a boolean or null, not {value!r}")
+
+
 def _str(value: Any, key: str) -> str:
     if isinstance(value, str):
         return value
@@ -179,6 +185,7 @@ _READERS: Mapping[object, Reader] = {
     str: _str,
     str | None: _str_or_none,
     bool: _flag,
+    bool | None: _bool_or_none,
     ServerSpec: _spec,
     TaskKind: _task_kind,
     Any: _any,
@@ -392,7 +399,8 @@ class SnapshotPayload(JsonPayload):
     """Upload the server's root disk as the data of image `image_id` (createImage, shelve,
     createBackup); `offload`: a shelve that destroys the guest once its snapshot is uploaded;
     `backup_type` and `rotation`: a backup, after which the backups of that type beyond the
-    newest `rotation` are deleted (by the API, when it settles the task)."""
+    newest `rotation` are deleted (by the API, when it settles the task), as the requester
+    (`project_id`, `is_admin`) may delete them."""
 
     action_id: int | None
     event_id: int | None
@@ -401,6 +409,8 @@ class SnapshotPayload(JsonPayload):
     offload: bool = False
     backup_type: str | None = field(default=None, metadata=_OMITTED_WHEN_NONE)
     rotation: int | None = field(default=None, metadata=_OMITTED_WHEN_NONE)
+    project_id: str | None = field(default=None, metadata=_OMITTED_WHEN_NONE)
+    is_admin: bool | None = field(default=None, metadata=_OMITTED_WHEN_NONE)
 
 
 @dataclass(frozen=True)

@@ -59,17 +59,26 @@ def pending_for_host(
     return list(session.scalars(stmt.order_by(Task.created_at, Task.id).limit(limit)))
 
 
-def cancel_for_instance(session: Session, instance_uuid: str) -> None:
+def cancel_for_instance(session: Session, instance_uuid: str) -> list[tuple[str, dict[str, Any]]]:
     """A deleted instance's unfinished work is moot (the delete task is enqueued after this).
     Not a `cleanup` left on a dead host: whatever becomes of the instance, that host must still
-    destroy its old guest when it returns."""
+    destroy its old guest when it returns. Returns the cancelled tasks' kinds and payloads
+    (what they were making, a snapshot's image, may need undoing)."""
+    unfinished = (
+        Task.instance_uuid == instance_uuid,
+        Task.state == "pending",
+        Task.kind != str(TaskKind.CLEANUP),
+    )
+    cancelled = session.execute(select(Task.id, Task.kind, Task.payload).where(*unfinished)).all()
+    if not cancelled:
+        return []
     session.execute(
         update(Task)
-        .where(
-            Task.instance_uuid == instance_uuid, Task.state == "pending", Task.kind != str(TaskKind.CLEANUP)
-        )
+        .where(Task.id.in_([row.id for row in cancelled]), *unfinished)
         .values(state="cancelled")
+        .execution_options(synchronize_session=False)
     )
+    return [(str(row.kind), dict(row.payload or {})) for row in cancelled]
 
 
 def fail_pending(session: Session, task_id: str, error: str) -> None:

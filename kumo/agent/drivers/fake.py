@@ -21,6 +21,7 @@ import uuid as uuidlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from kumo.agent.console_tail import tail_lines
 from kumo.agent.drivers.base import (
     DISK_COUNTERS,
     STATE_NAMES,
@@ -161,15 +162,6 @@ def boot_log(instance: dict[str, Any], misrouted: bool = False) -> str:
         "[    0.420000] Run /init as init process\n"
         f"Starting kumo test guest {name}\n" + metadata_line(instance, misrouted) + boot_line(instance)
     )
-
-
-def tail(text: str, lines: int | None) -> str:
-    """Nova's tail of a console log (ComputeManager._tail_log): the log split at newlines, its
-    last `lines` parts joined again (a log ending in a newline has an empty last part);
-    everything when `lines` is None or negative."""
-    if lines is None or lines < 0:
-        return text
-    return "\n".join(text.split("\n")[-lines:]) if lines else ""
 
 
 class FakeDriver:
@@ -347,7 +339,9 @@ class FakeDriver:
         vcpus, ports = int(flavor.get("vcpus") or 1), instance.get("ports") or []
         return {
             "state": STATE_NAMES.get(power, "pending"),
-            # what Nova's fake driver reports (its schema from 2.48 allows only real drivers' names)
+            # driver and hypervisor as Nova's fake driver reports them (the 2.48 schema allows
+            # only real drivers' names); hypervisor_os as kumo's libvirt driver and Nova's
+            # libvirt report it ("linux"; Nova's fake driver says "ubuntu")
             "driver": "libvirt",
             "hypervisor": "kvm",
             "hypervisor_os": "linux",
@@ -364,7 +358,7 @@ class FakeDriver:
 
     def console_output(self, instance: dict[str, Any], lines: int | None = None) -> str:
         self._require(instance["uuid"])
-        return tail(_CONSOLE_LOGS.get(instance["uuid"], ""), lines)
+        return tail_lines(_CONSOLE_LOGS.get(instance["uuid"], ""), lines)
 
     def power_states(self) -> dict[str, int]:
         with _LOCK:

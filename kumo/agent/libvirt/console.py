@@ -12,14 +12,17 @@ import threading
 import tty
 from pathlib import Path
 
+from kumo.agent.console_tail import tail_lines
+
 # As much as Nova's libvirt driver returns: enough for a boot, bounded for the API.
 MAX_CONSOLE_BYTES = 100 * 1024
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f]")
 
 
 def tail(path: Path, lines: int | None = None, max_bytes: int = MAX_CONSOLE_BYTES) -> str:
-    """The last `lines` lines (all when None or negative) of the last `max_bytes` of the log,
-    as text without control characters other than tab and newline. Empty when there is no log."""
+    """The last `lines` lines (all when None or negative; Nova's rule, console_tail.tail_lines)
+    of the last `max_bytes` of the log, as text without control characters other than tab and
+    newline. Empty when there is no log."""
     try:
         with open(path, "rb") as handle:
             size = handle.seek(0, os.SEEK_END)
@@ -28,14 +31,7 @@ def tail(path: Path, lines: int | None = None, max_bytes: int = MAX_CONSOLE_BYTE
     except FileNotFoundError:
         return ""
     text = _CONTROL.sub("", data.decode("utf-8", errors="replace").replace("\r\n", "\n"))
-    if lines is None or lines < 0:
-        return text
-    if lines == 0:
-        return ""
-    parts = text.split("\n")
-    if parts and parts[-1] == "":  # a trailing newline ends the last line, it is not one more
-        return "\n".join(parts[-lines - 1 :])
-    return "\n".join(parts[-lines:])
+    return tail_lines(text, lines)
 
 
 class PtyBridge(socketserver.ThreadingTCPServer):

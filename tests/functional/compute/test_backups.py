@@ -15,7 +15,8 @@ import pytest
 from openstack.connection import Connection
 
 from tests.conftest import Cloud, Fleet, wait_for
-from tests.functional.compute.helpers import API, BACKENDS, either_cloud
+from tests.functional.compute.helpers import API, BACKENDS, demo_token
+from tests.functional.helpers import make_flavor, upload_image
 from tests.functional.sdk.test_sdk import connect, wait_status
 
 pytestmark = pytest.mark.filterwarnings("ignore::openstack.warnings.RemovedFieldWarning")
@@ -29,22 +30,17 @@ def conn(cloud: Cloud) -> Iterator[Connection]:
 
 
 @pytest.fixture(params=BACKENDS)
-def any_cloud(request: pytest.FixtureRequest) -> Cloud:
-    return either_cloud(request)
+def any_backend(request: pytest.FixtureRequest) -> tuple[Cloud, Fleet]:
+    """The conftest's SQLite cloud and fleet, or its PostgreSQL ones."""
+    prefix = "pg_" if request.param == "postgresql" else ""
+    return request.getfixturevalue(f"{prefix}cloud"), request.getfixturevalue(f"{prefix}fleet")
 
 
 @pytest.fixture
-def any_conn(any_cloud: Cloud) -> Iterator[Connection]:
-    c = connect(any_cloud)
+def any_conn(any_backend: tuple[Cloud, Fleet]) -> Iterator[Connection]:
+    c = connect(any_backend[0])
     yield c
     c.close()
-
-
-@pytest.fixture
-def any_fleet(any_cloud: Cloud) -> Iterator[Fleet]:
-    f = Fleet(any_cloud)
-    yield f
-    f.stop()
 
 
 def _boot(conn: Connection, fleet: Fleet, name: str = "bk") -> Any:
@@ -77,10 +73,10 @@ def _status(c: httpx.Client, image_id: str) -> str | None:
     return None if resp.status_code == 404 else str(resp.json()["status"])
 
 
-def test_backups_rotate(any_conn: Connection, any_cloud: Cloud, any_fleet: Fleet) -> None:
+def test_backups_rotate(any_backend: tuple[Cloud, Fleet], any_conn: Connection) -> None:
     """On SQLite and PostgreSQL: the rotation reads the images' JSON properties."""
-    conn, cloud = any_conn, any_cloud
-    server = _boot(conn, any_fleet)
+    (cloud, fleet), conn = any_backend, any_conn
+    server = _boot(conn, fleet)
     sid = server.id
     with cloud.client() as c:
         # before 2.45: 202, the image's compute URL in Location, no body
@@ -153,6 +149,104 @@ def test_bad_backup_bodies_are_400(cloud: Cloud, body: Any) -> None:
         )
         assert resp.status_code == 400, resp.text
         assert "badRequest" in resp.json()
+
+
+def _fake_backup(c: httpx.Client, name: str, sid: str) -> str:
+    """An image of the caller's project posing as a daily backup of server `sid`."""
+    body = {
+        "name": name,
+        "disk_format": "raw",
+        "container_format": "bare",
+        "image_type": "backup",
+        "backup_type": "daily",
+        "instance_uuid": sid,
+    }
+    resp = c.post("/image/v2/images", json=body)
+    assert resp.status_code == 201, resp.text
+    return str(resp.json()["id"])
+
+
+def test_rotation_leaves_other_projects_images_alone(conn: Connection, cloud: Cloud, fleet: Fleet) -> None:
+    """Another project's images with the server's backup properties neither count toward the
+    rotation nor are deleted by it (Nova lists and deletes with the requester's context)."""
+    server = _boot(conn, fleet, "rot")
+    sid = server.id
+    with cloud.client(microversion="2.45") as c, cloud.client(token=demo_token(cloud)) as stranger:
+        older_fake = _fake_backup(stranger, "fake-old", sid)
+        first = _backup(c, sid, "daily-1", "daily", 2)
+        assert first.status_code == 202, first.text
+        daily_1 = first.json()["image_id"]
+        _idle(c, sid)
+        newer_fake = _fake_backup(stranger, "fake-new", sid)  # would push daily-1 out if it counted
+        second = _backup(c, sid, "daily-2", "daily", 2)
+        assert second.status_code == 202, second.text
+        daily_2 = second.json()["image_id"]
+        _idle(c, sid)
+        assert [_status(c, i) for i in (daily_1, daily_2)] == ["active"] * 2
+        assert [_status(stranger, i) for i in (older_fake, newer_fake)] == ["queued"] * 2
+        # the third pushes out the oldest of the server's own only
+        third = _backup(c, sid, "daily-3", "daily", 2)
+        _idle(c, sid)
+        assert _status(c, daily_1) is None
+        assert [_status(c, i) for i in (daily_2, third.json()["image_id"])] == ["active"] * 2
+        assert [_status(stranger, i) for i in (older_fake, newer_fake)] == ["queued"] * 2
+
+
+def test_a_locked_server_is_imaged_and_backed_up_by_its_owner(cloud: Cloud, fleet: Fleet) -> None:
+    """Nova checks no lock in snapshot() and backup() (NOTE(melwitt): a lock is meant to
+    prevent accidental change or delete): the non-admin owner of a locked server may
+    createImage and createBackup it; other actions stay refused."""
+    fleet.add("lk-h1")
+    with cloud.client() as admin:
+        flavor = make_flavor(admin, "lk.small")
+        image = upload_image(admin)
+    with cloud.client(token=demo_token(cloud), microversion="2.45") as c:
+        body = {"server": {"name": "lk", "flavorRef": flavor, "imageRef": image, "networks": "none"}}
+        sid = c.post(f"{API}/servers", json=body).json()["server"]["id"]
+        wait_for(lambda: c.get(f"{API}/servers/{sid}").json()["server"]["status"] == "ACTIVE")
+        assert c.post(f"{API}/servers/{sid}/action", json={"lock": None}).status_code == 202
+        snap = c.post(f"{API}/servers/{sid}/action", json={"createImage": {"name": "lk-snap"}})
+        assert snap.status_code == 202, snap.text
+        _idle(c, sid)
+        backup = _backup(c, sid, "lk-daily", "daily", 1)
+        assert backup.status_code == 202, backup.text
+        _idle(c, sid)
+        assert _status(c, snap.json()["image_id"]) == "active"
+        assert _status(c, backup.json()["image_id"]) == "active"
+        refused = c.post(f"{API}/servers/{sid}/action", json={"os-stop": None})
+        assert refused.status_code == 409 and "is locked" in refused.text
+
+
+def test_deleting_a_server_mid_snapshot_drops_its_image(conn: Connection, cloud: Cloud, fleet: Fleet) -> None:
+    """A server deleted while its snapshot, backup or shelve is held on its host (its agent
+    stopped: the task pending) takes the image made for it along (as Nova deletes the image
+    of a snapshot whose server went): none is left queued forever."""
+    servers = [_boot(conn, fleet, "md").id]
+    flavor = next(f.id for f in conn.compute.flavors() if f.name == "md.small")
+    image = next(i.id for i in conn.image.images() if i.name == "md-base")
+    for name in ("md-2", "md-3"):
+        made = conn.compute.create_server(name=name, flavor_id=flavor, image_id=image, networks="none")
+        servers.append(wait_status(conn, made, "ACTIVE").id)
+    fleet.agents[0].stop()  # the tasks below stay pending on the host
+    bodies = [
+        {"createImage": {"name": "md-snap"}},
+        {"createBackup": {"name": "md-backup", "backup_type": "daily", "rotation": 1}},
+        {"shelve": None},
+    ]
+    with cloud.client(microversion="2.45") as c:
+        made_images = []
+        for sid, body in zip(servers, bodies, strict=True):
+            resp = c.post(f"{API}/servers/{sid}/action", json=body)
+            assert resp.status_code == 202, resp.text
+            made_images.append(
+                resp.json()["image_id"]
+                if resp.content
+                else next(i.id for i in conn.image.images() if i.name == "md-3-shelved")
+            )
+        assert [_status(c, i) for i in made_images] == ["queued"] * 3
+        for sid in servers:
+            assert c.delete(f"{API}/servers/{sid}").status_code == 204
+        assert [_status(c, i) for i in made_images] == [None] * 3
 
 
 # action → (the request body, the state the server reaches once it is done)

@@ -187,12 +187,20 @@ def test_a_resize_on_its_own_host_goes_straight_to_it() -> None:
     )
 
 
-def test_a_revert_on_its_own_host_restores_the_flavor_first() -> None:
+def test_a_revert_on_its_own_host_carries_the_old_flavor_and_keeps_the_new() -> None:
+    """The task's spec has the old flavor (REVERTED_SPEC); the server's flavor changes only
+    once the revert is done (Nova's finish_revert_resize)."""
     state = server(VmState.RESIZED, migration_source="h1")
     change = lc.revert_resize(state, is_admin=False)
-    payload = {**MOVE, "dest": "h1", "source": "h1", "move": TaskKind.REVERT_RESIZE, "target": None}
+    payload = {
+        **MOVE,
+        "instance": Ref.REVERTED_SPEC,
+        "dest": "h1",
+        "source": "h1",
+        "move": TaskKind.REVERT_RESIZE,
+        "target": None,
+    }
     assert change.effects == (
-        RevertFlavor(),
         BeginAction("revertResize", "compute_revert_resize", "h1"),
         Enqueue("h1", TaskKind.REVERT_RESIZE, payload),
         MigrationStatus("reverting"),

@@ -45,6 +45,8 @@ from kumo.compute.models import Instance, InstanceAction, InstanceActionEvent
 from kumo.compute.states import PowerState, TaskState, VmState
 from kumo.db import Base, Database
 from kumo.errors import BadRequest, Conflict, InvalidState
+from kumo.image import service as image_service
+from kumo.image.models import Image
 from kumo.work.kinds import ActionPayload, TaskKind
 
 UUID = "i-1"
@@ -292,9 +294,13 @@ def test_revert_resize_prepares_the_source() -> None:
         extra,
         task_kind="prepare_migration",
     )
-    # the source's task carries the server's old flavor: it is restored first
-    restored = replace(expected, effects=(RevertFlavor(), *expected.effects))
-    assert change == restored.then(MigrationStatus("reverting"))
+    # the source's task carries the server's old flavor (REVERTED_SPEC); the server keeps its
+    # new one until the revert is done (Nova's finish_revert_resize swaps them)
+    begin, enqueue = expected.effects
+    assert isinstance(enqueue, Enqueue)
+    reverted = replace(enqueue, payload={**enqueue.payload, "instance": Ref.REVERTED_SPEC})
+    assert change == replace(expected, effects=(begin, reverted)).then(MigrationStatus("reverting"))
+    assert not any(isinstance(effect, RevertFlavor) for effect in change.effects)
 
 
 @pytest.mark.parametrize(
@@ -345,6 +351,20 @@ def test_reset_state(vm_state: str, task_state: str | None, requested: str) -> N
     change = lc.reset_state(server(vm_state, task_state), requested)
     record = RecordAction("resetState", "api_reset_state", "h1", f"state reset to {requested}")
     assert change == Change(vm_state=requested, task_state=None, effects=(record,))
+
+
+@pytest.mark.parametrize("requested", ["active", "error"])
+def test_reset_state_after_a_failed_revert(requested: str) -> None:
+    """Reset to active from ERROR still holding a move's source share (a failed revert)
+    releases that share and forgets the old flavor; reset to error keeps them."""
+    errored = server(VmState.ERROR, migration_source="h0")
+    change = lc.reset_state(errored, requested)
+    record = RecordAction("resetState", "api_reset_state", "h1", f"state reset to {requested}")
+    if requested == "error":
+        assert change == Change(vm_state=VmState.ERROR, task_state=None, effects=(record,))
+        return
+    released = (record, Release(lc.migration_consumer(UUID)), ForgetOldFlavor())
+    assert change == Change(vm_state=VmState.ACTIVE, task_state=None, migration_source=None, effects=released)
 
 
 def test_reset_state_refused_once_deleted() -> None:
@@ -763,7 +783,7 @@ SETTLED += [
             zone_from_host=True,
             vm_state=VmState.ACTIVE,
             migration_source=None,
-            effects=(BindPorts("h2"), MigrationStatus("reverted"), *UNDO),
+            effects=(RevertFlavor(), BindPorts("h2"), MigrationStatus("reverted"), *UNDO),
         ),
     ),
     (
@@ -776,7 +796,7 @@ SETTLED += [
             zone_from_host=True,
             vm_state=VmState.STOPPED,
             migration_source=None,
-            effects=(BindPorts("h2"), MigrationStatus("reverted"), *UNDO),
+            effects=(RevertFlavor(), BindPorts("h2"), MigrationStatus("reverted"), *UNDO),
         ),
     ),
     (
@@ -788,7 +808,7 @@ SETTLED += [
             zone_from_host=True,
             vm_state=VmState.STOPPED,
             migration_source=None,
-            effects=(BindPorts("h2"), MigrationStatus("reverted"), *UNDO),
+            effects=(RevertFlavor(), BindPorts("h2"), MigrationStatus("reverted"), *UNDO),
         ),
     ),
     (
@@ -904,7 +924,9 @@ def prepare(ok: bool, move: str, error: str | None = "no disk") -> TaskOutcome:
 @pytest.mark.parametrize("move", ["migrate", "live_migrate", "revert_resize"])
 def test_prepared_hands_the_move_to_the_source(move: str) -> None:
     result = prepare(True, move)
-    payload = {**result.payload, "instance": SPEC, "target": {"uri": "x"}}
+    # a revert's move carries the old flavor's spec, as its preparation did
+    spec = Ref.REVERTED_SPEC if move == "revert_resize" else SPEC
+    payload = {**result.payload, "instance": spec, "target": {"uri": "x"}}
     status = {"migrate": "migrating", "live_migrate": "running", "revert_resize": "reverting"}[move]
     assert lc.settled(server(task_state=TaskState.MIGRATING), result) == Change(
         effects=(MigrationStatus(status), Enqueue("h1", move, payload)), wake="h1"
@@ -1140,3 +1162,48 @@ def test_an_unknown_kind_that_fails_to_settle_marks_its_server() -> None:
     change = lc.unsettled(server(), "no_such_kind", 7, "boom")
     assert change.vm_state == VmState.ERROR
     assert change.effects == (FinishEvent(7, False, "boom", "boom"),)
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload", "image"),
+    [
+        ("snapshot", {"image_id": "img-1"}, "img-1"),  # createImage and createBackup
+        ("shelve", {"image_id": "img-2", "offload": True}, "img-2"),
+        ("spawn", {"image_id": "img-3"}, None),  # an unshelve's image is the server's, kept
+        ("stop", {}, None),
+        ("snapshot", {}, None),
+    ],
+)
+def test_abandoned_image(kind: str, payload: dict[str, Any], image: str | None) -> None:
+    assert lc.abandoned_image(kind, payload) == image
+
+
+def test_a_snapshot_settled_after_its_server_was_deleted_drops_its_image() -> None:
+    gone = server(VmState.DELETED, deleted=True)
+    result = outcome("snapshot", True, RUNNING, image_id="img-1")
+    finish = FinishEvent(5, True, None, None)
+    assert lc.settled(gone, result) == Change(effects=(finish, lc.DropImage("img-1")))
+
+
+@pytest.mark.parametrize("host_down", [True, False])  # a local delete, a delete handed to the host
+def test_a_delete_drops_the_images_of_the_snapshot_tasks_it_cancels(
+    sqlite: Database, host_down: bool
+) -> None:
+    with sqlite.transaction() as session:
+        instance = _row(session, vm_state=VmState.ACTIVE, task_state=TaskState.IMAGE_SNAPSHOT, host="h1")
+        made = [
+            image_service.create_snapshot(session, name=n, owner="p1", base=None, properties={}, min_disk=0)
+            for n in ("snap", "other")
+        ]
+        session.flush()
+        cancelled = [("snapshot", {"image_id": made[0].id}), ("stop", {})]
+        apply_.apply(
+            session,
+            instance,
+            lc.delete(apply_.state_of(instance), is_admin=False, host_down=host_down),
+            apply_.Requester("req-3"),
+            enqueue=lambda *a: None,
+            cancel=lambda _s, _uuid: cancelled,
+        )
+        assert session.get(Image, made[0].id) is None
+        assert session.get(Image, made[1].id) is not None  # no cancelled task's

@@ -61,8 +61,14 @@ def test_snapshot_starts_on_the_host(vm_state: str) -> None:
 
 @pytest.mark.parametrize("vm_state", IMAGEABLE)
 def test_backup_is_a_snapshot_task_under_its_own_action(vm_state: str) -> None:
-    change = lc.backup(server(vm_state), "img-1", "daily", 2, is_admin=False)
-    extra = {"image_id": "img-1", "backup_type": "daily", "rotation": 2}
+    change = lc.backup(server(vm_state), "img-1", "daily", 2, project_id="p1", is_admin=False)
+    extra = {
+        "image_id": "img-1",
+        "backup_type": "daily",
+        "rotation": 2,
+        "project_id": "p1",
+        "is_admin": False,
+    }
     assert change == _begun(
         "createBackup", "compute_backup_instance", TaskState.IMAGE_BACKUP, "snapshot", extra
     )
@@ -99,30 +105,41 @@ def test_unshelving_an_offloaded_server_makes_it_pending_scheduling() -> None:
     )
 
 
+def _backup(state: ServerState) -> Change:
+    return lc.backup(state, "i", "daily", 1, project_id="p", is_admin=False)
+
+
 @pytest.mark.parametrize(
     ("state", "call", "refusal"),
     [
         (server(VmState.SHELVED), lambda s: lc.snapshot(s, "i", is_admin=False), InvalidState),
         (server(VmState.RESCUED), lambda s: lc.snapshot(s, "i", is_admin=False), InvalidState),
         (server(VmState.RESCUED), lambda s: lc.shelve(s, "i", offload=False, is_admin=False), InvalidState),
-        (server(VmState.ERROR), lambda s: lc.backup(s, "i", "daily", 1, is_admin=False), InvalidState),
-        (server(VmState.SHELVED_OFFLOADED, host=None), lambda s: lc.backup(s, "i", "d", 1, is_admin=False),
+        (server(VmState.ERROR), _backup, InvalidState),
+        (server(VmState.SHELVED_OFFLOADED, host=None), _backup,
          InvalidState),
-        (server(task_state=TaskState.IMAGE_SNAPSHOT), lambda s: lc.backup(s, "i", "d", 1, is_admin=False),
+        (server(task_state=TaskState.IMAGE_SNAPSHOT), _backup,
          InvalidState),
-        (server(locked=True), lambda s: lc.backup(s, "i", "daily", 1, is_admin=False), Conflict),
+        (server(locked=True), lambda s: lc.shelve(s, "i", offload=False, is_admin=False), Conflict),
         (server(task_state=TaskState.SHELVING), lambda s: lc.shelve(s, "i", offload=True, is_admin=False),
          InvalidState),
         (server(VmState.ACTIVE), lambda s: lc.shelve_offload(s, is_admin=True), InvalidState),
         (server(VmState.ACTIVE), lambda s: lc.unshelve(s, is_admin=False), InvalidState),
         (server(VmState.SHELVED_OFFLOADED, locked=True, host=None), lambda s: lc.unshelve(s, is_admin=False),
          Conflict),
-        (server(locked=True), lambda s: lc.snapshot(s, "i", is_admin=False), Conflict),
     ],
 )  # fmt: skip
 def test_refusals(state: ServerState, call: Any, refusal: type[Exception]) -> None:
     with pytest.raises(refusal):
         call(state)
+
+
+@pytest.mark.parametrize("call", [lambda s: lc.snapshot(s, "i", is_admin=False), _backup])
+def test_a_locked_server_is_imaged_for_its_owner(call: Any) -> None:
+    """Nova's snapshot() and backup() do not check the lock (NOTE(melwitt): it is meant to
+    prevent accidental change or delete of the server)."""
+    locked, unlocked = call(server(locked=True)), call(server())
+    assert locked == unlocked and locked.task_state in (TaskState.IMAGE_SNAPSHOT, TaskState.IMAGE_BACKUP)
 
 
 def outcome(kind: str, ok: bool, power: int | None = None, **payload: Any) -> TaskOutcome:
@@ -158,11 +175,15 @@ SETTLED = [
      outcome("snapshot", True, SUSPENDED, image_id="img-1"), Change(task_state=None, power_state=SUSPENDED)),
     # createBackup: uploaded, the backups of its type beyond the rotation go; failed, its image
     (server(task_state=TaskState.IMAGE_BACKUP),
-     outcome("snapshot", True, RUNNING, image_id="img-1", backup_type="daily", rotation=2),
-     Change(task_state=None, power_state=RUNNING, effects=(RotateBackups("daily", 2),))),
+     outcome("snapshot", True, RUNNING, image_id="img-1", backup_type="daily", rotation=2, project_id="p1"),
+     Change(task_state=None, power_state=RUNNING, effects=(RotateBackups("daily", 2, "p1", False),))),
+    (server(task_state=TaskState.IMAGE_BACKUP),
+     outcome("snapshot", True, RUNNING, image_id="img-1", backup_type="daily", rotation=1, project_id="p2",
+             is_admin=True),
+     Change(task_state=None, power_state=RUNNING, effects=(RotateBackups("daily", 1, "p2", True),))),
     (server(task_state=TaskState.IMAGE_BACKUP),
      outcome("snapshot", True, RUNNING, image_id="img-1", backup_type="", rotation=0),
-     Change(task_state=None, power_state=RUNNING, effects=(RotateBackups("", 0),))),
+     Change(task_state=None, power_state=RUNNING, effects=(RotateBackups("", 0, None, False),))),
     (server(task_state=TaskState.IMAGE_BACKUP),
      outcome("snapshot", False, image_id="img-1", backup_type="daily", rotation=2),
      Change(task_state=None, effects=(DropImage("img-1"),))),

@@ -4,6 +4,8 @@ refused, so the fuzz job sends what kumo takes and the document tells clients th
 
 from __future__ import annotations
 
+import inspect
+import re
 from typing import Any
 
 import jsonschema
@@ -11,6 +13,7 @@ import pytest
 
 from kumo.compute import schemas
 from kumo.compute.microversion import max_version
+from kumo.compute.routes import servers as servers_routes
 from kumo.compute.routes.servers import parse_create
 from kumo.errors import BadRequest
 
@@ -61,3 +64,16 @@ def test_move_hosts_have_novas_hostname_pattern(host: str, valid: bool) -> None:
         {"os-migrateLive": {"host": host}},
     ):
         assert validator.is_valid(action) == valid, action
+
+
+def test_server_list_query_lists_every_parameter_the_route_reads() -> None:
+    """Each query parameter `_list_query` reads by name is in SERVER_LIST_QUERY (DEVELOPERS.md:
+    hand-read query strings are described), reservation_id included."""
+    source = inspect.getsource(servers_routes._list_query)
+    read = set(
+        re.findall(r"""(?:params\.get|owner_filter|_int_param|time_param)\((?:params, )?"([^"]+)\"""", source)
+    )
+    read |= set(re.findall(r"""params\["([^"]+)"\]""", source))
+    listed = {p["name"] for p in schemas.SERVER_LIST_QUERY["parameters"]}
+    assert "reservation_id" in read
+    assert read - listed == set()

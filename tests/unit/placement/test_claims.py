@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from kumo.db import Database
 from kumo.errors import ClaimConflict
-from kumo.placement.claims import claim, claim_first, release
+from kumo.placement.claims import ConsumerHeld, claim, claim_first, release, rename_consumer
 from kumo.placement.models import Allocation, Inventory, ResourceProvider
 from kumo.placement.snapshot import load_snapshot
 from kumo.scheduler import Candidate, ScheduleRequest, schedule, schedule_batch
@@ -184,3 +184,28 @@ def test_concurrent_claims_never_overcommit(db: Database) -> None:
     assert Counter(outcomes.values())["no-valid-host"] == THREADS * PER_THREAD - 12
     assert sum(conflicts.values()) > 0, "the race never happened: the test proved nothing"
     assert generations(db) == {p: used[names[p]] for p in names}  # one bump per claim
+
+
+def test_rename_consumer_hands_allocations_over(db: Database) -> None:
+    with db.transaction() as s:
+        p = add_host(s, "h1").id
+    with db.transaction() as s:
+        claim(s, p, 0, "c1", {"VCPU": 2})
+    with db.transaction() as s:
+        rename_consumer(s, "c1", "m1")
+    assert allocations(db) == {"m1": {"VCPU": (p, 2)}}
+    assert generations(db) == {p: 1}  # usage unchanged
+
+
+def test_rename_consumer_refuses_a_consumer_holding_allocations(db: Database) -> None:
+    """No silent merge: the target's own allocations would count twice as one consumer's."""
+    with db.transaction() as s:
+        p = add_host(s, "h1").id
+    with db.transaction() as s:
+        claim(s, p, 0, "c1", {"VCPU": 2})
+    with db.transaction() as s:
+        claim(s, p, 1, "m1", {"VCPU": 1})
+    with pytest.raises(ConsumerHeld) as refused, db.transaction() as s:
+        rename_consumer(s, "c1", "m1")
+    assert refused.value.consumer == "m1"
+    assert allocations(db) == {"c1": {"VCPU": (p, 2)}, "m1": {"VCPU": (p, 1)}}

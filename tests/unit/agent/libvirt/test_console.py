@@ -21,8 +21,10 @@ def log(tmp_path: Path) -> Path:
     [
         (None, "[0mbooting\nline 2\n\ufffd bad byte\nKUMO-BOOT-OK web\n"),
         (-1, "[0mbooting\nline 2\n\ufffd bad byte\nKUMO-BOOT-OK web\n"),
-        (1, "KUMO-BOOT-OK web\n"),
-        (2, "\ufffd bad byte\nKUMO-BOOT-OK web\n"),
+        # Nova's rule (console_tail.tail_lines): the empty part after the last newline counts
+        (1, ""),
+        (2, "KUMO-BOOT-OK web\n"),
+        (3, "\ufffd bad byte\nKUMO-BOOT-OK web\n"),
         (0, ""),
         (100, "[0mbooting\nline 2\n\ufffd bad byte\nKUMO-BOOT-OK web\n"),
     ],
