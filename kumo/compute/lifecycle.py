@@ -211,9 +211,12 @@ class ForgetOldFlavor:
 @dataclass(frozen=True)
 class DropImage:
     """An image made for the server is no longer wanted: a snapshot whose upload failed, or a
-    shelve snapshot once unshelved."""
+    shelve snapshot once unshelved. `unless_active`: an upload that finished keeps its image
+    (a server deleted while its snapshot's report was on its way: Nova deletes the image only
+    when it is not active yet)."""
 
     image_id: str
+    unless_active: bool = False
 
 
 @dataclass(frozen=True)
@@ -855,7 +858,7 @@ def settled(state: ServerState | None, outcome: TaskOutcome) -> Change:
         return Change(effects=finish)
     if state.deleted:  # its image, if it made one, is no longer wanted (as Nova's)
         image_id = abandoned_image(outcome.kind, outcome.payload)
-        return Change(effects=(*finish, DropImage(image_id)) if image_id else finish)
+        return Change(effects=(*finish, DropImage(image_id, unless_active=True)) if image_id else finish)
     change = _task_done(state, outcome)
     return replace(change, effects=finish + change.effects)
 

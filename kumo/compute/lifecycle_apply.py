@@ -288,8 +288,8 @@ class _Effects:
         elif isinstance(effect, CancelTasks):
             for kind, cancelled in self.cancel(session, uuid) or ():
                 abandoned = abandoned_image(kind, cancelled)
-                if abandoned is not None:
-                    image_service.discard(session, abandoned)
+                if abandoned is not None:  # an upload that already finished keeps its image
+                    image_service.discard(session, abandoned, unless_active=True)
         elif isinstance(effect, LeaveGroups):
             session.execute(delete(ServerGroupMember).where(ServerGroupMember.instance_uuid == uuid))
         elif isinstance(effect, BindPorts):
@@ -312,7 +312,7 @@ class _Effects:
         elif isinstance(effect, ForgetOldFlavor):
             self.instance.old_flavor = None
         elif isinstance(effect, DropImage):
-            image_service.discard(session, effect.image_id)
+            image_service.discard(session, effect.image_id, unless_active=effect.unless_active)
         elif isinstance(effect, RotateBackups):
             image_service.rotate_backups(
                 session,

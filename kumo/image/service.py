@@ -16,11 +16,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, event, false, func, or_, select, true, update
+from sqlalchemy import ColumnElement, and_, delete, false, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from kumo.api.context import RequestContext
 from kumo.db import Database, utcnow
+from kumo.db.base import after_commit
 from kumo.errors import BadRequest, Conflict, Forbidden, NotFound, RequestEntityTooLarge, UnsupportedMediaType
 from kumo.image.models import Image, ImageMember
 from kumo.image.store import ImageStore
@@ -778,7 +779,6 @@ def delete_image(db: Database, store: ImageStore, ctx: RequestContext, image_id:
 
 # Snapshots are uploaded by the host's agent as qcow2 (the fake driver's bytes are no disk).
 SNAPSHOT_DISK_FORMAT = "qcow2"
-_DISCARDED = "kumo.image.discarded"
 
 
 def create_snapshot(
@@ -827,16 +827,19 @@ def image_status(session: Session, image_id: str) -> str | None:
     return None if image is None else image.status
 
 
-def discard(session: Session, image_id: str) -> None:
+def discard(session: Session, image_id: str, *, unless_active: bool = False) -> None:
     """Delete an image a server's change no longer wants (a failed snapshot, an unshelved
-    server's shelve snapshot) unless it is protected; its data goes once the transaction
-    commits (the session's database's `image_store`). Gone already: nothing."""
+    server's shelve snapshot) unless it is protected (or, `unless_active`, already active: an
+    upload that finished); its data goes once the transaction commits (the session's
+    database's `image_store`). Gone already: nothing."""
     image = session.get(Image, image_id)
-    if image is None or image.protected:
+    if image is None or image.protected or (unless_active and image.status == "active"):
         return
     session.execute(delete(ImageMember).where(ImageMember.image_id == image_id))
     session.delete(image)
-    session.info.setdefault(_DISCARDED, []).append(image_id)
+    store = getattr(session.info.get("database"), "image_store", None)
+    if store is not None:  # the data once the row's deletion commits (never for a rollback)
+        after_commit(session, lambda: _delete_data(store, image_id))
 
 
 def rotate_backups(
@@ -874,22 +877,8 @@ def rotate_backups(
     return [image.id for image in excess]
 
 
-def _purge_discarded(session: Session) -> None:
-    discarded: list[str] | None = session.info.pop(_DISCARDED, None)
-    store = getattr(session.info.get("database"), "image_store", None)
-    if not discarded or store is None:
-        return
-    for image_id in discarded:
-        try:
-            store.delete(image_id)
-        except Exception:  # noqa: BLE001 — the row is gone either way; the file is only space
-            log.warning("deleting the data of discarded image %s failed", image_id, exc_info=True)
-
-
-def _forget_discarded(session: Session, previous: Any) -> None:
-    if previous.parent is None:
-        session.info.pop(_DISCARDED, None)
-
-
-event.listen(Session, "after_commit", _purge_discarded)
-event.listen(Session, "after_soft_rollback", _forget_discarded)
+def _delete_data(store: ImageStore, image_id: str) -> None:
+    try:
+        store.delete(image_id)
+    except Exception:  # noqa: BLE001 — the row is gone either way; the file is only space
+        log.warning("deleting the data of discarded image %s failed", image_id, exc_info=True)

@@ -249,6 +249,29 @@ def test_deleting_a_server_mid_snapshot_drops_its_image(conn: Connection, cloud:
         assert [_status(c, i) for i in made_images] == [None] * 3
 
 
+def test_a_snapshot_uploaded_before_its_server_went_is_kept(
+    conn: Connection, cloud: Cloud, fleet: Fleet
+) -> None:
+    """The upload finished (the image active) but its task's report had not come back when the
+    server was deleted: the snapshot is the user's and stays (Nova deletes only an image that
+    is not active yet)."""
+    sid = _boot(conn, fleet, "kept").id
+    fleet.agents[0].stop()  # the snapshot task stays pending on the host
+    with cloud.client(microversion="2.45") as c:
+        resp = c.post(f"{API}/servers/{sid}/action", json={"createImage": {"name": "kept-snap"}})
+        assert resp.status_code == 202, resp.text
+        image_id = resp.json()["image_id"]
+        uploaded = c.put(
+            f"/image/v2/images/{image_id}/file",
+            content=b"disk",
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        assert uploaded.status_code == 204, uploaded.text
+        assert _status(c, image_id) == "active"
+        assert c.delete(f"{API}/servers/{sid}").status_code == 204
+        assert _status(c, image_id) == "active"
+
+
 # action → (the request body, the state the server reaches once it is done)
 PAUSED_OR_SUSPENDED = [
     ("pause", "PAUSED", {"createImage": {"name": "snap"}}, "PAUSED"),

@@ -1178,11 +1178,11 @@ def test_abandoned_image(kind: str, payload: dict[str, Any], image: str | None) 
     assert lc.abandoned_image(kind, payload) == image
 
 
-def test_a_snapshot_settled_after_its_server_was_deleted_drops_its_image() -> None:
+def test_a_snapshot_settled_after_its_server_was_deleted_drops_its_unfinished_image() -> None:
     gone = server(VmState.DELETED, deleted=True)
     result = outcome("snapshot", True, RUNNING, image_id="img-1")
     finish = FinishEvent(5, True, None, None)
-    assert lc.settled(gone, result) == Change(effects=(finish, lc.DropImage("img-1")))
+    assert lc.settled(gone, result) == Change(effects=(finish, lc.DropImage("img-1", unless_active=True)))
 
 
 @pytest.mark.parametrize("host_down", [True, False])  # a local delete, a delete handed to the host
