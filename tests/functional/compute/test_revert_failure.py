@@ -74,20 +74,7 @@ def test_a_failed_revert_errors_the_server_out(cloud: Cloud, fleet: Fleet) -> No
         small, big = make_flavor(c, "rv.small"), make_flavor(c, "rv.big", ram=1024)
         server = {"name": "rv", "flavorRef": small, "imageRef": upload_image(c), "networks": "none"}
         sid = c.post(f"{API}/servers", json={"server": server}).json()["server"]["id"]
-
-        def status(wanted: str) -> dict[str, Any] | None:
-            shown = dict(c.get(f"{API}/servers/{sid}").json()["server"])
-            return shown if shown["status"] == wanted and shown["OS-EXT-STS:task_state"] is None else None
-
-        wait_for(lambda: status("ACTIVE"))
-        assert c.post(f"{API}/servers/{sid}/action", json={"resize": {"flavorRef": big}}).status_code == 202
-        wait_for(lambda: status("VERIFY_RESIZE"))
-        put = c.put(
-            f"{API}/servers/{sid}/metadata/fake_day2_error", json={"meta": {"fake_day2_error": "disk gone"}}
-        )
-        assert put.status_code == 200, put.text
-        assert c.post(f"{API}/servers/{sid}/action", json={"revertResize": None}).status_code == 202
-        errored = wait_for(lambda: status("ERROR"))
+        errored = _fail_revert(c, sid, big)
         assert errored["fault"]["code"] == 500
         assert errored["fault"]["message"] == "Reverting the resize failed: disk gone"
         assert errored["OS-EXT-SRV-ATTR:host"] == "rv-h1"
