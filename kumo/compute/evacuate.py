@@ -25,6 +25,7 @@ from kumo.compute.models import ComputeHost
 from kumo.compute.node_hosts import BAREMETAL_HYPERVISOR_TYPE, may_be_node
 from kumo.compute.scheduling import claim_destination
 from kumo.errors import BadRequest, NotFound
+from kumo.placement import claims
 
 # 2.14 drops onSharedStorage (and the adminPass in the answer); 2.29 adds force, 2.68 removes
 # it; from 2.95 the evacuated server is left stopped.
@@ -94,6 +95,10 @@ def evacuate(session: Session, ctx: RequestContext, server_id: str, req: Evacuat
     lc.allowed(state, "evacuate")
     if hosts.host_is_up(session, source):
         raise BadRequest(f"Compute service of {source} is still in use.")
+    # An ERROR server may still hold the source's share of a failed earlier move (a failed
+    # resize revert keeps both claims). Nothing of it runs anywhere but on the dead host, and the
+    # evacuation releases that consumer anyway: it goes first, so the move can take its place.
+    claims.release(session, lc.migration_consumer(instance.uuid))
     dest = claim_destination(session, instance, req.host, move="evacuation")
     apply(session, instance, lc.evacuate(state, dest, stop_after=req.stopped), ctx)
     return dest

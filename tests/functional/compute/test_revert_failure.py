@@ -11,6 +11,7 @@ from typing import Any
 from kumo.compute.lifecycle import migration_consumer
 from tests.conftest import Cloud, Fleet, wait_for
 from tests.functional.compute.helpers import API
+from tests.functional.compute.test_dead_host import _dead
 from tests.functional.helpers import make_flavor, upload_image
 
 
@@ -89,3 +90,25 @@ def test_a_failed_revert_errors_the_server_out(cloud: Cloud, fleet: Fleet) -> No
         assert c.delete(f"{API}/servers/{sid}").status_code == 204
         wait_for(lambda: c.get(f"{API}/servers/{sid}").status_code == 404)
         assert c.get(f"/placement/allocations/{sid}").json()["allocations"] == {}
+
+
+def test_an_errored_server_holding_a_failed_moves_share_can_be_evacuated(cloud: Cloud, fleet: Fleet) -> None:
+    """The source's share a failed revert left behind is no obstacle to evacuating the server
+    off its dead host: it is released, and only the evacuation's claim remains."""
+    fleet.add("re-h1")
+    with cloud.client(microversion="2.60") as c:
+        small, big = make_flavor(c, "re.small"), make_flavor(c, "re.big", ram=1024)
+        server = {"name": "re", "flavorRef": small, "imageRef": upload_image(c), "networks": "none"}
+        sid = c.post(f"{API}/servers", json={"server": server}).json()["server"]["id"]
+        _fail_revert(c, sid, big)
+        assert _allocations(c, migration_consumer(sid)) == [SMALL]
+        fleet.add("re-h2")
+        _dead(fleet, c, "re-h1")
+        resp = c.post(f"{API}/servers/{sid}/action", json={"evacuate": {}})
+        assert resp.status_code == 200, resp.text
+        moved = wait_for(
+            lambda: (s := c.get(f"{API}/servers/{sid}").json()["server"])["status"] == "ACTIVE" and s
+        )
+        assert moved["OS-EXT-SRV-ATTR:host"] == "re-h2"
+        assert _allocations(c, sid) == [BIG]
+        assert _allocations(c, migration_consumer(sid)) == []
