@@ -77,10 +77,16 @@ class Client:
     """A namespace with a veth on the network's bridge, from which the prober runs. Its veth is
     not named `tap…`: kumo's firewall drops a `tap…` port of a kumo bridge that no port declared
     (the network host's firewall is installed as the DHCP namespace's veth is declared open), and
-    the prober is no port, only a DHCP client on the wire."""
+    the prober is no port, only a DHCP client on the wire.
+
+    The probers it starts are its own: `close` stops any still running before it deletes the veth
+    (a prober left running when a run fails would otherwise die on the deleted device, ENODEV,
+    and its traceback read as if something else had taken the veth mid-run); a prober's stderr
+    is captured and goes into the error of the step it failed."""
 
     def __init__(self, spec: NetworkSpec) -> None:
         self.bridge = spec.bridge
+        self._probers: list[subprocess.Popen[str]] = []
         self._open()
 
     def _open(self) -> None:
@@ -91,29 +97,58 @@ class Client:
         sh("ip", "link", "set", self.tap, "master", self.bridge, "up")
         sh("ip", "-n", self.name, "link", "set", "eth0", "up")
 
+    def links(self) -> str:
+        """What the namespace holds (`ip -br link`), or why it cannot be read."""
+        done = subprocess.run(["ip", "-n", self.name, "-br", "link"], capture_output=True, text=True)
+        return done.stdout.strip() or done.stderr.strip()
+
     def reopen(self) -> None:
         """A new namespace and veth on the same bridge (the old one's device was found gone)."""
-        links = subprocess.run(["ip", "-n", self.name, "-br", "link"], capture_output=True, text=True)
-        print(f"dhcp_reservations: {self.name}'s links: {links.stdout.strip() or links.stderr.strip()}",
-              file=sys.stderr)  # fmt: skip
+        print(f"dhcp_reservations: {self.name}'s links: {self.links()}", file=sys.stderr)
         self.close()
         self._open()
 
     def probe(self, mac: str, mode: str, interval: float, *extra: str) -> subprocess.Popen[str]:
         argv = ["ip", "netns", "exec", self.name, sys.executable, str(PROBE), "--mac", mac,
                 "--interval", str(interval), mode, *extra]  # fmt: skip
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self._probers.append(proc)
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            _, err = stop(proc)
+            raise AssertionError(f"the prober did not start in {self.name} ({self.links()}): {err.strip()}")
         return proc
 
     def close(self) -> None:
+        for proc in self._probers:  # before their device goes
+            if proc.poll() is None:
+                stop(proc)
+        self._probers.clear()
         subprocess.run(["ip", "link", "del", self.tap], capture_output=True)
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
 
 
+def stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """Kills a prober; what it wrote (stdout, stderr)."""
+    proc.kill()
+    out, err = proc.communicate(timeout=30)
+    return out or "", err or ""
+
+
+def last_row(proc: subprocess.Popen[str], stdin: str | None, timeout: float) -> dict[str, Any]:
+    """The prober's result line, after it ends (told to by `stdin`, or by itself); an error
+    carrying what it wrote to stderr when it ended without one."""
+    out, err = proc.communicate(stdin, timeout=timeout)
+    lines = out.strip().splitlines()
+    if not lines:
+        raise AssertionError(f"the prober exited {proc.returncode} without a result: {err.strip()}")
+    return dict(json.loads(lines[-1]))
+
+
 def finish(proc: subprocess.Popen[str]) -> dict[str, Any]:
-    out, _ = proc.communicate("stop\n", timeout=120)
-    return dict(json.loads(out.strip().splitlines()[-1]))
+    return last_row(proc, "stop\n", 120)
 
 
 def longest_gap(row: dict[str, Any], after: float) -> float:
@@ -124,21 +159,21 @@ def longest_gap(row: dict[str, Any], after: float) -> float:
 
 def wait_serving(client: Client, n: int = 0) -> float:
     """Blocks until dnsmasq answers a DISCOVER for reservation `n`; returns how long that took.
-    A prober that dies without an answer (once, in a CI run, its socket's device was reported
-    gone: ENODEV) is started again, at most twice, the last time from a new namespace and veth;
-    dnsmasq's answer is asserted either way."""
+    A prober that cannot start or dies without an answer is started again, at most twice, the
+    last time from a new namespace and veth, its error printed; dnsmasq's answer is asserted
+    either way."""
     for attempt in range(3):
         if attempt == 2:
             client.reopen()
-        prober = client.probe(mac_of(n), "until-offer", 0.005, "--timeout", "300")
-        out, _ = prober.communicate(timeout=400)
-        lines = out.strip().splitlines()
-        if lines:
-            result = json.loads(lines[-1])
-            assert result["offered"] == ip_of(n), result
-            return float(result["seconds"])
-        print(f"dhcp_reservations: the prober exited {prober.returncode}, no answer; again", file=sys.stderr)
-    raise AssertionError("the DHCP prober died three times without an answer (its error is above)")
+        try:
+            prober = client.probe(mac_of(n), "until-offer", 0.005, "--timeout", "300")
+            result = last_row(prober, None, 400)
+        except AssertionError as died:
+            print(f"dhcp_reservations: {died}; again", file=sys.stderr)
+            continue
+        assert result["offered"] == ip_of(n), result
+        return float(result["seconds"])
+    raise AssertionError("the DHCP prober died three times without an answer (its errors are above)")
 
 
 def quiet_wait(seconds: float) -> None:
@@ -177,8 +212,7 @@ def run_size(host: NetworkHost, n: int, repeat: int, interval: float) -> dict[st
             reconciles.append(time.monotonic() - t)
             assert change.added == [new.port_id] and not change.reloaded and change.pid == pid
             written = host.dnsmasq.paths(spec.id).hosts.joinpath(new.port_id).stat().st_mtime
-            out, _ = prober.communicate(timeout=60)
-            result = json.loads(out.strip().splitlines()[-1])
+            result = last_row(prober, None, 60)
             assert result["offered"] == new.ip, result
             adds.append(result["at"] - written)
         removes: list[float] = []
@@ -211,8 +245,7 @@ def run_size(host: NetworkHost, n: int, repeat: int, interval: float) -> dict[st
             quiet_wait(0.1)
             collisions.append(longest_gap(finish(watch), t))
             heir_probe = client.probe(heir.mac, "until-offer", 0.005, "--timeout", "300")
-            out, _ = heir_probe.communicate(timeout=400)
-            assert json.loads(out.strip().splitlines()[-1])["offered"] == heir.ip
+            assert last_row(heir_probe, None, 400)["offered"] == heir.ip
         restarts: list[float] = []
         for _ in range(repeat):
             watch = client.probe(mac_of(0), "watch", interval)
@@ -273,7 +306,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(row), flush=True)
                 rows.append(row)
         finally:
-            host.firewall.teardown()  # leave no FORWARD jump nor kumo chain behind
+            # No FORWARD jump nor kumo chain left behind, unless another kumo (a `kumo up`, the
+            # network tests) still has ports in the firewall: teardown() removes every kumo
+            # chain on the machine, theirs too.
+            if not host.firewall.taps():
+                host.firewall.teardown()
     print(
         f"\n{'reservations':>12} {'add→offer ms':>13} {'remove deaf ms':>15} {'collision deaf ms':>18}"
         f" {'restart deaf ms':>16}"
