@@ -3,6 +3,7 @@ regions, services and endpoints. Thin routes: parse → domain function (which a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from cryptography.fernet import Fernet
@@ -564,39 +565,81 @@ def list_role_inferences(request: Request, ctx: Ctx, rt: Rt) -> Body:
 
 # --- role assignments -----------------------------------------------------------------------
 
+# Where a grant stands: (target type, target id, actor type, actor id), as admin's functions take it.
+_Where = tuple[str, str, str, str]
 
-def _grant_routes(target_type: str, actor_type: str) -> None:
-    """PUT/HEAD/GET/DELETE .../roles/{role_id} and GET .../roles for one kind of target (project,
-    domain) and of actor (user, group). Every one parses the path and calls one domain function."""
-    base = f"/v3/{target_type}s/{{target_id}}/{actor_type}s/{{actor_id}}/roles"
+
+def _grant(rt: Runtime, ctx: RequestContext, where: _Where, role_id: str, inherited: bool) -> Response:
+    with rt.db.transaction() as session:
+        admin.grant_role(session, ctx, *where, role_id, inherited=inherited)
+    return _no_content()
+
+
+def _check_grant(rt: Runtime, ctx: RequestContext, where: _Where, role_id: str, inherited: bool) -> Response:
+    with rt.db.read() as session:
+        admin.check_role(session, ctx, *where, role_id, inherited=inherited)
+    return _no_content()
+
+
+def _revoke(rt: Runtime, ctx: RequestContext, where: _Where, role_id: str, inherited: bool) -> Response:
+    with rt.db.transaction() as session:
+        admin.revoke_role(session, ctx, *where, role_id, inherited=inherited)
+    rt.tokens.refresh_soon()  # this worker sees the revocation at once
+    return _no_content()
+
+
+def _granted(request: Request, rt: Runtime, ctx: RequestContext, where: _Where, inherited: bool) -> Body:
+    with rt.db.read() as session:
+        roles = admin.roles_granted(session, ctx, *where, inherited=inherited)
+    return views.collection("roles", (views.role(r, _base(request)) for r in roles), _url(request))
+
+
+def _add_grant_routes(
+    one: str,
+    every: str | None,
+    name: str,
+    grant: Callable[..., Response],
+    check: Callable[..., Response],
+    revoke: Callable[..., Response],
+    listing: Callable[..., Body],
+) -> None:
+    """PUT/HEAD/GET/DELETE `one` (a grant of one role) and, unless `every` is None, GET `every`
+    (the roles granted), under operation names `<verb>_<name>`."""
+    router.put(one, status_code=204, name=f"grant_{name}")(grant)
+    router.head(one, status_code=204, name=f"check_{name}")(check)
+    router.get(one, status_code=204, name=f"show_{name}")(check)
+    router.delete(one, status_code=204, name=f"revoke_{name}")(revoke)
+    if every is not None:
+        router.get(every, name=f"list_{name}")(listing)
+
+
+def _grant_routes(target_type: str, actor_type: str, inherited: bool) -> None:
+    """The grant routes of one kind of target (project, domain) and of actor (user, group):
+    .../{target_type}s/{t}/{actor_type}s/{a}/roles[/{r}], or with `inherited` OS-INHERIT's
+    /v3/OS-INHERIT/.../roles/{r}/inherited_to_projects (and for domains GET
+    .../roles/inherited_to_projects). Every one parses the path and calls one domain function."""
+    base = f"/{target_type}s/{{target_id}}/{actor_type}s/{{actor_id}}/roles"
     name = f"{target_type}_{actor_type}"
+    if inherited:
+        base, name, suffix = "/v3/OS-INHERIT" + base, "inherited_" + name, "/inherited_to_projects"
+    else:
+        base, suffix = "/v3" + base, ""
 
     def grant(target_id: str, actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
-        with rt.db.transaction() as session:
-            admin.grant_role(session, ctx, target_type, target_id, actor_type, actor_id, role_id)
-        return _no_content()
+        return _grant(rt, ctx, (target_type, target_id, actor_type, actor_id), role_id, inherited)
 
     def check(target_id: str, actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
-        with rt.db.read() as session:
-            admin.check_role(session, ctx, target_type, target_id, actor_type, actor_id, role_id)
-        return _no_content()
+        return _check_grant(rt, ctx, (target_type, target_id, actor_type, actor_id), role_id, inherited)
 
     def revoke(target_id: str, actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
-        with rt.db.transaction() as session:
-            admin.revoke_role(session, ctx, target_type, target_id, actor_type, actor_id, role_id)
-        rt.tokens.refresh_soon()  # this worker sees the revocation at once
-        return _no_content()
+        return _revoke(rt, ctx, (target_type, target_id, actor_type, actor_id), role_id, inherited)
 
     def listing(request: Request, target_id: str, actor_id: str, ctx: Ctx, rt: Rt) -> Body:
-        with rt.db.read() as session:
-            roles = admin.roles_granted(session, ctx, target_type, target_id, actor_type, actor_id)
-        return views.collection("roles", (views.role(r, _base(request)) for r in roles), _url(request))
+        return _granted(request, rt, ctx, (target_type, target_id, actor_type, actor_id), inherited)
 
-    router.put(base + "/{role_id}", status_code=204, name=f"grant_{name}")(grant)
-    router.head(base + "/{role_id}", status_code=204, name=f"check_{name}")(check)
-    router.get(base + "/{role_id}", status_code=204, name=f"show_{name}")(check)
-    router.delete(base + "/{role_id}", status_code=204, name=f"revoke_{name}")(revoke)
-    router.get(base, name=f"list_{name}")(listing)
+    listed = not inherited or target_type == grants.DOMAIN
+    every = base + suffix if listed else None
+    _add_grant_routes(base + "/{role_id}" + suffix, every, name, grant, check, revoke, listing)
 
 
 def _system_grant_routes(actor_type: str) -> None:
@@ -605,82 +648,24 @@ def _system_grant_routes(actor_type: str) -> None:
     system, all_ = grants.SYSTEM, grants.SYSTEM_ALL
 
     def grant(actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
-        with rt.db.transaction() as session:
-            admin.grant_role(session, ctx, system, all_, actor_type, actor_id, role_id)
-        return _no_content()
+        return _grant(rt, ctx, (system, all_, actor_type, actor_id), role_id, False)
 
     def check(actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
-        with rt.db.read() as session:
-            admin.check_role(session, ctx, system, all_, actor_type, actor_id, role_id)
-        return _no_content()
+        return _check_grant(rt, ctx, (system, all_, actor_type, actor_id), role_id, False)
 
     def revoke(actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
-        with rt.db.transaction() as session:
-            admin.revoke_role(session, ctx, system, all_, actor_type, actor_id, role_id)
-        rt.tokens.refresh_soon()  # this worker sees the revocation at once
-        return _no_content()
+        return _revoke(rt, ctx, (system, all_, actor_type, actor_id), role_id, False)
 
     def listing(request: Request, actor_id: str, ctx: Ctx, rt: Rt) -> Body:
-        with rt.db.read() as session:
-            roles = admin.roles_granted(session, ctx, system, all_, actor_type, actor_id)
-        return views.collection("roles", (views.role(r, _base(request)) for r in roles), _url(request))
+        return _granted(request, rt, ctx, (system, all_, actor_type, actor_id), False)
 
-    name = f"system_{actor_type}"
-    router.put(base + "/{role_id}", status_code=204, name=f"grant_{name}")(grant)
-    router.head(base + "/{role_id}", status_code=204, name=f"check_{name}")(check)
-    router.get(base + "/{role_id}", status_code=204, name=f"show_{name}")(check)
-    router.delete(base + "/{role_id}", status_code=204, name=f"revoke_{name}")(revoke)
-    router.get(base, name=f"list_{name}")(listing)
-
-
-def _inherited_grant_routes(target_type: str, actor_type: str) -> None:
-    """OS-INHERIT: PUT/HEAD/GET/DELETE /v3/OS-INHERIT/{domains,projects}/{t}/{users,groups}/{a}/
-    roles/{r}/inherited_to_projects, and for domains GET .../roles/inherited_to_projects."""
-    base = f"/v3/OS-INHERIT/{target_type}s/{{target_id}}/{actor_type}s/{{actor_id}}/roles"
-    name = f"inherited_{target_type}_{actor_type}"
-
-    def grant(target_id: str, actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
-        with rt.db.transaction() as session:
-            admin.grant_role(
-                session, ctx, target_type, target_id, actor_type, actor_id, role_id, inherited=True
-            )
-        return _no_content()
-
-    def check(target_id: str, actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
-        with rt.db.read() as session:
-            admin.check_role(
-                session, ctx, target_type, target_id, actor_type, actor_id, role_id, inherited=True
-            )
-        return _no_content()
-
-    def revoke(target_id: str, actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
-        with rt.db.transaction() as session:
-            admin.revoke_role(
-                session, ctx, target_type, target_id, actor_type, actor_id, role_id, inherited=True
-            )
-        rt.tokens.refresh_soon()  # this worker sees the revocation at once
-        return _no_content()
-
-    def listing(request: Request, target_id: str, actor_id: str, ctx: Ctx, rt: Rt) -> Body:
-        with rt.db.read() as session:
-            roles = admin.roles_granted(
-                session, ctx, target_type, target_id, actor_type, actor_id, inherited=True
-            )
-        return views.collection("roles", (views.role(r, _base(request)) for r in roles), _url(request))
-
-    one = base + "/{role_id}/inherited_to_projects"
-    router.put(one, status_code=204, name=f"grant_{name}")(grant)
-    router.head(one, status_code=204, name=f"check_{name}")(check)
-    router.get(one, status_code=204, name=f"show_{name}")(check)
-    router.delete(one, status_code=204, name=f"revoke_{name}")(revoke)
-    if target_type == grants.DOMAIN:
-        router.get(base + "/inherited_to_projects", name=f"list_{name}")(listing)
+    _add_grant_routes(base + "/{role_id}", base, f"system_{actor_type}", grant, check, revoke, listing)
 
 
 for _target in (grants.PROJECT, grants.DOMAIN):
     for _actor in (grants.USER, grants.GROUP):
-        _grant_routes(_target, _actor)
-        _inherited_grant_routes(_target, _actor)
+        _grant_routes(_target, _actor, inherited=False)
+        _grant_routes(_target, _actor, inherited=True)
 for _actor in (grants.USER, grants.GROUP):
     _system_grant_routes(_actor)
 
