@@ -3,7 +3,7 @@ regions, services and endpoints. Thin routes: parse → domain function (which a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any
 
 from cryptography.fernet import Fernet
@@ -42,6 +42,11 @@ def _flag(value: str | None) -> bool | None:
 def _ref(value: str | None) -> str | None:
     """An id-valued filter; the literal "None" some clients send for an unset one means absent."""
     return None if value in (None, "None") else value
+
+
+def _listed(request: Request, key: str, view: Callable[[Any, str], Body], rows: Iterable[Any]) -> Body:
+    """A collection answer: each row's `view`, under `key`, with the request's own link."""
+    return views.collection(key, (view(row, _base(request)) for row in rows), _url(request))
 
 
 def _no_content() -> Response:
@@ -108,7 +113,7 @@ def list_domains(
 ) -> Body:
     with rt.db.read() as session:
         domains = admin.list_domains(session, ctx, name=name, enabled=_flag(enabled))
-    return views.collection("domains", (views.domain(d, _base(request)) for d in domains), _url(request))
+    return _listed(request, "domains", views.domain, domains)
 
 
 @router.post("/v3/domains", status_code=201)
@@ -158,7 +163,7 @@ def list_groups(
 ) -> Body:
     with rt.db.read() as session:
         groups = admin.list_groups(session, ctx, name=name, domain_id=_ref(domain_id))
-    return views.collection("groups", (views.group(g, _base(request)) for g in groups), _url(request))
+    return _listed(request, "groups", views.group, groups)
 
 
 @router.post("/v3/groups", status_code=201)
@@ -194,7 +199,7 @@ def delete_group(group_id: str, ctx: Ctx, rt: Rt) -> Response:
 def list_group_users(request: Request, group_id: str, ctx: Ctx, rt: Rt) -> Body:
     with rt.db.read() as session:
         users = admin.list_group_users(session, ctx, group_id)
-    return views.collection("users", (views.user(u, _base(request)) for u in users), _url(request))
+    return _listed(request, "users", views.user, users)
 
 
 _MEMBER = "/v3/groups/{group_id}/users/{user_id}"
@@ -227,7 +232,7 @@ def remove_group_user(group_id: str, user_id: str, ctx: Ctx, rt: Rt) -> Response
 def list_user_groups(request: Request, user_id: str, ctx: Ctx, rt: Rt) -> Body:
     with rt.db.read() as session:
         groups = admin.list_user_groups(session, ctx, user_id)
-    return views.collection("groups", (views.group(g, _base(request)) for g in groups), _url(request))
+    return _listed(request, "groups", views.group, groups)
 
 
 # --- projects -------------------------------------------------------------------------------
@@ -265,7 +270,7 @@ def list_projects(
             tags=tags,
             is_domain=_flag(is_domain),
         )
-    return views.collection("projects", (views.project(p, _base(request)) for p in projects), _url(request))
+    return _listed(request, "projects", views.project, projects)
 
 
 @router.post("/v3/projects", status_code=201)
@@ -368,7 +373,7 @@ def list_users(
 ) -> Body:
     with rt.db.read() as session:
         users = admin.list_users(session, ctx, name=name, domain_id=_ref(domain_id), enabled=_flag(enabled))
-    return views.collection("users", (views.user(u, _base(request)) for u in users), _url(request))
+    return _listed(request, "users", views.user, users)
 
 
 @router.post("/v3/users", status_code=201)
@@ -420,7 +425,7 @@ def list_user_projects(
 ) -> Body:
     with rt.db.read() as session:
         projects = admin.list_user_projects(session, ctx, user_id, name=name, enabled=_flag(enabled))
-    return views.collection("projects", (views.project(p, _base(request)) for p in projects), _url(request))
+    return _listed(request, "projects", views.project, projects)
 
 
 # --- application credentials ----------------------------------------------------------------
@@ -444,9 +449,7 @@ def create_app_cred(request: Request, user_id: str, body: AppCredCreateBody, ctx
 def list_app_creds(request: Request, user_id: str, ctx: Ctx, rt: Rt, name: str | None = None) -> Body:
     with rt.db.read() as session:
         creds = app_creds.list_for_user(session, ctx, user_id, name)
-    return views.collection(
-        "application_credentials", (views.app_cred(c, _base(request)) for c in creds), _url(request)
-    )
+    return _listed(request, "application_credentials", views.app_cred, creds)
 
 
 @router.get(_APP_CREDS + "/{cred_id}")
@@ -473,7 +476,7 @@ def list_roles(
 ) -> Body:
     with rt.db.read() as session:
         roles = admin.list_roles(session, ctx, name=name, domain_id=_ref(domain_id))
-    return views.collection("roles", (views.role(r, _base(request)) for r in roles), _url(request))
+    return _listed(request, "roles", views.role, roles)
 
 
 @router.post("/v3/roles", status_code=201)
@@ -591,7 +594,7 @@ def _revoke(rt: Runtime, ctx: RequestContext, where: _Where, role_id: str, inher
 def _granted(request: Request, rt: Runtime, ctx: RequestContext, where: _Where, inherited: bool) -> Body:
     with rt.db.read() as session:
         roles = admin.roles_granted(session, ctx, *where, inherited=inherited)
-    return views.collection("roles", (views.role(r, _base(request)) for r in roles), _url(request))
+    return _listed(request, "roles", views.role, roles)
 
 
 def _add_grant_routes(
@@ -756,9 +759,7 @@ def list_registered_limits(
         found = limits.list_registered(
             session, ctx, service_id=_ref(service_id), region_id=_ref(region_id), resource_name=resource_name
         )
-    return views.collection(
-        "registered_limits", (views.registered_limit(r, _base(request)) for r in found), _url(request)
-    )
+    return _listed(request, "registered_limits", views.registered_limit, found)
 
 
 @router.get("/v3/registered_limits/{limit_id}")
@@ -808,7 +809,7 @@ def list_limits(
             service_id=_ref(service_id),
             resource_name=resource_name,
         )
-    return views.collection("limits", (views.project_limit(r, _base(request)) for r in found), _url(request))
+    return _listed(request, "limits", views.project_limit, found)
 
 
 @router.get("/v3/limits/{limit_id}")
@@ -863,7 +864,7 @@ class EndpointUpdateBody(_Envelope):
 def list_regions(request: Request, ctx: Ctx, rt: Rt, parent_region_id: str | None = None) -> Body:
     with rt.db.read() as session:
         found = catalog.list_regions(session, ctx, _own(request, rt), parent_region_id=_ref(parent_region_id))
-    return views.collection("regions", (views.region(r, _base(request)) for r in found), _url(request))
+    return _listed(request, "regions", views.region, found)
 
 
 @router.post("/v3/regions", status_code=201)
@@ -907,7 +908,7 @@ def list_services(
 ) -> Body:
     with rt.db.read() as session:
         found = catalog.list_services(session, ctx, _own(request, rt), type=type, name=name)
-    return views.collection("services", (views.service(s, _base(request)) for s in found), _url(request))
+    return _listed(request, "services", views.service, found)
 
 
 @router.post("/v3/services", status_code=201)
@@ -956,7 +957,7 @@ def list_endpoints(
             interface=interface,
             region_id=_ref(region_id),
         )
-    return views.collection("endpoints", (views.endpoint(e, _base(request)) for e in found), _url(request))
+    return _listed(request, "endpoints", views.endpoint, found)
 
 
 @router.post("/v3/endpoints", status_code=201)
@@ -1015,9 +1016,7 @@ def list_credentials(
 ) -> Body:
     with rt.db.read() as session:
         found = credentials.list_credentials(session, ctx, _box(rt), user_id=_ref(user_id), type=type)
-    return views.collection(
-        "credentials", (views.credential(x, _base(request)) for x in found), _url(request)
-    )
+    return _listed(request, "credentials", views.credential, found)
 
 
 @router.get("/v3/credentials/{credential_id}")
