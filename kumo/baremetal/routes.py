@@ -3,7 +3,7 @@ states, ports). Admin only. Each route: version → context → one domain call 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
@@ -29,6 +29,12 @@ async def version(request: Request, response: Response) -> Version:
     return found
 
 
+Rt = Annotated[Runtime, Depends(runtime)]
+Ctx = Annotated[RequestContext, Depends(context)]  # resolved before V: no token answers 401 first
+V = Annotated[Version, Depends(version)]
+JSON = Annotated[Any, Body()]  # a body parsed by hand (its schema: the route's openapi_extra)
+
+
 def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/") + "/baremetal"
 
@@ -46,13 +52,28 @@ def root(request: Request, response: Response) -> dict[str, Any]:
 
 @router.get("/v1")
 @router.get("/v1/")
-def v1(request: Request, v: Version = Depends(version)) -> dict[str, Any]:
+def v1(request: Request, v: V) -> dict[str, Any]:
     return views.v1(_base(request))
 
 
+def _live(rt: Runtime, session: Any) -> list[str]:
+    """The names of the conductors heard from within the heartbeat timeout."""
+    return conductors.live_conductors(session, rt.settings.heartbeat_timeout_seconds)
+
+
 def _owners(rt: Runtime, session: Any, uuids: list[str]) -> dict[str, str | None]:
-    live = conductors.live_conductors(session, rt.settings.heartbeat_timeout_seconds)
+    live = _live(rt, session)
     return {u: ownership.owner(u, live) for u in uuids}
+
+
+def _owner(rt: Runtime, session: Any, uuid: str) -> str | None:
+    """The live conductor that owns the node `uuid` (None: no conductor is live)."""
+    return _owners(rt, session, [uuid])[uuid]
+
+
+def _detail(detail: str | None) -> bool:
+    """The `detail` query flag (absent: False; not a boolean: 400)."""
+    return service.parse_bool(detail, "detail") or False
 
 
 def _limit(limit: str | None) -> int | None:
@@ -111,78 +132,51 @@ def _list(
 @router.get("/v1/nodes", openapi_extra=schemas.NODE_LIST_QUERY)
 def list_nodes(
     request: Request,
+    rt: Rt,
+    ctx: Ctx,
+    v: V,
     fields: str | None = Query(default=None),
     detail: str | None = Query(default=None),
-    rt: Runtime = Depends(runtime),
-    ctx: RequestContext = Depends(context),
-    v: Version = Depends(version),
 ) -> dict[str, Any]:
-    is_detail = service.parse_bool(detail, "detail") or False
+    is_detail = _detail(detail)
     return _list(request, rt, ctx, v, is_detail, _fields(fields))
 
 
 @router.get("/v1/nodes/detail", openapi_extra=schemas.NODE_LIST_QUERY)
-def list_nodes_detail(
-    request: Request,
-    rt: Runtime = Depends(runtime),
-    ctx: RequestContext = Depends(context),
-    v: Version = Depends(version),
-) -> dict[str, Any]:
+def list_nodes_detail(request: Request, rt: Rt, ctx: Ctx, v: V) -> dict[str, Any]:
     return _list(request, rt, ctx, v, True, None)
 
 
 @router.post("/v1/nodes", status_code=201, openapi_extra=json_body(schemas.NODE_CREATE))
 def create_node(
-    request: Request,
-    response: Response,
-    body: Any = Body(default=None),
-    rt: Runtime = Depends(runtime),
-    ctx: RequestContext = Depends(context),
-    v: Version = Depends(version),
+    request: Request, response: Response, rt: Rt, ctx: Ctx, v: V, body: JSON = None
 ) -> dict[str, Any]:
     with rt.db.transaction() as session:
         node = service.create_node(session, ctx, body, v)
-        shown = views.node(node, v, _base(request), conductor=_owners(rt, session, [node.uuid])[node.uuid])
+        shown = views.node(node, v, _base(request), conductor=_owner(rt, session, node.uuid))
     response.headers["Location"] = f"{_base(request)}/v1/nodes/{node.uuid}"
     return shown
 
 
 @router.get("/v1/nodes/{ident}")
 def show_node(
-    ident: str,
-    request: Request,
-    fields: str | None = Query(default=None),
-    rt: Runtime = Depends(runtime),
-    ctx: RequestContext = Depends(context),
-    v: Version = Depends(version),
+    ident: str, request: Request, rt: Rt, ctx: Ctx, v: V, fields: str | None = Query(default=None)
 ) -> dict[str, Any]:
     with rt.db.read() as session:
         node = service.get_node(session, ctx, ident)
-        owner = _owners(rt, session, [node.uuid])[node.uuid]
+        owner = _owner(rt, session, node.uuid)
         return views.node(node, v, _base(request), conductor=owner, fields=_fields(fields))
 
 
 @router.patch("/v1/nodes/{ident}", openapi_extra=json_body(schemas.NODE_PATCH))
-def update_node(
-    ident: str,
-    request: Request,
-    body: Any = Body(default=None),
-    rt: Runtime = Depends(runtime),
-    ctx: RequestContext = Depends(context),
-    v: Version = Depends(version),
-) -> dict[str, Any]:
+def update_node(ident: str, request: Request, rt: Rt, ctx: Ctx, v: V, body: JSON = None) -> dict[str, Any]:
     with rt.db.transaction() as session:
         node = service.update_node(session, ctx, ident, body)
-        return views.node(node, v, _base(request), conductor=_owners(rt, session, [node.uuid])[node.uuid])
+        return views.node(node, v, _base(request), conductor=_owner(rt, session, node.uuid))
 
 
 @router.delete("/v1/nodes/{ident}", status_code=204)
-def delete_node(
-    ident: str,
-    rt: Runtime = Depends(runtime),
-    ctx: RequestContext = Depends(context),
-    v: Version = Depends(version),
-) -> Response:
+def delete_node(ident: str, rt: Rt, ctx: Ctx, v: V) -> Response:
     with rt.db.transaction() as session:
         service.delete_node(session, ctx, ident)
     return Response(status_code=204, headers=microversion.headers(v))
@@ -195,40 +189,21 @@ def _accepted(request: Request, rt: Runtime, v: Version, node_uuid: str, what: s
 
 
 @router.put("/v1/nodes/{ident}/states/provision", status_code=202, openapi_extra=json_body(schemas.PROVISION))
-def set_provision_state(
-    ident: str,
-    request: Request,
-    body: Any = Body(default=None),
-    rt: Runtime = Depends(runtime),
-    ctx: RequestContext = Depends(context),
-    v: Version = Depends(version),
-) -> Response:
+def set_provision_state(ident: str, request: Request, rt: Rt, ctx: Ctx, v: V, body: JSON = None) -> Response:
     with rt.db.transaction() as session:
         node_uuid = service.set_provision_state(session, ctx, ident, body, v)
     return _accepted(request, rt, v, node_uuid, "states")
 
 
 @router.put("/v1/nodes/{ident}/states/power", status_code=202, openapi_extra=json_body(schemas.POWER))
-def set_power_state(
-    ident: str,
-    request: Request,
-    body: Any = Body(default=None),
-    rt: Runtime = Depends(runtime),
-    ctx: RequestContext = Depends(context),
-    v: Version = Depends(version),
-) -> Response:
+def set_power_state(ident: str, request: Request, rt: Rt, ctx: Ctx, v: V, body: JSON = None) -> Response:
     with rt.db.transaction() as session:
         node_uuid = service.set_power_state(session, ctx, ident, body)
     return _accepted(request, rt, v, node_uuid, "states")
 
 
 @router.get("/v1/nodes/{ident}/states")
-def node_states(
-    ident: str,
-    rt: Runtime = Depends(runtime),
-    ctx: RequestContext = Depends(context),
-    v: Version = Depends(version),
-) -> dict[str, Any]:
+def node_states(ident: str, rt: Rt, ctx: Ctx, v: V) -> dict[str, Any]:
     with rt.db.read() as session:
         return views.node_states(service.get_node(session, ctx, ident), v)
 
@@ -238,14 +213,7 @@ def node_states(
     status_code=202,
     openapi_extra=json_body(schemas.MAINTENANCE, required=False),
 )
-def maintenance_on(
-    ident: str,
-    request: Request,
-    body: Any = Body(default=None),
-    rt: Runtime = Depends(runtime),
-    ctx: RequestContext = Depends(context),
-    v: Version = Depends(version),
-) -> Response:
+def maintenance_on(ident: str, request: Request, rt: Rt, ctx: Ctx, v: V, body: JSON = None) -> Response:
     reason = body.get("reason") if isinstance(body, dict) else None
     with rt.db.transaction() as session:
         service.set_maintenance(session, ctx, ident, True, reason if isinstance(reason, str) else None)
@@ -253,12 +221,7 @@ def maintenance_on(
 
 
 @router.delete("/v1/nodes/{ident}/maintenance", status_code=202)
-def maintenance_off(
-    ident: str,
-    rt: Runtime = Depends(runtime),
-    ctx: RequestContext = Depends(context),
-    v: Version = Depends(version),
-) -> Response:
+def maintenance_off(ident: str, rt: Rt, ctx: Ctx, v: V) -> Response:
     with rt.db.transaction() as session:
         service.set_maintenance(session, ctx, ident, False, None)
     return Response(status_code=202, headers=microversion.headers(v))
@@ -297,56 +260,30 @@ def _port_list(
 
 @router.get("/v1/ports", openapi_extra=schemas.PORT_LIST_QUERY)
 def list_ports(
-    request: Request,
-    detail: str | None = Query(default=None),
-    rt: Runtime = Depends(runtime),
-    ctx: RequestContext = Depends(context),
-    v: Version = Depends(version),
+    request: Request, rt: Rt, ctx: Ctx, v: V, detail: str | None = Query(default=None)
 ) -> dict[str, Any]:
-    is_detail = service.parse_bool(detail, "detail") or False
+    is_detail = _detail(detail)
     return _port_list(request, rt, ctx, v, is_detail, None, "ports")
 
 
 @router.get("/v1/ports/detail", openapi_extra=schemas.PORT_LIST_QUERY)
-def list_ports_detail(
-    request: Request,
-    rt: Runtime = Depends(runtime),
-    ctx: RequestContext = Depends(context),
-    v: Version = Depends(version),
-) -> dict[str, Any]:
+def list_ports_detail(request: Request, rt: Rt, ctx: Ctx, v: V) -> dict[str, Any]:
     return _port_list(request, rt, ctx, v, True, None, "ports/detail")
 
 
 @router.get("/v1/nodes/{ident}/ports", openapi_extra=schemas.PORT_LIST_QUERY)
-def list_node_ports(
-    ident: str,
-    request: Request,
-    rt: Runtime = Depends(runtime),
-    ctx: RequestContext = Depends(context),
-    v: Version = Depends(version),
-) -> dict[str, Any]:
+def list_node_ports(ident: str, request: Request, rt: Rt, ctx: Ctx, v: V) -> dict[str, Any]:
     return _port_list(request, rt, ctx, v, False, ident, f"nodes/{ident}/ports")
 
 
 @router.get("/v1/nodes/{ident}/ports/detail", openapi_extra=schemas.PORT_LIST_QUERY)
-def list_node_ports_detail(
-    ident: str,
-    request: Request,
-    rt: Runtime = Depends(runtime),
-    ctx: RequestContext = Depends(context),
-    v: Version = Depends(version),
-) -> dict[str, Any]:
+def list_node_ports_detail(ident: str, request: Request, rt: Rt, ctx: Ctx, v: V) -> dict[str, Any]:
     return _port_list(request, rt, ctx, v, True, ident, f"nodes/{ident}/ports/detail")
 
 
 @router.post("/v1/ports", status_code=201, openapi_extra=json_body(schemas.PORT_CREATE))
 def create_port(
-    request: Request,
-    response: Response,
-    body: Any = Body(default=None),
-    rt: Runtime = Depends(runtime),
-    ctx: RequestContext = Depends(context),
-    v: Version = Depends(version),
+    request: Request, response: Response, rt: Rt, ctx: Ctx, v: V, body: JSON = None
 ) -> dict[str, Any]:
     with rt.db.transaction() as session:
         port, node = ports.create_port(session, ctx, body, v)
@@ -357,12 +294,7 @@ def create_port(
 
 @router.get("/v1/ports/{ident}")
 def show_port(
-    ident: str,
-    request: Request,
-    fields: str | None = Query(default=None),
-    rt: Runtime = Depends(runtime),
-    ctx: RequestContext = Depends(context),
-    v: Version = Depends(version),
+    ident: str, request: Request, rt: Rt, ctx: Ctx, v: V, fields: str | None = Query(default=None)
 ) -> dict[str, Any]:
     wanted = _fields(fields)
     with rt.db.read() as session:
@@ -371,26 +303,14 @@ def show_port(
 
 
 @router.patch("/v1/ports/{ident}", openapi_extra=json_body(schemas.PORT_PATCH))
-def update_port(
-    ident: str,
-    request: Request,
-    body: Any = Body(default=None),
-    rt: Runtime = Depends(runtime),
-    ctx: RequestContext = Depends(context),
-    v: Version = Depends(version),
-) -> dict[str, Any]:
+def update_port(ident: str, request: Request, rt: Rt, ctx: Ctx, v: V, body: JSON = None) -> dict[str, Any]:
     with rt.db.transaction() as session:
         port, node = ports.update_port(session, ctx, ident, body, v)
         return views.port(port, node.uuid, v, _base(request))
 
 
 @router.delete("/v1/ports/{ident}", status_code=204)
-def delete_port(
-    ident: str,
-    rt: Runtime = Depends(runtime),
-    ctx: RequestContext = Depends(context),
-    v: Version = Depends(version),
-) -> Response:
+def delete_port(ident: str, rt: Rt, ctx: Ctx, v: V) -> Response:
     with rt.db.transaction() as session:
         ports.delete_port(session, ctx, ident)
     return Response(status_code=204, headers=microversion.headers(v))
@@ -398,46 +318,32 @@ def delete_port(
 
 @router.get("/v1/conductors")
 def list_conductors(
-    request: Request,
-    detail: str | None = Query(default=None),
-    rt: Runtime = Depends(runtime),
-    ctx: RequestContext = Depends(context),
-    v: Version = Depends(version),
+    request: Request, rt: Rt, ctx: Ctx, v: V, detail: str | None = Query(default=None)
 ) -> dict[str, Any]:
     ctx.require_admin()
-    is_detail = service.parse_bool(detail, "detail") or False
+    is_detail = _detail(detail)
     with rt.db.read() as session:
-        live = set(conductors.live_conductors(session, rt.settings.heartbeat_timeout_seconds))
+        live = set(_live(rt, session))
         found = conductors.all_conductors(session)
     return {"conductors": [views.conductor(c, c.name in live, _base(request), is_detail) for c in found]}
 
 
 @router.get("/v1/conductors/{name}")
-def show_conductor(
-    name: str,
-    request: Request,
-    rt: Runtime = Depends(runtime),
-    ctx: RequestContext = Depends(context),
-    v: Version = Depends(version),
-) -> dict[str, Any]:
+def show_conductor(name: str, request: Request, rt: Rt, ctx: Ctx, v: V) -> dict[str, Any]:
     ctx.require_admin()
     with rt.db.read() as session:
-        live = set(conductors.live_conductors(session, rt.settings.heartbeat_timeout_seconds))
+        live = set(_live(rt, session))
         found = conductors.get_conductor(session, name)
     return views.conductor(found, found.name in live, _base(request), True)
 
 
 @router.get("/v1/drivers")
 def list_drivers(
-    request: Request,
-    detail: str | None = Query(default=None),
-    rt: Runtime = Depends(runtime),
-    ctx: RequestContext = Depends(context),
-    v: Version = Depends(version),
+    request: Request, rt: Rt, ctx: Ctx, v: V, detail: str | None = Query(default=None)
 ) -> dict[str, Any]:
     """Every driver is served by every live conductor."""
     ctx.require_admin()
-    is_detail = service.parse_bool(detail, "detail") or False
+    is_detail = _detail(detail)
     with rt.db.read() as session:
-        live = conductors.live_conductors(session, rt.settings.heartbeat_timeout_seconds)
+        live = _live(rt, session)
     return {"drivers": [views.driver(d, live, _base(request), is_detail) for d in DRIVERS]}

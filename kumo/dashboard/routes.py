@@ -119,7 +119,7 @@ async def form_data(request: Request) -> dict[str, str]:
 
 
 def build_router(dash: Dashboard) -> APIRouter:
-    router = APIRouter(prefix=PATH)
+    router = APIRouter(prefix=PATH, include_in_schema=False)  # pages, not API operations
 
     def user(request: Request) -> Session:
         session = dash.session(request)
@@ -138,6 +138,10 @@ def build_router(dash: Dashboard) -> APIRouter:
             raise Refused(403, "The form's CSRF token is missing or does not match this session.")
         return form
 
+    def back(request: Request, to: str, exc: APIError) -> Response:
+        """The API refused a form: back to `to`, with its refusal shown as an error."""
+        return dash.redirect(request, to, f"{exc.status}: {exc.message}", True)
+
     def act(
         request: Request, session: Session, done: str, then: str, call: Callable[[client.API], object]
     ) -> Response:
@@ -148,8 +152,34 @@ def build_router(dash: Dashboard) -> APIRouter:
         except APIError as exc:
             if exc.status == 401:
                 raise SignIn() from exc
-            return dash.redirect(request, then, f"{exc.status}: {exc.message}", True)
+            return back(request, then, exc)
         return dash.redirect(request, then, said if isinstance(said, str) else done)
+
+    def on_form(
+        path: str,
+        name: str,
+        then: str,
+        done: str,
+        call: Callable[[client.API, str, dict[str, str]], object],
+        who: Callable[..., Session] = user,
+    ) -> None:
+        """Route POST `path`, whose one path parameter is the id of the thing the form is about:
+        `call(api, id, form)` through `act`, then to `then` with `done` ("{}" in it: the id; "":
+        the message `call` returned). `who`: `user`, or `operator` for an operator's form."""
+
+        def handler(
+            request: Request, form: dict[str, str] = Depends(posted), session: Session = Depends(who)
+        ) -> Response:
+            (ident,) = request.path_params.values()
+            return act(request, session, done.format(ident), then, lambda api: call(api, ident, form))
+
+        router.add_api_route(path, handler, methods=["POST"], name=name)
+
+    def deleting(
+        path: str, name: str, then: str, done: str, delete: Callable[[client.API, str], object]
+    ) -> None:
+        """A form's POST that deletes the thing its path names (see `on_form`)."""
+        on_form(path, name, then, done, lambda api, ident, _form: delete(api, ident))
 
     def page(
         request: Request, name: str, load: Callable[[client.API], dict[str, Any]], session: Session
@@ -164,16 +194,16 @@ def build_router(dash: Dashboard) -> APIRouter:
 
     # -- signing in and out, projects ------------------------------------------------------
 
-    @router.get("", include_in_schema=False)
-    @router.get("/", include_in_schema=False)
+    @router.get("")
+    @router.get("/")
     def home(request: Request) -> Response:
         return dash.redirect(request, "/servers" if dash.session(request).signed_in else "/login")
 
-    @router.get("/login", include_in_schema=False)
+    @router.get("/login")
     def login_form(request: Request) -> Response:
         return dash.render(request, "login.html")
 
-    @router.post("/login", include_in_schema=False)
+    @router.post("/login")
     def login(request: Request, form: dict[str, str] = Depends(posted)) -> Response:
         domain = form.get("domain") or "default"
         try:
@@ -204,7 +234,7 @@ def build_router(dash: Dashboard) -> APIRouter:
             return dash.redirect(request, "/projects", "Choose a project.")
         return dash.redirect(request, "/servers")
 
-    @router.post("/logout", include_in_schema=False)
+    @router.post("/logout")
     def logout(request: Request, form: dict[str, str] = Depends(posted)) -> Response:
         session = dash.session(request)
         if session.signed_in:
@@ -215,18 +245,18 @@ def build_router(dash: Dashboard) -> APIRouter:
         request.state.dashboard_session = Session()
         return dash.redirect(request, "/login", "Signed out.")
 
-    @router.get("/projects", include_in_schema=False)
+    @router.get("/projects")
     def project_list(request: Request, session: Session = Depends(user)) -> Response:
         return page(request, "projects.html", lambda api: {"projects": pages.projects(api)}, session)
 
-    @router.post("/projects", include_in_schema=False)
+    @router.post("/projects")
     def switch_project(
         request: Request, form: dict[str, str] = Depends(posted), session: Session = Depends(user)
     ) -> Response:
         try:
             token = pages.switch_project(dash.api(request, session), form.get("project_id", ""))
         except APIError as exc:
-            return dash.redirect(request, "/projects", f"{exc.status}: {exc.message}", True)
+            return back(request, "/projects", exc)
         fresh = replace(
             session,
             token=token.id,
@@ -239,41 +269,41 @@ def build_router(dash: Dashboard) -> APIRouter:
 
     # -- servers ---------------------------------------------------------------------------
 
-    @router.get("/servers", include_in_schema=False)
+    @router.get("/servers")
     def server_list(request: Request, session: Session = Depends(user)) -> Response:
         def load(api: client.API) -> dict[str, Any]:
             return {"servers": pages.servers(api, session.is_admin)}
 
         return page(request, "servers.html", load, session)
 
-    @router.get("/servers/rows", include_in_schema=False)
+    @router.get("/servers/rows")
     def server_rows(request: Request, session: Session = Depends(user)) -> Response:
         def load(api: client.API) -> dict[str, Any]:
             return {"servers": pages.servers(api, session.is_admin)}
 
         return page(request, "_server_rows.html", load, session)
 
-    @router.get("/servers/new", include_in_schema=False)
+    @router.get("/servers/new")
     def server_form(request: Request, session: Session = Depends(user)) -> Response:
         return page(request, "server_new.html", pages.create_choices, session)
 
-    @router.post("/servers", include_in_schema=False)
+    @router.post("/servers")
     def server_create(
         request: Request, form: dict[str, str] = Depends(posted), session: Session = Depends(user)
     ) -> Response:
         try:
             server_id = pages.create_server(dash.api(request, session), form)
         except APIError as exc:
-            return dash.redirect(request, "/servers/new", f"{exc.status}: {exc.message}", True)
+            return back(request, "/servers/new", exc)
         return dash.redirect(request, f"/servers/{server_id}", f"Creating {form.get('name', '')}.")
 
-    @router.get("/servers/{server_id}", include_in_schema=False)
+    @router.get("/servers/{server_id}")
     def server_show(request: Request, server_id: str, session: Session = Depends(user)) -> Response:
         return page(
             request, "server.html", lambda api: {"server": pages.server_detail(api, server_id)}, session
         )
 
-    @router.get("/servers/{server_id}/status", include_in_schema=False)
+    @router.get("/servers/{server_id}/status")
     def server_status(request: Request, server_id: str, session: Session = Depends(user)) -> Response:
         """The live status fragment; once the server settles, htmx reloads the whole page."""
         try:
@@ -287,7 +317,7 @@ def build_router(dash: Dashboard) -> APIRouter:
             response.headers["HX-Refresh"] = "true"
         return response
 
-    @router.post("/servers/{server_id}/action", include_in_schema=False)
+    @router.post("/servers/{server_id}/action")
     def server_action(
         request: Request,
         server_id: str,
@@ -306,73 +336,52 @@ def build_router(dash: Dashboard) -> APIRouter:
 
     # -- networks, images, key pairs, server groups, quotas, stock -------------------------------
 
-    @router.get("/networks", include_in_schema=False)
+    @router.get("/networks")
     def network_list(request: Request, session: Session = Depends(user)) -> Response:
         return page(request, "networks.html", pages.networks, session)
 
-    @router.post("/networks", include_in_schema=False)
+    @router.post("/networks")
     def network_create(
         request: Request, form: dict[str, str] = Depends(posted), session: Session = Depends(user)
     ) -> Response:
         done = f"Network {form.get('name', '')} created."
         return act(request, session, done, "/networks", lambda api: pages.create_network(api, form))
 
-    @router.post("/networks/{network_id}/delete", include_in_schema=False)
-    def network_delete(
-        request: Request,
-        network_id: str,
-        form: dict[str, str] = Depends(posted),
-        session: Session = Depends(user),
-    ) -> Response:
-        return act(
-            request,
-            session,
-            "Network deleted.",
-            "/networks",
-            lambda api: pages.delete_network(api, network_id),
-        )
+    deleting(
+        "/networks/{network_id}/delete",
+        "network_delete",
+        "/networks",
+        "Network deleted.",
+        pages.delete_network,
+    )
+    on_form("/security-groups/{group_id}/rules", "rule_add", "/networks", "Rule added.", pages.add_rule)
+    deleting(
+        "/security-group-rules/{rule_id}/delete",
+        "rule_delete",
+        "/networks",
+        "Rule deleted.",
+        pages.delete_rule,
+    )
 
-    @router.post("/security-groups/{group_id}/rules", include_in_schema=False)
-    def rule_add(
-        request: Request,
-        group_id: str,
-        form: dict[str, str] = Depends(posted),
-        session: Session = Depends(user),
-    ) -> Response:
-        return act(
-            request, session, "Rule added.", "/networks", lambda api: pages.add_rule(api, group_id, form)
-        )
-
-    @router.post("/security-group-rules/{rule_id}/delete", include_in_schema=False)
-    def rule_delete(
-        request: Request,
-        rule_id: str,
-        form: dict[str, str] = Depends(posted),
-        session: Session = Depends(user),
-    ) -> Response:
-        return act(
-            request, session, "Rule deleted.", "/networks", lambda api: pages.delete_rule(api, rule_id)
-        )
-
-    @router.get("/images", include_in_schema=False)
+    @router.get("/images")
     def image_list(request: Request, session: Session = Depends(user)) -> Response:
         return page(request, "images.html", lambda api: {"images": pages.images(api)}, session)
 
-    @router.post("/images", include_in_schema=False)
+    @router.post("/images")
     def image_create(
         request: Request, form: dict[str, str] = Depends(posted), session: Session = Depends(user)
     ) -> Response:
         try:
             image_id = pages.create_image(dash.api(request, session), form)
         except APIError as exc:
-            return dash.redirect(request, "/images", f"{exc.status}: {exc.message}", True)
+            return back(request, "/images", exc)
         return dash.redirect(request, f"/images/{image_id}")
 
-    @router.get("/images/{image_id}", include_in_schema=False)
+    @router.get("/images/{image_id}")
     def image_show(request: Request, image_id: str, session: Session = Depends(user)) -> Response:
         return page(request, "image.html", lambda api: {"image": pages.image(api, image_id)}, session)
 
-    @router.put("/images/{image_id}/file", include_in_schema=False)
+    @router.put("/images/{image_id}/file")
     async def image_upload(request: Request, image_id: str) -> Response:
         """The image's data, streamed on to Glance as it arrives (the edge lets this path
         stream, as Glance's own); the CSRF token comes in the X-CSRF-Token header."""
@@ -391,45 +400,28 @@ def build_router(dash: Dashboard) -> APIRouter:
             return JSONResponse({"message": exc.message}, status_code=exc.status)
         return Response(status_code=204)
 
-    @router.post("/images/{image_id}/delete", include_in_schema=False)
-    def image_delete(
-        request: Request,
-        image_id: str,
-        form: dict[str, str] = Depends(posted),
-        session: Session = Depends(user),
-    ) -> Response:
-        return act(
-            request, session, "Image deleted.", "/images", lambda api: pages.delete_image(api, image_id)
-        )
+    deleting("/images/{image_id}/delete", "image_delete", "/images", "Image deleted.", pages.delete_image)
 
-    @router.get("/keypairs", include_in_schema=False)
+    @router.get("/keypairs")
     def keypair_list(request: Request, session: Session = Depends(user)) -> Response:
         return page(request, "keypairs.html", lambda api: {"keypairs": pages.keypairs(api)}, session)
 
-    @router.post("/keypairs", include_in_schema=False)
+    @router.post("/keypairs")
     def keypair_create(
         request: Request, form: dict[str, str] = Depends(posted), session: Session = Depends(user)
     ) -> Response:
         try:
             shown = pages.create_keypair(dash.api(request, session), form)
         except APIError as exc:
-            return dash.redirect(request, "/keypairs", f"{exc.status}: {exc.message}", True)
+            return back(request, "/keypairs", exc)
         # A generated private key is shown on this answer only: never stored, never redirected.
         return dash.render(request, "keypairs.html", **shown)
 
-    @router.post("/keypairs/{name}/delete", include_in_schema=False)
-    def keypair_delete(
-        request: Request, name: str, form: dict[str, str] = Depends(posted), session: Session = Depends(user)
-    ) -> Response:
-        return act(
-            request,
-            session,
-            f"Key pair {name} deleted.",
-            "/keypairs",
-            lambda api: pages.delete_keypair(api, name),
-        )
+    deleting(
+        "/keypairs/{name}/delete", "keypair_delete", "/keypairs", "Key pair {} deleted.", pages.delete_keypair
+    )
 
-    @router.get("/server-groups", include_in_schema=False)
+    @router.get("/server-groups")
     def group_list(request: Request, session: Session = Depends(user)) -> Response:
         def load(api: client.API) -> dict[str, Any]:
             return {
@@ -440,40 +432,33 @@ def build_router(dash: Dashboard) -> APIRouter:
 
         return page(request, "server_groups.html", load, session)
 
-    @router.post("/server-groups", include_in_schema=False)
+    @router.post("/server-groups")
     def group_create(
         request: Request, form: dict[str, str] = Depends(posted), session: Session = Depends(user)
     ) -> Response:
         done = f"Server group {form.get('name', '')} created."
         return act(request, session, done, "/server-groups", lambda api: pages.create_server_group(api, form))
 
-    @router.post("/server-groups/{group_id}/delete", include_in_schema=False)
-    def group_delete(
-        request: Request,
-        group_id: str,
-        form: dict[str, str] = Depends(posted),
-        session: Session = Depends(user),
-    ) -> Response:
-        return act(
-            request,
-            session,
-            "Server group deleted.",
-            "/server-groups",
-            lambda api: pages.delete_server_group(api, group_id),
-        )
+    deleting(
+        "/server-groups/{group_id}/delete",
+        "group_delete",
+        "/server-groups",
+        "Server group deleted.",
+        pages.delete_server_group,
+    )
 
-    @router.get("/quotas", include_in_schema=False)
+    @router.get("/quotas")
     def quota_page(request: Request, session: Session = Depends(user)) -> Response:
         return page(request, "quotas.html", lambda api: pages.quotas(api, session.project_id), session)
 
-    @router.get("/stock", include_in_schema=False)
+    @router.get("/stock")
     def stock_list(request: Request, session: Session = Depends(user)) -> Response:
         def load(api: client.API) -> dict[str, Any]:
             return {"requests": pages.stock_requests(api), "flavors": pages.flavors(api)}
 
         return page(request, "stock.html", load, session)
 
-    @router.post("/stock", include_in_schema=False)
+    @router.post("/stock")
     def stock_create(
         request: Request, form: dict[str, str] = Depends(posted), session: Session = Depends(user)
     ) -> Response:
@@ -483,7 +468,7 @@ def build_router(dash: Dashboard) -> APIRouter:
 
     # -- operators ---------------------------------------------------------------------------
 
-    @router.get("/admin/hosts", include_in_schema=False)
+    @router.get("/admin/hosts")
     def hosts(request: Request, session: Session = Depends(operator)) -> Response:
         def load(api: client.API) -> dict[str, Any]:
             machines = pages.fleet(api)
@@ -493,36 +478,18 @@ def build_router(dash: Dashboard) -> APIRouter:
         return page(request, "admin_hosts.html", load, session)
 
     # The hosts page's toggles: the form to one pages function, which says what was done.
-    @router.post("/admin/services/{service_id}", include_in_schema=False)
-    def service_toggle(
-        request: Request,
-        service_id: str,
-        form: dict[str, str] = Depends(posted),
-        session: Session = Depends(operator),
-    ) -> Response:
-        return act(request, session, "", "/admin/hosts", lambda api: pages.set_service(api, service_id, form))
+    on_form("/admin/services/{service_id}", "service_toggle", "/admin/hosts", "", pages.set_service, operator)
+    on_form(
+        "/admin/nodes/{node_id}/maintenance",
+        "node_maintenance",
+        "/admin/hosts",
+        "",
+        pages.set_node_maintenance,
+        operator,
+    )
+    on_form("/admin/nodes/{node_id}/power", "node_power", "/admin/hosts", "", pages.set_node_power, operator)
 
-    @router.post("/admin/nodes/{node_id}/maintenance", include_in_schema=False)
-    def node_maintenance(
-        request: Request,
-        node_id: str,
-        form: dict[str, str] = Depends(posted),
-        session: Session = Depends(operator),
-    ) -> Response:
-        return act(
-            request, session, "", "/admin/hosts", lambda api: pages.set_node_maintenance(api, node_id, form)
-        )
-
-    @router.post("/admin/nodes/{node_id}/power", include_in_schema=False)
-    def node_power(
-        request: Request,
-        node_id: str,
-        form: dict[str, str] = Depends(posted),
-        session: Session = Depends(operator),
-    ) -> Response:
-        return act(request, session, "", "/admin/hosts", lambda api: pages.set_node_power(api, node_id, form))
-
-    @router.get("/admin/charts", include_in_schema=False)
+    @router.get("/admin/charts")
     def chart_page(request: Request, session: Session = Depends(operator)) -> Response:
         def load(api: client.API) -> dict[str, Any]:
             machines, scrape, boot = pages.fleet(api), pages.scrape(api), pages.boot_latency(api)
@@ -534,15 +501,15 @@ def build_router(dash: Dashboard) -> APIRouter:
 
         return page(request, "admin_charts.html", load, session)
 
-    @router.get("/admin/canaries", include_in_schema=False)
+    @router.get("/admin/canaries")
     def canary_page(request: Request, session: Session = Depends(operator)) -> Response:
         return page(request, "admin_canaries.html", pages.canaries, session)
 
-    @router.get("/admin/rebalancer", include_in_schema=False)
+    @router.get("/admin/rebalancer")
     def rebalancer_page(request: Request, session: Session = Depends(operator)) -> Response:
         return page(request, "admin_rebalancer.html", pages.rebalancer, session)
 
-    @router.post("/admin/rebalancer/plans/{plan_id}", include_in_schema=False)
+    @router.post("/admin/rebalancer/plans/{plan_id}")
     def plan_decide(
         request: Request,
         plan_id: str,
@@ -559,14 +526,14 @@ def build_router(dash: Dashboard) -> APIRouter:
             lambda api: pages.decide_plan(api, plan_id, decision),
         )
 
-    @router.get("/admin/stock", include_in_schema=False)
+    @router.get("/admin/stock")
     def stock_review(request: Request, session: Session = Depends(operator)) -> Response:
         def load(api: client.API) -> dict[str, Any]:
             return {"requests": pages.stock_requests(api, True), "aggregates": pages.stock_aggregates(api)}
 
         return page(request, "admin_stock.html", load, session)
 
-    @router.post("/admin/stock/{request_id}", include_in_schema=False)
+    @router.post("/admin/stock/{request_id}")
     def stock_decide(
         request: Request,
         request_id: str,

@@ -3,6 +3,7 @@ regions, services and endpoints. Thin routes: parse → domain function (which a
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any
 
 from cryptography.fernet import Fernet
@@ -41,6 +42,11 @@ def _flag(value: str | None) -> bool | None:
 def _ref(value: str | None) -> str | None:
     """An id-valued filter; the literal "None" some clients send for an unset one means absent."""
     return None if value in (None, "None") else value
+
+
+def _listed(request: Request, key: str, view: Callable[[Any, str], Body], rows: Iterable[Any]) -> Body:
+    """A collection answer: each row's `view`, under `key`, with the request's own link."""
+    return views.collection(key, (view(row, _base(request)) for row in rows), _url(request))
 
 
 def _no_content() -> Response:
@@ -107,7 +113,7 @@ def list_domains(
 ) -> Body:
     with rt.db.read() as session:
         domains = admin.list_domains(session, ctx, name=name, enabled=_flag(enabled))
-    return views.collection("domains", (views.domain(d, _base(request)) for d in domains), _url(request))
+    return _listed(request, "domains", views.domain, domains)
 
 
 @router.post("/v3/domains", status_code=201)
@@ -157,7 +163,7 @@ def list_groups(
 ) -> Body:
     with rt.db.read() as session:
         groups = admin.list_groups(session, ctx, name=name, domain_id=_ref(domain_id))
-    return views.collection("groups", (views.group(g, _base(request)) for g in groups), _url(request))
+    return _listed(request, "groups", views.group, groups)
 
 
 @router.post("/v3/groups", status_code=201)
@@ -193,7 +199,7 @@ def delete_group(group_id: str, ctx: Ctx, rt: Rt) -> Response:
 def list_group_users(request: Request, group_id: str, ctx: Ctx, rt: Rt) -> Body:
     with rt.db.read() as session:
         users = admin.list_group_users(session, ctx, group_id)
-    return views.collection("users", (views.user(u, _base(request)) for u in users), _url(request))
+    return _listed(request, "users", views.user, users)
 
 
 _MEMBER = "/v3/groups/{group_id}/users/{user_id}"
@@ -226,7 +232,7 @@ def remove_group_user(group_id: str, user_id: str, ctx: Ctx, rt: Rt) -> Response
 def list_user_groups(request: Request, user_id: str, ctx: Ctx, rt: Rt) -> Body:
     with rt.db.read() as session:
         groups = admin.list_user_groups(session, ctx, user_id)
-    return views.collection("groups", (views.group(g, _base(request)) for g in groups), _url(request))
+    return _listed(request, "groups", views.group, groups)
 
 
 # --- projects -------------------------------------------------------------------------------
@@ -264,7 +270,7 @@ def list_projects(
             tags=tags,
             is_domain=_flag(is_domain),
         )
-    return views.collection("projects", (views.project(p, _base(request)) for p in projects), _url(request))
+    return _listed(request, "projects", views.project, projects)
 
 
 @router.post("/v3/projects", status_code=201)
@@ -367,7 +373,7 @@ def list_users(
 ) -> Body:
     with rt.db.read() as session:
         users = admin.list_users(session, ctx, name=name, domain_id=_ref(domain_id), enabled=_flag(enabled))
-    return views.collection("users", (views.user(u, _base(request)) for u in users), _url(request))
+    return _listed(request, "users", views.user, users)
 
 
 @router.post("/v3/users", status_code=201)
@@ -419,7 +425,7 @@ def list_user_projects(
 ) -> Body:
     with rt.db.read() as session:
         projects = admin.list_user_projects(session, ctx, user_id, name=name, enabled=_flag(enabled))
-    return views.collection("projects", (views.project(p, _base(request)) for p in projects), _url(request))
+    return _listed(request, "projects", views.project, projects)
 
 
 # --- application credentials ----------------------------------------------------------------
@@ -443,9 +449,7 @@ def create_app_cred(request: Request, user_id: str, body: AppCredCreateBody, ctx
 def list_app_creds(request: Request, user_id: str, ctx: Ctx, rt: Rt, name: str | None = None) -> Body:
     with rt.db.read() as session:
         creds = app_creds.list_for_user(session, ctx, user_id, name)
-    return views.collection(
-        "application_credentials", (views.app_cred(c, _base(request)) for c in creds), _url(request)
-    )
+    return _listed(request, "application_credentials", views.app_cred, creds)
 
 
 @router.get(_APP_CREDS + "/{cred_id}")
@@ -472,7 +476,7 @@ def list_roles(
 ) -> Body:
     with rt.db.read() as session:
         roles = admin.list_roles(session, ctx, name=name, domain_id=_ref(domain_id))
-    return views.collection("roles", (views.role(r, _base(request)) for r in roles), _url(request))
+    return _listed(request, "roles", views.role, roles)
 
 
 @router.post("/v3/roles", status_code=201)
@@ -564,39 +568,81 @@ def list_role_inferences(request: Request, ctx: Ctx, rt: Rt) -> Body:
 
 # --- role assignments -----------------------------------------------------------------------
 
+# Where a grant stands: (target type, target id, actor type, actor id), as admin's functions take it.
+_Where = tuple[str, str, str, str]
 
-def _grant_routes(target_type: str, actor_type: str) -> None:
-    """PUT/HEAD/GET/DELETE .../roles/{role_id} and GET .../roles for one kind of target (project,
-    domain) and of actor (user, group). Every one parses the path and calls one domain function."""
-    base = f"/v3/{target_type}s/{{target_id}}/{actor_type}s/{{actor_id}}/roles"
+
+def _grant(rt: Runtime, ctx: RequestContext, where: _Where, role_id: str, inherited: bool) -> Response:
+    with rt.db.transaction() as session:
+        admin.grant_role(session, ctx, *where, role_id, inherited=inherited)
+    return _no_content()
+
+
+def _check_grant(rt: Runtime, ctx: RequestContext, where: _Where, role_id: str, inherited: bool) -> Response:
+    with rt.db.read() as session:
+        admin.check_role(session, ctx, *where, role_id, inherited=inherited)
+    return _no_content()
+
+
+def _revoke(rt: Runtime, ctx: RequestContext, where: _Where, role_id: str, inherited: bool) -> Response:
+    with rt.db.transaction() as session:
+        admin.revoke_role(session, ctx, *where, role_id, inherited=inherited)
+    rt.tokens.refresh_soon()  # this worker sees the revocation at once
+    return _no_content()
+
+
+def _granted(request: Request, rt: Runtime, ctx: RequestContext, where: _Where, inherited: bool) -> Body:
+    with rt.db.read() as session:
+        roles = admin.roles_granted(session, ctx, *where, inherited=inherited)
+    return _listed(request, "roles", views.role, roles)
+
+
+def _add_grant_routes(
+    one: str,
+    every: str | None,
+    name: str,
+    grant: Callable[..., Response],
+    check: Callable[..., Response],
+    revoke: Callable[..., Response],
+    listing: Callable[..., Body],
+) -> None:
+    """PUT/HEAD/GET/DELETE `one` (a grant of one role) and, unless `every` is None, GET `every`
+    (the roles granted), under operation names `<verb>_<name>`."""
+    router.put(one, status_code=204, name=f"grant_{name}")(grant)
+    router.head(one, status_code=204, name=f"check_{name}")(check)
+    router.get(one, status_code=204, name=f"show_{name}")(check)
+    router.delete(one, status_code=204, name=f"revoke_{name}")(revoke)
+    if every is not None:
+        router.get(every, name=f"list_{name}")(listing)
+
+
+def _grant_routes(target_type: str, actor_type: str, inherited: bool) -> None:
+    """The grant routes of one kind of target (project, domain) and of actor (user, group):
+    .../{target_type}s/{t}/{actor_type}s/{a}/roles[/{r}], or with `inherited` OS-INHERIT's
+    /v3/OS-INHERIT/.../roles/{r}/inherited_to_projects (and for domains GET
+    .../roles/inherited_to_projects). Every one parses the path and calls one domain function."""
+    base = f"/{target_type}s/{{target_id}}/{actor_type}s/{{actor_id}}/roles"
     name = f"{target_type}_{actor_type}"
+    if inherited:
+        base, name, suffix = "/v3/OS-INHERIT" + base, "inherited_" + name, "/inherited_to_projects"
+    else:
+        base, suffix = "/v3" + base, ""
 
     def grant(target_id: str, actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
-        with rt.db.transaction() as session:
-            admin.grant_role(session, ctx, target_type, target_id, actor_type, actor_id, role_id)
-        return _no_content()
+        return _grant(rt, ctx, (target_type, target_id, actor_type, actor_id), role_id, inherited)
 
     def check(target_id: str, actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
-        with rt.db.read() as session:
-            admin.check_role(session, ctx, target_type, target_id, actor_type, actor_id, role_id)
-        return _no_content()
+        return _check_grant(rt, ctx, (target_type, target_id, actor_type, actor_id), role_id, inherited)
 
     def revoke(target_id: str, actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
-        with rt.db.transaction() as session:
-            admin.revoke_role(session, ctx, target_type, target_id, actor_type, actor_id, role_id)
-        rt.tokens.refresh_soon()  # this worker sees the revocation at once
-        return _no_content()
+        return _revoke(rt, ctx, (target_type, target_id, actor_type, actor_id), role_id, inherited)
 
     def listing(request: Request, target_id: str, actor_id: str, ctx: Ctx, rt: Rt) -> Body:
-        with rt.db.read() as session:
-            roles = admin.roles_granted(session, ctx, target_type, target_id, actor_type, actor_id)
-        return views.collection("roles", (views.role(r, _base(request)) for r in roles), _url(request))
+        return _granted(request, rt, ctx, (target_type, target_id, actor_type, actor_id), inherited)
 
-    router.put(base + "/{role_id}", status_code=204, name=f"grant_{name}")(grant)
-    router.head(base + "/{role_id}", status_code=204, name=f"check_{name}")(check)
-    router.get(base + "/{role_id}", status_code=204, name=f"show_{name}")(check)
-    router.delete(base + "/{role_id}", status_code=204, name=f"revoke_{name}")(revoke)
-    router.get(base, name=f"list_{name}")(listing)
+    listed = not inherited or target_type == grants.DOMAIN
+    every = base + suffix if listed else None
+    _add_grant_routes(base + "/{role_id}" + suffix, every, name, grant, check, revoke, listing)
 
 
 def _system_grant_routes(actor_type: str) -> None:
@@ -605,82 +651,24 @@ def _system_grant_routes(actor_type: str) -> None:
     system, all_ = grants.SYSTEM, grants.SYSTEM_ALL
 
     def grant(actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
-        with rt.db.transaction() as session:
-            admin.grant_role(session, ctx, system, all_, actor_type, actor_id, role_id)
-        return _no_content()
+        return _grant(rt, ctx, (system, all_, actor_type, actor_id), role_id, False)
 
     def check(actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
-        with rt.db.read() as session:
-            admin.check_role(session, ctx, system, all_, actor_type, actor_id, role_id)
-        return _no_content()
+        return _check_grant(rt, ctx, (system, all_, actor_type, actor_id), role_id, False)
 
     def revoke(actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
-        with rt.db.transaction() as session:
-            admin.revoke_role(session, ctx, system, all_, actor_type, actor_id, role_id)
-        rt.tokens.refresh_soon()  # this worker sees the revocation at once
-        return _no_content()
+        return _revoke(rt, ctx, (system, all_, actor_type, actor_id), role_id, False)
 
     def listing(request: Request, actor_id: str, ctx: Ctx, rt: Rt) -> Body:
-        with rt.db.read() as session:
-            roles = admin.roles_granted(session, ctx, system, all_, actor_type, actor_id)
-        return views.collection("roles", (views.role(r, _base(request)) for r in roles), _url(request))
+        return _granted(request, rt, ctx, (system, all_, actor_type, actor_id), False)
 
-    name = f"system_{actor_type}"
-    router.put(base + "/{role_id}", status_code=204, name=f"grant_{name}")(grant)
-    router.head(base + "/{role_id}", status_code=204, name=f"check_{name}")(check)
-    router.get(base + "/{role_id}", status_code=204, name=f"show_{name}")(check)
-    router.delete(base + "/{role_id}", status_code=204, name=f"revoke_{name}")(revoke)
-    router.get(base, name=f"list_{name}")(listing)
-
-
-def _inherited_grant_routes(target_type: str, actor_type: str) -> None:
-    """OS-INHERIT: PUT/HEAD/GET/DELETE /v3/OS-INHERIT/{domains,projects}/{t}/{users,groups}/{a}/
-    roles/{r}/inherited_to_projects, and for domains GET .../roles/inherited_to_projects."""
-    base = f"/v3/OS-INHERIT/{target_type}s/{{target_id}}/{actor_type}s/{{actor_id}}/roles"
-    name = f"inherited_{target_type}_{actor_type}"
-
-    def grant(target_id: str, actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
-        with rt.db.transaction() as session:
-            admin.grant_role(
-                session, ctx, target_type, target_id, actor_type, actor_id, role_id, inherited=True
-            )
-        return _no_content()
-
-    def check(target_id: str, actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
-        with rt.db.read() as session:
-            admin.check_role(
-                session, ctx, target_type, target_id, actor_type, actor_id, role_id, inherited=True
-            )
-        return _no_content()
-
-    def revoke(target_id: str, actor_id: str, role_id: str, ctx: Ctx, rt: Rt) -> Response:
-        with rt.db.transaction() as session:
-            admin.revoke_role(
-                session, ctx, target_type, target_id, actor_type, actor_id, role_id, inherited=True
-            )
-        rt.tokens.refresh_soon()  # this worker sees the revocation at once
-        return _no_content()
-
-    def listing(request: Request, target_id: str, actor_id: str, ctx: Ctx, rt: Rt) -> Body:
-        with rt.db.read() as session:
-            roles = admin.roles_granted(
-                session, ctx, target_type, target_id, actor_type, actor_id, inherited=True
-            )
-        return views.collection("roles", (views.role(r, _base(request)) for r in roles), _url(request))
-
-    one = base + "/{role_id}/inherited_to_projects"
-    router.put(one, status_code=204, name=f"grant_{name}")(grant)
-    router.head(one, status_code=204, name=f"check_{name}")(check)
-    router.get(one, status_code=204, name=f"show_{name}")(check)
-    router.delete(one, status_code=204, name=f"revoke_{name}")(revoke)
-    if target_type == grants.DOMAIN:
-        router.get(base + "/inherited_to_projects", name=f"list_{name}")(listing)
+    _add_grant_routes(base + "/{role_id}", base, f"system_{actor_type}", grant, check, revoke, listing)
 
 
 for _target in (grants.PROJECT, grants.DOMAIN):
     for _actor in (grants.USER, grants.GROUP):
-        _grant_routes(_target, _actor)
-        _inherited_grant_routes(_target, _actor)
+        _grant_routes(_target, _actor, inherited=False)
+        _grant_routes(_target, _actor, inherited=True)
 for _actor in (grants.USER, grants.GROUP):
     _system_grant_routes(_actor)
 
@@ -771,9 +759,7 @@ def list_registered_limits(
         found = limits.list_registered(
             session, ctx, service_id=_ref(service_id), region_id=_ref(region_id), resource_name=resource_name
         )
-    return views.collection(
-        "registered_limits", (views.registered_limit(r, _base(request)) for r in found), _url(request)
-    )
+    return _listed(request, "registered_limits", views.registered_limit, found)
 
 
 @router.get("/v3/registered_limits/{limit_id}")
@@ -823,7 +809,7 @@ def list_limits(
             service_id=_ref(service_id),
             resource_name=resource_name,
         )
-    return views.collection("limits", (views.project_limit(r, _base(request)) for r in found), _url(request))
+    return _listed(request, "limits", views.project_limit, found)
 
 
 @router.get("/v3/limits/{limit_id}")
@@ -878,7 +864,7 @@ class EndpointUpdateBody(_Envelope):
 def list_regions(request: Request, ctx: Ctx, rt: Rt, parent_region_id: str | None = None) -> Body:
     with rt.db.read() as session:
         found = catalog.list_regions(session, ctx, _own(request, rt), parent_region_id=_ref(parent_region_id))
-    return views.collection("regions", (views.region(r, _base(request)) for r in found), _url(request))
+    return _listed(request, "regions", views.region, found)
 
 
 @router.post("/v3/regions", status_code=201)
@@ -922,7 +908,7 @@ def list_services(
 ) -> Body:
     with rt.db.read() as session:
         found = catalog.list_services(session, ctx, _own(request, rt), type=type, name=name)
-    return views.collection("services", (views.service(s, _base(request)) for s in found), _url(request))
+    return _listed(request, "services", views.service, found)
 
 
 @router.post("/v3/services", status_code=201)
@@ -971,7 +957,7 @@ def list_endpoints(
             interface=interface,
             region_id=_ref(region_id),
         )
-    return views.collection("endpoints", (views.endpoint(e, _base(request)) for e in found), _url(request))
+    return _listed(request, "endpoints", views.endpoint, found)
 
 
 @router.post("/v3/endpoints", status_code=201)
@@ -1030,9 +1016,7 @@ def list_credentials(
 ) -> Body:
     with rt.db.read() as session:
         found = credentials.list_credentials(session, ctx, _box(rt), user_id=_ref(user_id), type=type)
-    return views.collection(
-        "credentials", (views.credential(x, _base(request)) for x in found), _url(request)
-    )
+    return _listed(request, "credentials", views.credential, found)
 
 
 @router.get("/v3/credentials/{credential_id}")

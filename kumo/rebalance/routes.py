@@ -4,7 +4,8 @@ Watcher's default policy. Domain: kumo/rebalance/service.py; bodies: views.py.""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
@@ -31,8 +32,23 @@ async def admin(ctx: RequestContext = Depends(context)) -> RequestContext:
     return ctx
 
 
+# Every /v1 route answers with the microversion headers and is for admins only (the version is
+# read first, then the token). `v1` carries its full prefix and is included into `router`, with
+# no options, at the end of this module (kumo/app.py flattens included routers).
+v1 = APIRouter(prefix="/infra-optim/v1", dependencies=[Depends(version), Depends(admin)])
+Rt = Annotated[Runtime, Depends(runtime)]
+JSON = Annotated[Any, Body()]  # a body parsed by hand (its schema: the route's openapi_extra)
+
+
 def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/") + "/infra-optim"
+
+
+def _page(
+    request: Request, key: str, view: Callable[[Any, str], dict[str, Any]], rows: Iterable[Any]
+) -> dict[str, Any]:
+    """A listing: every row's view, and no further page (Watcher's `next`)."""
+    return {key: [view(row, _base(request)) for row in rows], "next": None}
 
 
 @router.get("")
@@ -43,195 +59,114 @@ def root(request: Request, response: Response) -> dict[str, Any]:
 
 
 # -- goals and strategies --------------------------------------------------------------------
-@router.get("/v1/goals")
-@router.get("/v1/goals/detail")
-def list_goals(
-    request: Request, v: Any = Depends(version), ctx: RequestContext = Depends(admin)
-) -> dict[str, Any]:
-    return {"goals": [views.goal(g, _base(request)) for g in svc.GOALS], "next": None}
+@v1.get("/goals")
+@v1.get("/goals/detail")
+def list_goals(request: Request) -> dict[str, Any]:
+    return _page(request, "goals", views.goal, svc.GOALS)
 
 
-@router.get("/v1/goals/{ref}")
-def show_goal(
-    ref: str, request: Request, v: Any = Depends(version), ctx: RequestContext = Depends(admin)
-) -> dict[str, Any]:
+@v1.get("/goals/{ref}")
+def show_goal(ref: str, request: Request) -> dict[str, Any]:
     return views.goal(svc.find_goal(ref), _base(request))
 
 
-@router.get("/v1/strategies")
-@router.get("/v1/strategies/detail")
-def list_strategies(
-    request: Request,
-    goal: str | None = Query(default=None),
-    v: Any = Depends(version),
-    ctx: RequestContext = Depends(admin),
-) -> dict[str, Any]:
+@v1.get("/strategies")
+@v1.get("/strategies/detail")
+def list_strategies(request: Request, goal: str | None = Query(default=None)) -> dict[str, Any]:
     found = [s for s in svc.STRATEGIES if goal is None or goal in (s.goal.uuid, s.goal.name)]
-    return {"strategies": [views.strategy(s, _base(request)) for s in found], "next": None}
+    return _page(request, "strategies", views.strategy, found)
 
 
-@router.get("/v1/strategies/{ref}")
-def show_strategy(
-    ref: str, request: Request, v: Any = Depends(version), ctx: RequestContext = Depends(admin)
-) -> dict[str, Any]:
+@v1.get("/strategies/{ref}")
+def show_strategy(ref: str, request: Request) -> dict[str, Any]:
     return views.strategy(svc.find_strategy(ref), _base(request))
 
 
 # -- audit templates -------------------------------------------------------------------------
-@router.get("/v1/audit_templates")
-@router.get("/v1/audit_templates/detail")
-def list_audit_templates(
-    request: Request,
-    rt: Runtime = Depends(runtime),
-    v: Any = Depends(version),
-    ctx: RequestContext = Depends(admin),
-) -> dict[str, Any]:
+@v1.get("/audit_templates")
+@v1.get("/audit_templates/detail")
+def list_audit_templates(request: Request, rt: Rt) -> dict[str, Any]:
     with rt.db.read() as session:
-        rows = svc.list_templates(session)
-        return {"audit_templates": [views.audit_template(t, _base(request)) for t in rows], "next": None}
+        return _page(request, "audit_templates", views.audit_template, svc.list_templates(session))
 
 
-@router.post("/v1/audit_templates", status_code=201, openapi_extra=json_body(schemas.AUDIT_TEMPLATE_CREATE))
-def create_audit_template(
-    request: Request,
-    body: Any = Body(default=None),
-    rt: Runtime = Depends(runtime),
-    v: Any = Depends(version),
-    ctx: RequestContext = Depends(admin),
-) -> dict[str, Any]:
+@v1.post("/audit_templates", status_code=201, openapi_extra=json_body(schemas.AUDIT_TEMPLATE_CREATE))
+def create_audit_template(request: Request, rt: Rt, body: JSON = None) -> dict[str, Any]:
     with rt.db.transaction() as session:
         return views.audit_template(svc.create_template_from(session, body), _base(request))
 
 
-@router.get("/v1/audit_templates/{ref}")
-def show_audit_template(
-    ref: str,
-    request: Request,
-    rt: Runtime = Depends(runtime),
-    v: Any = Depends(version),
-    ctx: RequestContext = Depends(admin),
-) -> dict[str, Any]:
+@v1.get("/audit_templates/{ref}")
+def show_audit_template(ref: str, request: Request, rt: Rt) -> dict[str, Any]:
     with rt.db.read() as session:
         return views.audit_template(svc.get_template(session, ref), _base(request))
 
 
-@router.delete("/v1/audit_templates/{ref}", status_code=204)
-def delete_audit_template(
-    ref: str, rt: Runtime = Depends(runtime), v: Any = Depends(version), ctx: RequestContext = Depends(admin)
-) -> Response:
+@v1.delete("/audit_templates/{ref}", status_code=204)
+def delete_audit_template(ref: str, rt: Rt) -> Response:
     with rt.db.transaction() as session:
         svc.delete_template(session, ref)
     return Response(status_code=204)
 
 
 # -- audits ----------------------------------------------------------------------------------
-@router.get("/v1/audits")
-@router.get("/v1/audits/detail")
-def list_audits(
-    request: Request,
-    rt: Runtime = Depends(runtime),
-    v: Any = Depends(version),
-    ctx: RequestContext = Depends(admin),
-) -> dict[str, Any]:
+@v1.get("/audits")
+@v1.get("/audits/detail")
+def list_audits(request: Request, rt: Rt) -> dict[str, Any]:
     with rt.db.read() as session:
-        return {"audits": [views.audit(a, _base(request)) for a in svc.list_audits(session)], "next": None}
+        return _page(request, "audits", views.audit, svc.list_audits(session))
 
 
-@router.post("/v1/audits", status_code=201, openapi_extra=json_body(schemas.AUDIT_CREATE))
-def create_audit(
-    request: Request,
-    body: Any = Body(default=None),
-    rt: Runtime = Depends(runtime),
-    v: Any = Depends(version),
-    ctx: RequestContext = Depends(admin),
-) -> dict[str, Any]:
+@v1.post("/audits", status_code=201, openapi_extra=json_body(schemas.AUDIT_CREATE))
+def create_audit(request: Request, rt: Rt, body: JSON = None) -> dict[str, Any]:
     with rt.db.transaction() as session:
         return views.audit(svc.create_audit_from(session, body, utcnow()), _base(request))
 
 
-@router.get("/v1/audits/{ref}")
-def show_audit(
-    ref: str,
-    request: Request,
-    rt: Runtime = Depends(runtime),
-    v: Any = Depends(version),
-    ctx: RequestContext = Depends(admin),
-) -> dict[str, Any]:
+@v1.get("/audits/{ref}")
+def show_audit(ref: str, request: Request, rt: Rt) -> dict[str, Any]:
     with rt.db.read() as session:
         return views.audit(svc.get_audit(session, ref), _base(request))
 
 
-@router.patch("/v1/audits/{ref}", openapi_extra=json_body(schemas.STATE_PATCH))
-def update_audit(
-    ref: str,
-    request: Request,
-    body: Any = Body(default=None),
-    rt: Runtime = Depends(runtime),
-    v: Any = Depends(version),
-    ctx: RequestContext = Depends(admin),
-) -> dict[str, Any]:
+@v1.patch("/audits/{ref}", openapi_extra=json_body(schemas.STATE_PATCH))
+def update_audit(ref: str, request: Request, rt: Rt, body: JSON = None) -> dict[str, Any]:
     state, _ = svc.state_from_patch(body)
     with rt.db.transaction() as session:
         return views.audit(svc.update_audit_state(session, ref, state), _base(request))
 
 
-@router.delete("/v1/audits/{ref}", status_code=204)
-def delete_audit(
-    ref: str, rt: Runtime = Depends(runtime), v: Any = Depends(version), ctx: RequestContext = Depends(admin)
-) -> Response:
+@v1.delete("/audits/{ref}", status_code=204)
+def delete_audit(ref: str, rt: Rt) -> Response:
     with rt.db.transaction() as session:
         svc.delete_audit(session, ref)
     return Response(status_code=204)
 
 
 # -- action plans ----------------------------------------------------------------------------
-@router.get("/v1/action_plans")
-@router.get("/v1/action_plans/detail")
+@v1.get("/action_plans")
+@v1.get("/action_plans/detail")
 def list_action_plans(
-    request: Request,
-    audit_uuid: str | None = Query(default=None),
-    rt: Runtime = Depends(runtime),
-    v: Any = Depends(version),
-    ctx: RequestContext = Depends(admin),
+    request: Request, rt: Rt, audit_uuid: str | None = Query(default=None)
 ) -> dict[str, Any]:
     with rt.db.read() as session:
-        plans = svc.list_plans(session, audit_uuid)
-        return {"action_plans": [views.action_plan(p, _base(request)) for p in plans], "next": None}
+        return _page(request, "action_plans", views.action_plan, svc.list_plans(session, audit_uuid))
 
 
-@router.get("/v1/action_plans/{ref}")
-def show_action_plan(
-    ref: str,
-    request: Request,
-    rt: Runtime = Depends(runtime),
-    v: Any = Depends(version),
-    ctx: RequestContext = Depends(admin),
-) -> dict[str, Any]:
+@v1.get("/action_plans/{ref}")
+def show_action_plan(ref: str, request: Request, rt: Rt) -> dict[str, Any]:
     with rt.db.read() as session:
         return views.action_plan(svc.get_plan(session, ref), _base(request))
 
 
-@router.post("/v1/action_plans/{ref}/start", status_code=202)
-def start_action_plan(
-    ref: str,
-    request: Request,
-    rt: Runtime = Depends(runtime),
-    v: Any = Depends(version),
-    ctx: RequestContext = Depends(admin),
-) -> dict[str, Any]:
+@v1.post("/action_plans/{ref}/start", status_code=202)
+def start_action_plan(ref: str, request: Request, rt: Rt) -> dict[str, Any]:
     with rt.db.transaction() as session:
         return views.action_plan(svc.start_plan(session, ref), _base(request))
 
 
-@router.patch("/v1/action_plans/{ref}", openapi_extra=json_body(schemas.STATE_PATCH))
-def update_action_plan(
-    ref: str,
-    request: Request,
-    body: Any = Body(default=None),
-    rt: Runtime = Depends(runtime),
-    v: Any = Depends(version),
-    ctx: RequestContext = Depends(admin),
-) -> dict[str, Any]:
+@v1.patch("/action_plans/{ref}", openapi_extra=json_body(schemas.STATE_PATCH))
+def update_action_plan(ref: str, request: Request, rt: Rt, body: JSON = None) -> dict[str, Any]:
     state, _ = svc.state_from_patch(body)
     with rt.db.transaction() as session:
         if state == svc.PENDING:  # Watcher's older way to start a plan
@@ -239,51 +174,36 @@ def update_action_plan(
         return views.action_plan(svc.cancel_plan(session, ref, state), _base(request))
 
 
-@router.delete("/v1/action_plans/{ref}", status_code=204)
-def delete_action_plan(
-    ref: str, rt: Runtime = Depends(runtime), v: Any = Depends(version), ctx: RequestContext = Depends(admin)
-) -> Response:
+@v1.delete("/action_plans/{ref}", status_code=204)
+def delete_action_plan(ref: str, rt: Rt) -> Response:
     with rt.db.transaction() as session:
         svc.delete_plan(session, ref)
     return Response(status_code=204)
 
 
 # -- actions ---------------------------------------------------------------------------------
-@router.get("/v1/actions")
-@router.get("/v1/actions/detail")
+@v1.get("/actions")
+@v1.get("/actions/detail")
 def list_actions(
     request: Request,
+    rt: Rt,
     action_plan_uuid: str | None = Query(default=None),
     audit_uuid: str | None = Query(default=None),
-    rt: Runtime = Depends(runtime),
-    v: Any = Depends(version),
-    ctx: RequestContext = Depends(admin),
 ) -> dict[str, Any]:
     with rt.db.read() as session:
         rows = svc.list_actions(session, action_plan_uuid, audit_uuid)
-        return {"actions": [views.action(a, _base(request)) for a in rows], "next": None}
+        return _page(request, "actions", views.action, rows)
 
 
-@router.get("/v1/actions/{ref}")
-def show_action(
-    ref: str,
-    request: Request,
-    rt: Runtime = Depends(runtime),
-    v: Any = Depends(version),
-    ctx: RequestContext = Depends(admin),
-) -> dict[str, Any]:
+@v1.get("/actions/{ref}")
+def show_action(ref: str, request: Request, rt: Rt) -> dict[str, Any]:
     with rt.db.read() as session:
         return views.action(svc.get_action(session, ref), _base(request))
 
 
-@router.patch("/v1/actions/{ref}", openapi_extra=json_body(schemas.STATE_PATCH))
+@v1.patch("/actions/{ref}", openapi_extra=json_body(schemas.STATE_PATCH))
 def update_action(
-    ref: str,
-    request: Request,
-    body: Any = Body(default=None),
-    rt: Runtime = Depends(runtime),
-    v: tuple[int, int] = Depends(version),
-    ctx: RequestContext = Depends(admin),
+    ref: str, request: Request, rt: Rt, v: Annotated[tuple[int, int], Depends(version)], body: JSON = None
 ) -> dict[str, Any]:
     """Watcher 1.5: set a PENDING action of a plan not yet started to SKIPPED."""
     if v < microversion.ACTION_UPDATE:
@@ -293,3 +213,6 @@ def update_action(
         raise BadRequest(f"An action's state can only be set to SKIPPED, not {state}")
     with rt.db.transaction() as session:
         return views.action(svc.skip_action(session, ref, message), _base(request))
+
+
+router.include_router(v1)
