@@ -103,9 +103,14 @@ def throttled(
         yield chunk
 
 
-# (job id, image id, source, bytes so far): a copy's progress, reported to the API; False when
-# the API no longer wants the copy (409: skipped, cancelled), which aborts it
-Progress = Callable[[str, str, str, int], bool]
+# (job id, image id, source, bytes so far, attempt): a copy's progress, reported to the API;
+# False when the API no longer wants the copy (409: skipped, cancelled, or a later attempt of
+# the same (host, image) is the current one), which aborts it
+Progress = Callable[[str, str, str, int, int | None], bool]
+
+
+class PeerMissing(ImageCacheError):
+    """The peer holds no servable copy of the image (404): its holder's record is stale."""
 
 
 class CopyAborted(Exception):
@@ -282,6 +287,8 @@ class Precacher:
 
     def _peer_chunks(self, url: str, image_id: str, ticket: str) -> Iterator[bytes]:
         with self.peers.stream("GET", f"{url}/cache/{image_id}", headers={TICKET_HEADER: ticket}) as resp:
+            if resp.status_code == 404:
+                raise PeerMissing(f"Image {image_id}: the peer does not hold it (404).")
             if resp.status_code != 200:
                 raise ImageCacheError(f"Image {image_id}: peer answered {resp.status_code}.")
             yield from resp.iter_bytes(CHUNK)
@@ -304,7 +311,7 @@ class Precacher:
 
         def report(done: int) -> None:
             try:
-                wanted = progress(p.job_id, p.image_id, label, done)
+                wanted = progress(p.job_id, p.image_id, label, done, p.attempt)
             except Exception:  # progress is informative: a lost report never stops a copy
                 log.debug("precache progress of %s not reported", p.image_id, exc_info=True)
                 return
@@ -353,7 +360,10 @@ class Precacher:
                 origin_failed = origin_failed or (
                     label == "origin" and isinstance(exc, ImageVerificationError)
                 )
-                if counted is not None and label != "origin" and isinstance(exc, ImageVerificationError):
+                if isinstance(exc, PeerMissing):  # a stale holder: the API requeues its row
+                    peer_host = label.removeprefix("peer:")
+                    refused.append({"peer": peer_host, "reason": str(exc), "dropped": True, "missing": True})
+                elif counted is not None and label != "origin" and isinstance(exc, ImageVerificationError):
                     dropped, suspect = self._reverify(url, meta.id, ticket)
                     refused.append(
                         {

@@ -63,3 +63,14 @@ class ImagePeer(Base):
     host: Mapped[str] = mapped_column(String(255), primary_key=True)
     url: Mapped[str] = mapped_column(String(300))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class HostImageCache(Base):
+    """The image ids a host's agent last reported holding as verified copies in its cache
+    (`PUT /internal/v1/hosts/{host}/image-cache`), and when: a job marks those hosts `existing`
+    at once. A stale entry is harmless (a holder that cannot serve is dropped by its peers)."""
+
+    __tablename__ = "host_image_caches"
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    image_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    reported_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

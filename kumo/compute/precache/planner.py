@@ -19,9 +19,13 @@ The rules, per image:
   traffic crosses racks unless `cross_rack_peers`.
 - Origin copies are counted per (rack, image) (`Target.origin_attempts`): a rack is seeded
   again after a failed or dead seed, preferring a host that has not tried the origin yet, at
-  most `rack_origin_attempts` times; after that the rack's remaining rows are errors
-  ("origin copy failed"). The origin therefore serves at most racks × rack_origin_attempts
-  copies of an image, and exactly one per rack when nothing fails.
+  most `rack_origin_attempts` times; after that the rack's remaining rows are errors that say
+  why: "origin copy failed" when no copy ever landed in the rack, else "no copy in the rack can
+  serve its peers…" (its copies landed on hosts now down, without a peer endpoint, or dropped).
+- A queued host whose peer copies failed (`attempts > origin_attempts`) falls back to the
+  origin: it gets an origin copy while the rack's origin budget lasts, one such copy in flight
+  per rack at a time; else it copies from a holder again. The origin therefore serves at most
+  racks × rack_origin_attempts copies of an image, and exactly one per rack when nothing fails.
 - Retries (`after_failure`): a failed (host, image) goes back to the queue until it has been
   tried `max_attempts` times, then it is an error.
 """
@@ -47,7 +51,14 @@ ACTIVE = frozenset({QUEUED, DOWNLOADING})
 TERMINAL = frozenset({CACHED, EXISTING, ERROR, SKIPPED, UNSUPPORTED})
 
 HOST_DOWN = "host down"
-ORIGIN_FAILED = "origin copy failed"
+ORIGIN_FAILED = "origin copy failed"  # every origin copy of the rack failed: no copy landed
+# origin copies landed, but no copy in the rack can serve a peer (its holders are down, have no
+# peer endpoint, or were dropped), and the rack's origin budget is spent
+NO_SERVING_COPY = "no copy in the rack can serve its peers and its origin copies are spent"
+
+
+def budget_spent(reason: str, tries: int) -> str:
+    return f"{reason} ({tries} origin copies)"
 
 
 @dataclass(frozen=True)
@@ -140,8 +151,12 @@ def _plan_image(
     in_flight: Counter[str] = Counter()
     queued: dict[str, list[Target]] = defaultdict(list)
     origin_tries: Counter[str] = Counter()
+    origin_in_flight: Counter[str] = Counter()
+    landed: set[str] = set()  # racks where a copy is held (serving or not)
     for t in sorted(rows, key=lambda t: t.host):
         origin_tries[_rack(t)] += t.origin_attempts
+        if t.state in HOLDING:
+            landed.add(_rack(t))
         if not t.up:
             continue
         if t.state in HOLDING and t.serves:
@@ -150,6 +165,7 @@ def _plan_image(
             in_flight[_rack(t)] += 1
             listed = t.planned or ((t.source,) if t.source else ())
             serving.update(s for s in set(listed) if peer_host(s))
+            origin_in_flight[_rack(t)] += ORIGIN in listed
         elif t.state == QUEUED:
             queued[_rack(t)].append(t)
     everyone = sorted(h for hs in holders.values() for h in hs)
@@ -164,13 +180,24 @@ def _plan_image(
             if in_flight[rack]:
                 continue
             if origin_tries[rack] >= policy.rack_origin_attempts:
-                failed += [
-                    Skip(t.host, image_id, ORIGIN_FAILED) for t in sorted(waiting, key=lambda t: t.host)
-                ]
+                why = budget_spent(NO_SERVING_COPY if rack in landed else ORIGIN_FAILED, origin_tries[rack])
+                failed += [Skip(t.host, image_id, why) for t in sorted(waiting, key=lambda t: t.host)]
             elif origin_busy < policy.origin_concurrency:
                 made.append(Assignment(waiting[0].host, image_id, (ORIGIN,)))
                 origin_busy += 1
             continue
+        # A host whose peer copies failed gets an origin copy, within the rack's origin budget,
+        # one at a time per rack (its holders may all be unable to serve: a stale report).
+        fell_back = [t for t in waiting if t.attempts > t.origin_attempts]
+        if (
+            fell_back
+            and not origin_in_flight[rack]
+            and origin_tries[rack] < policy.rack_origin_attempts
+            and origin_busy < policy.origin_concurrency
+        ):
+            made.append(Assignment(fell_back[0].host, image_id, (ORIGIN,)))
+            origin_busy += 1
+            waiting = [t for t in waiting if t is not fell_back[0]]
         for t in waiting:
             open_ = [h for h in rack_holders if free[h] > 0]
             if not open_:

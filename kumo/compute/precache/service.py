@@ -28,7 +28,7 @@ from kumo.compute import aggregates, params
 from kumo.compute.hosts import is_up
 from kumo.compute.models import ComputeHost
 from kumo.compute.precache import planner, tickets
-from kumo.compute.precache.models import ImagePeer, PrecacheHost, PrecacheJob
+from kumo.compute.precache.models import HostImageCache, ImagePeer, PrecacheHost, PrecacheJob
 from kumo.config import Settings, get_settings
 from kumo.db import utcnow
 from kumo.db.base import after_commit, wake_after_commit
@@ -160,12 +160,45 @@ def start(
             select(ComputeHost.name, ComputeHost.rack).where(ComputeHost.name.in_(hosts))
         )
     }
+    held = holding(session, hosts)
+    now = utcnow()
     for image_id in image_ids:
         for host in hosts:
-            session.add(PrecacheHost(job_id=job.id, host=host, rack=racks.get(host), image_id=image_id))
+            row = PrecacheHost(job_id=job.id, host=host, rack=racks.get(host), image_id=image_id)
+            if image_id in held.get(host, ()):  # already there: a holder from the start
+                row.state, row.started_at, row.finished_at = planner.EXISTING, now, now
+            session.add(row)
     session.flush()
     advance(session, job.id)
     return job.id
+
+
+def holding(session: Session, hosts: Sequence[str]) -> dict[str, frozenset[str]]:
+    """The images each of `hosts` holds as a verified copy, as its agent reported lately (a
+    host that is down, or whose report is older than `precache_cache_report_max_age_seconds`,
+    holds nothing here). A report gone stale since is harmless: a holder that cannot serve is
+    refused by its peers (a missing copy demotes it), and they copy from elsewhere."""
+    settings = get_settings()
+    now = utcnow()
+    horizon = now - dt.timedelta(seconds=settings.precache_cache_report_max_age_seconds)
+    up, _ = _liveness(session, set(hosts))
+    reports = session.scalars(
+        select(HostImageCache).where(HostImageCache.host.in_(list(hosts)), HostImageCache.reported_at >= horizon)
+    )
+    return {r.host: frozenset(r.image_ids or []) for r in reports if up.get(r.host, False)}
+
+
+def report_cache(session: Session, host: str, image_ids: Sequence[str]) -> None:
+    """A host's agent reports the images it holds verified copies of (periodically, and after
+    a copy): stored per host, read when a job is created."""
+    ids = sorted(set(image_ids))
+    report = session.get(HostImageCache, host)
+    if report is None:
+        session.add(HostImageCache(host=host, image_ids=ids, reported_at=utcnow()))
+        return
+    if list(report.image_ids or []) != ids:
+        report.image_ids = ids
+    report.reported_at = utcnow()
 
 
 # -- the job's advance ---------------------------------------------------------------------------
@@ -238,6 +271,7 @@ def advance(session: Session, job_id: str) -> None:
             sources,
             settings.precache_transfer_rate,
             settings.precache_pin_seconds,
+            row.attempts + 1,
         )
         task = queue.enqueue(session, assignment.host, TaskKind.PRECACHE, None, payload, job.request_id)
         row.state, row.source, row.task_id = planner.DOWNLOADING, assignment.source, task.id
@@ -321,9 +355,15 @@ def record(session: Session, task: Task, result: dict[str, Any]) -> None:
                 other.state, other.error, other.finished_at = planner.ERROR, why, now
     else:
         _failed_attempt(job, row, str(result.get("error") or "copy failed"), now)
-    for refusal in refused:  # a holder whose copy failed re-verification: dropped, or kept (in use)
+    for refusal in refused:  # a holder whose copy failed re-verification: dropped, or kept (in use);
+        # or that did not hold it at all (`missing`: it was marked from a stale cache report)
         if refusal.get("dropped") or refusal.get("suspect"):
             again = bool(refusal.get("dropped"))  # dropped: its host copies the image again
+            dropped_why = (
+                "it did not hold the image its cache report listed"
+                if refusal.get("missing")
+                else "its copy failed verification and was dropped"
+            )
             session.execute(
                 update(PrecacheHost)
                 .where(
@@ -334,7 +374,7 @@ def record(session: Session, task: Task, result: dict[str, Any]) -> None:
                 )
                 .values(
                     state=planner.QUEUED if again else planner.ERROR,
-                    error="its copy failed verification and was dropped"
+                    error=dropped_why
                     if again
                     else "its copy failed verification; kept for the instances using it, served to no peer",
                 )
@@ -349,22 +389,29 @@ def _count_bytes(from_origin: int, from_peers: int) -> None:
     PRECACHE_BYTES.labels("peer").inc(from_peers)
 
 
-def record_progress(session: Session, job_id: str, host: str, image_id: str, source: str, done: int) -> None:
+def record_progress(
+    session: Session, job_id: str, host: str, image_id: str, source: str, done: int, attempt: int | None = None
+) -> None:
     """A copy in flight reports its bytes so far (and which of its sources it reads now); 409
-    when the row is no longer downloading (skipped, cancelled, failed over): the agent aborts."""
+    when the row is no longer downloading (skipped, cancelled, failed over), or is downloading
+    in another attempt than the report's (a late report of an earlier attempt): the agent
+    aborts that copy. One statement on the row alone (no other lock is taken)."""
+    match = [
+        PrecacheHost.job_id == job_id,
+        PrecacheHost.host == host,
+        PrecacheHost.image_id == image_id,
+        PrecacheHost.state == planner.DOWNLOADING,
+    ]
+    if attempt is not None:  # agents before `attempt` report without it
+        match.append(PrecacheHost.attempts == attempt)
     changed = session.execute(
         update(PrecacheHost)
-        .where(
-            PrecacheHost.job_id == job_id,
-            PrecacheHost.host == host,
-            PrecacheHost.image_id == image_id,
-            PrecacheHost.state == planner.DOWNLOADING,
-        )
+        .where(*match)
         .values(bytes=done, source=source)
         .execution_options(synchronize_session=False)
     )
     if cast(CursorResult[Any], changed).rowcount == 0:
-        raise Conflict(f"Image {image_id} is no longer being copied to {host} by job {job_id}.")
+        raise Conflict(f"Image {image_id} is no longer being copied to {host} by job {job_id} in this attempt.")
 
 
 class PrecacheHooks:

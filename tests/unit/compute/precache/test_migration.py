@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from kumo.db.migrate import alembic_config, upgrade
 from kumo.schema import metadata
 
-TABLES = ("precache_jobs", "precache_hosts", "image_peers")
+TABLES = ("precache_jobs", "precache_hosts", "image_peers", "host_image_caches")
 
 
 def test_one_head() -> None:
