@@ -172,8 +172,12 @@ def _plan_image(
     made: list[Assignment] = []
     failed: list[Skip] = []
     for rack in sorted(queued):
-        # a seed is retried on another host: the ones that tried the origin least go first
-        waiting = sorted(queued[rack], key=lambda t: (t.origin_attempts, -t.free_disk_gb, t.host))
+        # a seed is retried on another host: the ones that tried the origin least go first, then
+        # the ones whose peer copies failed (they waited longest), then the most free disk
+        waiting = sorted(
+            queued[rack],
+            key=lambda t: (t.origin_attempts, t.attempts <= t.origin_attempts, -t.free_disk_gb, t.host),
+        )
         rack_holders = holders.get(rack) or (everyone if policy.cross_rack_peers else [])
         free = {h: policy.peers_per_holder - serving[peer(h)] for h in rack_holders}
         if not rack_holders:

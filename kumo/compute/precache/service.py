@@ -433,6 +433,20 @@ class PrecacheHooks:
 HOOKS = PrecacheHooks()
 
 
+def lock_jobs_of(session: Session, task_ids: Sequence[str]) -> None:
+    """The work hook's locker: before results are settled, lock the rows of their tasks'
+    precache jobs (by id), so that every path locks a job's row before its tasks' (a report
+    settles its task, then advances its job, which may fail its other tasks; the sweep and a
+    cancel lock the job, then fail tasks): one order, no deadlock."""
+    if not task_ids:
+        return
+    payloads = session.execute(
+        select(Task.payload).where(Task.id.in_(list(task_ids)), Task.kind == str(TaskKind.PRECACHE))
+    )
+    for job_id in sorted({str((p or {}).get("job_id")) for (p,) in payloads}):
+        session.get(PrecacheJob, job_id, with_for_update=True)
+
+
 def running_jobs(session: Session) -> list[str]:
     """The jobs not yet finished (a read: the sweep writes only when there are some)."""
     return list(
@@ -441,8 +455,9 @@ def running_jobs(session: Session) -> list[str]:
 
 
 def sweep(session: Session, job_ids: Sequence[str]) -> None:
-    """Advance these jobs: hosts that died are skipped, dead seeds replaced."""
-    for job_id in job_ids:
+    """Advance these jobs (locked in id order, as everywhere): hosts that died are skipped,
+    dead seeds replaced."""
+    for job_id in sorted(job_ids):
         advance(session, job_id)
 
 
@@ -570,8 +585,14 @@ def show(session: Session, ctx: RequestContext, job_id: str) -> dict[str, Any]:
     return view(job, rows)
 
 
-def list_jobs(session: Session, ctx: RequestContext, image_id: str | None) -> list[dict[str, Any]]:
-    """Every job, newest first; with `image_id`, the jobs that precache that image."""
+MAX_LIST = 100  # jobs per page at most (each job lists its hosts): `limit` above is this
+
+
+def list_jobs(
+    session: Session, ctx: RequestContext, image_id: str | None, page: params.Page | None = None
+) -> list[dict[str, Any]]:
+    """The jobs, newest first (with `image_id`, the jobs that precache that image), a page of
+    at most `page.limit` (MAX_LIST without one) after the job `page.marker` (400 when unknown)."""
     ctx.require_admin()
     if image_id is not None and not params.is_uuid_like(image_id):
         raise BadRequest(f"Invalid input for field/attribute image_id. Value: {image_id!r}. is not a 'uuid'")
@@ -579,8 +600,18 @@ def list_jobs(session: Session, ctx: RequestContext, image_id: str | None) -> li
     if image_id is not None:
         ids = select(PrecacheHost.job_id).where(PrecacheHost.image_id == image_id).distinct()
         stmt = stmt.where(PrecacheJob.id.in_(ids))
-    out = []
-    for job in session.scalars(stmt):
-        rows = list(session.scalars(select(PrecacheHost).where(PrecacheHost.job_id == job.id)))
-        out.append(view(job, rows))
-    return out
+    if page is not None and page.marker is not None:
+        marker = session.get(PrecacheJob, page.marker)
+        if marker is None:
+            raise BadRequest(f"marker [{page.marker}] not found")
+        stmt = stmt.where(
+            (PrecacheJob.start_time < marker.start_time)
+            | ((PrecacheJob.start_time == marker.start_time) & (PrecacheJob.id > marker.id))
+        )
+    limit = MAX_LIST if page is None or page.limit is None else min(page.limit, MAX_LIST)
+    jobs = list(session.scalars(stmt.limit(limit)))
+    rows: dict[str, list[PrecacheHost]] = {job.id: [] for job in jobs}
+    if jobs:
+        for row in session.scalars(select(PrecacheHost).where(PrecacheHost.job_id.in_(list(rows)))):
+            rows[row.job_id].append(row)
+    return [view(job, rows[job.id]) for job in jobs]
