@@ -51,6 +51,8 @@ class PrecacheHost(Base):
     bytes_from_origin: Mapped[int] = mapped_column(BigInteger, default=0)
     bytes_from_peers: Mapped[int] = mapped_column(BigInteger, default=0)
     refused: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # the holders its failed peer copies listed: the planner avoids them for it (origin fallback)
+    failed_peers: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)

@@ -22,9 +22,10 @@ The rules, per image:
   most `rack_origin_attempts` times; after that the rack's remaining rows are errors that say
   why: "origin copy failed" when no copy ever landed in the rack, else "no copy in the rack can
   serve its peers…" (its copies landed on hosts now down, without a peer endpoint, or dropped).
-- A queued host whose peer copies failed (`attempts > origin_attempts`) falls back to the
-  origin: it gets an origin copy while the rack's origin budget lasts, one such copy in flight
-  per rack at a time; else it copies from a holder again. The origin therefore serves at most
+- A queued host whose peer copies failed avoids the holders they listed (`failed_from`); when
+  the rack has no other holder it falls back to the origin: an origin copy while the rack's
+  origin budget lasts, one such copy in flight per rack at a time; once the budget is spent it
+  copies from those holders again (its attempts are bounded). The origin therefore serves at most
   racks × rack_origin_attempts copies of an image, and exactly one per rack when nothing fails.
 - Retries (`after_failure`): a failed (host, image) goes back to the queue until it has been
   tried `max_attempts` times, then it is an error.
@@ -76,6 +77,7 @@ class Target:
     origin_attempts: int = 0  # copies of this row the origin was asked for so far
     serves: bool = True  # its agent registered a peer endpoint
     planned: tuple[str, ...] = ()  # while downloading: every source its task lists
+    failed_from: tuple[str, ...] = ()  # the holders its failed peer copies listed (this job)
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,7 @@ def _plan_image(
         # the ones whose peer copies failed (they waited longest), then the most free disk
         waiting = sorted(
             queued[rack],
-            key=lambda t: (t.origin_attempts, t.attempts <= t.origin_attempts, -t.free_disk_gb, t.host),
+            key=lambda t: (t.origin_attempts, not t.failed_from, -t.free_disk_gb, t.host),
         )
         rack_holders = holders.get(rack) or (everyone if policy.cross_rack_peers else [])
         free = {h: policy.peers_per_holder - serving[peer(h)] for h in rack_holders}
@@ -190,22 +192,22 @@ def _plan_image(
                 made.append(Assignment(waiting[0].host, image_id, (ORIGIN,)))
                 origin_busy += 1
             continue
-        # A host whose peer copies failed gets an origin copy, within the rack's origin budget,
-        # one at a time per rack (its holders may all be unable to serve: a stale report).
-        fell_back = [t for t in waiting if t.attempts > t.origin_attempts]
-        if (
-            fell_back
-            and not origin_in_flight[rack]
-            and origin_tries[rack] < policy.rack_origin_attempts
-            and origin_busy < policy.origin_concurrency
-        ):
-            made.append(Assignment(fell_back[0].host, image_id, (ORIGIN,)))
-            origin_busy += 1
-            waiting = [t for t in waiting if t is not fell_back[0]]
+        # A host whose peer copies failed avoids the holders it failed from. When every holder of
+        # the rack is one of those, it falls back to the origin, within the rack's origin budget
+        # and one such copy in flight per rack at a time; once the budget is spent it tries them
+        # again (its own attempts are bounded: it never waits forever).
         for t in waiting:
-            open_ = [h for h in rack_holders if free[h] > 0]
+            fresh = [h for h in rack_holders if h not in t.failed_from]
+            if t.failed_from and not fresh and origin_tries[rack] < policy.rack_origin_attempts:
+                if not origin_in_flight[rack] and origin_busy < policy.origin_concurrency:
+                    made.append(Assignment(t.host, image_id, (ORIGIN,)))
+                    origin_busy += 1
+                    origin_in_flight[rack] += 1
+                    origin_tries[rack] += 1
+                continue
+            open_ = [h for h in (fresh or rack_holders) if free[h] > 0]
             if not open_:
-                break
+                continue
             chosen = max(open_, key=lambda h: (free[h], -rack_holders.index(h)))
             free[chosen] -= 1
             others = [h for h in open_ if h != chosen and free[h] > 0][: policy.peer_fallbacks]

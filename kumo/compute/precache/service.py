@@ -183,7 +183,9 @@ def holding(session: Session, hosts: Sequence[str]) -> dict[str, frozenset[str]]
     horizon = now - dt.timedelta(seconds=settings.precache_cache_report_max_age_seconds)
     up, _ = _liveness(session, set(hosts))
     reports = session.scalars(
-        select(HostImageCache).where(HostImageCache.host.in_(list(hosts)), HostImageCache.reported_at >= horizon)
+        select(HostImageCache).where(
+            HostImageCache.host.in_(list(hosts)), HostImageCache.reported_at >= horizon
+        )
     )
     return {r.host: frozenset(r.image_ids or []) for r in reports if up.get(r.host, False)}
 
@@ -226,7 +228,7 @@ def advance(session: Session, job_id: str) -> None:
         task = tasks.get(row.task_id or "")
         if row.state == planner.DOWNLOADING and (task is None or task.state != "pending"):
             why = (task.error if task is not None else None) or "its task ended without a result"
-            _failed_attempt(job, row, f"precache: {why}", now)
+            _failed_attempt(job, row, f"precache: {why}", now, _planned(task))
     if job.state == "cancelling":  # nothing new starts; dead hosts are skipped; the copies in flight end it
         for row in rows:
             if row.state in planner.ACTIVE and not up.get(row.host, False):
@@ -247,6 +249,7 @@ def advance(session: Session, job_id: str) -> None:
             r.origin_attempts,
             r.host in urls,
             _planned(tasks.get(r.task_id or "")) if r.state == planner.DOWNLOADING else (),
+            tuple(r.failed_peers or ()),
         )
         for r in rows
     ]
@@ -297,7 +300,14 @@ def _skip(session: Session, row: PrecacheHost, reason: str, now: dt.datetime) ->
     row.state, row.error, row.finished_at = planner.SKIPPED, reason, now
 
 
-def _failed_attempt(job: PrecacheJob, row: PrecacheHost, error: str, now: dt.datetime) -> None:
+def _failed_attempt(
+    job: PrecacheJob, row: PrecacheHost, error: str, now: dt.datetime, planned: Sequence[str] = ()
+) -> None:
+    """The copy failed: queued again (or an error after max attempts); the holders its task
+    listed are remembered (the planner avoids them for this row, or falls back to the origin)."""
+    failed = [h for s in planned if (h := planner.peer_host(s))]
+    if failed:
+        row.failed_peers = sorted({*(row.failed_peers or []), *failed})
     row.error, row.finished_at = error, now
     row.state = planner.after_failure(row.attempts, policy())
     if row.state == planner.QUEUED and job.state == "cancelling":
@@ -354,7 +364,7 @@ def record(session: Session, task: Task, result: dict[str, Any]) -> None:
                     queue.fail_pending(session, other.task_id, f"precache: {why}")
                 other.state, other.error, other.finished_at = planner.ERROR, why, now
     else:
-        _failed_attempt(job, row, str(result.get("error") or "copy failed"), now)
+        _failed_attempt(job, row, str(result.get("error") or "copy failed"), now, _planned(task))
     for refusal in refused:  # a holder whose copy failed re-verification: dropped, or kept (in use);
         # or that did not hold it at all (`missing`: it was marked from a stale cache report)
         if refusal.get("dropped") or refusal.get("suspect"):
@@ -390,7 +400,13 @@ def _count_bytes(from_origin: int, from_peers: int) -> None:
 
 
 def record_progress(
-    session: Session, job_id: str, host: str, image_id: str, source: str, done: int, attempt: int | None = None
+    session: Session,
+    job_id: str,
+    host: str,
+    image_id: str,
+    source: str,
+    done: int,
+    attempt: int | None = None,
 ) -> None:
     """A copy in flight reports its bytes so far (and which of its sources it reads now); 409
     when the row is no longer downloading (skipped, cancelled, failed over), or is downloading
@@ -411,7 +427,9 @@ def record_progress(
         .execution_options(synchronize_session=False)
     )
     if cast(CursorResult[Any], changed).rowcount == 0:
-        raise Conflict(f"Image {image_id} is no longer being copied to {host} by job {job_id} in this attempt.")
+        raise Conflict(
+            f"Image {image_id} is no longer being copied to {host} by job {job_id} in this attempt."
+        )
 
 
 class PrecacheHooks:

@@ -1,4 +1,5 @@
-"""precache: the verified image ids each host's agent reports holding
+"""precache: the verified image ids each host's agent reports holding; the holders a row's
+failed peer copies listed
 
 Revision ID: b7e2d4c81f03
 Revises: a3f1c9d27e55
@@ -24,7 +25,11 @@ def upgrade() -> None:
         sa.Column("reported_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("host", name=op.f("pk_host_image_caches")),
     )
+    with op.batch_alter_table("precache_hosts", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("failed_peers", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("precache_hosts", schema=None) as batch_op:
+        batch_op.drop_column("failed_peers")
     op.drop_table("host_image_caches")

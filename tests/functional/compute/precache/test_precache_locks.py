@@ -90,11 +90,11 @@ def test_concurrent_reports_cancel_and_sweep_never_deadlock(
                     db, [TaskReport(task_id=task_id, ok=True, details=details)]
                 )
 
-            def cancel() -> None:
+            def cancel(job_id: str = job_id) -> None:
                 with db.transaction() as session:
                     service.cancel(session, ADMIN, job_id)
 
-            def sweep() -> None:
+            def sweep(job_id: str = job_id) -> None:
                 with db.transaction() as session:
                     service.sweep(session, [job_id])
 

@@ -20,6 +20,7 @@ from kumo.compute.precache.planner import (
 
 IMG = "11111111-1111-4111-8111-111111111111"
 IMG2 = "22222222-2222-4222-8222-222222222222"
+SPENT = "no copy in the rack can serve its peers and its origin copies are spent (3 origin copies)"
 
 
 def t(
@@ -188,30 +189,40 @@ CASES = [
         id="a rack with a host already holding the image takes no origin copy: its peers copy from it",
     ),
     pytest.param(
-        [t("a1", state="cached", source=ORIGIN), t("a2", attempts=1), t("a3")],
+        [t("a1", state="cached", source=ORIGIN), t("a2", attempts=1, failed_from=("a1",)), t("a3")],
         Policy(rack_origin_attempts=3),
         Plan((origin("a2"), peers("a3", "a1"))),
-        id="a host whose peer copy failed falls back to the origin within the rack's budget",
+        id="a host whose peer copies failed from every holder of its rack falls back to the origin",
+    ),
+    pytest.param(
+        [
+            t("a1", state="cached", source=ORIGIN),
+            t("a2", state="cached", source="peer:a1"),
+            t("a3", attempts=1, failed_from=("a1",)),
+        ],
+        Policy(),
+        Plan((peers("a3", "a2"),)),
+        id="a host whose peer copy failed copies from another holder, not from the origin",
     ),
     pytest.param(
         [
             t("a1", state="cached", source=ORIGIN),
             t("a2", state="downloading", source=ORIGIN, origin_attempts=1, attempts=2),
-            t("a3", attempts=1),
+            t("a3", attempts=1, failed_from=("a1",)),
         ],
         Policy(rack_origin_attempts=3),
-        Plan((peers("a3", "a1"),)),
-        id="one origin fallback in flight per rack: the next failed peer copies from a holder again",
+        Plan(),
+        id="one origin fallback in flight per rack: the next one waits for it",
     ),
     pytest.param(
         [
-            t("a1", state="existing", origin_attempts=0),
-            t("a2", attempts=2, origin_attempts=1),
+            t("a1", state="existing"),
+            t("a2", attempts=2, origin_attempts=1, failed_from=("a1",)),
             t("a3", origin_attempts=2),
         ],
         Policy(rack_origin_attempts=3),
         Plan((peers("a2", "a1"), peers("a3", "a1"))),
-        id="the rack's origin budget spent: a failed peer copies from a holder again",
+        id="the rack's origin budget spent: a failed peer copies from its holder again (bounded)",
     ),
     pytest.param(
         [t("a1", state="cached", source=ORIGIN, serves=False, origin_attempts=3), t("a2"), t("a3")],
@@ -221,12 +232,12 @@ CASES = [
                 Skip(
                     "a2",
                     IMG,
-                    "no copy in the rack can serve its peers and its origin copies are spent (3 origin copies)",
+                    SPENT,
                 ),
                 Skip(
                     "a3",
                     IMG,
-                    "no copy in the rack can serve its peers and its origin copies are spent (3 origin copies)",
+                    SPENT,
                 ),
             )
         ),
@@ -322,12 +333,15 @@ def test_a_stale_holder_costs_its_rack_one_origin_copy_and_never_hangs() -> None
         if not decision.assignments:
             break
         assert not decision.errors
+        failing = set(stale)  # as the round started: every copy from them fails
         for a in decision.assignments:
             old = rows[a.host]
             attempts, origin_attempts = old.attempts + 1, old.origin_attempts + (a.source == ORIGIN)
             holder = peer_of(a.source)
-            if holder in stale:  # the peer copy fails; the stale holder is requeued
-                rows[a.host] = t(a.host, attempts=attempts, origin_attempts=origin_attempts)
+            if holder in failing:  # the peer copy fails; the stale holder is requeued
+                rows[a.host] = t(
+                    a.host, attempts=attempts, origin_attempts=origin_attempts, failed_from=(holder,)
+                )
                 rows[holder] = t(
                     holder, attempts=rows[holder].attempts, origin_attempts=rows[holder].origin_attempts
                 )
