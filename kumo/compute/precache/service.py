@@ -162,11 +162,16 @@ def start(
     }
     held = holding(session, hosts)
     now = utcnow()
+    settings = get_settings()
     for image_id in image_ids:
         for host in hosts:
             row = PrecacheHost(job_id=job.id, host=host, rack=racks.get(host), image_id=image_id)
             if image_id in held.get(host, ()):  # already there: a holder from the start
                 row.state, row.started_at, row.finished_at = planner.EXISTING, now, now
+                # a task with no source: its agent pins the copy (or says it is gone: requeued)
+                pin = PrecachePayload(job.id, image_id, [], 0, settings.precache_pin_seconds)
+                row.task_id = queue.enqueue(session, host, TaskKind.PRECACHE, None, pin, request_id).id
+                wake_after_commit(session, queue.host_key(host))
             session.add(row)
     session.flush()
     advance(session, job.id)
@@ -342,6 +347,9 @@ def record(session: Session, task: Task, result: dict[str, Any]) -> None:
     row.bytes_from_origin += from_origin
     row.bytes_from_peers += from_peers
     after_commit(session, lambda: _count_bytes(from_origin, from_peers))
+    if row.task_id == task.id and row.state == planner.EXISTING and not row.attempts:
+        _confirmed(session, job, row, result)  # the pin of a copy marked from the host's report
+        return
     if row.task_id != task.id or row.state != planner.DOWNLOADING:
         return
     now = utcnow()
@@ -392,6 +400,17 @@ def record(session: Session, task: Task, result: dict[str, Any]) -> None:
             )
     session.flush()
     advance(session, job_id)
+
+
+def _confirmed(session: Session, job: PrecacheJob, row: PrecacheHost, result: dict[str, Any]) -> None:
+    """A host marked `existing` from its cache report pinned its copy; if the copy was gone
+    (the report was stale), it is queued again, while the job runs, and copies it."""
+    if str(result.get("state")) in planner.HOLDING or job.state != "running":
+        return
+    row.state, row.error = planner.QUEUED, "it did not hold the image its cache report listed"
+    row.finished_at = None
+    session.flush()
+    advance(session, job.id)
 
 
 def _count_bytes(from_origin: int, from_peers: int) -> None:

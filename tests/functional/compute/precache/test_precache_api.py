@@ -4,6 +4,7 @@ each agent with its own image cache and peer endpoint (the real agent protocol).
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -352,6 +353,7 @@ def test_a_host_already_holding_the_image_is_existing_from_the_start_and_seeds_i
         assert _by_host(first)["pc-j2"]["state"] == "cached"
         _reported(cloud, "pc-j2", image)  # its agent reported the copy after it
         names = [h for hs in racks.values() for h in hs]
+        before = time.time()
         job_id = c.post(API, json={"image_ids": [image], "hosts": names}).json()["job_id"]
         at_once = _by_host(c.get(f"{API}/{job_id}").json()["job"])
         holder = at_once["pc-j2"]
@@ -371,6 +373,9 @@ def test_a_host_already_holding_the_image_is_existing_from_the_start_and_seeds_i
         assert job["bytes_from_origin"] == SIZE  # one copy, for the other rack only
         assert [h for h in names if hosts[h]["source"] == "origin"] in (["pc-k1"], ["pc-k2"])
         assert job["bytes_from_peers"] == 3 * SIZE
+        # its agent was asked to pin the copy again (a task with no source: nothing copied)
+        pinned = c.get("/compute/v2.1/os-kumo-image-cache/pc-j2").json()["images"][0]["pinned_until"]
+        assert pinned >= before + get_settings().precache_pin_seconds
 
 
 def test_a_stale_cache_report_is_harmless(cloud: Cloud, fleet: Fleet, tmp_path: Path) -> None:
@@ -393,8 +398,15 @@ def test_a_stale_cache_report_is_harmless(cloud: Cloud, fleet: Fleet, tmp_path: 
         assert job["state"] == "done" and job["total_errors"] == 0
         assert {h["state"] for h in hosts.values()} == {"cached"}
         assert job["bytes_from_origin"] == SIZE  # the rack's one origin copy
+        # its peers' refusals (404: missing) or its own pin task (the copy is gone) requeued it,
+        # whichever came first
         refusals = [r for h in hosts.values() for r in h["refused"]]
-        assert refusals and all(r["peer"] == "pc-l1" and r["missing"] for r in refusals)
+        assert all(r["peer"] == "pc-l1" and r["missing"] for r in refusals)
+        assert (
+            hosts["pc-l1"]["attempts"] == 1
+            and hosts["pc-l1"]["source"] == "peer:pc-l2"
+            or hosts["pc-l1"]["source"] in ("peer:pc-l3", "origin")
+        )
         for name in ("pc-l1", "pc-l2", "pc-l3"):
             assert (tmp_path / "caches" / name / image).stat().st_size == SIZE
 
