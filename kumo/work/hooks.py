@@ -79,6 +79,14 @@ def register_locker(locker: Locker) -> None:
         _lockers.append(locker)
 
 
+def unregister_locker(locker: Locker) -> None:
+    _lockers[:] = [existing for existing in _lockers if existing is not locker]
+
+
+def lockers() -> tuple[Locker, ...]:
+    return tuple(_lockers)
+
+
 def lock_first(session: Session, task_ids: Sequence[str]) -> None:
     for locker in _lockers:
         locker(session, task_ids)
