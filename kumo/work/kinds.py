@@ -454,7 +454,7 @@ class PrecachePayload(JsonPayload):
     sources: Any
     rate: int | None
     pin_seconds: int | None
-    attempt: int | None = None
+    attempt: int | None = field(default=None, metadata=_OMITTED_WHEN_NONE)
 
 
 AnyPayload = (
