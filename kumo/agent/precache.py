@@ -335,6 +335,11 @@ class Precacher:
             )
         pin_until = started + float(p.pin_seconds or 0)
         if self.cache.is_cached(meta):
+            if self.cache.open_verified(meta.id) is None:  # kept for its instances, served to no one
+                details = self._details("error", None, meta, started, 0, 0, [])
+                details["error"] = f"Image {meta.id}: the copy here failed verification and is in use."
+                details["suspect"] = True
+                return TaskResult(ok=True, details=details)
             self.cache.pin(meta.id, pin_until)
             return TaskResult(ok=True, details=self._details("existing", None, meta, started, 0, 0, []))
         from_origin = from_peers = 0

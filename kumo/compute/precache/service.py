@@ -362,6 +362,8 @@ def record(session: Session, task: Task, result: dict[str, Any]) -> None:
         row.state, row.source, row.error = state, str(result.get("source") or row.source), None
     elif state == planner.UNSUPPORTED:
         row.state, row.error = state, str(result.get("error") or "unsupported")
+    elif result.get("suspect"):  # its own copy is bad but in use: it can neither serve nor replace it
+        row.state, row.error = planner.ERROR, str(result.get("error") or "its copy failed verification")
     elif result.get("origin_failed"):  # the image itself is unusable: every host fails at once
         why = str(result.get("error") or "the origin's image is unusable")
         for other in session.scalars(

@@ -233,6 +233,10 @@ def test_a_bad_copy_in_use_is_refused_kept_suspect_and_served_no_more(
     assert copy.exists()  # kept for its instance…
     good = {TICKET_HEADER: tickets.mint(KEY, IMG, "holder", "r", int(time.time()) + 60)}
     assert httpx.get(f"{holder.url}/cache/{IMG}", headers=good).status_code == 404  # …served to no one
+    # asked to precache it again, the holder says its copy is suspect (an error), not `existing`
+    again = Precacher("holder", holder.cache, origin, mint).run(_payload({"source": "origin"}))  # type: ignore[arg-type]
+    assert (again.details["state"], again.details["suspect"]) == ("error", True)
+    assert origin.served == len(DATA)  # once, for the receiver: a copy in use is never replaced
 
 
 def test_a_peer_without_the_image_is_refused_as_missing_and_the_next_source_used(tmp_path: Path) -> None:
