@@ -43,16 +43,19 @@ def create_job(
 def list_jobs(
     request: Request,
     image_id: str | None = None,
+    limit: str | None = None,
+    marker: str | None = None,
     ctx: RequestContext = Depends(context),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
+    ctx.require_admin()  # before the query's checks, as Nova's policy comes first
     q = request.query_params
-    page = params.page(q.get("limit"), q.get("marker"), service.MAX_LIST)
+    page = params.page(limit, marker, service.MAX_LIST)
     with rt.db.read() as session:
         jobs = service.list_jobs(session, ctx, image_id, page)
     body: dict[str, Any] = {"jobs": jobs}
-    limit = service.MAX_LIST if page.limit is None else page.limit
-    links = page_links(str(request.base_url), COLLECTION, dict(q), jobs, limit, lambda j: j["job_id"])
+    size = service.MAX_LIST if page.limit is None else page.limit
+    links = page_links(str(request.base_url), COLLECTION, dict(q), jobs, size, lambda j: j["job_id"])
     if links:
         body["jobs_links"] = links
     return body
