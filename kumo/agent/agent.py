@@ -453,11 +453,11 @@ class Agent(ApiLink):
             self._call("PUT", f"/hosts/{self.host}/image-peer", json={"url": self.peer.url})
         if self.image_cache is not None:
             try:
-                self._report_image_cache()
+                self.report_image_cache()
             except (httpx.HTTPStatusError, OSError) as exc:  # the report loop tries again
                 log.error("image cache report of %s refused: %s", self.host, exc)
 
-    def _report_image_cache(self) -> None:
+    def report_image_cache(self) -> None:
         """The ids of the cache's verified images (a few dozen UUIDs: one small PUT)."""
         assert self.image_cache is not None
         ids = self.image_cache.verified_ids()
@@ -470,7 +470,7 @@ class Agent(ApiLink):
             if self.stop_event.is_set():
                 return
             try:
-                self._report_image_cache()
+                self.report_image_cache()
             except RuntimeError:
                 return
             except (httpx.HTTPStatusError, OSError) as exc:  # the next round reports it

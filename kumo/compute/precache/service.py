@@ -405,12 +405,18 @@ def record(session: Session, task: Task, result: dict[str, Any]) -> None:
 
 
 def _confirmed(session: Session, job: PrecacheJob, row: PrecacheHost, result: dict[str, Any]) -> None:
-    """A host marked `existing` from its cache report pinned its copy; if the copy was gone
-    (the report was stale), it is queued again, while the job runs, and copies it."""
-    if str(result.get("state")) in planner.HOLDING or job.state != "running":
+    """A host marked `existing` from its cache report pinned its copy. If the copy was gone or
+    is unusable (the report was stale), the host copies the image after all: its row is queued
+    again, and a job that had finished runs again for it (a cancelled one records the error)."""
+    if str(result.get("state")) in planner.HOLDING:
         return
-    row.state, row.error = planner.QUEUED, "it did not hold the image its cache report listed"
-    row.finished_at = None
+    why = f"it did not hold the image its cache report listed: {result.get('error') or 'gone'}"
+    row.error, row.finished_at = why, utcnow()
+    if job.state in ("cancelling", "cancelled"):
+        row.state = planner.ERROR
+        return
+    row.state, row.finished_at = planner.QUEUED, None
+    job.state, job.end_time = "running", None
     session.flush()
     advance(session, job.id)
 

@@ -463,3 +463,55 @@ def test_the_job_list_pages_with_limit_and_marker(cloud: Cloud, fleet: Fleet, tm
             resp = c.get(API, params=bad)
             assert resp.status_code == 400, (bad, resp.text)
             assert resp.json()["badRequest"]["code"] == 400
+
+
+def test_a_host_whose_own_copy_is_suspect_is_an_error_not_a_holder(
+    cloud: Cloud, fleet: Fleet, tmp_path: Path
+) -> None:
+    """A copy found bad while instances use it is kept, suspect: the host neither reports it
+    (not `existing` up front) nor serves it, and asked to precache it answers an error at once."""
+    _hosts(fleet, tmp_path, {"r1": ["pc-o1"]})
+    (agent,) = [a for a in fleet.agents if a.host == "pc-o1"]
+    with cloud.client() as c:
+        image = upload_image(c, content=os.urandom(SIZE))
+        _finished(c, c.post(API, json={"image_ids": [image], "hosts": ["pc-o1"]}).json()["job_id"])
+        copy = tmp_path / "caches" / "pc-o1" / image
+        copy.chmod(0o644)
+        copy.write_bytes(b"x" * SIZE)
+        agent.image_cache.acquire(image, "instance-1")
+        assert agent.image_cache.reverify(image) == (False, False)  # kept for its instance, suspect
+        agent.report_image_cache()  # (its next report: within a minute)
+        database = Database(cloud.settings.resolved_database_url)
+        with database.read() as session:
+            assert service.holding(session, ["pc-o1"]) == {"pc-o1": frozenset()}
+        database.dispose()
+        job = _finished(c, c.post(API, json={"image_ids": [image], "hosts": ["pc-o1"]}).json()["job_id"])
+        (row,) = job["hosts"]
+        assert (row["state"], row["attempts"]) == ("error", 1)
+        assert "failed verification and is in use" in row["error"]
+        assert job["bytes_from_origin"] == 0
+
+
+def test_a_finished_job_runs_again_for_a_host_whose_reported_copy_is_gone(
+    cloud: Cloud, fleet: Fleet, tmp_path: Path
+) -> None:
+    """The only host holds the image by its report: the job is done at its creation. Its pin
+    task then finds the copy gone: the job runs again for it, and it copies the image."""
+    _hosts(fleet, tmp_path, {"r1": ["pc-p1"]})
+    with cloud.client() as c:
+        image = upload_image(c, content=os.urandom(SIZE))
+        _finished(c, c.post(API, json={"image_ids": [image], "hosts": ["pc-p1"]}).json()["job_id"])
+        _reported(cloud, "pc-p1", image)
+        for name in (image, f"{image}.json"):
+            (tmp_path / "caches" / "pc-p1" / name).unlink()
+        job_id = c.post(API, json={"image_ids": [image], "hosts": ["pc-p1"]}).json()["job_id"]
+
+        def copied() -> dict[str, Any] | None:
+            job: dict[str, Any] = c.get(f"{API}/{job_id}").json()["job"]
+            return job if job["state"] == "done" and job["hosts"][0]["state"] == "cached" else None
+
+        job = wait_for(copied, timeout=30)
+        (row,) = job["hosts"]
+        assert (row["source"], row["attempts"], row["error"]) == ("origin", 1, None)
+        assert job["bytes_from_origin"] == SIZE
+        assert (tmp_path / "caches" / "pc-p1" / image).stat().st_size == SIZE
