@@ -384,7 +384,9 @@ class Agent(ApiLink):
         if image_cache is not None:
             self.image_cache = image_cache
             key = ticket_key.encode() if ticket_key else tickets.derive_key(token)
-            self.peer = PeerServer(host, image_cache, key, bind=peer_bind, slots=peer_slots)
+            self.peer = PeerServer(
+                host, image_cache, key, bind=peer_bind, slots=peer_slots, changed=self._cache_changed.set
+            )
             precacher = Precacher(
                 host,
                 image_cache,

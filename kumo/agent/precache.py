@@ -146,8 +146,12 @@ class PeerServer:
         port: int = 0,
         slots: int = 2,
         max_connections: int = MAX_CONNECTIONS,
+        changed: Callable[[], None] | None = None,
     ) -> None:
+        """`changed`: called when a re-verification dropped a copy or marked it suspect (the
+        agent reports its cache again at once)."""
         self.host, self.cache, self.key = host, cache, key
+        self.changed = changed
         self.served = 0  # bytes sent to peers (for tests and the bench)
         self.busy = 0  # refusals: a copy asked for while every slot was taken (503)
         self.slots = threading.BoundedSemaphore(slots)
@@ -234,6 +238,8 @@ class PeerServer:
                     self._refuse(405, "POST /cache/{id}/verify")
                     return
                 ok, dropped = server.cache.reverify(found[0])
+                if not ok and server.changed is not None:
+                    server.changed()
                 body = f'{{"ok": {str(ok).lower()}, "dropped": {str(dropped).lower()}}}'.encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

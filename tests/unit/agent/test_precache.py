@@ -300,3 +300,21 @@ def test_the_cache_reports_only_its_verified_copies_a_peer_may_be_served(tmp_pat
     assert cache.verified_ids() == [IMG]
     (tmp_path / "cache" / IMG).unlink()  # data gone, record left: not a copy
     assert cache.verified_ids() == []
+
+
+def test_a_copy_found_bad_on_verify_makes_the_agent_report_its_cache_again(tmp_path: Path) -> None:
+    origin = Origin()
+    cache = ImageCache(tmp_path / "holder", origin)
+    cache.fill(origin.metadata(IMG), origin.chunks(IMG), "origin")
+    calls: list[bool] = []
+    server = PeerServer("holder", cache, KEY, changed=lambda: calls.append(True)).start()
+    try:
+        ticket = {TICKET_HEADER: tickets.mint(KEY, IMG, "holder", "r", int(time.time()) + 60)}
+        assert httpx.post(f"{server.url}/cache/{IMG}/verify", headers=ticket).json()["ok"] is True
+        assert calls == []  # a good copy changes nothing
+        (tmp_path / "holder" / IMG).chmod(0o644)
+        (tmp_path / "holder" / IMG).write_bytes(b"y" + DATA[1:])
+        assert httpx.post(f"{server.url}/cache/{IMG}/verify", headers=ticket).json()["dropped"] is True
+        assert calls == [True] and cache.verified_ids() == []
+    finally:
+        server.stop()
