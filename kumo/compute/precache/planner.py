@@ -20,8 +20,9 @@ The rules, per image:
 - Origin copies are counted per (rack, image) (`Target.origin_attempts`): a rack is seeded
   again after a failed or dead seed, preferring a host that has not tried the origin yet, at
   most `rack_origin_attempts` times; after that the rack's remaining rows are errors that say
-  why: "origin copy failed" when no copy ever landed in the rack, else "no copy in the rack can
-  serve its peers…" (its copies landed on hosts now down, without a peer endpoint, or dropped).
+  why: "no copy in the rack can serve its peers…" when copies are held there by hosts that
+  cannot serve (down, or without a peer endpoint), else "origin copy failed" (no copy is held:
+  the origin copies failed, or the copies were dropped since).
 - A queued host whose peer copies failed avoids the holders they listed (`failed_from`); when
   the rack has no other holder it falls back to the origin: an origin copy while the rack's
   origin budget lasts, one such copy in flight per rack at a time; once the budget is spent it
@@ -52,9 +53,9 @@ ACTIVE = frozenset({QUEUED, DOWNLOADING})
 TERMINAL = frozenset({CACHED, EXISTING, ERROR, SKIPPED, UNSUPPORTED})
 
 HOST_DOWN = "host down"
-ORIGIN_FAILED = "origin copy failed"  # every origin copy of the rack failed: no copy landed
-# origin copies landed, but no copy in the rack can serve a peer (its holders are down, have no
-# peer endpoint, or were dropped), and the rack's origin budget is spent
+ORIGIN_FAILED = "origin copy failed"  # the budget is spent and no copy is held in the rack
+# the budget is spent and copies are held in the rack, but by hosts that cannot serve a peer
+# (down, or without a peer endpoint)
 NO_SERVING_COPY = "no copy in the rack can serve its peers and its origin copies are spent"
 
 
