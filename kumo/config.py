@@ -39,7 +39,9 @@ class Settings(BaseSettings):
     # `precache_cross_rack_peers`. Every transfer is capped at `precache_transfer_rate` bytes/s
     # (0: no cap; default 1 Gbit/s); a precached image is pinned against eviction for
     # `precache_pin_seconds`; a peer ticket lives `precache_ticket_ttl_seconds`, signed with
-    # `precache_ticket_key` (empty: derived from the agent token).
+    # `precache_ticket_key` (empty: derived from the agent token). A job marks `existing` at once
+    # the up hosts whose agent reported a verified copy in the last
+    # `precache_cache_report_max_age_seconds` (agents report their cache each minute and after a copy).
     precache_origin_concurrency: int = Field(default=4, ge=1)
     precache_peers_per_holder: int = Field(default=2, ge=1)
     precache_max_attempts: int = Field(default=3, ge=1)
@@ -48,6 +50,7 @@ class Settings(BaseSettings):
     precache_pin_seconds: int = Field(default=48 * 3600, ge=0)
     precache_ticket_ttl_seconds: int = Field(default=600, ge=1)
     precache_ticket_key: str = ""
+    precache_cache_report_max_age_seconds: float = Field(default=300.0, ge=0)
     # Health canaries (kumo/canary, docs/canaries.md): consecutive failures of a host's canaries
     # before the scheduler down-weights it, and before its service is disabled (reason
     # "canary"); the loop's cadences (seconds) per zone, per host, and for retrying a suspect

@@ -30,6 +30,7 @@ def install() -> None:
     hooks.register(network_sync.HOOKS)  # a network_sync result records its applied generation
     hooks.register(network_firewall.HOOKS)  # and a firewall_sync result its host's
     hooks.register(precache.HOOKS)  # a precache result advances its job
+    hooks.register_locker(precache.lock_jobs_of)  # its job's row locked before its task's
     provider_rules.register()  # placement keeps a compute host's provider
     metadata_backend.set_ports_hook(metadata_ports.ports_of)  # network_data.json reads the ports
     network_servers.set_node_macs_hook(baremetal_ports.macs_for_binding)  # a node's ports take its NICs' MACs

@@ -320,6 +320,7 @@ class Agent(ApiLink):
         peer_bind: str = "127.0.0.1",
         ticket_key: str = "",
         peer_slots: int = 2,
+        image_report_interval: float = 60.0,
     ) -> None:
         self.host = host
         # The rebalancer's CPU steal signal (kumo/agent/cpu_signal.py): sampled, smoothed, reported.
@@ -370,14 +371,22 @@ class Agent(ApiLink):
         # libvirt driver's own; a directory of the agent's for the fake driver) and serves the
         # verified copies to the rack's peers.
         self.peer: PeerServer | None = None
+        # The verified images of the cache are reported to the API each image_report_interval,
+        # and right after a precache copy (`_cache_changed`): a job marks them `existing` at once.
+        self.image_report_interval = image_report_interval
+        self._cache_changed = threading.Event()
+        self.image_cache: ImageCache | None = None
         if isinstance(image_cache, Path):  # the fake driver's hosts: a cache of the agent's own
             own = image_cache = ImageCache(image_cache, HttpImageSource(self.client))
             self._roles[TaskKind.IMAGE_CACHE] = lambda p: TaskResult(
                 ok=True, details={"images": own.report()}
             )
         if image_cache is not None:
+            self.image_cache = image_cache
             key = ticket_key.encode() if ticket_key else tickets.derive_key(token)
-            self.peer = PeerServer(host, image_cache, key, bind=peer_bind, slots=peer_slots)
+            self.peer = PeerServer(
+                host, image_cache, key, bind=peer_bind, slots=peer_slots, changed=self._cache_changed.set
+            )
             precacher = Precacher(
                 host,
                 image_cache,
@@ -385,16 +394,36 @@ class Agent(ApiLink):
                 self._precache_ticket,
                 progress=self._precache_progress,
             )
-            self._roles[TaskKind.PRECACHE] = precacher.run
+            self._roles[TaskKind.PRECACHE] = self._precache_run(precacher)
+
+    def _precache_run(self, precacher: Precacher) -> RoleHandler:
+        def run(p: Any) -> TaskResult:
+            try:
+                return precacher.run(p)
+            finally:  # the cache may hold one more image: report it now
+                self._cache_changed.set()
+
+        return run
 
     def _precache_ticket(self, image_id: str, sender: str) -> str:
         body = {"image_id": image_id, "sender": sender, "receiver": self.host}
         return str(self._call("POST", "/precache/tickets", json=body).json()["ticket"])
 
-    def _precache_progress(self, job_id: str, image_id: str, source: str, done: int) -> bool:
+    def _precache_progress(
+        self, job_id: str, image_id: str, source: str, done: int, attempt: int | None = None
+    ) -> bool:
         """A copy's bytes so far (one try: the next report, or the result, supersedes it).
-        False when the API answers 409: the job no longer wants this copy (skipped, cancelled)."""
-        body = {"job_id": job_id, "image_id": image_id, "host": self.host, "source": source, "bytes": done}
+        False when the API answers 409: the job no longer wants this copy (skipped, cancelled,
+        or this attempt is not the current one)."""
+        body: dict[str, Any] = {
+            "job_id": job_id,
+            "image_id": image_id,
+            "host": self.host,
+            "source": source,
+            "bytes": done,
+        }
+        if attempt is not None:
+            body["attempt"] = attempt
         return self.client.put("/precache/progress", json=body, timeout=5).status_code != 409
 
     def register(self) -> None:
@@ -424,6 +453,30 @@ class Agent(ApiLink):
             log.warning("host %s enforces no security groups: its guests run unfiltered", self.host)
         if self.peer is not None:  # where the rack's peers fetch this host's cached images
             self._call("PUT", f"/hosts/{self.host}/image-peer", json={"url": self.peer.url})
+        if self.image_cache is not None:
+            try:
+                self.report_image_cache()
+            except (httpx.HTTPStatusError, OSError) as exc:  # the report loop tries again
+                log.error("image cache report of %s refused: %s", self.host, exc)
+
+    def report_image_cache(self) -> None:
+        """The ids of the cache's verified images (a few dozen UUIDs: one small PUT)."""
+        assert self.image_cache is not None
+        ids = self.image_cache.verified_ids()
+        self._call("PUT", f"/hosts/{self.host}/image-cache", json={"images": ids})
+
+    def _image_report_loop(self) -> None:
+        while not self.stop_event.is_set():
+            self._cache_changed.wait(self.image_report_interval)
+            self._cache_changed.clear()
+            if self.stop_event.is_set():
+                return
+            try:
+                self.report_image_cache()
+            except RuntimeError:
+                return
+            except (httpx.HTTPStatusError, OSError) as exc:  # the next round reports it
+                log.error("image cache report of %s refused: %s", self.host, exc)
 
     def _upload(self, image_id: str) -> Upload:
         """Stream chunks into the image's data (PUT /internal/v1/images/{id}/file, chunked):
@@ -525,6 +578,8 @@ class Agent(ApiLink):
         targets = [self._heartbeat_loop, self._poll_loop, self._power_sync_loop, self._report_loop]
         if self.cpu_sample_interval > 0:
             targets.append(self._cpu_signal_loop)
+        if self.image_cache is not None:
+            targets.append(self._image_report_loop)
         queues = [*self._queues, *self._role_queues, *self._precache_queues]
         targets += [lambda q=q: self._worker(q) for q in queues]  # type: ignore[misc]
         if self.firewall is not None:
@@ -542,6 +597,7 @@ class Agent(ApiLink):
         """Stop taking work. Threads are daemons: a long poll in flight is simply abandoned
         (its tasks stay pending in the database for the next start)."""
         self.stop_event.set()
+        self._cache_changed.set()
         if self.peer is not None:
             self.peer.stop()
         deadline = time.monotonic() + 2.0

@@ -309,6 +309,16 @@ class ImageCache:
                 evicted.append(image_id)
         return evicted
 
+    def verified_ids(self) -> list[str]:
+        """The images held as published (verified) copies a peer may be served: not suspect."""
+        return [
+            image_id
+            for image_id in self._cached_ids()
+            if (record := self._read_sidecar(image_id)) is not None
+            and not record.get("suspect")
+            and self._data(image_id).is_file()
+        ]
+
     def report(self) -> list[dict[str, Any]]:
         """What is cached: one entry per image, with its users and last use."""
         entries = []

@@ -103,9 +103,14 @@ def throttled(
         yield chunk
 
 
-# (job id, image id, source, bytes so far): a copy's progress, reported to the API; False when
-# the API no longer wants the copy (409: skipped, cancelled), which aborts it
-Progress = Callable[[str, str, str, int], bool]
+# (job id, image id, source, bytes so far, attempt): a copy's progress, reported to the API;
+# False when the API no longer wants the copy (409: skipped, cancelled, or a later attempt of
+# the same (host, image) is the current one), which aborts it
+Progress = Callable[[str, str, str, int, int | None], bool]
+
+
+class PeerMissing(ImageCacheError):
+    """The peer holds no servable copy of the image (404): its holder's record is stale."""
 
 
 class CopyAborted(Exception):
@@ -141,8 +146,12 @@ class PeerServer:
         port: int = 0,
         slots: int = 2,
         max_connections: int = MAX_CONNECTIONS,
+        changed: Callable[[], None] | None = None,
     ) -> None:
+        """`changed`: called when a re-verification dropped a copy or marked it suspect (the
+        agent reports its cache again at once)."""
         self.host, self.cache, self.key = host, cache, key
+        self.changed = changed
         self.served = 0  # bytes sent to peers (for tests and the bench)
         self.busy = 0  # refusals: a copy asked for while every slot was taken (503)
         self.slots = threading.BoundedSemaphore(slots)
@@ -229,6 +238,8 @@ class PeerServer:
                     self._refuse(405, "POST /cache/{id}/verify")
                     return
                 ok, dropped = server.cache.reverify(found[0])
+                if not ok and server.changed is not None:
+                    server.changed()
                 body = f'{{"ok": {str(ok).lower()}, "dropped": {str(dropped).lower()}}}'.encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -282,6 +293,8 @@ class Precacher:
 
     def _peer_chunks(self, url: str, image_id: str, ticket: str) -> Iterator[bytes]:
         with self.peers.stream("GET", f"{url}/cache/{image_id}", headers={TICKET_HEADER: ticket}) as resp:
+            if resp.status_code == 404:
+                raise PeerMissing(f"Image {image_id}: the peer does not hold it (404).")
             if resp.status_code != 200:
                 raise ImageCacheError(f"Image {image_id}: peer answered {resp.status_code}.")
             yield from resp.iter_bytes(CHUNK)
@@ -304,7 +317,7 @@ class Precacher:
 
         def report(done: int) -> None:
             try:
-                wanted = progress(p.job_id, p.image_id, label, done)
+                wanted = progress(p.job_id, p.image_id, label, done, p.attempt)
             except Exception:  # progress is informative: a lost report never stops a copy
                 log.debug("precache progress of %s not reported", p.image_id, exc_info=True)
                 return
@@ -328,6 +341,11 @@ class Precacher:
             )
         pin_until = started + float(p.pin_seconds or 0)
         if self.cache.is_cached(meta):
+            if self.cache.open_verified(meta.id) is None:  # kept for its instances, served to no one
+                details = self._details("error", None, meta, started, 0, 0, [])
+                details["error"] = f"Image {meta.id}: the copy here failed verification and is in use."
+                details["suspect"] = True
+                return TaskResult(ok=True, details=details)
             self.cache.pin(meta.id, pin_until)
             return TaskResult(ok=True, details=self._details("existing", None, meta, started, 0, 0, []))
         from_origin = from_peers = 0
@@ -353,7 +371,10 @@ class Precacher:
                 origin_failed = origin_failed or (
                     label == "origin" and isinstance(exc, ImageVerificationError)
                 )
-                if counted is not None and label != "origin" and isinstance(exc, ImageVerificationError):
+                if isinstance(exc, PeerMissing):  # a stale holder: the API requeues its row
+                    peer_host = label.removeprefix("peer:")
+                    refused.append({"peer": peer_host, "reason": str(exc), "dropped": True, "missing": True})
+                elif counted is not None and label != "origin" and isinstance(exc, ImageVerificationError):
                     dropped, suspect = self._reverify(url, meta.id, ticket)
                     refused.append(
                         {

@@ -124,6 +124,12 @@ class ImagePeerReport(BaseModel):
     url: str = Field(min_length=1, max_length=300)
 
 
+class ImageCacheReport(BaseModel):
+    """The images a host holds as verified copies in its image cache (ids only)."""
+
+    images: list[Annotated[str, StringConstraints(min_length=1, max_length=36)]] = Field(max_length=10000)
+
+
 class TicketRequest(BaseModel):
     """A receiver asks for a ticket to fetch `image_id` from `sender`'s peer endpoint."""
 
@@ -140,3 +146,5 @@ class PrecacheProgress(BaseModel):
     host: str = Field(min_length=1, max_length=255)
     source: str = Field(min_length=1, max_length=300)
     bytes: int = Field(ge=0)
+    # the copy's attempt (its payload's): a report of an earlier attempt is stale (409)
+    attempt: int | None = Field(default=None, ge=1)

@@ -21,6 +21,7 @@ from kumo.agent.protocol import (
     FleetPoll,
     FleetTaskList,
     HostReport,
+    ImageCacheReport,
     ImagePeerReport,
     Poll,
     PowerStates,
@@ -341,6 +342,14 @@ def register_image_peer(host: str, body: ImagePeerReport, rt: Runtime = Depends(
     return Response(status_code=204)
 
 
+@router.put("/hosts/{host}/image-cache", status_code=204)
+def report_image_cache(host: str, body: ImageCacheReport, rt: Runtime = Depends(agent)) -> Response:
+    """The images the host holds verified copies of (a precache job marks them `existing`)."""
+    with rt.db.transaction() as session:
+        precache.report_cache(session, host, body.images)
+    return Response(status_code=204)
+
+
 @router.post("/precache/tickets")
 def precache_ticket(body: TicketRequest, rt: Runtime = Depends(agent)) -> dict[str, Any]:
     """A short-lived ticket for one planned peer transfer (403 when no job planned it)."""
@@ -358,5 +367,7 @@ def precache_ticket(body: TicketRequest, rt: Runtime = Depends(agent)) -> dict[s
 def precache_progress(body: PrecacheProgress, rt: Runtime = Depends(agent)) -> Response:
     """A host's copy in flight: its bytes so far (the job's status shows them)."""
     with rt.db.transaction() as session:
-        precache.record_progress(session, body.job_id, body.host, body.image_id, body.source, body.bytes)
+        precache.record_progress(
+            session, body.job_id, body.host, body.image_id, body.source, body.bytes, body.attempt
+        )
     return Response(status_code=204)

@@ -20,6 +20,7 @@ from kumo.db import Database, durable_before_it_leaves, utcnow
 from kumo.db.transient import describe, is_transient, without_parameters
 from kumo.errors import NotFound
 from kumo.store.protocol import Store, store_of
+from kumo.work import hooks as work_hooks
 from kumo.work import queue
 from kumo.work.models import Task
 
@@ -130,8 +131,10 @@ def complete_all(db: Database, reports: Sequence[TaskReport]) -> None:
     the one that cannot be applied fails its own task (server_ops.fail_unsettled) and the
     others are applied: the batch is accepted, and the agent has nothing to resend forever. An
     error of the database's own (kumo.db.transient) refuses the batch; the agent resends it."""
+    ids = [report.task_id for report in reports]
     try:
         with db.transaction() as session:
+            work_hooks.lock_first(session, ids)  # e.g. their precache jobs' rows: before their tasks
             boots = [complete(session, report.task_id, report) for report in reports]
         server_ops.record_boots(boots)  # committed: counted once
         return
@@ -140,6 +143,7 @@ def complete_all(db: Database, reports: Sequence[TaskReport]) -> None:
             raise
         log.warning("a batch of %d results failed (%s); settling each alone", len(reports), describe(error))
     with db.transaction() as session:
+        work_hooks.lock_first(session, ids)
         boots = [_complete_alone(session, report) for report in reports]
     server_ops.record_boots(boots)
 

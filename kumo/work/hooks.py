@@ -10,10 +10,15 @@ Invariants:
   hook may rewrite `result` for it (baremetal turns a node's power state name into the
   server's power state number), so a node moves with its conductor's report before its server.
 - Registering the same hooks object twice registers it once.
+- `lock_first` runs every registered locker on the ids of a batch of results about to be
+  settled, BEFORE any of their tasks is locked: a higher layer whose rows are locked before a
+  task's on its own paths (a precache job: its row, then its tasks) locks them here too, so
+  every path takes the locks in one order (that row, then the task) and none can deadlock.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
@@ -62,3 +67,26 @@ def settled(session: Session, task: Task, ok: bool, result: dict[str, Any]) -> N
 def late(session: Session, task: Task, result: dict[str, Any]) -> None:
     for hooks in _registered:
         hooks.late(session, task, result)
+
+
+# (session, task ids of the results about to be settled): lock what must be locked before them
+Locker = Callable[[Session, Sequence[str]], None]
+_lockers: list[Locker] = []
+
+
+def register_locker(locker: Locker) -> None:
+    if not any(existing is locker for existing in _lockers):
+        _lockers.append(locker)
+
+
+def unregister_locker(locker: Locker) -> None:
+    _lockers[:] = [existing for existing in _lockers if existing is not locker]
+
+
+def lockers() -> tuple[Locker, ...]:
+    return tuple(_lockers)
+
+
+def lock_first(session: Session, task_ids: Sequence[str]) -> None:
+    for locker in _lockers:
+        locker(session, task_ids)

@@ -445,13 +445,16 @@ class NetworkSyncPayload(JsonPayload):
 class PrecachePayload(JsonPayload):
     """Copy `image_id` into the host's image cache for job `job_id`, trying `sources` in order
     (each {"source": "origin"} or {"source": "peer:<host>", "url": <its peer endpoint>}), each
-    transfer capped at `rate` bytes/s (0: none), then pin it for `pin_seconds`."""
+    transfer capped at `rate` bytes/s (0: none), then pin it for `pin_seconds`. `attempt`: which
+    attempt of the (host, image) this is; its progress reports carry it (an earlier attempt's are
+    stale)."""
 
     job_id: str
     image_id: str
     sources: Any
     rate: int | None
     pin_seconds: int | None
+    attempt: int | None = field(default=None, metadata=_OMITTED_WHEN_NONE)
 
 
 AnyPayload = (

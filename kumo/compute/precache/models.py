@@ -51,6 +51,8 @@ class PrecacheHost(Base):
     bytes_from_origin: Mapped[int] = mapped_column(BigInteger, default=0)
     bytes_from_peers: Mapped[int] = mapped_column(BigInteger, default=0)
     refused: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # the holders its failed peer copies listed: the planner avoids them for it (origin fallback)
+    failed_peers: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
@@ -63,3 +65,14 @@ class ImagePeer(Base):
     host: Mapped[str] = mapped_column(String(255), primary_key=True)
     url: Mapped[str] = mapped_column(String(300))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class HostImageCache(Base):
+    """The image ids a host's agent last reported holding as verified copies in its cache
+    (`PUT /internal/v1/hosts/{host}/image-cache`), and when: a job marks those hosts `existing`
+    at once. A stale entry is harmless (a holder that cannot serve is dropped by its peers)."""
+
+    __tablename__ = "host_image_caches"
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    image_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    reported_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

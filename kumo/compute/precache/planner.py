@@ -19,9 +19,15 @@ The rules, per image:
   traffic crosses racks unless `cross_rack_peers`.
 - Origin copies are counted per (rack, image) (`Target.origin_attempts`): a rack is seeded
   again after a failed or dead seed, preferring a host that has not tried the origin yet, at
-  most `rack_origin_attempts` times; after that the rack's remaining rows are errors
-  ("origin copy failed"). The origin therefore serves at most racks × rack_origin_attempts
-  copies of an image, and exactly one per rack when nothing fails.
+  most `rack_origin_attempts` times; after that the rack's remaining rows are errors that say
+  why: "no copy in the rack can serve its peers…" when copies are held there by hosts that
+  cannot serve (down, or without a peer endpoint), else "origin copy failed" (no copy is held:
+  the origin copies failed, or the copies were dropped since).
+- A queued host whose peer copies failed avoids the holders they listed (`failed_from`); when
+  the rack has no other holder it falls back to the origin: an origin copy while the rack's
+  origin budget lasts, one such copy in flight per rack at a time; once the budget is spent it
+  copies from those holders again (its attempts are bounded). The origin therefore serves at most
+  racks × rack_origin_attempts copies of an image, and exactly one per rack when nothing fails.
 - Retries (`after_failure`): a failed (host, image) goes back to the queue until it has been
   tried `max_attempts` times, then it is an error.
 """
@@ -47,7 +53,14 @@ ACTIVE = frozenset({QUEUED, DOWNLOADING})
 TERMINAL = frozenset({CACHED, EXISTING, ERROR, SKIPPED, UNSUPPORTED})
 
 HOST_DOWN = "host down"
-ORIGIN_FAILED = "origin copy failed"
+ORIGIN_FAILED = "origin copy failed"  # the budget is spent and no copy is held in the rack
+# the budget is spent and copies are held in the rack, but by hosts that cannot serve a peer
+# (down, or without a peer endpoint)
+NO_SERVING_COPY = "no copy in the rack can serve its peers and its origin copies are spent"
+
+
+def budget_spent(reason: str, tries: int) -> str:
+    return f"{reason} ({tries} origin copies)"
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,7 @@ class Target:
     origin_attempts: int = 0  # copies of this row the origin was asked for so far
     serves: bool = True  # its agent registered a peer endpoint
     planned: tuple[str, ...] = ()  # while downloading: every source its task lists
+    failed_from: tuple[str, ...] = ()  # the holders its failed peer copies listed (this job)
 
 
 @dataclass(frozen=True)
@@ -140,8 +154,12 @@ def _plan_image(
     in_flight: Counter[str] = Counter()
     queued: dict[str, list[Target]] = defaultdict(list)
     origin_tries: Counter[str] = Counter()
+    origin_in_flight: Counter[str] = Counter()
+    landed: set[str] = set()  # racks where a copy is held (serving or not)
     for t in sorted(rows, key=lambda t: t.host):
         origin_tries[_rack(t)] += t.origin_attempts
+        if t.state in HOLDING:
+            landed.add(_rack(t))
         if not t.up:
             continue
         if t.state in HOLDING and t.serves:
@@ -150,31 +168,47 @@ def _plan_image(
             in_flight[_rack(t)] += 1
             listed = t.planned or ((t.source,) if t.source else ())
             serving.update(s for s in set(listed) if peer_host(s))
+            origin_in_flight[_rack(t)] += ORIGIN in listed
         elif t.state == QUEUED:
             queued[_rack(t)].append(t)
     everyone = sorted(h for hs in holders.values() for h in hs)
     made: list[Assignment] = []
     failed: list[Skip] = []
     for rack in sorted(queued):
-        # a seed is retried on another host: the ones that tried the origin least go first
-        waiting = sorted(queued[rack], key=lambda t: (t.origin_attempts, -t.free_disk_gb, t.host))
+        # a seed is retried on another host: the ones that tried the origin least go first, then
+        # the ones whose peer copies failed (they waited longest), then the most free disk
+        waiting = sorted(
+            queued[rack],
+            key=lambda t: (t.origin_attempts, not t.failed_from, -t.free_disk_gb, t.host),
+        )
         rack_holders = holders.get(rack) or (everyone if policy.cross_rack_peers else [])
         free = {h: policy.peers_per_holder - serving[peer(h)] for h in rack_holders}
         if not rack_holders:
             if in_flight[rack]:
                 continue
             if origin_tries[rack] >= policy.rack_origin_attempts:
-                failed += [
-                    Skip(t.host, image_id, ORIGIN_FAILED) for t in sorted(waiting, key=lambda t: t.host)
-                ]
+                why = budget_spent(NO_SERVING_COPY if rack in landed else ORIGIN_FAILED, origin_tries[rack])
+                failed += [Skip(t.host, image_id, why) for t in sorted(waiting, key=lambda t: t.host)]
             elif origin_busy < policy.origin_concurrency:
                 made.append(Assignment(waiting[0].host, image_id, (ORIGIN,)))
                 origin_busy += 1
             continue
+        # A host whose peer copies failed avoids the holders it failed from. When every holder of
+        # the rack is one of those, it falls back to the origin, within the rack's origin budget
+        # and one such copy in flight per rack at a time; once the budget is spent it tries them
+        # again (its own attempts are bounded: it never waits forever).
         for t in waiting:
-            open_ = [h for h in rack_holders if free[h] > 0]
+            fresh = [h for h in rack_holders if h not in t.failed_from]
+            if t.failed_from and not fresh and origin_tries[rack] < policy.rack_origin_attempts:
+                if not origin_in_flight[rack] and origin_busy < policy.origin_concurrency:
+                    made.append(Assignment(t.host, image_id, (ORIGIN,)))
+                    origin_busy += 1
+                    origin_in_flight[rack] += 1
+                    origin_tries[rack] += 1
+                continue
+            open_ = [h for h in (fresh or rack_holders) if free[h] > 0]
             if not open_:
-                break
+                continue
             chosen = max(open_, key=lambda h: (free[h], -rack_holders.index(h)))
             free[chosen] -= 1
             others = [h for h in open_ if h != chosen and free[h] > 0][: policy.peer_fallbacks]

@@ -28,7 +28,7 @@ from kumo.compute import aggregates, params
 from kumo.compute.hosts import is_up
 from kumo.compute.models import ComputeHost
 from kumo.compute.precache import planner, tickets
-from kumo.compute.precache.models import ImagePeer, PrecacheHost, PrecacheJob
+from kumo.compute.precache.models import HostImageCache, ImagePeer, PrecacheHost, PrecacheJob
 from kumo.config import Settings, get_settings
 from kumo.db import utcnow
 from kumo.db.base import after_commit, wake_after_commit
@@ -160,12 +160,52 @@ def start(
             select(ComputeHost.name, ComputeHost.rack).where(ComputeHost.name.in_(hosts))
         )
     }
+    held = holding(session, hosts)
+    now = utcnow()
+    settings = get_settings()
     for image_id in image_ids:
         for host in hosts:
-            session.add(PrecacheHost(job_id=job.id, host=host, rack=racks.get(host), image_id=image_id))
+            row = PrecacheHost(job_id=job.id, host=host, rack=racks.get(host), image_id=image_id)
+            if image_id in held.get(host, ()):  # already there: a holder from the start
+                row.state, row.started_at, row.finished_at = planner.EXISTING, now, now
+                # a task with no source: its agent pins the copy (or says it is gone: requeued)
+                pin = PrecachePayload(job.id, image_id, [], 0, settings.precache_pin_seconds)
+                row.task_id = queue.enqueue(session, host, TaskKind.PRECACHE, None, pin, request_id).id
+                wake_after_commit(session, queue.host_key(host))
+            session.add(row)
     session.flush()
     advance(session, job.id)
     return job.id
+
+
+def holding(session: Session, hosts: Sequence[str]) -> dict[str, frozenset[str]]:
+    """The images each of `hosts` holds as a verified copy, as its agent reported lately (a
+    host that is down, or whose report is older than `precache_cache_report_max_age_seconds`,
+    holds nothing here). A report gone stale since is harmless: a holder that cannot serve is
+    refused by its peers (a missing copy demotes it), and they copy from elsewhere."""
+    settings = get_settings()
+    now = utcnow()
+    horizon = now - dt.timedelta(seconds=settings.precache_cache_report_max_age_seconds)
+    up, _ = _liveness(session, set(hosts))
+    reports = session.scalars(
+        select(HostImageCache).where(
+            HostImageCache.host.in_(list(hosts)), HostImageCache.reported_at >= horizon
+        )
+    )
+    return {r.host: frozenset(r.image_ids or []) for r in reports if up.get(r.host, False)}
+
+
+def report_cache(session: Session, host: str, image_ids: Sequence[str]) -> None:
+    """A host's agent reports the images it holds verified copies of (periodically, and after
+    a copy): stored per host, read when a job is created."""
+    ids = sorted(set(image_ids))
+    report = session.get(HostImageCache, host)
+    if report is None:
+        session.add(HostImageCache(host=host, image_ids=ids, reported_at=utcnow()))
+        return
+    if list(report.image_ids or []) != ids:
+        report.image_ids = ids
+    report.reported_at = utcnow()
 
 
 # -- the job's advance ---------------------------------------------------------------------------
@@ -193,7 +233,7 @@ def advance(session: Session, job_id: str) -> None:
         task = tasks.get(row.task_id or "")
         if row.state == planner.DOWNLOADING and (task is None or task.state != "pending"):
             why = (task.error if task is not None else None) or "its task ended without a result"
-            _failed_attempt(job, row, f"precache: {why}", now)
+            _failed_attempt(job, row, f"precache: {why}", now, _planned(task))
     if job.state == "cancelling":  # nothing new starts; dead hosts are skipped; the copies in flight end it
         for row in rows:
             if row.state in planner.ACTIVE and not up.get(row.host, False):
@@ -214,6 +254,7 @@ def advance(session: Session, job_id: str) -> None:
             r.origin_attempts,
             r.host in urls,
             _planned(tasks.get(r.task_id or "")) if r.state == planner.DOWNLOADING else (),
+            tuple(r.failed_peers or ()),
         )
         for r in rows
     ]
@@ -238,6 +279,7 @@ def advance(session: Session, job_id: str) -> None:
             sources,
             settings.precache_transfer_rate,
             settings.precache_pin_seconds,
+            row.attempts + 1,
         )
         task = queue.enqueue(session, assignment.host, TaskKind.PRECACHE, None, payload, job.request_id)
         row.state, row.source, row.task_id = planner.DOWNLOADING, assignment.source, task.id
@@ -263,7 +305,14 @@ def _skip(session: Session, row: PrecacheHost, reason: str, now: dt.datetime) ->
     row.state, row.error, row.finished_at = planner.SKIPPED, reason, now
 
 
-def _failed_attempt(job: PrecacheJob, row: PrecacheHost, error: str, now: dt.datetime) -> None:
+def _failed_attempt(
+    job: PrecacheJob, row: PrecacheHost, error: str, now: dt.datetime, planned: Sequence[str] = ()
+) -> None:
+    """The copy failed: queued again (or an error after max attempts); the holders its task
+    listed are remembered (the planner avoids them for this row, or falls back to the origin)."""
+    failed = [h for s in planned if (h := planner.peer_host(s))]
+    if failed:
+        row.failed_peers = sorted({*(row.failed_peers or []), *failed})
     row.error, row.finished_at = error, now
     row.state = planner.after_failure(row.attempts, policy())
     if row.state == planner.QUEUED and job.state == "cancelling":
@@ -298,6 +347,9 @@ def record(session: Session, task: Task, result: dict[str, Any]) -> None:
     row.bytes_from_origin += from_origin
     row.bytes_from_peers += from_peers
     after_commit(session, lambda: _count_bytes(from_origin, from_peers))
+    if row.task_id == task.id and row.state == planner.EXISTING and not row.attempts:
+        _confirmed(session, job, row, result)  # the pin of a copy marked from the host's report
+        return
     if row.task_id != task.id or row.state != planner.DOWNLOADING:
         return
     now = utcnow()
@@ -310,6 +362,8 @@ def record(session: Session, task: Task, result: dict[str, Any]) -> None:
         row.state, row.source, row.error = state, str(result.get("source") or row.source), None
     elif state == planner.UNSUPPORTED:
         row.state, row.error = state, str(result.get("error") or "unsupported")
+    elif result.get("suspect"):  # its own copy is bad but in use: it can neither serve nor replace it
+        row.state, row.error = planner.ERROR, str(result.get("error") or "its copy failed verification")
     elif result.get("origin_failed"):  # the image itself is unusable: every host fails at once
         why = str(result.get("error") or "the origin's image is unusable")
         for other in session.scalars(
@@ -320,10 +374,16 @@ def record(session: Session, task: Task, result: dict[str, Any]) -> None:
                     queue.fail_pending(session, other.task_id, f"precache: {why}")
                 other.state, other.error, other.finished_at = planner.ERROR, why, now
     else:
-        _failed_attempt(job, row, str(result.get("error") or "copy failed"), now)
-    for refusal in refused:  # a holder whose copy failed re-verification: dropped, or kept (in use)
+        _failed_attempt(job, row, str(result.get("error") or "copy failed"), now, _planned(task))
+    for refusal in refused:  # a holder whose copy failed re-verification: dropped, or kept (in use);
+        # or that did not hold it at all (`missing`: it was marked from a stale cache report)
         if refusal.get("dropped") or refusal.get("suspect"):
             again = bool(refusal.get("dropped"))  # dropped: its host copies the image again
+            dropped_why = (
+                "it did not hold the image its cache report listed"
+                if refusal.get("missing")
+                else "its copy failed verification and was dropped"
+            )
             session.execute(
                 update(PrecacheHost)
                 .where(
@@ -334,7 +394,7 @@ def record(session: Session, task: Task, result: dict[str, Any]) -> None:
                 )
                 .values(
                     state=planner.QUEUED if again else planner.ERROR,
-                    error="its copy failed verification and was dropped"
+                    error=dropped_why
                     if again
                     else "its copy failed verification; kept for the instances using it, served to no peer",
                 )
@@ -344,27 +404,59 @@ def record(session: Session, task: Task, result: dict[str, Any]) -> None:
     advance(session, job_id)
 
 
+def _confirmed(session: Session, job: PrecacheJob, row: PrecacheHost, result: dict[str, Any]) -> None:
+    """A host marked `existing` from its cache report pinned its copy. If the copy was gone or
+    is unusable (the report was stale), the host copies the image after all: its row is queued
+    again, and a job that had finished runs again for it (a cancelled one records the error)."""
+    if str(result.get("state")) in planner.HOLDING:
+        return
+    why = f"it did not hold the image its cache report listed: {result.get('error') or 'gone'}"
+    row.error, row.finished_at = why, utcnow()
+    if job.state in ("cancelling", "cancelled"):
+        row.state = planner.ERROR
+        return
+    row.state, row.finished_at = planner.QUEUED, None
+    job.state, job.end_time = "running", None
+    session.flush()
+    advance(session, job.id)
+
+
 def _count_bytes(from_origin: int, from_peers: int) -> None:
     PRECACHE_BYTES.labels("origin").inc(from_origin)
     PRECACHE_BYTES.labels("peer").inc(from_peers)
 
 
-def record_progress(session: Session, job_id: str, host: str, image_id: str, source: str, done: int) -> None:
+def record_progress(
+    session: Session,
+    job_id: str,
+    host: str,
+    image_id: str,
+    source: str,
+    done: int,
+    attempt: int | None = None,
+) -> None:
     """A copy in flight reports its bytes so far (and which of its sources it reads now); 409
-    when the row is no longer downloading (skipped, cancelled, failed over): the agent aborts."""
+    when the row is no longer downloading (skipped, cancelled, failed over), or is downloading
+    in another attempt than the report's (a late report of an earlier attempt): the agent
+    aborts that copy. One statement on the row alone (no other lock is taken)."""
+    match = [
+        PrecacheHost.job_id == job_id,
+        PrecacheHost.host == host,
+        PrecacheHost.image_id == image_id,
+        PrecacheHost.state == planner.DOWNLOADING,
+    ]
+    if attempt is not None:  # agents before `attempt` report without it
+        match.append(PrecacheHost.attempts == attempt)
     changed = session.execute(
         update(PrecacheHost)
-        .where(
-            PrecacheHost.job_id == job_id,
-            PrecacheHost.host == host,
-            PrecacheHost.image_id == image_id,
-            PrecacheHost.state == planner.DOWNLOADING,
-        )
+        .where(*match)
         .values(bytes=done, source=source)
         .execution_options(synchronize_session=False)
     )
     if cast(CursorResult[Any], changed).rowcount == 0:
-        raise Conflict(f"Image {image_id} is no longer being copied to {host} by job {job_id}.")
+        raise Conflict(
+            f"Image {image_id} is no longer being copied to {host} by job {job_id} in this attempt."
+        )
 
 
 class PrecacheHooks:
@@ -386,6 +478,20 @@ class PrecacheHooks:
 HOOKS = PrecacheHooks()
 
 
+def lock_jobs_of(session: Session, task_ids: Sequence[str]) -> None:
+    """The work hook's locker: before results are settled, lock the rows of their tasks'
+    precache jobs (by id), so that every path locks a job's row before its tasks' (a report
+    settles its task, then advances its job, which may fail its other tasks; the sweep and a
+    cancel lock the job, then fail tasks): one order, no deadlock."""
+    if not task_ids:
+        return
+    payloads = session.execute(
+        select(Task.payload).where(Task.id.in_(list(task_ids)), Task.kind == str(TaskKind.PRECACHE))
+    )
+    for job_id in sorted({str((p or {}).get("job_id")) for (p,) in payloads}):
+        session.get(PrecacheJob, job_id, with_for_update=True)
+
+
 def running_jobs(session: Session) -> list[str]:
     """The jobs not yet finished (a read: the sweep writes only when there are some)."""
     return list(
@@ -394,8 +500,9 @@ def running_jobs(session: Session) -> list[str]:
 
 
 def sweep(session: Session, job_ids: Sequence[str]) -> None:
-    """Advance these jobs: hosts that died are skipped, dead seeds replaced."""
-    for job_id in job_ids:
+    """Advance these jobs (locked in id order, as everywhere): hosts that died are skipped,
+    dead seeds replaced."""
+    for job_id in sorted(job_ids):
         advance(session, job_id)
 
 
@@ -523,8 +630,14 @@ def show(session: Session, ctx: RequestContext, job_id: str) -> dict[str, Any]:
     return view(job, rows)
 
 
-def list_jobs(session: Session, ctx: RequestContext, image_id: str | None) -> list[dict[str, Any]]:
-    """Every job, newest first; with `image_id`, the jobs that precache that image."""
+MAX_LIST = 100  # jobs per page at most (each job lists its hosts): `limit` above is this
+
+
+def list_jobs(
+    session: Session, ctx: RequestContext, image_id: str | None, page: params.Page | None = None
+) -> list[dict[str, Any]]:
+    """The jobs, newest first (with `image_id`, the jobs that precache that image), a page of
+    at most `page.limit` (MAX_LIST without one) after the job `page.marker` (400 when unknown)."""
     ctx.require_admin()
     if image_id is not None and not params.is_uuid_like(image_id):
         raise BadRequest(f"Invalid input for field/attribute image_id. Value: {image_id!r}. is not a 'uuid'")
@@ -532,8 +645,18 @@ def list_jobs(session: Session, ctx: RequestContext, image_id: str | None) -> li
     if image_id is not None:
         ids = select(PrecacheHost.job_id).where(PrecacheHost.image_id == image_id).distinct()
         stmt = stmt.where(PrecacheJob.id.in_(ids))
-    out = []
-    for job in session.scalars(stmt):
-        rows = list(session.scalars(select(PrecacheHost).where(PrecacheHost.job_id == job.id)))
-        out.append(view(job, rows))
-    return out
+    if page is not None and page.marker is not None:
+        marker = session.get(PrecacheJob, page.marker)
+        if marker is None:
+            raise BadRequest(f"marker [{page.marker}] not found")
+        stmt = stmt.where(
+            (PrecacheJob.start_time < marker.start_time)
+            | ((PrecacheJob.start_time == marker.start_time) & (PrecacheJob.id > marker.id))
+        )
+    limit = MAX_LIST if page is None or page.limit is None else min(page.limit, MAX_LIST)
+    jobs = list(session.scalars(stmt.limit(limit)))
+    rows: dict[str, list[PrecacheHost]] = {job.id: [] for job in jobs}
+    if jobs:
+        for row in session.scalars(select(PrecacheHost).where(PrecacheHost.job_id.in_(list(rows)))):
+            rows[row.job_id].append(row)
+    return [view(job, rows[job.id]) for job in jobs]

@@ -2,7 +2,8 @@
 
 POST   /compute/v2.1/os-kumo-image-precache  {"image_ids": [...], one of "aggregate_id" |
        "hosts" | "availability_zone"}: 202 {"job_id": ...} (headers as Nova's 2.81 route's)
-GET    /compute/v2.1/os-kumo-image-precache[?image_id=ID]: {"jobs": [...]}, newest first
+GET    /compute/v2.1/os-kumo-image-precache[?image_id=ID&limit=N&marker=JOB]: {"jobs": [...]},
+       newest first, at most 100 a page; `jobs_links` (rel next) when the page is full
 GET    /compute/v2.1/os-kumo-image-precache/{job_id}: {"job": {...}}
 DELETE /compute/v2.1/os-kumo-image-precache/{job_id}: 202, queued hosts are skipped
 """
@@ -11,17 +12,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Response
+from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from kumo.api.context import RequestContext
 from kumo.api.deps import context, runtime
 from kumo.api.openapi import json_body
+from kumo.compute import params
 from kumo.compute.precache import schemas, service
+from kumo.compute.views import page_links
 from kumo.runtime import Runtime
 
 router = APIRouter(prefix="/compute")
-PATH = "/v2.1/os-kumo-image-precache"
+COLLECTION = "os-kumo-image-precache"
+PATH = f"/v2.1/{COLLECTION}"
 
 
 @router.post(PATH, openapi_extra=json_body(schemas.PRECACHE_JOB))
@@ -37,10 +41,24 @@ def create_job(
 
 @router.get(PATH)
 def list_jobs(
-    image_id: str | None = None, ctx: RequestContext = Depends(context), rt: Runtime = Depends(runtime)
+    request: Request,
+    image_id: str | None = None,
+    limit: str | None = None,
+    marker: str | None = None,
+    ctx: RequestContext = Depends(context),
+    rt: Runtime = Depends(runtime),
 ) -> dict[str, Any]:
+    ctx.require_admin()  # before the query's checks, as Nova's policy comes first
+    q = request.query_params
+    page = params.page(limit, marker, service.MAX_LIST)
     with rt.db.read() as session:
-        return {"jobs": service.list_jobs(session, ctx, image_id)}
+        jobs = service.list_jobs(session, ctx, image_id, page)
+    body: dict[str, Any] = {"jobs": jobs}
+    size = service.MAX_LIST if page.limit is None else page.limit
+    links = page_links(str(request.base_url), COLLECTION, dict(q), jobs, size, lambda j: j["job_id"])
+    if links:
+        body["jobs_links"] = links
+    return body
 
 
 @router.get(PATH + "/{job_id}")

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from kumo.agent import precache as agent_precache
 from kumo.agent.agent import Agent
 from kumo.agent.drivers.fake import FakeDriver
 from kumo.agent.imagecache import ImageCache, ImageMeta
@@ -232,3 +233,88 @@ def test_a_bad_copy_in_use_is_refused_kept_suspect_and_served_no_more(
     assert copy.exists()  # kept for its instance…
     good = {TICKET_HEADER: tickets.mint(KEY, IMG, "holder", "r", int(time.time()) + 60)}
     assert httpx.get(f"{holder.url}/cache/{IMG}", headers=good).status_code == 404  # …served to no one
+    # asked to precache it again, the holder says its copy is suspect (an error), not `existing`
+    again = Precacher("holder", holder.cache, origin, mint).run(_payload({"source": "origin"}))  # type: ignore[arg-type]
+    assert (again.details["state"], again.details["suspect"]) == ("error", True)
+    assert origin.served == len(DATA)  # once, for the receiver: a copy in use is never replaced
+
+
+def test_a_peer_without_the_image_is_refused_as_missing_and_the_next_source_used(tmp_path: Path) -> None:
+    """A holder marked from a stale cache report answers 404: the refusal says `missing` (the
+    API queues that holder again) and the receiver copies from its next source."""
+    origin = Origin()
+    empty = PeerServer("holder", ImageCache(tmp_path / "holder", origin), KEY).start()
+    try:
+        receiver, mint = _ticket("receiver")
+        cache = ImageCache(tmp_path / "receiver", origin)
+        result = Precacher(receiver, cache, origin, mint).run(  # type: ignore[arg-type]
+            _payload({"source": "peer:holder", "url": empty.url}, {"source": "origin"})
+        )
+    finally:
+        empty.stop()
+    assert result.details["state"] == "cached" and result.details["source"] == "origin"
+    (refusal,) = result.details["refused"]
+    assert (refusal["peer"], refusal["missing"], refusal["dropped"]) == ("holder", True, True)
+
+
+def test_progress_carries_the_attempt_and_a_409_aborts_the_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(agent_precache, "PROGRESS_EVERY", 0.0)
+    reports: list[tuple[str, str, str, int, int | None]] = []
+
+    def progress(job: str, image: str, source: str, done: int, attempt: int | None) -> bool:
+        reports.append((job, image, source, done, attempt))
+        return attempt == 2  # the API's current attempt is 2: attempt 3's copy is not wanted
+
+    origin = Origin()
+    receiver, mint = _ticket("receiver")
+    for attempt, state in ((3, "error"), (2, "cached")):
+        cache = ImageCache(tmp_path / f"receiver-{attempt}", origin)
+        payload = PrecachePayload("job", IMG, [{"source": "origin"}], 0, 3600, attempt)
+        result = Precacher(receiver, cache, origin, mint, progress=progress).run(payload)  # type: ignore[arg-type]
+        assert result.details["state"] == state
+        assert reports and all(r[4] == attempt and r[:3] == ("job", IMG, "origin") for r in reports)
+        reports.clear()
+    assert (
+        "409"
+        in Precacher(receiver, ImageCache(tmp_path / "r3", origin), origin, mint, progress=progress)
+        .run(  # type: ignore[arg-type]
+            PrecachePayload("job", IMG, [{"source": "origin"}], 0, 3600, 1)
+        )
+        .details["error"]
+    )
+
+
+def test_the_cache_reports_only_its_verified_copies_a_peer_may_be_served(tmp_path: Path) -> None:
+    origin = Origin()
+    cache = ImageCache(tmp_path / "cache", origin)
+    other = "22222222-2222-4222-8222-222222222222"
+    for image_id in (IMG, other):
+        cache.fill(origin.metadata(image_id), origin.chunks(image_id), "origin")
+    assert cache.verified_ids() == sorted([IMG, other])
+    (tmp_path / "cache" / other).chmod(0o644)
+    (tmp_path / "cache" / other).write_bytes(b"bad")
+    cache.acquire(other, "instance-1")  # in use: a bad copy is kept, suspect
+    assert cache.reverify(other) == (False, False)
+    assert cache.verified_ids() == [IMG]
+    (tmp_path / "cache" / IMG).unlink()  # data gone, record left: not a copy
+    assert cache.verified_ids() == []
+
+
+def test_a_copy_found_bad_on_verify_makes_the_agent_report_its_cache_again(tmp_path: Path) -> None:
+    origin = Origin()
+    cache = ImageCache(tmp_path / "holder", origin)
+    cache.fill(origin.metadata(IMG), origin.chunks(IMG), "origin")
+    calls: list[bool] = []
+    server = PeerServer("holder", cache, KEY, changed=lambda: calls.append(True)).start()
+    try:
+        ticket = {TICKET_HEADER: tickets.mint(KEY, IMG, "holder", "r", int(time.time()) + 60)}
+        assert httpx.post(f"{server.url}/cache/{IMG}/verify", headers=ticket).json()["ok"] is True
+        assert calls == []  # a good copy changes nothing
+        (tmp_path / "holder" / IMG).chmod(0o644)
+        (tmp_path / "holder" / IMG).write_bytes(b"y" + DATA[1:])
+        assert httpx.post(f"{server.url}/cache/{IMG}/verify", headers=ticket).json()["dropped"] is True
+        assert calls == [True] and cache.verified_ids() == []
+    finally:
+        server.stop()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -127,3 +127,25 @@ def test_a_result_for_a_task_failed_without_one_is_heard_late_once(
     assert server_ops.settle(session, task, True, {"bytes_from_origin": 5}) is None  # resent
     assert calls == [("r", "enqueued", "precache"), ("r", "late", "precache")]
     assert task.state == "failed"  # nothing settles
+
+
+def test_lockers_run_once_each_on_the_batch_before_its_tasks_are_locked(fresh_registry: None) -> None:
+    seen: list[tuple[str, ...]] = []
+
+    def locker(session: Session, task_ids: Sequence[str]) -> None:
+        seen.append(tuple(task_ids))
+
+    saved = hooks.lockers()
+    for other in saved:
+        hooks.unregister_locker(other)
+    hooks.register_locker(locker)
+    hooks.register_locker(locker)  # again: still once
+    try:
+        hooks.lock_first(None, ["t1", "t2"])  # type: ignore[arg-type]
+        assert seen == [("t1", "t2")]
+    finally:
+        hooks.unregister_locker(locker)
+        for other in saved:
+            hooks.register_locker(other)
+    wiring.install()
+    assert precache.lock_jobs_of in hooks.lockers()  # a precache job's row before its tasks'

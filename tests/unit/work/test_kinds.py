@@ -181,6 +181,11 @@ CASES: list[tuple[TaskKind, AnyPayload, dict[str, Any]]] = [
             "pin_seconds": 3600,
         },
     ),
+    (
+        TaskKind.PRECACHE,
+        PrecachePayload("job-1", "img-9", [], 0, 3600, 2),
+        {"job_id": "job-1", "image_id": "img-9", "sources": [], "rate": 0, "pin_seconds": 3600, "attempt": 2},
+    ),
 ]
 
 

@@ -4,6 +4,7 @@ each agent with its own image cache and peer endpoint (the real agent protocol).
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from kumo.agent import precache as agent_precache
+from kumo.agent.protocol import AGENT_TOKEN_HEADER
+from kumo.compute.precache import service
 from kumo.compute.precache.models import PrecacheHost
 from kumo.config import get_settings
 from kumo.db import Database
@@ -323,3 +326,192 @@ def test_an_image_the_origin_cannot_serve_fails_on_every_host_at_once(
         assert {h["state"] for h in job["hosts"]} == {"error"}
         assert all("is not active" in h["error"] for h in job["hosts"])
         assert sum(h["attempts"] for h in job["hosts"]) <= 2  # at most the two racks' first seeds
+
+
+def _reported(cloud: Cloud, host: str, image: str) -> None:
+    """Wait until `host`'s agent has reported `image` among its cache's verified copies."""
+    database = Database(cloud.settings.resolved_database_url)
+    try:
+
+        def held() -> bool:
+            with database.read() as session:
+                return image in service.holding(session, [host]).get(host, frozenset())
+
+        wait_for(held, timeout=15)
+    finally:
+        database.dispose()
+
+
+def test_a_host_already_holding_the_image_is_existing_from_the_start_and_seeds_its_rack(
+    cloud: Cloud, fleet: Fleet, tmp_path: Path
+) -> None:
+    racks = {"r1": ["pc-j1", "pc-j2", "pc-j3"], "r2": ["pc-k1", "pc-k2"]}
+    _hosts(fleet, tmp_path, racks)
+    with cloud.client() as c:
+        image = upload_image(c, content=os.urandom(SIZE))
+        first = _finished(c, c.post(API, json={"image_ids": [image], "hosts": ["pc-j2"]}).json()["job_id"])
+        assert _by_host(first)["pc-j2"]["state"] == "cached"
+        _reported(cloud, "pc-j2", image)  # its agent reported the copy after it
+        names = [h for hs in racks.values() for h in hs]
+        before = time.time()
+        job_id = c.post(API, json={"image_ids": [image], "hosts": names}).json()["job_id"]
+        at_once = _by_host(c.get(f"{API}/{job_id}").json()["job"])
+        holder = at_once["pc-j2"]
+        assert (holder["state"], holder["bytes"], holder["attempts"], holder["source"]) == (
+            "existing",
+            0,
+            0,
+            None,
+        )
+        # its rack's peers copy from it at once: the rack takes no origin copy
+        assert {at_once[h]["source"] for h in ("pc-j1", "pc-j3")} == {"peer:pc-j2"}
+        job = _finished(c, job_id)
+        hosts = _by_host(job)
+        assert job["state"] == "done" and job["overall_status"] == "5 of 5 hosts done. 0 errors."
+        assert hosts["pc-j2"]["state"] == "existing" and hosts["pc-j2"]["bytes"] == 0
+        assert hosts["pc-j1"]["source"] == hosts["pc-j3"]["source"] == "peer:pc-j2"
+        assert job["bytes_from_origin"] == SIZE  # one copy, for the other rack only
+        assert [h for h in names if hosts[h]["source"] == "origin"] in (["pc-k1"], ["pc-k2"])
+        assert job["bytes_from_peers"] == 3 * SIZE
+
+        # its agent was asked to pin the copy again (a task with no source: nothing copied)
+        def pinned() -> bool:
+            (entry,) = c.get("/compute/v2.1/os-kumo-image-cache/pc-j2").json()["images"]
+            return bool(entry["pinned_until"] >= before + get_settings().precache_pin_seconds)
+
+        wait_for(pinned, timeout=10)
+
+
+def test_a_stale_cache_report_is_harmless(cloud: Cloud, fleet: Fleet, tmp_path: Path) -> None:
+    """A host reported holding the image but no longer does: it is `existing` from the start,
+    its peers hear 404 from it (refused: missing), it is queued again, one of them falls back
+    to the origin (its rack's one origin copy) and everyone ends with a verified copy."""
+    _hosts(fleet, tmp_path, {"r1": ["pc-l1", "pc-l2", "pc-l3"]})
+    with cloud.client() as c:
+        image = upload_image(c, content=os.urandom(SIZE))
+        _finished(c, c.post(API, json={"image_ids": [image], "hosts": ["pc-l1"]}).json()["job_id"])
+        _reported(cloud, "pc-l1", image)
+        for name in (image, f"{image}.json"):  # gone since its report (the next one would say so)
+            (tmp_path / "caches" / "pc-l1" / name).unlink()
+        job_id = c.post(API, json={"image_ids": [image], "hosts": ["pc-l1", "pc-l2", "pc-l3"]}).json()[
+            "job_id"
+        ]
+        assert _by_host(c.get(f"{API}/{job_id}").json()["job"])["pc-l1"]["state"] == "existing"
+        job = _finished(c, job_id)
+        hosts = _by_host(job)
+        assert job["state"] == "done" and job["total_errors"] == 0
+        assert {h["state"] for h in hosts.values()} == {"cached"}
+        assert job["bytes_from_origin"] == SIZE  # the rack's one origin copy
+        # its peers' refusals (404: missing) or its own pin task (the copy is gone) requeued it,
+        # whichever came first
+        refusals = [r for h in hosts.values() for r in h["refused"]]
+        assert all(r["peer"] == "pc-l1" and r["missing"] for r in refusals)
+        assert hosts["pc-l1"]["attempts"] >= 1  # it copied the image itself
+        for name in ("pc-l1", "pc-l2", "pc-l3"):
+            assert (tmp_path / "caches" / name / image).stat().st_size == SIZE
+
+
+def test_a_progress_report_of_an_earlier_attempt_is_stale(
+    cloud: Cloud, fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with cloud.client(microversion="2.53") as c:
+        job_id, seed = _slow_seed_job(c, fleet, tmp_path, monkeypatch, ["pc-m1", "pc-m2"])
+        image = c.get(f"{API}/{job_id}").json()["job"]["image_ids"][0]
+        database = Database(cloud.settings.resolved_database_url)
+        try:
+            with database.transaction() as session:  # the row is in its second attempt now
+                row = session.scalar(
+                    select(PrecacheHost).where(PrecacheHost.job_id == job_id, PrecacheHost.host == seed)
+                )
+                assert row is not None and row.attempts == 1
+                row.attempts = 2
+        finally:
+            database.dispose()
+        headers = {AGENT_TOKEN_HEADER: cloud.settings.secret("agent_token")}
+        body = {"job_id": job_id, "image_id": image, "host": seed, "source": "origin", "bytes": 7}
+        url = f"{cloud.url}/internal/v1/precache/progress"
+        stale = httpx.put(url, json={**body, "attempt": 1}, headers=headers)
+        assert stale.status_code == 409, stale.text
+        assert _by_host(c.get(f"{API}/{job_id}").json()["job"])[seed]["bytes"] != 7
+        assert httpx.put(url, json={**body, "attempt": 2}, headers=headers).status_code == 204
+        assert _by_host(c.get(f"{API}/{job_id}").json()["job"])[seed]["bytes"] == 7
+
+
+def test_the_job_list_pages_with_limit_and_marker(cloud: Cloud, fleet: Fleet, tmp_path: Path) -> None:
+    _hosts(fleet, tmp_path, {"r1": ["pc-n1"]})
+    with cloud.client() as c:
+        image = upload_image(c, content=os.urandom(1024))
+        ids = [
+            c.post(API, json={"image_ids": [image], "hosts": ["pc-n1"]}).json()["job_id"] for _ in range(3)
+        ]
+        newest_first = [j["job_id"] for j in c.get(API).json()["jobs"]]
+        assert sorted(newest_first) == sorted(ids)
+        page = c.get(API, params={"limit": 2}).json()
+        assert [j["job_id"] for j in page["jobs"]] == newest_first[:2]
+        (link,) = page["jobs_links"]
+        assert (
+            link["rel"] == "next"
+            and f"marker={newest_first[1]}" in link["href"]
+            and "limit=2" in link["href"]
+        )
+        rest = c.get(API, params={"limit": 2, "marker": newest_first[1]}).json()
+        assert [j["job_id"] for j in rest["jobs"]] == newest_first[2:] and "jobs_links" not in rest
+        by_image = c.get(API, params={"image_id": image, "limit": 1, "marker": newest_first[0]}).json()
+        assert [j["job_id"] for j in by_image["jobs"]] == [newest_first[1]]
+        assert len(c.get(API, params={"limit": 10**9}).json()["jobs"]) == 3  # capped at the maximum
+        for bad in ({"limit": "x"}, {"limit": -1}, {"marker": "no-such-job"}):
+            resp = c.get(API, params=bad)
+            assert resp.status_code == 400, (bad, resp.text)
+            assert resp.json()["badRequest"]["code"] == 400
+
+
+def test_a_host_whose_own_copy_is_suspect_is_an_error_not_a_holder(
+    cloud: Cloud, fleet: Fleet, tmp_path: Path
+) -> None:
+    """A copy found bad while instances use it is kept, suspect: the host neither reports it
+    (not `existing` up front) nor serves it, and asked to precache it answers an error at once."""
+    _hosts(fleet, tmp_path, {"r1": ["pc-o1"]})
+    (agent,) = [a for a in fleet.agents if a.host == "pc-o1"]
+    with cloud.client() as c:
+        image = upload_image(c, content=os.urandom(SIZE))
+        _finished(c, c.post(API, json={"image_ids": [image], "hosts": ["pc-o1"]}).json()["job_id"])
+        copy = tmp_path / "caches" / "pc-o1" / image
+        copy.chmod(0o644)
+        copy.write_bytes(b"x" * SIZE)
+        agent.image_cache.acquire(image, "instance-1")
+        assert agent.image_cache.reverify(image) == (False, False)  # kept for its instance, suspect
+        agent.report_image_cache()  # (its next report: within a minute)
+        database = Database(cloud.settings.resolved_database_url)
+        with database.read() as session:
+            assert service.holding(session, ["pc-o1"]) == {"pc-o1": frozenset()}
+        database.dispose()
+        job = _finished(c, c.post(API, json={"image_ids": [image], "hosts": ["pc-o1"]}).json()["job_id"])
+        (row,) = job["hosts"]
+        assert (row["state"], row["attempts"]) == ("error", 1)
+        assert "failed verification and is in use" in row["error"]
+        assert job["bytes_from_origin"] == 0
+
+
+def test_a_finished_job_runs_again_for_a_host_whose_reported_copy_is_gone(
+    cloud: Cloud, fleet: Fleet, tmp_path: Path
+) -> None:
+    """The only host holds the image by its report: the job is done at its creation. Its pin
+    task then finds the copy gone: the job runs again for it, and it copies the image."""
+    _hosts(fleet, tmp_path, {"r1": ["pc-p1"]})
+    with cloud.client() as c:
+        image = upload_image(c, content=os.urandom(SIZE))
+        _finished(c, c.post(API, json={"image_ids": [image], "hosts": ["pc-p1"]}).json()["job_id"])
+        _reported(cloud, "pc-p1", image)
+        for name in (image, f"{image}.json"):
+            (tmp_path / "caches" / "pc-p1" / name).unlink()
+        job_id = c.post(API, json={"image_ids": [image], "hosts": ["pc-p1"]}).json()["job_id"]
+
+        def copied() -> dict[str, Any] | None:
+            job: dict[str, Any] = c.get(f"{API}/{job_id}").json()["job"]
+            return job if job["state"] == "done" and job["hosts"][0]["state"] == "cached" else None
+
+        job = wait_for(copied, timeout=30)
+        (row,) = job["hosts"]
+        assert (row["source"], row["attempts"], row["error"]) == ("origin", 1, None)
+        assert job["bytes_from_origin"] == SIZE
+        assert (tmp_path / "caches" / "pc-p1" / image).stat().st_size == SIZE

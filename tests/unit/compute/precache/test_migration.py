@@ -1,5 +1,6 @@
-"""Migration a3f1c9d27e55: precache rows count their origin attempts and are unique per
-(job, host, image); the models match the migrated schema; one head; downgrade works."""
+"""Precache migrations: rows count their origin attempts and are unique per (job, host, image)
+(a3f1c9d27e55); hosts' cache reports and rows' failed peers (b7e2d4c81f03); the models match
+the migrated schema; one head; downgrades work."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from kumo.db.migrate import alembic_config, upgrade
 from kumo.schema import metadata
 
-TABLES = ("precache_jobs", "precache_hosts", "image_peers")
+TABLES = ("precache_jobs", "precache_hosts", "image_peers", "host_image_caches")
 
 
 def test_one_head() -> None:
@@ -48,3 +49,25 @@ def test_models_match_and_rows_are_unique(tmp_path: Path) -> None:
         conn.execute(text(row))
     engine.dispose()
     command.downgrade(alembic_config(url), "d4a28c62ed0b")
+
+
+def test_host_image_caches_and_failed_peers_come_and_go(tmp_path: Path) -> None:
+    """Migration b7e2d4c81f03: the hosts' cache reports and the rows' failed peers; its
+    downgrade drops both."""
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    upgrade(url)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO host_image_caches (host, image_ids, reported_at)"
+                " VALUES ('h', '[\"i\"]', '2026-12-07 12:00:00')"
+            )
+        )
+        assert conn.execute(text("SELECT failed_peers FROM precache_hosts")).all() == []
+    command.downgrade(alembic_config(url), "a3f1c9d27e55")
+    with engine.connect() as conn:
+        tables = {r[0] for r in conn.execute(text("SELECT name FROM sqlite_master WHERE type='table'"))}
+        columns = {r[1] for r in conn.execute(text("PRAGMA table_info(precache_hosts)"))}
+    assert "host_image_caches" not in tables and "failed_peers" not in columns
+    engine.dispose()

@@ -20,6 +20,7 @@ from kumo.compute.precache.planner import (
 
 IMG = "11111111-1111-4111-8111-111111111111"
 IMG2 = "22222222-2222-4222-8222-222222222222"
+SPENT = "no copy in the rack can serve its peers and its origin copies are spent (3 origin copies)"
 
 
 def t(
@@ -139,14 +140,17 @@ CASES = [
         Policy(rack_origin_attempts=3),
         Plan(
             (origin("b1"),),
-            errors=(Skip("a1", IMG, "origin copy failed"), Skip("a2", IMG, "origin copy failed")),
+            errors=(
+                Skip("a1", IMG, "origin copy failed (3 origin copies)"),
+                Skip("a2", IMG, "origin copy failed (3 origin copies)"),
+            ),
         ),
         id="after rack_origin_attempts origin copies a rack's remaining rows are errors, other racks go on",
     ),
     pytest.param(
         [t("a1", state="skipped", origin_attempts=3, up=False), t("a2")],
         Policy(rack_origin_attempts=3),
-        Plan(errors=(Skip("a2", IMG, "origin copy failed"),)),
+        Plan(errors=(Skip("a2", IMG, "origin copy failed (3 origin copies)"),)),
         id="dead seeds count against the rack's origin budget",
     ),
     pytest.param(
@@ -158,7 +162,7 @@ CASES = [
     pytest.param(
         [t("a1", origin_attempts=3), t("a1", image=IMG2), t("a2", image=IMG2)],
         Policy(rack_origin_attempts=3),
-        Plan((origin("a1", IMG2),), errors=(Skip("a1", IMG, "origin copy failed"),)),
+        Plan((origin("a1", IMG2),), errors=(Skip("a1", IMG, "origin copy failed (3 origin copies)"),)),
         id="the origin budget is per (rack, image): another image of the job still copies",
     ),
     pytest.param(
@@ -177,6 +181,67 @@ CASES = [
         Policy(peers_per_holder=2),
         Plan((peers("a3", "a1"),)),
         id="a task listing a holder as its fallback holds one of its slots",
+    ),
+    pytest.param(
+        [t("a1", state="existing"), t("a2"), t("a3"), t("b1", rack="b"), t("b2", rack="b")],
+        Policy(),
+        Plan((origin("b1"), peers("a2", "a1"), peers("a3", "a1"))),
+        id="a rack with a host already holding the image takes no origin copy: its peers copy from it",
+    ),
+    pytest.param(
+        [t("a1", state="cached", source=ORIGIN), t("a2", attempts=1, failed_from=("a1",)), t("a3")],
+        Policy(rack_origin_attempts=3),
+        Plan((origin("a2"), peers("a3", "a1"))),
+        id="a host whose peer copies failed from every holder of its rack falls back to the origin",
+    ),
+    pytest.param(
+        [
+            t("a1", state="cached", source=ORIGIN),
+            t("a2", state="cached", source="peer:a1"),
+            t("a3", attempts=1, failed_from=("a1",)),
+        ],
+        Policy(),
+        Plan((peers("a3", "a2"),)),
+        id="a host whose peer copy failed copies from another holder, not from the origin",
+    ),
+    pytest.param(
+        [
+            t("a1", state="cached", source=ORIGIN),
+            t("a2", state="downloading", source=ORIGIN, origin_attempts=1, attempts=2),
+            t("a3", attempts=1, failed_from=("a1",)),
+        ],
+        Policy(rack_origin_attempts=3),
+        Plan(),
+        id="one origin fallback in flight per rack: the next one waits for it",
+    ),
+    pytest.param(
+        [
+            t("a1", state="existing"),
+            t("a2", attempts=2, origin_attempts=1, failed_from=("a1",)),
+            t("a3", origin_attempts=2),
+        ],
+        Policy(rack_origin_attempts=3),
+        Plan((peers("a2", "a1"), peers("a3", "a1"))),
+        id="the rack's origin budget spent: a failed peer copies from its holder again (bounded)",
+    ),
+    pytest.param(
+        [t("a1", state="cached", source=ORIGIN, serves=False, origin_attempts=3), t("a2"), t("a3")],
+        Policy(rack_origin_attempts=3),
+        Plan(
+            errors=(
+                Skip(
+                    "a2",
+                    IMG,
+                    SPENT,
+                ),
+                Skip(
+                    "a3",
+                    IMG,
+                    SPENT,
+                ),
+            )
+        ),
+        id="copies landed but none can serve: the error says so, not 'origin copy failed'",
     ),
     pytest.param(
         [t("a1", state="error"), t("a2", state="skipped"), t("a3", state="cached")],
@@ -252,3 +317,47 @@ def test_retries_are_bounded(attempts: int, state: str) -> None:
 )
 def test_job_state(states: list[str], cancelled: bool, expected: str) -> None:
     assert job_state(states, cancelled) == expected
+
+
+def test_a_stale_holder_costs_its_rack_one_origin_copy_and_never_hangs() -> None:
+    """A host marked `existing` from a stale cache report cannot serve: every peer copy from it
+    fails, and its refusal (missing) requeues it. Run the planner to the end: the rack gets
+    one origin copy, every host ends cached, and the job never waits forever."""
+    pol = Policy(peers_per_holder=2, rack_origin_attempts=3, max_attempts=3)
+    rows = {h: t(h) for h in ("a1", "a2", "a3", "a4", "a5")}
+    rows["a1"] = t("a1", state="existing")  # stale: it does not hold the image
+    stale = {"a1"}
+    origin_copies = 0
+    for _ in range(20):
+        decision = plan(rows.values(), pol)
+        if not decision.assignments:
+            break
+        assert not decision.errors
+        failing = set(stale)  # as the round started: every copy from them fails
+        for a in decision.assignments:
+            old = rows[a.host]
+            attempts, origin_attempts = old.attempts + 1, old.origin_attempts + (a.source == ORIGIN)
+            holder = peer_of(a.source)
+            if holder in failing:  # the peer copy fails; the stale holder is requeued
+                rows[a.host] = t(
+                    a.host, attempts=attempts, origin_attempts=origin_attempts, failed_from=(holder,)
+                )
+                rows[holder] = t(
+                    holder, attempts=rows[holder].attempts, origin_attempts=rows[holder].origin_attempts
+                )
+                stale.discard(holder)
+            else:
+                origin_copies += a.source == ORIGIN
+                rows[a.host] = t(
+                    a.host,
+                    state="cached",
+                    source=a.source,
+                    attempts=attempts,
+                    origin_attempts=origin_attempts,
+                )
+    assert {r.state for r in rows.values()} == {"cached"}
+    assert origin_copies == 1
+
+
+def peer_of(source: str) -> str:
+    return source.removeprefix("peer:") if source.startswith("peer:") else ""
