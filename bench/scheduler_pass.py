@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kumo.compute import scheduling  # noqa: E402
+from kumo.compute.fleet_snapshot import load_snapshot  # noqa: E402
 from kumo.compute.models import ComputeHost  # noqa: E402
 from kumo.config import Settings  # noqa: E402
 from kumo.db import Database, utcnow  # noqa: E402
@@ -46,7 +47,6 @@ from kumo.db.migrate import upgrade  # noqa: E402
 from kumo.placement.candidates import fits  # noqa: E402
 from kumo.placement.fleet_index import FleetIndex  # noqa: E402
 from kumo.placement.models import Allocation, Inventory, ResourceProvider  # noqa: E402
-from kumo.placement.snapshot import load_snapshot  # noqa: E402
 from kumo.scheduler.core import schedule  # noqa: E402
 from kumo.scheduler.request import ScheduleRequest  # noqa: E402
 from kumo.scheduler.snapshot import Snapshot  # noqa: E402

@@ -27,6 +27,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from kumo.compute import lifecycle as lc
 from kumo.compute import lifecycle_apply, server_groups
+from kumo.compute.fleet_snapshot import load_snapshot
 from kumo.compute.lifecycle import migration_consumer
 from kumo.compute.lifecycle_apply import Requester, apply, state_of
 from kumo.compute.models import Instance, InstanceAction, InstanceActionEvent, ServerGroup
@@ -47,7 +48,6 @@ from kumo.metrics import (
 from kumo.network import servers as server_networking
 from kumo.placement import claims
 from kumo.placement.fleet_index import FleetIndex
-from kumo.placement.snapshot import load_snapshot
 from kumo.runtime import Runtime
 from kumo.scheduler.core import Candidate, Decision, schedule
 from kumo.scheduler.request import GroupSpec, ScheduleRequest

@@ -9,7 +9,7 @@ from kumo.store.protocol import Store
 from kumo.store.sqlite import SqliteStore
 
 # Stores hold no state: one of each serves every database of its kind (and keys the
-# statements built once per store, kumo.placement.snapshot and others).
+# statements built once per store, kumo.compute.fleet_snapshot and others).
 _STORES: dict[str, Store] = {"sqlite": SqliteStore(), "postgresql": PostgresStore()}
 
 

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
+from kumo.compute.fleet_snapshot import load_snapshot
 from kumo.db import Database
 from kumo.placement.fleet_index import FleetIndex
-from kumo.placement.snapshot import load_snapshot
 from kumo.scheduler.filters import resources_filter
 from kumo.scheduler.request import ScheduleRequest
 
