@@ -21,7 +21,7 @@ Layers, lowest first, with no import cycle between files:
   database is a new file), written against models and the rule modules; no domain module
   imports them.
 - `kumo.store.choice`: picks the implementation for a database and registers itself as the
-  chooser; the process start-up (`kumo.runtime`) imports it.
+  chooser; the process start-up (`kumo.wiring`) imports it.
 
 What to write (which rows, which values) is decided by domain code: a store carries out a
 plan or a write it is given, and applies the rules of kumo.placement.allocation_rules where it

@@ -1,5 +1,5 @@
 """Which store a database gets, chosen once per Database (see kumo.store). Importing this
-module registers `store_for` as kumo.db's chooser; the process start-up (kumo.runtime) does."""
+module registers `store_for` as kumo.db's chooser; the process start-up (kumo.wiring) does."""
 
 from __future__ import annotations
 

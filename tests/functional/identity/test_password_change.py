@@ -16,8 +16,8 @@ from kumo.errors import Unauthorized
 from kumo.identity import revocation, service
 from kumo.identity.lockout import Lockout
 from kumo.identity.tokens import TokenProvider
-from kumo.runtime import build_runtime
 from kumo.server import ThreadedServer
+from kumo.wiring import build_runtime
 from tests.conftest import ADMIN_PASSWORD, DEMO_PASSWORD, Cloud, wait_for
 from tests.functional.compute.helpers import BACKENDS, either_cloud
 
