@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from kumo.config import Settings
 from kumo.db import Database
-from kumo.identity.tokens import TokenProvider
 from kumo.scheduler.snapshot import Snapshot
+from kumo.tokens import TokenProvider
 
 
 class Waker:

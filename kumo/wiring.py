@@ -23,7 +23,6 @@ from kumo.compute.precache import service as precache
 from kumo.config import Settings
 from kumo.db import Database
 from kumo.identity import revocation
-from kumo.identity.tokens import TokenProvider
 from kumo.image.store import file_store
 from kumo.metadata import backend as metadata_backend
 from kumo.metadata import ports as metadata_ports
@@ -32,13 +31,14 @@ from kumo.network import servers as network_servers
 from kumo.network import sync as network_sync
 from kumo.runtime import Runtime
 from kumo.store import choice  # noqa: F401  (registers the chooser of every Database's store)
+from kumo.tokens import Revocations, TokenProvider
 from kumo.work import hooks
 
 
 def build_runtime(settings: Settings, db: Database | None = None) -> Runtime:
     database = db or Database(settings.resolved_database_url)
 
-    def load_revoked() -> revocation.Revocations:
+    def load_revoked() -> Revocations:
         with database.read() as session:
             return revocation.load(session, settings.token_ttl_seconds)
 
