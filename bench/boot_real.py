@@ -37,8 +37,8 @@ from kumo.agent.agent import Agent  # noqa: E402
 from kumo.agent.drivers.load import load_driver  # noqa: E402
 from kumo.config import Settings  # noqa: E402
 from kumo.deploy import init_cloud  # noqa: E402
-from kumo.runtime import build_runtime  # noqa: E402
 from kumo.server import ThreadedServer  # noqa: E402
+from kumo.wiring import build_runtime  # noqa: E402
 
 MARKER = "KUMO-BOOT-OK"
 COMPUTE = "/compute/v2.1"

@@ -21,11 +21,11 @@ import psycopg
 from sqlalchemy import insert, select
 
 from kumo.compute import hosts, server_groups
+from kumo.compute.fleet_snapshot import load_snapshot
 from kumo.compute.models import Instance, ServerGroup, ServerGroupMember
 from kumo.db import Database
 from kumo.db.migrate import upgrade
 from kumo.placement.models import Allocation
-from kumo.placement.snapshot import load_snapshot
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 

@@ -39,7 +39,7 @@ from kumo.compute.models import Instance  # noqa: E402
 from kumo.config import Settings  # noqa: E402
 from kumo.db import Database  # noqa: E402
 from kumo.gc_tuning import tune_gc  # noqa: E402
-from kumo.runtime import build_runtime  # noqa: E402
+from kumo.wiring import build_runtime  # noqa: E402
 
 FLAVOR = {"id": "b1", "name": "b1.medium", "vcpus": 2, "ram": 4096, "disk": 20}
 

@@ -9,7 +9,7 @@ hypervisors), or takes any kumo database with `--url` (one kept by
 * the baseline prefilter: GET /allocation_candidates' capacity condition
   (`kumo.placement.candidates.fits`) picks the sample, then a snapshot of those hosts only;
 * the pass the scheduler runs (`kumo.compute.scheduling.pass_snapshot`): the worker's
-  in-memory fleet index (`kumo.placement.fleet_index`, synced first, as a pass does) picks
+  in-memory fleet index (`kumo.compute.fleet_index`, synced first, as a pass does) picks
   the sample, then the same snapshot of those hosts only;
 
 and the same core over each. A developer benchmark: it calls the scheduler's internals in
@@ -39,18 +39,19 @@ from sqlalchemy.orm import Session
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kumo.compute import scheduling  # noqa: E402
+from kumo.compute.fleet_index import FleetIndex  # noqa: E402
+from kumo.compute.fleet_snapshot import load_snapshot  # noqa: E402
 from kumo.compute.models import ComputeHost  # noqa: E402
 from kumo.config import Settings  # noqa: E402
 from kumo.db import Database, utcnow  # noqa: E402
 from kumo.db.migrate import upgrade  # noqa: E402
 from kumo.placement.candidates import fits  # noqa: E402
-from kumo.placement.fleet_index import FleetIndex  # noqa: E402
 from kumo.placement.models import Allocation, Inventory, ResourceProvider  # noqa: E402
-from kumo.placement.snapshot import load_snapshot  # noqa: E402
 from kumo.scheduler.core import schedule  # noqa: E402
 from kumo.scheduler.request import ScheduleRequest  # noqa: E402
 from kumo.scheduler.snapshot import Snapshot  # noqa: E402
 from kumo.scheduler.weighers import SchedulerConfig  # noqa: E402
+from kumo.store import choice  # noqa: E402,F401  (registers the chooser of every Database's store)
 from kumo.store.protocol import store_of  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("KUMO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")

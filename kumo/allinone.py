@@ -31,8 +31,8 @@ from kumo.canary.loop import CANARY_PROJECT, CANARY_USER, CanaryLoop, ensure_can
 from kumo.canary.policy import policy_from
 from kumo.config import Settings, write_private
 from kumo.deploy import init_cloud
-from kumo.runtime import build_runtime
 from kumo.server import ThreadedServer
+from kumo.wiring import build_runtime
 
 T = TypeVar("T")
 

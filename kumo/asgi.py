@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from kumo.app import create_app
 from kumo.config import get_settings
-from kumo.runtime import build_runtime
+from kumo.wiring import build_runtime
 
 
 def app() -> FastAPI:

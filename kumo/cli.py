@@ -168,11 +168,10 @@ def scheduler(
     KUMO_SCHEDULER_IN_API=0). Several may run; each is woken by LISTEN/NOTIFY."""
     from kumo import wiring  # the scheduler role (module docstring): it settles and enqueues work
     from kumo.compute.workers import run_scheduler
-    from kumo.runtime import build_runtime
 
     limit_malloc_arenas()
     setup_logging()
-    rt = build_runtime(get_settings())
+    rt = wiring.build_runtime(get_settings())
     wiring.install()
     tune_gc()
     if not database_store(rt.db).shared_by_processes:

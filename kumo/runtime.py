@@ -1,18 +1,23 @@
-"""What a process shares between requests: settings, database, token provider, wake-ups."""
+"""What a process shares between requests: settings, database, token provider, wake-ups.
+
+Every service's routes take the runtime (kumo.api.deps), so this module sits below them: what
+it holds of a layer above is declared here (`FleetPrefilter`) and built by the process start-up
+(kumo.wiring.build_runtime), which also registers the chooser of every Database's store."""
 
 from __future__ import annotations
 
+import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
 
 from kumo.config import Settings
 from kumo.db import Database
-from kumo.identity import revocation
-from kumo.identity.tokens import TokenProvider
-from kumo.image.store import file_store
-from kumo.placement.fleet_index import FleetIndex
-from kumo.store import choice  # noqa: F401  (registers the chooser of every Database's store)
+from kumo.scheduler.snapshot import Snapshot
+from kumo.tokens import TokenProvider
 
 
 class Waker:
@@ -65,32 +70,37 @@ class Waker:
             return self._cond.wait_for(lambda: self._seq.get(key, 0) != seen, timeout=timeout)
 
 
+class FleetPrefilter(Protocol):
+    """The scheduler's in-memory index of the fleet, one per worker (kumo.compute.fleet_index.
+    FleetIndex): which hosts may hold a request, before the exact read of the database."""
+
+    def sync(self, session: Session, max_age: float = 0.0) -> None:
+        """Bring the index up to date (a full load the first time); nothing when the last sync
+        started less than `max_age` seconds ago."""
+        ...
+
+    def observe(self, snapshot: Snapshot, provider_ids: Iterable[int] | None = None) -> None:
+        """Write back an exact read of the database (of `provider_ids`, or of the whole fleet)."""
+        ...
+
+    def sample(
+        self, resources: Mapping[str, int], limit: int, rng: random.Random | Any = random
+    ) -> list[int]:
+        """Up to `limit` providers with room for `resources`, walked from a random start."""
+        ...
+
+
 @dataclass
 class Runtime:
     settings: Settings
     db: Database
     tokens: TokenProvider
+    fleet: FleetPrefilter  # the scheduler's prefilter (per worker)
     waker: Waker = field(default_factory=Waker)
     agent_token: str = ""
-    fleet: FleetIndex = field(default_factory=FleetIndex)  # the scheduler's prefilter (per worker)
 
     def __post_init__(self) -> None:
         # What a committed transaction owes waiters (kumo.db.wake_after_commit: firewall syncs,
         # DHCP generations applied) is published through this runtime's waker, whichever
         # publish it has then (the PostgreSQL notifier replaces it once started).
         self.db.publish = lambda key: self.waker.publish(key)
-        # A snapshot discarded by a server's change (kumo.image.service.discard) loses its data.
-        self.db.image_store = file_store(self.settings.resolved_image_dir)
-
-
-def build_runtime(settings: Settings, db: Database | None = None) -> Runtime:
-    database = db or Database(settings.resolved_database_url)
-
-    def load_revoked() -> revocation.Revocations:
-        with database.read() as session:
-            return revocation.load(session, settings.token_ttl_seconds)
-
-    tokens = TokenProvider(
-        settings.secret("token_key", generate="fernet"), settings.token_ttl_seconds, load_revoked
-    )
-    return Runtime(settings=settings, db=database, tokens=tokens, agent_token=settings.secret("agent_token"))

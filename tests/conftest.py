@@ -17,8 +17,8 @@ from kumo import wiring
 from kumo.config import Settings
 from kumo.db import Database
 from kumo.deploy import init_cloud
-from kumo.runtime import build_runtime
 from kumo.server import ThreadedServer
+from kumo.wiring import build_runtime
 
 ADMIN_PASSWORD = "admin-secret"
 DEMO_PASSWORD = "demo-secret"

@@ -27,6 +27,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from kumo.compute import lifecycle as lc
 from kumo.compute import lifecycle_apply, server_groups
+from kumo.compute.fleet_snapshot import load_snapshot
 from kumo.compute.lifecycle import migration_consumer
 from kumo.compute.lifecycle_apply import Requester, apply, state_of
 from kumo.compute.models import Instance, InstanceAction, InstanceActionEvent, ServerGroup
@@ -46,9 +47,7 @@ from kumo.metrics import (
 )
 from kumo.network import servers as server_networking
 from kumo.placement import claims
-from kumo.placement.fleet_index import FleetIndex
-from kumo.placement.snapshot import load_snapshot
-from kumo.runtime import Runtime
+from kumo.runtime import FleetPrefilter, Runtime
 from kumo.scheduler.core import Candidate, Decision, schedule
 from kumo.scheduler.request import GroupSpec, ScheduleRequest
 from kumo.scheduler.snapshot import Snapshot
@@ -401,7 +400,7 @@ def _fail_alone(rt: Runtime, durable: bool, failed: _RequestFailed) -> None:
 
 # The scheduler loop keeps the fleet index current between passes (sync_fleet); a pass brings it
 # up to date itself only when that was longer ago than this. It is a prefilter: an older index
-# costs a worse sample at most (see kumo.placement.fleet_index).
+# costs a worse sample at most (see kumo.compute.fleet_index).
 FLEET_SYNC_MAX_AGE = 2.0
 
 
@@ -433,12 +432,12 @@ def pass_snapshot(
     session: Session,
     settings: Settings,
     requests: Sequence[ScheduleRequest],
-    fleet: FleetIndex,
+    fleet: FleetPrefilter,
     limit: int | None = None,
 ) -> tuple[Snapshot, bool]:
     """The snapshot one pass schedules `requests` on, and whether it is a part of the fleet.
 
-    The resource prefilter is the worker's in-memory index of the fleet (kumo.placement.
+    The resource prefilter is the worker's in-memory index of the fleet (kumo.compute.
     fleet_index, kept in sync by the caller): for each distinct resource request of the pass,
     up to `limit` (by default prefilter_limit of the requests of that shape) hosts that hold
     room for it, walked from a random start so that concurrent workers weigh different hosts of
@@ -475,7 +474,7 @@ def pass_snapshot(
     return snapshot, True
 
 
-def _whole_fleet(session: Session, settings: Settings, hinted: set[str], fleet: FleetIndex) -> Snapshot:
+def _whole_fleet(session: Session, settings: Settings, hinted: set[str], fleet: FleetPrefilter) -> Snapshot:
     snapshot = load_snapshot(
         session,
         settings.heartbeat_timeout_seconds,
@@ -494,7 +493,7 @@ class _PassReads:
     pick next)."""
 
     def __init__(
-        self, settings: Settings, requests: Sequence[ScheduleRequest], partial: bool, fleet: FleetIndex
+        self, settings: Settings, requests: Sequence[ScheduleRequest], partial: bool, fleet: FleetPrefilter
     ) -> None:
         self.settings = settings
         self.requests = requests

@@ -227,7 +227,7 @@ class Database:
         # sets it): None publishes nothing (a bare Database, a migration).
         self.publish: Callable[[str], None] | None = None
         # Where the data of images discarded inside a transaction is deleted once it commits
-        # (an object with `delete(image_id)`: kumo.image.store; kumo/runtime.py sets it).
+        # (an object with `delete(image_id)`: kumo.image.store; kumo.wiring.build_runtime sets it).
         self.image_store: Any = None
         # JSON columns (flavor, metadata, tags…) are decoded for every row a list returns, with
         # orjson (a large share of a list page's CPU otherwise). Writing keeps the standard

@@ -1,43 +1,17 @@
-"""What makes a signed token invalid before it expires, and the in-memory view of it that
-token verification reads (refreshed every few seconds, so verifying reads no database)."""
+"""What makes a signed token invalid before it expires, kept in the database, and the loading
+of its in-memory view (kumo.tokens.Revocations) that token verification reads (refreshed every
+few seconds, so verifying reads no database)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
 
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from kumo.db import utcnow
 from kumo.identity.models import RevocationEvent, RevokedToken
-
-
-@dataclass(frozen=True)
-class Revocations:
-    audit_ids: frozenset[str] = frozenset()
-    users: dict[str, dt.datetime] = field(default_factory=dict)
-    projects: dict[str, dt.datetime] = field(default_factory=dict)
-    user_projects: dict[tuple[str, str], dt.datetime] = field(default_factory=dict)
-    app_creds: dict[str, dt.datetime] = field(default_factory=dict)
-
-    def revokes(
-        self,
-        audit_id: str,
-        user_id: str,
-        project_id: str | None,
-        issued_at: dt.datetime,
-        app_cred_id: str | None = None,
-    ) -> bool:
-        """`project_id` is the token's scope target: a project's id or a domain's."""
-        if audit_id in self.audit_ids:
-            return True
-        cutoffs = [self.users.get(user_id)]
-        if app_cred_id is not None:
-            cutoffs.append(self.app_creds.get(app_cred_id))
-        if project_id is not None:
-            cutoffs += [self.projects.get(project_id), self.user_projects.get((user_id, project_id))]
-        return any(cut is not None and issued_at <= cut for cut in cutoffs)
+from kumo.tokens import Revocations
 
 
 def load(session: Session, token_ttl_seconds: int) -> Revocations:

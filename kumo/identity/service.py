@@ -15,7 +15,7 @@ from kumo.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from kumo.identity import app_creds, grants, revocation
 from kumo.identity.lockout import Attempt, Lockout, check_password
 from kumo.identity.models import Domain, Project, RevokedToken, User
-from kumo.identity.tokens import TokenData, TokenProvider
+from kumo.tokens import TokenData, TokenProvider
 
 DEFAULT_DOMAIN = {"id": "default", "name": "Default"}
 SERVICES = (

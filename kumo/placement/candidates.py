@@ -51,8 +51,8 @@ from sqlalchemy.orm import Session
 from kumo.placement import capacity as capacity_sql
 from kumo.placement.api_models import ProviderAggregate, ProviderParent, ProviderTrait
 from kumo.placement.models import Allocation, Inventory, ResourceProvider
+from kumo.placement.store_protocol import PlacementStore, store_of
 from kumo.scheduler import capacity as capacity_rule
-from kumo.store.protocol import Store, store_of
 
 _RP = ResourceProvider.__table__
 _INV = Inventory.__table__
@@ -418,7 +418,7 @@ def _tree_columns(cand: Any) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
 def _candidates_statement(request: CandidateRequest, in_sql: bool) -> Select[Any] | None:
     """The statement of find_candidates, built once per distinct request (schedulers and
     clients repeat the same few request shapes). `in_sql`: the
-    store assembles each candidate's inventories (Store.candidates_in_sql)."""
+    store assembles each candidate's inventories (PlacementStore.candidates_in_sql)."""
     key = (in_sql, _request_key(request))
     if key in _STATEMENTS:
         return _STATEMENTS[key]
@@ -472,7 +472,7 @@ def _concat(*parts: str | ColumnElement[Any]) -> ColumnElement[str]:
     return func.concat(*(_text(p) if isinstance(p, str) else p for p in parts))
 
 
-def _body_statement(store: Store, request: CandidateRequest, shape: BodyShape) -> Select[Any] | None:
+def _body_statement(store: PlacementStore, request: CandidateRequest, shape: BodyShape) -> Select[Any] | None:
     """Where the store assembles candidates in SQL (`candidates_in_sql`): the whole response
     body of GET /allocation_candidates as one string, made
     by the database from the same walk as find_candidates (`_matching_with_inventories`):

@@ -6,7 +6,7 @@ and only then inserts the allocation rows, in the caller's transaction.
 
 Why no capacity re-check in SQL: every write that changes what a provider can take (allocations
 here, inventory in the agent's report) bumps its generation in the same transaction. The
-snapshot reads generations *before* usage and inventory (kumo.placement.snapshot), so the usage
+snapshot reads generations *before* usage and inventory (kumo.compute.fleet_snapshot), so the usage
 the scheduler checked is at least as new as the generation it carries. If the swap matches,
 nothing committed against that provider since that read: the scheduler's ResourcesFilter
 verdict still holds. If anything did commit, the swap matches no row and we raise. The

@@ -12,11 +12,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kumo.compute.fleet_snapshot import load_snapshot
 from kumo.compute.models import Instance, ServerGroup
 from kumo.compute.scheduling import request_for
 from kumo.config import Settings
 from kumo.errors import BadRequest
-from kumo.placement.snapshot import load_snapshot
 from kumo.rebalance import core
 from kumo.rebalance.models import Action, HostCpuSignal, RebalanceMove, VmCpuSignal
 from kumo.validation import MAX_INT

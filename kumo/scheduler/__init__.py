@@ -1,6 +1,6 @@
 """The scheduling core: a pure function from (request, snapshot) to a ranked decision.
 
-Loading the snapshot (kumo.placement.snapshot) and committing the claim (kumo.placement.claims)
+Loading the snapshot (kumo.compute.fleet_snapshot) and committing the claim (kumo.placement.claims)
 are the only I/O around it.
 """
 

@@ -1,6 +1,6 @@
 """An immutable picture of the fleet that one scheduling cycle reads.
 
-Loaded once (kumo.placement.snapshot.load_snapshot) and never mutated: `Snapshot.after_claim`
+Loaded once (kumo.compute.fleet_snapshot.load_snapshot) and never mutated: `Snapshot.after_claim`
 returns a new snapshot that mirrors exactly what `kumo.placement.claims.claim` writes (usage up by
 the request, provider generation up by one), so a batch of instances can be scheduled, and claimed
 in order in one transaction, against a single read.

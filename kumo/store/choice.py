@@ -1,5 +1,5 @@
 """Which store a database gets, chosen once per Database (see kumo.store). Importing this
-module registers `store_for` as kumo.db's chooser; the process start-up (kumo.runtime) does."""
+module registers `store_for` as kumo.db's chooser; the process start-up (kumo.wiring) does."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from kumo.store.protocol import Store
 from kumo.store.sqlite import SqliteStore
 
 # Stores hold no state: one of each serves every database of its kind (and keys the
-# statements built once per store, kumo.placement.snapshot and others).
+# statements built once per store, kumo.compute.fleet_snapshot and others).
 _STORES: dict[str, Store] = {"sqlite": SqliteStore(), "postgresql": PostgresStore()}
 
 

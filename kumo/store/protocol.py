@@ -3,7 +3,7 @@ the typed accessors to the store of a session or database."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Insert
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from kumo.db import Database
-from kumo.placement.allocation_write import AllocationWrite
+from kumo.placement.store_protocol import PlacementStore
 
 Column = ColumnElement[Any] | InstrumentedAttribute[Any]
 
@@ -46,12 +46,9 @@ class PlacementPlan:
     task_payload: Mapping[str, Any]
 
 
-class Store(Protocol):
-    """What differs between databases, each with one observable result on all of them."""
-
-    def __hash__(self) -> int:
-        """Stores are hashable: statements built once are cached per store."""
-        ...
+class Store(PlacementStore, Protocol):
+    """What differs between databases, each with one observable result on all of them
+    (with what placement calls, declared by kumo.placement.store_protocol)."""
 
     @property
     def name(self) -> str:
@@ -69,12 +66,6 @@ class Store(Protocol):
     def shared_by_processes(self) -> bool:
         """Whether several kumo processes may share the database and wake each other through it
         (LISTEN/NOTIFY): scheduler processes of their own, API workers' wake-ups."""
-        ...
-
-    @property
-    def candidates_in_sql(self) -> bool:
-        """Whether allocation candidates' inventories and whole JSON bodies are assembled by
-        the database (`joined_in_order`); otherwise they are built from rows in Python."""
         ...
 
     def one_of(self, column: Column, values: Iterable[Any]) -> ColumnElement[bool]:
@@ -102,30 +93,11 @@ class Store(Protocol):
         what they would write waits for this transaction's end."""
         ...
 
-    def without_jit(self, session: Session) -> None:
-        """Run the rest of this transaction without JIT compilation of queries, where the
-        database has one."""
-        ...
-
-    def joined_in_order(self, value: ColumnElement[Any], separator: str, order_by: Any) -> ColumnElement[str]:
-        """An aggregate: the group's `value`s joined by `separator` (SQL text of a string
-        literal), in `order_by` order. Only where `candidates_in_sql`."""
-        ...
-
     def commit_placement(self, session: Session, plan: PlacementPlan) -> str | None:
         """Write `plan` (see PlacementPlan) in the session's transaction: the request id of the
         ended event's action ("-" when the instance had no such open event), or None, with
         nothing written, when the provider's generation moved. The session's copy of the
         instance is not updated: the caller does that."""
-        ...
-
-    def replace_allocations(self, session: Session, writes: Sequence[AllocationWrite]) -> None:
-        """Set the allocations of every consumer in `writes` (an empty mapping removes them),
-        with the checks of kumo.placement.allocation_rules in their order: providers named
-        exist, consumer generations match, the capacity rule over the new rows; and the
-        consumer rows after the write. Any violation raises; the caller's transaction must then
-        roll back whole. Every provider touched (named, or holding the consumers' old rows) has
-        its generation bumped, locked in id order."""
         ...
 
 

@@ -7,12 +7,26 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Insert, bindparam, delete, insert, select, union, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    DateTime,
+    Insert,
+    Integer,
+    String,
+    bindparam,
+    column,
+    delete,
+    insert,
+    select,
+    table,
+    union,
+    update,
+)
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from kumo.compute.models import Instance, InstanceAction, InstanceActionEvent
 from kumo.db import utcnow
 from kumo.placement import allocation_rules as rules
 from kumo.placement.allocation_write import AllocationWrite
@@ -42,20 +56,48 @@ def _bump_query() -> Any:
     )
 
 
+# The rows of compute's tables a placement writes (kumo.compute.models; see PlacementPlan), by
+# name as the PostgreSQL store's statement writes them: the store sits below compute.
+_INSTANCES = table(
+    "instances",
+    column("id", Integer),
+    column("host", String),
+    column("availability_zone", String),
+    column("task_state", String),
+    column("updated_at", DateTime),
+)
+_ACTIONS = table(
+    "instance_actions",
+    column("id", Integer),
+    column("instance_uuid", String),
+    column("request_id", String),
+    column("updated_at", DateTime),
+)
+_EVENTS = table(
+    "instance_action_events",
+    column("id", Integer),
+    column("action_id", Integer),
+    column("event", String),
+    column("host", String),
+    column("result", String),
+    column("start_time", DateTime),
+    column("finish_time", DateTime),
+)
+
 _BUMP = _bump_query()
 _INSERT_ALLOCATIONS = insert(rules.ALLOCATIONS)
 _INSERT_CONSUMERS = insert(rules.CONSUMERS)
 
 # A placement's open event: the newest unfinished event of that name of the instance's actions.
 _OPEN_EVENT = (
-    select(InstanceActionEvent.id, InstanceActionEvent.action_id, InstanceAction.request_id)
-    .join(InstanceAction, InstanceAction.id == InstanceActionEvent.action_id)
+    select(_EVENTS.c.id, _EVENTS.c.action_id, _ACTIONS.c.request_id)
+    .join(_ACTIONS, _ACTIONS.c.id == _EVENTS.c.action_id)
     .where(
-        InstanceAction.instance_uuid == bindparam("instance_uuid"),
-        InstanceActionEvent.event == bindparam("event"),
-        InstanceActionEvent.finish_time.is_(None),
+        _ACTIONS.c.instance_uuid == bindparam("instance_uuid"),
+        _EVENTS.c.event == bindparam("event"),
+        _EVENTS.c.finish_time.is_(None),
     )
-    .order_by(InstanceActionEvent.id.desc())
+    .order_by(_EVENTS.c.id.desc())
     .limit(1)
 )
 
@@ -105,15 +147,14 @@ class SqliteStore:
         if rows:
             session.execute(insert(Allocation), rows)
         session.execute(
-            update(Instance)
-            .where(Instance.id == plan.instance_id)
+            update(_INSTANCES)
+            .where(_INSTANCES.c.id == plan.instance_id)
             .values(
                 host=plan.host,
                 availability_zone=plan.availability_zone,
                 task_state=plan.task_state,
                 updated_at=now,
             )
-            .execution_options(synchronize_session=False)
         )
         event = session.execute(
             _OPEN_EVENT, {"instance_uuid": plan.instance_uuid, "event": plan.end_event}
@@ -123,21 +164,13 @@ class SqliteStore:
         if event is not None:
             event_id, action_id, request_id = event[0], event[1], event[2] or "-"
             session.execute(
-                update(InstanceActionEvent)
-                .where(InstanceActionEvent.id == event_id)
-                .values(finish_time=now, result="Success")
-                .execution_options(synchronize_session=False)
+                update(_EVENTS).where(_EVENTS.c.id == event_id).values(finish_time=now, result="Success")
             )
-            session.execute(
-                update(InstanceAction)
-                .where(InstanceAction.id == action_id)
-                .values(updated_at=now)
-                .execution_options(synchronize_session=False)
-            )
+            session.execute(update(_ACTIONS).where(_ACTIONS.c.id == action_id).values(updated_at=now))
             started = session.execute(
-                insert(InstanceActionEvent)
+                insert(_EVENTS)
                 .values(action_id=action_id, event=plan.start_event, host=plan.host, start_time=now)
-                .returning(InstanceActionEvent.id)
+                .returning(_EVENTS.c.id)
             ).scalar_one()
         session.execute(
             insert(Task).values(

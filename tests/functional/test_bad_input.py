@@ -7,7 +7,7 @@ import datetime as dt
 import httpx
 import pytest
 
-from kumo.identity.tokens import TokenProvider
+from kumo.tokens import TokenProvider
 from tests.conftest import Cloud
 
 NOVA = {"OpenStack-API-Version": "compute 2.64"}

@@ -28,7 +28,7 @@ from kumo.placement.api_models import Consumer
 from kumo.placement.candidates import usage_of
 from kumo.placement.claims import release
 from kumo.placement.models import Allocation, Inventory, ResourceProvider
-from kumo.store.protocol import store_of
+from kumo.placement.store_protocol import store_of
 
 __all__ = [  # the names Placement's routes and views import from here
     "INCOMPLETE",
@@ -85,7 +85,7 @@ def allocations_on_provider(session: Session, provider: Provider) -> dict[str, t
 
 def replace_allocations(session: Session, writes: list[AllocationWrite]) -> None:
     """Set the allocations of every consumer in `writes` (an empty mapping removes them), in
-    the session's transaction, through its store (Store.replace_allocations: the checks and
+    the session's transaction, through its store (PlacementStore.replace_allocations: the checks and
     consumer rows of kumo.placement.allocation_rules, in as few statements as the database
     allows). Any violation raises, and the transaction must roll back whole."""
     store_of(session).replace_allocations(session, writes)

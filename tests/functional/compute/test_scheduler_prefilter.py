@@ -1,4 +1,4 @@
-"""The scheduler's resource prefilter is the worker's fleet index (kumo.placement.fleet_index):
+"""The scheduler's resource prefilter is the worker's fleet index (kumo.compute.fleet_index):
 a pass weighs only the hosts it offers (at most PREFILTER_LIMIT that fit, walked from a random
 provider), and a request that page cannot place is rescheduled on the whole fleet, never
 failed."""
@@ -8,8 +8,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from kumo.compute import scheduling
-from kumo.placement import fleet_index
+from kumo.compute import fleet_index, scheduling
 from tests.conftest import Cloud, wait_for
 from tests.functional.compute.helpers import API, add_instance, project_id, register_hosts
 

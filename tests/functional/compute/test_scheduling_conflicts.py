@@ -14,7 +14,7 @@ from kumo.compute import hosts, scheduling
 from kumo.compute.models import Instance
 from kumo.config import Settings
 from kumo.db import Database
-from kumo.runtime import build_runtime
+from kumo.wiring import build_runtime
 
 
 def _pending(db: Database, n: int) -> list[str]:

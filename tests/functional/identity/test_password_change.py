@@ -15,9 +15,9 @@ from kumo.deploy import init_cloud
 from kumo.errors import Unauthorized
 from kumo.identity import revocation, service
 from kumo.identity.lockout import Lockout
-from kumo.identity.tokens import TokenProvider
-from kumo.runtime import build_runtime
 from kumo.server import ThreadedServer
+from kumo.tokens import Revocations, TokenProvider
+from kumo.wiring import build_runtime
 from tests.conftest import ADMIN_PASSWORD, DEMO_PASSWORD, Cloud, wait_for
 from tests.functional.compute.helpers import BACKENDS, either_cloud
 
@@ -132,7 +132,7 @@ def stale_worker(any_cloud: Cloud) -> Iterator[tuple[Database, TokenProvider]]:
     is refreshed only when told to (as one is, for up to 2 s, after another worker wrote)."""
     database = Database(any_cloud.settings.resolved_database_url)
 
-    def load_revoked() -> revocation.Revocations:
+    def load_revoked() -> Revocations:
         with database.read() as session:
             return revocation.load(session, any_cloud.settings.token_ttl_seconds)
 

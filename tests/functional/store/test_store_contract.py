@@ -29,10 +29,11 @@ from kumo.placement.allocation_write import AllocationWrite
 from kumo.placement.api.exceptions import ConcurrentUpdate
 from kumo.placement.api_models import Consumer, CustomResourceClass
 from kumo.placement.models import Allocation, ResourceProvider
-from kumo.runtime import Runtime, build_runtime
+from kumo.runtime import Runtime
 from kumo.scheduler.core import Candidate
 from kumo.scheduler.request import ScheduleRequest
 from kumo.store.protocol import database_store, store_of
+from kumo.wiring import build_runtime
 from kumo.work.models import Task
 from tests.conftest import fresh_pg_database
 

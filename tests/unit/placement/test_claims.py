@@ -8,11 +8,11 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
+from kumo.compute.fleet_snapshot import load_snapshot
 from kumo.db import Database
 from kumo.errors import ClaimConflict
 from kumo.placement.claims import ConsumerHeld, claim, claim_first, release, rename_consumer
 from kumo.placement.models import Allocation, Inventory, ResourceProvider
-from kumo.placement.snapshot import load_snapshot
 from kumo.scheduler import Candidate, ScheduleRequest, schedule, schedule_batch
 
 from .fleet import add_host

@@ -4,7 +4,7 @@ A scheduling pass used to find its sample of fitting hosts with GET /allocation_
 query (two statements that visit inventories and usage in the database on every pass). The
 index answers the same question from memory: which hosts have every requested class with room
 for the amounts asked, walked from a random start. It is only a prefilter: the pass then reads
-the sampled hosts from the database (kumo.placement.snapshot.load_snapshot), filters and weighs
+the sampled hosts from the database (kumo.compute.fleet_snapshot.load_snapshot), filters and weighs
 that exact read, and claims with the provider-generation compare-and-swap. A stale index can
 therefore cost a worse sample or a wider read, never a wrong placement or a wrong "no valid
 host" (the whole fleet is read from the database before that answer).

@@ -11,13 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
+from kumo.compute.fleet_index import FleetIndex
+from kumo.compute.fleet_snapshot import load_snapshot
 from kumo.db import Database
-from kumo.placement.fleet_index import FleetIndex
-from kumo.placement.snapshot import load_snapshot
 from kumo.scheduler.filters import resources_filter
 from kumo.scheduler.request import ScheduleRequest
-
-from .fleet import add_host, allocate, recorded_statements
+from tests.unit.placement.fleet import add_host, allocate, recorded_statements
 
 VM = {"VCPU": 2, "MEMORY_MB": 1024}
 

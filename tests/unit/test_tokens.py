@@ -6,7 +6,7 @@ import re
 
 from cryptography.fernet import Fernet
 
-from kumo.identity.tokens import TokenProvider
+from kumo.tokens import TokenProvider
 
 UUID4_HEX = re.compile(r"[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}")
 

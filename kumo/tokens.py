@@ -1,5 +1,9 @@
 """Signed, expiring tokens (Fernet: AES + HMAC). Verifying one reads no database: the roles
-travel inside the token, and revocations are a small in-memory set refreshed periodically."""
+travel inside the token, and revocations are a small in-memory set refreshed periodically.
+
+Below every service's API layer (kumo.api.deps verifies each request's token through the
+runtime's provider); identity issues tokens and loads the revocations
+(kumo.identity.revocation.load)."""
 
 from __future__ import annotations
 
@@ -14,13 +18,39 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
 from kumo.errors import NotFound, Unauthorized
-from kumo.identity.revocation import Revocations
+
+
+@dataclass(frozen=True)
+class Revocations:
+    audit_ids: frozenset[str] = frozenset()
+    users: dict[str, dt.datetime] = field(default_factory=dict)
+    projects: dict[str, dt.datetime] = field(default_factory=dict)
+    user_projects: dict[tuple[str, str], dt.datetime] = field(default_factory=dict)
+    app_creds: dict[str, dt.datetime] = field(default_factory=dict)
+
+    def revokes(
+        self,
+        audit_id: str,
+        user_id: str,
+        project_id: str | None,
+        issued_at: dt.datetime,
+        app_cred_id: str | None = None,
+    ) -> bool:
+        """`project_id` is the token's scope target: a project's id or a domain's."""
+        if audit_id in self.audit_ids:
+            return True
+        cutoffs = [self.users.get(user_id)]
+        if app_cred_id is not None:
+            cutoffs.append(self.app_creds.get(app_cred_id))
+        if project_id is not None:
+            cutoffs += [self.projects.get(project_id), self.user_projects.get((user_id, project_id))]
+        return any(cut is not None and issued_at <= cut for cut in cutoffs)
 
 
 @dataclass(frozen=True)

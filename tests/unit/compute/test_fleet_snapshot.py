@@ -4,11 +4,10 @@ import datetime as dt
 
 from sqlalchemy import delete
 
+from kumo.compute.fleet_snapshot import hosts_of_instances, load_snapshot
 from kumo.db import Database, utcnow
 from kumo.placement.models import Inventory
-from kumo.placement.snapshot import hosts_of_instances, load_snapshot
-
-from .fleet import add_aggregate, add_host, add_instance, allocate, recorded_statements
+from tests.unit.placement.fleet import add_aggregate, add_host, add_instance, allocate, recorded_statements
 
 
 def test_capacity_usage_and_generation(db: Database) -> None:
