@@ -197,7 +197,10 @@ def holding(session: Session, hosts: Sequence[str]) -> dict[str, frozenset[str]]
 
 def report_cache(session: Session, host: str, image_ids: Sequence[str]) -> None:
     """A host's agent reports the images it holds verified copies of (periodically, and after
-    a copy): stored per host, read when a job is created."""
+    a copy): stored per host, read when a job is created. 404 when `host` is no compute host
+    of the cloud (nothing is stored for a name no job can list)."""
+    if session.scalar(select(ComputeHost.id).where(ComputeHost.name == host)) is None:
+        raise NotFound(f"Compute host {host} could not be found.")
     ids = sorted(set(image_ids))
     report = session.get(HostImageCache, host)
     if report is None:
