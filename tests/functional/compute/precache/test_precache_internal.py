@@ -3,6 +3,9 @@ about, and bad values answered 4xx (never 500), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import httpx
 import pytest
 
@@ -86,3 +89,44 @@ def test_progress_values_out_of_range_are_400(cloud: Cloud) -> None:
 @pytest.mark.postgres
 def test_progress_values_out_of_range_are_400_on_postgresql(pg_cloud: Cloud) -> None:
     _progress_bounds(pg_cloud)
+
+
+@pytest.mark.postgres
+def test_two_first_cache_reports_at_once_both_succeed(pg_cloud: Cloud) -> None:
+    """A host's first report is in flight (not committed) when another arrives (its
+    registration's and its loop's): the second waits for it and updates it, no 500."""
+    _register(pg_cloud, "pi-2")
+    database = Database(pg_cloud.settings.resolved_database_url)
+    other = "22222222-2222-4222-8222-222222222222"
+    inserted = threading.Event()
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            with database.transaction() as session:
+                service.report_cache(session, "pi-2", [IMAGE])
+                session.flush()
+                inserted.set()
+                time.sleep(0.5)  # the second report is waiting on this row meanwhile
+        except BaseException as exc:  # noqa: BLE001 - the test's answer
+            errors.append(exc)
+            inserted.set()
+
+    def second() -> None:
+        inserted.wait(10)
+        try:
+            with database.transaction() as session:
+                service.report_cache(session, "pi-2", [other])
+        except BaseException as exc:  # noqa: BLE001 - the test's answer
+            errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert errors == [], [repr(e) for e in errors]
+        assert _held(pg_cloud, "pi-2") == {other}  # the later report's ids
+    finally:
+        database.dispose()
