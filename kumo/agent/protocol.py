@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from kumo.validation import MAX_INT
+
 AGENT_TOKEN_HEADER = "X-Kumo-Agent-Token"
 
 
@@ -138,6 +140,9 @@ class TicketRequest(BaseModel):
     receiver: str = Field(min_length=1, max_length=255)
 
 
+MAX_BIGINT = 2**63 - 1  # a BigInteger column's largest value
+
+
 class PrecacheProgress(BaseModel):
     """A precache copy in flight: its bytes so far, from `source`."""
 
@@ -145,6 +150,6 @@ class PrecacheProgress(BaseModel):
     image_id: str = Field(min_length=1, max_length=36)
     host: str = Field(min_length=1, max_length=255)
     source: str = Field(min_length=1, max_length=300)
-    bytes: int = Field(ge=0)
+    bytes: int = Field(ge=0, le=MAX_BIGINT)  # its column's range: beyond it a 400, not the database's error
     # the copy's attempt (its payload's): a report of an earlier attempt is stale (409)
-    attempt: int | None = Field(default=None, ge=1)
+    attempt: int | None = Field(default=None, ge=1, le=MAX_INT)

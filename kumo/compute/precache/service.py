@@ -35,6 +35,7 @@ from kumo.db.base import after_commit, wake_after_commit
 from kumo.errors import BadRequest, Conflict, Forbidden, NotFound
 from kumo.image.service import get_image
 from kumo.metrics import PRECACHE_BYTES
+from kumo.store.protocol import store_of
 from kumo.work import queue
 from kumo.work.kinds import PrecachePayload, TaskKind
 from kumo.work.models import Task
@@ -197,15 +198,23 @@ def holding(session: Session, hosts: Sequence[str]) -> dict[str, frozenset[str]]
 
 def report_cache(session: Session, host: str, image_ids: Sequence[str]) -> None:
     """A host's agent reports the images it holds verified copies of (periodically, and after
-    a copy): stored per host, read when a job is created."""
-    ids = sorted(set(image_ids))
-    report = session.get(HostImageCache, host)
-    if report is None:
-        session.add(HostImageCache(host=host, image_ids=ids, reported_at=utcnow()))
-        return
-    if list(report.image_ids or []) != ids:
-        report.image_ids = ids
-    report.reported_at = utcnow()
+    a copy): stored per host, read when a job is created. 404 when `host` is no compute host
+    of the cloud (nothing is stored for a name no job can list)."""
+    if session.scalar(select(ComputeHost.id).where(ComputeHost.name == host)) is None:
+        raise NotFound(f"Compute host {host} could not be found.")
+    # one statement (INSERT … ON CONFLICT DO UPDATE): two first reports of a host at once (its
+    # registration's and its loop's) both succeed, the later one's ids kept
+    statement: Any = (
+        store_of(session)
+        .insert(HostImageCache)
+        .values(host=host, image_ids=sorted(set(image_ids)), reported_at=utcnow())
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["host"],
+            set_={"image_ids": statement.excluded.image_ids, "reported_at": statement.excluded.reported_at},
+        )
+    )
 
 
 # -- the job's advance ---------------------------------------------------------------------------

@@ -71,3 +71,43 @@ def test_host_image_caches_and_failed_peers_come_and_go(tmp_path: Path) -> None:
         columns = {r[1] for r in conn.execute(text("PRAGMA table_info(precache_hosts)"))}
     assert "host_image_caches" not in tables and "failed_peers" not in columns
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_host_image_caches_and_failed_peers_come_and_go_on_postgresql(pg_database_url: str) -> None:
+    """b7e2d4c81f03 on PostgreSQL: the models match the migrated tables; down and up again."""
+    upgrade(pg_database_url)
+    engine = create_engine(pg_database_url)
+    try:
+        with engine.connect() as conn:
+            diffs = compare_metadata(MigrationContext.configure(conn), metadata)
+        assert [d for d in diffs if any(t in repr(d) for t in TABLES)] == []
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO host_image_caches (host, image_ids, reported_at)"
+                    " VALUES ('h', '[\"i\"]', '2026-12-07 12:00:00')"
+                )
+            )
+        command.downgrade(alembic_config(pg_database_url), "a3f1c9d27e55")
+        with engine.connect() as conn:
+            tables = set(
+                conn.execute(
+                    text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+                ).scalars()
+            )
+            columns = set(
+                conn.execute(
+                    text(
+                        "SELECT column_name FROM information_schema.columns"
+                        " WHERE table_name = 'precache_hosts'"
+                    )
+                ).scalars()
+            )
+        assert "host_image_caches" not in tables and "failed_peers" not in columns
+        assert "origin_attempts" in columns  # the revision below is intact
+        upgrade(pg_database_url)  # and up again
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM host_image_caches")).scalar() == 0
+    finally:
+        engine.dispose()
