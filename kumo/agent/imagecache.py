@@ -50,6 +50,10 @@ class ImageVerificationError(ImageCacheError):
     """The data arrived whole but does not match the image's size or os_hash_value."""
 
 
+class DownloadFailed(ImageCacheError):
+    """The source failed while sending (its connection or its answer), not this host."""
+
+
 @dataclass(frozen=True)
 class ImageMeta:
     id: str
@@ -252,7 +256,7 @@ class ImageCache:
             os.chmod(partial, 0o444)
             os.replace(partial, self._data(meta.id))
         except httpx.HTTPError as exc:
-            raise ImageCacheError(f"Image {meta.id}: download failed ({exc}).") from None
+            raise DownloadFailed(f"Image {meta.id}: download failed ({exc}).") from None
         finally:
             partial.unlink(missing_ok=True)
         previous = self._read_sidecar(meta.id) or {}

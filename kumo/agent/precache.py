@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 
 from kumo.agent.imagecache import (
+    DownloadFailed,
     ImageCache,
     ImageCacheError,
     ImageMeta,
@@ -109,7 +110,11 @@ def throttled(
 Progress = Callable[[str, str, str, int, int | None], bool]
 
 
-class PeerMissing(ImageCacheError):
+class PeerFailed(ImageCacheError):
+    """The peer could not serve the image (its answer was not the image)."""
+
+
+class PeerMissing(PeerFailed):
     """The peer holds no servable copy of the image (404): its holder's record is stale."""
 
 
@@ -296,7 +301,7 @@ class Precacher:
             if resp.status_code == 404:
                 raise PeerMissing(f"Image {image_id}: the peer does not hold it (404).")
             if resp.status_code != 200:
-                raise ImageCacheError(f"Image {image_id}: peer answered {resp.status_code}.")
+                raise PeerFailed(f"Image {image_id}: peer answered {resp.status_code}.")
             yield from resp.iter_bytes(CHUNK)
 
     def _reverify(self, url: str, image_id: str, ticket: str) -> tuple[bool, bool]:
@@ -351,6 +356,7 @@ class Precacher:
         from_origin = from_peers = 0
         refused: list[dict[str, Any]] = []
         errors: list[str] = []
+        failed_sources: list[str] = []  # the sources that failed as senders (not this host's own disk)
         origin_failed = False
         for source in p.sources if isinstance(p.sources, list) else []:
             label = str(source.get("source"))
@@ -368,6 +374,8 @@ class Precacher:
                 break
             except (ImageCacheError, httpx.HTTPError, OSError) as exc:
                 errors.append(f"{label}: {exc}")
+                if isinstance(exc, (httpx.HTTPError, DownloadFailed, ImageVerificationError, PeerFailed)):
+                    failed_sources.append(label)
                 origin_failed = origin_failed or (
                     label == "origin" and isinstance(exc, ImageVerificationError)
                 )
@@ -398,6 +406,7 @@ class Precacher:
             )
         details = self._details("error", None, meta, started, from_origin, from_peers, refused)
         details["error"] = "; ".join(errors) or "no source to copy from"
+        details["failed_sources"] = failed_sources
         if origin_failed:  # the origin's data does not match its own hash: no retry can help
             details["origin_failed"] = True
         return TaskResult(ok=True, details=details)

@@ -242,7 +242,7 @@ def advance(session: Session, job_id: str) -> None:
         task = tasks.get(row.task_id or "")
         if row.state == planner.DOWNLOADING and (task is None or task.state != "pending"):
             why = (task.error if task is not None else None) or "its task ended without a result"
-            _failed_attempt(job, row, f"precache: {why}", now, _planned(task))
+            _failed_attempt(job, row, f"precache: {why}", now)  # no result: no sender to blame
     if job.state == "cancelling":  # nothing new starts; dead hosts are skipped; the copies in flight end it
         for row in rows:
             if row.state in planner.ACTIVE and not up.get(row.host, False):
@@ -308,6 +308,15 @@ def _planned(task: Task | None) -> tuple[str, ...]:
     return tuple(str(s.get("source")) for s in sources or [] if isinstance(s, dict))
 
 
+def _blamed(result: dict[str, Any], task: Task | None) -> tuple[str, ...]:
+    """The sources a failed copy blames: those the agent says failed as senders (a receiver's own
+    disk error blames none); every planned one from an agent that does not say."""
+    said = result.get("failed_sources")
+    if isinstance(said, list):
+        return tuple(str(s) for s in said)
+    return _planned(task)
+
+
 def _skip(session: Session, row: PrecacheHost, reason: str, now: dt.datetime) -> None:
     if row.task_id:
         queue.fail_pending(session, row.task_id, f"precache: {reason}")
@@ -317,8 +326,9 @@ def _skip(session: Session, row: PrecacheHost, reason: str, now: dt.datetime) ->
 def _failed_attempt(
     job: PrecacheJob, row: PrecacheHost, error: str, now: dt.datetime, planned: Sequence[str] = ()
 ) -> None:
-    """The copy failed: queued again (or an error after max attempts); the holders its task
-    listed are remembered (the planner avoids them for this row, or falls back to the origin)."""
+    """The copy failed: queued again (or an error after max attempts); the holders it blames
+    (`planned`: the sources that failed as senders) are remembered (the planner avoids them for
+    this row, or falls back to the origin)."""
     failed = [h for s in planned if (h := planner.peer_host(s))]
     if failed:
         row.failed_peers = sorted({*(row.failed_peers or []), *failed})
@@ -383,7 +393,7 @@ def record(session: Session, task: Task, result: dict[str, Any]) -> None:
                     queue.fail_pending(session, other.task_id, f"precache: {why}")
                 other.state, other.error, other.finished_at = planner.ERROR, why, now
     else:
-        _failed_attempt(job, row, str(result.get("error") or "copy failed"), now, _planned(task))
+        _failed_attempt(job, row, str(result.get("error") or "copy failed"), now, _blamed(result, task))
     for refusal in refused:  # a holder whose copy failed re-verification: dropped, or kept (in use);
         # or that did not hold it at all (`missing`: it was marked from a stale cache report)
         if refusal.get("dropped") or refusal.get("suspect"):

@@ -124,6 +124,28 @@ def test_every_source_failing_is_an_error(tmp_path: Path) -> None:
     assert result.details["state"] == "error"
     assert "peer:gone" in result.details["error"] and "origin" in result.details["error"]
     assert not (tmp_path / "receiver" / IMG).exists()
+    # both failed as senders: the peer unreachable, the origin's data not its hash
+    assert result.details["failed_sources"] == ["peer:gone", "origin"]
+
+
+def test_a_receivers_own_disk_error_blames_no_sender(
+    holder: PeerServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API avoids the holders a failed copy blames; a copy that failed on the receiver's own
+    disk must not cost a healthy holder its place."""
+    origin = Origin()
+    receiver, mint = _ticket("receiver")
+    cache = ImageCache(tmp_path / "receiver", origin)
+
+    def disk_full(*args: object, **kwargs: object) -> bool:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache, "fill", disk_full)
+    result = Precacher(receiver, cache, origin, mint).run(  # type: ignore[arg-type]
+        _payload({"source": "peer:holder", "url": holder.url}, {"source": "origin"})
+    )
+    assert result.details["state"] == "error" and "No space left" in result.details["error"]
+    assert result.details["failed_sources"] == []
 
 
 def test_the_transfer_cap_holds() -> None:
