@@ -6,6 +6,7 @@ import asyncio
 import hmac
 import logging
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -41,6 +42,7 @@ from kumo.image import views as image_views
 from kumo.image.routes import image_store, upload_chunks
 from kumo.image.store import ImageStore
 from kumo.metadata import backend as metadata_backend
+from kumo.metrics import IMAGE_BYTES_TO_AGENTS
 from kumo.network import dhcp, firewall
 from kumo.network import schemas as network_schemas
 from kumo.network import sync as network_sync
@@ -330,8 +332,18 @@ def image_file(
         return Response(status_code=204)
     log.info("image %s (%s bytes) downloaded by an agent", image_id, data.size)
     return StreamingResponse(
-        data.chunks, media_type="application/octet-stream", headers={"Content-Length": str(data.size)}
+        _counted(data.chunks),
+        media_type="application/octet-stream",
+        headers={"Content-Length": str(data.size)},
     )
+
+
+def _counted(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """`chunks`, each counted in IMAGE_BYTES_TO_AGENTS once the server asks for the next one
+    (it was written to the connection): an aborted download counts what was sent, not its size."""
+    for chunk in chunks:
+        yield chunk
+        IMAGE_BYTES_TO_AGENTS.inc(len(chunk))
 
 
 @router.put("/hosts/{host}/image-peer", status_code=204)
