@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from kumo import promtext
 from kumo.agent.agent import Agent
 from kumo.agent.drivers.fake import FakeDriver
 from kumo.config import Settings, get_settings
@@ -125,11 +126,7 @@ def upload_image(c: httpx.Client, data: bytes, name: str = "bench-image") -> str
 
 def counter(url: str, name: str) -> float:
     """A counter's value (summed over its labels) on the API's /metrics page."""
-    total = 0.0
-    for line in httpx.get(f"{url}/metrics", timeout=30).text.splitlines():
-        if line.startswith(name) and line[len(name)] in " {":
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    return promtext.total(httpx.get(f"{url}/metrics", timeout=30).text, name)
 
 
 class Watch:
