@@ -206,6 +206,7 @@ def run(
         precache_origin_concurrency=origin_concurrency,
         precache_peers_per_holder=peers_per_holder,
         heartbeat_timeout_seconds=300.0,  # agents heartbeat every 30 s here
+        task_poll_recheck_seconds=10.0,  # an idle agent's poll: a read every 10 s, not 2 s
     )
     try:
         kumo, image_id = fan_out(cloud, root, hosts, racks, size, rate, origin_concurrency, aggregate)

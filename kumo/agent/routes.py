@@ -53,8 +53,6 @@ from kumo.work.queue import host_key
 
 router = APIRouter(prefix="/internal/v1")
 MAX_WAIT_SECONDS = 30.0
-# A host's task long poll is woken when work for it commits; it re-reads this often besides.
-TASK_POLL_STEP_SECONDS = 2.0
 # A fleet poll has no single wake-up key to wait on (the scheduler wakes one key per host): it
 # re-reads the database this often instead. Costs that much latency before a spawn starts.
 FLEET_POLL_STEP_SECONDS = 0.25
@@ -178,7 +176,8 @@ async def work(host: str, poll: Poll, rt: Runtime = Depends(agent)) -> TaskList:
         found = await anyio.to_thread.run_sync(_pending, rt, host, poll.busy)
         if found.tasks or wait <= 0 or rt.waker.stopping.is_set():
             return found
-        step = min(wait, TASK_POLL_STEP_SECONDS)  # re-read now and then: wake-ups are a hint
+        # re-read now and then (task_poll_recheck_seconds): wake-ups are a hint
+        step = min(wait, rt.settings.task_poll_recheck_seconds)
         wait -= step
         await _async_waits(rt.waker).wait(key, seen, step)
 
