@@ -37,9 +37,13 @@ class Cloud:
         self._saved = {name: getattr(process, name) for name in settings}
         for name, value in settings.items():  # what the domain code reads, while this cloud runs
             setattr(process, name, value)
-        self.db = init_cloud(self.settings, self.password)
-        self.rt = build_runtime(self.settings, self.db)
-        self.server = ThreadedServer(self.rt).start()
+        try:
+            self.db = init_cloud(self.settings, self.password)
+            self.rt = build_runtime(self.settings, self.db)
+            self.server = ThreadedServer(self.rt).start()
+        except BaseException:
+            self._restore()
+            raise
         self.url = self.server.url
         self.agents: list[Agent] = []
 
@@ -104,6 +108,9 @@ class Cloud:
         self.stop_agents()
         self.server.stop()
         self.db.dispose()
+        self._restore()
+
+    def _restore(self) -> None:
         process = get_settings()
         for name, value in self._saved.items():
             setattr(process, name, value)

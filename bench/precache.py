@@ -68,20 +68,24 @@ def model_seconds(hosts: int, racks: int, size: int, rate: int, origin_concurren
     return t * (math.ceil(racks / origin_concurrency) - 1) + t * (1 + math.ceil(math.log(per_rack, 3)))
 
 
-def _start_job(c: httpx.Client, image_id: str, names: list[str], aggregate: bool) -> str:
-    if not aggregate:
+def _aggregate(c: httpx.Client, names: list[str]) -> int:
+    """An aggregate of these hosts (Nova's 2.81 route precaches an aggregate)."""
+    agg = c.post("/compute/v2.1/os-aggregates", json={"aggregate": {"name": f"bench-{len(names)}"}})
+    agg.raise_for_status()
+    agg_id = int(agg.json()["aggregate"]["id"])
+    for name in names:
+        add = c.post(f"/compute/v2.1/os-aggregates/{agg_id}/action", json={"add_host": {"host": name}})
+        add.raise_for_status()
+    return agg_id
+
+
+def _start_job(c: httpx.Client, image_id: str, names: list[str], aggregate: int | None) -> str:
+    if aggregate is None:
         resp = c.post(API, json={"image_ids": [image_id], "hosts": names})
         resp.raise_for_status()
         return str(resp.json()["job_id"])
-    agg = c.post("/compute/v2.1/os-aggregates", json={"aggregate": {"name": f"bench-{image_id[:8]}"}})
-    agg.raise_for_status()
-    agg_id = agg.json()["aggregate"]["id"]
-    for name in names:
-        c.post(
-            f"/compute/v2.1/os-aggregates/{agg_id}/action", json={"add_host": {"host": name}}
-        ).raise_for_status()
     resp = c.post(
-        f"/compute/v2.1/os-aggregates/{agg_id}/images",
+        f"/compute/v2.1/os-aggregates/{aggregate}/images",
         json={"cache": [{"id": image_id}]},
         headers={"OpenStack-API-Version": "compute 2.81"},
     )
@@ -101,7 +105,12 @@ def _finished(c: httpx.Client, job_id: str, timeout: float, every: float = 0.25)
 
 
 def _timed_job(
-    cloud: Cloud, c: httpx.Client, image_id: str, names: list[str], timeout: float, aggregate: bool = False
+    cloud: Cloud,
+    c: httpx.Client,
+    image_id: str,
+    names: list[str],
+    timeout: float,
+    aggregate: int | None = None,
 ) -> tuple[dict[str, Any], float, float]:
     """(the finished job, seconds from its POST to its status done, origin bytes counted)."""
     before = counter(cloud.url, ORIGIN_COUNTER)
@@ -118,9 +127,15 @@ def _downloads(cache: Path, image_id: str) -> int:
 
 
 def fan_out(
-    cloud: Cloud, root: Path, hosts: int, racks: int, size: int, rate: int, origin_concurrency: int,
+    cloud: Cloud,
+    root: Path,
+    hosts: int,
+    racks: int,
+    size: int,
+    rate: int,
+    origin_concurrency: int,
     aggregate: bool = False,
-) -> tuple[dict[str, Any], str]:  # fmt: skip
+) -> tuple[dict[str, Any], str]:
     """One precache job over `hosts` new agents in `racks`: its figures, and the image's id."""
     names = [f"h{i:03}" for i in range(hosts)]
     caches = {name: root / "caches" / name for name in names}
@@ -131,7 +146,8 @@ def fan_out(
     model = model_seconds(hosts, racks, size, rate, origin_concurrency)
     with cloud.client() as c, Watch() as watch:
         image_id = upload_image(c, os.urandom(size))
-        job, seconds, counted = _timed_job(cloud, c, image_id, names, 3 * model + 120, aggregate)
+        agg_id = _aggregate(c, names) if aggregate else None
+        job, seconds, counted = _timed_job(cloud, c, image_id, names, 3 * model + 120, agg_id)
     rows = job["hosts"]
     refusals = sum(len(h["refused"]) for h in rows)
     received = [h["bytes_from_origin"] + h["bytes_from_peers"] for h in rows if not h["refused"]]
@@ -195,9 +211,17 @@ def nova_way(cloud: Cloud, root: Path, hosts: int, sample: int, image_id: str, s
 
 
 def run(
-    root: Path, hosts: int, racks: int, size: int, rate: int, origin_concurrency: int = 4,
-    peers_per_holder: int = 2, nova_sample: int = 0, database_url: str = "", aggregate: bool = False,
-) -> tuple[dict[str, Any], dict[str, Any] | None]:  # fmt: skip
+    root: Path,
+    hosts: int,
+    racks: int,
+    size: int,
+    rate: int,
+    origin_concurrency: int = 4,
+    peers_per_holder: int = 2,
+    nova_sample: int = 0,
+    database_url: str = "",
+    aggregate: bool = False,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """One cloud: the fan-out job, then (nova_sample > 0) Nova's way in the same cloud."""
     cloud = Cloud(
         root / "state",
@@ -266,9 +290,17 @@ def main(argv: list[str] | None = None) -> int:
         url, drop = _database(args)
         try:
             kumo, measured = run(
-                root, args.hosts, args.racks, size, rate, args.origin_concurrency, args.peers_per_holder,
-                args.nova_sample if i == args.repeat - 1 else 0, url, args.aggregate,
-            )  # fmt: skip
+                root,
+                args.hosts,
+                args.racks,
+                size,
+                rate,
+                args.origin_concurrency,
+                args.peers_per_holder,
+                nova_sample=args.nova_sample if i == args.repeat - 1 else 0,
+                database_url=url,
+                aggregate=args.aggregate,
+            )
         finally:
             shutil.rmtree(root, ignore_errors=True)
             drop()
