@@ -23,8 +23,8 @@ from kumo.agent.agent import Agent
 from kumo.agent.drivers.fake import FakeDriver
 from kumo.config import Settings, get_settings
 from kumo.deploy import init_cloud
-from kumo.runtime import build_runtime
 from kumo.server import ThreadedServer
+from kumo.wiring import build_runtime
 
 
 class Cloud:
