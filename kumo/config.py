@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     # make a placement durable before its spawn leaves: kumo.db.base.durable_before_it_leaves).
     scheduler_asynchronous_commit: bool = True
     heartbeat_timeout_seconds: float = 30.0
+    # An agent's task long poll is woken when work for its host commits; the API re-reads the
+    # host's pending work this often besides (a lost wake-up costs this much latency). Each
+    # idle agent costs a read per period: longer for many agents on one small API.
+    task_poll_recheck_seconds: float = Field(default=2.0, gt=0)
     # Image precache (kumo/compute/precache, docs/precache.md): the origin serves at most this many
     # copies at once (one seed per rack), each host holding a verified copy serves at most
     # `precache_peers_per_holder` peers at once, a (host, image) is tried at most

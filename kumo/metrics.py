@@ -132,3 +132,9 @@ PRECACHE_BYTES = Counter(
     "Image bytes the hosts of precache jobs copied, by where from (origin: the image service; peer)",
     ["source"],
 )
+# Counted by the internal image file route as each chunk is handed to the connection: what the
+# image service (the precache "origin") really sent to agents, whatever the agents report.
+IMAGE_BYTES_TO_AGENTS = Counter(
+    "kumo_image_bytes_to_agents_total",
+    "Image data bytes the internal image file route (GET /internal/v1/images/{id}/file) sent to agents",
+)

@@ -6,6 +6,7 @@ import asyncio
 import hmac
 import logging
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -41,6 +42,7 @@ from kumo.image import views as image_views
 from kumo.image.routes import image_store, upload_chunks
 from kumo.image.store import ImageStore
 from kumo.metadata import backend as metadata_backend
+from kumo.metrics import IMAGE_BYTES_TO_AGENTS
 from kumo.network import dhcp, firewall
 from kumo.network import schemas as network_schemas
 from kumo.network import sync as network_sync
@@ -51,8 +53,6 @@ from kumo.work.queue import host_key
 
 router = APIRouter(prefix="/internal/v1")
 MAX_WAIT_SECONDS = 30.0
-# A host's task long poll is woken when work for it commits; it re-reads this often besides.
-TASK_POLL_STEP_SECONDS = 2.0
 # A fleet poll has no single wake-up key to wait on (the scheduler wakes one key per host): it
 # re-reads the database this often instead. Costs that much latency before a spawn starts.
 FLEET_POLL_STEP_SECONDS = 0.25
@@ -176,7 +176,8 @@ async def work(host: str, poll: Poll, rt: Runtime = Depends(agent)) -> TaskList:
         found = await anyio.to_thread.run_sync(_pending, rt, host, poll.busy)
         if found.tasks or wait <= 0 or rt.waker.stopping.is_set():
             return found
-        step = min(wait, TASK_POLL_STEP_SECONDS)  # re-read now and then: wake-ups are a hint
+        # re-read now and then (task_poll_recheck_seconds): wake-ups are a hint
+        step = min(wait, rt.settings.task_poll_recheck_seconds)
         wait -= step
         await _async_waits(rt.waker).wait(key, seen, step)
 
@@ -330,8 +331,18 @@ def image_file(
         return Response(status_code=204)
     log.info("image %s (%s bytes) downloaded by an agent", image_id, data.size)
     return StreamingResponse(
-        data.chunks, media_type="application/octet-stream", headers={"Content-Length": str(data.size)}
+        _counted(data.chunks),
+        media_type="application/octet-stream",
+        headers={"Content-Length": str(data.size)},
     )
+
+
+def _counted(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """`chunks`, each counted in IMAGE_BYTES_TO_AGENTS once the server asks for the next one
+    (it was written to the connection): an aborted download counts what was sent, not its size."""
+    for chunk in chunks:
+        yield chunk
+        IMAGE_BYTES_TO_AGENTS.inc(len(chunk))
 
 
 @router.put("/hosts/{host}/image-peer", status_code=204)

@@ -1,6 +1,8 @@
-"""bench/precache.py at CI size: 20 simulated hosts in 4 racks, an 8 MiB image, 8 MiB/s per
-transfer, over the real peer protocol on loopback. One origin copy per rack, no host twice,
-every host cached, within 1.5x the model; Nova's way measured on 2 hosts."""
+"""bench/precache.py at CI size: an in-process kumo API and 20 real agents (fake driver) in 4
+racks, each with its own image cache and peer endpoint; an 8 MiB image at 4 MiB/s per transfer,
+the job started and watched through the API. One origin copy per rack counted at the origin,
+every host's cache published the image once, within 1.5x the model; Nova's way measured on 2
+more hosts in the same cloud, and slower."""
 
 from __future__ import annotations
 
@@ -9,24 +11,27 @@ from pathlib import Path
 import pytest
 
 from bench import precache
-from kumo.compute.precache.planner import Policy
 
 pytestmark = pytest.mark.bench
 
 MIB = 1024 * 1024
 
 
-def test_twenty_hosts_in_four_racks(tmp_path: Path) -> None:
-    run = precache.fan_out(20, 4, 8 * MIB, 8 * MIB, Policy(), tmp_path / "kumo")
-    assert run["origin_bytes"] == 4 * 8 * MIB  # exactly one copy per rack
-    assert run["retries"] == 0 and run["errors"] == 0 and run["cached"] == 20
-    assert run["max_downloads_per_host"] == 1
-    assert run["origin_grants"] == 4 and run["max_bytes_received_per_host"] == 8 * MIB
-    assert run["peer_bytes"] == 16 * 8 * MIB
+def test_twenty_hosts_in_four_racks_through_the_api(tmp_path: Path) -> None:
+    size = 8 * MIB
+    run, nova = precache.run(tmp_path, 20, 4, size, 4 * MIB, nova_sample=2)
+    assert run["job_state"] == "done" and run["cached"] == 20 and run["errors"] == 0
+    assert run["origin_bytes"] == 4 * size  # counted at the origin: exactly one copy per rack
+    assert run["reported_origin_bytes"] == 4 * size and run["peer_bytes"] == 16 * size
+    assert run["origin_attempts"] == 4 and run["from_origin"] == 4 and run["retries"] == 0
+    assert run["max_downloads_per_host"] == 1 and run["min_downloads_per_host"] == 1
+    assert run["max_bytes_received_per_host"] == size
+    assert run["seconds"] <= 1.5 * run["model_seconds"], run
     assert precache.check(run) == []
-    nova = precache.nova_way(20, 2, 8 * MIB, 8 * MIB, tmp_path / "nova")
-    assert nova["origin_bytes"] == 20 * 8 * MIB and nova["measured_origin_bytes"] == 2 * 8 * MIB
-    assert nova["seconds"] > run["seconds"]
+    assert nova is not None
+    assert nova["measured_origin_bytes"] == 2 * size and nova["origin_bytes"] == 20 * size
+    assert nova["per_host_seconds"] >= size / (4 * MIB)  # the cap holds on the origin's copies too
+    assert nova["seconds"] > 2 * run["seconds"]
 
 
 def test_the_model() -> None:
@@ -39,10 +44,16 @@ def test_the_model() -> None:
 
 def test_the_check_counts_the_origin_and_each_host_not_the_self_report() -> None:
     good = {
-        "size_mib": 8, "racks": 4, "hosts": 20, "cached": 20, "seconds": 1, "model_seconds": 1,
-        "origin_bytes": 4 * 8 * MIB, "origin_grants": 4, "max_downloads_per_host": 1,
-        "max_bytes_received_per_host": 8 * MIB,
+        "size_mib": 8, "racks": 4, "hosts": 20, "cached": 20, "job_state": "done", "seconds": 1,
+        "model_seconds": 1, "origin_bytes": 4 * 8 * MIB, "origin_attempts": 4, "retries": 0,
+        "max_downloads_per_host": 1, "min_downloads_per_host": 1, "max_bytes_received_per_host": 8 * MIB,
     }  # fmt: skip
     assert precache.check(good) == []
-    assert precache.check({**good, "origin_bytes": 5 * 8 * MIB}) != []  # more than granted
+    assert precache.check({**good, "origin_bytes": 5 * 8 * MIB}) != []  # more than attempted
+    assert precache.check({**good, "origin_bytes": 3 * 8 * MIB}) != []  # not one copy per rack
+    assert precache.check({**good, "max_downloads_per_host": 2}) != []  # a host published twice
+    assert precache.check({**good, "min_downloads_per_host": 0}) != []  # a host never did
     assert precache.check({**good, "max_bytes_received_per_host": 8 * MIB + 1}) != []  # a host twice
+    assert precache.check({**good, "seconds": 1.6}) != []  # slower than 1.5x the model
+    # a retried copy: more than racks x size is allowed, up to the origin attempts
+    assert precache.check({**good, "retries": 1, "origin_attempts": 5, "origin_bytes": 5 * 8 * MIB}) == []

@@ -591,6 +591,7 @@ def _host_view(row: PrecacheHost) -> dict[str, Any]:
         "bytes_from_origin": row.bytes_from_origin,
         "bytes_from_peers": row.bytes_from_peers,
         "attempts": row.attempts,
+        "origin_attempts": row.origin_attempts,
         "refused": list(row.refused or []),
         "started_at": _iso(row.started_at),
         "finished_at": _iso(row.finished_at),

@@ -14,7 +14,6 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from kumo.agent import routes as agent_routes
 from kumo.agent import service
 from kumo.agent.agent import Agent
 from kumo.agent.drivers.fake import FakeDriver
@@ -522,7 +521,7 @@ def test_a_group_removed_through_compute_reaches_the_agent_at_once(
     """removeSecurityGroup through the compute API commits a firewall_sync whose host's agent is
     woken by the commit (kumo.db.wake_after_commit), not found by its long poll's re-read: both
     the agent's poll and the API's re-read are set to 20 s here."""
-    monkeypatch.setattr(agent_routes, "TASK_POLL_STEP_SECONDS", 20.0)
+    monkeypatch.setattr(cloud.settings, "task_poll_recheck_seconds", 20.0)
     recording = RecordingFirewall()
     token = cloud.settings.secret("agent_token")
     sync = FirewallSync(recording, exists=lambda tap: False)

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from kumo import promtext
 from kumo.agent import precache as agent_precache
 from kumo.agent.protocol import AGENT_TOKEN_HEADER
 from kumo.compute.precache import service
@@ -55,11 +56,17 @@ def test_one_origin_copy_per_rack_on_postgresql(pg_cloud: Cloud, pg_fleet: Fleet
     _one_origin_copy_per_rack(pg_cloud, pg_fleet, tmp_path)
 
 
+def _sent_to_agents(cloud: Cloud) -> float:
+    """What the internal image file route sent, counted there (not the agents' reports)."""
+    return promtext.total(httpx.get(f"{cloud.url}/metrics").text, "kumo_image_bytes_to_agents_total")
+
+
 def _one_origin_copy_per_rack(cloud: Cloud, fleet: Fleet, tmp_path: Path) -> None:
     racks = {"r1": ["pc-a1", "pc-a2", "pc-a3"], "r2": ["pc-b1", "pc-b2", "pc-b3"]}
     _hosts(fleet, tmp_path, racks)
     with cloud.client() as c:
         image = upload_image(c, content=os.urandom(SIZE))
+        sent = _sent_to_agents(cloud)
         resp = c.post(API, json={"image_ids": [image], "hosts": [h for hs in racks.values() for h in hs]})
         assert resp.status_code == 202, resp.text
         job_id = resp.json()["job_id"]
@@ -71,7 +78,9 @@ def _one_origin_copy_per_rack(cloud: Cloud, fleet: Fleet, tmp_path: Path) -> Non
         assert (job["num_hosts"], job["num_hosts_done"], job["total_errors"]) == (6, 6, 0)
         assert job["bytes_from_origin"] == 2 * SIZE  # exactly one copy per rack
         assert job["bytes_from_peers"] == 4 * SIZE
+        assert _sent_to_agents(cloud) - sent == 2 * SIZE  # and so the origin counted
         hosts = _by_host(job)
+        assert sorted(h["origin_attempts"] for h in hosts.values()) == [0, 0, 0, 0, 1, 1]
         assert {h["state"] for h in hosts.values()} == {"cached"}
         for rack, names in racks.items():
             (seed,) = [n for n in names if hosts[n]["source"] == "origin"]
