@@ -15,9 +15,10 @@ Measured:
   rebalancer-notes B4 (T = size / rate; R hosts per rack, each holder serving 2 peers):
       job ≈ T·(⌈racks / origin_concurrency⌉ − 1) + T·(1 + ⌈log₃ R⌉)
 - origin bytes counted at the origin, not reported by the agents:
-  `kumo_image_bytes_to_agents_total` on the API's /metrics (bytes the internal image file
+  `kumo_image_sent_to_agents_bytes_total` on the API's /metrics (bytes the internal image file
   route sent), before and after the job. Exactly racks × size when no copy was retried; never
-  more than the job's origin attempts × size. The job's own figure (the agents' reports) is
+  less than racks × size (a rack's hosts copy from each other only) nor more than the job's
+  origin attempts × size. The job's own figure (the agents' reports) is
   printed beside it.
 - that no host downloaded twice: each cache's record (`<image>.json`, `downloads`), and the
   bytes the job recorded per host (no more than the size unless it refused a bad copy).
@@ -59,7 +60,7 @@ from kumo.density.cloud import create_pg_database  # noqa: E402
 
 MIB = 1024 * 1024
 API = "/compute/v2.1/os-kumo-image-precache"
-ORIGIN_COUNTER = "kumo_image_bytes_to_agents_total"
+ORIGIN_COUNTER = "kumo_image_sent_to_agents_bytes_total"
 
 
 def model_seconds(hosts: int, racks: int, size: int, rate: int, origin_concurrency: int) -> float:
@@ -251,6 +252,9 @@ def check(kumo: dict[str, Any]) -> list[str]:
         missed.append("origin bytes <= the job's origin attempts x size")
     if kumo["retries"] == 0 and kumo["origin_bytes"] != kumo["racks"] * size:
         missed.append("origin bytes = exactly racks x size (no retry)")
+    # a rack's hosts copy only from each other: every rack read one whole copy, retries or not
+    if kumo["origin_bytes"] < min(kumo["racks"], kumo["hosts"]) * size:
+        missed.append("origin bytes >= racks x size (a whole copy per rack)")
     if kumo["max_downloads_per_host"] != 1 or kumo["min_downloads_per_host"] != 1:
         missed.append("every host's cache published the image exactly once")
     if kumo["max_bytes_received_per_host"] > size:

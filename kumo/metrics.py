@@ -135,6 +135,6 @@ PRECACHE_BYTES = Counter(
 # Counted by the internal image file route as each chunk is handed to the connection: what the
 # image service (the precache "origin") really sent to agents, whatever the agents report.
 IMAGE_BYTES_TO_AGENTS = Counter(
-    "kumo_image_bytes_to_agents_total",
+    "kumo_image_sent_to_agents_bytes_total",
     "Image data bytes the internal image file route (GET /internal/v1/images/{id}/file) sent to agents",
 )

@@ -371,5 +371,5 @@ class HttpImageSource:
     def chunks(self, image_id: str) -> Iterator[bytes]:
         with self.client.stream("GET", f"/images/{image_id}/file") as resp:
             if resp.status_code != 200:
-                raise ImageCacheError(f"Image {image_id}: download answered {resp.status_code}.")
+                raise DownloadFailed(f"Image {image_id}: download answered {resp.status_code}.")
             yield from resp.iter_bytes(1024 * 1024)

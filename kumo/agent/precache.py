@@ -374,7 +374,9 @@ class Precacher:
                 break
             except (ImageCacheError, httpx.HTTPError, OSError) as exc:
                 errors.append(f"{label}: {exc}")
-                if isinstance(exc, (httpx.HTTPError, DownloadFailed, ImageVerificationError, PeerFailed)):
+                # a raw httpx error is the API's (the ticket), not the sender's: the senders'
+                # come through the cache's fill as DownloadFailed (or PeerFailed, verification)
+                if isinstance(exc, (DownloadFailed, ImageVerificationError, PeerFailed)):
                     failed_sources.append(label)
                 origin_failed = origin_failed or (
                     label == "origin" and isinstance(exc, ImageVerificationError)

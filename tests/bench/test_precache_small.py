@@ -57,3 +57,6 @@ def test_the_check_counts_the_origin_and_each_host_not_the_self_report() -> None
     assert precache.check({**good, "seconds": 1.6}) != []  # slower than 1.5x the model
     # a retried copy: more than racks x size is allowed, up to the origin attempts
     assert precache.check({**good, "retries": 1, "origin_attempts": 5, "origin_bytes": 5 * 8 * MIB}) == []
+    # retried, yet less than one copy per rack counted at the origin: a rack was never seeded
+    retried = {**good, "retries": 1, "origin_attempts": 5}
+    assert precache.check({**retried, "origin_bytes": 3 * 8 * MIB}) != []

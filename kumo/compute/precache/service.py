@@ -311,10 +311,12 @@ def _planned(task: Task | None) -> tuple[str, ...]:
 def _blamed(result: dict[str, Any], task: Task | None) -> tuple[str, ...]:
     """The sources a failed copy blames: those the agent says failed as senders (a receiver's own
     disk error blames none); every planned one from an agent that does not say."""
+    planned = _planned(task)
     said = result.get("failed_sources")
-    if isinstance(said, list):
-        return tuple(str(s) for s in said)
-    return _planned(task)
+    if isinstance(said, list):  # only what its task planned: an agent blames no other holder
+        named = {str(s) for s in said}
+        return tuple(s for s in planned if s in named)
+    return planned
 
 
 def _skip(session: Session, row: PrecacheHost, reason: str, now: dt.datetime) -> None:

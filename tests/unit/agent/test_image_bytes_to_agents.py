@@ -1,4 +1,4 @@
-"""The internal image file route counts what it sent (kumo_image_bytes_to_agents_total): a chunk
+"""The internal image file route counts what it sent (kumo_image_sent_to_agents_bytes_total): a chunk
 once the server asks for the next one, so a download cut short counts what went out, not the size."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from kumo.agent import routes
 
 
 def _sent() -> float:
-    return REGISTRY.get_sample_value("kumo_image_bytes_to_agents_total") or 0.0
+    return REGISTRY.get_sample_value("kumo_image_sent_to_agents_bytes_total") or 0.0
 
 
 def test_every_chunk_counts_once_it_was_handed_on() -> None:

@@ -15,7 +15,7 @@ import pytest
 from kumo.agent import precache as agent_precache
 from kumo.agent.agent import Agent
 from kumo.agent.drivers.fake import FakeDriver
-from kumo.agent.imagecache import ImageCache, ImageMeta
+from kumo.agent.imagecache import HttpImageSource, ImageCache, ImageMeta
 from kumo.agent.precache import TICKET_HEADER, PeerServer, Precacher, throttled
 from kumo.agent.protocol import TaskOut
 from kumo.compute.precache import tickets
@@ -145,6 +145,76 @@ def test_a_receivers_own_disk_error_blames_no_sender(
         _payload({"source": "peer:holder", "url": holder.url}, {"source": "origin"})
     )
     assert result.details["state"] == "error" and "No space left" in result.details["error"]
+    assert result.details["failed_sources"] == []
+
+
+def test_a_ticket_the_api_refused_blames_no_sender(holder: PeerServer, tmp_path: Path) -> None:
+    """The ticket comes from the API (a 403 when the job no longer plans that transfer): its
+    error is no fault of the peer, which was never asked."""
+    origin = Origin(data=b"wrong data")
+
+    def refused(image_id: str, sender: str) -> str:
+        request = httpx.Request("POST", "http://api/internal/v1/precache/tickets")
+        raise httpx.HTTPStatusError("403", request=request, response=httpx.Response(403, request=request))
+
+    cache = ImageCache(tmp_path / "receiver", origin)
+    result = Precacher("receiver", cache, origin, refused).run(
+        _payload({"source": "peer:holder", "url": holder.url}, {"source": "origin"})
+    )
+    assert result.details["state"] == "error" and "peer:holder" in result.details["error"]
+    assert holder.served == 0
+    assert result.details["failed_sources"] == ["origin"]  # its data is not its hash; not the peer
+
+
+@pytest.mark.parametrize("status", [404, 500])
+def test_a_peer_that_answers_an_error_is_blamed(tmp_path: Path, status: int) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status)
+
+    origin = Origin()
+    receiver, mint = _ticket("receiver")
+    cache = ImageCache(tmp_path / "receiver", origin)
+    peers = httpx.Client(transport=httpx.MockTransport(answer))
+    result = Precacher(receiver, cache, origin, mint, peers=peers).run(  # type: ignore[arg-type]
+        _payload({"source": "peer:bad", "url": "http://bad"})
+    )
+    assert result.details["state"] == "error" and str(status) in result.details["error"]
+    assert result.details["failed_sources"] == ["peer:bad"]
+
+
+def test_an_origin_that_answers_an_error_failed_as_a_sender(tmp_path: Path) -> None:
+    digest = hashlib.sha512(DATA).hexdigest()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/file"):
+            return httpx.Response(503)
+        body = {"id": IMG, "status": "active", "disk_format": "raw", "size": len(DATA)}
+        return httpx.Response(200, json={**body, "os_hash_algo": "sha512", "os_hash_value": digest})
+
+    origin = HttpImageSource(httpx.Client(base_url="http://api", transport=httpx.MockTransport(answer)))
+    receiver, mint = _ticket("receiver")
+    cache = ImageCache(tmp_path / "receiver", origin)
+    result = Precacher(receiver, cache, origin, mint).run(_payload({"source": "origin"}))  # type: ignore[arg-type]
+    assert result.details["state"] == "error" and "503" in result.details["error"]
+    assert result.details["failed_sources"] == ["origin"]
+
+
+def test_a_write_failing_on_the_receivers_disk_blames_no_sender(
+    holder: PeerServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real fill, its partial file unwritable: the peer sent good data, the disk failed."""
+    origin = Origin()
+    receiver, mint = _ticket("receiver")
+    cache = ImageCache(tmp_path / "receiver", origin)
+
+    def failing_fsync(fd: int) -> None:  # after the whole stream was written: the peer sent it all
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    result = Precacher(receiver, cache, origin, mint).run(  # type: ignore[arg-type]
+        _payload({"source": "peer:holder", "url": holder.url})
+    )
+    assert result.details["state"] == "error" and "Input/output error" in result.details["error"]
     assert result.details["failed_sources"] == []
 
 

@@ -58,7 +58,7 @@ def test_one_origin_copy_per_rack_on_postgresql(pg_cloud: Cloud, pg_fleet: Fleet
 
 def _sent_to_agents(cloud: Cloud) -> float:
     """What the internal image file route sent, counted there (not the agents' reports)."""
-    return promtext.total(httpx.get(f"{cloud.url}/metrics").text, "kumo_image_bytes_to_agents_total")
+    return promtext.total(httpx.get(f"{cloud.url}/metrics").text, "kumo_image_sent_to_agents_bytes_total")
 
 
 def _one_origin_copy_per_rack(cloud: Cloud, fleet: Fleet, tmp_path: Path) -> None:

@@ -20,3 +20,8 @@ def test_a_receivers_own_failure_blames_no_one() -> None:
 def test_an_agent_that_does_not_say_blames_every_planned_source() -> None:
     assert service._blamed({"error": "copy failed"}, PLANNED) == ("peer:h2", "peer:h3", "origin")
     assert service._blamed({}, None) == ()
+
+
+def test_an_agent_blames_only_sources_its_task_planned() -> None:
+    said = {"failed_sources": ["peer:h9", "origin", "peer:h2"]}
+    assert service._blamed(said, PLANNED) == ("peer:h2", "origin")
