@@ -1,6 +1,6 @@
 """bench/precache.py at CI size: an in-process kumo API and 20 real agents (fake driver) in 4
-racks, each with its own image cache and peer endpoint; an 8 MiB image at 4 MiB/s per transfer,
-the job started and watched through the API. One origin copy per rack counted at the origin,
+racks, each with its own image cache and peer endpoint; an 8 MiB image at 2 MiB/s per transfer
+(T = 4 s, slack for the load of CI's other tests), the job started and watched through the API. One origin copy per rack counted at the origin,
 every host's cache published the image once, within 1.5x the model; Nova's way measured on 2
 more hosts in the same cloud, and slower."""
 
@@ -19,7 +19,8 @@ MIB = 1024 * 1024
 
 def test_twenty_hosts_in_four_racks_through_the_api(tmp_path: Path) -> None:
     size = 8 * MIB
-    run, nova = precache.run(tmp_path, 20, 4, size, 4 * MIB, nova_sample=2)
+    rate = 2 * MIB
+    run, nova = precache.run(tmp_path, 20, 4, size, rate, nova_sample=2)
     assert run["job_state"] == "done" and run["cached"] == 20 and run["errors"] == 0
     assert run["origin_bytes"] == 4 * size  # counted at the origin: exactly one copy per rack
     assert run["reported_origin_bytes"] == 4 * size and run["peer_bytes"] == 16 * size
@@ -30,7 +31,7 @@ def test_twenty_hosts_in_four_racks_through_the_api(tmp_path: Path) -> None:
     assert precache.check(run) == []
     assert nova is not None
     assert nova["measured_origin_bytes"] == 2 * size and nova["origin_bytes"] == 20 * size
-    assert nova["per_host_seconds"] >= size / (4 * MIB)  # the cap holds on the origin's copies too
+    assert nova["per_host_seconds"] >= size / rate  # the cap holds on the origin's copies too
     assert nova["seconds"] > 2 * run["seconds"]
 
 
