@@ -26,6 +26,7 @@ from kumo.compute.models import Instance, ServerGroup, ServerGroupMember
 from kumo.db import Database
 from kumo.db.migrate import upgrade
 from kumo.placement.models import Allocation
+from kumo.store import choice  # noqa: F401  (registers the chooser of every Database's store)
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 

@@ -4,8 +4,10 @@ registers the chooser of every Database's store), and registers the hooks that l
 layers call up without importing the layers above them (the work queue's hooks; placement's
 rules for providers in use; the metadata service's reader of an instance's ports;
 networking's reader of a baremetal node's NICs). Every
-process that enqueues or settles work calls `install()` once before it does (the API app,
-`kumo scheduler`, the tests' session fixture); calling it again changes nothing.
+process that enqueues or settles work calls `install()` once before it does; `build_runtime`
+calls it, so every process holding a runtime (the API app, `kumo scheduler`, `kumo up`, the
+benchmarks, the tests' clouds) has the hooks before its first request or pass; calling it again
+changes nothing.
 
 Ordering rule: work hooks run in registration order, all of them before the server's own
 settling (kumo.compute.server_ops.settle), so baremetal's node hook moves a node with its
@@ -36,6 +38,9 @@ from kumo.work import hooks
 
 
 def build_runtime(settings: Settings, db: Database | None = None) -> Runtime:
+    """A process's runtime, with the hooks installed (`install`): a process that builds one
+    enqueues or settles work through it."""
+    install()
     database = db or Database(settings.resolved_database_url)
 
     def load_revoked() -> Revocations:
