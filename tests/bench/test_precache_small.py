@@ -1,8 +1,8 @@
 """bench/precache.py at CI size: an in-process kumo API and 20 real agents (fake driver) in 4
 racks, each with its own image cache and peer endpoint; an 8 MiB image at 2 MiB/s per transfer
-(T = 4 s, slack for the load of CI's other tests), the job started and watched through the API. One origin copy per rack counted at the origin,
-every host's cache published the image once, within 1.5x the model; Nova's way measured on 2
-more hosts in the same cloud, and slower."""
+(T = 4 s, slack for the load of CI's other tests), the job started and watched through the API.
+One origin copy per rack counted at the origin, every host's cache published the image once,
+within 1.5x the model; Nova's way measured on 2 more hosts in the same cloud, and slower."""
 
 from __future__ import annotations
 
