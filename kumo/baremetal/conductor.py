@@ -300,6 +300,9 @@ class Conductor(ApiLink):
         self._sync_pool = ThreadPoolExecutor(bmc_concurrency, thread_name_prefix=f"sync-{name}")
         self._queues: dict[str, deque[HostTask]] = {}  # node uuid → its tasks not started yet
         self._running: set[str] = set()  # nodes with a drain on the pool
+        # nodes a task was queued for since the power sync pass in progress began: what that
+        # pass read of them may predate the task's result, and must not overwrite it
+        self._tasked_during_sync: set[str] = set()
         self._aborts: dict[str, threading.Event] = {}  # node uuid → set when the node moves away
         self._threads: list[threading.Thread] = []
         self.last_sync: SyncPass | None = None
@@ -455,6 +458,7 @@ class Conductor(ApiLink):
                 self._pool.submit(self._run_one, node, task, threading.Event())
                 return True
             self._queues.setdefault(task.host, deque()).append(task)
+            self._tasked_during_sync.add(task.host)
             if task.host in self._running:
                 return True
             self._running.add(task.host)
@@ -514,15 +518,22 @@ class Conductor(ApiLink):
 
     # -- power sync ---------------------------------------------------------------------------
     def sync_power_states(self) -> SyncPass | None:
-        """One pass over the owned nodes that no task is working on; reported in one call."""
+        """One pass over the owned nodes that no task is working on; reported in one call. A node
+        that a task came for while the pass read it is left out: the reading may be older than
+        the task's result (a tear-down's power off reported first, then overwritten by "on")."""
         with self._lock:
             busy = self._running | self._queues.keys()
             nodes = [n for u, n in self._nodes.items() if u not in busy]
+            self._tasked_during_sync.clear()
         if not nodes:
             return None
         result = power_sync_pass(nodes, self.hardware, self._sync_pool)
         with self._lock:  # a node that moved away during the pass is its new owner's to report
-            states = {u: s for u, s in result.states.items() if u in self._nodes}
+            states = {
+                u: s
+                for u, s in result.states.items()
+                if u in self._nodes and u not in self._tasked_during_sync
+            }
         self._call("PUT", f"/conductors/{self.name}/power-states", json={"nodes": states})
         self.last_sync = result
         log.info(

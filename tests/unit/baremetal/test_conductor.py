@@ -266,6 +266,21 @@ def test_power_sync_leaves_out_nodes_a_task_is_working_on(api: FakeAPI, conducto
     assert [states for _, states in api.power_reports] == [{idle: POWER_OFF}]
 
 
+def test_power_sync_leaves_out_a_node_a_task_came_for_during_the_pass(api: FakeAPI, conductors: Any) -> None:
+    """The pass read the node "on"; a tear-down (here a power off) came, ran and was reported
+    while the pass went on: the pass's older reading must not overwrite the task's result."""
+    slow = api.add_node("c1", fake_latency=1.5)  # the pass's read of it takes 1.5 s
+    idle = api.add_node("c1")
+    fake_driver.machine(slow, api.nodes[slow]["driver_info"]).power = POWER_ON
+    c1 = conductors("c1")
+    sync = threading.Thread(target=c1.sync_power_states)
+    sync.start()
+    task = api.add_task(slow, "node_power", target=POWER_OFF)
+    assert wait_for(lambda: api.result(task))["details"] == {"power_state": POWER_OFF}
+    sync.join()
+    assert [states for _, states in api.power_reports] == [{idle: POWER_OFF}]
+
+
 def test_a_driver_that_fails_to_load_fails_the_task_not_the_node(api: FakeAPI, conductors: Any) -> None:
     calls = {"n": 0}
 
