@@ -32,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import replace
@@ -139,8 +140,26 @@ def stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
 
 def last_row(proc: subprocess.Popen[str], stdin: str | None, timeout: float) -> dict[str, Any]:
     """The prober's result line, after it ends (told to by `stdin`, or by itself); an error
-    carrying what it wrote to stderr when it ended without one."""
-    out, err = proc.communicate(stdin, timeout=timeout)
+    carrying what it wrote to stderr when it ended without one. Read through the same buffered
+    stdout its "ready" line was read from: communicate() reads the raw pipe, and loses a result
+    that arrived together with "ready" (an offer answered within milliseconds, the reader
+    descheduled meanwhile: "exited 0 without a result"). Killed after `timeout` seconds."""
+    assert proc.stdout is not None and proc.stderr is not None
+    if proc.stdout.closed:
+        raise AssertionError(f"the prober was stopped (exit {proc.returncode}) before its result")
+    watchdog = threading.Timer(timeout, proc.kill)
+    watchdog.start()
+    try:
+        if stdin is not None and proc.stdin is not None and not proc.stdin.closed:
+            try:
+                proc.stdin.write(stdin)
+                proc.stdin.close()
+            except (BrokenPipeError, ValueError):  # it ended already: its output tells
+                pass
+        out, err = proc.stdout.read(), proc.stderr.read()
+        proc.wait()
+    finally:
+        watchdog.cancel()
     lines = out.strip().splitlines()
     if not lines:
         raise AssertionError(f"the prober exited {proc.returncode} without a result: {err.strip()}")

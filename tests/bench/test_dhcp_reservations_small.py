@@ -21,11 +21,11 @@ def test_thousand_reservations(capsys: pytest.CaptureFixture[str]) -> None:
     reason = dhcp_reservations.unusable_reason()
     if reason:
         pytest.skip(f"bench/dhcp_reservations.py: {reason}")
-    # Known flake of some full-suite runs, cause not yet seen: the "ENODEV" it showed is what a
-    # prober still running prints when the bench's own cleanup deletes its veth after another
-    # failure (the bench now stops its probers first and puts a prober's stderr in the error).
-    # Nothing in kumo/, tests/ or scripts/ deletes the prober's veth or namespace. One more run
-    # from scratch, the first failure printed; a second failure fails the test.
+    # The flake of some full-suite runs ("the prober exited 0 without a result") was the bench
+    # reading the prober's result with communicate() after its "ready" line through the buffered
+    # stdout: a result that arrived with "ready" sat in that buffer and was lost (fixed in
+    # bench/dhcp_reservations.py's last_row). One more run from scratch stays, the first failure
+    # printed; a second failure fails the test.
     try:
         assert dhcp_reservations.main(["--sizes", "1000", "--repeat", "2"]) == 0
     except (AssertionError, IndexError) as first:
